@@ -1,0 +1,30 @@
+# Two commands on a fresh machine with only Python 3.11:  make demo  ·  make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+OUT    ?= demo-output
+SCALE  ?= 1000000
+
+.PHONY: demo test bench install clean
+
+# Dependencies are installed once per change of pyproject.toml; the package itself is re-installed
+# (plain, non-editable) every time so that tests run against what users get from `pip install .`.
+$(VENV)/.deps: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet ".[test]"
+	touch $@
+
+install: $(VENV)/.deps
+	$(BIN)/pip install --quiet --no-deps --force-reinstall .
+
+demo: install
+	$(BIN)/fundwatch demo --out $(OUT)
+
+test: install
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python -m pipelines.bench --persons $(SCALE) --out reports/bench.json
+
+clean:
+	rm -rf $(VENV) $(OUT) build *.egg-info

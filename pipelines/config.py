@@ -1,0 +1,73 @@
+"""Configuration: defaults from CONTRACT.md, overridable from a YAML file and per region.
+
+One Config object is passed down explicitly; nothing reads a global.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS: dict[str, Any] = {
+    # Rule parameters: rules/<ID>.yaml carries each default; entries here override it for all
+    # regions, and regions.<region_code>.rules.<ID> overrides it for one region (行政区划代码).
+    "rules": {},
+    "regions": {},
+    "disabled_rules": [],
+    # Accounts known to be 财政专户 besides those seen with that account_type in the extracts.
+    "fiscal_accounts": [],
+    "casework": {
+        "verify_working_days": 20,      # 核查期限: working days after issue
+        "escalate_after_days": 90,      # 挂牌督办: loss not recovered this many days after detection
+        "major_from": 100000,           # 重大要情 from this amount (yuan)
+        "ministry_from": 500000,        # 重大要情（报部） from this amount
+        "report_working_days": 5,       # 重大要情 report due this many working days after verification
+    },
+    "outlier": {"max_share": 0.002, "seed": 20260101, "contamination": 0.001},
+    "schedule": {"cron": "0 2 * * *", "timezone": "Asia/Shanghai"},
+    "duckdb": {"memory_limit": None, "temp_directory": None},
+}
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass
+class Config:
+    data: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULTS))
+    source: Path | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise SystemExit(f"config file {path} not found")
+    except yaml.YAMLError as exc:
+        raise SystemExit(f"config file {path} is not valid YAML: {exc}")
+    if not isinstance(loaded, dict):
+        raise SystemExit(f"config file {path}: expected a mapping at the top level")
+    unknown = set(loaded) - set(DEFAULTS)
+    if unknown:
+        raise SystemExit(f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}")
+    return Config(_merge(DEFAULTS, loaded), path)

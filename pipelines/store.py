@@ -1,0 +1,156 @@
+"""The DuckDB store: one file holding extracts, the ingest ledger, suspects and their history.
+
+Every module receives a connection from here; none opens its own. The schema is created
+idempotently on connect, so an old store opened by a newer fundwatch gains any new tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from .extracts import EXTRACTS, SQL_TYPES
+
+# Bookkeeping columns every extract table carries: where each row came from.
+LINEAGE_COLUMNS = (
+    ("_source_file", "VARCHAR"),
+    ("_row_number", "BIGINT"),
+    ("_delivery", "VARCHAR"),
+    ("_file_hash", "VARCHAR"),
+)
+
+CASEWORK_DDL = """
+create table if not exists ingest_ledger (
+    file_hash      varchar primary key,  -- sha256 of the file's bytes: a file seen before is skipped
+    source_file    varchar not null,
+    delivery       varchar,
+    extract        varchar,
+    rows_total     bigint,
+    rows_accepted  bigint,
+    rows_rejected  bigint,
+    rows_replaced  bigint,              -- accepted rows that replaced an earlier delivery's row
+    ingested_at    timestamp,
+    run_id         varchar
+);
+create table if not exists rejected_rows (
+    extract      varchar,
+    source_file  varchar,
+    row_number   bigint,               -- 1-based data row (the header is row 0)
+    column_name  varchar,
+    reason       varchar,
+    raw          varchar,               -- the row as delivered, JSON of header -> text
+    file_hash    varchar,
+    delivery     varchar,
+    rejected_at  timestamp
+);
+create table if not exists suspects (
+    suspect_id        varchar primary key,
+    rule_id           varchar not null,
+    subject           varchar not null,  -- person_id, payment_id, txn_id or bank_account
+    person_id         varchar,
+    agency_code       varchar,
+    period_from       varchar,           -- YYYYMM
+    period_to         varchar,
+    amount            decimal(18,2),     -- 涉及金额
+    status            varchar not null,  -- 待下发/已下发/核查中/已移送/已销号/已重开
+    first_detected_on date,
+    last_detected_on  date,
+    evidence          json,
+    outcome           varchar,           -- 核实结果 (1..7 with its text)
+    recovered_amount  decimal(18,2),     -- 追回金额
+    closed_on         date,
+    -- casework (CONTRACT §5)
+    name              varchar,
+    severity          varchar,
+    issued_on         date,              -- 下发日期 (first issue)
+    deadline          date,              -- 核查期限
+    verified_on       date,              -- 核实日期
+    verification_note varchar,           -- 核实说明
+    overdue           boolean default false,  -- 逾期
+    escalated         boolean default false,  -- 挂牌督办
+    major_class       varchar,           -- 要情 / 重大要情 / 重大要情（报部）
+    report_due        date
+);
+create table if not exists suspect_events (
+    suspect_id  varchar not null,
+    happened_at timestamp not null,
+    event       varchar not null,        -- detected/updated/reopened/issued/returned/closed/transferred/overdue/escalated/...
+    detail      json,
+    run_id      varchar
+);
+create table if not exists runs (
+    run_id      varchar primary key,
+    command     varchar,
+    started_at  timestamp,
+    finished_at timestamp,
+    as_of       date,
+    status      varchar,                 -- running/completed/failed
+    summary     json
+);
+create table if not exists audit_log (
+    happened_at timestamp,
+    actor       varchar,                 -- OS user running fundwatch
+    action      varchar,                 -- export_worklist/export_summary/apply_return/...
+    file        varchar,
+    file_hash   varchar,
+    agency_code varchar,
+    suspect_ids json,
+    detail      json
+);
+"""
+
+
+def extract_table_ddl(kind: str) -> str:
+    spec = EXTRACTS[kind]
+    cols = [f"{c.name} {SQL_TYPES[c.type]}" for c in spec.columns]
+    cols += [f"{n} {t}" for n, t in LINEAGE_COLUMNS]
+    return f"create table if not exists {kind} ({', '.join(cols)})"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for kind in EXTRACTS:
+        con.execute(extract_table_ddl(kind))
+    for stmt in CASEWORK_DDL.split(";"):
+        if stmt.strip():
+            con.execute(stmt)
+
+
+def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (and on first use create) the store. Personal data: the file is made owner-only (0600)."""
+    db_path = Path(db_path)
+    if read_only:
+        return duckdb.connect(str(db_path), read_only=True)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    # Owner-only from the first byte: the store and its WAL hold ID numbers and bank accounts.
+    old_umask = os.umask(0o077)
+    try:
+        con = duckdb.connect(str(db_path))
+    finally:
+        os.umask(old_umask)
+    if memory_limit:
+        con.execute(f"set memory_limit = '{memory_limit}'")
+    ensure_schema(con)
+    return con
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All or nothing: a crash or exception inside leaves the store as it was."""
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    else:
+        con.execute("commit")
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None):
+    """First column of the first row (DuckDB 2: results must be fetched to the end)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
