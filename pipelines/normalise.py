@@ -1,0 +1,296 @@
+"""Normalisation (规范化) of delivered text into the stored forms of pipelines/extracts.py.
+
+Every parser here is a pair of Polars expressions over a column read as text: the value in its
+stored type, and a reason a clerk understands when the text cannot be accepted (null when it can).
+Ingest evaluates them for a whole file at once, so a million rows cost one pass, not a million
+Python calls. `normalise_person_id` is the same rule for one value (tests, returns, notebooks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from .extracts import DEATH_SOURCES, INSURANCE_TYPES, Column
+
+# Government exports mix full-width (全角) characters into numbers typed by hand.
+_FULLWIDTH = {chr(0xFF10 + i): str(i) for i in range(10)}
+_FULLWIDTH.update({"Ｘ": "X", "ｘ": "x", "．": ".", "－": "-", "−": "-", "，": ",", "＋": "+",
+                   "／": "/", "：": ":", "\u3000": " ", "Ｅ": "E", "ｅ": "e"})
+_FW_FROM = list(_FULLWIDTH)
+_FW_TO = list(_FULLWIDTH.values())
+
+# GB 11643-1999: weights 2^(17-i) mod 11 of the first 17 digits; the sum mod 11 picks the check char.
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+ID_PATTERN = r"^[0-9]{17}[0-9X]$"
+_SCIENTIFIC = r"^[0-9]+(\.[0-9]+)?E[+]?[0-9]+$"
+
+# Excel counts days from 1899-12-30 (the 1900 leap-year bug folded in); five digits = 1927..2173.
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+MIN_YEAR, MAX_YEAR = 1900, 2100
+MIN_PERIOD = "195001"
+
+
+def label(col: Column) -> str:
+    """How a clerk sees a column in a reason: the Chinese header with the canonical name."""
+    return f"{col.alias}({col.name})"
+
+
+def ascii_fold(e: pl.Expr) -> pl.Expr:
+    """Full-width digits, X, punctuation and the ideographic space to their ASCII forms."""
+    return e.str.replace_many(_FW_FROM, _FW_TO)
+
+
+def clean_text(e: pl.Expr) -> pl.Expr:
+    """Trimmed (incl. full-width spaces); empty -> null."""
+    t = e.str.strip_chars()
+    return pl.when(t.str.len_bytes() > 0).then(t)
+
+
+# ---------------------------------------------------------------------------------- person_id
+
+def check_digit(first17: str) -> str:
+    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS))
+    return _ID_CHECK[total % 11]
+
+
+def normalise_person_id(text: str | None) -> tuple[str | None, str | None]:
+    """(18-character id, None) or (None, reason). Same rule as `person_id_exprs`, one value at a time."""
+    df = pl.DataFrame({"v": [text]}, schema={"v": pl.Utf8})
+    value, reason = person_id_exprs(clean_text(pl.col("v")))
+    out = df.select(value.alias("value"), reason.alias("reason")).row(0)
+    if text is None or (out[0] is None and out[1] is None):
+        return None, "公民身份号码为空"
+    return out[0], out[1]
+
+
+def _id_check_char(t18: pl.Expr) -> pl.Expr:
+    total = pl.sum_horizontal(
+        [t18.str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(_ID_WEIGHTS)]
+    )
+    return (total % 11).replace_strict(list(range(11)), list(_ID_CHECK), default=None, return_dtype=pl.Utf8)
+
+
+def id_check_digit_ok(e: pl.Expr) -> pl.Expr:
+    """True where an already normalised 18-character id carries its correct check digit."""
+    return e.str.contains(ID_PATTERN) & (_id_check_char(e) == e.str.slice(17, 1))
+
+
+def person_id_exprs(s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(normalised id, reason). `s` is cleaned text (null = empty)."""
+    t = ascii_fold(s).str.replace_all(r"\s+", "").str.to_uppercase()
+    is15 = t.str.contains(r"^[0-9]{15}$")
+    # A 15-digit number (1985-1999 issue) has a 2-digit year, all 19xx, and no check digit.
+    t18 = pl.when(is15).then(t.str.slice(0, 6) + pl.lit("19") + t.str.slice(6)).otherwise(t)
+    t18 = pl.when(is15).then(t18 + _id_check_char(t18)).otherwise(t18)
+    expected = _id_check_char(t18)
+    got = t18.str.slice(17, 1)
+    n = t.str.len_chars()
+    reason = (
+        pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
+        .when(t.str.contains(_SCIENTIFIC))
+        .then(pl.format("公民身份号码被Excel转成了科学计数法({})，后几位已丢失无法恢复: 请把该列设为文本后重新导出", s))
+        .when(t.str.contains(r"^[0-9]+X?$") & (n != 18) & ~is15)
+        .then(pl.format("公民身份号码长度错误: {}位 (应为18位，或15位旧号码)", n))
+        .when(~t18.str.contains(ID_PATTERN))
+        .then(pl.lit("公民身份号码含非法字符 (只能是数字，末位可为X)"))
+        .when(expected != got)
+        .then(pl.format("公民身份号码校验位错误: expected {}, got {}", expected, got))
+    )
+    value = pl.when(reason.is_null() & s.is_not_null()).then(t18)
+    return value, reason
+
+
+# ---------------------------------------------------------------------------------- dates
+
+_DATE_RE = r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
+_TIME_RE = r"(?:[ T]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?)?$"
+
+
+def _canonical_date_text(s: pl.Expr) -> pl.Expr:
+    """YYYYMMDD and YYYY/MM/DD (with any time part) rewritten as YYYY-MM-DD…"""
+    t = ascii_fold(s).str.strip_chars()
+    d8 = t.str.contains(r"^[0-9]{8}(?:[ T].*)?$")
+    slash = t.str.contains(r"^[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}(?:[ T].*)?$")
+    return (
+        pl.when(d8).then(t.str.slice(0, 4) + "-" + t.str.slice(4, 2) + "-" + t.str.slice(6))
+        .when(slash).then(t.str.replace_all("/", "-", literal=True))
+        .otherwise(t)
+    )
+
+
+def _excel_serial(t: pl.Expr) -> pl.Expr:
+    """Days (with fraction) since 1899-12-30 when the text is an Excel serial number, else null."""
+    return pl.when(t.str.contains(r"^[0-9]{5}(\.[0-9]+)?$")).then(t.cast(pl.Float64, strict=False))
+
+
+def _year_ok(d: pl.Expr) -> pl.Expr:
+    return d.dt.year().is_between(MIN_YEAR, MAX_YEAR)
+
+
+def date_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
+    """(DATE, reason). A time part is accepted only when it is midnight (an export artefact)."""
+    t = _canonical_date_text(s)
+    parts = t.str.extract_groups(_DATE_RE + _TIME_RE)
+    midnight = (
+        pl.concat_str(parts.struct[3], parts.struct[4], parts.struct[5], parts.struct[6], ignore_nulls=True)
+        .str.contains(r"^0*$")
+    )
+    d = t.str.extract(_DATE_RE, 0).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    serial = _excel_serial(t)
+    serial_date = pl.lit(_EXCEL_EPOCH) + pl.duration(days=serial.floor().cast(pl.Int64))
+    value = pl.when(serial.is_not_null()).then(serial_date).when(midnight).then(d)
+    reason = (
+        pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
+        .when(value.is_null())
+        .then(pl.format(f"{label(col)} 不是有效日期: '{{}}' (应为YYYY-MM-DD、YYYYMMDD或YYYY/MM/DD)", s))
+        .when(~_year_ok(value))
+        .then(pl.format(f"{label(col)} 年份超出范围({MIN_YEAR}-{MAX_YEAR}): '{{}}'", s))
+    )
+    return pl.when(reason.is_null()).then(value), reason
+
+
+def datetime_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
+    """(TIMESTAMP, reason). A bare date is midnight; seconds and fractions are optional."""
+    t = _canonical_date_text(s)
+    p = t.str.extract_groups(_DATE_RE + _TIME_RE)
+    d = t.str.extract(_DATE_RE, 0).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    hh = p.struct[3].cast(pl.Int64, strict=False).fill_null(0)
+    mm = p.struct[4].cast(pl.Int64, strict=False).fill_null(0)
+    ss = p.struct[5].cast(pl.Int64, strict=False).fill_null(0)
+    us = p.struct[6].str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int64, strict=False).fill_null(0)
+    time_ok = (hh < 24) & (mm < 60) & (ss < 60)
+    parsed = d.cast(pl.Datetime("us")) + pl.duration(hours=hh, minutes=mm, seconds=ss, microseconds=us)
+    serial = _excel_serial(t)
+    serial_ts = pl.lit(dt.datetime(1899, 12, 30)).cast(pl.Datetime("us")) + pl.duration(
+        microseconds=(serial * 86_400_000_000).round(0).cast(pl.Int64)
+    )
+    value = (
+        pl.when(serial.is_not_null()).then(serial_ts)
+        .when(p.struct[0].is_not_null() & time_ok).then(parsed)
+    )
+    reason = (
+        pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
+        .when(value.is_null())
+        .then(pl.format(f"{label(col)} 不是有效日期时间: '{{}}' (应为YYYY-MM-DD[ HH:MM[:SS]])", s))
+        .when(~_year_ok(value))
+        .then(pl.format(f"{label(col)} 年份超出范围({MIN_YEAR}-{MAX_YEAR}): '{{}}'", s))
+    )
+    return pl.when(reason.is_null()).then(value), reason
+
+
+# ---------------------------------------------------------------------------------- periods
+
+def max_period(today: dt.date | None = None) -> str:
+    """The latest plausible 所属期: one year after this month (advance payments, never decades)."""
+    today = today or dt.date.today()
+    return f"{today.year + 1:04d}{today.month:02d}"
+
+
+def period_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[pl.Expr, pl.Expr]:
+    """('YYYYMM', reason) from YYYYMM, YYYY-MM, YYYY/MM, YYYY年MM月, or a first-of-month date
+    (Excel turns a typed 2026-11 into the date 2026-11-01)."""
+    t = ascii_fold(s).str.strip_chars()
+    g = t.str.extract_groups(
+        r"^([0-9]{4})(?:([0-9]{2})|[-/]([0-9]{1,2})(?:[-/]0?1(?:[ T]0?0:00(?::00(?:\.0+)?)?)?)?|年([0-9]{1,2})月)$"
+    )
+    month = pl.coalesce(g.struct[1], g.struct[2], g.struct[3]).cast(pl.Int32, strict=False)
+    text = g.struct[0] + month.cast(pl.Utf8).str.pad_start(2, "0")
+    hi = max_period(today)
+    reason = (
+        pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
+        .when(g.struct[0].is_null() | month.is_null())
+        .then(pl.format(f"{label(col)} 不是有效年月: '{{}}' (应为YYYYMM或YYYY-MM)", s))
+        .when(~month.is_between(1, 12))
+        .then(pl.format(f"{label(col)} 月份无效: '{{}}'", s))
+        .when((text < MIN_PERIOD) | (text > hi))
+        .then(pl.format(f"{label(col)} 超出合理范围({MIN_PERIOD}-{hi}): '{{}}'", s))
+    )
+    return pl.when(reason.is_null()).then(text), reason
+
+
+# ---------------------------------------------------------------------------------- money
+
+def money_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
+    """(DECIMAL(18,2), reason), parsed from the text itself, never through a float.
+
+    Negative amounts are valid: 冲正 (reversal) rows. Thousands separators must group by three
+    (a '12,5' is refused, not read as 125); zeros past the second decimal are dropped ('12.300').
+    """
+    t = (
+        ascii_fold(s).str.replace_all(r"\s+", "")
+        .str.strip_prefix("¥").str.strip_prefix("￥").str.strip_suffix("元")
+    )
+    grouped = t.str.contains(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$")
+    t = pl.when(grouped).then(t.str.replace_all(",", "", literal=True)).otherwise(t)
+    t = t.str.strip_prefix("+").str.replace(r"^(-?[0-9]*\.[0-9]{2})0+$", "${1}")
+    ok = t.str.contains(r"^-?([0-9]{1,16}(\.[0-9]{0,2})?|\.[0-9]{1,2})$")
+    reason = (
+        pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
+        .when(t.str.contains(r"^-?[0-9]*\.[0-9]{3,}$"))
+        .then(pl.format(f"{label(col)} 超过2位小数: '{{}}' (金额以元计，最多到分)", s))
+        .when(~ok)
+        .then(pl.format(f"{label(col)} 不是有效金额: '{{}}'", s))
+    )
+    value = pl.when(reason.is_null()).then(t).cast(pl.Decimal(18, 2), strict=False)
+    return value, reason
+
+
+# ---------------------------------------------------------------------------------- codes
+
+_INSURANCE_LOOKUP = {**{c: c for c in INSURANCE_TYPES}, **{n: c for c, n in INSURANCE_TYPES.items()}}
+
+
+def insurance_type_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
+    """(code, reason): the 3-digit code or its name (企业职工基本养老保险) -> '110'."""
+    t = ascii_fold(s).str.replace_all(r"\s+", "")
+    value = t.replace_strict(list(_INSURANCE_LOOKUP), list(_INSURANCE_LOOKUP.values()), default=None,
+                             return_dtype=pl.Utf8)
+    codes = "/".join(INSURANCE_TYPES)
+    reason = (
+        pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
+        .when(value.is_null())
+        .then(pl.format(f"{label(col)} 不在代码表: '{{}}' (应为{codes}或其名称)", s))
+    )
+    return value, reason
+
+
+def allowed_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
+    """(value, reason) for a closed value set. A death source may be longer text starting with
+    公安/民政/卫健/法院 (公安户籍注销): the 2-character source is stored."""
+    if col.allowed == DEATH_SOURCES:
+        value = s.str.extract(f"^({'|'.join(DEATH_SOURCES)})", 1)
+    else:
+        value = pl.when(s.is_in(list(col.allowed))).then(s)
+    reason = (
+        pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
+        .when(value.is_null())
+        .then(pl.format(f"{label(col)} 取值无效: '{{}}' (应为{'/'.join(col.allowed)})", s))
+    )
+    return value, reason
+
+
+def column_exprs(raw: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[pl.Expr, pl.Expr]:
+    """(stored value, reason or null) for one column of an extract, from its delivered text."""
+    s = clean_text(raw)
+    if col.type == "id":
+        value, reason = person_id_exprs(s)
+    elif col.type == "date":
+        value, reason = date_exprs(s, col)
+    elif col.type == "datetime":
+        value, reason = datetime_exprs(s, col)
+    elif col.type == "period":
+        value, reason = period_exprs(s, col, today)
+    elif col.type == "money":
+        value, reason = money_exprs(s, col)
+    elif col.type == "insurance_type":
+        value, reason = insurance_type_exprs(s, col)
+    elif col.allowed:
+        value, reason = allowed_exprs(s, col)
+    else:
+        value, reason = s, pl.lit(None, pl.Utf8)
+    if col.required:
+        reason = pl.when(s.is_null()).then(pl.lit(f"缺少必填项: {label(col)} 为空")).otherwise(reason)
+    return value, reason
