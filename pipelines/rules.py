@@ -1,0 +1,351 @@
+"""The rule runner (疑点规则引擎): loads rules/*.yaml and runs each as one DuckDB query.
+
+It knows nothing of any single rule. A rule file carries its id, titles, policy basis, severity,
+subject kind, parameters with defaults and its SQL (named CTEs ending in one select with the
+columns of DETECTION_COLUMNS). Parameters are bound as DuckDB named parameters `$name`;
+`$as_of` (DATE) and `$as_of_month` ('YYYYMM') are always available. A rule with `engine: model`
+names a Python entry point (`module:function`) that turns the rows of its SQL (features) into
+findings — AMOUNT_OUTLIER is one.
+
+Parameter values, last one wins: the file's default, `config_params` (a param fed from a config
+key such as `fiscal_accounts`), config `rules.<ID>.<param>`, then per region
+`regions.<region_code>.rules.<ID>.<param>`. A region override applies to findings whose agency
+(agencies.region_code) is in that region: the query runs once per distinct parameter set.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from . import resources
+from .config import Config
+
+DETECTION_COLUMNS = ("subject", "person_id", "agency_code", "period_from", "period_to", "amount", "evidence")
+REQUIRED_KEYS = ("id", "title", "title_en", "basis", "severity", "subject", "params", "sql")
+SUBJECT_KINDS = ("person", "payment", "transaction", "account")
+BUILTIN_PARAMS = ("as_of", "as_of_month")
+_PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_RULE_ID = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+DETECTIONS_DDL = """
+create or replace temp table detections (
+    rule_id     varchar not null,
+    subject     varchar not null,
+    person_id   varchar,
+    agency_code varchar,
+    period_from varchar,
+    period_to   varchar,
+    amount      decimal(18,2),
+    evidence    json
+)"""
+# What ran tonight, for suspects.update_suspects: severity, and which rules ran cleanly (only
+# those may call a suspect "no longer detected").
+DETECTION_RULES_DDL = """
+create or replace temp table detection_rules (
+    rule_id  varchar primary key,
+    title    varchar,
+    severity varchar,
+    subject_kind varchar,
+    ok       boolean,
+    findings bigint,
+    amount   decimal(18,2),
+    seconds  double
+)"""
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    title_en: str
+    basis: str
+    severity: str
+    subject: str
+    params: dict[str, Any]
+    sql: str
+    path: Path | None = None
+    engine: str = "sql"
+    model: str | None = None
+    config_params: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def sql_params(self) -> set[str]:
+        """Parameter names the SQL refers to ($name)."""
+        return set(_PARAM_REF.findall(_strip_sql_comments_and_strings(self.sql)))
+
+
+@dataclass(frozen=True)
+class RuleError:
+    rule_file: str  # the file name (or rule id when the rule came from elsewhere)
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.rule_file}: {self.message}"
+
+
+@dataclass
+class RuleResult:
+    rule_id: str
+    title: str
+    count: int = 0
+    amount: Decimal = Decimal("0.00")
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class DetectReport:
+    as_of: date
+    results: list[RuleResult] = field(default_factory=list)
+    errors: list[RuleError] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # disabled by config
+
+    @property
+    def total_count(self) -> int:
+        return sum(r.count for r in self.results)
+
+    @property
+    def total_amount(self) -> Decimal:
+        return sum((r.amount for r in self.results), Decimal("0.00"))
+
+    def by_rule(self) -> dict[str, dict[str, Any]]:
+        return {r.rule_id: {"title": r.title, "count": r.count, "amount": r.amount,
+                            "seconds": round(r.seconds, 3), "error": r.error} for r in self.results}
+
+    def summary(self) -> str:
+        """A table a clerk can read: suspects and amount at risk (涉及金额) per rule."""
+        lines = [f"疑点检测 as of {self.as_of.isoformat()}",
+                 f"{'rule_id':<28}{'规则名称':<20}{'疑点数':>8}{'涉及金额(元)':>18}{'秒':>8}"]
+        for r in self.results:
+            status = f"  ERROR: {r.error}" if r.error else ""
+            lines.append(f"{r.rule_id:<28}{r.title:<20}{r.count:>8}{r.amount:>18,.2f}{r.seconds:>8.2f}{status}")
+        lines.append(f"{'total':<28}{'':<20}{self.total_count:>8}{self.total_amount:>18,.2f}")
+        for e in self.errors:
+            if not any(r.error and e.message in r.error for r in self.results):
+                lines.append(f"rule file error — {e}")
+        if self.skipped:
+            lines.append("disabled by config: " + ", ".join(self.skipped))
+        return "\n".join(lines)
+
+    __str__ = summary
+
+
+def _strip_sql_comments_and_strings(sql: str) -> str:
+    sql = re.sub(r"--[^\n]*", " ", sql)
+    return re.sub(r"'(?:[^']|'')*'", "''", sql)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+def parse_rule(path: Path) -> Rule:
+    """One rule file -> Rule; raises ValueError with a message a rule author can act on."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError("expected a mapping with keys " + ", ".join(REQUIRED_KEYS))
+    missing = [k for k in REQUIRED_KEYS if k not in raw or raw[k] in (None, "") and k != "params"]
+    if missing:
+        raise ValueError("missing key(s): " + ", ".join(missing))
+    rule_id = str(raw["id"])
+    if not _RULE_ID.match(rule_id):
+        raise ValueError(f"id {rule_id!r} must be UPPER_SNAKE_CASE")
+    if path.stem != rule_id:
+        raise ValueError(f"id {rule_id} does not match the file name {path.name}")
+    if raw["subject"] not in SUBJECT_KINDS:
+        raise ValueError(f"subject {raw['subject']!r} must be one of {', '.join(SUBJECT_KINDS)}")
+    params = raw.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValueError("params must be a mapping of name: default")
+    config_params = raw.get("config_params") or {}
+    if not isinstance(config_params, dict) or not set(config_params) <= set(params):
+        raise ValueError("config_params must map declared params to config keys")
+    engine = raw.get("engine", "sql")
+    if engine not in ("sql", "model"):
+        raise ValueError(f"engine {engine!r} must be sql or model")
+    if engine == "model" and ":" not in str(raw.get("model", "")):
+        raise ValueError("a model rule needs model: package.module:function")
+    rule = Rule(
+        id=rule_id, title=str(raw["title"]), title_en=str(raw["title_en"]), basis=str(raw["basis"]).strip(),
+        severity=str(raw["severity"]), subject=str(raw["subject"]), params=dict(params), sql=str(raw["sql"]),
+        path=path, engine=engine, model=raw.get("model"), config_params=dict(config_params),
+        description=str(raw.get("description", "")).strip(),
+    )
+    undeclared = rule.sql_params - set(params) - set(BUILTIN_PARAMS)
+    if undeclared:
+        raise ValueError("SQL uses undeclared parameter(s): " + ", ".join(f"${p}" for p in sorted(undeclared)))
+    return rule
+
+
+def load_rules(directory: str | Path | None = None) -> tuple[list[Rule], list[RuleError]]:
+    """Every rules/*.yaml (sorted by name); a broken file is reported by name, the others load."""
+    directory = Path(directory) if directory is not None else resources.rules_dir()
+    rules: list[Rule] = []
+    errors: list[RuleError] = []
+    seen: dict[str, str] = {}
+    for path in sorted(list(directory.glob("*.yaml")) + list(directory.glob("*.yml"))):
+        try:
+            rule = parse_rule(path)
+        except (ValueError, OSError) as exc:
+            errors.append(RuleError(path.name, str(exc)))
+            continue
+        if rule.id in seen:
+            errors.append(RuleError(path.name, f"duplicate rule id {rule.id} (also in {seen[rule.id]})"))
+            continue
+        seen[rule.id] = path.name
+        rules.append(rule)
+    return rules, errors
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------
+
+def _config_path(config: Config, dotted: str) -> tuple[bool, Any]:
+    node: Any = config.data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _check_names(rule: Rule, overrides: dict, where: str) -> None:
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{where} must be a mapping of parameter: value")
+    unknown = set(overrides) - set(rule.params)
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(sorted(unknown))} in {where}; "
+                         f"{rule.id} declares: {', '.join(sorted(rule.params)) or 'none'}")
+
+
+def parameter_sets(rule: Rule, config: Config) -> list[tuple[dict[str, Any], list[str] | None]]:
+    """[(params, region_codes)]: region_codes None = every region without its own set."""
+    base = dict(rule.params)
+    for name, key in rule.config_params.items():
+        found, value = _config_path(config, key)
+        if found and value is not None:
+            base[name] = value
+    overrides = (config.get("rules") or {}).get(rule.id) or {}
+    _check_names(rule, overrides, f"config rules.{rule.id}")
+    base.update(overrides)
+    by_values: dict[str, tuple[dict, list[str]]] = {}
+    for region, section in sorted((config.get("regions") or {}).items()):
+        region_over = ((section or {}).get("rules") or {}).get(rule.id)
+        if not region_over:
+            continue
+        _check_names(rule, region_over, f"config regions.{region}.rules.{rule.id}")
+        params = {**base, **region_over}
+        if params == base:
+            continue
+        key = repr(sorted(params.items(), key=lambda kv: kv[0]))
+        by_values.setdefault(key, (params, []))[1].append(str(region))
+    return [(base, None)] + [(p, regions) for p, regions in by_values.values()]
+
+
+def bind(rule: Rule, params: dict[str, Any], as_of: date) -> dict[str, Any]:
+    """Only the names the SQL uses: DuckDB refuses excess named parameters."""
+    values = {**params, "as_of": as_of, "as_of_month": as_of.strftime("%Y%m")}
+    return {name: values[name] for name in rule.sql_params}
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+def _run_one_set(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[str, Any], as_of: date,
+                 config: Config) -> None:
+    """Leave the rule's rows for one parameter set in temp table _rule_rows."""
+    bound = bind(rule, params, as_of)
+    if rule.engine == "model":
+        con.execute(f"create or replace temp table _rule_features as {rule.sql}", bound)
+        module_name, func_name = rule.model.split(":")
+        model = getattr(importlib.import_module(module_name), func_name)
+        out_table = model(con, "_rule_features", params, as_of)
+        con.execute(f"create or replace temp table _rule_rows as select * from {out_table}")
+    else:
+        con.execute(f"create or replace temp table _rule_rows as {rule.sql}", bound)
+    columns = [row[0] for row in con.execute("describe _rule_rows").fetchall()]
+    if tuple(columns) != DETECTION_COLUMNS:
+        raise ValueError(f"the final select must return exactly {', '.join(DETECTION_COLUMNS)}; "
+                         f"it returns {', '.join(columns)}")
+
+
+def _run_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: Config) -> None:
+    sets = parameter_sets(rule, config)
+    con.execute("create or replace temp table _rule_all as select * from detections limit 0")
+    overridden = [r for _, regions in sets if regions for r in regions]
+    for params, regions in sets:
+        _run_one_set(con, rule, params, as_of, config)
+        if regions is None:
+            keep = "coalesce(a.region_code, '') not in (select unnest(cast($regions as varchar[])))"
+            region_list = overridden
+        else:
+            keep = "a.region_code in (select unnest(cast($regions as varchar[])))"
+            region_list = regions
+        con.execute(f"""
+            insert into _rule_all
+            select '{rule.id}', cast(r.subject as varchar), cast(r.person_id as varchar), cast(r.agency_code as varchar),
+                   cast(r.period_from as varchar), cast(r.period_to as varchar),
+                   cast(r.amount as decimal(18,2)), cast(r.evidence as json)
+            from _rule_rows r
+            left join (select agency_code, any_value(region_code) as region_code from agencies group by agency_code) a
+              on a.agency_code = r.agency_code
+            where r.subject is not null and {keep}""", {"regions": region_list})
+    # One row per subject even when a person's findings fell in two regions' runs.
+    con.execute("""
+        insert into detections
+        select * from _rule_all
+        qualify row_number() over (partition by subject order by amount desc, agency_code) = 1""")
+
+
+def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = None,
+           rules: list[Rule] | None = None, rules_dir: str | Path | None = None) -> DetectReport:
+    """Run every enabled rule; findings go to temp table `detections`, one row per rule × subject."""
+    config = config or Config()
+    report = DetectReport(as_of=as_of)
+    if rules is None:
+        rules, load_errors = load_rules(rules_dir)
+        report.errors.extend(load_errors)
+    con.execute(DETECTIONS_DDL)
+    con.execute(DETECTION_RULES_DDL)
+    disabled = set(config.get("disabled_rules") or [])
+    for rule in rules:
+        if rule.id in disabled:
+            report.skipped.append(rule.id)
+            continue
+        result = RuleResult(rule.id, rule.title)
+        started = time.perf_counter()
+        try:
+            _run_rule(con, rule, as_of, config)
+        except Exception as exc:  # noqa: BLE001 — any failure of one rule is reported by name, the others run
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            result.error = message
+            report.errors.append(RuleError(rule.path.name if rule.path else rule.id, message))
+            con.execute("delete from detections where rule_id = ?", [rule.id])
+        result.seconds = time.perf_counter() - started
+        if result.error is None:
+            count, amount = con.execute(
+                "select count(*), coalesce(sum(amount), 0) from detections where rule_id = ?", [rule.id]).fetchall()[0]
+            result.count, result.amount = int(count), Decimal(amount).quantize(Decimal("0.01"))
+        con.execute("insert into detection_rules values (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [rule.id, rule.title, rule.severity, rule.subject, result.error is None,
+                     result.count, result.amount, result.seconds])
+        report.results.append(result)
+    for table in ("_rule_rows", "_rule_all", "_rule_features"):
+        con.execute(f"drop table if exists {table}")
+    return report

@@ -1,0 +1,183 @@
+"""Suspects (疑点): merge tonight's `detections` into the `suspects` table, set-based.
+
+One suspect per rule × subject, with a stable suspect_id (rule initials + 10 hex of
+md5(rule_id|subject): no ID number in it). Every change appends to `suspect_events`:
+
+- detected            a new suspect (status 待下发)
+- updated             amount, periods or evidence changed (old and new amount in the detail)
+- reopened            a closed (已销号) suspect got new evidence — the amount grew or new periods
+                      appeared — so it becomes 已重开
+- no_longer_detected  a rule that ran cleanly no longer finds it. The suspect is kept with its
+                      status: only an agency's verification closes a suspect, and the history
+                      must survive. Written once per disappearance.
+- redetected          found again, unchanged, after a no_longer_detected
+
+Re-running on the same data changes nothing. The agency of a suspect is fixed when it is first
+detected: a worklist already issued to one agency is not silently moved to another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime
+
+import duckdb
+
+from .store import scalar
+
+CHANGES = ("new", "updated", "reopened", "unchanged", "redetected", "no_longer_detected")
+EVENT_OF = {"new": "detected", "updated": "updated", "reopened": "reopened", "redetected": "redetected",
+            "no_longer_detected": "no_longer_detected"}
+
+SUSPECT_ID_SQL = ("array_to_string(list_transform(string_split({rule}, '_'), lambda w: left(w, 1)), '')"
+                  " || '-' || left(md5({rule} || '|' || {subject}), 10)")
+
+
+def suspect_id(rule_id: str, subject: str) -> str:
+    """PAID_AFTER_DEATH + 3607… -> 'PAD-1f3a…' (same formula as SUSPECT_ID_SQL)."""
+    prefix = "".join(word[:1] for word in rule_id.split("_"))
+    return f"{prefix}-{hashlib.md5(f'{rule_id}|{subject}'.encode('utf-8')).hexdigest()[:10]}"
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(scalar(con, "select count(*) from duckdb_tables() where table_name = ?", [name]))
+
+
+def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    has_rules = _table_exists(con, "detection_rules")
+    severity = "r.severity" if has_rules else "cast(null as varchar)"
+    join_rules = "left join detection_rules r on r.rule_id = d.rule_id" if has_rules else ""
+    con.execute(f"""
+        create or replace temp table _incoming as
+        with detected_persons as (
+            select distinct person_id from detections where person_id is not null
+        ),
+        known_names as (
+            -- 待遇享受人员 is the register of record; a payment's name only when the register lacks one
+            select person_id, 1 as source, min(name) as name from beneficiaries
+            where name is not null and person_id in (select person_id from detected_persons)
+            group by person_id
+            union all
+            select person_id, 2, min(name) from payments
+            where name is not null and person_id in (select person_id from detected_persons)
+            group by person_id
+        ),
+        names as (select person_id, first(name order by source) as name from known_names group by person_id)
+        select {SUSPECT_ID_SQL.format(rule='d.rule_id', subject='d.subject')} as suspect_id,
+               d.rule_id, d.subject, d.person_id, d.agency_code, d.period_from, d.period_to, d.amount,
+               d.evidence, n.name, {severity} as severity
+        from detections d
+        left join names n on n.person_id = d.person_id
+        {join_rules}""")
+    ran_clean = ("select rule_id from detection_rules where ok" if has_rules
+                 else "select distinct rule_id from detections")
+    # A suspect already reported gone (event detail keeps the last_detected_on it had then).
+    con.execute("""
+        create or replace temp table _gone as
+        select distinct e.suspect_id
+        from suspect_events e
+        join suspects s on s.suspect_id = e.suspect_id
+        where e.event = 'no_longer_detected'
+          and json_extract_string(e.detail, '$.last_detected_on') = cast(s.last_detected_on as varchar)""")
+    con.execute("""
+        create or replace temp table _changes as
+        select i.*,
+               s.amount as old_amount, s.period_from as old_period_from, s.period_to as old_period_to,
+               s.status as old_status, s.closed_on as old_closed_on,
+               case
+                   when s.suspect_id is null then 'new'
+                   when s.amount is not distinct from i.amount
+                        and s.period_from is not distinct from i.period_from
+                        and s.period_to is not distinct from i.period_to
+                        and cast(s.evidence as varchar) is not distinct from cast(i.evidence as varchar)
+                       then case when i.suspect_id in (select suspect_id from _gone) then 'redetected' else 'unchanged' end
+                   when s.status = '已销号'
+                        and (i.amount > s.amount or i.period_to > s.period_to or i.period_from < s.period_from)
+                       then 'reopened'
+                   else 'updated'
+               end as change
+        from _incoming i
+        left join suspects s on s.suspect_id = i.suspect_id""")
+    con.execute(f"""
+        insert into _changes (suspect_id, rule_id, subject, person_id, agency_code, period_from, period_to,
+                              amount, old_amount, old_period_from, old_period_to, old_status, change)
+        select s.suspect_id, s.rule_id, s.subject, s.person_id, s.agency_code, s.period_from, s.period_to,
+               s.amount, s.amount, s.period_from, s.period_to, s.status, 'no_longer_detected'
+        from suspects s
+        where s.rule_id in ({ran_clean})
+          and s.suspect_id not in (select suspect_id from _incoming)
+          and s.last_detected_on < $as_of
+          and s.suspect_id not in (select suspect_id from _gone)""", {"as_of": as_of})
+
+
+def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> None:
+    con.execute("""
+        insert into suspects (suspect_id, rule_id, subject, person_id, agency_code, period_from, period_to, amount,
+                              status, first_detected_on, last_detected_on, evidence, name, severity)
+        select suspect_id, rule_id, subject, person_id, agency_code, period_from, period_to, amount,
+               '待下发', $as_of, $as_of, evidence, name, severity
+        from _changes where change = 'new'""", {"as_of": as_of})
+    con.execute("""
+        update suspects set
+            period_from = c.period_from, period_to = c.period_to, amount = c.amount, evidence = c.evidence,
+            name = coalesce(suspects.name, c.name), severity = coalesce(c.severity, suspects.severity),
+            last_detected_on = greatest(suspects.last_detected_on, $as_of),
+            status = case when c.change = 'reopened' then '已重开' else suspects.status end,
+            closed_on = case when c.change = 'reopened' then null else suspects.closed_on end
+        from _changes c
+        where suspects.suspect_id = c.suspect_id and c.change in ('updated', 'reopened')""", {"as_of": as_of})
+    con.execute("""
+        update suspects set last_detected_on = $as_of
+        from _changes c
+        where suspects.suspect_id = c.suspect_id and c.change in ('unchanged', 'redetected')
+          and suspects.last_detected_on < $as_of""", {"as_of": as_of})
+    con.execute("""
+        insert into suspect_events (suspect_id, happened_at, event, detail, run_id)
+        select suspect_id, $now,
+               case change when 'new' then 'detected' else change end,
+               case change
+                   when 'new' then to_json(struct_pack(as_of := $as_of, amount := amount,
+                                                       period_from := period_from, period_to := period_to))
+                   when 'no_longer_detected' then to_json(struct_pack(as_of := $as_of, amount := amount,
+                                                       last_detected_on := (select last_detected_on from suspects s
+                                                                            where s.suspect_id = _changes.suspect_id)))
+                   when 'redetected' then to_json(struct_pack(as_of := $as_of, amount := amount))
+                   else to_json(struct_pack(as_of := $as_of, old_amount := old_amount, new_amount := amount,
+                                            old_period_from := old_period_from, new_period_from := period_from,
+                                            old_period_to := old_period_to, new_period_to := period_to,
+                                            old_status := old_status, closed_on := old_closed_on))
+               end,
+               $run_id
+        from _changes
+        where change <> 'unchanged'
+        order by suspect_id""", {"as_of": as_of, "now": datetime.now(), "run_id": run_id})
+
+
+def update_suspects(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None = None) -> dict[str, dict[str, int]]:
+    """Merge temp table `detections` (from rules.detect) into suspects; {rule_id: {new, updated, reopened, unchanged, …}}."""
+    if not _table_exists(con, "detections"):
+        raise ValueError("no detections on this connection: run pipelines.rules.detect first")
+    own_transaction = True
+    try:
+        con.execute("begin transaction")
+    except duckdb.TransactionException:
+        own_transaction = False  # the caller holds one
+    try:
+        _stage(con, as_of)
+        _apply(con, as_of, run_id)
+        counts = con.execute("select rule_id, change, count(*) from _changes group by all").fetchall()
+        rule_ids = [r[0] for r in con.execute(
+            "select rule_id from detection_rules" if _table_exists(con, "detection_rules")
+            else "select distinct rule_id from detections").fetchall()]
+        for table in ("_incoming", "_changes", "_gone"):
+            con.execute(f"drop table if exists {table}")
+    except BaseException:
+        if own_transaction:
+            con.execute("rollback")
+        raise
+    if own_transaction:
+        con.execute("commit")
+    out: dict[str, dict[str, int]] = {rule_id: dict.fromkeys(CHANGES, 0) for rule_id in sorted(rule_ids)}
+    for rule_id, change, n in counts:
+        out.setdefault(rule_id, dict.fromkeys(CHANGES, 0))[change] = int(n)
+    return out

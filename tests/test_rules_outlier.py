@@ -1,0 +1,75 @@
+"""AMOUNT_OUTLIER: a reproducible model that names its reasons and never floods the worklists."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from pipelines import store
+from pipelines.config import DEFAULTS, Config, _merge
+from pipelines.rules import detect, load_rules
+
+AS_OF = date(2026, 11, 21)
+MONTHS = [f"2026{m:02d}" for m in range(1, 13)]
+
+
+def person(i: int) -> str:
+    return f"3607021950{i:04d}001X"[:18]
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = store.connect(tmp_path / "fw.duckdb")
+    rows = []
+    for i in range(40):
+        base = 2000 + 25 * i
+        for m in MONTHS:
+            rows.append((f"P{i:03d}{m}", person(i), m, Decimal(base) + Decimal(i % 7)))
+    rows += [(f"RICH{m}", person(99), m, Decimal("30000.00")) for m in MONTHS]  # always high: not an outlier
+    c.executemany("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
+                  "values (?, ?, '110', '基本养老金', ?, date '2026-11-10', ?, '360702')", rows)
+    yield c
+    c.close()
+
+
+def spike(con, i, month, amount):
+    con.execute("update payments set amount = ? where payment_id = ?", [Decimal(amount), f"P{i:03d}{month}"])
+
+
+def run(con, config=None):
+    rules = [r for r in load_rules()[0] if r.id == "AMOUNT_OUTLIER"]
+    report = detect(con, AS_OF, config or Config(), rules=rules)
+    assert not report.errors, report.errors
+    return {s: (a, json.loads(e)) for s, a, e in con.execute(
+        "select subject, amount, evidence from detections where rule_id = 'AMOUNT_OUTLIER'").fetchall()}
+
+
+def test_spike_against_own_history_is_flagged_with_score_and_reasons(con):
+    spike(con, 3, "202609", "25000.00")  # 12x the person's 2075 median
+    found = run(con)
+    assert set(found) == {"P003202609"}
+    amount, evidence = found["P003202609"]
+    assert amount == Decimal("25000.00")
+    assert 0 < evidence["score"] <= 1
+    assert any("本人历史中位数的 12.0 倍" in r for r in evidence["reasons"])
+    assert "RICH202601" not in found  # consistently high is that person's normal
+
+
+def test_outlier_model_is_reproducible(con):
+    spike(con, 3, "202609", "25000.00")
+    first = run(con)
+    assert run(con) == first
+
+
+def test_outliers_never_flood_beyond_max_share(con):
+    for i in range(10):
+        spike(con, i, "202610", str(20000 + 1000 * i))
+    share = Config(_merge(DEFAULTS, {"outlier": {"max_share": 0.004, "contamination": 0.05}}))  # 492 payments -> 1
+    assert len(run(con, share)) == 1
+    wider = Config(_merge(DEFAULTS, {"outlier": {"max_share": 0.02, "contamination": 0.05}}))  # -> 9
+    found = run(con, wider)
+    assert 1 < len(found) <= 9
+    assert "P009202610" in found  # the most anomalous first

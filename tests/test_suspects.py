@@ -1,0 +1,143 @@
+"""Suspects stay the same suspect across nights: stable ids, growing evidence, an append-only history."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from pipelines import store
+from pipelines.config import Config
+from pipelines.rules import detect, load_rules
+from pipelines.suspects import suspect_id, update_suspects
+
+PERSON = "360702195001010011"
+NIGHT1 = date(2026, 10, 21)
+NIGHT2 = date(2026, 11, 21)
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = store.connect(tmp_path / "fw.duckdb")
+    c.execute("insert into beneficiaries (person_id, name, insurance_type, agency_code, status) "
+              "values (?, '刘七', '110', '360702', '正常')", [PERSON])
+    c.execute("insert into deaths (person_id, death_date, source) values (?, date '2026-06-12', '公安')", [PERSON])
+    for period in ("202606", "202607", "202608"):
+        pay(c, period)
+    yield c
+    c.close()
+
+
+def pay(con, period, amount="3000.00"):
+    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
+                "values (?, ?, '110', '基本养老金', ?, ?, ?, '360702')",
+                [f"P{period}{amount}", PERSON, period, date(int(period[:4]), int(period[4:]), 10), Decimal(amount)])
+
+
+def night(con, as_of, run_id="run"):
+    rules = [r for r in load_rules()[0] if r.id == "PAID_AFTER_DEATH"]
+    detect(con, as_of, Config(), rules=rules)
+    return update_suspects(con, as_of, run_id)["PAID_AFTER_DEATH"]
+
+
+def suspect(con):
+    cols = ["suspect_id", "status", "amount", "period_from", "period_to", "first_detected_on", "last_detected_on",
+            "name", "severity", "agency_code", "person_id", "subject", "closed_on"]
+    row = con.execute(f"select {', '.join(cols)} from suspects").fetchall()
+    assert len(row) == 1
+    return dict(zip(cols, row[0]))
+
+
+def events(con):
+    return [(e, json.loads(d)) for e, d in con.execute(
+        "select event, detail from suspect_events order by happened_at, event").fetchall()]
+
+
+def snapshot(con):
+    return (con.execute("select * from suspects order by suspect_id").fetchall(),
+            con.execute("select * from suspect_events order by happened_at, event").fetchall())
+
+
+def test_new_suspect_is_pending_with_stable_id_name_and_severity(con):
+    counts = night(con, NIGHT1, "r1")
+    assert counts["new"] == 1
+    s = suspect(con)
+    assert s["suspect_id"] == suspect_id("PAID_AFTER_DEATH", PERSON)
+    assert s["suspect_id"].startswith("PAD-") and PERSON not in s["suspect_id"]
+    assert (s["status"], s["amount"], s["period_from"], s["period_to"]) == ("待下发", Decimal("6000.00"), "202607", "202608")
+    assert (s["first_detected_on"], s["last_detected_on"]) == (NIGHT1, NIGHT1)
+    assert (s["name"], s["severity"], s["agency_code"], s["person_id"]) == ("刘七", "high", "360702", PERSON)
+    assert events(con) == [("detected", {"as_of": "2026-10-21", "amount": 6000.0, "period_from": "202607",
+                                         "period_to": "202608"})]
+    assert con.execute("select run_id from suspect_events").fetchall() == [("r1",)]
+
+
+def test_rerun_on_same_data_changes_nothing(con):
+    night(con, NIGHT1)
+    before = snapshot(con)
+    counts = night(con, NIGHT1)
+    assert counts == {"new": 0, "updated": 0, "reopened": 0, "unchanged": 1, "redetected": 0, "no_longer_detected": 0}
+    assert snapshot(con) == before
+
+
+def test_new_month_extends_the_same_suspect(con):
+    night(con, NIGHT1)
+    pay(con, "202609")
+    counts = night(con, NIGHT2)
+    assert counts["updated"] == 1 and counts["new"] == 0
+    s = suspect(con)
+    assert (s["amount"], s["period_to"], s["first_detected_on"], s["last_detected_on"]) == (
+        Decimal("9000.00"), "202609", NIGHT1, NIGHT2)
+    event, detail = events(con)[-1]
+    assert event == "updated"
+    assert (detail["old_amount"], detail["new_amount"], detail["new_period_to"]) == (6000.0, 9000.0, "202609")
+    evidence = json.loads(con.execute("select evidence from suspects").fetchall()[0][0])
+    assert [p["period"] for p in evidence["payments"]] == ["202607", "202608", "202609"]
+
+
+def test_closed_suspect_with_new_evidence_is_reopened(con):
+    night(con, NIGHT1)
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-11-01', outcome = '7'")
+    night(con, NIGHT1)  # same evidence: stays closed
+    assert suspect(con)["status"] == "已销号"
+    pay(con, "202609")
+    counts = night(con, NIGHT2)
+    assert counts["reopened"] == 1
+    s = suspect(con)
+    assert (s["status"], s["amount"], s["closed_on"]) == ("已重开", Decimal("9000.00"), None)
+    event, detail = events(con)[-1]
+    assert event == "reopened" and (detail["old_amount"], detail["new_amount"]) == (6000.0, 9000.0)
+    assert detail["closed_on"] == "2026-11-01"
+
+
+def test_suspect_no_longer_detected_is_kept_and_reported_once(con):
+    night(con, NIGHT1)
+    con.execute("update suspects set status = '已下发'")
+    pay(con, "202607", "-3000.00")
+    pay(con, "202608", "-3000.00")  # the agency reversed everything
+    counts = night(con, NIGHT2)
+    assert counts["no_longer_detected"] == 1
+    assert suspect(con)["status"] == "已下发"  # only a verification closes a suspect
+    assert suspect(con)["last_detected_on"] == NIGHT1
+    night(con, date(2026, 11, 22))
+    assert [e for e, _ in events(con)] == ["detected", "no_longer_detected"]
+    pay(con, "202607", "3000.01")  # paid again
+    counts = night(con, date(2026, 11, 23))
+    assert counts["updated"] == 1
+    assert suspect(con)["last_detected_on"] == date(2026, 11, 23)
+
+
+def test_a_rule_that_failed_does_not_make_its_suspects_disappear(con, tmp_path):
+    night(con, NIGHT1)
+    broken = tmp_path / "rules"
+    broken.mkdir()
+    (broken / "PAID_AFTER_DEATH.yaml").write_text(
+        "id: PAID_AFTER_DEATH\ntitle: t\ntitle_en: t\nbasis: b\nseverity: high\nsubject: person\nparams: {}\n"
+        "sql: select * from no_such_table\n", encoding="utf-8")
+    report = detect(con, NIGHT2, Config(), rules_dir=broken)
+    assert report.errors and report.errors[0].rule_file == "PAID_AFTER_DEATH.yaml"
+    counts = update_suspects(con, NIGHT2)
+    assert counts["PAID_AFTER_DEATH"]["no_longer_detected"] == 0
+    assert [e for e, _ in events(con)] == ["detected"]
