@@ -1,0 +1,212 @@
+"""Casework (核查): the suspect lifecycle, verification outcomes and the nightly flags.
+
+Lifecycle (CONTRACT §4–5):
+    待下发 (new) → 已下发 (issued in a worklist) → 核查中 (partly verified) → 已销号 (closed)
+                                                                      ↘ 已移送 (transferred)
+    已销号 → 已重开 (new evidence) → 已下发 …
+
+`refresh()` recomputes, each night and after returns, the flags the supervisor watches:
+逾期 (overdue past the 核查期限), 挂牌督办 (escalated: loss not recovered long after detection),
+and the 要情 class of a verified loss with the 重大要情 report date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+from decimal import Decimal
+from typing import Any, Iterator
+
+import duckdb
+
+from .workdays import add_working_days
+
+NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED = "待下发", "已下发", "核查中", "已移送", "已销号", "已重开"
+STATUSES = (NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED)
+OPEN_STATUSES = (NEW, ISSUED, IN_PROGRESS, REOPENED)  # still to be verified: they go in worklists
+AWAITING_AGENCY = (ISSUED, IN_PROGRESS, REOPENED)  # in an agency's hands: a deadline can pass
+
+# 核实结果 — the seven outcomes of CONTRACT §5, exactly as worded there.
+OUTCOMES: dict[int, str] = {
+    1: "经办操作或后台修改导致数据错误，已更正",
+    2: "数据转换导致数据错误，已更正",
+    3: "用人单位未依法办理参保登记，已告知",
+    4: "不符合待遇领取条件，已暂停发放并追回",
+    5: "违规领取金额较大，已转稽核",
+    6: "涉嫌欺诈骗保，已移送查处",
+    7: "经核实无问题",
+}
+# The drop-down strings of the worklist and the form stored in suspects.outcome: "4. 不符合…".
+OUTCOME_LABELS: dict[int, str] = {k: f"{k}. {v}" for k, v in OUTCOMES.items()}
+CLOSE_WITH_NOTE = (1, 2, 3, 7)  # closed once explained
+RECOVER = 4  # closed once 追回金额 covers 涉及金额
+TRANSFER = (5, 6)  # 已移送 to 稽核 or 查处
+CONFIRMED_LOSS = (4, 5, 6)  # a verified loss: classed 要情 / 重大要情 / 重大要情（报部）
+
+MINOR, MAJOR, MAJOR_MINISTRY = "要情", "重大要情", "重大要情（报部）"
+
+_NUMBER_PREFIX = re.compile(r"^\s*([1-7])\s*(?:[.、．:：)）]|\s|$)")
+
+
+def _norm_text(s: str) -> str:
+    # WPS and hand typing turn the full-width comma into "," or add spaces; compare without them.
+    return re.sub(r"[\s,，;；。.]", "", s)
+
+
+_BY_TEXT = {_norm_text(v): k for k, v in OUTCOMES.items()}
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
+def parse_outcome(value: Any) -> int | None:
+    """The outcome number for a returned 核实结果 cell, or None if it is not one of the seven.
+
+    Accepted: the drop-down text "4. 不符合…", the text without its number, or the number alone
+    (4, 4.0, "4", "4、"). A number with the wrong text ("4. 经核实无问题") is not accepted.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float, Decimal)):
+        return int(value) if value == int(value) and int(value) in OUTCOMES else None
+    text = str(value).strip().translate(_FULL_WIDTH_DIGITS)
+    if not text:
+        return None
+    m = _NUMBER_PREFIX.match(text)
+    if m:
+        number = int(m.group(1))
+        rest = _norm_text(text[m.end():])
+        if not rest or rest == _norm_text(OUTCOMES[number]):
+            return number
+        return None
+    return _BY_TEXT.get(_norm_text(text))
+
+
+def outcome_number(stored: str | None) -> int | None:
+    """The number of an outcome as stored in suspects.outcome ("4. …" → 4)."""
+    return parse_outcome(stored) if stored else None
+
+
+def settings(config: Any = None) -> dict[str, Any]:
+    """config.casework with the contract's defaults for anything missing."""
+    from .config import DEFAULTS
+
+    out = dict(DEFAULTS["casework"])
+    if config is not None:
+        section = config.get("casework") if hasattr(config, "get") else None
+        out.update(section or {})
+    return out
+
+
+def major_class_for(amount: Decimal | float | int | None, config: Any = None) -> str | None:
+    """要情 below major_from, 重大要情 from major_from, 重大要情（报部） from ministry_from."""
+    if amount is None:
+        return None
+    s = settings(config)
+    amount = Decimal(str(amount))
+    if amount >= Decimal(str(s["ministry_from"])):
+        return MAJOR_MINISTRY
+    if amount >= Decimal(str(s["major_from"])):
+        return MAJOR
+    return MINOR
+
+
+def add_event(
+    con: duckdb.DuckDBPyConnection,
+    suspect_id: str,
+    event: str,
+    detail: dict | None = None,
+    run_id: str | None = None,
+    happened_at: dt.datetime | None = None,
+) -> None:
+    """Append one row to suspect_events (the history is append-only; nothing here updates it)."""
+    con.execute(
+        "insert into suspect_events (suspect_id, happened_at, event, detail, run_id) values (?, ?, ?, ?, ?)",
+        [suspect_id, happened_at or dt.datetime.now(), event, json.dumps(detail or {}, ensure_ascii=False, default=str), run_id],
+    )
+
+
+@contextlib.contextmanager
+def atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """A transaction, or nothing if the caller already opened one (DuckDB does not nest them)."""
+    try:
+        con.execute("begin transaction")
+    except duckdb.TransactionException:
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
+def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, run_id: str | None = None) -> dict:
+    """Recompute 逾期, 挂牌督办, 要情 class and report date for every suspect; one event per change.
+
+    Idempotent: a second call on the same day finds nothing to change and writes no event.
+    Returns how many flags were newly set (and cleared) this time.
+    """
+    s = settings(config)
+    now = dt.datetime.now()
+    counts = {"overdue": 0, "overdue_cleared": 0, "escalated": 0, "escalation_lifted": 0, "major_class": 0}
+    awaiting = ", ".join(f"'{x}'" for x in AWAITING_AGENCY)
+    open_ = ", ".join(f"'{x}'" for x in OPEN_STATUSES)
+    with atomic(con):
+        # 逾期: still in the agency's hands after its 核查期限.
+        for suspect_id, want, deadline in con.execute(
+            f"""
+            select suspect_id, want, deadline from (
+                select suspect_id, deadline, coalesce(overdue, false) as have,
+                       coalesce(status in ({awaiting}) and deadline is not null and ?::date > deadline, false) as want
+                from suspects)
+            where want <> have
+            """,
+            [as_of],
+        ).fetchall():
+            con.execute("update suspects set overdue = ? where suspect_id = ?", [want, suspect_id])
+            event = "overdue" if want else "overdue_cleared"
+            add_event(con, suspect_id, event, {"deadline": deadline, "as_of": as_of}, run_id, now)
+            counts[event] += 1
+
+        # 挂牌督办: open, loss not recovered, more than escalate_after_days after first detection.
+        days = int(s["escalate_after_days"])
+        for suspect_id, want, first in con.execute(
+            f"""
+            select suspect_id, want, first_detected_on from (
+                select suspect_id, first_detected_on, coalesce(escalated, false) as have,
+                       coalesce(status in ({open_})
+                                and coalesce(recovered_amount, 0) < coalesce(amount, 0)
+                                and date_diff('day', first_detected_on, ?::date) > ?, false) as want
+                from suspects)
+            where want <> have
+            """,
+            [as_of, days],
+        ).fetchall():
+            con.execute("update suspects set escalated = ? where suspect_id = ?", [want, suspect_id])
+            event = "escalated" if want else "escalation_lifted"
+            add_event(con, suspect_id, event,
+                      {"first_detected_on": first, "as_of": as_of, "escalate_after_days": days}, run_id, now)
+            counts[event] += 1
+
+        # 要情 class of a confirmed loss (outcome 4/5/6) by its amount at risk; 重大要情 are
+        # reported report_working_days after verification.
+        for suspect_id, outcome, amount, verified_on, closed_on, have_class, have_due in con.execute(
+            "select suspect_id, outcome, amount, verified_on, closed_on, major_class, report_due"
+            " from suspects where outcome is not null or major_class is not null"
+        ).fetchall():
+            want_class = major_class_for(amount, config) if outcome_number(outcome) in CONFIRMED_LOSS else None
+            want_due = None
+            if want_class in (MAJOR, MAJOR_MINISTRY):
+                want_due = add_working_days(verified_on or closed_on or as_of, int(s["report_working_days"]))
+            if want_class == have_class and want_due == have_due:
+                continue
+            con.execute("update suspects set major_class = ?, report_due = ? where suspect_id = ?",
+                        [want_class, want_due, suspect_id])
+            add_event(con, suspect_id, "major_class",
+                      {"from": have_class, "to": want_class, "amount": amount, "report_due": want_due}, run_id, now)
+            counts["major_class"] += 1
+    return counts

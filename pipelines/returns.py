@@ -1,0 +1,420 @@
+"""Returns in: worklists filled in by agencies (核查结果回收), applied to suspects.
+
+A returned workbook is read by header names, not positions, so it still reads after Excel, WPS
+or LibreOffice re-saved it or its protection was removed. The export it came from is told by
+the 台账编号 on its cover sheet (or the workbook properties, or its rows). Each row is applied
+by the outcome rules of CONTRACT §5 or refused with file, row, column and reason; the other rows
+still apply. A workbook already applied (same sha256) is not applied again, and a row whose
+answer equals what is already recorded changes nothing, so a re-saved copy is harmless too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import openpyxl
+
+from . import casework
+from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, TRANSFER, TRANSFERRED,
+                       outcome_number, parse_outcome)
+from .store import scalar
+from .worklists import (COVER, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, canonical, file_sha256,
+                        current_actor, ensure_worklist_schema, parse_date, parse_money)
+
+RETURNS_DDL = """
+create table if not exists return_refusals (
+    file        varchar,
+    file_hash   varchar,
+    row_number  integer,      -- the Excel row the clerk sees (header is row 1); 0 = the whole file
+    column_name varchar,
+    suspect_id  varchar,
+    reason      varchar,
+    refused_at  timestamp,
+    actor       varchar
+)
+"""
+
+# Locked columns whose values may be quoted in a refusal; the others hold personal data.
+_QUOTABLE = {"规则编号", "规则名称", "涉及金额", "所属期起", "所属期止", "下发日期", "核查期限", "疑点状态",
+             "逾期", "挂牌督办", "要情类别"}
+
+
+def ensure_returns_schema(con: duckdb.DuckDBPyConnection) -> None:
+    ensure_worklist_schema(con)
+    con.execute(RETURNS_DDL)
+
+
+@dataclass
+class Refusal:
+    file: str
+    row: int
+    column: str
+    reason: str
+    suspect_id: str | None = None
+
+    def line(self) -> str:
+        where = f"第{self.row}行" if self.row else "整个文件"
+        return f"{Path(self.file).name} {where} [{self.column or '-'}] {self.reason}"
+
+
+@dataclass
+class AppliedRow:
+    file: str
+    row: int
+    suspect_id: str
+    outcome: str
+    status: str
+    events: list[str]
+
+
+@dataclass
+class FileResult:
+    file: str
+    file_hash: str | None
+    agency_code: str | None = None
+    export_id: str | None = None
+    status: str = "applied"  # applied / already_applied / unreadable
+    applied: int = 0
+    unchanged: int = 0
+    pending: int = 0  # rows not yet verified (nothing filled in)
+    refused: int = 0
+
+
+@dataclass
+class ReturnsReport:
+    files: list[FileResult] = field(default_factory=list)
+    applied: list[AppliedRow] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+
+    @property
+    def pending(self) -> int:
+        return sum(f.pending for f in self.files)
+
+    @property
+    def unchanged(self) -> int:
+        return sum(f.unchanged for f in self.files)
+
+    def lines(self) -> list[str]:
+        """What `fundwatch returns` prints: one line per workbook, then every refusal."""
+        out = []
+        for f in self.files:
+            name = Path(f.file).name
+            if f.status == "already_applied":
+                out.append(f"{name}: 已回收过（相同文件），未重复处理")
+            elif f.status == "unreadable":
+                out.append(f"{name}: 无法读取")
+            else:
+                out.append(f"{name}: 机构 {f.agency_code or '?'}，应用 {f.applied} 行，无变化 {f.unchanged} 行，"
+                           f"未核实 {f.pending} 行，退回 {f.refused} 行")
+        if self.refusals:
+            out.append(f"退回 {len(self.refusals)} 处（请更正后重新报送）：")
+            out.extend("  " + r.line() for r in self.refusals)
+        return out
+
+
+# ---------------------------------------------------------------- reading a returned workbook
+
+def _clean_header(value: Any) -> str:
+    return "".join(str(value).split()).strip("*") if value is not None else ""
+
+
+def _find_sheet(wb):
+    if SHEET in wb.sheetnames:
+        return wb[SHEET]
+    for ws in wb.worksheets:
+        for row in ws.iter_rows(min_row=1, max_row=10, values_only=True):
+            if "疑点编号" in {_clean_header(v) for v in row}:
+                return ws
+    return None
+
+
+def _export_id_of(wb) -> str | None:
+    if COVER in wb.sheetnames:
+        for row in wb[COVER].iter_rows(min_row=1, max_row=40, max_col=2, values_only=True):
+            if len(row) >= 2 and _clean_header(row[0]) == EXPORT_ID_LABEL and row[1]:
+                return str(row[1]).strip()
+    try:
+        for prop in wb.custom_doc_props.props:
+            if prop.name == "fundwatch_export_id" and prop.value:
+                return str(prop.value).strip()
+    except AttributeError:
+        pass
+    subject = wb.properties.subject or ""
+    return subject.strip() if subject.startswith("WL-") else None
+
+
+@dataclass
+class _Sheet:
+    header_row: int
+    columns: dict[str, int]
+    rows: list[tuple[int, tuple]]
+    export_id: str | None
+
+
+def _read(path: Path) -> _Sheet:
+    # data_only: a clerk's formula (=300+200) counts by the value Excel/WPS saved with it.
+    wb = openpyxl.load_workbook(path, data_only=True)
+    try:
+        ws = _find_sheet(wb)
+        if ws is None:
+            raise ValueError(f"没有找到工作表“{SHEET}”（或含“疑点编号”表头的工作表）")
+        header_row, columns = 0, {}
+        for number, row in enumerate(ws.iter_rows(min_row=1, max_row=10, values_only=True), start=1):
+            names = [_clean_header(v) for v in row]
+            if "疑点编号" in names:
+                header_row = number
+                for i, name in enumerate(names):
+                    columns.setdefault(name, i)
+                break
+        if not header_row:
+            raise ValueError("没有找到表头行（含“疑点编号”）")
+        rows = [(n, tuple(r)) for n, r in enumerate(ws.iter_rows(min_row=header_row + 1, values_only=True),
+                                                   start=header_row + 1)]
+        return _Sheet(header_row, columns, rows, _export_id_of(wb))
+    finally:
+        wb.close()
+
+
+# ---------------------------------------------------------------- applying
+
+def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: dt.date, actor: str | None = None,
+                  config: Any = None) -> ReturnsReport:
+    """Apply every returned workbook (each in its own transaction); refused rows are kept in
+    return_refusals. With config, casework.refresh runs afterwards so flags follow the new statuses."""
+    ensure_returns_schema(con)
+    actor = current_actor(actor)
+    report = ReturnsReport()
+    for path in workbooks:
+        path = Path(path)
+        _apply_workbook(con, path, as_of, actor, report)
+    if config is not None:
+        casework.refresh(con, as_of, config)
+    return report
+
+
+def _previous(con, file_hash: str) -> list[Refusal] | None:
+    """The refusals of an earlier application of the same bytes, or None if never applied."""
+    seen = scalar(con, "select count(*) from audit_log where action = 'apply_return' and file_hash = ?",
+                           [file_hash])
+    rows = con.execute("select file, row_number, column_name, reason, suspect_id from return_refusals"
+                       " where file_hash = ? order by row_number, column_name", [file_hash]).fetchall()
+    if not seen and not rows:
+        return None
+    return [Refusal(*r[:4], suspect_id=r[4]) for r in rows]
+
+
+def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: ReturnsReport) -> None:
+    now = dt.datetime.now()
+    try:
+        file_hash = file_sha256(path)
+    except OSError as exc:
+        report.files.append(FileResult(str(path), None, status="unreadable"))
+        report.refusals.append(Refusal(str(path), 0, "", f"无法打开文件：{exc.strerror or exc}"))
+        return
+    previous = _previous(con, file_hash)
+    if previous is not None:
+        report.files.append(FileResult(str(path), file_hash, status="already_applied", refused=len(previous)))
+        report.refusals.extend(previous)
+        return
+    result = FileResult(str(path), file_hash)
+    report.files.append(result)
+    refusals: list[Refusal] = []
+
+    def refuse(row: int, column: str, reason: str, suspect_id: str | None = None) -> None:
+        refusals.append(Refusal(str(path), row, column, reason, suspect_id))
+
+    with casework.atomic(con):
+        try:
+            sheet = _read(path)
+        except Exception as exc:  # not an XLSX, damaged, or no worklist sheet: say so, go on with the others
+            result.status = "unreadable"
+            refuse(0, "", f"不是可读取的核查台账：{exc}")
+            sheet = None
+        if sheet is not None:
+            _apply_sheet(con, path, sheet, as_of, result, report, refuse, now)
+        if refusals:
+            con.executemany(
+            "insert into return_refusals values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [[r.file, file_hash, r.row, r.column, r.suspect_id, r.reason, now, actor] for r in refusals],
+            )
+        if sheet is not None:
+            con.execute(
+                "insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, suspect_ids, detail)"
+                " values (?, ?, 'apply_return', ?, ?, ?, ?, ?)",
+                [now, actor, str(path), file_hash, result.agency_code,
+                 json.dumps([a.suspect_id for a in report.applied if a.file == str(path)], ensure_ascii=False),
+                 json.dumps({"export_id": result.export_id, "applied": result.applied, "unchanged": result.unchanged,
+                             "pending": result.pending, "refused": result.refused, "as_of": as_of.isoformat()},
+                            ensure_ascii=False)],
+            )
+    report.refusals.extend(refusals)
+
+
+def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, report: ReturnsReport, refuse, now) -> None:
+    missing = [c for c in HEADER if c not in sheet.columns]
+    if missing:
+        for c in missing:
+            refuse(sheet.header_row, c, f"缺少列“{c}”：请使用下发的台账原表填写，不要删除或改名列")
+        result.refused = len(sheet.rows)
+        return
+
+    def cell(values: tuple, column: str) -> Any:
+        i = sheet.columns.get(column)
+        v = values[i] if i is not None and i < len(values) else None
+        return None if isinstance(v, str) and not v.strip() else v
+
+    ids = [canonical("疑点编号", cell(v, "疑点编号")) for _, v in sheet.rows]
+    wanted = sorted({i for i in ids if i})
+    suspects = {r[0]: r for r in con.execute(
+        "select suspect_id, agency_code, status, amount, outcome, recovered_amount, verification_note, verified_on"
+        " from suspects where list_contains(?, suspect_id)", [wanted]).fetchall()}
+    issued: dict[str, tuple[str, dict]] = {}
+    export_agency = None
+    if sheet.export_id:
+        for sid, agency, locked in con.execute(
+                "select suspect_id, agency_code, locked from worklist_rows where export_id = ?",
+                [sheet.export_id]).fetchall():
+            issued[sid] = (agency, json.loads(locked))
+            export_agency = agency
+    for sid, agency, locked in con.execute(
+            "select suspect_id, arg_max(agency_code, exported_at), arg_max(locked, exported_at) from worklist_rows"
+            " where list_contains(?, suspect_id) group by suspect_id", [wanted]).fetchall():
+        issued.setdefault(sid, (agency, json.loads(locked)))
+    if export_agency is None:  # export not recorded on the workbook: the agency its rows were issued to
+        votes = Counter(issued[i][0] for i in wanted if i in issued) or Counter(
+            suspects[i][1] for i in wanted if i in suspects)
+        export_agency = votes.most_common(1)[0][0] if votes else None
+        if sheet.export_id:
+            refuse(0, "", f"台账编号 {sheet.export_id} 未有下发记录，按行内疑点判断机构")
+    result.agency_code, result.export_id = export_agency, sheet.export_id
+
+    for (row_number, values), sid in zip(sheet.rows, ids):
+        if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+            continue
+        if not sid:
+            refuse(row_number, "疑点编号", "疑点编号为空")
+            result.refused += 1
+            continue
+        problems: list[tuple[str, str]] = []
+        suspect = suspects.get(sid)
+        if suspect is None:
+            problems.append(("疑点编号", f"疑点编号 {sid} 不存在"))
+        elif suspect[1] != export_agency:
+            problems.append(("疑点编号", f"疑点 {sid} 属于其他经办机构（{suspect[1]}），不在本机构台账内"))
+        elif sid not in issued:
+            problems.append(("疑点编号", f"疑点 {sid} 未曾下发"))
+        else:
+            locked = issued[sid][1]
+            for column in LOCKED:
+                if column == "疑点编号" or column not in sheet.columns or column not in locked:
+                    continue
+                now_text = canonical(column, cell(values, column))
+                if now_text != locked[column]:
+                    shown = f"：下发为“{locked[column]}”，现为“{now_text}”" if column in _QUOTABLE else ""
+                    problems.append((column, f"锁定列“{column}”被修改{shown}，请恢复下发时的内容"))
+        if problems:
+            for column, reason in problems:
+                refuse(row_number, column, reason, sid)
+            result.refused += 1
+            continue
+        answer, problems = _read_answer(cell, values, suspect, as_of)
+        if answer is None and not problems:
+            result.pending += 1
+            continue
+        if problems:
+            for column, reason in problems:
+                refuse(row_number, column, reason, sid)
+            result.refused += 1
+            continue
+        outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, sheet.export_id, now, refuse)
+        if outcome is None:
+            result.refused += 1
+        elif outcome == "unchanged":
+            result.unchanged += 1
+        else:
+            result.applied += 1
+            report.applied.append(outcome)
+
+
+def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[str, str]]]:
+    """The four filled-in cells, checked; (None, []) when nothing is filled in yet."""
+    raw = {c: cell(values, c) for c in EDITABLE}
+    if all(v is None for v in raw.values()):
+        return None, []
+    problems = []
+    number = parse_outcome(raw["核实结果"])
+    if raw["核实结果"] is None:
+        problems.append(("核实结果", "已填写其他核实内容但未选择核实结果"))
+    elif number is None:
+        problems.append(("核实结果", f"“{raw['核实结果']}”不是七种核实结果之一，请从下拉列表选择"))
+    recovered = verified = None
+    try:
+        recovered = parse_money(raw["追回金额"])
+        if recovered is not None and recovered < 0:
+            problems.append(("追回金额", "追回金额不能为负数"))
+        elif recovered is not None and suspect[3] is not None and recovered > suspect[3]:
+            problems.append(("追回金额", f"追回金额 {recovered} 超过涉及金额 {suspect[3]}"))
+    except ValueError:
+        problems.append(("追回金额", f"追回金额“{raw['追回金额']}”不是金额（元，最多两位小数）"))
+    try:
+        verified = parse_date(raw["核实日期"])
+        if verified is not None and verified > as_of:
+            problems.append(("核实日期", f"核实日期 {verified} 晚于今天 {as_of}"))
+    except ValueError:
+        problems.append(("核实日期", f"核实日期“{raw['核实日期']}”不是日期（如 2026-11-20）"))
+    note = str(raw["核实说明"]).strip() if raw["核实说明"] is not None else ""
+    if number in CLOSE_WITH_NOTE and not note:
+        problems.append(("核实说明", f"核实结果为 {number} 的须填写核实说明"))
+    return {"number": number, "recovered": recovered, "verified": verified, "note": note or None}, problems
+
+
+def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse):
+    sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified = suspect
+    number = answer["number"]
+    label = OUTCOME_LABELS[number]
+    recovered = answer["recovered"] if answer["recovered"] is not None else stored_recovered
+    verified = answer["verified"] or (stored_verified if outcome_number(stored_outcome) == number else None) or as_of
+    same = (outcome_number(stored_outcome) == number and (answer["note"] or None) == (stored_note or None)
+            and _money(recovered) == _money(stored_recovered) and verified == stored_verified)
+    if same:
+        return "unchanged"
+    if status in (CLOSED, TRANSFERRED):
+        refuse(row_number, "核实结果", f"疑点已{status}，不再接受变更；如需更正请联系监督部门", sid)
+        return None
+    if number in CLOSE_WITH_NOTE:
+        new_status = CLOSED
+    elif number == RECOVER:
+        new_status = CLOSED if (recovered or 0) >= (amount or 0) else IN_PROGRESS
+    elif number in TRANSFER:
+        new_status = TRANSFERRED
+    closed_on = verified if new_status == CLOSED else None
+    con.execute(
+        "update suspects set status = ?, outcome = ?, recovered_amount = ?, verification_note = ?, verified_on = ?,"
+        " closed_on = ? where suspect_id = ?",
+        [new_status, label, recovered, answer["note"], verified, closed_on, sid])
+    events = ["returned"]
+    casework.add_event(con, sid, "returned", {
+        "file": Path(path).name, "row": row_number, "export_id": export_id, "outcome": label,
+        "recovered_amount": recovered, "verified_on": verified, "note": answer["note"],
+        "status_from": status, "status_to": new_status}, None, now)
+    if _money(recovered) != _money(stored_recovered):
+        casework.add_event(con, sid, "recovered", {"from": stored_recovered, "to": recovered, "amount": amount}, None, now)
+        events.append("recovered")
+    if new_status == CLOSED:
+        casework.add_event(con, sid, "closed", {"closed_on": closed_on, "outcome": label}, None, now)
+        events.append("closed")
+    elif new_status == TRANSFERRED and status != TRANSFERRED:
+        casework.add_event(con, sid, "transferred", {"outcome": label, "verified_on": verified}, None, now)
+        events.append("transferred")
+    return AppliedRow(str(path), row_number, sid, label, new_status, events)
+
+
+def _money(v) -> Decimal | None:
+    return None if v is None else Decimal(v).quantize(Decimal("0.01"))

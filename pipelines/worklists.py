@@ -1,0 +1,467 @@
+"""Worklists out (疑点数据核查工作台账): one protected XLSX per agency with open suspects.
+
+Each workbook has the sheet 疑点清单 (CONTRACT §5 header, then a few read-only extras) and the
+cover sheet 说明. Only 核实结果, 追回金额, 核实说明 and 核实日期 are unlocked. What was issued —
+the text of every locked cell — is kept in `worklist_rows`, so that returns (returns.py) can tell a
+changed locked cell from an honest answer, and the 台账编号 printed on the cover ties a returned
+workbook to its export even after WPS or LibreOffice re-saved it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import os
+import re
+import tempfile
+import uuid
+from collections import defaultdict
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import xlsxwriter
+import yaml
+
+from . import casework
+from .casework import ISSUED, NEW, OPEN_STATUSES, OUTCOME_LABELS, REOPENED
+from .workdays import add_working_days
+
+SHEET = "疑点清单"
+COVER = "说明"
+EXPORT_ID_LABEL = "台账编号"  # cover-sheet label of the export id (A column), value in B
+HEADER = ("疑点编号", "规则编号", "规则名称", "公民身份号码", "姓名", "涉及金额", "所属期起", "所属期止",
+          "下发日期", "核查期限", "核实结果", "追回金额", "核实说明", "核实日期")
+EXTRA = ("疑点状态", "逾期", "挂牌督办", "要情类别", "疑点对象", "证据摘要")
+COLUMNS = HEADER + EXTRA
+EDITABLE = ("核实结果", "追回金额", "核实说明", "核实日期")
+LOCKED = tuple(c for c in COLUMNS if c not in EDITABLE)
+MONEY_COLUMNS = ("涉及金额", "追回金额")
+DATE_COLUMNS = ("下发日期", "核查期限", "核实日期")
+FILE_PREFIX = "疑点核查台账"
+
+WORKLIST_DDL = """
+create table if not exists worklist_rows (
+    export_id   varchar not null,  -- 台账编号 printed on the cover sheet
+    suspect_id  varchar not null,
+    agency_code varchar not null,
+    row_number  integer,           -- the Excel row (header is row 1)
+    file        varchar,
+    as_of       date,
+    exported_at timestamp,
+    locked      json               -- column -> canonical text of each locked cell as issued
+)
+"""
+
+
+def ensure_worklist_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(WORKLIST_DDL)
+
+
+# ---------------------------------------------------------------- cell values, both directions
+
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９．，－", "0123456789.,-")
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+
+
+def parse_money(value: Any) -> Decimal | None:
+    """Yuan with at most 2 decimals from a returned cell (number, or text with 1,234.50 / ¥ / 元).
+
+    None for an empty cell; raises ValueError for anything else that is not an amount.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not an amount: {value!r}")
+    if isinstance(value, float):
+        amount = Decimal(repr(value))
+        rounded = amount.quantize(Decimal("0.01"))
+        # Binary floats (0.1 + 0.2) are rounded; a real third decimal (12.345) is not an amount in yuan.
+        if abs(amount - rounded) > Decimal("0.000001"):
+            raise ValueError(f"more than 2 decimals: {value}")
+        return rounded
+    if isinstance(value, (int, Decimal)):
+        amount = Decimal(value)
+    else:
+        text = str(value).strip().translate(_FULL_WIDTH)
+        text = re.sub(r"[\s,¥￥]|元$", "", text)
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"not an amount: {value!r}") from None
+    if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
+        raise ValueError(f"more than 2 decimals: {value}")
+    return amount.quantize(Decimal("0.01"))
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """A date from a returned cell: a real date, an Excel serial number, or text in a usual form."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if 20000 < value < 80000 and value == int(value):  # Excel serial: 1954..2119
+            return _EXCEL_EPOCH + dt.timedelta(days=int(value))
+        value = str(int(value)) if value == int(value) else str(value)
+    text = str(value).strip().translate(_FULL_WIDTH)
+    m = (re.fullmatch(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?", text)
+         or re.fullmatch(r"(\d{4})(\d{2})(\d{2})", text))
+    if not m:
+        raise ValueError(f"not a date: {value!r}")
+    try:
+        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        raise ValueError(f"not a date: {value!r}") from None
+
+
+def canonical(column: str, value: Any) -> str:
+    """One text form per locked cell, equal whether it comes from the store, Excel, WPS or LibreOffice."""
+    if value is None:
+        return ""
+    if column in MONEY_COLUMNS:
+        try:
+            amount = parse_money(value)
+            return "" if amount is None else format(amount, "f")
+        except ValueError:
+            return str(value).strip()
+    if column in DATE_COLUMNS:
+        try:
+            d = parse_date(value)
+            return "" if d is None else d.isoformat()
+        except ValueError:
+            return str(value).strip()
+    if isinstance(value, bool):
+        return "是" if value else ""
+    if isinstance(value, float) and value == int(value):
+        return str(int(value))
+    return str(value).strip()
+
+
+# ---------------------------------------------------------------- what goes into a worklist
+
+def rule_titles() -> dict[str, str]:
+    """rule_id -> 中文 title, from the rule files (pipelines.rules when it loads, else the YAML)."""
+    titles: dict[str, str] = {}
+    try:
+        from .rules import load_rules
+
+        rules, _errors = load_rules()
+        for rule in rules:
+            rid = getattr(rule, "id", None) or getattr(rule, "rule_id", None)
+            if rid:
+                titles[rid] = getattr(rule, "title", None) or rid
+    except Exception:  # the rule module is optional here: the YAML files say the same
+        pass
+    if not titles:
+        from .resources import rules_dir
+
+        for path in sorted(Path(rules_dir()).glob("*.yaml")):
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError):
+                continue
+            if isinstance(data, dict) and data.get("id"):
+                titles[str(data["id"])] = str(data.get("title") or data["id"])
+    return titles
+
+
+def evidence_summary(evidence: Any, limit: int = 800) -> str:
+    """The evidence JSON as one readable line: "key: value；list: 3项 (a, b, c…)"."""
+    if evidence is None:
+        return ""
+    if isinstance(evidence, str):
+        try:
+            evidence = json.loads(evidence)
+        except ValueError:
+            return evidence[:limit]
+
+    def short(v: Any) -> str:
+        if isinstance(v, dict):
+            return "，".join(f"{k}={short(x)}" for k, x in v.items())
+        if isinstance(v, list):
+            head = "，".join(short(x) for x in v[:3])
+            return f"{len(v)}项（{head}{'…' if len(v) > 3 else ''}）"
+        return str(v)
+
+    if isinstance(evidence, dict):
+        text = "；".join(f"{k}: {short(v)}" for k, v in evidence.items())
+    else:
+        text = short(evidence)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
+    cur = con.execute(
+        f"""
+        select s.suspect_id, s.rule_id, s.subject, s.person_id, s.agency_code,
+               coalesce(s.name, json_extract_string(s.evidence, '$.name'),
+                        (select any_value(b.name) from beneficiaries b where b.person_id = s.person_id)) as name,
+               s.amount, s.period_from, s.period_to, s.status, s.issued_on, s.deadline,
+               s.outcome, s.recovered_amount, s.verification_note, s.verified_on,
+               coalesce(s.overdue, false) as overdue, coalesce(s.escalated, false) as escalated,
+               s.major_class, s.evidence::varchar as evidence
+        from suspects s
+        where s.status in ({statuses}) and s.agency_code is not null
+        order by s.agency_code, s.rule_id, s.suspect_id
+        """
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _issue(con, rows: list[dict], as_of: dt.date, days: int, run_id: str | None, now: dt.datetime) -> None:
+    """待下发/已重开 → 已下发. The first 下发日期 is kept for good; a re-issue after 重开 gets a fresh
+    核查期限 (the new evidence needs verifying), an already issued open suspect keeps its own."""
+    for r in rows:
+        issuing = r["status"] in (NEW, REOPENED)
+        if not issuing and r["issued_on"] is not None and r["deadline"] is not None:
+            continue
+        issued_on = r["issued_on"] or as_of
+        if r["status"] == REOPENED or r["deadline"] is None:
+            deadline = add_working_days(as_of if r["status"] == REOPENED else issued_on, days)
+        else:
+            deadline = r["deadline"]
+        status = ISSUED if issuing else r["status"]
+        con.execute("update suspects set status = ?, issued_on = ?, deadline = ? where suspect_id = ?",
+                    [status, issued_on, deadline, r["suspect_id"]])
+        if issuing:
+            casework.add_event(con, r["suspect_id"], "issued",
+                               {"issued_on": issued_on, "deadline": deadline, "from": r["status"]}, run_id, now)
+        r.update(status=status, issued_on=issued_on, deadline=deadline, new=issuing)
+
+
+def _row_values(r: dict, titles: dict[str, str]) -> dict[str, Any]:
+    in_progress = r["status"] == casework.IN_PROGRESS  # a partly answered suspect shows what we hold
+    return {
+        "疑点编号": r["suspect_id"], "规则编号": r["rule_id"], "规则名称": titles.get(r["rule_id"], r["rule_id"]),
+        "公民身份号码": r["person_id"], "姓名": r["name"], "涉及金额": r["amount"],
+        "所属期起": r["period_from"], "所属期止": r["period_to"],
+        "下发日期": r["issued_on"], "核查期限": r["deadline"],
+        "核实结果": r["outcome"] if in_progress else None,
+        "追回金额": r["recovered_amount"] if in_progress else None,
+        "核实说明": r["verification_note"] if in_progress else None,
+        "核实日期": r["verified_on"] if in_progress else None,
+        "疑点状态": r["status"], "逾期": "是" if r["overdue"] else "", "挂牌督办": "是" if r["escalated"] else "",
+        "要情类别": r["major_class"], "疑点对象": r["subject"], "证据摘要": evidence_summary(r["evidence"]),
+    }
+
+
+# ---------------------------------------------------------------- the workbook
+
+WIDTHS = {"疑点编号": 22, "规则编号": 26, "规则名称": 24, "公民身份号码": 21, "姓名": 10, "涉及金额": 14,
+          "所属期起": 9, "所属期止": 9, "下发日期": 11, "核查期限": 11, "核实结果": 40, "追回金额": 14,
+          "核实说明": 36, "核实日期": 11, "疑点状态": 9, "逾期": 6, "挂牌督办": 8, "要情类别": 14,
+          "疑点对象": 24, "证据摘要": 60}
+
+HOW_TO = (
+    "1. 只在黄色的四列填写：核实结果（从下拉列表选择）、追回金额（元，最多两位小数）、核实说明、核实日期（如 2026-11-20）。",
+    "2. 其余各列为下发的疑点信息，已锁定，请勿修改、删除或调整行列；改动的行在回收时将被退回。",
+    "3. 核实结果为 1、2、3、7 的，须填写核实说明，审核后销号。",
+    "4. 核实结果为 4 的，请填写累计追回金额；追回金额达到涉及金额时销号，未足额的继续跟踪（核查中）。",
+    "5. 核实结果为 5、6 的，疑点转为已移送。",
+    "6. 尚未核实完毕的行请保持空白；核实日期不得晚于报送日期，追回金额不得超过涉及金额。",
+    "7. 核查期限按工作日计算（法定节假日、调休按国务院通知）；逾期及挂牌督办的疑点请优先办理。",
+    "8. 填写完毕后原文件名报送；可用 Excel 或 WPS 打开保存，请勿另存为其他格式。",
+)
+
+
+def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, as_of: dt.date,
+                    new_deadline: dt.date, rows: list[dict[str, Any]], flags: list[dict]) -> None:
+    # strings_to_*: False — a name or note like "=1+1" or "-2" stays text, never a formula or number.
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_numbers": False,
+                                         "strings_to_urls": False})
+    wb.set_properties({"title": f"疑点数据核查工作台账 {agency[0]}", "subject": export_id,
+                       "keywords": f"fundwatch {export_id}", "author": "fundwatch"})
+    wb.set_custom_property("fundwatch_export_id", export_id)
+    header = wb.add_format({"bold": True, "bg_color": "#D9E1F2", "border": 1, "text_wrap": True, "valign": "vcenter"})
+    edit_header = wb.add_format({"bold": True, "bg_color": "#FFE699", "border": 1, "text_wrap": True, "valign": "vcenter"})
+    fmt = {
+        "text": wb.add_format({"num_format": "@"}),
+        "money": wb.add_format({"num_format": "#,##0.00"}),
+        "date": wb.add_format({"num_format": "yyyy-mm-dd"}),
+        "edit_text": wb.add_format({"num_format": "@", "locked": False, "bg_color": "#FFF2CC"}),
+        "edit_money": wb.add_format({"num_format": "#,##0.00", "locked": False, "bg_color": "#FFF2CC"}),
+        "edit_date": wb.add_format({"num_format": "yyyy-mm-dd", "locked": False, "bg_color": "#FFF2CC"}),
+    }
+    ws = wb.add_worksheet(SHEET)
+    for c, name in enumerate(COLUMNS):
+        ws.write_string(0, c, name, edit_header if name in EDITABLE else header)
+        ws.set_column(c, c, WIDTHS.get(name, 12))
+    for i, values in enumerate(rows, start=1):
+        for c, name in enumerate(COLUMNS):
+            kind = "money" if name in MONEY_COLUMNS else "date" if name in DATE_COLUMNS else "text"
+            f = fmt[("edit_" if name in EDITABLE else "") + kind]
+            v = values[name]
+            if v is None or v == "":
+                ws.write_blank(i, c, None, f)
+            elif kind == "money":
+                ws.write_number(i, c, float(v), f)
+            elif kind == "date":
+                ws.write_datetime(i, c, dt.datetime.combine(v, dt.time()), f)
+            else:
+                ws.write_string(i, c, str(v), f)
+    last = max(len(rows), 1)
+    col = {name: COLUMNS.index(name) for name in EDITABLE}
+    ws.data_validation(1, col["核实结果"], last, col["核实结果"], {
+        "validate": "list", "source": list(OUTCOME_LABELS.values()),
+        "input_title": "核实结果", "input_message": "请从下拉列表选择核查结论",
+        "error_title": "核实结果", "error_message": "只能选择下拉列表中的七种核实结果之一"})
+    ws.data_validation(1, col["追回金额"], last, col["追回金额"], {
+        "validate": "decimal", "criteria": ">=", "value": 0,
+        "error_title": "追回金额", "error_message": "请填写不小于 0 的金额（元）"})
+    ws.data_validation(1, col["核实日期"], last, col["核实日期"], {
+        "validate": "date", "criteria": "between",
+        "minimum": dt.datetime(2000, 1, 1), "maximum": dt.datetime(2099, 12, 31),
+        "error_title": "核实日期", "error_message": "请填写日期，如 2026-11-20"})
+    ws.freeze_panes(1, 1)
+    ws.autofilter(0, 0, last, len(COLUMNS) - 1)
+    ws.protect("", {"autofilter": True, "format_columns": True, "format_rows": True,
+                    "select_locked_cells": True, "select_unlocked_cells": True})
+
+    cover = wb.add_worksheet(COVER)
+    bold = wb.add_format({"bold": True})
+    title = wb.add_format({"bold": True, "font_size": 14})
+    money = fmt["money"]
+    date = fmt["date"]
+    cover.set_column(0, 0, 22)
+    cover.set_column(1, 1, 40)
+    cover.set_column(2, 3, 16)
+    cover.write_string(0, 0, "疑点数据核查工作台账", title)
+    info = [("经办机构编码", agency[0]), ("经办机构名称", agency[1] or ""), (EXPORT_ID_LABEL, export_id)]
+    r = 2
+    for label, value in info:
+        cover.write_string(r, 0, label, bold)
+        cover.write_string(r, 1, value)
+        r += 1
+    for label, value in (("下发日期", as_of), ("本次新下发疑点核查期限", new_deadline)):
+        cover.write_string(r, 0, label, bold)
+        cover.write_datetime(r, 1, dt.datetime.combine(value, dt.time()), date)
+        r += 1
+    total = sum((Decimal(x["amount"] or 0) for x in flags), Decimal(0))
+    counts = [("疑点总数", len(flags)), ("其中本次新下发", sum(1 for x in flags if x.get("new"))),
+              ("以前下发尚未办结", sum(1 for x in flags if not x.get("new"))),
+              ("逾期", sum(1 for x in flags if x["overdue"])), ("挂牌督办", sum(1 for x in flags if x["escalated"]))]
+    for label, n in counts:
+        cover.write_string(r, 0, label, bold)
+        cover.write_number(r, 1, n)
+        r += 1
+    cover.write_string(r, 0, "涉及金额合计（元）", bold)
+    cover.write_number(r, 1, float(total), money)
+    r += 2
+    cover.write_string(r, 0, "按规则统计", bold)
+    r += 1
+    for c, name in enumerate(("规则编号", "规则名称", "疑点数", "涉及金额（元）")):
+        cover.write_string(r, c, name, header)
+    r += 1
+    by_rule: dict[str, list] = defaultdict(lambda: [None, 0, Decimal(0)])
+    for x, values in zip(flags, rows):
+        entry = by_rule[x["rule_id"]]
+        entry[0] = values["规则名称"]
+        entry[1] += 1
+        entry[2] += Decimal(x["amount"] or 0)
+    for rule_id, (title_text, n, amount) in sorted(by_rule.items()):
+        cover.write_string(r, 0, rule_id)
+        cover.write_string(r, 1, title_text)
+        cover.write_number(r, 2, n)
+        cover.write_number(r, 3, float(amount), money)
+        r += 1
+    r += 1
+    cover.write_string(r, 0, "填写说明", bold)
+    r += 1
+    for line in HOW_TO:
+        cover.write_string(r, 0, line)
+        r += 1
+    r += 1
+    cover.write_string(r, 0, "核实结果（下拉选项）", bold)
+    r += 1
+    for label in OUTCOME_LABELS.values():
+        cover.write_string(r, 0, label)
+        r += 1
+    cover.protect("", {"select_locked_cells": True, "select_unlocked_cells": True})
+    wb.close()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def worklist_name(agency_code: str, as_of: dt.date) -> str:
+    return f"{FILE_PREFIX}_{agency_code}_{as_of:%Y%m%d}.xlsx"
+
+
+def current_actor(actor: str | None = None) -> str:
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return os.environ.get("USER") or str(os.getuid())
+
+
+def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: dt.date, config: Any = None,
+                    actor: str | None = None, run_id: str | None = None) -> list[Path]:
+    """Issue every open suspect and write one worklist per agency into out_dir; the paths written.
+
+    Suspects 待下发/已重开 become 已下发 (event 'issued'); earlier issued open ones are carried
+    with their first 下发日期 and 核查期限. Each workbook appears whole (temp file + rename) and
+    each export is in audit_log ('export_worklist') and worklist_rows.
+    """
+    ensure_worklist_schema(con)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(out_dir, 0o700)  # worklists carry ID numbers and names: owner only
+    days = int(casework.settings(config)["verify_working_days"])
+    actor = current_actor(actor)
+    now = dt.datetime.now()
+    titles = rule_titles()
+    written: list[Path] = []
+    with casework.atomic(con):
+        suspects = _open_suspects(con)
+        _issue(con, suspects, as_of, days, run_id, now)
+        names = dict(con.execute("select agency_code, any_value(agency_name) from agencies group by 1").fetchall())
+        by_agency: dict[str, list[dict]] = defaultdict(list)
+        for s in suspects:
+            by_agency[s["agency_code"]].append(s)
+        for agency_code, flags in sorted(by_agency.items()):
+            export_id = f"WL-{agency_code}-{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+            rows = [_row_values(s, titles) for s in flags]
+            path = out_dir / worklist_name(agency_code, as_of)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=out_dir)
+            os.close(fd)
+            try:
+                _write_workbook(Path(tmp), (agency_code, names.get(agency_code)), export_id, as_of,
+                                add_working_days(as_of, days), rows, flags)
+                os.chmod(tmp, 0o600)
+                file_hash = file_sha256(Path(tmp))
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            ids = [s["suspect_id"] for s in flags]
+            con.executemany(
+                "insert into worklist_rows values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [[export_id, s["suspect_id"], agency_code, i, str(path), as_of, now,
+                  json.dumps({c: canonical(c, v[c]) for c in LOCKED}, ensure_ascii=False)]
+                 for i, (s, v) in enumerate(zip(flags, rows), start=2)],
+            )
+            con.execute(
+                "insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, suspect_ids, detail)"
+                " values (?, ?, 'export_worklist', ?, ?, ?, ?, ?)",
+                [now, actor, str(path), file_hash, agency_code, json.dumps(ids, ensure_ascii=False),
+                 json.dumps({"export_id": export_id, "as_of": as_of.isoformat(), "rows": len(ids),
+                             "newly_issued": sum(1 for s in flags if s.get("new")), "run_id": run_id},
+                            ensure_ascii=False)],
+            )
+            written.append(path)
+    return written

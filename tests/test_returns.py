@@ -1,0 +1,277 @@
+"""Returns in: filled worklists applied by the outcome rules of CONTRACT §5, mistakes refused row by row."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from pipelines import returns, worklists
+from pipelines.casework import OUTCOME_LABELS, OUTCOMES
+from pipelines.config import Config
+from pipelines.store import connect, scalar
+from test_worklists import AS_OF, A, B, add_suspect
+
+RETURN_DAY = AS_OF + dt.timedelta(days=10)
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = connect(tmp_path / "fw.duckdb")
+    yield c
+    c.close()
+
+
+def issue(con, tmp_path, n=8, agency=A):
+    for i in range(1, n + 1):
+        add_suspect(con, f"S-{agency}-{i}", agency=agency, person_id=f"3607021950010{i:04d}"[:17] + "X",
+                    amount="1000.00")
+    return {p.name.split("_")[1]: p for p in worklists.write_worklists(con, tmp_path / "out", AS_OF)}
+
+
+class Clerk:
+    """Fills a worklist as an agency clerk would: opens it, types into the cells, saves."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.wb = openpyxl.load_workbook(path)
+        self.ws = self.wb["疑点清单"]
+        self.header = [c.value for c in self.ws[1]]
+        self.rows = {self.ws.cell(row=r, column=1).value: r for r in range(2, self.ws.max_row + 1)}
+
+    def fill(self, suspect_id, **cells):
+        for name, value in cells.items():
+            self.ws.cell(row=self.rows[suspect_id], column=self.header.index(name) + 1, value=value)
+        return self.rows[suspect_id]
+
+    def save(self, path: Path | None = None) -> Path:
+        path = path or self.path.with_name("returned_" + self.path.name)
+        self.wb.save(path)
+        return path
+
+
+def status_of(con, sid):
+    return con.execute("select status, outcome, recovered_amount, verification_note, verified_on, closed_on"
+                       " from suspects where suspect_id = ?", [sid]).fetchall()[0]
+
+
+def events(con, sid=None):
+    sql = "select suspect_id, event from suspect_events where event not in ('issued')"
+    return con.execute(sql + (" and suspect_id = ?" if sid else "") + " order by happened_at, event",
+                       [sid] if sid else []).fetchall()
+
+
+def test_every_outcome_is_applied_by_the_contract_rules(con, tmp_path):
+    path = issue(con, tmp_path)[A]
+    clerk = Clerk(path)
+    for n in (1, 2, 3, 7):
+        clerk.fill(f"S-{A}-{n}", 核实结果=OUTCOME_LABELS[n], 核实说明=f"说明{n}", 核实日期=dt.date(2026, 11, 25))
+    clerk.fill(f"S-{A}-4", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="已全额追回")
+    clerk.fill(f"S-{A}-5", 核实结果=OUTCOME_LABELS[5], 核实说明="转稽核")
+    clerk.fill(f"S-{A}-6", 核实结果=OUTCOME_LABELS[6])
+    clerk.fill(f"S-{A}-8", 核实结果=OUTCOME_LABELS[4], 追回金额=400.5)
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY, actor="clerk01")
+    assert report.refusals == []
+    for n in (1, 2, 3, 7):
+        assert status_of(con, f"S-{A}-{n}")[:2] == ("已销号", OUTCOME_LABELS[n])
+        assert status_of(con, f"S-{A}-{n}")[5] == dt.date(2026, 11, 25)  # closed on the 核实日期
+    assert status_of(con, f"S-{A}-4")[0] == "已销号" and status_of(con, f"S-{A}-4")[5] == RETURN_DAY
+    assert status_of(con, f"S-{A}-5")[0] == "已移送" and status_of(con, f"S-{A}-6")[0] == "已移送"
+    partial = status_of(con, f"S-{A}-8")
+    assert (partial[0], partial[2], partial[5]) == ("核查中", Decimal("400.50"), None)
+    assert events(con, f"S-{A}-1") == [(f"S-{A}-1", "closed"), (f"S-{A}-1", "returned")]
+    assert {e for _, e in events(con, f"S-{A}-4")} == {"returned", "recovered", "closed"}
+    assert {e for _, e in events(con, f"S-{A}-6")} == {"returned", "transferred"}
+    assert {e for _, e in events(con, f"S-{A}-8")} == {"returned", "recovered"}
+    assert report.pending == 0
+    audit = con.execute("select actor, agency_code, suspect_ids from audit_log where action = 'apply_return'").fetchall()
+    assert audit[0][:2] == ("clerk01", A) and len(json.loads(audit[0][2])) == 8
+
+
+def test_an_empty_row_is_not_yet_verified_and_not_a_refusal(con, tmp_path):
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == [] and report.pending == 1
+    assert status_of(con, f"S-{A}-2")[0] == "已下发"
+
+
+@pytest.mark.parametrize("typed", ["7", 7, 7.0, "经核实无问题", "7. 经核实无问题", "7、经核实无问题"])
+def test_outcome_is_accepted_as_full_text_text_without_number_or_number(con, tmp_path, typed):
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=typed, 核实说明="核实无问题")
+    assert returns.apply_returns(con, [clerk.save()], RETURN_DAY).refusals == []
+    assert status_of(con, f"S-{A}-1")[:2] == ("已销号", OUTCOME_LABELS[7])
+
+
+def test_every_kind_of_mistake_is_refused_with_row_and_column_and_the_other_rows_apply(con, tmp_path):
+    issue(con, tmp_path, n=1, agency=B)
+    path = issue(con, tmp_path, n=8)[A]
+    clerk = Clerk(path)
+    clerk.ws.protection.sheet = False  # the clerk removed the protection to "fix" things
+    ok = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[1], 核实说明="已更正")
+    r_amount = clerk.fill(f"S-{A}-2", 涉及金额=10, 核实结果=OUTCOME_LABELS[7], 核实说明="改了金额")
+    r_outcome = clerk.fill(f"S-{A}-3", 核实结果="8. 已处理", 核实说明="x")
+    r_money = clerk.fill(f"S-{A}-4", 核实结果=OUTCOME_LABELS[4], 追回金额="一千元")
+    r_date = clerk.fill(f"S-{A}-5", 核实结果=OUTCOME_LABELS[5], 核实日期="2026-13-45")
+    r_over = clerk.fill(f"S-{A}-6", 核实结果=OUTCOME_LABELS[4], 追回金额=1000.01)
+    r_future = clerk.fill(f"S-{A}-7", 核实结果=OUTCOME_LABELS[7], 核实说明="x", 核实日期=RETURN_DAY + dt.timedelta(days=1))
+    r_note = clerk.fill(f"S-{A}-8", 核实结果=OUTCOME_LABELS[2])
+    # an unknown 疑点编号 and agency B's suspect pasted below
+    last = clerk.ws.max_row
+    for offset, sid in enumerate(("S-NOPE", f"S-{B}-1"), start=1):
+        clerk.ws.cell(row=last + offset, column=1, value=sid)
+        clerk.ws.cell(row=last + offset, column=clerk.header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
+        clerk.ws.cell(row=last + offset, column=clerk.header.index("核实说明") + 1, value="x")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    got = {(r.row, r.column) for r in report.refusals}
+    assert got == {(r_amount, "涉及金额"), (r_outcome, "核实结果"), (r_money, "追回金额"), (r_date, "核实日期"),
+                   (r_over, "追回金额"), (r_future, "核实日期"), (r_note, "核实说明"),
+                   (last + 1, "疑点编号"), (last + 2, "疑点编号")}
+    assert all(Path(r.file).name == "returned_" + path.name and r.reason for r in report.refusals)
+    assert "其他经办机构" in next(r.reason for r in report.refusals if r.row == last + 2)
+    assert "不存在" in next(r.reason for r in report.refusals if r.row == last + 1)
+    assert status_of(con, f"S-{A}-1")[0] == "已销号" and ok == 2
+    for i in range(2, 9):
+        assert status_of(con, f"S-{A}-{i}")[0] == "已下发", i
+    assert status_of(con, f"S-{B}-1")[0] == "已下发"
+    stored = con.execute("select row_number, column_name from return_refusals").fetchall()
+    assert set(stored) == got
+    assert any("第" in line and "涉及金额" in line for line in report.lines())
+
+
+def test_reapplying_the_same_workbook_changes_nothing(con, tmp_path):
+    path = issue(con, tmp_path, n=3)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
+    clerk.fill(f"S-{A}-3", 核实结果="9")
+    returned = clerk.save()
+    first = returns.apply_returns(con, [returned], RETURN_DAY)
+    assert len(first.applied) == 2 and len(first.refusals) == 1
+    before = (scalar(con, "select count(*) from suspect_events"), scalar(con, "select count(*) from audit_log"),
+              scalar(con, "select count(*) from return_refusals"))
+    again = returns.apply_returns(con, [returned], RETURN_DAY + dt.timedelta(days=3))
+    assert again.applied == [] and again.files[0].status == "already_applied"
+    assert [(r.row, r.column) for r in again.refusals] == [(r.row, r.column) for r in first.refusals]
+    # a copy saved again (other bytes, same answers) also changes nothing
+    copy = Clerk(returned).save(tmp_path / "copy.xlsx")
+    third = returns.apply_returns(con, [copy], RETURN_DAY + dt.timedelta(days=3))
+    assert third.applied == [] and third.files[0].unchanged == 2
+    after = (scalar(con, "select count(*) from suspect_events"), scalar(con, "select count(*) from audit_log"),
+             scalar(con, "select count(*) from return_refusals"))
+    assert after[0] == before[0]
+    assert status_of(con, f"S-{A}-2")[0] == "核查中"
+
+
+def test_partial_recovery_stays_in_progress_and_closes_once_the_amount_is_covered(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额="600.00", 核实日期="2026/11/24")
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("600.00"))
+    # the next worklist carries it, with what is already recorded
+    later = RETURN_DAY + dt.timedelta(days=7)
+    nxt = worklists.write_worklists(con, tmp_path / "out2", later)[0]
+    clerk = Clerk(nxt)
+    row = clerk.rows[f"S-{A}-1"]
+    assert clerk.ws.cell(row=row, column=clerk.header.index("追回金额") + 1).value == 600
+    clerk.fill(f"S-{A}-1", 追回金额="1,000.00", 核实日期=dt.datetime(2026, 12, 4))
+    returns.apply_returns(con, [clerk.save()], later)
+    assert status_of(con, f"S-{A}-1")[0] == "已销号" and status_of(con, f"S-{A}-1")[5] == dt.date(2026, 12, 4)
+    recovered = [json.loads(d) for (d,) in con.execute(
+        "select detail from suspect_events where event = 'recovered' order by happened_at").fetchall()]
+    assert [r["to"] for r in recovered] == ["600.00", "1000.00"]
+
+
+def test_a_workbook_without_its_cover_is_told_by_its_rows(con, tmp_path):
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    del clerk.wb["说明"]
+    clerk.wb.properties.subject = None
+    clerk.wb.custom_doc_props.props.clear()
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[3], 核实说明="已告知单位")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == [] and report.files[0].agency_code == A
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
+def test_columns_moved_about_are_read_by_their_header(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    wb = openpyxl.load_workbook(path)
+    ws = wb["疑点清单"]
+    ws.protection.sheet = False
+    ws.insert_cols(1)  # a clerk's own numbering column in front
+    ws.cell(row=1, column=1, value="序号")
+    ws.cell(row=2, column=1, value=1)
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("核实结果") + 1, value="1")
+    ws.cell(row=2, column=header.index("核实说明") + 1, value="后台数据已更正")
+    out = tmp_path / "moved.xlsx"
+    wb.save(out)
+    assert returns.apply_returns(con, [out], RETURN_DAY).refusals == []
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
+def test_confirmed_losses_get_their_major_class_when_config_is_given(con, tmp_path):
+    add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
+    path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
+    clerk = Clerk(path)
+    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 9, 30))
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config())
+    assert con.execute("select major_class, report_due from suspects").fetchall() == [
+        ("重大要情", dt.date(2026, 10, 13))]
+
+
+def test_unreadable_file_is_refused_and_the_others_still_apply(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    bad = tmp_path / "not_a_workbook.xlsx"
+    bad.write_text("hello", encoding="utf-8")
+    report = returns.apply_returns(con, [bad, clerk.save()], RETURN_DAY)
+    assert [(Path(r.file).name, r.row) for r in report.refusals] == [("not_a_workbook.xlsx", 0)]
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
+def _soffice():
+    for exe in ("soffice", "libreoffice"):
+        found = shutil.which(exe) or (f"/usr/bin/{exe}" if os.path.exists(f"/usr/bin/{exe}") else None)
+        if found:
+            return found
+    return None
+
+
+@pytest.mark.libreoffice
+@pytest.mark.skipif(_soffice() is None, reason="LibreOffice (soffice/libreoffice) is not installed on this machine")
+def test_a_worklist_resaved_by_libreoffice_is_applied(con, tmp_path):
+    path = issue(con, tmp_path, n=3)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[2], 核实说明="数据转换错误已更正", 核实日期=dt.date(2026, 11, 26))
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=250.75)
+    (tmp_path / "filled").mkdir()
+    filled = clerk.save(tmp_path / "filled" / path.name)
+    resaved_dir = tmp_path / "resaved"
+    profile = (tmp_path / "lo-profile").as_uri()
+    done = subprocess.run([_soffice(), f"-env:UserInstallation={profile}", "--headless", "--convert-to", "xlsx",
+                           "--outdir", str(resaved_dir), str(filled)], capture_output=True, text=True, timeout=180)
+    resaved = resaved_dir / path.name
+    assert resaved.exists(), done.stderr or done.stdout
+    assert resaved.read_bytes() != filled.read_bytes()
+    report = returns.apply_returns(con, [resaved], RETURN_DAY)
+    assert report.refusals == [], report.lines()
+    assert status_of(con, f"S-{A}-1")[:2] == ("已销号", OUTCOME_LABELS[2])
+    assert status_of(con, f"S-{A}-1")[5] == dt.date(2026, 11, 26)
+    assert status_of(con, f"S-{A}-2")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("250.75"))
+    assert report.pending == 1
+    # applying the clerk's own copy after LibreOffice's changes nothing
+    assert returns.apply_returns(con, [filled], RETURN_DAY).applied == []

@@ -1,0 +1,226 @@
+"""Worklists out (疑点数据核查工作台账): one protected XLSX per agency, CONTRACT §5."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import stat
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from pipelines import casework, worklists
+from pipelines.casework import OUTCOME_LABELS
+from pipelines.store import connect, scalar
+from pipelines.workdays import add_working_days
+
+AS_OF = dt.date(2026, 11, 20)  # a Friday
+A, B = "360702001", "360703001"
+CONTRACT_HEADER = ["疑点编号", "规则编号", "规则名称", "公民身份号码", "姓名", "涉及金额", "所属期起", "所属期止",
+                   "下发日期", "核查期限", "核实结果", "追回金额", "核实说明", "核实日期"]
+
+
+def add_suspect(con, suspect_id, agency=A, person_id="360702195001011234", amount="12345.60", status="待下发",
+                name="张三", rule_id="PAID_AFTER_DEATH", first_detected_on=dt.date(2026, 11, 1), **extra):
+    """Insert a suspect row straight into the store, as suspects.update_suspects would leave it."""
+    row = dict(suspect_id=suspect_id, rule_id=rule_id, subject=person_id or suspect_id, person_id=person_id,
+               agency_code=agency, period_from="202601", period_to="202603", amount=Decimal(amount), status=status,
+               first_detected_on=first_detected_on, last_detected_on=AS_OF, name=name,
+               evidence=json.dumps({"death_date": "2025-12-03", "periods": ["202601", "202602", "202603"]},
+                                   ensure_ascii=False))
+    row.update(extra)
+    con.execute(f"insert into suspects ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values()))
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = connect(tmp_path / "fw.duckdb")
+    c.execute("insert into agencies (agency_code, agency_name, region_code) values (?, '章贡区社保局', '360702'),"
+              " (?, '南康区社保局', '360703')", [A, B])
+    yield c
+    c.close()
+
+
+def sheet_of(path):
+    return openpyxl.load_workbook(path)[worklists.SHEET]
+
+
+def rows_by_id(ws):
+    header = [c.value for c in ws[1]]
+    return {r[0]: dict(zip(header, r)) for r in ws.iter_rows(min_row=2, values_only=True)}
+
+
+def sheet_xml(path):
+    with zipfile.ZipFile(path) as z:
+        wb = z.read("xl/workbook.xml").decode()
+        rels = z.read("xl/_rels/workbook.xml.rels").decode()
+        rid = re.search(r'<sheet [^>]*name="疑点清单"[^>]*r:id="(rId\d+)"', wb).group(1)
+        target = re.search(rf'Id="{rid}"[^>]*Target="([^"]+)"', rels) or re.search(rf'Target="([^"]+)"[^>]*Id="{rid}"', rels)
+        return z.read("xl/" + target.group(1).lstrip("/").removeprefix("xl/")).decode()
+
+
+def test_one_workbook_per_agency_named_with_its_code_and_the_contract_header_in_order(con, tmp_path):
+    add_suspect(con, "S-A1")
+    add_suspect(con, "S-A2", person_id="360702195001011242")
+    add_suspect(con, "S-B1", agency=B, person_id="36070319600101123X")
+    paths = worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    assert sorted(p.name for p in paths) == [f"疑点核查台账_{A}_20261120.xlsx", f"疑点核查台账_{B}_20261120.xlsx"]
+    wb = openpyxl.load_workbook(paths[0])
+    assert wb.sheetnames[0] == "疑点清单" and "说明" in wb.sheetnames
+    header = [c.value for c in wb["疑点清单"][1]]
+    assert header[:14] == CONTRACT_HEADER
+    assert {"疑点状态", "逾期", "挂牌督办", "要情类别", "证据摘要"} <= set(header[14:])
+
+
+def test_agency_workbook_holds_none_of_another_agencys_suspects(con, tmp_path):
+    add_suspect(con, "S-A1")
+    add_suspect(con, "S-B1", agency=B, person_id="36070319600101123X", name="李四")
+    add_suspect(con, "S-B2", agency=B, person_id="360703196001011248", name="王五")
+    paths = {p.name.split("_")[1]: p for p in worklists.write_worklists(con, tmp_path / "out", AS_OF)}
+    a_rows = rows_by_id(sheet_of(paths[A]))
+    assert set(a_rows) == {"S-A1"}
+    with zipfile.ZipFile(paths[A]) as z:
+        everything = "".join(z.read(n).decode("utf-8", "ignore") for n in z.namelist())
+    for other in ("S-B1", "S-B2", "36070319600101123X", "李四", "王五", "南康区"):
+        assert other not in everything
+    assert set(rows_by_id(sheet_of(paths[B]))) == {"S-B1", "S-B2"}
+
+
+def test_only_the_four_answer_columns_are_unlocked_and_the_sheet_is_protected(con, tmp_path):
+    add_suspect(con, "S-A1")
+    ws = sheet_of(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    assert ws.protection.sheet
+    header = [c.value for c in ws[1]]
+    for col, name in enumerate(header, start=1):
+        locked = ws.cell(row=2, column=col).protection.locked
+        assert locked == (name not in ("核实结果", "追回金额", "核实说明", "核实日期")), name
+
+
+def test_outcome_is_a_drop_down_of_the_seven_contract_outcomes(con, tmp_path):
+    add_suspect(con, "S-A1")
+    ws = sheet_of(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    outcome_col = openpyxl.utils.get_column_letter([c.value for c in ws[1]].index("核实结果") + 1)
+    lists = [dv for dv in ws.data_validations.dataValidation if dv.type == "list"]
+    assert len(lists) == 1 and f"{outcome_col}2" in lists[0].sqref
+    items = lists[0].formula1.strip('"').split(",")
+    assert items == list(OUTCOME_LABELS.values())
+    assert items[0] == "1. 经办操作或后台修改导致数据错误，已更正" and items[6] == "7. 经核实无问题"
+
+
+def test_amounts_are_money_and_id_numbers_keep_all_18_digits_as_text(con, tmp_path):
+    add_suspect(con, "S-A1", person_id="360702195001011234", amount="1234567.80")
+    ws = sheet_of(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    header = [c.value for c in ws[1]]
+    id_cell = ws.cell(row=2, column=header.index("公民身份号码") + 1)
+    assert id_cell.value == "360702195001011234" and id_cell.data_type == "s"
+    money = ws.cell(row=2, column=header.index("涉及金额") + 1)
+    assert money.number_format == "#,##0.00" and Decimal(str(money.value)) == Decimal("1234567.80")
+    assert ws.cell(row=2, column=header.index("追回金额") + 1).number_format == "#,##0.00"
+    assert ws.cell(row=2, column=header.index("所属期起") + 1).value == "202601"
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+SUM(A1)", "-2", "@x"])
+def test_text_that_looks_like_a_formula_is_written_as_text(con, tmp_path, text):
+    add_suspect(con, "S-A1", name=text, evidence=json.dumps({"memo": text}))
+    path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
+    ws = sheet_of(path)
+    header = [c.value for c in ws[1]]
+    name = ws.cell(row=2, column=header.index("姓名") + 1)
+    assert name.value == text and name.data_type == "s"
+    assert ws.cell(row=2, column=header.index("证据摘要") + 1).data_type == "s"
+    assert "<f>" not in sheet_xml(path) and "<f " not in sheet_xml(path)
+
+
+def test_issuing_marks_new_suspects_issued_with_a_deadline_of_20_working_days(con, tmp_path):
+    add_suspect(con, "S-A1")
+    worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    status, issued_on, deadline = con.execute(
+        "select status, issued_on, deadline from suspects where suspect_id = 'S-A1'").fetchall()[0]
+    assert (status, issued_on, deadline) == ("已下发", AS_OF, add_working_days(AS_OF, 20))
+    assert scalar(con, "select count(*) from suspect_events where suspect_id = 'S-A1' and event = 'issued'") == 1
+
+
+def test_open_suspects_reappear_with_their_first_issue_date_and_closed_ones_do_not(con, tmp_path):
+    add_suspect(con, "S-A1")
+    add_suspect(con, "S-A2", person_id="360702195001011242")
+    add_suspect(con, "S-A3", person_id="360702195001011250")
+    worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    first_deadline = scalar(con, "select deadline from suspects where suspect_id = 'S-A1'")
+    con.execute("update suspects set status = '已销号', closed_on = ? where suspect_id = 'S-A2'", [AS_OF])
+    con.execute("update suspects set status = '已移送' where suspect_id = 'S-A3'")
+    later = AS_OF + dt.timedelta(days=10)
+    path = worklists.write_worklists(con, tmp_path / "out", later)[0]
+    rows = rows_by_id(sheet_of(path))
+    assert set(rows) == {"S-A1"}
+    assert rows["S-A1"]["下发日期"].date() == AS_OF and rows["S-A1"]["核查期限"].date() == first_deadline
+    assert scalar(con, "select count(*) from suspect_events where event = 'issued'") == 3  # not again
+
+
+def test_a_reopened_suspect_keeps_its_first_issue_date_and_gets_a_fresh_deadline(con, tmp_path):
+    add_suspect(con, "S-A1", status="已重开", issued_on=dt.date(2026, 6, 1), deadline=dt.date(2026, 6, 29))
+    worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    status, issued_on, deadline = con.execute(
+        "select status, issued_on, deadline from suspects where suspect_id = 'S-A1'").fetchall()[0]
+    assert (status, issued_on, deadline) == ("已下发", dt.date(2026, 6, 1), add_working_days(AS_OF, 20))
+
+
+def test_agencies_without_open_suspects_get_no_workbook(con, tmp_path):
+    add_suspect(con, "S-A1")
+    add_suspect(con, "S-B1", agency=B, status="已销号")
+    paths = worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    assert [p.name for p in paths] == [f"疑点核查台账_{A}_20261120.xlsx"]
+
+
+def test_every_export_is_audited_with_its_hash_and_issued_rows_are_recorded(con, tmp_path):
+    add_suspect(con, "S-A1")
+    add_suspect(con, "S-A2", person_id="360702195001011242")
+    path = worklists.write_worklists(con, tmp_path / "out", AS_OF, actor="clerk01")[0]
+    rows = con.execute("select actor, action, file, file_hash, agency_code, suspect_ids from audit_log").fetchall()
+    assert len(rows) == 1
+    actor, action, file, file_hash, agency, ids = rows[0]
+    assert (actor, action, file, agency) == ("clerk01", "export_worklist", str(path), A)
+    assert file_hash == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sorted(json.loads(ids)) == ["S-A1", "S-A2"]
+    locked = json.loads(scalar(con, "select locked from worklist_rows where suspect_id = 'S-A1'"))
+    assert locked["公民身份号码"] == "360702195001011234" and locked["涉及金额"] == "12345.60"
+    assert locked["下发日期"] == AS_OF.isoformat()
+
+
+def test_worklists_are_owner_only_and_no_temporary_file_is_left(con, tmp_path):
+    add_suspect(con, "S-A1")
+    out = tmp_path / "out"
+    path = worklists.write_worklists(con, out, AS_OF)[0]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
+    assert [p.name for p in out.iterdir()] == [path.name]
+
+
+def test_cover_sheet_gives_agency_dates_counts_and_amounts_by_rule(con, tmp_path):
+    add_suspect(con, "S-A1", amount="100.00")
+    add_suspect(con, "S-A2", person_id="360702195001011242", amount="200.50")
+    add_suspect(con, "S-A3", rule_id="LARGE_PAYMENT_UNREVIEWED", person_id=None, amount="60000.00")
+    wb = openpyxl.load_workbook(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    cover = {r[0]: r[1:] for r in wb["说明"].iter_rows(values_only=True) if r[0]}
+    assert cover["经办机构编码"][0] == A and cover["经办机构名称"][0] == "章贡区社保局"
+    assert cover["下发日期"][0].date() == AS_OF
+    assert cover["本次新下发疑点核查期限"][0].date() == add_working_days(AS_OF, 20)
+    assert cover["疑点总数"][0] == 3
+    assert cover["PAID_AFTER_DEATH"][1:] == (2, 300.5)
+    assert cover["LARGE_PAYMENT_UNREVIEWED"][1:] == (1, 60000)
+    assert cover["台账编号"][0].startswith(f"WL-{A}-")
+    assert any(str(k).startswith("1. 只在黄色的四列填写") for k in cover)
+
+
+def test_flags_from_casework_refresh_show_in_the_extra_columns(con, tmp_path):
+    add_suspect(con, "S-A1", status="已下发", issued_on=dt.date(2026, 7, 1), deadline=dt.date(2026, 7, 29),
+                first_detected_on=dt.date(2026, 6, 1))
+    casework.refresh(con, AS_OF)
+    rows = rows_by_id(sheet_of(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]))
+    assert rows["S-A1"]["逾期"] == "是" and rows["S-A1"]["挂牌督办"] == "是"
+    assert rows["S-A1"]["疑点状态"] == "已下发"
+    assert "death_date: 2025-12-03" in rows["S-A1"]["证据摘要"]
