@@ -1,0 +1,296 @@
+"""`fundwatch` — the commands of CONTRACT §3.
+
+Expected failures (missing inbox, bad config, store busy, a failed step) end with one line on
+stderr and a non-zero exit, never a traceback. Exit codes: 0 ran; 1 a step failed (the run is
+marked failed in `runs`); 2 could not start (bad arguments, missing inbox, bad config);
+3 another fundwatch run holds the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+DEMO_DIR = "demo-output"
+DEMO_DB = "fundwatch.duckdb"
+
+
+class Refused(Exception):
+    """An expected failure: one line for the clerk, and its exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    """Prefect speaks at WARNING on the console unless --verbose; task logs still reach its API.
+
+    Must run before prefect is imported: its logging is configured from these settings then.
+    """
+    level = "INFO" if verbose else "WARNING"
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", level)
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    # Offline machines: no telemetry from the temporary server or great-expectations.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    import prefect  # noqa: F401  (configures logging)
+
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).setLevel(logging.INFO)  # kept for the Prefect UI
+    if verbose:
+        return
+
+    def console_filter(record: logging.LogRecord) -> bool:
+        if not record.name.startswith("prefect"):
+            return True
+        # Task and flow failures are reported by fundwatch in one line; no Prefect traceback.
+        return record.levelno >= logging.WARNING and not record.exc_info and record.levelno < logging.ERROR
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(console_filter)
+
+
+def _as_of(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Refused(f"--as-of {text!r} is not a date; write it as YYYY-MM-DD") from None
+
+
+def _check_config(path: str | None) -> None:
+    from .config import load_config
+
+    try:
+        load_config(path)
+    except SystemExit as exc:
+        raise Refused(str(exc)) from None
+
+
+def _run_nightly(inbox: Path, db: Path, out: Path, as_of: date | None, config: str | None, progress: bool | None) -> dict:
+    from . import flows, runlock
+
+    try:
+        return flows.nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=as_of,
+                                  config_path=config, progress=progress)
+    except runlock.StoreBusy as exc:
+        raise Refused(str(exc), EXIT_BUSY) from None
+    except flows.StepFailed as exc:
+        raise Refused(f"nightly run failed: {exc}", EXIT_FAILED) from None
+    except flows.NightlyError as exc:
+        raise Refused(str(exc), EXIT_USAGE) from None
+
+
+def cmd_nightly(args) -> int:
+    inbox, db, out = Path(args.inbox), Path(args.db), Path(args.out)
+    if not inbox.is_dir():
+        raise Refused(f"inbox {inbox} not found; point --inbox at the folder of deliveries")
+    as_of = _as_of(args.as_of)
+    _check_config(args.config)
+    from . import runlock
+    from .runsummary import format_summary
+
+    try:
+        with runlock.hold(db):
+            summary = _run_nightly(inbox, db, out, as_of, args.config, None)
+    except runlock.StoreBusy as exc:
+        raise Refused(str(exc), EXIT_BUSY) from None
+    print(format_summary(summary))
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from . import resources, runlock
+    from .runsummary import format_summary, suspects_by_rule
+    from .store import connect
+
+    sample_inbox = resources.sample_dir() / "inbox"
+    deliveries = sorted(p for p in sample_inbox.iterdir() if p.is_dir()) if sample_inbox.is_dir() else []
+    if not deliveries:
+        raise Refused(f"no sample deliveries under {sample_inbox}; is fundwatch installed completely?")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    inbox, db = out / "inbox", out / DEMO_DB
+    print(f"fundwatch demo: {len(deliveries)} night(s) from {sample_inbox} into {out}/")
+    try:
+        with runlock.hold(db, "demo"):
+            for delivery in deliveries:
+                # One delivery arrives per night: stage it, then run that night as of its date.
+                night = _delivery_date(delivery.name)
+                if not (inbox / delivery.name).exists():
+                    shutil.copytree(delivery, inbox / delivery.name)
+                summary = _run_nightly(inbox, db, out, night, args.config, None)
+                print(format_summary(summary))
+                print()
+    except runlock.StoreBusy as exc:
+        raise Refused(str(exc), EXIT_BUSY) from None
+    con = connect(db, read_only=True)
+    try:
+        by_rule = suspects_by_rule(con)
+    finally:
+        con.close()
+    print("open suspects per rule (疑点):")
+    for rule_id, v in by_rule.items():
+        print(f"  {rule_id:<28} {v['count']:>6}  {v['amount']:>16,.2f} yuan")
+    print(f"worklists (核查台账): {out.resolve()}/ (one XLSX per agency, named with its code)")
+    print(f"dashboard: {(out / 'dashboard.html').resolve()}")
+    print(f"store: {db.resolve()}")
+    return EXIT_OK
+
+
+def _delivery_date(name: str) -> date:
+    try:
+        return date.fromisoformat(name[:10])
+    except ValueError:
+        raise Refused(f"sample delivery folder {name!r} is not named by its date (YYYY-MM-DD)") from None
+
+
+def cmd_serve(args) -> int:
+    _check_config(args.config)
+    from prefect import serve
+
+    from . import flows
+
+    deployment = flows.nightly_deployment(args.inbox, args.db, args.out, args.config, args.cron, args.timezone)
+    if not os.environ.get("PREFECT_API_URL"):
+        print("note: no PREFECT_API_URL set; schedules run only against a Prefect server "
+              "(`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)", file=sys.stderr)
+    serve(deployment)
+    return EXIT_OK
+
+
+def cmd_returns(args) -> int:
+    from . import returns, runlock
+    from .store import connect
+    from .worklists import current_actor
+
+    missing = [w for w in args.workbooks if not Path(w).is_file()]
+    if missing:
+        raise Refused(f"workbook {missing[0]} not found")
+    as_of = _as_of(args.as_of) or _today()
+    try:
+        with runlock.hold(args.db, "returns"):
+            con = connect(args.db)
+            try:
+                result = returns.apply_returns(con, [Path(w) for w in args.workbooks], as_of, actor=current_actor())
+            finally:
+                con.close()
+    except runlock.StoreBusy as exc:
+        raise Refused(str(exc), EXIT_BUSY) from None
+    print(_describe_returns(result))
+    return EXIT_OK
+
+
+def _describe_returns(result) -> str:
+    if hasattr(result, "lines"):
+        return "\n".join(result.lines())
+    applied = getattr(result, "applied", None)
+    refused = getattr(result, "refused", None)
+    lines = [f"returns: {len(applied) if isinstance(applied, list) else applied} row(s) applied, "
+             f"{len(refused) if isinstance(refused, list) else refused} refused"]
+    for r in (refused if isinstance(refused, list) else [])[:50]:
+        lines.append(f"  refused {r}")
+    return "\n".join(lines)
+
+
+def cmd_report(args) -> int:
+    from . import report, runlock
+    from .store import connect
+
+    if not Path(args.db).is_file():
+        raise Refused(f"store {args.db} not found; run `fundwatch nightly` first")
+    try:
+        with runlock.hold(args.db, "report"):
+            con = connect(args.db)
+            try:
+                paths = report.write_report(con, Path(args.out), _as_of(args.as_of))
+            finally:
+                con.close()
+    except runlock.StoreBusy as exc:
+        raise Refused(str(exc), EXIT_BUSY) from None
+    print(f"dashboard: {paths.dashboard}\nsummary:   {paths.summary}")
+    return EXIT_OK
+
+
+def _today() -> date:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fundwatch", description="Off-site inspection (非现场监督) of social-insurance funds")
+    p.add_argument("--verbose", "-v", action="store_true", help="show Prefect's own logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    n = sub.add_parser("nightly", help="ingest new extracts, check them, detect, issue worklists, report")
+    n.add_argument("--inbox", required=True)
+    n.add_argument("--db", required=True)
+    n.add_argument("--out", required=True)
+    n.add_argument("--as-of", help="YYYY-MM-DD (default: today in Asia/Shanghai)")
+    n.add_argument("--config")
+    n.set_defaults(fn=cmd_nightly)
+
+    d = sub.add_parser("demo", help="nightly on the shipped sample, one night per delivery")
+    d.add_argument("--out", default=DEMO_DIR)
+    d.add_argument("--config")
+    d.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("serve", help="serve the nightly deployment on a cron schedule")
+    s.add_argument("--cron", help="default from config schedule.cron (0 2 * * *)")
+    s.add_argument("--timezone", help="default from config schedule.timezone (Asia/Shanghai)")
+    s.add_argument("--inbox", default="inbox")
+    s.add_argument("--db", default="fundwatch.duckdb")
+    s.add_argument("--out", default="out")
+    s.add_argument("--config")
+    s.set_defaults(fn=cmd_serve)
+
+    r = sub.add_parser("returns", help="apply worklists returned by agencies")
+    r.add_argument("--db", required=True)
+    r.add_argument("--as-of")
+    r.add_argument("workbooks", nargs="+")
+    r.set_defaults(fn=cmd_returns)
+
+    rp = sub.add_parser("report", help="dashboard and 汇总表 without re-running detection")
+    rp.add_argument("--db", required=True)
+    rp.add_argument("--out", required=True)
+    rp.add_argument("--as-of")
+    rp.set_defaults(fn=cmd_report)
+
+    sub.add_parser("generate", help="synthetic extracts with planted anomalies (see fundwatch generate --help)",
+                   add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = [a for a in argv if a not in ("--verbose", "-v")][:1]
+    if command == ["generate"]:  # the generator owns its arguments
+        from . import generate
+
+        return int(generate.main(argv[argv.index("generate") + 1:]) or 0)
+    args = parser().parse_args(argv)
+    try:
+        if args.command in ("nightly", "demo", "serve"):
+            _quiet_prefect(args.verbose)
+        return args.fn(args)
+    except Refused as exc:
+        print(f"fundwatch {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(f"fundwatch {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""The night (夜间批处理) as a Prefect flow: ingest → validate → detect → update suspects →
+casework → issue worklists → report.
+
+Each step is a small task that calls one module; the modules work without Prefect. The flow
+holds the store's lock for the whole night and one DuckDB connection shared by its tasks: they
+run in this process, one after another, and `detect` leaves its findings in temp tables that
+only that connection sees. Every night leaves a `runs` row, completed or failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import sys
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from . import casework, ingest, quality, report, rules, runlock, store, suspects, worklists
+from .config import Config, load_config
+from .runsummary import summarise, suspects_by_rule
+
+TIMEZONE = "Asia/Shanghai"
+
+
+class NightlyError(RuntimeError):
+    """The night could not run, or a step failed; the message is the one line a clerk sees."""
+
+
+class StepFailed(NightlyError):
+    def __init__(self, step: str, reason: str):
+        super().__init__(f"task {step} failed: {reason}")
+        self.step, self.reason = step, reason
+
+
+def today_in_china() -> date:
+    return datetime.now(ZoneInfo(TIMEZONE)).date()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def step(name: str):
+    """A nightly task: named for the story, never cached, and failing with its own name."""
+    def wrap(fn: Callable) -> Any:
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except NightlyError:
+                raise
+            except Exception as exc:
+                raise StepFailed(name, _one_line(exc)) from exc
+        run.__name__, run.__doc__ = fn.__name__, fn.__doc__
+        return task(name=name, cache_policy=NO_CACHE, retries=0)(run)
+    return wrap
+
+
+class Progress:
+    """Progress lines on stderr, only when someone is watching a terminal."""
+
+    def __init__(self, enabled: bool | None = None):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            print(f"  … {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- the steps
+
+
+@step("start-run")
+def start_run(con, run_id: str, command: str, as_of: date) -> None:
+    con.execute("insert into runs values (?, ?, current_timestamp, null, ?, 'running', null)",
+                [run_id, command, as_of])
+
+
+@step("ingest")
+def ingest_new_deliveries(con, inbox: Path, run_id: str, progress: Progress):
+    log = get_run_logger()
+
+    def on_file(result) -> None:
+        progress(f"{result.status} {Path(result.path).name}: {result.rows_accepted or 0} rows accepted, "
+                 f"{result.rows_rejected or 0} rejected")
+
+    found = ingest.ingest_inbox(con, inbox, run_id=run_id, on_file=on_file)
+    done = [f for f in found.files if f.status == "ingested"]
+    log.info("ingested %d new file(s) of %d; new deliveries: %s", len(done), len(found.files),
+             ", ".join(new_deliveries(found)) or "none")
+    for f in found.files:
+        if f.status == "failed":
+            log.warning("could not read %s: %s", Path(f.path).name, f.message)
+    return found
+
+
+def new_deliveries(found) -> list[str]:
+    """Deliveries with at least one file read tonight (the ingest report lists every delivery)."""
+    return sorted({f.delivery for f in found.files if f.status == "ingested"})
+
+
+@step("validate")
+def validate(con, deliveries: list[str], out: Path, run_id: str, progress: Progress):
+    checked = quality.check_deliveries(con, deliveries, out, run_id, progress=progress)
+    get_run_logger().info("%d expectation(s) checked, %d failed", checked.checked, len(checked.warnings))
+    return checked
+
+
+@step("detect")
+def detect(con, as_of: date, config: Config, progress: Progress):
+    progress("running the rules")
+    found = rules.detect(con, as_of, config)
+    log = get_run_logger()
+    for r in found.results:
+        log.info("%s: %d finding(s), %s yuan%s", r.rule_id, r.count, r.amount, f" — ERROR {r.error}" if r.error else "")
+    if found.errors:
+        # A broken rule must not pass silently as "no suspects": the night fails, naming the rule.
+        first = found.errors[0]
+        raise StepFailed("detect", f"rule {first.rule_file}: {first.message}")
+    return found
+
+
+@step("update-suspects")
+def update_suspects(con, as_of: date, run_id: str):
+    changes = suspects.update_suspects(con, as_of, run_id)
+    get_run_logger().info("suspects changed: %s", json.dumps(changes, ensure_ascii=False))
+    return changes
+
+
+@step("casework")
+def refresh_casework(con, as_of: date, config: Config, run_id: str):
+    return casework.refresh(con, as_of, config, run_id)
+
+
+@step("issue-worklists")
+def issue_worklists(con, out: Path, as_of: date, config: Config, run_id: str) -> list[Path]:
+    written = worklists.write_worklists(con, out, as_of, config, actor=_actor(), run_id=run_id)
+    get_run_logger().info("%d worklist(s) written under %s", len(written), out)
+    return written
+
+
+@step("report")
+def write_report(con, out: Path, as_of: date):
+    return report.write_report(con, out, as_of)
+
+
+def finish_run(con, run_id: str, status: str, summary: dict) -> None:
+    with contextlib.suppress(Exception):
+        con.execute("rollback")  # a failed step may have left its transaction open
+    con.execute("update runs set finished_at = current_timestamp, status = ?, summary = ? where run_id = ?",
+                [status, json.dumps(summary, ensure_ascii=False, default=str), run_id])
+
+
+def _actor() -> str:
+    with contextlib.suppress(Exception):
+        return getpass.getuser()
+    return "fundwatch"
+
+
+# ---------------------------------------------------------------------------- the night
+
+
+@flow(name="fundwatch-nightly", log_prints=False)
+def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, config_path: str | None = None,
+                 progress: bool | None = None, command: str = "nightly") -> dict:
+    """One night: everything new in the inbox, every rule, every agency's worklist, the report."""
+    inbox, db, out = Path(inbox), Path(db), Path(out)
+    as_of = as_of or today_in_china()
+    config = _config(config_path)
+    if not inbox.is_dir():
+        raise NightlyError(f"inbox {inbox} is not a folder; point --inbox at the folder of deliveries")
+    show = Progress(progress)
+    with runlock.hold(db, command):
+        _private_dir(out)
+        con = store.connect(db)
+        run_id = f"{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+        parts: dict[str, Any] = {"run_id": run_id, "as_of": as_of, "inbox": inbox, "out": out}
+        try:
+            start_run(con, run_id, command, as_of)
+            try:
+                parts["ingest"] = ingest_new_deliveries(con, inbox, run_id, show)
+                parts["quality"] = validate(con, new_deliveries(parts["ingest"]), out, run_id, show)
+                parts["detect"] = detect(con, as_of, config, show)
+                parts["changes"] = update_suspects(con, as_of, run_id)
+                parts["casework"] = refresh_casework(con, as_of, config, run_id)
+                parts["worklists"] = issue_worklists(con, out, as_of, config, run_id)
+                parts["report"] = write_report(con, out, as_of)
+            except Exception as exc:
+                failure = exc if isinstance(exc, NightlyError) else StepFailed("flow", _one_line(exc))
+                finish_run(con, run_id, "failed", summarise(con, parts, failed=str(failure)))
+                raise failure from exc
+            summary = summarise(con, parts)
+            finish_run(con, run_id, "completed", summary)
+            return summary
+        finally:
+            con.close()
+
+
+def _config(path: str | Path | None) -> Config:
+    try:
+        return load_config(path)
+    except SystemExit as exc:  # load_config speaks to the CLI; inside a flow it is an error
+        raise NightlyError(str(exc)) from None
+
+
+def _private_dir(path: Path) -> None:
+    """Output folders hold personal data: owner-only."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.chmod(0o700)
+    except PermissionError:
+        pass
+
+
+def nightly_deployment(inbox: str, db: str, out: str, config_path: str | None = None,
+                       cron: str | None = None, timezone: str | None = None, name: str = "nightly"):
+    """The served deployment: the same flow on a cron schedule (default config.schedule)."""
+    from prefect.schedules import Cron
+
+    schedule = _config(config_path)["schedule"]
+    cron, timezone = cron or schedule["cron"], timezone or schedule["timezone"]
+    parameters = {"inbox": str(inbox), "db": str(db), "out": str(out), "config_path": config_path and str(config_path)}
+    return nightly_flow.to_deployment(
+        name=name, schedules=[Cron(cron, timezone=timezone)], parameters=parameters,
+        description=f"fundwatch nightly at '{cron}' ({timezone})")
+
+
+__all__ = ["nightly_flow", "nightly_deployment", "NightlyError", "StepFailed", "today_in_china",
+           "suspects_by_rule"]

@@ -1,0 +1,286 @@
+"""Data quality (数据质量) of each new delivery: a great-expectations suite per extract kind.
+
+A failed expectation is a warning for the run summary and the dashboard, never a crash: the
+night goes on and the clerk sees what looked wrong. Results go to `quality_results`; the HTML
+Data Docs land under OUT/data_docs/.
+
+Personal data: the frames handed to great-expectations carry codes, amounts, periods and flags
+only — never an ID number, name or bank account — so the Data Docs can be opened by anyone who
+may see the run's statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+
+from . import extracts as X
+from .store import scalar
+
+QUALITY_DDL = """
+create table if not exists quality_results (
+    run_id      varchar,
+    delivery    varchar,
+    extract     varchar,
+    expectation varchar,      -- great-expectations type, e.g. expect_column_values_to_be_in_set
+    column_name varchar,
+    success     boolean,
+    detail      json,         -- observed value / unexpected counts and the expectation's kwargs
+    checked_at  timestamp
+)
+"""
+
+# Above this many rows a delivery's frame is a seeded sample: a national payments extract does
+# not fit in pandas, and shares/ranges are as telling on 300 000 rows. Row counts use the ledger.
+SAMPLE_ROWS = 300_000
+
+# Thresholds. Codes from closed lists must all be known (the contract rejects unknown ones, so a
+# failure means the ingest changed); shares for things that are legitimately sometimes missing.
+ID_VALID_SHARE = 0.99          # share of delivered rows whose 公民身份号码 passed the check digit
+PERIOD_CONTINUITY_SHARE = 0.98  # share of recurring payments following the stream's previous month
+ROW_COUNT_BAND = (0.5, 2.0)     # this delivery's rows vs the last delivery of the same kind
+
+AMOUNT_RANGES = {  # yuan; outside is not wrong, but worth a look
+    "payments": (0.01, 500_000),
+    "contributions": (0.01, 100_000),
+    "fund_transactions": (0.01, 100_000_000),
+}
+
+# Columns whose emptiness we watch although the contract allows it (share that must be filled).
+OPTIONAL_FILLED = {
+    "payments": {"bank_account": 0.95},
+    "beneficiaries": {"bank_account": 0.9, "last_certified_on": 0.8},
+    "fund_transactions": {"counterparty_account": 0.95},
+}
+
+CODE_SETS = {
+    "insurance_type": tuple(X.INSURANCE_TYPES),
+    "item": X.RECURRING_ITEMS + X.ONE_OFF_ITEMS,
+    "status": X.BENEFICIARY_STATUSES,
+    "source": X.DEATH_SOURCES,
+    "account_type": X.ACCOUNT_TYPES,
+    "direction": X.DIRECTIONS,
+    "counterparty_kind": X.COUNTERPARTY_KINDS,
+    "sentence_type": X.CUSTODIAL_SENTENCES + X.NON_CUSTODIAL_SENTENCES,
+}
+PERSONAL = {"person_id", "name", "bank_account", "counterparty_account", "counterparty_name",
+            "account_no", "handled_by", "reviewed_by", "employer_id"}
+
+
+@dataclass
+class QualityReport:
+    checked: int = 0                                     # expectations evaluated
+    warnings: list[str] = field(default_factory=list)    # one line per failed expectation
+    docs: Path | None = None                             # Data Docs index.html
+    seconds: float = 0.0
+
+
+def ensure_quality_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(QUALITY_DDL)
+
+
+def _frame_sql(kind: str) -> str:
+    """The delivery's rows without personal data, plus derived flags the suite checks."""
+    spec = X.EXTRACTS[kind]
+    keep = [c.name for c in spec.columns if c.name not in PERSONAL]
+    for col in OPTIONAL_FILLED.get(kind, {}):
+        keep.append(f"({col} is not null) as has_{col}")
+    if kind == "payments":
+        # Months since this stream's previous payment (1 = continuous); history from every
+        # delivery so a new month is compared with last month's payment.
+        keep.append("period_gap")
+        return f"""
+            with stream as (
+                select *, (cast(left(period, 4) as int) * 12 + cast(right(period, 2) as int))
+                        - lag(cast(left(period, 4) as int) * 12 + cast(right(period, 2) as int))
+                          over (partition by person_id, insurance_type, item order by period)
+                        as period_gap
+                from payments
+                where item not in ({", ".join(f"'{i}'" for i in X.ONE_OFF_ITEMS)})
+                  and person_id in (select person_id from payments where _delivery = $delivery)
+            )
+            select {", ".join(keep)} from payments p
+            left join (select payment_id as _pid, period_gap from stream) s on s._pid = p.payment_id
+            where p._delivery = $delivery
+        """
+    return f"select {', '.join(keep)} from {kind} where _delivery = $delivery"
+
+
+def _delivery_frame(con, kind: str, delivery: str):
+    rows = scalar(con, f"select count(*) from {kind} where _delivery = $delivery", {"delivery": delivery})
+    sql = _frame_sql(kind)
+    if rows > SAMPLE_ROWS:
+        sql = f"select * from ({sql}) using sample reservoir({SAMPLE_ROWS} rows) repeatable (7)"
+    return con.execute(sql, {"delivery": delivery}).df(), rows
+
+
+def _id_validity_frame(con, kind: str, delivery: str):
+    """One flag per delivered row: did its ID number pass? Accepted rows vs rejected_rows."""
+    return con.execute(
+        f"""
+        select true as person_id_valid from {kind} where _delivery = $delivery
+        union all
+        select false from rejected_rows
+        where extract = $kind and delivery = $delivery and column_name = 'person_id'
+        """,
+        {"delivery": delivery, "kind": kind},
+    ).df()
+
+
+def _previous_rows(con, kind: str, delivery: str) -> int | None:
+    return scalar(
+        con,
+        """
+        select sum(rows_total) from ingest_ledger
+        where extract = $kind and delivery = (
+            select max(delivery) from ingest_ledger where extract = $kind and delivery < $delivery)
+        """,
+        {"kind": kind, "delivery": delivery},
+    )
+
+
+def _suite(gx, kind: str, frame, previous_rows: int | None, sampled: bool):
+    E = gx.expectations
+    out = []
+    if previous_rows and not sampled:
+        low, high = ROW_COUNT_BAND
+        out.append(E.ExpectTableRowCountToBeBetween(min_value=int(previous_rows * low),
+                                                    max_value=int(previous_rows * high)))
+    spec = X.EXTRACTS[kind]
+    for col in spec.key:
+        if col not in PERSONAL:
+            out.append(E.ExpectColumnValuesToNotBeNull(column=col))
+    for col, share in OPTIONAL_FILLED.get(kind, {}).items():
+        out.append(E.ExpectColumnValuesToBeInSet(column=f"has_{col}", value_set=[True], mostly=share))
+    for col, codes in CODE_SETS.items():
+        if col in frame.columns:
+            out.append(E.ExpectColumnValuesToBeInSet(column=col, value_set=list(codes)))
+    if kind in AMOUNT_RANGES:
+        low, high = AMOUNT_RANGES[kind]
+        out.append(E.ExpectColumnValuesToBeBetween(column="amount", min_value=low, max_value=high, mostly=0.999))
+    if kind == "payments":
+        out.append(E.ExpectColumnValuesToBeBetween(column="period_gap", min_value=0, max_value=1,
+                                                   mostly=PERIOD_CONTINUITY_SHARE))
+    suite = gx.ExpectationSuite(name=kind)
+    for expectation in out:
+        suite.add_expectation(expectation)
+    return suite
+
+
+def _context(gx, docs_dir: Path):
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    for name in list(context.variables.data_docs_sites or {}):
+        context.delete_data_docs_site(name)
+    context.add_data_docs_site(
+        "fundwatch",
+        {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    return context
+
+
+def _describe(result) -> tuple[str, str | None, dict]:
+    cfg = result.expectation_config
+    kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
+    observed = {k: result.result.get(k) for k in
+                ("observed_value", "element_count", "unexpected_count", "unexpected_percent",
+                 "partial_unexpected_list") if k in result.result}
+    return cfg.type, kwargs.get("column"), {"kwargs": kwargs, "observed": observed}
+
+
+def _warning(delivery: str, kind: str, expectation: str, column: str | None, detail: dict) -> str:
+    obs = detail["observed"]
+    what = f"{kind}.{column}" if column else kind
+    if "unexpected_count" in obs:
+        found = f"{obs['unexpected_count']} of {obs.get('element_count')} rows unexpected"
+        sample = obs.get("partial_unexpected_list") or []
+        if sample and column in CODE_SETS:
+            found += f" (e.g. {', '.join(dict.fromkeys(map(str, sample)))})"
+    else:
+        found = f"observed {obs.get('observed_value')}"
+    return f"{delivery} {what}: {expectation} failed, {found}"
+
+
+def check_deliveries(
+    con: duckdb.DuckDBPyConnection,
+    deliveries: list[str],
+    out_dir: str | Path,
+    run_id: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> QualityReport:
+    """Validate each delivery's newly ingested rows, extract by extract; store results; build Data Docs."""
+    started = time.monotonic()
+    ensure_quality_schema(con)
+    report = QualityReport()
+    if not deliveries:
+        return report
+    # No telemetry from an offline machine; GE would otherwise try to reach its analytics host.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    docs_dir = Path(out_dir) / "data_docs"
+    docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    context = _context(gx, docs_dir)
+    source = context.data_sources.add_pandas("deliveries")
+    rows_out = []
+    for delivery in deliveries:
+        for kind in X.EXTRACTS:
+            if not scalar(con, f"select count(*) > 0 from {kind} where _delivery = $d", {"d": delivery}):
+                continue
+            if progress:
+                progress(f"quality {delivery} {kind}")
+            frame, rows = _delivery_frame(con, kind, delivery)
+            checks = [(kind, frame, _suite(gx, kind, frame, _previous_rows(con, kind, delivery), rows > len(frame)))]
+            if "person_id" in X.EXTRACTS[kind].names:
+                ids = _id_validity_frame(con, kind, delivery)
+                suite = gx.ExpectationSuite(name=f"{kind}_ids")
+                suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInSet(
+                    column="person_id_valid", value_set=[True], mostly=ID_VALID_SHARE))
+                checks.append((f"{kind}_ids", ids, suite))
+            for name, data, suite in checks:
+                suite.name = f"{name}.{delivery}"  # GE keys may not hold '/'
+                asset = source.add_dataframe_asset(suite.name)
+                batch = asset.add_batch_definition_whole_dataframe("delivery")
+                suite = context.suites.add(suite)
+                definition = context.validation_definitions.add(
+                    gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
+                checkpoint = context.checkpoints.add(gx.Checkpoint(
+                    name=suite.name, validation_definitions=[definition],
+                    actions=[], result_format="SUMMARY"))
+                result = checkpoint.run(batch_parameters={"dataframe": data})
+                for validation in result.run_results.values():
+                    for r in validation.results:
+                        expectation, column, detail = _describe(r)
+                        report.checked += 1
+                        if not r.success:
+                            report.warnings.append(_warning(delivery, kind, expectation, column, detail))
+                        rows_out.append((run_id, delivery, kind, expectation, column, bool(r.success),
+                                         json.dumps(detail, ensure_ascii=False, default=str)))
+    if rows_out:
+        con.executemany(
+            "insert into quality_results values (?, ?, ?, ?, ?, ?, ?, current_timestamp)", rows_out)
+    try:
+        context.build_data_docs()
+        report.docs = docs_dir / "index.html"
+    except Exception as exc:  # Data Docs are a convenience; the results are already stored
+        report.warnings.append(f"Data Docs not built: {exc}")
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def check_delivery(con: duckdb.DuckDBPyConnection, delivery: str, out_dir: str | Path,
+                   run_id: str | None = None) -> list[str]:
+    """One delivery; the warnings (docs/design.md's seam)."""
+    return check_deliveries(con, [delivery], out_dir, run_id).warnings

@@ -1,0 +1,63 @@
+"""One run at a time per store: an OS file lock on `<db>.lock`, held for the whole run.
+
+DuckDB's own file lock already stops a second writer, but its error names no run; this lock
+tells the clerk who holds the store and since when, before anything is opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+
+_HELD: set[Path] = set()  # locks this process holds: a nested hold (CLI, then its flow) is a no-op
+
+
+class StoreBusy(RuntimeError):
+    """Another fundwatch run holds the store."""
+
+
+def lock_path(db: str | Path) -> Path:
+    db = Path(db)
+    return db.with_name(db.name + ".lock")
+
+
+@contextlib.contextmanager
+def hold(db: str | Path, command: str = "nightly") -> Iterator[Path]:
+    """Hold the store's lock for the body; raise StoreBusy at once if another process holds it.
+
+    The lock is released by the OS when the holder exits, even on a crash, so a stale lock file
+    never blocks the next night; its text (pid, start time) is only for the message.
+    """
+    path = lock_path(db).resolve()
+    if path in _HELD:
+        yield path
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 400, 0).decode("utf-8", "replace").strip()
+            pid, _, since = holder.partition(" ")
+            since = since.split(" ", 1)[0] if since else "an unknown time"
+            raise StoreBusy(
+                f"another fundwatch run holds {db} since {since} (pid {pid or '?'}); "
+                "wait for it to finish, then run again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {datetime.now().isoformat(timespec='seconds')} {command}\n".encode(), 0)
+        _HELD.add(path)
+        try:
+            yield path
+        finally:
+            _HELD.discard(path)
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

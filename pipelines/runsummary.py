@@ -1,0 +1,120 @@
+"""The run summary (运行摘要): what one night did, stored as runs.summary JSON and printed.
+
+Top-level numbers are the ones the dashboard charts night by night (files, rows, suspects new /
+updated / reopened, open suspects and their amount, quality warnings, worklists); per-rule and
+per-reason detail sits one level down.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from .privacy import mask_id
+
+_ID_IN_TEXT = re.compile(r"\d{17}[\dXx]|\d{15}")
+
+
+def _scrub(text: str) -> str:
+    """A rejection reason may quote the value it refused; never let a full ID number through."""
+    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), str(text))[:120]
+
+
+def suspects_by_rule(con) -> dict[str, dict[str, Any]]:
+    """Open suspects (not 已销号) per rule: count and amount at risk (涉及金额)."""
+    rows = con.execute("""
+        select rule_id, count(*), coalesce(sum(amount), 0)
+        from suspects where status <> '已销号' group by rule_id order by rule_id""").fetchall()
+    return {r: {"count": int(n), "amount": Decimal(a).quantize(Decimal("0.01"))} for r, n, a in rows}
+
+
+def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str, Any]:
+    """Whatever steps ran (a failed night has only some of `parts`) into one JSON-able dict."""
+    s: dict[str, Any] = {"run_id": parts["run_id"], "as_of": str(parts["as_of"]),
+                         "status": "failed" if failed else "completed"}
+    if failed:
+        s["error"] = failed
+    ingested = parts.get("ingest")
+    if ingested is not None:
+        files = list(ingested.files)
+        s["files_ingested"] = sum(f.status == "ingested" for f in files)
+        s["files_skipped"] = sum(f.status == "skipped" for f in files)
+        s["files_failed"] = sum(f.status == "failed" for f in files)
+        s["rows_accepted"] = sum(f.rows_accepted or 0 for f in files if f.status == "ingested")
+        s["rows_rejected"] = sum(f.rows_rejected or 0 for f in files if f.status == "ingested")
+        s["rows_replaced"] = sum(f.rows_replaced or 0 for f in files if f.status == "ingested")
+        s["deliveries"] = sorted({f.delivery for f in files if f.status == "ingested"})
+        s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
+        s["failed_files"] = [{"file": Path(f.path).name, "reason": _scrub(f.message or "")}
+                             for f in files if f.status == "failed"]
+    checked = parts.get("quality")
+    if checked is not None:
+        s["warnings"] = len(checked.warnings)
+        s["quality_warnings"] = checked.warnings
+        s["data_docs"] = str(checked.docs) if checked.docs else None
+    changes = parts.get("changes")
+    if changes is not None:
+        for kind in ("new", "updated", "reopened"):
+            s[kind] = sum(int(c.get(kind, 0)) for c in changes.values())
+    detected = parts.get("detect")
+    if detected is not None or changes is not None:
+        open_now = suspects_by_rule(con)
+        s["suspects"] = sum(v["count"] for v in open_now.values())
+        s["amount"] = sum((v["amount"] for v in open_now.values()), Decimal("0.00"))
+        by_rule: dict[str, dict[str, Any]] = {}
+        for r in (detected.results if detected is not None else []):
+            by_rule[r.rule_id] = {"title": r.title, "detected": r.count, "detected_amount": r.amount}
+        for rule_id, v in open_now.items():
+            by_rule.setdefault(rule_id, {}).update({"open": v["count"], "open_amount": v["amount"]})
+        for rule_id, c in (changes or {}).items():
+            by_rule.setdefault(rule_id, {}).update({k: int(c.get(k, 0)) for k in ("new", "updated", "reopened")})
+        s["by_rule"] = by_rule
+    if parts.get("casework") is not None:
+        s["casework"] = parts["casework"]
+    if parts.get("worklists") is not None:
+        s["worklists"] = len(parts["worklists"])
+        s["worklist_files"] = [str(p) for p in parts["worklists"]]
+    if parts.get("report") is not None:
+        s["dashboard"] = str(parts["report"].dashboard)
+        s["summary_xlsx"] = str(parts["report"].summary)
+    return s
+
+
+def _money(v) -> str:
+    return f"{Decimal(str(v or 0)):,.2f}"
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The run summary as a clerk reads it at the end of the night."""
+    lines = [f"fundwatch nightly {s.get('run_id')} as of {s.get('as_of')}: {s.get('status')}"]
+    if "files_ingested" in s:
+        lines.append(f"  files: {s['files_ingested']} ingested, {s['files_skipped']} skipped (seen before), "
+                     f"{s['files_failed']} failed")
+        lines.append(f"  rows: {s['rows_accepted']} accepted ({s.get('rows_replaced', 0)} replaced earlier rows), "
+                     f"{s['rows_rejected']} rejected")
+        for reason, n in list(s.get("rejected_by_reason", {}).items())[:10]:
+            lines.append(f"    rejected {n:>6}  {reason}")
+        for f in s.get("failed_files", []):
+            lines.append(f"    failed file {f['file']}: {f['reason']}")
+    if "new" in s:
+        lines.append(f"  suspects tonight: {s['new']} new, {s['updated']} updated, {s['reopened']} reopened")
+    if "by_rule" in s:
+        lines.append(f"  open suspects: {s.get('suspects', 0)}, amount at risk {_money(s.get('amount'))} yuan")
+        for rule_id, v in sorted(s["by_rule"].items()):
+            lines.append(f"    {rule_id:<28} {v.get('open', 0):>6} open  {_money(v.get('open_amount')):>18} yuan"
+                         f"  (+{v.get('new', 0)} new, {v.get('updated', 0)} updated, {v.get('reopened', 0)} reopened)")
+    if "worklists" in s:
+        where = str(Path(s["worklist_files"][0]).parent) if s.get("worklist_files") else "-"
+        lines.append(f"  worklists: {s['worklists']} written ({where})")
+    if "warnings" in s:
+        lines.append(f"  data quality: {s['warnings']} warning(s)" + (f"; Data Docs {s['data_docs']}" if s.get("data_docs") else ""))
+        for w in s.get("quality_warnings", [])[:20]:
+            lines.append(f"    warning: {w}")
+    if s.get("dashboard"):
+        lines.append(f"  dashboard: {s['dashboard']}")
+        lines.append(f"  summary:   {s['summary_xlsx']}")
+    if s.get("error"):
+        lines.append(f"  error: {s['error']}")
+    return "\n".join(lines)

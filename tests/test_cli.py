@@ -1,0 +1,101 @@
+"""The `fundwatch` command line: one-line refusals, exit codes, the nightly and demo end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from _nightly_inbox import DEAD, delivery_1
+from pipelines import cli, resources
+from pipelines.store import connect, scalar
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _refusal(capsys, argv: list[str]) -> tuple[int, str]:
+    code = cli.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return code, err
+
+
+def _fundwatch(args: list[str], tmp_path: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+    # A private Prefect home: the command's temporary server must not touch the user's.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_missing_inbox_is_refused_in_one_line(tmp_path, capsys):
+    code, err = _refusal(capsys, ["nightly", "--inbox", str(tmp_path / "nowhere"), "--db", str(tmp_path / "fw.duckdb"),
+                                  "--out", str(tmp_path / "out")])
+    assert code == cli.EXIT_USAGE and "inbox" in err and "not found" in err
+    assert not (tmp_path / "fw.duckdb").exists()
+
+
+def test_an_as_of_that_is_not_a_date_is_refused(tmp_path, capsys):
+    (tmp_path / "inbox").mkdir()
+    code, err = _refusal(capsys, ["nightly", "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / "fw.duckdb"),
+                                  "--out", str(tmp_path / "out"), "--as-of", "2026-13-01"])
+    assert code == cli.EXIT_USAGE and "YYYY-MM-DD" in err
+
+
+def test_a_bad_config_is_refused_before_anything_runs(tmp_path, capsys):
+    (tmp_path / "inbox").mkdir()
+    config = tmp_path / "c.yaml"
+    config.write_text("rulez: {}\n", encoding="utf-8")
+    code, err = _refusal(capsys, ["nightly", "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / "fw.duckdb"),
+                                  "--out", str(tmp_path / "out"), "--config", str(config)])
+    assert code == cli.EXIT_USAGE and "unknown section" in err and "rulez" in err
+    assert not (tmp_path / "fw.duckdb").exists()
+
+
+def test_report_without_a_store_says_to_run_nightly_first(tmp_path, capsys):
+    code, err = _refusal(capsys, ["report", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "out")])
+    assert code == cli.EXIT_USAGE and "fundwatch nightly" in err
+
+
+def test_returns_names_a_missing_workbook(tmp_path, capsys):
+    code, err = _refusal(capsys, ["returns", "--db", str(tmp_path / "fw.duckdb"), str(tmp_path / "gone.xlsx")])
+    assert code == cli.EXIT_USAGE and "gone.xlsx" in err
+
+
+def test_nightly_exits_zero_with_rejected_rows_and_says_how_many(tmp_path):
+    delivery_1(tmp_path / "inbox")
+    done = _fundwatch(["nightly", "--inbox", "inbox", "--db", "store/fw.duckdb", "--out", "out",
+                       "--as-of", "2026-10-21"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "1 rejected" in done.stdout and "PAID_AFTER_DEATH" in done.stdout
+    assert DEAD not in done.stdout + done.stderr
+    assert "| INFO" not in done.stderr  # Prefect is quiet unless --verbose
+    con = connect(tmp_path / "store" / "fw.duckdb", read_only=True)
+    try:
+        assert scalar(con, "select status from runs") == "completed"
+    finally:
+        con.close()
+    # The report command redraws from the store without re-running detection.
+    again = _fundwatch(["report", "--db", "store/fw.duckdb", "--out", "report"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "report" / "dashboard.html").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (resources.sample_dir() / "inbox").is_dir(), reason="data/sample not generated yet")
+def test_demo_runs_one_night_per_sample_delivery_and_names_its_outputs(tmp_path):
+    done = _fundwatch(["demo", "--out", "demo"], tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    deliveries = sorted(p.name for p in (resources.sample_dir() / "inbox").iterdir() if p.is_dir())
+    for name in deliveries:
+        assert f"as of {name}" in done.stdout
+    assert "open suspects per rule" in done.stdout and "dashboard:" in done.stdout
+    con = connect(tmp_path / "demo" / "fundwatch.duckdb", read_only=True)
+    try:
+        assert scalar(con, "select count(*) from runs where status = 'completed'") == len(deliveries)
+    finally:
+        con.close()
+    assert (tmp_path / "demo" / "dashboard.html").is_file()

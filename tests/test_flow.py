@@ -1,0 +1,189 @@
+"""The nightly Prefect flow on real files: incremental, idempotent, one run at a time, failures named."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import date
+from pathlib import Path
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from _nightly_inbox import AGENCY, ALIVE, DEAD, delivery_1, delivery_2
+from pipelines import cli, runlock
+from pipelines.flows import StepFailed, nightly_deployment, nightly_flow
+from pipelines.worklists import worklist_name
+from pipelines.store import connect, scalar
+
+NIGHT_1, NIGHT_2 = date(2026, 10, 21), date(2026, 11, 21)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server():
+    # One temporary Prefect API for the whole module instead of one per flow run.
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _count(db: Path, sql: str, params=None):
+    con = connect(db, read_only=True)
+    try:
+        return scalar(con, sql, params)
+    finally:
+        con.close()
+
+
+def _night(inbox: Path, db: Path, out: Path, as_of: date, config: str | None = None) -> dict:
+    return nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=as_of, config_path=config, progress=False)
+
+
+@pytest.fixture(scope="module")
+def two_nights(tmp_path_factory):
+    """Night 1 on the October delivery, then November's arrives and night 2 runs."""
+    root = tmp_path_factory.mktemp("nights")
+    inbox, db, out = root / "inbox", root / "store" / "fw.duckdb", root / "out"
+    delivery_1(inbox)
+    first = _night(inbox, db, out, NIGHT_1)
+    events_after_1 = _count(db, "select count(*) from suspect_events")
+    amount_after_1 = _count(db, "select amount from suspects where rule_id = 'PAID_AFTER_DEATH' and subject = ?", [DEAD])
+    delivery_2(inbox)
+    second = _night(inbox, db, out, NIGHT_2)
+    return {"inbox": inbox, "db": db, "out": out, "first": first, "second": second,
+            "events_after_1": events_after_1, "amount_after_1": amount_after_1}
+
+
+def test_first_night_reads_the_delivery_and_finds_the_dead_pensioner(two_nights):
+    first = two_nights["first"]
+    assert first["status"] == "completed"
+    assert first["files_ingested"] == 4 and first["files_skipped"] == 0
+    assert first["rows_rejected"] == 1  # the payment with a wrong check digit
+    assert any("校验" in reason or "check" in reason.lower() for reason in first["rejected_by_reason"])
+    assert first["by_rule"]["PAID_AFTER_DEATH"]["new"] == 1
+    assert two_nights["amount_after_1"] == 6000  # 202609 + 202610; August (month of death) is payable
+
+
+def test_second_night_reads_only_the_new_files_and_grows_the_same_suspect(two_nights):
+    second, db = two_nights["second"], two_nights["db"]
+    assert second["files_ingested"] == 1 and second["files_skipped"] == 4
+    assert _count(db, "select count(*) from ingest_ledger") == 5
+    assert second["by_rule"]["PAID_AFTER_DEATH"]["new"] == 0
+    assert second["by_rule"]["PAID_AFTER_DEATH"]["updated"] == 1
+    assert _count(db, "select amount from suspects where rule_id = 'PAID_AFTER_DEATH' and subject = ?", [DEAD]) == 9000
+    assert _count(db, "select count(*) from suspects where person_id = ?", [ALIVE]) == 0  # the look-alike
+
+
+def test_each_night_leaves_a_completed_runs_row_with_its_summary(two_nights):
+    con = connect(two_nights["db"], read_only=True)
+    try:
+        rows = con.execute("select as_of, status, summary::varchar, finished_at >= started_at from runs "
+                           "where command = 'nightly' order by started_at").fetchall()
+    finally:
+        con.close()
+    assert [(r[0], r[1]) for r in rows[:2]] == [(NIGHT_1, "completed"), (NIGHT_2, "completed")]
+    assert all(r[3] for r in rows)
+    stored = json.loads(rows[1][2])
+    assert stored["files_ingested"] == 1 and "PAID_AFTER_DEATH" in stored["by_rule"]
+
+
+def test_night_writes_worklists_report_and_data_docs_owner_only(two_nights):
+    out, second = two_nights["out"], two_nights["second"]
+    assert second["worklists"] >= 1 and all(Path(p).is_file() for p in second["worklist_files"])
+    assert Path(second["dashboard"]).is_file() and Path(second["summary_xlsx"]).is_file()
+    assert (out / "data_docs" / "index.html").is_file()
+    assert (out.stat().st_mode & 0o777) == 0o700
+    assert DEAD not in json.dumps(second, ensure_ascii=False)  # the summary never carries an ID number
+
+
+def test_rerun_on_the_same_inbox_adds_no_events_and_no_ledger_rows(two_nights):
+    db = two_nights["db"]
+    events = _count(db, "select count(*) from suspect_events")
+    ledger = _count(db, "select count(*) from ingest_ledger")
+    again = _night(two_nights["inbox"], db, two_nights["out"], NIGHT_2)
+    assert again["files_ingested"] == 0 and again["files_skipped"] == 5
+    assert again["new"] == again["updated"] == again["reopened"] == 0
+    assert _count(db, "select count(*) from suspect_events") == events
+    assert _count(db, "select count(*) from ingest_ledger") == ledger
+
+
+def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, capsys):
+    db = two_nights["db"]
+    ledger = _count(db, "select count(*) from ingest_ledger")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from pipelines import runlock
+            with runlock.hold({str(db)!r}):
+                print("held", flush=True)
+                time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code = cli.main(["nightly", "--inbox", str(two_nights["inbox"]), "--db", str(db),
+                         "--out", str(two_nights["out"]), "--as-of", "2026-11-22"])
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err.strip()
+    assert code == cli.EXIT_BUSY
+    assert f"another fundwatch run holds {db} since" in err and f"(pid {holder.pid})" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert _count(db, "select count(*) from ingest_ledger") == ledger
+
+
+def test_a_config_that_breaks_a_rule_fails_the_detect_task_and_marks_the_run_failed(tmp_path, capsys):
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    delivery_1(inbox)
+    config = tmp_path / "bad.yaml"
+    config.write_text("rules:\n  PAID_AFTER_DEATH:\n    no_such_parameter: 1\n", encoding="utf-8")
+    code = cli.main(["nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(out),
+                     "--as-of", "2026-10-21", "--config", str(config)])
+    err = capsys.readouterr().err.strip()
+    assert code == cli.EXIT_FAILED
+    assert "task detect failed" in err and "PAID_AFTER_DEATH" in err and len(err.splitlines()) == 1
+    con = connect(db, read_only=True)
+    try:
+        status, summary = con.execute("select status, summary::varchar from runs").fetchall()[0]
+        assert status == "failed" and "task detect failed" in json.loads(summary)["error"]
+        # Ingest had committed; detection stopped before any suspect changed.
+        assert scalar(con, "select count(*) from ingest_ledger") == 4
+        assert scalar(con, "select count(*) from suspects") == 0
+    finally:
+        con.close()
+
+
+def test_a_worklist_that_cannot_be_written_fails_that_task_by_name(tmp_path):
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    delivery_1(inbox)
+    # A folder squats where the agency's worklist must go: the write fails whoever runs it.
+    (out / worklist_name(AGENCY, NIGHT_1)).mkdir(parents=True)
+    with pytest.raises(StepFailed, match="task issue-worklists failed"):
+        _night(inbox, db, out, NIGHT_1)
+    assert _count(db, "select status from runs") == "failed"
+    # The worklist step is all or nothing: no suspect is marked issued without its workbook.
+    assert _count(db, "select count(*) from suspects where status = '已下发'") == 0
+    assert _count(db, "select count(*) from suspects where status = '待下发'") >= 1
+
+
+def test_the_deployment_carries_the_configured_schedule(tmp_path):
+    config = tmp_path / "schedule.yaml"
+    config.write_text("schedule:\n  cron: '30 3 * * 1-5'\n  timezone: Asia/Urumqi\n", encoding="utf-8")
+    deployment = nightly_deployment(tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out", str(config))
+    schedule = deployment.schedules[0].schedule
+    assert (schedule.cron, schedule.timezone) == ("30 3 * * 1-5", "Asia/Urumqi")
+    assert deployment.parameters["db"] == str(tmp_path / "fw.duckdb")
+    overridden = nightly_deployment(tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out", None,
+                                    cron="0 1 * * *")
+    assert (overridden.schedules[0].schedule.cron, overridden.schedules[0].schedule.timezone) == ("0 1 * * *", "Asia/Shanghai")
+
+
+def test_lock_is_released_after_a_run(tmp_path):
+    db = tmp_path / "fw.duckdb"
+    with runlock.hold(db):
+        pass
+    with runlock.hold(db):  # a crashed or finished holder never blocks the next night
+        assert runlock.lock_path(db).exists()

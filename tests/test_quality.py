@@ -1,0 +1,91 @@
+"""Data quality of each new delivery: warnings, never crashes; results stored; Data Docs written."""
+
+from __future__ import annotations
+
+import json
+import pytest
+
+from _nightly_inbox import ALIVE, BAD_ID, DEAD, delivery_1, delivery_2
+from pipelines.ingest import ingest_inbox
+from pipelines.quality import check_deliveries
+from pipelines.store import connect, scalar
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """October with an unknown item for one pensioner; November with a fraction of October's rows."""
+    root = tmp_path_factory.mktemp("quality")
+    inbox, out = root / "inbox", root / "out"
+    delivery_1(inbox, item="高龄补贴")
+    con = connect(root / "fw.duckdb")
+    ingest_inbox(con, inbox)
+    first = check_deliveries(con, ["2026-10-21"], out, run_id="night-1")
+    delivery_2(inbox)
+    ingest_inbox(con, inbox)
+    second = check_deliveries(con, ["2026-11-21"], out, run_id="night-2")
+    yield {"con": con, "out": out, "first": first, "second": second}
+    con.close()
+
+
+def test_an_item_outside_the_known_lists_is_a_warning_not_a_crash(checked):
+    warnings = checked["first"].warnings
+    assert any("payments.item" in w and "高龄补贴" in w for w in warnings)
+    assert checked["first"].checked > 10
+
+
+def test_wrong_check_digits_are_measured_against_rejected_rows(checked):
+    con = checked["con"]
+    row = con.execute("""select success, detail::varchar from quality_results
+                         where run_id = 'night-1' and extract = 'payments' and column_name = 'person_id_valid'""").fetchall()
+    assert len(row) == 1
+    observed = json.loads(row[0][1])["observed"]
+    assert observed["unexpected_count"] == 1 and observed["element_count"] == 10  # 9 accepted + 1 rejected
+    assert row[0][0] is False  # 1 in 10 is far above the 1% tolerated
+
+
+def test_a_delivery_much_smaller_than_the_last_of_its_kind_is_flagged(checked):
+    assert any("payments: expect_table_row_count_to_be_between failed" in w for w in checked["second"].warnings)
+
+
+def test_a_gap_in_a_monthly_payment_stream_is_flagged(tmp_path, checked):
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        delivery_1(tmp_path / "inbox", skip_other_in="202609")  # 陈其他 paid 202608, then 202610
+        ingest_inbox(con, tmp_path / "inbox")
+        report = check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="gap")
+        assert scalar(con, "select success from quality_results where column_name = 'period_gap'") is False
+    finally:
+        con.close()
+    assert any("payments.period_gap" in w for w in report.warnings)
+    # The look-alike: in the main store every stream runs 202608, 202609, 202610 without a hole.
+    assert scalar(checked["con"], """select success from quality_results
+                                     where run_id = 'night-1' and column_name = 'period_gap'""") is True
+
+
+def test_results_are_stored_per_delivery_and_extract(checked):
+    con = checked["con"]
+    rows = con.execute("select delivery, extract, count(*) from quality_results group by all order by all").fetchall()
+    kinds_1 = {k for d, k, _ in rows if d == "2026-10-21"}
+    assert {"agencies", "beneficiaries", "payments", "deaths"} <= kinds_1
+    assert {k for d, k, _ in rows if d == "2026-11-21"} == {"payments"}
+    failed = scalar(con, "select count(*) from quality_results where not success")
+    assert failed == len(checked["first"].warnings) + len(checked["second"].warnings)
+
+
+def test_data_docs_are_written_and_carry_no_id_numbers(checked):
+    docs = checked["out"] / "data_docs"
+    assert (docs / "index.html").is_file()
+    pages = list(docs.rglob("*.html"))
+    assert len(pages) > 3
+    text = "".join(p.read_text(encoding="utf-8") for p in pages)
+    for pid in (DEAD, ALIVE, BAD_ID):
+        assert pid not in text
+
+
+def test_no_new_delivery_means_no_check_and_no_great_expectations(tmp_path):
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        report = check_deliveries(con, [], tmp_path / "out")
+    finally:
+        con.close()
+    assert report.checked == 0 and report.warnings == [] and not (tmp_path / "out" / "data_docs").exists()
