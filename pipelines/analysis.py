@@ -1,0 +1,213 @@
+"""Helpers for analyst notebooks (notebooks/*.ipynb): a read-only store and masked frames.
+
+Notebooks call these instead of writing SQL against personal data themselves, so that every
+frame they show has 公民身份号码, bank accounts and names masked, and the store is never written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable
+
+import duckdb
+import pandas as pd
+import yaml
+
+from .casework import outcome_number
+from .report_data import rule_titles, table_exists
+from .report_mask import mask_evidence, mask_name, mask_subject, scrub_text
+from .resources import rules_dir
+from .store import connect, scalar
+
+DEFAULT_DB = Path("demo-output") / "fundwatch.duckdb"
+ENV_DB = "FUNDWATCH_DB"
+NO_PROBLEM = 7  # 核实结果 7 经核实无问题: the agency found nothing wrong (a false positive)
+
+
+def store_path(path: str | Path | None = None) -> Path:
+    """The store a notebook reads: its DB_PATH parameter, else $FUNDWATCH_DB, else the demo output."""
+    return Path(path or os.environ.get(ENV_DB) or DEFAULT_DB)
+
+
+def open_store(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the store read-only (an analyst can never change casework from a notebook)."""
+    p = store_path(path)
+    if not p.exists():
+        raise FileNotFoundError(
+            f"no fundwatch store at {p.resolve()}: run `fundwatch demo` (or `make demo`) first, "
+            f"or set DB_PATH in the notebook's parameters cell or the {ENV_DB} environment variable")
+    return connect(p, read_only=True)
+
+
+def latest_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """The last completed run (as-of, when, what it found), or None before the first night."""
+    if not table_exists(con, "runs"):
+        return None
+    cur = con.execute("""select run_id, command, started_at, finished_at, as_of, status, summary::varchar as summary_text
+                         from runs where coalesce(status, '') <> 'failed'
+                         order by coalesce(as_of, started_at::date) desc, started_at desc limit 1""")
+    found = cur.fetchall()
+    if not found:
+        return None
+    run = dict(zip([d[0] for d in cur.description], found[0]))
+    try:
+        run["summary"] = json.loads(run.pop("summary_text") or "null")
+    except ValueError:
+        run["summary"] = None
+    return run
+
+
+def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, agency_code: str | None = None,
+                   status: str | None = None, detected_on: date | None = None) -> pd.DataFrame:
+    """Suspects with masked identifiers and rule titles; evidence is left out (see suspect_detail).
+
+    detected_on keeps the suspects still found on that night (last_detected_on = it): pass the
+    latest run's as_of for "the suspects of the latest run". None keeps all.
+    """
+    where, params = ["true"], {}
+    for column, value in (("rule_id", rule_id), ("agency_code", agency_code), ("status", status)):
+        if value is not None:
+            where.append(f"s.{column} = ${column}")
+            params[column] = value
+    if detected_on is not None:
+        where.append("s.last_detected_on = $detected_on")
+        params["detected_on"] = detected_on
+    df = con.execute(f"""
+        select s.suspect_id, s.rule_id, s.subject, s.person_id, s.name, s.agency_code, a.agency_name,
+               s.period_from, s.period_to, s.amount, s.status, s.first_detected_on, s.last_detected_on,
+               s.issued_on, s.deadline, s.verified_on, s.outcome, s.recovered_amount, s.closed_on,
+               coalesce(s.overdue, false) as overdue, coalesce(s.escalated, false) as escalated,
+               s.major_class, s.report_due
+        from suspects s
+        left join (select agency_code, any_value(agency_name) as agency_name from agencies group by 1) a using (agency_code)
+        where {' and '.join(where)}
+        order by s.amount desc nulls last, s.suspect_id""", params).df()
+    titles = rule_titles()
+    df.insert(2, "rule_title", df["rule_id"].map(lambda r: titles.get(r, r)))
+    df["subject"] = [mask_subject(s, p) for s, p in zip(df["subject"], df["person_id"])]
+    df["person_id"] = df["person_id"].map(lambda v: mask_subject(v, v) if isinstance(v, str) else v)
+    df["name"] = df["name"].map(lambda v: mask_name(v) if isinstance(v, str) else v)
+    df["suspect_id"] = df["suspect_id"].map(scrub_text)
+    for col in ("amount", "recovered_amount"):
+        df[col] = df[col].map(lambda v: float(v) if v is not None and not pd.isna(v) else None)
+    return df
+
+
+def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str, Any]:
+    """One suspect for the drill-down: its fields, evidence and event history, all masked."""
+    cur = con.execute("select * from suspects where suspect_id = ?", [suspect_id])
+    found = cur.fetchall()
+    if not found:
+        raise KeyError(f"no suspect {suspect_id!r} in this store")
+    row = dict(zip([d[0] for d in cur.description], found[0]))
+    evidence = row.pop("evidence")
+    try:
+        evidence = json.loads(evidence) if isinstance(evidence, str) else evidence
+    except ValueError:
+        evidence = {"text": evidence}
+    row["subject"] = mask_subject(row["subject"], row["person_id"])
+    row["person_id"] = mask_subject(row["person_id"], row["person_id"])
+    row["name"] = mask_name(row["name"])
+    row["verification_note"] = scrub_text(row.get("verification_note"))
+    row["rule_title"] = rule_titles().get(row["rule_id"], row["rule_id"])
+    events = con.execute("""select happened_at, event, detail::varchar as detail, run_id from suspect_events
+                            where suspect_id = ? order by happened_at""", [suspect_id]).fetchall()
+    history = []
+    for happened_at, event, detail, run_id in events:
+        try:
+            detail = json.loads(detail) if detail else None
+        except ValueError:
+            pass
+        history.append({"happened_at": happened_at, "event": event, "detail": mask_evidence(detail), "run_id": run_id})
+    return {"suspect": row, "evidence": mask_evidence(evidence), "events": history}
+
+
+def _verdicts(con, rule_id: str | None = None) -> pd.DataFrame:
+    where = "where rule_id = $rule_id" if rule_id else ""
+    df = con.execute(f"select rule_id, amount, outcome, recovered_amount from suspects {where}",
+                     {"rule_id": rule_id} if rule_id else {}).df()
+    df["amount"] = df["amount"].map(lambda v: Decimal(str(v)) if v is not None and not pd.isna(v) else Decimal(0))
+    df["verdict"] = df["outcome"].map(lambda o: outcome_number(o) if isinstance(o, str) else None)
+    return df
+
+
+def _precision(verified: int, no_problem: int) -> float | None:
+    """Share of verified suspects the agency confirmed as real (outcome 1–6); None with no verdicts."""
+    return None if verified == 0 else round((verified - no_problem) / verified, 4)
+
+
+def rule_precision(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per rule: suspects, verdicts returned, 经核实无问题 count and precision from those verdicts."""
+    df = _verdicts(con)
+    titles = rule_titles()
+    out = []
+    for rule_id, g in df.groupby("rule_id", sort=True):
+        verified = int(g["verdict"].notna().sum())
+        no_problem = int((g["verdict"] == NO_PROBLEM).sum())
+        out.append({"rule_id": rule_id, "rule_title": titles.get(rule_id, rule_id), "suspects": len(g),
+                    "verified": verified, "no_problem": no_problem, "precision": _precision(verified, no_problem)})
+    return pd.DataFrame(out, columns=["rule_id", "rule_title", "suspects", "verified", "no_problem", "precision"])
+
+
+def backtest_threshold(con: duckdb.DuckDBPyConnection, rule_id: str, thresholds: Iterable[float | int | Decimal]) -> pd.DataFrame:
+    """For each threshold, the rule's recorded suspects with amount ≥ it and the agencies' verdicts.
+
+    Only suspects the rule actually raised have verdicts, so a threshold below the one in force
+    adds no verdicts here (rule_flags_at counts what it would add).
+    """
+    df = _verdicts(con, rule_id)
+    out = []
+    for t in thresholds:
+        kept = df[df["amount"] >= Decimal(str(t))]
+        verified = int(kept["verdict"].notna().sum())
+        no_problem = int((kept["verdict"] == NO_PROBLEM).sum())
+        out.append({"threshold": float(t), "suspects": len(kept), "amount": float(sum(kept["amount"], Decimal(0))),
+                    "verified": verified, "no_problem": no_problem, "confirmed": verified - no_problem,
+                    "precision": _precision(verified, no_problem)})
+    return pd.DataFrame(out, columns=["threshold", "suspects", "amount", "verified", "no_problem", "confirmed", "precision"])
+
+
+def find_rule(rule_id: str):
+    """The rule (pipelines.rules.Rule: title, params, sql) with this id from the rules directory."""
+    from .rules import load_rules
+
+    rules, _ = load_rules()
+    for rule in rules:
+        if rule.id == rule_id:
+            return rule
+    raise KeyError(f"no loadable rule {rule_id} under {rules_dir()}")
+
+
+def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, values: Iterable[Any],
+                  as_of: date | None = None) -> pd.DataFrame:
+    """How many findings (and how much money) the rule's own SQL yields at each value of `param`.
+
+    Runs the rule file's query read-only against the store's extracts; other parameters keep
+    their defaults. as_of defaults to the latest run's.
+    """
+    from .rules import bind
+
+    rule = find_rule(rule_id)
+    if rule.engine != "sql":
+        raise ValueError(f"{rule_id} is a model rule; its threshold is not a query parameter")
+    if param not in rule.params:
+        raise KeyError(f"{rule_id} has no parameter {param!r} (it has {', '.join(rule.params) or 'none'})")
+    run = latest_run(con)
+    as_of = as_of or (run["as_of"] if run and run.get("as_of") else date.today())
+    out = []
+    for v in values:
+        bound = bind(rule, {**rule.params, param: v}, as_of)
+        n, amount = con.execute(f"select count(*), coalesce(sum(amount), 0) from ({rule.sql}) findings", bound).fetchall()[0]
+        out.append({param: v, "findings": int(n), "amount": float(amount)})
+    return pd.DataFrame(out, columns=[param, "findings", "amount"])
+
+
+def extracts_present(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Row counts of the extract tables (for a notebook's "what is in this store" cell)."""
+    from .extracts import EXTRACTS
+
+    return {k: int(scalar(con, f"select count(*) from {k}")) for k in EXTRACTS if table_exists(con, k)}

@@ -1,0 +1,111 @@
+"""The report (报告): the province dashboard (监督看板) and the 汇总表, drawn from the store alone.
+
+`write_report` never re-runs detection: `fundwatch report` and the last step of the nightly flow
+both call it. Outputs (under OUT):
+  dashboard.html            — self-contained plotly page, works offline, identifiers masked
+  汇总表_YYYYMMDD.xlsx       — agency × rule summary for the as-of date, no person-level data
+Each file is written to a temp file beside it and moved into place (a reader never sees half a
+file), owner-only (0600), and its export is recorded in audit_log with its sha256.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+
+from . import report_dashboard, report_data, report_summary
+
+DASHBOARD_NAME = "dashboard.html"
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    dashboard: Path
+    summary: Path
+
+
+def summary_name(as_of: date) -> str:
+    return f"汇总表_{as_of:%Y%m%d}.xlsx"
+
+
+def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None) -> dict:
+    """Everything the page and the workbook show, masked, as plain rows."""
+    as_of = report_data.resolve_as_of(con, as_of)
+    titles = report_data.rule_titles()
+    return {
+        "as_of": as_of,
+        "headline": report_data.headline(con, as_of),
+        "summary": report_data.summary_rows(con, titles),
+        "by_rule": report_data.by_rule(con, titles),
+        "by_agency": report_data.by_agency(con, titles),
+        "by_status": report_data.by_status(con),
+        "aging": report_data.aging(con, as_of),
+        "flagged": report_data.flagged_list(con, as_of, titles),
+        "major": report_data.major_list(con, as_of, titles),
+        "history": report_data.run_history(con),
+        "quality": report_data.quality(con),
+    }
+
+
+def _actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _publish(con, target: Path, write: Callable[[Path], None], action: str, actor: str, detail: dict) -> Path:
+    """Write via a 0600 temp file, record the audit row, then move it into place.
+
+    The audit row is written before the file appears, so there is never an export without its
+    record; if the audit cannot be written (e.g. a read-only store) no file is published.
+    """
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix + ".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o600)
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        con.execute(
+            "insert into audit_log (happened_at, actor, action, file, file_hash, detail) values (?, ?, ?, ?, ?, ?)",
+            [datetime.now(), actor, action, str(target), digest, json.dumps(detail, ensure_ascii=False)],
+        )
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_report(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: date | str | None = None,
+                 actor: str | None = None) -> ReportPaths:
+    """Write the dashboard and the 汇总表 under out_dir; as_of defaults to the last night's."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = collect(con, as_of)
+    as_of, who = data["as_of"], _actor(actor)
+    page = report_dashboard.render(data)
+
+    def write_page(path: Path) -> None:
+        path.write_text(page, encoding="utf-8")
+
+    def write_book(path: Path) -> None:
+        report_summary.write_summary(path, as_of, data["summary"], data["by_agency"], data["by_rule"])
+
+    common = {"as_of": as_of.isoformat(), "suspects": data["headline"]["suspects"]}
+    dashboard = _publish(con, out_dir / DASHBOARD_NAME, write_page, "export_dashboard", who, common)
+    summary = _publish(con, out_dir / summary_name(as_of), write_book, "export_summary", who,
+                       {**common, "rows": len(data["summary"])})
+    return ReportPaths(dashboard=dashboard, summary=summary)

@@ -1,0 +1,302 @@
+"""The province dashboard (监督看板): one self-contained HTML page with plotly, readable offline.
+
+Reading order: headline numbers, where the money is (by rule, by agency, by status, recovered),
+what needs action (要情 report dates, 逾期 and 挂牌督办, aging), then the nights' trend and the
+data quality of the last delivery. plotly.js is embedded once (no CDN: the office network is closed).
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import date, datetime
+from decimal import Decimal
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from . import report_data as rd
+
+FONT = "Noto Sans CJK SC, Source Han Sans SC, Microsoft YaHei, PingFang SC, SimHei, sans-serif"
+AGENCY_CHART_LIMIT = 30
+WAN = Decimal(10000)
+STATUS_COLORS = {"待下发": "#9D9D9D", "已下发": "#4C78A8", "核查中": "#F58518", "已重开": "#B279A2",
+                 "已移送": "#E45756", "已销号": "#54A24B"}
+# runs.summary keys (pipelines/runsummary.py) charted night by night, by panel. A key missing
+# from a night leaves a gap; unknown top-level numbers go to the first panel so nothing is hidden.
+TREND_PANELS = (
+    ("疑点（件）", {"suspects": "在办疑点（未销号）", "new": "新增疑点", "updated": "更新疑点",
+                  "reopened": "重开疑点", "worklists": "下发台账（份）", "warnings": "质量警告（条）"}),
+    ("数据入库（行）", {"rows_accepted": "入库行数", "rows_rejected": "拒收行数", "rows_replaced": "替换行数"}),
+    ("金额（万元）", {"amount": "在办涉及金额"}),
+)
+
+
+def fmt_money(value) -> str:
+    """Yuan with separators; 万元 from 100,000 up, where 元 digits stop being readable."""
+    v = Decimal(value or 0)
+    if abs(v) >= 100000:
+        return f"{(v / WAN):,.2f} 万元"
+    return f"{v:,.2f} 元"
+
+
+def fmt_rate(rate) -> str:
+    return "—" if rate is None else f"{Decimal(rate) * 100:.1f}%"
+
+
+def fmt_date(d) -> str:
+    if d is None:
+        return ""
+    return d.isoformat() if isinstance(d, (date, datetime)) else str(d)
+
+
+def _money_axis(values) -> tuple[float, str]:
+    top = max((abs(Decimal(v or 0)) for v in values), default=Decimal(0))
+    return (10000.0, "万元") if top >= 100000 else (1.0, "元")
+
+
+def _base_layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.01}, height=height, font={"family": FONT, "size": 13},
+        margin={"l": 10, "r": 20, "t": 60, "b": 40}, template="plotly_white",
+        legend={"orientation": "h", "y": -0.12},
+    )
+    return fig
+
+
+def _whole_numbers(update, top: int) -> None:
+    """Counts of suspects are whole: no 0.5 ticks on a short axis."""
+    update(tickformat=",d", rangemode="tozero", **({"dtick": 1} if top <= 10 else {}))
+
+
+def _empty(fig: go.Figure, text: str = "暂无数据") -> go.Figure:
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 18, "color": "#888"})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def _count_and_amount(items: list[dict], label_key: str, title: str) -> go.Figure:
+    """Two horizontal bar panels sharing the category axis: how many, and how much money."""
+    items = list(reversed(items))  # plotly draws the first category at the bottom
+    scale, unit = _money_axis(r["amount"] for r in items)
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.03,
+                        subplot_titles=("疑点数（件）", f"涉及金额（{unit}）"))
+    labels = [r[label_key] for r in items]
+    fig.add_trace(go.Bar(y=labels, x=[r["suspects"] for r in items], orientation="h", name="疑点数",
+                         marker_color="#4C78A8", hovertemplate="%{y}<br>%{x} 件<extra></extra>"), 1, 1)
+    fig.add_trace(go.Bar(y=labels, x=[float(r["amount"]) / scale for r in items], orientation="h", name="涉及金额",
+                         marker_color="#E45756", customdata=[fmt_money(r["amount"]) for r in items],
+                         hovertemplate="%{y}<br>%{customdata}<extra></extra>"), 1, 2)
+    _base_layout(fig, title, max(320, 28 * len(items) + 140))
+    fig.update_layout(showlegend=False)
+    _whole_numbers(lambda **kw: fig.update_xaxes(row=1, col=1, **kw), max((r["suspects"] for r in items), default=0))
+    return _empty(fig) if not items else fig
+
+
+def fig_status(status_rows: list[dict]) -> go.Figure:
+    fig = go.Figure(go.Bar(
+        x=[r["status"] for r in status_rows], y=[r["suspects"] for r in status_rows],
+        marker_color=[STATUS_COLORS.get(r["status"], "#72B7B2") for r in status_rows],
+        customdata=[fmt_money(r["amount"]) for r in status_rows], text=[r["suspects"] for r in status_rows],
+        hovertemplate="%{x}<br>%{y} 件<br>%{customdata}<extra></extra>"))
+    _base_layout(fig, "疑点状态分布（件）", 360)
+    _whole_numbers(fig.update_yaxes, max((r["suspects"] for r in status_rows), default=0))
+    return _empty(fig) if not any(r["suspects"] for r in status_rows) else fig
+
+
+def fig_recovery(rule_rows: list[dict]) -> go.Figure:
+    items = list(reversed(rule_rows))
+    scale, unit = _money_axis(r["amount"] for r in items)
+    labels = [r["rule_title"] for r in items]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(y=labels, x=[float(r["amount"]) / scale for r in items], orientation="h", name="涉及金额",
+                         marker_color="#E45756", customdata=[fmt_money(r["amount"]) for r in items],
+                         hovertemplate="%{y}<br>涉及 %{customdata}<extra></extra>"))
+    fig.add_trace(go.Bar(y=labels, x=[float(r["recovered"]) / scale for r in items], orientation="h", name="追回金额",
+                         marker_color="#54A24B",
+                         customdata=[f"{fmt_money(r['recovered'])}（{fmt_rate(r['rate'])}）" for r in items],
+                         hovertemplate="%{y}<br>追回 %{customdata}<extra></extra>"))
+    _base_layout(fig, f"追回金额与涉及金额（按规则，{unit}）", max(320, 40 * len(items) + 140))
+    fig.update_layout(barmode="group")
+    return _empty(fig) if not items else fig
+
+
+def fig_aging(aging_rows: list[dict]) -> go.Figure:
+    buckets = [label for _, label in rd.AGING_BUCKETS]
+    statuses = [s for s in rd.STATUSES if any(r["status"] == s for r in aging_rows)]
+    statuses += sorted({r["status"] for r in aging_rows} - set(statuses))
+    fig = go.Figure()
+    for status in statuses:
+        counts = {r["bucket"]: r["suspects"] for r in aging_rows if r["status"] == status}
+        fig.add_trace(go.Bar(x=buckets, y=[counts.get(b, 0) for b in buckets], name=status,
+                             marker_color=STATUS_COLORS.get(status, "#72B7B2"),
+                             hovertemplate=f"{status}<br>%{{x}}：%{{y}} 件<extra></extra>"))
+    _base_layout(fig, "未销号疑点账龄（自首次发现起天数，件）", 380)
+    fig.update_layout(barmode="stack")
+    _whole_numbers(fig.update_yaxes, max((sum(r["suspects"] for r in aging_rows if r["bucket"] == b) for b in buckets), default=0))
+    return _empty(fig) if not aging_rows else fig
+
+
+def fig_trend(history: list[dict]) -> go.Figure:
+    """Each night's numbers from runs.summary, in three panels: suspects, rows, money."""
+    labels, seen = [], {}
+    for r in history:
+        base = fmt_date(r["as_of"]) or fmt_date(r["started_at"])[:16] or str(r["run_id"])
+        seen[base] = seen.get(base, 0) + 1
+        labels.append(base if seen[base] == 1 else f"{base} #{seen[base]}")
+    known = {k for _, keys in TREND_PANELS for k in keys}
+    ignore = {"files_skipped", "files_failed", "files_ingested"}
+    extra = sorted({k for r in history for k in r["metrics"] if "." not in k and k not in known | ignore})
+    panels = [(title, dict(keys)) for title, keys in TREND_PANELS]
+    panels[0][1].update({k: k for k in extra})
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.09,
+                        subplot_titles=[t for t, _ in panels])
+    plotted = 0
+    for row, (title, keys) in enumerate(panels, start=1):
+        scale = 10000 if "万元" in title else 1
+        for key, label in keys.items():
+            ys = [r["metrics"].get(key) for r in history]
+            if not any(v is not None for v in ys):
+                continue
+            fig.add_trace(go.Scatter(x=labels, y=[None if v is None else v / scale for v in ys],
+                                     mode="lines+markers", name=label), row, 1)
+            plotted += 1
+    fig.update_xaxes(type="category")
+    _base_layout(fig, "每晚运行趋势", 640)
+    if not history:
+        return _empty(fig, "暂无运行记录")
+    if not plotted:
+        return _empty(fig, "运行记录中没有可绘制的汇总数字")
+    return fig
+
+
+def _table(headers: list[str], body: list[list], numeric: set[int] = frozenset(), row_class=None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    lines = []
+    for i, r in enumerate(body):
+        cls = f' class="{row_class(i)}"' if row_class and row_class(i) else ""
+        cells = "".join(f'<td{" class=num" if j in numeric else ""}>{html.escape("" if v is None else str(v))}</td>' for j, v in enumerate(r))
+        lines.append(f"<tr{cls}>{cells}</tr>")
+    if not lines:
+        lines.append(f'<tr><td colspan="{len(headers)}" class="none">无</td></tr>')
+    return f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
+
+
+def _more(total: int, shown: int) -> str:
+    return f'<p class="note">共 {total} 件，仅显示前 {shown} 件（完整清单见各经办机构核查台账）。</p>' if total > shown else ""
+
+
+CSS = """
+body{font-family:%s;margin:0 auto;max-width:1320px;padding:16px 24px;color:#222;background:#fafafa}
+h1{font-size:24px;margin:8px 0} h2{font-size:19px;margin:28px 0 8px;border-left:4px solid #4C78A8;padding-left:8px}
+.meta{color:#666;font-size:13px} .note{color:#666;font-size:13px}
+.cards{display:grid;grid-template-columns:repeat(4,1fr);gap:12px;margin:16px 0}
+.card{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:12px 16px}
+.card .k{color:#666;font-size:13px} .card .v{font-size:24px;font-weight:600;margin-top:4px}
+.card.warn .v{color:#C0392B}
+.fig{background:#fff;border:1px solid #e3e3e3;border-radius:6px;margin:10px 0;padding:4px}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:12px}
+table{border-collapse:collapse;background:#fff;font-size:13px;width:100%%}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:left} th{background:#eef2f7}
+td.num{text-align:right;font-variant-numeric:tabular-nums} td.none{color:#888;text-align:center}
+tr.late td{background:#fdecea}
+""" % FONT
+
+# Records every script error on <html data-js-errors>, so a headless browser's dumped DOM shows it.
+ERROR_HOOK = """<script>(function(){var n=0,root=document.documentElement;
+function note(msg){n++;root.setAttribute('data-js-errors',String(n));
+if(document.body){document.body.setAttribute('data-js-errors',String(n));}
+root.setAttribute('data-js-error-messages',((root.getAttribute('data-js-error-messages')||'')+' | '+msg).slice(0,2000));}
+window.addEventListener('error',function(e){note(String(e.message||'error'));});
+window.addEventListener('unhandledrejection',function(e){note('promise: '+String(e.reason));});})();</script>"""
+RENDER_MARK = """<script>window.addEventListener('load',function(){setTimeout(function(){
+document.body.setAttribute('data-js-errors',document.documentElement.getAttribute('data-js-errors')||'0');
+document.documentElement.setAttribute('data-plots-rendered',String(document.querySelectorAll('.plot-container .main-svg').length?document.querySelectorAll('.plot-container').length:0));},0);});</script>"""
+
+
+def render(data: dict) -> str:
+    """The whole page from report_data's numbers (already masked)."""
+    h, as_of = data["headline"], data["as_of"]
+    figures = {
+        "by-rule": _count_and_amount(data["by_rule"], "rule_title", "按规则：疑点数与涉及金额"),
+        "by-agency": _count_and_amount(data["by_agency"][:AGENCY_CHART_LIMIT], "agency_name",
+                                       "按经办机构：疑点数与涉及金额" + ("（涉及金额前30）" if len(data["by_agency"]) > AGENCY_CHART_LIMIT else "")),
+        "by-status": fig_status(data["by_status"]),
+        "recovery": fig_recovery(data["by_rule"]),
+        "aging": fig_aging(data["aging"]),
+        "trend": fig_trend(data["history"]),
+    }
+    div = {k: f'<div class="fig">{f.to_html(full_html=False, include_plotlyjs=False, div_id="fig-" + k, config={"displaylogo": False, "responsive": True})}</div>'
+           for k, f in figures.items()}
+    cards = [
+        ("疑点总数", f"{h['suspects']:,} 件", False), ("在办疑点", f"{h['open']:,} 件", False),
+        ("涉及金额", fmt_money(h["amount"]), False), ("追回金额", fmt_money(h["recovered"]), False),
+        ("追回率", fmt_rate(h["rate"]), False), ("逾期", f"{h['overdue']:,} 件", h["overdue"] > 0),
+        ("挂牌督办", f"{h['escalated']:,} 件", h["escalated"] > 0),
+        ("要情 / 其中重大要情", f"{h['major']:,} / {h['major_serious']:,} 件", h["major_serious"] > 0),
+    ]
+    cards_html = "".join(f'<div class="card{" warn" if warn else ""}"><div class="k">{html.escape(k)}</div>'
+                         f'<div class="v">{html.escape(v)}</div></div>' for k, v, warn in cards)
+    n_major, major = data["major"]
+    major_tbl = _table(
+        ["疑点编号", "规则", "经办机构", "对象", "姓名", "涉及金额", "追回金额", "要情类别", "核实日期", "报告期限", "状态"],
+        [[r["suspect_id"], r["rule_title"], r["agency_name"], r["subject"], r["name"], fmt_money(r["amount"]),
+          fmt_money(r["recovered"]), r["major_class"], fmt_date(r["verified_on"]), fmt_date(r["report_due"]), r["status"]] for r in major],
+        {5, 6}, lambda i: "late" if major[i]["report_late"] else "")
+    n_flag, flagged = data["flagged"]
+    flag_tbl = _table(
+        ["疑点编号", "规则", "经办机构", "对象", "涉及金额", "追回金额", "下发日期", "核查期限", "逾期天数", "已发现天数", "挂牌督办", "状态"],
+        [[r["suspect_id"], r["rule_title"], r["agency_name"], r["subject"], fmt_money(r["amount"]), fmt_money(r["recovered"]),
+          fmt_date(r["issued_on"]), fmt_date(r["deadline"]), r["days_overdue"], r["days_open"], "是" if r["escalated"] else "",
+          r["status"]] for r in flagged], {4, 5, 8, 9})
+    agency_tbl = _table(
+        ["经办机构编码", "经办机构", "疑点数", "下发", "已核实", "已销号", "逾期", "已移送", "涉及金额", "追回金额", "追回率"],
+        [[r["agency_code"], r["agency_name"], r["suspects"], r["issued"], r["verified"], r["closed"], r["overdue"],
+          r["transferred"], fmt_money(r["amount"]), fmt_money(r["recovered"]), fmt_rate(r["rate"])] for r in data["by_agency"]],
+        set(range(2, 11)))
+    q = data["quality"]
+    if not q["available"]:
+        quality_html = '<p class="note">未找到数据质量检查结果（quality_results 表不存在）。</p>'
+    else:
+        quality_html = (f'<p class="note">最近一批数据：{html.escape(str(q["delivery"] or "—"))}；检查 {q["checks"]} 项，'
+                        f'未通过 {len(q["failed"])} 项。</p>'
+                        + _table(["数据抽取", "检查项", "字段", "说明"],
+                               [[r["extract"], r["expectation"], r["column_name"], r["detail"]] for r in q["failed"]]))
+    if q["rejected"]:
+        quality_html += ('<p class="note">该批拒收行（按原因）：</p>'
+                         + _table(["数据抽取", "原因", "行数"], [[r["extract"], r["reason"], r["n"]] for r in q["rejected"]], {2}))
+    generated = datetime.now().strftime("%Y-%m-%d %H:%M")
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN" data-js-errors="0" data-figures="{len(figures)}">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>社会保险基金非现场监督看板 {fmt_date(as_of)}</title>
+<style>{CSS}</style>
+{ERROR_HOOK}
+<script type="text/javascript">window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script>
+<script type="text/javascript" id="plotlyjs">{get_plotlyjs()}</script>
+</head>
+<body data-js-errors="0">
+<h1>社会保险基金非现场监督看板</h1>
+<p class="meta">数据截至 {fmt_date(as_of)} · 生成于 {generated} · 省级页面：公民身份号码、银行账号、姓名均已脱敏，完整信息仅见各经办机构核查台账。</p>
+<div class="cards">{cards_html}</div>
+<p class="note">当日新发现疑点 {h['new_today']:,} 件；已下发 {h['issued']:,} 件，已核实 {h['verified']:,} 件，已销号 {h['closed']:,} 件，已移送 {h['transferred']:,} 件。</p>
+<h2>一、疑点分布</h2>
+{div["by-rule"]}
+{div["by-agency"]}
+<div class="grid2">{div["by-status"]}{div["recovery"]}</div>
+<h2>二、要情 / 重大要情（按报告期限）</h2>
+{major_tbl}{_more(n_major, len(major))}
+<h2>三、逾期与挂牌督办</h2>
+{flag_tbl}{_more(n_flag, len(flagged))}
+{div["aging"]}
+<h2>四、各经办机构汇总</h2>
+{agency_tbl}
+<h2>五、运行趋势</h2>
+{div["trend"]}
+<h2>六、最近一批数据的质量警告</h2>
+{quality_html}
+<p class="note">口径：下发 = 已离开待下发状态；已核实 = 已有核实结果或核实日期；逾期、挂牌督办为当前标记；追回率 = 追回金额 ÷ 涉及金额。</p>
+{RENDER_MARK}
+</body></html>
+"""

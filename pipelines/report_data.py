@@ -1,0 +1,280 @@
+"""The numbers behind the dashboard and the 汇总表: plain queries over the store, masked for display.
+
+Every function takes a connection and returns plain Python rows (dicts). Money stays Decimal here;
+only the chart layer turns it into floats. Nothing here returns a full ID number or bank account.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import yaml
+
+from .report_mask import mask_name, mask_subject, scrub_text
+from .resources import rules_dir
+from .store import scalar
+
+STATUSES = ("待下发", "已下发", "核查中", "已重开", "已移送", "已销号")
+OPEN_STATUSES = ("待下发", "已下发", "核查中", "已重开")
+UNKNOWN_AGENCY = "（未知机构）"
+# Long lists (逾期, 要情) are cut here on the page; the count says how many there are in all.
+LIST_LIMIT = 200
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+# Aging buckets (days open = as-of − first detected), upper bounds inclusive.
+AGING_BUCKETS = ((30, "30天以内"), (60, "31–60天"), (90, "61–90天"), (180, "91–180天"), (365, "181–365天"), (None, "365天以上"))
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(scalar(con, "select count(*) from information_schema.tables where table_name = ?", [name]))
+
+
+def resolve_as_of(con: duckdb.DuckDBPyConnection, as_of: date | str | None) -> date:
+    """The report's as-of: given, else the last completed night's, else today in Asia/Shanghai.
+
+    A report re-drawn the morning after (`fundwatch report`) must age suspects to the night that
+    produced them, not to the day someone happened to open it.
+    """
+    if isinstance(as_of, str):
+        return date.fromisoformat(as_of)
+    if isinstance(as_of, datetime):
+        return as_of.date()
+    if isinstance(as_of, date):
+        return as_of
+    if table_exists(con, "runs"):
+        last = scalar(con, "select max(as_of) from runs where as_of is not null and coalesce(status, '') <> 'failed'")
+        if last is not None:
+            return last
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+def rule_titles(directory: Path | None = None) -> dict[str, str]:
+    """rule_id -> Chinese title from the rule files; a file that cannot be read is skipped."""
+    titles: dict[str, str] = {}
+    try:
+        files = sorted(Path(directory or rules_dir()).glob("*.y*ml"))
+    except OSError:
+        return titles
+    for path in files:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        if isinstance(doc, dict) and doc.get("id"):
+            titles[str(doc["id"])] = str(doc.get("title") or doc["id"])
+    return titles
+
+
+def recovery_rate(recovered: Decimal | None, amount: Decimal | None) -> Decimal | None:
+    """追回率 = 追回金额 / 涉及金额; undefined (None) when nothing is at risk."""
+    amount = Decimal(amount or 0)
+    if amount <= 0:
+        return None
+    return (Decimal(recovered or 0) / amount).quantize(Decimal("0.0001"))
+
+
+_AGENCIES = """(select agency_code, any_value(agency_name) as agency_name, any_value(region_code) as region_code
+               from agencies group by agency_code)"""
+
+_COUNTS = """
+    count(*) as suspects,
+    count(*) filter (where s.issued_on is not null or s.status <> '待下发') as issued,
+    count(*) filter (where s.verified_on is not null or s.outcome is not null) as verified,
+    count(*) filter (where s.status = '已销号') as closed,
+    count(*) filter (where coalesce(s.overdue, false)) as overdue,
+    count(*) filter (where coalesce(s.escalated, false)) as escalated,
+    count(*) filter (where s.status = '已移送') as transferred,
+    coalesce(sum(s.amount), 0)::decimal(18,2) as amount,
+    coalesce(sum(s.recovered_amount), 0)::decimal(18,2) as recovered
+"""
+
+COUNT_FIELDS = ("suspects", "issued", "verified", "closed", "overdue", "escalated", "transferred")
+MONEY_FIELDS = ("amount", "recovered")
+
+
+def _finish(items: list[dict], titles: dict[str, str]) -> list[dict]:
+    for r in items:
+        if "rule_id" in r:
+            r["rule_title"] = titles.get(r["rule_id"], r["rule_id"])
+        if "agency_code" in r:
+            r["agency_code"] = r["agency_code"] or ""
+            r["agency_name"] = scrub_text(r.get("agency_name") or r["agency_code"] or UNKNOWN_AGENCY)
+        r["rate"] = recovery_rate(r["recovered"], r["amount"])
+    return items
+
+
+def summary_rows(con, titles: dict[str, str]) -> list[dict]:
+    """One row per agency × rule with the 汇总表 counts and money (no person-level data)."""
+    return _finish(rows(con, f"""
+        select coalesce(s.agency_code, '') as agency_code, a.agency_name, a.region_code, s.rule_id, {_COUNTS}
+        from suspects s left join {_AGENCIES} a using (agency_code)
+        group by all order by agency_code, rule_id"""), titles)
+
+
+def by_rule(con, titles: dict[str, str]) -> list[dict]:
+    return _finish(rows(con, f"select s.rule_id, {_COUNTS} from suspects s group by all order by amount desc, rule_id"), titles)
+
+
+def by_agency(con, titles: dict[str, str]) -> list[dict]:
+    return _finish(rows(con, f"""
+        select coalesce(s.agency_code, '') as agency_code, a.agency_name, a.region_code, {_COUNTS}
+        from suspects s left join {_AGENCIES} a using (agency_code)
+        group by all order by amount desc, agency_code"""), titles)
+
+
+def total_of(items: list[dict]) -> dict:
+    out: dict = {f: sum(r[f] for r in items) for f in COUNT_FIELDS}
+    out.update({f: sum((r[f] for r in items), Decimal(0)) for f in MONEY_FIELDS})
+    out["rate"] = recovery_rate(out["recovered"], out["amount"])
+    return out
+
+
+def by_status(con) -> list[dict]:
+    found = {r["status"]: r for r in rows(con, """
+        select status, count(*) as suspects, coalesce(sum(amount), 0)::decimal(18,2) as amount
+        from suspects group by status""")}
+    ordered = [found.pop(s, {"status": s, "suspects": 0, "amount": Decimal(0)}) for s in STATUSES]
+    return ordered + sorted(found.values(), key=lambda r: str(r["status"]))
+
+
+def headline(con, as_of: date) -> dict:
+    h = rows(con, f"""
+        select {_COUNTS},
+          count(*) filter (where s.status in {OPEN_STATUSES}) as open,
+          count(*) filter (where s.major_class is not null) as major,
+          count(*) filter (where s.major_class like '重大要情%') as major_serious,
+          count(*) filter (where s.first_detected_on = $as_of) as new_today
+        from suspects s""", {"as_of": as_of})[0]
+    h["rate"] = recovery_rate(h["recovered"], h["amount"])
+    return h
+
+
+def aging(con, as_of: date) -> list[dict]:
+    """Open suspects by days since first detection, per status (stacked on the page)."""
+    cases, lower = [], -10**9
+    for upper, label in AGING_BUCKETS:
+        cond = f"d > {lower}" + (f" and d <= {upper}" if upper is not None else "")
+        cases.append(f"when {cond} then '{label}'")
+        lower = upper if upper is not None else lower
+    return rows(con, f"""
+        with open_ as (
+            select status, amount, date_diff('day', first_detected_on, $as_of::date) as d
+            from suspects where status <> '已销号' and first_detected_on is not null)
+        select case {' '.join(cases)} end as bucket, status, count(*) as suspects,
+               coalesce(sum(amount), 0)::decimal(18,2) as amount
+        from open_ group by all""", {"as_of": as_of})
+
+
+def _display(r: dict, titles: dict[str, str]) -> dict:
+    r["rule_title"] = titles.get(r["rule_id"], r["rule_id"])
+    r["subject"] = mask_subject(r.pop("subject"), r.pop("person_id"))
+    r["name"] = mask_name(r.get("name"))
+    r["suspect_id"] = scrub_text(r["suspect_id"])
+    r["agency_name"] = scrub_text(r.get("agency_name") or r.get("agency_code") or UNKNOWN_AGENCY)
+    return r
+
+
+def flagged_list(con, as_of: date, titles: dict[str, str]) -> tuple[int, list[dict]]:
+    """逾期 and 挂牌督办 suspects still open, most overdue first; (count in all, first LIST_LIMIT)."""
+    where = "where (coalesce(s.overdue, false) or coalesce(s.escalated, false)) and s.status <> '已销号'"
+    n = scalar(con, f"select count(*) from suspects s {where}")
+    items = rows(con, f"""
+        select s.suspect_id, s.rule_id, s.subject, s.person_id, s.name, s.agency_code, a.agency_name,
+               s.amount, coalesce(s.recovered_amount, 0)::decimal(18,2) as recovered, s.status,
+               s.issued_on, s.deadline, coalesce(s.overdue, false) as overdue,
+               coalesce(s.escalated, false) as escalated, s.first_detected_on,
+               case when s.deadline is not null and s.deadline < $as_of::date
+                    then date_diff('day', s.deadline, $as_of::date) end as days_overdue,
+               date_diff('day', s.first_detected_on, $as_of::date) as days_open
+        from suspects s left join {_AGENCIES} a using (agency_code) {where}
+        order by s.escalated desc, days_overdue desc nulls last, s.amount desc, s.suspect_id
+        limit {LIST_LIMIT}""", {"as_of": as_of})
+    return n, [_display(r, titles) for r in items]
+
+
+def major_list(con, as_of: date, titles: dict[str, str]) -> tuple[int, list[dict]]:
+    """要情 / 重大要情 with their report due dates, the most urgent first."""
+    n = scalar(con, "select count(*) from suspects where major_class is not null")
+    items = rows(con, f"""
+        select s.suspect_id, s.rule_id, s.subject, s.person_id, s.name, s.agency_code, a.agency_name,
+               s.amount, coalesce(s.recovered_amount, 0)::decimal(18,2) as recovered, s.status,
+               s.major_class, s.verified_on, s.report_due,
+               s.report_due is not null and s.report_due < $as_of::date as report_late
+        from suspects s left join {_AGENCIES} a using (agency_code)
+        where s.major_class is not null
+        order by s.report_due nulls last, s.amount desc, s.suspect_id
+        limit {LIST_LIMIT}""", {"as_of": as_of})
+    return n, [_display(r, titles) for r in items]
+
+
+def _flatten(obj, prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}." if isinstance(v, dict) else f"{prefix}{k}"))
+    elif isinstance(obj, (int, float, Decimal)) and not isinstance(obj, bool):
+        out[prefix.rstrip(".")] = float(obj)
+    elif isinstance(obj, str) and _NUMBER.fullmatch(obj.strip()):
+        out[prefix.rstrip(".")] = float(obj)  # money serialised as text ("12345.00")
+    return out
+
+
+def run_history(con) -> list[dict]:
+    """Each night's run with the numeric entries of its summary JSON flattened (a.b.c -> value).
+
+    The summary's keys belong to the nightly flow and may change or be missing; whatever numbers
+    are there are charted, and a run without a readable summary still counts as a night.
+    """
+    if not table_exists(con, "runs"):
+        return []
+    out = []
+    for r in rows(con, """select run_id, command, started_at, as_of, status, summary::varchar as summary
+                          from runs order by coalesce(as_of, started_at::date), started_at"""):
+        try:
+            summary = json.loads(r["summary"]) if r["summary"] else {}
+        except (TypeError, ValueError):
+            summary = {}
+        r["metrics"] = _flatten(summary) if isinstance(summary, dict) else {}
+        out.append(r)
+    return out
+
+
+def quality(con) -> dict:
+    """Failed data-quality expectations of the last delivery, and its rejected rows by reason."""
+    out: dict = {"available": table_exists(con, "quality_results"), "delivery": None, "checks": 0, "failed": []}
+    if out["available"]:
+        cols = {r["column_name"] for r in rows(con, "select column_name from information_schema.columns where table_name = 'quality_results'")}
+        if {"delivery", "success"} <= cols:
+            out["delivery"] = scalar(con, "select max(delivery) from quality_results")
+            where = "where delivery = $d" if out["delivery"] is not None else "where delivery is null"
+            params = {"d": out["delivery"]} if out["delivery"] is not None else {}
+            out["checks"] = scalar(con, f"select count(*) from quality_results {where}", params)
+            pick = ", ".join(f"{c}::varchar as {c}" if c in cols else f"null as {c}" for c in ("extract", "expectation", "column_name", "detail"))
+            failed = rows(con, f"select {pick} from quality_results {where} and not coalesce(try_cast(success as boolean), false) order by extract, expectation", params)
+            out["failed"] = [{k: scrub_text(v)[:300] if isinstance(v, str) else v for k, v in r.items()} for r in failed]
+        else:
+            out["available"] = False
+    delivery = out["delivery"]
+    if delivery is None and table_exists(con, "rejected_rows"):
+        delivery = scalar(con, "select max(delivery) from rejected_rows")
+        out["delivery"] = delivery
+    out["rejected"] = []
+    if delivery is not None and table_exists(con, "rejected_rows"):
+        # The reason only: `raw` holds the row as delivered, ID numbers included.
+        out["rejected"] = [
+            {**r, "reason": scrub_text(r["reason"])}
+            for r in rows(con, """select extract, reason, count(*) as n from rejected_rows where delivery = $d
+                                  group by all order by n desc, extract limit 50""", {"d": delivery})
+        ]
+    return out

@@ -1,0 +1,74 @@
+"""Masking for what leaves an agency: the province dashboard, the 汇总表, analyst notebooks.
+
+pipelines.privacy masks one known value; this module masks values whose kind is not known in
+advance — a suspect's subject (person, account, payment or transaction), free text, evidence JSON —
+so that no full 公民身份号码 or bank account reaches a page that is read above the agency.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .privacy import mask_account, mask_id
+
+# An 18-character 公民身份号码 (last character may be X) not glued to other digits.
+_ID_RE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
+# A legacy 15-digit ID or a bank account: any long run of digits.
+_DIGITS_RE = re.compile(r"(?<![0-9])[0-9]{12,}(?![0-9])")
+# Evidence keys whose value is a person or an account, whatever its shape.
+_ID_KEYS = ("person_id", "id_no", "公民身份号码")
+_ACCOUNT_KEYS = ("account", "账号", "账户")
+_NAME_KEYS = ("name", "姓名", "counterparty_name", "对方户名")
+
+
+def scrub_text(text: Any) -> Any:
+    """Mask every ID-shaped and account-shaped run of digits inside free text."""
+    if not isinstance(text, str):
+        return text
+    text = _ID_RE.sub(lambda m: mask_id(m.group(0)), text)
+    return _DIGITS_RE.sub(lambda m: mask_account(m.group(0)), text)
+
+
+def mask_name(name: str | None) -> str | None:
+    """张三丰 -> 张**: the surname is enough for a province page to tell cases apart."""
+    if name is None:
+        return None
+    s = str(name).strip()
+    if not s:
+        return s
+    return s[0] + "*" * max(len(s) - 1, 1)
+
+
+def mask_subject(subject: str | None, person_id: str | None = None) -> str | None:
+    """A suspect's subject: a person (masked ID), an account (masked), or a payment/txn number."""
+    if subject is None:
+        return None
+    s = str(subject)
+    if person_id is not None and s == str(person_id):
+        return mask_id(s)
+    if _ID_RE.fullmatch(s):
+        return mask_id(s)
+    if s.isdigit() and len(s) >= 9:
+        return mask_account(s)
+    return scrub_text(s)
+
+
+def mask_evidence(value: Any, key: str = "") -> Any:
+    """Evidence JSON with every ID, account and name masked, structure kept for the drill-down."""
+    k = key.lower()
+    if isinstance(value, dict):
+        return {name: mask_evidence(v, str(name)) for name, v in value.items()}
+    if isinstance(value, list):
+        return [mask_evidence(v, key) for v in value]
+    if isinstance(value, str):
+        if any(t in k for t in _ID_KEYS):
+            return mask_id(value) if len(value) > 10 else scrub_text(value)
+        if any(t in k for t in _ACCOUNT_KEYS):
+            return mask_account(value)
+        if any(k == t or k.endswith("_" + t) for t in _NAME_KEYS) or k in _NAME_KEYS:
+            return mask_name(value)
+        return scrub_text(value)
+    if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) >= 12:
+        return mask_account(str(value))
+    return value

@@ -1,0 +1,114 @@
+"""The 汇总表: the agency × rule summary workbook an office sends upward (no person-level data).
+
+Every text cell is written with write_string and the workbook refuses to turn strings into
+formulas, so an agency name like "=HYPERLINK(...)" stays text (no formula injection).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import xlsxwriter
+
+from . import report_data as rd
+
+COUNT_COLUMNS = (
+    ("suspects", "疑点数"), ("issued", "下发"), ("verified", "已核实"), ("closed", "已销号"),
+    ("overdue", "逾期"), ("escalated", "挂牌督办"), ("transferred", "已移送"),
+)
+MONEY_COLUMNS = (("amount", "涉及金额"), ("recovered", "追回金额"))
+RATE_HEADER = "追回率"
+TOTAL_LABEL = "合计"
+SHEET_MAIN, SHEET_AGENCY, SHEET_RULE, SHEET_NOTES = "汇总表", "按经办机构", "按规则", "说明"
+
+NOTES = (
+    ("统计口径", ""),
+    ("疑点数", "该经办机构在该规则下的全部疑点（含待下发）"),
+    ("下发", "已下发给经办机构核查的疑点（有下发日期或已离开“待下发”状态）"),
+    ("已核实", "经办机构已填报核实结果或核实日期的疑点"),
+    ("已销号", "状态为“已销号”的疑点"),
+    ("逾期", "当前标记为逾期（超过核查期限未核实）的疑点"),
+    ("挂牌督办", "当前标记为挂牌督办（发现后超过规定天数损失仍未追回）的疑点"),
+    ("已移送", "状态为“已移送”（转稽核或移送查处）的疑点"),
+    ("涉及金额", "疑点涉及金额合计（元）"),
+    ("追回金额", "经办机构填报的追回金额合计（元）"),
+    ("追回率", "追回金额 ÷ 涉及金额；涉及金额为 0 时不计算（—）"),
+    ("个人信息", "本表不含任何个人明细（公民身份号码、姓名、银行账号）"),
+)
+
+
+def _columns(leading: list[str]) -> list[str]:
+    return leading + [h for _, h in COUNT_COLUMNS] + [h for _, h in MONEY_COLUMNS] + [RATE_HEADER]
+
+
+def _sheet(wb, fmt: dict, name: str, title: str, as_of: date, leading: list[tuple[str, str]], items: list[dict]) -> None:
+    ws = wb.add_worksheet(name)
+    headers = _columns(["序号"] + [h for _, h in leading])
+    ws.merge_range(0, 0, 0, len(headers) - 1, title, fmt["title"])
+    ws.write_string(1, 0, f"数据截至：{as_of.isoformat()}    金额单位：元", fmt["meta"])
+    for c, h in enumerate(headers):
+        ws.write_string(2, c, h, fmt["head"])
+    row = 3
+    for i, r in enumerate(items, start=1):
+        _write_row(ws, fmt, row, [str(i)] + [str(r.get(k) or "") for k, _ in leading], r, fmt["cell"])
+        row += 1
+    total = rd.total_of(items)
+    _write_row(ws, fmt, row, [TOTAL_LABEL] + [""] * len(leading), total, fmt["total"])
+    widths = [6] + [max(12, len(h) * 2 + 2) for _, h in leading] + [9] * len(COUNT_COLUMNS) + [16, 16, 9]
+    for c, w in enumerate(widths):
+        ws.set_column(c, c, 26 if headers[c].endswith("名称") or headers[c] == "经办机构" else w)
+    ws.freeze_panes(3, 0)
+
+
+def _write_row(ws, fmt: dict, row: int, texts: list[str], r: dict, text_fmt) -> None:
+    c = 0
+    for t in texts:
+        ws.write_string(row, c, t, text_fmt)
+        c += 1
+    for key, _ in COUNT_COLUMNS:
+        ws.write_number(row, c, int(r[key]), fmt["int_total" if text_fmt is fmt["total"] else "int"])
+        c += 1
+    for key, _ in MONEY_COLUMNS:
+        ws.write_number(row, c, float(r[key]), fmt["money_total" if text_fmt is fmt["total"] else "money"])
+        c += 1
+    if r["rate"] is None:
+        ws.write_string(row, c, "—", text_fmt)
+    else:
+        ws.write_number(row, c, float(r["rate"]), fmt["rate_total" if text_fmt is fmt["total"] else "rate"])
+
+
+def write_summary(path: Path, as_of: date, summary: list[dict], agencies: list[dict], rules: list[dict]) -> None:
+    """Write the workbook to `path` (the caller makes it atomic and records the audit)."""
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
+                                         "strings_to_numbers": False})
+    wb.set_properties({"title": f"社会保险基金疑点核查情况汇总表 {as_of.isoformat()}", "author": "fundwatch",
+                       "created": datetime(as_of.year, as_of.month, as_of.day)})
+    base = {"font_name": "宋体", "font_size": 10, "border": 1}
+    fmt = {
+        "title": wb.add_format({"font_name": "黑体", "font_size": 14, "bold": True, "align": "center"}),
+        "meta": wb.add_format({"font_name": "宋体", "font_size": 10}),
+        "head": wb.add_format({**base, "bold": True, "align": "center", "valign": "vcenter", "bg_color": "#DDEBF7", "text_wrap": True}),
+        "cell": wb.add_format(base),
+        "int": wb.add_format({**base, "num_format": "0"}),
+        "money": wb.add_format({**base, "num_format": "#,##0.00"}),
+        "rate": wb.add_format({**base, "num_format": "0.0%"}),
+        "total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2"}),
+        "int_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "0"}),
+        "money_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "#,##0.00"}),
+        "rate_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "0.0%"}),
+    }
+    _sheet(wb, fmt, SHEET_MAIN, "社会保险基金疑点核查情况汇总表（经办机构 × 规则）", as_of,
+           [("agency_code", "经办机构编码"), ("agency_name", "经办机构名称"), ("region_code", "行政区划代码"),
+            ("rule_id", "规则编号"), ("rule_title", "规则名称")], summary)
+    _sheet(wb, fmt, SHEET_AGENCY, "社会保险基金疑点核查情况汇总表（按经办机构）", as_of,
+           [("agency_code", "经办机构编码"), ("agency_name", "经办机构名称"), ("region_code", "行政区划代码")], agencies)
+    _sheet(wb, fmt, SHEET_RULE, "社会保险基金疑点核查情况汇总表（按规则）", as_of,
+           [("rule_id", "规则编号"), ("rule_title", "规则名称")], rules)
+    ws = wb.add_worksheet(SHEET_NOTES)
+    ws.set_column(0, 0, 14)
+    ws.set_column(1, 1, 70)
+    for i, (k, v) in enumerate(NOTES):
+        ws.write_string(i, 0, k, fmt["meta"])
+        ws.write_string(i, 1, v, fmt["meta"])
+    wb.close()

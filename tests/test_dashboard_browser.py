@@ -1,0 +1,79 @@
+"""The dashboard seen in a real browser: headless Chromium renders every chart with no script error.
+
+No Python browser driver: Chromium's own --dump-dom (the DOM after scripts ran) and --screenshot.
+The page records script errors on <html data-js-errors> (see report_dashboard.ERROR_HOOK).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipelines import report
+from pipelines.store import connect
+
+from test_report import AS_OF, PEOPLE, build_store
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium); the dashboard was not opened in a browser")
+
+
+def chromium(tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+           "--virtual-time-budget=10000", *args, page.as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def _rendered(dom: str) -> dict:
+    root = re.search(r"<html[^>]*>", dom).group(0)
+    attr = lambda name: (re.search(rf'{name}="([^"]*)"', root) or [None, None])[1]  # noqa: E731
+    return {
+        "errors": attr("data-js-errors"), "messages": attr("data-js-error-messages"),
+        "figures": int(attr("data-figures")), "rendered": attr("data-plots-rendered"),
+        "containers": dom.count('class="plot-container plotly"'),
+        "svgs": len(re.findall(r'<svg[^>]*class="main-svg"', dom)),
+        "bars": len(re.findall(r'class="point"', dom)),
+    }
+
+
+@needs_chromium
+@pytest.mark.parametrize("empty", [False, True], ids=["with-suspects", "empty-store"])
+def test_every_chart_renders_in_chromium_without_script_errors(tmp_path, empty):
+    con = connect(build_store(tmp_path / "fundwatch.duckdb", empty=empty))
+    paths = report.write_report(con, tmp_path / "out", AS_OF)
+    done = chromium(tmp_path, paths.dashboard, "--dump-dom")
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    seen = _rendered(dom)
+    assert seen["errors"] == "0", seen["messages"]
+    assert seen["figures"] == 6
+    assert seen["containers"] == seen["figures"] and seen["rendered"] == str(seen["figures"])
+    assert seen["svgs"] >= seen["figures"]  # plotly draws at least one main-svg per chart
+    if not empty:
+        assert seen["bars"] > 20  # bar elements exist, not just empty axes
+        assert "服刑人员违规领取养老金" in dom or "PAID_DURING_CUSTODY" in dom
+    for secret in PEOPLE:
+        assert secret not in dom
+
+
+@needs_chromium
+def test_dashboard_screenshot_is_written(tmp_path):
+    con = connect(build_store(tmp_path / "fundwatch.duckdb"))
+    paths = report.write_report(con, tmp_path / "out", AS_OF)
+    shot = tmp_path / "dashboard.png"
+    done = chromium(tmp_path, paths.dashboard, f"--screenshot={shot}", "--window-size=1400,4000", "--hide-scrollbars")
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1400, 4000)
+    # A blank page compresses to a few KB; charts, tables and CJK text do not.
+    assert len(data) > 100_000

@@ -1,0 +1,297 @@
+"""The dashboard and the 汇总表: masked, embedded, and adding up to the suspects table.
+
+`build_store` (also used by test_notebooks.py and test_dashboard_browser.py) writes a real DuckDB
+store through pipelines.store.connect with suspects of several rules, agencies, statuses and
+verdicts, three nights in `runs`, and payments for the threshold notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from pipelines import report
+from pipelines.casework import OUTCOME_LABELS
+from pipelines.quality import ensure_quality_schema
+from pipelines.report_summary import SHEET_AGENCY, SHEET_MAIN, SHEET_RULE, TOTAL_LABEL
+from pipelines.store import connect, scalar
+
+AS_OF = date(2026, 11, 21)
+OUTCOME_OK = OUTCOME_LABELS[7]  # "7. 经核实无问题", as returns stores it
+OUTCOME_RECOVER = OUTCOME_LABELS[4]
+OUTCOME_FRAUD = OUTCOME_LABELS[6]
+INJECTION = '=HYPERLINK("http://evil.example/x","点我")'
+
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def person_id(region: str, birth: str, seq: int) -> str:
+    """A valid GB 11643 number (check digit computed), so masks are tested on real-looking IDs."""
+    body = f"{region}{birth}{seq:03d}"
+    check = "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS)) % 11]
+    return body + check
+
+
+PEOPLE = [person_id("360702", f"19{50 + i:02d}0{1 + i % 9}1{i % 10}", 100 + i) for i in range(12)]
+ACCOUNTS = [f"62170012345678{i:05d}" for i in range(4)]
+
+
+def _suspects() -> list[dict]:
+    """Hand-made suspects: every status, outcomes 4/6/7, overdue, escalated, 要情, null amounts."""
+    d = lambda n: AS_OF - timedelta(days=n)  # noqa: E731
+    rows = []
+
+    def add(rule, subject, agency, amount, status, detected_days, pid=None, name=None, **kw):
+        n = len(rows) + 1
+        evidence = {"person_id": pid, "bank_account": ACCOUNTS[n % 4], "payments": [
+            {"payment_id": f"P{n:05d}", "period": "202608", "amount": str(amount), "bank_account": ACCOUNTS[n % 4]}]}
+        rows.append({
+            "suspect_id": f"S{n:05d}", "rule_id": rule, "subject": subject, "person_id": pid, "agency_code": agency,
+            "period_from": "202606", "period_to": "202610", "amount": amount, "status": status,
+            "first_detected_on": d(detected_days), "last_detected_on": AS_OF, "evidence": json.dumps(evidence),
+            "name": name, "severity": "高", **kw})
+
+    P = PEOPLE
+    add("PAID_AFTER_DEATH", P[0], "360702", Decimal("12000.00"), "待下发", 0, P[0], "张三")
+    add("PAID_AFTER_DEATH", P[1], "360702", Decimal("150000.50"), "已销号", 120, P[1], "李四",
+        issued_on=d(115), deadline=d(87), verified_on=d(90), outcome=OUTCOME_RECOVER,
+        recovered_amount=Decimal("150000.50"), closed_on=d(90), major_class="重大要情", report_due=d(83))
+    add("PAID_AFTER_DEATH", P[2], "360703", Decimal("8800.00"), "核查中", 100, P[2], "王五",
+        issued_on=d(95), deadline=d(65), overdue=True, escalated=True, recovered_amount=Decimal("1000.00"))
+    add("PAID_DURING_CUSTODY", P[3], "360703", Decimal("620000.00"), "已移送", 60, P[3], "赵六",
+        issued_on=d(55), deadline=d(27), verified_on=d(10), outcome=OUTCOME_FRAUD,
+        major_class="重大要情（报部）", report_due=AS_OF + timedelta(days=3))
+    add("PAID_DURING_CUSTODY", P[4], "360702", Decimal("45000.00"), "已下发", 30, P[4], "钱七",
+        issued_on=d(25), deadline=d(-3))
+    add("LARGE_PAYMENT_UNREVIEWED", "P20261100001", "360702", Decimal("52000.00"), "已销号", 80, P[5], "孙八",
+        issued_on=d(75), deadline=d(47), verified_on=d(50), outcome=OUTCOME_OK, closed_on=d(50))
+    add("LARGE_PAYMENT_UNREVIEWED", "P20261100002", "360702", Decimal("80000.00"), "已销号", 80, P[6], "周九",
+        issued_on=d(75), deadline=d(47), verified_on=d(48), outcome=OUTCOME_RECOVER,
+        recovered_amount=Decimal("80000.00"), closed_on=d(48), major_class="要情", report_due=None)
+    add("LARGE_PAYMENT_UNREVIEWED", "P20261100003", "360703", Decimal("300000.00"), "核查中", 40, P[7], "吴十",
+        issued_on=d(35), deadline=d(5), overdue=True)
+    add("SHARED_BANK_ACCOUNT", ACCOUNTS[0], "360703", Decimal("36000.00"), "已重开", 200, None, None,
+        issued_on=d(190), deadline=d(160), verified_on=d(150), outcome=OUTCOME_OK, escalated=True)
+    add("FUND_PRIVATE_TRANSFER", "T0000001", "360799", Decimal("99999.99"), "已下发", 10, None, None,
+        issued_on=d(5), deadline=d(-20))
+    add("DUPLICATE_PENSION", P[8], None, Decimal("3000.00"), "待下发", 400, P[8], "郑十一")
+    add("AMOUNT_OUTLIER", "P20261100009", "360702", None, "待下发", 2, P[9], "王小二")
+    return rows
+
+
+AGENCIES = [
+    ("360700", "赣州市社会保险事业管理局", "360700", None),
+    ("360702", "章贡区社会保险事业管理局", "360702", "360700"),
+    ("360703", "南康区社会保险事业管理局", "360703", "360700"),
+    ("360799", INJECTION, "360799", "360700"),
+]
+
+
+def build_store(path: Path, empty: bool = False) -> Path:
+    """A real store file; `empty` leaves every table empty (a first night with nothing found)."""
+    con = connect(path)
+    if not empty:
+        con.executemany("insert into agencies (agency_code, agency_name, region_code, parent_code) values (?, ?, ?, ?)", AGENCIES)
+        cols = sorted({k for s in _suspects() for k in s})
+        con.executemany(f"insert into suspects ({', '.join(cols)}) values ({', '.join('?' * len(cols))})",
+                        [[s.get(c) for c in cols] for s in _suspects()])
+        for s in _suspects():
+            con.execute("insert into suspect_events values (?, ?, 'detected', ?, 'run-3')",
+                        [s["suspect_id"], datetime(2026, 11, 21, 2), json.dumps({"amount": str(s["amount"])})])
+        runs = [
+            # the shape pipelines.runsummary writes, money as text; nested per-rule detail is not charted
+            ("run-1", date(2026, 11, 19), json.dumps({"new": 5, "suspects": 5, "amount": "700000.50", "rows_rejected": 3,
+                                                      "by_rule": {"PAID_AFTER_DEATH": {"open": 5}}})),
+            ("run-2", date(2026, 11, 20), None),  # a night whose summary was never written
+            ("run-3", AS_OF, json.dumps({"new": 7, "rows_rejected": 0, "note": "text is ignored", "files_read": 4})),
+        ]
+        for run_id, as_of, summary in runs:
+            con.execute("insert into runs values (?, 'nightly', ?, ?, ?, 'completed', ?)",
+                        [run_id, datetime.combine(as_of, datetime.min.time()), datetime.combine(as_of, datetime.min.time()),
+                         as_of, summary])
+        payments = []
+        for i, amount in enumerate([Decimal("52000.00"), Decimal("80000.00"), Decimal("300000.00"), Decimal("30000.00"),
+                                    Decimal("45000.00"), Decimal("2100.00")]):
+            payments.append((f"P2026110000{i + 1}", PEOPLE[5 + i], "某某", "110", "基本养老金", "202610",
+                             date(2026, 10, 15), amount, ACCOUNTS[i % 4], "360702", "经办甲", None, None))
+        con.executemany("""insert into payments (payment_id, person_id, name, insurance_type, item, period, paid_on, amount,
+                           bank_account, agency_code, handled_by, reviewed_by, reviewed_at)
+                           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", payments)
+    con.close()
+    return path
+
+
+def strip_plotlyjs(page: str) -> str:
+    """The page without the embedded plotly.js bundle (whose constants look like long numbers)."""
+    return re.sub(r'<script type="text/javascript" id="plotlyjs">.*?</script>', "", page, flags=re.S)
+
+
+@pytest.fixture()
+def store(tmp_path) -> Path:
+    return build_store(tmp_path / "fundwatch.duckdb")
+
+
+@pytest.fixture()
+def written(store, tmp_path):
+    con = connect(store)
+    paths = report.write_report(con, tmp_path / "out", AS_OF, actor="tester")
+    return con, paths
+
+
+def _sheet_rows(path: Path, sheet: str) -> tuple[list[str], list[dict]]:
+    ws = openpyxl.load_workbook(path)[sheet]
+    values = [list(r) for r in ws.iter_rows(values_only=True)]
+    h = next(i for i, r in enumerate(values) if "涉及金额" in r)
+    header = values[h]
+    return header, [dict(zip(header, r)) for r in values[h + 1:] if any(v is not None for v in r)]
+
+
+def test_dashboard_and_summary_carry_no_full_id_or_account(written):
+    con, paths = written
+    page = paths.dashboard.read_text(encoding="utf-8")
+    book = openpyxl.load_workbook(paths.summary)
+    cells = " ".join(str(c) for ws in book for r in ws.iter_rows(values_only=True) for c in r if c is not None)
+    for secret in PEOPLE + ACCOUNTS:
+        assert secret not in page
+        assert secret not in cells
+    rest = strip_plotlyjs(page)
+    assert len(rest) < len(page) / 2, "the plotly bundle marker was not found"
+    assert not re.search(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])", rest)
+    assert not re.search(r"(?<![0-9])[0-9]{15,19}(?![0-9])", cells)
+    # The masked form is what a province reader sees instead.
+    assert f"{PEOPLE[3][:6]}********{PEOPLE[3][-4:]}" in page
+    assert "赵*" in page and "赵六" not in page
+
+
+def test_plotly_is_embedded_not_fetched(written):
+    _, paths = written
+    page = paths.dashboard.read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, flags=re.I)
+    assert not re.search(r"<link[^>]*href\s*=\s*[\"']https?:", page, flags=re.I)
+    assert "plotly.js v" in page and page.count("Plotly.newPlot") == 6
+    assert 'data-figures="6"' in page
+
+
+def test_summary_rows_equal_sums_over_suspects_per_agency_and_rule(written):
+    con, paths = written
+    header, body = _sheet_rows(paths.summary, SHEET_MAIN)
+    total = body[-1]
+    lines = body[:-1]
+    assert total["序号"] == TOTAL_LABEL
+    expected = {(a or "", r): (n, amt, rec, issued, closed, overdue, transferred, verified)
+                for a, r, n, amt, rec, issued, closed, overdue, transferred, verified in con.execute("""
+        select agency_code, rule_id, count(*), coalesce(sum(amount), 0), coalesce(sum(recovered_amount), 0),
+               count(*) filter (where status <> '待下发'), count(*) filter (where status = '已销号'),
+               count(*) filter (where overdue), count(*) filter (where status = '已移送'),
+               count(*) filter (where outcome is not null)
+        from suspects group by all""").fetchall()}
+    got = {(r["经办机构编码"], r["规则编号"]): (r["疑点数"], Decimal(str(r["涉及金额"])).quantize(Decimal("0.01")),
+                                          Decimal(str(r["追回金额"])).quantize(Decimal("0.01")), r["下发"], r["已销号"],
+                                          r["逾期"], r["已移送"], r["已核实"]) for r in lines}
+    assert got == expected
+    assert total["疑点数"] == scalar(con, "select count(*) from suspects") == 12
+    assert Decimal(str(total["涉及金额"])).quantize(Decimal("0.01")) == scalar(con, "select sum(amount) from suspects")
+    assert Decimal(str(total["追回金额"])).quantize(Decimal("0.01")) == scalar(con, "select sum(recovered_amount) from suspects")
+    for col in ("下发", "已核实", "已销号", "逾期", "挂牌督办", "已移送"):
+        assert total[col] == sum(r[col] for r in lines)
+    # The agency and rule sheets add up to the same total.
+    for sheet in (SHEET_AGENCY, SHEET_RULE):
+        _, other = _sheet_rows(paths.summary, sheet)
+        assert other[-1]["疑点数"] == total["疑点数"] and other[-1]["涉及金额"] == pytest.approx(total["涉及金额"])
+
+
+def test_recovery_rate_is_recovered_over_amount_and_blank_without_amount(written):
+    _, paths = written
+    _, body = _sheet_rows(paths.summary, SHEET_MAIN)
+    death_702 = next(r for r in body if r["经办机构编码"] == "360702" and r["规则编号"] == "PAID_AFTER_DEATH")
+    # 150000.50 recovered of 12000.00 + 150000.50 at risk
+    assert death_702["追回率"] == pytest.approx(150000.50 / 162000.50, abs=1e-4)
+    outlier = next(r for r in body if r["规则编号"] == "AMOUNT_OUTLIER")
+    assert outlier["涉及金额"] == 0 and outlier["追回率"] == "—"
+    total = body[-1]
+    assert total["追回率"] == pytest.approx(total["追回金额"] / total["涉及金额"], abs=1e-4)
+    assert report.report_data.recovery_rate(Decimal("1"), Decimal("3")) == Decimal("0.3333")
+    assert report.report_data.recovery_rate(Decimal("5"), Decimal("0")) is None
+
+
+def test_summary_strings_cannot_become_formulas(written):
+    _, paths = written
+    ws = openpyxl.load_workbook(paths.summary)[SHEET_MAIN]
+    cell = next(c for row in ws.iter_rows() for c in row if c.value == INJECTION)
+    assert cell.data_type == "s"
+
+
+def test_export_is_audited_with_sha256_and_files_are_owner_only(written):
+    import hashlib
+    con, paths = written
+    audit = con.execute("select action, file, file_hash, actor from audit_log order by action").fetchall()
+    actions = {a: (f, h, who) for a, f, h, who in audit}
+    f, h, who = actions["export_summary"]
+    assert Path(f) == paths.summary and who == "tester"
+    assert h == hashlib.sha256(paths.summary.read_bytes()).hexdigest()
+    assert paths.summary.name == "汇总表_20261121.xlsx" and paths.dashboard.name == "dashboard.html"
+    for p in (paths.dashboard, paths.summary):
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
+    assert not [p for p in paths.summary.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_dashboard_lists_major_cases_by_report_due_and_overdue_items(written):
+    _, paths = written
+    page = paths.dashboard.read_text(encoding="utf-8")
+    major = page[page.index("要情 / 重大要情（按报告期限）"):page.index("三、逾期与挂牌督办")]
+    # S00002 was due 83 days ago (late, first), S00004 in 3 days, S00007 has no due date (last).
+    assert major.index("S00002") < major.index("S00004") < major.index("S00007")
+    assert "重大要情（报部）" in major and "62.00 万元" in major
+    flagged = page[page.index("三、逾期与挂牌督办"):page.index("四、各经办机构汇总")]
+    assert "S00003" in flagged and "S00008" in flagged and "S00009" in flagged
+    assert "S00002" not in flagged  # closed (已销号) items drop off the action list
+    assert "暂无数据" not in page[:page.index("五、运行趋势")]
+
+
+def test_trend_survives_missing_and_partial_run_summaries(written):
+    _, paths = written
+    page = paths.dashboard.read_text(encoding="utf-8")
+    trend = page[page.index('id="fig-trend"'):]
+    assert "2026-11-20" in trend and "新增疑点" in trend and "拒收行数" in trend and "在办涉及金额" in trend
+    assert "files_read" in trend  # an unknown top-level number is still charted, under its own name
+    assert "by_rule" not in trend
+
+
+def test_quality_section_reads_quality_results_when_present(store, tmp_path):
+    con = connect(store)
+    ensure_quality_schema(con)  # the table as pipelines.quality creates it
+    con.executemany("insert into quality_results values (?, ?, ?, ?, ?, ?, ?, current_timestamp)", [
+        ("run-2", "2026-11-20", "payments", "old_failure", "paid_on", False, json.dumps({"x": 1})),
+        ("run-3", "2026-11-21", "payments", "expect_column_values_to_not_be_null", "paid_on", False,
+         json.dumps({"unexpected_count": 3, "example": PEOPLE[0]})),
+        ("run-3", "2026-11-21", "deaths", "expect_table_row_count_to_be_between", None, True, None),
+    ])
+    page = report.write_report(con, tmp_path / "out", AS_OF).dashboard.read_text(encoding="utf-8")
+    q = page[page.index("六、最近一批数据的质量警告"):]
+    assert "2026-11-21" in q and "expect_column_values_to_not_be_null" in q
+    assert "old_failure" not in q and "expect_table_row_count_to_be_between" not in q
+    assert PEOPLE[0] not in page
+
+
+def test_empty_store_still_renders(tmp_path):
+    con = connect(build_store(tmp_path / "empty.duckdb", empty=True))
+    paths = report.write_report(con, tmp_path / "out")
+    page = paths.dashboard.read_text(encoding="utf-8")
+    assert page.count("Plotly.newPlot") == 6 and "暂无数据" in page and "暂无运行记录" in page
+    assert "quality_results 表不存在" in page
+    _, body = _sheet_rows(paths.summary, SHEET_MAIN)
+    assert body == [{**body[0], "序号": TOTAL_LABEL, "疑点数": 0, "涉及金额": 0, "追回率": "—"}]
+
+
+def test_report_as_of_defaults_to_the_last_completed_night(written, tmp_path):
+    con, _ = written
+    paths = report.write_report(con, tmp_path / "again")
+    assert paths.summary.name == "汇总表_20261121.xlsx"
