@@ -133,7 +133,8 @@ class Ctx:
             if shift is None:
                 shift = -self.rng.randrange(3)
             at = (paid + timedelta(days=shift), 9 * 3600 + self.rng.randrange(8 * 3600))
-        pid = f"FF{period}{p.index:010d}{ITEM_K.get(item, 90) if k is None else k:02d}"
+        # one id per person × insurance type × period × item (k tells extra payments apart)
+        pid = f"FF{period}{itype}{p.index:010d}{ITEM_K.get(item, 90) if k is None else k:02d}"
 
         def row(a):
             return (pid, p.person_id, p.name, itype, item, period, paid, a, account, agency,
@@ -149,11 +150,12 @@ class Ctx:
             self.delivery.add(1, "payments", city, final)
         else:
             self.delivery.add(night, "payments", city, final)
-        key = (agency, period)
-        self.pay_totals[key] = self.pay_totals.get(key, 0) + amount
         if item in ONE_OFF_ITEMS:  # one-off items are paid to the person one by one (对私)
             self.txn(agency, "支出户", (paid + timedelta(days=self.rng.randrange(3)), 10 * 3600),
                      "支", amount, account, p.name, "对私", item)
+        else:  # recurring items leave the 支出户 in one batch per agency and month (对公, to the bank)
+            key = (agency, period)
+            self.pay_totals[key] = self.pay_totals.get(key, 0) + amount
         return final
 
     def monthly(self, p: Person, itype: str, item: str, amount: int, first: int, last: int,
