@@ -8,12 +8,14 @@ from the contract is caught here, row by row, instead of reaching the rules as a
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 
 import pandera.polars as pa
 import polars as pl
 
 from .extracts import EXTRACTS, INSURANCE_TYPES, Column
+from .privacy import mask_id
 from .normalise import ID_PATTERN, MAX_YEAR, MIN_PERIOD, MIN_YEAR, id_check_digit_ok, max_period
 
 POLARS_TYPES: dict[str, pl.DataType] = {
@@ -67,6 +69,14 @@ def schema_for(kind: str, today: dt.date | None = None) -> pa.DataFrameSchema:
     return _schema(kind, today or dt.date.today())
 
 
+_ID_IN_TEXT = re.compile(r"[0-9]{17}[0-9Xx]|[0-9]{15}")
+
+
+def _mask_ids(text: str) -> str:
+    """A refused value may be an ID number: never put a full one in a reason."""
+    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)
+
+
 def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -> dict[int, str]:
     """Validate lazily; {row index in `frame`: reason} for every row that breaks the contract."""
     try:
@@ -78,7 +88,7 @@ def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -
             if index is None:
                 continue
             what = f"{column}: {check}" if column else str(check)
-            reason = f"数据契约校验失败 ({what}, 值 {case!r})"
+            reason = _mask_ids(f"数据契约校验失败 ({what}, 值 {case!r})")
             out.setdefault(int(index), reason)
         if not out and len(cases):
             # A frame-level failure with no row (wrong dtype): every row is suspect.

@@ -31,12 +31,24 @@ from .privacy import mask_id
 from .store import LINEAGE_COLUMNS, ensure_schema, scalar, transaction
 
 
+csv.field_size_limit(2**31 - 1)  # a huge field is refused by its row, not by the csv module
+
+
 class IngestError(Exception):
     """Ingest could not run at all (missing inbox, a delivery that could not be written)."""
 
 
 class FileProblem(Exception):
     """One file cannot be read at all (empty, damaged, unknown kind, bad header): the file fails."""
+
+
+class HeaderProblem(FileProblem):
+    """The rows could be read but the header makes them meaningless (a required column missing, a
+    column given twice): the file fails and every one of its rows is rejected with this reason."""
+
+    def __init__(self, message: str, column: str | None = None):
+        super().__init__(message)
+        self.column = column
 
 
 @dataclass
@@ -192,29 +204,70 @@ def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
     return df.with_row_index("_row_number", offset=1).with_columns(pl.col("_row_number").cast(pl.Int64))
 
 
+# No real extract value is longer than this; a longer one is a damaged export (a runaway quote,
+# a binary blob pasted into a cell). The row is refused, and its raw copy abridged.
+MAX_FIELD_CHARS = 10_000
+RAW_FIELD_CHARS = 1_000
+
+
+def _abridge(text: str) -> str:
+    if len(text) <= RAW_FIELD_CHARS:
+        return text
+    return text[:RAW_FIELD_CHARS] + f"…(共{len(text)}个字符，已截断)"
+
+
+def _physical_lines(text: str) -> list[str]:
+    """The file's lines with their line ends, split on LF only (a CR or other control character
+    inside a field must not start a new line)."""
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
 def _read_csv_rows(text: str, headers: list[str]) -> RawFrame:
-    """Python's csv module, one record at a time: a ragged or damaged row is refused on its own and
-    the good rows still ingest."""
+    """Python's csv module, one record at a time (strict quoting): a ragged, damaged or truncated
+    record is refused on its own with its data row number, and the good rows still ingest."""
     n = len(headers)
-    reader = csv.reader(io.StringIO(text))
+    lines = _physical_lines(text)
+    reader = csv.reader(iter(lines), strict=True)
     next(reader)
     cols: list[list] = [[] for _ in range(n)]
     numbers: list[int] = []
     bad: list[tuple] = []
     row_number = 0
-    for record in reader:
-        if not record:
+    consumed = reader.line_num
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            row_number += 1
+            raw_text = "".join(lines[consumed:reader.line_num])
+            consumed = reader.line_num
+            if consumed >= len(lines) and not text.endswith(("\n", '"')):
+                problem = "文件在引号内的字段中途结束: 最后一行不完整(文件被截断)，请重新导出"
+            elif "end of data" in str(exc):
+                problem = "引号不配对: 从此行起的引号字段直到文件末尾都没有结束(文件被截断或损坏)"
+            else:
+                problem = f"引号格式错误: 引号字段后应紧跟逗号或换行 ({exc})"
+            bad.append((row_number, None, problem, json.dumps([_abridge(raw_text)], ensure_ascii=False)))
             continue
+        consumed = reader.line_num
+        if not record or (len(record) == 1 and not record[0].strip() and n > 1):
+            continue  # a blank line is not a row
         row_number += 1
         problem = None
         if any("\x00" in f for f in record):
-            problem = "row contains a NUL character (damaged file): re-export it"
+            problem = "该行含NUL空字符(\\0)，文件已损坏: 请重新导出"
         elif len(record) > n:
-            problem = f"too many fields: {len(record)}, expected {n}"
+            problem = f"字段过多: 该行有{len(record)}个字段，表头只有{n}列 (可能含未加引号的逗号)"
         elif len(record) < n:
-            problem = f"too few fields: {len(record)}, expected {n} (a truncated or broken line)"
+            problem = f"字段过少: 该行只有{len(record)}个字段，表头有{n}列 (该行不完整或被截断)"
         if problem:
-            raw = json.dumps([f.replace("\x00", "\\0") for f in record], ensure_ascii=False)
+            raw = json.dumps([_abridge(f.replace("\x00", "\\0")) for f in record], ensure_ascii=False)
             bad.append((row_number, None, problem, raw))
             continue
         numbers.append(row_number)
@@ -270,8 +323,8 @@ def _read_xlsx(data: bytes) -> RawFrame:
             extra = [c for c in cells[n:] if c is not None and c.strip()]
             if extra:
                 last = max(i for i, c in enumerate(cells) if c is not None and c.strip()) + 1
-                bad.append((sheet_row, None, f"too many fields: {last}, expected {n}",
-                            json.dumps(cells, ensure_ascii=False)))
+                bad.append((sheet_row, None, f"字段过多: 该行第{last}列有值，表头只有{n}列",
+                            json.dumps([c if c is None else _abridge(c) for c in cells], ensure_ascii=False)))
                 continue
             cells = (cells + [None] * n)[:n]
             numbers.append(sheet_row)
@@ -367,7 +420,10 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
             known = ", ".join(EXTRACTS)
             raise FileProblem(f"unknown extract kind: the file name must start with one of {known}")
         raw = read_raw(path, data)
-        accepted, rejected = normalise_frame(kind, raw, today)
+        try:
+            accepted, rejected = normalise_frame(kind, raw, today)
+        except HeaderProblem as exc:
+            return _fail(con, result, source, str(exc), run_id, raw=raw, column=exc.column)
     except FileProblem as exc:
         return _fail(con, result, source, str(exc), run_id)
     except Exception as exc:  # a reader library's own error on a damaged file: report it, keep going
@@ -391,17 +447,36 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     return result
 
 
-def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None) -> FileResult:
-    """A file that cannot be read at all: reported, and kept durably in rejected_rows (row 0) so it is
-    not lost; not entered in the ledger, so a corrected re-delivery (or this one, fixed) is read."""
+def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None,
+          raw: RawFrame | None = None, column: str | None = None) -> FileResult:
+    """A file that cannot be ingested: reported in one line, and kept durably in rejected_rows so
+    nothing is lost — every data row with the file's problem when the rows could be read, else one
+    row 0 for the file. Not entered in the ledger, so a corrected re-delivery is read; the same
+    bytes delivered again add no second copy of their rejections."""
+    problem = " ".join(problem.split())  # one line, whatever a reader library said
     result.status = "failed"
     result.message = f"{source}: {problem}"
-    already = scalar(con, "select count(*) from rejected_rows where file_hash = ? and row_number = 0 and reason = ?",
-                     [result.file_hash, problem])
-    if not already:
+    lineage = {"_source_file": source, "_delivery": result.delivery, "_file_hash": result.file_hash}
+    rows = None
+    if raw is not None:
+        rows = raw.data.select(
+            pl.col("_row_number"), pl.lit(column, pl.Utf8).alias("column_name"),
+            pl.lit(f"整个文件被拒收: {problem}").alias("reason"), _raw_json(raw).alias("raw"))
+        if raw.bad_rows:
+            rows = pl.concat([rows, pl.DataFrame(raw.bad_rows, schema=_REJECT_COLUMNS, orient="row")])
+        rows = rows.sort("_row_number")
+        result.rows_total = result.rows_rejected = rows.height
+        result.rejected_by_reason = _categories(rows)
+    already = result.file_hash is not None and scalar(
+        con, "select count(*) from rejected_rows where file_hash = ?", [result.file_hash])
+    if already:
+        return result
+    if rows is not None and rows.height:
+        _write_rejected(con, result.kind, rows, lineage)
+    else:
         con.execute(
-            "insert into rejected_rows values (?, ?, 0, null, ?, null, ?, ?, ?)",
-            [result.kind, source, problem, result.file_hash, result.delivery, dt.datetime.now()],
+            "insert into rejected_rows values (?, ?, 0, ?, ?, null, ?, ?, ?)",
+            [result.kind, source, column, problem, result.file_hash, result.delivery, dt.datetime.now()],
         )
     return result
 
@@ -411,9 +486,48 @@ def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None
 _REJECT_COLUMNS = {"_row_number": pl.Int64, "column_name": pl.Utf8, "reason": pl.Utf8, "raw": pl.Utf8}
 
 
+def _raw_names(headers: list[str]) -> list[str]:
+    """JSON keys for the raw copy: the delivered headers, made unique (a repeated or blank header
+    still keeps its own value)."""
+    names: list[str] = []
+    for i, h in enumerate(headers):
+        name = h or f"column{i + 1}"
+        if name in names:
+            name = f"{name}#{i + 1}"
+        names.append(name)
+    return names
+
+
+def _abridged(e: pl.Expr) -> pl.Expr:
+    n = e.str.len_chars()
+    return pl.when(n > RAW_FIELD_CHARS).then(
+        e.str.slice(0, RAW_FIELD_CHARS) + pl.format("…(共{}个字符，已截断)", n)).otherwise(e)
+
+
 def _raw_json(raw: RawFrame) -> pl.Expr:
-    names = [h if h else f"column{i + 1}" for i, h in enumerate(raw.headers)]
-    return pl.struct([pl.col(f"c{i}").alias(n) for i, n in enumerate(names)]).struct.json_encode()
+    names = _raw_names(raw.headers)
+    return pl.struct([_abridged(pl.col(f"c{i}")).alias(n) for i, n in enumerate(names)]).struct.json_encode()
+
+
+def _long_column(raw: RawFrame, positions: dict[str, int]) -> pl.Expr:
+    """The column named in a too-long refusal: canonical name when known, else the header."""
+    canonical = {i: name for name, i in positions.items()}
+    names = _raw_names(raw.headers)
+    return pl.coalesce(
+        [pl.when(pl.col(f"c{i}").str.len_chars() > MAX_FIELD_CHARS).then(pl.lit(canonical.get(i, n)))
+         for i, n in enumerate(names)] + [pl.lit(None, pl.Utf8)]
+    )
+
+
+def _too_long(raw: RawFrame) -> pl.Expr:
+    """Reason for the first over-long field of a row (any column, known or not), else null."""
+    names = _raw_names(raw.headers)
+    return pl.coalesce(
+        [pl.when(pl.col(f"c{i}").str.len_chars() > MAX_FIELD_CHARS).then(
+            pl.format(f"字段过长: '{n}' 有{{}}个字符 (上限{MAX_FIELD_CHARS})，疑为损坏数据",
+                      pl.col(f"c{i}").str.len_chars()))
+         for i, n in enumerate(names)] + [pl.lit(None, pl.Utf8)]
+    )
 
 
 def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -427,14 +541,19 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
         value, reason = column_exprs(src, col, today)
         exprs += [value.alias(col.name), reason.alias(f"_r_{col.name}")]
     reasons = [pl.col(f"_r_{c.name}") for c in spec.columns]
+    long = pl.col("_r_long")
     frame = (
         raw.data.lazy()
-        .with_columns(exprs)
+        .with_columns(*exprs, _too_long(raw).alias("_r_long"))
         .with_columns(
-            pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias("reason"),
+            pl.when(long.is_not_null()).then(long)
+            .otherwise(pl.concat_str(reasons, separator="; ", ignore_nulls=True)).alias("reason"),
+            _long_column(raw, positions).alias("_long_col"),
             pl.coalesce([pl.when(r.is_not_null()).then(pl.lit(c.name)) for r, c in zip(reasons, spec.columns)])
             .alias("column_name"),
         )
+        .with_columns(
+            pl.coalesce(pl.col("_long_col"), pl.col("column_name")).alias("column_name"))
         .collect()
     )
     bad = frame.filter(pl.col("column_name").is_not_null())
@@ -442,11 +561,11 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
 
     # The same key twice in one file: the later row is the correction; the earlier one is recorded.
     key = list(spec.key)
+    key_label = " + ".join(label(spec.column(k)) for k in key)
     good = good.with_columns(pl.col("_row_number").max().over(key).alias("_kept_row"))
     dupes = good.filter(pl.col("_row_number") != pl.col("_kept_row")).with_columns(
         pl.lit("+".join(key)).alias("column_name"),
-        pl.format(f"duplicate {' + '.join(key)} in this file; the later row (row {{}}) was kept",
-                  pl.col("_kept_row")).alias("reason"),
+        pl.format(f"同一文件中{key_label}重复: 以后面的第{{}}行为准，本行未采用", pl.col("_kept_row")).alias("reason"),
     )
     good = good.filter(pl.col("_row_number") == pl.col("_kept_row"))
 
@@ -485,25 +604,28 @@ def _mask_ids(text: str) -> str:
 
 
 def _map_headers(kind: str, headers: list[str]) -> dict[str, int]:
-    """Canonical column -> position. Duplicated headers and missing required columns fail the file."""
+    """Canonical column -> position. A column given twice (same header, or canonical name and
+    Chinese alias) or a required column missing fails the file; a repeated header that is not an
+    extract column is harmless (it is kept in the raw copy only)."""
     spec = EXTRACTS[kind]
     hmap = spec.header_map()
-    seen: dict[str, int] = {}
     positions: dict[str, int] = {}
     for i, h in enumerate(headers):
-        if h and h in seen:
-            raise FileProblem(f"duplicated header: '{h}' appears in columns {seen[h] + 1} and {i + 1}")
-        seen[h] = i
         name = hmap.get(h)
         if name is None:
             continue  # extra columns are kept in raw only
         if name in positions:
-            first = headers[positions[name]]
-            raise FileProblem(f"duplicated header: '{first}' and '{h}' are both {label(spec.column(name))}")
+            j = positions[name]
+            first = headers[j]
+            what = f"'{h}'" if first == h else f"'{first}' and '{h}'"
+            raise HeaderProblem(f"duplicated header: {what} (columns {j + 1} and {i + 1}) are both "
+                                f"{label(spec.column(name))}; cannot tell which holds the value", name)
         positions[name] = i
-    missing = [label(c) for c in spec.columns if c.required and c.name not in positions]
+    missing = [c for c in spec.columns if c.required and c.name not in positions]
     if missing:
-        raise FileProblem(f"missing required column {', '.join(missing)} (header: {', '.join(headers)})")
+        shown = ", ".join(h or "(blank)" for h in headers)
+        raise HeaderProblem(f"missing required column {', '.join(label(c) for c in missing)} "
+                            f"(header: {_abridge(shown)})", missing[0].name)
     return positions
 
 

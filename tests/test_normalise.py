@@ -1,0 +1,226 @@
+"""The normalisers (pipelines/normalise.py) and the row contracts (pipelines/contracts.py):
+each delivered text form becomes its one stored form, or a reason a clerk understands."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from pipelines import contracts
+from pipelines.extracts import EXTRACTS
+from pipelines.normalise import check_digit, column_exprs, max_period, normalise_person_id
+
+TODAY = dt.date(2026, 11, 23)
+PAY = EXTRACTS["payments"]
+
+
+def person(first17: str) -> str:
+    return first17 + check_digit(first17)
+
+
+def parse(kind: str, column: str, values: list[str | None]) -> list[tuple]:
+    """(value, reason) per delivered text, through the same expressions ingest uses."""
+    col = EXTRACTS[kind].column(column)
+    value, reason = column_exprs(pl.col("v"), col, TODAY)
+    df = pl.DataFrame({"v": values}, schema={"v": pl.Utf8})
+    return list(df.select(value.alias("value"), reason.alias("reason")).iter_rows())
+
+
+# ------------------------------------------------------------------------------ person_id
+
+def test_check_digit_follows_gb11643_published_example():
+    # The standard's own worked example: 11010519491231002X.
+    assert check_digit("11010519491231002") == "X"
+    assert normalise_person_id("11010519491231002X") == ("11010519491231002X", None)
+
+
+@pytest.mark.parametrize("mangled", [
+    "11010519491231002x",                      # lowercase x
+    "  11010519491231002X \t",                 # surrounding spaces and a tab
+    "１１０１０５１９４９１２３１００２Ｘ",          # full-width digits and X
+    "１１０１０５１９４９１２３１００２ｘ",          # full-width lowercase x
+    "\u300011010519491231002X\u3000",          # ideographic spaces
+    "110105 19491231 002X",                    # typed in groups
+    "'11010519491231002X",                     # the apostrophe that keeps Excel off the number
+])
+def test_person_id_mangled_forms_normalise_to_the_canonical_id(mangled):
+    assert normalise_person_id(mangled) == ("11010519491231002X", None)
+
+
+def test_legacy_15_digit_id_becomes_18_digits_with_19_century_and_check_digit():
+    assert normalise_person_id("110105491231002") == ("11010519491231002X", None)
+    legacy = "360702500101001"
+    value, reason = normalise_person_id(legacy)
+    assert reason is None and value == person("36070219500101001")
+
+
+def test_wrong_check_digit_is_rejected_naming_the_check_digit():
+    value, reason = normalise_person_id("110105194912310021")
+    assert value is None
+    assert "校验位" in reason and "应为X" in reason and "实为1" in reason
+
+
+def test_excel_scientific_notation_id_is_rejected_as_such():
+    value, reason = normalise_person_id("3.60702E+17")
+    assert value is None and "科学计数法" in reason
+
+
+def test_id_with_lost_digits_is_rejected_as_such():
+    full = person("36070219500101001")
+    value, reason = normalise_person_id(full[1:])  # the leading digit gone
+    assert value is None and "丢失了数字" in reason and "17位" in reason
+
+
+@pytest.mark.parametrize("text,words", [
+    ("1234567890", "长度错误"),
+    ("36070219500101001A", "非法字符"),
+    ("", "为空"),
+    (None, "为空"),
+])
+def test_other_bad_ids_are_rejected_with_their_reason(text, words):
+    value, reason = normalise_person_id(text)
+    assert value is None and words in reason
+
+
+# ------------------------------------------------------------------------------ dates
+
+@pytest.mark.parametrize("text", ["2026-11-05", "20261105", "2026/11/05", "2026/11/5", "2026-11-05 00:00:00",
+                                  "２０２６-１１-０５", "46331"])
+def test_every_date_form_gives_the_same_date(text):
+    assert parse("payments", "paid_on", [text]) == [(dt.date(2026, 11, 5), None)]
+
+
+@pytest.mark.parametrize("text,words", [
+    ("2026-02-30", "不是有效日期"),
+    ("2026-13-01", "不是有效日期"),
+    ("05/11/2026", "不是有效日期"),
+    ("2026-11-05 10:30", "不是有效日期"),  # a date column with a real time of day is not a date
+    ("1850-01-01", "年份超出范围"),
+])
+def test_bad_dates_are_rejected_with_the_column_named(text, words):
+    [(value, reason)] = parse("payments", "paid_on", [text])
+    assert value is None and words in reason and "发放日期(paid_on)" in reason
+
+
+def test_datetime_forms_and_a_bare_date_as_midnight():
+    got = parse("payments", "reviewed_at", ["2026-11-05 09:30", "2026/11/05 09:30:15", "20261105", "46331.5"])
+    assert [v for v, _ in got] == [dt.datetime(2026, 11, 5, 9, 30), dt.datetime(2026, 11, 5, 9, 30, 15),
+                                   dt.datetime(2026, 11, 5), dt.datetime(2026, 11, 5, 12)]
+    [(value, reason)] = parse("payments", "reviewed_at", ["2026-11-05 25:00"])
+    assert value is None and "复核时间(reviewed_at)" in reason
+
+
+# ------------------------------------------------------------------------------ periods
+
+@pytest.mark.parametrize("text", ["202611", "2026-11", "2026/11", "2026-11-01", "2026年11月", "２０２６１１"])
+def test_every_period_form_gives_yyyymm(text):
+    assert parse("payments", "period", [text]) == [("202611", None)]
+
+
+@pytest.mark.parametrize("text,words", [
+    ("202613", "月份无效"),
+    ("194912", "超出合理范围"),
+    ("209901", "超出合理范围"),
+    ("2026-11-15", "不是有效年月"),  # a day other than the 1st is a date, not a period
+    ("11/2026", "不是有效年月"),
+])
+def test_bad_periods_are_rejected(text, words):
+    [(value, reason)] = parse("payments", "period", [text])
+    assert value is None and words in reason
+
+
+def test_latest_sensible_period_is_one_year_ahead():
+    assert max_period(TODAY) == "202711"
+    assert parse("payments", "period", ["202711", "202712"])[0] == ("202711", None)
+    assert parse("payments", "period", ["202712"])[0][0] is None
+
+
+# ------------------------------------------------------------------------------ money
+
+@pytest.mark.parametrize("text,yuan", [
+    ("1234.5", "1234.50"), ("1,234.56", "1234.56"), ("1,234,567.89", "1234567.89"), ("１２３４.５６", "1234.56"),
+    ("1234.56元", "1234.56"), ("￥1,234.56", "1234.56"), ("-300.00", "-300.00"), ("-1,000元", "-1000.00"),
+    ("0.1", "0.10"), ("12.300", "12.30"), ("１，２３４", "1234.00"), ("99999999999999.99", "99999999999999.99"),
+])
+def test_money_is_parsed_exactly_as_decimal(text, yuan):
+    [(value, reason)] = parse("payments", "amount", [text])
+    assert reason is None and isinstance(value, Decimal) and value == Decimal(yuan)
+
+
+def test_money_never_drifts_through_float():
+    # Ten thousand 0.1s sum to exactly 1000.00 as DECIMAL; through float they would not.
+    values = parse("payments", "amount", ["0.1"] * 10_000)
+    assert sum(v for v, _ in values) == Decimal("1000.00")
+
+
+@pytest.mark.parametrize("text,words", [
+    ("12.345", "超过2位小数"), ("12,5", "不是有效金额"), ("1e3", "不是有效金额"), ("abc", "不是有效金额"),
+    ("1,23,456", "不是有效金额"),
+])
+def test_bad_money_is_rejected(text, words):
+    [(value, reason)] = parse("payments", "amount", [text])
+    assert value is None and words in reason and "发放金额(amount)" in reason
+
+
+# ------------------------------------------------------------------------------ codes and required values
+
+def test_insurance_type_by_code_or_name():
+    got = parse("payments", "insurance_type", ["110", "企业职工基本养老保险", " 失业保险 ", "999"])
+    assert [v for v, _ in got] == ["110", "110", "210", None]
+    assert "不在代码表" in got[3][1]
+
+
+def test_death_source_longer_text_is_stored_as_its_prefix():
+    got = parse("deaths", "source", ["公安户籍注销", "民政", "医院"])
+    assert [v for v, _ in got] == ["公安", "民政", None]
+    assert "取值无效" in got[2][1]
+
+
+def test_closed_value_set_refuses_other_values():
+    got = parse("beneficiaries", "status", ["正常", "死亡"])
+    assert got[0] == ("正常", None) and got[1][0] is None and "取值无效" in got[1][1]
+
+
+def test_required_value_missing_is_named_and_optional_may_be_empty():
+    [(value, reason)] = parse("payments", "payment_id", ["   "])
+    assert value is None and reason == "缺少必填项: 发放流水号(payment_id) 为空"
+    assert parse("payments", "reviewed_by", [""]) == [(None, None)]
+
+
+# ------------------------------------------------------------------------------ pandera row contracts
+
+def _payments_frame(**override) -> pl.DataFrame:
+    row = {"payment_id": "P1", "person_id": person("36070219500101001"), "name": "王", "insurance_type": "110",
+           "item": "基本养老金", "period": "202611", "paid_on": dt.date(2026, 11, 5), "amount": Decimal("10.00"),
+           "bank_account": None, "agency_code": "360702", "handled_by": None, "reviewed_by": None,
+           "reviewed_at": None}
+    rows = [row, {**row, "payment_id": "P2", **override}]
+    return pl.DataFrame(rows, schema={c.name: contracts.POLARS_TYPES[c.type] for c in PAY.columns})
+
+
+def test_row_contract_passes_a_clean_frame():
+    assert contracts.failing_rows("payments", _payments_frame(), TODAY) == {}
+
+
+@pytest.mark.parametrize("override,words", [
+    ({"person_id": "360702195001010010"}, "gb11643_check_digit"),
+    ({"period": "202613"}, "str_matches"),
+    ({"insurance_type": "999"}, "isin"),
+    ({"payment_id": "P1"}, "unique"),
+    ({"agency_code": " "}, "trimmed_not_empty"),
+])
+def test_row_contract_catches_a_value_the_parsers_should_never_let_through(override, words):
+    if override.get("person_id") == "360702195001010010" and check_digit("36070219500101001") == "0":
+        pytest.skip("the planted id happens to be valid")
+    failing = contracts.failing_rows("payments", _payments_frame(**override), TODAY)
+    assert 1 in failing and words in failing[1]
+    assert "360702195001010010" not in failing[1]  # an id in a reason is masked by ingest, not here
+
+
+def test_every_extract_has_a_contract_with_its_canonical_columns():
+    for kind, spec in EXTRACTS.items():
+        schema = contracts.schema_for(kind, TODAY)
+        assert list(schema.columns) == spec.names
