@@ -33,6 +33,7 @@ DEFAULT_MONTHS = 12
 MIN_MONTHS = 12  # the planted cases reach back up to 11 months before the as-of month
 BATCH = 5_000  # background persons per batch: rows of one batch are all that is held in memory
 FORMATS = ("mixed", "parquet", "csv")
+SPLITS = ("city", "province")
 
 # which subject a rule's suspects are about (CONTRACT §2), for the look-alikes' subjects
 RULE_SUBJECT = {
@@ -110,7 +111,7 @@ def _rule_totals(suspects: list[dict]) -> dict[str, dict]:
 
 def generate(out_dir: str | Path, persons: int, seed: int = DEFAULT_SEED, as_of: date = DEFAULT_AS_OF,
              fmt: str = "mixed", months: int = DEFAULT_MONTHS, nights: int = 2, copies: int | None = None,
-             force: bool = False, batch: int = BATCH) -> dict:
+             force: bool = False, batch: int = BATCH, split: str = "city") -> dict:
     """Write OUT/inbox/<night>/… and OUT/answer.json; return a small summary (files, row counts)."""
     started = time.perf_counter()
     out = Path(out_dir)
@@ -118,6 +119,8 @@ def generate(out_dir: str | Path, persons: int, seed: int = DEFAULT_SEED, as_of:
         raise GenerateError("--persons must be 0 or more")
     if fmt not in FORMATS:
         raise GenerateError(f"--format must be one of {', '.join(FORMATS)}")
+    if split not in SPLITS:
+        raise GenerateError(f"--split must be one of {', '.join(SPLITS)}")
     if nights not in (1, 2):
         raise GenerateError("--nights must be 1 or 2")
     if months < MIN_MONTHS:
@@ -136,7 +139,7 @@ def generate(out_dir: str | Path, persons: int, seed: int = DEFAULT_SEED, as_of:
     probe = Ctx(None, as_of, nights, months)
     if probe.night1 is not None:
         night_dates = [probe.night1, as_of]
-    delivery = Delivery(out, night_dates, fmt)
+    delivery = Delivery(out, night_dates, fmt, split)
     ctx = Ctx(delivery, as_of, nights, months)
 
     suspects, looks, _next = _plant(ctx, space, persons, seed, copies)
@@ -158,6 +161,7 @@ def generate(out_dir: str | Path, persons: int, seed: int = DEFAULT_SEED, as_of:
         "months": months,
         "nights": [d.isoformat() for d in night_dates],
         "format": fmt,
+        "split": split,
         "copies": copies,
         "note": "synthetic data: every person, 公民身份号码, name, account and amount is made up",
         "rules": _rule_totals(suspects),
@@ -201,6 +205,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--months", type=int, default=DEFAULT_MONTHS, help=f"months of history (default {DEFAULT_MONTHS})")
     p.add_argument("--nights", type=int, choices=(1, 2), default=2,
                    help="2: split into the night a month before as-of and the as-of night (default)")
+    p.add_argument("--split", choices=SPLITS, default="city",
+                   help="city: one file per city, kind and night (default); province: one file per kind and night")
     p.add_argument("--copies", type=int, default=None, help="copies of every planted case (default 1 per 500k persons)")
     p.add_argument("--force", action="store_true", help="replace deliveries already under OUT/inbox")
     return p
@@ -210,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         summary = generate(args.out, args.persons, seed=args.seed, as_of=args.as_of, fmt=args.format,
-                           months=args.months, nights=args.nights, copies=args.copies, force=args.force)
+                           months=args.months, nights=args.nights, copies=args.copies, force=args.force,
+                           split=args.split)
     except GenerateError as exc:
         print(f"fundwatch generate: {exc}", file=sys.stderr)
         return 2

@@ -252,16 +252,24 @@ def _decimal_array(fens) -> pa.Array:
     return pa.Array.from_buffers(pa.decimal128(18, 2), len(lo), [mask, pa.py_buffer(words.tobytes())])
 
 
-class Delivery:
-    """All files of one run: one writer per (night, kind, city), opened on first use."""
+PROVINCE = "360000"
 
-    def __init__(self, out_dir: Path, nights: list[date], fmt: str):
-        self.out_dir, self.nights, self.fmt = out_dir, nights, fmt
+
+class Delivery:
+    """All files of one run: one writer per (night, kind, city), opened on first use.
+
+    split="city": each city's system exports its own files (the usual case); split="province":
+    one provincial file per kind and night (a 省集中 system), few files for quick tests."""
+
+    def __init__(self, out_dir: Path, nights: list[date], fmt: str, split: str = "city"):
+        self.out_dir, self.nights, self.fmt, self.split = out_dir, nights, fmt, split
         self._writers: dict[tuple[int, str, str], FileWriter] = {}
         self._buf: dict[tuple[int, str, str], list[tuple]] = {}
         self.counts: dict[str, int] = {k: 0 for k in EXTRACTS}
 
     def add(self, night: int, kind: str, city: str, row: tuple) -> None:
+        if self.split == "province":
+            city = PROVINCE
         self._buf.setdefault((night, kind, city), []).append(row)
 
     def flush(self) -> None:

@@ -1,0 +1,207 @@
+"""The synthetic-data generator (`fundwatch generate`): valid identities, every rule planted with its
+look-alikes, the formats of CONTRACT §1, determinism, streaming — and, above all, that the real
+ingest and the real rules find exactly the planted suspects with exactly the answer key's amounts.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import tracemalloc
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import config as cfg
+from pipelines import generate as gen
+from pipelines.extracts import EXTRACTS
+from pipelines.generate_writers import Delivery
+from pipelines.ingest import ingest_inbox
+from pipelines.rules import detect, load_rules
+from pipelines.store import connect, ensure_schema, scalar
+
+MODEL_RULE = "AMOUNT_OUTLIER"
+
+
+def gb11643_ok(person_id: str) -> bool:
+    # independent of the generator's table: weight of position i (from the left) is 2^(17-i) mod 11
+    if len(person_id) != 18 or not person_id[:17].isdigit():
+        return False
+    total = sum(int(c) * pow(2, 17 - i, 11) for i, c in enumerate(person_id[:17]))
+    return "10X98765432"[total % 11] == person_id[17]
+
+
+@pytest.fixture(scope="module")
+def detected(tmp_path_factory):
+    """A small two-night delivery, ingested into a real DuckDB file and run through every rule."""
+    base = tmp_path_factory.mktemp("generated")
+    summary = gen.generate(base / "out", persons=400, seed=7, split="province")
+    answer = json.loads((base / "out" / "answer.json").read_text(encoding="utf-8"))
+    con = connect(base / "fw.duckdb")
+    ensure_schema(con)
+    report = ingest_inbox(con, base / "out" / "inbox")
+    result = detect(con, date.fromisoformat(answer["as_of"]), cfg.load_config(None))
+    rows = con.execute("select rule_id, subject, person_id, agency_code, period_from, period_to, amount "
+                       "from detections").fetchall()
+    rejected = con.execute("select extract, column_name, reason from rejected_rows limit 5").fetchall()
+    con.close()
+    return {"out": base / "out", "summary": summary, "answer": answer, "report": report, "result": result,
+            "rows": rows, "rejected": rejected}
+
+
+def _rule_ids() -> list[str]:
+    rules, errors = load_rules()
+    assert not errors, errors
+    return sorted(r.id for r in rules)
+
+
+# --- the answer key against the real ingest and rules ---------------------------------------------
+def test_generated_rows_are_all_accepted_by_ingest(detected):
+    assert detected["rejected"] == []
+    assert [f for f in detected["report"].files if f.status != "ingested"] == []
+    assert detected["report"].deliveries == detected["answer"]["nights"]
+
+
+def test_detection_finds_exactly_the_planted_suspects_with_their_amounts(detected):
+    assert not detected["result"].errors, detected["result"].errors
+    found = {(r[0], r[1]): r for r in detected["rows"] if r[0] != MODEL_RULE}
+    expected = {(s["rule_id"], s["subject"]): s for s in detected["answer"]["suspects"]}
+    missed = sorted(k for k in expected if k not in found)
+    extra = sorted(k for k in found if k not in expected)
+    assert missed == [], f"recall < 1: planted but not found {missed}"
+    assert extra == [], f"precision < 1: found but not planted {extra}"
+    for key, s in expected.items():
+        _rule, _subject, person, agency, period_from, period_to, amount = found[key]
+        assert amount == Decimal(s["amount"]), (s["case"], key, amount, s["amount"])
+        assert (period_from, period_to) == (s["period_from"], s["period_to"]), (s["case"], key)
+        assert (person, agency) == (s["person_id"], s["agency_code"]), (s["case"], key)
+
+
+def test_look_alikes_are_not_detected_under_the_rule_they_probe(detected):
+    found = {(r[0], r[1]) for r in detected["rows"]}
+    for look in detected["answer"]["look_alikes"]:
+        assert look["subjects"], look["case"]
+        hits = [s for s in look["subjects"] if (look["rule_id"], s) in found]
+        assert hits == [], f"look-alike {look['case']} ({look['why']}) fired {look['rule_id']}"
+
+
+def test_planted_amount_outliers_are_flagged_by_the_model(detected):
+    flagged = {r[1] for r in detected["rows"] if r[0] == MODEL_RULE}
+    planted = {o["payment_id"] for o in detected["answer"]["amount_outliers"]["payments"]}
+    assert planted and planted <= flagged
+
+
+# --- what is planted -------------------------------------------------------------------------------
+def test_every_rule_has_planted_suspects_and_look_alikes(detected):
+    answer = detected["answer"]
+    planted = {s["rule_id"] for s in answer["suspects"]}
+    probed = {look["rule_id"] for look in answer["look_alikes"]}
+    for rule_id in _rule_ids():
+        if rule_id == MODEL_RULE:
+            assert answer["amount_outliers"]["payments"], "no planted amount outliers"
+            continue
+        assert rule_id in planted, f"no planted suspect of {rule_id}"
+        assert rule_id in probed, f"no look-alike of {rule_id}"
+    assert set(answer["rules"]) == planted
+    for s in answer["suspects"]:
+        assert Decimal(s["amount"]) > 0 and len(s["period_from"]) == 6 and s["period_from"] <= s["period_to"]
+
+
+def test_every_person_id_has_18_digits_and_a_valid_check_digit(tmp_path):
+    gen.generate(tmp_path, persons=150, seed=3, fmt="csv", nights=1)
+    seen = 0
+    for path in sorted((tmp_path / "inbox").rglob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                if "person_id" in row:
+                    assert gb11643_ok(row["person_id"]), f"{path.name}: bad check digit"
+                    seen += 1
+    assert seen > 1000
+    answer = json.loads((tmp_path / "answer.json").read_text(encoding="utf-8"))
+    assert all(gb11643_ok(s["person_id"]) for s in answer["suspects"] if s["person_id"])
+
+
+# --- formats ---------------------------------------------------------------------------------------
+def test_mixed_format_has_gb18030_bom_utf8_xlsx_and_parquet(detected):
+    files = sorted((detected["out"] / "inbox").rglob("*.*"))
+    aliases = {c.alias for e in EXTRACTS.values() for c in e.columns}
+    kinds = set()
+    for path in files:
+        raw = path.read_bytes()
+        if path.suffix == ".csv":
+            if raw.startswith(b"\xef\xbb\xbf"):
+                kinds.add("utf-8 bom")
+                header = raw[3:].decode("utf-8").splitlines()[0]
+            else:
+                try:
+                    header = raw.decode("utf-8").splitlines()[0]
+                    kinds.add("utf-8")
+                except UnicodeDecodeError:  # GBK bytes are not UTF-8
+                    header = raw.decode("gb18030").splitlines()[0]
+                    kinds.add("gb18030")
+                    assert set(header.split(",")) <= aliases, "GB18030 files carry Chinese headers"
+        elif path.suffix == ".xlsx":
+            sheet = openpyxl.load_workbook(path, read_only=True).worksheets[0]
+            assert next(sheet.iter_rows(max_row=1, values_only=True))[0]
+            kinds.add("xlsx")
+        elif path.suffix == ".parquet":
+            assert pq.read_metadata(path).num_rows > 0
+            kinds.add("parquet")
+    assert kinds == {"utf-8 bom", "utf-8", "gb18030", "xlsx", "parquet"}
+
+
+def test_deliveries_are_named_by_night_and_the_later_night_carries_the_as_of_month(detected):
+    answer = detected["answer"]
+    nights = sorted(p.name for p in (detected["out"] / "inbox").iterdir())
+    assert nights == answer["nights"] == ["2026-10-21", "2026-11-21"]
+    later = [p.name for p in (detected["out"] / "inbox" / "2026-11-21").iterdir()]
+    assert any(name.startswith("payments_") and "202611" in name for name in later)
+
+
+# --- determinism and streaming --------------------------------------------------------------------
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_writes_the_same_bytes_and_another_seed_does_not(tmp_path):
+    for name, seed in (("a", 11), ("b", 11), ("c", 12)):
+        gen.generate(tmp_path / name, persons=120, seed=seed, fmt="csv")
+    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+    assert _digests(tmp_path / "a")["answer.json"] != _digests(tmp_path / "c")["answer.json"]
+
+
+def test_an_existing_delivery_is_not_overwritten_without_force(tmp_path):
+    gen.generate(tmp_path, persons=10, fmt="csv")
+    with pytest.raises(gen.GenerateError, match="--force"):
+        gen.generate(tmp_path, persons=10, fmt="csv")
+    assert gen.main(["--out", str(tmp_path), "--persons", "10", "--format", "csv", "--force"]) == 0
+
+
+def test_writers_append_batch_by_batch_and_hold_nothing_between(tmp_path):
+    d = Delivery(tmp_path, [date(2026, 11, 21)], "parquet")
+    row = ("360000000", "江西省社会保险事业管理局", "360000", None)
+    for _ in range(3):
+        for _ in range(100):
+            d.add(0, "agencies", "360000", row)
+        d.flush()
+        assert d._buf == {}
+    paths = d.close()
+    assert [p.name for p in paths] == ["agencies_360000_202611.parquet"]
+    meta = pq.read_metadata(paths[0])
+    assert (meta.num_rows, meta.num_row_groups) == (300, 3)
+
+
+def test_memory_stays_flat_as_persons_grow(tmp_path):
+    peaks = []
+    for persons in (600, 3000):
+        tracemalloc.start()
+        gen.generate(tmp_path / str(persons), persons=persons, fmt="parquet", nights=1, batch=300)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0], f"peak {peaks[1]:,} bytes at 3000 persons vs {peaks[0]:,} at 600"
