@@ -7,6 +7,14 @@ columns of DETECTION_COLUMNS). Parameters are bound as DuckDB named parameters `
 names a Python entry point (`module:function`) that turns the rows of its SQL (features) into
 findings — AMOUNT_OUTLIER is one.
 
+Performance (docs/readme/bench.md). A person rule whose findings depend only on the payments of a
+small set of persons (the dead, the imprisoned, stopped or uncertified beneficiaries, …) says so
+with `watch:` — SQL returning those persons' `person_id`s — and reads the temp table
+`payments_watch` instead of `payments`. The runner builds `payments_watch` once per detection for
+the union of every watching rule's persons: one narrow pass over payments.person_id, then the
+wide rows of the few matching payments fetched by rowid. Reading every column of 12 million
+payments once per rule was most of the cost of detection.
+
 Parameter values, last one wins: the file's default, `config_params` (a param fed from a config
 key such as `fiscal_accounts`), config `rules.<ID>.<param>`, then per region
 `regions.<region_code>.rules.<ID>.<param>`. A region override applies to findings whose agency
@@ -78,11 +86,16 @@ class Rule:
     model: str | None = None
     config_params: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    watch: str | None = None  # SQL -> person_id: the only persons whose payments the rule needs
 
     @property
     def sql_params(self) -> set[str]:
         """Parameter names the SQL refers to ($name)."""
         return set(_PARAM_REF.findall(_strip_sql_comments_and_strings(self.sql)))
+
+    @property
+    def watch_params(self) -> set[str]:
+        return set(_PARAM_REF.findall(_strip_sql_comments_and_strings(self.watch or "")))
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,7 @@ class DetectReport:
     results: list[RuleResult] = field(default_factory=list)
     errors: list[RuleError] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # disabled by config
+    watch_seconds: float = 0.0  # building payments_watch, shared by the watching rules
 
     @property
     def total_count(self) -> int:
@@ -179,13 +193,19 @@ def parse_rule(path: Path) -> Rule:
         raise ValueError(f"engine {engine!r} must be sql or model")
     if engine == "model" and ":" not in str(raw.get("model", "")):
         raise ValueError("a model rule needs model: package.module:function")
+    watch = raw.get("watch")
+    if watch is not None and (not isinstance(watch, str) or not watch.strip()):
+        raise ValueError("watch must be SQL returning the person_id of the persons the rule looks at")
+    uses_watch = "payments_watch" in _strip_sql_comments_and_strings(str(raw["sql"]))
+    if uses_watch and watch is None:
+        raise ValueError("the SQL reads payments_watch but the rule has no watch: query")
     rule = Rule(
         id=rule_id, title=str(raw["title"]), title_en=str(raw["title_en"]), basis=str(raw["basis"]).strip(),
         severity=str(raw["severity"]), subject=str(raw["subject"]), params=dict(params), sql=str(raw["sql"]),
         path=path, engine=engine, model=raw.get("model"), config_params=dict(config_params),
-        description=str(raw.get("description", "")).strip(),
+        description=str(raw.get("description", "")).strip(), watch=watch,
     )
-    undeclared = rule.sql_params - set(params) - set(BUILTIN_PARAMS)
+    undeclared = (rule.sql_params | rule.watch_params) - set(params) - set(BUILTIN_PARAMS)
     if undeclared:
         raise ValueError("SQL uses undeclared parameter(s): " + ", ".join(f"${p}" for p in sorted(undeclared)))
     return rule
@@ -257,10 +277,40 @@ def parameter_sets(rule: Rule, config: Config) -> list[tuple[dict[str, Any], lis
     return [(base, None)] + [(p, regions) for p, regions in by_values.values()]
 
 
-def bind(rule: Rule, params: dict[str, Any], as_of: date) -> dict[str, Any]:
+def bind(rule: Rule, params: dict[str, Any], as_of: date, names: set[str] | None = None) -> dict[str, Any]:
     """Only the names the SQL uses: DuckDB refuses excess named parameters."""
     values = {**params, "as_of": as_of, "as_of_month": as_of.strftime("%Y%m")}
-    return {name: values[name] for name in rule.sql_params}
+    return {name: values[name] for name in (rule.sql_params if names is None else names)}
+
+
+WATCH_TABLES = ("_watch_persons", "_watch_rows", "payments_watch")
+
+
+def build_watch(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, config: Config) -> dict[str, str]:
+    """Temp table payments_watch: every payment of the persons some rule watches (all parameter sets).
+
+    Returns {rule_id: error} for rules whose watch query failed (those rules are not run)."""
+    errors: dict[str, str] = {}
+    con.execute("create or replace temp table _watch_persons (person_id varchar)")
+    for rule in rules:
+        if rule.watch is None:
+            continue
+        try:
+            for params, _ in parameter_sets(rule, config):
+                con.execute(f"insert into _watch_persons select person_id from ({rule.watch})",
+                            bind(rule, params, as_of, rule.watch_params))
+        except Exception as exc:  # noqa: BLE001 — reported against the rule by detect()
+            errors[rule.id] = "watch: " + (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    # Narrow pass first (only person_id is read for all rows), then the wide columns of the few
+    # matching rows by rowid: a wide scan of every payment costs several times a narrow one.
+    con.execute("""
+        create or replace temp table _watch_rows as
+        select rowid as rid from payments
+        where person_id in (select person_id from _watch_persons where person_id is not null)""")
+    con.execute("""
+        create or replace temp table payments_watch as
+        select * from payments where rowid in (select rid from _watch_rows)""")
+    return errors
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,6 +374,12 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
     con.execute(DETECTIONS_DDL)
     con.execute(DETECTION_RULES_DDL)
     disabled = set(config.get("disabled_rules") or [])
+    enabled = [rule for rule in rules if rule.id not in disabled]
+    watch_errors: dict[str, str] = {}
+    started = time.perf_counter()
+    if any(rule.watch for rule in enabled):
+        watch_errors = build_watch(con, enabled, as_of, config)
+    report.watch_seconds = time.perf_counter() - started
     for rule in rules:
         if rule.id in disabled:
             report.skipped.append(rule.id)
@@ -331,6 +387,8 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
         result = RuleResult(rule.id, rule.title)
         started = time.perf_counter()
         try:
+            if rule.id in watch_errors:
+                raise ValueError(watch_errors[rule.id])
             _run_rule(con, rule, as_of, config)
         except Exception as exc:  # noqa: BLE001 — any failure of one rule is reported by name, the others run
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -346,6 +404,6 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
                     [rule.id, rule.title, rule.severity, rule.subject, result.error is None,
                      result.count, result.amount, result.seconds])
         report.results.append(result)
-    for table in ("_rule_rows", "_rule_all", "_rule_features"):
+    for table in ("_rule_rows", "_rule_all", "_rule_features", *WATCH_TABLES):
         con.execute(f"drop table if exists {table}")
     return report
