@@ -47,8 +47,9 @@ def _quiet_prefect(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.INFO)  # kept for the Prefect UI
     if verbose:
         return
-
     def console_filter(record: logging.LogRecord) -> bool:
+        if record.name.startswith("great_expectations"):
+            return record.levelno >= logging.WARNING  # it announces every temporary docs site at INFO
         if not record.name.startswith("prefect"):
             return True
         # Task and flow failures are reported by fundwatch in one line; no Prefect traceback.

@@ -12,6 +12,7 @@ may see the run's statistics.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -230,6 +231,11 @@ def check_deliveries(
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
+    # GX sets INFO on its own module loggers and announces each temporary docs site; the run
+    # summary already says where Data Docs are.
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("great_expectations"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     docs_dir = Path(out_dir) / "data_docs"
     docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     context = _context(gx, docs_dir)

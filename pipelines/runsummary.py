@@ -7,6 +7,7 @@ per-reason detail sits one level down.
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -79,7 +80,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
     if parts.get("report") is not None:
         s["dashboard"] = str(parts["report"].dashboard)
         s["summary_xlsx"] = str(parts["report"].summary)
-    return s
+    # Money leaves as exact text ("1234.50"), never as a float: the same form runs.summary stores.
+    return json.loads(json.dumps(s, ensure_ascii=False, default=str))
 
 
 def _money(v) -> str:
