@@ -117,7 +117,7 @@ def today_shanghai() -> dt.date:
 def reason_category(reason: str) -> str:
     """'发放金额(amount) 超过2位小数: '12.345'' -> '发放金额(amount) 超过2位小数' (values and numbers out)."""
     head = reason.split(";")[0].split(":")[0].strip()
-    return re.sub(r"\d+", "N", re.sub(r"'[^']*'", "''", head))
+    return re.sub(r"\d{3,}", "N", re.sub(r"'[^']*'", "''", head))
 
 
 # ------------------------------------------------------------------------------- reading (every column as text)

@@ -33,6 +33,24 @@ MIN_YEAR, MAX_YEAR = 1900, 2100
 MIN_PERIOD = "195001"
 
 
+F = pl.field
+
+
+def _let(base: pl.Expr, *steps: dict[str, pl.Expr]) -> pl.Expr:
+    """Named intermediate results, like `let` bindings: a struct that starts with the text as field
+    `s` and gains the fields of each step in turn (a step may use earlier fields via pl.field).
+    Without this, an intermediate used in several places is copied into the expression tree each
+    time, and the plan of a date column grows to thousands of nodes (seconds per file)."""
+    e = pl.struct(base.alias("s"))
+    for step in steps:
+        e = e.struct.with_fields(**step)
+    return e
+
+
+def _value_reason(e: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    return e.struct.field("value"), e.struct.field("reason")
+
+
 def label(col: Column) -> str:
     """How a clerk sees a column in a reason: the Chinese header with the canonical name."""
     return f"{col.alias}({col.name})"
@@ -69,7 +87,8 @@ def normalise_person_id(text: str | None) -> tuple[str | None, str | None]:
 def _id_check_char(t17: pl.Expr) -> pl.Expr:
     """The GB 11643 check character of the first 17 characters (null unless all are digits).
     One list expression, not 17 slices: the expression stays small however often it is reused."""
-    weighted = t17.str.slice(0, 17).str.split("").list.eval(
+    # Padded to 17 so every list has 17 elements; a pad character is a null digit (no check char).
+    weighted = t17.str.slice(0, 17).str.pad_end(17, "?").str.split("").list.eval(
         pl.element().cast(pl.Int64, strict=False)
         * pl.Series(_ID_WEIGHTS, dtype=pl.Int64).gather(pl.int_range(pl.len()))
     )
@@ -84,32 +103,36 @@ def id_check_digit_ok(e: pl.Expr) -> pl.Expr:
 
 def person_id_exprs(s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """(normalised id, reason). `s` is cleaned text (null = empty)."""
-    # Spaces anywhere (typed in groups), and the apostrophe an export puts first to keep Excel from
-    # turning the number into a float.
-    t = ascii_fold(s).str.replace_all(r"\s+", "").str.strip_prefix("'").str.to_uppercase()
-    is15 = t.str.contains(r"^[0-9]{15}$")
-    # A 15-digit number (1985-1999 issue) has a 2-digit year, all 19xx, and no check digit.
-    t17 = pl.when(is15).then(t.str.slice(0, 6) + pl.lit("19") + t.str.slice(6)).otherwise(t.str.slice(0, 17))
-    expected = _id_check_char(t17)
-    t18 = pl.when(is15).then(t17 + expected).otherwise(t)
-    got = t18.str.slice(17, 1)
-    n = t.str.len_chars()
-    reason = (
-        pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
-        .when(t.str.contains(_SCIENTIFIC))
-        .then(pl.format("公民身份号码被Excel转成了科学计数法({})，后几位已丢失无法恢复: 请把该列设为文本后重新导出", s))
-        .when(t.str.contains(r"^[0-9]+X?$") & n.is_between(16, 17))
-        .then(pl.format("公民身份号码丢失了数字: 只有{}位 (应为18位)，疑被Excel当作数字处理丢掉了开头的数字: "
-                        "请把该列设为文本后重新导出", n))
-        .when(t.str.contains(r"^[0-9]+X?$") & (n != 18) & ~is15)
-        .then(pl.format("公民身份号码长度错误: {}位 (应为18位，或15位旧号码)", n))
-        .when(~t18.str.contains(ID_PATTERN))
-        .then(pl.lit("公民身份号码含非法字符 (只能是数字，末位可为X)"))
-        .when(expected != got)
-        .then(pl.format("公民身份号码校验位错误: 按GB 11643校验位应为{}，实为{}", expected, got))
+    e = _let(
+        s,
+        # Spaces anywhere (typed in groups), and the apostrophe an export puts first to keep Excel
+        # from turning the number into a float.
+        {"t": ascii_fold(F("s")).str.replace_all(r"\s+", "").str.strip_prefix("'").str.to_uppercase()},
+        {"is15": F("t").str.contains(r"^[0-9]{15}$"), "n": F("t").str.len_chars()},
+        # A 15-digit number (1985-1999 issue) has a 2-digit year, all 19xx, and no check digit.
+        {"t17": pl.when(F("is15")).then(F("t").str.slice(0, 6) + pl.lit("19") + F("t").str.slice(6))
+                  .otherwise(F("t").str.slice(0, 17))},
+        {"expected": _id_check_char(F("t17"))},
+        {"t18": pl.when(F("is15")).then(F("t17") + F("expected")).otherwise(F("t"))},
+        {"got": F("t18").str.slice(17, 1)},
+        {"reason": (
+            pl.when(F("s").is_null()).then(pl.lit(None, pl.Utf8))
+            .when(F("t").str.contains(_SCIENTIFIC))
+            .then(pl.format("公民身份号码被Excel转成了科学计数法({})，后几位已丢失无法恢复: 请把该列设为文本后重新导出",
+                            F("s")))
+            .when(F("t").str.contains(r"^[0-9]+X?$") & F("n").is_between(16, 17))
+            .then(pl.format("公民身份号码丢失了数字: 只有{}位 (应为18位)，疑被Excel当作数字处理丢掉了开头的数字: "
+                            "请把该列设为文本后重新导出", F("n")))
+            .when(F("t").str.contains(r"^[0-9]+X?$") & (F("n") != 18) & ~F("is15"))
+            .then(pl.format("公民身份号码长度错误: {}位 (应为18位，或15位旧号码)", F("n")))
+            .when(~F("t18").str.contains(ID_PATTERN))
+            .then(pl.lit("公民身份号码含非法字符 (只能是数字，末位可为X)"))
+            .when(F("expected") != F("got"))
+            .then(pl.format("公民身份号码校验位错误: 按GB 11643校验位应为{}，实为{}", F("expected"), F("got")))
+        )},
+        {"value": pl.when(F("reason").is_null() & F("s").is_not_null()).then(F("t18"))},
     )
-    value = pl.when(reason.is_null() & s.is_not_null()).then(t18)
-    return value, reason
+    return _value_reason(e)
 
 
 # ---------------------------------------------------------------------------------- dates
@@ -139,55 +162,66 @@ def _year_ok(d: pl.Expr) -> pl.Expr:
     return d.dt.year().is_between(MIN_YEAR, MAX_YEAR)
 
 
+def _date_parts(s: pl.Expr, *more: dict[str, pl.Expr]) -> pl.Expr:
+    return _let(
+        s,
+        {"t": _canonical_date_text(F("s"))},
+        {"p": F("t").str.extract_groups(_DATE_RE + _TIME_RE),
+         "d": F("t").str.extract(_DATE_RE, 0).str.strptime(pl.Date, "%Y-%m-%d", strict=False),
+         "serial": _excel_serial(F("t"))},
+        *more,
+    )
+
+
 def date_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     """(DATE, reason). A time part is accepted only when it is midnight (an export artefact)."""
-    t = _canonical_date_text(s)
-    parts = t.str.extract_groups(_DATE_RE + _TIME_RE)
-    midnight = (
-        pl.concat_str(parts.struct[3], parts.struct[4], parts.struct[5], parts.struct[6], ignore_nulls=True)
-        .str.contains(r"^0*$")
+    p = F("p")
+    e = _date_parts(
+        s,
+        {"midnight": pl.concat_str(p.struct[3], p.struct[4], p.struct[5], p.struct[6], ignore_nulls=True)
+                     .str.contains(r"^0*$")},
+        {"v": pl.when(F("serial").is_not_null())
+              .then(pl.lit(_EXCEL_EPOCH) + pl.duration(days=F("serial").floor().cast(pl.Int64)))
+              .when(F("midnight")).then(F("d"))},
+        {"reason": (
+            pl.when(F("s").is_null()).then(pl.lit(None, pl.Utf8))
+            .when(F("v").is_null())
+            .then(pl.format(f"{label(col)} 不是有效日期: '{{}}' (应为YYYY-MM-DD、YYYYMMDD或YYYY/MM/DD)", F("s")))
+            .when(~_year_ok(F("v")))
+            .then(pl.format(f"{label(col)} 年份超出范围({MIN_YEAR}-{MAX_YEAR}): '{{}}'", F("s")))
+        )},
+        {"value": pl.when(F("reason").is_null()).then(F("v"))},
     )
-    d = t.str.extract(_DATE_RE, 0).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-    serial = _excel_serial(t)
-    serial_date = pl.lit(_EXCEL_EPOCH) + pl.duration(days=serial.floor().cast(pl.Int64))
-    value = pl.when(serial.is_not_null()).then(serial_date).when(midnight).then(d)
-    reason = (
-        pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
-        .when(value.is_null())
-        .then(pl.format(f"{label(col)} 不是有效日期: '{{}}' (应为YYYY-MM-DD、YYYYMMDD或YYYY/MM/DD)", s))
-        .when(~_year_ok(value))
-        .then(pl.format(f"{label(col)} 年份超出范围({MIN_YEAR}-{MAX_YEAR}): '{{}}'", s))
-    )
-    return pl.when(reason.is_null()).then(value), reason
+    return _value_reason(e)
 
 
 def datetime_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     """(TIMESTAMP, reason). A bare date is midnight; seconds and fractions are optional."""
-    t = _canonical_date_text(s)
-    p = t.str.extract_groups(_DATE_RE + _TIME_RE)
-    d = t.str.extract(_DATE_RE, 0).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-    hh = p.struct[3].cast(pl.Int64, strict=False).fill_null(0)
-    mm = p.struct[4].cast(pl.Int64, strict=False).fill_null(0)
-    ss = p.struct[5].cast(pl.Int64, strict=False).fill_null(0)
-    us = p.struct[6].str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int64, strict=False).fill_null(0)
-    time_ok = (hh < 24) & (mm < 60) & (ss < 60)
-    parsed = d.cast(pl.Datetime("us")) + pl.duration(hours=hh, minutes=mm, seconds=ss, microseconds=us)
-    serial = _excel_serial(t)
-    serial_ts = pl.lit(dt.datetime(1899, 12, 30)).cast(pl.Datetime("us")) + pl.duration(
-        microseconds=(serial * 86_400_000_000).round(0).cast(pl.Int64)
+    p = F("p")
+    e = _date_parts(
+        s,
+        {"hh": p.struct[3].cast(pl.Int64, strict=False).fill_null(0),
+         "mm": p.struct[4].cast(pl.Int64, strict=False).fill_null(0),
+         "ss": p.struct[5].cast(pl.Int64, strict=False).fill_null(0),
+         "us": p.struct[6].str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int64, strict=False).fill_null(0)},
+        {"v": (
+            pl.when(F("serial").is_not_null())
+            .then(pl.lit(dt.datetime(1899, 12, 30)).cast(pl.Datetime("us"))
+                  + pl.duration(microseconds=(F("serial") * 86_400_000_000).round(0).cast(pl.Int64)))
+            .when(p.struct[0].is_not_null() & (F("hh") < 24) & (F("mm") < 60) & (F("ss") < 60))
+            .then(F("d").cast(pl.Datetime("us"))
+                  + pl.duration(hours=F("hh"), minutes=F("mm"), seconds=F("ss"), microseconds=F("us")))
+        )},
+        {"reason": (
+            pl.when(F("s").is_null()).then(pl.lit(None, pl.Utf8))
+            .when(F("v").is_null())
+            .then(pl.format(f"{label(col)} 不是有效日期时间: '{{}}' (应为YYYY-MM-DD[ HH:MM[:SS]])", F("s")))
+            .when(~_year_ok(F("v")))
+            .then(pl.format(f"{label(col)} 年份超出范围({MIN_YEAR}-{MAX_YEAR}): '{{}}'", F("s")))
+        )},
+        {"value": pl.when(F("reason").is_null()).then(F("v"))},
     )
-    value = (
-        pl.when(serial.is_not_null()).then(serial_ts)
-        .when(p.struct[0].is_not_null() & time_ok).then(parsed)
-    )
-    reason = (
-        pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
-        .when(value.is_null())
-        .then(pl.format(f"{label(col)} 不是有效日期时间: '{{}}' (应为YYYY-MM-DD[ HH:MM[:SS]])", s))
-        .when(~_year_ok(value))
-        .then(pl.format(f"{label(col)} 年份超出范围({MIN_YEAR}-{MAX_YEAR}): '{{}}'", s))
-    )
-    return pl.when(reason.is_null()).then(value), reason
+    return _value_reason(e)
 
 
 # ---------------------------------------------------------------------------------- periods

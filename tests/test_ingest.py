@@ -1,0 +1,545 @@
+"""Ingest (pipelines/ingest.py) on real files into real DuckDB stores: every extract kind, every
+format, every header form, every date/period/money form; the ledger, re-delivery, rejected rows
+with their reasons, bad input, and a crash half-way through a delivery."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import polars as pl
+import pytest
+
+from pipelines import store
+from pipelines.extracts import EXTRACTS
+from pipelines.ingest import IngestError, ingest_inbox
+from pipelines.normalise import check_digit
+
+ROOT = Path(__file__).resolve().parents[1]
+FORMATS = ("csv-utf8", "csv-utf8-bom", "csv-gb18030", "xlsx", "parquet")
+HEADER_FORMS = ("canonical", "chinese")
+FULLWIDTH = str.maketrans("0123456789Xx.,", "０１２３４５６７８９Ｘｘ．，")
+
+
+def person(i: int) -> str:
+    first17 = f"360702{1930 + i % 60}{1 + i % 12:02d}{1 + i % 28:02d}{i % 1000:03d}"
+    return first17 + check_digit(first17)
+
+
+def id_form(i: int, pid: str) -> str:
+    """The person id as some export would deliver it: canonical, lowercase x, spaced, full-width, 15-digit."""
+    form = i % 5
+    if form == 1:
+        return pid.lower().replace("X", "x")
+    if form == 2:
+        return f"  {pid} "
+    if form == 3:
+        return pid.translate(FULLWIDTH)
+    if form == 4:
+        return pid[:6] + pid[8:17]  # the legacy 15-digit number of the same person (all born 19xx)
+    return pid
+
+
+def date_form(i: int, d: dt.date) -> str:
+    return (d.isoformat(), d.strftime("%Y%m%d"), d.strftime("%Y/%m/%d"))[i % 3]
+
+
+def datetime_form(i: int, t: dt.datetime) -> str:
+    return (t.strftime("%Y-%m-%d %H:%M:%S"), t.strftime("%Y/%m/%d %H:%M"), t.strftime("%Y%m%d"))[i % 3]
+
+
+def period_form(i: int, p: str) -> str:
+    return (p, f"{p[:4]}-{p[4:]}")[i % 2]
+
+
+MONEY = [("1,234.56", "1234.56"), ("1234.5", "1234.50"), ("-300.00", "-300.00"), ("１２３.４５元", "123.45"),
+         ("2,800", "2800.00")]
+
+
+def row_for(kind: str, i: int) -> tuple[dict[str, str], dict[str, object]]:
+    """One delivered row (canonical column -> text) and the values the store must hold for it."""
+    pid = person(i)
+    d = dt.date(2020, 1, 1) + dt.timedelta(days=i * 7)
+    t = dt.datetime(2026, 3, 1, 8, 30, 15) + dt.timedelta(hours=i)
+    t_expected = t.replace(second=0) if i % 3 == 1 else (t.replace(hour=0, minute=0, second=0) if i % 3 == 2 else t)
+    period = f"{2020 + i % 6}{1 + i % 12:02d}"
+    money_text, money = MONEY[i % len(MONEY)]
+    ins_text, ins = (("110", "110"), ("企业职工基本养老保险", "110"), ("失业保险", "210"))[i % 3]
+    agency = f"36{i % 100:04d}"
+    text_rows = {
+        "agencies": {"agency_code": agency + f"{i}", "agency_name": f"第{i}社保局", "region_code": "360702",
+                     "parent_code": "" if i % 2 else "360700"},
+        "beneficiaries": {"person_id": id_form(i, pid), "name": f"张{i}", "insurance_type": ins_text,
+                          "agency_code": agency, "status": ("正常", "暂停", "终止")[i % 3],
+                          "status_date": date_form(i, d), "start_period": period_form(i, period),
+                          "bank_account": f"62170000{i:08d}", "last_certified_on": "" if i % 4 == 0 else date_form(i + 1, d)},
+        "payments": {"payment_id": f"P{i:06d}", "person_id": id_form(i, pid), "name": f"李{i}", "insurance_type": ins_text,
+                     "item": "基本养老金", "period": period_form(i, period), "paid_on": date_form(i, d),
+                     "amount": money_text, "bank_account": f"62170000{i:08d}", "agency_code": agency,
+                     "handled_by": "张经办", "reviewed_by": "" if i % 2 else "赵复核",
+                     "reviewed_at": "" if i % 2 else datetime_form(i, t)},
+        "deaths": {"person_id": id_form(i, pid), "name": f"王{i}", "death_date": date_form(i, d),
+                   "source": ("公安", "民政户籍注销", "卫健", "法院")[i % 4], "cremated_on": ""},
+        "imprisonments": {"person_id": id_form(i, pid), "name": f"赵{i}", "sentence_type": "有期徒刑",
+                          "custody_start": date_form(i, d), "custody_end": "" if i % 2 else date_form(i, d + dt.timedelta(days=400)),
+                          "facility": "某监狱"},
+        "fund_transactions": {"txn_id": f"T{i:06d}", "account_no": f"1502{i:08d}", "account_type": "支出户",
+                              "agency_code": agency, "txn_at": datetime_form(i, t), "direction": "支",
+                              "amount": money_text, "counterparty_account": f"6217{i:012d}",
+                              "counterparty_name": f"钱{i}", "counterparty_kind": "对私", "memo": "养老金"},
+        "contributions": {"person_id": id_form(i, pid), "employer_id": "" if i % 3 == 0 else f"E{i:05d}",
+                          "insurance_type": ins_text, "period": period_form(i, period), "amount": money_text},
+    }
+    row = text_rows[kind]
+    expected: dict[str, object] = {}
+    for col in EXTRACTS[kind].columns:
+        text = row[col.name]
+        if text.strip() == "":
+            expected[col.name] = None
+        elif col.type == "id":
+            expected[col.name] = pid
+        elif col.type == "date":
+            expected[col.name] = d if col.name not in ("last_certified_on", "custody_end") else \
+                (d if col.name == "last_certified_on" else d + dt.timedelta(days=400))
+        elif col.type == "datetime":
+            expected[col.name] = t_expected
+        elif col.type == "period":
+            expected[col.name] = period
+        elif col.type == "money":
+            expected[col.name] = Decimal(money)
+        elif col.type == "insurance_type":
+            expected[col.name] = ins
+        elif col.name == "source":
+            expected[col.name] = text[:2]
+        else:
+            expected[col.name] = text
+    return row, expected
+
+
+def header(kind: str, form: str) -> list[str]:
+    return [c.name if form == "canonical" else c.alias for c in EXTRACTS[kind].columns]
+
+
+def write_extract(path: Path, kind: str, rows: list[dict[str, str]], fmt: str, form: str = "canonical") -> Path:
+    """Write rows (canonical column -> text) as a delivery file in the given format and header form."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = [c.name for c in EXTRACTS[kind].columns]
+    heads = header(kind, form)
+    if fmt.startswith("csv"):
+        encoding = {"csv-utf8": "utf-8", "csv-utf8-bom": "utf-8-sig", "csv-gb18030": "gb18030"}[fmt]
+        with path.open("w", encoding=encoding, newline="") as f:
+            w = csv.writer(f)
+            w.writerow(heads)
+            w.writerows([[r[c] for c in cols] for r in rows])
+    elif fmt == "xlsx":
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        ws.title = "数据"
+        ws.append(heads)
+        for r in rows:
+            ws.append([r[c] if r[c] != "" else None for c in cols])
+        other = wb.create_sheet("说明")  # only the first sheet is data
+        other.append(["这一页不是数据", "请忽略"])
+        wb.save(path)
+    elif fmt == "parquet":
+        pl.DataFrame({h: [r[c] or None for r in rows] for h, c in zip(heads, cols)},
+                     schema={h: pl.Utf8 for h in heads}).write_parquet(path)
+    else:
+        raise ValueError(fmt)
+    return path
+
+
+def suffix(fmt: str) -> str:
+    return "csv" if fmt.startswith("csv") else fmt
+
+
+def stored(con, kind: str, source_file: str) -> list[dict]:
+    cols = EXTRACTS[kind].names
+    rows = con.execute(f"select {', '.join(cols)} from {kind} where _source_file = ? order by _row_number",
+                       [source_file]).fetchall()
+    return [dict(zip(cols, r)) for r in rows]
+
+
+def rejected(con, source_file: str | None = None) -> list[tuple]:
+    sql = "select source_file, row_number, column_name, reason, raw from rejected_rows"
+    params = []
+    if source_file:
+        sql += " where source_file = ?"
+        params = [source_file]
+    return con.execute(sql + " order by source_file, row_number", params).fetchall()
+
+
+def snapshot(con) -> dict[str, list]:
+    tables = [*EXTRACTS, "ingest_ledger", "rejected_rows"]
+    return {t: con.execute(f"select * from {t} order by all").fetchall() for t in tables}
+
+
+# ------------------------------------------------------------------------------ formats x header forms
+
+def test_every_extract_kind_in_every_format_and_header_form_is_stored_exactly(tmp_path):
+    inbox = tmp_path / "inbox"
+    expected: dict[str, tuple[str, list[dict]]] = {}
+    i = 0
+    for kind in EXTRACTS:
+        for fmt in FORMATS:
+            for form in HEADER_FORMS:
+                rows, want = [], []
+                for _ in range(5):  # five rows: every id/date/datetime/period/money form rotates through
+                    r, e = row_for(kind, i)
+                    rows.append(r)
+                    want.append(e)
+                    i += 1
+                name = f"{kind}_{fmt}_{form}.{suffix(fmt)}"
+                write_extract(inbox / "2026-11-21" / name, kind, rows, fmt, form)
+                expected[f"2026-11-21/{name}"] = (kind, want)
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+
+    assert [f.status for f in report.files] == ["ingested"] * len(expected), [f.message for f in report.files]
+    assert report.rows_rejected == 0, rejected(con)
+    for source, (kind, want) in expected.items():
+        assert stored(con, kind, source) == want, source
+    gb = (inbox / "2026-11-21" / "payments_csv-gb18030_chinese.csv").read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        gb.decode("utf-8")  # the GB18030 file really is not UTF-8
+
+
+def test_xlsx_native_cells_serial_dates_numbers_and_datetimes(tmp_path):
+    """Excel keeps dates as serial numbers or date cells and amounts as numbers; all are read exactly."""
+    pid = person(7)
+    path = tmp_path / "inbox" / "d1" / "payments_360700.xlsx"
+    path.parent.mkdir(parents=True)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(header("payments", "chinese"))
+    ws.append(["P1", pid, "王", 110, "基本养老金", 202611, 46331, 2800.5, "6217", "360702", "张", "赵",
+               dt.datetime(2026, 11, 5, 9, 30)])
+    ws.append(["P2", pid, "王", 110, "基本养老金", dt.datetime(2026, 10, 1), dt.datetime(2026, 10, 5), 1234,
+               "6217", "360702", "张", "赵", 46300.75])
+    wb.save(path)
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox")
+    got = stored(con, "payments", "d1/payments_360700.xlsx")
+    assert [(r["period"], r["paid_on"], r["amount"], r["reviewed_at"]) for r in got] == [
+        ("202611", dt.date(2026, 11, 5), Decimal("2800.50"), dt.datetime(2026, 11, 5, 9, 30)),
+        ("202610", dt.date(2026, 10, 5), Decimal("1234.00"), dt.datetime(2026, 10, 5, 18, 0)),
+    ]
+
+
+def test_parquet_with_typed_columns(tmp_path):
+    pid = person(8)
+    frame = pl.DataFrame({
+        "payment_id": ["P1"], "person_id": [pid], "name": ["王"], "insurance_type": [110], "item": ["基本养老金"],
+        "period": [202611], "paid_on": [dt.date(2026, 11, 5)], "amount": [Decimal("2800.55")],
+        "bank_account": [None], "agency_code": ["360702"], "handled_by": ["张"], "reviewed_by": ["赵"],
+        "reviewed_at": [dt.datetime(2026, 11, 5, 9, 30, 1)],
+    }, schema_overrides={"amount": pl.Decimal(18, 2), "bank_account": pl.Utf8})
+    (tmp_path / "inbox").mkdir()
+    frame.write_parquet(tmp_path / "inbox" / "payments_typed.parquet")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox")
+    [row] = stored(con, "payments", "payments_typed.parquet")
+    assert (row["insurance_type"], row["period"], row["paid_on"], row["amount"], row["reviewed_at"]) == (
+        "110", "202611", dt.date(2026, 11, 5), Decimal("2800.55"), dt.datetime(2026, 11, 5, 9, 30, 1))
+
+
+def test_money_sums_exactly_in_the_store(tmp_path):
+    rows = []
+    for i in range(3000):
+        r, _ = row_for("payments", i)
+        rows.append({**r, "amount": "0.10"})
+    write_extract(tmp_path / "inbox" / "payments_many.csv", "payments", rows, "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox")
+    assert store.scalar(con, "select sum(amount) from payments") == Decimal("300.00")
+    assert store.scalar(con, "select typeof(amount) from payments limit 1") == "DECIMAL(18,2)"
+
+
+# ------------------------------------------------------------------------------ ledger and re-delivery
+
+def test_ledger_records_hash_and_counts_and_a_file_seen_before_is_skipped(tmp_path):
+    import hashlib
+
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", i)[0] for i in range(4)]
+    rows[2] = {**rows[2], "amount": "abc"}
+    f1 = write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    first = ingest_inbox(con, inbox)
+    assert first.rows_accepted == 3 and first.rows_rejected == 1
+    ledger = con.execute("select file_hash, source_file, delivery, extract, rows_total, rows_accepted, "
+                         "rows_rejected, rows_replaced from ingest_ledger").fetchall()
+    assert ledger == [(hashlib.sha256(f1.read_bytes()).hexdigest(), "2026-10-21/payments_a.csv", "2026-10-21",
+                       "payments", 4, 3, 1, 0)]
+
+    # The same bytes again, under another name in a later delivery, and the same inbox rerun: skipped.
+    (inbox / "2026-11-21").mkdir()
+    (inbox / "2026-11-21" / "payments_copy.csv").write_bytes(f1.read_bytes())
+    again = ingest_inbox(con, inbox)
+    assert [f.status for f in again.files] == ["skipped", "skipped"]
+    assert "already ingested" in again.files[1].message and "2026-10-21/payments_a.csv" in again.files[1].message
+    assert store.scalar(con, "select count(*) from payments") == 3
+    assert store.scalar(con, "select count(*) from rejected_rows") == 1
+    assert store.scalar(con, "select count(*) from ingest_ledger") == 1
+
+
+def test_redelivered_row_replaces_the_earlier_one_later_delivery_wins(tmp_path):
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", i)[0] for i in range(3)]
+    write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
+    # The next delivery corrects P000001's amount and adds one new payment.
+    fixed = {**rows[1], "amount": "999.99"}
+    new = row_for("payments", 3)[0]
+    write_extract(inbox / "2026-11-21" / "payments_b.xlsx", "payments", [fixed, new], "xlsx", "chinese")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert report.deliveries == ["2026-10-21", "2026-11-21"]
+    assert report.files[1].rows_replaced == 1 and report.rows_replaced == 1
+    got = con.execute("select payment_id, amount, _delivery from payments order by payment_id").fetchall()
+    assert got == [("P000000", Decimal("1234.56"), "2026-10-21"), ("P000001", Decimal("999.99"), "2026-11-21"),
+                   ("P000002", Decimal("-300.00"), "2026-10-21"), ("P000003", Decimal("123.45"), "2026-11-21")]
+    assert store.scalar(con, "select sum(amount) from payments") == Decimal("1234.56") + Decimal("999.99") \
+        - Decimal("300.00") + Decimal("123.45")  # no double counting
+    assert store.scalar(con, "select rows_replaced from ingest_ledger where delivery = '2026-11-21'") == 1
+
+
+def test_redelivered_row_with_a_composite_key_and_an_empty_key_part_replaces(tmp_path):
+    inbox = tmp_path / "inbox"
+    r = {**row_for("contributions", 0)[0], "employer_id": ""}
+    write_extract(inbox / "d1" / "contributions_a.csv", "contributions", [r], "csv-utf8")
+    write_extract(inbox / "d2" / "contributions_a.csv", "contributions", [{**r, "amount": "50"}], "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, inbox)
+    assert con.execute("select employer_id, amount from contributions").fetchall() == [(None, Decimal("50.00"))]
+
+
+def test_deliveries_ingest_in_name_order_and_loose_files_first(tmp_path):
+    inbox = tmp_path / "inbox"
+    r = row_for("payments", 0)[0]
+    write_extract(inbox / "payments_loose.csv", "payments", [{**r, "amount": "1"}], "csv-utf8")
+    write_extract(inbox / "2026-11-21" / "payments.csv", "payments", [{**r, "amount": "3"}], "csv-utf8")
+    write_extract(inbox / "2026-10-21" / "payments.csv", "payments", [{**r, "amount": "2"}], "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert report.deliveries == ["inbox", "2026-10-21", "2026-11-21"]
+    assert store.scalar(con, "select amount from payments") == Decimal("3.00")
+
+
+# ------------------------------------------------------------------------------ rejected rows, one per reason
+
+def _bad(i: int, **changes) -> dict[str, str]:
+    return {**row_for("payments", i)[0], **changes}
+
+
+REASONS = [
+    # (changes to an otherwise valid payments row, column_name, words in the reason)
+    ({"person_id": person(101)[:-1] + ("0" if person(101)[-1] != "0" else "1")}, "person_id", "校验位错误"),
+    ({"person_id": "3.60702E+17"}, "person_id", "科学计数法"),
+    ({"person_id": person(102)[1:]}, "person_id", "丢失了数字"),
+    ({"person_id": "36070219X0010100A1"}, "person_id", "非法字符"),
+    ({"person_id": "12345"}, "person_id", "长度错误"),
+    ({"person_id": ""}, "person_id", "缺少必填项: 公民身份号码(person_id)"),
+    ({"paid_on": "2026-02-30"}, "paid_on", "不是有效日期"),
+    ({"paid_on": "1850-01-01"}, "paid_on", "年份超出范围"),
+    ({"period": "2026.11"}, "period", "不是有效年月"),
+    ({"period": "202613"}, "period", "月份无效"),
+    ({"period": "203001"}, "period", "超出合理范围"),
+    ({"amount": "12.345"}, "amount", "超过2位小数"),
+    ({"amount": "一千元"}, "amount", "不是有效金额"),
+    ({"insurance_type": "养老"}, "insurance_type", "不在代码表"),
+    ({"reviewed_at": "昨天"}, "reviewed_at", "不是有效日期时间"),
+    ({"item": " "}, "item", "缺少必填项: 待遇项目(item)"),
+]
+
+
+def test_every_row_that_cannot_be_accepted_lands_in_rejected_rows_with_its_reason(tmp_path):
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", 0)[0]]
+    rows += [_bad(100 + n, **changes) for n, (changes, _, _) in enumerate(REASONS)]
+    rows.append({**row_for("payments", 0)[0], "amount": "5.00"})  # the same payment_id again: last wins
+    write_extract(inbox / "payments_bad.csv", "payments", rows, "csv-utf8")
+    bad_status = [{**row_for("beneficiaries", 200)[0], "status": "已死亡"}]
+    write_extract(inbox / "beneficiaries_bad.xlsx", "beneficiaries", bad_status, "xlsx", "chinese")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+
+    got = {row: (col, reason, json.loads(raw)) for _, row, col, reason, raw in rejected(con, "payments_bad.csv")}
+    for n, (changes, column, words) in enumerate(REASONS):
+        col, reason, raw = got[n + 2]
+        assert col == column and words in reason, (n + 2, col, reason)
+        [(name, value)] = changes.items()
+        assert raw[name] == (value or None)  # the row as delivered, for the clerk to correct
+        assert person(101) not in reason
+    col, reason, _ = got[1]
+    assert col == "payment_id" and "重复" in reason and f"第{len(rows)}行为准" in reason
+    assert len(got) == len(REASONS) + 1
+    assert stored(con, "payments", "payments_bad.csv")[0]["amount"] == Decimal("5.00")
+    [(_, row, col, reason, _)] = rejected(con, "beneficiaries_bad.xlsx")
+    assert (row, col) == (1, "status") and "待遇状态(status) 取值无效" in reason
+    assert report.rows_total == report.rows_accepted + report.rows_rejected == len(rows) + 1
+
+
+def test_rejected_rows_are_counted_by_reason_in_the_report(tmp_path):
+    inbox = tmp_path / "inbox"
+    rows = [_bad(i, amount="12.345") for i in range(3)] + [_bad(9, period="202613")]
+    write_extract(inbox / "payments.csv", "payments", rows, "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert report.rejected_by_reason == {"发放金额(amount) 超过2位小数": 3, "待遇所属期(period) 月份无效": 1}
+
+
+# ------------------------------------------------------------------------------ bad input
+
+def test_missing_inbox_is_a_one_line_error(tmp_path):
+    con = store.connect(tmp_path / "fw.duckdb")
+    with pytest.raises(IngestError) as exc:
+        ingest_inbox(con, tmp_path / "no-such-inbox")
+    assert "no-such-inbox" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_bad_files_fail_with_one_line_naming_the_file_others_still_ingest_nothing_stored_is_lost(tmp_path):
+    inbox = tmp_path / "inbox"
+    con = store.connect(tmp_path / "fw.duckdb")
+    write_extract(inbox / "2026-10-21" / "payments_old.csv", "payments", [row_for("payments", 0)[0]], "csv-utf8")
+    ingest_inbox(con, inbox)
+    before = snapshot(con)
+
+    d = inbox / "2026-11-21"
+    good = write_extract(d / "payments_good.csv", "payments", [row_for("payments", 1)[0]], "csv-utf8")
+    write_extract(d / "bonuses_202611.csv", "payments", [row_for("payments", 2)[0]], "csv-utf8")
+    xlsx = write_extract(d / "deaths_truncated.xlsx", "deaths", [row_for("deaths", 3)[0]], "xlsx")
+    xlsx.write_bytes(xlsx.read_bytes()[: len(xlsx.read_bytes()) // 2])
+    pq = write_extract(d / "contributions_truncated.parquet", "contributions", [row_for("contributions", 4)[0]],
+                       "parquet")
+    pq.write_bytes(pq.read_bytes()[:-20])
+    (d / "agencies_binary.csv").write_bytes(bytes(range(256)) * 4)
+    missing = [{k: v for k, v in row_for("payments", n)[0].items() if k != "amount"} for n in (5, 6)]
+    with (d / "payments_no_amount.csv").open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(missing[0]))
+        w.writeheader()
+        w.writerows(missing)
+    (d / "payments_format.json").write_text("{}", encoding="utf-8")
+    (d / "readme.txt").write_text("notes from the agency", encoding="utf-8")
+
+    report = ingest_inbox(con, inbox)
+    by_name = {Path(f.path).name: f for f in report.files}
+    assert by_name["payments_good.csv"].status == "ingested"
+    assert by_name["readme.txt"].status == "skipped"
+    expected_words = {
+        "bonuses_202611.csv": "unknown extract kind",
+        "deaths_truncated.xlsx": "unreadable XLSX",
+        "contributions_truncated.parquet": "unreadable Parquet",
+        "agencies_binary.csv": "neither UTF-8 nor GB18030",
+        "payments_no_amount.csv": "missing required column 发放金额(amount)",
+        "payments_format.json": "unsupported format",
+    }
+    for name, words in expected_words.items():
+        f = by_name[name]
+        assert f.status == "failed" and words in f.message, (name, f.message)
+        assert f.message.startswith(f"2026-11-21/{name}: ") and "\n" not in f.message
+    # Nothing is lost: the rows of the header-less file are each rejected; the others leave a row-0 note.
+    no_amount = rejected(con, "2026-11-21/payments_no_amount.csv")
+    assert [(r[1], r[2]) for r in no_amount] == [(1, "amount"), (2, "amount")]
+    assert all("整个文件被拒收" in r[3] for r in no_amount)
+    assert by_name["payments_no_amount.csv"].rows_rejected == 2
+    for name in ("bonuses_202611.csv", "deaths_truncated.xlsx", "contributions_truncated.parquet"):
+        assert [r[1] for r in rejected(con, f"2026-11-21/{name}")] == [0]
+    after = snapshot(con)
+    for table, rows in before.items():
+        assert set(rows) <= set(after[table]), table  # nothing already stored was lost
+    assert stored(con, "payments", "2026-11-21/payments_good.csv")
+    assert str(good.name) in {r[1].split("/")[-1] for r in con.execute("select * from ingest_ledger").fetchall()}
+
+    # Delivered again, the failed files are reported again but their rejections are not duplicated.
+    n = store.scalar(con, "select count(*) from rejected_rows")
+    again = ingest_inbox(con, inbox)
+    assert len(again.with_status("failed")) == len(expected_words)
+    assert store.scalar(con, "select count(*) from rejected_rows") == n
+
+
+def test_a_corrected_redelivery_of_a_failed_file_is_read(tmp_path):
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", n)[0] for n in range(2)]
+    (inbox / "d1").mkdir(parents=True)
+    with (inbox / "d1" / "payments_a.csv").open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "amount"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    write_extract(inbox / "d2" / "payments_a.csv", "payments", rows, "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert [f.status for f in report.files] == ["failed", "ingested"]
+    assert store.scalar(con, "select count(*) from payments") == 2
+
+
+# ------------------------------------------------------------------------------ a crash half-way
+
+CRASH_CHILD = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from pipelines import store, ingest
+
+    con = store.connect(sys.argv[1])
+
+    def on_file(result):
+        # Called inside the delivery's transaction after each file is written to the store.
+        print("WROTE", result.delivery, Path(result.path).name, result.rows_accepted, flush=True)
+        if result.delivery == "2026-11-21":
+            print("MIDWAY", flush=True)
+            sys.stdin.readline()  # wait here, transaction open, until the parent kills us
+
+    ingest.ingest_inbox(con, Path(sys.argv[2]), on_file=on_file)
+    print("DONE", flush=True)
+""")
+
+
+def test_crash_mid_delivery_leaves_the_store_as_it_was_and_a_rerun_completes(tmp_path):
+    inbox = tmp_path / "inbox"
+    db = tmp_path / "fw.duckdb"
+    rows = [row_for("payments", i)[0] for i in range(200)]
+    write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
+    con = store.connect(db)
+    ingest_inbox(con, inbox)
+    before = snapshot(con)
+    con.close()
+
+    # A big delivery: 40 000 payments (half of them corrections of night 1's rows) and more files.
+    big = [{**row_for("payments", i % 200)[0], "payment_id": f"P{i:06d}", "amount": f"{i}.01"} for i in range(40_000)]
+    d = inbox / "2026-11-21"
+    write_extract(d / "payments_1.csv", "payments", big[:20_000], "csv-utf8")
+    write_extract(d / "payments_2.parquet", "payments", big[20_000:], "parquet")
+    write_extract(d / "deaths_1.csv", "deaths", [row_for("deaths", i)[0] for i in range(500)], "csv-utf8")
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", CRASH_CHILD, str(db), str(inbox)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    lines = []
+    try:
+        for line in child.stdout:
+            lines.append(line.strip())
+            if line.startswith("MIDWAY"):
+                break
+        assert lines and lines[-1] == "MIDWAY", lines
+        assert "WROTE 2026-11-21 deaths_1.csv 500" in lines  # rows really were written before the kill
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+
+    con = store.connect(db)
+    assert snapshot(con) == before  # exactly the pre-crash state
+    report = ingest_inbox(con, inbox)
+    assert [f.status for f in report.files] == ["skipped", "ingested", "ingested", "ingested"]
+    assert store.scalar(con, "select count(*) from payments") == 40_000
+    assert store.scalar(con, "select count(*) from deaths") == 500
+    assert store.scalar(con, "select count(*) from ingest_ledger") == 4
+    assert store.scalar(con, "select sum(rows_replaced) from ingest_ledger") == 200
