@@ -140,14 +140,17 @@ def evaluate(g: Group, as_of: date) -> list[dict]:
     # CERTIFICATION_OVERDUE: 正常 pension beneficiary paid within the 3 months before as-of
     hits = defaultdict(list)
     recent = add_months(as_of, -3)
-    for person, _n, itype, _ag, status, _sd, _s, _acc, cert in g.beneficiaries:
+    for person, _n, itype, _ag, status, _sd, start, _acc, cert in g.beneficiaries:
         if status != "正常" or itype not in PENSION_TYPES:
             continue
         own = [p for p in by_person[person] if p[ITYPE] == itype]
         if not any(recent < p[PAID] <= as_of for p in own):
             continue
         if cert is None:
-            raise AssertionError("planted pension beneficiaries are always certified once")
+            # never certified: the award (first day of start_period, else of the first period paid)
+            # counts as the last certification — the basis the rule states in its evidence
+            first = start if start is not None else min(p[PERIOD] for p in own)
+            cert = date(first // 100, first % 100, 1)
         if (as_of - cert).days > CERTIFICATION_MAX_DAYS:
             lapse = month_of(cert + timedelta(days=CERTIFICATION_MAX_DAYS))
             hits[person] += [p for p in own if p[PERIOD] > lapse]

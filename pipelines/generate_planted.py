@@ -489,6 +489,12 @@ def certification_lapsed_before_window(ctx, p):
     pensioner(ctx, p[0], "120", cert=ctx.as_of - timedelta(days=900))
 
 
+@case("P", expect={"CERTIFICATION_OVERDUE"})
+def certification_never(ctx, p):
+    # never certified since the award years ago: the award month counts as the last certification
+    pensioner(ctx, p[0], "170", cert=None, start=ym_add(ctx.S, -30))
+
+
 @case("P", looks=[("CERTIFICATION_OVERDUE", "certified exactly 365 days before as-of")])
 def certification_at_boundary(ctx, p):
     pensioner(ctx, p[0], "110", cert=ctx.as_of - timedelta(days=365))

@@ -23,7 +23,8 @@ from pipelines.extracts import EXTRACTS
 
 FLAVOURS = ("csv_gb18030_zh", "csv_bom_zh", "csv_utf8", "xlsx", "parquet")
 DATE_FORMS = ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d")
-XLSX_MAX_ROWS = 1_000_000  # Excel holds 1,048,576 rows; a bigger extract rolls over to _2, _3 …
+XLSX_MAX_ROWS = 1_000_000
+_FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")  # Excel holds 1,048,576 rows; a bigger extract rolls over to _2, _3 …
 
 
 def money_text(fen: int, separators: bool = False) -> str:
@@ -106,6 +107,7 @@ class FileWriter:
         self.paths: list[Path] = []
         self._fh = self._csv = self._pq = self._wb = None
         self._part_rows = 0
+        self._ids = 0
 
     # --- header -----------------------------------------------------------------------------
     def _header(self) -> list[str]:
@@ -113,11 +115,29 @@ class FileWriter:
         return [c.alias if zh else c.name for c in self.ex.columns]
 
     # --- text rows ----------------------------------------------------------------------------
+    def _id_text(self, v: str) -> str:
+        """公民身份号码 as clerks' systems really export them (CONTRACT §1 says what to normalise):
+        a lowercase x (GB18030 exports), now and then surrounding spaces, full-width digits (BOM
+        exports) or the 15-digit legacy number (UTF-8 exports) — all the same valid identity."""
+        self._ids += 1
+        f = self.d.flavour
+        if f == "csv_gb18030_zh":
+            v = v.replace("X", "x")
+        if f == "csv_bom_zh" and self._ids % 31 == 0:
+            v = v.translate(_FULL_WIDTH)
+        if f == "csv_utf8" and self._ids % 37 == 0 and v[6:8] == "19":
+            v = v[:6] + v[8:17]
+        if self._ids % 29 == 0:
+            v = f" {v} "
+        return v
+
     def _text_row(self, row: tuple) -> list[str]:
         t = self.texts
         out = []
         for v, typ in zip(row, self.types):
-            if typ == "date":
+            if typ == "id" and v is not None:
+                out.append(self._id_text(v))
+            elif typ == "date":
                 out.append(t.date(v))
             elif typ == "datetime":
                 out.append(t.datetime(v))
