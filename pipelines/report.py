@@ -22,7 +22,7 @@ from typing import Callable
 
 import duckdb
 
-from . import report_dashboard, report_data, report_summary
+from . import report_dashboard, report_data, report_summary, runlock
 
 DASHBOARD_NAME = "dashboard.html"
 
@@ -71,12 +71,17 @@ def _publish(con, target: Path, write: Callable[[Path], None], action: str, acto
     The audit row is written before the file appears, so there is never an export without its
     record; if the audit cannot be written (e.g. a read-only store) no file is published.
     """
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix + ".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=runlock.temp_prefix(target.name), suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
         os.chmod(tmp, 0o600)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # on disk before the rename makes it the real file
+        finally:
+            os.close(fd)
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
         con.execute(
             "insert into audit_log (happened_at, actor, action, file, file_hash, detail) values (?, ?, ?, ?, ?, ?)",
@@ -94,6 +99,7 @@ def write_report(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: dat
     """Write the dashboard and the 汇总表 under out_dir; as_of defaults to the last night's."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    runlock.remove_stale_temps(out_dir)  # a killed run's unpublished files
     data = collect(con, as_of)
     as_of, who = data["as_of"], _actor(actor)
     page = report_dashboard.render(data)

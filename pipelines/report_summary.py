@@ -87,13 +87,14 @@ def write_summary(path: Path, as_of: date, summary: list[dict], agencies: list[d
     base = {"font_name": "宋体", "font_size": 10, "border": 1}
     fmt = {
         "title": wb.add_format({"font_name": "黑体", "font_size": 14, "bold": True, "align": "center"}),
-        "meta": wb.add_format({"font_name": "宋体", "font_size": 10}),
+        # quote_prefix on every text format: a name like "=HYPERLINK(…)" from an extract stays text.
+        "meta": wb.add_format({"font_name": "宋体", "font_size": 10, "quote_prefix": True}),
         "head": wb.add_format({**base, "bold": True, "align": "center", "valign": "vcenter", "bg_color": "#DDEBF7", "text_wrap": True}),
-        "cell": wb.add_format(base),
+        "cell": wb.add_format({**base, "quote_prefix": True}),
         "int": wb.add_format({**base, "num_format": "0"}),
         "money": wb.add_format({**base, "num_format": "#,##0.00"}),
         "rate": wb.add_format({**base, "num_format": "0.0%"}),
-        "total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2"}),
+        "total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "quote_prefix": True}),
         "int_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "0"}),
         "money_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "#,##0.00"}),
         "rate_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "0.0%"}),

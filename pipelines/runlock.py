@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
@@ -53,11 +54,57 @@ def hold(db: str | Path, command: str = "nightly") -> Iterator[Path]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {datetime.now().isoformat(timespec='seconds')} {command}\n".encode(), 0)
         _HELD.add(path)
+        # Owner-only for everything created while the store is held: DuckDB creates its .wal
+        # lazily (and again after each checkpoint), worklists, the 汇总表, Data Docs.
+        old_umask = os.umask(0o077)
         try:
             yield path
         finally:
+            os.umask(old_umask)
             _HELD.discard(path)
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------- what a killed run leaves behind
+
+# Writers publish a file by writing `.<name>.pid<PID>.<random>.tmp` beside it and renaming it into
+# place; a run killed in between leaves such a temp file (never a half-written file under the
+# real name).
+_TEMP_NAME = re.compile(r"^\..*\.pid(\d+)\.[^.]*\.tmp$")
+
+
+def temp_prefix(name: str) -> str:
+    """The mkstemp prefix for a temp file that will become `name` (see remove_stale_temps)."""
+    return f".{name}.pid{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete temp files in folder left by writers whose process is gone; the paths removed."""
+    removed: list[Path] = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        m = _TEMP_NAME.match(entry.name)
+        if m and entry.is_file() and not _alive(int(m.group(1))):
+            try:
+                entry.unlink()
+                removed.append(entry)
+            except FileNotFoundError:
+                pass
+    return removed

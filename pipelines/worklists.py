@@ -26,7 +26,7 @@ import duckdb
 import xlsxwriter
 import yaml
 
-from . import casework
+from . import casework, runlock
 from .casework import ISSUED, NEW, OPEN_STATUSES, OUTCOME_LABELS, REOPENED
 from .workdays import add_working_days
 
@@ -282,11 +282,13 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     wb.set_custom_property("fundwatch_export_id", export_id)
     header = wb.add_format({"bold": True, "bg_color": "#D9E1F2", "border": 1, "text_wrap": True, "valign": "vcenter"})
     edit_header = wb.add_format({"bold": True, "bg_color": "#FFE699", "border": 1, "text_wrap": True, "valign": "vcenter"})
+    # quote_prefix (Excel's leading '): a text cell stays text even after a clerk edits it or the
+    # sheet is saved as CSV elsewhere — formula injection is impossible both ways.
     fmt = {
-        "text": wb.add_format({"num_format": "@"}),
+        "text": wb.add_format({"num_format": "@", "quote_prefix": True}),
         "money": wb.add_format({"num_format": "#,##0.00"}),
         "date": wb.add_format({"num_format": "yyyy-mm-dd"}),
-        "edit_text": wb.add_format({"num_format": "@", "locked": False, "bg_color": "#FFF2CC"}),
+        "edit_text": wb.add_format({"num_format": "@", "locked": False, "bg_color": "#FFF2CC", "quote_prefix": True}),
         "edit_money": wb.add_format({"num_format": "#,##0.00", "locked": False, "bg_color": "#FFF2CC"}),
         "edit_date": wb.add_format({"num_format": "yyyy-mm-dd", "locked": False, "bg_color": "#FFF2CC"}),
     }
@@ -338,7 +340,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     r = 2
     for label, value in info:
         cover.write_string(r, 0, label, bold)
-        cover.write_string(r, 1, value)
+        cover.write_string(r, 1, value, fmt["text"])
         r += 1
     for label, value in (("下发日期", as_of), ("本次新下发疑点核查期限", new_deadline)):
         cover.write_string(r, 0, label, bold)
@@ -368,7 +370,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         entry[2] += Decimal(x["amount"] or 0)
     for rule_id, (title_text, n, amount) in sorted(by_rule.items()):
         cover.write_string(r, 0, rule_id)
-        cover.write_string(r, 1, title_text)
+        cover.write_string(r, 1, title_text, fmt["text"])
         cover.write_number(r, 2, n)
         cover.write_number(r, 3, float(amount), money)
         r += 1
@@ -421,11 +423,30 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(out_dir, 0o700)  # worklists carry ID numbers and names: owner only
+    runlock.remove_stale_temps(out_dir)  # a killed run's unpublished workbooks
     days = int(casework.settings(config)["verify_working_days"])
     actor = current_actor(actor)
     now = dt.datetime.now()
     titles = rule_titles()
     written: list[Path] = []
+    staged: list[tuple[Path, Path]] = []  # (temp file, final name), published after the commit
+    try:
+        _stage_worklists(con, out_dir, as_of, days, actor, run_id, now, titles, staged)
+        # Committed: every export is on record (audit_log, worklist_rows) before its file appears,
+        # and each file appears whole. A run killed before this point leaves no new workbook
+        # (the next run issues them again); killed in the middle, the rest come with the next run.
+        for tmp, path in staged:
+            os.replace(tmp, path)
+            written.append(path)
+    finally:
+        for tmp, _path in staged:
+            tmp.unlink(missing_ok=True)
+    return written
+
+
+def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, actor: str, run_id: str | None,
+                     now: dt.datetime, titles: dict[str, str], staged: list[tuple[Path, Path]]) -> None:
+    """Issue, write every workbook to a temp file beside its final name, and record the exports."""
     with casework.atomic(con):
         suspects = _open_suspects(con)
         _issue(con, suspects, as_of, days, run_id, now)
@@ -437,17 +458,15 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
             export_id = f"WL-{agency_code}-{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
             rows = [_row_values(s, titles) for s in flags]
             path = out_dir / worklist_name(agency_code, as_of)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=out_dir)
+            fd, tmp_name = tempfile.mkstemp(prefix=runlock.temp_prefix(path.name), suffix=".tmp", dir=out_dir)
             os.close(fd)
-            try:
-                _write_workbook(Path(tmp), (agency_code, names.get(agency_code)), export_id, as_of,
-                                add_working_days(as_of, days), rows, flags)
-                os.chmod(tmp, 0o600)
-                file_hash = file_sha256(Path(tmp))
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            tmp = Path(tmp_name)
+            staged.append((tmp, path))
+            _write_workbook(tmp, (agency_code, names.get(agency_code)), export_id, as_of,
+                            add_working_days(as_of, days), rows, flags)
+            os.chmod(tmp, 0o600)
+            _fsync(tmp)
+            file_hash = file_sha256(tmp)
             ids = [s["suspect_id"] for s in flags]
             con.executemany(
                 "insert into worklist_rows values (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -463,5 +482,12 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
                              "newly_issued": sum(1 for s in flags if s.get("new")), "run_id": run_id},
                             ensure_ascii=False)],
             )
-            written.append(path)
-    return written
+
+
+def _fsync(path: Path) -> None:
+    """The bytes on disk before the rename makes them the real file (power loss, not only a kill)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
