@@ -116,7 +116,7 @@ def validate(con, deliveries: list[str], out: Path, run_id: str, progress: Progr
 @step("detect")
 def detect(con, as_of: date, config: Config, progress: Progress):
     progress("running the rules")
-    found = rules.detect(con, as_of, config)
+    found = rules.detect(con, as_of, config, incremental=True)
     log = get_run_logger()
     for r in found.results:
         log.info("%s: %d finding(s), %s yuan%s", r.rule_id, r.count, r.amount, f" — ERROR {r.error}" if r.error else "")

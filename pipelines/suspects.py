@@ -14,6 +14,12 @@ md5(rule_id|subject): no ID number in it). Every change appends to `suspect_even
 
 Re-running on the same data changes nothing. The agency of a suspect is fixed when it is first
 detected: a worklist already issued to one agency is not silently moved to another.
+
+An incremental night (rules.detect(incremental=True)) runs some rules only for the persons in temp
+table detection_scope. For those rules only subjects inside the scope can be "no longer detected";
+a suspect outside it keeps its state, and — as its inputs did not change — counts as detected
+again tonight (last_detected_on moves on, exactly as a full run would leave it). After a clean
+merge the detection's state (as-of, rules fingerprint, files seen) is recorded for the next night.
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         {join_rules}""")
     ran_clean = ("select rule_id from detection_rules where ok" if has_rules
                  else "select distinct rule_id from detections")
+    scoped = _scoped_rules(con)
     # A suspect already reported gone (event detail keeps the last_detected_on it had then).
     con.execute("""
         create or replace temp table _gone as
@@ -107,7 +114,17 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         where s.rule_id in ({ran_clean})
           and s.suspect_id not in (select suspect_id from _incoming)
           and s.last_detected_on < $as_of
-          and s.suspect_id not in (select suspect_id from _gone)""", {"as_of": as_of})
+          and s.suspect_id not in (select suspect_id from _gone)
+          -- a rule run only for tonight's touched persons knows nothing of the others
+          and (s.rule_id not in ({scoped}) or s.person_id in (select person_id from detection_scope))""",
+                {"as_of": as_of})
+
+
+def _scoped_rules(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL for the ids of the rules that ran scoped tonight (none when detect ran in full)."""
+    if _table_exists(con, "detection_rules") and _table_exists(con, "detection_scope"):
+        return "select rule_id from detection_rules where ok and scoped"
+    return "select null::varchar where false"
 
 
 def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> None:
@@ -131,6 +148,13 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
         from _changes c
         where suspects.suspect_id = c.suspect_id and c.change in ('unchanged', 'redetected')
           and suspects.last_detected_on < $as_of""", {"as_of": as_of})
+    con.execute(f"""
+        update suspects set last_detected_on = $as_of
+        where rule_id in ({_scoped_rules(con)})
+          and (person_id is null or person_id not in (select person_id from detection_scope))
+          and suspect_id not in (select suspect_id from _changes)
+          and suspect_id not in (select suspect_id from _gone)
+          and last_detected_on < $as_of""", {"as_of": as_of})
     con.execute("""
         insert into suspect_events (suspect_id, happened_at, event, detail, run_id)
         select suspect_id, $now,
@@ -153,6 +177,24 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
         order by suspect_id""", {"as_of": as_of, "now": datetime.now(), "run_id": run_id})
 
 
+def _record_state(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """What the next incremental night starts from; forgotten when a rule failed tonight."""
+    if not (_table_exists(con, "detection_files") and _table_exists(con, "detection_fingerprint")
+            and _table_exists(con, "detection_rules")):
+        return
+    from .rules import ensure_detect_schema  # noqa: PLC0415 — rules imports nothing from here; keep it so
+
+    ensure_detect_schema(con)
+    if scalar(con, "select count(*) from detection_rules where not ok"):
+        con.execute("delete from detect_state")
+        return
+    con.execute("""insert or replace into detect_state
+                   select 1, $as_of, fingerprint, current_timestamp from detection_fingerprint""", {"as_of": as_of})
+    con.execute("""insert into detect_seen_files
+                   select distinct file_hash from detection_files
+                   where file_hash not in (select file_hash from detect_seen_files)""")
+
+
 def update_suspects(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None = None) -> dict[str, dict[str, int]]:
     """Merge temp table `detections` (from rules.detect) into suspects; {rule_id: {new, updated, reopened, unchanged, …}}."""
     if not _table_exists(con, "detections"):
@@ -171,6 +213,7 @@ def update_suspects(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | N
             else "select distinct rule_id from detections").fetchall()]
         for table in ("_incoming", "_changes", "_gone"):
             con.execute(f"drop table if exists {table}")
+        _record_state(con, as_of)
     except BaseException:
         if own_transaction:
             con.execute("rollback")
