@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import re
 import sys
 import uuid
 from datetime import date, datetime
@@ -24,6 +25,7 @@ from prefect.cache_policies import NO_CACHE
 
 from . import casework, ingest, quality, report, rules, runlock, store, suspects, worklists
 from .config import Config, load_config
+from .privacy import mask_id
 from .runsummary import summarise, suspects_by_rule
 
 TIMEZONE = "Asia/Shanghai"
@@ -43,9 +45,17 @@ def today_in_china() -> date:
     return datetime.now(ZoneInfo(TIMEZONE)).date()
 
 
+_ID_IN_TEXT = re.compile(r"(?<![0-9])(?:\d{17}[\dXx]|\d{15})(?![0-9Xx])")
+
+
+def scrub(text: str) -> str:
+    """A message may quote a data value (a DuckDB conversion error does): never a full ID number."""
+    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), str(text))
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return scrub(f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
 
 
 def step(name: str):
@@ -79,6 +89,12 @@ class Progress:
 
 @step("start-run")
 def start_run(con, run_id: str, command: str, as_of: date) -> None:
+    # We hold the store's lock, so a run still 'running' is one that was killed (SIGKILL, power
+    # loss): say so. Every committed step of it stands; this run redoes the rest.
+    con.execute("""update runs set status = 'failed', finished_at = current_timestamp,
+                   summary = json_object('run_id', run_id, 'status', 'failed',
+                                         'error', 'interrupted: the process ended before the run finished')
+                   where status = 'running'""")
     con.execute("insert into runs values (?, ?, current_timestamp, null, ?, 'running', null)",
                 [run_id, command, as_of])
 
@@ -97,7 +113,7 @@ def ingest_new_deliveries(con, inbox: Path, run_id: str, progress: Progress):
              ", ".join(new_deliveries(found)) or "none")
     for f in found.files:
         if f.status == "failed":
-            log.warning("could not read %s: %s", Path(f.path).name, f.message)
+            log.warning("could not read %s: %s", Path(f.path).name, scrub(f.message))
     return found
 
 
@@ -119,11 +135,11 @@ def detect(con, as_of: date, config: Config, progress: Progress):
     found = rules.detect(con, as_of, config, incremental=True)
     log = get_run_logger()
     for r in found.results:
-        log.info("%s: %d finding(s), %s yuan%s", r.rule_id, r.count, r.amount, f" — ERROR {r.error}" if r.error else "")
+        log.info("%s: %d finding(s), %s yuan%s", r.rule_id, r.count, r.amount, f" — ERROR {scrub(r.error)}" if r.error else "")
     if found.errors:
         # A broken rule must not pass silently as "no suspects": the night fails, naming the rule.
         first = found.errors[0]
-        raise StepFailed("detect", f"rule {first.rule_file}: {first.message}")
+        raise StepFailed("detect", scrub(f"rule {first.rule_file}: {first.message}"))
     return found
 
 
