@@ -85,17 +85,21 @@ def test_nightly_exits_zero_with_rejected_rows_and_says_how_many(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (resources.sample_dir() / "inbox").is_dir(), reason="data/sample not generated yet")
-def test_demo_runs_one_night_per_sample_delivery_and_names_its_outputs(tmp_path):
-    done = _fundwatch(["demo", "--out", "demo"], tmp_path, timeout=600)
-    assert done.returncode == 0, done.stderr
+def test_demo_runs_one_night_per_sample_delivery_and_names_its_outputs(demo_run):
+    assert demo_run.returncode == 0, demo_run.stderr
     deliveries = sorted(p.name for p in (resources.sample_dir() / "inbox").iterdir() if p.is_dir())
     for name in deliveries:
-        assert f"as of {name}" in done.stdout
-    assert "open suspects per rule" in done.stdout and "dashboard:" in done.stdout
-    con = connect(tmp_path / "demo" / "fundwatch.duckdb", read_only=True)
+        assert f"as of {name}" in demo_run.stdout
+    assert "open suspects per rule" in demo_run.stdout
+    assert f"dashboard: {(demo_run.out / 'dashboard.html').resolve()}" in demo_run.stdout
+    con = connect(demo_run.db, read_only=True)
     try:
         assert scalar(con, "select count(*) from runs where status = 'completed'") == len(deliveries)
+        printed = {line.split()[0]: int(line.split()[1]) for line in
+                   demo_run.stdout.split("open suspects per rule")[1].splitlines()[1:] if line.startswith("  ")}
+        stored = dict(con.execute("select rule_id, count(*) from suspects where status <> '已销号' group by 1").fetchall())
+        assert printed == stored  # the printed count per rule is the store's
     finally:
         con.close()
-    assert (tmp_path / "demo" / "dashboard.html").is_file()
+    assert (demo_run.out / "dashboard.html").is_file()
+    assert sorted(demo_run.out.glob("疑点核查台账_*.xlsx"))

@@ -77,3 +77,19 @@ def test_dashboard_screenshot_is_written(tmp_path):
     assert (width, height) == (1400, 4000)
     # A blank page compresses to a few KB; charts, tables and CJK text do not.
     assert len(data) > 100_000
+
+
+@needs_chromium
+def test_the_demo_dashboard_renders_with_identifiers_masked(tmp_path, demo_run):
+    assert demo_run.returncode == 0, demo_run.stderr
+    done = chromium(tmp_path, demo_run.out / "dashboard.html", "--dump-dom")
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = _rendered(done.stdout)
+    assert seen["errors"] == "0", seen["messages"]
+    assert seen["containers"] == seen["figures"] > 0 and seen["bars"] > 20
+    con = connect(demo_run.db, read_only=True)
+    try:
+        people = [p for (p,) in con.execute("select distinct person_id from suspects where person_id is not null").fetchall()]
+    finally:
+        con.close()
+    assert people and not [p for p in people if p in done.stdout]  # the province page masks every ID

@@ -80,6 +80,20 @@ def test_notebook_runs_top_to_bottom_against_the_store(notebook, empty, tmp_path
         assert ("尚无核实结果" in text) == empty
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom_against_the_demo_store(notebook, demo_run, tmp_path, monkeypatch, kernel_env):
+    assert demo_run.returncode == 0, demo_run.stderr
+    before = demo_run.db.read_bytes()
+    monkeypatch.setenv("FUNDWATCH_DB", str(demo_run.db))
+    nb = nbformat.read(notebook, as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "\n".join(_texts(nb))
+    assert str(demo_run.db) in text
+    assert not ID_RE.search(text)  # the demo's ID numbers never reach a notebook's output
+    assert demo_run.db.read_bytes() == before
+
+
 def test_open_store_is_read_only_and_follows_the_env_var(tmp_path, monkeypatch):
     db = build_store(tmp_path / "fundwatch.duckdb")
     monkeypatch.setenv("FUNDWATCH_DB", str(db))

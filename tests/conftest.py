@@ -1,0 +1,53 @@
+"""Shared fixtures: one real `fundwatch demo` run per test session, reused read-only.
+
+The demo is the store an analyst opens first (notebooks default to it) and the dashboard a
+supervisor sees, so several test files check it; running the real nightly flow twice (one night
+per sample delivery) costs about a minute, so it runs once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import pipelines
+from pipelines import resources
+
+# The folder that holds the `pipelines` this session imports: the source tree during development,
+# site-packages under `make test`. Subprocesses and notebook kernels must import the same one.
+PACKAGE_ROOT = str(Path(pipelines.__file__).resolve().parent.parent)
+
+
+def fundwatch_env(home: Path) -> dict[str, str]:
+    """Environment for a `fundwatch` subprocess: same package, a private Prefect home, no server."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])),
+           "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    out: Path
+    stdout: str
+    stderr: str
+    returncode: int
+
+    @property
+    def db(self) -> Path:
+        return self.out / "fundwatch.duckdb"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> DemoRun:
+    if not (resources.sample_dir() / "inbox").is_dir():
+        pytest.skip(f"no sample deliveries under {resources.sample_dir()}")
+    work = tmp_path_factory.mktemp("demo")
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--out", "demo"], cwd=work,
+                          env=fundwatch_env(work / "prefect-home"), capture_output=True, text=True, timeout=900)
+    return DemoRun(work / "demo", done.stdout, done.stderr, done.returncode)
