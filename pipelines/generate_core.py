@@ -9,6 +9,7 @@ answer key can be computed from exactly what was written.
 
 from __future__ import annotations
 
+import calendar
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -31,8 +32,9 @@ def day_in(period: int, day: int) -> date:
 
 
 def add_months(d: date, k: int) -> date:
+    """Same day k months on, clipped to the month's end (as DuckDB's date ± interval does)."""
     p = ym_add(month_of(d), k)
-    return day_in(p, d.day) if d.day <= 28 else date(p // 100, p % 100, 28)
+    return date(p // 100, p % 100, min(d.day, calendar.monthrange(p // 100, p % 100)[1]))
 
 
 @dataclass

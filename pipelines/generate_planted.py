@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Callable
 
-from pipelines.generate_core import PAYDAY, Ctx, day_in, ym_add
+from pipelines.generate_core import Ctx, add_months, day_in, ym_add
 from pipelines.generate_ids import PAYING, Person, bank_account
 
 AMOUNTS = {"110": (2500_00, 6000_00), "120": (4000_00, 9000_00), "170": (150_00, 400_00),
@@ -93,8 +93,8 @@ def death_two_sources_earliest_decides(ctx, p):
 @case("P", expect={"PAID_AFTER_DEATH"})
 def death_reported_in_later_night(ctx, p):
     pensioner(ctx, p[0], "120")
-    died = day_in(ym_add(ctx.E, -1), 25)
-    ctx.death(p[0], died, "卫健", reported=died + timedelta(days=7))
+    died = day_in(ym_add(ctx.last_paid, -1), 25)  # last_paid: the as-of month once its pay days are past
+    ctx.death(p[0], died, "卫健", reported=min(died + timedelta(days=7), ctx.as_of))
 
 
 @case("W", expect={"PAID_AFTER_DEATH"})
@@ -106,7 +106,7 @@ def death_disability_allowance_continues(ctx, p):
 @case("P", expect={"PAID_AFTER_DEATH"})
 def death_date_corrected_in_later_night(ctx, p):
     pensioner(ctx, p[0], "110")
-    ctx.death(p[0], day_in(ym_add(ctx.E, -1), 2), "民政殡葬", cremated=True,
+    ctx.death(p[0], day_in(ym_add(ctx.last_paid, -1), 2), "民政殡葬", cremated=True,
               first_date=day_in(ym_add(ctx.E, -7), 2))
 
 
@@ -115,6 +115,12 @@ def _dead(ctx, p, died, last, itype="110"):
     pensioner(ctx, p, itype, last=last, status="终止", status_date=gone,
               versions=[(day_in(long_ago(ctx), 1), "正常", None, cert_ok(ctx) - timedelta(days=200)),
                         (gone, "终止", gone, None)])
+
+
+@case("P", expect={"PAID_AFTER_DEATH"})
+def death_declared_by_court(ctx, p):
+    pensioner(ctx, p[0], "170")
+    ctx.death(p[0], day_in(ym_add(ctx.E, -6), 1), "法院宣告死亡")
 
 
 @case("P", looks=[("PAID_AFTER_DEATH", "the month of death is payable (paid before death)")])
@@ -184,6 +190,18 @@ def custody_release_reported_in_later_night(ctx, p):
     ctx.custody(p[0], "有期徒刑", day_in(ym_add(ctx.E, -6), 8), day_in(ym_add(ctx.E, -1), 15), first_end=None)
 
 
+@case("P", expect={"PAID_DURING_CUSTODY"})
+def custody_suspended_death_sentence(ctx, p):
+    pensioner(ctx, p[0], "110")
+    ctx.custody(p[0], "死刑缓期二年执行", day_in(ym_add(ctx.E, -8), 20), None)
+
+
+@case("P", looks=[("PAID_DURING_CUSTODY", "暂予监外执行 is served outside prison")])
+def custody_served_outside(ctx, p):
+    pensioner(ctx, p[0], "120")
+    ctx.custody(p[0], "暂予监外执行", day_in(ym_add(ctx.E, -6), 3), None)
+
+
 @case("P", looks=[("PAID_DURING_CUSTODY", "a non-custodial sentence (缓刑)")])
 def custody_probation(ctx, p):
     pensioner(ctx, p[0], "110")
@@ -243,6 +261,14 @@ def transfer_five_days_after_payment(ctx, p):
 @case("P", looks=[("FUND_PRIVATE_TRANSFER", "matches a benefit payment paid 5 days later")])
 def transfer_five_days_before_payment(ctx, p):
     _transfer_near_payment(ctx, p[0], -5)
+
+
+@case("P", expect={"FUND_PRIVATE_TRANSFER"})
+def transfer_amount_differs_by_a_cent(ctx, p):
+    pays = pensioner(ctx, p[0], "110")
+    pay = next(x for x in pays if x[5] == ym_add(ctx.E, -4))
+    ctx.txn(p[0].agency, "支出户", (pay[6] + timedelta(days=1), 11 * 3600), "支", pay[7] + 1, pay[8],
+            p[0].name, "对私", "待遇补发")
 
 
 @case("", expect={"FUND_PRIVATE_TRANSFER", "INCOME_ACCOUNT_OUTFLOW"})
@@ -350,6 +376,14 @@ def duplicate_three_streams(ctx, p):
     pensioner(ctx, p[0], "170", first=ym_add(ctx.E, -3), amt=300_00)
 
 
+@case("P", expect={"DUPLICATE_PENSION"})
+def duplicate_transfer_one_month_overlap(ctx, p):
+    # 转移接续: the old agency pays one month too many, the new one already pays that month
+    end = ym_add(ctx.E, -5)
+    ctx.monthly(p[0], "110", "基本养老金", 3_300_00, ctx.S, end, agency=other_agency(p[0].agency), k=3)
+    pensioner(ctx, p[0], "110", first=end, start=end, amt=3_350_00)
+
+
 @case("P", looks=[("DUPLICATE_PENSION", "two payments in one period from the same stream")])
 def duplicate_same_stream_back_pay(ctx, p):
     pensioner(ctx, p[0], "110")
@@ -449,7 +483,7 @@ def unemployment_ended_still_paid(ctx, p):
 
 @case("P", expect={"PAID_WHILE_SUSPENDED"})
 def suspended_in_later_night(ctx, p):
-    _suspended(ctx, p[0], "120", "暂停", day_in(ym_add(ctx.E, -1), 25))
+    _suspended(ctx, p[0], "120", "暂停", day_in(ym_add(ctx.last_paid, -1), 25))
 
 
 @case("P", looks=[("PAID_WHILE_SUSPENDED", "paid only up to the month of status_date")])
@@ -476,7 +510,8 @@ def terminated_one_off(ctx, p):
 # --- CERTIFICATION_OVERDUE --------------------------------------------------------------------
 @case("P", expect={"CERTIFICATION_OVERDUE"})
 def certification_lapsed_last_month(ctx, p):
-    pensioner(ctx, p[0], "110", cert=ctx.as_of - timedelta(days=400))
+    late = 400 if ctx.last_paid == ctx.E else 430  # a payment must follow the lapse month
+    pensioner(ctx, p[0], "110", cert=ctx.as_of - timedelta(days=late))
 
 
 @case("P", expect={"CERTIFICATION_OVERDUE"})
@@ -493,6 +528,23 @@ def certification_lapsed_before_window(ctx, p):
 def certification_never(ctx, p):
     # never certified since the award years ago: the award month counts as the last certification
     pensioner(ctx, p[0], "170", cert=None, start=ym_add(ctx.S, -30))
+
+
+def _lapsed_last_paid_on(ctx, p, later_days):
+    edge = add_months(ctx.as_of, -3)  # "within the 3 months before as-of": after this day
+    m = ym_add(ctx.E, -3)
+    pays = pensioner(ctx, p, "110", last=ym_add(m, -1), cert=ctx.as_of - timedelta(days=700))
+    ctx.payment(p, "110", "基本养老金", m, pays[-1][7], paid=edge + timedelta(days=later_days))
+
+
+@case("P", expect={"CERTIFICATION_OVERDUE"})
+def certification_lapsed_paid_just_within_3_months(ctx, p):
+    _lapsed_last_paid_on(ctx, p[0], 1)
+
+
+@case("P", looks=[("CERTIFICATION_OVERDUE", "lapsed, last paid exactly 3 months before as-of (not within)")])
+def certification_lapsed_paid_exactly_3_months_ago(ctx, p):
+    _lapsed_last_paid_on(ctx, p[0], 0)
 
 
 @case("P", looks=[("CERTIFICATION_OVERDUE", "certified exactly 365 days before as-of")])
