@@ -208,12 +208,12 @@ def test_writers_append_batch_by_batch_and_hold_nothing_between(tmp_path):
 
 def test_memory_stays_flat_as_persons_grow(tmp_path):
     peaks = []
-    for persons in (400, 2000):
+    for persons in (300, 1500):
         tracemalloc.start()
-        gen.generate(tmp_path / str(persons), persons=persons, fmt="parquet", nights=1, batch=200)
+        gen.generate(tmp_path / str(persons), persons=persons, fmt="parquet", nights=1, batch=150)
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-    assert peaks[1] < 1.5 * peaks[0], f"peak {peaks[1]:,} bytes at 2000 persons vs {peaks[0]:,} at 400"
+    assert peaks[1] < 1.5 * peaks[0], f"peak {peaks[1]:,} bytes at 1500 persons vs {peaks[0]:,} at 300"
 
 
 def test_committed_sample_is_what_the_generator_writes(tmp_path):
