@@ -1,0 +1,247 @@
+"""A nightly run killed (SIGKILL) part-way leaves a store that opens, no half-written file under OUT,
+and the next run ends with exactly the suspects and events of a night that was never interrupted.
+
+How a kill is placed: the real `fundwatch nightly` (pipelines.cli.main) runs in a subprocess through
+a small wrapper that wraps one function of the real code so that its n-th call SIGKILLs the
+process (before or after that call does its work). Nothing is mocked: the step runs for real up
+to the kill. One uninterrupted reference night on a fresh store is shared by every kill point.
+The subprocesses talk to this module's temporary Prefect API, so none pays the start-up of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import openpyxl
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+import pipelines
+from _nightly_inbox import PAY_HEADER, _write, person
+from pipelines.flows import nightly_flow
+from pipelines.store import connect
+
+AS_OF = date(2026, 11, 21)
+A1, A2 = "360702", "360703"
+DEAD = person("36070219500101001")
+HELD = person("36070219510505005")
+ALIVE = person("36070219520202002")
+STOPPED = person("36070319530303003")
+BIG = person("36070319560606006")
+
+pytestmark = pytest.mark.slow
+
+# Wraps `module:attr[.attr]` so that its n-th call kills this process, then runs `fundwatch ...`.
+WRAPPER = r"""
+import importlib, os, signal, sys
+target, when, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+module, _, attrs = target.partition(":")
+owner = importlib.import_module(module)
+*path, name = attrs.split(".")
+for part in path:
+    owner = getattr(owner, part)
+real = getattr(owner, name)
+calls = [0]
+def crashing(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == n and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    result = real(*args, **kwargs)
+    if calls[0] == n and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+setattr(owner, name, crashing)
+from pipelines import cli
+sys.exit(cli.main(sys.argv[4:]))
+"""
+
+
+def _pay(pid, person_id, name, period, amount, account, agency, item="基本养老金", reviewed_by="赵复核"):
+    paid_on = f"{period[:4]}-{period[4:]}-10"
+    return [pid, person_id, name, "110", item, period, paid_on, amount, account, agency, "张经办",
+            reviewed_by, paid_on if reviewed_by else ""]
+
+
+def build_inbox(inbox: Path) -> None:
+    """Two agencies, two deliveries, five planted cases under four rules (and a rejected row)."""
+    d1 = inbox / "2026-10-21"
+    _write(d1 / "agencies_360700_202610.csv", ["agency_code", "agency_name", "region_code", "parent_code"],
+           [[A1, "章贡区社保局", A1, "360700"], [A2, "南康区社保局", A2, "360700"]])
+    _write(d1 / "beneficiaries_360700_202610.csv",
+           ["person_id", "name", "insurance_type", "agency_code", "status", "status_date", "start_period",
+            "bank_account", "last_certified_on"],
+           [[DEAD, "王死", "110", A1, "正常", "", "201001", "6217000000000001", "2026-06-01"],
+            [HELD, "赵押", "110", A1, "正常", "", "201101", "6217000000000005", "2026-06-01"],
+            [ALIVE, "李正常", "110", A1, "正常", "", "201201", "6217000000000002", "2026-06-01"],
+            [STOPPED, "孙停", "110", A2, "暂停", "2026-08-05", "201301", "6217000000000003", "2026-06-01"],
+            [BIG, "周大", "110", A2, "正常", "", "201601", "6217000000000006", "2026-06-01"]])
+    rows = []
+    for period in ("202608", "202609", "202610"):
+        rows.append(_pay(f"P{period}-1", DEAD, "王死", period, "3000.00", "6217000000000001", A1))
+        rows.append(_pay(f"P{period}-5", HELD, "赵押", period, "2900.00", "6217000000000005", A1))
+        rows.append(_pay(f"P{period}-2", ALIVE, "李正常", period, "2800.00", "6217000000000002", A1))
+        rows.append(_pay(f"P{period}-3", STOPPED, "孙停", period, "2600.00", "6217000000000003", A2))
+        rows.append(_pay(f"P{period}-6", BIG, "周大", period, "2500.00", "6217000000000006", A2))
+    rows.append(_pay("P202610-9", DEAD[:-1] + ("0" if DEAD[-1] != "0" else "1"), "坏号码", "202610", "100.00",
+                     "6217000000000009", A1))  # wrong check digit: rejected
+    _write(d1 / "payments_360700_202610.csv", PAY_HEADER, rows)
+    _write(d1 / "deaths_360700_202610.csv", ["person_id", "name", "death_date", "source", "cremated_on"],
+           [[DEAD, "王死", "2026-08-15", "民政", "2026-08-18"]])
+
+    d2 = inbox / "2026-11-21"
+    _write(d2 / "imprisonments_360700_202611.csv",
+           ["person_id", "name", "sentence_type", "custody_start", "custody_end", "facility"],
+           [[HELD, "赵押", "有期徒刑", "2026-07-10", "", "赣州监狱"]])
+    _write(d2 / "payments_360700_202611.csv", PAY_HEADER,
+           [_pay("P202611-1", DEAD, "王死", "202611", "3000.00", "6217000000000001", A1),
+            _pay("P202611-5", HELD, "赵押", "202611", "2900.00", "6217000000000005", A1),
+            _pay("P202611-2", ALIVE, "李正常", "202611", "2800.00", "6217000000000002", A1),
+            _pay("P202611-3", STOPPED, "孙停", "202611", "2600.00", "6217000000000003", A2),
+            _pay("P202611-6", BIG, "周大", "202611", "2500.00", "6217000000000006", A2),
+            _pay("P202611-7", BIG, "周大", "202611", "80000.00", "6217000000000006", A2,
+                 item="个人账户余额一次性支付", reviewed_by="")])
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    with prefect_test_harness(server_startup_timeout=120):
+        from prefect.settings import PREFECT_API_URL
+
+        yield PREFECT_API_URL.value()
+
+
+def _night(root: Path) -> dict:
+    return nightly_flow(inbox=str(root / "inbox"), db=str(root / "store" / "fw.duckdb"), out=str(root / "out"),
+                        as_of=AS_OF, progress=False)
+
+
+def _state(db: Path) -> dict:
+    """What must not depend on a crash: suspects and their history (timestamps and run ids aside)."""
+    con = connect(db, read_only=True)
+    try:
+        return {
+            "suspects": con.execute(
+                """select suspect_id, rule_id, subject, person_id, agency_code, status, amount, period_from,
+                          period_to, evidence::varchar, first_detected_on, last_detected_on, issued_on, deadline,
+                          coalesce(overdue, false), coalesce(escalated, false)
+                   from suspects order by suspect_id""").fetchall(),
+            "events": con.execute(
+                "select suspect_id, event, detail::varchar from suspect_events order by all").fetchall(),
+        }
+    finally:
+        con.close()
+
+
+def _worklist_ids(out: Path) -> dict[str, set[str]]:
+    found = {}
+    for path in sorted(out.glob("疑点核查台账_*.xlsx")):
+        wb = openpyxl.load_workbook(path, read_only=True)
+        found[path.name] = {r[0] for r in wb["疑点清单"].iter_rows(min_row=2, values_only=True) if r[0]}
+        wb.close()
+    return found
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _kill_at(root: Path, api_url: str, target: str, when: str, n: int) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PREFECT_API_URL=api_url,
+               PYTHONPATH=os.pathsep.join([str(Path(pipelines.__file__).resolve().parents[1]),
+                                           os.environ.get("PYTHONPATH", "")]))
+    env.pop("PREFECT_HOME", None)
+    args = ["nightly", "--inbox", str(root / "inbox"), "--db", str(root / "store" / "fw.duckdb"),
+            "--out", str(root / "out"), "--as-of", AS_OF.isoformat()]
+    return subprocess.run([sys.executable, "-c", WRAPPER, target, when, str(n), *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def reference(prefect_api, tmp_path_factory):
+    """The same inbox, one uninterrupted night on a fresh store."""
+    root = tmp_path_factory.mktemp("reference")
+    build_inbox(root / "inbox")
+    summary = _night(root)
+    assert summary["status"] == "completed"
+    state = _state(root / "store" / "fw.duckdb")
+    # The scenario is worth crashing: suspects under several rules, in both agencies' worklists.
+    assert {s[1] for s in state["suspects"]} >= {"PAID_AFTER_DEATH", "PAID_DURING_CUSTODY",
+                                                  "PAID_WHILE_SUSPENDED", "LARGE_PAYMENT_UNREVIEWED"}
+    worklists = _worklist_ids(root / "out")
+    assert len(worklists) == 2
+    return {"state": state, "worklists": worklists}
+
+
+# Kill points: (step, function of the real code, kill before/after its n-th call).
+KILL_POINTS = [
+    # delivery 1 (4 files) committed, inside delivery 2's transaction after its first file
+    pytest.param("pipelines.ingest:_ingest_file", "after", 5, id="ingest-second-delivery"),
+    pytest.param("pipelines.rules:_run_rule", "after", 3, id="detect-third-rule"),
+    # the merge written, its transaction (and the incremental-detection state) not yet committed
+    pytest.param("pipelines.suspects:_apply", "after", 1, id="update-suspects-before-commit"),
+    # first workbook written to its temp file, issuing not committed
+    pytest.param("pipelines.worklists:_write_workbook", "after", 1, id="worklists-mid-write"),
+    # exports committed, no workbook moved into place yet
+    pytest.param("pipelines.worklists:_stage_worklists", "after", 1, id="worklists-after-commit"),
+    # dashboard published, 汇总表 written to its temp file
+    pytest.param("pipelines.report_summary:write_summary", "after", 1, id="report-summary"),
+]
+
+
+@pytest.mark.parametrize("target, when, n", KILL_POINTS)
+def test_a_night_killed_part_way_is_completed_by_the_next_run_as_if_never_interrupted(
+        reference, prefect_api, tmp_path, target, when, n):
+    build_inbox(tmp_path / "inbox")
+    db, out = tmp_path / "store" / "fw.duckdb", tmp_path / "out"
+
+    killed = _kill_at(tmp_path, prefect_api, target, when, n)
+    assert killed.returncode == -signal.SIGKILL, (
+        f"the run was not killed at {target} (exit {killed.returncode}): {killed.stderr[-2000:]}")
+
+    # The store opens (DuckDB replays or drops what the dead process left in its WAL).
+    con = connect(db)
+    try:
+        interrupted = con.execute("select run_id, status from runs").fetchall()
+        assert [s for _, s in interrupted] == ["running"]
+    finally:
+        con.close()
+
+    # Never a half-written XLSX under OUT, and never a file there without its export on record.
+    con = connect(db, read_only=True)
+    try:
+        audited = {(f, h) for f, h in con.execute("select file, file_hash from audit_log").fetchall()}
+    finally:
+        con.close()
+    for path in out.rglob("*.xlsx"):
+        openpyxl.load_workbook(path, read_only=True).close()
+        if "data_docs" not in path.parts:
+            assert (str(path), _sha256(path)) in audited, f"{path.name} is under OUT without its audit row"
+
+    summary = _night(tmp_path)
+    assert summary["status"] == "completed"
+
+    assert _state(db) == reference["state"]
+    assert _worklist_ids(out) == reference["worklists"]
+    assert not [p.name for p in out.rglob("*.tmp")], "a killed run's temp file was left under OUT"
+    con = connect(db, read_only=True)
+    try:
+        runs = dict(con.execute("select run_id, status from runs").fetchall())
+        assert runs[interrupted[0][0]] == "failed"
+        assert "interrupted" in con.execute("select summary->>'error' from runs where run_id = ?",
+                                            [interrupted[0][0]]).fetchall()[0][0]
+        # every workbook now under OUT is the one last recorded for that name
+        for path in out.glob("*.xlsx"):
+            last = con.execute("select arg_max(file_hash, happened_at) from audit_log where file = ?",
+                               [str(path)]).fetchall()[0][0]
+            assert last == _sha256(path)
+    finally:
+        con.close()
