@@ -59,6 +59,10 @@ ACCOUNTS = {a[0]: agency_accounts(a[0]) for a in PAYING}
 FISCAL_ACCOUNTS = frozenset(acc["财政专户"] for acc in ACCOUNTS.values())
 
 
+_REVIEW_SHIFT = {"next_day": 1, "same_day": 0, "before": -1}
+_DAYS = {k: timedelta(days=k) for k in range(-3, 4)}
+
+
 class Ctx:
     def __init__(self, delivery, as_of: date, nights: int, months: int):
         self.delivery = delivery
@@ -123,18 +127,21 @@ class Ctx:
         paid = paid or self.paid_on(agency, period)
         account = p.bank_account if account is None else account
         staff = STAFF[agency]
-        h = self.rng.randrange(6)
+        bits = self.rng.getrandbits(32)  # one draw for handler, reviewer, day and time (hot path)
+        h = bits % 6
         handler = staff[h]
         if review == "none":
             reviewer, at = None, None
         elif review == "self":
             reviewer, at = handler, (paid, 15 * 3600 + 600)
         else:
-            reviewer = staff[(h + 1 + self.rng.randrange(5)) % 6]
-            shift = {"next_day": 1, "same_day": 0, "before": -1}.get(review)
+            bits //= 6
+            reviewer = staff[(h + 1 + bits % 5) % 6]
+            bits //= 5
+            shift = _REVIEW_SHIFT.get(review)
             if shift is None:
-                shift = -self.rng.randrange(3)
-            at = (paid + timedelta(days=shift), 9 * 3600 + self.rng.randrange(8 * 3600))
+                shift = -(bits % 3)
+            at = (paid + _DAYS[shift], 9 * 3600 + bits // 3 % (8 * 3600))
         # one id per person × insurance type × period × item (k tells extra payments apart)
         pid = f"FF{period}{itype}{p.index:010d}{ITEM_K.get(item, 90) if k is None else k:02d}"
 
