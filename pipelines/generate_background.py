@@ -62,8 +62,8 @@ def _pensioner(ctx: Ctx, p: Person) -> None:
         died_m = _month_between(ctx, max(start, ctx.S), ym_add(ctx.E, -2))
         died = day_in(died_m, 1 + ctx.rng.randrange(28))
         gone = died + timedelta(days=5 + ctx.rng.randrange(20))
-        ctx.beneficiary(p, itype, start, [(day_in(start, 1), "正常", day_in(start, 1), cert_ok(ctx) - timedelta(days=120)),
-                                          (gone, "终止", gone, None)])
+        cert = cert_ok(ctx) - timedelta(days=120)
+        ctx.beneficiary(p, itype, start, [(day_in(start, 1), "正常", day_in(start, 1), cert), (gone, "终止", gone, cert)])
         ctx.monthly(p, itype, "基本养老金", amt, start, died_m)
         ctx.death(p, died, ctx.rng.choice(("公安", "民政", "民政殡葬管理")), cremated=ctx.rng.random() < 0.7)
         if ctx.rng.random() < 0.3:  # a second source, a few days later: the earliest date decides
@@ -77,8 +77,8 @@ def _pensioner(ctx: Ctx, p: Person) -> None:
     if r < 0.025 and ym_add(ctx.E, -1) >= max(start, ctx.S):  # suspended (暂停): paid up to that month
         m = _month_between(ctx, max(start, ctx.S), ym_add(ctx.E, -1))
         when = day_in(m, 1 + ctx.rng.randrange(28))
-        ctx.beneficiary(p, itype, start, [(day_in(start, 1), "正常", day_in(start, 1), cert_ok(ctx)),
-                                          (when, "暂停", when, cert_ok(ctx))])
+        cert = cert_ok(ctx)
+        ctx.beneficiary(p, itype, start, [(day_in(start, 1), "正常", day_in(start, 1), cert), (when, "暂停", when, cert)])
         ctx.monthly(p, itype, "基本养老金", amt, start, m)
         return
     ctx.beneficiary(p, itype, start, [(day_in(start, 1), "正常", day_in(start, 1), cert_ok(ctx))])

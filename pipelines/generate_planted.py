@@ -112,9 +112,9 @@ def death_date_corrected_in_later_night(ctx, p):
 
 def _dead(ctx, p, died, last, itype="110"):
     gone = died + timedelta(days=20)
+    cert = cert_ok(ctx) - timedelta(days=200)  # a record keeps its last certification when it ends
     pensioner(ctx, p, itype, last=last, status="终止", status_date=gone,
-              versions=[(day_in(long_ago(ctx), 1), "正常", None, cert_ok(ctx) - timedelta(days=200)),
-                        (gone, "终止", gone, None)])
+              versions=[(day_in(long_ago(ctx), 1), "正常", None, cert), (gone, "终止", gone, cert)])
 
 
 @case("P", expect={"PAID_AFTER_DEATH"})
@@ -461,7 +461,8 @@ def employed_then_unemployed(ctx, p):
 
 # --- PAID_WHILE_SUSPENDED ---------------------------------------------------------------------
 def _suspended(ctx, p, itype, status, when, last=None, item="基本养老金"):
-    versions = [(day_in(long_ago(ctx), 1), "正常", None, cert_ok(ctx)), (when, status, when, None)]
+    cert = cert_ok(ctx)
+    versions = [(day_in(long_ago(ctx), 1), "正常", None, cert), (when, status, when, cert)]
     return pensioner(ctx, p, itype, last=last, versions=versions, item=item,
                      first=None if itype != "210" else ym_add(ctx.E, -10))
 
@@ -612,7 +613,7 @@ def shared_account_in_turn(ctx, p):
     for x, (a, b) in zip(p, spans):
         versions = [(day_in(a, 1), "正常", day_in(a, 1), cert_ok(ctx))]
         if b != ctx.E:
-            versions.append((day_in(b, 27), "终止", day_in(b, 27), None))
+            versions.append((day_in(b, 27), "终止", day_in(b, 27), versions[0][3]))
         pensioner(ctx, x, "170", first=a, last=b, agency=p[0].agency, account=acc, versions=versions)
 
 
