@@ -8,10 +8,12 @@ from decimal import Decimal
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipelines import contracts
 from pipelines.extracts import EXTRACTS
-from pipelines.normalise import check_digit, column_exprs, max_period, normalise_person_id
+from pipelines.normalise import check_digit, clean_text, column_exprs, max_period, normalise_person_id, person_id_exprs
 
 TODAY = dt.date(2026, 11, 23)
 PAY = EXTRACTS["payments"]
@@ -224,3 +226,76 @@ def test_every_extract_has_a_contract_with_its_canonical_columns():
     for kind, spec in EXTRACTS.items():
         schema = contracts.schema_for(kind, TODAY)
         assert list(schema.columns) == spec.names
+
+
+# ------------------------------------------------------------------------------ hypothesis: the id normaliser (hostile id forms)
+
+FULL = {str(i): chr(0xFF10 + i) for i in range(10)} | {"X": "Ｘ"}
+
+
+@st.composite
+def valid_ids(draw) -> str:
+    region = draw(st.integers(110000, 659999))
+    born = draw(st.dates(dt.date(1900, 1, 1), dt.date(2099, 12, 31)))
+    seq = draw(st.integers(0, 999))
+    first17 = f"{region}{born:%Y%m%d}{seq:03d}"
+    return first17 + check_digit(first17)
+
+
+@st.composite
+def mangled(draw, pid: str) -> str:
+    """A legal but mangled rendering: full-width characters, lowercase x, spaces inside and around,
+    the text-marking apostrophe."""
+    out = []
+    for ch in pid:
+        ch = FULL[ch] if draw(st.booleans()) else ch
+        if ch in "XＸ" and draw(st.booleans()):
+            ch = ch.lower()
+        out.append(ch)
+        if draw(st.integers(0, 5)) == 0:
+            out.append(draw(st.sampled_from([" ", "\u3000", "  "])))
+    text = "".join(out)
+    pad = st.sampled_from(["", " ", "\t", "\u3000", " \u3000 "])
+    text = draw(pad) + text + draw(pad)
+    if draw(st.integers(0, 4)) == 0:
+        text = "'" + text.strip()
+    return text
+
+
+def _normalise(texts: list[str]) -> list[tuple]:
+    """The vectorised expressions ingest uses, on a whole batch at once."""
+    value, reason = person_id_exprs(clean_text(pl.col("v")))
+    df = pl.DataFrame({"v": texts}, schema={"v": pl.Utf8})
+    return list(df.select(value.alias("value"), reason.alias("reason")).iter_rows())
+
+
+PROPS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPS
+@given(st.lists(valid_ids().flatmap(lambda pid: st.tuples(st.just(pid), mangled(pid))), min_size=1, max_size=25))
+def test_any_valid_id_in_any_mangled_form_normalises_back_to_itself(pairs):
+    got = _normalise([m for _, m in pairs])
+    assert got == [(pid, None) for pid, _ in pairs]
+
+
+@PROPS
+@given(st.lists(st.tuples(st.integers(110000, 659999), st.dates(dt.date(1900, 1, 1), dt.date(1999, 12, 31)),
+                          st.integers(0, 999)), min_size=1, max_size=25))
+def test_a_15_digit_legacy_id_becomes_its_18_digit_form(parts):
+    legacy = [f"{r}{d:%y%m%d}{s:03d}" for r, d, s in parts]
+    want = []
+    for r, d, s in parts:
+        first17 = f"{r}{d:%Y%m%d}{s:03d}"
+        want.append((first17 + check_digit(first17), None))
+    assert _normalise(legacy) == want
+
+
+@PROPS
+@given(st.lists(valid_ids().flatmap(lambda pid: st.tuples(st.just(pid), st.sampled_from(
+    [c for c in "0123456789X" if c != pid[-1]]))), min_size=1, max_size=25))
+def test_a_wrong_check_digit_is_always_rejected(pairs):
+    got = _normalise([pid[:-1] + wrong for pid, wrong in pairs])
+    for (pid, wrong), (value, reason) in zip(pairs, got):
+        assert value is None
+        assert f"校验位应为{pid[-1]}，实为{wrong}" in reason
