@@ -72,7 +72,7 @@ def schema_for(kind: str, today: dt.date | None = None) -> pa.DataFrameSchema:
 _ID_IN_TEXT = re.compile(r"[0-9]{17}[0-9Xx]|[0-9]{15}")
 
 
-def _mask_ids(text: str) -> str:
+def mask_ids_in_text(text: str) -> str:
     """A refused value may be an ID number: never put a full one in a reason."""
     return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)
 
@@ -88,7 +88,7 @@ def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -
             if index is None:
                 continue
             what = f"{column}: {check}" if column else str(check)
-            reason = _mask_ids(f"数据契约校验失败 ({what}, 值 {case!r})")
+            reason = mask_ids_in_text(f"数据契约校验失败 ({what}, 值 {case!r})")
             out.setdefault(int(index), reason)
         if not out and len(cases):
             # A frame-level failure with no row (wrong dtype): every row is suspect.

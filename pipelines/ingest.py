@@ -27,7 +27,6 @@ import polars as pl
 from . import contracts
 from .extracts import EXTRACTS, FILE_SUFFIXES, kind_of_file
 from .normalise import column_exprs, label
-from .privacy import mask_id
 from .store import LINEAGE_COLUMNS, ensure_schema, scalar, transaction
 
 
@@ -142,7 +141,7 @@ def read_raw(path: Path, data: bytes) -> RawFrame:
     if suffix == ".csv":
         return _read_csv(data)
     if suffix == ".xlsx":
-        return _read_xlsx(data)
+        return _read_xlsx(data, kind_of_file(path))
     if suffix == ".parquet":
         return _read_parquet(data)
     raise FileProblem(f"unsupported format '{suffix}': deliver CSV, XLSX or Parquet")
@@ -296,7 +295,22 @@ def _cell_text(v) -> str | None:
     return str(v)
 
 
-def _read_xlsx(data: bytes) -> RawFrame:
+# Government workbooks often carry a title (表头标题) such as 待遇发放明细表 or a unit/date line above
+# the column headers. The header row is the first of the leading rows naming two or more columns.
+MAX_TITLE_ROWS = 5
+
+
+def _header_index(leading: list[tuple], kind: str | None) -> int:
+    known = set(EXTRACTS[kind].header_map()) if kind else set()
+    for i, row in enumerate(leading):
+        if sum(_header(h) in known for h in row) >= 2:
+            return i
+    return 0
+
+
+def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
+    import itertools
+
     import openpyxl
 
     try:
@@ -306,7 +320,10 @@ def _read_xlsx(data: bytes) -> RawFrame:
     try:
         ws = wb.worksheets[0]
         rows = ws.iter_rows(values_only=True)
-        header_row = next(rows, None)
+        leading = list(itertools.islice(rows, MAX_TITLE_ROWS + 1))
+        at = _header_index(leading, kind)
+        header_row = leading[at] if leading else None
+        rows = itertools.chain(leading[at + 1:], rows)
         if header_row is None or all(h is None for h in header_row):
             raise FileProblem("empty workbook: the first sheet has no header row")
         headers = [_header(h) for h in header_row]
@@ -453,7 +470,9 @@ def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None
     nothing is lost — every data row with the file's problem when the rows could be read, else one
     row 0 for the file. Not entered in the ledger, so a corrected re-delivery is read; the same
     bytes delivered again add no second copy of their rejections."""
-    problem = " ".join(problem.split())  # one line, whatever a reader library said
+    # One line, whatever a reader library said; and a header that is really a data row (an export
+    # without its header) must not put an ID number into the log.
+    problem = contracts.mask_ids_in_text(" ".join(problem.split()))
     result.status = "failed"
     result.message = f"{source}: {problem}"
     lineage = {"_source_file": source, "_delivery": result.delivery, "_file_hash": result.file_hash}
@@ -578,7 +597,7 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
     if failing:
         idx = pl.Series("i", list(failing), dtype=pl.UInt32)
         contract_bad = good[idx].with_columns(
-            pl.Series("reason", [_mask_ids(r) for r in failing.values()], dtype=pl.Utf8),
+            pl.Series("reason", list(failing.values()), dtype=pl.Utf8),
             pl.lit("(row contract)").alias("column_name"),
         )
         keep = pl.Series([True] * accepted.height)
@@ -594,13 +613,6 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
     if raw.bad_rows:
         rejected = pl.concat([rejected, pl.DataFrame(raw.bad_rows, schema=_REJECT_COLUMNS, orient="row")])
     return accepted, rejected.sort("_row_number")
-
-
-_ID_IN_TEXT = re.compile(r"[0-9]{17}[0-9Xx]")
-
-
-def _mask_ids(text: str) -> str:
-    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)
 
 
 def _map_headers(kind: str, headers: list[str]) -> dict[str, int]:

@@ -489,3 +489,35 @@ def test_float_amounts_are_taken_exactly_or_refused_never_rounded(tmp_path):
                                                                                         Decimal("1000000.00")]
     [(_, row, col, reason, _)] = rejected(con)
     assert (row, col) == (2, "amount") and "超过2位小数" in reason
+
+
+def test_xlsx_with_a_title_row_above_the_header_is_read(tmp_path):
+    path = tmp_path / "inbox" / "payments_titled.xlsx"
+    path.parent.mkdir(parents=True)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["待遇发放明细表"])
+    ws.append(["填报单位: 章贡区社保局", None, None, "2026年11月"])
+    ws.append(header("payments", "chinese"))
+    r = row_for("payments", 0)[0]
+    ws.append([r[c] for c in EXTRACTS["payments"].names])
+    ws.append([r[c] if c != "amount" else "abc" for c in EXTRACTS["payments"].names])
+    wb.save(path)
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox")
+    assert [x["payment_id"] for x in stored(con, "payments", "payments_titled.xlsx")] == ["P000000"]
+    assert [(x[1], x[2]) for x in rejected(con)] == [(2, "amount")]  # numbered from the header row
+
+
+def test_an_export_without_its_header_fails_naming_the_columns_and_no_full_id(tmp_path):
+    rows = [row_for("payments", i)[0] for i in range(2)]
+    path = tmp_path / "inbox" / "payments_noheader.csv"
+    path.parent.mkdir(parents=True)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([[r[c] for c in EXTRACTS["payments"].names] for r in rows])
+    con = store.connect(tmp_path / "fw.duckdb")
+    [result] = ingest_inbox(con, tmp_path / "inbox").files
+    assert result.status == "failed" and "missing required column" in result.message
+    assert person(0) not in result.message and person(0)[:6] + "********" + person(0)[-4:] in result.message
+    assert [r[1] for r in rejected(con)] == [1]  # the other line was taken as the header
+    assert person(0) not in rejected(con)[0][3]
