@@ -10,7 +10,7 @@ findings — AMOUNT_OUTLIER is one.
 Performance (docs/readme/bench.md). A person rule whose findings depend only on the payments of a
 small set of persons (the dead, the imprisoned, stopped or uncertified beneficiaries, …) says so
 with `watch:` — SQL returning those persons' `person_id`s — and reads the temp table
-`payments_watch` instead of `payments`. The runner builds `payments_watch` once per detection for
+`payments_watch` (the columns of WATCH_COLUMNS) instead of `payments`. The runner builds `payments_watch` once per detection for
 the union of every watching rule's persons: one narrow pass over payments.person_id, then the
 wide rows of the few matching payments fetched by rowid. Reading every column of 12 million
 payments once per rule was most of the cost of detection.
@@ -317,6 +317,10 @@ def bind(rule: Rule, params: dict[str, Any], as_of: date, names: set[str] | None
 
 
 WATCH_TABLES = ("_watch_persons", "_watch_rows", "payments_watch")
+# The payments columns payments_watch carries: what the watching rules read. Fewer columns fetch
+# faster (measured: all columns 1.8 s, these 1.0 s for 216k of 6.3M rows); a watching rule that
+# needs another column adds it here.
+WATCH_COLUMNS = ("payment_id", "person_id", "insurance_type", "item", "period", "paid_on", "amount", "agency_code")
 
 
 def build_watch(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, config: Config,
@@ -342,9 +346,9 @@ def build_watch(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
         create or replace temp table _watch_rows as
         select rowid as rid from payments
         where person_id in (select person_id from _watch_persons where person_id is not null)""")
-    con.execute("""
+    con.execute(f"""
         create or replace temp table payments_watch as
-        select * from payments where rowid in (select rid from _watch_rows)""")
+        select {", ".join(WATCH_COLUMNS)} from payments where rowid in (select rid from _watch_rows)""")
     return errors
 
 
