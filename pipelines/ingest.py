@@ -411,7 +411,9 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
                     if on_file is not None:
                         on_file(result)
         except duckdb.Error as exc:
-            raise IngestError(f"delivery {delivery} could not be written and was rolled back: {exc}") from exc
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise IngestError(f"delivery {delivery} could not be written and was rolled back: "
+                              f"{contracts.mask_ids_in_text(first)}") from exc
         report.deliveries.append(delivery)
     return report
 

@@ -1,5 +1,6 @@
 """A crash half-way through a delivery (SIGKILL of a real ingest process on a real DuckDB file):
-the store opens afterwards holding exactly the state before that delivery, and a rerun completes."""
+the store opens afterwards holding exactly the state before that delivery, and a rerun completes;
+and a database error mid-delivery rolls back that delivery only."""
 
 from __future__ import annotations
 
@@ -118,3 +119,24 @@ def test_a_kill_at_an_arbitrary_moment_leaves_either_the_old_or_the_whole_new_st
     ingest_inbox(con, inbox)
     assert store.scalar(con, "select count(*) from payments") == 30_050
     assert store.scalar(con, "select count(*) from ingest_ledger") == 3
+
+
+def test_a_database_error_mid_delivery_rolls_back_that_delivery_only(tmp_path):
+    import pytest
+
+    from pipelines.ingest import IngestError
+
+    inbox, db = tmp_path / "inbox", tmp_path / "fw.duckdb"
+    write_extract(inbox / "d1" / "deaths_a.csv", "deaths", [row_for("deaths", 1)[0]], "csv-utf8")
+    write_extract(inbox / "d2" / "deaths_b.csv", "deaths", [row_for("deaths", 2)[0]], "csv-utf8")
+    write_extract(inbox / "d2" / "payments_b.csv", "payments", [row_for("payments", 3)[0]], "csv-utf8")
+    con = store.connect(db)
+    # An old store whose payments table lacks a column: writing d2's payments fails in the database.
+    con.execute("alter table payments drop column reviewed_at")
+    with pytest.raises(IngestError) as exc:
+        ingest_inbox(con, inbox)
+    message = str(exc.value)
+    assert message.startswith("delivery d2 could not be written and was rolled back") and "\n" not in message
+    assert con.execute("select _delivery from deaths").fetchall() == [("d1",)]  # d2's deaths file undone too
+    assert con.execute("select delivery from ingest_ledger").fetchall() == [("d1",)]
+    assert store.scalar(con, "select count(*) from payments") == 0
