@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import re
 from decimal import Decimal
 from typing import Any, Iterator
@@ -70,6 +71,8 @@ def parse_outcome(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float, Decimal)):
+        if isinstance(value, (float, Decimal)) and not math.isfinite(value):  # NaN/∞ from a damaged cell
+            return None
         return int(value) if value == int(value) and int(value) in OUTCOMES else None
     text = str(value).strip().translate(_FULL_WIDTH_DIGITS)
     if not text:

@@ -13,6 +13,7 @@ import datetime as dt
 import getpass
 import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -65,6 +66,7 @@ def ensure_worklist_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９．，－", "0123456789.,-")
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
+_MAX_MONEY = Decimal(10) ** 16  # DECIMAL(18,2) holds less than this
 
 
 def parse_money(value: Any) -> Decimal | None:
@@ -78,6 +80,8 @@ def parse_money(value: Any) -> Decimal | None:
         raise ValueError(f"not an amount: {value!r}")
     if isinstance(value, float):
         amount = Decimal(repr(value))
+        if not amount.is_finite() or abs(amount) >= _MAX_MONEY:
+            raise ValueError(f"not an amount: {value!r}")
         rounded = amount.quantize(Decimal("0.01"))
         # Binary floats (0.1 + 0.2) are rounded; a real third decimal (12.345) is not an amount in yuan.
         if abs(amount - rounded) > Decimal("0.000001"):
@@ -92,7 +96,9 @@ def parse_money(value: Any) -> Decimal | None:
             amount = Decimal(text)
         except InvalidOperation:
             raise ValueError(f"not an amount: {value!r}") from None
-    if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
+    if not amount.is_finite() or abs(amount) >= _MAX_MONEY:  # NaN, ∞, or beyond DECIMAL(18,2)
+        raise ValueError(f"not an amount: {value!r}")
+    if amount != amount.quantize(Decimal("0.01")):
         raise ValueError(f"more than 2 decimals: {value}")
     return amount.quantize(Decimal("0.01"))
 
@@ -106,6 +112,8 @@ def parse_date(value: Any) -> dt.date | None:
     if isinstance(value, dt.date):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"not a date: {value!r}")
         if 20000 < value < 80000 and value == int(value):  # Excel serial: 1954..2119
             return _EXCEL_EPOCH + dt.timedelta(days=int(value))
         value = str(int(value)) if value == int(value) else str(value)
@@ -138,7 +146,7 @@ def canonical(column: str, value: Any) -> str:
             return str(value).strip()
     if isinstance(value, bool):
         return "是" if value else ""
-    if isinstance(value, float) and value == int(value):
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
         return str(int(value))
     return str(value).strip()
 

@@ -154,31 +154,37 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _kill_at(root: Path, api_url: str, target: str, when: str, n: int) -> subprocess.CompletedProcess:
+def _fundwatch(api_url: str, *argv: str) -> subprocess.CompletedProcess:
+    """`python <argv>` with the pipelines this test imports, against the module's Prefect API."""
     env = dict(os.environ, PREFECT_API_URL=api_url,
                PYTHONPATH=os.pathsep.join([str(Path(pipelines.__file__).resolve().parents[1]),
                                            os.environ.get("PYTHONPATH", "")]))
-    env.pop("PREFECT_HOME", None)
-    args = ["nightly", "--inbox", str(root / "inbox"), "--db", str(root / "store" / "fw.duckdb"),
+    return subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _nightly_args(root: Path) -> list[str]:
+    return ["nightly", "--inbox", str(root / "inbox"), "--db", str(root / "store" / "fw.duckdb"),
             "--out", str(root / "out"), "--as-of", AS_OF.isoformat()]
-    return subprocess.run([sys.executable, "-c", WRAPPER, target, when, str(n), *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+
+
+def _kill_at(root: Path, api_url: str, target: str, when: str, n: int) -> subprocess.CompletedProcess:
+    return _fundwatch(api_url, "-c", WRAPPER, target, when, str(n), *_nightly_args(root))
 
 
 @pytest.fixture(scope="module")
 def reference(prefect_api, tmp_path_factory):
-    """The same inbox, one uninterrupted night on a fresh store."""
+    """The same inbox, one uninterrupted `fundwatch --verbose nightly` on a fresh store."""
     root = tmp_path_factory.mktemp("reference")
     build_inbox(root / "inbox")
-    summary = _night(root)
-    assert summary["status"] == "completed"
+    run = _fundwatch(prefect_api, "-m", "pipelines.cli", "--verbose", *_nightly_args(root))
+    assert run.returncode == 0, run.stderr[-2000:]
     state = _state(root / "store" / "fw.duckdb")
     # The scenario is worth crashing: suspects under several rules, in both agencies' worklists.
     assert {s[1] for s in state["suspects"]} >= {"PAID_AFTER_DEATH", "PAID_DURING_CUSTODY",
                                                   "PAID_WHILE_SUSPENDED", "LARGE_PAYMENT_UNREVIEWED"}
     worklists = _worklist_ids(root / "out")
     assert len(worklists) == 2
-    return {"state": state, "worklists": worklists}
+    return {"state": state, "worklists": worklists, "console": run.stdout + run.stderr}
 
 
 # Kill points: (step, function of the real code, kill before/after its n-th call).
@@ -245,3 +251,12 @@ def test_a_night_killed_part_way_is_completed_by_the_next_run_as_if_never_interr
             assert last == _sha256(path)
     finally:
         con.close()
+
+
+def test_the_nightly_console_never_shows_a_full_id_number(reference):
+    """Prefect's INFO logs, the run summary and the rejected row's reason (it quotes the bad number)."""
+    console = reference["console"]
+    assert "rejected" in console or "拒" in console  # the summary was printed
+    bad = DEAD[:-1] + ("0" if DEAD[-1] != "0" else "1")
+    for pid in (DEAD, HELD, ALIVE, STOPPED, BIG, bad, DEAD[:6] + DEAD[8:17]):
+        assert pid not in console
