@@ -466,6 +466,9 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, actor: str, 
             export_id = f"WL-{agency_code}-{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
             rows = [_row_values(s, titles) for s in flags]
             path = out_dir / worklist_name(agency_code, as_of)
+            if path.exists() and not path.is_file():
+                # Found now, inside the transaction: no suspect is marked issued without its workbook.
+                raise IsADirectoryError(f"{path} is not a file; the worklist cannot be written there")
             fd, tmp_name = tempfile.mkstemp(prefix=runlock.temp_prefix(path.name), suffix=".tmp", dir=out_dir)
             os.close(fd)
             tmp = Path(tmp_name)
