@@ -17,6 +17,7 @@ from pipelines import returns, worklists
 from pipelines.casework import OUTCOME_LABELS, OUTCOMES
 from pipelines.config import Config
 from pipelines.store import connect, scalar
+from pipelines.worklists import file_sha256
 from test_worklists import AS_OF, A, B, add_suspect
 
 RETURN_DAY = AS_OF + dt.timedelta(days=10)
@@ -164,7 +165,10 @@ def test_reapplying_the_same_workbook_changes_nothing(con, tmp_path):
     assert again.applied == [] and again.files[0].status == "already_applied"
     assert [(r.row, r.column) for r in again.refusals] == [(r.row, r.column) for r in first.refusals]
     # a copy saved again (other bytes, same answers) also changes nothing
-    copy = Clerk(returned).save(tmp_path / "copy.xlsx")
+    resaved = Clerk(returned)
+    resaved.wb.properties.lastModifiedBy = "另一位经办人"  # saved by someone else: other bytes even within the same second
+    copy = resaved.save(tmp_path / "copy.xlsx")
+    assert file_sha256(copy) != file_sha256(returned)
     third = returns.apply_returns(con, [copy], RETURN_DAY + dt.timedelta(days=3))
     assert third.applied == [] and third.files[0].unchanged == 2
     after = (scalar(con, "select count(*) from suspect_events"), scalar(con, "select count(*) from audit_log"),
