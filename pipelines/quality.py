@@ -59,6 +59,12 @@ OPTIONAL_FILLED = {
     "beneficiaries": {"bank_account": 0.9, "last_certified_on": 0.8},
     "fund_transactions": {"counterparty_account": 0.95},
 }
+# Survival certification (生存认证) is asked of pensioners only: an unemployment or 工伤 record
+# without a certification date is normal, not a gap in the extract.
+FILLED_ONLY_WHERE = {
+    ("beneficiaries", "last_certified_on"): "insurance_type in ({})".format(
+        ", ".join(f"'{t}'" for t in X.PENSION_TYPES)),
+}
 
 CODE_SETS = {
     "insurance_type": tuple(X.INSURANCE_TYPES),
@@ -91,7 +97,8 @@ def _frame_sql(kind: str) -> str:
     spec = X.EXTRACTS[kind]
     keep = [c.name for c in spec.columns if c.name not in PERSONAL]
     for col in OPTIONAL_FILLED.get(kind, {}):
-        keep.append(f"({col} is not null) as has_{col}")
+        applies = FILLED_ONLY_WHERE.get((kind, col))
+        keep.append(f"({col} is not null{f' or not ({applies})' if applies else ''}) as has_{col}")
     if kind == "payments":
         # Months since this stream's previous payment (1 = continuous); history from every
         # delivery so a new month is compared with last month's payment.

@@ -89,3 +89,29 @@ def test_no_new_delivery_means_no_check_and_no_great_expectations(tmp_path):
     finally:
         con.close()
     assert report.checked == 0 and report.warnings == [] and not (tmp_path / "out" / "data_docs").exists()
+
+
+def _beneficiaries(path, rows):
+    from _nightly_inbox import person
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["person_id,name,insurance_type,agency_code,status,status_date,start_period,bank_account,last_certified_on"]
+    for i, (itype, certified) in enumerate(rows):
+        pid = person(f"36070219600101{i:03d}")
+        lines.append(f"{pid},测试{i},{itype},360702,正常,,201501,62170000000000{i:05d},{certified or ''}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("uncertified, warned", [("210", False), ("110", True)],
+                         ids=["unemployed-never-certified", "pensioners-never-certified"])
+def test_missing_certification_dates_count_only_for_pensioners(tmp_path, uncertified, warned):
+    # 生存认证 is asked of pensioners: 10 unemployment records without a date are normal,
+    # 10 pension records without one are a gap in the extract.
+    rows = [("110", "2026-03-01")] * 10 + [(uncertified, None)] * 10
+    _beneficiaries(tmp_path / "inbox" / "2026-10-21" / "beneficiaries_360700_202610.csv", rows)
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, tmp_path / "inbox")
+        report = check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="cert")
+    finally:
+        con.close()
+    assert any("beneficiaries.has_last_certified_on" in w for w in report.warnings) is warned
