@@ -136,11 +136,18 @@ def detect(con, as_of: date, config: Config, progress: Progress):
     log = get_run_logger()
     for r in found.results:
         log.info("%s: %d finding(s), %s yuan%s", r.rule_id, r.count, r.amount, f" — ERROR {scrub(r.error)}" if r.error else "")
-    if found.errors:
-        # A broken rule must not pass silently as "no suspects": the night fails, naming the rule.
-        first = found.errors[0]
-        raise StepFailed("detect", scrub(f"rule {first.rule_file}: {first.message}"))
     return found
+
+
+def broken_rules(found) -> StepFailed | None:
+    """A broken rule must not pass silently as "no suspects": the night fails, naming the rule —
+    but only after the other rules' suspects, worklists and report are out (its own suspects are
+    left as they were: update_suspects only retires findings of rules that ran cleanly)."""
+    if not found.errors:
+        return None
+    first = found.errors[0]
+    more = f" (and {len(found.errors) - 1} more rule(s))" if len(found.errors) > 1 else ""
+    return StepFailed("detect", scrub(f"rule {first.rule_file}: {first.message}{more}"))
 
 
 @step("update-suspects")
@@ -208,6 +215,9 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
                 parts["casework"] = refresh_casework(con, as_of, config, run_id)
                 parts["worklists"] = issue_worklists(con, out, as_of, config, run_id)
                 parts["report"] = write_report(con, out, as_of)
+                broken = broken_rules(parts["detect"])
+                if broken is not None:
+                    raise broken
             except Exception as exc:
                 failure = exc if isinstance(exc, NightlyError) else StepFailed("flow", _one_line(exc))
                 finish_run(con, run_id, "failed", summarise(con, parts, failed=str(failure)))

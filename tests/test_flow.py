@@ -135,25 +135,26 @@ def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, ca
     assert _count(db, "select count(*) from ingest_ledger") == ledger
 
 
-def test_a_config_that_breaks_a_rule_fails_the_detect_task_and_marks_the_run_failed(tmp_path, capsys):
+def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_their_worklists(tmp_path, capsys):
     inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
     delivery_1(inbox)
     config = tmp_path / "bad.yaml"
-    config.write_text("rules:\n  PAID_AFTER_DEATH:\n    no_such_parameter: 1\n", encoding="utf-8")
+    config.write_text("rules:\n  SHARED_BANK_ACCOUNT:\n    no_such_parameter: 1\n", encoding="utf-8")
     code = cli.main(["nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(out),
                      "--as-of", "2026-10-21", "--config", str(config)])
     err = capsys.readouterr().err.strip()
     assert code == cli.EXIT_FAILED
-    assert "task detect failed" in err and "PAID_AFTER_DEATH" in err and len(err.splitlines()) == 1
+    assert "task detect failed" in err and "SHARED_BANK_ACCOUNT" in err and len(err.splitlines()) == 1
     con = connect(db, read_only=True)
     try:
         status, summary = con.execute("select status, summary::varchar from runs").fetchall()[0]
         assert status == "failed" and "task detect failed" in json.loads(summary)["error"]
-        # Ingest had committed; detection stopped before any suspect changed.
         assert scalar(con, "select count(*) from ingest_ledger") == 4
-        assert scalar(con, "select count(*) from suspects") == 0
+        # The rules that ran still reached the agency: 王死's PAID_AFTER_DEATH suspect is issued.
+        assert scalar(con, "select status from suspects where rule_id = 'PAID_AFTER_DEATH' and person_id = ?", [DEAD]) == "已下发"
     finally:
         con.close()
+    assert list(out.glob("疑点核查台账_*.xlsx")) and (out / "dashboard.html").is_file()
 
 
 def test_a_worklist_that_cannot_be_written_fails_that_task_by_name(tmp_path):
