@@ -26,7 +26,7 @@ import polars as pl
 
 from . import contracts
 from .extracts import EXTRACTS, FILE_SUFFIXES, kind_of_file
-from .normalise import column_exprs, label
+from .normalise import clean_text, column_exprs, fast_exprs, label
 from .store import LINEAGE_COLUMNS, ensure_schema, scalar, transaction
 
 
@@ -551,21 +551,53 @@ def _too_long(raw: RawFrame) -> pl.Expr:
     )
 
 
+def _evaluate(frame: pl.DataFrame, col, today: dt.date) -> pl.DataFrame:
+    """`frame` (text column s) with the column's value and reason. Texts of the plain form take
+    the fast path (normalise.fast_exprs); only the others go through the full parser."""
+    value, reason = column_exprs(pl.col("s"), col, today)
+    fast = fast_exprs(clean_text(pl.col("s")), col, today)
+    if fast is None:
+        return frame.select("s", value.alias("value"), reason.alias("reason"))
+    ok, fast_value = fast
+    f = frame.with_columns(ok.fill_null(False).alias("_ok"), fast_value.alias("value"))
+    if f.get_column("_ok").all():
+        return f.select("s", "value", pl.lit(None, pl.Utf8).alias("reason"))
+    f = f.with_row_index("_i")
+    quick = f.filter(pl.col("_ok")).select("_i", "s", "value", pl.lit(None, pl.Utf8).alias("reason"))
+    slow = f.filter(~pl.col("_ok")).select("_i", "s", value.alias("value"), reason.alias("reason"))
+    return pl.concat([quick, slow.cast(quick.schema)]).sort("_i").drop("_i")
+
+
+def _column_values(data: pl.DataFrame, src: str | None, col, today: dt.date) -> pl.DataFrame:
+    """(value, reason) of one column for every row of `data`, in its order. A column repeats few
+    distinct texts (periods, dates, amounts, a person's id on each of their payments): each
+    distinct text is parsed once and the result joined back."""
+    n = data.height
+    s = (data.get_column(src) if src is not None else pl.repeat(None, n, dtype=pl.Utf8, eager=True)).alias("s")
+    if col.type == "text" and not col.allowed:
+        return _evaluate(s.to_frame(), col, today).drop("s")
+    domain = s.unique()
+    if domain.len() * 2 > n:
+        return _evaluate(s.to_frame(), col, today).drop("s")
+    parsed = _evaluate(domain.to_frame(), col, today)
+    return s.to_frame().join(parsed, on="s", how="left", nulls_equal=True, maintain_order="left").drop("s")
+
+
 def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(accepted rows in stored types + _row_number, rejected rows: _row_number, column_name, reason, raw)."""
     spec = EXTRACTS[kind]
     today = today or today_shanghai()
     positions = _map_headers(kind, raw.headers)
-    exprs: list[pl.Expr] = []
+    parsed: list[pl.Series] = []
     for col in spec.columns:
-        src = pl.col(f"c{positions[col.name]}") if col.name in positions else pl.lit(None, pl.Utf8)
-        value, reason = column_exprs(src, col, today)
-        exprs += [value.alias(col.name), reason.alias(f"_r_{col.name}")]
+        src = f"c{positions[col.name]}" if col.name in positions else None
+        out = _column_values(raw.data, src, col, today)
+        parsed += [out.get_column("value").alias(col.name), out.get_column("reason").alias(f"_r_{col.name}")]
     reasons = [pl.col(f"_r_{c.name}") for c in spec.columns]
     long = pl.col("_r_long")
     frame = (
-        raw.data.lazy()
-        .with_columns(*exprs, _too_long(raw).alias("_r_long"))
+        raw.data.with_columns(parsed).lazy()
+        .with_columns(_too_long(raw).alias("_r_long"))
         .with_columns(
             pl.when(long.is_not_null()).then(long)
             .otherwise(pl.concat_str(reasons, separator="; ", ignore_nulls=True)).alias("reason"),
