@@ -77,22 +77,73 @@ def mask_ids_in_text(text: str) -> str:
     return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)
 
 
-def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -> dict[int, str]:
-    """Validate lazily; {row index in `frame`: reason} for every row that breaks the contract."""
+@lru_cache(maxsize=None)
+def _parts(kind: str, today: dt.date) -> tuple[pa.DataFrameSchema, dict[str, pa.DataFrameSchema]]:
+    """The contract split for validation: the natural-key uniqueness over the whole frame, and
+    one schema per column (the column exactly as in `schema_for`)."""
+    schema = _schema(kind, today)
+    key = pa.DataFrameSchema(name=kind, unique=list(EXTRACTS[kind].key))
+    return key, {name: pa.DataFrameSchema({name: column}, name=kind) for name, column in schema.columns.items()}
+
+
+# Rows looked at to tell whether a column repeats its values.
+_DISTINCT_PROBE = 10_000
+
+
+def _cases(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame | None:
     try:
-        schema_for(kind, today).validate(frame, lazy=True)
+        schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        out: dict[int, str] = {}
-        cases = exc.failure_cases
-        for index, column, check, case in cases.select("index", "column", "check", "failure_case").iter_rows():
-            if index is None:
-                continue
-            what = f"{column}: {check}" if column else str(check)
-            reason = mask_ids_in_text(f"数据契约校验失败 ({what}, 值 {case!r})")
-            out.setdefault(int(index), reason)
-        if not out and len(cases):
-            # A frame-level failure with no row (wrong dtype): every row is suspect.
-            reason = "数据契约校验失败: " + "; ".join(str(c) for c in cases.get_column("check").unique())
-            out = {i: reason for i in range(frame.height)}
-        return out
-    return {}
+        return exc.failure_cases.select("index", "column", "check", "failure_case")
+    return None
+
+
+def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -> dict[int, str]:
+    """Validate lazily; {row index in `frame`: reason} for every row that breaks the contract.
+
+    Every column check is a rule about one value, so a column that repeats its values (periods,
+    dates, a person's id on each payment) is validated on its distinct values and a failure is
+    traced back to every row holding that value: the same verdicts as validating the whole frame,
+    at the cost of the distinct values. Failure cases are only computed when a check fails."""
+    key, columns = _parts(kind, today or dt.date.today())
+    found: list[tuple[int | None, object, object, object]] = []
+    cases = _cases(key, frame)
+    if cases is not None:
+        found += cases.iter_rows()
+    for name, schema in columns.items():
+        if name not in frame.columns:
+            cases = _cases(schema, frame)  # the missing column is reported by the frame
+            if cases is not None:
+                found += cases.iter_rows()
+            continue
+        values = frame.select(name)
+        head = values.head(_DISTINCT_PROBE)
+        if head.n_unique() * 2 > head.height:
+            cases = _cases(schema, values)
+            if cases is not None:
+                found += cases.iter_rows()
+            continue
+        distinct = values.unique().with_row_index("_u")
+        cases = _cases(schema, distinct.select(name))
+        if cases is None:
+            continue
+        bad = (cases.filter(pl.col("index").is_not_null()).with_columns(pl.col("index").cast(pl.UInt32))
+               .with_row_index("_k"))
+        found += [row for row in cases.iter_rows() if row[0] is None]
+        rows = (frame.select(name).with_row_index("_i")
+                .join(distinct.join(bad, left_on="_u", right_on="index"), on=name, nulls_equal=True)
+                .sort("_i", "_k"))
+        found += rows.select("_i", "column", "check", "failure_case").iter_rows()
+    out: dict[int, str] = {}
+    for index, column, check, case in found:
+        if index is None:
+            continue
+        what = f"{column}: {check}" if column else str(check)
+        reason = mask_ids_in_text(f"数据契约校验失败 ({what}, 值 {case!r})")
+        out.setdefault(int(index), reason)
+    if not out and found:
+        # A frame-level failure with no row (wrong dtype): every row is suspect.
+        checks = dict.fromkeys(str(c[2]) for c in found)
+        reason = "数据契约校验失败: " + "; ".join(checks)
+        out = {i: reason for i in range(frame.height)}
+    return out

@@ -555,17 +555,22 @@ def _evaluate(frame: pl.DataFrame, col, today: dt.date) -> pl.DataFrame:
     """`frame` (text column s) with the column's value and reason. Texts of the plain form take
     the fast path (normalise.fast_exprs); only the others go through the full parser."""
     value, reason = column_exprs(pl.col("s"), col, today)
-    fast = fast_exprs(clean_text(pl.col("s")), col, today)
+    fast = fast_exprs(pl.col("_clean"), col, today)
     if fast is None:
         return frame.select("s", value.alias("value"), reason.alias("reason"))
     ok, fast_value = fast
-    f = frame.with_columns(ok.fill_null(False).alias("_ok"), fast_value.alias("value"))
+    f = (frame.with_columns(clean_text(pl.col("s")).alias("_clean"))
+         .select("s", ok.fill_null(False).alias("_ok"), fast_value.alias("value"))
+         .with_columns(pl.col("_ok") & pl.col("value").is_not_null()))
     if f.get_column("_ok").all():
         return f.select("s", "value", pl.lit(None, pl.Utf8).alias("reason"))
     f = f.with_row_index("_i")
     quick = f.filter(pl.col("_ok")).select("_i", "s", "value", pl.lit(None, pl.Utf8).alias("reason"))
     slow = f.filter(~pl.col("_ok")).select("_i", "s", value.alias("value"), reason.alias("reason"))
     return pl.concat([quick, slow.cast(quick.schema)]).sort("_i").drop("_i")
+
+
+_DISTINCT_PROBE = 10_000  # rows looked at to tell whether a column repeats its values
 
 
 def _column_values(data: pl.DataFrame, src: str | None, col, today: dt.date) -> pl.DataFrame:
@@ -576,9 +581,10 @@ def _column_values(data: pl.DataFrame, src: str | None, col, today: dt.date) -> 
     s = (data.get_column(src) if src is not None else pl.repeat(None, n, dtype=pl.Utf8, eager=True)).alias("s")
     if col.type == "text" and not col.allowed:
         return _evaluate(s.to_frame(), col, today).drop("s")
+    head = s.head(_DISTINCT_PROBE)
+    if head.n_unique() * 2 > head.len():
+        return _evaluate(s.to_frame(), col, today).drop("s")  # mostly distinct: parse as is
     domain = s.unique()
-    if domain.len() * 2 > n:
-        return _evaluate(s.to_frame(), col, today).drop("s")
     parsed = _evaluate(domain.to_frame(), col, today)
     return s.to_frame().join(parsed, on="s", how="left", nulls_equal=True, maintain_order="left").drop("s")
 

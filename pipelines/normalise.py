@@ -352,20 +352,22 @@ _FAST_MONEY = r"^-?[0-9]{1,16}(?:\.[0-9]{1,2})?$"
 
 
 def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[pl.Expr, pl.Expr] | None:
-    """(accepted, value) for the plain form of a column's text, or None when the column has no
-    fast path. `s` is cleaned text; where `accepted` is true, `value` is what `column_exprs` gives
-    (with no reason); elsewhere `value` means nothing."""
+    """(plain, value) for the plain form of a column's text, or None when the column has no fast
+    path. `s` is cleaned text; where `plain` is true and `value` is not null, `value` is what
+    `column_exprs` gives (with no reason); elsewhere the row needs the full parser."""
+    year_ok = s.str.slice(0, 4).cast(pl.Int32, strict=False).is_between(MIN_YEAR, MAX_YEAR)
     if col.type == "id":
         return s.str.contains(ID_PATTERN) & (_id_check_char(s) == s.str.slice(17, 1)), s
     if col.type == "date":
         d = s.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-        return s.str.contains(_FAST_DATE) & _year_ok(d), d
+        return s.str.contains(_FAST_DATE) & year_ok, d
     if col.type == "datetime":
-        d = s.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-        part = lambda at, n: s.str.slice(at, n).cast(pl.Int64, strict=False).fill_null(0)  # noqa: E731
-        us = ((part(11, 2) * 60 + part(14, 2)) * 60 + part(17, 2)) * 1_000_000 + part(20, 6)
-        v = d.cast(pl.Datetime("us")) + pl.duration(microseconds=us)
-        return s.str.contains(_FAST_DATETIME) & _year_ok(d), v
+        seconds = s.str.slice(0, 19).str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us", strict=False)
+        # A bare date is midnight (a text with a time part and a valid date never gets here).
+        midnight = s.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
+        fraction = s.str.slice(20, 6).cast(pl.Int64, strict=False).fill_null(0)
+        v = pl.coalesce(seconds + pl.duration(microseconds=fraction), midnight)
+        return s.str.contains(_FAST_DATETIME) & year_ok, v
     if col.type == "period":
         return s.str.contains(_FAST_PERIOD) & s.is_between(pl.lit(MIN_PERIOD), pl.lit(max_period(today))), s
     if col.type == "money":
