@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
-import re
 import sys
 import uuid
 from datetime import date, datetime
@@ -25,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 
 from . import casework, ingest, quality, report, rules, runlock, store, suspects, worklists
 from .config import Config, load_config
-from .privacy import mask_id
+from .privacy import mask_ids_in_text
 from .runsummary import summarise, suspects_by_rule
 
 TIMEZONE = "Asia/Shanghai"
@@ -45,12 +44,9 @@ def today_in_china() -> date:
     return datetime.now(ZoneInfo(TIMEZONE)).date()
 
 
-_ID_IN_TEXT = re.compile(r"(?<![0-9])(?:\d{17}[\dXx]|\d{15})(?![0-9Xx])")
-
-
 def scrub(text: str) -> str:
     """A message may quote a data value (a DuckDB conversion error does): never a full ID number."""
-    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), str(text))
+    return mask_ids_in_text(text)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -8,19 +8,15 @@ per-reason detail sits one level down.
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .privacy import mask_id
-
-_ID_IN_TEXT = re.compile(r"\d{17}[\dXx]|\d{15}")
-
+from .privacy import mask_ids_in_text
 
 def _scrub(text: str) -> str:
     """A rejection reason may quote the value it refused; never let a full ID number through."""
-    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), str(text))[:120]
+    return mask_ids_in_text(text)[:120]
 
 
 def suspects_by_rule(con) -> dict[str, dict[str, Any]]:
