@@ -26,7 +26,7 @@ import polars as pl
 
 from . import contracts
 from .extracts import EXTRACTS, FILE_SUFFIXES, kind_of_file
-from .normalise import clean_text, column_exprs, fast_exprs, label
+from .normalise import clean_text, column_exprs, fast_exprs, label, typed_fast_exprs, typed_source
 from .store import LINEAGE_COLUMNS, ensure_schema, scalar, transaction
 
 
@@ -362,8 +362,11 @@ def _read_parquet(data: bytes) -> RawFrame:
     except Exception as exc:
         raise FileProblem(f"unreadable Parquet (damaged or truncated file: {type(exc).__name__})") from exc
     headers = [_header(h) for h in df.columns]
+    # A column already in a stored type (DATE, TIMESTAMP, DECIMAL) is kept so: it is checked, not
+    # re-parsed; it is cast to its text only for the rows that need a reason or a raw copy.
     out = df.select(
-        [pl.col(c).cast(pl.Utf8).alias(f"c{i}") for i, c in enumerate(df.columns)]
+        [(pl.col(c) if typed_source(df.schema[c]) else pl.col(c).cast(pl.Utf8)).alias(f"c{i}")
+         for i, c in enumerate(df.columns)]
     ).with_row_index("_row_number", offset=1).with_columns(pl.col("_row_number").cast(pl.Int64))
     return RawFrame(headers, out)
 
@@ -527,7 +530,13 @@ def _abridged(e: pl.Expr) -> pl.Expr:
 
 def _raw_json(raw: RawFrame) -> pl.Expr:
     names = _raw_names(raw.headers)
-    return pl.struct([_abridged(pl.col(f"c{i}")).alias(n) for i, n in enumerate(names)]).struct.json_encode()
+    return pl.struct([_abridged(pl.col(f"c{i}").cast(pl.Utf8)).alias(n)
+                      for i, n in enumerate(names)]).struct.json_encode()
+
+
+def _text_columns(raw: RawFrame) -> list[int]:
+    """Positions of the columns read as text (a typed Parquet column cannot be over-long)."""
+    return [i for i in range(len(raw.headers)) if raw.data.schema[f"c{i}"] == pl.Utf8]
 
 
 def _long_column(raw: RawFrame, positions: dict[str, int]) -> pl.Expr:
@@ -535,8 +544,8 @@ def _long_column(raw: RawFrame, positions: dict[str, int]) -> pl.Expr:
     canonical = {i: name for name, i in positions.items()}
     names = _raw_names(raw.headers)
     return pl.coalesce(
-        [pl.when(pl.col(f"c{i}").str.len_chars() > MAX_FIELD_CHARS).then(pl.lit(canonical.get(i, n)))
-         for i, n in enumerate(names)] + [pl.lit(None, pl.Utf8)]
+        [pl.when(pl.col(f"c{i}").str.len_chars() > MAX_FIELD_CHARS).then(pl.lit(canonical.get(i, names[i])))
+         for i in _text_columns(raw)] + [pl.lit(None, pl.Utf8)]
     )
 
 
@@ -545,22 +554,28 @@ def _too_long(raw: RawFrame) -> pl.Expr:
     names = _raw_names(raw.headers)
     return pl.coalesce(
         [pl.when(pl.col(f"c{i}").str.len_chars() > MAX_FIELD_CHARS).then(
-            pl.format(f"字段过长: '{n}' 有{{}}个字符 (上限{MAX_FIELD_CHARS})，疑为损坏数据",
+            pl.format(f"字段过长: '{names[i]}' 有{{}}个字符 (上限{MAX_FIELD_CHARS})，疑为损坏数据",
                       pl.col(f"c{i}").str.len_chars()))
-         for i, n in enumerate(names)] + [pl.lit(None, pl.Utf8)]
+         for i in _text_columns(raw)] + [pl.lit(None, pl.Utf8)]
     )
 
 
 def _evaluate(frame: pl.DataFrame, col, today: dt.date) -> pl.DataFrame:
-    """`frame` (text column s) with the column's value and reason. Texts of the plain form take
-    the fast path (normalise.fast_exprs); only the others go through the full parser."""
-    value, reason = column_exprs(pl.col("s"), col, today)
-    fast = fast_exprs(pl.col("_clean"), col, today)
+    """`frame` (column s: text, or a typed Parquet column) with the column's value and reason.
+    Plain texts and typed values take the fast path (normalise.fast_exprs, typed_fast_exprs);
+    only the others go through the full parser, on their text."""
+    dtype = frame.schema["s"]
+    value, reason = column_exprs(pl.col("s").cast(pl.Utf8), col, today)
+    if dtype == pl.Utf8:
+        fast = fast_exprs(pl.col("_clean"), col, today)
+        f = frame.with_columns(clean_text(pl.col("s")).alias("_clean"))
+    else:
+        fast = typed_fast_exprs(pl.col("s"), dtype, col)
+        f = frame
     if fast is None:
         return frame.select("s", value.alias("value"), reason.alias("reason"))
     ok, fast_value = fast
-    f = (frame.with_columns(clean_text(pl.col("s")).alias("_clean"))
-         .select("s", ok.fill_null(False).alias("_ok"), fast_value.alias("value"))
+    f = (f.select("s", ok.fill_null(False).alias("_ok"), fast_value.alias("value"))
          .with_columns(pl.col("_ok") & pl.col("value").is_not_null()))
     if f.get_column("_ok").all():
         return f.select("s", "value", pl.lit(None, pl.Utf8).alias("reason"))
@@ -579,6 +594,8 @@ def _column_values(data: pl.DataFrame, src: str | None, col, today: dt.date) -> 
     distinct text is parsed once and the result joined back."""
     n = data.height
     s = (data.get_column(src) if src is not None else pl.repeat(None, n, dtype=pl.Utf8, eager=True)).alias("s")
+    if s.dtype != pl.Utf8 and typed_fast_exprs(pl.col("s"), s.dtype, col) is None:
+        s = s.cast(pl.Utf8)  # a typed Parquet column delivered for another kind of column: its text
     if col.type == "text" and not col.allowed:
         return _evaluate(s.to_frame(), col, today).drop("s")
     head = s.head(_DISTINCT_PROBE)

@@ -375,3 +375,30 @@ def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[p
     if col.type == "insurance_type":
         return s.is_in(list(INSURANCE_TYPES)), s
     return None
+
+
+def typed_fast_exprs(e: pl.Expr, dtype: pl.DataType, col: Column) -> tuple[pl.Expr, pl.Expr] | None:
+    """(plain, value) for a column a Parquet file already delivers in its stored type (a DATE,
+    a TIMESTAMP in µs or ms without time zone, a DECIMAL that fits DECIMAL(18,2)), or None when
+    the column must be read as its text. Where `plain` is true and `value` is not null, `value`
+    is what `column_exprs` gives for the column cast to text (the other rows are parsed so)."""
+    if col.type == "date" and dtype == pl.Date:
+        return e.dt.year().is_between(MIN_YEAR, MAX_YEAR), e
+    if (col.type == "datetime" and isinstance(dtype, pl.Datetime) and dtype.time_zone is None
+            and dtype.time_unit in ("us", "ms")):
+        return e.dt.year().is_between(MIN_YEAR, MAX_YEAR), e.cast(pl.Datetime("us"))
+    if (col.type == "money" and isinstance(dtype, pl.Decimal) and dtype.scale <= 2
+            and dtype.precision - dtype.scale <= 16):
+        return pl.lit(True), e.cast(pl.Decimal(18, 2))
+    return None
+
+
+def typed_source(dtype: pl.DataType) -> bool:
+    """Whether a delivered Parquet column of this type is kept as is (else it is read as text)."""
+    if dtype == pl.Date:
+        return True
+    if isinstance(dtype, pl.Datetime):
+        return dtype.time_zone is None and dtype.time_unit in ("us", "ms")
+    if isinstance(dtype, pl.Decimal):
+        return dtype.scale <= 2 and dtype.precision - dtype.scale <= 16
+    return False
