@@ -8,14 +8,13 @@ from the contract is caught here, row by row, instead of reaching the rules as a
 from __future__ import annotations
 
 import datetime as dt
-import re
 from functools import lru_cache
 
 import pandera.polars as pa
 import polars as pl
 
 from .extracts import EXTRACTS, INSURANCE_TYPES, Column
-from .privacy import mask_id
+from .privacy import mask_ids_in_text
 from .normalise import ID_PATTERN, MAX_YEAR, MIN_PERIOD, MIN_YEAR, id_check_digit_ok, max_period
 
 POLARS_TYPES: dict[str, pl.DataType] = {
@@ -67,14 +66,6 @@ def _schema(kind: str, today: dt.date) -> pa.DataFrameSchema:
 def schema_for(kind: str, today: dt.date | None = None) -> pa.DataFrameSchema:
     """The contract of one extract's normalised frame (canonical columns, stored types)."""
     return _schema(kind, today or dt.date.today())
-
-
-_ID_IN_TEXT = re.compile(r"[0-9]{17}[0-9Xx]|[0-9]{15}")
-
-
-def mask_ids_in_text(text: str) -> str:
-    """A refused value may be an ID number: never put a full one in a reason."""
-    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)
 
 
 @lru_cache(maxsize=None)

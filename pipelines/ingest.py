@@ -25,6 +25,7 @@ import duckdb
 import polars as pl
 
 from . import contracts
+from .privacy import mask_ids_in_text
 from .extracts import EXTRACTS, FILE_SUFFIXES, kind_of_file
 from .normalise import clean_text, column_exprs, fast_exprs, label, typed_fast_exprs, typed_source
 from .store import LINEAGE_COLUMNS, ensure_schema, scalar, transaction
@@ -416,7 +417,7 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
         except duckdb.Error as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise IngestError(f"delivery {delivery} could not be written and was rolled back: "
-                              f"{contracts.mask_ids_in_text(first)}") from exc
+                              f"{mask_ids_in_text(first)}") from exc
         report.deliveries.append(delivery)
     return report
 
@@ -477,7 +478,7 @@ def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None
     bytes delivered again add no second copy of their rejections."""
     # One line, whatever a reader library said; and a header that is really a data row (an export
     # without its header) must not put an ID number into the log.
-    problem = contracts.mask_ids_in_text(" ".join(problem.split()))
+    problem = mask_ids_in_text(" ".join(problem.split()))
     result.status = "failed"
     result.message = f"{source}: {problem}"
     lineage = {"_source_file": source, "_delivery": result.delivery, "_file_hash": result.file_hash}
