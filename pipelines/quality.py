@@ -243,7 +243,7 @@ def check_deliveries(
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("great_expectations"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    docs_dir = Path(out_dir) / "data_docs"
+    docs_dir = Path(out_dir).resolve() / "data_docs"  # great-expectations wants an absolute folder
     docs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     context = _context(gx, docs_dir)
     source = context.data_sources.add_pandas("deliveries")

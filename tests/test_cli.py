@@ -103,3 +103,6 @@ def test_demo_runs_one_night_per_sample_delivery_and_names_its_outputs(demo_run)
         con.close()
     assert (demo_run.out / "dashboard.html").is_file()
     assert sorted(demo_run.out.glob("疑点核查台账_*.xlsx"))
+    # `make demo` passes a relative --out: the Data Docs must still be built there.
+    assert "Data Docs not built" not in demo_run.stdout
+    assert (demo_run.out / "data_docs" / "index.html").is_file()
