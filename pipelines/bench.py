@@ -103,7 +103,8 @@ def generate_data(b: Bench) -> Path:
     from . import generate  # noqa: PLC0415 — the generator is only needed when there is no data yet
 
     log(f"generating {b.persons:,} persons (Parquet) into {gen}")
-    kwargs = {"fmt": "parquet", "force": True}
+    # one worker per core: the generator is pure Python and was most of a first run's time
+    kwargs = {"fmt": "parquet", "force": True, "jobs": os.cpu_count() or 1}
     if "province" in getattr(generate, "SPLITS", ()):
         kwargs["split"] = "province"  # few big files per night, as a province exports them
     b.timed("generate", generate.generate, gen, b.persons, as_of=AS_OF, **kwargs)

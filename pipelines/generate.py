@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import random
 import shutil
 import sys
@@ -101,6 +102,31 @@ def _plant(ctx: Ctx, space: IdSpace, first_index: int, seed: int, copies: int) -
     return suspects, looks, index
 
 
+def _background(ctx: Ctx, space: IdSpace, seed: int, starts: list[int], persons: int, batch: int) -> None:
+    """The background persons of the batches beginning at `starts`, batch by batch."""
+    for first in starts:
+        ctx.rng = random.Random(f"{seed}:background:{first}")
+        for index in range(first, min(first + batch, persons)):
+            background.person(ctx, make_person(space, index, ctx.rng))
+        ctx.delivery.flush()
+
+
+# A worker's transaction numbers start at part × this: ids stay unique and keep their 9 digits.
+TXN_SEQ_PER_PART = 100_000_000
+
+
+def _background_part(work: tuple) -> tuple[dict, dict, dict, list[Path]]:
+    """One worker of a parallel run: its batches, in its own files; returns the row counts, the
+    per agency × month totals the fund flows are built from, and the files written."""
+    out, night_dates, fmt, split, part, as_of, nights, months, seed, starts, persons, batch = work
+    delivery = Delivery(Path(out), night_dates, fmt, split, part=part)
+    ctx = Ctx(delivery, as_of, nights, months)
+    ctx.txn_seq = part * TXN_SEQ_PER_PART
+    _background(ctx, IdSpace(as_of), seed, starts, persons, batch)
+    paths = delivery.close()
+    return dict(delivery.counts), ctx.pay_totals, ctx.contrib_totals, paths
+
+
 def _rule_totals(suspects: list[dict]) -> dict[str, dict]:
     out: dict[str, dict] = defaultdict(lambda: {"count": 0, "amount": Decimal("0.00")})
     for s in suspects:
@@ -111,7 +137,7 @@ def _rule_totals(suspects: list[dict]) -> dict[str, dict]:
 
 def generate(out_dir: str | Path, persons: int, seed: int = DEFAULT_SEED, as_of: date = DEFAULT_AS_OF,
              fmt: str = "mixed", months: int = DEFAULT_MONTHS, nights: int = 2, copies: int | None = None,
-             force: bool = False, batch: int = BATCH, split: str = "city") -> dict:
+             force: bool = False, batch: int = BATCH, split: str = "city", jobs: int = 1) -> dict:
     """Write OUT/inbox/<night>/… and OUT/answer.json; return a small summary (files, row counts)."""
     started = time.perf_counter()
     out = Path(out_dir)
@@ -143,15 +169,29 @@ def generate(out_dir: str | Path, persons: int, seed: int = DEFAULT_SEED, as_of:
     ctx = Ctx(delivery, as_of, nights, months)
 
     suspects, looks, _next = _plant(ctx, space, persons, seed, copies)
-    for first in range(0, persons, batch):
-        ctx.rng = random.Random(f"{seed}:background:{first}")
-        for index in range(first, min(first + batch, persons)):
-            background.person(ctx, make_person(space, index, ctx.rng))
-        delivery.flush()
+    starts = list(range(0, persons, batch))
+    jobs = max(1, min(jobs, len(starts)))
+    worker_paths: list[Path] = []
+    if jobs == 1:
+        _background(ctx, space, seed, starts, persons, batch)
+    else:
+        # Batches are seeded by their first index, so any split of them writes the same persons;
+        # worker k writes files of its own (…_w<k>) and numbers its transactions from k·10^8.
+        shares = [starts[k * len(starts) // jobs:(k + 1) * len(starts) // jobs] for k in range(jobs)]
+        work = [(str(out), night_dates, fmt, split, k + 1, as_of, nights, months, seed, share, persons, batch)
+                for k, share in enumerate(shares)]
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            for counts, pay_totals, contrib_totals, paths in pool.imap_unordered(_background_part, work):
+                worker_paths.extend(paths)
+                for kind, n in counts.items():
+                    delivery.counts[kind] += n
+                for totals, into in ((pay_totals, ctx.pay_totals), (contrib_totals, ctx.contrib_totals)):
+                    for key, amount in totals.items():
+                        into[key] = into.get(key, 0) + amount
     ctx.rng = random.Random(f"{seed}:flows")
     background.fund_flows(ctx)
     background.agencies(ctx)
-    paths = delivery.close()
+    paths = sorted(delivery.close() + worker_paths)
 
     suspects.sort(key=lambda s: (s["rule_id"], s["subject"]))
     answer = {
@@ -209,6 +249,9 @@ def parser() -> argparse.ArgumentParser:
                    help="city: one file per city, kind and night (default); province: one file per kind and night")
     p.add_argument("--copies", type=int, default=None, help="copies of every planted case (default 1 per 500k persons)")
     p.add_argument("--force", action="store_true", help="replace deliveries already under OUT/inbox")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes for the background population (default 1; the same persons, "
+                        "in one more file per worker, transaction ids numbered per worker)")
     return p
 
 
@@ -217,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = generate(args.out, args.persons, seed=args.seed, as_of=args.as_of, fmt=args.format,
                            months=args.months, nights=args.nights, copies=args.copies, force=args.force,
-                           split=args.split)
+                           split=args.split, jobs=args.jobs)
     except GenerateError as exc:
         print(f"fundwatch generate: {exc}", file=sys.stderr)
         return 2

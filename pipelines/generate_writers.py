@@ -281,8 +281,10 @@ class Delivery:
     split="city": each city's system exports its own files (the usual case); split="province":
     one provincial file per kind and night (a 省集中 system), few files for quick tests."""
 
-    def __init__(self, out_dir: Path, nights: list[date], fmt: str, split: str = "city"):
+    def __init__(self, out_dir: Path, nights: list[date], fmt: str, split: str = "city", part: int = 0):
         self.out_dir, self.nights, self.fmt, self.split = out_dir, nights, fmt, split
+        # part > 0: one worker's share of a parallel run, in files of its own (…_202611_w2.parquet)
+        self.suffix = f"_w{part}" if part else ""
         self._writers: dict[tuple[int, str, str], FileWriter] = {}
         self._buf: dict[tuple[int, str, str], list[tuple]] = {}
         self.counts: dict[str, int] = {k: 0 for k in EXTRACTS}
@@ -306,7 +308,7 @@ class Delivery:
                 folder.mkdir(parents=True, exist_ok=True)
                 city_i = CITIES.index(city) if city in CITIES else 0
                 d = dialect_for(self.fmt, kinds.index(kind), city_i, night)
-                w = self._writers[key] = FileWriter(folder / f"{kind}_{city}_{day:%Y%m}.{d.ext}", kind, d)
+                w = self._writers[key] = FileWriter(folder / f"{kind}_{city}_{day:%Y%m}{self.suffix}.{d.ext}", kind, d)
             w.write(rows)
             self.counts[kind] += len(rows)
         self._buf.clear()

@@ -188,6 +188,32 @@ def test_same_seed_writes_the_same_bytes_and_another_seed_does_not(tmp_path):
     assert _digests(tmp_path / "a")["answer.json"] != _digests(tmp_path / "c")["answer.json"]
 
 
+def _rows_by_kind(out: Path) -> dict[str, list[tuple]]:
+    """Every row of every Parquet file of a run, by extract kind, sorted; transaction ids dropped
+    (a parallel run numbers them per worker)."""
+    rows: dict[str, list[tuple]] = {}
+    for f in sorted((out / "inbox").rglob("*.parquet")):
+        kind = f.name.split("_")[0] if not f.name.startswith("fund_") else "fund_transactions"
+        table = pq.read_table(f)
+        keep = [c for c in table.column_names if c != "txn_id"]
+        rows.setdefault(kind, []).extend(zip(*(table.column(c).to_pylist() for c in keep)))
+    return {k: sorted(v, key=repr) for k, v in rows.items()}
+
+
+def test_parallel_workers_write_the_same_persons_in_files_of_their_own(tmp_path):
+    one = gen.generate(tmp_path / "one", persons=900, fmt="parquet", split="province", batch=100)
+    two = gen.generate(tmp_path / "two", persons=900, fmt="parquet", split="province", batch=100, jobs=2)
+    assert two["rows"] == one["rows"]
+    assert _rows_by_kind(tmp_path / "two") == _rows_by_kind(tmp_path / "one")
+    names = {Path(f).name for f in two["files"]}
+    assert "payments_360000_202611_w1.parquet" in names and "payments_360000_202611_w2.parquet" in names
+    txn_ids = pq.read_table(sorted((tmp_path / "two" / "inbox").rglob("fund_transactions_*.parquet")),
+                            columns=["txn_id"]).column("txn_id").to_pylist()
+    assert len(txn_ids) == len(set(txn_ids))  # unique across the workers' files
+    assert (json.loads((tmp_path / "two" / "answer.json").read_text(encoding="utf-8"))["suspects"]
+            == json.loads((tmp_path / "one" / "answer.json").read_text(encoding="utf-8"))["suspects"])
+
+
 def test_an_existing_delivery_is_not_overwritten_without_force(tmp_path):
     gen.generate(tmp_path, persons=10, fmt="csv")
     with pytest.raises(gen.GenerateError, match="--force"):
