@@ -607,44 +607,110 @@ def _column_values(data: pl.DataFrame, src: str | None, col, today: dt.date) -> 
     return s.to_frame().join(parsed, on="s", how="left", nulls_equal=True, maintain_order="left").drop("s")
 
 
+def _fast_column(raw: RawFrame, src: str, col, today: dt.date) -> tuple[pl.Expr, pl.Expr] | None:
+    """(ok, value) of one column's fast path over the whole file, or None when the column has
+    none. Where `ok` is true, `value` is what the full parser gives, with no reason: the plain form
+    (normalise.fast_exprs), a value already in its stored type (typed_fast_exprs), a trimmed text,
+    or an empty cell of an optional column (null, as the parser gives)."""
+    s = pl.col(src)
+    dtype = raw.data.schema[src]
+    fast = typed_fast_exprs(s, dtype, col) if dtype != pl.Utf8 else None
+    if fast is not None:
+        clean = s
+    else:
+        clean = clean_text(s.cast(pl.Utf8) if dtype != pl.Utf8 else s)
+        fast = fast_exprs(clean, col, today)
+        if fast is None and col.type == "text" and not col.allowed:
+            fast = (pl.lit(True), clean)  # free text: its value is the trimmed text
+    if fast is None:
+        return None
+    ok, value = fast
+    ok = ok.fill_null(False) & value.is_not_null()
+    if not col.required:
+        ok = ok | clean.is_null()
+    return ok, value
+
+
+def _repeats(s: pl.Series) -> bool:
+    """Whether a column repeats its values (judged on its first rows): then work on its distinct
+    values pays."""
+    head = s.head(_DISTINCT_PROBE)
+    return head.n_unique() * 2 <= head.len()
+
+
 def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(accepted rows in stored types + _row_number, rejected rows: _row_number, column_name, reason, raw)."""
     spec = EXTRACTS[kind]
     today = today or today_shanghai()
     positions = _map_headers(kind, raw.headers)
-    parsed: list[pl.Series] = []
+
+    # Every column's fast path, checked in one parallel run (pl.collect_all). A column that
+    # repeats its texts (ids, periods, dates, amounts) is checked on its distinct texts: the same
+    # verdict at the cost of the distinct values. A column every row of which takes its fast path
+    # is done; only the others go through the full parser (_column_values), which also gives each
+    # refused row its reason.
+    fast_values, checks = [], []
     for col in spec.columns:
         src = f"c{positions[col.name]}" if col.name in positions else None
-        out = _column_values(raw.data, src, col, today)
-        parsed += [out.get_column("value").alias(col.name), out.get_column("reason").alias(f"_r_{col.name}")]
-    reasons = [pl.col(f"_r_{c.name}") for c in spec.columns]
-    long = pl.col("_r_long")
-    frame = (
-        raw.data.with_columns(parsed).lazy()
-        .with_columns(_too_long(raw).alias("_r_long"))
-        .with_columns(
-            pl.when(long.is_not_null()).then(long)
-            .otherwise(pl.concat_str(reasons, separator="; ", ignore_nulls=True)).alias("reason"),
-            _long_column(raw, positions).alias("_long_col"),
-            pl.coalesce([pl.when(r.is_not_null()).then(pl.lit(c.name)) for r, c in zip(reasons, spec.columns)])
-            .alias("column_name"),
+        fast = _fast_column(raw, src, col, today) if src is not None else None
+        if fast is None:
+            continue
+        texts = raw.data.lazy().select(src)
+        if _repeats(raw.data.get_column(src)):
+            texts = texts.unique()
+        checks.append(texts.select(fast[0].all().alias(col.name)))
+        fast_values.append(fast[1].alias(col.name))
+    checks.append(raw.data.lazy().select(
+        pl.any_horizontal([pl.col(f"c{i}").str.len_chars().max() > MAX_FIELD_CHARS for i in _text_columns(raw)]
+                          + [pl.lit(False)]).alias("_long")))
+    done = {k: v for frame in pl.collect_all(checks) for k, v in frame.row(0, named=True).items()}
+    any_long = done.pop("_long")
+    clean = {name for name, ok in done.items() if ok}
+    dirty = [c for c in spec.columns if c.name not in clean]
+    frame = raw.data.with_columns([v for v in fast_values if v.meta.output_name() in clean])
+
+    if not dirty and not any_long:
+        bad = frame.clear()  # every row read by its fast paths: nothing to explain
+        good = frame
+    else:
+        parsed: list[pl.Series] = []
+        for col in dirty:
+            src = f"c{positions[col.name]}" if col.name in positions else None
+            out = _column_values(raw.data, src, col, today)
+            parsed += [out.get_column("value").alias(col.name), out.get_column("reason").alias(f"_r_{col.name}")]
+        reasons = [pl.col(f"_r_{c.name}") for c in dirty]
+        long = pl.col("_r_long")
+        frame = (
+            frame.with_columns(parsed).lazy()
+            .with_columns(_too_long(raw).alias("_r_long"))
+            .with_columns(
+                pl.when(long.is_not_null()).then(long)
+                .otherwise(pl.concat_str(reasons + [pl.lit(None, pl.Utf8)], separator="; ", ignore_nulls=True))
+                .alias("reason"),
+                _long_column(raw, positions).alias("_long_col"),
+                pl.coalesce([pl.when(r.is_not_null()).then(pl.lit(c.name)) for r, c in zip(reasons, dirty)]
+                            + [pl.lit(None, pl.Utf8)]).alias("column_name"),
+            )
+            .with_columns(
+                pl.coalesce(pl.col("_long_col"), pl.col("column_name")).alias("column_name"))
+            .collect()
         )
-        .with_columns(
-            pl.coalesce(pl.col("_long_col"), pl.col("column_name")).alias("column_name"))
-        .collect()
-    )
-    bad = frame.filter(pl.col("column_name").is_not_null())
-    good = frame.filter(pl.col("column_name").is_null())
+        bad = frame.filter(pl.col("column_name").is_not_null())
+        good = frame.filter(pl.col("column_name").is_null())
 
     # The same key twice in one file: the later row is the correction; the earlier one is recorded.
     key = list(spec.key)
     key_label = " + ".join(label(spec.column(k)) for k in key)
-    good = good.with_columns(pl.col("_row_number").max().over(key).alias("_kept_row"))
-    dupes = good.filter(pl.col("_row_number") != pl.col("_kept_row")).with_columns(
-        pl.lit("+".join(key)).alias("column_name"),
-        pl.format(f"同一文件中{key_label}重复: 以后面的第{{}}行为准，本行未采用", pl.col("_kept_row")).alias("reason"),
-    )
-    good = good.filter(pl.col("_row_number") == pl.col("_kept_row"))
+    # (One hash pass tells whether any key repeats; the window over every key only when one does.)
+    key_expr = pl.col(key[0]) if len(key) == 1 else pl.struct(key)
+    dupes = good.clear()
+    if good.select(key_expr.is_duplicated().any()).item():
+        good = good.with_columns(pl.col("_row_number").max().over(key).alias("_kept_row"))
+        dupes = good.filter(pl.col("_row_number") != pl.col("_kept_row")).with_columns(
+            pl.lit("+".join(key)).alias("column_name"),
+            pl.format(f"同一文件中{key_label}重复: 以后面的第{{}}行为准，本行未采用", pl.col("_kept_row")).alias("reason"),
+        )
+        good = good.filter(pl.col("_row_number") == pl.col("_kept_row"))
 
     # The pandera row contract is the last gate: a row the parsers let through but the contract
     # refuses is rejected with the contract's reason, never stored.
@@ -662,10 +728,10 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
         keep[list(failing)] = False
         accepted = accepted.filter(keep)
 
-    parts = [bad, dupes] + ([contract_bad] if failing else [])
+    parts = [p for p in (bad, dupes, contract_bad) if p.height]
     rejected = pl.concat(
         [p.select(pl.col("_row_number"), pl.col("column_name"), pl.col("reason"), _raw_json(raw).alias("raw"))
-         for p in parts],
+         for p in parts] + [pl.DataFrame(schema=_REJECT_COLUMNS)],
         how="vertical",
     )
     if raw.bad_rows:
