@@ -68,15 +68,6 @@ def schema_for(kind: str, today: dt.date | None = None) -> pa.DataFrameSchema:
     return _schema(kind, today or dt.date.today())
 
 
-@lru_cache(maxsize=None)
-def _parts(kind: str, today: dt.date) -> tuple[pa.DataFrameSchema, dict[str, pa.DataFrameSchema]]:
-    """The contract split for validation: the natural-key uniqueness over the whole frame, and
-    one schema per column (the column exactly as in `schema_for`)."""
-    schema = _schema(kind, today)
-    key = pa.DataFrameSchema(name=kind, unique=list(EXTRACTS[kind].key))
-    return key, {name: pa.DataFrameSchema({name: column}, name=kind) for name, column in schema.columns.items()}
-
-
 # Rows looked at to tell whether a column repeats its values.
 _DISTINCT_PROBE = 10_000
 
@@ -89,42 +80,61 @@ def _cases(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame | No
     return None
 
 
+def _repeats(values: pl.Series) -> bool:
+    head = values.head(_DISTINCT_PROBE)
+    return head.n_unique() * 2 <= head.len()
+
+
 def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -> dict[int, str]:
     """Validate lazily; {row index in `frame`: reason} for every row that breaks the contract.
 
     Every column check is a rule about one value, so a column that repeats its values (periods,
     dates, a person's id on each payment) is validated on its distinct values and a failure is
     traced back to every row holding that value: the same verdicts as validating the whole frame,
-    at the cost of the distinct values. Failure cases are only computed when a check fails."""
-    key, columns = _parts(kind, today or dt.date.today())
+    at the cost of the distinct values. Two pandera validations in all (pandera's own cost is per
+    validation and per check): the frame itself, for the natural-key uniqueness and the columns
+    that hardly repeat (and any column missing); and one frame of the repeating columns' distinct
+    values side by side, each column cycled through its values to the longest one's length.
+    Failure cases are only computed when a check fails."""
+    schema = _schema(kind, today or dt.date.today())
+    repeating = [n for n in schema.columns if n in frame.columns and _repeats(frame.get_column(n))]
+    whole = pa.DataFrameSchema({n: c for n, c in schema.columns.items() if n not in repeating},
+                               name=kind, unique=schema.unique)
     found: list[tuple[int | None, object, object, object]] = []
-    cases = _cases(key, frame)
+    cases = _cases(whole, frame)
     if cases is not None:
         found += cases.iter_rows()
-    for name, schema in columns.items():
-        if name not in frame.columns:
-            cases = _cases(schema, frame)  # the missing column is reported by the frame
-            if cases is not None:
-                found += cases.iter_rows()
-            continue
-        values = frame.select(name)
-        head = values.head(_DISTINCT_PROBE)
-        if head.n_unique() * 2 > head.height:
-            cases = _cases(schema, values)
-            if cases is not None:
-                found += cases.iter_rows()
-            continue
-        distinct = values.unique().with_row_index("_u")
-        cases = _cases(schema, distinct.select(name))
-        if cases is None:
-            continue
-        bad = (cases.filter(pl.col("index").is_not_null()).with_columns(pl.col("index").cast(pl.UInt32))
+    if not repeating:
+        return _reasons(found, frame.height, list(schema.columns))
+    distinct = {n: frame.get_column(n).unique() for n in repeating}
+    height = max(len(s) for s in distinct.values())
+    cycle = pl.int_range(0, height, eager=True)
+    side_by_side = pl.DataFrame([s.gather(cycle % len(s)) if len(s) else s for s in distinct.values()])
+    cases = _cases(pa.DataFrameSchema({n: schema.columns[n] for n in repeating}, name=kind), side_by_side)
+    if cases is None:
+        return _reasons(found, frame.height, list(schema.columns))
+    found += [row for row in cases.iter_rows() if row[0] is None]
+    for name, values in distinct.items():
+        # A padded row repeats a value's verdicts: each (value, check) failure is kept once.
+        bad = (cases.filter((pl.col("column") == name) & pl.col("index").is_not_null())
+               .with_columns((pl.col("index").cast(pl.UInt32) % len(values)).alias("index"))
+               .unique(["index", "check"], keep="first", maintain_order=True)
                .with_row_index("_k"))
-        found += [row for row in cases.iter_rows() if row[0] is None]
+        if not bad.height:
+            continue
         rows = (frame.select(name).with_row_index("_i")
-                .join(distinct.join(bad, left_on="_u", right_on="index"), on=name, nulls_equal=True)
+                .join(values.to_frame().with_row_index("_u").join(bad, left_on="_u", right_on="index"),
+                      on=name, nulls_equal=True)
                 .sort("_i", "_k"))
         found += rows.select("_i", "column", "check", "failure_case").iter_rows()
+    return _reasons(found, frame.height, list(schema.columns))
+
+
+def _reasons(found: list[tuple], height: int, columns: list[str]) -> dict[int, str]:
+    """{row: its first failure as a reason}, the key uniqueness first, then the columns in the
+    contract's order; a failure with no row (a wrong dtype, a missing column) makes every row suspect."""
+    rank = {name: i + 1 for i, name in enumerate(columns)}
+    found = sorted(found, key=lambda case: rank.get(case[1], 0) if case[1] else 0)
     out: dict[int, str] = {}
     for index, column, check, case in found:
         if index is None:
@@ -136,5 +146,5 @@ def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -
         # A frame-level failure with no row (wrong dtype): every row is suspect.
         checks = dict.fromkeys(str(c[2]) for c in found)
         reason = "数据契约校验失败: " + "; ".join(checks)
-        out = {i: reason for i in range(frame.height)}
+        out = {i: reason for i in range(height)}
     return out
