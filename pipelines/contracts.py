@@ -106,7 +106,9 @@ def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -
         found += cases.iter_rows()
     if not repeating:
         return _reasons(found, frame.height, list(schema.columns))
-    distinct = {n: frame.get_column(n).unique() for n in repeating}
+    # (The distinct values of all repeating columns in one parallel run.)
+    distinct = {n: d.get_column(n) for n, d in
+                zip(repeating, pl.collect_all([frame.lazy().select(pl.col(n).unique()) for n in repeating]))}
     height = max(len(s) for s in distinct.values())
     cycle = pl.int_range(0, height, eager=True)
     side_by_side = pl.DataFrame([s.gather(cycle % len(s)) if len(s) else s for s in distinct.values()])

@@ -662,28 +662,35 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
 
     # Every column's fast path, checked in one parallel run (pl.collect_all). A column that
     # repeats its texts (ids, periods, dates, amounts) is checked on its distinct texts: the same
-    # verdict at the cost of the distinct values. A column every row of which takes its fast path
-    # is done; only the others go through the full parser (_column_values), which also gives each
-    # refused row its reason.
-    fast_values, checks = [], []
+    # verdict at the cost of the distinct values; one that hardly repeats is checked on its rows
+    # together with computing its values (one pass, not two). A column every row of which takes
+    # its fast path is done; only the others go through the full parser (_column_values), which
+    # also gives each refused row its reason.
+    fast_values, checks, row_oks = [], [], []
     for col in spec.columns:
         src = f"c{positions[col.name]}" if col.name in positions else None
         fast = _fast_column(raw, src, col, today) if src is not None else None
         if fast is None:
             continue
-        texts = raw.data.lazy().select(src)
+        ok, value = fast
+        fast_values.append(value.alias(col.name))
         if _repeats(raw.data.get_column(src)):
-            texts = texts.unique()
-        checks.append(texts.select(fast[0].all().alias(col.name)))
-        fast_values.append(fast[1].alias(col.name))
+            checks.append(raw.data.lazy().select(src).unique().select(ok.all().alias(col.name)))
+        else:
+            row_oks.append(ok.alias(f"_ok_{col.name}"))
     checks.append(raw.data.lazy().select(
         pl.any_horizontal([pl.col(f"c{i}").str.len_chars().max() > MAX_FIELD_CHARS for i in _text_columns(raw)]
                           + [pl.lit(False)]).alias("_long")))
     done = {k: v for frame in pl.collect_all(checks) for k, v in frame.row(0, named=True).items()}
     any_long = done.pop("_long")
+    frame = raw.data.with_columns([v for v in fast_values if done.get(v.meta.output_name(), True)] + row_oks)
+    if row_oks:
+        ok_names = [o.meta.output_name() for o in row_oks]
+        done.update({k.removeprefix("_ok_"): v for k, v in
+                     frame.select(pl.col(ok_names).all()).row(0, named=True).items()})
+        frame = frame.drop(ok_names)
     clean = {name for name, ok in done.items() if ok}
-    dirty = [c for c in spec.columns if c.name not in clean]
-    frame = raw.data.with_columns([v for v in fast_values if v.meta.output_name() in clean])
+    dirty = [c for c in spec.columns if c.name not in clean]  # their values are replaced below
 
     if not dirty and not any_long:
         bad = frame.clear()  # every row read by its fast paths: nothing to explain
