@@ -117,11 +117,9 @@ def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -
         return _reasons(found, frame.height, list(schema.columns))
     found += [row for row in cases.iter_rows() if row[0] is None]
     for name, values in distinct.items():
-        # A padded row repeats a value's verdicts: each (value, check) failure is kept once.
-        bad = (cases.filter((pl.col("column") == name) & pl.col("index").is_not_null())
-               .with_columns((pl.col("index").cast(pl.UInt32) % len(values)).alias("index"))
-               .unique(["index", "check"], keep="first", maintain_order=True)
-               .with_row_index("_k"))
+        # Rows past a column's own distinct values only repeat verdicts already given.
+        bad = (cases.filter((pl.col("column") == name) & (pl.col("index") < len(values)))
+               .with_columns(pl.col("index").cast(pl.UInt32)).with_row_index("_k"))
         if not bad.height:
             continue
         rows = (frame.select(name).with_row_index("_i")

@@ -247,6 +247,34 @@ def test_parquet_with_typed_columns(tmp_path):
         "110", "202611", dt.date(2026, 11, 5), Decimal("2800.55"), dt.datetime(2026, 11, 5, 9, 30, 1))
 
 
+@pytest.mark.parametrize("fmt", ["csv-utf8", "parquet"])
+def test_a_plain_file_with_one_odd_row_still_parses_that_row_and_refuses_a_blank_key(tmp_path, fmt):
+    """Plain exports take the fast paths column by column; a column with one row in another form
+    (a repeating column: paid_on; columns that hardly repeat: amount, reviewed_at) is parsed in
+    full, and a blank required value is still refused with its reason."""
+    rows = [{"payment_id": f"P{i:06d}", "person_id": person(i), "name": f"李{i}", "insurance_type": "110",
+             "item": "基本养老金", "period": "202601", "paid_on": "2026-01-05", "amount": f"{100 + i}.50",
+             "bank_account": f"62170000{i:08d}", "agency_code": "360702", "handled_by": "张经办",
+             "reviewed_by": "赵复核", "reviewed_at": f"2026-01-05 09:{i:02d}:00"} for i in range(40)]
+    rows[7].update(paid_on="2026/01/06", amount="1,107.50", reviewed_at="2026/01/05 09:07")
+    rows[9]["payment_id"] = "  "
+    inbox = tmp_path / "inbox"
+    write_extract(inbox / "d1" / f"payments_plain.{suffix(fmt)}", "payments", rows, fmt)
+    con = store.connect(tmp_path / "s.duckdb")
+    report = ingest_inbox(con, inbox)
+    source = f"d1/payments_plain.{suffix(fmt)}"
+    got = {r["payment_id"]: r for r in stored(con, "payments", source)}
+    assert report.rows_accepted == 39 and len(got) == 39 and "P000009" not in got
+    assert [(r[1], r[2], r[3]) for r in rejected(con, source)] == [(10, "payment_id", "缺少必填项: 发放流水号(payment_id) 为空")]
+    odd = got["P000007"]
+    assert (odd["paid_on"], odd["amount"], odd["reviewed_at"]) == (
+        dt.date(2026, 1, 6), Decimal("1107.50"), dt.datetime(2026, 1, 5, 9, 7))
+    for i in (0, 8, 39):
+        r = got[f"P{i:06d}"]
+        assert (r["person_id"], r["period"], r["paid_on"], r["amount"], r["reviewed_at"]) == (
+            person(i), "202601", dt.date(2026, 1, 5), Decimal(f"{100 + i}.50"), dt.datetime(2026, 1, 5, 9, i))
+
+
 def test_money_sums_exactly_in_the_store(tmp_path):
     rows = []
     for i in range(3000):

@@ -222,6 +222,35 @@ def test_row_contract_catches_a_value_the_parsers_should_never_let_through(overr
     assert "360702195001010010" not in failing[1]  # an id in a reason is masked by ingest, not here
 
 
+def test_row_contract_on_distinct_values_refuses_exactly_the_rows_the_whole_frame_check_refuses():
+    """Repeating columns are validated on their distinct values side by side (each cycled to the
+    longest column's length): every row holding a bad value is refused, no other, and a row with
+    two bad values is refused for the first in the contract's column order."""
+    n = 60
+    ids = [person(f"3607021950010{i:04d}") for i in range(20)]
+    bad_id = ids[3][:17] + ("0" if ids[3][17] != "0" else "1")
+    rows = []
+    for i in range(n):
+        rows.append({
+            "payment_id": f"P{i}", "person_id": bad_id if i % 20 == 3 else ids[i % 20], "name": "王",
+            "insurance_type": ["110", "999"][i % 2], "item": "基本养老金", "period": ["202601", "202613", "202602"][i % 3],
+            "paid_on": dt.date(2026, 1, 5), "amount": Decimal("10.00"), "bank_account": None, "agency_code": "360702",
+            "handled_by": None, "reviewed_by": None,
+            # Hardly repeats, so checked on the whole frame; row 4 also has a bad period.
+            "reviewed_at": dt.datetime(1800 if i == 4 else 2026, 1, 6, 9, i)})
+    frame = pl.DataFrame(rows, schema={c.name: contracts.POLARS_TYPES[c.type] for c in PAY.columns})
+    failing = contracts.failing_rows("payments", frame, TODAY)
+    try:
+        contracts.schema_for("payments", TODAY).validate(frame, lazy=True)
+        whole = set()
+    except contracts.pa.errors.SchemaErrors as exc:
+        whole = set(exc.failure_cases.get_column("index").drop_nulls().to_list())
+    assert set(failing) == whole == {i for i in range(n) if i % 2 == 1 or i % 3 == 1 or i % 20 == 3}
+    assert "person_id" in failing[3] and "insurance_type" in failing[1] and "period" in failing[4]
+    assert "insurance_type" in failing[7]  # odd and i % 3 == 1: insurance_type comes before period
+    assert "period" in failing[4] and "reviewed_at" not in failing[4]  # period comes before reviewed_at
+
+
 def test_every_extract_has_a_contract_with_its_canonical_columns():
     for kind, spec in EXTRACTS.items():
         schema = contracts.schema_for(kind, TODAY)
