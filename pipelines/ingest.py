@@ -615,8 +615,7 @@ def _column_values(data: pl.DataFrame, src: str | None, col, today: dt.date) -> 
         s = s.cast(pl.Utf8)  # a typed Parquet column delivered for another kind of column: its text
     if col.type == "text" and not col.allowed:
         return _evaluate(s.to_frame(), col, today).drop("s")
-    head = s.head(_DISTINCT_PROBE)
-    if head.n_unique() * 2 > head.len():
+    if not _repeats(s):
         return _evaluate(s.to_frame(), col, today).drop("s")  # mostly distinct: parse as is
     domain = s.unique()
     parsed = _evaluate(domain.to_frame(), col, today)
@@ -681,7 +680,7 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
     checks.append(raw.data.lazy().select(
         pl.any_horizontal([pl.col(f"c{i}").str.len_chars().max() > MAX_FIELD_CHARS for i in _text_columns(raw)]
                           + [pl.lit(False)]).alias("_long")))
-    done = {k: v for frame in pl.collect_all(checks) for k, v in frame.row(0, named=True).items()}
+    done = {k: v for result in pl.collect_all(checks) for k, v in result.row(0, named=True).items()}
     any_long = done.pop("_long")
     frame = raw.data.with_columns([v for v in fast_values if done.get(v.meta.output_name(), True)] + row_oks)
     if row_oks:
