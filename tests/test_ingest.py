@@ -549,3 +549,91 @@ def test_an_export_without_its_header_fails_naming_the_columns_and_no_full_id(tm
     assert person(0) not in result.message and person(0)[:6] + "********" + person(0)[-4:] in result.message
     assert [r[1] for r in rejected(con)] == [1]  # the other line was taken as the header
     assert person(0) not in rejected(con)[0][3]
+
+
+# ------------------------------------------------------------------------------ big files in chunks
+
+def _contents(con) -> dict[str, list]:
+    """Everything ingest stores, except the moments it was stored."""
+    out = {t: con.execute(f"select * from {t} order by all").fetchall() for t in EXTRACTS}
+    out["rejected_rows"] = con.execute("select * exclude (rejected_at) from rejected_rows order by all").fetchall()
+    out["ingest_ledger"] = con.execute("select * exclude (ingested_at) from ingest_ledger order by all").fetchall()
+    return out
+
+
+def _ingest_counting_chunks(monkeypatch, con, inbox, chunk_rows: int) -> tuple[object, list[int]]:
+    """Ingest with CHUNK_ROWS set; also the heights of the frames normalised (one per chunk)."""
+    from pipelines import ingest
+
+    heights: list[int] = []
+    real = ingest.normalise_frame
+
+    def normalise(kind, raw, today=None):
+        heights.append(raw.data.height)
+        return real(kind, raw, today)
+
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(ingest, "normalise_frame", normalise)
+    report = ingest_inbox(con, inbox)
+    monkeypatch.undo()
+    return report, heights
+
+
+def test_a_big_parquet_file_ingested_in_chunks_stores_exactly_what_reading_it_whole_stores(tmp_path, monkeypatch):
+    inbox = tmp_path / "inbox"
+    # An earlier delivery some of whose rows the big file replaces.
+    write_extract(inbox / "d1" / "payments_old.csv", "payments",
+                  [{**row_for("payments", i)[0], "amount": "1.00"} for i in range(0, 60, 3)], "csv-utf8")
+    rows = [row_for("payments", i)[0] for i in range(280)]
+    for n, (changes, _, _) in enumerate(REASONS):  # bad rows spread over many chunks
+        rows.insert(n * 17 + 5, {**_bad(500 + n, **changes), "payment_id": f"B{n:03d}"})
+    write_extract(inbox / "d2" / "payments_big.parquet", "payments", rows, "parquet")
+    write_extract(inbox / "d2" / "deaths_small.csv", "deaths", [row_for("deaths", i)[0] for i in range(5)], "csv-utf8")
+
+    whole_con, chunked_con = store.connect(tmp_path / "whole.duckdb"), store.connect(tmp_path / "chunked.duckdb")
+    whole, whole_heights = _ingest_counting_chunks(monkeypatch, whole_con, inbox, 10**9)
+    chunked, heights = _ingest_counting_chunks(monkeypatch, chunked_con, inbox, 7)
+
+    assert len(rows) in whole_heights  # read whole ...
+    assert heights[:2] == [20, 5] and sum(heights[2:]) == len(rows)  # ... and in chunks of 7 rows
+    assert max(heights[2:]) == 7 and len(heights[2:]) == -(-len(rows) // 7)
+    assert _contents(chunked_con) == _contents(whole_con)
+    bad = rejected(chunked_con, "d2/payments_big.parquet")
+    assert [row for _, row, *_ in bad] == [n * 17 + 6 for n in range(len(REASONS))]  # the file's own numbers
+    assert [(col, words in reason) for (_, _, col, reason, _), (_, col2, words) in zip(bad, REASONS)] == \
+        [(col2, True) for _, col2, _ in REASONS]
+    [ledger] = chunked_con.execute("select rows_total, rows_accepted, rows_rejected, rows_replaced from "
+                                   "ingest_ledger where source_file = 'd2/payments_big.parquet'").fetchall()
+    assert ledger == (len(rows), 280, len(REASONS), 20)
+    big = [f for f in chunked.files if f.path.name == "payments_big.parquet"][0]
+    assert big.rejected_by_reason == [f for f in whole.files if f.path.name == "payments_big.parquet"][0].rejected_by_reason
+    assert chunked.rows_total == whole.rows_total == chunked.rows_accepted + chunked.rows_rejected
+
+
+def test_a_big_parquet_file_with_a_key_given_twice_reports_it_and_the_later_row_wins(tmp_path, monkeypatch):
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", i)[0] for i in range(100)]
+    rows.append({**row_for("payments", 3)[0], "amount": "5.00"})  # payment 3 again, many chunks later
+    write_extract(inbox / "payments_twice.parquet", "payments", rows, "parquet")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report, _ = _ingest_counting_chunks(monkeypatch, con, inbox, 7)
+
+    [(_, row, col, reason, _)] = rejected(con, "payments_twice.parquet")
+    assert (row, col) == (4, "payment_id") and "重复" in reason and "第101行为准" in reason
+    [(amount,)] = con.execute("select amount from payments where payment_id = 'P000003'").fetchall()
+    assert amount == Decimal("5.00")
+    assert (report.rows_total, report.rows_accepted, report.rows_rejected, report.rows_replaced) == (101, 100, 1, 0)
+
+
+def test_a_big_parquet_file_whose_header_fails_rejects_every_row_once(tmp_path, monkeypatch):
+    inbox = tmp_path / "inbox"
+    frame = pl.read_parquet(write_extract(tmp_path / "p.parquet", "payments",
+                                          [row_for("payments", i)[0] for i in range(30)], "parquet"))
+    frame.drop("person_id").write_parquet(inbox.mkdir() or inbox / "payments_noid.parquet")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report, _ = _ingest_counting_chunks(monkeypatch, con, inbox, 7)
+    assert [f.status for f in report.files] == ["failed"]
+    got = rejected(con, "payments_noid.parquet")
+    assert [row for _, row, *_ in got] == list(range(1, 31))
+    assert all("missing required column" in reason for _, _, _, reason, _ in got)
+    assert store.scalar(con, "select count(*) from payments") == 0
