@@ -140,3 +140,62 @@ def test_a_database_error_mid_delivery_rolls_back_that_delivery_only(tmp_path):
     assert con.execute("select _delivery from deaths").fetchall() == [("d1",)]  # d2's deaths file undone too
     assert con.execute("select delivery from ingest_ledger").fetchall() == [("d1",)]
     assert store.scalar(con, "select count(*) from payments") == 0
+
+
+CHUNK_CRASH_CHILD = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from pipelines import store, ingest
+
+    ingest.CHUNK_ROWS = 50
+    con = store.connect(sys.argv[1])
+    real, written = ingest._write_chunk, []
+
+    def write_chunk(con, kind, accepted, rejected, result, lineage):
+        real(con, kind, accepted, rejected, result, lineage)
+        written.append(accepted.height)
+        print("CHUNK", lineage["_source_file"], accepted.height, flush=True)
+        if lineage["_source_file"].endswith("payments_big.parquet") and len(written) == 3:
+            print("MIDWAY", flush=True)
+            sys.stdin.readline()  # inside the big file, transaction open: the parent kills us here
+
+    ingest._write_chunk = write_chunk
+    ingest.ingest_inbox(con, Path(sys.argv[2]))
+    print("DONE", flush=True)
+""")
+
+
+def test_a_crash_between_chunks_of_a_big_file_leaves_the_store_as_it_was(tmp_path):
+    inbox, db = tmp_path / "inbox", tmp_path / "fw.duckdb"
+    write_extract(inbox / "d1" / "payments_a.csv", "payments", [row_for("payments", i)[0] for i in range(40)],
+                  "csv-utf8")
+    con = store.connect(db)
+    ingest_inbox(con, inbox)
+    before = snapshot(con)
+    con.close()
+    # 400 payments, the first 40 corrections of d1's rows, read 50 rows at a time.
+    big = [{**row_for("payments", i % 200)[0], "payment_id": f"P{i:06d}", "amount": f"{i}.02"} for i in range(400)]
+    write_extract(inbox / "d2" / "payments_big.parquet", "payments", big, "parquet")
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", CHUNK_CRASH_CHILD, str(db), str(inbox)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    lines = []
+    try:
+        for line in child.stdout:
+            lines.append(line.strip())
+            if line.startswith("MIDWAY"):
+                break
+        assert lines == ["CHUNK d2/payments_big.parquet 50"] * 3 + ["MIDWAY"], lines  # 150 rows written
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+
+    con = store.connect(db)
+    assert snapshot(con) == before  # the chunks already written are gone with the transaction
+    report = ingest_inbox(con, inbox)
+    assert [f.status for f in report.files] == ["skipped", "ingested"]
+    assert store.scalar(con, "select count(*) from payments") == 400
+    assert con.execute("select rows_total, rows_accepted, rows_rejected, rows_replaced from ingest_ledger "
+                       "where delivery = 'd2'").fetchall() == [(400, 400, 0, 40)]
