@@ -472,11 +472,10 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         return result
     lineage = {"_source_file": source, "_delivery": delivery, "_file_hash": file_hash}
     if big is not None:
-        with big:
-            try:
-                done = _ingest_parquet_chunks(con, big, kind, result, lineage, today)
-            except FileProblem as exc:
-                return _fail(con, result, source, str(exc), run_id)
+        try:
+            done = _ingest_parquet_chunks(con, path, *big, kind, result, lineage, today)
+        except FileProblem as exc:
+            return _fail(con, result, source, str(exc), run_id)
         if done:
             return _ledger(con, result, source, run_id)
         data = path.read_bytes()  # a key repeats in the file, or its header fails it: read it whole
@@ -524,52 +523,35 @@ def _ledger(con, result: FileResult, source: str, run_id: str | None) -> FileRes
     return result
 
 
-def _big_parquet(path: Path, kind: str | None):
-    """The open pyarrow ParquetFile of a Parquet extract of more than CHUNK_ROWS rows, else None
-    (then the file is read whole, and a damaged one reported as always)."""
+def _big_parquet(path: Path, kind: str | None) -> tuple[int, list[str]] | None:
+    """(rows, column names) of a Parquet extract of more than CHUNK_ROWS rows, from its footer;
+    None for any other file (read whole, and a damaged one reported as always)."""
     if kind is None or path.suffix.lower() != ".parquet":
         return None
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
-        if pf.metadata.num_rows > CHUNK_ROWS:
-            return pf
-        pf.close()
+        with pq.ParquetFile(path) as pf:
+            rows, names = pf.metadata.num_rows, list(pf.schema_arrow.names)
     except Exception:
-        pass
-    return None
+        return None
+    return (rows, names) if rows > CHUNK_ROWS else None
 
 
-def _batches(pf, size: int, columns: list[str] | None = None):
-    """pyarrow Tables of about `size` rows (row groups joined or split), in file order."""
-    import pyarrow as pa
-
-    pending, n = [], 0
-    for batch in pf.iter_batches(batch_size=size, columns=columns, use_threads=True):
-        pending.append(batch)
-        n += batch.num_rows
-        if n >= size:
-            yield pa.Table.from_batches(pending)
-            pending, n = [], 0
-    if pending:
-        yield pa.Table.from_batches(pending)
-
-
-def _ingest_parquet_chunks(con, pf, kind: str, result: FileResult, lineage: dict[str, str],
-                           today: dt.date) -> bool:
-    """Ingest a big Parquet file CHUNK_ROWS rows at a time; False (nothing written) when it must be
-    read whole instead: its header fails it (every row is then rejected with the header's
-    problem), or a raw key repeats in it.
+def _ingest_parquet_chunks(con, path: Path, rows: int, names: list[str], kind: str, result: FileResult,
+                           lineage: dict[str, str], today: dt.date) -> bool:
+    """Ingest a big Parquet file CHUNK_ROWS rows at a time (Polars reads only the row groups of
+    each slice, with the same column types as the whole-file reader); False, with nothing
+    written, when it must be read whole instead: its header fails it (every row is then rejected
+    with the header's problem), or a raw key repeats in it.
 
     The same key twice in one file is reported and the later row kept; a chunk only sees its own
-    rows, so first the key columns of the whole file are read (hashed per row: 8 bytes a row) and
-    any repeated raw key sends the file to the whole-file path, which reports it exactly. Left to
-    the chunks: two different raw texts of one key (e.g. an ID number with a lowercase x and the
-    same with an uppercase X) in different chunks. The later row then replaces the earlier one as a
-    re-delivered row would, and is counted in rows_replaced instead of being reported as an
-    in-file repeat; in the same chunk it is reported as always."""
-    names = pf.schema_arrow.names
+    rows, so first the key columns of the whole file are read (a hash per row, 8 bytes) and any
+    repeated raw key sends the file to the whole-file path, which reports it exactly. Left to the
+    chunks: two different raw texts of one key (e.g. a payment id with and without a trailing
+    space) in different chunks. The later row then replaces the earlier one as a re-delivered row
+    would, and is counted in rows_replaced instead of being reported as an in-file repeat; in the
+    same chunk it is reported as always."""
     headers = [_header(h) for h in names]
     if len(set(names)) != len(names):
         return False  # a column name given twice: the whole-file reader decides
@@ -578,36 +560,34 @@ def _ingest_parquet_chunks(con, pf, kind: str, result: FileResult, lineage: dict
     except HeaderProblem:
         return False
     key_cols = [names[positions[k]] for k in EXTRACTS[kind].key if k in positions]
+    starts = range(0, rows, CHUNK_ROWS)
     try:
-        hashes = [pl.from_arrow(t).select(pl.struct(pl.all()).hash().alias("h")).get_column("h")
-                  for t in _batches(pf, CHUNK_ROWS, key_cols)]
+        hashes = pl.concat([pl.scan_parquet(path).slice(start, CHUNK_ROWS)
+                            .select(pl.struct(key_cols).hash().alias("h")).collect().get_column("h")
+                            for start in starts])
     except Exception as exc:
         raise FileProblem(f"unreadable Parquet (damaged or truncated file: {type(exc).__name__})") from exc
-    if pl.concat(hashes).is_duplicated().any():
+    if hashes.is_duplicated().any():
         return False
     del hashes
 
-    chunks = _batches(pf, CHUNK_ROWS)
-    offset = 0
-    while True:
+    for start in starts:
         try:
-            table = next(chunks, None)
+            chunk = pl.scan_parquet(path).slice(start, CHUNK_ROWS).collect()
         except Exception as exc:
             problem = f"unreadable Parquet (damaged or truncated file: {type(exc).__name__})"
-            if offset == 0:
+            if start == 0:
                 raise FileProblem(problem) from exc
             # Rows of this file are already written in the open transaction: undo the delivery.
             raise IngestError(f"delivery {lineage['_delivery']} was rolled back: {lineage['_source_file']} "
-                              f"is damaged after its row {offset}: {problem}") from exc
-        if table is None:
-            return True
-        raw = RawFrame(headers, _parquet_columns(pl.from_arrow(table), offset))
-        offset += table.num_rows
-        del table
+                              f"is damaged after its row {start}: {problem}") from exc
+        raw = RawFrame(headers, _parquet_columns(chunk, start))
+        del chunk
         accepted, rejected = normalise_frame(kind, raw, today)
         del raw
         _write_chunk(con, kind, accepted, rejected, result, lineage)
         del accepted, rejected  # freed before the next chunk is read
+    return True
 
 
 def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None,
