@@ -559,10 +559,14 @@ def _ingest_parquet_chunks(con, path: Path, rows: int, names: list[str], kind: s
         positions = _map_headers(kind, headers)  # the header, checked once for the file
     except HeaderProblem:
         return False
-    key_cols = [names[positions[k]] for k in EXTRACTS[kind].key if k in positions]
+    spec = EXTRACTS[kind]
+    key_cols = [names[positions[k]] for k in spec.key if k in positions]
+    # A row without a required key part is refused in its chunk anyway: never a repeat to report.
+    keyed = pl.all_horizontal([pl.col(names[positions[k]]).is_not_null() for k in spec.key
+                               if spec.column(k).required] + [pl.lit(True)])
     starts = range(0, rows, CHUNK_ROWS)
     try:
-        hashes = pl.concat([pl.scan_parquet(path).slice(start, CHUNK_ROWS)
+        hashes = pl.concat([pl.scan_parquet(path).slice(start, CHUNK_ROWS).filter(keyed)
                             .select(pl.struct(key_cols).hash().alias("h")).collect().get_column("h")
                             for start in starts])
     except Exception as exc:

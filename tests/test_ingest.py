@@ -587,6 +587,7 @@ def test_a_big_parquet_file_ingested_in_chunks_stores_exactly_what_reading_it_wh
     rows = [row_for("payments", i)[0] for i in range(280)]
     for n, (changes, _, _) in enumerate(REASONS):  # bad rows spread over many chunks
         rows.insert(n * 17 + 5, {**_bad(500 + n, **changes), "payment_id": f"B{n:03d}"})
+    rows += [{**_bad(600 + n), "payment_id": ""} for n in range(2)]  # no key: refused, not a repeat
     write_extract(inbox / "d2" / "payments_big.parquet", "payments", rows, "parquet")
     write_extract(inbox / "d2" / "deaths_small.csv", "deaths", [row_for("deaths", i)[0] for i in range(5)], "csv-utf8")
 
@@ -599,12 +600,13 @@ def test_a_big_parquet_file_ingested_in_chunks_stores_exactly_what_reading_it_wh
     assert max(heights[2:]) == 7 and len(heights[2:]) == -(-len(rows) // 7)
     assert _contents(chunked_con) == _contents(whole_con)
     bad = rejected(chunked_con, "d2/payments_big.parquet")
-    assert [row for _, row, *_ in bad] == [n * 17 + 6 for n in range(len(REASONS))]  # the file's own numbers
+    assert [row for _, row, *_ in bad] == [n * 17 + 6 for n in range(len(REASONS))] + [len(rows) - 1, len(rows)]
     assert [(col, words in reason) for (_, _, col, reason, _), (_, col2, words) in zip(bad, REASONS)] == \
-        [(col2, True) for _, col2, _ in REASONS]
+        [(col2, True) for _, col2, _ in REASONS]  # the file's own row numbers, with their reasons
+    assert [col for _, _, col, _, _ in bad[-2:]] == ["payment_id", "payment_id"]
     [ledger] = chunked_con.execute("select rows_total, rows_accepted, rows_rejected, rows_replaced from "
                                    "ingest_ledger where source_file = 'd2/payments_big.parquet'").fetchall()
-    assert ledger == (len(rows), 280, len(REASONS), 20)
+    assert ledger == (len(rows), 280, len(REASONS) + 2, 20)
     big = [f for f in chunked.files if f.path.name == "payments_big.parquet"][0]
     assert big.rejected_by_reason == [f for f in whole.files if f.path.name == "payments_big.parquet"][0].rejected_by_reason
     assert chunked.rows_total == whole.rows_total == chunked.rows_accepted + chunked.rows_rejected
