@@ -218,6 +218,12 @@ def _warning(delivery: str, kind: str, expectation: str, column: str | None, det
             found += f" (e.g. {', '.join(dict.fromkeys(map(str, sample)))})"
     else:
         found = f"observed {obs.get('observed_value')}"
+        kwargs = detail["kwargs"]
+        if "min_value" in kwargs or "max_value" in kwargs:  # say what was expected, not only what was seen
+            found += f", expected {kwargs.get('min_value', '')}–{kwargs.get('max_value', '')}"
+            if expectation == "expect_table_row_count_to_be_between":
+                low, high = ROW_COUNT_BAND
+                found += f" ({low:g}×–{high:g}× the previous delivery's rows)"
     return f"{delivery} {what}: {expectation} failed, {found}"
 
 

@@ -44,7 +44,14 @@ def test_wrong_check_digits_are_measured_against_rejected_rows(checked):
 
 
 def test_a_delivery_much_smaller_than_the_last_of_its_kind_is_flagged(checked):
-    assert any("payments: expect_table_row_count_to_be_between failed" in w for w in checked["second"].warnings)
+    con = checked["con"]
+    previous = scalar(con, "select sum(rows_total) from ingest_ledger where extract = 'payments' and delivery = '2026-10-21'")
+    now = scalar(con, "select sum(rows_total) from ingest_ledger where extract = 'payments' and delivery = '2026-11-21'")
+    assert now < previous / 2
+    # the warning says what was seen and what was expected, so a clerk can judge it
+    assert (f"2026-11-21 payments: expect_table_row_count_to_be_between failed, observed {now}, "
+            f"expected {int(previous * 0.5)}–{int(previous * 2)} (0.5×–2× the previous delivery's rows)"
+            in checked["second"].warnings)
 
 
 def test_a_gap_in_a_monthly_payment_stream_is_flagged(tmp_path, checked):
