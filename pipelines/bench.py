@@ -44,6 +44,7 @@ from .extracts import EXTRACTS
 
 AS_OF = date(2026, 11, 21)
 NEXT_AS_OF = date(2026, 12, 21)
+QUIET_AS_OF = date(2026, 12, 22)
 THREE = ("PAID_AFTER_DEATH", "PAID_DURING_CUSTODY", "LARGE_PAYMENT_UNREVIEWED")
 # every payments column a rule reads
 SCAN_COLUMNS = ("payment_id", "person_id", "name", "insurance_type", "item", "period", "paid_on", "amount",
@@ -292,6 +293,61 @@ def write_next_month(con: duckdb.DuckDBPyConnection, folder: Path, death_share: 
     return counts
 
 
+def write_deaths_only(con: duckdb.DuckDBPyConnection, folder: Path, death_share: float = 0.001) -> dict[str, int]:
+    """A night with new death records only: a few pensioners not yet known dead, died on the 1st
+    of the last paid month (so that month's pension was paid after death)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    last = store.scalar(con, "select max(period) from payments")
+    con.execute(f"""
+        copy (
+            select person_id, any_value(name) as name,
+                   cast(strptime(? || '01', '%Y%m%d') as date) as death_date, '民政' as source,
+                   cast(null as date) as cremated_on
+            from payments
+            where period = ? and item = '基本养老金' and hash(person_id || 'quiet') % {int(1 / death_share)} = 0
+              and person_id not in (select person_id from deaths)
+            group by person_id
+        ) to '{folder / f'deaths_bench_quiet_{last}.parquet'}' (format parquet)""", [last, last])
+    scratch = duckdb.connect()
+    counts = {"deaths": parquet_rows(scratch, sorted(folder.glob("deaths_*.parquet")))}
+    scratch.close()
+    return counts
+
+
+def night_both_ways(b: Bench, db: Path, as_of: date, detect_rules: list[rules.Rule], label: str) -> rules.DetectReport:
+    """The store's state before a night, twice: one copy detects incrementally (what the nightly
+    flow does), the other from scratch; both merged into suspects, which must then agree.
+    Times `incremental<label>` and `full<label>`; `db` is left with the incremental result."""
+    scratch_db = b.data_dir / "bench_full.duckdb"
+    shutil.copy(db, scratch_db)
+    con = connect(b, db)
+    scan(con)  # both stores start with warm buffers
+
+    def incremental():
+        r = rules.detect(con, as_of, Config(), rules=detect_rules, incremental=True)
+        suspects.update_suspects(con, as_of, f"bench-incremental{label}")
+        return r
+
+    inc = b.timed(f"incremental{label}", incremental)
+    after_incremental = suspects_state(con)
+    con.execute("checkpoint")
+    con.close()
+
+    con = connect(b, scratch_db)
+    scan(con)
+
+    def full():
+        rules.detect(con, as_of, Config(), rules=detect_rules)
+        return suspects.update_suspects(con, as_of, f"bench-full{label}")
+
+    b.timed(f"full{label}", full)
+    if suspects_state(con) != after_incremental:
+        raise AssertionError(f"incremental detection{label} left other suspects than a detection from scratch")
+    con.close()
+    scratch_db.unlink()
+    return inc
+
+
 def suspects_state(con) -> list[tuple]:
     return con.execute("""
         select suspect_id, amount, period_from, period_to, cast(evidence as varchar), last_detected_on, agency_code
@@ -333,37 +389,25 @@ def run(persons: int, out: Path, data_root: Path, memory_limit: str, threads: in
     shutil.rmtree(night, ignore_errors=True)
     b.extra["next_night_rows"] = write_next_month(con, night / NEXT_AS_OF.isoformat())
     b.timed("load_next_night", load_store, b, con, night, rates["parquet"], ingest_budget)
-
-    # The same pre-night state twice: one copy detects incrementally, the other from scratch.
     con.execute("checkpoint")
     con.close()
-    scratch_db = b.data_dir / "bench_full.duckdb"
-    shutil.copy(db, scratch_db)
-    con = connect(b, db)
-    scan(con)  # both stores start with warm buffers
 
-    def incremental():
-        r = rules.detect(con, NEXT_AS_OF, Config(), rules=detect_rules, incremental=True)
-        suspects.update_suspects(con, NEXT_AS_OF, "bench-incremental")
-        return r
-
-    inc = b.timed("incremental", incremental)
+    inc = night_both_ways(b, db, NEXT_AS_OF, detect_rules, "")
     b.extra["incremental_scope"] = inc.scope_note
-    after_incremental = suspects_state(con)
+
+    # A night between paydays, the other nights of a month: the next day brings only new death
+    # records (a few pensioners who died early in the month just paid), no payments.
+    con = connect(b, db)
+    quiet = b.data_dir / "quiet_night"
+    shutil.rmtree(quiet, ignore_errors=True)
+    b.extra["quiet_night_rows"] = write_deaths_only(con, quiet / QUIET_AS_OF.isoformat())
+    load_store(b, con, quiet, rates["parquet"], ingest_budget)
+    con.execute("checkpoint")
     con.close()
-
-    con = connect(b, scratch_db)
-    scan(con)
-
-    def full():
-        rules.detect(con, NEXT_AS_OF, Config(), rules=detect_rules)
-        return suspects.update_suspects(con, NEXT_AS_OF, "bench-full")
-
-    b.timed("full", full)
-    if suspects_state(con) != after_incremental:
-        raise AssertionError("incremental detection left other suspects than a detection from scratch")
-    con.close()
-    scratch_db.unlink()
+    calm = night_both_ways(b, db, QUIET_AS_OF, detect_rules, "_quiet_night")
+    b.extra["quiet_night_scope"] = calm.scope_note
+    b.extra["quiet_night_incremental_vs_full"] = round(
+        b.seconds["incremental_quiet_night"] / b.seconds["full_quiet_night"], 3)
     # fundwatch's own peak, before the pandas baseline (which holds the extracts in memory) runs
     b.extra["peak_rss_mb_fundwatch"] = peak_rss_mb()
 
@@ -423,6 +467,9 @@ def table(result: dict) -> str:
     for k, v in rows:
         op, t = TARGETS[k]
         lines.append(f"{k:<22}{v:>16,.2f}  {op} {t:,}  {'ok' if met[k] else 'MISSED'}")
+    quiet = r.get("details", {}).get("quiet_night_incremental_vs_full")
+    if quiet is not None:
+        lines.append(f"{'(deaths-only night)':<22}{quiet:>16,.2f}  incremental_vs_full on a night without payments")
     return "\n".join(lines)
 
 
