@@ -130,8 +130,13 @@ def detect(con, as_of: date, config: Config, progress: Progress):
     progress("running the rules")
     found = rules.detect(con, as_of, config, incremental=True)
     log = get_run_logger()
+    log.info("%s", found.scope_note)
     for r in found.results:
-        log.info("%s: %d finding(s), %s yuan%s", r.rule_id, r.count, r.amount, f" — ERROR {scrub(r.error)}" if r.error else "")
+        if r.unchanged:
+            log.info("%s: its inputs did not change since the last night: not re-run, its suspects kept", r.rule_id)
+        else:
+            log.info("%s: %d finding(s), %s yuan%s", r.rule_id, r.count, r.amount,
+                     f" — ERROR {scrub(r.error)}" if r.error else "")
     return found
 
 

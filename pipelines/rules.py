@@ -23,7 +23,9 @@ suspects keep their state (suspects.update_suspects only marks subjects inside t
 run is full instead — and says why — when there is no earlier state, the rules, parameters or
 config changed, as-of went backwards, rows without lineage exist, or a new payments file replaced
 earlier rows (a replaced payment may have belonged to another person, who is then unknown). A
-rule that reads $as_of/$as_of_month is scoped only when as-of did not change.
+rule that reads $as_of/$as_of_month is scoped only when as-of did not change. A SQL rule none of
+whose extract tables (`Rule.reads`: the tables its SQL and watch name, plus agencies) got a new
+file is not re-run at all: it would find what it found last time, and its suspects keep their state.
 
 Parameter values, last one wins: the file's default, `config_params` (a param fed from a config
 key such as `fiscal_accounts`), config `rules.<ID>.<param>`, then per region
@@ -80,7 +82,9 @@ create or replace temp table detection_rules (
     findings bigint,
     amount   decimal(18,2),
     seconds  double,
-    scoped   boolean   -- ran only for the persons in temp table detection_scope
+    scoped   boolean,  -- its suspects outside tonight's scope keep their state (see scope)
+    scope    varchar   -- 'persons': ran only for the persons in temp table detection_scope;
+                       -- 'unchanged': not run, its inputs did not change; null: a full run
 )"""
 DETECT_STATE_DDL = """
 create table if not exists detect_state (
@@ -93,6 +97,8 @@ create table if not exists detect_seen_files (file_hash varchar primary key)
 """
 
 PERSON_TABLES = ("payments", "deaths", "imprisonments", "beneficiaries", "contributions")
+EXTRACT_TABLES = (*PERSON_TABLES, "fund_transactions", "agencies")
+_TABLE_REF = re.compile(r"\b(" + "|".join(EXTRACT_TABLES) + r")\b")
 
 
 def ensure_detect_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -117,6 +123,17 @@ class Rule:
     config_params: dict[str, str] = field(default_factory=dict)
     description: str = ""
     watch: str | None = None  # SQL -> person_id: the only persons whose payments the rule needs
+
+    @property
+    def reads(self) -> set[str]:
+        """The extract tables the rule's SQL and watch name (payments_watch is payments), plus
+        agencies, which the runner joins for per-region parameters. Naming a table in a comment or
+        string does not count; a false match only makes the rule run more often."""
+        text = _strip_sql_comments_and_strings(f"{self.sql}\n{self.watch or ''}")
+        found = set(_TABLE_REF.findall(text))
+        if "payments_watch" in text:
+            found.add("payments")
+        return found | {"agencies"}
 
     @property
     def sql_params(self) -> set[str]:
@@ -145,6 +162,7 @@ class RuleResult:
     amount: Decimal = Decimal("0.00")
     seconds: float = 0.0
     error: str | None = None
+    unchanged: bool = False  # not re-run: none of its inputs changed since the last merged detection
 
 
 @dataclass
@@ -155,6 +173,7 @@ class DetectReport:
     skipped: list[str] = field(default_factory=list)  # disabled by config
     watch_seconds: float = 0.0  # building payments_watch, shared by the watching rules
     scoped_rules: list[str] = field(default_factory=list)
+    unchanged_rules: list[str] = field(default_factory=list)
     scope_persons: int | None = None  # None: a full run
     scope_note: str = "full run"
 
@@ -175,7 +194,7 @@ class DetectReport:
         lines = [f"疑点检测 as of {self.as_of.isoformat()}",
                  f"{'rule_id':<28}{'规则名称':<20}{'疑点数':>8}{'涉及金额(元)':>18}{'秒':>8}"]
         for r in self.results:
-            status = f"  ERROR: {r.error}" if r.error else ""
+            status = f"  ERROR: {r.error}" if r.error else "  (inputs unchanged: not re-run)" if r.unchanged else ""
             lines.append(f"{r.rule_id:<28}{r.title:<20}{r.count:>8}{r.amount:>18,.2f}{r.seconds:>8.2f}{status}")
         lines.append(f"{'total':<28}{'':<20}{self.total_count:>8}{self.total_amount:>18,.2f}")
         for e in self.errors:
@@ -424,8 +443,9 @@ def _record_files(con: duckdb.DuckDBPyConnection, rules: list[Rule], config: Con
 
 
 def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, config: Config,
-                report: DetectReport) -> set[str]:
-    """Fill temp table detection_scope and return the ids of the rules that run scoped."""
+                report: DetectReport) -> tuple[set[str], set[str]]:
+    """Fill temp table detection_scope; return the ids of the rules that run scoped to its persons,
+    and of the rules that need not run at all (no extract they read got a new file)."""
     ensure_detect_schema(con)
     _record_files(con, rules, config)
     state = con.execute("select as_of, fingerprint from detect_state where id = 1").fetchall()
@@ -449,19 +469,30 @@ def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
             why = f"{unknown} extract row(s) without lineage (_file_hash)"
     if why is not None:
         report.scope_note = f"full run: {why}"
-        return set()
+        return set(), set()
     same_day = state[0][0] == as_of
+
+    def as_of_free(r: Rule) -> bool:
+        return same_day or not (set(BUILTIN_PARAMS) & (r.sql_params | r.watch_params))
+
+    # A rule whose inputs are as they were at the last merged detection finds what it found then
+    # (same rules, parameters and as-of dependence: the fingerprint and as_of_free say so). A model
+    # rule's Python may read anything, so it always runs.
+    changed = {k for (k,) in con.execute(
+        "select distinct extract from ingest_ledger where file_hash in (select file_hash from _new_files)").fetchall()}
+    unchanged = {r.id for r in rules if r.engine != "model" and as_of_free(r) and not (r.reads & changed)}
     scoped = {r.id for r in rules
-              if r.watch and r.subject == "person"
-              and (same_day or not (set(BUILTIN_PARAMS) & (r.sql_params | r.watch_params)))}
+              if r.id not in unchanged and r.watch and r.subject == "person" and as_of_free(r)}
     con.execute("insert into detection_scope " + " union ".join(
         f"select person_id from {t} where _file_hash in (select file_hash from _new_files)" for t in PERSON_TABLES))
     con.execute("drop table _new_files")
     report.scoped_rules = sorted(scoped)
+    report.unchanged_rules = sorted(unchanged)
     report.scope_persons = int(scalar(con, "select count(*) from detection_scope"))  # union: distinct already
     report.scope_note = (f"incremental: {len(scoped)} rule(s) scoped to {report.scope_persons} touched person(s), "
-                         f"{len(rules) - len(scoped)} run in full")
-    return scoped
+                         f"{len(unchanged)} with unchanged inputs not re-run, "
+                         f"{len(rules) - len(scoped) - len(unchanged)} run in full")
+    return scoped, unchanged
 
 
 def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = None,
@@ -477,24 +508,26 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
     con.execute(DETECTION_RULES_DDL)
     disabled = set(config.get("disabled_rules") or [])
     enabled = [rule for rule in rules if rule.id not in disabled]
-    scoped = _plan_scope(con, enabled, as_of, config, report) if incremental else set()
+    scoped, unchanged = _plan_scope(con, enabled, as_of, config, report) if incremental else (set(), set())
     if not incremental:
         _record_files(con, enabled, config)
     watch_errors: dict[str, str] = {}
     started = time.perf_counter()
-    if any(rule.watch for rule in enabled):
-        watch_errors = build_watch(con, enabled, as_of, config, scoped)
+    watching = [rule for rule in enabled if rule.watch and rule.id not in unchanged]
+    if watching:
+        watch_errors = build_watch(con, watching, as_of, config, scoped)
     report.watch_seconds = time.perf_counter() - started
     for rule in rules:
         if rule.id in disabled:
             report.skipped.append(rule.id)
             continue
-        result = RuleResult(rule.id, rule.title)
+        result = RuleResult(rule.id, rule.title, unchanged=rule.id in unchanged)
         started = time.perf_counter()
         try:
             if rule.id in watch_errors:
                 raise ValueError(watch_errors[rule.id])
-            _run_rule(con, rule, as_of, config)
+            if not result.unchanged:  # an unchanged rule's suspects keep their state (update_suspects)
+                _run_rule(con, rule, as_of, config)
         except Exception as exc:  # noqa: BLE001 — any failure of one rule is reported by name, the others run
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             result.error = message
@@ -505,9 +538,10 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
             count, amount = con.execute(
                 "select count(*), coalesce(sum(amount), 0) from detections where rule_id = ?", [rule.id]).fetchall()[0]
             result.count, result.amount = int(count), Decimal(amount).quantize(Decimal("0.01"))
-        con.execute("insert into detection_rules values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        scope = "unchanged" if result.unchanged else "persons" if rule.id in scoped else None
+        con.execute("insert into detection_rules values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [rule.id, rule.title, rule.severity, rule.subject, result.error is None,
-                     result.count, result.amount, result.seconds, rule.id in scoped])
+                     result.count, result.amount, result.seconds, scope is not None, scope])
         report.results.append(result)
     for table in ("_rule_rows", "_rule_all", "_rule_features", *WATCH_TABLES):
         con.execute(f"drop table if exists {table}")

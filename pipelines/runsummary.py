@@ -62,7 +62,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["amount"] = sum((v["amount"] for v in open_now.values()), Decimal("0.00"))
         by_rule: dict[str, dict[str, Any]] = {}
         for r in (detected.results if detected is not None else []):
-            by_rule[r.rule_id] = {"title": r.title, "detected": r.count, "detected_amount": r.amount}
+            by_rule[r.rule_id] = {"title": r.title, "detected": r.count, "detected_amount": r.amount,
+                                  "not_rerun": r.unchanged}
         for rule_id, v in open_now.items():
             by_rule.setdefault(rule_id, {}).update({"open": v["count"], "open_amount": v["amount"]})
         for rule_id, c in (changes or {}).items():

@@ -16,9 +16,10 @@ Re-running on the same data changes nothing. The agency of a suspect is fixed wh
 detected: a worklist already issued to one agency is not silently moved to another.
 
 An incremental night (rules.detect(incremental=True)) runs some rules only for the persons in temp
-table detection_scope. For those rules only subjects inside the scope can be "no longer detected";
-a suspect outside it keeps its state, and — as its inputs did not change — counts as detected
-again tonight (last_detected_on moves on, exactly as a full run would leave it). After a clean
+table detection_scope, and does not re-run rules none of whose inputs changed. For the first only
+subjects inside the scope can be "no longer detected", for the second none; a suspect outside
+the scope keeps its state, and — as its inputs did not change — counts as detected again tonight
+(last_detected_on moves on, exactly as a full run would leave it). After a clean
 merge the detection's state (as-of, rules fingerprint, files seen) is recorded for the next night.
 """
 
@@ -77,7 +78,7 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         {join_rules}""")
     ran_clean = ("select rule_id from detection_rules where ok" if has_rules
                  else "select distinct rule_id from detections")
-    scoped = _scoped_rules(con)
+    scoped, by_person = _scoped_rules(con), _scoped_rules(con, "persons")
     # A suspect already reported gone (event detail keeps the last_detected_on it had then).
     con.execute("""
         create or replace temp table _gone as
@@ -115,15 +116,19 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
           and s.suspect_id not in (select suspect_id from _incoming)
           and s.last_detected_on < $as_of
           and s.suspect_id not in (select suspect_id from _gone)
-          -- a rule run only for tonight's touched persons knows nothing of the others
-          and (s.rule_id not in ({scoped}) or s.person_id in (select person_id from detection_scope))""",
+          -- a rule run only for tonight's touched persons knows nothing of the others; a rule not
+          -- re-run (unchanged inputs) knows nothing new of anyone
+          and (s.rule_id not in ({scoped})
+               or (s.rule_id in ({by_person}) and s.person_id in (select person_id from detection_scope)))""",
                 {"as_of": as_of})
 
 
-def _scoped_rules(con: duckdb.DuckDBPyConnection) -> str:
-    """SQL for the ids of the rules that ran scoped tonight (none when detect ran in full)."""
+def _scoped_rules(con: duckdb.DuckDBPyConnection, scope: str | None = None) -> str:
+    """SQL for the ids of the rules that ran scoped tonight — run for the touched persons only
+    ('persons') or not re-run as their inputs did not change ('unchanged'); all of them when
+    `scope` is None. None when detect ran in full."""
     if _table_exists(con, "detection_rules") and _table_exists(con, "detection_scope"):
-        return "select rule_id from detection_rules where ok and scoped"
+        return "select rule_id from detection_rules where ok and scoped" + (f" and scope = '{scope}'" if scope else "")
     return "select null::varchar where false"
 
 
@@ -151,7 +156,8 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
     con.execute(f"""
         update suspects set last_detected_on = $as_of
         where rule_id in ({_scoped_rules(con)})
-          and (person_id is null or person_id not in (select person_id from detection_scope))
+          and (rule_id not in ({_scoped_rules(con, "persons")})
+               or person_id is null or person_id not in (select person_id from detection_scope))
           and suspect_id not in (select suspect_id from _changes)
           and suspect_id not in (select suspect_id from _gone)
           and last_detected_on < $as_of""", {"as_of": as_of})

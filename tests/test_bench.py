@@ -128,3 +128,46 @@ def test_a_night_that_replaced_payment_rows_is_detected_in_full(generated, templ
     else:
         assert night.scoped_rules
     con.close()
+
+
+def test_a_night_without_payments_does_not_rerun_the_payment_rules_and_keeps_their_suspects(templates, tmp_path):
+    """Only new death records arrive: rules reading nothing that changed are not re-run, and their
+    suspects — even those of a person who has just been reported dead — stay as a full run leaves them."""
+    quiet_day = date(2026, 11, 22)
+    a = _store(tmp_path / "a.duckdb", templates, 2)
+    rules.detect(a, AS_OF, Config(), rules=_deterministic(), incremental=True)
+    suspects.update_suspects(a, AS_OF, "night-1")
+    (duplicated,) = a.execute("select person_id from suspects where rule_id = 'DUPLICATE_PENSION' "
+                              "order by person_id limit 1").fetchall()[0]
+    pensioners = [p for (p,) in a.execute("""select distinct person_id from payments where item = '基本养老金'
+                    and person_id not in (select person_id from deaths) order by person_id limit 3""").fetchall()]
+    night = tmp_path / "quiet" / quiet_day.isoformat()
+    night.mkdir(parents=True)
+    import polars as pl  # noqa: PLC0415
+    pl.DataFrame({"person_id": [duplicated, *pensioners], "name": ["某某"] * (1 + len(pensioners)),
+                  "death_date": [date(2026, 10, 2)] * (1 + len(pensioners)), "source": ["民政"] * (1 + len(pensioners)),
+                  "cremated_on": [None] * (1 + len(pensioners))},
+                 schema_overrides={"cremated_on": pl.Date}).write_parquet(night / "deaths_quiet.parquet")
+    assert ingest.ingest_inbox(a, night.parent).rows_accepted == 1 + len(pensioners)
+
+    report = rules.detect(a, quiet_day, Config(), rules=_deterministic(), incremental=True)
+    assert {"DUPLICATE_PENSION", "SHARED_BANK_ACCOUNT", "LARGE_PAYMENT_UNREVIEWED",
+            "FUND_PRIVATE_TRANSFER"} <= set(report.unchanged_rules)
+    assert "PAID_AFTER_DEATH" in report.scoped_rules and duplicated in {
+        p for (p,) in a.execute("select person_id from detection_scope").fetchall()}
+    assert "CERTIFICATION_OVERDUE" not in report.unchanged_rules  # reads $as_of, which moved on
+    suspects.update_suspects(a, quiet_day, "quiet")
+    assert a.execute("""select count(*) from suspect_events e join suspects s using (suspect_id)
+                        where s.rule_id = 'DUPLICATE_PENSION' and e.event = 'no_longer_detected'""").fetchall()[0][0] == 0
+    live_a = a.execute(f"select {SUSPECT_COLUMNS}, last_detected_on from suspects order by suspect_id").fetchall()
+
+    b = _store(tmp_path / "b.duckdb", templates, 2)
+    rules.detect(b, AS_OF, Config(), rules=_deterministic())
+    suspects.update_suspects(b, AS_OF, "night-1")
+    assert ingest.ingest_inbox(b, night.parent).rows_accepted == 1 + len(pensioners)
+    rules.detect(b, quiet_day, Config(), rules=_deterministic())
+    suspects.update_suspects(b, quiet_day, "scratch")
+    live_b = b.execute(f"select {SUSPECT_COLUMNS}, last_detected_on from suspects order by suspect_id").fetchall()
+    assert live_a == live_b
+    a.close()
+    b.close()
