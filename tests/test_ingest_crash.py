@@ -16,6 +16,36 @@ from pipelines.ingest import ingest_inbox
 from test_ingest import ROOT, row_for, snapshot, write_extract
 
 
+def _first_delivery(inbox, db, delivery: str, rows: int) -> list:
+    """A store holding one delivery of `rows` payments; returns its snapshot."""
+    write_extract(inbox / delivery / "payments_a.csv", "payments", [row_for("payments", i)[0] for i in range(rows)],
+                  "csv-utf8")
+    con = store.connect(db)
+    ingest_inbox(con, inbox)
+    before = snapshot(con)
+    con.close()
+    return before
+
+
+def _kill_at_midway(child_code: str, db, inbox) -> list[str]:
+    """Run `child_code` on the store and inbox, read its lines until it prints MIDWAY (it then waits,
+    transaction open), SIGKILL it there; returns the lines it printed."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", child_code, str(db), str(inbox)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    lines = []
+    try:
+        for line in child.stdout:
+            lines.append(line.strip())
+            if line.startswith("MIDWAY"):
+                break
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL, lines
+    return lines
+
+
 CRASH_CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
@@ -36,14 +66,8 @@ CRASH_CHILD = textwrap.dedent("""
 
 
 def test_crash_mid_delivery_leaves_the_store_as_it_was_and_a_rerun_completes(tmp_path):
-    inbox = tmp_path / "inbox"
-    db = tmp_path / "fw.duckdb"
-    rows = [row_for("payments", i)[0] for i in range(200)]
-    write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
-    con = store.connect(db)
-    ingest_inbox(con, inbox)
-    before = snapshot(con)
-    con.close()
+    inbox, db = tmp_path / "inbox", tmp_path / "fw.duckdb"
+    before = _first_delivery(inbox, db, "2026-10-21", 200)
 
     # A big delivery: 20 000 payments (200 of them corrections of night 1's rows) and more files.
     big = [{**row_for("payments", i % 200)[0], "payment_id": f"P{i:06d}", "amount": f"{i}.01"} for i in range(20_000)]
@@ -52,21 +76,9 @@ def test_crash_mid_delivery_leaves_the_store_as_it_was_and_a_rerun_completes(tmp
     write_extract(d / "payments_2.parquet", "payments", big[10_000:], "parquet")
     write_extract(d / "deaths_1.csv", "deaths", [row_for("deaths", i)[0] for i in range(500)], "csv-utf8")
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, "-c", CRASH_CHILD, str(db), str(inbox)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    lines = []
-    try:
-        for line in child.stdout:
-            lines.append(line.strip())
-            if line.startswith("MIDWAY"):
-                break
-        assert lines and lines[-1] == "MIDWAY", lines
-        assert "WROTE 2026-11-21 deaths_1.csv 500" in lines  # rows really were written before the kill
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait(timeout=60)
-    assert child.returncode == -signal.SIGKILL
+    lines = _kill_at_midway(CRASH_CHILD, db, inbox)
+    assert lines and lines[-1] == "MIDWAY", lines
+    assert "WROTE 2026-11-21 deaths_1.csv 500" in lines  # rows really were written before the kill
 
     con = store.connect(db)
     assert snapshot(con) == before  # exactly the pre-crash state
@@ -93,12 +105,7 @@ KILL_ANYWHERE = textwrap.dedent("""
 def test_a_kill_at_an_arbitrary_moment_leaves_either_the_old_or_the_whole_new_state(tmp_path):
     """No hook: SIGKILL after a delay while a 30 000-row delivery is being read and written."""
     inbox, db = tmp_path / "inbox", tmp_path / "fw.duckdb"
-    write_extract(inbox / "d1" / "payments_a.csv", "payments", [row_for("payments", i)[0] for i in range(50)],
-                  "csv-utf8")
-    con = store.connect(db)
-    ingest_inbox(con, inbox)
-    before = snapshot(con)
-    con.close()
+    before = _first_delivery(inbox, db, "d1", 50)
     big = [{**row_for("payments", i % 50)[0], "payment_id": f"Q{i:06d}"} for i in range(30_000)]
     for n in range(2):
         write_extract(inbox / "d2" / f"payments_{n}.csv", "payments", big[n * 15_000:(n + 1) * 15_000], "csv-utf8")
@@ -167,30 +174,13 @@ CHUNK_CRASH_CHILD = textwrap.dedent("""
 
 def test_a_crash_between_chunks_of_a_big_file_leaves_the_store_as_it_was(tmp_path):
     inbox, db = tmp_path / "inbox", tmp_path / "fw.duckdb"
-    write_extract(inbox / "d1" / "payments_a.csv", "payments", [row_for("payments", i)[0] for i in range(40)],
-                  "csv-utf8")
-    con = store.connect(db)
-    ingest_inbox(con, inbox)
-    before = snapshot(con)
-    con.close()
+    before = _first_delivery(inbox, db, "d1", 40)
     # 400 payments, the first 40 corrections of d1's rows, read 50 rows at a time.
     big = [{**row_for("payments", i % 200)[0], "payment_id": f"P{i:06d}", "amount": f"{i}.02"} for i in range(400)]
     write_extract(inbox / "d2" / "payments_big.parquet", "payments", big, "parquet")
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, "-c", CHUNK_CRASH_CHILD, str(db), str(inbox)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    lines = []
-    try:
-        for line in child.stdout:
-            lines.append(line.strip())
-            if line.startswith("MIDWAY"):
-                break
-        assert lines == ["CHUNK d2/payments_big.parquet 50"] * 3 + ["MIDWAY"], lines  # 150 rows written
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait(timeout=60)
-    assert child.returncode == -signal.SIGKILL
+    lines = _kill_at_midway(CHUNK_CRASH_CHILD, db, inbox)
+    assert lines == ["CHUNK d2/payments_big.parquet 50"] * 3 + ["MIDWAY"], lines  # 150 rows written
 
     con = store.connect(db)
     assert snapshot(con) == before  # the chunks already written are gone with the transaction
