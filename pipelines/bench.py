@@ -277,18 +277,29 @@ def write_next_month(con: duckdb.DuckDBPyConnection, folder: Path, death_share: 
             from payments
             where period = ? and item in ('基本养老金', '失业保险金', '伤残津贴', '供养亲属抚恤金')
         ) to '{folder / f'payments_bench_{nxt}.parquet'}' (format parquet)""", [nxt, nxt, last])
+    write_new_deaths(con, folder / f"deaths_bench_{nxt}.parquet", last, "15", "公安", "", death_share)
+    return rows_by_kind(folder, ("payments", "deaths"))
+
+
+def write_new_deaths(con: duckdb.DuckDBPyConnection, path: Path, period: str, day: str, source: str,
+                     salt: str, death_share: float) -> None:
+    """Death records (day `day` of `period`) for a share of the pensioners paid for `period` who
+    are not yet known dead, picked by a hash of person_id and `salt` (another salt, other persons)."""
     con.execute(f"""
         copy (
             select person_id, any_value(name) as name,
-                   cast(strptime(? || '15', '%Y%m%d') as date) as death_date, '公安' as source,
+                   cast(strptime(? || ?, '%Y%m%d') as date) as death_date, ? as source,
                    cast(null as date) as cremated_on
             from payments
-            where period = ? and item = '基本养老金' and hash(person_id) % {int(1 / death_share)} = 0
+            where period = ? and item = '基本养老金' and hash(person_id || ?) % {int(1 / death_share)} = 0
               and person_id not in (select person_id from deaths)
             group by person_id
-        ) to '{folder / f'deaths_bench_{nxt}.parquet'}' (format parquet)""", [last, last])
+        ) to '{path}' (format parquet)""", [period, day, source, period, salt])
+
+
+def rows_by_kind(folder: Path, kinds: tuple[str, ...]) -> dict[str, int]:
     scratch = duckdb.connect()
-    counts = {kind: parquet_rows(scratch, sorted(folder.glob(f"{kind}_*.parquet"))) for kind in ("payments", "deaths")}
+    counts = {kind: parquet_rows(scratch, sorted(folder.glob(f"{kind}_*.parquet"))) for kind in kinds}
     scratch.close()
     return counts
 
@@ -298,20 +309,8 @@ def write_deaths_only(con: duckdb.DuckDBPyConnection, folder: Path, death_share:
     of the last paid month (so that month's pension was paid after death)."""
     folder.mkdir(parents=True, exist_ok=True)
     last = store.scalar(con, "select max(period) from payments")
-    con.execute(f"""
-        copy (
-            select person_id, any_value(name) as name,
-                   cast(strptime(? || '01', '%Y%m%d') as date) as death_date, '民政' as source,
-                   cast(null as date) as cremated_on
-            from payments
-            where period = ? and item = '基本养老金' and hash(person_id || 'quiet') % {int(1 / death_share)} = 0
-              and person_id not in (select person_id from deaths)
-            group by person_id
-        ) to '{folder / f'deaths_bench_quiet_{last}.parquet'}' (format parquet)""", [last, last])
-    scratch = duckdb.connect()
-    counts = {"deaths": parquet_rows(scratch, sorted(folder.glob("deaths_*.parquet")))}
-    scratch.close()
-    return counts
+    write_new_deaths(con, folder / f"deaths_bench_quiet_{last}.parquet", last, "01", "民政", "quiet", death_share)
+    return rows_by_kind(folder, ("deaths",))
 
 
 def night_both_ways(b: Bench, db: Path, as_of: date, detect_rules: list[rules.Rule], label: str) -> rules.DetectReport:
