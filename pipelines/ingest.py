@@ -373,11 +373,15 @@ def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
     return RawFrame(headers, _frame(cols, numbers, n), bad)
 
 
+def _unreadable_parquet(exc: Exception) -> str:
+    return f"unreadable Parquet (damaged or truncated file: {type(exc).__name__})"
+
+
 def _read_parquet(data: bytes) -> RawFrame:
     try:
         df = pl.read_parquet(io.BytesIO(data))
     except Exception as exc:
-        raise FileProblem(f"unreadable Parquet (damaged or truncated file: {type(exc).__name__})") from exc
+        raise FileProblem(_unreadable_parquet(exc)) from exc
     return RawFrame([_header(h) for h in df.columns], _parquet_columns(df, 0))
 
 
@@ -570,7 +574,7 @@ def _ingest_parquet_chunks(con, path: Path, rows: int, names: list[str], kind: s
                             .select(pl.struct(key_cols).hash().alias("h")).collect().get_column("h")
                             for start in starts])
     except Exception as exc:
-        raise FileProblem(f"unreadable Parquet (damaged or truncated file: {type(exc).__name__})") from exc
+        raise FileProblem(_unreadable_parquet(exc)) from exc
     if hashes.is_duplicated().any():
         return False
     del hashes
@@ -579,7 +583,7 @@ def _ingest_parquet_chunks(con, path: Path, rows: int, names: list[str], kind: s
         try:
             chunk = pl.scan_parquet(path).slice(start, CHUNK_ROWS).collect()
         except Exception as exc:
-            problem = f"unreadable Parquet (damaged or truncated file: {type(exc).__name__})"
+            problem = _unreadable_parquet(exc)
             if start == 0:
                 raise FileProblem(problem) from exc
             # Rows of this file are already written in the open transaction: undo the delivery.
