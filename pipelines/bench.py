@@ -319,6 +319,7 @@ def night_both_ways(b: Bench, db: Path, as_of: date, detect_rules: list[rules.Ru
     Times `incremental<label>` and `full<label>`; `db` is left with the incremental result."""
     scratch_db = b.data_dir / "bench_full.duckdb"
     shutil.copy(db, scratch_db)
+    os.sync()  # the copy's dirty pages, written back during a timed step, would slow whichever runs then
     con = connect(b, db)
     scan(con)  # both stores start with warm buffers
 

@@ -83,8 +83,8 @@ create or replace temp table detection_rules (
     amount   decimal(18,2),
     seconds  double,
     scoped   boolean,  -- its suspects outside tonight's scope keep their state (see scope)
-    scope    varchar   -- 'persons': ran only for the persons in temp table detection_scope;
-                       -- 'unchanged': not run, its inputs did not change; null: a full run
+    scope    varchar   -- 'subjects': ran only for its subjects in temp table detection_subjects;
+                       -- 'unchanged': not run, nothing it reads can have changed; null: a full run
 )"""
 DETECT_STATE_DDL = """
 create table if not exists detect_state (
@@ -99,6 +99,7 @@ create table if not exists detect_seen_files (file_hash varchar primary key)
 PERSON_TABLES = ("payments", "deaths", "imprisonments", "beneficiaries", "contributions")
 EXTRACT_TABLES = (*PERSON_TABLES, "fund_transactions", "agencies")
 _TABLE_REF = re.compile(r"\b(" + "|".join(EXTRACT_TABLES) + r")\b")
+_NEW_TABLE_REF = re.compile(r"\bnew_(" + "|".join(EXTRACT_TABLES) + r")\b")
 
 
 def ensure_detect_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -123,14 +124,15 @@ class Rule:
     config_params: dict[str, str] = field(default_factory=dict)
     description: str = ""
     watch: str | None = None  # SQL -> person_id: the only persons whose payments the rule needs
+    incremental: str | None = None  # SQL -> subject: tonight's subjects whose findings new rows can change
 
     @property
     def reads(self) -> set[str]:
         """The extract tables the rule's SQL and watch name (payments_watch is payments), plus
         agencies, which the runner joins for per-region parameters. Naming a table in a comment or
         string does not count; a false match only makes the rule run more often."""
-        text = _strip_sql_comments_and_strings(f"{self.sql}\n{self.watch or ''}")
-        found = set(_TABLE_REF.findall(text))
+        text = _strip_sql_comments_and_strings(f"{self.sql}\n{self.watch or ''}\n{self.incremental or ''}")
+        found = set(_TABLE_REF.findall(text)) | set(_NEW_TABLE_REF.findall(text))
         if "payments_watch" in text:
             found.add("payments")
         return found | {"agencies"}
@@ -143,6 +145,10 @@ class Rule:
     @property
     def watch_params(self) -> set[str]:
         return set(_PARAM_REF.findall(_strip_sql_comments_and_strings(self.watch or "")))
+
+    @property
+    def incremental_params(self) -> set[str]:
+        return set(_PARAM_REF.findall(_strip_sql_comments_and_strings(self.incremental or "")))
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,7 @@ class DetectReport:
     watch_seconds: float = 0.0  # building payments_watch, shared by the watching rules
     scoped_rules: list[str] = field(default_factory=list)
     unchanged_rules: list[str] = field(default_factory=list)
-    scope_persons: int | None = None  # None: a full run
+    scope_subjects: int | None = None  # subjects re-checked by the scoped rules; None: a full run
     scope_note: str = "full run"
 
     @property
@@ -248,6 +254,9 @@ def parse_rule(path: Path) -> Rule:
     watch = raw.get("watch")
     if watch is not None and (not isinstance(watch, str) or not watch.strip()):
         raise ValueError("watch must be SQL returning the person_id of the persons the rule looks at")
+    incremental = raw.get("incremental")
+    if incremental is not None and (not isinstance(incremental, str) or not incremental.strip()):
+        raise ValueError("incremental must be SQL returning the subjects whose findings tonight's new rows can change")
     uses_watch = "payments_watch" in _strip_sql_comments_and_strings(str(raw["sql"]))
     if uses_watch and watch is None:
         raise ValueError("the SQL reads payments_watch but the rule has no watch: query")
@@ -255,9 +264,9 @@ def parse_rule(path: Path) -> Rule:
         id=rule_id, title=str(raw["title"]), title_en=str(raw["title_en"]), basis=str(raw["basis"]).strip(),
         severity=str(raw["severity"]), subject=str(raw["subject"]), params=dict(params), sql=str(raw["sql"]),
         path=path, engine=engine, model=raw.get("model"), config_params=dict(config_params),
-        description=str(raw.get("description", "")).strip(), watch=watch,
+        description=str(raw.get("description", "")).strip(), watch=watch, incremental=incremental,
     )
-    undeclared = (rule.sql_params | rule.watch_params) - set(params) - set(BUILTIN_PARAMS)
+    undeclared = (rule.sql_params | rule.watch_params | rule.incremental_params) - set(params) - set(BUILTIN_PARAMS)
     if undeclared:
         raise ValueError("SQL uses undeclared parameter(s): " + ", ".join(f"${p}" for p in sorted(undeclared)))
     return rule
@@ -335,28 +344,36 @@ def bind(rule: Rule, params: dict[str, Any], as_of: date, names: set[str] | None
     return {name: values[name] for name in (rule.sql_params if names is None else names)}
 
 
-WATCH_TABLES = ("_watch_persons", "_watch_rows", "payments_watch")
+WATCH_TABLES = ("_watch_persons", "_watch_rows", "_payments_watch_all")
 # The payments columns payments_watch carries: what the watching rules read. Fewer columns fetch
 # faster (measured: all columns 1.8 s, these 1.0 s for 216k of 6.3M rows); a watching rule that
-# needs another column adds it here.
+# needs another column adds it here. A person rule run for its subjects on an incremental night
+# reads payments from the same rows: these columns too.
 WATCH_COLUMNS = ("payment_id", "person_id", "insurance_type", "item", "period", "paid_on", "amount", "agency_code")
+# Where each subject kind lives: on an incremental night a rule run for its subjects reads, of
+# these tables, only the rows of those subjects.
+SUBJECT_COLUMNS = {"account": ("payments", "bank_account"), "transaction": ("fund_transactions", "txn_id"),
+                   "payment": ("payments", "payment_id")}
 
 
 def build_watch(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, config: Config,
                 scoped: set[str] = frozenset()) -> dict[str, str]:
-    """Temp table payments_watch: every payment of the persons some rule watches (all parameter sets).
+    """Temp table _payments_watch_all (read by the rules as payments_watch): every payment of the
+    persons some rule watches (all parameter sets) and, for a person rule run for its subjects on
+    an incremental night, of those subjects instead.
 
     Returns {rule_id: error} for rules whose watch query failed (those rules are not run)."""
     errors: dict[str, str] = {}
     con.execute("create or replace temp table _watch_persons (person_id varchar)")
     for rule in rules:
-        if rule.watch is None:
-            continue
         try:
-            only_scope = " where person_id in (select person_id from detection_scope)" if rule.id in scoped else ""
-            for params, _ in parameter_sets(rule, config):
-                con.execute(f"insert into _watch_persons select person_id from ({rule.watch}){only_scope}",
-                            bind(rule, params, as_of, rule.watch_params))
+            if rule.id in scoped and rule.subject == "person":
+                con.execute("insert into _watch_persons select subject from detection_subjects where rule_id = ?",
+                            [rule.id])
+            elif rule.watch is not None:
+                for params, _ in parameter_sets(rule, config):
+                    con.execute(f"insert into _watch_persons select person_id from ({rule.watch})",
+                                bind(rule, params, as_of, rule.watch_params))
         except Exception as exc:  # noqa: BLE001 — reported against the rule by detect()
             errors[rule.id] = "watch: " + (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     # Narrow pass first (only person_id is read for all rows), then the wide columns of the few
@@ -366,9 +383,49 @@ def build_watch(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
         select rowid as rid from payments
         where person_id in (select person_id from _watch_persons where person_id is not null)""")
     con.execute(f"""
-        create or replace temp table payments_watch as
+        create or replace temp table _payments_watch_all as
         select {", ".join(WATCH_COLUMNS)} from payments where rowid in (select rid from _watch_rows)""")
     return errors
+
+
+def _rule_inputs(con: duckdb.DuckDBPyConnection, rule: Rule, scoped: bool, store_db: str) -> list[tuple[str, str]]:
+    """Make the tables the rule reads what it may see tonight; [(kind, name)] to drop afterwards.
+
+    A full run sees every row, and payments_watch is the payments of every watched person. A run
+    for the rule's subjects (temp table detection_subjects) sees, of the tables those subjects
+    live in, only their rows: for this rule alone each such table is shadowed by a temp table of
+    the same name (DuckDB resolves an unqualified name to a temp table first). A rule's findings
+    for a subject depend on that subject's rows only, so they come out exactly as in a full run, at
+    the cost of those few rows; _run_sets keeps only the findings of the subjects."""
+    made: list[tuple[str, str]] = []
+
+    def make(kind: str, name: str, select: str) -> None:
+        con.execute(f"create temp {kind} {name} as {select}")
+        made.append((kind, name))
+
+    if not scoped:
+        if rule.watch:
+            make("view", "payments_watch", "select * from _payments_watch_all")
+        return made
+    subjects = f"(select subject from detection_subjects where rule_id = '{rule.id}')"
+
+    def rows_of_subjects(table: str, column: str) -> str:
+        # narrow pass over the key column, then the wide rows by rowid (as build_watch does)
+        con.execute(f'create or replace temp table _subject_rows as select rowid as rid '
+                    f'from "{store_db}".main.{table} where {column} in {subjects}')
+        return f'select * from "{store_db}".main.{table} where rowid in (select rid from _subject_rows)'
+
+    if rule.subject == "person":
+        # payments only: a person's findings are about money paid to them. The other tables stay
+        # whole; a person outside the subjects, seen without payments, is dropped from the output.
+        make("table", "payments", f"select * from _payments_watch_all where person_id in {subjects}")
+        if rule.watch:
+            make("view", "payments_watch", "select * from payments")
+    else:
+        table, column = SUBJECT_COLUMNS[rule.subject]
+        make("table", table, rows_of_subjects(table, column))
+    con.execute("drop table if exists _subject_rows")
+    return made
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,8 +450,20 @@ def _run_one_set(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[str, A
                          f"it returns {', '.join(columns)}")
 
 
-def _run_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: Config) -> None:
+def _run_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: Config,
+              scoped: bool = False, store_db: str = "") -> None:
+    made = _rule_inputs(con, rule, scoped, store_db)
+    try:
+        _run_sets(con, rule, as_of, config, scoped)
+    finally:
+        for kind, name in reversed(made):
+            con.execute(f"drop {kind} if exists temp.main.{name}")
+
+
+def _run_sets(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: Config, scoped: bool) -> None:
     sets = parameter_sets(rule, config)
+    only_subjects = (f"and r.subject in (select subject from detection_subjects where rule_id = '{rule.id}')"
+                     if scoped else "")
     con.execute("create or replace temp table _rule_all as select * from detections limit 0")
     overridden = [r for _, regions in sets if regions for r in regions]
     for params, regions in sets:
@@ -413,7 +482,7 @@ def _run_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: C
             from _rule_rows r
             left join (select agency_code, any_value(region_code) as region_code from agencies group by agency_code) a
               on a.agency_code = r.agency_code
-            where r.subject is not null and {keep}""", {"regions": region_list})
+            where r.subject is not null and {keep} {only_subjects}""", {"regions": region_list})
     # One row per subject even when a person's findings fell in two regions' runs.
     con.execute("""
         insert into detections
@@ -429,7 +498,7 @@ def fingerprint(rules: list[Rule], config: Config) -> str:
         except ValueError as exc:  # reported against the rule when it runs
             return f"error: {exc}"
 
-    parts = [[r.id, r.sql, r.watch, r.engine, r.model, params(r)] for r in sorted(rules, key=lambda r: r.id)]
+    parts = [[r.id, r.sql, r.watch, r.incremental, r.engine, r.model, params(r)] for r in sorted(rules, key=lambda r: r.id)]
     parts.append(sorted(config.get("disabled_rules") or []))
     return hashlib.md5(repr(parts).encode("utf-8")).hexdigest()
 
@@ -439,17 +508,38 @@ def _record_files(con: duckdb.DuckDBPyConnection, rules: list[Rule], config: Con
     con.execute("create or replace temp table detection_files as select file_hash from ingest_ledger")
     con.execute("create or replace temp table detection_fingerprint as select ? as fingerprint",
                 [fingerprint(rules, config)])
-    con.execute("create or replace temp table detection_scope (person_id varchar)")
+    con.execute("create or replace temp table detection_subjects (rule_id varchar, subject varchar)")
+
+
+def _new_rows(con: duckdb.DuckDBPyConnection, new_files: list[str], store_db: str) -> None:
+    """Temp views new_<table>: the rows of each extract table that came in files the last merged
+    detection had not seen. The file hashes are written into the filter as constants: DuckDB then
+    skips, by their statistics, the row groups of older files (a delivery's rows are contiguous)."""
+    hashes = ", ".join(f"'{h}'" for h in new_files if re.fullmatch(r"[0-9a-f]+", h))
+    for table in EXTRACT_TABLES:
+        where = f"_file_hash in ({hashes})" if hashes else "false"
+        con.execute(f'create or replace temp view new_{table} as select * from "{store_db}".main.{table} where {where}')
+
+
+def _touched_persons_sql(rule: Rule) -> str:
+    """What a watching person rule without `incremental:` re-checks: the persons with a new row in
+    a table it reads who are watched or were found last time (a finding may have gone)."""
+    touched = " union all ".join(f"select person_id from new_{t}" for t in PERSON_TABLES if t in rule.reads)
+    return (f"select person_id as subject from ({rule.watch}) where person_id in ({touched}) "
+            f"union select subject from previous_findings where subject in ({touched})")
 
 
 def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, config: Config,
-                report: DetectReport) -> tuple[set[str], set[str]]:
-    """Fill temp table detection_scope; return the ids of the rules that run scoped to its persons,
-    and of the rules that need not run at all (no extract they read got a new file)."""
+                report: DetectReport, store_db: str) -> tuple[set[str], set[str], dict[str, str]]:
+    """Plan an incremental night. Returns the ids of the rules to run only for their subjects in
+    temp table detection_subjects, of the rules that need not run at all (no extract they read got
+    a new file, or no subject new rows can change), and {rule_id: error} for broken
+    `incremental:` queries."""
     ensure_detect_schema(con)
     _record_files(con, rules, config)
     state = con.execute("select as_of, fingerprint from detect_state where id = 1").fetchall()
     why = None
+    new_files: list[str] = []
     if not state:
         why = "no earlier detection state"
     elif state[0][1] != fingerprint(rules, config):
@@ -457,42 +547,60 @@ def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
     elif state[0][0] > as_of:
         why = f"as-of {as_of} is before the last detection's {state[0][0]}"
     if why is None:
-        con.execute("""create or replace temp table _new_files as
-                       select file_hash from detection_files where file_hash not in (select file_hash from detect_seen_files)""")
-        replaced = scalar(con, """select count(*) from ingest_ledger
-                                  where file_hash in (select file_hash from _new_files)
-                                    and extract = 'payments' and rows_replaced > 0""")
+        new_files = [h for (h,) in con.execute("""
+            select file_hash from detection_files
+            where file_hash not in (select file_hash from detect_seen_files) order by file_hash""").fetchall()]
+        new = con.execute("select extract, rows_replaced from ingest_ledger where file_hash in (select unnest(?))",
+                          [new_files]).fetchall() if new_files else []
         unknown = sum(scalar(con, f"select count(*) from {t} where _file_hash is null") for t in PERSON_TABLES)
-        if replaced:
+        if any(kind == "payments" and replaced for kind, replaced in new):
             why = "a new payments file replaced earlier rows"
+        elif any(kind == "agencies" for kind, _ in new):
+            why = "a new agencies file (regions and their parameters may have moved)"
         elif unknown:
             why = f"{unknown} extract row(s) without lineage (_file_hash)"
     if why is not None:
         report.scope_note = f"full run: {why}"
-        return set(), set()
+        return set(), set(), {}
     same_day = state[0][0] == as_of
 
     def as_of_free(r: Rule) -> bool:
-        return same_day or not (set(BUILTIN_PARAMS) & (r.sql_params | r.watch_params))
+        return same_day or not (set(BUILTIN_PARAMS) & (r.sql_params | r.watch_params | r.incremental_params))
 
     # A rule whose inputs are as they were at the last merged detection finds what it found then
     # (same rules, parameters and as-of dependence: the fingerprint and as_of_free say so). A model
     # rule's Python may read anything, so it always runs.
-    changed = {k for (k,) in con.execute(
-        "select distinct extract from ingest_ledger where file_hash in (select file_hash from _new_files)").fetchall()}
+    changed = {kind for kind, _ in new}
     unchanged = {r.id for r in rules if r.engine != "model" and as_of_free(r) and not (r.reads & changed)}
-    scoped = {r.id for r in rules
-              if r.id not in unchanged and r.watch and r.subject == "person" and as_of_free(r)}
-    con.execute("insert into detection_scope " + " union ".join(
-        f"select person_id from {t} where _file_hash in (select file_hash from _new_files)" for t in PERSON_TABLES))
-    con.execute("drop table _new_files")
+    candidates = [r for r in rules if r.id not in unchanged and r.engine != "model" and as_of_free(r)
+                  and (r.incremental or (r.watch and r.subject == "person"))]
+    _new_rows(con, new_files, store_db)
+    errors: dict[str, str] = {}
+    for rule in candidates:
+        sql, names = (rule.incremental, rule.incremental_params) if rule.incremental else \
+            (_touched_persons_sql(rule), rule.watch_params)
+        try:
+            con.execute("create or replace temp view previous_findings as "
+                        f"select subject from \"{store_db}\".main.suspects where rule_id = '{rule.id}'")
+            for params, _ in parameter_sets(rule, config):
+                con.execute(f"insert into detection_subjects select '{rule.id}', cast(subject as varchar) "
+                            f"from ({sql}) where subject is not null", bind(rule, params, as_of, names))
+        except Exception as exc:  # noqa: BLE001 — reported against the rule by detect()
+            errors[rule.id] = "incremental: " + (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    con.execute("create or replace temp table detection_subjects as select distinct rule_id, subject from detection_subjects")
+    for view in ("previous_findings", *(f"new_{t}" for t in EXTRACT_TABLES)):
+        con.execute(f"drop view if exists {view}")
+    found = dict(con.execute("select rule_id, count(*) from detection_subjects group by rule_id").fetchall())
+    scoped = {r.id for r in candidates if found.get(r.id) and r.id not in errors}
+    # nothing tonight can change any of its findings: like a rule whose inputs did not change
+    unchanged |= {r.id for r in candidates if not found.get(r.id) and r.id not in errors}
     report.scoped_rules = sorted(scoped)
     report.unchanged_rules = sorted(unchanged)
-    report.scope_persons = int(scalar(con, "select count(*) from detection_scope"))  # union: distinct already
-    report.scope_note = (f"incremental: {len(scoped)} rule(s) scoped to {report.scope_persons} touched person(s), "
-                         f"{len(unchanged)} with unchanged inputs not re-run, "
+    report.scope_subjects = sum(found.get(r, 0) for r in scoped)
+    report.scope_note = (f"incremental: {len(scoped)} rule(s) re-run for the {report.scope_subjects} subject(s) "
+                         f"new rows can change, {len(unchanged)} with nothing to re-check not re-run, "
                          f"{len(rules) - len(scoped) - len(unchanged)} run in full")
-    return scoped, unchanged
+    return scoped, unchanged, errors
 
 
 def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = None,
@@ -506,16 +614,19 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
         report.errors.extend(load_errors)
     con.execute(DETECTIONS_DDL)
     con.execute(DETECTION_RULES_DDL)
+    store_db = scalar(con, "select current_database()")
     disabled = set(config.get("disabled_rules") or [])
     enabled = [rule for rule in rules if rule.id not in disabled]
-    scoped, unchanged = _plan_scope(con, enabled, as_of, config, report) if incremental else (set(), set())
-    if not incremental:
+    if incremental:
+        scoped, unchanged, failed = _plan_scope(con, enabled, as_of, config, report, store_db)
+    else:
         _record_files(con, enabled, config)
-    watch_errors: dict[str, str] = {}
+        scoped, unchanged, failed = set(), set(), {}
     started = time.perf_counter()
-    watching = [rule for rule in enabled if rule.watch and rule.id not in unchanged]
-    if watching:
-        watch_errors = build_watch(con, watching, as_of, config, scoped)
+    reading_watch = [rule for rule in enabled if rule.id not in unchanged and rule.id not in failed
+                     and (rule.watch or (rule.id in scoped and rule.subject == "person"))]
+    if reading_watch:
+        failed.update(build_watch(con, reading_watch, as_of, config, scoped))
     report.watch_seconds = time.perf_counter() - started
     for rule in rules:
         if rule.id in disabled:
@@ -524,10 +635,10 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
         result = RuleResult(rule.id, rule.title, unchanged=rule.id in unchanged)
         started = time.perf_counter()
         try:
-            if rule.id in watch_errors:
-                raise ValueError(watch_errors[rule.id])
+            if rule.id in failed:
+                raise ValueError(failed[rule.id])
             if not result.unchanged:  # an unchanged rule's suspects keep their state (update_suspects)
-                _run_rule(con, rule, as_of, config)
+                _run_rule(con, rule, as_of, config, rule.id in scoped, store_db)
         except Exception as exc:  # noqa: BLE001 — any failure of one rule is reported by name, the others run
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             result.error = message
@@ -538,7 +649,7 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
             count, amount = con.execute(
                 "select count(*), coalesce(sum(amount), 0) from detections where rule_id = ?", [rule.id]).fetchall()[0]
             result.count, result.amount = int(count), Decimal(amount).quantize(Decimal("0.01"))
-        scope = "unchanged" if result.unchanged else "persons" if rule.id in scoped else None
+        scope = "unchanged" if result.unchanged else "subjects" if rule.id in scoped else None
         con.execute("insert into detection_rules values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [rule.id, rule.title, rule.severity, rule.subject, result.error is None,
                      result.count, result.amount, result.seconds, scope is not None, scope])

@@ -15,10 +15,11 @@ md5(rule_id|subject): no ID number in it). Every change appends to `suspect_even
 Re-running on the same data changes nothing. The agency of a suspect is fixed when it is first
 detected: a worklist already issued to one agency is not silently moved to another.
 
-An incremental night (rules.detect(incremental=True)) runs some rules only for the persons in temp
-table detection_scope, and does not re-run rules none of whose inputs changed. For the first only
-subjects inside the scope can be "no longer detected", for the second none; a suspect outside
-the scope keeps its state, and — as its inputs did not change — counts as detected again tonight
+An incremental night (rules.detect(incremental=True)) runs some rules only for their subjects in
+temp table detection_subjects (those tonight's new rows can change), and does not re-run rules
+nothing of whose inputs changed. For the first only subjects inside the scope can be "no longer
+detected", for the second none; a suspect outside the scope keeps its state, and — as nothing it
+depends on changed — counts as detected again tonight
 (last_detected_on moves on, exactly as a full run would leave it). After a clean
 merge the detection's state (as-of, rules fingerprint, files seen) is recorded for the next night.
 """
@@ -57,19 +58,29 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     con.execute(f"""
         create or replace temp table _incoming as
         with detected_persons as (
-            select distinct person_id from detections where person_id is not null
+            -- a suspect keeps the name it has: only persons of suspects without one are looked up
+            -- (reading every payment's name for every detected person each night was most of a merge)
+            select distinct d.person_id
+            from detections d
+            left join suspects s on s.suspect_id = {SUSPECT_ID_SQL.format(rule='d.rule_id', subject='d.subject')}
+            where d.person_id is not null and s.name is null
         ),
-        known_names as (
-            -- 待遇享受人员 is the register of record; a payment's name only when the register lacks one
-            select person_id, 1 as source, min(name) as name from beneficiaries
+        registered_names as (
+            -- 待遇享受人员 is the register of record
+            select person_id, min(name) as name from beneficiaries
             where name is not null and person_id in (select person_id from detected_persons)
             group by person_id
+        ),
+        names as (
+            select * from registered_names
             union all
-            select person_id, 2, min(name) from payments
-            where name is not null and person_id in (select person_id from detected_persons)
+            -- a payment's name only when the register lacks one (no payment is read when none lacks)
+            select person_id, min(name) from payments
+            where name is not null
+              and person_id in (select person_id from detected_persons
+                                where person_id not in (select person_id from registered_names))
             group by person_id
-        ),
-        names as (select person_id, first(name order by source) as name from known_names group by person_id)
+        )
         select {SUSPECT_ID_SQL.format(rule='d.rule_id', subject='d.subject')} as suspect_id,
                d.rule_id, d.subject, d.person_id, d.agency_code, d.period_from, d.period_to, d.amount,
                d.evidence, n.name, {severity} as severity
@@ -78,7 +89,7 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         {join_rules}""")
     ran_clean = ("select rule_id from detection_rules where ok" if has_rules
                  else "select distinct rule_id from detections")
-    scoped, by_person = _scoped_rules(con), _scoped_rules(con, "persons")
+    scoped, by_subject = _scoped_rules(con), _scoped_rules(con, "subjects")
     # A suspect already reported gone (event detail keeps the last_detected_on it had then).
     con.execute("""
         create or replace temp table _gone as
@@ -119,15 +130,16 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
           -- a rule run only for tonight's touched persons knows nothing of the others; a rule not
           -- re-run (unchanged inputs) knows nothing new of anyone
           and (s.rule_id not in ({scoped})
-               or (s.rule_id in ({by_person}) and s.person_id in (select person_id from detection_scope)))""",
+               or (s.rule_id in ({by_subject})
+                   and exists (select 1 from detection_subjects d where d.rule_id = s.rule_id and d.subject = s.subject)))""",
                 {"as_of": as_of})
 
 
 def _scoped_rules(con: duckdb.DuckDBPyConnection, scope: str | None = None) -> str:
-    """SQL for the ids of the rules that ran scoped tonight — run for the touched persons only
-    ('persons') or not re-run as their inputs did not change ('unchanged'); all of them when
-    `scope` is None. None when detect ran in full."""
-    if _table_exists(con, "detection_rules") and _table_exists(con, "detection_scope"):
+    """SQL for the ids of the rules that ran scoped tonight — run for their subjects in temp table
+    detection_subjects only ('subjects') or not re-run as nothing they read changed ('unchanged');
+    all of them when `scope` is None. None when detect ran in full."""
+    if _table_exists(con, "detection_rules") and _table_exists(con, "detection_subjects"):
         return "select rule_id from detection_rules where ok and scoped" + (f" and scope = '{scope}'" if scope else "")
     return "select null::varchar where false"
 
@@ -156,8 +168,9 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
     con.execute(f"""
         update suspects set last_detected_on = $as_of
         where rule_id in ({_scoped_rules(con)})
-          and (rule_id not in ({_scoped_rules(con, "persons")})
-               or person_id is null or person_id not in (select person_id from detection_scope))
+          and (rule_id not in ({_scoped_rules(con, "subjects")})
+               or not exists (select 1 from detection_subjects d
+                              where d.rule_id = suspects.rule_id and d.subject = suspects.subject))
           and suspect_id not in (select suspect_id from _changes)
           and suspect_id not in (select suspect_id from _gone)
           and last_detected_on < $as_of""", {"as_of": as_of})

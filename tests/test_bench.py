@@ -83,7 +83,7 @@ def test_incremental_night_leaves_the_suspects_a_full_run_finds(templates, tmp_p
     assert added["payments"] > 0 and added["deaths"] > 0
     assert ingest.ingest_inbox(a, extra).rows_accepted == added["payments"] + added["deaths"]
     night = rules.detect(a, NEXT, Config(), rules=_deterministic(), incremental=True)
-    assert "PAID_AFTER_DEATH" in night.scoped_rules and night.scope_persons
+    assert "PAID_AFTER_DEATH" in night.scoped_rules and night.scope_subjects
     # as-of moved on: rules that read $as_of cannot be scoped
     assert "CERTIFICATION_OVERDUE" not in night.scoped_rules
     suspects.update_suspects(a, NEXT, "night-2")
@@ -154,7 +154,7 @@ def test_a_night_without_payments_does_not_rerun_the_payment_rules_and_keeps_the
     assert {"DUPLICATE_PENSION", "SHARED_BANK_ACCOUNT", "LARGE_PAYMENT_UNREVIEWED",
             "FUND_PRIVATE_TRANSFER"} <= set(report.unchanged_rules)
     assert "PAID_AFTER_DEATH" in report.scoped_rules and duplicated in {
-        p for (p,) in a.execute("select person_id from detection_scope").fetchall()}
+        p for (p,) in a.execute("select subject from detection_subjects where rule_id = 'PAID_AFTER_DEATH'").fetchall()}
     assert "CERTIFICATION_OVERDUE" not in report.unchanged_rules  # reads $as_of, which moved on
     suspects.update_suspects(a, quiet_day, "quiet")
     assert a.execute("""select count(*) from suspect_events e join suspects s using (suspect_id)
