@@ -522,11 +522,14 @@ def _new_rows(con: duckdb.DuckDBPyConnection, new_files: list[str], store_db: st
 
 
 def _touched_persons_sql(rule: Rule) -> str:
-    """What a watching person rule without `incremental:` re-checks: the persons with a new row in
-    a table it reads who are watched or were found last time (a finding may have gone)."""
-    touched = " union all ".join(f"select person_id from new_{t}" for t in PERSON_TABLES if t in rule.reads)
-    return (f"select person_id as subject from ({rule.watch}) where person_id in ({touched}) "
-            f"union select subject from previous_findings where subject in ({touched})")
+    """What a watching person rule without `incremental:` re-checks: the persons it watches or
+    found last time (a finding may have gone) who have a new row in a table it reads. The new rows
+    are matched against those few persons, not the other way round: a payday brings a new row for
+    nearly every beneficiary."""
+    watched = f"select person_id from ({rule.watch}) union select subject from previous_findings"
+    touched = " union ".join(f"select person_id as subject from new_{t} where person_id in (select person_id from watched)"
+                             for t in PERSON_TABLES if t in rule.reads)
+    return f"with watched as ({watched}) {touched}"
 
 
 def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, config: Config,
