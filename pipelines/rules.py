@@ -15,17 +15,22 @@ the union of every watching rule's persons: one narrow pass over payments.person
 wide rows of the few matching payments fetched by rowid. Reading every column of 12 million
 payments once per rule was most of the cost of detection.
 
-Incremental nights (`detect(..., incremental=True)`, what the nightly flow does). A watching rule
-whose result for a person depends only on that person's own rows is re-run only for the persons
-touched since the last merged detection: persons with a row in a file the ledger lists but
-detect_seen_files does not (the lineage column `_file_hash` of each extract table). Its other
-suspects keep their state (suspects.update_suspects only marks subjects inside the scope). The
-run is full instead — and says why — when there is no earlier state, the rules, parameters or
-config changed, as-of went backwards, rows without lineage exist, or a new payments file replaced
-earlier rows (a replaced payment may have belonged to another person, who is then unknown). A
-rule that reads $as_of/$as_of_month is scoped only when as-of did not change. A SQL rule none of
-whose extract tables (`Rule.reads`: the tables its SQL and watch name, plus agencies) got a new
-file is not re-run at all: it would find what it found last time, and its suspects keep their state.
+Incremental nights (`detect(..., incremental=True)`, what the nightly flow does). Each rule is
+re-checked only for the subjects tonight's new rows can change. New rows are those of files the
+ledger lists but detect_seen_files does not (the lineage column `_file_hash` of each extract
+table), seen as temp views new_<table>. A rule's `incremental:` SQL returns its subjects from them
+(it may also read the store and `previous_findings`, the subjects of its suspects); a watching
+person rule without one re-checks the persons it watches or found before who have a new row in a
+table it reads. The rule then runs with the table its subjects live in shadowed, for it alone, by
+those subjects' rows (_rule_inputs), and only their findings are kept; suspects.update_suspects
+marks only those subjects, and the rule's other suspects keep their state. A rule with no subject
+tonight, and a SQL rule none of whose extract tables (`Rule.reads`: the tables its SQL, watch and
+incremental name, plus agencies) got a new file, is not run: it would find what it found last
+time. The run is full instead — and says why — when there is no earlier state, the rules,
+parameters or config changed, as-of went backwards, rows without lineage exist, a new payments
+file replaced earlier rows (a replaced payment may have belonged to another person, who is then
+unknown) or a new agencies file came. A rule that reads $as_of/$as_of_month is scoped only when
+as-of did not change; a model rule always runs in full.
 
 Parameter values, last one wins: the file's default, `config_params` (a param fed from a config
 key such as `fiscal_accounts`), config `rules.<ID>.<param>`, then per region

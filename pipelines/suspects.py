@@ -127,7 +127,7 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
           and s.suspect_id not in (select suspect_id from _incoming)
           and s.last_detected_on < $as_of
           and s.suspect_id not in (select suspect_id from _gone)
-          -- a rule run only for tonight's touched persons knows nothing of the others; a rule not
+          -- a rule run only for tonight's subjects knows nothing of the others; a rule not
           -- re-run (unchanged inputs) knows nothing new of anyone
           and (s.rule_id not in ({scoped})
                or (s.rule_id in ({by_subject})
