@@ -133,9 +133,11 @@ def detect(con, as_of: date, config: Config, progress: Progress):
     log.info("%s", found.scope_note)
     for r in found.results:
         if r.unchanged:
-            log.info("%s: its inputs did not change since the last night: not re-run, its suspects kept", r.rule_id)
+            log.info("%s: nothing new since the last night can change its findings: not re-run, its suspects kept",
+                     r.rule_id)
         else:
-            log.info("%s: %d finding(s), %s yuan%s", r.rule_id, r.count, r.amount,
+            log.info("%s: %d finding(s), %s yuan%s%s", r.rule_id, r.count, r.amount,
+                     f" among the {r.subjects} subject(s) new rows can change" if r.subjects is not None else "",
                      f" — ERROR {scrub(r.error)}" if r.error else "")
     return found
 

@@ -173,7 +173,8 @@ class RuleResult:
     amount: Decimal = Decimal("0.00")
     seconds: float = 0.0
     error: str | None = None
-    unchanged: bool = False  # not re-run: none of its inputs changed since the last merged detection
+    unchanged: bool = False  # not re-run: nothing new since the last merged detection can change its findings
+    subjects: int | None = None  # run only for this many subjects new rows can change; None: in full
 
 
 @dataclass
@@ -186,6 +187,7 @@ class DetectReport:
     scoped_rules: list[str] = field(default_factory=list)
     unchanged_rules: list[str] = field(default_factory=list)
     scope_subjects: int | None = None  # subjects re-checked by the scoped rules; None: a full run
+    subjects_by_rule: dict[str, int] = field(default_factory=dict)
     scope_note: str = "full run"
 
     @property
@@ -205,7 +207,8 @@ class DetectReport:
         lines = [f"疑点检测 as of {self.as_of.isoformat()}",
                  f"{'rule_id':<28}{'规则名称':<20}{'疑点数':>8}{'涉及金额(元)':>18}{'秒':>8}"]
         for r in self.results:
-            status = f"  ERROR: {r.error}" if r.error else "  (inputs unchanged: not re-run)" if r.unchanged else ""
+            status = (f"  ERROR: {r.error}" if r.error else "  (nothing new can change it: not re-run)" if r.unchanged
+                      else f"  (re-checked {r.subjects} subject(s) new rows can change)" if r.subjects is not None else "")
             lines.append(f"{r.rule_id:<28}{r.title:<20}{r.count:>8}{r.amount:>18,.2f}{r.seconds:>8.2f}{status}")
         lines.append(f"{'total':<28}{'':<20}{self.total_count:>8}{self.total_amount:>18,.2f}")
         for e in self.errors:
@@ -604,7 +607,8 @@ def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
     unchanged |= {r.id for r in candidates if not found.get(r.id) and r.id not in errors}
     report.scoped_rules = sorted(scoped)
     report.unchanged_rules = sorted(unchanged)
-    report.scope_subjects = sum(found.get(r, 0) for r in scoped)
+    report.subjects_by_rule = {r: found[r] for r in scoped}
+    report.scope_subjects = sum(report.subjects_by_rule.values())
     report.scope_note = (f"incremental: {len(scoped)} rule(s) re-run for the {report.scope_subjects} subject(s) "
                          f"new rows can change, {len(unchanged)} with nothing to re-check not re-run, "
                          f"{len(rules) - len(scoped) - len(unchanged)} run in full")
@@ -640,7 +644,8 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
         if rule.id in disabled:
             report.skipped.append(rule.id)
             continue
-        result = RuleResult(rule.id, rule.title, unchanged=rule.id in unchanged)
+        result = RuleResult(rule.id, rule.title, unchanged=rule.id in unchanged,
+                            subjects=report.subjects_by_rule.get(rule.id) if rule.id in scoped else None)
         started = time.perf_counter()
         try:
             if rule.id in failed:

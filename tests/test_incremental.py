@@ -173,6 +173,11 @@ def test_a_busy_night_detected_for_the_changed_subjects_only_leaves_what_a_full_
     for rule_id, subject in planted.items():
         if rule_id.split()[0] in report.scoped_rules:
             assert subject in subjects[rule_id.split()[0]], f"{rule_id}: {subject} not re-checked"
+    # the clerk's summary says which rules ran for a few subjects only, and how many
+    by_rule = {r.rule_id: r for r in report.results}
+    assert by_rule["DUPLICATE_PENSION"].subjects == len(subjects["DUPLICATE_PENSION"])
+    assert f"(re-checked {by_rule['DUPLICATE_PENSION'].subjects} subject(s) new rows can change)" in report.summary()
+    assert by_rule["CERTIFICATION_OVERDUE"].subjects is None  # reads $as_of: in full
     suspects.update_suspects(a, NEXT, "night-2")
     live_a, events_a = _state(a)
 
