@@ -411,8 +411,14 @@ def run(persons: int, out: Path, data_root: Path, memory_limit: str, threads: in
     # fundwatch's own peak, before the pandas baseline (which holds the extracts in memory) runs
     b.extra["peak_rss_mb_fundwatch"] = peak_rss_mb()
 
-    pd3 = b.timed("pandas_3", bench_pandas.three_rules, inbox, AS_OF)
-    b.extra["three_rules_suspects"] = compare_three(fw, pd3)
+    if pandas_baseline_fits(payment_rows, _ram_gb()):
+        pd3 = b.timed("pandas_3", bench_pandas.three_rules, inbox, AS_OF)
+        b.extra["three_rules_suspects"] = compare_three(fw, pd3)
+    else:
+        b.notes.append(f"pandas baseline skipped: holding the extracts in pandas would take about "
+                       f"{payment_rows * PANDAS_BYTES_PER_PAYMENT_ROW / 2**30:.0f} GiB, more than 80 % "
+                       f"of this machine's {_ram_gb()} GiB")
+        log(b.notes[-1])
 
     s = b.seconds
     result = {
@@ -421,7 +427,7 @@ def run(persons: int, out: Path, data_root: Path, memory_limit: str, threads: in
                                        "pandas_3", "incremental", "full") if k in s},
         "ratios": {
             "detect_vs_scan": round(s["detect_all"] / s["scan"], 2),
-            "pandas_vs_fundwatch": round(s["pandas_3"] / s["fundwatch_3"], 2),
+            "pandas_vs_fundwatch": round(s["pandas_3"] / s["fundwatch_3"], 2) if "pandas_3" in s else None,
             "incremental_vs_full": round(s["incremental"] / s["full"], 3),
         },
         "ingest_rows_per_s": {"parquet": rates["parquet"], "csv": rates["csv"]},
@@ -443,7 +449,19 @@ def run(persons: int, out: Path, data_root: Path, memory_limit: str, threads: in
 def targets_met(result: dict) -> dict[str, bool]:
     value = {**result["ratios"], "ingest_parquet": result["ingest_rows_per_s"]["parquet"],
              "ingest_csv": result["ingest_rows_per_s"]["csv"], "peak_rss_mb": result["peak_rss_mb"]}
-    return {k: (value[k] <= t if op == "<=" else value[k] >= t) for k, (op, t) in TARGETS.items()}
+    return {k: None if value[k] is None else (value[k] <= t if op == "<=" else value[k] >= t)
+            for k, (op, t) in TARGETS.items()}
+
+
+# The pandas baseline holds every extract in pandas frames: 3,060 MB at 6.27 million payment rows,
+# about 490 bytes per payment row with the other extracts. At the province scale (63 million rows)
+# it was killed by the kernel's OOM killer on a 23.5 GiB machine, after fundwatch's part had run;
+# so it is skipped, with a note, when it would not fit in 80 % of the machine's memory.
+PANDAS_BYTES_PER_PAYMENT_ROW = 490
+
+
+def pandas_baseline_fits(payment_rows: int, ram_gib: float) -> bool:
+    return payment_rows * PANDAS_BYTES_PER_PAYMENT_ROW <= 0.8 * ram_gib * 2**30
 
 
 def _ram_gb() -> float:
@@ -466,7 +484,10 @@ def table(result: dict) -> str:
             ("peak_rss_mb", r["peak_rss_mb"])]
     for k, v in rows:
         op, t = TARGETS[k]
-        lines.append(f"{k:<22}{v:>16,.2f}  {op} {t:,}  {'ok' if met[k] else 'MISSED'}")
+        if v is None:
+            lines.append(f"{k:<22}{'skipped':>16}  {op} {t:,}  (see notes)")
+        else:
+            lines.append(f"{k:<22}{v:>16,.2f}  {op} {t:,}  {'ok' if met[k] else 'MISSED'}")
     quiet = r.get("details", {}).get("quiet_night_incremental_vs_full")
     if quiet is not None:
         lines.append(f"{'(deaths-only night)':<22}{quiet:>16,.2f}  incremental_vs_full on a night without payments")

@@ -71,6 +71,21 @@ def test_pandas_baseline_finds_the_same_suspects_and_amounts_as_fundwatch(genera
     con.close()
 
 
+def test_the_pandas_baseline_is_skipped_where_it_cannot_fit_in_memory():
+    # measured: the default scale (6.27M payment rows) peaked at 3 GB; the province (62.7M) was
+    # OOM-killed on a 23.5 GiB machine
+    assert bench.pandas_baseline_fits(6_270_660, 23.5)
+    assert not bench.pandas_baseline_fits(62_745_187, 23.5)
+    result = {"ratios": {"detect_vs_scan": 7.5, "pandas_vs_fundwatch": None, "incremental_vs_full": 0.5},
+              "ingest_rows_per_s": {"parquet": 2e5, "csv": 1e5}, "peak_rss_mb": 3000.0}
+    met = bench.targets_met(result)
+    assert met["pandas_vs_fundwatch"] is None and met["detect_vs_scan"] is True
+    result.update(targets_met=met, seconds={"scan": 1.0}, scale={"persons": 10, "payment_rows": 60},
+                  machine={"cpus": 2, "ram_gb": 23.5})
+    (line,) = [line for line in bench.table(result).splitlines() if line.startswith("pandas_vs_fundwatch")]
+    assert line.split()[1] == "skipped"
+
+
 def test_incremental_night_leaves_the_suspects_a_full_run_finds(templates, tmp_path):
     # Store A: the nightly way — detect and merge, then a new night (one more month of payments
     # and new deaths), detected incrementally.
