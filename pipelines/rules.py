@@ -396,8 +396,10 @@ def build_watch(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
     return errors
 
 
-def _rule_inputs(con: duckdb.DuckDBPyConnection, rule: Rule, scoped: bool, store_db: str) -> list[tuple[str, str]]:
-    """Make the tables the rule reads what it may see tonight; [(kind, name)] to drop afterwards.
+def _rule_inputs(con: duckdb.DuckDBPyConnection, rule: Rule, scoped: bool, store_db: str,
+                 made: list[tuple[str, str]]) -> None:
+    """Make the tables the rule reads what it may see tonight; each (kind, name) made is appended
+    to `made` at once, for the caller to drop afterwards — also when a later one fails.
 
     A full run sees every row, and payments_watch is the payments of every watched person. A run
     for the rule's subjects (temp table detection_subjects) sees, of the tables those subjects
@@ -405,8 +407,6 @@ def _rule_inputs(con: duckdb.DuckDBPyConnection, rule: Rule, scoped: bool, store
     the same name (DuckDB resolves an unqualified name to a temp table first). A rule's findings
     for a subject depend on that subject's rows only, so they come out exactly as in a full run, at
     the cost of those few rows; _run_sets keeps only the findings of the subjects."""
-    made: list[tuple[str, str]] = []
-
     def make(kind: str, name: str, select: str) -> None:
         con.execute(f"create temp {kind} {name} as {select}")
         made.append((kind, name))
@@ -414,7 +414,7 @@ def _rule_inputs(con: duckdb.DuckDBPyConnection, rule: Rule, scoped: bool, store
     if not scoped:
         if rule.watch:
             make("view", "payments_watch", "select * from _payments_watch_all")
-        return made
+        return
     subjects = f"(select subject from detection_subjects where rule_id = '{rule.id}')"
 
     def rows_of_subjects(table: str, column: str) -> str:
@@ -433,7 +433,6 @@ def _rule_inputs(con: duckdb.DuckDBPyConnection, rule: Rule, scoped: bool, store
         table, column = SUBJECT_COLUMNS[rule.subject]
         make("table", table, rows_of_subjects(table, column))
     con.execute("drop table if exists _subject_rows")
-    return made
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,8 +459,9 @@ def _run_one_set(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[str, A
 
 def _run_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: Config,
               scoped: bool = False, store_db: str = "") -> None:
-    made = _rule_inputs(con, rule, scoped, store_db)
+    made: list[tuple[str, str]] = []
     try:
+        _rule_inputs(con, rule, scoped, store_db, made)
         _run_sets(con, rule, as_of, config, scoped)
     finally:
         for kind, name in reversed(made):
@@ -667,6 +667,6 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
                     [rule.id, rule.title, rule.severity, rule.subject, result.error is None,
                      result.count, result.amount, result.seconds, scope is not None, scope])
         report.results.append(result)
-    for table in ("_rule_rows", "_rule_all", "_rule_features", *WATCH_TABLES):
+    for table in ("_rule_rows", "_rule_all", "_rule_features", "_subject_rows", *WATCH_TABLES):
         con.execute(f"drop table if exists {table}")
     return report

@@ -228,3 +228,33 @@ def test_a_broken_incremental_query_is_reported_against_its_rule_and_the_others_
     by_rule = {r.rule_id: r for r in report.results}
     assert by_rule["PAID_AFTER_DEATH"].error is None and by_rule["PAID_AFTER_DEATH"].count > 0
     con.close()
+
+
+def test_a_rule_failing_on_its_subjects_rows_leaves_no_shadow_table_for_the_rules_after_it(night_one, tmp_path):
+    """A person rule run for its subjects reads payments with the columns of rules.WATCH_COLUMNS
+    only; one that reads another column fails on an incremental night — reported by name — and
+    the rules after it still see the whole payments table."""
+    rules_dir = tmp_path / "rules"
+    shutil.copytree(resources.rules_dir(), rules_dir)
+    changed = rules_dir / "DUPLICATE_PENSION.yaml"
+    text = changed.read_text(encoding="utf-8")
+    columns = "select person_id, insurance_type, agency_code, period, payment_id, paid_on, amount"
+    assert columns in text
+    changed.write_text(text.replace(columns, columns + ", bank_account", 1), encoding="utf-8")
+    loaded = [r for r in rules.load_rules(rules_dir)[0] if r.engine != "model"]
+    shutil.copy(night_one, tmp_path / "s.duckdb")
+    con = store.connect(tmp_path / "s.duckdb")
+    assert not rules.detect(con, AS_OF, Config(), rules=loaded).errors  # a full run reads every column
+    suspects.update_suspects(con, AS_OF, "night-1b")
+    night = tmp_path / "night" / NEXT.isoformat()
+    bench.write_next_month(con, night)
+    ingest.ingest_inbox(con, night.parent)
+    report = rules.detect(con, NEXT, Config(), rules=loaded, incremental=True)
+    assert "DUPLICATE_PENSION" in report.scoped_rules
+    assert [e.rule_file for e in report.errors] == ["DUPLICATE_PENSION.yaml"]
+    assert "bank_account" in report.errors[0].message
+    by_rule = {r.rule_id: r for r in report.results}
+    assert by_rule["SHARED_BANK_ACCOUNT"].error is None and by_rule["SHARED_BANK_ACCOUNT"].subjects
+    assert not con.execute("select table_name from duckdb_tables() where temporary and table_name = 'payments'").fetchall()
+    assert store.scalar(con, "select count(*) from payments") > 0
+    con.close()
