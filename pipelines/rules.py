@@ -221,6 +221,11 @@ class DetectReport:
     __str__ = summary
 
 
+def _first_line(exc: Exception) -> str:
+    """What a rule author is told of a failure: its first line, or its type when it has no text."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _strip_sql_comments_and_strings(sql: str) -> str:
     sql = re.sub(r"--[^\n]*", " ", sql)
     return re.sub(r"'(?:[^']|'')*'", "''", sql)
@@ -383,7 +388,7 @@ def build_watch(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
                     con.execute(f"insert into _watch_persons select person_id from ({rule.watch})",
                                 bind(rule, params, as_of, rule.watch_params))
         except Exception as exc:  # noqa: BLE001 — reported against the rule by detect()
-            errors[rule.id] = "watch: " + (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            errors[rule.id] = "watch: " + _first_line(exc)
     # Narrow pass first (only person_id is read for all rows), then the wide columns of the few
     # matching rows by rowid: a wide scan of every payment costs several times a narrow one.
     con.execute("""
@@ -597,7 +602,7 @@ def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
                 con.execute(f"insert into detection_subjects select '{rule.id}', cast(subject as varchar) "
                             f"from ({sql}) where subject is not null", bind(rule, params, as_of, names))
         except Exception as exc:  # noqa: BLE001 — reported against the rule by detect()
-            errors[rule.id] = "incremental: " + (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            errors[rule.id] = "incremental: " + _first_line(exc)
     con.execute("create or replace temp table detection_subjects as select distinct rule_id, subject from detection_subjects")
     for view in ("previous_findings", *(f"new_{t}" for t in EXTRACT_TABLES)):
         con.execute(f"drop view if exists {view}")
@@ -645,7 +650,7 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
             report.skipped.append(rule.id)
             continue
         result = RuleResult(rule.id, rule.title, unchanged=rule.id in unchanged,
-                            subjects=report.subjects_by_rule.get(rule.id) if rule.id in scoped else None)
+                            subjects=report.subjects_by_rule.get(rule.id))
         started = time.perf_counter()
         try:
             if rule.id in failed:
@@ -653,9 +658,8 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
             if not result.unchanged:  # an unchanged rule's suspects keep their state (update_suspects)
                 _run_rule(con, rule, as_of, config, rule.id in scoped, store_db)
         except Exception as exc:  # noqa: BLE001 — any failure of one rule is reported by name, the others run
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            result.error = message
-            report.errors.append(RuleError(rule.path.name if rule.path else rule.id, message))
+            result.error = _first_line(exc)
+            report.errors.append(RuleError(rule.path.name if rule.path else rule.id, result.error))
             con.execute("delete from detections where rule_id = ?", [rule.id])
         result.seconds = time.perf_counter() - started
         if result.error is None:

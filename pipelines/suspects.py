@@ -19,9 +19,9 @@ An incremental night (rules.detect(incremental=True)) runs some rules only for t
 temp table detection_subjects (those tonight's new rows can change), and does not re-run rules
 nothing of whose inputs changed. For the first only subjects inside the scope can be "no longer
 detected", for the second none; a suspect outside the scope keeps its state, and — as nothing it
-depends on changed — counts as detected again tonight
-(last_detected_on moves on, exactly as a full run would leave it). After a clean
-merge the detection's state (as-of, rules fingerprint, files seen) is recorded for the next night.
+depends on changed — counts as detected again tonight (last_detected_on moves on, exactly as a
+full run would leave it). After a clean merge the detection's state (as-of, rules fingerprint,
+files seen) is recorded for the next night.
 """
 
 from __future__ import annotations
@@ -89,7 +89,6 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         {join_rules}""")
     ran_clean = ("select rule_id from detection_rules where ok" if has_rules
                  else "select distinct rule_id from detections")
-    scoped, by_subject = _scoped_rules(con), _scoped_rules(con, "subjects")
     # A suspect already reported gone (event detail keeps the last_detected_on it had then).
     con.execute("""
         create or replace temp table _gone as
@@ -127,12 +126,18 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
           and s.suspect_id not in (select suspect_id from _incoming)
           and s.last_detected_on < $as_of
           and s.suspect_id not in (select suspect_id from _gone)
-          -- a rule run only for tonight's subjects knows nothing of the others; a rule not
-          -- re-run (unchanged inputs) knows nothing new of anyone
-          and (s.rule_id not in ({scoped})
-               or (s.rule_id in ({by_subject})
-                   and exists (select 1 from detection_subjects d where d.rule_id = s.rule_id and d.subject = s.subject)))""",
+          and {_rechecked(con, "s")}""",
                 {"as_of": as_of})
+
+
+def _rechecked(con: duckdb.DuckDBPyConnection, alias: str) -> str:
+    """SQL: tonight's detection looked at the subject of suspect `alias` — its rule ran in full, or
+    for its subjects and this is one of them. A rule run only for tonight's subjects knows nothing
+    of the others; a rule not re-run (nothing it reads changed) knows nothing new of anyone."""
+    return f"""({alias}.rule_id not in ({_scoped_rules(con)})
+                or ({alias}.rule_id in ({_scoped_rules(con, "subjects")})
+                    and exists (select 1 from detection_subjects d
+                                where d.rule_id = {alias}.rule_id and d.subject = {alias}.subject)))"""
 
 
 def _scoped_rules(con: duckdb.DuckDBPyConnection, scope: str | None = None) -> str:
@@ -167,10 +172,7 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
           and suspects.last_detected_on < $as_of""", {"as_of": as_of})
     con.execute(f"""
         update suspects set last_detected_on = $as_of
-        where rule_id in ({_scoped_rules(con)})
-          and (rule_id not in ({_scoped_rules(con, "subjects")})
-               or not exists (select 1 from detection_subjects d
-                              where d.rule_id = suspects.rule_id and d.subject = suspects.subject))
+        where not {_rechecked(con, "suspects")}
           and suspect_id not in (select suspect_id from _changes)
           and suspect_id not in (select suspect_id from _gone)
           and last_detected_on < $as_of""", {"as_of": as_of})

@@ -205,24 +205,32 @@ def test_a_busy_night_detected_for_the_changed_subjects_only_leaves_what_a_full_
     b.close()
 
 
-def test_a_broken_incremental_query_is_reported_against_its_rule_and_the_others_still_run(night_one, tmp_path):
+def _night_with_duplicate_pension_changed(night_one: Path, tmp_path: Path, old: str, new: str):
+    """DUPLICATE_PENSION with `old` replaced by `new` in its file, detected in full as of AS_OF (a
+    changed rule is a new fingerprint: a state to go on from), then one more month of payments
+    detected incrementally. Returns the store, the full run's report and the night's report."""
     rules_dir = tmp_path / "rules"
     shutil.copytree(resources.rules_dir(), rules_dir)
-    broken = rules_dir / "DUPLICATE_PENSION.yaml"
-    text = broken.read_text(encoding="utf-8")
-    broken.write_text(text.replace("from new_payments where item = $pension_item",
-                                   "from new_paymentz where item = $pension_item", 1), encoding="utf-8")
+    changed = rules_dir / "DUPLICATE_PENSION.yaml"
+    text = changed.read_text(encoding="utf-8")
+    assert old in text
+    changed.write_text(text.replace(old, new, 1), encoding="utf-8")
     loaded, errors = rules.load_rules(rules_dir)
     assert not errors
+    deterministic = [r for r in loaded if r.engine != "model"]
     shutil.copy(night_one, tmp_path / "s.duckdb")
     con = store.connect(tmp_path / "s.duckdb")
-    # the changed rule text is a new fingerprint: detect once in full to have a state to go on from
-    rules.detect(con, AS_OF, Config(), rules=[r for r in loaded if r.engine != "model"])
+    full = rules.detect(con, AS_OF, Config(), rules=deterministic)
     suspects.update_suspects(con, AS_OF, "night-1b")
     night = tmp_path / "night" / NEXT.isoformat()
     bench.write_next_month(con, night)
     ingest.ingest_inbox(con, night.parent)
-    report = rules.detect(con, NEXT, Config(), rules=[r for r in loaded if r.engine != "model"], incremental=True)
+    return con, full, rules.detect(con, NEXT, Config(), rules=deterministic, incremental=True)
+
+
+def test_a_broken_incremental_query_is_reported_against_its_rule_and_the_others_still_run(night_one, tmp_path):
+    con, _, report = _night_with_duplicate_pension_changed(
+        night_one, tmp_path, "from new_payments where item = $pension_item", "from new_paymentz where item = $pension_item")
     assert [e.rule_file for e in report.errors] == ["DUPLICATE_PENSION.yaml"]
     assert report.errors[0].message.startswith("incremental: ") and "new_paymentz" in report.errors[0].message
     by_rule = {r.rule_id: r for r in report.results}
@@ -234,22 +242,9 @@ def test_a_rule_failing_on_its_subjects_rows_leaves_no_shadow_table_for_the_rule
     """A person rule run for its subjects reads payments with the columns of rules.WATCH_COLUMNS
     only; one that reads another column fails on an incremental night — reported by name — and
     the rules after it still see the whole payments table."""
-    rules_dir = tmp_path / "rules"
-    shutil.copytree(resources.rules_dir(), rules_dir)
-    changed = rules_dir / "DUPLICATE_PENSION.yaml"
-    text = changed.read_text(encoding="utf-8")
     columns = "select person_id, insurance_type, agency_code, period, payment_id, paid_on, amount"
-    assert columns in text
-    changed.write_text(text.replace(columns, columns + ", bank_account", 1), encoding="utf-8")
-    loaded = [r for r in rules.load_rules(rules_dir)[0] if r.engine != "model"]
-    shutil.copy(night_one, tmp_path / "s.duckdb")
-    con = store.connect(tmp_path / "s.duckdb")
-    assert not rules.detect(con, AS_OF, Config(), rules=loaded).errors  # a full run reads every column
-    suspects.update_suspects(con, AS_OF, "night-1b")
-    night = tmp_path / "night" / NEXT.isoformat()
-    bench.write_next_month(con, night)
-    ingest.ingest_inbox(con, night.parent)
-    report = rules.detect(con, NEXT, Config(), rules=loaded, incremental=True)
+    con, full, report = _night_with_duplicate_pension_changed(night_one, tmp_path, columns, columns + ", bank_account")
+    assert not full.errors  # a full run reads every column
     assert "DUPLICATE_PENSION" in report.scoped_rules
     assert [e.rule_file for e in report.errors] == ["DUPLICATE_PENSION.yaml"]
     assert "bank_account" in report.errors[0].message
