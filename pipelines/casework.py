@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import duckdb
 
-from .workdays import add_working_days
+from .workdays import calendar_from
 
 NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED = "待下发", "已下发", "核查中", "已移送", "已销号", "已重开"
 STATUSES = (NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED)
@@ -154,6 +154,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
     Returns how many flags were newly set (and cleared) this time.
     """
     s = settings(config)
+    calendar = calendar_from(config)
     now = dt.datetime.now()
     counts = {"overdue": 0, "overdue_cleared": 0, "escalated": 0, "escalation_lifted": 0, "major_class": 0}
     awaiting = ", ".join(f"'{x}'" for x in AWAITING_AGENCY)
@@ -204,7 +205,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             want_class = major_class_for(amount, config) if outcome_number(outcome) in CONFIRMED_LOSS else None
             want_due = None
             if want_class in (MAJOR, MAJOR_MINISTRY):
-                want_due = add_working_days(verified_on or closed_on or as_of, int(s["report_working_days"]))
+                want_due = calendar.add_working_days(verified_on or closed_on or as_of, int(s["report_working_days"]))
             if want_class == have_class and want_due == have_due:
                 continue
             con.execute("update suspects set major_class = ?, report_due = ? where suspect_id = ?",
@@ -213,3 +214,12 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
                       {"from": have_class, "to": want_class, "amount": amount, "report_due": want_due}, run_id, now)
             counts["major_class"] += 1
     return counts
+
+
+def years_counted_by_the_week(con: duckdb.DuckDBPyConnection, config: Any = None) -> list[int]:
+    """Years of open suspects' 核查期限 and 重大要情 report dates that no holiday notice covers
+    (neither chinesecalendar nor the config): those dates were counted Monday–Friday."""
+    dates = con.execute(f"""
+        select deadline from suspects where status in ({", ".join(f"'{x}'" for x in OPEN_STATUSES)})
+        union select report_due from suspects""").fetchall()
+    return calendar_from(config).unknown_years(d for (d,) in dates)

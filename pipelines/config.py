@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from .workdays import calendar_from
+
 DEFAULTS: dict[str, Any] = {
     # Rule parameters: rules/<ID>.yaml carries each default; entries here override it for all
     # regions, and regions.<region_code>.rules.<ID> overrides it for one region (行政区划代码).
@@ -26,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
         "major_from": 100000,           # 重大要情 from this amount (yuan)
         "ministry_from": 500000,        # 重大要情（报部） from this amount
         "report_working_days": 5,       # 重大要情 report due this many working days after verification
+        # Days of a State Council holiday notice (国务院办公厅关于部分节假日安排的通知) for a year the
+        # chinesecalendar package does not know yet: 放假 days and 调休上班 days (see workdays.py).
+        "holidays": [],
+        "adjusted_workdays": [],
     },
     "outlier": {"max_share": 0.002, "seed": 20260101, "contamination": 0.001},
     "schedule": {"cron": "0 2 * * *", "timezone": "Asia/Shanghai"},
@@ -70,4 +76,9 @@ def load_config(path: str | Path | None = None) -> Config:
     unknown = set(loaded) - set(DEFAULTS)
     if unknown:
         raise SystemExit(f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}")
-    return Config(_merge(DEFAULTS, loaded), path)
+    config = Config(_merge(DEFAULTS, loaded), path)
+    try:
+        calendar_from(config)  # a mistyped holiday is refused now, not when a deadline is counted
+    except ValueError as exc:
+        raise SystemExit(f"config file {path}: {exc}")
+    return config

@@ -217,6 +217,7 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
                 parts["changes"] = update_suspects(con, as_of, run_id)
                 parts["casework"] = refresh_casework(con, as_of, config, run_id)
                 parts["worklists"] = issue_worklists(con, out, as_of, config, run_id)
+                parts["calendar_assumed_years"] = casework.years_counted_by_the_week(con, config)
                 parts["report"] = write_report(con, out, as_of)
                 broken = broken_rules(parts["detect"])
                 if broken is not None:

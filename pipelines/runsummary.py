@@ -74,6 +74,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
     if parts.get("worklists") is not None:
         s["worklists"] = len(parts["worklists"])
         s["worklist_files"] = [str(p) for p in parts["worklists"]]
+    if parts.get("calendar_assumed_years"):
+        s["calendar_assumed_years"] = parts["calendar_assumed_years"]
     if parts.get("report") is not None:
         s["dashboard"] = str(parts["report"].dashboard)
         s["summary_xlsx"] = str(parts["report"].summary)
@@ -107,6 +109,9 @@ def format_summary(s: dict[str, Any]) -> str:
     if "worklists" in s:
         where = str(Path(s["worklist_files"][0]).parent) if s.get("worklist_files") else "-"
         lines.append(f"  worklists: {s['worklists']} written ({where})")
+    for year in s.get("calendar_assumed_years", []):
+        lines.append(f"  working days: no holiday notice for {year} (chinesecalendar or config casework.holidays): "
+                     f"its 核查期限 and report dates were counted Monday–Friday")
     if "warnings" in s:
         lines.append(f"  data quality: {s['warnings']} warning(s)" + (f"; Data Docs {s['data_docs']}" if s.get("data_docs") else ""))
         for w in s.get("quality_warnings", [])[:20]:

@@ -3,14 +3,18 @@
 Deadlines in CONTRACT §5 (核查期限, the 重大要情 report) count working days by the State Council's
 holiday notice of each year, as kept by the maintained `chinese_calendar` package. The notice is
 published late in the year before, so the package only knows a limited span of years (2004–2026
-for 1.11). Outside it we fall back to Monday–Friday and warn once per process: a deadline is then
-at worst a few days off around a holiday, never missing.
+for 1.11). An office need not wait for a new release: it enters the notice's days in its config
+(`casework.holidays`, `casework.adjusted_workdays`), and a year it has entered counts by them.
+For a year neither knows we fall back to Monday–Friday and warn once per process: a deadline is
+then at worst a few days off around a holiday, never missing; the night's summary names the year.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import warnings
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 import chinese_calendar
 
@@ -26,45 +30,134 @@ def _as_date(d: dt.date | dt.datetime) -> dt.date:
     return d.date() if isinstance(d, dt.datetime) else d
 
 
-def is_working_day(d: dt.date | dt.datetime) -> bool:
-    d = _as_date(d)
+def _package_knows(year: int) -> bool:
     try:
-        return bool(chinese_calendar.is_workday(d))
+        chinese_calendar.is_workday(dt.date(year, 1, 1))
     except NotImplementedError:
-        # No holiday notice for this year yet (or before 2004).
-        if not _warned_years:
-            warnings.warn(
-                f"chinese_calendar has no holiday data for {d.year}; counting Monday–Friday as "
-                "working days (update the chinesecalendar package once the State Council notice is out)",
-                CalendarFallbackWarning,
-                stacklevel=2,
-            )
-        _warned_years.add(d.year)
-        return d.weekday() < 5
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class WorkCalendar:
+    """chinese_calendar's working days, with the days an office entered from a State Council
+    notice: `holidays` (放假, off even on a weekday) and `adjusted_workdays` (调休上班, on even
+    on a weekend). An entered day wins over the package (a correction); a year with any entered
+    day counts as known, its other days by the week."""
+
+    holidays: frozenset[dt.date] = frozenset()
+    adjusted_workdays: frozenset[dt.date] = frozenset()
+
+    @property
+    def entered_years(self) -> frozenset[int]:
+        return frozenset(d.year for d in self.holidays | self.adjusted_workdays)
+
+    def knows(self, year: int) -> bool:
+        return year in self.entered_years or _package_knows(year)
+
+    def is_working_day(self, d: dt.date | dt.datetime) -> bool:
+        d = _as_date(d)
+        if d in self.holidays:
+            return False
+        if d in self.adjusted_workdays:
+            return True
+        try:
+            return bool(chinese_calendar.is_workday(d))
+        except NotImplementedError:
+            # No holiday notice for this year yet (or before 2004).
+            if d.year not in self.entered_years:
+                if not _warned_years:
+                    warnings.warn(
+                        f"chinese_calendar has no holiday data for {d.year}; counting Monday–Friday as "
+                        "working days (enter the State Council notice in config casework.holidays and "
+                        "casework.adjusted_workdays, or update the chinesecalendar package)",
+                        CalendarFallbackWarning,
+                        stacklevel=2,
+                    )
+                _warned_years.add(d.year)
+            return d.weekday() < 5
+
+    def add_working_days(self, d: dt.date | dt.datetime, n: int) -> dt.date:
+        """The n-th working day after d (d itself never counts, as in “20 working days after issue”).
+
+        n = 0 returns d unchanged; a negative n counts backwards.
+        """
+        d = _as_date(d)
+        step = 1 if n >= 0 else -1
+        remaining = abs(int(n))
+        while remaining:
+            d += dt.timedelta(days=step)
+            if self.is_working_day(d):
+                remaining -= 1
+        return d
+
+    def working_days_between(self, start: dt.date, end: dt.date) -> int:
+        """Working days after start up to and including end (0 when end <= start)."""
+        start, end = _as_date(start), _as_date(end)
+        count = 0
+        d = start
+        while d < end:
+            d += dt.timedelta(days=1)
+            if self.is_working_day(d):
+                count += 1
+        return count
+
+    def unknown_years(self, dates: Iterable[dt.date | None]) -> list[int]:
+        """The years of `dates` counted Monday–Friday for want of a holiday notice."""
+        return sorted(y for y in {_as_date(d).year for d in dates if d is not None} if not self.knows(y))
+
+
+def _days(entries: Any, key: str) -> set[dt.date]:
+    """Dates from config: YAML dates, 'YYYY-MM-DD' texts, or 'YYYY-MM-DD..YYYY-MM-DD' ranges
+    (as a notice writes 10月1日至7日), in a list."""
+    if entries is None:
+        return set()
+    if not isinstance(entries, list):
+        raise ValueError(f"casework.{key}: expected a list of dates (YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD)")
+    out: set[dt.date] = set()
+    for i, entry in enumerate(entries):
+        if isinstance(entry, dt.date) and not isinstance(entry, dt.datetime):
+            out.add(entry)
+            continue
+        text = str(entry).strip()
+        try:
+            first, _, last = text.partition("..")
+            start = dt.date.fromisoformat(first.strip())
+            end = dt.date.fromisoformat(last.strip()) if last else start
+        except ValueError:
+            raise ValueError(f"casework.{key}[{i}]: {text!r} is not a date "
+                             "(YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD)") from None
+        if end < start:
+            raise ValueError(f"casework.{key}[{i}]: {text!r} ends before it starts")
+        if (end - start).days > 31:
+            raise ValueError(f"casework.{key}[{i}]: {text!r} spans more than a month: not a holiday")
+        out.update(start + dt.timedelta(days=k) for k in range((end - start).days + 1))
+    return out
+
+
+def calendar_from(config: Any = None) -> WorkCalendar:
+    """The working-day calendar of a config (Config or None); ValueError naming the key when an
+    entry is not a date or a day is entered both as holiday and as adjusted working day."""
+    section = (config.get("casework") if config is not None and hasattr(config, "get") else None) or {}
+    holidays = _days(section.get("holidays"), "holidays")
+    adjusted = _days(section.get("adjusted_workdays"), "adjusted_workdays")
+    both = sorted(holidays & adjusted)
+    if both:
+        raise ValueError(f"casework.holidays and casework.adjusted_workdays both list {both[0].isoformat()}")
+    return WorkCalendar(frozenset(holidays), frozenset(adjusted))
+
+
+# The package's calendar alone, for callers without a config.
+_PACKAGE_ONLY = WorkCalendar()
+
+
+def is_working_day(d: dt.date | dt.datetime) -> bool:
+    return _PACKAGE_ONLY.is_working_day(d)
 
 
 def add_working_days(d: dt.date | dt.datetime, n: int) -> dt.date:
-    """The n-th working day after d (d itself never counts, as in “20 working days after issue”).
-
-    n = 0 returns d unchanged; a negative n counts backwards.
-    """
-    d = _as_date(d)
-    step = 1 if n >= 0 else -1
-    remaining = abs(int(n))
-    while remaining:
-        d += dt.timedelta(days=step)
-        if is_working_day(d):
-            remaining -= 1
-    return d
+    return _PACKAGE_ONLY.add_working_days(d, n)
 
 
 def working_days_between(start: dt.date, end: dt.date) -> int:
-    """Working days after start up to and including end (0 when end <= start)."""
-    start, end = _as_date(start), _as_date(end)
-    count = 0
-    d = start
-    while d < end:
-        d += dt.timedelta(days=1)
-        if is_working_day(d):
-            count += 1
-    return count
+    return _PACKAGE_ONLY.working_days_between(start, end)

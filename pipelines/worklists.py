@@ -29,7 +29,7 @@ import yaml
 
 from . import casework, runlock
 from .casework import ISSUED, NEW, OPEN_STATUSES, OUTCOME_LABELS, REOPENED
-from .workdays import add_working_days
+from .workdays import WorkCalendar, calendar_from
 
 SHEET = "疑点清单"
 COVER = "说明"
@@ -224,7 +224,8 @@ def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
-def _issue(con, rows: list[dict], as_of: dt.date, days: int, run_id: str | None, now: dt.datetime) -> None:
+def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalendar, run_id: str | None,
+           now: dt.datetime) -> None:
     """待下发/已重开 → 已下发. The first 下发日期 is kept for good; a re-issue after 重开 gets a fresh
     核查期限 (the new evidence needs verifying), an already issued open suspect keeps its own."""
     for r in rows:
@@ -233,7 +234,7 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, run_id: str | None,
             continue
         issued_on = r["issued_on"] or as_of
         if r["status"] == REOPENED or r["deadline"] is None:
-            deadline = add_working_days(as_of if r["status"] == REOPENED else issued_on, days)
+            deadline = calendar.add_working_days(as_of if r["status"] == REOPENED else issued_on, days)
         else:
             deadline = r["deadline"]
         status = ISSUED if issuing else r["status"]
@@ -433,13 +434,14 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     os.chmod(out_dir, 0o700)  # worklists carry ID numbers and names: owner only
     runlock.remove_stale_temps(out_dir)  # a killed run's unpublished workbooks
     days = int(casework.settings(config)["verify_working_days"])
+    calendar = calendar_from(config)
     actor = current_actor(actor)
     now = dt.datetime.now()
     titles = rule_titles()
     written: list[Path] = []
     staged: list[tuple[Path, Path]] = []  # (temp file, final name), published after the commit
     try:
-        _stage_worklists(con, out_dir, as_of, days, actor, run_id, now, titles, staged)
+        _stage_worklists(con, out_dir, as_of, days, calendar, actor, run_id, now, titles, staged)
         # Committed: every export is on record (audit_log, worklist_rows) before its file appears,
         # and each file appears whole. A run killed before this point leaves no new workbook
         # (the next run issues them again); killed in the middle, the rest come with the next run.
@@ -452,12 +454,12 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     return written
 
 
-def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, actor: str, run_id: str | None,
-                     now: dt.datetime, titles: dict[str, str], staged: list[tuple[Path, Path]]) -> None:
+def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: WorkCalendar, actor: str,
+                     run_id: str | None, now: dt.datetime, titles: dict[str, str], staged: list[tuple[Path, Path]]) -> None:
     """Issue, write every workbook to a temp file beside its final name, and record the exports."""
     with casework.atomic(con):
         suspects = _open_suspects(con)
-        _issue(con, suspects, as_of, days, run_id, now)
+        _issue(con, suspects, as_of, days, calendar, run_id, now)
         names = dict(con.execute("select agency_code, any_value(agency_name) from agencies group by 1").fetchall())
         by_agency: dict[str, list[dict]] = defaultdict(list)
         for s in suspects:
@@ -474,7 +476,7 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, actor: str, 
             tmp = Path(tmp_name)
             staged.append((tmp, path))
             _write_workbook(tmp, (agency_code, names.get(agency_code)), export_id, as_of,
-                            add_working_days(as_of, days), rows, flags)
+                            calendar.add_working_days(as_of, days), rows, flags)
             os.chmod(tmp, 0o600)
             _fsync(tmp)
             file_hash = file_sha256(tmp)

@@ -7,8 +7,10 @@ import warnings
 
 import chinese_calendar
 import pytest
+import yaml
 
 from pipelines import workdays
+from pipelines.config import load_config
 from pipelines.workdays import CalendarFallbackWarning, add_working_days, is_working_day, working_days_between
 
 D = dt.date
@@ -75,3 +77,58 @@ def test_a_deadline_running_into_an_unknown_year_still_lands_on_a_weekday(monkey
     with pytest.warns(CalendarFallbackWarning):
         deadline = add_working_days(D(2026, 12, 21), 20)
     assert deadline.year == 2027 and deadline.weekday() < 5
+
+
+# -- a holiday notice entered in config (the package does not know 2027 yet) ------------------
+
+# A notice as an office would enter it from config (the days are made up for the test: the real
+# 2027 notice is whatever the State Council publishes).
+NOTICE_2027 = {"casework": {"holidays": ["2027-01-01", "2027-02-06..2027-02-13"],
+                            "adjusted_workdays": [D(2027, 2, 14)]}}
+
+
+def _config_file(tmp_path, text: str):
+    path = tmp_path / "fundwatch.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_year_entered_from_the_notice_counts_its_holidays_and_adjusted_days_without_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setattr(workdays, "_warned_years", set())
+    config = load_config(_config_file(tmp_path, yaml.safe_dump(NOTICE_2027, allow_unicode=True)))
+    cal = workdays.calendar_from(config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a year entered is known: no fallback warning
+        assert not cal.is_working_day(D(2027, 1, 1))  # a Friday, entered as holiday
+        assert not cal.is_working_day(D(2027, 2, 8))  # a Monday inside the entered range
+        assert cal.is_working_day(D(2027, 2, 14))  # a Sunday, entered as 调休上班
+        assert cal.is_working_day(D(2027, 2, 15))  # an ordinary Monday of the year
+        # Friday 5 Feb + 1 working day: the holiday week is skipped, Sunday 14th is on.
+        assert cal.add_working_days(D(2027, 2, 5), 1) == D(2027, 2, 14)
+        assert cal.working_days_between(D(2027, 2, 5), D(2027, 2, 15)) == 2
+    assert cal.unknown_years([D(2026, 12, 31), D(2027, 3, 1), D(2028, 1, 5), None]) == [2028]
+    # The package's calendar alone knows nothing of the notice.
+    with pytest.warns(CalendarFallbackWarning):
+        assert add_working_days(D(2027, 2, 5), 1) == D(2027, 2, 8)
+
+
+def test_an_entered_day_corrects_the_package_for_a_year_it_knows(tmp_path):
+    config = load_config(_config_file(tmp_path, "casework:\n  adjusted_workdays: ['2026-10-01']\n"))
+    cal = workdays.calendar_from(config)
+    assert cal.is_working_day(D(2026, 10, 1)) and not is_working_day(D(2026, 10, 1))
+    assert not cal.is_working_day(D(2026, 10, 2))  # the rest of the notice still applies
+
+
+@pytest.mark.parametrize("entries, problem", [
+    ("holidays: ['2027-02-30']", r"casework\.holidays\[0\]: '2027-02-30' is not a date"),
+    ("holidays: ['2027-01-01', 'Spring Festival']", r"casework\.holidays\[1\]: 'Spring Festival' is not a date"),
+    ("holidays: ['2027-02-13..2027-02-06']", r"casework\.holidays\[0\]: .* ends before it starts"),
+    ("holidays: ['2027-01-01..2027-12-31']", r"spans more than a month"),
+    ("holidays: '2027-01-01'", r"casework\.holidays: expected a list of dates"),
+    ("holidays: ['2027-02-14']\n  adjusted_workdays: ['2027-02-14']", r"both list 2027-02-14"),
+])
+def test_a_mistyped_notice_in_config_is_refused_naming_the_file_and_the_entry(tmp_path, entries, problem):
+    path = _config_file(tmp_path, f"casework:\n  {entries}\n")
+    with pytest.raises(SystemExit, match=problem) as refused:
+        load_config(path)
+    assert str(path) in str(refused.value)

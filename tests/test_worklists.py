@@ -16,6 +16,8 @@ import pytest
 
 from pipelines import casework, worklists
 from pipelines.casework import OUTCOME_LABELS
+from pipelines.config import load_config
+from pipelines.runsummary import format_summary
 from pipelines.store import connect, scalar
 from pipelines.workdays import add_working_days
 
@@ -224,3 +226,26 @@ def test_flags_from_casework_refresh_show_in_the_extra_columns(con, tmp_path):
     assert rows["S-A1"]["逾期"] == "是" and rows["S-A1"]["挂牌督办"] == "是"
     assert rows["S-A1"]["疑点状态"] == "已下发"
     assert "death_date: 2025-12-03" in rows["S-A1"]["证据摘要"]
+
+
+def test_a_deadline_running_into_a_year_entered_from_the_holiday_notice_skips_its_holidays(con, tmp_path):
+    # Issued Monday 21 December 2026: 20 working days run into 2027, which chinesecalendar 1.11
+    # does not know; the office entered the (made-up) notice: New Year 1–3 January off, Sunday 10
+    # January on.
+    path = tmp_path / "fundwatch.yaml"
+    path.write_text("casework:\n  holidays: ['2027-01-01..2027-01-03', '2027-01-11..2027-01-15']\n"
+                    "  adjusted_workdays: ['2027-01-10']\n", encoding="utf-8")
+    config = load_config(path)
+    issued = dt.date(2026, 12, 21)
+    add_suspect(con, "S-A1")
+    out = worklists.write_worklists(con, tmp_path / "out", issued, config)[0]
+    deadline = scalar(con, "select deadline from suspects where suspect_id = 'S-A1'")
+    # 22 Dec..31 Dec: 8 working days; then 4–8 Jan: 5; Sunday 10 Jan: 1; 11–15 Jan off; 18–22 Jan: 5;
+    # the 20th is Monday 25 January. Monday–Friday alone would have given Monday 18 January.
+    assert deadline == dt.date(2027, 1, 25)
+    assert add_working_days(issued, 20) == dt.date(2027, 1, 18)
+    assert rows_by_id(sheet_of(out))["S-A1"]["核查期限"].date() == deadline
+    assert casework.years_counted_by_the_week(con, config) == []
+    # Without the notice the night's summary says the year was counted by the week.
+    assert casework.years_counted_by_the_week(con, None) == [2027]
+    assert "no holiday notice for 2027" in format_summary({"calendar_assumed_years": [2027]})
