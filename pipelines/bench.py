@@ -172,7 +172,33 @@ def measure_ingest(b: Bench, inbox: Path, sample_rows: int) -> dict[str, float]:
         b.seconds[f"ingest_{fmt}"] = round(seconds, 3)
         log(f"ingest {fmt}: {total:,} rows in {seconds:.1f} s = {rates[fmt]:,.0f} rows/s")
     b.extra["ingest_sample_rows"] = total
+    b.extra["ingest_floor_rows_per_s"] = ingest_floor(b, probe)
     return rates
+
+
+def ingest_floor(b: Bench, probe: Path) -> dict[str, float]:
+    """What the ingest rates are measured against: DuckDB itself reading the same sample files
+    into the store's payments table, with no validation at all (its own Parquet/CSV reader, the
+    cast to the stored types, the lineage columns, compression and the write to the file)."""
+    spec = EXTRACTS["payments"]
+    cols = ", ".join(spec.names)
+    floors = {}
+    for fmt, reader in (("parquet", "read_parquet(?)"), ("csv", "read_csv(?, header = true, all_varchar = true)")):
+        db = probe / f"{fmt}_floor.duckdb"
+        for stale in (db, Path(f"{db}.wal")):
+            stale.unlink(missing_ok=True)
+        con = connect(b, db)
+        source = str(next((probe / fmt / "d1").iterdir()))
+        started = time.perf_counter()
+        con.execute(f"insert into payments ({cols}, _source_file, _row_number, _delivery, _file_hash) "
+                    f"select {cols}, ?, row_number() over (), 'd1', ? from {reader}", [source, "0" * 64, source])
+        seconds = time.perf_counter() - started
+        rows = store.scalar(con, "select count(*) from payments")
+        con.close()
+        floors[fmt] = round(rows / seconds) if seconds else 0.0
+        log(f"ingest floor {fmt} (DuckDB alone, no validation): {rows:,} rows in {seconds:.2f} s = "
+            f"{floors[fmt]:,.0f} rows/s")
+    return floors
 
 
 def bulk_load(con: duckdb.DuckDBPyConnection, inbox: Path, delivery_dirs: list[Path] | None = None) -> None:
@@ -489,6 +515,8 @@ def table(result: dict) -> str:
             lines.append(f"{k:<22}{'skipped':>16}  {op} {t:,}  (see notes)")
         else:
             lines.append(f"{k:<22}{v:>16,.2f}  {op} {t:,}  {'ok' if met[k] else 'MISSED'}")
+    for fmt, floor in r.get("details", {}).get("ingest_floor_rows_per_s", {}).items():
+        lines.append(f"{'(' + fmt + ' floor)':<22}{floor:>16,.2f}  rows/s DuckDB alone loads the same file, no validation")
     quiet = r.get("details", {}).get("quiet_night_incremental_vs_full")
     if quiet is not None:
         lines.append(f"{'(deaths-only night)':<22}{quiet:>16,.2f}  incremental_vs_full on a night without payments")

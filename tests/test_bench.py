@@ -14,6 +14,7 @@ import pytest
 
 from pipelines import bench, bench_pandas, ingest, rules, store, suspects
 from pipelines.config import Config
+from pipelines.extracts import EXTRACTS
 from pipelines.generate import generate
 
 AS_OF = bench.AS_OF
@@ -186,3 +187,21 @@ def test_a_night_without_payments_does_not_rerun_the_payment_rules_and_keeps_the
     assert live_a == live_b
     a.close()
     b.close()
+
+
+def test_the_ingest_floor_loads_the_same_rows_the_real_ingest_stores(generated, tmp_path):
+    """The floor the ingest rates are compared with does the same work minus validation: from the
+    same sample files it stores the same payments, value for value, in both formats."""
+    b = bench.Bench(persons=300, data_dir=tmp_path, memory_limit="1GB", threads=None)
+    rates = bench.measure_ingest(b, generated, 400)
+    floors = b.extra["ingest_floor_rows_per_s"]
+    assert set(floors) == set(rates) == {"parquet", "csv"} and all(v > 0 for v in floors.values())
+    columns = ", ".join(EXTRACTS["payments"].names)
+    for fmt in ("parquet", "csv"):
+        stored = []
+        for db in (f"{fmt}.duckdb", f"{fmt}_floor.duckdb"):
+            con = store.connect(tmp_path / "ingest_probe" / db, read_only=True)
+            stored.append(con.execute(f"select {columns} from payments order by payment_id").fetchall())
+            con.close()
+        assert len(stored[0]) == b.extra["ingest_sample_rows"] == 400
+        assert stored[0] == stored[1], fmt
