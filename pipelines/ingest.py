@@ -129,6 +129,9 @@ class RawFrame:
     headers: list[str]
     data: pl.DataFrame
     bad_rows: list[tuple] = field(default_factory=list)
+    # CSV read row by row: the text ended inside a quoted field (a piece of a big file so ending was
+    # not cut at a record's end: the file is read whole instead).
+    ends_in_quote: bool = False
 
 
 def _header(h) -> str:
@@ -175,7 +178,7 @@ def _read_csv(data: bytes) -> RawFrame:
         try:
             text = data.decode("gb18030")
         except UnicodeDecodeError as exc:
-            raise FileProblem(f"text is neither UTF-8 nor GB18030 (byte {exc.start}): re-export as UTF-8") from exc
+            raise FileProblem(_neither_encoding(exc.start)) from exc
         data = text.encode("utf-8")
     if not text.strip():
         raise FileProblem("empty file (not even a header row)")
@@ -184,6 +187,10 @@ def _read_csv(data: bytes) -> RawFrame:
     if fast is not None:
         return RawFrame(headers, fast)
     return _read_csv_rows(text, headers)
+
+
+def _neither_encoding(byte: int) -> str:
+    return f"text is neither UTF-8 nor GB18030 (byte {byte}): re-export as UTF-8"
 
 
 def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
@@ -254,6 +261,7 @@ def _read_csv_rows(text: str, headers: list[str]) -> RawFrame:
     bad: list[tuple] = []
     row_number = 0
     consumed = reader.line_num
+    ends_in_quote = False
     while True:
         try:
             record = next(reader)
@@ -261,6 +269,7 @@ def _read_csv_rows(text: str, headers: list[str]) -> RawFrame:
             break
         except csv.Error as exc:
             row_number += 1
+            ends_in_quote = "end of data" in str(exc)
             raw_text = "".join(lines[consumed:reader.line_num])
             consumed = reader.line_num
             if consumed >= len(lines) and not text.endswith(("\n", '"')):
@@ -289,7 +298,7 @@ def _read_csv_rows(text: str, headers: list[str]) -> RawFrame:
         numbers.append(row_number)
         for i, f in enumerate(record):
             cols[i].append(f)
-    return RawFrame(headers, _frame(cols, numbers, n), bad)
+    return RawFrame(headers, _frame(cols, numbers, n), bad, ends_in_quote)
 
 
 def _cell_text(v) -> str | None:
@@ -447,10 +456,14 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
 
 # ------------------------------------------------------------------------------- one file
 
-# A Parquet file of more rows than this is read, normalised and written one chunk of rows at a
-# time, inside the same delivery transaction: peak memory follows the chunk, not the file (a whole
-# 2.9-million-row payments file took about 1.1 KB a row). CSV and XLSX files are read whole.
+# A big file is read, normalised and written one chunk at a time, inside the same delivery
+# transaction: peak memory follows the chunk, not the file (a whole 2.9-million-row payments file
+# took about 1.1 KB a row). A Parquet file of more rows than CHUNK_ROWS goes by chunks of that many
+# rows; a CSV file of more bytes than CSV_CHUNK_BYTES by pieces of about that many bytes, each cut
+# at a line end outside any quoted field. XLSX files are read whole (a sheet holds at most
+# 1,048,576 rows).
 CHUNK_ROWS = 500_000
+CSV_CHUNK_BYTES = 128 * 2**20
 
 
 def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None, today: dt.date) -> FileResult:
@@ -461,8 +474,9 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         result.status, result.message = "skipped", f"{source}: not an extract file (ignored)"
         return result
     big = _big_parquet(path, kind)
+    big_csv = big is None and _big_csv(path, kind)
     data = None
-    if big is not None:
+    if big is not None or big_csv:
         with path.open("rb") as f:  # the bytes of a big file are never held whole
             file_hash = hashlib.file_digest(f, "sha256").hexdigest()
     else:
@@ -475,9 +489,12 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         result.message = f"{source}: already ingested (same content as {seen[0][0]} in delivery {seen[0][1]})"
         return result
     lineage = {"_source_file": source, "_delivery": delivery, "_file_hash": file_hash}
-    if big is not None:
+    if big is not None or big_csv:
         try:
-            done = _ingest_parquet_chunks(con, path, *big, kind, result, lineage, today)
+            if big is not None:
+                done = _ingest_parquet_chunks(con, path, *big, kind, result, lineage, today)
+            else:
+                done = _ingest_csv_pieces(con, path, kind, result, lineage, today)
         except FileProblem as exc:
             return _fail(con, result, source, str(exc), run_id)
         if done:
@@ -579,22 +596,248 @@ def _ingest_parquet_chunks(con, path: Path, rows: int, names: list[str], kind: s
         return False
     del hashes
 
-    for start in starts:
+    chunks = iter(starts)
+
+    def next_chunk() -> RawFrame | None:
+        start = next(chunks, None)
+        if start is None:
+            return None
         try:
             chunk = pl.scan_parquet(path).slice(start, CHUNK_ROWS).collect()
         except Exception as exc:
-            problem = _unreadable_parquet(exc)
-            if start == 0:
-                raise FileProblem(problem) from exc
-            # Rows of this file are already written in the open transaction: undo the delivery.
-            raise IngestError(f"delivery {lineage['_delivery']} was rolled back: {lineage['_source_file']} "
-                              f"is damaged after its row {start}: {problem}") from exc
-        raw = RawFrame(headers, _parquet_columns(chunk, start))
-        del chunk
+            raise _damaged(lineage, start, _unreadable_parquet(exc)) from exc
+        return RawFrame(headers, _parquet_columns(chunk, start))
+
+    _write_chunks(con, kind, next_chunk, result, lineage, today)
+    return True
+
+
+def _write_chunks(con, kind: str, next_chunk: Callable[[], RawFrame | None], result: FileResult,
+                  lineage: dict[str, str], today: dt.date) -> None:
+    """Normalise and write a big file's chunks one at a time, as `next_chunk` reads them (None: no
+    more). Only one chunk is held at a time: `next_chunk` keeps no reference to what it returns."""
+    while (raw := next_chunk()) is not None:
         accepted, rejected = normalise_frame(kind, raw, today)
         del raw
         _write_chunk(con, kind, accepted, rejected, result, lineage)
         del accepted, rejected  # freed before the next chunk is read
+
+
+def _damaged(lineage: dict[str, str], rows_before: int, problem: str) -> Exception:
+    """The error for a big file that cannot be read on: a file problem while nothing of it is
+    written; after that, rows of it are in the open transaction, so the delivery is undone."""
+    if rows_before == 0:
+        return FileProblem(problem)
+    return IngestError(f"delivery {lineage['_delivery']} was rolled back: {lineage['_source_file']} "
+                       f"is damaged after its row {rows_before}: {problem}")
+
+
+def _big_csv(path: Path, kind: str | None) -> bool:
+    """Whether a file is a CSV extract of more than CSV_CHUNK_BYTES bytes (read in pieces)."""
+    if kind is None or path.suffix.lower() != ".csv":
+        return False
+    try:
+        return path.stat().st_size > CSV_CHUNK_BYTES
+    except OSError:
+        return False  # read whole: the error is reported as always
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class _CsvPieces:
+    """A CSV file's bytes in pieces of about `size` bytes, read from the open file (the file is
+    never held whole). Each piece ends at a line end outside any quoted field (an even count of '"'
+    before it in the piece; whether the reader agrees is checked when the piece is read); the last
+    runs to the end of the file. The UTF-8 BOM is left out of the first. After read(): `start`, where
+    the piece begins in the file's bytes after the BOM, and `last`."""
+
+    def __init__(self, f, size: int):
+        self.f, self.size = f, size
+        self.rest = b""
+        self.start = self.end = 0
+        self.last = False
+
+    def read(self) -> bytes | None:
+        parts, quotes = [self.rest], self.rest.count(b'"')
+        while True:
+            block = self.f.read(self.size)
+            if self.end == 0 and len(parts) == 1 and not parts[0] and block.startswith(_BOM):
+                block = block[len(_BOM):]
+            if not block:
+                self.last = True
+                cut = None
+            else:
+                cut = _line_end_outside_quotes(block, quotes)
+            if cut is None and block:
+                parts.append(block)
+                quotes += block.count(b'"')
+                continue
+            if block:
+                parts.append(block[:cut])
+                self.rest = block[cut:]
+            else:
+                self.rest = b""
+            del block
+            piece = b"".join(parts)
+            del parts
+            if not piece:
+                return None
+            self.start, self.end = self.end, self.end + len(piece)
+            return piece
+
+
+def _line_end_outside_quotes(block: bytes, quotes_before: int) -> int | None:
+    """Just after the last LF of `block` with an even count of '"' before it (counting
+    `quotes_before` of the piece so far), or None."""
+    i, quotes = len(block), quotes_before + block.count(b'"')
+    while (j := block.rfind(b"\n", 0, i)) >= 0:
+        quotes -= block.count(b'"', j + 1, i)
+        if quotes % 2 == 0:
+            return j + 1
+        i = j
+    return None
+
+
+class _ReadWhole(Exception):
+    """A big CSV file the pieces cannot give exactly as the whole-file reader does: read it whole."""
+
+
+class _NotUtf8(Exception):
+    """A piece of a big CSV file is not UTF-8: the whole file is read as GB18030."""
+
+
+def _is_utf8(piece: bytes) -> bool:
+    if piece.isascii():
+        return True
+    try:
+        piece.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@dataclass
+class _CsvPlan:
+    encoding: str
+    header: bytes  # the header record's bytes, UTF-8 (put before each later piece)
+    headers: list[str]
+
+
+def _in_utf8(piece: bytes, start: int, encoding: str) -> bytes:
+    """A piece in UTF-8: a GB18030 file is converted piece by piece (a piece ends at an LF, never
+    inside a character in either encoding); the byte named when it is neither is the file's."""
+    if encoding == "utf-8":
+        return piece
+    try:
+        return piece.decode(encoding).encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileProblem(_neither_encoding(start + exc.start)) from exc
+
+
+def _csv_piece_frame(piece: bytes, start: int, plan: _CsvPlan) -> RawFrame:
+    """One piece (UTF-8) read by the whole-file reader (_read_csv): the first as it is, a later one
+    after the file's header record. Its rows are numbered from 1."""
+    return _read_csv(piece if start == 0 else plan.header + piece)
+
+
+def _csv_plan(path: Path, kind: str) -> _CsvPlan:
+    """The first pass over a big CSV file's pieces: its encoding (UTF-8 unless a piece is not, then
+    GB18030 for every piece), its header record, and the checks that send it to the whole-file
+    reader (_ReadWhole): a header that fails the file, a piece whose reading differs from the whole
+    file's (its end inside a quoted field by the reader's count: a stray '"'), or a raw key (as
+    trimmed) given twice, so that the repeat is reported exactly. Raises FileProblem for a file
+    that is neither UTF-8 nor GB18030."""
+    try:
+        return _csv_key_pass(path, kind, "utf-8")
+    except _NotUtf8:
+        return _csv_key_pass(path, kind, "gb18030")
+
+
+def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
+    spec = EXTRACTS[kind]
+    plan: _CsvPlan | None = None
+    hashes: list[pl.Series] = []
+    with path.open("rb") as f:
+        pieces = _CsvPieces(f, CSV_CHUNK_BYTES)
+        while (piece := pieces.read()) is not None:
+            if encoding == "utf-8" and not _is_utf8(piece):
+                raise _NotUtf8
+            piece = _in_utf8(piece, pieces.start, encoding)
+            if plan is None:
+                plan = _csv_header(piece, encoding)
+            try:
+                raw = _csv_piece_frame(piece, pieces.start, plan)
+            except Exception as exc:  # e.g. a damaged header record: the whole-file reader reports it
+                raise _ReadWhole from exc
+            del piece
+            if raw.headers != plan.headers or (raw.ends_in_quote and not pieces.last):
+                raise _ReadWhole
+            try:
+                positions = _map_headers(kind, raw.headers)
+            except HeaderProblem as exc:
+                raise _ReadWhole from exc  # every row is rejected with the header's problem
+            keys = [clean_text(pl.col(f"c{positions[k]}")).alias(k) for k in spec.key]
+            # A row without a required key part is refused anyway: never a repeat to report.
+            keyed = pl.all_horizontal([pl.col(k).is_not_null() for k in spec.key if spec.column(k).required]
+                                      + [pl.lit(True)])
+            hashes.append(raw.data.select(keys).filter(keyed).select(pl.struct(list(spec.key)).hash()).to_series())
+            del raw
+    if plan is None or pl.concat(hashes).is_duplicated().any():
+        raise _ReadWhole
+    return plan
+
+
+def _csv_header(first: bytes, encoding: str) -> _CsvPlan:
+    """The header record of a big CSV file (its first line, or lines while a quote is open) from its
+    first piece in UTF-8, which the CSV reader must read as exactly one record."""
+    i = 0
+    while (j := first.find(b"\n", i)) >= 0 and first.count(b'"', 0, j) % 2:
+        i = j + 1
+    if j < 0:
+        raise _ReadWhole
+    header = first[:j + 1]
+    try:
+        records = list(csv.reader(io.StringIO(header.decode("utf-8")), strict=True))
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise _ReadWhole from exc
+    if len(records) != 1 or not records[0]:
+        raise _ReadWhole
+    return _CsvPlan(encoding, header, [_header(h) for h in records[0]])
+
+
+def _ingest_csv_pieces(con, path: Path, kind: str, result: FileResult, lineage: dict[str, str],
+                       today: dt.date) -> bool:
+    """Ingest a big CSV file piece by piece (_CsvPieces), each read by the whole-file reader so that
+    the outcome is the whole-file path's: rows keep the file's own numbers (a piece's are offset by
+    the records numbered before it: data rows and the rows refused while reading; blank lines are
+    not numbered). False, with nothing written, when the file must be read whole instead (see
+    _csv_plan; the same limit as for Parquet: two spellings of one key in different pieces)."""
+    try:
+        plan = _csv_plan(path, kind)
+    except _ReadWhole:
+        return False
+    numbered = 0
+    with path.open("rb") as f:
+        pieces = _CsvPieces(f, CSV_CHUNK_BYTES)
+
+        def next_piece() -> RawFrame | None:
+            nonlocal numbered
+            while True:
+                try:
+                    piece = pieces.read()
+                    if piece is None:
+                        return None
+                    raw = _csv_piece_frame(_in_utf8(piece, pieces.start, plan.encoding), pieces.start, plan)
+                except Exception as exc:
+                    raise _damaged(lineage, numbered, f"could not be read ({type(exc).__name__}: {exc})") from exc
+                del piece
+                offset, numbered = numbered, numbered + raw.data.height + len(raw.bad_rows)
+                if raw.data.height or raw.bad_rows:  # (a piece of blank lines has nothing to write)
+                    return RawFrame(raw.headers, raw.data.with_columns(pl.col("_row_number") + offset),
+                                    [(row + offset, *rest) for row, *rest in raw.bad_rows])
+
+        _write_chunks(con, kind, next_piece, result, lineage, today)
     return True
 
 

@@ -1,0 +1,230 @@
+"""Big CSV files are ingested in pieces of about CSV_CHUNK_BYTES bytes, with exactly the outcome of
+reading them whole. The oracle is the whole-file path: the same file ingested into two fresh stores,
+once in pieces (CSV_CHUNK_BYTES lowered to a few hundred bytes) and once whole."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from pipelines import ingest, store
+from pipelines.extracts import EXTRACTS
+from pipelines.ingest import ingest_inbox
+from test_ingest import _contents, _bad, person, rejected, row_for, stored
+
+COLS = EXTRACTS["payments"].names
+PIECE = 3000  # bytes: a file of a few hundred rows splits into a dozen pieces (each costs ~0.1 s)
+NAME = "payments_360700_202611.csv"
+
+
+def _records(rows: list[dict[str, str]], head: list[str] | None = None) -> list[str]:
+    """The header and each row as CSV text (quoted where needed), without line ends."""
+    def record(values: list[str]) -> str:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow(values)  # (a field with a line end is quoted)
+        return out.getvalue()[:-1]
+    return [record(head or COLS)] + [record([r[c] for c in COLS]) for r in rows]
+
+
+def _lines(rows: list[dict[str, str]], newline: str = "\n", head: list[str] | None = None) -> str:
+    return newline.join(_records(rows, head)) + newline
+
+
+def _ascii_row(i: int) -> dict[str, str]:
+    """A valid payments row of ASCII text only."""
+    return {**row_for("payments", i)[0], "person_id": person(i), "name": f"Li{i}", "item": "pension",
+            "insurance_type": "110", "amount": "100.00", "handled_by": "clerk", "reviewed_by": "",
+            "reviewed_at": ""}
+
+
+def _ingest(monkeypatch, tmp_path, label: str, data: bytes, piece_bytes: int):
+    """Ingest `data` as one delivery into a fresh store with CSV_CHUNK_BYTES set; the store, the
+    report, and the heights of the frames normalised (one per piece when read in pieces)."""
+    inbox = tmp_path / "inbox"
+    path = inbox / "d1" / NAME
+    if not path.exists():
+        path.parent.mkdir(parents=True)
+        path.write_bytes(data)
+    heights: list[int] = []
+    real = ingest.normalise_frame
+
+    def normalise(kind, raw, today=None):
+        heights.append(raw.data.height)
+        return real(kind, raw, today)
+
+    monkeypatch.setattr(ingest, "CSV_CHUNK_BYTES", piece_bytes)
+    monkeypatch.setattr(ingest, "normalise_frame", normalise)
+    con = store.connect(tmp_path / f"{label}.duckdb")
+    report = ingest_inbox(con, inbox)
+    monkeypatch.undo()
+    return con, report, heights
+
+
+def _both(monkeypatch, tmp_path, data: bytes, piece_bytes: int = PIECE):
+    whole, whole_report, whole_heights = _ingest(monkeypatch, tmp_path, "whole", data, 10**12)
+    chunked, report, heights = _ingest(monkeypatch, tmp_path, "chunked", data, piece_bytes)
+    assert [f.message for f in report.files] == [f.message for f in whole_report.files]
+    assert [f.rejected_by_reason for f in report.files] == [f.rejected_by_reason for f in whole_report.files]
+    return whole, chunked, whole_heights, heights
+
+
+def _ledger(con):
+    return con.execute("select rows_total, rows_accepted, rows_rejected, rows_replaced from ingest_ledger").fetchall()
+
+
+def _crosses_a_piece(data: bytes, field: bytes, bom: int = 0) -> bool:
+    """Whether some copy of `field` in the file spans a multiple of PIECE (where a read ends)."""
+    at = data.find(field)
+    while at >= 0:
+        if (at + bom) // PIECE != (at + len(field) + bom) // PIECE:
+            return True
+        at = data.find(field, at + 1)
+    return False
+
+
+# A free-text field with line ends and commas inside its quotes.
+MEMO = "复核意见:\n金额核对无误, 已发放,\n请存档" + "，备注" * 20
+
+
+@pytest.mark.parametrize("encoding,newline", [("utf-8-sig", "\r\n"), ("utf-8", "\n"), ("gb18030", "\r\n")])
+def test_a_big_csv_read_in_pieces_stores_exactly_what_reading_it_whole_stores(tmp_path, monkeypatch, encoding, newline):
+    rows = [row_for("payments", i)[0] for i in range(240)]
+    for i in range(0, 240, 4):
+        rows[i]["handled_by"] = MEMO  # quoted fields with line ends and commas, crossing pieces
+    # Bad values in late pieces: an ID number with a wrong check digit, an impossible date.
+    rows[200]["person_id"] = person(200)[:-1] + ("0" if person(200)[-1] != "0" else "1")
+    rows[210]["paid_on"] = "2026-02-30"
+    records = _records(rows)  # records[n] is data row n
+    # Ragged rows in a late piece (one field too many, one too few), and blank lines (not rows).
+    records[181] += ",多出的字段"
+    records[191] = records[191].rsplit(",", 1)[0]
+    records[30:30] = ["", ""]
+    data = (newline.join(records) + newline).encode(encoding)
+
+    whole, chunked, whole_heights, heights = _both(monkeypatch, tmp_path, data)
+
+    assert len(whole_heights) == 1 and len(heights) >= len(data) // PIECE  # read whole, and in pieces
+    assert sum(heights) == whole_heights[0]
+    assert _crosses_a_piece(data, MEMO.encode(encoding.removesuffix("-sig")))
+    assert _contents(chunked) == _contents(whole)
+    assert _ledger(chunked) == _ledger(whole) == [(len(rows), len(rows) - 4, 4, 0)]
+    bad = [(row, col, reason) for _, row, col, reason, _ in rejected(chunked)]
+    assert [b[:2] for b in bad] == [(181, None), (191, None), (201, "person_id"), (211, "paid_on")]
+    assert "字段过多" in bad[0][2] and "字段过少" in bad[1][2]
+    got = stored(chunked, "payments", "d1/" + NAME)
+    assert [r["payment_id"] for r in got[:3]] == ["P000000", "P000001", "P000002"]
+    assert got[-1]["name"] == "李239" and got[0]["handled_by"] == MEMO
+    # Memory follows the piece: no frame holds more rows than about two pieces' worth.
+    shortest = min(len(r.encode(encoding)) for r in records[1:] if r)
+    assert max(heights) <= 2 * PIECE // shortest
+
+
+def test_the_same_key_in_two_pieces_is_read_whole_and_the_repeat_reported_exactly(tmp_path, monkeypatch):
+    rows = [row_for("payments", i)[0] for i in range(150)]
+    rows.append({**row_for("payments", 3)[0], "amount": "5.00"})  # payment 3 again, many pieces later
+    whole, chunked, whole_heights, heights = _both(monkeypatch, tmp_path, _lines(rows).encode())
+
+    assert heights == whole_heights == [len(rows)]  # the file went to the whole-file path
+    assert _contents(chunked) == _contents(whole)
+    [(_, row, col, reason, _)] = rejected(chunked)
+    assert (row, col) == (4, "payment_id") and f"第{len(rows)}行为准" in reason
+    kept = [r for r in stored(chunked, "payments", "d1/" + NAME) if r["payment_id"] == "P000003"]
+    assert [str(r["amount"]) for r in kept] == ["5.00"]
+
+
+def test_a_big_csv_whose_header_fails_it_rejects_every_row_as_when_read_whole(tmp_path, monkeypatch):
+    rows = [row_for("payments", i)[0] for i in range(120)]
+    head = [c if c != "agency_code" else "机构" for c in COLS]  # a required column missing
+    whole, chunked, _, _ = _both(monkeypatch, tmp_path, _lines(rows, head=head).encode())
+
+    assert _contents(chunked) == _contents(whole)
+    bad = rejected(chunked)
+    assert [r[1] for r in bad] == list(range(1, len(rows) + 1))
+    assert all("missing required column" in r[3] for r in bad) and _ledger(chunked) == []
+
+
+def test_a_truncated_big_csv_ending_inside_a_quote_refuses_its_last_row_as_when_read_whole(tmp_path, monkeypatch):
+    rows = [row_for("payments", i)[0] for i in range(150)]
+    rows[-1]["handled_by"] = "张经办,\n复核"
+    data = _lines(rows).encode()
+    data = data[:data.rindex(b"\n", 0, len(data) - 1)]  # cut inside the last row's quoted field
+    whole, chunked, _, heights = _both(monkeypatch, tmp_path, data)
+
+    assert len(heights) >= len(data) // PIECE
+    assert _contents(chunked) == _contents(whole)
+    [(_, row, col, reason, _)] = rejected(chunked)
+    assert (row, col) == (150, None) and "文件被截断" in reason
+    assert _ledger(chunked) == [(150, 149, 1, 0)]
+
+
+def test_a_quote_left_open_mid_file_refuses_the_rest_as_when_read_whole(tmp_path, monkeypatch):
+    rows = [_ascii_row(i) for i in range(150)]
+    lines = _lines(rows).split("\n")
+    lines[100] = lines[100].replace(",clerk,", ',"clerk,', 1)  # an opening quote never closed
+    whole, chunked, _, heights = _both(monkeypatch, tmp_path, "\n".join(lines).encode())
+
+    assert len(heights) > 3
+    assert _contents(chunked) == _contents(whole)
+    assert [(r[1], "引号不配对" in r[3]) for r in rejected(chunked)] == [(100, True)]
+
+
+def test_a_late_piece_in_gb18030_makes_the_whole_file_gb18030(tmp_path, monkeypatch):
+    rows = [_ascii_row(i) for i in range(150)]
+    # Row 80: GB18030 bytes that are also valid UTF-8 (the UTF-8 bytes of 李四): read alone, its
+    # piece would be taken for UTF-8; the file's late rows are GB18030 that is not UTF-8.
+    look_alike = "李四".encode("utf-8").decode("gb18030")
+    rows[80]["name"] = look_alike
+    for r in rows[140:]:
+        r["name"] = "欧阳娜娜"
+    data = _lines(rows).encode("gb18030")
+    early = data[:data.index(look_alike.encode("gb18030"))]
+    assert early.isascii() and len(early) > 5 * 1500
+    whole, chunked, _, heights = _both(monkeypatch, tmp_path, data, piece_bytes=1500)
+
+    assert len(heights) > 10
+    assert _contents(chunked) == _contents(whole)
+    got = stored(chunked, "payments", "d1/" + NAME)
+    assert got[80]["name"] == look_alike and got[0]["name"] == "Li0"
+    assert {r["name"] for r in got[140:]} == {"欧阳娜娜"}
+
+
+def test_a_big_csv_neither_utf8_nor_gb18030_fails_as_when_read_whole(tmp_path, monkeypatch):
+    rows = [_ascii_row(i) for i in range(150)]
+    data = _lines(rows).encode()
+    at = data.index(b"Li140")
+    data = data[:at] + b"\x81\n" + data[at:]  # a lead byte with no trail byte: in no encoding
+    whole, chunked, _, heights = _both(monkeypatch, tmp_path, data)
+
+    assert _contents(chunked) == _contents(whole) and heights == []
+    [(_, row, _, reason, _)] = rejected(chunked)
+    assert row == 0 and f"(byte {at})" in reason and "neither UTF-8 nor GB18030" in reason
+
+
+def test_rows_of_a_small_csv_are_unchanged_and_a_bad_row_in_the_first_piece_keeps_its_number(tmp_path, monkeypatch):
+    rows = [row_for("payments", i)[0] for i in range(40)]
+    rows[2] = _bad(2, amount="12.345")
+    whole, chunked, whole_heights, heights = _both(monkeypatch, tmp_path, _lines(rows).encode(), piece_bytes=600)
+
+    assert len(heights) > 5 and _contents(chunked) == _contents(whole)
+    assert [(r[1], r[2]) for r in rejected(chunked)] == [(3, "amount")]
+
+
+def test_a_stray_quote_inside_a_field_that_misleads_the_cut_sends_the_file_to_the_whole_file_path(tmp_path, monkeypatch):
+    rows = [_ascii_row(i) for i in range(150)]
+    for i in range(0, 150, 3):
+        rows[i]["handled_by"] = "line one\nline two\nline three"  # quoted, over three lines
+    records = _records(rows)
+    # A '"' inside an unquoted field is a plain character to the CSV reader, but it turns the
+    # count of quotes odd: from there, the line ends the cut takes for "outside quotes" are the
+    # ones inside the quoted fields.
+    records[20] = records[20].replace(",clerk,", ',cl"erk,', 1)
+    data = ("\n".join(records) + "\n").encode()
+    whole, chunked, whole_heights, heights = _both(monkeypatch, tmp_path, data, piece_bytes=1500)
+
+
+    assert _contents(chunked) == _contents(whole)
+    assert heights == whole_heights == [150]
+    assert _ledger(chunked) == [(150, 150, 0, 0)]
+    assert stored(chunked, "payments", "d1/" + NAME)[19]["handled_by"] == 'cl"erk'
