@@ -217,10 +217,13 @@ def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
     if quotes.sum() % 2:
         return None  # an unterminated quote: a truncated file
     if quotes.sum():
-        # Lines inside a quoted field (odd quote parity before them) belong to the record above.
-        records = pl.DataFrame({"l": lines, "start": ((quotes.cum_sum() - quotes) % 2 == 0)})
-        records = records.with_columns(pl.col("start").cum_sum().alias("r")).group_by("r", maintain_order=True)
-        lines = records.agg(pl.col("l").str.join("\n")).get_column("l").str.replace_all(r'"[^"]*"', "")
+        if (quotes % 2 == 1).any():
+            # Lines inside a quoted field (odd quote parity before them) belong to the record above
+            # (with an even count of quotes on every line, each line is a record of its own).
+            records = pl.DataFrame({"l": lines, "start": ((quotes.cum_sum() - quotes) % 2 == 0)})
+            records = records.with_columns(pl.col("start").cum_sum().alias("r")).group_by("r", maintain_order=True)
+            lines = records.agg(pl.col("l").str.join("\n")).get_column("l")
+        lines = lines.str.replace_all(r'"[^"]*"', "")
     fields = lines.str.count_matches(",", literal=True) + 1
     if len(fields) - 1 != df.height or (fields != n).any():
         return None
@@ -629,7 +632,7 @@ def _damaged(lineage: dict[str, str], rows_before: int, problem: str) -> Excepti
     if rows_before == 0:
         return FileProblem(problem)
     return IngestError(f"delivery {lineage['_delivery']} was rolled back: {lineage['_source_file']} "
-                       f"is damaged after its row {rows_before}: {problem}")
+                       f"is damaged after its row {rows_before}: {mask_ids_in_text(problem)}")
 
 
 def _big_csv(path: Path, kind: str | None) -> bool:
@@ -830,7 +833,9 @@ def _ingest_csv_pieces(con, path: Path, kind: str, result: FileResult, lineage: 
                         return None
                     raw = _csv_piece_frame(_in_utf8(piece, pieces.start, plan.encoding), pieces.start, plan)
                 except Exception as exc:
-                    raise _damaged(lineage, numbered, f"could not be read ({type(exc).__name__}: {exc})") from exc
+                    problem = str(exc) if isinstance(exc, FileProblem) else \
+                        f"could not be read ({type(exc).__name__}: {exc})"
+                    raise _damaged(lineage, numbered, problem) from exc
                 del piece
                 offset, numbered = numbered, numbered + raw.data.height + len(raw.bad_rows)
                 if raw.data.height or raw.bad_rows:  # (a piece of blank lines has nothing to write)

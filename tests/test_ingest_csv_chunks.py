@@ -228,3 +228,39 @@ def test_a_stray_quote_inside_a_field_that_misleads_the_cut_sends_the_file_to_th
     assert heights == whole_heights == [150]
     assert _ledger(chunked) == [(150, 150, 0, 0)]
     assert stored(chunked, "payments", "d1/" + NAME)[19]["handled_by"] == 'cl"erk'
+
+
+def test_a_big_csv_damaged_after_pieces_were_written_rolls_the_delivery_back(tmp_path, monkeypatch):
+    inbox = tmp_path / "inbox"
+    (inbox / "d1").mkdir(parents=True)
+    (inbox / "d1" / "payments_early.csv").write_bytes(_lines([row_for("payments", i)[0] for i in range(500, 505)]).encode())
+    rows = [row_for("payments", i)[0] for i in range(150)]
+    path = inbox / "d2" / NAME
+    path.parent.mkdir()
+    path.write_bytes(_lines(rows).encode("gb18030"))
+    con = store.connect(tmp_path / "fw.duckdb")
+    (inbox / "d2").rename(tmp_path / "d2")
+    ingest_inbox(con, inbox)
+    before = _contents(con)
+    (tmp_path / "d2").rename(inbox / "d2")
+
+    # The file is overwritten while it is being ingested (after the pass that checks it): a late
+    # part of it is now in no encoding.
+    real_plan = ingest._csv_plan
+
+    def plan_then_damage(*args):
+        plan = real_plan(*args)
+        data = path.read_bytes()
+        at = data.index("李140".encode("gb18030"))
+        path.write_bytes(data[:at] + b"\x81\n" + data[at:])
+        return plan
+
+    monkeypatch.setattr(ingest, "_csv_plan", plan_then_damage)
+    monkeypatch.setattr(ingest, "CSV_CHUNK_BYTES", PIECE)
+    with pytest.raises(ingest.IngestError) as err:
+        ingest_inbox(con, inbox)
+    message = str(err.value)
+    assert message.startswith(f"delivery d2 was rolled back: d2/{NAME} is damaged after its row ")
+    assert "neither UTF-8 nor GB18030" in message and "\n" not in message
+    assert 0 < int(message.split("after its row ")[1].split(":")[0]) < 140
+    assert _contents(con) == before  # nothing of d2 is stored
