@@ -118,6 +118,11 @@ def new_deliveries(found) -> list[str]:
     return sorted({f.delivery for f in found.files if f.status == "ingested"})
 
 
+def to_validate(con, found) -> list[str]:
+    """Tonight's new deliveries, and any an interrupted night ingested but never checked."""
+    return sorted(set(new_deliveries(found)) | set(quality.unvalidated_deliveries(con)))
+
+
 @step("validate")
 def validate(con, deliveries: list[str], out: Path, run_id: str, progress: Progress):
     checked = quality.check_deliveries(con, deliveries, out, run_id, progress=progress)
@@ -212,7 +217,7 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
             start_run(con, run_id, command, as_of)
             try:
                 parts["ingest"] = ingest_new_deliveries(con, inbox, run_id, show)
-                parts["quality"] = validate(con, new_deliveries(parts["ingest"]), out, run_id, show)
+                parts["quality"] = validate(con, to_validate(con, parts["ingest"]), out, run_id, show)
                 parts["detect"] = detect(con, as_of, config, show)
                 parts["changes"] = update_suspects(con, as_of, run_id)
                 parts["casework"] = refresh_casework(con, as_of, config, run_id)

@@ -299,6 +299,17 @@ def check_deliveries(
     return report
 
 
+def unvalidated_deliveries(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Deliveries with accepted rows and no quality result: a night killed between the ingest's
+    commit and the end of its checks left them so, and the next night ingests nothing new from
+    them — they are checked then, or their data-quality report would never exist."""
+    ensure_quality_schema(con)
+    return [d for (d,) in con.execute("""
+        select distinct delivery from ingest_ledger
+        where rows_accepted > 0 and delivery not in (select delivery from quality_results where delivery is not null)
+        order by delivery""").fetchall()]
+
+
 def check_delivery(con: duckdb.DuckDBPyConnection, delivery: str, out_dir: str | Path,
                    run_id: str | None = None) -> list[str]:
     """One delivery; the warnings (docs/design.md's seam)."""

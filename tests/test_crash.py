@@ -136,6 +136,10 @@ def _state(db: Path) -> dict:
                    from suspects order by suspect_id""").fetchall(),
             "events": con.execute(
                 "select suspect_id, event, detail::varchar from suspect_events order by all").fetchall(),
+            # every delivery checked exactly once, whichever night got to it
+            "quality": con.execute(
+                "select delivery, extract, expectation, column_name, success from quality_results "
+                "order by all").fetchall(),
         }
     finally:
         con.close()
@@ -182,6 +186,7 @@ def reference(prefect_api, tmp_path_factory):
     # The scenario is worth crashing: suspects under several rules, in both agencies' worklists.
     assert {s[1] for s in state["suspects"]} >= {"PAID_AFTER_DEATH", "PAID_DURING_CUSTODY",
                                                   "PAID_WHILE_SUSPENDED", "LARGE_PAYMENT_UNREVIEWED"}
+    assert {q[0] for q in state["quality"]} == {"2026-10-21", "2026-11-21"}
     worklists = _worklist_ids(root / "out")
     assert len(worklists) == 2
     return {"state": state, "worklists": worklists, "console": run.stdout + run.stderr}
@@ -191,9 +196,13 @@ def reference(prefect_api, tmp_path_factory):
 KILL_POINTS = [
     # delivery 1 (4 files) committed, inside delivery 2's transaction after its first file
     pytest.param("pipelines.ingest:_ingest_file", "after", 5, id="ingest-second-delivery"),
+    # both deliveries committed, the data-quality checks under way (none stored yet)
+    pytest.param("pipelines.quality:_suite", "after", 2, id="validate-mid-checks"),
     pytest.param("pipelines.rules:_run_rule", "after", 3, id="detect-third-rule"),
     # the merge written, its transaction (and the incremental-detection state) not yet committed
     pytest.param("pipelines.suspects:_apply", "after", 1, id="update-suspects-before-commit"),
+    # 逾期/挂牌督办/要情 refreshed and committed, no worklist issued yet
+    pytest.param("pipelines.casework:refresh", "after", 1, id="casework-after-commit"),
     # first workbook written to its temp file, issuing not committed
     pytest.param("pipelines.worklists:_write_workbook", "after", 1, id="worklists-mid-write"),
     # exports committed, no workbook moved into place yet

@@ -7,7 +7,7 @@ import pytest
 
 from _nightly_inbox import ALIVE, BAD_ID, DEAD, delivery_1, delivery_2
 from pipelines.ingest import ingest_inbox
-from pipelines.quality import check_deliveries
+from pipelines.quality import check_deliveries, unvalidated_deliveries
 from pipelines.store import connect, scalar
 
 
@@ -122,3 +122,19 @@ def test_missing_certification_dates_count_only_for_pensioners(tmp_path, uncerti
     finally:
         con.close()
     assert any("beneficiaries.has_last_certified_on" in w for w in report.warnings) is warned
+
+
+def test_a_delivery_ingested_but_never_checked_is_found_and_a_checked_one_is_not(tmp_path, checked):
+    # The fixture's store: both deliveries checked.
+    assert unvalidated_deliveries(checked["con"]) == []
+    # A night killed between the ingest's commit and the checks: the delivery waits to be checked.
+    inbox = tmp_path / "inbox"
+    delivery_1(inbox)
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox)
+        assert unvalidated_deliveries(con) == ["2026-10-21"]
+        check_deliveries(con, unvalidated_deliveries(con), tmp_path / "out", run_id="next-night")
+        assert unvalidated_deliveries(con) == []
+    finally:
+        con.close()
