@@ -204,6 +204,10 @@ def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
     if df.width != n:
         return None
     df = df.filter(~pl.all_horizontal(pl.all().is_null()))  # blank lines
+    if b'""' in data:
+        # An empty cell is null, quoted ("") or not, as the row-by-row reader gives it: a row's
+        # raw copy must not depend on which reader read its file (or its piece of a big file).
+        df = df.with_columns(pl.all().replace("", None))
     if b"\x1f" in data:
         return None
     try:
@@ -300,7 +304,7 @@ def _read_csv_rows(text: str, headers: list[str]) -> RawFrame:
             continue
         numbers.append(row_number)
         for i, f in enumerate(record):
-            cols[i].append(f)
+            cols[i].append(f or None)  # an empty cell is null, as in Polars' reader
     return RawFrame(headers, _frame(cols, numbers, n), bad, ends_in_quote)
 
 
@@ -657,37 +661,29 @@ class _CsvPieces:
 
     def __init__(self, f, size: int):
         self.f, self.size = f, size
-        self.rest = b""
+        head = f.read(len(_BOM))
+        self.rest = b"" if head == _BOM else head
         self.start = self.end = 0
         self.last = False
 
     def read(self) -> bytes | None:
         parts, quotes = [self.rest], self.rest.count(b'"')
-        while True:
-            block = self.f.read(self.size)
-            if self.end == 0 and len(parts) == 1 and not parts[0] and block.startswith(_BOM):
-                block = block[len(_BOM):]
-            if not block:
-                self.last = True
-                cut = None
-            else:
-                cut = _line_end_outside_quotes(block, quotes)
-            if cut is None and block:
-                parts.append(block)
-                quotes += block.count(b'"')
-                continue
-            if block:
+        self.rest = b""
+        while block := self.f.read(self.size):
+            cut = _line_end_outside_quotes(block, quotes)
+            if cut is not None:
                 parts.append(block[:cut])
                 self.rest = block[cut:]
-            else:
-                self.rest = b""
-            del block
-            piece = b"".join(parts)
-            del parts
-            if not piece:
-                return None
-            self.start, self.end = self.end, self.end + len(piece)
-            return piece
+                break
+            parts.append(block)  # no line end outside quotes yet: the piece goes on
+            quotes += block.count(b'"')
+        else:
+            self.last = True
+        piece = b"".join(parts)
+        if not piece:
+            return None
+        self.start, self.end = self.end, self.end + len(piece)
+        return piece
 
 
 def _line_end_outside_quotes(block: bytes, quotes_before: int) -> int | None:

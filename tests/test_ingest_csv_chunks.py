@@ -12,7 +12,7 @@ import pytest
 from pipelines import ingest, store
 from pipelines.extracts import EXTRACTS
 from pipelines.ingest import ingest_inbox
-from test_ingest import _contents, _bad, person, rejected, row_for, stored
+from test_ingest import _bad, _contents, _ingest_counting_chunks, person, rejected, row_for, stored
 
 COLS = EXTRACTS["payments"].names
 PIECE = 3000  # bytes: a file of a few hundred rows splits into a dozen pieces (each costs ~0.1 s)
@@ -47,18 +47,9 @@ def _ingest(monkeypatch, tmp_path, label: str, data: bytes, piece_bytes: int):
     if not path.exists():
         path.parent.mkdir(parents=True)
         path.write_bytes(data)
-    heights: list[int] = []
-    real = ingest.normalise_frame
-
-    def normalise(kind, raw, today=None):
-        heights.append(raw.data.height)
-        return real(kind, raw, today)
-
-    monkeypatch.setattr(ingest, "CSV_CHUNK_BYTES", piece_bytes)
-    monkeypatch.setattr(ingest, "normalise_frame", normalise)
+    monkeypatch.setattr(ingest, "CSV_CHUNK_BYTES", piece_bytes)  # (undone by the helper)
     con = store.connect(tmp_path / f"{label}.duckdb")
-    report = ingest_inbox(con, inbox)
-    monkeypatch.undo()
+    report, heights = _ingest_counting_chunks(monkeypatch, con, inbox, ingest.CHUNK_ROWS)
     return con, report, heights
 
 
@@ -264,3 +255,36 @@ def test_a_big_csv_damaged_after_pieces_were_written_rolls_the_delivery_back(tmp
     assert "neither UTF-8 nor GB18030" in message and "\n" not in message
     assert 0 < int(message.split("after its row ")[1].split(":")[0]) < 140
     assert _contents(con) == before  # nothing of d2 is stored
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_big_csvs_in_random_pieces_store_exactly_what_reading_them_whole_stores(tmp_path, monkeypatch, seed):
+    import random
+
+    rnd = random.Random(seed)
+    texts = ["张经办", 'a "quoted" word', "行一\n行二, 逗号", "", "x,\r\ny", '""', "\n"]
+    rows = []
+    for i in range(90):
+        r = {**row_for("payments", i)[0], "handled_by": rnd.choice(texts), "reviewed_by": rnd.choice(texts)}
+        if rnd.random() < 0.05:
+            r["paid_on"] = "2026-13-01"
+        rows.append(r)
+    records = _records(rows)
+    for n in range(1, len(records)):
+        if rnd.random() < 0.04:
+            records[n] += ",多"
+        elif rnd.random() < 0.04:
+            records[n] = records[n].rsplit(",", 1)[0]
+        elif rnd.random() < 0.05:
+            records[n] = "\n" + records[n]  # a blank line before the row
+    newline = rnd.choice(["\n", "\r\n"])
+    text = newline.join(records) + newline
+    if seed % 2:
+        text = text[:text.rindex(",") + 1] + '"cut off'  # a truncated file, inside a quote
+    data = text.encode(rnd.choice(["utf-8", "gb18030"]))
+    piece = rnd.randrange(700, 1500)
+    whole, chunked, whole_heights, heights = _both(monkeypatch, tmp_path, data, piece_bytes=piece)
+
+    assert len(heights) >= len(data) // piece // 2 > 3 and len(whole_heights) == 1
+    assert _contents(chunked) == _contents(whole)
+    assert _ledger(chunked) == _ledger(whole) and _ledger(chunked)[0][0] == 90
