@@ -654,21 +654,62 @@ _BOM = b"\xef\xbb\xbf"
 
 class _CsvPieces:
     """A CSV file's bytes in pieces of about `size` bytes, read from the open file (the file is
-    never held whole). Each piece ends at a line end outside any quoted field (an even count of '"'
-    before it in the piece; whether the reader agrees is checked when the piece is read); the last
+    never held whole). Each piece ends at a line end outside any quoted field: an even count of '"'
+    before it in the piece (whether the reader agrees is checked when the piece is read: see
+    give_back), or, where no line end has that, one the reader itself ends a record at. The last
     runs to the end of the file. The UTF-8 BOM is left out of the first. After read(): `start`, where
-    the piece begins in the file's bytes after the BOM, and `last`."""
+    the piece begins in the file's bytes after the BOM, and `last`; `lengths`: the pieces' lengths
+    so far, to read the same pieces again (`replay`)."""
 
-    def __init__(self, f, size: int):
+    def __init__(self, f, size: int, replay: list[int] | None = None):
         self.f, self.size = f, size
         head = f.read(len(_BOM))
         self.rest = b"" if head == _BOM else head
         self.start = self.end = 0
         self.last = False
+        self.lengths: list[int] = []
+        self.replay = None if replay is None else list(replay)
 
     def read(self) -> bytes | None:
+        if self.replay is not None:
+            piece = self._replayed()
+        else:
+            piece = self._cut()
+        if not piece:
+            return None
+        self.start, self.end = self.end, self.end + len(piece)
+        self.lengths.append(len(piece))
+        return piece
+
+    def give_back(self, tail: bytes) -> None:
+        """The last piece read ends `tail` earlier: the next one starts with it."""
+        self.rest = tail + self.rest
+        self.end -= len(tail)
+        self.lengths[-1] -= len(tail)
+        self.last = False
+
+    def extend(self, piece: bytes) -> bytes:
+        """The last piece read, `piece`, and up to `size` bytes after it (a record runs on past it)."""
+        block = self.f.read(self.size)
+        more, self.rest = self.rest + block, b""
+        self.last = not block
+        self.end += len(more)
+        self.lengths[-1] += len(more)
+        return piece + more
+
+    def _replayed(self) -> bytes | None:
+        if not self.replay:
+            return None
+        n = self.replay.pop(0)
+        piece, self.rest = self.rest[:n], self.rest[n:]
+        piece += self.f.read(n - len(piece))
+        self.last = not self.replay
+        return piece
+
+    def _cut(self) -> bytes:
         parts, quotes = [self.rest], self.rest.count(b'"')
         self.rest = b""
+        asked_reader = False
         while block := self.f.read(self.size):
             cut = _line_end_outside_quotes(block, quotes)
             if cut is not None:
@@ -677,13 +718,20 @@ class _CsvPieces:
                 break
             parts.append(block)  # no line end outside quotes yet: the piece goes on
             quotes += block.count(b'"')
+            if not asked_reader:
+                # Most likely a stray '"' inside an unquoted field has turned the count: ask the
+                # reader itself where its records end (once a piece: a quote left open to the end
+                # of the file has no record end, and the piece then runs to the end).
+                asked_reader = True
+                parts = [b"".join(parts)]
+                cut = _record_end_by_reader(parts[0])
+                if cut:
+                    self.rest = parts[0][cut:]
+                    parts[0] = parts[0][:cut]
+                    break
         else:
             self.last = True
-        piece = b"".join(parts)
-        if not piece:
-            return None
-        self.start, self.end = self.end, self.end + len(piece)
-        return piece
+        return b"".join(parts)
 
 
 def _line_end_outside_quotes(block: bytes, quotes_before: int) -> int | None:
@@ -696,6 +744,29 @@ def _line_end_outside_quotes(block: bytes, quotes_before: int) -> int | None:
             return j + 1
         i = j
     return None
+
+
+def _record_end_by_reader(data: bytes) -> int | None:
+    """Just after the last line end of `data` at which the row-by-row reader (_read_csv_rows: the
+    csv module, strict, line by line) is between records, or None: exact where the count of quotes
+    misleads, and slower (Python a line). The bytes are read as Latin-1, one character a byte: the
+    reader heeds only '"', ',', CR and LF, never part of a character in UTF-8 or GB18030."""
+    lines = _physical_lines(data.decode("latin-1"))
+    complete = len(lines) if data.endswith(b"\n") else len(lines) - 1
+    reader = csv.reader(iter(lines), strict=True)
+    ends_after = 0  # lines
+    while True:
+        try:
+            next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            if "end of data" in str(exc):
+                break  # inside a quoted field at the end: not between records
+        if reader.line_num > complete:
+            break
+        ends_after = reader.line_num
+    return sum(map(len, lines[:ends_after])) or None
 
 
 class _ReadWhole(Exception):
@@ -721,6 +792,7 @@ class _CsvPlan:
     encoding: str
     header: bytes  # the header record's bytes, UTF-8 (put before each later piece)
     headers: list[str]
+    lengths: list[int] = field(default_factory=list)  # the pieces' lengths, as the first pass cut them
 
 
 def _in_utf8(piece: bytes, start: int, encoding: str) -> bytes:
@@ -762,15 +834,22 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
         while (piece := pieces.read()) is not None:
             if encoding == "utf-8" and not _is_utf8(piece):
                 raise _NotUtf8
-            piece = _in_utf8(piece, pieces.start, encoding)
             if plan is None:
-                plan = _csv_header(piece, encoding)
-            try:
-                raw = _csv_piece_frame(piece, pieces.start, plan)
-            except Exception as exc:  # e.g. a damaged header record: the whole-file reader reports it
-                raise _ReadWhole from exc
+                plan = _csv_header(_in_utf8(piece, 0, encoding), encoding)
+            raw = _csv_piece_read(piece, pieces.start, plan)
+            while raw.ends_in_quote and not pieces.last:
+                # The reader ends this piece inside a quoted field (a stray '"' misled the count
+                # of quotes): cut it where the reader's last record ends, or, if no record ends
+                # in it, let it run on; and read it again.
+                cut = _record_end_by_reader(piece)
+                if cut:
+                    pieces.give_back(piece[cut:])
+                    piece = piece[:cut]
+                else:
+                    piece = pieces.extend(piece)
+                raw = _csv_piece_read(piece, pieces.start, plan)
             del piece
-            if raw.headers != plan.headers or (raw.ends_in_quote and not pieces.last):
+            if raw.headers != plan.headers:
                 raise _ReadWhole
             try:
                 positions = _map_headers(kind, raw.headers)
@@ -784,7 +863,18 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
             del raw
     if plan is None or pl.concat(hashes).is_duplicated().any():
         raise _ReadWhole
+    plan.lengths = pieces.lengths
     return plan
+
+
+def _csv_piece_read(piece: bytes, start: int, plan: _CsvPlan) -> RawFrame:
+    """A piece read in the first pass: a problem of the reader sends the file to the whole-file
+    path, which reports it as always (a file neither UTF-8 nor GB18030 fails here)."""
+    piece = _in_utf8(piece, start, plan.encoding)
+    try:
+        return _csv_piece_frame(piece, start, plan)
+    except Exception as exc:  # e.g. a damaged header record
+        raise _ReadWhole from exc
 
 
 def _csv_header(first: bytes, encoding: str) -> _CsvPlan:
@@ -818,7 +908,7 @@ def _ingest_csv_pieces(con, path: Path, kind: str, result: FileResult, lineage: 
         return False
     numbered = 0
     with path.open("rb") as f:
-        pieces = _CsvPieces(f, CSV_CHUNK_BYTES)
+        pieces = _CsvPieces(f, CSV_CHUNK_BYTES, replay=plan.lengths)
 
         def next_piece() -> RawFrame | None:
             nonlocal numbered

@@ -202,21 +202,22 @@ def test_rows_of_a_small_csv_are_unchanged_and_a_bad_row_in_the_first_piece_keep
     assert [(r[1], r[2]) for r in rejected(chunked)] == [(3, "amount")]
 
 
-def test_a_stray_quote_inside_a_field_that_misleads_the_cut_sends_the_file_to_the_whole_file_path(tmp_path, monkeypatch):
+def test_a_stray_quote_inside_a_field_misleads_no_cut_the_file_is_still_read_in_pieces(tmp_path, monkeypatch):
     rows = [_ascii_row(i) for i in range(150)]
     for i in range(0, 150, 3):
         rows[i]["handled_by"] = "line one\nline two\nline three"  # quoted, over three lines
     records = _records(rows)
     # A '"' inside an unquoted field is a plain character to the CSV reader, but it turns the
-    # count of quotes odd: from there, the line ends the cut takes for "outside quotes" are the
-    # ones inside the quoted fields.
+    # count of quotes odd: from there, the line ends that count puts "outside quotes" are the ones
+    # inside the quoted fields (then the reader itself tells where its records end).
     records[20] = records[20].replace(",clerk,", ',cl"erk,', 1)
+    records[100] = records[100].replace(",clerk,", ',cl"erk,', 1)
     data = ("\n".join(records) + "\n").encode()
     whole, chunked, whole_heights, heights = _both(monkeypatch, tmp_path, data, piece_bytes=1500)
 
 
     assert _contents(chunked) == _contents(whole)
-    assert heights == whole_heights == [150]
+    assert whole_heights == [150] and sum(heights) == 150 and len(heights) >= len(data) // 1500
     assert _ledger(chunked) == [(150, 150, 0, 0)]
     assert stored(chunked, "payments", "d1/" + NAME)[19]["handled_by"] == 'cl"erk'
 
@@ -257,7 +258,7 @@ def test_a_big_csv_damaged_after_pieces_were_written_rolls_the_delivery_back(tmp
     assert _contents(con) == before  # nothing of d2 is stored
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(6))
 def test_random_big_csvs_in_random_pieces_store_exactly_what_reading_them_whole_stores(tmp_path, monkeypatch, seed):
     import random
 
@@ -277,6 +278,10 @@ def test_random_big_csvs_in_random_pieces_store_exactly_what_reading_them_whole_
             records[n] = records[n].rsplit(",", 1)[0]
         elif rnd.random() < 0.05:
             records[n] = "\n" + records[n]  # a blank line before the row
+        elif seed >= 4 and rnd.random() < 0.05:
+            records[n] = records[n].replace("基本", 'ji"ben', 1)  # a stray quote in an unquoted field
+        elif seed >= 4 and rnd.random() < 0.03:
+            records[n] = records[n].replace(",基本", ',"ji"ben', 1)  # a damaged quoted field
     newline = rnd.choice(["\n", "\r\n"])
     text = newline.join(records) + newline
     if seed % 2:
@@ -287,4 +292,4 @@ def test_random_big_csvs_in_random_pieces_store_exactly_what_reading_them_whole_
 
     assert len(heights) >= len(data) // piece // 2 > 3 and len(whole_heights) == 1
     assert _contents(chunked) == _contents(whole)
-    assert _ledger(chunked) == _ledger(whole) and _ledger(chunked)[0][0] == 90
+    assert _ledger(chunked) == _ledger(whole)
