@@ -655,9 +655,9 @@ _BOM = b"\xef\xbb\xbf"
 class _CsvPieces:
     """A CSV file's bytes in pieces of about `size` bytes, read from the open file (the file is
     never held whole). Each piece ends at a line end outside any quoted field: an even count of '"'
-    before it in the piece (whether the reader agrees is checked when the piece is read: see
-    give_back), or, where no line end has that, one the reader itself ends a record at. The last
-    runs to the end of the file. The UTF-8 BOM is left out of the first. After read(): `start`, where
+    before it in the piece, or, where no line end has that, one the reader itself ends a record at
+    (the first pass checks each piece with the reader and cuts it again, give_back, or lets it run
+    on, extend, where they disagree). The last runs to the end of the file. The UTF-8 BOM is left out of the first. After read(): `start`, where
     the piece begins in the file's bytes after the BOM, and `last`; `lengths`: the pieces' lengths
     so far, to read the same pieces again (`replay`)."""
 
@@ -814,11 +814,10 @@ def _csv_piece_frame(piece: bytes, start: int, plan: _CsvPlan) -> RawFrame:
 
 def _csv_plan(path: Path, kind: str) -> _CsvPlan:
     """The first pass over a big CSV file's pieces: its encoding (UTF-8 unless a piece is not, then
-    GB18030 for every piece), its header record, and the checks that send it to the whole-file
-    reader (_ReadWhole): a header that fails the file, a piece whose reading differs from the whole
-    file's (its end inside a quoted field by the reader's count: a stray '"'), or a raw key (as
-    trimmed) given twice, so that the repeat is reported exactly. Raises FileProblem for a file
-    that is neither UTF-8 nor GB18030."""
+    GB18030 for every piece), its header record, where its pieces end (each at a record's end by the
+    reader itself), and the checks that send it to the whole-file reader (_ReadWhole): a header that
+    fails the file, or a raw key (as trimmed) given twice, so that the repeat is reported exactly.
+    Raises FileProblem for a file that is neither UTF-8 nor GB18030."""
     try:
         return _csv_key_pass(path, kind, "utf-8")
     except _NotUtf8:
@@ -832,9 +831,9 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
     with path.open("rb") as f:
         pieces = _CsvPieces(f, CSV_CHUNK_BYTES)
         while (piece := pieces.read()) is not None:
-            if encoding == "utf-8" and not _is_utf8(piece):
-                raise _NotUtf8
             if plan is None:
+                if encoding == "utf-8" and not _is_utf8(piece):
+                    raise _NotUtf8
                 plan = _csv_header(_in_utf8(piece, 0, encoding), encoding)
             raw = _csv_piece_read(piece, pieces.start, plan)
             while raw.ends_in_quote and not pieces.last:
@@ -870,6 +869,8 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
 def _csv_piece_read(piece: bytes, start: int, plan: _CsvPlan) -> RawFrame:
     """A piece read in the first pass: a problem of the reader sends the file to the whole-file
     path, which reports it as always (a file neither UTF-8 nor GB18030 fails here)."""
+    if plan.encoding == "utf-8" and not _is_utf8(piece):
+        raise _NotUtf8
     piece = _in_utf8(piece, start, plan.encoding)
     try:
         return _csv_piece_frame(piece, start, plan)
