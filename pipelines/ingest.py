@@ -159,6 +159,7 @@ def _frame(columns: list[list], row_numbers: list[int], n: int) -> pl.DataFrame:
 def _read_csv(data: bytes) -> RawFrame:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    _refuse_other_text_exports(data)
     # The usual file (UTF-8, no NUL, a visible character so not blank) is read by Polars straight
     # from its bytes: Polars refuses bytes that are not UTF-8, and the whole text is never built
     # as a Python string (decoding, scanning and copying it cost more than Polars' read).
@@ -170,6 +171,7 @@ def _read_csv(data: bytes) -> RawFrame:
             headers = None
         fast = None if headers is None else _read_csv_fast(data, len(headers))
         if fast is not None:
+            _refuse_tab_separated(headers)
             return RawFrame(headers, fast)
     try:
         text = data.decode("utf-8")
@@ -183,10 +185,26 @@ def _read_csv(data: bytes) -> RawFrame:
     if not text.strip():
         raise FileProblem("empty file (not even a header row)")
     headers = [_header(h) for h in next(csv.reader(io.StringIO(text)))]
+    _refuse_tab_separated(headers)
     fast = None if "\x00" in text else _read_csv_fast(data, len(headers))
     if fast is not None:
         return RawFrame(headers, fast)
     return _read_csv_rows(text, headers)
+
+
+def _refuse_other_text_exports(data: bytes) -> None:
+    """Excel's "Unicode text" export (UTF-16, tab-separated) saved under a .csv name: said so,
+    rather than read as GB18030 garble or refused for a missing column."""
+    head = data[:400]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) >= 8 and head.count(b"\x00") * 3 > len(head)):
+        raise FileProblem("text is UTF-16 (Excel's 'Unicode text' export), not CSV: save it as "
+                          "'CSV UTF-8' (or GB18030 CSV) and deliver it again")
+
+
+def _refuse_tab_separated(headers: list[str]) -> None:
+    if len(headers) == 1 and "\t" in headers[0]:
+        raise FileProblem("columns are separated by tabs, not commas (a tab-separated text export): "
+                          "save it as CSV and deliver it again")
 
 
 def _neither_encoding(byte: int) -> str:

@@ -452,6 +452,13 @@ def test_bad_files_fail_with_one_line_naming_the_file_others_still_ingest_nothin
         w.writerows(missing)
     (d / "payments_format.json").write_text("{}", encoding="utf-8")
     (d / "readme.txt").write_text("notes from the agency", encoding="utf-8")
+    # Excel's "Unicode text" export (UTF-16, tab-separated) renamed .csv, with and without its BOM;
+    # and a tab-separated UTF-8 text
+    tsv = "\r\n".join("\t".join(str(v) for v in r) for r in
+                        [list(row_for("payments", 7)[0]), list(row_for("payments", 7)[0].values())]) + "\r\n"
+    (d / "payments_unicode_text.csv").write_bytes(b"\xff\xfe" + tsv.encode("utf-16-le"))
+    (d / "payments_unicode_text_nobom.csv").write_bytes(tsv.encode("utf-16-le"))
+    (d / "payments_tabs.csv").write_text(tsv, encoding="utf-8")
 
     report = ingest_inbox(con, inbox)
     by_name = {Path(f.path).name: f for f in report.files}
@@ -464,6 +471,9 @@ def test_bad_files_fail_with_one_line_naming_the_file_others_still_ingest_nothin
         "agencies_binary.csv": "neither UTF-8 nor GB18030",
         "payments_no_amount.csv": "missing required column 发放金额(amount)",
         "payments_format.json": "unsupported format",
+        "payments_unicode_text.csv": "text is UTF-16 (Excel's 'Unicode text' export)",
+        "payments_unicode_text_nobom.csv": "text is UTF-16 (Excel's 'Unicode text' export)",
+        "payments_tabs.csv": "columns are separated by tabs, not commas",
     }
     for name, words in expected_words.items():
         f = by_name[name]
