@@ -27,6 +27,7 @@ from .workdays import calendar_from
 NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED = "待下发", "已下发", "核查中", "已移送", "已销号", "已重开"
 STATUSES = (NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED)
 OPEN_STATUSES = (NEW, ISSUED, IN_PROGRESS, REOPENED)  # still to be verified: they go in worklists
+OPEN_STATUSES_SQL = ", ".join(f"'{x}'" for x in OPEN_STATUSES)  # for `status in (...)`
 AWAITING_AGENCY = (ISSUED, IN_PROGRESS, REOPENED)  # in an agency's hands: a deadline can pass
 
 # 核实结果 — the seven outcomes of CONTRACT §5, exactly as worded there.
@@ -158,7 +159,6 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
     now = dt.datetime.now()
     counts = {"overdue": 0, "overdue_cleared": 0, "escalated": 0, "escalation_lifted": 0, "major_class": 0}
     awaiting = ", ".join(f"'{x}'" for x in AWAITING_AGENCY)
-    open_ = ", ".join(f"'{x}'" for x in OPEN_STATUSES)
     with atomic(con):
         # 逾期: still in the agency's hands after its 核查期限.
         for suspect_id, want, deadline in con.execute(
@@ -182,7 +182,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             f"""
             select suspect_id, want, first_detected_on from (
                 select suspect_id, first_detected_on, coalesce(escalated, false) as have,
-                       coalesce(status in ({open_})
+                       coalesce(status in ({OPEN_STATUSES_SQL})
                                 and coalesce(recovered_amount, 0) < coalesce(amount, 0)
                                 and date_diff('day', first_detected_on, ?::date) > ?, false) as want
                 from suspects)
@@ -220,6 +220,6 @@ def years_counted_by_the_week(con: duckdb.DuckDBPyConnection, config: Any = None
     """Years of open suspects' 核查期限 and 重大要情 report dates that no holiday notice covers
     (neither chinesecalendar nor the config): those dates were counted Monday–Friday."""
     dates = con.execute(f"""
-        select deadline from suspects where status in ({", ".join(f"'{x}'" for x in OPEN_STATUSES)})
+        select deadline from suspects where status in ({OPEN_STATUSES_SQL})
         union select report_due from suspects""").fetchall()
     return calendar_from(config).unknown_years(d for (d,) in dates)

@@ -853,6 +853,14 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
                 if encoding == "utf-8" and not _is_utf8(piece):
                     raise _NotUtf8
                 plan = _csv_header(_in_utf8(piece, 0, encoding), encoding)
+                try:
+                    positions = _map_headers(kind, plan.headers)
+                except HeaderProblem as exc:
+                    raise _ReadWhole from exc  # every row is rejected with the header's problem
+                keys = [clean_text(pl.col(f"c{positions[k]}")).alias(k) for k in spec.key]
+                # A row without a required key part is refused anyway: never a repeat to report.
+                keyed = pl.all_horizontal([pl.col(k).is_not_null() for k in spec.key if spec.column(k).required]
+                                          + [pl.lit(True)])
             raw = _csv_piece_read(piece, pieces.start, plan)
             while raw.ends_in_quote and not pieces.last:
                 # The reader ends this piece inside a quoted field (a stray '"' misled the count
@@ -868,14 +876,6 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
             del piece
             if raw.headers != plan.headers:
                 raise _ReadWhole
-            try:
-                positions = _map_headers(kind, raw.headers)
-            except HeaderProblem as exc:
-                raise _ReadWhole from exc  # every row is rejected with the header's problem
-            keys = [clean_text(pl.col(f"c{positions[k]}")).alias(k) for k in spec.key]
-            # A row without a required key part is refused anyway: never a repeat to report.
-            keyed = pl.all_horizontal([pl.col(k).is_not_null() for k in spec.key if spec.column(k).required]
-                                      + [pl.lit(True)])
             hashes.append(raw.data.select(keys).filter(keyed).select(pl.struct(list(spec.key)).hash()).to_series())
             del raw
     if plan is None or pl.concat(hashes).is_duplicated().any():

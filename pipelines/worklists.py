@@ -28,7 +28,7 @@ import xlsxwriter
 import yaml
 
 from . import casework, runlock
-from .casework import ISSUED, NEW, OPEN_STATUSES, OUTCOME_LABELS, REOPENED
+from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
 from .workdays import WorkCalendar, calendar_from
 
 SHEET = "疑点清单"
@@ -205,7 +205,6 @@ def evidence_summary(evidence: Any, limit: int = 800) -> str:
 
 
 def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
     cur = con.execute(
         f"""
         select s.suspect_id, s.rule_id, s.subject, s.person_id, s.agency_code,
@@ -216,7 +215,7 @@ def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
                coalesce(s.overdue, false) as overdue, coalesce(s.escalated, false) as escalated,
                s.major_class, s.evidence::varchar as evidence
         from suspects s
-        where s.status in ({statuses}) and s.agency_code is not null
+        where s.status in ({OPEN_STATUSES_SQL}) and s.agency_code is not null
         order by s.agency_code, s.rule_id, s.suspect_id
         """
     )
