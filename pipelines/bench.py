@@ -91,10 +91,7 @@ def peak_rss_mb() -> float:
 
 def connect(b: Bench, path: Path) -> duckdb.DuckDBPyConnection:
     """The store, with DuckDB's memory capped and spilling to disk under the bench data folder."""
-    con = store.connect(path, memory_limit=b.memory_limit)
-    spill = b.data_dir / "duckdb_tmp"
-    spill.mkdir(parents=True, exist_ok=True)
-    con.execute(f"set temp_directory = '{spill}'")
+    con = store.connect(path, memory_limit=b.memory_limit, temp_directory=b.data_dir / "duckdb_tmp")
     if b.threads:
         con.execute(f"set threads = {int(b.threads)}")
     return con

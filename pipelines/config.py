@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import yaml
 
+from . import store
 from .workdays import calendar_from
 
 DEFAULTS: dict[str, Any] = {
@@ -79,6 +81,27 @@ def load_config(path: str | Path | None = None) -> Config:
     config = Config(_merge(DEFAULTS, loaded), path)
     try:
         calendar_from(config)  # a mistyped holiday is refused now, not when a deadline is counted
+        _check_duckdb(config["duckdb"])  # and a mistyped memory limit now, not at the night's first query
     except ValueError as exc:
         raise SystemExit(f"config file {path}: {exc}")
     return config
+
+
+def _check_duckdb(section: Any) -> None:
+    """The `duckdb:` section: memory_limit must be a size DuckDB takes, temp_directory a folder."""
+    if not isinstance(section, dict):
+        raise ValueError("duckdb: expected a mapping of memory_limit and temp_directory")
+    unknown = set(section) - set(DEFAULTS["duckdb"])
+    if unknown:
+        raise ValueError(f"duckdb: unknown setting(s) {', '.join(sorted(map(str, unknown)))} "
+                         f"(known: {', '.join(DEFAULTS['duckdb'])})")
+    folder = section.get("temp_directory")
+    if folder is not None and (not isinstance(folder, str) or not folder.strip()):
+        raise ValueError(f"duckdb.temp_directory: expected a folder path, got {folder!r}")
+    probe = duckdb.connect()  # in memory: the limit is tried, nothing is opened or created
+    try:
+        store.apply_settings(probe, memory_limit=section.get("memory_limit"))
+    except ValueError as exc:
+        raise ValueError(f"duckdb.{exc}") from None
+    finally:
+        probe.close()

@@ -51,7 +51,10 @@ def scrub(text: str) -> str:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return scrub(f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
+    line = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    if store.out_of_memory(exc):
+        line += f" ({store.OUT_OF_MEMORY_HINT})"
+    return scrub(line)
 
 
 def step(name: str):
@@ -210,9 +213,10 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
     show = Progress(progress)
     with runlock.hold(db, command):
         _private_dir(out)
-        con = store.connect(db)
+        con = store.connect(db, **config["duckdb"])
         run_id = f"{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
-        parts: dict[str, Any] = {"run_id": run_id, "as_of": as_of, "inbox": inbox, "out": out}
+        parts: dict[str, Any] = {"run_id": run_id, "as_of": as_of, "inbox": inbox, "out": out,
+                                 "store_settings": store.settings(con)}
         try:
             start_run(con, run_id, command, as_of)
             try:

@@ -55,7 +55,7 @@ import yaml
 
 from . import resources
 from .config import Config
-from .store import scalar
+from .store import OUT_OF_MEMORY_HINT, out_of_memory, scalar
 
 DETECTION_COLUMNS = ("subject", "person_id", "agency_code", "period_from", "period_to", "amount", "evidence")
 REQUIRED_KEYS = ("id", "title", "title_en", "basis", "severity", "subject", "params", "sql")
@@ -223,7 +223,8 @@ class DetectReport:
 
 def _first_line(exc: Exception) -> str:
     """What a rule author is told of a failure: its first line, or its type when it has no text."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"{line} ({OUT_OF_MEMORY_HINT})" if out_of_memory(exc) else line
 
 
 def _strip_sql_comments_and_strings(sql: str) -> str:

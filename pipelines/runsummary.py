@@ -33,6 +33,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
                          "status": "failed" if failed else "completed"}
     if failed:
         s["error"] = failed
+    if parts.get("store_settings"):
+        s["store_settings"] = parts["store_settings"]
     ingested = parts.get("ingest")
     if ingested is not None:
         files = list(ingested.files)
@@ -116,6 +118,10 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"  data quality: {s['warnings']} warning(s)" + (f"; Data Docs {s['data_docs']}" if s.get("data_docs") else ""))
         for w in s.get("quality_warnings", [])[:20]:
             lines.append(f"    warning: {w}")
+    if s.get("store_settings"):
+        # where DuckDB spills rows of the extracts (personal data) when a night outgrows the limit
+        lines.append(f"  store: DuckDB memory limit {s['store_settings']['memory_limit']}, "
+                     f"spills beyond it to {s['store_settings']['temp_directory']}")
     if s.get("dashboard"):
         lines.append(f"  dashboard: {s['dashboard']}")
         lines.append(f"  summary:   {s['summary_xlsx']}")

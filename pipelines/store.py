@@ -119,11 +119,17 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(stmt)
 
 
-def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """Open (and on first use create) the store. Personal data: the file is made owner-only (0600)."""
+def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | None = None,
+            temp_directory: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (and on first use create) the store. Personal data: the file is made owner-only (0600).
+
+    `memory_limit` and `temp_directory` are DuckDB's (config `duckdb:`): past the limit DuckDB
+    spills to the folder instead of failing; see apply_settings."""
     db_path = Path(db_path)
     if read_only:
-        return duckdb.connect(str(db_path), read_only=True)
+        con = duckdb.connect(str(db_path), read_only=True)
+        apply_settings(con, memory_limit, temp_directory)
+        return con
     db_path.parent.mkdir(parents=True, exist_ok=True)
     # Owner-only from the first byte: the store and its WAL hold ID numbers and bank accounts.
     old_umask = os.umask(0o077)
@@ -131,10 +137,54 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
         con = duckdb.connect(str(db_path))
     finally:
         os.umask(old_umask)
-    if memory_limit:
-        con.execute(f"set memory_limit = '{memory_limit}'")
+    apply_settings(con, memory_limit, temp_directory)
     ensure_schema(con)
     return con
+
+
+def apply_settings(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None,
+                   temp_directory: str | Path | None = None) -> None:
+    """DuckDB's memory limit (e.g. "4GB", "80%") and the folder it spills to beyond it. The spill
+    folder is created owner-only: what DuckDB spills are rows of the extracts (ID numbers, names,
+    bank accounts). A value DuckDB does not understand raises ValueError naming it."""
+    if memory_limit is not None:
+        try:
+            con.execute(f"set memory_limit = '{_sql_text(str(memory_limit))}'")
+        except duckdb.Error as exc:
+            raise ValueError(f"memory_limit '{memory_limit}' is not a size DuckDB understands "
+                             f"(e.g. 4GB, 500MB, 80%): {str(exc).splitlines()[0]}") from None
+    if temp_directory is not None:
+        folder = Path(temp_directory)
+        old_umask = os.umask(0o077)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        finally:
+            os.umask(old_umask)
+        con.execute(f"set temp_directory = '{_sql_text(str(folder))}'")
+
+
+# Told with an out-of-memory failure: what the office can change (DuckDB's own text names the sizes).
+OUT_OF_MEMORY_HINT = ("DuckDB reached its memory limit and could not spill to disk: raise duckdb.memory_limit "
+                      "or set duckdb.temp_directory to a folder with free space in the config")
+
+
+def out_of_memory(exc: BaseException | None) -> bool:
+    """Whether a failure was, at its root, DuckDB running out of memory (however it was wrapped)."""
+    while exc is not None:
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def settings(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The DuckDB settings in effect that decide whether a big night spills or fails."""
+    row = con.execute("select current_setting('memory_limit'), current_setting('temp_directory')").fetchall()[0]
+    return {"memory_limit": str(row[0]), "temp_directory": str(row[1])}
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
 
 
 @contextlib.contextmanager

@@ -55,6 +55,23 @@ def test_a_bad_config_is_refused_before_anything_runs(tmp_path, capsys):
     assert not (tmp_path / "fw.duckdb").exists()
 
 
+@pytest.mark.parametrize("section, said", [
+    ("duckdb: {memory_limit: lots}", "duckdb.memory_limit 'lots' is not a size DuckDB understands"),
+    ("duckdb: {memory_limit: 4}", "duckdb.memory_limit '4' is not a size DuckDB understands"),
+    ("duckdb: {memroy_limit: 4GB}", "duckdb: unknown setting(s) memroy_limit"),
+    ("duckdb: {temp_directory: ''}", "duckdb.temp_directory: expected a folder path"),
+    ("duckdb: 4GB", "duckdb: expected a mapping"),
+])
+def test_a_mistyped_duckdb_setting_is_refused_naming_the_entry(tmp_path, capsys, section, said):
+    (tmp_path / "inbox").mkdir()
+    config = tmp_path / "c.yaml"
+    config.write_text(section + "\n", encoding="utf-8")
+    code, err = _refusal(capsys, ["nightly", "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / "fw.duckdb"),
+                                  "--out", str(tmp_path / "out"), "--config", str(config)])
+    assert code == cli.EXIT_USAGE and f"config file {config}: {said}" in err
+    assert not (tmp_path / "fw.duckdb").exists()
+
+
 def test_report_without_a_store_says_to_run_nightly_first(tmp_path, capsys):
     code, err = _refusal(capsys, ["report", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "out")])
     assert code == cli.EXIT_USAGE and "fundwatch nightly" in err

@@ -10,12 +10,14 @@ import textwrap
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from _nightly_inbox import AGENCY, ALIVE, DEAD, delivery_1, delivery_2
 from pipelines import cli, runlock
 from pipelines.flows import StepFailed, nightly_deployment, nightly_flow
+from pipelines.runsummary import format_summary
 from pipelines.worklists import worklist_name
 from pipelines.store import connect, scalar
 
@@ -188,3 +190,71 @@ def test_lock_is_released_after_a_run(tmp_path):
         pass
     with runlock.hold(db):  # a crashed or finished holder never blocks the next night
         assert runlock.lock_path(db).exists()
+
+
+# -- DuckDB's memory: the limit and the spill folder come from config (duckdb:) ----------------
+
+def _suspects(db: Path) -> list[tuple]:
+    con = connect(db, read_only=True)
+    try:
+        return con.execute("select suspect_id, amount, status from suspects order by suspect_id").fetchall()
+    finally:
+        con.close()
+
+
+def test_the_night_runs_under_the_configured_memory_limit_and_spills_to_an_owner_only_folder(tmp_path):
+    inbox = tmp_path / "inbox"
+    delivery_1(inbox)
+    spill = tmp_path / "spill" / "fundwatch"  # not there yet: created owner-only
+    config = tmp_path / "memory.yaml"
+    config.write_text(f"duckdb:\n  memory_limit: 64MB\n  temp_directory: '{spill}'\n", encoding="utf-8")
+    limited = _night(inbox, tmp_path / "limited.duckdb", tmp_path / "out-limited", NIGHT_1, str(config))
+    plain = _night(inbox, tmp_path / "plain.duckdb", tmp_path / "out-plain", NIGHT_1)
+    # The settings the night ran with are stored with its summary and told at its end.
+    assert limited["store_settings"] == {"memory_limit": "61.0 MiB", "temp_directory": str(spill)}
+    assert f"store: DuckDB memory limit 61.0 MiB, spills beyond it to {spill}" in format_summary(limited)
+    # Without the section DuckDB keeps its own defaults: spilling beside the store.
+    assert plain["store_settings"]["temp_directory"] == str(tmp_path / "plain.duckdb") + ".tmp"
+    assert plain["store_settings"]["memory_limit"] != "61.0 MiB"
+    assert spill.is_dir() and (spill.stat().st_mode & 0o777) == 0o700
+    assert _suspects(tmp_path / "limited.duckdb") == _suspects(tmp_path / "plain.duckdb")
+    assert limited["suspects"] >= 1
+
+
+def test_past_the_memory_limit_duckdb_spills_to_the_configured_folder_instead_of_failing(tmp_path):
+    # A hash aggregate of 1.5M distinct 32-character texts needs far more than 50 MB: with the
+    # spill folder it completes; with spilling switched off the same work fails.
+    work = "create temp table texts as select md5(range::varchar) as t from range(1500000)"
+    count = "select count(*) from (select t, count(*) from texts group by t)"
+    con = connect(tmp_path / "spilling.duckdb", memory_limit="50MB", temp_directory=tmp_path / "spill")
+    try:
+        con.execute(work)
+        assert scalar(con, count) == 1_500_000
+    finally:
+        con.close()
+    con = connect(tmp_path / "no-spill.duckdb", memory_limit="50MB")
+    try:
+        con.execute("set temp_directory = ''")
+        with pytest.raises(duckdb.OutOfMemoryException):
+            con.execute(work)
+            con.execute(count).fetchall()
+    finally:
+        con.close()
+
+
+def test_a_night_that_runs_out_of_memory_fails_in_one_line_saying_what_to_change_and_leaves_the_store_whole(tmp_path):
+    inbox, db = tmp_path / "inbox", tmp_path / "fw.duckdb"
+    delivery_1(inbox)
+    config = tmp_path / "tiny.yaml"
+    config.write_text("duckdb: {memory_limit: 4MB}\n", encoding="utf-8")
+    with pytest.raises(StepFailed) as failed:
+        _night(inbox, db, tmp_path / "out", NIGHT_1, str(config))
+    message = str(failed.value)
+    assert "Out of Memory" in message and "\n" not in message
+    assert "raise duckdb.memory_limit or set duckdb.temp_directory" in message
+    # Whichever step ran out, the store is whole: the delivery is in it entirely or not at all
+    # (every payment row the ledger counts, no other), and the failed run is on record.
+    assert _count(db, "select count(*) from ingest_ledger") in (0, 4)
+    assert _count(db, "select count(*) from payments") == _count(
+        db, "select coalesce(sum(rows_accepted), 0) from ingest_ledger where extract = 'payments'")
+    assert _count(db, "select status from runs") == "failed"
