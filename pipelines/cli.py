@@ -41,7 +41,10 @@ def _quiet_prefect(verbose: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    import prefect  # noqa: F401  (configures logging)
+    import prefect  # noqa: F401
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()  # Prefect's handlers exist from here on (else only at the first flow run)
 
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).setLevel(logging.INFO)  # kept for the Prefect UI
@@ -50,12 +53,18 @@ def _quiet_prefect(verbose: bool) -> None:
     def console_filter(record: logging.LogRecord) -> bool:
         if record.name.startswith("great_expectations"):
             return record.levelno >= logging.WARNING  # it announces every temporary docs site at INFO
+        if f"{os.sep}prefect{os.sep}_internal{os.sep}" in record.pathname:
+            return False  # its background services' housekeeping ("EventsWorker - Still processing items")
         if not record.name.startswith("prefect"):
             return True
         # Task and flow failures are reported by fundwatch in one line; no Prefect traceback.
         return record.levelno >= logging.WARNING and not record.exc_info and record.levelno < logging.ERROR
 
-    for handler in logging.getLogger().handlers:
+    # Prefect's console handler hangs on the "prefect" logger, not on the root: every handler of
+    # every logger gets the filter (a handler keeps one copy of a filter however often it is added).
+    loggers = [logging.getLogger()] + [lg for lg in logging.root.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    for handler in {h for lg in loggers for h in lg.handlers}:
         handler.addFilter(console_filter)
 
 
@@ -109,6 +118,14 @@ def cmd_nightly(args) -> int:
     return EXIT_OK
 
 
+def _stage_owner_only(delivery: Path, staged: Path) -> None:
+    """Copy a sample delivery into the demo's inbox owner-only like the rest of OUT (copytree would
+    copy the shipped files' modes, readable by all, onto the copies)."""
+    shutil.copytree(delivery, staged, copy_function=shutil.copyfile)  # files: made under umask 077
+    for folder in [staged, *(p for p in staged.rglob("*") if p.is_dir())]:
+        folder.chmod(0o700)
+
+
 def cmd_demo(args) -> int:
     from . import resources, runlock
     from .runsummary import format_summary, suspects_by_rule
@@ -128,7 +145,7 @@ def cmd_demo(args) -> int:
                 # One delivery arrives per night: stage it, then run that night as of its date.
                 night = _delivery_date(delivery.name)
                 if not (inbox / delivery.name).exists():
-                    shutil.copytree(delivery, inbox / delivery.name)
+                    _stage_owner_only(delivery, inbox / delivery.name)
                 summary = _run_nightly(inbox, db, out, night, args.config, None)
                 print(format_summary(summary))
                 print()
@@ -291,6 +308,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fundwatch {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # What the machine refuses outside any step — a folder that is a file, no permission, the
+        # store opened by another program — is one line too (a step's failure is already one).
+        import duckdb
+
+        if not isinstance(exc, (OSError, duckdb.Error)):
+            raise
+        from .privacy import mask_ids_in_text
+
+        text = (str(exc).strip().splitlines() or [""])[0]
+        print(f"fundwatch {args.command}: {mask_ids_in_text(f'{type(exc).__name__}: {text}')}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

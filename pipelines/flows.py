@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
+import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -212,8 +213,15 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
         raise NightlyError(f"inbox {inbox} is not a folder; point --inbox at the folder of deliveries")
     show = Progress(progress)
     with runlock.hold(db, command):
-        _private_dir(out)
-        con = store.connect(db, **config["duckdb"])
+        try:
+            _private_dir(out)
+        except OSError as exc:
+            raise NightlyError(f"output folder {out} cannot be made: {_one_line(exc)}") from None
+        try:
+            con = store.connect(db, **config["duckdb"])
+        except (OSError, duckdb.Error) as exc:
+            # e.g. another program (a notebook) has the file open, or the spill folder cannot be made
+            raise NightlyError(f"store {db} cannot be opened: {_one_line(exc)}") from None
         run_id = f"{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
         parts: dict[str, Any] = {"run_id": run_id, "as_of": as_of, "inbox": inbox, "out": out,
                                  "store_settings": store.settings(con)}

@@ -126,6 +126,9 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
     `memory_limit` and `temp_directory` are DuckDB's (config `duckdb:`): past the limit DuckDB
     spills to the folder instead of failing; see apply_settings."""
     db_path = Path(db_path)
+    if temp_directory is not None:
+        # made first: a spill folder that cannot be made stops before the store file is touched
+        _owner_only_folder(Path(temp_directory))
     if read_only:
         con = duckdb.connect(str(db_path), read_only=True)
         apply_settings(con, memory_limit, temp_directory)
@@ -137,9 +140,21 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
         con = duckdb.connect(str(db_path))
     finally:
         os.umask(old_umask)
-    apply_settings(con, memory_limit, temp_directory)
+    try:
+        apply_settings(con, memory_limit, temp_directory)
+    except BaseException:
+        con.close()
+        raise
     ensure_schema(con)
     return con
+
+
+def _owner_only_folder(folder: Path) -> None:
+    old_umask = os.umask(0o077)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    finally:
+        os.umask(old_umask)
 
 
 def apply_settings(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None,
@@ -155,11 +170,7 @@ def apply_settings(con: duckdb.DuckDBPyConnection, memory_limit: str | None = No
                              f"(e.g. 4GB, 500MB, 80%): {str(exc).splitlines()[0]}") from None
     if temp_directory is not None:
         folder = Path(temp_directory)
-        old_umask = os.umask(0o077)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        finally:
-            os.umask(old_umask)
+        _owner_only_folder(folder)
         con.execute(f"set temp_directory = '{_sql_text(str(folder))}'")
 
 

@@ -101,6 +101,50 @@ def test_nightly_exits_zero_with_rejected_rows_and_says_how_many(tmp_path):
     assert (tmp_path / "report" / "dashboard.html").is_file()
 
 
+def test_a_failed_night_says_so_in_one_line_on_the_console_with_no_prefect_traceback(tmp_path):
+    # Through the real command (Prefect's own console handler included, which capsys does not see).
+    delivery_1(tmp_path / "inbox")
+    (tmp_path / "bad.yaml").write_text("rules:\n  SHARED_BANK_ACCOUNT:\n    no_such_parameter: 1\n", encoding="utf-8")
+    failed = _fundwatch(["nightly", "--inbox", "inbox", "--db", "fw.duckdb", "--out", "out", "--as-of", "2026-10-21",
+                         "--config", "bad.yaml"], tmp_path)
+    assert failed.returncode == cli.EXIT_FAILED
+    assert failed.stderr.strip().splitlines() == [
+        "fundwatch nightly: nightly run failed: task detect failed: rule SHARED_BANK_ACCOUNT.yaml: unknown "
+        "parameter(s) no_such_parameter in config rules.SHARED_BANK_ACCOUNT; SHARED_BANK_ACCOUNT declares: "
+        "shared_account_min_persons"]
+
+
+@pytest.mark.parametrize("db, out, said", [
+    ("a-file/fw.duckdb", "out", "fundwatch nightly: FileExistsError: [Errno 17] File exists: "),
+    ("fw.duckdb", "a-file", "fundwatch nightly: output folder a-file cannot be made: FileExistsError"),
+])
+def test_a_night_the_machine_refuses_to_start_is_one_line_too(tmp_path, db, out, said):
+    delivery_1(tmp_path / "inbox")
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    refused = _fundwatch(["nightly", "--inbox", "inbox", "--db", db, "--out", out, "--as-of", "2026-10-21"], tmp_path)
+    assert refused.returncode == cli.EXIT_USAGE
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(said) and "a-file" in lines[0], refused.stderr
+
+
+def test_a_store_another_program_has_open_is_refused_in_one_line(tmp_path):
+    delivery_1(tmp_path / "inbox")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('open', flush=True); time.sleep(60)", str(tmp_path / "fw.duckdb")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"  # a notebook, say, with the store open for writing
+        refused = _fundwatch(["nightly", "--inbox", "inbox", "--db", "fw.duckdb", "--out", "out",
+                              "--as-of", "2026-10-21"], tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode == cli.EXIT_USAGE
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fundwatch nightly: store fw.duckdb cannot be opened: IOException"), refused.stderr
+
+
 @pytest.mark.slow
 def test_demo_runs_one_night_per_sample_delivery_and_names_its_outputs(demo_run):
     assert demo_run.returncode == 0, demo_run.stderr
@@ -120,6 +164,10 @@ def test_demo_runs_one_night_per_sample_delivery_and_names_its_outputs(demo_run)
         con.close()
     assert (demo_run.out / "dashboard.html").is_file()
     assert sorted(demo_run.out.glob("疑点核查台账_*.xlsx"))
+    # The staged copy of the sample inbox is owner-only like everything else under OUT.
+    staged = [demo_run.out / "inbox", *(demo_run.out / "inbox").rglob("*")]
+    assert {p.stat().st_mode & 0o777 for p in staged if p.is_dir()} == {0o700}
+    assert {p.stat().st_mode & 0o777 for p in staged if p.is_file()} == {0o600}
     # `make demo` passes a relative --out: the Data Docs must still be built there.
     assert "Data Docs not built" not in demo_run.stdout
     assert (demo_run.out / "data_docs" / "index.html").is_file()
