@@ -198,6 +198,17 @@ def test_private_transfer_matching_payment_within_5_days_is_not_suspect(con):
     assert found["T-6days"]["period_from"] == "202611"
 
 
+def test_a_reversed_outflow_is_no_transfer_and_no_income_account_outflow(con):
+    # 冲正: a 支 row of a negative amount brings money back; one of zero moves nothing. Neither rule
+    # raises them (a suspect's amount at risk is never zero or negative); the outflow itself is raised.
+    txn(con, "T-out", "500.00", "2026-11-03 09:00:00", counterparty="ACC-P", account="INCOME-1", account_type="收入户")
+    txn(con, "T-reversal", "-500.00", "2026-11-04 09:00:00", counterparty="ACC-P", account="INCOME-1",
+        account_type="收入户")
+    txn(con, "T-zero", "0.00", "2026-11-04 10:00:00", counterparty="ACC-P", account="INCOME-1", account_type="收入户")
+    assert set(run(con, "FUND_PRIVATE_TRANSFER")) == {"T-out"}
+    assert set(run(con, "INCOME_ACCOUNT_OUTFLOW")) == {"T-out"}
+
+
 # ---------------------------------------------------------------- INCOME_ACCOUNT_OUTFLOW
 
 
@@ -247,10 +258,12 @@ def test_reviewer_empty_or_same_as_handler_fires(con):
     pay(con, A, "202611", "80000.00", payment_id="reviewed", paid_on=paid, handled_by="张三", reviewed_by="李四",
         reviewed_at="2026-11-09 10:00:00")
     found = run(con, "LARGE_PAYMENT_UNREVIEWED")
-    assert set(found) == {"no-reviewer", "self-review", "no-review-time"}  # threshold is inclusive
-    relaxed = Config(_merge(DEFAULTS, {"rules": {"LARGE_PAYMENT_UNREVIEWED": {"review_time_required": False,
-                                                                              "large_payment_threshold": 75000}}}))
-    assert set(run(con, "LARGE_PAYMENT_UNREVIEWED", relaxed)) == set()
+    # threshold is inclusive; a reviewer without a review time is none of CONTRACT §2's three cases
+    assert set(found) == {"no-reviewer", "self-review"}
+    strict = Config(_merge(DEFAULTS, {"rules": {"LARGE_PAYMENT_UNREVIEWED": {"review_time_required": True}}}))
+    assert set(run(con, "LARGE_PAYMENT_UNREVIEWED", strict)) == {"no-reviewer", "self-review", "no-review-time"}
+    raised = Config(_merge(DEFAULTS, {"rules": {"LARGE_PAYMENT_UNREVIEWED": {"large_payment_threshold": 75000}}}))
+    assert set(run(con, "LARGE_PAYMENT_UNREVIEWED", raised)) == set()
 
 
 # ---------------------------------------------------------------- DUPLICATE_PENSION
