@@ -148,12 +148,15 @@ def atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("commit")
 
 
-def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, run_id: str | None = None) -> dict:
-    """Recompute 逾期, 挂牌督办, 要情 class and report date for every suspect; one event per change.
+def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, run_id: str | None = None,
+            only: list[str] | None = None) -> dict:
+    """Recompute 逾期, 挂牌督办, 要情 class and report date for every suspect (or only the suspects
+    `only` names: those a return just changed); one event per change.
 
     Idempotent: a second call on the same day finds nothing to change and writes no event.
     Returns how many flags were newly set (and cleared) this time.
     """
+    chosen = "true" if only is None else "list_contains(cast($only as varchar[]), suspect_id)"
     s = settings(config)
     calendar = calendar_from(config)
     now = dt.datetime.now()
@@ -165,11 +168,11 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             f"""
             select suspect_id, want, deadline from (
                 select suspect_id, deadline, coalesce(overdue, false) as have,
-                       coalesce(status in ({awaiting}) and deadline is not null and ?::date > deadline, false) as want
-                from suspects)
+                       coalesce(status in ({awaiting}) and deadline is not null and $as_of::date > deadline, false) as want
+                from suspects where {chosen})
             where want <> have
             """,
-            [as_of],
+            {"as_of": as_of, **_only(only)},
         ).fetchall():
             con.execute("update suspects set overdue = ? where suspect_id = ?", [want, suspect_id])
             event = "overdue" if want else "overdue_cleared"
@@ -184,11 +187,11 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
                 select suspect_id, first_detected_on, coalesce(escalated, false) as have,
                        coalesce(status in ({OPEN_STATUSES_SQL})
                                 and coalesce(recovered_amount, 0) < coalesce(amount, 0)
-                                and date_diff('day', first_detected_on, ?::date) > ?, false) as want
-                from suspects)
+                                and date_diff('day', first_detected_on, $as_of::date) > $days, false) as want
+                from suspects where {chosen})
             where want <> have
             """,
-            [as_of, days],
+            {"as_of": as_of, "days": days, **_only(only)},
         ).fetchall():
             con.execute("update suspects set escalated = ? where suspect_id = ?", [want, suspect_id])
             event = "escalated" if want else "escalation_lifted"
@@ -200,7 +203,8 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
         # reported report_working_days after verification.
         for suspect_id, outcome, amount, verified_on, closed_on, have_class, have_due in con.execute(
             "select suspect_id, outcome, amount, verified_on, closed_on, major_class, report_due"
-            " from suspects where outcome is not null or major_class is not null"
+            f" from suspects where (outcome is not null or major_class is not null) and {chosen}",
+            _only(only),
         ).fetchall():
             want_class = major_class_for(amount, config) if outcome_number(outcome) in CONFIRMED_LOSS else None
             want_due = None
@@ -214,6 +218,10 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
                       {"from": have_class, "to": want_class, "amount": amount, "report_due": want_due}, run_id, now)
             counts["major_class"] += 1
     return counts
+
+
+def _only(only: list[str] | None) -> dict[str, list[str]]:
+    return {} if only is None else {"only": list(only)}
 
 
 def years_counted_by_the_week(con: duckdb.DuckDBPyConnection, config: Any = None) -> list[int]:

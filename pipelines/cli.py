@@ -195,11 +195,16 @@ def cmd_returns(args) -> int:
     if missing:
         raise Refused(f"workbook {missing[0]} not found")
     as_of = _as_of(args.as_of) or _today()
+    _check_config(args.config)
+    from .config import load_config
+
+    config = load_config(args.config)  # the defaults without --config
     try:
         with runlock.hold(args.db, "returns"):
-            con = connect(args.db)
+            con = connect(args.db, **config["duckdb"])
             try:
-                result = returns.apply_returns(con, [Path(w) for w in args.workbooks], as_of, actor=current_actor())
+                result = returns.apply_returns(con, [Path(w) for w in args.workbooks], as_of, actor=current_actor(),
+                                               config=config)
             finally:
                 con.close()
     except runlock.StoreBusy as exc:
@@ -276,6 +281,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("returns", help="apply worklists returned by agencies")
     r.add_argument("--db", required=True)
     r.add_argument("--as-of")
+    r.add_argument("--config", help="the nightly's config: its casework settings class the returned suspects")
     r.add_argument("workbooks", nargs="+")
     r.set_defaults(fn=cmd_returns)
 

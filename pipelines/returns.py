@@ -187,15 +187,18 @@ def _read(path: Path) -> _Sheet:
 def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: dt.date, actor: str | None = None,
                   config: Any = None) -> ReturnsReport:
     """Apply every returned workbook (each in its own transaction); refused rows are kept in
-    return_refusals. With config, casework.refresh runs afterwards so flags follow the new statuses."""
+    return_refusals. With config, casework.refresh runs afterwards for the suspects the returns
+    changed, so their 要情 class, report date and flags follow the new statuses at once (the others
+    wait for the night: re-applying a workbook, or one that changed nothing, writes no event)."""
     ensure_returns_schema(con)
     actor = current_actor(actor)
     report = ReturnsReport()
     for path in workbooks:
         path = Path(path)
         _apply_workbook(con, path, as_of, actor, report)
-    if config is not None:
-        casework.refresh(con, as_of, config)
+    changed = sorted({row.suspect_id for row in report.applied})
+    if config is not None and changed:
+        casework.refresh(con, as_of, config, only=changed)
     return report
 
 

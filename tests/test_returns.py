@@ -13,7 +13,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from pipelines import returns, worklists
+from pipelines import casework, cli, returns, worklists
 from pipelines.casework import OUTCOME_LABELS, OUTCOMES
 from pipelines.config import Config
 from pipelines.store import connect, scalar
@@ -234,6 +234,28 @@ def test_confirmed_losses_get_their_major_class_when_config_is_given(con, tmp_pa
     returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config())
     assert con.execute("select major_class, report_due from suspects").fetchall() == [
         ("重大要情", dt.date(2026, 10, 13))]
+
+
+def test_the_returns_command_classes_the_losses_it_applied_at_once_and_touches_nothing_else(con, tmp_path):
+    add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
+    # detected long ago and not answered in this return: the night escalates it (挂牌督办), a return does not
+    add_suspect(con, "S-OLD", amount="500.00", person_id="360702195001011234", rule_id="DUPLICATE_PENSION",
+                first_detected_on=dt.date(2026, 1, 5))
+    path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
+    clerk = Clerk(path)
+    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 9, 30))
+    returned = clerk.save()
+    command = ["returns", "--db", str(tmp_path / "fw.duckdb"), "--as-of", RETURN_DAY.isoformat(), str(returned)]
+    assert cli.main(command) == cli.EXIT_OK  # no --config: the contract's defaults
+    flags = "select suspect_id, major_class, report_due, coalesce(escalated, false) from suspects order by 1"
+    assert con.execute(flags).fetchall() == [("S-BIG", "重大要情", dt.date(2026, 10, 13), False),
+                                             ("S-OLD", None, None, False)]
+    history = scalar(con, "select count(*) from suspect_events")
+    assert cli.main(command) == cli.EXIT_OK  # the same workbook again changes nothing
+    assert scalar(con, "select count(*) from suspect_events") == history
+    # what the return left alone is the night's: a full refresh escalates S-OLD
+    casework.refresh(con, RETURN_DAY, Config())
+    assert con.execute(flags).fetchall()[1] == ("S-OLD", None, None, True)
 
 
 def test_unreadable_file_is_refused_and_the_others_still_apply(con, tmp_path):
