@@ -64,6 +64,8 @@ class FileResult:
     message: str = ""
     file_hash: str | None = None
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    # A skipped file's content came before under another name or in another delivery (source_file)
+    duplicate_of: str | None = None
 
 
 @dataclass
@@ -512,6 +514,8 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     if seen:
         result.status = "skipped"
         result.message = f"{source}: already ingested (same content as {seen[0][0]} in delivery {seen[0][1]})"
+        if seen[0][0] != source:  # a copy sent again (the same file seen every night is not news)
+            result.duplicate_of = seen[0][0]
         return result
     lineage = {"_source_file": source, "_delivery": delivery, "_file_hash": file_hash}
     if big is not None or big_csv:

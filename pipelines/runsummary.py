@@ -48,6 +48,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
         s["failed_files"] = [{"file": Path(f.path).name, "reason": _scrub(f.message or "")}
                              for f in files if f.status == "failed"]
+        s["copies_skipped"] = [{"file": Path(f.path).name, "same_as": f.duplicate_of}
+                               for f in files if f.status == "skipped" and f.duplicate_of]
     checked = parts.get("quality")
     if checked is not None:
         s["warnings"] = len(checked.warnings)
@@ -101,6 +103,8 @@ def format_summary(s: dict[str, Any]) -> str:
             lines.append(f"    rejected {n:>6}  {reason}")
         for f in s.get("failed_files", []):
             lines.append(f"    failed file {f['file']}: {f['reason']}")
+        for f in s.get("copies_skipped", []):
+            lines.append(f"    skipped {f['file']}: same content as {f['same_as']}, already ingested")
     if "new" in s:
         lines.append(f"  suspects tonight: {s['new']} new, {s['updated']} updated, {s['reopened']} reopened")
     if "by_rule" in s:

@@ -107,8 +107,23 @@ def test_rerun_on_the_same_inbox_adds_no_events_and_no_ledger_rows(two_nights):
     again = _night(two_nights["inbox"], db, two_nights["out"], NIGHT_2)
     assert again["files_ingested"] == 0 and again["files_skipped"] == 5
     assert again["new"] == again["updated"] == again["reopened"] == 0
+    assert again["copies_skipped"] == []  # files seen under their own names are not news
     assert _count(db, "select count(*) from suspect_events") == events
     assert _count(db, "select count(*) from ingest_ledger") == ledger
+
+
+def test_a_file_sent_again_under_another_name_is_skipped_and_named(tmp_path):
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    first = delivery_1(inbox)
+    _night(inbox, db, out, NIGHT_1)
+    (inbox / "2026-11-21").mkdir()
+    resent = inbox / "2026-11-21" / "payments_360700_202610_补报.csv"
+    resent.write_bytes((first / "payments_360700_202610.csv").read_bytes())
+    second = _night(inbox, db, out, NIGHT_2)
+    assert second["files_ingested"] == 0 and second["files_skipped"] == 5
+    assert second["copies_skipped"] == [{"file": resent.name, "same_as": "2026-10-21/payments_360700_202610.csv"}]
+    assert (f"    skipped {resent.name}: same content as 2026-10-21/payments_360700_202610.csv, already ingested"
+            in format_summary(second).splitlines())
 
 
 def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, capsys):

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
@@ -256,6 +257,25 @@ def test_committed_sample_is_what_the_generator_writes(tmp_path):
     assert fresh == committed, "regenerate: fundwatch generate --out data/sample --persons 3000 --force"
     names = sorted(str(p.relative_to(sample)) for p in (sample / "inbox").rglob("*") if p.is_file())
     assert names == sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "inbox").rglob("*") if p.is_file())
+    # and the same contents: CSV byte for byte, Parquet and XLSX value for value (an XLSX carries
+    # the time it was written)
+    for name in names:
+        ours, theirs = sample / name, tmp_path / name
+        if ours.suffix == ".csv":
+            same = ours.read_bytes() == theirs.read_bytes()
+        elif ours.suffix == ".parquet":
+            same = pl.read_parquet(ours).equals(pl.read_parquet(theirs))
+        else:
+            same = _sheet_values(ours) == _sheet_values(theirs)
+        assert same, f"{name} differs: regenerate: fundwatch generate --out data/sample --persons 3000 --force"
+
+
+def _sheet_values(path: Path) -> list[list]:
+    workbook = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return [list(row) for row in workbook.worksheets[0].iter_rows(values_only=True)]
+    finally:
+        workbook.close()
 
 
 def test_answer_key_holds_for_a_month_end_as_of_before_and_after_pay_days(tmp_path):
