@@ -62,7 +62,8 @@ def large_payment_unreviewed(payments: pd.DataFrame, threshold: int = 50000) -> 
     reviewer = p["reviewed_by"].str.strip().replace("", None)
     reviewed_day = pd.to_datetime(p["reviewed_at"].astype("datetime64[ms]")).dt.normalize()
     paid_day = pd.to_datetime(p["paid_on"].astype("datetime64[ms]"))
-    bad = reviewer.isna() | (reviewer == handler).fillna(False) | p["reviewed_at"].isna() | (reviewed_day > paid_day).fillna(False)
+    # CONTRACT §2's three cases (a reviewer without a review time is none of them, as in the rule)
+    bad = reviewer.isna() | (reviewer == handler).fillna(False) | (reviewed_day > paid_day).fillna(False)
     return _amounts(p[bad.astype(bool)].set_index("payment_id")["amount"])
 
 
