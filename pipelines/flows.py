@@ -53,9 +53,7 @@ def scrub(text: str) -> str:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     line = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    if store.out_of_memory(exc):
-        line += f" ({store.OUT_OF_MEMORY_HINT})"
-    return scrub(line)
+    return scrub(line + store.failure_hint(exc))
 
 
 def step(name: str):

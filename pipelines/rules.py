@@ -55,7 +55,7 @@ import yaml
 
 from . import resources
 from .config import Config
-from .store import OUT_OF_MEMORY_HINT, out_of_memory, scalar
+from .store import failure_hint, scalar
 
 DETECTION_COLUMNS = ("subject", "person_id", "agency_code", "period_from", "period_to", "amount", "evidence")
 REQUIRED_KEYS = ("id", "title", "title_en", "basis", "severity", "subject", "params", "sql")
@@ -223,8 +223,7 @@ class DetectReport:
 
 def _first_line(exc: Exception) -> str:
     """What a rule author is told of a failure: its first line, or its type when it has no text."""
-    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return f"{line} ({OUT_OF_MEMORY_HINT})" if out_of_memory(exc) else line
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0] + failure_hint(exc)
 
 
 def _strip_sql_comments_and_strings(sql: str) -> str:

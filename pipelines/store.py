@@ -179,13 +179,14 @@ OUT_OF_MEMORY_HINT = ("DuckDB reached its memory limit and could not spill to di
                       "or set duckdb.temp_directory to a folder with free space in the config")
 
 
-def out_of_memory(exc: BaseException | None) -> bool:
-    """Whether a failure was, at its root, DuckDB running out of memory (however it was wrapped)."""
+def failure_hint(exc: BaseException | None) -> str:
+    """What to add to a failure's one line: for DuckDB running out of memory (however it was
+    wrapped), which setting to change; else nothing."""
     while exc is not None:
         if isinstance(exc, duckdb.OutOfMemoryException):
-            return True
+            return f" ({OUT_OF_MEMORY_HINT})"
         exc = exc.__cause__ or exc.__context__
-    return False
+    return ""
 
 
 def settings(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
