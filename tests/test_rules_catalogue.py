@@ -200,7 +200,7 @@ def test_private_transfer_matching_payment_within_5_days_is_not_suspect(con):
 
 def test_a_reversed_outflow_is_no_transfer_and_no_income_account_outflow(con):
     # 冲正: a 支 row of a negative amount brings money back; one of zero moves nothing. Neither rule
-    # raises them (a suspect's amount at risk is never zero or negative); the outflow itself is raised.
+    # raises them (a transaction's amount at risk is never zero or negative); the outflow itself is raised.
     txn(con, "T-out", "500.00", "2026-11-03 09:00:00", counterparty="ACC-P", account="INCOME-1", account_type="收入户")
     txn(con, "T-reversal", "-500.00", "2026-11-04 09:00:00", counterparty="ACC-P", account="INCOME-1",
         account_type="收入户")
