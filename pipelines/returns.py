@@ -298,6 +298,13 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             refuse(0, "", f"台账编号 {sheet.export_id} 未有下发记录，按行内疑点判断机构")
     result.agency_code, result.export_id = export_agency, sheet.export_id
 
+    # A suspect on two rows of one workbook (a copied row) may carry two answers: neither can be
+    # told to be the one meant, so every such row is refused, naming the others.
+    rows_of: dict[str, list[int]] = {}
+    for (row_number, values), sid in zip(sheet.rows, ids):
+        if sid and not all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+            rows_of.setdefault(sid, []).append(row_number)
+
     for (row_number, values), sid in zip(sheet.rows, ids):
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
             continue
@@ -307,7 +314,11 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             continue
         problems: list[tuple[str, str]] = []
         suspect = suspects.get(sid)
-        if suspect is None:
+        if len(rows_of[sid]) > 1:
+            shown = "、".join(str(r) for r in rows_of[sid])
+            problems.append(("疑点编号", f"疑点 {sid} 在本表出现 {len(rows_of[sid])} 次（第 {shown} 行），无法确定以哪一行为准："
+                                        "请只保留一行后重新报送"))
+        elif suspect is None:
             problems.append(("疑点编号", f"疑点编号 {sid} 不存在"))
         elif suspect[1] != export_agency:
             problems.append(("疑点编号", f"疑点 {sid} 属于其他经办机构（{suspect[1]}），不在本机构台账内"))
@@ -389,7 +400,7 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
     if same:
         return "unchanged"
     if status in (CLOSED, TRANSFERRED):
-        refuse(row_number, "核实结果", f"疑点已{status}，不再接受变更；如需更正请联系监督部门", sid)
+        refuse(row_number, "核实结果", f"疑点{status}，不再接受变更；如需更正请联系监督部门", sid)
         return None
     if number in CLOSE_WITH_NOTE:
         new_status = CLOSED

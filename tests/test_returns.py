@@ -258,6 +258,30 @@ def test_the_returns_command_classes_the_losses_it_applied_at_once_and_touches_n
     assert con.execute(flags).fetchall()[1] == ("S-OLD", None, None, True)
 
 
+def test_a_suspect_on_two_rows_of_one_workbook_is_refused_on_both_and_the_other_rows_apply(con, tmp_path):
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    first = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    copy = clerk.ws.max_row + 1  # the row copied below the others, answered otherwise
+    for column in range(1, clerk.ws.max_column + 1):
+        clerk.ws.cell(row=copy, column=column, value=clerk.ws.cell(row=first, column=column).value)
+    clerk.ws.cell(row=copy, column=clerk.header.index("核实结果") + 1, value=OUTCOME_LABELS[6])
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[1], 核实说明="已更正")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert [(r.row, r.column) for r in report.refusals] == [(first, "疑点编号"), (copy, "疑点编号")]
+    assert all(f"在本表出现 2 次（第 {first}、{copy} 行）" in r.reason for r in report.refusals)
+    assert status_of(con, f"S-{A}-1")[0] == "已下发"  # neither answer applied
+    assert status_of(con, f"S-{A}-2")[0] == "已销号"
+    # answered once, in a workbook of its own, it applies; a later change to the closed suspect is refused
+    again = Clerk(path)
+    again.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    assert returns.apply_returns(con, [again.save(tmp_path / "once.xlsx")], RETURN_DAY).refusals == []
+    later = Clerk(path)
+    later.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[6])
+    refused = returns.apply_returns(con, [later.save(tmp_path / "later.xlsx")], RETURN_DAY).refusals
+    assert [r.reason for r in refused] == ["疑点已销号，不再接受变更；如需更正请联系监督部门"]
+
+
 def test_unreadable_file_is_refused_and_the_others_still_apply(con, tmp_path):
     path = issue(con, tmp_path, n=1)[A]
     clerk = Clerk(path)

@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from pipelines import store
+from pipelines import casework, store, worklists
 from pipelines.config import Config
 from pipelines.rules import detect, load_rules
 from pipelines.suspects import suspect_id, update_suspects
+from pipelines.workdays import calendar_from
 
 PERSON = "360702195001010011"
 NIGHT1 = date(2026, 10, 21)
@@ -110,6 +111,20 @@ def test_closed_suspect_with_new_evidence_is_reopened(con):
     event, detail = events(con)[-1]
     assert event == "reopened" and (detail["old_amount"], detail["new_amount"]) == (6000.0, 9000.0)
     assert detail["closed_on"] == "2026-11-01"
+
+
+def test_a_reopened_suspect_is_not_overdue_by_the_deadline_it_had_before_closing(con, tmp_path):
+    # The night's order: merge, casework flags, then the worklist re-issues it with a fresh 核查期限.
+    night(con, NIGHT1)
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-10-05', outcome = '7', "
+                "issued_on = date '2026-09-01', deadline = date '2026-09-29'")
+    pay(con, "202609")
+    night(con, NIGHT2)
+    casework.refresh(con, NIGHT2, Config())
+    worklists.write_worklists(con, tmp_path / "out", NIGHT2)
+    assert con.execute("select status, issued_on, deadline, coalesce(overdue, false) from suspects").fetchall() == [
+        ("已下发", date(2026, 9, 1), calendar_from(Config()).add_working_days(NIGHT2, 20), False)]
+    assert "overdue" not in [e for e, _ in events(con)]
 
 
 def test_suspect_no_longer_detected_is_kept_and_reported_once(con):
