@@ -300,13 +300,16 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
 
     # A suspect on two rows of one workbook (a copied row) may carry two answers: neither can be
     # told to be the one meant, so every such row is refused, naming the others.
+    def blank(values: tuple) -> bool:
+        return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
+
     rows_of: dict[str, list[int]] = {}
     for (row_number, values), sid in zip(sheet.rows, ids):
-        if sid and not all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+        if sid and not blank(values):
             rows_of.setdefault(sid, []).append(row_number)
 
     for (row_number, values), sid in zip(sheet.rows, ids):
-        if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+        if blank(values):
             continue
         if not sid:
             refuse(row_number, "疑点编号", "疑点编号为空")
