@@ -179,7 +179,8 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             add_event(con, suspect_id, event, {"deadline": deadline, "as_of": as_of}, run_id, now)
             counts[event] += 1
 
-        # 挂牌督办: open, loss not recovered, more than escalate_after_days after first detection.
+        # 挂牌督办: open, loss not recovered escalate_after_days after first detection — flagged on
+        # that day (detected 11-21, 90 days: flagged from 2027-02-19), as the regulation's words read.
         days = int(s["escalate_after_days"])
         for suspect_id, want, first in con.execute(
             f"""
@@ -187,7 +188,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
                 select suspect_id, first_detected_on, coalesce(escalated, false) as have,
                        coalesce(status in ({OPEN_STATUSES_SQL})
                                 and coalesce(recovered_amount, 0) < coalesce(amount, 0)
-                                and date_diff('day', first_detected_on, $as_of::date) > $days, false) as want
+                                and date_diff('day', first_detected_on, $as_of::date) >= $days, false) as want
                 from suspects where {chosen})
             where want <> have
             """,

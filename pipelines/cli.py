@@ -194,6 +194,8 @@ def cmd_returns(args) -> int:
     missing = [w for w in args.workbooks if not Path(w).is_file()]
     if missing:
         raise Refused(f"workbook {missing[0]} not found")
+    if not Path(args.db).is_file():  # connecting would create an empty store and refuse every row
+        raise Refused(f"store {args.db} not found; run `fundwatch nightly` first")
     as_of = _as_of(args.as_of) or _today()
     _check_config(args.config)
     from .config import load_config

@@ -68,11 +68,11 @@ def load_config(path: str | Path | None = None) -> Config:
         return Config()
     path = Path(path)
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loaded = yaml.safe_load(_config_text(path)) or {}
     except FileNotFoundError:
         raise SystemExit(f"config file {path} not found")
     except yaml.YAMLError as exc:
-        raise SystemExit(f"config file {path} is not valid YAML: {exc}")
+        raise SystemExit(f"config file {path} is not valid YAML: {_yaml_problem(exc)}")
     if not isinstance(loaded, dict):
         raise SystemExit(f"config file {path}: expected a mapping at the top level")
     unknown = set(loaded) - set(DEFAULTS)
@@ -85,6 +85,27 @@ def load_config(path: str | Path | None = None) -> Config:
     except ValueError as exc:
         raise SystemExit(f"config file {path}: {exc}")
     return config
+
+
+def _config_text(path: Path) -> str:
+    """The config's text. Saved by Notepad or WPS on a Chinese Windows it may be GB18030 (GBK)
+    rather than UTF-8, as the extracts may: both are read."""
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise SystemExit(f"config file {path} is neither UTF-8 nor GB18030 text; save it as UTF-8")
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message on one line: what is wrong and where (its own text spans four lines)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
 
 
 def _check_duckdb(section: Any) -> None:

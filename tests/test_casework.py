@@ -94,9 +94,10 @@ def test_overdue_clears_once_the_suspect_is_closed(con):
     assert flags(con, "LATE")[0] is False
 
 
-def test_loss_not_recovered_more_than_90_days_after_detection_is_escalated(con):
+def test_loss_not_recovered_90_days_after_detection_is_escalated(con):
     add_suspect(con, "D91", first_detected_on=AS_OF - dt.timedelta(days=91))
-    add_suspect(con, "D90", first_detected_on=AS_OF - dt.timedelta(days=90))
+    add_suspect(con, "D90", first_detected_on=AS_OF - dt.timedelta(days=90))  # the 90th day itself
+    add_suspect(con, "D89", first_detected_on=AS_OF - dt.timedelta(days=89))
     add_suspect(con, "RECOVERED", status="核查中", first_detected_on=AS_OF - dt.timedelta(days=200),
                 amount="500.00", recovered_amount=Decimal("500.00"))
     add_suspect(con, "PARTLY", status="核查中", first_detected_on=AS_OF - dt.timedelta(days=200),
@@ -104,17 +105,18 @@ def test_loss_not_recovered_more_than_90_days_after_detection_is_escalated(con):
     add_suspect(con, "TRANSFERRED", status="已移送", first_detected_on=AS_OF - dt.timedelta(days=200))
     casework.refresh(con, AS_OF)
     assert {sid for (sid,) in con.execute("select suspect_id from suspects where escalated").fetchall()} == \
-        {"D91", "PARTLY"}
-    detail = json.loads(scalar(con, "select detail from suspect_events where event = 'escalated' and suspect_id = 'D91'"))
+        {"D91", "D90", "PARTLY"}
+    detail = json.loads(scalar(con, "select detail from suspect_events where event = 'escalated' and suspect_id = 'D90'"))
     assert detail["escalate_after_days"] == 90
 
 
 def test_escalation_period_comes_from_config(con, tmp_path):
     path = tmp_path / "fw.yaml"
     path.write_text("casework:\n  escalate_after_days: 30\n", encoding="utf-8")
-    add_suspect(con, "D31", first_detected_on=AS_OF - dt.timedelta(days=31))
+    add_suspect(con, "D30", first_detected_on=AS_OF - dt.timedelta(days=30))
+    add_suspect(con, "D29", first_detected_on=AS_OF - dt.timedelta(days=29))
     casework.refresh(con, AS_OF, load_config(path))
-    assert flags(con, "D31")[1] is True
+    assert (flags(con, "D30")[1], flags(con, "D29")[1]) == (True, False)
 
 
 def test_a_verified_major_loss_is_reported_5_working_days_after_verification(con):

@@ -55,6 +55,33 @@ def test_a_bad_config_is_refused_before_anything_runs(tmp_path, capsys):
     assert not (tmp_path / "fw.duckdb").exists()
 
 
+@pytest.mark.parametrize("raw, said", [
+    ("rules: [\n".encode(), "is not valid YAML: expected the node content, but found '<stream end>' (line 2, column 1)"),
+    (b"\xff\xfe\x00garbage\x81\x30", "is neither UTF-8 nor GB18030 text; save it as UTF-8"),
+])
+def test_a_config_that_cannot_be_read_is_refused_in_one_line(tmp_path, capsys, raw, said):
+    (tmp_path / "inbox").mkdir()
+    config = tmp_path / "c.yaml"
+    config.write_bytes(raw)
+    for argv in (["nightly", "--inbox", str(tmp_path / "inbox"), "--out", str(tmp_path / "out")], ["returns"]):
+        argv = [*argv, "--db", str(tmp_path / "fw.duckdb"), "--config", str(config)]
+        if argv[0] == "returns":
+            connect(tmp_path / "other.duckdb").close()
+            argv[2] = str(tmp_path / "other.duckdb")
+            argv.append(str(config))  # any existing file: the config is refused before workbooks are read
+        code, err = _refusal(capsys, argv)
+        assert code == cli.EXIT_USAGE and err.endswith(f"config file {config} {said}"), err
+    assert not (tmp_path / "fw.duckdb").exists()
+
+
+def test_a_config_saved_as_gbk_by_notepad_is_read(tmp_path):
+    from pipelines.config import load_config
+
+    config = tmp_path / "c.yaml"
+    config.write_bytes("# 赣州市基金监督科配置\ncasework:\n  escalate_after_days: 60  # 挂牌督办\n".encode("gbk"))
+    assert load_config(config)["casework"]["escalate_after_days"] == 60
+
+
 @pytest.mark.parametrize("section, said", [
     ("duckdb: {memory_limit: lots}", "duckdb.memory_limit 'lots' is not a size DuckDB understands"),
     ("duckdb: {memory_limit: 4}", "duckdb.memory_limit '4' is not a size DuckDB understands"),
@@ -80,6 +107,14 @@ def test_report_without_a_store_says_to_run_nightly_first(tmp_path, capsys):
 def test_returns_names_a_missing_workbook(tmp_path, capsys):
     code, err = _refusal(capsys, ["returns", "--db", str(tmp_path / "fw.duckdb"), str(tmp_path / "gone.xlsx")])
     assert code == cli.EXIT_USAGE and "gone.xlsx" in err
+
+
+def test_returns_without_a_store_says_to_run_nightly_first_and_creates_none(tmp_path, capsys):
+    workbook = tmp_path / "疑点核查台账_360702_20261201.xlsx"
+    workbook.write_bytes(b"PK")  # never opened: the missing store is refused first
+    code, err = _refusal(capsys, ["returns", "--db", str(tmp_path / "fw.duckdb"), str(workbook)])
+    assert code == cli.EXIT_USAGE and "store" in err and "fundwatch nightly" in err
+    assert not (tmp_path / "fw.duckdb").exists()
 
 
 def test_nightly_exits_zero_with_rejected_rows_and_says_how_many(tmp_path):
