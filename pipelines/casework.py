@@ -3,7 +3,7 @@
 Lifecycle (CONTRACT §4–5):
     待下发 (new) → 已下发 (issued in a worklist) → 核查中 (partly verified) → 已销号 (closed)
                                                                       ↘ 已移送 (transferred)
-    已销号 → 已重开 (new evidence) → 已下发 …
+    已销号 → 已重开 (new evidence; issued again with a fresh 核查期限, it stays 已重开 until answered) → 核查中/已销号/已移送
 
 `refresh()` recomputes, each night and after returns, the flags the supervisor watches:
 逾期 (overdue past the 核查期限), 挂牌督办 (escalated: loss not recovered long after detection),

@@ -225,18 +225,22 @@ def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
 
 def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalendar, run_id: str | None,
            now: dt.datetime) -> None:
-    """待下发/已重开 → 已下发. The first 下发日期 is kept for good; a re-issue after 重开 gets a fresh
-    核查期限 (the new evidence needs verifying), an already issued open suspect keeps its own."""
+    """待下发 → 已下发. The first 下发日期 is kept for good. A 已重开 suspect is issued again — a fresh
+    核查期限 for the new evidence (reopening dropped the old one) — and stays 已重开, so that the
+    agency and the supervisor see it came back after closing. An issued open suspect keeps its own."""
     for r in rows:
-        issuing = r["status"] in (NEW, REOPENED)
+        reissuing = r["status"] == REOPENED and r["deadline"] is None
+        issuing = r["status"] == NEW or reissuing
         if not issuing and r["issued_on"] is not None and r["deadline"] is not None:
             continue
         issued_on = r["issued_on"] or as_of
-        if r["status"] == REOPENED or r["deadline"] is None:
-            deadline = calendar.add_working_days(as_of if r["status"] == REOPENED else issued_on, days)
+        if reissuing:
+            deadline = calendar.add_working_days(as_of, days)
+        elif r["deadline"] is None:
+            deadline = calendar.add_working_days(issued_on, days)
         else:
             deadline = r["deadline"]
-        status = ISSUED if issuing else r["status"]
+        status = ISSUED if r["status"] == NEW else r["status"]
         con.execute("update suspects set status = ?, issued_on = ?, deadline = ? where suspect_id = ?",
                     [status, issued_on, deadline, r["suspect_id"]])
         if issuing:
@@ -423,8 +427,8 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
                     actor: str | None = None, run_id: str | None = None) -> list[Path]:
     """Issue every open suspect and write one worklist per agency into out_dir; the paths written.
 
-    Suspects 待下发/已重开 become 已下发 (event 'issued'); earlier issued open ones are carried
-    with their first 下发日期 and 核查期限. Each workbook appears whole (temp file + rename) and
+    Suspects 待下发 become 已下发 and 已重开 ones get a fresh 核查期限 (event 'issued'); earlier
+    issued open ones are carried with their first 下发日期 and 核查期限. Each workbook appears whole (temp file + rename) and
     each export is in audit_log ('export_worklist') and worklist_rows.
     """
     ensure_worklist_schema(con)

@@ -163,12 +163,18 @@ def test_open_suspects_reappear_with_their_first_issue_date_and_closed_ones_do_n
     assert scalar(con, "select count(*) from suspect_events where event = 'issued'") == 3  # not again
 
 
-def test_a_reopened_suspect_keeps_its_first_issue_date_and_gets_a_fresh_deadline(con, tmp_path):
-    add_suspect(con, "S-A1", status="已重开", issued_on=dt.date(2026, 6, 1), deadline=dt.date(2026, 6, 29))
-    worklists.write_worklists(con, tmp_path / "out", AS_OF)
-    status, issued_on, deadline = con.execute(
-        "select status, issued_on, deadline from suspects where suspect_id = 'S-A1'").fetchall()[0]
-    assert (status, issued_on, deadline) == ("已下发", dt.date(2026, 6, 1), add_working_days(AS_OF, 20))
+def test_a_reopened_suspect_is_issued_again_with_a_fresh_deadline_and_stays_reopened(con, tmp_path):
+    # as reopening leaves it: the first issue date kept, the deadline its closing met dropped
+    add_suspect(con, "S-A1", status="已重开", issued_on=dt.date(2026, 6, 1), deadline=None)
+    path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
+    state = "select status, issued_on, deadline from suspects where suspect_id = 'S-A1'"
+    assert con.execute(state).fetchall() == [("已重开", dt.date(2026, 6, 1), add_working_days(AS_OF, 20))]
+    row = rows_by_id(sheet_of(path))["S-A1"]
+    assert (row["疑点状态"], row["核查期限"].date()) == ("已重开", add_working_days(AS_OF, 20))
+    # the next night carries it as it is: not issued again, the same deadline
+    worklists.write_worklists(con, tmp_path / "out2", AS_OF + dt.timedelta(days=1))
+    assert con.execute(state).fetchall() == [("已重开", dt.date(2026, 6, 1), add_working_days(AS_OF, 20))]
+    assert scalar(con, "select count(*) from suspect_events where event = 'issued'") == 1
 
 
 def test_agencies_without_open_suspects_get_no_workbook(con, tmp_path):
