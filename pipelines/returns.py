@@ -280,12 +280,20 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         " from suspects where list_contains(?, suspect_id)", [wanted]).fetchall()}
     issued: dict[str, tuple[str, dict]] = {}
     export_agency = None
+    # A suspect reopened (new evidence) after this workbook was issued: the row answers evidence
+    # the agency has since been sent again, changed — {suspect: day it reopened}.
+    reopened_since: dict[str, dt.date] = {}
     if sheet.export_id:
         for sid, agency, locked in con.execute(
                 "select suspect_id, agency_code, locked from worklist_rows where export_id = ?",
                 [sheet.export_id]).fetchall():
             issued[sid] = (agency, json.loads(locked))
             export_agency = agency
+        reopened_since = dict(con.execute(
+            """select e.suspect_id, cast(max(e.happened_at) as date) from suspect_events e
+               join worklist_rows w on w.suspect_id = e.suspect_id and w.export_id = ?
+               where e.event = 'reopened' and e.happened_at > w.exported_at
+               group by e.suspect_id""", [sheet.export_id]).fetchall())
     for sid, agency, locked in con.execute(
             "select suspect_id, arg_max(agency_code, exported_at), arg_max(locked, exported_at) from worklist_rows"
             " where list_contains(?, suspect_id) group by suspect_id", [wanted]).fetchall():
@@ -345,6 +353,9 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         if answer is None and not problems:
             result.pending += 1
             continue
+        if sid in reopened_since:
+            problems.append(("核实结果", f"疑点 {sid} 已于 {reopened_since[sid]} 因新证据重开，本台账下发在重开之前："
+                                          "请按重开后下发的台账（涉及金额、所属期已更新）核查后报送"))
         if problems:
             for column, reason in problems:
                 refuse(row_number, column, reason, sid)

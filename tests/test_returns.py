@@ -325,3 +325,34 @@ def test_a_worklist_resaved_by_libreoffice_is_applied(con, tmp_path):
     assert report.pending == 1
     # applying the clerk's own copy after LibreOffice's changes nothing
     assert returns.apply_returns(con, [filled], RETURN_DAY).applied == []
+
+
+def test_a_workbook_issued_before_the_suspect_reopened_cannot_close_it_again(con, tmp_path):
+    first = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(first)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+    # new evidence: the night reopens it with a larger amount (as suspects.update_suspects does)
+    con.execute("update suspects set status = '已重开', amount = 1500.00, closed_on = null, deadline = null "
+                "where suspect_id = ?", [f"S-{A}-1"])
+    casework.add_event(con, f"S-{A}-1", "reopened", {"old_amount": 1000.0, "new_amount": 1500.0})
+    second = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))[0]
+
+    # the first sheet, re-saved with a changed note, answers the old evidence: refused, nothing changes
+    stale = Clerk(first)
+    row = stale.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="仍无问题")
+    stale.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[1], 核实说明="已更正")
+    report = returns.apply_returns(con, [stale.save(tmp_path / "stale.xlsx")], RETURN_DAY + dt.timedelta(days=2))
+    refusals = con.execute("select row_number, column_name, reason from return_refusals").fetchall()
+    assert [(r, c) for r, c, _ in refusals] == [(row, "核实结果")]
+    assert "因新证据重开" in refusals[0][2] and "重开后下发的台账" in refusals[0][2]
+    assert status_of(con, f"S-{A}-1")[0] == "已重开"
+    assert status_of(con, f"S-{A}-2")[0] == "已销号"  # the other row applies
+    assert report.files[0].applied == 1
+
+    # the sheet issued after reopening is answered normally
+    fresh = Clerk(second)
+    fresh.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1500, 核实说明="已追回")
+    returns.apply_returns(con, [fresh.save()], RETURN_DAY + dt.timedelta(days=2))
+    assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1500.00"))
