@@ -173,10 +173,14 @@ def refresh_casework(con, as_of: date, config: Config, run_id: str):
 
 
 @step("issue-worklists")
-def issue_worklists(con, out: Path, as_of: date, config: Config, run_id: str) -> list[Path]:
+def issue_worklists(con, out: Path, as_of: date, config: Config,
+                    run_id: str) -> tuple[list[Path], list[Path], list[Path]]:
+    """Tonight's worklists, then the earlier nights' ones superseded by them removed from OUT:
+    (written, removed, earlier ones left because changed since issued)."""
     written = worklists.write_worklists(con, out, as_of, config, actor=_actor(), run_id=run_id)
     get_run_logger().info("%d worklist(s) written under %s", len(written), out)
-    return written
+    retired, changed = worklists.retire_superseded(con, out, written, actor=_actor(), run_id=run_id)
+    return written, retired, changed
 
 
 @step("report")
@@ -231,7 +235,8 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
                 parts["detect"] = detect(con, as_of, config, show)
                 parts["changes"] = update_suspects(con, as_of, run_id)
                 parts["casework"] = refresh_casework(con, as_of, config, run_id)
-                parts["worklists"] = issue_worklists(con, out, as_of, config, run_id)
+                parts["worklists"], parts["worklists_retired"], parts["worklists_changed"] = \
+                    issue_worklists(con, out, as_of, config, run_id)
                 parts["calendar_assumed_years"] = casework.years_counted_by_the_week(con, config)
                 parts["report"] = write_report(con, out, as_of)
                 broken = broken_rules(parts["detect"])

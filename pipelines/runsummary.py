@@ -78,6 +78,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
     if parts.get("worklists") is not None:
         s["worklists"] = len(parts["worklists"])
         s["worklist_files"] = [str(p) for p in parts["worklists"]]
+        s["worklists_retired"] = len(parts.get("worklists_retired") or [])
+        s["worklists_left_changed"] = [str(p) for p in parts.get("worklists_changed") or []]
     if parts.get("calendar_assumed_years"):
         s["calendar_assumed_years"] = parts["calendar_assumed_years"]
     if parts.get("report") is not None:
@@ -114,7 +116,12 @@ def format_summary(s: dict[str, Any]) -> str:
                          f"  (+{v.get('new', 0)} new, {v.get('updated', 0)} updated, {v.get('reopened', 0)} reopened)")
     if "worklists" in s:
         where = str(Path(s["worklist_files"][0]).parent) if s.get("worklist_files") else "-"
-        lines.append(f"  worklists: {s['worklists']} written ({where})")
+        retired = f"; {s['worklists_retired']} of earlier nights removed, superseded (on record in audit_log)" \
+            if s.get("worklists_retired") else ""
+        lines.append(f"  worklists: {s['worklists']} written ({where}){retired}")
+        if s.get("worklists_left_changed"):
+            lines.append(f"  worklists: {len(s['worklists_left_changed'])} earlier worklist(s) changed since issued, "
+                         f"left in place: {', '.join(Path(p).name for p in s['worklists_left_changed'])}")
     for year in s.get("calendar_assumed_years", []):
         lines.append(f"  working days: no holiday notice for {year} (chinesecalendar or config casework.holidays): "
                      f"its 核查期限 and report dates were counted Monday–Friday")

@@ -457,6 +457,45 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     return written
 
 
+def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonight: list[Path],
+                      actor: str | None = None, run_id: str | None = None) -> tuple[list[Path], list[Path]]:
+    """Remove from out_dir the worklists of earlier nights, so that OUT holds one workbook per agency
+    with open suspects (CONTRACT §5): tonight's sheet of an agency lists every suspect still open,
+    and an agency with none left gets no sheet. Each earlier export stays on record (audit_log with
+    its sha256, worklist_rows with every locked cell), so a returned copy of it still applies.
+
+    Only a file exactly as fundwatch wrote it (the sha256 of its last export) is removed; one
+    changed since — say a clerk filled it in where it lay — is left, and returned in the second
+    list for the night's summary. Each removal is on record (audit_log 'retire_worklist') before
+    the file goes. Returns (removed, left because changed)."""
+    out_dir = Path(out_dir).resolve()
+    keep = {p.resolve() for p in tonight}
+    removable: list[tuple[Path, str, str | None]] = []
+    changed: list[Path] = []
+    for file, file_hash, agency_code in con.execute(
+            "select file, arg_max(file_hash, happened_at), arg_max(agency_code, happened_at) from audit_log"
+            " where action = 'export_worklist' group by file order by file").fetchall():
+        path = Path(file).resolve()
+        if path in keep or path.parent != out_dir or not path.is_file():
+            continue
+        if file_sha256(path) == file_hash:
+            removable.append((path, file_hash, agency_code))
+        else:
+            changed.append(path)
+    if removable:
+        now, actor = dt.datetime.now(), current_actor(actor)
+        with casework.atomic(con):
+            con.executemany(
+                "insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, detail)"
+                " values (?, ?, 'retire_worklist', ?, ?, ?, ?)",
+                [[now, actor, str(path), file_hash, agency_code,
+                  json.dumps({"reason": "superseded by tonight's worklists", "run_id": run_id}, ensure_ascii=False)]
+                 for path, file_hash, agency_code in removable])
+        for path, _, _ in removable:
+            path.unlink(missing_ok=True)
+    return [path for path, _, _ in removable], changed
+
+
 def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: WorkCalendar, actor: str,
                      run_id: str | None, now: dt.datetime, titles: dict[str, str], staged: list[tuple[Path, Path]]) -> None:
     """Issue, write every workbook to a temp file beside its final name, and record the exports."""

@@ -94,6 +94,10 @@ def test_each_night_leaves_a_completed_runs_row_with_its_summary(two_nights):
 def test_night_writes_worklists_report_and_data_docs_owner_only(two_nights):
     out, second = two_nights["out"], two_nights["second"]
     assert second["worklists"] >= 1 and all(Path(p).is_file() for p in second["worklist_files"])
+    # night 1's sheets are superseded by night 2's: OUT holds one per agency with open suspects
+    assert sorted(out.glob("疑点核查台账_*.xlsx")) == sorted(Path(p) for p in second["worklist_files"])
+    assert two_nights["first"]["worklists"] >= 1
+    assert second["worklists_retired"] == two_nights["first"]["worklists"]
     assert Path(second["dashboard"]).is_file() and Path(second["summary_xlsx"]).is_file()
     assert (out / "data_docs" / "index.html").is_file()
     assert (out.stat().st_mode & 0o777) == 0o700

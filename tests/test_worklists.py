@@ -255,3 +255,40 @@ def test_a_deadline_running_into_a_year_entered_from_the_holiday_notice_skips_it
     # Without the notice the night's summary says the year was counted by the week.
     assert casework.years_counted_by_the_week(con, None) == [2027]
     assert "no holiday notice for 2027" in format_summary({"calendar_assumed_years": [2027]})
+
+
+def test_earlier_nights_worklists_are_removed_so_out_holds_one_per_agency_with_open_suspects(con, tmp_path):
+    out = tmp_path / "out"
+    add_suspect(con, "S-A1")
+    add_suspect(con, "S-B1", agency=B, person_id="360703195001011231")
+    night_1 = worklists.write_worklists(con, out, AS_OF)
+    assert sorted(p.name for p in out.glob("*.xlsx")) == [f"疑点核查台账_{A}_20261120.xlsx", f"疑点核查台账_{B}_20261120.xlsx"]
+    con.execute("update suspects set status = '已销号' where suspect_id = 'S-B1'")  # B answered everything
+    next_day = AS_OF + dt.timedelta(days=3)
+    night_2 = worklists.write_worklists(con, out, next_day)
+    removed, changed = worklists.retire_superseded(con, out, night_2, actor="clerk01")
+    assert sorted(p.name for p in removed) == sorted(p.name for p in night_1) and changed == []
+    assert [p.name for p in out.glob("*.xlsx")] == [f"疑点核查台账_{A}_20261123.xlsx"]  # B: none
+    retired = con.execute("select actor, file, file_hash from audit_log where action = 'retire_worklist' "
+                          "order by file").fetchall()
+    exported = con.execute("select 'clerk01', file, file_hash from audit_log where action = 'export_worklist' "
+                           "and file in (select unnest(?)) order by file", [[str(p) for p in night_1]]).fetchall()
+    assert retired == exported  # each removal on record with the hash of what was removed
+    # nothing more to do on a second call, and tonight's own file is never touched
+    assert worklists.retire_superseded(con, out, night_2) == ([], [])
+    assert night_2[0].is_file()
+
+
+def test_an_earlier_worklist_changed_since_it_was_issued_is_left_and_named(con, tmp_path):
+    out = tmp_path / "out"
+    add_suspect(con, "S-A1")
+    [night_1] = worklists.write_worklists(con, out, AS_OF)
+    wb = openpyxl.load_workbook(night_1)  # a clerk filled it in where it lay
+    wb[worklists.SHEET].cell(row=2, column=13, value="已核实")
+    wb.save(night_1)
+    night_2 = worklists.write_worklists(con, out, AS_OF + dt.timedelta(days=3))
+    assert worklists.retire_superseded(con, out, night_2) == ([], [night_1.resolve()])
+    assert night_1.is_file()
+    summary = {"run_id": "r", "status": "completed", "worklists": 1, "worklist_files": [str(night_2[0])],
+               "worklists_retired": 0, "worklists_left_changed": [str(night_1)]}
+    assert f"1 earlier worklist(s) changed since issued, left in place: {night_1.name}" in format_summary(summary)
