@@ -160,9 +160,25 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
     s = settings(config)
     calendar = calendar_from(config)
     now = dt.datetime.now()
-    counts = {"overdue": 0, "overdue_cleared": 0, "escalated": 0, "escalation_lifted": 0, "major_class": 0}
+    counts = {"closed_recovered": 0, "overdue": 0, "overdue_cleared": 0, "escalated": 0, "escalation_lifted": 0,
+              "major_class": 0}
     awaiting = ", ".join(f"'{x}'" for x in AWAITING_AGENCY)
     with atomic(con):
+        # Outcome 4 closes a suspect once 追回金额 covers 涉及金额 (CONTRACT §5) — also when the amount
+        # fell after the answer (a reversal delivered later): it would otherwise stay 核查中 for good,
+        # its sheet row showing more recovered than at risk.
+        for suspect_id, outcome, amount, recovered in con.execute(
+                f"select suspect_id, outcome, amount, recovered_amount from suspects"
+                f" where status = '{IN_PROGRESS}' and recovered_amount >= coalesce(amount, 0) and {chosen}",
+                _only(only)).fetchall():
+            if outcome_number(outcome) != RECOVER:
+                continue
+            con.execute("update suspects set status = ?, closed_on = ? where suspect_id = ?", [CLOSED, as_of, suspect_id])
+            add_event(con, suspect_id, "closed", {"closed_on": as_of, "outcome": outcome, "amount": amount,
+                                                  "recovered_amount": recovered,
+                                                  "reason": "追回金额已覆盖涉及金额（涉及金额在核实后减少）"}, run_id, now)
+            counts["closed_recovered"] += 1
+
         # 逾期: still in the agency's hands after its 核查期限.
         for suspect_id, want, deadline in con.execute(
             f"""

@@ -282,7 +282,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
     export_agency = None
     # A suspect reopened (new evidence) after this workbook was issued: the row answers evidence
     # the agency has since been sent again, changed — {suspect: day it reopened}.
-    reopened_since: dict[str, dt.date] = {}
+    reopened_since: dict[str, str] = {}  # the as-of of the night that reopened it
     if sheet.export_id:
         for sid, agency, locked in con.execute(
                 "select suspect_id, agency_code, locked from worklist_rows where export_id = ?",
@@ -290,7 +290,10 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             issued[sid] = (agency, json.loads(locked))
             export_agency = agency
         reopened_since = dict(con.execute(
-            """select e.suspect_id, cast(max(e.happened_at) as date) from suspect_events e
+            """select e.suspect_id,
+                      arg_max(coalesce(json_extract_string(e.detail, '$.as_of'), cast(cast(e.happened_at as date) as varchar)),
+                              e.happened_at)
+               from suspect_events e
                join worklist_rows w on w.suspect_id = e.suspect_id and w.export_id = ?
                where e.event = 'reopened' and e.happened_at > w.exported_at
                group by e.suspect_id""", [sheet.export_id]).fetchall())
@@ -387,7 +390,10 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
         recovered = parse_money(raw["追回金额"])
         if recovered is not None and recovered < 0:
             problems.append(("追回金额", "追回金额不能为负数"))
-        elif recovered is not None and suspect[3] is not None and recovered > suspect[3]:
+        elif (recovered is not None and suspect[3] is not None and recovered > suspect[3]
+              and _money(recovered) != _money(suspect[5])):
+            # the amount recorded before is shown on tonight's sheet and may exceed an amount at risk
+            # that fell since (a reversal); returned unchanged, it is no new claim
             problems.append(("追回金额", f"追回金额 {recovered} 超过涉及金额 {suspect[3]}"))
     except ValueError:
         problems.append(("追回金额", f"追回金额“{raw['追回金额']}”不是金额（元，最多两位小数）"))

@@ -58,6 +58,12 @@ class Clerk:
         return path
 
 
+def rows_by_id_of(path):
+    ws = openpyxl.load_workbook(path)["疑点清单"]
+    header = [c.value for c in ws[1]]
+    return {r[0]: dict(zip(header, r)) for r in ws.iter_rows(min_row=2, values_only=True) if r[0]}
+
+
 def status_of(con, sid):
     return con.execute("select status, outcome, recovered_amount, verification_note, verified_on, closed_on"
                        " from suspects where suspect_id = ?", [sid]).fetchall()[0]
@@ -336,7 +342,7 @@ def test_a_workbook_issued_before_the_suspect_reopened_cannot_close_it_again(con
     # new evidence: the night reopens it with a larger amount (as suspects.update_suspects does)
     con.execute("update suspects set status = '已重开', amount = 1500.00, closed_on = null, deadline = null "
                 "where suspect_id = ?", [f"S-{A}-1"])
-    casework.add_event(con, f"S-{A}-1", "reopened", {"old_amount": 1000.0, "new_amount": 1500.0})
+    casework.add_event(con, f"S-{A}-1", "reopened", {"as_of": "2026-11-30", "old_amount": 1000.0, "new_amount": 1500.0})
     second = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))[0]
 
     # the first sheet, re-saved with a changed note, answers the old evidence: refused, nothing changes
@@ -346,7 +352,7 @@ def test_a_workbook_issued_before_the_suspect_reopened_cannot_close_it_again(con
     report = returns.apply_returns(con, [stale.save(tmp_path / "stale.xlsx")], RETURN_DAY + dt.timedelta(days=2))
     refusals = con.execute("select row_number, column_name, reason from return_refusals").fetchall()
     assert [(r, c) for r, c, _ in refusals] == [(row, "核实结果")]
-    assert "因新证据重开" in refusals[0][2] and "重开后下发的台账" in refusals[0][2]
+    assert "已于 2026-11-30 因新证据重开" in refusals[0][2] and "重开后下发的台账" in refusals[0][2]
     assert status_of(con, f"S-{A}-1")[0] == "已重开"
     assert status_of(con, f"S-{A}-2")[0] == "已销号"  # the other row applies
     assert report.files[0].applied == 1
@@ -356,3 +362,38 @@ def test_a_workbook_issued_before_the_suspect_reopened_cannot_close_it_again(con
     fresh.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1500, 核实说明="已追回")
     returns.apply_returns(con, [fresh.save()], RETURN_DAY + dt.timedelta(days=2))
     assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1500.00"))
+
+
+def test_a_recovery_that_covers_an_amount_fallen_since_closes_the_suspect_and_its_row_returns_unchanged(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]  # 涉及金额 1000.00
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=600, 核实说明="已追回600元", 核实日期=dt.date(2026, 11, 25))
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("600.00"))
+    # a reversal delivered later: the night's merge lowers the amount at risk below what was recovered
+    con.execute("update suspects set amount = 500.00 where suspect_id = ?", [f"S-{A}-1"])
+    night = RETURN_DAY + dt.timedelta(days=1)
+    # a sheet issued in between shows 涉及金额 500.00 with the 600.00 recorded; sent back as it is,
+    # it claims nothing new and is not refused
+    [sheet] = worklists.write_worklists(con, tmp_path / "out2", night)
+    row = rows_by_id_of(sheet)[f"S-{A}-1"]
+    assert (row["涉及金额"], row["追回金额"]) == (500, 600)
+    copy = tmp_path / "as_issued.xlsx"
+    shutil.copy(sheet, copy)
+    report = returns.apply_returns(con, [copy], night)
+    assert report.refusals == [] and report.files[0].unchanged == 1
+    # the night's casework closes it: 追回金额 covers 涉及金额
+    assert casework.refresh(con, night, Config())["closed_recovered"] == 1
+    assert status_of(con, f"S-{A}-1")[0::5] == ("已销号", night)
+    detail = json.loads(scalar(con, "select detail from suspect_events where event = 'closed' and suspect_id = ?",
+                               [f"S-{A}-1"]))
+    assert (Decimal(detail["amount"]), Decimal(detail["recovered_amount"])) == (Decimal("500"), Decimal("600"))
+    assert casework.refresh(con, night, Config())["closed_recovered"] == 0  # once
+
+
+def test_a_recovery_above_the_amount_is_still_refused_when_it_is_a_new_claim(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1200, 核实说明="多追回")
+    refused = returns.apply_returns(con, [clerk.save()], RETURN_DAY).refusals
+    assert [r.column for r in refused] == ["追回金额"] and "超过涉及金额" in refused[0].reason
