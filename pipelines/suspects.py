@@ -10,7 +10,7 @@ md5(rule_id|subject): no ID number in it). Every change appends to `suspect_even
 - no_longer_detected  a rule that ran cleanly no longer finds it. The suspect is kept with its
                       status: only an agency's verification closes a suspect, and the history
                       must survive. Written once per disappearance.
-- redetected          found again, unchanged, after a no_longer_detected
+- redetected          found again after a no_longer_detected (changed: with old and new amounts)
 
 Re-running on the same data changes nothing. The agency of a suspect is fixed when it is first
 detected: a worklist already issued to one agency is not silently moved to another.
@@ -182,7 +182,10 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
     con.execute("""
         insert into suspect_events (suspect_id, happened_at, event, detail, run_id)
         select suspect_id, $now,
-               case change when 'new' then 'detected' else change end,
+               case when change = 'new' then 'detected'
+                    -- back after a no_longer_detected, changed: said so, with the old and new amounts
+                    when change = 'updated' and suspect_id in (select suspect_id from _gone) then 'redetected'
+                    else change end,
                case change
                    when 'new' then to_json(struct_pack(as_of := $as_of, amount := amount,
                                                        period_from := period_from, period_to := period_to))

@@ -142,6 +142,9 @@ def test_suspect_no_longer_detected_is_kept_and_reported_once(con):
     counts = night(con, date(2026, 11, 23))
     assert counts["updated"] == 1
     assert suspect(con)["last_detected_on"] == date(2026, 11, 23)
+    # the history says it came back, with what it came back with
+    event, detail = events(con)[-1]
+    assert event == "redetected" and (detail["old_amount"], detail["new_amount"]) == (6000.0, 3000.01)
 
 
 def test_a_rule_that_failed_does_not_make_its_suspects_disappear(con, tmp_path):
