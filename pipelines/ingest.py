@@ -977,9 +977,16 @@ def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None
         rows = rows.sort("_row_number")
         result.rows_total = result.rows_rejected = rows.height
         result.rejected_by_reason = _categories(rows)
+    else:  # unreadable: the one row-0 record of the file is what rejected_rows gets, counted as one
+        result.rows_rejected = 1
+        result.rejected_by_reason = {reason_category(f"整个文件被拒收: {problem}"): 1}
     already = result.file_hash is not None and scalar(
         con, "select count(*) from rejected_rows where file_hash = ?", [result.file_hash])
     if already:
+        # the same bytes failed on an earlier night: nothing new is rejected tonight (the night's
+        # count is what tonight added to rejected_rows)
+        result.rows_rejected, result.rejected_by_reason = 0, {}
+        result.message += " (rejected rows already recorded on an earlier night)"
         return result
     if rows is not None and rows.height:
         _write_rejected(con, result.kind, rows, lineage)

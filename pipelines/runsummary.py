@@ -42,7 +42,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["files_skipped"] = sum(f.status == "skipped" for f in files)
         s["files_failed"] = sum(f.status == "failed" for f in files)
         s["rows_accepted"] = sum(f.rows_accepted or 0 for f in files if f.status == "ingested")
-        s["rows_rejected"] = sum(f.rows_rejected or 0 for f in files if f.status == "ingested")
+        # every row tonight added to rejected_rows: those of ingested files and of files refused whole
+        s["rows_rejected"] = sum(f.rows_rejected or 0 for f in files if f.status in ("ingested", "failed"))
         s["rows_replaced"] = sum(f.rows_replaced or 0 for f in files if f.status == "ingested")
         s["deliveries"] = sorted({f.delivery for f in files if f.status == "ingested"})
         s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
@@ -101,8 +102,12 @@ def format_summary(s: dict[str, Any]) -> str:
                      f"{s['files_failed']} failed")
         lines.append(f"  rows: {s['rows_accepted']} accepted ({s.get('rows_replaced', 0)} replaced earlier rows), "
                      f"{s['rows_rejected']} rejected")
-        for reason, n in list(s.get("rejected_by_reason", {}).items())[:10]:
+        reasons = list(s.get("rejected_by_reason", {}).items())
+        for reason, n in reasons[:10]:
             lines.append(f"    rejected {n:>6}  {reason}")
+        if len(reasons) > 10:
+            lines.append(f"    rejected {sum(n for _, n in reasons[10:]):>6}  for {len(reasons) - 10} other kind(s) "
+                         f"of problem (all in rejected_rows and runs.summary)")
         for f in s.get("failed_files", []):
             lines.append(f"    failed file {f['file']}: {f['reason']}")
         for f in s.get("copies_skipped", []):

@@ -206,3 +206,14 @@ def test_demo_runs_one_night_per_sample_delivery_and_names_its_outputs(demo_run)
     # `make demo` passes a relative --out: the Data Docs must still be built there.
     assert "Data Docs not built" not in demo_run.stdout
     assert (demo_run.out / "data_docs" / "index.html").is_file()
+
+
+def test_the_summary_says_when_it_lists_only_some_kinds_of_rejection():
+    from pipelines.runsummary import format_summary
+
+    reasons = {f"字段{i}(c{i}) 无效": 12 - i for i in range(12)}
+    text = format_summary({"run_id": "r", "as_of": "2026-11-21", "status": "completed", "files_ingested": 1,
+                           "files_skipped": 0, "files_failed": 0, "rows_accepted": 5, "rows_replaced": 0,
+                           "rows_rejected": sum(reasons.values()), "rejected_by_reason": reasons})
+    assert "字段9(c9) 无效" in text and "字段10(c10) 无效" not in text
+    assert "rejected      3  for 2 other kind(s) of problem (all in rejected_rows and runs.summary)" in text

@@ -460,7 +460,12 @@ def test_bad_files_fail_with_one_line_naming_the_file_others_still_ingest_nothin
     (d / "payments_unicode_text_nobom.csv").write_bytes(tsv.encode("utf-16-le"))
     (d / "payments_tabs.csv").write_text(tsv, encoding="utf-8")
 
+    kept_before = store.scalar(con, "select count(*) from rejected_rows")
     report = ingest_inbox(con, inbox)
+    # the night's count of rejected rows is what it added to rejected_rows (a file unreadable as a
+    # whole counts as its one row-0 record), and the counts by reason add up to it
+    added = store.scalar(con, "select count(*) from rejected_rows") - kept_before
+    assert report.rows_rejected == added == sum(report.rejected_by_reason.values()) > 0
     by_name = {Path(f.path).name: f for f in report.files}
     assert by_name["payments_good.csv"].status == "ingested"
     assert by_name["readme.txt"].status == "skipped"
@@ -497,6 +502,8 @@ def test_bad_files_fail_with_one_line_naming_the_file_others_still_ingest_nothin
     again = ingest_inbox(con, inbox)
     assert len(again.with_status("failed")) == len(expected_words)
     assert store.scalar(con, "select count(*) from rejected_rows") == n
+    assert again.rows_rejected == 0 and again.rejected_by_reason == {}  # nothing new rejected tonight
+    assert all("already recorded on an earlier night" in f.message for f in again.with_status("failed"))
 
 
 def test_a_corrected_redelivery_of_a_failed_file_is_read(tmp_path):
