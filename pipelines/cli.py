@@ -178,7 +178,10 @@ def cmd_serve(args) -> int:
 
     from . import flows
 
-    deployment = flows.nightly_deployment(args.inbox, args.db, args.out, args.config, args.cron, args.timezone)
+    try:
+        deployment = flows.nightly_deployment(args.inbox, args.db, args.out, args.config, args.cron, args.timezone)
+    except ValueError as exc:
+        raise Refused(f"serve: {exc}") from None
     if not os.environ.get("PREFECT_API_URL"):
         print("note: no PREFECT_API_URL set; schedules run only against a Prefect server "
               "(`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)", file=sys.stderr)

@@ -271,14 +271,26 @@ def _private_dir(path: Path) -> None:
 
 def nightly_deployment(inbox: str, db: str, out: str, config_path: str | None = None,
                        cron: str | None = None, timezone: str | None = None, name: str = "nightly"):
-    """The served deployment: the same flow on a cron schedule (default config.schedule)."""
+    """The served deployment: the same flow on a cron schedule (default config.schedule). A cron
+    or time zone that cannot be served raises ValueError saying so."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from prefect.schedules import Cron
 
     schedule = _config(config_path)["schedule"]
     cron, timezone = cron or schedule["cron"], timezone or schedule["timezone"]
+    try:
+        ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        # Prefect takes any string here and fails only when the server computes the first run
+        raise ValueError(f"time zone {timezone!r} is not an IANA time zone name (e.g. Asia/Shanghai)") from None
+    try:
+        when = Cron(cron, timezone=timezone)
+    except ValueError:
+        raise ValueError(f"cron {cron!r} is not a cron expression (e.g. '0 2 * * *': 02:00 every day)") from None
     parameters = {"inbox": str(inbox), "db": str(db), "out": str(out), "config_path": config_path and str(config_path)}
     return nightly_flow.to_deployment(
-        name=name, schedules=[Cron(cron, timezone=timezone)], parameters=parameters,
+        name=name, schedules=[when], parameters=parameters,
         description=f"fundwatch nightly at '{cron}' ({timezone})")
 
 

@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
+from .store import owner_only_folder
+
 
 _HELD: set[Path] = set()  # locks this process holds: a nested hold (CLI, then its flow) is a no-op
 
@@ -38,7 +40,7 @@ def hold(db: str | Path, command: str = "nightly") -> Iterator[Path]:
     if path in _HELD:
         yield path
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    owner_only_folder(path.parent)  # the store's folder, made here before the store is opened
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

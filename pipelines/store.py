@@ -128,12 +128,12 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
     db_path = Path(db_path)
     if temp_directory is not None:
         # made first: a spill folder that cannot be made stops before the store file is touched
-        _owner_only_folder(Path(temp_directory))
+        owner_only_folder(Path(temp_directory))
     if read_only:
         con = duckdb.connect(str(db_path), read_only=True)
         apply_settings(con, memory_limit, temp_directory)
         return con
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    owner_only_folder(db_path.parent)
     # Owner-only from the first byte: the store and its WAL hold ID numbers and bank accounts.
     old_umask = os.umask(0o077)
     try:
@@ -149,7 +149,9 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
     return con
 
 
-def _owner_only_folder(folder: Path) -> None:
+def owner_only_folder(folder: Path) -> None:
+    """Make folder and any missing parents owner-only (0700); folders already there are left as
+    they are. What fundwatch creates holds extract rows, ID numbers or their lock."""
     old_umask = os.umask(0o077)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -170,7 +172,7 @@ def apply_settings(con: duckdb.DuckDBPyConnection, memory_limit: str | None = No
                              f"(e.g. 4GB, 500MB, 80%): {str(exc).splitlines()[0]}") from None
     if temp_directory is not None:
         folder = Path(temp_directory)
-        _owner_only_folder(folder)
+        owner_only_folder(folder)
         con.execute(f"set temp_directory = '{_sql_text(str(folder))}'")
 
 

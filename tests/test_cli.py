@@ -217,3 +217,23 @@ def test_the_summary_says_when_it_lists_only_some_kinds_of_rejection():
                            "rows_rejected": sum(reasons.values()), "rejected_by_reason": reasons})
     assert "字段9(c9) 无效" in text and "字段10(c10) 无效" not in text
     assert "rejected      3  for 2 other kind(s) of problem (all in rejected_rows and runs.summary)" in text
+
+
+@pytest.mark.parametrize("flag, value, said", [
+    ("--cron", "not a cron", "serve: cron 'not a cron' is not a cron expression"),
+    ("--timezone", "Mars/Olympus", "serve: time zone 'Mars/Olympus' is not an IANA time zone name"),
+])
+def test_serve_refuses_a_schedule_it_cannot_serve_in_one_line(tmp_path, capsys, flag, value, said):
+    code, err = _refusal(capsys, ["serve", "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / "fw.duckdb"),
+                                  "--out", str(tmp_path / "out"), flag, value])
+    assert code == cli.EXIT_USAGE and said in err
+
+
+def test_the_folders_a_command_makes_for_the_store_are_owner_only(tmp_path):
+    (tmp_path / "inbox").mkdir()
+    db = tmp_path / "new" / "store" / "fw.duckdb"
+    code = cli.main(["nightly", "--inbox", str(tmp_path / "inbox"), "--db", str(db), "--out", str(tmp_path / "out"),
+                     "--as-of", "2026-11-21"])
+    assert code == cli.EXIT_OK
+    for folder in (tmp_path / "new", tmp_path / "new" / "store"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
