@@ -38,6 +38,11 @@ class IngestError(Exception):
     """Ingest could not run at all (missing inbox, a delivery that could not be written)."""
 
 
+# column_name of a rejected row whose fault is not one column: the row as a whole (a NUL byte, a
+# broken quote) or the file (unreadable, or refused for its header with no column to name)
+WHOLE_ROW, WHOLE_FILE = "(整行)", "(整个文件)"
+
+
 class FileProblem(Exception):
     """One file cannot be read at all (empty, damaged, unknown kind, bad header): the file fails."""
 
@@ -46,9 +51,10 @@ class HeaderProblem(FileProblem):
     """The rows could be read but the header makes them meaningless (a required column missing, a
     column given twice): the file fails and every one of its rows is rejected with this reason."""
 
-    def __init__(self, message: str, column: str | None = None):
+    def __init__(self, message: str, column: str | None = None, header_is_data: bool = False):
         super().__init__(message)
         self.column = column
+        self.header_is_data = header_is_data  # no cell is a column name: the first row is a record
 
 
 @dataclass
@@ -305,22 +311,24 @@ def _read_csv_rows(text: str, headers: list[str]) -> RawFrame:
                 problem = "引号不配对: 从此行起的引号字段直到文件末尾都没有结束(文件被截断或损坏)"
             else:
                 problem = f"引号格式错误: 引号字段后应紧跟逗号或换行 ({exc})"
-            bad.append((row_number, None, problem, json.dumps([_abridge(raw_text)], ensure_ascii=False)))
+            bad.append((row_number, WHOLE_ROW, problem, json.dumps([_abridge(raw_text)], ensure_ascii=False)))
             continue
         consumed = reader.line_num
         if not record or (len(record) == 1 and not record[0].strip() and n > 1):
             continue  # a blank line is not a row
         row_number += 1
-        problem = None
+        problem, column = None, WHOLE_ROW
         if any("\x00" in f for f in record):
             problem = "该行含NUL空字符(\\0)，文件已损坏: 请重新导出"
         elif len(record) > n:
             problem = f"字段过多: 该行有{len(record)}个字段，表头只有{n}列 (可能含未加引号的逗号)"
+            column = f"第{n + 1}列(表头外)"
         elif len(record) < n:
             problem = f"字段过少: 该行只有{len(record)}个字段，表头有{n}列 (该行不完整或被截断)"
+            column = headers[len(record)] or f"第{len(record) + 1}列"  # the first column it lacks
         if problem:
             raw = json.dumps([_abridge(f.replace("\x00", "\\0")) for f in record], ensure_ascii=False)
-            bad.append((row_number, None, problem, raw))
+            bad.append((row_number, column, problem, raw))
             continue
         numbers.append(row_number)
         for i, f in enumerate(record):
@@ -393,7 +401,7 @@ def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
             extra = [c for c in cells[n:] if c is not None and c.strip()]
             if extra:
                 last = max(i for i, c in enumerate(cells) if c is not None and c.strip()) + 1
-                bad.append((sheet_row, None, f"字段过多: 该行第{last}列有值，表头只有{n}列",
+                bad.append((sheet_row, f"第{last}列(表头外)", f"字段过多: 该行第{last}列有值，表头只有{n}列",
                             json.dumps([c if c is None else _abridge(c) for c in cells], ensure_ascii=False)))
                 continue
             cells = (cells + [None] * n)[:n]
@@ -538,7 +546,8 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         try:
             accepted, rejected = normalise_frame(kind, raw, today)
         except HeaderProblem as exc:
-            return _fail(con, result, source, str(exc), run_id, raw=raw, column=exc.column)
+            return _fail(con, result, source, str(exc), run_id, raw=raw, column=exc.column,
+                         header_is_data=exc.header_is_data)
     except FileProblem as exc:
         return _fail(con, result, source, str(exc), run_id)
     except Exception as exc:  # a reader library's own error on a damaged file: report it, keep going
@@ -956,7 +965,7 @@ def _ingest_csv_pieces(con, path: Path, kind: str, result: FileResult, lineage: 
 
 
 def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None,
-          raw: RawFrame | None = None, column: str | None = None) -> FileResult:
+          raw: RawFrame | None = None, column: str | None = None, header_is_data: bool = False) -> FileResult:
     """A file that cannot be ingested: reported in one line, and kept durably in rejected_rows so
     nothing is lost — every data row with the file's problem when the rows could be read, else one
     row 0 for the file. Not entered in the ledger, so a corrected re-delivery is read; the same
@@ -974,6 +983,10 @@ def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None
             pl.lit(f"整个文件被拒收: {problem}").alias("reason"), _raw_json(raw).alias("raw"))
         if raw.bad_rows:
             rows = pl.concat([rows, pl.DataFrame(raw.bad_rows, schema=_REJECT_COLUMNS, orient="row")])
+        if header_is_data:  # the first record, read as the header, is kept as row 0
+            first = [(0, column, f"整个文件被拒收: {problem}",
+                      json.dumps([_abridge(h) for h in raw.headers], ensure_ascii=False))]
+            rows = pl.concat([pl.DataFrame(first, schema=_REJECT_COLUMNS, orient="row"), rows])
         rows = rows.sort("_row_number")
         result.rows_total = result.rows_rejected = rows.height
         result.rejected_by_reason = _categories(rows)
@@ -993,7 +1006,7 @@ def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None
     else:
         con.execute(
             "insert into rejected_rows values (?, ?, 0, ?, ?, null, ?, ?, ?)",
-            [result.kind, source, column, problem, result.file_hash, result.delivery, dt.datetime.now()],
+            [result.kind, source, column or WHOLE_FILE, problem, result.file_hash, result.delivery, dt.datetime.now()],
         )
     return result
 
@@ -1233,7 +1246,10 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
         how="vertical",
     )
     if raw.bad_rows:
-        rejected = pl.concat([rejected, pl.DataFrame(raw.bad_rows, schema=_REJECT_COLUMNS, orient="row")])
+        # a ragged row names the first column it lacks by its header as delivered: canonical here
+        hmap = spec.header_map()
+        bad = [(row, hmap.get(column, column), reason, text) for row, column, reason, text in raw.bad_rows]
+        rejected = pl.concat([rejected, pl.DataFrame(bad, schema=_REJECT_COLUMNS, orient="row")])
     return accepted, rejected.sort("_row_number")
 
 
@@ -1256,10 +1272,19 @@ def _map_headers(kind: str, headers: list[str]) -> dict[str, int]:
                                 f"{label(spec.column(name))}; cannot tell which holds the value", name)
         positions[name] = i
     missing = [c for c in spec.columns if c.required and c.name not in positions]
+    if missing and not positions:
+        # An export without its header line: the "header" is a person's record (name, ID number,
+        # account), so none of it is echoed into a message that reaches the console.
+        raise HeaderProblem(f"no header row: none of the first row's {len(headers)} cell(s) is a {kind} column "
+                            f"name (exported without its header line? add it as the first line)",
+                            missing[0].name, header_is_data=True)
     if missing:
-        shown = ", ".join(h or "(blank)" for h in headers)
+        # only the cells that are column names are shown: another cell may be anything
+        known = [headers[i] for i in sorted(positions.values())]
+        others = len(headers) - len(known)
+        shown = ", ".join(known) + (f" and {others} other column(s)" if others else "")
         raise HeaderProblem(f"missing required column {', '.join(label(c) for c in missing)} "
-                            f"(header: {_abridge(shown)})", missing[0].name)
+                            f"(header has: {_abridge(shown)})", missing[0].name)
     return positions
 
 

@@ -103,7 +103,8 @@ def test_a_big_csv_read_in_pieces_stores_exactly_what_reading_it_whole_stores(tm
     assert _contents(chunked) == _contents(whole)
     assert _ledger(chunked) == _ledger(whole) == [(len(rows), len(rows) - 4, 4, 0)]
     bad = [(row, col, reason) for _, row, col, reason, _ in rejected(chunked)]
-    assert [b[:2] for b in bad] == [(181, None), (191, None), (201, "person_id"), (211, "paid_on")]
+    # a field too many names the first column outside the header, one too few the column it lacks
+    assert [b[:2] for b in bad] == [(181, "第14列(表头外)"), (191, "reviewed_at"), (201, "person_id"), (211, "paid_on")]
     assert "字段过多" in bad[0][2] and "字段过少" in bad[1][2]
     got = stored(chunked, "payments", "d1/" + NAME)
     assert [r["payment_id"] for r in got[:3]] == ["P000000", "P000001", "P000002"]
@@ -147,7 +148,7 @@ def test_a_truncated_big_csv_ending_inside_a_quote_refuses_its_last_row_as_when_
     assert len(heights) >= len(data) // PIECE
     assert _contents(chunked) == _contents(whole)
     [(_, row, col, reason, _)] = rejected(chunked)
-    assert (row, col) == (150, None) and "文件被截断" in reason
+    assert (row, col) == (150, "(整行)") and "文件被截断" in reason
     assert _ledger(chunked) == [(150, 149, 1, 0)]
 
 
