@@ -14,6 +14,7 @@ import duckdb
 import yaml
 
 from . import store
+from .resources import rules_dir
 from .workdays import calendar_from
 
 DEFAULTS: dict[str, Any] = {
@@ -82,6 +83,7 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         calendar_from(config)  # a mistyped holiday is refused now, not when a deadline is counted
         _check_duckdb(config["duckdb"])  # and a mistyped memory limit now, not at the night's first query
+        _check_rule_ids(config)  # and a mistyped rule id, which would otherwise change nothing, silently
     except ValueError as exc:
         raise SystemExit(f"config file {path}: {exc}")
     return config
@@ -106,6 +108,23 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     if problem and mark is not None:
         return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
     return " ".join(str(exc).split())
+
+
+def _check_rule_ids(config: Config) -> None:
+    """Every rule the config names (rules.<ID>, disabled_rules, regions.<code>.rules.<ID>) is a rule
+    under rules/: an override of a misspelt id would be ignored, and the office believe it applied."""
+    known = {path.stem for path in Path(rules_dir()).glob("*.yaml")}
+    named: list[tuple[str, Any]] = [(f"rules.{rule_id}", rule_id) for rule_id in config["rules"] or {}]
+    disabled = config["disabled_rules"] or []
+    if not isinstance(disabled, list):
+        raise ValueError(f"disabled_rules: expected a list of rule ids, got {disabled!r}")
+    named += [("disabled_rules", rule_id) for rule_id in disabled]
+    for code, region in (config["regions"] or {}).items():
+        named += [(f"regions.{code}.rules.{rule_id}", rule_id)
+                  for rule_id in (region or {}).get("rules") or {}] if isinstance(region, dict) else []
+    for where, rule_id in named:
+        if rule_id not in known:
+            raise ValueError(f"{where}: there is no rule {rule_id!r} (rules: {', '.join(sorted(known))})")
 
 
 def _check_duckdb(section: Any) -> None:
