@@ -148,6 +148,21 @@ def atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("commit")
 
 
+def overdue_sql(as_of: str) -> str:
+    """SQL (over a suspects row): 逾期 on the date `as_of` (an SQL date expression) — still in the
+    agency's hands after its 核查期限."""
+    awaiting = ", ".join(f"'{x}'" for x in AWAITING_AGENCY)
+    return f"coalesce(status in ({awaiting}) and deadline is not null and {as_of} > deadline, false)"
+
+
+def escalated_sql(as_of: str, days: str) -> str:
+    """SQL (over a suspects row): 挂牌督办 on `as_of` — open, loss not recovered, `days` days or more
+    after first detection: flagged on that day (detected 11-21, 90 days: from 2027-02-19), as the
+    regulation's words read."""
+    return (f"coalesce(status in ({OPEN_STATUSES_SQL}) and coalesce(recovered_amount, 0) < coalesce(amount, 0)"
+            f" and date_diff('day', first_detected_on, {as_of}) >= {days}, false)")
+
+
 def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, run_id: str | None = None,
             only: list[str] | None = None) -> dict:
     """Recompute 逾期, 挂牌督办, 要情 class and report date for every suspect (or only the suspects
@@ -162,7 +177,6 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
     now = dt.datetime.now()
     counts = {"closed_recovered": 0, "overdue": 0, "overdue_cleared": 0, "escalated": 0, "escalation_lifted": 0,
               "major_class": 0}
-    awaiting = ", ".join(f"'{x}'" for x in AWAITING_AGENCY)
     with atomic(con):
         # Outcome 4 closes a suspect once 追回金额 covers 涉及金额 (CONTRACT §5) — also when the amount
         # fell after the answer (a reversal delivered later): it would otherwise stay 核查中 for good,
@@ -183,8 +197,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
         for suspect_id, want, deadline in con.execute(
             f"""
             select suspect_id, want, deadline from (
-                select suspect_id, deadline, coalesce(overdue, false) as have,
-                       coalesce(status in ({awaiting}) and deadline is not null and $as_of::date > deadline, false) as want
+                select suspect_id, deadline, coalesce(overdue, false) as have, {overdue_sql("$as_of::date")} as want
                 from suspects where {chosen})
             where want <> have
             """,
@@ -195,16 +208,13 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             add_event(con, suspect_id, event, {"deadline": deadline, "as_of": as_of}, run_id, now)
             counts[event] += 1
 
-        # 挂牌督办: open, loss not recovered escalate_after_days after first detection — flagged on
-        # that day (detected 11-21, 90 days: flagged from 2027-02-19), as the regulation's words read.
+        # 挂牌督办: open, loss not recovered escalate_after_days after first detection.
         days = int(s["escalate_after_days"])
         for suspect_id, want, first in con.execute(
             f"""
             select suspect_id, want, first_detected_on from (
                 select suspect_id, first_detected_on, coalesce(escalated, false) as have,
-                       coalesce(status in ({OPEN_STATUSES_SQL})
-                                and coalesce(recovered_amount, 0) < coalesce(amount, 0)
-                                and date_diff('day', first_detected_on, $as_of::date) >= $days, false) as want
+                       {escalated_sql("$as_of::date", "$days")} as want
                 from suspects where {chosen})
             where want <> have
             """,

@@ -236,11 +236,15 @@ def cmd_report(args) -> int:
 
     if not Path(args.db).is_file():
         raise Refused(f"store {args.db} not found; run `fundwatch nightly` first")
+    _check_config(args.config)
+    from .config import load_config
+
+    config = load_config(args.config)  # the escalation period, for a report drawn for another date
     try:
         with runlock.hold(args.db, "report"):
-            con = connect(args.db)
+            con = connect(args.db, **config["duckdb"])
             try:
-                paths = report.write_report(con, Path(args.out), _as_of(args.as_of))
+                paths = report.write_report(con, Path(args.out), _as_of(args.as_of), config=config)
             finally:
                 con.close()
     except runlock.StoreBusy as exc:
@@ -294,6 +298,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--db", required=True)
     rp.add_argument("--out", required=True)
     rp.add_argument("--as-of")
+    rp.add_argument("--config")
     rp.set_defaults(fn=cmd_report)
 
     sub.add_parser("generate", help="synthetic extracts with planted anomalies (see fundwatch generate --help)",

@@ -184,8 +184,8 @@ def issue_worklists(con, out: Path, as_of: date, config: Config,
 
 
 @step("report")
-def write_report(con, out: Path, as_of: date):
-    return report.write_report(con, out, as_of)
+def write_report(con, out: Path, as_of: date, config: Config):
+    return report.write_report(con, out, as_of, config=config)
 
 
 def finish_run(con, run_id: str, status: str, summary: dict) -> None:
@@ -238,7 +238,7 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
                 parts["worklists"], parts["worklists_retired"], parts["worklists_changed"] = \
                     issue_worklists(con, out, as_of, config, run_id)
                 parts["calendar_assumed_years"] = casework.years_counted_by_the_week(con, config)
-                parts["report"] = write_report(con, out, as_of)
+                parts["report"] = write_report(con, out, as_of, config)
                 broken = broken_rules(parts["detect"])
                 if broken is not None:
                     raise broken

@@ -18,11 +18,12 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import duckdb
 
-from . import report_dashboard, report_data, report_summary, runlock
+from . import casework, report_dashboard, report_data, report_summary, runlock
+from .store import scalar
 
 DASHBOARD_NAME = "dashboard.html"
 
@@ -37,9 +38,29 @@ def summary_name(as_of: date) -> str:
     return f"汇总表_{as_of:%Y%m%d}.xlsx"
 
 
-def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None) -> dict:
+def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, config: Any = None) -> dict:
     """Everything the page and the workbook show, masked, as plain rows."""
     as_of = report_data.resolve_as_of(con, as_of)
+    flags_of = report_data.resolve_as_of(con, None)  # the night whose casework set the stored flags
+    if as_of == flags_of:
+        return _collect(con, as_of)
+    # Drawn for another date: 逾期 and 挂牌督办 are those of that date, not of the last night's
+    # casework. Computed in a temp view that shadows `suspects` for this connection only (DuckDB
+    # resolves an unqualified name to a temp object first); nothing in the store is written.
+    days = int(casework.settings(config)["escalate_after_days"])
+    day = f"date '{as_of.isoformat()}'"
+    store_db = scalar(con, "select current_database()")
+    con.execute(f"""create or replace temp view suspects as
+                    select * replace ({casework.overdue_sql(day)} as overdue,
+                                      {casework.escalated_sql(day, str(days))} as escalated)
+                    from "{store_db}".main.suspects""")
+    try:
+        return _collect(con, as_of)
+    finally:
+        con.execute("drop view if exists temp.main.suspects")
+
+
+def _collect(con: duckdb.DuckDBPyConnection, as_of: date) -> dict:
     titles = report_data.rule_titles()
     return {
         "as_of": as_of,
@@ -95,12 +116,13 @@ def _publish(con, target: Path, write: Callable[[Path], None], action: str, acto
 
 
 def write_report(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: date | str | None = None,
-                 actor: str | None = None) -> ReportPaths:
-    """Write the dashboard and the 汇总表 under out_dir; as_of defaults to the last night's."""
+                 actor: str | None = None, config: Any = None) -> ReportPaths:
+    """Write the dashboard and the 汇总表 under out_dir; as_of defaults to the last night's. For
+    another date, 逾期 and 挂牌督办 are shown as of that date (config: the escalation period)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     runlock.remove_stale_temps(out_dir)  # a killed run's unpublished files
-    data = collect(con, as_of)
+    data = collect(con, as_of, config)
     as_of, who = data["as_of"], _actor(actor)
     page = report_dashboard.render(data)
 

@@ -295,3 +295,28 @@ def test_report_as_of_defaults_to_the_last_completed_night(written, tmp_path):
     con, _ = written
     paths = report.write_report(con, tmp_path / "again")
     assert paths.summary.name == "汇总表_20261121.xlsx"
+
+
+def test_a_report_drawn_for_a_later_date_shows_that_dates_overdue_and_escalated_and_writes_nothing(written, tmp_path):
+    con, _ = written
+    stored = con.execute("select suspect_id, overdue, escalated from suspects order by 1").fetchall()
+    on_the_night = report.collect(con, AS_OF)["headline"]
+    assert (on_the_night["overdue"], on_the_night["escalated"]) == (
+        sum(bool(o) for _, o, _ in stored), sum(bool(e) for _, _, e in stored))  # the night's own flags
+
+    later = AS_OF + timedelta(days=200)
+    rows = con.execute("select status, deadline, first_detected_on, amount, recovered_amount from suspects").fetchall()
+    awaiting, open_ = ("已下发", "核查中", "已重开"), ("待下发", "已下发", "核查中", "已重开")
+    want_overdue = sum(1 for st, dl, _, _, _ in rows if st in awaiting and dl is not None and later > dl)
+    want_escalated = sum(1 for st, _, first, amount, rec in rows
+                         if st in open_ and (rec or 0) < (amount or 0) and (later - first).days >= 90)
+    assert want_overdue > on_the_night["overdue"] or want_escalated > on_the_night["escalated"]
+    paths = report.write_report(con, tmp_path / "later", later)
+    drawn = report.collect(con, later)["headline"]
+    assert (drawn["overdue"], drawn["escalated"]) == (want_overdue, want_escalated)
+    # the 汇总表 for that date counts the same
+    _, main = _sheet_rows(paths.summary, SHEET_MAIN)
+    total = next(r for r in main if TOTAL_LABEL in [v for v in r.values() if isinstance(v, str)])
+    assert (total["逾期"], total["挂牌督办"]) == (want_overdue, want_escalated)
+    # nothing in the store changed, and the connection sees the stored suspects again
+    assert con.execute("select suspect_id, overdue, escalated from suspects order by 1").fetchall() == stored
