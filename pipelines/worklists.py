@@ -210,7 +210,7 @@ def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
         select s.suspect_id, s.rule_id, s.subject, s.person_id, s.agency_code,
                coalesce(s.name, json_extract_string(s.evidence, '$.name'),
                         (select any_value(b.name) from beneficiaries b where b.person_id = s.person_id)) as name,
-               s.amount, s.period_from, s.period_to, s.status, s.issued_on, s.deadline,
+               s.amount, s.period_from, s.period_to, s.status, s.issued_on, s.deadline, s.last_detected_on,
                s.outcome, s.recovered_amount, s.verification_note, s.verified_on,
                coalesce(s.overdue, false) as overdue, coalesce(s.escalated, false) as escalated,
                s.major_class, s.evidence::varchar as evidence
@@ -249,8 +249,14 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalen
         r.update(status=status, issued_on=issued_on, deadline=deadline, new=issuing)
 
 
-def _row_values(r: dict, titles: dict[str, str]) -> dict[str, Any]:
+def _row_values(r: dict, titles: dict[str, str], as_of: dt.date) -> dict[str, Any]:
     in_progress = r["status"] == casework.IN_PROGRESS  # a partly answered suspect shows what we hold
+    evidence = evidence_summary(r["evidence"])
+    if r["last_detected_on"] is not None and r["last_detected_on"] < as_of:
+        # Still open — only the agency's answer closes a suspect — but the latest data no longer
+        # raise it (a corrected or reversed record): the agency should know, and may answer 1 or 2.
+        evidence = (f"【最近一次检出为 {r['last_detected_on']:%Y-%m-%d}，此后的数据已不再触发本规则"
+                    f"（数据可能已更正或冲正），请核实后填报】" + evidence)
     return {
         "疑点编号": r["suspect_id"], "规则编号": r["rule_id"], "规则名称": titles.get(r["rule_id"], r["rule_id"]),
         "公民身份号码": r["person_id"], "姓名": r["name"], "涉及金额": r["amount"],
@@ -261,7 +267,7 @@ def _row_values(r: dict, titles: dict[str, str]) -> dict[str, Any]:
         "核实说明": r["verification_note"] if in_progress else None,
         "核实日期": r["verified_on"] if in_progress else None,
         "疑点状态": r["status"], "逾期": "是" if r["overdue"] else "", "挂牌督办": "是" if r["escalated"] else "",
-        "要情类别": r["major_class"], "疑点对象": r["subject"], "证据摘要": evidence_summary(r["evidence"]),
+        "要情类别": r["major_class"], "疑点对象": r["subject"], "证据摘要": evidence,
     }
 
 
@@ -508,7 +514,7 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
             by_agency[s["agency_code"]].append(s)
         for agency_code, flags in sorted(by_agency.items()):
             export_id = f"WL-{agency_code}-{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
-            rows = [_row_values(s, titles) for s in flags]
+            rows = [_row_values(s, titles, as_of) for s in flags]
             path = out_dir / worklist_name(agency_code, as_of)
             if path.exists() and not path.is_file():
                 # Found now, inside the transaction: no suspect is marked issued without its workbook.

@@ -292,3 +292,11 @@ def test_an_earlier_worklist_changed_since_it_was_issued_is_left_and_named(con, 
     summary = {"run_id": "r", "status": "completed", "worklists": 1, "worklist_files": [str(night_2[0])],
                "worklists_retired": 0, "worklists_left_changed": [str(night_1)]}
     assert f"1 earlier worklist(s) changed since issued, left in place: {night_1.name}" in format_summary(summary)
+
+
+def test_an_open_suspect_no_longer_detected_says_so_on_the_sheet(con, tmp_path):
+    add_suspect(con, "S-A1", last_detected_on=AS_OF - dt.timedelta(days=30))  # gone since: a corrected record
+    add_suspect(con, "S-A2", person_id="360702195001011242")  # found again tonight
+    rows = rows_by_id(sheet_of(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]))
+    assert rows["S-A1"]["证据摘要"].startswith("【最近一次检出为 2026-10-21，此后的数据已不再触发本规则")
+    assert not rows["S-A2"]["证据摘要"].startswith("【")
