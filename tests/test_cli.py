@@ -87,25 +87,14 @@ def test_a_config_saved_as_gbk_by_notepad_is_read(tmp_path):
     ("rules: {PAID_AFTER_DEATHS: {one_off_items: []}}", "rules.PAID_AFTER_DEATHS: there is no rule 'PAID_AFTER_DEATHS'"),
     ("regions: {'360702': {rules: {SHARED_ACCOUNT: {shared_account_min_persons: 4}}}}",
      "regions.360702.rules.SHARED_ACCOUNT: there is no rule 'SHARED_ACCOUNT'"),
-])
-def test_a_config_naming_a_rule_that_does_not_exist_is_refused(tmp_path, capsys, section, said):
-    (tmp_path / "inbox").mkdir()
-    config = tmp_path / "c.yaml"
-    config.write_text(section + "\n", encoding="utf-8")
-    code, err = _refusal(capsys, ["nightly", "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / "fw.duckdb"),
-                                  "--out", str(tmp_path / "out"), "--config", str(config)])
-    assert code == cli.EXIT_USAGE and f"config file {config}: {said}" in err
-    assert not (tmp_path / "fw.duckdb").exists()
-
-
-@pytest.mark.parametrize("section, said", [
     ("duckdb: {memory_limit: lots}", "duckdb.memory_limit 'lots' is not a size DuckDB understands"),
     ("duckdb: {memory_limit: 4}", "duckdb.memory_limit '4' is not a size DuckDB understands"),
     ("duckdb: {memroy_limit: 4GB}", "duckdb: unknown setting(s) memroy_limit"),
     ("duckdb: {temp_directory: ''}", "duckdb.temp_directory: expected a folder path"),
     ("duckdb: 4GB", "duckdb: expected a mapping"),
 ])
-def test_a_mistyped_duckdb_setting_is_refused_naming_the_entry(tmp_path, capsys, section, said):
+def test_a_mistyped_config_entry_is_refused_naming_it(tmp_path, capsys, section, said):
+    # a rule id no rule file has (an override that would silently change nothing), a DuckDB setting
     (tmp_path / "inbox").mkdir()
     config = tmp_path / "c.yaml"
     config.write_text(section + "\n", encoding="utf-8")
