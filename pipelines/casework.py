@@ -43,6 +43,7 @@ OUTCOMES: dict[int, str] = {
 # The drop-down strings of the worklist and the form stored in suspects.outcome: "4. 不符合…".
 OUTCOME_LABELS: dict[int, str] = {k: f"{k}. {v}" for k, v in OUTCOMES.items()}
 CLOSE_WITH_NOTE = (1, 2, 3, 7)  # closed once explained
+NO_PROBLEM = 7  # 经核实无问题: nothing to recover
 RECOVER = 4  # closed once 追回金额 covers 涉及金额
 TRANSFER = (5, 6)  # 已移送 to 稽核 or 查处
 CONFIRMED_LOSS = (4, 5, 6)  # a verified loss: classed 要情 / 重大要情 / 重大要情（报部）

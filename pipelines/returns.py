@@ -22,8 +22,8 @@ import duckdb
 import openpyxl
 
 from . import casework
-from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, TRANSFER, TRANSFERRED,
-                       outcome_number, parse_outcome)
+from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, NO_PROBLEM, OUTCOME_LABELS, RECOVER, TRANSFER,
+                       TRANSFERRED, outcome_number, parse_outcome)
 from .store import scalar
 from .worklists import (COVER, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, canonical, file_sha256,
                         current_actor, ensure_worklist_schema, parse_date, parse_money)
@@ -158,6 +158,29 @@ class _Sheet:
     export_id: str | None
 
 
+@dataclass(frozen=True)
+class Uncalculated:
+    """An editable cell holding a formula saved without its value (written by a tool, not by Excel,
+    WPS or LibreOffice, which save both): read as empty it would lose the answer silently."""
+    formula: str
+
+
+def _uncalculated_cells(path: Path, sheet_title: str, header_row: int, editable: list[int]) -> dict[tuple[int, int], str]:
+    """{(row, column index): formula} of the editable cells whose formula has no saved value."""
+    wb = openpyxl.load_workbook(path, read_only=True)  # formulas as written
+    try:
+        out = {}
+        for number, row in enumerate(wb[sheet_title].iter_rows(min_row=header_row + 1, values_only=True),
+                                     start=header_row + 1):
+            for i in editable:
+                v = row[i] if i < len(row) else None
+                if isinstance(v, str) and v.startswith("="):
+                    out[(number, i)] = v
+        return out
+    finally:
+        wb.close()
+
+
 def _read(path: Path) -> _Sheet:
     # data_only: a clerk's formula (=300+200) counts by the value Excel/WPS saved with it.
     wb = openpyxl.load_workbook(path, data_only=True)
@@ -177,6 +200,12 @@ def _read(path: Path) -> _Sheet:
             raise ValueError("没有找到表头行（含“疑点编号”）")
         rows = [(n, tuple(r)) for n, r in enumerate(ws.iter_rows(min_row=header_row + 1, values_only=True),
                                                    start=header_row + 1)]
+        editable = [columns[c] for c in EDITABLE if c in columns]
+        empty_formulas = {(n, i) for n, r in rows for i in editable if i < len(r) and r[i] is None}
+        if empty_formulas:  # an empty answer cell may be a formula saved without its value
+            formulas = _uncalculated_cells(path, ws.title, header_row, editable)
+            rows = [(n, tuple(Uncalculated(formulas[(n, i)]) if (n, i) in formulas and (n, i) in empty_formulas
+                              else v for i, v in enumerate(r))) for n, r in rows]
         return _Sheet(header_row, columns, rows, _export_id_of(wb))
     finally:
         wb.close()
@@ -193,13 +222,55 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
     ensure_returns_schema(con)
     actor = current_actor(actor)
     report = ReturnsReport()
+    conflicts = _conflicting_answers(con, [Path(p) for p in workbooks])
     for path in workbooks:
         path = Path(path)
-        _apply_workbook(con, path, as_of, actor, report)
+        _apply_workbook(con, path, as_of, actor, report, conflicts)
     changed = sorted({row.suspect_id for row in report.applied})
     if config is not None and changed:
         casework.refresh(con, as_of, config, only=changed)
     return report
+
+
+def _conflicting_answers(con, workbooks: list[Path]) -> dict[str, list[str]]:
+    """{suspect: workbook paths} for each suspect answered differently by two or more of the workbooks
+    applied together (two copies of one sheet filled in by two clerks): which answer is meant cannot
+    be told, and applying them in turn would let the order of the file names decide. Workbooks
+    already applied, or unreadable, take no part (they apply nothing now)."""
+    answers: dict[str, dict[str, tuple]] = {}
+    for path in workbooks:
+        try:
+            if _previous(con, file_sha256(path)) is not None:
+                continue
+            sheet = _read(path)
+        except Exception:  # noqa: BLE001 — reported when the file itself is applied
+            continue
+        for sid, answer in _sheet_answers(sheet).items():
+            answers.setdefault(sid, {})[str(path)] = answer
+    return {sid: sorted(by_file) for sid, by_file in answers.items() if len(set(by_file.values())) > 1}
+
+
+def _sheet_answers(sheet: _Sheet) -> dict[str, tuple]:
+    """{suspect: its four answer cells in one comparable form} for the rows with an answer."""
+    if "疑点编号" not in sheet.columns:
+        return {}
+
+    def comparable(column: str, value: Any) -> str:
+        if isinstance(value, Uncalculated):
+            return value.formula
+        if column == "核实结果":
+            number = parse_outcome(value)
+            return str(number) if number is not None else canonical(column, value)
+        return canonical(column, value)
+
+    out: dict[str, tuple] = {}
+    for _, values in sheet.rows:
+        cells = {c: values[i] if i < len(values) else None for c, i in sheet.columns.items()}
+        sid = canonical("疑点编号", cells.get("疑点编号"))
+        answer = tuple(comparable(c, cells.get(c)) for c in EDITABLE)
+        if sid and any(answer):
+            out[sid] = answer
+    return out
 
 
 def _previous(con, file_hash: str) -> list[Refusal] | None:
@@ -213,7 +284,8 @@ def _previous(con, file_hash: str) -> list[Refusal] | None:
     return [Refusal(*r[:4], suspect_id=r[4]) for r in rows]
 
 
-def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: ReturnsReport) -> None:
+def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: ReturnsReport,
+                    conflicts: dict[str, list[str]]) -> None:
     now = dt.datetime.now()
     try:
         file_hash = file_sha256(path)
@@ -241,7 +313,7 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
             refuse(0, "", f"不是可读取的核查台账：{exc}")
             sheet = None
         if sheet is not None:
-            _apply_sheet(con, path, sheet, as_of, result, report, refuse, now)
+            _apply_sheet(con, path, sheet, as_of, result, report, refuse, now, conflicts)
         if refusals:
             con.executemany(
             "insert into return_refusals values (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -260,7 +332,8 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
     report.refusals.extend(refusals)
 
 
-def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, report: ReturnsReport, refuse, now) -> None:
+def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, report: ReturnsReport, refuse, now,
+                 conflicts: dict[str, list[str]]) -> None:
     missing = [c for c in HEADER if c not in sheet.columns]
     if missing:
         for c in missing:
@@ -334,6 +407,10 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                                         "请只保留一行后重新报送"))
         elif suspect is None:
             problems.append(("疑点编号", f"疑点编号 {sid} 不存在"))
+        elif str(path) in conflicts.get(sid, ()):
+            names = "、".join(Path(p).name for p in conflicts[sid])
+            problems.append(("核实结果", f"疑点 {sid} 在同时报送的台账 {names} 中核实内容不同，"
+                                          "无法确定以哪一份为准：请只报送其中一份"))
         elif suspect[1] != export_agency:
             problems.append(("疑点编号", f"疑点 {sid} 属于其他经办机构（{suspect[1]}），不在本机构台账内"))
         elif sid not in issued:
@@ -379,7 +456,10 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
     raw = {c: cell(values, c) for c in EDITABLE}
     if all(v is None for v in raw.values()):
         return None, []
-    problems = []
+    problems = [(c, f"“{v.formula}”是没有保存计算结果的公式：请在 Excel/WPS 中打开并保存，或直接填写数值")
+                for c, v in raw.items() if isinstance(v, Uncalculated)]
+    if problems:
+        return {}, problems
     number = parse_outcome(raw["核实结果"])
     if raw["核实结果"] is None:
         problems.append(("核实结果", "已填写其他核实内容但未选择核实结果"))
@@ -406,6 +486,10 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
     note = str(raw["核实说明"]).strip() if raw["核实说明"] is not None else ""
     if number in CLOSE_WITH_NOTE and not note:
         problems.append(("核实说明", f"核实结果为 {number} 的须填写核实说明"))
+    if number == NO_PROBLEM and recovered and _money(recovered) != _money(suspect[5]):
+        # money recovered on a suspect found to have no problem would count as a recovered loss
+        problems.append(("追回金额", f"核实结果为 {NO_PROBLEM}（经核实无问题）时不应填写追回金额；"
+                                    "如有多发并已追回，请选择核实结果 4"))
     return {"number": number, "recovered": recovered, "verified": verified, "note": note or None}, problems
 
 

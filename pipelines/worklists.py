@@ -250,7 +250,9 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalen
 
 
 def _row_values(r: dict, titles: dict[str, str], as_of: dt.date) -> dict[str, Any]:
-    in_progress = r["status"] == casework.IN_PROGRESS  # a partly answered suspect shows what we hold
+    # A partly answered suspect shows the answer on record, and so does a reopened one: its
+    # 追回金额 so far stands (a clerk who typed only the newly recovered month would lower it).
+    show_answer = r["status"] in (casework.IN_PROGRESS, REOPENED)
     evidence = evidence_summary(r["evidence"])
     if r["last_detected_on"] is not None and r["last_detected_on"] < as_of:
         # Still open — only the agency's answer closes a suspect — but the latest data no longer
@@ -262,10 +264,10 @@ def _row_values(r: dict, titles: dict[str, str], as_of: dt.date) -> dict[str, An
         "公民身份号码": r["person_id"], "姓名": r["name"], "涉及金额": r["amount"],
         "所属期起": r["period_from"], "所属期止": r["period_to"],
         "下发日期": r["issued_on"], "核查期限": r["deadline"],
-        "核实结果": r["outcome"] if in_progress else None,
-        "追回金额": r["recovered_amount"] if in_progress else None,
-        "核实说明": r["verification_note"] if in_progress else None,
-        "核实日期": r["verified_on"] if in_progress else None,
+        "核实结果": r["outcome"] if show_answer else None,
+        "追回金额": r["recovered_amount"] if show_answer else None,
+        "核实说明": r["verification_note"] if show_answer else None,
+        "核实日期": r["verified_on"] if show_answer else None,
         "疑点状态": r["status"], "逾期": "是" if r["overdue"] else "", "挂牌督办": "是" if r["escalated"] else "",
         "要情类别": r["major_class"], "疑点对象": r["subject"], "证据摘要": evidence,
     }

@@ -397,3 +397,68 @@ def test_a_recovery_above_the_amount_is_still_refused_when_it_is_a_new_claim(con
     clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1200, 核实说明="多追回")
     refused = returns.apply_returns(con, [clerk.save()], RETURN_DAY).refusals
     assert [r.column for r in refused] == ["追回金额"] and "超过涉及金额" in refused[0].reason
+
+
+def test_two_workbooks_of_one_call_answering_a_suspect_differently_are_both_refused_for_it(con, tmp_path):
+    path = issue(con, tmp_path, n=3)[A]
+    first, second = Clerk(path), Clerk(path)
+    first.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300, 核实说明="追回300")
+    second.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=600, 核实说明="追回600")
+    first.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[1], 核实说明="已更正")  # the same answer in both: fine
+    second.fill(f"S-{A}-2", 核实结果="1", 核实说明="已更正")
+    second.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")  # only in one: applies
+    files = [first.save(tmp_path / "clerk_a.xlsx"), second.save(tmp_path / "clerk_b.xlsx")]
+    report = returns.apply_returns(con, files, RETURN_DAY)
+    refused = [(Path(r.file).name, r.suspect_id, r.column) for r in report.refusals]
+    assert sorted(refused) == [("clerk_a.xlsx", f"S-{A}-1", "核实结果"), ("clerk_b.xlsx", f"S-{A}-1", "核实结果")]
+    assert "clerk_a.xlsx、clerk_b.xlsx" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-1")[:3] == ("已下发", None, None)  # neither order decides
+    assert status_of(con, f"S-{A}-2")[0] == status_of(con, f"S-{A}-3")[0] == "已销号"
+    # sent alone later, one of them applies
+    alone = Clerk(path)
+    alone.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=600, 核实说明="追回600")
+    returns.apply_returns(con, [alone.save(tmp_path / "clerk_b_again.xlsx")], RETURN_DAY)
+    assert status_of(con, f"S-{A}-1")[2] == Decimal("600.00")
+
+
+def test_an_answer_given_as_a_formula_without_its_value_is_refused_not_read_as_empty(con, tmp_path):
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    row = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额="=500*2", 核实说明="已追回")  # openpyxl: no value
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="已追回")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert [(r.row, r.column) for r in report.refusals] == [(row, "追回金额")]
+    assert "=500*2" in report.refusals[0].reason and "没有保存计算结果" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-1")[0] == "已下发" and status_of(con, f"S-{A}-2")[0] == "已销号"
+
+
+def test_a_recovery_with_outcome_7_no_problem_is_refused(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 追回金额=1000, 核实说明="经核实无问题")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert [r.column for r in report.refusals] == ["追回金额"] and "核实结果 4" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-1")[0] == "已下发"
+
+
+def test_a_reopened_suspects_sheet_shows_the_recovery_on_record(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="全额追回", 核实日期=dt.date(2026, 11, 25))
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    con.execute("update suspects set status = '已重开', amount = 1500.00, closed_on = null, deadline = null")
+    [sheet] = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))
+    row = rows_by_id_of(sheet)[f"S-{A}-1"]
+    assert (row["核实结果"], row["追回金额"], row["疑点状态"]) == (OUTCOME_LABELS[4], 1000, "已重开")
+    # the clerk brings the recovery up to the new amount: closed again, the 1000 not lost on the way
+    again = Clerk(sheet)
+    again.fill(f"S-{A}-1", 追回金额=1500, 核实说明="追回新增月份", 核实日期=dt.date(2026, 12, 1))
+    returns.apply_returns(con, [again.save()], RETURN_DAY + dt.timedelta(days=2))
+    assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1500.00"))
+    # untouched, a reopened suspect's prefilled row is no new answer: it stays 已重开
+    con.execute("update suspects set status = '已重开', amount = 2000.00, closed_on = null, deadline = null")
+    [third] = worklists.write_worklists(con, tmp_path / "out3", RETURN_DAY + dt.timedelta(days=3))
+    copy = tmp_path / "untouched.xlsx"
+    shutil.copy(third, copy)
+    report = returns.apply_returns(con, [copy], RETURN_DAY + dt.timedelta(days=3))
+    assert report.refusals == [] and status_of(con, f"S-{A}-1")[0] == "已重开"
