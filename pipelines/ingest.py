@@ -557,9 +557,52 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     return _ledger(con, result, source, run_id)
 
 
+_DATED_DELIVERY = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _superseded(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows to write, rows refused): a row whose natural key a later-dated delivery already holds
+    is older data than the stored row — a delivery folder that turned up late — and does not
+    replace it ("later delivery wins" by the delivery's date, so the store does not depend on the
+    order folders arrive in). Kept in rejected_rows saying which delivery holds the newer row.
+    Folders not named by date keep arrival order."""
+    delivery = lineage["_delivery"] or ""
+    none = accepted.clear().select(pl.col("_row_number"))
+    if accepted.height == 0 or not _DATED_DELIVERY.match(delivery):
+        return accepted, none
+    # The usual night (deliveries in date order) costs one look at the ledger, not a key join.
+    later = scalar(con, "select count(*) from ingest_ledger where extract = ? and delivery > ? "
+                        "and regexp_matches(delivery, '^[0-9]{4}-[0-9]{2}-[0-9]{2}')", [kind, delivery])
+    if not later:
+        return accepted, none
+    spec = EXTRACTS[kind]
+    _fw_staged = _scannable(con, accepted.select([*spec.key, "_row_number"]))  # noqa: F841 — read by name below
+    on = " and ".join(f"t.{k} = s.{k}" if spec.column(k).required else f"t.{k} is not distinct from s.{k}"
+                      for k in spec.key)
+    newer = pl.DataFrame(con.execute(
+        f"""select s._row_number, max(t._delivery) as held_by
+            from _fw_staged s join {kind} t on {on}
+            where regexp_matches(t._delivery, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') and t._delivery > ?
+            group by s._row_number""", [delivery]).fetchall(),
+        schema={"_row_number": pl.Int64, "held_by": pl.Utf8}, orient="row")
+    if newer.height == 0:
+        return accepted, newer
+    keep = accepted.join(newer, on="_row_number", how="anti")
+    old = accepted.join(newer, on="_row_number", how="inner")
+    refused = old.select(
+        pl.col("_row_number"), pl.lit(spec.key[0]).alias("column_name"),
+        pl.format("较旧的交付: 交付 {} 已有同一记录(按{})的更新版本，本行未替换它", pl.col("held_by"),
+                  pl.lit("+".join(spec.key))).alias("reason"),
+        pl.struct([pl.col(c).cast(pl.Utf8) for c in spec.names]).struct.json_encode().alias("raw"))
+    return keep, refused
+
+
 def _write_chunk(con, kind: str, accepted: pl.DataFrame, rejected: pl.DataFrame, result: FileResult,
                  lineage: dict[str, str]) -> None:
     """Write one normalised chunk (or the whole file) and add its counts to the file's result."""
+    accepted, older = _superseded(con, kind, accepted, lineage)
+    if older.height:
+        rejected = pl.concat([rejected, older], how="vertical_relaxed").sort("_row_number")
     result.rows_replaced += _write_rows(con, kind, accepted, lineage)
     _write_rejected(con, kind, rejected, lineage)
     result.rows_accepted += accepted.height

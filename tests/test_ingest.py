@@ -662,3 +662,30 @@ def test_a_big_parquet_file_whose_header_fails_rejects_every_row_once(tmp_path, 
     assert [row for _, row, *_ in got] == list(range(1, 31))
     assert all("missing required column" in reason for _, _, _, reason, _ in got)
     assert store.scalar(con, "select count(*) from payments") == 0
+
+
+def test_a_delivery_folder_that_arrives_late_does_not_replace_a_later_deliverys_rows(tmp_path):
+    """Later delivery wins by the delivery's date: the store does not depend on arrival order."""
+    inbox = tmp_path / "inbox"
+    row = row_for("payments", 0)[0]
+
+    def deliver(folder: str, amount: str) -> None:
+        write_extract(inbox / folder / f"payments_{folder}.csv", "payments", [dict(row, amount=amount)], "csv-utf8")
+
+    con = store.connect(tmp_path / "arrived.duckdb")
+    deliver("2026-11-01", "2500.00")
+    ingest_inbox(con, inbox)
+    deliver("2026-11-21", "2600.00")  # the correction
+    ingest_inbox(con, inbox)
+    deliver("2026-11-10", "2550.00")  # an older extract, sent late
+    [late] = ingest_inbox(con, inbox).with_status("ingested")
+    assert (late.rows_accepted, late.rows_rejected, late.rows_replaced) == (0, 1, 0)
+    [(row_number, column, reason, raw)] = [r[1:] for r in rejected(con, "2026-11-10/payments_2026-11-10.csv")]
+    assert (row_number, column) == (1, "payment_id") and "交付 2026-11-21 已有同一记录" in reason
+    assert json.loads(raw)["amount"] == "2550.00"  # kept, not lost
+    stored_now = con.execute("select payment_id, amount, _delivery from payments").fetchall()
+    assert stored_now == [(row["payment_id"], Decimal("2600.00"), "2026-11-21")]
+    # the same three deliveries read at once, in date order, leave the same row
+    fresh = store.connect(tmp_path / "fresh.duckdb")
+    ingest_inbox(fresh, inbox)
+    assert fresh.execute("select payment_id, amount, _delivery from payments").fetchall() == stored_now
