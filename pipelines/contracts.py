@@ -20,6 +20,7 @@ from .normalise import ID_PATTERN, MAX_YEAR, MIN_PERIOD, MIN_YEAR, id_check_digi
 POLARS_TYPES: dict[str, pl.DataType] = {
     "id": pl.Utf8,
     "text": pl.Utf8,
+    "account": pl.Utf8,
     "date": pl.Date,
     "datetime": pl.Datetime("us"),
     "period": pl.Utf8,
@@ -46,7 +47,7 @@ def _checks(col: Column, today: dt.date) -> list[pa.Check]:
         return [pa.Check.in_range(dt.datetime(MIN_YEAR, 1, 1), dt.datetime(MAX_YEAR, 12, 31, 23, 59, 59))]
     if col.allowed:
         return [pa.Check.isin(list(col.allowed))]
-    if col.type == "text":
+    if col.type in ("text", "account"):
         # Stored text is trimmed and never the empty string (empty means missing).
         return [pa.Check(lambda d: d.lazyframe.select(pl.col(d.key).str.strip_chars().str.len_bytes() > 0),
                          name="trimmed_not_empty")]

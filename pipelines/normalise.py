@@ -299,6 +299,16 @@ def insurance_type_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     return value, reason
 
 
+def account_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
+    """(value, reason) for an account number: the text as delivered, unless Excel turned the
+    number into scientific notation (6.22236002377598E+18: only 15 digits kept) — stored so, three
+    different accounts would read as one and be shared by three persons."""
+    lost = s.str.to_uppercase().str.contains(_SCIENTIFIC)
+    reason = pl.when(lost).then(pl.format(f"{label(col)} 被Excel转成了科学计数法({{}})，后几位已丢失无法恢复: "
+                                          "请把该列设为文本后重新导出", s))
+    return pl.when(~lost).then(s), reason
+
+
 def allowed_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     """(value, reason) for a closed value set. A death source may be longer text starting with
     公安/民政/卫健/法院 (公安户籍注销): the 2-character source is stored."""
@@ -329,6 +339,8 @@ def column_exprs(raw: pl.Expr, col: Column, today: dt.date | None = None) -> tup
         value, reason = money_exprs(s, col)
     elif col.type == "insurance_type":
         value, reason = insurance_type_exprs(s, col)
+    elif col.type == "account":
+        value, reason = account_exprs(s, col)
     elif col.allowed:
         value, reason = allowed_exprs(s, col)
     else:
@@ -374,6 +386,8 @@ def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[p
         return s.str.contains(_FAST_MONEY), s.cast(pl.Decimal(18, 2), strict=False)
     if col.type == "insurance_type":
         return s.is_in(list(INSURANCE_TYPES)), s
+    if col.type == "account":
+        return ~s.str.to_uppercase().str.contains(_SCIENTIFIC), s
     return None
 
 

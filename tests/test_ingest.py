@@ -381,6 +381,9 @@ REASONS = [
     ({"insurance_type": "养老"}, "insurance_type", "不在代码表"),
     ({"reviewed_at": "昨天"}, "reviewed_at", "不是有效日期时间"),
     ({"item": " "}, "item", "缺少必填项: 待遇项目(item)"),
+    # Excel kept 15 digits of a 19-digit account: three accounts would read as one (and be "shared")
+    ({"bank_account": "6.22236002377598E+18"}, "bank_account", "收款账号(bank_account) 被Excel转成了科学计数法"),
+    ({"bank_account": "6.22236e+18"}, "bank_account", "科学计数法"),
 ]
 
 
@@ -689,3 +692,23 @@ def test_a_delivery_folder_that_arrives_late_does_not_replace_a_later_deliverys_
     fresh = store.connect(tmp_path / "fresh.duckdb")
     ingest_inbox(fresh, inbox)
     assert fresh.execute("select payment_id, amount, _delivery from payments").fetchall() == stored_now
+
+
+def test_account_numbers_excel_stored_as_numbers_are_refused_not_merged(tmp_path):
+    """Three 19-digit accounts typed into number cells keep 15 digits each — one and the same text."""
+    inbox = tmp_path / "inbox"
+    rows = [{**row_for("payments", i)[0], "bank_account": 6222360023775982595 + i} for i in range(3)]
+    rows.append({**row_for("payments", 3)[0], "bank_account": "6222360023775982598"})  # typed as text: fine
+    path = write_extract(inbox / "payments_numbers.xlsx", "payments", rows, "xlsx")
+    wb = openpyxl.load_workbook(path)
+    ws = wb.active
+    col = [c.value for c in ws[1]].index("bank_account") + 1
+    for r in range(2, 5):
+        ws.cell(row=r, column=col).value = float(ws.cell(row=r, column=col).value)  # as Excel holds them
+    wb.save(path)
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, inbox)
+    refused = rejected(con, "payments_numbers.xlsx")
+    assert [(r[1], r[2]) for r in refused] == [(1, "bank_account"), (2, "bank_account"), (3, "bank_account")]
+    assert all("科学计数法(6.22236002377598E+18)" in r[3] for r in refused)
+    assert con.execute("select bank_account from payments").fetchall() == [("6222360023775982598",)]
