@@ -41,6 +41,7 @@ class IngestError(Exception):
 # column_name of a rejected row whose fault is not one column: the row as a whole (a NUL byte, a
 # broken quote) or the file (unreadable, or refused for its header with no column to name)
 WHOLE_ROW, WHOLE_FILE = "(整行)", "(整个文件)"
+CHINA_TZ = "Asia/Shanghai"  # the extracts' dates and times are China's
 
 
 class FileProblem(Exception):
@@ -119,7 +120,7 @@ class IngestReport:
 
 
 def today_shanghai() -> dt.date:
-    return dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    return dt.datetime.now(ZoneInfo(CHINA_TZ)).date()
 
 
 def reason_category(reason: str) -> str:
@@ -433,9 +434,16 @@ def _parquet_columns(df: pl.DataFrame, offset: int) -> pl.DataFrame:
     """Parquet rows as c0..cN + _row_number (offset + 1, ...: the file's own data row numbers).
     A column already in a stored type (DATE, TIMESTAMP, DECIMAL) is kept so: it is checked, not
     re-parsed; it is cast to its text only for the rows that need a reason or a raw copy."""
+    def column(c: str) -> pl.Expr:
+        e, dtype = pl.col(c), df.schema[c]
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            # An instant with its zone (UTC, +08:00): the date and time it was in China, as every
+            # other date of the extracts is — 2026-09-14T16:00Z was paid on 2026-09-15.
+            e, dtype = e.dt.convert_time_zone(CHINA_TZ).dt.replace_time_zone(None), pl.Datetime(dtype.time_unit)
+        return e if typed_source(dtype) else e.cast(pl.Utf8)
+
     return df.select(
-        [(pl.col(c) if typed_source(df.schema[c]) else pl.col(c).cast(pl.Utf8)).alias(f"c{i}")
-         for i, c in enumerate(df.columns)]
+        [column(c).alias(f"c{i}") for i, c in enumerate(df.columns)]
     ).with_row_index("_row_number", offset=offset + 1).with_columns(pl.col("_row_number").cast(pl.Int64))
 
 

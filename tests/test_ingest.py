@@ -712,3 +712,25 @@ def test_account_numbers_excel_stored_as_numbers_are_refused_not_merged(tmp_path
     assert [(r[1], r[2]) for r in refused] == [(1, "bank_account"), (2, "bank_account"), (3, "bank_account")]
     assert all("科学计数法(6.22236002377598E+18)" in r[3] for r in refused)
     assert con.execute("select bank_account from payments").fetchall() == [("6222360023775982598",)]
+
+
+def test_parquet_times_with_a_time_zone_are_read_as_chinas_date_and_time(tmp_path):
+    import polars as pl
+
+    folder = tmp_path / "inbox" / "2026-11-21"
+    folder.mkdir(parents=True)
+    rows = [row_for("payments", i)[0] for i in range(2)]
+    pl.DataFrame(rows).with_columns(
+        # midnight in Shanghai on the 15th, and 16:00 there (a date with a real time of day)
+        pl.Series("paid_on", [dt.datetime(2026, 9, 14, 16, 0), dt.datetime(2026, 9, 14, 8, 0)]).dt.replace_time_zone("UTC"),
+        pl.Series("reviewed_at", [dt.datetime(2026, 10, 16, 1, 0)] * 2).dt.replace_time_zone("Asia/Shanghai"),
+    ).write_parquet(folder / "payments_tz.parquet")
+    pl.DataFrame([row_for("fund_transactions", 0)[0]]).with_columns(
+        pl.Series("txn_at", [dt.datetime(2026, 10, 31, 17, 30)]).dt.replace_time_zone("UTC"),
+    ).write_parquet(folder / "fund_transactions_tz.parquet")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox")
+    assert con.execute("select paid_on, reviewed_at from payments").fetchall() == [
+        (dt.date(2026, 9, 15), dt.datetime(2026, 10, 16, 1, 0))]
+    assert [(r[1], r[2]) for r in rejected(con)] == [(2, "paid_on")]  # 16:00 is no date
+    assert store.scalar(con, "select txn_at from fund_transactions") == dt.datetime(2026, 11, 1, 1, 30)
