@@ -113,17 +113,27 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 def _check_rule_ids(config: Config) -> None:
     """Every rule the config names (rules.<ID>, disabled_rules, regions.<code>.rules.<ID>) is a rule
     under rules/: an override of a misspelt id would be ignored, and the office believe it applied."""
-    known = {path.stem for path in Path(rules_dir()).glob("*.yaml")}
-    named: list[tuple[str, Any]] = [(f"rules.{rule_id}", rule_id) for rule_id in config["rules"] or {}]
+    folder = Path(rules_dir())
+    known = {path.stem for pattern in ("*.yaml", "*.yml") for path in folder.glob(pattern)}
+
+    def mapping(where: str, value: Any) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        return value
+
+    named = [(f"rules.{rule_id}", rule_id) for rule_id in mapping("rules", config["rules"])]
     disabled = config["disabled_rules"] or []
     if not isinstance(disabled, list):
         raise ValueError(f"disabled_rules: expected a list of rule ids, got {disabled!r}")
     named += [("disabled_rules", rule_id) for rule_id in disabled]
-    for code, region in (config["regions"] or {}).items():
+    for code, region in mapping("regions", config["regions"]).items():
+        region_rules = mapping(f"regions.{code}", region).get("rules")
         named += [(f"regions.{code}.rules.{rule_id}", rule_id)
-                  for rule_id in (region or {}).get("rules") or {}] if isinstance(region, dict) else []
+                  for rule_id in mapping(f"regions.{code}.rules", region_rules)]
     for where, rule_id in named:
-        if rule_id not in known:
+        if not isinstance(rule_id, str) or rule_id not in known:
             raise ValueError(f"{where}: there is no rule {rule_id!r} (rules: {', '.join(sorted(known))})")
 
 

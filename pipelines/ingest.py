@@ -1327,7 +1327,7 @@ def _map_headers(kind: str, headers: list[str]) -> dict[str, int]:
         # An export without its header line: the "header" is a person's record (name, ID number,
         # account), so none of it is echoed into a message that reaches the console.
         raise HeaderProblem(f"no header row: none of the first row's {len(headers)} cell(s) is a {kind} column "
-                            f"name (exported without its header line? add it as the first line)",
+                            f"name (a file exported without its header line, or its columns named otherwise)",
                             missing[0].name, header_is_data=True)
     if missing:
         # only the cells that are column names are shown: another cell may be anything

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import duckdb
 import openpyxl
@@ -165,20 +167,33 @@ class Uncalculated:
     formula: str
 
 
+_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
 def _uncalculated_cells(path: Path, sheet_title: str, header_row: int, editable: list[int]) -> dict[tuple[int, int], str]:
-    """{(row, column index): formula} of the editable cells whose formula has no saved value."""
-    wb = openpyxl.load_workbook(path, read_only=True)  # formulas as written
-    try:
+    """{(row, column index): formula} of the editable cells holding a formula with no saved value.
+    Read from the sheet's XML: openpyxl gives None both for a value never saved (no <v>, or an
+    empty one on a cell not typed as text, as openpyxl itself writes) and for Excel's saved empty
+    text (=IF(…,"",…): t="str" with an empty <v>), and only the first is a lost answer."""
+    with zipfile.ZipFile(path) as z:
+        book = ElementTree.fromstring(z.read("xl/workbook.xml"))
+        rel_id = next(e.get(f"{_REL_NS}id") for e in book.iter(f"{_MAIN_NS}sheet") if e.get("name") == sheet_title)
+        rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+        target = next(e.get("Target") for e in rels if e.get("Id") == rel_id)
+        name = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
         out = {}
-        for number, row in enumerate(wb[sheet_title].iter_rows(min_row=header_row + 1, values_only=True),
-                                     start=header_row + 1):
-            for i in editable:
-                v = row[i] if i < len(row) else None
-                if isinstance(v, str) and v.startswith("="):
-                    out[(number, i)] = v
+        for _, cell in ElementTree.iterparse(z.open(name)):
+            if cell.tag != f"{_MAIN_NS}c":
+                continue
+            formula, value = cell.find(f"{_MAIN_NS}f"), cell.find(f"{_MAIN_NS}v")
+            if formula is not None and cell.get("t") != "str" and (value is None or not value.text):
+                column, row = openpyxl.utils.cell.coordinate_from_string(cell.get("r"))
+                index = openpyxl.utils.cell.column_index_from_string(column) - 1
+                if row > header_row and index in editable:
+                    out[(row, index)] = "=" + (formula.text or "")
+            cell.clear()
         return out
-    finally:
-        wb.close()
 
 
 def _read(path: Path) -> _Sheet:
@@ -247,27 +262,38 @@ def _conflicting_answers(con, workbooks: list[Path]) -> dict[str, list[str]]:
             continue
         for sid, answer in _sheet_answers(sheet).items():
             answers.setdefault(sid, {})[str(path)] = answer
-    return {sid: sorted(by_file) for sid, by_file in answers.items() if len(set(by_file.values())) > 1}
+    # The answer on record, shown pre-filled on a 核查中 or 已重开 suspect's row, is no answer: a
+    # sheet that leaves it untouched does not conflict with one that completes it.
+    on_record = {sid: tuple(_comparable(c, v) for c, v in zip(EDITABLE, stored)) for sid, *stored in con.execute(
+        "select suspect_id, outcome, recovered_amount, verification_note, verified_on from suspects"
+        " where list_contains(?, suspect_id)", [sorted(answers)]).fetchall()}
+    conflicts = {}
+    for sid, by_file in answers.items():
+        given = {file: answer for file, answer in by_file.items() if answer != on_record.get(sid)}
+        if len(set(given.values())) > 1:
+            conflicts[sid] = sorted(given)
+    return conflicts
+
+
+def _comparable(column: str, value: Any) -> str:
+    """One answer cell in a form equal for equal answers (the outcome by its number)."""
+    if isinstance(value, Uncalculated):
+        return value.formula
+    if column == "核实结果":
+        number = parse_outcome(value)
+        return str(number) if number is not None else canonical(column, value)
+    return canonical(column, value)
 
 
 def _sheet_answers(sheet: _Sheet) -> dict[str, tuple]:
     """{suspect: its four answer cells in one comparable form} for the rows with an answer."""
     if "疑点编号" not in sheet.columns:
         return {}
-
-    def comparable(column: str, value: Any) -> str:
-        if isinstance(value, Uncalculated):
-            return value.formula
-        if column == "核实结果":
-            number = parse_outcome(value)
-            return str(number) if number is not None else canonical(column, value)
-        return canonical(column, value)
-
     out: dict[str, tuple] = {}
     for _, values in sheet.rows:
         cells = {c: values[i] if i < len(values) else None for c, i in sheet.columns.items()}
         sid = canonical("疑点编号", cells.get("疑点编号"))
-        answer = tuple(comparable(c, cells.get(c)) for c in EDITABLE)
+        answer = tuple(_comparable(c, cells.get(c)) for c in EDITABLE)
         if sid and any(answer):
             out[sid] = answer
     return out
@@ -486,10 +512,12 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
     note = str(raw["核实说明"]).strip() if raw["核实说明"] is not None else ""
     if number in CLOSE_WITH_NOTE and not note:
         problems.append(("核实说明", f"核实结果为 {number} 的须填写核实说明"))
-    if number == NO_PROBLEM and recovered and _money(recovered) != _money(suspect[5]):
-        # money recovered on a suspect found to have no problem would count as a recovered loss
-        problems.append(("追回金额", f"核实结果为 {NO_PROBLEM}（经核实无问题）时不应填写追回金额；"
-                                    "如有多发并已追回，请选择核实结果 4"))
+    # money recovered on a suspect found to have no problem would count as a recovered loss — also
+    # a recovery on record (a 核查中 sheet shows it; an empty cell keeps it) unless set to 0
+    kept = recovered if recovered is not None else suspect[5]
+    if number == NO_PROBLEM and kept:
+        problems.append(("追回金额", f"核实结果为 {NO_PROBLEM}（经核实无问题）时不应有追回金额（现为 {_money(kept)}）；"
+                                    "如有多发并已追回，请选择核实结果 4，如确无问题请把追回金额改为 0"))
     return {"number": number, "recovered": recovered, "verified": verified, "note": note or None}, problems
 
 

@@ -211,6 +211,12 @@ def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
                coalesce(s.name, json_extract_string(s.evidence, '$.name'),
                         (select any_value(b.name) from beneficiaries b where b.person_id = s.person_id)) as name,
                s.amount, s.period_from, s.period_to, s.status, s.issued_on, s.deadline, s.last_detected_on,
+               -- reported gone since it was last found (suspects.update_suspects' no_longer_detected),
+               -- not merely unseen since: a rule that failed tonight leaves its suspects unseen too
+               exists (select 1 from suspect_events e
+                       where e.suspect_id = s.suspect_id and e.event = 'no_longer_detected'
+                         and json_extract_string(e.detail, '$.last_detected_on') = cast(s.last_detected_on as varchar))
+                 as gone,
                s.outcome, s.recovered_amount, s.verification_note, s.verified_on,
                coalesce(s.overdue, false) as overdue, coalesce(s.escalated, false) as escalated,
                s.major_class, s.evidence::varchar as evidence
@@ -254,7 +260,7 @@ def _row_values(r: dict, titles: dict[str, str], as_of: dt.date) -> dict[str, An
     # 追回金额 so far stands (a clerk who typed only the newly recovered month would lower it).
     show_answer = r["status"] in (casework.IN_PROGRESS, REOPENED)
     evidence = evidence_summary(r["evidence"])
-    if r["last_detected_on"] is not None and r["last_detected_on"] < as_of:
+    if r["gone"]:
         # Still open — only the agency's answer closes a suspect — but the latest data no longer
         # raise it (a corrected or reversed record): the agency should know, and may answer 1 or 2.
         evidence = (f"【最近一次检出为 {r['last_detected_on']:%Y-%m-%d}，此后的数据已不再触发本规则"
@@ -440,7 +446,9 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     each export is in audit_log ('export_worklist') and worklist_rows.
     """
     ensure_worklist_schema(con)
-    out_dir = Path(out_dir)
+    # absolute: each export's file is recorded (audit_log) and found again on later nights, which
+    # may be run from another folder or name OUT another way (retire_superseded)
+    out_dir = Path(os.path.abspath(out_dir))
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(out_dir, 0o700)  # worklists carry ID numbers and names: owner only
     runlock.remove_stale_temps(out_dir)  # a killed run's unpublished workbooks

@@ -87,6 +87,8 @@ def test_a_config_saved_as_gbk_by_notepad_is_read(tmp_path):
     ("rules: {PAID_AFTER_DEATHS: {one_off_items: []}}", "rules.PAID_AFTER_DEATHS: there is no rule 'PAID_AFTER_DEATHS'"),
     ("regions: {'360702': {rules: {SHARED_ACCOUNT: {shared_account_min_persons: 4}}}}",
      "regions.360702.rules.SHARED_ACCOUNT: there is no rule 'SHARED_ACCOUNT'"),
+    ("regions: [360702]", "regions: expected a mapping, got [360702]"),
+    ("disabled_rules: [[PAID_AFTER_DEATH]]", "disabled_rules: there is no rule ['PAID_AFTER_DEATH']"),
     ("duckdb: {memory_limit: lots}", "duckdb.memory_limit 'lots' is not a size DuckDB understands"),
     ("duckdb: {memory_limit: 4}", "duckdb.memory_limit '4' is not a size DuckDB understands"),
     ("duckdb: {memroy_limit: 4GB}", "duckdb: unknown setting(s) memroy_limit"),

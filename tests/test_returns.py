@@ -462,3 +462,64 @@ def test_a_reopened_suspects_sheet_shows_the_recovery_on_record(con, tmp_path):
     shutil.copy(third, copy)
     report = returns.apply_returns(con, [copy], RETURN_DAY + dt.timedelta(days=3))
     assert report.refusals == [] and status_of(con, f"S-{A}-1")[0] == "已重开"
+
+
+def test_a_formula_excel_saved_with_an_empty_text_result_is_an_empty_cell_not_a_lost_answer(con, tmp_path):
+    import re
+    import zipfile
+
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实说明='=IF(1,"","")')  # nothing else: still to answer
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="已追回", 核实日期='=IF(1,"","")')
+    saved = clerk.save()
+    # as Excel saves such a cell: typed as text, with its (empty) value
+    patched = tmp_path / "as_excel_saves.xlsx"
+    typed = 0
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(patched, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.startswith("xl/worksheets/"):
+                text, n = re.subn(r'<c r="([A-Z]+[0-9]+)"([^>]*)><f>(IF\(1,"",""\))</f><v ?/>',
+                                  r'<c r="\1"\2 t="str"><f>\3</f><v></v>', data.decode("utf-8"))
+                typed += n
+                data = text.encode("utf-8")
+            dst.writestr(item, data)
+    assert typed == 2
+    report = returns.apply_returns(con, [patched], RETURN_DAY)
+    assert report.refusals == []
+    assert status_of(con, f"S-{A}-1")[0] == "已下发" and report.files[0].pending == 1
+    assert status_of(con, f"S-{A}-2")[0::4] == ("已销号", RETURN_DAY)  # an empty 核实日期: the day applied
+
+
+def test_outcome_7_is_refused_while_a_recovery_is_on_record_and_accepted_once_it_is_set_to_0(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300, 核实说明="追回300")
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)  # 核查中 with 300 on record
+    [sheet] = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY)
+    for n, recovered in enumerate((300, None)):  # the pre-filled 300 kept, or the cell emptied (keeps it)
+        later = Clerk(sheet)
+        later.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 追回金额=recovered, 核实说明="复核后无问题")
+        refused = returns.apply_returns(con, [later.save(tmp_path / f"seven_{n}.xlsx")], RETURN_DAY).refusals
+        assert [r.column for r in refused] == ["追回金额"] and "现为 300.00" in refused[0].reason
+    assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("300.00"))
+    zero = Clerk(sheet)
+    zero.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 追回金额=0, 核实说明="复核后无问题")
+    assert returns.apply_returns(con, [zero.save(tmp_path / "seven_zero.xlsx")], RETURN_DAY).refusals == []
+    assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[7], Decimal("0.00"))
+
+
+def test_a_sheet_left_with_the_answer_on_record_does_not_conflict_with_one_that_completes_it(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300, 核实说明="追回300", 核实日期=dt.date(2026, 11, 25))
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY)
+    untouched = tmp_path / "untouched.xlsx"
+    shutil.copy(sheet, untouched)
+    done = Clerk(sheet)
+    done.fill(f"S-{A}-1", 追回金额=1000, 核实说明="全部追回", 核实日期=dt.date(2026, 11, 28))
+    report = returns.apply_returns(con, [untouched, done.save(tmp_path / "done.xlsx")], RETURN_DAY)
+    assert report.refusals == []
+    assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))

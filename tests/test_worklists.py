@@ -295,8 +295,25 @@ def test_an_earlier_worklist_changed_since_it_was_issued_is_left_and_named(con, 
 
 
 def test_an_open_suspect_no_longer_detected_says_so_on_the_sheet(con, tmp_path):
-    add_suspect(con, "S-A1", last_detected_on=AS_OF - dt.timedelta(days=30))  # gone since: a corrected record
+    last = AS_OF - dt.timedelta(days=30)
+    add_suspect(con, "S-A1", last_detected_on=last)  # gone since: a corrected record
+    casework.add_event(con, "S-A1", "no_longer_detected", {"as_of": AS_OF, "last_detected_on": last})
     add_suspect(con, "S-A2", person_id="360702195001011242")  # found again tonight
+    # unseen since, but its rule failed tonight: nothing is known to have changed
+    add_suspect(con, "S-A3", person_id="360702195001011250", last_detected_on=last)
     rows = rows_by_id(sheet_of(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]))
     assert rows["S-A1"]["证据摘要"].startswith("【最近一次检出为 2026-10-21，此后的数据已不再触发本规则")
-    assert not rows["S-A2"]["证据摘要"].startswith("【")
+    assert not rows["S-A2"]["证据摘要"].startswith("【") and not rows["S-A3"]["证据摘要"].startswith("【")
+
+
+def test_a_relative_out_named_otherwise_on_a_later_night_still_retires_the_earlier_worklists(con, tmp_path,
+                                                                                           monkeypatch):
+    add_suspect(con, "S-A1")
+    monkeypatch.chdir(tmp_path)
+    [night_1] = worklists.write_worklists(con, "out", AS_OF)  # run from the office folder, OUT relative
+    assert night_1.is_absolute()
+    monkeypatch.chdir("/")
+    night_2 = worklists.write_worklists(con, tmp_path / "out", AS_OF + dt.timedelta(days=3))  # absolute
+    removed, changed = worklists.retire_superseded(con, tmp_path / "out", night_2)
+    assert [p.name for p in removed] == [night_1.name] and changed == []
+    assert [p.name for p in (tmp_path / "out").glob("*.xlsx")] == [night_2[0].name]
