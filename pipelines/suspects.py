@@ -47,6 +47,16 @@ def suspect_id(rule_id: str, subject: str) -> str:
     return f"{prefix}-{hashlib.md5(f'{rule_id}|{subject}'.encode('utf-8')).hexdigest()[:10]}"
 
 
+def reported_gone_sql(alias: str) -> str:
+    """SQL: suspect `alias` was reported no_longer_detected since it was last found (the event's
+    detail keeps the last_detected_on it had then) — not merely unseen since, as the suspects of a
+    rule that failed are."""
+    return f"""exists (select 1 from suspect_events e
+                       where e.suspect_id = {alias}.suspect_id and e.event = 'no_longer_detected'
+                         and json_extract_string(e.detail, '$.last_detected_on')
+                             = cast({alias}.last_detected_on as varchar))"""
+
+
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(scalar(con, "select count(*) from duckdb_tables() where table_name = ?", [name]))
 
@@ -89,14 +99,7 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         {join_rules}""")
     ran_clean = ("select rule_id from detection_rules where ok" if has_rules
                  else "select distinct rule_id from detections")
-    # A suspect already reported gone (event detail keeps the last_detected_on it had then).
-    con.execute("""
-        create or replace temp table _gone as
-        select distinct e.suspect_id
-        from suspect_events e
-        join suspects s on s.suspect_id = e.suspect_id
-        where e.event = 'no_longer_detected'
-          and json_extract_string(e.detail, '$.last_detected_on') = cast(s.last_detected_on as varchar)""")
+    con.execute(f"create or replace temp table _gone as select s.suspect_id from suspects s where {reported_gone_sql('s')}")
     con.execute("""
         create or replace temp table _changes as
         select i.*,

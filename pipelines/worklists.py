@@ -29,6 +29,7 @@ import yaml
 
 from . import casework, runlock
 from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
+from .suspects import reported_gone_sql
 from .workdays import WorkCalendar, calendar_from
 
 SHEET = "疑点清单"
@@ -211,12 +212,7 @@ def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
                coalesce(s.name, json_extract_string(s.evidence, '$.name'),
                         (select any_value(b.name) from beneficiaries b where b.person_id = s.person_id)) as name,
                s.amount, s.period_from, s.period_to, s.status, s.issued_on, s.deadline, s.last_detected_on,
-               -- reported gone since it was last found (suspects.update_suspects' no_longer_detected),
-               -- not merely unseen since: a rule that failed tonight leaves its suspects unseen too
-               exists (select 1 from suspect_events e
-                       where e.suspect_id = s.suspect_id and e.event = 'no_longer_detected'
-                         and json_extract_string(e.detail, '$.last_detected_on') = cast(s.last_detected_on as varchar))
-                 as gone,
+               {reported_gone_sql("s")} as gone,
                s.outcome, s.recovered_amount, s.verification_note, s.verified_on,
                coalesce(s.overdue, false) as overdue, coalesce(s.escalated, false) as escalated,
                s.major_class, s.evidence::varchar as evidence
@@ -255,7 +251,7 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalen
         r.update(status=status, issued_on=issued_on, deadline=deadline, new=issuing)
 
 
-def _row_values(r: dict, titles: dict[str, str], as_of: dt.date) -> dict[str, Any]:
+def _row_values(r: dict, titles: dict[str, str]) -> dict[str, Any]:
     # A partly answered suspect shows the answer on record, and so does a reopened one: its
     # 追回金额 so far stands (a clerk who typed only the newly recovered month would lower it).
     show_answer = r["status"] in (casework.IN_PROGRESS, REOPENED)
@@ -524,7 +520,7 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
             by_agency[s["agency_code"]].append(s)
         for agency_code, flags in sorted(by_agency.items()):
             export_id = f"WL-{agency_code}-{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
-            rows = [_row_values(s, titles, as_of) for s in flags]
+            rows = [_row_values(s, titles) for s in flags]
             path = out_dir / worklist_name(agency_code, as_of)
             if path.exists() and not path.is_file():
                 # Found now, inside the transaction: no suspect is marked issued without its workbook.
