@@ -77,11 +77,12 @@ def _as_of(text: str | None) -> date | None:
         raise Refused(f"--as-of {text!r} is not a date; write it as YYYY-MM-DD") from None
 
 
-def _check_config(path: str | None) -> None:
+def _check_config(path: str | None):
+    """The config (the contract's defaults without a path), or a one-line refusal naming the entry."""
     from .config import load_config
 
     try:
-        load_config(path)
+        return load_config(path)
     except SystemExit as exc:
         raise Refused(str(exc)) from None
 
@@ -200,10 +201,7 @@ def cmd_returns(args) -> int:
     if not Path(args.db).is_file():  # connecting would create an empty store and refuse every row
         raise Refused(f"store {args.db} not found; run `fundwatch nightly` first")
     as_of = _as_of(args.as_of) or _today()
-    _check_config(args.config)
-    from .config import load_config
-
-    config = load_config(args.config)  # the defaults without --config
+    config = _check_config(args.config)  # the defaults without --config
     try:
         with runlock.hold(args.db, "returns"):
             con = connect(args.db, **config["duckdb"])
@@ -236,10 +234,7 @@ def cmd_report(args) -> int:
 
     if not Path(args.db).is_file():
         raise Refused(f"store {args.db} not found; run `fundwatch nightly` first")
-    _check_config(args.config)
-    from .config import load_config
-
-    config = load_config(args.config)  # the escalation period, for a report drawn for another date
+    config = _check_config(args.config)  # the escalation period, for a report drawn for another date
     try:
         with runlock.hold(args.db, "report"):
             con = connect(args.db, **config["duckdb"])
