@@ -237,27 +237,29 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
     ensure_returns_schema(con)
     actor = current_actor(actor)
     report = ReturnsReport()
-    conflicts = _conflicting_answers(con, [Path(p) for p in workbooks])
+    sheets: dict[str, _Sheet] = {}  # each workbook is read once: by the conflict check, then applied
+    conflicts = _conflicting_answers(con, [Path(p) for p in workbooks], sheets)
     for path in workbooks:
         path = Path(path)
-        _apply_workbook(con, path, as_of, actor, report, conflicts)
+        _apply_workbook(con, path, as_of, actor, report, conflicts, sheets.get(str(path)))
     changed = sorted({row.suspect_id for row in report.applied})
     if config is not None and changed:
         casework.refresh(con, as_of, config, only=changed)
     return report
 
 
-def _conflicting_answers(con, workbooks: list[Path]) -> dict[str, list[str]]:
+def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) -> dict[str, list[str]]:
     """{suspect: workbook paths} for each suspect answered differently by two or more of the workbooks
     applied together (two copies of one sheet filled in by two clerks): which answer is meant cannot
     be told, and applying them in turn would let the order of the file names decide. Workbooks
-    already applied, or unreadable, take no part (they apply nothing now)."""
+    already applied, or unreadable, take no part (they apply nothing now). The sheets read are left
+    in `sheets` by path, for applying."""
     answers: dict[str, dict[str, tuple]] = {}
     for path in workbooks:
         try:
             if _previous(con, file_sha256(path)) is not None:
                 continue
-            sheet = _read(path)
+            sheet = sheets[str(path)] = _read(path)
         except Exception:  # noqa: BLE001 — reported when the file itself is applied
             continue
         for sid, answer in _sheet_answers(sheet).items():
@@ -311,7 +313,7 @@ def _previous(con, file_hash: str) -> list[Refusal] | None:
 
 
 def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: ReturnsReport,
-                    conflicts: dict[str, list[str]]) -> None:
+                    conflicts: dict[str, list[str]], sheet: _Sheet | None = None) -> None:
     now = dt.datetime.now()
     try:
         file_hash = file_sha256(path)
@@ -332,12 +334,12 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
         refusals.append(Refusal(str(path), row, column, reason, suspect_id))
 
     with casework.atomic(con):
-        try:
-            sheet = _read(path)
-        except Exception as exc:  # not an XLSX, damaged, or no worklist sheet: say so, go on with the others
-            result.status = "unreadable"
-            refuse(0, "", f"不是可读取的核查台账：{exc}")
-            sheet = None
+        if sheet is None:  # not read by the conflict check
+            try:
+                sheet = _read(path)
+            except Exception as exc:  # not an XLSX, damaged, or no worklist sheet: say so, go on with the others
+                result.status = "unreadable"
+                refuse(0, "", f"不是可读取的核查台账：{exc}")
         if sheet is not None:
             _apply_sheet(con, path, sheet, as_of, result, report, refuse, now, conflicts)
         if refusals:
