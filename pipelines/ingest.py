@@ -565,7 +565,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     return _ledger(con, result, source, run_id)
 
 
-_DATED_DELIVERY = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_DATED_DELIVERY = "^[0-9]{4}-[0-9]{2}-[0-9]{2}"  # a delivery folder named by its date (Python and SQL)
 
 
 def _superseded(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -576,22 +576,20 @@ def _superseded(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str])
     Folders not named by date keep arrival order."""
     delivery = lineage["_delivery"] or ""
     none = accepted.clear().select(pl.col("_row_number"))
-    if accepted.height == 0 or not _DATED_DELIVERY.match(delivery):
+    if accepted.height == 0 or not re.match(_DATED_DELIVERY, delivery):
         return accepted, none
     # The usual night (deliveries in date order) costs one look at the ledger, not a key join.
     later = scalar(con, "select count(*) from ingest_ledger where extract = ? and delivery > ? "
-                        "and regexp_matches(delivery, '^[0-9]{4}-[0-9]{2}-[0-9]{2}')", [kind, delivery])
+                        "and regexp_matches(delivery, ?)", [kind, delivery, _DATED_DELIVERY])
     if not later:
         return accepted, none
     spec = EXTRACTS[kind]
     _fw_staged = _scannable(con, accepted.select([*spec.key, "_row_number"]))  # noqa: F841 — read by name below
-    on = " and ".join(f"t.{k} = s.{k}" if spec.column(k).required else f"t.{k} is not distinct from s.{k}"
-                      for k in spec.key)
     newer = pl.DataFrame(con.execute(
         f"""select s._row_number, max(t._delivery) as held_by
-            from _fw_staged s join {kind} t on {on}
-            where regexp_matches(t._delivery, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') and t._delivery > ?
-            group by s._row_number""", [delivery]).fetchall(),
+            from _fw_staged s join {kind} t on {_same_key(spec)}
+            where regexp_matches(t._delivery, ?) and t._delivery > ?
+            group by s._row_number""", [_DATED_DELIVERY, delivery]).fetchall(),
         schema={"_row_number": pl.Int64, "held_by": pl.Utf8}, orient="row")
     if newer.height == 0:
         return accepted, newer
@@ -1349,6 +1347,14 @@ def _categories(rejected: pl.DataFrame) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------- writing
 
+def _same_key(spec) -> str:
+    """SQL: stored row t and staged row s have the same natural key. `is not distinct from` where a
+    key part may be empty (contributions.employer_id) and must still match; plain `=` for a required
+    part (never null), which DuckDB joins by hash."""
+    return " and ".join(f"t.{k} = s.{k}" if spec.column(k).required else f"t.{k} is not distinct from s.{k}"
+                        for k in spec.key)
+
+
 def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str]) -> int:
     """Delete-then-insert by natural key; returns how many stored rows the file replaced."""
     if accepted.height == 0:
@@ -1358,11 +1364,7 @@ def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str])
         *(pl.lit(v, pl.Utf8).alias(k) for k, v in lineage.items())
     ).select([*spec.names, *(n for n, _ in LINEAGE_COLUMNS)])
     _fw_staged = _scannable(con, staged)  # noqa: F841 — read by name in the SQL below (see _scannable)
-    # `is not distinct from` where a key part may be empty (contributions.employer_id) and must
-    # still match; plain `=` for a required part (never null), which DuckDB joins by hash.
-    on = " and ".join(f"t.{k} = s.{k}" if spec.column(k).required else f"t.{k} is not distinct from s.{k}"
-                      for k in spec.key)
-    replaced = con.execute(f"delete from {kind} t using _fw_staged s where {on}").fetchall()[0][0]
+    replaced = con.execute(f"delete from {kind} t using _fw_staged s where {_same_key(spec)}").fetchall()[0][0]
     cols = ", ".join([*spec.names, *(n for n, _ in LINEAGE_COLUMNS)])
     con.execute(f"insert into {kind} ({cols}) select {cols} from _fw_staged").fetchall()
     return int(replaced or 0)
