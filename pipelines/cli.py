@@ -195,6 +195,9 @@ def cmd_returns(args) -> int:
     from .store import connect
     from .worklists import current_actor
 
+    folders = [w for w in args.workbooks if Path(w).is_dir()]
+    if folders:
+        raise Refused(f"{folders[0]} is a folder, not a workbook: name the returned .xlsx files")
     missing = [w for w in args.workbooks if not Path(w).is_file()]
     if missing:
         raise Refused(f"workbook {missing[0]} not found")

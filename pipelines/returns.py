@@ -4,14 +4,17 @@ A returned workbook is read by header names, not positions, so it still reads af
 or LibreOffice re-saved it or its protection was removed. The export it came from is told by
 the 台账编号 on its cover sheet (or the workbook properties, or its rows). Each row is applied
 by the outcome rules of CONTRACT §5 or refused with file, row, column and reason; the other rows
-still apply. A workbook already applied (same sha256) is not applied again, and a row whose
-answer equals what is already recorded changes nothing, so a re-saved copy is harmless too.
+still apply. A workbook already applied (same sha256) is not applied again — only the rows refused then are
+looked at again — and a row whose answer equals what is already recorded changes nothing, so a
+re-saved copy is harmless too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import warnings
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -127,14 +130,40 @@ def _clean_header(value: Any) -> str:
     return "".join(str(value).split()).strip("*") if value is not None else ""
 
 
+def _header_row_of(ws) -> tuple[int, dict[str, int]]:
+    """(row number, {header: column index}) of the sheet's 疑点编号 header in its first ten rows, or (0, {})."""
+    for number, row in enumerate(ws.iter_rows(min_row=1, max_row=10, values_only=True), start=1):
+        names = [_clean_header(v) for v in row]
+        if "疑点编号" in names:
+            columns: dict[str, int] = {}
+            for i, name in enumerate(names):
+                columns.setdefault(name, i)
+            return number, columns
+    return 0, {}
+
+
 def _find_sheet(wb):
-    if SHEET in wb.sheetnames:
-        return wb[SHEET]
-    for ws in wb.worksheets:
-        for row in ws.iter_rows(min_row=1, max_row=10, values_only=True):
-            if "疑点编号" in {_clean_header(v) for v in row}:
-                return ws
-    return None
+    """The worklist sheet: the one sheet with a 疑点编号 header, or of several (a clerk copied the
+    sheet) the one with answers filled in; two or more with answers are refused — which was meant
+    cannot be told, and taking the first would drop the others' answers silently."""
+    found = [(ws, *_header_row_of(ws)) for ws in wb.worksheets]
+    found = [f for f in found if f[1]]
+    if len(found) <= 1:
+        return found[0] if found else None
+
+    def answered(ws, header_row, columns) -> bool:
+        editable = [columns[c] for c in EDITABLE if c in columns]
+        return any(any(i < len(r) and r[i] is not None and str(r[i]).strip() for i in editable)
+                   for r in ws.iter_rows(min_row=header_row + 1, values_only=True))
+
+    filled = [f for f in found if answered(*f)]
+    if len(filled) > 1:
+        names = "、".join(f"“{f[0].title}”" for f in filled)
+        raise ValueError(f"工作簿中 {len(filled)} 张工作表（{names}）都有“疑点编号”表头并填写了核实内容，"
+                         "无法确定以哪一张为准：请把核实内容填在一张工作表中，删除其他副本后重新报送")
+    if filled:
+        return filled[0]
+    return next((f for f in found if f[0].title == SHEET), found[0])
 
 
 def _export_id_of(wb) -> str | None:
@@ -171,11 +200,12 @@ _MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 
 
-def _uncalculated_cells(path: Path, sheet_title: str, header_row: int, editable: list[int]) -> dict[tuple[int, int], str]:
-    """{(row, column index): formula} of the editable cells holding a formula with no saved value.
-    Read from the sheet's XML: openpyxl gives None both for a value never saved (no <v>, or an
-    empty one on a cell not typed as text, as openpyxl itself writes) and for Excel's saved empty
-    text (=IF(…,"",…): t="str" with an empty <v>), and only the first is a lost answer."""
+def _answer_cells_xml(path: Path, sheet_title: str, header_row: int, editable: list[int]) -> dict[tuple[int, int], tuple]:
+    """{(row, column index): (formula, type, saved value)} of the answer cells below the header, as
+    written in the sheet's XML — for what openpyxl cannot tell: a formula saved without its value
+    (read as None, like Excel's saved empty text =IF(…,"",…), which is t="str" with an empty <v>),
+    and a number in a date-formatted cell too large to be a date serial (read as #VALUE!, like a
+    real error value, which is t="e")."""
     with zipfile.ZipFile(path) as z:
         book = ElementTree.fromstring(z.read("xl/workbook.xml"))
         rel_id = next(e.get(f"{_REL_NS}id") for e in book.iter(f"{_MAIN_NS}sheet") if e.get("name") == sheet_title)
@@ -186,41 +216,80 @@ def _uncalculated_cells(path: Path, sheet_title: str, header_row: int, editable:
         for _, cell in ElementTree.iterparse(z.open(name)):
             if cell.tag != f"{_MAIN_NS}c":
                 continue
-            formula, value = cell.find(f"{_MAIN_NS}f"), cell.find(f"{_MAIN_NS}v")
-            if formula is not None and cell.get("t") != "str" and (value is None or not value.text):
-                column, row = openpyxl.utils.cell.coordinate_from_string(cell.get("r"))
-                index = openpyxl.utils.cell.column_index_from_string(column) - 1
-                if row > header_row and index in editable:
-                    out[(row, index)] = "=" + (formula.text or "")
+            column, row = openpyxl.utils.cell.coordinate_from_string(cell.get("r"))
+            index = openpyxl.utils.cell.column_index_from_string(column) - 1
+            if row > header_row and index in editable:
+                formula, value = cell.find(f"{_MAIN_NS}f"), cell.find(f"{_MAIN_NS}v")
+                out[(row, index)] = ("=" + (formula.text or "") if formula is not None else None, cell.get("t"),
+                                     value.text if value is not None else None)
             cell.clear()
         return out
 
 
-def _read(path: Path) -> _Sheet:
-    # data_only: a clerk's formula (=300+200) counts by the value Excel/WPS saved with it.
-    wb = openpyxl.load_workbook(path, data_only=True)
+def _from_xml(value: Any, xml: tuple | None) -> Any:
+    """An answer cell as the clerk left it, where openpyxl's reading lost it (see _answer_cells_xml)."""
+    if xml is None:
+        return value
+    formula, kind, saved = xml
+    if value is None and formula is not None and kind != "str" and not saved:
+        return Uncalculated(formula)
+    if value == "#VALUE!" and kind in (None, "n") and saved:
+        try:
+            number = float(saved)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() else number
+    return value
+
+
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_OTHER_FORMAT = "不是下发的 .xlsx 台账：请在下发的 .xlsx 文件中填写后报送（不要另存为其他格式）"
+
+
+def _open_workbook(path: Path):
+    """The workbook, told by its content rather than its name (a clerk may rename the file); a file
+    of another kind is refused in words a clerk can act on, not the reader's own message."""
+    data = path.read_bytes()
+    if data.startswith(_OLE2):
+        raise ValueError(f"文件是 Excel 97-2003（.xls）格式或设置了打开密码的工作簿，{_OTHER_FORMAT}，也不要设置打开密码")
+    if not data.startswith(b"PK"):
+        kind = "文本文件（如 CSV）" if data[:512].strip() and b"\x00" not in data[:512] else "无法识别的文件"
+        raise ValueError(f"文件是{kind}，{_OTHER_FORMAT}")
     try:
-        ws = _find_sheet(wb)
-        if ws is None:
-            raise ValueError(f"没有找到工作表“{SHEET}”（或含“疑点编号”表头的工作表）")
-        header_row, columns = 0, {}
-        for number, row in enumerate(ws.iter_rows(min_row=1, max_row=10, values_only=True), start=1):
-            names = [_clean_header(v) for v in row]
-            if "疑点编号" in names:
-                header_row = number
-                for i, name in enumerate(names):
-                    columns.setdefault(name, i)
-                break
-        if not header_row:
-            raise ValueError("没有找到表头行（含“疑点编号”）")
-        rows = [(n, tuple(r)) for n, r in enumerate(ws.iter_rows(min_row=header_row + 1, values_only=True),
-                                                   start=header_row + 1)]
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = set(z.namelist())
+            if "mimetype" in names and b"opendocument" in z.read("mimetype"):
+                raise ValueError(f"文件是 OpenDocument 表格（.ods），{_OTHER_FORMAT}")
+    except zipfile.BadZipFile:
+        raise ValueError("文件已损坏（不是完整的 .xlsx 工作簿），请重新保存后报送") from None
+    if "xl/workbook.xml" not in names:
+        raise ValueError(f"文件是 zip 压缩包而不是 .xlsx 工作簿，{_OTHER_FORMAT}")
+    try:
+        with warnings.catch_warnings():
+            # openpyxl warns on stderr about what it skips (a date it cannot read, extensions)
+            warnings.simplefilter("ignore", UserWarning)
+            # data_only: a clerk's formula (=300+200) counts by the value Excel/WPS saved with it.
+            return openpyxl.load_workbook(io.BytesIO(data), data_only=True)
+    except Exception as exc:  # noqa: BLE001 — a damaged part of the package
+        raise ValueError(f"工作簿已损坏，无法读取（{type(exc).__name__}），请在 Excel/WPS 中打开并重新保存后报送") from None
+
+
+def _read(path: Path) -> _Sheet:
+    wb = _open_workbook(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            found = _find_sheet(wb)
+            if found is None:
+                raise ValueError(f"没有找到工作表“{SHEET}”（或含“疑点编号”表头的工作表）")
+            ws, header_row, columns = found
+            rows = [(n, tuple(r)) for n, r in enumerate(ws.iter_rows(min_row=header_row + 1, values_only=True),
+                                                       start=header_row + 1)]
         editable = [columns[c] for c in EDITABLE if c in columns]
-        empty_formulas = {(n, i) for n, r in rows for i in editable if i < len(r) and r[i] is None}
-        if empty_formulas:  # an empty answer cell may be a formula saved without its value
-            formulas = _uncalculated_cells(path, ws.title, header_row, editable)
-            rows = [(n, tuple(Uncalculated(formulas[(n, i)]) if (n, i) in formulas and (n, i) in empty_formulas
-                              else v for i, v in enumerate(r))) for n, r in rows]
+        if any(i < len(r) and (r[i] is None or r[i] == "#VALUE!") for _, r in rows for i in editable):
+            xml = _answer_cells_xml(path, ws.title, header_row, editable)
+            rows = [(n, tuple(_from_xml(v, xml.get((n, i))) if i in editable else v for i, v in enumerate(r)))
+                    for n, r in rows]
         return _Sheet(header_row, columns, rows, _export_id_of(wb))
     finally:
         wb.close()
@@ -252,12 +321,12 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) 
     """{suspect: workbook paths} for each suspect answered differently by two or more of the workbooks
     applied together (two copies of one sheet filled in by two clerks): which answer is meant cannot
     be told, and applying them in turn would let the order of the file names decide. Workbooks
-    already applied, or unreadable, take no part (they apply nothing now). The sheets read are left
+    already applied without a refusal, or unreadable, take no part (they apply nothing now). The sheets read are left
     in `sheets` by path, for applying."""
     answers: dict[str, dict[str, tuple]] = {}
     for path in workbooks:
         try:
-            if _previous(con, file_sha256(path)) is not None:
+            if _earlier_application(con, file_sha256(path)) == set():
                 continue
             sheet = sheets[str(path)] = _read(path)
         except Exception:  # noqa: BLE001 — reported when the file itself is applied
@@ -301,15 +370,20 @@ def _sheet_answers(sheet: _Sheet) -> dict[str, tuple]:
     return out
 
 
-def _previous(con, file_hash: str) -> list[Refusal] | None:
-    """The refusals of an earlier application of the same bytes, or None if never applied."""
-    seen = scalar(con, "select count(*) from audit_log where action = 'apply_return' and file_hash = ?",
-                           [file_hash])
-    rows = con.execute("select file, row_number, column_name, reason, suspect_id from return_refusals"
-                       " where file_hash = ? order by row_number, column_name", [file_hash]).fetchall()
-    if not seen and not rows:
+def _earlier_application(con, file_hash: str) -> set[int] | None:
+    """None if these bytes were never applied; else the rows of them refused the last time (empty:
+    every row applied, so applying them again could change nothing). Sent again, only the refused rows
+    are looked at again: what refused them may have passed (the other of two conflicting copies
+    withdrawn, a 核实日期 no longer in the future); the rows applied then are not applied over
+    answers the agency has given since."""
+    last = scalar(con, "select max(happened_at) from audit_log where action = 'apply_return' and file_hash = ?",
+                  [file_hash])
+    if last is None:
         return None
-    return [Refusal(*r[:4], suspect_id=r[4]) for r in rows]
+    # the refusals of that last application (written with the audit row, at the same moment)
+    return {row for (row,) in con.execute(
+        "select distinct row_number from return_refusals where file_hash = ? and refused_at = ?",
+        [file_hash, last]).fetchall()}
 
 
 def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: ReturnsReport,
@@ -321,10 +395,9 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
         report.files.append(FileResult(str(path), None, status="unreadable"))
         report.refusals.append(Refusal(str(path), 0, "", f"无法打开文件：{exc.strerror or exc}"))
         return
-    previous = _previous(con, file_hash)
-    if previous is not None:
-        report.files.append(FileResult(str(path), file_hash, status="already_applied", refused=len(previous)))
-        report.refusals.extend(previous)
+    retry_rows = _earlier_application(con, file_hash)
+    if retry_rows == set():
+        report.files.append(FileResult(str(path), file_hash, status="already_applied"))
         return
     result = FileResult(str(path), file_hash)
     report.files.append(result)
@@ -341,7 +414,7 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
                 result.status = "unreadable"
                 refuse(0, "", f"不是可读取的核查台账：{exc}")
         if sheet is not None:
-            _apply_sheet(con, path, sheet, as_of, result, report, refuse, now, conflicts)
+            _apply_sheet(con, path, sheet, as_of, result, report, refuse, now, conflicts, retry_rows)
         if refusals:
             con.executemany(
             "insert into return_refusals values (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -361,7 +434,7 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
 
 
 def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, report: ReturnsReport, refuse, now,
-                 conflicts: dict[str, list[str]]) -> None:
+                 conflicts: dict[str, list[str]], retry_rows: set[int] | None = None) -> None:
     missing = [c for c in HEADER if c not in sheet.columns]
     if missing:
         for c in missing:
@@ -468,6 +541,9 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             for column, reason in problems:
                 refuse(row_number, column, reason, sid)
             result.refused += 1
+            continue
+        if retry_rows is not None and row_number not in retry_rows:
+            result.unchanged += 1  # applied when these bytes came before (see _earlier_application)
             continue
         outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, sheet.export_id, now, refuse)
         if outcome is None:

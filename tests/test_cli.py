@@ -116,6 +116,12 @@ def test_returns_names_a_missing_workbook(tmp_path, capsys):
     assert code == cli.EXIT_USAGE and "gone.xlsx" in err
 
 
+def test_returns_given_a_folder_says_it_wants_the_workbooks(tmp_path, capsys):
+    (tmp_path / "returned").mkdir()
+    code, err = _refusal(capsys, ["returns", "--db", str(tmp_path / "fw.duckdb"), str(tmp_path / "returned")])
+    assert code == cli.EXIT_USAGE and "is a folder, not a workbook" in err and "not found" not in err
+
+
 def test_returns_without_a_store_says_to_run_nightly_first_and_creates_none(tmp_path, capsys):
     workbook = tmp_path / "疑点核查台账_360702_20261201.xlsx"
     workbook.write_bytes(b"PK")  # never opened: the missing store is refused first

@@ -168,7 +168,8 @@ def test_reapplying_the_same_workbook_changes_nothing(con, tmp_path):
     before = (scalar(con, "select count(*) from suspect_events"), scalar(con, "select count(*) from audit_log"),
               scalar(con, "select count(*) from return_refusals"))
     again = returns.apply_returns(con, [returned], RETURN_DAY + dt.timedelta(days=3))
-    assert again.applied == [] and again.files[0].status == "already_applied"
+    # sent again, only the row refused the first time is looked at again: refused again, the same way
+    assert again.applied == [] and again.files[0].unchanged == 2
     assert [(r.row, r.column) for r in again.refusals] == [(r.row, r.column) for r in first.refusals]
     # a copy saved again (other bytes, same answers) also changes nothing
     resaved = Clerk(returned)
@@ -523,3 +524,112 @@ def test_a_sheet_left_with_the_answer_on_record_does_not_conflict_with_one_that_
     report = returns.apply_returns(con, [untouched, done.save(tmp_path / "done.xlsx")], RETURN_DAY)
     assert report.refusals == []
     assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
+
+
+def test_a_clean_workbook_sent_again_is_not_applied_again(con, tmp_path):
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
+    returned = clerk.save()
+    assert len(returns.apply_returns(con, [returned], RETURN_DAY).applied) == 1
+    audits = scalar(con, "select count(*) from audit_log")
+    again = returns.apply_returns(con, [returned], RETURN_DAY)
+    assert again.files[0].status == "already_applied" and again.refusals == []
+    assert "已回收过" in again.lines()[0]
+    assert scalar(con, "select count(*) from audit_log") == audits
+
+
+def test_a_workbook_refused_for_a_passing_reason_applies_when_sent_again(con, tmp_path):
+    """A refusal that says what to do must not be a dead end: the clerk does it — sends one of two
+    conflicting copies alone, or the same sheet once its 核实日期 is no longer in the future — and
+    the same bytes now apply; the rows applied the first time are not applied over newer answers."""
+    path = issue(con, tmp_path, n=3)[A]
+    one, two = Clerk(path), Clerk(path)
+    one.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    two.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=500)
+    one.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=100)
+    one.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[1], 核实说明="已更正", 核实日期=RETURN_DAY + dt.timedelta(days=2))
+    first, second = one.save(tmp_path / "clerk1.xlsx"), two.save(tmp_path / "clerk2.xlsx")
+    both = returns.apply_returns(con, [first, second], RETURN_DAY)
+    assert {(r.file, r.suspect_id) for r in both.refusals} == {
+        (str(first), f"S-{A}-1"), (str(second), f"S-{A}-1"), (str(first), f"S-{A}-3")}
+    assert "请只报送其中一份" in " ".join(r.reason for r in both.refusals)
+    assert status_of(con, f"S-{A}-1")[0] == "已下发" and status_of(con, f"S-{A}-2")[2] == Decimal("100.00")
+    # the agency answers S-2 again on a later sheet: more recovered
+    later = Clerk(path)
+    later.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=400)
+    assert len(returns.apply_returns(con, [later.save(tmp_path / "later.xlsx")], RETURN_DAY).applied) == 1
+
+    alone = returns.apply_returns(con, [first], RETURN_DAY + dt.timedelta(days=2))
+    assert alone.refusals == [] and alone.files[0].status == "applied"
+    assert status_of(con, f"S-{A}-1")[:2] == ("已销号", OUTCOME_LABELS[7])
+    assert status_of(con, f"S-{A}-3")[:2] == ("已销号", OUTCOME_LABELS[1])  # its date has come
+    assert status_of(con, f"S-{A}-2")[2] == Decimal("400.00")  # not set back to the first sheet's 100
+    assert alone.files[0].applied == 2 and alone.files[0].unchanged == 1
+    assert returns.apply_returns(con, [first], RETURN_DAY + dt.timedelta(days=2)).files[0].status == "already_applied"
+
+
+def test_a_number_typed_into_the_date_cell_is_read_as_the_date(con, tmp_path):
+    """20261126 pasted into the date-formatted 核实日期 cell is a number no date serial can be:
+    openpyxl reads it as #VALUE! (and warns on stderr); it is the date the clerk typed."""
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    row = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题", 核实日期=20261126)
+    clerk.ws.cell(row=row, column=clerk.header.index("核实日期") + 1).number_format = "yyyy-mm-dd"
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == []
+    assert status_of(con, f"S-{A}-1")[4] == dt.date(2026, 11, 26)
+
+
+@pytest.mark.parametrize("kind", ["xls", "ods", "csv", "zip"])
+def test_a_file_of_another_format_is_refused_in_words_a_clerk_can_act_on(con, tmp_path, kind):
+    import zipfile
+    path = issue(con, tmp_path, n=1)[A]
+    sent = tmp_path / f"returned.{kind}"
+    if kind == "xls":  # an OLE2 compound file, as Excel 97-2003 saves
+        sent.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 1024)
+    elif kind == "ods":
+        with zipfile.ZipFile(sent, "w") as z:
+            z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+            z.writestr("content.xml", "<office:document-content/>")
+    elif kind == "csv":
+        sent.write_text("疑点编号,核实结果\nS-1,7\n", encoding="utf-8")
+    else:
+        with zipfile.ZipFile(sent, "w") as z:
+            z.writestr("a.txt", "x")
+    report = returns.apply_returns(con, [sent], RETURN_DAY)
+    (refusal,) = report.refusals
+    assert refusal.row == 0 and "不是下发的 .xlsx 台账" in refusal.reason, refusal.reason
+    assert not any(word in refusal.reason.lower() for word in ("openpyxl", "xlrd", "file", "format", "support"))
+    assert {"xls": ".xls", "ods": ".ods", "csv": "文本文件", "zip": "zip"}[kind] in refusal.reason
+    assert path.exists()
+
+
+def test_a_worklist_renamed_to_another_extension_is_read_by_its_content(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    renamed = clerk.save(tmp_path / "台账.xls")
+    report = returns.apply_returns(con, [renamed], RETURN_DAY)
+    assert report.refusals == [] and status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
+def test_a_copied_worklist_sheet_is_read_where_the_answers_are(con, tmp_path):
+    """A clerk copies 疑点清单 and fills the copy: its answers apply (taking the empty original would
+    drop them silently); two sheets both filled in are refused naming both."""
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    copy = clerk.wb.copy_worksheet(clerk.ws)
+    copy.title = "疑点清单 (2)"
+    copy.cell(row=clerk.rows[f"S-{A}-1"], column=clerk.header.index("核实结果") + 1, value=OUTCOME_LABELS[4])
+    copy.cell(row=clerk.rows[f"S-{A}-1"], column=clerk.header.index("追回金额") + 1, value=1000)
+    one = clerk.save(tmp_path / "copy_filled.xlsx")
+    report = returns.apply_returns(con, [one], RETURN_DAY)
+    assert report.refusals == [] and status_of(con, f"S-{A}-1")[0] == "已销号"
+
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    both = clerk.save(tmp_path / "both_filled.xlsx")
+    report = returns.apply_returns(con, [both], RETURN_DAY)
+    (refusal,) = report.refusals
+    assert refusal.row == 0 and "“疑点清单”" in refusal.reason and "“疑点清单 (2)”" in refusal.reason
+    assert status_of(con, f"S-{A}-2")[0] == "已下发"
