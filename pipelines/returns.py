@@ -30,7 +30,7 @@ from . import casework
 from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, NO_PROBLEM, OUTCOME_LABELS, RECOVER, TRANSFER,
                        TRANSFERRED, outcome_number, parse_outcome)
 from .store import scalar
-from .worklists import (COVER, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, canonical, file_sha256,
+from .worklists import (COVER, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text, canonical, file_sha256,
                         current_actor, ensure_worklist_schema, parse_date, parse_money)
 
 RETURNS_DDL = """
@@ -331,8 +331,10 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) 
             sheet = sheets[str(path)] = _read(path)
         except Exception:  # noqa: BLE001 — reported when the file itself is applied
             continue
+        prefilled = _prefilled(con, sheet.export_id)
         for sid, answer in _sheet_answers(sheet).items():
-            answers.setdefault(sid, {})[str(path)] = answer
+            if answer != prefilled.get(sid):
+                answers.setdefault(sid, {})[str(path)] = answer
     # The answer on record, shown pre-filled on a 核查中 or 已重开 suspect's row, is no answer: a
     # sheet that leaves it untouched does not conflict with one that completes it.
     on_record = {sid: tuple(_comparable(c, v) for c, v in zip(EDITABLE, stored)) for sid, *stored in con.execute(
@@ -347,13 +349,8 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) 
 
 
 def _comparable(column: str, value: Any) -> str:
-    """One answer cell in a form equal for equal answers (the outcome by its number)."""
-    if isinstance(value, Uncalculated):
-        return value.formula
-    if column == "核实结果":
-        number = parse_outcome(value)
-        return str(number) if number is not None else canonical(column, value)
-    return canonical(column, value)
+    """One answer cell in a form equal for equal answers (worklists.answer_text)."""
+    return value.formula if isinstance(value, Uncalculated) else answer_text(column, value)
 
 
 def _sheet_answers(sheet: _Sheet) -> dict[str, tuple]:
@@ -368,6 +365,17 @@ def _sheet_answers(sheet: _Sheet) -> dict[str, tuple]:
         if sid and any(answer):
             out[sid] = answer
     return out
+
+
+def _prefilled(con, export_id: str | None) -> dict[str, tuple]:
+    """{suspect: its answer cells as pre-filled on that export} (a 核查中 or 已重开 row shows the
+    answer on record then). Left untouched they are no answer — also when the record has changed
+    since (another copy answered later): taken as one, they would undo that newer answer."""
+    if not export_id:
+        return {}
+    return {sid: tuple(json.loads(cells).get(c, "") for c in EDITABLE) for sid, cells in con.execute(
+        "select suspect_id, prefilled from worklist_rows where export_id = ? and prefilled is not null",
+        [export_id]).fetchall()}
 
 
 def _earlier_application(con, file_hash: str) -> set[int] | None:
@@ -448,6 +456,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         return None if isinstance(v, str) and not v.strip() else v
 
     ids = [canonical("疑点编号", cell(v, "疑点编号")) for _, v in sheet.rows]
+    prefilled = _prefilled(con, sheet.export_id)
     wanted = sorted({i for i in ids if i})
     suspects = {r[0]: r for r in con.execute(
         "select suspect_id, agency_code, status, amount, outcome, recovered_amount, verification_note, verified_on"
@@ -533,6 +542,9 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         answer, problems = _read_answer(cell, values, suspect, as_of)
         if answer is None and not problems:
             result.pending += 1
+            continue
+        if sid in prefilled and tuple(_comparable(c, cell(values, c)) for c in EDITABLE) == prefilled[sid]:
+            result.unchanged += 1  # the answer pre-filled on this export, untouched: no new answer
             continue
         if sid in reopened_since:
             problems.append(("核实结果", f"疑点 {sid} 已于 {reopened_since[sid]} 因新证据重开，本台账下发在重开之前："

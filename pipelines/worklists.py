@@ -54,13 +54,17 @@ create table if not exists worklist_rows (
     file        varchar,
     as_of       date,
     exported_at timestamp,
-    locked      json               -- column -> canonical text of each locked cell as issued
+    locked      json,              -- column -> canonical text of each locked cell as issued
+    prefilled   json               -- column -> answer_text of each answer cell as issued (a 核查中 or
+                                   -- 已重开 row carries the answer on record); null when issued empty
 )
 """
 
 
 def ensure_worklist_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(WORKLIST_DDL)
+    # stores made before the column existed: their exports had no pre-filled answers on record
+    con.execute("alter table worklist_rows add column if not exists prefilled json")
 
 
 # ---------------------------------------------------------------- cell values, both directions
@@ -127,6 +131,14 @@ def parse_date(value: Any) -> dt.date | None:
         return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
         raise ValueError(f"not a date: {value!r}") from None
+
+
+def answer_text(column: str, value: Any) -> str:
+    """One answer cell in a form equal for equal answers (the outcome by its number)."""
+    if column == "核实结果":
+        number = casework.parse_outcome(value)
+        return str(number) if number is not None else canonical(column, value)
+    return canonical(column, value)
 
 
 def canonical(column: str, value: Any) -> str:
@@ -536,9 +548,12 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
             file_hash = file_sha256(tmp)
             ids = [s["suspect_id"] for s in flags]
             con.executemany(
-                "insert into worklist_rows values (?, ?, ?, ?, ?, ?, ?, ?)",
+                "insert into worklist_rows (export_id, suspect_id, agency_code, row_number, file, as_of, exported_at,"
+                " locked, prefilled) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [[export_id, s["suspect_id"], agency_code, i, str(path), as_of, now,
-                  json.dumps({c: canonical(c, v[c]) for c in LOCKED}, ensure_ascii=False)]
+                  json.dumps({c: canonical(c, v[c]) for c in LOCKED}, ensure_ascii=False),
+                  json.dumps({c: answer_text(c, v[c]) for c in EDITABLE}, ensure_ascii=False)
+                  if any(v[c] is not None for c in EDITABLE) else None]
                  for i, (s, v) in enumerate(zip(flags, rows), start=2)],
             )
             con.execute(

@@ -633,3 +633,49 @@ def test_a_copied_worklist_sheet_is_read_where_the_answers_are(con, tmp_path):
     (refusal,) = report.refusals
     assert refusal.row == 0 and "“疑点清单”" in refusal.reason and "“疑点清单 (2)”" in refusal.reason
     assert status_of(con, f"S-{A}-2")[0] == "已下发"
+
+
+def test_an_untouched_prefilled_row_does_not_undo_an_answer_given_since(con, tmp_path):
+    """Two clerks take copies of a night's sheet, where a 核查中 suspect shows 4 / 300 on record. One
+    records 600 recovered; the other answers only another suspect. The second copy's untouched
+    row is what was issued, not a new answer: the 600 stands — and once the suspect is closed, the
+    untouched row is not refused either."""
+    path = issue(con, tmp_path, n=3)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    night = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))[0]
+    assert rows_by_id_of(night)[f"S-{A}-1"]["追回金额"] == 300
+    first, second = Clerk(night), Clerk(night)
+    first.fill(f"S-{A}-1", 追回金额=600)
+    returns.apply_returns(con, [first.save(tmp_path / "first.xlsx")], RETURN_DAY + dt.timedelta(days=2))
+    assert status_of(con, f"S-{A}-1")[2] == Decimal("600.00")
+    before = events(con, f"S-{A}-1")
+    second.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    report = returns.apply_returns(con, [second.save(tmp_path / "second.xlsx")], RETURN_DAY + dt.timedelta(days=3))
+    assert report.refusals == [] and report.files[0].unchanged == 1 and report.files[0].applied == 1
+    assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("600.00"))
+    assert events(con, f"S-{A}-1") == before
+
+    third = Clerk(night)
+    third.fill(f"S-{A}-1", 追回金额=1000)
+    returns.apply_returns(con, [third.save(tmp_path / "third.xlsx")], RETURN_DAY + dt.timedelta(days=3))
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+    late = Clerk(night)
+    late.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    report = returns.apply_returns(con, [late.save(tmp_path / "late.xlsx")], RETURN_DAY + dt.timedelta(days=4))
+    assert report.refusals == [] and status_of(con, f"S-{A}-3")[0] == "已销号"
+
+
+def test_two_copies_one_untouched_and_one_answered_do_not_conflict(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    night = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))[0]
+    answered, untouched = Clerk(night), Clerk(night)
+    answered.fill(f"S-{A}-1", 追回金额=1000)
+    untouched.ws.cell(row=1, column=1).comment = None  # saved again, nothing typed
+    report = returns.apply_returns(con, [answered.save(tmp_path / "a.xlsx"), untouched.save(tmp_path / "b.xlsx")],
+                                   RETURN_DAY + dt.timedelta(days=2))
+    assert report.refusals == [] and status_of(con, f"S-{A}-1")[0] == "已销号"
