@@ -111,7 +111,7 @@ def ingest_new_deliveries(con, inbox: Path, run_id: str, progress: Progress):
              ", ".join(new_deliveries(found)) or "none")
     for f in found.files:
         if f.status == "failed":
-            log.warning("could not read %s: %s", Path(f.path).name, scrub(f.message))
+            log.warning("could not read %s: %s", scrub(Path(f.path).name), scrub(f.message))
     return found
 
 

@@ -1388,9 +1388,17 @@ def _scannable(con, frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
+_DIGIT_RUN = re.compile(r"[0-9０-９]{4}")
+
+
 def _write_rejected(con, kind: str, rejected: pl.DataFrame, lineage: dict[str, str]) -> None:
     if rejected.height == 0:
         return
+    # A reason quotes the refused cell, and an ID number or card number may sit in the wrong column
+    # (an amount, a date): masked, as in every message (`raw` keeps the row as delivered).
+    rejected = rejected.with_columns(pl.Series("reason", [
+        mask_ids_in_text(r) if r is not None and _DIGIT_RUN.search(r) else r for r in rejected.get_column("reason")],
+        dtype=pl.Utf8))
     staged = rejected.select(
         pl.lit(kind).alias("extract"),
         pl.lit(lineage["_source_file"]).alias("source_file"),

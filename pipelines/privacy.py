@@ -31,9 +31,20 @@ MASK_ID_SQL = "case when {col} is null then null else substr({col}, 1, 6) || rep
 # An 18-character (or legacy 15-digit) ID number anywhere in a message. Deliberately greedy: the
 # first 18 digits of a longer run (a bank account) are masked too — a log line loses nothing by it.
 _ID_IN_TEXT = re.compile(r"\d{17}[\dXx]|\d{15}")
+# The same numbers as clerks type them into the wrong column: in groups (360702 19720202 0224,
+# 6222 0000 0000 0004 4444) — only the groupings of an ID number or a card number, so that dates
+# and periods in a message (2026-11-21) stay as they are.
+_GROUPED_IN_TEXT = re.compile(r"(?<!\d)(?:\d{6}([ -])\d{8}\1\d{3}[\dXx]|\d{6}([ -])\d{6}\2\d{3}"
+                              r"|\d{4}([ -])\d{4}(?:\3\d{4}){2,3}(?:\3\d{1,3})?)(?!\d)")
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９ＸｘＸ", "0123456789XxX")
 
 
 def mask_ids_in_text(text: object) -> str:
     """Any message that may quote a data value (a refused cell, a DuckDB conversion error): every
-    ID number in it masked, so no log line, run summary or reason carries a full one."""
-    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), str(text))
+    ID number in it masked — also in full-width digits or typed in groups — so no log line, run
+    summary or reason carries a full one (nor a bank card number, masked the same way)."""
+    text = str(text)
+    if any("０" <= ch <= "９" for ch in text):
+        text = text.translate(_FULL_WIDTH_DIGITS)
+    text = _GROUPED_IN_TEXT.sub(lambda m: mask_id(re.sub(r"[ -]", "", m.group(0))), text)
+    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)

@@ -22,6 +22,7 @@ from typing import Callable
 import duckdb
 
 from . import extracts as X
+from .report_mask import mask_name
 from .store import scalar
 
 QUALITY_DDL = """
@@ -125,7 +126,15 @@ def _delivery_frame(con, kind: str, delivery: str):
     sql = _frame_sql(kind)
     if rows > SAMPLE_ROWS:
         sql = f"select * from ({sql}) using sample reservoir({SAMPLE_ROWS} rows) repeatable (7)"
-    return con.execute(sql, {"delivery": delivery}).df(), rows
+    frame = con.execute(sql, {"delivery": delivery}).df()
+    # A value outside its code list is free text a clerk typed, and may hold a name or an ID number
+    # (补发 + a name): the Data Docs and warnings show its first character only. The counts do not
+    # change — a masked value is as far outside the list as the value was.
+    for col, codes in CODE_SETS.items():
+        if col in frame.columns:
+            allowed = set(codes)
+            frame[col] = frame[col].map(lambda v: v if v is None or v != v or v in allowed else mask_name(str(v)))
+    return frame, rows
 
 
 def _id_validity_frame(con, kind: str, delivery: str):
@@ -205,6 +214,8 @@ def _describe(result) -> tuple[str, str | None, dict]:
     observed = {k: result.result.get(k) for k in
                 ("observed_value", "element_count", "unexpected_count", "unexpected_percent",
                  "partial_unexpected_list") if k in result.result}
+    if isinstance(observed.get("unexpected_percent"), float):  # 5.769230769230769 reads like a number to mask
+        observed["unexpected_percent"] = round(observed["unexpected_percent"], 3)
     return cfg.type, kwargs.get("column"), {"kwargs": kwargs, "observed": observed}
 
 

@@ -271,10 +271,14 @@ def quality(con) -> dict:
         out["delivery"] = delivery
     out["rejected"] = []
     if delivery is not None and table_exists(con, "rejected_rows"):
-        # The reason only: `raw` holds the row as delivered, ID numbers included.
+        # The kind of reason only: `raw` holds the row as delivered, and a reason quotes the refused
+        # cell — which may be a name or an ID number typed into the wrong column. The quoted value
+        # is left out, so the page counts rows by what was wrong, not by value.
         out["rejected"] = [
             {**r, "reason": scrub_text(r["reason"])}
-            for r in rows(con, """select extract, reason, count(*) as n from rejected_rows where delivery = $d
+            for r in rows(con, """select extract, regexp_replace(reason, '''[^'']*''', '…', 'g') as reason,
+                                         count(*) as n
+                                  from rejected_rows where delivery = $d
                                   group by all order by n desc, extract limit 50""", {"d": delivery})
         ]
     return out

@@ -29,6 +29,7 @@ import openpyxl
 from . import casework
 from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, NO_PROBLEM, OUTCOME_LABELS, RECOVER, TRANSFER,
                        TRANSFERRED, outcome_number, parse_outcome)
+from .privacy import mask_ids_in_text
 from .store import scalar
 from .worklists import (COVER, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text, canonical, file_sha256,
                         current_actor, ensure_worklist_schema, parse_date, parse_money)
@@ -63,6 +64,11 @@ class Refusal:
     column: str
     reason: str
     suspect_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # a reason may quote what a clerk typed — an ID number in the wrong cell: printed, stored
+        # in return_refusals, it is masked like every message
+        self.reason = mask_ids_in_text(self.reason)
 
     def line(self) -> str:
         where = f"第{self.row}行" if self.row else "整个文件"
@@ -121,7 +127,7 @@ class ReturnsReport:
         if self.refusals:
             out.append(f"退回 {len(self.refusals)} 处（请更正后重新报送）：")
             out.extend("  " + r.line() for r in self.refusals)
-        return out
+        return [mask_ids_in_text(line) for line in out]  # a file may be named after a person
 
 
 # ---------------------------------------------------------------- reading a returned workbook

@@ -47,7 +47,7 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["rows_replaced"] = sum(f.rows_replaced or 0 for f in files if f.status == "ingested")
         s["deliveries"] = sorted({f.delivery for f in files if f.status == "ingested"})
         s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
-        s["failed_files"] = [{"file": Path(f.path).name, "reason": _scrub(f.message or "")}
+        s["failed_files"] = [{"file": mask_ids_in_text(Path(f.path).name), "reason": _scrub(f.message or "")}
                              for f in files if f.status == "failed"]
         s["copies_skipped"] = [{"file": Path(f.path).name, "same_as": f.duplicate_of}
                                for f in files if f.status == "skipped" and f.duplicate_of]

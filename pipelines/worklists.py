@@ -29,6 +29,8 @@ import yaml
 
 from . import casework, runlock
 from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
+from .privacy import mask_id
+from .report_mask import mask_name
 from .suspects import reported_gone_sql
 from .workdays import WorkCalendar, calendar_from
 
@@ -192,8 +194,20 @@ def rule_titles() -> dict[str, str]:
     return titles
 
 
-def evidence_summary(evidence: Any, limit: int = 800) -> str:
-    """The evidence JSON as one readable line: "key: value；list: 3项 (a, b, c…)"."""
+def _other_agencys_person(v: dict, agency: str | None) -> bool:
+    """An evidence entry about a person another agency pays (`agency_code`, or `agencies` of a
+    person paid by several): an agency's worklist holds its own persons only in full."""
+    if agency is None or "person_id" not in v:
+        return False
+    payers = v.get("agencies") if isinstance(v.get("agencies"), list) else (
+        [v["agency_code"]] if v.get("agency_code") else None)
+    return payers is not None and agency not in payers
+
+
+def evidence_summary(evidence: Any, limit: int = 800, agency: str | None = None) -> str:
+    """The evidence JSON as one readable line: "key: value；list: 3项 (a, b, c…)". With `agency`,
+    the worklist's: a person of another agency in it (SHARED_BANK_ACCOUNT's other payees) is shown
+    masked, with the agencies that pay them, so that the two can be put in touch by the office."""
     if evidence is None:
         return ""
     if isinstance(evidence, str):
@@ -204,6 +218,9 @@ def evidence_summary(evidence: Any, limit: int = 800) -> str:
 
     def short(v: Any) -> str:
         if isinstance(v, dict):
+            if _other_agencys_person(v, agency):
+                v = {**v, "person_id": mask_id(v["person_id"]),
+                     **({"name": mask_name(v["name"])} if v.get("name") else {})}
             return "，".join(f"{k}={short(x)}" for k, x in v.items())
         if isinstance(v, list):
             head = "，".join(short(x) for x in v[:3])
@@ -267,7 +284,7 @@ def _row_values(r: dict, titles: dict[str, str]) -> dict[str, Any]:
     # A partly answered suspect shows the answer on record, and so does a reopened one: its
     # 追回金额 so far stands (a clerk who typed only the newly recovered month would lower it).
     show_answer = r["status"] in (casework.IN_PROGRESS, REOPENED)
-    evidence = evidence_summary(r["evidence"])
+    evidence = evidence_summary(r["evidence"], agency=r["agency_code"])
     if r["gone"]:
         # Still open — only the agency's answer closes a suspect — but the latest data no longer
         # raise it (a corrected or reversed record): the agency should know, and may answer 1 or 2.

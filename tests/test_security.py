@@ -166,3 +166,100 @@ def test_no_print_or_log_call_in_pipelines_formats_a_raw_person_id():
             if call.search(line) and re.search(r"\bperson_id\b|\bpid\b", line) and "mask_id" not in line:
                 offenders.append(f"{source.name}:{number}: {line.strip()}")
     assert not offenders, offenders
+
+
+# ------------------------------------------------------------ personal data typed where it does not belong
+
+OTHER = "36070219600202002" + check_digit("36070219600202002")
+FULL_WIDTH = OTHER.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+GROUPED = f"{OTHER[:6]} {OTHER[6:14]} {OTHER[14:]}"
+CARD = "6222 0000 0000 0004 4444"
+
+
+def _forms_absent(text: str) -> None:
+    for form in (OTHER, FULL_WIDTH, GROUPED, OTHER[:6] + "-" + OTHER[6:14] + "-" + OTHER[14:], CARD, "4444 4"):
+        assert form not in text, form
+
+
+def test_an_id_number_in_the_wrong_column_is_masked_in_reasons_and_left_off_the_dashboard(tmp_path):
+    """An ID number (in any form a clerk types it) or a card number in an amount or a date column:
+    the row is refused, its reason masked in rejected_rows; the province dashboard counts reasons
+    without the quoted cell at all (it may be a name)."""
+    from pipelines.ingest import ingest_inbox
+    d = tmp_path / "inbox" / "2026-11-21"
+    d.mkdir(parents=True)
+    header = "payment_id,person_id,name,insurance_type,item,period,paid_on,amount,bank_account,agency_code\n"
+    rows = [f"P1,{PID},甲,110,基本养老金,202611,2026-11-10,{OTHER},6217000000000001,{AGENCY}",
+            f"P2,{PID},甲,110,基本养老金,202611,{FULL_WIDTH},100.00,6217000000000001,{AGENCY}",
+            f"P3,{PID},甲,110,基本养老金,202611,{GROUPED},100.00,6217000000000001,{AGENCY}",
+            f"P4,{PID},甲,110,基本养老金,202611,{CARD},100.00,6217000000000001,{AGENCY}",
+            f"P5,{PID},甲,110,基本养老金,202611,名泄一,100.00,6217000000000001,{AGENCY}"]
+    (d / "payments_360702_202611.csv").write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, tmp_path / "inbox")
+        reasons = [r for (r,) in con.execute("select reason from rejected_rows order by row_number").fetchall()]
+        assert len(reasons) == 5
+        _forms_absent(" ".join(reasons))
+        assert OTHER[:6] + "********" + OTHER[-4:] in reasons[0]
+        report.write_report(con, tmp_path / "out", AS_OF)
+        page = (tmp_path / "out" / "dashboard.html").read_text(encoding="utf-8")
+        _forms_absent(page)
+        assert "名泄一" not in page and "不是有效日期" in page
+        assert "raw" not in json.dumps(report_rejections(con))
+    finally:
+        con.close()
+
+
+def report_rejections(con):
+    from pipelines.report_data import quality
+    return quality(con)["rejected"]
+
+
+def test_returns_messages_mask_an_id_number_typed_into_the_sheet(con, tmp_path):
+    path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
+    wb = openpyxl.load_workbook(path)
+    ws = wb["疑点清单"]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("核实结果") + 1, value=OTHER)
+    ws.cell(row=3, column=header.index("疑点编号") + 1, value=FULL_WIDTH)
+    ws.cell(row=4, column=header.index("核实结果") + 1, value=OUTCOME_LABELS[4])
+    ws.cell(row=4, column=header.index("追回金额") + 1, value=GROUPED + "元")
+    sent = tmp_path / f"台账_{OTHER}.xlsx"
+    wb.save(sent)
+    result = returns.apply_returns(con, [sent], AS_OF + dt.timedelta(days=3))
+    assert len(result.refusals) >= 3
+    printed = "\n".join(result.lines())
+    _forms_absent(printed)
+    _forms_absent(" ".join(r for (r,) in con.execute("select reason from return_refusals").fetchall()))
+    assert OTHER[:6] + "********" + OTHER[-4:] in printed
+
+
+def test_a_worklist_shows_another_agencys_person_masked_in_the_evidence(tmp_path):
+    """SHARED_BANK_ACCOUNT: one account paid to persons of three agencies goes to one agency's
+    worklist; the other agencies' persons in its evidence are masked, their agencies named."""
+    from pipelines import rules, suspects
+    from pipelines.config import Config
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        people = [("36070219500101001", "甲共一", "360702001"), ("36070219600202002", "乙共二", "360702001"),
+                  ("36072119600303003", "丙共三", "360721001"), ("36010219600404004", "丁共四", "360102001")]
+        for i, (p17, name, agency) in enumerate(people):
+            con.execute("insert into payments (payment_id, person_id, name, insurance_type, item, period, paid_on,"
+                        " amount, bank_account, agency_code, _file_hash) values (?, ?, ?, '110', '基本养老金', '202611',"
+                        " '2026-11-10', 3000, '6222000000000009999', ?, 'h')", [f"P{i}", p17 + check_digit(p17), name, agency])
+        rules.detect(con, AS_OF, Config())
+        suspects.update_suspects(con, AS_OF, "t")
+        (path,) = worklists.write_worklists(con, tmp_path / "out", AS_OF)
+        assert "360702001" in path.name
+        text = " ".join(str(v) for row in openpyxl.load_workbook(path)["疑点清单"].iter_rows(values_only=True)
+                        for v in row if v is not None)
+        own = people[0][0] + check_digit(people[0][0])
+        assert own in text and "甲共一" in text
+        for p17, name, agency in people[2:]:
+            assert p17 + check_digit(p17) not in text and name not in text
+        # 丁 (360102…) sorts first of the payees the summary shows: masked, with the agency that pays them
+        ding = people[3][0] + check_digit(people[3][0])
+        assert ding[:6] + "********" + ding[-4:] in text and "丁**" in text and "360102001" in text
+    finally:
+        con.close()
