@@ -127,7 +127,9 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         from suspects s
         where s.rule_id in ({ran_clean})
           and s.suspect_id not in (select suspect_id from _incoming)
-          and s.last_detected_on < $as_of
+          -- also one found earlier the same day: a night re-run with another config no longer finds
+          -- it (not one found at a later as-of: a night run for an earlier day knows less)
+          and s.last_detected_on <= $as_of
           and s.suspect_id not in (select suspect_id from _gone)
           and {_rechecked(con, "s")}""",
                 {"as_of": as_of})

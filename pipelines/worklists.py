@@ -289,7 +289,7 @@ def _row_values(r: dict, titles: dict[str, str]) -> dict[str, Any]:
         # Still open — only the agency's answer closes a suspect — but the latest data no longer
         # raise it (a corrected or reversed record): the agency should know, and may answer 1 or 2.
         evidence = (f"【最近一次检出为 {r['last_detected_on']:%Y-%m-%d}，此后的数据已不再触发本规则"
-                    f"（数据可能已更正或冲正），请核实后填报】" + evidence)
+                    f"（数据可能已更正或冲正，或规则参数已调整），请核实后填报】" + evidence)
     return {
         "疑点编号": r["suspect_id"], "规则编号": r["rule_id"], "规则名称": titles.get(r["rule_id"], r["rule_id"]),
         "公民身份号码": r["person_id"], "姓名": r["name"], "涉及金额": r["amount"],

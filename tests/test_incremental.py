@@ -253,3 +253,30 @@ def test_a_rule_failing_on_its_subjects_rows_leaves_no_shadow_table_for_the_rule
     assert not con.execute("select table_name from duckdb_tables() where temporary and table_name = 'payments'").fetchall()
     assert store.scalar(con, "select count(*) from payments") > 0
     con.close()
+
+
+def test_a_same_day_rerun_with_another_config_reports_what_it_no_longer_finds(night_one, tmp_path):
+    """The night re-run for the same as-of with a higher threshold: the suspects it no longer finds
+    are reported no_longer_detected at once — and the next night (same config, incremental) does
+    not count them as found again."""
+    path = tmp_path / "rerun.duckdb"
+    shutil.copy(night_one, path)
+    con = store.connect(path)
+    try:
+        large = con.execute("""select suspect_id, amount from suspects where rule_id = 'LARGE_PAYMENT_UNREVIEWED'
+                               order by amount""").fetchall()
+        assert len(large) >= 2, "the generated data plants several large unreviewed payments"
+        threshold = float(large[-1][1])  # only the largest stays a suspect
+        config = Config({"rules": {"LARGE_PAYMENT_UNREVIEWED": {"large_payment_threshold": threshold}}})
+        rules.detect(con, AS_OF, config, rules=bench.deterministic_rules(), incremental=True)
+        suspects.update_suspects(con, AS_OF, "rerun")
+        gone = {sid for (sid,) in con.execute("""select suspect_id from suspect_events
+                                                 where event = 'no_longer_detected' and run_id = 'rerun'""").fetchall()}
+        assert gone == {sid for sid, amount in large if float(amount) < threshold}
+        rules.detect(con, NEXT, config, rules=bench.deterministic_rules(), incremental=True)
+        suspects.update_suspects(con, NEXT, "next")
+        stale = con.execute("select count(*) from suspects where list_contains(?, suspect_id) and last_detected_on = ?",
+                            [sorted(gone), NEXT]).fetchall()[0][0]
+        assert stale == 0
+    finally:
+        con.close()
