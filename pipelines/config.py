@@ -84,6 +84,11 @@ def load_config(path: str | Path | None = None) -> Config:
         calendar_from(config)  # a mistyped holiday is refused now, not when a deadline is counted
         _check_duckdb(config["duckdb"])  # and a mistyped memory limit now, not at the night's first query
         _check_rule_ids(config)  # and a mistyped rule id, which would otherwise change nothing, silently
+        _check_rule_params(config)  # a parameter the rule lacks, or of the wrong kind, now, not at detect
+        _check_casework(config["casework"])
+        _check_regions(config["regions"])
+        _check_known_keys("outlier", config["outlier"])
+        _check_known_keys("schedule", config["schedule"])
     except ValueError as exc:
         raise SystemExit(f"config file {path}: {exc}")
     return config
@@ -137,6 +142,108 @@ def _check_rule_ids(config: Config) -> None:
             raise ValueError(f"{where}: there is no rule {rule_id!r} (rules: {', '.join(sorted(known))})")
 
 
+def _check_known_keys(name: str, section: Any) -> None:
+    """A section's keys are the ones fundwatch reads: a misspelt key would change nothing, silently."""
+    if not isinstance(section, dict):
+        raise ValueError(f"{name}: expected a mapping of {', '.join(DEFAULTS[name])}")
+    unknown = set(section) - set(DEFAULTS[name])
+    if unknown:
+        raise ValueError(f"{name}: unknown setting(s) {', '.join(sorted(map(str, unknown)))} "
+                         f"(known: {', '.join(DEFAULTS[name])})")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _check_casework(section: Any) -> None:
+    """Deadlines and thresholds of the casework (CONTRACT §5): counts of days are whole and at
+    least 1, amounts positive and in order — a negative period would flag every suspect at once."""
+    _check_known_keys("casework", section)
+    for key in ("verify_working_days", "escalate_after_days", "report_working_days"):
+        value = section[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"casework.{key}: expected a whole number of days, at least 1, got {value!r}")
+    for key in ("major_from", "ministry_from"):
+        if not _is_number(section[key]) or section[key] <= 0:
+            raise ValueError(f"casework.{key}: expected an amount in yuan above 0, got {section[key]!r}")
+    if section["major_from"] > section["ministry_from"]:
+        raise ValueError(f"casework: major_from ({section['major_from']}) is above ministry_from "
+                         f"({section['ministry_from']}): 重大要情（报部） is the larger class")
+
+
+def _check_regions(regions: Any) -> None:
+    """regions.<行政区划代码>.rules.<ID>: a code of digits, and `rules` its only entry."""
+    for code, region in (regions or {}).items():
+        if not str(code).isdigit():
+            raise ValueError(f"regions.{code}: a region is named by its 行政区划代码 (digits, e.g. 360702)")
+        unknown = set(region or {}) - {"rules"}
+        if unknown:
+            raise ValueError(f"regions.{code}: unknown setting(s) {', '.join(sorted(map(str, unknown)))} "
+                             "(a region's parameters go under regions.<code>.rules.<RULE_ID>)")
+
+
+# Parameters in yuan: a whole default (50000) may be overridden by an amount with fen (49999.99).
+MONEY_PARAM_SUFFIXES = ("_threshold", "_amount")
+
+
+def _param_problem(name: str, default: Any, value: Any) -> str | None:
+    """Why `value` cannot stand for parameter `name` whose file default is `default` (None if it
+    can): the same kind of value — a whole number for a count of days or persons —, and a number
+    not below 0 when its default is not."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "expected true or false"
+    if isinstance(default, (int, float)):
+        whole = isinstance(default, int) and not name.endswith(MONEY_PARAM_SUFFIXES)
+        if not _is_number(value) or (whole and not isinstance(value, int)):
+            return "expected a whole number" if whole else "expected a number"
+        if default >= 0 and value < 0:
+            return "expected a number not below 0"
+        return None
+    if isinstance(default, list):
+        if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+            return "expected a list of values"
+        return None
+    if isinstance(default, str):
+        return None if isinstance(value, str) and value.strip() else "expected text"
+    return None
+
+
+def _check_rule_params(config: Config) -> None:
+    """Every parameter the config sets (rules.<ID>.<param>, regions.<code>.rules.<ID>.<param>, and
+    the config keys rules read, such as fiscal_accounts) is one the rule declares, of the kind of
+    its default. Else the night would fail at detection — after the other rules had merged — or
+    run with a value that means nothing (a threshold of "abc", true days, -1 persons)."""
+    from .rules import load_rules  # rules reads Config: imported here, not at the top
+
+    rules = {rule.id: rule for rule in load_rules()[0]}
+    sets = [(f"rules.{rid}", rid, over) for rid, over in (config["rules"] or {}).items()]
+    sets += [(f"regions.{code}.rules.{rid}", rid, over) for code, region in (config["regions"] or {}).items()
+             for rid, over in ((region or {}).get("rules") or {}).items()]
+    for where, rule_id, overrides in sets:
+        rule = rules.get(rule_id)
+        if rule is None or overrides is None:
+            continue
+        if not isinstance(overrides, dict):
+            raise ValueError(f"{where}: expected a mapping of parameter: value, got {overrides!r}")
+        unknown = set(overrides) - set(rule.params)
+        if unknown:
+            raise ValueError(f"{where}: unknown parameter(s) {', '.join(sorted(map(str, unknown)))}; "
+                             f"{rule_id} declares: {', '.join(sorted(rule.params)) or 'none'}")
+        for name, value in overrides.items():
+            problem = _param_problem(name, rule.params[name], value)
+            if problem:
+                raise ValueError(f"{where}.{name}: {problem}, got {value!r}")
+    for rule in rules.values():
+        for name, key in rule.config_params.items():
+            value = config.data
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            problem = None if value is None else _param_problem(name, rule.params[name], value)
+            if problem:
+                raise ValueError(f"{key}: {problem}, got {value!r}")
+
+
 def _check_duckdb(section: Any) -> None:
     """The `duckdb:` section: memory_limit must be a size DuckDB takes, temp_directory a folder."""
     if not isinstance(section, dict):
@@ -148,6 +255,10 @@ def _check_duckdb(section: Any) -> None:
     folder = section.get("temp_directory")
     if folder is not None and (not isinstance(folder, str) or not folder.strip()):
         raise ValueError(f"duckdb.temp_directory: expected a folder path, got {folder!r}")
+    if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+        raise ValueError(f"duckdb.temp_directory: {folder} is a file, not a folder")
+    if str(section.get("memory_limit") or "").strip().startswith("-"):
+        raise ValueError(f"duckdb.memory_limit: {section['memory_limit']!r} is below zero")
     probe = duckdb.connect()  # in memory: the limit is tried, nothing is opened or created
     try:
         store.apply_settings(probe, memory_limit=section.get("memory_limit"))

@@ -328,6 +328,19 @@ def _check_names(rule: Rule, overrides: dict, where: str) -> None:
                          f"{rule.id} declares: {', '.join(sorted(rule.params)) or 'none'}")
 
 
+def _overlay(rule: Rule, params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides on params, the last one winning — except a list fed from a config key (such as
+    fiscal_accounts): the rule's or a region's own list adds to the config's, which lists accounts
+    for every rule and region ("a 财政专户 … listed in config" stays one)."""
+    out = dict(params)
+    for name, value in overrides.items():
+        if name in rule.config_params and isinstance(value, list) and isinstance(out.get(name), list):
+            out[name] = out[name] + [v for v in value if v not in out[name]]
+        else:
+            out[name] = value
+    return out
+
+
 def parameter_sets(rule: Rule, config: Config) -> list[tuple[dict[str, Any], list[str] | None]]:
     """[(params, region_codes)]: region_codes None = every region without its own set."""
     base = dict(rule.params)
@@ -337,14 +350,14 @@ def parameter_sets(rule: Rule, config: Config) -> list[tuple[dict[str, Any], lis
             base[name] = value
     overrides = (config.get("rules") or {}).get(rule.id) or {}
     _check_names(rule, overrides, f"config rules.{rule.id}")
-    base.update(overrides)
+    base = _overlay(rule, base, overrides)
     by_values: dict[str, tuple[dict, list[str]]] = {}
     for region, section in sorted((config.get("regions") or {}).items()):
         region_over = ((section or {}).get("rules") or {}).get(rule.id)
         if not region_over:
             continue
         _check_names(rule, region_over, f"config regions.{region}.rules.{rule.id}")
-        params = {**base, **region_over}
+        params = _overlay(rule, base, region_over)
         if params == base:
             continue
         key = repr(sorted(params.items(), key=lambda kv: kv[0]))

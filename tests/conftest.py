@@ -61,3 +61,25 @@ def demo_run(tmp_path_factory) -> DemoRun:
     done = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--out", "demo"], cwd=work,
                           env=fundwatch_env(work / "prefect-home"), capture_output=True, text=True, timeout=900)
     return DemoRun(work / "demo", done.stdout, done.stderr, done.returncode)
+
+
+@pytest.fixture
+def broken_rule_checkout(tmp_path) -> Path:
+    """A copy of this fundwatch whose SHARED_BANK_ACCOUNT.yaml query fails at detection (a rule file
+    an office edited badly); put first on PYTHONPATH, the real command meets a rule that errors.
+    Not a stand-in: the product itself, with one rule file changed as a user could change it."""
+    import shutil
+
+    src = tmp_path / "fundwatch-src"
+    shutil.copytree(Path(PACKAGE_ROOT) / "pipelines", src / "pipelines",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    rules = src / "pipelines" / "rules"  # an installed wheel carries its rules inside the package
+    if not rules.is_dir():
+        rules = src / "rules"
+        shutil.copytree(resources.rules_dir(), rules)
+    rule = rules / "SHARED_BANK_ACCOUNT.yaml"
+    text = rule.read_text(encoding="utf-8")
+    assert text.count("  group by p.bank_account\n") == 1
+    rule.write_text(text.replace("  group by p.bank_account\n", "  group by p.bank_account, no_such_column\n"),
+                    encoding="utf-8")
+    return src

@@ -156,15 +156,18 @@ def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, ca
     assert _count(db, "select count(*) from ingest_ledger") == ledger
 
 
-def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_their_worklists(tmp_path, capsys):
+def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_their_worklists(tmp_path,
+                                                                                           broken_rule_checkout):
     inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
     delivery_1(inbox)
-    config = tmp_path / "bad.yaml"
-    config.write_text("rules:\n  SHARED_BANK_ACCOUNT:\n    no_such_parameter: 1\n", encoding="utf-8")
-    code = cli.main(["nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(out),
-                     "--as-of", "2026-10-21", "--config", str(config)])
-    err = capsys.readouterr().err.strip()
-    assert code == cli.EXIT_FAILED
+    # the real command, from a copy of fundwatch whose SHARED_BANK_ACCOUNT.yaml query fails
+    env = {**os.environ, "PYTHONPATH": str(broken_rule_checkout), "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)
+    night = subprocess.run([sys.executable, "-m", "pipelines.cli", "nightly", "--inbox", str(inbox), "--db", str(db),
+                            "--out", str(out), "--as-of", "2026-10-21"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    err = night.stderr.strip()
+    assert night.returncode == cli.EXIT_FAILED
     assert "task detect failed" in err and "SHARED_BANK_ACCOUNT" in err and len(err.splitlines()) == 1
     con = connect(db, read_only=True)
     try:

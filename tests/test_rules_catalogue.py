@@ -231,6 +231,10 @@ def test_income_account_outflow_only_to_non_fiscal_accounts(con):
     assert found["T-to-company"]["amount"] == Decimal("12345.67")
     assert found["T-to-company"]["agency_code"] == "360703"  # the account-holding agency
     assert "T-to-config-fiscal" in run(con, "INCOME_ACCOUNT_OUTFLOW")  # without the config entry
+    # the rule's own list adds to the config's (both are "listed in config"); it does not replace it
+    both = Config(_merge(DEFAULTS, {"fiscal_accounts": ["FISCAL-2"],
+                                    "rules": {"INCOME_ACCOUNT_OUTFLOW": {"fiscal_accounts": ["CORP-9"]}}}))
+    assert set(run(con, "INCOME_ACCOUNT_OUTFLOW", both)) == set()
 
 
 # ---------------------------------------------------------------- LARGE_PAYMENT_UNREVIEWED
