@@ -260,8 +260,16 @@ def _today() -> date:
     return datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A wrong argument is one line on stderr and exit 2, like every other refusal — not the usage
+    block above it (`--help` still prints that)."""
+
+    def error(self, message: str):  # noqa: D401 — argparse's hook
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fundwatch", description="Off-site inspection (非现场监督) of social-insurance funds")
+    p = OneLineParser(prog="fundwatch", description="Off-site inspection (非现场监督) of social-insurance funds")
     p.add_argument("--verbose", "-v", action="store_true", help="show Prefect's own logging")
     sub = p.add_subparsers(dest="command", required=True)
 

@@ -98,14 +98,14 @@ def start_run(con, run_id: str, command: str, as_of: date) -> None:
 
 
 @step("ingest")
-def ingest_new_deliveries(con, inbox: Path, run_id: str, progress: Progress):
+def ingest_new_deliveries(con, inbox: Path, run_id: str, progress: Progress, as_of: date | None = None):
     log = get_run_logger()
 
     def on_file(result) -> None:
         progress(f"{result.status} {Path(result.path).name}: {result.rows_accepted or 0} rows accepted, "
                  f"{result.rows_rejected or 0} rejected")
 
-    found = ingest.ingest_inbox(con, inbox, run_id=run_id, on_file=on_file)
+    found = ingest.ingest_inbox(con, inbox, run_id=run_id, on_file=on_file, as_of=as_of)
     done = [f for f in found.files if f.status == "ingested"]
     log.info("ingested %d new file(s) of %d; new deliveries: %s", len(done), len(found.files),
              ", ".join(new_deliveries(found)) or "none")
@@ -230,7 +230,7 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
         try:
             start_run(con, run_id, command, as_of)
             try:
-                parts["ingest"] = ingest_new_deliveries(con, inbox, run_id, show)
+                parts["ingest"] = ingest_new_deliveries(con, inbox, run_id, show, as_of)
                 parts["quality"] = validate(con, to_validate(con, parts["ingest"]), out, run_id, show)
                 parts["detect"] = detect(con, as_of, config, show)
                 parts["changes"] = update_suspects(con, as_of, run_id)

@@ -32,6 +32,11 @@ DEFAULT_AS_OF = date(2026, 11, 21)
 DEFAULT_SEED = 20261121
 DEFAULT_MONTHS = 12
 MIN_MONTHS = 12  # the planted cases reach back up to 11 months before the as-of month
+# Thirty years of history at most: periods stay after 195001, the earliest ingest accepts.
+MAX_MONTHS = 360
+# The as-of years the identity space serves: persons are born 20–95 years before as-of, and the
+# legacy 15-digit ID numbers the generator also writes exist only for births in the 1900s.
+AS_OF_YEARS = (2000, 2060)
 BATCH = 5_000  # background persons per batch: rows of one batch are all that is held in memory
 FORMATS = ("mixed", "parquet", "csv")
 SPLITS = ("city", "province")
@@ -151,6 +156,21 @@ def generate(out_dir: str | Path, persons: int, seed: int = DEFAULT_SEED, as_of:
         raise GenerateError("--nights must be 1 or 2")
     if months < MIN_MONTHS:
         raise GenerateError(f"--months must be at least {MIN_MONTHS} (the planted cases reach back that far)")
+    if months > MAX_MONTHS:
+        raise GenerateError(f"--months must be at most {MAX_MONTHS} (older periods than 30 years are refused by ingest)")
+    if not AS_OF_YEARS[0] <= as_of.year <= AS_OF_YEARS[1]:
+        raise GenerateError(f"--as-of must fall in the years {AS_OF_YEARS[0]}–{AS_OF_YEARS[1]} "
+                            "(the persons' birth years and ID numbers are drawn around it)")
+    if copies is not None and copies < 0:
+        raise GenerateError("--copies must be 0 or more")
+    if jobs < 1:
+        raise GenerateError("--jobs must be 1 or more")
+    if not str(out_dir).strip():
+        raise GenerateError("--out must name a folder")
+    for path, want in ((out, "folder"), (out / "inbox", "folder"), (out / "answer.json", "file")):
+        if path.exists() and (path.is_dir() != (want == "folder")):
+            raise GenerateError(f"{path} is a {'file' if want == 'folder' else 'folder'}; "
+                                f"it must be a {want} (choose another --out)")
     inbox = out / "inbox"
     if inbox.exists() and any(inbox.iterdir()):
         if not force:
@@ -160,7 +180,9 @@ def generate(out_dir: str | Path, persons: int, seed: int = DEFAULT_SEED, as_of:
 
     space = IdSpace(as_of)
     if persons + 1000 * copies > space.size:
-        raise GenerateError(f"at most {space.size - 1000 * copies} persons fit the identity space")
+        raise GenerateError(f"--persons {persons:,} is too many: the identity space (births "
+                            f"{space.first.year}–{as_of.year - 20}) holds {space.size:,} persons, "
+                            f"planted cases ({copies} copies) included")
     night_dates = [as_of]
     probe = Ctx(None, as_of, nights, months)
     if probe.night1 is not None:
@@ -234,7 +256,9 @@ def _date(text: str) -> date:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fundwatch generate",
+    from pipelines.cli import OneLineParser  # one line on a wrong argument, as every fundwatch refusal
+
+    p = OneLineParser(prog="fundwatch generate",
                                 description="Synthetic extracts (all data made up) with planted anomalies and an answer key.")
     p.add_argument("--out", required=True, help="folder to write inbox/<night>/… and answer.json into")
     p.add_argument("--persons", required=True, type=int, help="background persons (planted cases come on top)")

@@ -473,14 +473,18 @@ def list_deliveries(inbox: Path) -> list[tuple[str, list[Path]]]:
 
 
 def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None = None,
-                 on_file: Callable[[FileResult], None] | None = None) -> IngestReport:
-    """Ingest every new file under `inbox`; one transaction per delivery, in delivery-name order."""
+                 on_file: Callable[[FileResult], None] | None = None, as_of: dt.date | None = None) -> IngestReport:
+    """Ingest every new file under `inbox`; one transaction per delivery, in delivery-name order.
+
+    Values are judged against today (a period more than a year ahead is a typo) — or against the
+    night's as-of when it is later: a night run for a later day (generated data, a rehearsal)
+    accepts what that day's extracts hold."""
     inbox = Path(inbox)
     if not inbox.is_dir():
         raise IngestError(f"inbox folder not found: {inbox} (check --inbox)")
     ensure_schema(con)
     report = IngestReport()
-    today = today_shanghai()
+    today = max(today_shanghai(), as_of) if as_of is not None else today_shanghai()
     for delivery, files in list_deliveries(inbox):
         try:
             with transaction(con):

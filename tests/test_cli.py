@@ -267,3 +267,11 @@ def test_the_folders_a_command_makes_for_the_store_are_owner_only(tmp_path):
     assert code == cli.EXIT_OK
     for folder in (tmp_path / "new", tmp_path / "new" / "store"):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+def test_a_wrong_argument_is_one_line_not_the_usage_block(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["nightly", "--inbox"])
+    err = capsys.readouterr().err.strip()
+    assert stopped.value.code == cli.EXIT_USAGE
+    assert err == "fundwatch nightly: argument --inbox: expected one argument (see fundwatch nightly --help)"

@@ -295,3 +295,57 @@ def test_answer_key_holds_for_a_month_end_as_of_before_and_after_pay_days(tmp_pa
             "select rule_id, subject, amount from detections where rule_id <> ?", [MODEL_RULE]).fetchall()}
         con.close()
         assert found == {(s["rule_id"], s["subject"], s["amount"]) for s in answer["suspects"]}, as_of
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--as-of", "2080-06-30"], "--as-of must fall in the years 2000–2060"),  # looped for ever
+    (["--as-of", "1990-12-31"], "--as-of must fall in the years 2000–2060"),
+    (["--months", "1000"], "--months must be at most 360"),  # periods before 195001, refused by ingest
+    (["--copies", "-1"], "--copies must be 0 or more"),
+    (["--jobs", "0"], "--jobs must be 1 or more"),
+    (["--persons", "abc"], "argument --persons: invalid int value: 'abc' (see fundwatch generate --help)"),
+    (["--persons", "99999999999999999999"], "is too many: the identity space (births"),
+])
+def test_arguments_it_cannot_serve_are_refused_in_one_line(tmp_path, capsys, args, said):
+    argv = ["--out", str(tmp_path / "g"), "--persons", "5", *args]
+    try:
+        code = gen.main(argv)
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and said in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "g" / "inbox").exists()
+
+
+@pytest.mark.parametrize("occupied", ["out", "inbox", "answer.json"])
+def test_an_output_path_of_the_wrong_kind_is_refused_before_anything_is_written(tmp_path, capsys, occupied):
+    out = tmp_path / "g"
+    if occupied == "out":
+        out.write_text("a file", encoding="utf-8")
+    elif occupied == "inbox":
+        out.mkdir()
+        (out / "inbox").write_text("a file", encoding="utf-8")
+    else:
+        (out / "answer.json").mkdir(parents=True)
+    assert gen.main(["--out", str(out), "--persons", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "choose another --out" in err
+    assert not (out / "inbox").is_dir()
+
+
+def test_data_generated_for_a_later_day_is_accepted_on_that_night(tmp_path):
+    """A period more than a year after today is refused as a typo — judged against the night's
+    as-of when it is later: the night of 2029-06-30 takes that day's extracts whole."""
+    as_of = date(2029, 6, 30)
+    gen.generate(tmp_path / "g", 20, as_of=as_of, nights=1, fmt="csv")
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        report = ingest_inbox(con, tmp_path / "g" / "inbox", as_of=as_of)
+        assert report.rows_accepted > 0 and report.rows_rejected == 0
+    finally:
+        con.close()
+    today = connect(tmp_path / "today.duckdb")
+    try:
+        assert ingest_inbox(today, tmp_path / "g" / "inbox").rows_rejected > 0  # against today's date
+    finally:
+        today.close()
