@@ -27,7 +27,7 @@ import duckdb
 import openpyxl
 
 from . import casework
-from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, NO_PROBLEM, OUTCOME_LABELS, RECOVER, TRANSFER,
+from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, TRANSFER,
                        TRANSFERRED, outcome_number, parse_outcome)
 from .privacy import mask_ids_in_text
 from .store import scalar
@@ -608,12 +608,15 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
     note = str(raw["核实说明"]).strip() if raw["核实说明"] is not None else ""
     if number in CLOSE_WITH_NOTE and not note:
         problems.append(("核实说明", f"核实结果为 {number} 的须填写核实说明"))
-    # money recovered on a suspect found to have no problem would count as a recovered loss — also
-    # a recovery on record (a 核查中 sheet shows it; an empty cell keeps it) unless set to 0
+    # Outcomes 1, 2, 3 and 7 close a suspect without a loss (a data error corrected, an employer
+    # told, no problem): money recovered there would count as a recovered loss on a suspect with no
+    # verified loss — also a recovery on record (a 核查中 sheet shows it; an empty cell keeps it)
+    # unless set to 0. A real overpayment recovered is outcome 4.
     kept = recovered if recovered is not None else suspect[5]
-    if number == NO_PROBLEM and kept:
-        problems.append(("追回金额", f"核实结果为 {NO_PROBLEM}（经核实无问题）时不应有追回金额（现为 {_money(kept)}）；"
-                                    "如有多发并已追回，请选择核实结果 4，如确无问题请把追回金额改为 0"))
+    if number in CLOSE_WITH_NOTE and kept:
+        label = OUTCOME_LABELS[number].split("，")[0].split(". ", 1)[-1]
+        problems.append(("追回金额", f"核实结果为 {number}（{label}）时不应有追回金额（现为 {_money(kept)}）；"
+                                    "如有多发并已追回，请选择核实结果 4，否则请把追回金额改为 0"))
     return {"number": number, "recovered": recovered, "verified": verified, "note": note or None}, problems
 
 

@@ -433,13 +433,19 @@ def test_an_answer_given_as_a_formula_without_its_value_is_refused_not_read_as_e
     assert status_of(con, f"S-{A}-1")[0] == "已下发" and status_of(con, f"S-{A}-2")[0] == "已销号"
 
 
-def test_a_recovery_with_outcome_7_no_problem_is_refused(con, tmp_path):
-    path = issue(con, tmp_path, n=1)[A]
+@pytest.mark.parametrize("outcome", [1, 2, 3, 7])
+def test_a_recovery_with_an_outcome_that_finds_no_loss_is_refused(con, tmp_path, outcome):
+    """1, 2 and 3 (a data error corrected, an employer told) close a suspect without a loss, as 7
+    does: a recovery there would count in 追回金额 for a suspect with no verified loss."""
+    path = issue(con, tmp_path, n=2)[A]
     clerk = Clerk(path)
-    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 追回金额=1000, 核实说明="经核实无问题")
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[outcome], 追回金额=1000, 核实说明="说明")
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[outcome], 追回金额=0, 核实说明="说明")
     report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
     assert [r.column for r in report.refusals] == ["追回金额"] and "核实结果 4" in report.refusals[0].reason
+    assert f"核实结果为 {outcome}（" in report.refusals[0].reason
     assert status_of(con, f"S-{A}-1")[0] == "已下发"
+    assert status_of(con, f"S-{A}-2")[0] == "已销号"  # 0 recovered: nothing claimed
 
 
 def test_a_reopened_suspects_sheet_shows_the_recovery_on_record(con, tmp_path):
