@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -314,6 +315,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def warnings_on_one_line(command: str) -> None:
+    """A warning (no holiday notice for 2027, a library's) is one line on the console, like every
+    message — not Python's file:line and source line below it."""
+    from .privacy import mask_ids_in_text
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001 — warnings' hook
+        print(f"fundwatch {command}: warning: {mask_ids_in_text(message)}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = [a for a in argv if a not in ("--verbose", "-v")][:1]
@@ -322,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return int(generate.main(argv[argv.index("generate") + 1:]) or 0)
     args = parser().parse_args(argv)
+    warnings_on_one_line(args.command)
     try:
         if args.command in ("nightly", "demo", "serve"):
             _quiet_prefect(args.verbose)
