@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -32,6 +34,7 @@ DEFAULT_AS_OF = date(2026, 11, 21)
 DEFAULT_SEED = 20261121
 DEFAULT_MONTHS = 12
 MIN_MONTHS = 12  # the planted cases reach back up to 11 months before the as-of month
+DELIVERY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Thirty years of history at most: periods stay after 195001, the earliest ingest accepts.
 MAX_MONTHS = 360
 # The as-of years the identity space serves: persons are born 20–95 years before as-of, and the
@@ -175,7 +178,11 @@ def generate(out_dir: str | Path, persons: int, seed: int = DEFAULT_SEED, as_of:
     if inbox.exists() and any(inbox.iterdir()):
         if not force:
             raise GenerateError(f"{inbox} already holds deliveries; choose an empty --out or pass --force to replace them")
-        shutil.rmtree(inbox)
+        # the deliveries only (folders named by date, as generate writes them): anything else a
+        # user keeps in the inbox stays
+        for delivery in inbox.iterdir():
+            if delivery.is_dir() and DELIVERY_NAME.fullmatch(delivery.name):
+                shutil.rmtree(delivery)
     copies = default_copies(persons) if copies is None else copies
 
     space = IdSpace(as_of)
@@ -237,6 +244,7 @@ def generate(out_dir: str | Path, persons: int, seed: int = DEFAULT_SEED, as_of:
         "rows": dict(delivery.counts),
     }
     out.mkdir(parents=True, exist_ok=True)
+    (out / "answer.json").unlink(missing_ok=True)  # made anew: with the permissions of this run
     (out / "answer.json").write_text(json.dumps(answer, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return {
         "out": str(out),
@@ -281,6 +289,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # Made-up people, but extracts all the same: owner-only, as the nightly's outputs are (and as
+    # real extracts should be kept).
+    previous_umask = os.umask(0o077)
     try:
         summary = generate(args.out, args.persons, seed=args.seed, as_of=args.as_of, fmt=args.format,
                            months=args.months, nights=args.nights, copies=args.copies, force=args.force,
@@ -288,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     except GenerateError as exc:
         print(f"fundwatch generate: {exc}", file=sys.stderr)
         return 2
+    finally:
+        os.umask(previous_umask)
     rows = ", ".join(f"{k} {v:,}" for k, v in summary["rows"].items())
     print(f"fundwatch generate: {len(summary['files'])} files under {summary['out']}/inbox ({rows}); "
           f"{summary['suspects']} planted suspects, {summary['look_alikes']} look-alikes in "

@@ -219,7 +219,16 @@ def test_an_existing_delivery_is_not_overwritten_without_force(tmp_path):
     gen.generate(tmp_path, persons=10, fmt="csv")
     with pytest.raises(gen.GenerateError, match="--force"):
         gen.generate(tmp_path, persons=10, fmt="csv")
+    kept = tmp_path / "inbox" / "notes.txt"  # a user's own file beside the deliveries
+    kept.write_text("收到的批次说明", encoding="utf-8")
+    (tmp_path / "inbox" / "2020-01-31").mkdir()  # a delivery folder this run will not write
     assert gen.main(["--out", str(tmp_path), "--persons", "10", "--format", "csv", "--force"]) == 0
+    assert kept.is_file() and not (tmp_path / "inbox" / "2020-01-31").exists()
+    # written owner-only, like real extracts
+    delivery = next(p for p in (tmp_path / "inbox").iterdir() if p.is_dir())
+    assert delivery.stat().st_mode & 0o777 == 0o700
+    assert {f.stat().st_mode & 0o777 for f in delivery.iterdir()} == {0o600}
+    assert (tmp_path / "answer.json").stat().st_mode & 0o777 == 0o600
 
 
 def test_writers_append_batch_by_batch_and_hold_nothing_between(tmp_path):
