@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
 def _merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
+        if value is None and isinstance(out.get(key), dict):
+            continue  # a section with every entry commented out: its defaults
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:

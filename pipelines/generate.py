@@ -35,7 +35,8 @@ DEFAULT_SEED = 20261121
 DEFAULT_MONTHS = 12
 MIN_MONTHS = 12  # the planted cases reach back up to 11 months before the as-of month
 DELIVERY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
-# Thirty years of history at most: periods stay after 195001, the earliest ingest accepts.
+# Thirty years of history at most: with as-of from 2000 on, periods stay well after 195001, the
+# earliest ingest accepts (benefit start periods reach further back than the payments).
 MAX_MONTHS = 360
 # The as-of years the identity space serves: persons are born 20–95 years before as-of, and the
 # legacy 15-digit ID numbers the generator also writes exist only for births in the 1900s.
@@ -160,7 +161,7 @@ def generate(out_dir: str | Path, persons: int, seed: int = DEFAULT_SEED, as_of:
     if months < MIN_MONTHS:
         raise GenerateError(f"--months must be at least {MIN_MONTHS} (the planted cases reach back that far)")
     if months > MAX_MONTHS:
-        raise GenerateError(f"--months must be at most {MAX_MONTHS} (older periods than 30 years are refused by ingest)")
+        raise GenerateError(f"--months must be at most {MAX_MONTHS} (thirty years of history)")
     if not AS_OF_YEARS[0] <= as_of.year <= AS_OF_YEARS[1]:
         raise GenerateError(f"--as-of must fall in the years {AS_OF_YEARS[0]}–{AS_OF_YEARS[1]} "
                             "(the persons' birth years and ID numbers are drawn around it)")

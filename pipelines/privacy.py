@@ -28,23 +28,24 @@ def mask_account(account: str | None) -> str | None:
 MASK_ID_SQL = "case when {col} is null then null else substr({col}, 1, 6) || repeat('*', length({col}) - 10) || right({col}, 4) end"
 
 
-# An 18-character (or legacy 15-digit) ID number anywhere in a message. Deliberately greedy: the
-# first 18 digits of a longer run (a bank account) are masked too — a log line loses nothing by it.
-_ID_IN_TEXT = re.compile(r"\d{17}[\dXx]|\d{15}")
+# An 18-character (or legacy 15-digit) ID number anywhere in a message — in ASCII or full-width
+# digits, as clerks' systems export them. Deliberately greedy: the first 18 digits of a longer run
+# (a bank account) are masked too — a log line loses nothing by it.
+_D, _X = "[0-9０-９]", "[0-9０-９XxＸｘ]"
+_ID_IN_TEXT = re.compile(f"{_D}{{17}}{_X}|{_D}{{15}}")
 # The same numbers as clerks type them into the wrong column: in groups (360702 19720202 0224,
 # 6222 0000 0000 0004 4444) — only the groupings of an ID number or a card number, so that dates
 # and periods in a message (2026-11-21) stay as they are.
-_GROUPED_IN_TEXT = re.compile(r"(?<!\d)(?:\d{6}([ -])\d{8}\1\d{3}[\dXx]|\d{6}([ -])\d{6}\2\d{3}"
-                              r"|\d{4}([ -])\d{4}(?:\3\d{4}){2,3}(?:\3\d{1,3})?)(?!\d)")
-_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９ＸｘＸ", "0123456789XxX")
+_GROUPED_IN_TEXT = re.compile(
+    f"(?<![0-9０-９])(?:{_D}{{6}}([ -]){_D}{{8}}\\1{_D}{{3}}{_X}|{_D}{{6}}([ -]){_D}{{6}}\\2{_D}{{3}}"
+    f"|{_D}{{4}}([ -]){_D}{{4}}(?:\\3{_D}{{4}}){{2,3}}(?:\\3{_D}{{1,3}})?)(?![0-9０-９])")
+_ASCII = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx", " -")
 
 
 def mask_ids_in_text(text: object) -> str:
     """Any message that may quote a data value (a refused cell, a DuckDB conversion error): every
     ID number in it masked — also in full-width digits or typed in groups — so no log line, run
-    summary or reason carries a full one (nor a bank card number, masked the same way)."""
-    text = str(text)
-    if any("０" <= ch <= "９" for ch in text):
-        text = text.translate(_FULL_WIDTH_DIGITS)
-    text = _GROUPED_IN_TEXT.sub(lambda m: mask_id(re.sub(r"[ -]", "", m.group(0))), text)
-    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)
+    summary or reason carries a full one (nor a bank card number, masked the same way). The rest of
+    the message is left as it was written."""
+    text = _GROUPED_IN_TEXT.sub(lambda m: mask_id(m.group(0).translate(_ASCII)), str(text))
+    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0).translate(_ASCII)), text)

@@ -148,28 +148,11 @@ def _header_row_of(ws) -> tuple[int, dict[str, int]]:
     return 0, {}
 
 
-def _find_sheet(wb):
-    """The worklist sheet: the one sheet with a 疑点编号 header, or of several (a clerk copied the
-    sheet) the one with answers filled in; two or more with answers are refused — which was meant
-    cannot be told, and taking the first would drop the others' answers silently."""
+def _candidate_sheets(wb) -> list[tuple]:
+    """(sheet, header row, columns) of every sheet with a 疑点编号 header: the worklist sheet, and
+    any copy a clerk made of it (which of them holds the answers is told by _pick_sheet)."""
     found = [(ws, *_header_row_of(ws)) for ws in wb.worksheets]
-    found = [f for f in found if f[1]]
-    if len(found) <= 1:
-        return found[0] if found else None
-
-    def answered(ws, header_row, columns) -> bool:
-        editable = [columns[c] for c in EDITABLE if c in columns]
-        return any(any(i < len(r) and r[i] is not None and str(r[i]).strip() for i in editable)
-                   for r in ws.iter_rows(min_row=header_row + 1, values_only=True))
-
-    filled = [f for f in found if answered(*f)]
-    if len(filled) > 1:
-        names = "、".join(f"“{f[0].title}”" for f in filled)
-        raise ValueError(f"工作簿中 {len(filled)} 张工作表（{names}）都有“疑点编号”表头并填写了核实内容，"
-                         "无法确定以哪一张为准：请把核实内容填在一张工作表中，删除其他副本后重新报送")
-    if filled:
-        return filled[0]
-    return next((f for f in found if f[0].title == SHEET), found[0])
+    return [f for f in found if f[1]]
 
 
 def _export_id_of(wb) -> str | None:
@@ -193,6 +176,7 @@ class _Sheet:
     columns: dict[str, int]
     rows: list[tuple[int, tuple]]
     export_id: str | None
+    title: str = SHEET
 
 
 @dataclass(frozen=True)
@@ -280,25 +264,48 @@ def _open_workbook(path: Path):
         raise ValueError(f"工作簿已损坏，无法读取（{type(exc).__name__}），请在 Excel/WPS 中打开并重新保存后报送") from None
 
 
-def _read(path: Path) -> _Sheet:
+def _read(path: Path) -> list[_Sheet]:
+    """Every sheet of the workbook with a 疑点编号 header, its answer cells as the clerk left them."""
     wb = _open_workbook(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            found = _find_sheet(wb)
-            if found is None:
-                raise ValueError(f"没有找到工作表“{SHEET}”（或含“疑点编号”表头的工作表）")
-            ws, header_row, columns = found
-            rows = [(n, tuple(r)) for n, r in enumerate(ws.iter_rows(min_row=header_row + 1, values_only=True),
-                                                       start=header_row + 1)]
-        editable = [columns[c] for c in EDITABLE if c in columns]
-        if any(i < len(r) and (r[i] is None or r[i] == "#VALUE!") for _, r in rows for i in editable):
-            xml = _answer_cells_xml(path, ws.title, header_row, editable)
-            rows = [(n, tuple(_from_xml(v, xml.get((n, i))) if i in editable else v for i, v in enumerate(r)))
-                    for n, r in rows]
-        return _Sheet(header_row, columns, rows, _export_id_of(wb))
+        export_id = _export_id_of(wb)
+        sheets = []
+        for ws, header_row, columns in _candidate_sheets(wb):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                rows = [(n, tuple(r)) for n, r in enumerate(ws.iter_rows(min_row=header_row + 1, values_only=True),
+                                                           start=header_row + 1)]
+            editable = [columns[c] for c in EDITABLE if c in columns]
+            if any(i < len(r) and (r[i] is None or r[i] == "#VALUE!") for _, r in rows for i in editable):
+                xml = _answer_cells_xml(path, ws.title, header_row, editable)
+                rows = [(n, tuple(_from_xml(v, xml.get((n, i))) if i in editable else v for i, v in enumerate(r)))
+                        for n, r in rows]
+            sheets.append(_Sheet(header_row, columns, rows, export_id, ws.title))
+        if not sheets:
+            raise ValueError(f"没有找到工作表“{SHEET}”（或含“疑点编号”表头的工作表）")
+        return sheets
     finally:
         wb.close()
+
+
+def _load(con, path: Path) -> _Sheet:
+    """The worklist sheet of a returned workbook: the one sheet with the header, or of several (a
+    clerk copied the sheet) the one with answers given — an answer pre-filled on the export and left
+    as it was is none. Two or more with answers are refused: which was meant cannot be told, and
+    taking the first would drop the others' answers silently."""
+    sheets = _read(path)
+    if len(sheets) == 1:
+        return sheets[0]
+    prefilled = _prefilled(con, sheets[0].export_id)
+    answered = [sheet for sheet in sheets
+                if any(answer != prefilled.get(sid) for sid, answer in _sheet_answers(sheet).items())]
+    if len(answered) > 1:
+        names = "、".join(f"“{sheet.title}”" for sheet in answered)
+        raise ValueError(f"工作簿中 {len(answered)} 张工作表（{names}）都有“疑点编号”表头并填写了核实内容，"
+                         "无法确定以哪一张为准：请把核实内容填在一张工作表中，删除其他副本后重新报送")
+    if answered:
+        return answered[0]
+    return next((sheet for sheet in sheets if sheet.title == SHEET), sheets[0])
 
 
 # ---------------------------------------------------------------- applying
@@ -332,13 +339,15 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) 
     answers: dict[str, dict[str, tuple]] = {}
     for path in workbooks:
         try:
-            if _earlier_application(con, file_sha256(path)) == set():
+            retry_rows = _earlier_application(con, file_sha256(path))
+            if retry_rows == set():
                 continue
-            sheet = sheets[str(path)] = _read(path)
+            sheet = sheets[str(path)] = _load(con, path)
         except Exception:  # noqa: BLE001 — reported when the file itself is applied
             continue
         prefilled = _prefilled(con, sheet.export_id)
-        for sid, answer in _sheet_answers(sheet).items():
+        # of a workbook sent again only the rows refused the last time are answers now
+        for sid, answer in _sheet_answers(sheet, retry_rows).items():
             if answer != prefilled.get(sid):
                 answers.setdefault(sid, {})[str(path)] = answer
     # The answer on record, shown pre-filled on a 核查中 or 已重开 suspect's row, is no answer: a
@@ -359,12 +368,15 @@ def _comparable(column: str, value: Any) -> str:
     return value.formula if isinstance(value, Uncalculated) else answer_text(column, value)
 
 
-def _sheet_answers(sheet: _Sheet) -> dict[str, tuple]:
-    """{suspect: its four answer cells in one comparable form} for the rows with an answer."""
+def _sheet_answers(sheet: _Sheet, rows: set[int] | None = None) -> dict[str, tuple]:
+    """{suspect: its four answer cells in one comparable form} for the rows with an answer (of
+    `rows` only, when given)."""
     if "疑点编号" not in sheet.columns:
         return {}
     out: dict[str, tuple] = {}
-    for _, values in sheet.rows:
+    for row_number, values in sheet.rows:
+        if rows is not None and row_number not in rows:
+            continue
         cells = {c: values[i] if i < len(values) else None for c, i in sheet.columns.items()}
         sid = canonical("疑点编号", cells.get("疑点编号"))
         answer = tuple(_comparable(c, cells.get(c)) for c in EDITABLE)
@@ -423,7 +435,7 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
     with casework.atomic(con):
         if sheet is None:  # not read by the conflict check
             try:
-                sheet = _read(path)
+                sheet = _load(con, path)
             except Exception as exc:  # not an XLSX, damaged, or no worklist sheet: say so, go on with the others
                 result.status = "unreadable"
                 refuse(0, "", f"不是可读取的核查台账：{exc}")

@@ -49,7 +49,7 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
         s["failed_files"] = [{"file": mask_ids_in_text(Path(f.path).name), "reason": _scrub(f.message or "")}
                              for f in files if f.status == "failed"]
-        s["copies_skipped"] = [{"file": Path(f.path).name, "same_as": f.duplicate_of}
+        s["copies_skipped"] = [{"file": mask_ids_in_text(Path(f.path).name), "same_as": mask_ids_in_text(f.duplicate_of)}
                                for f in files if f.status == "skipped" and f.duplicate_of]
     checked = parts.get("quality")
     if checked is not None:

@@ -280,9 +280,14 @@ def test_a_wrong_argument_is_one_line_not_the_usage_block(capsys):
 def test_a_warning_is_one_line_on_the_console(tmp_path):
     # A warning fundwatch raises (no holiday notice for a year) as the console shows it, in a
     # process of its own: pytest records warnings itself, so the hook is seen only outside it.
-    code = ("import warnings; from pipelines import cli; from pipelines.workdays import CalendarFallbackWarning; "
+    code = ("import logging, warnings; from pipelines import cli; "
+            "from pipelines.workdays import CalendarFallbackWarning; "
             "cli.warnings_on_one_line('returns'); "
-            "warnings.warn('chinese_calendar has no holiday data for 2027', CalendarFallbackWarning)")
+            "warnings.warn('chinese_calendar has no holiday data for 2027', CalendarFallbackWarning); "
+            # once great-expectations is imported, warnings go through logging (captureWarnings)
+            "logging.basicConfig(format='%(name)s | %(message)s'); logging.captureWarnings(True); "
+            "warnings.warn('no holiday data for 2028; ID 360702195001010012', CalendarFallbackWarning)")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     shown = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert shown.stderr.splitlines() == ["fundwatch returns: warning: chinese_calendar has no holiday data for 2027"]
+    assert shown.stderr.splitlines() == ["fundwatch returns: warning: chinese_calendar has no holiday data for 2027",
+                                         "py.warnings | warning: no holiday data for 2028; ID 360702********0012"]

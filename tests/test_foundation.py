@@ -103,6 +103,14 @@ def test_config_overrides_merge_over_defaults(tmp_path):
     assert conf["rules"]["LARGE_PAYMENT_UNREVIEWED"]["large_payment_threshold"] == 30000
 
 
+def test_a_config_section_with_every_entry_commented_out_keeps_its_defaults(tmp_path):
+    path = tmp_path / "fundwatch.yaml"
+    path.write_text("casework:\n  # verify_working_days: 15\noutlier:\nschedule:\nrules:\nregions:\n", encoding="utf-8")
+    conf = cfg.load_config(path)
+    assert conf["casework"] == cfg.DEFAULTS["casework"] and conf["outlier"] == cfg.DEFAULTS["outlier"]
+    assert conf["schedule"] == cfg.DEFAULTS["schedule"]
+
+
 def test_config_with_unknown_section_is_refused(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("rulez: {}\n", encoding="utf-8")

@@ -309,7 +309,7 @@ def test_answer_key_holds_for_a_month_end_as_of_before_and_after_pay_days(tmp_pa
 @pytest.mark.parametrize("args, said", [
     (["--as-of", "2080-06-30"], "--as-of must fall in the years 2000–2060"),  # looped for ever
     (["--as-of", "1990-12-31"], "--as-of must fall in the years 2000–2060"),
-    (["--months", "1000"], "--months must be at most 360"),  # periods before 195001, refused by ingest
+    (["--months", "1000"], "--months must be at most 360"),  # periods before 195001 were refused by ingest
     (["--copies", "-1"], "--copies must be 0 or more"),
     (["--jobs", "0"], "--jobs must be 1 or more"),
     (["--persons", "abc"], "argument --persons: invalid int value: 'abc' (see fundwatch generate --help)"),

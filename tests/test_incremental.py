@@ -273,6 +273,14 @@ def test_a_same_day_rerun_with_another_config_reports_what_it_no_longer_finds(ni
         gone = {sid for (sid,) in con.execute("""select suspect_id from suspect_events
                                                  where event = 'no_longer_detected' and run_id = 'rerun'""").fetchall()}
         assert gone == {sid for sid, amount in large if float(amount) < threshold}
+        # and re-run once more with the original config, the same day: found again, not "gone" any more
+        rules.detect(con, AS_OF, Config(), rules=bench.deterministic_rules(), incremental=True)
+        suspects.update_suspects(con, AS_OF, "rerun-2")
+        still_gone = con.execute(f"select count(*) from suspects s where list_contains(?, suspect_id) "
+                                 f"and {suspects.reported_gone_sql('s')}", [sorted(gone)]).fetchall()[0][0]
+        assert still_gone == 0
+        rules.detect(con, AS_OF, config, rules=bench.deterministic_rules(), incremental=True)
+        suspects.update_suspects(con, AS_OF, "rerun-3")  # and gone again under the higher threshold
         rules.detect(con, NEXT, config, rules=bench.deterministic_rules(), incremental=True)
         suspects.update_suspects(con, NEXT, "next")
         stale = con.execute("select count(*) from suspects where list_contains(?, suspect_id) and last_detected_on = ?",

@@ -685,3 +685,40 @@ def test_two_copies_one_untouched_and_one_answered_do_not_conflict(con, tmp_path
     report = returns.apply_returns(con, [answered.save(tmp_path / "a.xlsx"), untouched.save(tmp_path / "b.xlsx")],
                                    RETURN_DAY + dt.timedelta(days=2))
     assert report.refusals == [] and status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
+def test_a_workbook_sent_again_takes_part_in_conflicts_with_its_retried_rows_only(con, tmp_path):
+    """Sent again with a newer workbook, a workbook's rows applied the first time are no answers
+    now: they neither conflict with the newer answer nor, refused for it, come back later to undo it."""
+    path = issue(con, tmp_path, n=3)[A]
+    old = Clerk(path)
+    old.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=100)
+    old.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题", 核实日期=RETURN_DAY + dt.timedelta(days=5))
+    first = old.save(tmp_path / "a.xlsx")
+    assert [r.suspect_id for r in returns.apply_returns(con, [first], RETURN_DAY).refusals] == [f"S-{A}-3"]
+    night = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))[0]
+    newer = Clerk(night)
+    newer.fill(f"S-{A}-1", 追回金额=1000)
+    both = returns.apply_returns(con, [first, newer.save(tmp_path / "n.xlsx")], RETURN_DAY + dt.timedelta(days=6))
+    assert both.refusals == []
+    assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
+    assert status_of(con, f"S-{A}-3")[0] == "已销号"  # the retried row, its date now come
+    again = returns.apply_returns(con, [first], RETURN_DAY + dt.timedelta(days=7))
+    assert again.files[0].status == "already_applied"
+    assert status_of(con, f"S-{A}-1")[2] == Decimal("1000.00")
+
+
+def test_a_copy_of_a_sheet_with_prefilled_answers_is_read_where_the_new_answers_are(con, tmp_path):
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    night = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))[0]
+    copied = Clerk(night)  # the original keeps S-1's pre-filled answer; the copy answers S-2
+    copy = copied.wb.copy_worksheet(copied.ws)
+    copy.title = "疑点清单 (2)"
+    copy.cell(row=copied.rows[f"S-{A}-2"], column=copied.header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
+    copy.cell(row=copied.rows[f"S-{A}-2"], column=copied.header.index("核实说明") + 1, value="无问题")
+    report = returns.apply_returns(con, [copied.save(tmp_path / "copy.xlsx")], RETURN_DAY + dt.timedelta(days=2))
+    assert report.refusals == [] and status_of(con, f"S-{A}-2")[0] == "已销号"
+    assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("300.00"))

@@ -263,3 +263,26 @@ def test_a_worklist_shows_another_agencys_person_masked_in_the_evidence(tmp_path
         assert ding[:6] + "********" + ding[-4:] in text and "丁**" in text and "360102001" in text
     finally:
         con.close()
+
+
+def test_file_names_holding_an_id_number_are_masked_in_the_run_summary(tmp_path):
+    """A file named after a person (名单_<ID>.csv): skipped as a copy or failed, its name is masked
+    in runs.summary as every message is."""
+    from pipelines import ingest, runsummary
+    first, second = tmp_path / "inbox" / "2026-11-20", tmp_path / "inbox" / "2026-11-21"
+    first.mkdir(parents=True)
+    second.mkdir(parents=True)
+    text = ("payment_id,person_id,name,insurance_type,item,period,paid_on,amount,bank_account,agency_code\n"
+            f"P1,{PID},甲,110,基本养老金,202611,2026-11-10,100.00,6217000000000001,{AGENCY}\n")
+    (first / "payments_360702_202611.csv").write_text(text, encoding="utf-8")
+    (second / f"payments_{OTHER}.csv").write_text(text, encoding="utf-8")  # the same bytes again
+    (second / f"deaths_{OTHER}.csv").write_bytes(b"")  # unreadable: refused whole
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        found = ingest.ingest_inbox(con, tmp_path / "inbox")
+        summary = runsummary.summarise(con, {"run_id": "r", "as_of": AS_OF, "ingest": found})
+    finally:
+        con.close()
+    assert summary["copies_skipped"] and summary["failed_files"]
+    _forms_absent(json.dumps(summary, ensure_ascii=False))
+    assert OTHER[:6] + "********" + OTHER[-4:] in json.dumps(summary, ensure_ascii=False)
