@@ -43,7 +43,7 @@ def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, con
     as_of = report_data.resolve_as_of(con, as_of)
     flags_of = report_data.resolve_as_of(con, None)  # the night whose casework set the stored flags
     if as_of == flags_of:
-        return _collect(con, as_of)
+        return _collect(con, as_of, flags_of)
     # Drawn for another date: 逾期 and 挂牌督办 are those of that date, not of the last night's
     # casework. Computed in a temp view that shadows `suspects` for this connection only (DuckDB
     # resolves an unqualified name to a temp object first); nothing in the store is written.
@@ -55,15 +55,18 @@ def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, con
                                       {casework.escalated_sql(day, str(days))} as escalated)
                     from "{store_db}".main.suspects""")
     try:
-        return _collect(con, as_of)
+        return _collect(con, as_of, flags_of)
     finally:
         con.execute("drop view if exists temp.main.suspects")
 
 
-def _collect(con: duckdb.DuckDBPyConnection, as_of: date) -> dict:
+def _collect(con: duckdb.DuckDBPyConnection, as_of: date, data_as_of: date) -> dict:
+    """`as_of`: the date 逾期, 挂牌督办 and ages are counted to; `data_as_of`: the last night, whose
+    data and statuses the page shows (the store keeps no earlier state to draw)."""
     titles = report_data.rule_titles()
     return {
         "as_of": as_of,
+        "data_as_of": data_as_of,
         "headline": report_data.headline(con, as_of),
         "summary": report_data.summary_rows(con, titles),
         "by_rule": report_data.by_rule(con, titles),
@@ -106,7 +109,7 @@ def _publish(con, target: Path, write: Callable[[Path], None], action: str, acto
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
         con.execute(
             "insert into audit_log (happened_at, actor, action, file, file_hash, detail) values (?, ?, ?, ?, ?, ?)",
-            [datetime.now(), actor, action, str(target), digest, json.dumps(detail, ensure_ascii=False)],
+            [datetime.now(), actor, action, str(target.absolute()), digest, json.dumps(detail, ensure_ascii=False)],
         )
         os.replace(tmp, target)
     except BaseException:
@@ -130,7 +133,8 @@ def write_report(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: dat
         path.write_text(page, encoding="utf-8")
 
     def write_book(path: Path) -> None:
-        report_summary.write_summary(path, as_of, data["summary"], data["by_agency"], data["by_rule"])
+        report_summary.write_summary(path, as_of, data["summary"], data["by_agency"], data["by_rule"],
+                                     data_as_of=data["data_as_of"])
 
     common = {"as_of": as_of.isoformat(), "suspects": data["headline"]["suspects"]}
     dashboard = _publish(con, out_dir / DASHBOARD_NAME, write_page, "export_dashboard", who, common)

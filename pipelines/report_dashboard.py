@@ -10,12 +10,14 @@ from __future__ import annotations
 import html
 from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from . import report_data as rd
+from .report_summary import dated
 
 FONT = "Noto Sans CJK SC, Source Han Sans SC, Microsoft YaHei, PingFang SC, SimHei, sans-serif"
 AGENCY_CHART_LIMIT = 30
@@ -26,7 +28,8 @@ STATUS_COLORS = {"待下发": "#9D9D9D", "已下发": "#4C78A8", "核查中": "#
 # from a night leaves a gap; unknown top-level numbers go to the first panel so nothing is hidden.
 TREND_PANELS = (
     ("疑点（件）", {"suspects": "在办疑点（未销号）", "new": "新增疑点", "updated": "更新疑点",
-                  "reopened": "重开疑点", "worklists": "下发台账（份）", "warnings": "质量警告（条）"}),
+                  "reopened": "重开疑点", "worklists": "下发台账（份）", "worklists_retired": "撤下旧台账（份）",
+                  "warnings": "质量警告（条）"}),
     ("数据入库（行）", {"rows_accepted": "入库行数", "rows_rejected": "拒收行数", "rows_replaced": "替换行数"}),
     ("金额（万元）", {"amount": "在办涉及金额"}),
 )
@@ -230,8 +233,9 @@ def render(data: dict) -> str:
     div = {k: f'<div class="fig">{f.to_html(full_html=False, include_plotlyjs=False, div_id="fig-" + k, config={"displaylogo": False, "responsive": True})}</div>'
            for k, f in figures.items()}
     cards = [
-        ("疑点总数", f"{h['suspects']:,} 件", False), ("在办疑点", f"{h['open']:,} 件", False),
-        ("涉及金额", fmt_money(h["amount"]), False), ("追回金额", fmt_money(h["recovered"]), False),
+        ("疑点总数", f"{h['suspects']:,} 件", False), ("在办疑点（未销号）", f"{h['open']:,} 件", False),
+        ("涉及金额（全部）", fmt_money(h["amount"]), False), ("在办涉及金额", fmt_money(h["open_amount"]), False),
+        ("追回金额", fmt_money(h["recovered"]), False),
         ("追回率", fmt_rate(h["rate"]), False), ("逾期", f"{h['overdue']:,} 件", h["overdue"] > 0),
         ("挂牌督办", f"{h['escalated']:,} 件", h["escalated"] > 0),
         ("要情 / 其中重大要情", f"{h['major']:,} / {h['major_serious']:,} 件", h["major_serious"] > 0),
@@ -266,7 +270,7 @@ def render(data: dict) -> str:
     if q["rejected"]:
         quality_html += ('<p class="note">该批拒收行（按原因）：</p>'
                          + _table(["数据抽取", "原因", "行数"], [[r["extract"], r["reason"], r["n"]] for r in q["rejected"]], {2}))
-    generated = datetime.now().strftime("%Y-%m-%d %H:%M")
+    generated = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
     return f"""<!DOCTYPE html>
 <html lang="zh-CN" data-js-errors="0" data-figures="{len(figures)}">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -278,7 +282,7 @@ def render(data: dict) -> str:
 </head>
 <body data-js-errors="0">
 <h1>社会保险基金非现场监督看板</h1>
-<p class="meta">数据截至 {fmt_date(as_of)} · 生成于 {generated} · 省级页面：公民身份号码、银行账号、姓名均已脱敏，完整信息仅见各经办机构核查台账。</p>
+<p class="meta">{html.escape(dated(as_of, data.get("data_as_of")))} · 生成于 {generated} · 省级页面：公民身份号码、银行账号、姓名均已脱敏，完整信息仅见各经办机构核查台账。</p>
 <div class="cards">{cards_html}</div>
 <p class="note">当日新发现疑点 {h['new_today']:,} 件；已下发 {h['issued']:,} 件，已核实 {h['verified']:,} 件，已销号 {h['closed']:,} 件，已移送 {h['transferred']:,} 件。</p>
 <h2>一、疑点分布</h2>

@@ -21,7 +21,6 @@ from .resources import rules_dir
 from .store import scalar
 
 STATUSES = ("待下发", "已下发", "核查中", "已重开", "已移送", "已销号")
-OPEN_STATUSES = ("待下发", "已下发", "核查中", "已重开")
 UNKNOWN_AGENCY = "（未知机构）"
 # Long lists (逾期, 要情) are cut here on the page; the count says how many there are in all.
 LIST_LIMIT = 200
@@ -151,7 +150,10 @@ def by_status(con) -> list[dict]:
 def headline(con, as_of: date) -> dict:
     h = rows(con, f"""
         select {_COUNTS},
-          count(*) filter (where s.status in {OPEN_STATUSES}) as open,
+          -- open = every status but 已销号, as the console, the trend and the 汇总表 count it
+          -- (a 已移送 case is not closed)
+          count(*) filter (where s.status <> '已销号') as open,
+          coalesce(sum(s.amount) filter (where s.status <> '已销号'), 0)::decimal(18,2) as open_amount,
           count(*) filter (where s.major_class is not null) as major,
           count(*) filter (where s.major_class like '重大要情%') as major_serious,
           count(*) filter (where s.first_detected_on = $as_of) as new_today
@@ -256,7 +258,11 @@ def quality(con) -> dict:
     if out["available"]:
         cols = {r["column_name"] for r in rows(con, "select column_name from information_schema.columns where table_name = 'quality_results'")}
         if {"delivery", "success"} <= cols:
-            out["delivery"] = scalar(con, "select max(delivery) from quality_results")
+            # the latest delivery: checked, or — when every row of it was refused — only rejected
+            latest_rejected = (scalar(con, "select max(delivery) from rejected_rows")
+                               if table_exists(con, "rejected_rows") else None)
+            out["delivery"] = max(filter(None, [scalar(con, "select max(delivery) from quality_results"),
+                                                latest_rejected]), default=None)
             where = "where delivery = $d" if out["delivery"] is not None else "where delivery is null"
             params = {"d": out["delivery"]} if out["delivery"] is not None else {}
             out["checks"] = scalar(con, f"select count(*) from quality_results {where}", params)

@@ -28,7 +28,7 @@ NOTES = (
     ("下发", "已下发给经办机构核查的疑点（有下发日期或已离开“待下发”状态）"),
     ("已核实", "经办机构已填报核实结果或核实日期的疑点"),
     ("已销号", "状态为“已销号”的疑点"),
-    ("逾期", "当前标记为逾期（超过核查期限未核实）的疑点"),
+    ("逾期", "当前标记为逾期的疑点：超过核查期限仍在经办机构办理中（已下发、核查中、已重开）"),
     ("挂牌督办", "当前标记为挂牌督办（发现后超过规定天数损失仍未追回）的疑点"),
     ("已移送", "状态为“已移送”（转稽核或移送查处）的疑点"),
     ("涉及金额", "疑点涉及金额合计（元）"),
@@ -42,11 +42,20 @@ def _columns(leading: list[str]) -> list[str]:
     return leading + [h for _, h in COUNT_COLUMNS] + [h for _, h in MONEY_COLUMNS] + [RATE_HEADER]
 
 
-def _sheet(wb, fmt: dict, name: str, title: str, as_of: date, leading: list[tuple[str, str]], items: list[dict]) -> None:
+def dated(as_of: date, data_as_of: date | None) -> str:
+    """What date the figures are of: the last night's data, with 逾期 and 挂牌督办 counted to
+    another day when the report was asked for one (the store keeps no earlier state)."""
+    if data_as_of is None or data_as_of == as_of:
+        return f"数据截至 {as_of.isoformat()}"
+    return f"数据截至 {data_as_of.isoformat()}（逾期、挂牌督办与账龄按 {as_of.isoformat()} 计算）"
+
+
+def _sheet(wb, fmt: dict, name: str, title: str, as_of: date, leading: list[tuple[str, str]], items: list[dict],
+           data_as_of: date | None = None) -> None:
     ws = wb.add_worksheet(name)
     headers = _columns(["序号"] + [h for _, h in leading])
     ws.merge_range(0, 0, 0, len(headers) - 1, title, fmt["title"])
-    ws.write_string(1, 0, f"数据截至：{as_of.isoformat()}    金额单位：元", fmt["meta"])
+    ws.write_string(1, 0, f"{dated(as_of, data_as_of)}    金额单位：元", fmt["meta"])
     for c, h in enumerate(headers):
         ws.write_string(2, c, h, fmt["head"])
     row = 3
@@ -78,7 +87,8 @@ def _write_row(ws, fmt: dict, row: int, texts: list[str], r: dict, text_fmt) -> 
         ws.write_number(row, c, float(r["rate"]), fmt["rate_total" if text_fmt is fmt["total"] else "rate"])
 
 
-def write_summary(path: Path, as_of: date, summary: list[dict], agencies: list[dict], rules: list[dict]) -> None:
+def write_summary(path: Path, as_of: date, summary: list[dict], agencies: list[dict], rules: list[dict],
+                  data_as_of: date | None = None) -> None:
     """Write the workbook to `path` (the caller makes it atomic and records the audit)."""
     wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
                                          "strings_to_numbers": False})
@@ -101,11 +111,12 @@ def write_summary(path: Path, as_of: date, summary: list[dict], agencies: list[d
     }
     _sheet(wb, fmt, SHEET_MAIN, "社会保险基金疑点核查情况汇总表（经办机构 × 规则）", as_of,
            [("agency_code", "经办机构编码"), ("agency_name", "经办机构名称"), ("region_code", "行政区划代码"),
-            ("rule_id", "规则编号"), ("rule_title", "规则名称")], summary)
+            ("rule_id", "规则编号"), ("rule_title", "规则名称")], summary, data_as_of)
     _sheet(wb, fmt, SHEET_AGENCY, "社会保险基金疑点核查情况汇总表（按经办机构）", as_of,
-           [("agency_code", "经办机构编码"), ("agency_name", "经办机构名称"), ("region_code", "行政区划代码")], agencies)
+           [("agency_code", "经办机构编码"), ("agency_name", "经办机构名称"), ("region_code", "行政区划代码")], agencies,
+           data_as_of)
     _sheet(wb, fmt, SHEET_RULE, "社会保险基金疑点核查情况汇总表（按规则）", as_of,
-           [("rule_id", "规则编号"), ("rule_title", "规则名称")], rules)
+           [("rule_id", "规则编号"), ("rule_title", "规则名称")], rules, data_as_of)
     ws = wb.add_worksheet(SHEET_NOTES)
     ws.set_column(0, 0, 14)
     ws.set_column(1, 1, 70)

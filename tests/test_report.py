@@ -320,3 +320,58 @@ def test_a_report_drawn_for_a_later_date_shows_that_dates_overdue_and_escalated_
     assert (total["逾期"], total["挂牌督办"]) == (want_overdue, want_escalated)
     # nothing in the store changed, and the connection sees the stored suspects again
     assert con.execute("select suspect_id, overdue, escalated from suspects order by 1").fetchall() == stored
+
+
+def test_open_means_every_status_but_closed_on_the_page_as_in_the_trend_and_the_console(written, tmp_path):
+    con, paths = written
+    statuses = con.execute("select status, amount from suspects").fetchall()
+    assert any(s == "已移送" for s, _ in statuses), "the fixture has a transferred suspect"
+    h = report.collect(con, AS_OF)["headline"]
+    assert h["open"] == sum(1 for s, _ in statuses if s != "已销号")
+    assert h["open_amount"] == sum((a or 0 for s, a in statuses if s != "已销号"), Decimal("0"))
+    page = paths.dashboard.read_text(encoding="utf-8")
+    assert "在办疑点（未销号）" in page and "在办涉及金额" in page
+
+
+def test_a_report_for_another_date_says_which_date_its_data_is_of(written, tmp_path):
+    con, _ = written
+    paths = report.write_report(con, tmp_path / "earlier", AS_OF - timedelta(days=30))
+    page = paths.dashboard.read_text(encoding="utf-8")
+    said = f"数据截至 {AS_OF.isoformat()}（逾期、挂牌督办与账龄按 {(AS_OF - timedelta(days=30)).isoformat()} 计算）"
+    assert said in page
+    assert openpyxl.load_workbook(paths.summary)[SHEET_MAIN].cell(row=2, column=1).value.startswith(said)
+    same_day = report.write_report(con, tmp_path / "same", AS_OF).dashboard.read_text(encoding="utf-8")
+    assert f"数据截至 {AS_OF.isoformat()} ·" in same_day and "计算）" not in same_day
+
+
+def test_a_latest_delivery_whose_every_row_was_refused_shows_its_rejections(store, tmp_path):
+    con = connect(store)
+    ensure_quality_schema(con)
+    con.execute("insert into quality_results values ('run-3', '2026-11-21', 'payments', 'expect_x', 'paid_on', "
+                "false, null, current_timestamp)")
+    con.execute("""insert into rejected_rows (extract, source_file, row_number, column_name, reason, raw, file_hash,
+                                              delivery, rejected_at)
+                   values ('payments', '2026-11-28/p.csv', 2, 'amount', '发放金额(amount) 不是有效金额: ''abc''', '{}',
+                           'h', '2026-11-28', current_timestamp)""")
+    page = report.write_report(con, tmp_path / "out", AS_OF).dashboard.read_text(encoding="utf-8")
+    q = page[page.index("六、最近一批数据的质量警告"):]
+    assert "2026-11-28" in q and "不是有效金额" in q and "abc" not in q
+
+
+
+def test_the_nightly_dashboard_has_that_nights_point_in_the_trend(demo_run):
+    """The dashboard the night writes charts that night too (it was drawn before the night's summary
+    was stored, one night behind)."""
+    assert demo_run.returncode == 0, demo_run.stderr
+    page = (demo_run.out / "dashboard.html").read_text(encoding="utf-8")
+    trace = re.search(r'"name":"在办疑点（未销号）","x":\[([^\]]*)\],"y":\[([^\]]*)\]', page)
+    assert trace, "the trend has no open-suspects series"
+    nights, values = trace.group(1).split(","), trace.group(2).split(",")
+    con = connect(demo_run.db, read_only=True)
+    try:
+        last = scalar(con, "select max(as_of) from runs where status = 'completed'")
+        open_now = scalar(con, "select count(*) from suspects where status <> '已销号'")
+    finally:
+        con.close()
+    assert nights[-1].strip('"') == last.isoformat()
+    assert values[-1] != "null" and float(values[-1]) == open_now
