@@ -564,6 +564,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         return _fail(con, result, source, str(exc), run_id)
     except Exception as exc:  # a reader library's own error on a damaged file: report it, keep going
         return _fail(con, result, source, f"could not be read ({type(exc).__name__}: {exc})", run_id)
+    accepted, rejected = _set_aside_older(con, kind, accepted, rejected, lineage, raw)
     del raw
     _write_chunk(con, kind, accepted, rejected, result, lineage)
     return _ledger(con, result, source, run_id)
@@ -572,7 +573,18 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
 _DATED_DELIVERY = "^[0-9]{4}-[0-9]{2}-[0-9]{2}"  # a delivery folder named by its date (Python and SQL)
 
 
-def _superseded(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _set_aside_older(con, kind: str, accepted: pl.DataFrame, rejected: pl.DataFrame, lineage: dict[str, str],
+                     raw: RawFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(accepted, rejected) with the rows a later-dated delivery already holds moved from the first
+    to the second (_superseded), each with its row as delivered from `raw`."""
+    accepted, older = _superseded(con, kind, accepted, lineage, raw)
+    if older.height:
+        rejected = pl.concat([rejected, older], how="vertical_relaxed").sort("_row_number")
+    return accepted, rejected
+
+
+def _superseded(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
+                raw: RawFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(rows to write, rows refused): a row whose natural key a later-dated delivery already holds
     is older data than the stored row — a delivery folder that turned up late — and does not
     replace it ("later delivery wins" by the delivery's date, so the store does not depend on the
@@ -598,21 +610,20 @@ def _superseded(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str])
     if newer.height == 0:
         return accepted, newer
     keep = accepted.join(newer, on="_row_number", how="anti")
-    old = accepted.join(newer, on="_row_number", how="inner")
-    refused = old.select(
+    # the row as delivered, as every rejected row keeps it (not its normalised values)
+    delivered = raw.data.join(newer.select("_row_number"), on="_row_number", how="semi").select(
+        pl.col("_row_number"), _raw_json(raw).alias("raw"))
+    refused = newer.join(delivered, on="_row_number", how="left").select(
         pl.col("_row_number"), pl.lit(spec.key[0]).alias("column_name"),
         pl.format("较旧的交付: 交付 {} 已有同一记录(按{})的更新版本，本行未替换它", pl.col("held_by"),
                   pl.lit("+".join(spec.key))).alias("reason"),
-        pl.struct([pl.col(c).cast(pl.Utf8) for c in spec.names]).struct.json_encode().alias("raw"))
+        pl.col("raw"))
     return keep, refused
 
 
 def _write_chunk(con, kind: str, accepted: pl.DataFrame, rejected: pl.DataFrame, result: FileResult,
                  lineage: dict[str, str]) -> None:
     """Write one normalised chunk (or the whole file) and add its counts to the file's result."""
-    accepted, older = _superseded(con, kind, accepted, lineage)
-    if older.height:
-        rejected = pl.concat([rejected, older], how="vertical_relaxed").sort("_row_number")
     result.rows_replaced += _write_rows(con, kind, accepted, lineage)
     _write_rejected(con, kind, rejected, lineage)
     result.rows_accepted += accepted.height
@@ -709,6 +720,7 @@ def _write_chunks(con, kind: str, next_chunk: Callable[[], RawFrame | None], res
     more). Only one chunk is held at a time: `next_chunk` keeps no reference to what it returns."""
     while (raw := next_chunk()) is not None:
         accepted, rejected = normalise_frame(kind, raw, today)
+        accepted, rejected = _set_aside_older(con, kind, accepted, rejected, lineage, raw)
         del raw
         _write_chunk(con, kind, accepted, rejected, result, lineage)
         del accepted, rejected  # freed before the next chunk is read
@@ -1271,7 +1283,7 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
     if good.select(key_expr.is_duplicated().any()).item():
         good = good.with_columns(pl.col("_row_number").max().over(key).alias("_kept_row"))
         dupes = good.filter(pl.col("_row_number") != pl.col("_kept_row")).with_columns(
-            pl.lit("+".join(key)).alias("column_name"),
+            pl.lit(key[0]).alias("column_name"),  # the first column at fault, as every rejection names one
             pl.format(f"同一文件中{key_label}重复: 以后面的第{{}}行为准，本行未采用", pl.col("_kept_row")).alias("reason"),
         )
         good = good.filter(pl.col("_row_number") == pl.col("_kept_row"))

@@ -149,7 +149,7 @@ def fig_trend(history: list[dict]) -> go.Figure:
         seen[base] = seen.get(base, 0) + 1
         labels.append(base if seen[base] == 1 else f"{base} #{seen[base]}")
     known = {k for _, keys in TREND_PANELS for k in keys}
-    ignore = {"files_skipped", "files_failed", "files_ingested"}
+    ignore = {"files_skipped", "files_failed", "files_ingested", "files_not_extracts"}
     extra = sorted({k for r in history for k in r["metrics"] if "." not in k and k not in known | ignore})
     panels = [(title, dict(keys)) for title, keys in TREND_PANELS]
     panels[0][1].update({k: k for k in extra})

@@ -680,12 +680,12 @@ def test_a_delivery_folder_that_arrives_late_does_not_replace_a_later_deliverys_
     ingest_inbox(con, inbox)
     deliver("2026-11-21", "2600.00")  # the correction
     ingest_inbox(con, inbox)
-    deliver("2026-11-10", "2550.00")  # an older extract, sent late
+    deliver("2026-11-10", "2,550.00")  # an older extract, sent late
     [late] = ingest_inbox(con, inbox).with_status("ingested")
     assert (late.rows_accepted, late.rows_rejected, late.rows_replaced) == (0, 1, 0)
     [(row_number, column, reason, raw)] = [r[1:] for r in rejected(con, "2026-11-10/payments_2026-11-10.csv")]
     assert (row_number, column) == (1, "payment_id") and "交付 2026-11-21 已有同一记录" in reason
-    assert json.loads(raw)["amount"] == "2550.00"  # kept, not lost
+    assert json.loads(raw)["amount"] == "2,550.00"  # kept as delivered, not lost
     stored_now = con.execute("select payment_id, amount, _delivery from payments").fetchall()
     assert stored_now == [(row["payment_id"], Decimal("2600.00"), "2026-11-21")]
     # the same three deliveries read at once, in date order, leave the same row
@@ -734,3 +734,28 @@ def test_parquet_times_with_a_time_zone_are_read_as_chinas_date_and_time(tmp_pat
         (dt.date(2026, 9, 15), dt.datetime(2026, 10, 16, 1, 0))]
     assert [(r[1], r[2]) for r in rejected(con)] == [(2, "paid_on")]  # 16:00 is no date
     assert store.scalar(con, "select txn_at from fund_transactions") == dt.datetime(2026, 11, 1, 1, 30)
+
+
+def test_a_key_given_twice_in_one_file_names_its_first_column(tmp_path):
+    """As every rejection names one canonical column (the first when several are at fault): a death
+    record given twice (person_id + source) names person_id, as the older-delivery refusal does."""
+    inbox = tmp_path / "inbox"
+    row = row_for("deaths", 0)[0]
+    write_extract(inbox / "2026-11-21" / "deaths_twice.csv", "deaths",
+                  [row, dict(row, death_date="2026-09-20")], "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, inbox)
+    [(row_number, column, reason, raw)] = [r[1:] for r in rejected(con, "2026-11-21/deaths_twice.csv")]
+    assert (row_number, column) == (1, "person_id") and "重复" in reason
+
+
+def test_a_file_that_is_no_extract_is_not_counted_as_seen_before(tmp_path):
+    from pipelines import runsummary
+    inbox = tmp_path / "inbox"
+    write_extract(inbox / "2026-11-21" / "payments_a.csv", "payments", row_for("payments", 0), "csv-utf8")
+    (inbox / "2026-11-21" / "说明.txt").write_text("本批次为11月数据", encoding="utf-8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    found = ingest_inbox(con, inbox)
+    summary = runsummary.summarise(con, {"run_id": "r", "as_of": dt.date(2026, 11, 21), "ingest": found})
+    line = runsummary.format_summary(summary).splitlines()[1]
+    assert line == "  files: 1 ingested, 0 skipped (seen before), 0 failed, 1 not extract files (ignored)", line
