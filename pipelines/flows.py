@@ -240,8 +240,9 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
                 parts["calendar_assumed_years"] = casework.years_counted_by_the_week(con, config)
                 # the night's figures so far, so that the dashboard's trend has tonight's point
                 # (finish_run writes the final summary)
+                so_far = {**summarise(con, parts), "status": "running"}
                 con.execute("update runs set summary = ? where run_id = ?",
-                            [json.dumps(summarise(con, parts), ensure_ascii=False, default=str), run_id])
+                            [json.dumps(so_far, ensure_ascii=False, default=str), run_id])
                 parts["report"] = write_report(con, out, as_of, config)
                 broken = broken_rules(parts["detect"])
                 if broken is not None:

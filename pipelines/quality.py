@@ -145,6 +145,9 @@ def _id_validity_frame(con, kind: str, delivery: str):
         union all
         select false from rejected_rows
         where extract = $kind and delivery = $delivery and column_name = 'person_id'
+          -- the ID number itself refused, not a row set aside by its key (given twice in a file,
+          -- or older than a stored one), which names person_id as its key's first column
+          and reason like '公民身份号码%'
         """,
         {"delivery": delivery, "kind": kind},
     ).df()

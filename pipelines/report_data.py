@@ -258,11 +258,16 @@ def quality(con) -> dict:
     if out["available"]:
         cols = {r["column_name"] for r in rows(con, "select column_name from information_schema.columns where table_name = 'quality_results'")}
         if {"delivery", "success"} <= cols:
-            # the latest delivery: checked, or — when every row of it was refused — only rejected
-            latest_rejected = (scalar(con, "select max(delivery) from rejected_rows")
-                               if table_exists(con, "rejected_rows") else None)
-            out["delivery"] = max(filter(None, [scalar(con, "select max(delivery) from quality_results"),
-                                                latest_rejected]), default=None)
+            # the latest delivery by when it came in (a folder need not be named by its date):
+            # checked, or — when every row of it was refused — only rejected
+            seen = [rows(con, "select delivery, max(checked_at) as seen_at from quality_results group by all "
+                              "order by seen_at desc nulls last, delivery desc limit 1")]
+            if table_exists(con, "rejected_rows"):
+                seen.append(rows(con, "select delivery, max(rejected_at) as seen_at from rejected_rows group by all "
+                                      "order by seen_at desc nulls last, delivery desc limit 1"))
+            latest = [r[0] for r in seen if r and r[0]["seen_at"] is not None]
+            out["delivery"] = max(latest, key=lambda r: (r["seen_at"], r["delivery"]))["delivery"] if latest else \
+                scalar(con, "select max(delivery) from quality_results")
             where = "where delivery = $d" if out["delivery"] is not None else "where delivery is null"
             params = {"d": out["delivery"]} if out["delivery"] is not None else {}
             out["checks"] = scalar(con, f"select count(*) from quality_results {where}", params)

@@ -39,10 +39,11 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
     if ingested is not None:
         files = list(ingested.files)
         s["files_ingested"] = sum(f.status == "ingested" for f in files)
-        s["files_skipped"] = sum(f.status == "skipped" for f in files)
-        # of those, files that are no extract at all (a readme, a .txt beside the exports)
-        s["files_not_extracts"] = sum(f.status == "skipped" and "not an extract file" in (f.message or "")
-                                      for f in files)
+        # files that are no extract at all (a readme, a .txt beside the exports) apart from those
+        # skipped as seen before
+        not_extract = [f.status == "skipped" and "not an extract file" in (f.message or "") for f in files]
+        s["files_not_extracts"] = sum(not_extract)
+        s["files_skipped"] = sum(f.status == "skipped" for f in files) - s["files_not_extracts"]
         s["files_failed"] = sum(f.status == "failed" for f in files)
         s["rows_accepted"] = sum(f.rows_accepted or 0 for f in files if f.status == "ingested")
         # every row tonight added to rejected_rows: those of ingested files and of files refused whole
@@ -102,7 +103,7 @@ def format_summary(s: dict[str, Any]) -> str:
     lines = [f"fundwatch nightly {s.get('run_id')} as of {s.get('as_of')}: {s.get('status')}"]
     if "files_ingested" in s:
         other = s.get("files_not_extracts", 0)
-        lines.append(f"  files: {s['files_ingested']} ingested, {s['files_skipped'] - other} skipped (seen before), "
+        lines.append(f"  files: {s['files_ingested']} ingested, {s['files_skipped']} skipped (seen before), "
                      f"{s['files_failed']} failed" + (f", {other} not extract files (ignored)" if other else ""))
         lines.append(f"  rows: {s['rows_accepted']} accepted ({s.get('rows_replaced', 0)} replaced earlier rows), "
                      f"{s['rows_rejected']} rejected")

@@ -757,5 +757,6 @@ def test_a_file_that_is_no_extract_is_not_counted_as_seen_before(tmp_path):
     con = store.connect(tmp_path / "fw.duckdb")
     found = ingest_inbox(con, inbox)
     summary = runsummary.summarise(con, {"run_id": "r", "as_of": dt.date(2026, 11, 21), "ingest": found})
+    assert (summary["files_skipped"], summary["files_not_extracts"]) == (0, 1)
     line = runsummary.format_summary(summary).splitlines()[1]
     assert line == "  files: 1 ingested, 0 skipped (seen before), 0 failed, 1 not extract files (ignored)", line

@@ -142,3 +142,21 @@ def test_a_delivery_ingested_but_never_checked_is_found_and_a_checked_one_is_not
         assert unvalidated_deliveries(con) == []
     finally:
         con.close()
+
+
+def test_a_row_set_aside_for_its_key_is_not_counted_as_a_bad_id_number(tmp_path):
+    """A death record given twice in one file (the later row kept) names person_id as its key's
+    first column; its ID number is sound and must not lower the share of valid ID numbers."""
+    from _nightly_inbox import _write
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    header = ["person_id", "name", "death_date", "source", "cremated_on"]
+    _write(inbox / "2026-11-21" / "deaths_twice.csv", header,
+           [[DEAD, "王死", "2026-08-15", "民政", ""], [DEAD, "王死", "2026-08-16", "民政", ""]])
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox)
+        assert scalar(con, "select count(*) from rejected_rows where column_name = 'person_id'") == 1
+        report = check_deliveries(con, ["2026-11-21"], out, run_id="night")
+        assert not any("person_id_valid" in w for w in report.warnings), report.warnings
+    finally:
+        con.close()

@@ -375,3 +375,19 @@ def test_the_nightly_dashboard_has_that_nights_point_in_the_trend(demo_run):
         con.close()
     assert nights[-1].strip('"') == last.isoformat()
     assert values[-1] != "null" and float(values[-1]) == open_now
+
+
+def test_the_latest_delivery_is_the_last_to_come_in_not_the_last_by_name(store, tmp_path):
+    """A folder not named by a date ("补发") sorts after every dated one: the latest delivery is the
+    one that came in last, or its old rejection would hide tonight's checks."""
+    con = connect(store)
+    ensure_quality_schema(con)
+    con.execute("""insert into rejected_rows (extract, source_file, row_number, column_name, reason, raw, file_hash,
+                                              delivery, rejected_at)
+                   values ('payments', '补发/x.csv', 0, '(整个文件)', 'unknown extract kind', '{}', 'h', '补发',
+                           timestamp '2026-11-18 02:00:00')""")
+    con.execute("""insert into quality_results values ('run-3', '2026-11-21', 'payments', 'expect_tonight', 'paid_on',
+                                                       false, null, timestamp '2026-11-21 02:00:00')""")
+    page = report.write_report(con, tmp_path / "out", AS_OF).dashboard.read_text(encoding="utf-8")
+    q = page[page.index("六、最近一批数据的质量警告"):]
+    assert "2026-11-21" in q and "expect_tonight" in q and "unknown extract kind" not in q
