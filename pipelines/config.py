@@ -216,7 +216,7 @@ def _check_rule_params(config: Config) -> None:
     the config keys rules read, such as fiscal_accounts) is one the rule declares, of the kind of
     its default. Else the night would fail at detection — after the other rules had merged — or
     run with a value that means nothing (a threshold of "abc", true days, -1 persons)."""
-    from .rules import load_rules  # rules reads Config: imported here, not at the top
+    from .rules import check_param_names, config_value, load_rules  # rules reads Config: not at the top
 
     rules = {rule.id: rule for rule in load_rules()[0]}
     sets = [(f"rules.{rid}", rid, over) for rid, over in (config["rules"] or {}).items()]
@@ -226,21 +226,14 @@ def _check_rule_params(config: Config) -> None:
         rule = rules.get(rule_id)
         if rule is None or overrides is None:
             continue
-        if not isinstance(overrides, dict):
-            raise ValueError(f"{where}: expected a mapping of parameter: value, got {overrides!r}")
-        unknown = set(overrides) - set(rule.params)
-        if unknown:
-            raise ValueError(f"{where}: unknown parameter(s) {', '.join(sorted(map(str, unknown)))}; "
-                             f"{rule_id} declares: {', '.join(sorted(rule.params)) or 'none'}")
+        check_param_names(rule, overrides, where)
         for name, value in overrides.items():
             problem = _param_problem(name, rule.params[name], value)
             if problem:
                 raise ValueError(f"{where}.{name}: {problem}, got {value!r}")
     for rule in rules.values():
         for name, key in rule.config_params.items():
-            value = config.data
-            for part in key.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
+            value = config_value(config, key)[1]
             problem = None if value is None else _param_problem(name, rule.params[name], value)
             if problem:
                 raise ValueError(f"{key}: {problem}, got {value!r}")

@@ -310,7 +310,8 @@ def load_rules(directory: str | Path | None = None) -> tuple[list[Rule], list[Ru
 # Parameters
 # --------------------------------------------------------------------------------------------
 
-def _config_path(config: Config, dotted: str) -> tuple[bool, Any]:
+def config_value(config: Config, dotted: str) -> tuple[bool, Any]:
+    """(found, value) of a dotted config key such as `fiscal_accounts` or `casework.major_from`."""
     node: Any = config.data
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -319,12 +320,13 @@ def _config_path(config: Config, dotted: str) -> tuple[bool, Any]:
     return True, node
 
 
-def _check_names(rule: Rule, overrides: dict, where: str) -> None:
+def check_param_names(rule: Rule, overrides: dict, where: str) -> None:
+    """`overrides` is a mapping of parameters the rule declares (config load and detection both ask)."""
     if not isinstance(overrides, dict):
         raise ValueError(f"{where} must be a mapping of parameter: value")
     unknown = set(overrides) - set(rule.params)
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(sorted(unknown))} in {where}; "
+        raise ValueError(f"unknown parameter(s) {', '.join(sorted(map(str, unknown)))} in {where}; "
                          f"{rule.id} declares: {', '.join(sorted(rule.params)) or 'none'}")
 
 
@@ -345,18 +347,18 @@ def parameter_sets(rule: Rule, config: Config) -> list[tuple[dict[str, Any], lis
     """[(params, region_codes)]: region_codes None = every region without its own set."""
     base = dict(rule.params)
     for name, key in rule.config_params.items():
-        found, value = _config_path(config, key)
+        found, value = config_value(config, key)
         if found and value is not None:
             base[name] = value
     overrides = (config.get("rules") or {}).get(rule.id) or {}
-    _check_names(rule, overrides, f"config rules.{rule.id}")
+    check_param_names(rule, overrides, f"config rules.{rule.id}")
     base = _overlay(rule, base, overrides)
     by_values: dict[str, tuple[dict, list[str]]] = {}
     for region, section in sorted((config.get("regions") or {}).items()):
         region_over = ((section or {}).get("rules") or {}).get(rule.id)
         if not region_over:
             continue
-        _check_names(rule, region_over, f"config regions.{region}.rules.{rule.id}")
+        check_param_names(rule, region_over, f"config regions.{region}.rules.{rule.id}")
         params = _overlay(rule, base, region_over)
         if params == base:
             continue

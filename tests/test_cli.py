@@ -102,7 +102,7 @@ def test_a_config_saved_as_gbk_by_notepad_is_read(tmp_path):
     ("casework: {major_from: 600000}", "casework: major_from (600000) is above ministry_from (500000)"),
     # rule parameters: one the rule lacks, or of the wrong kind, refused before the night (not at detect)
     ("rules: {DUPLICATE_PENSION: {large_payment_threshold: 5}}",
-     "rules.DUPLICATE_PENSION: unknown parameter(s) large_payment_threshold; DUPLICATE_PENSION declares: pension_item"),
+     "unknown parameter(s) large_payment_threshold in rules.DUPLICATE_PENSION; DUPLICATE_PENSION declares: pension_item"),
     ("rules: {LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: abc}}",
      "rules.LARGE_PAYMENT_UNREVIEWED.large_payment_threshold: expected a number, got 'abc'"),
     ("rules: {CERTIFICATION_OVERDUE: {certification_max_days: true}}",
