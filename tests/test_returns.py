@@ -52,10 +52,28 @@ class Clerk:
             self.ws.cell(row=self.rows[suspect_id], column=self.header.index(name) + 1, value=value)
         return self.rows[suspect_id]
 
+    def copy_sheet(self, title: str = "疑点清单 (2)", **answers: dict):
+        """Copies 疑点清单 to a new sheet, as a clerk does, and types {suspect: {column: value}} into the copy."""
+        copy = self.wb.copy_worksheet(self.ws)
+        copy.title = title
+        for suspect_id, cells in answers.items():
+            for name, value in cells.items():
+                copy.cell(row=self.rows[suspect_id], column=self.header.index(name) + 1, value=value)
+        return copy
+
     def save(self, path: Path | None = None) -> Path:
         path = path or self.path.with_name("returned_" + self.path.name)
         self.wb.save(path)
         return path
+
+
+def next_night_with_one_in_progress(con, tmp_path, n: int) -> Path:
+    """S-1 answered 4 with 300 recovered (核查中); the next night's sheet, which shows that answer pre-filled."""
+    path = issue(con, tmp_path, n=n)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    return worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))[0]
 
 
 def rows_by_id_of(path):
@@ -625,10 +643,7 @@ def test_a_copied_worklist_sheet_is_read_where_the_answers_are(con, tmp_path):
     drop them silently); two sheets both filled in are refused naming both."""
     path = issue(con, tmp_path, n=2)[A]
     clerk = Clerk(path)
-    copy = clerk.wb.copy_worksheet(clerk.ws)
-    copy.title = "疑点清单 (2)"
-    copy.cell(row=clerk.rows[f"S-{A}-1"], column=clerk.header.index("核实结果") + 1, value=OUTCOME_LABELS[4])
-    copy.cell(row=clerk.rows[f"S-{A}-1"], column=clerk.header.index("追回金额") + 1, value=1000)
+    clerk.copy_sheet(**{f"S-{A}-1": {"核实结果": OUTCOME_LABELS[4], "追回金额": 1000}})
     one = clerk.save(tmp_path / "copy_filled.xlsx")
     report = returns.apply_returns(con, [one], RETURN_DAY)
     assert report.refusals == [] and status_of(con, f"S-{A}-1")[0] == "已销号"
@@ -646,11 +661,7 @@ def test_an_untouched_prefilled_row_does_not_undo_an_answer_given_since(con, tmp
     records 600 recovered; the other answers only another suspect. The second copy's untouched
     row is what was issued, not a new answer: the 600 stands — and once the suspect is closed, the
     untouched row is not refused either."""
-    path = issue(con, tmp_path, n=3)[A]
-    clerk = Clerk(path)
-    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
-    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
-    night = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))[0]
+    night = next_night_with_one_in_progress(con, tmp_path, n=3)
     assert rows_by_id_of(night)[f"S-{A}-1"]["追回金额"] == 300
     first, second = Clerk(night), Clerk(night)
     first.fill(f"S-{A}-1", 追回金额=600)
@@ -674,11 +685,7 @@ def test_an_untouched_prefilled_row_does_not_undo_an_answer_given_since(con, tmp
 
 
 def test_two_copies_one_untouched_and_one_answered_do_not_conflict(con, tmp_path):
-    path = issue(con, tmp_path, n=1)[A]
-    clerk = Clerk(path)
-    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
-    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
-    night = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))[0]
+    night = next_night_with_one_in_progress(con, tmp_path, n=1)
     answered, untouched = Clerk(night), Clerk(night)
     answered.fill(f"S-{A}-1", 追回金额=1000)
     untouched.ws.cell(row=1, column=1).comment = None  # saved again, nothing typed
@@ -709,16 +716,9 @@ def test_a_workbook_sent_again_takes_part_in_conflicts_with_its_retried_rows_onl
 
 
 def test_a_copy_of_a_sheet_with_prefilled_answers_is_read_where_the_new_answers_are(con, tmp_path):
-    path = issue(con, tmp_path, n=2)[A]
-    clerk = Clerk(path)
-    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
-    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
-    night = worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))[0]
+    night = next_night_with_one_in_progress(con, tmp_path, n=2)
     copied = Clerk(night)  # the original keeps S-1's pre-filled answer; the copy answers S-2
-    copy = copied.wb.copy_worksheet(copied.ws)
-    copy.title = "疑点清单 (2)"
-    copy.cell(row=copied.rows[f"S-{A}-2"], column=copied.header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
-    copy.cell(row=copied.rows[f"S-{A}-2"], column=copied.header.index("核实说明") + 1, value="无问题")
+    copied.copy_sheet(**{f"S-{A}-2": {"核实结果": OUTCOME_LABELS[7], "核实说明": "无问题"}})
     report = returns.apply_returns(con, [copied.save(tmp_path / "copy.xlsx")], RETURN_DAY + dt.timedelta(days=2))
     assert report.refusals == [] and status_of(con, f"S-{A}-2")[0] == "已销号"
     assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("300.00"))
