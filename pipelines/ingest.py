@@ -73,6 +73,7 @@ class FileResult:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     # A skipped file's content came before under another name or in another delivery (source_file)
     duplicate_of: str | None = None
+    not_extract: bool = False  # skipped as no extract at all (a readme beside the exports)
 
 
 @dataclass
@@ -518,7 +519,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     kind = kind_of_file(path)
     result = FileResult(path=path, kind=kind, delivery=delivery, status="failed")
     if kind is None and path.suffix.lower() not in FILE_SUFFIXES:
-        result.status, result.message = "skipped", f"{source}: not an extract file (ignored)"
+        result.status, result.message, result.not_extract = "skipped", f"{source}: not an extract file (ignored)", True
         return result
     big = _big_parquet(path, kind)
     big_csv = big is None and _big_csv(path, kind)

@@ -260,14 +260,11 @@ def quality(con) -> dict:
         if {"delivery", "success"} <= cols:
             # the latest delivery by when it came in (a folder need not be named by its date):
             # checked, or — when every row of it was refused — only rejected
-            seen = [rows(con, "select delivery, max(checked_at) as seen_at from quality_results group by all "
-                              "order by seen_at desc nulls last, delivery desc limit 1")]
+            stamped = [f"select delivery, {'checked_at' if 'checked_at' in cols else 'null'} as seen_at from quality_results"]
             if table_exists(con, "rejected_rows"):
-                seen.append(rows(con, "select delivery, max(rejected_at) as seen_at from rejected_rows group by all "
-                                      "order by seen_at desc nulls last, delivery desc limit 1"))
-            latest = [r[0] for r in seen if r and r[0]["seen_at"] is not None]
-            out["delivery"] = max(latest, key=lambda r: (r["seen_at"], r["delivery"]))["delivery"] if latest else \
-                scalar(con, "select max(delivery) from quality_results")
+                stamped.append("select delivery, rejected_at from rejected_rows")
+            out["delivery"] = scalar(con, f"""select delivery from ({' union all '.join(stamped)}) where delivery is not null
+                                               order by seen_at desc nulls last, delivery desc limit 1""")
             where = "where delivery = $d" if out["delivery"] is not None else "where delivery is null"
             params = {"d": out["delivery"]} if out["delivery"] is not None else {}
             out["checks"] = scalar(con, f"select count(*) from quality_results {where}", params)

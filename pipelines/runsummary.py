@@ -41,9 +41,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["files_ingested"] = sum(f.status == "ingested" for f in files)
         # files that are no extract at all (a readme, a .txt beside the exports) apart from those
         # skipped as seen before
-        not_extract = [f.status == "skipped" and "not an extract file" in (f.message or "") for f in files]
-        s["files_not_extracts"] = sum(not_extract)
-        s["files_skipped"] = sum(f.status == "skipped" for f in files) - s["files_not_extracts"]
+        s["files_not_extracts"] = sum(f.not_extract for f in files)
+        s["files_skipped"] = sum(f.status == "skipped" and not f.not_extract for f in files)
         s["files_failed"] = sum(f.status == "failed" for f in files)
         s["rows_accepted"] = sum(f.rows_accepted or 0 for f in files if f.status == "ingested")
         # every row tonight added to rejected_rows: those of ingested files and of files refused whole
