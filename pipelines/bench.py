@@ -188,7 +188,12 @@ def ingest_floor(b: Bench, probe: Path) -> dict[str, float]:
     spec = EXTRACTS["payments"]
     cols = ", ".join(spec.names)
     floors = {}
-    for fmt, reader in (("parquet", "read_parquet(?)"), ("csv", "read_csv(?, header = true, all_varchar = true)")):
+    # A row's number: the Parquet reader's own file_row_number; CSV has none, so a window over the
+    # rows, which serialises the load (a 1,000,000-row Parquet sample: 1.92 s with the window
+    # against 1.11 s with file_row_number, written and closed).
+    for fmt, reader, row_number in (
+            ("parquet", "read_parquet(?, file_row_number = true)", "file_row_number + 1"),
+            ("csv", "read_csv(?, header = true, all_varchar = true)", "row_number() over ()")):
         db = probe / f"{fmt}_floor.duckdb"
         for stale in (db, Path(f"{db}.wal")):
             stale.unlink(missing_ok=True)
@@ -196,7 +201,7 @@ def ingest_floor(b: Bench, probe: Path) -> dict[str, float]:
         source = str(next((probe / fmt / "d1").iterdir()))
         started = time.perf_counter()
         con.execute(f"insert into payments ({cols}, _source_file, _row_number, _delivery, _file_hash) "
-                    f"select {cols}, ?, row_number() over (), 'd1', ? from {reader}", [source, "0" * 64, source])
+                    f"select {cols}, ?, {row_number}, 'd1', ? from {reader}", [source, "0" * 64, source])
         seconds = time.perf_counter() - started
         rows = store.scalar(con, "select count(*) from payments")
         con.close()
