@@ -22,7 +22,11 @@ from sklearn.ensemble import IsolationForest
 from .store import scalar
 
 OUT_TABLE = "_outlier_rows"
-FEATURES = "ln(amount), ln(coalesce(person_ratio, 1)), ln(coalesce(peer_ratio, 1))"
+# The amount against the person's own history and against the peer group, on a log scale. Not the
+# amount itself: its spread is that of the benefits (a 200-yuan resident pension, a 150,000-yuan
+# one-off grant), so the forest isolated large ordinary grants first and scored a resident pension
+# paid 31 times over (6,300 yuan) as ordinary.
+FEATURES = ("ln(coalesce(person_ratio, 1))", "ln(coalesce(peer_ratio, 1))")
 MIN_ROWS_TO_FIT = 50  # fewer payments than this say nothing about what is normal
 OUTPUT_SCHEMA = {"subject": pl.Utf8, "person_id": pl.Utf8, "agency_code": pl.Utf8, "period_from": pl.Utf8,
                  "period_to": pl.Utf8, "amount": pl.Decimal(18, 2), "evidence": pl.Utf8}
@@ -35,9 +39,10 @@ def reasons(row: dict[str, Any], params: dict[str, Any]) -> list[str]:
     if ratio is not None and row["person_n"] > params["min_history"] and ratio >= params["min_ratio"]:
         out.append(f"金额为本人历史中位数的 {float(ratio):.1f} 倍（本人{row['item']}中位数 {row['person_median']:.2f} 元，"
                    f"共 {row['person_n']} 笔）")
-    if row["peer_n"] >= params["min_peers"] and row["amount"] > row["peer_high"]:
+    if (row["peer_n"] >= params["min_peers"] and row["amount"] > row["peer_high"]
+            and float(row["amount"]) >= float(params["peer_min_ratio"]) * float(row["peer_median"])):
         q = float(params["peer_quantile"]) * 100
-        out.append(f"高于同机构同项目 {q:g}% 分位（{float(row['peer_high']):.2f} 元，同组 {row['peer_n']} 笔，"
+        out.append(f"高于同机构同险种同项目 {q:g}% 分位（{float(row['peer_high']):.2f} 元，同组 {row['peer_n']} 笔，"
                    f"中位数 {float(row['peer_median']):.2f} 元）")
     return out
 
@@ -56,17 +61,22 @@ def _write(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> str:
 
 def score(con: duckdb.DuckDBPyConnection, features_table: str, params: dict[str, Any], as_of: date) -> str:
     total = scalar(con, f"select count(*) from {features_table}") or 0
-    candidates = con.sql(f"select *, {FEATURES} from {features_table} where has_reason order by payment_id").pl()
+    features = ", ".join(f"{f} as _f{i}" for i, f in enumerate(FEATURES))
+    candidates = con.sql(f"select *, {features} from {features_table} where has_reason order by payment_id").pl()
     if total < MIN_ROWS_TO_FIT or candidates.is_empty():
         return _write(con, [])
-    sample = con.sql(f"select {FEATURES} from {features_table} order by hash(payment_id), payment_id "
+    sample = con.sql(f"select {features} from {features_table} order by hash(payment_id), payment_id "
                      f"limit {int(params['sample_size'])}").fetchnumpy()
     x_fit = np.column_stack(list(sample.values())).astype(float)
+    # Nearly every payment is its person's usual amount (both ratios about 1): a tree grown on
+    # sklearn's default 256 rows rarely holds an unusual one to split on, so every payment outside
+    # the usual scored alike and the contamination threshold fell among them (nothing flagged, or
+    # hundreds). 2,048 rows a tree separate the extreme from the merely unusual.
     model = IsolationForest(n_estimators=100, contamination=float(params["contamination"]),
+                            max_samples=max(1, min(int(params["max_samples"]), len(x_fit))),
                             random_state=int(params["random_state"]))
     model.fit(x_fit)
-    feature_cols = candidates.columns[-3:]
-    x = candidates.select(feature_cols).to_numpy().astype(float)
+    x = candidates.select([f"_f{i}" for i in range(len(FEATURES))]).to_numpy().astype(float)
     anomaly = -model.score_samples(x)  # 0..1, higher = more anomalous
     flagged = model.predict(x) == -1
     cap = max(1, math.floor(total * float(params["max_share"])))

@@ -73,3 +73,48 @@ def test_outliers_never_flood_beyond_max_share(con):
     found = run(con, wider)
     assert 1 < len(found) <= 9
     assert "P009202610" in found  # the most anomalous first
+
+
+@pytest.fixture
+def mixed_agency(tmp_path):
+    """One agency paying 基本养老金 of two insurance types: 600 enterprise pensioners (110, 2,500–
+    4,000 yuan) and 200 resident pensioners (170, 150–350 yuan), 12 months each; and 240 one-off
+    丧葬补助金 (5,000–9,000 yuan), each person once."""
+    c = store.connect(tmp_path / "mixed.duckdb")
+    # (one statement each: row-by-row inserts of ten thousand payments took 20 s)
+    c.execute("""
+        insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code)
+        select format('M{:04d}{}', i, m), format('3607021940{:04d}0000', i), if(i >= 600, '170', '110'),
+               '基本养老金', m, date '2026-11-10',
+               cast(if(i >= 600, 150 + i % 200, 2500 + (i * 37) % 1500) as decimal(18,2)), '360702'
+        from range(800) t(i), (select unnest(?) as m)""", [MONTHS])
+    c.execute("""
+        insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code)
+        select format('F{:04d}', i), format('3607021930{:04d}0000', i), '110', '丧葬补助金', '202608',
+               date '2026-11-10', cast(5000 + (i * 53) % 4000 as decimal(18,2)), '360702'
+        from range(240) t(i)""")
+    yield c
+    c.close()
+
+
+def test_a_resident_pension_paid_many_times_over_is_flagged_beside_larger_enterprise_pensions(mixed_agency):
+    """6,200 yuan is an ordinary enterprise pension but 31 times this resident pensioner's 200: the
+    peer group is item × insurance type × agency, and the forest weighs the two ratios, not the
+    amount's own size (the amount-based model scored it ordinary)."""
+    mixed_agency.execute("update payments set amount = 6200.00 where payment_id = 'M0650202608'")  # usual 200
+    found = run(mixed_agency)
+    assert "M0650202608" in found, sorted(found)
+    reasons = found["M0650202608"][1]["reasons"]
+    assert any("本人历史中位数的 31.0 倍" in r for r in reasons), reasons
+    assert any("同险种" in r for r in reasons), reasons
+
+
+def test_the_largest_of_a_small_peer_group_is_no_outlier_for_being_the_largest(mixed_agency):
+    """In a peer group of fewer than 1,000 payments the 99.9 % quantile is about its largest payment:
+    being above it is a reason only at peer_min_ratio times the group's median or more."""
+    found = run(mixed_agency)
+    assert not [s for s in found if s.startswith("F")], sorted(found)
+    mixed_agency.execute("update payments set amount = 30000.00 where payment_id = 'F0007'")  # ~4.3x the median
+    found = run(mixed_agency)
+    assert "F0007" in found, sorted(found)
+    assert any("高于同机构同险种同项目" in r for r in found["F0007"][1]["reasons"])
