@@ -94,6 +94,8 @@ def score(con: duckdb.DuckDBPyConnection, features_table: str, params: dict[str,
             "evidence": json.dumps({
                 "summary": f"{row['item']} {row['amount']:.2f} 元（所属期 {row['period']}）被模型判为异常：" + "；".join(why),
                 "score": round(float(anomaly[i]), 2),
+                # what the score is measured against: the payments scoring above it are anomalous
+                "score_threshold": round(float(-model.offset_), 2),
                 "reasons": why,
                 "model": "IsolationForest",
                 "payment": {"payment_id": row["payment_id"], "item": row["item"],

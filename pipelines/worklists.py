@@ -29,6 +29,7 @@ import yaml
 
 from . import casework, runlock
 from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
+from .extracts import EXTRACTS
 from .privacy import mask_id
 from .report_mask import mask_name
 from .suspects import reported_gone_sql
@@ -204,10 +205,30 @@ def _other_agencys_person(v: dict, agency: str | None) -> bool:
     return payers is not None and agency not in payers
 
 
+# The evidence fields in the words of the extracts (CONTRACT §1's Chinese headers) and of the rules,
+# for the clerk reading 证据摘要; a field not named here shows its own name.
+EVIDENCE_LABELS = {
+    **{c.name: c.alias for e in EXTRACTS.values() for c in e.columns},
+    # names several extracts share, in the words that fit them all
+    "amount": "金额", "period": "所属期", "source": "数据来源", "status": "待遇状态",
+    "account_no": "本方账号", "agencies": "各经办机构", "basis_date": "认证起算日期",
+    "certification_max_days": "认证有效天数", "contributing_employers": "缴费单位",
+    "custody_spells": "在押记录", "death_month": "死亡月份", "death_sources": "死亡信息来源",
+    "duplicate_amount": "重复金额", "earliest_death_date": "最早死亡日期", "finding": "问题",
+    "kept_as_largest": "保留的最大一笔", "lapse_basis": "超期依据", "lapse_month": "超期月份",
+    "match_window_days": "匹配天数", "model": "模型", "paid_to": "收款人", "payment": "发放记录",
+    "payments": "发放记录", "pension_payments": "养老金发放记录", "periods": "所属期",
+    "persons": "人数", "reasons": "理由", "records": "记录", "score": "异常分数（0–1，越高越异常）",
+    "score_threshold": "判为异常的分数线", "statuses": "待遇状态记录", "streams": "发放渠道",
+    "threshold": "大额标准", "total": "合计", "transaction": "交易",
+}
+
+
 def evidence_summary(evidence: Any, limit: int = 800, agency: str | None = None) -> str:
-    """The evidence JSON as one readable line: "key: value；list: 3项 (a, b, c…)". With `agency`,
-    the worklist's: a person of another agency in it (SHARED_BANK_ACCOUNT's other payees) is shown
-    masked, with the agencies that pay them, so that the two can be put in touch by the office."""
+    """The evidence JSON as one readable line: its summary sentence first, then "字段: 值；列表: 3项
+    (a, b, c…)" with the fields in Chinese (EVIDENCE_LABELS). With `agency`, the worklist's: a
+    person of another agency in it (SHARED_BANK_ACCOUNT's other payees) is shown masked, with the
+    agencies that pay them, so that the two can be put in touch by the office."""
     if evidence is None:
         return ""
     if isinstance(evidence, str):
@@ -216,19 +237,27 @@ def evidence_summary(evidence: Any, limit: int = 800, agency: str | None = None)
         except ValueError:
             return evidence[:limit]
 
+    def label(key: str) -> str:
+        return EVIDENCE_LABELS.get(key, key)
+
     def short(v: Any) -> str:
         if isinstance(v, dict):
             if _other_agencys_person(v, agency):
                 v = {**v, "person_id": mask_id(v["person_id"]),
                      **({"name": mask_name(v["name"])} if v.get("name") else {})}
-            return "，".join(f"{k}={short(x)}" for k, x in v.items())
+            return "，".join(f"{label(k)}={short(x)}" for k, x in v.items())
         if isinstance(v, list):
             head = "，".join(short(x) for x in v[:3])
             return f"{len(v)}项（{head}{'…' if len(v) > 3 else ''}）"
-        return str(v)
+        if isinstance(v, bool):
+            return "是" if v else "否"
+        return "无" if v is None else str(v)
 
     if isinstance(evidence, dict):
-        text = "；".join(f"{k}: {short(v)}" for k, v in evidence.items())
+        summary = evidence.get("summary")
+        rest = "；".join(f"{label(k)}: {short(v)}" for k, v in evidence.items() if k != "summary" or
+                        not isinstance(summary, str))
+        text = f"{summary}；{rest}" if isinstance(summary, str) and rest else summary if isinstance(summary, str) else rest
     else:
         text = short(evidence)
     return text if len(text) <= limit else text[: limit - 1] + "…"

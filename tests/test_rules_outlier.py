@@ -54,6 +54,7 @@ def test_spike_against_own_history_is_flagged_with_score_and_reasons(con):
     amount, evidence = found["P003202609"]
     assert amount == Decimal("25000.00")
     assert 0 < evidence["score"] <= 1
+    assert 0 < evidence["score_threshold"] <= evidence["score"]  # a clerk sees the scale it was judged on
     assert any("本人历史中位数的 12.0 倍" in r for r in evidence["reasons"])
     assert "RICH202601" not in found  # consistently high is that person's normal
 

@@ -231,7 +231,7 @@ def test_flags_from_casework_refresh_show_in_the_extra_columns(con, tmp_path):
     rows = rows_by_id(sheet_of(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]))
     assert rows["S-A1"]["逾期"] == "是" and rows["S-A1"]["挂牌督办"] == "是"
     assert rows["S-A1"]["疑点状态"] == "已下发"
-    assert "death_date: 2025-12-03" in rows["S-A1"]["证据摘要"]
+    assert "死亡日期: 2025-12-03" in rows["S-A1"]["证据摘要"]
 
 
 def test_a_deadline_running_into_a_year_entered_from_the_holiday_notice_skips_its_holidays(con, tmp_path):
@@ -317,3 +317,20 @@ def test_a_relative_out_named_otherwise_on_a_later_night_still_retires_the_earli
     removed, changed = worklists.retire_superseded(con, tmp_path / "out", night_2)
     assert [p.name for p in removed] == [night_1.name] and changed == []
     assert [p.name for p in (tmp_path / "out").glob("*.xlsx")] == [night_2[0].name]
+
+
+def test_the_evidence_column_reads_in_chinese_summary_first(con, tmp_path):
+    """证据摘要 is for the clerk: the rule's own sentence first, then each field under the name the
+    extracts give it in Chinese (or the rule's word for it), yes/no and empty in words — not the
+    JSON's English keys."""
+    add_suspect(con, "S-E1", rule_id="LARGE_PAYMENT_UNREVIEWED", evidence=json.dumps({
+        "summary": "单笔 60000.00 元的一次性伤残补助金支付未经有效复核：无复核人",
+        "finding": "无复核人", "threshold": 50000,
+        "payment": {"payment_id": "FF1", "item": "一次性伤残补助金", "period": "202604", "paid_on": "2026-04-16",
+                    "amount": 60000.0, "handled_by": "夏磊", "reviewed_by": None, "kept_as_largest": False}},
+        ensure_ascii=False))
+    text = rows_by_id(sheet_of(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]))["S-E1"]["证据摘要"]
+    assert text.startswith("单笔 60000.00 元的一次性伤残补助金支付未经有效复核：无复核人；问题: 无复核人；大额标准: 50000；"), text
+    assert ("发放记录: 发放流水号=FF1，待遇项目=一次性伤残补助金，所属期=202604，发放日期=2026-04-16，金额=60000.0，"
+            "经办人=夏磊，复核人=无，保留的最大一笔=否") in text, text
+    assert not re.search(r"[a-z_]{4,}[:=]", text), text
