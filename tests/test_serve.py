@@ -1,0 +1,109 @@
+"""`fundwatch serve` against a real Prefect server: the server's scheduler creates the deployment's
+runs from its cron, and the served process runs them. Nothing here is called by hand: the test
+starts `prefect server start` and `fundwatch serve --cron "* * * * *"` and waits for the store to
+record a night the schedule started.
+
+(SQLAlchemy 2.1 broke exactly this — the scheduler failed every cycle with "Can't evaluate bulk
+DML statement" and a served deployment never ran — while every test that starts a flow by hand
+passed; pyproject pins sqlalchemy<2.1.)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import fundwatch_env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prefect() -> str:
+    found = shutil.which("prefect", path=os.path.dirname(sys.executable)) or shutil.which("prefect")
+    if not found:
+        pytest.skip("no prefect executable beside this Python")
+    return found
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _completed_nights(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return 0  # the night holds the store
+    try:
+        return con.execute("select count(*) from runs where status = 'completed'").fetchall()[0][0]
+    except duckdb.Error:
+        return 0
+    finally:
+        con.close()
+
+
+def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_path):
+    port = _free_port()
+    env = {**fundwatch_env(tmp_path / "prefect-home"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           # the scheduler looks for deployments to schedule every few seconds, not every minute
+           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+           "PREFECT_RUNNER_POLL_FREQUENCY": "5"}
+    server_log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen([_prefect(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=server_log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    serve = None
+    try:
+        api = f"http://127.0.0.1:{port}/api"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{api}/health", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"the Prefect server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
+                time.sleep(1)
+        (tmp_path / "inbox").mkdir()
+        db, out = tmp_path / "fw.duckdb", tmp_path / "out"
+        serve_log = (tmp_path / "serve.log").open("w")
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "serve", "--cron", "* * * * *", "--timezone", "UTC",
+             "--inbox", str(tmp_path / "inbox"), "--db", str(db), "--out", str(out)],
+            env={**env, "PREFECT_API_URL": api}, stdout=serve_log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        # The next whole minute, the runner's poll and the night itself: well under three minutes.
+        deadline = time.monotonic() + 180
+        while _completed_nights(db) == 0:
+            if time.monotonic() > deadline or serve.poll() is not None:
+                pytest.fail("no scheduled night ran.\nserve: " + (tmp_path / "serve.log").read_text()[-2000:]
+                            + "\nserver: " + (tmp_path / "server.log").read_text()[-3000:])
+            time.sleep(3)
+        assert (out / "dashboard.html").exists()
+        assert "Can't evaluate" not in (tmp_path / "server.log").read_text()
+    finally:
+        if serve is not None:
+            _stop(serve)
+        _stop(server)
+        server_log.close()
