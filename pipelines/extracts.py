@@ -37,6 +37,10 @@ class Column:
     type: str = "text"
     required: bool = True  # a row missing a required value is rejected
     allowed: tuple[str, ...] = ()  # closed value set, if any (after normalisation)
+    # An identifier a system assigns (流水号, 编码): text made of digits, never a number — a numeric
+    # Excel cell of 16 or more digits kept only 15 of them (2.0261115E+16), so two payments would
+    # read as one; such a value is refused, as for ID numbers and accounts.
+    code: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,10 @@ EXTRACTS: dict[str, Extract] = {
             "agencies",
             "经办机构",
             (
-                _C("agency_code", "经办机构编码"),
+                _C("agency_code", "经办机构编码", code=True),
                 _C("agency_name", "经办机构名称"),
-                _C("region_code", "行政区划代码"),
-                _C("parent_code", "上级机构编码", required=False),
+                _C("region_code", "行政区划代码", code=True),
+                _C("parent_code", "上级机构编码", required=False, code=True),
             ),
             ("agency_code",),
         ),
@@ -108,7 +112,7 @@ EXTRACTS: dict[str, Extract] = {
                 _C("person_id", "公民身份号码", "id"),
                 _C("name", "姓名"),
                 _C("insurance_type", "险种类型", "insurance_type"),
-                _C("agency_code", "经办机构编码"),
+                _C("agency_code", "经办机构编码", code=True),
                 _C("status", "待遇状态", allowed=BENEFICIARY_STATUSES),
                 _C("status_date", "状态变更日期", "date", required=False),
                 _C("start_period", "待遇开始年月", "period", required=False),
@@ -121,7 +125,7 @@ EXTRACTS: dict[str, Extract] = {
             "payments",
             "待遇发放明细",
             (
-                _C("payment_id", "发放流水号"),
+                _C("payment_id", "发放流水号", code=True),
                 _C("person_id", "公民身份号码", "id"),
                 _C("name", "姓名", required=False),
                 _C("insurance_type", "险种类型", "insurance_type"),
@@ -130,7 +134,7 @@ EXTRACTS: dict[str, Extract] = {
                 _C("paid_on", "发放日期", "date"),
                 _C("amount", "发放金额", "money"),
                 _C("bank_account", "收款账号", "account", required=False),
-                _C("agency_code", "经办机构编码"),
+                _C("agency_code", "经办机构编码", code=True),
                 _C("handled_by", "经办人", required=False),
                 _C("reviewed_by", "复核人", required=False),
                 _C("reviewed_at", "复核时间", "datetime", required=False),
@@ -166,10 +170,10 @@ EXTRACTS: dict[str, Extract] = {
             "fund_transactions",
             "基金账户交易流水",
             (
-                _C("txn_id", "交易流水号"),
+                _C("txn_id", "交易流水号", code=True),
                 _C("account_no", "本方账号", "account"),
                 _C("account_type", "账户类型", allowed=ACCOUNT_TYPES),
-                _C("agency_code", "经办机构编码"),
+                _C("agency_code", "经办机构编码", code=True),
                 _C("txn_at", "交易时间", "datetime"),
                 _C("direction", "收支方向", allowed=DIRECTIONS),
                 _C("amount", "交易金额", "money"),
@@ -185,7 +189,7 @@ EXTRACTS: dict[str, Extract] = {
             "参保缴费记录",
             (
                 _C("person_id", "公民身份号码", "id"),
-                _C("employer_id", "单位编号", required=False),
+                _C("employer_id", "单位编号", required=False, code=True),
                 _C("insurance_type", "险种类型", "insurance_type"),
                 _C("period", "费款所属期", "period"),
                 _C("amount", "缴费金额", "money"),

@@ -166,9 +166,48 @@ def _frame(columns: list[list], row_numbers: list[int], n: int) -> pl.DataFrame:
     return pl.DataFrame({**data, "_row_number": pl.Series(row_numbers, dtype=pl.Int64)})
 
 
+# Chinese characters, CJK punctuation and full-width forms: what a Chinese extract's text is made of.
+_CJK = re.compile("[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
+
+
+_SIGNS_IN_UTF8 = set("¥·°×÷±")
+
+
+def _utf8_reading(data: bytes) -> str:
+    """What valid UTF-8 bytes hold: 'chinese' (a Chinese character: UTF-8 for sure), 'garbled'
+    (non-ASCII but no Chinese character, and read as GB18030 they are Chinese: 卢露 in GB18030 is
+    C2 AC C2 B6, which UTF-8 reads as '¬¶'), or 'plain' (ASCII, or only the signs an ASCII
+    extract may carry: '¥1,234')."""
+    if data.isascii():
+        return "plain"
+    if _CJK.search(data[:65536].decode("utf-8", errors="ignore")):
+        return "chinese"  # the usual UTF-8 file says so in its first rows
+    text = data.decode("utf-8")
+    if _CJK.search(text):
+        return "chinese"
+    if set(re.findall(r"[^\x00-\x7f]", text)) <= _SIGNS_IN_UTF8:
+        return "plain"
+    try:
+        return "garbled" if _CJK.search(data.decode("gb18030")) else "plain"
+    except UnicodeDecodeError:
+        return "plain"
+
+
+def _utf8_is_really_gb18030(data: bytes) -> bool:
+    """Whether bytes that happen to be valid UTF-8 are GB18030 text: no Chinese character read as
+    UTF-8, Chinese read as GB18030 (_utf8_reading). A file with one Chinese character in UTF-8 is
+    UTF-8; bytes that are not UTF-8 are read as GB18030 anyway."""
+    try:
+        return _utf8_reading(data) == "garbled"
+    except UnicodeDecodeError:
+        return False
+
+
 def _read_csv(data: bytes) -> RawFrame:
     if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+        data = data[3:]  # marked UTF-8
+    elif _utf8_is_really_gb18030(data):
+        data = data.decode("gb18030").encode("utf-8")
     _refuse_other_text_exports(data)
     # The usual file (UTF-8, no NUL, a visible character so not blank) is read by Polars straight
     # from its bytes: Polars refuses bytes that are not UTF-8, and the whole text is never built
@@ -349,9 +388,11 @@ def _cell_text(v) -> str | None:
         return v.strftime("%Y-%m-%d") if v.time() == dt.time(0) else v.isoformat(sep=" ")
     if isinstance(v, (dt.date, dt.time)):
         return v.isoformat()
+    if isinstance(v, (int, float)) and abs(v) >= 1e15:
+        # Excel keeps 15 digits of a number (a 16-digit card number typed in comes out …0): shown
+        # as the scientific notation it is, which ID numbers, accounts and codes refuse
+        return f"{v:.15G}"
     if isinstance(v, float):
-        if abs(v) >= 1e15:
-            return f"{v:.15G}"  # Excel kept 15 digits: show it as the scientific notation it is
         return str(int(v)) if v.is_integer() else repr(v)
     if isinstance(v, decimal.Decimal):
         return format(v, "f")
@@ -431,6 +472,25 @@ def _read_parquet(data: bytes) -> RawFrame:
     return RawFrame([_header(h) for h in df.columns], _parquet_columns(df, 0))
 
 
+def _float_text(e: pl.Expr) -> pl.Expr:
+    """A float column's text as an XLSX number cell reads (_cell_text): a whole number without
+    '.0' (pandas turns an integer column with one empty cell into floats: 110.0, 202611.0, a
+    15-digit ID), 16 or more digits in scientific notation (a float keeps about 15: refused for
+    IDs, accounts and codes), NaN empty; any other as its shortest text (0.30000000000000004 is
+    read as a money amount with float noise)."""
+    e = e.cast(pl.Float64).fill_nan(None)
+    big = e.abs() >= 1e15
+    exponent = e.abs().log10().floor()
+    # log10 of 1e15 comes out 14.99…: a mantissa of 10 moves up a power
+    exponent = pl.when(e.abs() / pl.lit(10.0).pow(exponent) >= 10).then(exponent + 1).otherwise(exponent)
+    mantissa = (e / pl.lit(10.0).pow(exponent)).round(14)
+    scientific = pl.concat_str([mantissa.cast(pl.Utf8), pl.lit("E+"), exponent.cast(pl.Int64).cast(pl.Utf8)])
+    whole = e.round(0) == e
+    return (pl.when(big).then(scientific)
+            .when(whole).then(e.cast(pl.Int64).cast(pl.Utf8))
+            .otherwise(e.cast(pl.Utf8)))
+
+
 def _parquet_columns(df: pl.DataFrame, offset: int) -> pl.DataFrame:
     """Parquet rows as c0..cN + _row_number (offset + 1, ...: the file's own data row numbers).
     A column already in a stored type (DATE, TIMESTAMP, DECIMAL) is kept so: it is checked, not
@@ -441,6 +501,8 @@ def _parquet_columns(df: pl.DataFrame, offset: int) -> pl.DataFrame:
             # An instant with its zone (UTC, +08:00): the date and time it was in China, as every
             # other date of the extracts is — 2026-09-14T16:00Z was paid on 2026-09-15.
             e, dtype = e.dt.convert_time_zone(CHINA_TZ).dt.replace_time_zone(None), pl.Datetime(dtype.time_unit)
+        if dtype in (pl.Float32, pl.Float64):
+            return _float_text(e)
         return e if typed_source(dtype) else e.cast(pl.Utf8)
 
     return df.select(
@@ -925,6 +987,7 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
     spec = EXTRACTS[kind]
     plan: _CsvPlan | None = None
     hashes: list[pl.Series] = []
+    reading = "plain"
     with path.open("rb") as f:
         pieces = _CsvPieces(f, CSV_CHUNK_BYTES)
         while (piece := pieces.read()) is not None:
@@ -952,11 +1015,17 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
                 else:
                     piece = pieces.extend(piece)
                 raw = _csv_piece_read(piece, pieces.start, plan)
+            if encoding == "utf-8" and reading != "chinese":
+                # the file's encoding is the whole file's, as _read_csv judges it (_utf8_reading)
+                piece_reading = _utf8_reading(piece)
+                reading = piece_reading if piece_reading != "plain" else reading
             del piece
             if raw.headers != plan.headers:
                 raise _ReadWhole
             hashes.append(raw.data.select(keys).filter(keyed).select(pl.struct(list(spec.key)).hash()).to_series())
             del raw
+    if encoding == "utf-8" and reading == "garbled":
+        raise _NotUtf8  # GB18030 bytes that happen to be valid UTF-8, and no Chinese read as UTF-8
     if plan is None or pl.concat(hashes).is_duplicated().any():
         raise _ReadWhole
     plan.lengths = pieces.lengths
@@ -1059,13 +1128,18 @@ def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None
     else:  # unreadable: the one row-0 record of the file is what rejected_rows gets, counted as one
         result.rows_rejected = 1
         result.rejected_by_reason = {reason_category(f"整个文件被拒收: {problem}"): 1}
-    already = result.file_hash is not None and scalar(
-        con, "select count(*) from rejected_rows where file_hash = ?", [result.file_hash])
+    already = [] if result.file_hash is None else con.execute(
+        "select source_file, delivery from rejected_rows where file_hash = ? order by rejected_at, source_file limit 1",
+        [result.file_hash]).fetchall()
     if already:
-        # the same bytes failed on an earlier night: nothing new is rejected tonight (the night's
-        # count is what tonight added to rejected_rows)
+        # the same bytes failed before — on an earlier night, or tonight under another name:
+        # nothing new is rejected (the night's count is what it added to rejected_rows), and the
+        # message names the file whose rejected rows hold them
         result.rows_rejected, result.rejected_by_reason = 0, {}
-        result.message += " (rejected rows already recorded on an earlier night)"
+        (first_source, first_delivery), = already
+        result.message += (f" (same content as {first_source} in delivery {first_delivery}: its rejected rows "
+                           f"are recorded under that name)" if first_source != source else
+                           f" (rejected rows already recorded in delivery {first_delivery})")
         return result
     if rows is not None and rows.height:
         _write_rejected(con, result.kind, rows, lineage)
@@ -1168,7 +1242,7 @@ def _column_values(data: pl.DataFrame, src: str | None, col, today: dt.date) -> 
     s = (data.get_column(src) if src is not None else pl.repeat(None, n, dtype=pl.Utf8, eager=True)).alias("s")
     if s.dtype != pl.Utf8 and typed_fast_exprs(pl.col("s"), s.dtype, col) is None:
         s = s.cast(pl.Utf8)  # a typed Parquet column delivered for another kind of column: its text
-    if col.type == "text" and not col.allowed:
+    if col.type == "text" and not col.allowed and not col.code:
         return _evaluate(s.to_frame(), col, today).drop("s")
     if not _repeats(s):
         return _evaluate(s.to_frame(), col, today).drop("s")  # mostly distinct: parse as is

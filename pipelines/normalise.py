@@ -268,6 +268,14 @@ def money_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     grouped = t.str.contains(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$")
     t = pl.when(grouped).then(t.str.replace_all(",", "", literal=True)).otherwise(t)
     t = t.str.strip_prefix("+").str.replace(r"^(-?[0-9]*\.[0-9]{2})0+$", "${1}")
+    # Float noise: a program's float written out in full (0.1 + 0.2 = 0.30000000000000004, from an
+    # XLSX number cell or a Parquet double) is the amount in fen it stands for. Only a text of 15 or
+    # more significant digits a hair from a whole fen is read so; a typed 12.345 is still refused.
+    f = t.cast(pl.Float64, strict=False)
+    noise = (t.str.contains(r"^-?[0-9]*\.[0-9]{3,}$")
+             & (t.str.replace_all(r"[-.]", "").str.strip_chars_start("0").str.len_chars() >= 15)
+             & ((f - f.round(2)).abs() <= f.abs() * 1e-15 + 1e-15))  # a few units of the float's last place
+    t = pl.when(noise).then(f.round(2).cast(pl.Decimal(18, 2)).cast(pl.Utf8)).otherwise(t)
     ok = t.str.contains(r"^-?([0-9]{1,16}(\.[0-9]{0,2})?|\.[0-9]{1,2})$")
     reason = (
         pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
@@ -300,9 +308,10 @@ def insurance_type_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
 
 
 def account_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
-    """(value, reason) for an account number: the text as delivered, unless Excel turned the
-    number into scientific notation (6.22236002377598E+18: only 15 digits kept) — stored so, three
-    different accounts would read as one and be shared by three persons."""
+    """(value, reason) for an account number or a code (Column.code: 流水号, 编码): the text as
+    delivered, unless Excel turned the number into scientific notation (6.22236002377598E+18: only
+    15 digits kept) — stored so, three different accounts would read as one and be shared by three
+    persons, two payments one re-delivered row."""
     lost = s.str.to_uppercase().str.contains(_SCIENTIFIC)
     reason = pl.when(lost).then(pl.format(f"{label(col)} 被Excel转成了科学计数法({{}})，后几位已丢失无法恢复: "
                                           "请把该列设为文本后重新导出", s))
@@ -339,7 +348,7 @@ def column_exprs(raw: pl.Expr, col: Column, today: dt.date | None = None) -> tup
         value, reason = money_exprs(s, col)
     elif col.type == "insurance_type":
         value, reason = insurance_type_exprs(s, col)
-    elif col.type == "account":
+    elif col.type == "account" or col.code:
         value, reason = account_exprs(s, col)
     elif col.allowed:
         value, reason = allowed_exprs(s, col)
@@ -386,7 +395,7 @@ def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[p
         return s.str.contains(_FAST_MONEY), s.cast(pl.Decimal(18, 2), strict=False)
     if col.type == "insurance_type":
         return s.is_in(list(INSURANCE_TYPES)), s
-    if col.type == "account":
+    if col.type == "account" or col.code:
         return ~s.str.to_uppercase().str.contains(_SCIENTIFIC), s
     return None
 

@@ -506,7 +506,29 @@ def test_bad_files_fail_with_one_line_naming_the_file_others_still_ingest_nothin
     assert len(again.with_status("failed")) == len(expected_words)
     assert store.scalar(con, "select count(*) from rejected_rows") == n
     assert again.rows_rejected == 0 and again.rejected_by_reason == {}  # nothing new rejected tonight
-    assert all("already recorded on an earlier night" in f.message for f in again.with_status("failed"))
+    assert all("rejected rows already recorded in delivery 2026-11-21" in f.message
+               for f in again.with_status("failed"))
+
+
+def test_copies_of_a_failed_file_in_one_night_name_the_file_whose_rejections_hold_them(tmp_path):
+    """The same bytes under three names in one delivery: the rows are rejected once, under the
+    first name, and each copy's message names that file (not "an earlier night")."""
+    inbox = tmp_path / "inbox" / "2026-11-21"
+    rows = [row_for("payments", i)[0] for i in range(2)]
+    first = write_extract(inbox / "payments_a.csv", "payments", rows, "csv-utf8")
+    text = first.read_text(encoding="utf-8").replace("amount", "amt", 1)  # a header that fails the file
+    for name in ("payments_a.csv", "payments_b.csv", "payments_c.csv"):
+        (inbox / name).write_text(text, encoding="utf-8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, tmp_path / "inbox")
+    by_name = {f.path.name: f for f in report.files}
+    assert all(f.status == "failed" for f in by_name.values())
+    assert {r[0] for r in rejected(con)} == {"2026-11-21/payments_a.csv"}
+    assert by_name["payments_a.csv"].rows_rejected == 2 and report.rows_rejected == 2
+    for copy in ("payments_b.csv", "payments_c.csv"):
+        assert ("same content as 2026-11-21/payments_a.csv in delivery 2026-11-21"
+                in by_name[copy].message), by_name[copy].message
+        assert "earlier night" not in by_name[copy].message
 
 
 def test_a_corrected_redelivery_of_a_failed_file_is_read(tmp_path):
@@ -524,19 +546,21 @@ def test_a_corrected_redelivery_of_a_failed_file_is_read(tmp_path):
     assert store.scalar(con, "select count(*) from payments") == 2
 
 
-def test_float_amounts_are_taken_exactly_or_refused_never_rounded(tmp_path):
-    rows = [row_for("payments", i)[0] for i in range(3)]
+def test_float_amounts_are_read_as_excel_shows_them_never_rounded(tmp_path):
+    """A float is the amount its 15 significant digits say, as Excel shows it: 0.1 + 0.2 computed
+    by pandas (0.30000000000000004) is 0.30; a float that says 2800.505 is refused, not rounded."""
+    rows = [row_for("payments", i)[0] for i in range(4)]
     frame = pl.DataFrame({c: [r[c] or None for r in rows] for c in EXTRACTS["payments"].names},
                          schema={c: pl.Utf8 for c in EXTRACTS["payments"].names})
-    frame = frame.with_columns(pl.Series("amount", [2800.5, 0.1 + 0.2, 1e6], dtype=pl.Float64))
+    frame = frame.with_columns(pl.Series("amount", [2800.5, 0.1 + 0.2, 1e6, 2800.505], dtype=pl.Float64))
     (tmp_path / "inbox").mkdir()
     frame.write_parquet(tmp_path / "inbox" / "payments_float.parquet")
     con = store.connect(tmp_path / "fw.duckdb")
     ingest_inbox(con, tmp_path / "inbox")
-    assert [r["amount"] for r in stored(con, "payments", "payments_float.parquet")] == [Decimal("2800.50"),
-                                                                                        Decimal("1000000.00")]
+    assert [r["amount"] for r in stored(con, "payments", "payments_float.parquet")] == [
+        Decimal("2800.50"), Decimal("0.30"), Decimal("1000000.00")]
     [(_, row, col, reason, _)] = rejected(con)
-    assert (row, col) == (2, "amount") and "超过2位小数" in reason
+    assert (row, col) == (4, "amount") and "超过2位小数" in reason and "2800.505" in reason
 
 
 def test_xlsx_with_a_title_row_above_the_header_is_read(tmp_path):
@@ -760,3 +784,75 @@ def test_a_file_that_is_no_extract_is_not_counted_as_seen_before(tmp_path):
     assert (summary["files_skipped"], summary["files_not_extracts"]) == (0, 1)
     line = runsummary.format_summary(summary).splitlines()[1]
     assert line == "  files: 1 ingested, 0 skipped (seen before), 0 failed, 1 not extract files (ignored)", line
+
+
+def test_long_numbers_excel_cut_to_15_digits_are_refused_in_codes_and_accounts(tmp_path):
+    """An XLSX number cell keeps 15 digits: payment numbers 20261115000000001 and …002 both read
+    2.0261115E+16, and a 16-digit card number typed in comes out …0. A code (发放流水号) or an
+    account of 16+ digits in a number cell is refused naming the column, never stored cut — two
+    payments would be one re-delivered row, two accounts one shared account."""
+    rows = [row_for("payments", i)[0] for i in range(3)]
+    path = tmp_path / "inbox" / "payments_numbers.xlsx"
+    path.parent.mkdir(parents=True)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(header("payments", "canonical"))
+    cols = EXTRACTS["payments"].names
+    for r, column, number in ((rows[0], "payment_id", 20261115000000001), (rows[1], "payment_id", 20261115000000002),
+                              (rows[2], "bank_account", 6222000000000001)):
+        values = [r[c] for c in cols]
+        values[cols.index(column)] = number  # a number cell, as Excel holds what is typed into it
+        ws.append(values)
+    wb.save(path)
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox")
+    assert stored(con, "payments", "payments_numbers.xlsx") == []
+    refusals = [(row, col, reason) for _, row, col, reason, _ in rejected(con)]
+    assert [(row, col) for row, col, _ in refusals] == [(1, "payment_id"), (2, "payment_id"), (3, "bank_account")]
+    assert all("被Excel转成了科学计数法" in reason for _, _, reason in refusals), refusals
+    assert "2.0261115" in refusals[0][2] and "6.222" in refusals[2][2]
+
+
+def test_a_parquet_column_of_floats_reads_as_excel_shows_it(tmp_path):
+    """pandas writes an integer column with one empty cell as floats: 110.0, 202611.0, a 15-digit
+    legacy ID 360702500101001.0, NaN. They are read as the numbers they are — 110, 202611, the ID
+    converted to 18 digits, empty — as from an XLSX number cell; an 18-digit ID as a float (only
+    15 digits kept) is refused."""
+    legacy = "360702500101001"  # born 1950-01-01, 15-digit form
+    frame = pl.DataFrame({
+        "person_id": [float(legacy), float(legacy), 3.60702195001011e17],
+        "employer_id": [float(20261), float("nan"), None],
+        "insurance_type": [110.0, 110.0, 110.0],
+        "period": [202611.0, 202610.0, 202611.0],
+        "amount": [100.0, 0.1 + 0.2, 5.0],
+    })
+    (tmp_path / "inbox").mkdir()
+    frame.write_parquet(tmp_path / "inbox" / "contributions_floats.parquet")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox", as_of=dt.date(2026, 11, 21))
+    got = stored(con, "contributions", "contributions_floats.parquet")
+    eighteen = "36070219500101001" + check_digit("36070219500101001")
+    assert [(r["person_id"], r["employer_id"], r["insurance_type"], r["period"], r["amount"]) for r in got] == [
+        (eighteen, "20261", "110", "202611", Decimal("100.00")),
+        (eighteen, None, "110", "202610", Decimal("0.30"))]
+    [(_, row, col, reason, _)] = rejected(con)
+    assert (row, col) == (3, "person_id") and "科学计数法" in reason
+
+
+def test_gb18030_text_whose_bytes_are_also_valid_utf8_is_read_as_gb18030(tmp_path):
+    """卢露 and 陆路 in GB18030 are C2 AC C2 B6 and C2 BD C2 B7, which UTF-8 reads as '¬¶' and '½·':
+    a file whose only Chinese is such names, read as UTF-8, would be stored garbled without a word.
+    No Chinese character in the UTF-8 reading but Chinese in the GB18030 one: it is GB18030. A
+    UTF-8 file whose only non-ASCII is a '¥' stays UTF-8."""
+    inbox = tmp_path / "inbox" / "2026-11-21"
+    inbox.mkdir(parents=True)
+    (inbox / "agencies_gbk.csv").write_bytes(
+        "agency_code,agency_name,region_code,parent_code\n360702001,卢露,360702,\n360702002,陆路,360702,\n"
+        .encode("gb18030"))
+    (inbox / "contributions_yen.csv").write_text(
+        f"person_id,employer_id,insurance_type,period,amount\n{person(1)},E1,110,202611,¥1234.50\n", encoding="utf-8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox", as_of=dt.date(2026, 11, 21))
+    assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_gbk.csv")] == ["卢露", "陆路"]
+    assert [r["amount"] for r in stored(con, "contributions", "2026-11-21/contributions_yen.csv")] == [Decimal("1234.50")]
+    assert rejected(con) == []

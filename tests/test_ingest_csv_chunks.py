@@ -295,3 +295,17 @@ def test_random_big_csvs_in_random_pieces_store_exactly_what_reading_them_whole_
     assert len(heights) >= len(data) // piece // 2 > 3 and len(whole_heights) == 1
     assert _contents(chunked) == _contents(whole)
     assert _ledger(chunked) == _ledger(whole)
+
+
+def test_gb18030_names_that_are_valid_utf8_make_a_big_file_gb18030_as_when_read_whole(tmp_path, monkeypatch):
+    """A file of ASCII rows but for a few GB18030 names whose bytes are also valid UTF-8 (卢露 reads
+    '¬¶' as UTF-8) in a late piece: read in pieces it is GB18030, as when read whole."""
+    rows = [_ascii_row(i) for i in range(150)]
+    for r in rows[120:]:
+        r["name"] = "卢露"
+    data = _lines(rows).encode("gb18030")
+    whole, chunked, _, heights = _both(monkeypatch, tmp_path, data, piece_bytes=1500)
+    assert len(heights) > 10
+    assert _contents(chunked) == _contents(whole)
+    got = stored(chunked, "payments", "d1/" + NAME)
+    assert {r["name"] for r in got[120:]} == {"卢露"} and got[0]["name"] == "Li0"
