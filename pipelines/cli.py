@@ -185,12 +185,28 @@ def cmd_serve(args) -> int:
     try:
         deployment = flows.nightly_deployment(args.inbox, args.db, args.out, args.config, args.cron, args.timezone)
     except ValueError as exc:
-        raise Refused(f"serve: {exc}") from None
+        raise Refused(str(exc)) from None
     if not os.environ.get("PREFECT_API_URL"):
         print("note: no PREFECT_API_URL set; schedules run only against a Prefect server "
               "(`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)", file=sys.stderr)
+    _sigterm_as_ctrl_c()
     serve(deployment)
     return EXIT_OK
+
+
+def _sigterm_as_ctrl_c() -> None:
+    """`kill` (SIGTERM, what systemd and docker send) stops `serve` as Ctrl-C does. Prefect 3.8's
+    own SIGTERM handler calls a coroutine without awaiting it and exits from inside the event loop
+    ("coroutine 'Runner.astop' was never awaited", and tracebacks when a night was running); on
+    Ctrl-C its serve shuts the runner down and returns."""
+    import signal
+
+    from prefect.runner import Runner
+
+    def stop(self, *args, **kwargs) -> None:  # noqa: ARG001 — Prefect's handler signature
+        os.kill(os.getpid(), signal.SIGINT)
+
+    Runner.handle_sigterm = stop
 
 
 def cmd_returns(args) -> int:
@@ -360,9 +376,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from .privacy import mask_ids_in_text
 
-        text = (str(exc).strip().splitlines() or [""])[0]
-        print(f"fundwatch {args.command}: {mask_ids_in_text(f'{type(exc).__name__}: {text}')}", file=sys.stderr)
+        print(f"fundwatch {args.command}: {mask_ids_in_text(_machine_refusal(exc))}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _machine_refusal(exc: Exception) -> str:
+    """What the machine refused, in words: the path and what is wrong with it."""
+    where = getattr(exc, "filename", None)
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and where:
+        return f"{where}: a file is in the way where a folder is needed (move it, or choose another path)"
+    if isinstance(exc, PermissionError) and where:
+        return f"{where}: permission denied"
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text}"
 
 
 if __name__ == "__main__":

@@ -218,7 +218,9 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
         try:
             _private_dir(out)
         except OSError as exc:
-            raise NightlyError(f"output folder {out} cannot be made: {_one_line(exc)}") from None
+            why = (f"{exc.filename} is a file, not a folder"
+                   if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename else _one_line(exc))
+            raise NightlyError(f"output folder {out} cannot be made: {why}") from None
         try:
             con = store.connect(db, **config["duckdb"])
         except (OSError, duckdb.Error) as exc:

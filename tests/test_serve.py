@@ -102,6 +102,11 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
             time.sleep(3)
         assert (out / "dashboard.html").exists()
         assert "Can't evaluate" not in (tmp_path / "server.log").read_text()
+        # `kill` (SIGTERM, as systemd stops a service) stops it as Ctrl-C does: cleanly, no traceback
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0
+        said = (tmp_path / "serve.log").read_text()
+        assert "never awaited" not in said and "Traceback" not in said, said[-2000:]
     finally:
         if serve is not None:
             _stop(serve)
