@@ -250,7 +250,7 @@ def render(data: dict) -> str:
         {5, 6}, lambda i: "late" if major[i]["report_late"] else "")
     n_flag, flagged = data["flagged"]
     flag_tbl = _table(
-        ["疑点编号", "规则", "经办机构", "对象", "涉及金额", "追回金额", "下发日期", "核查期限", "逾期天数", "已发现天数", "挂牌督办", "状态"],
+        ["疑点编号", "规则", "经办机构", "对象", "涉及金额", "追回金额", "下发日期", "核查期限", "逾期天数(自然日)", "已发现天数", "挂牌督办", "状态"],
         [[r["suspect_id"], r["rule_title"], r["agency_name"], r["subject"], fmt_money(r["amount"]), fmt_money(r["recovered"]),
           fmt_date(r["issued_on"]), fmt_date(r["deadline"]), r["days_overdue"], r["days_open"], "是" if r["escalated"] else "",
           r["status"]] for r in flagged], {4, 5, 8, 9})

@@ -95,11 +95,13 @@ _COUNTS = """
     count(*) filter (where coalesce(s.escalated, false)) as escalated,
     count(*) filter (where s.status = '已移送') as transferred,
     coalesce(sum(s.amount), 0)::decimal(18,2) as amount,
+    -- what is still being worked on: every status but 已销号 (已移送 cases are not closed)
+    coalesce(sum(s.amount) filter (where s.status <> '已销号'), 0)::decimal(18,2) as open_amount,
     coalesce(sum(s.recovered_amount), 0)::decimal(18,2) as recovered
 """
 
 COUNT_FIELDS = ("suspects", "issued", "verified", "closed", "overdue", "escalated", "transferred")
-MONEY_FIELDS = ("amount", "recovered")
+MONEY_FIELDS = ("amount", "open_amount", "recovered")
 
 
 def _finish(items: list[dict], titles: dict[str, str]) -> list[dict]:

@@ -17,7 +17,7 @@ COUNT_COLUMNS = (
     ("suspects", "疑点数"), ("issued", "下发"), ("verified", "已核实"), ("closed", "已销号"),
     ("overdue", "逾期"), ("escalated", "挂牌督办"), ("transferred", "已移送"),
 )
-MONEY_COLUMNS = (("amount", "涉及金额"), ("recovered", "追回金额"))
+MONEY_COLUMNS = (("amount", "涉及金额"), ("open_amount", "在办涉及金额"), ("recovered", "追回金额"))
 RATE_HEADER = "追回率"
 TOTAL_LABEL = "合计"
 SHEET_MAIN, SHEET_AGENCY, SHEET_RULE, SHEET_NOTES = "汇总表", "按经办机构", "按规则", "说明"
@@ -31,7 +31,8 @@ NOTES = (
     ("逾期", "当前标记为逾期的疑点：超过核查期限仍在经办机构办理中（已下发、核查中、已重开）"),
     ("挂牌督办", "当前标记为挂牌督办（发现后超过规定天数损失仍未追回）的疑点"),
     ("已移送", "状态为“已移送”（转稽核或移送查处）的疑点"),
-    ("涉及金额", "疑点涉及金额合计（元）"),
+    ("涉及金额", "疑点涉及金额合计（元），含已销号的疑点"),
+    ("在办涉及金额", "尚未销号的疑点（待下发、已下发、核查中、已重开、已移送）涉及金额合计（元）"),
     ("追回金额", "经办机构填报的追回金额合计（元）"),
     ("追回率", "追回金额 ÷ 涉及金额；涉及金额为 0 时不计算（—）"),
     ("个人信息", "本表不含任何个人明细（公民身份号码、姓名、银行账号）"),
@@ -64,7 +65,7 @@ def _sheet(wb, fmt: dict, name: str, title: str, as_of: date, leading: list[tupl
         row += 1
     total = rd.total_of(items)
     _write_row(ws, fmt, row, [TOTAL_LABEL] + [""] * len(leading), total, fmt["total"])
-    widths = [6] + [max(12, len(h) * 2 + 2) for _, h in leading] + [9] * len(COUNT_COLUMNS) + [16, 16, 9]
+    widths = [6] + [max(12, len(h) * 2 + 2) for _, h in leading] + [9] * len(COUNT_COLUMNS) + [16] * len(MONEY_COLUMNS) + [9]
     for c, w in enumerate(widths):
         ws.set_column(c, c, 26 if headers[c].endswith("名称") or headers[c] == "经办机构" else w)
     ws.freeze_panes(3, 0)

@@ -200,6 +200,14 @@ def test_summary_rows_equal_sums_over_suspects_per_agency_and_rule(written):
     assert total["疑点数"] == scalar(con, "select count(*) from suspects") == 12
     assert Decimal(str(total["涉及金额"])).quantize(Decimal("0.01")) == scalar(con, "select sum(amount) from suspects")
     assert Decimal(str(total["追回金额"])).quantize(Decimal("0.01")) == scalar(con, "select sum(recovered_amount) from suspects")
+    # what is still open: every suspect not 已销号, per row and in all
+    open_by_row = dict(con.execute("""select coalesce(agency_code, '') || '|' || rule_id, coalesce(sum(amount), 0) from suspects
+                                      where status <> '已销号' group by all""").fetchall())
+    for r in lines:
+        assert Decimal(str(r["在办涉及金额"])).quantize(Decimal("0.01")) == \
+            open_by_row.get(f"{r['经办机构编码']}|{r['规则编号']}", Decimal("0.00")), r
+    assert Decimal(str(total["在办涉及金额"])).quantize(Decimal("0.01")) == scalar(
+        con, "select sum(amount) from suspects where status <> '已销号'") < Decimal(str(total["涉及金额"]))
     for col in ("下发", "已核实", "已销号", "逾期", "挂牌督办", "已移送"):
         assert total[col] == sum(r[col] for r in lines)
     # The agency and rule sheets add up to the same total.
