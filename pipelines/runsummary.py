@@ -8,6 +8,7 @@ per-reason detail sits one level down.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,10 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["rows_rejected"] = sum(f.rows_rejected or 0 for f in files if f.status in ("ingested", "failed"))
         s["rows_replaced"] = sum(f.rows_replaced or 0 for f in files if f.status == "ingested")
         s["deliveries"] = sorted({f.delivery for f in files if f.status == "ingested"})
+        # A night run for an earlier day (catching up) reads every new delivery in the inbox, also
+        # those dated after it: said, so that a replay of history is done one delivery a night.
+        s["deliveries_after_as_of"] = [d for d in s["deliveries"]
+                                       if re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", d) and d[:10] > str(parts["as_of"])]
         s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
         s["failed_files"] = [{"file": mask_ids_in_text(Path(f.path).name), "reason": _scrub(f.message or "")}
                              for f in files if f.status == "failed"]
@@ -116,6 +121,10 @@ def format_summary(s: dict[str, Any]) -> str:
             lines.append(f"    failed file {f['file']}: {f['reason']}")
         for f in s.get("copies_skipped", []):
             lines.append(f"    skipped {f['file']}: same content as {f['same_as']}, already ingested")
+        if s.get("deliveries_after_as_of"):
+            lines.append(f"  note: deliveries dated after as-of {s.get('as_of')} were read tonight: "
+                         f"{', '.join(s['deliveries_after_as_of'])} (a night reads every new delivery in the inbox; "
+                         "to replay past nights, give each night only its own delivery)")
     if "new" in s:
         lines.append(f"  suspects tonight: {s['new']} new, {s['updated']} updated, {s['reopened']} reopened")
     if "by_rule" in s:

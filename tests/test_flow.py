@@ -130,6 +130,21 @@ def test_a_file_sent_again_under_another_name_is_skipped_and_named(tmp_path):
             in format_summary(second).splitlines())
 
 
+def test_a_night_run_for_an_earlier_day_says_it_read_deliveries_dated_after_it(tmp_path):
+    """Catching up a missed night with both deliveries in the inbox: the night reads both (every
+    new delivery is read), and says which were dated after its as-of; the usual night says nothing."""
+    inbox = tmp_path / "inbox"
+    delivery_1(inbox)
+    delivery_2(inbox)
+    early = _night(inbox, tmp_path / "early.duckdb", tmp_path / "out-early", NIGHT_1)
+    assert early["deliveries_after_as_of"] == ["2026-11-21"]
+    assert (f"  note: deliveries dated after as-of {NIGHT_1} were read tonight: 2026-11-21 (a night reads every new "
+            "delivery in the inbox; to replay past nights, give each night only its own delivery)"
+            in format_summary(early).splitlines())
+    usual = _night(inbox, tmp_path / "usual.duckdb", tmp_path / "out-usual", NIGHT_2)
+    assert usual["deliveries_after_as_of"] == [] and "note: deliveries dated after" not in format_summary(usual)
+
+
 def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, capsys):
     db = two_nights["db"]
     ledger = _count(db, "select count(*) from ingest_ledger")
