@@ -204,6 +204,8 @@ def _sigterm_as_ctrl_c() -> None:
     from prefect.runner import Runner
 
     def stop(self, *args, **kwargs) -> None:  # noqa: ARG001 — Prefect's handler signature
+        # (a background job of a script starts with Ctrl-C ignored: it must interrupt here too)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.kill(os.getpid(), signal.SIGINT)
 
     Runner.handle_sigterm = stop

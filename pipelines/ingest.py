@@ -171,21 +171,46 @@ _CJK = re.compile("[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
 
 
 _SIGNS_IN_UTF8 = set("¥·°×÷±")
+_RUNS_JUDGED = 10_000  # runs of non-ASCII bytes that decide: a GB18030 file has names in every row
+
+
+def _non_ascii_runs(data: bytes, limit: int) -> list[tuple[int, int]]:
+    """(start, end) of the first `limit` runs of non-ASCII bytes (numpy: a 150 MB file of codes
+    with a '¥' at its end is looked at in a tenth of a second, not decoded)."""
+    import numpy as np
+
+    at = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) >= 0x80)
+    if not at.size:
+        return []
+    cut = np.flatnonzero(np.diff(at) > 1)[:limit]
+    starts = np.concatenate(([at[0]], at[cut + 1]))[:limit]
+    ends = np.concatenate((at[cut], [at[-1]]))[:limit] + 1
+    return list(zip(starts.tolist(), ends.tolist()))
 
 
 def _utf8_reading(data: bytes) -> str:
-    """What valid UTF-8 bytes hold: 'chinese' (a Chinese character: UTF-8 for sure), 'garbled'
-    (non-ASCII but no Chinese character, and read as GB18030 they are Chinese: 卢露 in GB18030 is
-    C2 AC C2 B6, which UTF-8 reads as '¬¶'), or 'plain' (ASCII, or only the signs an ASCII
-    extract may carry: '¥1,234')."""
+    """What bytes that are valid UTF-8 hold: 'utf8' (surely UTF-8: a Chinese character, a letter of a
+    Western name such as José, a sign such as '–' or '€'), 'garbled' (only Latin-1 signs and
+    letters standing alone between ASCII delimiters, which read as GB18030 are Chinese: 卢露 in
+    GB18030 is C2 AC C2 B6, which UTF-8 reads as '¬¶'), or 'plain' (ASCII, or only the signs an
+    ASCII extract may carry: '¥1,234'). Only the runs of non-ASCII bytes are looked at (a valid
+    UTF-8 character never holds an ASCII byte), so a big file of codes is not decoded whole."""
     if data.isascii():
         return "plain"
     if _CJK.search(data[:65536].decode("utf-8", errors="ignore")):
-        return "chinese"  # the usual UTF-8 file says so in its first rows
-    text = data.decode("utf-8")
-    if _CJK.search(text):
-        return "chinese"
-    if set(re.findall(r"[^\x00-\x7f]", text)) <= _SIGNS_IN_UTF8:
+        return "utf8"  # the usual UTF-8 file says so in its first rows
+    odd = False
+    for start, end in _non_ascii_runs(data, _RUNS_JUDGED):
+        try:
+            text = data[start:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return "plain"  # not UTF-8 at all: read as GB18030 anyway
+        if _CJK.search(text) or max(map(ord, text)) > 0x7FF:
+            return "utf8"  # Chinese, or a sign of three bytes and more ('–', '’', '€')
+        if data[start - 1:start].isalpha() or data[end:end + 1].isalpha():
+            return "utf8"  # a letter inside an ASCII word: José, Müller
+        odd = odd or not set(text) <= _SIGNS_IN_UTF8
+    if not odd:
         return "plain"
     try:
         return "garbled" if _CJK.search(data.decode("gb18030")) else "plain"
@@ -194,13 +219,8 @@ def _utf8_reading(data: bytes) -> str:
 
 
 def _utf8_is_really_gb18030(data: bytes) -> bool:
-    """Whether bytes that happen to be valid UTF-8 are GB18030 text: no Chinese character read as
-    UTF-8, Chinese read as GB18030 (_utf8_reading). A file with one Chinese character in UTF-8 is
-    UTF-8; bytes that are not UTF-8 are read as GB18030 anyway."""
-    try:
-        return _utf8_reading(data) == "garbled"
-    except UnicodeDecodeError:
-        return False
+    """Whether bytes that happen to be valid UTF-8 are GB18030 text (_utf8_reading)."""
+    return _utf8_reading(data) == "garbled"
 
 
 def _read_csv(data: bytes) -> RawFrame:
@@ -388,9 +408,11 @@ def _cell_text(v) -> str | None:
         return v.strftime("%Y-%m-%d") if v.time() == dt.time(0) else v.isoformat(sep=" ")
     if isinstance(v, (dt.date, dt.time)):
         return v.isoformat()
-    if isinstance(v, (int, float)) and abs(v) >= 1e15:
+    if isinstance(v, float) and abs(v) >= 1e15 or (isinstance(v, int) and abs(v) >= 10**15
+                                                     and len(str(abs(v)).rstrip("0")) <= 15):
         # Excel keeps 15 digits of a number (a 16-digit card number typed in comes out …0): shown
-        # as the scientific notation it is, which ID numbers, accounts and codes refuse
+        # as the scientific notation it is, which ID numbers, accounts and codes refuse. A whole
+        # number of more significant digits was written by a program, exactly: kept.
         return f"{v:.15G}"
     if isinstance(v, float):
         return str(int(v)) if v.is_integer() else repr(v)
@@ -476,19 +498,22 @@ def _float_text(e: pl.Expr) -> pl.Expr:
     """A float column's text as an XLSX number cell reads (_cell_text): a whole number without
     '.0' (pandas turns an integer column with one empty cell into floats: 110.0, 202611.0, a
     15-digit ID), 16 or more digits in scientific notation (a float keeps about 15: refused for
-    IDs, accounts and codes), NaN empty; any other as its shortest text (0.30000000000000004 is
-    read as a money amount with float noise)."""
-    e = e.cast(pl.Float64).fill_nan(None)
-    big = e.abs() >= 1e15
-    exponent = e.abs().log10().floor()
+    IDs, accounts and codes), NaN empty; any other as its own shortest text (a Float32 0.1 is
+    '0.1'; a Float64 0.30000000000000004 is read as a money amount with float noise; inf is
+    refused as no amount)."""
+    own = e.fill_nan(None)
+    x = own.cast(pl.Float64)
+    finite = x.is_finite()
+    big = finite & (x.abs() >= 1e15)
+    exponent = pl.when(big).then(x.abs().log10().floor())
     # log10 of 1e15 comes out 14.99…: a mantissa of 10 moves up a power
-    exponent = pl.when(e.abs() / pl.lit(10.0).pow(exponent) >= 10).then(exponent + 1).otherwise(exponent)
-    mantissa = (e / pl.lit(10.0).pow(exponent)).round(14)
-    scientific = pl.concat_str([mantissa.cast(pl.Utf8), pl.lit("E+"), exponent.cast(pl.Int64).cast(pl.Utf8)])
-    whole = e.round(0) == e
+    exponent = pl.when(x.abs() / pl.lit(10.0).pow(exponent) >= 10).then(exponent + 1).otherwise(exponent)
+    mantissa = (x / pl.lit(10.0).pow(exponent)).round(14)
+    scientific = pl.concat_str([mantissa.cast(pl.Utf8), pl.lit("E+"), exponent.cast(pl.Int64, strict=False).cast(pl.Utf8)])
+    whole = finite & ~big & (x.round(0) == x)
     return (pl.when(big).then(scientific)
-            .when(whole).then(e.cast(pl.Int64).cast(pl.Utf8))
-            .otherwise(e.cast(pl.Utf8)))
+            .when(whole).then(pl.when(whole).then(x).cast(pl.Int64, strict=False).cast(pl.Utf8))
+            .otherwise(own.cast(pl.Utf8)))
 
 
 def _parquet_columns(df: pl.DataFrame, offset: int) -> pl.DataFrame:
@@ -1015,7 +1040,7 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
                 else:
                     piece = pieces.extend(piece)
                 raw = _csv_piece_read(piece, pieces.start, plan)
-            if encoding == "utf-8" and reading != "chinese":
+            if encoding == "utf-8" and reading != "utf8":
                 # the file's encoding is the whole file's, as _read_csv judges it (_utf8_reading)
                 piece_reading = _utf8_reading(piece)
                 reading = piece_reading if piece_reading != "plain" else reading

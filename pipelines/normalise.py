@@ -26,6 +26,10 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 ID_PATTERN = r"^[0-9]{17}[0-9X]$"
 _SCIENTIFIC = r"^[0-9]+(\.[0-9]+)?E[+]?[0-9]+$"
+# What Excel (and a number cell or float read here) makes of 16 or more digits: one digit, the
+# rest after the point, E+ and two digits. A code is held to this exact form: codes such as 3E5 or
+# 360E01 are codes.
+_EXCEL_SCIENTIFIC = r"^[0-9](\.[0-9]+)?E\+[0-9]{2}$"
 
 # Excel counts days from 1899-12-30 (the 1900 leap-year bug folded in); five digits = 1927..2173.
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
@@ -272,10 +276,14 @@ def money_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     # XLSX number cell or a Parquet double) is the amount in fen it stands for. Only a text of 15 or
     # more significant digits a hair from a whole fen is read so; a typed 12.345 is still refused.
     f = t.cast(pl.Float64, strict=False)
+    # Below 10^11 yuan a float's last place is under 0.0001, so a typed third decimal (0.001 or
+    # more off a whole fen) is never taken for noise; no benefit comes near that bound.
     noise = (t.str.contains(r"^-?[0-9]*\.[0-9]{3,}$")
              & (t.str.replace_all(r"[-.]", "").str.strip_chars_start("0").str.len_chars() >= 15)
+             & (f.abs() < 1e11)
              & ((f - f.round(2)).abs() <= f.abs() * 1e-15 + 1e-15))  # a few units of the float's last place
-    t = pl.when(noise).then(f.round(2).cast(pl.Decimal(18, 2)).cast(pl.Utf8)).otherwise(t)
+    fen = pl.when(noise).then(f.round(2)).cast(pl.Decimal(18, 2)).cast(pl.Utf8)  # (cast only where noise)
+    t = pl.when(noise).then(fen).otherwise(t)
     ok = t.str.contains(r"^-?([0-9]{1,16}(\.[0-9]{0,2})?|\.[0-9]{1,2})$")
     reason = (
         pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
@@ -312,7 +320,7 @@ def account_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     delivered, unless Excel turned the number into scientific notation (6.22236002377598E+18: only
     15 digits kept) — stored so, three different accounts would read as one and be shared by three
     persons, two payments one re-delivered row."""
-    lost = s.str.to_uppercase().str.contains(_SCIENTIFIC)
+    lost = s.str.to_uppercase().str.contains(_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC)
     reason = pl.when(lost).then(pl.format(f"{label(col)} 被Excel转成了科学计数法({{}})，后几位已丢失无法恢复: "
                                           "请把该列设为文本后重新导出", s))
     return pl.when(~lost).then(s), reason
@@ -396,7 +404,7 @@ def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[p
     if col.type == "insurance_type":
         return s.is_in(list(INSURANCE_TYPES)), s
     if col.type == "account" or col.code:
-        return ~s.str.to_uppercase().str.contains(_SCIENTIFIC), s
+        return ~s.str.to_uppercase().str.contains(_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC), s
     return None
 
 

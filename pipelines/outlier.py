@@ -35,12 +35,10 @@ OUTPUT_SCHEMA = {"subject": pl.Utf8, "person_id": pl.Utf8, "agency_code": pl.Utf
 def reasons(row: dict[str, Any], params: dict[str, Any]) -> list[str]:
     """The plain reasons a clerk can check against the payment history."""
     out = []
-    ratio = row["person_ratio"]
-    if ratio is not None and row["person_n"] > params["min_history"] and ratio >= params["min_ratio"]:
-        out.append(f"金额为本人历史中位数的 {float(ratio):.1f} 倍（本人{row['item']}中位数 {row['person_median']:.2f} 元，"
-                   f"共 {row['person_n']} 笔）")
-    if (row["peer_n"] >= params["min_peers"] and row["amount"] > row["peer_high"]
-            and float(row["amount"]) >= float(params["peer_min_ratio"]) * float(row["peer_median"])):
+    if row["own_reason"]:  # decided by the rule's SQL, exactly as it picked the candidates
+        out.append(f"金额为本人历史中位数的 {float(row['person_ratio']):.1f} 倍（本人{row['item']}中位数 "
+                   f"{row['person_median']:.2f} 元，共 {row['person_n']} 笔）")
+    if row["peer_reason"]:
         q = float(params["peer_quantile"]) * 100
         out.append(f"高于同机构同险种同项目 {q:g}% 分位（{float(row['peer_high']):.2f} 元，同组 {row['peer_n']} 笔，"
                    f"中位数 {float(row['peer_median']):.2f} 元）")

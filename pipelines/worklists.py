@@ -255,9 +255,10 @@ def evidence_summary(evidence: Any, limit: int = 800, agency: str | None = None)
 
     if isinstance(evidence, dict):
         summary = evidence.get("summary")
-        rest = "；".join(f"{label(k)}: {short(v)}" for k, v in evidence.items() if k != "summary" or
-                        not isinstance(summary, str))
-        text = f"{summary}；{rest}" if isinstance(summary, str) and rest else summary if isinstance(summary, str) else rest
+        said = summary if isinstance(summary, str) and summary.strip() else None  # the rule's sentence
+        rest = "；".join(f"{label(k)}: {short(v)}" for k, v in evidence.items()
+                        if not (k == "summary" and isinstance(v, str)))
+        text = "；".join(part for part in (said, rest) if part)
     else:
         text = short(evidence)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -787,30 +787,47 @@ def test_a_file_that_is_no_extract_is_not_counted_as_seen_before(tmp_path):
 
 
 def test_long_numbers_excel_cut_to_15_digits_are_refused_in_codes_and_accounts(tmp_path):
-    """An XLSX number cell keeps 15 digits: payment numbers 20261115000000001 and …002 both read
-    2.0261115E+16, and a 16-digit card number typed in comes out …0. A code (发放流水号) or an
-    account of 16+ digits in a number cell is refused naming the column, never stored cut — two
-    payments would be one re-delivered row, two accounts one shared account."""
-    rows = [row_for("payments", i)[0] for i in range(3)]
+    """Excel keeps 15 digits of a number: payment numbers 20261115000000001 and …002 typed into
+    number cells are both stored 2.0261115E+16 (a float in the file, or the whole number
+    20261115000000000), a 16-digit card number 6222000000000001 comes out 6222000000000000. A code
+    (发放流水号) or an account of 16+ digits that Excel could have cut is refused naming the column,
+    never stored cut — two payments would be one re-delivered row, two accounts one shared account.
+    A whole number of more than 15 significant digits cannot come from Excel (a program wrote it,
+    exactly): kept."""
+    rows = [row_for("payments", i)[0] for i in range(4)]
     path = tmp_path / "inbox" / "payments_numbers.xlsx"
     path.parent.mkdir(parents=True)
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.append(header("payments", "canonical"))
     cols = EXTRACTS["payments"].names
-    for r, column, number in ((rows[0], "payment_id", 20261115000000001), (rows[1], "payment_id", 20261115000000002),
-                              (rows[2], "bank_account", 6222000000000001)):
+    for r, column, number in ((rows[0], "payment_id", 2.0261115e16), (rows[1], "payment_id", 20261115000000000),
+                              (rows[2], "bank_account", 6222000000000000), (rows[3], "payment_id", 1234567890123456)):
         values = [r[c] for c in cols]
-        values[cols.index(column)] = number  # a number cell, as Excel holds what is typed into it
+        values[cols.index(column)] = number  # a number cell
         ws.append(values)
     wb.save(path)
     con = store.connect(tmp_path / "fw.duckdb")
     ingest_inbox(con, tmp_path / "inbox")
-    assert stored(con, "payments", "payments_numbers.xlsx") == []
+    assert [r["payment_id"] for r in stored(con, "payments", "payments_numbers.xlsx")] == ["1234567890123456"]
     refusals = [(row, col, reason) for _, row, col, reason, _ in rejected(con)]
     assert [(row, col) for row, col, _ in refusals] == [(1, "payment_id"), (2, "payment_id"), (3, "bank_account")]
     assert all("被Excel转成了科学计数法" in reason for _, _, reason in refusals), refusals
-    assert "2.0261115" in refusals[0][2] and "6.222" in refusals[2][2]
+    assert "2.0261115E+16" in refusals[0][2] and "6.222E+15" in refusals[2][2]
+
+
+def test_codes_that_hold_an_e_are_codes(tmp_path):
+    """Only Excel's own form (one digit, the rest after the point, E+ and two digits) is taken for
+    a number Excel cut: agency codes 3E5 and 360E01 are stored as delivered."""
+    inbox = tmp_path / "inbox" / "2026-11-21"
+    inbox.mkdir(parents=True)
+    (inbox / "agencies_e.csv").write_text("agency_code,agency_name,region_code,parent_code\n3E5,第一局,360702,\n"
+                                          "360E01,第二局,360702,3E5\n", encoding="utf-8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox")
+    assert [(r["agency_code"], r["parent_code"]) for r in stored(con, "agencies", "2026-11-21/agencies_e.csv")] == [
+        ("3E5", None), ("360E01", "3E5")]
+    assert rejected(con) == []
 
 
 def test_a_parquet_column_of_floats_reads_as_excel_shows_it(tmp_path):
@@ -820,12 +837,12 @@ def test_a_parquet_column_of_floats_reads_as_excel_shows_it(tmp_path):
     15 digits kept) is refused."""
     legacy = "360702500101001"  # born 1950-01-01, 15-digit form
     frame = pl.DataFrame({
-        "person_id": [float(legacy), float(legacy), 3.60702195001011e17],
-        "employer_id": [float(20261), float("nan"), None],
-        "insurance_type": [110.0, 110.0, 110.0],
-        "period": [202611.0, 202610.0, 202611.0],
-        "amount": [100.0, 0.1 + 0.2, 5.0],
-    })
+        "person_id": [float(legacy), float(legacy), 3.60702195001011e17, float(legacy), float(legacy)],
+        "employer_id": [float(20261), float("nan"), None, 1.0, 2.0],
+        "insurance_type": [110.0, 110.0, 110.0, 110.0, 110.0],
+        "period": [202611.0, 202610.0, 202611.0, 202609.0, 202608.0],
+        "amount": [100.0, 0.1 + 0.2, 5.0, float("inf"), 12.34],
+    }).with_columns(pl.col("amount").cast(pl.Float64))
     (tmp_path / "inbox").mkdir()
     frame.write_parquet(tmp_path / "inbox" / "contributions_floats.parquet")
     con = store.connect(tmp_path / "fw.duckdb")
@@ -834,9 +851,25 @@ def test_a_parquet_column_of_floats_reads_as_excel_shows_it(tmp_path):
     eighteen = "36070219500101001" + check_digit("36070219500101001")
     assert [(r["person_id"], r["employer_id"], r["insurance_type"], r["period"], r["amount"]) for r in got] == [
         (eighteen, "20261", "110", "202611", Decimal("100.00")),
-        (eighteen, None, "110", "202610", Decimal("0.30"))]
-    [(_, row, col, reason, _)] = rejected(con)
-    assert (row, col) == (3, "person_id") and "科学计数法" in reason
+        (eighteen, None, "110", "202610", Decimal("0.30")),
+        (eighteen, "2", "110", "202608", Decimal("12.34"))]
+    refused = [(row, col, reason) for _, row, col, reason, _ in rejected(con)]
+    assert [(row, col) for row, col, _ in refused] == [(3, "person_id"), (4, "amount")]  # inf is no amount
+    assert "科学计数法" in refused[0][2]
+
+
+def test_a_float32_amount_is_the_number_it_shows(tmp_path):
+    """A Float32 column's 12.34 is 12.34 (its own shortest text), not 12.34000015258789."""
+    frame = pl.DataFrame({"person_id": [person(1), person(2)], "employer_id": ["E1", "E2"],
+                          "insurance_type": ["110", "110"], "period": ["202611", "202611"],
+                          "amount": pl.Series([12.34, 0.1], dtype=pl.Float32)})
+    (tmp_path / "inbox").mkdir()
+    frame.write_parquet(tmp_path / "inbox" / "contributions_f32.parquet")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox", as_of=dt.date(2026, 11, 21))
+    assert [r["amount"] for r in stored(con, "contributions", "contributions_f32.parquet")] == [
+        Decimal("12.34"), Decimal("0.10")]
+    assert rejected(con) == []
 
 
 def test_gb18030_text_whose_bytes_are_also_valid_utf8_is_read_as_gb18030(tmp_path):
@@ -856,3 +889,32 @@ def test_gb18030_text_whose_bytes_are_also_valid_utf8_is_read_as_gb18030(tmp_pat
     assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_gbk.csv")] == ["卢露", "陆路"]
     assert [r["amount"] for r in stored(con, "contributions", "2026-11-21/contributions_yen.csv")] == [Decimal("1234.50")]
     assert rejected(con) == []
+
+
+def test_typed_amounts_with_a_third_decimal_are_refused_row_by_row_however_large(tmp_path):
+    """Float noise is read only where a float's last place is far below a fen: a typed
+    9000000000000.005 is refused, not rounded; an amount too long for the store is refused alone,
+    the file's other rows still ingest."""
+    rows = [row_for("contributions", i)[0] for i in range(3)]
+    rows[0]["amount"], rows[1]["amount"] = "9000000000000.005", "123456789012345678.123"
+    write_extract(tmp_path / "inbox" / "2026-11-21" / "contributions_typed.csv", "contributions", rows, "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, tmp_path / "inbox", as_of=dt.date(2026, 11, 21))
+    assert [f.status for f in report.files] == ["ingested"]
+    assert len(stored(con, "contributions", "2026-11-21/contributions_typed.csv")) == 1
+    assert [(r[1], r[2]) for r in rejected(con)] == [(1, "amount"), (2, "amount")]
+    assert all("超过2位小数" in r[3] for r in rejected(con))
+
+
+def test_a_utf8_file_with_western_names_and_no_chinese_stays_utf8(tmp_path):
+    """é and ü are GB18030 characters too (Jos茅 M眉ller): a letter inside an ASCII word, or a sign of
+    three bytes such as '–', says the file is UTF-8."""
+    inbox = tmp_path / "inbox" / "2026-11-21"
+    inbox.mkdir(parents=True)
+    (inbox / "agencies_latin.csv").write_text("agency_code,agency_name,region_code,parent_code\n"
+                                              "1,José Müller Office,360702,\n2,Anna–Marie Office,360702,\n",
+                                              encoding="utf-8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox")
+    assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_latin.csv")] == [
+        "José Müller Office", "Anna–Marie Office"]

@@ -92,7 +92,9 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
         serve = subprocess.Popen(
             [sys.executable, "-m", "pipelines.cli", "serve", "--cron", "* * * * *", "--timezone", "UTC",
              "--inbox", str(tmp_path / "inbox"), "--db", str(db), "--out", str(out)],
-            env={**env, "PREFECT_API_URL": api}, stdout=serve_log, stderr=subprocess.STDOUT, cwd=tmp_path)
+            env={**env, "PREFECT_API_URL": api}, stdout=serve_log, stderr=subprocess.STDOUT, cwd=tmp_path,
+            # as a background job of a script starts: with Ctrl-C ignored
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         # The next whole minute, the runner's poll and the night itself: well under three minutes.
         deadline = time.monotonic() + 180
         while _completed_nights(db) == 0:
@@ -102,7 +104,8 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
             time.sleep(3)
         assert (out / "dashboard.html").exists()
         assert "Can't evaluate" not in (tmp_path / "server.log").read_text()
-        # `kill` (SIGTERM, as systemd stops a service) stops it as Ctrl-C does: cleanly, no traceback
+        # `kill` (SIGTERM, as systemd stops a service) stops it as Ctrl-C does: cleanly, no traceback,
+        # also when it was started with Ctrl-C ignored
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=60) == 0
         said = (tmp_path / "serve.log").read_text()
