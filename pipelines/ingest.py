@@ -74,6 +74,7 @@ class FileResult:
     # A skipped file's content came before under another name or in another delivery (source_file)
     duplicate_of: str | None = None
     not_extract: bool = False  # skipped as no extract at all (a readme beside the exports)
+    notes: list[str] = field(default_factory=list)  # said in the night's summary (XLSX sheets not read)
 
 
 @dataclass
@@ -142,6 +143,7 @@ class RawFrame:
     # CSV read row by row: the text ended inside a quoted field (a piece of a big file so ending was
     # not cut at a record's end: the file is read whole instead).
     ends_in_quote: bool = False
+    notes: list[str] = field(default_factory=list)  # what the night's summary should say of the file
 
 
 def _header(h) -> str:
@@ -473,13 +475,35 @@ def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
             numbers.append(sheet_row)
             for i, c in enumerate(cells):
                 cols[i].append(c)
+        notes = _sheets_not_read(wb)
     except FileProblem:
         raise
     except Exception as exc:
         raise FileProblem(f"unreadable XLSX (damaged or truncated file: {type(exc).__name__})") from exc
     finally:
         wb.close()
-    return RawFrame(headers, _frame(cols, numbers, n), bad)
+    return RawFrame(headers, _frame(cols, numbers, n), bad, notes=notes)
+
+
+def _sheets_not_read(wb) -> list[str]:
+    """CONTRACT §1 reads an XLSX extract's first sheet. Said in the night's summary, so that nothing
+    goes unread without a word: later sheets holding data (a long export split over sheets), and a
+    first sheet that is hidden (the one a clerk sees is another)."""
+    import itertools
+
+    def holds_data(ws) -> bool:
+        rows = itertools.islice(ws.iter_rows(values_only=True), MAX_TITLE_ROWS + 2)
+        return sum(any(v is not None and str(v).strip() for v in row) for row in rows) >= 2
+
+    notes = []
+    first = wb.worksheets[0]
+    if getattr(first, "sheet_state", "visible") != "visible":
+        notes.append(f"the first sheet '{first.title}' is hidden; it is the one read (CONTRACT: the first sheet)")
+    later = [ws.title for ws in wb.worksheets[1:] if holds_data(ws)]
+    if later:
+        notes.append(f"only the first sheet is read (CONTRACT); sheet(s) {', '.join(repr(t) for t in later)} "
+                     "also hold rows and were not read: deliver them as files of their own")
+    return notes
 
 
 def _unreadable_parquet(exc: Exception) -> str:
@@ -642,6 +666,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
             known = ", ".join(EXTRACTS)
             raise FileProblem(f"unknown extract kind: the file name must start with one of {known}")
         raw = read_raw(path, data)
+        result.notes = [mask_ids_in_text(n) for n in raw.notes]
         del data
         try:
             accepted, rejected = normalise_frame(kind, raw, today)

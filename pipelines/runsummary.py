@@ -59,6 +59,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
                              for f in files if f.status == "failed"]
         s["copies_skipped"] = [{"file": mask_ids_in_text(Path(f.path).name), "same_as": mask_ids_in_text(f.duplicate_of)}
                                for f in files if f.status == "skipped" and f.duplicate_of]
+        s["file_notes"] = [{"file": mask_ids_in_text(Path(f.path).name), "note": _scrub(n)}
+                           for f in files for n in f.notes]
     checked = parts.get("quality")
     if checked is not None:
         s["warnings"] = len(checked.warnings)
@@ -121,6 +123,8 @@ def format_summary(s: dict[str, Any]) -> str:
             lines.append(f"    failed file {f['file']}: {f['reason']}")
         for f in s.get("copies_skipped", []):
             lines.append(f"    skipped {f['file']}: same content as {f['same_as']}, already ingested")
+        for f in s.get("file_notes", []):
+            lines.append(f"    note {f['file']}: {f['note']}")
         if s.get("deliveries_after_as_of"):
             lines.append(f"  note: deliveries dated after as-of {s.get('as_of')} were read tonight: "
                          f"{', '.join(s['deliveries_after_as_of'])} (a night reads every new delivery in the inbox; "

@@ -918,3 +918,42 @@ def test_a_utf8_file_with_western_names_and_no_chinese_stays_utf8(tmp_path):
     ingest_inbox(con, tmp_path / "inbox")
     assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_latin.csv")] == [
         "José Müller Office", "Anna–Marie Office"]
+
+
+def test_an_xlsx_whose_later_sheets_hold_rows_says_they_were_not_read(tmp_path):
+    """CONTRACT §1 reads the first sheet. A long export split over sheets (一月, 二月) and a hidden
+    first sheet are said in the night's summary, so no sheet goes unread without a word; a sheet of
+    one note line is no data."""
+    from pipelines.runsummary import format_summary
+
+    inbox = tmp_path / "inbox" / "2026-11-21"
+    inbox.mkdir(parents=True)
+    cols = EXTRACTS["payments"].names
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "一月"
+    ws.append(header("payments", "canonical"))
+    ws.append([row_for("payments", 0)[0][c] for c in cols])
+    later = wb.create_sheet("二月")
+    later.append(header("payments", "canonical"))
+    later.append([row_for("payments", 1)[0][c] for c in cols])
+    wb.create_sheet("说明").append(["本表由系统导出"])
+    wb.save(inbox / "payments_split.xlsx")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title, ws.sheet_state = "底稿", "hidden"
+    ws.append(header("payments", "canonical"))
+    ws.append([row_for("payments", 2)[0][c] for c in cols])
+    wb.create_sheet("发放明细").append(["见底稿"])
+    wb.save(inbox / "payments_hidden.xlsx")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, tmp_path / "inbox")
+    notes = {f.path.name: f.notes for f in report.files}
+    assert notes["payments_split.xlsx"] == ["only the first sheet is read (CONTRACT); sheet(s) '二月' also hold rows "
+                                            "and were not read: deliver them as files of their own"]
+    assert notes["payments_hidden.xlsx"] == ["the first sheet '底稿' is hidden; it is the one read (CONTRACT: the first sheet)"]
+    assert len(stored(con, "payments", "2026-11-21/payments_split.xlsx")) == 1  # the first sheet, as before
+    text = format_summary({"run_id": "r", "as_of": "2026-11-21", "status": "completed", "files_ingested": 2,
+                           "files_skipped": 0, "files_failed": 0, "rows_accepted": 2, "rows_rejected": 0,
+                           "file_notes": [{"file": n, "note": x} for n, xs in notes.items() for x in xs]})
+    assert "    note payments_split.xlsx: only the first sheet is read (CONTRACT); sheet(s) '二月'" in text
