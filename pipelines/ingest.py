@@ -192,8 +192,8 @@ def _non_ascii_runs(data: bytes, limit: int) -> list[tuple[int, int]]:
 
 def _utf8_reading(data: bytes) -> str:
     """What bytes that are valid UTF-8 hold: 'utf8' (surely UTF-8: a Chinese character, a letter of a
-    Western name such as José, a sign such as '–' or '€'), 'garbled' (only Latin-1 signs and
-    letters standing alone between ASCII delimiters, which read as GB18030 are Chinese: 卢露 in
+    Western name such as José, a sign such as '–' or '€'), 'garbled' (only Latin-1 signs, and
+    letters not inside an ASCII word, which read as GB18030 are Chinese: 卢露 in
     GB18030 is C2 AC C2 B6, which UTF-8 reads as '¬¶'), or 'plain' (ASCII, or only the signs an
     ASCII extract may carry: '¥1,234'). Only the runs of non-ASCII bytes are looked at (a valid
     UTF-8 character never holds an ASCII byte), so a big file of codes is not decoded whole."""
@@ -209,8 +209,8 @@ def _utf8_reading(data: bytes) -> str:
             return "plain"  # not UTF-8 at all: read as GB18030 anyway
         if _CJK.search(text) or max(map(ord, text)) > 0x7FF:
             return "utf8"  # Chinese, or a sign of three bytes and more ('–', '’', '€')
-        if data[start - 1:start].isalpha() or data[end:end + 1].isalpha():
-            return "utf8"  # a letter inside an ASCII word: José, Müller
+        if any(c.isalpha() for c in text) and (data[start - 1:start].isalpha() or data[end:end + 1].isalpha()):
+            return "utf8"  # a letter inside an ASCII word: José, Müller (not a sign beside one: A¬¶)
         odd = odd or not set(text) <= _SIGNS_IN_UTF8
     if not odd:
         return "plain"
@@ -246,12 +246,14 @@ def _read_csv(data: bytes) -> RawFrame:
             return RawFrame(headers, fast)
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as not_utf8:
         # No marker and not UTF-8: Chinese government systems export GBK, a subset of GB18030.
         try:
             text = data.decode("gb18030")
         except UnicodeDecodeError as exc:
-            raise FileProblem(_neither_encoding(exc.start)) from exc
+            # the byte where the reading that got further broke: a UTF-8 file with one bad byte
+            # late in it is named at that byte, not at its first Chinese character
+            raise FileProblem(_neither_encoding(max(exc.start, not_utf8.start))) from exc
         data = text.encode("utf-8")
     if not text.strip():
         raise FileProblem("empty file (not even a header row)")
@@ -518,22 +520,23 @@ def _read_parquet(data: bytes) -> RawFrame:
     return RawFrame([_header(h) for h in df.columns], _parquet_columns(df, 0))
 
 
-def _float_text(e: pl.Expr) -> pl.Expr:
+def _float_text(e: pl.Expr, single: bool = False) -> pl.Expr:
     """A float column's text as an XLSX number cell reads (_cell_text): a whole number without
     '.0' (pandas turns an integer column with one empty cell into floats: 110.0, 202611.0, a
     15-digit ID), 16 or more digits in scientific notation (a float keeps about 15: refused for
-    IDs, accounts and codes), NaN empty; any other as its own shortest text (a Float32 0.1 is
-    '0.1'; a Float64 0.30000000000000004 is read as a money amount with float noise; inf is
-    refused as no amount)."""
+    IDs, accounts and codes; a Float32, `single`, keeps about 7 digits: from 2^24 on), NaN empty;
+    any other as its own shortest text (a Float32 0.1 is '0.1'; a Float64 0.30000000000000004 is
+    read as a money amount with float noise; inf is refused as no amount)."""
     own = e.fill_nan(None)
     x = own.cast(pl.Float64)
     finite = x.is_finite()
-    big = finite & (x.abs() >= 1e15)
+    big = finite & (x.abs() >= (2 ** 24 if single else 1e15))  # beyond the digits the float keeps
     exponent = pl.when(big).then(x.abs().log10().floor())
     # log10 of 1e15 comes out 14.99…: a mantissa of 10 moves up a power
     exponent = pl.when(x.abs() / pl.lit(10.0).pow(exponent) >= 10).then(exponent + 1).otherwise(exponent)
     mantissa = (x / pl.lit(10.0).pow(exponent)).round(14)
-    scientific = pl.concat_str([mantissa.cast(pl.Utf8), pl.lit("E+"), exponent.cast(pl.Int64, strict=False).cast(pl.Utf8)])
+    scientific = pl.concat_str([mantissa.cast(pl.Utf8), pl.lit("E+"),
+                                exponent.cast(pl.Int64, strict=False).cast(pl.Utf8).str.zfill(2)])  # E+08, as Excel
     whole = finite & ~big & (x.round(0) == x)
     return (pl.when(big).then(scientific)
             .when(whole).then(pl.when(whole).then(x).cast(pl.Int64, strict=False).cast(pl.Utf8))
@@ -551,7 +554,7 @@ def _parquet_columns(df: pl.DataFrame, offset: int) -> pl.DataFrame:
             # other date of the extracts is — 2026-09-14T16:00Z was paid on 2026-09-15.
             e, dtype = e.dt.convert_time_zone(CHINA_TZ).dt.replace_time_zone(None), pl.Datetime(dtype.time_unit)
         if dtype in (pl.Float32, pl.Float64):
-            return _float_text(e)
+            return _float_text(e, single=dtype == pl.Float32)
         return e if typed_source(dtype) else e.cast(pl.Utf8)
 
     return df.select(

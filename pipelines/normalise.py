@@ -259,6 +259,14 @@ def period_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple
 
 # ---------------------------------------------------------------------------------- money
 
+# Whole yuan digits an amount may have: below 10^12 (1万亿元), more than any one benefit payment or
+# fund transfer. A rule sums amounts into DECIMAL(18,2) (16 whole digits): two rows of 6×10^15,
+# which the store would take, overflowed detection and stopped every later night. A 16-digit card
+# number pasted into the amount column is refused so.
+MONEY_DIGITS = 12
+MONEY_PATTERN = rf"^-?([0-9]{{1,{MONEY_DIGITS}}}(\.[0-9]{{0,2}})?|\.[0-9]{{1,2}})$"
+
+
 def money_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     """(DECIMAL(18,2), reason), parsed from the text itself, never through a float.
 
@@ -284,11 +292,13 @@ def money_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
              & ((f - f.round(2)).abs() <= f.abs() * 1e-15 + 1e-15))  # a few units of the float's last place
     fen = pl.when(noise).then(f.round(2)).cast(pl.Decimal(18, 2)).cast(pl.Utf8)  # (cast only where noise)
     t = pl.when(noise).then(fen).otherwise(t)
-    ok = t.str.contains(r"^-?([0-9]{1,16}(\.[0-9]{0,2})?|\.[0-9]{1,2})$")
+    ok = t.str.contains(MONEY_PATTERN)
     reason = (
         pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
         .when(t.str.contains(r"^-?[0-9]*\.[0-9]{3,}$"))
         .then(pl.format(f"{label(col)} 超过2位小数: '{{}}' (金额以元计，最多到分)", s))
+        .when(t.str.contains(r"^-?[0-9]{13,}(\.[0-9]{0,2})?$"))
+        .then(pl.format(f"{label(col)} 超出合理范围: '{{}}' (单笔金额应小于1万亿元；是否把账号或证件号填进了金额列？)", s))
         .when(~ok)
         .then(pl.format(f"{label(col)} 不是有效金额: '{{}}'", s))
     )
@@ -377,7 +387,7 @@ def column_exprs(raw: pl.Expr, col: Column, today: dt.date | None = None) -> tup
 _FAST_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _FAST_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?: (?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{6})?)?$"
 _FAST_PERIOD = r"^[0-9]{4}(?:0[1-9]|1[0-2])$"
-_FAST_MONEY = r"^-?[0-9]{1,16}(?:\.[0-9]{1,2})?$"
+_FAST_MONEY = rf"^-?[0-9]{{1,{MONEY_DIGITS}}}(?:\.[0-9]{{1,2}})?$"
 
 
 def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[pl.Expr, pl.Expr] | None:
@@ -420,7 +430,7 @@ def typed_fast_exprs(e: pl.Expr, dtype: pl.DataType, col: Column) -> tuple[pl.Ex
         return e.dt.year().is_between(MIN_YEAR, MAX_YEAR), e.cast(pl.Datetime("us"))
     if (col.type == "money" and isinstance(dtype, pl.Decimal) and dtype.scale <= 2
             and dtype.precision - dtype.scale <= 16):
-        return pl.lit(True), e.cast(pl.Decimal(18, 2))
+        return e.abs() < 10 ** MONEY_DIGITS, e.cast(pl.Decimal(18, 2))  # a larger one is refused as text
     return None
 
 

@@ -860,16 +860,19 @@ def test_a_parquet_column_of_floats_reads_as_excel_shows_it(tmp_path):
 
 def test_a_float32_amount_is_the_number_it_shows(tmp_path):
     """A Float32 column's 12.34 is 12.34 (its own shortest text), not 12.34000015258789."""
-    frame = pl.DataFrame({"person_id": [person(1), person(2)], "employer_id": ["E1", "E2"],
-                          "insurance_type": ["110", "110"], "period": ["202611", "202611"],
-                          "amount": pl.Series([12.34, 0.1], dtype=pl.Float32)})
+    frame = pl.DataFrame({"person_id": [person(1), person(2), person(3)], "employer_id": ["E1", "E2", None],
+                          "insurance_type": ["110", "110", "110"], "period": ["202611", "202611", "202611"],
+                          "amount": pl.Series([12.34, 0.1, 1.0], dtype=pl.Float32)})
+    # a Float32 keeps about 7 digits: employer number 123456789 would come out 123456792
+    frame = frame.with_columns(pl.Series("employer_id", [None, None, 123456789.0], dtype=pl.Float32))
     (tmp_path / "inbox").mkdir()
     frame.write_parquet(tmp_path / "inbox" / "contributions_f32.parquet")
     con = store.connect(tmp_path / "fw.duckdb")
     ingest_inbox(con, tmp_path / "inbox", as_of=dt.date(2026, 11, 21))
     assert [r["amount"] for r in stored(con, "contributions", "contributions_f32.parquet")] == [
         Decimal("12.34"), Decimal("0.10")]
-    assert rejected(con) == []
+    [(_, row, col, reason, _)] = rejected(con)
+    assert (row, col) == (3, "employer_id") and "科学计数法" in reason
 
 
 def test_gb18030_text_whose_bytes_are_also_valid_utf8_is_read_as_gb18030(tmp_path):
@@ -881,12 +884,13 @@ def test_gb18030_text_whose_bytes_are_also_valid_utf8_is_read_as_gb18030(tmp_pat
     inbox.mkdir(parents=True)
     (inbox / "agencies_gbk.csv").write_bytes(
         "agency_code,agency_name,region_code,parent_code\n360702001,卢露,360702,\n360702002,陆路,360702,\n"
+        "360702003,A卢露,360702,\n"
         .encode("gb18030"))
     (inbox / "contributions_yen.csv").write_text(
         f"person_id,employer_id,insurance_type,period,amount\n{person(1)},E1,110,202611,¥1234.50\n", encoding="utf-8")
     con = store.connect(tmp_path / "fw.duckdb")
     ingest_inbox(con, tmp_path / "inbox", as_of=dt.date(2026, 11, 21))
-    assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_gbk.csv")] == ["卢露", "陆路"]
+    assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_gbk.csv")] == ["卢露", "陆路", "A卢露"]
     assert [r["amount"] for r in stored(con, "contributions", "2026-11-21/contributions_yen.csv")] == [Decimal("1234.50")]
     assert rejected(con) == []
 
@@ -957,3 +961,38 @@ def test_an_xlsx_whose_later_sheets_hold_rows_says_they_were_not_read(tmp_path):
                            "files_skipped": 0, "files_failed": 0, "rows_accepted": 2, "rows_rejected": 0,
                            "file_notes": [{"file": n, "note": x} for n, xs in notes.items() for x in xs]})
     assert "    note payments_split.xlsx: only the first sheet is read (CONTRACT); sheet(s) '二月'" in text
+
+
+def test_an_amount_of_a_trillion_yuan_or_more_is_refused_in_every_format(tmp_path):
+    """Two payments of 6×10^15 yuan (a card number pasted into the amount column, say) were stored,
+    and the rule that sums them overflowed DECIMAL(18,2) and stopped every later night. An amount of
+    10^12 yuan or more is refused, as text and as a Parquet DECIMAL; 999,999,999,999.99 is taken."""
+    rows = [row_for("payments", i)[0] for i in range(2)]
+    rows[0]["amount"], rows[1]["amount"] = "6000000000000000.00", "999999999999.99"
+    write_extract(tmp_path / "inbox" / "2026-11-21" / "payments_huge.csv", "payments", rows, "csv-utf8")
+    frame = pl.DataFrame({c: [r[c] or None for r in (row_for("payments", 5)[0], row_for("payments", 6)[0])]
+                          for c in EXTRACTS["payments"].names}, schema={c: pl.Utf8 for c in EXTRACTS["payments"].names})
+    frame = frame.with_columns(pl.Series("amount", [Decimal("6000000000000000.00"), Decimal("12.50")],
+                                         dtype=pl.Decimal(18, 2)))
+    frame.write_parquet(tmp_path / "inbox" / "2026-11-21" / "payments_huge.parquet")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox")
+    assert [r["amount"] for r in stored(con, "payments", "2026-11-21/payments_huge.csv")] == [Decimal("999999999999.99")]
+    assert [r["amount"] for r in stored(con, "payments", "2026-11-21/payments_huge.parquet")] == [Decimal("12.50")]
+    refused = [(r[0].split("/")[-1], r[1], r[2]) for r in rejected(con)]
+    assert refused == [("payments_huge.csv", 1, "amount"), ("payments_huge.parquet", 1, "amount")]
+    assert all("超出合理范围" in r[3] for r in rejected(con))
+
+
+def test_a_utf8_file_with_one_bad_byte_is_refused_naming_that_byte(tmp_path):
+    """Neither UTF-8 nor GB18030: the message names the byte where the reading that got further
+    broke (the bad byte in the last row of a UTF-8 file), not the file's first Chinese character."""
+    inbox = tmp_path / "inbox" / "2026-11-21"
+    inbox.mkdir(parents=True)
+    data = "agency_code,agency_name,region_code,parent_code\n".encode() + "".join(
+        f"3607020{i:02d},第{i}社保局,360702,\n" for i in range(50)).encode()
+    at = len(data) + len(b"360702099,O")
+    (inbox / "agencies_bad_byte.csv").write_bytes(data + b"360702099,O\x92Brien,360702,\n")
+    con = store.connect(tmp_path / "fw.duckdb")
+    [result] = ingest_inbox(con, tmp_path / "inbox").files
+    assert result.status == "failed" and f"neither UTF-8 nor GB18030 (byte {at})" in result.message, result.message
