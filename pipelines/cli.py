@@ -204,10 +204,13 @@ def _sigterm_as_ctrl_c() -> None:
     from prefect.runner import Runner
 
     def stop(self, *args, **kwargs) -> None:  # noqa: ARG001 — Prefect's handler signature
-        # (a background job of a script starts with Ctrl-C ignored: it must interrupt here too)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.kill(os.getpid(), signal.SIGINT)
 
+    # A background job of a script starts with Ctrl-C ignored; asyncio then installs no handler of
+    # its own, and the interrupt would be ignored (or, raised mid-loop, leave tracebacks). Restored
+    # before the loop starts, asyncio's handler stops the runner cleanly.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     Runner.handle_sigterm = stop
 
 
