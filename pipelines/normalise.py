@@ -330,7 +330,7 @@ def account_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     delivered, unless Excel turned the number into scientific notation (6.22236002377598E+18: only
     15 digits kept) — stored so, three different accounts would read as one and be shared by three
     persons, two payments one re-delivered row."""
-    lost = s.str.to_uppercase().str.contains(_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC)
+    lost = s.str.contains("(?i)" + (_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC))
     reason = pl.when(lost).then(pl.format(f"{label(col)} 被Excel转成了科学计数法({{}})，后几位已丢失无法恢复: "
                                           "请把该列设为文本后重新导出", s))
     return pl.when(~lost).then(s), reason
@@ -414,7 +414,8 @@ def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[p
     if col.type == "insurance_type":
         return s.is_in(list(INSURANCE_TYPES)), s
     if col.type == "account" or col.code:
-        return ~s.str.to_uppercase().str.contains(_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC), s
+        # (case-insensitive match, not upper-casing every value first: a third of the time)
+        return ~s.str.contains("(?i)" + (_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC)), s
     return None
 
 
