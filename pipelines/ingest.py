@@ -172,7 +172,7 @@ def _frame(columns: list[list], row_numbers: list[int], n: int) -> pl.DataFrame:
 _CJK = re.compile("[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
 
 
-_SIGNS_IN_UTF8 = set("¥·°×÷±")
+_SIGNS_IN_UTF8 = set("¥·°×÷±®©²³µ")  # (not ¬ ¶ ½: what 卢露 and 陆路 in GB18030 read as in UTF-8)
 _RUNS_JUDGED = 10_000  # runs of non-ASCII bytes that decide: a GB18030 file has names in every row
 
 
@@ -497,11 +497,17 @@ def _sheets_not_read(wb) -> list[str]:
         rows = itertools.islice(ws.iter_rows(values_only=True), MAX_TITLE_ROWS + 2)
         return sum(any(v is not None and str(v).strip() for v in row) for row in rows) >= 2
 
+    def looks_full(ws) -> bool:
+        try:
+            return holds_data(ws)
+        except Exception:  # noqa: BLE001 — a damaged sheet that is not read must not fail the file
+            return True
+
     notes = []
     first = wb.worksheets[0]
     if getattr(first, "sheet_state", "visible") != "visible":
         notes.append(f"the first sheet '{first.title}' is hidden; it is the one read (CONTRACT: the first sheet)")
-    later = [ws.title for ws in wb.worksheets[1:] if holds_data(ws)]
+    later = [ws.title for ws in wb.worksheets[1:] if looks_full(ws)]
     if later:
         notes.append(f"only the first sheet is read (CONTRACT); sheet(s) {', '.join(repr(t) for t in later)} "
                      "also hold rows and were not read: deliver them as files of their own")

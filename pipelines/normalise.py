@@ -25,11 +25,11 @@ _FW_TO = list(_FULLWIDTH.values())
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 ID_PATTERN = r"^[0-9]{17}[0-9X]$"
-_SCIENTIFIC = r"^[0-9]+(\.[0-9]+)?E[+]?[0-9]+$"
+_SCIENTIFIC = r"^-?[0-9]+(\.[0-9]+)?E[+]?[0-9]+$"
 # What Excel (and a number cell or float read here) makes of 16 or more digits: one digit, the
 # rest after the point, E+ and two digits. A code is held to this exact form: codes such as 3E5 or
 # 360E01 are codes.
-_EXCEL_SCIENTIFIC = r"^[0-9](\.[0-9]+)?E\+[0-9]{2}$"
+_EXCEL_SCIENTIFIC = r"^-?[0-9](\.[0-9]+)?E\+[0-9]{2,3}$"
 
 # Excel counts days from 1899-12-30 (the 1900 leap-year bug folded in); five digits = 1927..2173.
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
@@ -280,6 +280,7 @@ def money_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     grouped = t.str.contains(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$")
     t = pl.when(grouped).then(t.str.replace_all(",", "", literal=True)).otherwise(t)
     t = t.str.strip_prefix("+").str.replace(r"^(-?[0-9]*\.[0-9]{2})0+$", "${1}")
+    t = t.str.replace(r"^(-?)0+([0-9])", "${1}${2}")  # a fixed-width export's leading zeros: 0000000012.50
     # Float noise: a program's float written out in full (0.1 + 0.2 = 0.30000000000000004, from an
     # XLSX number cell or a Parquet double) is the amount in fen it stands for. Only a text of 15 or
     # more significant digits a hair from a whole fen is read so; a typed 12.345 is still refused.

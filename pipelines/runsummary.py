@@ -59,7 +59,7 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
                              for f in files if f.status == "failed"]
         s["copies_skipped"] = [{"file": mask_ids_in_text(Path(f.path).name), "same_as": mask_ids_in_text(f.duplicate_of)}
                                for f in files if f.status == "skipped" and f.duplicate_of]
-        s["file_notes"] = [{"file": mask_ids_in_text(Path(f.path).name), "note": _scrub(n)}
+        s["file_notes"] = [{"file": mask_ids_in_text(Path(f.path).name), "note": mask_ids_in_text(n)}
                            for f in files for n in f.notes]
     checked = parts.get("quality")
     if checked is not None:

@@ -918,10 +918,13 @@ def test_a_utf8_file_with_western_names_and_no_chinese_stays_utf8(tmp_path):
     (inbox / "agencies_latin.csv").write_text("agency_code,agency_name,region_code,parent_code\n"
                                               "1,José Müller Office,360702,\n2,Anna–Marie Office,360702,\n",
                                               encoding="utf-8")
+    (inbox / "agencies_signs.csv").write_text("agency_code,agency_name,region_code,parent_code\n"
+                                              "3,Acme® 5m² Office,360702,\n", encoding="utf-8")
     con = store.connect(tmp_path / "fw.duckdb")
     ingest_inbox(con, tmp_path / "inbox")
     assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_latin.csv")] == [
         "José Müller Office", "Anna–Marie Office"]
+    assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_signs.csv")] == ["Acme® 5m² Office"]
 
 
 def test_an_xlsx_whose_later_sheets_hold_rows_says_they_were_not_read(tmp_path):
@@ -996,3 +999,32 @@ def test_a_utf8_file_with_one_bad_byte_is_refused_naming_that_byte(tmp_path):
     con = store.connect(tmp_path / "fw.duckdb")
     [result] = ingest_inbox(con, tmp_path / "inbox").files
     assert result.status == "failed" and f"neither UTF-8 nor GB18030 (byte {at})" in result.message, result.message
+
+
+def test_a_damaged_sheet_that_is_not_read_does_not_fail_the_first(tmp_path):
+    """Only the first sheet is read: a later sheet whose XML is damaged (a number cell holding
+    'abc') is said to hold rows, and the first sheet's rows still ingest."""
+    import zipfile
+
+    cols = EXTRACTS["payments"].names
+    wb = openpyxl.Workbook()
+    wb.active.append(header("payments", "canonical"))
+    wb.active.append([row_for("payments", 0)[0][c] for c in cols])
+    later = wb.create_sheet("二月")
+    later.append(["x", "y"])
+    later.append([1, 2])
+    built = tmp_path / "built.xlsx"
+    wb.save(built)
+    path = tmp_path / "inbox" / "2026-11-21" / "payments_damaged_sheet2.xlsx"
+    path.parent.mkdir(parents=True)
+    with zipfile.ZipFile(built) as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/worksheets/sheet2.xml":
+                data = data.replace(b"<v>2</v>", b"<v>abc</v>")
+                assert b"<v>abc</v>" in data
+            dst.writestr(item, data)
+    con = store.connect(tmp_path / "fw.duckdb")
+    [result] = ingest_inbox(con, tmp_path / "inbox").files
+    assert result.status == "ingested" and len(stored(con, "payments", "2026-11-21/payments_damaged_sheet2.xlsx")) == 1
+    assert any("'二月'" in n for n in result.notes), result.notes

@@ -146,6 +146,7 @@ def test_latest_sensible_period_is_one_year_ahead():
     ("1234.5", "1234.50"), ("1,234.56", "1234.56"), ("1,234,567.89", "1234567.89"), ("１２３４.５６", "1234.56"),
     ("1234.56元", "1234.56"), ("￥1,234.56", "1234.56"), ("-300.00", "-300.00"), ("-1,000元", "-1000.00"),
     ("0.1", "0.10"), ("12.300", "12.30"), ("１，２３４", "1234.00"), ("999999999999.99", "999999999999.99"),
+    ("0000000000012.50", "12.50"), ("-000000001250", "-1250.00"),  # a fixed-width export's zeros
 ])
 def test_money_is_parsed_exactly_as_decimal(text, yuan):
     [(value, reason)] = parse("payments", "amount", [text])
@@ -330,3 +331,12 @@ def test_a_wrong_check_digit_is_always_rejected(pairs):
     for (pid, wrong), (value, reason) in zip(pairs, got):
         assert value is None
         assert f"校验位应为{pid[-1]}，实为{wrong}" in reason
+
+
+@pytest.mark.parametrize("text,refused", [
+    ("2.0261115E+16", True), ("2.0261115e+16", True), ("-2.0E+07", True), ("1E+100", True),
+    ("3E5", False), ("360E01", False), ("E12345", False),
+])
+def test_a_code_in_excels_scientific_notation_is_refused_and_other_codes_are_codes(text, refused):
+    [(value, reason)] = parse("payments", "payment_id", [text])
+    assert (value is None and "科学计数法" in reason) if refused else (value == text and reason is None)
