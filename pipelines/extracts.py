@@ -199,6 +199,8 @@ EXTRACTS: dict[str, Extract] = {
     )
 }
 
+DATED_DELIVERY = "^[0-9]{4}-[0-9]{2}-[0-9]{2}"  # a delivery folder named by its date (Python and SQL)
+
 # Longest first, so that a future kind that is a prefix of another cannot steal its files.
 _KINDS_BY_LENGTH = sorted(EXTRACTS, key=len, reverse=True)
 FILE_SUFFIXES = (".csv", ".xlsx", ".parquet")

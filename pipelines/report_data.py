@@ -155,7 +155,6 @@ def headline(con, as_of: date) -> dict:
           -- open = every status but 已销号, as the console, the trend and the 汇总表 count it
           -- (a 已移送 case is not closed)
           count(*) filter (where s.status <> '已销号') as open,
-          coalesce(sum(s.amount) filter (where s.status <> '已销号'), 0)::decimal(18,2) as open_amount,
           count(*) filter (where s.major_class is not null) as major,
           count(*) filter (where s.major_class like '重大要情%') as major_serious,
           count(*) filter (where s.first_detected_on = $as_of) as new_today

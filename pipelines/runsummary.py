@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .extracts import DATED_DELIVERY
 from .privacy import mask_ids_in_text
 
 def _scrub(text: str) -> str:
@@ -53,7 +54,7 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         # A night run for an earlier day (catching up) reads every new delivery in the inbox, also
         # those dated after it: said, so that a replay of history is done one delivery a night.
         s["deliveries_after_as_of"] = [d for d in s["deliveries"]
-                                       if re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", d) and d[:10] > str(parts["as_of"])]
+                                       if re.match(DATED_DELIVERY, d) and d[:10] > str(parts["as_of"])]
         s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
         s["failed_files"] = [{"file": mask_ids_in_text(Path(f.path).name), "reason": _scrub(f.message or "")}
                              for f in files if f.status == "failed"]
