@@ -26,7 +26,7 @@ import polars as pl
 
 from . import contracts
 from .privacy import mask_ids_in_text
-from .extracts import EXTRACTS, FILE_SUFFIXES, kind_of_file
+from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
 from .normalise import clean_text, column_exprs, fast_exprs, label, typed_fast_exprs, typed_source
 from .store import LINEAGE_COLUMNS, ensure_schema, scalar, transaction
 
@@ -220,15 +220,10 @@ def _utf8_reading(data: bytes) -> str:
         return "plain"
 
 
-def _utf8_is_really_gb18030(data: bytes) -> bool:
-    """Whether bytes that happen to be valid UTF-8 are GB18030 text (_utf8_reading)."""
-    return _utf8_reading(data) == "garbled"
-
-
 def _read_csv(data: bytes) -> RawFrame:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]  # marked UTF-8
-    elif _utf8_is_really_gb18030(data):
+    elif _utf8_reading(data) == "garbled":  # GB18030 bytes that happen to be valid UTF-8
         data = data.decode("gb18030").encode("utf-8")
     _refuse_other_text_exports(data)
     # The usual file (UTF-8, no NUL, a visible character so not blank) is read by Polars straight
@@ -545,7 +540,7 @@ def _float_text(e: pl.Expr, single: bool = False) -> pl.Expr:
                                 exponent.cast(pl.Int64, strict=False).cast(pl.Utf8).str.zfill(2)])  # E+08, as Excel
     whole = finite & ~big & (x.round(0) == x)
     return (pl.when(big).then(scientific)
-            .when(whole).then(pl.when(whole).then(x).cast(pl.Int64, strict=False).cast(pl.Utf8))
+            .when(whole).then(x.cast(pl.Int64, strict=False).cast(pl.Utf8))
             .otherwise(own.cast(pl.Utf8)))
 
 
@@ -692,9 +687,6 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     return _ledger(con, result, source, run_id)
 
 
-_DATED_DELIVERY = "^[0-9]{4}-[0-9]{2}-[0-9]{2}"  # a delivery folder named by its date (Python and SQL)
-
-
 def _set_aside_older(con, kind: str, accepted: pl.DataFrame, rejected: pl.DataFrame, lineage: dict[str, str],
                      raw: RawFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(accepted, rejected) with the rows a later-dated delivery already holds moved from the first
@@ -714,11 +706,11 @@ def _superseded(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
     Folders not named by date keep arrival order."""
     delivery = lineage["_delivery"] or ""
     none = accepted.clear().select(pl.col("_row_number"))
-    if accepted.height == 0 or not re.match(_DATED_DELIVERY, delivery):
+    if accepted.height == 0 or not re.match(DATED_DELIVERY, delivery):
         return accepted, none
     # The usual night (deliveries in date order) costs one look at the ledger, not a key join.
     later = scalar(con, "select count(*) from ingest_ledger where extract = ? and delivery > ? "
-                        "and regexp_matches(delivery, ?)", [kind, delivery, _DATED_DELIVERY])
+                        "and regexp_matches(delivery, ?)", [kind, delivery, DATED_DELIVERY])
     if not later:
         return accepted, none
     spec = EXTRACTS[kind]
@@ -727,7 +719,7 @@ def _superseded(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
         f"""select s._row_number, max(t._delivery) as held_by
             from _fw_staged s join {kind} t on {_same_key(spec)}
             where regexp_matches(t._delivery, ?) and t._delivery > ?
-            group by s._row_number""", [_DATED_DELIVERY, delivery]).fetchall(),
+            group by s._row_number""", [DATED_DELIVERY, delivery]).fetchall(),
         schema={"_row_number": pl.Int64, "held_by": pl.Utf8}, orient="row")
     if newer.height == 0:
         return accepted, newer
@@ -1546,9 +1538,11 @@ def _write_rejected(con, kind: str, rejected: pl.DataFrame, lineage: dict[str, s
         return
     # A reason quotes the refused cell, and an ID number or card number may sit in the wrong column
     # (an amount, a date): masked, as in every message (`raw` keeps the row as delivered).
-    rejected = rejected.with_columns(pl.Series("reason", [
-        mask_ids_in_text(r) if r is not None and _DIGIT_RUN.search(r) else r for r in rejected.get_column("reason")],
-        dtype=pl.Utf8))
+    # Each distinct reason once: a file refused whole gives every row the same one.
+    reasons = rejected.get_column("reason").unique().drop_nulls().to_list()
+    masked = {r: mask_ids_in_text(r) for r in reasons if _DIGIT_RUN.search(r)}
+    if masked:
+        rejected = rejected.with_columns(pl.col("reason").replace(masked))
     staged = rejected.select(
         pl.lit(kind).alias("extract"),
         pl.lit(lineage["_source_file"]).alias("source_file"),

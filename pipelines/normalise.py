@@ -265,6 +265,8 @@ def period_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple
 # number pasted into the amount column is refused so.
 MONEY_DIGITS = 12
 MONEY_PATTERN = rf"^-?([0-9]{{1,{MONEY_DIGITS}}}(\.[0-9]{{0,2}})?|\.[0-9]{{1,2}})$"
+_TOO_LARGE = rf"^-?[0-9]{{{MONEY_DIGITS + 1},}}(\.[0-9]{{0,2}})?$"
+_PAST_THE_FEN = r"^-?[0-9]*\.[0-9]{3,}$"  # a third decimal or more
 
 
 def money_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
@@ -287,7 +289,7 @@ def money_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     f = t.cast(pl.Float64, strict=False)
     # Below 10^11 yuan a float's last place is under 0.0001, so a typed third decimal (0.001 or
     # more off a whole fen) is never taken for noise; no benefit comes near that bound.
-    noise = (t.str.contains(r"^-?[0-9]*\.[0-9]{3,}$")
+    noise = (t.str.contains(_PAST_THE_FEN)
              & (t.str.replace_all(r"[-.]", "").str.strip_chars_start("0").str.len_chars() >= 15)
              & (f.abs() < 1e11)
              & ((f - f.round(2)).abs() <= f.abs() * 1e-15 + 1e-15))  # a few units of the float's last place
@@ -296,9 +298,9 @@ def money_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     ok = t.str.contains(MONEY_PATTERN)
     reason = (
         pl.when(s.is_null()).then(pl.lit(None, pl.Utf8))
-        .when(t.str.contains(r"^-?[0-9]*\.[0-9]{3,}$"))
+        .when(t.str.contains(_PAST_THE_FEN))
         .then(pl.format(f"{label(col)} 超过2位小数: '{{}}' (金额以元计，最多到分)", s))
-        .when(t.str.contains(r"^-?[0-9]{13,}(\.[0-9]{0,2})?$"))
+        .when(t.str.contains(_TOO_LARGE))
         .then(pl.format(f"{label(col)} 超出合理范围: '{{}}' (单笔金额应小于1万亿元；是否把账号或证件号填进了金额列？)", s))
         .when(~ok)
         .then(pl.format(f"{label(col)} 不是有效金额: '{{}}'", s))
@@ -326,12 +328,19 @@ def insurance_type_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     return value, reason
 
 
+def _lost_digits(s: pl.Expr, col: Column) -> pl.Expr:
+    """Whether an account's or a code's text is a number Excel cut to 15 digits. An account is
+    never written with an E; a code is held to Excel's exact form (3E5 is a code). Matched
+    case-insensitively, not by upper-casing every value first: a third of the time."""
+    return s.str.contains("(?i)" + (_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC))
+
+
 def account_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     """(value, reason) for an account number or a code (Column.code: 流水号, 编码): the text as
     delivered, unless Excel turned the number into scientific notation (6.22236002377598E+18: only
     15 digits kept) — stored so, three different accounts would read as one and be shared by three
     persons, two payments one re-delivered row."""
-    lost = s.str.contains("(?i)" + (_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC))
+    lost = _lost_digits(s, col)
     reason = pl.when(lost).then(pl.format(f"{label(col)} 被Excel转成了科学计数法({{}})，后几位已丢失无法恢复: "
                                           "请把该列设为文本后重新导出", s))
     return pl.when(~lost).then(s), reason
@@ -415,8 +424,7 @@ def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[p
     if col.type == "insurance_type":
         return s.is_in(list(INSURANCE_TYPES)), s
     if col.type == "account" or col.code:
-        # (case-insensitive match, not upper-casing every value first: a third of the time)
-        return ~s.str.contains("(?i)" + (_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC)), s
+        return ~_lost_digits(s, col), s
     return None
 
 

@@ -132,8 +132,9 @@ def _delivery_frame(con, kind: str, delivery: str):
     # change — a masked value is as far outside the list as the value was.
     for col, codes in CODE_SETS.items():
         if col in frame.columns:
-            allowed = set(codes)
-            frame[col] = frame[col].map(lambda v: v if v is None or v != v or v in allowed else mask_name(str(v)))
+            outside = frame[col].notna() & ~frame[col].isin(codes)  # the few values to mask, not every row
+            if outside.any():
+                frame.loc[outside, col] = frame.loc[outside, col].map(lambda v: mask_name(str(v)))
     return frame, rows
 
 
