@@ -23,7 +23,7 @@ from typing import Any, Callable
 import duckdb
 
 from . import casework, report_dashboard, report_data, report_summary, runlock
-from .store import scalar
+from .store import store_catalog
 
 DASHBOARD_NAME = "dashboard.html"
 
@@ -49,11 +49,11 @@ def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, con
     # resolves an unqualified name to a temp object first); nothing in the store is written.
     days = int(casework.settings(config)["escalate_after_days"])
     day = f"date '{as_of.isoformat()}'"
-    store_db = scalar(con, "select current_database()")
+    store_db = store_catalog(con)
     con.execute(f"""create or replace temp view suspects as
                     select * replace ({casework.overdue_sql(day)} as overdue,
                                       {casework.escalated_sql(day, str(days))} as escalated)
-                    from "{store_db}".main.suspects""")
+                    from {store_db}.main.suspects""")
     try:
         return _collect(con, as_of, flags_of)
     finally:

@@ -56,7 +56,7 @@ import yaml
 
 from . import resources
 from .config import Config
-from .store import failure_hint, scalar
+from .store import failure_hint, scalar, store_catalog
 
 DETECTION_COLUMNS = ("subject", "person_id", "agency_code", "period_from", "period_to", "amount", "evidence")
 REQUIRED_KEYS = ("id", "title", "title_en", "basis", "severity", "subject", "params", "sql")
@@ -441,8 +441,8 @@ def _rule_inputs(con: duckdb.DuckDBPyConnection, rule: Rule, scoped: bool, store
     def rows_of_subjects(table: str, column: str) -> str:
         # narrow pass over the key column, then the wide rows by rowid (as build_watch does)
         con.execute(f'create or replace temp table _subject_rows as select rowid as rid '
-                    f'from "{store_db}".main.{table} where {column} in {subjects}')
-        return f'select * from "{store_db}".main.{table} where rowid in (select rid from _subject_rows)'
+                    f'from {store_db}.main.{table} where {column} in {subjects}')
+        return f'select * from {store_db}.main.{table} where rowid in (select rid from _subject_rows)'
 
     if rule.subject == "person":
         make("table", "payments", f"select * from _payments_watch_all where person_id in {subjects}")
@@ -550,7 +550,7 @@ def _new_rows(con: duckdb.DuckDBPyConnection, new_files: list[str], store_db: st
     hashes = ", ".join(f"'{h}'" for h in new_files if re.fullmatch(r"[0-9a-f]+", h))
     for table in EXTRACT_TABLES:
         where = f"_file_hash in ({hashes})" if hashes else "false"
-        con.execute(f'create or replace temp view new_{table} as select * from "{store_db}".main.{table} where {where}')
+        con.execute(f'create or replace temp view new_{table} as select * from {store_db}.main.{table} where {where}')
 
 
 def _touched_persons_sql(rule: Rule) -> str:
@@ -616,7 +616,7 @@ def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
             (_touched_persons_sql(rule), rule.watch_params)
         try:
             con.execute("create or replace temp view previous_findings as "
-                        f"select subject from \"{store_db}\".main.suspects where rule_id = '{rule.id}'")
+                        f"select subject from {store_db}.main.suspects where rule_id = '{rule.id}'")
             for params, _ in parameter_sets(rule, config):
                 con.execute(f"insert into detection_subjects select '{rule.id}', cast(subject as varchar) "
                             f"from ({sql}) where subject is not null", bind(rule, params, as_of, names))
@@ -650,7 +650,7 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
         report.errors.extend(load_errors)
     con.execute(DETECTIONS_DDL)
     con.execute(DETECTION_RULES_DDL)
-    store_db = scalar(con, "select current_database()")
+    store_db = store_catalog(con)
     disabled = set(config.get("disabled_rules") or [])
     enabled = [rule for rule in rules if rule.id not in disabled]
     if incremental:

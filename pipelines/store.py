@@ -214,6 +214,12 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("commit")
 
 
+def store_catalog(con: duckdb.DuckDBPyConnection) -> str:
+    """The store's own catalog as an SQL identifier, to reach a table past a temp table of the same
+    name. DuckDB names it after the file, which may hold a double quote (`fw"x.duckdb`)."""
+    return '"' + scalar(con, "select current_database()").replace('"', '""') + '"'
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None):
     """First column of the first row (DuckDB 2: results must be fetched to the end)."""
     rows = con.execute(sql, params or []).fetchall()

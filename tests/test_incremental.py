@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import bench, ingest, resources, rules, store, suspects
+from pipelines import report as report_module
 from pipelines.config import Config
 from pipelines.generate import generate
 
@@ -288,3 +289,21 @@ def test_a_same_day_rerun_with_another_config_reports_what_it_no_longer_finds(ni
         assert stale == 0
     finally:
         con.close()
+
+
+def test_a_store_whose_file_name_holds_a_double_quote_runs_incremental_nights_and_dated_reports(night_one, tmp_path):
+    """The store's own catalog is reached by its name (past the temp tables that shadow its tables):
+    a file named `fw"x 1.duckdb` once broke every incremental night and `report --as-of`."""
+    path = tmp_path / 'fw"x 1.duckdb'
+    shutil.copy(night_one, path)
+    con = store.connect(path)
+    night = tmp_path / "night" / NEXT.isoformat()
+    bench.write_next_month(con, night)
+    assert ingest.ingest_inbox(con, night.parent).rows_rejected == 0
+    report = rules.detect(con, NEXT, Config(), rules=bench.deterministic_rules(), incremental=True)
+    assert not report.errors, report.errors
+    assert report.scoped_rules, report.scope_note  # the scoped path, which reads the store by its name
+    suspects.update_suspects(con, NEXT, "night-2")
+    earlier = report_module.collect(con, AS_OF)  # drawn for another day: a view over the store by name
+    assert earlier and report_module.collect(con, NEXT)
+    con.close()
