@@ -479,8 +479,18 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# Characters no file name may hold on Linux or Windows, where agencies open their sheets.
+_NOT_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
 def worklist_name(agency_code: str, as_of: dt.date) -> str:
-    return f"{FILE_PREFIX}_{agency_code}_{as_of:%Y%m%d}.xlsx"
+    """Named with the agency code (CONTRACT §5). Codes are stored as delivered: one holding a
+    character a file name cannot (`360702/01`) is written with `_` there, and with a short hash of
+    the code, so that two codes (`360702/01`, `360702_01`) never share — or overwrite — a file."""
+    safe = _NOT_IN_FILE_NAMES.sub("_", agency_code)
+    if safe != agency_code or len(safe.encode("utf-8")) > 100:
+        safe = f"{safe[:40]}-{hashlib.sha256(agency_code.encode('utf-8')).hexdigest()[:8]}"
+    return f"{FILE_PREFIX}_{safe}_{as_of:%Y%m%d}.xlsx"
 
 
 def current_actor(actor: str | None = None) -> str:

@@ -79,6 +79,24 @@ def test_one_workbook_per_agency_named_with_its_code_and_the_contract_header_in_
     assert {"疑点状态", "逾期", "挂牌督办", "要情类别", "证据摘要"} <= set(header[14:])
 
 
+def test_an_agency_code_no_file_name_can_hold_gets_its_own_workbook_all_the_same(con, tmp_path):
+    """Codes are stored as delivered: `360702/01` once failed every agency's worklist, every night
+    (the store saying them issued). It is written with `_` and a hash of the code, so that
+    `360702_01`, a code of its own, keeps its own file."""
+    odd, plain = "360702/01", "360702_01"
+    add_suspect(con, "S-ODD", agency=odd)
+    add_suspect(con, "S-PLAIN", agency=plain, person_id="36070319600101123X", name="李四")
+    add_suspect(con, "S-A1", person_id="360702195001011242")
+    paths = worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    assert len({p.name for p in paths}) == 3 and all(p.parent == tmp_path / "out" for p in paths)
+    by_agency = {con.execute("select agency_code from audit_log where file = ?", [str(p)]).fetchall()[0][0]: p
+                 for p in paths}
+    assert set(rows_by_id(sheet_of(by_agency[odd]))) == {"S-ODD"}
+    assert set(rows_by_id(sheet_of(by_agency[plain]))) == {"S-PLAIN"}
+    assert by_agency[odd].name.startswith("疑点核查台账_360702_01-")
+    assert by_agency[plain].name == "疑点核查台账_360702_01_20261120.xlsx"
+
+
 def test_agency_workbook_holds_none_of_another_agencys_suspects(con, tmp_path):
     add_suspect(con, "S-A1")
     add_suspect(con, "S-B1", agency=B, person_id="36070319600101123X", name="李四")
