@@ -116,8 +116,12 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                         and s.period_to is not distinct from i.period_to
                         and cast(s.evidence as varchar) is not distinct from cast(i.evidence as varchar)
                        then case when i.suspect_id in (select suspect_id from _gone) then 'redetected' else 'unchanged' end
+                   -- new evidence after the closing: more at risk, a wider span — or, for one that
+                   -- had gone (reversed, say) and is back with other evidence, anything at all: its
+                   -- stored amount is that of before it went, so the comparison says nothing then
                    when s.status = '已销号'
-                        and (i.amount > s.amount or i.period_to > s.period_to or i.period_from < s.period_from)
+                        and (i.amount > s.amount or i.period_to > s.period_to or i.period_from < s.period_from
+                             or i.suspect_id in (select suspect_id from _gone))
                        then 'reopened'
                    else 'updated'
                end as change

@@ -113,6 +113,36 @@ def test_closed_suspect_with_new_evidence_is_reopened(con):
     assert detail["closed_on"] == "2026-11-01"
 
 
+def test_a_closed_suspect_that_went_and_came_back_with_other_payments_is_reopened(con):
+    """Closed as recovered by reversing the payments (gone), then paid again for a month it had:
+    new money after the closing, though neither more than the amount before nor a wider span."""
+    night(con, NIGHT1)
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-11-01', outcome = '4. 不符合待遇领取条件，已暂停发放并追回', "
+                "recovered_amount = 6000")
+    pay(con, "202607", "-3000.00")
+    pay(con, "202608", "-3000.00")
+    assert night(con, NIGHT2)["no_longer_detected"] == 1
+    assert suspect(con)["status"] == "已销号"
+    pay(con, "202608", "2999.99")  # paid again after the closing
+    counts = night(con, date(2026, 12, 21))
+    assert counts["reopened"] == 1
+    s = suspect(con)
+    assert (s["status"], s["amount"], s["closed_on"]) == ("已重开", Decimal("2999.99"), None)
+    assert events(con)[-1][0] == "reopened"
+
+
+def test_a_closed_suspect_back_with_the_very_evidence_it_was_closed_on_stays_closed(con):
+    """A death record withdrawn and delivered again: nothing the agency has not seen."""
+    night(con, NIGHT1)
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-11-01', outcome = '7'")
+    con.execute("delete from deaths")
+    assert night(con, NIGHT2)["no_longer_detected"] == 1
+    con.execute("insert into deaths (person_id, death_date, source) values (?, date '2026-06-12', '公安')", [PERSON])
+    counts = night(con, date(2026, 12, 21))
+    assert counts["redetected"] == 1 and counts["reopened"] == 0
+    assert suspect(con)["status"] == "已销号"
+
+
 def test_a_reopened_suspect_is_not_overdue_by_the_deadline_it_had_before_closing(con, tmp_path):
     # The night's order: merge, casework flags, then the worklist re-issues it with a fresh 核查期限.
     night(con, NIGHT1)
