@@ -6,7 +6,8 @@ the 台账编号 on its cover sheet (or the workbook properties, or its rows). E
 by the outcome rules of CONTRACT §5 or refused with file, row, column and reason; the other rows
 still apply. A workbook already applied (same sha256) is not applied again — only the rows refused then are
 looked at again — and a row whose answer equals what is already recorded changes nothing, so a
-re-saved copy is harmless too.
+re-saved copy is harmless too; a row of a sheet issued before the one whose answer is on record
+(an earlier return saved again) is refused where it differs, not applied over the later answer.
 """
 
 from __future__ import annotations
@@ -484,6 +485,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
     # A suspect reopened (new evidence) after this workbook was issued: the row answers evidence
     # the agency has since been sent again, changed — {suspect: day it reopened}.
     reopened_since: dict[str, str] = {}  # the as-of of the night that reopened it
+    answered_since: dict[str, str] = {}
     if sheet.export_id:
         for sid, agency, locked in con.execute(
                 "select suspect_id, agency_code, locked from worklist_rows where export_id = ?",
@@ -498,6 +500,15 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                join worklist_rows w on w.suspect_id = e.suspect_id and w.export_id = ?
                where e.event = 'reopened' and e.happened_at > w.exported_at
                group by e.suspect_id""", [sheet.export_id]).fetchall())
+        # The answer on record came from a sheet issued after this one: this row is older than it
+        # (a re-saved copy of an earlier return, say) — {suspect: as-of of that later sheet}.
+        answered_since = dict(con.execute(
+            """select e.suspect_id, cast(w2.as_of as varchar)
+               from (select suspect_id, arg_max(json_extract_string(detail, '$.export_id'), happened_at) as export_id
+                     from suspect_events where event = 'returned' group by suspect_id) e
+               join worklist_rows w on w.suspect_id = e.suspect_id and w.export_id = ?
+               join worklist_rows w2 on w2.suspect_id = e.suspect_id and w2.export_id = e.export_id
+               where w2.exported_at > w.exported_at""", [sheet.export_id]).fetchall())
     for sid, agency, locked in con.execute(
             "select suspect_id, arg_max(agency_code, exported_at), arg_max(locked, exported_at) from worklist_rows"
             " where list_contains(?, suspect_id) group by suspect_id", [wanted]).fetchall():
@@ -575,7 +586,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         if retry_rows is not None and row_number not in retry_rows:
             result.unchanged += 1  # applied when these bytes came before (see _earlier_application)
             continue
-        outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, sheet.export_id, now, refuse)
+        outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, sheet.export_id, now, refuse,
+                                answered_since.get(sid))
         if outcome is None:
             result.refused += 1
         elif outcome == "unchanged":
@@ -632,7 +644,8 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
     return {"number": number, "recovered": recovered, "verified": verified, "note": note or None}, problems
 
 
-def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse):
+def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse,
+                  answered_on_later_sheet: str | None = None):
     sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified = suspect
     number = answer["number"]
     label = OUTCOME_LABELS[number]
@@ -642,6 +655,10 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
             and _money(recovered) == _money(stored_recovered) and verified == stored_verified)
     if same:
         return "unchanged"
+    if answered_on_later_sheet:
+        refuse(row_number, "核实结果", f"疑点 {sid} 已按 {answered_on_later_sheet} 下发的台账报送了核实结果，本台账下发在其之前，"
+                                     "内容与之不同：如需更正，请在最新下发的台账中填写", sid)
+        return None
     if status in (CLOSED, TRANSFERRED):
         refuse(row_number, "核实结果", f"疑点{status}，不再接受变更；如需更正请联系监督部门", sid)
         return None

@@ -722,3 +722,32 @@ def test_a_copy_of_a_sheet_with_prefilled_answers_is_read_where_the_new_answers_
     report = returns.apply_returns(con, [copied.save(tmp_path / "copy.xlsx")], RETURN_DAY + dt.timedelta(days=2))
     assert report.refusals == [] and status_of(con, f"S-{A}-2")[0] == "已销号"
     assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("300.00"))
+
+
+def test_an_earlier_return_saved_again_does_not_undo_the_answer_of_a_later_sheet(con, tmp_path):
+    """S-1 answered 4 / 300 on the first sheet, then 800 on the next night's. The first return,
+    opened and saved again (other bytes), still says 300: refused, the 800 stands. A row of that
+    old sheet whose suspect no later sheet answered still applies."""
+    night = next_night_with_one_in_progress(con, tmp_path, n=2)
+    first_return = next((tmp_path / "out").glob("returned_*.xlsx"))
+    later = Clerk(night)
+    later.fill(f"S-{A}-1", 追回金额=800)
+    returns.apply_returns(con, [later.save(tmp_path / "later.xlsx")], RETURN_DAY + dt.timedelta(days=2))
+    assert status_of(con, f"S-{A}-1")[2] == Decimal("800.00")
+    before = events(con, f"S-{A}-1")
+
+    resaved = Clerk(first_return)
+    resaved.wb.properties.lastModifiedBy = "另一台电脑"
+    resaved.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
+    report = returns.apply_returns(con, [resaved.save(tmp_path / "resaved.xlsx")], RETURN_DAY + dt.timedelta(days=3))
+    [refusal] = report.refusals
+    assert (refusal.column, refusal.suspect_id) == ("核实结果", f"S-{A}-1")
+    assert "本台账下发在其之前" in refusal.reason and "最新下发的台账" in refusal.reason
+    assert status_of(con, f"S-{A}-1")[2] == Decimal("800.00") and events(con, f"S-{A}-1") == before
+    assert status_of(con, f"S-{A}-2")[0] == "已销号"
+
+    # saved once more: S-2's answer is the record now (no change), S-1's still the older one
+    again = Clerk(tmp_path / "resaved.xlsx")
+    again.wb.properties.lastModifiedBy = "第三台电脑"
+    report = returns.apply_returns(con, [again.save(tmp_path / "resaved2.xlsx")], RETURN_DAY + dt.timedelta(days=4))
+    assert [r.suspect_id for r in report.refusals] == [f"S-{A}-1"] and report.files[0].unchanged == 1
