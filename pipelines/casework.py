@@ -181,7 +181,9 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
     with atomic(con):
         # Outcome 4 closes a suspect once 追回金额 covers 涉及金额 (CONTRACT §5) — also when the amount
         # fell after the answer (a reversal delivered later): it would otherwise stay 核查中 for good,
-        # its sheet row showing more recovered than at risk.
+        # its sheet row showing more recovered than at risk. Not a reopened one: what it recovered
+        # was for the evidence before (often by the very reversals that took it away), and what
+        # came back since is a new loss the agency has yet to answer.
         for suspect_id, outcome, amount, recovered in con.execute(
                 f"select suspect_id, outcome, amount, recovered_amount from suspects"
                 f" where status = '{IN_PROGRESS}' and recovered_amount >= coalesce(amount, 0) and {chosen}",
@@ -228,10 +230,12 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             counts[event] += 1
 
         # 要情 class of a confirmed loss (outcome 4/5/6) by its amount at risk; 重大要情 are
-        # reported report_working_days after verification.
+        # reported report_working_days after verification. A reopened suspect keeps the class of
+        # its last verification until it is verified again: its new amount is nobody's finding yet.
         for suspect_id, outcome, amount, verified_on, closed_on, have_class, have_due in con.execute(
             "select suspect_id, outcome, amount, verified_on, closed_on, major_class, report_due"
-            f" from suspects where (outcome is not null or major_class is not null) and {chosen}",
+            f" from suspects where (outcome is not null or major_class is not null) and status <> '{REOPENED}'"
+            f" and {chosen}",
             _only(only),
         ).fetchall():
             want_class = major_class_for(amount, config) if outcome_number(outcome) in CONFIRMED_LOSS else None

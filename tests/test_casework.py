@@ -134,3 +134,21 @@ def test_a_verified_major_loss_is_reported_5_working_days_after_verification(con
     assert flags(con, "NO-LOSS")[2:] == (None, None)
     assert counts["major_class"] == 3 == count_events(con, "major_class")
     assert casework.refresh(con, AS_OF)["major_class"] == 0
+
+
+def test_a_reopened_suspect_keeps_the_class_of_its_last_verification_until_verified_again(con):
+    """Closed on outcome 4 at 90,000 (要情); reopened at 120,000 by new evidence nobody has verified:
+    not 重大要情 with a report date counted from the old verification (already past)."""
+    add_suspect(con, "BACK", status="已销号", amount="90000.00", outcome=OUTCOME_LABELS[4],
+                recovered_amount=Decimal("90000.00"), verified_on=dt.date(2026, 10, 26))
+    casework.refresh(con, AS_OF)
+    assert flags(con, "BACK")[2:] == ("要情", None)
+    con.execute("update suspects set status = '已重开', amount = 120000.00, closed_on = null where suspect_id = 'BACK'")
+    casework.refresh(con, AS_OF)
+    assert flags(con, "BACK")[2:] == ("要情", None)
+    # verified again on the new evidence: classed by it, reported after this verification
+    verified = AS_OF + dt.timedelta(days=3)
+    con.execute("update suspects set status = '已移送', outcome = ?, verified_on = ? where suspect_id = 'BACK'",
+                [OUTCOME_LABELS[5], verified])
+    casework.refresh(con, verified)
+    assert flags(con, "BACK")[2:] == ("重大要情", add_working_days(verified, 5))
