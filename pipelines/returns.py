@@ -479,10 +479,9 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
     wanted = sorted({i for i in ids if i})
     suspects = {r[0]: r for r in con.execute(
         "select suspect_id, agency_code, status, amount, outcome, recovered_amount, verification_note, verified_on,"
-        # the earliest 核实日期 an answer can bear: its first issue, or the night it last reopened
-        " greatest(issued_on, (select max(cast(coalesce(json_extract_string(e.detail, '$.as_of'),"
-        "                                               cast(cast(e.happened_at as date) as varchar)) as date))"
-        "                      from suspect_events e where e.suspect_id = s.suspect_id and e.event = 'reopened'))"
+        # a reopened suspect: the closing its new evidence undid (an answer to that evidence is later)
+        " (select arg_max(cast(json_extract_string(e.detail, '$.closed_on') as date), e.happened_at)"
+        "  from suspect_events e where e.suspect_id = s.suspect_id and e.event = 'reopened')"
         " from suspects s where list_contains(?, suspect_id)", [wanted]).fetchall()}
     issued: dict[str, tuple[str, dict]] = {}
     export_agency = None
@@ -631,8 +630,9 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
         verified = parse_date(raw["核实日期"])
         if verified is not None and verified > as_of:
             problems.append(("核实日期", f"核实日期 {verified} 晚于今天 {as_of}"))
-        elif verified is not None and suspect[8] is not None and verified < suspect[8]:
-            problems.append(("核实日期", f"核实日期 {verified} 早于本疑点下发（或重开）的 {suspect[8]}："
+        elif verified is not None and suspect[8] is not None and verified <= suspect[8]:
+            # the reopened sheet shows the earlier answer's date, which a clerk may leave as it is
+            problems.append(("核实日期", f"本疑点于 {suspect[8]} 销号后因新证据重开，核实日期 {verified} 不在销号之后："
                                         "请填写本次核实的日期"))
     except ValueError:
         problems.append(("核实日期", f"核实日期“{raw['核实日期']}”不是日期（如 2026-11-20）"))
@@ -653,12 +653,12 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
 
 def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse,
                   answered_on_later_sheet: str | None = None):
-    sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified, earliest = suspect
+    sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified, closed_before = suspect
     number = answer["number"]
     label = OUTCOME_LABELS[number]
     recovered = answer["recovered"] if answer["recovered"] is not None else stored_recovered
     # an empty 核实日期 keeps the one on record for the same outcome — not one from before a reopening
-    kept_date = stored_verified if earliest is None or (stored_verified and stored_verified >= earliest) else None
+    kept_date = stored_verified if closed_before is None or (stored_verified and stored_verified > closed_before) else None
     verified = answer["verified"] or (kept_date if outcome_number(stored_outcome) == number else None) or as_of
     same = (outcome_number(stored_outcome) == number and (answer["note"] or None) == (stored_note or None)
             and _money(recovered) == _money(stored_recovered) and verified == stored_verified)

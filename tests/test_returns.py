@@ -255,10 +255,10 @@ def test_confirmed_losses_get_their_major_class_when_config_is_given(con, tmp_pa
     add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
     path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
     clerk = Clerk(path)
-    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 11, 24))
+    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 9, 30))
     returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config())
     assert con.execute("select major_class, report_due from suspects").fetchall() == [
-        ("重大要情", dt.date(2026, 12, 1))]
+        ("重大要情", dt.date(2026, 10, 13))]
 
 
 def test_the_returns_command_classes_the_losses_it_applied_at_once_and_touches_nothing_else(con, tmp_path):
@@ -268,12 +268,12 @@ def test_the_returns_command_classes_the_losses_it_applied_at_once_and_touches_n
                 first_detected_on=dt.date(2026, 1, 5))
     path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
     clerk = Clerk(path)
-    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 11, 24))
+    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 9, 30))
     returned = clerk.save()
     command = ["returns", "--db", str(tmp_path / "fw.duckdb"), "--as-of", RETURN_DAY.isoformat(), str(returned)]
     assert cli.main(command) == cli.EXIT_OK  # no --config: the contract's defaults
     flags = "select suspect_id, major_class, report_due, coalesce(escalated, false) from suspects order by 1"
-    assert con.execute(flags).fetchall() == [("S-BIG", "重大要情", dt.date(2026, 12, 1), False),
+    assert con.execute(flags).fetchall() == [("S-BIG", "重大要情", dt.date(2026, 10, 13), False),
                                              ("S-OLD", None, None, False)]
     history = scalar(con, "select count(*) from suspect_events")
     assert cli.main(command) == cli.EXIT_OK  # the same workbook again changes nothing
@@ -753,31 +753,30 @@ def test_an_earlier_return_saved_again_does_not_undo_the_answer_of_a_later_sheet
     assert [r.suspect_id for r in report.refusals] == [f"S-{A}-1"] and report.files[0].unchanged == 1
 
 
-def test_a_verification_date_before_the_suspect_was_issued_or_reopened_is_refused(con, tmp_path):
-    """核实日期 has a lower bound too: the sheet's 下发日期, or the night the suspect reopened — a
-    reopened suspect's sheet shows the earlier answer's date, which a clerk answering the new
-    evidence may leave as it is."""
+def test_an_answer_to_a_reopened_suspect_dated_no_later_than_the_closing_it_undid_is_refused(con, tmp_path):
+    """A reopened suspect's sheet shows the earlier answer, with its 核实日期; a clerk answering the
+    new evidence who types only the new 追回金额 would date it before the reopening. (A date before
+    the 下发日期 is otherwise accepted: an agency may have found the payment itself.)"""
     path = issue(con, tmp_path, n=2)[A]  # issued AS_OF
     clerk = Clerk(path)
-    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=dt.date(2019, 3, 1))
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题", 核实日期=AS_OF - dt.timedelta(days=30))
     clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="已追回", 核实日期=AS_OF)
-    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
-    [refusal] = report.refusals
-    assert (refusal.suspect_id, refusal.column) == (f"S-{A}-1", "核实日期") and f"早于本疑点下发（或重开）的 {AS_OF}" in refusal.reason
-    assert status_of(con, f"S-{A}-1")[0] == "已下发" and status_of(con, f"S-{A}-2")[0] == "已销号"
+    assert returns.apply_returns(con, [clerk.save()], RETURN_DAY).refusals == []
+    assert status_of(con, f"S-{A}-2")[0::5] == ("已销号", AS_OF)
 
     # S-2 reopens on new evidence; its new sheet shows the earlier answer, dated AS_OF
     reopened_on = RETURN_DAY + dt.timedelta(days=5)
     con.execute("update suspects set status = '已重开', amount = 1500.00, closed_on = null, deadline = null "
                 "where suspect_id = ?", [f"S-{A}-2"])
     casework.add_event(con, f"S-{A}-2", "reopened", {"as_of": reopened_on.isoformat(), "old_amount": 1000.0,
-                                                    "new_amount": 1500.0})
+                                                    "new_amount": 1500.0, "closed_on": AS_OF.isoformat()})
     [sheet] = worklists.write_worklists(con, tmp_path / "out2", reopened_on)
     assert rows_by_id_of(sheet)[f"S-{A}-2"]["核实日期"] is not None
     typed_recovery_only = Clerk(sheet)
     typed_recovery_only.fill(f"S-{A}-2", 追回金额=1500)
     [refusal] = returns.apply_returns(con, [typed_recovery_only.save()], reopened_on + dt.timedelta(days=2)).refusals
-    assert refusal.column == "核实日期" and str(reopened_on) in refusal.reason
+    assert refusal.column == "核实日期" and f"于 {AS_OF} 销号后因新证据重开" in refusal.reason
+    assert status_of(con, f"S-{A}-2")[0] == "已重开"
     # the date emptied: the day of the return, not the date of the answer before the reopening
     cleared = Clerk(sheet)
     row = cleared.fill(f"S-{A}-2", 追回金额=1500)
