@@ -14,14 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from .store import owner_only_folder
+from .store import StoreBusy, owner_only_folder
 
 
 _HELD: set[Path] = set()  # locks this process holds: a nested hold (CLI, then its flow) is a no-op
-
-
-class StoreBusy(RuntimeError):
-    """Another fundwatch run holds the store."""
 
 
 def lock_path(db: str | Path) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -119,6 +120,29 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(stmt)
 
 
+class StoreBusy(RuntimeError):
+    """Another process holds the store: a fundwatch run (pipelines.runlock) or another program
+    that has the DuckDB file open (a notebook kernel, a DuckDB shell)."""
+
+
+# DuckDB's words when another process has the file: 'Could not set lock on file "…": Conflicting
+# lock is held in /usr/bin/python3.11 (PID 4711)'
+_HELD_BY = re.compile(r"Could not set lock on file.*Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)",
+                      re.DOTALL)
+
+
+def _duckdb_connect(db_path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(db_path), read_only=read_only)
+    except duckdb.IOException as exc:
+        held = _HELD_BY.search(str(exc))
+        if held is None:
+            raise
+        raise StoreBusy(
+            f"{db_path} is open in another program ({Path(held['program']).name}, pid {held['pid']}) — a notebook "
+            f"kernel or a DuckDB shell left open? Close it (in Jupyter: shut the kernel down), then run again") from None
+
+
 def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | None = None,
             temp_directory: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     """Open (and on first use create) the store. Personal data: the file is made owner-only (0600).
@@ -130,14 +154,14 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
         # made first: a spill folder that cannot be made stops before the store file is touched
         owner_only_folder(Path(temp_directory))
     if read_only:
-        con = duckdb.connect(str(db_path), read_only=True)
+        con = _duckdb_connect(db_path, read_only=True)
         apply_settings(con, memory_limit, temp_directory)
         return con
     owner_only_folder(db_path.parent)
     # Owner-only from the first byte: the store and its WAL hold ID numbers and bank accounts.
     old_umask = os.umask(0o077)
     try:
-        con = duckdb.connect(str(db_path))
+        con = _duckdb_connect(db_path)
     finally:
         os.umask(old_umask)
     try:

@@ -171,6 +171,38 @@ def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, ca
     assert _count(db, "select count(*) from ingest_ledger") == ledger
 
 
+def test_a_store_left_open_in_a_notebook_stops_each_command_with_the_program_named(two_nights, tmp_path, capsys):
+    """A notebook kernel holds DuckDB's own lock on the file (read-only); the night, `report` and
+    `returns` stop in one line, exit 3 as for a busy store, saying what to close."""
+    db = two_nights["db"]
+    ledger = _count(db, "select count(*) from ingest_ledger")
+    kernel = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time
+            from pipelines import analysis
+            con = analysis.open_store({str(db)!r})
+            print("open", flush=True)
+            time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    (tmp_path / "returned.xlsx").write_bytes(b"")  # never read: the store is not opened
+    try:
+        assert kernel.stdout.readline().strip() == "open"
+        codes = [cli.main(["nightly", "--inbox", str(two_nights["inbox"]), "--db", str(db),
+                           "--out", str(two_nights["out"]), "--as-of", "2026-11-22"]),
+                 cli.main(["report", "--db", str(db), "--out", str(tmp_path / "report")]),
+                 cli.main(["returns", "--db", str(db), str(tmp_path / "returned.xlsx")])]
+    finally:
+        kernel.kill()
+        kernel.wait()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert codes == [cli.EXIT_BUSY] * 3 and len(lines) == 3, lines
+    for line in lines:
+        assert f"{db} is open in another program (python" in line and f"pid {kernel.pid})" in line, line
+        assert "shut the kernel down" in line and "Traceback" not in line
+    assert _count(db, "select count(*) from ingest_ledger") == ledger
+
+
 def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_their_worklists(tmp_path,
                                                                                            broken_rule_checkout):
     inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
