@@ -19,7 +19,7 @@ import yaml
 
 from .casework import outcome_number
 from .report_data import rule_titles, table_exists
-from .report_mask import mask_evidence, mask_name, mask_subject, scrub_text
+from .report_mask import free_text, mask_evidence, mask_name, mask_subject, names_in, scrub_text
 from .resources import rules_dir
 from .store import connect, scalar
 
@@ -43,13 +43,15 @@ def open_store(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     return connect(p, read_only=True)
 
 
-def latest_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
-    """The last completed run (as-of, when, what it found), or None before the first night."""
+def latest_run(con: duckdb.DuckDBPyConnection, completed: bool = True) -> dict[str, Any] | None:
+    """The last completed run (as-of, when, what it found), or None before the first night;
+    completed=False: the last run whatever became of it (a failed night, one still running)."""
     if not table_exists(con, "runs"):
         return None
-    cur = con.execute("""select run_id, command, started_at, finished_at, as_of, status, summary::varchar as summary_text
-                         from runs where coalesce(status, '') <> 'failed'
-                         order by coalesce(as_of, started_at::date) desc, started_at desc limit 1""")
+    which = "where coalesce(status, '') <> 'failed'" if completed else ""
+    cur = con.execute(f"""select run_id, command, started_at, finished_at, as_of, status, summary::varchar as summary_text
+                          from runs {which}
+                          order by coalesce(as_of, started_at::date) desc, started_at desc limit 1""")
     found = cur.fetchall()
     if not found:
         return None
@@ -59,6 +61,16 @@ def latest_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     except ValueError:
         run["summary"] = None
     return run
+
+
+def open_now(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The store's open suspects now, counted as the dashboard and the 汇总表 count them (在办:
+    every status but 已销号, also those the latest night no longer raised): not a run's summary,
+    which is as of its night, before the returns since."""
+    suspects_n, open_n, open_amount = con.execute(
+        "select count(*), count(*) filter (where status <> '已销号'),"
+        " coalesce(sum(amount) filter (where status <> '已销号'), 0) from suspects").fetchall()[0]
+    return {"suspects": int(suspects_n), "open": int(open_n), "open_amount": float(open_amount)}
 
 
 def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, agency_code: str | None = None,
@@ -111,9 +123,13 @@ def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str,
         evidence = {"text": evidence}
     row["subject"] = mask_subject(row["subject"], row["person_id"])
     row["person_id"] = mask_subject(row["person_id"], row["person_id"])
+    raw_name = (row["name"] or "").strip()
     row["name"] = mask_name(row["name"])
-    row["verification_note"] = scrub_text(row.get("verification_note"))
+    row["verification_note"] = free_text(row.get("verification_note"))
     row["rule_title"] = rule_titles().get(row["rule_id"], row["rule_id"])
+    # the suspect's and the evidence's names, masked wherever a detail repeats them
+    names = sorted(names_in(evidence) | ({raw_name} if raw_name and len(raw_name) >= 2 else set()),
+                   key=len, reverse=True)
     events = con.execute("""select happened_at, event, detail::varchar as detail, run_id from suspect_events
                             where suspect_id = ? order by happened_at""", [suspect_id]).fetchall()
     history = []
@@ -122,7 +138,8 @@ def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str,
             detail = json.loads(detail) if detail else None
         except ValueError:
             pass
-        history.append({"happened_at": happened_at, "event": event, "detail": mask_evidence(detail), "run_id": run_id})
+        history.append({"happened_at": happened_at, "event": event, "detail": mask_evidence(detail, names=names),
+                        "run_id": run_id})
     return {"suspect": row, "evidence": mask_evidence(evidence), "events": history}
 
 
@@ -153,12 +170,23 @@ def rule_precision(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["rule_id", "rule_title", "suspects", "verified", "no_problem", "precision"])
 
 
-def backtest_threshold(con: duckdb.DuckDBPyConnection, rule_id: str, thresholds: Iterable[float | int | Decimal]) -> pd.DataFrame:
+def is_amount_param(param: str) -> bool:
+    """A parameter in yuan (the config's rule for them: `*_threshold`, `*_amount`)."""
+    return param.endswith(("_threshold", "_amount"))
+
+
+def backtest_threshold(con: duckdb.DuckDBPyConnection, rule_id: str, thresholds: Iterable[float | int | Decimal],
+                       param: str | None = None) -> pd.DataFrame:
     """For each threshold, the rule's recorded suspects with amount ≥ it and the agencies' verdicts.
 
     Only suspects the rule actually raised have verdicts, so a threshold below the one in force
-    adds no verdicts here (rule_flags_at counts what it would add).
+    adds no verdicts here (rule_flags_at counts what it would add). The suspects' 涉及金额 is
+    what is compared, so `param`, when named, must be an amount: a count of days or persons
+    compared with yuan would "recommend" nonsense.
     """
+    if param is not None and not is_amount_param(param):
+        raise ValueError(f"{param} is not an amount in yuan: the back-test compares suspects' 涉及金额 with each "
+                         f"threshold; for {param}, rule_flags_at shows how many findings each value yields")
     df = _verdicts(con, rule_id)
     out = []
     for t in thresholds:
@@ -199,10 +227,18 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     run = latest_run(con)
     as_of = as_of or (run["as_of"] if run and run.get("as_of") else date.today())
     out = []
-    for v in values:
-        bound = bind(rule, {**rule.params, param: v}, as_of)
-        n, amount = con.execute(f"select count(*), coalesce(sum(amount), 0) from ({rule.sql}) findings", bound).fetchall()[0]
-        out.append({param: v, "findings": int(n), "amount": float(amount)})
+    if rule.watch:
+        # The nightly gives a watching rule only its watched persons' payments, to read less; the
+        # rule's own query picks them out of all payments alike (a temp view: the store is read-only).
+        con.execute("create or replace temp view payments_watch as select * from payments")
+    try:
+        for v in values:
+            bound = bind(rule, {**rule.params, param: v}, as_of)
+            n, amount = con.execute(f"select count(*), coalesce(sum(amount), 0) from ({rule.sql}) findings",
+                                    bound).fetchall()[0]
+            out.append({param: v, "findings": int(n), "amount": float(amount)})
+    finally:
+        con.execute("drop view if exists temp.main.payments_watch")
     return pd.DataFrame(out, columns=[param, "findings", "amount"])
 
 

@@ -18,8 +18,12 @@ _ID_RE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 _DIGITS_RE = re.compile(r"(?<![0-9])[0-9]{12,}(?![0-9])")
 # Evidence keys whose value is a person or an account, whatever its shape.
 _ID_KEYS = ("person_id", "id_no", "公民身份号码")
-_ACCOUNT_KEYS = ("account", "账号", "账户")
+# (by the key's ending: `account_type` — 收入户, 支出户 — is no account)
+_ACCOUNT_KEYS = ("account", "accounts", "account_no", "账号", "账户")
 _NAME_KEYS = ("name", "姓名", "counterparty_name", "对方户名")
+# A clerk's own words (核实说明) may name anyone — the person's son, a witness: no mask can find
+# them, so outside the store only their first character and length are shown.
+_FREE_TEXT_KEYS = ("note", "verification_note", "核实说明")
 
 
 def scrub_text(text: Any) -> Any:
@@ -54,21 +58,52 @@ def mask_subject(subject: str | None, person_id: str | None = None) -> str | Non
     return scrub_text(s)
 
 
-def mask_evidence(value: Any, key: str = "") -> Any:
-    """Evidence JSON with every ID, account and name masked, structure kept for the drill-down."""
+def free_text(text: Any) -> Any:
+    """A clerk's free text shown outside the store: 已约谈李红国… -> 已…（共 12 字）."""
+    if not isinstance(text, str) or not text.strip():
+        return text
+    s = text.strip()
+    return f"{s[0]}…（共 {len(s)} 字）"
+
+
+def _is_name_key(k: str) -> bool:
+    return any(k == t or k.endswith("_" + t) for t in _NAME_KEYS)
+
+
+def names_in(value: Any, key: str = "") -> set[str]:
+    """The names the evidence holds under a name key (两个字 or more: one character is no name)."""
+    if isinstance(value, dict):
+        return set().union(*(names_in(v, str(k)) for k, v in value.items())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(names_in(v, key) for v in value)) if value else set()
+    if isinstance(value, str) and _is_name_key(key.lower()) and len(value.strip()) >= 2:
+        return {value.strip()}
+    return set()
+
+
+def mask_evidence(value: Any, key: str = "", names: list[str] | None = None) -> Any:
+    """Evidence JSON with every ID, account and name masked, structure kept for the drill-down —
+    also a name the rule wrote into its summary sentence (…向个人 李建华 转出…)."""
+    if names is None:
+        names = sorted(names_in(value, key), key=len, reverse=True)
     k = key.lower()
     if isinstance(value, dict):
-        return {name: mask_evidence(v, str(name)) for name, v in value.items()}
+        return {name: mask_evidence(v, str(name), names) for name, v in value.items()}
     if isinstance(value, list):
-        return [mask_evidence(v, key) for v in value]
+        return [mask_evidence(v, key, names) for v in value]
     if isinstance(value, str):
         if any(t in k for t in _ID_KEYS):
             return mask_id(value) if len(value) > 10 else scrub_text(value)
-        if any(t in k for t in _ACCOUNT_KEYS):
+        if k.endswith(_ACCOUNT_KEYS):
             return mask_account(value)
-        if any(k == t or k.endswith("_" + t) for t in _NAME_KEYS) or k in _NAME_KEYS:
+        if _is_name_key(k):
             return mask_name(value)
-        return scrub_text(value)
+        if k in _FREE_TEXT_KEYS:
+            return free_text(value)
+        text = scrub_text(value)
+        for name in names:
+            text = text.replace(name, mask_name(name))
+        return text
     if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) >= 12:
         return mask_account(str(value))
     return value

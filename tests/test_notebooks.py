@@ -7,8 +7,10 @@ empty one (no runs, no verdicts). The analysis helpers they call are tested dire
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +20,8 @@ import pytest
 from nbclient import NotebookClient
 
 import pipelines
-from pipelines import analysis
+from pipelines import analysis, report, rules
+from pipelines.config import Config
 from pipelines.store import connect
 
 from test_report import ACCOUNTS, OUTCOME_OK, OUTCOME_RECOVER, PEOPLE, build_store
@@ -76,8 +79,30 @@ def test_notebook_runs_top_to_bottom_against_the_store(notebook, empty, tmp_path
     assert db.read_bytes() == before  # read-only: the notebook changed nothing
     if notebook.stem == "explore_suspects" and not empty:
         assert "masking check passed" in text and "360702********" in text
+        con = duckdb.connect(str(db), read_only=True)
+        open_n, amount = con.execute("select count(*), sum(amount) from suspects where status <> '已销号'").fetchall()[0]
+        con.close()
+        # the headline is the store's open suspects, as the dashboard counts them
+        assert f"在办疑点（当前）{open_n} " in text and f"在办涉及金额 {amount:,.2f} 元" in text
+        assert f"({open_n} open), amount at risk of the open ones {amount:,.2f} yuan" in text
     if notebook.stem == "tune_threshold":
         assert ("尚无核实结果" in text) == empty
+
+
+@pytest.mark.slow
+def test_tuning_a_parameter_that_is_no_amount_shows_findings_and_recommends_nothing(tmp_path, monkeypatch, kernel_env):
+    """certification_max_days is a count of days: verdicts (compared by 涉及金额) cannot judge it;
+    the thresholds given as text, as papermill's -p passes a list, are read."""
+    db = build_store(tmp_path / "fundwatch.duckdb")
+    monkeypatch.setenv("FUNDWATCH_DB", str(db))
+    nb = nbformat.read(NOTEBOOKS[[p.stem for p in NOTEBOOKS].index("tune_threshold")], as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    params.source += '\nRULE_ID = "CERTIFICATION_OVERDUE"\nPARAM = "certification_max_days"\nTHRESHOLDS = "[146, 365, 730]"\n'
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "\n".join(_texts(nb))
+    assert "certification_max_days is not an amount in yuan" in text
+    assert "no recommendation: certification_max_days is not an amount" in text
+    assert "lowest threshold" not in text and "could not run" not in text and "was not re-run" not in text
 
 
 @pytest.mark.slow
@@ -156,3 +181,57 @@ def test_masked_frames_and_drill_down_hold_no_full_id_or_account(tmp_path):
     assert detail["evidence"]["bank_account"] == ACCOUNTS[0][:4] + "*" * 11 + ACCOUNTS[0][-4:]
     assert detail["suspect"]["name"] == "赵*"
     assert len(analysis.suspects_frame(con, rule_id="PAID_AFTER_DEATH", agency_code="360702")) == 2
+
+
+def test_the_drill_down_masks_a_name_in_the_rules_sentence_and_shows_a_clerks_note_by_its_first_character(tmp_path):
+    """FUND_PRIVATE_TRANSFER writes the payee's name into its summary; a clerk's 核实说明 may name
+    anyone (no mask can find that name). Neither reaches a notebook in full."""
+    db = build_store(tmp_path / "fundwatch.duckdb")
+    con = connect(db)
+    evidence = {"summary": "从基金账户 360500000000000018（收入户）向个人 李建华 转出 8800.00 元",
+                "counterparty_name": "李建华", "account_type": "收入户", "account_no": "360500000000000018"}
+    con.execute("update suspects set evidence = ?, verification_note = ? where suspect_id = 'S00004'",
+                [json.dumps(evidence, ensure_ascii=False), "已约谈李红国（身份证360102199001010597），已追回"])
+    con.execute("insert into suspect_events values ('S00004', now(), 'returned', ?, null)",
+                [json.dumps({"note": "已约谈李红国", "outcome": "4"}, ensure_ascii=False)])
+    detail = analysis.suspect_detail(con, "S00004")
+    text = json.dumps(detail, ensure_ascii=False, default=str)
+    for secret in ("李建华", "李红国", "360102199001010597", "360500000000000018"):
+        assert secret not in text
+    assert "向个人 李** 转出" in detail["evidence"]["summary"]
+    assert detail["evidence"]["account_type"] == "收入户"  # the kind of account is no account number
+    assert detail["suspect"]["verification_note"] == "已…（共 33 字）"
+    assert detail["events"][-1]["detail"]["note"] == "已…（共 6 字）"
+
+
+def test_counts_and_back_tests_say_what_they_compare(tmp_path):
+    con = connect(build_store(tmp_path / "fundwatch.duckdb"))
+    # the open figures are the dashboard's: every status but 已销号, also the latest night's no-shows
+    headline = report.collect(con)["headline"]
+    now = analysis.open_now(con)
+    assert (now["suspects"], now["open"]) == (headline["suspects"], headline["open"])
+    assert Decimal(str(now["open_amount"])) == Decimal(str(headline["open_amount"]))
+    # a count of days compared with 涉及金额 in yuan would recommend nonsense
+    with pytest.raises(ValueError, match="not an amount in yuan"):
+        analysis.backtest_threshold(con, "CERTIFICATION_OVERDUE", [146, 365], "certification_max_days")
+    assert len(analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [1], "large_payment_threshold")) == 1
+
+
+def test_rule_flags_at_reruns_a_rule_that_reads_the_watched_payments(tmp_path):
+    """A watching rule reads payments_watch, which only the nightly makes: re-run from a notebook
+    (read-only) it reads all payments and finds what the nightly finds."""
+    db = build_store(tmp_path / "fundwatch.duckdb")
+    con = connect(db)
+    con.execute("insert into deaths (person_id, death_date, source) values (?, date '2026-06-12', '公安')", [PEOPLE[0]])
+    for period in ("202607", "202608"):
+        con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code)"
+                    " values (?, ?, '110', '基本养老金', ?, date '2026-08-10', 3000, '360702')",
+                    [f"W{period}", PEOPLE[0], period])
+    wanted = [r for r in rules.load_rules()[0] if r.id == "PAID_AFTER_DEATH"]
+    nightly = rules.detect(con, date(2026, 11, 21), Config(), rules=wanted)
+    con.close()
+    ro = analysis.open_store(db)
+    flags = analysis.rule_flags_at(ro, "PAID_AFTER_DEATH", "one_off_items", [["丧葬补助金"]], as_of=date(2026, 11, 21))
+    assert flags["findings"].tolist() == [nightly.results[0].count] and nightly.results[0].count >= 1
+    assert Decimal(str(flags["amount"][0])) == nightly.results[0].amount
+    ro.close()
