@@ -239,6 +239,11 @@ def cmd_returns(args) -> int:
                 con.close()
     except runlock.StoreBusy as exc:
         raise Refused(str(exc), EXIT_BUSY) from None
+    except returns.CaseworkNotRecomputed as exc:
+        print(_describe_returns(exc.report))
+        raise Refused(f"the answers above were applied and kept, but their 要情 class and flags were not recomputed "
+                      f"({exc}): fix that (free disk space?) and send the same workbook(s) again, or the next night "
+                      f"recomputes them", EXIT_FAILED) from None
     print(_describe_returns(result))
     return EXIT_OK
 

@@ -784,3 +784,23 @@ def test_an_answer_to_a_reopened_suspect_dated_no_later_than_the_closing_it_undi
     report = returns.apply_returns(con, [cleared.save(tmp_path / "cleared.xlsx")], reopened_on + dt.timedelta(days=2))
     assert report.refusals == []
     assert status_of(con, f"S-{A}-2")[0::4] == ("已销号", reopened_on + dt.timedelta(days=2))
+
+
+def test_sending_a_workbook_again_recomputes_the_flags_a_failed_recomputation_left_out(con, tmp_path):
+    """The answers committed, recomputing their class failed (a full disk at that commit): the
+    clerk sends the same workbook again — "already applied", and now the class is there."""
+    add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
+    path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
+    clerk = Clerk(path)
+    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 9, 30))
+    returned = clerk.save()
+    returns.apply_returns(con, [returned], RETURN_DAY)  # applied; no recomputation ran
+    flags = "select status, major_class, report_due from suspects"
+    assert con.execute(flags).fetchall() == [("已移送", None, None)]
+    con.close()
+    command = ["returns", "--db", str(tmp_path / "fw.duckdb"), "--as-of", RETURN_DAY.isoformat(), str(returned)]
+    assert cli.main(command) == cli.EXIT_OK
+    again = connect(tmp_path / "fw.duckdb")
+    assert again.execute(flags).fetchall() == [("已移送", "重大要情", dt.date(2026, 10, 13))]
+    assert scalar(again, "select count(*) from suspect_events where event = 'returned'") == 1
+    again.close()
