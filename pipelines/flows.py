@@ -251,10 +251,15 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
                     raise broken
             except Exception as exc:
                 failure = exc if isinstance(exc, NightlyError) else StepFailed("flow", _one_line(exc))
-                finish_run(con, run_id, "failed", summarise(con, parts, failed=str(failure)))
+                with contextlib.suppress(Exception):  # the failure is what to report, not its record
+                    finish_run(con, run_id, "failed", summarise(con, parts, failed=str(failure)))
                 raise failure from exc
             summary = summarise(con, parts)
-            finish_run(con, run_id, "completed", summary)
+            try:
+                finish_run(con, run_id, "completed", summary)
+            except Exception as exc:  # e.g. the store's disk filled up: the night's steps are committed
+                raise StepFailed("finish-run", f"{_one_line(exc)} — the night's ingest, suspects, worklists and "
+                                               "report are done and kept; only its record in `runs` is not") from exc
             return summary
         finally:
             con.close()

@@ -206,9 +206,11 @@ def test_a_store_another_program_has_open_is_refused_in_one_line(tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    assert refused.returncode == cli.EXIT_USAGE
+    assert refused.returncode == cli.EXIT_BUSY  # as when another fundwatch run holds it
     lines = refused.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fundwatch nightly: store fw.duckdb cannot be opened: IOException"), refused.stderr
+    assert len(lines) == 1 and lines[0].startswith("fundwatch nightly: fw.duckdb is open in another program (python"), \
+        refused.stderr
+    assert f", pid {holder.pid}) — a notebook kernel or a DuckDB shell left open?" in lines[0]
 
 
 @pytest.mark.slow
