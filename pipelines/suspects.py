@@ -34,6 +34,9 @@ import duckdb
 from .store import scalar
 
 CHANGES = ("new", "updated", "reopened", "unchanged", "redetected", "no_longer_detected")
+# SQL: the payments and transactions a suspect's evidence lists, by id (the rules' evidence writes
+# them as "payment_id" / "txn_id" with DuckDB's to_json: no spaces)
+_EVIDENCE_IDS = """regexp_extract_all(cast({evidence} as varchar), '"(?:payment_id|txn_id)":"([^"]*)"', 1)"""
 EVENT_OF = {"new": "detected", "updated": "updated", "reopened": "reopened", "redetected": "redetected",
             "no_longer_detected": "no_longer_detected"}
 
@@ -104,7 +107,7 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     ran_clean = ("select rule_id from detection_rules where ok" if has_rules
                  else "select distinct rule_id from detections")
     con.execute(f"create or replace temp table _gone as select s.suspect_id from suspects s where {reported_gone_sql('s')}")
-    con.execute("""
+    con.execute(f"""
         create or replace temp table _changes as
         select i.*,
                s.amount as old_amount, s.period_from as old_period_from, s.period_to as old_period_to,
@@ -117,11 +120,14 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                         and cast(s.evidence as varchar) is not distinct from cast(i.evidence as varchar)
                        then case when i.suspect_id in (select suspect_id from _gone) then 'redetected' else 'unchanged' end
                    -- new evidence after the closing: more at risk, a wider span — or, for one that
-                   -- had gone (reversed, say) and is back with other evidence, anything at all: its
-                   -- stored amount is that of before it went, so the comparison says nothing then
+                   -- had gone (reversed, say) and is back, a payment or transaction its evidence did
+                   -- not list when it went: its stored amount is that of before it went, so "more"
+                   -- says nothing then (and a score or a source that moved is no new money)
                    when s.status = '已销号'
                         and (i.amount > s.amount or i.period_to > s.period_to or i.period_from < s.period_from
-                             or i.suspect_id in (select suspect_id from _gone))
+                             or (i.suspect_id in (select suspect_id from _gone)
+                                 and len(list_filter({_EVIDENCE_IDS.format(evidence="i.evidence")},
+                                                     lambda x: not list_contains({_EVIDENCE_IDS.format(evidence="s.evidence")}, x))) > 0))
                        then 'reopened'
                    else 'updated'
                end as change

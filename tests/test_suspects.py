@@ -131,6 +131,19 @@ def test_a_closed_suspect_that_went_and_came_back_with_other_payments_is_reopene
     assert events(con)[-1][0] == "reopened"
 
 
+def test_a_closed_suspect_back_with_no_payment_it_did_not_list_stays_closed(con):
+    """A death record withdrawn and delivered again later-dated: fewer of the same payments count,
+    no money the agency has not seen — it stays closed (a score or a source that moved likewise)."""
+    night(con, NIGHT1)
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-11-01', outcome = '7'")
+    con.execute("delete from deaths")
+    assert night(con, NIGHT2)["no_longer_detected"] == 1
+    con.execute("insert into deaths (person_id, death_date, source) values (?, date '2026-07-15', '民政')", [PERSON])
+    counts = night(con, date(2026, 12, 21))
+    assert counts["reopened"] == 0 and counts["updated"] == 1
+    assert (suspect(con)["status"], suspect(con)["amount"]) == ("已销号", Decimal("3000.00"))
+
+
 def test_a_closed_suspect_back_with_the_very_evidence_it_was_closed_on_stays_closed(con):
     """A death record withdrawn and delivered again: nothing the agency has not seen."""
     night(con, NIGHT1)
