@@ -259,7 +259,8 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
                 finish_run(con, run_id, "completed", summary)
             except Exception as exc:  # e.g. the store's disk filled up: the night's steps are committed
                 raise StepFailed("finish-run", f"{_one_line(exc)} — the night's ingest, suspects, worklists and "
-                                               "report are done and kept; only its record in `runs` is not") from exc
+                                               "report are done and kept; only its record in `runs` is not (the next night "
+                                               "will read it as interrupted)") from exc
             return summary
         finally:
             con.close()

@@ -71,12 +71,15 @@ def _is_name_key(k: str) -> bool:
 
 
 def names_in(value: Any, key: str = "") -> set[str]:
-    """The names the evidence holds under a name key (两个字 or more: one character is no name)."""
+    """The names and accounts the evidence holds under a name or account key (a name of 两个字 or
+    more: one character is no name), to be masked too where a sentence repeats them. Accounts are
+    stored as delivered (`6222-0212-3456-7890`): no pattern of digits finds every such form."""
     if isinstance(value, dict):
         return set().union(*(names_in(v, str(k)) for k, v in value.items())) if value else set()
     if isinstance(value, list):
         return set().union(*(names_in(v, key) for v in value)) if value else set()
-    if isinstance(value, str) and _is_name_key(key.lower()) and len(value.strip()) >= 2:
+    k = key.lower()
+    if isinstance(value, str) and len(value.strip()) >= 2 and (_is_name_key(k) or k.endswith(_ACCOUNT_KEYS)):
         return {value.strip()}
     return set()
 
@@ -100,10 +103,9 @@ def mask_evidence(value: Any, key: str = "", names: list[str] | None = None) -> 
             return mask_name(value)
         if k in _FREE_TEXT_KEYS:
             return free_text(value)
-        text = scrub_text(value)
-        for name in names:
-            text = text.replace(name, mask_name(name))
-        return text
+        for secret in names:  # before scrub_text: it would change a long account before it is found
+            value = value.replace(secret, mask_account(secret) if any(c.isdigit() for c in secret) else mask_name(secret))
+        return scrub_text(value)
     if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) >= 12:
         return mask_account(str(value))
     return value

@@ -326,9 +326,10 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
         path = Path(path)
         _apply_workbook(con, path, as_of, actor, report, conflicts, sheets.get(str(path)))
     changed = {row.suspect_id for row in report.applied}
-    # and the suspects of a workbook applied before: when recomputing failed after the answers were
-    # committed (a full disk), sending the same workbook again mends it — refresh is idempotent
-    changed |= _applied_before(con, [f.file_hash for f in report.files if f.status == "already_applied"])
+    # and the suspects these bytes had applied before (every row then, or some with others refused):
+    # when recomputing failed after the answers were committed (a full disk), sending the same
+    # workbook again mends it — refresh is idempotent
+    changed |= _applied_before(con, [f.file_hash for f in report.files if f.file_hash])
     if config is not None and changed:
         try:
             casework.refresh(con, as_of, config, only=sorted(changed))

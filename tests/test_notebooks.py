@@ -188,17 +188,19 @@ def test_the_drill_down_masks_a_name_in_the_rules_sentence_and_shows_a_clerks_no
     anyone (no mask can find that name). Neither reaches a notebook in full."""
     db = build_store(tmp_path / "fundwatch.duckdb")
     con = connect(db)
-    evidence = {"summary": "从基金账户 360500000000000018（收入户）向个人 李建华 转出 8800.00 元",
-                "counterparty_name": "李建华", "account_type": "收入户", "account_no": "360500000000000018"}
+    evidence = {"summary": "从基金账户 360500000000000018（收入户）向个人 李建华（6222-0212-3456-7890）转出 8800.00 元",
+                "counterparty_name": "李建华", "counterparty_account": "6222-0212-3456-7890",
+                "account_type": "收入户", "account_no": "360500000000000018"}
     con.execute("update suspects set evidence = ?, verification_note = ? where suspect_id = 'S00004'",
                 [json.dumps(evidence, ensure_ascii=False), "已约谈李红国（身份证360102199001010597），已追回"])
     con.execute("insert into suspect_events values ('S00004', now(), 'returned', ?, null)",
                 [json.dumps({"note": "已约谈李红国", "outcome": "4"}, ensure_ascii=False)])
     detail = analysis.suspect_detail(con, "S00004")
     text = json.dumps(detail, ensure_ascii=False, default=str)
-    for secret in ("李建华", "李红国", "360102199001010597", "360500000000000018"):
+    for secret in ("李建华", "李红国", "360102199001010597", "360500000000000018", "0212-3456", "6222-0212"):
         assert secret not in text
-    assert "向个人 李** 转出" in detail["evidence"]["summary"]
+    # accounts are stored as delivered: the form a sentence repeats is masked as the field is
+    assert "向个人 李**（6222***********7890）转出" in detail["evidence"]["summary"]
     assert detail["evidence"]["account_type"] == "收入户"  # the kind of account is no account number
     assert detail["suspect"]["verification_note"] == "已…（共 33 字）"
     assert detail["events"][-1]["detail"]["note"] == "已…（共 6 字）"

@@ -804,3 +804,20 @@ def test_sending_a_workbook_again_recomputes_the_flags_a_failed_recomputation_le
     assert again.execute(flags).fetchall() == [("已移送", "重大要情", dt.date(2026, 10, 13))]
     assert scalar(again, "select count(*) from suspect_events where event = 'returned'") == 1
     again.close()
+
+
+def test_a_workbook_with_a_refused_row_sent_again_recomputes_the_flags_of_the_rows_it_applied(con, tmp_path):
+    add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
+    add_suspect(con, "S-OTHER", amount="100.00", person_id="36070319600101123X")
+    path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
+    clerk = Clerk(path)
+    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 9, 30))
+    clerk.fill("S-OTHER", 核实结果="已处理")  # not one of the seven: refused
+    returned = clerk.save()
+    assert len(returns.apply_returns(con, [returned], RETURN_DAY).refusals) == 1  # no recomputation ran
+    con.close()
+    command = ["returns", "--db", str(tmp_path / "fw.duckdb"), "--as-of", RETURN_DAY.isoformat(), str(returned)]
+    assert cli.main(command) == cli.EXIT_OK
+    again = connect(tmp_path / "fw.duckdb")
+    assert again.execute("select major_class from suspects where suspect_id = 'S-BIG'").fetchall() == [("重大要情",)]
+    again.close()
