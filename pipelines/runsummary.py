@@ -15,6 +15,7 @@ from typing import Any
 
 from .extracts import DATED_DELIVERY
 from .privacy import mask_ids_in_text
+from .store import LOW_DISK_MB
 
 def _scrub(text: str) -> str:
     """A rejection reason may quote the value it refused; never let a full ID number through."""
@@ -37,6 +38,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["error"] = failed
     if parts.get("store_settings"):
         s["store_settings"] = parts["store_settings"]
+    if parts.get("store_disk"):
+        s["store_disk"] = parts["store_disk"]
     ingested = parts.get("ingest")
     if ingested is not None:
         files = list(ingested.files)
@@ -156,6 +159,10 @@ def format_summary(s: dict[str, Any]) -> str:
         # where DuckDB spills rows of the extracts (personal data) when a night outgrows the limit
         lines.append(f"  store: DuckDB memory limit {s['store_settings']['memory_limit']}, "
                      f"spills beyond it to {s['store_settings']['temp_directory']}")
+    disk = s.get("store_disk") or {}
+    if disk.get("free_mb") is not None and disk["free_mb"] < LOW_DISK_MB:
+        lines.append(f"  note: the store's disk has {disk['free_mb']:,.1f} MB free: the next night may fail to write "
+                     f"its changes; free some space first")
     if s.get("dashboard"):
         lines.append(f"  dashboard: {s['dashboard']}")
         lines.append(f"  summary:   {s['summary_xlsx']}")

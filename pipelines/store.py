@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -219,6 +220,17 @@ def settings(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """The DuckDB settings in effect that decide whether a big night spills or fails."""
     row = con.execute("select current_setting('memory_limit'), current_setting('temp_directory')").fetchall()[0]
     return {"memory_limit": str(row[0]), "temp_directory": str(row[1])}
+
+
+# Below this much free space on the store's disk a night may not be able to write its changes
+# and checkpoint them (DuckDB then keeps them in the WAL, and the next night fails to commit).
+LOW_DISK_MB = 256
+
+
+def disk_room(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """Free space on the store's disk, in MB."""
+    path = Path(scalar(con, "select path from duckdb_databases() where database_name = current_database()"))
+    return {"free_mb": round(shutil.disk_usage(path.parent).free / 2**20, 1)}
 
 
 def _sql_text(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -327,3 +328,17 @@ def test_a_night_that_runs_out_of_memory_fails_in_one_line_saying_what_to_change
     assert _count(db, "select count(*) from payments") == _count(
         db, "select coalesce(sum(rows_accepted), 0) from ingest_ledger where extract = 'payments'")
     assert _count(db, "select status from runs") == "failed"
+
+
+def test_the_night_says_when_the_stores_disk_is_nearly_full(tmp_path):
+    """A night that left its disk full exits 0 (DuckDB keeps what it could not checkpoint in the
+    WAL); the next night would fail to commit. The summary carries the disk's room and warns."""
+    inbox = tmp_path / "inbox"
+    delivery_1(inbox)
+    night = _night(inbox, tmp_path / "fw.duckdb", tmp_path / "out", NIGHT_1)
+    free = shutil.disk_usage(tmp_path).free / 2**20
+    assert abs(night["store_disk"]["free_mb"] - free) < max(64, free * 0.01)
+    assert ("note: the store's disk" in format_summary(night)) == (free < 256)
+    full = {**night, "store_disk": {"free_mb": 0.0}}
+    assert ("  note: the store's disk has 0.0 MB free: the next night may fail to write its changes; free some "
+            "space first") in format_summary(full).splitlines()
