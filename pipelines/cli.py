@@ -55,7 +55,9 @@ def _quiet_prefect(verbose: bool) -> None:
         return
     def console_filter(record: logging.LogRecord) -> bool:
         if record.name.startswith("great_expectations"):
-            return record.levelno >= logging.WARNING  # it announces every temporary docs site at INFO
+            # it announces every temporary docs site at INFO, and logs each page it cannot write
+            # (a full disk) with a traceback: the run summary says what became of the Data Docs
+            return record.levelno >= logging.WARNING and not record.exc_info
         if f"{os.sep}prefect{os.sep}_internal{os.sep}" in record.pathname:
             return False  # its background services' housekeeping ("EventsWorker - Still processing items")
         if not record.name.startswith("prefect"):

@@ -310,8 +310,19 @@ def check_deliveries(
         report.docs = docs_dir / "index.html"
     except Exception as exc:  # Data Docs are a convenience; the results are already stored
         report.warnings.append(f"Data Docs not built: {exc}")
+    else:
+        # great-expectations logs a page it could not write (a full disk) and goes on: say so
+        unwritten = unwritten_pages(docs_dir)
+        if unwritten:
+            report.warnings.append(f"Data Docs incomplete: {len(unwritten)} page(s) under {docs_dir} are empty, "
+                                   f"e.g. {unwritten[0].name} (was the disk full?); the results are in quality_results")
     report.seconds = time.monotonic() - started
     return report
+
+
+def unwritten_pages(docs_dir: Path) -> list[Path]:
+    """Data Docs pages left empty."""
+    return sorted(p for p in Path(docs_dir).rglob("*.html") if p.is_file() and p.stat().st_size == 0)
 
 
 def unvalidated_deliveries(con: duckdb.DuckDBPyConnection) -> list[str]:

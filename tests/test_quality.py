@@ -7,7 +7,7 @@ import pytest
 
 from _nightly_inbox import ALIVE, BAD_ID, DEAD, delivery_1, delivery_2
 from pipelines.ingest import ingest_inbox
-from pipelines.quality import check_deliveries, unvalidated_deliveries
+from pipelines.quality import check_deliveries, unvalidated_deliveries, unwritten_pages
 from pipelines.store import connect, scalar
 
 
@@ -91,6 +91,17 @@ def test_data_docs_are_written_and_carry_no_id_numbers(checked):
     for pid in (DEAD, ALIVE, BAD_ID):
         assert pid not in text
     assert "高龄补贴" not in text
+
+
+def test_data_docs_pages_left_empty_are_found(checked, tmp_path):
+    """great-expectations logs a page it cannot write (a full disk) and goes on, leaving it empty:
+    the night says so instead of pointing at them."""
+    assert unwritten_pages(checked["out"] / "data_docs") == []
+    assert not any("Data Docs incomplete" in w for w in checked["first"].warnings + checked["second"].warnings)
+    (tmp_path / "validations" / "x").mkdir(parents=True)
+    (tmp_path / "index.html").write_text("<html></html>", encoding="utf-8")
+    (tmp_path / "validations" / "x" / "page.html").write_bytes(b"")
+    assert unwritten_pages(tmp_path) == [tmp_path / "validations" / "x" / "page.html"]
 
 
 def test_no_new_delivery_means_no_check_and_no_great_expectations(tmp_path):
