@@ -121,15 +121,19 @@ def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str,
         evidence = json.loads(evidence) if isinstance(evidence, str) else evidence
     except ValueError:
         evidence = {"text": evidence}
+    raw_subject, raw_person = row["subject"], row["person_id"]
     row["subject"] = mask_subject(row["subject"], row["person_id"])
     row["person_id"] = mask_subject(row["person_id"], row["person_id"])
     raw_name = (row["name"] or "").strip()
     row["name"] = mask_name(row["name"])
     row["verification_note"] = free_text(row.get("verification_note"))
     row["rule_title"] = rule_titles().get(row["rule_id"], row["rule_id"])
-    # the suspect's and the evidence's names, masked wherever a detail repeats them
-    names = sorted(names_in(evidence) | ({raw_name} if raw_name and len(raw_name) >= 2 else set()),
-                   key=len, reverse=True)
+    # the suspect's and the evidence's names and accounts — and the subject when it is masked (an
+    # account SHARED_BANK_ACCOUNT's sentence repeats) — masked wherever the evidence or a detail repeats them
+    secrets = names_in(evidence) | ({raw_name} if raw_name and len(raw_name) >= 2 else set())
+    if raw_subject and row["subject"] != raw_subject and raw_subject != raw_person:
+        secrets.add(str(raw_subject))
+    names = sorted(secrets, key=len, reverse=True)
     events = con.execute("""select happened_at, event, detail::varchar as detail, run_id from suspect_events
                             where suspect_id = ? order by happened_at""", [suspect_id]).fetchall()
     history = []
@@ -140,7 +144,7 @@ def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str,
             pass
         history.append({"happened_at": happened_at, "event": event, "detail": mask_evidence(detail, names=names),
                         "run_id": run_id})
-    return {"suspect": row, "evidence": mask_evidence(evidence), "events": history}
+    return {"suspect": row, "evidence": mask_evidence(evidence, names=names), "events": history}
 
 
 def _verdicts(con, rule_id: str | None = None) -> pd.DataFrame:

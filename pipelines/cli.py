@@ -53,24 +53,27 @@ def _quiet_prefect(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.INFO)  # kept for the Prefect UI
     if verbose:
         return
-    def console_filter(record: logging.LogRecord) -> bool:
-        if record.name.startswith("great_expectations"):
-            # it announces every temporary docs site at INFO, and logs each page it cannot write
-            # (a full disk) with a traceback: the run summary says what became of the Data Docs
-            return record.levelno >= logging.WARNING and not record.exc_info
-        if f"{os.sep}prefect{os.sep}_internal{os.sep}" in record.pathname:
-            return False  # its background services' housekeeping ("EventsWorker - Still processing items")
-        if not record.name.startswith("prefect"):
-            return True
-        # Task and flow failures are reported by fundwatch in one line; no Prefect traceback.
-        return record.levelno >= logging.WARNING and not record.exc_info and record.levelno < logging.ERROR
-
     # Prefect's console handler hangs on the "prefect" logger, not on the root: every handler of
     # every logger gets the filter (a handler keeps one copy of a filter however often it is added).
     loggers = [logging.getLogger()] + [lg for lg in logging.root.manager.loggerDict.values()
                                        if isinstance(lg, logging.Logger)]
     for handler in {h for lg in loggers for h in lg.handlers}:
         handler.addFilter(console_filter)
+
+
+def console_filter(record: logging.LogRecord) -> bool:
+    """What the log handlers pass on without --verbose."""
+    if record.name.startswith("great_expectations"):
+        # it announces every temporary docs site at INFO, and logs each page it cannot write (a
+        # full disk) with the traceback in the message: the run summary says what became of the Data Docs
+        return (record.levelno >= logging.WARNING and not record.exc_info
+                and "Traceback (most recent call last)" not in record.getMessage())
+    if f"{os.sep}prefect{os.sep}_internal{os.sep}" in record.pathname:
+        return False  # its background services' housekeeping ("EventsWorker - Still processing items")
+    if not record.name.startswith("prefect"):
+        return True
+    # Task and flow failures are reported by fundwatch in one line; no Prefect traceback.
+    return record.levelno >= logging.WARNING and not record.exc_info and record.levelno < logging.ERROR
 
 
 def _as_of(text: str | None) -> date | None:

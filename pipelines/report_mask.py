@@ -24,6 +24,7 @@ _NAME_KEYS = ("name", "姓名", "counterparty_name", "对方户名")
 # A clerk's own words (核实说明) may name anyone — the person's son, a witness: no mask can find
 # them, so outside the store only their first character and length are shown.
 _FREE_TEXT_KEYS = ("note", "verification_note", "核实说明")
+_SEPARATORS = re.compile(r"[\s\-]")
 
 
 def scrub_text(text: Any) -> Any:
@@ -53,7 +54,9 @@ def mask_subject(subject: str | None, person_id: str | None = None) -> str | Non
         return mask_id(s)
     if _ID_RE.fullmatch(s):
         return mask_id(s)
-    if s.isdigit() and len(s) >= 9:
+    # an account as delivered may be grouped: 6222-0212-3456-7890, 6222 0212 3456 7890
+    digits = _SEPARATORS.sub("", s)
+    if digits.isdigit() and len(digits) >= 9:
         return mask_account(s)
     return scrub_text(s)
 
@@ -79,8 +82,12 @@ def names_in(value: Any, key: str = "") -> set[str]:
     if isinstance(value, list):
         return set().union(*(names_in(v, key) for v in value)) if value else set()
     k = key.lower()
-    if isinstance(value, str) and len(value.strip()) >= 2 and (_is_name_key(k) or k.endswith(_ACCOUNT_KEYS)):
-        return {value.strip()}
+    text = value.strip() if isinstance(value, str) else ""
+    if _is_name_key(k) and len(text) >= 2:
+        return {text}
+    # an account of a few digits ("1000") would mask every amount or date that holds them
+    if k.endswith(_ACCOUNT_KEYS) and sum(c.isdigit() for c in text) >= 9:
+        return {text}
     return set()
 
 

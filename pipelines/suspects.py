@@ -34,9 +34,9 @@ import duckdb
 from .store import scalar
 
 CHANGES = ("new", "updated", "reopened", "unchanged", "redetected", "no_longer_detected")
-# SQL: the payments and transactions a suspect's evidence lists, by id (the rules' evidence writes
-# them as "payment_id" / "txn_id" with DuckDB's to_json: no spaces)
-_EVIDENCE_IDS = """regexp_extract_all(cast({evidence} as varchar), '"(?:payment_id|txn_id)":"([^"]*)"', 1)"""
+# SQL: the payments, transactions and persons a suspect's evidence lists, by id (DuckDB's to_json
+# writes "payment_id":"…", Python's json.dumps "payment_id": "…"; SHARED_BANK_ACCOUNT lists persons)
+_EVIDENCE_IDS = """regexp_extract_all(cast({evidence} as varchar), '"(?:payment_id|txn_id|person_id)": ?"([^"]*)"', 1)"""
 EVENT_OF = {"new": "detected", "updated": "updated", "reopened": "reopened", "redetected": "redetected",
             "no_longer_detected": "no_longer_detected"}
 
@@ -120,14 +120,14 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                         and cast(s.evidence as varchar) is not distinct from cast(i.evidence as varchar)
                        then case when i.suspect_id in (select suspect_id from _gone) then 'redetected' else 'unchanged' end
                    -- new evidence after the closing: more at risk, a wider span — or, for one that
-                   -- had gone (reversed, say) and is back, a payment or transaction its evidence did
-                   -- not list when it went: its stored amount is that of before it went, so "more"
-                   -- says nothing then (and a score or a source that moved is no new money)
+                   -- had gone (reversed, say) and is back, a payment, transaction or person its
+                   -- evidence did not list when it went: its stored amount is that of before it
+                   -- went, so less money may still be new money (a score or a source that moved is not)
                    when s.status = '已销号'
                         and (i.amount > s.amount or i.period_to > s.period_to or i.period_from < s.period_from
                              or (i.suspect_id in (select suspect_id from _gone)
-                                 and len(list_filter({_EVIDENCE_IDS.format(evidence="i.evidence")},
-                                                     lambda x: not list_contains({_EVIDENCE_IDS.format(evidence="s.evidence")}, x))) > 0))
+                                 and not list_has_all({_EVIDENCE_IDS.format(evidence="s.evidence")},
+                                                      {_EVIDENCE_IDS.format(evidence="i.evidence")})))
                        then 'reopened'
                    else 'updated'
                end as change

@@ -294,3 +294,18 @@ def test_a_warning_is_one_line_on_the_console(tmp_path):
     shown = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert shown.stderr.splitlines() == ["fundwatch returns: warning: chinese_calendar has no holiday data for 2027",
                                          "py.warnings | warning: no holiday data for 2028; ID 360702********0012"]
+
+
+def test_great_expectations_tracebacks_stay_off_the_console():
+    """A page it cannot write (a full disk) is logged at ERROR with the traceback pasted into the
+    message; the night's summary says what became of the Data Docs instead."""
+    import logging
+
+    def record(level, message):
+        return logging.LogRecord("great_expectations.render.renderer.site_builder", level, __file__, 1, message,
+                                 None, None)
+
+    pasted = "An unexpected Exception occurred during page building:\nTraceback (most recent call last):\n  File …"
+    assert not cli.console_filter(record(logging.ERROR, pasted))
+    assert not cli.console_filter(record(logging.INFO, "Building Data Docs site"))
+    assert cli.console_filter(record(logging.WARNING, "a warning of its own"))

@@ -22,6 +22,7 @@ from nbclient import NotebookClient
 import pipelines
 from pipelines import analysis, report, rules
 from pipelines.config import Config
+from pipelines.report_mask import mask_subject
 from pipelines.store import connect
 
 from test_report import ACCOUNTS, OUTCOME_OK, OUTCOME_RECOVER, PEOPLE, build_store
@@ -237,3 +238,21 @@ def test_rule_flags_at_reruns_a_rule_that_reads_the_watched_payments(tmp_path):
     assert flags["findings"].tolist() == [nightly.results[0].count] and nightly.results[0].count >= 1
     assert Decimal(str(flags["amount"][0])) == nightly.results[0].amount
     ro.close()
+
+
+def test_an_account_subject_delivered_in_groups_is_masked_in_frames_the_drill_down_and_its_sentence(tmp_path):
+    """Accounts are stored as delivered: SHARED_BANK_ACCOUNT's subject 6222-0212-3456-7890 (also in
+    its sentence) is masked like 6222021234567890; an account of a few digits masks no amount."""
+    con = connect(build_store(tmp_path / "fundwatch.duckdb"))
+    grouped = "6222-0212-3456-7890"
+    con.execute("update suspects set rule_id = 'SHARED_BANK_ACCOUNT', subject = ?, person_id = null, evidence = ? "
+                "where suspect_id = 'S00004'",
+                [grouped, json.dumps({"summary": f"收款账户 {grouped} 在 1 个所属期每期收到 3 人以上的待遇，合计 1000.00 元",
+                                      "counterparty_account": "1000"}, ensure_ascii=False)])
+    detail = analysis.suspect_detail(con, "S00004")
+    frame = analysis.suspects_frame(con, rule_id="SHARED_BANK_ACCOUNT")
+    text = json.dumps(detail, ensure_ascii=False, default=str) + frame.astype(str).to_string()
+    assert "0212-3456" not in text and "3456-7890" not in text
+    assert detail["suspect"]["subject"] == "6222***********7890"
+    assert detail["evidence"]["summary"] == "收款账户 6222***********7890 在 1 个所属期每期收到 3 人以上的待遇，合计 1000.00 元"
+    assert mask_subject(grouped, None) == "6222***********7890"  # the dashboard's list masks it alike

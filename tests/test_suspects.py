@@ -202,3 +202,33 @@ def test_a_rule_that_failed_does_not_make_its_suspects_disappear(con, tmp_path):
     counts = update_suspects(con, NIGHT2)
     assert counts["PAID_AFTER_DEATH"]["no_longer_detected"] == 0
     assert [e for e, _ in events(con)] == ["detected"]
+
+
+def test_a_closed_shared_account_back_with_a_person_it_did_not_list_is_reopened(tmp_path):
+    """SHARED_BANK_ACCOUNT's evidence lists persons, not payment ids: one of three persons' payment
+    withdrawn (gone), then a new person paid into the account — less money, a new payee."""
+    con = store.connect(tmp_path / "shared.duckdb")
+    account = "6217000011112222333"
+
+    def pay_into(pid, payment_id, amount):
+        con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, "
+                    "bank_account, agency_code) values (?, ?, '110', '基本养老金', '202607', date '2026-07-10', ?, ?, '360702')",
+                    [payment_id, pid, Decimal(amount), account])
+
+    people = [f"36070219500101{i:03d}1" for i in range(1, 4)]
+    for i, pid in enumerate(people):
+        pay_into(pid, f"SB{i}", "1000.00")
+    shared = [r for r in load_rules()[0] if r.id == "SHARED_BANK_ACCOUNT"]
+
+    def shared_night(as_of):
+        detect(con, as_of, Config(), rules=shared)
+        return update_suspects(con, as_of, "run")["SHARED_BANK_ACCOUNT"]
+
+    assert shared_night(NIGHT1)["new"] == 1
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-11-01', outcome = '7'")
+    con.execute("delete from payments where payment_id = 'SB2'")
+    assert shared_night(NIGHT2)["no_longer_detected"] == 1
+    pay_into("360702196001010014", "SB9", "900.00")
+    assert shared_night(date(2026, 12, 21))["reopened"] == 1
+    assert con.execute("select status, amount from suspects").fetchall() == [("已重开", Decimal("2900.00"))]
+    con.close()
