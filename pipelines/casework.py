@@ -27,6 +27,9 @@ from .workdays import calendar_from
 NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED = "待下发", "已下发", "核查中", "已移送", "已销号", "已重开"
 STATUSES = (NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED)
 OPEN_STATUSES = (NEW, ISSUED, IN_PROGRESS, REOPENED)  # still to be verified: they go in worklists
+# At each closing: what it was closed on, for telling new evidence later (suspects.py reopens on it)
+RECORD_CLOSED_STATE_SQL = ("update suspects set closed_amount = amount, closed_period_from = period_from,"
+                           " closed_period_to = period_to where suspect_id = ?")
 OPEN_STATUSES_SQL = ", ".join(f"'{x}'" for x in OPEN_STATUSES)  # for `status in (...)`
 AWAITING_AGENCY = (ISSUED, IN_PROGRESS, REOPENED)  # in an agency's hands: a deadline can pass
 
@@ -191,6 +194,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             if outcome_number(outcome) != RECOVER:
                 continue
             con.execute("update suspects set status = ?, closed_on = ? where suspect_id = ?", [CLOSED, as_of, suspect_id])
+            con.execute(RECORD_CLOSED_STATE_SQL, [suspect_id])
             add_event(con, suspect_id, "closed", {"closed_on": as_of, "outcome": outcome, "amount": amount,
                                                   "recovered_amount": recovered,
                                                   "reason": "追回金额已覆盖涉及金额（涉及金额在核实后减少）"}, run_id, now)

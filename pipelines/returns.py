@@ -705,6 +705,8 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
         "update suspects set status = ?, outcome = ?, recovered_amount = ?, verification_note = ?, verified_on = ?,"
         " closed_on = ? where suspect_id = ?",
         [new_status, label, recovered, answer["note"], verified, closed_on, sid])
+    if new_status == CLOSED:
+        con.execute(casework.RECORD_CLOSED_STATE_SQL, [sid])
     events = ["returned"]
     casework.add_event(con, sid, "returned", {
         "file": Path(path).name, "row": row_number, "export_id": export_id, "outcome": label,

@@ -75,7 +75,12 @@ create table if not exists suspects (
     overdue           boolean default false,  -- 逾期
     escalated         boolean default false,  -- 挂牌督办
     major_class       varchar,           -- 要情 / 重大要情 / 重大要情（报部）
-    report_due        date
+    report_due        date,
+    -- what it was when last closed (已销号): new evidence after the closing is measured against it,
+    -- not against the amount and span the nights since have moved it to
+    closed_amount      decimal(18,2),
+    closed_period_from varchar,
+    closed_period_to   varchar
 );
 create table if not exists suspect_events (
     suspect_id  varchar not null,
@@ -119,6 +124,10 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for stmt in CASEWORK_DDL.split(";"):
         if stmt.strip():
             con.execute(stmt)
+    # a store made before these columns existed (its closed suspects: compared as before)
+    for column, kind in (("closed_amount", "decimal(18,2)"), ("closed_period_from", "varchar"),
+                         ("closed_period_to", "varchar")):
+        con.execute(f"alter table suspects add column if not exists {column} {kind}")
 
 
 class StoreBusy(RuntimeError):

@@ -119,12 +119,16 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                         and s.period_to is not distinct from i.period_to
                         and cast(s.evidence as varchar) is not distinct from cast(i.evidence as varchar)
                        then case when i.suspect_id in (select suspect_id from _gone) then 'redetected' else 'unchanged' end
-                   -- new evidence after the closing: more at risk, a wider span — or, for one that
+                   -- new evidence after the closing: more at risk than it was closed on, a wider
+                   -- span than then (not than the nights since moved it to: a corrected payment
+                   -- put back is nothing new) — or, for one that
                    -- had gone (reversed, say) and is back, a payment, transaction or person its
                    -- evidence did not list when it went: its stored amount is that of before it
                    -- went, so less money may still be new money (a score or a source that moved is not)
                    when s.status = '已销号'
-                        and (i.amount > s.amount or i.period_to > s.period_to or i.period_from < s.period_from
+                        and (i.amount > coalesce(s.closed_amount, s.amount)
+                             or i.period_to > coalesce(s.closed_period_to, s.period_to)
+                             or i.period_from < coalesce(s.closed_period_from, s.period_from)
                              or (i.suspect_id in (select suspect_id from _gone)
                                  and not list_has_all({_EVIDENCE_IDS.format(evidence="s.evidence")},
                                                       {_EVIDENCE_IDS.format(evidence="i.evidence")})))

@@ -404,6 +404,7 @@ def test_a_recovery_that_covers_an_amount_fallen_since_closes_the_suspect_and_it
     # the night's casework closes it: 追回金额 covers 涉及金额
     assert casework.refresh(con, night, Config())["closed_recovered"] == 1
     assert status_of(con, f"S-{A}-1")[0::5] == ("已销号", night)
+    assert scalar(con, "select closed_amount from suspects where suspect_id = ?", [f"S-{A}-1"]) == Decimal("500.00")
     detail = json.loads(scalar(con, "select detail from suspect_events where event = 'closed' and suspect_id = ?",
                                [f"S-{A}-1"]))
     assert (Decimal(detail["amount"]), Decimal(detail["recovered_amount"])) == (Decimal("500"), Decimal("600"))
@@ -821,3 +822,14 @@ def test_a_workbook_with_a_refused_row_sent_again_recomputes_the_flags_of_the_ro
     again = connect(tmp_path / "fw.duckdb")
     assert again.execute("select major_class from suspects where suspect_id = 'S-BIG'").fetchall() == [("重大要情",)]
     again.close()
+
+
+def test_a_closing_records_what_the_suspect_was_closed_on(con, tmp_path):
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=400, 核实说明="部分追回")
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    closed = "select closed_amount, closed_period_from, closed_period_to from suspects where suspect_id = ?"
+    assert con.execute(closed, [f"S-{A}-1"]).fetchall() == [(Decimal("1000.00"), "202601", "202603")]
+    assert con.execute(closed, [f"S-{A}-2"]).fetchall() == [(None, None, None)]  # 核查中: not closed

@@ -232,3 +232,19 @@ def test_a_closed_shared_account_back_with_a_person_it_did_not_list_is_reopened(
     assert shared_night(date(2026, 12, 21))["reopened"] == 1
     assert con.execute("select status, amount from suspects").fetchall() == [("已重开", Decimal("2900.00"))]
     con.close()
+
+
+def test_a_closed_suspect_whose_amount_was_corrected_down_and_back_is_not_reopened(con):
+    """Reopening measures against what the suspect was closed on, not against the amount the nights
+    since moved it to: a payment corrected to 1000 and then back to its 3000 is nothing new."""
+    night(con, NIGHT1)
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-11-01', outcome = '7'")
+    con.execute(casework.RECORD_CLOSED_STATE_SQL, [suspect(con)["suspect_id"]])  # as every closing does
+    con.execute("update payments set amount = 1000 where payment_id = 'P2026083000.00'")
+    assert night(con, NIGHT2)["updated"] == 1 and suspect(con)["amount"] == Decimal("4000.00")
+    con.execute("update payments set amount = 3000 where payment_id = 'P2026083000.00'")
+    counts = night(con, date(2026, 11, 22))
+    assert counts["reopened"] == 0 and counts["updated"] == 1
+    assert (suspect(con)["status"], suspect(con)["amount"]) == ("已销号", Decimal("6000.00"))
+    pay(con, "202609")  # a month paid after the closing: new evidence
+    assert night(con, date(2026, 11, 23))["reopened"] == 1
