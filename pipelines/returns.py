@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import warnings
 import zipfile
 from collections import Counter
@@ -623,12 +624,23 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             report.applied.append(outcome)
 
 
+# What a wrong answer cell may be quoted with in a refusal: digits, ASCII, date words. Anything else
+# typed into the wrong cell (a name, a note) is quoted by its first character only: refusals are
+# printed and kept in return_refusals, which hold no names.
+_QUOTABLE_TEXT = re.compile(r"[0-9A-Za-z\s.,:;/\\\-+*=()%#&\"'年月日号元]*")
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    return mask_ids_in_text(text) if _QUOTABLE_TEXT.fullmatch(text) else text[:1] + "…"
+
+
 def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[str, str]]]:
     """The four filled-in cells, checked; (None, []) when nothing is filled in yet."""
     raw = {c: cell(values, c) for c in EDITABLE}
     if all(v is None for v in raw.values()):
         return None, []
-    problems = [(c, f"“{v.formula}”是没有保存计算结果的公式：请在 Excel/WPS 中打开并保存，或直接填写数值")
+    problems = [(c, f"“{_quote(v.formula)}”是没有保存计算结果的公式：请在 Excel/WPS 中打开并保存，或直接填写数值")
                 for c, v in raw.items() if isinstance(v, Uncalculated)]
     if problems:
         return {}, problems
@@ -636,7 +648,7 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
     if raw["核实结果"] is None:
         problems.append(("核实结果", "已填写其他核实内容但未选择核实结果"))
     elif number is None:
-        problems.append(("核实结果", f"“{raw['核实结果']}”不是七种核实结果之一，请从下拉列表选择"))
+        problems.append(("核实结果", f"“{_quote(raw['核实结果'])}”不是七种核实结果之一，请从下拉列表选择"))
     recovered = verified = None
     try:
         recovered = parse_money(raw["追回金额"])
@@ -648,7 +660,7 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
             # that fell since (a reversal); returned unchanged, it is no new claim
             problems.append(("追回金额", f"追回金额 {recovered} 超过涉及金额 {suspect[3]}"))
     except ValueError:
-        problems.append(("追回金额", f"追回金额“{raw['追回金额']}”不是金额（元，最多两位小数）"))
+        problems.append(("追回金额", f"追回金额“{_quote(raw['追回金额'])}”不是金额（元，最多两位小数）"))
     try:
         verified = parse_date(raw["核实日期"])
         if verified is not None and verified > as_of:
@@ -658,7 +670,7 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
             problems.append(("核实日期", f"本疑点于 {suspect[8]} 销号后因新证据重开，核实日期 {verified} 不在销号之后："
                                         "请填写本次核实的日期"))
     except ValueError:
-        problems.append(("核实日期", f"核实日期“{raw['核实日期']}”不是日期（如 2026-11-20）"))
+        problems.append(("核实日期", f"核实日期“{_quote(raw['核实日期'])}”不是日期（如 2026-11-20）"))
     note = str(raw["核实说明"]).strip() if raw["核实说明"] is not None else ""
     if number in CLOSE_WITH_NOTE and not note:
         problems.append(("核实说明", f"核实结果为 {number} 的须填写核实说明"))

@@ -833,3 +833,26 @@ def test_a_closing_records_what_the_suspect_was_closed_on(con, tmp_path):
     closed = "select closed_amount, closed_period_from, closed_period_to from suspects where suspect_id = ?"
     assert con.execute(closed, [f"S-{A}-1"]).fetchall() == [(Decimal("1000.00"), "202601", "202603")]
     assert con.execute(closed, [f"S-{A}-2"]).fetchall() == [(None, None, None)]  # 核查中: not closed
+
+
+def test_a_name_typed_into_an_answer_cell_is_not_repeated_in_the_refusal(con, tmp_path, capsys):
+    """Refusals are printed and kept in return_refusals, which hold no names: a wrong cell's text is
+    quoted by its first character unless it is digits, ASCII or date words."""
+    path = issue(con, tmp_path, n=3)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果="8.司马测丙 6222021234567890")
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题", 核实日期="司马测丁 360102199001013455")
+    clerk.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题", 核实日期="2026-13-01")
+    returned = clerk.save()
+    con.close()
+    assert cli.main(["returns", "--db", str(tmp_path / "fw.duckdb"), "--as-of", RETURN_DAY.isoformat(), str(returned)]) \
+        == cli.EXIT_OK
+    printed = capsys.readouterr().out
+    again = connect(tmp_path / "fw.duckdb")
+    stored = " ".join(r for (r,) in again.execute("select reason from return_refusals").fetchall())
+    again.close()
+    for text in (printed, stored):
+        assert "“8…”不是七种核实结果之一" in text and "核实日期“司…”不是日期" in text
+        assert "核实日期“2026-13-01”不是日期" in text  # what names no one is quoted whole
+        for secret in ("司马", "6222021234567890", "360102199001013455"):
+            assert secret not in text
