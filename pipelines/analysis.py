@@ -19,7 +19,7 @@ import yaml
 
 from .casework import outcome_number
 from .report_data import rule_titles, table_exists
-from .report_mask import free_text, mask_evidence, mask_name, mask_subject, names_in, scrub_text
+from .report_mask import free_text, mask_evidence, mask_name, mask_subject, scrub_text, secrets_in
 from .resources import rules_dir
 from .store import connect, scalar
 
@@ -124,16 +124,14 @@ def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str,
     raw_subject, raw_person = row["subject"], row["person_id"]
     row["subject"] = mask_subject(row["subject"], row["person_id"])
     row["person_id"] = mask_subject(row["person_id"], row["person_id"])
-    raw_name = (row["name"] or "").strip()
+    # the evidence's names and accounts, the suspect's name — and its subject when that is masked (an
+    # account SHARED_BANK_ACCOUNT's sentence repeats) — masked wherever the evidence or a detail repeats them
+    secrets = {**secrets_in(evidence), **secrets_in({"name": row["name"]})}
+    if raw_subject and row["subject"] != raw_subject and raw_subject != raw_person:
+        secrets[str(raw_subject)] = row["subject"]
     row["name"] = mask_name(row["name"])
     row["verification_note"] = free_text(row.get("verification_note"))
     row["rule_title"] = rule_titles().get(row["rule_id"], row["rule_id"])
-    # the suspect's and the evidence's names and accounts — and the subject when it is masked (an
-    # account SHARED_BANK_ACCOUNT's sentence repeats) — masked wherever the evidence or a detail repeats them
-    secrets = names_in(evidence) | ({raw_name} if raw_name and len(raw_name) >= 2 else set())
-    if raw_subject and row["subject"] != raw_subject and raw_subject != raw_person:
-        secrets.add(str(raw_subject))
-    names = sorted(secrets, key=len, reverse=True)
     events = con.execute("""select happened_at, event, detail::varchar as detail, run_id from suspect_events
                             where suspect_id = ? order by happened_at""", [suspect_id]).fetchall()
     history = []
@@ -142,9 +140,9 @@ def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str,
             detail = json.loads(detail) if detail else None
         except ValueError:
             pass
-        history.append({"happened_at": happened_at, "event": event, "detail": mask_evidence(detail, names=names),
+        history.append({"happened_at": happened_at, "event": event, "detail": mask_evidence(detail, also=secrets),
                         "run_id": run_id})
-    return {"suspect": row, "evidence": mask_evidence(evidence, names=names), "events": history}
+    return {"suspect": row, "evidence": mask_evidence(evidence, also=secrets), "events": history}
 
 
 def _verdicts(con, rule_id: str | None = None) -> pd.DataFrame:

@@ -73,34 +73,40 @@ def _is_name_key(k: str) -> bool:
     return any(k == t or k.endswith("_" + t) for t in _NAME_KEYS)
 
 
-def names_in(value: Any, key: str = "") -> set[str]:
-    """The names and accounts the evidence holds under a name or account key (a name of 两个字 or
-    more: one character is no name), to be masked too where a sentence repeats them. Accounts are
-    stored as delivered (`6222-0212-3456-7890`): no pattern of digits finds every such form."""
+def secrets_in(value: Any, key: str = "") -> dict[str, str]:
+    """{as written: masked} for the names and accounts the evidence holds under a name or account
+    key (a name of 两个字 or more: one character is no name), to be masked too where a sentence
+    repeats them. Accounts are stored as delivered (`6222-0212-3456-7890`): no pattern of digits
+    finds every such form."""
     if isinstance(value, dict):
-        return set().union(*(names_in(v, str(k)) for k, v in value.items())) if value else set()
+        return {raw: masked for k, v in value.items() for raw, masked in secrets_in(v, str(k)).items()}
     if isinstance(value, list):
-        return set().union(*(names_in(v, key) for v in value)) if value else set()
+        return {raw: masked for v in value for raw, masked in secrets_in(v, key).items()}
     k = key.lower()
     text = value.strip() if isinstance(value, str) else ""
     if _is_name_key(k) and len(text) >= 2:
-        return {text}
+        return {text: mask_name(text)}
     # an account of a few digits ("1000") would mask every amount or date that holds them
     if k.endswith(_ACCOUNT_KEYS) and sum(c.isdigit() for c in text) >= 9:
-        return {text}
-    return set()
+        return {text: mask_account(text)}
+    return {}
 
 
-def mask_evidence(value: Any, key: str = "", names: list[str] | None = None) -> Any:
+def mask_evidence(value: Any, also: dict[str, str] | None = None) -> Any:
     """Evidence JSON with every ID, account and name masked, structure kept for the drill-down —
-    also a name the rule wrote into its summary sentence (…向个人 李建华 转出…)."""
-    if names is None:
-        names = sorted(names_in(value, key), key=len, reverse=True)
+    also a name or account the rule wrote into its summary sentence (…向个人 李建华 转出…), and each
+    of `also` ({as written: masked}: the suspect's own, for an event's detail) wherever it appears."""
+    secrets = {**secrets_in(value), **(also or {})}
+    # the longest first: a name inside a longer one is masked with it
+    return _masked(value, "", sorted(secrets.items(), key=lambda item: len(item[0]), reverse=True))
+
+
+def _masked(value: Any, key: str, secrets: list[tuple[str, str]]) -> Any:
     k = key.lower()
     if isinstance(value, dict):
-        return {name: mask_evidence(v, str(name), names) for name, v in value.items()}
+        return {name: _masked(v, str(name), secrets) for name, v in value.items()}
     if isinstance(value, list):
-        return [mask_evidence(v, key, names) for v in value]
+        return [_masked(v, key, secrets) for v in value]
     if isinstance(value, str):
         if any(t in k for t in _ID_KEYS):
             return mask_id(value) if len(value) > 10 else scrub_text(value)
@@ -110,8 +116,8 @@ def mask_evidence(value: Any, key: str = "", names: list[str] | None = None) -> 
             return mask_name(value)
         if k in _FREE_TEXT_KEYS:
             return free_text(value)
-        for secret in names:  # before scrub_text: it would change a long account before it is found
-            value = value.replace(secret, mask_account(secret) if any(c.isdigit() for c in secret) else mask_name(secret))
+        for raw, masked in secrets:  # before scrub_text: it would change a long account before it is found
+            value = value.replace(raw, masked)
         return scrub_text(value)
     if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) >= 12:
         return mask_account(str(value))
