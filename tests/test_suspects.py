@@ -131,27 +131,27 @@ def test_a_closed_suspect_that_went_and_came_back_with_other_payments_is_reopene
     assert events(con)[-1][0] == "reopened"
 
 
-def test_a_closed_suspect_back_with_no_payment_it_did_not_list_stays_closed(con):
-    """A death record withdrawn and delivered again later-dated: fewer of the same payments count,
-    no money the agency has not seen — it stays closed (a score or a source that moved likewise)."""
+def closed_then_death_redelivered(con, death_date: str, source: str) -> dict:
+    """Closed as no problem; the death record withdrawn (gone), then delivered again: the night's counts."""
     night(con, NIGHT1)
     con.execute("update suspects set status = '已销号', closed_on = date '2026-11-01', outcome = '7'")
     con.execute("delete from deaths")
     assert night(con, NIGHT2)["no_longer_detected"] == 1
-    con.execute("insert into deaths (person_id, death_date, source) values (?, date '2026-07-15', '民政')", [PERSON])
-    counts = night(con, date(2026, 12, 21))
+    con.execute("insert into deaths (person_id, death_date, source) values (?, ?, ?)", [PERSON, death_date, source])
+    return night(con, date(2026, 12, 21))
+
+
+def test_a_closed_suspect_back_with_no_payment_it_did_not_list_stays_closed(con):
+    """A death record withdrawn and delivered again later-dated: fewer of the same payments count,
+    no money the agency has not seen — it stays closed (a score or a source that moved likewise)."""
+    counts = closed_then_death_redelivered(con, "2026-07-15", "民政")
     assert counts["reopened"] == 0 and counts["updated"] == 1
     assert (suspect(con)["status"], suspect(con)["amount"]) == ("已销号", Decimal("3000.00"))
 
 
 def test_a_closed_suspect_back_with_the_very_evidence_it_was_closed_on_stays_closed(con):
     """A death record withdrawn and delivered again: nothing the agency has not seen."""
-    night(con, NIGHT1)
-    con.execute("update suspects set status = '已销号', closed_on = date '2026-11-01', outcome = '7'")
-    con.execute("delete from deaths")
-    assert night(con, NIGHT2)["no_longer_detected"] == 1
-    con.execute("insert into deaths (person_id, death_date, source) values (?, date '2026-06-12', '公安')", [PERSON])
-    counts = night(con, date(2026, 12, 21))
+    counts = closed_then_death_redelivered(con, "2026-06-12", "公安")
     assert counts["redetected"] == 1 and counts["reopened"] == 0
     assert suspect(con)["status"] == "已销号"
 
