@@ -255,7 +255,7 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
                     finish_run(con, run_id, "failed", summarise(con, parts, failed=str(failure)))
                 raise failure from exc
             with contextlib.suppress(Exception):  # a note for the operator, never a failure
-                parts["store_disk"] = store.disk_room(con)
+                parts["store_disk"] = store.disk_room(db)
             summary = summarise(con, parts)
             try:
                 finish_run(con, run_id, "completed", summary)

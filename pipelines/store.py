@@ -236,10 +236,9 @@ def settings(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 LOW_DISK_MB = 256
 
 
-def disk_room(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+def disk_room(db_path: str | Path) -> dict[str, float]:
     """Free space on the store's disk, in MB."""
-    path = Path(scalar(con, "select path from duckdb_databases() where database_name = current_database()"))
-    return {"free_mb": round(shutil.disk_usage(path.parent).free / 2**20, 1)}
+    return {"free_mb": round(shutil.disk_usage(Path(db_path).resolve().parent).free / 2**20, 1)}
 
 
 def _sql_text(text: str) -> str:
