@@ -247,8 +247,7 @@ def cmd_returns(args) -> int:
     except returns.CaseworkNotRecomputed as exc:
         print(_describe_returns(exc.report))
         raise Refused(f"the answers above were applied and kept, but their 要情 class and flags were not recomputed "
-                      f"({exc}): fix that (free disk space?) and send the same workbook(s) again, or the next night "
-                      f"recomputes them", EXIT_FAILED) from None
+                      f"({exc}): the next night recomputes them (free disk space first?)", EXIT_FAILED) from None
     print(_describe_returns(result))
     return EXIT_OK
 

@@ -326,14 +326,12 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
     for path in workbooks:
         path = Path(path)
         _apply_workbook(con, path, as_of, actor, report, conflicts, sheets.get(str(path)))
-    changed = {row.suspect_id for row in report.applied}
-    # and the suspects these bytes had applied before (every row then, or some with others refused):
-    # when recomputing failed after the answers were committed (a full disk), sending the same
-    # workbook again mends it — refresh is idempotent
-    changed |= _applied_before(con, [f.file_hash for f in report.files if f.file_hash])
+    # Only what these returns changed: re-applying a workbook changes nothing (CONTRACT §5) — not
+    # even flags of its suspects that another day would set; those are the night's.
+    changed = sorted({row.suspect_id for row in report.applied})
     if config is not None and changed:
         try:
-            casework.refresh(con, as_of, config, only=sorted(changed))
+            casework.refresh(con, as_of, config, only=changed)
         except duckdb.Error as exc:
             raise CaseworkNotRecomputed(report, exc) from exc
     return report
@@ -345,14 +343,6 @@ class CaseworkNotRecomputed(RuntimeError):
     def __init__(self, report: ReturnsReport, exc: BaseException):
         super().__init__(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         self.report = report
-
-
-def _applied_before(con, file_hashes: list[str]) -> set[str]:
-    if not file_hashes:
-        return set()
-    return {sid for (ids,) in con.execute(
-        "select suspect_ids from audit_log where action = 'apply_return' and list_contains(?, file_hash)",
-        [file_hashes]).fetchall() for sid in json.loads(ids or "[]")}
 
 
 def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) -> dict[str, list[str]]:

@@ -787,41 +787,21 @@ def test_an_answer_to_a_reopened_suspect_dated_no_later_than_the_closing_it_undi
     assert status_of(con, f"S-{A}-2")[0::4] == ("已销号", reopened_on + dt.timedelta(days=2))
 
 
-def test_sending_a_workbook_again_recomputes_the_flags_a_failed_recomputation_left_out(con, tmp_path):
-    """The answers committed, recomputing their class failed (a full disk at that commit): the
-    clerk sends the same workbook again — "already applied", and now the class is there."""
-    add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
-    path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
+def test_a_workbook_applied_again_on_a_later_day_changes_nothing_not_even_flags(con, tmp_path):
+    """CONTRACT §5: re-applying the same workbook changes nothing. Its suspects' flags of a later
+    day (逾期 past the 核查期限) are the night's to set, not the re-sent workbook's."""
+    path = issue(con, tmp_path, n=2)[A]
     clerk = Clerk(path)
-    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 9, 30))
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300, 核实说明="部分追回")
     returned = clerk.save()
-    returns.apply_returns(con, [returned], RETURN_DAY)  # applied; no recomputation ran
-    flags = "select status, major_class, report_due from suspects"
-    assert con.execute(flags).fetchall() == [("已移送", None, None)]
-    con.close()
-    command = ["returns", "--db", str(tmp_path / "fw.duckdb"), "--as-of", RETURN_DAY.isoformat(), str(returned)]
-    assert cli.main(command) == cli.EXIT_OK
-    again = connect(tmp_path / "fw.duckdb")
-    assert again.execute(flags).fetchall() == [("已移送", "重大要情", dt.date(2026, 10, 13))]
-    assert scalar(again, "select count(*) from suspect_events where event = 'returned'") == 1
-    again.close()
-
-
-def test_a_workbook_with_a_refused_row_sent_again_recomputes_the_flags_of_the_rows_it_applied(con, tmp_path):
-    add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
-    add_suspect(con, "S-OTHER", amount="100.00", person_id="36070319600101123X")
-    path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
-    clerk = Clerk(path)
-    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 9, 30))
-    clerk.fill("S-OTHER", 核实结果="已处理")  # not one of the seven: refused
-    returned = clerk.save()
-    assert len(returns.apply_returns(con, [returned], RETURN_DAY).refusals) == 1  # no recomputation ran
-    con.close()
-    command = ["returns", "--db", str(tmp_path / "fw.duckdb"), "--as-of", RETURN_DAY.isoformat(), str(returned)]
-    assert cli.main(command) == cli.EXIT_OK
-    again = connect(tmp_path / "fw.duckdb")
-    assert again.execute("select major_class from suspects where suspect_id = 'S-BIG'").fetchall() == [("重大要情",)]
-    again.close()
+    returns.apply_returns(con, [returned], RETURN_DAY, config=Config())
+    before = con.execute("select * from suspect_events order by all").fetchall()
+    much_later = RETURN_DAY + dt.timedelta(days=60)  # past the 核查期限: the night would flag 逾期
+    report = returns.apply_returns(con, [returned], much_later, config=Config())
+    assert report.files[0].status == "already_applied"
+    assert con.execute("select * from suspect_events order by all").fetchall() == before
+    assert status_of(con, f"S-{A}-1")[0] == "核查中"
+    assert casework.refresh(con, much_later, Config())["overdue"] >= 1  # what the night does
 
 
 def test_a_closing_records_what_the_suspect_was_closed_on(con, tmp_path):
