@@ -335,15 +335,31 @@ def _lost_digits(s: pl.Expr, col: Column) -> pl.Expr:
     return s.str.contains("(?i)" + (_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC))
 
 
+# What a bank account is written with besides its digits: groups of four (6222-0212-3456-7890,
+# 6222 0212 3456 7890) and full-width digits typed by hand.
+_ACCOUNT_SEPARATORS = r"[ \u3000\-－−]"
+
+
+def account_value(s: pl.Expr) -> pl.Expr:
+    """A bank account (收款账号, 本方账号, 对方账号) as stored: an account written in groups or in
+    full-width digits is its digits — one account however each system spells it, so that
+    SHARED_BANK_ACCOUNT counts its payees together and FUND_PRIVATE_TRANSFER matches a transfer to
+    the payment into it. Any other text (letters, a sub-account suffix) is kept as delivered."""
+    digits = s.str.replace_all(_ACCOUNT_SEPARATORS, "").str.replace_many(_FW_FROM[:10], _FW_TO[:10])
+    return (pl.when(s.str.contains(r"^[0-9]+$")).then(s)
+            .when(digits.str.contains(r"^[0-9]+$")).then(digits)
+            .otherwise(s))
+
+
 def account_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     """(value, reason) for an account number or a code (Column.code: 流水号, 编码): the text as
-    delivered, unless Excel turned the number into scientific notation (6.22236002377598E+18: only
-    15 digits kept) — stored so, three different accounts would read as one and be shared by three
-    persons, two payments one re-delivered row."""
+    delivered (an account: its digits, account_value), unless Excel turned the number into
+    scientific notation (6.22236002377598E+18: only 15 digits kept) — stored so, three different
+    accounts would read as one and be shared by three persons, two payments one re-delivered row."""
     lost = _lost_digits(s, col)
     reason = pl.when(lost).then(pl.format(f"{label(col)} 被Excel转成了科学计数法({{}})，后几位已丢失无法恢复: "
                                           "请把该列设为文本后重新导出", s))
-    return pl.when(~lost).then(s), reason
+    return pl.when(~lost).then(account_value(s) if col.type == "account" else s), reason
 
 
 def allowed_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
@@ -424,7 +440,7 @@ def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[p
     if col.type == "insurance_type":
         return s.is_in(list(INSURANCE_TYPES)), s
     if col.type == "account" or col.code:
-        return ~_lost_digits(s, col), s
+        return ~_lost_digits(s, col), account_value(s) if col.type == "account" else s
     return None
 
 

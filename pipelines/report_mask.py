@@ -54,7 +54,8 @@ def mask_subject(subject: str | None, person_id: str | None = None) -> str | Non
         return mask_id(s)
     if _ID_RE.fullmatch(s):
         return mask_id(s)
-    # an account as delivered may be grouped: 6222-0212-3456-7890, 6222 0212 3456 7890
+    # ingest stores an account as its digits, but a store written before that holds accounts as
+    # delivered, grouped: 6222-0212-3456-7890, 6222 0212 3456 7890
     digits = _SEPARATORS.sub("", s)
     if digits.isdigit() and len(digits) >= 9:
         return mask_account(s)
@@ -76,8 +77,8 @@ def _is_name_key(k: str) -> bool:
 def secrets_in(value: Any, key: str = "") -> dict[str, str]:
     """{as written: masked} for the names and accounts the evidence holds under a name or account
     key (a name of 两个字 or more: one character is no name), to be masked too where a sentence
-    repeats them. Accounts are stored as delivered (`6222-0212-3456-7890`): no pattern of digits
-    finds every such form."""
+    repeats them. An account an older store holds as delivered (`6222-0212-3456-7890`), or one kept
+    as written because it is not digits alone, is found by no pattern of digits."""
     if isinstance(value, dict):
         return {raw: masked for k, v in value.items() for raw, masked in secrets_in(v, str(k)).items()}
     if isinstance(value, list):

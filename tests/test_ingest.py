@@ -738,6 +738,37 @@ def test_account_numbers_excel_stored_as_numbers_are_refused_not_merged(tmp_path
     assert con.execute("select bank_account from payments").fetchall() == [("6222360023775982598",)]
 
 
+@pytest.mark.parametrize("fmt", ["csv-utf8", "xlsx", "parquet"])
+def test_an_account_written_in_groups_or_full_width_is_one_account_its_digits(tmp_path, fmt):
+    """Systems spell one bank account differently (6222-0212-…, 6222 0212 …, full-width digits): the
+    store holds its digits, so the rules see one account; an account with other characters is kept."""
+    from pipelines.rules import detect, load_rules  # noqa: PLC0415
+
+    spellings = ["6222-0212-3456-7890", "6222 0212 3456 7890", "６２２２０２１２３４５６７８９０"]
+    inbox = tmp_path / "inbox"
+    rows = [{**row_for("payments", i)[0], "period": "202610", "paid_on": "2026-10-10", "amount": "1000.00",
+             "bank_account": spelling}
+            for i, spelling in enumerate(spellings)]
+    rows.append({**row_for("payments", 3)[0], "bank_account": "6222-0212-ABC"})  # not digits only: as written
+    write_extract(inbox / f"payments_1.{suffix(fmt)}", "payments", rows, fmt)
+    txns = [{**row_for("fund_transactions", i)[0], "txn_at": "2026-10-12 09:00:00", "amount": "1000.00",
+             "counterparty_account": account} for i, account in enumerate(["6222　0212　3456　7890", "6217-0000-1"])]
+    write_extract(inbox / f"fund_transactions_1.{suffix(fmt)}", "fund_transactions", txns, fmt)
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert report.rows_rejected == 0, rejected(con)
+    assert [r["bank_account"] for r in stored(con, "payments", f"payments_1.{suffix(fmt)}")] == \
+        ["6222021234567890"] * 3 + ["6222-0212-ABC"]
+    assert [r["counterparty_account"] for r in stored(con, "fund_transactions", f"fund_transactions_1.{suffix(fmt)}")] \
+        == ["6222021234567890", "621700001"]
+    rules = [r for r in load_rules()[0] if r.id in ("SHARED_BANK_ACCOUNT", "FUND_PRIVATE_TRANSFER")]
+    assert not detect(con, dt.date(2026, 11, 21), rules=rules).errors
+    found = con.execute("select rule_id, subject from detections order by all").fetchall()
+    # three persons paid into one account in 202610; the transfer into it matches the payment of
+    # the same amount 2 days before (a benefit payment), the other transfer matches none
+    assert found == [("FUND_PRIVATE_TRANSFER", "T000001"), ("SHARED_BANK_ACCOUNT", "6222021234567890")]
+
+
 def test_parquet_times_with_a_time_zone_are_read_as_chinas_date_and_time(tmp_path):
     import polars as pl
 

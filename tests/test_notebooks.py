@@ -241,8 +241,9 @@ def test_rule_flags_at_reruns_a_rule_that_reads_the_watched_payments(tmp_path):
 
 
 def test_an_account_subject_delivered_in_groups_is_masked_in_frames_the_drill_down_and_its_sentence(tmp_path):
-    """Accounts are stored as delivered: SHARED_BANK_ACCOUNT's subject 6222-0212-3456-7890 (also in
-    its sentence) is masked like 6222021234567890; an account of a few digits masks no amount."""
+    """A store written before accounts were stored as their digits holds them as delivered:
+    SHARED_BANK_ACCOUNT's subject 6222-0212-3456-7890 (also in its sentence) is masked like
+    6222021234567890; an account of a few digits masks no amount."""
     con = connect(build_store(tmp_path / "fundwatch.duckdb"))
     grouped = "6222-0212-3456-7890"
     con.execute("update suspects set rule_id = 'SHARED_BANK_ACCOUNT', subject = ?, person_id = null, evidence = ? "

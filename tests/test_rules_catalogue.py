@@ -237,6 +237,19 @@ def test_income_account_outflow_only_to_non_fiscal_accounts(con):
     assert set(run(con, "INCOME_ACCOUNT_OUTFLOW", both)) == set()
 
 
+def test_a_fiscal_account_listed_in_groups_is_the_stored_digits(con):
+    # ingest stores an account as its digits; an operator copies the 财政专户 from a bank letter
+    txn(con, "T-to-listed", "1000.00", "2026-11-02 10:00:00", kind="对公", account="INCOME-1",
+        account_type="收入户", counterparty="36070000000000000001")
+    txn(con, "T-to-lettered", "1000.00", "2026-11-02 10:00:00", kind="对公", account="INCOME-1",
+        account_type="收入户", counterparty="FISCAL-2")
+    assert set(run(con, "INCOME_ACCOUNT_OUTFLOW")) == {"T-to-listed", "T-to-lettered"}
+    listed = Config(_merge(DEFAULTS, {"fiscal_accounts": ["3607 0000 0000 0000 0001", " FISCAL-2 "]}))
+    assert set(run(con, "INCOME_ACCOUNT_OUTFLOW", listed)) == set()
+    other = Config(_merge(DEFAULTS, {"fiscal_accounts": ["3607-0000-0000-0000-0002"]}))
+    assert set(run(con, "INCOME_ACCOUNT_OUTFLOW", other)) == {"T-to-listed", "T-to-lettered"}
+
+
 # ---------------------------------------------------------------- LARGE_PAYMENT_UNREVIEWED
 
 
