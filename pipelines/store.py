@@ -128,6 +128,34 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for column, kind in (("closed_amount", "decimal(18,2)"), ("closed_period_from", "varchar"),
                          ("closed_period_to", "varchar")):
         con.execute(f"alter table suspects add column if not exists {column} {kind}")
+    con.execute("create table if not exists store_migrations (name varchar primary key, applied_at timestamp)")
+    _accounts_as_digits(con)
+
+
+# Until 2026-12-02 ingest stored a bank account as delivered; since then as its digits when it was
+# written in groups or full-width (normalise.account_value: 6222-0212-3456-7890 -> 6222021234567890).
+ACCOUNT_COLUMNS = (("beneficiaries", "bank_account"), ("payments", "bank_account"),
+                   ("fund_transactions", "account_no"), ("fund_transactions", "counterparty_account"))
+_ACCOUNT_DIGITS = "translate(regexp_replace({col}, '[ \u3000\\-－−]', '', 'g'), '０１２３４５６７８９', '0123456789')"
+
+
+def _accounts_as_digits(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: the accounts an older store holds as delivered become their digits, so that an
+    account delivered before the change and after it is one account to the rules. The next night
+    detects in full (rows changed under files it has seen). Suspects keep their subject (their id
+    is made from it): one whose subject was a grouped account is no longer detected, and the
+    account's digits are a new suspect."""
+    if scalar(con, "select count(*) from store_migrations where name = 'accounts_as_digits'"):
+        return
+    with transaction(con):
+        for table, column in ACCOUNT_COLUMNS:
+            digits = _ACCOUNT_DIGITS.format(col=column)
+            con.execute(f"update {table} set {column} = {digits} "
+                        f"where not regexp_full_match({column}, '[0-9]+') and regexp_full_match({digits}, '[0-9]+')")
+        if scalar(con, "select count(*) from duckdb_tables() where database_name = current_database() "
+                       "and schema_name = 'main' and table_name = 'detect_state'"):
+            con.execute("delete from detect_state")
+        con.execute("insert into store_migrations values ('accounts_as_digits', current_timestamp)")
 
 
 class StoreBusy(RuntimeError):

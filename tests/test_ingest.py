@@ -769,6 +769,31 @@ def test_an_account_written_in_groups_or_full_width_is_one_account_its_digits(tm
     assert found == [("FUND_PRIVATE_TRANSFER", "T000001"), ("SHARED_BANK_ACCOUNT", "6222021234567890")]
 
 
+def test_a_store_holding_accounts_as_delivered_has_them_as_digits_once_opened(tmp_path):
+    """A store written before accounts were stored as their digits: opened by this fundwatch, its
+    accounts become their digits once (in one transaction), and the next night detects in full."""
+    db = tmp_path / "fw.duckdb"
+    con = store.connect(db)
+    con.execute("delete from store_migrations")  # as an older fundwatch left it
+    for i, account in enumerate(["6222-0212-3456-7890", "6222 0212 3456 7890", "6222-0212-ABC", "6217000000000001"]):
+        con.execute("insert into payments (payment_id, person_id, period, amount, bank_account) values (?, ?, '202610', 1, ?)",
+                    [f"P{i}", person(i), account])
+    con.execute("insert into fund_transactions (txn_id, account_no, counterparty_account) values ('T1', '3607 0000 1', '６２２２-０２１２')")
+    con.execute("create table detect_state (id integer, as_of date, fingerprint varchar, updated_at timestamp)")
+    con.execute("insert into detect_state values (1, date '2026-11-21', 'f', now())")
+    con.close()
+    con = store.connect(db)
+    assert con.execute("select bank_account from payments order by payment_id").fetchall() == [
+        ("6222021234567890",), ("6222021234567890",), ("6222-0212-ABC",), ("6217000000000001",)]
+    assert con.execute("select account_no, counterparty_account from fund_transactions").fetchall() == [("360700001", "62220212")]
+    assert con.execute("select count(*) from detect_state").fetchall() == [(0,)]
+    con.execute("update payments set bank_account = '6222-0212' where payment_id = 'P3'")
+    con.close()
+    con = store.connect(db)  # done once: rows stored since are as ingest stored them
+    assert con.execute("select bank_account from payments where payment_id = 'P3'").fetchall() == [("6222-0212",)]
+    con.close()
+
+
 def test_parquet_times_with_a_time_zone_are_read_as_chinas_date_and_time(tmp_path):
     import polars as pl
 
