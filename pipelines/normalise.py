@@ -277,6 +277,7 @@ def money_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     """
     t = (
         ascii_fold(s).str.replace_all(r"\s+", "")
+        .str.replace(r"^([+-])[¥￥]", "${1}")  # the sign before the yuan sign: -¥60000.00 is ¥-60000.00
         .str.strip_prefix("¥").str.strip_prefix("￥").str.strip_suffix("元")
     )
     grouped = t.str.contains(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$")

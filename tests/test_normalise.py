@@ -147,6 +147,8 @@ def test_latest_sensible_period_is_one_year_ahead():
     ("1234.56元", "1234.56"), ("￥1,234.56", "1234.56"), ("-300.00", "-300.00"), ("-1,000元", "-1000.00"),
     ("0.1", "0.10"), ("12.300", "12.30"), ("１，２３４", "1234.00"), ("999999999999.99", "999999999999.99"),
     ("0000000000012.50", "12.50"), ("-000000001250", "-1250.00"),  # a fixed-width export's zeros
+    ("¥-60000.00", "-60000.00"), ("-¥60000.00", "-60000.00"), ("+¥5.00", "5.00"), ("-￥5", "-5.00"),
+    ("－￥1,234.50元", "-1234.50"),  # the sign on either side of the yuan sign
 ])
 def test_money_is_parsed_exactly_as_decimal(text, yuan):
     [(value, reason)] = parse("payments", "amount", [text])
@@ -161,7 +163,7 @@ def test_money_never_drifts_through_float():
 
 @pytest.mark.parametrize("text,words", [
     ("12.345", "超过2位小数"), ("12,5", "不是有效金额"), ("1e3", "不是有效金额"), ("abc", "不是有效金额"),
-    ("1,23,456", "不是有效金额"),
+    ("1,23,456", "不是有效金额"), ("--¥5", "不是有效金额"), ("-¥-5", "不是有效金额"),
     # 10^12 yuan or more in one row: no payment is, and rules sum amounts into DECIMAL(18,2)
     ("1000000000000.00", "超出合理范围"), ("6222000000000001", "超出合理范围"),
 ])
