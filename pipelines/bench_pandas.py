@@ -63,8 +63,8 @@ def large_payment_unreviewed(payments: pd.DataFrame, threshold: int = 50000) -> 
     reviewed_day = pd.to_datetime(p["reviewed_at"].astype("datetime64[ms]")).dt.normalize()
     paid_day = pd.to_datetime(p["paid_on"].astype("datetime64[ms]"))
     # CONTRACT §2's three cases (a reviewer without a review time is none of them, as in the rule)
-    same = (handler.str.replace("[\\s\u3000]", "", regex=True).str.lower()
-            == reviewer.str.replace("[\\s\u3000]", "", regex=True).str.lower())
+    same = (handler.str.replace(r"[\s\p{Z}]", "", regex=True).str.lower()
+            == reviewer.str.replace(r"[\s\p{Z}]", "", regex=True).str.lower())
     bad = reviewer.isna() | same.fillna(False) | (reviewed_day > paid_day).fillna(False)
     return _amounts(p[bad.astype(bool)].set_index("payment_id")["amount"])
 

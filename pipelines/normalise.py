@@ -282,7 +282,7 @@ def money_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     )
     grouped = t.str.contains(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$")
     t = pl.when(grouped).then(t.str.replace_all(",", "", literal=True)).otherwise(t)
-    t = t.str.strip_prefix("+").str.replace(r"^(-?[0-9]*\.[0-9]{2})0+$", "${1}")
+    t = t.str.replace(r"^\+([0-9.])", "${1}").str.replace(r"^(-?[0-9]*\.[0-9]{2})0+$", "${1}")  # +-5 stays no amount
     t = t.str.replace(r"^(-?)0+([0-9])", "${1}${2}")  # a fixed-width export's leading zeros: 0000000012.50
     # Float noise: a program's float written out in full (0.1 + 0.2 = 0.30000000000000004, from an
     # XLSX number cell or a Parquet double) is the amount in fen it stands for. Only a text of 15 or
@@ -336,19 +336,21 @@ def _lost_digits(s: pl.Expr, col: Column) -> pl.Expr:
     return s.str.contains("(?i)" + (_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC))
 
 
-# What a bank account is written with besides its digits: groups of four (6222-0212-3456-7890,
-# 6222 0212 3456 7890) and full-width digits typed by hand.
-_ACCOUNT_SEPARATORS = r"[ \u3000\-－−]"
+# What a bank account is written with besides its digits: groups (6222-0212-3456-7890, 6222 0212
+# 3456 7890, with any space or dash between them) and full-width digits typed by hand. The same
+# patterns (RE2 and Rust regex alike) convert an older store's accounts (store._accounts_as_digits).
+ACCOUNT_SEPARATOR = r"[\s\p{Z}\-－−‐‑–—]"
+ACCOUNT_GROUPED = rf"^[0-9０-９]+(?:{ACCOUNT_SEPARATOR}+[0-9０-９]+)*$"
 
 
 def account_value(s: pl.Expr) -> pl.Expr:
     """A bank account (收款账号, 本方账号, 对方账号) as stored: an account written in groups or in
     full-width digits is its digits — one account however each system spells it, so that
     SHARED_BANK_ACCOUNT counts its payees together and FUND_PRIVATE_TRANSFER matches a transfer to
-    the payment into it. Any other text (letters, a sub-account suffix) is kept as delivered."""
-    digits = s.str.replace_all(_ACCOUNT_SEPARATORS, "").str.replace_many(_FW_FROM[:10], _FW_TO[:10])
+    the payment into it. Any other text (letters, a sub-account suffix, a sign) is kept as delivered."""
+    digits = s.str.replace_all(ACCOUNT_SEPARATOR, "").str.replace_many(_FW_FROM[:10], _FW_TO[:10])
     return (pl.when(s.str.contains(r"^[0-9]+$")).then(s)
-            .when(digits.str.contains(r"^[0-9]+$")).then(digits)
+            .when(s.str.contains(ACCOUNT_GROUPED)).then(digits)
             .otherwise(s))
 
 
@@ -357,7 +359,7 @@ def account_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     delivered (an account: its digits, account_value), unless Excel turned the number into
     scientific notation (6.22236002377598E+18: only 15 digits kept) — stored so, three different
     accounts would read as one and be shared by three persons, two payments one re-delivered row."""
-    lost = _lost_digits(s, col)
+    lost = _lost_digits(ascii_fold(s) if col.type == "account" else s, col)  # ６.２２E+18 too
     reason = pl.when(lost).then(pl.format(f"{label(col)} 被Excel转成了科学计数法({{}})，后几位已丢失无法恢复: "
                                           "请把该列设为文本后重新导出", s))
     return pl.when(~lost).then(account_value(s) if col.type == "account" else s), reason
@@ -441,7 +443,8 @@ def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[p
     if col.type == "insurance_type":
         return s.is_in(list(INSURANCE_TYPES)), s
     if col.type == "account" or col.code:
-        return ~_lost_digits(s, col), account_value(s) if col.type == "account" else s
+        return ~_lost_digits(ascii_fold(s) if col.type == "account" else s, col), \
+            account_value(s) if col.type == "account" else s
     return None
 
 

@@ -16,6 +16,7 @@ from typing import Iterator
 import duckdb
 
 from .extracts import EXTRACTS, SQL_TYPES
+from .normalise import ACCOUNT_GROUPED, ACCOUNT_SEPARATOR
 
 # Bookkeeping columns every extract table carries: where each row came from.
 LINEAGE_COLUMNS = (
@@ -129,32 +130,55 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                          ("closed_period_to", "varchar")):
         con.execute(f"alter table suspects add column if not exists {column} {kind}")
     con.execute("create table if not exists store_migrations (name varchar primary key, applied_at timestamp)")
-    _accounts_as_digits(con)
 
 
 # Until 2026-12-02 ingest stored a bank account as delivered; since then as its digits when it was
 # written in groups or full-width (normalise.account_value: 6222-0212-3456-7890 -> 6222021234567890).
 ACCOUNT_COLUMNS = (("beneficiaries", "bank_account"), ("payments", "bank_account"),
                    ("fund_transactions", "account_no"), ("fund_transactions", "counterparty_account"))
-_ACCOUNT_DIGITS = "translate(regexp_replace({col}, '[ \u3000\\-－−]', '', 'g'), '０１２３４５６７８９', '0123456789')"
+_MIGRATION_BATCH_ROWS = 1_000_000
+
+
+def _account_digits_sql(column: str) -> tuple[str, str]:
+    """(SQL: the column holds an account written in groups or full-width, SQL: its digits)."""
+    grouped = f"regexp_matches({column}, '{_sql_text(ACCOUNT_GROUPED)}')"
+    digits = (f"translate(regexp_replace({column}, '{_sql_text(ACCOUNT_SEPARATOR)}', '', 'g'), "
+              "'０１２３４５６７８９', '0123456789')")
+    return f"(not regexp_full_match({column}, '[0-9]+') and {grouped})", digits
 
 
 def _accounts_as_digits(con: duckdb.DuckDBPyConnection) -> None:
     """Once per store: the accounts an older store holds as delivered become their digits, so that an
-    account delivered before the change and after it is one account to the rules. The next night
-    detects in full (rows changed under files it has seen). Suspects keep their subject (their id
-    is made from it): one whose subject was a grouped account is no longer detected, and the
-    account's digits are a new suspect."""
+    account delivered before the change and after it is one account to the rules.
+
+    In batches of rows, each committed (an UPDATE holds what it changed in memory until its commit:
+    10 million rows in one did not fit a 300 MB limit); the conversion gives the same result when
+    repeated, so a crash half-way only means the next start converts the rest. detect_state is cleared
+    first (rows changed under files a night has seen: the next night detects in full) and the
+    migration recorded last. A SHARED_BANK_ACCOUNT suspect whose subject was a grouped account takes
+    the digits as its subject and keeps its id, status and answers (suspects.update_suspects finds a
+    suspect by rule × subject) — unless two spellings of one account were two suspects, whose
+    subjects are then left as they were."""
     if scalar(con, "select count(*) from store_migrations where name = 'accounts_as_digits'"):
         return
-    with transaction(con):
-        for table, column in ACCOUNT_COLUMNS:
-            digits = _ACCOUNT_DIGITS.format(col=column)
+    if scalar(con, "select count(*) from duckdb_tables() where database_name = current_database() "
+                   "and schema_name = 'main' and table_name = 'detect_state'"):
+        con.execute("delete from detect_state")
+    for table, column in ACCOUNT_COLUMNS:
+        grouped, digits = _account_digits_sql(column)
+        rows = scalar(con, f"select coalesce(max(rowid) + 1, 0) from {table}")
+        for first in range(0, rows, _MIGRATION_BATCH_ROWS):
             con.execute(f"update {table} set {column} = {digits} "
-                        f"where not regexp_full_match({column}, '[0-9]+') and regexp_full_match({digits}, '[0-9]+')")
-        if scalar(con, "select count(*) from duckdb_tables() where database_name = current_database() "
-                       "and schema_name = 'main' and table_name = 'detect_state'"):
-            con.execute("delete from detect_state")
+                        f"where rowid between {first} and {first + _MIGRATION_BATCH_ROWS - 1} and {grouped}")
+    grouped, digits = _account_digits_sql("subject")
+    with transaction(con):
+        con.execute(f"""
+            update suspects set subject = m.digits
+            from (select suspect_id, {digits} as digits from suspects
+                  where rule_id = 'SHARED_BANK_ACCOUNT' and {grouped}
+                  qualify count(*) over (partition by {digits}) = 1) m
+            where suspects.suspect_id = m.suspect_id
+              and m.digits not in (select subject from suspects where rule_id = 'SHARED_BANK_ACCOUNT')""")
         con.execute("insert into store_migrations values ('accounts_as_digits', current_timestamp)")
 
 
@@ -208,6 +232,7 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
         con.close()
         raise
     ensure_schema(con)
+    _accounts_as_digits(con)  # here, not in ensure_schema: ingest calls that inside its transaction
     return con
 
 

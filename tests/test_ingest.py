@@ -769,28 +769,60 @@ def test_an_account_written_in_groups_or_full_width_is_one_account_its_digits(tm
     assert found == [("FUND_PRIVATE_TRANSFER", "T000001"), ("SHARED_BANK_ACCOUNT", "6222021234567890")]
 
 
-def test_a_store_holding_accounts_as_delivered_has_them_as_digits_once_opened(tmp_path):
+def test_a_store_holding_accounts_as_delivered_has_them_as_digits_once_opened(tmp_path, monkeypatch):
     """A store written before accounts were stored as their digits: opened by this fundwatch, its
-    accounts become their digits once (in one transaction), and the next night detects in full."""
+    accounts become their digits once (in batches: 2 rows here), its next night detects in full, and
+    a SHARED_BANK_ACCOUNT suspect keeps its id, status and answers under the account's digits."""
+    from pipelines import rules, suspects  # noqa: PLC0415
+
+    monkeypatch.setattr(store, "_MIGRATION_BATCH_ROWS", 2)
     db = tmp_path / "fw.duckdb"
     con = store.connect(db)
     con.execute("delete from store_migrations")  # as an older fundwatch left it
-    for i, account in enumerate(["6222-0212-3456-7890", "6222 0212 3456 7890", "6222-0212-ABC", "6217000000000001"]):
-        con.execute("insert into payments (payment_id, person_id, period, amount, bank_account) values (?, ?, '202610', 1, ?)",
-                    [f"P{i}", person(i), account])
+    grouped = "6222-0212-3456-7890"
+    for i, account in enumerate([grouped, "6222 0212 3456 7890", "6222-0212-ABC", "6217000000000001", "-6222",
+                                 "6222\u00a00212\u00a03456\u00a07890"]):
+        con.execute("insert into payments (payment_id, person_id, period, amount, agency_code, bank_account) "
+                    "values (?, ?, '202610', 1000, '360702', ?)", [f"P{i}", person(i), account])
     con.execute("insert into fund_transactions (txn_id, account_no, counterparty_account) values ('T1', '3607 0000 1', '６２２２-０２１２')")
-    con.execute("create table detect_state (id integer, as_of date, fingerprint varchar, updated_at timestamp)")
+    rules.ensure_detect_schema(con)
     con.execute("insert into detect_state values (1, date '2026-11-21', 'f', now())")
+    closed = suspects.suspect_id("SHARED_BANK_ACCOUNT", grouped)
+    con.execute("insert into suspects (suspect_id, rule_id, subject, agency_code, period_from, period_to, amount, "
+                "status, outcome, closed_on, closed_amount, closed_period_from, closed_period_to) values "
+                "(?, 'SHARED_BANK_ACCOUNT', ?, '360702', '202610', '202610', 3000, '已销号', '7', date '2026-11-22', "
+                "3000, '202610', '202610')", [closed, grouped])
+    for twin in ("6217 0000 1", "6217-0000-1"):  # one account, two suspects: left as they were
+        con.execute("insert into suspects (suspect_id, rule_id, subject, status) values (?, 'SHARED_BANK_ACCOUNT', ?, '已下发')",
+                    [suspects.suspect_id("SHARED_BANK_ACCOUNT", twin), twin])
     con.close()
+
     con = store.connect(db)
     assert con.execute("select bank_account from payments order by payment_id").fetchall() == [
-        ("6222021234567890",), ("6222021234567890",), ("6222-0212-ABC",), ("6217000000000001",)]
+        ("6222021234567890",), ("6222021234567890",), ("6222-0212-ABC",), ("6217000000000001",), ("-6222",),
+        ("6222021234567890",)]
     assert con.execute("select account_no, counterparty_account from fund_transactions").fetchall() == [("360700001", "62220212")]
     assert con.execute("select count(*) from detect_state").fetchall() == [(0,)]
+    assert con.execute("select suspect_id, subject, status from suspects order by subject").fetchall() == [
+        (suspects.suspect_id("SHARED_BANK_ACCOUNT", "6217 0000 1"), "6217 0000 1", "已下发"),
+        (suspects.suspect_id("SHARED_BANK_ACCOUNT", "6217-0000-1"), "6217-0000-1", "已下发"),
+        (closed, "6222021234567890", "已销号")]
+    # the next night finds the account (now three persons' payments into it) as the same, closed suspect
+    sba = [r for r in rules.load_rules()[0] if r.id == "SHARED_BANK_ACCOUNT"]
+    rules.detect(con, dt.date(2026, 11, 23), rules=sba)
+    suspects.update_suspects(con, dt.date(2026, 11, 23), "r2")
+    assert con.execute("select suspect_id, status from suspects where subject = '6222021234567890'").fetchall() == [
+        (closed, "已销号")]
+    assert con.execute("select count(*) from suspect_events where event = 'detected'").fetchall() == [(0,)]
+
     con.execute("update payments set bank_account = '6222-0212' where payment_id = 'P3'")
     con.close()
     con = store.connect(db)  # done once: rows stored since are as ingest stored them
     assert con.execute("select bank_account from payments where payment_id = 'P3'").fetchall() == [("6222-0212",)]
+    con.execute("begin")  # a caller's own transaction: the schema check inside it works
+    store.ensure_schema(con)
+    ingest_inbox(con, tmp_path / "empty_inbox") if (tmp_path / "empty_inbox").mkdir() is None else None
+    con.execute("commit")
     con.close()
 
 

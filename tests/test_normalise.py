@@ -163,13 +163,23 @@ def test_money_never_drifts_through_float():
 
 @pytest.mark.parametrize("text,words", [
     ("12.345", "超过2位小数"), ("12,5", "不是有效金额"), ("1e3", "不是有效金额"), ("abc", "不是有效金额"),
-    ("1,23,456", "不是有效金额"), ("--¥5", "不是有效金额"), ("-¥-5", "不是有效金额"),
+    ("1,23,456", "不是有效金额"), ("--¥5", "不是有效金额"), ("-¥-5", "不是有效金额"), ("+¥-5", "不是有效金额"),
+    ("+-5", "不是有效金额"),
     # 10^12 yuan or more in one row: no payment is, and rules sum amounts into DECIMAL(18,2)
     ("1000000000000.00", "超出合理范围"), ("6222000000000001", "超出合理范围"),
 ])
 def test_bad_money_is_rejected(text, words):
     [(value, reason)] = parse("payments", "amount", [text])
     assert value is None and words in reason and "发放金额(amount)" in reason
+
+
+def test_an_account_in_groups_is_its_digits_anything_else_as_written():
+    texts = ["6222-0212-3456-7890", "6222\u00a00212\t3456–7890", "６２２２　０２１２", "-6222", "6222-", "6222-0212-ABC",
+             "-", "６.２２２３６E+18"]
+    got = parse("payments", "bank_account", texts)
+    assert [v for v, _ in got] == ["6222021234567890", "6222021234567890", "62220212", "-6222", "6222-",
+                                   "6222-0212-ABC", "-", None]
+    assert "科学计数法" in got[-1][1]  # full-width scientific notation lost digits too
 
 
 # ------------------------------------------------------------------------------ codes and required values

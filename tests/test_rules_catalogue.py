@@ -286,11 +286,12 @@ def test_reviewer_empty_or_same_as_handler_fires(con):
 def test_a_reviewer_is_the_handler_however_the_name_is_typed(con):
     paid, at = date(2026, 11, 10), "2026-11-09 10:00:00"
     for pid, handler, reviewer in (("spaced", "王五", "王 五"), ("full-width-space", "王　五", "王五"),
-                                   ("latin-case", "Wang Wu", "wang wu"), ("other", "王五", "王六")):
+                                   ("latin-case", "Wang Wu", "wang wu"), ("no-break-space", "王\u00a0五", "王五"),
+                                   ("other", "王五", "王六")):
         pay(con, A, "202611", "60000.00", payment_id=pid, paid_on=paid, handled_by=handler, reviewed_by=reviewer,
             reviewed_at=at)
     found = run(con, "LARGE_PAYMENT_UNREVIEWED")
-    assert set(found) == {"spaced", "full-width-space", "latin-case"}
+    assert set(found) == {"spaced", "full-width-space", "latin-case", "no-break-space"}
     assert found["spaced"]["evidence"]["finding"] == "复核人与经办人为同一人"
 
 
