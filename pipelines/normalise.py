@@ -331,9 +331,12 @@ def insurance_type_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
 
 def _lost_digits(s: pl.Expr, col: Column) -> pl.Expr:
     """Whether an account's or a code's text is a number Excel cut to 15 digits. An account is
-    never written with an E; a code is held to Excel's exact form (3E5 is a code). Matched
-    case-insensitively, not by upper-casing every value first: a third of the time."""
-    return s.str.contains("(?i)" + (_SCIENTIFIC if col.type == "account" else _EXCEL_SCIENTIFIC))
+    never written with an E (in full-width digits neither: ６.２２E+18, as its digits are read); a
+    code is held to Excel's exact form (3E5 is a code). Matched case-insensitively, not by
+    upper-casing every value first: a third of the time."""
+    if col.type == "account":
+        return ascii_fold(s).str.contains("(?i)" + _SCIENTIFIC)
+    return s.str.contains("(?i)" + _EXCEL_SCIENTIFIC)
 
 
 # What a bank account is written with besides its digits: groups (6222-0212-3456-7890, 6222 0212
@@ -359,7 +362,7 @@ def account_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     delivered (an account: its digits, account_value), unless Excel turned the number into
     scientific notation (6.22236002377598E+18: only 15 digits kept) — stored so, three different
     accounts would read as one and be shared by three persons, two payments one re-delivered row."""
-    lost = _lost_digits(ascii_fold(s) if col.type == "account" else s, col)  # ６.２２E+18 too
+    lost = _lost_digits(s, col)
     reason = pl.when(lost).then(pl.format(f"{label(col)} 被Excel转成了科学计数法({{}})，后几位已丢失无法恢复: "
                                           "请把该列设为文本后重新导出", s))
     return pl.when(~lost).then(account_value(s) if col.type == "account" else s), reason
@@ -443,8 +446,7 @@ def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[p
     if col.type == "insurance_type":
         return s.is_in(list(INSURANCE_TYPES)), s
     if col.type == "account" or col.code:
-        return ~_lost_digits(ascii_fold(s) if col.type == "account" else s, col), \
-            account_value(s) if col.type == "account" else s
+        return ~_lost_digits(s, col), account_value(s) if col.type == "account" else s
     return None
 
 
