@@ -74,13 +74,18 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     join_rules = "left join detection_rules r on r.rule_id = d.rule_id" if has_rules else ""
     con.execute(f"""
         create or replace temp table _incoming as
-        with detected_persons as (
+        with found as (
+            -- a suspect is found by rule × subject; a new one gets its id from them. (A suspect whose
+            -- subject the store's one-time account migration rewrote keeps the id it was issued under.)
+            select d.*, coalesce(known.suspect_id, {SUSPECT_ID_SQL.format(rule='d.rule_id', subject='d.subject')})
+                        as suspect_id, known.name as known_name
+            from detections d
+            left join suspects known on known.rule_id = d.rule_id and known.subject = d.subject
+        ),
+        detected_persons as (
             -- a suspect keeps the name it has: only persons of suspects without one are looked up
             -- (reading every payment's name for every detected person each night was most of a merge)
-            select distinct d.person_id
-            from detections d
-            left join suspects s on s.rule_id = d.rule_id and s.subject = d.subject
-            where d.person_id is not null and s.name is null
+            select distinct person_id from found where person_id is not null and known_name is null
         ),
         registered_names as (
             -- 待遇享受人员 is the register of record
@@ -98,13 +103,9 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                                 where person_id not in (select person_id from registered_names))
             group by person_id
         )
-        -- a suspect is found by rule × subject; a new one gets its id from them. (A suspect whose
-        -- subject the store's one-time account migration rewrote keeps the id it was issued under.)
-        select coalesce(known.suspect_id, {SUSPECT_ID_SQL.format(rule='d.rule_id', subject='d.subject')}) as suspect_id,
-               d.rule_id, d.subject, d.person_id, d.agency_code, d.period_from, d.period_to, d.amount,
+        select d.suspect_id, d.rule_id, d.subject, d.person_id, d.agency_code, d.period_from, d.period_to, d.amount,
                d.evidence, n.name, {severity} as severity
-        from detections d
-        left join suspects known on known.rule_id = d.rule_id and known.subject = d.subject
+        from found d
         left join names n on n.person_id = d.person_id
         {join_rules}""")
     ran_clean = ("select rule_id from detection_rules where ok" if has_rules
