@@ -18,10 +18,10 @@ import pandas as pd
 import yaml
 
 from .casework import outcome_number
-from .report_data import rule_titles, table_exists
+from .report_data import rule_titles
 from .report_mask import free_text, mask_evidence, mask_name, mask_subject, scrub_text, secrets_in
 from .resources import rules_dir
-from .store import connect, scalar
+from .store import connect, scalar, table_exists
 
 DEFAULT_DB = Path("demo-output") / "fundwatch.duckdb"
 ENV_DB = "FUNDWATCH_DB"

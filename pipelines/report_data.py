@@ -18,7 +18,7 @@ import yaml
 
 from .report_mask import mask_name, mask_subject, scrub_text
 from .resources import rules_dir
-from .store import scalar
+from .store import scalar, table_exists
 
 STATUSES = ("待下发", "已下发", "核查中", "已重开", "已移送", "已销号")
 UNKNOWN_AGENCY = "（未知机构）"
@@ -33,10 +33,6 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = 
     cur = con.execute(sql, params or [])
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r)) for r in cur.fetchall()]
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(scalar(con, "select count(*) from information_schema.tables where table_name = ?", [name]))
 
 
 def resolve_as_of(con: duckdb.DuckDBPyConnection, as_of: date | str | None) -> date:

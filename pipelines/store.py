@@ -161,8 +161,7 @@ def _accounts_as_digits(con: duckdb.DuckDBPyConnection) -> None:
     subjects are then left as they were."""
     if scalar(con, "select count(*) from store_migrations where name = 'accounts_as_digits'"):
         return
-    if scalar(con, "select count(*) from duckdb_tables() where database_name = current_database() "
-                   "and schema_name = 'main' and table_name = 'detect_state'"):
+    if table_exists(con, "detect_state"):
         con.execute("delete from detect_state")
     for table, column in ACCOUNT_COLUMNS:
         grouped, digits = _account_digits_sql(column)
@@ -315,6 +314,12 @@ def store_catalog(con: duckdb.DuckDBPyConnection) -> str:
     """The store's own catalog as an SQL identifier, to reach a table past a temp table of the same
     name. DuckDB names it after the file, which may hold a double quote (`fw"x.duckdb`)."""
     return '"' + scalar(con, "select current_database()").replace('"', '""') + '"'
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """A table of the store, or a temp table of this connection (a detection's), named `name`."""
+    return bool(scalar(con, "select count(*) from duckdb_tables() where table_name = ? "
+                            "and database_name in (current_database(), 'temp')", [name]))
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None):

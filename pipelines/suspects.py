@@ -31,7 +31,7 @@ from datetime import date, datetime
 
 import duckdb
 
-from .store import scalar
+from .store import scalar, table_exists
 
 CHANGES = ("new", "updated", "reopened", "unchanged", "redetected", "no_longer_detected")
 # SQL: the payments, transactions and persons a suspect's evidence lists, by id (DuckDB's to_json
@@ -64,12 +64,8 @@ def reported_gone_sql(alias: str) -> str:
                                            and r.happened_at > e.happened_at))"""
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(scalar(con, "select count(*) from duckdb_tables() where table_name = ?", [name]))
-
-
 def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
-    has_rules = _table_exists(con, "detection_rules")
+    has_rules = table_exists(con, "detection_rules")
     severity = "r.severity" if has_rules else "cast(null as varchar)"
     join_rules = "left join detection_rules r on r.rule_id = d.rule_id" if has_rules else ""
     con.execute(f"""
@@ -171,7 +167,7 @@ def _scoped_rules(con: duckdb.DuckDBPyConnection, scope: str | None = None) -> s
     """SQL for the ids of the rules that ran scoped tonight — run for their subjects in temp table
     detection_subjects only ('subjects') or not re-run as nothing they read changed ('unchanged');
     all of them when `scope` is None. None when detect ran in full."""
-    if _table_exists(con, "detection_rules") and _table_exists(con, "detection_subjects"):
+    if table_exists(con, "detection_rules") and table_exists(con, "detection_subjects"):
         return "select rule_id from detection_rules where ok and scoped" + (f" and scope = '{scope}'" if scope else "")
     return "select null::varchar where false"
 
@@ -233,8 +229,8 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
 
 def _record_state(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     """What the next incremental night starts from; forgotten when a rule failed tonight."""
-    if not (_table_exists(con, "detection_files") and _table_exists(con, "detection_fingerprint")
-            and _table_exists(con, "detection_rules")):
+    if not (table_exists(con, "detection_files") and table_exists(con, "detection_fingerprint")
+            and table_exists(con, "detection_rules")):
         return
     from .rules import ensure_detect_schema  # noqa: PLC0415 — rules imports nothing from here; keep it so
 
@@ -251,7 +247,7 @@ def _record_state(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
 
 def update_suspects(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None = None) -> dict[str, dict[str, int]]:
     """Merge temp table `detections` (from rules.detect) into suspects; {rule_id: {new, updated, reopened, unchanged, …}}."""
-    if not _table_exists(con, "detections"):
+    if not table_exists(con, "detections"):
         raise ValueError("no detections on this connection: run pipelines.rules.detect first")
     own_transaction = True
     try:
@@ -263,7 +259,7 @@ def update_suspects(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | N
         _apply(con, as_of, run_id)
         counts = con.execute("select rule_id, change, count(*) from _changes group by all").fetchall()
         rule_ids = [r[0] for r in con.execute(
-            "select rule_id from detection_rules" if _table_exists(con, "detection_rules")
+            "select rule_id from detection_rules" if table_exists(con, "detection_rules")
             else "select distinct rule_id from detections").fetchall()]
         for table in ("_incoming", "_changes", "_gone"):
             con.execute(f"drop table if exists {table}")
