@@ -342,7 +342,8 @@ def _lost_digits(s: pl.Expr, col: Column) -> pl.Expr:
 # What a bank account is written with besides its digits: groups (6222-0212-3456-7890, 6222 0212
 # 3456 7890, with any space or dash between them) and full-width digits typed by hand. The same
 # patterns (RE2 and Rust regex alike) convert an older store's accounts (store._accounts_as_digits).
-ACCOUNT_SEPARATOR = r"[\s\p{Z}\-－−‐‑–—]"
+ACCOUNT_DASHES = r"\-－−‐‑–—"
+ACCOUNT_SEPARATOR = rf"[\s\p{{Z}}{ACCOUNT_DASHES}]"
 ACCOUNT_GROUPED = rf"^[0-9０-９]+(?:{ACCOUNT_SEPARATOR}+[0-9０-９]+)*$"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .normalise import ACCOUNT_DASHES
 from .privacy import mask_account, mask_id
 
 # An 18-character 公民身份号码 (last character may be X) not glued to other digits.
@@ -24,7 +25,8 @@ _NAME_KEYS = ("name", "姓名", "counterparty_name", "对方户名")
 # A clerk's own words (核实说明) may name anyone — the person's son, a witness: no mask can find
 # them, so outside the store only their first character and length are shown.
 _FREE_TEXT_KEYS = ("note", "verification_note", "核实说明")
-_SEPARATORS = re.compile(r"[\s\-]")
+# Python's \s is every Unicode space (\p{Z} of ingest's RE2 pattern among them)
+_SEPARATORS = re.compile(rf"[\s{ACCOUNT_DASHES}]")
 
 
 def scrub_text(text: Any) -> Any:

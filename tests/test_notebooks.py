@@ -257,6 +257,10 @@ def test_an_account_subject_delivered_in_groups_is_masked_in_frames_the_drill_do
     assert detail["suspect"]["subject"] == "6222***********7890"
     assert detail["evidence"]["summary"] == "收款账户 6222***********7890 在 1 个所属期每期收到 3 人以上的待遇，合计 1000.00 元"
     assert mask_subject(grouped, None) == "6222***********7890"  # the dashboard's list masks it alike
+    # grouped with any separator ingest takes between groups: a full-width or em dash, a no-break
+    # or ideographic space
+    for spelled in ("6222－0212－3456－7890", "6222—0212—3456—7890", "6222\u00a00212\u30003456 7890"):
+        assert mask_subject(spelled, None) == "6222***********7890", spelled
     # an account of 18 digits (the shape of an ID number) is masked as the account its evidence masks
     assert mask_subject("622202123456789012", None) == "6222**********9012"
     assert mask_subject("360702197202020224", "360702197202020224") == "360702********0224"
