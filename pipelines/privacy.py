@@ -47,5 +47,7 @@ def mask_ids_in_text(text: object) -> str:
     ID number in it masked — also in full-width digits or typed in groups — so no log line, run
     summary or reason carries a full one (nor a bank card number, masked the same way). The rest of
     the message is left as it was written."""
-    text = _GROUPED_IN_TEXT.sub(lambda m: mask_id(m.group(0).translate(_ASCII)), str(text))
+    # a card number (the alternative in groups of four) masked as an account, as everywhere else
+    text = _GROUPED_IN_TEXT.sub(lambda m: (mask_account if m.group(3) else mask_id)(m.group(0).translate(_ASCII)),
+                                str(text))
     return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0).translate(_ASCII)), text)

@@ -202,6 +202,8 @@ def test_an_id_number_in_the_wrong_column_is_masked_in_reasons_and_left_off_the_
         assert len(reasons) == 5
         _forms_absent(" ".join(reasons))
         assert OTHER[:6] + "********" + OTHER[-4:] in reasons[0]
+        assert OTHER[:6] + "********" + OTHER[-4:] in reasons[2]
+        assert "6222" + "*" * 12 + "4444" in reasons[3]  # a card as an account is masked everywhere
         report.write_report(con, tmp_path / "out", AS_OF)
         page = (tmp_path / "out" / "dashboard.html").read_text(encoding="utf-8")
         _forms_absent(page)
