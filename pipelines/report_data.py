@@ -86,17 +86,22 @@ _COUNTS = """
     count(*) as suspects,
     count(*) filter (where s.issued_on is not null or s.status <> '待下发') as issued,
     count(*) filter (where s.verified_on is not null or s.outcome is not null) as verified,
+    count(*) filter (where s.status = '核查中') as in_progress,
     count(*) filter (where s.status = '已销号') as closed,
+    count(*) filter (where s.status = '已重开') as reopened,
     count(*) filter (where coalesce(s.overdue, false)) as overdue,
     count(*) filter (where coalesce(s.escalated, false)) as escalated,
     count(*) filter (where s.status = '已移送') as transferred,
+    count(*) filter (where s.major_class is not null) as major,
+    count(*) filter (where s.major_class like '重大要情%') as major_serious,
     coalesce(sum(s.amount), 0)::decimal(18,2) as amount,
     -- what is still being worked on: every status but 已销号 (已移送 cases are not closed)
     coalesce(sum(s.amount) filter (where s.status <> '已销号'), 0)::decimal(18,2) as open_amount,
     coalesce(sum(s.recovered_amount), 0)::decimal(18,2) as recovered
 """
 
-COUNT_FIELDS = ("suspects", "issued", "verified", "closed", "overdue", "escalated", "transferred")
+COUNT_FIELDS = ("suspects", "issued", "verified", "in_progress", "closed", "reopened", "overdue", "escalated",
+                "transferred", "major", "major_serious")
 MONEY_FIELDS = ("amount", "open_amount", "recovered")
 
 
@@ -151,8 +156,6 @@ def headline(con, as_of: date) -> dict:
           -- open = every status but 已销号, as the console, the trend and the 汇总表 count it
           -- (a 已移送 case is not closed)
           count(*) filter (where s.status <> '已销号') as open,
-          count(*) filter (where s.major_class is not null) as major,
-          count(*) filter (where s.major_class like '重大要情%') as major_serious,
           count(*) filter (where s.first_detected_on = $as_of) as new_today
         from suspects s""", {"as_of": as_of})[0]
     h["rate"] = recovery_rate(h["recovered"], h["amount"])

@@ -208,8 +208,15 @@ def test_summary_rows_equal_sums_over_suspects_per_agency_and_rule(written):
             open_by_row.get(f"{r['经办机构编码']}|{r['规则编号']}", Decimal("0.00")), r
     assert Decimal(str(total["在办涉及金额"])).quantize(Decimal("0.01")) == scalar(
         con, "select sum(amount) from suspects where status <> '已销号'") < Decimal(str(total["涉及金额"]))
-    for col in ("下发", "已核实", "已销号", "逾期", "挂牌督办", "已移送"):
+    for col in ("下发", "已核实", "核查中", "已销号", "已重开", "逾期", "挂牌督办", "已移送", "要情", "其中重大要情"):
         assert total[col] == sum(r[col] for r in lines)
+    # the states a supervisor asks about beside the closed and transferred: in progress, reopened, 要情
+    by_state = {(a or "", r): (prog, reopened, major, serious) for a, r, prog, reopened, major, serious in con.execute("""
+        select agency_code, rule_id, count(*) filter (where status = '核查中'), count(*) filter (where status = '已重开'),
+               count(*) filter (where major_class is not null), count(*) filter (where major_class like '重大要情%')
+        from suspects group by all""").fetchall()}
+    assert {(r["经办机构编码"], r["规则编号"]): (r["核查中"], r["已重开"], r["要情"], r["其中重大要情"]) for r in lines} == by_state
+    assert (total["核查中"], total["已重开"], total["要情"], total["其中重大要情"]) == (2, 1, 3, 2)  # as the fixture has them
     # The agency and rule sheets add up to the same total.
     for sheet in (SHEET_AGENCY, SHEET_RULE):
         _, other = _sheet_rows(paths.summary, sheet)
