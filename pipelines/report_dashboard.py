@@ -284,7 +284,7 @@ def render(data: dict) -> str:
 <h1>社会保险基金非现场监督看板</h1>
 <p class="meta">{html.escape(dated(as_of, data.get("data_as_of")))} · 生成于 {generated} · 省级页面：公民身份号码、银行账号、姓名均已脱敏，完整信息仅见各经办机构核查台账。</p>
 <div class="cards">{cards_html}</div>
-<p class="note">当日新发现疑点 {h['new_today']:,} 件；已下发 {h['issued']:,} 件，已核实 {h['verified']:,} 件，已销号 {h['closed']:,} 件，已移送 {h['transferred']:,} 件。</p>
+<p class="note">当日新发现疑点 {h['new_today']:,} 件；累计下发 {h['issued']:,} 件（状态“已下发”的见上图），已核实 {h['verified']:,} 件，已销号 {h['closed']:,} 件，已移送 {h['transferred']:,} 件。</p>
 <h2>一、疑点分布</h2>
 {div["by-rule"]}
 {div["by-agency"]}

@@ -346,6 +346,10 @@ def test_open_means_every_status_but_closed_on_the_page_as_in_the_trend_and_the_
     assert h["open_amount"] == sum((a or 0 for s, a in statuses if s != "已销号"), Decimal("0"))
     page = paths.dashboard.read_text(encoding="utf-8")
     assert "在办疑点（未销号）" in page and "在办涉及金额" in page
+    # every suspect ever issued is 累计下发, not the status 已下发 that the status chart counts
+    issued_ever = sum(1 for (s,) in con.execute("select status from suspects").fetchall() if s != "待下发")
+    assert issued_ever > sum(1 for s, _ in statuses if s == "已下发")
+    assert f"累计下发 {issued_ever:,} 件" in page and f"；已下发 {issued_ever:,} 件" not in page
 
 
 def test_a_report_for_another_date_says_which_date_its_data_is_of(written, tmp_path):
