@@ -32,6 +32,7 @@ from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
 from .extracts import EXTRACTS
 from .privacy import mask_id
 from .report_mask import mask_name
+from .store import scalar
 from .suspects import reported_gone_sql
 from .workdays import WorkCalendar, calendar_from
 
@@ -590,7 +591,7 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
         for agency_code, flags in sorted(by_agency.items()):
             export_id = f"WL-{agency_code}-{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
             rows = [_row_values(s, titles) for s in flags]
-            path = out_dir / worklist_name(agency_code, as_of)
+            path = _tonights_name(con, out_dir / worklist_name(agency_code, as_of))
             if path.exists() and not path.is_file():
                 # Found now, inside the transaction: no suspect is marked issued without its workbook.
                 raise IsADirectoryError(f"{path} is not a file; the worklist cannot be written there")
@@ -621,6 +622,22 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
                              "newly_issued": sum(1 for s in flags if s.get("new")), "run_id": run_id},
                             ensure_ascii=False)],
             )
+
+
+def _tonights_name(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
+    """Where tonight's workbook of an agency goes: its usual name — unless the workbook there is one
+    fundwatch wrote and someone changed since (a clerk filled it in where it lay, then the night was
+    run again for the same date): that file is kept as it is (retire_superseded names it in the
+    summary) and tonight's takes the next free name, `…_20261121_2.xlsx`."""
+    candidate, n = path, 1
+    while candidate.is_file():
+        exported = scalar(con, "select arg_max(file_hash, happened_at) from audit_log"
+                               " where action = 'export_worklist' and file = ?", [str(candidate)])
+        if exported is None or file_sha256(candidate) == exported:
+            break  # not on record (not fundwatch's to keep), or exactly as written: replaced
+        n += 1
+        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+    return candidate
 
 
 def _fsync(path: Path) -> None:

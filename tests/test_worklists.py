@@ -312,6 +312,32 @@ def test_an_earlier_worklist_changed_since_it_was_issued_is_left_and_named(con, 
     assert f"1 earlier worklist(s) changed since issued, left in place: {night_1.name}" in format_summary(summary)
 
 
+def test_a_night_run_again_for_the_same_date_keeps_a_worklist_filled_in_where_it_lay(con, tmp_path):
+    """The same date's name is taken by a workbook a clerk filled in since it was written: it is
+    kept byte for byte and named in the summary; tonight's goes beside it (…_2.xlsx). A workbook
+    still as written is simply written again under its name."""
+    out = tmp_path / "out"
+    add_suspect(con, "S-A1")
+    [first] = worklists.write_worklists(con, out, AS_OF)
+    [again] = worklists.write_worklists(con, out, AS_OF)  # untouched: the same name again
+    assert again == first and sorted(p.name for p in out.glob("*.xlsx")) == [first.name]
+    wb = openpyxl.load_workbook(first)
+    ws = wb[worklists.SHEET]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
+    ws.cell(row=2, column=header.index("核实说明") + 1, value="已核实，无问题")
+    wb.save(first)
+    filled = first.read_bytes()
+    [third] = worklists.write_worklists(con, out, AS_OF)
+    assert third.name == f"疑点核查台账_{A}_20261120_2.xlsx" and first.read_bytes() == filled
+    assert rows_by_id(sheet_of(third))["S-A1"]["核实结果"] is None  # tonight's own, not the clerk's
+    assert worklists.retire_superseded(con, out, [third]) == ([], [first.resolve()])
+    # a fourth run finds its own _2 as written and writes over it, leaving the clerk's file alone
+    [fourth] = worklists.write_worklists(con, out, AS_OF)
+    assert fourth == third and first.read_bytes() == filled
+    assert sorted(p.name for p in out.glob("*.xlsx")) == [first.name, third.name]
+
+
 def test_an_open_suspect_no_longer_detected_says_so_on_the_sheet(con, tmp_path):
     last = AS_OF - dt.timedelta(days=30)
     add_suspect(con, "S-A1", last_detected_on=last)  # gone since: a corrected record
