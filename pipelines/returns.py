@@ -406,7 +406,8 @@ def _prefilled(con, export_id: str | None) -> dict[str, tuple]:
     since (another copy answered later): taken as one, they would undo that newer answer."""
     if not export_id:
         return {}
-    return {sid: tuple(json.loads(cells).get(c, "") for c in EDITABLE) for sid, cells in con.execute(
+    # answer_text again: a sheet issued before it dropped control characters (a note's CR)
+    return {sid: tuple(answer_text(c, json.loads(cells).get(c, "")) for c in EDITABLE) for sid, cells in con.execute(
         "select suspect_id, prefilled from worklist_rows where export_id = ? and prefilled is not null",
         [export_id]).fetchall()}
 
@@ -577,7 +578,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                 if column == "疑点编号" or column not in sheet.columns or column not in locked:
                     continue
                 now_text = canonical(column, cell(values, column))
-                if now_text != locked[column]:
+                # canonical again: a sheet issued before canonical() dropped control characters
+                if now_text != canonical(column, locked[column]):
                     shown = f"：下发为“{locked[column]}”，现为“{now_text}”" if column in _QUOTABLE else ""
                     problems.append((column, f"锁定列“{column}”被修改{shown}，请恢复下发时的内容"))
         if problems:

@@ -145,6 +145,19 @@ def answer_text(column: str, value: Any) -> str:
     return canonical(column, value)
 
 
+# XlsxWriter writes a control character (a CR of a Windows export's line break, a stray BEL in a
+# name) as OOXML's escape _x000D_, which openpyxl reads back as those seven characters: such a cell
+# would never read back as issued. Sheets show text without them; escapes read back are decoded.
+_OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def cell_text(text: str) -> str:
+    """Text as a worklist cell holds it: line breaks as \n, no other control character."""
+    text = _OOXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
 def canonical(column: str, value: Any) -> str:
     """One text form per locked cell, equal whether it comes from the store, Excel, WPS or LibreOffice."""
     if value is None:
@@ -165,7 +178,7 @@ def canonical(column: str, value: Any) -> str:
         return "是" if value else ""
     if isinstance(value, float) and math.isfinite(value) and value == int(value):
         return str(int(value))
-    return str(value).strip()
+    return cell_text(str(value)).strip()
 
 
 # ---------------------------------------------------------------- what goes into a worklist
@@ -321,7 +334,7 @@ def _row_values(r: dict, titles: dict[str, str]) -> dict[str, Any]:
         # raise it (a corrected or reversed record): the agency should know, and may answer 1 or 2.
         evidence = (f"【最近一次检出为 {r['last_detected_on']:%Y-%m-%d}，此后的数据已不再触发本规则"
                     f"（数据可能已更正或冲正，或规则参数已调整），请核实后填报】" + evidence)
-    return {
+    values = {
         "疑点编号": r["suspect_id"], "规则编号": r["rule_id"], "规则名称": titles.get(r["rule_id"], r["rule_id"]),
         "公民身份号码": r["person_id"], "姓名": r["name"], "涉及金额": r["amount"],
         "所属期起": r["period_from"], "所属期止": r["period_to"],
@@ -333,6 +346,7 @@ def _row_values(r: dict, titles: dict[str, str]) -> dict[str, Any]:
         "疑点状态": r["status"], "逾期": "是" if r["overdue"] else "", "挂牌督办": "是" if r["escalated"] else "",
         "要情类别": r["major_class"], "疑点对象": r["subject"], "证据摘要": evidence,
     }
+    return {k: cell_text(v) if isinstance(v, str) else v for k, v in values.items()}
 
 
 # ---------------------------------------------------------------- the workbook

@@ -93,6 +93,29 @@ def events(con, sid=None):
                        [sid] if sid else []).fetchall()
 
 
+def test_a_control_character_in_a_locked_cell_does_not_make_the_row_impossible_to_return(con, tmp_path):
+    """A memo with a Windows line break (CR LF) or a name with a stray control character: the sheet
+    shows the text without them, and the row, its locked cells untouched, applies — also from a sheet
+    issued before, whose record still holds the CR (read back as XlsxWriter's _x000D_ escape)."""
+    add_suspect(con, f"S-{A}-1", name="张\x07三", evidence=json.dumps({"summary": "往来\r\n借款 7777.00 元", "memo": "往来\r借款"},
+                                                                   ensure_ascii=False))
+    add_suspect(con, f"S-{A}-2", person_id="360702195001011242")
+    [path] = worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    row = rows_by_id_of(path)[f"S-{A}-1"]
+    assert row["姓名"] == "张三" and row["证据摘要"].startswith("往来\n借款") and "_x00" not in row["证据摘要"]
+    # a sheet issued before this was mended: its record holds the text as the store has it
+    con.execute("update worklist_rows set locked = json_merge_patch(locked, ?) where suspect_id = ?",
+                [json.dumps({"姓名": "张\x07三"}, ensure_ascii=False), f"S-{A}-1"])
+    clerk = Clerk(path)
+    clerk.ws.cell(row=clerk.rows[f"S-{A}-1"], column=clerk.header.index("姓名") + 1, value="张_x0007_三")
+    for sid in (f"S-{A}-1", f"S-{A}-2"):
+        clerk.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题", 核实日期=dt.date(2026, 11, 25))
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == [], report.refusals
+    assert sorted(a.suspect_id for a in report.applied) == [f"S-{A}-1", f"S-{A}-2"], report
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
 def test_every_outcome_is_applied_by_the_contract_rules(con, tmp_path):
     path = issue(con, tmp_path)[A]
     clerk = Clerk(path)
