@@ -33,7 +33,7 @@ from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, REC
                        TRANSFERRED, outcome_number, parse_outcome)
 from .privacy import mask_ids_in_text
 from .store import scalar
-from .worklists import (COVER, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text, canonical, file_sha256,
+from .worklists import (COVER, EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text, canonical, file_sha256,
                         current_actor, ensure_worklist_schema, parse_date, parse_money)
 
 RETURNS_DDL = """
@@ -657,6 +657,8 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
         verified = parse_date(raw["核实日期"])
         if verified is not None and verified > as_of:
             problems.append(("核实日期", f"核实日期 {verified} 晚于今天 {as_of}"))
+        elif verified is not None and verified < EARLIEST_VERIFIED_ON:
+            problems.append(("核实日期", f"核实日期 {verified} 早于 {EARLIEST_VERIFIED_ON}，请检查年份"))
         elif verified is not None and suspect[8] is not None and verified <= suspect[8]:
             # the reopened sheet shows the earlier answer's date, which a clerk may leave as it is
             problems.append(("核实日期", f"本疑点于 {suspect[8]} 销号后因新证据重开，核实日期 {verified} 不在销号之后："

@@ -37,6 +37,9 @@ from .suspects import reported_gone_sql
 from .workdays import WorkCalendar, calendar_from
 
 SHEET = "疑点清单"
+# The earliest 核实日期 the sheet's validation lets a clerk type, and `returns` accepts from a paste
+# or another program: a year typed 0206 for 2026 is a typo, not a verification.
+EARLIEST_VERIFIED_ON = dt.date(2000, 1, 1)
 COVER = "说明"
 EXPORT_ID_LABEL = "台账编号"  # cover-sheet label of the export id (A column), value in B
 HEADER = ("疑点编号", "规则编号", "规则名称", "公民身份号码", "姓名", "涉及金额", "所属期起", "所属期止",
@@ -416,7 +419,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         "error_title": "追回金额", "error_message": "请填写不小于 0 的金额（元）"})
     ws.data_validation(1, col["核实日期"], last, col["核实日期"], {
         "validate": "date", "criteria": "between",
-        "minimum": dt.datetime(2000, 1, 1), "maximum": dt.datetime(2099, 12, 31),
+        "minimum": dt.datetime.combine(EARLIEST_VERIFIED_ON, dt.time()), "maximum": dt.datetime(2099, 12, 31),
         "error_title": "核实日期", "error_message": "请填写日期，如 2026-11-20"})
     ws.freeze_panes(1, 1)
     ws.autofilter(0, 0, last, len(COLUMNS) - 1)

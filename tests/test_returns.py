@@ -197,6 +197,19 @@ def test_every_kind_of_mistake_is_refused_with_row_and_column_and_the_other_rows
     assert any("第" in line and "涉及金额" in line for line in report.lines())
 
 
+def test_a_verification_date_with_a_mistyped_year_is_refused(con, tmp_path):
+    """0206-11-20 for 2026-11-20, pasted past the sheet's own validation: refused, not stored as a
+    verification in the year 206 (a 重大要情 report date, a pre-filled cell no sheet can show)."""
+    clerk = Clerk(issue(con, tmp_path, n=2)[A])
+    typo = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=100, 核实日期="0206-11-20")
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=100, 核实日期="2000-01-01")  # the earliest the sheet allows
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert [(r.row, r.column) for r in report.refusals] == [(typo, "核实日期")]
+    assert "核实日期 0206-11-20 早于 2000-01-01" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-1")[0] == "已下发" and status_of(con, f"S-{A}-1")[4] is None
+    assert status_of(con, f"S-{A}-2")[0] == "核查中"
+
+
 def test_reapplying_the_same_workbook_changes_nothing(con, tmp_path):
     path = issue(con, tmp_path, n=3)[A]
     clerk = Clerk(path)
