@@ -262,7 +262,7 @@ def _only(only: list[str] | None) -> dict[str, list[str]]:
 
 def years_counted_by_the_week(con: duckdb.DuckDBPyConnection, config: Any = None) -> list[int]:
     """Years of open suspects' 核查期限 and 重大要情 report dates that no holiday notice covers
-    (neither chinesecalendar nor the config): those dates were counted Monday–Friday."""
+    (neither chinesecalendar nor the config): those dates were counted Monday–Friday (less the holidays on fixed dates)."""
     dates = con.execute(f"""
         select deadline from suspects where status in ({OPEN_STATUSES_SQL})
         union select report_due from suspects""").fetchall()

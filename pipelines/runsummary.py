@@ -150,7 +150,7 @@ def format_summary(s: dict[str, Any]) -> str:
                          f"left in place: {', '.join(Path(p).name for p in s['worklists_left_changed'])}")
     for year in s.get("calendar_assumed_years", []):
         lines.append(f"  working days: no holiday notice for {year} (chinesecalendar or config casework.holidays): "
-                     f"its 核查期限 and report dates were counted Monday–Friday")
+                     f"its 核查期限 and report dates were counted Monday–Friday, less 元旦, 清明, 劳动节 and 国庆")
     if "warnings" in s:
         lines.append(f"  data quality: {s['warnings']} warning(s)" + (f"; Data Docs {s['data_docs']}" if s.get("data_docs") else ""))
         for w in s.get("quality_warnings", [])[:20]:

@@ -5,13 +5,15 @@ holiday notice of each year, as kept by the maintained `chinese_calendar` packag
 published late in the year before, so the package only knows a limited span of years (2004–2026
 for 1.11). An office need not wait for a new release: it enters the notice's days in its config
 (`casework.holidays`, `casework.adjusted_workdays`), and a year it has entered counts by them.
-For a year neither knows we fall back to Monday–Friday and warn once per process: a deadline is
-then at worst a few days off around a holiday, never missing; the night's summary names the year.
+For a year neither knows we fall back to Monday–Friday less the holidays fixed by law on dates
+known in advance, and warn once per process: a deadline is then at worst a few days off around a
+lunar holiday or a 调休, never missing; the night's summary names the year.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -24,6 +26,24 @@ _warned_years: set[int] = set()
 
 class CalendarFallbackWarning(UserWarning):
     """A date lies outside the years the holiday calendar knows; Monday–Friday was assumed."""
+
+
+# 《全国年节及纪念日放假办法》 (as revised in 2024): the holidays on fixed calendar dates — 元旦 1 January,
+# 劳动节 1–2 May, 国庆节 1–3 October — and 清明节 on the day of the solar term. They are off in every
+# year whatever its notice says; 春节, 端午节 and 中秋节 follow the lunar calendar, and the 调休
+# around them are set by each year's notice, so a year without one cannot know them.
+_STATUTORY_FIXED = ((1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3))
+
+
+@functools.lru_cache(maxsize=None)
+def _statutory_days_off(year: int) -> frozenset[dt.date]:
+    days = {dt.date(year, month, day) for month, day in _STATUTORY_FIXED}
+    try:
+        days.update(d for d, name in chinese_calendar.get_solar_terms(dt.date(year, 4, 1), dt.date(year, 4, 30))
+                    if name == "清明")
+    except Exception:  # noqa: BLE001 — a year beyond the package's solar terms: the fixed dates stay
+        pass
+    return frozenset(days)
 
 
 def _as_date(d: dt.date | dt.datetime) -> dt.date:
@@ -69,12 +89,15 @@ class WorkCalendar:
                 if not _warned_years:
                     warnings.warn(
                         f"chinese_calendar has no holiday data for {d.year}; counting Monday–Friday as "
-                        "working days (enter the State Council notice in config casework.holidays and "
-                        "casework.adjusted_workdays, or update the chinesecalendar package)",
+                        "working days, less 元旦, 清明, 劳动节 and 国庆 (enter the State Council notice in "
+                        "config casework.holidays and casework.adjusted_workdays, or update the "
+                        "chinesecalendar package)",
                         CalendarFallbackWarning,
                         stacklevel=2,
                     )
                 _warned_years.add(d.year)
+                if d in _statutory_days_off(d.year):
+                    return False
             return d.weekday() < 5
 
     def add_working_days(self, d: dt.date | dt.datetime, n: int) -> dt.date:

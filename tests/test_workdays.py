@@ -72,6 +72,19 @@ def test_beyond_the_calendar_years_monday_to_friday_is_assumed_with_one_warning(
         assert add_working_days(D(2030, 1, 4), 1) == D(2030, 1, 7)
 
 
+def test_beyond_the_calendar_years_the_holidays_on_fixed_dates_are_still_off(monkeypatch):
+    """元旦, 劳动节 (two days), 国庆节 (three days) and 清明 fall on days known in advance by law,
+    whatever a year's notice adds: a deadline issued in December 2026 does not count 1 January."""
+    monkeypatch.setattr(workdays, "_warned_years", set())
+    with pytest.warns(CalendarFallbackWarning):
+        assert not is_working_day(D(2027, 1, 1))  # a Friday
+    for off in (D(2027, 4, 5), D(2027, 10, 1), D(2030, 5, 2), D(2030, 10, 3), D(2030, 4, 5)):
+        assert off.weekday() < 5 and not is_working_day(off), off
+    assert is_working_day(D(2027, 1, 4)) and is_working_day(D(2030, 10, 4))  # the days after: Monday, Friday
+    assert add_working_days(D(2026, 12, 31), 1) == D(2027, 1, 4)
+    assert working_days_between(D(2027, 9, 30), D(2027, 10, 8)) == 5  # 4, 5, 6, 7, 8 October
+
+
 def test_a_deadline_running_into_an_unknown_year_still_lands_on_a_weekday(monkeypatch):
     monkeypatch.setattr(workdays, "_warned_years", set())
     with pytest.warns(CalendarFallbackWarning):

@@ -265,9 +265,10 @@ def test_a_deadline_running_into_a_year_entered_from_the_holiday_notice_skips_it
     out = worklists.write_worklists(con, tmp_path / "out", issued, config)[0]
     deadline = scalar(con, "select deadline from suspects where suspect_id = 'S-A1'")
     # 22 Dec..31 Dec: 8 working days; then 4–8 Jan: 5; Sunday 10 Jan: 1; 11–15 Jan off; 18–22 Jan: 5;
-    # the 20th is Monday 25 January. Monday–Friday alone would have given Monday 18 January.
+    # the 20th is Monday 25 January. The fallback (Monday–Friday, less 元旦) would have given
+    # Tuesday 19 January.
     assert deadline == dt.date(2027, 1, 25)
-    assert add_working_days(issued, 20) == dt.date(2027, 1, 18)
+    assert add_working_days(issued, 20) == dt.date(2027, 1, 19)
     assert rows_by_id(sheet_of(out))["S-A1"]["核查期限"].date() == deadline
     assert casework.years_counted_by_the_week(con, config) == []
     # Without the notice the night's summary says the year was counted by the week.
