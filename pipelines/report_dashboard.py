@@ -86,6 +86,10 @@ def _count_and_amount(items: list[dict], label_key: str, title: str) -> go.Figur
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.03,
                         subplot_titles=("疑点数（件）", f"涉及金额（{unit}）"))
     labels = [r[label_key] for r in items]
+    # a category axis draws two bars of one label as one: two agencies of the same name (each
+    # county's 社会保险事业管理局 named alike) are told apart by their codes
+    labels = [f"{label}（{r.get('agency_code') or r.get('rule_id')}）" if labels.count(label) > 1 else label
+              for label, r in zip(labels, items)]
     fig.add_trace(go.Bar(y=labels, x=[r["suspects"] for r in items], orientation="h", name="疑点数",
                          marker_color="#4C78A8", hovertemplate="%{y}<br>%{x} 件<extra></extra>"), 1, 1)
     fig.add_trace(go.Bar(y=labels, x=[float(r["amount"]) / scale for r in items], orientation="h", name="涉及金额",

@@ -18,7 +18,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from pipelines import report
+from pipelines import report, report_dashboard
 from pipelines.casework import OUTCOME_LABELS
 from pipelines.quality import ensure_quality_schema
 from pipelines.report_summary import SHEET_AGENCY, SHEET_MAIN, SHEET_RULE, TOTAL_LABEL
@@ -221,6 +221,20 @@ def test_summary_rows_equal_sums_over_suspects_per_agency_and_rule(written):
     for sheet in (SHEET_AGENCY, SHEET_RULE):
         _, other = _sheet_rows(paths.summary, sheet)
         assert other[-1]["疑点数"] == total["疑点数"] and other[-1]["涉及金额"] == pytest.approx(total["涉及金额"])
+
+
+def test_two_agencies_of_one_name_are_two_bars_on_the_dashboard(store, tmp_path):
+    """Each county's 社会保险事业管理局 may be named alike: the by-agency chart tells them apart by
+    code rather than drawing their bars on one category."""
+    con = connect(store)
+    con.execute("update agencies set agency_name = '社会保险事业管理局' where agency_code in ('360702', '360703')")
+    data = report.collect(con, AS_OF)
+    figure = report_dashboard._count_and_amount(data["by_agency"], "agency_name", "按经办机构")
+    labels = list(figure.data[0].y)
+    assert len(labels) == len(set(labels)) == len(data["by_agency"])
+    assert {"社会保险事业管理局（360702）", "社会保险事业管理局（360703）"} <= set(labels)
+    assert INJECTION in labels  # a name of its own keeps its plain label
+    con.close()
 
 
 def test_recovery_rate_is_recovered_over_amount_and_blank_without_amount(written):
