@@ -233,23 +233,31 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
                       {"first_detected_on": first, "as_of": as_of, "escalate_after_days": days}, run_id, now)
             counts[event] += 1
 
-        # 要情 class of a confirmed loss (outcome 4/5/6) by its amount at risk; 重大要情 are
-        # reported report_working_days after verification. A reopened suspect keeps the class of
-        # its last verification until it is verified again: its new amount is nobody's finding yet.
-        for suspect_id, outcome, amount, verified_on, closed_on, have_class, have_due in con.execute(
-            "select suspect_id, outcome, amount, verified_on, closed_on, major_class, report_due"
+        # 要情 class of a confirmed loss (outcome 4/5/6) by the amount its last answer verified
+        # (verified_amount; the amount at risk in a store from before it was kept): what the nights
+        # add since — a 已移送 case paid on, a reopened suspect's new evidence — is nobody's finding
+        # yet. A 重大要情 is reported report_working_days after the verification that classed it; a
+        # later answer of the same class (a further recovery) does not move that date. Recomputed
+        # from that verification each night, so that the date follows a holiday notice entered since.
+        for suspect_id, outcome, amount, verified_on, closed_on, have_class, have_due, class_from in con.execute(
+            "select suspect_id, outcome, coalesce(verified_amount, amount), verified_on, closed_on, major_class,"
+            " report_due, class_verified_on"
             f" from suspects where (outcome is not null or major_class is not null) and status <> '{REOPENED}'"
             f" and {chosen}",
             _only(only),
         ).fetchall():
             want_class = major_class_for(amount, config) if outcome_number(outcome) in CONFIRMED_LOSS else None
+            verification = verified_on or closed_on or as_of
+            want_from = None if want_class is None else class_from if want_class == have_class and class_from else verification
             want_due = None
             if want_class in (MAJOR, MAJOR_MINISTRY):
-                want_due = calendar.add_working_days(verified_on or closed_on or as_of, int(s["report_working_days"]))
-            if want_class == have_class and want_due == have_due:
+                want_due = calendar.add_working_days(want_from, int(s["report_working_days"]))
+            if want_class == have_class and want_due == have_due and want_from == class_from:
                 continue
-            con.execute("update suspects set major_class = ?, report_due = ? where suspect_id = ?",
-                        [want_class, want_due, suspect_id])
+            con.execute("update suspects set major_class = ?, report_due = ?, class_verified_on = ? where suspect_id = ?",
+                        [want_class, want_due, want_from, suspect_id])
+            if want_class == have_class and want_due == have_due:
+                continue  # only where it comes from is now on record (a store from before): no change to tell
             add_event(con, suspect_id, "major_class",
                       {"from": have_class, "to": want_class, "amount": amount, "report_due": want_due}, run_id, now)
             counts["major_class"] += 1

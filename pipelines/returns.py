@@ -708,8 +708,9 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
         new_status = TRANSFERRED
     closed_on = verified if new_status == CLOSED else None
     con.execute(
+        # the amount at risk as the agency verified it: its 要情 class, whatever the nights add later
         "update suspects set status = ?, outcome = ?, recovered_amount = ?, verification_note = ?, verified_on = ?,"
-        " closed_on = ? where suspect_id = ?",
+        " closed_on = ?, verified_amount = amount where suspect_id = ?",
         [new_status, label, recovered, answer["note"], verified, closed_on, sid])
     if new_status == CLOSED:
         con.execute(casework.RECORD_CLOSED_STATE_SQL, [sid])

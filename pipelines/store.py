@@ -77,6 +77,8 @@ create table if not exists suspects (
     escalated         boolean default false,  -- 挂牌督办
     major_class       varchar,           -- 要情 / 重大要情 / 重大要情（报部）
     report_due        date,
+    verified_amount   decimal(18,2),     -- 涉及金额 when the last answer was applied: the verified loss
+    class_verified_on date,              -- the verification the 要情 class (and its report date) comes from
     -- what it was when last closed (已销号): new evidence after the closing is measured against it,
     -- not against the amount and span the nights since have moved it to
     closed_amount      decimal(18,2),
@@ -125,9 +127,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for stmt in CASEWORK_DDL.split(";"):
         if stmt.strip():
             con.execute(stmt)
-    # a store made before these columns existed (its closed suspects: compared as before)
+    # a store made before these columns existed (its closed suspects compared, its 要情 classed
+    # as before)
     for column, kind in (("closed_amount", "decimal(18,2)"), ("closed_period_from", "varchar"),
-                         ("closed_period_to", "varchar")):
+                         ("closed_period_to", "varchar"), ("verified_amount", "decimal(18,2)"),
+                         ("class_verified_on", "date")):
         con.execute(f"alter table suspects add column if not exists {column} {kind}")
     con.execute("create table if not exists store_migrations (name varchar primary key, applied_at timestamp)")
 

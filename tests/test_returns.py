@@ -18,6 +18,7 @@ from pipelines.casework import OUTCOME_LABELS, OUTCOMES
 from pipelines.config import Config
 from pipelines.store import connect, scalar
 from pipelines.worklists import file_sha256
+from pipelines.workdays import add_working_days
 from test_worklists import AS_OF, A, B, add_suspect
 
 RETURN_DAY = AS_OF + dt.timedelta(days=10)
@@ -295,6 +296,54 @@ def test_confirmed_losses_get_their_major_class_when_config_is_given(con, tmp_pa
     returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config())
     assert con.execute("select major_class, report_due from suspects").fetchall() == [
         ("重大要情", dt.date(2026, 10, 13))]
+
+
+def major_of(con, sid):
+    return con.execute("select major_class, report_due from suspects where suspect_id = ?", [sid]).fetchall()[0]
+
+
+def test_a_loss_is_classed_by_what_was_verified_not_by_what_the_nights_add_after(con, tmp_path):
+    """Transferred at 79,383 (要情); paid on since, the nights raise its amount past 100,000: still
+    要情, no report date already past — the growth is nobody's finding (CONTRACT §5: verified losses
+    are classed). A 核查中 suspect answered again at its grown amount is classed by that answer."""
+    add_suspect(con, "S-MOVED", amount="79383.00", person_id="360702195001011234")
+    add_suspect(con, "S-PART", amount="90000.00", person_id="360702195001011242")
+    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    clerk.fill("S-MOVED", 核实结果=OUTCOME_LABELS[5], 核实说明="转稽核", 核实日期=AS_OF + dt.timedelta(days=2))
+    clerk.fill("S-PART", 核实结果=OUTCOME_LABELS[4], 追回金额=10000, 核实日期=AS_OF + dt.timedelta(days=2))
+    assert returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config()).refusals == []
+    assert major_of(con, "S-MOVED") == ("要情", None) and major_of(con, "S-PART") == ("要情", None)
+    con.execute("update suspects set amount = amount + 60000")  # the nights since: paid on
+    later = RETURN_DAY + dt.timedelta(days=60)
+    casework.refresh(con, later, Config())
+    assert major_of(con, "S-MOVED") == ("要情", None) and major_of(con, "S-PART") == ("要情", None)
+    # S-PART's next sheet shows 150,000: answered again, its loss is verified at that amount
+    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out2", later)[0])
+    again = later - dt.timedelta(days=1)
+    clerk.fill("S-PART", 核实结果=OUTCOME_LABELS[4], 追回金额=20000, 核实日期=again)
+    assert returns.apply_returns(con, [clerk.save()], later, config=Config()).refusals == []
+    assert major_of(con, "S-PART") == ("重大要情", add_working_days(again, 5))
+
+
+def test_a_further_recovery_does_not_move_the_report_date_of_a_major_loss(con, tmp_path):
+    """重大要情（报部） from the first verification (620,000, 100,000 recovered): answered again with
+    more recovered, later, the report is still due 5 working days after that first verification."""
+    add_suspect(con, "S-HUGE", amount="620000.00", person_id="360702195001011234")
+    first = AS_OF + dt.timedelta(days=1)
+    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    clerk.fill("S-HUGE", 核实结果=OUTCOME_LABELS[4], 追回金额=100000, 核实日期=first)
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config())
+    due = add_working_days(first, 5)
+    assert major_of(con, "S-HUGE") == ("重大要情（报部）", due)
+    for n, (recovered, day) in enumerate(((300000, 30), (620000, 60)), start=2):
+        on = AS_OF + dt.timedelta(days=day)
+        clerk = Clerk(worklists.write_worklists(con, tmp_path / f"out{n}", on)[0])
+        clerk.fill("S-HUGE", 核实结果=OUTCOME_LABELS[4], 追回金额=recovered, 核实日期=on)
+        assert returns.apply_returns(con, [clerk.save()], on, config=Config()).refusals == []
+        casework.refresh(con, on, Config())
+        assert major_of(con, "S-HUGE") == ("重大要情（报部）", due), recovered
+    assert status_of(con, "S-HUGE")[0] == "已销号"
+    assert scalar(con, "select count(*) from suspect_events where suspect_id = 'S-HUGE' and event = 'major_class'") == 1
 
 
 def test_the_returns_command_classes_the_losses_it_applied_at_once_and_touches_nothing_else(con, tmp_path):
