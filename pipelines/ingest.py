@@ -75,6 +75,8 @@ class FileResult:
     duplicate_of: str | None = None
     not_extract: bool = False  # skipped as no extract at all (a readme beside the exports)
     notes: list[str] = field(default_factory=list)  # said in the night's summary (XLSX sheets not read)
+    # A failed file's bytes failed before: where their rejected rows are (also the end of message)
+    already_recorded: str | None = None
 
 
 @dataclass
@@ -1188,9 +1190,10 @@ def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None
         # message names the file whose rejected rows hold them
         result.rows_rejected, result.rejected_by_reason = 0, {}
         (first_source, first_delivery), = already
-        result.message += (f" (same content as {first_source} in delivery {first_delivery}: its rejected rows "
-                           f"are recorded under that name)" if first_source != source else
-                           f" (rejected rows already recorded in delivery {first_delivery})")
+        result.already_recorded = (f"same content as {first_source} in delivery {first_delivery}: its rejected "
+                                   f"rows are recorded under that name" if first_source != source else
+                                   f"rejected rows already recorded in delivery {first_delivery}")
+        result.message += f" ({result.already_recorded})"
         return result
     if rows is not None and rows.height:
         _write_rejected(con, result.kind, rows, lineage)

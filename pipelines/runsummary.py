@@ -22,6 +22,15 @@ def _scrub(text: str) -> str:
     return mask_ids_in_text(text)[:120]
 
 
+def _failed_reason(f) -> str:
+    """What is wrong with a failed file, cut as every reason is — but where its rejected rows were
+    recorded before (a file delivered again) is said whole: it is what the reader looks for."""
+    if not f.already_recorded:
+        return _scrub(f.message or "")
+    problem = (f.message or "").removesuffix(f" ({f.already_recorded})")
+    return f"{_scrub(problem)} ({mask_ids_in_text(f.already_recorded)})"
+
+
 def suspects_by_rule(con) -> dict[str, dict[str, Any]]:
     """Open suspects (not 已销号) per rule: count and amount at risk (涉及金额)."""
     rows = con.execute("""
@@ -59,7 +68,7 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["deliveries_after_as_of"] = [d for d in s["deliveries"]
                                        if re.match(DATED_DELIVERY, d) and d[:10] > str(parts["as_of"])]
         s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
-        s["failed_files"] = [{"file": mask_ids_in_text(Path(f.path).name), "reason": _scrub(f.message or "")}
+        s["failed_files"] = [{"file": mask_ids_in_text(Path(f.path).name), "reason": _failed_reason(f)}
                              for f in files if f.status == "failed"]
         s["copies_skipped"] = [{"file": mask_ids_in_text(Path(f.path).name), "same_as": mask_ids_in_text(f.duplicate_of)}
                                for f in files if f.status == "skipped" and f.duplicate_of]

@@ -508,6 +508,13 @@ def test_bad_files_fail_with_one_line_naming_the_file_others_still_ingest_nothin
     assert again.rows_rejected == 0 and again.rejected_by_reason == {}  # nothing new rejected tonight
     assert all("rejected rows already recorded in delivery 2026-11-21" in f.message
                for f in again.with_status("failed"))
+    # the night's summary cuts a long reason, but says whole where the rows were recorded
+    from pipelines import runsummary
+    summary = runsummary.summarise(con, {"run_id": "r", "as_of": "2026-11-22", "ingest": again})
+    assert len(summary["failed_files"]) == len(expected_words)
+    assert any(len(f.message) > 180 for f in again.with_status("failed"))  # cut to 120 before
+    assert all(f["reason"].endswith(" (rejected rows already recorded in delivery 2026-11-21)")
+               for f in summary["failed_files"])
 
 
 def test_copies_of_a_failed_file_in_one_night_name_the_file_whose_rejections_hold_them(tmp_path):
