@@ -71,6 +71,22 @@ def clean_text(e: pl.Expr) -> pl.Expr:
     return pl.when(t.str.len_bytes() > 0).then(t)
 
 
+# Unicode's invisible format characters (zero-width space, BOM, word joiner, soft hyphen, direction
+# marks): a paste from a web page or a document leaves them inside a cell, where nobody can see them.
+FORMAT_CHARACTERS = r"\p{Cf}"
+
+
+def clean_value(e: pl.Expr, col: Column) -> pl.Expr:
+    """clean_text — and, for every column but free text (names, memos), without format characters:
+    they are no part of a code, an ID number, an account, a date or an amount, and kept they make one
+    agency, payment or account two. Only a text with a character beyond ASCII can hold one, so the
+    others (nearly every code) are not searched. Names are stored as delivered."""
+    if col.type == "text" and not col.code and not col.allowed:
+        return clean_text(e)
+    return clean_text(pl.when(e.str.len_bytes() != e.str.len_chars())
+                      .then(e.str.replace_all(FORMAT_CHARACTERS, "")).otherwise(e))
+
+
 # ---------------------------------------------------------------------------------- person_id
 
 def check_digit(first17: str) -> str:
@@ -81,7 +97,7 @@ def check_digit(first17: str) -> str:
 def normalise_person_id(text: str | None) -> tuple[str | None, str | None]:
     """(18-character id, None) or (None, reason). Same rule as `person_id_exprs`, one value at a time."""
     df = pl.DataFrame({"v": [text]}, schema={"v": pl.Utf8})
-    value, reason = person_id_exprs(clean_text(pl.col("v")))
+    value, reason = person_id_exprs(clean_value(pl.col("v"), Column("person_id", "公民身份号码", "id")))
     out = df.select(value.alias("value"), reason.alias("reason")).row(0)
     if text is None or (out[0] is None and out[1] is None):
         return None, "公民身份号码为空"
@@ -386,7 +402,7 @@ def allowed_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
 
 def column_exprs(raw: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[pl.Expr, pl.Expr]:
     """(stored value, reason or null) for one column of an extract, from its delivered text."""
-    s = clean_text(raw)
+    s = clean_value(raw, col)
     if col.type == "id":
         value, reason = person_id_exprs(s)
     elif col.type == "date":

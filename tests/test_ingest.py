@@ -335,6 +335,34 @@ def test_redelivered_row_replaces_the_earlier_one_later_delivery_wins(tmp_path):
     assert store.scalar(con, "select rows_replaced from ingest_ledger where delivery = '2026-11-21'") == 1
 
 
+def test_invisible_characters_are_no_part_of_a_code_an_id_number_an_account_or_an_amount(tmp_path):
+    """A zero-width space, a BOM, a word joiner or a soft hyphen pasted into a cell: the re-delivered
+    payment still replaces its earlier row, its agency and account are the ones delivered before, its
+    ID number and amount are read — in CSV and XLSX alike. A name keeps what was delivered."""
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", i)[0] for i in range(2)]
+    write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
+    zw, bom, joiner, shy = "\u200b", "\ufeff", "\u2060", "\u00ad"
+    first = rows[0]
+    fixed = {**first, "payment_id": first["payment_id"] + zw, "agency_code": bom + first["agency_code"],
+             "bank_account": first["bank_account"][:4] + joiner + first["bank_account"][4:],
+             "person_id": first["person_id"][:6] + shy + first["person_id"][6:], "amount": "9" + zw + "99.99",
+             "period": zw + first["period"], "name": "吴" + zw + "𪚥"}
+    second = {**rows[1], "payment_id": zw + rows[1]["payment_id"], "amount": "12" + zw + "3.45"}
+    write_extract(inbox / "2026-11-21" / "payments_b.csv", "payments", [fixed], "csv-utf8")
+    write_extract(inbox / "2026-11-22" / "payments_c.xlsx", "payments", [second], "xlsx", "chinese")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert report.rows_rejected == 0 and report.rows_replaced == 2
+    got = con.execute("select payment_id, person_id, agency_code, bank_account, period, amount, name"
+                      " from payments order by payment_id").fetchall()
+    assert [g[0] for g in got] == [first["payment_id"], rows[1]["payment_id"]]
+    assert got[0][1:6] == (first["person_id"], first["agency_code"], first["bank_account"].replace(" ", ""),
+                           first["period"], Decimal("999.99"))
+    assert got[0][6] == "吴" + zw + "𪚥"  # as delivered
+    assert got[1][5] == Decimal("123.45")
+
+
 def test_redelivered_row_with_a_composite_key_and_an_empty_key_part_replaces(tmp_path):
     inbox = tmp_path / "inbox"
     r = {**row_for("contributions", 0)[0], "employer_id": ""}

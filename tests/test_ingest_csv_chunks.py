@@ -127,6 +127,18 @@ def test_the_same_key_in_two_pieces_is_read_whole_and_the_repeat_reported_exactl
     assert [str(r["amount"]) for r in kept] == ["5.00"]
 
 
+def test_a_key_with_an_invisible_character_in_another_piece_is_the_same_key(tmp_path, monkeypatch):
+    """Payment 3 again, many pieces later, with a zero-width space in its 发放流水号: the same key
+    read in pieces as read whole (the later row wins, the repeat reported)."""
+    rows = [row_for("payments", i)[0] for i in range(150)]
+    rows.append({**row_for("payments", 3)[0], "payment_id": "P000003\u200b", "amount": "5.00"})
+    whole, chunked, whole_heights, heights = _both(monkeypatch, tmp_path, _lines(rows).encode())
+    assert heights == whole_heights == [len(rows)]  # the repeat sent the file to the whole-file path
+    assert _contents(chunked) == _contents(whole)
+    kept = [r for r in stored(chunked, "payments", "d1/" + NAME) if r["payment_id"] == "P000003"]
+    assert [str(r["amount"]) for r in kept] == ["5.00"]
+
+
 def test_a_big_csv_whose_header_fails_it_rejects_every_row_as_when_read_whole(tmp_path, monkeypatch):
     rows = [row_for("payments", i)[0] for i in range(120)]
     head = [c if c != "agency_code" else "机构" for c in COLS]  # a required column missing
