@@ -56,16 +56,24 @@ def paid_during_custody(payments: pd.DataFrame, imprisonments: pd.DataFrame, as_
     return _amounts(total[total > 0])
 
 
+_NAME_FOLD = str.maketrans("ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ•・‧∙⋅･．.", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz········")
+
+
 def large_payment_unreviewed(payments: pd.DataFrame, threshold: int = 50000) -> dict[str, Decimal]:
     p = payments[payments["amount"] >= threshold].copy()
     handler = p["handled_by"].str.strip().replace("", None)
     reviewer = p["reviewed_by"].str.strip().replace("", None)
     reviewed_day = pd.to_datetime(p["reviewed_at"].astype("datetime64[ms]")).dt.normalize()
     paid_day = pd.to_datetime(p["paid_on"].astype("datetime64[ms]"))
-    # CONTRACT §2's three cases (a reviewer without a review time is none of them, as in the rule)
-    same = (handler.str.replace(r"[\s\p{Z}]", "", regex=True).str.lower()
-            == reviewer.str.replace(r"[\s\p{Z}]", "", regex=True).str.lower())
-    bad = reviewer.isna() | same.fillna(False) | (reviewed_day > paid_day).fillna(False)
+    # CONTRACT §2's three cases (a reviewer without a review time is none of them, as in the rule);
+    # one person however the name is typed: spaces, invisible characters, full-width letters, case
+    # and the middle dot of a name do not count
+    def person(name: pd.Series) -> pd.Series:
+        key = name.str.replace(r"[\s\p{Z}\p{Cf}]", "", regex=True).str.translate(_NAME_FOLD).str.lower()
+        return key.replace("", None)
+
+    same = person(handler) == person(reviewer)
+    bad = person(reviewer).isna() | same.fillna(False) | (reviewed_day > paid_day).fillna(False)
     return _amounts(p[bad.astype(bool)].set_index("payment_id")["amount"])
 
 
