@@ -8,6 +8,7 @@ so that no full 公民身份号码 or bank account reaches a page that is read a
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from .normalise import ACCOUNT_DASHES
@@ -38,13 +39,18 @@ def scrub_text(text: Any) -> Any:
 
 
 def mask_name(name: str | None) -> str | None:
-    """张三丰 -> 张**: the surname is enough for a province page to tell cases apart."""
+    """张三丰 -> 张**: the surname is enough for a province page to tell cases apart. The first
+    character a reader sees: invisible format characters (a zero-width space before it) are passed
+    over, and a combining mark stays with its letter."""
     if name is None:
         return None
-    s = str(name).strip()
+    s = "".join(c for c in str(name) if unicodedata.category(c) != "Cf").strip()
     if not s:
         return s
-    return s[0] + "*" * max(len(s) - 1, 1)
+    first = 1
+    while first < len(s) and unicodedata.combining(s[first]):
+        first += 1
+    return s[:first] + "*" * max(len(s) - first, 1)
 
 
 def mask_subject(subject: str | None, person_id: str | None = None) -> str | None:

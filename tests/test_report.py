@@ -237,6 +237,17 @@ def test_two_agencies_of_one_name_are_two_bars_on_the_dashboard(store, tmp_path)
     con.close()
 
 
+def test_a_name_is_masked_by_the_first_character_a_reader_sees():
+    """A zero-width space before the surname is passed over (the page showed only stars), a
+    combining accent stays with its letter, a surname beyond the BMP stays whole."""
+    from pipelines.report_mask import mask_name
+    assert mask_name("\u200b赵六") == "赵*"
+    assert mask_name("e\u0301李") == "e\u0301*"
+    assert mask_name("𪚥𰻞芳") == "𪚥**"
+    assert mask_name("阿依古丽·买买提") == "阿" + "*" * 7
+    assert mask_name("张") == "张*" and mask_name("\u200b") == ""
+
+
 def test_recovery_rate_is_recovered_over_amount_and_blank_without_amount(written):
     _, paths = written
     _, body = _sheet_rows(paths.summary, SHEET_MAIN)

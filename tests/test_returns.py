@@ -100,10 +100,11 @@ def test_a_control_character_in_a_locked_cell_does_not_make_the_row_impossible_t
     issued before, whose record still holds the CR (read back as XlsxWriter's _x000D_ escape)."""
     add_suspect(con, f"S-{A}-1", name="张\x07三", evidence=json.dumps({"summary": "往来\r\n借款 7777.00 元", "memo": "往来\r借款"},
                                                                    ensure_ascii=False))
-    add_suspect(con, f"S-{A}-2", person_id="360702195001011242")
+    add_suspect(con, f"S-{A}-2", person_id="360702195001011242", name="钱\uffff芳")  # a noncharacter XML escapes too
     [path] = worklists.write_worklists(con, tmp_path / "out", AS_OF)
     row = rows_by_id_of(path)[f"S-{A}-1"]
     assert row["姓名"] == "张三" and row["证据摘要"].startswith("往来\n借款") and "_x00" not in row["证据摘要"]
+    assert rows_by_id_of(path)[f"S-{A}-2"]["姓名"] == "钱芳"
     # a sheet issued before this was mended: its record holds the text as the store has it
     con.execute("update worklist_rows set locked = json_merge_patch(locked, ?) where suspect_id = ?",
                 [json.dumps({"姓名": "张\x07三"}, ensure_ascii=False), f"S-{A}-1"])
