@@ -33,8 +33,9 @@ from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, REC
                        TRANSFERRED, outcome_number, parse_outcome)
 from .privacy import mask_ids_in_text
 from .store import scalar
-from .worklists import (COVER, EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text, canonical, file_sha256,
-                        current_actor, ensure_worklist_schema, parse_date, parse_money)
+from .worklists import (COVER, EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text,
+                        canonical, cell_text, current_actor, ensure_worklist_schema, file_sha256, parse_date,
+                        parse_money)
 
 RETURNS_DDL = """
 create table if not exists return_refusals (
@@ -665,7 +666,8 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
                                         "请填写本次核实的日期"))
     except ValueError:
         problems.append(("核实日期", f"核实日期“{_quote(raw['核实日期'])}”不是日期（如 2026-11-20）"))
-    note = str(raw["核实说明"]).strip() if raw["核实说明"] is not None else ""
+    # as a cell holds it: a note pre-filled on a sheet issued before reads back with _x000D_ escapes
+    note = cell_text(str(raw["核实说明"])).strip() if raw["核实说明"] is not None else ""
     if number in CLOSE_WITH_NOTE and not note:
         problems.append(("核实说明", f"核实结果为 {number} 的须填写核实说明"))
     # Outcomes 1, 2, 3 and 7 close a suspect without a loss (a data error corrected, an employer

@@ -150,8 +150,10 @@ def answer_text(column: str, value: Any) -> str:
 
 # XlsxWriter writes a control character (a CR of a Windows export's line break, a stray BEL in a
 # name) or U+FFFE/U+FFFF as OOXML's escape _x000D_, which openpyxl reads back as those seven characters: such a cell
-# would never read back as issued. Sheets show text without them; escapes read back are decoded.
-_OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+# would never read back as issued. Sheets show text without them; such an escape read back (from a
+# sheet issued before) is decoded — only these: any other _xHHHH_ is text (a surrogate half decoded
+# would be no text at all).
+_OOXML_ESCAPE = re.compile(r"_x(00[01][0-9A-Fa-f]|[Ff]{3}[EeFf])_")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # with the two noncharacters XML escapes
 
 

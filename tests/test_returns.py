@@ -101,7 +101,12 @@ def test_a_control_character_in_a_locked_cell_does_not_make_the_row_impossible_t
     add_suspect(con, f"S-{A}-1", name="张\x07三", evidence=json.dumps({"summary": "往来\r\n借款 7777.00 元", "memo": "往来\r借款"},
                                                                    ensure_ascii=False))
     add_suspect(con, f"S-{A}-2", person_id="360702195001011242", name="钱\uffff芳")  # a noncharacter XML escapes too
+    # text that reads like an escape is text: a surrogate pair written so, a digit
+    add_suspect(con, f"S-{A}-3", person_id="360702195001011250", name="张_x0033_三",
+                evidence=json.dumps({"summary": "退款_xD83D__xDE00_"}, ensure_ascii=False))
     [path] = worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    assert rows_by_id_of(path)[f"S-{A}-3"]["姓名"] == "张_x0033_三"
+    assert rows_by_id_of(path)[f"S-{A}-3"]["证据摘要"].startswith("退款_xD83D__xDE00_")
     row = rows_by_id_of(path)[f"S-{A}-1"]
     assert row["姓名"] == "张三" and row["证据摘要"].startswith("往来\n借款") and "_x00" not in row["证据摘要"]
     assert rows_by_id_of(path)[f"S-{A}-2"]["姓名"] == "钱芳"
@@ -110,12 +115,24 @@ def test_a_control_character_in_a_locked_cell_does_not_make_the_row_impossible_t
                 [json.dumps({"姓名": "张\x07三"}, ensure_ascii=False), f"S-{A}-1"])
     clerk = Clerk(path)
     clerk.ws.cell(row=clerk.rows[f"S-{A}-1"], column=clerk.header.index("姓名") + 1, value="张_x0007_三")
-    for sid in (f"S-{A}-1", f"S-{A}-2"):
+    for sid in (f"S-{A}-1", f"S-{A}-2", f"S-{A}-3"):
         clerk.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题", 核实日期=dt.date(2026, 11, 25))
     report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
     assert report.refusals == [], report.refusals
-    assert sorted(a.suspect_id for a in report.applied) == [f"S-{A}-1", f"S-{A}-2"], report
+    assert sorted(a.suspect_id for a in report.applied) == [f"S-{A}-1", f"S-{A}-2", f"S-{A}-3"], report
     assert status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
+def test_a_note_pre_filled_on_a_sheet_issued_before_is_kept_without_its_escape(con, tmp_path):
+    """A 核查中 suspect's note with a CR LF, pre-filled on a sheet written before control characters
+    were dropped (read back as 第一行_x000D_ and a line break): the clerk raises only 追回金额, and the
+    note is stored as the text it is, not with the escape."""
+    add_suspect(con, f"S-{A}-1", status="核查中", outcome=OUTCOME_LABELS[4], recovered_amount=Decimal("100.00"),
+                verification_note="第一行\r\n第二行", verified_on=AS_OF - dt.timedelta(days=5))
+    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    clerk.fill(f"S-{A}-1", 核实说明="第一行_x000D_\n第二行", 追回金额=200)  # as the older sheet reads back
+    assert returns.apply_returns(con, [clerk.save()], RETURN_DAY).refusals == []
+    assert status_of(con, f"S-{A}-1")[2:4] == (Decimal("200.00"), "第一行\n第二行")
 
 
 def test_every_outcome_is_applied_by_the_contract_rules(con, tmp_path):
