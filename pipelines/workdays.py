@@ -63,7 +63,7 @@ class WorkCalendar:
     """chinese_calendar's working days, with the days an office entered from a State Council
     notice: `holidays` (放假, off even on a weekday) and `adjusted_workdays` (调休上班, on even
     on a weekend). An entered day wins over the package (a correction); a year with any entered
-    day counts as known, its other days by the week."""
+    day counts as known, its other days by the week less the holidays the law fixes."""
 
     holidays: frozenset[dt.date] = frozenset()
     adjusted_workdays: frozenset[dt.date] = frozenset()
@@ -96,9 +96,8 @@ class WorkCalendar:
                         stacklevel=2,
                     )
                 _warned_years.add(d.year)
-                if d in _statutory_days_off(d.year):
-                    return False
-            return d.weekday() < 5
+            # off whatever the year's notice says, also where an office entered only part of it
+            return d.weekday() < 5 and d not in _statutory_days_off(d.year)
 
     def add_working_days(self, d: dt.date | dt.datetime, n: int) -> dt.date:
         """The n-th working day after d (d itself never counts, as in “20 working days after issue”).

@@ -120,6 +120,11 @@ def test_a_year_entered_from_the_notice_counts_its_holidays_and_adjusted_days_wi
         assert cal.add_working_days(D(2027, 2, 5), 1) == D(2027, 2, 14)
         assert cal.working_days_between(D(2027, 2, 5), D(2027, 2, 15)) == 2
     assert cal.unknown_years([D(2026, 12, 31), D(2027, 3, 1), D(2028, 1, 5), None]) == [2028]
+    # a notice entered in part (no 清明, 劳动节, 国庆 entered): the holidays the law fixes stay off
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for off in (D(2027, 4, 5), D(2027, 10, 1)):
+            assert not cal.is_working_day(off), off
     # The package's calendar alone knows nothing of the notice.
     with pytest.warns(CalendarFallbackWarning):
         assert add_working_days(D(2027, 2, 5), 1) == D(2027, 2, 8)
