@@ -237,8 +237,10 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
         # (verified_amount; the amount at risk in a store from before it was kept): what the nights
         # add since — a 已移送 case paid on, a reopened suspect's new evidence — is nobody's finding
         # yet. A 重大要情 is reported report_working_days after the verification that classed it; a
-        # later answer of the same class (a further recovery) does not move that date. Recomputed
-        # from that verification each night, so that the date follows a holiday notice entered since.
+        # later answer of the same class or a lower one (a further recovery, a reversal) does not
+        # move that date — the report was due then; one that moves the class up dates a new report.
+        # An answer to a reopened suspect clears class_verified_on (returns): a report of its own.
+        # Recomputed from that verification each night, so that the date follows a holiday notice.
         for suspect_id, outcome, amount, verified_on, closed_on, have_class, have_due, class_from in con.execute(
             "select suspect_id, outcome, coalesce(verified_amount, amount), verified_on, closed_on, major_class,"
             " report_due, class_verified_on"
@@ -248,7 +250,8 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
         ).fetchall():
             want_class = major_class_for(amount, config) if outcome_number(outcome) in CONFIRMED_LOSS else None
             verification = verified_on or closed_on or as_of
-            want_from = None if want_class is None else class_from if want_class == have_class and class_from else verification
+            kept = class_from and _CLASS_RANK.get(want_class, 0) <= _CLASS_RANK.get(have_class, 0)
+            want_from = None if want_class is None else class_from if kept else verification
             want_due = None
             if want_class in (MAJOR, MAJOR_MINISTRY):
                 want_due = calendar.add_working_days(want_from, int(s["report_working_days"]))
@@ -262,6 +265,9 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
                       {"from": have_class, "to": want_class, "amount": amount, "report_due": want_due}, run_id, now)
             counts["major_class"] += 1
     return counts
+
+
+_CLASS_RANK = {MINOR: 1, MAJOR: 2, MAJOR_MINISTRY: 3}
 
 
 def _only(only: list[str] | None) -> dict[str, list[str]]:

@@ -29,7 +29,7 @@ import duckdb
 import openpyxl
 
 from . import casework
-from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, TRANSFER,
+from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, REOPENED, TRANSFER,
                        TRANSFERRED, outcome_number, parse_outcome)
 from .privacy import mask_ids_in_text
 from .store import scalar
@@ -606,6 +606,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         if retry_rows is not None and row_number not in retry_rows:
             result.unchanged += 1  # applied when these bytes came before (see _earlier_application)
             continue
+        shown = issued[sid][1].get("涉及金额")  # what the answered sheet showed: the amount verified
+        answer["shown_amount"] = Decimal(shown) if shown else None
         outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, sheet.export_id, now, refuse,
                                 answered_since.get(sid))
         if outcome is None:
@@ -710,10 +712,14 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
         new_status = TRANSFERRED
     closed_on = verified if new_status == CLOSED else None
     con.execute(
-        # the amount at risk as the agency verified it: its 要情 class, whatever the nights add later
+        # The loss as the agency verified it — the 涉及金额 its sheet showed, or less where the amount
+        # fell since (a reversal) — classes it, whatever the nights add later. An answer to a reopened
+        # suspect is a verification of its own: a 重大要情 report is due from it (casework.refresh).
         "update suspects set status = ?, outcome = ?, recovered_amount = ?, verification_note = ?, verified_on = ?,"
-        " closed_on = ?, verified_amount = amount where suspect_id = ?",
-        [new_status, label, recovered, answer["note"], verified, closed_on, sid])
+        " closed_on = ?, verified_amount = least(coalesce(?, amount), amount),"
+        " class_verified_on = if(?, null, class_verified_on) where suspect_id = ?",
+        [new_status, label, recovered, answer["note"], verified, closed_on, answer.get("shown_amount"),
+         status == REOPENED, sid])
     if new_status == CLOSED:
         con.execute(casework.RECORD_CLOSED_STATE_SQL, [sid])
     events = ["returned"]

@@ -185,6 +185,33 @@ def _accounts_as_digits(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('accounts_as_digits', current_timestamp)")
 
 
+def _verified_amounts(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: an answer applied before suspects.verified_amount was kept gets, as the loss
+    it verified, the amount its 要情 class was set from then (the suspect's first `major_class` event
+    after its last return, else the last one before it) — so that a 已移送 case paid on since is not
+    re-classed by growth nobody verified (it can take no further answer to mend it). A suspect
+    without such an event keeps being classed by its amount at risk, as before."""
+    if scalar(con, "select count(*) from store_migrations where name = 'verified_amounts'"):
+        return
+    with transaction(con):
+        con.execute("""
+            update suspects set verified_amount = c.amount
+            from (select e.suspect_id,
+                         try_cast(coalesce(
+                             arg_min(json_extract_string(e.detail, '$.amount'), e.happened_at)
+                                 filter (where e.happened_at >= r.returned_at),
+                             arg_max(json_extract_string(e.detail, '$.amount'), e.happened_at)
+                                 filter (where e.happened_at < r.returned_at)) as decimal(18,2)) as amount
+                  from suspect_events e
+                  join (select suspect_id, max(happened_at) as returned_at from suspect_events
+                        where event = 'returned' group by suspect_id) r on r.suspect_id = e.suspect_id
+                  where e.event = 'major_class' and json_extract_string(e.detail, '$.to') is not null
+                  group by e.suspect_id) c
+            where suspects.suspect_id = c.suspect_id and suspects.verified_amount is null
+              and suspects.outcome is not null""")
+        con.execute("insert into store_migrations values ('verified_amounts', current_timestamp)")
+
+
 class StoreBusy(RuntimeError):
     """Another process holds the store: a fundwatch run (pipelines.runlock) or another program
     that has the DuckDB file open (a notebook kernel, a DuckDB shell)."""
@@ -236,6 +263,7 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
         raise
     ensure_schema(con)
     _accounts_as_digits(con)  # here, not in ensure_schema: ingest calls that inside its transaction
+    _verified_amounts(con)
     return con
 
 

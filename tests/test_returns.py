@@ -343,6 +343,58 @@ def test_a_loss_is_classed_by_what_was_verified_not_by_what_the_nights_add_after
     assert major_of(con, "S-PART") == ("重大要情", add_working_days(again, 5))
 
 
+def test_the_loss_verified_is_what_the_answered_sheet_showed(con, tmp_path):
+    """Issued at 90,000; a night raised it to 120,000 before the agency's answer (5) came back: the
+    agency verified the 90,000 its sheet showed — 要情, not 重大要情. Where the amount fell since (a
+    reversal), the lower amount is the loss."""
+    add_suspect(con, "S-GREW", amount="90000.00", person_id="360702195001011234")
+    add_suspect(con, "S-FELL", amount="120000.00", person_id="360702195001011242")
+    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    con.execute("update suspects set amount = 120000.00 where suspect_id = 'S-GREW'")
+    con.execute("update suspects set amount = 95000.00 where suspect_id = 'S-FELL'")
+    for sid in ("S-GREW", "S-FELL"):
+        clerk.fill(sid, 核实结果=OUTCOME_LABELS[5], 核实说明="转稽核", 核实日期=AS_OF + dt.timedelta(days=2))
+    assert returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config()).refusals == []
+    assert major_of(con, "S-GREW") == ("要情", None) and major_of(con, "S-FELL") == ("要情", None)
+    assert con.execute("select suspect_id, verified_amount from suspects order by 1").fetchall() == [
+        ("S-FELL", Decimal("95000.00")), ("S-GREW", Decimal("90000.00"))]
+
+
+def test_a_reopened_suspect_answered_again_is_reported_from_that_answer(con, tmp_path):
+    """重大要情 closed by a full recovery, reopened by new payments, answered again: its report is due
+    from the new verification (README: the class and date of the last verification stand until
+    answered again), not from the first one, long past."""
+    add_suspect(con, "S-BACK", amount="150000.00", person_id="360702195001011234")
+    first = AS_OF + dt.timedelta(days=1)
+    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    clerk.fill("S-BACK", 核实结果=OUTCOME_LABELS[4], 追回金额=150000, 核实日期=first)
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config())
+    assert major_of(con, "S-BACK") == ("重大要情", add_working_days(first, 5))
+    con.execute("update suspects set status = '已重开', amount = 160000.00, closed_on = null where suspect_id = 'S-BACK'")
+    later = AS_OF + dt.timedelta(days=40)
+    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out2", later)[0])
+    clerk.fill("S-BACK", 核实结果=OUTCOME_LABELS[4], 追回金额=160000, 核实日期=later)
+    assert returns.apply_returns(con, [clerk.save()], later, config=Config()).refusals == []
+    assert major_of(con, "S-BACK") == ("重大要情", add_working_days(later, 5))
+
+
+def test_a_class_moved_down_keeps_the_report_date_it_had(con, tmp_path):
+    """重大要情（报部） at 600,000; a reversal brings it to 400,000 and the agency answers again: 重大要情,
+    its report still due from the first verification (the report was due then)."""
+    add_suspect(con, "S-DOWN", amount="600000.00", person_id="360702195001011234")
+    first = AS_OF + dt.timedelta(days=1)
+    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    clerk.fill("S-DOWN", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=first)
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config())
+    assert major_of(con, "S-DOWN") == ("重大要情（报部）", add_working_days(first, 5))
+    con.execute("update suspects set amount = 400000.00 where suspect_id = 'S-DOWN'")
+    later = AS_OF + dt.timedelta(days=30)
+    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out2", later)[0])
+    clerk.fill("S-DOWN", 核实结果=OUTCOME_LABELS[4], 追回金额=2000, 核实日期=later)
+    assert returns.apply_returns(con, [clerk.save()], later, config=Config()).refusals == []
+    assert major_of(con, "S-DOWN") == ("重大要情", add_working_days(first, 5))
+
+
 def test_a_further_recovery_does_not_move_the_report_date_of_a_major_loss(con, tmp_path):
     """重大要情（报部） from the first verification (620,000, 100,000 recovered): answered again with
     more recovered, later, the report is still due 5 working days after that first verification."""
