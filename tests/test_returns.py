@@ -360,21 +360,27 @@ def test_the_loss_verified_is_what_the_answered_sheet_showed(con, tmp_path):
         ("S-FELL", Decimal("95000.00")), ("S-GREW", Decimal("90000.00"))]
 
 
+def answer_on_a_sheet(con, out: Path, sid: str, issued: dt.date, returned: dt.date, **cells):
+    """The worklist issued on `issued` into `out`, `sid`'s row answered with `cells`, returned on
+    `returned` (with the contract's defaults as config)."""
+    clerk = Clerk(worklists.write_worklists(con, out, issued)[0])
+    clerk.fill(sid, **cells)
+    return returns.apply_returns(con, [clerk.save()], returned, config=Config())
+
+
 def test_a_reopened_suspect_answered_again_is_reported_from_that_answer(con, tmp_path):
     """重大要情 closed by a full recovery, reopened by new payments, answered again: its report is due
     from the new verification (README: the class and date of the last verification stand until
     answered again), not from the first one, long past."""
     add_suspect(con, "S-BACK", amount="150000.00", person_id="360702195001011234")
     first = AS_OF + dt.timedelta(days=1)
-    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
-    clerk.fill("S-BACK", 核实结果=OUTCOME_LABELS[4], 追回金额=150000, 核实日期=first)
-    returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config())
+    answer_on_a_sheet(con, tmp_path / "out", "S-BACK", AS_OF, RETURN_DAY,
+                      核实结果=OUTCOME_LABELS[4], 追回金额=150000, 核实日期=first)
     assert major_of(con, "S-BACK") == ("重大要情", add_working_days(first, 5))
     con.execute("update suspects set status = '已重开', amount = 160000.00, closed_on = null where suspect_id = 'S-BACK'")
     later = AS_OF + dt.timedelta(days=40)
-    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out2", later)[0])
-    clerk.fill("S-BACK", 核实结果=OUTCOME_LABELS[4], 追回金额=160000, 核实日期=later)
-    assert returns.apply_returns(con, [clerk.save()], later, config=Config()).refusals == []
+    assert answer_on_a_sheet(con, tmp_path / "out2", "S-BACK", later, later,
+                             核实结果=OUTCOME_LABELS[4], 追回金额=160000, 核实日期=later).refusals == []
     assert major_of(con, "S-BACK") == ("重大要情", add_working_days(later, 5))
 
 
@@ -383,15 +389,13 @@ def test_a_class_moved_down_keeps_the_report_date_it_had(con, tmp_path):
     its report still due from the first verification (the report was due then)."""
     add_suspect(con, "S-DOWN", amount="600000.00", person_id="360702195001011234")
     first = AS_OF + dt.timedelta(days=1)
-    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
-    clerk.fill("S-DOWN", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=first)
-    returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config())
+    answer_on_a_sheet(con, tmp_path / "out", "S-DOWN", AS_OF, RETURN_DAY,
+                      核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=first)
     assert major_of(con, "S-DOWN") == ("重大要情（报部）", add_working_days(first, 5))
     con.execute("update suspects set amount = 400000.00 where suspect_id = 'S-DOWN'")
     later = AS_OF + dt.timedelta(days=30)
-    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out2", later)[0])
-    clerk.fill("S-DOWN", 核实结果=OUTCOME_LABELS[4], 追回金额=2000, 核实日期=later)
-    assert returns.apply_returns(con, [clerk.save()], later, config=Config()).refusals == []
+    assert answer_on_a_sheet(con, tmp_path / "out2", "S-DOWN", later, later,
+                             核实结果=OUTCOME_LABELS[4], 追回金额=2000, 核实日期=later).refusals == []
     assert major_of(con, "S-DOWN") == ("重大要情", add_working_days(first, 5))
 
 
@@ -400,16 +404,14 @@ def test_a_further_recovery_does_not_move_the_report_date_of_a_major_loss(con, t
     more recovered, later, the report is still due 5 working days after that first verification."""
     add_suspect(con, "S-HUGE", amount="620000.00", person_id="360702195001011234")
     first = AS_OF + dt.timedelta(days=1)
-    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
-    clerk.fill("S-HUGE", 核实结果=OUTCOME_LABELS[4], 追回金额=100000, 核实日期=first)
-    returns.apply_returns(con, [clerk.save()], RETURN_DAY, config=Config())
+    answer_on_a_sheet(con, tmp_path / "out", "S-HUGE", AS_OF, RETURN_DAY,
+                      核实结果=OUTCOME_LABELS[4], 追回金额=100000, 核实日期=first)
     due = add_working_days(first, 5)
     assert major_of(con, "S-HUGE") == ("重大要情（报部）", due)
     for n, (recovered, day) in enumerate(((300000, 30), (620000, 60)), start=2):
         on = AS_OF + dt.timedelta(days=day)
-        clerk = Clerk(worklists.write_worklists(con, tmp_path / f"out{n}", on)[0])
-        clerk.fill("S-HUGE", 核实结果=OUTCOME_LABELS[4], 追回金额=recovered, 核实日期=on)
-        assert returns.apply_returns(con, [clerk.save()], on, config=Config()).refusals == []
+        assert answer_on_a_sheet(con, tmp_path / f"out{n}", "S-HUGE", on, on,
+                                 核实结果=OUTCOME_LABELS[4], 追回金额=recovered, 核实日期=on).refusals == []
         casework.refresh(con, on, Config())
         assert major_of(con, "S-HUGE") == ("重大要情（报部）", due), recovered
     assert status_of(con, "S-HUGE")[0] == "已销号"
