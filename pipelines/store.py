@@ -185,6 +185,64 @@ def _accounts_as_digits(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('accounts_as_digits', current_timestamp)")
 
 
+# Until 2026-12-02 (afternoon) a code or an account was stored with any invisible format character a
+# paste left in it (a zero-width space after a 发放流水号); since then without (normalise.clean_value).
+_FORMAT_CHARACTER = r"\p{Cf}"
+
+
+def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: the codes and accounts an older store holds with invisible format characters
+    lose them, as ingest now reads them — else the same payment delivered again without (or with)
+    one would be stored beside it and summed twice. Where two rows of a table then share a natural
+    key, the later delivered one stands, as a re-delivery replaces (the other is deleted). Only a
+    text beyond ASCII can hold such a character: the others are not searched. Suspects whose subject
+    or agency held one take the cleaned text (two that become one are left as they were), and
+    detect_state is cleared: the next night detects in full."""
+    if scalar(con, "select count(*) from store_migrations where name = 'codes_without_format_characters'"):
+        return
+    found = False
+    for kind, spec in EXTRACTS.items():
+        columns = [c.name for c in spec.columns if c.code or c.type == "account"]
+        if not columns:
+            continue
+        has_one = " or ".join(f"(length({c}) <> strlen({c}) and regexp_matches({c}, '{_FORMAT_CHARACTER}'))"
+                              for c in columns)
+        con.execute(f"create or replace temp table _cf_rows as select rowid as rid from {kind} where {has_one}")
+        rows = scalar(con, "select count(*) from _cf_rows")
+        if not rows:
+            continue
+        found = True
+        if table_exists(con, "detect_state"):
+            con.execute("delete from detect_state")
+        cleaned = ", ".join(f"{c} = regexp_replace({c}, '{_FORMAT_CHARACTER}', '', 'g')" for c in columns)
+        for first in range(0, rows, _MIGRATION_BATCH_ROWS):  # committed batches, as _accounts_as_digits
+            con.execute(f"update {kind} set {cleaned} where rowid in "
+                        f"(select rid from _cf_rows order by rid limit {_MIGRATION_BATCH_ROWS} offset {first})")
+        key = ", ".join(spec.key)
+        con.execute(f"""
+            delete from {kind} where rowid in (
+                select rowid from (
+                    select rowid, row_number() over (partition by {key}
+                        order by _delivery desc nulls last, _source_file desc nulls last, _row_number desc nulls last) as n
+                    from {kind}
+                    where ({key}) in (select ({key}) from {kind} where rowid in (select rid from _cf_rows)))
+                where n > 1)""")
+    con.execute("drop table if exists _cf_rows")
+    with transaction(con):
+        if found:
+            clean = f"regexp_replace(subject, '{_FORMAT_CHARACTER}', '', 'g')"
+            con.execute(f"""
+                update suspects set subject = m.clean
+                from (select suspect_id, rule_id, {clean} as clean from suspects
+                      where length(subject) <> strlen(subject) and regexp_matches(subject, '{_FORMAT_CHARACTER}')
+                      qualify count(*) over (partition by rule_id, {clean}) = 1) m
+                where suspects.suspect_id = m.suspect_id
+                  and m.clean not in (select subject from suspects s where s.rule_id = m.rule_id)""")
+            con.execute(f"update suspects set agency_code = regexp_replace(agency_code, '{_FORMAT_CHARACTER}', '', 'g') "
+                        f"where length(agency_code) <> strlen(agency_code)")
+        con.execute("insert into store_migrations values ('codes_without_format_characters', current_timestamp)")
+
+
 def _verified_amounts(con: duckdb.DuckDBPyConnection) -> None:
     """Once per store: an answer applied before suspects.verified_amount was kept gets, as the loss
     it verified, the amount its 要情 class was set from then (the suspect's first `major_class` event
@@ -263,6 +321,7 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
         raise
     ensure_schema(con)
     _accounts_as_digits(con)  # here, not in ensure_schema: ingest calls that inside its transaction
+    _codes_without_format_characters(con)
     _verified_amounts(con)
     return con
 

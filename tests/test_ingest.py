@@ -363,6 +363,46 @@ def test_invisible_characters_are_no_part_of_a_code_an_id_number_an_account_or_a
     assert got[1][5] == Decimal("123.45")
 
 
+def test_a_store_from_before_loses_the_invisible_characters_of_its_codes_once(tmp_path):
+    """Codes an older fundwatch stored with a zero-width space: opened by this one, they lose it (the
+    next delivery of the same payment replaces it instead of being summed beside it); where a code
+    so cleaned meets the same code stored clean, the later delivered row stands; a suspect whose
+    subject held one keeps its id under the cleaned subject."""
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", i)[0] for i in range(3)]
+    write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
+    path = tmp_path / "fw.duckdb"
+    con = store.connect(path)
+    ingest_inbox(con, inbox)
+    zw = "\u200b"
+    # as the older code left it: P000000 and its agency with the character; P000001 stored clean on
+    # 10-21 and again, with it, by a later delivery (11-01: 555.55)
+    con.execute("update payments set payment_id = payment_id || ?, agency_code = agency_code || ? "
+                "where payment_id = 'P000000'", [zw, zw])
+    con.execute("insert into payments select * replace (payment_id || ? as payment_id, 555.55 as amount, "
+                "'2026-11-01' as _delivery) from payments where payment_id = 'P000001'", [zw])
+    con.execute("insert into suspects (suspect_id, rule_id, subject, agency_code, status, amount) "
+                "values ('LPU-1', 'LARGE_PAYMENT_UNREVIEWED', ?, ?, '已下发', 1234.56)",
+                ["P000000" + zw, rows[0]["agency_code"] + zw])
+    con.execute("delete from store_migrations where name = 'codes_without_format_characters'")
+    con.close()
+    con = store.connect(path)
+    try:
+        got = con.execute("select payment_id, agency_code, amount, _delivery from payments order by 1").fetchall()
+        assert [g[0] for g in got] == ["P000000", "P000001", "P000002"]
+        assert got[0][1] == rows[0]["agency_code"] and got[1][2:] == (Decimal("555.55"), "2026-11-01")
+        assert con.execute("select suspect_id, subject, agency_code from suspects").fetchall() == [
+            ("LPU-1", "P000000", rows[0]["agency_code"])]
+        # the next delivery of P000000 replaces it
+        write_extract(inbox / "2026-11-21" / "payments_b.csv", "payments", [{**rows[0], "amount": "999.99"}], "csv-utf8")
+        report = ingest_inbox(con, inbox)
+        assert report.rows_replaced == 1
+        assert store.scalar(con, "select count(*) from payments") == 3
+        assert store.scalar(con, "select amount from payments where payment_id = 'P000000'") == Decimal("999.99")
+    finally:
+        con.close()
+
+
 def test_redelivered_row_with_a_composite_key_and_an_empty_key_part_replaces(tmp_path):
     inbox = tmp_path / "inbox"
     r = {**row_for("contributions", 0)[0], "employer_id": ""}
