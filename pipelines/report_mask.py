@@ -41,14 +41,14 @@ def scrub_text(text: Any) -> Any:
 def mask_name(name: str | None) -> str | None:
     """张三丰 -> 张**: the surname is enough for a province page to tell cases apart. The first
     character a reader sees: invisible format characters (a zero-width space before it) are passed
-    over, and a combining mark stays with its letter."""
+    over, and a combining mark or a variation selector (a 生僻字's glyph variant) stays with it."""
     if name is None:
         return None
     s = "".join(c for c in str(name) if unicodedata.category(c) != "Cf").strip()
     if not s:
         return s
     first = 1
-    while first < len(s) and unicodedata.combining(s[first]):
+    while first < len(s) and unicodedata.category(s[first]).startswith("M"):  # marks, variation selectors
         first += 1
     return s[:first] + "*" * max(len(s) - first, 1)
 

@@ -244,6 +244,7 @@ def test_a_name_is_masked_by_the_first_character_a_reader_sees():
     assert mask_name("\u200b赵六") == "赵*"
     assert mask_name("e\u0301李") == "e\u0301*"
     assert mask_name("𪚥𰻞芳") == "𪚥**"
+    assert mask_name("葛\U000E0100亮") == "葛\U000E0100*"  # an ideographic variation selector stays with its character
     assert mask_name("阿依古丽·买买提") == "阿" + "*" * 7
     assert mask_name("张") == "张*" and mask_name("\u200b") == ""
 
