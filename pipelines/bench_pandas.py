@@ -69,7 +69,7 @@ def large_payment_unreviewed(payments: pd.DataFrame, threshold: int = 50000) -> 
     # one person however the name is typed: spaces, invisible characters, full-width letters, case
     # and the middle dot of a name do not count
     def person(name: pd.Series) -> pd.Series:
-        key = name.str.replace(r"[\s\p{Z}\p{Cf}]", "", regex=True).str.translate(_NAME_FOLD).str.lower()
+        key = name.str.replace(r"[\s\p{Z}\p{Cf}\p{Cc}]", "", regex=True).str.translate(_NAME_FOLD).str.lower()
         return key.replace("", None)
 
     same = person(handler) == person(reviewer)

@@ -290,13 +290,13 @@ def test_a_reviewer_is_the_handler_however_the_name_is_typed(con):
                                    ("zero-width-space", "王\u200b五", "王五"), ("full-width-latin", "Ｗａｎｇ", "Wang"),
                                    ("bullet", "阿依古丽·买买提", "阿依古丽•买买提"),
                                    ("katakana-dot", "阿依古丽·买买提", "阿依古丽・买买提"),
-                                   ("invisible-reviewer", "王五", "\u200b"),
+                                   ("invisible-reviewer", "王五", "\u200b"), ("control", "王五", "王\x0b五\x1f"),
                                    ("other", "王五", "王六"), ("other-minority", "阿依古丽·买买提", "阿依古丽·吐尔逊")):
         pay(con, A, "202611", "60000.00", payment_id=pid, paid_on=paid, handled_by=handler, reviewed_by=reviewer,
             reviewed_at=at)
     found = run(con, "LARGE_PAYMENT_UNREVIEWED")
     assert set(found) == {"spaced", "full-width-space", "latin-case", "no-break-space", "zero-width-space",
-                          "full-width-latin", "bullet", "katakana-dot", "invisible-reviewer"}
+                          "full-width-latin", "bullet", "katakana-dot", "invisible-reviewer", "control"}
     assert found["spaced"]["evidence"]["finding"] == "复核人与经办人为同一人"
     assert found["invisible-reviewer"]["evidence"]["finding"] == "无复核人"
     # the bench's pandas baseline (written as an analyst would) takes the same names for one person
