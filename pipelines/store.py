@@ -193,32 +193,35 @@ _FORMAT_CHARACTER = r"\p{Cf}"
 def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
     """Once per store: the codes and accounts an older store holds with invisible format characters
     lose them, as ingest now reads them — else the same payment delivered again without (or with)
-    one would be stored beside it and summed twice. Where two rows of a table then share a natural
-    key, the later delivered one stands, as a re-delivery replaces (the other is deleted). Only a
-    text beyond ASCII can hold such a character: the others are not searched. Suspects whose subject
-    or agency held one take the cleaned text (two that become one are left as they were), and
-    detect_state is cleared: the next night detects in full."""
+    one would be stored beside it and summed twice. Where two rows of a table share a natural key so
+    cleaned, the later delivered one stands, as a re-delivery replaces: the other is deleted first,
+    then the rest cleaned in committed batches — so that a crash anywhere only leaves the next start
+    less to do. Only a text beyond ASCII can hold such a character: the others are not searched.
+    Suspects whose subject or agency held one take the cleaned text (two that become one are left as
+    they were; the one no longer detected says so on its sheet), and so do the agencies of the
+    worklists on record (a sheet issued before is still returned); detect_state is cleared: the next
+    night detects in full."""
     if scalar(con, "select count(*) from store_migrations where name = 'codes_without_format_characters'"):
         return
-    found = False
+
+    def cleaned(column: str) -> str:
+        return f"regexp_replace({column}, '{_FORMAT_CHARACTER}', '', 'g')"
+
+    def holds_one(column: str) -> str:
+        return f"(length({column}) <> strlen({column}) and regexp_matches({column}, '{_FORMAT_CHARACTER}'))"
+
     for kind, spec in EXTRACTS.items():
         columns = [c.name for c in spec.columns if c.code or c.type == "account"]
         if not columns:
             continue
-        has_one = " or ".join(f"(length({c}) <> strlen({c}) and regexp_matches({c}, '{_FORMAT_CHARACTER}'))"
-                              for c in columns)
-        con.execute(f"create or replace temp table _cf_rows as select rowid as rid from {kind} where {has_one}")
+        con.execute(f"create or replace temp table _cf_rows as select rowid as rid from {kind} "
+                    f"where {' or '.join(holds_one(c) for c in columns)}")
         rows = scalar(con, "select count(*) from _cf_rows")
         if not rows:
             continue
-        found = True
         if table_exists(con, "detect_state"):
             con.execute("delete from detect_state")
-        cleaned = ", ".join(f"{c} = regexp_replace({c}, '{_FORMAT_CHARACTER}', '', 'g')" for c in columns)
-        for first in range(0, rows, _MIGRATION_BATCH_ROWS):  # committed batches, as _accounts_as_digits
-            con.execute(f"update {kind} set {cleaned} where rowid in "
-                        f"(select rid from _cf_rows order by rid limit {_MIGRATION_BATCH_ROWS} offset {first})")
-        key = ", ".join(spec.key)
+        key = ", ".join(cleaned(k) if k in columns else k for k in spec.key)
         con.execute(f"""
             delete from {kind} where rowid in (
                 select rowid from (
@@ -227,19 +230,20 @@ def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
                     from {kind}
                     where ({key}) in (select ({key}) from {kind} where rowid in (select rid from _cf_rows)))
                 where n > 1)""")
+        for first in range(0, rows, _MIGRATION_BATCH_ROWS):  # committed batches, as _accounts_as_digits
+            con.execute(f"update {kind} set {', '.join(f'{c} = {cleaned(c)}' for c in columns)} where rowid in "
+                        f"(select rid from _cf_rows order by rid limit {_MIGRATION_BATCH_ROWS} offset {first})")
     con.execute("drop table if exists _cf_rows")
     with transaction(con):
-        if found:
-            clean = f"regexp_replace(subject, '{_FORMAT_CHARACTER}', '', 'g')"
-            con.execute(f"""
-                update suspects set subject = m.clean
-                from (select suspect_id, rule_id, {clean} as clean from suspects
-                      where length(subject) <> strlen(subject) and regexp_matches(subject, '{_FORMAT_CHARACTER}')
-                      qualify count(*) over (partition by rule_id, {clean}) = 1) m
-                where suspects.suspect_id = m.suspect_id
-                  and m.clean not in (select subject from suspects s where s.rule_id = m.rule_id)""")
-            con.execute(f"update suspects set agency_code = regexp_replace(agency_code, '{_FORMAT_CHARACTER}', '', 'g') "
-                        f"where length(agency_code) <> strlen(agency_code)")
+        con.execute(f"""
+            update suspects set subject = m.clean
+            from (select suspect_id, rule_id, {cleaned("subject")} as clean from suspects where {holds_one("subject")}
+                  qualify count(*) over (partition by rule_id, {cleaned("subject")}) = 1) m
+            where suspects.suspect_id = m.suspect_id
+              and m.clean not in (select subject from suspects s where s.rule_id = m.rule_id)""")
+        for table in ("suspects", "worklist_rows", "audit_log"):
+            if table_exists(con, table):
+                con.execute(f"update {table} set agency_code = {cleaned('agency_code')} where {holds_one('agency_code')}")
         con.execute("insert into store_migrations values ('codes_without_format_characters', current_timestamp)")
 
 

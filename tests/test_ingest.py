@@ -14,7 +14,8 @@ import openpyxl
 import polars as pl
 import pytest
 
-from pipelines import store
+from pipelines import returns, store, worklists
+from pipelines.casework import OUTCOME_LABELS
 from pipelines.extracts import EXTRACTS
 from pipelines.ingest import IngestError, ingest_inbox
 from pipelines.normalise import check_digit
@@ -381,9 +382,11 @@ def test_a_store_from_before_loses_the_invisible_characters_of_its_codes_once(tm
                 "where payment_id = 'P000000'", [zw, zw])
     con.execute("insert into payments select * replace (payment_id || ? as payment_id, 555.55 as amount, "
                 "'2026-11-01' as _delivery) from payments where payment_id = 'P000001'", [zw])
-    con.execute("insert into suspects (suspect_id, rule_id, subject, agency_code, status, amount) "
-                "values ('LPU-1', 'LARGE_PAYMENT_UNREVIEWED', ?, ?, '已下发', 1234.56)",
-                ["P000000" + zw, rows[0]["agency_code"] + zw])
+    con.execute("insert into suspects (suspect_id, rule_id, subject, person_id, agency_code, status, amount, "
+                "first_detected_on, last_detected_on) values ('LPU-1', 'LARGE_PAYMENT_UNREVIEWED', ?, ?, ?, '待下发', "
+                "1234.56, date '2026-11-20', date '2026-11-20')",
+                ["P000000" + zw, rows[0]["person_id"], rows[0]["agency_code"] + zw])
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", dt.date(2026, 11, 20))  # issued to the agency as it was
     con.execute("delete from store_migrations where name = 'codes_without_format_characters'")
     con.close()
     con = store.connect(path)
@@ -393,12 +396,37 @@ def test_a_store_from_before_loses_the_invisible_characters_of_its_codes_once(tm
         assert got[0][1] == rows[0]["agency_code"] and got[1][2:] == (Decimal("555.55"), "2026-11-01")
         assert con.execute("select suspect_id, subject, agency_code from suspects").fetchall() == [
             ("LPU-1", "P000000", rows[0]["agency_code"])]
+        # the sheet issued before still comes back: its agency on record is cleaned too
+        wb = openpyxl.load_workbook(sheet)
+        ws = wb["疑点清单"]
+        head = [c.value for c in ws[1]]
+        ws.cell(row=2, column=head.index("核实结果") + 1, value=OUTCOME_LABELS[7])
+        ws.cell(row=2, column=head.index("核实说明") + 1, value="经核实无问题")
+        wb.save(sheet)
+        assert returns.apply_returns(con, [sheet], dt.date(2026, 11, 25)).refusals == []
         # the next delivery of P000000 replaces it
         write_extract(inbox / "2026-11-21" / "payments_b.csv", "payments", [{**rows[0], "amount": "999.99"}], "csv-utf8")
         report = ingest_inbox(con, inbox)
         assert report.rows_replaced == 1
         assert store.scalar(con, "select count(*) from payments") == 3
         assert store.scalar(con, "select amount from payments where payment_id = 'P000000'") == Decimal("999.99")
+    finally:
+        con.close()
+
+
+def test_a_conversion_cut_short_after_the_extract_tables_still_cleans_the_suspects(tmp_path):
+    """Killed after the extract tables were cleaned, before the suspects were: the next start finds no
+    table to clean but still cleans the suspects and the worklists on record, then records it."""
+    path = tmp_path / "fw.duckdb"
+    con = store.connect(path)
+    con.execute("insert into suspects (suspect_id, rule_id, subject, agency_code, status) "
+                "values ('FPT-1', 'FUND_PRIVATE_TRANSFER', 'T1\u2060', '360702\ufeff', '已下发')")
+    con.execute("delete from store_migrations where name = 'codes_without_format_characters'")
+    con.close()
+    con = store.connect(path)
+    try:
+        assert con.execute("select subject, agency_code from suspects").fetchall() == [("T1", "360702")]
+        assert store.scalar(con, "select count(*) from store_migrations where name = 'codes_without_format_characters'") == 1
     finally:
         con.close()
 
