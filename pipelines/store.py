@@ -214,26 +214,25 @@ def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
         columns = [c.name for c in spec.columns if c.code or c.type == "account"]
         if not columns:
             continue
-        con.execute(f"create or replace temp table _cf_rows as select rowid as rid from {kind} "
-                    f"where {' or '.join(holds_one(c) for c in columns)}")
-        rows = scalar(con, "select count(*) from _cf_rows")
-        if not rows:
+        any_held = " or ".join(holds_one(c) for c in columns)
+        if not scalar(con, f"select count(*) from {kind} where {any_held}"):
             continue
         if table_exists(con, "detect_state"):
             con.execute("delete from detect_state")
         key = ", ".join(cleaned(k) if k in columns else k for k in spec.key)
+        # rows found by what they hold, not by rowids kept from an earlier statement
         con.execute(f"""
             delete from {kind} where rowid in (
                 select rowid from (
                     select rowid, row_number() over (partition by {key}
                         order by _delivery desc nulls last, _source_file desc nulls last, _row_number desc nulls last) as n
                     from {kind}
-                    where ({key}) in (select ({key}) from {kind} where rowid in (select rid from _cf_rows)))
+                    where ({key}) in (select ({key}) from {kind} where {any_held}))
                 where n > 1)""")
-        for first in range(0, rows, _MIGRATION_BATCH_ROWS):  # committed batches, as _accounts_as_digits
-            con.execute(f"update {kind} set {', '.join(f'{c} = {cleaned(c)}' for c in columns)} where rowid in "
-                        f"(select rid from _cf_rows order by rid limit {_MIGRATION_BATCH_ROWS} offset {first})")
-    con.execute("drop table if exists _cf_rows")
+        last = scalar(con, f"select coalesce(max(rowid) + 1, 0) from {kind}")
+        for first in range(0, last, _MIGRATION_BATCH_ROWS):  # committed batches, as _accounts_as_digits
+            con.execute(f"update {kind} set {', '.join(f'{c} = {cleaned(c)}' for c in columns)} "
+                        f"where rowid between {first} and {first + _MIGRATION_BATCH_ROWS - 1} and ({any_held})")
     with transaction(con):
         con.execute(f"""
             update suspects set subject = m.clean
