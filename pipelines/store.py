@@ -16,7 +16,7 @@ from typing import Iterator
 import duckdb
 
 from .extracts import EXTRACTS, SQL_TYPES
-from .normalise import ACCOUNT_GROUPED, ACCOUNT_SEPARATOR
+from .normalise import ACCOUNT_GROUPED, ACCOUNT_SEPARATOR, FORMAT_CHARACTERS
 
 # Bookkeeping columns every extract table carries: where each row came from.
 LINEAGE_COLUMNS = (
@@ -163,8 +163,6 @@ def _accounts_as_digits(con: duckdb.DuckDBPyConnection) -> None:
     the digits as its subject and keeps its id, status and answers (suspects.update_suspects finds a
     suspect by rule × subject) — unless two spellings of one account were two suspects, whose
     subjects are then left as they were."""
-    if scalar(con, "select count(*) from store_migrations where name = 'accounts_as_digits'"):
-        return
     if table_exists(con, "detect_state"):
         con.execute("delete from detect_state")
     for table, column in ACCOUNT_COLUMNS:
@@ -185,11 +183,6 @@ def _accounts_as_digits(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('accounts_as_digits', current_timestamp)")
 
 
-# Until 2026-12-02 (afternoon) a code or an account was stored with any invisible format character a
-# paste left in it (a zero-width space after a 发放流水号); since then without (normalise.clean_value).
-_FORMAT_CHARACTER = r"\p{Cf}"
-
-
 def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
     """Once per store: the codes and accounts an older store holds with invisible format characters
     lose them, as ingest now reads them — else the same payment delivered again without (or with)
@@ -201,14 +194,11 @@ def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
     they were; the one no longer detected says so on its sheet), and so do the agencies of the
     worklists on record (a sheet issued before is still returned); detect_state is cleared: the next
     night detects in full."""
-    if scalar(con, "select count(*) from store_migrations where name = 'codes_without_format_characters'"):
-        return
-
     def cleaned(column: str) -> str:
-        return f"regexp_replace({column}, '{_FORMAT_CHARACTER}', '', 'g')"
+        return f"regexp_replace({column}, '{FORMAT_CHARACTERS}', '', 'g')"
 
     def holds_one(column: str) -> str:
-        return f"(length({column}) <> strlen({column}) and regexp_matches({column}, '{_FORMAT_CHARACTER}'))"
+        return f"(length({column}) <> strlen({column}) and regexp_matches({column}, '{FORMAT_CHARACTERS}'))"
 
     for kind, spec in EXTRACTS.items():
         columns = [c.name for c in spec.columns if c.code or c.type == "account"]
@@ -248,29 +238,36 @@ def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
 
 def _verified_amounts(con: duckdb.DuckDBPyConnection) -> None:
     """Once per store: an answer applied before suspects.verified_amount was kept gets, as the loss
-    it verified, the amount its 要情 class was set from then (the suspect's first `major_class` event
-    after its last return, else the last one before it) — so that a 已移送 case paid on since is not
-    re-classed by growth nobody verified (it can take no further answer to mend it). A suspect
-    without such an event keeps being classed by its amount at risk, as before."""
-    if scalar(con, "select count(*) from store_migrations where name = 'verified_amounts'"):
-        return
+    it verified, what the answered sheet showed (its export's locked 涉及金额, found by the export id
+    its last `returned` event names), or less where the amount fell since — as returns now records
+    it — so that a 已移送 case paid on since is not re-classed by growth nobody verified (it can take
+    no further answer to mend it). A suspect without such a record keeps being classed by its
+    amount at risk, as before."""
     with transaction(con):
-        con.execute("""
-            update suspects set verified_amount = c.amount
-            from (select e.suspect_id,
-                         try_cast(coalesce(
-                             arg_min(json_extract_string(e.detail, '$.amount'), e.happened_at)
-                                 filter (where e.happened_at >= r.returned_at),
-                             arg_max(json_extract_string(e.detail, '$.amount'), e.happened_at)
-                                 filter (where e.happened_at < r.returned_at)) as decimal(18,2)) as amount
-                  from suspect_events e
-                  join (select suspect_id, max(happened_at) as returned_at from suspect_events
-                        where event = 'returned' group by suspect_id) r on r.suspect_id = e.suspect_id
-                  where e.event = 'major_class' and json_extract_string(e.detail, '$.to') is not null
-                  group by e.suspect_id) c
-            where suspects.suspect_id = c.suspect_id and suspects.verified_amount is null
-              and suspects.outcome is not null""")
+        if table_exists(con, "worklist_rows"):
+            con.execute("""
+                update suspects set verified_amount = least(a.shown, suspects.amount)
+                from (select r.suspect_id, try_cast(json_extract_string(w.locked, '$.涉及金额') as decimal(18,2)) as shown
+                      from (select suspect_id, arg_max(json_extract_string(detail, '$.export_id'), happened_at) as export_id
+                            from suspect_events where event = 'returned' group by suspect_id) r
+                      join worklist_rows w on w.export_id = r.export_id and w.suspect_id = r.suspect_id) a
+                where suspects.suspect_id = a.suspect_id and suspects.verified_amount is null
+                  and suspects.outcome is not null and a.shown is not null""")
         con.execute("insert into store_migrations values ('verified_amounts', current_timestamp)")
+
+
+# The one-time conversions an older store needs, in order; each records itself in store_migrations
+# with its last step, so that one cut short is run again.
+_MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
+               ("codes_without_format_characters", _codes_without_format_characters),
+               ("verified_amounts", _verified_amounts))
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    applied = {name for (name,) in con.execute("select name from store_migrations").fetchall()}
+    for name, convert in _MIGRATIONS:
+        if name not in applied:
+            convert(con)
 
 
 class StoreBusy(RuntimeError):
@@ -323,9 +320,7 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
         con.close()
         raise
     ensure_schema(con)
-    _accounts_as_digits(con)  # here, not in ensure_schema: ingest calls that inside its transaction
-    _codes_without_format_characters(con)
-    _verified_amounts(con)
+    _migrate(con)  # here, not in ensure_schema: ingest calls that inside its transaction
     return con
 
 

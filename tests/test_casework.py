@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+import openpyxl
 import pytest
 
 from pipelines import casework
@@ -155,31 +156,34 @@ def test_a_reopened_suspect_keeps_the_class_of_its_last_verification_until_verif
 
 
 def test_a_store_from_before_verified_amounts_keeps_its_transferred_cases_classed_as_verified(tmp_path):
-    """An answer (5) applied by an older fundwatch at 90,000 (要情, its class event says so); the
-    person was paid on to 120,000 since. Opened by this one, the store takes the 90,000 as the loss
-    verified: the case stays 要情 — it can take no further answer to mend a class set by growth."""
+    """An answer (5) to a sheet showing 90,000, applied before verified amounts were kept; the person
+    was paid on to 120,000 since. Opened by this fundwatch, the store takes what the answered sheet
+    showed as the loss verified: the case stays 要情 — it can take no further answer to mend a class
+    set by growth. A suspect answered without a sheet on record is classed by its amount, as before."""
+    from pipelines import returns, worklists
     path = tmp_path / "old.duckdb"
     con = connect(path)
-    add_suspect(con, "MOVED", status="已移送", amount="120000.00", outcome=OUTCOME_LABELS[5],
-                verified_on=dt.date(2026, 10, 26), major_class="要情")
-    add_suspect(con, "NO-EVENT", status="已移送", amount="120000.00", outcome=OUTCOME_LABELS[5],
+    add_suspect(con, "MOVED", amount="90000.00")
+    sheet = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
+    wb = openpyxl.load_workbook(sheet)
+    ws = wb[worklists.SHEET]
+    head = [c.value for c in ws[1]]
+    ws.cell(row=2, column=head.index("核实结果") + 1, value=OUTCOME_LABELS[5])
+    wb.save(sheet)
+    assert returns.apply_returns(con, [sheet], AS_OF + dt.timedelta(days=2)).refusals == []
+    add_suspect(con, "NO-SHEET", status="已移送", amount="120000.00", outcome=OUTCOME_LABELS[5],
                 verified_on=dt.date(2026, 10, 26), person_id="360702195001011242")
-    answered = dt.datetime(2026, 10, 27, 9)
-    casework.add_event(con, "MOVED", "returned", {"outcome": OUTCOME_LABELS[5]}, happened_at=answered)
-    casework.add_event(con, "MOVED", "major_class", {"from": None, "to": "要情", "amount": "90000.00"},
-                       happened_at=answered + dt.timedelta(seconds=1))
-    # as an older fundwatch left it: no verified amount, the conversion not yet run
-    con.execute("update suspects set verified_amount = null")
+    # as an older fundwatch left it: paid on since, no verified amount, the conversion not yet run
+    con.execute("update suspects set amount = 120000.00, verified_amount = null")
     con.execute("delete from store_migrations where name = 'verified_amounts'")
     con.close()
     con = connect(path)
     try:
         assert con.execute("select suspect_id, verified_amount from suspects order by 1").fetchall() == [
-            ("MOVED", Decimal("90000.00")), ("NO-EVENT", None)]
-        casework.refresh(con, AS_OF)
+            ("MOVED", Decimal("90000.00")), ("NO-SHEET", None)]
+        casework.refresh(con, AS_OF + dt.timedelta(days=30))
         assert flags(con, "MOVED")[2:] == ("要情", None)
-        # without a class event there is nothing to go by: classed by its amount at risk, as before
-        assert flags(con, "NO-EVENT")[2] == "重大要情"
+        assert flags(con, "NO-SHEET")[2] == "重大要情"
         assert scalar(con, "select count(*) from store_migrations where name = 'verified_amounts'") == 1
     finally:
         con.close()
