@@ -267,7 +267,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
     return counts
 
 
-_CLASS_RANK = {MINOR: 1, MAJOR: 2, MAJOR_MINISTRY: 3}
+_CLASS_RANK = {c: rank for rank, c in enumerate((MINOR, MAJOR, MAJOR_MINISTRY), start=1)}
 
 
 def _only(only: list[str] | None) -> dict[str, list[str]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from .normalise import ACCOUNT_DASHES
+
 
 def mask_id(person_id: str | None) -> str | None:
     """360702199001011234 -> 360702********1234: region kept for the province, birth date hidden."""
@@ -36,10 +38,12 @@ _ID_IN_TEXT = re.compile(f"{_D}{{17}}{_X}|{_D}{{15}}")
 # The same numbers as clerks type them into the wrong column: in groups (360702 19720202 0224,
 # 6222 0000 0000 0004 4444) — only the groupings of an ID number or a card number, so that dates
 # and periods in a message (2026-11-21) stay as they are.
+# Between the groups: a space (also no-break or ideographic) or any dash ingest takes in an account.
+_SEP = f"[ \u00a0\u3000{ACCOUNT_DASHES}]"
 _GROUPED_IN_TEXT = re.compile(
-    f"(?<![0-9０-９])(?:{_D}{{6}}([ -]){_D}{{8}}\\1{_D}{{3}}{_X}|{_D}{{6}}([ -]){_D}{{6}}\\2{_D}{{3}}"
-    f"|{_D}{{4}}([ -]){_D}{{4}}(?:\\3{_D}{{4}}){{2,3}}(?:\\3{_D}{{1,3}})?)(?![0-9０-９])")
-_ASCII = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx", " -")
+    f"(?<![0-9０-９])(?:{_D}{{6}}({_SEP}){_D}{{8}}\\1{_D}{{3}}{_X}|{_D}{{6}}({_SEP}){_D}{{6}}\\2{_D}{{3}}"
+    f"|{_D}{{4}}({_SEP}){_D}{{4}}(?:\\3{_D}{{4}}){{2,3}}(?:\\3{_D}{{1,3}})?)(?![0-9０-９])")
+_ASCII = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx", " \u00a0\u3000" + ACCOUNT_DASHES.replace("\\", ""))
 
 
 def mask_ids_in_text(text: object) -> str:

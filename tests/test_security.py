@@ -181,6 +181,16 @@ def _forms_absent(text: str) -> None:
         assert form not in text, form
 
 
+def test_numbers_typed_in_groups_are_masked_whatever_separates_the_groups():
+    """Any separator ingest takes between an account's groups — a full-width or en dash, an
+    ideographic space — hides no ID or card number from the masks of messages."""
+    from pipelines.privacy import mask_ids_in_text
+    assert mask_ids_in_text("账号 6222－0212－3456－7890") == "账号 6222********7890"
+    assert mask_ids_in_text("卡 6222–0000–0000–0004–4444") == "卡 6222************4444"
+    assert mask_ids_in_text(f"{OTHER[:6]}\u3000{OTHER[6:14]}\u3000{OTHER[14:]}") == OTHER[:6] + "********" + OTHER[-4:]
+    assert mask_ids_in_text("2026-11-21 至 2026－12－01") == "2026-11-21 至 2026－12－01"  # dates stay
+
+
 def test_an_id_number_in_the_wrong_column_is_masked_in_reasons_and_left_off_the_dashboard(tmp_path):
     """An ID number (in any form a clerk types it) or a card number in an amount or a date column:
     the row is refused, its reason masked in rejected_rows; the province dashboard counts reasons
