@@ -27,7 +27,7 @@ import polars as pl
 from . import contracts
 from .privacy import mask_ids_in_text
 from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
-from .normalise import clean_value, column_exprs, fast_exprs, label, typed_fast_exprs, typed_source
+from .normalise import clean_text, clean_value, column_exprs, fast_exprs, label, typed_fast_exprs, typed_source
 from .store import LINEAGE_COLUMNS, ensure_schema, scalar, transaction
 
 
@@ -1268,7 +1268,7 @@ def _evaluate(frame: pl.DataFrame, col, today: dt.date) -> pl.DataFrame:
     value, reason = column_exprs(pl.col("s").cast(pl.Utf8), col, today)
     if dtype == pl.Utf8:
         fast = fast_exprs(pl.col("_clean"), col, today)
-        f = frame.with_columns(clean_value(pl.col("s"), col).alias("_clean"))
+        f = frame.with_columns(clean_text(pl.col("s")).alias("_clean"))
     else:
         fast = typed_fast_exprs(pl.col("s"), dtype, col)
         f = frame
@@ -1316,7 +1316,7 @@ def _fast_column(raw: RawFrame, src: str, col, today: dt.date) -> tuple[pl.Expr,
     if fast is not None:
         clean = s
     else:
-        clean = clean_value(s.cast(pl.Utf8) if dtype != pl.Utf8 else s, col)
+        clean = clean_text(s.cast(pl.Utf8) if dtype != pl.Utf8 else s)
         fast = fast_exprs(clean, col, today)
         if fast is None and col.type == "text" and not col.allowed:
             fast = (pl.lit(True), clean)  # free text: its value is the trimmed text
