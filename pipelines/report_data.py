@@ -14,10 +14,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
-import yaml
 
 from .report_mask import mask_name, mask_subject, scrub_text
-from .resources import rules_dir
+from .rules import rule_texts
 from .store import scalar, table_exists
 
 STATUSES = ("待下发", "已下发", "核查中", "已重开", "已移送", "已销号")
@@ -55,20 +54,8 @@ def resolve_as_of(con: duckdb.DuckDBPyConnection, as_of: date | str | None) -> d
 
 
 def rule_titles(directory: Path | None = None) -> dict[str, str]:
-    """rule_id -> Chinese title from the rule files; a file that cannot be read is skipped."""
-    titles: dict[str, str] = {}
-    try:
-        files = sorted(Path(directory or rules_dir()).glob("*.y*ml"))
-    except OSError:
-        return titles
-    for path in files:
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            continue
-        if isinstance(doc, dict) and doc.get("id"):
-            titles[str(doc["id"])] = str(doc.get("title") or doc["id"])
-    return titles
+    """rule_id -> Chinese title (rules.rule_texts)."""
+    return {rule_id: text.title for rule_id, text in rule_texts(directory).items()}
 
 
 def recovery_rate(recovered: Decimal | None, amount: Decimal | None) -> Decimal | None:

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import yaml
@@ -236,6 +236,40 @@ def _strip_sql_comments_and_strings(sql: str) -> str:
 # Loading
 # --------------------------------------------------------------------------------------------
 
+# A folded YAML block (`basis: >-`) joins its lines with a space; between two Chinese characters a
+# line break is no space: 《…监督管理办法（试行）》 is read as the document is named.
+_FOLDED_BREAK = re.compile(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f])")
+
+
+def chinese_text(value: Any) -> str:
+    return _FOLDED_BREAK.sub("", str(value)).strip()
+
+
+class RuleText(NamedTuple):
+    title: str
+    basis: str  # 政策依据
+
+
+def rule_texts(directory: str | Path | None = None) -> dict[str, RuleText]:
+    """rule_id -> its Chinese title and policy basis, read from the rule files without checking
+    them: a rule whose query no longer loads still names its suspects in worklists and reports.
+    A file that cannot be read is skipped."""
+    texts: dict[str, RuleText] = {}
+    try:
+        files = sorted(Path(directory or resources.rules_dir()).glob("*.y*ml"))
+    except OSError:
+        return texts
+    for path in files:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        if isinstance(doc, dict) and doc.get("id"):
+            rule_id = str(doc["id"])
+            texts[rule_id] = RuleText(chinese_text(doc.get("title") or rule_id), chinese_text(doc.get("basis") or ""))
+    return texts
+
+
 def parse_rule(path: Path) -> Rule:
     """One rule file -> Rule; raises ValueError with a message a rule author can act on."""
     try:
@@ -275,7 +309,7 @@ def parse_rule(path: Path) -> Rule:
     if uses_watch and watch is None:
         raise ValueError("the SQL reads payments_watch but the rule has no watch: query")
     rule = Rule(
-        id=rule_id, title=str(raw["title"]), title_en=str(raw["title_en"]), basis=str(raw["basis"]).strip(),
+        id=rule_id, title=chinese_text(raw["title"]), title_en=str(raw["title_en"]), basis=chinese_text(raw["basis"]),
         severity=str(raw["severity"]), subject=str(raw["subject"]), params=dict(params), sql=str(raw["sql"]),
         path=path, engine=engine, model=raw.get("model"), config_params=dict(config_params),
         description=str(raw.get("description", "")).strip(), watch=watch, incremental=incremental,

@@ -25,13 +25,13 @@ from typing import Any
 
 import duckdb
 import xlsxwriter
-import yaml
 
 from . import casework, runlock
 from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
 from .extracts import EXTRACTS
 from .privacy import mask_id
 from .report_mask import mask_name
+from .rules import RuleText, rule_texts
 from .store import scalar
 from .suspects import reported_gone_sql
 from .workdays import WorkCalendar, calendar_from
@@ -188,32 +188,6 @@ def canonical(column: str, value: Any) -> str:
 
 # ---------------------------------------------------------------- what goes into a worklist
 
-def rule_titles() -> dict[str, str]:
-    """rule_id -> 中文 title, from the rule files (pipelines.rules when it loads, else the YAML)."""
-    titles: dict[str, str] = {}
-    try:
-        from .rules import load_rules
-
-        rules, _errors = load_rules()
-        for rule in rules:
-            rid = getattr(rule, "id", None) or getattr(rule, "rule_id", None)
-            if rid:
-                titles[rid] = getattr(rule, "title", None) or rid
-    except Exception:  # the rule module is optional here: the YAML files say the same
-        pass
-    if not titles:
-        from .resources import rules_dir
-
-        for path in sorted(Path(rules_dir()).glob("*.yaml")):
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError):
-                continue
-            if isinstance(data, dict) and data.get("id"):
-                titles[str(data["id"])] = str(data.get("title") or data["id"])
-    return titles
-
-
 def _other_agencys_person(v: dict, agency: str | None) -> bool:
     """An evidence entry about a person another agency pays (`agency_code`, or `agencies` of a
     person paid by several): an agency's worklist holds its own persons only in full."""
@@ -329,7 +303,7 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalen
         r.update(status=status, issued_on=issued_on, deadline=deadline, new=issuing)
 
 
-def _row_values(r: dict, titles: dict[str, str]) -> dict[str, Any]:
+def _row_values(r: dict, texts: dict[str, RuleText]) -> dict[str, Any]:
     # A partly answered suspect shows the answer on record, and so does a reopened one: its
     # 追回金额 so far stands (a clerk who typed only the newly recovered month would lower it).
     show_answer = r["status"] in (casework.IN_PROGRESS, REOPENED)
@@ -340,7 +314,7 @@ def _row_values(r: dict, titles: dict[str, str]) -> dict[str, Any]:
         evidence = (f"【最近一次检出为 {r['last_detected_on']:%Y-%m-%d}，此后的数据已不再触发本规则"
                     f"（数据可能已更正或冲正，或规则参数已调整），请核实后填报】" + evidence)
     values = {
-        "疑点编号": r["suspect_id"], "规则编号": r["rule_id"], "规则名称": titles.get(r["rule_id"], r["rule_id"]),
+        "疑点编号": r["suspect_id"], "规则编号": r["rule_id"], "规则名称": texts[r["rule_id"]].title if r["rule_id"] in texts else r["rule_id"],
         "公民身份号码": r["person_id"], "姓名": r["name"], "涉及金额": r["amount"],
         "所属期起": r["period_from"], "所属期止": r["period_to"],
         "下发日期": r["issued_on"], "核查期限": r["deadline"],
@@ -374,7 +348,8 @@ HOW_TO = (
 
 
 def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, as_of: dt.date,
-                    new_deadline: dt.date, rows: list[dict[str, Any]], flags: list[dict]) -> None:
+                    new_deadline: dt.date, rows: list[dict[str, Any]], flags: list[dict],
+                    texts: dict[str, RuleText]) -> None:
     # strings_to_*: False — a name or note like "=1+1" or "-2" stays text, never a formula or number.
     wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_numbers": False,
                                          "strings_to_urls": False})
@@ -436,6 +411,8 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     cover.set_column(0, 0, 22)
     cover.set_column(1, 1, 40)
     cover.set_column(2, 3, 16)
+    cover.set_column(4, 4, 90)
+    wrapped = wb.add_format({"num_format": "@", "quote_prefix": True, "text_wrap": True, "valign": "top"})
     cover.write_string(0, 0, "疑点数据核查工作台账", title)
     info = [("经办机构编码", agency[0]), ("经办机构名称", agency[1] or ""), (EXPORT_ID_LABEL, export_id)]
     r = 2
@@ -460,7 +437,8 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     r += 2
     cover.write_string(r, 0, "按规则统计", bold)
     r += 1
-    for c, name in enumerate(("规则编号", "规则名称", "疑点数", "涉及金额（元）")):
+    # 政策依据: the documents and articles each rule rests on (rules/*.yaml, basis)
+    for c, name in enumerate(("规则编号", "规则名称", "疑点数", "涉及金额（元）", "政策依据")):
         cover.write_string(r, c, name, header)
     r += 1
     by_rule: dict[str, list] = defaultdict(lambda: [None, 0, Decimal(0)])
@@ -474,6 +452,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         cover.write_string(r, 1, title_text, fmt["text"])
         cover.write_number(r, 2, n)
         cover.write_number(r, 3, float(amount), money)
+        cover.write_string(r, 4, cell_text(texts[rule_id].basis) if rule_id in texts else "", wrapped)
         r += 1
     r += 1
     cover.write_string(r, 0, "填写说明", bold)
@@ -541,11 +520,11 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     calendar = calendar_from(config)
     actor = current_actor(actor)
     now = dt.datetime.now()
-    titles = rule_titles()
+    texts = rule_texts()
     written: list[Path] = []
     staged: list[tuple[Path, Path]] = []  # (temp file, final name), published after the commit
     try:
-        _stage_worklists(con, out_dir, as_of, days, calendar, actor, run_id, now, titles, staged)
+        _stage_worklists(con, out_dir, as_of, days, calendar, actor, run_id, now, texts, staged)
         # Committed: every export is on record (audit_log, worklist_rows) before its file appears,
         # and each file appears whole. A run killed before this point leaves no new workbook
         # (the next run issues them again); killed in the middle, the rest come with the next run.
@@ -598,7 +577,8 @@ def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonig
 
 
 def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: WorkCalendar, actor: str,
-                     run_id: str | None, now: dt.datetime, titles: dict[str, str], staged: list[tuple[Path, Path]]) -> None:
+                     run_id: str | None, now: dt.datetime, texts: dict[str, RuleText],
+                     staged: list[tuple[Path, Path]]) -> None:
     """Issue, write every workbook to a temp file beside its final name, and record the exports."""
     with casework.atomic(con):
         suspects = _open_suspects(con)
@@ -609,7 +589,7 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
             by_agency[s["agency_code"]].append(s)
         for agency_code, flags in sorted(by_agency.items()):
             export_id = f"WL-{agency_code}-{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
-            rows = [_row_values(s, titles) for s in flags]
+            rows = [_row_values(s, texts) for s in flags]
             path = _tonights_name(con, out_dir / worklist_name(agency_code, as_of))
             if path.exists() and not path.is_file():
                 # Found now, inside the transaction: no suspect is marked issued without its workbook.
@@ -619,7 +599,7 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
             tmp = Path(tmp_name)
             staged.append((tmp, path))
             _write_workbook(tmp, (agency_code, names.get(agency_code)), export_id, as_of,
-                            calendar.add_working_days(as_of, days), rows, flags)
+                            calendar.add_working_days(as_of, days), rows, flags, texts)
             os.chmod(tmp, 0o600)
             _fsync(tmp)
             file_hash = file_sha256(tmp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import date
 from decimal import Decimal
@@ -10,7 +11,7 @@ import pytest
 
 from pipelines import resources, store
 from pipelines.config import DEFAULTS, Config, _merge
-from pipelines.rules import DetectReport, detect, load_rules
+from pipelines.rules import DetectReport, detect, load_rules, rule_texts
 
 AS_OF = date(2026, 11, 21)
 PERSON = "360702195001010011"
@@ -70,8 +71,12 @@ def test_shipped_rules_all_load_with_their_basis():
         "PAID_AFTER_DEATH", "PAID_DURING_CUSTODY", "FUND_PRIVATE_TRANSFER", "INCOME_ACCOUNT_OUTFLOW",
         "LARGE_PAYMENT_UNREVIEWED", "DUPLICATE_PENSION", "UNEMPLOYMENT_WHILE_WORKING", "PAID_WHILE_SUSPENDED",
         "CERTIFICATION_OVERDUE", "SHARED_BANK_ACCOUNT", "AMOUNT_OUTLIER"}
+    texts = rule_texts()
     for r in rules:
         assert "号" in r.basis and "条" in r.basis, r.id  # document and article
+        # a folded YAML line break is no space inside Chinese text: 《…办法（试行）》, not 《…办法 （试行）》
+        assert not re.search(r"[^\x00-\x7f]\s+[^\x00-\x7f]", r.basis), (r.id, r.basis)
+        assert texts[r.id] == (r.title, r.basis)  # what worklists and reports show
         assert r.subject in ("person", "payment", "transaction", "account")
 
 

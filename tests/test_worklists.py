@@ -236,8 +236,15 @@ def test_cover_sheet_gives_agency_dates_counts_and_amounts_by_rule(con, tmp_path
     assert cover["下发日期"][0].date() == AS_OF
     assert cover["本次新下发疑点核查期限"][0].date() == add_working_days(AS_OF, 20)
     assert cover["疑点总数"][0] == 3
-    assert cover["PAID_AFTER_DEATH"][1:] == (2, 300.5)
-    assert cover["LARGE_PAYMENT_UNREVIEWED"][1:] == (1, 60000)
+    assert cover["PAID_AFTER_DEATH"][1:3] == (2, 300.5)
+    assert cover["LARGE_PAYMENT_UNREVIEWED"][1:3] == (1, 60000)
+    # each rule's 政策依据, the documents named as they are written (no space a line fold in the
+    # rule file would put into them)
+    assert cover["规则编号"][3] == "政策依据"
+    assert cover["PAID_AFTER_DEATH"][3].startswith(
+        "赣市人社发〔2020〕9号《赣州市社会保险基金监督管理办法（试行）》第二十六条（")
+    assert "第十八条（严格审核大额社保待遇支付，单笔超过一定额度的待遇支付未经复核不得发放）" in cover["LARGE_PAYMENT_UNREVIEWED"][3]
+    assert not any(re.search(r"\s", cover[rule][3]) for rule in ("PAID_AFTER_DEATH", "LARGE_PAYMENT_UNREVIEWED"))
     assert cover["台账编号"][0].startswith(f"WL-{A}-")
     assert any(str(k).startswith("1. 只在黄色的四列填写") for k in cover)
 
