@@ -69,7 +69,7 @@ create table if not exists suspects (
     -- casework (CONTRACT §5)
     name              varchar,
     severity          varchar,
-    issued_on         date,              -- 下发日期 (first issue)
+    issued_on         date,              -- 下发日期 (a reopened suspect's: its re-issue)
     deadline          date,              -- 核查期限
     verified_on       date,              -- 核实日期
     verification_note varchar,           -- 核实说明

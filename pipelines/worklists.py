@@ -279,18 +279,17 @@ def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
 
 def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalendar, run_id: str | None,
            now: dt.datetime) -> None:
-    """待下发 → 已下发. The first 下发日期 is kept for good. A 已重开 suspect is issued again — a fresh
-    核查期限 for the new evidence (reopening dropped the old one) — and stays 已重开, so that the
-    agency and the supervisor see it came back after closing. An issued open suspect keeps its own."""
+    """待下发 → 已下发. A 已重开 suspect is issued again — tonight's 下发日期 and a fresh 核查期限 for
+    the new evidence (reopening dropped the old one; the sheet's 核查期限 is its 下发日期 + N working
+    days, as on every row; the first issue stays in its `issued` event) — and stays 已重开, so that
+    the agency and the supervisor see it came back after closing. An issued open suspect keeps its own."""
     for r in rows:
         reissuing = r["status"] == REOPENED and r["deadline"] is None
         issuing = r["status"] == NEW or reissuing
         if not issuing and r["issued_on"] is not None and r["deadline"] is not None:
             continue
-        issued_on = r["issued_on"] or as_of
-        if reissuing:
-            deadline = calendar.add_working_days(as_of, days)
-        elif r["deadline"] is None:
+        issued_on = as_of if reissuing else r["issued_on"] or as_of
+        if r["deadline"] is None:
             deadline = calendar.add_working_days(issued_on, days)
         else:
             deadline = r["deadline"]
@@ -505,8 +504,9 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
                     actor: str | None = None, run_id: str | None = None) -> list[Path]:
     """Issue every open suspect and write one worklist per agency into out_dir; the paths written.
 
-    Suspects 待下发 become 已下发 and 已重开 ones get a fresh 核查期限 (event 'issued'); earlier
-    issued open ones are carried with their first 下发日期 and 核查期限. Each workbook appears whole (temp file + rename) and
+    Suspects 待下发 become 已下发 and 已重开 ones are issued again, tonight's 下发日期 and a fresh 核查期限
+    (event 'issued'); earlier
+    issued open ones are carried with their 下发日期 and 核查期限. Each workbook appears whole (temp file + rename) and
     each export is in audit_log ('export_worklist') and worklist_rows.
     """
     ensure_worklist_schema(con)

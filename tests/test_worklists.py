@@ -182,16 +182,20 @@ def test_open_suspects_reappear_with_their_first_issue_date_and_closed_ones_do_n
 
 
 def test_a_reopened_suspect_is_issued_again_with_a_fresh_deadline_and_stays_reopened(con, tmp_path):
-    # as reopening leaves it: the first issue date kept, the deadline its closing met dropped
+    # as reopening leaves it: the first issue date on record, the deadline its closing met dropped
     add_suspect(con, "S-A1", status="已重开", issued_on=dt.date(2026, 6, 1), deadline=None)
     path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
     state = "select status, issued_on, deadline from suspects where suspect_id = 'S-A1'"
-    assert con.execute(state).fetchall() == [("已重开", dt.date(2026, 6, 1), add_working_days(AS_OF, 20))]
+    assert con.execute(state).fetchall() == [("已重开", AS_OF, add_working_days(AS_OF, 20))]
     row = rows_by_id(sheet_of(path))["S-A1"]
-    assert (row["疑点状态"], row["核查期限"].date()) == ("已重开", add_working_days(AS_OF, 20))
-    # the next night carries it as it is: not issued again, the same deadline
+    # the sheet's 核查期限 is its 下发日期 + 20 working days, as on every other row (CONTRACT §5)
+    assert (row["疑点状态"], row["下发日期"].date(), row["核查期限"].date()) == (
+        "已重开", AS_OF, add_working_days(AS_OF, 20))
+    issued = json.loads(scalar(con, "select detail from suspect_events where event = 'issued'"))
+    assert issued["issued_on"] == AS_OF.isoformat() and issued["from"] == "已重开"
+    # the next night carries it as it is: not issued again, the same dates
     worklists.write_worklists(con, tmp_path / "out2", AS_OF + dt.timedelta(days=1))
-    assert con.execute(state).fetchall() == [("已重开", dt.date(2026, 6, 1), add_working_days(AS_OF, 20))]
+    assert con.execute(state).fetchall() == [("已重开", AS_OF, add_working_days(AS_OF, 20))]
     assert scalar(con, "select count(*) from suspect_events where event = 'issued'") == 1
 
 
