@@ -67,6 +67,17 @@ FILLED_ONLY_WHERE = {
         ", ".join(f"'{t}'" for t in X.PENSION_TYPES)),
 }
 
+# Rows each field of which is valid but that say something impossible or leave a rule blind: the
+# contract accepts them (no field is wrong), a rule then finds nothing in them, so the clerk is
+# told. Each flag must be true on every row of the delivery.
+CONSISTENT = {
+    # PAID_WHILE_SUSPENDED counts from the month of status_date: without it a stop is unchecked
+    "beneficiaries": {"stopped_with_status_date": "status not in ('暂停', '终止') or status_date is not null"},
+    # a spell ending before it began holds no month in custody (PAID_DURING_CUSTODY)
+    "imprisonments": {"custody_end_not_before_start": "custody_end is null or custody_end >= custody_start"},
+    "deaths": {"cremated_not_before_death": "cremated_on is null or cremated_on >= death_date"},
+}
+
 CODE_SETS = {
     "insurance_type": tuple(X.INSURANCE_TYPES),
     "item": X.RECURRING_ITEMS + X.ONE_OFF_ITEMS,
@@ -100,6 +111,7 @@ def _frame_sql(kind: str) -> str:
     for col in OPTIONAL_FILLED.get(kind, {}):
         applies = FILLED_ONLY_WHERE.get((kind, col))
         keep.append(f"({col} is not null{f' or not ({applies})' if applies else ''}) as has_{col}")
+    keep += [f"coalesce({condition}, false) as {flag}" for flag, condition in CONSISTENT.get(kind, {}).items()]
     if kind == "payments":
         # Months since this stream's previous payment (1 = continuous); history from every
         # delivery so a new month is compared with last month's payment.
@@ -182,6 +194,8 @@ def _suite(gx, kind: str, frame, previous_rows: int | None, sampled: bool):
     for col, codes in CODE_SETS.items():
         if col in frame.columns:
             out.append(E.ExpectColumnValuesToBeInSet(column=col, value_set=list(codes)))
+    for flag in CONSISTENT.get(kind, {}):
+        out.append(E.ExpectColumnValuesToBeInSet(column=flag, value_set=[True]))
     if kind in AMOUNT_RANGES:
         low, high = AMOUNT_RANGES[kind]
         out.append(E.ExpectColumnValuesToBeBetween(column="amount", min_value=low, max_value=high, mostly=0.999))

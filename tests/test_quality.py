@@ -139,6 +139,42 @@ def test_missing_certification_dates_count_only_for_pensioners(tmp_path, uncerti
     assert any("beneficiaries.has_last_certified_on" in w for w in report.warnings) is warned
 
 
+@pytest.mark.parametrize("broken", [False, True], ids=["consistent", "inconsistent"])
+def test_rows_valid_field_by_field_that_leave_a_rule_blind_are_warned_of(tmp_path, broken):
+    # Each field is valid, so ingest accepts the rows; but a 暂停 record without its 状态变更日期
+    # (PAID_WHILE_SUSPENDED counts from it), a custody ending before it began, a cremation before
+    # the death, are impossible or unchecked: the clerk is told, the rows are kept.
+    from _nightly_inbox import person
+    d = tmp_path / "inbox" / "2026-10-21"
+    d.mkdir(parents=True)
+    a, b = person("36070219500101001"), person("36070219500101002")
+    (d / "beneficiaries_360700_202610.csv").write_text(
+        "person_id,name,insurance_type,agency_code,status,status_date,start_period,bank_account,last_certified_on\n"
+        f"{a},甲,110,360702,暂停,{'' if broken else '2026-03-01'},201501,6217000000000001,2026-03-01\n"
+        f"{b},乙,110,360702,正常,,201501,6217000000000002,2026-03-01\n", encoding="utf-8")
+    (d / "imprisonments_360700_202610.csv").write_text(
+        "person_id,name,sentence_type,custody_start,custody_end,facility\n"
+        f"{a},甲,有期徒刑,2026-05-01,{'2026-04-01' if broken else '2026-06-01'},某监狱\n"
+        f"{b},乙,有期徒刑,2026-05-01,,某监狱\n", encoding="utf-8")
+    (d / "deaths_360700_202610.csv").write_text(
+        "person_id,name,death_date,source,cremated_on\n"
+        f"{a},甲,2026-05-03,民政,{'2026-05-01' if broken else '2026-05-05'}\n"
+        f"{b},乙,2026-05-03,公安,\n", encoding="utf-8")
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingested = ingest_inbox(con, tmp_path / "inbox")
+        report = check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="consistency")
+    finally:
+        con.close()
+    assert ingested.rows_rejected == 0  # warned of, not refused
+    flags = ("beneficiaries.stopped_with_status_date", "imprisonments.custody_end_not_before_start",
+             "deaths.cremated_not_before_death")
+    for flag in flags:
+        warned = [w for w in report.warnings if flag in w]
+        assert warned == ([f"2026-10-21 {flag}: expect_column_values_to_be_in_set failed, 1 of 2 rows unexpected"]
+                          if broken else []), flag
+
+
 def test_a_delivery_ingested_but_never_checked_is_found_and_a_checked_one_is_not(tmp_path, checked):
     # The fixture's store: both deliveries checked.
     assert unvalidated_deliveries(checked["con"]) == []
