@@ -54,13 +54,15 @@ def reported_gone_sql(alias: str) -> str:
     """SQL: suspect `alias` was reported no_longer_detected since it was last found (the event's
     detail keeps the last_detected_on it had then) — not merely unseen since, as the suspects of a
     rule that failed are."""
-    # ...and not found again since (a re-run for the same as-of finds it on the day it was last found)
+    # ...and not found again since: back changed (redetected) or, closed, with more (reopened — a
+    # night run for an earlier date leaves last_detected_on at the later day); a re-run for the
+    # same as-of finds it unchanged on the day it was last found
     return f"""exists (select 1 from suspect_events e
                        where e.suspect_id = {alias}.suspect_id and e.event = 'no_longer_detected'
                          and json_extract_string(e.detail, '$.last_detected_on')
                              = cast({alias}.last_detected_on as varchar)
                          and not exists (select 1 from suspect_events r
-                                         where r.suspect_id = e.suspect_id and r.event = 'redetected'
+                                         where r.suspect_id = e.suspect_id and r.event in ('redetected', 'reopened')
                                            and r.happened_at > e.happened_at))"""
 
 

@@ -131,6 +131,26 @@ def test_a_closed_suspect_that_went_and_came_back_with_other_payments_is_reopene
     assert events(con)[-1][0] == "reopened"
 
 
+def test_a_suspect_reopened_by_an_earlier_as_of_and_gone_again_is_reported_gone_again(con):
+    """Reported gone, then reopened by a night run for an earlier date (its last_detected_on stays
+    the later day it was last found): found since, so its going again is said, not taken as the
+    earlier report (found by a simulation of an office re-running a past night)."""
+    night(con, NIGHT1)
+    night(con, NIGHT2)  # last found 2026-11-21
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-11-25', outcome = '7'")
+    pay(con, "202607", "-3000.00")
+    pay(con, "202608", "-3000.00")
+    assert night(con, date(2026, 12, 21))["no_longer_detected"] == 1
+    pay(con, "202609", "4000.00")
+    pay(con, "202610", "4000.00")
+    assert night(con, date(2026, 11, 1))["reopened"] == 1  # an earlier night run again
+    assert suspect(con)["last_detected_on"] == NIGHT2
+    pay(con, "202609", "-4000.00")
+    pay(con, "202610", "-4000.00")
+    assert night(con, date(2026, 12, 22))["no_longer_detected"] == 1
+    assert [e for e, _ in events(con)][-2:] == ["reopened", "no_longer_detected"]
+
+
 def closed_then_death_redelivered(con, death_date: str, source: str) -> dict:
     """Closed as no problem; the death record withdrawn (gone), then delivered again: the night's counts."""
     night(con, NIGHT1)
