@@ -588,7 +588,9 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                 refuse(row_number, column, reason, sid)
             result.refused += 1
             continue
-        answer, problems = _read_answer(cell, values, suspect, as_of)
+        shown_text = issued[sid][1].get("涉及金额")  # what the answered sheet showed: the amount verified
+        shown_amount = Decimal(shown_text) if shown_text else None
+        answer, problems = _read_answer(cell, values, suspect, shown_amount, as_of)
         if answer is None and not problems:
             result.pending += 1
             continue
@@ -606,8 +608,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         if retry_rows is not None and row_number not in retry_rows:
             result.unchanged += 1  # applied when these bytes came before (see _earlier_application)
             continue
-        shown = issued[sid][1].get("涉及金额")  # what the answered sheet showed: the amount verified
-        answer["shown_amount"] = Decimal(shown) if shown else None
+        answer["shown_amount"] = shown_amount
         outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, sheet.export_id, now, refuse,
                                 answered_since.get(sid))
         if outcome is None:
@@ -630,8 +631,9 @@ def _quote(value: Any) -> str:
     return mask_ids_in_text(text) if _QUOTABLE_TEXT.fullmatch(text) else text[:1] + "…"
 
 
-def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[str, str]]]:
-    """The four filled-in cells, checked; (None, []) when nothing is filled in yet."""
+def _read_answer(cell, values, suspect, shown: Decimal | None, as_of) -> tuple[dict | None, list[tuple[str, str]]]:
+    """The four filled-in cells, checked; (None, []) when nothing is filled in yet. `shown`: the
+    涉及金额 the answered sheet showed."""
     raw = {c: cell(values, c) for c in EDITABLE}
     if all(v is None for v in raw.values()):
         return None, []
@@ -649,11 +651,13 @@ def _read_answer(cell, values, suspect, as_of) -> tuple[dict | None, list[tuple[
         recovered = parse_money(raw["追回金额"])
         if recovered is not None and recovered < 0:
             problems.append(("追回金额", "追回金额不能为负数"))
-        elif (recovered is not None and suspect[3] is not None and recovered > suspect[3]
-              and _money(recovered) != _money(suspect[5])):
-            # the amount recorded before is shown on tonight's sheet and may exceed an amount at risk
-            # that fell since (a reversal); returned unchanged, it is no new claim
-            problems.append(("追回金额", f"追回金额 {recovered} 超过涉及金额 {suspect[3]}"))
+        elif (recovered is not None and (ceiling := max((a for a in (suspect[3], shown) if a is not None),
+                                                        default=None)) is not None
+              and recovered > ceiling and _money(recovered) != _money(suspect[5])):
+            # A typo guard (60000 typed 600000). The agency recovered against the amount its sheet
+            # showed, which a reversal or a changed rule parameter may have lowered since; and the
+            # amount recorded before, shown on the sheet, returned unchanged is no new claim.
+            problems.append(("追回金额", f"追回金额 {recovered} 超过涉及金额 {ceiling}"))
     except ValueError:
         problems.append(("追回金额", f"追回金额“{_quote(raw['追回金额'])}”不是金额（元，最多两位小数）"))
     try:

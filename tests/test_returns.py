@@ -576,6 +576,22 @@ def test_a_recovery_above_the_amount_is_still_refused_when_it_is_a_new_claim(con
     assert [r.column for r in refused] == ["追回金额"] and "超过涉及金额" in refused[0].reason
 
 
+def test_a_recovery_of_the_amount_the_sheet_showed_is_taken_when_the_amount_fell_since(con, tmp_path):
+    # The agency recovered the 1000.00 its sheet showed; before it sent the sheet back, a reversal
+    # (or a rule parameter the office changed) lowered the amount at risk to 400.00. The money was
+    # recovered: the answer is taken, and it covers the amount, so the suspect closes. More than the
+    # sheet showed is still a typo to refuse.
+    path = issue(con, tmp_path, n=2)[A]  # 涉及金额 1000.00 each
+    con.execute("update suspects set amount = 400.00")
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="已追回1000元")
+    over = clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=1000.01, 核实说明="多追回")
+    refused = returns.apply_returns(con, [clerk.save()], RETURN_DAY).refusals
+    assert [(r.row, r.column) for r in refused] == [(over, "追回金额")] and "超过涉及金额 1000.00" in refused[0].reason
+    assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
+    assert status_of(con, f"S-{A}-2")[0] == "已下发"
+
+
 def test_two_workbooks_of_one_call_answering_a_suspect_differently_are_both_refused_for_it(con, tmp_path):
     path = issue(con, tmp_path, n=3)[A]
     first, second = Clerk(path), Clerk(path)
