@@ -66,12 +66,38 @@ class Config:
         return self.data.get(key, default)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping: PyYAML keeps the last, so a second
+    `rules:` section would silently drop every override of the first."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` merges keys its mapping may then override
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+            except TypeError:
+                continue  # an unhashable key, which PyYAML refuses itself
+            if repeated:
+                raise yaml.constructor.ConstructorError(None, None, f"found the key {key!r} twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str):
+    """A config or rule file's YAML, a repeated key refused (yaml.YAMLError)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 — a SafeLoader
+
+
 def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
     try:
-        loaded = yaml.safe_load(_config_text(path)) or {}
+        loaded = load_yaml(_config_text(path)) or {}
     except FileNotFoundError:
         raise SystemExit(f"config file {path} not found")
     except yaml.YAMLError as exc:

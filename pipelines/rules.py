@@ -55,7 +55,7 @@ import duckdb
 import yaml
 
 from . import resources
-from .config import Config
+from .config import Config, load_yaml
 from .store import failure_hint, scalar, store_catalog
 
 DETECTION_COLUMNS = ("subject", "person_id", "agency_code", "period_from", "period_to", "amount", "evidence")
@@ -273,7 +273,7 @@ def rule_texts(directory: str | Path | None = None) -> dict[str, RuleText]:
 def parse_rule(path: Path) -> Rule:
     """One rule file -> Rule; raises ValueError with a message a rule author can act on."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ValueError(f"not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

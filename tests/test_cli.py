@@ -58,6 +58,10 @@ def test_a_bad_config_is_refused_before_anything_runs(tmp_path, capsys):
 @pytest.mark.parametrize("raw, said", [
     ("rules: [\n".encode(), "is not valid YAML: expected the node content, but found '<stream end>' (line 2, column 1)"),
     (b"\xff\xfe\x00garbage\x81\x30", "is neither UTF-8 nor GB18030 text; save it as UTF-8"),
+    # a section given twice: YAML readers keep the last, silently dropping the first's overrides
+    ("rules:\n  LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 30000}\ncasework: {}\n"
+     "rules:\n  SHARED_BANK_ACCOUNT: {shared_account_min_persons: 4}\n".encode(),
+     "is not valid YAML: found the key 'rules' twice (line 4, column 1)"),
 ])
 def test_a_config_that_cannot_be_read_is_refused_in_one_line(tmp_path, capsys, raw, said):
     (tmp_path / "inbox").mkdir()

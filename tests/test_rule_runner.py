@@ -95,10 +95,14 @@ def test_broken_rule_files_are_reported_by_name_and_the_others_still_run(con, ru
         GOOD_RULE.replace("BIG_ONE_OFF", "BAD_SQL").replace("from payments", "from no_such_table"), encoding="utf-8")
     (rules_copy / "WRONG_COLUMNS.yaml").write_text(
         GOOD_RULE.replace("BIG_ONE_OFF", "WRONG_COLUMNS").replace("amount, to_json", "to_json"), encoding="utf-8")
+    # a key given twice: the second sql would silently replace the first
+    (rules_copy / "TWO_SQL.yaml").write_text(GOOD_RULE.replace("BIG_ONE_OFF", "TWO_SQL") + "sql: select 1\n",
+                                             encoding="utf-8")
     report = detect(con, AS_OF, Config(), rules_dir=rules_copy)
     by_file = {e.rule_file: e.message for e in report.errors}
-    assert set(by_file) == {"BAD_YAML.yaml", "NO_SQL.yaml", "BAD_SQL.yaml", "WRONG_COLUMNS.yaml"}
+    assert set(by_file) == {"BAD_YAML.yaml", "NO_SQL.yaml", "BAD_SQL.yaml", "WRONG_COLUMNS.yaml", "TWO_SQL.yaml"}
     assert "YAML" in by_file["BAD_YAML.yaml"]
+    assert "found the key 'sql' twice" in by_file["TWO_SQL.yaml"]
     assert "sql" in by_file["NO_SQL.yaml"]
     assert "no_such_table" in by_file["BAD_SQL.yaml"]
     assert "exactly" in by_file["WRONG_COLUMNS.yaml"]
