@@ -31,6 +31,15 @@ def _failed_reason(f) -> str:
     return f"{_scrub(problem)} ({mask_ids_in_text(f.already_recorded)})"
 
 
+# What the night changed, as counted by suspects.update_suspects: a suspect that a changed rule
+# parameter or a corrected record no longer raises is said as loudly as a new one.
+CHANGE_KINDS = ("new", "updated", "reopened", "no_longer_detected")
+
+
+def _changes_text(v: dict[str, Any]) -> str:
+    return ", ".join(f"{v.get(k, 0)} {k.replace('_', ' ')}" for k in CHANGE_KINDS)
+
+
 def suspects_by_rule(con) -> dict[str, dict[str, Any]]:
     """Open suspects (not 已销号) per rule: count and amount at risk (涉及金额)."""
     rows = con.execute("""
@@ -81,9 +90,11 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["data_docs"] = str(checked.docs) if checked.docs else None
     changes = parts.get("changes")
     if changes is not None:
-        for kind in ("new", "updated", "reopened"):
+        for kind in CHANGE_KINDS:
             s[kind] = sum(int(c.get(kind, 0)) for c in changes.values())
     detected = parts.get("detect")
+    if detected is not None and detected.skipped:
+        s["rules_disabled"] = list(detected.skipped)
     if detected is not None or changes is not None:
         open_now = suspects_by_rule(con)
         s["suspects"] = sum(v["count"] for v in open_now.values())
@@ -95,7 +106,7 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         for rule_id, v in open_now.items():
             by_rule.setdefault(rule_id, {}).update({"open": v["count"], "open_amount": v["amount"]})
         for rule_id, c in (changes or {}).items():
-            by_rule.setdefault(rule_id, {}).update({k: int(c.get(k, 0)) for k in ("new", "updated", "reopened")})
+            by_rule.setdefault(rule_id, {}).update({k: int(c.get(k, 0)) for k in CHANGE_KINDS})
         s["by_rule"] = by_rule
     if parts.get("casework") is not None:
         s["casework"] = parts["casework"]
@@ -143,12 +154,15 @@ def format_summary(s: dict[str, Any]) -> str:
                          f"{', '.join(s['deliveries_after_as_of'])} (a night reads every new delivery in the inbox; "
                          "to replay past nights, give each night only its own delivery)")
     if "new" in s:
-        lines.append(f"  suspects tonight: {s['new']} new, {s['updated']} updated, {s['reopened']} reopened")
+        lines.append(f"  suspects tonight: {_changes_text(s)}")
+    if s.get("rules_disabled"):
+        lines.append(f"  rules disabled by config: {', '.join(s['rules_disabled'])} (not run; their open suspects "
+                     "stay as last detected)")
     if "by_rule" in s:
         lines.append(f"  open suspects: {s.get('suspects', 0)}, amount at risk {_money(s.get('amount'))} yuan")
         for rule_id, v in sorted(s["by_rule"].items()):
             lines.append(f"    {rule_id:<28} {v.get('open', 0):>6} open  {_money(v.get('open_amount')):>18} yuan"
-                         f"  (+{v.get('new', 0)} new, {v.get('updated', 0)} updated, {v.get('reopened', 0)} reopened)")
+                         f"  (+{_changes_text(v)})")
     if "worklists" in s:
         where = str(Path(s["worklist_files"][0]).parent) if s.get("worklist_files") else "-"
         retired = f"; {s['worklists_retired']} of earlier nights removed, superseded (on record in audit_log)" \
