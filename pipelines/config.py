@@ -70,21 +70,29 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML that refuses a key given twice in one mapping: PyYAML keeps the last, so a second
     `rules:` section would silently drop every override of the first."""
 
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *defaults` merges keys its mapping may then override
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                repeated = key in seen
-            except TypeError:
-                continue  # an unhashable key, which PyYAML refuses itself
-            if repeated:
-                raise yaml.constructor.ConstructorError(None, None, f"found the key {key!r} twice",
-                                                        key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._checked_nodes: set[int] = set()
+
+    def flatten_mapping(self, node):
+        # Each mapping's own keys, once, before a merge (`<<: *defaults`, whose keys the mapping may
+        # then override) writes the merged keys into the node beside them.
+        if id(node) not in self._checked_nodes:
+            self._checked_nodes.add(id(node))
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                try:
+                    repeated = key in seen
+                except TypeError:
+                    continue  # an unhashable key, which PyYAML refuses itself
+                if repeated:
+                    raise yaml.constructor.ConstructorError(None, None, f"found the key {key!r} twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+        super().flatten_mapping(node)
 
 
 def load_yaml(text: str):

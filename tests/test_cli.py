@@ -78,6 +78,22 @@ def test_a_config_that_cannot_be_read_is_refused_in_one_line(tmp_path, capsys, r
     assert not (tmp_path / "fw.duckdb").exists()
 
 
+def test_a_config_sharing_settings_by_yaml_merge_keys_is_read_as_yaml_reads_it(tmp_path):
+    import yaml
+
+    from pipelines.config import load_config
+
+    # A mapping that merges defaults and overrides one of them, anchored and merged again into a
+    # region: each key is given once in its own mapping, so nothing is refused as a repeat.
+    config = tmp_path / "c.yaml"
+    config.write_text("rules:\n  LARGE_PAYMENT_UNREVIEWED:\n    <<: &lpu\n"
+                      "      <<: {large_payment_threshold: 40000}\n      large_payment_threshold: 45000\n"
+                      "regions:\n  '360702':\n    rules:\n      LARGE_PAYMENT_UNREVIEWED: *lpu\n", encoding="utf-8")
+    loaded = load_config(config)
+    assert loaded["rules"]["LARGE_PAYMENT_UNREVIEWED"] == {"large_payment_threshold": 45000}
+    assert loaded["regions"] == yaml.safe_load(config.read_text(encoding="utf-8"))["regions"]
+
+
 def test_a_config_saved_as_gbk_by_notepad_is_read(tmp_path):
     from pipelines.config import load_config
 
