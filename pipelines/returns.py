@@ -588,8 +588,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                 refuse(row_number, column, reason, sid)
             result.refused += 1
             continue
-        shown_text = issued[sid][1].get("涉及金额")  # what the answered sheet showed: the amount verified
-        shown_amount = Decimal(shown_text) if shown_text else None
+        shown = issued[sid][1]  # what the answered sheet showed: the amount and periods verified
+        shown_amount = Decimal(shown["涉及金额"]) if shown.get("涉及金额") else None
         answer, problems = _read_answer(cell, values, suspect, shown_amount, as_of)
         if answer is None and not problems:
             result.pending += 1
@@ -609,6 +609,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             result.unchanged += 1  # applied when these bytes came before (see _earlier_application)
             continue
         answer["shown_amount"] = shown_amount
+        answer["shown_periods"] = (shown.get("所属期起") or None, shown.get("所属期止") or None)
         outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, sheet.export_id, now, refuse,
                                 answered_since.get(sid))
         if outcome is None:
@@ -647,13 +648,13 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of) -> tuple[d
     elif number is None:
         problems.append(("核实结果", f"“{_quote(raw['核实结果'])}”不是七种核实结果之一，请从下拉列表选择"))
     recovered = verified = None
+    ceiling = max((a for a in (suspect[3], shown) if a is not None), default=None)
     try:
         recovered = parse_money(raw["追回金额"])
         if recovered is not None and recovered < 0:
             problems.append(("追回金额", "追回金额不能为负数"))
-        elif (recovered is not None and (ceiling := max((a for a in (suspect[3], shown) if a is not None),
-                                                        default=None)) is not None
-              and recovered > ceiling and _money(recovered) != _money(suspect[5])):
+        elif (recovered is not None and ceiling is not None and recovered > ceiling
+              and _money(recovered) != _money(suspect[5])):
             # A typo guard (60000 typed 600000). The agency recovered against the amount its sheet
             # showed, which a reversal or a changed rule parameter may have lowered since; and the
             # amount recorded before, shown on the sheet, returned unchanged is no new claim.
@@ -722,10 +723,17 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
         "update suspects set status = ?, outcome = ?, recovered_amount = ?, verification_note = ?, verified_on = ?,"
         " closed_on = ?, verified_amount = least(coalesce(?, amount), amount),"
         " class_verified_on = if(?, null, class_verified_on) where suspect_id = ?",
-        [new_status, label, recovered, answer["note"], verified, closed_on, answer.get("shown_amount"),
+        [new_status, label, recovered, answer["note"], verified, closed_on, answer["shown_amount"],
          status == REOPENED, sid])
     if new_status == CLOSED:
         con.execute(casework.RECORD_CLOSED_STATE_SQL, [sid])
+        # ...or what the answered sheet showed, where the nights since lowered or narrowed it: the
+        # agency closed it on that, and the same money back (a reversal undone, a parameter set
+        # back) is no new evidence to reopen it on
+        con.execute("update suspects set closed_amount = greatest(closed_amount, coalesce(?, closed_amount)),"
+                    " closed_period_from = least(closed_period_from, coalesce(?, closed_period_from)),"
+                    " closed_period_to = greatest(closed_period_to, coalesce(?, closed_period_to))"
+                    " where suspect_id = ?", [answer["shown_amount"], *answer["shown_periods"], sid])
     events = ["returned"]
     casework.add_event(con, sid, "returned", {
         "file": Path(path).name, "row": row_number, "export_id": export_id, "outcome": label,

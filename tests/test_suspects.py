@@ -151,6 +151,29 @@ def test_a_suspect_reopened_by_an_earlier_as_of_and_gone_again_is_reported_gone_
     assert [e for e, _ in events(con)][-2:] == ["reopened", "no_longer_detected"]
 
 
+def test_a_suspect_closed_on_the_amount_its_sheet_showed_is_not_reopened_when_that_amount_comes_back(con, tmp_path):
+    """The sheet showed 6000.00; a reversal lowered it to 3000.00 before the
+    agency answered 4 with the 6000.00 it recovered (taken: what the sheet showed). The reversal
+    undone brings back exactly what the agency verified: nothing new to reopen it on."""
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    pay(con, "202608", "-3000.00")
+    night(con, date(2026, 10, 22))
+    assert suspect(con)["amount"] == Decimal("3000.00")
+    clerk = Clerk(sheet)
+    clerk.fill(suspect(con)["suspect_id"], 核实结果=OUTCOME_LABELS[4], 追回金额=6000, 核实说明="已追回6000元")
+    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
+    assert suspect(con)["status"] == "已销号"
+    con.execute("delete from payments where amount < 0")  # the reversal withdrawn: the 6000.00 the sheet showed
+    assert night(con, NIGHT2)["reopened"] == 0
+    assert (suspect(con)["status"], suspect(con)["amount"]) == ("已销号", Decimal("6000.00"))
+
+
 def closed_then_death_redelivered(con, death_date: str, source: str) -> dict:
     """Closed as no problem; the death record withdrawn (gone), then delivered again: the night's counts."""
     night(con, NIGHT1)
