@@ -28,7 +28,8 @@ STATUS_COLORS = {"待下发": "#9D9D9D", "已下发": "#4C78A8", "核查中": "#
 # from a night leaves a gap; unknown top-level numbers go to the first panel so nothing is hidden.
 TREND_PANELS = (
     ("疑点（件）", {"suspects": "在办疑点（未销号）", "new": "新增疑点", "updated": "更新疑点",
-                  "reopened": "重开疑点", "worklists": "下发台账（份）", "worklists_retired": "撤下旧台账（份）",
+                  "reopened": "重开疑点", "redetected": "重新检出疑点", "no_longer_detected": "不再检出疑点",
+                  "worklists": "下发台账（份）", "worklists_retired": "撤下旧台账（份）",
                   "warnings": "质量警告（条）"}),
     ("数据入库（行）", {"rows_accepted": "入库行数", "rows_rejected": "拒收行数", "rows_replaced": "替换行数"}),
     ("金额（万元）", {"amount": "在办涉及金额"}),

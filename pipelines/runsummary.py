@@ -16,6 +16,7 @@ from typing import Any
 from .extracts import DATED_DELIVERY
 from .privacy import mask_ids_in_text
 from .store import LOW_DISK_MB
+from .suspects import CHANGES
 
 def _scrub(text: str) -> str:
     """A rejection reason may quote the value it refused; never let a full ID number through."""
@@ -32,12 +33,14 @@ def _failed_reason(f) -> str:
 
 
 # What the night changed, as counted by suspects.update_suspects: a suspect that a changed rule
-# parameter or a corrected record no longer raises is said as loudly as a new one.
-CHANGE_KINDS = ("new", "updated", "reopened", "no_longer_detected")
+# parameter or a corrected record no longer raises is said as loudly as a new one, and so is one
+# found again as it was (the parameter set back).
+CHANGE_KINDS = tuple(k for k in CHANGES if k != "unchanged")
+_CHANGE_WORDS = {"redetected": "found again", "no_longer_detected": "no longer detected"}
 
 
 def _changes_text(v: dict[str, Any]) -> str:
-    return ", ".join(f"{v.get(k, 0)} {k.replace('_', ' ')}" for k in CHANGE_KINDS)
+    return ", ".join(f"{v.get(k, 0)} {_CHANGE_WORDS.get(k, k)}" for k in CHANGE_KINDS)
 
 
 def suspects_by_rule(con) -> dict[str, dict[str, Any]]:

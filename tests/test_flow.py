@@ -148,7 +148,8 @@ def test_a_night_run_for_an_earlier_day_says_it_read_deliveries_dated_after_it(t
 
 def test_a_night_re_run_with_another_config_says_what_it_no_longer_finds_and_which_rules_it_did_not_run(tmp_path):
     """An office tightens a parameter and disables a rule, then runs the night again: the summary
-    says how many suspects are no longer detected (per rule too) and which rules were not run."""
+    says how many suspects are no longer detected (per rule too) and which rules were not run; set
+    back, how many were found again."""
     inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
     delivery_1(inbox)
     strict = tmp_path / "strict.yaml"  # certified 2026-06-01: 142 days before as-of, overdue at 100
@@ -159,12 +160,16 @@ def test_a_night_re_run_with_another_config_says_what_it_no_longer_finds_and_whi
     usual.write_text("disabled_rules: [PAID_AFTER_DEATH]\n", encoding="utf-8")
     again = _night(inbox, db, out, NIGHT_1, str(usual))
     lines = format_summary(again).splitlines()
-    assert "  suspects tonight: 0 new, 0 updated, 0 reopened, 3 no longer detected" in lines
+    assert "  suspects tonight: 0 new, 0 updated, 0 reopened, 0 found again, 3 no longer detected" in lines
     assert any(line.startswith("    CERTIFICATION_OVERDUE") and line.endswith(
-        "(+0 new, 0 updated, 0 reopened, 3 no longer detected)") for line in lines), lines
+        "(+0 new, 0 updated, 0 reopened, 0 found again, 3 no longer detected)") for line in lines), lines
     assert ("  rules disabled by config: PAID_AFTER_DEATH (not run; their open suspects stay as last detected)"
             in lines)
     assert _count(db, "select count(*) from suspect_events where event = 'no_longer_detected'") == 3
+    # the parameter set back: the same suspects found again as they were, and said so
+    back = format_summary(_night(inbox, db, out, NIGHT_1, str(strict))).splitlines()
+    assert "  suspects tonight: 0 new, 0 updated, 0 reopened, 3 found again, 0 no longer detected" in back
+    assert not any("rules disabled" in line for line in back)
 
 
 def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, capsys):
