@@ -57,7 +57,8 @@ AMOUNT_RANGES = {  # yuan; outside is not wrong, but worth a look
 # Columns whose emptiness we watch although the contract allows it (share that must be filled).
 OPTIONAL_FILLED = {
     "payments": {"bank_account": 0.95},
-    "beneficiaries": {"bank_account": 0.9, "last_certified_on": 0.8},
+    # PAID_WHILE_SUSPENDED counts from the month of status_date: a stop without it is unchecked
+    "beneficiaries": {"bank_account": 0.9, "last_certified_on": 0.8, "status_date": 1.0},
     "fund_transactions": {"counterparty_account": 0.95},
 }
 # Survival certification (生存认证) is asked of pensioners only: an unemployment or 工伤 record
@@ -65,14 +66,15 @@ OPTIONAL_FILLED = {
 FILLED_ONLY_WHERE = {
     ("beneficiaries", "last_certified_on"): "insurance_type in ({})".format(
         ", ".join(f"'{t}'" for t in X.PENSION_TYPES)),
+    # a status change has a date; a 正常 record may have none
+    ("beneficiaries", "status_date"): "status in ({})".format(
+        ", ".join(f"'{t}'" for t in X.BENEFICIARY_STATUSES if t != "正常")),
 }
 
-# Rows each field of which is valid but that say something impossible or leave a rule blind: the
-# contract accepts them (no field is wrong), a rule then finds nothing in them, so the clerk is
-# told. Each flag must be true on every row of the delivery.
+# Rows each field of which is valid but that say something impossible: the contract accepts them
+# (no field is wrong), a rule then finds nothing in them, so the clerk is told. Each flag must be
+# true on every row of the delivery.
 CONSISTENT = {
-    # PAID_WHILE_SUSPENDED counts from the month of status_date: without it a stop is unchecked
-    "beneficiaries": {"stopped_with_status_date": "status not in ('暂停', '终止') or status_date is not null"},
     # a spell ending before it began holds no month in custody (PAID_DURING_CUSTODY)
     "imprisonments": {"custody_end_not_before_start": "custody_end is null or custody_end >= custody_start"},
     "deaths": {"cremated_not_before_death": "cremated_on is null or cremated_on >= death_date"},

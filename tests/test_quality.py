@@ -167,7 +167,7 @@ def test_rows_valid_field_by_field_that_leave_a_rule_blind_are_warned_of(tmp_pat
     finally:
         con.close()
     assert ingested.rows_rejected == 0  # warned of, not refused
-    flags = ("beneficiaries.stopped_with_status_date", "imprisonments.custody_end_not_before_start",
+    flags = ("beneficiaries.has_status_date", "imprisonments.custody_end_not_before_start",
              "deaths.cremated_not_before_death")
     for flag in flags:
         warned = [w for w in report.warnings if flag in w]
