@@ -7,7 +7,9 @@ generator, the data-quality suites — reads it from here, so a column is descri
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 # Column types. Each has one canonical stored form:
@@ -57,13 +59,28 @@ class Extract:
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
-    def header_map(self) -> dict[str, str]:
-        """Every accepted header form (canonical or Chinese alias) -> canonical name."""
-        out: dict[str, str] = {}
-        for c in self.columns:
-            out[c.name] = c.name
-            out[c.alias] = c.name
-        return out
+    def column_for(self, header: str) -> str | None:
+        """The canonical column a delivered header names (canonical name or Chinese alias), or None.
+        Matched as a clerk reads it: a line break (Alt+Enter) or space inside (姓　名), full-width
+        letters or brackets and case do not count, nor a unit in brackets after it (发放金额（元）)."""
+        keys = _header_keys(self)
+        key = header_key(header)
+        return keys.get(key) or keys.get(_TRAILING_UNIT.sub("", key))
+
+
+def header_key(header: str) -> str:
+    """A header as matched: NFKC (full-width forms as ASCII), no whitespace, separator or
+    invisible format character anywhere in it, lowercase."""
+    text = unicodedata.normalize("NFKC", str(header))
+    return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch)[0] not in "ZC").lower()
+
+
+_TRAILING_UNIT = re.compile(r"\([^()]*\)$")  # after NFKC: （元） is (元)
+
+
+@lru_cache(maxsize=None)
+def _header_keys(extract: "Extract") -> dict[str, str]:
+    return {header_key(form): c.name for c in extract.columns for form in (c.name, c.alias)}
 
 
 INSURANCE_TYPES = {

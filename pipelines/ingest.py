@@ -428,9 +428,11 @@ MAX_TITLE_ROWS = 5
 
 
 def _header_index(leading: list[tuple], kind: str | None) -> int:
-    known = set(EXTRACTS[kind].header_map()) if kind else set()
+    if kind is None:
+        return 0
+    spec = EXTRACTS[kind]
     for i, row in enumerate(leading):
-        if sum(_header(h) in known for h in row) >= 2:
+        if sum(spec.column_for(_header(h)) is not None for h in row) >= 2:
             return i
     return 0
 
@@ -679,6 +681,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         except HeaderProblem as exc:
             return _fail(con, result, source, str(exc), run_id, raw=raw, column=exc.column,
                          header_is_data=exc.header_is_data)
+        result.notes += unread_columns_note(kind, raw.headers)  # a header known to be one (not a record)
     except FileProblem as exc:
         return _fail(con, result, source, str(exc), run_id)
     except Exception as exc:  # a reader library's own error on a damaged file: report it, keep going
@@ -798,6 +801,7 @@ def _ingest_parquet_chunks(con, path: Path, rows: int, names: list[str], kind: s
         positions = _map_headers(kind, headers)  # the header, checked once for the file
     except HeaderProblem:
         return False
+    result.notes = unread_columns_note(kind, headers)
     spec = EXTRACTS[kind]
     key_cols = [names[positions[k]] for k in spec.key if k in positions]
     # A row without a required key part is refused in its chunk anyway: never a repeat to report.
@@ -1126,6 +1130,7 @@ def _ingest_csv_pieces(con, path: Path, kind: str, result: FileResult, lineage: 
         plan = _csv_plan(path, kind)
     except _ReadWhole:
         return False
+    result.notes = unread_columns_note(kind, plan.headers)
     numbered = 0
     with path.open("rb") as f:
         pieces = _CsvPieces(f, CSV_CHUNK_BYTES, replay=plan.lengths)
@@ -1441,8 +1446,7 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
     )
     if raw.bad_rows:
         # a ragged row names the first column it lacks by its header as delivered: canonical here
-        hmap = spec.header_map()
-        bad = [(row, hmap.get(column, column), reason, text) for row, column, reason, text in raw.bad_rows]
+        bad = [(row, spec.column_for(column) or column, reason, text) for row, column, reason, text in raw.bad_rows]
         rejected = pl.concat([rejected, pl.DataFrame(bad, schema=_REJECT_COLUMNS, orient="row")])
     return accepted, rejected.sort("_row_number")
 
@@ -1452,10 +1456,9 @@ def _map_headers(kind: str, headers: list[str]) -> dict[str, int]:
     Chinese alias) or a required column missing fails the file; a repeated header that is not an
     extract column is harmless (it is kept in the raw copy only)."""
     spec = EXTRACTS[kind]
-    hmap = spec.header_map()
     positions: dict[str, int] = {}
     for i, h in enumerate(headers):
-        name = hmap.get(h)
+        name = spec.column_for(h)
         if name is None:
             continue  # extra columns are kept in raw only
         if name in positions:
@@ -1480,6 +1483,19 @@ def _map_headers(kind: str, headers: list[str]) -> dict[str, int]:
         raise HeaderProblem(f"missing required column {', '.join(label(c) for c in missing)} "
                             f"(header has: {_abridge(shown)})", missing[0].name)
     return positions
+
+
+def unread_columns_note(kind: str, headers: list[str]) -> list[str]:
+    """A note for the night's summary naming the delivered columns that are no column of the
+    extract: one holding a column under another name (复核人员 for 复核人) is otherwise lost without
+    a word — an empty reviewer, say, makes every large payment a suspect."""
+    spec = EXTRACTS[kind]
+    unread = [h for h in headers if h and spec.column_for(h) is None]
+    if not unread:
+        return []
+    return [mask_ids_in_text(f"column(s) not read, no {kind} column of that name: "
+                             f"{', '.join(_abridge(h) for h in unread)} (the contract's names and Chinese "
+                             f"aliases are read; rename a header that holds one of them)")]
 
 
 def _categories(rejected: pl.DataFrame) -> dict[str, int]:

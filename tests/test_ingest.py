@@ -1157,6 +1157,50 @@ def test_an_xlsx_whose_later_sheets_hold_rows_says_they_were_not_read(tmp_path):
     assert "    note payments_split.xlsx: only the first sheet is read (CONTRACT); sheet(s) '二月'" in text
 
 
+@pytest.mark.parametrize("fmt", ["xlsx", "csv-gb18030", "parquet"])
+def test_headers_typed_with_line_breaks_spaces_or_a_unit_are_read_and_an_unknown_one_is_named(tmp_path, fmt):
+    # An Alt+Enter inside 发放金额, an ideographic space inside 姓名, a unit after 发放金额 or 复核人
+    # with a break: the column a clerk sees, read (a dropped 复核人 made every large payment a
+    # suspect). A column of no known name (复核人员, 序号) is named in the night's summary.
+    heads = {c.name: c.alias for c in EXTRACTS["payments"].columns}
+    typed = {"amount": "发放金额（元）", "name": "姓\u3000名", "reviewed_by": "复核\n人", "paid_on": "发放\n日期 "}
+    row, expected = row_for("payments", 0)
+    inbox = tmp_path / "inbox" / "2026-11-21"
+    path = inbox / f"payments_typed.{suffix(fmt)}"
+    names = [typed.get(c, heads[c]) for c in heads] + ["序号"]
+    values = [row[c] for c in heads] + ["1"]
+    inbox.mkdir(parents=True)
+    if fmt == "xlsx":
+        wb = openpyxl.Workbook()
+        wb.active.append(names)
+        wb.active.append([v or None for v in values])
+        wb.save(path)
+    elif fmt == "parquet":
+        pl.DataFrame({n: [v or None] for n, v in zip(names, values)}, schema={n: pl.Utf8 for n in names}).write_parquet(path)
+    else:
+        with path.open("w", encoding="gb18030", newline="") as f:
+            csv.writer(f).writerows([names, values])
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, tmp_path / "inbox")
+    assert report.rows_rejected == 0 and stored(con, "payments", f"2026-11-21/{path.name}") == [expected]
+    assert report.files[0].notes == ["column(s) not read, no payments column of that name: 序号 (the contract's names "
+                                     "and Chinese aliases are read; rename a header that holds one of them)"]
+
+
+def test_excels_leading_apostrophe_is_no_part_of_a_code_or_an_account(tmp_path):
+    # A CSV saved by a system that writes Excel's text marker: '360702 is agency 360702, not another
+    # one, and the payment re-delivered without the mark is the same payment.
+    row, expected = row_for("payments", 0)
+    marked = {c: f"'{row[c]}" for c in ("payment_id", "agency_code", "bank_account", "person_id")}
+    write_extract(tmp_path / "inbox" / "2026-11-21" / "payments_marked.csv", "payments", [{**row, **marked}], "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    assert ingest_inbox(con, tmp_path / "inbox").rows_rejected == 0
+    assert stored(con, "payments", "2026-11-21/payments_marked.csv") == [expected]
+    write_extract(tmp_path / "inbox" / "2026-11-22" / "payments_plain.csv", "payments", [row], "csv-utf8")
+    assert ingest_inbox(con, tmp_path / "inbox").rows_replaced == 1
+    assert store.scalar(con, "select count(*) from payments") == 1
+
+
 def test_an_amount_of_a_trillion_yuan_or_more_is_refused_in_every_format(tmp_path):
     """Two payments of 6×10^15 yuan (a card number pasted into the amount column, say) were stored,
     and the rule that sums them overflowed DECIMAL(18,2) and stopped every later night. An amount of
