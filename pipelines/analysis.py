@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from .casework import outcome_number
+from .privacy import mask_ids_in_text
 from .report_data import rule_titles
 from .report_mask import free_text, mask_evidence, mask_name, mask_subject, scrub_text, secrets_in
 from .resources import rules_dir
@@ -114,7 +115,8 @@ def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str,
     cur = con.execute("select * from suspects where suspect_id = ?", [suspect_id])
     found = cur.fetchall()
     if not found:
-        raise KeyError(f"no suspect {suspect_id!r} in this store")
+        # an ID number typed for a 疑点编号 is not echoed into the executed notebook
+        raise KeyError(mask_ids_in_text(f"no suspect {suspect_id!r} in this store"))
     row = dict(zip([d[0] for d in cur.description], found[0]))
     evidence = row.pop("evidence")
     try:
