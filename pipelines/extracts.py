@@ -62,10 +62,15 @@ class Extract:
     def column_for(self, header: str) -> str | None:
         """The canonical column a delivered header names (canonical name or Chinese alias), or None.
         Matched as a clerk reads it: a line break (Alt+Enter) or space inside (姓　名), full-width
-        letters or brackets and case do not count, nor a unit in brackets after it (发放金额（元）)."""
+        letters or brackets and case do not count, nor the yuan a money column is in (发放金额（元）).
+        Any other bracket makes another column: 发放金额（万元） is not in yuan, 发放金额（大写） is the
+        amount in words beside the amount."""
         keys = _header_keys(self)
         key = header_key(header)
-        return keys.get(key) or keys.get(_TRAILING_UNIT.sub("", key))
+        if key in keys:
+            return keys[key]
+        name = keys.get(_IN_YUAN.sub("", key))
+        return name if name is not None and self.column(name).type == "money" else None
 
 
 def header_key(header: str) -> str:
@@ -75,7 +80,7 @@ def header_key(header: str) -> str:
     return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch)[0] not in "ZC").lower()
 
 
-_TRAILING_UNIT = re.compile(r"\([^()]*\)$")  # after NFKC: （元） is (元)
+_IN_YUAN = re.compile(r"\((?:元|人民币元|人民币|¥|rmb|cny|yuan)\)$")  # after NFKC: （元） is (元), ￥ is ¥
 
 
 @lru_cache(maxsize=None)

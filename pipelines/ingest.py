@@ -1493,9 +1493,9 @@ def unread_columns_note(kind: str, headers: list[str]) -> list[str]:
     unread = [h for h in headers if h and spec.column_for(h) is None]
     if not unread:
         return []
-    return [mask_ids_in_text(f"column(s) not read, no {kind} column of that name: "
-                             f"{', '.join(_abridge(h) for h in unread)} (the contract's names and Chinese "
-                             f"aliases are read; rename a header that holds one of them)")]
+    named = ", ".join(_abridge(h) for h in unread[:10]) + (f" and {len(unread) - 10} more" if len(unread) > 10 else "")
+    return [mask_ids_in_text(f"column(s) not read, no {kind} column of that name: {named} (the contract's "
+                             f"names and Chinese aliases are read; rename a header that holds one of them)")]
 
 
 def _categories(rejected: pl.DataFrame) -> dict[str, int]:

@@ -379,10 +379,7 @@ def account_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     """(value, reason) for an account number or a code (Column.code: 流水号, 编码): the text as
     delivered (an account: its digits, account_value), unless Excel turned the number into
     scientific notation (6.22236002377598E+18: only 15 digits kept) — stored so, three different
-    accounts would read as one and be shared by three persons, two payments one re-delivered row.
-    The apostrophe an export puts first to keep Excel from reading the number (as for ID numbers)
-    is no part of it: kept, '360702 would be another agency than 360702."""
-    s = s.str.strip_prefix("'")
+    accounts would read as one and be shared by three persons, two payments one re-delivered row."""
     lost = _lost_digits(s, col)
     reason = pl.when(lost).then(pl.format(f"{label(col)} 被Excel转成了科学计数法({{}})，后几位已丢失无法恢复: "
                                           "请把该列设为文本后重新导出", s))
@@ -468,9 +465,8 @@ def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[p
         return s.is_in(list(INSURANCE_TYPES)), s
     if col.type == "account" or col.code:
         # ASCII only: a code beyond it may hold an invisible format character, which the full
-        # parser drops (clean_value); the other fast forms are ASCII by their patterns. Nor one
-        # with Excel's leading apostrophe, which the full parser drops (account_exprs).
-        plain = ~_lost_digits(s, col) & (s.str.len_bytes() == s.str.len_chars()) & ~s.str.starts_with("'")
+        # parser drops (clean_value); the other fast forms are ASCII by their patterns
+        plain = ~_lost_digits(s, col) & (s.str.len_bytes() == s.str.len_chars())
         return plain, account_value(s) if col.type == "account" else s
     return None
 

@@ -1167,8 +1167,9 @@ def test_headers_typed_with_line_breaks_spaces_or_a_unit_are_read_and_an_unknown
     row, expected = row_for("payments", 0)
     inbox = tmp_path / "inbox" / "2026-11-21"
     path = inbox / f"payments_typed.{suffix(fmt)}"
-    names = [typed.get(c, heads[c]) for c in heads] + ["序号"]
-    values = [row[c] for c in heads] + ["1"]
+    # the amount in words beside the amount (a finance export's 大写 column) is another column
+    names = [typed.get(c, heads[c]) for c in heads] + ["发放金额（大写）", "序号"]
+    values = [row[c] for c in heads] + ["叁仟元整", "1"]
     inbox.mkdir(parents=True)
     if fmt == "xlsx":
         wb = openpyxl.Workbook()
@@ -1183,22 +1184,23 @@ def test_headers_typed_with_line_breaks_spaces_or_a_unit_are_read_and_an_unknown
     con = store.connect(tmp_path / "fw.duckdb")
     report = ingest_inbox(con, tmp_path / "inbox")
     assert report.rows_rejected == 0 and stored(con, "payments", f"2026-11-21/{path.name}") == [expected]
-    assert report.files[0].notes == ["column(s) not read, no payments column of that name: 序号 (the contract's names "
-                                     "and Chinese aliases are read; rename a header that holds one of them)"]
+    assert report.files[0].notes == ["column(s) not read, no payments column of that name: 发放金额（大写）, 序号 (the "
+                                     "contract's names and Chinese aliases are read; rename a header that holds one of them)"]
 
 
-def test_excels_leading_apostrophe_is_no_part_of_a_code_or_an_account(tmp_path):
-    # A CSV saved by a system that writes Excel's text marker: '360702 is agency 360702, not another
-    # one, and the payment re-delivered without the mark is the same payment.
-    row, expected = row_for("payments", 0)
-    marked = {c: f"'{row[c]}" for c in ("payment_id", "agency_code", "bank_account", "person_id")}
-    write_extract(tmp_path / "inbox" / "2026-11-21" / "payments_marked.csv", "payments", [{**row, **marked}], "csv-utf8")
+def test_an_amount_in_another_unit_than_yuan_is_not_read_as_yuan(tmp_path):
+    # 1.5 万元 stored as 1.50 yuan would hide a 15,000-yuan payment from every rule: the file is refused
+    row, _ = row_for("payments", 0)
+    heads = {c.name: c.alias for c in EXTRACTS["payments"].columns}
+    path = tmp_path / "inbox" / "2026-11-21" / "payments_wan.csv"
+    path.parent.mkdir(parents=True)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([[("发放金额（万元）" if c == "amount" else heads[c]) for c in heads],
+                                 [row[c] for c in heads]])
     con = store.connect(tmp_path / "fw.duckdb")
-    assert ingest_inbox(con, tmp_path / "inbox").rows_rejected == 0
-    assert stored(con, "payments", "2026-11-21/payments_marked.csv") == [expected]
-    write_extract(tmp_path / "inbox" / "2026-11-22" / "payments_plain.csv", "payments", [row], "csv-utf8")
-    assert ingest_inbox(con, tmp_path / "inbox").rows_replaced == 1
-    assert store.scalar(con, "select count(*) from payments") == 1
+    report = ingest_inbox(con, tmp_path / "inbox")
+    assert report.files[0].status == "failed" and "missing required column 发放金额(amount)" in report.files[0].message
+    assert store.scalar(con, "select count(*) from payments") == 0
 
 
 def test_an_amount_of_a_trillion_yuan_or_more_is_refused_in_every_format(tmp_path):
