@@ -545,6 +545,17 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
     def blank(values: tuple) -> bool:
         return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
 
+    issued_on = scalar(con, "select min(as_of) from worklist_rows where export_id = ?", [sheet.export_id]) \
+        if sheet.export_id else None
+    if issued_on is not None and issued_on > as_of:
+        # The workbook did not exist on the day its answers would be dated: a mistyped --as-of. Each
+        # row is refused, so that the same bytes applied again as of a right day are looked at again.
+        for row_number, values in sheet.rows:
+            if not blank(values):
+                refuse(row_number, "下发日期", f"本台账于 {issued_on} 下发，晚于本次回收日期 {as_of}：请检查回收日期（--as-of）")
+                result.refused += 1
+        return
+
     rows_of: dict[str, list[int]] = {}
     for (row_number, values), sid in zip(sheet.rows, ids):
         if sid and not blank(values):

@@ -592,6 +592,20 @@ def test_a_recovery_of_the_amount_the_sheet_showed_is_taken_when_the_amount_fell
     assert status_of(con, f"S-{A}-2")[0] == "已下发"
 
 
+def test_a_workbook_applied_as_of_a_day_before_it_was_issued_is_refused(con, tmp_path):
+    # a mistyped --as-of would date the closings before the sheet existed
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    row = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    returned = clerk.save()
+    report = returns.apply_returns(con, [returned], AS_OF - dt.timedelta(days=1))
+    assert {(r.row, r.column) for r in report.refusals} == {(row, "下发日期"), (row + 1, "下发日期")}
+    assert f"本台账于 {AS_OF} 下发，晚于本次回收日期 {AS_OF - dt.timedelta(days=1)}" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-1")[0] == "已下发"
+    assert returns.apply_returns(con, [returned], AS_OF).refusals == []  # the day it was issued: applied
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
 def test_two_workbooks_of_one_call_answering_a_suspect_differently_are_both_refused_for_it(con, tmp_path):
     path = issue(con, tmp_path, n=3)[A]
     first, second = Clerk(path), Clerk(path)
