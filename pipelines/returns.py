@@ -501,16 +501,18 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         " from suspects s where list_contains(?, suspect_id)", [wanted]).fetchall()}
     issued: dict[str, tuple[str, dict]] = {}
     export_agency = None
+    issued_on = None  # the day this export was issued (worklist_rows.as_of), when it is on record
     # A suspect reopened (new evidence) after this workbook was issued: the row answers evidence
     # the agency has since been sent again, changed — {suspect: day it reopened}.
     reopened_since: dict[str, str] = {}  # the as-of of the night that reopened it
     answered_since: dict[str, str] = {}
     if sheet.export_id:
-        for sid, agency, locked in con.execute(
-                "select suspect_id, agency_code, locked from worklist_rows where export_id = ?",
+        for sid, agency, locked, exported_as_of in con.execute(
+                "select suspect_id, agency_code, locked, as_of from worklist_rows where export_id = ?",
                 [sheet.export_id]).fetchall():
             issued[sid] = (agency, json.loads(locked))
             export_agency = agency
+            issued_on = exported_as_of
         reopened_since = dict(con.execute(
             """select e.suspect_id,
                       arg_max(coalesce(json_extract_string(e.detail, '$.as_of'), cast(cast(e.happened_at as date) as varchar)),
@@ -545,8 +547,6 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
     def blank(values: tuple) -> bool:
         return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
 
-    issued_on = scalar(con, "select min(as_of) from worklist_rows where export_id = ?", [sheet.export_id]) \
-        if sheet.export_id else None
     if issued_on is not None and issued_on > as_of:
         # The workbook did not exist on the day its answers would be dated: a mistyped --as-of. Each
         # row is refused, so that the same bytes applied again as of a right day are looked at again.
