@@ -76,16 +76,23 @@ def clean_text(e: pl.Expr) -> pl.Expr:
 FORMAT_CHARACTERS = r"\p{Cf}"
 
 
+# The apostrophe a clerk or an export writes first to keep Excel from reading a code as a number
+# ('360702, '0012345): Excel shows the text without it, and so is it stored.
+TEXT_MARK = "'"
+
+
 def clean_value(e: pl.Expr, col: Column) -> pl.Expr:
-    """clean_text — and, for every column but free text (names, memos), without format characters:
-    they are no part of a code, an ID number, an account, a date or an amount, and kept they make one
-    agency, payment or account two. Names are stored as delivered. The fast paths take ASCII texts
-    only (fast_exprs), so this runs on the few others: Polars evaluates both branches of a when/then,
-    and a regular expression over every value of every column cost a third of CSV ingest."""
+    """clean_text — and, for every column but free text (names, memos), without format characters
+    and without a leading apostrophe (TEXT_MARK): neither is part of a code, an ID number, an account,
+    a date or an amount, and kept they make one agency, payment or account two. Names are stored as
+    delivered. The fast paths take ASCII texts without the apostrophe only (fast_exprs), so this runs
+    on the few others: Polars evaluates both branches of a when/then, and a regular expression over
+    every value of every column cost a third of CSV ingest."""
     if col.type == "text" and not col.code and not col.allowed:
         return clean_text(e)
-    return clean_text(pl.when(e.str.len_bytes() != e.str.len_chars())
-                      .then(e.str.replace_all(FORMAT_CHARACTERS, "")).otherwise(e))
+    visible = (pl.when(e.str.len_bytes() != e.str.len_chars())
+               .then(e.str.replace_all(FORMAT_CHARACTERS, "")).otherwise(e))
+    return clean_text(visible.str.strip_chars().str.strip_prefix(TEXT_MARK))
 
 
 # ---------------------------------------------------------------------------------- person_id
@@ -465,8 +472,10 @@ def fast_exprs(s: pl.Expr, col: Column, today: dt.date | None = None) -> tuple[p
         return s.is_in(list(INSURANCE_TYPES)), s
     if col.type == "account" or col.code:
         # ASCII only: a code beyond it may hold an invisible format character, which the full
-        # parser drops (clean_value); the other fast forms are ASCII by their patterns
-        plain = ~_lost_digits(s, col) & (s.str.len_bytes() == s.str.len_chars())
+        # parser drops (clean_value), as it drops a leading apostrophe; the other fast forms are
+        # ASCII without it by their patterns
+        plain = (~_lost_digits(s, col) & (s.str.len_bytes() == s.str.len_chars())
+                 & ~s.str.starts_with(TEXT_MARK))
         return plain, account_value(s) if col.type == "account" else s
     return None
 

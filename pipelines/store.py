@@ -16,7 +16,7 @@ from typing import Iterator
 import duckdb
 
 from .extracts import EXTRACTS, SQL_TYPES
-from .normalise import ACCOUNT_GROUPED, ACCOUNT_SEPARATOR, FORMAT_CHARACTERS
+from .normalise import ACCOUNT_GROUPED, ACCOUNT_SEPARATOR, FORMAT_CHARACTERS, TEXT_MARK
 
 # Bookkeeping columns every extract table carries: where each row came from.
 LINEAGE_COLUMNS = (
@@ -183,23 +183,17 @@ def _accounts_as_digits(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('accounts_as_digits', current_timestamp)")
 
 
-def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
-    """Once per store: the codes and accounts an older store holds with invisible format characters
-    lose them, as ingest now reads them — else the same payment delivered again without (or with)
-    one would be stored beside it and summed twice. Where two rows of a table share a natural key so
-    cleaned, the later delivered one stands, as a re-delivery replaces: the other is deleted first,
-    then the rest cleaned in committed batches — so that a crash anywhere only leaves the next start
-    less to do. Only a text beyond ASCII can hold such a character: the others are not searched.
-    Suspects whose subject or agency held one take the cleaned text (two that become one are left as
-    they were; the one no longer detected says so on its sheet), and so do the agencies of the
-    worklists on record (a sheet issued before is still returned); detect_state is cleared: the next
-    night detects in full."""
-    def cleaned(column: str) -> str:
-        return f"regexp_replace({column}, '{FORMAT_CHARACTERS}', '', 'g')"
-
-    def holds_one(column: str) -> str:
-        return f"(length({column}) <> strlen({column}) and regexp_matches({column}, '{FORMAT_CHARACTERS}'))"
-
+def _clean_codes(con: duckdb.DuckDBPyConnection, migration: str, holds_one, cleaned) -> None:
+    """The body of a conversion of the codes and accounts an older store holds as delivered into
+    what ingest now reads: `holds_one(column)` is SQL true where a stored value is to change,
+    `cleaned(column)` SQL for what it becomes — else the same payment delivered again as ingest now
+    reads it would be stored beside its row and summed twice. Where two rows of a table share a
+    natural key so cleaned, the later delivered one stands, as a re-delivery replaces: the other is
+    deleted first, then the rest cleaned in committed batches — so that a crash anywhere only leaves
+    the next start less to do. Suspects whose subject or agency held one take the cleaned text (two
+    that become one are left as they were; the one no longer detected says so on its sheet), and so
+    do the agencies of the worklists on record (a sheet issued before is still returned);
+    detect_state is cleared: the next night detects in full."""
     for kind, spec in EXTRACTS.items():
         columns = [c.name for c in spec.columns if c.code or c.type == "account"]
         if not columns:
@@ -233,7 +227,36 @@ def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
         for table in ("suspects", "worklist_rows", "audit_log"):
             if table_exists(con, table):
                 con.execute(f"update {table} set agency_code = {cleaned('agency_code')} where {holds_one('agency_code')}")
-        con.execute("insert into store_migrations values ('codes_without_format_characters', current_timestamp)")
+        con.execute(f"insert into store_migrations values ('{migration}', current_timestamp)")
+
+
+def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: the codes and accounts an older store holds with invisible format characters
+    (ingest drops them since 2026-12-02) lose them. Only a text beyond ASCII can hold such a
+    character: the others are not searched."""
+    _clean_codes(
+        con, "codes_without_format_characters",
+        lambda c: f"(length({c}) <> strlen({c}) and regexp_matches({c}, '{FORMAT_CHARACTERS}'))",
+        lambda c: f"regexp_replace({c}, '{FORMAT_CHARACTERS}', '', 'g')")
+
+
+def _codes_without_text_mark(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: the codes and accounts an older store holds with the apostrophe Excel is told
+    'this is text' by ('360702: ingest drops it since 2026-12-02) lose it, and an account so freed
+    that was written in groups becomes its digits, as ingest reads it. A lone apostrophe, stored
+    before as a code, is left as it is (nothing would be left of it)."""
+    def holds_one(c: str) -> str:
+        return f"(starts_with({c}, '{_sql_text(TEXT_MARK)}') and length(trim(substr({c}, 2))) > 0)"
+
+    def cleaned(c: str) -> str:
+        freed = f"trim(substr({c}, 2))"
+        grouped, digits = _account_digits_sql(freed)
+        # an account's digits, as account_value reads it; a SHARED_BANK_ACCOUNT subject is one
+        account = ("true" if c in {column for _, column in ACCOUNT_COLUMNS}
+                   else "rule_id = 'SHARED_BANK_ACCOUNT'" if c == "subject" else "false")
+        return (f"(case when not starts_with({c}, '{_sql_text(TEXT_MARK)}') or length({freed}) = 0 then {c} "
+                f"when {account} and {grouped} then {digits} else {freed} end)")
+    _clean_codes(con, "codes_without_text_mark", holds_one, cleaned)
 
 
 def _verified_amounts(con: duckdb.DuckDBPyConnection) -> None:
@@ -260,6 +283,7 @@ def _verified_amounts(con: duckdb.DuckDBPyConnection) -> None:
 # with its last step, so that one cut short is run again.
 _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("codes_without_format_characters", _codes_without_format_characters),
+               ("codes_without_text_mark", _codes_without_text_mark),
                ("verified_amounts", _verified_amounts))
 
 

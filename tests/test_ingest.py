@@ -364,6 +364,78 @@ def test_invisible_characters_are_no_part_of_a_code_an_id_number_an_account_or_a
     assert got[1][5] == Decimal("123.45")
 
 
+@pytest.mark.parametrize("fmt", ["csv-utf8", "xlsx", "parquet"])
+def test_the_apostrophe_that_keeps_a_code_text_in_excel_is_no_part_of_it(tmp_path, fmt):
+    """'360702 (an export's or a clerk's mark that the cell is text, which Excel does not show) was
+    another agency with a worklist of its own, and '6222… another account; the payment delivered
+    again with the mark was stored beside its row. Codes, accounts, dates and amounts are read
+    without it; a name keeps what was delivered; a lone apostrophe is an empty cell."""
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", i)[0] for i in range(3)]
+    write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
+    first, second = rows[0], rows[1]
+    marked = {**first, "payment_id": "'" + first["payment_id"], "agency_code": " '" + first["agency_code"],
+              "bank_account": "'" + first["bank_account"][:8] + " " + first["bank_account"][8:],
+              "amount": "'999.99", "name": "'李0"}
+    lone = {**second, "reviewed_by": "'", "handled_by": "'", "payment_id": "'"}
+    write_extract(inbox / "2026-11-21" / f"payments_b.{suffix(fmt)}", "payments", [marked, lone], fmt)
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert report.rows_replaced == 1
+    got = con.execute("select payment_id, agency_code, bank_account, amount, name from payments "
+                      "order by payment_id").fetchall()
+    assert got[0] == (first["payment_id"], first["agency_code"], first["bank_account"], Decimal("999.99"), "'李0")
+    assert [g[0] for g in got] == [r["payment_id"] for r in rows]  # nothing stored beside its row
+    assert store.scalar(con, "select count(distinct agency_code) from payments") == 3
+    # a payment number of only the mark is missing, as an empty cell is
+    assert [(r[2], r[3]) for r in rejected(con, f"2026-11-21/payments_b.{suffix(fmt)}")] == [
+        ("payment_id", "缺少必填项: 发放流水号(payment_id) 为空")]
+
+
+def test_a_store_from_before_loses_the_apostrophe_of_its_codes_once(tmp_path):
+    """Codes and accounts an older fundwatch stored with a leading apostrophe lose it when the store is
+    opened (an account in groups becomes its digits): the next delivery of the payment replaces its
+    row, a suspect's agency and account subject are the ones ingest now reads (id kept), a lone
+    apostrophe stays as stored, and the conversion is recorded once."""
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", i)[0] for i in range(3)]
+    write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
+    path = tmp_path / "fw.duckdb"
+    con = store.connect(path)
+    ingest_inbox(con, inbox)
+    mark = "'"
+    # as the older code left it: P000000 with the mark on its number, agency and grouped account;
+    # P000001 stored clean on 10-21 and again, with the mark, by a later delivery (11-01: 555.55)
+    con.execute("update payments set payment_id = ? || payment_id, agency_code = ? || agency_code, "
+                "bank_account = ? || substr(bank_account, 1, 8) || ' ' || substr(bank_account, 9) "
+                "where payment_id = 'P000000'", [mark, mark, mark])
+    con.execute("insert into payments select * replace (? || payment_id as payment_id, 555.55 as amount, "
+                "'2026-11-01' as _delivery) from payments where payment_id = 'P000001'", [mark])
+    con.execute("update payments set handled_by = ? where payment_id = 'P000002'", [mark])  # free text: as it was
+    grouped = mark + rows[0]["bank_account"][:8] + " " + rows[0]["bank_account"][8:]
+    con.execute("insert into suspects (suspect_id, rule_id, subject, agency_code, status, amount, first_detected_on, "
+                "last_detected_on) values ('SBA-1', 'SHARED_BANK_ACCOUNT', ?, ?, '待下发', 10, date '2026-11-20', "
+                "date '2026-11-20'), ('LPU-1', 'LARGE_PAYMENT_UNREVIEWED', ?, ?, '待下发', 10, date '2026-11-20', "
+                "date '2026-11-20')", [grouped, mark + rows[0]["agency_code"], mark, mark + rows[0]["agency_code"]])
+    con.execute("delete from store_migrations where name = 'codes_without_text_mark'")
+    con.close()
+    con = store.connect(path)
+    try:
+        got = con.execute("select payment_id, agency_code, bank_account, amount, _delivery from payments order by 1").fetchall()
+        assert [g[0] for g in got] == ["P000000", "P000001", "P000002"]
+        assert got[0][1:3] == (rows[0]["agency_code"], rows[0]["bank_account"])
+        assert got[1][3:] == (Decimal("555.55"), "2026-11-01")
+        assert store.scalar(con, "select handled_by from payments where payment_id = 'P000002'") == mark
+        assert con.execute("select suspect_id, subject, agency_code from suspects order by 1").fetchall() == [
+            ("LPU-1", mark, rows[0]["agency_code"]), ("SBA-1", rows[0]["bank_account"], rows[0]["agency_code"])]
+        assert store.scalar(con, "select count(*) from store_migrations where name = 'codes_without_text_mark'") == 1
+        write_extract(inbox / "2026-11-21" / "payments_b.csv", "payments", [{**rows[0], "amount": "999.99"}], "csv-utf8")
+        assert ingest_inbox(con, inbox).rows_replaced == 1
+        assert store.scalar(con, "select count(*) from payments") == 3
+    finally:
+        con.close()
+
+
 def test_a_store_from_before_loses_the_invisible_characters_of_its_codes_once(tmp_path):
     """Codes an older fundwatch stored with a zero-width space: opened by this one, they lose it (the
     next delivery of the same payment replaces it instead of being summed beside it); where a code
