@@ -223,10 +223,10 @@ def _check_regions(regions: Any) -> None:
 MONEY_PARAM_SUFFIXES = ("_threshold", "_amount")
 
 
-def _param_problem(name: str, default: Any, value: Any) -> str | None:
+def param_problem(name: str, default: Any, value: Any, bounds: tuple | None = None) -> str | None:
     """Why `value` cannot stand for parameter `name` whose file default is `default` (None if it
-    can): the same kind of value — a whole number for a count of days or persons —, and a number
-    not below 0 when its default is not."""
+    can): the same kind of value — a whole number for a count of days or persons —, a number not
+    below 0 when its default is not, and within the rule's `param_bounds` (low, high; None: open)."""
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "expected true or false"
     if isinstance(default, (int, float)):
@@ -235,6 +235,10 @@ def _param_problem(name: str, default: Any, value: Any) -> str | None:
             return "expected a whole number" if whole else "expected a number"
         if default >= 0 and value < 0:
             return "expected a number not below 0"
+        low, high = bounds or (None, None)
+        if low is not None and value < low or high is not None and value > high:
+            return ("expected a number " + " and ".join(
+                ([f"of at least {low}"] if low is not None else []) + ([f"of at most {high}"] if high is not None else [])))
         return None
     if isinstance(default, list):
         if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
@@ -262,13 +266,14 @@ def _check_rule_params(config: Config) -> None:
             continue
         check_param_names(rule, overrides, where)
         for name, value in overrides.items():
-            problem = _param_problem(name, rule.params[name], value)
+            problem = param_problem(name, rule.params[name], value, rule.param_bounds.get(name))
             if problem:
                 raise ValueError(f"{where}.{name}: {problem}, got {value!r}")
     for rule in rules.values():
         for name, key in rule.config_params.items():
             value = config_value(config, key)[1]
-            problem = None if value is None else _param_problem(name, rule.params[name], value)
+            problem = None if value is None else param_problem(name, rule.params[name], value,
+                                                                rule.param_bounds.get(name))
             if problem:
                 raise ValueError(f"{key}: {problem}, got {value!r}")
 

@@ -55,7 +55,7 @@ import duckdb
 import yaml
 
 from . import resources
-from .config import Config, load_yaml
+from .config import Config, load_yaml, param_problem
 from .store import failure_hint, scalar, store_catalog
 
 DETECTION_COLUMNS = ("subject", "person_id", "agency_code", "period_from", "period_to", "amount", "evidence")
@@ -131,6 +131,9 @@ class Rule:
     description: str = ""
     watch: str | None = None  # SQL -> person_id: the only persons whose payments the rule needs
     incremental: str | None = None  # SQL -> subject: tonight's subjects whose findings new rows can change
+    # name -> (low, high), None for an open end: a value outside means nothing to the rule (a
+    # "shared" account of one person, a quantile above 1)
+    param_bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     @property
     def reads(self) -> set[str]:
@@ -270,6 +273,27 @@ def rule_texts(directory: str | Path | None = None) -> dict[str, RuleText]:
     return texts
 
 
+def _param_bounds(raw: Any, params: dict[str, Any]) -> dict[str, tuple[float | None, float | None]]:
+    """A rule file's `param_bounds:` (name: [low, high], null for an open end), each for a declared
+    numeric parameter whose default lies within."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError("param_bounds must map declared params to [low, high]")
+    bounds = {}
+    for name, pair in raw.items():
+        if name not in params or isinstance(params[name], bool) or not isinstance(params[name], (int, float)):
+            raise ValueError(f"param_bounds.{name}: not a declared numeric parameter")
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not all(b is None or isinstance(b, (int, float)) and not isinstance(b, bool) for b in pair)):
+            raise ValueError(f"param_bounds.{name}: expected [low, high] (null for an open end), got {pair!r}")
+        bounds[name] = (pair[0], pair[1])
+        problem = param_problem(name, params[name], params[name], bounds[name])
+        if problem:
+            raise ValueError(f"params.{name}: the default {params[name]!r} is outside its param_bounds: {problem}")
+    return bounds
+
+
 def parse_rule(path: Path) -> Rule:
     """One rule file -> Rule; raises ValueError with a message a rule author can act on."""
     try:
@@ -294,6 +318,7 @@ def parse_rule(path: Path) -> Rule:
     config_params = raw.get("config_params") or {}
     if not isinstance(config_params, dict) or not set(config_params) <= set(params):
         raise ValueError("config_params must map declared params to config keys")
+    param_bounds = _param_bounds(raw.get("param_bounds"), params)
     engine = raw.get("engine", "sql")
     if engine not in ("sql", "model"):
         raise ValueError(f"engine {engine!r} must be sql or model")
@@ -313,6 +338,7 @@ def parse_rule(path: Path) -> Rule:
         severity=str(raw["severity"]), subject=str(raw["subject"]), params=dict(params), sql=str(raw["sql"]),
         path=path, engine=engine, model=raw.get("model"), config_params=dict(config_params),
         description=str(raw.get("description", "")).strip(), watch=watch, incremental=incremental,
+        param_bounds=param_bounds,
     )
     undeclared = (rule.sql_params | rule.watch_params | rule.incremental_params) - set(params) - set(BUILTIN_PARAMS)
     if undeclared:

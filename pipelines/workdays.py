@@ -157,6 +157,15 @@ def _days(entries: Any, key: str) -> set[dt.date]:
     return out
 
 
+def _working_day_without_entries(d: dt.date) -> bool:
+    """Whether the package (or, for a year it does not know, the week less the days the law fixes)
+    counts d as a working day — without a warning."""
+    try:
+        return bool(chinese_calendar.is_workday(d))
+    except NotImplementedError:
+        return d.weekday() < 5 and d not in _statutory_days_off(d.year)
+
+
 def calendar_from(config: Any = None) -> WorkCalendar:
     """The working-day calendar of a config (Config or None); ValueError naming the key when an
     entry is not a date or a day is entered both as holiday and as adjusted working day."""
@@ -166,6 +175,14 @@ def calendar_from(config: Any = None) -> WorkCalendar:
     both = sorted(holidays & adjusted)
     if both:
         raise ValueError(f"casework.holidays and casework.adjusted_workdays both list {both[0].isoformat()}")
+    # 调休上班 is a weekend day worked: a weekday that is a working day anyway is most likely the
+    # weekend day meant, typed wrong (which then counts as a day off). A weekday the package has as
+    # a holiday may be listed: an office correcting the package.
+    weekdays = sorted(d for d in adjusted if d.weekday() < 5 and _working_day_without_entries(d))
+    if weekdays:
+        day = weekdays[0]
+        raise ValueError(f"casework.adjusted_workdays lists {day.isoformat()}, a {day.strftime('%A')} and a working "
+                         "day anyway: an adjusted working day (调休上班) is a Saturday or Sunday worked")
     return WorkCalendar(frozenset(holidays), frozenset(adjusted))
 
 

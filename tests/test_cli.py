@@ -129,6 +129,13 @@ def test_a_config_saved_as_gbk_by_notepad_is_read(tmp_path):
      "rules.CERTIFICATION_OVERDUE.certification_max_days: expected a whole number, got True"),
     ("regions: {'360702': {rules: {FUND_PRIVATE_TRANSFER: {match_days: -1}}}}",
      "regions.360702.rules.FUND_PRIVATE_TRANSFER.match_days: expected a number not below 0, got -1"),
+    # outside the rule's param_bounds: a "shared" account of one person (every account fires), a
+    # quantile above 1, a contamination the model cannot be fitted with
+    ("rules: {SHARED_BANK_ACCOUNT: {shared_account_min_persons: 1}}",
+     "rules.SHARED_BANK_ACCOUNT.shared_account_min_persons: expected a number of at least 2, got 1"),
+    ("regions: {'360702': {rules: {AMOUNT_OUTLIER: {peer_quantile: 99.9}}}}",
+     "regions.360702.rules.AMOUNT_OUTLIER.peer_quantile: expected a number of at least 0 and of at most 1, got 99.9"),
+    ("outlier: {contamination: 0}", "outlier.contamination: expected a number of at least 1e-06 and of at most 0.5, got 0"),
     ("fiscal_accounts: '6217000000000001'", "fiscal_accounts: expected a list of values, got '6217000000000001'"),
     ("regions: {'360702': {foo: 1}}", "regions.360702: unknown setting(s) foo"),
     ("regions: {ABC: {rules: {}}}", "regions.ABC: a region is named by its 行政区划代码"),

@@ -114,8 +114,10 @@ def test_tuning_a_parameter_that_is_no_amount_shows_findings_and_recommends_noth
       "no recommendation: CERTIFICATION_OVERDUE has no parameter large_payment_threshold"], ["lowest threshold"]),
     # the values at a rule's boundary, one given twice: each once, neither rounded into the other
     ("THRESHOLDS = [50000, 49999.99, 50000]\n", ["[49999.99, 50000]"], []),
-    # a count of persons: whole numbers, each once (3 × 0.6 and 3 × 0.8 both round to 2)
-    ('RULE_ID = "SHARED_BANK_ACCOUNT"\nPARAM = "shared_account_min_persons"\n', ["[1, 2, 3, 4, 5, 6, 9, 12]"], []),
+    # a count of persons: whole numbers, each once (3 × 0.6 and 3 × 0.8 both round to 2), none below
+    # the rule's bound (1 person: every account would be "shared")
+    ('RULE_ID = "SHARED_BANK_ACCOUNT"\nPARAM = "shared_account_min_persons"\n',
+     ["not tried, outside the bounds of shared_account_min_persons (2 to any): [1]", "[2, 3, 4, 5, 6, 9, 12]"], []),
 ], ids=["parameter-of-another-rule", "boundary-thresholds", "count-parameter"])
 def test_tuning_thresholds_are_each_shown_once_and_a_parameter_the_rule_lacks_is_said(
         tmp_path, monkeypatch, kernel_env, params, said, unsaid):

@@ -119,6 +119,27 @@ def test_sql_using_an_undeclared_parameter_is_refused(rules_copy):
     assert "UNDECLARED" not in {r.id for r in rules}
 
 
+@pytest.mark.parametrize("bounds, said", [
+    ("param_bounds:\n  floor: [2000, null]\n", "params.floor: the default 1000 is outside its param_bounds: "
+                                                "expected a number of at least 2000"),
+    ("param_bounds:\n  floor: 1\n", "param_bounds.floor: expected [low, high] (null for an open end), got 1"),
+    ("param_bounds:\n  ceiling: [0, 1]\n", "param_bounds.ceiling: not a declared numeric parameter"),
+])
+def test_a_rule_files_parameter_bounds_are_checked_with_its_default(rules_copy, bounds, said):
+    (rules_copy / "BOUNDED.yaml").write_text(GOOD_RULE.replace("BIG_ONE_OFF", "BOUNDED").replace("sql: |", bounds + "sql: |"),
+                                             encoding="utf-8")
+    rules, errors = load_rules(rules_copy)
+    assert [(e.rule_file, said in e.message) for e in errors] == [("BOUNDED.yaml", True)], errors
+
+
+def test_a_parameter_within_the_rule_files_bounds_is_taken(rules_copy):
+    (rules_copy / "BOUNDED.yaml").write_text(
+        GOOD_RULE.replace("BIG_ONE_OFF", "BOUNDED").replace("sql: |", "param_bounds:\n  floor: [500, 5000]\nsql: |"),
+        encoding="utf-8")
+    [rule] = [r for r in load_rules(rules_copy)[0] if r.id == "BOUNDED"]
+    assert rule.param_bounds == {"floor": (500, 5000)}
+
+
 def test_config_naming_an_unknown_parameter_is_reported_for_that_rule(con):
     report = detect(con, AS_OF, config(rules={"LARGE_PAYMENT_UNREVIEWED": {"threshold": 1}}))
     assert [e.rule_file for e in report.errors] == ["LARGE_PAYMENT_UNREVIEWED.yaml"]

@@ -144,6 +144,9 @@ def test_an_entered_day_corrects_the_package_for_a_year_it_knows(tmp_path):
     ("holidays: ['2027-01-01..2027-12-31']", r"spans more than a month"),
     ("holidays: '2027-01-01'", r"casework\.holidays: expected a list of dates"),
     ("holidays: ['2027-02-14']\n  adjusted_workdays: ['2027-02-14']", r"both list 2027-02-14"),
+    # 2027-02-08, a Monday, typed for the Sunday 2027-02-07 (which would then be a day off)
+    ("adjusted_workdays: ['2027-02-08']", r"casework\.adjusted_workdays lists 2027-02-08, a Monday and a working day"),
+    ("adjusted_workdays: ['2026-11-25']", r"lists 2026-11-25, a Wednesday and a working day anyway"),
 ])
 def test_a_mistyped_notice_in_config_is_refused_naming_the_file_and_the_entry(tmp_path, entries, problem):
     path = _config_file(tmp_path, f"casework:\n  {entries}\n")
