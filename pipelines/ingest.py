@@ -462,8 +462,15 @@ def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
         cols: list[list] = [[] for _ in range(n)]
         numbers: list[int] = []
         bad: list[tuple] = []
+        formulas = _formulas_without_value(data, ws, at, headers, kind)
         for sheet_row, values in enumerate(rows, start=1):
             cells = [_cell_text(v) for v in values]
+            if formulas is not None and (unvalued := formulas(values)):
+                i, formula = unvalued
+                bad.append((sheet_row, headers[i], f"公式没有计算结果: '{headers[i]}' 是公式 {_abridge(formula)}，"
+                            "文件里没有它的值 (程序生成、未经Excel/WPS打开保存): 请打开并保存后重新导出",
+                            json.dumps([c if c is None else _abridge(c) for c in cells], ensure_ascii=False)))
+                continue
             if all(c is None or not c.strip() for c in cells):
                 continue  # blank (often formatted) rows
             extra = [c for c in cells[n:] if c is not None and c.strip()]
@@ -484,6 +491,60 @@ def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
     finally:
         wb.close()
     return RawFrame(headers, _frame(cols, numbers, n), bad, notes=notes)
+
+
+def _title_line_hint(raw: RawFrame, kind: str) -> str:
+    """Where a file's first line names no column but one of the next few records does: a title
+    line (待遇发放明细表) above the header of a CSV, which is read from its first line — said, with
+    the record's number only (its cells are a person's data otherwise). '' when none does."""
+    spec = EXTRACTS[kind]
+    records = [(n, list(cells)) for n, *cells in raw.data.head(MAX_TITLE_ROWS)
+               .select("_row_number", *[f"c{i}" for i in range(len(raw.headers))]).iter_rows()]
+    records += [(n, json.loads(cells)) for n, _, _, cells in raw.bad_rows if n <= MAX_TITLE_ROWS]
+    for n, cells in sorted(records, key=lambda r: r[0])[:MAX_TITLE_ROWS]:
+        if sum(isinstance(h, str) and spec.column_for(_header(h)) is not None for h in cells) >= 2:
+            return (f"; record {n + 1} of the file (blank lines not counted) names the columns: the line(s) above it "
+                    "look like a title — a CSV is read from its first line (title lines are skipped in XLSX only): "
+                    "delete them and deliver the file again")
+    return ""
+
+
+def _formulas_without_value(data: bytes, ws, at: int, headers: list[str], kind: str | None):
+    """None when the sheet has no formula (the usual case: only its XML is searched), else a
+    function of a data row's values (read in step with them, from the same workbook loaded with its
+    formulas) giving (column index, formula) of the first cell of an extract column that holds a
+    formula without a saved value — or None. Excel and WPS save each formula's value; a workbook
+    written by a program may not, and the cell then reads as empty: a required value refused as
+    missing, an optional one (复核人) dropped without a word."""
+    import itertools
+    import zipfile
+
+    import openpyxl
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z, z.open(ws._worksheet_path) as xml:
+            tail = b""
+            while chunk := xml.read(1 << 20):
+                if re.search(rb"<(?:\w+:)?f[ >/]", tail + chunk):
+                    break
+                tail = chunk[-16:]
+            else:
+                return None
+    except (KeyError, AttributeError, zipfile.BadZipFile):
+        return None
+    spec = EXTRACTS[kind] if kind is not None else None
+    read = [i for i, h in enumerate(headers) if spec is None or spec.column_for(h) is not None]
+    formula_wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    formula_rows = itertools.islice(formula_wb.worksheets[0].iter_rows(values_only=True), at + 1, None)
+
+    def unvalued(values: tuple):
+        written = next(formula_rows, ())
+        for i in read:
+            if i < len(values) and values[i] is None and i < len(written) and written[i] is not None:
+                formula = written[i] if isinstance(written[i], str) else getattr(written[i], "text", str(written[i]))
+                return i, str(formula)
+        return None
+    return unvalued
 
 
 def _sheets_not_read(wb) -> list[str]:
@@ -679,7 +740,9 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         try:
             accepted, rejected = normalise_frame(kind, raw, today)
         except HeaderProblem as exc:
-            return _fail(con, result, source, str(exc), run_id, raw=raw, column=exc.column,
+            titled = exc.header_is_data and path.suffix.lower() == ".csv"  # (XLSX: titles are skipped)
+            problem = str(exc) + (_title_line_hint(raw, kind) if titled else "")
+            return _fail(con, result, source, problem, run_id, raw=raw, column=exc.column,
                          header_is_data=exc.header_is_data)
         result.notes += unread_columns_note(kind, raw.headers)  # a header known to be one (not a record)
     except FileProblem as exc:
@@ -1341,6 +1404,22 @@ def _repeats(s: pl.Series) -> bool:
     return head.n_unique() * 2 <= head.len()
 
 
+# The words of a total line (合计行) a clerk's export ends with, or a page of it (本页合计)
+TOTAL_ROW_WORDS = ("合计", "总计", "小计", "本页合计", "累计", "总合计", "合计金额")
+
+
+def _total_rows_said(bad: pl.DataFrame, raw: RawFrame) -> pl.DataFrame:
+    """The refused rows that are a total line (a cell reads 合计, 总计, 小计…) refused as one — not as
+    a record missing its 发放流水号 — so that the night's summary says what they are. Still kept in
+    rejected_rows, as every row not stored is."""
+    if not bad.height:
+        return bad
+    total = pl.any_horizontal([pl.col(f"c{i}").str.replace_all(r"[\s:：\u3000]", "").is_in(TOTAL_ROW_WORDS)
+                               for i in _text_columns(raw)] + [pl.lit(False)])
+    return bad.with_columns(pl.when(total).then(pl.lit("合计行: 汇总数，不是一条记录，未入库 (无需更正)"))
+                            .otherwise(pl.col("reason")).alias("reason"))
+
+
 def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(accepted rows in stored types + _row_number, rejected rows: _row_number, column_name, reason, raw)."""
     spec = EXTRACTS[kind]
@@ -1405,7 +1484,7 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
                 pl.coalesce(pl.col("_long_col"), pl.col("column_name")).alias("column_name"))
             .collect()
         )
-        bad = frame.filter(pl.col("column_name").is_not_null())
+        bad = _total_rows_said(frame.filter(pl.col("column_name").is_not_null()), raw)
         good = frame.filter(pl.col("column_name").is_null())
 
     # The same key twice in one file: the later row is the correction; the earlier one is recorded.

@@ -756,6 +756,23 @@ def test_xlsx_with_a_title_row_above_the_header_is_read(tmp_path):
     assert [(x[1], x[2]) for x in rejected(con)] == [(2, "amount")]  # numbered from the header row
 
 
+@pytest.mark.parametrize("fmt", ["csv-gb18030", "xlsx"])
+def test_a_total_line_at_the_foot_of_an_export_is_refused_as_one(tmp_path, fmt):
+    # 合计 under the names with the sum under the amounts: refused as a record missing its 发放流水号
+    # each night, which sent a clerk looking for a payment; it is said to be a total line, and kept
+    rows = [row_for("payments", i)[0] for i in range(3)]
+    total = {c: "" for c in EXTRACTS["payments"].names} | {"name": "合　计", "amount": "4,000.00"}
+    subtotal = total | {"name": "", "payment_id": "本页合计："}
+    path = write_extract(tmp_path / "inbox" / "2026-11-21" / f"payments_t.{suffix(fmt)}", "payments",
+                         rows + [subtotal, total], fmt, "chinese")
+    con = store.connect(tmp_path / "fw.duckdb")
+    [result] = ingest_inbox(con, tmp_path / "inbox").files
+    assert result.status == "ingested" and result.rejected_by_reason == {"合计行": 2}
+    assert [(r[1], r[3]) for r in rejected(con)] == [(4, "合计行: 汇总数，不是一条记录，未入库 (无需更正)"),
+                                                     (5, "合计行: 汇总数，不是一条记录，未入库 (无需更正)")]
+    assert len(stored(con, "payments", f"2026-11-21/{path.name}")) == 3
+
+
 def test_an_export_without_its_header_fails_saying_so_keeps_every_record_and_echoes_none(tmp_path):
     rows = [row_for("payments", i)[0] for i in range(2)]
     path = tmp_path / "inbox" / "payments_noheader.csv"
@@ -774,6 +791,26 @@ def test_an_export_without_its_header_fails_saying_so_keeps_every_record_and_ech
     assert json.loads(kept[0][4]) == [rows[0][c] for c in EXTRACTS["payments"].names]
     assert all(rows[0]["person_id"] not in r[3] for r in kept)  # nor in the reasons
     assert result.rows_rejected == 2
+
+
+@pytest.mark.parametrize("titles", [[["待遇发放明细表"]], [["待遇发放明细表"] + [""] * 12, ["单位：元", "制表日期：2026-11-21"]]],
+                         ids=["one-cell-title", "title-and-unit-lines"])
+def test_a_csv_with_a_title_above_its_header_says_which_record_names_the_columns(tmp_path, titles):
+    # Refused whole as "no header row" without a word of why (title lines are skipped in XLSX only):
+    # the message says which record is the header and what to do; every record is kept
+    rows = [row_for("payments", i)[0] for i in range(2)]
+    path = tmp_path / "inbox" / "payments_titled.csv"
+    path.parent.mkdir(parents=True)
+    with path.open("w", encoding="gb18030", newline="") as f:
+        csv.writer(f).writerows(titles + [header("payments", "chinese")]
+                                + [[r[c] for c in EXTRACTS["payments"].names] for r in rows])
+    con = store.connect(tmp_path / "fw.duckdb")
+    [result] = ingest_inbox(con, tmp_path / "inbox").files
+    assert result.status == "failed"
+    assert (f"record {len(titles) + 1} of the file (blank lines not counted) names the columns: the line(s) above it "
+            "look like a title") in result.message
+    assert rows[0]["person_id"][-4:] not in result.message and rows[0]["name"] not in result.message
+    assert store.scalar(con, "select count(*) from rejected_rows") == len(titles) + 1 + len(rows)
 
 
 # ------------------------------------------------------------------------------ big files in chunks
@@ -1188,6 +1225,49 @@ def test_a_utf8_file_with_western_names_and_no_chinese_stays_utf8(tmp_path):
     assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_latin.csv")] == [
         "José Müller Office", "Anna–Marie Office"]
     assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_signs.csv")] == ["Acme® 5m² Office"]
+
+
+def test_a_formula_saved_without_its_value_refuses_its_row_naming_the_formula(tmp_path):
+    """A workbook written by a program (openpyxl) holds formulas without their values; read, such a
+    cell was empty — the amount refused as missing, and a 复核人 of =K3 dropped without a word (a
+    reviewed 60,000-yuan payment became a suspect). The row is refused naming the column and the
+    formula; a formula saved with its value (as Excel, WPS and XlsxWriter save it) is read, and one
+    in a column no extract reads does not matter."""
+    import xlsxwriter
+
+    heads = [c.alias for c in EXTRACTS["payments"].columns]
+    rows = [row_for("payments", i)[0] for i in (0, 2, 4)]
+    cols = [c.name for c in EXTRACTS["payments"].columns]
+    inbox = tmp_path / "inbox" / "2026-11-21"
+    inbox.mkdir(parents=True)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(heads + ["备注"])
+    amount, reviewer = cols.index("amount"), cols.index("reviewed_by")
+    for i, r in enumerate(rows):
+        cells = [r[c] or None for c in cols] + [f"=H{i + 2}*2"]  # a formula where nothing is read
+        if i == 0:
+            cells[amount] = "=1000*60"
+        if i == 1:
+            cells[reviewer] = f"=K{i + 2}"
+        ws.append(cells)
+    wb.save(inbox / "payments_program.xlsx")
+    book = xlsxwriter.Workbook(inbox / "payments_saved.xlsx")
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, heads)
+    saved = row_for("payments", 6)[0]
+    sheet.write_row(1, 0, [saved[c] or None for c in cols])
+    sheet.write_formula(1, amount, "=1000*60", None, 60000)
+    book.close()
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, tmp_path / "inbox")
+    refused = rejected(con, "2026-11-21/payments_program.xlsx")
+    assert [(r[1], r[2]) for r in refused] == [(1, "amount"), (2, "reviewed_by")]
+    assert "是公式 =1000*60，文件里没有它的值" in refused[0][3] and "是公式 =K3" in refused[1][3]
+    assert [p for (p,) in con.execute("select payment_id from payments order by 1").fetchall()] == [
+        rows[2]["payment_id"], saved["payment_id"]]
+    assert store.scalar(con, "select amount from payments where payment_id = ?", [saved["payment_id"]]) == Decimal("60000.00")
+    assert report.rows_rejected == 2
 
 
 def test_an_xlsx_whose_later_sheets_hold_rows_says_they_were_not_read(tmp_path):
