@@ -392,17 +392,24 @@ def test_the_apostrophe_that_keeps_a_code_text_in_excel_is_no_part_of_it(tmp_pat
         ("payment_id", "缺少必填项: 发放流水号(payment_id) 为空")]
 
 
-def test_a_store_from_before_loses_the_apostrophe_of_its_codes_once(tmp_path):
-    """Codes and accounts an older fundwatch stored with a leading apostrophe lose it when the store is
-    opened (an account in groups becomes its digits): the next delivery of the payment replaces its
-    row, a suspect's agency and account subject are the ones ingest now reads (id kept), a lone
-    apostrophe stays as stored, and the conversion is recorded once."""
+def _three_payments_stored(tmp_path):
+    """(inbox, rows delivered, store path, open connection) after one delivery of three payments:
+    the start of a store an older fundwatch wrote, before its codes are made as that one left them."""
     inbox = tmp_path / "inbox"
     rows = [row_for("payments", i)[0] for i in range(3)]
     write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
     path = tmp_path / "fw.duckdb"
     con = store.connect(path)
     ingest_inbox(con, inbox)
+    return inbox, rows, path, con
+
+
+def test_a_store_from_before_loses_the_apostrophe_of_its_codes_once(tmp_path):
+    """Codes and accounts an older fundwatch stored with a leading apostrophe lose it when the store is
+    opened (an account in groups becomes its digits): the next delivery of the payment replaces its
+    row, a suspect's agency and account subject are the ones ingest now reads (id kept), a lone
+    apostrophe stays as stored, and the conversion is recorded once."""
+    inbox, rows, path, con = _three_payments_stored(tmp_path)
     mark = "'"
     # as the older code left it: P000000 with the mark on its number, agency and grouped account;
     # P000001 stored clean on 10-21 and again, with the mark, by a later delivery (11-01: 555.55)
@@ -441,12 +448,7 @@ def test_a_store_from_before_loses_the_invisible_characters_of_its_codes_once(tm
     next delivery of the same payment replaces it instead of being summed beside it); where a code
     so cleaned meets the same code stored clean, the later delivered row stands; a suspect whose
     subject held one keeps its id under the cleaned subject."""
-    inbox = tmp_path / "inbox"
-    rows = [row_for("payments", i)[0] for i in range(3)]
-    write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
-    path = tmp_path / "fw.duckdb"
-    con = store.connect(path)
-    ingest_inbox(con, inbox)
+    inbox, rows, path, con = _three_payments_stored(tmp_path)
     zw = "\u200b"
     # as the older code left it: P000000 and its agency with the character; P000001 stored clean on
     # 10-21 and again, with it, by a later delivery (11-01: 555.55)
