@@ -1564,6 +1564,11 @@ def _map_headers(kind: str, headers: list[str]) -> dict[str, int]:
     return positions
 
 
+# Six digits in a row (ASCII or full-width) are no part of a column name: a date, an ID number,
+# an account — the header row holds data.
+_DATA_IN_HEADER = re.compile(r"[0-9０-９]{6}")
+
+
 def unread_columns_note(kind: str, headers: list[str]) -> list[str]:
     """A note for the night's summary naming the delivered columns that are no column of the
     extract: one holding a column under another name (复核人员 for 复核人) is otherwise lost without
@@ -1572,6 +1577,11 @@ def unread_columns_note(kind: str, headers: list[str]) -> list[str]:
     unread = [h for h in headers if h and spec.column_for(h) is None]
     if not unread:
         return []
+    if any(_DATA_IN_HEADER.search(h) for h in unread):
+        # a record typed or pasted into the header row (an ID number, an account beside a name):
+        # none of its cells is repeated, a name is no more a column name than the number beside it
+        return [f"{len(unread)} column(s) not read, no {kind} column of that name; their headers hold numbers "
+                "(a record in the header row?) and are not shown: see the file's header row"]
     named = ", ".join(_abridge(h) for h in unread[:10]) + (f" and {len(unread) - 10} more" if len(unread) > 10 else "")
     return [mask_ids_in_text(f"column(s) not read, no {kind} column of that name: {named} (the contract's "
                              f"names and Chinese aliases are read; rename a header that holds one of them)")]

@@ -30,11 +30,12 @@ def mask_account(account: str | None) -> str | None:
 MASK_ID_SQL = "case when {col} is null then null else substr({col}, 1, 6) || repeat('*', length({col}) - 10) || right({col}, 4) end"
 
 
-# An 18-character (or legacy 15-digit) ID number anywhere in a message — in ASCII or full-width
-# digits, as clerks' systems export them. Deliberately greedy: the first 18 digits of a longer run
-# (a bank account) are masked too — a log line loses nothing by it.
+# A run of 12 or more digits anywhere in a message (ASCII or full-width, as clerks' systems export
+# them), not glued to other digits: an 18-character or legacy 15-digit ID number is masked as one,
+# any other — a 16- or 19-digit card number, an account, the digits Excel kept of a number it
+# turned into 3.6010219390129E+17 — as an account (the ID mask would show 11 digits of a card).
 _D, _X = "[0-9０-９]", "[0-9０-９XxＸｘ]"
-_ID_IN_TEXT = re.compile(f"{_D}{{17}}{_X}|{_D}{{15}}")
+_NUMBER_IN_TEXT = re.compile(f"(?<![0-9０-９]){_D}{{12,}}[XxＸｘ]?(?![0-9０-９])")
 # The same numbers as clerks type them into the wrong column: in groups (360702 19720202 0224,
 # 6222 0000 0000 0004 4444) — only the groupings of an ID number or a card number, so that dates
 # and periods in a message (2026-11-21) stay as they are.
@@ -49,9 +50,30 @@ _ASCII = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx", "
 def mask_ids_in_text(text: object) -> str:
     """Any message that may quote a data value (a refused cell, a DuckDB conversion error): every
     ID number in it masked — also in full-width digits or typed in groups — so no log line, run
-    summary or reason carries a full one (nor a bank card number, masked the same way). The rest of
-    the message is left as it was written."""
+    summary or reason carries a full one, and every other run of 12 or more digits masked as an
+    account (a bank card number, the digits of one Excel turned into scientific notation); the
+    name in a file named after a person too (a number so masked is in it). The rest of the
+    message is left as it was written."""
     # a card number (the alternative in groups of four) masked as an account, as everywhere else
+    text = _FILE_NAME_IN_TEXT.sub(_file_name_masked, str(text))
     text = _GROUPED_IN_TEXT.sub(lambda m: (mask_account if m.group(3) else mask_id)(m.group(0).translate(_ASCII)),
-                                str(text))
-    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0).translate(_ASCII)), text)
+                                text)
+    return _NUMBER_IN_TEXT.sub(lambda m: _number_masked(m.group(0).translate(_ASCII)), text)
+
+
+def _number_masked(digits: str) -> str:
+    if len(digits) == 18 and digits[:17].isdigit() or len(digits) == 15 and digits.isdigit():
+        return mask_id(digits)
+    return mask_account(digits)
+
+
+# A delivered file's name in a message; one named after a person (张三丰_<ID number>.csv) shows
+# the name's first character only, as the dashboard shows a name.
+_FILE_NAME_IN_TEXT = re.compile(r"[^\s/\\'\"()（）:：,，;；]+\.(?:csv|xlsx|xlsm|xls|parquet|txt)\b", re.IGNORECASE)
+_HAN_RUN = re.compile(r"[\u3400-\u9fff\U00020000-\U0003ffff]{2,}")
+
+
+def _file_name_masked(m: re.Match) -> str:
+    name = m.group(0)
+    personal = _NUMBER_IN_TEXT.search(name) or _GROUPED_IN_TEXT.search(name)
+    return _HAN_RUN.sub(lambda h: h.group(0)[0] + "*" * (len(h.group(0)) - 1), name) if personal else name

@@ -191,6 +191,43 @@ def test_numbers_typed_in_groups_are_masked_whatever_separates_the_groups():
     assert mask_ids_in_text("2026-11-21 至 2026－12－01") == "2026-11-21 至 2026－12－01"  # dates stay
 
 
+def test_a_card_number_a_number_excel_cut_short_and_a_file_named_after_a_person_are_masked_in_messages():
+    """A 19-digit card number written plainly was masked in the ID number's shape (eleven of its
+    digits shown), a 16-digit one left a digit over, the 14 digits Excel kept of an ID number turned
+    into 3.6010219390129E+17 were shown whole, and a file named after a person kept the name
+    (found by a privacy audit of every artefact). Numbers of fewer than twelve digits and an
+    agency's file name stay as written."""
+    from pipelines.privacy import mask_ids_in_text
+    assert mask_ids_in_text("卡号 6230360000012374663。") == "卡号 6230***********4663。"
+    assert mask_ids_in_text("6222021234567890") == "6222********7890"
+    assert mask_ids_in_text(f"科学计数法(3.6010219390129E+17) {OTHER}") == \
+        f"科学计数法(3.6010*****0129E+17) {OTHER[:6]}********{OTHER[-4:]}"
+    assert mask_ids_in_text(f"payments_张三丰_{OTHER}.csv: no header row") == \
+        f"payments_张**_{OTHER[:6]}********{OTHER[-4:]}.csv: no header row"
+    assert mask_ids_in_text("unk_6217000000000000001_林琴.xlsx failed") == "unk_6217***********0001_林*.xlsx failed"
+    assert mask_ids_in_text("payments_章贡区_202611.csv: 3 rows, 2026-11-21, ¥12,345.67") == \
+        "payments_章贡区_202611.csv: 3 rows, 2026-11-21, ¥12,345.67"
+
+
+def test_a_record_in_the_header_row_is_not_repeated_in_the_nights_note(tmp_path):
+    # A row pasted into the header's empty cells: the note naming the columns not read quoted its
+    # name in full and the card number half masked, on the console and in runs.summary
+    from pipelines.ingest import ingest_inbox
+    d = tmp_path / "inbox" / "2026-11-21"
+    d.mkdir(parents=True)
+    header = f"payment_id,person_id,name,insurance_type,item,period,paid_on,amount,bank_account,agency_code,{OTHER},何丽霞,6230360000012374663\n"
+    (d / "payments_360702_202611.csv").write_text(
+        header + f"P1,{PID},甲,110,基本养老金,202611,2026-11-10,100.00,6217000000000001,{AGENCY},,,\n", encoding="utf-8")
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        [result] = ingest_inbox(con, tmp_path / "inbox").files
+    finally:
+        con.close()
+    assert result.status == "ingested"
+    assert result.notes == ["3 column(s) not read, no payments column of that name; their headers hold numbers "
+                            "(a record in the header row?) and are not shown: see the file's header row"]
+
+
 def test_an_id_number_in_the_wrong_column_is_masked_in_reasons_and_left_off_the_dashboard(tmp_path):
     """An ID number (in any form a clerk types it) or a card number in an amount or a date column:
     the row is refused, its reason masked in rejected_rows; the province dashboard counts reasons
