@@ -64,6 +64,15 @@ def latest_run(con: duckdb.DuckDBPyConnection, completed: bool = True) -> dict[s
     return run
 
 
+def run_parameters(run: dict[str, Any] | None, rule_id: str) -> list[dict[str, Any]] | None:
+    """The parameter sets a run's detection ran `rule_id` with (runs.summary: by_rule.<id>.parameters
+    — [{"params": {...}, "regions": None or [行政区划代码…]}], the first for every region without its
+    own), or None: no run, the rule not run that night, or a night recorded before they were kept."""
+    summary = (run or {}).get("summary") or {}
+    sets = ((summary.get("by_rule") or {}).get(rule_id) or {}).get("parameters")
+    return sets if isinstance(sets, list) and sets else None
+
+
 def open_now(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """The store's open suspects now, counted as the dashboard and the 汇总表 count them (在办:
     every status but 已销号, also those the latest night no longer raised): not a run's summary,

@@ -179,6 +179,10 @@ class RuleResult:
     error: str | None = None
     unchanged: bool = False  # not re-run: nothing new since the last merged detection can change its findings
     subjects: int | None = None  # run only for this many subjects new rows can change; None: in full
+    # the parameter sets it ran with: [{"params": {...}, "regions": None (every other region) or
+    # [行政区划代码…]}] — kept in runs.summary, so a night's findings can be read with the values
+    # that made them (a threshold moved by config, a closed suspect reopened by it)
+    parameters: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -730,6 +734,10 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
             continue
         result = RuleResult(rule.id, rule.title, unchanged=rule.id in unchanged,
                             subjects=report.subjects_by_rule.get(rule.id))
+        try:
+            result.parameters = [{"params": params, "regions": regions} for params, regions in parameter_sets(rule, config)]
+        except ValueError:  # an unknown parameter: reported against the rule below
+            pass
         started = time.perf_counter()
         try:
             if rule.id in failed:

@@ -105,7 +105,7 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         by_rule: dict[str, dict[str, Any]] = {}
         for r in (detected.results if detected is not None else []):
             by_rule[r.rule_id] = {"title": r.title, "detected": r.count, "detected_amount": r.amount,
-                                  "not_rerun": r.unchanged}
+                                  "not_rerun": r.unchanged, "parameters": r.parameters}
         for rule_id, v in open_now.items():
             by_rule.setdefault(rule_id, {}).update({"open": v["count"], "open_amount": v["amount"]})
         for rule_id, c in (changes or {}).items():

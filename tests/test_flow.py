@@ -153,9 +153,17 @@ def test_a_night_re_run_with_another_config_says_what_it_no_longer_finds_and_whi
     inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
     delivery_1(inbox)
     strict = tmp_path / "strict.yaml"  # certified 2026-06-01: 142 days before as-of, overdue at 100
-    strict.write_text("rules:\n  CERTIFICATION_OVERDUE:\n    certification_max_days: 100\n", encoding="utf-8")
+    strict.write_text("rules:\n  CERTIFICATION_OVERDUE:\n    certification_max_days: 100\n"
+                      "regions: {'360781': {rules: {CERTIFICATION_OVERDUE: {certification_max_days: 200}}}}\n",
+                      encoding="utf-8")
     first = _night(inbox, db, out, NIGHT_1, str(strict))
     assert first["by_rule"]["CERTIFICATION_OVERDUE"]["new"] == 3 and first["no_longer_detected"] == 0
+    # the values the night ran with are on record, with the region that had its own
+    defaults = {"certification_max_days": 365, "recent_payment_months": 3, "pension_types": ["110", "120", "170"]}
+    stored = json.loads(_count(db, "select summary::varchar from runs order by started_at desc limit 1"))
+    assert stored["by_rule"]["CERTIFICATION_OVERDUE"]["parameters"] == [
+        {"params": {**defaults, "certification_max_days": 100}, "regions": None},
+        {"params": {**defaults, "certification_max_days": 200}, "regions": ["360781"]}]
     usual = tmp_path / "usual.yaml"
     usual.write_text("disabled_rules: [PAID_AFTER_DEATH]\n", encoding="utf-8")
     again = _night(inbox, db, out, NIGHT_1, str(usual))
@@ -166,6 +174,7 @@ def test_a_night_re_run_with_another_config_says_what_it_no_longer_finds_and_whi
     assert ("  rules disabled by config: PAID_AFTER_DEATH (not run; their open suspects stay as last detected)"
             in lines)
     assert _count(db, "select count(*) from suspect_events where event = 'no_longer_detected'") == 3
+    assert again["by_rule"]["CERTIFICATION_OVERDUE"]["parameters"] == [{"params": defaults, "regions": None}]
     # the parameter set back: the same suspects found again as they were, and said so
     back = format_summary(_night(inbox, db, out, NIGHT_1, str(strict))).splitlines()
     assert "  suspects tonight: 0 new, 0 updated, 0 reopened, 3 found again, 0 no longer detected" in back

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -131,6 +131,30 @@ def test_tuning_thresholds_are_each_shown_once_and_a_parameter_the_rule_lacks_is
         assert words in text, words
     for words in unsaid:
         assert words not in text, words
+
+
+@pytest.mark.slow
+def test_tuning_starts_from_the_value_the_latest_night_ran_with(tmp_path, monkeypatch, kernel_env):
+    """The nights ran with large_payment_threshold 30,000 from config (and 80,000 in one region):
+    the notebook showed the file's 50,000 as 'the default' and tried 20,000–200,000 around it.
+    It names the configured value and tunes around it (runs.summary keeps each night's parameter
+    sets, in the shape tests/test_flow.py asserts the real flow writes)."""
+    db = build_store(tmp_path / "fundwatch.duckdb")
+    con = connect(db)
+    sets = [{"params": {"large_payment_threshold": 30000, "review_time_required": False}, "regions": None},
+            {"params": {"large_payment_threshold": 80000, "review_time_required": False}, "regions": ["360781"]}]
+    con.execute("insert into runs values ('run-4', 'nightly', ?, ?, ?, 'completed', ?)",
+                [datetime(2026, 11, 22, 2), datetime(2026, 11, 22, 3), date(2026, 11, 22),
+                 json.dumps({"by_rule": {"LARGE_PAYMENT_UNREVIEWED": {"parameters": sets}}})])
+    con.close()
+    monkeypatch.setenv("FUNDWATCH_DB", str(db))
+    nb = nbformat.read(NOTEBOOKS[[p.stem for p in NOTEBOOKS].index("tune_threshold")], as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "\n".join(_texts(nb))
+    assert ("the latest night ran LARGE_PAYMENT_UNREVIEWED with large_payment_threshold = 30000 (its config; "
+            "the rule file's default is 50000)") in text
+    assert "regions 360781 ran with large_payment_threshold = 80000" in text
+    assert "[12000, 18000, 24000, 30000, 36000, 48000, 60000, 90000, 120000]" in text
 
 
 @pytest.mark.slow
