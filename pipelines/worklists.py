@@ -267,7 +267,11 @@ def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
                {reported_gone_sql("s")} as gone,
                s.outcome, s.recovered_amount, s.verification_note, s.verified_on,
                coalesce(s.overdue, false) as overdue, coalesce(s.escalated, false) as escalated,
-               s.major_class, s.evidence::varchar as evidence
+               s.major_class, s.evidence::varchar as evidence,
+               s.closed_amount, s.closed_period_from, s.closed_period_to,
+               case when s.status = '{REOPENED}' then
+                   (select json_extract_string(arg_max(e.detail, e.happened_at), '$.closed_on') from suspect_events e
+                    where e.suspect_id = s.suspect_id and e.event = 'reopened') end as reopened_after_closing_on
         from suspects s
         where s.status in ({OPEN_STATUSES_SQL}) and s.agency_code is not null
         order by s.agency_code, s.rule_id, s.suspect_id
@@ -302,6 +306,22 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalen
         r.update(status=status, issued_on=issued_on, deadline=deadline, new=issuing)
 
 
+def _reopened_banner(r: dict) -> str:
+    """What a 已重开 row's agency must look at: what is new since it closed the suspect — the
+    amount and the periods then and now (recorded at the closing: closed_amount, closed_period_*) —
+    so that a clerk verifies the new part instead of answering the old one again."""
+    changed = []
+    if r["closed_amount"] is not None and r["closed_amount"] != r["amount"]:
+        changed.append(f"涉及金额 {r['closed_amount']:,.2f} → {r['amount']:,.2f} 元")
+    then = (r["closed_period_from"], r["closed_period_to"])
+    if then[0] is not None and then != (r["period_from"], r["period_to"]):
+        changed.append(f"所属期 {then[0]}–{then[1]} → {r['period_from']}–{r['period_to']}")
+    closed = f"已于 {r['reopened_after_closing_on']} 销号" if r["reopened_after_closing_on"] else "曾销号"
+    what = (f"：{'，'.join(changed)}（新增的发放或交易，或规则参数已调整）" if changed
+            else "（新的发放、交易或收款人，或规则参数已调整）")
+    return f"【{closed}，此后数据出现新情况{what}，请核实新增部分后重新填报】"
+
+
 def _row_values(r: dict, texts: dict[str, RuleText]) -> dict[str, Any]:
     # A partly answered suspect shows the answer on record, and so does a reopened one: its
     # 追回金额 so far stands (a clerk who typed only the newly recovered month would lower it).
@@ -312,6 +332,8 @@ def _row_values(r: dict, texts: dict[str, RuleText]) -> dict[str, Any]:
         # raise it (a corrected or reversed record): the agency should know, and may answer 1 or 2.
         evidence = (f"【最近一次检出为 {r['last_detected_on']:%Y-%m-%d}，此后的数据已不再触发本规则"
                     f"（数据可能已更正或冲正，或规则参数已调整），请核实后填报】" + evidence)
+    if r["status"] == REOPENED:
+        evidence = _reopened_banner(r) + evidence
     values = {
         "疑点编号": r["suspect_id"], "规则编号": r["rule_id"], "规则名称": texts[r["rule_id"]].title if r["rule_id"] in texts else r["rule_id"],
         "公民身份号码": r["person_id"], "姓名": r["name"], "涉及金额": r["amount"],

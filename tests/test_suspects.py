@@ -174,6 +174,38 @@ def test_a_suspect_closed_on_the_amount_its_sheet_showed_is_not_reopened_when_th
     assert (suspect(con)["status"], suspect(con)["amount"]) == ("已销号", Decimal("6000.00"))
 
 
+def test_a_reopened_suspects_row_says_what_is_new_since_the_agency_closed_it(con, tmp_path):
+    """The sheet of a 已重开 suspect showed its evidence as any other row: the clerk who had closed it
+    as 无问题 could not see what came after — and answered the old evidence again. Its 证据摘要
+    now starts with the closing's date and the amount and periods then and now."""
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    clerk = Clerk(sheet)
+    clerk.fill(suspect(con)["suspect_id"], 核实结果=OUTCOME_LABELS[7], 核实说明="经核实为生存认证后补发")
+    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
+    pay(con, "202609")
+    assert night(con, NIGHT2)["reopened"] == 1
+    [sheet] = worklists.write_worklists(con, tmp_path / "out2", NIGHT2)
+    [row] = [r for r in worklists_rows(sheet) if r["疑点编号"] == suspect(con)["suspect_id"]]
+    assert row["疑点状态"] == "已重开"
+    assert row["证据摘要"].startswith(
+        "【已于 2026-10-23 销号，此后数据出现新情况：涉及金额 6,000.00 → 9,000.00 元，所属期 202607–202608 → "
+        "202607–202609（新增的发放或交易，或规则参数已调整），请核实新增部分后重新填报】")
+
+
+def worklists_rows(path) -> list[dict]:
+    import openpyxl
+
+    ws = openpyxl.load_workbook(path)[worklists.SHEET]
+    header = [c.value for c in ws[1]]
+    return [dict(zip(header, r)) for r in ws.iter_rows(min_row=2, values_only=True)]
+
+
 def closed_then_death_redelivered(con, death_date: str, source: str) -> dict:
     """Closed as no problem; the death record withdrawn (gone), then delivered again: the night's counts."""
     night(con, NIGHT1)
