@@ -195,6 +195,9 @@ def cmd_serve(args) -> int:
         print("note: no PREFECT_API_URL set; schedules run only against a Prefect server "
               "(`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)", file=sys.stderr)
     _sigterm_as_ctrl_c()
+    # Owner-only for all the serving process writes outside a night's run lock too: Prefect's
+    # result of a failed run (its message) and its local files under PREFECT_HOME
+    os.umask(0o077)
     serve(deployment)
     return EXIT_OK
 

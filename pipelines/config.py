@@ -14,6 +14,7 @@ import duckdb
 import yaml
 
 from . import store
+from .privacy import mask_ids_in_text
 from .resources import rules_dir
 from .workdays import calendar_from
 
@@ -109,7 +110,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except FileNotFoundError:
         raise SystemExit(f"config file {path} not found")
     except yaml.YAMLError as exc:
-        raise SystemExit(f"config file {path} is not valid YAML: {_yaml_problem(exc)}")
+        raise SystemExit(f"config file {path} is not valid YAML: {mask_ids_in_text(_yaml_problem(exc))}")
     if not isinstance(loaded, dict):
         raise SystemExit(f"config file {path}: expected a mapping at the top level")
     unknown = set(loaded) - set(DEFAULTS)
@@ -126,7 +127,9 @@ def load_config(path: str | Path | None = None) -> Config:
         _check_known_keys("outlier", config["outlier"])
         _check_known_keys("schedule", config["schedule"])
     except ValueError as exc:
-        raise SystemExit(f"config file {path}: {exc}")
+        # the problem quotes the value typed: a card or an ID number put where an account list or a
+        # date belongs reaches the console, runs.summary and Prefect's state masked, as any message
+        raise SystemExit(f"config file {path}: {mask_ids_in_text(exc)}")
     return config
 
 

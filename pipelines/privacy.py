@@ -52,13 +52,24 @@ def mask_ids_in_text(text: object) -> str:
     ID number in it masked — also in full-width digits or typed in groups — so no log line, run
     summary or reason carries a full one, and every other run of 12 or more digits masked as an
     account (a bank card number, the digits of one Excel turned into scientific notation); the
-    name in a file named after a person too (a number so masked is in it). The rest of the
-    message is left as it was written."""
+    name in a file named after a person too (a number so masked is in it), and the value a DuckDB
+    conversion error quotes but its first character. The rest of the message is left as it was
+    written."""
     # a card number (the alternative in groups of four) masked as an account, as everywhere else
-    text = _FILE_NAME_IN_TEXT.sub(_file_name_masked, str(text))
+    text = _CONVERTED_VALUE.sub(lambda m: m.group(1) + _first_character_only(m.group(3)) + m.group(2), str(text))
+    text = _FILE_NAME_IN_TEXT.sub(_file_name_masked, text)
     text = _GROUPED_IN_TEXT.sub(lambda m: (mask_account if m.group(3) else mask_id)(m.group(0).translate(_ASCII)),
                                 text)
     return _NUMBER_IN_TEXT.sub(lambda m: _number_masked(m.group(0).translate(_ASCII)), text)
+
+
+# The value a DuckDB conversion quotes (a rule's SQL casting a name, a memo): anything a row held
+# — a name glued to an ID number, a counterparty's name — so only its first character is said.
+_CONVERTED_VALUE = re.compile(r"""(Could not convert string (['"]))(.*?)\2""", re.DOTALL)
+
+
+def _first_character_only(value: str) -> str:
+    return value[:1] + "*" * max(len(value) - 1, 0)
 
 
 def _number_masked(digits: str) -> str:

@@ -22,7 +22,8 @@ _DIGITS_RE = re.compile(r"(?<![0-9])[0-9]{12,}(?![0-9])")
 _ID_KEYS = ("person_id", "id_no", "公民身份号码")
 # (by the key's ending: `account_type` — 收入户, 支出户 — is no account)
 _ACCOUNT_KEYS = ("account", "accounts", "account_no", "账号", "账户")
-_NAME_KEYS = ("name", "姓名", "counterparty_name", "对方户名")
+# (经办人 and 复核人 in a payment's evidence are staff, named in full only on their own agency's sheet)
+_NAME_KEYS = ("name", "姓名", "counterparty_name", "对方户名", "handled_by", "reviewed_by", "经办人", "复核人")
 # A clerk's own words (核实说明) may name anyone — the person's son, a witness: no mask can find
 # them, so outside the store only their first character and length are shown.
 _FREE_TEXT_KEYS = ("note", "verification_note", "核实说明")

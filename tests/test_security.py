@@ -209,6 +209,22 @@ def test_a_card_number_a_number_excel_cut_short_and_a_file_named_after_a_person_
         "payments_章贡区_202611.csv: 3 rows, 2026-11-21, ¥12,345.67"
 
 
+def test_a_value_duckdb_could_not_convert_and_the_staff_in_evidence_are_masked():
+    """A rule's SQL casting a name or a memo fails quoting the row's value — a counterparty's name,
+    a name glued to an ID number — on the console, in runs.summary and in Prefect's state; and the
+    经办人/复核人 of a payment's evidence were shown in full in the notebooks (found by a privacy
+    audit of serve, failures and notebooks)."""
+    from pipelines.privacy import mask_ids_in_text
+    from pipelines.report_mask import mask_evidence
+    said = mask_ids_in_text('rule X.yaml: Conversion Error: Could not convert string "张三 6214000000000007620 '
+                            '一次性伤残补助金" to DECIMAL(18,2)')
+    assert said == 'rule X.yaml: Conversion Error: Could not convert string "张' + "*" * 30 + '" to DECIMAL(18,2)'
+    assert mask_ids_in_text(f"Could not convert string '{OTHER}刘某某' to INT32") == \
+        "Could not convert string '" + OTHER[0] + "*" * 20 + "' to INT32"
+    shown = mask_evidence({"payment": {"handled_by": "张经办", "reviewed_by": "李复核", "amount": "60000.00"}})
+    assert shown == {"payment": {"handled_by": "张**", "reviewed_by": "李**", "amount": "60000.00"}}
+
+
 def test_a_record_in_the_header_row_is_not_repeated_in_the_nights_note(tmp_path):
     # A row pasted into the header's empty cells: the note naming the columns not read quoted its
     # name in full and the card number half masked, on the console and in runs.summary

@@ -104,6 +104,11 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
             time.sleep(3)
         assert (out / "dashboard.html").exists()
         assert "Can't evaluate" not in (tmp_path / "server.log").read_text()
+        # everything the serving process writes outside a night's lock (Prefect's stored result of a
+        # failed night, with its message) is owner-only: it serves under umask 077
+        status = Path(f"/proc/{serve.pid}/status")
+        if status.exists():
+            assert "Umask:\t0077" in status.read_text()
         # `kill` (SIGTERM, as systemd stops a service) stops it as Ctrl-C does: cleanly, no traceback,
         # also when it was started with Ctrl-C ignored
         serve.send_signal(signal.SIGTERM)
