@@ -38,6 +38,11 @@ def _quiet_prefect(verbose: bool) -> None:
     level = "INFO" if verbose else "WARNING"
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", level)
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    # The flow and task run loggers (whose one handler sends to Prefect's API) at INFO, whatever the
+    # console shows: a flow run configures Prefect's logging again, from these settings — a level
+    # set on the logger here was gone by then, and the UI had no log line of a quiet night.
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "INFO")
     # Offline machines: no telemetry from the temporary server or great-expectations.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Prefect's SDK telemetry (a notice on a terminal, a device id under ~/.prefect) obeys only this
@@ -49,16 +54,19 @@ def _quiet_prefect(verbose: bool) -> None:
 
     ensure_logging_setup()  # Prefect's handlers exist from here on (else only at the first flow run)
 
-    for name in ("prefect.flow_runs", "prefect.task_runs"):
-        logging.getLogger(name).setLevel(logging.INFO)  # kept for the Prefect UI
     if verbose:
         return
     # Prefect's console handler hangs on the "prefect" logger, not on the root: every handler of
     # every logger gets the filter (a handler keeps one copy of a filter however often it is added).
+    # Not Prefect's API handler: the flow and task logs are what its UI shows (masked as the
+    # console's lines are).
+    from prefect.logging.handlers import APILogHandler
+
     loggers = [logging.getLogger()] + [lg for lg in logging.root.manager.loggerDict.values()
                                        if isinstance(lg, logging.Logger)]
     for handler in {h for lg in loggers for h in lg.handlers}:
-        handler.addFilter(console_filter)
+        if not isinstance(handler, APILogHandler):
+            handler.addFilter(console_filter)
 
 
 def console_filter(record: logging.LogRecord) -> bool:

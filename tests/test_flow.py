@@ -252,6 +252,13 @@ def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_thei
     err = night.stderr.strip()
     assert night.returncode == cli.EXIT_FAILED
     assert "task detect failed" in err and "SHARED_BANK_ACCOUNT" in err and len(err.splitlines()) == 1
+    # the console stays at one line; Prefect's UI has the tasks' own log lines (it had none of a
+    # night run without --verbose)
+    import sqlite3
+    with sqlite3.connect(tmp_path / "prefect-home" / "prefect.db") as prefect_db:
+        logged = [m for (m,) in prefect_db.execute("select message from log where level = 20")]
+    assert "ingested 4 new file(s) of 4; new deliveries: 2026-10-21" in logged
+    assert any(m.startswith("PAID_AFTER_DEATH: 1 finding(s)") for m in logged)
     con = connect(db, read_only=True)
     try:
         status, summary = con.execute("select status, summary::varchar from runs").fetchall()[0]
