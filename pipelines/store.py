@@ -185,8 +185,9 @@ def _accounts_as_digits(con: duckdb.DuckDBPyConnection) -> None:
 
 def _clean_codes(con: duckdb.DuckDBPyConnection, migration: str, holds_one, cleaned) -> None:
     """The body of a conversion of the codes and accounts an older store holds as delivered into
-    what ingest now reads: `holds_one(column)` is SQL true where a stored value is to change,
-    `cleaned(column)` SQL for what it becomes — else the same payment delivered again as ingest now
+    what ingest now reads: `holds_one(column, optional)` is SQL true where a stored value is to
+    change, `cleaned(column, optional)` SQL for what it becomes (`optional`: the column may be
+    empty, so a value of nothing but the character is NULL) — else the same payment delivered again as ingest now
     reads it would be stored beside its row and summed twice. Where two rows of a table share a
     natural key so cleaned, the later delivered one stands, as a re-delivery replaces: the other is
     deleted first, then the rest cleaned in committed batches — so that a crash anywhere only leaves
@@ -195,38 +196,42 @@ def _clean_codes(con: duckdb.DuckDBPyConnection, migration: str, holds_one, clea
     do the agencies of the worklists on record (a sheet issued before is still returned);
     detect_state is cleared: the next night detects in full."""
     for kind, spec in EXTRACTS.items():
-        columns = [c.name for c in spec.columns if c.code or c.type == "account"]
+        columns = {c.name: not c.required for c in spec.columns if c.code or c.type == "account"}
         if not columns:
             continue
-        any_held = " or ".join(holds_one(c) for c in columns)
+        any_held = " or ".join(holds_one(c, optional) for c, optional in columns.items())
         if not scalar(con, f"select count(*) from {kind} where {any_held}"):
             continue
         if table_exists(con, "detect_state"):
             con.execute("delete from detect_state")
-        key = ", ".join(cleaned(k) if k in columns else k for k in spec.key)
-        # rows found by what they hold, not by rowids kept from an earlier statement
+        key = ", ".join(cleaned(k, columns[k]) if k in columns else k for k in spec.key)
+        # rows found by what they hold, not by rowids kept from an earlier statement; by the hash of
+        # their key, which is one for an empty key part (employer_id) as the partition's grouping is
         con.execute(f"""
             delete from {kind} where rowid in (
                 select rowid from (
                     select rowid, row_number() over (partition by {key}
                         order by _delivery desc nulls last, _source_file desc nulls last, _row_number desc nulls last) as n
                     from {kind}
-                    where ({key}) in (select ({key}) from {kind} where {any_held}))
+                    where hash({key}) in (select hash({key}) from {kind} where {any_held}))
                 where n > 1)""")
         last = scalar(con, f"select coalesce(max(rowid) + 1, 0) from {kind}")
         for first in range(0, last, _MIGRATION_BATCH_ROWS):  # committed batches, as _accounts_as_digits
-            con.execute(f"update {kind} set {', '.join(f'{c} = {cleaned(c)}' for c in columns)} "
+            con.execute(f"update {kind} set {', '.join(f'{c} = {cleaned(c, o)}' for c, o in columns.items())} "
                         f"where rowid between {first} and {first + _MIGRATION_BATCH_ROWS - 1} and ({any_held})")
     with transaction(con):
+        # (a subject or an agency is never empty: one of nothing but the character stays as it is)
         con.execute(f"""
             update suspects set subject = m.clean
-            from (select suspect_id, rule_id, {cleaned("subject")} as clean from suspects where {holds_one("subject")}
-                  qualify count(*) over (partition by rule_id, {cleaned("subject")}) = 1) m
+            from (select suspect_id, rule_id, {cleaned("subject", False)} as clean from suspects
+                  where {holds_one("subject", False)}
+                  qualify count(*) over (partition by rule_id, {cleaned("subject", False)}) = 1) m
             where suspects.suspect_id = m.suspect_id
               and m.clean not in (select subject from suspects s where s.rule_id = m.rule_id)""")
         for table in ("suspects", "worklist_rows", "audit_log"):
             if table_exists(con, table):
-                con.execute(f"update {table} set agency_code = {cleaned('agency_code')} where {holds_one('agency_code')}")
+                con.execute(f"update {table} set agency_code = {cleaned('agency_code', False)} "
+                            f"where {holds_one('agency_code', False)}")
         con.execute(f"insert into store_migrations values ('{migration}', current_timestamp)")
 
 
@@ -236,26 +241,37 @@ def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
     character: the others are not searched."""
     _clean_codes(
         con, "codes_without_format_characters",
-        lambda c: f"(length({c}) <> strlen({c}) and regexp_matches({c}, '{FORMAT_CHARACTERS}'))",
-        lambda c: f"regexp_replace({c}, '{FORMAT_CHARACTERS}', '', 'g')")
+        lambda c, _: f"(length({c}) <> strlen({c}) and regexp_matches({c}, '{FORMAT_CHARACTERS}'))",
+        lambda c, _: f"regexp_replace({c}, '{FORMAT_CHARACTERS}', '', 'g')")
+
+
+# What Polars' strip_chars() takes off a text (Unicode White_Space), in RE2
+_WHITE_SPACE = r"[\s\x0B\x{85}\p{Z}]"
 
 
 def _codes_without_text_mark(con: duckdb.DuckDBPyConnection) -> None:
     """Once per store: the codes and accounts an older store holds with the apostrophe Excel is told
-    'this is text' by ('360702: ingest drops it since 2026-12-02) lose it, and an account so freed
-    that was written in groups becomes its digits, as ingest reads it. A lone apostrophe, stored
-    before as a code, is left as it is (nothing would be left of it)."""
-    def holds_one(c: str) -> str:
-        return f"(starts_with({c}, '{_sql_text(TEXT_MARK)}') and length(trim(substr({c}, 2))) > 0)"
+    'this is text' by ('360702: ingest drops it since 2026-12-02) lose it, as ingest now reads them:
+    the rest trimmed, an account so freed that was written in groups as its digits, and a value of
+    nothing but the mark empty where the column may be (employer_id, bank_account: else a
+    re-delivery of the row, read without it, would be stored beside it, and an account of `'`
+    shared by its payees). In a column never empty (a payment number) such a value stays as it is."""
+    mark = f"'{_sql_text(TEXT_MARK)}'"
 
-    def cleaned(c: str) -> str:
-        freed = f"trim(substr({c}, 2))"
-        grouped, digits = _account_digits_sql(freed)
+    def freed(c: str) -> str:
+        return f"regexp_replace(substr({c}, 2), '^{_WHITE_SPACE}+|{_WHITE_SPACE}+$', '', 'g')"
+
+    def holds_one(c: str, optional: bool) -> str:
+        return f"(starts_with({c}, {mark}){'' if optional else f' and length({freed(c)}) > 0'})"
+
+    def cleaned(c: str, optional: bool) -> str:
+        grouped, digits = _account_digits_sql(freed(c))
         # an account's digits, as account_value reads it; a SHARED_BANK_ACCOUNT subject is one
         account = ("true" if c in {column for _, column in ACCOUNT_COLUMNS}
                    else "rule_id = 'SHARED_BANK_ACCOUNT'" if c == "subject" else "false")
-        return (f"(case when not starts_with({c}, '{_sql_text(TEXT_MARK)}') or length({freed}) = 0 then {c} "
-                f"when {account} and {grouped} then {digits} else {freed} end)")
+        return (f"(case when not starts_with({c}, {mark}) then {c} "
+                f"when length({freed(c)}) = 0 then {'null' if optional else c} "
+                f"when {account} and {grouped} then {digits} else {freed(c)} end)")
     _clean_codes(con, "codes_without_text_mark", holds_one, cleaned)
 
 

@@ -443,6 +443,39 @@ def test_a_store_from_before_loses_the_apostrophe_of_its_codes_once(tmp_path):
         con.close()
 
 
+def test_an_older_stores_lone_apostrophe_in_an_optional_code_becomes_empty_as_ingest_reads_it(tmp_path):
+    """A contribution whose 单位编号 was stored as a lone ' and is delivered again read as empty was
+    stored beside its row (a key part that no longer matched); payees of an account of ' were one
+    shared account; a mark followed by a tab kept the tab. Converted as ingest now reads them: the
+    re-delivery replaces, the account is empty, the code trimmed (found reviewing the conversion)."""
+    inbox = tmp_path / "inbox"
+    contribution = {**row_for("contributions", 1)[0], "employer_id": ""}
+    payment = row_for("payments", 0)[0]
+    write_extract(inbox / "2026-10-21" / "contributions_a.csv", "contributions", [contribution], "csv-utf8")
+    write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", [payment], "csv-utf8")
+    path = tmp_path / "fw.duckdb"
+    con = store.connect(path)
+    ingest_inbox(con, inbox)
+    # as the older code left them
+    con.execute("update contributions set employer_id = ?", ["'"])
+    # ...and the same contribution delivered later read empty, stored beside it (11-01: 55.00)
+    con.execute("insert into contributions select * replace (null as employer_id, 55 as amount, '2026-11-01' as _delivery) "
+                "from contributions")
+    con.execute("update payments set bank_account = ?, agency_code = ? || agency_code", ["'", "'\t"])
+    con.execute("delete from store_migrations where name = 'codes_without_text_mark'")
+    con.close()
+    con = store.connect(path)
+    try:
+        assert con.execute("select employer_id, amount from contributions").fetchall() == [(None, Decimal("55.00"))]
+        assert con.execute("select bank_account, agency_code from payments").fetchall() == [(None, payment["agency_code"])]
+        write_extract(inbox / "2026-11-21" / "contributions_b.csv", "contributions", [{**contribution, "amount": "99.00"}],
+                      "csv-utf8")
+        assert ingest_inbox(con, inbox).rows_replaced == 1
+        assert con.execute("select employer_id, amount from contributions").fetchall() == [(None, Decimal("99.00"))]
+    finally:
+        con.close()
+
+
 def test_a_store_from_before_loses_the_invisible_characters_of_its_codes_once(tmp_path):
     """Codes an older fundwatch stored with a zero-width space: opened by this one, they lose it (the
     next delivery of the same payment replaces it instead of being summed beside it); where a code
