@@ -465,7 +465,9 @@ def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
         formulas = _formulas_without_value(data, ws, at, headers, kind)
         for sheet_row, values in enumerate(rows, start=1):
             cells = [_cell_text(v) for v in values]
-            if formulas is not None and (unvalued := formulas(values)):
+            # (a row of nothing but formulas without values — a template filled down — is blank)
+            if (formulas is not None and (unvalued := formulas(sheet_row))
+                    and any(c is not None and c.strip() for c in cells)):
                 i, formula = unvalued
                 bad.append((sheet_row, headers[i], f"公式没有计算结果: '{headers[i]}' 是公式 {_abridge(formula)}，"
                             "文件里没有它的值 (程序生成、未经Excel/WPS打开保存): 请打开并保存后重新导出",
@@ -509,42 +511,56 @@ def _title_line_hint(raw: RawFrame, kind: str) -> str:
     return ""
 
 
+_SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
 def _formulas_without_value(data: bytes, ws, at: int, headers: list[str], kind: str | None):
     """None when the sheet has no formula (the usual case: only its XML is searched), else a
-    function of a data row's values (read in step with them, from the same workbook loaded with its
-    formulas) giving (column index, formula) of the first cell of an extract column that holds a
-    formula without a saved value — or None. Excel and WPS save each formula's value; a workbook
-    written by a program may not, and the cell then reads as empty: a required value refused as
-    missing, an optional one (复核人) dropped without a word."""
-    import itertools
+    function of a data row's number (1 = the row under the header) giving (column index, formula)
+    of the first cell of an extract column that holds a formula saved without its value — or None.
+    Excel and WPS save each formula's value (an empty text as t="str" with an empty <v>, which is
+    a value); a workbook written by a program may not, and the cell then reads as empty: a
+    required value refused as missing, an optional one (复核人) dropped without a word. Cells are
+    found in the sheet's XML (openpyxl reads both as None)."""
     import zipfile
+    from xml.etree.ElementTree import iterparse
 
-    import openpyxl
+    from openpyxl.utils.cell import coordinate_from_string, column_index_from_string
 
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z, z.open(ws._worksheet_path) as xml:
-            tail = b""
-            while chunk := xml.read(1 << 20):
-                if re.search(rb"<(?:\w+:)?f[ >/]", tail + chunk):
-                    break
-                tail = chunk[-16:]
-            else:
-                return None
-    except (KeyError, AttributeError, zipfile.BadZipFile):
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            with z.open(ws._worksheet_path) as xml:
+                tail = b""
+                while chunk := xml.read(1 << 20):
+                    if re.search(rb"<(?:\w+:)?f[ >/]", tail + chunk):
+                        break
+                    tail = chunk[-16:]
+                else:
+                    return None
+            spec = EXTRACTS[kind] if kind is not None else None
+            read = {i for i, h in enumerate(headers) if spec is None or spec.column_for(h) is not None}
+            unvalued: dict[int, tuple[int, str]] = {}  # sheet row -> its first such cell
+            with z.open(ws._worksheet_path) as xml:
+                for _, cell in iterparse(xml):
+                    if cell.tag != _SHEET_NS + "c":
+                        if cell.tag == _SHEET_NS + "row":
+                            cell.clear()
+                        continue
+                    formula = cell.find(_SHEET_NS + "f")
+                    value = cell.find(_SHEET_NS + "v")
+                    if (formula is not None and cell.get("t") != "str"
+                            and (value is None or not (value.text or "").strip()) and cell.get("r")):
+                        letters, row = coordinate_from_string(cell.get("r"))
+                        column = column_index_from_string(letters) - 1
+                        if column in read and (row not in unvalued or column < unvalued[row][0]):
+                            unvalued[row] = (column, "=" + (formula.text or "…"))
+    except (KeyError, AttributeError, ValueError, zipfile.BadZipFile, SyntaxError):
         return None
-    spec = EXTRACTS[kind] if kind is not None else None
-    read = [i for i, h in enumerate(headers) if spec is None or spec.column_for(h) is not None]
-    formula_wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
-    formula_rows = itertools.islice(formula_wb.worksheets[0].iter_rows(values_only=True), at + 1, None)
+    if not unvalued:
+        return None
+    header_row = at + 1  # the sheet's rows are read from its first
 
-    def unvalued(values: tuple):
-        written = next(formula_rows, ())
-        for i in read:
-            if i < len(values) and values[i] is None and i < len(written) and written[i] is not None:
-                formula = written[i] if isinstance(written[i], str) else getattr(written[i], "text", str(written[i]))
-                return i, str(formula)
-        return None
-    return unvalued
+    return lambda data_row: unvalued.get(header_row + data_row)
 
 
 def _sheets_not_read(wb) -> list[str]:
@@ -1408,14 +1424,18 @@ def _repeats(s: pl.Series) -> bool:
 TOTAL_ROW_WORDS = ("合计", "总计", "小计", "本页合计", "累计", "总合计", "合计金额")
 
 
-def _total_rows_said(bad: pl.DataFrame, raw: RawFrame) -> pl.DataFrame:
-    """The refused rows that are a total line (a cell reads 合计, 总计, 小计…) refused as one — not as
-    a record missing its 发放流水号 — so that the night's summary says what they are. Still kept in
-    rejected_rows, as every row not stored is."""
+def _total_rows_said(bad: pl.DataFrame, raw: RawFrame, key_source: str | None) -> pl.DataFrame:
+    """The refused rows that are a total line (a cell reads 合计, 总计, 小计… and the key's first
+    column is empty or reads so too) refused as one — not as a record missing its 发放流水号 — so
+    that the night's summary says what they are. Still kept in rejected_rows, as every row not
+    stored is. A record whose memo says 合计 keeps its own reason."""
     if not bad.height:
         return bad
-    total = pl.any_horizontal([pl.col(f"c{i}").str.replace_all(r"[\s:：\u3000]", "").is_in(TOTAL_ROW_WORDS)
-                               for i in _text_columns(raw)] + [pl.lit(False)])
+    def word(c: str) -> pl.Expr:
+        return pl.col(c).str.replace_all(r"[\s:：\u3000]", "").is_in(TOTAL_ROW_WORDS)
+    total = pl.any_horizontal([word(f"c{i}") for i in _text_columns(raw)] + [pl.lit(False)])
+    if key_source is not None and raw.data.schema[key_source] == pl.Utf8:
+        total = total & (pl.col(key_source).is_null() | (pl.col(key_source).str.strip_chars() == "") | word(key_source))
     return bad.with_columns(pl.when(total).then(pl.lit("合计行: 汇总数，不是一条记录，未入库 (无需更正)"))
                             .otherwise(pl.col("reason")).alias("reason"))
 
@@ -1484,7 +1504,8 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
                 pl.coalesce(pl.col("_long_col"), pl.col("column_name")).alias("column_name"))
             .collect()
         )
-        bad = _total_rows_said(frame.filter(pl.col("column_name").is_not_null()), raw)
+        key_source = f"c{positions[spec.key[0]]}" if spec.key[0] in positions else None
+        bad = _total_rows_said(frame.filter(pl.col("column_name").is_not_null()), raw, key_source)
         good = frame.filter(pl.col("column_name").is_null())
 
     # The same key twice in one file: the later row is the correction; the earlier one is recorded.

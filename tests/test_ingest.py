@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
+from openpyxl.utils import get_column_letter
 import polars as pl
 import pytest
 
@@ -798,13 +799,16 @@ def test_a_total_line_at_the_foot_of_an_export_is_refused_as_one(tmp_path, fmt):
     rows = [row_for("payments", i)[0] for i in range(3)]
     total = {c: "" for c in EXTRACTS["payments"].names} | {"name": "合　计", "amount": "4,000.00"}
     subtotal = total | {"name": "", "payment_id": "本页合计："}
+    # a record of its own (a payment number) whose name reads 合计 keeps its own reason
+    named = row_for("payments", 9)[0] | {"name": "合计", "amount": "abc"}
     path = write_extract(tmp_path / "inbox" / "2026-11-21" / f"payments_t.{suffix(fmt)}", "payments",
-                         rows + [subtotal, total], fmt, "chinese")
+                         rows + [subtotal, total, named], fmt, "chinese")
     con = store.connect(tmp_path / "fw.duckdb")
     [result] = ingest_inbox(con, tmp_path / "inbox").files
-    assert result.status == "ingested" and result.rejected_by_reason == {"合计行": 2}
+    assert result.status == "ingested" and result.rejected_by_reason["合计行"] == 2
     assert [(r[1], r[3]) for r in rejected(con)] == [(4, "合计行: 汇总数，不是一条记录，未入库 (无需更正)"),
-                                                     (5, "合计行: 汇总数，不是一条记录，未入库 (无需更正)")]
+                                                     (5, "合计行: 汇总数，不是一条记录，未入库 (无需更正)"),
+                                                     (6, "发放金额(amount) 不是有效金额: 'abc'")]
     assert len(stored(con, "payments", f"2026-11-21/{path.name}")) == 3
 
 
@@ -1263,6 +1267,21 @@ def test_a_utf8_file_with_western_names_and_no_chinese_stays_utf8(tmp_path):
     assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_signs.csv")] == ["Acme® 5m² Office"]
 
 
+def _as_excel_saves_an_empty_text(path: Path, cells: list[str]) -> None:
+    """Mark the formula cells as Excel marks a formula whose value is the empty text (t="str"):
+    XlsxWriter writes such a value without the type."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    for ref in cells:
+        parts[sheet] = parts[sheet].replace(f'<c r="{ref}">'.encode(), f'<c r="{ref}" t="str">'.encode())
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, body in parts.items():
+            z.writestr(name, body)
+
+
 def test_a_formula_saved_without_its_value_refuses_its_row_naming_the_formula(tmp_path):
     """A workbook written by a program (openpyxl) holds formulas without their values; read, such a
     cell was empty — the amount refused as missing, and a 复核人 of =K3 dropped without a word (a
@@ -1294,7 +1313,12 @@ def test_a_formula_saved_without_its_value_refuses_its_row_naming_the_formula(tm
     saved = row_for("payments", 6)[0]
     sheet.write_row(1, 0, [saved[c] or None for c in cols])
     sheet.write_formula(1, amount, "=1000*60", None, 60000)
+    # an empty text a formula gave, saved as Excel saves it (t="str", an empty value: =IF(K2="","",K2)),
+    # and a template row filled down
+    sheet.write_formula(1, reviewer, '=IF(K2="","",K2)', None, "")
+    sheet.write_formula(2, reviewer, '=IF(K3="","",K3)', None, "")
     book.close()
+    _as_excel_saves_an_empty_text(inbox / "payments_saved.xlsx", [f"{get_column_letter(reviewer + 1)}{r}" for r in (2, 3)])
     con = store.connect(tmp_path / "fw.duckdb")
     report = ingest_inbox(con, tmp_path / "inbox")
     refused = rejected(con, "2026-11-21/payments_program.xlsx")
@@ -1302,7 +1326,8 @@ def test_a_formula_saved_without_its_value_refuses_its_row_naming_the_formula(tm
     assert "是公式 =1000*60，文件里没有它的值" in refused[0][3] and "是公式 =K3" in refused[1][3]
     assert [p for (p,) in con.execute("select payment_id from payments order by 1").fetchall()] == [
         rows[2]["payment_id"], saved["payment_id"]]
-    assert store.scalar(con, "select amount from payments where payment_id = ?", [saved["payment_id"]]) == Decimal("60000.00")
+    assert con.execute("select amount, reviewed_by from payments where payment_id = ?", [saved["payment_id"]]).fetchall() == [
+        (Decimal("60000.00"), None)]
     assert report.rows_rejected == 2
 
 
