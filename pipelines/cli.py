@@ -58,15 +58,20 @@ def _quiet_prefect(verbose: bool) -> None:
         return
     # Prefect's console handler hangs on the "prefect" logger, not on the root: every handler of
     # every logger gets the filter (a handler keeps one copy of a filter however often it is added).
-    # Not Prefect's API handler: the flow and task logs are what its UI shows (masked as the
-    # console's lines are).
+    # Prefect's API handler passes the flow and task lines its UI shows (api_filter).
     from prefect.logging.handlers import APILogHandler
 
     loggers = [logging.getLogger()] + [lg for lg in logging.root.manager.loggerDict.values()
                                        if isinstance(lg, logging.Logger)]
     for handler in {h for lg in loggers for h in lg.handlers}:
-        if not isinstance(handler, APILogHandler):
-            handler.addFilter(console_filter)
+        handler.addFilter(api_filter if isinstance(handler, APILogHandler) else console_filter)
+
+
+def api_filter(record: logging.LogRecord) -> bool:
+    """What reaches Prefect's API without --verbose: fundwatch's flow and task lines (masked, as
+    the console's), not Prefect's own reports of a failure — their message and traceback quote the
+    exception unmasked (fundwatch reports the failure itself, masked, in the run's state)."""
+    return record.levelno < logging.ERROR and not record.exc_info
 
 
 def console_filter(record: logging.LogRecord) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from .normalise import ACCOUNT_DASHES
@@ -56,7 +57,9 @@ def mask_ids_in_text(text: object) -> str:
     conversion error quotes but its first character. The rest of the message is left as it was
     written."""
     # a card number (the alternative in groups of four) masked as an account, as everywhere else
-    text = _CONVERTED_VALUE.sub(lambda m: m.group(1) + _first_character_only(m.group(3)) + m.group(2), str(text))
+    text = _CONVERTED_VALUE.sub(lambda m: m.group(1) + _first_character_only(m.group(3))
+                                + (m.group(2) if m.group(0).endswith(m.group(2)) and len(m.group(0)) > len(m.group(1)) else ""),
+                                str(text))
     text = _FILE_NAME_IN_TEXT.sub(_file_name_masked, text)
     text = _GROUPED_IN_TEXT.sub(lambda m: (mask_account if m.group(3) else mask_id)(m.group(0).translate(_ASCII)),
                                 text)
@@ -65,7 +68,9 @@ def mask_ids_in_text(text: object) -> str:
 
 # The value a DuckDB conversion quotes (a rule's SQL casting a name, a memo): anything a row held
 # — a name glued to an ID number, a counterparty's name — so only its first character is said.
-_CONVERTED_VALUE = re.compile(r"""(Could not convert string (['"]))(.*?)\2""", re.DOTALL)
+# (DuckDB's wordings; a message cut at its first line may have lost the closing quote)
+_CONVERTED_VALUE = re.compile(
+    r"""((?:Could not (?:convert|parse) string|field format:|Input:) (['"]))(.*?)(?:\2|$)""", re.DOTALL)
 
 
 def _first_character_only(value: str) -> str:
@@ -75,16 +80,31 @@ def _first_character_only(value: str) -> str:
 def _number_masked(digits: str) -> str:
     if len(digits) == 18 and digits[:17].isdigit() or len(digits) == 15 and digits.isdigit():
         return mask_id(digits)
+    if _stamped(digits):
+        return digits
     return mask_account(digits)
+
+
+def _stamped(digits: str) -> bool:
+    """A time stamp an export names its file with (20261202093015, 202612021030): up to 17 digits
+    opening with a date of 1990–2100. No ID number opens so (no region code starts 19 or 20), nor a
+    bank card (its issuer's prefix)."""
+    if len(digits) > 17 or not digits[:8].isdigit():
+        return False
+    try:
+        return 1990 <= int(digits[:4]) <= 2100 and bool(dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8])))
+    except ValueError:
+        return False
 
 
 # A delivered file's name in a message; one named after a person (张三丰_<ID number>.csv) shows
 # the name's first character only, as the dashboard shows a name.
-_FILE_NAME_IN_TEXT = re.compile(r"[^\s/\\'\"()（）:：,，;；]+\.(?:csv|xlsx|xlsm|xls|parquet|txt)\b", re.IGNORECASE)
+_FILE_NAME_IN_TEXT = re.compile(r"[^\s/\\'\":：,，;；]+\.(?:csv|xlsx|xlsm|xls|parquet|txt)\b", re.IGNORECASE)
 _HAN_RUN = re.compile(r"[\u3400-\u9fff\U00020000-\U0003ffff]{2,}")
 
 
 def _file_name_masked(m: re.Match) -> str:
     name = m.group(0)
-    personal = _NUMBER_IN_TEXT.search(name) or _GROUPED_IN_TEXT.search(name)
+    personal = any(not _stamped(n.group(0).translate(_ASCII)) for n in _NUMBER_IN_TEXT.finditer(name)) \
+        or _GROUPED_IN_TEXT.search(name)
     return _HAN_RUN.sub(lambda h: h.group(0)[0] + "*" * (len(h.group(0)) - 1), name) if personal else name

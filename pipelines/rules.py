@@ -56,6 +56,7 @@ import yaml
 
 from . import resources
 from .config import Config, load_yaml, param_problem
+from .privacy import mask_ids_in_text
 from .store import failure_hint, scalar, store_catalog
 
 DETECTION_COLUMNS = ("subject", "person_id", "agency_code", "period_from", "period_to", "amount", "evidence")
@@ -227,6 +228,16 @@ class DetectReport:
         return "\n".join(lines)
 
     __str__ = summary
+
+
+def _shown_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A parameter set as runs.summary keeps it: an account listed in config (fiscal_accounts)
+    masked, as everywhere outside the store."""
+    def shown(value: Any) -> Any:
+        if isinstance(value, str):
+            return mask_ids_in_text(value)
+        return [shown(v) for v in value] if isinstance(value, list) else value
+    return {name: shown(value) for name, value in params.items()}
 
 
 def _first_line(exc: Exception) -> str:
@@ -735,7 +746,8 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
         result = RuleResult(rule.id, rule.title, unchanged=rule.id in unchanged,
                             subjects=report.subjects_by_rule.get(rule.id))
         try:
-            result.parameters = [{"params": params, "regions": regions} for params, regions in parameter_sets(rule, config)]
+            result.parameters = [{"params": _shown_params(params), "regions": regions}
+                                 for params, regions in parameter_sets(rule, config)]
         except ValueError:  # an unknown parameter: reported against the rule below
             pass
         started = time.perf_counter()

@@ -311,7 +311,7 @@ def _reopened_banner(r: dict) -> str:
     amount and the periods then and now (recorded at the closing: closed_amount, closed_period_*) —
     so that a clerk verifies the new part instead of answering the old one again."""
     changed = []
-    if r["closed_amount"] is not None and r["closed_amount"] != r["amount"]:
+    if r["closed_amount"] is not None and r["amount"] is not None and r["closed_amount"] != r["amount"]:
         changed.append(f"涉及金额 {r['closed_amount']:,.2f} → {r['amount']:,.2f} 元")
     then = (r["closed_period_from"], r["closed_period_to"])
     if then[0] is not None and then != (r["period_from"], r["period_to"]):

@@ -259,6 +259,10 @@ def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_thei
         logged = [m for (m,) in prefect_db.execute("select message from log where level = 20")]
     assert "ingested 4 new file(s) of 4; new deliveries: 2026-10-21" in logged
     assert any(m.startswith("PAID_AFTER_DEATH: 1 finding(s)") for m in logged)
+    # ...but not Prefect's own report of the failure: it quotes the exception unmasked, traceback and all
+    with sqlite3.connect(tmp_path / "prefect-home" / "prefect.db") as prefect_db:
+        assert prefect_db.execute("select count(*) from log where level >= 40").fetchone()[0] == 0
+        assert not any("Traceback" in m for (m,) in prefect_db.execute("select message from log"))
     con = connect(db, read_only=True)
     try:
         status, summary = con.execute("select status, summary::varchar from runs").fetchall()[0]

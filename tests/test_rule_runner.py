@@ -173,3 +173,12 @@ def test_report_gives_count_and_amount_per_rule(con):
     assert (row["count"], row["amount"]) == (3, Decimal("240000.00"))
     assert report.total_count >= 3
     assert "240,000.00" in report.summary()
+
+
+def test_the_parameters_a_rule_ran_with_are_kept_with_a_listed_account_masked(con):
+    # runs.summary keeps them: a 财政专户 typed into config is an account like any other there
+    report = detect(con, AS_OF, config(fiscal_accounts=["6222360023775982595"],
+                                       rules={"LARGE_PAYMENT_UNREVIEWED": {"large_payment_threshold": 30000}}))
+    ran = {r.rule_id: r.parameters for r in report.results}
+    assert ran["INCOME_ACCOUNT_OUTFLOW"] == [{"params": {"fiscal_accounts": ["6222***********2595"]}, "regions": None}]
+    assert ran["LARGE_PAYMENT_UNREVIEWED"][0]["params"]["large_payment_threshold"] == 30000

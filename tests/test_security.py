@@ -207,6 +207,10 @@ def test_a_card_number_a_number_excel_cut_short_and_a_file_named_after_a_person_
     assert mask_ids_in_text("unk_6217000000000000001_林琴.xlsx failed") == "unk_6217***********0001_林*.xlsx failed"
     assert mask_ids_in_text("payments_章贡区_202611.csv: 3 rows, 2026-11-21, ¥12,345.67") == \
         "payments_章贡区_202611.csv: 3 rows, 2026-11-21, ¥12,345.67"
+    # an export's time stamp is no personal number: the file stays as named
+    assert mask_ids_in_text("payments_20261202093015.csv and 待遇发放_202612021030.csv failed") == \
+        "payments_20261202093015.csv and 待遇发放_202612021030.csv failed"
+    assert mask_ids_in_text(f"张三丰（{OTHER}）.csv") == f"张**（{OTHER[:6]}********{OTHER[-4:]}）.csv"
 
 
 def test_a_value_duckdb_could_not_convert_and_the_staff_in_evidence_are_masked():
@@ -221,6 +225,12 @@ def test_a_value_duckdb_could_not_convert_and_the_staff_in_evidence_are_masked()
     assert said == 'rule X.yaml: Conversion Error: Could not convert string "张' + "*" * 30 + '" to DECIMAL(18,2)'
     assert mask_ids_in_text(f"Could not convert string '{OTHER}刘某某' to INT32") == \
         "Could not convert string '" + OTHER[0] + "*" * 20 + "' to INT32"
+    # DuckDB's other wordings, and a message cut at its first line inside the quoted value
+    assert mask_ids_in_text('invalid date field format: "张三丰", expected format is (YYYY-MM-DD)') == \
+        'invalid date field format: "张**", expected format is (YYYY-MM-DD)'
+    assert mask_ids_in_text("Could not parse string '张三丰' according to format specifier") == \
+        "Could not parse string '张**' according to format specifier"
+    assert mask_ids_in_text('Conversion Error: Could not convert string "张三丰') == 'Conversion Error: Could not convert string "张**'
     shown = mask_evidence({"payment": {"handled_by": "张经办", "reviewed_by": "李复核", "amount": "60000.00"}})
     assert shown == {"payment": {"handled_by": "张**", "reviewed_by": "李**", "amount": "60000.00"}}
 
