@@ -427,14 +427,16 @@ def _cell_text(v) -> str | None:
 MAX_TITLE_ROWS = 5
 
 
+def _names_columns(cells, kind: str) -> bool:
+    """Whether a row is a header: two or more of its cells name a column of the extract."""
+    spec = EXTRACTS[kind]
+    return sum(spec.column_for(_header(h)) is not None for h in cells) >= 2
+
+
 def _header_index(leading: list[tuple], kind: str | None) -> int:
     if kind is None:
         return 0
-    spec = EXTRACTS[kind]
-    for i, row in enumerate(leading):
-        if sum(spec.column_for(_header(h)) is not None for h in row) >= 2:
-            return i
-    return 0
+    return next((i for i, row in enumerate(leading) if _names_columns(row, kind)), 0)
 
 
 def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
@@ -465,16 +467,14 @@ def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
         formulas = _formulas_without_value(data, ws, at, headers, kind)
         for sheet_row, values in enumerate(rows, start=1):
             cells = [_cell_text(v) for v in values]
-            # (a row of nothing but formulas without values — a template filled down — is blank)
-            if (formulas is not None and (unvalued := formulas(sheet_row))
-                    and any(c is not None and c.strip() for c in cells)):
+            if all(c is None or not c.strip() for c in cells):
+                continue  # blank (often formatted) rows — also one of nothing but formulas without values
+            if formulas is not None and (unvalued := formulas(sheet_row)):
                 i, formula = unvalued
                 bad.append((sheet_row, headers[i], f"公式没有计算结果: '{headers[i]}' 是公式 {_abridge(formula)}，"
                             "文件里没有它的值 (程序生成、未经Excel/WPS打开保存): 请打开并保存后重新导出",
                             json.dumps([c if c is None else _abridge(c) for c in cells], ensure_ascii=False)))
                 continue
-            if all(c is None or not c.strip() for c in cells):
-                continue  # blank (often formatted) rows
             extra = [c for c in cells[n:] if c is not None and c.strip()]
             if extra:
                 last = max(i for i, c in enumerate(cells) if c is not None and c.strip()) + 1
@@ -499,12 +499,11 @@ def _title_line_hint(raw: RawFrame, kind: str) -> str:
     """Where a file's first line names no column but one of the next few records does: a title
     line (待遇发放明细表) above the header of a CSV, which is read from its first line — said, with
     the record's number only (its cells are a person's data otherwise). '' when none does."""
-    spec = EXTRACTS[kind]
     records = [(n, list(cells)) for n, *cells in raw.data.head(MAX_TITLE_ROWS)
                .select("_row_number", *[f"c{i}" for i in range(len(raw.headers))]).iter_rows()]
     records += [(n, json.loads(cells)) for n, _, _, cells in raw.bad_rows if n <= MAX_TITLE_ROWS]
     for n, cells in sorted(records, key=lambda r: r[0])[:MAX_TITLE_ROWS]:
-        if sum(isinstance(h, str) and spec.column_for(_header(h)) is not None for h in cells) >= 2:
+        if _names_columns(cells, kind):
             return (f"; record {n + 1} of the file (blank lines not counted) names the columns: the line(s) above it "
                     "look like a title — a CSV is read from its first line (title lines are skipped in XLSX only): "
                     "delete them and deliver the file again")
@@ -552,8 +551,8 @@ def _formulas_without_value(data: bytes, ws, at: int, headers: list[str], kind: 
                             and (value is None or not (value.text or "").strip()) and cell.get("r")):
                         letters, row = coordinate_from_string(cell.get("r"))
                         column = column_index_from_string(letters) - 1
-                        if column in read and (row not in unvalued or column < unvalued[row][0]):
-                            unvalued[row] = (column, "=" + (formula.text or "…"))
+                        if column in read:  # (a row's cells come in column order)
+                            unvalued.setdefault(row, (column, "=" + (formula.text or "…")))
     except (KeyError, AttributeError, ValueError, zipfile.BadZipFile, SyntaxError):
         return None
     if not unvalued:

@@ -57,9 +57,7 @@ def mask_ids_in_text(text: object) -> str:
     conversion error quotes but its first character. The rest of the message is left as it was
     written."""
     # a card number (the alternative in groups of four) masked as an account, as everywhere else
-    text = _CONVERTED_VALUE.sub(lambda m: m.group(1) + _first_character_only(m.group(3))
-                                + (m.group(2) if m.group(0).endswith(m.group(2)) and len(m.group(0)) > len(m.group(1)) else ""),
-                                str(text))
+    text = _CONVERTED_VALUE.sub(lambda m: m.group(1) + _first_character_only(m.group(3)) + m.group(4), str(text))
     text = _FILE_NAME_IN_TEXT.sub(_file_name_masked, text)
     text = _GROUPED_IN_TEXT.sub(lambda m: (mask_account if m.group(3) else mask_id)(m.group(0).translate(_ASCII)),
                                 text)
@@ -70,7 +68,7 @@ def mask_ids_in_text(text: object) -> str:
 # — a name glued to an ID number, a counterparty's name — so only its first character is said.
 # (DuckDB's wordings; a message cut at its first line may have lost the closing quote)
 _CONVERTED_VALUE = re.compile(
-    r"""((?:Could not (?:convert|parse) string|field format:|Input:) (['"]))(.*?)(?:\2|$)""", re.DOTALL)
+    r"""((?:Could not (?:convert|parse) string|field format:|Input:) (['"]))(.*?)(\2|$)""", re.DOTALL)
 
 
 def _first_character_only(value: str) -> str:
@@ -107,4 +105,4 @@ def _file_name_masked(m: re.Match) -> str:
     name = m.group(0)
     personal = any(not _stamped(n.group(0).translate(_ASCII)) for n in _NUMBER_IN_TEXT.finditer(name)) \
         or _GROUPED_IN_TEXT.search(name)
-    return _HAN_RUN.sub(lambda h: h.group(0)[0] + "*" * (len(h.group(0)) - 1), name) if personal else name
+    return _HAN_RUN.sub(lambda h: _first_character_only(h.group(0)), name) if personal else name
