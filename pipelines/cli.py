@@ -56,37 +56,9 @@ def _quiet_prefect(verbose: bool) -> None:
 
     if verbose:
         return
-    # Prefect's console handler hangs on the "prefect" logger, not on the root: every handler of
-    # every logger gets the filter (a handler keeps one copy of a filter however often it is added).
-    # Prefect's API handler passes the flow and task lines its UI shows (api_filter).
-    from prefect.logging.handlers import APILogHandler
+    from .logs import install_filters
 
-    loggers = [logging.getLogger()] + [lg for lg in logging.root.manager.loggerDict.values()
-                                       if isinstance(lg, logging.Logger)]
-    for handler in {h for lg in loggers for h in lg.handlers}:
-        handler.addFilter(api_filter if isinstance(handler, APILogHandler) else console_filter)
-
-
-def api_filter(record: logging.LogRecord) -> bool:
-    """What reaches Prefect's API without --verbose: fundwatch's flow and task lines (masked, as
-    the console's), not Prefect's own reports of a failure — their message and traceback quote the
-    exception unmasked (fundwatch reports the failure itself, masked, in the run's state)."""
-    return record.levelno < logging.ERROR and not record.exc_info
-
-
-def console_filter(record: logging.LogRecord) -> bool:
-    """What the log handlers pass on without --verbose."""
-    if record.name.startswith("great_expectations"):
-        # it announces every temporary docs site at INFO, and logs each page it cannot write (a
-        # full disk) with the traceback in the message: the run summary says what became of the Data Docs
-        return (record.levelno >= logging.WARNING and not record.exc_info
-                and "Traceback (most recent call last)" not in record.getMessage())
-    if f"{os.sep}prefect{os.sep}_internal{os.sep}" in record.pathname:
-        return False  # its background services' housekeeping ("EventsWorker - Still processing items")
-    if not record.name.startswith("prefect"):
-        return True
-    # Task and flow failures are reported by fundwatch in one line; no Prefect traceback.
-    return record.levelno >= logging.WARNING and not record.exc_info and record.levelno < logging.ERROR
+    install_filters()
 
 
 def _as_of(text: str | None) -> date | None:
@@ -208,6 +180,10 @@ def cmd_serve(args) -> int:
         print("note: no PREFECT_API_URL set; schedules run only against a Prefect server "
               "(`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)", file=sys.stderr)
     _sigterm_as_ctrl_c()
+    # Each night runs in a process of Prefect's own: this tells it to speak as `nightly` does
+    from .logs import SERVED
+
+    os.environ[SERVED] = "verbose" if args.verbose else "quiet"
     # Owner-only for all the serving process writes outside a night's run lock too: Prefect's
     # result of a failed run (its message) and its local files under PREFECT_HOME
     os.umask(0o077)

@@ -23,10 +23,10 @@ import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from . import casework, ingest, quality, report, rules, runlock, store, suspects, worklists
+from . import casework, ingest, logs, quality, report, rules, runlock, store, suspects, worklists
 from .config import Config, load_config
 from .privacy import mask_ids_in_text
-from .runsummary import summarise, suspects_by_rule
+from .runsummary import format_summary, summarise, suspects_by_rule
 
 TIMEZONE = "Asia/Shanghai"
 
@@ -208,6 +208,26 @@ def _actor() -> str:
 def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, config_path: str | None = None,
                  progress: bool | None = None, command: str = "nightly") -> dict:
     """One night: everything new in the inbox, every rule, every agency's worklist, the report."""
+    served = logs.served()
+    if served is None:  # `nightly` or `demo`: the CLI reports the outcome
+        return _night(inbox, db, out, as_of, config_path, progress, command)
+    # A night `fundwatch serve` started, in a process of Prefect's own: it says what `nightly`
+    # would — the summary, or one masked line — and, unless --verbose, Prefect's traceback of
+    # the failure (the exception and code around it) stays off the console and the journal.
+    if served == "quiet":
+        logs.install_filters()
+    try:
+        summary = _night(inbox, db, out, as_of, config_path, progress, command)
+    except Exception as exc:
+        shown = exc if isinstance(exc, (NightlyError, runlock.StoreBusy)) else _one_line(exc)
+        print(f"fundwatch serve: nightly run failed: {shown}", file=sys.stderr, flush=True)
+        raise
+    print(format_summary(summary), flush=True)
+    return summary
+
+
+def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | None, config_path: str | None,
+           progress: bool | None, command: str) -> dict:
     inbox, db, out = Path(inbox), Path(db), Path(out)
     as_of = as_of or today_in_china()
     config = _config(config_path)
@@ -308,6 +328,11 @@ def nightly_deployment(inbox: str, db: str, out: str, config_path: str | None = 
         name=name, schedules=[when], parameters=parameters,
         description=f"fundwatch nightly at '{cron}' ({timezone})")
 
+
+if logs.served() == "quiet":
+    # the flow's code is imported in the served night's process before the run begins: Prefect's
+    # lines from there on ("Beginning flow run …") are off the console like `nightly`'s
+    logs.install_filters()
 
 __all__ = ["nightly_flow", "nightly_deployment", "NightlyError", "StepFailed", "today_in_china",
            "suspects_by_rule"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from _nightly_inbox import DEAD, delivery_1
-from pipelines import cli, resources
+from pipelines import cli, logs, resources
 from pipelines.store import connect, scalar
 
 REPO = Path(__file__).resolve().parent.parent
@@ -334,6 +334,6 @@ def test_great_expectations_tracebacks_stay_off_the_console():
                                  None, None)
 
     pasted = "An unexpected Exception occurred during page building:\nTraceback (most recent call last):\n  File …"
-    assert not cli.console_filter(record(logging.ERROR, pasted))
-    assert not cli.console_filter(record(logging.INFO, "Building Data Docs site"))
-    assert cli.console_filter(record(logging.WARNING, "a warning of its own"))
+    assert not logs.console_filter(record(logging.ERROR, pasted))
+    assert not logs.console_filter(record(logging.INFO, "Building Data Docs site"))
+    assert logs.console_filter(record(logging.WARNING, "a warning of its own"))

@@ -88,6 +88,7 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
                 time.sleep(1)
         (tmp_path / "inbox").mkdir()
         db, out = tmp_path / "fw.duckdb", tmp_path / "out"
+        out.write_text("a file where the output folder should be: the first night fails")
         serve_log = (tmp_path / "serve.log").open("w")
         serve = subprocess.Popen(
             [sys.executable, "-m", "pipelines.cli", "serve", "--cron", "* * * * *", "--timezone", "UTC",
@@ -95,6 +96,29 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
             env={**env, "PREFECT_API_URL": api}, stdout=serve_log, stderr=subprocess.STDOUT, cwd=tmp_path,
             # as a background job of a script starts: with Ctrl-C ignored
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        # A night started by hand (as from Prefect's UI) fails: the served process says so in one
+        # line, as `fundwatch nightly` would, and prints no traceback of Prefect's.
+        deadline = time.monotonic() + 120
+        while True:  # once `serve` has registered the deployment
+            started = subprocess.run([_prefect(), "deployment", "run", "fundwatch-nightly/nightly"],
+                                     env={**env, "PREFECT_API_URL": api}, cwd=tmp_path, capture_output=True,
+                                     text=True, timeout=120)
+            if started.returncode == 0:
+                break
+            if time.monotonic() > deadline or serve.poll() is not None:
+                pytest.fail(f"no night could be started by hand: {started.stdout[-1000:]} {started.stderr[-1000:]}")
+            time.sleep(2)
+        deadline = time.monotonic() + 120
+        while "nightly run failed" not in (said := (tmp_path / "serve.log").read_text()):
+            if time.monotonic() > deadline or serve.poll() is not None:
+                pytest.fail("the night started by hand did not fail as expected.\nserve: " + said[-2000:])
+            time.sleep(2)
+        # (the minute's scheduled night may have failed the same way meanwhile)
+        failed = {line for line in said.splitlines() if "nightly run failed" in line}
+        assert failed == {f"fundwatch serve: nightly run failed: output folder {out} cannot be made: "
+                          f"{out} is a file, not a folder"}, said[-2000:]
+        assert "Traceback" not in said and "Encountered exception" not in said, said[-2000:]
+        out.unlink()
         # The next whole minute, the runner's poll and the night itself: well under three minutes.
         deadline = time.monotonic() + 180
         while _completed_nights(db) == 0:
@@ -115,6 +139,8 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
         assert serve.wait(timeout=60) == 0
         said = (tmp_path / "serve.log").read_text()
         assert "never awaited" not in said and "Traceback" not in said, said[-2000:]
+        # the scheduled night that completed printed the summary `nightly` prints
+        assert f"dashboard: {out / 'dashboard.html'}" in said, said[-2000:]
     finally:
         if serve is not None:
             _stop(serve)
