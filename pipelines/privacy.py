@@ -59,9 +59,17 @@ def mask_ids_in_text(text: object) -> str:
     # a card number (the alternative in groups of four) masked as an account, as everywhere else
     text = _CONVERTED_VALUE.sub(lambda m: m.group(1) + _first_character_only(m.group(3)) + m.group(4), str(text))
     text = _FILE_NAME_IN_TEXT.sub(_file_name_masked, text)
+    return mask_numbers_in_text(text)
+
+
+def mask_numbers_in_text(text: str, time_stamps: bool = True) -> str:
+    """Every ID number in `text` masked as an ID — also in full-width digits or typed in groups —
+    and every other run of 12 or more digits (or card number in groups) as an account. An export's
+    time stamp (20261202093015) is kept unless time_stamps is False: a message names its file by
+    it, while free text read above the agency (a bank's memo) keeps no number it need not."""
     text = _GROUPED_IN_TEXT.sub(lambda m: (mask_account if m.group(3) else mask_id)(m.group(0).translate(_ASCII)),
                                 text)
-    return _NUMBER_IN_TEXT.sub(lambda m: _number_masked(m.group(0).translate(_ASCII)), text)
+    return _NUMBER_IN_TEXT.sub(lambda m: _number_masked(m.group(0).translate(_ASCII), time_stamps), text)
 
 
 # The value a DuckDB conversion quotes (a rule's SQL casting a name, a memo): anything a row held
@@ -75,10 +83,10 @@ def _first_character_only(value: str) -> str:
     return value[:1] + "*" * max(len(value) - 1, 0)
 
 
-def _number_masked(digits: str) -> str:
+def _number_masked(digits: str, time_stamps: bool = True) -> str:
     if len(digits) == 18 and digits[:17].isdigit() or len(digits) == 15 and digits.isdigit():
         return mask_id(digits)
-    if _stamped(digits):
+    if time_stamps and _stamped(digits):
         return digits
     return mask_account(digits)
 

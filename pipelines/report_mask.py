@@ -12,12 +12,10 @@ import unicodedata
 from typing import Any
 
 from .normalise import ACCOUNT_DASHES
-from .privacy import mask_account, mask_id
+from .privacy import mask_account, mask_id, mask_numbers_in_text
 
 # An 18-character 公民身份号码 (last character may be X) not glued to other digits.
 _ID_RE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
-# A legacy 15-digit ID or a bank account: any long run of digits.
-_DIGITS_RE = re.compile(r"(?<![0-9])[0-9]{12,}(?![0-9])")
 # Evidence keys whose value is a person or an account, whatever its shape.
 _ID_KEYS = ("person_id", "id_no", "公民身份号码")
 # (by the key's ending: `account_type` — 收入户, 支出户 — is no account)
@@ -32,11 +30,12 @@ _SEPARATORS = re.compile(rf"[\s{ACCOUNT_DASHES}]")
 
 
 def scrub_text(text: Any) -> Any:
-    """Mask every ID-shaped and account-shaped run of digits inside free text."""
+    """Mask every ID-shaped and account-shaped number inside free text: in the forms clerks and
+    banks type them (full-width digits, groups) as messages are masked, and without sparing a
+    number shaped like a time stamp (free text read above the agency names no file)."""
     if not isinstance(text, str):
         return text
-    text = _ID_RE.sub(lambda m: mask_id(m.group(0)), text)
-    return _DIGITS_RE.sub(lambda m: mask_account(m.group(0)), text)
+    return mask_numbers_in_text(text, time_stamps=False)
 
 
 def mask_name(name: str | None) -> str | None:

@@ -364,3 +364,28 @@ def test_file_names_holding_an_id_number_are_masked_in_the_run_summary(tmp_path)
     assert summary["copies_skipped"] and summary["failed_files"]
     _forms_absent(json.dumps(summary, ensure_ascii=False))
     assert OTHER[:6] + "********" + OTHER[-4:] in json.dumps(summary, ensure_ascii=False)
+
+
+
+def test_numbers_in_a_bank_memo_are_masked_in_the_analysts_drill_down_in_every_form_a_clerk_types_them(tmp_path):
+    """A fund transaction's 摘要 (memo) is the bank's free text, kept in the suspect's evidence and
+    shown by the notebooks' drill-down (analysis.suspect_detail, read above the agency): an ID number
+    in full-width digits or in groups, and a card number in groups of four, are masked there as in
+    every message (they were left whole: only unbroken ASCII runs were found)."""
+    from pipelines import analysis
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        memo = f"代发退款 身份证{FULL_WIDTH} 又{GROUPED} 卡号{CARD}"
+        evidence = {"summary": "从基金账户向个人转出", "transaction": {"txn_id": "T0001", "amount": "5000.00", "memo": memo}}
+        con.execute(
+            "insert into suspects (suspect_id, rule_id, subject, person_id, agency_code, period_from, period_to, amount,"
+            " status, first_detected_on, last_detected_on, name, evidence) values"
+            " ('FPT-0000000001', 'FUND_PRIVATE_TRANSFER', 'T0001', null, ?, '202611', '202611', 5000.00, '待下发', ?, ?,"
+            " null, ?)", [AGENCY, AS_OF, AS_OF, json.dumps(evidence, ensure_ascii=False)])
+        shown = analysis.suspect_detail(con, "FPT-0000000001")["evidence"]["transaction"]["memo"]
+        assert shown.startswith("代发退款 身份证")  # the memo is shown, its numbers masked
+        _forms_absent(shown)
+        assert shown.count(OTHER[:6] + "********" + OTHER[-4:]) == 2
+        assert "6222" + "*" * 12 + "4444" in shown
+    finally:
+        con.close()
