@@ -46,10 +46,12 @@ def open_store(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
 
 def latest_run(con: duckdb.DuckDBPyConnection, completed: bool = True) -> dict[str, Any] | None:
     """The last completed run (as-of, when, what it found), or None before the first night;
-    completed=False: the last run whatever became of it (a failed night, one still running)."""
+    completed=False: the last run whatever became of it (a failed night; one still 'running',
+    which a notebook — it cannot open the store while a night holds it — sees only when that
+    night was killed and no night since has marked it failed)."""
     if not table_exists(con, "runs"):
         return None
-    which = "where coalesce(status, '') <> 'failed'" if completed else ""
+    which = "where status = 'completed'" if completed else ""
     cur = con.execute(f"""select run_id, command, started_at, finished_at, as_of, status, summary::varchar as summary_text
                           from runs {which}
                           order by coalesce(as_of, started_at::date) desc, started_at desc limit 1""")

@@ -187,6 +187,21 @@ def test_open_store_is_read_only_and_follows_the_env_var(tmp_path, monkeypatch):
     analysis.open_store(db).close()  # an explicit DB_PATH wins over the default
 
 
+def test_a_night_killed_midway_is_not_the_last_completed_run(tmp_path):
+    """A night killed by SIGKILL or a power cut stays 'running' in `runs` until the next night marks
+    it failed: the notebooks' "last completed run" (its summary, the as-of LATEST_RUN_ONLY filters
+    on) is still the night before it; the interrupted one is the last run whatever became of it."""
+    db = build_store(tmp_path / "fundwatch.duckdb")
+    con = connect(db)
+    con.execute("insert into runs values ('run-4', 'nightly', ?, null, ?, 'running', null)",
+                [datetime(2026, 11, 22, 2), date(2026, 11, 22)])
+    con.close()
+    con = analysis.open_store(db)
+    assert analysis.latest_run(con)["run_id"] == "run-3"
+    assert analysis.latest_run(con, completed=False)["run_id"] == "run-4"
+    con.close()
+
+
 def test_precision_counts_outcome_7_as_no_problem_and_is_blank_without_verdicts(tmp_path):
     con = connect(build_store(tmp_path / "fundwatch.duckdb"))
     p = analysis.rule_precision(con).set_index("rule_id")
