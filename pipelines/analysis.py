@@ -90,7 +90,9 @@ def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, a
     """Suspects with masked identifiers and rule titles; evidence is left out (see suspect_detail).
 
     detected_on keeps the suspects still found on that night (last_detected_on = it): pass the
-    latest run's as_of for "the suspects of the latest run". None keeps all.
+    latest run's as_of for "the suspects of the latest run". A later night killed after it updated
+    the suspects (not a completed run; its findings are in the store) moved theirs on: they are
+    kept too (last_detected_on ≥ it). None keeps all.
     """
     where, params = ["true"], {}
     for column, value in (("rule_id", rule_id), ("agency_code", agency_code), ("status", status)):
@@ -98,7 +100,7 @@ def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, a
             where.append(f"s.{column} = ${column}")
             params[column] = value
     if detected_on is not None:
-        where.append("s.last_detected_on = $detected_on")
+        where.append("s.last_detected_on >= $detected_on")
         params["detected_on"] = detected_on
     df = con.execute(f"""
         select s.suspect_id, s.rule_id, s.subject, s.person_id, s.name, s.agency_code, a.agency_name,

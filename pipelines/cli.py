@@ -363,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(generate.main(argv[argv.index("generate") + 1:]) or 0)
     args = parser().parse_args(argv)
     warnings_on_one_line(args.command)
+    # Only the nights `serve` starts speak for themselves: a SERVED left in the shell or a
+    # service's environment would make a `nightly` print its outcome twice.
+    from .logs import SERVED
+
+    os.environ.pop(SERVED, None)
     try:
         if args.command in ("nightly", "demo", "serve"):
             _quiet_prefect(args.verbose)

@@ -38,13 +38,14 @@ MASK_ID_SQL = "case when {col} is null then null else substr({col}, 1, 6) || rep
 _D, _X = "[0-9０-９]", "[0-9０-９XxＸｘ]"
 _NUMBER_IN_TEXT = re.compile(f"(?<![0-9０-９]){_D}{{12,}}[XxＸｘ]?(?![0-9０-９])")
 # The same numbers as clerks type them into the wrong column: in groups (360702 19720202 0224,
-# 6222 0000 0000 0004 4444) — only the groupings of an ID number or a card number, so that dates
-# and periods in a message (2026-11-21) stay as they are.
+# 360702 1972 0202 0224, 6222 0000 0000 0004 4444) — only the groupings of an ID number or a card
+# number, so that dates and periods in a message (2026-11-21) stay as they are.
 # Between the groups: a space (also no-break or ideographic) or any dash ingest takes in an account.
 _SEP = f"[ \u00a0\u3000{ACCOUNT_DASHES}]"
 _GROUPED_IN_TEXT = re.compile(
     f"(?<![0-9０-９])(?:{_D}{{6}}({_SEP}){_D}{{8}}\\1{_D}{{3}}{_X}|{_D}{{6}}({_SEP}){_D}{{6}}\\2{_D}{{3}}"
-    f"|{_D}{{4}}({_SEP}){_D}{{4}}(?:\\3{_D}{{4}}){{2,3}}(?:\\3{_D}{{1,3}})?)(?![0-9０-９])")
+    f"|{_D}{{4}}({_SEP}){_D}{{4}}(?:\\3{_D}{{4}}){{2,3}}(?:\\3{_D}{{1,3}})?"
+    f"|{_D}{{6}}({_SEP}){_D}{{4}}\\4{_D}{{4}}\\4{_D}{{3}}{_X})(?![0-9０-９])")
 _ASCII = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx", " \u00a0\u3000" + ACCOUNT_DASHES.replace("\\", ""))
 
 
@@ -62,14 +63,16 @@ def mask_ids_in_text(text: object) -> str:
     return mask_numbers_in_text(text)
 
 
-def mask_numbers_in_text(text: str, time_stamps: bool = True) -> str:
+def mask_numbers_in_text(text: str, free_text: bool = False) -> str:
     """Every ID number in `text` masked as an ID — also in full-width digits or typed in groups —
-    and every other run of 12 or more digits (or card number in groups) as an account. An export's
-    time stamp (20261202093015) is kept unless time_stamps is False: a message names its file by
-    it, while free text read above the agency (a bank's memo) keeps no number it need not."""
+    and every other run of 12 or more digits (or card number in groups) as an account. A message
+    keeps an export's time stamp (20261202093015: it names its file by it) and masks 15 digits as
+    the legacy ID they mostly are there; free text read above the agency (a bank's memo,
+    free_text=True) keeps no number it need not, and shows 15 digits — as likely a company's account
+    as a legacy ID — as an account, by their first and last four."""
     text = _GROUPED_IN_TEXT.sub(lambda m: (mask_account if m.group(3) else mask_id)(m.group(0).translate(_ASCII)),
                                 text)
-    return _NUMBER_IN_TEXT.sub(lambda m: _number_masked(m.group(0).translate(_ASCII), time_stamps), text)
+    return _NUMBER_IN_TEXT.sub(lambda m: _number_masked(m.group(0).translate(_ASCII), free_text), text)
 
 
 # The value a DuckDB conversion quotes (a rule's SQL casting a name, a memo): anything a row held
@@ -83,10 +86,10 @@ def _first_character_only(value: str) -> str:
     return value[:1] + "*" * max(len(value) - 1, 0)
 
 
-def _number_masked(digits: str, time_stamps: bool = True) -> str:
-    if len(digits) == 18 and digits[:17].isdigit() or len(digits) == 15 and digits.isdigit():
+def _number_masked(digits: str, free_text: bool = False) -> str:
+    if len(digits) == 18 and digits[:17].isdigit() or len(digits) == 15 and digits.isdigit() and not free_text:
         return mask_id(digits)
-    if time_stamps and _stamped(digits):
+    if not free_text and _stamped(digits):
         return digits
     return mask_account(digits)
 

@@ -35,7 +35,7 @@ def scrub_text(text: Any) -> Any:
     number shaped like a time stamp (free text read above the agency names no file)."""
     if not isinstance(text, str):
         return text
-    return mask_numbers_in_text(text, time_stamps=False)
+    return mask_numbers_in_text(text, free_text=True)
 
 
 def mask_name(name: str | None) -> str | None:

@@ -207,11 +207,16 @@ def test_a_failed_night_says_so_in_one_line_on_the_console_with_no_prefect_trace
                            "Binder Error: ") and "no_such_column" in line, line
 
 
-@pytest.mark.parametrize("db, out, said", [
-    ("a-file/fw.duckdb", "out", "a file is in the way where a folder is needed (move it, or choose another path)"),
-    ("fw.duckdb", "a-file", "output folder a-file cannot be made: a-file is a file, not a folder"),
-])
-def test_a_night_the_machine_refuses_to_start_is_one_line_too(tmp_path, db, out, said):
+@pytest.mark.parametrize("db, out, said, served", [
+    ("a-file/fw.duckdb", "out", "a file is in the way where a folder is needed (move it, or choose another path)", None),
+    ("fw.duckdb", "a-file", "output folder a-file cannot be made: a-file is a file, not a folder", None),
+    # `serve` leaves FUNDWATCH_SERVED for the nights it starts; one left in a shell or a service's
+    # environment does not make a `nightly` say its outcome twice
+    ("fw.duckdb", "a-file", "output folder a-file cannot be made: a-file is a file, not a folder", "quiet"),
+], ids=["store-path", "output-folder", "output-folder-with-served-left-set"])
+def test_a_night_the_machine_refuses_to_start_is_one_line_too(tmp_path, db, out, said, served, monkeypatch):
+    if served:
+        monkeypatch.setenv(logs.SERVED, served)
     delivery_1(tmp_path / "inbox")
     (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
     refused = _fundwatch(["nightly", "--inbox", "inbox", "--db", db, "--out", out, "--as-of", "2026-10-21"], tmp_path)

@@ -195,10 +195,21 @@ def test_a_night_killed_midway_is_not_the_last_completed_run(tmp_path):
     con = connect(db)
     con.execute("insert into runs values ('run-4', 'nightly', ?, null, ?, 'running', null)",
                 [datetime(2026, 11, 22, 2), date(2026, 11, 22)])
+    # killed after it had updated the suspects: those it found again carry its date (committed)
+    again = [sid for (sid,) in con.execute("select suspect_id from suspects order by suspect_id limit 2").fetchall()]
+    con.execute("update suspects set last_detected_on = ? where suspect_id in (select unnest(?))",
+                [date(2026, 11, 22), again])
     con.close()
     con = analysis.open_store(db)
-    assert analysis.latest_run(con)["run_id"] == "run-3"
+    run = analysis.latest_run(con)
+    assert run["run_id"] == "run-3"
     assert analysis.latest_run(con, completed=False)["run_id"] == "run-4"
+    # LATEST_RUN_ONLY: the last completed night's suspects, and those the killed night found again
+    on_run_3 = [sid for (sid,) in con.execute("select suspect_id from suspects where last_detected_on = ?",
+                                              [run["as_of"]]).fetchall()]
+    assert on_run_3
+    shown = set(analysis.suspects_frame(con, detected_on=run["as_of"])["suspect_id"])
+    assert shown == {*on_run_3, *again}
     con.close()
 
 

@@ -191,6 +191,7 @@ def test_numbers_typed_in_groups_are_masked_whatever_separates_the_groups():
     assert mask_ids_in_text("账号 6222－0212－3456－7890") == "账号 6222********7890"
     assert mask_ids_in_text("卡 6222–0000–0000–0004–4444") == "卡 6222************4444"
     assert mask_ids_in_text(f"{OTHER[:6]}\u3000{OTHER[6:14]}\u3000{OTHER[14:]}") == OTHER[:6] + "********" + OTHER[-4:]
+    assert mask_ids_in_text(f"{OTHER[:6]} {OTHER[6:10]} {OTHER[10:14]} {OTHER[14:]}") == OTHER[:6] + "********" + OTHER[-4:]
     assert mask_ids_in_text("2026-11-21 至 2026－12－01") == "2026-11-21 至 2026－12－01"  # dates stay
 
 
@@ -375,7 +376,7 @@ def test_numbers_in_a_bank_memo_are_masked_in_the_analysts_drill_down_in_every_f
     from pipelines import analysis
     con = connect(tmp_path / "fw.duckdb")
     try:
-        memo = f"代发退款 身份证{FULL_WIDTH} 又{GROUPED} 卡号{CARD}"
+        memo = f"代发退款 身份证{FULL_WIDTH} 又{GROUPED} 卡号{CARD} 对公账户755912345678901"
         evidence = {"summary": "从基金账户向个人转出", "transaction": {"txn_id": "T0001", "amount": "5000.00", "memo": memo}}
         con.execute(
             "insert into suspects (suspect_id, rule_id, subject, person_id, agency_code, period_from, period_to, amount,"
@@ -387,5 +388,7 @@ def test_numbers_in_a_bank_memo_are_masked_in_the_analysts_drill_down_in_every_f
         _forms_absent(shown)
         assert shown.count(OTHER[:6] + "********" + OTHER[-4:]) == 2
         assert "6222" + "*" * 12 + "4444" in shown
+        # 15 digits in free text are as likely a company's account as a legacy ID: the fewer digits
+        assert "对公账户7559*******8901" in shown
     finally:
         con.close()
