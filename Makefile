@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= demo-output
 SCALE  ?= 1000000
+# the suite runs in this many processes (pytest-xdist); CI's machine has 2 cores
+TEST_WORKERS ?= 2
 
 .PHONY: demo test bench install clean
 
@@ -21,7 +23,7 @@ demo: install
 	$(BIN)/fundwatch demo --out $(OUT)
 
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 bench: install
 	$(BIN)/python -m pipelines.bench --persons $(SCALE) --out reports/bench.json

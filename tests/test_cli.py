@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from _nightly_inbox import DEAD, delivery_1
+from conftest import fundwatch_env
 from pipelines import cli, logs, resources
 from pipelines.store import connect, scalar
 
@@ -23,10 +24,10 @@ def _refusal(capsys, argv: list[str]) -> tuple[int, str]:
     return code, err
 
 
-def _fundwatch(args: list[str], tmp_path: Path, timeout: int = 240, package: Path = REPO) -> subprocess.CompletedProcess:
-    # A private Prefect home: the command's temporary server must not touch the user's.
-    env = {**os.environ, "PYTHONPATH": str(package), "PREFECT_HOME": str(tmp_path / "prefect-home")}
-    env.pop("PREFECT_API_URL", None)
+def _fundwatch(args: list[str], tmp_path: Path, prefect_api: str | None = None, timeout: int = 240,
+               package: Path = REPO) -> subprocess.CompletedProcess:
+    # A private Prefect home, and the session's Prefect API when given (or the command's own temporary one)
+    env = {**fundwatch_env(tmp_path / "prefect-home", prefect_api), "PYTHONPATH": str(package)}
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -177,10 +178,10 @@ def test_returns_without_a_store_says_to_run_nightly_first_and_creates_none(tmp_
     assert not (tmp_path / "fw.duckdb").exists()
 
 
-def test_nightly_exits_zero_with_rejected_rows_and_says_how_many(tmp_path):
+def test_nightly_exits_zero_with_rejected_rows_and_says_how_many(tmp_path, prefect_api):
     delivery_1(tmp_path / "inbox")
     done = _fundwatch(["nightly", "--inbox", "inbox", "--db", "store/fw.duckdb", "--out", "out",
-                       "--as-of", "2026-10-21"], tmp_path)
+                       "--as-of", "2026-10-21"], tmp_path, prefect_api)
     assert done.returncode == 0, done.stderr
     assert "1 rejected" in done.stdout and "PAID_AFTER_DEATH" in done.stdout
     assert DEAD not in done.stdout + done.stderr
@@ -191,16 +192,17 @@ def test_nightly_exits_zero_with_rejected_rows_and_says_how_many(tmp_path):
     finally:
         con.close()
     # The report command redraws from the store without re-running detection.
-    again = _fundwatch(["report", "--db", "store/fw.duckdb", "--out", "report"], tmp_path)
+    again = _fundwatch(["report", "--db", "store/fw.duckdb", "--out", "report"], tmp_path, prefect_api)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "report" / "dashboard.html").is_file()
 
 
-def test_a_failed_night_says_so_in_one_line_on_the_console_with_no_prefect_traceback(tmp_path, broken_rule_checkout):
+def test_a_failed_night_says_so_in_one_line_on_the_console_with_no_prefect_traceback(tmp_path, broken_rule_checkout,
+                                                                                      prefect_api):
     # Through the real command (Prefect's own console handler included, which capsys does not see).
     delivery_1(tmp_path / "inbox")
     failed = _fundwatch(["nightly", "--inbox", "inbox", "--db", "fw.duckdb", "--out", "out", "--as-of", "2026-10-21"],
-                        tmp_path, package=broken_rule_checkout)
+                        tmp_path, prefect_api, package=broken_rule_checkout)
     assert failed.returncode == cli.EXIT_FAILED
     (line,) = failed.stderr.strip().splitlines()
     assert line.startswith("fundwatch nightly: nightly run failed: task detect failed: rule SHARED_BANK_ACCOUNT.yaml: "
@@ -214,19 +216,20 @@ def test_a_failed_night_says_so_in_one_line_on_the_console_with_no_prefect_trace
     # environment does not make a `nightly` say its outcome twice
     ("fw.duckdb", "a-file", "output folder a-file cannot be made: a-file is a file, not a folder", "quiet"),
 ], ids=["store-path", "output-folder", "output-folder-with-served-left-set"])
-def test_a_night_the_machine_refuses_to_start_is_one_line_too(tmp_path, db, out, said, served, monkeypatch):
+def test_a_night_the_machine_refuses_to_start_is_one_line_too(tmp_path, db, out, said, served, monkeypatch, prefect_api):
     if served:
         monkeypatch.setenv(logs.SERVED, served)
     delivery_1(tmp_path / "inbox")
     (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
-    refused = _fundwatch(["nightly", "--inbox", "inbox", "--db", db, "--out", out, "--as-of", "2026-10-21"], tmp_path)
+    refused = _fundwatch(["nightly", "--inbox", "inbox", "--db", db, "--out", out, "--as-of", "2026-10-21"], tmp_path,
+                         prefect_api)
     assert refused.returncode == cli.EXIT_USAGE
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fundwatch nightly: ") and said in lines[0], refused.stderr
     assert "a-file" in lines[0] and "Errno" not in lines[0]
 
 
-def test_a_store_another_program_has_open_is_refused_in_one_line(tmp_path):
+def test_a_store_another_program_has_open_is_refused_in_one_line(tmp_path, prefect_api):
     delivery_1(tmp_path / "inbox")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
@@ -235,7 +238,7 @@ def test_a_store_another_program_has_open_is_refused_in_one_line(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "open"  # a notebook, say, with the store open for writing
         refused = _fundwatch(["nightly", "--inbox", "inbox", "--db", "fw.duckdb", "--out", "out",
-                              "--as-of", "2026-10-21"], tmp_path)
+                              "--as-of", "2026-10-21"], tmp_path, prefect_api)
     finally:
         holder.kill()
         holder.wait()
@@ -295,7 +298,7 @@ def test_serve_refuses_a_schedule_it_cannot_serve_in_one_line(tmp_path, capsys, 
     assert code == cli.EXIT_USAGE and said in err
 
 
-def test_the_folders_a_command_makes_for_the_store_are_owner_only(tmp_path):
+def test_the_folders_a_command_makes_for_the_store_are_owner_only(tmp_path, prefect_api):
     (tmp_path / "inbox").mkdir()
     db = tmp_path / "new" / "store" / "fw.duckdb"
     code = cli.main(["nightly", "--inbox", str(tmp_path / "inbox"), "--db", str(db), "--out", str(tmp_path / "out"),

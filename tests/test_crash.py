@@ -20,7 +20,6 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 import pipelines
 from _nightly_inbox import PAY_HEADER, _write, person
@@ -109,14 +108,6 @@ def build_inbox(inbox: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(scope="module")
-def prefect_api():
-    with prefect_test_harness(server_startup_timeout=120):
-        from prefect.settings import PREFECT_API_URL
-
-        yield PREFECT_API_URL.value()
 
 
 def _night(root: Path) -> dict:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from _nightly_inbox import AGENCY, ALIVE, DEAD, delivery_1, delivery_2
 from pipelines import cli, runlock
@@ -25,11 +24,8 @@ from pipelines.store import connect, scalar
 NIGHT_1, NIGHT_2 = date(2026, 10, 21), date(2026, 11, 21)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def prefect_server():
-    # One temporary Prefect API for the whole module instead of one per flow run.
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+# Flows run in this process report to the session's temporary Prefect API (conftest.py).
+pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 def _count(db: Path, sql: str, params=None):
@@ -45,7 +41,7 @@ def _night(inbox: Path, db: Path, out: Path, as_of: date, config: str | None = N
 
 
 @pytest.fixture(scope="module")
-def two_nights(tmp_path_factory):
+def two_nights(tmp_path_factory, prefect_api):
     """Night 1 on the October delivery, then November's arrives and night 2 runs."""
     root = tmp_path_factory.mktemp("nights")
     inbox, db, out = root / "inbox", root / "store" / "fw.duckdb", root / "out"

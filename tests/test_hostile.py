@@ -15,7 +15,6 @@ from decimal import Decimal
 
 import openpyxl
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from pipelines import store
 from pipelines.extracts import EXTRACTS
@@ -186,16 +185,15 @@ case("payments_excel.xlsx", _xlsx([
 # ------------------------------------------------------------------------------ one nightly run
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory):
+def night(tmp_path_factory, prefect_api):
     root = tmp_path_factory.mktemp("hostile")
     inbox, db, out = root / "inbox", root / "fw.duckdb", root / "out"
     d = inbox / DELIVERY
     d.mkdir(parents=True)
     for c in CASES:
         (d / c.name).write_bytes(c.content)
-    with prefect_test_harness(server_startup_timeout=120):
-        summary = nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=AS_OF, config_path=None,
-                               progress=False)
+    summary = nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=AS_OF, config_path=None,
+                           progress=False)
     con = store.connect(db, read_only=True)
     yield {"con": con, "summary": summary, "inbox": inbox, "db": db}
     con.close()
