@@ -26,7 +26,8 @@ from pipelines import resources
 # submission's CI verdict is not a roll of the dice. (A CI run found the "=0" note case of
 # test_properties this way; it is now an explicit @example.) Loaded here, before the test modules
 # build their own settings on top of the default.
-settings.register_profile("ci", derandomize=True, print_blob=True)
+# No deadline there either: an example delayed by `make test`'s other process would fail as flaky.
+settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None)
 if os.environ.get("FUNDWATCH_CI"):
     settings.load_profile("ci")
 
@@ -45,6 +46,17 @@ def fundwatch_env(home: Path, prefect_api: str | None = None) -> dict[str, str]:
     if prefect_api:
         env["PREFECT_API_URL"] = prefect_api
     return env
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """A command run in this process (`cli.main`) sets Prefect's logging variables in os.environ for
+    the processes it starts; they must not reach the next test's subprocesses (a later
+    `fundwatch --verbose` would be quiet), whichever tests ran before it in this worker."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +98,10 @@ def demo_run(tmp_path_factory) -> DemoRun:
         fcntl.flock(lock, fcntl.LOCK_EX)
         told = shared / "demo-run.json"
         if not told.exists():
-            run = _run_demo(shared / "demo-work")
+            try:
+                run = _run_demo(shared / "demo-work")
+            except subprocess.TimeoutExpired as exc:  # said once, not run again into a half-written folder
+                run = DemoRun(shared / "demo-work" / "demo", "", f"demo did not finish: {exc}", -1)
             told.write_text(json.dumps({"stdout": run.stdout, "stderr": run.stderr, "returncode": run.returncode}),
                             encoding="utf-8")
         said = json.loads(told.read_text(encoding="utf-8"))

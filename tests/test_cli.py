@@ -232,9 +232,10 @@ def test_a_night_the_machine_refuses_to_start_is_one_line_too(tmp_path, db, out,
 def test_a_store_another_program_has_open_is_refused_in_one_line(tmp_path, prefect_api):
     delivery_1(tmp_path / "inbox")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('open', flush=True); time.sleep(60)", str(tmp_path / "fw.duckdb")],
-        stdout=subprocess.PIPE, text=True)
+        # holds the store until killed (not for a fixed time, which a slow night could outlast)
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('open', flush=True); sys.stdin.read()", str(tmp_path / "fw.duckdb")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"  # a notebook, say, with the store open for writing
         refused = _fundwatch(["nightly", "--inbox", "inbox", "--db", "fw.duckdb", "--out", "out",

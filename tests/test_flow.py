@@ -182,13 +182,13 @@ def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, ca
     ledger = _count(db, "select count(*) from ingest_ledger")
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
-            import sys, time
+            import sys
             from pipelines import runlock
             with runlock.hold({str(db)!r}):
                 print("held", flush=True)
-                time.sleep(60)
+                sys.stdin.read()  # until killed
         """)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     try:
         assert holder.stdout.readline().strip() == "held"
         code = cli.main(["nightly", "--inbox", str(two_nights["inbox"]), "--db", str(db),
@@ -210,13 +210,13 @@ def test_a_store_left_open_in_a_notebook_stops_each_command_with_the_program_nam
     ledger = _count(db, "select count(*) from ingest_ledger")
     kernel = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
-            import time
+            import sys
             from pipelines import analysis
             con = analysis.open_store({str(db)!r})
             print("open", flush=True)
-            time.sleep(60)
+            sys.stdin.read()  # until killed
         """)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     (tmp_path / "returned.xlsx").write_bytes(b"")  # never read: the store is not opened
     try:
         assert kernel.stdout.readline().strip() == "open"
@@ -377,9 +377,13 @@ def test_the_night_says_when_the_stores_disk_is_nearly_full(tmp_path):
     WAL); the next night would fail to commit. The summary carries the disk's room and warns."""
     inbox = tmp_path / "inbox"
     delivery_1(inbox)
+    before = shutil.disk_usage(tmp_path).free / 2**20
     night = _night(inbox, tmp_path / "fw.duckdb", tmp_path / "out", NIGHT_1)
     free = shutil.disk_usage(tmp_path).free / 2**20
-    assert abs(night["store_disk"]["free_mb"] - free) < max(64, free * 0.01)
+    # the disk's free space as the night ended; `make test`'s other process writes and removes
+    # files of its own on the same disk meanwhile (hundreds of MB at most)
+    slack = max(512, free * 0.02)
+    assert min(before, free) - slack < night["store_disk"]["free_mb"] < max(before, free) + slack
     assert ("note: the store's disk" in format_summary(night)) == (free < 256)
     full = {**night, "store_disk": {"free_mb": 0.0}}
     assert ("  note: the store's disk has 0.0 MB free: the next night may fail to write its changes; free some "
