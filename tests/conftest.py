@@ -94,18 +94,19 @@ def demo_run(tmp_path_factory) -> DemoRun:
     # `make test` runs the suite in two worker processes (pytest-xdist); the first to need the demo
     # runs it, the other waits for it and reads the same output: their tests only read it.
     shared = tmp_path_factory.getbasetemp().parent  # the folder both workers' temp folders are in
+    work = shared / "demo-work"
     with open(shared / "demo.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         told = shared / "demo-run.json"
         if not told.exists():
             try:
-                run = _run_demo(shared / "demo-work")
+                run = _run_demo(work)
             except subprocess.TimeoutExpired as exc:  # said once, not run again into a half-written folder
-                run = DemoRun(shared / "demo-work" / "demo", "", f"demo did not finish: {exc}", -1)
+                run = DemoRun(work / "demo", "", f"demo did not finish: {exc}", -1)
             told.write_text(json.dumps({"stdout": run.stdout, "stderr": run.stderr, "returncode": run.returncode}),
                             encoding="utf-8")
         said = json.loads(told.read_text(encoding="utf-8"))
-    return DemoRun(shared / "demo-work" / "demo", said["stdout"], said["stderr"], said["returncode"])
+    return DemoRun(work / "demo", said["stdout"], said["stderr"], said["returncode"])
 
 
 def _run_demo(work: Path) -> DemoRun:

@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from _nightly_inbox import AGENCY, ALIVE, DEAD, delivery_1, delivery_2
+from conftest import fundwatch_env
 from pipelines import cli, runlock
 from pipelines.flows import StepFailed, nightly_deployment, nightly_flow
 from pipelines.runsummary import format_summary
@@ -240,8 +241,7 @@ def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_thei
     inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
     delivery_1(inbox)
     # the real command, from a copy of fundwatch whose SHARED_BANK_ACCOUNT.yaml query fails
-    env = {**os.environ, "PYTHONPATH": str(broken_rule_checkout), "PREFECT_HOME": str(tmp_path / "prefect-home")}
-    env.pop("PREFECT_API_URL", None)
+    env = {**fundwatch_env(tmp_path / "prefect-home"), "PYTHONPATH": str(broken_rule_checkout)}
     night = subprocess.run([sys.executable, "-m", "pipelines.cli", "nightly", "--inbox", str(inbox), "--db", str(db),
                             "--out", str(out), "--as-of", "2026-10-21"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
