@@ -160,13 +160,19 @@ def test_tuning_starts_from_the_value_the_latest_night_ran_with(tmp_path, monkey
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom_against_the_demo_store(notebook, demo_run, tmp_path, monkeypatch, kernel_env):
+    """As an analyst does after `make demo`: no FUNDWATCH_DB, `jupyter lab notebooks/` (the kernel
+    starts in notebooks/), the store in demo-output/ beside it."""
     assert demo_run.returncode == 0, demo_run.stderr
     before = demo_run.db.read_bytes()
-    monkeypatch.setenv("FUNDWATCH_DB", str(demo_run.db))
+    monkeypatch.delenv("FUNDWATCH_DB", raising=False)
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "demo-output").mkdir()
+    (tmp_path / "demo-output" / "fundwatch.duckdb").symlink_to(demo_run.db)
     nb = nbformat.read(notebook, as_version=4)
-    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(nb, timeout=180, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path / "notebooks")}}).execute()
     text = "\n".join(_texts(nb))
-    assert str(demo_run.db) in text
+    assert f"store: {tmp_path / 'demo-output' / 'fundwatch.duckdb'}" in text
     assert not ID_RE.search(text)  # the demo's ID numbers never reach a notebook's output
     assert demo_run.db.read_bytes() == before
 
@@ -180,10 +186,24 @@ def test_open_store_is_read_only_and_follows_the_env_var(tmp_path, monkeypatch):
         con.execute("delete from suspects")
     con.close()
     monkeypatch.delenv("FUNDWATCH_DB")
-    monkeypatch.chdir(tmp_path)
-    assert analysis.store_path() == Path("demo-output") / "fundwatch.duckdb"
-    with pytest.raises(FileNotFoundError, match="fundwatch demo"):
+    (tmp_path / "checkout" / "notebooks").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "checkout" / "notebooks")
+    here, up = tmp_path / "checkout" / "notebooks" / "demo-output", tmp_path / "checkout" / "demo-output"
+    assert analysis.store_path() == here / "fundwatch.duckdb"  # named when there is none
+    with pytest.raises(FileNotFoundError, match="fundwatch demo") as no_store:
         analysis.open_store()
+    assert f"{here / 'fundwatch.duckdb'} or {up / 'fundwatch.duckdb'}" in str(no_store.value)
+    # `make demo`'s store at the top of the checkout, read by a kernel Jupyter started in notebooks/
+    up.mkdir()
+    (up / "fundwatch.duckdb").write_bytes(db.read_bytes())
+    assert analysis.store_path() == up / "fundwatch.duckdb"
+    con = analysis.open_store()
+    assert analysis.latest_run(con)["run_id"] == "run-3"
+    con.close()
+    # one in the kernel's own folder comes first
+    here.mkdir()
+    (here / "fundwatch.duckdb").write_bytes(db.read_bytes())
+    assert analysis.store_path() == here / "fundwatch.duckdb"
     analysis.open_store(db).close()  # an explicit DB_PATH wins over the default
 
 
