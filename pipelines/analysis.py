@@ -29,6 +29,11 @@ ENV_DB = "FUNDWATCH_DB"
 NO_PROBLEM = 7  # 核实结果 7 经核实无问题: the agency found nothing wrong (a false positive)
 
 
+def _given(path: str | Path | None) -> str | Path | None:
+    """The store named by the notebook's DB_PATH or $FUNDWATCH_DB, if either is set."""
+    return path or os.environ.get(ENV_DB) or None
+
+
 def _default_stores() -> list[Path]:
     # `make demo` writes demo-output/ at the top of the checkout, while Jupyter starts a kernel in
     # the notebook's own folder (notebooks/): the demo's store is looked for here, then one up.
@@ -38,8 +43,8 @@ def _default_stores() -> list[Path]:
 def store_path(path: str | Path | None = None) -> Path:
     """The store a notebook reads: its DB_PATH parameter, else $FUNDWATCH_DB, else the demo output
     (demo-output/fundwatch.duckdb in the current folder or its parent; the current one if neither)."""
-    if path or os.environ.get(ENV_DB):
-        return Path(path or os.environ[ENV_DB])
+    if given := _given(path):
+        return Path(given)
     defaults = _default_stores()
     return next((p for p in defaults if p.exists()), defaults[0])
 
@@ -48,8 +53,7 @@ def open_store(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     """Open the store read-only (an analyst can never change casework from a notebook)."""
     p = store_path(path)
     if not p.exists():
-        looked = (" or ".join(str(d) for d in _default_stores()) if not (path or os.environ.get(ENV_DB))
-                  else str(p.resolve()))
+        looked = str(p.resolve()) if _given(path) else " or ".join(str(d) for d in _default_stores())
         raise FileNotFoundError(
             f"no fundwatch store at {looked}: run `fundwatch demo` (or `make demo`) first, "
             f"or set DB_PATH in the notebook's parameters cell or the {ENV_DB} environment variable")
