@@ -128,7 +128,7 @@ def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, a
         left join (select agency_code, any_value(agency_name) as agency_name from agencies group by 1) a using (agency_code)
         where {' and '.join(where)}
         order by s.amount desc nulls last, s.suspect_id""", params).df()
-    titles = rule_titles()
+    titles = rule_titles(con)
     df.insert(2, "rule_title", df["rule_id"].map(lambda r: titles.get(r, r)))
     df["subject"] = [mask_subject(s, p) for s, p in zip(df["subject"], df["person_id"])]
     df["person_id"] = df["person_id"].map(lambda v: mask_subject(v, v) if isinstance(v, str) else v)
@@ -162,7 +162,7 @@ def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str,
         secrets[str(raw_subject)] = row["subject"]
     row["name"] = mask_name(row["name"])
     row["verification_note"] = free_text(row.get("verification_note"))
-    row["rule_title"] = rule_titles().get(row["rule_id"], row["rule_id"])
+    row["rule_title"] = rule_titles(con).get(row["rule_id"], row["rule_id"])
     events = con.execute("""select happened_at, event, detail::varchar as detail, run_id from suspect_events
                             where suspect_id = ? order by happened_at""", [suspect_id]).fetchall()
     history = []
@@ -193,7 +193,7 @@ def _precision(verified: int, no_problem: int) -> float | None:
 def rule_precision(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Per rule: suspects, verdicts returned, 经核实无问题 count and precision from those verdicts."""
     df = _verdicts(con)
-    titles = rule_titles()
+    titles = rule_titles(con)
     out = []
     for rule_id, g in df.groupby("rule_id", sort=True):
         verified = int(g["verdict"].notna().sum())
@@ -232,14 +232,22 @@ def backtest_threshold(con: duckdb.DuckDBPyConnection, rule_id: str, thresholds:
     return pd.DataFrame(out, columns=["threshold", "suspects", "amount", "verified", "no_problem", "confirmed", "precision"])
 
 
-def find_rule(rule_id: str):
-    """The rule (pipelines.rules.Rule: title, params, sql) with this id from the rules directory."""
-    from .rules import load_rules
+def find_rule(rule_id: str, con: duckdb.DuckDBPyConnection | None = None):
+    """The rule (pipelines.rules.Rule: title, params, sql) with this id from the rules directory —
+    or, with a store, from the file the last night that ran it read it from (an office's own rule,
+    config `rule_folders`)."""
+    from .rules import load_rules, parse_rule
 
     rules, _ = load_rules()
     for rule in rules:
         if rule.id == rule_id:
             return rule
+    if con is not None and table_exists(con, "rule_catalogue"):
+        recorded = con.execute("select rule_file from rule_catalogue where rule_id = ?", [rule_id]).fetchall()
+        if recorded and recorded[0][0] and Path(recorded[0][0]).is_file():
+            return parse_rule(Path(recorded[0][0]))
+        if recorded:
+            raise KeyError(f"rule {rule_id}: its file {recorded[0][0]} (as the last night that ran it read it) is gone")
     raise KeyError(f"no loadable rule {rule_id} under {rules_dir()}")
 
 
@@ -252,7 +260,7 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     """
     from .rules import bind
 
-    rule = find_rule(rule_id)
+    rule = find_rule(rule_id, con)
     if rule.engine != "sql":
         raise ValueError(f"{rule_id} is a model rule; its threshold is not a query parameter")
     if param not in rule.params:

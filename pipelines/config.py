@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "rules": {},
     "regions": {},
     "disabled_rules": [],
+    # The office's own rule files (one YAML file per rule, as under rules/), loaded beside the
+    # shipped ones; a relative folder is taken from the config file's folder.
+    "rule_folders": [],
     # Accounts known to be 财政专户 besides those seen with that account_type in the extracts.
     "fiscal_accounts": [],
     "casework": {
@@ -118,6 +121,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raise SystemExit(f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}")
     config = Config(_merge(DEFAULTS, loaded), path)
     try:
+        _resolve_rule_folders(config)  # before the rule ids and parameters are checked against them
         calendar_from(config)  # a mistyped holiday is refused now, not when a deadline is counted
         _check_duckdb(config["duckdb"])  # and a mistyped memory limit now, not at the night's first query
         _check_rule_ids(config)  # and a mistyped rule id, which would otherwise change nothing, silently
@@ -154,11 +158,38 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return " ".join(str(exc).split())
 
 
+def _resolve_rule_folders(config: Config) -> None:
+    """`rule_folders`: folders that exist, made absolute — a served night runs in another folder
+    than the one the config was written in, so a relative folder is the config file's neighbour."""
+    folders = config["rule_folders"]
+    if folders is None:
+        folders = []
+    if not isinstance(folders, list) or not all(isinstance(f, str) and f.strip() for f in folders):
+        raise ValueError(f"rule_folders: expected a list of folders, got {folders!r}")
+    base = config.source.parent if config.source is not None else Path.cwd()
+    resolved = []
+    for folder in folders:
+        path = (base / Path(folder).expanduser()).resolve()
+        if not path.is_dir():
+            raise ValueError(f"rule_folders: {folder} is not a folder" + (f" ({path})" if str(path) != folder else ""))
+        if path == Path(rules_dir()).resolve():
+            raise ValueError(f"rule_folders: {folder} is the shipped rules folder, loaded anyway")
+        if str(path) not in resolved:
+            resolved.append(str(path))
+    config.data["rule_folders"] = resolved
+
+
+def rule_folders(config: Config | None) -> list[Path]:
+    """Where the night's rules come from: the shipped rules/, then the office's own folders."""
+    return [Path(rules_dir()), *(Path(f) for f in ((config.get("rule_folders") if config else None) or []))]
+
+
 def _check_rule_ids(config: Config) -> None:
     """Every rule the config names (rules.<ID>, disabled_rules, regions.<code>.rules.<ID>) is a rule
-    under rules/: an override of a misspelt id would be ignored, and the office believe it applied."""
-    folder = Path(rules_dir())
-    known = {path.stem for pattern in ("*.yaml", "*.yml") for path in folder.glob(pattern)}
+    under rules/ or a rule folder: an override of a misspelt id would be ignored, and the office
+    believe it applied."""
+    known = {path.stem for folder in rule_folders(config) for pattern in ("*.yaml", "*.yml")
+             for path in folder.glob(pattern)}
 
     def mapping(where: str, value: Any) -> dict:
         if value is None:
@@ -259,7 +290,7 @@ def _check_rule_params(config: Config) -> None:
     run with a value that means nothing (a threshold of "abc", true days, -1 persons)."""
     from .rules import check_param_names, config_value, load_rules  # rules reads Config: not at the top
 
-    rules = {rule.id: rule for rule in load_rules()[0]}
+    rules = {rule.id: rule for rule in load_rules(rule_folders(config))[0]}
     sets = [(f"rules.{rid}", rid, over) for rid, over in (config["rules"] or {}).items()]
     sets += [(f"regions.{code}.rules.{rid}", rid, over) for code, region in (config["regions"] or {}).items()
              for rid, over in ((region or {}).get("rules") or {}).items()]

@@ -136,6 +136,7 @@ def validate(con, deliveries: list[str], out: Path, run_id: str, progress: Progr
 def detect(con, as_of: date, config: Config, progress: Progress):
     progress("running the rules")
     found = rules.detect(con, as_of, config, incremental=True)
+    rules.record_catalogue(con, found.rules, as_of)
     log = get_run_logger()
     log.info("%s", found.scope_note)
     for r in found.results:

@@ -43,7 +43,7 @@ def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, con
     as_of = report_data.resolve_as_of(con, as_of)
     flags_of = report_data.resolve_as_of(con, None)  # the night whose casework set the stored flags
     if as_of == flags_of:
-        return _collect(con, as_of, flags_of)
+        return _collect(con, as_of, flags_of, config)
     # Drawn for another date: 逾期 and 挂牌督办 are those of that date, not of the last night's
     # casework. Computed in a temp view that shadows `suspects` for this connection only (DuckDB
     # resolves an unqualified name to a temp object first); nothing in the store is written.
@@ -55,15 +55,15 @@ def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, con
                                       {casework.escalated_sql(day, str(days))} as escalated)
                     from {store_db}.main.suspects""")
     try:
-        return _collect(con, as_of, flags_of)
+        return _collect(con, as_of, flags_of, config)
     finally:
         con.execute("drop view if exists temp.main.suspects")
 
 
-def _collect(con: duckdb.DuckDBPyConnection, as_of: date, data_as_of: date) -> dict:
+def _collect(con: duckdb.DuckDBPyConnection, as_of: date, data_as_of: date, config: Any = None) -> dict:
     """`as_of`: the date 逾期, 挂牌督办 and ages are counted to; `data_as_of`: the last night, whose
     data and statuses the page shows (the store keeps no earlier state to draw)."""
-    titles = report_data.rule_titles()
+    titles = report_data.rule_titles(con, config)
     return {
         "as_of": as_of,
         "data_as_of": data_as_of,

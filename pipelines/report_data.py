@@ -10,11 +10,12 @@ import json
 import re
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
 
+from .config import rule_folders
 from .report_mask import mask_name, mask_subject, scrub_text
 from .rules import rule_texts
 from .store import scalar, table_exists
@@ -53,9 +54,10 @@ def resolve_as_of(con: duckdb.DuckDBPyConnection, as_of: date | str | None) -> d
     return datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 
-def rule_titles(directory: Path | None = None) -> dict[str, str]:
-    """rule_id -> Chinese title (rules.rule_texts)."""
-    return {rule_id: text.title for rule_id, text in rule_texts(directory).items()}
+def rule_titles(con: duckdb.DuckDBPyConnection | None = None, config: Any = None) -> dict[str, str]:
+    """rule_id -> Chinese title (rules.rule_texts): the shipped rules, the config's rule folders,
+    then the store's record of the rules earlier nights ran."""
+    return {rule_id: text.title for rule_id, text in rule_texts(rule_folders(config), con).items()}
 
 
 def recovery_rate(recovered: Decimal | None, amount: Decimal | None) -> Decimal | None:

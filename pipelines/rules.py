@@ -45,6 +45,7 @@ import hashlib
 import importlib
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -55,9 +56,9 @@ import duckdb
 import yaml
 
 from . import resources
-from .config import Config, load_yaml, param_problem
+from .config import Config, load_yaml, param_problem, rule_folders
 from .privacy import mask_ids_in_text
-from .store import failure_hint, scalar, store_catalog
+from .store import failure_hint, scalar, store_catalog, table_exists
 
 DETECTION_COLUMNS = ("subject", "person_id", "agency_code", "period_from", "period_to", "amount", "evidence")
 REQUIRED_KEYS = ("id", "title", "title_en", "basis", "severity", "subject", "params", "sql")
@@ -198,6 +199,7 @@ class DetectReport:
     scope_subjects: int | None = None  # subjects re-checked by the scoped rules; None: a full run
     subjects_by_rule: dict[str, int] = field(default_factory=dict)
     scope_note: str = "full run"
+    rules: list[Rule] = field(default_factory=list, repr=False)  # every rule loaded, disabled ones too
 
     @property
     def total_count(self) -> int:
@@ -268,24 +270,37 @@ class RuleText(NamedTuple):
     basis: str  # 政策依据
 
 
-def rule_texts(directory: str | Path | None = None) -> dict[str, RuleText]:
+def rule_texts(directory: str | Path | Sequence[str | Path] | None = None,
+               con: duckdb.DuckDBPyConnection | None = None) -> dict[str, RuleText]:
     """rule_id -> its Chinese title and policy basis, read from the rule files without checking
     them: a rule whose query no longer loads still names its suspects in worklists and reports.
-    A file that cannot be read is skipped."""
+    A file that cannot be read is skipped. With a store, a rule no file here holds (an office's
+    own, from a config not given tonight) is named as the last night that ran it recorded it."""
     texts: dict[str, RuleText] = {}
     try:
-        files = sorted(Path(directory or resources.rules_dir()).glob("*.y*ml"))
+        files = rule_files(directory)
     except OSError:
-        return texts
-    for path in files:
+        files = []
+    for path, _shown in files:
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
             continue
-        if isinstance(doc, dict) and doc.get("id"):
+        if isinstance(doc, dict) and doc.get("id") and str(doc["id"]) not in texts:
             rule_id = str(doc["id"])
             texts[rule_id] = RuleText(chinese_text(doc.get("title") or rule_id), chinese_text(doc.get("basis") or ""))
+    if con is not None and table_exists(con, "rule_catalogue"):
+        for rule_id, title, basis in con.execute("select rule_id, title, basis from rule_catalogue").fetchall():
+            texts.setdefault(rule_id, RuleText(title or rule_id, basis or ""))
     return texts
+
+
+def record_catalogue(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date) -> None:
+    """The texts of tonight's rules into the store's rule_catalogue (see rule_texts)."""
+    if rules:
+        con.executemany("insert or replace into rule_catalogue values (?, ?, ?, ?, ?)",
+                        [[rule.id, rule.title, rule.basis, str(rule.path) if rule.path else None, as_of]
+                         for rule in rules])
 
 
 def _param_bounds(raw: Any, params: dict[str, Any]) -> dict[str, tuple[float | None, float | None]]:
@@ -361,22 +376,41 @@ def parse_rule(path: Path) -> Rule:
     return rule
 
 
-def load_rules(directory: str | Path | None = None) -> tuple[list[Rule], list[RuleError]]:
-    """Every rules/*.yaml (sorted by name); a broken file is reported by name, the others load."""
-    directory = Path(directory) if directory is not None else resources.rules_dir()
+def _folders(directory: str | Path | Sequence[str | Path] | None) -> list[Path]:
+    if directory is None:
+        return [resources.rules_dir()]
+    if isinstance(directory, (str, Path)):
+        return [Path(directory)]
+    return [Path(d) for d in directory]
+
+
+def rule_files(directory: str | Path | Sequence[str | Path] | None = None) -> list[tuple[Path, str]]:
+    """(path, the name it is reported by) of every *.yaml / *.yml rule file: the first folder's
+    (the shipped rules/) by file name, sorted; a later folder's (config `rule_folders`) by full path."""
+    found = []
+    for n, folder in enumerate(_folders(directory)):
+        for path in sorted(list(folder.glob("*.yaml")) + list(folder.glob("*.yml"))):
+            found.append((path, path.name if n == 0 else str(path)))
+    return found
+
+
+def load_rules(directory: str | Path | Sequence[str | Path] | None = None) -> tuple[list[Rule], list[RuleError]]:
+    """Every rule file of the folder(s) — rules/ by default; config.rule_folders(config) for a
+    night's — in order; a broken file is reported by name, the others load. A rule id met a second
+    time is an error of the later file: an office's own rule cannot stand in for a shipped one."""
     rules: list[Rule] = []
     errors: list[RuleError] = []
     seen: dict[str, str] = {}
-    for path in sorted(list(directory.glob("*.yaml")) + list(directory.glob("*.yml"))):
+    for path, shown in rule_files(directory):
         try:
             rule = parse_rule(path)
         except (ValueError, OSError) as exc:
-            errors.append(RuleError(path.name, str(exc)))
+            errors.append(RuleError(shown, str(exc)))
             continue
         if rule.id in seen:
-            errors.append(RuleError(path.name, f"duplicate rule id {rule.id} (also in {seen[rule.id]})"))
+            errors.append(RuleError(shown, f"duplicate rule id {rule.id} (also in {seen[rule.id]})"))
             continue
-        seen[rule.id] = path.name
+        seen[rule.id] = shown
         rules.append(rule)
     return rules, errors
 
@@ -721,8 +755,9 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
     config = config or Config()
     report = DetectReport(as_of=as_of)
     if rules is None:
-        rules, load_errors = load_rules(rules_dir)
+        rules, load_errors = load_rules(rules_dir if rules_dir is not None else rule_folders(config))
         report.errors.extend(load_errors)
+    report.rules = list(rules)
     con.execute(DETECTIONS_DDL)
     con.execute(DETECTION_RULES_DDL)
     store_db = store_catalog(con)

@@ -111,6 +111,15 @@ create table if not exists audit_log (
     suspect_ids json,
     detail      json
 );
+-- 疑点规则 as the nights ran them: a worklist, the dashboard or a notebook names the suspects of an
+-- office's own rule (config `rule_folders`) even where that config is not given
+create table if not exists rule_catalogue (
+    rule_id     varchar primary key,
+    title       varchar,
+    basis       varchar,                 -- 政策依据
+    rule_file   varchar,                 -- the file it was read from
+    recorded_on date                     -- the as-of of the last night that loaded it
+);
 """
 
 

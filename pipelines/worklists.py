@@ -31,6 +31,7 @@ from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
 from .extracts import EXTRACTS
 from .privacy import mask_id
 from .report_mask import mask_name
+from .config import rule_folders
 from .rules import RuleText, rule_texts
 from .store import scalar
 from .suspects import reported_gone_sql
@@ -542,7 +543,7 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     calendar = calendar_from(config)
     actor = current_actor(actor)
     now = dt.datetime.now()
-    texts = rule_texts()
+    texts = rule_texts(rule_folders(config), con)
     written: list[Path] = []
     staged: list[tuple[Path, Path]] = []  # (temp file, final name), published after the commit
     try:

@@ -1,0 +1,172 @@
+"""An office's own rules (config `rule_folders`): loaded beside the shipped rules/, named in the
+worklist, the dashboard and the notebooks, checked by the config like a shipped rule, and unable to
+stand in for a shipped one. The example rule is the README's, docs/examples/local_rules/."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import openpyxl
+import pytest
+
+from _nightly_inbox import ALIVE, DEAD, delivery_1
+from pipelines import analysis, report, worklists
+from pipelines.config import load_config, rule_folders
+from pipelines.flows import StepFailed, nightly_flow
+from pipelines.resources import rules_dir
+from pipelines.store import connect, scalar
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "local_rules" / "PAID_AFTER_CREMATION.yaml"
+NIGHT = date(2026, 10, 21)
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def _office(root: Path, rule_files: list[Path], folder: str = "own_rules", extra: str = "") -> Path:
+    """A config in root/conf naming a rule folder beside it (relative, as an office writes it)."""
+    own = root / "conf" / folder
+    own.mkdir(parents=True)
+    for path in rule_files:
+        shutil.copy(path, own / path.name)
+    config = root / "conf" / "fundwatch.yaml"
+    config.write_text(f"rule_folders: [{folder}]\n{extra}", encoding="utf-8")
+    return config
+
+
+@pytest.fixture(scope="module")
+def office_night(tmp_path_factory, prefect_api):
+    root = tmp_path_factory.mktemp("office")
+    config = _office(root, [EXAMPLE])
+    inbox, db, out = root / "inbox", root / "fw.duckdb", root / "out"
+    delivery_1(inbox)
+    summary = nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=NIGHT, config_path=str(config),
+                           progress=False)
+    return {"root": root, "db": db, "out": out, "summary": summary}
+
+
+def test_an_offices_own_rule_runs_beside_the_shipped_ones(office_night):
+    con = connect(office_night["db"], read_only=True)
+    try:
+        found = con.execute("""select subject, amount, period_from, period_to from suspects
+                               where rule_id = 'PAID_AFTER_CREMATION'""").fetchall()
+        # what the rule means, asked of the store directly: recurring payments paid after the cremation
+        expected = scalar(con, """select sum(p.amount) from payments p join deaths d using (person_id)
+                                  where p.paid_on > d.cremated_on and p.person_id = ?""", [DEAD])
+        shipped = scalar(con, "select count(*) from suspects where rule_id = 'PAID_AFTER_DEATH' and subject = ?", [DEAD])
+        recorded = con.execute("select title, rule_file, recorded_on from rule_catalogue where rule_id = ?",
+                               ["PAID_AFTER_CREMATION"]).fetchall()
+    finally:
+        con.close()
+    assert expected > 0 and found == [(DEAD, expected, "202609", "202610")]
+    assert ALIVE not in [s for s, *_ in found]
+    assert shipped == 1  # the shipped rules ran too
+    own = office_night["summary"]["by_rule"]["PAID_AFTER_CREMATION"]
+    assert (own["title"], own["detected"], own["open"]) == ("火化后仍发放待遇", 1, 1)
+    own_file = (office_night["root"] / "conf" / "own_rules" / "PAID_AFTER_CREMATION.yaml").resolve()
+    assert recorded == [("火化后仍发放待遇", str(own_file), NIGHT)]
+
+
+def test_the_worklist_names_an_own_rule_and_gives_its_policy_basis(office_night):
+    (path,) = office_night["out"].glob("疑点核查台账_*.xlsx")
+    book = openpyxl.load_workbook(path)
+    sheet = book[worklists.SHEET]
+    header = [c.value for c in sheet[1]]
+    rows = [dict(zip(header, (c.value for c in row))) for row in sheet.iter_rows(min_row=2)]
+    (own,) = [r for r in rows if r["规则编号"] == "PAID_AFTER_CREMATION"]
+    assert own["规则名称"] == "火化后仍发放待遇" and own["公民身份号码"] == DEAD
+    cover = "\n".join(str(c.value) for row in book[worklists.COVER].iter_rows() for c in row if c.value)
+    assert "《江西省社会保险基金行政监督实施办法》第二十三条第（三）项" in cover
+
+
+def test_the_dashboard_and_notebooks_name_an_own_rule_without_its_config(office_night):
+    # `fundwatch report` and a notebook are often run without the night's config: the store
+    # remembers the rule as the night ran it
+    con = connect(office_night["db"], read_only=True)
+    try:
+        by_rule = {r["rule_id"]: r["rule_title"] for r in report.collect(con)["by_rule"]}
+        listed = analysis.suspects_frame(con, rule_id="PAID_AFTER_CREMATION")
+        rule = analysis.find_rule("PAID_AFTER_CREMATION", con)
+        tried = analysis.rule_flags_at(con, "PAID_AFTER_CREMATION", "one_off_items", [[], ["基本养老金"]])
+    finally:
+        con.close()
+    assert by_rule["PAID_AFTER_CREMATION"] == "火化后仍发放待遇"
+    assert list(listed["rule_title"]) == ["火化后仍发放待遇"]
+    assert rule.title == "火化后仍发放待遇" and "one_off_items" in rule.params
+    assert list(tried["findings"]) == [1, 0]  # 基本养老金 counted as one-off: nothing left to find
+
+
+def test_a_notebook_says_when_an_own_rules_file_is_gone(office_night, tmp_path):
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(office_night["db"], db)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("update rule_catalogue set rule_file = ? where rule_id = 'PAID_AFTER_CREMATION'",
+                    [str(tmp_path / "moved" / "PAID_AFTER_CREMATION.yaml")])
+        with pytest.raises(KeyError, match="PAID_AFTER_CREMATION: its file .*moved.* is gone"):
+            analysis.find_rule("PAID_AFTER_CREMATION", con)
+        with pytest.raises(KeyError, match="no loadable rule NO_SUCH_RULE"):
+            analysis.find_rule("NO_SUCH_RULE", con)
+    finally:
+        con.close()
+
+
+def test_the_config_checks_an_own_rules_parameters_and_names_like_a_shipped_ones(tmp_path):
+    config = _office(tmp_path, [EXAMPLE], extra="rules:\n  PAID_AFTER_CREMATION:\n    one_off_items: [丧葬补助金]\n"
+                                                "disabled_rules: [PAID_AFTER_CREMATION]\n")
+    loaded = load_config(config)
+    assert rule_folders(loaded) == [rules_dir(), (tmp_path / "conf" / "own_rules").resolve()]
+    (tmp_path / "conf" / "fundwatch.yaml").write_text(
+        "rule_folders: [own_rules]\nrules:\n  PAID_AFTER_CREMATION:\n    one_off_itemz: []\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="unknown parameter.*one_off_itemz.*PAID_AFTER_CREMATION declares: one_off_items"):
+        load_config(config)
+    # without the folder, the same id is no rule at all
+    (tmp_path / "conf" / "fundwatch.yaml").write_text("disabled_rules: [PAID_AFTER_CREMATION]\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="there is no rule 'PAID_AFTER_CREMATION'"):
+        load_config(config)
+
+
+@pytest.mark.parametrize("folders, problem", [
+    ("[not_there]", r"rule_folders: not_there is not a folder \(.*conf/not_there\)"),
+    ("own_rules", "rule_folders: expected a list of folders"),
+    ("[fundwatch.yaml]", "rule_folders: fundwatch.yaml is not a folder"),
+])
+def test_a_rule_folder_that_is_not_one_is_refused_when_the_config_is_read(tmp_path, folders, problem):
+    config = _office(tmp_path, [EXAMPLE])
+    config.write_text(f"rule_folders: {folders}\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=problem):
+        load_config(config)
+
+
+def test_the_shipped_rules_folder_is_not_taken_as_an_own_one(tmp_path):
+    config = tmp_path / "fundwatch.yaml"
+    config.write_text(f"rule_folders: ['{rules_dir()}']\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="is the shipped rules folder"):
+        load_config(config)
+
+
+def test_an_own_rule_cannot_stand_in_for_a_shipped_one(tmp_path):
+    # A copy of PAID_AFTER_DEATH with its threshold gone: the office's file is refused by name and
+    # the night fails after the rest — the shipped rule ran, unchanged.
+    own_copy = tmp_path / "PAID_AFTER_DEATH.yaml"
+    own_copy.write_text((rules_dir() / "PAID_AFTER_DEATH.yaml").read_text(encoding="utf-8")
+                        .replace("title: 死亡人员继续领取待遇", "title: 本地改写"), encoding="utf-8")
+    config = _office(tmp_path, [own_copy, EXAMPLE])
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    delivery_1(inbox)
+    with pytest.raises(StepFailed) as failed:
+        nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=NIGHT, config_path=str(config), progress=False)
+    reason = str(failed.value)
+    assert reason.startswith("task detect failed: rule ")
+    assert "own_rules/PAID_AFTER_DEATH.yaml: duplicate rule id PAID_AFTER_DEATH (also in PAID_AFTER_DEATH.yaml)" in reason
+    con = connect(db, read_only=True)
+    try:
+        ran = dict(con.execute("select rule_id, count(*) from suspects group by rule_id").fetchall())
+        title = scalar(con, "select title from rule_catalogue where rule_id = 'PAID_AFTER_DEATH'")
+    finally:
+        con.close()
+    assert ran["PAID_AFTER_DEATH"] == 1 and ran["PAID_AFTER_CREMATION"] == 1
+    assert title == "死亡人员继续领取待遇"
+    assert list(out.glob("疑点核查台账_*.xlsx"))
