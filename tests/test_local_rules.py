@@ -170,3 +170,38 @@ def test_an_own_rule_cannot_stand_in_for_a_shipped_one(tmp_path):
     assert ran["PAID_AFTER_DEATH"] == 1 and ran["PAID_AFTER_CREMATION"] == 1
     assert title == "死亡人员继续领取待遇"
     assert list(out.glob("疑点核查台账_*.xlsx"))
+
+
+def test_a_night_without_the_config_keeps_an_own_rules_suspects_and_says_it_did_not_run_it(office_night, tmp_path):
+    from _nightly_inbox import delivery_2
+    from pipelines.runsummary import format_summary
+
+    db, inbox, out = tmp_path / "fw.duckdb", tmp_path / "inbox", tmp_path / "out"
+    shutil.copy(office_night["db"], db)
+    delivery_1(inbox)
+    delivery_2(inbox)
+    before = _own_suspect(db)
+    summary = nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=date(2026, 11, 21), progress=False)
+    assert summary["status"] == "completed" and summary["rules_not_loaded"] == ["PAID_AFTER_CREMATION"]
+    assert "rules not loaded tonight: PAID_AFTER_CREMATION (not run" in format_summary(summary)
+    (amount, period_to, status, detected_on, events), = _own_suspect(db)
+    # neither grown by November's payment nor reported gone; its casework goes on (20 working days
+    # after issue, it is overdue)
+    assert (amount, period_to, status, detected_on) == before[0][:4]
+    assert events == before[0][4] + ["overdue"]
+    (path,) = out.glob("疑点核查台账_*.xlsx")
+    sheet = openpyxl.load_workbook(path)[worklists.SHEET]
+    header = [c.value for c in sheet[1]]
+    named = {row[header.index("规则编号")]: row[header.index("规则名称")] for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert named["PAID_AFTER_CREMATION"] == "火化后仍发放待遇"
+
+
+def _own_suspect(db: Path) -> tuple:
+    con = connect(db, read_only=True)
+    try:
+        return con.execute("""select amount, period_to, status, last_detected_on,
+                                     (select list(event order by happened_at) from suspect_events e
+                                      where e.suspect_id = s.suspect_id)
+                              from suspects s where rule_id = 'PAID_AFTER_CREMATION'""").fetchall()
+    finally:
+        con.close()
