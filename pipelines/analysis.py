@@ -235,7 +235,7 @@ def backtest_threshold(con: duckdb.DuckDBPyConnection, rule_id: str, thresholds:
 def find_rule(rule_id: str, con: duckdb.DuckDBPyConnection | None = None):
     """The rule (pipelines.rules.Rule: title, params, sql) with this id from the rules directory —
     or, with a store, from the file the last night that ran it read it from (an office's own rule,
-    config `rule_folders`)."""
+    config `rule_folders`), as that file is now. KeyError when there is none that loads."""
     from .rules import load_rules, parse_rule
 
     rules, _ = load_rules()
@@ -245,7 +245,10 @@ def find_rule(rule_id: str, con: duckdb.DuckDBPyConnection | None = None):
     if con is not None and table_exists(con, "rule_catalogue"):
         recorded = con.execute("select rule_file from rule_catalogue where rule_id = ?", [rule_id]).fetchall()
         if recorded and recorded[0][0] and Path(recorded[0][0]).is_file():
-            return parse_rule(Path(recorded[0][0]))
+            try:
+                return parse_rule(Path(recorded[0][0]))
+            except (ValueError, OSError) as exc:
+                raise KeyError(f"rule {rule_id}: its file {recorded[0][0]} no longer loads: {mask_ids_in_text(exc)}") from None
         if recorded:
             raise KeyError(f"rule {rule_id}: its file {recorded[0][0]} (as the last night that ran it read it) is gone")
     raise KeyError(f"no loadable rule {rule_id} under {rules_dir()}")

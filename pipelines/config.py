@@ -174,6 +174,10 @@ def _resolve_rule_folders(config: Config) -> None:
             raise ValueError(f"rule_folders: {folder} is not a folder" + (f" ({path})" if str(path) != folder else ""))
         if path == Path(rules_dir()).resolve():
             raise ValueError(f"rule_folders: {folder} is the shipped rules folder, loaded anyway")
+        if config.source is not None and config.source.suffix in (".yaml", ".yml") \
+                and config.source.resolve().parent == path:
+            raise ValueError(f"rule_folders: {folder} holds this config file, which would be read as a broken "
+                             "rule every night: keep the rules in a folder of their own")
         if str(path) not in resolved:
             resolved.append(str(path))
     config.data["rule_folders"] = resolved

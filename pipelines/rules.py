@@ -41,6 +41,7 @@ key such as `fiscal_accounts`), config `rules.<ID>.<param>`, then per region
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import re
@@ -136,6 +137,11 @@ class Rule:
     # name -> (low, high), None for an open end: a value outside means nothing to the rule (a
     # "shared" account of one person, a quantile above 1)
     param_bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    label: str | None = None  # how errors name the file: a shipped rule's by name, an own rule's by path
+
+    @property
+    def file_label(self) -> str:
+        return self.label or (self.path.name if self.path else self.id)
 
     @property
     def reads(self) -> set[str]:
@@ -411,7 +417,7 @@ def load_rules(directory: str | Path | Sequence[str | Path] | None = None) -> tu
             errors.append(RuleError(shown, f"duplicate rule id {rule.id} (also in {seen[rule.id]})"))
             continue
         seen[rule.id] = shown
-        rules.append(rule)
+        rules.append(dataclasses.replace(rule, label=shown))
     return rules, errors
 
 
@@ -793,7 +799,7 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
                 _run_rule(con, rule, as_of, config, rule.id in scoped, store_db)
         except Exception as exc:  # noqa: BLE001 — any failure of one rule is reported by name, the others run
             result.error = _first_line(exc)
-            report.errors.append(RuleError(rule.path.name if rule.path else rule.id, result.error))
+            report.errors.append(RuleError(rule.file_label, result.error))
             con.execute("delete from detections where rule_id = ?", [rule.id])
         result.seconds = time.perf_counter() - started
         if result.error is None:

@@ -112,8 +112,9 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
             by_rule.setdefault(rule_id, {}).update({k: int(c.get(k, 0)) for k in CHANGE_KINDS})
         s["by_rule"] = by_rule
         if detected is not None:
-            # e.g. an office's own rule on a night its config (rule_folders) was not given
-            loaded = {rule.id for rule in detected.rules}
+            # e.g. an office's own rule on a night its config (rule_folders) was not given; a file
+            # that failed to load is named in the error already (its id is its file name)
+            loaded = {rule.id for rule in detected.rules} | {Path(e.rule_file).stem for e in detected.errors}
             s["rules_not_loaded"] = sorted(rule_id for rule_id in open_now if rule_id not in loaded)
     if parts.get("casework") is not None:
         s["casework"] = parts["casework"]
@@ -167,7 +168,8 @@ def format_summary(s: dict[str, Any]) -> str:
                      "stay as last detected)")
     if s.get("rules_not_loaded"):
         lines.append(f"  rules not loaded tonight: {', '.join(s['rules_not_loaded'])} (not run; their open suspects "
-                     "stay as last detected — an own rule runs on the nights given the config naming its folder)")
+                     "stay as last detected — no rule file has their id tonight: an office's own rule runs on the "
+                     "nights given the config whose rule_folders holds it)")
     if "by_rule" in s:
         lines.append(f"  open suspects: {s.get('suspects', 0)}, amount at risk {_money(s.get('amount'))} yuan")
         for rule_id, v in sorted(s["by_rule"].items()):

@@ -4,6 +4,7 @@ stand in for a shipped one. The example rule is the README's, docs/examples/loca
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -98,7 +99,7 @@ def test_the_dashboard_and_notebooks_name_an_own_rule_without_its_config(office_
     assert list(tried["findings"]) == [1, 0]  # 基本养老金 counted as one-off: nothing left to find
 
 
-def test_a_notebook_says_when_an_own_rules_file_is_gone(office_night, tmp_path):
+def test_a_notebook_says_when_an_own_rules_file_is_gone_or_broken(office_night, tmp_path):
     db = tmp_path / "copy.duckdb"
     shutil.copy(office_night["db"], db)
     con = duckdb.connect(str(db))
@@ -109,6 +110,12 @@ def test_a_notebook_says_when_an_own_rules_file_is_gone(office_night, tmp_path):
             analysis.find_rule("PAID_AFTER_CREMATION", con)
         with pytest.raises(KeyError, match="no loadable rule NO_SUCH_RULE"):
             analysis.find_rule("NO_SUCH_RULE", con)
+        broken = tmp_path / "PAID_AFTER_CREMATION.yaml"
+        broken.write_text("id: PAID_AFTER_CREMATION\ntitle: [unclosed\n", encoding="utf-8")
+        con.execute("update rule_catalogue set rule_file = ? where rule_id = 'PAID_AFTER_CREMATION'", [str(broken)])
+        # the threshold notebook catches KeyError: it then back-tests the recorded suspects only
+        with pytest.raises(KeyError, match="PAID_AFTER_CREMATION: its file .* no longer loads: not valid YAML"):
+            analysis.find_rule("PAID_AFTER_CREMATION", con)
     finally:
         con.close()
 
@@ -132,6 +139,7 @@ def test_the_config_checks_an_own_rules_parameters_and_names_like_a_shipped_ones
     ("[not_there]", r"rule_folders: not_there is not a folder \(.*conf/not_there\)"),
     ("own_rules", "rule_folders: expected a list of folders"),
     ("[fundwatch.yaml]", "rule_folders: fundwatch.yaml is not a folder"),
+    ("['.']", r"rule_folders: \. holds this config file, which would be read as a broken rule every night"),
 ])
 def test_a_rule_folder_that_is_not_one_is_refused_when_the_config_is_read(tmp_path, folders, problem):
     config = _office(tmp_path, [EXAMPLE])
@@ -205,3 +213,62 @@ def _own_suspect(db: Path) -> tuple:
                               from suspects s where rule_id = 'PAID_AFTER_CREMATION'""").fetchall()
     finally:
         con.close()
+
+
+def test_the_configs_rule_folders_name_an_own_rule_where_the_store_has_no_record_of_it(office_night, tmp_path):
+    # a store from before rule_catalogue, or a rule not yet run: the config's folders name it
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(office_night["db"], db)
+    config = load_config(office_night["root"] / "conf" / "fundwatch.yaml")
+    con = connect(db)
+    try:
+        con.execute("delete from rule_catalogue")
+        with_config = {r["rule_id"]: r["rule_title"] for r in report.collect(con, config=config)["by_rule"]}
+        without = {r["rule_id"]: r["rule_title"] for r in report.collect(con)["by_rule"]}
+        con.execute("update suspects set status = '已重开' where rule_id = 'PAID_AFTER_CREMATION'")  # issued again
+        (path,) = worklists.write_worklists(con, tmp_path / "out", date(2026, 10, 22), config)
+    finally:
+        con.close()
+    assert with_config["PAID_AFTER_CREMATION"] == "火化后仍发放待遇"
+    assert without["PAID_AFTER_CREMATION"] == "PAID_AFTER_CREMATION"  # nothing to name it by
+    sheet = openpyxl.load_workbook(path)[worklists.SHEET]
+    header = [c.value for c in sheet[1]]
+    named = {row[header.index("规则编号")]: row[header.index("规则名称")] for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert named["PAID_AFTER_CREMATION"] == "火化后仍发放待遇"
+
+
+def _failed_night(tmp_path: Path, office_night: dict, rule_file: Path) -> tuple[str, dict]:
+    db, inbox, out = tmp_path / "fw.duckdb", tmp_path / "inbox", tmp_path / "out"
+    shutil.copy(office_night["db"], db)
+    delivery_1(inbox)
+    config = _office(tmp_path, [rule_file])
+    with pytest.raises(StepFailed) as failed:
+        nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=date(2026, 10, 22), config_path=str(config),
+                     progress=False)
+    con = connect(db, read_only=True)
+    try:
+        summary = json.loads(scalar(con, "select summary::varchar from runs order by started_at desc limit 1"))
+    finally:
+        con.close()
+    return str(failed.value), summary
+
+
+def test_an_own_rule_that_fails_at_night_is_named_by_its_path(office_night, tmp_path):
+    rule = tmp_path / "UNKNOWN_COLUMN.yaml"
+    rule.write_text(EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", "UNKNOWN_COLUMN")
+                    .replace("p.paid_on > c.cremated_on", "p.no_such_column > c.cremated_on"), encoding="utf-8")
+    reason, summary = _failed_night(tmp_path, office_night, rule)
+    own = (tmp_path / "conf" / "own_rules").resolve()
+    assert reason.startswith(f"task detect failed: rule {own}/UNKNOWN_COLUMN.yaml: ") and "no_such_column" in reason
+    assert summary["status"] == "failed"
+
+
+def test_an_own_rule_whose_file_no_longer_loads_is_named_by_its_path_not_said_to_be_missing(office_night, tmp_path):
+    rule = tmp_path / "PAID_AFTER_CREMATION.yaml"
+    rule.write_text("id: PAID_AFTER_CREMATION\ntitle: [unclosed\n", encoding="utf-8")
+    reason, summary = _failed_night(tmp_path, office_night, rule)
+    own = (tmp_path / "conf" / "own_rules").resolve()
+    assert reason.startswith(f"task detect failed: rule {own}/PAID_AFTER_CREMATION.yaml: not valid YAML")
+    # its open suspect is kept, and the summary does not send the office looking for its config
+    assert summary["by_rule"]["PAID_AFTER_CREMATION"]["open"] == 1
+    assert summary["rules_not_loaded"] == []
