@@ -276,6 +276,51 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_rules(args) -> int:
+    """The rules a night would run with this config — the shipped ones and the office's own
+    (`rule_folders`) — and, with --db, their queries planned against the store: a new rule file is
+    checked before the night, not at 02:00."""
+    from .config import rule_folders
+    from .rules import check_rules, load_rules, parameter_sets
+    from .store import StoreBusy, connect
+
+    config = _check_config(args.config)
+    folders = rule_folders(config)
+    rules, problems = load_rules(folders)
+    disabled = set(config.get("disabled_rules") or [])
+    own = sum(1 for rule in rules if rule.path and rule.path.parent != folders[0])
+    checked = ""
+    if args.db:
+        if not Path(args.db).is_file():
+            raise Refused(f"store {args.db} not found; run `fundwatch nightly` first")
+        try:
+            con = connect(args.db, read_only=True, **config["duckdb"])
+        except StoreBusy as exc:
+            raise Refused(str(exc), EXIT_BUSY) from None
+        try:
+            from .store import scalar
+
+            as_of = _as_of(args.as_of) or scalar(con, "select max(as_of) from runs where status = 'completed'") \
+                or _today()
+            problems += check_rules(con, [r for r in rules if r.id not in disabled], config, as_of)
+        finally:
+            con.close()
+        checked = f"; queries planned against {args.db} as of {as_of}"
+    print(f"fundwatch rules: {len(rules)} rule(s) loaded ({len(rules) - own} shipped, {own} from rule_folders)"
+          f"{checked}; {len(problems)} problem(s)")
+    for rule in rules:
+        where = "shipped" if rule.path and rule.path.parent == folders[0] else str(rule.path)
+        try:
+            sets = len(parameter_sets(rule, config))
+        except ValueError:
+            sets = 0
+        state = "disabled by config" if rule.id in disabled else f"{sets} parameter set(s)"
+        print(f"  {rule.id:<28} {rule.subject:<11} {state:<20} {rule.title}  ({where})")
+    for problem in problems:
+        print(f"  problem {problem.rule_file}: {problem.message}")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
 def _today() -> date:
     from datetime import datetime
     from zoneinfo import ZoneInfo
@@ -331,6 +376,13 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--as-of")
     rp.add_argument("--config")
     rp.set_defaults(fn=cmd_report)
+
+    ru = sub.add_parser("rules", help="the rules a night would run (shipped and config rule_folders); "
+                                      "with --db, their queries checked against the store")
+    ru.add_argument("--config")
+    ru.add_argument("--db", help="plan each rule's queries against this store (read-only)")
+    ru.add_argument("--as-of", help="YYYY-MM-DD for $as_of (default: the last completed night's)")
+    ru.set_defaults(fn=cmd_rules)
 
     sub.add_parser("generate", help="synthetic extracts with planted anomalies (see fundwatch generate --help)",
                    add_help=False)

@@ -754,6 +754,36 @@ def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
     return scoped, unchanged, errors
 
 
+def check_rules(con: duckdb.DuckDBPyConnection, rules: list[Rule], config: Config, as_of: date) -> list[RuleError]:
+    """What would fail at detection before the night: each rule's queries (`sql`, `watch:`,
+    `incremental:`) planned — not run — against the store, with every parameter set the config gives
+    it. A read-only connection will do: the views a night provides are made as temp views."""
+    errors: list[RuleError] = []
+    made = ["payments_watch", "previous_findings", *(f"new_{t}" for t in EXTRACT_TABLES)]
+    con.execute("create or replace temp view payments_watch as select * from payments")
+    con.execute("create or replace temp view previous_findings as select subject from suspects where false")
+    for table in EXTRACT_TABLES:
+        con.execute(f"create or replace temp view new_{table} as select * from {table} where false")
+    try:
+        for rule in rules:
+            queries = [("", rule.sql, None), ("watch: ", rule.watch, rule.watch_params),
+                       ("incremental: ", rule.incremental, rule.incremental_params)]
+            try:
+                for params, _regions in parameter_sets(rule, config):
+                    for what, sql, names in queries:
+                        if sql:
+                            try:
+                                con.execute(f"explain {sql}", bind(rule, params, as_of, names)).fetchall()
+                            except Exception as exc:  # noqa: BLE001 — reported against the rule
+                                raise ValueError(what + _first_line(exc)) from None
+            except ValueError as exc:
+                errors.append(RuleError(rule.file_label, mask_ids_in_text(exc)))
+    finally:
+        for view in made:
+            con.execute(f"drop view if exists temp.main.{view}")
+    return errors
+
+
 def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = None,
            rules: list[Rule] | None = None, rules_dir: str | Path | None = None,
            incremental: bool = False) -> DetectReport:

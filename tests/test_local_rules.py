@@ -272,3 +272,50 @@ def test_an_own_rule_whose_file_no_longer_loads_is_named_by_its_path_not_said_to
     # its open suspect is kept, and the summary does not send the office looking for its config
     assert summary["by_rule"]["PAID_AFTER_CREMATION"]["open"] == 1
     assert summary["rules_not_loaded"] == []
+
+
+def test_fundwatch_rules_lists_the_rules_a_night_would_run_and_plans_their_queries_on_the_store(office_night, capsys):
+    from pipelines import cli
+
+    config = office_night["root"] / "conf" / "fundwatch.yaml"
+    runs_before = _runs(office_night["db"])
+    code = cli.main(["rules", "--config", str(config), "--db", str(office_night["db"])])
+    out = capsys.readouterr().out
+    assert code == cli.EXIT_OK, out
+    shipped = len(list(rules_dir().glob("*.yaml")))
+    assert out.splitlines()[0] == (f"fundwatch rules: {shipped + 1} rule(s) loaded ({shipped} shipped, 1 from rule_folders); "
+                                   f"queries planned against {office_night['db']} as of {NIGHT}; 0 problem(s)")
+    own_line = next(line for line in out.splitlines() if "PAID_AFTER_CREMATION" in line)
+    assert "火化后仍发放待遇" in own_line and "own_rules/PAID_AFTER_CREMATION.yaml" in own_line
+    assert _runs(office_night["db"]) == runs_before  # looked at, not run
+
+
+def test_fundwatch_rules_finds_a_rule_that_would_fail_tonight_before_the_night(office_night, tmp_path, capsys):
+    from pipelines import cli
+
+    bad = tmp_path / "UNKNOWN_COLUMN.yaml"
+    bad.write_text(EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", "UNKNOWN_COLUMN")
+                   .replace("p.paid_on > c.cremated_on", "p.no_such_column > c.cremated_on"), encoding="utf-8")
+    unreadable = tmp_path / "BROKEN.yaml"
+    unreadable.write_text("id: BROKEN\ntitle: [unclosed\n", encoding="utf-8")
+    config = _office(tmp_path, [bad, unreadable, EXAMPLE], extra="disabled_rules: [AMOUNT_OUTLIER]\n")
+    own = (tmp_path / "conf" / "own_rules").resolve()
+    # without a store: what loads
+    assert cli.main(["rules", "--config", str(config)]) == cli.EXIT_FAILED
+    out = capsys.readouterr().out
+    assert f"problem {own}/BROKEN.yaml: not valid YAML" in out and "no_such_column" not in out
+    assert "disabled by config" in next(line for line in out.splitlines() if "AMOUNT_OUTLIER" in line)
+    # with the store: the query that names a column payments lacks, found before the night
+    assert cli.main(["rules", "--config", str(config), "--db", str(office_night["db"])]) == cli.EXIT_FAILED
+    out = capsys.readouterr().out
+    (problem,) = [line for line in out.splitlines() if "UNKNOWN_COLUMN.yaml" in line and "problem" in line]
+    assert problem.startswith(f"  problem {own}/UNKNOWN_COLUMN.yaml: ") and "no_such_column" in problem
+    assert "; 2 problem(s)" in out.splitlines()[0]
+
+
+def _runs(db: Path) -> int:
+    con = connect(db, read_only=True)
+    try:
+        return scalar(con, "select count(*) from runs")
+    finally:
+        con.close()
