@@ -430,6 +430,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fundwatch {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader (`fundwatch rules | head -3`) has what it wanted and closed the pipe: not a
+        # failure, and nothing more to print (stdout goes nowhere, so the exit's flush is quiet too)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:
         # What the machine refuses outside any step — a folder that is a file, no permission, the
         # store opened by another program — is one line too (a step's failure is already one).

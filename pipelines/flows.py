@@ -157,7 +157,9 @@ def broken_rules(found) -> StepFailed | None:
     if not found.errors:
         return None
     first = found.errors[0]
-    more = f" (and {len(found.errors) - 1} more rule(s))" if len(found.errors) > 1 else ""
+    others = sorted({e.rule_file for e in found.errors[1:]} - {first.rule_file})
+    more = f" (and {len(others)} more rule(s): {', '.join(others)} — each reason in runs.summary rule_errors)" \
+        if others else ""
     return StepFailed("detect", scrub(f"rule {first.rule_file}: {first.message}{more}"))
 
 

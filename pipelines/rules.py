@@ -42,6 +42,7 @@ key such as `fiscal_accounts`), config `rules.<ID>.<param>`, then per region
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import importlib
 import re
@@ -330,6 +331,23 @@ def _param_bounds(raw: Any, params: dict[str, Any]) -> dict[str, tuple[float | N
     return bounds
 
 
+OPTIONAL_KEYS = ("description", "engine", "model", "config_params", "watch", "incremental", "param_bounds")
+
+
+def _misspelt_keys(raw: dict) -> list[tuple[str, str]]:
+    """Keys close to a rule file's own (`param_bound`, `incremetal`): read as written they would be
+    ignored, and the bound or scope silently lost. Other extra keys (an office's own notes) stay
+    allowed."""
+    known = REQUIRED_KEYS + OPTIONAL_KEYS
+    out = []
+    for key in raw:
+        if isinstance(key, str) and key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+            if close:
+                out.append((key, close[0]))
+    return out
+
+
 def parse_rule(path: Path) -> Rule:
     """One rule file -> Rule; raises ValueError with a message a rule author can act on."""
     try:
@@ -338,6 +356,9 @@ def parse_rule(path: Path) -> Rule:
         raise ValueError(f"not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ValueError("expected a mapping with keys " + ", ".join(REQUIRED_KEYS))
+    misspelt = _misspelt_keys(raw)
+    if misspelt:
+        raise ValueError("unknown key(s) " + ", ".join(f"{k} (meant {m}?)" for k, m in misspelt))
     missing = [k for k in REQUIRED_KEYS if k not in raw or raw[k] in (None, "") and k != "params"]
     if missing:
         raise ValueError("missing key(s): " + ", ".join(missing))
@@ -592,8 +613,11 @@ def _run_one_set(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[str, A
         con.execute(f"create or replace temp table _rule_rows as {rule.sql}", bound)
     columns = [row[0] for row in con.execute("describe _rule_rows").fetchall()]
     if tuple(columns) != DETECTION_COLUMNS:
-        raise ValueError(f"the final select must return exactly {', '.join(DETECTION_COLUMNS)}; "
-                         f"it returns {', '.join(columns)}")
+        raise ValueError(_columns_problem(columns))
+
+
+def _columns_problem(columns) -> str:
+    return f"the final select must return exactly {', '.join(DETECTION_COLUMNS)}; it returns {', '.join(columns)}"
 
 
 def _run_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: Config,
@@ -776,6 +800,12 @@ def check_rules(con: duckdb.DuckDBPyConnection, rules: list[Rule], config: Confi
                                 con.execute(f"explain {sql}", bind(rule, params, as_of, names)).fetchall()
                             except Exception as exc:  # noqa: BLE001 — reported against the rule
                                 raise ValueError(what + _first_line(exc)) from None
+                    if rule.engine == "sql":  # a model's columns are its model's to make
+                        found = con.execute(f"select * from ({rule.sql}) where false", bind(rule, params, as_of))
+                        columns = tuple(d[0] for d in found.description)
+                        found.fetchall()
+                        if columns != DETECTION_COLUMNS:
+                            raise ValueError(_columns_problem(columns))
             except ValueError as exc:
                 errors.append(RuleError(rule.file_label, mask_ids_in_text(exc)))
     finally:

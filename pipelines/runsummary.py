@@ -98,6 +98,10 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
     detected = parts.get("detect")
     if detected is not None and detected.skipped:
         s["rules_disabled"] = list(detected.skipped)
+    if detected is not None and detected.errors:
+        # every rule that failed, with its reason (the night's one-line failure names the first)
+        s["rule_errors"] = [{"file": mask_ids_in_text(e.rule_file), "error": mask_ids_in_text(e.message)}
+                            for e in detected.errors]
     if detected is not None or changes is not None:
         open_now = suspects_by_rule(con)
         s["suspects"] = sum(v["count"] for v in open_now.values())
@@ -105,7 +109,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         by_rule: dict[str, dict[str, Any]] = {}
         for r in (detected.results if detected is not None else []):
             by_rule[r.rule_id] = {"title": r.title, "detected": r.count, "detected_amount": r.amount,
-                                  "not_rerun": r.unchanged, "parameters": r.parameters}
+                                  "not_rerun": r.unchanged, "parameters": r.parameters,
+                                  **({"error": mask_ids_in_text(r.error)} if r.error else {})}
         for rule_id, v in open_now.items():
             by_rule.setdefault(rule_id, {}).update({"open": v["count"], "open_amount": v["amount"]})
         for rule_id, c in (changes or {}).items():

@@ -218,6 +218,16 @@ EVIDENCE_LABELS = {
 }
 
 
+def _is_money(key: str) -> bool:
+    """An evidence field in yuan: amount, total, threshold, *_amount, or a label (or a rule's own
+    Chinese key) naming 金额."""
+    return key in ("amount", "total", "threshold") or key.endswith("_amount") or "金额" in label_of(key)
+
+
+def label_of(key: str) -> str:
+    return EVIDENCE_LABELS.get(key, key)
+
+
 def evidence_summary(evidence: Any, limit: int = 800, agency: str | None = None) -> str:
     """The evidence JSON as one readable line: its summary sentence first, then "字段: 值；列表: 3项
     (a, b, c…)" with the fields in Chinese (EVIDENCE_LABELS). With `agency`, the worklist's: a
@@ -231,26 +241,27 @@ def evidence_summary(evidence: Any, limit: int = 800, agency: str | None = None)
         except ValueError:
             return evidence[:limit]
 
-    def label(key: str) -> str:
-        return EVIDENCE_LABELS.get(key, key)
+    label = label_of
 
-    def short(v: Any) -> str:
+    def short(v: Any, key: str | None = None) -> str:
         if isinstance(v, dict):
             if _other_agencys_person(v, agency):
                 v = {**v, "person_id": mask_id(v["person_id"]),
                      **({"name": mask_name(v["name"])} if v.get("name") else {})}
-            return "，".join(f"{label(k)}={short(x)}" for k, x in v.items())
+            return "，".join(f"{label(k)}={short(x, k)}" for k, x in v.items())
         if isinstance(v, list):
-            head = "，".join(short(x) for x in v[:3])
+            head = "，".join(short(x, key) for x in v[:3])
             return f"{len(v)}项（{head}{'…' if len(v) > 3 else ''}）"
         if isinstance(v, bool):
             return "是" if v else "否"
+        if isinstance(v, (int, float)) and key is not None and _is_money(key):
+            return f"{v:.2f}"  # JSON drops a decimal's trailing zero: 3237.6 is 3237.60 yuan
         return "无" if v is None else str(v)
 
     if isinstance(evidence, dict):
         summary = evidence.get("summary")
         said = summary if isinstance(summary, str) and summary.strip() else None  # the rule's sentence
-        rest = "；".join(f"{label(k)}: {short(v)}" for k, v in evidence.items()
+        rest = "；".join(f"{label(k)}: {short(v, k)}" for k, v in evidence.items()
                         if not (k == "summary" and isinstance(v, str)))
         text = "；".join(part for part in (said, rest) if part)
     else:

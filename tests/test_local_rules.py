@@ -237,11 +237,11 @@ def test_the_configs_rule_folders_name_an_own_rule_where_the_store_has_no_record
     assert named["PAID_AFTER_CREMATION"] == "火化后仍发放待遇"
 
 
-def _failed_night(tmp_path: Path, office_night: dict, rule_file: Path) -> tuple[str, dict]:
+def _failed_night(tmp_path: Path, office_night: dict, *rule_files: Path) -> tuple[str, dict]:
     db, inbox, out = tmp_path / "fw.duckdb", tmp_path / "inbox", tmp_path / "out"
     shutil.copy(office_night["db"], db)
     delivery_1(inbox)
-    config = _office(tmp_path, [rule_file])
+    config = _office(tmp_path, list(rule_files))
     with pytest.raises(StepFailed) as failed:
         nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=date(2026, 10, 22), config_path=str(config),
                      progress=False)
@@ -253,13 +253,23 @@ def _failed_night(tmp_path: Path, office_night: dict, rule_file: Path) -> tuple[
     return str(failed.value), summary
 
 
-def test_an_own_rule_that_fails_at_night_is_named_by_its_path(office_night, tmp_path):
+def test_own_rules_that_fail_at_night_are_all_named_by_their_paths(office_night, tmp_path):
     rule = tmp_path / "UNKNOWN_COLUMN.yaml"
     rule.write_text(EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", "UNKNOWN_COLUMN")
                     .replace("p.paid_on > c.cremated_on", "p.no_such_column > c.cremated_on"), encoding="utf-8")
-    reason, summary = _failed_night(tmp_path, office_night, rule)
+    misspelt = tmp_path / "MISSPELT_KEY.yaml"
+    misspelt.write_text(EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", "MISSPELT_KEY")
+                        .replace("params:", "param_bounds: {}\nincremetal: select 1 as subject\nparams:"), encoding="utf-8")
+    reason, summary = _failed_night(tmp_path, office_night, rule, misspelt)
     own = (tmp_path / "conf" / "own_rules").resolve()
-    assert reason.startswith(f"task detect failed: rule {own}/UNKNOWN_COLUMN.yaml: ") and "no_such_column" in reason
+    # every broken rule is named in the one line, each reason is in runs.summary
+    assert reason.startswith(f"task detect failed: rule {own}/MISSPELT_KEY.yaml: unknown key(s) incremetal (meant incremental?)")
+    assert reason.endswith(f"(and 1 more rule(s): {own}/UNKNOWN_COLUMN.yaml — each reason in runs.summary rule_errors)")
+    errors = {e["file"]: e["error"] for e in summary["rule_errors"]}
+    assert errors[f"{own}/MISSPELT_KEY.yaml"].startswith("unknown key(s) incremetal")
+    assert errors[f"{own}/UNKNOWN_COLUMN.yaml"] == summary["by_rule"]["UNKNOWN_COLUMN"]["error"]
+    assert "no_such_column" in summary["by_rule"]["UNKNOWN_COLUMN"]["error"]
+    assert "error" not in summary["by_rule"]["PAID_AFTER_DEATH"]
     assert summary["status"] == "failed"
 
 
@@ -298,7 +308,10 @@ def test_fundwatch_rules_finds_a_rule_that_would_fail_tonight_before_the_night(o
                    .replace("p.paid_on > c.cremated_on", "p.no_such_column > c.cremated_on"), encoding="utf-8")
     unreadable = tmp_path / "BROKEN.yaml"
     unreadable.write_text("id: BROKEN\ntitle: [unclosed\n", encoding="utf-8")
-    config = _office(tmp_path, [bad, unreadable, EXAMPLE], extra="disabled_rules: [AMOUNT_OUTLIER]\n")
+    wrong_columns = tmp_path / "WRONG_COLUMNS.yaml"
+    wrong_columns.write_text(EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", "WRONG_COLUMNS")
+                             .replace(")) as evidence", ")) as evidenz"), encoding="utf-8")
+    config = _office(tmp_path, [bad, unreadable, wrong_columns, EXAMPLE], extra="disabled_rules: [AMOUNT_OUTLIER]\n")
     own = (tmp_path / "conf" / "own_rules").resolve()
     # without a store: what loads
     assert cli.main(["rules", "--config", str(config)]) == cli.EXIT_FAILED
@@ -310,7 +323,11 @@ def test_fundwatch_rules_finds_a_rule_that_would_fail_tonight_before_the_night(o
     out = capsys.readouterr().out
     (problem,) = [line for line in out.splitlines() if "UNKNOWN_COLUMN.yaml" in line and "problem" in line]
     assert problem.startswith(f"  problem {own}/UNKNOWN_COLUMN.yaml: ") and "no_such_column" in problem
-    assert "; 2 problem(s)" in out.splitlines()[0]
+    (columns,) = [line for line in out.splitlines() if "WRONG_COLUMNS.yaml" in line and "problem" in line]
+    assert columns.endswith("the final select must return exactly subject, person_id, agency_code, period_from, "
+                            "period_to, amount, evidence; it returns subject, person_id, agency_code, period_from, "
+                            "period_to, amount, evidenz")
+    assert "; 3 problem(s)" in out.splitlines()[0]
 
 
 def _runs(db: Path) -> int:

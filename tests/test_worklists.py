@@ -386,7 +386,16 @@ def test_the_evidence_column_reads_in_chinese_summary_first(con, tmp_path):
                     "amount": 60000.0, "handled_by": "夏磊", "reviewed_by": None, "kept_as_largest": False}},
         ensure_ascii=False))
     text = rows_by_id(sheet_of(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]))["S-E1"]["证据摘要"]
-    assert text.startswith("单笔 60000.00 元的一次性伤残补助金支付未经有效复核：无复核人；问题: 无复核人；大额标准: 50000；"), text
-    assert ("发放记录: 发放流水号=FF1，待遇项目=一次性伤残补助金，所属期=202604，发放日期=2026-04-16，金额=60000.0，"
+    assert text.startswith("单笔 60000.00 元的一次性伤残补助金支付未经有效复核：无复核人；问题: 无复核人；大额标准: 50000.00；"), text
+    assert ("发放记录: 发放流水号=FF1，待遇项目=一次性伤残补助金，所属期=202604，发放日期=2026-04-16，金额=60000.00，"
             "经办人=夏磊，复核人=无，保留的最大一笔=否") in text, text
     assert not re.search(r"[a-z_]{4,}[:=]", text), text
+
+
+def test_money_in_the_evidence_column_keeps_its_fen():
+    """JSON writes a decimal 3237.60 as 3237.6: a field in yuan — amount, total, threshold, *_amount,
+    or a key a rule author wrote in Chinese naming 金额 — shows two decimals; counts stay whole."""
+    text = worklists.evidence_summary({"payments": [{"period": "202609", "amount": 3237.6}, {"amount": 3000}],
+                                       "duplicate_amount": 3300.0, "persons": 3, "多发金额": 12.5, "total": 7})
+    assert text == ("发放记录: 2项（所属期=202609，金额=3237.60，金额=3000.00）；重复金额: 3300.00；人数: 3；"
+                    "多发金额: 12.50；合计: 7.00"), text
