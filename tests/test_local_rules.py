@@ -336,3 +336,18 @@ def _runs(db: Path) -> int:
         return scalar(con, "select count(*) from runs")
     finally:
         con.close()
+
+
+def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # as `fundwatch rules | head -1`: the reader is gone before fundwatch has printed its lines
+    # (the pipe is closed before the interpreter has even started)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    child = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "rules"], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 0 and err == ""
