@@ -430,12 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fundwatch {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # the reader (`fundwatch rules | head -3`) has what it wanted and closed the pipe: not a
-        # failure, and nothing more to print (stdout goes nowhere, so the exit's flush is quiet too)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
     except Exception as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_closed_by_reader():
+            # the reader (`fundwatch rules | head -3`) has what it wanted and closed the pipe: not a
+            # failure, and nothing more to print (stdout goes nowhere: the exit's flush is quiet too)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
         # What the machine refuses outside any step — a folder that is a file, no permission, the
         # store opened by another program — is one line too (a step's failure is already one).
         import duckdb
@@ -446,6 +446,18 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"fundwatch {args.command}: {mask_ids_in_text(_machine_refusal(exc))}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _stdout_closed_by_reader() -> bool:
+    """Whether standard output is a pipe whose reader has gone (poll reports an error on it)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _machine_refusal(exc: Exception) -> str:

@@ -113,7 +113,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except FileNotFoundError:
         raise SystemExit(f"config file {path} not found")
     except yaml.YAMLError as exc:
-        raise SystemExit(f"config file {path} is not valid YAML: {mask_ids_in_text(_yaml_problem(exc))}")
+        raise SystemExit(f"config file {path} is not valid YAML: {mask_ids_in_text(yaml_problem(exc))}")
     if not isinstance(loaded, dict):
         raise SystemExit(f"config file {path}: expected a mapping at the top level")
     unknown = set(loaded) - set(DEFAULTS)
@@ -149,7 +149,7 @@ def _config_text(path: Path) -> str:
     raise SystemExit(f"config file {path} is neither UTF-8 nor GB18030 text; save it as UTF-8")
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def yaml_problem(exc: yaml.YAMLError) -> str:
     """PyYAML's message on one line: what is wrong and where (its own text spans four lines)."""
     problem = getattr(exc, "problem", None)
     mark = getattr(exc, "problem_mark", None)

@@ -42,7 +42,6 @@ key such as `fiscal_accounts`), config `rules.<ID>.<param>`, then per region
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import importlib
 import re
@@ -58,7 +57,7 @@ import duckdb
 import yaml
 
 from . import resources
-from .config import Config, load_yaml, param_problem, rule_folders
+from .config import Config, load_yaml, param_problem, rule_folders, yaml_problem
 from .privacy import mask_ids_in_text
 from .store import failure_hint, scalar, store_catalog, table_exists
 
@@ -334,17 +333,32 @@ def _param_bounds(raw: Any, params: dict[str, Any]) -> dict[str, tuple[float | N
 OPTIONAL_KEYS = ("description", "engine", "model", "config_params", "watch", "incremental", "param_bounds")
 
 
+# Optional keys whose loss is silent: misspelt, a rule would run without its bounds, its
+# incremental scope or its watch, and nothing would say so.
+_SILENT_KEYS = ("param_bounds", "incremental", "watch", "config_params", "engine")
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
 def _misspelt_keys(raw: dict) -> list[tuple[str, str]]:
-    """Keys close to a rule file's own (`param_bound`, `incremetal`): read as written they would be
-    ignored, and the bound or scope silently lost. Other extra keys (an office's own notes) stay
-    allowed."""
-    known = REQUIRED_KEYS + OPTIONAL_KEYS
+    """Keys one or two slips from a key whose loss is silent (`param_bound`, `incremetal`). Any
+    other extra key — an office's note, `description_en`, `title_cn`, `watch_note` — is left alone."""
     out = []
     for key in raw:
-        if isinstance(key, str) and key not in known:
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
-            if close:
-                out.append((key, close[0]))
+        if not isinstance(key, str) or key in REQUIRED_KEYS + OPTIONAL_KEYS or len(key) < 5:
+            continue
+        for known in _SILENT_KEYS:
+            if not key.startswith(known) and _edits(key, known) <= 2:
+                out.append((key, known))
+                break
     return out
 
 
@@ -353,7 +367,7 @@ def parse_rule(path: Path) -> Rule:
     try:
         raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ValueError(f"not valid YAML: {exc}") from None
+        raise ValueError(f"not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise ValueError("expected a mapping with keys " + ", ".join(REQUIRED_KEYS))
     misspelt = _misspelt_keys(raw)
@@ -784,11 +798,11 @@ def check_rules(con: duckdb.DuckDBPyConnection, rules: list[Rule], config: Confi
     it. A read-only connection will do: the views a night provides are made as temp views."""
     errors: list[RuleError] = []
     made = ["payments_watch", "previous_findings", *(f"new_{t}" for t in EXTRACT_TABLES)]
-    con.execute("create or replace temp view payments_watch as select * from payments")
-    con.execute("create or replace temp view previous_findings as select subject from suspects where false")
-    for table in EXTRACT_TABLES:
-        con.execute(f"create or replace temp view new_{table} as select * from {table} where false")
     try:
+        con.execute("create or replace temp view payments_watch as select * from payments")
+        con.execute("create or replace temp view previous_findings as select subject from suspects where false")
+        for table in EXTRACT_TABLES:
+            con.execute(f"create or replace temp view new_{table} as select * from {table} where false")
         for rule in rules:
             queries = [("", rule.sql, None), ("watch: ", rule.watch, rule.watch_params),
                        ("incremental: ", rule.incremental, rule.incremental_params)]
@@ -801,9 +815,15 @@ def check_rules(con: duckdb.DuckDBPyConnection, rules: list[Rule], config: Confi
                             except Exception as exc:  # noqa: BLE001 — reported against the rule
                                 raise ValueError(what + _first_line(exc)) from None
                     if rule.engine == "sql":  # a model's columns are its model's to make
-                        found = con.execute(f"select * from ({rule.sql}) where false", bind(rule, params, as_of))
-                        columns = tuple(d[0] for d in found.description)
-                        found.fetchall()
+                        # the night runs `create … as <sql>`: a closing `;` or a last line that is a
+                        # comment is fine there, so here too
+                        query = rule.sql.rstrip().rstrip(";")
+                        try:
+                            found = con.execute(f"select * from ({query}\n) where false", bind(rule, params, as_of))
+                            columns = tuple(d[0] for d in found.description)
+                            found.fetchall()
+                        except Exception as exc:  # noqa: BLE001 — reported against the rule
+                            raise ValueError(_first_line(exc)) from None
                         if columns != DETECTION_COLUMNS:
                             raise ValueError(_columns_problem(columns))
             except ValueError as exc:

@@ -220,8 +220,8 @@ EVIDENCE_LABELS = {
 
 def _is_money(key: str) -> bool:
     """An evidence field in yuan: amount, total, threshold, *_amount, or a label (or a rule's own
-    Chinese key) naming 金额."""
-    return key in ("amount", "total", "threshold") or key.endswith("_amount") or "金额" in label_of(key)
+    Chinese key) ending in 金额 — 同金额笔数 is a count."""
+    return key in ("amount", "total", "threshold") or key.endswith("_amount") or label_of(key).endswith("金额")
 
 
 def label_of(key: str) -> str:
@@ -255,7 +255,7 @@ def evidence_summary(evidence: Any, limit: int = 800, agency: str | None = None)
         if isinstance(v, bool):
             return "是" if v else "否"
         if isinstance(v, (int, float)) and key is not None and _is_money(key):
-            return f"{v:.2f}"  # JSON drops a decimal's trailing zero: 3237.6 is 3237.60 yuan
+            return f"{Decimal(str(v)):.2f}"  # JSON drops a decimal's trailing zero: 3237.6 is 3237.60 yuan
         return "无" if v is None else str(v)
 
     if isinstance(evidence, dict):

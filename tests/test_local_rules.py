@@ -278,7 +278,8 @@ def test_an_own_rule_whose_file_no_longer_loads_is_named_by_its_path_not_said_to
     rule.write_text("id: PAID_AFTER_CREMATION\ntitle: [unclosed\n", encoding="utf-8")
     reason, summary = _failed_night(tmp_path, office_night, rule)
     own = (tmp_path / "conf" / "own_rules").resolve()
-    assert reason.startswith(f"task detect failed: rule {own}/PAID_AFTER_CREMATION.yaml: not valid YAML")
+    assert reason.startswith(f"task detect failed: rule {own}/PAID_AFTER_CREMATION.yaml: not valid YAML: ")
+    assert reason.endswith("(line 3, column 1)") and "\n" not in reason  # PyYAML's own text spans four lines
     # its open suspect is kept, and the summary does not send the office looking for its config
     assert summary["by_rule"]["PAID_AFTER_CREMATION"]["open"] == 1
     assert summary["rules_not_loaded"] == []
@@ -351,3 +352,36 @@ def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly(tmp_path):
     child.stdout.close()
     err = child.stderr.read().decode()
     assert child.wait(timeout=120) == 0 and err == ""
+
+
+@pytest.mark.parametrize("key, refused", [
+    ("param_bound", "param_bounds"), ("incremetal", "incremental"), ("wacth", "watch"),
+    ("config_param", "config_params"), ("description_en", None), ("title_cn", None), ("severity_en", None),
+    ("incremental_note", None), ("watch_note", None), ("mode", None), ("sql2", None), ("notes", None),
+])
+def test_a_rule_file_key_one_slip_from_a_key_whose_loss_is_silent_is_refused_and_other_keys_are_left(tmp_path, key,
+                                                                                                   refused):
+    from pipelines.rules import load_rules
+
+    folder = tmp_path / "own"
+    folder.mkdir()
+    (folder / EXAMPLE.name).write_text(EXAMPLE.read_text(encoding="utf-8").replace("params:", f"{key}: x\nparams:"),
+                                       encoding="utf-8")
+    loaded, errors = load_rules([folder])
+    if refused:
+        assert not loaded and [e.message for e in errors] == [f"unknown key(s) {key} (meant {refused}?)"]
+    else:
+        assert [r.id for r in loaded] == ["PAID_AFTER_CREMATION"] and not errors
+
+
+@pytest.mark.parametrize("ending", [";", ";\n", "\n  -- the end", "  -- the end"])
+def test_fundwatch_rules_takes_an_sql_that_ends_as_the_night_takes_it(office_night, tmp_path, capsys, ending):
+    from pipelines import cli
+
+    text = EXAMPLE.read_text(encoding="utf-8").rstrip("\n")
+    assert text.endswith("having sum(amount) > 0")
+    config = _office(tmp_path, [])
+    (tmp_path / "conf" / "own_rules" / EXAMPLE.name).write_text(text + ending.replace("\n", "\n  ") if "\n" in ending
+                                                                else text + ending, encoding="utf-8")
+    code = cli.main(["rules", "--config", str(config), "--db", str(office_night["db"])])
+    assert code == cli.EXIT_OK, capsys.readouterr().out

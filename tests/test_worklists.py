@@ -396,6 +396,7 @@ def test_money_in_the_evidence_column_keeps_its_fen():
     """JSON writes a decimal 3237.60 as 3237.6: a field in yuan — amount, total, threshold, *_amount,
     or a key a rule author wrote in Chinese naming 金额 — shows two decimals; counts stay whole."""
     text = worklists.evidence_summary({"payments": [{"period": "202609", "amount": 3237.6}, {"amount": 3000}],
-                                       "duplicate_amount": 3300.0, "persons": 3, "多发金额": 12.5, "total": 7})
+                                       "duplicate_amount": 3300.0, "persons": 3, "多发金额": 12.5, "total": 7,
+                                       "同金额笔数": 4, "big_amount": 12345678901234.5})
     assert text == ("发放记录: 2项（所属期=202609，金额=3237.60，金额=3000.00）；重复金额: 3300.00；人数: 3；"
-                    "多发金额: 12.50；合计: 7.00"), text
+                    "多发金额: 12.50；合计: 7.00；同金额笔数: 4；big_amount: 12345678901234.50"), text
