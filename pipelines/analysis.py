@@ -244,13 +244,14 @@ def find_rule(rule_id: str, con: duckdb.DuckDBPyConnection | None = None):
             return rule
     if con is not None and table_exists(con, "rule_catalogue"):
         recorded = con.execute("select rule_file from rule_catalogue where rule_id = ?", [rule_id]).fetchall()
-        if recorded and recorded[0][0] and Path(recorded[0][0]).is_file():
-            try:
-                return parse_rule(Path(recorded[0][0]))
-            except (ValueError, OSError) as exc:
-                raise KeyError(f"rule {rule_id}: its file {recorded[0][0]} no longer loads: {mask_ids_in_text(exc)}") from None
         if recorded:
-            raise KeyError(f"rule {rule_id}: its file {recorded[0][0]} (as the last night that ran it read it) is gone")
+            file = recorded[0][0]
+            if not file or not Path(file).is_file():
+                raise KeyError(f"rule {rule_id}: its file {file} (as the last night that ran it read it) is gone")
+            try:
+                return parse_rule(Path(file))
+            except (ValueError, OSError) as exc:
+                raise KeyError(f"rule {rule_id}: its file {file} no longer loads: {mask_ids_in_text(exc)}") from None
     raise KeyError(f"no loadable rule {rule_id} under {rules_dir()}")
 
 

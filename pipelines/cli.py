@@ -282,13 +282,13 @@ def cmd_rules(args) -> int:
     checked before the night, not at 02:00."""
     from .config import rule_folders
     from .rules import check_rules, load_rules, parameter_sets
-    from .store import StoreBusy, connect
+    from .store import StoreBusy, connect, scalar
 
     config = _check_config(args.config)
     folders = rule_folders(config)
     rules, problems = load_rules(folders)
     disabled = set(config.get("disabled_rules") or [])
-    own = sum(1 for rule in rules if rule.path and rule.path.parent != folders[0])
+    shipped = {rule.id for rule in rules if rule.path and rule.path.parent == folders[0]}
     checked = ""
     if args.db:
         if not Path(args.db).is_file():
@@ -298,18 +298,16 @@ def cmd_rules(args) -> int:
         except StoreBusy as exc:
             raise Refused(str(exc), EXIT_BUSY) from None
         try:
-            from .store import scalar
-
             as_of = _as_of(args.as_of) or scalar(con, "select max(as_of) from runs where status = 'completed'") \
                 or _today()
             problems += check_rules(con, [r for r in rules if r.id not in disabled], config, as_of)
         finally:
             con.close()
         checked = f"; queries planned against {args.db} as of {as_of}"
-    print(f"fundwatch rules: {len(rules)} rule(s) loaded ({len(rules) - own} shipped, {own} from rule_folders)"
-          f"{checked}; {len(problems)} problem(s)")
+    print(f"fundwatch rules: {len(rules)} rule(s) loaded ({len(shipped)} shipped, "
+          f"{len(rules) - len(shipped)} from rule_folders){checked}; {len(problems)} problem(s)")
     for rule in rules:
-        where = "shipped" if rule.path and rule.path.parent == folders[0] else str(rule.path)
+        where = "shipped" if rule.id in shipped else str(rule.path)
         try:
             sets = len(parameter_sets(rule, config))
         except ValueError:

@@ -192,8 +192,9 @@ def _check_rule_ids(config: Config) -> None:
     """Every rule the config names (rules.<ID>, disabled_rules, regions.<code>.rules.<ID>) is a rule
     under rules/ or a rule folder: an override of a misspelt id would be ignored, and the office
     believe it applied."""
-    known = {path.stem for folder in rule_folders(config) for pattern in ("*.yaml", "*.yml")
-             for path in folder.glob(pattern)}
+    from .rules import rule_files  # rules reads Config: not at the top
+
+    known = {path.stem for path, _shown in rule_files(rule_folders(config))}
 
     def mapping(where: str, value: Any) -> dict:
         if value is None:

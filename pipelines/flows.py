@@ -160,8 +160,7 @@ def broken_rules(found) -> StepFailed | None:
     others = sorted({e.rule_file for e in found.errors[1:]} - {first.rule_file})
     more = f" (and {len(others)} more rule(s): {', '.join(others)} — each reason in runs.summary rule_errors)" \
         if others else ""
-    # one line, whatever the reason's own text spans (a parser's message may run to several)
-    return StepFailed("detect", scrub(" ".join(f"rule {first.rule_file}: {first.message}{more}".split())))
+    return StepFailed("detect", scrub(f"rule {first.rule_file}: {first.message}{more}"))
 
 
 @step("update-suspects")

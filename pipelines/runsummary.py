@@ -100,7 +100,7 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["rules_disabled"] = list(detected.skipped)
     if detected is not None and detected.errors:
         # every rule that failed, with its reason (the night's one-line failure names the first)
-        s["rule_errors"] = [{"file": mask_ids_in_text(e.rule_file), "error": mask_ids_in_text(" ".join(e.message.split()))}
+        s["rule_errors"] = [{"file": mask_ids_in_text(e.rule_file), "error": mask_ids_in_text(e.message)}
                             for e in detected.errors]
     if detected is not None or changes is not None:
         open_now = suspects_by_rule(con)

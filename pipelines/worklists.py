@@ -28,10 +28,10 @@ import xlsxwriter
 
 from . import casework, runlock
 from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
+from .config import rule_folders
 from .extracts import EXTRACTS
 from .privacy import mask_id
 from .report_mask import mask_name
-from .config import rule_folders
 from .rules import RuleText, rule_texts
 from .store import scalar
 from .suspects import reported_gone_sql
@@ -241,14 +241,12 @@ def evidence_summary(evidence: Any, limit: int = 800, agency: str | None = None)
         except ValueError:
             return evidence[:limit]
 
-    label = label_of
-
     def short(v: Any, key: str | None = None) -> str:
         if isinstance(v, dict):
             if _other_agencys_person(v, agency):
                 v = {**v, "person_id": mask_id(v["person_id"]),
                      **({"name": mask_name(v["name"])} if v.get("name") else {})}
-            return "，".join(f"{label(k)}={short(x, k)}" for k, x in v.items())
+            return "，".join(f"{label_of(k)}={short(x, k)}" for k, x in v.items())
         if isinstance(v, list):
             head = "，".join(short(x, key) for x in v[:3])
             return f"{len(v)}项（{head}{'…' if len(v) > 3 else ''}）"
@@ -261,7 +259,7 @@ def evidence_summary(evidence: Any, limit: int = 800, agency: str | None = None)
     if isinstance(evidence, dict):
         summary = evidence.get("summary")
         said = summary if isinstance(summary, str) and summary.strip() else None  # the rule's sentence
-        rest = "；".join(f"{label(k)}: {short(v, k)}" for k, v in evidence.items()
+        rest = "；".join(f"{label_of(k)}: {short(v, k)}" for k, v in evidence.items()
                         if not (k == "summary" and isinstance(v, str)))
         text = "；".join(part for part in (said, rest) if part)
     else:
