@@ -298,25 +298,42 @@ def cmd_rules(args) -> int:
         except StoreBusy as exc:
             raise Refused(str(exc), EXIT_BUSY) from None
         try:
+            # the last completed night's day, else the last night tried (a store whose only night
+            # failed was run for that day, often not today's), else today
             as_of = _as_of(args.as_of) or scalar(con, "select max(as_of) from runs where status = 'completed'") \
-                or _today()
+                or scalar(con, "select max(as_of) from runs") or _today()
             problems += check_rules(con, [r for r in rules if r.id not in disabled], config, as_of)
         finally:
             con.close()
         checked = f"; queries planned against {args.db} as of {as_of}"
     print(f"fundwatch rules: {len(rules)} rule(s) loaded ({len(shipped)} shipped, "
           f"{len(rules) - len(shipped)} from rule_folders){checked}; {len(problems)} problem(s)")
+    width = max([28, *(len(rule.id) for rule in rules)])
     for rule in rules:
         where = "shipped" if rule.id in shipped else str(rule.path)
         try:
-            sets = len(parameter_sets(rule, config))
+            sets = parameter_sets(rule, config)
         except ValueError:
-            sets = 0
-        state = "disabled by config" if rule.id in disabled else f"{sets} parameter set(s)"
-        print(f"  {rule.id:<28} {rule.subject:<11} {state:<20} {rule.title}  ({where})")
+            sets = []  # named among the problems (the config check refuses it before a night)
+        state = "disabled by config" if rule.id in disabled else f"{len(sets)} parameter set(s)"
+        print(f"  {rule.id:<{width}} {rule.subject:<11} {state:<20} {rule.title}  ({where})")
+        for params, regions in sets:
+            # the values the night binds, so an office sees its overrides took (runs.summary has
+            # them only after the night)
+            if params:
+                scope = f" (regions {', '.join(regions)})" if regions else " (other regions)" if len(sets) > 1 else ""
+                values = ", ".join(f"{name}={_param_text(value)}" for name, value in params.items())
+                print(f"  {'':<{width}} parameters{scope}: {values}")
     for problem in problems:
         print(f"  problem {problem.rule_file}: {problem.message}")
     return EXIT_FAILED if problems else EXIT_OK
+
+
+def _param_text(value) -> str:
+    """A parameter as the config would write it (YAML): lists in brackets, booleans lower case."""
+    if isinstance(value, (list, tuple)):
+        return f"[{', '.join(map(_param_text, value))}]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _today() -> date:

@@ -385,3 +385,48 @@ def test_fundwatch_rules_takes_an_sql_that_ends_as_the_night_takes_it(office_nig
                                                                 else text + ending, encoding="utf-8")
     code = cli.main(["rules", "--config", str(config), "--db", str(office_night["db"])])
     assert code == cli.EXIT_OK, capsys.readouterr().out
+
+
+def test_fundwatch_rules_shows_the_parameter_values_a_night_binds_region_by_region(tmp_path, capsys):
+    from pipelines import cli
+
+    long_id = "PAID_AFTER_CREMATION_BY_PAYMENT_DATE_OWN"
+    own = tmp_path / f"{long_id}.yaml"
+    own.write_text(EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", long_id), encoding="utf-8")
+    config = _office(tmp_path, [own], extra=(
+        "rules:\n  LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 45000}\n"
+        "regions:\n"
+        "  '360702': {rules: {LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 30000}}}\n"
+        "  '360703': {rules: {LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 30000}}}\n"
+        "  '360704': {rules: {LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 45000}}}\n"))
+    assert cli.main(["rules", "--config", str(config)]) == cli.EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index(next(line for line in lines if "LARGE_PAYMENT_UNREVIEWED" in line))
+    assert "2 parameter set(s)" in lines[at]
+    # 360704 sets what the province sets: no set of its own
+    assert lines[at + 1].strip() == ("parameters (other regions): large_payment_threshold=45000, "
+                                     "review_time_required=false")
+    assert lines[at + 2].strip() == ("parameters (regions 360702, 360703): large_payment_threshold=30000, "
+                                     "review_time_required=false")
+    death = lines[lines.index(next(line for line in lines if "PAID_AFTER_DEATH " in line)) + 1]
+    assert death.split(": ", 1)[1].startswith("one_off_items=[丧葬补助金, 一次性抚恤金")
+    # an id longer than the usual column keeps every rule's subject in one column
+    rule_lines = [line for line in lines if "(shipped)" in line or long_id in line and "parameters" not in line]
+    assert len(rule_lines) == len(list(rules_dir().glob("*.yaml"))) + 1
+    assert len({line.index(line.split()[1]) for line in rule_lines}) == 1
+
+
+def test_fundwatch_rules_plans_as_of_the_night_tried_when_the_stores_only_night_failed(tmp_path, capsys):
+    from pipelines import cli
+
+    bad = tmp_path / "UNKNOWN_COLUMN.yaml"
+    bad.write_text(EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", "UNKNOWN_COLUMN")
+                   .replace("p.paid_on > c.cremated_on", "p.no_such_column > c.cremated_on"), encoding="utf-8")
+    config = _office(tmp_path, [bad])
+    db, inbox = tmp_path / "fw.duckdb", tmp_path / "inbox"
+    delivery_1(inbox)
+    with pytest.raises(StepFailed):
+        nightly_flow(inbox=str(inbox), db=str(db), out=str(tmp_path / "out"), as_of=NIGHT, config_path=str(config),
+                     progress=False)
+    assert cli.main(["rules", "--db", str(db)]) == cli.EXIT_OK  # the shipped rules only: they plan
+    assert f"queries planned against {db} as of {NIGHT};" in capsys.readouterr().out
