@@ -106,41 +106,51 @@ def ensure_quality_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(QUALITY_DDL)
 
 
-def _frame_sql(kind: str) -> str:
-    """The delivery's rows without personal data, plus derived flags the suite checks."""
+def _frame_sql(kind: str, sampled: bool) -> str:
+    """The delivery's rows without personal data, plus derived flags the suite checks. A sampled
+    delivery (more than SAMPLE_ROWS rows) is sampled first and only the sample's flags computed:
+    a province's first payments delivery is 60 million rows."""
     spec = X.EXTRACTS[kind]
     keep = [c.name for c in spec.columns if c.name not in PERSONAL]
     for col in OPTIONAL_FILLED.get(kind, {}):
         applies = FILLED_ONLY_WHERE.get((kind, col))
         keep.append(f"({col} is not null{f' or not ({applies})' if applies else ''}) as has_{col}")
     keep += [f"coalesce({condition}, false) as {flag}" for flag, condition in CONSISTENT.get(kind, {}).items()]
-    if kind == "payments":
-        # Months since this stream's previous payment (1 = continuous); history from every
-        # delivery so a new month is compared with last month's payment.
-        keep.append("period_gap")
-        return f"""
-            with stream as (
-                select *, (cast(left(period, 4) as int) * 12 + cast(right(period, 2) as int))
-                        - lag(cast(left(period, 4) as int) * 12 + cast(right(period, 2) as int))
-                          over (partition by person_id, insurance_type, item order by period)
-                        as period_gap
-                from payments
-                where item not in ({", ".join(f"'{i}'" for i in X.ONE_OFF_ITEMS)})
-                  and person_id in (select person_id from payments where _delivery = $delivery)
-            )
-            select {", ".join(keep)} from payments p
-            left join (select payment_id as _pid, period_gap from stream) s on s._pid = p.payment_id
-            where p._delivery = $delivery
-        """
-    return f"select {', '.join(keep)} from {kind} where _delivery = $delivery"
+    delivered = f"select * from {kind} where _delivery = $delivery"
+    if sampled:
+        # The sample is drawn on the rows' positions, then its rows read (a reservoir of whole rows
+        # copied every column of 5.7 million: 4.3 s against 0.5 s). USING SAMPLE applies before a
+        # WHERE of the same select, hence the inner select.
+        delivered = f"""
+            select * from {kind} where _delivery = $delivery and rowid in (
+                select rowid from (select rowid from {kind} where _delivery = $delivery)
+                using sample reservoir({SAMPLE_ROWS} rows) repeatable (7))"""
+    if kind != "payments":
+        return f"with delivered as ({delivered}) select {', '.join(keep)} from delivered"
+    # Months since the same stream's latest earlier period (1 = continuous), from every delivery's
+    # rows so that a new month is compared with last month's payment; for the delivered (or
+    # sampled) recurring rows only — a window over the whole payments history took 2 of the 10
+    # minutes of a province's first night, and as long again every month.
+    keep.append("period_gap")
+    month = "(cast(left({0}, 4) as int) * 12 + cast(right({0}, 2) as int))"
+    return f"""
+        with delivered as ({delivered}),
+        previous as (
+            select d.payment_id as _pid, {month.format('any_value(d.period)')} - {month.format('max(h.period)')}
+                   as period_gap
+            from delivered d
+            join payments h on h.person_id = d.person_id and h.insurance_type = d.insurance_type
+                           and h.item = d.item and h.period < d.period
+            where d.item not in ({", ".join(f"'{i}'" for i in X.ONE_OFF_ITEMS)})
+            group by d.payment_id
+        )
+        select {", ".join(keep)} from delivered p left join previous s on s._pid = p.payment_id
+    """
 
 
 def _delivery_frame(con, kind: str, delivery: str):
     rows = scalar(con, f"select count(*) from {kind} where _delivery = $delivery", {"delivery": delivery})
-    sql = _frame_sql(kind)
-    if rows > SAMPLE_ROWS:
-        sql = f"select * from ({sql}) using sample reservoir({SAMPLE_ROWS} rows) repeatable (7)"
-    frame = con.execute(sql, {"delivery": delivery}).df()
+    frame = con.execute(_frame_sql(kind, rows > SAMPLE_ROWS), {"delivery": delivery}).df()
     # A value outside its code list is free text a clerk typed, and may hold a name or an ID number
     # (补发 + a name): the Data Docs and warnings show its first character only. The counts do not
     # change — a masked value is as far outside the list as the value was.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import pytest
 
-from _nightly_inbox import ALIVE, BAD_ID, DEAD, delivery_1, delivery_2
+from _nightly_inbox import ALIVE, BAD_ID, DEAD, OTHER, PAY_HEADER, _pay, _write, delivery_1, delivery_2
+from pipelines import quality
 from pipelines.ingest import ingest_inbox
 from pipelines.quality import check_deliveries, unvalidated_deliveries, unwritten_pages
 from pipelines.store import connect, scalar
@@ -70,6 +71,39 @@ def test_a_gap_in_a_monthly_payment_stream_is_flagged(tmp_path, checked):
     # The look-alike: in the main store every stream runs 202608, 202609, 202610 without a hole.
     assert scalar(checked["con"], """select success from quality_results
                                      where run_id = 'night-1' and column_name = 'period_gap'""") is True
+
+
+def test_each_payment_of_a_month_after_a_hole_counts_as_following_the_hole(tmp_path):
+    """The gap is to the stream's latest earlier month: a 补发 in the same month as the payment after
+    a hole is as far from the last month paid (with a window over the stream one of the two read 0,
+    whichever came second)."""
+    d = tmp_path / "inbox" / "2026-10-21"
+    _write(d / "payments_360700_202610.csv", PAY_HEADER,
+           [_pay("P202608-3", OTHER, "陈其他", "202608", "2600.00", "6217000000000003"),
+            _pay("P202610-3", OTHER, "陈其他", "202610", "2600.00", "6217000000000003"),
+            _pay("P202610-3b", OTHER, "陈其他", "202610", "150.00", "6217000000000003")])
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, tmp_path / "inbox")
+        frame, rows = quality._delivery_frame(con, "payments", "2026-10-21")
+        check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="hole")
+        detail = json.loads(scalar(con, "select detail::varchar from quality_results where column_name = 'period_gap'"))
+    finally:
+        con.close()
+    gaps = dict(zip(frame["payment_id"], frame["period_gap"]))
+    assert gaps["P202610-3"] == gaps["P202610-3b"] == 2 and frame.set_index("payment_id")["period_gap"].isna()["P202608-3"]
+    assert detail["observed"]["unexpected_count"] == 2
+
+
+def test_a_sampled_delivery_measures_its_sampled_rows_against_the_whole_history(checked, monkeypatch):
+    """A delivery of more than SAMPLE_ROWS rows is checked on a sample; each sampled payment's gap
+    is still to its stream's month before, delivered earlier."""
+    monkeypatch.setattr(quality, "SAMPLE_ROWS", 2)
+    frame, rows = quality._delivery_frame(checked["con"], "payments", "2026-11-21")
+    assert rows == 3 and len(frame) == 2
+    assert set(frame["payment_id"]) <= {"P202611-1", "P202611-2", "P202611-3"}
+    assert frame["period_gap"].tolist() == [1, 1]
+    assert not {"person_id", "name", "bank_account"} & set(frame.columns)
 
 
 def test_results_are_stored_per_delivery_and_extract(checked):
