@@ -20,7 +20,7 @@ from pipelines import cli, runlock
 from pipelines.flows import StepFailed, nightly_deployment, nightly_flow
 from pipelines.runsummary import format_summary
 from pipelines.worklists import worklist_name
-from pipelines.store import connect, scalar
+from pipelines.store import connect, scalar, size_bytes
 
 NIGHT_1, NIGHT_2 = date(2026, 10, 21), date(2026, 11, 21)
 
@@ -325,12 +325,28 @@ def test_the_night_runs_under_the_configured_memory_limit_and_spills_to_an_owner
     # The settings the night ran with are stored with its summary and told at its end.
     assert limited["store_settings"] == {"memory_limit": "61.0 MiB", "temp_directory": str(spill)}
     assert f"store: DuckDB memory limit 61.0 MiB, spills beyond it to {spill}" in format_summary(limited)
-    # Without the section DuckDB keeps its own defaults: spilling beside the store.
+    # Without the section: spilling beside the store, under 4 GiB — or DuckDB's own 80 % of RAM
+    # where that is less (on this 24 GB machine it would be 18.8 GiB, and a province's night used it)
     assert plain["store_settings"]["temp_directory"] == str(tmp_path / "plain.duckdb") + ".tmp"
-    assert plain["store_settings"]["memory_limit"] != "61.0 MiB"
+    own = duckdb.connect().execute("select current_setting('memory_limit')").fetchall()[0][0]
+    assert plain["store_settings"]["memory_limit"] == ("4.0 GiB" if size_bytes(own) > 4 * 2**30 else own)
     assert spill.is_dir() and (spill.stat().st_mode & 0o777) == 0o700
     assert _suspects(tmp_path / "limited.duckdb") == _suspects(tmp_path / "plain.duckdb")
     assert limited["suspects"] >= 1
+
+
+def test_a_configured_memory_limit_above_the_default_is_taken_as_written(tmp_path):
+    for read_only in (False, True):  # the night's connection, and a notebook's or the report's
+        con = connect(tmp_path / "fw.duckdb", read_only=read_only, memory_limit="10GB")
+        try:
+            assert con.execute("select current_setting('memory_limit')").fetchall()[0][0] == "9.3 GiB"
+        finally:
+            con.close()
+    con = connect(tmp_path / "fw.duckdb", read_only=True)
+    try:
+        assert size_bytes(con.execute("select current_setting('memory_limit')").fetchall()[0][0]) <= 4 * 2**30
+    finally:
+        con.close()
 
 
 def test_past_the_memory_limit_duckdb_spills_to_the_configured_folder_instead_of_failing(tmp_path):
