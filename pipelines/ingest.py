@@ -819,9 +819,11 @@ def _superseded(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
 
 
 def _write_chunk(con, kind: str, accepted: pl.DataFrame, rejected: pl.DataFrame, result: FileResult,
-                 lineage: dict[str, str]) -> None:
-    """Write one normalised chunk (or the whole file) and add its counts to the file's result."""
-    result.rows_replaced += _write_rows(con, kind, accepted, lineage)
+                 lineage: dict[str, str], replace: bool = True) -> None:
+    """Write one normalised chunk (or the whole file) and add its counts to the file's result.
+    replace=False: insert only, the stored rows it replaces are deleted after the file's last
+    chunk (_replace_by_file)."""
+    result.rows_replaced += _write_rows(con, kind, accepted, lineage, replace)
     _write_rejected(con, kind, rejected, lineage)
     result.rows_accepted += accepted.height
     result.rows_rejected += rejected.height
@@ -920,8 +922,27 @@ def _write_chunks(con, kind: str, next_chunk: Callable[[], RawFrame | None], res
         accepted, rejected = normalise_frame(kind, raw, today)
         accepted, rejected = _set_aside_older(con, kind, accepted, rejected, lineage, raw)
         del raw
-        _write_chunk(con, kind, accepted, rejected, result, lineage)
+        _write_chunk(con, kind, accepted, rejected, result, lineage, replace=False)
         del accepted, rejected  # freed before the next chunk is read
+    result.rows_replaced += _replace_by_file(con, kind, lineage)
+
+
+def _replace_by_file(con, kind: str, lineage: dict[str, str]) -> int:
+    """After a big file's chunks are all inserted, delete the stored rows it replaces: rows of
+    other files with one of its natural keys, and a row of its own whose key a later row of it
+    gives again in another spelling (e.g. with a trailing space, in another chunk; the later row
+    wins, as a re-delivered one does). Returns how many. One join for the file: a delete per
+    chunk scanned the whole table each time, which grew with the store (a province's first
+    night: 115 chunks of payments, each against up to 57 million rows)."""
+    spec = EXTRACTS[kind]
+    keys = ", ".join(spec.key)
+    this_file = lineage["_file_hash"]
+    return int(con.execute(
+        f"""delete from {kind} t
+            using (select {keys}, _row_number from {kind} where _file_hash = ?) s
+            where {_same_key(spec)}
+              and (t._file_hash is distinct from ? or t._row_number < s._row_number)""",
+        [this_file, this_file]).fetchall()[0][0] or 0)
 
 
 def _damaged(lineage: dict[str, str], rows_before: int, problem: str) -> Exception:
@@ -1625,8 +1646,9 @@ def _same_key(spec) -> str:
                         for k in spec.key)
 
 
-def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str]) -> int:
-    """Delete-then-insert by natural key; returns how many stored rows the file replaced."""
+def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str], replace: bool = True) -> int:
+    """Delete-then-insert by natural key (replace=False: insert only); returns how many stored
+    rows the rows replaced."""
     if accepted.height == 0:
         return 0
     spec = EXTRACTS[kind]
@@ -1634,7 +1656,9 @@ def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str])
         *(pl.lit(v, pl.Utf8).alias(k) for k, v in lineage.items())
     ).select([*spec.names, *(n for n, _ in LINEAGE_COLUMNS)])
     _fw_staged = _scannable(con, staged)  # noqa: F841 — read by name in the SQL below (see _scannable)
-    replaced = con.execute(f"delete from {kind} t using _fw_staged s where {_same_key(spec)}").fetchall()[0][0]
+    replaced = 0
+    if replace:
+        replaced = con.execute(f"delete from {kind} t using _fw_staged s where {_same_key(spec)}").fetchall()[0][0]
     cols = ", ".join([*spec.names, *(n for n, _ in LINEAGE_COLUMNS)])
     con.execute(f"insert into {kind} ({cols}) select {cols} from _fw_staged").fetchall()
     return int(replaced or 0)

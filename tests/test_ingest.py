@@ -928,6 +928,30 @@ def test_a_big_parquet_file_with_a_key_given_twice_reports_it_and_the_later_row_
     assert (report.rows_total, report.rows_accepted, report.rows_rejected, report.rows_replaced) == (101, 100, 1, 0)
 
 
+def test_a_big_parquet_file_giving_a_key_again_in_another_spelling_and_chunk_keeps_only_the_later_row(
+        tmp_path, monkeypatch):
+    """Payment 3 again, many chunks later, with a trailing space: not a repeat of the raw key, so the
+    file is read in chunks; the later row replaces the earlier one of the same file, as a re-delivery
+    would, and the store holds the key once."""
+    inbox = tmp_path / "inbox"
+    write_extract(inbox / "d1" / "payments_old.csv", "payments",
+                  [{**row_for("payments", i)[0], "amount": "1.00"} for i in (3, 50)], "csv-utf8")
+    rows = [row_for("payments", i)[0] for i in range(100)]
+    rows.append({**row_for("payments", 3)[0], "payment_id": "P000003 ", "amount": "5.00"})
+    write_extract(inbox / "d2" / "payments_again.parquet", "payments", rows, "parquet")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report, heights = _ingest_counting_chunks(monkeypatch, con, inbox, 7)
+
+    assert heights[0] == 2 and len(heights[1:]) == -(-len(rows) // 7)  # read in chunks
+    assert con.execute("select amount, _row_number from payments where payment_id = 'P000003'").fetchall() == \
+        [(Decimal("5.00"), 101)]
+    assert store.scalar(con, "select count(*) - count(distinct payment_id) from payments") == 0
+    assert con.execute("select _delivery from payments where payment_id = 'P000050'").fetchall() == [("d2",)]
+    [big] = [f for f in report.files if f.path.name == "payments_again.parquet"]
+    # d1's payments 3 and 50, and the file's own earlier payment 3
+    assert (big.rows_accepted, big.rows_rejected, big.rows_replaced) == (101, 0, 3)
+
+
 def test_a_big_parquet_file_whose_header_fails_rejects_every_row_once(tmp_path, monkeypatch):
     inbox = tmp_path / "inbox"
     frame = pl.read_parquet(write_extract(tmp_path / "p.parquet", "payments",

@@ -158,8 +158,8 @@ CHUNK_CRASH_CHILD = textwrap.dedent("""
     con = store.connect(sys.argv[1])
     real, written = ingest._write_chunk, []
 
-    def write_chunk(con, kind, accepted, rejected, result, lineage):
-        real(con, kind, accepted, rejected, result, lineage)
+    def write_chunk(con, kind, accepted, rejected, result, lineage, **how):
+        real(con, kind, accepted, rejected, result, lineage, **how)
         written.append(accepted.height)
         print("CHUNK", lineage["_source_file"], accepted.height, flush=True)
         if lineage["_source_file"].endswith("payments_big.parquet") and len(written) == 3:
