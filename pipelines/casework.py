@@ -32,6 +32,9 @@ RECORD_CLOSED_STATE_SQL = ("update suspects set closed_amount = amount, closed_p
                            " closed_period_to = period_to where suspect_id = ?")
 OPEN_STATUSES_SQL = ", ".join(f"'{x}'" for x in OPEN_STATUSES)  # for `status in (...)`
 AWAITING_AGENCY = (ISSUED, IN_PROGRESS, REOPENED)  # in an agency's hands: a deadline can pass
+# Not closed: a loss still to be recovered can be escalated (挂牌督办), a transferred case too —
+# handed to 稽核 or the police, its money is still out (CONTRACT §5 names no exception).
+NOT_CLOSED_SQL = ", ".join(f"'{x}'" for x in (*OPEN_STATUSES, TRANSFERRED))
 
 # 核实结果 — the seven outcomes of CONTRACT §5, exactly as worded there.
 OUTCOMES: dict[int, str] = {
@@ -160,10 +163,10 @@ def overdue_sql(as_of: str) -> str:
 
 
 def escalated_sql(as_of: str, days: str) -> str:
-    """SQL (over a suspects row): 挂牌督办 on `as_of` — open, loss not recovered, `days` days or more
-    after first detection: flagged on that day (detected 11-21, 90 days: from 2027-02-19), as the
-    regulation's words read."""
-    return (f"coalesce(status in ({OPEN_STATUSES_SQL}) and coalesce(recovered_amount, 0) < coalesce(amount, 0)"
+    """SQL (over a suspects row): 挂牌督办 on `as_of` — not closed (open or transferred), loss not
+    recovered, `days` days or more after first detection: flagged on that day (detected 11-21, 90
+    days: from 2027-02-19), as the regulation's words read."""
+    return (f"coalesce(status in ({NOT_CLOSED_SQL}) and coalesce(recovered_amount, 0) < coalesce(amount, 0)"
             f" and date_diff('day', first_detected_on, {as_of}) >= {days}, false)")
 
 
@@ -215,7 +218,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             add_event(con, suspect_id, event, {"deadline": deadline, "as_of": as_of}, run_id, now)
             counts[event] += 1
 
-        # 挂牌督办: open, loss not recovered escalate_after_days after first detection.
+        # 挂牌督办: not closed, loss not recovered escalate_after_days after first detection.
         days = int(s["escalate_after_days"])
         for suspect_id, want, first in con.execute(
             f"""

@@ -363,8 +363,16 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) 
             continue
         prefilled = _prefilled(con, sheet.export_id)
         # of a workbook sent again only the rows refused the last time are answers now
-        for sid, answer in _sheet_answers(sheet, retry_rows).items():
-            if answer != prefilled.get(sid):
+        given = {sid: answer for sid, answer in _sheet_answers(sheet, retry_rows).items()
+                 if answer != prefilled.get(sid)}
+        # A row of another agency's suspect (pasted into this sheet) is refused as that whatever it
+        # says: it must not veto the owning agency's own answer sent in the same call.
+        agency = _sheet_agency(con, sheet, _sheet_ids(sheet))
+        owned = {sid for sid, in con.execute(
+            "select suspect_id from suspects where list_contains(?, suspect_id) and agency_code is not distinct from ?",
+            [sorted(given), agency]).fetchall()}
+        for sid, answer in given.items():
+            if sid in owned:
                 answers.setdefault(sid, {})[str(path)] = answer
     # The answer on record, shown pre-filled on a 核查中 or 已重开 suspect's row, is no answer: a
     # sheet that leaves it untouched does not conflict with one that completes it.
@@ -377,6 +385,34 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) 
         if len(set(given.values())) > 1:
             conflicts[sid] = sorted(given)
     return conflicts
+
+
+def _sheet_ids(sheet: _Sheet) -> list[str]:
+    """The distinct 疑点编号 on a sheet's rows."""
+    at = sheet.columns.get("疑点编号")
+    if at is None:
+        return []
+    cells = (values[at] if at < len(values) else None for _, values in sheet.rows)
+    return sorted({sid for v in cells if not (isinstance(v, str) and not v.strip()) and (sid := canonical("疑点编号", v))})
+
+
+def _sheet_agency(con, sheet: _Sheet, suspect_ids: list[str]) -> str | None:
+    """The agency a returned sheet belongs to: the one its export (台账编号) was issued to; for a
+    sheet whose export is not on record, the agency most of its suspects were last issued to (or,
+    never issued, belong to)."""
+    if sheet.export_id:
+        recorded = scalar(con, "select any_value(agency_code) from worklist_rows where export_id = ?",
+                          [sheet.export_id])
+        if recorded is not None:
+            return recorded
+    votes = Counter(agency for _, agency in con.execute(
+        "select suspect_id, arg_max(agency_code, exported_at) from worklist_rows"
+        " where list_contains(?, suspect_id) group by suspect_id order by suspect_id", [suspect_ids]).fetchall())
+    if not votes:  # (a tie goes to the agency of the first suspect by 疑点编号)
+        votes = Counter(agency for (agency,) in con.execute(
+            "select agency_code from suspects where list_contains(?, suspect_id) order by suspect_id",
+            [suspect_ids]).fetchall())
+    return votes.most_common(1)[0][0] if votes else None
 
 
 def _comparable(column: str, value: Any) -> str:
@@ -492,7 +528,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
 
     ids = [canonical("疑点编号", cell(v, "疑点编号")) for _, v in sheet.rows]
     prefilled = _prefilled(con, sheet.export_id)
-    wanted = sorted({i for i in ids if i})
+    wanted = _sheet_ids(sheet)
     suspects = {r[0]: r for r in con.execute(
         "select suspect_id, agency_code, status, amount, outcome, recovered_amount, verification_note, verified_on,"
         # a reopened suspect: the closing its new evidence undid (an answer to that evidence is later)
@@ -535,9 +571,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             " where list_contains(?, suspect_id) group by suspect_id", [wanted]).fetchall():
         issued.setdefault(sid, (agency, json.loads(locked)))
     if export_agency is None:  # export not recorded on the workbook: the agency its rows were issued to
-        votes = Counter(issued[i][0] for i in wanted if i in issued) or Counter(
-            suspects[i][1] for i in wanted if i in suspects)
-        export_agency = votes.most_common(1)[0][0] if votes else None
+        export_agency = _sheet_agency(con, sheet, wanted)
         if sheet.export_id:
             refuse(0, "", f"台账编号 {sheet.export_id} 未有下发记录，按行内疑点判断机构")
     result.agency_code, result.export_id = export_agency, sheet.export_id

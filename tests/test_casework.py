@@ -103,10 +103,13 @@ def test_loss_not_recovered_90_days_after_detection_is_escalated(con):
                 amount="500.00", recovered_amount=Decimal("500.00"))
     add_suspect(con, "PARTLY", status="核查中", first_detected_on=AS_OF - dt.timedelta(days=200),
                 amount="500.00", recovered_amount=Decimal("499.99"))
+    # transferred to 稽核 or the police: the money is still out (CONTRACT §5 names no exception)
     add_suspect(con, "TRANSFERRED", status="已移送", first_detected_on=AS_OF - dt.timedelta(days=200))
+    add_suspect(con, "TRANSFERRED_89", status="已移送", first_detected_on=AS_OF - dt.timedelta(days=89))
+    add_suspect(con, "CLOSED", status="已销号", first_detected_on=AS_OF - dt.timedelta(days=200))
     casework.refresh(con, AS_OF)
     assert {sid for (sid,) in con.execute("select suspect_id from suspects where escalated").fetchall()} == \
-        {"D91", "D90", "PARTLY"}
+        {"D91", "D90", "PARTLY", "TRANSFERRED"}
     detail = json.loads(scalar(con, "select detail from suspect_events where event = 'escalated' and suspect_id = 'D90'"))
     assert detail["escalate_after_days"] == 90
 

@@ -347,10 +347,10 @@ def test_a_report_drawn_for_a_later_date_shows_that_dates_overdue_and_escalated_
 
     later = AS_OF + timedelta(days=200)
     rows = con.execute("select status, deadline, first_detected_on, amount, recovered_amount from suspects").fetchall()
-    awaiting, open_ = ("已下发", "核查中", "已重开"), ("待下发", "已下发", "核查中", "已重开")
+    awaiting, not_closed = ("已下发", "核查中", "已重开"), ("待下发", "已下发", "核查中", "已重开", "已移送")
     want_overdue = sum(1 for st, dl, _, _, _ in rows if st in awaiting and dl is not None and later > dl)
     want_escalated = sum(1 for st, _, first, amount, rec in rows
-                         if st in open_ and (rec or 0) < (amount or 0) and (later - first).days >= 90)
+                         if st in not_closed and (rec or 0) < (amount or 0) and (later - first).days >= 90)
     assert want_overdue > on_the_night["overdue"] or want_escalated > on_the_night["escalated"]
     paths = report.write_report(con, tmp_path / "later", later)
     drawn = report.collect(con, later)["headline"]

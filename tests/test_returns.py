@@ -628,6 +628,24 @@ def test_two_workbooks_of_one_call_answering_a_suspect_differently_are_both_refu
     assert status_of(con, f"S-{A}-1")[2] == Decimal("600.00")
 
 
+def test_another_agencys_row_pasted_into_a_sheet_does_not_block_the_owning_agencys_answer(con, tmp_path):
+    """CONTRACT §5: a suspect of another agency is refused and the other rows still apply. Sent in
+    the same call as the owner's sheet with another answer, the pasted row is no conflicting copy:
+    it is refused as another agency's, and the owner's answer applies."""
+    sheets = {**issue(con, tmp_path, n=1, agency=B), **issue(con, tmp_path, n=2, agency=A)}
+    owner = Clerk(sheets[A])
+    owner.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
+    pasted = Clerk(sheets[B])
+    last = pasted.ws.max_row + 1
+    for name, value in (("疑点编号", f"S-{A}-1"), ("核实结果", OUTCOME_LABELS[6]), ("核实说明", "移送公安")):
+        pasted.ws.cell(row=last, column=pasted.header.index(name) + 1, value=value)
+    files = [owner.save(tmp_path / "a_ok.xlsx"), pasted.save(tmp_path / "b_with_a_row.xlsx")]
+    report = returns.apply_returns(con, files, RETURN_DAY)
+    assert [(Path(r.file).name, r.row, r.column) for r in report.refusals] == [("b_with_a_row.xlsx", last, "疑点编号")]
+    assert f"属于其他经办机构（{A}）" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-1")[:2] == ("已销号", OUTCOME_LABELS[7])
+
+
 def test_an_answer_given_as_a_formula_without_its_value_is_refused_not_read_as_empty(con, tmp_path):
     path = issue(con, tmp_path, n=2)[A]
     clerk = Clerk(path)
