@@ -144,7 +144,7 @@ def evaluate(g: Group, as_of: date) -> list[dict]:
         if status != "正常" or itype not in PENSION_TYPES:
             continue
         own = [p for p in by_person[person] if p[ITYPE] == itype]
-        if not any(recent < p[PAID] <= as_of for p in own):
+        if not any(p[AMOUNT] > 0 and recent < p[PAID] <= as_of for p in own):  # a reversal is no payment
             continue
         if cert is None:
             # never certified: the award (first day of start_period, else of the first period paid)

@@ -414,6 +414,17 @@ def test_certification_overdue_needs_a_recent_payment_and_normal_status(con):
     assert set(run(con, "CERTIFICATION_OVERDUE")) == {C}
 
 
+def test_a_reversal_in_the_recent_window_is_no_payment_that_keeps_a_lapsed_pension_flowing(con):
+    # last really paid in June; the only row of the last 3 months takes money back
+    beneficiary(con, A, last_certified_on=date(2024, 1, 1))
+    pay(con, A, "202606", "2100.00", paid_on=date(2026, 6, 15))
+    pay(con, A, "202606", "-2100.00", paid_on=date(2026, 10, 10))
+    beneficiary(con, B, last_certified_on=date(2024, 1, 1))  # the same, with a payment in the window
+    pay(con, B, "202606", "2100.00", paid_on=date(2026, 6, 15))
+    pay(con, B, "202610", "2100.00", paid_on=date(2026, 10, 10))
+    assert set(run(con, "CERTIFICATION_OVERDUE")) == {B}
+
+
 def test_never_certified_lapses_a_year_after_the_award(con):
     beneficiary(con, A, last_certified_on=None, start_period="202501")  # lapse 2026-01-01 -> 202601
     for period in months("202512", "202603"):
