@@ -477,9 +477,13 @@ def _stdout_closed_by_reader() -> bool:
 
 def _machine_refusal(exc: Exception) -> str:
     """What the machine refused, in words: the path and what is wrong with it."""
+    from .store import NotAStore, file_in_the_way
+
     where = getattr(exc, "filename", None)
     if isinstance(exc, (FileExistsError, NotADirectoryError)) and where:
-        return f"{where}: a file is in the way where a folder is needed (move it, or choose another path)"
+        return f"{file_in_the_way(Path(where))}: a file is in the way where a folder is needed (move it, or choose another path)"
+    if isinstance(exc, NotAStore):
+        return str(exc)
     if isinstance(exc, PermissionError) and where:
         return f"{where}: permission denied"
     text = (str(exc).strip().splitlines() or [""])[0]

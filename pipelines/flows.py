@@ -52,6 +52,8 @@ def scrub(text: str) -> str:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
+    if isinstance(exc, store.NotAStore):  # our own words: no type name before them
+        return scrub(text[0])
     line = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
     return scrub(line + store.failure_hint(exc))
 
@@ -241,7 +243,7 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
         try:
             _private_dir(out)
         except OSError as exc:
-            why = (f"{exc.filename} is a file, not a folder"
+            why = (f"{store.file_in_the_way(Path(exc.filename))} is a file, not a folder"
                    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename else _one_line(exc))
             raise NightlyError(f"output folder {out} cannot be made: {why}") from None
         try:

@@ -223,6 +223,10 @@ def _utf8_reading(data: bytes) -> str:
 
 
 def _read_csv(data: bytes) -> RawFrame:
+    if b"\n" not in data and b"\r" in data:
+        # lines ended by CR alone: Excel for Mac's "CSV (Macintosh)" (a CR is one byte in UTF-8 and
+        # GB18030 alike, never part of a character)
+        data = data.replace(b"\r", b"\n")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]  # marked UTF-8
     elif _utf8_reading(data) == "garbled":  # GB18030 bytes that happen to be valid UTF-8

@@ -330,7 +330,30 @@ _HELD_BY = re.compile(r"Could not set lock on file.*Conflicting lock is held in 
                       re.DOTALL)
 
 
+class NotAStore(OSError):
+    """The store path names a file that is not a DuckDB database."""
+
+
+# Where a DuckDB database file says what it is (its header: a checksum, then "DUCK").
+_DUCKDB_MAGIC = (8, b"DUCK")
+
+
+def _refuse_other_files(db_path: Path) -> None:
+    """DuckDB opens an existing CSV, Parquet or JSON file named as a database as an in-memory
+    database with a view over it: a night would run, say it completed, and keep nothing. A file
+    already there must be a DuckDB database."""
+    try:
+        with db_path.open("rb") as f:
+            head = f.read(_DUCKDB_MAGIC[0] + len(_DUCKDB_MAGIC[1]))
+    except (FileNotFoundError, IsADirectoryError):
+        return  # (a store yet to be made; a folder is refused by DuckDB in its own words)
+    if head and head[_DUCKDB_MAGIC[0]:] != _DUCKDB_MAGIC[1]:
+        raise NotAStore(f"{db_path} is not a DuckDB store (a data file? --db names the store fundwatch "
+                        "keeps, e.g. fundwatch.duckdb; the extracts go in --inbox)")
+
+
 def _duckdb_connect(db_path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    _refuse_other_files(db_path)
     try:
         return duckdb.connect(str(db_path), read_only=read_only)
     except duckdb.IOException as exc:
@@ -371,6 +394,15 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
     ensure_schema(con)
     _migrate(con)  # here, not in ensure_schema: ingest calls that inside its transaction
     return con
+
+
+def file_in_the_way(path: Path) -> Path:
+    """Of a folder that could not be made because a file is where a folder is needed: that file
+    (`path` itself or one of its parents), for the message."""
+    for candidate in (path, *path.parents):
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return path
 
 
 def owner_only_folder(folder: Path) -> None:

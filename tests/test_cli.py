@@ -154,6 +154,13 @@ def test_a_mistyped_config_entry_is_refused_naming_it(tmp_path, capsys, section,
     assert not (tmp_path / "fw.duckdb").exists()
 
 
+def test_report_on_a_data_file_named_as_the_store_says_it_is_not_one(tmp_path, capsys):
+    (tmp_path / "payments.csv").write_text("payment_id,amount\nP1,100.00\n", encoding="utf-8")
+    code, err = _refusal(capsys, ["report", "--db", str(tmp_path / "payments.csv"), "--out", str(tmp_path / "out")])
+    assert code == cli.EXIT_USAGE and "payments.csv is not a DuckDB store" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_report_without_a_store_says_to_run_nightly_first(tmp_path, capsys):
     code, err = _refusal(capsys, ["report", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "out")])
     assert code == cli.EXIT_USAGE and "fundwatch nightly" in err
@@ -215,7 +222,12 @@ def test_a_failed_night_says_so_in_one_line_on_the_console_with_no_prefect_trace
     # `serve` leaves FUNDWATCH_SERVED for the nights it starts; one left in a shell or a service's
     # environment does not make a `nightly` say its outcome twice
     ("fw.duckdb", "a-file", "output folder a-file cannot be made: a-file is a file, not a folder", "quiet"),
-], ids=["store-path", "output-folder", "output-folder-with-served-left-set"])
+    # the file in the way is named, not the folder below it that could not be made
+    ("fw.duckdb", "a-file/sub", "output folder a-file/sub cannot be made: a-file is a file, not a folder", None),
+    # DuckDB opens a CSV named as a database as an in-memory view over it: the night would keep nothing
+    ("a-file", "out", "store a-file cannot be opened: a-file is not a DuckDB store (a data file?", None),
+], ids=["store-path", "output-folder", "output-folder-with-served-left-set", "output-folder-under-a-file",
+        "store-is-a-data-file"])
 def test_a_night_the_machine_refuses_to_start_is_one_line_too(tmp_path, db, out, said, served, monkeypatch, prefect_api):
     if served:
         monkeypatch.setenv(logs.SERVED, served)
@@ -227,6 +239,7 @@ def test_a_night_the_machine_refuses_to_start_is_one_line_too(tmp_path, db, out,
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fundwatch nightly: ") and said in lines[0], refused.stderr
     assert "a-file" in lines[0] and "Errno" not in lines[0]
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "not a folder"
 
 
 def test_a_store_another_program_has_open_is_refused_in_one_line(tmp_path, prefect_api):

@@ -1502,3 +1502,19 @@ def test_a_damaged_sheet_that_is_not_read_does_not_fail_the_first(tmp_path):
     [result] = ingest_inbox(con, tmp_path / "inbox").files
     assert result.status == "ingested" and len(stored(con, "payments", "2026-11-21/payments_damaged_sheet2.xlsx")) == 1
     assert any("'二月'" in n for n in result.notes), result.notes
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gb18030"])
+def test_a_csv_whose_lines_end_with_cr_alone_is_read_row_by_row(tmp_path, encoding):
+    """Excel for Mac's "CSV (Macintosh)" ends lines with CR alone: its rows are read, numbered and
+    refused as in any CSV (the whole file was refused with a Python error before)."""
+    inbox = tmp_path / "inbox" / "2026-11-21"
+    inbox.mkdir(parents=True)
+    (inbox / "agencies_mac.csv").write_bytes(
+        "经办机构编码,经办机构名称,行政区划代码,上级机构编码\r360702001,章贡区社保局,360702,\r"
+        "360702002,南康区社保局,360703,\r,缺编码,360703,\r".encode(encoding))
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, tmp_path / "inbox", as_of=dt.date(2026, 11, 21))
+    assert [(f.status, f.rows_total, f.rows_accepted) for f in report.files] == [("ingested", 3, 2)]
+    assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_mac.csv")] == ["章贡区社保局", "南康区社保局"]
+    assert [(r[1], r[2]) for r in rejected(con)] == [(3, "agency_code")]
