@@ -41,11 +41,12 @@ def summary_name(as_of: date) -> str:
 def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, config: Any = None) -> dict:
     """Everything the page and the workbook show, masked, as plain rows."""
     as_of = report_data.resolve_as_of(con, as_of)
-    flags_of = report_data.resolve_as_of(con, None)  # the night whose casework set the stored flags
-    if as_of == flags_of:
-        return _collect(con, as_of, flags_of, config)
+    night = report_data.data_night(con) or as_of  # the night whose data the page shows
+    if as_of == night and report_data.night_completed(con, night):
+        return _collect(con, as_of, night, config)  # the flags that night's casework stored
     # Drawn for another date: 逾期 and 挂牌督办 are those of that date, not of the last night's
-    # casework. Computed in a temp view that shadows `suspects` for this connection only (DuckDB
+    # casework — and so, too, for a night that did not finish (its casework may not have run).
+    # Computed in a temp view that shadows `suspects` for this connection only (DuckDB
     # resolves an unqualified name to a temp object first); nothing in the store is written.
     days = int(casework.settings(config)["escalate_after_days"])
     day = f"date '{as_of.isoformat()}'"
@@ -55,7 +56,7 @@ def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, con
                                       {casework.escalated_sql(day, str(days))} as escalated)
                     from {store_db}.main.suspects""")
     try:
-        return _collect(con, as_of, flags_of, config)
+        return _collect(con, as_of, night, config)
     finally:
         con.execute("drop view if exists temp.main.suspects")
 

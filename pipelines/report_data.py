@@ -15,13 +15,15 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
+from .casework import AWAITING_AGENCY
 from .config import rule_folders
-from .report_mask import mask_name, mask_subject, scrub_text
+from .report_mask import mask_agency_code, mask_name, mask_subject, scrub_text
 from .rules import rule_texts
 from .store import scalar, table_exists
 
 STATUSES = ("待下发", "已下发", "核查中", "已重开", "已移送", "已销号")
 UNKNOWN_AGENCY = "（未知机构）"
+_AWAITING = ", ".join(f"'{x}'" for x in AWAITING_AGENCY)
 # Long lists (逾期, 要情) are cut here on the page; the count says how many there are in all.
 LIST_LIMIT = 200
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -36,7 +38,8 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = 
 
 
 def resolve_as_of(con: duckdb.DuckDBPyConnection, as_of: date | str | None) -> date:
-    """The report's as-of: given, else the last completed night's, else today in Asia/Shanghai.
+    """The report's as-of: given, else the night whose data the suspects show (data_night), else
+    today in Asia/Shanghai.
 
     A report re-drawn the morning after (`fundwatch report`) must age suspects to the night that
     produced them, not to the day someone happened to open it.
@@ -47,11 +50,27 @@ def resolve_as_of(con: duckdb.DuckDBPyConnection, as_of: date | str | None) -> d
         return as_of.date()
     if isinstance(as_of, date):
         return as_of
+    return data_night(con) or datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+def data_night(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The night whose detection the suspects show: that of the last merged detection (detect_state,
+    committed with the merge), else the last completed night's. Not the last night started: one
+    killed before its merge changed nothing, and one that failed after it (in its report, say)
+    left its suspects, worklists and flags."""
+    if table_exists(con, "detect_state"):
+        merged = scalar(con, "select as_of from detect_state where id = 1")
+        if merged is not None:
+            return merged
     if table_exists(con, "runs"):
-        last = scalar(con, "select max(as_of) from runs where as_of is not null and coalesce(status, '') <> 'failed'")
-        if last is not None:
-            return last
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        return scalar(con, "select max(as_of) from runs where status = 'completed'")
+    return None
+
+
+def night_completed(con: duckdb.DuckDBPyConnection, night: date) -> bool:
+    """Whether a night for that as-of ran to the end (its casework set the stored flags)."""
+    return table_exists(con, "runs") and bool(
+        scalar(con, "select count(*) from runs where as_of = ? and status = 'completed'", [night]))
 
 
 def rule_titles(con: duckdb.DuckDBPyConnection | None = None, config: Any = None) -> dict[str, str]:
@@ -99,7 +118,7 @@ def _finish(items: list[dict], titles: dict[str, str]) -> list[dict]:
         if "rule_id" in r:
             r["rule_title"] = titles.get(r["rule_id"], r["rule_id"])
         if "agency_code" in r:
-            r["agency_code"] = r["agency_code"] or ""
+            r["agency_code"] = mask_agency_code(r["agency_code"]) or ""
             r["agency_name"] = scrub_text(r.get("agency_name") or r["agency_code"] or UNKNOWN_AGENCY)
         r["rate"] = recovery_rate(r["recovered"], r["amount"])
     return items
@@ -172,6 +191,7 @@ def _display(r: dict, titles: dict[str, str]) -> dict:
     r["subject"] = mask_subject(r.pop("subject"), r.pop("person_id"))
     r["name"] = mask_name(r.get("name"))
     r["suspect_id"] = scrub_text(r["suspect_id"])
+    r["agency_code"] = mask_agency_code(r.get("agency_code"))
     r["agency_name"] = scrub_text(r.get("agency_name") or r.get("agency_code") or UNKNOWN_AGENCY)
     return r
 
@@ -185,7 +205,8 @@ def flagged_list(con, as_of: date, titles: dict[str, str]) -> tuple[int, list[di
                s.amount, coalesce(s.recovered_amount, 0)::decimal(18,2) as recovered, s.status,
                s.issued_on, s.deadline, coalesce(s.overdue, false) as overdue,
                coalesce(s.escalated, false) as escalated, s.first_detected_on,
-               case when s.deadline is not null and s.deadline < $as_of::date
+               -- days past the 核查期限 while the agency holds it (a transferred one is not 逾期)
+               case when s.status in ({_AWAITING}) and s.deadline < $as_of::date
                     then date_diff('day', s.deadline, $as_of::date) end as days_overdue,
                date_diff('day', s.first_detected_on, $as_of::date) as days_open
         from suspects s left join {_AGENCIES} a using (agency_code) {where}

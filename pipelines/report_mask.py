@@ -38,6 +38,18 @@ def scrub_text(text: Any) -> Any:
     return mask_numbers_in_text(text, free_text=True)
 
 
+# An agency code is shown in full — unless it is an ID number or an account: 15 digits or more
+# (an 18-digit 公民身份号码 delivered in the 经办机构编码 column, a column shifted by one). Real
+# codes are shorter (360702001), and a 12-digit one stays readable on the province's pages.
+_CODE_TOO_LONG = re.compile(r"[0-9]{14,}[0-9Xx]")
+
+
+def mask_agency_code(code: str | None) -> str | None:
+    if code and _CODE_TOO_LONG.fullmatch(code.strip()):
+        return scrub_text(code.strip())
+    return code
+
+
 def mask_name(name: str | None) -> str | None:
     """张三丰 -> 张**: the surname is enough for a province page to tell cases apart. The first
     character a reader sees: invisible format characters (a zero-width space before it) are passed

@@ -125,7 +125,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["casework"] = parts["casework"]
     if parts.get("worklists") is not None:
         s["worklists"] = len(parts["worklists"])
-        s["worklist_files"] = [str(p) for p in parts["worklists"]]
+        # (a worklist is named by its agency code, which may be an ID number delivered in the wrong column)
+        s["worklist_files"] = [mask_ids_in_text(str(p)) for p in parts["worklists"]]
         s["worklists_retired"] = len(parts.get("worklists_retired") or [])
         s["worklists_left_changed"] = [str(p) for p in parts.get("worklists_changed") or []]
     if parts.get("calendar_assumed_years"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from pipelines import report, report_dashboard
+from pipelines import report, report_dashboard, rules
 from pipelines.casework import OUTCOME_LABELS
 from pipelines.quality import ensure_quality_schema
 from pipelines.report_summary import SHEET_AGENCY, SHEET_MAIN, SHEET_RULE, TOTAL_LABEL
@@ -169,6 +169,32 @@ def test_dashboard_and_summary_carry_no_full_id_or_account(written):
     # The masked form is what a province reader sees instead.
     assert f"{PEOPLE[3][:6]}********{PEOPLE[3][-4:]}" in page
     assert "赵*" in page and "赵六" not in page
+
+
+def test_an_id_number_delivered_as_an_agency_code_is_masked_and_a_real_code_is_not(store, tmp_path):
+    """A 公民身份号码 in the 经办机构编码 column (a column shifted by one) becomes a suspect's agency:
+    the province's pages show it masked, in the agency tables and the flagged lists alike."""
+    con = connect(store)
+    shifted = PEOPLE[10]
+    con.execute("update suspects set agency_code = ? where suspect_id = 'S00003'", [shifted])  # overdue, escalated
+    paths = report.write_report(con, tmp_path / "out", AS_OF, actor="tester")
+    page = strip_plotlyjs(paths.dashboard.read_text(encoding="utf-8"))
+    book = openpyxl.load_workbook(paths.summary)
+    cells = [str(c) for ws in book for r in ws.iter_rows(values_only=True) for c in r if c is not None]
+    assert shifted not in page and shifted not in " ".join(cells)
+    masked = f"{shifted[:6]}********{shifted[-4:]}"
+    assert masked in page and masked in cells
+    assert "360703" in cells and "360703" in page  # an agency's own code is shown as it is
+
+
+def test_a_transferred_suspect_is_listed_as_escalated_without_days_overdue(written):
+    con, _ = written
+    later = AS_OF + timedelta(days=40)  # the 已移送 S00004 detected 100 days before: 挂牌督办
+    _, items = report.collect(con, later)["flagged"]
+    by_id = {r["suspect_id"]: r for r in items}
+    assert by_id["S00004"]["status"] == "已移送" and by_id["S00004"]["escalated"]
+    assert by_id["S00004"]["days_overdue"] is None  # its 核查期限 was the agency's, and passed to 稽核/查处
+    assert by_id["S00003"]["days_overdue"] == (later - (AS_OF - timedelta(days=65))).days
 
 
 def test_plotly_is_embedded_not_fetched(written):
@@ -336,6 +362,37 @@ def test_report_as_of_defaults_to_the_last_completed_night(written, tmp_path):
     con, _ = written
     paths = report.write_report(con, tmp_path / "again")
     assert paths.summary.name == "汇总表_20261121.xlsx"
+
+
+def test_a_night_killed_before_its_merge_is_not_the_night_a_report_is_dated(store):
+    """A night started and killed (still `running`) changed no suspect: the report stays the last
+    completed night's, with that night's stored flags."""
+    con = connect(store)
+    later = AS_OF + timedelta(days=30)
+    con.execute("insert into runs values ('run-4', 'nightly', ?, null, ?, 'running', null)",
+                [datetime.combine(later, datetime.min.time()), later])
+    data = report.collect(con)
+    assert data["as_of"] == data["data_as_of"] == AS_OF
+    stored = scalar(con, "select count(*) from suspects where overdue")
+    assert data["headline"]["overdue"] == stored
+
+
+def test_a_night_failed_after_its_merge_dates_the_report_and_its_flags_are_recomputed(store):
+    """A night that merged its detection and then failed (in its report, say) left its suspects:
+    the report is of that night, and 逾期/挂牌督办 are computed for it (its casework may not have run)."""
+    con = connect(store)
+    later = AS_OF + timedelta(days=30)
+    con.execute(rules.DETECT_STATE_DDL)
+    con.execute("insert into detect_state values (1, ?, 'x', current_timestamp)", [later])
+    con.execute("insert into runs values ('run-4', 'nightly', ?, ?, ?, 'failed', null)",
+                [datetime.combine(later, datetime.min.time()), datetime.combine(later, datetime.min.time()), later])
+    data = report.collect(con)
+    assert data["as_of"] == data["data_as_of"] == later
+    awaiting = ("已下发", "核查中", "已重开")
+    want = sum(1 for st, dl in con.execute("select status, deadline from suspects").fetchall()
+               if st in awaiting and dl is not None and later > dl)
+    assert want > scalar(con, "select count(*) from suspects where overdue")  # the stored flags are older
+    assert data["headline"]["overdue"] == want
 
 
 def test_a_report_drawn_for_a_later_date_shows_that_dates_overdue_and_escalated_and_writes_nothing(written, tmp_path):
