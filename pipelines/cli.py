@@ -129,6 +129,7 @@ def cmd_demo(args) -> int:
     deliveries = sorted(p for p in sample_inbox.iterdir() if p.is_dir()) if sample_inbox.is_dir() else []
     if not deliveries:
         raise Refused(f"no sample deliveries under {sample_inbox}; is fundwatch installed completely?")
+    _check_config(args.config)  # refused before anything is made or copied under OUT
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     inbox, db = out / "inbox", out / DEMO_DB

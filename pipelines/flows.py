@@ -318,7 +318,9 @@ def nightly_deployment(inbox: str, db: str, out: str, config_path: str | None = 
     from prefect.schedules import Cron
 
     schedule = _config(config_path)["schedule"]
-    cron, timezone = cron or schedule["cron"], timezone or schedule["timezone"]
+    # (an empty --cron or --timezone is a mistake to say, not the default: `is None` only)
+    cron = schedule["cron"] if cron is None else cron
+    timezone = schedule["timezone"] if timezone is None else timezone
     try:
         ZoneInfo(str(timezone))
     except (ZoneInfoNotFoundError, ValueError):

@@ -161,6 +161,12 @@ def test_report_on_a_data_file_named_as_the_store_says_it_is_not_one(tmp_path, c
     assert not (tmp_path / "out").exists()
 
 
+def test_demo_with_a_bad_config_is_refused_before_it_makes_anything(tmp_path, capsys):
+    code, err = _refusal(capsys, ["demo", "--out", str(tmp_path / "demo"), "--config", str(tmp_path / "none.yaml")])
+    assert code == cli.EXIT_USAGE and "none.yaml" in err
+    assert not (tmp_path / "demo").exists()
+
+
 def test_report_without_a_store_says_to_run_nightly_first(tmp_path, capsys):
     code, err = _refusal(capsys, ["report", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "out")])
     assert code == cli.EXIT_USAGE and "fundwatch nightly" in err
@@ -305,6 +311,9 @@ def test_the_summary_says_when_it_lists_only_some_kinds_of_rejection():
 @pytest.mark.parametrize("flag, value, said", [
     ("--cron", "not a cron", "serve: cron 'not a cron' is not a cron expression"),
     ("--timezone", "Mars/Olympus", "serve: time zone 'Mars/Olympus' is not an IANA time zone name"),
+    # empty: said, not served at the default schedule without a word
+    ("--cron", "", "serve: cron '' is not a cron expression"),
+    ("--timezone", "", "serve: time zone '' is not an IANA time zone name"),
 ])
 def test_serve_refuses_a_schedule_it_cannot_serve_in_one_line(tmp_path, capsys, flag, value, said):
     code, err = _refusal(capsys, ["serve", "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / "fw.duckdb"),
