@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from .casework import AWAITING_AGENCY
+from .casework import overdue_sql
 from .config import rule_folders
 from .report_mask import mask_agency_code, mask_name, mask_subject, scrub_text
 from .rules import rule_texts
@@ -23,7 +23,6 @@ from .store import scalar, table_exists
 
 STATUSES = ("待下发", "已下发", "核查中", "已重开", "已移送", "已销号")
 UNKNOWN_AGENCY = "（未知机构）"
-_AWAITING = ", ".join(f"'{x}'" for x in AWAITING_AGENCY)
 # Long lists (逾期, 要情) are cut here on the page; the count says how many there are in all.
 LIST_LIMIT = 200
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -205,8 +204,8 @@ def flagged_list(con, as_of: date, titles: dict[str, str]) -> tuple[int, list[di
                s.amount, coalesce(s.recovered_amount, 0)::decimal(18,2) as recovered, s.status,
                s.issued_on, s.deadline, coalesce(s.overdue, false) as overdue,
                coalesce(s.escalated, false) as escalated, s.first_detected_on,
-               -- days past the 核查期限 while the agency holds it (a transferred one is not 逾期)
-               case when s.status in ({_AWAITING}) and s.deadline < $as_of::date
+               -- days past the 核查期限 while 逾期 (with the agency: a transferred one is not)
+               case when {overdue_sql("$as_of::date")}
                     then date_diff('day', s.deadline, $as_of::date) end as days_overdue,
                date_diff('day', s.first_detected_on, $as_of::date) as days_open
         from suspects s left join {_AGENCIES} a using (agency_code) {where}
