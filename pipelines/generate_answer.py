@@ -38,8 +38,17 @@ def _suspect(rule, subject, person, agency, pays, amount=None):
 
 
 def _agency(pays) -> str:
-    # the agency of the latest (then largest) payment: where the money is still going out
-    return max(pays, key=lambda p: (p[PERIOD], p[AMOUNT], p[AGENCY]))[AGENCY]
+    # the agency of the latest (then largest) payment: where the money is still going out; on a
+    # tie the lower code (max keeps the first of equals, so offer them in code order)
+    return max(sorted(pays, key=lambda p: p[AGENCY]), key=lambda p: (p[PERIOD], p[AMOUNT]))[AGENCY]
+
+
+def _account_agency(pays) -> str:
+    # an account's: the agency that paid the most into it in its shared periods, on a tie the lower code
+    paid = defaultdict(int)  # fen
+    for p in pays:
+        paid[p[AGENCY]] += p[AMOUNT]
+    return min(paid, key=lambda agency: (-paid[agency], agency))
 
 
 def _recurring(p) -> bool:
@@ -166,5 +175,5 @@ def evaluate(g: Group, as_of: date) -> list[dict]:
     for account, per in acc.items():
         shared = [p for q, ps in per.items() if len({x[PERSON] for x in ps}) >= SHARED_ACCOUNT_MIN_PERSONS for p in ps]
         if shared:
-            out.append(_suspect("SHARED_BANK_ACCOUNT", account, None, _agency(shared), shared))
+            out.append(_suspect("SHARED_BANK_ACCOUNT", account, None, _account_agency(shared), shared))
     return out

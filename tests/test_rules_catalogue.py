@@ -453,3 +453,45 @@ def test_shared_account_counts_only_periods_with_enough_persons(con):
     assert (found["SHARED"]["period_from"], found["SHARED"]["period_to"]) == ("202610", "202610")
     fewer = Config(_merge(DEFAULTS, {"rules": {"SHARED_BANK_ACCOUNT": {"shared_account_min_persons": 2}}}))
     assert set(run(con, "SHARED_BANK_ACCOUNT", fewer)) == {"SHARED", "PAIR"}
+
+
+# ---------------------------------------------------------------- the agency a suspect goes to
+
+
+D = "360702195404040044"
+
+
+def test_a_tie_goes_to_the_lower_agency_code_in_the_rules_and_in_the_answer_key(con):
+    """Every rule breaks a tie between agencies the same way, and the generator's answer key as
+    the rules do: the person rules' latest-then-largest payment, and an account's most paid."""
+    from pipelines import generate_answer
+    from pipelines.generate_core import Group
+
+    group = Group()
+
+    def both(person, period, amount, agency, insurance_type="110", account=None):
+        payment_id = pay(con, person, period, amount, insurance_type=insurance_type, agency=agency,
+                         bank_account=account)
+        paid_on = date(int(period[:4]), int(period[4:]), 10)
+        group.payments.append((payment_id, person, "", insurance_type, "基本养老金", int(period), paid_on,
+                               int(Decimal(amount) * 100), account or f"62170000{person[-6:]}", agency,
+                               "甲", "乙", None))
+
+    # A died in July and is still paid the same 3000.00 for August by two agencies (two streams):
+    # PAID_AFTER_DEATH's latest and largest payments tie, and DUPLICATE_PENSION's streams do.
+    put(con, "deaths", person_id=A, death_date=date(2026, 7, 15), source="公安")
+    group.deaths.append((A, "", date(2026, 7, 15), "公安", None))
+    both(A, "202608", "3000.00", "360703")
+    both(A, "202608", "3000.00", "360702", insurance_type="170")
+    # One account paid 1000.00 for B by 360703 and 600.00 + 400.00 for C and D by 360702: a tie
+    # of the totals, though 360703 made the largest payment.
+    both(B, "202610", "1000.00", "360703", account="SHARED")
+    both(C, "202610", "600.00", "360702", account="SHARED")
+    both(D, "202610", "400.00", "360702", account="SHARED")
+
+    found = {rule: run(con, rule) for rule in ("PAID_AFTER_DEATH", "DUPLICATE_PENSION", "SHARED_BANK_ACCOUNT")}
+    assert found["PAID_AFTER_DEATH"][A]["agency_code"] == "360702"
+    assert found["DUPLICATE_PENSION"][A]["agency_code"] == "360702"
+    assert found["SHARED_BANK_ACCOUNT"]["SHARED"]["agency_code"] == "360702"
+    key = {(s["rule_id"], s["subject"]): s["agency_code"] for s in generate_answer.evaluate(group, AS_OF)}
+    assert key == {(rule, subject): hit["agency_code"] for rule, hits in found.items() for subject, hit in hits.items()}
