@@ -112,8 +112,9 @@ def settings(config: Any = None) -> dict[str, Any]:
 
 
 def major_class_for(amount: Decimal | float | int | None, config: Any = None) -> str | None:
-    """要情 below major_from, 重大要情 from major_from, 重大要情（报部） from ministry_from."""
-    if amount is None:
+    """要情 below major_from, 重大要情 from major_from, 重大要情（报部） from ministry_from; none for a
+    loss of nothing (a lapsed certification with no payment after it, answered 4: no money to report)."""
+    if amount is None or Decimal(str(amount)) <= 0:
         return None
     s = settings(config)
     amount = Decimal(str(amount))

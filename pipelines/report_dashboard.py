@@ -249,7 +249,7 @@ def render(data: dict) -> str:
                          f'<div class="v">{html.escape(v)}</div></div>' for k, v, warn in cards)
     n_major, major = data["major"]
     major_tbl = _table(
-        ["疑点编号", "规则", "经办机构", "对象", "姓名", "涉及金额", "追回金额", "要情类别", "核实日期", "报告期限", "状态"],
+        ["疑点编号", "规则", "经办机构", "对象", "姓名", "涉及金额", "追回金额", "要情类别", "定级核实日期", "报告期限", "状态"],
         [[r["suspect_id"], r["rule_title"], r["agency_name"], r["subject"], r["name"], fmt_money(r["amount"]),
           fmt_money(r["recovered"]), r["major_class"], fmt_date(r["verified_on"]), fmt_date(r["report_due"]), r["status"]] for r in major],
         {5, 6}, lambda i: "late" if major[i]["report_late"] else "")
@@ -305,7 +305,7 @@ def render(data: dict) -> str:
 {div["trend"]}
 <h2>六、最近一批数据的质量警告</h2>
 {quality_html}
-<p class="note">口径：下发 = 已离开待下发状态；已核实 = 已有核实结果或核实日期；逾期、挂牌督办为当前标记；追回率 = 追回金额 ÷ 涉及金额。</p>
+<p class="note">口径：下发 = 已离开待下发状态；已核实 = 已有核实结果或核实日期；逾期、挂牌督办为当前标记；追回率 = 追回金额 ÷ 涉及金额；定级核实日期 = 定出该要情类别的核实日期，报告期限由此起算（其后同级或降级的核实不改变报告期限）。</p>
 {RENDER_MARK}
 </body></html>
 """

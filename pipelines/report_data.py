@@ -220,7 +220,8 @@ def major_list(con, as_of: date, titles: dict[str, str]) -> tuple[int, list[dict
     items = rows(con, f"""
         select s.suspect_id, s.rule_id, s.subject, s.person_id, s.name, s.agency_code, a.agency_name,
                s.amount, coalesce(s.recovered_amount, 0)::decimal(18,2) as recovered, s.status,
-               s.major_class, s.verified_on, s.report_due,
+               -- the verification the class (and its report date) counts from, not a later one of the same class
+               s.major_class, coalesce(s.class_verified_on, s.verified_on) as verified_on, s.report_due,
                s.report_due is not null and s.report_due < $as_of::date as report_late
         from suspects s left join {_AGENCIES} a using (agency_code)
         where s.major_class is not null

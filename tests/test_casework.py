@@ -131,11 +131,14 @@ def test_a_verified_major_loss_is_reported_5_working_days_after_verification(con
                 recovered_amount=Decimal("500000.00"), verified_on=AS_OF)
     add_suspect(con, "SMALL", status="核查中", amount="99999.99", outcome=OUTCOME_LABELS[4], verified_on=AS_OF)
     add_suspect(con, "NO-LOSS", status="已销号", amount="900000.00", outcome=OUTCOME_LABELS[7], verified_on=AS_OF)
+    # a lapsed certification with no payment after the lapse, answered 4 (stopped): no money, no 要情
+    add_suspect(con, "NOTHING", status="已销号", amount="0.00", outcome=OUTCOME_LABELS[4], verified_on=AS_OF)
     counts = casework.refresh(con, AS_OF)
     assert flags(con, "BIG")[2:] == ("重大要情", dt.date(2026, 10, 13))
     assert flags(con, "HUGE")[2:] == ("重大要情（报部）", add_working_days(AS_OF, 5))
     assert flags(con, "SMALL")[2:] == ("要情", None)
     assert flags(con, "NO-LOSS")[2:] == (None, None)
+    assert flags(con, "NOTHING")[2:] == (None, None)
     assert counts["major_class"] == 3 == count_events(con, "major_class")
     assert casework.refresh(con, AS_OF)["major_class"] == 0
 

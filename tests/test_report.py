@@ -63,7 +63,8 @@ def _suspects() -> list[dict]:
     add("PAID_AFTER_DEATH", P[0], "360702", Decimal("12000.00"), "待下发", 0, P[0], "张三")
     add("PAID_AFTER_DEATH", P[1], "360702", Decimal("150000.50"), "已销号", 120, P[1], "李四",
         issued_on=d(115), deadline=d(87), verified_on=d(90), outcome=OUTCOME_RECOVER,
-        recovered_amount=Decimal("150000.50"), closed_on=d(90), major_class="重大要情", report_due=d(83))
+        recovered_amount=Decimal("150000.50"), closed_on=d(90), major_class="重大要情", report_due=d(83),
+        class_verified_on=d(92))  # classed by a first answer; the later one (d(90)) kept the class
     add("PAID_AFTER_DEATH", P[2], "360703", Decimal("8800.00"), "核查中", 100, P[2], "王五",
         issued_on=d(95), deadline=d(65), overdue=True, escalated=True, recovered_amount=Decimal("1000.00"))
     add("PAID_DURING_CUSTODY", P[3], "360703", Decimal("620000.00"), "已移送", 60, P[3], "赵六",
@@ -317,6 +318,10 @@ def test_dashboard_lists_major_cases_by_report_due_and_overdue_items(written):
     # S00002 was due 83 days ago (late, first), S00004 in 3 days, S00007 has no due date (last).
     assert major.index("S00002") < major.index("S00004") < major.index("S00007")
     assert "重大要情（报部）" in major and "62.00 万元" in major
+    # beside the report date, the verification it counts from, not the later answer of the same class
+    row = major[major.index("S00002"):major.index("</tr>", major.index("S00002"))]
+    assert "定级核实日期" in major and str(AS_OF - timedelta(days=92)) in row
+    assert str(AS_OF - timedelta(days=90)) not in row
     flagged = page[page.index("三、逾期与挂牌督办"):page.index("四、各经办机构汇总")]
     assert "S00003" in flagged and "S00008" in flagged and "S00009" in flagged
     assert "S00002" not in flagged  # closed (已销号) items drop off the action list
