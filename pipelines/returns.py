@@ -519,6 +519,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         for c in missing:
             refuse(sheet.header_row, c, f"缺少列“{c}”：请使用下发的台账原表填写，不要删除或改名列")
         result.refused = len(sheet.rows)
+        # whose sheet it was is still known (its 台账编号, else its rows): the summary and audit_log name it
+        result.agency_code, result.export_id = _sheet_agency(con, sheet, _sheet_ids(sheet)), sheet.export_id
         return
 
     def cell(values: tuple, column: str) -> Any:

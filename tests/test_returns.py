@@ -306,6 +306,21 @@ def test_columns_moved_about_are_read_by_their_header(con, tmp_path):
     assert status_of(con, f"S-{A}-1")[0] == "已销号"
 
 
+def test_a_sheet_refused_for_a_deleted_column_still_names_its_agency(con, tmp_path):
+    path = issue(con, tmp_path, n=2)[A]
+    wb = openpyxl.load_workbook(path)
+    ws = wb["疑点清单"]
+    ws.protection.sheet = False
+    ws.delete_cols([c.value for c in ws[1]].index("姓名") + 1)
+    out = tmp_path / "no_name.xlsx"
+    wb.save(out)
+    report = returns.apply_returns(con, [out], RETURN_DAY)
+    assert [(r.row, r.column) for r in report.refusals] == [(1, "姓名")]
+    assert (report.files[0].agency_code, report.files[0].refused) == (A, 2)
+    assert report.lines()[0].startswith(f"no_name.xlsx: 机构 {A}，应用 0 行")
+    assert scalar(con, "select agency_code from audit_log where action = 'apply_return'") == A
+
+
 def test_confirmed_losses_get_their_major_class_when_config_is_given(con, tmp_path):
     add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
     path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
