@@ -177,6 +177,10 @@ def cmd_serve(args) -> int:
         deployment = flows.nightly_deployment(args.inbox, args.db, args.out, args.config, args.cron, args.timezone)
     except ValueError as exc:
         raise Refused(str(exc)) from None
+    # as `nightly` refuses it: served, a mistyped inbox would fail every night at 02:00 instead
+    if not Path(args.inbox).is_dir():
+        raise Refused(f"inbox {args.inbox} not found; point --inbox at the folder of deliveries (make it first "
+                      "if none has come yet)")
     if not os.environ.get("PREFECT_API_URL"):
         print("note: no PREFECT_API_URL set; schedules run only against a Prefect server "
               "(`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)", file=sys.stderr)

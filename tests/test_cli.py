@@ -321,6 +321,18 @@ def test_serve_refuses_a_schedule_it_cannot_serve_in_one_line(tmp_path, capsys, 
     assert code == cli.EXIT_USAGE and said in err
 
 
+def test_serve_refuses_an_inbox_that_is_not_there(tmp_path, capsys, monkeypatch):
+    import prefect
+
+    def served(*deployments, **kw):  # (Prefect's serve never returns: fail instead of serving)
+        raise AssertionError("served a deployment whose inbox is missing")
+
+    monkeypatch.setattr(prefect, "serve", served)
+    code, err = _refusal(capsys, ["serve", "--inbox", str(tmp_path / "inbx"), "--db", str(tmp_path / "fw.duckdb"),
+                                  "--out", str(tmp_path / "out")])
+    assert code == cli.EXIT_USAGE and f"serve: inbox {tmp_path / 'inbx'} not found" in err
+
+
 def test_the_folders_a_command_makes_for_the_store_are_owner_only(tmp_path, prefect_api):
     (tmp_path / "inbox").mkdir()
     db = tmp_path / "new" / "store" / "fw.duckdb"
