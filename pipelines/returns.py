@@ -285,6 +285,8 @@ def _read(path: Path) -> list[_Sheet]:
                         for n, r in rows]
             sheets.append(_Sheet(header_row, columns, rows, export_id, ws.title))
         if not sheets:
+            if SHEET in wb.sheetnames:  # the sheet is there: its 疑点编号 column was deleted or renamed
+                raise ValueError(f"工作表“{SHEET}”缺少列“疑点编号”：请使用下发的台账原表填写，不要删除或改名列")
             raise ValueError(f"没有找到工作表“{SHEET}”（或含“疑点编号”表头的工作表）")
         return sheets
     finally:

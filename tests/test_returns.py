@@ -321,6 +321,20 @@ def test_a_sheet_refused_for_a_deleted_column_still_names_its_agency(con, tmp_pa
     assert scalar(con, "select agency_code from audit_log where action = 'apply_return'") == A
 
 
+def test_a_sheet_whose_id_column_was_deleted_is_told_so_not_that_the_sheet_is_missing(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    wb = openpyxl.load_workbook(path)
+    ws = wb["疑点清单"]
+    ws.protection.sheet = False
+    ws.delete_cols(1)  # 疑点编号
+    out = tmp_path / "no_ids.xlsx"
+    wb.save(out)
+    report = returns.apply_returns(con, [out], RETURN_DAY)
+    assert report.files[0].status == "unreadable"
+    assert [r.reason for r in report.refusals] == [
+        "不是可读取的核查台账：工作表“疑点清单”缺少列“疑点编号”：请使用下发的台账原表填写，不要删除或改名列"]
+
+
 def test_confirmed_losses_get_their_major_class_when_config_is_given(con, tmp_path):
     add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
     path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
