@@ -495,3 +495,34 @@ def test_a_tie_goes_to_the_lower_agency_code_in_the_rules_and_in_the_answer_key(
     assert found["SHARED_BANK_ACCOUNT"]["SHARED"]["agency_code"] == "360702"
     key = {(s["rule_id"], s["subject"]): s["agency_code"] for s in generate_answer.evaluate(group, AS_OF)}
     assert key == {(rule, subject): hit["agency_code"] for rule, hits in found.items() for subject, hit in hits.items()}
+
+
+def _custody(con):
+    put(con, "imprisonments", person_id=A, sentence_type="有期徒刑", custody_start=date(2026, 5, 10))
+
+
+def _suspended(con):
+    put(con, "beneficiaries", person_id=A, name="王五", insurance_type="110", agency_code="360702", status="暂停",
+        status_date=date(2026, 5, 20))
+
+
+def _working(con):
+    put(con, "contributions", person_id=A, employer_id="E0001", insurance_type="110", period="202610",
+        amount=Decimal("800.00"))
+
+
+def _lapsed(con):
+    beneficiary(con, A, last_certified_on=date(2025, 1, 1))
+
+
+@pytest.mark.parametrize("rule_id, setting, item, insurance_type", [
+    ("PAID_DURING_CUSTODY", _custody, "基本养老金", "110"),
+    ("PAID_WHILE_SUSPENDED", _suspended, "基本养老金", "110"),
+    ("UNEMPLOYMENT_WHILE_WORKING", _working, "失业保险金", "210"),
+    ("CERTIFICATION_OVERDUE", _lapsed, "基本养老金", "110"),
+])
+def test_every_person_rule_gives_a_tie_to_the_lower_agency_code(con, rule_id, setting, item, insurance_type):
+    setting(con)
+    for agency in ("360703", "360702"):  # the same month, the same amount, from two agencies
+        pay(con, A, "202610", "2000.00", item=item, insurance_type=insurance_type, agency=agency)
+    assert run(con, rule_id)[A]["agency_code"] == "360702"
