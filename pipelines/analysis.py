@@ -20,7 +20,7 @@ import yaml
 from .casework import outcome_number
 from .privacy import mask_ids_in_text
 from .report_data import rule_titles
-from .report_mask import free_text, mask_evidence, mask_name, mask_subject, scrub_text, secrets_in
+from .report_mask import free_text, mask_agency_code, mask_evidence, mask_name, mask_subject, scrub_text, secrets_in
 from .resources import rules_dir
 from .store import connect, scalar, table_exists
 
@@ -133,6 +133,8 @@ def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, a
     df["subject"] = [mask_subject(s, p) for s, p in zip(df["subject"], df["person_id"])]
     df["person_id"] = df["person_id"].map(lambda v: mask_subject(v, v) if isinstance(v, str) else v)
     df["name"] = df["name"].map(lambda v: mask_name(v) if isinstance(v, str) else v)
+    # an ID number delivered as an agency code is masked here as on the dashboard
+    df["agency_code"] = df["agency_code"].map(lambda v: mask_agency_code(v) if isinstance(v, str) else v)
     df["suspect_id"] = df["suspect_id"].map(scrub_text)
     for col in ("amount", "recovered_amount"):
         df[col] = df[col].map(lambda v: float(v) if v is not None and not pd.isna(v) else None)
@@ -160,6 +162,9 @@ def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str,
     secrets = {**secrets_in(evidence), **secrets_in({"name": row["name"]})}
     if raw_subject and row["subject"] != raw_subject and raw_subject != raw_person:
         secrets[str(raw_subject)] = row["subject"]
+    raw_agency, row["agency_code"] = row["agency_code"], mask_agency_code(row["agency_code"])
+    if raw_agency and row["agency_code"] != raw_agency:  # an ID number delivered as an agency code
+        secrets[str(raw_agency)] = row["agency_code"]
     row["name"] = mask_name(row["name"])
     row["verification_note"] = free_text(row.get("verification_note"))
     row["rule_title"] = rule_titles(con).get(row["rule_id"], row["rule_id"])
@@ -271,6 +276,8 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
         raise KeyError(f"{rule_id} has no parameter {param!r} (it has {', '.join(rule.params) or 'none'})")
     run = latest_run(con)
     as_of = as_of or (run["as_of"] if run and run.get("as_of") else date.today())
+    if isinstance(as_of, str):  # '2026-11-21', as suspects_frame's detected_on takes it
+        as_of = date.fromisoformat(as_of)
     out = []
     if rule.watch:
         # The nightly gives a watching rule only its watched persons' payments, to read less; the

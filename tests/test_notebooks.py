@@ -365,3 +365,30 @@ def test_an_account_subject_delivered_in_groups_is_masked_in_frames_the_drill_do
     # an account of 18 digits (the shape of an ID number) is masked as the account its evidence masks
     assert mask_subject("622202123456789012", None) == "6222**********9012"
     assert mask_subject("360702197202020224", "360702197202020224") == "360702********0224"
+
+
+def test_an_id_number_delivered_as_an_agency_code_is_masked_in_frames_and_the_drill_down(tmp_path):
+    """As on the dashboard (report_mask.mask_agency_code): a clerk's slip puts a 公民身份号码 into
+    经办机构编码, and the suspect, its events and the frame carry it as the agency."""
+    con = connect(build_store(tmp_path / "fundwatch.duckdb"))
+    slipped = PEOPLE[11]
+    con.execute("update suspects set agency_code = ? where suspect_id = 'S00004'", [slipped])
+    con.execute("insert into suspect_events values ('S00004', now(), 'issued', ?, null)",
+                [json.dumps({"agency_code": slipped}, ensure_ascii=False)])
+    frame = analysis.suspects_frame(con)
+    detail = analysis.suspect_detail(con, "S00004")
+    text = frame.astype(str).to_string() + json.dumps(detail, ensure_ascii=False, default=str)
+    assert slipped not in text
+    assert frame.loc[frame["suspect_id"] == "S00004", "agency_code"].tolist() == [slipped[:6] + "********" + slipped[-4:]]
+    assert detail["suspect"]["agency_code"] == slipped[:6] + "********" + slipped[-4:]
+    # an ordinary agency code is shown as it is
+    assert "360702" in frame["agency_code"].tolist()
+
+
+def test_rule_flags_at_takes_the_as_of_date_as_text(tmp_path):
+    con = connect(build_store(tmp_path / "fundwatch.duckdb"))
+    as_text = analysis.rule_flags_at(con, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000],
+                                     as_of="2026-11-21")
+    as_date = analysis.rule_flags_at(con, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000],
+                                     as_of=date(2026, 11, 21))
+    assert as_text.equals(as_date) and as_text["findings"].tolist() == [3]
