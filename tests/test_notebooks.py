@@ -111,7 +111,8 @@ def test_tuning_a_parameter_that_is_no_amount_shows_findings_and_recommends_noth
     # a parameter of another rule: nothing back-tested against this rule's verdicts, nothing recommended
     ('RULE_ID = "CERTIFICATION_OVERDUE"\nPARAM = "large_payment_threshold"\n',
      ["CERTIFICATION_OVERDUE has no parameter large_payment_threshold (it has ",
-      "no recommendation: CERTIFICATION_OVERDUE has no parameter large_payment_threshold"], ["lowest threshold"]),
+      "no recommendation: CERTIFICATION_OVERDUE has no parameter large_payment_threshold"],
+     ["lowest threshold", "large_payment_threshold is not an amount in yuan"]),
     # the values at a rule's boundary, one given twice: each once, neither rounded into the other
     ("THRESHOLDS = [50000, 49999.99, 50000]\n", ["[49999.99, 50000]"], []),
     # a count of persons: whole numbers, each once (3 × 0.6 and 3 × 0.8 both round to 2), none below
