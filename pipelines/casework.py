@@ -114,10 +114,12 @@ def settings(config: Any = None) -> dict[str, Any]:
 def major_class_for(amount: Decimal | float | int | None, config: Any = None) -> str | None:
     """要情 below major_from, 重大要情 from major_from, 重大要情（报部） from ministry_from; none for a
     loss of nothing (a lapsed certification with no payment after it, answered 4: no money to report)."""
-    if amount is None or Decimal(str(amount)) <= 0:
+    if amount is None:
+        return None
+    amount = Decimal(str(amount))
+    if amount <= 0:
         return None
     s = settings(config)
-    amount = Decimal(str(amount))
     if amount >= Decimal(str(s["ministry_from"])):
         return MAJOR_MINISTRY
     if amount >= Decimal(str(s["major_from"])):

@@ -94,10 +94,14 @@ def _run_nightly(inbox: Path, db: Path, out: Path, as_of: date | None, config: s
         raise Refused(str(exc), EXIT_USAGE) from None
 
 
+def _check_inbox(inbox: Path, hint: str = "") -> None:
+    if not inbox.is_dir():
+        raise Refused(f"inbox {inbox} not found; point --inbox at the folder of deliveries{hint}")
+
+
 def cmd_nightly(args) -> int:
     inbox, db, out = Path(args.inbox), Path(args.db), Path(args.out)
-    if not inbox.is_dir():
-        raise Refused(f"inbox {inbox} not found; point --inbox at the folder of deliveries")
+    _check_inbox(inbox)
     as_of = _as_of(args.as_of)
     _check_config(args.config)
     from . import runlock
@@ -177,10 +181,8 @@ def cmd_serve(args) -> int:
         deployment = flows.nightly_deployment(args.inbox, args.db, args.out, args.config, args.cron, args.timezone)
     except ValueError as exc:
         raise Refused(str(exc)) from None
-    # as `nightly` refuses it: served, a mistyped inbox would fail every night at 02:00 instead
-    if not Path(args.inbox).is_dir():
-        raise Refused(f"inbox {args.inbox} not found; point --inbox at the folder of deliveries (make it first "
-                      "if none has come yet)")
+    # served, a mistyped inbox would fail every night at 02:00 instead
+    _check_inbox(Path(args.inbox), " (make it first if none has come yet)")
     if not os.environ.get("PREFECT_API_URL"):
         print("note: no PREFECT_API_URL set; schedules run only against a Prefect server "
               "(`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)", file=sys.stderr)

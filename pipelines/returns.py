@@ -267,6 +267,10 @@ def _open_workbook(path: Path):
         raise ValueError(f"工作簿已损坏，无法读取（{type(exc).__name__}），请在 Excel/WPS 中打开并重新保存后报送") from None
 
 
+def _missing_column(column: str) -> str:
+    return f"缺少列“{column}”：请使用下发的台账原表填写，不要删除或改名列"
+
+
 def _read(path: Path) -> list[_Sheet]:
     """Every sheet of the workbook with a 疑点编号 header, its answer cells as the clerk left them."""
     wb = _open_workbook(path)
@@ -286,7 +290,7 @@ def _read(path: Path) -> list[_Sheet]:
             sheets.append(_Sheet(header_row, columns, rows, export_id, ws.title))
         if not sheets:
             if SHEET in wb.sheetnames:  # the sheet is there: its 疑点编号 column was deleted or renamed
-                raise ValueError(f"工作表“{SHEET}”缺少列“疑点编号”：请使用下发的台账原表填写，不要删除或改名列")
+                raise ValueError(f"工作表“{SHEET}”{_missing_column('疑点编号')}")
             raise ValueError(f"没有找到工作表“{SHEET}”（或含“疑点编号”表头的工作表）")
         return sheets
     finally:
@@ -519,7 +523,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
     missing = [c for c in HEADER if c not in sheet.columns]
     if missing:
         for c in missing:
-            refuse(sheet.header_row, c, f"缺少列“{c}”：请使用下发的台账原表填写，不要删除或改名列")
+            refuse(sheet.header_row, c, _missing_column(c))
         result.refused = len(sheet.rows)
         # whose sheet it was is still known (its 台账编号, else its rows): the summary and audit_log name it
         result.agency_code, result.export_id = _sheet_agency(con, sheet, _sheet_ids(sheet)), sheet.export_id
