@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -87,7 +87,7 @@ def run_parameters(run: dict[str, Any] | None, rule_id: str) -> list[dict[str, A
     — [{"params": {...}, "regions": None or [行政区划代码…]}], the first for every region without its
     own), or None: no run, the rule not run that night, or a night recorded before they were kept."""
     summary = (run or {}).get("summary") or {}
-    sets = ((summary.get("by_rule") or {}).get(rule_id) or {}).get("parameters")
+    sets = ((summary.get("by_rule") or {}).get(str(rule_id).strip().upper()) or {}).get("parameters")
     return sets if isinstance(sets, list) and sets else None
 
 
@@ -111,6 +111,8 @@ def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, a
     kept too (last_detected_on ≥ it). None keeps all.
     """
     where, params = ["true"], {}
+    if rule_id is not None:
+        rule_id = known_rule_id(con, rule_id)
     for column, value in (("rule_id", rule_id), ("agency_code", agency_code), ("status", status)):
         if value is not None:
             where.append(f"s.{column} = ${column}")
@@ -222,13 +224,23 @@ def backtest_threshold(con: duckdb.DuckDBPyConnection, rule_id: str, thresholds:
     what is compared, so `param`, when named, must be an amount: a count of days or persons
     compared with yuan would "recommend" nonsense.
     """
+    rule_id = known_rule_id(con, rule_id)
+    if param is not None:
+        try:
+            params = find_rule(rule_id, con).params
+        except KeyError:
+            params = None  # its file is gone: the suspects it raised are still back-tested
+        if params is not None and param not in params:
+            raise KeyError(f"{rule_id} has no parameter {param!r} (it has {', '.join(params) or 'none'})")
     if param is not None and not is_amount_param(param):
         raise ValueError(f"{param} is not an amount in yuan: the back-test compares suspects' 涉及金额 with each "
                          f"threshold; for {param}, rule_flags_at shows how many findings each value yields")
+    thresholds = list(thresholds)
+    limits = [yuan(t) for t in thresholds]  # every one checked before any is computed
     df = _verdicts(con, rule_id)
     out = []
-    for t in thresholds:
-        kept = df[df["amount"] >= Decimal(str(t))]
+    for t, limit in zip(thresholds, limits):
+        kept = df[df["amount"] >= limit]
         verified = int(kept["verdict"].notna().sum())
         no_problem = int((kept["verdict"] == NO_PROBLEM).sum())
         out.append({"threshold": float(t), "suspects": len(kept), "amount": float(sum(kept["amount"], Decimal(0))),
@@ -237,12 +249,43 @@ def backtest_threshold(con: duckdb.DuckDBPyConnection, rule_id: str, thresholds:
     return pd.DataFrame(out, columns=["threshold", "suspects", "amount", "verified", "no_problem", "confirmed", "precision"])
 
 
+def yuan(value: Any) -> Decimal:
+    """A threshold in yuan as a number: 50000, 50000.5, '50000' or Decimal; refused in words
+    otherwise ('5万' was Python's decimal.InvalidOperation, which names neither value nor fix)."""
+    if not isinstance(value, bool):  # (True is 1 to Python, and no amount)
+        try:
+            amount = Decimal(str(value).strip())
+            if amount.is_finite():
+                return amount
+        except InvalidOperation:
+            pass
+    raise ValueError(f"threshold {value!r} is not a number of yuan: write it in digits (5万 is 50000)")
+
+
+def known_rule_id(con: duckdb.DuckDBPyConnection, rule_id: str) -> str:
+    """The rule id as rules are named: upper case, the only case a rule id can have (rules.py's
+    _RULE_ID), so 'paid_after_death' is PAID_AFTER_DEATH. KeyError for an id that no rule of the
+    rules directory, of the store's catalogue or of its suspects has: a misspelt id would give an
+    empty frame or a back-test of zeros, which read as "nothing found"."""
+    from .rules import load_rules
+
+    wanted = str(rule_id).strip().upper()
+    known = {rule.id for rule in load_rules()[0]}
+    known |= {r for (r,) in con.execute("select distinct rule_id from suspects").fetchall()}
+    if table_exists(con, "rule_catalogue"):
+        known |= {r for (r,) in con.execute("select rule_id from rule_catalogue").fetchall()}
+    if wanted not in known:
+        raise KeyError(f"no rule {rule_id!r}: the rules are {', '.join(sorted(known))}")
+    return wanted
+
+
 def find_rule(rule_id: str, con: duckdb.DuckDBPyConnection | None = None):
     """The rule (pipelines.rules.Rule: title, params, sql) with this id from the rules directory —
     or, with a store, from the file the last night that ran it read it from (an office's own rule,
     config `rule_folders`), as that file is now. KeyError when there is none that loads."""
     from .rules import load_rules, parse_rule
 
+    rule_id = str(rule_id).strip().upper()  # (see known_rule_id)
     rules, _ = load_rules()
     for rule in rules:
         if rule.id == rule_id:
@@ -270,6 +313,7 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     from .rules import bind
 
     rule = find_rule(rule_id, con)
+    rule_id = rule.id
     if rule.engine != "sql":
         raise ValueError(f"{rule_id} is a model rule; its threshold is not a query parameter")
     if param not in rule.params:
@@ -278,6 +322,10 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     as_of = as_of or (run["as_of"] if run and run.get("as_of") else date.today())
     if isinstance(as_of, str):  # '2026-11-21', as suspects_frame's detected_on takes it
         as_of = date.fromisoformat(as_of)
+    values = list(values)
+    if is_amount_param(param):
+        for v in values:
+            yuan(v)  # refused in words before the query is run with it
     out = []
     if rule.watch:
         # The nightly gives a watching rule only its watched persons' payments, to read less; the

@@ -229,8 +229,7 @@ def cmd_returns(args) -> int:
     missing = [w for w in args.workbooks if not Path(w).is_file()]
     if missing:
         raise Refused(f"workbook {missing[0]} not found")
-    if not Path(args.db).is_file():  # connecting would create an empty store and refuse every row
-        raise Refused(f"store {args.db} not found; run `fundwatch nightly` first")
+    _existing_store(args.db)  # connecting would create an empty store and refuse every row
     as_of = _as_of(args.as_of) or _today()
     config = _check_config(args.config)  # the defaults without --config
     try:
@@ -251,6 +250,17 @@ def cmd_returns(args) -> int:
     return EXIT_OK
 
 
+def _existing_store(db: str) -> None:
+    """returns, report and rules --db read a store a night made: refused in one line when there is
+    none (a folder in the words every command opening a store uses for it)."""
+    from .store import folder_is_no_store
+
+    if Path(db).is_dir():
+        raise Refused(folder_is_no_store(Path(db)))
+    if not Path(db).is_file():
+        raise Refused(f"store {db} not found; run `fundwatch nightly` first")
+
+
 def _describe_returns(result) -> str:
     if hasattr(result, "lines"):
         return "\n".join(result.lines())
@@ -267,8 +277,7 @@ def cmd_report(args) -> int:
     from . import report, runlock
     from .store import connect
 
-    if not Path(args.db).is_file():
-        raise Refused(f"store {args.db} not found; run `fundwatch nightly` first")
+    _existing_store(args.db)
     config = _check_config(args.config)  # the escalation period, for a report drawn for another date
     try:
         with runlock.hold(args.db, "report"):
@@ -298,8 +307,7 @@ def cmd_rules(args) -> int:
     shipped = {rule.id for rule in rules if rule.path and rule.path.parent == folders[0]}
     checked = ""
     if args.db:
-        if not Path(args.db).is_file():
-            raise Refused(f"store {args.db} not found; run `fundwatch nightly` first")
+        _existing_store(args.db)
         try:
             con = connect(args.db, read_only=True, **config["duckdb"])
         except StoreBusy as exc:

@@ -338,6 +338,10 @@ class NotAStore(OSError):
 _DUCKDB_MAGIC = (8, b"DUCK")
 
 
+def folder_is_no_store(db_path: Path) -> str:
+    return f"{db_path} is a folder, not a DuckDB store: name the store's file in it (e.g. {db_path / 'fundwatch.duckdb'})"
+
+
 def _refuse_other_files(db_path: Path) -> None:
     """DuckDB opens an existing CSV, Parquet or JSON file named as a database as an in-memory
     database with a view over it: a night would run, say it completed, and keep nothing. A file
@@ -345,8 +349,11 @@ def _refuse_other_files(db_path: Path) -> None:
     try:
         with db_path.open("rb") as f:
             head = f.read(_DUCKDB_MAGIC[0] + len(_DUCKDB_MAGIC[1]))
-    except (FileNotFoundError, IsADirectoryError):
-        return  # (a store yet to be made; a folder is refused by DuckDB in its own words)
+    except FileNotFoundError:
+        return  # a store yet to be made
+    except IsADirectoryError:
+        # (DuckDB's own words were "Could not read from file …: Is a directory")
+        raise NotAStore(folder_is_no_store(db_path)) from None
     if head and head[_DUCKDB_MAGIC[0]:] != _DUCKDB_MAGIC[1]:
         raise NotAStore(f"{db_path} is not a DuckDB store (a data file? --db names the store fundwatch "
                         "keeps, e.g. fundwatch.duckdb; the extracts go in --inbox)")

@@ -161,6 +161,18 @@ def test_report_on_a_data_file_named_as_the_store_says_it_is_not_one(tmp_path, c
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("command", [["report", "--out", "OUT"], ["returns", "WORKBOOK"], ["rules"]])
+def test_a_folder_named_as_the_store_is_said_to_be_one(tmp_path, capsys, command):
+    (tmp_path / "store").mkdir()
+    (tmp_path / "back.xlsx").write_bytes(b"")
+    args = [{"OUT": str(tmp_path / "out"), "WORKBOOK": str(tmp_path / "back.xlsx")}.get(a, a) for a in command]
+    code, err = _refusal(capsys, [*args, "--db", str(tmp_path / "store")])
+    assert code == cli.EXIT_USAGE
+    assert f"{tmp_path / 'store'} is a folder, not a DuckDB store: name the store's file in it " \
+           f"(e.g. {tmp_path / 'store' / 'fundwatch.duckdb'})" in err, err
+    assert not (tmp_path / "out").exists() and not any((tmp_path / "store").iterdir())
+
+
 def test_demo_with_a_bad_config_is_refused_before_it_makes_anything(tmp_path, capsys):
     code, err = _refusal(capsys, ["demo", "--out", str(tmp_path / "demo"), "--config", str(tmp_path / "none.yaml")])
     assert code == cli.EXIT_USAGE and "none.yaml" in err
@@ -232,8 +244,10 @@ def test_a_failed_night_says_so_in_one_line_on_the_console_with_no_prefect_trace
     ("fw.duckdb", "a-file/sub", "output folder a-file/sub cannot be made: a-file is a file, not a folder", None),
     # DuckDB opens a CSV named as a database as an in-memory view over it: the night would keep nothing
     ("a-file", "out", "store a-file cannot be opened: a-file is not a DuckDB store (a data file?", None),
+    ("inbox", "out", "store inbox cannot be opened: inbox is a folder, not a DuckDB store: name the store's file in it "
+                     "(e.g. inbox/fundwatch.duckdb)", None),
 ], ids=["store-path", "output-folder", "output-folder-with-served-left-set", "output-folder-under-a-file",
-        "store-is-a-data-file"])
+        "store-is-a-data-file", "store-is-a-folder"])
 def test_a_night_the_machine_refuses_to_start_is_one_line_too(tmp_path, db, out, said, served, monkeypatch, prefect_api):
     if served:
         monkeypatch.setenv(logs.SERVED, served)
@@ -244,7 +258,7 @@ def test_a_night_the_machine_refuses_to_start_is_one_line_too(tmp_path, db, out,
     assert refused.returncode == cli.EXIT_USAGE
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fundwatch nightly: ") and said in lines[0], refused.stderr
-    assert "a-file" in lines[0] and "Errno" not in lines[0]
+    assert ("inbox" if db == "inbox" else "a-file") in lines[0] and "Errno" not in lines[0]
     assert (tmp_path / "a-file").read_text(encoding="utf-8") == "not a folder"
 
 

@@ -393,3 +393,63 @@ def test_rule_flags_at_takes_the_as_of_date_as_text(tmp_path):
     as_date = analysis.rule_flags_at(con, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000],
                                      as_of=date(2026, 11, 21))
     assert as_text.equals(as_date) and as_text["findings"].tolist() == [3]
+
+
+def test_a_rule_id_is_read_in_any_case_and_a_misspelt_id_or_a_threshold_in_words_is_refused(tmp_path):
+    """Rule ids are upper case (the only case a rule file's id may have): 'large_payment_unreviewed'
+    can mean only one rule. A misspelt id used to give an empty frame and a back-test of zeros, read
+    as "nothing found"; '5万' a bare decimal.InvalidOperation."""
+    con = connect(build_store(tmp_path / "fundwatch.duckdb"))
+    upper = analysis.suspects_frame(con, rule_id="LARGE_PAYMENT_UNREVIEWED")
+    assert len(upper) == 3 and analysis.suspects_frame(con, rule_id=" large_payment_unreviewed ").equals(upper)
+    backtest = analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [52000, "80000"], "large_payment_threshold")
+    assert backtest["suspects"].tolist() == [3, 2]
+    assert analysis.backtest_threshold(con, "Large_Payment_Unreviewed", [52000, "80000"]).equals(backtest)
+    assert analysis.find_rule("large_payment_unreviewed", con).id == "LARGE_PAYMENT_UNREVIEWED"
+    flags = analysis.rule_flags_at(con, "large_payment_unreviewed", "large_payment_threshold", [50000], as_of="2026-11-21")
+    assert flags["findings"].tolist() == [3]
+    for misspelt in (lambda: analysis.suspects_frame(con, rule_id="LARGE_PAYMENT_UNREVEIWED"),
+                     lambda: analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVEIWED", [1])):
+        with pytest.raises(KeyError, match="no rule 'LARGE_PAYMENT_UNREVEIWED': the rules are .*LARGE_PAYMENT_UNREVIEWED"):
+            misspelt()
+    with pytest.raises(KeyError, match="has no parameter 'large_payment_treshold'"):
+        analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [1], "large_payment_treshold")
+    for words in ("5万", "", None, float("nan"), True):
+        with pytest.raises(ValueError, match=re.escape(f"threshold {words!r} is not a number of yuan")):
+            analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [50000, words])
+    with pytest.raises(ValueError, match="'5万' is not a number of yuan: write it in digits"):
+        analysis.rule_flags_at(con, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000, "5万"])
+    con.close()
+
+
+def test_open_store_of_a_folder_says_so(tmp_path):
+    with pytest.raises(OSError, match=f"{re.escape(str(tmp_path))} is a folder, not a DuckDB store: name the store's "
+                                      f"file in it \\(e.g. {re.escape(str(tmp_path / 'fundwatch.duckdb'))}\\)"):
+        analysis.open_store(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook, params, error", [
+    ("explore_suspects", 'SUSPECT_ID = "S99999"\n', "no suspect 'S99999'"),
+    ("explore_suspects", 'RULE_ID = "PAID_AFTER_DAETH"\n', "no rule 'PAID_AFTER_DAETH'"),
+    ("tune_threshold", 'RULE_ID = "LARGE_PAYMENT_UNREVEIWED"\n', "no rule 'LARGE_PAYMENT_UNREVEIWED'"),
+], ids=["explore-suspect-id", "explore-rule-id", "tune-rule-id"])
+def test_a_misspelt_id_stops_the_notebook_where_the_store_is_opened_and_let_go_of(
+        tmp_path, monkeypatch, kernel_env, notebook, params, error):
+    """Not at a later cell, past which "Run All" never reaches the one closing the store: the kernel
+    would hold it until restarted, and the night stop (exit 3)."""
+    from nbclient.exceptions import CellExecutionError
+
+    db = build_store(tmp_path / "fundwatch.duckdb")
+    monkeypatch.setenv("FUNDWATCH_DB", str(db))
+    nb = nbformat.read(NOTEBOOKS[[p.stem for p in NOTEBOOKS].index(notebook)], as_version=4)
+    next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source += "\n" + params
+    # the kernel is kept to look at after the error: does it still hold the store?
+    client = NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    with client.setup_kernel():
+        with pytest.raises(CellExecutionError, match=re.escape(error)):
+            for index, cell in enumerate(nb.cells):
+                client.execute_cell(cell, index)
+        failed = next(c for c in nb.cells if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.outputs))
+        assert "analysis.open_store(" in failed.source  # the cell that opened the store
+        connect(db).close()  # and let go of it: a night can open the store while the kernel lives
