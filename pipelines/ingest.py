@@ -296,7 +296,8 @@ def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
     if df.width != n:
         return None
     df = df.filter(~pl.all_horizontal(pl.all().is_null()))  # blank lines
-    if b'""' in data:
+    quoted = b'"' in data  # (one byte is found faster than two: most extracts quote nothing)
+    if quoted and b'""' in data:
         # An empty cell is null, quoted ("") or not, as the row-by-row reader gives it: a row's
         # raw copy must not depend on which reader read its file (or its piece of a big file).
         df = df.with_columns(pl.all().replace("", None))
@@ -309,6 +310,16 @@ def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
         return None  # e.g. bytes that are not UTF-8 in a line: the careful reader decides
     # Blank lines are not records (a CR of a CRLF line end changes no count below).
     lines = lines.filter(lines.is_not_null() & lines.str.contains(r"\S"))
+    if not quoted:
+        # Each line a record. Polars refuses a record of more than n fields — but for the last line
+        # when no line end follows it, whose extra empty field it drops: that line is counted on its
+        # own. So every line has n fields exactly when their fields add up to n a line: the commas
+        # of the bytes counted at once (a blank line has none), not line by line (0.01 s against
+        # 0.22 s a 128 MB piece).
+        if len(lines) - 1 != df.height or data.count(b",") + len(lines) != n * len(lines) \
+                or lines[-1].count(",") + 1 != n:
+            return None
+        return df.with_row_index("_row_number", offset=1).with_columns(pl.col("_row_number").cast(pl.Int64))
     quotes = lines.str.count_matches('"', literal=True)
     if quotes.sum() % 2:
         return None  # an unterminated quote: a truncated file
@@ -1097,11 +1108,18 @@ class _NotUtf8(Exception):
 
 
 def _is_utf8(piece: bytes) -> bool:
+    """Whether the bytes are valid UTF-8, as Python's strict codec judges them (no surrogates, no
+    overlong forms), checked by Arrow's validator on the bytes in place: a tenth of the time of
+    decoding them into a string that is thrown away (0.04 s against 0.37 s a 128 MB piece)."""
     if piece.isascii():
         return True
+    import pyarrow as pa
+
+    offsets = pa.array([0, len(piece)], pa.int64()).buffers()[1]
+    as_binary = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(piece)])
     try:
-        piece.decode("utf-8")
-    except UnicodeDecodeError:
+        as_binary.cast(pa.large_string())
+    except pa.ArrowInvalid:
         return False
     return True
 

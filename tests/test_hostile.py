@@ -88,6 +88,19 @@ _rows[3] = ",".join(pay("rag", 4)[:-2])
 case("payments_ragged.csv", ",".join(PAY_COLS) + "\n" + "\n".join(_rows) + "\n", 5,
      rejected={2: "字段过多", 4: "字段过少"})
 
+# A row one field short and another one field over add up to the header's count of fields (unquoted
+# files are checked by their total of commas, with Polars refusing a long row); and a last line
+# with one empty field too many and no line end after it, which Polars reads by dropping that field.
+_even = [",".join(pay("even", n)) for n in range(1, 6)]
+_even[1] = ",".join(pay("even", 2)[:-1])
+_even[3] += ",多出来的字段"
+case("payments_ragged_even.csv", ",".join(PAY_COLS) + "\n" + "\n".join(_even) + "\n", 5,
+     rejected={2: "字段过少", 4: "字段过多"})
+_last = [",".join(pay("last", n)) for n in range(1, 5)]
+_last[1] = ",".join(pay("last", 2)[:-1])
+case("payments_last_line_over.csv", ",".join(PAY_COLS) + "\n" + "\n".join(_last) + ",", 4,
+     rejected={2: "字段过少", 4: "字段过多"})
+
 # Quoted fields with embedded newlines, commas and quotes: accepted, values intact, rows not shifted.
 case("payments_quoted.csv", csv_text([pay("q", 1, name="王,小明\n(第二行)"), pay("q", 2, handled_by='张"老张", 经办'),
                                       pay("q", 3, name="李\r\n四")]), 3)
