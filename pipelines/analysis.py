@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -113,6 +114,8 @@ def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, a
     where, params = ["true"], {}
     if rule_id is not None:
         rule_id = known_rule_id(con, rule_id)
+    if agency_code is not None:
+        agency_code = known_agency_code(con, agency_code)
     for column, value in (("rule_id", rule_id), ("agency_code", agency_code), ("status", status)):
         if value is not None:
             where.append(f"s.{column} = ${column}")
@@ -145,6 +148,7 @@ def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, a
 
 def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str, Any]:
     """One suspect for the drill-down: its fields, evidence and event history, all masked."""
+    suspect_id = str(suspect_id).strip()  # (pasted with the spaces around it)
     cur = con.execute("select * from suspects where suspect_id = ?", [suspect_id])
     found = cur.fetchall()
     if not found:
@@ -226,40 +230,76 @@ def backtest_threshold(con: duckdb.DuckDBPyConnection, rule_id: str, thresholds:
     """
     rule_id = known_rule_id(con, rule_id)
     if param is not None:
-        try:
-            params = find_rule(rule_id, con).params
-        except KeyError:
-            params = None  # its file is gone: the suspects it raised are still back-tested
+        params = _param_names(con, rule_id)
         if params is not None and param not in params:
             raise KeyError(f"{rule_id} has no parameter {param!r} (it has {', '.join(params) or 'none'})")
     if param is not None and not is_amount_param(param):
         raise ValueError(f"{param} is not an amount in yuan: the back-test compares suspects' 涉及金额 with each "
                          f"threshold; for {param}, rule_flags_at shows how many findings each value yields")
-    thresholds = list(thresholds)
-    limits = [yuan(t) for t in thresholds]  # every one checked before any is computed
+    limits = [yuan(t) for t in _value_list(thresholds)]  # every one checked before any is computed
     df = _verdicts(con, rule_id)
     out = []
-    for t, limit in zip(thresholds, limits):
+    for limit in limits:
         kept = df[df["amount"] >= limit]
         verified = int(kept["verdict"].notna().sum())
         no_problem = int((kept["verdict"] == NO_PROBLEM).sum())
-        out.append({"threshold": float(t), "suspects": len(kept), "amount": float(sum(kept["amount"], Decimal(0))),
+        out.append({"threshold": float(limit), "suspects": len(kept), "amount": float(sum(kept["amount"], Decimal(0))),
                     "verified": verified, "no_problem": no_problem, "confirmed": verified - no_problem,
                     "precision": _precision(verified, no_problem)})
     return pd.DataFrame(out, columns=["threshold", "suspects", "amount", "verified", "no_problem", "confirmed", "precision"])
 
 
+# The largest amount the store holds (DECIMAL(18,2)): a threshold beyond it compares with nothing.
+_MAX_YUAN = Decimal("9999999999999999.99")
+_GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")  # 50,000 or 1,234,567.89
+
+
 def yuan(value: Any) -> Decimal:
-    """A threshold in yuan as a number: 50000, 50000.5, '50000' or Decimal; refused in words
-    otherwise ('5万' was Python's decimal.InvalidOperation, which names neither value nor fix)."""
-    if not isinstance(value, bool):  # (True is 1 to Python, and no amount)
+    """A threshold in yuan as a number: 50000, 50000.5, '50000', '50,000' or Decimal; refused in
+    words otherwise ('5万' was Python's decimal.InvalidOperation, naming neither value nor fix), as
+    is one below 0 or beyond any amount the store can hold."""
+    if isinstance(value, (int, float, Decimal, str)) and not isinstance(value, bool):  # (True is 1 to Python)
+        text = str(value).strip()
+        if _GROUPED.fullmatch(text):
+            text = text.replace(",", "")
         try:
-            amount = Decimal(str(value).strip())
-            if amount.is_finite():
-                return amount
+            amount = Decimal(text)
         except InvalidOperation:
-            pass
-    raise ValueError(f"threshold {value!r} is not a number of yuan: write it in digits (5万 is 50000)")
+            amount = None
+        if amount is not None and amount.is_finite():
+            if amount < 0:
+                raise ValueError(f"threshold {value!r} is below 0: an amount of yuan at risk is never negative")
+            if amount > _MAX_YUAN:
+                raise ValueError(f"threshold {value!r} is beyond any amount the store holds (up to {_MAX_YUAN:,})")
+            return amount
+    raise ValueError(f"threshold {value!r} is not a number of yuan: write it in digits, e.g. 50000 or 50,000 "
+                     "(5万 is 50000)")
+
+
+def _number(amount: Decimal) -> int | float:
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
+def _value_list(values: Any) -> list:
+    """The thresholds or values asked for: one given alone (50000, or '50000' — which is not the five
+    values '5', '0', '0', '0', '0') is a list of one."""
+    if isinstance(values, (str, bytes, int, float, Decimal)):
+        return [values]
+    return list(values)
+
+
+def known_agency_code(con: duckdb.DuckDBPyConnection, agency_code: str) -> str:
+    """The agency code as given (trimmed), refused when neither the agencies extract nor any suspect
+    has it: a mistyped code showed "0 suspects", read as an agency with nothing found."""
+    code = str(agency_code).strip()
+    known = con.execute("select count(*) > 0 from suspects where agency_code = $c", {"c": code}).fetchall()[0][0]
+    if not known and table_exists(con, "agencies"):
+        known = con.execute("select count(*) > 0 from agencies where agency_code = $c", {"c": code}).fetchall()[0][0]
+    if not known:
+        shown = mask_agency_code(code)  # (an ID number typed for a code is not echoed)
+        raise KeyError(mask_ids_in_text(f"no agency {shown!r} in this store's agencies or suspects "
+                                        "(经办机构编码, e.g. 360702001)"))
+    return code
 
 
 def known_rule_id(con: duckdb.DuckDBPyConnection, rule_id: str) -> str:
@@ -277,6 +317,16 @@ def known_rule_id(con: duckdb.DuckDBPyConnection, rule_id: str) -> str:
     if wanted not in known:
         raise KeyError(f"no rule {rule_id!r}: the rules are {', '.join(sorted(known))}")
     return wanted
+
+
+def _param_names(con: duckdb.DuckDBPyConnection, rule_id: str) -> list[str] | None:
+    """The rule's parameters: its file's, else — the file gone — those the latest night ran it with
+    (runs.summary); None when neither is known (nothing to check a parameter's name against)."""
+    try:
+        return list(find_rule(rule_id, con).params)
+    except KeyError:
+        sets = run_parameters(latest_run(con), rule_id)
+        return sorted({name for s in sets for name in s.get("params") or {}}) if sets else None
 
 
 def find_rule(rule_id: str, con: duckdb.DuckDBPyConnection | None = None):
@@ -312,7 +362,7 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     """
     from .rules import bind
 
-    rule = find_rule(rule_id, con)
+    rule = find_rule(known_rule_id(con, rule_id), con)
     rule_id = rule.id
     if rule.engine != "sql":
         raise ValueError(f"{rule_id} is a model rule; its threshold is not a query parameter")
@@ -322,10 +372,10 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     as_of = as_of or (run["as_of"] if run and run.get("as_of") else date.today())
     if isinstance(as_of, str):  # '2026-11-21', as suspects_frame's detected_on takes it
         as_of = date.fromisoformat(as_of)
-    values = list(values)
+    values = _value_list(values)
     if is_amount_param(param):
-        for v in values:
-            yuan(v)  # refused in words before the query is run with it
+        # refused in words before the query runs; one written as text ('50,000') run as its number
+        values = [v if isinstance(v, (int, float, Decimal)) else _number(a) for v, a in zip(values, map(yuan, values))]
     out = []
     if rule.watch:
         # The nightly gives a watching rule only its watched persons' payments, to read less; the

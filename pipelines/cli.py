@@ -99,9 +99,21 @@ def _check_inbox(inbox: Path, hint: str = "") -> None:
         raise Refused(f"inbox {inbox} not found; point --inbox at the folder of deliveries{hint}")
 
 
+def _check_store(db: Path) -> None:
+    """A --db that cannot be the store (a folder, a data file) refused before anything is made —
+    by `serve` too, which would otherwise serve nights that each fail."""
+    from .store import NotAStore, check_store_file
+
+    try:
+        check_store_file(db)
+    except NotAStore as exc:
+        raise Refused(str(exc)) from None
+
+
 def cmd_nightly(args) -> int:
     inbox, db, out = Path(args.inbox), Path(args.db), Path(args.out)
     _check_inbox(inbox)
+    _check_store(db)
     as_of = _as_of(args.as_of)
     _check_config(args.config)
     from . import runlock
@@ -183,6 +195,7 @@ def cmd_serve(args) -> int:
         raise Refused(str(exc)) from None
     # served, a mistyped inbox would fail every night at 02:00 instead
     _check_inbox(Path(args.inbox), " (make it first if none has come yet)")
+    _check_store(Path(args.db))
     if not os.environ.get("PREFECT_API_URL"):
         print("note: no PREFECT_API_URL set; schedules run only against a Prefect server "
               "(`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)", file=sys.stderr)
@@ -252,11 +265,8 @@ def cmd_returns(args) -> int:
 
 def _existing_store(db: str) -> None:
     """returns, report and rules --db read a store a night made: refused in one line when there is
-    none (a folder in the words every command opening a store uses for it)."""
-    from .store import folder_is_no_store
-
-    if Path(db).is_dir():
-        raise Refused(folder_is_no_store(Path(db)))
+    none."""
+    _check_store(Path(db))
     if not Path(db).is_file():
         raise Refused(f"store {db} not found; run `fundwatch nightly` first")
 

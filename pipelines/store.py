@@ -338,12 +338,9 @@ class NotAStore(OSError):
 _DUCKDB_MAGIC = (8, b"DUCK")
 
 
-def folder_is_no_store(db_path: Path) -> str:
-    return f"{db_path} is a folder, not a DuckDB store: name the store's file in it (e.g. {db_path / 'fundwatch.duckdb'})"
-
-
-def _refuse_other_files(db_path: Path) -> None:
-    """DuckDB opens an existing CSV, Parquet or JSON file named as a database as an in-memory
+def check_store_file(db_path: Path) -> None:
+    """NotAStore for a path that cannot be the store: a folder, or a file that is not a DuckDB
+    database. DuckDB opens an existing CSV, Parquet or JSON file named as a database as an in-memory
     database with a view over it: a night would run, say it completed, and keep nothing. A file
     already there must be a DuckDB database."""
     try:
@@ -353,14 +350,15 @@ def _refuse_other_files(db_path: Path) -> None:
         return  # a store yet to be made
     except IsADirectoryError:
         # (DuckDB's own words were "Could not read from file …: Is a directory")
-        raise NotAStore(folder_is_no_store(db_path)) from None
+        raise NotAStore(f"{db_path} is a folder, not a DuckDB store: name the store's file in it "
+                        f"(e.g. {db_path / 'fundwatch.duckdb'})") from None
     if head and head[_DUCKDB_MAGIC[0]:] != _DUCKDB_MAGIC[1]:
         raise NotAStore(f"{db_path} is not a DuckDB store (a data file? --db names the store fundwatch "
                         "keeps, e.g. fundwatch.duckdb; the extracts go in --inbox)")
 
 
 def _duckdb_connect(db_path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    _refuse_other_files(db_path)
+    check_store_file(db_path)
     try:
         return duckdb.connect(str(db_path), read_only=read_only)
     except duckdb.IOException as exc:

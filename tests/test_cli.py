@@ -243,8 +243,8 @@ def test_a_failed_night_says_so_in_one_line_on_the_console_with_no_prefect_trace
     # the file in the way is named, not the folder below it that could not be made
     ("fw.duckdb", "a-file/sub", "output folder a-file/sub cannot be made: a-file is a file, not a folder", None),
     # DuckDB opens a CSV named as a database as an in-memory view over it: the night would keep nothing
-    ("a-file", "out", "store a-file cannot be opened: a-file is not a DuckDB store (a data file?", None),
-    ("inbox", "out", "store inbox cannot be opened: inbox is a folder, not a DuckDB store: name the store's file in it "
+    ("a-file", "out", "fundwatch nightly: a-file is not a DuckDB store (a data file?", None),
+    ("inbox", "out", "fundwatch nightly: inbox is a folder, not a DuckDB store: name the store's file in it "
                      "(e.g. inbox/fundwatch.duckdb)", None),
 ], ids=["store-path", "output-folder", "output-folder-with-served-left-set", "output-folder-under-a-file",
         "store-is-a-data-file", "store-is-a-folder"])
@@ -260,6 +260,8 @@ def test_a_night_the_machine_refuses_to_start_is_one_line_too(tmp_path, db, out,
     assert len(lines) == 1 and lines[0].startswith("fundwatch nightly: ") and said in lines[0], refused.stderr
     assert ("inbox" if db == "inbox" else "a-file") in lines[0] and "Errno" not in lines[0]
     assert (tmp_path / "a-file").read_text(encoding="utf-8") == "not a folder"
+    if "DuckDB store" in said:  # refused before anything is made
+        assert not (tmp_path / out).exists() and not list(tmp_path.glob("*.lock"))
 
 
 def test_a_store_another_program_has_open_is_refused_in_one_line(tmp_path, prefect_api):
@@ -345,6 +347,24 @@ def test_serve_refuses_an_inbox_that_is_not_there(tmp_path, capsys, monkeypatch)
     code, err = _refusal(capsys, ["serve", "--inbox", str(tmp_path / "inbx"), "--db", str(tmp_path / "fw.duckdb"),
                                   "--out", str(tmp_path / "out")])
     assert code == cli.EXIT_USAGE and f"serve: inbox {tmp_path / 'inbx'} not found" in err
+
+
+@pytest.mark.parametrize("store", ["folder", "pyproject.toml"])
+def test_serve_refuses_a_store_that_cannot_be_one(tmp_path, capsys, monkeypatch, store):
+    """Served, every night would fail at 02:00 on it instead."""
+    import prefect
+
+    def served(*deployments, **kw):  # (Prefect's serve never returns: fail instead of serving)
+        raise AssertionError("served a deployment whose store cannot be one")
+
+    monkeypatch.setattr(prefect, "serve", served)
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n", encoding="utf-8")
+    code, err = _refusal(capsys, ["serve", "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / store),
+                                  "--out", str(tmp_path / "out")])
+    said = "is a folder, not a DuckDB store" if store == "folder" else "is not a DuckDB store (a data file?"
+    assert code == cli.EXIT_USAGE and f"serve: {tmp_path / store} {said}" in err, err
 
 
 def test_the_folders_a_command_makes_for_the_store_are_owner_only(tmp_path, prefect_api):

@@ -414,11 +414,43 @@ def test_a_rule_id_is_read_in_any_case_and_a_misspelt_id_or_a_threshold_in_words
             misspelt()
     with pytest.raises(KeyError, match="has no parameter 'large_payment_treshold'"):
         analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [1], "large_payment_treshold")
-    for words in ("5万", "", None, float("nan"), True):
+    for words in ("5万", "", None, float("nan"), True, "50,00", [50000]):
         with pytest.raises(ValueError, match=re.escape(f"threshold {words!r} is not a number of yuan")):
             analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [50000, words])
+    with pytest.raises(ValueError, match=re.escape("threshold -50000 is below 0")):
+        analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [-50000])
+    for huge in (10 ** 400, Decimal("1e400"), 10 ** 16):
+        with pytest.raises(ValueError, match="is beyond any amount the store holds"):
+            analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [huge])
     with pytest.raises(ValueError, match="'5万' is not a number of yuan: write it in digits"):
         analysis.rule_flags_at(con, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000, "5万"])
+    # one value alone is a list of one (the text '80000' is not the five values '8', '0', '0', '0', '0');
+    # an amount written with thousands separators is read
+    for alone in ("80000", 80000, "80,000", " 80,000.00 "):
+        assert analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", alone)["suspects"].tolist() == [2], alone
+    assert analysis.rule_flags_at(con, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", "50,000",
+                                  as_of="2026-11-21")["findings"].tolist() == [3]
+    # an agency code neither the agencies nor the suspects have is refused, not shown as "0 suspects"
+    assert len(analysis.suspects_frame(con, agency_code=" 360702 ")) == len(analysis.suspects_frame(con, agency_code="360702"))
+    with pytest.raises(KeyError, match="no agency '3607020' in this store's agencies or suspects"):
+        analysis.suspects_frame(con, agency_code="3607020")
+    assert analysis.suspect_detail(con, " S00004 ")["suspect"]["suspect_id"] == "S00004"
+    con.close()
+
+
+def test_a_parameter_the_rule_lacks_is_refused_by_the_names_the_night_ran_it_with_once_its_file_is_gone(tmp_path):
+    """An office's own rule whose file was removed: its suspects are still back-tested, and the
+    parameter's name is checked against the latest night's record of the rule (runs.summary)."""
+    con = connect(build_store(tmp_path / "fundwatch.duckdb"))
+    con.execute("update suspects set rule_id = 'OFFICE_BIG_PAY' where rule_id = 'LARGE_PAYMENT_UNREVIEWED'")
+    con.execute("update runs set summary = json_merge_patch(coalesce(summary, '{}'), ?) where run_id = 'run-3'",
+                [json.dumps({"by_rule": {"OFFICE_BIG_PAY": {"parameters": [{"params": {"min_amount": 60000},
+                                                                              "regions": None}]}}})])
+    con.close()
+    con = analysis.open_store(tmp_path / "fundwatch.duckdb")
+    assert analysis.backtest_threshold(con, "office_big_pay", [60000], "min_amount")["suspects"].tolist() == [2]
+    with pytest.raises(KeyError, match="OFFICE_BIG_PAY has no parameter 'min_amout' \\(it has min_amount\\)"):
+        analysis.backtest_threshold(con, "OFFICE_BIG_PAY", [60000], "min_amout")
     con.close()
 
 
@@ -432,8 +464,13 @@ def test_open_store_of_a_folder_says_so(tmp_path):
 @pytest.mark.parametrize("notebook, params, error", [
     ("explore_suspects", 'SUSPECT_ID = "S99999"\n', "no suspect 'S99999'"),
     ("explore_suspects", 'RULE_ID = "PAID_AFTER_DAETH"\n', "no rule 'PAID_AFTER_DAETH'"),
+    ("explore_suspects", 'AGENCY_CODE = "3607020"\n', "no agency '3607020'"),
     ("tune_threshold", 'RULE_ID = "LARGE_PAYMENT_UNREVEIWED"\n', "no rule 'LARGE_PAYMENT_UNREVEIWED'"),
-], ids=["explore-suspect-id", "explore-rule-id", "tune-rule-id"])
+    # a threshold in words, and one beside numbers (which did not sort): refused by name, in that cell
+    ("tune_threshold", 'THRESHOLDS = "5万"\n', "threshold '5万' is not a number of yuan"),
+    ("tune_threshold", 'THRESHOLDS = ["5万", 50000]\n', "threshold '5万' is not a number of yuan"),
+], ids=["explore-suspect-id", "explore-rule-id", "explore-agency-code", "tune-rule-id", "tune-threshold-in-words",
+        "tune-threshold-in-words-among-numbers"])
 def test_a_misspelt_id_stops_the_notebook_where_the_store_is_opened_and_let_go_of(
         tmp_path, monkeypatch, kernel_env, notebook, params, error):
     """Not at a later cell, past which "Run All" never reaches the one closing the store: the kernel
