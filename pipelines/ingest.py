@@ -303,6 +303,12 @@ def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
         df = df.with_columns(pl.all().replace("", None))
     if b"\x1f" in data:
         return None
+    if data.count(b"\r") != data.count(b"\r\n"):
+        # A CR not ending a line with its LF: Polars keeps it in a field here and drops it before a
+        # comma there; the row-by-row reader refuses the row when the CR is inside a field not
+        # quoted. That reader decides, so a row's outcome does not hang on whether another row of
+        # the file (or of its piece) sends it there.
+        return None
     try:
         lines = pl.read_csv(io.BytesIO(data), has_header=False, separator="\x1f", quote_char=None,
                             new_columns=["l"], infer_schema=False).get_column("l")
@@ -382,7 +388,11 @@ def _read_csv_rows(text: str, headers: list[str]) -> RawFrame:
             ends_in_quote = "end of data" in str(exc)
             raw_text = "".join(lines[consumed:reader.line_num])
             consumed = reader.line_num
-            if consumed >= len(lines) and not text.endswith(("\n", '"')):
+            if "new-line character seen in unquoted field" in str(exc):
+                # a lone CR inside a field that is not quoted (the Polars reader is not asked: it
+                # kept some and dropped others, so the row's fate hung on the file's other rows)
+                problem = "字段中有回车符(CR)，而该字段没有用引号括起: 该行已损坏，请更正后重新交付"
+            elif consumed >= len(lines) and not text.endswith(("\n", '"')):
                 problem = "文件在引号内的字段中途结束: 最后一行不完整(文件被截断)，请重新导出"
             elif "end of data" in str(exc):
                 problem = "引号不配对: 从此行起的引号字段直到文件末尾都没有结束(文件被截断或损坏)"

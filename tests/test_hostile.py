@@ -101,6 +101,16 @@ _last[1] = ",".join(pay("last", 2)[:-1])
 case("payments_last_line_over.csv", ",".join(PAY_COLS) + "\n" + "\n".join(_last) + ",", 4,
      rejected={2: "字段过少", 4: "字段过多"})
 
+# A lone CR inside a field not quoted: the row refused whether or not another row of the file is
+# ragged (Polars' reader kept it, the row-by-row reader refused it: the outcome hung on other rows).
+case("payments_lone_cr.csv", csv_text([pay("cr", 1), pay("cr", 2, name="张\r二"), pay("cr", 3)]), 3,
+     rejected={2: "回车符(CR)"})
+_cr = [",".join(pay("crr", n)) for n in range(1, 4)]
+_cr[1] = _cr[1].replace("张2", "张\r2")
+_cr[2] += ",多出来的字段"
+case("payments_lone_cr_and_ragged.csv", ",".join(PAY_COLS) + "\n" + "\n".join(_cr) + "\n", 3,
+     rejected={2: "回车符(CR)", 3: "字段过多"})
+
 # Quoted fields with embedded newlines, commas and quotes: accepted, values intact, rows not shifted.
 case("payments_quoted.csv", csv_text([pay("q", 1, name="王,小明\n(第二行)"), pay("q", 2, handled_by='张"老张", 经办'),
                                       pay("q", 3, name="李\r\n四")]), 3)
