@@ -315,7 +315,8 @@ def known_rule_id(con: duckdb.DuckDBPyConnection, rule_id: str) -> str:
     if table_exists(con, "rule_catalogue"):
         known |= {r for (r,) in con.execute("select rule_id from rule_catalogue").fetchall()}
     if wanted not in known:
-        raise KeyError(f"no rule {rule_id!r}: the rules are {', '.join(sorted(known))}")
+        # (an ID number typed for a rule id is not echoed into the executed notebook)
+        raise KeyError(mask_ids_in_text(f"no rule {rule_id!r}: the rules are {', '.join(sorted(known))}"))
     return wanted
 
 

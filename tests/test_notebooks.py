@@ -412,6 +412,9 @@ def test_a_rule_id_is_read_in_any_case_and_a_misspelt_id_or_a_threshold_in_words
                      lambda: analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVEIWED", [1])):
         with pytest.raises(KeyError, match="no rule 'LARGE_PAYMENT_UNREVEIWED': the rules are .*LARGE_PAYMENT_UNREVIEWED"):
             misspelt()
+    with pytest.raises(KeyError, match=f"no rule '{PEOPLE[0][:6]}\\*{{8}}{PEOPLE[0][-4:]}'") as typed:  # an ID number typed
+        analysis.backtest_threshold(con, PEOPLE[0], [1])
+    assert PEOPLE[0] not in str(typed.value)
     with pytest.raises(KeyError, match="has no parameter 'large_payment_treshold'"):
         analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [1], "large_payment_treshold")
     for words in ("5万", "", None, float("nan"), True, "50,00", [50000]):
