@@ -88,7 +88,7 @@ def run_parameters(run: dict[str, Any] | None, rule_id: str) -> list[dict[str, A
     — [{"params": {...}, "regions": None or [行政区划代码…]}], the first for every region without its
     own), or None: no run, the rule not run that night, or a night recorded before they were kept."""
     summary = (run or {}).get("summary") or {}
-    sets = ((summary.get("by_rule") or {}).get(str(rule_id).strip().upper()) or {}).get("parameters")
+    sets = ((summary.get("by_rule") or {}).get(_as_named(rule_id)) or {}).get("parameters")
     return sets if isinstance(sets, list) and sets else None
 
 
@@ -302,14 +302,19 @@ def known_agency_code(con: duckdb.DuckDBPyConnection, agency_code: str) -> str:
     return code
 
 
+def _as_named(rule_id: Any) -> str:
+    """A rule id as rules are named: upper case, the only case a rule id can have (rules.py's
+    _RULE_ID), so 'paid_after_death' is PAID_AFTER_DEATH."""
+    return str(rule_id).strip().upper()
+
+
 def known_rule_id(con: duckdb.DuckDBPyConnection, rule_id: str) -> str:
-    """The rule id as rules are named: upper case, the only case a rule id can have (rules.py's
-    _RULE_ID), so 'paid_after_death' is PAID_AFTER_DEATH. KeyError for an id that no rule of the
+    """The rule id as rules are named (_as_named). KeyError for an id that no rule of the
     rules directory, of the store's catalogue or of its suspects has: a misspelt id would give an
     empty frame or a back-test of zeros, which read as "nothing found"."""
     from .rules import load_rules
 
-    wanted = str(rule_id).strip().upper()
+    wanted = _as_named(rule_id)
     known = {rule.id for rule in load_rules()[0]}
     known |= {r for (r,) in con.execute("select distinct rule_id from suspects").fetchall()}
     if table_exists(con, "rule_catalogue"):
@@ -336,7 +341,7 @@ def find_rule(rule_id: str, con: duckdb.DuckDBPyConnection | None = None):
     config `rule_folders`), as that file is now. KeyError when there is none that loads."""
     from .rules import load_rules, parse_rule
 
-    rule_id = str(rule_id).strip().upper()  # (see known_rule_id)
+    rule_id = _as_named(rule_id)
     rules, _ = load_rules()
     for rule in rules:
         if rule.id == rule_id:

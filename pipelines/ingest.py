@@ -295,12 +295,6 @@ def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
         return None
     if df.width != n:
         return None
-    df = df.filter(~pl.all_horizontal(pl.all().is_null()))  # blank lines
-    quoted = b'"' in data  # (one byte is found faster than two: most extracts quote nothing)
-    if quoted and b'""' in data:
-        # An empty cell is null, quoted ("") or not, as the row-by-row reader gives it: a row's
-        # raw copy must not depend on which reader read its file (or its piece of a big file).
-        df = df.with_columns(pl.all().replace("", None))
     if b"\x1f" in data:
         return None
     if data.count(b"\r") != data.count(b"\r\n"):
@@ -309,6 +303,12 @@ def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
         # quoted. That reader decides, so a row's outcome does not hang on whether another row of
         # the file (or of its piece) sends it there.
         return None
+    df = df.filter(~pl.all_horizontal(pl.all().is_null()))  # blank lines
+    quoted = b'"' in data  # (one byte is found faster than two: most extracts quote nothing)
+    if quoted and b'""' in data:
+        # An empty cell is null, quoted ("") or not, as the row-by-row reader gives it: a row's
+        # raw copy must not depend on which reader read its file (or its piece of a big file).
+        df = df.with_columns(pl.all().replace("", None))
     try:
         lines = pl.read_csv(io.BytesIO(data), has_header=False, separator="\x1f", quote_char=None,
                             new_columns=["l"], infer_schema=False).get_column("l")
