@@ -46,6 +46,11 @@ _GROUPED_IN_TEXT = re.compile(
     f"(?<![0-9０-９])(?:{_D}{{6}}({_SEP}){_D}{{8}}\\1{_D}{{3}}{_X}|{_D}{{6}}({_SEP}){_D}{{6}}\\2{_D}{{3}}"
     f"|{_D}{{4}}({_SEP}){_D}{{4}}(?:\\3{_D}{{4}}){{2,3}}(?:\\3{_D}{{1,3}})?"
     f"|{_D}{{6}}({_SEP}){_D}{{4}}\\4{_D}{{4}}\\4{_D}{{3}}{_X})(?![0-9０-９])")
+# A mobile number (手机号, 11 digits from 13 to 19) in a bank's memo or a refused cell: shown as
+# 138****5678, as Chinese services show one. Whole, with a space or dash after its first three and
+# seventh digits, or full-width; an amount with decimals (15000000000.00) is none.
+_MOBILE_IN_TEXT = re.compile(
+    f"(?<![0-9０-９.．])[1１][3-9３-９]{_D}(?:({_SEP})?{_D}{{4}}(?(1)\\1){_D}{{4}})(?![0-9０-９]|[.．]{_D})")
 _ASCII = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx", " \u00a0\u3000" + ACCOUNT_DASHES.replace("\\", ""))
 
 
@@ -65,14 +70,23 @@ def mask_ids_in_text(text: object) -> str:
 
 def mask_numbers_in_text(text: str, free_text: bool = False) -> str:
     """Every ID number in `text` masked as an ID — also in full-width digits or typed in groups —
-    and every other run of 12 or more digits (or card number in groups) as an account. A message
+    and every other run of 12 or more digits (or card number in groups) as an account; a mobile
+    number as 138****5678. A message
     keeps an export's time stamp (20261202093015: it names its file by it) and masks 15 digits as
     the legacy ID they mostly are there; free text read above the agency (a bank's memo,
     free_text=True) keeps no number it need not, and shows 15 digits — as likely a company's account
     as a legacy ID — as an account, by their first and last four."""
     text = _GROUPED_IN_TEXT.sub(lambda m: (mask_account if m.group(3) else mask_id)(m.group(0).translate(_ASCII)),
                                 text)
-    return _NUMBER_IN_TEXT.sub(lambda m: _number_masked(m.group(0).translate(_ASCII), free_text), text)
+    text = _NUMBER_IN_TEXT.sub(lambda m: _number_masked(m.group(0).translate(_ASCII), free_text), text)
+    return _MOBILE_IN_TEXT.sub(lambda m: _mobile_masked(m.group(0).translate(_ASCII), free_text), text)
+
+
+def _mobile_masked(digits: str, free_text: bool) -> str:
+    # an export's time stamp of the 1990s (19951202093) keeps its digits in a message, as above
+    if not free_text and _stamped(digits):
+        return digits
+    return digits[:3] + "****" + digits[-4:]
 
 
 # The value a DuckDB conversion quotes (a rule's SQL casting a name, a memo): anything a row held
@@ -114,6 +128,7 @@ _HAN_RUN = re.compile(r"[\u3400-\u9fff\U00020000-\U0003ffff]{2,}")
 
 def _file_name_masked(m: re.Match) -> str:
     name = m.group(0)
-    personal = any(not _stamped(n.group(0).translate(_ASCII)) for n in _NUMBER_IN_TEXT.finditer(name)) \
+    personal = any(not _stamped(n.group(0).translate(_ASCII))
+                   for pattern in (_NUMBER_IN_TEXT, _MOBILE_IN_TEXT) for n in pattern.finditer(name)) \
         or _GROUPED_IN_TEXT.search(name)
     return _HAN_RUN.sub(lambda h: _first_character_only(h.group(0)), name) if personal else name

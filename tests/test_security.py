@@ -195,6 +195,24 @@ def test_numbers_typed_in_groups_are_masked_whatever_separates_the_groups():
     assert mask_ids_in_text("2026-11-21 至 2026－12－01") == "2026-11-21 至 2026－12－01"  # dates stay
 
 
+def test_a_mobile_number_in_a_message_or_a_memo_is_shown_as_138_stars_5678_and_an_amount_is_not_one():
+    """A bank's memo or a refused cell may hold a 手机号: 11 digits, whole, in full-width digits or
+    typed 3-4-4 with a space or a dash. An amount with decimals, a shorter or longer number, a time
+    stamp of a message are left as the other masks leave them."""
+    from pipelines.privacy import mask_ids_in_text, mask_numbers_in_text
+    from pipelines.report_mask import scrub_text
+    for typed in ("13812345678", "138 1234 5678", "138-1234-5678", "１３８１２３４５６７８", "138\u30001234\u30005678"):
+        assert mask_ids_in_text(f"联系电话{typed}，已核实") == "联系电话138****5678，已核实", typed
+        assert scrub_text(f"代领 {typed}") == "代领 138****5678", typed
+    assert mask_ids_in_text("张三丰_13812345678.csv: no header row") == "张**_138****5678.csv: no header row"
+    assert scrub_text("+86 13912345678 转账") == "+86 139****5678 转账"
+    for kept in ("划拨 15000000000.00 元", "12345678901", "1381234567", "138 12345678", "2026-11-21"):
+        assert mask_ids_in_text(kept) == kept, kept
+    assert mask_ids_in_text("138123456789") == "1381****6789"  # 12 digits: an account, as before
+    assert mask_numbers_in_text("export_19951202093.csv") == "export_19951202093.csv"  # a time stamp in a message
+    assert scrub_text("19951202093") == "199****2093"  # free text names no file
+
+
 def test_a_card_number_a_number_excel_cut_short_and_a_file_named_after_a_person_are_masked_in_messages():
     """A 19-digit card number written plainly was masked in the ID number's shape (eleven of its
     digits shown), a 16-digit one left a digit over, the 14 digits Excel kept of an ID number turned
