@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from .casework import outcome_number
+from .config import param_problem
 from .privacy import mask_ids_in_text
 from .report_data import rule_titles
 from .report_mask import free_text, mask_agency_code, mask_evidence, mask_name, mask_subject, scrub_text, secrets_in
@@ -228,9 +229,10 @@ def backtest_threshold(con: duckdb.DuckDBPyConnection, rule_id: str, thresholds:
     what is compared, so `param`, when named, must be an amount: a count of days or persons
     compared with yuan would "recommend" nonsense.
     """
-    rule_id = known_rule_id(con, rule_id)
+    loaded = _shipped_and_own_rules()
+    rule_id = known_rule_id(con, rule_id, loaded)
     if param is not None:
-        params = _param_names(con, rule_id)
+        params = _param_names(con, rule_id, loaded)
         if params is not None and param not in params:
             raise KeyError(f"{rule_id} has no parameter {param!r} (it has {', '.join(params) or 'none'})")
     if param is not None and not is_amount_param(param):
@@ -308,14 +310,20 @@ def _as_named(rule_id: Any) -> str:
     return str(rule_id).strip().upper()
 
 
-def known_rule_id(con: duckdb.DuckDBPyConnection, rule_id: str) -> str:
+def _shipped_and_own_rules() -> list:
+    """The rules of the rules directory that load (pipelines.rules.Rule), read once per call of
+    a function here that needs them more than once."""
+    from .rules import load_rules
+
+    return load_rules()[0]
+
+
+def known_rule_id(con: duckdb.DuckDBPyConnection, rule_id: str, loaded: list | None = None) -> str:
     """The rule id as rules are named (_as_named). KeyError for an id that no rule of the
     rules directory, of the store's catalogue or of its suspects has: a misspelt id would give an
     empty frame or a back-test of zeros, which read as "nothing found"."""
-    from .rules import load_rules
-
     wanted = _as_named(rule_id)
-    known = {rule.id for rule in load_rules()[0]}
+    known = {rule.id for rule in (loaded if loaded is not None else _shipped_and_own_rules())}
     known |= {r for (r,) in con.execute("select distinct rule_id from suspects").fetchall()}
     if table_exists(con, "rule_catalogue"):
         known |= {r for (r,) in con.execute("select rule_id from rule_catalogue").fetchall()}
@@ -325,25 +333,24 @@ def known_rule_id(con: duckdb.DuckDBPyConnection, rule_id: str) -> str:
     return wanted
 
 
-def _param_names(con: duckdb.DuckDBPyConnection, rule_id: str) -> list[str] | None:
+def _param_names(con: duckdb.DuckDBPyConnection, rule_id: str, loaded: list | None = None) -> list[str] | None:
     """The rule's parameters: its file's, else — the file gone — those the latest night ran it with
     (runs.summary); None when neither is known (nothing to check a parameter's name against)."""
     try:
-        return list(find_rule(rule_id, con).params)
+        return list(find_rule(rule_id, con, loaded).params)
     except KeyError:
         sets = run_parameters(latest_run(con), rule_id)
         return sorted({name for s in sets for name in s.get("params") or {}}) if sets else None
 
 
-def find_rule(rule_id: str, con: duckdb.DuckDBPyConnection | None = None):
+def find_rule(rule_id: str, con: duckdb.DuckDBPyConnection | None = None, loaded: list | None = None):
     """The rule (pipelines.rules.Rule: title, params, sql) with this id from the rules directory —
     or, with a store, from the file the last night that ran it read it from (an office's own rule,
     config `rule_folders`), as that file is now. KeyError when there is none that loads."""
-    from .rules import load_rules, parse_rule
+    from .rules import parse_rule
 
     rule_id = _as_named(rule_id)
-    rules, _ = load_rules()
-    for rule in rules:
+    for rule in (loaded if loaded is not None else _shipped_and_own_rules()):
         if rule.id == rule_id:
             return rule
     if con is not None and table_exists(con, "rule_catalogue"):
@@ -368,7 +375,8 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     """
     from .rules import bind
 
-    rule = find_rule(known_rule_id(con, rule_id), con)
+    loaded = _shipped_and_own_rules()
+    rule = find_rule(known_rule_id(con, rule_id, loaded), con, loaded)
     rule_id = rule.id
     if rule.engine != "sql":
         raise ValueError(f"{rule_id} is a model rule; its threshold is not a query parameter")
@@ -378,10 +386,7 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     as_of = as_of or (run["as_of"] if run and run.get("as_of") else date.today())
     if isinstance(as_of, str):  # '2026-11-21', as suspects_frame's detected_on takes it
         as_of = date.fromisoformat(as_of)
-    values = _value_list(values)
-    if is_amount_param(param):
-        # refused in words before the query runs; one written as text ('50,000') run as its number
-        values = [v if isinstance(v, (int, float, Decimal)) else _number(a) for v, a in zip(values, map(yuan, values))]
+    values = [_param_value(rule, param, v) for v in _value_list(values)]  # all checked before any runs
     out = []
     if rule.watch:
         # The nightly gives a watching rule only its watched persons' payments, to read less; the
@@ -396,6 +401,28 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     finally:
         con.execute("drop view if exists temp.main.payments_watch")
     return pd.DataFrame(out, columns=[param, "findings", "amount"])
+
+
+def _param_value(rule, param: str, value: Any) -> Any:
+    """`value` as the night would bind it for `param`, or ValueError saying why it cannot be: the
+    kind of the rule file's default and within its `param_bounds`, as config.param_problem checks
+    an office's config (a count of days of None, or 1 person for an account shared by "several",
+    ran and answered nonsense). An amount written as text ('50,000') is its number; a count as
+    text ('30') its whole number."""
+    default = rule.params[param]
+    if is_amount_param(param):
+        # refused in words before the query runs; one written as text ('50,000') run as its number
+        amount = yuan(value)
+        value = value if isinstance(value, (int, float)) and not isinstance(value, bool) else _number(amount)
+    elif isinstance(default, int) and not isinstance(default, bool) and isinstance(value, str) \
+            and value.strip().isdigit():
+        value = int(value.strip())
+    problem = param_problem(param, default, value, rule.param_bounds.get(param))
+    if problem:
+        hint = (f" — one value of a list parameter is itself a list: [{value!r}]"
+                if isinstance(default, list) and not isinstance(value, list) else "")
+        raise ValueError(mask_ids_in_text(f"{rule.id}.{param} = {value!r}: {problem}{hint}"))
+    return value
 
 
 def extracts_present(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

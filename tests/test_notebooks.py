@@ -493,3 +493,27 @@ def test_a_misspelt_id_stops_the_notebook_where_the_store_is_opened_and_let_go_o
         failed = next(c for c in nb.cells if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.outputs))
         assert "analysis.open_store(" in failed.source  # the cell that opened the store
         connect(db).close()  # and let go of it: a night can open the store while the kernel lives
+
+
+def test_rule_flags_at_refuses_a_value_the_night_would_refuse_before_running_any(tmp_path):
+    """Every value is checked as the office's config is (config.param_problem): the kind of the
+    rule file's default and its param_bounds. A count of days of None, or 1 person for an account
+    "shared by several", ran and answered nonsense."""
+    con = connect(build_store(tmp_path / "fundwatch.duckdb"))
+    kw = {"as_of": "2026-11-21"}
+    shared = analysis.rule_flags_at(con, "SHARED_BANK_ACCOUNT", "shared_account_min_persons", [2, "3"], **kw)
+    assert shared["shared_account_min_persons"].tolist() == [2, 3]  # '3' written as text is the count 3
+    assert shared["findings"].tolist()[0] >= shared["findings"].tolist()[1]
+    with pytest.raises(ValueError, match=re.escape("SHARED_BANK_ACCOUNT.shared_account_min_persons = 1: "
+                                                   "expected a number of at least 2")):
+        analysis.rule_flags_at(con, "SHARED_BANK_ACCOUNT", "shared_account_min_persons", [3, 1], **kw)
+    for wrong in (None, 30.5, "a year", True):
+        with pytest.raises(ValueError, match="CERTIFICATION_OVERDUE.certification_max_days = .*: expected a whole number"):
+            analysis.rule_flags_at(con, "CERTIFICATION_OVERDUE", "certification_max_days", [365, wrong], **kw)
+    with pytest.raises(ValueError, match=re.escape("expected a number not below 0")):
+        analysis.rule_flags_at(con, "CERTIFICATION_OVERDUE", "certification_max_days", -1, **kw)
+    # one list value given bare: its items are not lists — said so, with how to write it
+    with pytest.raises(ValueError, match=re.escape("PAID_AFTER_DEATH.one_off_items = '丧葬补助金': expected a list "
+                                                   "of values — one value of a list parameter is itself a list: ['丧葬补助金']")):
+        analysis.rule_flags_at(con, "PAID_AFTER_DEATH", "one_off_items", ["丧葬补助金"], **kw)
+    assert len(analysis.rule_flags_at(con, "PAID_AFTER_DEATH", "one_off_items", [["丧葬补助金"], []], **kw)) == 2
