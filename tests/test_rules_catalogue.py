@@ -526,3 +526,43 @@ def test_every_person_rule_gives_a_tie_to_the_lower_agency_code(con, rule_id, se
     for agency in ("360703", "360702"):  # the same month, the same amount, from two agencies
         pay(con, A, "202610", "2000.00", item=item, insurance_type=insurance_type, agency=agency)
     assert run(con, rule_id)[A]["agency_code"] == "360702"
+
+
+def _aggregates(sql: str):
+    """Each list()/string_agg()/array_agg() call in `sql` (comments removed): its name, its
+    argument with nested calls' parentheses flattened away, and the text just before it."""
+    import re
+
+    sql = re.sub(r"--[^\n]*", "", sql)
+    for m in re.finditer(r"\b(list|string_agg|array_agg|group_concat|listagg)\s*\(", sql, re.IGNORECASE):
+        i, depth = m.end(), 1
+        while depth:
+            depth += (sql[i] == "(") - (sql[i] == ")")
+            i += 1
+        own = sql[m.end():i - 1]
+        while (flat := re.sub(r"\([^()]*\)", "", own)) != own:  # a nested call's order by is its own
+            own = flat
+        yield m.group(1), own, sql[max(0, m.start() - 12):m.start()]
+
+
+def test_every_list_a_shipped_rule_aggregates_is_ordered_so_evidence_is_the_same_every_night():
+    """An aggregate's order is the order its rows arrive in, which differs between runs on two
+    threads: CERTIFICATION_OVERDUE's summary listed a person's records in either order, so two
+    detections of one store (an incremental night and a full one) told the same suspect two ways
+    and update_suspects wrote it 'updated' for nothing. Each list is ordered or sorted."""
+    unordered = [(rule.id, name, " ".join(arg.split())[:80])
+                 for rule in load_rules()[0] for text in (rule.sql, rule.watch or "", rule.incremental or "")
+                 for name, arg, before in _aggregates(text)
+                 if "order by" not in arg.lower() and not before.rstrip().lower().endswith("list_sort(")]
+    assert unordered == []
+    # the check finds what it is for
+    assert list(_aggregates("select string_agg(distinct x, ',') from t"))[0][1] == "distinct x, ','"
+
+
+def test_a_person_with_several_overdue_records_is_told_in_one_order(con):
+    """The summary names the records sorted (110 before 120), whatever order the rows came in."""
+    for insurance_type, certified in (("120", date(2024, 3, 1)), ("110", date(2024, 1, 10))):
+        beneficiary(con, A, last_certified_on=certified, insurance_type=insurance_type)
+        pay(con, A, "202611", "2100.00", insurance_type=insurance_type, paid_on=date(2026, 11, 5))
+    summary = run(con, "CERTIFICATION_OVERDUE")[A]["evidence"]["summary"]
+    assert summary.startswith("110 最近认证 2024-01-10，120 最近认证 2024-03-01；"), summary
