@@ -28,7 +28,7 @@ marks only those subjects, and the rule's other suspects keep their state. A rul
 tonight, and a SQL rule none of whose extract tables (`Rule.reads`: the tables its SQL, watch and
 incremental name, plus agencies) got a new file, is not run: it would find what it found last
 time. The run is full instead — and says why — when there is no earlier state, the rules,
-parameters or config changed, as-of went backwards, rows without lineage exist, a new payments
+parameters or config changed, as-of went backwards (or did so last time), rows without lineage exist, a new payments
 file replaced earlier rows (a replaced payment may have belonged to another person, who is then
 unknown) or a new agencies file came. A rule that reads $as_of/$as_of_month is scoped only when
 as-of did not change; a model rule always runs in full.
@@ -739,6 +739,12 @@ def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
         why = "rules, parameters or config changed"
     elif state[0][0] > as_of:
         why = f"as-of {as_of} is before the last detection's {state[0][0]}"
+    elif (kept := scalar(con, f"select max(last_detected_on) from {store_db}.main.suspects")) and kept > state[0][0]:
+        # The last detection ran for an earlier day than one before it. It could not call a suspect
+        # found at the later day gone (it knows less), so the suspects are not what it found: a
+        # rule not re-run tonight would carry a suspect no detection of tonight's data finds.
+        why = (f"the last detection was for {state[0][0]}, an earlier day than suspects it kept "
+               f"(found up to {kept})")
     if why is None:
         new_files = [h for (h,) in con.execute("""
             select file_hash from detection_files

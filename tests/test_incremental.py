@@ -307,3 +307,54 @@ def test_a_store_whose_file_name_holds_a_double_quote_runs_incremental_nights_an
     earlier = report_module.collect(con, AS_OF)  # drawn for another day: a view over the store by name
     assert earlier and report_module.collect(con, NEXT)
     con.close()
+
+
+def test_after_a_night_run_for_an_earlier_day_the_next_night_is_detected_in_full(night_one, tmp_path):
+    """A night re-run for an earlier day (a backdated --as-of) cannot call a suspect found at the
+    later day gone: it knows less. It then left suspects that are not what it found, and the next
+    night, incremental, kept one as detected that no detection of the data finds (found by a
+    differential fuzz). That night runs in full, says why, and leaves what a full run leaves."""
+    earlier = AS_OF.replace(day=AS_OF.day - 3)
+    a_path, b_path = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    shutil.copy(night_one, a_path)
+    a = store.connect(a_path)
+    # the earlier night brings the payment that matches a transfer found at AS_OF
+    gone_txn, to_account, amount, day = _one(a, """
+        select t.txn_id, t.counterparty_account, t.amount, cast(t.txn_at as date) from fund_transactions t
+        where t.txn_id in (select subject from suspects where rule_id = 'FUND_PRIVATE_TRANSFER')
+          and t.counterparty_account is not null order by t.txn_id limit 1""")
+    night = tmp_path / "earlier" / earlier.isoformat()
+    night.mkdir(parents=True)
+    _copy(a, """select 'BACKDATED1' as payment_id, person_id, name, insurance_type, item, strftime(?::date, '%Y%m') as period,
+                       ?::date as paid_on, ?::decimal(18,2) as amount, ? as bank_account, agency_code, handled_by,
+                       reviewed_by, reviewed_at
+                from payments where item = '基本养老金' order by person_id, payment_id limit 1""",
+          night / "payments_backdated.parquet", [day, day, amount, to_account])
+    assert ingest.ingest_inbox(a, night.parent, as_of=AS_OF).rows_accepted == 1
+    backdated = rules.detect(a, earlier, Config(), rules=bench.deterministic_rules(), incremental=True)
+    assert backdated.scope_note.startswith("full run: as-of")
+    suspects.update_suspects(a, earlier, "night-earlier")
+    # it knows less than AS_OF's night: the transfer's suspect is kept, not called gone
+    assert a.execute("select last_detected_on from suspects where subject = ?", [gone_txn]).fetchall() == [(AS_OF,)]
+    a.execute("checkpoint")
+    a.close()
+    shutil.copy(a_path, b_path)
+
+    a = store.connect(a_path)
+    report = rules.detect(a, NEXT, Config(), rules=bench.deterministic_rules(), incremental=True)
+    assert report.scope_note == (f"full run: the last detection was for {earlier}, an earlier day than suspects "
+                                 f"it kept (found up to {AS_OF})")
+    suspects.update_suspects(a, NEXT, "night-2")
+    b = store.connect(b_path)
+    rules.detect(b, NEXT, Config(), rules=bench.deterministic_rules())
+    suspects.update_suspects(b, NEXT, "night-2")
+    assert _state(a) == _state(b)
+    assert ("no_longer_detected",) in a.execute(
+        "select event from suspect_events where run_id = 'night-2' and suspect_id in "
+        "(select suspect_id from suspects where subject = ?)", [gone_txn]).fetchall()
+    # and the night after is incremental again
+    a.execute("checkpoint")
+    assert rules.detect(a, NEXT, Config(), rules=bench.deterministic_rules(), incremental=True).scope_note.startswith(
+        "incremental:")
+    a.close()
+    b.close()
