@@ -188,6 +188,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
     counts = {"closed_recovered": 0, "overdue": 0, "overdue_cleared": 0, "escalated": 0, "escalation_lifted": 0,
               "major_class": 0}
     with atomic(con):
+        con.execute(f"delete from casework_pending where {chosen}", _only(only))  # recomputed below, committed alike
         # Outcome 4 closes a suspect once 追回金额 covers 涉及金额 (CONTRACT §5) — also when the amount
         # fell after the answer (a reversal delivered later): it would otherwise stay 核查中 for good,
         # its sheet row showing more recovered than at risk. Not a reopened one: what it recovered

@@ -334,8 +334,10 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
         path = Path(path)
         _apply_workbook(con, path, as_of, actor, report, conflicts, sheets.get(str(path)))
     # Only what these returns changed: re-applying a workbook changes nothing (CONTRACT §5) — not
-    # even flags of its suspects that another day would set; those are the night's.
-    changed = sorted({row.suspect_id for row in report.applied})
+    # even flags of its suspects that another day would set; those are the night's. Also what an
+    # earlier returns run changed and was stopped before recomputing (casework_pending).
+    changed = sorted({row.suspect_id for row in report.applied}
+                     | {sid for (sid,) in con.execute("select suspect_id from casework_pending").fetchall()})
     if config is not None and changed:
         try:
             casework.refresh(con, as_of, config, only=changed)
@@ -500,6 +502,8 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
                 refuse(0, "", f"不是可读取的核查台账：{exc}")
         if sheet is not None:
             _apply_sheet(con, path, sheet, as_of, result, report, refuse, now, conflicts, retry_rows)
+            con.execute("insert or ignore into casework_pending select unnest(cast(? as varchar[]))",
+                        [sorted({a.suspect_id for a in report.applied if a.file == str(path)})])
         if refusals:
             con.executemany(
             "insert into return_refusals values (?, ?, ?, ?, ?, ?, ?, ?)",

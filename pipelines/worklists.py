@@ -301,6 +301,9 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalen
         reissuing = r["status"] == REOPENED and r["deadline"] is None
         issuing = r["status"] == NEW or reissuing
         if not issuing and r["issued_on"] is not None and r["deadline"] is not None:
+            # 本次新下发 is what tonight's date issued: the same when this night is run again after
+            # one killed once its suspects were issued (they are 已下发 by then)
+            r["new"] = r["issued_on"] == as_of
             continue
         issued_on = as_of if reissuing else r["issued_on"] or as_of
         if r["deadline"] is None:
@@ -313,7 +316,7 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalen
         if issuing:
             casework.add_event(con, r["suspect_id"], "issued",
                                {"issued_on": issued_on, "deadline": deadline, "from": r["status"]}, run_id, now)
-        r.update(status=status, issued_on=issued_on, deadline=deadline, new=issuing)
+        r.update(status=status, issued_on=issued_on, deadline=deadline, new=issuing or issued_on == as_of)
 
 
 def _reopened_banner(r: dict) -> str:

@@ -136,11 +136,19 @@ def _state(db: Path) -> dict:
         con.close()
 
 
-def _worklist_ids(out: Path) -> dict[str, set[str]]:
+def _worklist_ids(out: Path) -> dict[str, tuple]:
+    """Each worklist's suspect ids and its cover's counts (其中本次新下发 …): a night run again after
+    one killed once its suspects were issued said 0 newly issued where the night itself said 2."""
+    from pipelines.worklists import COVER
+
     found = {}
     for path in sorted(out.glob("疑点核查台账_*.xlsx")):
         wb = openpyxl.load_workbook(path, read_only=True)
-        found[path.name] = {r[0] for r in wb["疑点清单"].iter_rows(min_row=2, values_only=True) if r[0]}
+        ids = {r[0] for r in wb["疑点清单"].iter_rows(min_row=2, values_only=True) if r[0]}
+        counts = {r[0]: r[1] for r in wb[COVER].iter_rows(values_only=True)
+                  if r and r[0] in ("疑点总数", "其中本次新下发", "以前下发尚未办结", "逾期", "挂牌督办")}
+        assert len(counts) == 5, counts
+        found[path.name] = (ids, counts)
         wb.close()
     return found
 
@@ -180,7 +188,7 @@ def reference(prefect_api, tmp_path_factory):
     assert {q[0] for q in state["quality"]} == {"2026-10-21", "2026-11-21"}
     worklists = _worklist_ids(root / "out")
     assert len(worklists) == 2
-    return {"state": state, "worklists": worklists, "console": run.stdout + run.stderr}
+    return {"state": state, "worklists": worklists, "console": run.stdout + run.stderr, "root": root}
 
 
 # Kill points: (step, function of the real code, kill before/after its n-th call).
@@ -260,3 +268,63 @@ def test_the_nightly_console_never_shows_a_full_id_number(reference):
     bad = DEAD[:-1] + ("0" if DEAD[-1] != "0" else "1")
     for pid in (DEAD, HELD, ALIVE, STOPPED, BIG, bad, DEAD[:6] + DEAD[8:17]):
         assert pid not in console
+
+
+def _casework(db: Path) -> list[tuple]:
+    """What returns and their recomputation set: answers, statuses, 要情 classes and report dates."""
+    con = connect(db, read_only=True)
+    try:
+        return con.execute("""
+            select suspect_id, status, outcome, recovered_amount, verified_on, verified_amount, major_class,
+                   report_due, class_verified_on, coalesce(overdue, false), coalesce(escalated, false)
+            from suspects order by suspect_id""").fetchall() + con.execute(
+            "select suspect_id, event, detail::varchar from suspect_events order by all").fetchall()
+    finally:
+        con.close()
+
+
+def test_returns_killed_before_their_casework_is_recomputed_recompute_it_when_run_again(reference, prefect_api, tmp_path):
+    """Each workbook's answers commit in their own transaction; the 要情 classes and flags of the
+    suspects they changed are recomputed after. Killed between the two, the run again found the
+    workbook on record ("already applied"), changed nothing, and so recomputed nothing: a
+    transferred loss had no 要情 class and no report date, and nothing said so (found by a random
+    SIGKILL probe). The suspects left to recompute are kept with the answers."""
+    import shutil
+
+    from pipelines.casework import OUTCOME_LABELS
+
+    runs = {}
+    for name in ("uninterrupted", "killed"):
+        root = tmp_path / name
+        shutil.copytree(reference["root"] / "store", root / "store")
+        shutil.copytree(reference["root"] / "out", root / "out")
+        path = next((root / "out").glob(f"疑点核查台账_{A2}_*.xlsx"))
+        wb = openpyxl.load_workbook(path)
+        ws = wb["疑点清单"]
+        header = [c.value for c in ws[1]]
+        answered = 0
+        for row in range(2, ws.max_row + 1):
+            if ws.cell(row=row, column=1).value:
+                ws.cell(row=row, column=header.index("核实结果") + 1, value=OUTCOME_LABELS[6])
+                ws.cell(row=row, column=header.index("核实日期") + 1, value="2026-11-24")
+                answered += 1
+        assert answered >= 2
+        returned = root / "returned.xlsx"
+        wb.save(returned)
+        runs[name] = (root, ["returns", "--db", str(root / "store" / "fw.duckdb"), "--as-of", "2026-11-25",
+                             str(returned)])
+
+    root, args = runs["uninterrupted"]
+    done = _fundwatch(prefect_api, "-m", "pipelines.cli", *args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = _casework(root / "store" / "fw.duckdb")
+    assert sum(row[1] == "已移送" and row[6] == "要情" for row in expected[:4]) == 2  # (a 要情 has no report date)
+
+    root, args = runs["killed"]
+    killed = _fundwatch(prefect_api, "-c", WRAPPER, "pipelines.casework:refresh", "before", "1", *args)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    between = _casework(root / "store" / "fw.duckdb")
+    assert between != expected  # the answers are in, their 要情 classes not yet
+    again = _fundwatch(prefect_api, "-m", "pipelines.cli", *args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _casework(root / "store" / "fw.duckdb") == expected
