@@ -5,9 +5,10 @@ holiday notice of each year, as kept by the maintained `chinese_calendar` packag
 published late in the year before, so the package only knows a limited span of years (2004–2026
 for 1.11). An office need not wait for a new release: it enters the notice's days in its config
 (`casework.holidays`, `casework.adjusted_workdays`), and a year it has entered counts by them.
-For a year neither knows we fall back to Monday–Friday less the holidays fixed by law on dates
-known in advance, and warn once per process: a deadline is then at worst a few days off around a
-lunar holiday or a 调休, never missing; the night's summary names the year.
+For a year neither knows we fall back to Monday–Friday less the holidays the law fixes (on
+calendar dates, the 清明 solar term and the lunar dates of 春节, 端午 and 中秋), and warn once per
+process: a deadline is then at worst a day or two off around a 调休 or a 补假, never missing; the
+night's summary names the year.
 """
 
 from __future__ import annotations
@@ -29,15 +30,50 @@ class CalendarFallbackWarning(UserWarning):
 
 
 # 《全国年节及纪念日放假办法》 (as revised in 2024): the holidays on fixed calendar dates — 元旦 1 January,
-# 劳动节 1–2 May, 国庆节 1–3 October — and 清明节 on the day of the solar term. They are off in every
-# year whatever its notice says; 春节, 端午节 and 中秋节 follow the lunar calendar, and the 调休
-# around them are set by each year's notice, so a year without one cannot know them.
+# 劳动节 1–2 May, 国庆节 1–3 October — 清明节 on the day of the solar term, and on lunar dates 春节
+# (除夕 and 正月初一 to 初三), 端午节 (五月初五) and 中秋节 (八月十五). They are off in every year
+# whatever its notice says; what only the notice sets is the 调休 around them and the 补假 for one
+# falling on a weekend.
 _STATUTORY_FIXED = ((1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3))
+# 正月初一, 端午 and 中秋 by the Gregorian date (MM-DD), from a table of the lunar calendar (the
+# Purple Mountain Observatory's, as python-lunardate carries it; checked against chinese_calendar's
+# holidays for every year both know, tests/test_workdays.py). Only the years after the package's are
+# needed; 2008–2026 are here for that check. A year beyond the table keeps the other holidays.
+_LUNAR_HOLIDAYS = {
+    2008: ("02-07", "06-08", "09-14"), 2009: ("01-26", "05-28", "10-03"), 2010: ("02-14", "06-16", "09-22"),
+    2011: ("02-03", "06-06", "09-12"), 2012: ("01-23", "06-23", "09-30"), 2013: ("02-10", "06-12", "09-19"),
+    2014: ("01-31", "06-02", "09-08"), 2015: ("02-19", "06-20", "09-27"), 2016: ("02-08", "06-09", "09-15"),
+    2017: ("01-28", "05-30", "10-04"), 2018: ("02-16", "06-18", "09-24"), 2019: ("02-05", "06-07", "09-13"),
+    2020: ("01-25", "06-25", "10-01"), 2021: ("02-12", "06-14", "09-21"), 2022: ("02-01", "06-03", "09-10"),
+    2023: ("01-22", "06-22", "09-29"), 2024: ("02-10", "06-10", "09-17"), 2025: ("01-29", "05-31", "10-06"),
+    2026: ("02-17", "06-19", "09-25"), 2027: ("02-06", "06-09", "09-15"), 2028: ("01-26", "05-28", "10-03"),
+    2029: ("02-13", "06-16", "09-22"), 2030: ("02-03", "06-05", "09-12"), 2031: ("01-23", "06-24", "10-01"),
+    2032: ("02-11", "06-12", "09-19"), 2033: ("01-31", "06-01", "09-08"), 2034: ("02-19", "06-20", "09-27"),
+    2035: ("02-08", "06-10", "09-16"), 2036: ("01-28", "05-30", "10-04"), 2037: ("02-15", "06-18", "09-24"),
+    2038: ("02-04", "06-07", "09-13"), 2039: ("01-24", "05-27", "10-02"), 2040: ("02-12", "06-14", "09-20"),
+    2041: ("02-01", "06-03", "09-10"), 2042: ("01-22", "06-22", "09-28"), 2043: ("02-10", "06-11", "09-17"),
+    2044: ("01-30", "05-31", "10-05"), 2045: ("02-17", "06-19", "09-25"), 2046: ("02-06", "06-08", "09-15"),
+    2047: ("01-26", "05-29", "10-04"), 2048: ("02-14", "06-15", "09-22"), 2049: ("02-02", "06-04", "09-11"),
+    2050: ("01-23", "06-23", "09-30"),
+}
+
+
+def lunar_holidays(year: int) -> dict[str, dt.date]:
+    """正月初一 (春节), 端午 and 中秋 of a year in the table, by name ({} beyond it)."""
+    dates = _LUNAR_HOLIDAYS.get(year)
+    if dates is None:
+        return {}
+    return {name: dt.date.fromisoformat(f"{year}-{mmdd}") for name, mmdd in zip(("春节", "端午", "中秋"), dates)}
 
 
 @functools.lru_cache(maxsize=None)
 def _statutory_days_off(year: int) -> frozenset[dt.date]:
     days = {dt.date(year, month, day) for month, day in _STATUTORY_FIXED}
+    lunar = lunar_holidays(year)
+    if lunar:
+        new_year = lunar["春节"]
+        days.update(new_year + dt.timedelta(days=k) for k in range(-1, 3))  # 除夕, 初一–初三
+        days.update((lunar["端午"], lunar["中秋"]))
     try:
         days.update(d for d, name in chinese_calendar.get_solar_terms(dt.date(year, 4, 1), dt.date(year, 4, 30))
                     if name == "清明")
@@ -89,9 +125,10 @@ class WorkCalendar:
                 if not _warned_years:
                     warnings.warn(
                         f"chinese_calendar has no holiday data for {d.year}; counting Monday–Friday as "
-                        "working days, less 元旦, 清明, 劳动节 and 国庆 (enter the State Council notice in "
+                        "working days, less the holidays the law fixes (元旦, 春节, 清明, 劳动节, 端午, 中秋, "
+                        "国庆) but without the notice's 调休 and 补假: enter the State Council notice in "
                         "config casework.holidays and casework.adjusted_workdays, or update the "
-                        "chinesecalendar package)",
+                        "chinesecalendar package",
                         CalendarFallbackWarning,
                         stacklevel=2,
                     )

@@ -85,6 +85,34 @@ def test_beyond_the_calendar_years_the_holidays_on_fixed_dates_are_still_off(mon
     assert working_days_between(D(2027, 9, 30), D(2027, 10, 8)) == 5  # 4, 5, 6, 7, 8 October
 
 
+def test_beyond_the_calendar_years_the_lunar_holidays_are_off_too(monkeypatch):
+    """春节 (除夕 to 初三), 端午 and 中秋 fall on lunar dates known in advance: a deadline issued in
+    January 2027 does not count the Spring Festival as working days (found by an outside check:
+    2027-01-22 + 20 working days was 2027-02-19, counting 除夕 and 初三)."""
+    monkeypatch.setattr(workdays, "_warned_years", set())
+    with pytest.warns(CalendarFallbackWarning):
+        assert not is_working_day(D(2027, 2, 5))  # 除夕, a Friday
+    for off in (D(2027, 2, 8), D(2027, 6, 9), D(2027, 9, 15), D(2028, 1, 25), D(2028, 1, 27), D(2030, 6, 5)):
+        assert off.weekday() < 5 and not is_working_day(off), off
+    assert is_working_day(D(2027, 2, 4)) and is_working_day(D(2027, 2, 9))  # the days before and after
+    # 22 January: 25–29 Jan 5, 1–4 Feb 4, (5–8 off), 9–12 Feb 4, 15–19 Feb 5, then the 22nd
+    assert add_working_days(D(2027, 1, 22), 20) == D(2027, 2, 23)
+
+
+def test_the_lunar_holiday_table_agrees_with_the_package_for_every_year_both_know():
+    """The table carries 2008 (the year 端午 and 中秋 became holidays) to 2026 only to be checked here:
+    each of its dates is a holiday in chinese_calendar (or a weekend, or inside 国庆) — the same
+    source then gives the years the package does not know yet."""
+
+    for year in range(2008, 2027):
+        for name, day in workdays.lunar_holidays(year).items():
+            on_holiday, _ = chinese_calendar.get_holiday_detail(day)
+            assert on_holiday or day.weekday() >= 5, (year, name, day)
+            if name == "春节":  # 初一 to 初三 are all off, whatever the weekday
+                assert all(chinese_calendar.is_holiday(day + dt.timedelta(days=k)) for k in range(3)), (year, day)
+    assert set(workdays.lunar_holidays(2050)) == {"春节", "端午", "中秋"} and workdays.lunar_holidays(2051) == {}
+
+
 def test_a_deadline_running_into_an_unknown_year_still_lands_on_a_weekday(monkeypatch):
     monkeypatch.setattr(workdays, "_warned_years", set())
     with pytest.warns(CalendarFallbackWarning):
@@ -125,9 +153,10 @@ def test_a_year_entered_from_the_notice_counts_its_holidays_and_adjusted_days_wi
         warnings.simplefilter("error")
         for off in (D(2027, 4, 5), D(2027, 10, 1)):
             assert not cal.is_working_day(off), off
-    # The package's calendar alone knows nothing of the notice.
+    # The package's calendar alone knows nothing of the notice: only the law's 除夕 to 初三
+    # (Friday 5 to Monday 8 February) are off, not the notice's days around them.
     with pytest.warns(CalendarFallbackWarning):
-        assert add_working_days(D(2027, 2, 5), 1) == D(2027, 2, 8)
+        assert add_working_days(D(2027, 2, 4), 1) == D(2027, 2, 9)
 
 
 def test_an_entered_day_corrects_the_package_for_a_year_it_knows(tmp_path):
@@ -144,8 +173,8 @@ def test_an_entered_day_corrects_the_package_for_a_year_it_knows(tmp_path):
     ("holidays: ['2027-01-01..2027-12-31']", r"spans more than a month"),
     ("holidays: '2027-01-01'", r"casework\.holidays: expected a list of dates"),
     ("holidays: ['2027-02-14']\n  adjusted_workdays: ['2027-02-14']", r"both list 2027-02-14"),
-    # 2027-02-08, a Monday, typed for the Sunday 2027-02-07 (which would then be a day off)
-    ("adjusted_workdays: ['2027-02-08']", r"casework\.adjusted_workdays lists 2027-02-08, a Monday and a working day"),
+    # 2027-02-22, a Monday, typed for the Sunday 2027-02-21 (which would then be a day off)
+    ("adjusted_workdays: ['2027-02-22']", r"casework\.adjusted_workdays lists 2027-02-22, a Monday and a working day"),
     ("adjusted_workdays: ['2026-11-25']", r"lists 2026-11-25, a Wednesday and a working day anyway"),
 ])
 def test_a_mistyped_notice_in_config_is_refused_naming_the_file_and_the_entry(tmp_path, entries, problem):
