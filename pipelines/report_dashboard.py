@@ -44,6 +44,12 @@ def fmt_money(value) -> str:
     return f"{v:,.2f} 元"
 
 
+def fmt_yuan(value) -> str:
+    """One suspect's money to the fen: its 要情 class is by the exact amount, and 499,999.99 shown
+    as 50.00 万元 beside a 500,000.00 of another class read as the same sum."""
+    return f"{Decimal(value or 0):,.2f} 元"
+
+
 def fmt_rate(rate) -> str:
     return "—" if rate is None else f"{Decimal(rate) * 100:.1f}%"
 
@@ -250,13 +256,13 @@ def render(data: dict) -> str:
     n_major, major = data["major"]
     major_tbl = _table(
         ["疑点编号", "规则", "经办机构", "对象", "姓名", "涉及金额", "追回金额", "要情类别", "定级核实日期", "报告期限", "状态"],
-        [[r["suspect_id"], r["rule_title"], r["agency_name"], r["subject"], r["name"], fmt_money(r["amount"]),
-          fmt_money(r["recovered"]), r["major_class"], fmt_date(r["verified_on"]), fmt_date(r["report_due"]), r["status"]] for r in major],
+        [[r["suspect_id"], r["rule_title"], r["agency_name"], r["subject"], r["name"], fmt_yuan(r["amount"]),
+          fmt_yuan(r["recovered"]), r["major_class"], fmt_date(r["verified_on"]), fmt_date(r["report_due"]), r["status"]] for r in major],
         {5, 6}, lambda i: "late" if major[i]["report_late"] else "")
     n_flag, flagged = data["flagged"]
     flag_tbl = _table(
         ["疑点编号", "规则", "经办机构", "对象", "涉及金额", "追回金额", "下发日期", "核查期限", "逾期天数(自然日)", "已发现天数", "挂牌督办", "状态"],
-        [[r["suspect_id"], r["rule_title"], r["agency_name"], r["subject"], fmt_money(r["amount"]), fmt_money(r["recovered"]),
+        [[r["suspect_id"], r["rule_title"], r["agency_name"], r["subject"], fmt_yuan(r["amount"]), fmt_yuan(r["recovered"]),
           fmt_date(r["issued_on"]), fmt_date(r["deadline"]), r["days_overdue"], r["days_open"], "是" if r["escalated"] else "",
           r["status"]] for r in flagged], {4, 5, 8, 9})
     agency_tbl = _table(

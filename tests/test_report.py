@@ -317,7 +317,8 @@ def test_dashboard_lists_major_cases_by_report_due_and_overdue_items(written):
     major = page[page.index("要情 / 重大要情（按报告期限）"):page.index("三、逾期与挂牌督办")]
     # S00002 was due 83 days ago (late, first), S00004 in 3 days, S00007 has no due date (last).
     assert major.index("S00002") < major.index("S00004") < major.index("S00007")
-    assert "重大要情（报部）" in major and "62.00 万元" in major
+    # each suspect's money to the fen: its class is by the exact amount (499,999.99 was "50.00 万元")
+    assert "重大要情（报部）" in major and "620,000.00 元" in major and "万元" not in major
     # beside the report date, the verification it counts from, not the later answer of the same class
     row = major[major.index("S00002"):major.index("</tr>", major.index("S00002"))]
     assert "定级核实日期" in major and str(AS_OF - timedelta(days=92)) in row
