@@ -13,6 +13,7 @@ and the 要情 class of a verified loss with the 重大要情 report date.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -111,6 +112,54 @@ def settings(config: Any = None) -> dict[str, Any]:
     return out
 
 
+def recorded_settings(config: Any = None) -> dict[str, Any]:
+    """settings() as a night records them in runs.summary (dates as YYYY-MM-DD texts, which the
+    config reads back alike)."""
+    return json.loads(json.dumps(settings(config), default=str))
+
+
+def settings_of_last_night(con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, Any]] | None:
+    """(as-of, casework settings) of the last completed night that recorded them, or None (no
+    night yet, or nights older than the record)."""
+    from .store import table_exists
+
+    if not table_exists(con, "runs"):
+        return None
+    found = con.execute("""
+        select as_of, json_extract(summary, '$.casework_settings')::varchar from runs
+        where status = 'completed' and json_extract(summary, '$.casework_settings') is not null
+        order by as_of desc, started_at desc limit 1""").fetchall()
+    return (str(found[0][0]), json.loads(found[0][1])) if found else None
+
+
+def as_the_nights_ran(con: duckdb.DuckDBPyConnection, config: Any, config_given: bool) -> tuple[Any, str | None]:
+    """The config to recompute casework with outside a night (returns, report), and a line to say.
+
+    Without --config, the casework settings of the last night — not the contract's defaults: an
+    office that escalates after 30 days would otherwise have its returns lift 挂牌督办 by the
+    90-day default and date reports by another count, until the next night put them back (and
+    the events kept the false lift). With --config, the config's, said when they differ."""
+    last = settings_of_last_night(con)
+    if last is None:
+        return config, None
+    night, recorded = last
+    current = recorded_settings(config)
+    differing = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+    if not differing:
+        return config, None
+
+    def shown(values: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {values.get(k)!r}" if isinstance(values.get(k), list) else f"{k} {values.get(k)}"
+                         for k in differing)
+
+    if config_given:
+        return config, (f"note: the casework settings of --config ({shown(current)}) differ from those the night of "
+                        f"{night} ran with ({shown(recorded)}); the config's are used")
+    adopted = dataclasses.replace(config, data={**config.data, "casework": recorded})
+    return adopted, (f"casework settings of the night of {night} used ({shown(recorded)}; the defaults would be "
+                     f"{shown(current)}): pass --config to use another")
+
+
 def major_class_for(amount: Decimal | float | int | None, config: Any = None) -> str | None:
     """要情 below major_from, 重大要情 from major_from, 重大要情（报部） from ministry_from; none for a
     loss of nothing (a lapsed certification with no payment after it, answered 4: no money to report)."""
@@ -168,7 +217,9 @@ def overdue_sql(as_of: str) -> str:
 def escalated_sql(as_of: str, days: str) -> str:
     """SQL (over a suspects row): 挂牌督办 on `as_of` — not closed (open or transferred), loss not
     recovered, `days` days or more after first detection: flagged on that day (detected 11-21, 90
-    days: from 2027-02-19), as the regulation's words read."""
+    days: from 2027-02-19), as the contract reads ("not recovered 90 days after detection").
+    粤社保函〔2022〕28号's "自发现之日起超过90日" read strictly (民法典 第一千二百五十九条: 超过 does
+    not include the number) flags a day later: escalate_after_days 91 gives that reading."""
     return (f"coalesce(status in ({NOT_CLOSED_SQL}) and coalesce(recovered_amount, 0) < coalesce(amount, 0)"
             f" and date_diff('day', first_detected_on, {as_of}) >= {days}, false)")
 

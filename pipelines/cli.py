@@ -249,6 +249,7 @@ def cmd_returns(args) -> int:
         with runlock.hold(args.db, "returns"):
             con = connect(args.db, **config["duckdb"])
             try:
+                config = _casework_as_the_nights_ran(con, config, args.config)
                 result = returns.apply_returns(con, [Path(w) for w in args.workbooks], as_of, actor=current_actor(),
                                                config=config)
             finally:
@@ -261,6 +262,17 @@ def cmd_returns(args) -> int:
                       f"({exc}): the next night recomputes them (free disk space first?)", EXIT_FAILED) from None
     print(_describe_returns(result))
     return EXIT_OK
+
+
+def _casework_as_the_nights_ran(con, config, config_path: str | None):
+    """The casework settings returns and report recompute with: --config's, else the last night's
+    (casework.as_the_nights_ran); a difference is said on stdout."""
+    from . import casework
+
+    config, said = casework.as_the_nights_ran(con, config, config_given=config_path is not None)
+    if said:
+        print(said, flush=True)
+    return config
 
 
 def _existing_store(db: str) -> None:
@@ -293,6 +305,7 @@ def cmd_report(args) -> int:
         with runlock.hold(args.db, "report"):
             con = connect(args.db, **config["duckdb"])
             try:
+                config = _casework_as_the_nights_ran(con, config, args.config)
                 paths = report.write_report(con, Path(args.out), _as_of(args.as_of), config=config)
             finally:
                 con.close()
@@ -406,7 +419,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("returns", help="apply worklists returned by agencies")
     r.add_argument("--db", required=True)
     r.add_argument("--as-of")
-    r.add_argument("--config", help="the nightly's config: its casework settings class the returned suspects")
+    r.add_argument("--config", help="the nightly's config: its casework settings class the returned suspects (default: the settings the last night ran with)")
     r.add_argument("workbooks", nargs="+")
     r.set_defaults(fn=cmd_returns)
 

@@ -253,7 +253,9 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
             raise NightlyError(f"store {db} cannot be opened: {_one_line(exc)}") from None
         run_id = f"{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
         parts: dict[str, Any] = {"run_id": run_id, "as_of": as_of, "inbox": inbox, "out": out,
-                                 "store_settings": store.settings(con)}
+                                 "store_settings": store.settings(con),
+                                 # what returns and report recompute casework with when given no --config
+                                 "casework_settings": casework.recorded_settings(config)}
         try:
             start_run(con, run_id, command, as_of)
             try:

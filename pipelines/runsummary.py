@@ -61,6 +61,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["store_settings"] = parts["store_settings"]
     if parts.get("store_disk"):
         s["store_disk"] = parts["store_disk"]
+    if parts.get("casework_settings"):
+        s["casework_settings"] = parts["casework_settings"]
     ingested = parts.get("ingest")
     if ingested is not None:
         files = list(ingested.files)
@@ -191,7 +193,8 @@ def format_summary(s: dict[str, Any]) -> str:
                          f"left in place: {', '.join(Path(p).name for p in s['worklists_left_changed'])}")
     for year in s.get("calendar_assumed_years", []):
         lines.append(f"  working days: no holiday notice for {year} (chinesecalendar or config casework.holidays): "
-                     f"its 核查期限 and report dates were counted Monday–Friday, less 元旦, 清明, 劳动节 and 国庆")
+                     f"its 核查期限 and report dates were counted Monday–Friday less the holidays the law fixes, "
+                     "without the notice's 调休 and 补假")
     if "warnings" in s:
         lines.append(f"  data quality: {s['warnings']} warning(s)" + (f"; Data Docs {s['data_docs']}" if s.get("data_docs") else ""))
         for w in s.get("quality_warnings", [])[:20]:

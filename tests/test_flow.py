@@ -151,7 +151,8 @@ def test_a_night_re_run_with_another_config_says_what_it_no_longer_finds_and_whi
     delivery_1(inbox)
     strict = tmp_path / "strict.yaml"  # certified 2026-06-01: 142 days before as-of, overdue at 100
     strict.write_text("rules:\n  CERTIFICATION_OVERDUE:\n    certification_max_days: 100\n"
-                      "regions: {'360781': {rules: {CERTIFICATION_OVERDUE: {certification_max_days: 200}}}}\n",
+                      "regions: {'360781': {rules: {CERTIFICATION_OVERDUE: {certification_max_days: 200}}}}\n"
+                      "casework: {escalate_after_days: 30, holidays: [2027-02-09]}\n",
                       encoding="utf-8")
     first = _night(inbox, db, out, NIGHT_1, str(strict))
     assert first["by_rule"]["CERTIFICATION_OVERDUE"]["new"] == 3 and first["no_longer_detected"] == 0
@@ -161,6 +162,10 @@ def test_a_night_re_run_with_another_config_says_what_it_no_longer_finds_and_whi
     assert stored["by_rule"]["CERTIFICATION_OVERDUE"]["parameters"] == [
         {"params": {**defaults, "certification_max_days": 100}, "regions": None},
         {"params": {**defaults, "certification_max_days": 200}, "regions": ["360781"]}]
+    # and its casework settings, which returns and report use when given no --config
+    assert stored["casework_settings"] == {
+        "verify_working_days": 20, "escalate_after_days": 30, "major_from": 100000, "ministry_from": 500000,
+        "report_working_days": 5, "holidays": ["2027-02-09"], "adjusted_workdays": []}
     usual = tmp_path / "usual.yaml"
     usual.write_text("disabled_rules: [PAID_AFTER_DEATH]\n", encoding="utf-8")
     again = _night(inbox, db, out, NIGHT_1, str(usual))

@@ -469,6 +469,50 @@ def test_the_returns_command_classes_the_losses_it_applied_at_once_and_touches_n
     assert con.execute(flags).fetchall()[1] == ("S-OLD", None, None, True)
 
 
+def test_returns_without_config_recompute_with_the_settings_the_last_night_ran_with(con, tmp_path, capsys):
+    """An office escalates after 30 days and reports a 重大要情 in 3 working days. A return applied
+    without --config used the contract's 90 and 5: it lifted 挂牌督办 (escalation_lifted
+    {escalate_after_days: 90}, kept in the history though the next night set it again) and dated the
+    report 5 working days on (found by an outside check). It uses the last night's now, and says so."""
+    from pipelines.flows import finish_run, start_run
+
+    office = Config(data={**Config().data, "casework": {**casework.settings(), "escalate_after_days": 30,
+                                                         "report_working_days": 3}})
+    add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
+    add_suspect(con, "S-OLD", amount="500.00", person_id="360702195001011234", rule_id="DUPLICATE_PENSION",
+                first_detected_on=AS_OF - dt.timedelta(days=40))
+    path = worklists.write_worklists(con, tmp_path / "out", AS_OF, office)[0]
+    start_run(con, "night-1", "nightly", AS_OF)  # the night's own record, as the flow writes it
+    casework.refresh(con, AS_OF, office, "night-1")
+    finish_run(con, "night-1", "completed", {"casework_settings": casework.recorded_settings(office)})
+    assert con.execute("select escalated from suspects where suspect_id = 'S-OLD'").fetchall() == [(True,)]
+    clerk = Clerk(path)
+    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 9, 30))
+    clerk.fill("S-OLD", 核实结果=OUTCOME_LABELS[4], 追回金额=100)  # recovery begun, the loss still out
+    returned = clerk.save()
+    command = ["returns", "--db", str(tmp_path / "fw.duckdb"), "--as-of", RETURN_DAY.isoformat(), str(returned)]
+    assert cli.main(command) == cli.EXIT_OK
+    said = capsys.readouterr().out
+    assert (f"casework settings of the night of {AS_OF} used (escalate_after_days 30, report_working_days 3; "
+            "the defaults would be escalate_after_days 90, report_working_days 5)") in said
+    flags = "select suspect_id, major_class, report_due, escalated from suspects order by 1"
+    assert con.execute(flags).fetchall() == [("S-BIG", "重大要情", dt.date(2026, 10, 10), False),  # 9-30 + 3
+                                             ("S-OLD", "要情", None, True)]
+    assert scalar(con, "select count(*) from suspect_events where event = 'escalation_lifted'") == 0
+    # --config given: its settings are used, and the difference from the night's is said
+    default_config = tmp_path / "defaults.yaml"
+    default_config.write_text("# the contract's defaults\n", encoding="utf-8")
+    clerk = Clerk(path)
+    clerk.fill("S-OLD", 核实结果=OUTCOME_LABELS[4], 追回金额=200)
+    again = ["returns", "--db", str(tmp_path / "fw.duckdb"), "--as-of", RETURN_DAY.isoformat(),
+             "--config", str(default_config), str(clerk.save(tmp_path / "again.xlsx"))]
+    assert cli.main(again) == cli.EXIT_OK
+    assert (f"note: the casework settings of --config (escalate_after_days 90, report_working_days 5) differ from "
+            f"those the night of {AS_OF} ran with (escalate_after_days 30, report_working_days 3); the config's are used"
+            ) in capsys.readouterr().out
+    assert con.execute("select escalated from suspects where suspect_id = 'S-OLD'").fetchall() == [(False,)]
+
+
 def test_a_suspect_on_two_rows_of_one_workbook_is_refused_on_both_and_the_other_rows_apply(con, tmp_path):
     path = issue(con, tmp_path, n=2)[A]
     clerk = Clerk(path)
