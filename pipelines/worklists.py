@@ -383,7 +383,8 @@ HOW_TO = (
 
 def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, as_of: dt.date,
                     new_deadline: dt.date, rows: list[dict[str, Any]], flags: list[dict],
-                    texts: dict[str, RuleText]) -> None:
+                    texts: dict[str, RuleText], estimated_years: list[int] = ()) -> None:
+    """estimated_years: years of the sheet's 核查期限 counted without a holiday notice (the 说明 says so)."""
     # strings_to_*: False — a name or note like "=1+1" or "-2" stays text, never a formula or number.
     wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_numbers": False,
                                          "strings_to_urls": False})
@@ -493,6 +494,11 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     r += 1
     for line in HOW_TO:
         cover.write_string(r, 0, line)
+        r += 1
+    if estimated_years:
+        # item 7 promises the notice's days: say where a deadline could not have them
+        cover.write_string(r, 0, f"   注：{'、'.join(str(y) for y in estimated_years)}年的国务院节假日安排尚未录入，"
+                                 "该年内的核查期限按法定节假日推算（未含调休、补假），可能相差一两天。")
         r += 1
     r += 1
     cover.write_string(r, 0, "核实结果（下拉选项）", bold)
@@ -634,7 +640,8 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
             tmp = Path(tmp_name)
             staged.append((tmp, path))
             _write_workbook(tmp, (agency_code, names.get(agency_code)), export_id, as_of,
-                            calendar.add_working_days(as_of, days), rows, flags, texts)
+                            calendar.add_working_days(as_of, days), rows, flags, texts,
+                            calendar.unknown_years(r["核查期限"] for r in rows))
             os.chmod(tmp, 0o600)
             _fsync(tmp)
             file_hash = file_sha256(tmp)

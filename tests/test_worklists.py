@@ -14,7 +14,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from pipelines import casework, worklists
+from pipelines import casework, workdays, worklists
 from pipelines.casework import OUTCOME_LABELS
 from pipelines.config import load_config
 from pipelines.runsummary import format_summary
@@ -240,6 +240,7 @@ def test_cover_sheet_gives_agency_dates_counts_and_amounts_by_rule(con, tmp_path
     assert cover["下发日期"][0].date() == AS_OF
     assert cover["本次新下发疑点核查期限"][0].date() == add_working_days(AS_OF, 20)
     assert cover["疑点总数"][0] == 3
+    assert not [k for k in cover if isinstance(k, str) and "尚未录入" in k]  # its deadlines' year is known
     assert cover["PAID_AFTER_DEATH"][1:3] == (2, 300.5)
     assert cover["LARGE_PAYMENT_UNREVIEWED"][1:3] == (1, 60000)
     # each rule's 政策依据, the documents named as they are written (no space a line fold in the
@@ -263,6 +264,22 @@ def test_flags_from_casework_refresh_show_in_the_extra_columns(con, tmp_path):
     assert "死亡日期: 2025-12-03" in rows["S-A1"]["证据摘要"]
 
 
+def _cover_lines(path) -> list[str]:
+    return [r[0] for r in openpyxl.load_workbook(path)["说明"].iter_rows(values_only=True) if isinstance(r[0], str)]
+
+
+def test_a_sheet_whose_deadlines_were_counted_without_a_holiday_notice_says_so(con, tmp_path, monkeypatch):
+    """The 说明 promises 法定节假日、调休按国务院通知: where a 核查期限 falls in a year no notice is
+    known for, the sheet says it was counted by the law's holidays only (found by an outside check)."""
+    monkeypatch.setattr(workdays, "_warned_years", set())
+    add_suspect(con, "S-A1")
+    with pytest.warns(workdays.CalendarFallbackWarning):
+        out = worklists.write_worklists(con, tmp_path / "out", dt.date(2026, 12, 21))[0]
+    assert rows_by_id(sheet_of(out))["S-A1"]["核查期限"].year == 2027
+    notes = [line for line in _cover_lines(out) if "尚未录入" in line]
+    assert notes == ["   注：2027年的国务院节假日安排尚未录入，该年内的核查期限按法定节假日推算（未含调休、补假），可能相差一两天。"]
+
+
 def test_a_deadline_running_into_a_year_entered_from_the_holiday_notice_skips_its_holidays(con, tmp_path):
     # Issued Monday 21 December 2026: 20 working days run into 2027, which chinesecalendar 1.11
     # does not know; the office entered the (made-up) notice: New Year 1–3 January off, Sunday 10
@@ -281,6 +298,7 @@ def test_a_deadline_running_into_a_year_entered_from_the_holiday_notice_skips_it
     assert deadline == dt.date(2027, 1, 25)
     assert add_working_days(issued, 20) == dt.date(2027, 1, 19)
     assert rows_by_id(sheet_of(out))["S-A1"]["核查期限"].date() == deadline
+    assert not [line for line in _cover_lines(out) if "尚未录入" in line]  # the notice is entered
     assert casework.years_counted_by_the_week(con, config) == []
     # Without the notice the night's summary says the year was counted by the week.
     assert casework.years_counted_by_the_week(con, None) == [2027]
