@@ -310,12 +310,67 @@ def _verified_amounts(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('verified_amounts', current_timestamp)")
 
 
+# The sheet a suspect's last answer was given on: (suspect_id, export_id) by its last `returned` event.
+_LAST_ANSWERED_SHEET = """
+    select suspect_id, arg_max(json_extract_string(detail, '$.export_id'), happened_at) as export_id,
+           max(happened_at) as answered_at
+    from suspect_events where event = 'returned' group by suspect_id"""
+
+
+def _closed_state(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: a suspect closed before what it was closed on was kept (closed_amount and
+    span, since 2026-12-02) was compared by its amount now, which the nights since may have lowered
+    — a corrected payment put back then reopened it for nothing (found by an upgrade probe). It gets
+    what returns records at a closing: the 涉及金额 and 所属期 of the sheet its answer was given on,
+    or its own where these are more or wider. One without such a sheet stays compared as before."""
+    with transaction(con):
+        if table_exists(con, "worklist_rows"):
+            con.execute(f"""
+                update suspects set
+                    closed_amount = greatest(a.amount, suspects.amount),
+                    closed_period_from = least(coalesce(a.period_from, suspects.period_from), suspects.period_from),
+                    closed_period_to = greatest(coalesce(a.period_to, suspects.period_to), suspects.period_to)
+                from (select r.suspect_id,
+                             try_cast(json_extract_string(w.locked, '$.涉及金额') as decimal(18,2)) as amount,
+                             nullif(json_extract_string(w.locked, '$.所属期起'), '') as period_from,
+                             nullif(json_extract_string(w.locked, '$.所属期止'), '') as period_to
+                      from ({_LAST_ANSWERED_SHEET}) r
+                      join worklist_rows w on w.export_id = r.export_id and w.suspect_id = r.suspect_id) a
+                where suspects.suspect_id = a.suspect_id and suspects.status = '已销号'
+                  and suspects.closed_amount is null and a.amount is not null""")
+        con.execute("insert into store_migrations values ('closed_state', current_timestamp)")
+
+
+def _reissued_as_reopened(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: a reopened suspect issued again before 2026-12-02 read 已下发 (until 5d6d0eb)
+    or kept its first 下发日期 beside the fresh 核查期限 (until a53fc3d); the agency saw a new suspect
+    and the 汇总表 counted no 已重开 (found by an upgrade probe). Not answered since it reopened, it
+    is 已重开 again, with the 下发日期 of the first worklist that carried it after reopening."""
+    with transaction(con):
+        if table_exists(con, "worklist_rows"):
+            con.execute(f"""
+                update suspects set status = '已重开', issued_on = x.reissued_on
+                from (select o.suspect_id, min(w.as_of) as reissued_on
+                      from (select suspect_id, max(happened_at) as reopened_at from suspect_events
+                            where event = 'reopened' group by suspect_id) o
+                      left join ({_LAST_ANSWERED_SHEET}) r using (suspect_id)
+                      join worklist_rows w on w.suspect_id = o.suspect_id and w.exported_at >= o.reopened_at
+                      where r.answered_at is null or r.answered_at < o.reopened_at
+                      group by o.suspect_id) x
+                where suspects.suspect_id = x.suspect_id and suspects.status in ('已下发', '已重开')
+                  and suspects.deadline is not null
+                  and (suspects.status = '已下发' or suspects.issued_on < x.reissued_on)""")
+        con.execute("insert into store_migrations values ('reissued_as_reopened', current_timestamp)")
+
+
 # The one-time conversions an older store needs, in order; each records itself in store_migrations
 # with its last step, so that one cut short is run again.
 _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("codes_without_format_characters", _codes_without_format_characters),
                ("codes_without_text_mark", _codes_without_text_mark),
-               ("verified_amounts", _verified_amounts))
+               ("verified_amounts", _verified_amounts),
+               ("closed_state", _closed_state),
+               ("reissued_as_reopened", _reissued_as_reopened))
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -323,6 +378,20 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     for name, convert in _MIGRATIONS:
         if name not in applied:
             convert(con)
+
+
+def _refuse_a_newer_store(con: duckdb.DuckDBPyConnection, db_path: Path) -> None:
+    """NewerStore when a later fundwatch has converted the store in a way this one does not know:
+    run on it, this version would write rows the later one no longer reads right (an older version
+    run on a newer store stored codes with Excel's mark again, and nothing converted them back)."""
+    if not table_exists(con, "store_migrations"):
+        return
+    known = {name for name, _ in _MIGRATIONS}
+    unknown = sorted(name for (name,) in con.execute("select name from store_migrations").fetchall()
+                     if name not in known)
+    if unknown:
+        raise NewerStore(f"{db_path} was converted by a newer fundwatch ({', '.join(unknown)}); this version "
+                         "would write what that one no longer reads right: run the newer fundwatch on it")
 
 
 class StoreBusy(RuntimeError):
@@ -338,6 +407,10 @@ _HELD_BY = re.compile(r"Could not set lock on file.*Conflicting lock is held in 
 
 class NotAStore(OSError):
     """The store path names a file that is not a DuckDB database."""
+
+
+class NewerStore(NotAStore):
+    """The store was converted by a later fundwatch than this one (store_migrations)."""
 
 
 # Where a DuckDB database file says what it is (its header: a checksum, then "DUCK").
@@ -399,6 +472,7 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
         os.umask(old_umask)
     try:
         apply_settings(con, memory_limit, temp_directory)
+        _refuse_a_newer_store(con, db_path)  # before anything is written to it
     except BaseException:
         con.close()
         raise

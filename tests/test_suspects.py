@@ -323,3 +323,94 @@ def test_a_closed_suspect_whose_amount_was_corrected_down_and_back_is_not_reopen
     assert (suspect(con)["status"], suspect(con)["amount"]) == ("已销号", Decimal("6000.00"))
     pay(con, "202609")  # a month paid after the closing: new evidence
     assert night(con, date(2026, 11, 23))["reopened"] == 1
+
+
+# -- a store from an older fundwatch (found by an upgrade probe: old versions' stores run on by this one)
+
+def _as_an_older_fundwatch_left_it(con, path, migration: str, *updates: str):
+    """The store as a version before `migration` left it: the state set by `updates`, the conversion
+    not yet run; then opened by this fundwatch (which runs it)."""
+    for update in updates:
+        con.execute(update)
+    con.execute("delete from store_migrations where name = ?", [migration])
+    con.close()
+    return store.connect(path)
+
+
+def test_a_suspect_closed_before_its_closing_state_was_kept_is_not_reopened_by_an_amount_put_back(con, tmp_path):
+    """Closed (answered 7) on a sheet showing 6,000.00 by a fundwatch that kept no closed_amount; a
+    reversal then lowered it to 3,000.00 and was withdrawn: the store, upgraded, compared the 6,000.00
+    back with the 3,000.00 and reopened it for nothing. It takes what the answered sheet showed."""
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    clerk = Clerk(sheet)
+    clerk.fill(suspect(con)["suspect_id"], 核实结果=OUTCOME_LABELS[7], 核实说明="经核实为生存认证后补发")
+    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
+    pay(con, "202608", "-3000.00")
+    night(con, date(2026, 10, 24))
+    assert (suspect(con)["status"], suspect(con)["amount"]) == ("已销号", Decimal("3000.00"))
+    con = _as_an_older_fundwatch_left_it(
+        con, tmp_path / "fw.duckdb", "closed_state",
+        "update suspects set closed_amount = null, closed_period_from = null, closed_period_to = null")
+    try:
+        assert con.execute("select closed_amount, closed_period_from, closed_period_to from suspects").fetchall() == [
+            (Decimal("6000.00"), "202607", "202608")]
+        con.execute("delete from payments where amount < 0")  # the reversal withdrawn
+        assert night(con, NIGHT2)["reopened"] == 0
+        assert (suspect(con)["status"], suspect(con)["amount"]) == ("已销号", Decimal("6000.00"))
+    finally:
+        con.close()
+
+
+def test_a_reopened_suspect_issued_again_by_an_older_fundwatch_is_shown_reopened_from_its_reissue(con, tmp_path):
+    """Before 2026-12-02 a reopened suspect issued again read 已下发, with its first 下发日期 beside
+    the fresh 核查期限: the agency saw a new suspect, the 汇总表 no 已重开. Opened by this fundwatch
+    it is 已重开, issued the night its worklist carried it again; answered since, it is left alone."""
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    clerk = Clerk(sheet)
+    clerk.fill(suspect(con)["suspect_id"], 核实结果=OUTCOME_LABELS[7], 核实说明="经核实为生存认证后补发")
+    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
+    pay(con, "202609")
+    assert night(con, NIGHT2)["reopened"] == 1
+    worklists.write_worklists(con, tmp_path / "out2", NIGHT2)
+    as_now = con.execute("select status, issued_on, deadline from suspects").fetchall()
+    assert as_now[0][:2] == ("已重开", NIGHT2)
+    con = _as_an_older_fundwatch_left_it(con, tmp_path / "fw.duckdb", "reissued_as_reopened",
+                                         f"update suspects set status = '已下发', issued_on = date '{NIGHT1}'")
+    try:
+        assert con.execute("select status, issued_on, deadline from suspects").fetchall() == as_now
+        # as this fundwatch leaves it, the conversion changes nothing (run again on a current store)
+        con = _as_an_older_fundwatch_left_it(con, tmp_path / "fw.duckdb", "reissued_as_reopened")
+        assert con.execute("select status, issued_on, deadline from suspects").fetchall() == as_now
+    finally:
+        con.close()
+
+
+def test_a_store_converted_by_a_newer_fundwatch_is_refused_before_anything_is_written(tmp_path, capsys):
+    """An older fundwatch run on a newer store stored codes in a form the newer one had converted
+    away, and nothing converted them back (found by a downgrade probe). This one refuses a store
+    converted in a way it does not know; a read-only look (a notebook) is still allowed."""
+    from pipelines import cli
+
+    path = tmp_path / "fw.duckdb"
+    con = store.connect(path)
+    con.execute("insert into store_migrations values ('a_later_conversion', current_timestamp)")
+    con.close()
+    before = path.read_bytes()
+    with pytest.raises(store.NewerStore, match=r"was converted by a newer fundwatch \(a_later_conversion\)"):
+        store.connect(path)
+    assert path.read_bytes() == before
+    store.connect(path, read_only=True).close()
+    assert cli.main(["report", "--db", str(path), "--out", str(tmp_path / "out")]) == cli.EXIT_USAGE
+    assert "was converted by a newer fundwatch (a_later_conversion)" in capsys.readouterr().err
