@@ -305,7 +305,7 @@ def _load(con, path: Path) -> _Sheet:
     sheets = _read(path)
     if len(sheets) == 1:
         return sheets[0]
-    prefilled = _prefilled(con, sheets[0].export_id)
+    prefilled = _prefilled(con, _export_of(con, sheets[0]))
     answered = [sheet for sheet in sheets
                 if any(answer != prefilled.get(sid) for sid, answer in _sheet_answers(sheet).items())]
     if len(answered) > 1:
@@ -369,10 +369,14 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) 
             sheet = sheets[str(path)] = _load(con, path)
         except Exception:  # noqa: BLE001 — reported when the file itself is applied
             continue
-        prefilled = _prefilled(con, sheet.export_id)
-        # of a workbook sent again only the rows refused the last time are answers now
+        if any(c not in sheet.columns for c in HEADER):
+            continue  # refused whole (a contract column deleted): it applies nothing, so vetoes nothing
+        prefilled = _prefilled(con, _export_of(con, sheet))
+        # of a workbook sent again only the rows refused the last time are answers now; an answer
+        # that cannot apply (an outcome not in the list, an amount or date that is none) is refused
+        # for what it is, and vetoes no other copy's
         given = {sid: answer for sid, answer in _sheet_answers(sheet, retry_rows).items()
-                 if answer != prefilled.get(sid)}
+                 if answer != prefilled.get(sid) and _could_apply(answer)}
         # A row of another agency's suspect (pasted into this sheet) is refused as that whatever it
         # says: it must not veto the owning agency's own answer sent in the same call.
         agency = _sheet_agency(con, sheet, _sheet_ids(sheet))
@@ -393,6 +397,45 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) 
         if len(set(given.values())) > 1:
             conflicts[sid] = sorted(given)
     return conflicts
+
+
+def _export_of(con, sheet: _Sheet) -> str | None:
+    """The export a returned sheet is a copy of: its 台账编号, else — a sheet copied into a new
+    workbook carries neither cover nor properties — the export whose locked cells most of its rows
+    equal (the later of two that tie). Without it, a pre-filled answer left untouched on such a copy
+    read as a new answer and undid one given since on another copy (found by an outside
+    model-based test of returns)."""
+    if sheet.export_id:
+        return sheet.export_id
+    mine: dict[str, dict[str, str]] = {}
+    for _, values in sheet.rows:
+        cells = {c: values[i] if i < len(values) else None for c, i in sheet.columns.items()}
+        if sid := canonical("疑点编号", cells.get("疑点编号")):
+            mine[sid] = {c: canonical(c, cells.get(c)) for c in LOCKED if c in sheet.columns and c != "疑点编号"}
+    if not mine:
+        return None
+    score: Counter = Counter()
+    order: dict[str, int] = {}
+    for n, (export_id, sid, locked) in enumerate(con.execute(
+            "select export_id, suspect_id, locked from worklist_rows where list_contains(?, suspect_id)"
+            " order by exported_at, export_id", [sorted(mine)]).fetchall()):
+        order[export_id] = n
+        issued = json.loads(locked)
+        if all(text == canonical(c, issued[c]) for c, text in mine[sid].items() if c in issued):
+            score[export_id] += 1
+    return max(score, key=lambda e: (score[e], order[e])) if score else None
+
+
+def _could_apply(answer: tuple) -> bool:
+    """Whether an answer's four cells (in EDITABLE's order, as _comparable gives them) read as an
+    outcome, an amount and a date — as far as the cells alone tell."""
+    cells = dict(zip(EDITABLE, answer))
+    try:
+        parse_money(cells["追回金额"] or None)
+        parse_date(cells["核实日期"] or None)
+    except ValueError:
+        return False
+    return parse_outcome(cells["核实结果"] or None) is not None
 
 
 def _sheet_ids(sheet: _Sheet) -> list[str]:
@@ -539,7 +582,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         return None if isinstance(v, str) and not v.strip() else v
 
     ids = [canonical("疑点编号", cell(v, "疑点编号")) for _, v in sheet.rows]
-    prefilled = _prefilled(con, sheet.export_id)
+    export_id = _export_of(con, sheet)  # its 台账编号, or the export its rows were copied from
+    prefilled = _prefilled(con, export_id)
     wanted = _sheet_ids(sheet)
     suspects = {r[0]: r for r in con.execute(
         "select suspect_id, agency_code, status, amount, outcome, recovered_amount, verification_note, verified_on,"
@@ -554,10 +598,10 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
     # the agency has since been sent again, changed — {suspect: day it reopened}.
     reopened_since: dict[str, str] = {}  # the as-of of the night that reopened it
     answered_since: dict[str, str] = {}
-    if sheet.export_id:
+    if export_id:
         for sid, agency, locked, exported_as_of in con.execute(
                 "select suspect_id, agency_code, locked, as_of from worklist_rows where export_id = ?",
-                [sheet.export_id]).fetchall():
+                [export_id]).fetchall():
             issued[sid] = (agency, json.loads(locked))
             export_agency = agency
             issued_on = exported_as_of
@@ -568,7 +612,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                from suspect_events e
                join worklist_rows w on w.suspect_id = e.suspect_id and w.export_id = ?
                where e.event = 'reopened' and e.happened_at > w.exported_at
-               group by e.suspect_id""", [sheet.export_id]).fetchall())
+               group by e.suspect_id""", [export_id]).fetchall())
         # The answer on record came from a sheet issued after this one: this row is older than it
         # (a re-saved copy of an earlier return, say) — {suspect: as-of of that later sheet}.
         answered_since = dict(con.execute(
@@ -577,7 +621,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                      from suspect_events where event = 'returned' group by suspect_id) e
                join worklist_rows w on w.suspect_id = e.suspect_id and w.export_id = ?
                join worklist_rows w2 on w2.suspect_id = e.suspect_id and w2.export_id = e.export_id
-               where w2.exported_at > w.exported_at""", [sheet.export_id]).fetchall())
+               where w2.exported_at > w.exported_at""", [export_id]).fetchall())
     for sid, agency, locked in con.execute(
             "select suspect_id, arg_max(agency_code, exported_at), arg_max(locked, exported_at) from worklist_rows"
             " where list_contains(?, suspect_id) group by suspect_id", [wanted]).fetchall():
@@ -618,10 +662,12 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         suspect = suspects.get(sid)
         if len(rows_of[sid]) > 1:
             shown = "、".join(str(r) for r in rows_of[sid])
-            problems.append(("疑点编号", f"疑点 {sid} 在本表出现 {len(rows_of[sid])} 次（第 {shown} 行），无法确定以哪一行为准："
+            problems.append(("疑点编号", f"疑点 {sid if suspect is not None else _quote(sid)} 在本表出现 {len(rows_of[sid])} 次（第 {shown} 行），无法确定以哪一行为准："
                                         "请只保留一行后重新报送"))
         elif suspect is None:
-            problems.append(("疑点编号", f"疑点编号 {sid} 不存在"))
+            # quoted as any wrong cell: a name typed into it is not repeated (nor kept as its id)
+            problems.append(("疑点编号", f"疑点编号“{_quote(sid)}”不存在"))
+            sid = None
         elif str(path) in conflicts.get(sid, ()):
             names = "、".join(Path(p).name for p in conflicts[sid])
             problems.append(("核实结果", f"疑点 {sid} 在同时报送的台账 {names} 中核实内容不同，"
@@ -638,7 +684,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                 now_text = canonical(column, cell(values, column))
                 # canonical again: a sheet issued before canonical() dropped control characters
                 if now_text != canonical(column, locked[column]):
-                    shown = f"：下发为“{locked[column]}”，现为“{now_text}”" if column in _QUOTABLE else ""
+                    shown = f"：下发为“{locked[column]}”，现为“{_quote(now_text)}”" if column in _QUOTABLE else ""
                     problems.append((column, f"锁定列“{column}”被修改{shown}，请恢复下发时的内容"))
         if problems:
             for column, reason in problems:
@@ -647,7 +693,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             continue
         shown = issued[sid][1]  # what the answered sheet showed: the amount and periods verified
         shown_amount = Decimal(shown["涉及金额"]) if shown.get("涉及金额") else None
-        answer, problems = _read_answer(cell, values, suspect, shown_amount, as_of)
+        answer, problems = _read_answer(cell, values, suspect, shown_amount, as_of, shown.get("所属期起"))
         if answer is None and not problems:
             result.pending += 1
             continue
@@ -667,7 +713,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             continue
         answer["shown_amount"] = shown_amount
         answer["shown_periods"] = (shown.get("所属期起") or None, shown.get("所属期止") or None)
-        outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, sheet.export_id, now, refuse,
+        outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse,
                                 answered_since.get(sid))
         if outcome is None:
             result.refused += 1
@@ -689,9 +735,10 @@ def _quote(value: Any) -> str:
     return mask_ids_in_text(text) if _QUOTABLE_TEXT.fullmatch(text) else text[:1] + "…"
 
 
-def _read_answer(cell, values, suspect, shown: Decimal | None, as_of) -> tuple[dict | None, list[tuple[str, str]]]:
+def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
+                 period_from: str | None = None) -> tuple[dict | None, list[tuple[str, str]]]:
     """The four filled-in cells, checked; (None, []) when nothing is filled in yet. `shown`: the
-    涉及金额 the answered sheet showed."""
+    涉及金额 the answered sheet showed; `period_from`: its 所属期起 (YYYYMM)."""
     raw = {c: cell(values, c) for c in EDITABLE}
     if all(v is None for v in raw.values()):
         return None, []
@@ -724,6 +771,10 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of) -> tuple[d
             problems.append(("核实日期", f"核实日期 {verified} 晚于今天 {as_of}"))
         elif verified is not None and verified < EARLIEST_VERIFIED_ON:
             problems.append(("核实日期", f"核实日期 {verified} 早于 {EARLIEST_VERIFIED_ON}，请检查年份"))
+        elif verified is not None and (floor := _month_before(period_from)) and verified < floor:
+            # No one verifies payments months before they were due (a month's grace: some are paid
+            # ahead): a mistyped year, 2001 for 2026, would close the suspect back then.
+            problems.append(("核实日期", f"核实日期 {verified} 早于疑点所属期 {period_from} 一个多月，请检查年份"))
         elif verified is not None and suspect[8] is not None and verified <= suspect[8]:
             # the reopened sheet shows the earlier answer's date, which a clerk may leave as it is
             problems.append(("核实日期", f"本疑点于 {suspect[8]} 销号后因新证据重开，核实日期 {verified} 不在销号之后："
@@ -746,6 +797,14 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of) -> tuple[d
     return {"number": number, "recovered": recovered, "verified": verified, "note": note or None}, problems
 
 
+def _month_before(period: str | None) -> dt.date | None:
+    """The first day of the month before a YYYYMM period (None for anything else)."""
+    if not period or not re.fullmatch(r"\d{6}", str(period)) or not 1 <= int(str(period)[4:]) <= 12:
+        return None
+    year, month = int(str(period)[:4]), int(str(period)[4:])
+    return dt.date(year - (month == 1), 12 if month == 1 else month - 1, 1)
+
+
 def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse,
                   answered_on_later_sheet: str | None = None):
     sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified, closed_before = suspect
@@ -766,6 +825,17 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
     if status in (CLOSED, TRANSFERRED):
         refuse(row_number, "核实结果", f"疑点{status}，不再接受变更；如需更正请联系监督部门", sid)
         return None
+    if (status == IN_PROGRESS and number == RECOVER == outcome_number(stored_outcome) and stored_verified
+            and (recovered or 0) >= (amount or 0) and _money(recovered) != _money(stored_recovered)):
+        # The recovery completed on a later sheet closes the suspect: not on the date of the partial
+        # recovery that sheet shows pre-filled (closed_on would be a day it was still partly open;
+        # found by an outside model-based test of returns). Left empty, the date is the return's.
+        if answer["verified"] is None:
+            verified = as_of
+        elif answer["verified"] <= stored_verified:
+            refuse(row_number, "核实日期", f"追回金额由 {_money(stored_recovered)} 增至 {_money(recovered)}（已足额，将销号），"
+                                         f"核实日期仍为上次部分追回的 {stored_verified}：请填写本次追回的日期", sid)
+            return None
     if number in CLOSE_WITH_NOTE:
         new_status = CLOSED
     elif number == RECOVER:

@@ -219,14 +219,20 @@ def test_every_kind_of_mistake_is_refused_with_row_and_column_and_the_other_rows
 def test_a_verification_date_with_a_mistyped_year_is_refused(con, tmp_path):
     """0206-11-20 for 2026-11-20, pasted past the sheet's own validation: refused, not stored as a
     verification in the year 206 (a 重大要情 report date, a pre-filled cell no sheet can show)."""
-    clerk = Clerk(issue(con, tmp_path, n=2)[A])
+    clerk = Clerk(issue(con, tmp_path, n=4)[A])  # suspects about 202601–202603
     typo = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=100, 核实日期="0206-11-20")
-    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=100, 核实日期="2000-01-01")  # the earliest the sheet allows
+    # 2001 for 2026, which the sheet's own validation lets through: it would close the suspect then
+    # (found by an outside model-based test of returns)
+    early = clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=100, 核实日期="2001-03-04")
+    clerk.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[4], 追回金额=100, 核实日期="2025-12-01")  # paid ahead: a month's grace
+    before = clerk.fill(f"S-{A}-4", 核实结果=OUTCOME_LABELS[4], 追回金额=100, 核实日期="2025-11-30")
     report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
-    assert [(r.row, r.column) for r in report.refusals] == [(typo, "核实日期")]
+    assert [(r.row, r.column) for r in report.refusals] == [(typo, "核实日期"), (early, "核实日期"), (before, "核实日期")]
     assert "核实日期 0206-11-20 早于 2000-01-01" in report.refusals[0].reason
+    assert "核实日期 2001-03-04 早于疑点所属期 202601 一个多月，请检查年份" in report.refusals[1].reason
     assert status_of(con, f"S-{A}-1")[0] == "已下发" and status_of(con, f"S-{A}-1")[4] is None
-    assert status_of(con, f"S-{A}-2")[0] == "核查中"
+    assert status_of(con, f"S-{A}-2")[0] == "已下发"
+    assert status_of(con, f"S-{A}-3")[0] == "核查中"
 
 
 def test_reapplying_the_same_workbook_changes_nothing(con, tmp_path):
@@ -277,6 +283,30 @@ def test_partial_recovery_stays_in_progress_and_closes_once_the_amount_is_covere
     assert [r["to"] for r in recovered] == ["600.00", "1000.00"]
 
 
+def test_a_recovery_completed_on_a_later_sheet_is_not_closed_on_the_partial_recoverys_date(con, tmp_path):
+    """A 核查中 suspect (4, 300 of 1000 on RETURN_DAY) completed on the next sheet with its pre-filled
+    核实日期 left: it closed on RETURN_DAY, a day it was still partly open (found by an outside
+    model-based test of returns). Refused, naming the date; with the date emptied it closes on the
+    day the return is applied; with a later date, on that date."""
+    second = next_night_with_one_in_progress(con, tmp_path, n=3)
+    for sid in (f"S-{A}-2", f"S-{A}-3"):  # two more partial recoveries on record, for the other two ways
+        clerk = Clerk(second)
+        clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=300, 核实日期=RETURN_DAY)
+        assert returns.apply_returns(con, [clerk.save(tmp_path / f"{sid}.xlsx")], RETURN_DAY + dt.timedelta(days=1)).refusals == []
+    third = worklists.write_worklists(con, tmp_path / "out3", RETURN_DAY + dt.timedelta(days=2))[0]
+    clerk = Clerk(third)
+    row = clerk.fill(f"S-{A}-1", 追回金额=1000)  # the pre-filled 核实日期 left as it was
+    clerk.fill(f"S-{A}-2", 追回金额=1000, 核实日期="")  # emptied
+    clerk.fill(f"S-{A}-3", 追回金额=1000, 核实日期=RETURN_DAY + dt.timedelta(days=3))
+    applied_on = RETURN_DAY + dt.timedelta(days=5)
+    report = returns.apply_returns(con, [clerk.save()], applied_on)
+    assert [(r.row, r.column) for r in report.refusals] == [(row, "核实日期")], [r.reason for r in report.refusals]
+    assert f"核实日期仍为上次部分追回的 {RETURN_DAY}" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("300.00"))
+    assert status_of(con, f"S-{A}-2")[0] == "已销号" and status_of(con, f"S-{A}-2")[5] == applied_on
+    assert status_of(con, f"S-{A}-3")[0] == "已销号" and status_of(con, f"S-{A}-3")[5] == RETURN_DAY + dt.timedelta(days=3)
+
+
 def test_a_workbook_without_its_cover_is_told_by_its_rows(con, tmp_path):
     path = issue(con, tmp_path, n=2)[A]
     clerk = Clerk(path)
@@ -287,6 +317,78 @@ def test_a_workbook_without_its_cover_is_told_by_its_rows(con, tmp_path):
     report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
     assert report.refusals == [] and report.files[0].agency_code == A
     assert status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
+def test_a_pre_filled_answer_left_on_a_copy_without_its_cover_does_not_undo_a_later_answer(con, tmp_path):
+    """The 疑点清单 of the next night's sheet, copied into a new workbook (no 说明, no properties):
+    its row pre-filled with the answer on record (4, 300) and left untouched was read as a new
+    answer and set the recovery back from 600 to 300 (found by an outside model-based test of
+    returns). The export is told by its rows, and so is what it showed pre-filled."""
+    second = next_night_with_one_in_progress(con, tmp_path, n=2)  # S-1: 4 with 300 on record
+    later = Clerk(second)
+    later.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=600, 核实日期=RETURN_DAY + dt.timedelta(days=2))
+    assert returns.apply_returns(con, [later.save()], RETURN_DAY + dt.timedelta(days=2)).refusals == []
+    copy = Clerk(second)
+    del copy.wb["说明"]
+    copy.wb.properties.subject = None
+    copy.wb.custom_doc_props.props.clear()
+    copy.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[3], 核实说明="已告知单位")
+    report = returns.apply_returns(con, [copy.save(tmp_path / "copy.xlsx")], RETURN_DAY + dt.timedelta(days=3))
+    assert report.refusals == [] and report.files[0].unchanged == 1 and report.files[0].applied == 1
+    assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("600.00"))
+    assert status_of(con, f"S-{A}-2")[0] == "已销号"
+
+
+def test_a_copy_that_cannot_apply_does_not_veto_another_copys_answer(con, tmp_path):
+    """Two copies of one sheet in one call: one refused whole (a contract column deleted) or whose
+    row is refused for what it holds (an outcome not in the list) applies nothing, so the other
+    copy's answer applies — it was refused as "answered differently", and the clerk never learnt
+    that 9 is no outcome (found by an outside model-based test of returns)."""
+    path = issue(con, tmp_path, n=2)[A]
+    good = Clerk(path)
+    good.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    good.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    bad_outcome = Clerk(path)
+    row = bad_outcome.fill(f"S-{A}-1", 核实结果="9", 核实说明="无问题")
+    no_name = Clerk(path)
+    no_name.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[3], 核实说明="已告知")
+    no_name.ws.delete_cols(no_name.header.index("姓名") + 1)
+    report = returns.apply_returns(con, [good.save(tmp_path / "good.xlsx"), bad_outcome.save(tmp_path / "nine.xlsx"),
+                                         no_name.save(tmp_path / "no_name.xlsx")], RETURN_DAY)
+    assert status_of(con, f"S-{A}-1")[:2] == ("已销号", OUTCOME_LABELS[7])
+    assert status_of(con, f"S-{A}-2")[:2] == ("已销号", OUTCOME_LABELS[7])
+    nine = [r for r in report.refusals if Path(r.file).name == "nine.xlsx"]
+    assert [(r.row, r.column) for r in nine] == [(row, "核实结果")] and "不是七种核实结果之一" in nine[0].reason
+    assert not [r for r in report.refusals if "核实内容不同" in r.reason]
+
+
+def test_a_name_typed_into_a_cell_is_not_repeated_in_a_refusal(con, tmp_path):
+    """README: a name typed into the wrong cell is not repeated — the 疑点编号 and the locked
+    columns quoted in a refusal repeated it whole (found by an outside model-based test)."""
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    clerk.ws.protection.sheet = False
+    clerk.fill(f"S-{A}-1", 规则名称="陈文鑫", 核实结果=OUTCOME_LABELS[7], 核实说明="x")
+    last = clerk.ws.max_row + 1
+    clerk.ws.cell(row=last, column=1, value="刘俊刚")
+    clerk.ws.cell(row=last, column=clerk.header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
+    clerk.ws.cell(row=last, column=clerk.header.index("核实说明") + 1, value="x")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    reasons = [r.reason for r in report.refusals]
+    assert len(reasons) == 2 and not [r for r in reasons if "陈文鑫" in r or "刘俊刚" in r], reasons
+    assert any("疑点编号“刘…”不存在" in r for r in reasons) and any("现为“陈…”" in r for r in reasons)
+    stored = con.execute("select suspect_id, reason from return_refusals").fetchall()
+    assert not [s for s in stored if "陈文鑫" in str(s) or "刘俊刚" in str(s)], stored
+
+
+def test_a_recovery_typed_with_a_comma_for_the_point_is_refused_not_read_as_more_digits(con, tmp_path):
+    clerk = Clerk(issue(con, tmp_path, n=2)[A])
+    row = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额="2,5")
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额="1,000.00")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert [(r.row, r.column) for r in report.refusals] == [(row, "追回金额")]
+    assert status_of(con, f"S-{A}-1")[2] is None
+    assert status_of(con, f"S-{A}-2")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
 
 
 def test_columns_moved_about_are_read_by_their_header(con, tmp_path):
