@@ -329,7 +329,7 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
     actor = current_actor(actor)
     report = ReturnsReport()
     sheets: dict[str, _Sheet] = {}  # each workbook is read once: by the conflict check, then applied
-    conflicts = _conflicting_answers(con, [Path(p) for p in workbooks], sheets)
+    conflicts = _conflicting_answers(con, [Path(p) for p in workbooks], sheets, as_of)
     for path in workbooks:
         path = Path(path)
         _apply_workbook(con, path, as_of, actor, report, conflicts, sheets.get(str(path)))
@@ -354,7 +354,7 @@ class CaseworkNotRecomputed(RuntimeError):
         self.report = report
 
 
-def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) -> dict[str, list[str]]:
+def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], as_of: dt.date) -> dict[str, list[str]]:
     """{suspect: workbook paths} for each suspect answered differently by two or more of the workbooks
     applied together (two copies of one sheet filled in by two clerks): which answer is meant cannot
     be told, and applying them in turn would let the order of the file names decide. Workbooks
@@ -376,7 +376,7 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet]) 
         # that cannot apply (an outcome not in the list, an amount or date that is none) is refused
         # for what it is, and vetoes no other copy's
         given = {sid: answer for sid, answer in _sheet_answers(sheet, retry_rows).items()
-                 if answer != prefilled.get(sid) and _could_apply(answer)}
+                 if answer != prefilled.get(sid) and _could_apply(answer, as_of)}
         # A row of another agency's suspect (pasted into this sheet) is refused as that whatever it
         # says: it must not veto the owning agency's own answer sent in the same call.
         agency = _sheet_agency(con, sheet, _sheet_ids(sheet))
@@ -423,19 +423,34 @@ def _export_of(con, sheet: _Sheet) -> str | None:
         issued = json.loads(locked)
         if all(text == canonical(c, issued[c]) for c, text in mine[sid].items() if c in issued):
             score[export_id] += 1
-    return max(score, key=lambda e: (score[e], order[e])) if score else None
+    if not score:
+        return None
+    best = [e for e in score if score[e] == max(score.values())]
+    if len(best) > 1:
+        # Nights whose rows did not change issue sheets alike but for what they show pre-filled (an
+        # answer given between them): the copy is of the one whose pre-filled answers it shows.
+        answers = _sheet_answers(sheet)
+
+        def shows(export_id: str) -> int:
+            return sum(answers.get(sid) == cells for sid, cells in _prefilled(con, export_id).items())
+        return max(best, key=lambda e: (shows(e), order[e]))
+    return best[0]
 
 
-def _could_apply(answer: tuple) -> bool:
-    """Whether an answer's four cells (in EDITABLE's order, as _comparable gives them) read as an
-    outcome, an amount and a date — as far as the cells alone tell."""
+def _could_apply(answer: tuple, as_of: dt.date) -> bool:
+    """Whether an answer's four cells (in EDITABLE's order, as _comparable gives them) could apply,
+    as far as the cells alone tell: an outcome of the list, an amount and a date that are ones (not
+    negative, not in the future), a 核实说明 where the outcome needs one."""
     cells = dict(zip(EDITABLE, answer))
     try:
-        parse_money(cells["追回金额"] or None)
-        parse_date(cells["核实日期"] or None)
+        recovered = parse_money(cells["追回金额"] or None)
+        verified = parse_date(cells["核实日期"] or None)
     except ValueError:
         return False
-    return parse_outcome(cells["核实结果"] or None) is not None
+    number = parse_outcome(cells["核实结果"] or None)
+    return (number is not None and (recovered is None or recovered >= 0)
+            and (verified is None or EARLIEST_VERIFIED_ON <= verified <= as_of)
+            and not (number in CLOSE_WITH_NOTE and not cells["核实说明"].strip()))
 
 
 def _sheet_ids(sheet: _Sheet) -> list[str]:
@@ -714,7 +729,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         answer["shown_amount"] = shown_amount
         answer["shown_periods"] = (shown.get("所属期起") or None, shown.get("所属期止") or None)
         outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse,
-                                answered_since.get(sid))
+                                answered_since.get(sid), issued_on)
         if outcome is None:
             result.refused += 1
         elif outcome == "unchanged":
@@ -771,7 +786,8 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
             problems.append(("核实日期", f"核实日期 {verified} 晚于今天 {as_of}"))
         elif verified is not None and verified < EARLIEST_VERIFIED_ON:
             problems.append(("核实日期", f"核实日期 {verified} 早于 {EARLIEST_VERIFIED_ON}，请检查年份"))
-        elif verified is not None and (floor := _month_before(period_from)) and verified < floor:
+        elif (verified is not None and verified != suspect[7]  # the date on record stands (the span may have narrowed since)
+              and (floor := _month_before(period_from)) and verified < floor):
             # No one verifies payments months before they were due (a month's grace: some are paid
             # ahead): a mistyped year, 2001 for 2026, would close the suspect back then.
             problems.append(("核实日期", f"核实日期 {verified} 早于疑点所属期 {period_from} 一个多月，请检查年份"))
@@ -806,7 +822,7 @@ def _month_before(period: str | None) -> dt.date | None:
 
 
 def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse,
-                  answered_on_later_sheet: str | None = None):
+                  answered_on_later_sheet: str | None = None, sheet_issued_on: dt.date | None = None):
     sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified, closed_before = suspect
     number = answer["number"]
     label = OUTCOME_LABELS[number]
@@ -826,16 +842,15 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
         refuse(row_number, "核实结果", f"疑点{status}，不再接受变更；如需更正请联系监督部门", sid)
         return None
     if (status == IN_PROGRESS and number == RECOVER == outcome_number(stored_outcome) and stored_verified
-            and (recovered or 0) >= (amount or 0) and _money(recovered) != _money(stored_recovered)):
-        # The recovery completed on a later sheet closes the suspect: not on the date of the partial
-        # recovery that sheet shows pre-filled (closed_on would be a day it was still partly open;
-        # found by an outside model-based test of returns). Left empty, the date is the return's.
-        if answer["verified"] is None:
-            verified = as_of
-        elif answer["verified"] <= stored_verified:
-            refuse(row_number, "核实日期", f"追回金额由 {_money(stored_recovered)} 增至 {_money(recovered)}（已足额，将销号），"
-                                         f"核实日期仍为上次部分追回的 {stored_verified}：请填写本次追回的日期", sid)
-            return None
+            and (recovered or 0) >= (amount or 0) and _money(recovered) != _money(stored_recovered)
+            and (answer["verified"] is None
+                 or (sheet_issued_on is not None and answer["verified"] <= stored_verified < sheet_issued_on))):
+        # The recovery completed on a sheet issued after the partial one closes the suspect — not on
+        # the partial recovery's date, which that sheet shows pre-filled and a clerk typing only the
+        # new 追回金额 leaves (closed_on would be a day it was still partly open, before the sheet
+        # that carried it open was even issued; found by an outside model-based test of returns):
+        # on the day of the return, as an emptied date is.
+        verified = as_of
     if number in CLOSE_WITH_NOTE:
         new_status = CLOSED
     elif number == RECOVER:

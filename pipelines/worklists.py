@@ -81,7 +81,7 @@ _FULL_WIDTH = str.maketrans("０１２３４５６７８９．，－", "01234567
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
 _MAX_MONEY = Decimal(10) ** 16  # DECIMAL(18,2) holds less than this
 # An amount as typed: digits, grouped by three with commas (or spaces) or not at all, and a point
-_AMOUNT_TEXT = re.compile(r"[+-]?(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d*)?")
+_AMOUNT_TEXT = re.compile(r"[+-]?(?:\d+|\d{1,3}(?:,\d{3})+)?(?:\.\d*)?")
 
 
 def parse_money(value: Any) -> Decimal | None:
@@ -108,7 +108,8 @@ def parse_money(value: Any) -> Decimal | None:
         text = re.sub(r"^[¥￥]|元$", "", str(value).strip().translate(_FULL_WIDTH)).strip()
         # A separator groups thousands or it is no separator: 1,23 or 2,5 (a comma typed for the
         # point) read as 123 or 25 recorded a recovery nobody made; 1e3 is no way to write money.
-        if not _AMOUNT_TEXT.fullmatch(re.sub(r"\s+", ",", text)):
+        if not (_AMOUNT_TEXT.fullmatch(re.sub(r"\s+", ",", re.sub(r"\s*,\s*", ",", text)))
+                and re.search(r"\d", text)):
             raise ValueError(f"not an amount: {value!r}")
         try:
             amount = Decimal(re.sub(r"[\s,]", "", text))

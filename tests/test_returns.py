@@ -284,10 +284,10 @@ def test_partial_recovery_stays_in_progress_and_closes_once_the_amount_is_covere
 
 
 def test_a_recovery_completed_on_a_later_sheet_is_not_closed_on_the_partial_recoverys_date(con, tmp_path):
-    """A 核查中 suspect (4, 300 of 1000 on RETURN_DAY) completed on the next sheet with its pre-filled
-    核实日期 left: it closed on RETURN_DAY, a day it was still partly open (found by an outside
-    model-based test of returns). Refused, naming the date; with the date emptied it closes on the
-    day the return is applied; with a later date, on that date."""
+    """A 核查中 suspect (4, 300 of 1000 on RETURN_DAY) completed on a later sheet with its pre-filled
+    核实日期 left: it closed on RETURN_DAY, a day it was still partly open, before that sheet was
+    issued (found by an outside model-based test of returns). It closes on the day of the return,
+    as with the date emptied; with a later date typed, on that date."""
     second = next_night_with_one_in_progress(con, tmp_path, n=3)
     for sid in (f"S-{A}-2", f"S-{A}-3"):  # two more partial recoveries on record, for the other two ways
         clerk = Clerk(second)
@@ -295,14 +295,13 @@ def test_a_recovery_completed_on_a_later_sheet_is_not_closed_on_the_partial_reco
         assert returns.apply_returns(con, [clerk.save(tmp_path / f"{sid}.xlsx")], RETURN_DAY + dt.timedelta(days=1)).refusals == []
     third = worklists.write_worklists(con, tmp_path / "out3", RETURN_DAY + dt.timedelta(days=2))[0]
     clerk = Clerk(third)
-    row = clerk.fill(f"S-{A}-1", 追回金额=1000)  # the pre-filled 核实日期 left as it was
+    clerk.fill(f"S-{A}-1", 追回金额=1000)  # the pre-filled 核实日期 left as it was
     clerk.fill(f"S-{A}-2", 追回金额=1000, 核实日期="")  # emptied
     clerk.fill(f"S-{A}-3", 追回金额=1000, 核实日期=RETURN_DAY + dt.timedelta(days=3))
     applied_on = RETURN_DAY + dt.timedelta(days=5)
     report = returns.apply_returns(con, [clerk.save()], applied_on)
-    assert [(r.row, r.column) for r in report.refusals] == [(row, "核实日期")], [r.reason for r in report.refusals]
-    assert f"核实日期仍为上次部分追回的 {RETURN_DAY}" in report.refusals[0].reason
-    assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("300.00"))
+    assert report.refusals == [] and report.files[0].applied == 3
+    assert status_of(con, f"S-{A}-1")[0] == "已销号" and status_of(con, f"S-{A}-1")[4:] == (applied_on, applied_on)
     assert status_of(con, f"S-{A}-2")[0] == "已销号" and status_of(con, f"S-{A}-2")[5] == applied_on
     assert status_of(con, f"S-{A}-3")[0] == "已销号" and status_of(con, f"S-{A}-3")[5] == RETURN_DAY + dt.timedelta(days=3)
 
@@ -328,6 +327,8 @@ def test_a_pre_filled_answer_left_on_a_copy_without_its_cover_does_not_undo_a_la
     later = Clerk(second)
     later.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=600, 核实日期=RETURN_DAY + dt.timedelta(days=2))
     assert returns.apply_returns(con, [later.save()], RETURN_DAY + dt.timedelta(days=2)).refusals == []
+    # a further night: its sheet shows S-1's locked cells as `second` did, and 600 pre-filled
+    worklists.write_worklists(con, tmp_path / "out3", RETURN_DAY + dt.timedelta(days=3))
     copy = Clerk(second)
     del copy.wb["说明"]
     copy.wb.properties.subject = None
@@ -360,6 +361,21 @@ def test_a_copy_that_cannot_apply_does_not_veto_another_copys_answer(con, tmp_pa
     nine = [r for r in report.refusals if Path(r.file).name == "nine.xlsx"]
     assert [(r.row, r.column) for r in nine] == [(row, "核实结果")] and "不是七种核实结果之一" in nine[0].reason
     assert not [r for r in report.refusals if "核实内容不同" in r.reason]
+
+
+def test_a_copy_refused_for_a_missing_note_or_a_future_date_vetoes_no_other_copy(con, tmp_path):
+    path = issue(con, tmp_path, n=2)[A]
+    good = Clerk(path)
+    good.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=RETURN_DAY)
+    good.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=RETURN_DAY)
+    bad = Clerk(path)
+    no_note = bad.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7])  # 7 needs a 核实说明
+    future = bad.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=RETURN_DAY + dt.timedelta(days=1))
+    report = returns.apply_returns(con, [good.save(tmp_path / "good.xlsx"), bad.save(tmp_path / "bad.xlsx")], RETURN_DAY)
+    assert status_of(con, f"S-{A}-1")[0] == status_of(con, f"S-{A}-2")[0] == "已销号"
+    # (7 also refused for the recovery the other copy put on record)
+    assert sorted((r.row, r.column) for r in report.refusals) == [(no_note, "核实说明"), (no_note, "追回金额"),
+                                                                 (future, "核实日期")]
 
 
 def test_a_name_typed_into_a_cell_is_not_repeated_in_a_refusal(con, tmp_path):

@@ -370,7 +370,7 @@ def test_a_suspect_closed_before_its_closing_state_was_kept_is_not_reopened_by_a
 def test_a_reopened_suspect_issued_again_by_an_older_fundwatch_is_shown_reopened_from_its_reissue(con, tmp_path):
     """Before 2026-12-02 a reopened suspect issued again read 已下发, with its first 下发日期 beside
     the fresh 核查期限: the agency saw a new suspect, the 汇总表 no 已重开. Opened by this fundwatch
-    it is 已重开, issued the night its worklist carried it again; answered since, it is left alone."""
+    it is 已重开, issued the night its worklist carried it again."""
     from test_returns import Clerk
 
     from pipelines import returns
