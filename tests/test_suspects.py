@@ -61,6 +61,20 @@ def snapshot(con):
             con.execute("select * from suspect_events order by happened_at, event").fetchall())
 
 
+def closed_as_no_problem(con, tmp_path) -> None:
+    """The first night's suspect issued, answered 7 (经核实无问题) and closed on 2026-10-23."""
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    clerk = Clerk(sheet)
+    clerk.fill(suspect(con)["suspect_id"], 核实结果=OUTCOME_LABELS[7], 核实说明="经核实为生存认证后补发")
+    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
+
+
 def test_new_suspect_is_pending_with_stable_id_name_and_severity(con):
     counts = night(con, NIGHT1, "r1")
     assert counts["new"] == 1
@@ -178,16 +192,7 @@ def test_a_reopened_suspects_row_says_what_is_new_since_the_agency_closed_it(con
     """The sheet of a 已重开 suspect showed its evidence as any other row: the clerk who had closed it
     as 无问题 could not see what came after — and answered the old evidence again. Its 证据摘要
     now starts with the closing's date and the amount and periods then and now."""
-    from test_returns import Clerk
-
-    from pipelines import returns
-    from pipelines.casework import OUTCOME_LABELS
-
-    night(con, NIGHT1)
-    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
-    clerk = Clerk(sheet)
-    clerk.fill(suspect(con)["suspect_id"], 核实结果=OUTCOME_LABELS[7], 核实说明="经核实为生存认证后补发")
-    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
+    closed_as_no_problem(con, tmp_path)
     pay(con, "202609")
     assert night(con, NIGHT2)["reopened"] == 1
     [sheet] = worklists.write_worklists(con, tmp_path / "out2", NIGHT2)
@@ -341,16 +346,7 @@ def test_a_suspect_closed_before_its_closing_state_was_kept_is_not_reopened_by_a
     """Closed (answered 7) on a sheet showing 6,000.00 by a fundwatch that kept no closed_amount; a
     reversal then lowered it to 3,000.00 and was withdrawn: the store, upgraded, compared the 6,000.00
     back with the 3,000.00 and reopened it for nothing. It takes what the answered sheet showed."""
-    from test_returns import Clerk
-
-    from pipelines import returns
-    from pipelines.casework import OUTCOME_LABELS
-
-    night(con, NIGHT1)
-    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
-    clerk = Clerk(sheet)
-    clerk.fill(suspect(con)["suspect_id"], 核实结果=OUTCOME_LABELS[7], 核实说明="经核实为生存认证后补发")
-    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
+    closed_as_no_problem(con, tmp_path)
     pay(con, "202608", "-3000.00")
     night(con, date(2026, 10, 24))
     assert (suspect(con)["status"], suspect(con)["amount"]) == ("已销号", Decimal("3000.00"))
@@ -371,16 +367,7 @@ def test_a_reopened_suspect_issued_again_by_an_older_fundwatch_is_shown_reopened
     """Before 2026-12-02 a reopened suspect issued again read 已下发, with its first 下发日期 beside
     the fresh 核查期限: the agency saw a new suspect, the 汇总表 no 已重开. Opened by this fundwatch
     it is 已重开, issued the night its worklist carried it again."""
-    from test_returns import Clerk
-
-    from pipelines import returns
-    from pipelines.casework import OUTCOME_LABELS
-
-    night(con, NIGHT1)
-    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
-    clerk = Clerk(sheet)
-    clerk.fill(suspect(con)["suspect_id"], 核实结果=OUTCOME_LABELS[7], 核实说明="经核实为生存认证后补发")
-    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
+    closed_as_no_problem(con, tmp_path)
     pay(con, "202609")
     assert night(con, NIGHT2)["reopened"] == 1
     worklists.write_worklists(con, tmp_path / "out2", NIGHT2)
