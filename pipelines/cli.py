@@ -102,10 +102,11 @@ def _check_inbox(inbox: Path, hint: str = "") -> None:
 def _check_store(db: Path) -> None:
     """A --db that cannot be the store (a folder, a data file) refused before anything is made —
     by `serve` too, which would otherwise serve nights that each fail."""
-    from .store import NotAStore, check_store_file
+    from .store import NotAStore, check_not_newer, check_store_file
 
     try:
         check_store_file(db)
+        check_not_newer(db)
     except NotAStore as exc:
         raise Refused(str(exc)) from None
 

@@ -322,22 +322,31 @@ def _closed_state(con: duckdb.DuckDBPyConnection) -> None:
     span, since 2026-12-02) was compared by its amount now, which the nights since may have lowered
     — a corrected payment put back then reopened it for nothing (found by an upgrade probe). It gets
     what returns records at a closing: the 涉及金额 and 所属期 of the sheet its answer was given on,
-    or its own where these are more or wider. One without such a sheet stays compared as before."""
+    or its own where these are more or wider. A suspect reopened since and not answered again gets
+    the sheet's (its worklist row says what is new since the closing). One without such a sheet
+    stays compared as before."""
     with transaction(con):
         if table_exists(con, "worklist_rows"):
             con.execute(f"""
                 update suspects set
-                    closed_amount = greatest(a.amount, suspects.amount),
-                    closed_period_from = least(coalesce(a.period_from, suspects.period_from), suspects.period_from),
-                    closed_period_to = greatest(coalesce(a.period_to, suspects.period_to), suspects.period_to)
-                from (select r.suspect_id,
+                    closed_amount = if(suspects.status = '已销号', greatest(a.amount, suspects.amount), a.amount),
+                    closed_period_from = if(suspects.status = '已销号',
+                                            least(coalesce(a.period_from, suspects.period_from), suspects.period_from),
+                                            a.period_from),
+                    closed_period_to = if(suspects.status = '已销号',
+                                          greatest(coalesce(a.period_to, suspects.period_to), suspects.period_to),
+                                          a.period_to)
+                from (select r.suspect_id, r.answered_at,
                              try_cast(json_extract_string(w.locked, '$.涉及金额') as decimal(18,2)) as amount,
                              nullif(json_extract_string(w.locked, '$.所属期起'), '') as period_from,
                              nullif(json_extract_string(w.locked, '$.所属期止'), '') as period_to
                       from ({_LAST_ANSWERED_SHEET}) r
                       join worklist_rows w on w.export_id = r.export_id and w.suspect_id = r.suspect_id) a
-                where suspects.suspect_id = a.suspect_id and suspects.status = '已销号'
-                  and suspects.closed_amount is null and a.amount is not null""")
+                where suspects.suspect_id = a.suspect_id and suspects.closed_amount is null and a.amount is not null
+                  -- closed, or reopened and not answered since (its banner says what is new since)
+                  and (suspects.status = '已销号' or (suspects.status = '已重开' and suspects.closed_on is null
+                       and exists (select 1 from suspect_events e where e.suspect_id = suspects.suspect_id
+                                   and e.event = 'reopened' and e.happened_at > a.answered_at)))""")
         con.execute("insert into store_migrations values ('closed_state', current_timestamp)")
 
 
@@ -363,14 +372,46 @@ def _reissued_as_reopened(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('reissued_as_reopened', current_timestamp)")
 
 
+def _class_verified_on(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: a 要情 classed before the verification that classed it was kept
+    (class_verified_on) was dated by the night's casework from its latest answer — a further recovery
+    of the same class moved a 重大要情's report date later (found by an upgrade probe). Where every
+    answer with a loss (4, 5 or 6) since it last reopened was given on a sheet showing the same
+    涉及金额 (so the class cannot have risen between them), it gets the first one's date; the
+    casework keeps it while the class does not rise. Others stay dated as before."""
+    with transaction(con):
+        if table_exists(con, "worklist_rows"):
+            con.execute("""
+                update suspects set class_verified_on = f.verified_on
+                from (select e.suspect_id,
+                             arg_min(try_cast(json_extract_string(e.detail, '$.verified_on') as date), e.happened_at)
+                                 as verified_on,
+                             count(distinct json_extract_string(w.locked, '$.涉及金额')) as amounts_shown
+                      from suspect_events e
+                      join worklist_rows w on w.suspect_id = e.suspect_id
+                                          and w.export_id = json_extract_string(e.detail, '$.export_id')
+                      where e.event = 'returned'
+                        and try_cast(regexp_extract(json_extract_string(e.detail, '$.outcome'), '^\\s*(\\d)', 1)
+                                     as integer) in (4, 5, 6)
+                        and e.happened_at > coalesce((select max(o.happened_at) from suspect_events o
+                                                      where o.suspect_id = e.suspect_id and o.event = 'reopened'),
+                                                     timestamp '1900-01-01')
+                      group by e.suspect_id) f
+                where suspects.suspect_id = f.suspect_id and suspects.class_verified_on is null
+                  and suspects.major_class is not null and f.verified_on is not null and f.amounts_shown = 1""")
+        con.execute("insert into store_migrations values ('class_verified_on', current_timestamp)")
+
+
 # The one-time conversions an older store needs, in order; each records itself in store_migrations
 # with its last step, so that one cut short is run again.
 _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("codes_without_format_characters", _codes_without_format_characters),
                ("codes_without_text_mark", _codes_without_text_mark),
                ("verified_amounts", _verified_amounts),
+               # a reopened suspect's status first: closed_state gives the reopened ones their banner
+               ("reissued_as_reopened", _reissued_as_reopened),
                ("closed_state", _closed_state),
-               ("reissued_as_reopened", _reissued_as_reopened))
+               ("class_verified_on", _class_verified_on))
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -378,6 +419,22 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     for name, convert in _MIGRATIONS:
         if name not in applied:
             convert(con)
+
+
+def check_not_newer(db_path: Path) -> None:
+    """NewerStore, before a command makes anything (`serve` would otherwise serve nights that each
+    fail), for an existing store a newer fundwatch converted. A store held by a run or another
+    program is left to the command itself to meet."""
+    if not db_path.is_file():
+        return
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error:
+        return  # held (or unreadable): the command says so when it opens the store
+    try:
+        _refuse_a_newer_store(con, db_path)
+    finally:
+        con.close()
 
 
 def _refuse_a_newer_store(con: duckdb.DuckDBPyConnection, db_path: Path) -> None:

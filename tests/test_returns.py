@@ -306,6 +306,33 @@ def test_a_recovery_completed_on_a_later_sheet_is_not_closed_on_the_partial_reco
     assert status_of(con, f"S-{A}-3")[0] == "已销号" and status_of(con, f"S-{A}-3")[5] == RETURN_DAY + dt.timedelta(days=3)
 
 
+def test_a_store_from_before_class_verified_on_keeps_a_major_losss_report_date_from_its_first_answer(con, tmp_path):
+    """A 重大要情 answered 4 twice on sheets showing the same 150,000.00 (a partial recovery, then the
+    rest) by a version that kept no class_verified_on: the casework dated it by the later answer and
+    moved the report date on (found by an upgrade probe). The conversion takes the first answer's."""
+    add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
+    first = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    first.fill("S-BIG", 核实结果=OUTCOME_LABELS[4], 追回金额=50000, 核实日期=RETURN_DAY)
+    assert returns.apply_returns(con, [first.save()], RETURN_DAY, config=Config()).refusals == []
+    later = RETURN_DAY + dt.timedelta(days=7)
+    second = Clerk(worklists.write_worklists(con, tmp_path / "out2", later)[0])
+    second.fill("S-BIG", 追回金额=150000, 核实日期=later)
+    assert returns.apply_returns(con, [second.save()], later, config=Config()).refusals == []
+    due = add_working_days(RETURN_DAY, 5)
+    assert major_of(con, "S-BIG") == ("重大要情", due)
+    path = tmp_path / "fw.duckdb"
+    con.execute("update suspects set class_verified_on = null")  # as that version left it
+    con.execute("delete from store_migrations where name = 'class_verified_on'")
+    con.close()
+    con = connect(path)
+    try:
+        assert scalar(con, "select class_verified_on from suspects") == RETURN_DAY
+        casework.refresh(con, later + dt.timedelta(days=1), Config())
+        assert major_of(con, "S-BIG") == ("重大要情", due)
+    finally:
+        con.close()
+
+
 def test_a_workbook_without_its_cover_is_told_by_its_rows(con, tmp_path):
     path = issue(con, tmp_path, n=2)[A]
     clerk = Clerk(path)

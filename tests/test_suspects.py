@@ -373,10 +373,19 @@ def test_a_reopened_suspect_issued_again_by_an_older_fundwatch_is_shown_reopened
     worklists.write_worklists(con, tmp_path / "out2", NIGHT2)
     as_now = con.execute("select status, issued_on, deadline from suspects").fetchall()
     assert as_now[0][:2] == ("已重开", NIGHT2)
+    closed_on = con.execute("select closed_amount, closed_period_from, closed_period_to from suspects").fetchall()
+    assert closed_on == [(Decimal("6000.00"), "202607", "202608")]
+    for migration in ("closed_state", "reissued_as_reopened"):
+        con.execute("delete from store_migrations where name = ?", [migration])
     con = _as_an_older_fundwatch_left_it(con, tmp_path / "fw.duckdb", "reissued_as_reopened",
-                                         f"update suspects set status = '已下发', issued_on = date '{NIGHT1}'")
+                                         f"update suspects set status = '已下发', issued_on = date '{NIGHT1}'",
+                                         "update suspects set closed_amount = null, closed_period_from = null,"
+                                         " closed_period_to = null")
     try:
         assert con.execute("select status, issued_on, deadline from suspects").fetchall() == as_now
+        # and what it was closed on, for its row's banner (taken from the sheet answered)
+        assert con.execute("select closed_amount, closed_period_from, closed_period_to from suspects"
+                           ).fetchall() == closed_on
         # as this fundwatch leaves it, the conversion changes nothing (run again on a current store)
         con = _as_an_older_fundwatch_left_it(con, tmp_path / "fw.duckdb", "reissued_as_reopened")
         assert con.execute("select status, issued_on, deadline from suspects").fetchall() == as_now
@@ -384,7 +393,7 @@ def test_a_reopened_suspect_issued_again_by_an_older_fundwatch_is_shown_reopened
         con.close()
 
 
-def test_a_store_converted_by_a_newer_fundwatch_is_refused_before_anything_is_written(tmp_path, capsys):
+def test_a_store_converted_by_a_newer_fundwatch_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
     """An older fundwatch run on a newer store stored codes in a form the newer one had converted
     away, and nothing converted them back (found by a downgrade probe). This one refuses a store
     converted in a way it does not know; a read-only look (a notebook) is still allowed."""
@@ -401,3 +410,19 @@ def test_a_store_converted_by_a_newer_fundwatch_is_refused_before_anything_is_wr
     store.connect(path, read_only=True).close()
     assert cli.main(["report", "--db", str(path), "--out", str(tmp_path / "out")]) == cli.EXIT_USAGE
     assert "was converted by a newer fundwatch (a_later_conversion)" in capsys.readouterr().err
+    # the night and serve refuse it before anything is made: serve served nights that each failed
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    assert cli.main(["nightly", "--inbox", str(inbox), "--db", str(path), "--out", str(tmp_path / "night")]) == cli.EXIT_USAGE
+    said = capsys.readouterr().err
+    assert said.count(str(path)) == 1 and "converted by a newer fundwatch" in said
+    assert not (tmp_path / "night").exists()
+    import prefect
+
+    def served(*_a, **_k):
+        raise AssertionError("serve must refuse the store before serving")
+
+    monkeypatch.setattr(prefect, "serve", served)
+    assert cli.main(["serve", "--inbox", str(inbox), "--db", str(path), "--out", str(tmp_path / "night")]) == cli.EXIT_USAGE
+    assert "converted by a newer fundwatch" in capsys.readouterr().err
+    assert path.read_bytes() == before
