@@ -440,7 +440,9 @@ def _export_of(con, sheet: _Sheet) -> str | None:
 def _could_apply(answer: tuple, as_of: dt.date) -> bool:
     """Whether an answer's four cells (in EDITABLE's order, as _comparable gives them) could apply,
     as far as the cells alone tell: an outcome of the list, an amount and a date that are ones (not
-    negative, not in the future), a 核实说明 where the outcome needs one."""
+    negative, not in the future), a 核实说明 and no 追回金额 where the outcome closes without a loss.
+    (What needs the suspect — a recovery above its amount, a date before its 所属期 — is not told
+    here: such a copy still vetoes.)"""
     cells = dict(zip(EDITABLE, answer))
     try:
         recovered = parse_money(cells["追回金额"] or None)
@@ -450,7 +452,7 @@ def _could_apply(answer: tuple, as_of: dt.date) -> bool:
     number = parse_outcome(cells["核实结果"] or None)
     return (number is not None and (recovered is None or recovered >= 0)
             and (verified is None or EARLIEST_VERIFIED_ON <= verified <= as_of)
-            and not (number in CLOSE_WITH_NOTE and not cells["核实说明"].strip()))
+            and not (number in CLOSE_WITH_NOTE and (not cells["核实说明"].strip() or recovered)))
 
 
 def _sheet_ids(sheet: _Sheet) -> list[str]:
@@ -682,7 +684,6 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         elif suspect is None:
             # quoted as any wrong cell: a name typed into it is not repeated (nor kept as its id)
             problems.append(("疑点编号", f"疑点编号“{_quote(sid)}”不存在"))
-            sid = None
         elif str(path) in conflicts.get(sid, ()):
             names = "、".join(Path(p).name for p in conflicts[sid])
             problems.append(("核实结果", f"疑点 {sid} 在同时报送的台账 {names} 中核实内容不同，"
@@ -703,7 +704,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                     problems.append((column, f"锁定列“{column}”被修改{shown}，请恢复下发时的内容"))
         if problems:
             for column, reason in problems:
-                refuse(row_number, column, reason, sid)
+                # an id not on record is kept as quoted in the reason only (a name typed into it)
+                refuse(row_number, column, reason, sid if suspect is not None else None)
             result.refused += 1
             continue
         shown = issued[sid][1]  # what the answered sheet showed: the amount and periods verified
@@ -842,15 +844,20 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
         refuse(row_number, "核实结果", f"疑点{status}，不再接受变更；如需更正请联系监督部门", sid)
         return None
     if (status == IN_PROGRESS and number == RECOVER == outcome_number(stored_outcome) and stored_verified
-            and (recovered or 0) >= (amount or 0) and _money(recovered) != _money(stored_recovered)
-            and (answer["verified"] is None
-                 or (sheet_issued_on is not None and answer["verified"] <= stored_verified < sheet_issued_on))):
-        # The recovery completed on a sheet issued after the partial one closes the suspect — not on
-        # the partial recovery's date, which that sheet shows pre-filled and a clerk typing only the
-        # new 追回金额 leaves (closed_on would be a day it was still partly open, before the sheet
-        # that carried it open was even issued; found by an outside model-based test of returns):
-        # on the day of the return, as an emptied date is.
-        verified = as_of
+            and (recovered or 0) >= (amount or 0) and _money(recovered) != _money(stored_recovered)):
+        # The recovery completed closes the suspect — not on the partial recovery's date, which a
+        # later sheet shows pre-filled and a clerk typing only the new 追回金额 leaves (closed_on
+        # would be a day it was still partly open, before the sheet that carried it open was even
+        # issued; found by an outside model-based test of returns): on the day of the return, as
+        # with the date emptied — never before the partial recovery.
+        given = answer["verified"]
+        if given is None or (given == stored_verified and sheet_issued_on is not None
+                             and stored_verified < sheet_issued_on):
+            verified = max(as_of, stored_verified)
+        elif given < stored_verified:
+            refuse(row_number, "核实日期", f"核实日期 {given} 早于上次部分追回的核实日期 {stored_verified}："
+                                         "请填写本次追回的日期", sid)
+            return None
     if number in CLOSE_WITH_NOTE:
         new_status = CLOSED
     elif number == RECOVER:

@@ -288,8 +288,8 @@ def test_a_recovery_completed_on_a_later_sheet_is_not_closed_on_the_partial_reco
     核实日期 left: it closed on RETURN_DAY, a day it was still partly open, before that sheet was
     issued (found by an outside model-based test of returns). It closes on the day of the return,
     as with the date emptied; with a later date typed, on that date."""
-    second = next_night_with_one_in_progress(con, tmp_path, n=3)
-    for sid in (f"S-{A}-2", f"S-{A}-3"):  # two more partial recoveries on record, for the other two ways
+    second = next_night_with_one_in_progress(con, tmp_path, n=4)
+    for sid in (f"S-{A}-2", f"S-{A}-3", f"S-{A}-4"):  # more partial recoveries on record, for the other ways
         clerk = Clerk(second)
         clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=300, 核实日期=RETURN_DAY)
         assert returns.apply_returns(con, [clerk.save(tmp_path / f"{sid}.xlsx")], RETURN_DAY + dt.timedelta(days=1)).refusals == []
@@ -298,9 +298,12 @@ def test_a_recovery_completed_on_a_later_sheet_is_not_closed_on_the_partial_reco
     clerk.fill(f"S-{A}-1", 追回金额=1000)  # the pre-filled 核实日期 left as it was
     clerk.fill(f"S-{A}-2", 追回金额=1000, 核实日期="")  # emptied
     clerk.fill(f"S-{A}-3", 追回金额=1000, 核实日期=RETURN_DAY + dt.timedelta(days=3))
+    earlier = clerk.fill(f"S-{A}-4", 追回金额=1000, 核实日期=RETURN_DAY - dt.timedelta(days=1))  # before the partial
     applied_on = RETURN_DAY + dt.timedelta(days=5)
     report = returns.apply_returns(con, [clerk.save()], applied_on)
-    assert report.refusals == [] and report.files[0].applied == 3
+    assert [(r.row, r.column) for r in report.refusals] == [(earlier, "核实日期")] and report.files[0].applied == 3
+    assert f"早于上次部分追回的核实日期 {RETURN_DAY}" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-4")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("300.00"))
     assert status_of(con, f"S-{A}-1")[0] == "已销号" and status_of(con, f"S-{A}-1")[4:] == (applied_on, applied_on)
     assert status_of(con, f"S-{A}-2")[0] == "已销号" and status_of(con, f"S-{A}-2")[5] == applied_on
     assert status_of(con, f"S-{A}-3")[0] == "已销号" and status_of(con, f"S-{A}-3")[5] == RETURN_DAY + dt.timedelta(days=3)
@@ -412,16 +415,17 @@ def test_a_name_typed_into_a_cell_is_not_repeated_in_a_refusal(con, tmp_path):
     clerk = Clerk(path)
     clerk.ws.protection.sheet = False
     clerk.fill(f"S-{A}-1", 规则名称="陈文鑫", 核实结果=OUTCOME_LABELS[7], 核实说明="x")
-    last = clerk.ws.max_row + 1
-    clerk.ws.cell(row=last, column=1, value="刘俊刚")
-    clerk.ws.cell(row=last, column=clerk.header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
-    clerk.ws.cell(row=last, column=clerk.header.index("核实说明") + 1, value="x")
+    last = clerk.ws.max_row
+    for offset, typed in enumerate(("刘俊刚", "彭德明", "彭德明"), start=1):  # the last pasted on two rows
+        clerk.ws.cell(row=last + offset, column=1, value=typed)
+        clerk.ws.cell(row=last + offset, column=clerk.header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
+        clerk.ws.cell(row=last + offset, column=clerk.header.index("核实说明") + 1, value="x")
     report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
     reasons = [r.reason for r in report.refusals]
-    assert len(reasons) == 2 and not [r for r in reasons if "陈文鑫" in r or "刘俊刚" in r], reasons
+    assert len(reasons) == 4 and not [r for r in reasons if "陈文鑫" in r or "刘俊刚" in r or "彭德明" in r], reasons
     assert any("疑点编号“刘…”不存在" in r for r in reasons) and any("现为“陈…”" in r for r in reasons)
     stored = con.execute("select suspect_id, reason from return_refusals").fetchall()
-    assert not [s for s in stored if "陈文鑫" in str(s) or "刘俊刚" in str(s)], stored
+    assert not [s for s in stored if "陈文鑫" in str(s) or "刘俊刚" in str(s) or "彭德明" in str(s)], stored
 
 
 def test_a_recovery_typed_with_a_comma_for_the_point_is_refused_not_read_as_more_digits(con, tmp_path):
