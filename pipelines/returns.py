@@ -32,7 +32,7 @@ from . import casework
 from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, REOPENED, TRANSFER,
                        TRANSFERRED, outcome_number, parse_outcome)
 from .privacy import mask_ids_in_text
-from .store import scalar
+from .store import LAST_ANSWERED_SHEET, scalar
 from .worklists import (COVER, EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text,
                         canonical, cell_text, current_actor, ensure_worklist_schema, file_sha256, parse_date,
                         parse_money)
@@ -373,8 +373,8 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
             continue  # refused whole (a contract column deleted): it applies nothing, so vetoes nothing
         prefilled = _prefilled(con, _export_of(con, sheet))
         # of a workbook sent again only the rows refused the last time are answers now; an answer
-        # that cannot apply (an outcome not in the list, an amount or date that is none) is refused
-        # for what it is, and vetoes no other copy's
+        # that cannot apply by its own cells (_could_apply) is refused for what it is, and vetoes no
+        # other copy's
         given = {sid: answer for sid, answer in _sheet_answers(sheet, retry_rows).items()
                  if answer != prefilled.get(sid) and _could_apply(answer, as_of)}
         # A row of another agency's suspect (pasted into this sheet) is refused as that whatever it
@@ -402,7 +402,7 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
 def _export_of(con, sheet: _Sheet) -> str | None:
     """The export a returned sheet is a copy of: its 台账编号, else — a sheet copied into a new
     workbook carries neither cover nor properties — the export whose locked cells most of its rows
-    equal (the later of two that tie). Without it, a pre-filled answer left untouched on such a copy
+    equal (of several alike, the one whose pre-filled answers it shows, then the later). Without it, a pre-filled answer left untouched on such a copy
     read as a new answer and undid one given since on another copy (found by an outside
     model-based test of returns)."""
     if sheet.export_id:
@@ -633,9 +633,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         # The answer on record came from a sheet issued after this one: this row is older than it
         # (a re-saved copy of an earlier return, say) — {suspect: as-of of that later sheet}.
         answered_since = dict(con.execute(
-            """select e.suspect_id, cast(w2.as_of as varchar)
-               from (select suspect_id, arg_max(json_extract_string(detail, '$.export_id'), happened_at) as export_id
-                     from suspect_events where event = 'returned' group by suspect_id) e
+            f"""select e.suspect_id, cast(w2.as_of as varchar)
+               from ({LAST_ANSWERED_SHEET}) e
                join worklist_rows w on w.suspect_id = e.suspect_id and w.export_id = ?
                join worklist_rows w2 on w2.suspect_id = e.suspect_id and w2.export_id = e.export_id
                where w2.exported_at > w.exported_at""", [export_id]).fetchall())

@@ -290,6 +290,16 @@ def _codes_without_text_mark(con: duckdb.DuckDBPyConnection) -> None:
     _clean_codes(con, "codes_without_text_mark", holds_one, cleaned)
 
 
+# The sheet a suspect's last answer was given on (export_id) and when (answered_at), by its last
+# `returned` event; and when it last reopened. Subqueries for the conversions below and returns.
+LAST_ANSWERED_SHEET = """
+    select suspect_id, arg_max(json_extract_string(detail, '$.export_id'), happened_at) as export_id,
+           max(happened_at) as answered_at
+    from suspect_events where event = 'returned' group by suspect_id"""
+_LAST_REOPENED = """
+    select suspect_id, max(happened_at) as reopened_at from suspect_events where event = 'reopened' group by suspect_id"""
+
+
 def _verified_amounts(con: duckdb.DuckDBPyConnection) -> None:
     """Once per store: an answer applied before suspects.verified_amount was kept gets, as the loss
     it verified, what the answered sheet showed (its export's locked 涉及金额, found by the export id
@@ -299,22 +309,14 @@ def _verified_amounts(con: duckdb.DuckDBPyConnection) -> None:
     amount at risk, as before."""
     with transaction(con):
         if table_exists(con, "worklist_rows"):
-            con.execute("""
+            con.execute(f"""
                 update suspects set verified_amount = least(a.shown, suspects.amount)
                 from (select r.suspect_id, try_cast(json_extract_string(w.locked, '$.涉及金额') as decimal(18,2)) as shown
-                      from (select suspect_id, arg_max(json_extract_string(detail, '$.export_id'), happened_at) as export_id
-                            from suspect_events where event = 'returned' group by suspect_id) r
+                      from ({LAST_ANSWERED_SHEET}) r
                       join worklist_rows w on w.export_id = r.export_id and w.suspect_id = r.suspect_id) a
                 where suspects.suspect_id = a.suspect_id and suspects.verified_amount is null
                   and suspects.outcome is not null and a.shown is not null""")
         con.execute("insert into store_migrations values ('verified_amounts', current_timestamp)")
-
-
-# The sheet a suspect's last answer was given on: (suspect_id, export_id) by its last `returned` event.
-_LAST_ANSWERED_SHEET = """
-    select suspect_id, arg_max(json_extract_string(detail, '$.export_id'), happened_at) as export_id,
-           max(happened_at) as answered_at
-    from suspect_events where event = 'returned' group by suspect_id"""
 
 
 def _closed_state(con: duckdb.DuckDBPyConnection) -> None:
@@ -336,17 +338,17 @@ def _closed_state(con: duckdb.DuckDBPyConnection) -> None:
                     closed_period_to = if(suspects.status = '已销号',
                                           greatest(coalesce(a.period_to, suspects.period_to), suspects.period_to),
                                           a.period_to)
-                from (select r.suspect_id, r.answered_at,
+                from (select r.suspect_id, r.answered_at, o.reopened_at,
                              try_cast(json_extract_string(w.locked, '$.涉及金额') as decimal(18,2)) as amount,
                              nullif(json_extract_string(w.locked, '$.所属期起'), '') as period_from,
                              nullif(json_extract_string(w.locked, '$.所属期止'), '') as period_to
-                      from ({_LAST_ANSWERED_SHEET}) r
-                      join worklist_rows w on w.export_id = r.export_id and w.suspect_id = r.suspect_id) a
+                      from ({LAST_ANSWERED_SHEET}) r
+                      join worklist_rows w on w.export_id = r.export_id and w.suspect_id = r.suspect_id
+                      left join ({_LAST_REOPENED}) o on o.suspect_id = r.suspect_id) a
                 where suspects.suspect_id = a.suspect_id and suspects.closed_amount is null and a.amount is not null
                   -- closed, or reopened and not answered since (its banner says what is new since)
                   and (suspects.status = '已销号' or (suspects.status = '已重开' and suspects.closed_on is null
-                       and exists (select 1 from suspect_events e where e.suspect_id = suspects.suspect_id
-                                   and e.event = 'reopened' and e.happened_at > a.answered_at)))""")
+                                                      and a.reopened_at > a.answered_at))""")
         con.execute("insert into store_migrations values ('closed_state', current_timestamp)")
 
 
@@ -360,9 +362,8 @@ def _reissued_as_reopened(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"""
                 update suspects set status = '已重开', issued_on = x.reissued_on
                 from (select o.suspect_id, min(w.as_of) as reissued_on
-                      from (select suspect_id, max(happened_at) as reopened_at from suspect_events
-                            where event = 'reopened' group by suspect_id) o
-                      left join ({_LAST_ANSWERED_SHEET}) r using (suspect_id)
+                      from ({_LAST_REOPENED}) o
+                      left join ({LAST_ANSWERED_SHEET}) r using (suspect_id)
                       join worklist_rows w on w.suspect_id = o.suspect_id and w.exported_at >= o.reopened_at
                       where r.answered_at is null or r.answered_at < o.reopened_at
                       group by o.suspect_id) x
@@ -381,7 +382,7 @@ def _class_verified_on(con: duckdb.DuckDBPyConnection) -> None:
     casework keeps it while the class does not rise. Others stay dated as before."""
     with transaction(con):
         if table_exists(con, "worklist_rows"):
-            con.execute("""
+            con.execute(f"""
                 update suspects set class_verified_on = f.verified_on
                 from (select e.suspect_id,
                              arg_min(try_cast(json_extract_string(e.detail, '$.verified_on') as date), e.happened_at)
@@ -390,12 +391,11 @@ def _class_verified_on(con: duckdb.DuckDBPyConnection) -> None:
                       from suspect_events e
                       join worklist_rows w on w.suspect_id = e.suspect_id
                                           and w.export_id = json_extract_string(e.detail, '$.export_id')
+                      left join ({_LAST_REOPENED}) o on o.suspect_id = e.suspect_id
                       where e.event = 'returned'
                         and try_cast(regexp_extract(json_extract_string(e.detail, '$.outcome'), '^\\s*(\\d)', 1)
                                      as integer) in (4, 5, 6)
-                        and e.happened_at > coalesce((select max(o.happened_at) from suspect_events o
-                                                      where o.suspect_id = e.suspect_id and o.event = 'reopened'),
-                                                     timestamp '1900-01-01')
+                        and (o.reopened_at is null or e.happened_at > o.reopened_at)
                       group by e.suspect_id) f
                 where suspects.suspect_id = f.suspect_id and suspects.class_verified_on is null
                   and suspects.major_class is not null and f.verified_on is not null and f.amounts_shown = 1""")
