@@ -354,13 +354,16 @@ class CaseworkNotRecomputed(RuntimeError):
         self.report = report
 
 
-def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], as_of: dt.date) -> dict[str, list[str]]:
-    """{suspect: workbook paths} for each suspect answered differently by two or more of the workbooks
-    applied together (two copies of one sheet filled in by two clerks): which answer is meant cannot
-    be told, and applying them in turn would let the order of the file names decide. Workbooks
+def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], as_of: dt.date) -> dict[str, dict[str, str]]:
+    """{suspect: {workbook path: reason}} for the rows refused because another workbook applied
+    together answers the suspect differently. Of sheets issued on different nights the latest
+    issued one is the answer (as when they come one after the other: an earlier sheet's differing
+    answer is refused), whatever the order of the file names; copies of one sheet (two clerks'),
+    or of sheets whose issue is not on record, cannot be told apart: each is refused. Workbooks
     already applied without a refusal, or unreadable, take no part (they apply nothing now). The sheets read are left
     in `sheets` by path, for applying."""
     answers: dict[str, dict[str, tuple]] = {}
+    issued_at: dict[str, tuple] = {}  # path: (exported_at, as_of) of the export it is a copy of
     for path in workbooks:
         try:
             retry_rows = _earlier_application(con, file_sha256(path))
@@ -371,7 +374,10 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
             continue
         if any(c not in sheet.columns for c in HEADER):
             continue  # refused whole (a contract column deleted): it applies nothing, so vetoes nothing
-        prefilled = _prefilled(con, _export_of(con, sheet))
+        export_id = _export_of(con, sheet)
+        prefilled = _prefilled(con, export_id)
+        issued_at[str(path)] = con.execute("select max(exported_at), max(as_of) from worklist_rows where export_id = ?",
+                                           [export_id]).fetchall()[0]
         # of a workbook sent again only the rows refused the last time are answers now; an answer
         # that cannot apply by its own cells (_could_apply) is refused for what it is, and vetoes no
         # other copy's
@@ -391,11 +397,24 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
     on_record = {sid: tuple(_comparable(c, v) for c, v in zip(EDITABLE, stored)) for sid, *stored in con.execute(
         "select suspect_id, outcome, recovered_amount, verification_note, verified_on from suspects"
         " where list_contains(?, suspect_id)", [sorted(answers)]).fetchall()}
-    conflicts = {}
+    conflicts: dict[str, dict[str, str]] = {}
     for sid, by_file in answers.items():
         given = {file: answer for file, answer in by_file.items() if answer != on_record.get(sid)}
-        if len(set(given.values())) > 1:
-            conflicts[sid] = sorted(given)
+        if len(set(given.values())) < 2:
+            continue
+        latest = max((issued_at[f] for f in given), key=lambda t: (t[0] is not None, t[0] or dt.datetime.min))
+        newest = {f: a for f, a in given.items() if issued_at[f] == latest} if latest[0] is not None else given
+        for file, answer in given.items():
+            if file not in newest and answer != next(iter(newest.values())):
+                later = "、".join(Path(f).name for f in sorted(newest))
+                conflicts.setdefault(sid, {})[file] = (
+                    f"疑点 {sid} 在同时报送的台账 {later}（{latest[1]} 下发）中核实内容不同，本台账下发在其之前："
+                    "以后下发的台账为准")
+        if len(set(newest.values())) > 1:
+            names = "、".join(Path(f).name for f in sorted(newest))
+            for file in newest:
+                conflicts.setdefault(sid, {})[file] = (f"疑点 {sid} 在同时报送的台账 {names} 中核实内容不同，"
+                                                       "无法确定以哪一份为准：请只报送其中一份")
     return conflicts
 
 
@@ -534,7 +553,7 @@ def _earlier_application(con, file_hash: str) -> set[int] | None:
 
 
 def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: ReturnsReport,
-                    conflicts: dict[str, list[str]], sheet: _Sheet | None = None) -> None:
+                    conflicts: dict[str, dict[str, str]], sheet: _Sheet | None = None) -> None:
     now = dt.datetime.now()
     try:
         file_hash = file_sha256(path)
@@ -583,7 +602,7 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
 
 
 def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, report: ReturnsReport, refuse, now,
-                 conflicts: dict[str, list[str]], retry_rows: set[int] | None = None) -> None:
+                 conflicts: dict[str, dict[str, str]], retry_rows: set[int] | None = None) -> None:
     missing = [c for c in HEADER if c not in sheet.columns]
     if missing:
         for c in missing:
@@ -683,10 +702,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         elif suspect is None:
             # quoted as any wrong cell: a name typed into it is not repeated (nor kept as its id)
             problems.append(("疑点编号", f"疑点编号“{_quote(sid)}”不存在"))
-        elif str(path) in conflicts.get(sid, ()):
-            names = "、".join(Path(p).name for p in conflicts[sid])
-            problems.append(("核实结果", f"疑点 {sid} 在同时报送的台账 {names} 中核实内容不同，"
-                                          "无法确定以哪一份为准：请只报送其中一份"))
+        elif str(path) in conflicts.get(sid, {}):
+            problems.append(("核实结果", conflicts[sid][str(path)]))
         elif suspect[1] != export_agency:
             problems.append(("疑点编号", f"疑点 {sid} 属于其他经办机构（{suspect[1]}），不在本机构台账内"))
         elif sid not in issued:
@@ -833,15 +850,31 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
     verified = answer["verified"] or (kept_date if outcome_number(stored_outcome) == number else None) or as_of
     same = (outcome_number(stored_outcome) == number and (answer["note"] or None) == (stored_note or None)
             and _money(recovered) == _money(stored_recovered) and verified == stored_verified)
-    if same:
+    if same or _as_last_applied(con, sid, export_id, label, recovered, answer):
         return "unchanged"
     if answered_on_later_sheet:
         refuse(row_number, "核实结果", f"疑点 {sid} 已按 {answered_on_later_sheet} 下发的台账报送了核实结果，本台账下发在其之前，"
                                      "内容与之不同：如需更正，请在最新下发的台账中填写", sid)
         return None
-    if status in (CLOSED, TRANSFERRED):
-        refuse(row_number, "核实结果", f"疑点{status}，不再接受变更；如需更正请联系监督部门", sid)
+    if status == CLOSED or (status == TRANSFERRED and number != RECOVER):
+        refuse(row_number, "核实结果", f"疑点{status}，不再接受变更；如需更正请联系监督部门"
+               + ("（稽核或查处追回的资金，请以核实结果 4 填写追回金额报送）" if status == TRANSFERRED else ""), sid)
         return None
+    if status == TRANSFERRED:
+        # Money 稽核 or the police got back after the transfer: the agency reports it on the sheet the
+        # case went out on (a transferred case is on no later sheet), as outcome 4 — else such a case
+        # could never close and stayed 挂牌督办 for good. It then follows outcome 4's rule: closed once
+        # covered, else 核查中, back in the agency's hands for the rest.
+        if not (recovered or 0) > (stored_recovered or 0):
+            refuse(row_number, "追回金额", f"疑点已移送：以核实结果 4 报送的，请填写移送后追回的金额（高于已记录的 "
+                                         f"{_money(stored_recovered) or Decimal('0.00')} 元）", sid)
+            return None
+        given = answer["verified"]
+        if given is not None and stored_verified and given < stored_verified:
+            refuse(row_number, "核实日期", f"核实日期 {given} 早于移送的核实日期 {stored_verified}：请填写追回的日期", sid)
+            return None
+        if given is None or given == stored_verified:  # the transfer's date left: not the day of the recovery
+            verified = max(as_of, stored_verified) if stored_verified else as_of
     if (status == IN_PROGRESS and number == RECOVER == outcome_number(stored_outcome) and stored_verified
             and (recovered or 0) >= (amount or 0) and _money(recovered) != _money(stored_recovered)):
         # The recovery completed closes the suspect — not on the partial recovery's date, which a
@@ -885,7 +918,8 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
     events = ["returned"]
     casework.add_event(con, sid, "returned", {
         "file": Path(path).name, "row": row_number, "export_id": export_id, "outcome": label,
-        "recovered_amount": recovered, "verified_on": verified, "note": answer["note"],
+        "recovered_amount": recovered, "verified_on": verified, "given_verified_on": answer["verified"],
+        "note": answer["note"],
         "status_from": status, "status_to": new_status}, None, now)
     if _money(recovered) != _money(stored_recovered):
         casework.add_event(con, sid, "recovered", {"from": stored_recovered, "to": recovered, "amount": amount}, None, now)
@@ -897,6 +931,24 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
         casework.add_event(con, sid, "transferred", {"outcome": label, "verified_on": verified}, None, now)
         events.append("transferred")
     return AppliedRow(str(path), row_number, sid, label, new_status, events)
+
+
+def _as_last_applied(con, sid: str, export_id: str | None, label: str, recovered, answer: dict) -> bool:
+    """Whether this row says what the same sheet's row said when last applied to the suspect: the
+    workbook re-saved (by LibreOffice, say) and sent again. Its 核实日期 may have been re-dated then
+    (a completion or a recovery after transfer dated with the earlier date left), so the stored
+    answer differs from the cells — the cells as given are compared."""
+    last = scalar(con, "select detail from suspect_events where suspect_id = ? and event = 'returned'"
+                       " order by happened_at desc limit 1", [sid])
+    if last is None or export_id is None:
+        return False
+    last = json.loads(last)
+    if last.get("export_id") != export_id or "given_verified_on" not in last:
+        return False
+    given = answer["verified"].isoformat() if answer["verified"] else None
+    return (last.get("outcome") == label and last.get("given_verified_on") == given
+            and (last.get("note") or None) == (answer["note"] or None)
+            and _money(last.get("recovered_amount")) == _money(recovered))
 
 
 def _money(v) -> Decimal | None:

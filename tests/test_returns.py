@@ -307,6 +307,15 @@ def test_a_recovery_completed_on_a_later_sheet_is_not_closed_on_the_partial_reco
     assert status_of(con, f"S-{A}-1")[0] == "已销号" and status_of(con, f"S-{A}-1")[4:] == (applied_on, applied_on)
     assert status_of(con, f"S-{A}-2")[0] == "已销号" and status_of(con, f"S-{A}-2")[5] == applied_on
     assert status_of(con, f"S-{A}-3")[0] == "已销号" and status_of(con, f"S-{A}-3")[5] == RETURN_DAY + dt.timedelta(days=3)
+    # the workbook re-saved by another program (other bytes, the same cells) and sent again: the
+    # re-dated completions are what these cells said — nothing changes and nothing is refused but
+    # the row refused before (it was refused "已销号, 不再接受变更")
+    resaved = Clerk(clerk.save())
+    resaved.wb.properties.creator = "LibreOffice"
+    again = returns.apply_returns(con, [resaved.save(tmp_path / "resaved.xlsx")], applied_on + dt.timedelta(days=1))
+    assert [(r.row, r.column) for r in again.refusals] == [(earlier, "核实日期")]
+    assert (again.files[0].applied, again.files[0].unchanged) == (0, 3)
+    assert status_of(con, f"S-{A}-1")[4:] == (applied_on, applied_on)
 
 
 def test_a_store_from_before_class_verified_on_keeps_a_major_losss_report_date_from_its_first_answer(con, tmp_path):
@@ -850,6 +859,34 @@ def test_two_workbooks_of_one_call_answering_a_suspect_differently_are_both_refu
     assert status_of(con, f"S-{A}-1")[2] == Decimal("600.00")
 
 
+@pytest.mark.parametrize("later_first", [True, False])
+def test_of_sheets_of_two_nights_sent_together_the_later_issued_one_answers(tmp_path, later_first):
+    """Yesterday's sheet and today's, both filled in and sent in one call, answering a suspect
+    differently: they refused each other, as two clerks' copies do. Sent one after the other the
+    later-issued sheet's answer stands (an earlier sheet's differing answer is refused): so it does
+    sent together, whatever the order of the file names. Two copies of today's still refuse each other."""
+    con = connect(tmp_path / "fw.duckdb")
+    older = issue(con, tmp_path, n=3)[A]
+    newer = worklists.write_worklists(con, tmp_path / "out2", AS_OF + dt.timedelta(days=3))[0]
+    yesterday, today, today_copy = Clerk(older), Clerk(newer), Clerk(newer)
+    yesterday.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    today.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300, 核实说明="追回300")
+    yesterday.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[1], 核实说明="已更正")  # only on the older sheet: applies
+    today.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    today_copy.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[1], 核实说明="已更正")
+    files = [yesterday.save(tmp_path / "older.xlsx"), today.save(tmp_path / "newer.xlsx"),
+             today_copy.save(tmp_path / "newer_copy.xlsx")]
+    report = returns.apply_returns(con, files[::-1] if later_first else files, RETURN_DAY)
+    refused = sorted((Path(r.file).name, r.suspect_id) for r in report.refusals)
+    assert refused == [("newer.xlsx", f"S-{A}-3"), ("newer_copy.xlsx", f"S-{A}-3"), ("older.xlsx", f"S-{A}-1")]
+    [why] = [r.reason for r in report.refusals if Path(r.file).name == "older.xlsx"]
+    assert f"newer.xlsx（{AS_OF + dt.timedelta(days=3)} 下发）" in why and "以后下发的台账为准" in why
+    assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("300.00"))
+    assert [e for _, e in events(con, f"S-{A}-1")] == ["recovered", "returned"]  # the older answer never applied
+    assert status_of(con, f"S-{A}-2")[0] == "已销号" and status_of(con, f"S-{A}-3")[0] == "已下发"
+    con.close()
+
+
 def test_another_agencys_row_pasted_into_a_sheet_does_not_block_the_owning_agencys_answer(con, tmp_path):
     """CONTRACT §5: a suspect of another agency is refused and the other rows still apply. Sent in
     the same call as the owner's sheet with another answer, the pasted row is no conflicting copy:
@@ -1263,3 +1300,51 @@ def test_a_name_typed_into_an_answer_cell_is_not_repeated_in_the_refusal(con, tm
         assert "核实日期“2026-13-01”不是日期" in text  # what names no one is quoted whole
         for secret in ("司马", "6222021234567890", "360102199001013455"):
             assert secret not in text
+
+
+def test_money_got_back_after_a_transfer_is_reported_as_outcome_4_on_the_sheet_it_went_out_on(con, tmp_path):
+    """A case transferred to 稽核 (outcome 5) is on no later sheet, and it was refused any change: the
+    money 稽核 got back could not be recorded, and the case stayed 挂牌督办 for good. Outcome 4 with
+    the recovery is taken on the sheet it went out on, by outcome 4's rule: 核查中 while partly
+    recovered (back in the agency's hands), closed once covered. No other change is taken, nor a 4
+    without new money or dated before the transfer; the workbook re-saved and sent again changes nothing."""
+    path = issue(con, tmp_path, n=2)[A]
+    transferred_on = AS_OF + dt.timedelta(days=2)
+    clerk = Clerk(path)
+    for sid in (f"S-{A}-1", f"S-{A}-2"):
+        clerk.fill(sid, 核实结果=OUTCOME_LABELS[5], 核实说明="转稽核", 核实日期=transferred_on)
+    sent = clerk.save()
+    assert returns.apply_returns(con, [sent], RETURN_DAY).refusals == []
+    late = dt.date(2027, 2, 10)  # 90 days after first detection (2026-11-01) have passed
+    casework.refresh(con, late)
+    assert con.execute("select count(*) from suspects where escalated").fetchall() == [(2,)]
+    assert worklists.write_worklists(con, tmp_path / "later", late) == []  # a transferred case is on no sheet
+    back = Clerk(sent)
+    back.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=400, 核实说明="稽核追回400元")  # the transfer's date left
+    back.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="稽核认定无问题")
+    report = returns.apply_returns(con, [back.save(tmp_path / "back.xlsx")], late)
+    assert [(r.suspect_id, r.column) for r in report.refusals] == [(f"S-{A}-2", "核实结果")]
+    assert "请以核实结果 4 填写追回金额报送" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-1") == ("核查中", OUTCOME_LABELS[4], Decimal("400.00"), "稽核追回400元", late, None)
+    assert status_of(con, f"S-{A}-2")[:2] == ("已移送", OUTCOME_LABELS[5])
+    # the same answers re-saved by another program and sent again: nothing changes, nothing refused
+    resaved = Clerk(tmp_path / "back.xlsx")
+    resaved.wb.properties.creator = "LibreOffice"
+    again = returns.apply_returns(con, [resaved.save(tmp_path / "back_resaved.xlsx")], late + dt.timedelta(days=1))
+    assert again.refusals == [f for f in again.refusals if f.suspect_id == f"S-{A}-2"] and again.files[0].applied == 0
+    assert status_of(con, f"S-{A}-1")[4] == late
+    # 4 without new money, or dated before the transfer, on the other one: refused
+    wrong = Clerk(tmp_path / "back.xlsx")  # the clerk's latest file (S-1's first answer in `sent` would undo the 4)
+    wrong.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 核实说明="")
+    assert [r.column for r in returns.apply_returns(con, [wrong.save(tmp_path / "w1.xlsx")], late).refusals] == ["追回金额"]
+    wrong.fill(f"S-{A}-2", 追回金额=1000, 核实日期=transferred_on - dt.timedelta(days=1))
+    refused = returns.apply_returns(con, [wrong.save(tmp_path / "w2.xlsx")], late).refusals
+    assert [r.column for r in refused] == ["核实日期"] and f"早于移送的核实日期 {transferred_on}" in refused[0].reason
+    # the partly recovered one is on the next sheet with its recovery; completed there, it closes
+    [nxt] = worklists.write_worklists(con, tmp_path / "next", late + dt.timedelta(days=2))
+    done = Clerk(nxt)
+    assert set(done.rows) - {None} == {f"S-{A}-1"}
+    done.fill(f"S-{A}-1", 追回金额=1000, 核实日期=late + dt.timedelta(days=3))
+    assert returns.apply_returns(con, [done.save()], late + dt.timedelta(days=4), config=Config()).refusals == []
+    assert status_of(con, f"S-{A}-1")[0::5] == ("已销号", late + dt.timedelta(days=3))  # 挂牌督办 lifted:
+    assert con.execute("select suspect_id from suspects where escalated").fetchall() == [(f"S-{A}-2",)]
