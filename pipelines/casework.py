@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 import duckdb
 
+from .store import insert_many
 from .workdays import calendar_from
 
 NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED = "待下发", "已下发", "核查中", "已移送", "已销号", "已重开"
@@ -191,6 +192,14 @@ def add_event(
     )
 
 
+def add_events(con: duckdb.DuckDBPyConnection, events: list[tuple[str, str, dict]], run_id: str | None,
+               happened_at: dt.datetime) -> None:
+    """add_event for many (suspect_id, event, detail) at once, in one statement."""
+    insert_many(con, "suspect_events", ["suspect_id", "happened_at", "event", "detail", "run_id"],
+                [[sid, happened_at, event, json.dumps(detail, ensure_ascii=False, default=str), run_id]
+                 for sid, event, detail in events])
+
+
 @contextlib.contextmanager
 def atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """A transaction, or nothing if the caller already opened one (DuckDB does not nest them)."""
@@ -259,6 +268,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             counts["closed_recovered"] += 1
 
         # 逾期: still in the agency's hands after its 核查期限.
+        updates, events = [], []
         for suspect_id, want, deadline in con.execute(
             f"""
             select suspect_id, want, deadline from (
@@ -268,13 +278,15 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             """,
             {"as_of": as_of, **_only(only)},
         ).fetchall():
-            con.execute("update suspects set overdue = ? where suspect_id = ?", [want, suspect_id])
+            updates.append([suspect_id, want])
             event = "overdue" if want else "overdue_cleared"
-            add_event(con, suspect_id, event, {"deadline": deadline, "as_of": as_of}, run_id, now)
+            events.append((suspect_id, event, {"deadline": deadline, "as_of": as_of}))
             counts[event] += 1
+        set_suspect_columns(con, ["overdue"], updates, events, run_id, now)
 
         # 挂牌督办: not closed, loss not recovered escalate_after_days after first detection.
         days = int(s["escalate_after_days"])
+        updates, events = [], []
         for suspect_id, want, first in con.execute(
             f"""
             select suspect_id, want, first_detected_on from (
@@ -285,11 +297,11 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             """,
             {"as_of": as_of, "days": days, **_only(only)},
         ).fetchall():
-            con.execute("update suspects set escalated = ? where suspect_id = ?", [want, suspect_id])
+            updates.append([suspect_id, want])
             event = "escalated" if want else "escalation_lifted"
-            add_event(con, suspect_id, event,
-                      {"first_detected_on": first, "as_of": as_of, "escalate_after_days": days}, run_id, now)
+            events.append((suspect_id, event, {"first_detected_on": first, "as_of": as_of, "escalate_after_days": days}))
             counts[event] += 1
+        set_suspect_columns(con, ["escalated"], updates, events, run_id, now)
 
         # 要情 class of a confirmed loss (outcome 4/5/6) by the amount its last answer verified
         # (verified_amount; the amount at risk in a store from before it was kept): what the nights
@@ -299,6 +311,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
         # move that date — the report was due then; one that moves the class up dates a new report.
         # An answer to a reopened suspect clears class_verified_on (returns): a report of its own.
         # Recomputed from that verification each night, so that the date follows a holiday notice.
+        updates, events = [], []
         for suspect_id, outcome, amount, verified_on, closed_on, have_class, have_due, class_from in con.execute(
             "select suspect_id, outcome, coalesce(verified_amount, amount), verified_on, closed_on, major_class,"
             " report_due, class_verified_on"
@@ -315,14 +328,28 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
                 want_due = calendar.add_working_days(want_from, int(s["report_working_days"]))
             if want_class == have_class and want_due == have_due and want_from == class_from:
                 continue
-            con.execute("update suspects set major_class = ?, report_due = ?, class_verified_on = ? where suspect_id = ?",
-                        [want_class, want_due, want_from, suspect_id])
+            updates.append([suspect_id, want_class, want_due, want_from])
             if want_class == have_class and want_due == have_due:
                 continue  # only where it comes from is now on record (a store from before): no change to tell
-            add_event(con, suspect_id, "major_class",
-                      {"from": have_class, "to": want_class, "amount": amount, "report_due": want_due}, run_id, now)
+            events.append((suspect_id, "major_class",
+                           {"from": have_class, "to": want_class, "amount": amount, "report_due": want_due}))
             counts["major_class"] += 1
+        set_suspect_columns(con, ["major_class", "report_due", "class_verified_on"], updates, events, run_id, now)
     return counts
+
+
+def set_suspect_columns(con: duckdb.DuckDBPyConnection, columns: list[str], rows: list[list], events: list[tuple[str, str, dict]],
+                 run_id: str | None, now: dt.datetime) -> None:
+    """Set `columns` of each suspect (rows: [suspect_id, *values]) and add the events, one statement
+    each: a night that makes 2,000 suspects 逾期 at once took 7.5 s a row at a time."""
+    if rows:
+        types = dict(con.execute("select column_name, data_type from duckdb_columns()"
+                                 " where table_name = 'suspects' and database_name = current_database()").fetchall())
+        values = ", ".join(f"unnest(cast(? as {types[c]}[])) as {c}" for c in columns)
+        con.execute(f"update suspects set {', '.join(f'{c} = u.{c}' for c in columns)}"
+                    f" from (select unnest(cast(? as varchar[])) as suspect_id, {values}) u"
+                    " where suspects.suspect_id = u.suspect_id", [list(c) for c in zip(*rows)])
+    add_events(con, events, run_id, now)
 
 
 _CLASS_RANK = {c: rank for rank, c in enumerate((MINOR, MAJOR, MAJOR_MINISTRY), start=1)}

@@ -374,10 +374,11 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
             continue
         if any(c not in sheet.columns for c in HEADER):
             continue  # refused whole (a contract column deleted): it applies nothing, so vetoes nothing
-        export_id = _export_of(con, sheet)
-        prefilled = _prefilled(con, export_id)
+        prefilled = _prefilled(con, _export_of(con, sheet))
+        # only an export the workbook names (its 台账编号) dates it: one inferred from the rows may
+        # be either of two nights that showed them alike
         issued_at[str(path)] = con.execute("select max(exported_at), max(as_of) from worklist_rows where export_id = ?",
-                                           [export_id]).fetchall()[0]
+                                           [sheet.export_id]).fetchall()[0]
         # of a workbook sent again only the rows refused the last time are answers now; an answer
         # that cannot apply by its own cells (_could_apply) is refused for what it is, and vetoes no
         # other copy's
@@ -402,19 +403,23 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
         given = {file: answer for file, answer in by_file.items() if answer != on_record.get(sid)}
         if len(set(given.values())) < 2:
             continue
-        latest = max((issued_at[f] for f in given), key=lambda t: (t[0] is not None, t[0] or dt.datetime.min))
-        newest = {f: a for f, a in given.items() if issued_at[f] == latest} if latest[0] is not None else given
-        for file, answer in given.items():
-            if file not in newest and answer != next(iter(newest.values())):
-                later = "、".join(Path(f).name for f in sorted(newest))
-                conflicts.setdefault(sid, {})[file] = (
-                    f"疑点 {sid} 在同时报送的台账 {later}（{latest[1]} 下发）中核实内容不同，本台账下发在其之前："
-                    "以后下发的台账为准")
-        if len(set(newest.values())) > 1:
-            names = "、".join(Path(f).name for f in sorted(newest))
-            for file in newest:
-                conflicts.setdefault(sid, {})[file] = (f"疑点 {sid} 在同时报送的台账 {names} 中核实内容不同，"
-                                                       "无法确定以哪一份为准：请只报送其中一份")
+        dated = all(issued_at[f][0] is not None for f in given)
+        latest_issue = max(issued_at[f] for f in given) if dated else None
+        latest_answers = {a for f, a in given.items() if issued_at[f] == latest_issue}
+        if dated and len(latest_answers) == 1:
+            # the later-issued sheet answers; an earlier one that says otherwise is refused
+            later = "、".join(Path(f).name for f in sorted(given) if issued_at[f] == latest_issue)
+            for file, answer in given.items():
+                if answer not in latest_answers:
+                    conflicts.setdefault(sid, {})[file] = (
+                        f"疑点 {sid} 在同时报送的台账 {later}（{latest_issue[1]} 下发）中核实内容不同，本台账下发在其之前："
+                        "以后下发的台账为准")
+            continue
+        # copies of one sheet (two clerks'), or sheets not told apart, answering otherwise: each refused
+        names = "、".join(Path(f).name for f in sorted(given))
+        for file in given:
+            conflicts.setdefault(sid, {})[file] = (f"疑点 {sid} 在同时报送的台账 {names} 中核实内容不同，"
+                                                   "无法确定以哪一份为准：请只报送其中一份")
     return conflicts
 
 
@@ -681,6 +686,13 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                 result.refused += 1
         return
 
+    # each suspect's answers as applied, to tell a re-saved copy of this sheet (_says)
+    answers_before: dict[str, list[dict]] = {}
+    for sid, detail in con.execute(
+            "select suspect_id, detail from suspect_events where event = 'returned' and list_contains(?, suspect_id)"
+            " order by suspect_id, happened_at", [wanted]).fetchall():
+        answers_before.setdefault(sid, []).append(json.loads(detail))
+    events: list[tuple[str, str, dict]] = []
     rows_of: dict[str, list[int]] = {}
     for (row_number, values), sid in zip(sheet.rows, ids):
         if sid and not blank(values):
@@ -746,8 +758,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             continue
         answer["shown_amount"] = shown_amount
         answer["shown_periods"] = (shown.get("所属期起") or None, shown.get("所属期止") or None)
-        outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse,
-                                answered_since.get(sid), issued_on)
+        outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse, events,
+                                answers_before.get(sid, []), answered_since.get(sid), issued_on)
         if outcome is None:
             result.refused += 1
         elif outcome == "unchanged":
@@ -755,6 +767,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         else:
             result.applied += 1
             report.applied.append(outcome)
+    casework.add_events(con, events, None, now)
 
 
 # What a wrong answer cell may be quoted with in a refusal: digits, ASCII, date words. Anything else
@@ -839,8 +852,12 @@ def _month_before(period: str | None) -> dt.date | None:
     return dt.date(year - (month == 1), 12 if month == 1 else month - 1, 1)
 
 
-def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse,
-                  answered_on_later_sheet: str | None = None, sheet_issued_on: dt.date | None = None):
+def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse, events_out: list,
+                  answers_before: list[dict] = (), answered_on_later_sheet: str | None = None,
+                  sheet_issued_on: dt.date | None = None):
+    """One row's answer applied to its suspect: the AppliedRow, "unchanged", or None when refused.
+    Its events are added to `events_out` (written together, one statement a sheet);
+    `answers_before`: the details of the suspect's 'returned' events, oldest first."""
     sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified, closed_before = suspect
     number = answer["number"]
     label = OUTCOME_LABELS[number]
@@ -850,45 +867,53 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
     verified = answer["verified"] or (kept_date if outcome_number(stored_outcome) == number else None) or as_of
     same = (outcome_number(stored_outcome) == number and (answer["note"] or None) == (stored_note or None)
             and _money(recovered) == _money(stored_recovered) and verified == stored_verified)
-    if same or _as_last_applied(con, sid, export_id, label, recovered, answer):
+    # this sheet's row as applied before: the workbook re-saved (by LibreOffice, say) and sent again
+    # says what it said — also where its date was re-dated (below), so the answer on record differs
+    said_before = [a for a in answers_before if _says(a, export_id, label, answer)]
+    if same or (said_before and said_before[-1] is answers_before[-1]):
         return "unchanged"
     if answered_on_later_sheet:
         refuse(row_number, "核实结果", f"疑点 {sid} 已按 {answered_on_later_sheet} 下发的台账报送了核实结果，本台账下发在其之前，"
                                      "内容与之不同：如需更正，请在最新下发的台账中填写", sid)
         return None
+    if said_before:
+        # an earlier version of this very workbook, sent again after a later one was applied: it
+        # would undo the later answer (a transferred case's recovery back to 已移送, say)
+        refuse(row_number, "核实结果", f"本行与本台账此前报送的核实结果相同，其后已报送新的核实结果（{answers_before[-1].get('outcome')}）："
+                                     "本表是此前的版本；如需更正请联系监督部门", sid)
+        return None
     if status == CLOSED or (status == TRANSFERRED and number != RECOVER):
         refuse(row_number, "核实结果", f"疑点{status}，不再接受变更；如需更正请联系监督部门"
                + ("（稽核或查处追回的资金，请以核实结果 4 填写追回金额报送）" if status == TRANSFERRED else ""), sid)
         return None
-    if status == TRANSFERRED:
+    if status == TRANSFERRED and not ((recovered or 0) > (stored_recovered or 0) or (recovered or 0) >= (amount or 0)):
         # Money 稽核 or the police got back after the transfer: the agency reports it on the sheet the
         # case went out on (a transferred case is on no later sheet), as outcome 4 — else such a case
         # could never close and stayed 挂牌督办 for good. It then follows outcome 4's rule: closed once
         # covered, else 核查中, back in the agency's hands for the rest.
-        if not (recovered or 0) > (stored_recovered or 0):
-            refuse(row_number, "追回金额", f"疑点已移送：以核实结果 4 报送的，请填写移送后追回的金额（高于已记录的 "
-                                         f"{_money(stored_recovered) or Decimal('0.00')} 元）", sid)
-            return None
-        given = answer["verified"]
-        if given is not None and stored_verified and given < stored_verified:
-            refuse(row_number, "核实日期", f"核实日期 {given} 早于移送的核实日期 {stored_verified}：请填写追回的日期", sid)
-            return None
-        if given is None or given == stored_verified:  # the transfer's date left: not the day of the recovery
-            verified = max(as_of, stored_verified) if stored_verified else as_of
-    if (status == IN_PROGRESS and number == RECOVER == outcome_number(stored_outcome) and stored_verified
-            and (recovered or 0) >= (amount or 0) and _money(recovered) != _money(stored_recovered)):
-        # The recovery completed closes the suspect — not on the partial recovery's date, which a
-        # later sheet shows pre-filled and a clerk typing only the new 追回金额 leaves (closed_on
-        # would be a day it was still partly open, before the sheet that carried it open was even
-        # issued; found by an outside model-based test of returns): on the day of the return, as
-        # with the date emptied — never before the partial recovery.
-        given = answer["verified"]
-        if given is None or (given == stored_verified and sheet_issued_on is not None
-                             and stored_verified < sheet_issued_on):
-            verified = max(as_of, stored_verified)
-        elif given < stored_verified:
-            refuse(row_number, "核实日期", f"核实日期 {given} 早于上次部分追回的核实日期 {stored_verified}："
-                                         "请填写本次追回的日期", sid)
+        refuse(row_number, "追回金额", f"疑点已移送：以核实结果 4 报送的，请填写移送后追回的金额（高于已记录的 "
+                                     f"{_money(stored_recovered) or Decimal('0.00')} 元）", sid)
+        return None
+    given = answer["verified"]
+    if (number == RECOVER and stored_verified is not None and _money(recovered) != _money(stored_recovered)
+            and (status == TRANSFERRED or (status == IN_PROGRESS and outcome_number(stored_outcome) == RECOVER))):
+        # Money recovered since an answer on record. A date left in the row from an earlier answer is
+        # not this recovery's — the transfer's, one this sheet's row gave before, or the partial's
+        # shown pre-filled on a sheet issued after it (a clerk types only the new 追回金额): a
+        # closing on it would date the suspect closed on a day it was still partly open (found by an
+        # outside model-based test of returns). Such a recovery that closes the suspect, or the first
+        # after a transfer, is dated the day of the return — never before the answer on record; a
+        # partial one keeps the date on record. Typed earlier than that, it is refused.
+        closes = (recovered or 0) >= (amount or 0)
+        left = (given is None or (status == TRANSFERRED and given == stored_verified)
+                or any(_given(a, "verified_on") == given.isoformat() for a in answers_before
+                       if export_id is not None and a.get("export_id") == export_id)
+                or (given == stored_verified and sheet_issued_on is not None and stored_verified < sheet_issued_on))
+        if left:
+            verified = max(as_of, stored_verified) if closes or status == TRANSFERRED else stored_verified
+        elif given < stored_verified and (closes or status == TRANSFERRED):
+            earlier = "移送的核实日期" if status == TRANSFERRED else "上次部分追回的核实日期"
+            refuse(row_number, "核实日期", f"核实日期 {given} 早于{earlier} {stored_verified}：请填写本次追回的日期", sid)
             return None
     if number in CLOSE_WITH_NOTE:
         new_status = CLOSED
@@ -916,39 +941,37 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
                     " closed_period_to = greatest(closed_period_to, coalesce(?, closed_period_to))"
                     " where suspect_id = ?", [answer["shown_amount"], *answer["shown_periods"], sid])
     events = ["returned"]
-    casework.add_event(con, sid, "returned", {
+    events_out.append((sid, "returned", {
         "file": Path(path).name, "row": row_number, "export_id": export_id, "outcome": label,
-        "recovered_amount": recovered, "verified_on": verified, "given_verified_on": answer["verified"],
-        "note": answer["note"],
-        "status_from": status, "status_to": new_status}, None, now)
+        "recovered_amount": recovered, "verified_on": verified, "note": answer["note"],
+        # the cells as given, for telling this row sent again (_says): the date may be re-dated above
+        "given_verified_on": answer["verified"].isoformat() if answer["verified"] else None,
+        "given_recovered_amount": answer["recovered"],
+        "status_from": status, "status_to": new_status}))
     if _money(recovered) != _money(stored_recovered):
-        casework.add_event(con, sid, "recovered", {"from": stored_recovered, "to": recovered, "amount": amount}, None, now)
+        events_out.append((sid, "recovered", {"from": stored_recovered, "to": recovered, "amount": amount}))
         events.append("recovered")
     if new_status == CLOSED:
-        casework.add_event(con, sid, "closed", {"closed_on": closed_on, "outcome": label}, None, now)
+        events_out.append((sid, "closed", {"closed_on": closed_on, "outcome": label}))
         events.append("closed")
     elif new_status == TRANSFERRED and status != TRANSFERRED:
-        casework.add_event(con, sid, "transferred", {"outcome": label, "verified_on": verified}, None, now)
+        events_out.append((sid, "transferred", {"outcome": label, "verified_on": verified}))
         events.append("transferred")
     return AppliedRow(str(path), row_number, sid, label, new_status, events)
 
 
-def _as_last_applied(con, sid: str, export_id: str | None, label: str, recovered, answer: dict) -> bool:
-    """Whether this row says what the same sheet's row said when last applied to the suspect: the
-    workbook re-saved (by LibreOffice, say) and sent again. Its 核实日期 may have been re-dated then
-    (a completion or a recovery after transfer dated with the earlier date left), so the stored
-    answer differs from the cells — the cells as given are compared."""
-    last = scalar(con, "select detail from suspect_events where suspect_id = ? and event = 'returned'"
-                       " order by happened_at desc limit 1", [sid])
-    if last is None or export_id is None:
-        return False
-    last = json.loads(last)
-    if last.get("export_id") != export_id or "given_verified_on" not in last:
-        return False
-    given = answer["verified"].isoformat() if answer["verified"] else None
-    return (last.get("outcome") == label and last.get("given_verified_on") == given
-            and (last.get("note") or None) == (answer["note"] or None)
-            and _money(last.get("recovered_amount")) == _money(recovered))
+def _given(applied: dict, name: str):
+    """A cell of an applied answer as the row gave it (events before 2026-12-05 kept what was stored)."""
+    return applied.get(f"given_{name}", applied.get(name))
+
+
+def _says(applied: dict, export_id: str | None, label: str, answer: dict) -> bool:
+    """Whether a row of the export `export_id` says what `applied` (a 'returned' event's detail) said."""
+    given_date = answer["verified"].isoformat() if answer["verified"] else None
+    return (export_id is not None and applied.get("export_id") == export_id and applied.get("outcome") == label
+            and _given(applied, "verified_on") == given_date
+            and (applied.get("note") or None) == (answer["note"] or None)
+            and _money(_given(applied, "recovered_amount")) == _money(answer["recovered"]))
 
 
 def _money(v) -> Decimal | None:

@@ -662,3 +662,12 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None 
     """First column of the first row (DuckDB 2: results must be fetched to the end)."""
     rows = con.execute(sql, params or []).fetchall()
     return rows[0][0] if rows else None
+
+
+def insert_many(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rows: list[list]) -> None:
+    """Rows inserted by one statement, a list a column: `executemany` runs the statement once a row
+    (about a millisecond each: 2,000 suspects issued took seconds)."""
+    if not rows:
+        return
+    lists = [list(column) for column in zip(*rows)]
+    con.execute(f"insert into {table} ({', '.join(columns)}) select {', '.join(['unnest(?)'] * len(columns))}", lists)

@@ -33,7 +33,7 @@ from .extracts import EXTRACTS
 from .privacy import mask_id
 from .report_mask import mask_name
 from .rules import RuleText, rule_texts
-from .store import scalar
+from .store import insert_many, scalar
 from .suspects import reported_gone_sql
 from .workdays import WorkCalendar, calendar_from
 
@@ -303,6 +303,7 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalen
     the new evidence (reopening dropped the old one; the sheet's 核查期限 is its 下发日期 + N working
     days, as on every row; the first issue stays in its `issued` event) — and stays 已重开, so that
     the agency and the supervisor see it came back after closing. An issued open suspect keeps its own."""
+    updates, events = [], []
     for r in rows:
         reissuing = r["status"] == REOPENED and r["deadline"] is None
         issuing = r["status"] == NEW or reissuing
@@ -317,12 +318,11 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalen
         else:
             deadline = r["deadline"]
         status = ISSUED if r["status"] == NEW else r["status"]
-        con.execute("update suspects set status = ?, issued_on = ?, deadline = ? where suspect_id = ?",
-                    [status, issued_on, deadline, r["suspect_id"]])
+        updates.append([r["suspect_id"], status, issued_on, deadline])
         if issuing:
-            casework.add_event(con, r["suspect_id"], "issued",
-                               {"issued_on": issued_on, "deadline": deadline, "from": r["status"]}, run_id, now)
+            events.append((r["suspect_id"], "issued", {"issued_on": issued_on, "deadline": deadline, "from": r["status"]}))
         r.update(status=status, issued_on=issued_on, deadline=deadline, new=issuing or issued_on == as_of)
+    casework.set_suspect_columns(con, ["status", "issued_on", "deadline"], updates, events, run_id, now)
 
 
 def _reopened_banner(r: dict) -> str:
@@ -652,9 +652,9 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
             _fsync(tmp)
             file_hash = file_sha256(tmp)
             ids = [s["suspect_id"] for s in flags]
-            con.executemany(
-                "insert into worklist_rows (export_id, suspect_id, agency_code, row_number, file, as_of, exported_at,"
-                " locked, prefilled) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            insert_many(
+                con, "worklist_rows",
+                ["export_id", "suspect_id", "agency_code", "row_number", "file", "as_of", "exported_at", "locked", "prefilled"],
                 [[export_id, s["suspect_id"], agency_code, i, str(path), as_of, now,
                   json.dumps({c: canonical(c, v[c]) for c in LOCKED}, ensure_ascii=False),
                   json.dumps({c: answer_text(c, v[c]) for c in EDITABLE}, ensure_ascii=False)

@@ -864,9 +864,11 @@ def test_of_sheets_of_two_nights_sent_together_the_later_issued_one_answers(tmp_
     """Yesterday's sheet and today's, both filled in and sent in one call, answering a suspect
     differently: they refused each other, as two clerks' copies do. Sent one after the other the
     later-issued sheet's answer stands (an earlier sheet's differing answer is refused): so it does
-    sent together, whatever the order of the file names. Two copies of today's still refuse each other."""
+    sent together, whatever the order of the file names. Two copies of today's still refuse each other
+    (and then yesterday's too: no later answer can be told), and so does a sheet whose issue the
+    workbook does not name (pasted into a new one)."""
     con = connect(tmp_path / "fw.duckdb")
-    older = issue(con, tmp_path, n=3)[A]
+    older = issue(con, tmp_path, n=4)[A]
     newer = worklists.write_worklists(con, tmp_path / "out2", AS_OF + dt.timedelta(days=3))[0]
     yesterday, today, today_copy = Clerk(older), Clerk(newer), Clerk(newer)
     yesterday.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
@@ -874,16 +876,28 @@ def test_of_sheets_of_two_nights_sent_together_the_later_issued_one_answers(tmp_
     yesterday.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[1], 核实说明="已更正")  # only on the older sheet: applies
     today.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
     today_copy.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[1], 核实说明="已更正")
+    yesterday.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")  # as one of today's copies: no later answer told
+    pasted = openpyxl.Workbook()  # yesterday's rows pasted into a new workbook (no 台账编号): not dated,
+    pasted.active.title = "疑点清单"  # though its cells equal today's sheet's too (S-4 unanswered both nights)
+    for row in Clerk(older).ws.iter_rows(values_only=True):
+        pasted.active.append(row)
+    pasted_row = [r for r in range(2, pasted.active.max_row + 1) if pasted.active.cell(row=r, column=1).value == f"S-{A}-4"][0]
+    pasted.active.cell(row=pasted_row, column=today.header.index("核实结果") + 1, value=OUTCOME_LABELS[1])
+    pasted.active.cell(row=pasted_row, column=today.header.index("核实说明") + 1, value="已更正")
+    pasted.save(tmp_path / "pasted.xlsx")
+    today.fill(f"S-{A}-4", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
     files = [yesterday.save(tmp_path / "older.xlsx"), today.save(tmp_path / "newer.xlsx"),
-             today_copy.save(tmp_path / "newer_copy.xlsx")]
+             today_copy.save(tmp_path / "newer_copy.xlsx"), tmp_path / "pasted.xlsx"]
     report = returns.apply_returns(con, files[::-1] if later_first else files, RETURN_DAY)
     refused = sorted((Path(r.file).name, r.suspect_id) for r in report.refusals)
-    assert refused == [("newer.xlsx", f"S-{A}-3"), ("newer_copy.xlsx", f"S-{A}-3"), ("older.xlsx", f"S-{A}-1")]
-    [why] = [r.reason for r in report.refusals if Path(r.file).name == "older.xlsx"]
+    assert refused == [("newer.xlsx", f"S-{A}-3"), ("newer.xlsx", f"S-{A}-4"), ("newer_copy.xlsx", f"S-{A}-3"),
+                       ("older.xlsx", f"S-{A}-1"), ("older.xlsx", f"S-{A}-3"), ("pasted.xlsx", f"S-{A}-4")]
+    [why] = [r.reason for r in report.refusals if Path(r.file).name == "older.xlsx" and r.suspect_id == f"S-{A}-1"]
     assert f"newer.xlsx（{AS_OF + dt.timedelta(days=3)} 下发）" in why and "以后下发的台账为准" in why
     assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("300.00"))
     assert [e for _, e in events(con, f"S-{A}-1")] == ["recovered", "returned"]  # the older answer never applied
-    assert status_of(con, f"S-{A}-2")[0] == "已销号" and status_of(con, f"S-{A}-3")[0] == "已下发"
+    assert status_of(con, f"S-{A}-2")[0] == "已销号"
+    assert status_of(con, f"S-{A}-3")[0] == status_of(con, f"S-{A}-4")[0] == "已下发"
     con.close()
 
 
@@ -1333,6 +1347,13 @@ def test_money_got_back_after_a_transfer_is_reported_as_outcome_4_on_the_sheet_i
     again = returns.apply_returns(con, [resaved.save(tmp_path / "back_resaved.xlsx")], late + dt.timedelta(days=1))
     assert again.refusals == [f for f in again.refusals if f.suspect_id == f"S-{A}-2"] and again.files[0].applied == 0
     assert status_of(con, f"S-{A}-1")[4] == late
+    # the transfer's own workbook (the first version of this sheet) sent again by mistake: it would
+    # take S-1 back to 已移送 — refused as an earlier version
+    stale = Clerk(sent)
+    stale.wb.properties.creator = "LibreOffice"
+    refused = returns.apply_returns(con, [stale.save(tmp_path / "sent_again.xlsx")], late).refusals
+    assert [r.suspect_id for r in refused] == [f"S-{A}-1"] and "本表是此前的版本" in refused[0].reason  # S-2's 5 is on record
+    assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("400.00"))
     # 4 without new money, or dated before the transfer, on the other one: refused
     wrong = Clerk(tmp_path / "back.xlsx")  # the clerk's latest file (S-1's first answer in `sent` would undo the 4)
     wrong.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 核实说明="")
@@ -1340,6 +1361,11 @@ def test_money_got_back_after_a_transfer_is_reported_as_outcome_4_on_the_sheet_i
     wrong.fill(f"S-{A}-2", 追回金额=1000, 核实日期=transferred_on - dt.timedelta(days=1))
     refused = returns.apply_returns(con, [wrong.save(tmp_path / "w2.xlsx")], late).refusals
     assert [r.column for r in refused] == ["核实日期"] and f"早于移送的核实日期 {transferred_on}" in refused[0].reason
+    # a further instalment typed into the same sheet, the transfer's date still left: the date on record kept
+    more = Clerk(tmp_path / "w2.xlsx")
+    more.fill(f"S-{A}-1", 追回金额=700)
+    assert returns.apply_returns(con, [more.save(tmp_path / "more.xlsx")], late + dt.timedelta(days=1)).refusals[0].suspect_id == f"S-{A}-2"
+    assert status_of(con, f"S-{A}-1")[2:5] == (Decimal("700.00"), "稽核追回400元", late)
     # the partly recovered one is on the next sheet with its recovery; completed there, it closes
     [nxt] = worklists.write_worklists(con, tmp_path / "next", late + dt.timedelta(days=2))
     done = Clerk(nxt)
