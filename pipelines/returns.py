@@ -387,11 +387,14 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
         # A row of another agency's suspect (pasted into this sheet) is refused as that whatever it
         # says: it must not veto the owning agency's own answer sent in the same call.
         agency = _sheet_agency(con, sheet, _sheet_ids(sheet))
-        owned = {sid for sid, in con.execute(
-            "select suspect_id from suspects where list_contains(?, suspect_id) and agency_code is not distinct from ?",
+        # (as _apply_sheet reads the suspect: the fields the checks of an answer use)
+        owned = {r[0]: r for r in con.execute(
+            "select suspect_id, agency_code, status, amount, outcome, recovered_amount, verification_note, verified_on"
+            " from suspects where list_contains(?, suspect_id) and agency_code is not distinct from ?",
             [sorted(given), agency]).fetchall()}
+        shown = _shown_on(con, _export_of(con, sheet), sorted(owned))
         for sid, answer in given.items():
-            if sid in owned:
+            if sid in owned and _could_apply_to(answer, owned[sid], *shown.get(sid, (None, None))):
                 answers.setdefault(sid, {})[str(path)] = answer
     # The answer on record, shown pre-filled on a 核查中 or 已重开 suspect's row, is no answer: a
     # sheet that leaves it untouched does not conflict with one that completes it.
@@ -465,8 +468,8 @@ def _could_apply(answer: tuple, as_of: dt.date) -> bool:
     """Whether an answer's four cells (in EDITABLE's order, as _comparable gives them) could apply,
     as far as the cells alone tell: an outcome of the list, an amount and a date that are ones (not
     negative, not in the future), a 核实说明 and no 追回金额 where the outcome closes without a loss.
-    (What needs the suspect — a recovery above its amount, a date before its 所属期 — is not told
-    here: such a copy still vetoes.)"""
+    (What needs the suspect — a recovery above its amount, a date before its 所属期 — is told by
+    _could_apply_to.)"""
     cells = dict(zip(EDITABLE, answer))
     try:
         recovered = parse_money(cells["追回金额"] or None)
@@ -477,6 +480,28 @@ def _could_apply(answer: tuple, as_of: dt.date) -> bool:
     return (number is not None and (recovered is None or recovered >= 0)
             and (verified is None or EARLIEST_VERIFIED_ON <= verified <= as_of)
             and not (number in CLOSE_WITH_NOTE and (not cells["核实说明"].strip() or recovered)))
+
+
+def _could_apply_to(answer: tuple, suspect, shown: Decimal | None, period_from: str | None) -> bool:
+    """Whether an answer that could apply by its cells (_could_apply) could apply to its suspect:
+    a 追回金额 not above its amount, a 核实日期 not before its 所属期 (the checks _read_answer makes).
+    A copy that cannot is refused for that, and vetoes no other copy's answer."""
+    cells = dict(zip(EDITABLE, answer))
+    return not (_over_amount(parse_money(cells["追回金额"] or None), suspect, shown)
+                or _before_its_period(parse_date(cells["核实日期"] or None), suspect, period_from))
+
+
+def _shown_on(con, export_id: str | None, suspects: list[str]) -> dict[str, tuple[Decimal | None, str | None]]:
+    """{suspect: (涉及金额, 所属期起)} as the export showed them — else as the suspect's latest sheet did
+    (as _apply_sheet takes what a row answers)."""
+    locked = dict(con.execute("select suspect_id, arg_max(locked, exported_at) from worklist_rows"
+                              " where list_contains(?, suspect_id) group by suspect_id", [suspects]).fetchall())
+    if export_id:
+        locked.update(con.execute("select suspect_id, locked from worklist_rows where export_id = ?"
+                                  " and list_contains(?, suspect_id)", [export_id, suspects]).fetchall())
+    cells = {sid: json.loads(text) for sid, text in locked.items()}
+    return {sid: (Decimal(c["涉及金额"]) if c.get("涉及金额") else None, c.get("所属期起") or None)
+            for sid, c in cells.items()}
 
 
 def _sheet_ids(sheet: _Sheet) -> list[str]:
@@ -798,17 +823,12 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
     elif number is None:
         problems.append(("核实结果", f"“{_quote(raw['核实结果'])}”不是七种核实结果之一，请从下拉列表选择"))
     recovered = verified = None
-    ceiling = max((a for a in (suspect[3], shown) if a is not None), default=None)
     try:
         recovered = parse_money(raw["追回金额"])
         if recovered is not None and recovered < 0:
             problems.append(("追回金额", "追回金额不能为负数"))
-        elif (recovered is not None and ceiling is not None and recovered > ceiling
-              and _money(recovered) != _money(suspect[5])):
-            # A typo guard (60000 typed 600000). The agency recovered against the amount its sheet
-            # showed, which a reversal or a changed rule parameter may have lowered since; and the
-            # amount recorded before, shown on the sheet, returned unchanged is no new claim.
-            problems.append(("追回金额", f"追回金额 {recovered} 超过涉及金额 {ceiling}"))
+        elif problem := _over_amount(recovered, suspect, shown):
+            problems.append(("追回金额", problem))
     except ValueError:
         problems.append(("追回金额", f"追回金额“{_quote(raw['追回金额'])}”不是金额（元，最多两位小数）"))
     try:
@@ -817,11 +837,8 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
             problems.append(("核实日期", f"核实日期 {verified} 晚于今天 {as_of}"))
         elif verified is not None and verified < EARLIEST_VERIFIED_ON:
             problems.append(("核实日期", f"核实日期 {verified} 早于 {EARLIEST_VERIFIED_ON}，请检查年份"))
-        elif (verified is not None and verified != suspect[7]  # the date on record stands (the span may have narrowed since)
-              and (floor := _month_before(period_from)) and verified < floor):
-            # No one verifies payments months before they were due (a month's grace: some are paid
-            # ahead): a mistyped year, 2001 for 2026, would close the suspect back then.
-            problems.append(("核实日期", f"核实日期 {verified} 早于疑点所属期 {period_from} 一个多月，请检查年份"))
+        elif problem := _before_its_period(verified, suspect, period_from):
+            problems.append(("核实日期", problem))
         elif verified is not None and suspect[8] is not None and verified <= suspect[8]:
             # the reopened sheet shows the earlier answer's date, which a clerk may leave as it is
             problems.append(("核实日期", f"本疑点于 {suspect[8]} 销号后因新证据重开，核实日期 {verified} 不在销号之后："
@@ -842,6 +859,27 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
         problems.append(("追回金额", f"核实结果为 {number}（{label}）时不应有追回金额（现为 {_money(kept)}）；"
                                     "如有多发并已追回，请选择核实结果 4，否则请把追回金额改为 0"))
     return {"number": number, "recovered": recovered, "verified": verified, "note": note or None}, problems
+
+
+def _over_amount(recovered: Decimal | None, suspect, shown: Decimal | None) -> str | None:
+    """A typo guard (60000 typed 600000): a 追回金额 above the amount at risk. The agency recovered
+    against the amount its sheet showed, which a reversal or a changed rule parameter may have
+    lowered since; and the amount recorded before, shown on the sheet, returned unchanged is no new claim."""
+    ceiling = max((a for a in (suspect[3], shown) if a is not None), default=None)
+    if (recovered is not None and ceiling is not None and recovered > ceiling
+            and _money(recovered) != _money(suspect[5])):
+        return f"追回金额 {recovered} 超过涉及金额 {ceiling}"
+    return None
+
+
+def _before_its_period(verified: dt.date | None, suspect, period_from: str | None) -> str | None:
+    """No one verifies payments months before they were due (a month's grace: some are paid ahead):
+    a mistyped year, 2001 for 2026, would close the suspect back then. The date on record stands
+    (the span may have narrowed since)."""
+    if (verified is not None and verified != suspect[7]
+            and (floor := _month_before(period_from)) and verified < floor):
+        return f"核实日期 {verified} 早于疑点所属期 {period_from} 一个多月，请检查年份"
+    return None
 
 
 def _month_before(period: str | None) -> dt.date | None:

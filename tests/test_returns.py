@@ -417,6 +417,24 @@ def test_a_copy_refused_for_a_missing_note_or_a_future_date_vetoes_no_other_copy
                                                                  (future, "核实日期")]
 
 
+def test_a_copy_refused_for_what_its_suspect_allows_vetoes_no_other_copy(con, tmp_path):
+    """A 追回金额 above the suspect's amount, or a 核实日期 years before its 所属期, cannot apply to
+    that suspect: such a copy vetoed the other copy's answer (the cells alone could not tell it)."""
+    path = issue(con, tmp_path, n=2)[A]
+    good = Clerk(path)
+    good.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=RETURN_DAY)
+    good.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题", 核实日期=RETURN_DAY)
+    bad = Clerk(path)
+    over = bad.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=10000, 核实日期=RETURN_DAY)  # a 0 too many
+    ancient = bad.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题", 核实日期="2006-11-25")
+    files = [bad.save(tmp_path / "bad.xlsx"), good.save(tmp_path / "good.xlsx")]
+    report = returns.apply_returns(con, files, RETURN_DAY)
+    assert sorted((Path(r.file).name, r.row, r.column) for r in report.refusals) == [
+        ("bad.xlsx", over, "追回金额"), ("bad.xlsx", ancient, "核实日期")]
+    assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
+    assert status_of(con, f"S-{A}-2")[:2] == ("已销号", OUTCOME_LABELS[7])
+
+
 def test_a_name_typed_into_a_cell_is_not_repeated_in_a_refusal(con, tmp_path):
     """README: a name typed into the wrong cell is not repeated — the 疑点编号 and the locked
     columns quoted in a refusal repeated it whole (found by an outside model-based test)."""
