@@ -32,7 +32,7 @@ from . import casework
 from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, REOPENED, TRANSFER,
                        TRANSFERRED, outcome_number, parse_outcome)
 from .privacy import mask_ids_in_text
-from .store import LAST_ANSWERED_SHEET, scalar
+from .store import LAST_ANSWERED_SHEET, insert_many, scalar
 from .worklists import (COVER, EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text,
                         canonical, cell_text, current_actor, ensure_worklist_schema, file_sha256, parse_date,
                         parse_money)
@@ -354,6 +354,11 @@ class CaseworkNotRecomputed(RuntimeError):
         self.report = report
 
 
+# A suspect as the checks of an answer read it (by position: _read_answer, _over_amount, _apply_answer)
+_SUSPECT_FIELDS = ("s.suspect_id, s.agency_code, s.status, s.amount, s.outcome, s.recovered_amount,"
+                   " s.verification_note, s.verified_on")
+
+
 def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], as_of: dt.date) -> dict[str, dict[str, str]]:
     """{suspect: {workbook path: reason}} for the rows refused because another workbook applied
     together answers the suspect differently. Of sheets issued on different nights the latest
@@ -374,7 +379,8 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
             continue
         if any(c not in sheet.columns for c in HEADER):
             continue  # refused whole (a contract column deleted): it applies nothing, so vetoes nothing
-        prefilled = _prefilled(con, _export_of(con, sheet))
+        export_id = _export_of(con, sheet)  # its 台账编号, or the export its rows were copied from
+        prefilled = _prefilled(con, export_id)
         # only an export the workbook names (its 台账编号) dates it: one inferred from the rows may
         # be either of two nights that showed them alike
         issued_at[str(path)] = con.execute("select max(exported_at), max(as_of) from worklist_rows where export_id = ?",
@@ -387,14 +393,12 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
         # A row of another agency's suspect (pasted into this sheet) is refused as that whatever it
         # says: it must not veto the owning agency's own answer sent in the same call.
         agency = _sheet_agency(con, sheet, _sheet_ids(sheet))
-        # (as _apply_sheet reads the suspect: the fields the checks of an answer use)
         owned = {r[0]: r for r in con.execute(
-            "select suspect_id, agency_code, status, amount, outcome, recovered_amount, verification_note, verified_on"
-            " from suspects where list_contains(?, suspect_id) and agency_code is not distinct from ?",
-            [sorted(given), agency]).fetchall()}
-        shown = _shown_on(con, _export_of(con, sheet), sorted(owned))
+            f"select {_SUSPECT_FIELDS} from suspects s where list_contains(?, suspect_id)"
+            " and agency_code is not distinct from ?", [sorted(given), agency]).fetchall()}
+        issued = _as_issued(con, export_id, sorted(owned))
         for sid, answer in given.items():
-            if sid in owned and _could_apply_to(answer, owned[sid], *shown.get(sid, (None, None))):
+            if sid in owned and _could_apply_to(answer, owned[sid], *_amount_and_start(issued.get(sid))):
                 answers.setdefault(sid, {})[str(path)] = answer
     # The answer on record, shown pre-filled on a 核查中 or 已重开 suspect's row, is no answer: a
     # sheet that leaves it untouched does not conflict with one that completes it.
@@ -491,17 +495,23 @@ def _could_apply_to(answer: tuple, suspect, shown: Decimal | None, period_from: 
                 or _before_its_period(parse_date(cells["核实日期"] or None), suspect, period_from))
 
 
-def _shown_on(con, export_id: str | None, suspects: list[str]) -> dict[str, tuple[Decimal | None, str | None]]:
-    """{suspect: (涉及金额, 所属期起)} as the export showed them — else as the suspect's latest sheet did
-    (as _apply_sheet takes what a row answers)."""
-    locked = dict(con.execute("select suspect_id, arg_max(locked, exported_at) from worklist_rows"
-                              " where list_contains(?, suspect_id) group by suspect_id", [suspects]).fetchall())
+def _as_issued(con, export_id: str | None, suspects: list[str]) -> dict[str, tuple[str, dict]]:
+    """{suspect: (agency, locked cells)} as the export issued its row — else as the suspect's latest
+    sheet did: what a row answers (its 涉及金额 and 所属期), and whose it is."""
+    issued = {sid: (agency, json.loads(locked)) for sid, agency, locked in con.execute(
+        "select suspect_id, arg_max(agency_code, exported_at), arg_max(locked, exported_at) from worklist_rows"
+        " where list_contains(?, suspect_id) group by suspect_id", [suspects]).fetchall()}
     if export_id:
-        locked.update(con.execute("select suspect_id, locked from worklist_rows where export_id = ?"
-                                  " and list_contains(?, suspect_id)", [export_id, suspects]).fetchall())
-    cells = {sid: json.loads(text) for sid, text in locked.items()}
-    return {sid: (Decimal(c["涉及金额"]) if c.get("涉及金额") else None, c.get("所属期起") or None)
-            for sid, c in cells.items()}
+        issued.update({sid: (agency, json.loads(locked)) for sid, agency, locked in con.execute(
+            "select suspect_id, agency_code, locked from worklist_rows where export_id = ? and list_contains(?, suspect_id)",
+            [export_id, suspects]).fetchall()})
+    return issued
+
+
+def _amount_and_start(issued: tuple[str, dict] | None) -> tuple[Decimal | None, str | None]:
+    """The 涉及金额 and 所属期起 a row was issued with (None where not on record)."""
+    cells = issued[1] if issued else {}
+    return (Decimal(cells["涉及金额"]) if cells.get("涉及金额") else None), cells.get("所属期起") or None
 
 
 def _sheet_ids(sheet: _Sheet) -> list[str]:
@@ -614,10 +624,9 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
             con.execute("insert or ignore into casework_pending select unnest(cast(? as varchar[]))",
                         [sorted({a.suspect_id for a in report.applied if a.file == str(path)})])
         if refusals:
-            con.executemany(
-            "insert into return_refusals values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [[r.file, file_hash, r.row, r.column, r.suspect_id, r.reason, now, actor] for r in refusals],
-            )
+            insert_many(con, "return_refusals",
+                        ["file", "file_hash", "row_number", "column_name", "suspect_id", "reason", "refused_at", "actor"],
+                        [[r.file, file_hash, r.row, r.column, r.suspect_id, r.reason, now, actor] for r in refusals])
         if sheet is not None:
             con.execute(
                 "insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, suspect_ids, detail)"
@@ -652,25 +661,20 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
     prefilled = _prefilled(con, export_id)
     wanted = _sheet_ids(sheet)
     suspects = {r[0]: r for r in con.execute(
-        "select suspect_id, agency_code, status, amount, outcome, recovered_amount, verification_note, verified_on,"
+        f"select {_SUSPECT_FIELDS},"
         # a reopened suspect: the closing its new evidence undid (an answer to that evidence is later)
         " (select arg_max(cast(json_extract_string(e.detail, '$.closed_on') as date), e.happened_at)"
         "  from suspect_events e where e.suspect_id = s.suspect_id and e.event = 'reopened')"
         " from suspects s where list_contains(?, suspect_id)", [wanted]).fetchall()}
-    issued: dict[str, tuple[str, dict]] = {}
-    export_agency = None
-    issued_on = None  # the day this export was issued (worklist_rows.as_of), when it is on record
+    issued = _as_issued(con, export_id, wanted)
+    # the agency and day of this export (worklist_rows.as_of), when it is on record
+    export_agency, issued_on = con.execute("select any_value(agency_code), any_value(as_of) from worklist_rows"
+                                           " where export_id = ?", [export_id]).fetchall()[0]
     # A suspect reopened (new evidence) after this workbook was issued: the row answers evidence
     # the agency has since been sent again, changed — {suspect: day it reopened}.
     reopened_since: dict[str, str] = {}  # the as-of of the night that reopened it
     answered_since: dict[str, str] = {}
     if export_id:
-        for sid, agency, locked, exported_as_of in con.execute(
-                "select suspect_id, agency_code, locked, as_of from worklist_rows where export_id = ?",
-                [export_id]).fetchall():
-            issued[sid] = (agency, json.loads(locked))
-            export_agency = agency
-            issued_on = exported_as_of
         reopened_since = dict(con.execute(
             """select e.suspect_id,
                       arg_max(coalesce(json_extract_string(e.detail, '$.as_of'), cast(cast(e.happened_at as date) as varchar)),
@@ -687,10 +691,6 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                join worklist_rows w on w.suspect_id = e.suspect_id and w.export_id = ?
                join worklist_rows w2 on w2.suspect_id = e.suspect_id and w2.export_id = e.export_id
                where w2.exported_at > w.exported_at""", [export_id]).fetchall())
-    for sid, agency, locked in con.execute(
-            "select suspect_id, arg_max(agency_code, exported_at), arg_max(locked, exported_at) from worklist_rows"
-            " where list_contains(?, suspect_id) group by suspect_id", [wanted]).fetchall():
-        issued.setdefault(sid, (agency, json.loads(locked)))
     if export_agency is None:  # export not recorded on the workbook: the agency its rows were issued to
         export_agency = _sheet_agency(con, sheet, wanted)
         if sheet.export_id:
@@ -762,8 +762,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             result.refused += 1
             continue
         shown = issued[sid][1]  # what the answered sheet showed: the amount and periods verified
-        shown_amount = Decimal(shown["涉及金额"]) if shown.get("涉及金额") else None
-        answer, problems = _read_answer(cell, values, suspect, shown_amount, as_of, shown.get("所属期起"))
+        shown_amount, shown_from = _amount_and_start(issued[sid])
+        answer, problems = _read_answer(cell, values, suspect, shown_amount, as_of, shown_from)
         if answer is None and not problems:
             result.pending += 1
             continue
