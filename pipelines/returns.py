@@ -86,6 +86,10 @@ class AppliedRow:
     outcome: str
     status: str
     events: list[str]
+    notice: str | None = None  # applied, but for the supervisor to look at (printed)
+
+    def line(self) -> str:
+        return mask_ids_in_text(f"{Path(self.file).name} 第{self.row}行 疑点 {self.suspect_id} {self.notice}")
 
 
 @dataclass
@@ -127,6 +131,9 @@ class ReturnsReport:
             else:
                 out.append(f"{name}: 机构 {f.agency_code or '?'}，应用 {f.applied} 行，无变化 {f.unchanged} 行，"
                            f"未核实 {f.pending} 行，退回 {f.refused} 行")
+        if noticed := [a for a in self.applied if a.notice]:
+            out.append(f"已应用、请核对 {len(noticed)} 处：")
+            out.extend("  " + a.line() for a in noticed)
         if self.refusals:
             out.append(f"退回 {len(self.refusals)} 处（请更正后重新报送）：")
             out.extend("  " + r.line() for r in self.refusals)
@@ -354,6 +361,10 @@ class CaseworkNotRecomputed(RuntimeError):
         self.report = report
 
 
+# A 追回金额 above this many times the amount at risk is taken for a typo (an extra digit), not money
+# recovered: principal and interest stay well under it.
+RECOVERED_CEILING_FACTOR = 2
+
 # A suspect as the checks of an answer read it (by position: _read_answer, _over_amount, _apply_answer)
 _SUSPECT_FIELDS = ("s.suspect_id, s.agency_code, s.status, s.amount, s.outcome, s.recovered_amount,"
                    " s.verification_note, s.verified_on")
@@ -472,7 +483,7 @@ def _could_apply(answer: tuple, as_of: dt.date) -> bool:
     """Whether an answer's four cells (in EDITABLE's order, as _comparable gives them) could apply,
     as far as the cells alone tell: an outcome of the list, an amount and a date that are ones (not
     negative, not in the future), a 核实说明 and no 追回金额 where the outcome closes without a loss.
-    (What needs the suspect — a recovery above its amount, a date before its 所属期 — is told by
+    (What needs the suspect — a recovery of more than twice its amount, a date before its 所属期 — is told by
     _could_apply_to.)"""
     cells = dict(zip(EDITABLE, answer))
     try:
@@ -488,7 +499,7 @@ def _could_apply(answer: tuple, as_of: dt.date) -> bool:
 
 def _could_apply_to(answer: tuple, suspect, shown: Decimal | None, period_from: str | None) -> bool:
     """Whether an answer that could apply by its cells (_could_apply) could apply to its suspect:
-    a 追回金额 not above its amount, a 核实日期 not before its 所属期 (the checks _read_answer makes).
+    a 追回金额 not above twice its amount, a 核实日期 not before its 所属期 (the checks _read_answer makes).
     A copy that cannot is refused for that, and vetoes no other copy's answer."""
     cells = dict(zip(EDITABLE, answer))
     return not (_over_amount(parse_money(cells["追回金额"] or None), suspect, shown)
@@ -862,14 +873,22 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
 
 
 def _over_amount(recovered: Decimal | None, suspect, shown: Decimal | None) -> str | None:
-    """A typo guard (60000 typed 600000): a 追回金额 above the amount at risk. The agency recovered
-    against the amount its sheet showed, which a reversal or a changed rule parameter may have
-    lowered since; and the amount recorded before, shown on the sheet, returned unchanged is no new claim."""
-    ceiling = max((a for a in (suspect[3], shown) if a is not None), default=None)
-    if (recovered is not None and ceiling is not None and recovered > ceiling
+    """A typo guard (60000 typed 600000): a 追回金额 more than twice the amount at risk. Up to that it
+    covers the amount (CONTRACT §5) and is taken: an agency may recover the overpayment with its
+    interest (本金及利息); a 罚款 is no money of the fund's. The agency recovered against the amount its
+    sheet showed, which a reversal or a changed rule parameter may have lowered since; and the amount
+    recorded before, shown on the sheet, returned unchanged is no new claim."""
+    ceiling = _amount_recovered_against(suspect, shown)
+    if (recovered is not None and ceiling is not None and recovered > RECOVERED_CEILING_FACTOR * ceiling
             and _money(recovered) != _money(suspect[5])):
-        return f"追回金额 {recovered} 超过涉及金额 {ceiling}"
+        return (f"追回金额 {recovered} 超过涉及金额 {ceiling} 的{RECOVERED_CEILING_FACTOR}倍，疑为笔误："
+                "请核对（利息可计入追回金额，罚款不计入）")
     return None
+
+
+def _amount_recovered_against(suspect, shown: Decimal | None) -> Decimal | None:
+    """The amount a 追回金额 is weighed against: the larger of the current 涉及金额 and the sheet's."""
+    return max((a for a in (suspect[3], shown) if a is not None), default=None)
 
 
 def _before_its_period(verified: dt.date | None, suspect, period_from: str | None) -> str | None:
@@ -995,7 +1014,10 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
     elif new_status == TRANSFERRED and status != TRANSFERRED:
         events_out.append((sid, "transferred", {"outcome": label, "verified_on": verified}))
         events.append("transferred")
-    return AppliedRow(str(path), row_number, sid, label, new_status, events)
+    ceiling = _amount_recovered_against(suspect, answer["shown_amount"])
+    notice = (f"追回金额 {_money(recovered)} 高于涉及金额 {_money(ceiling)}，已按所填记为追回（如含利息）；如为笔误请联系监督部门更正"
+              if "recovered" in events and recovered is not None and ceiling is not None and recovered > ceiling else None)
+    return AppliedRow(str(path), row_number, sid, label, new_status, events, notice)
 
 
 def _given(applied: dict, name: str):

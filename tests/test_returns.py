@@ -190,7 +190,7 @@ def test_every_kind_of_mistake_is_refused_with_row_and_column_and_the_other_rows
     r_outcome = clerk.fill(f"S-{A}-3", 核实结果="8. 已处理", 核实说明="x")
     r_money = clerk.fill(f"S-{A}-4", 核实结果=OUTCOME_LABELS[4], 追回金额="一千元")
     r_date = clerk.fill(f"S-{A}-5", 核实结果=OUTCOME_LABELS[5], 核实日期="2026-13-45")
-    r_over = clerk.fill(f"S-{A}-6", 核实结果=OUTCOME_LABELS[4], 追回金额=1000.01)
+    r_over = clerk.fill(f"S-{A}-6", 核实结果=OUTCOME_LABELS[4], 追回金额=2000.01)  # more than twice the 1000.00: a typo
     r_future = clerk.fill(f"S-{A}-7", 核实结果=OUTCOME_LABELS[7], 核实说明="x", 核实日期=RETURN_DAY + dt.timedelta(days=1))
     r_note = clerk.fill(f"S-{A}-8", 核实结果=OUTCOME_LABELS[2])
     # an unknown 疑点编号 and agency B's suspect pasted below
@@ -418,7 +418,7 @@ def test_a_copy_refused_for_a_missing_note_or_a_future_date_vetoes_no_other_copy
 
 
 def test_a_copy_refused_for_what_its_suspect_allows_vetoes_no_other_copy(con, tmp_path):
-    """A 追回金额 above the suspect's amount, or a 核实日期 years before its 所属期, cannot apply to
+    """A 追回金额 more than twice the suspect's amount, or a 核实日期 years before its 所属期, cannot apply to
     that suspect: such a copy vetoed the other copy's answer (the cells alone could not tell it)."""
     path = issue(con, tmp_path, n=2)[A]
     good = Clerk(path)
@@ -817,28 +817,46 @@ def test_a_recovery_that_covers_an_amount_fallen_since_closes_the_suspect_and_it
     assert casework.refresh(con, night, Config())["closed_recovered"] == 0  # once
 
 
-def test_a_recovery_above_the_amount_is_still_refused_when_it_is_a_new_claim(con, tmp_path):
-    path = issue(con, tmp_path, n=1)[A]
+def test_a_recovery_above_the_amount_covers_it_and_closes_with_a_notice_but_an_extra_digit_is_refused(con, tmp_path):
+    # CONTRACT §5: outcome 4 closes once 追回金额 covers 涉及金额 — the overpayment with its interest
+    # (本金及利息) covers it. More than twice the amount is no interest but a typo (60000 as 600000).
+    path = issue(con, tmp_path, n=3)[A]  # 涉及金额 1000.00 each
     clerk = Clerk(path)
-    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1200, 核实说明="多追回")
-    refused = returns.apply_returns(con, [clerk.save()], RETURN_DAY).refusals
-    assert [r.column for r in refused] == ["追回金额"] and "超过涉及金额" in refused[0].reason
+    with_interest = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000.50, 核实说明="本金及利息")
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=2000, 核实说明="两倍为限")
+    typo = clerk.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[4], 追回金额=10000, 核实说明="多输一位")
+    saved = clerk.save()
+    report = returns.apply_returns(con, [saved], RETURN_DAY)
+    assert [(r.row, r.column) for r in report.refusals] == [(typo, "追回金额")]
+    assert "超过涉及金额 1000.00 的2倍" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.50"))
+    assert status_of(con, f"S-{A}-2")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("2000.00"))
+    assert status_of(con, f"S-{A}-3")[0] == "已下发"
+    # the supervisor is told which rows recorded more than the amount: applied, to look at
+    printed = "\n".join(report.lines())
+    assert f"已应用、请核对 2 处" in printed
+    assert f"第{with_interest}行 疑点 S-{A}-1 追回金额 1000.50 高于涉及金额 1000.00" in printed
+    # sent again, the same bytes: nothing more to look at
+    again = returns.apply_returns(con, [saved], RETURN_DAY)
+    assert again.unchanged == 2 and "已应用、请核对" not in "\n".join(again.lines())
 
 
 def test_a_recovery_of_the_amount_the_sheet_showed_is_taken_when_the_amount_fell_since(con, tmp_path):
     # The agency recovered the 1000.00 its sheet showed; before it sent the sheet back, a reversal
     # (or a rule parameter the office changed) lowered the amount at risk to 400.00. The money was
-    # recovered: the answer is taken, and it covers the amount, so the suspect closes. More than the
-    # sheet showed is still a typo to refuse.
+    # recovered: the answer is taken, and it covers the amount, so the suspect closes — without a
+    # notice, it is what the sheet showed. More than twice what the sheet showed is still a typo.
     path = issue(con, tmp_path, n=2)[A]  # 涉及金额 1000.00 each
     con.execute("update suspects set amount = 400.00")
     clerk = Clerk(path)
     clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="已追回1000元")
-    over = clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=1000.01, 核实说明="多追回")
-    refused = returns.apply_returns(con, [clerk.save()], RETURN_DAY).refusals
+    over = clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=2000.01, 核实说明="多追回")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    refused = report.refusals
     assert [(r.row, r.column) for r in refused] == [(over, "追回金额")] and "超过涉及金额 1000.00" in refused[0].reason
     assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
     assert status_of(con, f"S-{A}-2")[0] == "已下发"
+    assert "已应用、请核对" not in "\n".join(report.lines())
 
 
 def test_a_workbook_applied_as_of_a_day_before_it_was_issued_is_refused(con, tmp_path):
