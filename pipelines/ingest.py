@@ -297,7 +297,7 @@ def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
         return None
     if b"\x1f" in data:
         return None
-    if data.count(b"\r") != data.count(b"\r\n"):
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
         # A CR not ending a line with its LF: Polars keeps it in a field here and drops it before a
         # comma there; the row-by-row reader refuses the row when the CR is inside a field not
         # quoted. That reader decides, so a row's outcome does not hang on whether another row of
@@ -1047,7 +1047,7 @@ class _CsvPieces:
         return piece
 
     def _cut(self) -> bytes:
-        parts, quotes = [self.rest], self.rest.count(b'"')
+        parts, quotes = [self.rest], _quotes(self.rest)
         self.rest = b""
         asked_reader = False
         while block := self.f.read(self.size):
@@ -1057,7 +1057,7 @@ class _CsvPieces:
                 self.rest = block[cut:]
                 break
             parts.append(block)  # no line end outside quotes yet: the piece goes on
-            quotes += block.count(b'"')
+            quotes += _quotes(block)
             if not asked_reader:
                 # Most likely a stray '"' inside an unquoted field has turned the count: ask the
                 # reader itself where its records end (once a piece: a quote left open to the end
@@ -1074,10 +1074,16 @@ class _CsvPieces:
         return b"".join(parts)
 
 
+def _quotes(data: bytes) -> int:
+    """The count of '"' in `data` (most extracts quote nothing: one byte is looked for faster than
+    it is counted)."""
+    return data.count(b'"') if b'"' in data else 0
+
+
 def _line_end_outside_quotes(block: bytes, quotes_before: int) -> int | None:
     """Just after the last LF of `block` with an even count of '"' before it (counting
     `quotes_before` of the piece so far), or None."""
-    i, quotes = len(block), quotes_before + block.count(b'"')
+    i, quotes = len(block), quotes_before + _quotes(block)
     while (j := block.rfind(b"\n", 0, i)) >= 0:
         quotes -= block.count(b'"', j + 1, i)
         if quotes % 2 == 0:
@@ -1191,6 +1197,15 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
                 # A row without a required key part is refused anyway: never a repeat to report.
                 keyed = pl.all_horizontal([pl.col(k).is_not_null() for k in spec.key if spec.column(k).required]
                                           + [pl.lit(True)])
+            # (_read_csv reads a piece of GB18030 bytes that happen to be valid UTF-8 as GB18030)
+            piece_reading = _utf8_reading(piece) if encoding == "utf-8" else "plain"
+            light = None if piece_reading == "garbled" else \
+                _piece_keys(piece, pieces.start, plan, [positions[k] for k in spec.key])
+            if light is not None:
+                if piece_reading != "plain":
+                    reading = piece_reading
+                hashes.append(light.select(keys).filter(keyed).select(pl.struct(list(spec.key)).hash()).to_series())
+                continue
             raw = _csv_piece_read(piece, pieces.start, plan)
             while raw.ends_in_quote and not pieces.last:
                 # The reader ends this piece inside a quoted field (a stray '"' misled the count
@@ -1218,6 +1233,27 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
         raise _ReadWhole
     plan.lengths = pieces.lengths
     return plan
+
+
+def _piece_keys(piece: bytes, start: int, plan: _CsvPlan, key_positions: list[int]) -> pl.DataFrame | None:
+    """The key columns (c<position>) of a piece that quotes nothing and ends its lines with LF or
+    CRLF only — the usual extract — read alone (a third of the whole read of the piece). Its records
+    are the ones the fast reader (_read_csv_fast) makes; a ragged or blank line adds a key the whole
+    read would refuse, which can only send the file to the whole-file path (a repeat seen), never
+    hide one. None where the piece needs the whole read (a quote, a lone CR, not UTF-8)."""
+    if plan.encoding == "utf-8" and not _is_utf8(piece):
+        return None
+    piece = _in_utf8(piece, start, plan.encoding)
+    if b'"' in piece or b"\x00" in piece or b"\x1f" in piece or (
+            b"\r" in piece and piece.count(b"\r") != piece.count(b"\r\n")):
+        return None
+    try:
+        keys = pl.read_csv(io.BytesIO(piece if start == 0 else plan.header + piece), has_header=True,
+                           infer_schema=False, columns=key_positions)
+    except Exception:  # noqa: BLE001 — the whole read decides (and reports) what is wrong
+        return None
+    keys.columns = [f"c{i}" for i in key_positions]
+    return keys
 
 
 def _csv_piece_read(piece: bytes, start: int, plan: _CsvPlan) -> RawFrame:

@@ -127,6 +127,30 @@ def test_the_same_key_in_two_pieces_is_read_whole_and_the_repeat_reported_exactl
     assert [str(r["amount"]) for r in kept] == ["5.00"]
 
 
+def test_a_big_csv_that_quotes_nothing_is_checked_for_repeats_on_its_keys_alone(tmp_path, monkeypatch):
+    """The first pass reads a piece that quotes nothing for its keys alone (_piece_keys): a repeat
+    in a later piece still sends the file whole, and without one it is still read in pieces."""
+    seen = []
+    keys_of_piece = ingest._piece_keys
+    # (not by monkeypatch: the ingest helper undoes it before the ingest reads a piece)
+    ingest._piece_keys = lambda *args: seen.append(keys_of_piece(*args)) or seen[-1]
+    try:
+        rows = [_ascii_row(i) for i in range(150)]
+        repeated = rows + [{**_ascii_row(3), "amount": "5.00"}]
+        whole, chunked, whole_heights, heights = _both(monkeypatch, tmp_path / "repeat", _lines(repeated).encode())
+        assert len(seen) > 1 and all(k is not None and k.height for k in seen)  # every piece by its keys
+        assert heights == whole_heights == [len(repeated)]  # the repeat sent the file to the whole-file path
+        assert _contents(chunked) == _contents(whole)
+        assert [(row, col) for _, row, col, _, _ in rejected(chunked)] == [(4, "payment_id")]
+        seen.clear()
+        whole, chunked, whole_heights, heights = _both(monkeypatch, tmp_path / "once", _lines(rows).encode())
+        assert len(seen) > 1 and all(k is not None for k in seen)
+        assert len(heights) > 1 and sum(heights) == whole_heights[0] == len(rows)  # read in pieces
+        assert _contents(chunked) == _contents(whole)
+    finally:
+        ingest._piece_keys = keys_of_piece
+
+
 def test_a_key_with_an_invisible_character_in_another_piece_is_the_same_key(tmp_path, monkeypatch):
     """Payment 3 again, many pieces later, with a zero-width space in its 发放流水号: the same key
     read in pieces as read whole (the later row wins, the repeat reported)."""
