@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from xml.etree import ElementTree
 
 import duckdb
@@ -729,6 +729,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             " order by suspect_id, happened_at", [wanted]).fetchall():
         answers_before.setdefault(sid, []).append(json.loads(detail))
     events: list[tuple[str, str, dict]] = []
+    on_sheet = _SheetAnswers(path, export_id, issued_on, as_of, refuse, events)
     rows_of: dict[str, list[int]] = {}
     for (row_number, values), sid in zip(sheet.rows, ids):
         if sid and not blank(values):
@@ -794,8 +795,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             continue
         answer["shown_amount"] = shown_amount
         answer["shown_periods"] = (shown.get("所属期起") or None, shown.get("所属期止") or None)
-        outcome = _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse, events,
-                                answers_before.get(sid, []), answered_since.get(sid), issued_on)
+        outcome = _apply_answer(con, on_sheet, row_number, suspect, answer, answers_before.get(sid, []),
+                                answered_since.get(sid))
         if outcome is None:
             result.refused += 1
         elif outcome == "unchanged":
@@ -909,11 +910,23 @@ def _month_before(period: str | None) -> dt.date | None:
     return dt.date(year - (month == 1), 12 if month == 1 else month - 1, 1)
 
 
-def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now, refuse, events_out: list,
-                  answers_before: list[dict] = (), answered_on_later_sheet: str | None = None,
-                  sheet_issued_on: dt.date | None = None):
+@dataclass
+class _SheetAnswers:
+    """The sheet a row's answer comes on, as applying the answer needs it: where it came from, the
+    export it answers (its 台账编号) and the day that was issued, the day of the return, where a
+    refusal goes and where the events are gathered (written once a sheet)."""
+    path: Path
+    export_id: str | None
+    issued_on: dt.date | None
+    as_of: dt.date
+    refuse: Callable[..., None]
+    events: list[tuple[str, str, dict]]
+
+
+def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: dict,
+                  answers_before: list[dict] = (), answered_on_later_sheet: str | None = None):
     """One row's answer applied to its suspect: the AppliedRow, "unchanged", or None when refused.
-    Its events are added to `events_out` (written together, one statement a sheet);
+    Its events are added to `sheet.events` (written together, one statement a sheet);
     `answers_before`: the details of the suspect's 'returned' events, oldest first."""
     sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified, closed_before = suspect
     number = answer["number"]
@@ -921,26 +934,26 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
     recovered = answer["recovered"] if answer["recovered"] is not None else stored_recovered
     # an empty 核实日期 keeps the one on record for the same outcome — not one from before a reopening
     kept_date = stored_verified if closed_before is None or (stored_verified and stored_verified > closed_before) else None
-    verified = answer["verified"] or (kept_date if outcome_number(stored_outcome) == number else None) or as_of
+    verified = answer["verified"] or (kept_date if outcome_number(stored_outcome) == number else None) or sheet.as_of
     same = (outcome_number(stored_outcome) == number and (answer["note"] or None) == (stored_note or None)
             and _money(recovered) == _money(stored_recovered) and verified == stored_verified)
     # this sheet's row as applied before: the workbook re-saved (by LibreOffice, say) and sent again
     # says what it said — also where its date was re-dated (below), so the answer on record differs
-    said_before = [a for a in answers_before if _says(a, export_id, label, answer)]
+    said_before = [a for a in answers_before if _says(a, sheet.export_id, label, answer)]
     if same or (said_before and said_before[-1] is answers_before[-1]):
         return "unchanged"
     if answered_on_later_sheet:
-        refuse(row_number, "核实结果", f"疑点 {sid} 已按 {answered_on_later_sheet} 下发的台账报送了核实结果，本台账下发在其之前，"
+        sheet.refuse(row_number, "核实结果", f"疑点 {sid} 已按 {answered_on_later_sheet} 下发的台账报送了核实结果，本台账下发在其之前，"
                                      "内容与之不同：如需更正，请在最新下发的台账中填写", sid)
         return None
     if said_before:
         # an earlier version of this very workbook, sent again after a later one was applied: it
         # would undo the later answer (a transferred case's recovery back to 已移送, say)
-        refuse(row_number, "核实结果", f"本行与本台账此前报送的核实结果相同，其后已报送新的核实结果（{answers_before[-1].get('outcome')}）："
+        sheet.refuse(row_number, "核实结果", f"本行与本台账此前报送的核实结果相同，其后已报送新的核实结果（{answers_before[-1].get('outcome')}）："
                                      "本表是此前的版本；如需更正请联系监督部门", sid)
         return None
     if status == CLOSED or (status == TRANSFERRED and number != RECOVER):
-        refuse(row_number, "核实结果", f"疑点{status}，不再接受变更；如需更正请联系监督部门"
+        sheet.refuse(row_number, "核实结果", f"疑点{status}，不再接受变更；如需更正请联系监督部门"
                + ("（稽核或查处追回的资金，请以核实结果 4 填写追回金额报送）" if status == TRANSFERRED else ""), sid)
         return None
     if status == TRANSFERRED and not ((recovered or 0) > (stored_recovered or 0) or (recovered or 0) >= (amount or 0)):
@@ -948,7 +961,7 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
         # case went out on (a transferred case is on no later sheet), as outcome 4 — else such a case
         # could never close and stayed 挂牌督办 for good. It then follows outcome 4's rule: closed once
         # covered, else 核查中, back in the agency's hands for the rest.
-        refuse(row_number, "追回金额", f"疑点已移送：以核实结果 4 报送的，请填写移送后追回的金额（高于已记录的 "
+        sheet.refuse(row_number, "追回金额", f"疑点已移送：以核实结果 4 报送的，请填写移送后追回的金额（高于已记录的 "
                                      f"{_money(stored_recovered) or Decimal('0.00')} 元）", sid)
         return None
     given = answer["verified"]
@@ -964,13 +977,13 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
         closes = (recovered or 0) >= (amount or 0)
         left = (given is None or (status == TRANSFERRED and given == stored_verified)
                 or any(_given(a, "verified_on") == given.isoformat() for a in answers_before
-                       if export_id is not None and a.get("export_id") == export_id)
-                or (given == stored_verified and sheet_issued_on is not None and stored_verified < sheet_issued_on))
+                       if sheet.export_id is not None and a.get("export_id") == sheet.export_id)
+                or (given == stored_verified and sheet.issued_on is not None and stored_verified < sheet.issued_on))
         if left:
-            verified = max(as_of, stored_verified) if closes or status == TRANSFERRED else stored_verified
+            verified = max(sheet.as_of, stored_verified) if closes or status == TRANSFERRED else stored_verified
         elif given < stored_verified and (closes or status == TRANSFERRED):
             earlier = "移送的核实日期" if status == TRANSFERRED else "上次部分追回的核实日期"
-            refuse(row_number, "核实日期", f"核实日期 {given} 早于{earlier} {stored_verified}：请填写本次追回的日期", sid)
+            sheet.refuse(row_number, "核实日期", f"核实日期 {given} 早于{earlier} {stored_verified}：请填写本次追回的日期", sid)
             return None
     if number in CLOSE_WITH_NOTE:
         new_status = CLOSED
@@ -998,26 +1011,26 @@ def _apply_answer(con, path, row_number, suspect, answer, as_of, export_id, now,
                     " closed_period_to = greatest(closed_period_to, coalesce(?, closed_period_to))"
                     " where suspect_id = ?", [answer["shown_amount"], *answer["shown_periods"], sid])
     events = ["returned"]
-    events_out.append((sid, "returned", {
-        "file": Path(path).name, "row": row_number, "export_id": export_id, "outcome": label,
+    sheet.events.append((sid, "returned", {
+        "file": Path(sheet.path).name, "row": row_number, "export_id": sheet.export_id, "outcome": label,
         "recovered_amount": recovered, "verified_on": verified, "note": answer["note"],
         # the cells as given, for telling this row sent again (_says): the date may be re-dated above
         "given_verified_on": answer["verified"].isoformat() if answer["verified"] else None,
         "given_recovered_amount": answer["recovered"],
         "status_from": status, "status_to": new_status}))
     if _money(recovered) != _money(stored_recovered):
-        events_out.append((sid, "recovered", {"from": stored_recovered, "to": recovered, "amount": amount}))
+        sheet.events.append((sid, "recovered", {"from": stored_recovered, "to": recovered, "amount": amount}))
         events.append("recovered")
     if new_status == CLOSED:
-        events_out.append((sid, "closed", {"closed_on": closed_on, "outcome": label}))
+        sheet.events.append((sid, "closed", {"closed_on": closed_on, "outcome": label}))
         events.append("closed")
     elif new_status == TRANSFERRED and status != TRANSFERRED:
-        events_out.append((sid, "transferred", {"outcome": label, "verified_on": verified}))
+        sheet.events.append((sid, "transferred", {"outcome": label, "verified_on": verified}))
         events.append("transferred")
     ceiling = _amount_recovered_against(suspect, answer["shown_amount"])
     notice = (f"追回金额 {_money(recovered)} 高于涉及金额 {_money(ceiling)}，已按所填记为追回（如含利息）；如为笔误请联系监督部门更正"
               if "recovered" in events and recovered is not None and ceiling is not None and recovered > ceiling else None)
-    return AppliedRow(str(path), row_number, sid, label, new_status, events, notice)
+    return AppliedRow(str(sheet.path), row_number, sid, label, new_status, events, notice)
 
 
 def _given(applied: dict, name: str):
