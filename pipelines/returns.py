@@ -645,7 +645,9 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
                 [now, actor, str(path), file_hash, result.agency_code,
                  json.dumps([a.suspect_id for a in report.applied if a.file == str(path)], ensure_ascii=False),
                  json.dumps({"export_id": result.export_id, "applied": result.applied, "unchanged": result.unchanged,
-                             "pending": result.pending, "refused": result.refused, "as_of": as_of.isoformat()},
+                             "pending": result.pending, "refused": result.refused, "as_of": as_of.isoformat(),
+                             # what was printed for the supervisor to look at (AppliedRow.notice)
+                             "notices": [a.line() for a in report.applied if a.file == str(path) and a.notice]},
                             ensure_ascii=False)],
             )
     report.refusals.extend(refusals)
@@ -876,14 +878,17 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
 def _over_amount(recovered: Decimal | None, suspect, shown: Decimal | None) -> str | None:
     """A typo guard (60000 typed 600000): a 追回金额 more than twice the amount at risk. Up to that it
     covers the amount (CONTRACT §5) and is taken: an agency may recover the overpayment with its
-    interest (本金及利息); a 罚款 is no money of the fund's. The agency recovered against the amount its
-    sheet showed, which a reversal or a changed rule parameter may have lowered since; and the amount
-    recorded before, shown on the sheet, returned unchanged is no new claim."""
+    interest (本金及利息; recorded as the amount, _apply_answer); a 罚款 is no money of the fund's. The
+    agency recovered against the amount its sheet showed, which a reversal or a changed rule parameter
+    may have lowered since; and the amount recorded before, shown on the sheet, returned unchanged is
+    no new claim."""
     ceiling = _amount_recovered_against(suspect, shown)
     if (recovered is not None and ceiling is not None and recovered > RECOVERED_CEILING_FACTOR * ceiling
             and _money(recovered) != _money(suspect[5])):
-        return (f"追回金额 {recovered} 超过涉及金额 {ceiling} 的{RECOVERED_CEILING_FACTOR}倍，疑为笔误："
-                "请核对（利息可计入追回金额，罚款不计入）")
+        if not ceiling:
+            return f"涉及金额为 {_money(ceiling)}，追回金额 {recovered} 无从追回：请核对"
+        return (f"追回金额 {recovered} 大于涉及金额 {ceiling} 的 {RECOVERED_CEILING_FACTOR} 倍，疑为笔误："
+                "请核对（利息可计入，罚款不计入追回金额）")
     return None
 
 
@@ -932,6 +937,15 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
     number = answer["number"]
     label = OUTCOME_LABELS[number]
     recovered = answer["recovered"] if answer["recovered"] is not None else stored_recovered
+    # More than the amount at risk (the overpayment with its interest) covers it, and is recorded as
+    # the amount: 追回金额 stays the loss recovered — what closing, 挂牌督办, a reopened suspect's
+    # new loss and the 追回率 weigh it against (interest on the old amount would cover evidence found
+    # later). What was above it stays in the 'returned' event and is told (AppliedRow.notice).
+    ceiling = _amount_recovered_against(suspect, answer["shown_amount"])
+    above = None
+    if (answer["recovered"] is not None and ceiling is not None and answer["recovered"] > ceiling
+            and _money(answer["recovered"]) != _money(stored_recovered)):
+        above, recovered = answer["recovered"] - ceiling, ceiling
     # an empty 核实日期 keeps the one on record for the same outcome — not one from before a reopening
     kept_date = stored_verified if closed_before is None or (stored_verified and stored_verified > closed_before) else None
     verified = answer["verified"] or (kept_date if outcome_number(stored_outcome) == number else None) or sheet.as_of
@@ -1017,6 +1031,7 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
         # the cells as given, for telling this row sent again (_says): the date may be re-dated above
         "given_verified_on": answer["verified"].isoformat() if answer["verified"] else None,
         "given_recovered_amount": answer["recovered"],
+        "recovered_above_amount": above,  # of the 追回金额 given, above the amount at risk (interest)
         "status_from": status, "status_to": new_status}))
     if _money(recovered) != _money(stored_recovered):
         sheet.events.append((sid, "recovered", {"from": stored_recovered, "to": recovered, "amount": amount}))
@@ -1027,9 +1042,8 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
     elif new_status == TRANSFERRED and status != TRANSFERRED:
         sheet.events.append((sid, "transferred", {"outcome": label, "verified_on": verified}))
         events.append("transferred")
-    ceiling = _amount_recovered_against(suspect, answer["shown_amount"])
-    notice = (f"追回金额 {_money(recovered)} 高于涉及金额 {_money(ceiling)}，已按所填记为追回（如含利息）；如为笔误请联系监督部门更正"
-              if "recovered" in events and recovered is not None and ceiling is not None and recovered > ceiling else None)
+    notice = (f"追回金额 {_money(answer['recovered'])} 高于涉及金额 {_money(ceiling)}：记为追回 {_money(ceiling)} 元，"
+              f"超出的 {_money(above)} 元（如利息）记入核实记录；如为笔误请联系监督部门更正") if above else None
     return AppliedRow(str(sheet.path), row_number, sid, label, new_status, events, notice)
 
 

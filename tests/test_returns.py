@@ -819,7 +819,9 @@ def test_a_recovery_that_covers_an_amount_fallen_since_closes_the_suspect_and_it
 
 def test_a_recovery_above_the_amount_covers_it_and_closes_with_a_notice_but_an_extra_digit_is_refused(con, tmp_path):
     # CONTRACT §5: outcome 4 closes once 追回金额 covers 涉及金额 — the overpayment with its interest
-    # (本金及利息) covers it. More than twice the amount is no interest but a typo (60000 as 600000).
+    # (本金及利息) covers it. It is recorded as the amount (the loss recovered: 追回率, a reopened
+    # suspect's new loss weigh it), what was above kept in the event. More than twice the amount is
+    # no interest but a typo (60000 as 600000).
     path = issue(con, tmp_path, n=3)[A]  # 涉及金额 1000.00 each
     clerk = Clerk(path)
     with_interest = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000.50, 核实说明="本金及利息")
@@ -828,17 +830,46 @@ def test_a_recovery_above_the_amount_covers_it_and_closes_with_a_notice_but_an_e
     saved = clerk.save()
     report = returns.apply_returns(con, [saved], RETURN_DAY)
     assert [(r.row, r.column) for r in report.refusals] == [(typo, "追回金额")]
-    assert "超过涉及金额 1000.00 的2倍" in report.refusals[0].reason
-    assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.50"))
-    assert status_of(con, f"S-{A}-2")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("2000.00"))
+    assert "大于涉及金额 1000.00 的 2 倍" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
+    assert status_of(con, f"S-{A}-2")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
     assert status_of(con, f"S-{A}-3")[0] == "已下发"
-    # the supervisor is told which rows recorded more than the amount: applied, to look at
+    [detail] = [json.loads(d) for (d,) in con.execute(
+        "select detail from suspect_events where suspect_id = ? and event = 'returned'", [f"S-{A}-1"]).fetchall()]
+    assert (Decimal(str(detail["given_recovered_amount"])), Decimal(str(detail["recovered_above_amount"]))) == \
+        (Decimal("1000.50"), Decimal("0.50"))
+    # the supervisor is told which rows gave more than the amount: applied, to look at — printed,
+    # and kept with the application in audit_log
     printed = "\n".join(report.lines())
-    assert f"已应用、请核对 2 处" in printed
-    assert f"第{with_interest}行 疑点 S-{A}-1 追回金额 1000.50 高于涉及金额 1000.00" in printed
-    # sent again, the same bytes: nothing more to look at
+    assert "已应用、请核对 2 处" in printed
+    assert f"第{with_interest}行 疑点 S-{A}-1 追回金额 1000.50 高于涉及金额 1000.00：记为追回 1000.00 元，超出的 0.50 元" in printed
+    [audit] = con.execute("select detail from audit_log where action = 'apply_return'").fetchall()
+    assert len(json.loads(audit[0])["notices"]) == 2
+    # sent again, the same bytes: nothing changes, nothing more to look at
     again = returns.apply_returns(con, [saved], RETURN_DAY)
     assert again.unchanged == 2 and "已应用、请核对" not in "\n".join(again.lines())
+
+
+def test_interest_recovered_on_a_closed_suspect_does_not_cover_the_new_loss_it_reopens_with(con, tmp_path):
+    """1050 recovered on 1000 (5 % interest) closes it; new evidence reopens it at 1040: the 40 is a
+    new loss nobody recovered — 挂牌督办 past 90 days, and the reopened sheet sent back with only a
+    new date does not close it (found by a review: the interest covered the new evidence)."""
+    sid = f"S-{A}-1"
+    clerk = Clerk(issue(con, tmp_path, n=1)[A])  # 涉及金额 1000.00, first detected before AS_OF
+    clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=1050, 核实说明="本金及利息", 核实日期=dt.date(2026, 11, 25))
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert status_of(con, sid)[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
+    con.execute("update suspects set status = '已重开', amount = 1040.00, closed_on = null, deadline = null"
+                " where suspect_id = ?", [sid])
+    casework.add_event(con, sid, "reopened", {"as_of": "2026-12-01", "old_amount": 1000.0, "new_amount": 1040.0})
+    late = dt.date(2027, 2, 10)
+    casework.refresh(con, late, Config())
+    assert con.execute("select escalated from suspects where suspect_id = ?", [sid]).fetchall() == [(True,)]
+    [sheet] = worklists.write_worklists(con, tmp_path / "reopened", late)
+    back = Clerk(sheet)
+    back.fill(sid, 核实日期=late)  # only a new date: no new money
+    returns.apply_returns(con, [back.save()], late)
+    assert status_of(con, sid)[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("1000.00"))
 
 
 def test_a_recovery_of_the_amount_the_sheet_showed_is_taken_when_the_amount_fell_since(con, tmp_path):
@@ -853,7 +884,7 @@ def test_a_recovery_of_the_amount_the_sheet_showed_is_taken_when_the_amount_fell
     over = clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=2000.01, 核实说明="多追回")
     report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
     refused = report.refusals
-    assert [(r.row, r.column) for r in refused] == [(over, "追回金额")] and "超过涉及金额 1000.00" in refused[0].reason
+    assert [(r.row, r.column) for r in refused] == [(over, "追回金额")] and "大于涉及金额 1000.00" in refused[0].reason
     assert status_of(con, f"S-{A}-1")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
     assert status_of(con, f"S-{A}-2")[0] == "已下发"
     assert "已应用、请核对" not in "\n".join(report.lines())
