@@ -1241,12 +1241,13 @@ def _piece_keys(piece: bytes, start: int, plan: _CsvPlan, key_positions: list[in
     are the ones the fast reader (_read_csv_fast) makes; a ragged or blank line adds a key the whole
     read would refuse, which can only send the file to the whole-file path (a repeat seen), never
     hide one. None where the piece needs the whole read (a quote, a lone CR, not UTF-8)."""
-    if plan.encoding == "utf-8" and not _is_utf8(piece):
-        return None
-    piece = _in_utf8(piece, start, plan.encoding)
+    # (these bytes are never part of a character in UTF-8 or GB18030: looked for before decoding)
     if b'"' in piece or b"\x00" in piece or b"\x1f" in piece or (
             b"\r" in piece and piece.count(b"\r") != piece.count(b"\r\n")):
         return None
+    if plan.encoding == "utf-8" and not _is_utf8(piece):
+        return None
+    piece = _in_utf8(piece, start, plan.encoding)
     try:
         keys = pl.read_csv(io.BytesIO(piece if start == 0 else plan.header + piece), has_header=True,
                            infer_schema=False, columns=key_positions)
