@@ -416,9 +416,20 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
     on_record = {sid: tuple(_comparable(c, v) for c, v in zip(EDITABLE, stored)) for sid, *stored in con.execute(
         "select suspect_id, outcome, recovered_amount, verification_note, verified_on from suspects"
         " where list_contains(?, suspect_id)", [sorted(answers)]).fetchall()}
+    # ...nor are the cells the last answer applied was given (its 追回金额 above the amount was
+    # recorded as the amount): a re-saved copy of that sheet sent again says nothing new
+    last_given: dict[str, tuple] = {}
+    for sid, detail in con.execute(
+            "select suspect_id, arg_max(detail, happened_at) from suspect_events where event = 'returned'"
+            " and list_contains(?, suspect_id) group by suspect_id", [sorted(answers)]).fetchall():
+        d = json.loads(detail)
+        last_given[sid] = tuple(_comparable(c, v) for c, v in zip(EDITABLE, (
+            d.get("outcome"), d.get("given_recovered_amount", d.get("recovered_amount")), d.get("note"),
+            d.get("given_verified_on", d.get("verified_on")))))
     conflicts: dict[str, dict[str, str]] = {}
     for sid, by_file in answers.items():
-        given = {file: answer for file, answer in by_file.items() if answer != on_record.get(sid)}
+        given = {file: answer for file, answer in by_file.items()
+                 if answer != on_record.get(sid) and answer != last_given.get(sid)}
         if len(set(given.values())) < 2:
             continue
         dated = all(issued_at[f][0] is not None for f in given)

@@ -872,6 +872,39 @@ def test_interest_recovered_on_a_closed_suspect_does_not_cover_the_new_loss_it_r
     assert status_of(con, sid)[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("1000.00"))
 
 
+def test_a_capped_recovery_sent_again_with_the_reopened_sheet_pasted_does_not_veto_it(con, tmp_path):
+    """The sheet that recorded 1050 as 1000 re-saved (same cells, other bytes) and sent in one call
+    with the sheet issued after the suspect reopened, pasted into a new workbook: the re-sent row
+    says what was applied, no new answer — the reopened sheet's answer applies (both were refused as
+    copies answering differently: the answer on record no longer equals the cells it was given)."""
+    sid = f"S-{A}-1"
+    first = Clerk(issue(con, tmp_path, n=1)[A])
+    first.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=1050, 核实说明="本金及利息", 核实日期=dt.date(2026, 11, 25))
+    applied = first.save()
+    returns.apply_returns(con, [applied], RETURN_DAY)
+    assert status_of(con, sid)[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
+    con.execute("update suspects set status = '已重开', amount = 1040.00, closed_on = null, deadline = null"
+                " where suspect_id = ?", [sid])
+    casework.add_event(con, sid, "reopened", {"as_of": "2026-12-01", "old_amount": 1000.0, "new_amount": 1040.0})
+    later = RETURN_DAY + dt.timedelta(days=10)
+    [reopened] = worklists.write_worklists(con, tmp_path / "reopened", later)
+    answer = Clerk(reopened)
+    answer.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=1040, 核实说明="再次追回", 核实日期=later)
+    pasted = openpyxl.Workbook()
+    sheet = pasted.active
+    sheet.title = "疑点清单"
+    for row in answer.ws.iter_rows(values_only=True):
+        sheet.append(list(row))
+    pasted.save(tmp_path / "pasted.xlsx")
+    again = Clerk(applied)
+    again.wb.properties.creator = "LibreOffice"  # re-saved by another program: the same cells, other bytes
+    resaved = again.save(tmp_path / "resaved.xlsx")
+    assert file_sha256(resaved) != file_sha256(applied)
+    report = returns.apply_returns(con, [resaved, tmp_path / "pasted.xlsx"], later)
+    assert status_of(con, sid)[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1040.00"))
+    assert not [r for r in report.refusals if "无法确定以哪一份为准" in r.reason], report.lines()
+
+
 def test_a_recovery_of_the_amount_the_sheet_showed_is_taken_when_the_amount_fell_since(con, tmp_path):
     # The agency recovered the 1000.00 its sheet showed; before it sent the sheet back, a reversal
     # (or a rule parameter the office changed) lowered the amount at risk to 400.00. The money was
