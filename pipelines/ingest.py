@@ -285,6 +285,11 @@ def _neither_encoding(byte: int) -> str:
     return f"text is neither UTF-8 nor GB18030 (byte {byte}): re-export as UTF-8"
 
 
+def _lone_cr(data: bytes) -> bool:
+    """Whether a CR stands in `data` other than before an LF (a CR is looked for before CRs are counted)."""
+    return b"\r" in data and data.count(b"\r") != data.count(b"\r\n")
+
+
 def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
     """Polars' reader, all columns as text; None when the file is ragged, so the row-by-row
     reader can refuse each bad row with its number (Polars would pad a short row with nulls)."""
@@ -297,7 +302,7 @@ def _read_csv_fast(data: bytes, n: int) -> pl.DataFrame | None:
         return None
     if b"\x1f" in data:
         return None
-    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+    if _lone_cr(data):
         # A CR not ending a line with its LF: Polars keeps it in a field here and drops it before a
         # comma there; the row-by-row reader refuses the row when the CR is inside a field not
         # quoted. That reader decides, so a row's outcome does not hang on whether another row of
@@ -1242,8 +1247,7 @@ def _piece_keys(piece: bytes, start: int, plan: _CsvPlan, key_positions: list[in
     read would refuse, which can only send the file to the whole-file path (a repeat seen), never
     hide one. None where the piece needs the whole read (a quote, a lone CR, not UTF-8)."""
     # (these bytes are never part of a character in UTF-8 or GB18030: looked for before decoding)
-    if b'"' in piece or b"\x00" in piece or b"\x1f" in piece or (
-            b"\r" in piece and piece.count(b"\r") != piece.count(b"\r\n")):
+    if b'"' in piece or b"\x00" in piece or b"\x1f" in piece or _lone_cr(piece):
         return None
     if plan.encoding == "utf-8" and not _is_utf8(piece):
         return None
