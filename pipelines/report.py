@@ -68,7 +68,7 @@ def _collect(con: duckdb.DuckDBPyConnection, as_of: date, data_as_of: date, conf
     return {
         "as_of": as_of,
         "data_as_of": data_as_of,
-        "headline": report_data.headline(con, as_of),
+        "headline": report_data.headline(con, data_as_of),
         "summary": report_data.summary_rows(con, titles),
         "by_rule": report_data.by_rule(con, titles),
         "by_agency": report_data.by_agency(con, titles),

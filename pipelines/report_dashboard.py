@@ -51,7 +51,8 @@ def fmt_yuan(value) -> str:
 
 
 def fmt_rate(rate) -> str:
-    return "—" if rate is None else f"{Decimal(rate) * 100:.1f}%"
+    shown = rd.rate_shown(rate)
+    return "—" if shown is None else f"{shown * 100:.1f}%"
 
 
 def fmt_date(d) -> str:

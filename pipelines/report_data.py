@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -79,17 +79,32 @@ def rule_titles(con: duckdb.DuckDBPyConnection | None = None, config: Any = None
 
 
 def recovery_rate(recovered: Decimal | None, amount: Decimal | None) -> Decimal | None:
-    """追回率 = 追回金额 / 涉及金额; undefined (None) when nothing is at risk."""
+    """追回率 = 追回金额 / 涉及金额; undefined (None) when nothing is at risk. Not rounded here:
+    rounded once, by rate_shown."""
     amount = Decimal(amount or 0)
     if amount <= 0:
         return None
-    return (Decimal(recovered or 0) / amount).quantize(Decimal("0.0001"))
+    return Decimal(recovered or 0) / amount
+
+
+def rate_shown(rate: Decimal | None) -> Decimal | None:
+    """A 追回率 as the dashboard and the 汇总表 show it: to 0.1 % (three places), half up, rounded
+    once — a rate first cut to four places and then shown to 0.1 % was rounded twice (33.451 %
+    shown as 33.4 %). The 汇总表's cell holds this value, so that what Excel shows is what it holds."""
+    return None if rate is None else Decimal(rate).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+
+
+# A suspect's 追回金额 as the report counts it: up to its 涉及金额. A recovery is recorded up to the
+# amount when it is applied (returns), but a later night may lower the amount (a reversal, a
+# corrected payment) below what was recovered by then; the figures weigh what was recovered of the
+# loss, and the rest (such as interest) is in the verification record, as the 说明 says.
+RECOVERED_COUNTED = "least(coalesce(s.recovered_amount, 0), greatest(coalesce(s.amount, 0), 0))"
 
 
 _AGENCIES = """(select agency_code, any_value(agency_name) as agency_name, any_value(region_code) as region_code
                from agencies group by agency_code)"""
 
-_COUNTS = """
+_COUNTS = f"""
     count(*) as suspects,
     count(*) filter (where s.issued_on is not null or s.status <> '待下发') as issued,
     count(*) filter (where s.verified_on is not null or s.outcome is not null) as verified,
@@ -104,7 +119,7 @@ _COUNTS = """
     coalesce(sum(s.amount), 0)::decimal(18,2) as amount,
     -- what is still being worked on: every status but 已销号 (已移送 cases are not closed)
     coalesce(sum(s.amount) filter (where s.status <> '已销号'), 0)::decimal(18,2) as open_amount,
-    coalesce(sum(s.recovered_amount), 0)::decimal(18,2) as recovered
+    coalesce(sum({RECOVERED_COUNTED}), 0)::decimal(18,2) as recovered
 """
 
 COUNT_FIELDS = ("suspects", "issued", "verified", "in_progress", "closed", "reopened", "overdue", "escalated",
@@ -157,14 +172,16 @@ def by_status(con) -> list[dict]:
     return ordered + sorted(found.values(), key=lambda r: str(r["status"]))
 
 
-def headline(con, as_of: date) -> dict:
+def headline(con, night: date) -> dict:
+    """The page's headline counts; new_today: the suspects first found by `night`, the night whose
+    data the page shows (also when 逾期 and 挂牌督办 are counted to another date)."""
     h = rows(con, f"""
         select {_COUNTS},
           -- open = every status but 已销号, as the console, the trend and the 汇总表 count it
           -- (a 已移送 case is not closed)
           count(*) filter (where s.status <> '已销号') as open,
-          count(*) filter (where s.first_detected_on = $as_of) as new_today
-        from suspects s""", {"as_of": as_of})[0]
+          count(*) filter (where s.first_detected_on = $night) as new_today
+        from suspects s""", {"night": night})[0]
     h["rate"] = recovery_rate(h["recovered"], h["amount"])
     return h
 
@@ -201,7 +218,7 @@ def flagged_list(con, as_of: date, titles: dict[str, str]) -> tuple[int, list[di
     n = scalar(con, f"select count(*) from suspects s {where}")
     items = rows(con, f"""
         select s.suspect_id, s.rule_id, s.subject, s.person_id, s.name, s.agency_code, a.agency_name,
-               s.amount, coalesce(s.recovered_amount, 0)::decimal(18,2) as recovered, s.status,
+               s.amount, {RECOVERED_COUNTED}::decimal(18,2) as recovered, s.status,
                s.issued_on, s.deadline, coalesce(s.overdue, false) as overdue,
                coalesce(s.escalated, false) as escalated, s.first_detected_on,
                -- days past the 核查期限 while 逾期 (with the agency: a transferred one is not)
@@ -219,7 +236,7 @@ def major_list(con, as_of: date, titles: dict[str, str]) -> tuple[int, list[dict
     n = scalar(con, "select count(*) from suspects where major_class is not null")
     items = rows(con, f"""
         select s.suspect_id, s.rule_id, s.subject, s.person_id, s.name, s.agency_code, a.agency_name,
-               s.amount, coalesce(s.recovered_amount, 0)::decimal(18,2) as recovered, s.status,
+               s.amount, {RECOVERED_COUNTED}::decimal(18,2) as recovered, s.status,
                -- the verification the class (and its report date) counts from, not a later one of the same class
                s.major_class, coalesce(s.class_verified_on, s.verified_on) as verified_on, s.report_due,
                s.report_due is not null and s.report_due < $as_of::date as report_late

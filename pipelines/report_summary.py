@@ -39,7 +39,7 @@ NOTES = (
     ("涉及金额", "疑点涉及金额合计（元），含已销号的疑点"),
     ("在办涉及金额", "尚未销号的疑点（待下发、已下发、核查中、已重开、已移送）涉及金额合计（元）"),
     ("追回金额", "经办机构填报的追回金额合计（元）；每个疑点以其涉及金额为限，超出部分（如利息）记入核实记录、不计入"),
-    ("追回率", "追回金额 ÷ 涉及金额；涉及金额为 0 时不计算（—）"),
+    ("追回率", "追回金额 ÷ 涉及金额，保留到 0.1%（四舍五入）；涉及金额为 0 时不计算（—）"),
     ("个人信息", "本表不含任何个人明细（公民身份号码、姓名、银行账号）"),
 )
 
@@ -90,7 +90,7 @@ def _write_row(ws, fmt: dict, row: int, texts: list[str], r: dict, text_fmt) -> 
     if r["rate"] is None:
         ws.write_string(row, c, "—", text_fmt)
     else:
-        ws.write_number(row, c, float(r["rate"]), fmt["rate_total" if text_fmt is fmt["total"] else "rate"])
+        ws.write_number(row, c, float(rd.rate_shown(r["rate"])), fmt["rate_total" if text_fmt is fmt["total"] else "rate"])
 
 
 def write_summary(path: Path, as_of: date, summary: list[dict], agencies: list[dict], rules: list[dict],

@@ -91,6 +91,26 @@ def test_notebook_runs_top_to_bottom_against_the_store(notebook, empty, tmp_path
 
 
 @pytest.mark.slow
+def test_the_breakdown_by_rule_counts_a_recovery_up_to_an_amount_a_later_night_lowered(tmp_path, monkeypatch, kernel_env):
+    """As the 汇总表 counts it: S00002 (PAID_AFTER_DEATH) was closed with 150,000.50 recovered and a
+    later night lowered its 涉及金额 to 100,000.00; its rule's 追回金额 is 100,000.00 + S00003's 1,000.00."""
+    db = build_store(tmp_path / "fundwatch.duckdb")
+    con = duckdb.connect(str(db))
+    con.execute("update suspects set amount = 100000.00 where suspect_id = 'S00002'")
+    recovered, counted = con.execute(
+        "select sum(recovered_amount), sum(least(coalesce(recovered_amount, 0), amount)) from suspects "
+        "where rule_id = 'PAID_AFTER_DEATH'").fetchall()[0]
+    con.close()
+    assert (recovered, counted) == (Decimal("151000.50"), Decimal("101000.00"))
+    monkeypatch.setenv("FUNDWATCH_DB", str(db))
+    nb = nbformat.read(next(p for p in NOTEBOOKS if p.stem == "explore_suspects"), as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    breakdown = next(t for t in _texts(nb) if t.split("\n")[0].split()[-4:] == ["rule_title", "suspects", "amount", "recovered"])
+    line = next(l for l in breakdown.splitlines() if "PAID_AFTER_DEATH" in l)
+    assert "101000.0" in line.split() and "151000.5" not in line, line
+
+
+@pytest.mark.slow
 def test_tuning_a_parameter_that_is_no_amount_shows_findings_and_recommends_nothing(tmp_path, monkeypatch, kernel_env):
     """certification_max_days is a count of days: verdicts (compared by 涉及金额) cannot judge it;
     the thresholds given as text, as papermill's -p passes a list, are read."""

@@ -12,7 +12,7 @@ import os
 import re
 import stat
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import openpyxl
@@ -215,7 +215,8 @@ def test_summary_rows_equal_sums_over_suspects_per_agency_and_rule(written):
     assert total["序号"] == TOTAL_LABEL
     expected = {(a or "", r): (n, amt, rec, issued, closed, overdue, transferred, verified)
                 for a, r, n, amt, rec, issued, closed, overdue, transferred, verified in con.execute("""
-        select agency_code, rule_id, count(*), coalesce(sum(amount), 0), coalesce(sum(recovered_amount), 0),
+        select agency_code, rule_id, count(*), coalesce(sum(amount), 0),
+               coalesce(sum(least(coalesce(recovered_amount, 0), coalesce(amount, 0))), 0),
                count(*) filter (where status <> '待下发'), count(*) filter (where status = '已销号'),
                count(*) filter (where overdue), count(*) filter (where status = '已移送'),
                count(*) filter (where outcome is not null)
@@ -285,9 +286,65 @@ def test_recovery_rate_is_recovered_over_amount_and_blank_without_amount(written
     outlier = next(r for r in body if r["规则编号"] == "AMOUNT_OUTLIER")
     assert outlier["涉及金额"] == 0 and outlier["追回率"] == "—"
     total = body[-1]
-    assert total["追回率"] == pytest.approx(total["追回金额"] / total["涉及金额"], abs=1e-4)
-    assert report.report_data.recovery_rate(Decimal("1"), Decimal("3")) == Decimal("0.3333")
+    # the cell holds the rate as shown (0.1 %, three places), rounded once, half up
+    exact = Decimal(str(total["追回金额"])) / Decimal(str(total["涉及金额"]))
+    assert Decimal(str(total["追回率"])) == exact.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+    assert report.report_data.recovery_rate(Decimal("1"), Decimal("3")) == Decimal(1) / Decimal(3)
     assert report.report_data.recovery_rate(Decimal("5"), Decimal("0")) is None
+
+
+@pytest.mark.parametrize("recovered, amount, shown", [
+    ("39307.50", "117507.91", "33.5%"),  # 33.451 %: cut to 0.3345 first, it was shown as 33.4 %
+    ("5994.6", "10000", "59.9%"),        # 59.946 %: cut to 0.5995 first, it was shown as 60.0 %
+    ("1", "16", "6.3%"),                 # 6.25 %, exactly half: up (as Excel shows a 0.0% cell), not to even
+    ("373", "2000", "18.7%"),            # 18.65 %: likewise
+    ("0", "5", "0.0%"), ("5", "5", "100.0%"),
+])
+def test_a_recovery_rate_is_shown_rounded_once_half_up(recovered, amount, shown):
+    rate = report.report_data.recovery_rate(Decimal(recovered), Decimal(amount))
+    assert report_dashboard.fmt_rate(rate) == shown
+    assert report_dashboard.fmt_rate(None) == "—"
+
+
+def test_a_recovery_above_an_amount_a_later_night_lowered_counts_up_to_that_amount(store, tmp_path):
+    """S00002 was closed with 150,000.50 recovered; a later night's reversal lowered its 涉及金额 to
+    100,000.00. The store keeps what was recovered; every figure of the report counts 100,000.00
+    (the 说明 and the dashboard say 追回金额 counts up to 涉及金额): no 追回率 above 100 %."""
+    con = connect(store)
+    con.execute("update suspects set amount = 100000.00 where suspect_id = 'S00002'")
+    paths = report.write_report(con, tmp_path / "out", AS_OF, actor="tester")
+    assert scalar(con, "select recovered_amount from suspects where suspect_id = 'S00002'") == Decimal("150000.50")
+    counted = scalar(con, "select sum(least(coalesce(recovered_amount, 0), coalesce(amount, 0))) from suspects")
+    assert counted == scalar(con, "select sum(recovered_amount) from suspects") - Decimal("50000.50")
+
+    _, body = _sheet_rows(paths.summary, SHEET_MAIN)
+    row = next(r for r in body if r["经办机构编码"] == "360702" and r["规则编号"] == "PAID_AFTER_DEATH")
+    assert Decimal(str(row["追回金额"])).quantize(Decimal("0.01")) == Decimal("100000.00")
+    assert Decimal(str(row["追回率"])) == Decimal("0.893")  # 100,000.00 / 112,000.00 = 89.29 %
+    assert Decimal(str(body[-1]["追回金额"])).quantize(Decimal("0.01")) == counted
+    for sheet in (SHEET_AGENCY, SHEET_RULE):
+        _, other = _sheet_rows(paths.summary, sheet)
+        assert Decimal(str(other[-1]["追回金额"])).quantize(Decimal("0.01")) == counted
+        assert all(r["追回率"] == "—" or r["追回率"] <= 1 for r in other)
+
+    data = report.collect(con, AS_OF)
+    assert data["headline"]["recovered"] == counted
+    assert sum(r["recovered"] for r in data["by_agency"]) == sum(r["recovered"] for r in data["by_rule"]) == counted
+    major = {r["suspect_id"]: r for r in data["major"][1]}
+    assert major["S00002"]["recovered"] == Decimal("100000.00") == major["S00002"]["amount"]
+    page = paths.dashboard.read_text(encoding="utf-8")
+    assert report_dashboard.fmt_money(counted) in page
+    assert "150,000.50" not in page
+
+
+def test_the_suspects_new_on_the_night_are_counted_also_in_a_report_for_another_date(written, tmp_path):
+    con, _ = written
+    new_that_night = scalar(con, "select count(*) from suspects where first_detected_on = ?", [AS_OF])
+    assert new_that_night >= 1
+    for day in (AS_OF, AS_OF + timedelta(days=30), AS_OF - timedelta(days=3)):
+        assert report.collect(con, day)["headline"]["new_today"] == new_that_night, day
+        page = report.write_report(con, tmp_path / day.isoformat(), day).dashboard.read_text(encoding="utf-8")
+        assert f"当日新发现疑点 {new_that_night:,} 件" in page
 
 
 def test_summary_strings_cannot_become_formulas(written):
