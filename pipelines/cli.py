@@ -419,7 +419,8 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("returns", help="apply worklists returned by agencies")
     r.add_argument("--db", required=True)
-    r.add_argument("--as-of")
+    r.add_argument("--as-of", help="YYYY-MM-DD: the day the answers are applied — an empty 核实日期 is that day, "
+                                   "a later one is refused as in the future (default: today in Asia/Shanghai)")
     r.add_argument("--config", help="the nightly's config: its casework settings class the returned suspects (default: the settings the last night ran with)")
     r.add_argument("workbooks", nargs="+")
     r.set_defaults(fn=cmd_returns)
@@ -427,8 +428,9 @@ def parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="dashboard and 汇总表 without re-running detection")
     rp.add_argument("--db", required=True)
     rp.add_argument("--out", required=True)
-    rp.add_argument("--as-of")
-    rp.add_argument("--config")
+    rp.add_argument("--as-of", help="YYYY-MM-DD: 逾期, 挂牌督办 and ages counted to that day (default: the last night's)")
+    rp.add_argument("--config", help="the nightly's config: its casework settings for a page drawn for another "
+                                     "date (default: the settings the last night ran with)")
     rp.set_defaults(fn=cmd_report)
 
     ru = sub.add_parser("rules", help="the rules a night would run (shipped and config rule_folders); "

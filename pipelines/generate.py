@@ -280,7 +280,7 @@ def parser() -> argparse.ArgumentParser:
                    help="2: split into the night a month before as-of and the as-of night (default)")
     p.add_argument("--split", choices=SPLITS, default="city",
                    help="city: one file per city, kind and night (default); province: one file per kind and night")
-    p.add_argument("--copies", type=int, default=None, help="copies of every planted case (default 1 per 500k persons)")
+    p.add_argument("--copies", type=int, default=None, help="copies of every planted case (default 1, plus 1 per 500,000 persons)")
     p.add_argument("--force", action="store_true", help="replace deliveries already under OUT/inbox")
     p.add_argument("--jobs", type=int, default=1,
                    help="worker processes for the background population (default 1; the same persons, "
