@@ -645,9 +645,10 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
             os.close(fd)
             tmp = Path(tmp_name)
             staged.append((tmp, path))
-            _write_workbook(tmp, (agency_code, names.get(agency_code)), export_id, as_of,
-                            calendar.add_working_days(as_of, days), rows, flags, texts,
-                            calendar.unknown_years(r["核查期限"] for r in rows))
+            new_deadline = calendar.add_working_days(as_of, days)
+            # the cover's own 本次新下发疑点核查期限 too: printed though no row was issued tonight
+            _write_workbook(tmp, (agency_code, names.get(agency_code)), export_id, as_of, new_deadline, rows, flags,
+                            texts, calendar.unknown_years([new_deadline, *(r["核查期限"] for r in rows)]))
             os.chmod(tmp, 0o600)
             _fsync(tmp)
             file_hash = file_sha256(tmp)

@@ -280,6 +280,21 @@ def test_a_sheet_whose_deadlines_were_counted_without_a_holiday_notice_says_so(c
     assert notes == ["   注：2027年的国务院节假日安排尚未录入，该年内的核查期限按法定节假日推算（未含调休、补假），可能相差一两天。"]
 
 
+def test_a_cover_whose_own_deadline_was_counted_without_a_holiday_notice_says_so(con, tmp_path, monkeypatch):
+    """The 说明's 本次新下发疑点核查期限 is a 核查期限 too: printed on a sheet none of whose rows was
+    issued tonight (found by a probe of the worklists), it says how it was counted."""
+    monkeypatch.setattr(workdays, "_warned_years", set())
+    add_suspect(con, "S-A1", status="已下发", issued_on=dt.date(2026, 12, 1), deadline=dt.date(2026, 12, 29))
+    with pytest.warns(workdays.CalendarFallbackWarning):
+        out = worklists.write_worklists(con, tmp_path / "out", dt.date(2026, 12, 21))[0]
+    assert rows_by_id(sheet_of(out))["S-A1"]["核查期限"].year == 2026
+    cover = _cover_lines(out)
+    deadline = [r for r in openpyxl.load_workbook(out)["说明"].iter_rows(values_only=True) if r[0] == "本次新下发疑点核查期限"]
+    assert deadline and str(deadline[0][1])[:4] == "2027", deadline
+    assert [line for line in cover if "尚未录入" in line] == [
+        "   注：2027年的国务院节假日安排尚未录入，该年内的核查期限按法定节假日推算（未含调休、补假），可能相差一两天。"]
+
+
 def test_a_deadline_running_into_a_year_entered_from_the_holiday_notice_skips_its_holidays(con, tmp_path):
     # Issued Monday 21 December 2026: 20 working days run into 2027, which chinesecalendar 1.11
     # does not know; the office entered the (made-up) notice: New Year 1–3 January off, Sunday 10
