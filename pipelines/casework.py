@@ -228,6 +228,18 @@ def escalated_sql(as_of: str, days: str) -> str:
             f" and date_diff('day', first_detected_on, {as_of}) >= {days}, false)")
 
 
+def loss_within(shown_periods: tuple | list | None, period_from: str | None, period_to: str | None) -> bool:
+    """Whether the loss on record lies in the months the answered sheet showed (所属期起–止): only
+    then does the recovery its agency reported cover it. A loss moved to a month no sheet showed (a
+    death date corrected after the answer: the months answered were no loss, the one after is) is
+    one no agency has verified, whatever was recovered for the others — it stays with the agency.
+    Months not known (an answer on no sheet on record, a suspect without periods): as before, yes."""
+    shown_from, shown_to = (tuple(shown_periods) + (None, None))[:2] if shown_periods else (None, None)
+    if not (shown_from and shown_to and period_from and period_to):
+        return True
+    return str(shown_from) <= str(period_from) and str(period_to) <= str(shown_to)
+
+
 def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, run_id: str | None = None,
             only: list[str] | None = None) -> dict:
     """Recompute 逾期, 挂牌督办, 要情 class and report date for every suspect (or only the suspects
@@ -248,12 +260,18 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
         # fell after the answer (a reversal delivered later): it would otherwise stay 核查中 for good,
         # its sheet row showing more recovered than at risk. Not a reopened one: what it recovered
         # was for the evidence before (often by the very reversals that took it away), and what
-        # came back since is a new loss the agency has yet to answer.
-        for suspect_id, outcome, amount, recovered in con.execute(
-                f"select suspect_id, outcome, amount, recovered_amount from suspects"
+        # came back since is a new loss the agency has yet to answer. Nor one whose loss is now in a
+        # month the answered sheet did not show (loss_within; the months kept in its 'returned' event).
+        for suspect_id, outcome, amount, recovered, period_from, period_to, answered in con.execute(
+                f"select suspect_id, outcome, amount, recovered_amount, period_from, period_to,"
+                f" (select arg_max(e.detail, e.happened_at) from suspect_events e"
+                f"  where e.suspect_id = s.suspect_id and e.event = 'returned')"
+                f" from suspects s"
                 f" where status = '{IN_PROGRESS}' and recovered_amount >= coalesce(amount, 0) and {chosen}",
                 _only(only)).fetchall():
             if outcome_number(outcome) != RECOVER:
+                continue
+            if not loss_within(json.loads(answered).get("shown_periods") if answered else None, period_from, period_to):
                 continue
             con.execute("update suspects set status = ?, closed_on = ? where suspect_id = ?", [CLOSED, as_of, suspect_id])
             con.execute(RECORD_CLOSED_STATE_SQL, [suspect_id])

@@ -688,7 +688,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         f"select {_SUSPECT_FIELDS},"
         # a reopened suspect: the closing its new evidence undid (an answer to that evidence is later)
         " (select arg_max(cast(json_extract_string(e.detail, '$.closed_on') as date), e.happened_at)"
-        "  from suspect_events e where e.suspect_id = s.suspect_id and e.event = 'reopened')"
+        "  from suspect_events e where e.suspect_id = s.suspect_id and e.event = 'reopened'),"
+        " s.period_from, s.period_to"  # the months of the loss now on record (casework.loss_within)
         " from suspects s where list_contains(?, suspect_id)", [wanted]).fetchall()}
     issued = _as_issued(con, export_id, wanted)
     # the agency and day of this export (worklist_rows.as_of), when it is on record
@@ -944,7 +945,8 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
     """One row's answer applied to its suspect: the AppliedRow, "unchanged", or None when refused.
     Its events are added to `sheet.events` (written together, one statement a sheet);
     `answers_before`: the details of the suspect's 'returned' events, oldest first."""
-    sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified, closed_before = suspect
+    (sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified, closed_before,
+     period_from, period_to) = suspect
     number = answer["number"]
     label = OUTCOME_LABELS[number]
     recovered = answer["recovered"] if answer["recovered"] is not None else stored_recovered
@@ -999,7 +1001,7 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
         # outside model-based test of returns). Such a recovery that closes the suspect, or the first
         # after a transfer, is dated the day of the return — never before the answer on record; a
         # partial one keeps the date on record. Typed earlier than that, it is refused.
-        closes = (recovered or 0) >= (amount or 0)
+        closes = _covers(recovered, amount, answer, period_from, period_to)
         left = (given is None or (status == TRANSFERRED and given == stored_verified)
                 or any(_given(a, "verified_on") == given.isoformat() for a in answers_before
                        if sheet.export_id is not None and a.get("export_id") == sheet.export_id)
@@ -1013,7 +1015,7 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
     if number in CLOSE_WITH_NOTE:
         new_status = CLOSED
     elif number == RECOVER:
-        new_status = CLOSED if (recovered or 0) >= (amount or 0) else IN_PROGRESS
+        new_status = CLOSED if _covers(recovered, amount, answer, period_from, period_to) else IN_PROGRESS
     elif number in TRANSFER:
         new_status = TRANSFERRED
     closed_on = verified if new_status == CLOSED else None
@@ -1043,6 +1045,8 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
         "given_verified_on": answer["verified"].isoformat() if answer["verified"] else None,
         "given_recovered_amount": answer["recovered"],
         "recovered_above_amount": above,  # of the 追回金额 given, above the amount at risk (interest)
+        # the months the answered sheet showed: what the recovery is for (casework.loss_within)
+        "shown_periods": list(answer["shown_periods"]),
         "status_from": status, "status_to": new_status}))
     if _money(recovered) != _money(stored_recovered):
         sheet.events.append((sid, "recovered", {"from": stored_recovered, "to": recovered, "amount": amount}))
@@ -1053,9 +1057,20 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
     elif new_status == TRANSFERRED and status != TRANSFERRED:
         sheet.events.append((sid, "transferred", {"outcome": label, "verified_on": verified}))
         events.append("transferred")
-    notice = (f"追回金额 {_money(answer['recovered'])} 高于涉及金额 {_money(ceiling)}：记为追回 {_money(ceiling)} 元，"
-              f"超出的 {_money(above)} 元（如利息）记入核实记录；如为笔误请联系监督部门更正") if above else None
-    return AppliedRow(str(sheet.path), row_number, sid, label, new_status, events, notice)
+    notices = [f"追回金额 {_money(answer['recovered'])} 高于涉及金额 {_money(ceiling)}：记为追回 {_money(ceiling)} 元，"
+               f"超出的 {_money(above)} 元（如利息）记入核实记录；如为笔误请联系监督部门更正"] if above else []
+    if number == RECOVER and new_status == IN_PROGRESS and (recovered or 0) >= (amount or 0):
+        shown_from, shown_to = answer["shown_periods"]
+        notices.append(f"追回金额已达涉及金额，但疑点的损失现在所属期 {period_from}–{period_to}，不在本台账所列的 "
+                       f"{shown_from}–{shown_to} 内（核实后有新的数据）：仍为核查中，将随下期台账下发，请核实后报送")
+    return AppliedRow(str(sheet.path), row_number, sid, label, new_status, events, "；".join(notices) or None)
+
+
+def _covers(recovered: Decimal | None, amount: Decimal | None, answer: dict, period_from: str | None,
+            period_to: str | None) -> bool:
+    """Outcome 4 closes once 追回金额 covers 涉及金额 (CONTRACT §5) — a loss in the months the answered
+    sheet showed (casework.loss_within)."""
+    return (recovered or 0) >= (amount or 0) and casework.loss_within(answer["shown_periods"], period_from, period_to)
 
 
 def _given(applied: dict, name: str):

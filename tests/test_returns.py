@@ -817,6 +817,57 @@ def test_a_recovery_that_covers_an_amount_fallen_since_closes_the_suspect_and_it
     assert casework.refresh(con, night, Config())["closed_recovered"] == 0  # once
 
 
+def test_a_recovery_for_the_months_a_sheet_showed_does_not_cover_a_loss_moved_since_to_a_month_it_did_not(con, tmp_path):
+    # From a probe of the worklists: a death date corrected after a partial recovery — the months
+    # answered (202601–202603) were no loss; the loss is now 202604 alone, less than what was
+    # recovered. No agency has seen 202604: the night's casework leaves the suspect 核查中, and the
+    # next sheet shows it with its new months; answered there (the clerk dates the check), it closes.
+    sid = f"S-{A}-1"
+    path = issue(con, tmp_path, n=1)[A]  # 涉及金额 1000.00, 202601–202603
+    clerk = Clerk(path)
+    clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=600, 核实说明="已追回600元", 核实日期=dt.date(2026, 11, 25))
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    detail = json.loads(scalar(con, "select detail from suspect_events where event = 'returned' and suspect_id = ?", [sid]))
+    assert detail["shown_periods"] == ["202601", "202603"]  # what the recovery was for
+    con.execute("update suspects set amount = 500.00, period_from = '202604', period_to = '202604'"
+                " where suspect_id = ?", [sid])
+    night = RETURN_DAY + dt.timedelta(days=1)
+    assert casework.refresh(con, night, Config())["closed_recovered"] == 0
+    assert status_of(con, sid)[0] == "核查中"
+    [sheet] = worklists.write_worklists(con, tmp_path / "out2", night)
+    row = rows_by_id_of(sheet)[sid]
+    assert (row["涉及金额"], str(row["所属期起"]), str(row["所属期止"]), row["追回金额"]) == (500, "202604", "202604", 600)
+    again = Clerk(sheet)
+    again.fill(sid, 核实日期=night)
+    report = returns.apply_returns(con, [again.save()], night)
+    assert report.refusals == [] and "已应用、请核对" not in "\n".join(report.lines())
+    assert status_of(con, sid)[0::5] == ("已销号", night)
+
+
+def test_a_recovery_of_what_a_sheet_showed_does_not_close_a_loss_moved_since_to_a_month_it_did_not_show(con, tmp_path):
+    # The same, the answer coming after the night that moved the loss: the recovery of the 1000.00
+    # the sheet showed is taken (recorded as given), but the loss now in 202604 is no agency's
+    # verified one — 核查中, said under 已应用、请核对. Likewise the money 稽核 got back on a case
+    # transferred from that sheet, reported as 4 on it.
+    path = issue(con, tmp_path, n=2)[A]  # 涉及金额 1000.00 each, 202601–202603
+    first = Clerk(path)
+    first.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[6], 核实说明="移送稽核")
+    returns.apply_returns(con, [first.save(tmp_path / "transfer.xlsx")], RETURN_DAY)
+    assert status_of(con, f"S-{A}-2")[0] == "已移送"
+    con.execute("update suspects set amount = 400.00, period_from = '202604', period_to = '202604'")
+    clerk = Clerk(path)
+    one = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="已追回1000元")
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="稽核追回1000元")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY + dt.timedelta(days=1))
+    assert report.refusals == []
+    for sid in (f"S-{A}-1", f"S-{A}-2"):
+        assert status_of(con, sid)[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("1000.00")), sid
+    lines = "\n".join(report.lines())
+    assert "已应用、请核对 2 处" in lines and f"第{one}行 疑点 S-{A}-1" in lines
+    assert "损失现在所属期 202604–202604，不在本台账所列的 202601–202603 内" in lines
+    assert casework.refresh(con, RETURN_DAY + dt.timedelta(days=1), Config())["closed_recovered"] == 0
+
+
 def test_a_recovery_above_the_amount_covers_it_and_closes_with_a_notice_but_an_extra_digit_is_refused(con, tmp_path):
     # CONTRACT §5: outcome 4 closes once 追回金额 covers 涉及金额 — the overpayment with its interest
     # (本金及利息) covers it. It is recorded as the amount (the loss recovered: 追回率, a reopened
