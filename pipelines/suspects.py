@@ -259,7 +259,10 @@ def update_suspects(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | N
     try:
         _stage(con, as_of)
         _apply(con, as_of, run_id)
-        counts = con.execute("select rule_id, change, count(*) from _changes group by all").fetchall()
+        # counted as the events say: one back changed after it had gone is 'redetected' (found again)
+        counts = con.execute(
+            "select rule_id, case when change = 'updated' and suspect_id in (select suspect_id from _gone)"
+            " then 'redetected' else change end, count(*) from _changes group by all").fetchall()
         rule_ids = [r[0] for r in con.execute(
             "select rule_id from detection_rules" if table_exists(con, "detection_rules")
             else "select distinct rule_id from detections").fetchall()]

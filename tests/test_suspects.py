@@ -225,7 +225,7 @@ def test_a_closed_suspect_back_with_no_payment_it_did_not_list_stays_closed(con)
     """A death record withdrawn and delivered again later-dated: fewer of the same payments count,
     no money the agency has not seen — it stays closed (a score or a source that moved likewise)."""
     counts = closed_then_death_redelivered(con, "2026-07-15", "民政")
-    assert counts["reopened"] == 0 and counts["updated"] == 1
+    assert counts["reopened"] == 0 and (counts["redetected"], counts["updated"]) == (1, 0)  # back, changed
     assert (suspect(con)["status"], suspect(con)["amount"]) == ("已销号", Decimal("3000.00"))
 
 
@@ -263,7 +263,9 @@ def test_suspect_no_longer_detected_is_kept_and_reported_once(con):
     assert [e for e, _ in events(con)] == ["detected", "no_longer_detected"]
     pay(con, "202607", "3000.01")  # paid again
     counts = night(con, date(2026, 11, 23))
-    assert counts["updated"] == 1
+    # counted as its event says (a probe of the night's figures found "1 updated" beside a
+    # 'redetected' event): found again, changed
+    assert (counts["redetected"], counts["updated"]) == (1, 0)
     assert suspect(con)["last_detected_on"] == date(2026, 11, 23)
     # the history says it came back, with what it came back with
     event, detail = events(con)[-1]
