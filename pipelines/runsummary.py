@@ -36,6 +36,7 @@ def _failed_reason(f) -> str:
 # parameter or a corrected record no longer raises is said as loudly as a new one, and so is one
 # found again as it was (the parameter set back).
 CHANGE_KINDS = tuple(k for k in CHANGES if k != "unchanged")
+QUALITY_WARNINGS_SHOWN = 20  # on the console; the rest are said to be left off
 _CHANGE_WORDS = {"redetected": "found again", "no_longer_detected": "no longer detected"}
 
 
@@ -197,8 +198,12 @@ def format_summary(s: dict[str, Any]) -> str:
                      "without the notice's 调休 and 补假")
     if "warnings" in s:
         lines.append(f"  data quality: {s['warnings']} warning(s)" + (f"; Data Docs {s['data_docs']}" if s.get("data_docs") else ""))
-        for w in s.get("quality_warnings", [])[:20]:
+        shown = s.get("quality_warnings", [])[:QUALITY_WARNINGS_SHOWN]
+        for w in shown:
             lines.append(f"    warning: {w}")
+        if len(s.get("quality_warnings", [])) > len(shown):
+            lines.append(f"    … and {len(s['quality_warnings']) - len(shown)} more warning(s) "
+                         "(all in quality_results, runs.summary and the Data Docs)")
     if s.get("store_settings"):
         # where DuckDB spills rows of the extracts (personal data) when a night outgrows the limit
         lines.append(f"  store: DuckDB memory limit {s['store_settings']['memory_limit']}, "

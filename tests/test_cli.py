@@ -324,6 +324,20 @@ def test_the_summary_says_when_it_lists_only_some_kinds_of_rejection():
     assert "rejected      3  for 2 other kind(s) of problem (all in rejected_rows and runs.summary)" in text
 
 
+def test_the_summary_says_when_it_lists_only_some_data_quality_warnings():
+    from pipelines.runsummary import format_summary
+
+    warnings = [f"2026-11-{i:02d} payments: expect_table_row_count_to_be_between failed" for i in range(1, 27)]
+    text = format_summary({"run_id": "r", "as_of": "2026-11-21", "status": "completed", "warnings": len(warnings),
+                           "quality_warnings": warnings})
+    assert "data quality: 26 warning(s)" in text
+    assert warnings[19] in text and warnings[20] not in text
+    assert "    … and 6 more warning(s) (all in quality_results, runs.summary and the Data Docs)" in text
+    few = format_summary({"run_id": "r", "as_of": "2026-11-21", "status": "completed", "warnings": 2,
+                          "quality_warnings": warnings[:2]})
+    assert "more warning(s)" not in few
+
+
 @pytest.mark.parametrize("flag, value, said", [
     ("--cron", "not a cron", "serve: cron 'not a cron' is not a cron expression"),
     ("--timezone", "Mars/Olympus", "serve: time zone 'Mars/Olympus' is not an IANA time zone name"),

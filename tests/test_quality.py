@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+
 import pytest
 
 from _nightly_inbox import ALIVE, BAD_ID, DEAD, OTHER, PAY_HEADER, _pay, _write, delivery_1, delivery_2
@@ -49,13 +51,61 @@ def test_wrong_check_digits_are_measured_against_rejected_rows(checked):
 
 def test_a_delivery_much_smaller_than_the_last_of_its_kind_is_flagged(checked):
     con = checked["con"]
-    previous = scalar(con, "select sum(rows_total) from ingest_ledger where extract = 'payments' and delivery = '2026-10-21'")
-    now = scalar(con, "select sum(rows_total) from ingest_ledger where extract = 'payments' and delivery = '2026-11-21'")
+    # the rows each delivery added (accepted), on both sides: refused rows are in neither
+    previous = scalar(con, "select sum(rows_accepted) from ingest_ledger where extract = 'payments' and delivery = '2026-10-21'")
+    now = scalar(con, "select count(*) from payments where _delivery = '2026-11-21'")
     assert now < previous / 2
     # the warning says what was seen and what was expected, so a clerk can judge it
     assert (f"2026-11-21 payments: expect_table_row_count_to_be_between failed, observed {now}, "
-            f"expected {int(previous * 0.5)}–{int(previous * 2)} (0.5×–2× the previous delivery's rows)"
+            f"expected {math.ceil(previous * 0.5)}–{math.floor(previous * 2)} (0.5×–2× the previous delivery's rows)"
             in checked["second"].warnings)
+
+
+def _payments(d: str, n: int, refused: int, start: int = 0) -> list[list]:
+    """n payment rows of delivery d, the first `refused` of them with an amount of three decimals."""
+    return [_pay(f"P{d[-5:].replace('-', '')}{start + i:04d}", ALIVE, "李活", "202610",
+                 "1000.005" if i < refused else "1000.00", "6222000011112222") for i in range(n)]
+
+
+def test_two_deliveries_alike_with_rows_refused_are_counted_on_one_basis(tmp_path):
+    """From a probe of the night's figures: 20 rows delivered, 12 refused, twice — the second was
+    warned of as "observed 8, expected 10–40" (its stored rows against the first's rows delivered).
+    Both sides now count the rows added; and 6 rows after 13 are below half (6.5), not within."""
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    _write(inbox / "2026-10-21" / "payments_a.csv", PAY_HEADER, _payments("2026-10-21", 20, 12))
+    _write(inbox / "2026-11-21" / "payments_b.csv", PAY_HEADER, _payments("2026-11-21", 20, 12, start=100))
+    _write(inbox / "2026-12-21" / "payments_c.csv", PAY_HEADER, _payments("2026-12-21", 13, 0, start=200))
+    _write(inbox / "2027-01-21" / "payments_d.csv", PAY_HEADER, _payments("2027-01-21", 6, 0, start=300))
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox)
+        assert scalar(con, "select count(*) from payments where _delivery = '2026-11-21'") == 8
+        report = check_deliveries(con, ["2026-11-21", "2026-12-21", "2027-01-21"], out, run_id="night")
+        counted = [w for w in report.warnings if "row_count" in w]
+        assert counted == ["2027-01-21 payments: expect_table_row_count_to_be_between failed, observed 6, "
+                           "expected 7–26 (0.5×–2× the previous delivery's rows)"], report.warnings
+    finally:
+        con.close()
+
+
+def test_a_delivery_whose_rows_a_later_one_replaced_the_same_night_is_said_not_skipped(tmp_path):
+    """Two deliveries read in one night giving the same payments: the first one's rows are all
+    replaced before the checks run — said in a warning and stored, not passed over without a word."""
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    rows = _payments("2026-11-05", 3, 0)
+    _write(inbox / "2026-11-05" / "payments_a.csv", PAY_HEADER, rows)
+    _write(inbox / "2026-11-06" / "payments_b.csv", PAY_HEADER, [r[:7] + ["1200.00"] + r[8:] for r in rows])
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox)
+        report = check_deliveries(con, ["2026-11-05", "2026-11-06"], out, run_id="night")
+        said = [w for w in report.warnings if w.startswith("2026-11-05")]
+        assert said == ["2026-11-05 payments: all 3 row(s) it added were replaced by a later delivery read the "
+                        "same night; none of its rows is left to check"], report.warnings
+        assert con.execute("select success, detail::varchar from quality_results where delivery = '2026-11-05'"
+                           ).fetchall() == [(False, '{"rows_accepted": 3, "rows_left": 0}')]
+    finally:
+        con.close()
 
 
 def test_a_gap_in_a_monthly_payment_stream_is_flagged(tmp_path, checked):
