@@ -224,7 +224,8 @@ def escalated_sql(as_of: str, days: str) -> str:
     days: from 2027-02-19), as the contract reads ("not recovered 90 days after detection").
     粤社保函〔2022〕28号's "自发现之日起超过90日" read strictly (民法典 第一千二百五十九条: 超过 does
     not include the number) flags a day later: escalate_after_days 91 gives that reading."""
-    return (f"coalesce(status in ({NOT_CLOSED_SQL}) and coalesce(recovered_amount, 0) < coalesce(amount, 0)"
+    return (f"coalesce(status in ({NOT_CLOSED_SQL})"
+            f" and (coalesce(recovered_amount, 0) < coalesce(amount, 0) or not {LOSS_ANSWERED_SQL})"
             f" and date_diff('day', first_detected_on, {as_of}) >= {days}, false)")
 
 
@@ -238,6 +239,13 @@ def loss_within(shown_periods: tuple | list | None, period_from: str | None, per
     if not (shown_from and shown_to and period_from and period_to):
         return True
     return str(shown_from) <= str(period_from) and str(period_to) <= str(shown_to)
+
+
+# The same over a suspects row: the months of the last answer's sheet (answered_period_*, set by
+# returns) hold the loss now on record. Not held, a recovery covers nothing — for closing and for
+# 挂牌督办 alike (a loss moved to a month no sheet showed is not recovered, whatever was).
+LOSS_ANSWERED_SQL = ("(answered_period_from is null or answered_period_to is null or period_from is null"
+                     " or period_to is null or (period_from >= answered_period_from and period_to <= answered_period_to))")
 
 
 def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, run_id: str | None = None,
@@ -261,17 +269,13 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
         # its sheet row showing more recovered than at risk. Not a reopened one: what it recovered
         # was for the evidence before (often by the very reversals that took it away), and what
         # came back since is a new loss the agency has yet to answer. Nor one whose loss is now in a
-        # month the answered sheet did not show (loss_within; the months kept in its 'returned' event).
-        for suspect_id, outcome, amount, recovered, period_from, period_to, answered in con.execute(
-                f"select suspect_id, outcome, amount, recovered_amount, period_from, period_to,"
-                f" (select arg_max(e.detail, e.happened_at) from suspect_events e"
-                f"  where e.suspect_id = s.suspect_id and e.event = 'returned')"
-                f" from suspects s"
-                f" where status = '{IN_PROGRESS}' and recovered_amount >= coalesce(amount, 0) and {chosen}",
+        # month the answered sheet did not show (LOSS_ANSWERED_SQL).
+        for suspect_id, outcome, amount, recovered in con.execute(
+                f"select suspect_id, outcome, amount, recovered_amount from suspects"
+                f" where status = '{IN_PROGRESS}' and recovered_amount >= coalesce(amount, 0)"
+                f" and {LOSS_ANSWERED_SQL} and {chosen}",
                 _only(only)).fetchall():
             if outcome_number(outcome) != RECOVER:
-                continue
-            if not loss_within(json.loads(answered).get("shown_periods") if answered else None, period_from, period_to):
                 continue
             con.execute("update suspects set status = ?, closed_on = ? where suspect_id = ?", [CLOSED, as_of, suspect_id])
             con.execute(RECORD_CLOSED_STATE_SQL, [suspect_id])

@@ -992,7 +992,11 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
                                      f"{_money(stored_recovered) or Decimal('0.00')} 元）", sid)
         return None
     given = answer["verified"]
-    if (number == RECOVER and stored_verified is not None and _money(recovered) != _money(stored_recovered)
+    covers = _covers(recovered, amount, answer, period_from, period_to)
+    # (also a recovery on record that covers the loss only now — its months on this sheet — closed
+    # by a row whose date the clerk left as the sheet showed it: not dated back to the earlier answer)
+    if (number == RECOVER and stored_verified is not None
+            and (_money(recovered) != _money(stored_recovered) or (covers and status == IN_PROGRESS))
             and (status == TRANSFERRED or (status == IN_PROGRESS and outcome_number(stored_outcome) == RECOVER))):
         # Money recovered since an answer on record. A date left in the row from an earlier answer is
         # not this recovery's — the transfer's, one this sheet's row gave before, or the partial's
@@ -1001,7 +1005,7 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
         # outside model-based test of returns). Such a recovery that closes the suspect, or the first
         # after a transfer, is dated the day of the return — never before the answer on record; a
         # partial one keeps the date on record. Typed earlier than that, it is refused.
-        closes = _covers(recovered, amount, answer, period_from, period_to)
+        closes = covers
         left = (given is None or (status == TRANSFERRED and given == stored_verified)
                 or any(_given(a, "verified_on") == given.isoformat() for a in answers_before
                        if sheet.export_id is not None and a.get("export_id") == sheet.export_id)
@@ -1015,7 +1019,7 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
     if number in CLOSE_WITH_NOTE:
         new_status = CLOSED
     elif number == RECOVER:
-        new_status = CLOSED if _covers(recovered, amount, answer, period_from, period_to) else IN_PROGRESS
+        new_status = CLOSED if covers else IN_PROGRESS
     elif number in TRANSFER:
         new_status = TRANSFERRED
     closed_on = verified if new_status == CLOSED else None
@@ -1025,9 +1029,10 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
         # suspect is a verification of its own: a 重大要情 report is due from it (casework.refresh).
         "update suspects set status = ?, outcome = ?, recovered_amount = ?, verification_note = ?, verified_on = ?,"
         " closed_on = ?, verified_amount = least(coalesce(?, amount), amount),"
-        " class_verified_on = if(?, null, class_verified_on) where suspect_id = ?",
+        " class_verified_on = if(?, null, class_verified_on), answered_period_from = ?, answered_period_to = ?"
+        " where suspect_id = ?",
         [new_status, label, recovered, answer["note"], verified, closed_on, answer["shown_amount"],
-         status == REOPENED, sid])
+         status == REOPENED, *answer["shown_periods"], sid])
     if new_status == CLOSED:
         con.execute(casework.RECORD_CLOSED_STATE_SQL, [sid])
         # ...or what the answered sheet showed, where the nights since lowered or narrowed it: the
@@ -1062,7 +1067,7 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
     if number == RECOVER and new_status == IN_PROGRESS and (recovered or 0) >= (amount or 0):
         shown_from, shown_to = answer["shown_periods"]
         notices.append(f"追回金额已达涉及金额，但疑点的损失现在所属期 {period_from}–{period_to}，不在本台账所列的 "
-                       f"{shown_from}–{shown_to} 内（核实后有新的数据）：仍为核查中，将随下期台账下发，请核实后报送")
+                       f"{shown_from}–{shown_to} 内（本台账下发后数据有变）：仍为核查中，将随下期台账下发，请核实后报送")
     return AppliedRow(str(sheet.path), row_number, sid, label, new_status, events, "；".join(notices) or None)
 
 

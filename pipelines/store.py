@@ -146,7 +146,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     # as before)
     for column, kind in (("closed_amount", "decimal(18,2)"), ("closed_period_from", "varchar"),
                          ("closed_period_to", "varchar"), ("verified_amount", "decimal(18,2)"),
-                         ("class_verified_on", "date")):
+                         ("class_verified_on", "date"),
+                         # the months (所属期) the last answer's sheet showed: what a recovery is for
+                         ("answered_period_from", "varchar"), ("answered_period_to", "varchar")):
         con.execute(f"alter table suspects add column if not exists {column} {kind}")
     con.execute("create table if not exists store_migrations (name varchar primary key, applied_at timestamp)")
 

@@ -285,6 +285,7 @@ def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
                coalesce(s.overdue, false) as overdue, coalesce(s.escalated, false) as escalated,
                s.major_class, s.evidence::varchar as evidence,
                s.closed_amount, s.closed_period_from, s.closed_period_to,
+               s.answered_period_from, s.answered_period_to,
                case when s.status = '{REOPENED}' then
                    (select json_extract_string(arg_max(e.detail, e.happened_at), '$.closed_on') from suspect_events e
                     where e.suspect_id = s.suspect_id and e.event = 'reopened') end as reopened_after_closing_on
@@ -353,6 +354,12 @@ def _row_values(r: dict, texts: dict[str, RuleText]) -> dict[str, Any]:
                     f"（数据可能已更正或冲正，或规则参数已调整），请核实后填报】" + evidence)
     if r["status"] == REOPENED:
         evidence = _reopened_banner(r) + evidence
+    answered = (r["answered_period_from"], r["answered_period_to"])
+    if r["status"] == casework.IN_PROGRESS and not casework.loss_within(answered, r["period_from"], r["period_to"]):
+        # the answer on record was for other months (a record corrected since): its recovery does
+        # not cover this loss, which no sheet showed before (casework.LOSS_ANSWERED_SQL)
+        evidence = (f"【已报送的核实结果针对所属期 {answered[0]}–{answered[1]}；此后数据有变，疑点现在所属期 "
+                    f"{r['period_from']}–{r['period_to']}，尚未核实：请核实后报送（填写本次核实日期）】" + evidence)
     values = {
         "疑点编号": r["suspect_id"], "规则编号": r["rule_id"], "规则名称": texts[r["rule_id"]].title if r["rule_id"] in texts else r["rule_id"],
         "公民身份号码": r["person_id"], "姓名": r["name"], "涉及金额": r["amount"],

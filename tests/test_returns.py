@@ -834,14 +834,22 @@ def test_a_recovery_for_the_months_a_sheet_showed_does_not_cover_a_loss_moved_si
     night = RETURN_DAY + dt.timedelta(days=1)
     assert casework.refresh(con, night, Config())["closed_recovered"] == 0
     assert status_of(con, sid)[0] == "核查中"
+    # ...and it is not recovered for 挂牌督办 either (90 days after its first detection)
+    day_90 = "date '2027-01-30'"  # add_suspect's first detection 2026-11-01 + 90 days
+    assert scalar(con, f"select {casework.escalated_sql(day_90, '90')} from suspects where suspect_id = ?", [sid])
     [sheet] = worklists.write_worklists(con, tmp_path / "out2", night)
     row = rows_by_id_of(sheet)[sid]
     assert (row["涉及金额"], str(row["所属期起"]), str(row["所属期止"]), row["追回金额"]) == (500, "202604", "202604", 600)
+    # the row says why it is still open
+    assert row["证据摘要"].startswith("【已报送的核实结果针对所属期 202601–202603；此后数据有变，疑点现在所属期 202604–202604")
+    # answered there — the clerk writes a note and leaves the date the sheet shows (the earlier
+    # answer's): it closes, dated the day of the return, not back to before the loss was known
     again = Clerk(sheet)
-    again.fill(sid, 核实日期=night)
+    again.fill(sid, 核实说明="已核实202604并追回")
     report = returns.apply_returns(con, [again.save()], night)
     assert report.refusals == [] and "已应用、请核对" not in "\n".join(report.lines())
-    assert status_of(con, sid)[0::5] == ("已销号", night)
+    closed = status_of(con, sid)
+    assert (closed[0], closed[4], closed[5]) == ("已销号", night, night)  # status, 核实日期, closed_on
 
 
 def test_a_recovery_of_what_a_sheet_showed_does_not_close_a_loss_moved_since_to_a_month_it_did_not_show(con, tmp_path):
