@@ -225,7 +225,7 @@ def escalated_sql(as_of: str, days: str) -> str:
     粤社保函〔2022〕28号's "自发现之日起超过90日" read strictly (民法典 第一千二百五十九条: 超过 does
     not include the number) flags a day later: escalate_after_days 91 gives that reading."""
     return (f"coalesce(status in ({NOT_CLOSED_SQL})"
-            f" and (coalesce(recovered_amount, 0) < coalesce(amount, 0) or not {LOSS_ANSWERED_SQL})"
+            f" and (coalesce(recovered_amount, 0) < coalesce(amount, 0) or not {loss_answered_sql()})"
             f" and date_diff('day', first_detected_on, {as_of}) >= {days}, false)")
 
 
@@ -241,11 +241,15 @@ def loss_within(shown_periods: tuple | list | None, period_from: str | None, per
     return str(shown_from) <= str(period_from) and str(period_to) <= str(shown_to)
 
 
-# The same over a suspects row: the months of the last answer's sheet (answered_period_*, set by
-# returns) hold the loss now on record. Not held, a recovery covers nothing — for closing and for
-# 挂牌督办 alike (a loss moved to a month no sheet showed is not recovered, whatever was).
-LOSS_ANSWERED_SQL = ("(answered_period_from is null or answered_period_to is null or period_from is null"
-                     " or period_to is null or (period_from >= answered_period_from and period_to <= answered_period_to))")
+def loss_answered_sql(row: str = "") -> str:
+    """loss_within as SQL over a suspects row (`row`: its alias, if any): the months of the last
+    answer's sheet (answered_period_*, set by returns) hold the loss now on record. Not held, a
+    recovery covers nothing — for closing, for 挂牌督办 and for the report's 追回金额 alike (a loss
+    moved to a month no sheet showed is not recovered, whatever was)."""
+    t = f"{row}." if row else ""
+    return (f"({t}answered_period_from is null or {t}answered_period_to is null or {t}period_from is null"
+            f" or {t}period_to is null or ({t}period_from >= {t}answered_period_from"
+            f" and {t}period_to <= {t}answered_period_to))")
 
 
 def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, run_id: str | None = None,
@@ -269,11 +273,11 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
         # its sheet row showing more recovered than at risk. Not a reopened one: what it recovered
         # was for the evidence before (often by the very reversals that took it away), and what
         # came back since is a new loss the agency has yet to answer. Nor one whose loss is now in a
-        # month the answered sheet did not show (LOSS_ANSWERED_SQL).
+        # month the answered sheet did not show (loss_answered_sql).
         for suspect_id, outcome, amount, recovered in con.execute(
                 f"select suspect_id, outcome, amount, recovered_amount from suspects"
                 f" where status = '{IN_PROGRESS}' and recovered_amount >= coalesce(amount, 0)"
-                f" and {LOSS_ANSWERED_SQL} and {chosen}",
+                f" and {loss_answered_sql()} and {chosen}",
                 _only(only)).fetchall():
             if outcome_number(outcome) != RECOVER:
                 continue

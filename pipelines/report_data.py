@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from .casework import overdue_sql
+from .casework import loss_answered_sql, overdue_sql
 from .config import rule_folders
 from .report_mask import mask_agency_code, mask_name, mask_subject, scrub_text
 from .rules import rule_texts
@@ -97,8 +97,11 @@ def rate_shown(rate: Decimal | None) -> Decimal | None:
 # A suspect's 追回金额 as the report counts it: up to its 涉及金额. A recovery is recorded up to the
 # amount when it is applied (returns), but a later night may lower the amount (a reversal, a
 # corrected payment) below what was recovered by then; the figures weigh what was recovered of the
-# loss, and the rest (such as interest) is in the verification record, as the 说明 says.
-RECOVERED_COUNTED = "least(coalesce(s.recovered_amount, 0), greatest(coalesce(s.amount, 0), 0))"
+# loss, and the rest (such as interest) is in the verification record, as the 说明 says. Nothing of
+# it where the loss has moved since to months the answer was not for (casework.loss_answered_sql:
+# for casework it is not recovered either).
+RECOVERED_COUNTED = (f"case when {loss_answered_sql('s')}"
+                     " then least(coalesce(s.recovered_amount, 0), greatest(coalesce(s.amount, 0), 0)) else 0 end")
 
 
 _AGENCIES = """(select agency_code, any_value(agency_name) as agency_name, any_value(region_code) as region_code

@@ -357,7 +357,7 @@ def _row_values(r: dict, texts: dict[str, RuleText]) -> dict[str, Any]:
     answered = (r["answered_period_from"], r["answered_period_to"])
     if r["status"] == casework.IN_PROGRESS and not casework.loss_within(answered, r["period_from"], r["period_to"]):
         # the answer on record was for other months (a record corrected since): its recovery does
-        # not cover this loss, which no sheet showed before (casework.LOSS_ANSWERED_SQL)
+        # not cover this loss, which no sheet showed before (casework.loss_answered_sql)
         evidence = (f"【已报送的核实结果针对所属期 {answered[0]}–{answered[1]}；此后数据有变，疑点现在所属期 "
                     f"{r['period_from']}–{r['period_to']}，尚未核实：请核实后报送（填写本次核实日期）】" + evidence)
     values = {

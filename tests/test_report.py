@@ -337,6 +337,26 @@ def test_a_recovery_above_an_amount_a_later_night_lowered_counts_up_to_that_amou
     assert "150,000.50" not in page
 
 
+def test_a_recovery_for_months_the_loss_has_left_counts_nothing(store, tmp_path):
+    """S00003 (PAID_AFTER_DEATH, 360703) was answered 4 with 1,000.00 recovered for 202601–202603; a
+    corrected record moved its loss to 202606–202610, months no sheet showed: for casework nothing of
+    it is recovered (it stays 核查中, 挂牌督办), and the report counts nothing of it either."""
+    con = connect(store)
+    before = report.collect(con, AS_OF)
+    con.execute("update suspects set answered_period_from = '202601', answered_period_to = '202603'"
+                " where suspect_id = 'S00003'")
+    after = report.collect(con, AS_OF)
+    assert after["headline"]["recovered"] == before["headline"]["recovered"] - Decimal("1000.00")
+    row = lambda data: next(r for r in data["summary"] if (r["agency_code"], r["rule_id"]) == ("360703", "PAID_AFTER_DEATH"))  # noqa: E731
+    assert (row(before)["recovered"], row(after)["recovered"]) == (Decimal("1000.00"), Decimal("0.00"))
+    flagged = {r["suspect_id"]: r for r in after["flagged"][1]}
+    assert flagged["S00003"]["recovered"] == Decimal("0.00")
+    # within the months answered, it counts again
+    con.execute("update suspects set answered_period_from = '202606', answered_period_to = '202610'"
+                " where suspect_id = 'S00003'")
+    assert report.collect(con, AS_OF)["headline"]["recovered"] == before["headline"]["recovered"]
+
+
 def test_the_suspects_new_on_the_night_are_counted_also_in_a_report_for_another_date(written, tmp_path):
     con, _ = written
     new_that_night = scalar(con, "select count(*) from suspects where first_detected_on = ?", [AS_OF])
