@@ -241,15 +241,18 @@ def loss_within(shown_periods: tuple | list | None, period_from: str | None, per
     return str(shown_from) <= str(period_from) and str(period_to) <= str(shown_to)
 
 
-def loss_answered_sql(row: str = "") -> str:
+def loss_answered_sql(row: str = "", partly: bool = False) -> str:
     """loss_within as SQL over a suspects row (`row`: its alias, if any): the months of the last
-    answer's sheet (answered_period_*, set by returns) hold the loss now on record. Not held, a
-    recovery covers nothing — for closing, for 挂牌督办 and for the report's 追回金额 alike (a loss
-    moved to a month no sheet showed is not recovered, whatever was)."""
+    answer's sheet (answered_period_*, set by returns) hold the loss now on record — else a recovery
+    does not cover it, for closing and for 挂牌督办 alike (a loss moved to a month no sheet showed is
+    not recovered, whatever was). `partly`: the months share one at least — what the report counts a
+    recovery against (a loss grown by a month since keeps what was recovered of the others; one
+    moved wholly to other months, nothing)."""
     t = f"{row}." if row else ""
+    held = (f"({t}period_to >= {t}answered_period_from and {t}period_from <= {t}answered_period_to)" if partly
+            else f"({t}period_from >= {t}answered_period_from and {t}period_to <= {t}answered_period_to)")
     return (f"({t}answered_period_from is null or {t}answered_period_to is null or {t}period_from is null"
-            f" or {t}period_to is null or ({t}period_from >= {t}answered_period_from"
-            f" and {t}period_to <= {t}answered_period_to))")
+            f" or {t}period_to is null or {held})")
 
 
 def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, run_id: str | None = None,

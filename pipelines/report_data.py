@@ -98,9 +98,9 @@ def rate_shown(rate: Decimal | None) -> Decimal | None:
 # amount when it is applied (returns), but a later night may lower the amount (a reversal, a
 # corrected payment) below what was recovered by then; the figures weigh what was recovered of the
 # loss, and the rest (such as interest) is in the verification record, as the 说明 says. Nothing of
-# it where the loss has moved since to months the answer was not for (casework.loss_answered_sql:
-# for casework it is not recovered either).
-RECOVERED_COUNTED = (f"case when {loss_answered_sql('s')}"
+# it where the loss has moved since wholly to months the answer was not for
+# (casework.loss_answered_sql: for casework it is not recovered either).
+RECOVERED_COUNTED = (f"case when {loss_answered_sql('s', partly=True)}"
                      " then least(coalesce(s.recovered_amount, 0), greatest(coalesce(s.amount, 0), 0)) else 0 end")
 
 

@@ -359,7 +359,7 @@ def _row_values(r: dict, texts: dict[str, RuleText]) -> dict[str, Any]:
         # the answer on record was for other months (a record corrected since): its recovery does
         # not cover this loss, which no sheet showed before (casework.loss_answered_sql)
         evidence = (f"【已报送的核实结果针对所属期 {answered[0]}–{answered[1]}；此后数据有变，疑点现在所属期 "
-                    f"{r['period_from']}–{r['period_to']}，尚未核实：请核实后报送（填写本次核实日期）】" + evidence)
+                    f"{r['period_from']}–{r['period_to']}（其外的月份尚未核实）：请核实后报送（填写本次核实日期）】" + evidence)
     values = {
         "疑点编号": r["suspect_id"], "规则编号": r["rule_id"], "规则名称": texts[r["rule_id"]].title if r["rule_id"] in texts else r["rule_id"],
         "公民身份号码": r["person_id"], "姓名": r["name"], "涉及金额": r["amount"],

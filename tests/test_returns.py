@@ -841,7 +841,7 @@ def test_a_recovery_for_the_months_a_sheet_showed_does_not_cover_a_loss_moved_si
     row = rows_by_id_of(sheet)[sid]
     assert (row["涉及金额"], str(row["所属期起"]), str(row["所属期止"]), row["追回金额"]) == (500, "202604", "202604", 600)
     # the row says why it is still open
-    assert row["证据摘要"].startswith("【已报送的核实结果针对所属期 202601–202603；此后数据有变，疑点现在所属期 202604–202604")
+    assert row["证据摘要"].startswith("【已报送的核实结果针对所属期 202601–202603；此后数据有变，疑点现在所属期 202604–202604（其外的月份尚未核实）")
     # answered there — the clerk writes a note and leaves the date the sheet shows (the earlier
     # answer's): it closes, dated the day of the return, not back to before the loss was known
     again = Clerk(sheet)
