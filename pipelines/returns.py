@@ -335,8 +335,14 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
     ensure_returns_schema(con)
     actor = current_actor(actor)
     report = ReturnsReport()
+    # A file named twice in one call (a shell glob and its name, say) is one workbook: applied once
+    # (the second was counted again as a workbook of its own, its refusals printed and audited twice).
+    named: dict[Path, Path] = {}
+    for given in workbooks:
+        named.setdefault(Path(given).resolve(), Path(given))
+    workbooks = list(named.values())
     sheets: dict[str, _Sheet] = {}  # each workbook is read once: by the conflict check, then applied
-    conflicts = _conflicting_answers(con, [Path(p) for p in workbooks], sheets, as_of)
+    conflicts = _conflicting_answers(con, workbooks, sheets, as_of)
     for path in workbooks:
         path = Path(path)
         _apply_workbook(con, path, as_of, actor, report, conflicts, sheets.get(str(path)))

@@ -982,6 +982,22 @@ def test_a_recovery_of_the_amount_the_sheet_showed_is_taken_when_the_amount_fell
     assert "已应用、请核对" not in "\n".join(report.lines())
 
 
+def test_a_workbook_named_twice_in_one_call_is_applied_once(con, tmp_path, monkeypatch):
+    # From a review: the same path twice (a glob and its name) was a second workbook — its refusals
+    # printed twice and a second apply_return audit row repeating the first one's suspects.
+    path = issue(con, tmp_path, n=3)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果="9", 核实说明="?")
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    returned = clerk.save()
+    monkeypatch.chdir(returned.parent)
+    report = returns.apply_returns(con, [returned, Path(returned.name), returned], RETURN_DAY)
+    assert len(report.files) == 1 and report.files[0].applied == 1
+    assert [(r.suspect_id, r.column) for r in report.refusals] == [(f"S-{A}-1", "核实结果")]
+    assert scalar(con, "select count(*) from audit_log where action = 'apply_return'") == 1
+    assert status_of(con, f"S-{A}-2")[0] == "已销号"
+
+
 def test_a_workbook_applied_as_of_a_day_before_it_was_issued_is_refused(con, tmp_path):
     # a mistyped --as-of would date the closings before the sheet existed
     path = issue(con, tmp_path, n=2)[A]
