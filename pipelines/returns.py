@@ -1056,7 +1056,8 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
         "given_verified_on": answer["verified"].isoformat() if answer["verified"] else None,
         "given_recovered_amount": answer["recovered"],
         "recovered_above_amount": above,  # of the 追回金额 given, above the amount at risk (interest)
-        # the months the answered sheet showed: what the recovery is for (casework.loss_within)
+        # the months the answered sheet showed, what the recovery is for: each answer's in its event,
+        # the last one's on the suspect (answered_period_*, weighed by casework.loss_answered_sql)
         "shown_periods": list(answer["shown_periods"]),
         "status_from": status, "status_to": new_status}))
     if _money(recovered) != _money(stored_recovered):

@@ -204,13 +204,10 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
           and suspect_id not in (select suspect_id from _changes)
           and suspect_id not in (select suspect_id from _gone)
           and last_detected_on < $as_of""", {"as_of": as_of})
-    con.execute("""
+    con.execute(f"""
         insert into suspect_events (suspect_id, happened_at, event, detail, run_id)
         select suspect_id, $now,
-               case when change = 'new' then 'detected'
-                    -- back after a no_longer_detected, changed: said so, with the old and new amounts
-                    when change = 'updated' and suspect_id in (select suspect_id from _gone) then 'redetected'
-                    else change end,
+               case when change = 'new' then 'detected' else {_CHANGE_SAID} end,
                case change
                    when 'new' then to_json(struct_pack(as_of := $as_of, amount := amount,
                                                        period_from := period_from, period_to := period_to))
@@ -247,6 +244,12 @@ def _record_state(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
                    where file_hash not in (select file_hash from detect_seen_files)""")
 
 
+# A row of _changes as its event and the night's counts say it: one back changed after it had gone
+# (a no_longer_detected) is 'redetected' — found again, its event with the old and new amounts.
+_CHANGE_SAID = ("case when change = 'updated' and suspect_id in (select suspect_id from _gone)"
+                " then 'redetected' else change end")
+
+
 def update_suspects(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None = None) -> dict[str, dict[str, int]]:
     """Merge temp table `detections` (from rules.detect) into suspects; {rule_id: {new, updated, reopened, unchanged, …}}."""
     if not table_exists(con, "detections"):
@@ -259,10 +262,8 @@ def update_suspects(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | N
     try:
         _stage(con, as_of)
         _apply(con, as_of, run_id)
-        # counted as the events say: one back changed after it had gone is 'redetected' (found again)
-        counts = con.execute(
-            "select rule_id, case when change = 'updated' and suspect_id in (select suspect_id from _gone)"
-            " then 'redetected' else change end, count(*) from _changes group by all").fetchall()
+        # counted as the events say (_CHANGE_SAID)
+        counts = con.execute(f"select rule_id, {_CHANGE_SAID}, count(*) from _changes group by all").fetchall()
         rule_ids = [r[0] for r in con.execute(
             "select rule_id from detection_rules" if table_exists(con, "detection_rules")
             else "select distinct rule_id from detections").fetchall()]

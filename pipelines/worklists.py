@@ -286,6 +286,7 @@ def _open_suspects(con: duckdb.DuckDBPyConnection) -> list[dict]:
                s.major_class, s.evidence::varchar as evidence,
                s.closed_amount, s.closed_period_from, s.closed_period_to,
                s.answered_period_from, s.answered_period_to,
+               not {casework.loss_answered_sql("s")} as loss_unanswered,
                case when s.status = '{REOPENED}' then
                    (select json_extract_string(arg_max(e.detail, e.happened_at), '$.closed_on') from suspect_events e
                     where e.suspect_id = s.suspect_id and e.event = 'reopened') end as reopened_after_closing_on
@@ -354,10 +355,10 @@ def _row_values(r: dict, texts: dict[str, RuleText]) -> dict[str, Any]:
                     f"（数据可能已更正或冲正，或规则参数已调整），请核实后填报】" + evidence)
     if r["status"] == REOPENED:
         evidence = _reopened_banner(r) + evidence
-    answered = (r["answered_period_from"], r["answered_period_to"])
-    if r["status"] == casework.IN_PROGRESS and not casework.loss_within(answered, r["period_from"], r["period_to"]):
+    if r["status"] == casework.IN_PROGRESS and r["loss_unanswered"]:
         # the answer on record was for other months (a record corrected since): its recovery does
-        # not cover this loss, which no sheet showed before (casework.loss_answered_sql)
+        # not cover this loss, which no sheet showed before — as closing and 挂牌督办 weigh it
+        answered = (r["answered_period_from"], r["answered_period_to"])
         evidence = (f"【已报送的核实结果针对所属期 {answered[0]}–{answered[1]}；此后数据有变，疑点现在所属期 "
                     f"{r['period_from']}–{r['period_to']}（其外的月份尚未核实）：请核实后报送（填写本次核实日期）】" + evidence)
     values = {
