@@ -43,6 +43,10 @@ class Column:
     # Excel cell of 16 or more digits kept only 15 of them (2.0261115E+16), so two payments would
     # read as one; such a value is refused, as for ID numbers and accounts.
     code: bool = False
+    # A word the rules match against the contract's lists, which are not closed (待遇项目, 刑罚类型:
+    # an unknown one is accepted): an invisible format character is no part of it — kept, 丧葬补助金
+    # with a zero-width space would be an unknown item, treated as recurring.
+    term: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,7 @@ EXTRACTS: dict[str, Extract] = {
                 _C("person_id", "公民身份号码", "id"),
                 _C("name", "姓名", required=False),
                 _C("insurance_type", "险种类型", "insurance_type"),
-                _C("item", "待遇项目"),
+                _C("item", "待遇项目", term=True),
                 _C("period", "待遇所属期", "period"),
                 _C("paid_on", "发放日期", "date"),
                 _C("amount", "发放金额", "money"),
@@ -181,7 +185,7 @@ EXTRACTS: dict[str, Extract] = {
             (
                 _C("person_id", "公民身份号码", "id"),
                 _C("name", "姓名", required=False),
-                _C("sentence_type", "刑罚类型"),
+                _C("sentence_type", "刑罚类型", term=True),
                 _C("custody_start", "入监日期", "date"),
                 _C("custody_end", "出监日期", "date", required=False),
                 _C("facility", "监所名称", required=False),

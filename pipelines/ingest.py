@@ -27,7 +27,8 @@ import polars as pl
 from . import contracts
 from .privacy import mask_ids_in_text
 from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
-from .normalise import clean_text, clean_value, column_exprs, fast_exprs, label, typed_fast_exprs, typed_source
+from .normalise import (FORMAT_CHARACTERS, clean_text, clean_value, column_exprs, fast_exprs, label, typed_fast_exprs,
+                        typed_source)
 from .store import LINEAGE_COLUMNS, ensure_schema, scalar, transaction
 
 
@@ -1473,7 +1474,7 @@ def _column_values(data: pl.DataFrame, src: str | None, col, today: dt.date) -> 
     s = (data.get_column(src) if src is not None else pl.repeat(None, n, dtype=pl.Utf8, eager=True)).alias("s")
     if s.dtype != pl.Utf8 and typed_fast_exprs(pl.col("s"), s.dtype, col) is None:
         s = s.cast(pl.Utf8)  # a typed Parquet column delivered for another kind of column: its text
-    if col.type == "text" and not col.allowed and not col.code:
+    if col.type == "text" and not col.allowed and not col.code and not col.term:
         return _evaluate(s.to_frame(), col, today).drop("s")
     if not _repeats(s):
         return _evaluate(s.to_frame(), col, today).drop("s")  # mostly distinct: parse as is
@@ -1495,7 +1496,9 @@ def _fast_column(raw: RawFrame, src: str, col, today: dt.date) -> tuple[pl.Expr,
     else:
         clean = clean_text(s.cast(pl.Utf8) if dtype != pl.Utf8 else s)
         fast = fast_exprs(clean, col, today)
-        if fast is None and col.type == "text" and not col.allowed:
+        if fast is None and col.term:  # a listed word: as trimmed, unless it holds a format character
+            fast = (~clean.str.contains(FORMAT_CHARACTERS), clean)
+        elif fast is None and col.type == "text" and not col.allowed:
             fast = (pl.lit(True), clean)  # free text: its value is the trimmed text
     if fast is None:
         return None

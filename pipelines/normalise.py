@@ -84,11 +84,11 @@ TEXT_MARK = "'"
 def clean_value(e: pl.Expr, col: Column) -> pl.Expr:
     """clean_text — and, for every column but free text (names, memos), without format characters
     and without a leading apostrophe (TEXT_MARK): neither is part of a code, an ID number, an account,
-    a date or an amount, and kept they make one agency, payment or account two. Names are stored as
-    delivered. The fast paths take ASCII texts without the apostrophe only (fast_exprs), so this runs
+    a date, an amount or a listed word (Column.term), and kept they make one agency, payment or
+    account two. Names are stored as delivered. The fast paths take ASCII texts without the apostrophe only (fast_exprs), so this runs
     on the few others: Polars evaluates both branches of a when/then, and a regular expression over
     every value of every column cost a third of CSV ingest."""
-    if col.type == "text" and not col.code and not col.allowed:
+    if col.type == "text" and not col.code and not col.allowed and not col.term:
         return clean_text(e)
     visible = (pl.when(e.str.len_bytes() != e.str.len_chars())
                .then(e.str.replace_all(FORMAT_CHARACTERS, "")).otherwise(e))

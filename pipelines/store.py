@@ -262,6 +262,23 @@ def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
         lambda c, _: f"regexp_replace({c}, '{FORMAT_CHARACTERS}', '', 'g')")
 
 
+def _terms_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: the listed words (Column.term: 待遇项目, 刑罚类型) an older store holds with an
+    invisible format character (ingest drops it since 2026-12-05) lose it — a 丧葬补助金 so held was
+    an unknown item, treated as recurring. Neither is part of a key, and a word of nothing but the
+    character was refused as empty. The next night detects in full."""
+    with transaction(con):
+        for kind, spec in EXTRACTS.items():
+            for c in (c.name for c in spec.columns if c.term):
+                held = f"length({c}) <> strlen({c}) and regexp_matches({c}, '{FORMAT_CHARACTERS}')"
+                if scalar(con, f"select count(*) from {kind} where {held}"):
+                    if table_exists(con, "detect_state"):
+                        con.execute("delete from detect_state")
+                    con.execute(f"update {kind} set {c} = trim(regexp_replace({c}, '{FORMAT_CHARACTERS}', '', 'g')) "
+                                f"where {held}")
+        con.execute("insert into store_migrations values ('terms_without_format_characters', current_timestamp)")
+
+
 # What Polars' strip_chars() takes off a text (Unicode White_Space), in RE2
 _WHITE_SPACE = r"[\s\x0B\x{85}\p{Z}]"
 
@@ -409,6 +426,7 @@ def _class_verified_on(con: duckdb.DuckDBPyConnection) -> None:
 _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("codes_without_format_characters", _codes_without_format_characters),
                ("codes_without_text_mark", _codes_without_text_mark),
+               ("terms_without_format_characters", _terms_without_format_characters),
                ("verified_amounts", _verified_amounts),
                # a reopened suspect's status first: closed_state gives the reopened ones their banner
                ("reissued_as_reopened", _reissued_as_reopened),

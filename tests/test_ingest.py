@@ -15,7 +15,7 @@ from openpyxl.utils import get_column_letter
 import polars as pl
 import pytest
 
-from pipelines import returns, store, worklists
+from pipelines import returns, rules, store, worklists
 from pipelines.casework import OUTCOME_LABELS
 from pipelines.extracts import EXTRACTS
 from pipelines.ingest import IngestError, ingest_inbox
@@ -1518,3 +1518,47 @@ def test_a_csv_whose_lines_end_with_cr_alone_is_read_row_by_row(tmp_path, encodi
     assert [(f.status, f.rows_total, f.rows_accepted) for f in report.files] == [("ingested", 3, 2)]
     assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_mac.csv")] == ["章贡区社保局", "南康区社保局"]
     assert [(r[1], r[2]) for r in rejected(con)] == [(3, "agency_code")]
+
+
+@pytest.mark.parametrize("fmt", ["csv-gb18030", "xlsx", "parquet"])
+def test_a_listed_word_with_an_invisible_character_is_the_word(tmp_path, fmt):
+    """From a probe of the data-quality checks: 丧葬补助金 pasted with a zero-width space was stored
+    so — an unknown item, treated as recurring (PAID_AFTER_DEATH would count a funeral grant paid
+    after death), and 有期徒刑 so was no custodial sentence. The rules' listed words (待遇项目,
+    刑罚类型) lose format characters as codes do; a name keeps them; a word of nothing else is empty."""
+    zw, joiner = "\u200b", "\u2060"
+    pays = [row_for("payments", i)[0] for i in range(3)]
+    pays[0]["item"], pays[1]["item"], pays[2]["item"] = "丧葬补助金" + zw, joiner + "基本养老金", zw
+    pays[0]["name"] = "吴" + zw + "一"
+    held = [row_for("imprisonments", i)[0] for i in range(2)]
+    held[0]["sentence_type"] = "有期" + zw + "徒刑"
+    write_extract(tmp_path / "inbox" / "2026-10-21" / f"payments_a.{fmt.split('-')[0]}", "payments", pays, fmt)
+    write_extract(tmp_path / "inbox" / "2026-10-21" / f"imprisonments_a.{fmt.split('-')[0]}", "imprisonments", held, fmt)
+    con = store.connect(tmp_path / "fw.duckdb")
+    try:
+        report = ingest_inbox(con, tmp_path / "inbox")
+        assert con.execute("select item, name from payments order by payment_id").fetchall() == [
+            ("丧葬补助金", "吴" + zw + "一"), ("基本养老金", pays[1]["name"])]
+        assert con.execute("select column_name, reason from rejected_rows").fetchall() == [
+            ("item", "缺少必填项: 待遇项目(item) 为空")]
+        assert report.rows_rejected == 1
+        assert store.scalar(con, "select sentence_type from imprisonments where person_id = ?",
+                            [held[0]["person_id"]]) == "有期徒刑"
+    finally:
+        con.close()
+
+
+def test_a_store_from_before_loses_the_invisible_characters_of_its_listed_words_once(tmp_path):
+    inbox, rows, path, con = _three_payments_stored(tmp_path)
+    con.execute("update payments set item = '丧葬补助金' || chr(8203) where payment_id = 'P000000'")
+    rules.ensure_detect_schema(con)
+    con.execute("insert into detect_state values (1, date '2026-11-20', 'x', current_timestamp)")
+    con.execute("delete from store_migrations where name = 'terms_without_format_characters'")
+    con.close()
+    con = store.connect(path)
+    try:
+        assert store.scalar(con, "select item from payments where payment_id = 'P000000'") == "丧葬补助金"
+        assert store.scalar(con, "select count(*) from detect_state") == 0  # the next night detects in full
+        assert store.scalar(con, "select count(*) from store_migrations where name = 'terms_without_format_characters'") == 1
+    finally:
+        con.close()
