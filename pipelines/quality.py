@@ -24,7 +24,7 @@ import duckdb
 
 from . import extracts as X
 from .report_mask import mask_name
-from .store import scalar
+from .store import scalar, table_exists, transaction
 
 QUALITY_DDL = """
 create table if not exists quality_results (
@@ -48,6 +48,8 @@ SAMPLE_ROWS = 300_000
 ID_VALID_SHARE = 0.99          # share of delivered rows whose 公民身份号码 passed the check digit
 PERIOD_CONTINUITY_SHARE = 0.98  # share of recurring payments following the stream's previous month
 ROW_COUNT_BAND = (0.5, 2.0)     # this delivery's rows vs the last delivery of the same kind
+ROWS_ADDED = "rows_added"       # the row-count check's one-row frame; stored as the table's row count
+ROW_COUNT = "expect_table_row_count_to_be_between"
 
 AMOUNT_RANGES = {  # yuan; outside is not wrong, but worth a look
     "payments": (0.01, 500_000),
@@ -103,28 +105,54 @@ class QualityReport:
     seconds: float = 0.0
 
 
+# The files whose rows a check has seen: a delivery is checked on the rows of its files not seen
+# yet — a file sent late into an earlier delivery is checked alone, not with the rows checked then.
+QUALITY_FILES_DDL = """
+create table if not exists quality_checked_files (
+    file_hash  varchar,       -- ingest_ledger.file_hash
+    run_id     varchar,
+    checked_at timestamp
+)
+"""
+
+
 def ensure_quality_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(QUALITY_DDL)
+    if not table_exists(con, "quality_checked_files"):
+        con.execute(QUALITY_FILES_DDL)
+        # a store from before the table: the files of a delivery with results were checked with it
+        con.execute("""insert into quality_checked_files
+                       select file_hash, null, current_timestamp from ingest_ledger
+                       where delivery in (select delivery from quality_results)""")
 
 
-def _frame_sql(kind: str, sampled: bool) -> str:
-    """The delivery's rows without personal data, plus derived flags the suite checks. A sampled
-    delivery (more than SAMPLE_ROWS rows) is sampled first and only the sample's flags computed:
-    a province's first payments delivery is 60 million rows."""
+def _of_files(files: list[str], column: str = "_file_hash") -> str:
+    """SQL true for the rows of these ingested files (an extract's lineage column; `file_hash` of
+    the ledger and rejected_rows), the hashes written as constants: DuckDB then skips the row
+    groups of other files by their statistics (a file's rows are contiguous)."""
+    hashes = ", ".join(f"'{h}'" for h in files if h.isalnum())
+    return f"{column} in ({hashes})" if hashes else "false"
+
+
+def _frame_sql(kind: str, sampled: bool, files: list[str]) -> str:
+    """The rows of the delivery's files not checked yet, without personal data, plus derived flags
+    the suite checks. A sampled delivery (more than SAMPLE_ROWS such rows) is sampled first and only
+    the sample's flags computed: a province's first payments delivery is 60 million rows."""
     spec = X.EXTRACTS[kind]
     keep = [c.name for c in spec.columns if c.name not in PERSONAL]
     for col in OPTIONAL_FILLED.get(kind, {}):
         applies = FILLED_ONLY_WHERE.get((kind, col))
         keep.append(f"({col} is not null{f' or not ({applies})' if applies else ''}) as has_{col}")
     keep += [f"coalesce({condition}, false) as {flag}" for flag, condition in CONSISTENT.get(kind, {}).items()]
-    delivered = f"select * from {kind} where _delivery = $delivery"
+    rows = f"_delivery = $delivery and {_of_files(files)}"
+    delivered = f"select * from {kind} where {rows}"
     if sampled:
         # The sample is drawn on the rows' positions, then its rows read (a reservoir of whole rows
         # copied every column of 5.7 million: 4.3 s against 0.5 s). USING SAMPLE applies before a
         # WHERE of the same select, hence the inner select.
         delivered = f"""
-            select * from {kind} where _delivery = $delivery and rowid in (
-                select rowid from (select rowid from {kind} where _delivery = $delivery)
+            select * from {kind} where {rows} and rowid in (
+                select rowid from (select rowid from {kind} where {rows})
                 using sample reservoir({SAMPLE_ROWS} rows) repeatable (7))"""
     if kind != "payments":
         return f"with delivered as ({delivered}) select {', '.join(keep)} from delivered"
@@ -149,9 +177,14 @@ def _frame_sql(kind: str, sampled: bool) -> str:
     """
 
 
-def _delivery_frame(con, kind: str, delivery: str):
-    rows = scalar(con, f"select count(*) from {kind} where _delivery = $delivery", {"delivery": delivery})
-    frame = con.execute(_frame_sql(kind, rows > SAMPLE_ROWS), {"delivery": delivery}).df()
+def _delivery_frame(con, kind: str, delivery: str, files: list[str] | None = None):
+    """(frame, rows it stands for): the rows of the delivery's files given (default: all its files
+    of the kind), sampled above SAMPLE_ROWS."""
+    if files is None:
+        files = _files(con, kind, delivery)
+    rows = scalar(con, f"select count(*) from {kind} where _delivery = $delivery and {_of_files(files)}",
+                  {"delivery": delivery})
+    frame = con.execute(_frame_sql(kind, rows > SAMPLE_ROWS, files), {"delivery": delivery}).df()
     # A value outside its code list is free text a clerk typed, and may hold a name or an ID number
     # (补发 + a name): the Data Docs and warnings show its first character only. The counts do not
     # change — a masked value is as far outside the list as the value was.
@@ -163,45 +196,69 @@ def _delivery_frame(con, kind: str, delivery: str):
     return frame, rows
 
 
-def _id_validity_frame(con, kind: str, delivery: str):
-    """One flag per delivered row: did its ID number pass? Accepted rows vs rejected_rows."""
+def _id_validity_frame(con, files: list[str]):
+    """One flag per delivered row of these files: did its ID number pass? The rows they added
+    (ingest_ledger.rows_accepted: also those a later delivery has since replaced) against the rows
+    rejected_rows refused for their ID number."""
+    added = scalar(con, f"select coalesce(sum(rows_accepted), 0) from ingest_ledger where {_of_files(files, 'file_hash')}")
     return con.execute(
         f"""
-        select true as person_id_valid from {kind} where _delivery = $delivery
+        select true as person_id_valid from range({int(added)})
         union all
         select false from rejected_rows
-        where extract = $kind and delivery = $delivery and column_name = 'person_id'
+        where {_of_files(files, 'file_hash')} and column_name = 'person_id'
           -- the ID number itself refused, not a row set aside by its key (given twice in a file,
           -- or older than a stored one), which names person_id as its key's first column
           and reason like '公民身份号码%'
         """,
-        {"delivery": delivery, "kind": kind},
     ).df()
 
 
+def _files(con, kind: str, delivery: str, unchecked: bool = False) -> list[str]:
+    """The ingested files of a delivery's kind (those no check has seen, with `unchecked`)."""
+    return [h for (h,) in con.execute(
+        f"""select file_hash from ingest_ledger where extract = $kind and delivery = $delivery
+            {'and file_hash not in (select file_hash from quality_checked_files)' if unchecked else ''}
+            order by file_hash""", {"kind": kind, "delivery": delivery}).fetchall()]
+
+
+def _rows_added(con, kind: str, delivery: str) -> int:
+    """The rows a delivery of a kind added, over all its files (whichever night each came)."""
+    return scalar(con, "select coalesce(sum(rows_accepted), 0) from ingest_ledger where extract = $k and delivery = $d",
+                  {"k": kind, "d": delivery})
+
+
 def _previous_rows(con, kind: str, delivery: str) -> int | None:
-    """The rows the last delivery of the same kind had accepted: what this delivery's stored rows
-    are counted against (rows refused are in neither; the rows delivered, refused ones included,
-    were compared with the rows stored — 8 stored of 20 delivered warned against another 20)."""
+    """The rows the last earlier delivery of the same kind that added any had added: what this
+    delivery's rows added are counted against (rows refused are in neither; the rows delivered,
+    refused ones included, were compared with the rows stored — 8 stored of 20 delivered warned
+    against another 20). A delivery whose every row was refused is no measure of the next one."""
     return scalar(
         con,
         """
-        select sum(rows_accepted) from ingest_ledger
-        where extract = $kind and delivery = (
-            select max(delivery) from ingest_ledger where extract = $kind and delivery < $delivery)
+        select rows from (
+            select delivery, sum(rows_accepted) as rows from ingest_ledger
+            where extract = $kind and delivery < $delivery group by delivery having sum(rows_accepted) > 0)
+        order by delivery desc limit 1
         """,
         {"kind": kind, "delivery": delivery},
     )
 
 
-def _suite(gx, kind: str, frame, previous_rows: int | None, sampled: bool):
+def _row_count_suite(gx, previous_rows: int):
+    """For a one-row frame of the delivery's rows added (`rows_added`): the ledger's count, exact
+    also where the other checks see a sample, or rows a later delivery replaced, or none at all."""
+    low, high = ROW_COUNT_BAND
+    suite = gx.ExpectationSuite(name="rows")
+    # 0.5× of 13 is 6.5: 6 rows are below it (ceil), 26.5 rows cannot be (floor)
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(
+        column=ROWS_ADDED, min_value=math.ceil(previous_rows * low), max_value=math.floor(previous_rows * high)))
+    return suite
+
+
+def _suite(gx, kind: str, frame):
     E = gx.expectations
     out = []
-    if previous_rows and not sampled:
-        low, high = ROW_COUNT_BAND
-        # 0.5× of 13 is 6.5: 6 rows are below it (ceil), 26.5 rows cannot be (floor)
-        out.append(E.ExpectTableRowCountToBeBetween(min_value=math.ceil(previous_rows * low),
-                                                    max_value=math.floor(previous_rows * high)))
     spec = X.EXTRACTS[kind]
     for col in spec.key:
         if col not in PERSONAL:
@@ -243,9 +300,12 @@ def _context(gx, docs_dir: Path):
     return context
 
 
-def _describe(result) -> tuple[str, str | None, dict]:
+def _describe(result, rows_added: int) -> tuple[str, str | None, dict]:
     cfg = result.expectation_config
     kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
+    if kwargs.get("column") == ROWS_ADDED:  # the delivery's row count, as the table's (in whole rows)
+        band = {k: int(kwargs[k]) for k in ("min_value", "max_value")}
+        return ROW_COUNT, None, {"kwargs": band, "observed": {"observed_value": rows_added}}
     observed = {k: result.result.get(k) for k in
                 ("observed_value", "element_count", "unexpected_count", "unexpected_percent",
                  "partial_unexpected_list") if k in result.result}
@@ -267,7 +327,7 @@ def _warning(delivery: str, kind: str, expectation: str, column: str | None, det
         kwargs = detail["kwargs"]
         if "min_value" in kwargs or "max_value" in kwargs:  # say what was expected, not only what was seen
             found += f", expected {kwargs.get('min_value', '')}–{kwargs.get('max_value', '')}"
-            if expectation == "expect_table_row_count_to_be_between":
+            if expectation == ROW_COUNT:
                 low, high = ROW_COUNT_BAND
                 found += f" ({low:g}×–{high:g}× the previous delivery's rows)"
     return f"{delivery} {what}: {expectation} failed, {found}"
@@ -300,26 +360,39 @@ def check_deliveries(
     context = _context(gx, docs_dir)
     source = context.data_sources.add_pandas("deliveries")
     rows_out = []
+    import pandas as pd
+
+    seen: list[str] = []  # the files checked tonight
     for delivery in deliveries:
         for kind in X.EXTRACTS:
-            if not scalar(con, f"select count(*) > 0 from {kind} where _delivery = $d", {"d": delivery}):
-                # a delivery whose rows a later one read the same night replaced, every one: said,
-                # not skipped without a word (its rows are no longer there to check)
-                accepted = scalar(con, "select sum(rows_accepted) from ingest_ledger where extract = $k and delivery = $d",
-                                  {"k": kind, "d": delivery})
-                if accepted:
-                    report.checked += 1
-                    report.warnings.append(f"{delivery} {kind}: all {accepted} row(s) it added were replaced by a later "
-                                           "delivery read the same night; none of its rows is left to check")
-                    rows_out.append((run_id, delivery, kind, "rows_left_to_check", None, False,
-                                     json.dumps({"rows_accepted": int(accepted), "rows_left": 0})))
+            files = _files(con, kind, delivery, unchecked=True)
+            if not files:
+                continue
+            seen += files
+            added = scalar(con, f"select coalesce(sum(rows_accepted), 0) from ingest_ledger where {_of_files(files, 'file_hash')}")
+            if added and not scalar(con, f"select count(*) > 0 from {kind} where _delivery = $d and {_of_files(files)}",
+                                    {"d": delivery}):
+                # files whose rows a later delivery read the same night replaced, every one: said,
+                # not skipped without a word (their rows are no longer there to check)
+                report.checked += 1
+                report.warnings.append(f"{delivery} {kind}: all {added} row(s) it added were replaced by a later "
+                                       "delivery read the same night; none of its rows is left to check")
+                rows_out.append((run_id, delivery, kind, "rows_left_to_check", None, False,
+                                 json.dumps({"rows_accepted": int(added), "rows_left": 0})))
                 continue
             if progress:
                 progress(f"quality {delivery} {kind}")
-            frame, rows = _delivery_frame(con, kind, delivery)
-            checks = [(kind, frame, _suite(gx, kind, frame, _previous_rows(con, kind, delivery), rows > len(frame)))]
+            # Files whose every row was refused are checked too, on no rows: their row count and ID
+            # numbers say what went wrong, where silence would say nothing did.
+            frame, _ = _delivery_frame(con, kind, delivery, files)
+            checks = [(kind, frame, _suite(gx, kind, frame))]
+            rows_added = _rows_added(con, kind, delivery)
+            previous = _previous_rows(con, kind, delivery)
+            if previous:
+                checks.insert(0, (f"{kind}_rows", pd.DataFrame({ROWS_ADDED: [rows_added]}),
+                                  _row_count_suite(gx, previous)))
             if "person_id" in X.EXTRACTS[kind].names:
-                ids = _id_validity_frame(con, kind, delivery)
+                ids = _id_validity_frame(con, files)
                 suite = gx.ExpectationSuite(name=f"{kind}_ids")
                 suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInSet(
                     column="person_id_valid", value_set=[True], mostly=ID_VALID_SHARE))
@@ -337,15 +410,19 @@ def check_deliveries(
                 result = checkpoint.run(batch_parameters={"dataframe": data})
                 for validation in result.run_results.values():
                     for r in validation.results:
-                        expectation, column, detail = _describe(r)
+                        expectation, column, detail = _describe(r, rows_added)
                         report.checked += 1
                         if not r.success:
                             report.warnings.append(_warning(delivery, kind, expectation, column, detail))
                         rows_out.append((run_id, delivery, kind, expectation, column, bool(r.success),
                                          json.dumps(detail, ensure_ascii=False, default=str)))
-    if rows_out:
-        con.executemany(
-            "insert into quality_results values (?, ?, ?, ?, ?, ?, ?, current_timestamp)", rows_out)
+    with transaction(con):  # results and the files they cover, or neither (a kill between: checked again)
+        if rows_out:
+            con.executemany(
+                "insert into quality_results values (?, ?, ?, ?, ?, ?, ?, current_timestamp)", rows_out)
+        if seen:
+            con.executemany("insert into quality_checked_files values (?, ?, current_timestamp)",
+                            [(h, run_id) for h in seen])
     try:
         context.build_data_docs()
         report.docs = docs_dir / "index.html"
@@ -367,13 +444,13 @@ def unwritten_pages(docs_dir: Path) -> list[Path]:
 
 
 def unvalidated_deliveries(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Deliveries with accepted rows and no quality result: a night killed between the ingest's
-    commit and the end of its checks left them so, and the next night ingests nothing new from
-    them — they are checked then, or their data-quality report would never exist."""
+    """Deliveries with a file no check has seen: a night killed between the ingest's commit and the
+    end of its checks left them so, and the next night ingests nothing new from them — they are
+    checked then, or their data-quality report would never exist."""
     ensure_quality_schema(con)
     return [d for (d,) in con.execute("""
         select distinct delivery from ingest_ledger
-        where rows_accepted > 0 and delivery not in (select delivery from quality_results where delivery is not null)
+        where file_hash not in (select file_hash from quality_checked_files)
         order by delivery""").fetchall()]
 
 

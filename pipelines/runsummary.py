@@ -203,7 +203,7 @@ def format_summary(s: dict[str, Any]) -> str:
             lines.append(f"    warning: {w}")
         if len(s.get("quality_warnings", [])) > len(shown):
             lines.append(f"    … and {len(s['quality_warnings']) - len(shown)} more warning(s) "
-                         "(all in quality_results, runs.summary and the Data Docs)")
+                         "(all in quality_results and runs.summary; the Data Docs show the checks great-expectations ran)")
     if s.get("store_settings"):
         # where DuckDB spills rows of the extracts (personal data) when a night outgrows the limit
         lines.append(f"  store: DuckDB memory limit {s['store_settings']['memory_limit']}, "

@@ -332,7 +332,7 @@ def test_the_summary_says_when_it_lists_only_some_data_quality_warnings():
                            "quality_warnings": warnings})
     assert "data quality: 26 warning(s)" in text
     assert warnings[19] in text and warnings[20] not in text
-    assert "    … and 6 more warning(s) (all in quality_results, runs.summary and the Data Docs)" in text
+    assert "    … and 6 more warning(s) (all in quality_results and runs.summary; the Data Docs show the checks great-expectations ran)" in text
     few = format_summary({"run_id": "r", "as_of": "2026-11-21", "status": "completed", "warnings": 2,
                           "quality_warnings": warnings[:2]})
     assert "more warning(s)" not in few

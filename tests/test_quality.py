@@ -291,3 +291,129 @@ def test_a_row_set_aside_for_its_key_is_not_counted_as_a_bad_id_number(tmp_path)
         assert not any("person_id_valid" in w for w in report.warnings), report.warnings
     finally:
         con.close()
+
+
+def _row_count_warnings(report) -> list[str]:
+    return [w for w in report.warnings if "row_count" in w]
+
+
+def test_a_delivery_whose_every_row_was_refused_is_checked_on_no_rows(tmp_path):
+    """From a probe of the checks: ten payments whose every ID number had a wrong check digit left
+    no rows, and the delivery got no result at all ("0 warning(s)") — and the next delivery's row
+    count was then compared with nothing. Now it is checked on no rows: 0 added against the band,
+    no valid ID number; the next one is measured against the last delivery that added rows."""
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    _write(inbox / "2026-11-01" / "payments_a.csv", PAY_HEADER, _payments("2026-11-01", 20, 0))
+    bad = [r[:1] + [BAD_ID] + r[2:] for r in _payments("2026-11-02", 10, 0, start=100)]
+    _write(inbox / "2026-11-02" / "payments_b.csv", PAY_HEADER, bad)
+    _write(inbox / "2026-11-03" / "payments_c.csv", PAY_HEADER, _payments("2026-11-03", 5, 0, start=200))
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox)
+        assert scalar(con, "select count(*) from payments where _delivery = '2026-11-02'") == 0
+        report = check_deliveries(con, ["2026-11-01", "2026-11-02", "2026-11-03"], out, run_id="night")
+        assert _row_count_warnings(report) == [
+            "2026-11-02 payments: expect_table_row_count_to_be_between failed, observed 0, expected 10–40 "
+            "(0.5×–2× the previous delivery's rows)",
+            "2026-11-03 payments: expect_table_row_count_to_be_between failed, observed 5, expected 10–40 "
+            "(0.5×–2× the previous delivery's rows)"]
+        ids = json.loads(scalar(con, """select detail::varchar from quality_results
+                                        where delivery = '2026-11-02' and column_name = 'person_id_valid'"""))
+        assert ids["observed"]["unexpected_count"] == 10 and ids["observed"]["element_count"] == 10
+        assert any(w.startswith("2026-11-02 payments.person_id_valid") for w in report.warnings)
+    finally:
+        con.close()
+
+
+def test_a_delivery_is_measured_by_the_rows_it_added_also_where_a_later_one_replaced_some(tmp_path):
+    """From the probe: 100 rows after a delivery of 30 passed the 15–60 band because a later
+    delivery of the same night replaced 60 of them (measured as the 40 left), while as the
+    previous delivery it counted its 100. Both sides are now the rows each added."""
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    _write(inbox / "2026-11-01" / "payments_a.csv", PAY_HEADER, _payments("2026-11-01", 30, 0))
+    hundred = _payments("2026-11-02", 100, 0, start=100)
+    _write(inbox / "2026-11-02" / "payments_b.csv", PAY_HEADER, hundred)
+    _write(inbox / "2026-11-03" / "payments_c.csv", PAY_HEADER, [r[:7] + ["1100.00"] + r[8:] for r in hundred[:60]])
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox)
+        assert scalar(con, "select count(*) from payments where _delivery = '2026-11-02'") == 40
+        report = check_deliveries(con, ["2026-11-01", "2026-11-02", "2026-11-03"], out, run_id="night")
+        assert _row_count_warnings(report) == [
+            "2026-11-02 payments: expect_table_row_count_to_be_between failed, observed 100, expected 15–60 "
+            "(0.5×–2× the previous delivery's rows)"]  # and 60 after 100: within 50–200
+        ids = json.loads(scalar(con, """select detail::varchar from quality_results
+                                        where delivery = '2026-11-02' and column_name = 'person_id_valid'"""))
+        assert ids["observed"]["element_count"] == 100
+    finally:
+        con.close()
+
+
+def test_a_file_sent_late_into_an_earlier_delivery_is_checked_alone(tmp_path):
+    """From the probe: a night read 2026-11-20/payments_a.csv (40 rows, 5 of an unknown item); a
+    later night read payments_late.csv into the same delivery, and the checks ran again on all 50
+    rows, warning again of the 5. Each file's rows are checked once; the row count is the
+    delivery's, all its files."""
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    rows = _payments("2026-11-20", 40, 0)
+    for r in rows[:5]:
+        r[4] = "高龄补贴"
+    _write(inbox / "2026-11-20" / "payments_a.csv", PAY_HEADER, rows)
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox)
+        first = check_deliveries(con, ["2026-11-20"], out, run_id="night-1")
+        assert [w for w in first.warnings if "payments.item" in w] == [
+            "2026-11-20 payments.item: expect_column_values_to_be_in_set failed, 5 of 40 rows unexpected (e.g. 高***)"]
+        _write(inbox / "2026-11-20" / "payments_late.csv", PAY_HEADER, _payments("2026-11-20", 10, 0, start=500))
+        ingest_inbox(con, inbox)
+        assert unvalidated_deliveries(con) == ["2026-11-20"]
+        second = check_deliveries(con, ["2026-11-20"], out, run_id="night-2")
+        assert not any("payments.item" in w for w in second.warnings), second.warnings
+        items = json.loads(scalar(con, """select detail::varchar from quality_results
+                                          where run_id = 'night-2' and column_name = 'item'"""))
+        assert items["observed"]["element_count"] == 10 and items["observed"]["unexpected_count"] == 0
+        assert unvalidated_deliveries(con) == []
+        assert check_deliveries(con, ["2026-11-20"], out, run_id="night-3").checked == 0  # nothing new
+    finally:
+        con.close()
+
+
+def test_a_sampled_delivery_counts_its_rows_from_the_ledger(tmp_path, monkeypatch):
+    """From the probe: a delivery above SAMPLE_ROWS had no row-count check at all, the exact count
+    being known without a sample."""
+    monkeypatch.setattr(quality, "SAMPLE_ROWS", 4)
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    _write(inbox / "2026-11-01" / "payments_a.csv", PAY_HEADER, _payments("2026-11-01", 3, 0))
+    _write(inbox / "2026-11-02" / "payments_b.csv", PAY_HEADER, _payments("2026-11-02", 9, 0, start=100))
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox)
+        report = check_deliveries(con, ["2026-11-01", "2026-11-02"], out, run_id="night")
+        assert _row_count_warnings(report) == [
+            "2026-11-02 payments: expect_table_row_count_to_be_between failed, observed 9, expected 2–6 "
+            "(0.5×–2× the previous delivery's rows)"]
+        amounts = json.loads(scalar(con, """select detail::varchar from quality_results
+                                            where delivery = '2026-11-02' and column_name = 'amount'"""))
+        assert amounts["observed"]["element_count"] == 4  # the other checks: on the sample
+    finally:
+        con.close()
+
+
+def test_a_store_from_before_the_checked_files_counts_its_checked_deliveries_as_checked(tmp_path, checked):
+    """quality_checked_files came after quality_results: a store without it takes every file of a
+    delivery with results as checked, and waits to check the others."""
+    inbox = tmp_path / "inbox"
+    delivery_1(inbox)
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox)
+        check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="night-1")
+        delivery_2(inbox)
+        ingest_inbox(con, inbox)
+        con.execute("drop table quality_checked_files")
+        assert unvalidated_deliveries(con) == ["2026-11-21"]
+        assert scalar(con, "select count(*) from quality_checked_files") == scalar(
+            con, "select count(*) from ingest_ledger where delivery = '2026-10-21'")
+    finally:
+        con.close()
