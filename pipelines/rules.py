@@ -618,15 +618,30 @@ def _rule_inputs(con: duckdb.DuckDBPyConnection, rule: Rule, scoped: bool, store
 # Running
 # --------------------------------------------------------------------------------------------
 
+# An agency's region (agencies.region_code), for the findings a region's parameter set keeps
+AGENCY_REGION = "(select agency_code, any_value(region_code) as region_code from agencies group by agency_code)"
+
+
 def _run_one_set(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[str, Any], as_of: date,
-                 config: Config) -> None:
-    """Leave the rule's rows for one parameter set in temp table _rule_rows."""
+                 config: Config, in_regions: tuple[str, list[str]] | None = None) -> None:
+    """Leave the rule's rows for one parameter set in temp table _rule_rows. `in_regions` (an SQL
+    test of `a.region_code` and its $regions) is where the set's findings will be kept: a model
+    then scores only the rows of agencies there — its cap (AMOUNT_OUTLIER's max_share) and its
+    norms are the set's own, not spent on rows another set keeps."""
     bound = bind(rule, params, as_of)
     if rule.engine == "model":
         con.execute(f"create or replace temp table _rule_features as {rule.sql}", bound)
+        features = "_rule_features"
+        columns = [row[0] for row in con.execute("describe _rule_features").fetchall()]
+        if in_regions is not None and "agency_code" in columns:
+            keep, regions = in_regions
+            con.execute(f"""create or replace temp table _rule_features_in as
+                            select r.* from _rule_features r left join {AGENCY_REGION} a on a.agency_code = r.agency_code
+                            where {keep}""", {"regions": regions})
+            features = "_rule_features_in"
         module_name, func_name = rule.model.split(":")
         model = getattr(importlib.import_module(module_name), func_name)
-        out_table = model(con, "_rule_features", params, as_of)
+        out_table = model(con, features, params, as_of)
         con.execute(f"create or replace temp table _rule_rows as select * from {out_table}")
     else:
         con.execute(f"create or replace temp table _rule_rows as {rule.sql}", bound)
@@ -657,21 +672,20 @@ def _run_sets(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: C
     con.execute("create or replace temp table _rule_all as select * from detections limit 0")
     overridden = [r for _, regions in sets if regions for r in regions]
     for params, regions in sets:
-        _run_one_set(con, rule, params, as_of, config)
         if regions is None:
             keep = "coalesce(a.region_code, '') not in (select unnest(cast($regions as varchar[])))"
             region_list = overridden
         else:
             keep = "a.region_code in (select unnest(cast($regions as varchar[])))"
             region_list = regions
+        _run_one_set(con, rule, params, as_of, config, (keep, region_list) if overridden else None)
         con.execute(f"""
             insert into _rule_all
             select '{rule.id}', cast(r.subject as varchar), cast(r.person_id as varchar), cast(r.agency_code as varchar),
                    cast(r.period_from as varchar), cast(r.period_to as varchar),
                    cast(r.amount as decimal(18,2)), cast(r.evidence as json)
             from _rule_rows r
-            left join (select agency_code, any_value(region_code) as region_code from agencies group by agency_code) a
-              on a.agency_code = r.agency_code
+            left join {AGENCY_REGION} a on a.agency_code = r.agency_code
             where r.subject is not null and {keep} {only_subjects}""", {"regions": region_list})
     # One row per subject even when a person's findings fell in two regions' runs.
     con.execute("""
@@ -911,6 +925,6 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
                     [rule.id, rule.title, rule.severity, rule.subject, result.error is None,
                      result.count, result.amount, result.seconds, scope is not None, scope])
         report.results.append(result)
-    for table in ("_rule_rows", "_rule_all", "_rule_features", "_subject_rows", *WATCH_TABLES):
+    for table in ("_rule_rows", "_rule_all", "_rule_features", "_rule_features_in", "_subject_rows", *WATCH_TABLES):
         con.execute(f"drop table if exists {table}")
     return report
