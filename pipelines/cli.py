@@ -321,6 +321,7 @@ def cmd_rules(args) -> int:
     (`rule_folders`) — and, with --db, their queries planned against the store: a new rule file is
     checked before the night, not at 02:00."""
     from .config import rule_folders
+    from .privacy import mask_ids_in_text
     from .rules import check_rules, load_rules, parameter_sets
     from .store import StoreBusy, connect, scalar
 
@@ -362,7 +363,8 @@ def cmd_rules(args) -> int:
             if params:
                 scope = f" (regions {', '.join(regions)})" if regions else " (other regions)" if len(sets) > 1 else ""
                 values = ", ".join(f"{name}={_param_text(value)}" for name, value in params.items())
-                print(f"  {'':<{width}} parameters{scope}: {values}")
+                # an account listed in config (fiscal_accounts) masked, as runs.summary shows it
+                print(f"  {'':<{width}} parameters{scope}: {mask_ids_in_text(values)}")
     for problem in problems:
         print(f"  problem {problem.rule_file}: {problem.message}")
     return EXIT_FAILED if problems else EXIT_OK

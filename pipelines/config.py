@@ -6,6 +6,7 @@ One Config object is passed down explicitly; nothing reads a global.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,15 @@ def load_config(path: str | Path | None = None) -> Config:
     unknown = set(loaded) - set(DEFAULTS)
     if unknown:
         raise SystemExit(f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}")
+    if isinstance(loaded.get("regions"), dict):
+        # 360702: and "360702": are one region (YAML reads the first as a number): as text, and
+        # the same code written both ways refused as a key given twice
+        codes: dict[str, Any] = {}
+        for code, region in loaded["regions"].items():
+            if str(code) in codes:
+                raise SystemExit(f"config file {path}: regions: found the key {code} twice (once quoted, once not)")
+            codes[str(code)] = region
+        loaded["regions"] = codes
     config = Config(_merge(DEFAULTS, loaded), path)
     try:
         _resolve_rule_folders(config)  # before the rule ids and parameters are checked against them
@@ -258,6 +268,8 @@ def _check_regions(regions: Any) -> None:
                              "(a region's parameters go under regions.<code>.rules.<RULE_ID>)")
 
 
+SQL_INTEGER_MAX = 2**31 - 1
+
 # Parameters in yuan: a whole default (50000) may be overridden by an amount with fen (49999.99).
 MONEY_PARAM_SUFFIXES = ("_threshold", "_amount")
 
@@ -270,11 +282,13 @@ def param_problem(name: str, default: Any, value: Any, bounds: tuple | None = No
         return None if isinstance(value, bool) else "expected true or false"
     if isinstance(default, (int, float)):
         whole = isinstance(default, int) and not name.endswith(MONEY_PARAM_SUFFIXES)
-        if not _is_number(value) or (whole and not isinstance(value, int)):
+        if not _is_number(value) or (whole and not isinstance(value, int)) or not math.isfinite(value):
             return "expected a whole number" if whole else "expected a number"
         if default >= 0 and value < 0:
             return "expected a number not below 0"
         low, high = bounds or (None, None)
+        if whole and high is None and value > SQL_INTEGER_MAX:  # bound as an SQL INTEGER: beyond it the query fails
+            return f"expected a whole number of at most {SQL_INTEGER_MAX}"
         if low is not None and value < low or high is not None and value > high:
             return ("expected a number " + " and ".join(
                 ([f"of at least {low}"] if low is not None else []) + ([f"of at most {high}"] if high is not None else [])))

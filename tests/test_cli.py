@@ -142,6 +142,15 @@ def test_a_config_saved_as_gbk_by_notepad_is_read(tmp_path):
     ("regions: {'360702': {foo: 1}}", "regions.360702: unknown setting(s) foo"),
     ("regions: {ABC: {rules: {}}}", "regions.ABC: a region is named by its 行政区划代码"),
     ("outlier: {max_shar: 0.1}", "outlier: unknown setting(s) max_shar"),
+    # from a probe of parameters: values that passed the check and failed (or misled) the night
+    ("regions: {360702: {rules: {}}, '360702': {rules: {}}}", "regions: found the key 360702 twice (once quoted, once not)"),
+    ("rules: {FUND_PRIVATE_TRANSFER: {match_days: 3000000000}}",
+     "rules.FUND_PRIVATE_TRANSFER.match_days: expected a whole number of at most 2147483647, got 3000000000"),
+    ("rules: {CERTIFICATION_OVERDUE: {certification_max_days: 1000000000}}",
+     "rules.CERTIFICATION_OVERDUE.certification_max_days: expected a number of at least 0 and of at most 36500, got 1000000000"),
+    ("rules: {LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: .inf}}",
+     "rules.LARGE_PAYMENT_UNREVIEWED.large_payment_threshold: expected a number, got inf"),
+    ("outlier: {seed: 4294967296}", "outlier.seed: expected a number of at least 0 and of at most 4294967295, got 4294967296"),
 ])
 def test_a_mistyped_config_entry_is_refused_naming_it(tmp_path, capsys, section, said):
     # a rule id no rule file has (an override that would silently change nothing), a DuckDB setting
@@ -428,3 +437,19 @@ def test_great_expectations_tracebacks_stay_off_the_console():
     assert not logs.console_filter(record(logging.ERROR, pasted))
     assert not logs.console_filter(record(logging.INFO, "Building Data Docs site"))
     assert logs.console_filter(record(logging.WARNING, "a warning of its own"))
+
+
+def test_region_codes_written_with_and_without_quotes_are_one_kind(tmp_path, capsys):
+    """From a probe: 360702: (a number to YAML) beside "361102": (text) — each accepted alone — made
+    `rules` print a traceback and the night fail every rule (sorting a number with a text)."""
+    config = tmp_path / "c.yaml"
+    config.write_text("regions:\n  360702: {rules: {LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 60000}}}\n"
+                      "  '361102': {rules: {LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 20000}}}\n"
+                      "fiscal_accounts: ['6217 0000 0000 0001 234']\n", encoding="utf-8")
+    assert cli.main(["rules", "--config", str(config)]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "large_payment_threshold=60000 (regions 360702)" not in out  # the scope is said before the values
+    assert "parameters (regions 360702): large_payment_threshold=60000" in out
+    assert "parameters (regions 361102): large_payment_threshold=20000" in out
+    # an account listed in config is masked on the console as in runs.summary
+    assert "6217000000000001234" not in out and "6217***********1234" in out
