@@ -330,7 +330,7 @@ def cmd_rules(args) -> int:
     rules, problems = load_rules(folders)
     disabled = set(config.get("disabled_rules") or [])
     shipped = {rule.id for rule in rules if rule.path and rule.path.parent == folders[0]}
-    checked = ""
+    checked, unmatched = "", []
     if args.db:
         _existing_store(args.db)
         try:
@@ -343,6 +343,10 @@ def cmd_rules(args) -> int:
             as_of = _as_of(args.as_of) or scalar(con, "select max(as_of) from runs where status = 'completed'") \
                 or scalar(con, "select max(as_of) from runs") or _today()
             problems += check_rules(con, [r for r in rules if r.id not in disabled], config, as_of)
+            # a region code no agency has changes nothing, as a misspelt rule id would: said (not
+            # refused — its agencies may come in a later delivery)
+            known = {code for (code,) in con.execute("select distinct region_code from agencies").fetchall()}
+            unmatched = sorted(code for code in (config["regions"] or {}) if code not in known)
         finally:
             con.close()
         checked = f"; queries planned against {args.db} as of {as_of}"
@@ -367,6 +371,9 @@ def cmd_rules(args) -> int:
                 print(f"  {'':<{width}} parameters{scope}: {mask_ids_in_text(values)}")
     for problem in problems:
         print(f"  problem {problem.rule_file}: {problem.message}")
+    for code in unmatched:
+        print(f"  note regions.{code}: no agency in {args.db} has this 行政区划代码 (agencies.region_code); "
+              "its values apply to no finding until one has")
     return EXIT_FAILED if problems else EXIT_OK
 
 

@@ -430,3 +430,19 @@ def test_fundwatch_rules_plans_as_of_the_night_tried_when_the_stores_only_night_
                      progress=False)
     assert cli.main(["rules", "--db", str(db)]) == cli.EXIT_OK  # the shipped rules only: they plan
     assert f"queries planned against {db} as of {NIGHT};" in capsys.readouterr().out
+
+
+def test_fundwatch_rules_says_which_region_codes_no_agency_has(office_night, capsys, tmp_path):
+    """From a probe: a region code no agency has ('0360702', a city's 360700 for its counties) was
+    accepted and changed nothing, without a word — as a misspelt rule id would. Said by `rules --db`,
+    not refused (its agencies may come in a later delivery)."""
+    from pipelines import cli
+
+    config = tmp_path / "c.yaml"
+    config.write_text("regions:\n  '360702': {rules: {LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 40000}}}\n"
+                      "  '360700': {rules: {LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 30000}}}\n",
+                      encoding="utf-8")
+    assert cli.main(["rules", "--config", str(config), "--db", str(office_night["db"])]) == cli.EXIT_OK
+    notes = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("note")]
+    assert notes == [f"note regions.360700: no agency in {office_night['db']} has this 行政区划代码 "
+                     "(agencies.region_code); its values apply to no finding until one has"]
