@@ -282,7 +282,8 @@ def param_problem(name: str, default: Any, value: Any, bounds: tuple | None = No
         return None if isinstance(value, bool) else "expected true or false"
     if isinstance(default, (int, float)):
         whole = isinstance(default, int) and not name.endswith(MONEY_PARAM_SUFFIXES)
-        if not _is_number(value) or (whole and not isinstance(value, int)) or not math.isfinite(value):
+        if not _is_number(value) or (whole and not isinstance(value, int)) or \
+                (isinstance(value, float) and not math.isfinite(value)):
             return "expected a whole number" if whole else "expected a number"
         if default >= 0 and value < 0:
             return "expected a number not below 0"

@@ -24,7 +24,7 @@ import duckdb
 
 from . import extracts as X
 from .report_mask import mask_name
-from .store import scalar, table_exists, transaction
+from .store import scalar, transaction
 
 QUALITY_DDL = """
 create table if not exists quality_results (
@@ -117,13 +117,9 @@ create table if not exists quality_checked_files (
 
 
 def ensure_quality_schema(con: duckdb.DuckDBPyConnection) -> None:
+    # (a store from before quality_checked_files gets it filled when opened: store_migrations)
     con.execute(QUALITY_DDL)
-    if not table_exists(con, "quality_checked_files"):
-        con.execute(QUALITY_FILES_DDL)
-        # a store from before the table: the files of a delivery with results were checked with it
-        con.execute("""insert into quality_checked_files
-                       select file_hash, null, current_timestamp from ingest_ledger
-                       where delivery in (select delivery from quality_results)""")
+    con.execute(QUALITY_FILES_DDL)
 
 
 def _of_files(files: list[str], column: str = "_file_hash") -> str:
@@ -196,11 +192,10 @@ def _delivery_frame(con, kind: str, delivery: str, files: list[str] | None = Non
     return frame, rows
 
 
-def _id_validity_frame(con, files: list[str]):
-    """One flag per delivered row of these files: did its ID number pass? The rows they added
-    (ingest_ledger.rows_accepted: also those a later delivery has since replaced) against the rows
-    rejected_rows refused for their ID number."""
-    added = scalar(con, f"select coalesce(sum(rows_accepted), 0) from ingest_ledger where {_of_files(files, 'file_hash')}")
+def _id_validity_frame(con, files: list[str], added: int):
+    """One flag per delivered row of these files: did its ID number pass? The `added` rows they
+    accepted (ingest_ledger.rows_accepted: also those a later delivery has since replaced) against
+    the rows rejected_rows refused for their ID number."""
     return con.execute(
         f"""
         select true as person_id_valid from range({int(added)})
@@ -392,7 +387,7 @@ def check_deliveries(
                 checks.insert(0, (f"{kind}_rows", pd.DataFrame({ROWS_ADDED: [rows_added]}),
                                   _row_count_suite(gx, previous)))
             if "person_id" in X.EXTRACTS[kind].names:
-                ids = _id_validity_frame(con, files)
+                ids = _id_validity_frame(con, files, added)
                 suite = gx.ExpectationSuite(name=f"{kind}_ids")
                 suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInSet(
                     column="person_id_valid", value_set=[True], mostly=ID_VALID_SHARE))

@@ -264,19 +264,46 @@ def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
 
 def _terms_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
     """Once per store: the listed words (Column.term: 待遇项目, 刑罚类型) an older store holds with an
-    invisible format character (ingest drops it since 2026-12-05) lose it — a 丧葬补助金 so held was
-    an unknown item, treated as recurring. Neither is part of a key, and a word of nothing but the
-    character was refused as empty. The next night detects in full."""
+    invisible format character (ingest drops it since 2026-12-05) lose it, and the white space it
+    kept apart from the word, as ingest reads them — a 丧葬补助金 so held was an unknown item, treated
+    as recurring. Neither is part of a key. A word of nothing but such characters (ingest now refuses
+    the row as empty) stays as it is: the column is never empty. The next night detects in full."""
     with transaction(con):
         for kind, spec in EXTRACTS.items():
             for c in (c.name for c in spec.columns if c.term):
-                held = f"length({c}) <> strlen({c}) and regexp_matches({c}, '{FORMAT_CHARACTERS}')"
+                cleaned = (f"regexp_replace(regexp_replace({c}, '{FORMAT_CHARACTERS}', '', 'g'), "
+                           f"'^{_WHITE_SPACE}+|{_WHITE_SPACE}+$', '', 'g')")
+                held = f"regexp_matches({c}, '{FORMAT_CHARACTERS}') and length({cleaned}) > 0"
                 if scalar(con, f"select count(*) from {kind} where {held}"):
                     if table_exists(con, "detect_state"):
                         con.execute("delete from detect_state")
-                    con.execute(f"update {kind} set {c} = trim(regexp_replace({c}, '{FORMAT_CHARACTERS}', '', 'g')) "
-                                f"where {held}")
+                    con.execute(f"update {kind} set {c} = {cleaned} where {held}")
         con.execute("insert into store_migrations values ('terms_without_format_characters', current_timestamp)")
+
+
+def _quality_checked_files(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store, before anything is ingested into it: quality_checked_files (the files whose
+    rows a data-quality check has seen) holds what an older fundwatch checked — the files of a
+    delivery with results, ingested before its last result (one ingested after, by a night killed
+    before its checks, is checked by the next night), and the files whose every row was refused,
+    which it never checked (checked now, the first night would warn of each again). In one
+    transaction: an empty table left by a crash would have every delivery checked again."""
+    from .quality import QUALITY_FILES_DDL  # quality reads the store: not at the top
+
+    with transaction(con):
+        con.execute(QUALITY_FILES_DDL)
+        stamped = scalar(con, """select count(*) from information_schema.columns
+                                 where table_name = 'quality_results' and column_name = 'checked_at'""")
+        last = "max(checked_at)" if stamped else "max(timestamp '9999-12-31')"  # unstamped: all before it
+        checked = (f"select delivery, {last} as last from quality_results group by delivery"
+                   if table_exists(con, "quality_results") else "select null as delivery, null::timestamp as last")
+        con.execute(f"""
+            insert into quality_checked_files
+            select l.file_hash, null, current_timestamp from ingest_ledger l
+            left join ({checked}) q on q.delivery = l.delivery
+            where (l.ingested_at <= q.last or l.rows_accepted = 0)
+              and l.file_hash not in (select file_hash from quality_checked_files)""")
+        con.execute("insert into store_migrations values ('quality_checked_files', current_timestamp)")
 
 
 # What Polars' strip_chars() takes off a text (Unicode White_Space), in RE2
@@ -427,6 +454,7 @@ _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("codes_without_format_characters", _codes_without_format_characters),
                ("codes_without_text_mark", _codes_without_text_mark),
                ("terms_without_format_characters", _terms_without_format_characters),
+               ("quality_checked_files", _quality_checked_files),
                ("verified_amounts", _verified_amounts),
                # a reopened suspect's status first: closed_state gives the reopened ones their banner
                ("reissued_as_reopened", _reissued_as_reopened),

@@ -148,6 +148,8 @@ def test_a_config_saved_as_gbk_by_notepad_is_read(tmp_path):
      "rules.FUND_PRIVATE_TRANSFER.match_days: expected a whole number of at most 2147483647, got 3000000000"),
     ("rules: {CERTIFICATION_OVERDUE: {certification_max_days: 1000000000}}",
      "rules.CERTIFICATION_OVERDUE.certification_max_days: expected a number of at least 0 and of at most 36500, got 1000000000"),
+    ("rules: {FUND_PRIVATE_TRANSFER: {match_days: " + "9" * 400 + "}}",
+     "rules.FUND_PRIVATE_TRANSFER.match_days: expected a whole number of at most 2147483647"),
     ("rules: {LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: .inf}}",
      "rules.LARGE_PAYMENT_UNREVIEWED.large_payment_threshold: expected a number, got inf"),
     ("outlier: {seed: 4294967296}", "outlier.seed: expected a number of at least 0 and of at most 4294967295, got 4294967296"),

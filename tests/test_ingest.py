@@ -1550,7 +1550,8 @@ def test_a_listed_word_with_an_invisible_character_is_the_word(tmp_path, fmt):
 
 def test_a_store_from_before_loses_the_invisible_characters_of_its_listed_words_once(tmp_path):
     inbox, rows, path, con = _three_payments_stored(tmp_path)
-    con.execute("update payments set item = '丧葬补助金' || chr(8203) where payment_id = 'P000000'")
+    con.execute("update payments set item = '丧葬补助金' || chr(9) || chr(8203) where payment_id = 'P000000'")
+    con.execute("update payments set item = chr(8203) where payment_id = 'P000001'")  # the old ingest kept it
     rules.ensure_detect_schema(con)
     con.execute("insert into detect_state values (1, date '2026-11-20', 'x', current_timestamp)")
     con.execute("delete from store_migrations where name = 'terms_without_format_characters'")
@@ -1558,6 +1559,7 @@ def test_a_store_from_before_loses_the_invisible_characters_of_its_listed_words_
     con = store.connect(path)
     try:
         assert store.scalar(con, "select item from payments where payment_id = 'P000000'") == "丧葬补助金"
+        assert store.scalar(con, "select item from payments where payment_id = 'P000001'") == "\u200b"  # never empty
         assert store.scalar(con, "select count(*) from detect_state") == 0  # the next night detects in full
         assert store.scalar(con, "select count(*) from store_migrations where name = 'terms_without_format_characters'") == 1
     finally:

@@ -400,20 +400,30 @@ def test_a_sampled_delivery_counts_its_rows_from_the_ledger(tmp_path, monkeypatc
         con.close()
 
 
-def test_a_store_from_before_the_checked_files_counts_its_checked_deliveries_as_checked(tmp_path, checked):
-    """quality_checked_files came after quality_results: a store without it takes every file of a
-    delivery with results as checked, and waits to check the others."""
-    inbox = tmp_path / "inbox"
+def test_a_store_from_before_the_checked_files_counts_what_it_checked_as_checked(tmp_path):
+    """quality_checked_files came after quality_results: a store without it, when opened, takes as
+    checked the files of a delivery with results ingested before its last result, and the files
+    whose every row was refused (never checked before: the first night would warn of each again);
+    a file a night killed before its checks had read into a checked delivery waits to be checked —
+    filled at the first opening, before anything is ingested, so tonight's files are not among them."""
+    inbox, path = tmp_path / "inbox", tmp_path / "fw.duckdb"
     delivery_1(inbox)
-    con = connect(tmp_path / "fw.duckdb")
+    con = connect(path)
+    ingest_inbox(con, inbox)
+    check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="night-1")
+    _write(inbox / "2026-10-21" / "payments_late.csv", PAY_HEADER, _payments("2026-10-21", 4, 0, start=600))
+    _write(inbox / "2026-10-22" / "payments_refused.csv", PAY_HEADER,
+           [r[:1] + [BAD_ID] + r[2:] for r in _payments("2026-10-22", 3, 0, start=700)])
+    ingest_inbox(con, inbox)  # the late file and a refused one; killed before the checks
+    con.execute("drop table quality_checked_files")
+    con.execute("delete from store_migrations where name = 'quality_checked_files'")
+    con.close()
+    con = connect(path)
     try:
-        ingest_inbox(con, inbox)
-        check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="night-1")
-        delivery_2(inbox)
-        ingest_inbox(con, inbox)
-        con.execute("drop table quality_checked_files")
-        assert unvalidated_deliveries(con) == ["2026-11-21"]
+        late = scalar(con, "select file_hash from ingest_ledger where source_file like '%payments_late.csv'")
         assert scalar(con, "select count(*) from quality_checked_files") == scalar(
-            con, "select count(*) from ingest_ledger where delivery = '2026-10-21'")
+            con, "select count(*) from ingest_ledger") - 1
+        assert scalar(con, "select count(*) from quality_checked_files where file_hash = ?", [late]) == 0
+        assert unvalidated_deliveries(con) == ["2026-10-21"]
     finally:
         con.close()
