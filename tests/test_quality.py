@@ -297,6 +297,11 @@ def _row_count_warnings(report) -> list[str]:
     return [w for w in report.warnings if "row_count" in w]
 
 
+def _observed(con, delivery: str, column: str) -> dict:
+    return json.loads(scalar(con, "select detail::varchar from quality_results where delivery = ? and column_name = ?",
+                             [delivery, column]))["observed"]
+
+
 def test_a_delivery_whose_every_row_was_refused_is_checked_on_no_rows(tmp_path):
     """From a probe of the checks: ten payments whose every ID number had a wrong check digit left
     no rows, and the delivery got no result at all ("0 warning(s)") — and the next delivery's row
@@ -317,9 +322,8 @@ def test_a_delivery_whose_every_row_was_refused_is_checked_on_no_rows(tmp_path):
             "(0.5×–2× the previous delivery's rows)",
             "2026-11-03 payments: expect_table_row_count_to_be_between failed, observed 5, expected 10–40 "
             "(0.5×–2× the previous delivery's rows)"]
-        ids = json.loads(scalar(con, """select detail::varchar from quality_results
-                                        where delivery = '2026-11-02' and column_name = 'person_id_valid'"""))
-        assert ids["observed"]["unexpected_count"] == 10 and ids["observed"]["element_count"] == 10
+        ids = _observed(con, "2026-11-02", "person_id_valid")
+        assert ids["unexpected_count"] == 10 and ids["element_count"] == 10
         assert any(w.startswith("2026-11-02 payments.person_id_valid") for w in report.warnings)
     finally:
         con.close()
@@ -342,9 +346,7 @@ def test_a_delivery_is_measured_by_the_rows_it_added_also_where_a_later_one_repl
         assert _row_count_warnings(report) == [
             "2026-11-02 payments: expect_table_row_count_to_be_between failed, observed 100, expected 15–60 "
             "(0.5×–2× the previous delivery's rows)"]  # and 60 after 100: within 50–200
-        ids = json.loads(scalar(con, """select detail::varchar from quality_results
-                                        where delivery = '2026-11-02' and column_name = 'person_id_valid'"""))
-        assert ids["observed"]["element_count"] == 100
+        assert _observed(con, "2026-11-02", "person_id_valid")["element_count"] == 100
     finally:
         con.close()
 
@@ -371,8 +373,8 @@ def test_a_file_sent_late_into_an_earlier_delivery_is_checked_alone(tmp_path):
         second = check_deliveries(con, ["2026-11-20"], out, run_id="night-2")
         assert not any("payments.item" in w for w in second.warnings), second.warnings
         items = json.loads(scalar(con, """select detail::varchar from quality_results
-                                          where run_id = 'night-2' and column_name = 'item'"""))
-        assert items["observed"]["element_count"] == 10 and items["observed"]["unexpected_count"] == 0
+                                          where run_id = 'night-2' and column_name = 'item'"""))["observed"]
+        assert items["element_count"] == 10 and items["unexpected_count"] == 0
         assert unvalidated_deliveries(con) == []
         assert check_deliveries(con, ["2026-11-20"], out, run_id="night-3").checked == 0  # nothing new
     finally:
@@ -393,9 +395,7 @@ def test_a_sampled_delivery_counts_its_rows_from_the_ledger(tmp_path, monkeypatc
         assert _row_count_warnings(report) == [
             "2026-11-02 payments: expect_table_row_count_to_be_between failed, observed 9, expected 2–6 "
             "(0.5×–2× the previous delivery's rows)"]
-        amounts = json.loads(scalar(con, """select detail::varchar from quality_results
-                                            where delivery = '2026-11-02' and column_name = 'amount'"""))
-        assert amounts["observed"]["element_count"] == 4  # the other checks: on the sample
+        assert _observed(con, "2026-11-02", "amount")["element_count"] == 4  # the other checks: on the sample
     finally:
         con.close()
 
