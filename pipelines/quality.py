@@ -24,7 +24,7 @@ import duckdb
 
 from . import extracts as X
 from .report_mask import mask_name
-from .store import scalar, transaction
+from .store import of_files, scalar, transaction
 
 QUALITY_DDL = """
 create table if not exists quality_results (
@@ -122,14 +122,6 @@ def ensure_quality_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(QUALITY_FILES_DDL)
 
 
-def _of_files(files: list[str], column: str = "_file_hash") -> str:
-    """SQL true for the rows of these ingested files (an extract's lineage column; `file_hash` of
-    the ledger and rejected_rows), the hashes written as constants: DuckDB then skips the row
-    groups of other files by their statistics (a file's rows are contiguous)."""
-    hashes = ", ".join(f"'{h}'" for h in files if h.isalnum())
-    return f"{column} in ({hashes})" if hashes else "false"
-
-
 def _frame_sql(kind: str, sampled: bool, files: list[str]) -> str:
     """The rows of the delivery's files not checked yet, without personal data, plus derived flags
     the suite checks. A sampled delivery (more than SAMPLE_ROWS such rows) is sampled first and only
@@ -140,7 +132,7 @@ def _frame_sql(kind: str, sampled: bool, files: list[str]) -> str:
         applies = FILLED_ONLY_WHERE.get((kind, col))
         keep.append(f"({col} is not null{f' or not ({applies})' if applies else ''}) as has_{col}")
     keep += [f"coalesce({condition}, false) as {flag}" for flag, condition in CONSISTENT.get(kind, {}).items()]
-    rows = f"_delivery = $delivery and {_of_files(files)}"
+    rows = f"_delivery = $delivery and {of_files(files)}"
     delivered = f"select * from {kind} where {rows}"
     if sampled:
         # The sample is drawn on the rows' positions, then its rows read (a reservoir of whole rows
@@ -178,7 +170,7 @@ def _delivery_frame(con, kind: str, delivery: str, files: list[str] | None = Non
     of the kind), sampled above SAMPLE_ROWS."""
     if files is None:
         files = _files(con, kind, delivery)
-    rows = scalar(con, f"select count(*) from {kind} where _delivery = $delivery and {_of_files(files)}",
+    rows = scalar(con, f"select count(*) from {kind} where _delivery = $delivery and {of_files(files)}",
                   {"delivery": delivery})
     frame = con.execute(_frame_sql(kind, rows > SAMPLE_ROWS, files), {"delivery": delivery}).df()
     # A value outside its code list is free text a clerk typed, and may hold a name or an ID number
@@ -201,7 +193,7 @@ def _id_validity_frame(con, files: list[str], added: int):
         select true as person_id_valid from range({int(added)})
         union all
         select false from rejected_rows
-        where {_of_files(files, 'file_hash')} and column_name = 'person_id'
+        where {of_files(files, 'file_hash')} and column_name = 'person_id'
           -- the ID number itself refused, not a row set aside by its key (given twice in a file,
           -- or older than a stored one), which names person_id as its key's first column
           and reason like '公民身份号码%'
@@ -344,6 +336,7 @@ def check_deliveries(
     # No telemetry from an offline machine; GE would otherwise try to reach its analytics host.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
+    import pandas as pd
 
     # GX sets INFO on its own module loggers and announces each temporary docs site; the run
     # summary already says where Data Docs are.
@@ -355,8 +348,6 @@ def check_deliveries(
     context = _context(gx, docs_dir)
     source = context.data_sources.add_pandas("deliveries")
     rows_out = []
-    import pandas as pd
-
     seen: list[str] = []  # the files checked tonight
     for delivery in deliveries:
         for kind in X.EXTRACTS:
@@ -364,8 +355,8 @@ def check_deliveries(
             if not files:
                 continue
             seen += files
-            added = scalar(con, f"select coalesce(sum(rows_accepted), 0) from ingest_ledger where {_of_files(files, 'file_hash')}")
-            if added and not scalar(con, f"select count(*) > 0 from {kind} where _delivery = $d and {_of_files(files)}",
+            added = scalar(con, f"select coalesce(sum(rows_accepted), 0) from ingest_ledger where {of_files(files, 'file_hash')}")
+            if added and not scalar(con, f"select count(*) > 0 from {kind} where _delivery = $d and {of_files(files)}",
                                     {"d": delivery}):
                 # files whose rows a later delivery read the same night replaced, every one: said,
                 # not skipped without a word (their rows are no longer there to check)

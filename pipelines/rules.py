@@ -59,7 +59,7 @@ import yaml
 from . import resources
 from .config import Config, load_yaml, param_problem, rule_folders, yaml_problem
 from .privacy import mask_ids_in_text
-from .store import failure_hint, scalar, store_catalog, table_exists
+from .store import failure_hint, of_files, scalar, store_catalog, table_exists
 
 DETECTION_COLUMNS = ("subject", "person_id", "agency_code", "period_from", "period_to", "amount", "evidence")
 REQUIRED_KEYS = ("id", "title", "title_en", "basis", "severity", "subject", "params", "sql")
@@ -717,12 +717,10 @@ def _record_files(con: duckdb.DuckDBPyConnection, rules: list[Rule], config: Con
 
 def _new_rows(con: duckdb.DuckDBPyConnection, new_files: list[str], store_db: str) -> None:
     """Temp views new_<table>: the rows of each extract table that came in files the last merged
-    detection had not seen. The file hashes are written into the filter as constants: DuckDB then
-    skips, by their statistics, the row groups of older files (a delivery's rows are contiguous)."""
-    hashes = ", ".join(f"'{h}'" for h in new_files if re.fullmatch(r"[0-9a-f]+", h))
+    detection had not seen (store.of_files: older files' row groups skipped by their statistics)."""
     for table in EXTRACT_TABLES:
-        where = f"_file_hash in ({hashes})" if hashes else "false"
-        con.execute(f'create or replace temp view new_{table} as select * from {store_db}.main.{table} where {where}')
+        con.execute(f'create or replace temp view new_{table} as select * from {store_db}.main.{table} '
+                    f'where {of_files(new_files)}')
 
 
 def _touched_persons_sql(rule: Rule) -> str:

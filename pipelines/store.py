@@ -694,6 +694,14 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("commit")
 
 
+def of_files(hashes: list[str], column: str = "_file_hash") -> str:
+    """SQL true for the rows of these ingested files (an extract's lineage column; `file_hash` of the
+    ledger and rejected_rows). The hashes are written as constants: DuckDB then skips, by their
+    statistics, the row groups of other files (a file's rows are contiguous)."""
+    listed = ", ".join(f"'{h}'" for h in hashes if re.fullmatch(r"[0-9a-f]+", h))
+    return f"{column} in ({listed})" if listed else "false"
+
+
 def store_catalog(con: duckdb.DuckDBPyConnection) -> str:
     """The store's own catalog as an SQL identifier, to reach a table past a temp table of the same
     name. DuckDB names it after the file, which may hold a double quote (`fw"x.duckdb`)."""
