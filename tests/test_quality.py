@@ -297,58 +297,60 @@ def _row_count_warnings(report) -> list[str]:
     return [w for w in report.warnings if "row_count" in w]
 
 
+@pytest.fixture
+def one_night(tmp_path):
+    """checked(deliveries): each {delivery: payment rows} written as a payments file, ingested into
+    a new store and checked in one night; the report, with the open store as `con`."""
+    con = connect(tmp_path / "fw.duckdb")
+
+    def checked(deliveries: dict[str, list[list]]):
+        for letter, (delivery, rows) in zip("abcdefgh", deliveries.items()):
+            _write(tmp_path / "inbox" / delivery / f"payments_{letter}.csv", PAY_HEADER, rows)
+        ingest_inbox(con, tmp_path / "inbox")
+        return check_deliveries(con, list(deliveries), tmp_path / "out", run_id="night")
+
+    checked.con = con
+    yield checked
+    con.close()
+
+
 def _observed(con, delivery: str, column: str) -> dict:
     return json.loads(scalar(con, "select detail::varchar from quality_results where delivery = ? and column_name = ?",
                              [delivery, column]))["observed"]
 
 
-def test_a_delivery_whose_every_row_was_refused_is_checked_on_no_rows(tmp_path):
+def test_a_delivery_whose_every_row_was_refused_is_checked_on_no_rows(one_night):
     """From a probe of the checks: ten payments whose every ID number had a wrong check digit left
     no rows, and the delivery got no result at all ("0 warning(s)") — and the next delivery's row
     count was then compared with nothing. Now it is checked on no rows: 0 added against the band,
     no valid ID number; the next one is measured against the last delivery that added rows."""
-    inbox, out = tmp_path / "inbox", tmp_path / "out"
-    _write(inbox / "2026-11-01" / "payments_a.csv", PAY_HEADER, _payments("2026-11-01", 20, 0))
-    bad = [r[:1] + [BAD_ID] + r[2:] for r in _payments("2026-11-02", 10, 0, start=100)]
-    _write(inbox / "2026-11-02" / "payments_b.csv", PAY_HEADER, bad)
-    _write(inbox / "2026-11-03" / "payments_c.csv", PAY_HEADER, _payments("2026-11-03", 5, 0, start=200))
-    con = connect(tmp_path / "fw.duckdb")
-    try:
-        ingest_inbox(con, inbox)
-        assert scalar(con, "select count(*) from payments where _delivery = '2026-11-02'") == 0
-        report = check_deliveries(con, ["2026-11-01", "2026-11-02", "2026-11-03"], out, run_id="night")
-        assert _row_count_warnings(report) == [
-            "2026-11-02 payments: expect_table_row_count_to_be_between failed, observed 0, expected 10–40 "
-            "(0.5×–2× the previous delivery's rows)",
-            "2026-11-03 payments: expect_table_row_count_to_be_between failed, observed 5, expected 10–40 "
-            "(0.5×–2× the previous delivery's rows)"]
-        ids = _observed(con, "2026-11-02", "person_id_valid")
-        assert ids["unexpected_count"] == 10 and ids["element_count"] == 10
-        assert any(w.startswith("2026-11-02 payments.person_id_valid") for w in report.warnings)
-    finally:
-        con.close()
+    report = one_night({"2026-11-01": _payments("2026-11-01", 20, 0),
+                        "2026-11-02": [r[:1] + [BAD_ID] + r[2:] for r in _payments("2026-11-02", 10, 0, start=100)],
+                        "2026-11-03": _payments("2026-11-03", 5, 0, start=200)})
+    con = one_night.con
+    assert scalar(con, "select count(*) from payments where _delivery = '2026-11-02'") == 0
+    assert _row_count_warnings(report) == [
+        "2026-11-02 payments: expect_table_row_count_to_be_between failed, observed 0, expected 10–40 "
+        "(0.5×–2× the previous delivery's rows)",
+        "2026-11-03 payments: expect_table_row_count_to_be_between failed, observed 5, expected 10–40 "
+        "(0.5×–2× the previous delivery's rows)"]
+    ids = _observed(con, "2026-11-02", "person_id_valid")
+    assert ids["unexpected_count"] == 10 and ids["element_count"] == 10
+    assert any(w.startswith("2026-11-02 payments.person_id_valid") for w in report.warnings)
 
 
-def test_a_delivery_is_measured_by_the_rows_it_added_also_where_a_later_one_replaced_some(tmp_path):
+def test_a_delivery_is_measured_by_the_rows_it_added_also_where_a_later_one_replaced_some(one_night):
     """From the probe: 100 rows after a delivery of 30 passed the 15–60 band because a later
     delivery of the same night replaced 60 of them (measured as the 40 left), while as the
     previous delivery it counted its 100. Both sides are now the rows each added."""
-    inbox, out = tmp_path / "inbox", tmp_path / "out"
-    _write(inbox / "2026-11-01" / "payments_a.csv", PAY_HEADER, _payments("2026-11-01", 30, 0))
     hundred = _payments("2026-11-02", 100, 0, start=100)
-    _write(inbox / "2026-11-02" / "payments_b.csv", PAY_HEADER, hundred)
-    _write(inbox / "2026-11-03" / "payments_c.csv", PAY_HEADER, [r[:7] + ["1100.00"] + r[8:] for r in hundred[:60]])
-    con = connect(tmp_path / "fw.duckdb")
-    try:
-        ingest_inbox(con, inbox)
-        assert scalar(con, "select count(*) from payments where _delivery = '2026-11-02'") == 40
-        report = check_deliveries(con, ["2026-11-01", "2026-11-02", "2026-11-03"], out, run_id="night")
-        assert _row_count_warnings(report) == [
-            "2026-11-02 payments: expect_table_row_count_to_be_between failed, observed 100, expected 15–60 "
-            "(0.5×–2× the previous delivery's rows)"]  # and 60 after 100: within 50–200
-        assert _observed(con, "2026-11-02", "person_id_valid")["element_count"] == 100
-    finally:
-        con.close()
+    report = one_night({"2026-11-01": _payments("2026-11-01", 30, 0), "2026-11-02": hundred,
+                        "2026-11-03": [r[:7] + ["1100.00"] + r[8:] for r in hundred[:60]]})
+    assert scalar(one_night.con, "select count(*) from payments where _delivery = '2026-11-02'") == 40
+    assert _row_count_warnings(report) == [
+        "2026-11-02 payments: expect_table_row_count_to_be_between failed, observed 100, expected 15–60 "
+        "(0.5×–2× the previous delivery's rows)"]  # and 60 after 100: within 50–200
+    assert _observed(one_night.con, "2026-11-02", "person_id_valid")["element_count"] == 100
 
 
 def test_a_file_sent_late_into_an_earlier_delivery_is_checked_alone(tmp_path):
@@ -381,23 +383,15 @@ def test_a_file_sent_late_into_an_earlier_delivery_is_checked_alone(tmp_path):
         con.close()
 
 
-def test_a_sampled_delivery_counts_its_rows_from_the_ledger(tmp_path, monkeypatch):
+def test_a_sampled_delivery_counts_its_rows_from_the_ledger(one_night, monkeypatch):
     """From the probe: a delivery above SAMPLE_ROWS had no row-count check at all, the exact count
     being known without a sample."""
     monkeypatch.setattr(quality, "SAMPLE_ROWS", 4)
-    inbox, out = tmp_path / "inbox", tmp_path / "out"
-    _write(inbox / "2026-11-01" / "payments_a.csv", PAY_HEADER, _payments("2026-11-01", 3, 0))
-    _write(inbox / "2026-11-02" / "payments_b.csv", PAY_HEADER, _payments("2026-11-02", 9, 0, start=100))
-    con = connect(tmp_path / "fw.duckdb")
-    try:
-        ingest_inbox(con, inbox)
-        report = check_deliveries(con, ["2026-11-01", "2026-11-02"], out, run_id="night")
-        assert _row_count_warnings(report) == [
-            "2026-11-02 payments: expect_table_row_count_to_be_between failed, observed 9, expected 2–6 "
-            "(0.5×–2× the previous delivery's rows)"]
-        assert _observed(con, "2026-11-02", "amount")["element_count"] == 4  # the other checks: on the sample
-    finally:
-        con.close()
+    report = one_night({"2026-11-01": _payments("2026-11-01", 3, 0), "2026-11-02": _payments("2026-11-02", 9, 0, start=100)})
+    assert _row_count_warnings(report) == [
+        "2026-11-02 payments: expect_table_row_count_to_be_between failed, observed 9, expected 2–6 "
+        "(0.5×–2× the previous delivery's rows)"]
+    assert _observed(one_night.con, "2026-11-02", "amount")["element_count"] == 4  # the other checks: on the sample
 
 
 def test_a_store_from_before_the_checked_files_counts_what_it_checked_as_checked(tmp_path):
