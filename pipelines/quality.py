@@ -184,21 +184,51 @@ def _delivery_frame(con, kind: str, delivery: str, files: list[str] | None = Non
     return frame, rows
 
 
+@dataclass(frozen=True)
+class IdCounts:
+    """The exact figures of the ID-number check where its frame is scaled down."""
+    rows: int       # rows delivered: accepted + refused for their ID number
+    refused: int
+    frame_rows: int
+
+
 def _id_validity_frame(con, files: list[str], added: int):
-    """One flag per delivered row of these files: did its ID number pass? The `added` rows they
-    accepted (ingest_ledger.rows_accepted: also those a later delivery has since replaced) against
-    the rows rejected_rows refused for their ID number."""
-    return con.execute(
-        f"""
-        select true as person_id_valid from range({int(added)})
-        union all
-        select false from rejected_rows
+    """(frame, exact counts or None): one flag per delivered row of these files — did its ID number
+    pass? The `added` rows they accepted (ingest_ledger.rows_accepted: also those a later delivery
+    has since replaced) against the rows rejected_rows refused for their ID number.
+
+    Above SAMPLE_ROWS rows the frame is scaled to SAMPLE_ROWS rows of the same share, rounded so
+    that great-expectations decides as the exact counts do: a province's first payments delivery,
+    60 million flags, took 7 s and 2.6 GB of pandas for one share. The exact counts are returned
+    for the stored result and the warning."""
+    import numpy as np
+    import pandas as pd
+
+    refused = int(scalar(con, f"""
+        select count(*) from rejected_rows
         where {of_files(files, 'file_hash')} and column_name = 'person_id'
           -- the ID number itself refused, not a row set aside by its key (given twice in a file,
           -- or older than a stored one), which names person_id as its key's first column
-          and reason like '公民身份号码%'
-        """,
-    ).df()
+          and reason like '公民身份号码%'"""))
+    rows = int(added) + refused
+
+    def flags(valid: int, invalid: int):
+        return pd.DataFrame({"person_id_valid": np.concatenate([np.ones(valid, bool), np.zeros(invalid, bool)])})
+
+    if rows <= SAMPLE_ROWS:
+        return flags(int(added), refused), None
+    n = SAMPLE_ROWS
+    passes = _mostly(rows, refused)
+    k = round(refused * n / rows)
+    k = min(max(k, 1 if refused else 0), n if refused == rows else n - 1)
+    while _mostly(n, k) != passes:  # at most a step or two across the threshold
+        k += 1 if not passes else -1
+    return flags(n - k, k), IdCounts(rows, refused, n)
+
+
+def _mostly(rows: int, unexpected: int) -> bool:
+    """great-expectations' own test of `mostly` (expectation._mostly_success), as floats."""
+    return (float(rows) - float(unexpected)) / float(rows) >= ID_VALID_SHARE
 
 
 def _files(con, kind: str, delivery: str, unchecked: bool = False) -> list[str]:
@@ -301,6 +331,14 @@ def _describe(result, rows_added: int) -> tuple[str, str | None, dict]:
     return cfg.type, kwargs.get("column"), {"kwargs": kwargs, "observed": observed}
 
 
+def _exact_id_counts(detail: dict, counts: IdCounts) -> dict:
+    """The scaled ID frame's result with the exact counts it stands for (the Data Docs show the
+    scaled frame: the same share, the same verdict)."""
+    observed = dict(detail["observed"], element_count=counts.rows, unexpected_count=counts.refused,
+                    unexpected_percent=round(100 * counts.refused / counts.rows, 3), frame_rows=counts.frame_rows)
+    return dict(detail, observed=observed)
+
+
 def _warning(delivery: str, kind: str, expectation: str, column: str | None, detail: dict) -> str:
     obs = detail["observed"]
     what = f"{kind}.{column}" if column else kind
@@ -377,8 +415,9 @@ def check_deliveries(
             if previous:
                 checks.insert(0, (f"{kind}_rows", pd.DataFrame({ROWS_ADDED: [rows_added]}),
                                   _row_count_suite(gx, previous)))
+            id_counts = None
             if "person_id" in X.EXTRACTS[kind].names:
-                ids = _id_validity_frame(con, files, added)
+                ids, id_counts = _id_validity_frame(con, files, added)
                 suite = gx.ExpectationSuite(name=f"{kind}_ids")
                 suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInSet(
                     column="person_id_valid", value_set=[True], mostly=ID_VALID_SHARE))
@@ -397,6 +436,8 @@ def check_deliveries(
                 for validation in result.run_results.values():
                     for r in validation.results:
                         expectation, column, detail = _describe(r, rows_added)
+                        if column == "person_id_valid" and id_counts:
+                            detail = _exact_id_counts(detail, id_counts)
                         report.checked += 1
                         if not r.success:
                             report.warnings.append(_warning(delivery, kind, expectation, column, detail))

@@ -421,3 +421,34 @@ def test_a_store_from_before_the_checked_files_counts_what_it_checked_as_checked
         assert unvalidated_deliveries(con) == ["2026-10-21"]
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("accepted, refused", [(198, 2), (197, 3), (0, 120), (240, 0)])
+def test_a_big_deliverys_id_check_is_scaled_down_and_decides_as_the_exact_counts(tmp_path, monkeypatch, accepted, refused):
+    """A province's first payments delivery handed great-expectations 60 million flags (7 s, 2.6 GB
+    of pandas). Above SAMPLE_ROWS the frame is scaled to SAMPLE_ROWS rows of the same share,
+    rounded so that its verdict is the exact counts' — 2 refused of 200 is exactly the 1 %
+    tolerated, 3 is over; the stored result and the warning carry the exact counts."""
+    rows = _payments("2026-11-01", accepted, 0) + [r[:1] + [BAD_ID] + r[2:] for r in _payments("2026-11-01", refused, 0, start=500)]
+    results = {}
+    for sample_rows in (10_000, 50):
+        monkeypatch.setattr(quality, "SAMPLE_ROWS", sample_rows)
+        root = tmp_path / str(sample_rows)
+        _write(root / "inbox" / "2026-11-01" / "payments_a.csv", PAY_HEADER, rows)
+        con = connect(root / "fw.duckdb")
+        try:
+            ingest_inbox(con, root / "inbox")
+            report = check_deliveries(con, ["2026-11-01"], root / "out", run_id="night")
+            success, detail = con.execute("select success, detail::varchar from quality_results "
+                                          "where column_name = 'person_id_valid'").fetchall()[0]
+        finally:
+            con.close()
+        results[sample_rows] = (success, json.loads(detail)["observed"],
+                                [w for w in report.warnings if "person_id_valid" in w])
+    (exact_success, exact, exact_warnings), (success, scaled, warnings) = results[10_000], results[50]
+    assert exact["element_count"] == accepted + refused and exact["unexpected_count"] == refused
+    assert exact_success is (refused * 100 <= accepted + refused)
+    assert success is exact_success and warnings == exact_warnings
+    assert {k: scaled[k] for k in ("element_count", "unexpected_count", "unexpected_percent")} == {
+        k: exact[k] for k in ("element_count", "unexpected_count", "unexpected_percent")}
+    assert scaled["frame_rows"] == 50 and "frame_rows" not in exact
