@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
+from polars.exceptions import PanicException
 
 from . import contracts
 from .privacy import mask_ids_in_text
@@ -773,6 +774,9 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
                 done = _ingest_csv_pieces(con, path, kind, result, lineage, today)
         except FileProblem as exc:
             return _fail(con, result, source, str(exc), run_id)
+        except PanicException as exc:  # a library's panic (no Exception) after rows of it may be written
+            raise IngestError(f"delivery {delivery} was rolled back: {source} could not be read "
+                              f"(PanicException: {mask_ids_in_text(' '.join(str(exc).split()))})") from exc
         if done:
             return _ledger(con, result, source, run_id)
         data = path.read_bytes()  # a key repeats in the file, or its header fails it: read it whole
@@ -793,7 +797,8 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         result.notes += unread_columns_note(kind, raw.headers)  # a header known to be one (not a record)
     except FileProblem as exc:
         return _fail(con, result, source, str(exc), run_id)
-    except Exception as exc:  # a reader library's own error on a damaged file: report it, keep going
+    except (Exception, PanicException) as exc:  # a reader library's own error on a damaged file (or a
+        # library's panic, which is no Exception): report it, keep going — the other files still ingest
         return _fail(con, result, source, f"could not be read ({type(exc).__name__}: {exc})", run_id)
     accepted, rejected = _set_aside_older(con, kind, accepted, rejected, lineage, raw)
     del raw
@@ -1541,6 +1546,10 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
     spec = EXTRACTS[kind]
     today = today or today_shanghai()
     positions = _map_headers(kind, raw.headers)
+    # One chunk per column: a Parquet file is read as one chunk per row group, and Polars 1.x
+    # panics (`assertion failed: i < self.len()`) evaluating a string function on the filtered
+    # rows of such a column — a file of several row groups with one bad amount stopped the night.
+    raw.data = raw.data.rechunk()
 
     # Every column's fast path, checked in one parallel run (pl.collect_all). A column that
     # repeats its texts (ids, periods, dates, amounts) is checked on its distinct texts: the same

@@ -1564,3 +1564,41 @@ def test_a_store_from_before_loses_the_invisible_characters_of_its_listed_words_
         assert store.scalar(con, "select count(*) from store_migrations where name = 'terms_without_format_characters'") == 1
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("chunk_rows", [10**9, 7], ids=["read whole", "in chunks"])
+def test_a_parquet_file_of_many_row_groups_refuses_its_bad_rows_as_one_row_group_does(tmp_path, monkeypatch, chunk_rows):
+    """From an audit of the README: a Parquet file written in row groups of 3 rows with two bad
+    amounts stopped the night with a Polars panic (a string function on the filtered rows of a
+    column read as one chunk per row group) — no file of the delivery was stored, the run left
+    `running`. Now its bad rows are refused with their reasons, as from one row group, and the
+    other files of the delivery are stored."""
+    import pyarrow.parquet as pq
+
+    rows = [row_for("payments", i)[0] for i in range(40)]
+    for n, (changes, _, _) in enumerate(REASONS):
+        rows.insert(n * 2 + 1, {**_bad(500 + n, **changes), "payment_id": f"B{n:03d}"})
+    seen = {}
+    for row_group_size in (len(rows), 3):
+        inbox = tmp_path / str(row_group_size) / "inbox"
+        path = write_extract(inbox / "2026-11-21" / "payments_groups.parquet", "payments", rows, "parquet")
+        pq.write_table(pq.read_table(path), path, row_group_size=row_group_size)
+        assert pq.ParquetFile(path).metadata.num_row_groups == -(-len(rows) // row_group_size)
+        write_extract(inbox / "2026-11-21" / "deaths_small.csv", "deaths", [row_for("deaths", i)[0] for i in range(5)], "csv-utf8")
+        con = store.connect(tmp_path / f"{row_group_size}.duckdb")
+        try:
+            report, _ = _ingest_counting_chunks(monkeypatch, con, inbox, chunk_rows)
+            assert (report.rows_accepted, report.rows_rejected) == (45, len(REASONS))
+            seen[row_group_size] = (
+                stored(con, "payments", "2026-11-21/payments_groups.parquet"),
+                len(stored(con, "deaths", "2026-11-21/deaths_small.csv")),
+                [r[1:] for r in rejected(con)],  # row, column, reason, raw
+                con.execute("select source_file, rows_total, rows_accepted, rows_rejected from ingest_ledger "
+                            "order by source_file").fetchall())
+        finally:
+            con.close()
+    assert seen[3] == seen[len(rows)]
+    payments, deaths, refused, _ = seen[3]
+    assert len(payments) == 40 and deaths == 5
+    assert [(row, col) for row, col, *_ in refused] == [(n * 2 + 2, col) for n, (_, col, _) in enumerate(REASONS)]
+    assert all(words in reason for (*_, reason, _), (_, _, words) in zip(refused, REASONS))
