@@ -99,7 +99,8 @@ DETECT_STATE_DDL = """
 create table if not exists detect_state (
     id          integer primary key,   -- always 1: the state of the last merged detection
     as_of       date,
-    fingerprint varchar,               -- md5 of the rules, their parameter sets and disabled rules
+    fingerprint varchar,               -- md5 of the rules, their parameter sets and disabled rules,
+                                       -- null: a rule failed (no incremental night starts from it)
     updated_at  timestamp
 );
 create table if not exists detect_seen_files (file_hash varchar primary key)
@@ -747,6 +748,8 @@ def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
     new_files: list[str] = []
     if not state:
         why = "no earlier detection state"
+    elif state[0][1] is None:
+        why = "a rule failed at the last detection"
     elif state[0][1] != fingerprint(rules, config):
         why = "rules, parameters or config changed"
     elif state[0][0] > as_of:

@@ -227,7 +227,10 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
 
 
 def _record_state(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
-    """What the next incremental night starts from; forgotten when a rule failed tonight."""
+    """What the next incremental night starts from, and the night the suspects now show (the
+    report's data night). When a rule failed tonight the merge still happened — the other rules'
+    suspects are tonight's — but no night may start from it: its fingerprint is left empty, so
+    the next night detects in full."""
     if not (table_exists(con, "detection_files") and table_exists(con, "detection_fingerprint")
             and table_exists(con, "detection_rules")):
         return
@@ -235,7 +238,7 @@ def _record_state(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
 
     ensure_detect_schema(con)
     if scalar(con, "select count(*) from detection_rules where not ok"):
-        con.execute("delete from detect_state")
+        con.execute("insert or replace into detect_state select 1, $as_of, null, current_timestamp", {"as_of": as_of})
         return
     con.execute("""insert or replace into detect_state
                    select 1, $as_of, fingerprint, current_timestamp from detection_fingerprint""", {"as_of": as_of})

@@ -271,6 +271,9 @@ def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_thei
         assert scalar(con, "select count(*) from ingest_ledger") == 4
         # The rules that ran still reached the agency: 王死's PAID_AFTER_DEATH suspect is issued.
         assert scalar(con, "select status from suspects where rule_id = 'PAID_AFTER_DEATH' and person_id = ?", [DEAD]) == "已下发"
+        # ...and the report is of this night, whose suspects it shows (it fell back to "today")
+        from pipelines.report_data import data_night
+        assert data_night(con) == date(2026, 10, 21)
     finally:
         con.close()
     assert list(out.glob("疑点核查台账_*.xlsx")) and (out / "dashboard.html").is_file()

@@ -256,6 +256,25 @@ def test_a_rule_failing_on_its_subjects_rows_leaves_no_shadow_table_for_the_rule
     con.close()
 
 
+def test_a_night_whose_rule_failed_is_the_nights_data_and_the_next_night_detects_in_full(night_one, tmp_path):
+    """From an audit of the README: a night that merged its other rules' findings and failed by one
+    rule emptied detect_state, so the report fell back to the night before — its page dated and
+    its 汇总表 named for a night whose suspects it no longer showed. The merge's night is kept
+    (the report's data night), with no fingerprint: no incremental night starts from it."""
+    con, _, report = _night_with_duplicate_pension_changed(
+        night_one, tmp_path, "from new_payments where item = $pension_item", "from new_paymentz where item = $pension_item")
+    try:
+        assert [e.rule_file for e in report.errors] == ["DUPLICATE_PENSION.yaml"]
+        suspects.update_suspects(con, NEXT, "night-2")
+        assert con.execute("select as_of, fingerprint from detect_state").fetchall() == [(NEXT, None)]
+        assert report_module.collect(con)["data_as_of"] == NEXT
+        loaded, _ = rules.load_rules(tmp_path / "rules")
+        again = rules.detect(con, NEXT, Config(), rules=[r for r in loaded if r.engine != "model"], incremental=True)
+        assert again.scope_note == "full run: a rule failed at the last detection"
+    finally:
+        con.close()
+
+
 def test_a_same_day_rerun_with_another_config_reports_what_it_no_longer_finds(night_one, tmp_path):
     """The night re-run for the same as-of with a higher threshold: the suspects it no longer finds
     are reported no_longer_detected at once — and the next night (same config, incremental) does
