@@ -148,8 +148,18 @@ def cmd_demo(args) -> int:
         raise Refused(f"no sample deliveries under {sample_inbox}; is fundwatch installed completely?")
     _check_config(args.config)  # refused before anything is made or copied under OUT
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
     inbox, db = out / "inbox", out / DEMO_DB
+    from .store import NewerStore, NotAStore, check_not_newer, check_store_file
+
+    try:  # a file in the store's place, refused before the lock and the staged sample are made
+        check_store_file(db)
+        check_not_newer(db)
+    except NewerStore as exc:
+        raise Refused(str(exc)) from None
+    except NotAStore:  # (--db, which the general message names, is no option of the demo's)
+        raise Refused(f"{db} is not a DuckDB store, and the demo keeps its store there: "
+                      "choose another --out folder") from None
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
     print(f"fundwatch demo: {len(deliveries)} night(s) from {sample_inbox} into {out}/")
     try:
         with runlock.hold(db, "demo"):
@@ -326,6 +336,7 @@ def cmd_rules(args) -> int:
     from .store import StoreBusy, connect, scalar
 
     config = _check_config(args.config)
+    given_as_of = _as_of(args.as_of)  # a mistyped day is refused with --db or without
     folders = rule_folders(config)
     rules, problems = load_rules(folders)
     disabled = set(config.get("disabled_rules") or [])
@@ -340,7 +351,7 @@ def cmd_rules(args) -> int:
         try:
             # the last completed night's day, else the last night tried (a store whose only night
             # failed was run for that day, often not today's), else today
-            as_of = _as_of(args.as_of) or scalar(con, "select max(as_of) from runs where status = 'completed'") \
+            as_of = given_as_of or scalar(con, "select max(as_of) from runs where status = 'completed'") \
                 or scalar(con, "select max(as_of) from runs") or _today()
             problems += check_rules(con, [r for r in rules if r.id not in disabled], config, as_of)
             # a region code no agency has changes nothing, as a misspelt rule id would: said (not
@@ -446,7 +457,8 @@ def parser() -> argparse.ArgumentParser:
                                       "with --db, their queries checked against the store")
     ru.add_argument("--config")
     ru.add_argument("--db", help="plan each rule's queries against this store (read-only)")
-    ru.add_argument("--as-of", help="YYYY-MM-DD for $as_of (default: the last completed night's)")
+    ru.add_argument("--as-of", help="YYYY-MM-DD for $as_of when the queries are planned with --db "
+                                    "(default: the last completed night's)")
     ru.set_defaults(fn=cmd_rules)
 
     sub.add_parser("generate", help="synthetic extracts with planted anomalies (see fundwatch generate --help)",

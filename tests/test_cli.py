@@ -46,6 +46,13 @@ def test_an_as_of_that_is_not_a_date_is_refused(tmp_path, capsys):
     assert code == cli.EXIT_USAGE and "YYYY-MM-DD" in err
 
 
+def test_rules_refuses_an_as_of_that_is_not_a_date_also_without_a_store(capsys):
+    """From an audit of the README: without --db, `rules --as-of garbage` listed the rules and
+    exited 0 — a mistyped day was taken without a word (with --db it was refused)."""
+    code, err = _refusal(capsys, ["rules", "--as-of", "2026-02-31"])
+    assert code == cli.EXIT_USAGE and err == "fundwatch rules: --as-of '2026-02-31' is not a date; write it as YYYY-MM-DD"
+
+
 def test_a_bad_config_is_refused_before_anything_runs(tmp_path, capsys):
     (tmp_path / "inbox").mkdir()
     config = tmp_path / "c.yaml"
@@ -390,6 +397,23 @@ def test_serve_refuses_a_store_that_cannot_be_one(tmp_path, capsys, monkeypatch,
                                   "--out", str(tmp_path / "out")])
     said = "is a folder, not a DuckDB store" if store == "folder" else "is not a DuckDB store (a data file?"
     assert code == cli.EXIT_USAGE and f"serve: {tmp_path / store} {said}" in err, err
+
+
+@pytest.mark.parametrize("store", ["folder", "data file"])
+def test_demo_refuses_an_out_folder_whose_store_cannot_be_one_before_making_anything(tmp_path, capsys, store):
+    """From an audit of the README: the demo refused a CSV in its store's place only after making
+    the lock and staging the sample, and named --db, which the demo has no option for."""
+    out = tmp_path / "out"
+    out.mkdir()
+    if store == "folder":
+        (out / cli.DEMO_DB).mkdir()
+    else:
+        (out / cli.DEMO_DB).write_text("payment_id,amount\nP1,100\n", encoding="utf-8")
+    code, err = _refusal(capsys, ["demo", "--out", str(out)])
+    assert code == cli.EXIT_USAGE
+    assert err == (f"fundwatch demo: {out / cli.DEMO_DB} is not a DuckDB store, and the demo keeps its store there: "
+                   "choose another --out folder")
+    assert [p.name for p in out.iterdir()] == [cli.DEMO_DB]  # no lock, no staged inbox
 
 
 def test_the_folders_a_command_makes_for_the_store_are_owner_only(tmp_path, prefect_api):
