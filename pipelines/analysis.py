@@ -272,7 +272,7 @@ def yuan(value: Any) -> Decimal:
             if amount < 0:
                 raise ValueError(f"threshold {value!r} is below 0: an amount of yuan at risk is never negative")
             if amount > _MAX_YUAN:
-                raise ValueError(f"threshold {value!r} is beyond any amount the store holds (up to {_MAX_YUAN:,})")
+                raise ValueError(f"threshold {value!r} is beyond any amount the store can hold (up to {_MAX_YUAN:,})")
             return amount
     raise ValueError(f"threshold {value!r} is not a number of yuan: write it in digits, e.g. 50000 or 50,000 "
                      "(5万 is 50000)")

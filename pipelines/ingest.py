@@ -421,7 +421,8 @@ def _read_csv_rows(text: str, headers: list[str]) -> RawFrame:
             problem = f"字段过少: 该行只有{len(record)}个字段，表头有{n}列 (该行不完整或被截断)"
             column = headers[len(record)] or f"第{len(record) + 1}列"  # the first column it lacks
         if problem:
-            raw = json.dumps([_abridge(f.replace("\x00", "\\0")) for f in record], ensure_ascii=False)
+            # an empty cell is null, as in the rows paired with their header
+            raw = json.dumps([_abridge(f.replace("\x00", "\\0")) if f else None for f in record], ensure_ascii=False)
             bad.append((row_number, column, problem, raw))
             continue
         numbers.append(row_number)
@@ -503,9 +504,11 @@ def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
                 continue  # blank (often formatted) rows — also one of nothing but formulas without values
             if formulas is not None and (unvalued := formulas(sheet_row)):
                 i, formula = unvalued
+                # the row paired with its header, as every other row refused for a cell
+                paired = dict(zip(_raw_names(headers), [c if c is None else _abridge(c) for c in (cells + [None] * n)[:n]]))
                 bad.append((sheet_row, headers[i], f"公式没有计算结果: '{headers[i]}' 是公式 {_abridge(formula)}，"
                             "文件里没有它的值 (程序生成、未经Excel/WPS打开保存): 请打开并保存后重新导出",
-                            json.dumps([c if c is None else _abridge(c) for c in cells], ensure_ascii=False)))
+                            json.dumps(paired, ensure_ascii=False, separators=(",", ":"))))
                 continue
             extra = [c for c in cells[n:] if c is not None and c.strip()]
             if extra:

@@ -1348,11 +1348,30 @@ def test_a_formula_saved_without_its_value_refuses_its_row_naming_the_formula(tm
     refused = rejected(con, "2026-11-21/payments_program.xlsx")
     assert [(r[1], r[2]) for r in refused] == [(1, "amount"), (2, "reviewed_by")]
     assert "是公式 =1000*60，文件里没有它的值" in refused[0][3] and "是公式 =K3" in refused[1][3]
+    # the row as delivered, paired with its header as every other refused row (it was an array)
+    paired = json.loads(refused[0][4])
+    assert list(paired) == heads + ["备注"] and paired[heads[0]] == rows[0]["payment_id"] and paired[heads[amount]] is None
     assert [p for (p,) in con.execute("select payment_id from payments order by 1").fetchall()] == [
         rows[2]["payment_id"], saved["payment_id"]]
     assert con.execute("select amount, reviewed_by from payments where payment_id = ?", [saved["payment_id"]]).fetchall() == [
         (Decimal("60000.00"), None)]
     assert report.rows_rejected == 2
+
+
+def test_a_ragged_rows_raw_copy_keeps_its_empty_cells_as_null(tmp_path):
+    """From an audit of the README: a row refused for too few or too many fields kept its empty
+    cells as "" in its raw array, where a row paired with its header has null."""
+    inbox = tmp_path / "inbox"
+    cols = EXTRACTS["payments"].names
+    good = row_for("payments", 0)[0]
+    inbox.mkdir()
+    with (inbox / "payments_ragged.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([cols, [good[c] for c in cols], ["F3", "", "", "110"], [good[c] for c in cols] + ["", "x"]])
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, inbox)
+    refused = {row: json.loads(raw) for _, row, _, _, raw in rejected(con)}
+    assert refused[2] == ["F3", None, None, "110"]
+    assert refused[3] == [good[c] or None for c in cols] + [None, "x"]
 
 
 def test_an_xlsx_whose_later_sheets_hold_rows_says_they_were_not_read(tmp_path):

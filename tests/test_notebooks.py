@@ -443,7 +443,7 @@ def test_a_rule_id_is_read_in_any_case_and_a_misspelt_id_or_a_threshold_in_words
     with pytest.raises(ValueError, match=re.escape("threshold -50000 is below 0")):
         analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [-50000])
     for huge in (10 ** 400, Decimal("1e400"), 10 ** 16):
-        with pytest.raises(ValueError, match="is beyond any amount the store holds"):
+        with pytest.raises(ValueError, match="is beyond any amount the store can hold"):
             analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [huge])
     with pytest.raises(ValueError, match="'5万' is not a number of yuan: write it in digits"):
         analysis.rule_flags_at(con, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000, "5万"])
