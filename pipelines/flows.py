@@ -58,6 +58,13 @@ def _one_line(exc: BaseException) -> str:
     return scrub(line + store.failure_hint(exc))
 
 
+def _failure(exc: BaseException) -> bool:
+    """An error to report as a step's failure: any Exception, and a Rust library's panic — pyo3's
+    PanicException (Polars') derives from BaseException, so `except Exception` let one through,
+    a traceback on the console and the night's record left `running`."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+
+
 def step(name: str):
     """A nightly task: named for the story, never cached, and failing with its own name."""
     def wrap(fn: Callable) -> Any:
@@ -66,7 +73,9 @@ def step(name: str):
                 return fn(*args, **kwargs)
             except NightlyError:
                 raise
-            except Exception as exc:
+            except BaseException as exc:
+                if not _failure(exc):  # Ctrl-C, an exit: not the step's failure
+                    raise
                 raise StepFailed(name, _one_line(exc)) from exc
         run.__name__, run.__doc__ = fn.__name__, fn.__doc__
         return task(name=name, cache_policy=NO_CACHE, retries=0)(run)
@@ -276,7 +285,9 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
                 broken = broken_rules(parts["detect"])
                 if broken is not None:
                     raise broken
-            except Exception as exc:
+            except BaseException as exc:
+                if not _failure(exc):
+                    raise
                 failure = exc if isinstance(exc, NightlyError) else StepFailed("flow", _one_line(exc))
                 with contextlib.suppress(Exception):  # the failure is what to report, not its record
                     finish_run(con, run_id, "failed", summarise(con, parts, failed=str(failure)))

@@ -209,6 +209,29 @@ def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, ca
     assert _count(db, "select count(*) from ingest_ledger") == ledger
 
 
+def test_a_library_panic_in_a_step_fails_the_night_in_one_line_and_marks_it_failed(tmp_path, capsys, monkeypatch, prefect_api):
+    """A Rust library's panic (pyo3's PanicException, Polars') derives from BaseException: it went
+    past every `except Exception`, printed a traceback and left the night's run `running`. Here the
+    real detection panics as Polars did (the fault injected around the real function)."""
+    from polars.exceptions import PanicException
+
+    from pipelines import rules as rules_module
+
+    def panicking(*args, **kwargs):
+        raise PanicException("assertion failed: i < self.len()")
+
+    monkeypatch.setattr(rules_module, "detect", panicking)
+    inbox, db = tmp_path / "inbox", tmp_path / "fw.duckdb"
+    delivery_1(inbox)
+    code = cli.main(["nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(tmp_path / "out"),
+                     "--as-of", "2026-10-21"])
+    err = capsys.readouterr().err.strip()
+    assert code == cli.EXIT_FAILED
+    assert err == "fundwatch nightly: nightly run failed: task detect failed: PanicException: assertion failed: i < self.len()"
+    assert _count(db, "select count(*) from runs where status = 'failed'") == 1
+    assert _count(db, "select count(*) from ingest_ledger") == 4  # the night's ingest is kept
+
+
 def test_a_store_left_open_in_a_notebook_stops_each_command_with_the_program_named(two_nights, tmp_path, capsys):
     """A notebook kernel holds DuckDB's own lock on the file (read-only); the night, `report` and
     `returns` stop in one line, exit 3 as for a busy store, saying what to close."""
