@@ -28,8 +28,8 @@ from polars.exceptions import PanicException
 from . import contracts
 from .privacy import mask_ids_in_text
 from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
-from .normalise import (FORMAT_CHARACTERS, clean_text, clean_value, column_exprs, fast_exprs, label, typed_fast_exprs,
-                        typed_source)
+from .normalise import (FORMAT_CHARACTERS, TEXT_MARK, clean_text, clean_value, column_exprs, fast_exprs, label,
+                        typed_fast_exprs, typed_source)
 from .store import LINEAGE_COLUMNS, ensure_schema, scalar, transaction
 
 
@@ -224,14 +224,17 @@ def _utf8_reading(data: bytes) -> str:
         return "plain"
 
 
-def _read_csv(data: bytes) -> RawFrame:
+def _read_csv(data: bytes, utf8_judged: bool = False) -> RawFrame:
+    """A CSV file's rows as text. `utf8_judged`: the bytes are UTF-8 by the whole file's reading (a
+    big file's piece, _csv_plan) — a piece is not judged again on its own: one holding '½' and no
+    Chinese read as GB18030 (陆) while the file's other pieces did not."""
     if b"\n" not in data and b"\r" in data:
         # lines ended by CR alone: Excel for Mac's "CSV (Macintosh)" (a CR is one byte in UTF-8 and
         # GB18030 alike, never part of a character)
         data = data.replace(b"\r", b"\n")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]  # marked UTF-8
-    elif _utf8_reading(data) == "garbled":  # GB18030 bytes that happen to be valid UTF-8
+    elif not utf8_judged and _utf8_reading(data) == "garbled":  # GB18030 bytes that happen to be valid UTF-8
         data = data.decode("gb18030").encode("utf-8")
     _refuse_other_text_exports(data)
     # The usual file (UTF-8, no NUL, a visible character so not blank) is read by Polars straight
@@ -483,6 +486,9 @@ def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
         raise FileProblem(f"unreadable XLSX (damaged or truncated file: {type(exc).__name__})") from exc
     try:
         ws = wb.worksheets[0]
+        # Read every row and cell the sheet holds, not the range its <dimension> claims: a writer
+        # that leaves it stale (A1:C6 over 11 rows × 4 columns) lost rows and columns without a word
+        ws.reset_dimensions()
         rows = ws.iter_rows(values_only=True)
         leading = list(itertools.islice(rows, MAX_TITLE_ROWS + 1))
         at = _header_index(leading, kind)
@@ -604,6 +610,7 @@ def _sheets_not_read(wb) -> list[str]:
     import itertools
 
     def holds_data(ws) -> bool:
+        ws.reset_dimensions()  # (as the first sheet is read: not by a stale <dimension>)
         rows = itertools.islice(ws.iter_rows(values_only=True), MAX_TITLE_ROWS + 2)
         return sum(any(v is not None and str(v).strip() for v in row) for row in rows) >= 2
 
@@ -777,9 +784,15 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
                 done = _ingest_csv_pieces(con, path, kind, result, lineage, today)
         except FileProblem as exc:
             return _fail(con, result, source, str(exc), run_id)
-        except PanicException as exc:  # a library's panic (no Exception) after rows of it may be written
-            raise IngestError(f"delivery {delivery} was rolled back: {source} could not be read "
-                              f"(PanicException: {mask_ids_in_text(' '.join(str(exc).split()))})") from exc
+        except IngestError:
+            raise
+        except (Exception, PanicException) as exc:  # a reader library's error (a Parquet column it
+            # cannot read as text), or its panic: as for a file read whole, the file fails — or, once
+            # rows of it are written in the open transaction, its delivery is undone, in one line
+            problem = f"could not be read ({type(exc).__name__}: {' '.join(str(exc).split())})"
+            if not result.rows_total:
+                return _fail(con, result, source, problem, run_id)
+            raise IngestError(f"delivery {delivery} was rolled back: {source} {mask_ids_in_text(problem)}") from exc
         if done:
             return _ledger(con, result, source, run_id)
         data = path.read_bytes()  # a key repeats in the file, or its header fails it: read it whole
@@ -1176,7 +1189,7 @@ def _in_utf8(piece: bytes, start: int, encoding: str) -> bytes:
 def _csv_piece_frame(piece: bytes, start: int, plan: _CsvPlan) -> RawFrame:
     """One piece (UTF-8) read by the whole-file reader (_read_csv): the first as it is, a later one
     after the file's header record. Its rows are numbered from 1."""
-    return _read_csv(piece if start == 0 else plan.header + piece)
+    return _read_csv(piece if start == 0 else plan.header + piece, utf8_judged=True)
 
 
 def _csv_plan(path: Path, kind: str) -> _CsvPlan:
@@ -1207,18 +1220,21 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
                     positions = _map_headers(kind, plan.headers)
                 except HeaderProblem as exc:
                     raise _ReadWhole from exc  # every row is rejected with the header's problem
-                keys = [clean_value(pl.col(f"c{positions[k]}"), spec.column(k)).alias(k) for k in spec.key]
+                # an optional key part the file lacks (contributions without 单位编号) is empty in every
+                # row: no part of telling rows apart (as for a big Parquet file)
+                key_cols = [k for k in spec.key if k in positions]
+                keys = [clean_value(pl.col(f"c{positions[k]}"), spec.column(k)).alias(k) for k in key_cols]
                 # A row without a required key part is refused anyway: never a repeat to report.
-                keyed = pl.all_horizontal([pl.col(k).is_not_null() for k in spec.key if spec.column(k).required]
+                keyed = pl.all_horizontal([pl.col(k).is_not_null() for k in key_cols if spec.column(k).required]
                                           + [pl.lit(True)])
             # (_read_csv reads a piece of GB18030 bytes that happen to be valid UTF-8 as GB18030)
             piece_reading = _utf8_reading(piece) if encoding == "utf-8" else "plain"
             light = None if piece_reading == "garbled" else \
-                _piece_keys(piece, pieces.start, plan, [positions[k] for k in spec.key])
+                _piece_keys(piece, pieces.start, plan, [positions[k] for k in key_cols])
             if light is not None:
                 if piece_reading != "plain":
                     reading = piece_reading
-                hashes.append(light.select(keys).filter(keyed).select(pl.struct(list(spec.key)).hash()).to_series())
+                hashes.append(light.select(keys).filter(keyed).select(pl.struct(key_cols).hash()).to_series())
                 continue
             raw = _csv_piece_read(piece, pieces.start, plan)
             while raw.ends_in_quote and not pieces.last:
@@ -1239,7 +1255,7 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
             del piece
             if raw.headers != plan.headers:
                 raise _ReadWhole
-            hashes.append(raw.data.select(keys).filter(keyed).select(pl.struct(list(spec.key)).hash()).to_series())
+            hashes.append(raw.data.select(keys).filter(keyed).select(pl.struct(key_cols).hash()).to_series())
             del raw
     if encoding == "utf-8" and reading == "garbled":
         raise _NotUtf8  # GB18030 bytes that happen to be valid UTF-8, and no Chinese read as UTF-8
@@ -1505,7 +1521,8 @@ def _fast_column(raw: RawFrame, src: str, col, today: dt.date) -> tuple[pl.Expr,
         clean = clean_text(s.cast(pl.Utf8) if dtype != pl.Utf8 else s)
         fast = fast_exprs(clean, col, today)
         if fast is None and col.term:  # a listed word: as trimmed, unless it holds a format character
-            fast = (~clean.str.contains(FORMAT_CHARACTERS), clean)
+            # or starts with Excel's text mark (clean_value drops both: '丧葬补助金 is 丧葬补助金)
+            fast = (~clean.str.contains(FORMAT_CHARACTERS) & ~clean.str.starts_with(TEXT_MARK), clean)
         elif fast is None and col.type == "text" and not col.allowed:
             fast = (pl.lit(True), clean)  # free text: its value is the trimmed text
     if fast is None:

@@ -205,7 +205,10 @@ def date_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
     p = F("p")
     e = _date_parts(
         s,
-        {"midnight": pl.concat_str(p.struct[3], p.struct[4], p.struct[5], p.struct[6], ignore_nulls=True)
+        # the whole text must be a date with at most a time part (the pattern matched: `p` not
+        # null) — '2026-11-15至2026-12-01' or '2026-1-150' is no date, though it starts with one
+        {"midnight": p.struct[0].is_not_null()
+                     & pl.concat_str(p.struct[3], p.struct[4], p.struct[5], p.struct[6], ignore_nulls=True)
                      .str.contains(r"^0*$")},
         {"v": pl.when(F("serial").is_not_null())
               .then(pl.lit(_EXCEL_EPOCH) + pl.duration(days=F("serial").floor().cast(pl.Int64)))

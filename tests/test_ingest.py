@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -1621,3 +1622,106 @@ def test_a_parquet_file_of_many_row_groups_refuses_its_bad_rows_as_one_row_group
     assert len(payments) == 40 and deaths == 5
     assert [(row, col) for row, col, *_ in refused] == [(n * 2 + 2, col) for n, (_, col, _) in enumerate(REASONS)]
     assert all(words in reason for (*_, reason, _), (_, _, words) in zip(refused, REASONS))
+
+
+# From a fuzz of ingest (2026-12-06): each fault it found, on the smallest file that shows it.
+
+def _one_file(tmp_path, name: str, write, monkeypatch=None, **constants):
+    """Ingest one file written by `write(path)` into a fresh store (ingest's size constants set as
+    given, e.g. CSV_CHUNK_BYTES to read a small file as a big one); the store and the report."""
+    from pipelines import ingest as ingest_module
+
+    for constant, value in constants.items():
+        monkeypatch.setattr(ingest_module, constant, value)
+    path = tmp_path / "inbox" / "2026-11-21" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path)
+    con = store.connect(tmp_path / f"{name}.duckdb")
+    return con, ingest_inbox(con, tmp_path / "inbox")
+
+
+def test_a_big_csv_without_an_optional_key_column_is_read_in_pieces(tmp_path, monkeypatch):
+    """contributions without 单位编号 (an optional part of its key): the big-file path's key pass
+    raised KeyError: 'employer_id' and stopped the night."""
+    text = "person_id,insurance_type,period,amount\n" + "".join(f"{person(i)},110,202610,{i}00.00\n" for i in range(1, 9))
+    con, report = _one_file(tmp_path, "contributions_a.csv", lambda p: p.write_text(text, encoding="utf-8"),
+                            monkeypatch, CSV_CHUNK_BYTES=60)
+    assert [f.status for f in report.files] == ["ingested"] and report.rows_accepted == 8
+    assert store.scalar(con, "select count(*) from contributions where employer_id is null") == 8
+
+
+def test_a_big_parquet_file_with_a_column_no_text_reads_fails_as_read_whole(tmp_path, monkeypatch):
+    """A column Polars cannot read as text (GBK bytes without the UTF-8 mark) in a big Parquet file:
+    the chunked path let ComputeError escape and stopped the night; read whole, the file fails in
+    one line and the night goes on — now both."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def write(path):
+        pq.write_table(pa.table({"agency_code": [f"A{i}" for i in range(6)], "agency_name": ["赣州市社保局"] * 6,
+                                 "region_code": ["360700"] * 6,
+                                 "备注": pa.array(["备注".encode("gbk")] * 6, pa.binary())}), path)
+    for label, chunk_rows in (("whole", 10**9), ("chunked", 2)):
+        con, report = _one_file(tmp_path / label, "agencies_a.parquet", write, monkeypatch, CHUNK_ROWS=chunk_rows)
+        [file] = report.files
+        assert file.status == "failed" and "could not be read (ComputeError: invalid utf8" in file.message, label
+        con.close()
+
+
+def test_an_xlsx_whose_dimension_is_stale_is_read_whole(tmp_path):
+    """A writer that leaves <dimension ref="A1:C6"/> over 11 rows × 4 columns: openpyxl's read-only
+    mode trusted it — 5 of 10 rows and the 4th column lost, nothing refused, nothing said."""
+    import re
+    import zipfile
+
+    def write(path):
+        book = io.BytesIO()
+        wb = openpyxl.Workbook()
+        wb.active.append(["agency_code", "agency_name", "region_code", "parent_code"])
+        for i in range(1, 11):
+            wb.active.append([f"36070{i:02d}", f"机构{i}", "360700", "360700"])
+        wb.save(book)
+        with zipfile.ZipFile(book) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+            for item in zin.infolist():
+                data = zin.read(item.filename)
+                if item.filename == "xl/worksheets/sheet1.xml":
+                    data = re.sub(rb'<dimension ref="[^"]*"\s*/>', b'<dimension ref="A1:C6"/>', data)
+                out.writestr(item, data)
+    con, report = _one_file(tmp_path, "agencies_a.xlsx", write)
+    assert report.rows_accepted == 10 and report.rows_rejected == 0
+    assert store.scalar(con, "select count(parent_code) from agencies") == 10
+
+
+@pytest.mark.parametrize("text", ["2026-1-150", "2026-11-15 1:00pm", "2026-11-15至2026-12-01", "2026-11-1599"])
+def test_a_date_followed_by_other_text_is_no_date(tmp_path, text):
+    """The date was taken from the text's start whatever followed it (2026-11-15至2026-12-01 was
+    stored as 2026-11-15): a time part that did not match at all passed as midnight."""
+    def write(path):
+        path.write_text(f"person_id,death_date,source\n{person(1)},{text},公安\n{person(2)},2026-11-15 00:00,民政\n",
+                        encoding="utf-8")
+    con, report = _one_file(tmp_path, "deaths_a.csv", write)
+    [(row, column, reason, _)] = [r[1:] for r in rejected(con)]
+    assert (row, column) == (1, "death_date") and "不是有效日期" in reason
+    assert con.execute("select death_date from deaths").fetchall() == [(dt.date(2026, 11, 15),)]
+
+
+def test_excels_text_mark_leaves_a_listed_word_whatever_the_files_other_rows(tmp_path):
+    """'丧葬补助金 (Excel's text mark) was stored with its apostrophe — an unknown item, counted as
+    recurring — where every other row of the file took the fast path, and without it where another
+    row did not (a zero-width space elsewhere)."""
+    head = "payment_id,person_id,insurance_type,item,period,paid_on,amount,agency_code\n"
+    row = f"P1,{person(1)},110,'丧葬补助金,202611,2026-11-15,5000.00,360702\n"
+    other = f"P2,{person(2)},110,基本养老金,202611,2026-11-15,3000.00,360702\n"
+    con, _ = _one_file(tmp_path, "payments_a.csv", lambda p: p.write_text(head + row + other, encoding="utf-8"))
+    assert con.execute("select item from payments where payment_id = 'P1'").fetchall() == [("丧葬补助金",)]
+
+
+def test_a_big_utf8_csv_is_not_read_as_gb18030_piece_by_piece(tmp_path, monkeypatch):
+    """A UTF-8 file whose first piece holds Chinese and later ones only '½': each later piece was
+    judged again on its own and read as GB18030 ('½' became '陆') — the whole file's reading holds."""
+    text = "agency_code,agency_name,region_code\nA000,经办机构,360000\n" + "".join(
+        f"A{i:03d},rate ½,360000\n" for i in range(1, 40))
+    con, _ = _one_file(tmp_path, "agencies_a.csv", lambda p: p.write_text(text, encoding="utf-8"),
+                       monkeypatch, CSV_CHUNK_BYTES=200)
+    assert con.execute("select agency_name, count(*) from agencies group by 1 order by 1").fetchall() == [
+        ("rate ½", 39), ("经办机构", 1)]
