@@ -281,6 +281,25 @@ def _terms_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('terms_without_format_characters', current_timestamp)")
 
 
+def _terms_without_text_mark(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: a listed word (Column.term) an older store holds with Excel's text mark
+    ('丧葬补助金: ingest kept it where every other row of its file was plain, until 2026-12-06) loses
+    it and the white space after it, as ingest reads it — so held it was an unknown item, treated
+    as recurring. A word of nothing but the mark stays (the column is never empty). Not part of a
+    key. The next night detects in full."""
+    mark = f"'{_sql_text(TEXT_MARK)}'"
+    with transaction(con):
+        for kind, spec in EXTRACTS.items():
+            for c in (c.name for c in spec.columns if c.term):
+                freed = f"regexp_replace(substr({c}, 2), '^{_WHITE_SPACE}+|{_WHITE_SPACE}+$', '', 'g')"
+                held = f"starts_with({c}, {mark}) and length({freed}) > 0"
+                if scalar(con, f"select count(*) from {kind} where {held}"):
+                    if table_exists(con, "detect_state"):
+                        con.execute("delete from detect_state")
+                    con.execute(f"update {kind} set {c} = {freed} where {held}")
+        con.execute("insert into store_migrations values ('terms_without_text_mark', current_timestamp)")
+
+
 def _quality_checked_files(con: duckdb.DuckDBPyConnection) -> None:
     """Once per store, before anything is ingested into it: quality_checked_files (the files whose
     rows a data-quality check has seen) holds what an older fundwatch checked — the files of a
@@ -454,6 +473,7 @@ _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("codes_without_format_characters", _codes_without_format_characters),
                ("codes_without_text_mark", _codes_without_text_mark),
                ("terms_without_format_characters", _terms_without_format_characters),
+               ("terms_without_text_mark", _terms_without_text_mark),
                ("quality_checked_files", _quality_checked_files),
                ("verified_amounts", _verified_amounts),
                # a reopened suspect's status first: closed_state gives the reopened ones their banner

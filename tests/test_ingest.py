@@ -1586,6 +1586,24 @@ def test_a_store_from_before_loses_the_invisible_characters_of_its_listed_words_
         con.close()
 
 
+def test_a_store_from_before_loses_excels_text_mark_of_its_listed_words_once(tmp_path):
+    inbox, rows, path, con = _three_payments_stored(tmp_path)
+    con.execute("update payments set item = chr(39) || ' 丧葬补助金' where payment_id = 'P000000'")
+    con.execute("update payments set item = chr(39) where payment_id = 'P000001'")  # nothing but the mark
+    rules.ensure_detect_schema(con)
+    con.execute("insert into detect_state values (1, date '2026-11-20', 'x', current_timestamp)")
+    con.execute("delete from store_migrations where name = 'terms_without_text_mark'")
+    con.close()
+    con = store.connect(path)
+    try:
+        assert store.scalar(con, "select item from payments where payment_id = 'P000000'") == "丧葬补助金"
+        assert store.scalar(con, "select item from payments where payment_id = 'P000001'") == "'"  # never empty
+        assert store.scalar(con, "select count(*) from detect_state") == 0  # the next night detects in full
+        assert store.scalar(con, "select count(*) from store_migrations where name = 'terms_without_text_mark'") == 1
+    finally:
+        con.close()
+
+
 @pytest.mark.parametrize("chunk_rows", [10**9, 7], ids=["read whole", "in chunks"])
 def test_a_parquet_file_of_many_row_groups_refuses_its_bad_rows_as_one_row_group_does(tmp_path, monkeypatch, chunk_rows):
     """From an audit of the README: a Parquet file written in row groups of 3 rows with two bad
