@@ -1418,7 +1418,7 @@ def _raw_names(headers: list[str]) -> list[str]:
     names: list[str] = []
     for i, h in enumerate(headers):
         name = h or f"column{i + 1}"
-        if name in names:
+        while name in names:  # (a delivered header may itself read `x#4`)
             name = f"{name}#{i + 1}"
         names.append(name)
     return names

@@ -1743,3 +1743,23 @@ def test_a_big_utf8_csv_is_not_read_as_gb18030_piece_by_piece(tmp_path, monkeypa
                        monkeypatch, CSV_CHUNK_BYTES=200)
     assert con.execute("select agency_name, count(*) from agencies group by 1 order by 1").fetchall() == [
         ("rate ½", 39), ("经办机构", 1)]
+
+
+def test_a_header_that_reads_like_a_made_unique_name_still_keeps_every_value(tmp_path):
+    """Headers `x#4,x,x`: the raw copy's unique names collided (x#4 given, then made for the third
+    x) and the whole file failed with Polars' DuplicateError."""
+    text = "agency_code,x#4,x,x,agency_name,region_code\nA1,1,2,3,机构,360700\n,4,5,6,机构,360700\n"  # the second refused: its raw copy
+    con, report = _one_file(tmp_path, "agencies_a.csv", lambda p: p.write_text(text, encoding="utf-8"))
+    assert [f.status for f in report.files] == ["ingested"] and (report.rows_accepted, report.rows_rejected) == (1, 1)
+    [(_, _, _, raw)] = [r[1:] for r in rejected(con)]
+    assert json.loads(raw) == {"agency_code": None, "x#4": "4", "x": "5", "x#4#4": "6", "agency_name": "机构",
+                               "region_code": "360700"}
+
+
+def test_the_last_second_of_the_last_accepted_year_passes_the_row_contract(tmp_path):
+    """2100-12-31 23:59:59.5 passed the parser (years up to 2100) and was then refused by the row
+    contract's bound (…23:59:59) as `数据契约校验失败`, a reason that says nothing to a clerk."""
+    head = "payment_id,person_id,insurance_type,item,period,paid_on,amount,agency_code,reviewed_at\n"
+    row = f"P1,{person(1)},110,基本养老金,202611,2026-11-15,10.00,360702,2100-12-31 23:59:59.5\n"
+    con, report = _one_file(tmp_path, "payments_a.csv", lambda p: p.write_text(head + row, encoding="utf-8"))
+    assert report.rows_accepted == 1 and rejected(con) == []
