@@ -1763,3 +1763,24 @@ def test_the_last_second_of_the_last_accepted_year_passes_the_row_contract(tmp_p
     row = f"P1,{person(1)},110,基本养老金,202611,2026-11-15,10.00,360702,2100-12-31 23:59:59.5\n"
     con, report = _one_file(tmp_path, "payments_a.csv", lambda p: p.write_text(head + row, encoding="utf-8"))
     assert report.rows_accepted == 1 and rejected(con) == []
+
+
+def test_a_quote_inside_a_field_not_quoted_is_read_alike_whatever_the_files_other_rows(tmp_path, monkeypatch):
+    """`2022-06-09 "\\n"24:00` in a field not quoted: Polars' reader took the row (custody_end stored
+    as 2022-06-09), the row-by-row reader split it — and which read the file hung on its other rows
+    (one short line elsewhere) and, for a big file, on where its pieces fell. The row-by-row reader
+    now decides whenever a quote is not around a whole field."""
+    body = (f"person_id,name,sentence_type,custody_start,custody_end,facility\r\n"
+            f'{person(1)},"李""四",有期徒刑,2023-06-18,2022-06-09 "\n"24:00,"赣州\n监狱"\r\n'
+            f"{person(2)},王五,有期徒刑,2026-06-15,,\r\n")
+    outcomes = []
+    for label, text, piece in (("whole", body, 10**12), ("short line", body + f"{person(3)},x\r\n", 10**12),
+                               ("pieces", body, 70)):
+        con, _ = _one_file(tmp_path / label, "imprisonments_a.csv", lambda p, t=text: p.write_bytes(t.encode()),
+                           monkeypatch, CSV_CHUNK_BYTES=piece)
+        outcomes.append((con.execute("select _row_number, name, custody_end from imprisonments").fetchall(),
+                         [r[1:4] for r in rejected(con) if r[1] <= 3]))
+        con.close()
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    stored, refused = outcomes[0]
+    assert stored == [(4, "王五", None)] and [row for row, _, _ in refused] == [1, 2, 3]
