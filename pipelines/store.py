@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 
@@ -262,42 +262,42 @@ def _codes_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
         lambda c, _: f"regexp_replace({c}, '{FORMAT_CHARACTERS}', '', 'g')")
 
 
-def _terms_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
-    """Once per store: the listed words (Column.term: 待遇项目, 刑罚类型) an older store holds with an
-    invisible format character (ingest drops it since 2026-12-05) lose it, and the white space it
-    kept apart from the word, as ingest reads them — a 丧葬补助金 so held was an unknown item, treated
-    as recurring. Neither is part of a key. A word of nothing but such characters (ingest now refuses
-    the row as empty) stays as it is: the column is never empty. The next night detects in full."""
+def _clean_terms(con: duckdb.DuckDBPyConnection, migration: str, holds: Callable[[str], str],
+                 cleaned: Callable[[str], str]) -> None:
+    """The body of a conversion of the listed words (Column.term: 待遇项目, 刑罚类型) an older store
+    holds into what ingest now reads: `holds(column)` SQL true where one held a character ingest
+    drops, `cleaned(column)` what it becomes, trimmed as ingest trims. A word that would become empty
+    stays as it is (the column is never empty). Not part of a key; one transaction; the next night
+    detects in full."""
     with transaction(con):
         for kind, spec in EXTRACTS.items():
             for c in (c.name for c in spec.columns if c.term):
-                cleaned = (f"regexp_replace(regexp_replace({c}, '{FORMAT_CHARACTERS}', '', 'g'), "
-                           f"'^{_WHITE_SPACE}+|{_WHITE_SPACE}+$', '', 'g')")
-                held = f"regexp_matches({c}, '{FORMAT_CHARACTERS}') and length({cleaned}) > 0"
+                held = f"{holds(c)} and length({cleaned(c)}) > 0"
                 if scalar(con, f"select count(*) from {kind} where {held}"):
                     if table_exists(con, "detect_state"):
                         con.execute("delete from detect_state")
-                    con.execute(f"update {kind} set {c} = {cleaned} where {held}")
-        con.execute("insert into store_migrations values ('terms_without_format_characters', current_timestamp)")
+                    con.execute(f"update {kind} set {c} = {cleaned(c)} where {held}")
+        con.execute("insert into store_migrations values (?, current_timestamp)", [migration])
+
+
+def _trimmed(text_sql: str) -> str:
+    return f"regexp_replace({text_sql}, '^{_WHITE_SPACE}+|{_WHITE_SPACE}+$', '', 'g')"
+
+
+def _terms_without_format_characters(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: a listed word held with an invisible format character (ingest drops it since
+    2026-12-05) loses it, and the white space it kept apart from the word — a 丧葬补助金 so held was an
+    unknown item, treated as recurring."""
+    _clean_terms(con, "terms_without_format_characters",
+                 lambda c: f"regexp_matches({c}, '{FORMAT_CHARACTERS}')",
+                 lambda c: _trimmed(f"regexp_replace({c}, '{FORMAT_CHARACTERS}', '', 'g')"))
 
 
 def _terms_without_text_mark(con: duckdb.DuckDBPyConnection) -> None:
-    """Once per store: a listed word (Column.term) an older store holds with Excel's text mark
-    ('丧葬补助金: ingest kept it where every other row of its file was plain, until 2026-12-06) loses
-    it and the white space after it, as ingest reads it — so held it was an unknown item, treated
-    as recurring. A word of nothing but the mark stays (the column is never empty). Not part of a
-    key. The next night detects in full."""
-    mark = f"'{_sql_text(TEXT_MARK)}'"
-    with transaction(con):
-        for kind, spec in EXTRACTS.items():
-            for c in (c.name for c in spec.columns if c.term):
-                freed = f"regexp_replace(substr({c}, 2), '^{_WHITE_SPACE}+|{_WHITE_SPACE}+$', '', 'g')"
-                held = f"starts_with({c}, {mark}) and length({freed}) > 0"
-                if scalar(con, f"select count(*) from {kind} where {held}"):
-                    if table_exists(con, "detect_state"):
-                        con.execute("delete from detect_state")
-                    con.execute(f"update {kind} set {c} = {freed} where {held}")
-        con.execute("insert into store_migrations values ('terms_without_text_mark', current_timestamp)")
+    """Once per store: a listed word held with Excel's text mark ('丧葬补助金: ingest kept it where
+    every other row of its file was plain, until 2026-12-06) loses it and the white space after it."""
+    _clean_terms(con, "terms_without_text_mark", lambda c: f"starts_with({c}, '{_sql_text(TEXT_MARK)}')",
+                 lambda c: _trimmed(f"substr({c}, 2)"))
 
 
 def _quality_checked_files(con: duckdb.DuckDBPyConnection) -> None:

@@ -1568,38 +1568,25 @@ def test_a_listed_word_with_an_invisible_character_is_the_word(tmp_path, fmt):
         con.close()
 
 
-def test_a_store_from_before_loses_the_invisible_characters_of_its_listed_words_once(tmp_path):
+@pytest.mark.parametrize("migration, held, alone", [
+    ("terms_without_format_characters", "'丧葬补助金' || chr(9) || chr(8203)", "chr(8203)"),
+    ("terms_without_text_mark", "chr(39) || ' 丧葬补助金'", "chr(39)"),  # Excel's text mark
+], ids=["format characters", "text mark"])
+def test_a_store_from_before_loses_what_ingest_drops_from_its_listed_words_once(tmp_path, migration, held, alone):
     inbox, rows, path, con = _three_payments_stored(tmp_path)
-    con.execute("update payments set item = '丧葬补助金' || chr(9) || chr(8203) where payment_id = 'P000000'")
-    con.execute("update payments set item = chr(8203) where payment_id = 'P000001'")  # the old ingest kept it
+    con.execute(f"update payments set item = {held} where payment_id = 'P000000'")
+    con.execute(f"update payments set item = {alone} where payment_id = 'P000001'")  # the old ingest kept it
+    kept = store.scalar(con, "select item from payments where payment_id = 'P000001'")
     rules.ensure_detect_schema(con)
     con.execute("insert into detect_state values (1, date '2026-11-20', 'x', current_timestamp)")
-    con.execute("delete from store_migrations where name = 'terms_without_format_characters'")
+    con.execute("delete from store_migrations where name = ?", [migration])
     con.close()
     con = store.connect(path)
     try:
         assert store.scalar(con, "select item from payments where payment_id = 'P000000'") == "丧葬补助金"
-        assert store.scalar(con, "select item from payments where payment_id = 'P000001'") == "\u200b"  # never empty
+        assert store.scalar(con, "select item from payments where payment_id = 'P000001'") == kept  # never empty
         assert store.scalar(con, "select count(*) from detect_state") == 0  # the next night detects in full
-        assert store.scalar(con, "select count(*) from store_migrations where name = 'terms_without_format_characters'") == 1
-    finally:
-        con.close()
-
-
-def test_a_store_from_before_loses_excels_text_mark_of_its_listed_words_once(tmp_path):
-    inbox, rows, path, con = _three_payments_stored(tmp_path)
-    con.execute("update payments set item = chr(39) || ' 丧葬补助金' where payment_id = 'P000000'")
-    con.execute("update payments set item = chr(39) where payment_id = 'P000001'")  # nothing but the mark
-    rules.ensure_detect_schema(con)
-    con.execute("insert into detect_state values (1, date '2026-11-20', 'x', current_timestamp)")
-    con.execute("delete from store_migrations where name = 'terms_without_text_mark'")
-    con.close()
-    con = store.connect(path)
-    try:
-        assert store.scalar(con, "select item from payments where payment_id = 'P000000'") == "丧葬补助金"
-        assert store.scalar(con, "select item from payments where payment_id = 'P000001'") == "'"  # never empty
-        assert store.scalar(con, "select count(*) from detect_state") == 0  # the next night detects in full
-        assert store.scalar(con, "select count(*) from store_migrations where name = 'terms_without_text_mark'") == 1
+        assert store.scalar(con, "select count(*) from store_migrations where name = ?", [migration]) == 1
     finally:
         con.close()
 
