@@ -99,16 +99,17 @@ def _check_inbox(inbox: Path, hint: str = "") -> None:
         raise Refused(f"inbox {inbox} not found; point --inbox at the folder of deliveries{hint}")
 
 
-def _check_store(db: Path) -> None:
+def _check_store(db: Path, not_a_store: str | None = None) -> None:
     """A --db that cannot be the store (a folder, a data file) refused before anything is made —
-    by `serve` too, which would otherwise serve nights that each fail."""
-    from .store import NotAStore, check_not_newer, check_store_file
+    by `serve` too, which would otherwise serve nights that each fail. `not_a_store`: the words
+    for a path that is no store, where the general ones (which name --db) do not fit."""
+    from .store import NewerStore, NotAStore, check_not_newer, check_store_file
 
     try:
         check_store_file(db)
         check_not_newer(db)
     except NotAStore as exc:
-        raise Refused(str(exc)) from None
+        raise Refused(not_a_store if not_a_store and not isinstance(exc, NewerStore) else str(exc)) from None
 
 
 def cmd_nightly(args) -> int:
@@ -149,16 +150,9 @@ def cmd_demo(args) -> int:
     _check_config(args.config)  # refused before anything is made or copied under OUT
     out = Path(args.out)
     inbox, db = out / "inbox", out / DEMO_DB
-    from .store import NewerStore, NotAStore, check_not_newer, check_store_file
-
-    try:  # a file in the store's place, refused before the lock and the staged sample are made
-        check_store_file(db)
-        check_not_newer(db)
-    except NewerStore as exc:
-        raise Refused(str(exc)) from None
-    except NotAStore:  # (--db, which the general message names, is no option of the demo's)
-        raise Refused(f"{db} is not a DuckDB store, and the demo keeps its store there: "
-                      "choose another --out folder") from None
+    # a file in the store's place, refused before the lock and the staged sample are made (in the
+    # demo's words: --db is no option of the demo's)
+    _check_store(db, f"{db} is not a DuckDB store, and the demo keeps its store there: choose another --out folder")
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     print(f"fundwatch demo: {len(deliveries)} night(s) from {sample_inbox} into {out}/")
     try:

@@ -795,7 +795,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         except (Exception, PanicException) as exc:  # a reader library's error (a Parquet column it
             # cannot read as text), or its panic: as for a file read whole, the file fails — or, once
             # rows of it are written in the open transaction, its delivery is undone, in one line
-            problem = f"could not be read ({type(exc).__name__}: {' '.join(str(exc).split())})"
+            problem = _could_not_read(exc)
             if not result.rows_total:
                 return _fail(con, result, source, problem, run_id)
             raise IngestError(f"delivery {delivery} was rolled back: {source} {mask_ids_in_text(problem)}") from exc
@@ -821,11 +821,16 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         return _fail(con, result, source, str(exc), run_id)
     except (Exception, PanicException) as exc:  # a reader library's own error on a damaged file (or a
         # library's panic, which is no Exception): report it, keep going — the other files still ingest
-        return _fail(con, result, source, f"could not be read ({type(exc).__name__}: {exc})", run_id)
+        return _fail(con, result, source, _could_not_read(exc), run_id)
     accepted, rejected = _set_aside_older(con, kind, accepted, rejected, lineage, raw)
     del raw
     _write_chunk(con, kind, accepted, rejected, result, lineage)
     return _ledger(con, result, source, run_id)
+
+
+def _could_not_read(exc: BaseException) -> str:
+    """A file's problem when a reader library failed on it (or panicked), in one line."""
+    return f"could not be read ({type(exc).__name__}: {' '.join(str(exc).split())})"
 
 
 def _set_aside_older(con, kind: str, accepted: pl.DataFrame, rejected: pl.DataFrame, lineage: dict[str, str],
@@ -1348,7 +1353,7 @@ def _ingest_csv_pieces(con, path: Path, kind: str, result: FileResult, lineage: 
                     raw = _csv_piece_frame(_in_utf8(piece, pieces.start, plan.encoding), pieces.start, plan)
                 except Exception as exc:
                     problem = str(exc) if isinstance(exc, FileProblem) else \
-                        f"could not be read ({type(exc).__name__}: {exc})"
+                        _could_not_read(exc)
                     raise _damaged(lineage, numbered, problem) from exc
                 del piece
                 offset, numbered = numbered, numbered + raw.data.height + len(raw.bad_rows)
