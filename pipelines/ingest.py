@@ -1035,7 +1035,7 @@ class _CsvPieces:
     never held whole). Each piece ends at a line end outside any quoted field: an even count of '"'
     before it in the piece, or, where no line end has that, one the reader itself ends a record at
     (the first pass checks each piece with the reader and cuts it again, give_back, or lets it run
-    on, extend, where they disagree). The last runs to the end of the file. The UTF-8 BOM is left out of the first. After read(): `start`, where
+    on to a record's end, run_on, where they disagree). The last runs to the end of the file. The UTF-8 BOM is left out of the first. After read(): `start`, where
     the piece begins in the file's bytes after the BOM, and `last`; `lengths`: the pieces' lengths
     so far, to read the same pieces again (`replay`)."""
 
@@ -1074,6 +1074,18 @@ class _CsvPieces:
         self.end += len(more)
         self.lengths[-1] += len(more)
         return piece + more
+
+    def run_on(self, piece: bytes) -> bytes:
+        """The last piece read, `piece`, in which the reader ends no record, run on until it ends
+        one and cut at the last such end (what follows goes back), or run to the end of the file:
+        a piece never ends inside a record, whose rest would be read as rows of their own."""
+        while True:
+            piece = self.extend(piece)
+            if self.last:
+                return piece
+            if cut := _record_end_by_reader(piece):
+                self.give_back(piece[cut:])
+                return piece[:cut]
 
     def _replayed(self) -> bytes | None:
         if not self.replay:
@@ -1251,13 +1263,13 @@ def _csv_key_pass(path: Path, kind: str, encoding: str) -> _CsvPlan:
             while raw.ends_in_quote and not pieces.last:
                 # The reader ends this piece inside a quoted field (a stray '"' misled the count
                 # of quotes): cut it where the reader's last record ends, or, if no record ends
-                # in it, let it run on; and read it again.
+                # in it, let it run on to one; and read it again.
                 cut = _record_end_by_reader(piece)
                 if cut:
                     pieces.give_back(piece[cut:])
                     piece = piece[:cut]
                 else:
-                    piece = pieces.extend(piece)
+                    piece = pieces.run_on(piece)
                 raw = _csv_piece_read(piece, pieces.start, plan)
             if encoding == "utf-8" and reading != "utf8":
                 # the file's encoding is the whole file's, as _read_csv judges it (_utf8_reading)

@@ -345,3 +345,22 @@ def test_gb18030_names_that_are_valid_utf8_make_a_big_file_gb18030_as_when_read_
     assert _contents(chunked) == _contents(whole)
     got = stored(chunked, "payments", "d1/" + NAME)
     assert {r["name"] for r in got[120:]} == {"卢露"} and got[0]["name"] == "Li0"
+
+
+@pytest.mark.parametrize("piece_bytes", [90, 130])
+def test_a_damaged_record_longer_than_a_piece_refuses_only_itself_as_when_read_whole(tmp_path, monkeypatch, piece_bytes):
+    rows = [_ascii_row(i) for i in range(16)]
+    for i in range(0, 16, 2):
+        rows[i]["handled_by"] = "clerk, desk 2"  # quoted (it holds a comma)
+    records = _records(rows)
+    # A '"' inside an unquoted field, then a quoted field that runs over the line end into the next
+    # record: the reader refuses the two lines as one damaged record. Pieces shorter than that record
+    # have to run on past it; one that stopped at an arbitrary byte left the rest of a row to be
+    # read as a row of its own (字段过少).
+    records[8] = records[8].replace(",clerk,", ',cl"erk,"', 1)
+    data = ("\n".join(records) + "\n").encode()
+    assert piece_bytes < len(records[8]) + len(records[9])
+    whole, chunked, whole_heights, heights = _both(monkeypatch, tmp_path, data, piece_bytes=piece_bytes)
+
+    assert _contents(chunked) == _contents(whole)
+    assert _ledger(chunked) == _ledger(whole) == [(15, 14, 1, 0)] and len(heights) > 3
