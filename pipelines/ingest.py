@@ -381,6 +381,10 @@ def _physical_lines(text: str) -> list[str]:
     return lines
 
 
+NUL = "\x00"
+NUL_IN_ROW = "该行含NUL空字符(\\0)，文件已损坏: 请重新导出"
+
+
 def _read_csv_rows(text: str, headers: list[str]) -> RawFrame:
     """Python's csv module, one record at a time (strict quoting): a ragged, damaged or truncated
     record is refused on its own with its data row number, and the good rows still ingest."""
@@ -422,7 +426,7 @@ def _read_csv_rows(text: str, headers: list[str]) -> RawFrame:
         row_number += 1
         problem, column = None, WHOLE_ROW
         if any("\x00" in f for f in record):
-            problem = "该行含NUL空字符(\\0)，文件已损坏: 请重新导出"
+            problem = NUL_IN_ROW
         elif len(record) > n:
             problem = f"字段过多: 该行有{len(record)}个字段，表头只有{n}列 (可能含未加引号的逗号)"
             column = f"第{n + 1}列(表头外)"
@@ -1464,25 +1468,35 @@ def _text_columns(raw: RawFrame) -> list[int]:
     return [i for i in range(len(raw.headers)) if raw.data.schema[f"c{i}"] == pl.Utf8]
 
 
-def _long_column(raw: RawFrame, positions: dict[str, int]) -> pl.Expr:
-    """The column named in a too-long refusal: canonical name when known, else the header."""
+def _holds_nul(raw: RawFrame, positions: dict[str, int]) -> pl.Expr:
+    """Whether a row holds a NUL character in a text column of the extract: a Parquet text may (a
+    CSV row with one is refused by its reader, an XLSX cell cannot hold one), and the row is as
+    damaged. (A column with a NUL never takes its fast path, _fast_column: so this is asked.)"""
+    return pl.any_horizontal([pl.col(f"c{i}").str.contains(NUL, literal=True)
+                              for i in _text_columns(raw) if i in positions.values()] + [pl.lit(False)])
+
+
+def _row_fault_column(raw: RawFrame, positions: dict[str, int]) -> pl.Expr:
+    """The column named in a refusal of the row as it came (_row_fault): the row as a whole for a
+    NUL; for a too-long field its canonical name when known, else the header."""
     canonical = {i: name for name, i in positions.items()}
     names = _raw_names(raw.headers)
-    return pl.coalesce(
+    return pl.when(_holds_nul(raw, positions)).then(pl.lit(WHOLE_ROW)).otherwise(pl.coalesce(
         [pl.when(pl.col(f"c{i}").str.len_chars() > MAX_FIELD_CHARS).then(pl.lit(canonical.get(i, names[i])))
          for i in _text_columns(raw)] + [pl.lit(None, pl.Utf8)]
-    )
+    ))
 
 
-def _too_long(raw: RawFrame) -> pl.Expr:
-    """Reason for the first over-long field of a row (any column, known or not), else null."""
+def _row_fault(raw: RawFrame, positions: dict[str, int]) -> pl.Expr:
+    """Reason to refuse a row as it came, before any column is read: a NUL character, else the
+    first over-long field (any column, known or not); else null."""
     names = _raw_names(raw.headers)
-    return pl.coalesce(
+    return pl.when(_holds_nul(raw, positions)).then(pl.lit(NUL_IN_ROW)).otherwise(pl.coalesce(
         [pl.when(pl.col(f"c{i}").str.len_chars() > MAX_FIELD_CHARS).then(
             pl.format(f"字段过长: '{names[i]}' 有{{}}个字符 (上限{MAX_FIELD_CHARS})，疑为损坏数据",
                       pl.col(f"c{i}").str.len_chars()))
          for i in _text_columns(raw)] + [pl.lit(None, pl.Utf8)]
-    )
+    ))
 
 
 def _evaluate(frame: pl.DataFrame, col, today: dt.date) -> pl.DataFrame:
@@ -1552,6 +1566,10 @@ def _fast_column(raw: RawFrame, src: str, col, today: dt.date) -> tuple[pl.Expr,
         return None
     ok, value = fast
     ok = ok.fill_null(False) & value.is_not_null()
+    if dtype == pl.Utf8 and (col.type in ("text", "account") or col.code):
+        # forms whose fast check lets a control character through: a NUL (a damaged Parquet text)
+        # sends the column to the full parse, where its row is refused (_row_fault)
+        ok = ok & ~clean.str.contains(NUL, literal=True)
     if not col.required:
         ok = ok | clean.is_null()
     return ok, value
@@ -1636,20 +1654,20 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
             out = _column_values(raw.data, src, col, today)
             parsed += [out.get_column("value").alias(col.name), out.get_column("reason").alias(f"_r_{col.name}")]
         reasons = [pl.col(f"_r_{c.name}") for c in dirty]
-        long = pl.col("_r_long")
+        row_fault = pl.col("_r_row")
         frame = (
             frame.with_columns(parsed).lazy()
-            .with_columns(_too_long(raw).alias("_r_long"))
+            .with_columns(_row_fault(raw, positions).alias("_r_row"))
             .with_columns(
-                pl.when(long.is_not_null()).then(long)
+                pl.when(row_fault.is_not_null()).then(row_fault)
                 .otherwise(pl.concat_str(reasons + [pl.lit(None, pl.Utf8)], separator="; ", ignore_nulls=True))
                 .alias("reason"),
-                _long_column(raw, positions).alias("_long_col"),
+                _row_fault_column(raw, positions).alias("_row_col"),
                 pl.coalesce([pl.when(r.is_not_null()).then(pl.lit(c.name)) for r, c in zip(reasons, dirty)]
                             + [pl.lit(None, pl.Utf8)]).alias("column_name"),
             )
             .with_columns(
-                pl.coalesce(pl.col("_long_col"), pl.col("column_name")).alias("column_name"))
+                pl.coalesce(pl.col("_row_col"), pl.col("column_name")).alias("column_name"))
             .collect()
         )
         key_source = f"c{positions[spec.key[0]]}" if spec.key[0] in positions else None

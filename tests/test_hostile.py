@@ -119,6 +119,19 @@ case("payments_quoted.csv", csv_text([pay("q", 1, name="王,小明\n(第二行)"
 case("payments_nul.csv", csv_text([pay("nul", 1), pay("nul", 2, name="王\x00五"), pay("nul", 3)]), 3,
      rejected={2: "NUL"})
 
+# NUL inside a Parquet text (a Parquet string may hold one): refused as the CSV row is, the row alone.
+def _parquet(rows: list[list[str]]) -> bytes:
+    import polars as pl
+
+    buf = io.BytesIO()
+    pl.DataFrame(rows, schema={c: pl.Utf8 for c in PAY_COLS}, orient="row").write_parquet(buf)
+    return buf.getvalue()
+
+
+case("payments_nul.parquet", _parquet([pay("pnul", 1), pay("pnul", 2, handled_by="张\x00经办"),
+                                       pay("pnul", 3, bank_account="6217000000000003\x00"), pay("pnul", 4)]), 4,
+     rejected={2: "NUL", 3: "NUL"})
+
 # A 10 MB field.
 case("payments_bigfield.csv", csv_text([pay("big", 1), pay("big", 2, name="长" * 10_000_000), pay("big", 3)]), 3,
      rejected={2: "字段过长"})
