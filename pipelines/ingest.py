@@ -148,6 +148,8 @@ class RawFrame:
     # not cut at a record's end: the file is read whole instead).
     ends_in_quote: bool = False
     notes: list[str] = field(default_factory=list)  # what the night's summary should say of the file
+    # A Parquet text may hold a NUL; a CSV reader refuses its row, an XLSX cell cannot hold one.
+    may_hold_nul: bool = False
 
 
 def _header(h) -> str:
@@ -650,7 +652,7 @@ def _read_parquet(data: bytes) -> RawFrame:
         df = pl.read_parquet(io.BytesIO(data))
     except Exception as exc:
         raise FileProblem(_unreadable_parquet(exc)) from exc
-    return RawFrame([_header(h) for h in df.columns], _parquet_columns(df, 0))
+    return RawFrame([_header(h) for h in df.columns], _parquet_columns(df, 0), may_hold_nul=True)
 
 
 def _float_text(e: pl.Expr, single: bool = False) -> pl.Expr:
@@ -975,7 +977,7 @@ def _ingest_parquet_chunks(con, path: Path, rows: int, names: list[str], kind: s
             chunk = pl.scan_parquet(path).slice(start, CHUNK_ROWS).collect()
         except Exception as exc:
             raise _damaged(lineage, start, _unreadable_parquet(exc)) from exc
-        return RawFrame(headers, _parquet_columns(chunk, start))
+        return RawFrame(headers, _parquet_columns(chunk, start), may_hold_nul=True)
 
     _write_chunks(con, kind, next_chunk, result, lineage, today)
     return True
@@ -1469,11 +1471,11 @@ def _text_columns(raw: RawFrame) -> list[int]:
 
 
 def _holds_nul(raw: RawFrame, positions: dict[str, int]) -> pl.Expr:
-    """Whether a row holds a NUL character in a text column of the extract: a Parquet text may (a
-    CSV row with one is refused by its reader, an XLSX cell cannot hold one), and the row is as
-    damaged. (A column with a NUL never takes its fast path, _fast_column: so this is asked.)"""
-    return pl.any_horizontal([pl.col(f"c{i}").str.contains(NUL, literal=True)
-                              for i in _text_columns(raw) if i in positions.values()] + [pl.lit(False)])
+    """Whether a row holds a NUL character in a text column of the extract (raw.may_hold_nul: a
+    Parquet file's), a row as damaged as the CSV row refused for one. (A column with a NUL never
+    takes its fast path, _fast_column: so this is asked.)"""
+    return pl.any_horizontal([pl.col(f"c{i}").str.contains(NUL, literal=True) for i in _text_columns(raw)
+                              if raw.may_hold_nul and i in positions.values()] + [pl.lit(False)])
 
 
 def _row_fault_column(raw: RawFrame, positions: dict[str, int]) -> pl.Expr:
@@ -1566,7 +1568,7 @@ def _fast_column(raw: RawFrame, src: str, col, today: dt.date) -> tuple[pl.Expr,
         return None
     ok, value = fast
     ok = ok.fill_null(False) & value.is_not_null()
-    if dtype == pl.Utf8 and (col.type in ("text", "account") or col.code):
+    if raw.may_hold_nul and dtype == pl.Utf8 and (col.type in ("text", "account") or col.code):
         # forms whose fast check lets a control character through: a NUL (a damaged Parquet text)
         # sends the column to the full parse, where its row is refused (_row_fault)
         ok = ok & ~clean.str.contains(NUL, literal=True)
