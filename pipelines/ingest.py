@@ -28,8 +28,8 @@ from polars.exceptions import PanicException
 from . import contracts
 from .privacy import mask_ids_in_text
 from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
-from .normalise import (FORMAT_CHARACTERS, TEXT_MARK, clean_text, clean_value, column_exprs, fast_exprs, label,
-                        typed_fast_exprs, typed_source)
+from .normalise import (FORMAT_CHARACTERS, TEXT_MARK, clean_text, clean_value, column_exprs, decode_ooxml_escapes,
+                        fast_exprs, label, typed_fast_exprs, typed_source)
 from .store import LINEAGE_COLUMNS, ensure_schema, scalar, transaction
 
 
@@ -148,7 +148,7 @@ class RawFrame:
     # not cut at a record's end: the file is read whole instead).
     ends_in_quote: bool = False
     notes: list[str] = field(default_factory=list)  # what the night's summary should say of the file
-    # A Parquet text may hold a NUL; a CSV reader refuses its row, an XLSX cell cannot hold one.
+    # A Parquet text may hold a NUL, an XLSX cell its escape _x0000_; a CSV reader refuses its row.
     may_hold_nul: bool = False
 
 
@@ -450,7 +450,7 @@ def _cell_text(v) -> str | None:
     if v is None:
         return None
     if isinstance(v, str):
-        return v
+        return decode_ooxml_escapes(v)  # a CR or BEL a program wrote into a cell, as Excel shows it
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, dt.datetime):
@@ -545,7 +545,7 @@ def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
         raise FileProblem(f"unreadable XLSX (damaged or truncated file: {type(exc).__name__})") from exc
     finally:
         wb.close()
-    return RawFrame(headers, _frame(cols, numbers, n), bad, notes=notes)
+    return RawFrame(headers, _frame(cols, numbers, n), bad, notes=notes, may_hold_nul=True)
 
 
 def _title_line_hint(raw: RawFrame, kind: str) -> str:
@@ -1472,7 +1472,7 @@ def _text_columns(raw: RawFrame) -> list[int]:
 
 def _holds_nul(raw: RawFrame, positions: dict[str, int]) -> pl.Expr:
     """Whether a row holds a NUL character in a text column of the extract (raw.may_hold_nul: a
-    Parquet file's), a row as damaged as the CSV row refused for one. (A column with a NUL never
+    Parquet or XLSX file's), a row as damaged as the CSV row refused for one. (A column with a NUL never
     takes its fast path, _fast_column: so this is asked.)"""
     return pl.any_horizontal([pl.col(f"c{i}").str.contains(NUL, literal=True) for i in _text_columns(raw)
                               if raw.may_hold_nul and i in positions.values()] + [pl.lit(False)])

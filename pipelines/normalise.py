@@ -9,10 +9,23 @@ Python calls. `normalise_person_id` is the same rule for one value (tests, retur
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import polars as pl
 
 from .extracts import DEATH_SOURCES, INSURANCE_TYPES, Column
+
+# A program writing XLSX (XlsxWriter, Excel itself) stores a control character (a CR of a Windows
+# line break, a stray BEL) or U+FFFE/U+FFFF as OOXML's escape _x000D_, which Excel shows as the
+# character and openpyxl reads back as those seven characters. Only these are decoded: any other
+# _xHHHH_ is text (a surrogate half decoded would be no text at all).
+_OOXML_ESCAPE = re.compile(r"_x(00[01][0-9A-Fa-f]|[Ff]{3}[EeFf])_")
+
+
+def decode_ooxml_escapes(text: str) -> str:
+    """A cell's text as Excel shows it (see _OOXML_ESCAPE)."""
+    return _OOXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text) if "_x" in text else text
+
 
 # Government exports mix full-width (全角) characters into numbers typed by hand.
 _FULLWIDTH = {chr(0xFF10 + i): str(i) for i in range(10)}

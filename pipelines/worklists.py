@@ -30,6 +30,7 @@ from . import casework, runlock
 from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
 from .config import rule_folders
 from .extracts import EXTRACTS
+from .normalise import decode_ooxml_escapes
 from .privacy import mask_id
 from .report_mask import mask_name
 from .rules import RuleText, rule_texts
@@ -156,17 +157,15 @@ def answer_text(column: str, value: Any) -> str:
 
 
 # XlsxWriter writes a control character (a CR of a Windows export's line break, a stray BEL in a
-# name) or U+FFFE/U+FFFF as OOXML's escape _x000D_, which openpyxl reads back as those seven characters: such a cell
+# name) as OOXML's escape _x000D_, which openpyxl reads back as those seven characters: such a cell
 # would never read back as issued. Sheets show text without them; such an escape read back (from a
-# sheet issued before) is decoded — only these: any other _xHHHH_ is text (a surrogate half decoded
-# would be no text at all).
-_OOXML_ESCAPE = re.compile(r"_x(00[01][0-9A-Fa-f]|[Ff]{3}[EeFf])_")
+# sheet issued before) is decoded (normalise.decode_ooxml_escapes).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # with the two noncharacters XML escapes
 
 
 def cell_text(text: str) -> str:
     """Text as a worklist cell holds it: line breaks as \n, no other control character."""
-    text = _OOXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    text = decode_ooxml_escapes(text)
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 

@@ -132,6 +132,26 @@ case("payments_nul.parquet", _parquet([pay("pnul", 1), pay("pnul", 2, handled_by
                                        pay("pnul", 3, bank_account="6217000000000003\x00"), pay("pnul", 4)]), 4,
      rejected={2: "NUL", 3: "NUL"})
 
+# A program's XLSX (XlsxWriter) with control characters: stored as `_x000D_` escapes, which Excel
+# shows as the characters — read as a CSV row with them is (a CR inside a quoted field kept); a NUL
+# refuses its row as in a CSV file.
+def _xlsxwriter(rows: list[list[str]]) -> bytes:
+    import xlsxwriter
+
+    buf = io.BytesIO()
+    wb = xlsxwriter.Workbook(buf, {"in_memory": True})
+    ws = wb.add_worksheet()
+    for r, values in enumerate([PAY_COLS, *rows]):
+        for c, v in enumerate(values):
+            ws.write_string(r, c, v)
+    wb.close()
+    return buf.getvalue()
+
+
+case("payments_escapes.xlsx", _xlsxwriter([pay("esc", 1, name="李\r四", handled_by="张\x0b经办"),
+                                           pay("esc", 2, handled_by="张\x00经办"),
+                                           pay("esc", 3, name="王_x0033_五")]), 3, rejected={2: "NUL"})
+
 # A 10 MB field.
 case("payments_bigfield.csv", csv_text([pay("big", 1), pay("big", 2, name="长" * 10_000_000), pay("big", 3)]), 3,
      rejected={2: "字段过长"})
@@ -294,6 +314,13 @@ def test_quoted_fields_keep_embedded_newlines_commas_and_quotes(night):
     got = dict(night["con"].execute("select payment_id, coalesce(name, '') || '|' || handled_by from payments "
                                     "where payment_id like 'q-r%'").fetchall())
     assert got == {"q-r1": "王,小明\n(第二行)|张经办", "q-r2": '张2|张"老张", 经办', "q-r3": "李\r\n四|张经办"}
+
+
+def test_control_characters_a_program_wrote_into_xlsx_cells_are_read_as_excel_shows_them(night):
+    got = night["con"].execute("select payment_id, name, handled_by from payments where payment_id like 'esc-r%' "
+                               "order by 1").fetchall()
+    # (an escape of no control character is text, as Excel shows it)
+    assert got == [("esc-r1", "李\r四", "张\x0b经办"), ("esc-r3", "王_x0033_五", "张经办")]
 
 
 def test_gb18030_file_reads_the_same_as_its_utf8_twin(night):
