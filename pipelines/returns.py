@@ -27,6 +27,7 @@ from xml.etree import ElementTree
 
 import duckdb
 import openpyxl
+from openpyxl.utils import get_column_letter
 
 from . import casework
 from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, REOPENED, TRANSFER,
@@ -146,23 +147,53 @@ def _clean_header(value: Any) -> str:
     return "".join(str(value).split()).strip("*") if value is not None else ""
 
 
-def _header_row_of(ws) -> tuple[int, dict[str, int]]:
-    """(row number, {header: column index}) of the sheet's 疑点编号 header in its first ten rows, or (0, {})."""
-    for number, row in enumerate(ws.iter_rows(min_row=1, max_row=10, values_only=True), start=1):
+HEADER_ROWS = 100  # the header is looked for in the sheet's first rows (title rows a clerk inserted above it)
+
+
+def _filled_extent(ws) -> tuple[int, int]:
+    """(last row, last column) holding a value. A cell formatted far away (Ctrl+End, a row styled to
+    the sheet's end at T1048576) makes the sheet's own dimensions a million rows, whose reading by
+    openpyxl (a cell object each) took minutes and gigabytes: only what holds a value is read."""
+    last_row = last_column = 0
+    for (row, column), c in ws._cells.items():  # (openpyxl keeps the cells it loaded here; pinned version)
+        if c.value is not None and not (isinstance(c.value, str) and not c.value.strip()):
+            last_row, last_column = max(last_row, row), max(last_column, column)
+    return last_row, last_column
+
+
+def _header_row_of(ws) -> tuple[int, dict[str, int], list[str]]:
+    """(row number, {header: column index}, the columns read for answers headed twice, with their
+    letters) of the sheet's 疑点编号 header in its first HEADER_ROWS rows, or (0, {}, [])."""
+    last_row, last_column = _filled_extent(ws)
+    if not last_row:
+        return 0, {}, []
+    for number, row in enumerate(ws.iter_rows(min_row=1, max_row=min(HEADER_ROWS, last_row), max_col=last_column,
+                                              values_only=True), start=1):
         names = [_clean_header(v) for v in row]
         if "疑点编号" in names:
             columns: dict[str, int] = {}
             for i, name in enumerate(names):
                 columns.setdefault(name, i)
-            return number, columns
-    return 0, {}
+            twice = [f"“{c}”（第{'、'.join(get_column_letter(i + 1) for i, n in enumerate(names) if n == c)}列）"
+                     for c in ("疑点编号", *EDITABLE) if names.count(c) > 1]
+            return number, columns, twice
+    return 0, {}, []
 
 
 def _candidate_sheets(wb) -> list[tuple]:
     """(sheet, header row, columns) of every sheet with a 疑点编号 header: the worklist sheet, and
-    any copy a clerk made of it (which of them holds the answers is told by _pick_sheet)."""
-    found = [(ws, *_header_row_of(ws)) for ws in wb.worksheets]
-    return [f for f in found if f[1]]
+    any copy a clerk made of it (which of them holds the answers is told by _pick_sheet). A column
+    read for answers headed twice refuses the workbook: which of the two holds the answer cannot be
+    told, and reading the first dropped an answer typed into the other without a word."""
+    found = []
+    for ws in wb.worksheets:
+        header_row, columns, twice = _header_row_of(ws)
+        if twice:
+            raise ValueError(f"工作表“{ws.title}”中列{'、'.join(twice)}出现了不止一次，无法确定以哪一列为准："
+                             "请删除多余的列后重新报送")
+        if header_row:
+            found.append((ws, header_row, columns))
+    return found
 
 
 def _export_id_of(wb) -> str | None:
@@ -213,16 +244,26 @@ def _answer_cells_xml(path: Path, sheet_title: str, header_row: int, editable: l
         target = next(e.get("Target") for e in rels if e.get("Id") == rel_id)
         name = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
         out = {}
-        for _, cell in ElementTree.iterparse(z.open(name)):
-            if cell.tag != f"{_MAIN_NS}c":
+        # A cell's reference (r) and a row's are optional in the format: without one, the next
+        # column or row (as openpyxl reads it; a tool other than Excel may write them so).
+        row = index = 0
+        for event, element in ElementTree.iterparse(z.open(name), events=("start", "end")):
+            if event == "start":
+                if element.tag == f"{_MAIN_NS}row":
+                    row, index = int(element.get("r") or row + 1), -1
+                elif element.tag == f"{_MAIN_NS}c":
+                    if ref := element.get("r"):
+                        letters, row = openpyxl.utils.cell.coordinate_from_string(ref)
+                        index = openpyxl.utils.cell.column_index_from_string(letters) - 1
+                    else:
+                        index += 1
                 continue
-            column, row = openpyxl.utils.cell.coordinate_from_string(cell.get("r"))
-            index = openpyxl.utils.cell.column_index_from_string(column) - 1
-            if row > header_row and index in editable:
-                formula, value = cell.find(f"{_MAIN_NS}f"), cell.find(f"{_MAIN_NS}v")
-                out[(row, index)] = ("=" + (formula.text or "") if formula is not None else None, cell.get("t"),
+            if element.tag == f"{_MAIN_NS}c" and row > header_row and index in editable:
+                formula, value = element.find(f"{_MAIN_NS}f"), element.find(f"{_MAIN_NS}v")
+                out[(row, index)] = ("=" + (formula.text or "") if formula is not None else None, element.get("t"),
                                      value.text if value is not None else None)
-            cell.clear()
+            if element.tag in (f"{_MAIN_NS}c", f"{_MAIN_NS}row"):
+                element.clear()
         return out
 
 
@@ -264,6 +305,10 @@ def _open_workbook(path: Path):
         raise ValueError("文件已损坏（不是完整的 .xlsx 工作簿），请重新保存后报送") from None
     if "xl/workbook.xml" not in names:
         raise ValueError(f"文件是 zip 压缩包而不是 .xlsx 工作簿，{_OTHER_FORMAT}")
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        if b"purl.oclc.org/ooxml/spreadsheetml" in z.read("xl/workbook.xml")[:4096]:
+            # openpyxl finds no sheet in it, which read as a worklist sheet missing
+            raise ValueError("文件是“Strict Open XML 电子表格”格式：请在 Excel 中另存为“Excel 工作簿(*.xlsx)”后报送")
     try:
         with warnings.catch_warnings():
             # openpyxl warns on stderr about what it skips (a date it cannot read, extensions)
@@ -272,6 +317,17 @@ def _open_workbook(path: Path):
             return openpyxl.load_workbook(io.BytesIO(data), data_only=True)
     except Exception as exc:  # noqa: BLE001 — a damaged part of the package
         raise ValueError(f"工作簿已损坏，无法读取（{type(exc).__name__}），请在 Excel/WPS 中打开并重新保存后报送") from None
+
+
+# Unicode's invisible format characters (zero-width space, BOM, word joiner, direction marks): a
+# paste from a chat or a web page leaves them in a cell, where the clerk cannot see what is wrong.
+_INVISIBLE = dict.fromkeys([0xAD, 0x61C, 0x180E, 0xFEFF, *range(0x200B, 0x2010), *range(0x202A, 0x202F),
+                            *range(0x2060, 0x2065), *range(0x2066, 0x2070)])
+
+
+def _visible(value: Any) -> Any:
+    """A cell read by its content (疑点编号, the answer cells): a text without invisible characters."""
+    return value.translate(_INVISIBLE) if isinstance(value, str) else value
 
 
 def _missing_column(column: str) -> str:
@@ -285,10 +341,14 @@ def _read(path: Path) -> list[_Sheet]:
         export_id = _export_id_of(wb)
         sheets = []
         for ws, header_row, columns in _candidate_sheets(wb):
+            read = {columns[c] for c in ("疑点编号", *EDITABLE) if c in columns}
+            last_row, _ = _filled_extent(ws)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                rows = [(n, tuple(r)) for n, r in enumerate(ws.iter_rows(min_row=header_row + 1, values_only=True),
-                                                           start=header_row + 1)]
+                rows = [(n, tuple(_visible(v) if i in read else v for i, v in enumerate(r)))
+                        for n, r in enumerate(ws.iter_rows(min_row=header_row + 1, max_row=last_row,
+                                                           max_col=max(columns.values()) + 1, values_only=True),
+                                              start=header_row + 1)]
             editable = [columns[c] for c in EDITABLE if c in columns]
             if any(i < len(r) and (r[i] is None or r[i] == "#VALUE!") for _, r in rows for i in editable):
                 xml = _answer_cells_xml(path, ws.title, header_row, editable)
@@ -646,7 +706,7 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
                 sheet = _load(con, path)
             except Exception as exc:  # not an XLSX, damaged, or no worklist sheet: say so, go on with the others
                 result.status = "unreadable"
-                refuse(0, "", f"不是可读取的核查台账：{exc}")
+                refuse(0, "", f"不是可读取的核查台账：{str(exc) or type(exc).__name__}")
         if sheet is not None:
             _apply_sheet(con, path, sheet, as_of, result, report, refuse, now, conflicts, retry_rows)
             con.execute("insert or ignore into casework_pending select unnest(cast(? as varchar[]))",
@@ -838,6 +898,12 @@ def _quote(value: Any) -> str:
     return mask_ids_in_text(text) if _QUOTABLE_TEXT.fullmatch(text) else text[:1] + "…"
 
 
+# What Excel shows in a cell whose formula failed (a VLOOKUP that found nothing: #N/A): in 核实说明
+# it is no explanation, though a text; the other answer cells refuse it as no outcome, amount or date.
+_EXCEL_ERRORS = {"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA", "#SPILL!",
+                 "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!"}
+
+
 def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
                  period_from: str | None = None) -> tuple[dict | None, list[tuple[str, str]]]:
     """The four filled-in cells, checked; (None, []) when nothing is filled in yet. `shown`: the
@@ -879,6 +945,8 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
         problems.append(("核实日期", f"核实日期“{_quote(raw['核实日期'])}”不是日期（如 2026-11-20）"))
     # as a cell holds it: a note pre-filled on a sheet issued before reads back with _x000D_ escapes
     note = cell_text(str(raw["核实说明"])).strip() if raw["核实说明"] is not None else ""
+    if note.upper() in _EXCEL_ERRORS:
+        problems.append(("核实说明", f"核实说明“{note}”是 Excel 的错误值（公式出错），不是说明：请填写核实情况"))
     if number in CLOSE_WITH_NOTE and not note:
         problems.append(("核实说明", f"核实结果为 {number} 的须填写核实说明"))
     # Outcomes 1, 2, 3 and 7 close a suspect without a loss (a data error corrected, an employer

@@ -78,7 +78,7 @@ def ensure_worklist_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 # ---------------------------------------------------------------- cell values, both directions
 
-_FULL_WIDTH = str.maketrans("０１２３４５６７８９．，－", "0123456789.,-")
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９．，－／：", "0123456789.,-/:")
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
 _MAX_MONEY = Decimal(10) ** 16  # DECIMAL(18,2) holds less than this
 # An amount as typed: digits, grouped by three with commas (or spaces) or not at all, and a point

@@ -1549,3 +1549,120 @@ def test_money_got_back_after_a_transfer_is_reported_as_outcome_4_on_the_sheet_i
     assert returns.apply_returns(con, [done.save()], late + dt.timedelta(days=4), config=Config()).refusals == []
     assert status_of(con, f"S-{A}-1")[0::5] == ("已销号", late + dt.timedelta(days=3))  # 挂牌督办 lifted:
     assert con.execute("select suspect_id from suspects where escalated").fetchall() == [(f"S-{A}-2",)]
+
+
+def _unprotected(path: Path):
+    wb = openpyxl.load_workbook(path)
+    ws = wb["疑点清单"]
+    ws.protection.sheet = False
+    return wb, ws
+
+
+def test_an_answer_column_headed_twice_refuses_the_workbook_rather_than_drop_the_answer_in_the_other(con, tmp_path):
+    """A clerk added a second 追回金额 column at the end and typed the amount there: reading the
+    first (empty) one closed nothing and said nothing."""
+    path = issue(con, tmp_path, n=2)[A]
+    wb, ws = _unprotected(path)
+    header = [c.value for c in ws[1]]
+    extra = len(header) + 1
+    ws.cell(row=1, column=extra, value="追回金额")
+    ws.cell(row=2, column=header.index("核实结果") + 1, value=OUTCOME_LABELS[4])
+    ws.cell(row=2, column=extra, value=1000)
+    out = tmp_path / "twice.xlsx"
+    wb.save(out)
+    report = returns.apply_returns(con, [out], RETURN_DAY)
+    assert report.files[0].status == "unreadable"
+    from openpyxl.utils import get_column_letter
+    letters = f"第{get_column_letter(header.index('追回金额') + 1)}、{get_column_letter(extra)}列"
+    assert [r.reason for r in report.refusals] == [
+        f"不是可读取的核查台账：工作表“疑点清单”中列“追回金额”（{letters}）出现了不止一次，无法确定以哪一列为准："
+        "请删除多余的列后重新报送"]
+    assert status_of(con, f"S-{A}-1")[0] == "已下发"
+
+
+def test_a_cell_formatted_at_the_sheets_last_row_costs_nothing_to_read(con, tmp_path):
+    """Ctrl+End or a style applied to the whole column leaves a cell at row 1,048,576: the sheet's
+    own dimensions are then a million rows, which openpyxl turned into a cell object each (minutes
+    and gigabytes); only the cells holding a value are read."""
+    path = issue(con, tmp_path, n=2)[A]
+    wb, ws = _unprotected(path)
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("核实结果") + 1, value="7")
+    ws.cell(row=2, column=header.index("核实说明") + 1, value="无问题")
+    ws.cell(row=1_048_576, column=16_384).number_format = "0.00"  # XFD1048576: styled, empty
+    out = tmp_path / "far.xlsx"
+    wb.save(out)
+    sheet = returns._read(out)[0]
+    assert [n for n, _ in sheet.rows] == [2, 3] and len(sheet.rows[0][1]) <= len(header)
+    assert returns.apply_returns(con, [out], RETURN_DAY).refusals == []
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
+def test_the_header_is_found_below_title_rows_a_clerk_inserted(con, tmp_path):
+    path = issue(con, tmp_path, n=1)[A]
+    wb, ws = _unprotected(path)
+    ws.insert_rows(1, 11)
+    ws["A1"] = "某区社会保险事业管理局疑点核查台账（核实结果）"
+    header = [c.value for c in ws[12]]
+    ws.cell(row=13, column=header.index("核实结果") + 1, value="7")
+    ws.cell(row=13, column=header.index("核实说明") + 1, value="无问题")
+    out = tmp_path / "titled.xlsx"
+    wb.save(out)
+    assert returns.apply_returns(con, [out], RETURN_DAY).refusals == []
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
+@pytest.mark.parametrize("note", ["#N/A", "#NAME?", "\u200b", "\ufeff "])
+def test_an_error_value_or_invisible_text_is_no_explanation_to_close_with(con, tmp_path, note):
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    row = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明=note)
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert [(r.row, r.column) for r in report.refusals] == [(row, "核实说明")]
+    assert status_of(con, f"S-{A}-1")[0] == "已下发"
+
+
+def test_invisible_characters_pasted_into_the_id_and_answer_cells_are_not_part_of_them(con, tmp_path):
+    path = issue(con, tmp_path, n=3)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 疑点编号=f"S-{A}-1\u200b", 核实结果="7", 核实说明="无问题", 核实日期="2026-10-01")
+    clerk.fill(f"S-{A}-2", 核实结果=f"{OUTCOME_LABELS[7]}\ufeff", 核实说明="无问题", 核实日期="2026-10-01\u200b")
+    clerk.fill(f"S-{A}-3", 核实结果="7", 核实说明="无问题", 核实日期="2026／10／01")  # full-width slashes
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == []
+    assert [status_of(con, f"S-{A}-{i}")[0::4] for i in (1, 2, 3)] == [("已销号", dt.date(2026, 10, 1))] * 3
+
+
+def test_cells_written_without_their_optional_reference_are_read(con, tmp_path):
+    """The format lets a writer leave out a cell's reference (r="K2"): the next column. A formula
+    check over the answer cells (run when one reads empty) took the missing reference for an error."""
+    import re
+    import zipfile
+
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果="7", 核实说明="无问题")
+    saved = clerk.save()
+    out = tmp_path / "no_refs.xlsx"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<c r="[A-Z]+[0-9]+"', b"<c", data)
+            dst.writestr(item, data)
+    report = returns.apply_returns(con, [out], RETURN_DAY)
+    assert report.refusals == [] and status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
+def test_a_workbook_saved_as_strict_open_xml_is_refused_saying_so(con, tmp_path):
+    import zipfile
+
+    path = issue(con, tmp_path, n=1)[A]
+    out = tmp_path / "strict.xlsx"
+    transitional = b"http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item).replace(transitional, b"http://purl.oclc.org/ooxml/spreadsheetml/main"))
+    report = returns.apply_returns(con, [out], RETURN_DAY)
+    assert report.files[0].status == "unreadable"
+    assert "Strict Open XML" in report.refusals[0].reason
