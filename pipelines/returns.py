@@ -19,7 +19,7 @@ import re
 import warnings
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
@@ -218,6 +218,8 @@ class _Sheet:
     rows: list[tuple[int, tuple]]
     export_id: str | None
     title: str = SHEET
+    # a 台账编号 on the cover that is another sheet's (_load): set aside, the rows tell the export
+    other_cover: tuple[str, str] | None = None  # (台账编号, the agency it was issued to)
 
 
 @dataclass(frozen=True)
@@ -364,12 +366,26 @@ def _read(path: Path) -> list[_Sheet]:
         wb.close()
 
 
+def _own_cover(con, sheet: _Sheet) -> _Sheet:
+    """The sheet, its 台账编号 set aside where that export holds none of its rows' suspects: a
+    cover copied from another sheet (a colleague's, another agency's) — read by it, every row of
+    the agency's own sheet was refused as another agency's."""
+    if not sheet.export_id:
+        return sheet
+    issued_to, shared = con.execute(
+        "select any_value(agency_code), count(*) filter (where list_contains(?, suspect_id))"
+        " from worklist_rows where export_id = ?", [_sheet_ids(sheet), sheet.export_id]).fetchall()[0]
+    if issued_to is None or shared or not _sheet_ids(sheet):
+        return sheet
+    return replace(sheet, export_id=None, other_cover=(sheet.export_id, issued_to))
+
+
 def _load(con, path: Path) -> _Sheet:
     """The worklist sheet of a returned workbook: the one sheet with the header, or of several (a
     clerk copied the sheet) the one with answers given — an answer pre-filled on the export and left
     as it was is none. Two or more with answers are refused: which was meant cannot be told, and
     taking the first would drop the others' answers silently."""
-    sheets = _read(path)
+    sheets = [_own_cover(con, sheet) for sheet in _read(path)]
     if len(sheets) == 1:
         return sheets[0]
     prefilled = _prefilled(con, _export_of(con, sheets[0]))
@@ -782,6 +798,10 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
                join worklist_rows w on w.suspect_id = e.suspect_id and w.export_id = ?
                join worklist_rows w2 on w2.suspect_id = e.suspect_id and w2.export_id = e.export_id
                where w2.exported_at > w.exported_at""", [export_id]).fetchall())
+    if sheet.other_cover:
+        number, issued_to = sheet.other_cover
+        refuse(0, "", f"“说明”页的台账编号 {number} 是下发给机构 {issued_to} 的另一份台账的编号，本表各行都不在其中："
+                      "已按行内疑点判断台账，请更正“说明”页")
     if export_agency is None:  # export not recorded on the workbook: the agency its rows were issued to
         export_agency = _sheet_agency(con, sheet, wanted)
         if sheet.export_id:

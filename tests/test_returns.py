@@ -1666,3 +1666,21 @@ def test_a_workbook_saved_as_strict_open_xml_is_refused_saying_so(con, tmp_path)
     report = returns.apply_returns(con, [out], RETURN_DAY)
     assert report.files[0].status == "unreadable"
     assert "Strict Open XML" in report.refusals[0].reason
+
+
+def test_a_cover_copied_from_another_agencys_sheet_is_set_aside_and_the_rows_apply(con, tmp_path):
+    """The 说明 page carries another agency's 台账编号 (copied from a colleague's file): read by it,
+    every row of the agency's own sheet was refused as another agency's."""
+    add_suspect(con, f"S-{B}-1", agency=B, person_id="360702195001021234", amount="500.00")
+    sheets = issue(con, tmp_path, n=2)  # both agencies' sheets
+    other = returns._export_id_of(openpyxl.load_workbook(sheets[B]))
+    clerk = Clerk(sheets[A])
+    cover = clerk.wb[worklists.COVER]
+    cell = next(r[1] for r in cover.iter_rows() if r[0].value == worklists.EXPORT_ID_LABEL)
+    own, cell.value = cell.value, other
+    clerk.fill(f"S-{A}-1", 核实结果="7", 核实说明="无问题")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+    assert [(r.row, r.reason) for r in report.refusals] == [
+        (0, f"“说明”页的台账编号 {other} 是下发给机构 {B} 的另一份台账的编号，本表各行都不在其中：已按行内疑点判断台账，请更正“说明”页")]
+    assert report.files[0].agency_code == A and own != other
