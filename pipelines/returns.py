@@ -289,6 +289,19 @@ _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _OTHER_FORMAT = "不是下发的 .xlsx 台账：请在下发的 .xlsx 文件中填写后报送（不要另存为其他格式）"
 
 
+def _looks_like_text(head: bytes) -> bool:
+    """Whether a file's first bytes read as text (a CSV saved instead), not as a PDF, image or other
+    binary: UTF-8 or GB18030 (a character cut at the end aside), no control character but tab and line ends."""
+    for encoding in ("utf-8", "gb18030"):
+        for cut in range(4):  # a character of up to four bytes cut by the end of the head
+            try:
+                text = head[:len(head) - cut].decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            return bool(text.strip()) and not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
+    return False
+
+
 def _open_workbook(path: Path):
     """The workbook, told by its content rather than its name (a clerk may rename the file); a file
     of another kind is refused in words a clerk can act on, not the reader's own message."""
@@ -296,7 +309,8 @@ def _open_workbook(path: Path):
     if data.startswith(_OLE2):
         raise ValueError(f"文件是 Excel 97-2003（.xls）格式或设置了打开密码的工作簿，{_OTHER_FORMAT}，也不要设置打开密码")
     if not data.startswith(b"PK"):
-        kind = "文本文件（如 CSV）" if data[:512].strip() and b"\x00" not in data[:512] else "无法识别的文件"
+        kind = ("PDF 文件" if data.startswith(b"%PDF") else
+                "文本文件（如 CSV）" if _looks_like_text(data[:512]) else "无法识别的文件")
         raise ValueError(f"文件是{kind}，{_OTHER_FORMAT}")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:

@@ -1259,7 +1259,7 @@ def test_a_number_typed_into_the_date_cell_is_read_as_the_date(con, tmp_path):
     assert status_of(con, f"S-{A}-1")[4] == dt.date(2026, 11, 26)
 
 
-@pytest.mark.parametrize("kind", ["xls", "ods", "csv", "zip"])
+@pytest.mark.parametrize("kind", ["xls", "ods", "csv", "gbk_csv", "zip", "pdf", "png"])
 def test_a_file_of_another_format_is_refused_in_words_a_clerk_can_act_on(con, tmp_path, kind):
     import zipfile
     path = issue(con, tmp_path, n=1)[A]
@@ -1270,8 +1270,12 @@ def test_a_file_of_another_format_is_refused_in_words_a_clerk_can_act_on(con, tm
         with zipfile.ZipFile(sent, "w") as z:
             z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
             z.writestr("content.xml", "<office:document-content/>")
-    elif kind == "csv":
-        sent.write_text("疑点编号,核实结果\nS-1,7\n", encoding="utf-8")
+    elif kind in ("csv", "gbk_csv"):
+        sent.write_text("疑点编号,核实结果\nS-1,7\n" * 60, encoding="utf-8" if kind == "csv" else "gb18030")
+    elif kind == "pdf":
+        sent.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<</Type/Catalog>>\nendobj\n")
+    elif kind == "png":  # a photo of the sheet, named .xlsx (its bytes hold no NUL in the first line)
+        sent.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(1, 256)) * 3)
     else:
         with zipfile.ZipFile(sent, "w") as z:
             z.writestr("a.txt", "x")
@@ -1279,7 +1283,8 @@ def test_a_file_of_another_format_is_refused_in_words_a_clerk_can_act_on(con, tm
     (refusal,) = report.refusals
     assert refusal.row == 0 and "不是下发的 .xlsx 台账" in refusal.reason, refusal.reason
     assert not any(word in refusal.reason.lower() for word in ("openpyxl", "xlrd", "file", "format", "support"))
-    assert {"xls": ".xls", "ods": ".ods", "csv": "文本文件", "zip": "zip"}[kind] in refusal.reason
+    assert {"xls": ".xls", "ods": ".ods", "csv": "文本文件", "gbk_csv": "文本文件", "zip": "zip", "pdf": "PDF 文件",
+            "png": "无法识别的文件"}[kind] in refusal.reason
     assert path.exists()
 
 
