@@ -740,10 +740,15 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None 
     return rows[0][0] if rows else None
 
 
+INSERT_PART_ROWS = 10_000
+
+
 def insert_many(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rows: list[list]) -> None:
     """Rows inserted by one statement, a list a column: `executemany` runs the statement once a row
     (about a millisecond each: 2,000 suspects issued took seconds)."""
-    if not rows:
-        return
-    lists = [list(column) for column in zip(*rows)]
-    con.execute(f"insert into {table} ({', '.join(columns)}) select {', '.join(['unnest(?)'] * len(columns))}", lists)
+    # (in parts: a statement's lists are held twice over as DuckDB values, 620 MB for 70,000
+    # worklist rows of JSON at once)
+    for start in range(0, len(rows), INSERT_PART_ROWS):
+        lists = [list(column) for column in zip(*rows[start:start + INSERT_PART_ROWS])]
+        con.execute(f"insert into {table} ({', '.join(columns)}) select {', '.join(['unnest(?)'] * len(columns))}",
+                    lists)

@@ -433,3 +433,18 @@ def test_money_in_the_evidence_column_keeps_its_fen():
                                        "同金额笔数": 4, "big_amount": 12345678901234.5})
     assert text == ("发放记录: 2项（所属期=202609，金额=3237.60，金额=3000.00）；重复金额: 3300.00；人数: 3；"
                     "多发金额: 12.50；合计: 7.00；同金额笔数: 4；big_amount: 12345678901234.50"), text
+
+
+def test_an_agency_with_more_open_suspects_than_a_sheet_has_rows_fails_the_export_with_nothing_issued(con, tmp_path,
+                                                                                                        monkeypatch):
+    """XlsxWriter drops a row past the sheet's last without a word: those suspects would be marked
+    已下发 and never reach the agency. (The limit, 1,048,575 rows, lowered to 2 here.)"""
+    monkeypatch.setattr(worklists, "MAX_SHEET_ROWS", 2)
+    for i in range(3):
+        add_suspect(con, f"S-{A}-{i}", person_id=f"36070219500101{i:03d}X")
+    add_suspect(con, f"S-{B}-1", agency=B)
+    with pytest.raises(ValueError, match=f"机构 {A} 有 3 条未办结疑点，超过一张工作表的上限 2 行"):
+        worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    assert con.execute("select distinct status from suspects").fetchall() == [("待下发",)]
+    assert not list((tmp_path / "out").glob("*.xlsx"))
+    assert con.execute("select count(*) from worklist_rows").fetchone() == (0,)
