@@ -94,6 +94,25 @@ def events(con, sid=None):
                        [sid] if sid else []).fetchall()
 
 
+def _unprotected(path: Path):
+    wb = openpyxl.load_workbook(path)
+    ws = wb["疑点清单"]
+    ws.protection.sheet = False
+    return wb, ws
+
+
+def _first_row_answered_closes(con, tmp_path, wb, ws, header_row: int = 1) -> None:
+    """Outcome 1 with its note typed into the first row below the header, the workbook returned:
+    its suspect (S-A-1) closes, nothing refused."""
+    header = [c.value for c in ws[header_row]]
+    ws.cell(row=header_row + 1, column=header.index("核实结果") + 1, value="1")
+    ws.cell(row=header_row + 1, column=header.index("核实说明") + 1, value="后台数据已更正")
+    out = tmp_path / "answered.xlsx"
+    wb.save(out)
+    assert returns.apply_returns(con, [out], RETURN_DAY).refusals == []
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
 def test_a_control_character_in_a_locked_cell_does_not_make_the_row_impossible_to_return(con, tmp_path):
     """A memo with a Windows line break (CR LF) or a name with a stray control character: the sheet
     shows the text without them, and the row, its locked cells untouched, applies — also from a sheet
@@ -467,19 +486,11 @@ def test_a_recovery_typed_with_a_comma_for_the_point_is_refused_not_read_as_more
 
 def test_columns_moved_about_are_read_by_their_header(con, tmp_path):
     path = issue(con, tmp_path, n=1)[A]
-    wb = openpyxl.load_workbook(path)
-    ws = wb["疑点清单"]
-    ws.protection.sheet = False
+    wb, ws = _unprotected(path)
     ws.insert_cols(1)  # a clerk's own numbering column in front
     ws.cell(row=1, column=1, value="序号")
     ws.cell(row=2, column=1, value=1)
-    header = [c.value for c in ws[1]]
-    ws.cell(row=2, column=header.index("核实结果") + 1, value="1")
-    ws.cell(row=2, column=header.index("核实说明") + 1, value="后台数据已更正")
-    out = tmp_path / "moved.xlsx"
-    wb.save(out)
-    assert returns.apply_returns(con, [out], RETURN_DAY).refusals == []
-    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+    _first_row_answered_closes(con, tmp_path, wb, ws)
 
 
 def test_a_sheet_refused_for_a_deleted_column_still_names_its_agency(con, tmp_path):
@@ -1556,13 +1567,6 @@ def test_money_got_back_after_a_transfer_is_reported_as_outcome_4_on_the_sheet_i
     assert con.execute("select suspect_id from suspects where escalated").fetchall() == [(f"S-{A}-2",)]
 
 
-def _unprotected(path: Path):
-    wb = openpyxl.load_workbook(path)
-    ws = wb["疑点清单"]
-    ws.protection.sheet = False
-    return wb, ws
-
-
 def test_an_answer_column_headed_twice_refuses_the_workbook_rather_than_drop_the_answer_in_the_other(con, tmp_path):
     """A clerk added a second 追回金额 column at the end and typed the amount there: reading the
     first (empty) one closed nothing and said nothing."""
@@ -1608,13 +1612,7 @@ def test_the_header_is_found_below_title_rows_a_clerk_inserted(con, tmp_path):
     wb, ws = _unprotected(path)
     ws.insert_rows(1, 11)
     ws["A1"] = "某区社会保险事业管理局疑点核查台账（核实结果）"
-    header = [c.value for c in ws[12]]
-    ws.cell(row=13, column=header.index("核实结果") + 1, value="7")
-    ws.cell(row=13, column=header.index("核实说明") + 1, value="无问题")
-    out = tmp_path / "titled.xlsx"
-    wb.save(out)
-    assert returns.apply_returns(con, [out], RETURN_DAY).refusals == []
-    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+    _first_row_answered_closes(con, tmp_path, wb, ws, header_row=12)
 
 
 @pytest.mark.parametrize("note", ["#N/A", "#NAME?", "\u200b", "\ufeff "])
