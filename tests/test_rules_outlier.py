@@ -59,6 +59,16 @@ def test_spike_against_own_history_is_flagged_with_score_and_reasons(con):
     assert "RICH202601" not in found  # consistently high is that person's normal
 
 
+def test_a_spike_reversed_in_full_is_money_returned_not_a_suspect(con):
+    spike(con, 3, "202609", "25000.00")
+    spike(con, 5, "202610", "26000.00")
+    # 冲正: the spike of person 3 paid back in full; person 5's only in part
+    con.executemany("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount,"
+                    " agency_code) values (?, ?, '110', '基本养老金', ?, date '2026-11-12', ?, '360702')",
+                    [("REV3", person(3), "202609", Decimal("-25000.00")), ("REV5", person(5), "202610", Decimal("-20000.00"))])
+    assert set(run(con)) == {"P005202610"}
+
+
 def test_outlier_model_is_reproducible(con):
     spike(con, 3, "202609", "25000.00")
     first = run(con)
