@@ -318,9 +318,10 @@ def write_next_month(con: duckdb.DuckDBPyConnection, folder: Path, death_share: 
 
 
 def write_new_deaths(con: duckdb.DuckDBPyConnection, path: Path, period: str, day: str, source: str,
-                     salt: str, death_share: float) -> None:
-    """Death records (day `day` of `period`) for a share of the pensioners paid for `period` who
-    are not yet known dead, picked by a hash of person_id and `salt` (another salt, other persons)."""
+                     salt: str, death_share: float, died_in: str | None = None) -> None:
+    """Death records (day `day` of `died_in`, default `period`) for a share of the pensioners paid
+    for `period` who are not yet known dead, picked by a hash of person_id and `salt` (another
+    salt, other persons)."""
     con.execute(f"""
         copy (
             select person_id, any_value(name) as name,
@@ -330,7 +331,7 @@ def write_new_deaths(con: duckdb.DuckDBPyConnection, path: Path, period: str, da
             where period = ? and item = '基本养老金' and hash(person_id || ?) % {int(1 / death_share)} = 0
               and person_id not in (select person_id from deaths)
             group by person_id
-        ) to '{path}' (format parquet)""", [period, day, source, period, salt])
+        ) to '{path}' (format parquet)""", [died_in or period, day, source, period, salt])
 
 
 def rows_by_kind(folder: Path, kinds: tuple[str, ...]) -> dict[str, int]:
@@ -341,11 +342,15 @@ def rows_by_kind(folder: Path, kinds: tuple[str, ...]) -> dict[str, int]:
 
 
 def write_deaths_only(con: duckdb.DuckDBPyConnection, folder: Path, death_share: float = 0.001) -> dict[str, int]:
-    """A night with new death records only: a few pensioners not yet known dead, died on the 1st
-    of the last paid month (so that month's pension was paid after death)."""
+    """A night with new death records only: a few pensioners paid for the last month, not yet known
+    dead, died on the 1st of the month before (the month of death is payable: the last month's
+    pension was paid after death, a PAID_AFTER_DEATH suspect each)."""
     folder.mkdir(parents=True, exist_ok=True)
     last = store.scalar(con, "select max(period) from payments")
-    write_new_deaths(con, folder / f"deaths_bench_quiet_{last}.parquet", last, "01", "民政", "quiet", death_share)
+    year, month = int(last[:4]), int(last[4:])
+    before = f"{year - (month == 1)}{(month - 2) % 12 + 1:02d}"
+    write_new_deaths(con, folder / f"deaths_bench_quiet_{last}.parquet", last, "01", "民政", "quiet", death_share,
+                     died_in=before)
     return rows_by_kind(folder, ("deaths",))
 
 
@@ -384,10 +389,12 @@ def night_both_ways(b: Bench, db: Path, as_of: date, detect_rules: list[rules.Ru
     return inc
 
 
-def suspects_state(con) -> list[tuple]:
-    return con.execute("""
-        select suspect_id, amount, period_from, period_to, cast(evidence as varchar), last_detected_on, agency_code
-        from suspects order by suspect_id""").fetchall()
+def suspects_state(con) -> tuple[list[tuple], list[tuple]]:
+    """Every column of every suspect, and every event but when it was written and by which run."""
+    return (con.execute("select * exclude (evidence), cast(evidence as varchar) from suspects order by suspect_id")
+            .fetchall(),
+            con.execute("select suspect_id, event, cast(detail as varchar) from suspect_events"
+                        " order by all").fetchall())
 
 
 def run(persons: int, out: Path, data_root: Path, memory_limit: str, threads: int | None,

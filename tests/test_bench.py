@@ -189,6 +189,26 @@ def test_a_night_without_payments_does_not_rerun_the_payment_rules_and_keeps_the
     b.close()
 
 
+def test_the_benchs_deaths_only_night_raises_a_suspect_for_each_new_death(templates, tmp_path):
+    """Its deaths fall in the month before the last one paid (the month of death is payable): every
+    one is a pension paid after death — a night that found nothing would time no real work."""
+    con = _store(tmp_path / "a.duckdb", templates, 2)
+    rules.detect(con, AS_OF, Config(), rules=_deterministic(), incremental=True)
+    suspects.update_suspects(con, AS_OF, "night-1")
+    folder = tmp_path / "quiet" / bench.QUIET_AS_OF.isoformat()
+    added = bench.write_deaths_only(con, folder, death_share=0.05)
+    assert added["deaths"] > 0
+    assert ingest.ingest_inbox(con, folder.parent).rows_accepted == added["deaths"]
+    rules.detect(con, bench.QUIET_AS_OF, Config(), rules=_deterministic(), incremental=True)
+    suspects.update_suspects(con, bench.QUIET_AS_OF, "quiet")
+    dead = {p for (p,) in con.execute("select person_id from deaths where source = '民政' and _source_file like "
+                                      "'%deaths_bench_quiet%'").fetchall()}
+    found = {p for (p,) in con.execute("select person_id from suspects where rule_id = 'PAID_AFTER_DEATH'"
+                                       " and first_detected_on = ?", [bench.QUIET_AS_OF]).fetchall()}
+    assert len(dead) == added["deaths"] and found == dead
+    con.close()
+
+
 def test_the_ingest_floor_loads_the_same_rows_the_real_ingest_stores(generated, tmp_path):
     """The floor the ingest rates are compared with does the same work minus validation: from the
     same sample files it stores the same payments, value for value, in both formats."""
