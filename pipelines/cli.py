@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import sys
-import warnings
 from datetime import date
 from pathlib import Path
 
@@ -194,16 +193,25 @@ def cmd_serve(args) -> int:
 
     from . import flows
 
+    # absolute: the nights run in processes of Prefect's own, and its UI shows the parameters
+    where = {k: None if v is None else os.path.abspath(v) for k, v in
+             {"inbox": args.inbox, "db": args.db, "out": args.out, "config": args.config}.items()}
     try:
-        deployment = flows.nightly_deployment(args.inbox, args.db, args.out, args.config, args.cron, args.timezone)
+        deployment = flows.nightly_deployment(where["inbox"], where["db"], where["out"], where["config"], args.cron,
+                                              args.timezone)
     except ValueError as exc:
         raise Refused(str(exc)) from None
     # served, a mistyped inbox would fail every night at 02:00 instead
     _check_inbox(Path(args.inbox), " (make it first if none has come yet)")
     _check_store(Path(args.db))
-    if not os.environ.get("PREFECT_API_URL"):
-        print("note: no PREFECT_API_URL set; schedules run only against a Prefect server "
-              "(`prefect server start`, then export PREFECT_API_URL=http://127.0.0.1:4200/api)", file=sys.stderr)
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        # Without a server, Prefect serves against a temporary one of its own, which schedules
+        # nothing: serve would wait, "polling for scheduled runs", and never run a night.
+        raise Refused("no Prefect server to serve against (PREFECT_API_URL is not set): schedules run only from a "
+                      "server's scheduler — start one (`prefect server start`), export "
+                      "PREFECT_API_URL=http://127.0.0.1:4200/api, then serve again")
     _sigterm_as_ctrl_c()
     # Each night runs in a process of Prefect's own: this tells it to speak as `nightly` does
     from .logs import SERVED
@@ -212,8 +220,34 @@ def cmd_serve(args) -> int:
     # Owner-only for all the serving process writes outside a night's run lock too: Prefect's
     # result of a failed run (its message) and its local files under PREFECT_HOME
     os.umask(0o077)
+    from datetime import datetime
+
+    started = datetime.now()
     serve(deployment)
+    _say_if_a_night_was_stopped(where["db"], started)
     return EXIT_OK
+
+
+def _say_if_a_night_was_stopped(db: str, since: datetime) -> None:
+    """Stopping `serve` (Ctrl-C, SIGTERM) stops a night it is running with it: said, not left to be
+    found. Its committed steps stand; the next night marks it failed and redoes the rest."""
+    import time
+
+    from . import runlock
+
+    for _ in range(20):  # the night's process is stopped with serve: a moment to go
+        held, text = runlock.lock_state(db)
+        if not held:
+            break
+        time.sleep(0.25)
+    else:
+        return
+    _pid, _, started = text.partition(" ")
+    started = started.split(" ", 1)[0]
+    if started and started >= since.isoformat(timespec="seconds"):
+        print(f"fundwatch serve: stopped while a night (started {started.replace('T', ' ')}) was running: it did "
+              "not finish — what it committed stands, and the next night (or `fundwatch nightly`) marks it failed "
+              "and does the rest", file=sys.stderr, flush=True)
 
 
 def _sigterm_as_ctrl_c() -> None:
@@ -460,23 +494,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def warnings_on_one_line(command: str) -> None:
-    """A warning (no holiday notice for 2027, a library's) is one line on the console, like every
-    message — not Python's file:line and source line below it. Both hooks: great-expectations routes
-    warnings into logging once imported (logging.captureWarnings), which formats them with
-    warnings.formatwarning instead of calling showwarning."""
-    from .privacy import mask_ids_in_text
-
-    def text(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001 — warnings' hook
-        return f"warning: {mask_ids_in_text(message)}"
-
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001 — warnings' hook
-        print(f"fundwatch {command}: {text(message, category, filename, lineno)}", file=file or sys.stderr)
-
-    warnings.formatwarning = text
-    warnings.showwarning = show
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = [a for a in argv if a not in ("--verbose", "-v")][:1]
@@ -485,10 +502,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return int(generate.main(argv[argv.index("generate") + 1:]) or 0)
     args = parser().parse_args(argv)
+    from .logs import SERVED, warnings_on_one_line
+
     warnings_on_one_line(args.command)
     # Only the nights `serve` starts speak for themselves: a SERVED left in the shell or a
     # service's environment would make a `nightly` print its outcome twice.
-    from .logs import SERVED
 
     os.environ.pop(SERVED, None)
     try:

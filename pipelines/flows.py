@@ -230,14 +230,55 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
     # the failure (the exception and code around it) stays off the console and the journal.
     if served == "quiet":
         logs.install_filters()
+    logs.warnings_on_one_line("serve")  # as `nightly`'s: one line, ID numbers masked
+    # The night of the day it was scheduled for: Prefect's runner starts a run up to ten seconds
+    # early, which at a midnight schedule would be the day before.
+    as_of = as_of or _scheduled_day() or today_in_china()
     try:
-        summary = _night(inbox, db, out, as_of, config_path, progress, command)
+        summary = _served_night(inbox, db, out, as_of, config_path, progress, command)
     except Exception as exc:
         shown = exc if isinstance(exc, (NightlyError, runlock.StoreBusy)) else _one_line(exc)
         print(f"fundwatch serve: nightly run failed: {shown}", file=sys.stderr, flush=True)
         raise
     print(format_summary(summary), flush=True)
     return summary
+
+
+SERVED_BUSY_WAIT_SECONDS = 3600  # how long a scheduled night waits for a store another run holds
+SERVED_BUSY_POLL_SECONDS = 60
+
+
+def _served_night(inbox, db, out, as_of: date, config_path, progress, command) -> dict:
+    """A scheduled night that finds the store held (a `returns` or `report` by hand, a notebook left
+    open) waits for it, up to an hour, instead of failing at once: at a 02:00 schedule the night
+    was otherwise lost until the next day."""
+    import time
+
+    waited = 0
+    while True:
+        try:
+            return _night(inbox, db, out, as_of, config_path, progress, command)
+        except runlock.StoreBusy as exc:
+            if waited >= SERVED_BUSY_WAIT_SECONDS:
+                raise
+            if not waited:
+                print(f"fundwatch serve: {exc} — waiting for it (up to {SERVED_BUSY_WAIT_SECONDS // 60} min)",
+                      file=sys.stderr, flush=True)
+            time.sleep(SERVED_BUSY_POLL_SECONDS)
+            waited += SERVED_BUSY_POLL_SECONDS
+
+
+def _scheduled_day() -> date | None:
+    """The day in China the running flow was scheduled for, when Prefect says."""
+    try:
+        from prefect.runtime import flow_run
+
+        when = flow_run.scheduled_start_time
+    except Exception:  # noqa: BLE001 — not in a flow run, or Prefect cannot tell
+        return None
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        return None
+    return when.astimezone(ZoneInfo(TIMEZONE)).date()
 
 
 def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | None, config_path: str | None,

@@ -56,3 +56,23 @@ def install_filters() -> None:
 def served() -> str | None:
     """"quiet" or "verbose" when this process runs a night `fundwatch serve` started, else None."""
     return os.environ.get(SERVED) or None
+
+
+def warnings_on_one_line(command: str) -> None:
+    """A warning (no holiday notice for 2027, a library's) is one line on the console, like every
+    message — not Python's file:line and source line below it. Both hooks: great-expectations routes
+    warnings into logging once imported (logging.captureWarnings), which formats them with
+    warnings.formatwarning instead of calling showwarning."""
+    import sys
+    import warnings
+
+    from .privacy import mask_ids_in_text
+
+    def text(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001 — warnings' hook
+        return f"warning: {mask_ids_in_text(message)}"
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001 — warnings' hook
+        print(f"fundwatch {command}: {text(message, category, filename, lineno)}", file=file or sys.stderr)
+
+    warnings.formatwarning = text
+    warnings.showwarning = show

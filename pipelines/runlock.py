@@ -66,6 +66,26 @@ def hold(db: str | Path, command: str = "nightly") -> Iterator[Path]:
         os.close(fd)
 
 
+def lock_state(db: str | Path) -> tuple[bool, str]:
+    """(whether a process holds the store's lock now, the lock's text). A run that ends, however it
+    fails, empties the text; a killed one leaves its own (pid, start time, command)."""
+    try:
+        fd = os.open(lock_path(db), os.O_RDWR)
+    except OSError:
+        return False, ""
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True, ""
+        try:
+            return False, os.pread(fd, 400, 0).decode("utf-8", "replace").strip()
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 # ---------------------------------------------------------------- what a killed run leaves behind
 
 # Writers publish a file by writing `.<name>.pid<PID>.<random>.tmp` beside it and renaming it into

@@ -18,9 +18,17 @@ from .privacy import mask_ids_in_text
 from .store import LOW_DISK_MB
 from .suspects import CHANGES
 
+REASON_CHARS = 120  # a reason on the console; the whole one is in rejected_rows / ingest_ledger
+
+
 def _scrub(text: str) -> str:
-    """A rejection reason may quote the value it refused; never let a full ID number through."""
-    return mask_ids_in_text(text)[:120]
+    """A rejection reason may quote the value it refused; never let a full ID number through. A
+    reason cut short says so (…) and closes the brackets it was cut inside."""
+    text = mask_ids_in_text(text)
+    if len(text) <= REASON_CHARS:
+        return text
+    cut = text[:REASON_CHARS - 1] + "…"
+    return cut + ")" * max(0, cut.count("(") - cut.count(")")) + "）" * max(0, cut.count("（") - cut.count("）"))
 
 
 def _failed_reason(f) -> str:

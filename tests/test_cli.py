@@ -437,9 +437,9 @@ def test_a_wrong_argument_is_one_line_not_the_usage_block(capsys):
 def test_a_warning_is_one_line_on_the_console(tmp_path):
     # A warning fundwatch raises (no holiday notice for a year) as the console shows it, in a
     # process of its own: pytest records warnings itself, so the hook is seen only outside it.
-    code = ("import logging, warnings; from pipelines import cli; "
+    code = ("import logging, warnings; from pipelines import logs; "
             "from pipelines.workdays import CalendarFallbackWarning; "
-            "cli.warnings_on_one_line('returns'); "
+            "logs.warnings_on_one_line('returns'); "
             "warnings.warn('chinese_calendar has no holiday data for 2027', CalendarFallbackWarning); "
             # once great-expectations is imported, warnings go through logging (captureWarnings)
             "logging.basicConfig(format='%(name)s | %(message)s'); logging.captureWarnings(True); "
@@ -479,3 +479,36 @@ def test_region_codes_written_with_and_without_quotes_are_one_kind(tmp_path, cap
     assert "parameters (regions 361102): large_payment_threshold=20000" in out
     # an account listed in config is masked on the console as in runs.summary
     assert "6217000000000001234" not in out and "6217***********1234" in out
+
+
+def test_serve_without_a_prefect_server_is_refused_rather_than_wait_for_nights_that_never_come(tmp_path):
+    """Without PREFECT_API_URL, Prefect serves against a temporary server of its own, whose
+    scheduler creates no runs: serve said "polling for scheduled runs" and never ran a night."""
+    (tmp_path / "inbox").mkdir()
+    refused = _fundwatch(["serve", "--inbox", "inbox", "--db", "fw.duckdb", "--out", "out"], tmp_path, timeout=120)
+    assert refused.returncode == cli.EXIT_USAGE
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("fundwatch serve: no Prefect server to serve against (PREFECT_API_URL is not set)"), line
+
+
+@pytest.mark.parametrize("started, said", [("after", True), ("before", False), ("none", False)])
+def test_serve_stopped_while_a_night_ran_says_so(tmp_path, capsys, started, said):
+    """The night's process goes with serve: its lock's text is left (a run that ends empties it)."""
+    from datetime import datetime, timedelta
+
+    since = datetime(2026, 12, 6, 2, 0, 0)
+    db = tmp_path / "fw.duckdb"
+    when = {"after": since + timedelta(seconds=5), "before": since - timedelta(hours=1)}.get(started)
+    (tmp_path / "fw.duckdb.lock").write_text(f"4242 {when.isoformat()} nightly\n" if when else "", encoding="utf-8")
+    cli._say_if_a_night_was_stopped(str(db), since)
+    err = capsys.readouterr().err
+    assert ("fundwatch serve: stopped while a night (started 2026-12-06 02:00:05) was running" in err) is said, err
+
+
+def test_a_reason_cut_short_in_the_summary_says_so_and_closes_its_brackets():
+    from pipelines.runsummary import REASON_CHARS, _scrub
+
+    header = "missing required column insurance_type (header has: " + ", ".join(f"列{i}" for i in range(40)) + ")"
+    cut = _scrub(header)
+    assert cut.startswith(header[:REASON_CHARS - 1]) and cut.endswith("…)") and cut.count("(") == cut.count(")")
+    assert _scrub("a short reason (whole)") == "a short reason (whole)"

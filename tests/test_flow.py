@@ -435,3 +435,44 @@ def test_the_night_says_when_the_stores_disk_is_nearly_full(tmp_path):
     full = {**night, "store_disk": {"free_mb": 0.0}}
     assert ("  note: the store's disk has 0.0 MB free: the next night may fail to write its changes; free some "
             "space first") in format_summary(full).splitlines()
+
+
+def test_a_scheduled_night_that_finds_the_store_held_waits_for_it_then_runs(tmp_path, monkeypatch, capsys):
+    """Served, a night that finds a `returns` or a notebook holding the store at 02:00 waits for it
+    (up to an hour) instead of failing at once and losing the night until the next day."""
+    from pipelines import flows, logs
+
+    monkeypatch.setenv(logs.SERVED, "quiet")
+    monkeypatch.setattr(flows, "SERVED_BUSY_POLL_SECONDS", 0.5)
+    delivery_1(tmp_path / "inbox")
+    db = tmp_path / "fw.duckdb"
+    holder = subprocess.Popen(  # another fundwatch command holding the store's lock for two seconds
+        [sys.executable, "-c", "import sys, time; from pipelines import runlock; "
+                               "cm = runlock.hold(sys.argv[1], 'returns'); cm.__enter__(); "
+                               "print('held', flush=True); time.sleep(2)", str(db)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        summary = _night(tmp_path / "inbox", db, tmp_path / "out", NIGHT_1)
+    finally:
+        holder.wait(timeout=30)
+    assert summary["status"] == "completed"
+    err = capsys.readouterr().err
+    assert "another fundwatch run holds" in err and "waiting for it (up to 60 min)" in err
+    assert _count(db, "select count(*) from runs where status = 'completed'") == 1
+
+
+def test_a_scheduled_night_is_dated_by_the_day_it_was_scheduled_for(monkeypatch):
+    """Prefect's runner starts a run up to ten seconds early: at a midnight schedule, today's
+    date would be the day before."""
+    from datetime import datetime, timezone
+
+    from prefect.runtime import flow_run
+
+    from pipelines import flows
+
+    monkeypatch.setattr(flow_run, "scheduled_start_time", datetime(2026, 12, 6, 16, 0, 0, tzinfo=timezone.utc),
+                        raising=False)
+    assert flows._scheduled_day() == date(2026, 12, 7)  # 00:00 in China
+    monkeypatch.setattr(flow_run, "scheduled_start_time", None, raising=False)
+    assert flows._scheduled_day() is None
