@@ -15,6 +15,7 @@ import decimal
 import hashlib
 import io
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -704,22 +705,46 @@ _IGNORED_PREFIXES = (".", "~$")  # hidden files, Office lock files of an open wo
 
 def list_deliveries(inbox: Path) -> list[tuple[str, list[Path]]]:
     """[(delivery name, files)] in the order they are ingested. Loose files in the inbox itself form
-    one delivery named after the inbox, ingested before the sub-folders."""
-    def visible(p: Path) -> bool:
-        return p.is_file() and not p.name.startswith(_IGNORED_PREFIXES)
-
+    one delivery named after the inbox, ingested before the sub-folders. An entry the machine
+    cannot read — a folder without permission, a link to a disk no longer mounted — raises
+    IngestError naming it: passed over, its delivery was missing from a night that "completed"."""
+    entries = [p for p in _listed(inbox) if not p.name.startswith(_IGNORED_PREFIXES)]
+    for p in entries:
+        _readable(p)
     out = []
-    loose = sorted(p for p in inbox.iterdir() if visible(p))
+    loose = sorted(p for p in entries if p.is_file())
     if loose:
         out.append((inbox.name or str(inbox), loose))
-    for folder in sorted((d for d in inbox.iterdir() if d.is_dir() and not d.name.startswith(".")),
-                         key=lambda d: d.name):
-        files = sorted((p for p in folder.rglob("*") if visible(p)
-                        and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
-                       key=lambda p: p.relative_to(folder).as_posix())
+    for folder in sorted((d for d in entries if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name):
+        files = []
+        for root, dirs, names in os.walk(folder, onerror=_unreadable, followlinks=True):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in names:
+                p = Path(root) / name
+                if not name.startswith(_IGNORED_PREFIXES) and _readable(p).is_file():
+                    files.append(p)
         if files:
-            out.append((folder.name, files))
+            out.append((folder.name, sorted(files, key=lambda p: p.relative_to(folder).as_posix())))
     return out
+
+
+def _listed(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        _unreadable(exc)
+
+
+def _readable(p: Path) -> Path:
+    if p.is_symlink() and not p.exists():
+        raise IngestError(f"inbox entry {mask_ids_in_text(str(p))} is a link to {mask_ids_in_text(os.readlink(p))}, "
+                          "which is not there (a disk not mounted?): mount it or remove the link, then run again")
+    return p
+
+
+def _unreadable(exc: OSError) -> None:
+    raise IngestError(f"inbox folder {mask_ids_in_text(str(exc.filename))} cannot be read ({exc.strerror or exc}): "
+                      "its files would be passed over — fix its permissions, then run again") from exc
 
 
 def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None = None,
@@ -774,6 +799,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     big_csv = big is None and _big_csv(path, kind)
     data = None
     if big is not None or big_csv:
+        as_hashed = _file_state(path)
         with path.open("rb") as f:  # the bytes of a big file are never held whole
             file_hash = hashlib.file_digest(f, "sha256").hexdigest()
     else:
@@ -805,9 +831,15 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
             if not result.rows_total:
                 return _fail(con, result, source, problem, run_id)
             raise IngestError(f"delivery {delivery} was rolled back: {source} {mask_ids_in_text(problem)}") from exc
+        # A big file is read again after it was hashed: changed in between (copied over, re-exported
+        # in place), its ledger row would vouch for content never read — and the whole file, sent
+        # again, would be skipped as seen.
         if done:
+            _unchanged_since_hashed(path, as_hashed, delivery, source)
             return _ledger(con, result, source, run_id)
         data = path.read_bytes()  # a key repeats in the file, or its header fails it: read it whole
+        if hashlib.sha256(data).hexdigest() != file_hash:
+            _unchanged_since_hashed(path, None, delivery, source)
     try:
         if kind is None:
             known = ", ".join(EXTRACTS)
@@ -832,6 +864,19 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     del raw
     _write_chunk(con, kind, accepted, rejected, result, lineage)
     return _ledger(con, result, source, run_id)
+
+
+def _file_state(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _unchanged_since_hashed(path: Path, as_hashed: tuple[int, int, int] | None, delivery: str, source: str) -> None:
+    """Raise IngestError (the delivery rolled back) when a file changed after it was hashed."""
+    if as_hashed is not None and _file_state(path) == as_hashed:
+        return
+    raise IngestError(f"delivery {delivery} was rolled back: {mask_ids_in_text(source)} changed while it was being "
+                      "read (copied over or exported again during the night?): run again once the file is complete")
 
 
 def _could_not_read(exc: BaseException) -> str:

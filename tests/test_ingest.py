@@ -562,6 +562,24 @@ def test_deliveries_ingest_in_name_order_and_loose_files_first(tmp_path):
     assert store.scalar(con, "select amount from payments") == Decimal("3.00")
 
 
+@pytest.mark.parametrize("where", ["file", "delivery"])
+def test_an_inbox_entry_linked_to_a_disk_not_there_fails_the_night_naming_it(tmp_path, where):
+    """A delivery folder (or a file) that is a link to a disk no longer mounted was passed over: the
+    night "completed" without it, and rules ran as of a day whose data it lacked."""
+    inbox = tmp_path / "inbox"
+    r = row_for("payments", 0)[0]
+    write_extract(inbox / "2026-10-21" / "payments.csv", "payments", [r], "csv-utf8")
+    link = inbox / "2026-11-21" if where == "delivery" else inbox / "2026-10-21" / "payments_2.csv"
+    link.symlink_to(tmp_path / "gone_nfs" / link.name)
+    con = store.connect(tmp_path / "fw.duckdb")
+    with pytest.raises(IngestError, match=f"inbox entry {link} is a link to .*gone_nfs.*, which is not there"):
+        ingest_inbox(con, inbox)
+    assert store.scalar(con, "select count(*) from ingest_ledger") == 0
+    link.unlink()  # (hidden entries and Office lock files are still passed over, as before)
+    (inbox / "2026-10-21" / ".~lock.payments.csv#").symlink_to(tmp_path / "gone")
+    assert ingest_inbox(con, inbox).deliveries == ["2026-10-21"]
+
+
 # ------------------------------------------------------------------------------ rejected rows, one per reason
 
 def _bad(i: int, **changes) -> dict[str, str]:
