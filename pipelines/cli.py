@@ -272,6 +272,7 @@ def _sigterm_as_ctrl_c() -> None:
 
 def cmd_returns(args) -> int:
     from . import returns, runlock
+    from .privacy import mask_ids_in_text
     from .store import connect
     from .worklists import current_actor
 
@@ -295,6 +296,13 @@ def cmd_returns(args) -> int:
                 con.close()
     except runlock.StoreBusy as exc:
         raise Refused(str(exc), EXIT_BUSY) from None
+    except returns.ReturnsStopped as exc:
+        if exc.report.files:
+            print(_describe_returns(exc.report))
+        raise Refused(f"{mask_ids_in_text(exc.path.name)} could not be applied and was undone ({mask_ids_in_text(str(exc))})"
+                      + ("; the workbooks above were applied and kept" if exc.report.files else "")
+                      + ": free disk space if it is full, then run `fundwatch returns` again with the same files "
+                        "(those applied change nothing)", EXIT_FAILED) from None
     except returns.CaseworkNotRecomputed as exc:
         print(_describe_returns(exc.report))
         raise Refused(f"the answers above were applied and kept, but their 要情 class and flags were not recomputed "

@@ -102,7 +102,8 @@ def start_run(con, run_id: str, command: str, as_of: date) -> None:
     # loss): say so. Every committed step of it stands; this run redoes the rest.
     con.execute("""update runs set status = 'failed', finished_at = current_timestamp,
                    summary = json_object('run_id', run_id, 'status', 'failed',
-                                         'error', 'interrupted: the process ended before the run finished')
+                                         'error', 'interrupted: the run did not finish (its process ended, or '
+                                                  'its failure could not be recorded: a full disk?)')
                    where status = 'running'""")
     con.execute("insert into runs values (?, ?, current_timestamp, null, ?, 'running', null)",
                 [run_id, command, as_of])
@@ -292,10 +293,17 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
     with runlock.hold(db, command):
         try:
             _private_dir(out)
+        except PermissionError as exc:
+            raise NightlyError(f"output folder {out} cannot be written to: {_one_line(exc)}") from None
         except OSError as exc:
             why = (f"{store.file_in_the_way(Path(exc.filename))} is a file, not a folder"
                    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename else _one_line(exc))
             raise NightlyError(f"output folder {out} cannot be made: {why}") from None
+        try:
+            # the store's folder takes its log (.wal) and spill files: said now, not at the first commit
+            _writable(db.parent if str(db.parent) else Path("."))
+        except OSError as exc:
+            raise NightlyError(f"store folder {db.parent} cannot be written to: {_one_line(exc)}") from None
         try:
             con = store.connect(db, **config["duckdb"])
         except (OSError, duckdb.Error) as exc:
@@ -355,11 +363,21 @@ def _config(path: str | Path | None) -> Config:
 
 
 def _private_dir(path: Path) -> None:
-    """Output folders hold personal data: owner-only."""
+    """Output folders hold personal data: owner-only. One that cannot be written to raises
+    PermissionError now, at the start, not after the night's ingest and checks (a folder of another
+    owner failed the night at its Data Docs)."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         path.chmod(0o700)
     except PermissionError:
+        pass
+    _writable(path)
+
+
+def _writable(folder: Path) -> None:
+    import tempfile
+
+    with tempfile.TemporaryFile(dir=folder):
         pass
 
 

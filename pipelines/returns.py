@@ -435,7 +435,12 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
     conflicts = _conflicting_answers(con, workbooks, sheets, as_of)
     for path in workbooks:
         path = Path(path)
-        _apply_workbook(con, path, as_of, actor, report, conflicts, sheets.get(str(path)))
+        before = (len(report.files), len(report.applied), len(report.refusals))
+        try:
+            _apply_workbook(con, path, as_of, actor, report, conflicts, sheets.get(str(path)))
+        except (duckdb.Error, OSError) as exc:  # a full disk, say: this workbook is undone, those before stand
+            del report.files[before[0]:], report.applied[before[1]:], report.refusals[before[2]:]
+            raise ReturnsStopped(report, path, exc) from exc
     # Only what these returns changed: re-applying a workbook changes nothing (CONTRACT §5) — not
     # even flags of its suspects that another day would set; those are the night's. Also what an
     # earlier returns run changed and was stopped before recomputing (casework_pending).
@@ -447,6 +452,15 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
         except duckdb.Error as exc:
             raise CaseworkNotRecomputed(report, exc) from exc
     return report
+
+
+class ReturnsStopped(RuntimeError):
+    """A workbook could not be applied (its transaction undone); `report` holds those applied before it."""
+
+    def __init__(self, report: ReturnsReport, path: Path, exc: BaseException):
+        first = (str(exc).strip().splitlines() or [""])[0]
+        super().__init__(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+        self.report, self.path = report, path
 
 
 class CaseworkNotRecomputed(RuntimeError):

@@ -512,3 +512,28 @@ def test_a_reason_cut_short_in_the_summary_says_so_and_closes_its_brackets():
     cut = _scrub(header)
     assert cut.startswith(header[:REASON_CHARS - 1]) and cut.endswith("…)") and cut.count("(") == cut.count(")")
     assert _scrub("a short reason (whole)") == "a short reason (whole)"
+
+
+def test_an_output_folder_that_cannot_be_written_to_is_refused_before_the_night_starts(tmp_path, prefect_api):
+    """It failed the night at its Data Docs, exit 1, after the ingest and the checks had run."""
+    import shutil as sh
+
+    # (a folder of one's own is made owner-only and written: it must be another owner's)
+    setpriv = sh.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv: a folder of another owner, and a run without root's capabilities")
+    delivery_1(tmp_path / "inbox")
+    (tmp_path / "out").mkdir(mode=0o755)
+    os.chown(tmp_path / "out", 65534, 65534)  # nobody's
+    as_user = [setpriv, "--bounding-set=-all", "--inh-caps=-all"]  # root without its capabilities
+    env = {**fundwatch_env(tmp_path / "prefect-home", prefect_api), "PYTHONPATH": str(REPO)}
+    try:
+        refused = subprocess.run([*as_user, sys.executable, "-m", "pipelines.cli", "nightly", "--inbox", "inbox",
+                                  "--db", "fw.duckdb", "--out", "out", "--as-of", "2026-10-21"],
+                                 cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    finally:
+        os.chown(tmp_path / "out", 0, 0)
+    assert refused.returncode == cli.EXIT_USAGE, refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("fundwatch nightly: output folder out cannot be written to: "), line
+    assert not (tmp_path / "fw.duckdb").exists()  # nothing ingested

@@ -1687,3 +1687,56 @@ def test_a_cover_copied_from_another_agencys_sheet_is_set_aside_and_the_rows_app
     assert [(r.row, r.reason) for r in report.refusals] == [
         (0, f"“说明”页的台账编号 {other} 是下发给机构 {B} 的另一份台账的编号，本表各行都不在其中：已按行内疑点判断台账，请更正“说明”页")]
     assert report.files[0].agency_code == A and own != other
+
+
+def test_a_workbook_that_cannot_be_written_stops_the_call_saying_what_was_applied_before_it(con, tmp_path, monkeypatch):
+    """The store's disk filling while a call applies seven workbooks: five were committed, but the
+    console said only DuckDB's error, exit 2. (The fault is injected into the real write of the
+    second workbook's answers, as tests/test_crash.py injects its kills.)"""
+    import duckdb
+
+    first, second = issue(con, tmp_path, n=2)[A], None
+    add_suspect(con, f"S-{B}-1", agency=B, person_id="360702195001021234", amount="500.00")
+    second = worklists.write_worklists(con, tmp_path / "out2", AS_OF)
+    second = next(p for p in second if f"_{B}_" in p.name)
+    one, two = Clerk(first), Clerk(second)
+    one.fill(f"S-{A}-1", 核实结果="7", 核实说明="无问题")
+    two.fill(f"S-{B}-1", 核实结果="7", 核实说明="无问题")
+    paths = [one.save(tmp_path / "a.xlsx"), two.save(tmp_path / "b.xlsx")]
+    real_write, calls = returns._write_answers, []
+
+    def disk_full_on_the_second(con_, answers):
+        calls.append(1)
+        if len(calls) == 2:
+            raise duckdb.IOException('Could not write file "fw.duckdb.wal": No space left on device')
+        return real_write(con_, answers)
+
+    monkeypatch.setattr(returns, "_write_answers", disk_full_on_the_second)
+    with pytest.raises(returns.ReturnsStopped) as stopped:
+        returns.apply_returns(con, paths, RETURN_DAY)
+    assert stopped.value.path == paths[1] and "No space left on device" in str(stopped.value)
+    assert [Path(f.file).name for f in stopped.value.report.files] == ["a.xlsx"]
+    assert status_of(con, f"S-{A}-1")[0] == "已销号" and status_of(con, f"S-{B}-1")[0] == "已下发"
+    monkeypatch.setattr(returns, "_write_answers", real_write)  # space freed: the same call again
+    again = returns.apply_returns(con, paths, RETURN_DAY)
+    assert [f.status for f in again.files][0] == "already_applied" and status_of(con, f"S-{B}-1")[0] == "已销号"
+
+
+def test_the_command_says_which_workbook_was_undone_and_which_were_kept(con, tmp_path, monkeypatch, capsys):
+    import duckdb
+
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果="7", 核实说明="无问题")
+    sent = clerk.save(tmp_path / "a.xlsx")
+    con.close()
+
+    def disk_full(con_, answers):
+        raise duckdb.IOException('Could not write file "fw.duckdb.wal": No space left on device')
+
+    monkeypatch.setattr(returns, "_write_answers", disk_full)
+    code = cli.main(["returns", "--db", str(tmp_path / "fw.duckdb"), "--as-of", RETURN_DAY.isoformat(), str(sent)])
+    assert code == cli.EXIT_FAILED
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("fundwatch returns: a.xlsx could not be applied and was undone (IOException: "
+                           'Could not write file "fw.duckdb.wal": No space left on device): free disk space'), line
