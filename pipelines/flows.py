@@ -301,7 +301,7 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
             raise NightlyError(f"output folder {out} cannot be made: {why}") from None
         try:
             # the store's folder takes its log (.wal) and spill files: said now, not at the first commit
-            _writable(db.parent if str(db.parent) else Path("."))
+            _writable(db.parent)
         except OSError as exc:
             raise NightlyError(f"store folder {db.parent} cannot be written to: {_one_line(exc)}") from None
         try:
