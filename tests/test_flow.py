@@ -476,3 +476,26 @@ def test_a_scheduled_night_is_dated_by_the_day_it_was_scheduled_for(monkeypatch)
     assert flows._scheduled_day() == date(2026, 12, 7)  # 00:00 in China
     monkeypatch.setattr(flow_run, "scheduled_start_time", None, raising=False)
     assert flows._scheduled_day() is None
+
+
+def test_a_full_disk_a_workbook_writer_reports_without_a_path_is_said_with_the_free_space_of_out(
+        tmp_path, capsys, monkeypatch, prefect_api):
+    """XlsxWriter says "[Errno 28] No space left on device" and no file: with the store and OUT on
+    different disks, which one was full could not be told. (The fault is injected around the real
+    writer, as a full disk raises it.)"""
+    import errno
+
+    from pipelines import worklists
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(worklists, "write_worklists", disk_full)
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    delivery_1(inbox)
+    code = cli.main(["nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(out), "--as-of", "2026-10-21"])
+    err = capsys.readouterr().err.strip()
+    assert code == cli.EXIT_FAILED
+    assert err.startswith("fundwatch nightly: nightly run failed: task issue-worklists failed: OSError: "
+                          f"[Errno 28] No space left on device (free: {out} "), err
+    assert err.endswith(" MB)"), err
