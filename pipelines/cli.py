@@ -236,14 +236,12 @@ def _say_if_a_night_was_stopped(db: str, since: datetime) -> None:
     from . import runlock
 
     for _ in range(20):  # the night's process is stopped with serve: a moment to go
-        held, text = runlock.lock_state(db)
+        held, started = runlock.lock_state(db)
         if not held:
             break
         time.sleep(0.25)
     else:
         return
-    _pid, _, started = text.partition(" ")
-    started = started.split(" ", 1)[0]
     if started and started >= since.isoformat(timespec="seconds"):
         print(f"fundwatch serve: stopped while a night (started {started.replace('T', ' ')}) was running: it did "
               "not finish — what it committed stands, and the next night (or `fundwatch nightly`) marks it failed "

@@ -835,11 +835,12 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         # in place), its ledger row would vouch for content never read — and the whole file, sent
         # again, would be skipped as seen.
         if done:
-            _unchanged_since_hashed(path, as_hashed, delivery, source)
+            if _file_state(path) != as_hashed:
+                raise _changed_while_read(delivery, source)
             return _ledger(con, result, source, run_id)
         data = path.read_bytes()  # a key repeats in the file, or its header fails it: read it whole
         if hashlib.sha256(data).hexdigest() != file_hash:
-            _unchanged_since_hashed(path, None, delivery, source)
+            raise _changed_while_read(delivery, source)
     try:
         if kind is None:
             known = ", ".join(EXTRACTS)
@@ -871,11 +872,9 @@ def _file_state(path: Path) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
-def _unchanged_since_hashed(path: Path, as_hashed: tuple[int, int, int] | None, delivery: str, source: str) -> None:
-    """Raise IngestError (the delivery rolled back) when a file changed after it was hashed."""
-    if as_hashed is not None and _file_state(path) == as_hashed:
-        return
-    raise IngestError(f"delivery {delivery} was rolled back: {mask_ids_in_text(source)} changed while it was being "
+def _changed_while_read(delivery: str, source: str) -> IngestError:
+    """The error (its delivery rolled back) for a file that changed after it was hashed."""
+    return IngestError(f"delivery {delivery} was rolled back: {mask_ids_in_text(source)} changed while it was being "
                       "read (copied over or exported again during the night?): run again once the file is complete")
 
 

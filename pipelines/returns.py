@@ -161,10 +161,10 @@ def _filled_extent(ws) -> tuple[int, int]:
     return last_row, last_column
 
 
-def _header_row_of(ws) -> tuple[int, dict[str, int], list[str]]:
+def _header_row_of(ws, last_row: int, last_column: int) -> tuple[int, dict[str, int], list[str]]:
     """(row number, {header: column index}, the columns read for answers headed twice, with their
-    letters) of the sheet's 疑点编号 header in its first HEADER_ROWS rows, or (0, {}, [])."""
-    last_row, last_column = _filled_extent(ws)
+    letters) of the sheet's 疑点编号 header in its first HEADER_ROWS rows, or (0, {}, []);
+    `last_row`, `last_column`: the sheet's _filled_extent."""
     if not last_row:
         return 0, {}, []
     for number, row in enumerate(ws.iter_rows(min_row=1, max_row=min(HEADER_ROWS, last_row), max_col=last_column,
@@ -181,18 +181,19 @@ def _header_row_of(ws) -> tuple[int, dict[str, int], list[str]]:
 
 
 def _candidate_sheets(wb) -> list[tuple]:
-    """(sheet, header row, columns) of every sheet with a 疑点编号 header: the worklist sheet, and
+    """(sheet, header row, columns, last row holding a value) of every sheet with a 疑点编号 header: the worklist sheet, and
     any copy a clerk made of it (which of them holds the answers is told by _pick_sheet). A column
     read for answers headed twice refuses the workbook: which of the two holds the answer cannot be
     told, and reading the first dropped an answer typed into the other without a word."""
     found = []
     for ws in wb.worksheets:
-        header_row, columns, twice = _header_row_of(ws)
+        last_row, last_column = _filled_extent(ws)
+        header_row, columns, twice = _header_row_of(ws, last_row, last_column)
         if twice:
             raise ValueError(f"工作表“{ws.title}”中列{'、'.join(twice)}出现了不止一次，无法确定以哪一列为准："
                              "请删除多余的列后重新报送")
         if header_row:
-            found.append((ws, header_row, columns))
+            found.append((ws, header_row, columns, last_row))
     return found
 
 
@@ -317,14 +318,13 @@ def _open_workbook(path: Path):
             names = set(z.namelist())
             if "mimetype" in names and b"opendocument" in z.read("mimetype"):
                 raise ValueError(f"文件是 OpenDocument 表格（.ods），{_OTHER_FORMAT}")
+            if "xl/workbook.xml" not in names:
+                raise ValueError(f"文件是 zip 压缩包而不是 .xlsx 工作簿，{_OTHER_FORMAT}")
+            if b"purl.oclc.org/ooxml/spreadsheetml" in z.read("xl/workbook.xml")[:4096]:
+                # openpyxl finds no sheet in it, which read as a worklist sheet missing
+                raise ValueError("文件是“Strict Open XML 电子表格”格式：请在 Excel 中另存为“Excel 工作簿(*.xlsx)”后报送")
     except zipfile.BadZipFile:
         raise ValueError("文件已损坏（不是完整的 .xlsx 工作簿），请重新保存后报送") from None
-    if "xl/workbook.xml" not in names:
-        raise ValueError(f"文件是 zip 压缩包而不是 .xlsx 工作簿，{_OTHER_FORMAT}")
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        if b"purl.oclc.org/ooxml/spreadsheetml" in z.read("xl/workbook.xml")[:4096]:
-            # openpyxl finds no sheet in it, which read as a worklist sheet missing
-            raise ValueError("文件是“Strict Open XML 电子表格”格式：请在 Excel 中另存为“Excel 工作簿(*.xlsx)”后报送")
     try:
         with warnings.catch_warnings():
             # openpyxl warns on stderr about what it skips (a date it cannot read, extensions)
@@ -356,9 +356,8 @@ def _read(path: Path) -> list[_Sheet]:
     try:
         export_id = _export_id_of(wb)
         sheets = []
-        for ws, header_row, columns in _candidate_sheets(wb):
+        for ws, header_row, columns, last_row in _candidate_sheets(wb):
             read = {columns[c] for c in ("疑点编号", *EDITABLE) if c in columns}
-            last_row, _ = _filled_extent(ws)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 rows = [(n, tuple(_visible(v) if i in read else v for i, v in enumerate(r)))
@@ -384,12 +383,13 @@ def _own_cover(con, sheet: _Sheet) -> _Sheet:
     """The sheet, its 台账编号 set aside where that export holds none of its rows' suspects: a
     cover copied from another sheet (a colleague's, another agency's) — read by it, every row of
     the agency's own sheet was refused as another agency's."""
-    if not sheet.export_id:
+    ids = _sheet_ids(sheet)
+    if not sheet.export_id or not ids:
         return sheet
     issued_to, shared = con.execute(
         "select any_value(agency_code), count(*) filter (where list_contains(?, suspect_id))"
-        " from worklist_rows where export_id = ?", [_sheet_ids(sheet), sheet.export_id]).fetchall()[0]
-    if issued_to is None or shared or not _sheet_ids(sheet):
+        " from worklist_rows where export_id = ?", [ids, sheet.export_id]).fetchall()[0]
+    if issued_to is None or shared:
         return sheet
     return replace(sheet, export_id=None, other_cover=(sheet.export_id, issued_to))
 

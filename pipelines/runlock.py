@@ -42,11 +42,9 @@ def hold(db: str | Path, command: str = "nightly") -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 400, 0).decode("utf-8", "replace").strip()
-            pid, _, since = holder.partition(" ")
-            since = since.split(" ", 1)[0] if since else "an unknown time"
+            pid, since = _holder(fd)
             raise StoreBusy(
-                f"another fundwatch run holds {db} since {since} (pid {pid or '?'}); "
+                f"another fundwatch run holds {db} since {since or 'an unknown time'} (pid {pid or '?'}); "
                 "wait for it to finish, then run again"
             ) from None
         os.ftruncate(fd, 0)
@@ -66,9 +64,15 @@ def hold(db: str | Path, command: str = "nightly") -> Iterator[Path]:
         os.close(fd)
 
 
+def _holder(fd: int) -> tuple[str, str]:
+    """(pid, start time as ISO text) the lock's text names, each "" where it names none."""
+    pid, _, rest = os.pread(fd, 400, 0).decode("utf-8", "replace").strip().partition(" ")
+    return pid, rest.split(" ", 1)[0]
+
+
 def lock_state(db: str | Path) -> tuple[bool, str]:
-    """(whether a process holds the store's lock now, the lock's text). A run that ends, however it
-    fails, empties the text; a killed one leaves its own (pid, start time, command)."""
+    """(whether a process holds the store's lock now, the start time its text names — "" if none).
+    A run that ends, however it fails, empties the text; a killed one leaves its own."""
     try:
         fd = os.open(lock_path(db), os.O_RDWR)
     except OSError:
@@ -79,7 +83,7 @@ def lock_state(db: str | Path) -> tuple[bool, str]:
         except BlockingIOError:
             return True, ""
         try:
-            return False, os.pread(fd, 400, 0).decode("utf-8", "replace").strip()
+            return False, _holder(fd)[1]
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
