@@ -1626,14 +1626,16 @@ def test_an_error_value_or_invisible_text_is_no_explanation_to_close_with(con, t
 
 
 def test_invisible_characters_pasted_into_the_id_and_answer_cells_are_not_part_of_them(con, tmp_path):
-    path = issue(con, tmp_path, n=3)[A]
+    path = issue(con, tmp_path, n=4)[A]
     clerk = Clerk(path)
     clerk.fill(f"S-{A}-1", 疑点编号=f"S-{A}-1\u200b", 核实结果="7", 核实说明="无问题", 核实日期="2026-10-01")
     clerk.fill(f"S-{A}-2", 核实结果=f"{OUTCOME_LABELS[7]}\ufeff", 核实说明="无问题", 核实日期="2026-10-01\u200b")
     clerk.fill(f"S-{A}-3", 核实结果="7", 核实说明="无问题", 核实日期="2026／10／01")  # full-width slashes
+    # the whole Unicode class ingest removes (Cf): a tag character an emoji left, an annotation mark
+    clerk.fill(f"S-{A}-4", 疑点编号=f"S-{A}-4\U000E0020", 核实结果="7\ufff9", 核实说明="无问题", 核实日期="2026-10-01")
     report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
     assert report.refusals == []
-    assert [status_of(con, f"S-{A}-{i}")[0::4] for i in (1, 2, 3)] == [("已销号", dt.date(2026, 10, 1))] * 3
+    assert [status_of(con, f"S-{A}-{i}")[0::4] for i in (1, 2, 3, 4)] == [("已销号", dt.date(2026, 10, 1))] * 4
 
 
 def test_cells_written_without_their_optional_reference_are_read(con, tmp_path):
