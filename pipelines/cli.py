@@ -342,7 +342,7 @@ def _describe_returns(result) -> str:
 
 def cmd_report(args) -> int:
     from . import report, runlock
-    from .store import connect
+    from .store import connect, free_space_note
 
     _existing_store(args.db)
     config = _check_config(args.config)  # the escalation period, for a report drawn for another date
@@ -356,6 +356,14 @@ def cmd_report(args) -> int:
                 con.close()
     except runlock.StoreBusy as exc:
         raise Refused(str(exc), EXIT_BUSY) from None
+    except OSError as exc:
+        # the writers' "no space left" names no file: which disk is full, OUT's or the store's
+        note = free_space_note(exc, (Path(args.out), Path(args.db)))
+        if not note:
+            raise
+        from .privacy import mask_ids_in_text
+
+        raise Refused(mask_ids_in_text(_machine_refusal(exc)) + note, EXIT_USAGE) from None
     print(f"dashboard: {paths.dashboard}\nsummary:   {paths.summary}")
     return EXIT_OK
 

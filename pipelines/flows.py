@@ -76,27 +76,10 @@ def step(name: str):
             except BaseException as exc:
                 if not _failure(exc):  # Ctrl-C, an exit: not the step's failure
                     raise
-                raise StepFailed(name, _one_line(exc) + _full_disks(exc, (*args, *kwargs.values()))) from exc
+                raise StepFailed(name, _one_line(exc) + store.free_space_note(exc, (*args, *kwargs.values()))) from exc
         run.__name__, run.__doc__ = fn.__name__, fn.__doc__
         return task(name=name, cache_policy=NO_CACHE, retries=0)(run)
     return wrap
-
-
-def _full_disks(exc: BaseException, args: tuple) -> str:
-    """Where a "no space left" failure names no file (a workbook's writer, the report's), the free
-    space of the folders the step writes to: which disk is full, the store's or OUT's."""
-    import errno
-    import shutil
-
-    if not (getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)):
-        return ""
-    free = []
-    for folder in dict.fromkeys(a for a in args if isinstance(a, Path)):
-        try:
-            free.append(f"{folder} {shutil.disk_usage(folder if folder.is_dir() else folder.parent).free / 2**20:,.1f} MB")
-        except OSError:
-            continue
-    return f" (free: {', '.join(free)})" if free else ""
 
 
 class Progress:

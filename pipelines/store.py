@@ -615,6 +615,22 @@ def file_in_the_way(path: Path) -> Path:
     return path
 
 
+def free_space_note(exc: BaseException, paths: tuple) -> str:
+    """Where a "no space left" failure names no file (a workbook's writer, the report's), the free
+    space of the folders written to (any Path among `paths`): which disk is full, the store's or OUT's."""
+    import errno
+
+    if not (getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)):
+        return ""
+    free = []
+    for folder in dict.fromkeys(a for a in paths if isinstance(a, Path)):
+        try:
+            free.append(f"{folder} {shutil.disk_usage(folder if folder.is_dir() else folder.parent).free / 2**20:,.1f} MB")
+        except OSError:
+            continue
+    return f" (free: {', '.join(free)})" if free else ""
+
+
 def owner_only_folder(folder: Path) -> None:
     """Make folder and any missing parents owner-only (0700); folders already there are left as
     they are. What fundwatch creates holds extract rows, ID numbers or their lock."""
