@@ -769,7 +769,11 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
                     if on_file is not None:
                         on_file(result)
         except duckdb.Error as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            cause = exc
+            # "Current transaction is aborted" follows the error that aborted it: that one is told
+            while isinstance(cause, duckdb.TransactionException) and isinstance(cause.__context__, duckdb.Error):
+                cause = cause.__context__
+            first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
             raise IngestError(f"delivery {delivery} could not be written and was rolled back: "
                               f"{mask_ids_in_text(first)}") from exc
         report.deliveries.append(delivery)
@@ -822,8 +826,8 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
                 done = _ingest_csv_pieces(con, path, kind, result, lineage, today)
         except FileProblem as exc:
             return _fail(con, result, source, str(exc), run_id)
-        except IngestError:
-            raise
+        except (IngestError, duckdb.Error):  # the store's error (its memory limit, a full spill
+            raise                               # folder) is no damage in the file: its delivery is undone
         except (Exception, PanicException) as exc:  # a reader library's error (a Parquet column it
             # cannot read as text), or its panic: as for a file read whole, the file fails — or, once
             # rows of it are written in the open transaction, its delivery is undone, in one line

@@ -683,8 +683,13 @@ def apply_settings(con: duckdb.DuckDBPyConnection, memory_limit: str | None = No
 
 
 # Told with an out-of-memory failure: what the office can change (DuckDB's own text names the sizes).
-OUT_OF_MEMORY_HINT = ("DuckDB reached its memory limit and could not spill to disk: raise duckdb.memory_limit "
-                      "or set duckdb.temp_directory to a folder with free space in the config")
+# DuckDB says which of the two it was: a block it could not offload (spill) to its folder, or memory
+# it could not allocate for work that does not spill — where a folder with more space changes nothing.
+SPILL_FULL_HINT = ("DuckDB reached its memory limit and its spill folder is full (or at its max_temp_directory_size): "
+                   "free space there, set duckdb.temp_directory to a folder with more, or raise duckdb.memory_limit "
+                   "in the config")
+OUT_OF_MEMORY_HINT = ("DuckDB reached its memory limit in work it cannot spill to disk: raise duckdb.memory_limit "
+                      "in the config")
 
 
 def failure_hint(exc: BaseException | None) -> str:
@@ -692,7 +697,8 @@ def failure_hint(exc: BaseException | None) -> str:
     wrapped), which setting to change; else nothing."""
     while exc is not None:
         if isinstance(exc, duckdb.OutOfMemoryException):
-            return f" ({OUT_OF_MEMORY_HINT})"
+            spill_full = "offload" in str(exc) or "max_temp_directory_size" in str(exc)
+            return f" ({SPILL_FULL_HINT if spill_full else OUT_OF_MEMORY_HINT})"
         exc = exc.__cause__ or exc.__context__
     return ""
 

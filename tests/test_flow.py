@@ -345,6 +345,30 @@ def _suspects(db: Path) -> list[tuple]:
         con.close()
 
 
+@pytest.mark.parametrize("settings, query, said", [
+    # work that does not spill (one list of two million texts): a folder with more space changes nothing
+    ("", "select list(md5(i::varchar)) from range(2000000) r(i)", "in work it cannot spill to disk: raise"),
+    # a hash aggregate that spills, its folder held to 1 MB (as a full disk holds it)
+    ("set max_temp_directory_size = '1MB';",
+     "select a, count(*) from (select md5(i::varchar) a from range(1000000) r(i)) group by a order by 2 desc limit 1",
+     "its spill folder is full (or at its max_temp_directory_size): free space there"),
+])
+def test_a_night_out_of_memory_is_told_whether_its_spill_folder_was_full(tmp_path, settings, query, said):
+    """DuckDB's two out-of-memory failures want different changes: the hint used to send an office
+    to a folder with free space when the work could not spill at all."""
+    from pipelines.store import failure_hint
+
+    con = duckdb.connect()
+    con.execute(f"set memory_limit = '20MB'; set threads = 1; set temp_directory = '{tmp_path}'; {settings}")
+    with pytest.raises(duckdb.OutOfMemoryException) as raised:
+        con.execute(query).fetchall()
+    try:  # as a step meets it: wrapped in the error of the delivery or rule that failed
+        raise RuntimeError("delivery could not be written") from raised.value
+    except RuntimeError as wrapped:
+        hint = failure_hint(wrapped)
+    assert said in hint and hint.count("DuckDB reached its memory limit") == 1, hint
+
+
 def test_the_night_runs_under_the_configured_memory_limit_and_spills_to_an_owner_only_folder(tmp_path):
     inbox = tmp_path / "inbox"
     delivery_1(inbox)
@@ -410,7 +434,8 @@ def test_a_night_that_runs_out_of_memory_fails_in_one_line_saying_what_to_change
         _night(inbox, db, tmp_path / "out", NIGHT_1, str(config))
     message = str(failed.value)
     assert "Out of Memory" in message and "\n" not in message
-    assert "raise duckdb.memory_limit or set duckdb.temp_directory" in message
+    # the spill folder beside the store has room: the work that ran out could not spill
+    assert "(DuckDB reached its memory limit in work it cannot spill to disk: raise duckdb.memory_limit" in message
     # Whichever step ran out, the store is whole: the delivery is in it entirely or not at all
     # (every payment row the ledger counts, no other), and the failed run is on record.
     assert _count(db, "select count(*) from ingest_ledger") in (0, 4)

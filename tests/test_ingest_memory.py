@@ -63,3 +63,34 @@ def test_a_table_or_view_named_like_ingest_frames_fails_the_delivery_and_leaves_
     with pytest.raises(IngestError, match="_fw_staged"):
         ingest_inbox(con, inbox)
     assert snapshot(con) == before  # d2 rolled back: no rows, no ledger entry
+
+
+@pytest.mark.parametrize("failing_write", [1, 2])
+def test_the_stores_error_writing_a_big_file_is_told_as_the_stores_not_as_a_file_that_could_not_be_read(
+        tmp_path, monkeypatch, failing_write):
+    """A DuckDB error while a big file's chunks are written (its memory limit, a full spill folder)
+    is no damage in the file: it was reported as "could not be read", or — before any row was
+    written — recording that in the aborted transaction failed, and the night said only "Current
+    transaction is aborted". (The error is DuckDB's own, raised in the store by the chunk's write.)"""
+    inbox = tmp_path / "inbox"
+    write_extract(inbox / "d1" / "payments_big.parquet", "payments", [row_for("payments", i)[0] for i in range(60)],
+                  "parquet")
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 25)
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest.ensure_schema(con)
+    before = snapshot(con)
+    write_chunk, calls = ingest._write_chunk, []
+
+    def write_until_the_store_fails(con, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == failing_write:
+            con.execute("select error('Out of Memory Error: failed to offload data block')").fetchall()
+        return write_chunk(con, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "_write_chunk", write_until_the_store_fails)
+    with pytest.raises(IngestError) as failed:
+        ingest_inbox(con, inbox)
+    said = str(failed.value)
+    assert said == ("delivery d1 could not be written and was rolled back: Invalid Input Error: "
+                    "Out of Memory Error: failed to offload data block"), said
+    assert snapshot(con) == before
