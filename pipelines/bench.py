@@ -244,7 +244,7 @@ def bulk_load(con: duckdb.DuckDBPyConnection, inbox: Path, delivery_dirs: list[P
 
 
 def load_store(b: Bench, con: duckdb.DuckDBPyConnection, inbox: Path, rate: float, budget: float,
-               delivery_dirs: list[Path] | None = None) -> str:
+               delivery_dirs: list[Path] | None = None, as_of: date = AS_OF) -> str:
     delivery_dirs = delivery_dirs if delivery_dirs is not None else deliveries(inbox)
     rows = sum(parquet_rows(con, sorted(d.glob("*.parquet"))) for d in delivery_dirs)
     if rate and rows / rate <= budget:
@@ -253,7 +253,7 @@ def load_store(b: Bench, con: duckdb.DuckDBPyConnection, inbox: Path, rate: floa
         staging.mkdir(parents=True)
         for d in delivery_dirs:
             (staging / d.name).symlink_to(d.resolve())
-        report = ingest.ingest_inbox(con, staging)
+        report = ingest.ingest_inbox(con, staging, as_of=as_of)  # the night's day, which may not have come
         log(f"ingested {report.rows_accepted:,} rows ({report.rows_rejected:,} rejected)")
         return "ingest"
     log(f"{rows:,} rows at {rate:,.0f} rows/s would exceed the ingest budget of {budget:.0f} s: bulk load")
@@ -433,7 +433,7 @@ def run(persons: int, out: Path, data_root: Path, memory_limit: str, threads: in
     night = b.data_dir / "next_night"
     shutil.rmtree(night, ignore_errors=True)
     b.extra["next_night_rows"] = write_next_month(con, night / NEXT_AS_OF.isoformat())
-    b.timed("load_next_night", load_store, b, con, night, rates["parquet"], ingest_budget)
+    b.timed("load_next_night", load_store, b, con, night, rates["parquet"], ingest_budget, as_of=NEXT_AS_OF)
     con.execute("checkpoint")
     con.close()
 
@@ -446,7 +446,7 @@ def run(persons: int, out: Path, data_root: Path, memory_limit: str, threads: in
     quiet = b.data_dir / "quiet_night"
     shutil.rmtree(quiet, ignore_errors=True)
     b.extra["quiet_night_rows"] = write_deaths_only(con, quiet / QUIET_AS_OF.isoformat())
-    load_store(b, con, quiet, rates["parquet"], ingest_budget)
+    load_store(b, con, quiet, rates["parquet"], ingest_budget, as_of=QUIET_AS_OF)
     con.execute("checkpoint")
     con.close()
     calm = night_both_ways(b, db, QUIET_AS_OF, detect_rules, "_quiet_night")

@@ -60,13 +60,60 @@ def _quiet_prefect(verbose: bool) -> None:
     install_filters()
 
 
-def _as_of(text: str | None) -> date | None:
+# The days an --as-of may name. Before 2000 no extract holds data; after today (China's) is a day
+# that has not come: a mistyped year (2062 for 2026) dated a night's suspects, deadlines and
+# worklists decades ahead, for good.
+EARLIEST_AS_OF = date(2000, 1, 1)
+
+
+def _as_of(text: str | None, any_day: bool | None = None) -> date | None:
+    """The day --as-of names, written YYYY-MM-DD (Python also reads 2026-W47 and 20261121 as dates),
+    from 2000 to today — or any such day after it with `any_day` (a night rehearsed on purpose;
+    None where the command has no such flag)."""
+    import re
+
     if text is None:
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
     except ValueError:
-        raise Refused(f"--as-of {text!r} is not a date; write it as YYYY-MM-DD") from None
+        day = None
+    if day is None:
+        raise Refused(f"--as-of {text!r} is not a date; write it as YYYY-MM-DD")
+    if day < EARLIEST_AS_OF:
+        raise Refused(f"--as-of {text} is before {EARLIEST_AS_OF.year}: a mistyped year?")
+    today = _today()
+    if day > today and not any_day:
+        raise Refused(f"--as-of {text} is after today ({today}): a mistyped year? (a night rehearsed for a later "
+                      "day on purpose, on generated data: add --any-day)" if any_day is not None else
+                      f"--as-of {text} is after today ({today}): a mistyped year?")
+    return day
+
+
+def _check_not_before_the_last_night(db: Path, as_of: date | None) -> None:
+    """A night dated before the store's last one steps every suspect back to that day — amounts,
+    逾期 and 挂牌督办 lifted, the agencies' current worklists replaced by ones of the earlier day, a
+    suspect found later given an earlier first detection (and so an earlier deadline): refused
+    unless asked for (--any-day: a replay of past nights)."""
+    import duckdb
+
+    if not db.is_file():
+        return
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return  # another program has it open: the night's own opening says so, in its words
+    try:
+        has_runs = con.execute("select count(*) from information_schema.tables where table_name = 'runs'").fetchall()[0][0]
+        last = con.execute("select max(as_of) from runs where status = 'completed'").fetchall()[0][0] if has_runs else None
+    finally:
+        con.close()
+    day = as_of or _today()
+    if last is not None and day < last:
+        given = f"--as-of {day}" if as_of else f"today ({day}, the default --as-of)"
+        raise Refused(f"the store's last night was for {last}; a night for {given} would step every suspect back to "
+                      "that day (amounts, 逾期 and 挂牌督办, the agencies' worklists): give that day or a later one "
+                      "— or, to replay a past night on purpose, add --any-day")
 
 
 def _check_config(path: str | None):
@@ -115,13 +162,15 @@ def cmd_nightly(args) -> int:
     inbox, db, out = Path(args.inbox), Path(args.db), Path(args.out)
     _check_inbox(inbox)
     _check_store(db)
-    as_of = _as_of(args.as_of)
+    as_of = _as_of(args.as_of, any_day=args.any_day)
     _check_config(args.config)
     from . import runlock
     from .runsummary import format_summary
 
     try:
         with runlock.hold(db):
+            if not args.any_day:
+                _check_not_before_the_last_night(db, as_of)
             summary = _run_nightly(inbox, db, out, as_of, args.config, None)
     except runlock.StoreBusy as exc:
         raise Refused(str(exc), EXIT_BUSY) from None
@@ -345,13 +394,14 @@ def cmd_report(args) -> int:
     from .store import connect, free_space_note
 
     _existing_store(args.db)
+    as_of = _as_of(args.as_of)  # refused before the store's lock is taken
     config = _check_config(args.config)  # the escalation period, for a report drawn for another date
     try:
         with runlock.hold(args.db, "report"):
             con = connect(args.db, **config["duckdb"])
             try:
                 config = _casework_as_the_nights_ran(con, config, args.config)
-                paths = report.write_report(con, Path(args.out), _as_of(args.as_of), config=config)
+                paths = report.write_report(con, Path(args.out), as_of, config=config)
             finally:
                 con.close()
     except runlock.StoreBusy as exc:
@@ -461,8 +511,12 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--inbox", required=True)
     n.add_argument("--db", required=True)
     n.add_argument("--out", required=True)
-    n.add_argument("--as-of", help="YYYY-MM-DD (default: today in Asia/Shanghai)")
+    n.add_argument("--as-of", help="YYYY-MM-DD (default: today in Asia/Shanghai); from 2000, not after today, "
+                                   "nor before the store's last night")
     n.add_argument("--config")
+    n.add_argument("--any-day", action="store_true",
+                   help="take --as-of as given though it is after today (a rehearsal on generated data) or before "
+                        "the store's last night (a replay of past nights)")
     n.set_defaults(fn=cmd_nightly)
 
     d = sub.add_parser("demo", help="nightly on the shipped sample, one night per delivery")

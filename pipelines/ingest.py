@@ -86,6 +86,7 @@ class FileResult:
 class IngestReport:
     files: list[FileResult] = field(default_factory=list)
     deliveries: list[str] = field(default_factory=list)
+    dated_ahead: list[str] = field(default_factory=list)  # not read: named for a day that has not come
 
     def _sum(self, attr: str) -> int:
         return sum(getattr(f, attr) for f in self.files)
@@ -749,7 +750,8 @@ def _unreadable(exc: OSError) -> None:
 
 def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None = None,
                  on_file: Callable[[FileResult], None] | None = None, as_of: dt.date | None = None) -> IngestReport:
-    """Ingest every new file under `inbox`; one transaction per delivery, in delivery-name order.
+    """Ingest every new file under `inbox`; one transaction per delivery, in delivery-name order —
+    but a delivery named for a day after today (and after the as-of) is left unread (`dated_ahead`).
 
     Values are judged against today (a period more than a year ahead is a typo) — or against the
     night's as-of when it is later: a night run for a later day (generated data, a rehearsal)
@@ -761,6 +763,12 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
     report = IngestReport()
     today = max(today_shanghai(), as_of) if as_of is not None else today_shanghai()
     for delivery, files in list_deliveries(inbox):
+        if re.match(DATED_DELIVERY, delivery) and delivery[:10] > today.isoformat():
+            # A folder named for a day that has not come (2027-11-21 for 2026-11-21) would outrank
+            # every later delivery of its keys — a status or death sent the next week set aside as
+            # "older" for a year. Left in the inbox, unread and said, until it is renamed.
+            report.dated_ahead.append(delivery)
+            continue
         try:
             with transaction(con):
                 for path in files:

@@ -91,6 +91,7 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["deliveries_after_as_of"] = [d for d in s["deliveries"]
                                        if re.match(DATED_DELIVERY, d) and d[:10] > str(parts["as_of"])]
         s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
+        s["deliveries_dated_ahead"] = list(getattr(ingested, "dated_ahead", []))
         s["failed_files"] = [{"file": mask_ids_in_text(Path(f.path).name), "reason": _failed_reason(f)}
                              for f in files if f.status == "failed"]
         s["copies_skipped"] = [{"file": mask_ids_in_text(Path(f.path).name), "same_as": mask_ids_in_text(f.duplicate_of)}
@@ -178,6 +179,11 @@ def format_summary(s: dict[str, Any]) -> str:
             lines.append(f"  note: deliveries dated after as-of {s.get('as_of')} were read tonight: "
                          f"{', '.join(s['deliveries_after_as_of'])} (a night reads every new delivery in the inbox; "
                          "to replay past nights, give each night only its own delivery)")
+        if s.get("deliveries_dated_ahead"):
+            lines.append(f"  warning: deliveries named for a day after today were not read: "
+                         f"{', '.join(s['deliveries_dated_ahead'])} (a mistyped date? as the latest delivery its rows "
+                         "would outrank every later one: rename the folder to the day it was delivered; it is read "
+                         "the next night)")
     if "new" in s:
         lines.append(f"  suspects tonight: {_changes_text(s)}")
     if s.get("rules_disabled"):

@@ -97,7 +97,7 @@ def test_incremental_night_leaves_the_suspects_a_full_run_finds(templates, tmp_p
     extra = tmp_path / "extra"
     added = bench.write_next_month(a, extra / NEXT.isoformat(), death_share=0.02)
     assert added["payments"] > 0 and added["deaths"] > 0
-    assert ingest.ingest_inbox(a, extra).rows_accepted == added["payments"] + added["deaths"]
+    assert ingest.ingest_inbox(a, extra, as_of=NEXT).rows_accepted == added["payments"] + added["deaths"]
     night = rules.detect(a, NEXT, Config(), rules=_deterministic(), incremental=True)
     assert "PAID_AFTER_DEATH" in night.scoped_rules and night.scope_subjects
     # as-of moved on: rules that read $as_of cannot be scoped
@@ -112,7 +112,7 @@ def test_incremental_night_leaves_the_suspects_a_full_run_finds(templates, tmp_p
 
     # Store B: the same deliveries, detected once from scratch.
     b = _store(tmp_path / "b.duckdb", templates, 2)
-    assert ingest.ingest_inbox(b, extra).rows_accepted == added["payments"] + added["deaths"]
+    assert ingest.ingest_inbox(b, extra, as_of=NEXT).rows_accepted == added["payments"] + added["deaths"]
     rules.detect(b, NEXT, Config(), rules=_deterministic())
     suspects.update_suspects(b, NEXT, "scratch")
     live_b = b.execute(f"select {SUSPECT_COLUMNS} from suspects order by suspect_id").fetchall()
@@ -164,7 +164,7 @@ def test_a_night_without_payments_does_not_rerun_the_payment_rules_and_keeps_the
                   "death_date": [date(2026, 10, 2)] * (1 + len(pensioners)), "source": ["民政"] * (1 + len(pensioners)),
                   "cremated_on": [None] * (1 + len(pensioners))},
                  schema_overrides={"cremated_on": pl.Date}).write_parquet(night / "deaths_quiet.parquet")
-    assert ingest.ingest_inbox(a, night.parent).rows_accepted == 1 + len(pensioners)
+    assert ingest.ingest_inbox(a, night.parent, as_of=quiet_day).rows_accepted == 1 + len(pensioners)
 
     report = rules.detect(a, quiet_day, Config(), rules=_deterministic(), incremental=True)
     assert {"DUPLICATE_PENSION", "SHARED_BANK_ACCOUNT", "LARGE_PAYMENT_UNREVIEWED",
@@ -180,7 +180,7 @@ def test_a_night_without_payments_does_not_rerun_the_payment_rules_and_keeps_the
     b = _store(tmp_path / "b.duckdb", templates, 2)
     rules.detect(b, AS_OF, Config(), rules=_deterministic())
     suspects.update_suspects(b, AS_OF, "night-1")
-    assert ingest.ingest_inbox(b, night.parent).rows_accepted == 1 + len(pensioners)
+    assert ingest.ingest_inbox(b, night.parent, as_of=quiet_day).rows_accepted == 1 + len(pensioners)
     rules.detect(b, quiet_day, Config(), rules=_deterministic())
     suspects.update_suspects(b, quiet_day, "scratch")
     live_b = b.execute(f"select {SUSPECT_COLUMNS}, last_detected_on from suspects order by suspect_id").fetchall()
@@ -198,7 +198,7 @@ def test_the_benchs_deaths_only_night_raises_a_suspect_for_each_new_death(templa
     folder = tmp_path / "quiet" / bench.QUIET_AS_OF.isoformat()
     added = bench.write_deaths_only(con, folder, death_share=0.05)
     assert added["deaths"] > 0
-    assert ingest.ingest_inbox(con, folder.parent).rows_accepted == added["deaths"]
+    assert ingest.ingest_inbox(con, folder.parent, as_of=bench.QUIET_AS_OF).rows_accepted == added["deaths"]
     rules.detect(con, bench.QUIET_AS_OF, Config(), rules=_deterministic(), incremental=True)
     suspects.update_suspects(con, bench.QUIET_AS_OF, "quiet")
     dead = {p for (p,) in con.execute("select person_id from deaths where source = '民政' and _source_file like "

@@ -537,3 +537,58 @@ def test_an_output_folder_that_cannot_be_written_to_is_refused_before_the_night_
     (line,) = refused.stderr.strip().splitlines()
     assert line.startswith("fundwatch nightly: output folder out cannot be written to: "), line
     assert not (tmp_path / "fw.duckdb").exists()  # nothing ingested
+
+
+@pytest.mark.parametrize("command", ["nightly", "returns", "report"])
+@pytest.mark.parametrize("as_of, said", [
+    ("2062-11-21", "is after today ("),     # 2026 mistyped: a night's deadlines decades ahead, for good
+    ("9999-12-31", "is after today ("),
+    ("1999-12-31", "is before 2000: a mistyped year?"),
+    ("2026-W47", "is not a date; write it as YYYY-MM-DD"),  # Python's ISO week form
+    ("20261121", "is not a date; write it as YYYY-MM-DD"),
+])
+def test_an_as_of_of_a_day_that_has_not_come_or_no_plain_date_is_refused_before_anything_is_made(
+        tmp_path, capsys, command, as_of, said):
+    """From a probe of the CLI: --as-of 2062-11-21 (for 2026) ran a whole night — worklists dated
+    2062, suspects first detected in 2062 that could never be escalated; 9999-12-31 failed after
+    writing to the store."""
+    delivery_1(tmp_path / "inbox")
+    db = tmp_path / "fw.duckdb"
+    argv = {"nightly": ["nightly", "--inbox", str(tmp_path / "inbox"), "--db", str(db), "--out", str(tmp_path / "out")],
+            "returns": ["returns", "--db", str(db), str(tmp_path / "inbox" / "2026-10-21" / "payments_360700_202610.csv")],
+            "report": ["report", "--db", str(db), "--out", str(tmp_path / "out")]}[command]
+    if command != "nightly":
+        connect(db).close()  # a store to refuse against
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, err = _refusal(capsys, [*argv, "--as-of", as_of])
+    assert code == cli.EXIT_USAGE and err.startswith(f"fundwatch {command}: --as-of ") and said in err, err
+    assert ("--any-day" in err) == (command == "nightly" and "after today" in said), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_night_before_the_stores_last_is_refused_unless_asked_for(tmp_path, capsys, prefect_api):
+    """From a probe of nights over time: a night re-run for an earlier day lifted every 逾期 and
+    挂牌督办, replaced the agencies' current worklists with ones of that day and gave a suspect
+    found later an earlier first detection — its deadline already past on the next night."""
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    delivery_1(inbox)
+    night = ["nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(out)]
+    assert cli.main([*night, "--as-of", "2026-10-21"]) == cli.EXIT_OK
+    capsys.readouterr()
+    worklists = sorted(p.name for p in out.glob("*.xlsx"))
+    code, err = _refusal(capsys, [*night, "--as-of", "2026-10-20"])
+    assert code == cli.EXIT_USAGE
+    assert err == ("fundwatch nightly: the store's last night was for 2026-10-21; a night for --as-of 2026-10-20 would "
+                   "step every suspect back to that day (amounts, 逾期 and 挂牌督办, the agencies' worklists): give "
+                   "that day or a later one — or, to replay a past night on purpose, add --any-day"), err
+    con = connect(db, read_only=True)
+    assert scalar(con, "select count(*) from runs") == 1
+    con.close()
+    assert sorted(p.name for p in out.glob("*.xlsx")) == worklists
+    # the same day again, and a replay asked for, run
+    assert cli.main([*night, "--as-of", "2026-10-21"]) == cli.EXIT_OK
+    assert cli.main([*night, "--as-of", "2026-10-20", "--any-day"]) == cli.EXIT_OK
+    con = connect(db, read_only=True)
+    assert [d.isoformat() for (d,) in con.execute("select as_of from runs where status = 'completed' order by started_at")
+            .fetchall()] == ["2026-10-21", "2026-10-21", "2026-10-20"]
+    con.close()

@@ -548,3 +548,22 @@ def test_a_full_disk_the_report_by_hand_meets_is_said_with_the_free_space_of_out
     assert code == cli.EXIT_USAGE
     assert err.startswith(f"fundwatch report: OSError: [Errno 28] No space left on device (free: {out} "), err
     assert f", {db} " in err and err.endswith(" MB)"), err
+
+
+def test_a_delivery_named_for_a_day_that_has_not_come_is_left_unread_and_said_until_renamed(tmp_path):
+    """From a probe of nights over time: a folder named 2027-11-21 for 2026-11-21 was read as the
+    latest delivery of its keys, and every status or death sent for them later was set aside as
+    "older" (较旧的交付) — a suspension missed for a year, the night saying only "1 rejected"."""
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    delivery_1(inbox)
+    delivery_2(inbox).rename(inbox / "2027-11-21")
+    night = _night(inbox, db, out, NIGHT_2)
+    assert night["deliveries"] == ["2026-10-21"] and night["deliveries_dated_ahead"] == ["2027-11-21"]
+    assert ("  warning: deliveries named for a day after today were not read: 2027-11-21 (a mistyped date? as the "
+            "latest delivery its rows would outrank every later one: rename the folder to the day it was delivered; "
+            "it is read the next night)") in format_summary(night).splitlines()
+    assert _count(db, "select count(*) from payments where period = '202611'") == 0
+    (inbox / "2027-11-21").rename(inbox / "2026-11-21")
+    again = _night(inbox, db, out, NIGHT_2)
+    assert again["deliveries"] == ["2026-11-21"] and again["deliveries_dated_ahead"] == []
+    assert _count(db, "select count(*) from payments where period = '202611'") > 0

@@ -22,7 +22,7 @@ from pipelines import config as cfg
 from pipelines import generate as gen
 from pipelines.extracts import EXTRACTS
 from pipelines.generate_writers import Delivery
-from pipelines.ingest import ingest_inbox
+from pipelines.ingest import ingest_inbox, today_shanghai
 from pipelines.rules import detect, load_rules
 from pipelines.store import connect, ensure_schema, scalar
 
@@ -355,6 +355,11 @@ def test_data_generated_for_a_later_day_is_accepted_on_that_night(tmp_path):
         con.close()
     today = connect(tmp_path / "today.duckdb")
     try:
-        assert ingest_inbox(today, tmp_path / "g" / "inbox").rows_rejected > 0  # against today's date
+        # a night of today: the delivery, named for a day that has not come, is not read at all
+        read = ingest_inbox(today, tmp_path / "g" / "inbox")
+        assert read.dated_ahead == [as_of.isoformat()] and read.files == []
+        # renamed for today, it is read, and its periods judged against today's date
+        (tmp_path / "g" / "inbox" / as_of.isoformat()).rename(tmp_path / "g" / "inbox" / today_shanghai().isoformat())
+        assert ingest_inbox(today, tmp_path / "g" / "inbox").rows_rejected > 0
     finally:
         today.close()

@@ -163,7 +163,7 @@ def test_a_busy_night_detected_for_the_changed_subjects_only_leaves_what_a_full_
     night.mkdir(parents=True)
     planted = write_busy_night(a, night)
 
-    assert ingest.ingest_inbox(a, night.parent).rows_rejected == 0
+    assert ingest.ingest_inbox(a, night.parent, as_of=NEXT).rows_rejected == 0
     report = rules.detect(a, NEXT, Config(), rules=bench.deterministic_rules(), incremental=True)
     assert not report.errors, report.errors
     # every rule that can be scoped was (PAID_DURING_CUSTODY reads $as_of, which moved on: run in
@@ -183,7 +183,7 @@ def test_a_busy_night_detected_for_the_changed_subjects_only_leaves_what_a_full_
     live_a, events_a = _state(a)
 
     b = store.connect(b_path)
-    assert ingest.ingest_inbox(b, night.parent).rows_rejected == 0
+    assert ingest.ingest_inbox(b, night.parent, as_of=NEXT).rows_rejected == 0
     full = rules.detect(b, NEXT, Config(), rules=bench.deterministic_rules())
     assert full.scope_note == "full run" and not full.errors
     suspects.update_suspects(b, NEXT, "night-2")
@@ -225,7 +225,7 @@ def _night_with_duplicate_pension_changed(night_one: Path, tmp_path: Path, old: 
     suspects.update_suspects(con, AS_OF, "night-1b")
     night = tmp_path / "night" / NEXT.isoformat()
     bench.write_next_month(con, night)
-    ingest.ingest_inbox(con, night.parent)
+    ingest.ingest_inbox(con, night.parent, as_of=NEXT)
     return con, full, rules.detect(con, NEXT, Config(), rules=deterministic, incremental=True)
 
 
@@ -318,7 +318,7 @@ def test_a_store_whose_file_name_holds_a_double_quote_runs_incremental_nights_an
     con = store.connect(path)
     night = tmp_path / "night" / NEXT.isoformat()
     bench.write_next_month(con, night)
-    assert ingest.ingest_inbox(con, night.parent).rows_rejected == 0
+    assert ingest.ingest_inbox(con, night.parent, as_of=NEXT).rows_rejected == 0
     report = rules.detect(con, NEXT, Config(), rules=bench.deterministic_rules(), incremental=True)
     assert not report.errors, report.errors
     assert report.scoped_rules, report.scope_note  # the scoped path, which reads the store by its name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import date
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_two_deliveries_alike_with_rows_refused_are_counted_on_one_basis(tmp_pat
     _write(inbox / "2027-01-21" / "payments_d.csv", PAY_HEADER, _payments("2027-01-21", 6, 0, start=300))
     con = connect(tmp_path / "fw.duckdb")
     try:
-        ingest_inbox(con, inbox)
+        ingest_inbox(con, inbox, as_of=date(2027, 1, 21))  # the night of the last delivery
         assert scalar(con, "select count(*) from payments where _delivery = '2026-11-21'") == 8
         report = check_deliveries(con, ["2026-11-21", "2026-12-21", "2027-01-21"], out, run_id="night")
         counted = [w for w in report.warnings if "row_count" in w]
