@@ -578,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.pop(SERVED, None)
     try:
+        _paths_in_utf8(args)
         if args.command in ("nightly", "demo", "serve"):
             _quiet_prefect(args.verbose)
         return args.fn(args)
@@ -603,6 +604,20 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"fundwatch {args.command}: {mask_ids_in_text(_machine_refusal(exc))}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _paths_in_utf8(args) -> None:
+    """A path argument whose name is not UTF-8 (GB18030 bytes from a Windows share) refused in one
+    line: what fundwatch records and sends to Prefect is UTF-8 text, which cannot carry it. (Names
+    inside the inbox are read as GB18030 instead: a delivery must not fail a night.)"""
+    from .store import path_text
+
+    for name in ("inbox", "db", "out", "config", "workbooks"):
+        for value in (lambda v: v if isinstance(v, list) else [v])(getattr(args, name, None)):
+            if isinstance(value, str) and path_text(value) != value:
+                flag = "workbook" if name == "workbooks" else f"--{name}"
+                raise Refused(f"{flag} {path_text(value)!r}: the path's name is not UTF-8 (GB18030 bytes, as a copy "
+                              "from a Windows share gives them?): rename it, or mount the share with iocharset=utf8")
 
 
 def _stdout_closed_by_reader() -> bool:

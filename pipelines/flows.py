@@ -114,7 +114,7 @@ def ingest_new_deliveries(con, inbox: Path, run_id: str, progress: Progress, as_
     log = get_run_logger()
 
     def on_file(result) -> None:
-        progress(f"{result.status} {scrub(Path(result.path).name)}: {result.rows_accepted or 0} rows accepted, "
+        progress(f"{result.status} {scrub(store.path_text(Path(result.path).name))}: {result.rows_accepted or 0} rows accepted, "
                  f"{result.rows_rejected or 0} rejected")
 
     found = ingest.ingest_inbox(con, inbox, run_id=run_id, on_file=on_file, as_of=as_of)
@@ -123,7 +123,7 @@ def ingest_new_deliveries(con, inbox: Path, run_id: str, progress: Progress, as_
              ", ".join(new_deliveries(found)) or "none")
     for f in found.files:
         if f.status == "failed":
-            log.warning("could not read %s: %s", scrub(Path(f.path).name), scrub(f.message))
+            log.warning("could not read %s: %s", scrub(store.path_text(Path(f.path).name)), scrub(f.message))
     return found
 
 

@@ -31,7 +31,7 @@ from .privacy import mask_ids_in_text
 from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
 from .normalise import (FORMAT_CHARACTERS, TEXT_MARK, clean_text, clean_value, column_exprs, decode_ooxml_escapes,
                         fast_exprs, label, typed_fast_exprs, typed_source)
-from .store import LINEAGE_COLUMNS, ensure_schema, scalar, transaction
+from .store import LINEAGE_COLUMNS, ensure_schema, path_text, scalar, transaction
 
 
 csv.field_size_limit(2**31 - 1)  # a huge field is refused by its row, not by the csv module
@@ -715,7 +715,7 @@ def list_deliveries(inbox: Path) -> list[tuple[str, list[Path]]]:
     out = []
     loose = sorted(p for p in entries if p.is_file())
     if loose:
-        out.append((inbox.name or str(inbox), loose))
+        out.append((path_text(inbox.name or str(inbox)), loose))
     for folder in sorted((d for d in entries if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name):
         files = []
         for root, dirs, names in os.walk(folder, onerror=_unreadable, followlinks=True):
@@ -725,7 +725,7 @@ def list_deliveries(inbox: Path) -> list[tuple[str, list[Path]]]:
                 if not name.startswith(_IGNORED_PREFIXES) and _readable(p).is_file():
                     files.append(p)
         if files:
-            out.append((folder.name, sorted(files, key=lambda p: p.relative_to(folder).as_posix())))
+            out.append((path_text(folder.name), sorted(files, key=lambda p: p.relative_to(folder).as_posix())))
     return out
 
 
@@ -801,7 +801,7 @@ CSV_CHUNK_BYTES = 128 * 2**20
 
 
 def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None, today: dt.date) -> FileResult:
-    source = path.relative_to(inbox).as_posix()
+    source = path_text(path.relative_to(inbox).as_posix())
     kind = kind_of_file(path)
     result = FileResult(path=path, kind=kind, delivery=delivery, status="failed")
     if kind is None and path.suffix.lower() not in FILE_SUFFIXES:

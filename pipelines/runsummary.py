@@ -15,7 +15,7 @@ from typing import Any
 
 from .extracts import DATED_DELIVERY
 from .privacy import mask_ids_in_text
-from .store import LOW_DISK_MB
+from .store import LOW_DISK_MB, path_text
 from .suspects import CHANGES
 
 REASON_CHARS = 120  # a reason on the console; the whole one is in rejected_rows / ingest_ledger
@@ -92,11 +92,11 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
                                        if re.match(DATED_DELIVERY, d) and d[:10] > str(parts["as_of"])]
         s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
         s["deliveries_dated_ahead"] = list(getattr(ingested, "dated_ahead", []))
-        s["failed_files"] = [{"file": mask_ids_in_text(Path(f.path).name), "reason": _failed_reason(f)}
+        s["failed_files"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "reason": _failed_reason(f)}
                              for f in files if f.status == "failed"]
-        s["copies_skipped"] = [{"file": mask_ids_in_text(Path(f.path).name), "same_as": mask_ids_in_text(f.duplicate_of)}
+        s["copies_skipped"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "same_as": mask_ids_in_text(f.duplicate_of)}
                                for f in files if f.status == "skipped" and f.duplicate_of]
-        s["file_notes"] = [{"file": mask_ids_in_text(Path(f.path).name), "note": mask_ids_in_text(n)}
+        s["file_notes"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "note": mask_ids_in_text(n)}
                            for f in files for n in f.notes]
     checked = parts.get("quality")
     if checked is not None:

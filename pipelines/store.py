@@ -606,6 +606,18 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
     return con
 
 
+def path_text(path: Path | str) -> str:
+    """A path as text to show and store. A name that is not UTF-8 — GB18030 bytes, as a copy from a
+    Windows share or an old archive gives them — is read as GB18030: Python holds its bytes as
+    surrogates, which no UTF-8 text (DuckDB's, JSON's, Prefect's) can carry."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("gb18030", errors="replace")
+    return text
+
+
 def file_in_the_way(path: Path) -> Path:
     """Of a folder that could not be made because a file is where a folder is needed: that file
     (`path` itself or one of its parents), for the message."""

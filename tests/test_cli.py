@@ -592,3 +592,19 @@ def test_a_night_before_the_stores_last_is_refused_unless_asked_for(tmp_path, ca
     assert [d.isoformat() for (d,) in con.execute("select as_of from runs where status = 'completed' order by started_at")
             .fetchall()] == ["2026-10-21", "2026-10-21", "2026-10-20"]
     con.close()
+
+
+@pytest.mark.parametrize("flag", ["--out", "--db"])
+def test_a_path_argument_whose_name_is_not_utf8_is_refused_in_one_line(tmp_path, capsys, flag):
+    """From a probe of installs: --out or --inbox given a GB18030-named folder failed with a
+    35-line traceback from Prefect's client (the flow's parameters are sent as UTF-8 JSON)."""
+    db = tmp_path / "fw.duckdb"
+    connect(db).close()
+    odd = str(tmp_path / os.fsdecode("社保".encode("gb18030")))
+    argv = ["report", "--db", str(db), "--out", str(tmp_path / "out")]
+    argv[argv.index(flag) + 1] = odd
+    code, err = _refusal(capsys, argv)
+    assert code == cli.EXIT_USAGE
+    assert err == (f"fundwatch report: {flag} '{tmp_path / '社保'}': the path's name is not UTF-8 (GB18030 bytes, as "
+                   "a copy from a Windows share gives them?): rename it, or mount the share with iocharset=utf8"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fw.duckdb"]

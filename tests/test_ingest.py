@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -1789,3 +1790,22 @@ def test_a_quote_inside_a_field_not_quoted_is_read_alike_whatever_the_files_othe
     assert outcomes[0] == outcomes[1] == outcomes[2]
     stored, refused = outcomes[0]
     assert stored == [(4, "王五", None)] and [row for row, _, _ in refused] == [1, 2, 3]
+
+
+def test_names_that_are_not_utf8_are_read_as_gb18030_and_the_delivery_is_ingested(tmp_path):
+    """A copy from a Windows share names files and folders in GB18030 bytes, which Python holds as
+    surrogates: storing such a name failed the delivery ("surrogate not allowed") — every night, the
+    file never named. Read as GB18030 now, the delivery ingests."""
+    inbox = tmp_path / "inbox"
+    folder = inbox / os.fsdecode("2026-11-21".encode() + "社保".encode("gb18030"))
+    write_extract(folder / os.fsdecode(b"deaths_" + "社保局".encode("gb18030") + b".csv"), "deaths",
+                  [row_for("deaths", i)[0] for i in range(3)], "csv-utf8")
+    (folder / os.fsdecode("说明".encode("gb18030") + b".csv")).write_bytes(b"a,b\n1,2\n")  # no extract: fails alone
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert report.deliveries == ["2026-11-21社保"]
+    assert sorted((f.status, store.path_text(Path(f.path).name)) for f in report.files) == [
+        ("failed", "说明.csv"), ("ingested", "deaths_社保局.csv")]
+    assert con.execute("select distinct _source_file, _delivery from deaths").fetchall() == [
+        ("2026-11-21社保/deaths_社保局.csv", "2026-11-21社保")]
+    assert store.scalar(con, "select count(*) from deaths") == 3
