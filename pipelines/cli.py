@@ -161,6 +161,7 @@ def _check_store(db: Path, not_a_store: str | None = None) -> None:
 def cmd_nightly(args) -> int:
     inbox, db, out = Path(args.inbox), Path(args.db), Path(args.out)
     _check_inbox(inbox)
+    _outputs_outside_the_inbox(inbox, out=out)
     _check_store(db)
     as_of = _as_of(args.as_of, any_day=args.any_day)
     _check_config(args.config)
@@ -252,6 +253,7 @@ def cmd_serve(args) -> int:
         raise Refused(str(exc)) from None
     # served, a mistyped inbox would fail every night at 02:00 instead
     _check_inbox(Path(args.inbox), " (make it first if none has come yet)")
+    _outputs_outside_the_inbox(Path(args.inbox), out=Path(args.out))
     _check_store(Path(args.db))
     from prefect.settings import PREFECT_API_URL
 
@@ -559,7 +561,23 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("generate", help="synthetic extracts with planted anomalies (see fundwatch generate --help)",
                    add_help=False)
+    for command in (n, d, s, r, rp, ru):
+        for action in command._actions:
+            if type(action) is argparse._StoreAction and action.option_strings:
+                action.__class__ = _GivenOnce
     return p
+
+
+class _GivenOnce(argparse._StoreAction):
+    """An option given twice is refused: argparse keeps the last, so `--config base.yaml --config
+    override.yaml` ran without a word of the base's settings."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_given", set())
+        if self.dest in given:
+            parser.error(f"{option_string or self.dest} given twice: give it once")
+        given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -578,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.pop(SERVED, None)
     try:
+        _paths_as_given(args)
         _paths_in_utf8(args)
         if args.command in ("nightly", "demo", "serve"):
             _quiet_prefect(args.verbose)
@@ -604,6 +623,35 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"fundwatch {args.command}: {mask_ids_in_text(_machine_refusal(exc))}", file=sys.stderr)
         return EXIT_USAGE
+
+
+PATH_ARGUMENTS = ("inbox", "db", "out", "config")
+
+
+def _paths_as_given(args) -> None:
+    """Path arguments as an administrator means them: `~` is the home folder wherever it is written
+    (`--db=~/fw.duckdb`, a systemd unit: no shell expands it there — DuckDB did, the store's lock
+    did not, so the two parted), and an empty one (an unset $INBOX in a script) is refused rather
+    than read as the working directory."""
+    for name in PATH_ARGUMENTS:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            if not value.strip():
+                raise Refused(f"--{name} is empty: name a {'file' if name in ('db', 'config') else 'folder'}")
+            setattr(args, name, os.path.expanduser(value))
+    if isinstance(getattr(args, "workbooks", None), list):
+        args.workbooks = [os.path.expanduser(w) for w in args.workbooks]
+
+
+def _outputs_outside_the_inbox(inbox: Path, **outputs: Path) -> None:
+    """OUT inside the inbox: the next night would read the worklists, the 汇总表 and the Data Docs
+    as a delivery of its own (8 failed files, every night). (The store's files there are passed
+    over as no extracts.)"""
+    inside = inbox.resolve()
+    for flag, path in outputs.items():
+        if path.resolve() == inside or inside in path.resolve().parents:
+            raise Refused(f"--{flag} {path} is inside the inbox {inbox}: each night would read it as a delivery; "
+                          "keep OUT outside the inbox")
 
 
 def _paths_in_utf8(args) -> None:

@@ -115,11 +115,22 @@ def load_config(path: str | Path | None = None) -> Config:
         raise SystemExit(f"config file {path} not found")
     except yaml.YAMLError as exc:
         raise SystemExit(f"config file {path} is not valid YAML: {mask_ids_in_text(yaml_problem(exc))}")
+    except (ValueError, OverflowError) as exc:
+        # YAML reads an unquoted 2027-02-30 as a date and Python refuses the day
+        raise SystemExit(f"config file {path}: a date that does not exist ({mask_ids_in_text(exc)}): check the "
+                         "dates written YYYY-MM-DD")
     if not isinstance(loaded, dict):
         raise SystemExit(f"config file {path}: expected a mapping at the top level")
     unknown = set(loaded) - set(DEFAULTS)
     if unknown:
-        raise SystemExit(f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}")
+        named = ", ".join(sorted(map(str, unknown)))
+        hint = (" (a region's settings go under regions: <行政区划代码>: rules: …)"
+                if any(str(k).isdigit() for k in unknown) else "")
+        raise SystemExit(f"config file {path}: unknown section(s) {named}{hint} (known: {', '.join(DEFAULTS)})")
+    for section, value in loaded.items():
+        # a section of settings given as a list or a word: refused by name, not met as a crash later
+        if isinstance(DEFAULTS[section], dict) and value is not None and not isinstance(value, dict):
+            raise SystemExit(f"config file {path}: {section}: expected a mapping, got {value!r}")
     if isinstance(loaded.get("regions"), dict):
         # 360702: and "360702": are one region (YAML reads the first as a number): as text, and
         # the same code written both ways refused as a key given twice
@@ -132,6 +143,7 @@ def load_config(path: str | Path | None = None) -> Config:
     config = Config(_merge(DEFAULTS, loaded), path)
     try:
         _resolve_rule_folders(config)  # before the rule ids and parameters are checked against them
+        _resolve_temp_directory(config)
         calendar_from(config)  # a mistyped holiday is refused now, not when a deadline is counted
         _check_duckdb(config["duckdb"])  # and a mistyped memory limit now, not at the night's first query
         _check_rule_ids(config)  # and a mistyped rule id, which would otherwise change nothing, silently
@@ -193,6 +205,17 @@ def _resolve_rule_folders(config: Config) -> None:
     config.data["rule_folders"] = resolved
 
 
+def _resolve_temp_directory(config: Config) -> None:
+    """`duckdb.temp_directory` read as `rule_folders` are: `~` is the home folder, and a relative
+    folder the config file's neighbour (it was the working directory's: a served night, or a
+    `report` run from /, spilled rows of the extracts into another folder each time)."""
+    section = config["duckdb"]
+    folder = section.get("temp_directory") if isinstance(section, dict) else None
+    if isinstance(folder, str) and folder.strip():
+        base = config.source.parent if config.source is not None else Path.cwd()
+        section["temp_directory"] = str((base / Path(folder).expanduser()).absolute())
+
+
 def rule_folders(config: Config | None) -> list[Path]:
     """Where the night's rules come from: the shipped rules/, then the office's own folders."""
     return [Path(rules_dir()), *(Path(f) for f in ((config.get("rule_folders") if config else None) or []))]
@@ -241,16 +264,22 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
+MAX_CASEWORK_DAYS = 3650
+
+
 def _check_casework(section: Any) -> None:
     """Deadlines and thresholds of the casework (CONTRACT §5): counts of days are whole and at
     least 1, amounts positive and in order — a negative period would flag every suspect at once."""
     _check_known_keys("casework", section)
     for key in ("verify_working_days", "escalate_after_days", "report_working_days"):
         value = section[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"casework.{key}: expected a whole number of days, at least 1, got {value!r}")
+        # at most ten years: beyond, a deadline past the calendar's last day failed the night after
+        # its suspects were merged
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CASEWORK_DAYS:
+            raise ValueError(f"casework.{key}: expected a whole number of days from 1 to {MAX_CASEWORK_DAYS}, "
+                             f"got {value!r}")
     for key in ("major_from", "ministry_from"):
-        if not _is_number(section[key]) or section[key] <= 0:
+        if not _is_number(section[key]) or section[key] <= 0 or section[key] == float("inf"):
             raise ValueError(f"casework.{key}: expected an amount in yuan above 0, got {section[key]!r}")
     if section["major_from"] > section["ministry_from"]:
         raise ValueError(f"casework: major_from ({section['major_from']}) is above ministry_from "

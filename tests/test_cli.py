@@ -124,8 +124,18 @@ def test_a_config_saved_as_gbk_by_notepad_is_read(tmp_path):
     ("duckdb: 4GB", "duckdb: expected a mapping"),
     ("duckdb: {memory_limit: -5GB}", "duckdb.memory_limit: '-5GB' is below zero"),
     # casework: a period of days that is not one, an unknown key, thresholds out of order
-    ("casework: {verify_working_days: x}", "casework.verify_working_days: expected a whole number of days, at least 1"),
-    ("casework: {escalate_after_days: -1}", "casework.escalate_after_days: expected a whole number of days, at least 1"),
+    ("casework: {verify_working_days: x}", "casework.verify_working_days: expected a whole number of days from 1 to 3650"),
+    ("casework: {escalate_after_days: -1}", "casework.escalate_after_days: expected a whole number of days from 1 to 3650"),
+    # from a probe of the config: each a traceback, or a night failing after its suspects were merged
+    ("casework: {verify_working_days: 99999999999}",
+     "casework.verify_working_days: expected a whole number of days from 1 to 3650, got 99999999999"),
+    ("casework: {ministry_from: .inf}", "casework.ministry_from: expected an amount in yuan above 0, got inf"),
+    ("casework: {holidays: [2027-02-30]}", "a date that does not exist (day is out of range for month): check the dates"),
+    ("casework: [20]", "casework: expected a mapping, got [20]"),
+    ("casework: twenty", "casework: expected a mapping, got 'twenty'"),
+    ("360702:\n  rules: {SHARED_BANK_ACCOUNT: {shared_account_min_persons: 4}}",
+     "unknown section(s) 360702 (a region's settings go under regions: <行政区划代码>: rules: …) (known: rules, regions,"),
+    ("~: 1", "unknown section(s) None (known: rules,"),
     ("casework: {verify_workdays: 10}", "casework: unknown setting(s) verify_workdays"),
     ("casework: {major_from: 600000}", "casework: major_from (600000) is above ministry_from (500000)"),
     # rule parameters: one the rule lacks, or of the wrong kind, refused before the night (not at detect)
@@ -608,3 +618,54 @@ def test_a_path_argument_whose_name_is_not_utf8_is_refused_in_one_line(tmp_path,
     assert err == (f"fundwatch report: {flag} '{tmp_path / '社保'}': the path's name is not UTF-8 (GB18030 bytes, as "
                    "a copy from a Windows share gives them?): rename it, or mount the share with iocharset=utf8"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fw.duckdb"]
+
+
+def test_the_spill_folder_is_read_as_rule_folders_are_from_the_config_files_folder_and_home(tmp_path, monkeypatch):
+    """From a probe of the config: `temp_directory: ~/spill` made a folder named `~` in the working
+    directory, and a relative one was the working directory's (a `report` run from / spilled rows of
+    the extracts into /溢出 目录), while rule_folders in the same file were the config's neighbours."""
+    from pipelines.config import load_config
+
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (tmp_path / "配置 目录").mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    config = tmp_path / "配置 目录" / "c.yaml"
+    config.write_text("duckdb: {temp_directory: '溢出 目录'}\n", encoding="utf-8")
+    assert load_config(config)["duckdb"]["temp_directory"] == str(tmp_path / "配置 目录" / "溢出 目录")
+    config.write_text("duckdb: {temp_directory: ~/spill}\n", encoding="utf-8")
+    assert load_config(config)["duckdb"]["temp_directory"] == str(home / "spill")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_path_arguments_mean_what_an_administrator_means(tmp_path, capsys, monkeypatch):
+    """From probes of the CLI and of installs: `--db=~/fw.duckdb` (no shell expands it) put the store
+    in the home folder (DuckDB expands `~`) and its lock in ./~/ — two runs could hold it at once;
+    an empty --inbox (an unset $INBOX) read the working directory; OUT inside the inbox was read
+    back each night as a delivery; --config given twice kept the last without a word."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    connect(home / "fw.duckdb").close()
+    code, err = _refusal(capsys, ["report", "--db=~/fw.duckdb", "--out", str(tmp_path / "out"), "--as-of", "1999-01-01"])
+    assert code == cli.EXIT_USAGE and "before 2000" in err  # the store in the home folder was found
+    assert not (tmp_path / "~").exists()
+    delivery_1(tmp_path / "inbox")
+    night = ["nightly", "--db", str(tmp_path / "fw.duckdb")]
+    for argv, said in [
+        ([*night, "--inbox", "", "--out", "out"], "fundwatch nightly: --inbox is empty: name a folder"),
+        ([*night, "--inbox", "inbox", "--out", "inbox/out"],
+         "fundwatch nightly: --out inbox/out is inside the inbox inbox: each night would read it as a delivery; "
+         "keep OUT outside the inbox"),
+        ([*night, "--inbox", "inbox", "--out", "out", "--config", "a.yaml", "--config", "b.yaml"],
+         "fundwatch nightly: --config given twice: give it once (see fundwatch nightly --help)"),
+    ]:
+        try:
+            code = cli.main(argv)
+        except SystemExit as exc:  # argparse's own refusal
+            code = exc.code
+        err = capsys.readouterr().err.strip()
+        assert code == cli.EXIT_USAGE and err == said, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "inbox"]
