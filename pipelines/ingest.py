@@ -720,6 +720,14 @@ def list_deliveries(inbox: Path) -> list[tuple[str, list[Path]]]:
         files = []
         for root, dirs, names in os.walk(folder, onerror=_unreadable, followlinks=True):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for d in dirs:
+                # a link back to a folder it is in (`loop -> ..`) would be walked until the path grew
+                # too long, then named as a link to a disk not mounted
+                target = (Path(root) / d).resolve()
+                if target == Path(root).resolve() or target in Path(root).resolve().parents:
+                    raise IngestError(f"inbox entry {mask_ids_in_text(path_text(Path(root) / d))} is a link to "
+                                      f"{mask_ids_in_text(path_text(target))}, a folder it is in (a loop): "
+                                      "remove the link, then run again")
             for name in names:
                 p = Path(root) / name
                 if not name.startswith(_IGNORED_PREFIXES) and _readable(p).is_file():

@@ -21,7 +21,9 @@ _HELD: set[Path] = set()  # locks this process holds: a nested hold (CLI, then i
 
 
 def lock_path(db: str | Path) -> Path:
-    db = Path(db)
+    """Beside the store's file itself: a store reached through a link (fw.duckdb -> another disk)
+    and by its own name is one store, with one lock — a lock beside each name let two nights in."""
+    db = Path(db).resolve()
     return db.with_name(db.name + ".lock")
 
 

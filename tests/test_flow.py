@@ -567,3 +567,35 @@ def test_a_delivery_named_for_a_day_that_has_not_come_is_left_unread_and_said_un
     again = _night(inbox, db, out, NIGHT_2)
     assert again["deliveries"] == ["2026-11-21"] and again["deliveries_dated_ahead"] == []
     assert _count(db, "select count(*) from payments where period = '202611'") > 0
+
+
+def test_a_store_reached_through_a_link_and_by_its_own_name_has_one_lock(tmp_path):
+    """From a probe of installs: fw.duckdb a link to the store on another disk, a night on each
+    name — each took the lock beside its own name, and the second got as far as DuckDB's file lock
+    (named as "another program") after making its output folder."""
+    from pipelines import runlock
+    from pipelines.store import StoreBusy
+
+    real = tmp_path / "disk3" / "real.duckdb"
+    real.parent.mkdir()
+    connect(real).close()
+    link = tmp_path / "fw.duckdb"
+    link.symlink_to(real)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys
+            from pipelines import runlock
+            with runlock.hold({str(link)!r}):
+                print("held", flush=True)
+                sys.stdin.read()  # until killed
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusy, match=f"pid {holder.pid}"):
+            with runlock.hold(real):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert runlock.lock_path(link) == runlock.lock_path(real) == real.with_name("real.duckdb.lock")

@@ -1809,3 +1809,16 @@ def test_names_that_are_not_utf8_are_read_as_gb18030_and_the_delivery_is_ingeste
     assert con.execute("select distinct _source_file, _delivery from deaths").fetchall() == [
         ("2026-11-21社保/deaths_社保局.csv", "2026-11-21社保")]
     assert store.scalar(con, "select count(*) from deaths") == 3
+
+
+def test_a_link_in_the_inbox_back_to_a_folder_above_it_is_named_as_one(tmp_path):
+    """From a probe of installs: `ln -s .. inbox/2026-10-21/loop` was walked forty levels deep, then
+    said to be a link to a disk not mounted — about another, good link at the end of the path."""
+    inbox = tmp_path / "inbox"
+    write_extract(inbox / "2026-10-21" / "deaths_a.csv", "deaths", [row_for("deaths", 1)[0]], "csv-utf8")
+    (inbox / "2026-10-21" / "loop").symlink_to("..")
+    con = store.connect(tmp_path / "fw.duckdb")
+    with pytest.raises(IngestError) as failed:
+        ingest_inbox(con, inbox)
+    assert str(failed.value) == (f"inbox entry {inbox / '2026-10-21' / 'loop'} is a link to {inbox}, a folder it is "
+                                 "in (a loop): remove the link, then run again")
