@@ -221,12 +221,14 @@ def overdue_sql(as_of: str) -> str:
 def escalated_sql(as_of: str, days: str) -> str:
     """SQL (over a suspects row): 挂牌督办 on `as_of` — not closed (open or transferred), loss not
     recovered, `days` days or more after first detection: flagged on that day (detected 11-21, 90
-    days: from 2027-02-19), as the contract reads ("not recovered 90 days after detection").
+    days: from 2027-02-19), as the contract reads ("not recovered 90 days after detection"). A
+    suspect reopened after its closing counts from the night it reopened: the loss it now has was
+    detected then (the closing had met the one before), and was flagged the very night it came back.
     粤社保函〔2022〕28号's "自发现之日起超过90日" read strictly (民法典 第一千二百五十九条: 超过 does
     not include the number) flags a day later: escalate_after_days 91 gives that reading."""
     return (f"coalesce(status in ({NOT_CLOSED_SQL})"
             f" and (coalesce(recovered_amount, 0) < coalesce(amount, 0) or not {loss_answered_sql()})"
-            f" and date_diff('day', first_detected_on, {as_of}) >= {days}, false)")
+            f" and date_diff('day', coalesce(reopened_on, first_detected_on), {as_of}) >= {days}, false)")
 
 
 def loss_within(shown_periods: tuple | list | None, period_from: str | None, period_to: str | None) -> bool:
@@ -308,13 +310,13 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
             counts[event] += 1
         set_suspect_columns(con, ["overdue"], updates, events, run_id, now)
 
-        # 挂牌督办: not closed, loss not recovered escalate_after_days after first detection.
+        # 挂牌督办: not closed, loss not recovered escalate_after_days after first detection (or reopening).
         days = int(s["escalate_after_days"])
         updates, events = [], []
-        for suspect_id, want, first in con.execute(
+        for suspect_id, want, first, reopened in con.execute(
             f"""
-            select suspect_id, want, first_detected_on from (
-                select suspect_id, first_detected_on, coalesce(escalated, false) as have,
+            select suspect_id, want, first_detected_on, reopened_on from (
+                select suspect_id, first_detected_on, reopened_on, coalesce(escalated, false) as have,
                        {escalated_sql("$as_of::date", "$days")} as want
                 from suspects where {chosen})
             where want <> have
@@ -323,7 +325,8 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
         ).fetchall():
             updates.append([suspect_id, want])
             event = "escalated" if want else "escalation_lifted"
-            events.append((suspect_id, event, {"first_detected_on": first, "as_of": as_of, "escalate_after_days": days}))
+            events.append((suspect_id, event, {"first_detected_on": first, "as_of": as_of, "escalate_after_days": days,
+                                               **({"reopened_on": reopened} if reopened else {})}))
             counts[event] += 1
         set_suspect_columns(con, ["escalated"], updates, events, run_id, now)
 

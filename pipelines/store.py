@@ -148,7 +148,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                          ("closed_period_to", "varchar"), ("verified_amount", "decimal(18,2)"),
                          ("class_verified_on", "date"),
                          # the months (所属期) the last answer's sheet showed: what a recovery is for
-                         ("answered_period_from", "varchar"), ("answered_period_to", "varchar")):
+                         ("answered_period_from", "varchar"), ("answered_period_to", "varchar"),
+                         # the night it last reopened: its 挂牌督办 days count from there
+                         ("reopened_on", "date")):
         con.execute(f"alter table suspects add column if not exists {column} {kind}")
     con.execute("create table if not exists store_migrations (name varchar primary key, applied_at timestamp)")
 
@@ -467,6 +469,18 @@ def _class_verified_on(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('class_verified_on', current_timestamp)")
 
 
+def _reopened_on(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: a suspect reopened before reopened_on was kept gets the as-of of its last
+    `reopened` event, so that its 挂牌督办 days count from that night as a suspect reopened since."""
+    with transaction(con):
+        con.execute("""
+            update suspects set reopened_on = r.reopened_on
+            from (select suspect_id, max(try_cast(json_extract_string(detail, '$.as_of') as date)) as reopened_on
+                  from suspect_events where event = 'reopened' group by suspect_id) r
+            where suspects.suspect_id = r.suspect_id and suspects.reopened_on is null""")
+        con.execute("insert into store_migrations values ('reopened_on', current_timestamp)")
+
+
 # The one-time conversions an older store needs, in order; each records itself in store_migrations
 # with its last step, so that one cut short is run again.
 _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
@@ -479,7 +493,8 @@ _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                # a reopened suspect's status first: closed_state gives the reopened ones their banner
                ("reissued_as_reopened", _reissued_as_reopened),
                ("closed_state", _closed_state),
-               ("class_verified_on", _class_verified_on))
+               ("class_verified_on", _class_verified_on),
+               ("reopened_on", _reopened_on))
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

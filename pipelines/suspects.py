@@ -188,6 +188,7 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
             last_detected_on = greatest(suspects.last_detected_on, $as_of),
             status = case when c.change = 'reopened' then '已重开' else suspects.status end,
             closed_on = case when c.change = 'reopened' then null else suspects.closed_on end,
+            reopened_on = case when c.change = 'reopened' then $as_of else suspects.reopened_on end,
             -- the old 核查期限 was met by the closing; the re-issue sets a fresh one (else the night's
             -- casework would flag the reopened suspect 逾期 by a deadline it no longer has)
             deadline = case when c.change = 'reopened' then null else suspects.deadline end

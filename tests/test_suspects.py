@@ -428,3 +428,22 @@ def test_a_store_converted_by_a_newer_fundwatch_is_refused_before_anything_is_wr
     assert cli.main(["serve", "--inbox", str(inbox), "--db", str(path), "--out", str(tmp_path / "night")]) == cli.EXIT_USAGE
     assert "converted by a newer fundwatch" in capsys.readouterr().err
     assert path.read_bytes() == before
+
+
+def test_a_reopened_suspects_escalation_days_count_from_the_night_it_reopened(con):
+    """From a probe of nights over time: closed with its loss recovered, reopened 102 days after its
+    first detection by a payment made since — and flagged 挂牌督办 that very night, the agency not
+    having had a day for the new loss. The 90 days count from the reopening now."""
+    night(con, NIGHT1)
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-11-01', outcome = '4', "
+                "recovered_amount = amount")
+    pay(con, "202609")
+    reopened_night = date(2027, 1, 31)  # 102 days after the first detection (2026-10-21)
+    assert night(con, reopened_night)["reopened"] == 1
+    casework.refresh(con, reopened_night)
+    assert con.execute("select status, reopened_on, escalated from suspects").fetchall() == [
+        ("已重开", reopened_night, False)]
+    casework.refresh(con, date(2027, 5, 1))  # 90 days after the reopening
+    assert con.execute("select escalated from suspects").fetchall() == [(True,)]
+    detail = json.loads(con.execute("select detail from suspect_events where event = 'escalated'").fetchall()[0][0])
+    assert (detail["first_detected_on"], detail["reopened_on"]) == ("2026-10-21", "2027-01-31")
