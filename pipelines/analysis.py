@@ -55,7 +55,7 @@ def open_store(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     """Open the store read-only (an analyst can never change casework from a notebook)."""
     p = store_path(path)
     if not p.exists():
-        looked = str(p.resolve()) if _given(path) else " or ".join(str(d) for d in _default_stores())
+        looked = str(p.resolve()) if _given(path) else " or ".join(dict.fromkeys(str(d) for d in _default_stores()))
         raise FileNotFoundError(
             f"no fundwatch store at {looked}: run `fundwatch demo` (or `make demo`) first, "
             f"or set DB_PATH in the notebook's parameters cell or the {ENV_DB} environment variable")

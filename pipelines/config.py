@@ -110,7 +110,8 @@ def load_config(path: str | Path | None = None) -> Config:
         return Config()
     path = Path(path)
     try:
-        loaded = load_yaml(_config_text(path)) or {}
+        loaded = load_yaml(_config_text(path))
+        loaded = {} if loaded is None else loaded  # an empty file (or comments only); `[]`, `0` are no config
     except FileNotFoundError:
         raise SystemExit(f"config file {path} not found")
     except yaml.YAMLError as exc:
@@ -152,6 +153,7 @@ def load_config(path: str | Path | None = None) -> Config:
         _check_regions(config["regions"])
         _check_known_keys("outlier", config["outlier"])
         _check_known_keys("schedule", config["schedule"])
+        _check_timezone(config["schedule"]["timezone"])  # served nights only, but said by every command
     except ValueError as exc:
         # the problem quotes the value typed: a card or an ID number put where an account list or a
         # date belongs reaches the console, runs.summary and Prefect's state masked, as any message
@@ -258,6 +260,15 @@ def _check_known_keys(name: str, section: Any) -> None:
     if unknown:
         raise ValueError(f"{name}: unknown setting(s) {', '.join(sorted(map(str, unknown)))} "
                          f"(known: {', '.join(DEFAULTS[name])})")
+
+
+def _check_timezone(timezone: Any) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"schedule.timezone: {timezone!r} is not an IANA time zone name (e.g. Asia/Shanghai)") from None
 
 
 def _is_number(value: Any) -> bool:

@@ -191,9 +191,10 @@ def _days(entries: Any, key: str) -> set[dt.date]:
             continue
         text = str(entry).strip()
         try:
-            first, _, last = text.partition("..")
+            first, dots, last = text.partition("..")
             start = dt.date.fromisoformat(first.strip())
-            end = dt.date.fromisoformat(last.strip()) if last else start
+            # '2027-02-06..' (the end left out) is no one-day holiday
+            end = dt.date.fromisoformat(last.strip()) if dots else start
         except ValueError:
             raise ValueError(f"casework.{key}[{i}]: {text!r} is not a date "
                              "(YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD)") from None

@@ -136,6 +136,10 @@ def test_a_config_saved_as_gbk_by_notepad_is_read(tmp_path):
     ("360702:\n  rules: {SHARED_BANK_ACCOUNT: {shared_account_min_persons: 4}}",
      "unknown section(s) 360702 (a region's settings go under regions: <行政区划代码>: rules: …) (known: rules, regions,"),
     ("~: 1", "unknown section(s) None (known: rules,"),
+    ("schedule: {timezone: Mars/Olympus}", "schedule.timezone: 'Mars/Olympus' is not an IANA time zone name"),
+    ("casework: {holidays: ['2027-02-06..']}", "casework.holidays[0]: '2027-02-06..' is not a date"),
+    ("[]", "expected a mapping at the top level"),
+    ("0", "expected a mapping at the top level"),
     ("casework: {verify_workdays: 10}", "casework: unknown setting(s) verify_workdays"),
     ("casework: {major_from: 600000}", "casework: major_from (600000) is above ministry_from (500000)"),
     # rule parameters: one the rule lacks, or of the wrong kind, refused before the night (not at detect)
