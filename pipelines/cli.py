@@ -393,7 +393,7 @@ def _describe_returns(result) -> str:
 
 def cmd_report(args) -> int:
     from . import report, runlock
-    from .store import connect, free_space_note
+    from .store import OutOfAnotherStore, claim_out, connect, free_space_note
 
     _existing_store(args.db)
     as_of = _as_of(args.as_of)  # refused before the store's lock is taken
@@ -403,11 +403,15 @@ def cmd_report(args) -> int:
             con = connect(args.db, **config["duckdb"])
             try:
                 config = _casework_as_the_nights_ran(con, config, args.config)
+                Path(args.out).mkdir(parents=True, exist_ok=True, mode=0o700)
+                claim_out(con, Path(args.out), Path(args.db))
                 paths = report.write_report(con, Path(args.out), as_of, config=config)
             finally:
                 con.close()
     except runlock.StoreBusy as exc:
         raise Refused(str(exc), EXIT_BUSY) from None
+    except OutOfAnotherStore as exc:
+        raise Refused(str(exc)) from None
     except OSError as exc:
         # the writers' "no space left" names no file: which disk is full, OUT's or the store's
         note = free_space_note(exc, (Path(args.out), Path(args.db)))

@@ -315,6 +315,10 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
                                  # what returns and report recompute casework with when given no --config
                                  "casework_settings": casework.recorded_settings(config)}
         try:
+            try:
+                store.claim_out(con, out, db)
+            except store.OutOfAnotherStore as exc:
+                raise NightlyError(str(exc)) from None
             start_run(con, run_id, command, as_of)
             try:
                 parts["ingest"] = ingest_new_deliveries(con, inbox, run_id, show, as_of)

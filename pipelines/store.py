@@ -545,6 +545,47 @@ _HELD_BY = re.compile(r"Could not set lock on file.*Conflicting lock is held in 
                       re.DOTALL)
 
 
+# A mark in each OUT folder naming the store whose worklists it holds: two stores given one OUT
+# (two offices on one server, a mistyped --out) each wrote their agencies' worklists over the other's.
+OUT_MARK = ".fundwatch-store"
+
+
+class OutOfAnotherStore(RuntimeError):
+    """OUT holds the outputs of another store."""
+
+
+def store_identity(con: duckdb.DuckDBPyConnection) -> str:
+    """The store's own id, made once: a copy or a restored backup is the same store, a new one not."""
+    import uuid
+
+    con.execute("create table if not exists store_identity (id varchar not null, created_at timestamp)")
+    found = con.execute("select id from store_identity limit 1").fetchall()
+    if found:
+        return found[0][0]
+    made = uuid.uuid4().hex
+    con.execute("insert into store_identity values (?, current_timestamp)", [made])
+    return made
+
+
+def claim_out(con: duckdb.DuckDBPyConnection, out: Path, db: Path) -> None:
+    """Mark OUT as this store's, or raise OutOfAnotherStore when another store's mark is there."""
+    mark = Path(out) / OUT_MARK
+    me = store_identity(con)
+    try:
+        said = mark.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        said = []
+    if said and said[0].strip() and said[0].strip() != me:
+        other = said[1] if len(said) > 1 and said[1].strip() else "another store"
+        raise OutOfAnotherStore(f"output folder {out} holds the worklists of another store ({other}): give each store "
+                                f"its own OUT folder (to take this one over, empty it first, {OUT_MARK} included)")
+    wanted = [me, str(Path(db).resolve())]
+    if said != wanted:
+        fd = os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(wanted) + "\n")
+
+
 class NotAStore(OSError):
     """The store path names a file that is not a DuckDB database."""
 

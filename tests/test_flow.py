@@ -17,7 +17,7 @@ import pytest
 from _nightly_inbox import AGENCY, ALIVE, DEAD, delivery_1, delivery_2
 from conftest import fundwatch_env
 from pipelines import cli, runlock
-from pipelines.flows import StepFailed, nightly_deployment, nightly_flow
+from pipelines.flows import NightlyError, StepFailed, nightly_deployment, nightly_flow
 from pipelines.runsummary import format_summary
 from pipelines.worklists import worklist_name
 from pipelines.store import connect, scalar, size_bytes
@@ -599,3 +599,28 @@ def test_a_store_reached_through_a_link_and_by_its_own_name_has_one_lock(tmp_pat
         holder.kill()
         holder.wait()
     assert runlock.lock_path(link) == runlock.lock_path(real) == real.with_name("real.duckdb.lock")
+
+
+def test_a_second_store_given_the_same_out_folder_is_refused_and_the_first_ones_worklists_stay(tmp_path, capsys):
+    """From a probe of installs: two offices' stores given one OUT — the second night wrote its
+    agencies' worklists over the first's without a word, and the first's next night blamed clerks
+    for "changed" files. A copy of the store (a backup restored elsewhere) is the same store."""
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    delivery_1(inbox)
+    first, second = tmp_path / "office1" / "fw.duckdb", tmp_path / "office3" / "fw.duckdb"
+    _night(inbox, first, out, NIGHT_1)
+    written = {p.name: p.read_bytes() for p in out.glob("*.xlsx")}
+    assert written
+    with pytest.raises(NightlyError) as refused:
+        _night(inbox, second, out, NIGHT_1)
+    assert str(refused.value) == (f"output folder {out} holds the worklists of another store ({first}): give each "
+                                  "store its own OUT folder (to take this one over, empty it first, .fundwatch-store "
+                                  "included)")
+    assert {p.name: p.read_bytes() for p in out.glob("*.xlsx")} == written
+    assert cli.main(["report", "--db", str(second), "--out", str(out)]) == cli.EXIT_USAGE
+    assert "holds the worklists of another store" in capsys.readouterr().err
+    restored = tmp_path / "restored" / "fw.duckdb"
+    restored.parent.mkdir()
+    shutil.copy(first, restored)
+    assert _night(inbox, restored, out, NIGHT_1)["files_ingested"] == 0
+    assert (out / ".fundwatch-store").read_text(encoding="utf-8").splitlines()[1] == str(restored)
