@@ -316,7 +316,7 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
                                  "casework_settings": casework.recorded_settings(config)}
         try:
             try:
-                store.claim_out(con, out, db)
+                store.claim_out(con, out, db, run_id)
             except store.OutOfAnotherStore as exc:
                 raise NightlyError(str(exc)) from None
             start_run(con, run_id, command, as_of)

@@ -771,7 +771,7 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
     report = IngestReport()
     today = max(today_shanghai(), as_of) if as_of is not None else today_shanghai()
     for delivery, files in list_deliveries(inbox):
-        if re.match(DATED_DELIVERY, delivery) and delivery[:10] > today.isoformat():
+        if _named_for_a_day_after(delivery, today):
             # A folder named for a day that has not come (2027-11-21 for 2026-11-21) would outrank
             # every later delivery of its keys — a status or death sent the next week set aside as
             # "older" for a year. Left in the inbox, unread and said, until it is renamed.
@@ -885,6 +885,17 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     del raw
     _write_chunk(con, kind, accepted, rejected, result, lineage)
     return _ledger(con, result, source, run_id)
+
+
+def _named_for_a_day_after(delivery: str, today: dt.date) -> bool:
+    """Whether a delivery's name starts with a real date after `today` (2026-13-45 is no date: read,
+    ordered by its name, as before)."""
+    if not re.match(DATED_DELIVERY, delivery):
+        return False
+    try:
+        return dt.date.fromisoformat(delivery[:10]) > today
+    except ValueError:
+        return False
 
 
 def _file_state(path: Path) -> tuple[int, int, int]:

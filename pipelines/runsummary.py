@@ -154,6 +154,11 @@ def _money(v) -> str:
     return f"{Decimal(str(v or 0)):,.2f}"
 
 
+CASEWORK_SAID = {"overdue": "newly 逾期", "overdue_cleared": "逾期 lifted", "escalated": "newly 挂牌督办",
+                 "escalation_lifted": "挂牌督办 lifted", "closed_recovered": "closed as recovered",
+                 "major_class": "要情 classed or re-classed"}
+
+
 def format_summary(s: dict[str, Any]) -> str:
     """The run summary as a clerk reads it at the end of the night."""
     lines = [f"fundwatch nightly {s.get('run_id')} as of {s.get('as_of')}: {s.get('status')}"]
@@ -198,6 +203,11 @@ def format_summary(s: dict[str, Any]) -> str:
         for rule_id, v in sorted(s["by_rule"].items()):
             lines.append(f"    {rule_id:<28} {v.get('open', 0):>6} open  {_money(v.get('open_amount')):>18} yuan"
                          f"  (+{_changes_text(v)})")
+    changed = {k: v for k, v in (s.get("casework") or {}).items() if v and k in CASEWORK_SAID}
+    if changed:
+        # the night's changes of flags (逾期 and 挂牌督办 raised or lifted, closings by recovery,
+        # 要情 classes), so that a flag lifted — a night for an earlier day, an upgrade — is seen
+        lines.append("  casework: " + ", ".join(f"{n} {CASEWORK_SAID[k]}" for k, n in changed.items()))
     if "worklists" in s:
         where = str(Path(s["worklist_files"][0]).parent) if s.get("worklist_files") else "-"
         retired = f"; {s['worklists_retired']} of earlier nights removed, superseded (on record in audit_log)" \

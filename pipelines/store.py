@@ -554,31 +554,39 @@ class OutOfAnotherStore(RuntimeError):
     """OUT holds the outputs of another store."""
 
 
-def store_identity(con: duckdb.DuckDBPyConnection) -> str:
-    """The store's own id, made once: a copy or a restored backup is the same store, a new one not."""
+def store_identity(con: duckdb.DuckDBPyConnection, first_run: str | None = None) -> str:
+    """The store's own id: a copy or a restored backup is the same store, a new one not. A store is
+    known by its first night's run id (`first_run`: the night about to start, for a store without
+    one) — so a backup made before the id was kept (before 2026-12-06) is still the same store; one
+    without nights gets a random id. Kept in store_identity once made."""
     import uuid
 
     con.execute("create table if not exists store_identity (id varchar not null, created_at timestamp)")
     found = con.execute("select id from store_identity limit 1").fetchall()
     if found:
         return found[0][0]
-    made = uuid.uuid4().hex
+    first = (con.execute("select run_id from runs order by started_at, run_id limit 1").fetchall() or [[first_run]])[0][0] \
+        if table_exists(con, "runs") else first_run
+    made = f"run:{first}" if first else uuid.uuid4().hex
     con.execute("insert into store_identity values (?, current_timestamp)", [made])
     return made
 
 
-def claim_out(con: duckdb.DuckDBPyConnection, out: Path, db: Path) -> None:
+def claim_out(con: duckdb.DuckDBPyConnection, out: Path, db: Path, run_id: str | None = None) -> None:
     """Mark OUT as this store's, or raise OutOfAnotherStore when another store's mark is there."""
     mark = Path(out) / OUT_MARK
-    me = store_identity(con)
+    me = store_identity(con, run_id)
     try:
         said = mark.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         said = []
     if said and said[0].strip() and said[0].strip() != me:
-        other = said[1] if len(said) > 1 and said[1].strip() else "another store"
-        raise OutOfAnotherStore(f"output folder {out} holds the worklists of another store ({other}): give each store "
-                                f"its own OUT folder (to take this one over, empty it first, {OUT_MARK} included)")
+        other = said[1].strip() if len(said) > 1 else ""
+        which = (f"of an earlier store at this path ({other}: the store was made anew since)"
+                 if other == str(Path(db).resolve()) else f"of another store ({other or 'its path not said'})")
+        raise OutOfAnotherStore(f"output folder {out} holds the worklists {which}: give each store its own OUT "
+                                f"folder — or, for this store to take it over, delete {mark} (the worklists there "
+                                "are then replaced by this store's)")
     wanted = [me, str(Path(db).resolve())]
     if said != wanted:
         fd = os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -673,3 +673,25 @@ def test_path_arguments_mean_what_an_administrator_means(tmp_path, capsys, monke
         err = capsys.readouterr().err.strip()
         assert code == cli.EXIT_USAGE and err == said, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "inbox"]
+
+
+def test_a_store_rehearsed_ahead_is_returned_to_and_reported_on_as_of_its_own_days(tmp_path, capsys, prefect_api):
+    """From a regression probe: after `nightly --any-day` for a day ahead (generated data), its
+    worklists could not be returned — the default as-of (today) is before their issue, and every
+    later --as-of was refused as after today. Up to the store's last night is now the bound."""
+    from datetime import timedelta
+
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    delivery_1(inbox)
+    ahead = cli._today() + timedelta(days=40)
+    assert cli.main(["nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(out),
+                     "--as-of", ahead.isoformat(), "--any-day"]) == cli.EXIT_OK
+    capsys.readouterr()
+    assert cli.main(["report", "--db", str(db), "--out", str(out), "--as-of", ahead.isoformat()]) == cli.EXIT_OK
+    later = (ahead + timedelta(days=1)).isoformat()
+    code, err = _refusal(capsys, ["report", "--db", str(db), "--out", str(out), "--as-of", later])
+    assert code == cli.EXIT_USAGE
+    assert err == (f"fundwatch report: --as-of {later} is after today ({cli._today()}) and the store's last night "
+                   f"({ahead}): a mistyped year?"), err
+    workbook = next(out.glob("疑点核查台账_*.xlsx"))
+    assert cli.main(["returns", "--db", str(db), "--as-of", ahead.isoformat(), str(workbook)]) == cli.EXIT_OK

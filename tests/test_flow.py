@@ -614,8 +614,8 @@ def test_a_second_store_given_the_same_out_folder_is_refused_and_the_first_ones_
     with pytest.raises(NightlyError) as refused:
         _night(inbox, second, out, NIGHT_1)
     assert str(refused.value) == (f"output folder {out} holds the worklists of another store ({first}): give each "
-                                  "store its own OUT folder (to take this one over, empty it first, .fundwatch-store "
-                                  "included)")
+                                  f"store its own OUT folder — or, for this store to take it over, delete "
+                                  f"{out / '.fundwatch-store'} (the worklists there are then replaced by this store's)")
     assert {p.name: p.read_bytes() for p in out.glob("*.xlsx")} == written
     assert cli.main(["report", "--db", str(second), "--out", str(out)]) == cli.EXIT_USAGE
     assert "holds the worklists of another store" in capsys.readouterr().err
@@ -624,3 +624,25 @@ def test_a_second_store_given_the_same_out_folder_is_refused_and_the_first_ones_
     shutil.copy(first, restored)
     assert _night(inbox, restored, out, NIGHT_1)["files_ingested"] == 0
     assert (out / ".fundwatch-store").read_text(encoding="utf-8").splitlines()[1] == str(restored)
+    # a backup made before its id was kept (an older version's store) is the same store too: known
+    # by its first night
+    con = connect(restored)
+    con.execute("drop table store_identity")
+    con.close()
+    assert _night(inbox, restored, out, NIGHT_1)["files_ingested"] == 0
+    # a store made anew at a path whose OUT the old one marked: said so, not "another store"
+    restored.unlink()
+    with pytest.raises(NightlyError, match=f"holds the worklists of an earlier store at this path \\({restored}: the "
+                                           "store was made anew since\\)"):
+        _night(inbox, restored, out, NIGHT_1)
+
+
+def test_the_nights_casework_changes_are_said_on_the_console(two_nights):
+    """From a probe of nights over time: a night that lifted every 逾期 and 挂牌督办 said nothing of
+    it on the console (only runs.summary held the counts)."""
+    night = two_nights["second"]
+    said = {**night, "casework": {"overdue": 2, "overdue_cleared": 0, "escalated": 0, "escalation_lifted": 10,
+                                  "closed_recovered": 0, "major_class": 1}}
+    assert "  casework: 2 newly 逾期, 10 挂牌督办 lifted, 1 要情 classed or re-classed" in format_summary(said).splitlines()
+    quiet = {**night, "casework": dict.fromkeys(said["casework"], 0)}
+    assert not any(line.startswith("  casework:") for line in format_summary(quiet).splitlines())

@@ -1822,3 +1822,13 @@ def test_a_link_in_the_inbox_back_to_a_folder_above_it_is_named_as_one(tmp_path)
         ingest_inbox(con, inbox)
     assert str(failed.value) == (f"inbox entry {inbox / '2026-10-21' / 'loop'} is a link to {inbox}, a folder it is "
                                  "in (a loop): remove the link, then run again")
+
+
+def test_a_delivery_named_like_a_date_that_is_no_date_is_read_by_its_name(tmp_path):
+    """Only a real day after today is left unread (a folder 2026-13-45 is read, ordered by name)."""
+    inbox = tmp_path / "inbox"
+    write_extract(inbox / "2026-13-45" / "deaths_a.csv", "deaths", [row_for("deaths", 1)[0]], "csv-utf8")
+    write_extract(inbox / "2999-01-01" / "deaths_b.csv", "deaths", [row_for("deaths", 2)[0]], "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert (report.deliveries, report.dated_ahead) == (["2026-13-45"], ["2999-01-01"])
