@@ -183,9 +183,8 @@ def test_a_night_re_run_with_another_config_says_what_it_no_longer_finds_and_whi
     assert not any("rules disabled" in line for line in back)
 
 
-def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, capsys):
-    db = two_nights["db"]
-    ledger = _count(db, "select count(*) from ingest_ledger")
+def _lock_holder(db: Path) -> subprocess.Popen:
+    """Another process holding the store's run lock (as another fundwatch run does) until killed."""
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys
@@ -195,8 +194,15 @@ def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, ca
                 sys.stdin.read()  # until killed
         """)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, capsys):
+    db = two_nights["db"]
+    ledger = _count(db, "select count(*) from ingest_ledger")
+    holder = _lock_holder(db)
     try:
-        assert holder.stdout.readline().strip() == "held"
         code = cli.main(["nightly", "--inbox", str(two_nights["inbox"]), "--db", str(db),
                          "--out", str(two_nights["out"]), "--as-of", "2026-11-22"])
     finally:
@@ -581,17 +587,8 @@ def test_a_store_reached_through_a_link_and_by_its_own_name_has_one_lock(tmp_pat
     connect(real).close()
     link = tmp_path / "fw.duckdb"
     link.symlink_to(real)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import sys
-            from pipelines import runlock
-            with runlock.hold({str(link)!r}):
-                print("held", flush=True)
-                sys.stdin.read()  # until killed
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    holder = _lock_holder(link)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(StoreBusy, match=f"pid {holder.pid}"):
             with runlock.hold(real):
                 pass
