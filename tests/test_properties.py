@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 from decimal import Decimal
 
 import polars as pl
@@ -186,12 +187,21 @@ def test_a_number_with_another_outcomes_text_is_not_accepted(number, other):
 CELL_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30).map(str.strip).filter(bool)
 
 
+def _seen(text: str) -> str:
+    """A text as a clerk sees it: without Unicode's invisible format characters (Cf), which are no
+    part of an answer (a soft hyphen or zero-width space pasted with a note)."""
+    return "".join(c for c in text if unicodedata.category(c) != "Cf").strip()
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=CELL_TEXT, note=CELL_TEXT, amount=AMOUNTS.filter(lambda a: a > 0))
+@given(name=CELL_TEXT, note=CELL_TEXT.filter(_seen), amount=AMOUNTS.filter(lambda a: a > 0))
 @example(name="=1+1", note="=0", amount=Decimal("0.01"))  # found by a CI run: a note typed as "=0"
+@example(name="0", note="0\xad", amount=Decimal("0.01"))  # found by a CI run: a soft hyphen pasted with it
+@example(name="0", note="说明 \u200b", amount=Decimal("0.01"))  # a space before the invisible one
 def test_a_worklist_returned_untouched_or_answered_reads_back_exactly_as_issued(tmp_path_factory, name, note, amount):
     """Whatever a name or note holds (formula-like text, CJK, symbols), the parser reads the locked
-    cells back as issued (no refusal) and the typed note exactly."""
+    cells back as issued (no refusal) and the typed note as the clerk sees it (invisible format
+    characters are no part of it)."""
     root = tmp_path_factory.mktemp("roundtrip")
     con = connect(root / "fw.duckdb")
     try:
@@ -220,6 +230,6 @@ def test_a_worklist_returned_untouched_or_answered_reads_back_exactly_as_issued(
         wb.save(answered)
         result = returns.apply_returns(con, [answered], as_of)
         assert result.refusals == [] and len(result.applied) == 1
-        assert con.execute("select status, verification_note from suspects").fetchall() == [("已销号", note)]
+        assert con.execute("select status, verification_note from suspects").fetchall() == [("已销号", _seen(note))]
     finally:
         con.close()
