@@ -87,9 +87,9 @@ def _as_of(text: str | None, any_day: bool | None = None, last_night: date | Non
     if day > max(today, last_night or today) and not any_day:
         after = f"after today ({today})" + (f" and the store's last night ({last_night})"
                                              if last_night and last_night > today else "")
-        raise Refused(f"--as-of {text} is {after}: a mistyped year? (a night rehearsed for a later day on purpose, "
-                      "on generated data: add --any-day)" if any_day is not None else
-                      f"--as-of {text} is {after}: a mistyped year?")
+        hint = (" (a night rehearsed for a later day on purpose, on generated data: add --any-day)"
+                if any_day is not None else "")
+        raise Refused(f"--as-of {text} is {after}: a mistyped year?{hint}")
     return day
 
 
@@ -170,7 +170,7 @@ def _check_store(db: Path, not_a_store: str | None = None) -> None:
 def cmd_nightly(args) -> int:
     inbox, db, out = Path(args.inbox), Path(args.db), Path(args.out)
     _check_inbox(inbox)
-    _outputs_outside_the_inbox(inbox, out=out)
+    _out_outside_the_inbox(inbox, out)
     _check_store(db)
     as_of = _as_of(args.as_of, any_day=args.any_day)
     _check_config(args.config)
@@ -262,7 +262,7 @@ def cmd_serve(args) -> int:
         raise Refused(str(exc)) from None
     # served, a mistyped inbox would fail every night at 02:00 instead
     _check_inbox(Path(args.inbox), " (make it first if none has come yet)")
-    _outputs_outside_the_inbox(Path(args.inbox), out=Path(args.out))
+    _out_outside_the_inbox(Path(args.inbox), Path(args.out))
     _check_store(Path(args.db))
     from prefect.settings import PREFECT_API_URL
 
@@ -574,6 +574,8 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("generate", help="synthetic extracts with planted anomalies (see fundwatch generate --help)",
                    add_help=False)
+    # every option that takes a value, in every command, refuses a second one (argparse has no
+    # setting for it: its store action is swapped for one that counts)
     for command in (n, d, s, r, rp, ru):
         for action in command._actions:
             if type(action) is argparse._StoreAction and action.option_strings:
@@ -656,15 +658,13 @@ def _paths_as_given(args) -> None:
         args.workbooks = [os.path.expanduser(w) for w in args.workbooks]
 
 
-def _outputs_outside_the_inbox(inbox: Path, **outputs: Path) -> None:
+def _out_outside_the_inbox(inbox: Path, out: Path) -> None:
     """OUT inside the inbox: the next night would read the worklists, the 汇总表 and the Data Docs
     as a delivery of its own (8 failed files, every night). (The store's files there are passed
     over as no extracts.)"""
-    inside = inbox.resolve()
-    for flag, path in outputs.items():
-        if path.resolve() == inside or inside in path.resolve().parents:
-            raise Refused(f"--{flag} {path} is inside the inbox {inbox}: each night would read it as a delivery; "
-                          "keep OUT outside the inbox")
+    if out.resolve() == inbox.resolve() or inbox.resolve() in out.resolve().parents:
+        raise Refused(f"--out {out} is inside the inbox {inbox}: each night would read it as a delivery; "
+                      "keep OUT outside the inbox")
 
 
 def _paths_in_utf8(args) -> None:
@@ -673,8 +673,9 @@ def _paths_in_utf8(args) -> None:
     inside the inbox are read as GB18030 instead: a delivery must not fail a night.)"""
     from .store import path_text
 
-    for name in ("inbox", "db", "out", "config", "workbooks"):
-        for value in (lambda v: v if isinstance(v, list) else [v])(getattr(args, name, None)):
+    for name in (*PATH_ARGUMENTS, "workbooks"):
+        given = getattr(args, name, None)
+        for value in given if isinstance(given, list) else [given]:
             if isinstance(value, str) and path_text(value) != value:
                 flag = "workbook" if name == "workbooks" else f"--{name}"
                 raise Refused(f"{flag} {path_text(value)!r}: the path's name is not UTF-8 (GB18030 bytes, as a copy "

@@ -91,7 +91,7 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["deliveries_after_as_of"] = [d for d in s["deliveries"]
                                        if re.match(DATED_DELIVERY, d) and d[:10] > str(parts["as_of"])]
         s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
-        s["deliveries_dated_ahead"] = list(getattr(ingested, "dated_ahead", []))
+        s["deliveries_dated_ahead"] = list(ingested.dated_ahead)
         s["failed_files"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "reason": _failed_reason(f)}
                              for f in files if f.status == "failed"]
         s["copies_skipped"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "same_as": mask_ids_in_text(f.duplicate_of)}
