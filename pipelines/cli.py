@@ -66,11 +66,11 @@ def _quiet_prefect(verbose: bool) -> None:
 EARLIEST_AS_OF = date(2000, 1, 1)
 
 
-def _as_of(text: str | None, any_day: bool | None = None, last_night: date | None = None) -> date | None:
+def _as_of(text: str | None, any_day: bool | None = None, db: str | None = None) -> date | None:
     """The day --as-of names, written YYYY-MM-DD (Python also reads 2026-W47 and 20261121 as dates),
-    from 2000 to today — or to the store's last night (`last_night`: a store whose nights were
-    rehearsed ahead is returned to and reported on as of its own days), or any such day with
-    `any_day` (a night rehearsed on purpose; None where the command has no such flag)."""
+    from 2000 to today — or to the last night of the store `db` (a store whose nights were rehearsed
+    ahead is returned to and reported on as of its own days), or any such day with `any_day` (a
+    night rehearsed on purpose; None where the command has no such flag)."""
     import re
 
     if text is None:
@@ -84,6 +84,8 @@ def _as_of(text: str | None, any_day: bool | None = None, last_night: date | Non
     if day < EARLIEST_AS_OF:
         raise Refused(f"--as-of {text} is before {EARLIEST_AS_OF.year}: a mistyped year?")
     today = _today()
+    # the store is read only for a day after today (its last night may be later: a rehearsal)
+    last_night = _last_night(Path(db)) if db and day > today else None
     if day > max(today, last_night or today) and not any_day:
         after = f"after today ({today})" + (f" and the store's last night ({last_night})"
                                              if last_night and last_night > today else "")
@@ -98,15 +100,16 @@ def _last_night(db: Path) -> date | None:
     read now (another program holds it: the command's own opening says so, in its words)."""
     import duckdb
 
-    if not Path(db).is_file():
+    from .store import scalar, table_exists
+
+    if not db.is_file():
         return None
     try:
         con = duckdb.connect(str(db), read_only=True)
     except duckdb.Error:
         return None
     try:
-        has_runs = con.execute("select count(*) from information_schema.tables where table_name = 'runs'").fetchall()[0][0]
-        return con.execute("select max(as_of) from runs where status = 'completed'").fetchall()[0][0] if has_runs else None
+        return scalar(con, "select max(as_of) from runs where status = 'completed'") if table_exists(con, "runs") else None
     finally:
         con.close()
 
@@ -341,7 +344,7 @@ def cmd_returns(args) -> int:
     if missing:
         raise Refused(f"workbook {missing[0]} not found")
     _existing_store(args.db)  # connecting would create an empty store and refuse every row
-    as_of = _as_of(args.as_of, last_night=_last_night(Path(args.db))) or _today()
+    as_of = _as_of(args.as_of, db=args.db) or _today()
     config = _check_config(args.config)  # the defaults without --config
     try:
         with runlock.hold(args.db, "returns"):
@@ -405,7 +408,7 @@ def cmd_report(args) -> int:
     from .store import OutOfAnotherStore, claim_out, connect, free_space_note
 
     _existing_store(args.db)
-    as_of = _as_of(args.as_of, last_night=_last_night(Path(args.db)))  # refused before the store's lock is taken
+    as_of = _as_of(args.as_of, db=args.db)  # refused before the store's lock is taken
     config = _check_config(args.config)  # the escalation period, for a report drawn for another date
     try:
         with runlock.hold(args.db, "report"):
@@ -443,7 +446,7 @@ def cmd_rules(args) -> int:
     from .store import StoreBusy, connect, scalar
 
     config = _check_config(args.config)
-    given_as_of = _as_of(args.as_of, last_night=_last_night(Path(args.db)) if args.db else None)  # with --db or without
+    given_as_of = _as_of(args.as_of, db=args.db)  # a mistyped day is refused with --db or without
     folders = rule_folders(config)
     rules, problems = load_rules(folders)
     disabled = set(config.get("disabled_rules") or [])

@@ -565,8 +565,8 @@ def store_identity(con: duckdb.DuckDBPyConnection, first_run: str | None = None)
     found = con.execute("select id from store_identity limit 1").fetchall()
     if found:
         return found[0][0]
-    first = (con.execute("select run_id from runs order by started_at, run_id limit 1").fetchall() or [[first_run]])[0][0] \
-        if table_exists(con, "runs") else first_run
+    first = (scalar(con, "select run_id from runs order by started_at, run_id limit 1")
+             if table_exists(con, "runs") else None) or first_run
     made = f"run:{first}" if first else uuid.uuid4().hex
     con.execute("insert into store_identity values (?, current_timestamp)", [made])
     return made
