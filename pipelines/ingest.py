@@ -746,13 +746,14 @@ def _listed(folder: Path) -> list[Path]:
 
 def _readable(p: Path) -> Path:
     if p.is_symlink() and not p.exists():
-        raise IngestError(f"inbox entry {mask_ids_in_text(str(p))} is a link to {mask_ids_in_text(os.readlink(p))}, "
+        raise IngestError(f"inbox entry {mask_ids_in_text(path_text(p))} is a link to "
+                          f"{mask_ids_in_text(path_text(os.readlink(p)))}, "
                           "which is not there (a disk not mounted?): mount it or remove the link, then run again")
     return p
 
 
 def _unreadable(exc: OSError) -> None:
-    raise IngestError(f"inbox folder {mask_ids_in_text(str(exc.filename))} cannot be read ({exc.strerror or exc}): "
+    raise IngestError(f"inbox folder {mask_ids_in_text(path_text(exc.filename))} cannot be read ({exc.strerror or exc}): "
                       "its files would be passed over — fix its permissions, then run again") from exc
 
 

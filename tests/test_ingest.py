@@ -1832,3 +1832,18 @@ def test_a_delivery_named_like_a_date_that_is_no_date_is_read_by_its_name(tmp_pa
     con = store.connect(tmp_path / "fw.duckdb")
     report = ingest_inbox(con, inbox)
     assert (report.deliveries, report.dated_ahead) == (["2026-13-45"], ["2999-01-01"])
+
+
+def test_a_dangling_link_named_in_gb18030_is_named_in_readable_text(tmp_path):
+    """The message of an inbox entry that cannot be read names it as the rest of the night does (its
+    GB18030 bytes read as such): with Python's surrogates in it, recording the failed night failed."""
+    inbox = tmp_path / "inbox"
+    (inbox / "2026-10-21").mkdir(parents=True)
+    link = inbox / "2026-10-21" / os.fsdecode("社保".encode("gb18030"))
+    link.symlink_to(tmp_path / "gone")
+    con = store.connect(tmp_path / "fw.duckdb")
+    with pytest.raises(IngestError) as failed:
+        ingest_inbox(con, inbox)
+    said = str(failed.value)
+    said.encode("utf-8")  # no surrogate left
+    assert said.startswith(f"inbox entry {inbox / '2026-10-21' / '社保'} is a link to {tmp_path / 'gone'}, "), said
