@@ -60,18 +60,21 @@ def _quiet_prefect(verbose: bool) -> None:
     install_filters()
 
 
-# The days an --as-of may name. Before 2000 no extract holds data; after today (China's) is a day
-# that has not come: a mistyped year (2062 for 2026) dated a night's suspects, deadlines and
-# worklists decades ahead, for good.
+# The days an --as-of may name. Before 2000 no extract holds data; more than a year after today
+# (China's) is a mistyped year: 2062 for 2026 dated a night's suspects, deadlines and worklists
+# decades ahead, for good. Within the year a night may be dated ahead on purpose — a rehearsal, an
+# office (or a test) stepping its store to the day its 挂牌督办 falls due.
 EARLIEST_AS_OF = date(2000, 1, 1)
+AS_OF_AHEAD_DAYS = 366
 
 
 def _as_of(text: str | None, any_day: bool | None = None, db: str | None = None) -> date | None:
     """The day --as-of names, written YYYY-MM-DD (Python also reads 2026-W47 and 20261121 as dates),
-    from 2000 to today — or to the last night of the store `db` (a store whose nights were rehearsed
-    ahead is returned to and reported on as of its own days), or any such day with `any_day` (a
-    night rehearsed on purpose; None where the command has no such flag)."""
+    from 2000 to a year after today — or to the last night of the store `db` (a store whose nights
+    were rehearsed further ahead is returned to and reported on as of its own days), or any such day
+    with `any_day` (None where the command has no such flag)."""
     import re
+    from datetime import timedelta
 
     if text is None:
         return None
@@ -84,12 +87,13 @@ def _as_of(text: str | None, any_day: bool | None = None, db: str | None = None)
     if day < EARLIEST_AS_OF:
         raise Refused(f"--as-of {text} is before {EARLIEST_AS_OF.year}: a mistyped year?")
     today = _today()
-    # the store is read only for a day after today (its last night may be later: a rehearsal)
-    last_night = _last_night(Path(db)) if db and day > today else None
-    if day > max(today, last_night or today) and not any_day:
-        after = f"after today ({today})" + (f" and the store's last night ({last_night})"
-                                             if last_night and last_night > today else "")
-        hint = (" (a night rehearsed for a later day on purpose, on generated data: add --any-day)"
+    latest = today + timedelta(days=AS_OF_AHEAD_DAYS)
+    # the store is read only for a day beyond that (its last night may be later still: a rehearsal)
+    last_night = _last_night(Path(db)) if db and day > latest else None
+    if day > max(latest, last_night or latest) and not any_day:
+        after = f"more than a year after today ({today})" + (
+            f" and after the store's last night ({last_night})" if last_night and last_night > latest else "")
+        hint = (" (a night rehearsed that far ahead on purpose, on generated data: add --any-day)"
                 if any_day is not None else "")
         raise Refused(f"--as-of {text} is {after}: a mistyped year?{hint}")
     return day
@@ -529,11 +533,11 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--inbox", required=True)
     n.add_argument("--db", required=True)
     n.add_argument("--out", required=True)
-    n.add_argument("--as-of", help="YYYY-MM-DD (default: today in Asia/Shanghai); from 2000, not after today, "
-                                   "nor before the store's last night")
+    n.add_argument("--as-of", help="YYYY-MM-DD (default: today in Asia/Shanghai); from 2000, not more than a "
+                                   "year after today, nor before the store's last night")
     n.add_argument("--config")
     n.add_argument("--any-day", action="store_true",
-                   help="take --as-of as given though it is after today (a rehearsal on generated data) or before "
+                   help="take --as-of as given though it is more than a year ahead (a rehearsal on generated data) or before "
                         "the store's last night (a replay of past nights)")
     n.set_defaults(fn=cmd_nightly)
 

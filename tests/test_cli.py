@@ -555,8 +555,8 @@ def test_an_output_folder_that_cannot_be_written_to_is_refused_before_the_night_
 
 @pytest.mark.parametrize("command", ["nightly", "returns", "report"])
 @pytest.mark.parametrize("as_of, said", [
-    ("2062-11-21", "is after today ("),     # 2026 mistyped: a night's deadlines decades ahead, for good
-    ("9999-12-31", "is after today ("),
+    ("2062-11-21", "is more than a year after today ("),  # 2026 mistyped: deadlines decades ahead, for good
+    ("9999-12-31", "is more than a year after today ("),
     ("1999-12-31", "is before 2000: a mistyped year?"),
     ("2026-W47", "is not a date; write it as YYYY-MM-DD"),  # Python's ISO week form
     ("20261121", "is not a date; write it as YYYY-MM-DD"),
@@ -678,20 +678,25 @@ def test_path_arguments_mean_what_an_administrator_means(tmp_path, capsys, monke
 def test_a_store_rehearsed_ahead_is_returned_to_and_reported_on_as_of_its_own_days(tmp_path, capsys, prefect_api):
     """From a regression probe: after `nightly --any-day` for a day ahead (generated data), its
     worklists could not be returned — the default as-of (today) is before their issue, and every
-    later --as-of was refused as after today. Up to the store's last night is now the bound."""
+    later --as-of was refused. Within a year of today any day is taken (a night stepped to the day
+    its 挂牌督办 falls due); beyond, up to the store's last night."""
     from datetime import timedelta
 
     inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
     delivery_1(inbox)
-    ahead = cli._today() + timedelta(days=40)
+    today = cli._today()
+    ahead = today + timedelta(days=400)
     assert cli.main(["nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(out),
                      "--as-of", ahead.isoformat(), "--any-day"]) == cli.EXIT_OK
     capsys.readouterr()
     assert cli.main(["report", "--db", str(db), "--out", str(out), "--as-of", ahead.isoformat()]) == cli.EXIT_OK
+    assert cli.main(["report", "--db", str(db), "--out", str(out),
+                     "--as-of", (today + timedelta(days=90)).isoformat()]) == cli.EXIT_OK
     later = (ahead + timedelta(days=1)).isoformat()
+    capsys.readouterr()
     code, err = _refusal(capsys, ["report", "--db", str(db), "--out", str(out), "--as-of", later])
     assert code == cli.EXIT_USAGE
-    assert err == (f"fundwatch report: --as-of {later} is after today ({cli._today()}) and the store's last night "
-                   f"({ahead}): a mistyped year?"), err
+    assert err == (f"fundwatch report: --as-of {later} is more than a year after today ({today}) and after the "
+                   f"store's last night ({ahead}): a mistyped year?"), err
     workbook = next(out.glob("疑点核查台账_*.xlsx"))
     assert cli.main(["returns", "--db", str(db), "--as-of", ahead.isoformat(), str(workbook)]) == cli.EXIT_OK
