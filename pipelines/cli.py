@@ -104,7 +104,7 @@ def _last_night(db: Path) -> date | None:
     read now (another program holds it: the command's own opening says so, in its words)."""
     import duckdb
 
-    from .store import scalar, table_exists
+    from .store import last_night
 
     if not db.is_file():
         return None
@@ -113,23 +113,9 @@ def _last_night(db: Path) -> date | None:
     except duckdb.Error:
         return None
     try:
-        return scalar(con, "select max(as_of) from runs where status = 'completed'") if table_exists(con, "runs") else None
+        return last_night(con)
     finally:
         con.close()
-
-
-def _check_not_before_the_last_night(db: Path, as_of: date | None) -> None:
-    """A night dated before the store's last one steps every suspect back to that day — amounts,
-    逾期 and 挂牌督办 lifted, the agencies' current worklists replaced by ones of the earlier day, a
-    suspect found later given an earlier first detection (and so an earlier deadline): refused
-    unless asked for (--any-day: a replay of past nights)."""
-    last = _last_night(db)
-    day = as_of or _today()
-    if last is not None and day < last:
-        given = f"--as-of {day}" if as_of else f"today ({day}, the default --as-of)"
-        raise Refused(f"the store's last night was for {last}; a night for {given} would step every suspect back to "
-                      "that day (amounts, 逾期 and 挂牌督办, the agencies' worklists): give that day or a later one "
-                      "— or, to replay a past night on purpose, add --any-day")
 
 
 def _check_config(path: str | None):
@@ -142,12 +128,13 @@ def _check_config(path: str | None):
         raise Refused(str(exc)) from None
 
 
-def _run_nightly(inbox: Path, db: Path, out: Path, as_of: date | None, config: str | None, progress: bool | None) -> dict:
+def _run_nightly(inbox: Path, db: Path, out: Path, as_of: date | None, config: str | None, progress: bool | None,
+                 any_day: bool = False) -> dict:
     from . import flows, runlock
 
     try:
         return flows.nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=as_of,
-                                  config_path=config, progress=progress)
+                                  config_path=config, progress=progress, any_day=any_day)
     except runlock.StoreBusy as exc:
         raise Refused(str(exc), EXIT_BUSY) from None
     except flows.StepFailed as exc:
@@ -186,9 +173,7 @@ def cmd_nightly(args) -> int:
 
     try:
         with runlock.hold(db):
-            if not args.any_day:
-                _check_not_before_the_last_night(db, as_of)
-            summary = _run_nightly(inbox, db, out, as_of, args.config, None)
+            summary = _run_nightly(inbox, db, out, as_of, args.config, None, any_day=args.any_day)
     except runlock.StoreBusy as exc:
         raise Refused(str(exc), EXIT_BUSY) from None
     print(format_summary(summary))
@@ -227,7 +212,7 @@ def cmd_demo(args) -> int:
                 night = _delivery_date(delivery.name)
                 if not (inbox / delivery.name).exists():
                     _stage_owner_only(delivery, inbox / delivery.name)
-                summary = _run_nightly(inbox, db, out, night, args.config, None)
+                summary = _run_nightly(inbox, db, out, night, args.config, None, any_day=True)
                 print(format_summary(summary))
                 print()
     except runlock.StoreBusy as exc:

@@ -221,11 +221,12 @@ def _actor() -> str:
 
 @flow(name="fundwatch-nightly", log_prints=False)
 def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, config_path: str | None = None,
-                 progress: bool | None = None, command: str = "nightly") -> dict:
-    """One night: everything new in the inbox, every rule, every agency's worklist, the report."""
+                 progress: bool | None = None, command: str = "nightly", any_day: bool = False) -> dict:
+    """One night: everything new in the inbox, every rule, every agency's worklist, the report.
+    `any_day`: run even for a day before the store's last night (a replay on purpose)."""
     served = logs.served()
     if served is None:  # `nightly` or `demo`: the CLI reports the outcome
-        return _night(inbox, db, out, as_of, config_path, progress, command)
+        return _night(inbox, db, out, as_of, config_path, progress, command, any_day)
     # A night `fundwatch serve` started, in a process of Prefect's own: it says what `nightly`
     # would — the summary, or one masked line — and, unless --verbose, Prefect's traceback of
     # the failure (the exception and code around it) stays off the console and the journal.
@@ -236,7 +237,7 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
     # early, which at a midnight schedule would be the day before.
     as_of = as_of or _scheduled_day() or today_in_china()
     try:
-        summary = _served_night(inbox, db, out, as_of, config_path, progress, command)
+        summary = _served_night(inbox, db, out, as_of, config_path, progress, command, any_day)
     except Exception as exc:
         shown = exc if isinstance(exc, (NightlyError, runlock.StoreBusy)) else _one_line(exc)
         print(f"fundwatch serve: nightly run failed: {shown}", file=sys.stderr, flush=True)
@@ -249,7 +250,7 @@ SERVED_BUSY_WAIT_SECONDS = 3600  # how long a scheduled night waits for a store 
 SERVED_BUSY_POLL_SECONDS = 60
 
 
-def _served_night(inbox, db, out, as_of: date, config_path, progress, command) -> dict:
+def _served_night(inbox, db, out, as_of: date, config_path, progress, command, any_day: bool) -> dict:
     """A scheduled night that finds the store held (a `returns` or `report` by hand, a notebook left
     open) waits for it, up to an hour, instead of failing at once: at a 02:00 schedule the night
     was otherwise lost until the next day."""
@@ -258,7 +259,7 @@ def _served_night(inbox, db, out, as_of: date, config_path, progress, command) -
     waited = 0
     while True:
         try:
-            return _night(inbox, db, out, as_of, config_path, progress, command)
+            return _night(inbox, db, out, as_of, config_path, progress, command, any_day)
         except runlock.StoreBusy as exc:
             if waited >= SERVED_BUSY_WAIT_SECONDS:
                 raise
@@ -283,8 +284,9 @@ def _scheduled_day() -> date | None:
 
 
 def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | None, config_path: str | None,
-           progress: bool | None, command: str) -> dict:
+           progress: bool | None, command: str, any_day: bool = False) -> dict:
     inbox, db, out = Path(inbox), Path(db), Path(out)
+    as_of_given = as_of is not None
     as_of = as_of or today_in_china()
     config = _config(config_path)
     if not inbox.is_dir():
@@ -309,6 +311,12 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
         except (OSError, duckdb.Error) as exc:
             # e.g. another program (a notebook) has the file open, or the spill folder cannot be made
             raise NightlyError(f"store {db} cannot be opened: {_one_line(exc)}") from None
+        if not any_day:
+            try:
+                _not_before_the_last_night(con, as_of, as_of_given)
+            except NightlyError:
+                con.close()
+                raise
         run_id = f"{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
         parts: dict[str, Any] = {"run_id": run_id, "as_of": as_of, "inbox": inbox, "out": out,
                                  "store_settings": store.settings(con),
@@ -357,6 +365,25 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
             return summary
         finally:
             con.close()
+
+
+def _not_before_the_last_night(con, as_of: date, as_of_given: bool) -> None:
+    """A night dated before the store's last one steps every suspect back to that day — amounts,
+    逾期 and 挂牌督办 lifted, the agencies' current worklists replaced by ones of the earlier day, a
+    suspect found later given an earlier first detection (and so an earlier deadline). Refused unless
+    asked for (`any_day`: a replay of past nights) — a served night too, which meets it after a night
+    run ahead by hand (`nightly --as-of` a day to come, on the store the deployment serves)."""
+    last = store.last_night(con)
+    if last is None or as_of >= last:
+        return
+    step_back = "would step every suspect back to that day (amounts, 逾期 and 挂牌督办, the agencies' worklists)"
+    if logs.served() is not None:
+        raise NightlyError(f"the store's last night was for {last} (run ahead by hand); this scheduled night for {as_of} "
+                           f"{step_back}, so it did not run — served nights run again from {last} on; to go on now, "
+                           "restore the store from a backup taken before that night")
+    given = f"--as-of {as_of}" if as_of_given else f"today ({as_of}, the default --as-of)"
+    raise NightlyError(f"the store's last night was for {last}; a night for {given} {step_back}: give that day or a "
+                       "later one — or, to replay a past night on purpose, add --any-day")
 
 
 def _config(path: str | Path | None) -> Config:

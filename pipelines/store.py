@@ -826,6 +826,11 @@ def store_catalog(con: duckdb.DuckDBPyConnection) -> str:
     return '"' + scalar(con, "select current_database()").replace('"', '""') + '"'
 
 
+def last_night(con: duckdb.DuckDBPyConnection):
+    """The as-of of the store's last completed night (a date), or None before its first."""
+    return scalar(con, "select max(as_of) from runs where status = 'completed'") if table_exists(con, "runs") else None
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """A table of the store, or a temp table of this connection (a detection's), named `name`."""
     return bool(scalar(con, "select count(*) from duckdb_tables() where table_name = ? "

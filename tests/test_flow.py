@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -491,6 +491,30 @@ def test_a_scheduled_night_that_finds_the_store_held_waits_for_it_then_runs(tmp_
     err = capsys.readouterr().err
     assert "another fundwatch run holds" in err and "waiting for it (up to 60 min)" in err
     assert _count(db, "select count(*) from runs where status = 'completed'") == 1
+
+
+def test_a_scheduled_night_before_the_stores_last_is_refused_as_a_night_by_hand_is(tmp_path, monkeypatch, capsys):
+    """From the last probe's left items: a night run ahead by hand (`nightly --as-of` a day to come,
+    allowed up to a year ahead) on the store the deployment serves, and the next scheduled night,
+    dated before it, ran — lifting every 逾期 and 挂牌督办 and replacing the agencies' worklists with
+    ones of the earlier day, which `nightly` by hand refuses."""
+    from pipelines import flows, logs
+
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    delivery_1(inbox)
+    assert _night(inbox, db, out, NIGHT_1 + timedelta(days=30))["status"] == "completed"
+    worklists = {p.name: p.stat().st_mtime_ns for p in out.glob("*.xlsx")}
+    monkeypatch.setenv(logs.SERVED, "quiet")
+    with pytest.raises(flows.NightlyError) as refused:
+        _night(inbox, db, out, NIGHT_1)
+    said = (f"the store's last night was for {NIGHT_1 + timedelta(days=30)} (run ahead by hand); this scheduled "
+            f"night for {NIGHT_1} would step every suspect back to that day")
+    assert str(refused.value).startswith(said), refused.value
+    assert f"fundwatch serve: nightly run failed: {said}" in capsys.readouterr().err
+    assert _count(db, "select count(*) from runs") == 1  # not even begun
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.xlsx")} == worklists
+    # the day itself and the days after run as ever
+    assert _night(inbox, db, out, NIGHT_1 + timedelta(days=30))["status"] == "completed"
 
 
 def test_a_scheduled_night_is_dated_by_the_day_it_was_scheduled_for(monkeypatch):
