@@ -75,9 +75,9 @@ class Refusal:
         # in return_refusals, it is masked like every message
         self.reason = mask_ids_in_text(self.reason)
 
-    def line(self) -> str:
+    def line(self, name: str | None = None) -> str:
         where = f"第{self.row}行" if self.row else "整个文件"
-        return f"{Path(self.file).name} {where} [{self.column or '-'}] {self.reason}"
+        return f"{name or Path(self.file).name} {where} [{self.column or '-'}] {self.reason}"
 
 
 @dataclass
@@ -90,8 +90,8 @@ class AppliedRow:
     events: list[str]
     notice: str | None = None  # applied, but for the supervisor to look at (printed)
 
-    def line(self) -> str:
-        return mask_ids_in_text(f"{Path(self.file).name} 第{self.row}行 疑点 {self.suspect_id} {self.notice}")
+    def line(self, name: str | None = None) -> str:
+        return mask_ids_in_text(f"{name or Path(self.file).name} 第{self.row}行 疑点 {self.suspect_id} {self.notice}")
 
 
 @dataclass
@@ -105,6 +105,11 @@ class FileResult:
     unchanged: int = 0
     pending: int = 0  # rows not yet verified (nothing filled in)
     refused: int = 0
+    missing: list[str] = field(default_factory=list)  # issued on the sheet, still open, not among its rows
+
+
+def _listed(ids: list[str], most: int = 20) -> str:
+    return "、".join(ids[:most]) + (f" 等 {len(ids)} 个疑点" if len(ids) > most else "")
 
 
 @dataclass
@@ -112,6 +117,10 @@ class ReturnsReport:
     files: list[FileResult] = field(default_factory=list)
     applied: list[AppliedRow] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # file: how it is named in messages (_names_shown)
+
+    def name(self, file: str) -> str:
+        return self.names.get(file) or Path(file).name
 
     @property
     def pending(self) -> int:
@@ -125,20 +134,24 @@ class ReturnsReport:
         """What `fundwatch returns` prints: one line per workbook, then every refusal."""
         out = []
         for f in self.files:
-            name = Path(f.file).name
+            name = self.name(f.file)
             if f.status == "already_applied":
                 out.append(f"{name}: 已回收过（相同文件），未重复处理")
             elif f.status == "unreadable":
                 out.append(f"{name}: 无法读取")
             else:
                 out.append(f"{name}: 机构 {f.agency_code or '?'}，应用 {f.applied} 行，无变化 {f.unchanged} 行，"
-                           f"未核实 {f.pending} 行，退回 {f.refused} 行")
+                           f"未核实 {f.pending} 行，退回 {f.refused} 行"
+                           + (f"，缺少 {len(f.missing)} 行" if f.missing else ""))
+        if lacking := [f for f in self.files if f.missing]:
+            out.append(f"回收表中缺少下发的行 {sum(len(f.missing) for f in lacking)} 行（仍待核实，将随下一份台账再次下发）：")
+            out.extend(f"  {self.name(f.file)}：{_listed(f.missing)}" for f in lacking)
         if noticed := [a for a in self.applied if a.notice]:
             out.append(f"已应用、请核对 {len(noticed)} 处：")
-            out.extend("  " + a.line() for a in noticed)
+            out.extend("  " + a.line(self.name(a.file)) for a in noticed)
         if self.refusals:
             out.append(f"退回 {len(self.refusals)} 处（请更正后重新报送）：")
-            out.extend("  " + r.line() for r in self.refusals)
+            out.extend("  " + r.line(self.name(r.file)) for r in self.refusals)
         return [mask_ids_in_text(line) for line in out]  # a file may be named after a person
 
 
@@ -222,6 +235,9 @@ class _Sheet:
     title: str = SHEET
     # a 台账编号 on the cover that is another sheet's (_load): set aside, the rows tell the export
     other_cover: tuple[str, str] | None = None  # (台账编号, the agency it was issued to)
+    # (sheet, row, text) of the cells of the workbook's other sheets (no 疑点编号 header): answered
+    # rows a clerk moved there are read nowhere, and said (_moved_elsewhere)
+    elsewhere: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -304,6 +320,17 @@ def _looks_like_text(head: bytes) -> bool:
     return False
 
 
+def _text_kind(head: bytes) -> str:
+    """What a text file saved instead of the workbook is, as a clerk would name it: a sheet saved as
+    a web page or as flat XML (LibreOffice's .fods) is no CSV."""
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if start.startswith((b"<!doctype html", b"<html")) or b"<html" in start[:300]:
+        return "网页文件（HTML）"
+    if start.startswith(b"<?xml") or start.startswith(b"<"):
+        return "XML 文本文件（如 .fods 或“XML 电子表格”）"
+    return "文本文件（如 CSV）"
+
+
 def _open_workbook(path: Path):
     """The workbook, told by its content rather than its name (a clerk may rename the file); a file
     of another kind is refused in words a clerk can act on, not the reader's own message."""
@@ -312,7 +339,7 @@ def _open_workbook(path: Path):
         raise ValueError(f"文件是 Excel 97-2003（.xls）格式或设置了打开密码的工作簿，{_OTHER_FORMAT}，也不要设置打开密码")
     if not data.startswith(b"PK"):
         kind = ("PDF 文件" if data.startswith(b"%PDF") else
-                "文本文件（如 CSV）" if _looks_like_text(data[:512]) else "无法识别的文件")
+                _text_kind(data[:512]) if _looks_like_text(data[:512]) else "无法识别的文件")
         raise ValueError(f"文件是{kind}，{_OTHER_FORMAT}")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
@@ -380,6 +407,15 @@ def _read(path: Path) -> list[_Sheet]:
                 rows = [(n, tuple(_from_xml(v, xml.get((n, i))) if i in editable else v for i, v in enumerate(r)))
                         for n, r in rows]
             sheets.append(_Sheet(header_row, columns, rows, export_id, ws.title))
+        headed = {sheet.title for sheet in sheets}
+        elsewhere = []
+        for ws in wb.worksheets:
+            last_row, last_column = _filled_extent(ws)
+            if ws.title in headed or not last_row:  # (openpyxl reads max_row=0 as "to the sheet's end")
+                continue
+            for n, row in enumerate(ws.iter_rows(max_row=last_row, max_col=last_column, values_only=True), start=1):
+                elsewhere.extend((ws.title, n, v.strip()) for v in row if isinstance(v, str) and 0 < len(v.strip()) <= 40)
+        sheets = [replace(sheet, elsewhere=elsewhere) for sheet in sheets]
         if not sheets:
             if SHEET in wb.sheetnames:  # the sheet is there: its 疑点编号 column was deleted or renamed
                 raise ValueError(f"工作表“{SHEET}”{_missing_column('疑点编号')}")
@@ -441,8 +477,9 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
     for given in workbooks:
         named.setdefault(Path(given).resolve(), Path(given))
     workbooks = list(named.values())
+    report.names = _names_shown(workbooks)
     sheets: dict[str, _Sheet] = {}  # each workbook is read once: by the conflict check, then applied
-    conflicts = _conflicting_answers(con, workbooks, sheets, as_of)
+    conflicts = _conflicting_answers(con, workbooks, sheets, as_of, report.names)
     for path in workbooks:
         path = Path(path)
         before = (len(report.files), len(report.applied), len(report.refusals))
@@ -490,7 +527,18 @@ _SUSPECT_FIELDS = ("s.suspect_id, s.agency_code, s.status, s.amount, s.outcome, 
                    " s.verification_note, s.verified_on")
 
 
-def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], as_of: dt.date) -> dict[str, dict[str, str]]:
+def _names_shown(workbooks: list[Path]) -> dict[str, str]:
+    """{file: its name in messages}: the file name, or — where two files of one call share it (two
+    clerks' copies, each kept under the name the 说明 asks for) — the path as given, so that which
+    copy a line speaks of can be told."""
+    by_name: dict[str, int] = {}
+    for path in workbooks:
+        by_name[Path(path).name] = by_name.get(Path(path).name, 0) + 1
+    return {str(path): str(path) if by_name[Path(path).name] > 1 else Path(path).name for path in workbooks}
+
+
+def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], as_of: dt.date,
+                         names: dict[str, str]) -> dict[str, dict[str, str]]:
     """{suspect: {workbook path: reason}} for the rows refused because another workbook applied
     together answers the suspect differently. Of sheets issued on different nights the latest
     issued one is the answer (as when they come one after the other: an earlier sheet's differing
@@ -557,7 +605,7 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
         latest_answers = {a for f, a in given.items() if issued_at[f] == latest_issue}
         if dated and len(latest_answers) == 1:
             # the later-issued sheet answers; an earlier one that says otherwise is refused
-            later = "、".join(Path(f).name for f in sorted(given) if issued_at[f] == latest_issue)
+            later = "、".join(names.get(f, Path(f).name) for f in sorted(given) if issued_at[f] == latest_issue)
             for file, answer in given.items():
                 if answer not in latest_answers:
                     conflicts.setdefault(sid, {})[file] = (
@@ -565,9 +613,9 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
                         "以后下发的台账为准")
             continue
         # copies of one sheet (two clerks'), or sheets not told apart, answering otherwise: each refused
-        names = "、".join(Path(f).name for f in sorted(given))
+        copies = "、".join(names.get(f, Path(f).name) for f in sorted(given))
         for file in given:
-            conflicts.setdefault(sid, {})[file] = (f"疑点 {sid} 在同时报送的台账 {names} 中核实内容不同，"
+            conflicts.setdefault(sid, {})[file] = (f"疑点 {sid} 在同时报送的台账 {copies} 中核实内容不同，"
                                                    "无法确定以哪一份为准：请只报送其中一份")
     return conflicts
 
@@ -743,9 +791,19 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
         report.files.append(FileResult(str(path), None, status="unreadable"))
         report.refusals.append(Refusal(str(path), 0, "", f"无法打开文件：{exc.strerror or exc}"))
         return
+    # stored as a full path, as worklist exports are: "clerkA/台账.xlsx" said nothing once the
+    # command's folder was forgotten, and two clerks' copies share the name the 说明 asks for
+    stored = str(path.absolute())
     retry_rows = _earlier_application(con, file_hash)
     if retry_rows == set():
         report.files.append(FileResult(str(path), file_hash, status="already_applied"))
+        # nothing to apply, but the file came in again: the audit log says so (the README promised it)
+        con.execute(
+            "insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, suspect_ids, detail)"
+            " select ?, ?, 'apply_return', ?, ?, arg_max(agency_code, happened_at), '[]', ? from audit_log"
+            " where action = 'apply_return' and file_hash = ?",
+            [now, actor, stored, file_hash, json.dumps({"already_applied": True, "as_of": as_of.isoformat()}),
+             file_hash])
         return
     result = FileResult(str(path), file_hash)
     report.files.append(result)
@@ -768,17 +826,19 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
         if refusals:
             insert_many(con, "return_refusals",
                         ["file", "file_hash", "row_number", "column_name", "suspect_id", "reason", "refused_at", "actor"],
-                        [[r.file, file_hash, r.row, r.column, r.suspect_id, r.reason, now, actor] for r in refusals])
+                        [[stored, file_hash, r.row, r.column, r.suspect_id, r.reason, now, actor] for r in refusals])
         if sheet is not None:
             con.execute(
                 "insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, suspect_ids, detail)"
                 " values (?, ?, 'apply_return', ?, ?, ?, ?, ?)",
-                [now, actor, str(path), file_hash, result.agency_code,
+                [now, actor, stored, file_hash, result.agency_code,
                  json.dumps([a.suspect_id for a in report.applied if a.file == str(path)], ensure_ascii=False),
                  json.dumps({"export_id": result.export_id, "applied": result.applied, "unchanged": result.unchanged,
                              "pending": result.pending, "refused": result.refused, "as_of": as_of.isoformat(),
+                             "missing": result.missing,
                              # what was printed for the supervisor to look at (AppliedRow.notice)
-                             "notices": [a.line() for a in report.applied if a.file == str(path) and a.notice]},
+                             "notices": [a.line(report.name(a.file)) for a in report.applied
+                                         if a.file == str(path) and a.notice]},
                             ensure_ascii=False)],
             )
     report.refusals.extend(refusals)
@@ -944,6 +1004,34 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             report.applied.append(outcome)
     _write_answers(con, on_sheet.answers)
     casework.add_events(con, events, None, now)
+    _not_on_the_sheet(con, sheet, ids, export_id, result, refuse)
+
+
+def _not_on_the_sheet(con, sheet: _Sheet, ids: list[str], export_id: str | None, result: FileResult, refuse) -> None:
+    """What the export issued that the returned sheet does not answer: rows deleted (said, in
+    `result.missing`: they stay to be verified), and rows a clerk moved to another sheet — their
+    answers are read nowhere, so each is refused, naming where it is. Said rather than passed over:
+    such a suspect went on to 逾期 and 挂牌督办 against an agency that believed it had answered."""
+    if export_id is None:
+        return
+    open_issued = [sid for (sid,) in con.execute(
+        f"select w.suspect_id from worklist_rows w join suspects s using (suspect_id) where w.export_id = ?"
+        f" and s.status in ({casework.OPEN_STATUSES_SQL}) order by w.row_number", [export_id]).fetchall()]
+    answered = {sid for (_, values), sid in zip(sheet.rows, ids)
+                if sid and any(v is not None and not (isinstance(v, str) and not v.strip())
+                               for i, v in enumerate(values) if i in {sheet.columns.get(c) for c in EDITABLE})}
+    on_sheet = set(ids)
+    moved: dict[str, tuple[str, int]] = {}
+    wanted = {sid for sid in open_issued if sid not in answered}
+    for title, row, text in sheet.elsewhere:
+        sid = canonical("疑点编号", text)
+        if sid in wanted and sid not in moved:
+            moved[sid] = (title, row)
+    for sid, (title, row) in moved.items():
+        refuse(row, "疑点编号", f"疑点 {sid} 写在工作表“{title}”第{row}行，不在“{SHEET}”的该疑点行中，未读取："
+                              f"请把核实内容填在“{SHEET}”该疑点的行中后重新报送", sid)
+        result.refused += 1
+    result.missing = [sid for sid in open_issued if sid not in on_sheet and sid not in moved]
 
 
 # What a wrong answer cell may be quoted with in a refusal: digits, ASCII, date words. Anything else

@@ -1225,7 +1225,15 @@ def test_a_clean_workbook_sent_again_is_not_applied_again(con, tmp_path):
     again = returns.apply_returns(con, [returned], RETURN_DAY)
     assert again.files[0].status == "already_applied" and again.refusals == []
     assert "已回收过" in again.lines()[0]
-    assert scalar(con, "select count(*) from audit_log") == audits
+    # nothing applied, but the file's coming again is in the audit log, as the README says (a probe
+    # of returned workbooks: it was not, unless a row of it had been refused)
+    assert scalar(con, "select count(*) from audit_log") == audits + 1
+    last = con.execute("select action, file, agency_code, suspect_ids, detail from audit_log"
+                       " order by happened_at desc limit 1").fetchall()[0]
+    assert last[:4] == ("apply_return", str(returned.absolute()), A, "[]")
+    assert json.loads(last[4]) == {"already_applied": True, "as_of": RETURN_DAY.isoformat()}
+    # and the bytes sent a third time are still known as applied
+    assert returns.apply_returns(con, [returned], RETURN_DAY).files[0].status == "already_applied"
 
 
 def test_a_workbook_refused_for_a_passing_reason_applies_when_sent_again(con, tmp_path):
@@ -1742,3 +1750,73 @@ def test_the_command_says_which_workbook_was_undone_and_which_were_kept(con, tmp
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("fundwatch returns: a.xlsx could not be applied and was undone (IOException: "
                            'Could not write file "fw.duckdb.wal": No space left on device): free disk space'), line
+
+
+def test_rows_deleted_from_the_sheet_or_moved_to_another_are_said_not_passed_over(con, tmp_path):
+    """From a probe of returned workbooks: answered rows cut from 疑点清单 and pasted (without the
+    header) into a sheet of their own, or rows deleted, were dropped without a word — the suspects
+    stayed 已下发, to go 逾期 and 挂牌督办 against an agency that believed it had answered."""
+    path = issue(con, tmp_path, n=5)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    clerk.fill(f"S-{A}-4", 核实结果=OUTCOME_LABELS[1], 核实说明="已更正")
+    clerk.fill(f"S-{A}-5", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    moved = clerk.wb.create_sheet("Sheet2")
+    for row in (clerk.rows[f"S-{A}-4"], clerk.rows[f"S-{A}-5"]):  # cut and pasted below a note
+        moved.append([c.value for c in clerk.ws[row]])
+    moved.insert_rows(1)
+    moved["A1"] = "已核实的两条"
+    clerk.ws.delete_rows(clerk.rows[f"S-{A}-3"], 3)  # S-3 deleted; S-4 and S-5 cut
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert [status_of(con, f"S-{A}-{n}")[0] for n in range(1, 6)] == ["已销号", "已下发", "已下发", "已下发", "已下发"]
+    by_suspect = {r.suspect_id: r for r in report.refusals}
+    assert set(by_suspect) == {f"S-{A}-4", f"S-{A}-5"}
+    assert (by_suspect[f"S-{A}-4"].row, by_suspect[f"S-{A}-4"].column) == (2, "疑点编号")
+    assert "写在工作表“Sheet2”第2行，不在“疑点清单”的该疑点行中" in by_suspect[f"S-{A}-4"].reason
+    (result,) = report.files
+    assert (result.applied, result.pending, result.refused, result.missing) == (1, 1, 2, [f"S-{A}-3"])
+    lines = report.lines()
+    assert lines[0].endswith("未核实 1 行，退回 2 行，缺少 1 行"), lines
+    assert f"  returned_{path.name}：S-{A}-3" in lines
+    detail = json.loads(scalar(con, "select detail from audit_log where action = 'apply_return'"))
+    assert detail["missing"] == [f"S-{A}-3"]
+    # a sheet returned whole says nothing of the kind; nor does a row answered since by another sheet
+    whole = Clerk(path)
+    whole.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    again = returns.apply_returns(con, [whole.save(tmp_path / "whole.xlsx")], RETURN_DAY)
+    assert again.refusals == [] and again.files[0].missing == [] and "缺少" not in "\n".join(again.lines())
+
+
+def test_two_copies_of_one_name_are_told_apart_by_their_paths(con, tmp_path):
+    """The 说明 asks for the workbook back under its own name, so two clerks' copies share it: every
+    line named both by the bare name, and which copy to withdraw could not be told. Stored paths are
+    full ones, as a worklist export's are."""
+    path = issue(con, tmp_path, n=2)[A]
+    copies = []
+    for clerk_folder, outcome in (("clerkA", 7), ("clerkB", 1)):
+        clerk = Clerk(path)
+        clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[outcome], 核实说明="核实")
+        (tmp_path / clerk_folder).mkdir()
+        copies.append(clerk.save(tmp_path / clerk_folder / path.name))
+    report = returns.apply_returns(con, copies, RETURN_DAY)
+    lines = report.lines()
+    assert [line.split(":")[0] for line in lines[:2]] == [str(c) for c in copies]
+    assert all(f"在同时报送的台账 {copies[0]}、{copies[1]} 中核实内容不同" in r.reason for r in report.refusals)
+    assert sorted(f for (f,) in con.execute("select file from return_refusals").fetchall()) == sorted(map(str, copies))
+    # one file alone is named by its name
+    alone = returns.apply_returns(con, [copies[0]], RETURN_DAY)
+    assert alone.lines()[0].startswith(f"{path.name}: ")
+
+
+@pytest.mark.parametrize("content, kind", [
+    ('<?xml version="1.0" encoding="UTF-8"?>\n<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0">',
+     "XML 文本文件"),
+    ("<!DOCTYPE html>\n<html><body><table><tr><td>疑点编号</td></tr></table></body></html>", "网页文件（HTML）"),
+    ("疑点编号,经办机构\nS-1,360102001\n", "文本文件（如 CSV）"),
+], ids=["fods", "html", "csv"])
+def test_a_sheet_saved_as_text_is_refused_as_what_it_is(con, tmp_path, content, kind):
+    """A flat-XML (.fods) or web-page save was refused as "a text file (such as CSV)"."""
+    saved = tmp_path / "疑点核查台账.xlsx"
+    saved.write_text(content, encoding="utf-8")
+    (refusal,) = returns.apply_returns(con, [saved], RETURN_DAY).refusals
+    assert f"文件是{kind}" in refusal.reason, refusal.reason
