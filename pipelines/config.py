@@ -162,15 +162,23 @@ def load_config(path: str | Path | None = None) -> Config:
 
 
 def _config_text(path: Path) -> str:
-    """The config's text. Saved by Notepad or WPS on a Chinese Windows it may be GB18030 (GBK)
-    rather than UTF-8, as the extracts may: both are read."""
+    try:
+        return local_text(path)
+    except ValueError:
+        raise SystemExit(f"config file {path} is neither UTF-8 nor GB18030 text; save it as UTF-8") from None
+
+
+def local_text(path: Path) -> str:
+    """A file an office writes by hand (the config, its own rule files). Saved by Notepad or WPS on a
+    Chinese Windows it may be GB18030 (GBK) rather than UTF-8, as the extracts may: both are read.
+    ValueError when it is neither."""
     raw = path.read_bytes()
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             return raw.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise SystemExit(f"config file {path} is neither UTF-8 nor GB18030 text; save it as UTF-8")
+    raise ValueError("neither UTF-8 nor GB18030 text; save it as UTF-8")
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

@@ -57,7 +57,7 @@ import duckdb
 import yaml
 
 from . import resources
-from .config import Config, load_yaml, param_problem, rule_folders, yaml_problem
+from .config import Config, load_yaml, local_text, param_problem, rule_folders, yaml_problem
 from .privacy import mask_ids_in_text
 from .store import failure_hint, of_files, scalar, store_catalog, table_exists
 
@@ -108,8 +108,10 @@ create table if not exists detect_seen_files (file_hash varchar primary key)
 
 PERSON_TABLES = ("payments", "deaths", "imprisonments", "beneficiaries", "contributions")
 EXTRACT_TABLES = (*PERSON_TABLES, "fund_transactions", "agencies")
-_TABLE_REF = re.compile(r"\b(" + "|".join(EXTRACT_TABLES) + r")\b")
-_NEW_TABLE_REF = re.compile(r"\bnew_(" + "|".join(EXTRACT_TABLES) + r")\b")
+# SQL names are case-blind: FROM PAYMENTS reads payments (a rule so written was taken to read none
+# of them, and was passed over on incremental nights while its findings went stale)
+_TABLE_REF = re.compile(r"\b(" + "|".join(EXTRACT_TABLES) + r")\b", re.IGNORECASE)
+_NEW_TABLE_REF = re.compile(r"\bnew_(" + "|".join(EXTRACT_TABLES) + r")\b", re.IGNORECASE)
 
 
 def ensure_detect_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -149,7 +151,7 @@ class Rule:
         """The extract tables the rule's SQL and watch name (payments_watch is payments), plus
         agencies, which the runner joins for per-region parameters. Naming a table in a comment or
         string does not count; a false match only makes the rule run more often."""
-        text = _strip_sql_comments_and_strings(f"{self.sql}\n{self.watch or ''}\n{self.incremental or ''}")
+        text = _strip_sql_comments_and_strings(f"{self.sql}\n{self.watch or ''}\n{self.incremental or ''}").lower()
         found = set(_TABLE_REF.findall(text)) | set(_NEW_TABLE_REF.findall(text))
         if "payments_watch" in text:
             found.add("payments")
@@ -371,7 +373,7 @@ def _misspelt_keys(raw: dict) -> list[tuple[str, str]]:
 def parse_rule(path: Path) -> Rule:
     """One rule file -> Rule; raises ValueError with a message a rule author can act on."""
     try:
-        raw = load_yaml(path.read_text(encoding="utf-8"))
+        raw = load_yaml(local_text(path))
     except yaml.YAMLError as exc:
         raise ValueError(f"not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
@@ -407,7 +409,10 @@ def parse_rule(path: Path) -> Rule:
     incremental = raw.get("incremental")
     if incremental is not None and (not isinstance(incremental, str) or not incremental.strip()):
         raise ValueError("incremental must be SQL returning the subjects whose findings tonight's new rows can change")
-    uses_watch = "payments_watch" in _strip_sql_comments_and_strings(str(raw["sql"]))
+    for key in ("sql", "watch", "incremental"):
+        if raw.get(key) is not None:
+            _one_select(key, str(raw[key]))
+    uses_watch = "payments_watch" in _strip_sql_comments_and_strings(str(raw["sql"])).lower()
     if uses_watch and watch is None:
         raise ValueError("the SQL reads payments_watch but the rule has no watch: query")
     rule = Rule(
@@ -423,6 +428,20 @@ def parse_rule(path: Path) -> Rule:
     return rule
 
 
+def _one_select(key: str, sql: str) -> None:
+    """A rule's SQL is one query and nothing else. DuckDB runs every statement of a text given to it
+    unbound: a rule `select …; delete from suspect_events; drop table deaths` (or a COPY of the
+    payments to a file, an ATTACH) ran them all, and the night said completed."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise ValueError(f"{key}: the SQL cannot be read: {_first_line(exc)}") from None
+    kinds = [str(s.type).rsplit(".", 1)[-1] for s in statements]
+    if kinds != ["SELECT"]:
+        said = f"it holds {len(kinds)} statements ({', '.join(kinds)})" if len(kinds) != 1 else f"it is a {kinds[0]}"
+        raise ValueError(f"{key} must be one query (named CTEs ending in one select), nothing else: {said}")
+
+
 def _folders(directory: str | Path | Sequence[str | Path] | None) -> list[Path]:
     if directory is None:
         return [resources.rules_dir()]
@@ -436,7 +455,9 @@ def rule_files(directory: str | Path | Sequence[str | Path] | None = None) -> li
     (the shipped rules/) by file name, sorted; a later folder's (config `rule_folders`) by full path."""
     found = []
     for n, folder in enumerate(_folders(directory)):
-        for path in sorted(list(folder.glob("*.yaml")) + list(folder.glob("*.yml"))):
+        # .YAML as .yaml: a file an office named so was passed over without a word
+        files = folder.iterdir() if folder.is_dir() else []
+        for path in sorted(p for p in files if p.suffix.lower() in (".yaml", ".yml") and p.is_file()):
             found.append((path, path.name if n == 0 else str(path)))
     return found
 
@@ -649,6 +670,13 @@ def _run_one_set(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[str, A
     columns = [row[0] for row in con.execute("describe _rule_rows").fetchall()]
     if tuple(columns) != DETECTION_COLUMNS:
         raise ValueError(_columns_problem(columns))
+    twice, subject = con.execute(
+        "select count(*), any_value(subject) from (select subject from _rule_rows where subject is not null"
+        " group by subject having count(*) > 1)").fetchall()[0]
+    if twice:
+        # one was kept without a word, the others' amounts and evidence lost
+        raise ValueError(mask_ids_in_text(f"the final select must return one row per subject; {twice} subject(s) have "
+                                          f"several (e.g. {subject})"))
 
 
 def _columns_problem(columns) -> str:
@@ -688,11 +716,38 @@ def _run_sets(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: C
             from _rule_rows r
             left join {AGENCY_REGION} a on a.agency_code = r.agency_code
             where r.subject is not null and {keep} {only_subjects}""", {"regions": region_list})
+    _check_findings(con, rule)
     # One row per subject even when a person's findings fell in two regions' runs.
     con.execute("""
         insert into detections
         select * from _rule_all
         qualify row_number() over (partition by subject order by amount desc, agency_code) = 1""")
+
+
+# What a finding must hold to be a suspect an agency can verify (CONTRACT: periods YYYYMM, an amount
+# at risk, an agency). An office's own rule returning other things was taken without a word: a
+# negative or empty 涉及金额 on a worklist, 所属期 "abc", a suspect with no agency that never
+# reached a worklist.
+_FINDING_FAULTS = {
+    "an empty subject": "trim(subject) = ''",
+    "no agency_code": "agency_code is null or trim(agency_code) = ''",
+    "an amount empty or below 0": "amount is null or amount < 0",
+    "a period not written YYYYMM (or period_from after period_to)":
+        "not coalesce(regexp_full_match(period_from, '[0-9]{4}(0[1-9]|1[0-2])')"
+        " and regexp_full_match(period_to, '[0-9]{4}(0[1-9]|1[0-2])') and period_from <= period_to, false)",
+}
+
+
+def _check_findings(con: duckdb.DuckDBPyConnection, rule: Rule) -> None:
+    faults = dict(_FINDING_FAULTS)
+    if rule.subject == "person":
+        faults["no person_id (a person rule)"] = "person_id is null or trim(person_id) = ''"
+    found = con.execute("select " + ", ".join(f"count(*) filter (where {test}), any_value(subject) filter (where {test})"
+                                              for test in faults.values()) + " from _rule_all").fetchall()[0]
+    said = [f"{found[2 * i]} with {what} (e.g. subject {found[2 * i + 1]!r})"
+            for i, what in enumerate(faults) if found[2 * i]]
+    if said:
+        raise ValueError(mask_ids_in_text("returns findings that cannot be suspects: " + "; ".join(said)))
 
 
 def fingerprint(rules: list[Rule], config: Config) -> str:

@@ -446,3 +446,121 @@ def test_fundwatch_rules_says_which_region_codes_no_agency_has(office_night, cap
     notes = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("note")]
     assert notes == [f"note regions.360700: no agency in {office_night['db']} has this 行政区划代码 "
                      "(agencies.region_code); its values apply to no finding until one has"]
+
+
+def _own_rule(tmp_path: Path, rule_id: str, sql_from: str, sql_to: str, name: str | None = None,
+              encoding: str = "utf-8") -> Path:
+    """The README's example rule as an office edits it: renamed, its SQL changed in one place."""
+    text = EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", rule_id)
+    assert sql_from in text
+    path = tmp_path / (name or f"{rule_id}.yaml")
+    path.write_bytes(text.replace(sql_from, sql_to).encode(encoding))
+    return path
+
+
+def test_a_rule_of_several_statements_or_not_a_query_is_refused_before_any_of_it_runs(office_night, tmp_path, capsys):
+    """From a probe of own rules: DuckDB runs every statement of an unbound text, so a rule
+    `select …; delete from suspect_events; drop table deaths` emptied the events and dropped a
+    table while the night said completed, and `fundwatch rules` (said to run nothing) wrote a COPY
+    of the payments — names, ID numbers, accounts — to a file readable by all."""
+    from pipelines import cli
+
+    copied = tmp_path / "exfil.csv"
+    ending = "having sum(amount) > 0"
+    several = _own_rule(tmp_path, "SEVERAL", ending, f"{ending};\n  delete from suspect_events;\n  drop table deaths")
+    copy = _own_rule(tmp_path, "COPY_OUT", ending,
+                     f"{ending};\n  copy (select person_id, name, bank_account from payments) to '{copied}' (header)")
+    (tmp_path / "whole").mkdir()
+    whole = tmp_path / "whole" / "WHOLE_COPY.yaml"
+    whole.write_text(EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", "WHOLE_COPY")
+                     .split("sql: |")[0] + f"sql: |\n  copy (select * from payments) to '{copied}'\n", encoding="utf-8")
+    before = {t: _count(office_night["db"], f"select count(*) from {t}") for t in ("suspect_events", "deaths")}
+    config = _office(tmp_path / "check", [several, copy, whole])
+    assert cli.main(["rules", "--config", str(config), "--db", str(office_night["db"])]) == 1
+    out = capsys.readouterr().out
+    assert "SEVERAL.yaml: sql must be one query (named CTEs ending in one select), nothing else: it holds 3 " \
+           "statements (SELECT, DELETE, DROP)" in out, out
+    assert "COPY_OUT.yaml: sql must be one query" in out and "WHOLE_COPY.yaml: sql must be one query" in out
+    assert "it is a COPY" in out
+    assert not copied.exists()
+    reason, summary = _failed_night(tmp_path, office_night, several, copy)
+    assert "sql must be one query" in reason and summary["status"] == "failed"
+    assert not copied.exists()
+    after = {t: _count(tmp_path / "fw.duckdb", f"select count(*) from {t}") for t in ("suspect_events", "deaths")}
+    assert after["deaths"] == before["deaths"] and after["suspect_events"] >= before["suspect_events"] > 0
+
+
+def _count(db: Path, sql: str) -> int:
+    con = connect(db, read_only=True)
+    try:
+        return scalar(con, sql)
+    finally:
+        con.close()
+
+
+def test_an_own_rule_is_found_however_its_file_and_table_names_are_cased_and_its_file_encoded(tmp_path):
+    """A rule writing FROM PAYMENTS was taken to read no extract, so incremental nights passed it
+    over while its findings went stale; a file named .YAML was not loaded, without a word; one
+    saved as GB18030 (Notepad, WPS) failed with Python's codec message."""
+    from pipelines import rules
+
+    upper = _own_rule(tmp_path, "UPPER_TABLES", "from payments p join cremated c", "FROM PAYMENTS p JOIN cremated c")
+    upper = upper.replace(tmp_path / "UPPER_TABLES.YAML")
+    gb = _own_rule(tmp_path, "GB_FILE", "火化后发放", "火化后仍发放", encoding="gb18030")
+    loaded, errors = rules.load_rules([rules_dir(), tmp_path])
+    assert errors == []
+    own = {r.id: r for r in loaded if r.id in ("UPPER_TABLES", "GB_FILE")}
+    assert sorted(own) == ["GB_FILE", "UPPER_TABLES"], [r.id for r in loaded]
+    assert own["UPPER_TABLES"].reads == {"agencies", "deaths", "payments"}
+    assert "火化后仍发放" in own["GB_FILE"].sql
+    gb.write_bytes(b"id: GB_FILE\ntitle: \xff\xfe\x00\n")
+    (error,) = rules.load_rules([rules_dir(), tmp_path])[1]
+    assert error.message == "neither UTF-8 nor GB18030 text; save it as UTF-8"
+
+
+@pytest.mark.parametrize("select_from, select_to, said", [
+    ("sum(amount) as amount,", "-sum(amount) as amount,", "with an amount empty or below 0"),
+    ("sum(amount) as amount,", "cast(null as decimal(18,2)) as amount,", "with an amount empty or below 0"),
+    ("min(period) as period_from,", "'abc' as period_from,", "with a period not written YYYYMM"),
+    ("max(period) as period_to,", "'202613' as period_to,", "with a period not written YYYYMM"),
+    ("min(period) as period_from,", "'209901' as period_from,", "(or period_from after period_to)"),
+    ("as agency_code,", "as agency_code_, null as agency_code,", "with no agency_code"),
+    ("select person_id as subject,\n         person_id,", "select person_id as subject,\n         null as person_id,",
+     "with no person_id (a person rule)"),
+    ("select person_id as subject,", "select '' as subject,", "with an empty subject"),
+], ids=["negative", "null-amount", "period-text", "month-13", "from-after-to", "no-agency", "no-person", "empty-subject"])
+def test_findings_that_cannot_be_suspects_fail_the_rule_by_name(office_night, tmp_path, select_from, select_to, said):
+    """An own rule's findings were taken whatever they held: a negative or empty 涉及金额 on a
+    worklist, 所属期 "abc", a suspect without an agency that never reached a worklist."""
+    from pipelines import rules
+
+    rule = _own_rule(tmp_path, "ODD_FINDINGS", select_from, select_to)
+    if "agency_code_" in select_to:  # keep the columns in the contract's order
+        rule.write_text(rule.read_text(encoding="utf-8").replace(
+            "first(agency_code order by period desc nulls last, amount desc, agency_code) as agency_code_, null as agency_code,",
+            "cast(null as varchar) as agency_code,"), encoding="utf-8")
+    con = duckdb.connect(":memory:")
+    con.execute(f"attach '{office_night['db']}' as night (read_only)")
+    con.execute("use night")
+    (loaded,), errors = rules.load_rules(tmp_path)
+    found = rules.detect(con, NIGHT, load_config(None), rules=[loaded])
+    (error,) = found.errors
+    assert errors == [] and error.rule_file == "ODD_FINDINGS.yaml"
+    assert error.message.startswith("returns findings that cannot be suspects: 1 with ") and said in error.message
+    assert scalar(con, "select count(*) from detections where rule_id = 'ODD_FINDINGS'") == 0
+
+
+def test_several_rows_for_one_subject_fail_the_rule_not_one_kept_without_a_word(office_night, tmp_path):
+    from pipelines import rules
+
+    rule = _own_rule(tmp_path, "ROW_PER_PAYMENT", "group by person_id\n  having sum(amount) > 0",
+                     "group by person_id, payment_id")
+    (loaded,), _ = rules.load_rules(tmp_path)
+    con = duckdb.connect(":memory:")
+    con.execute(f"attach '{office_night['db']}' as night (read_only)")
+    con.execute("use night")
+    found = rules.detect(con, NIGHT, load_config(None), rules=[loaded])
+    (error,) = found.errors
+    assert error.message.startswith("the final select must return one row per subject; 1 subject(s) have several "
+                                    "(e.g. 360702********"), error.message
+    assert rule.exists()
