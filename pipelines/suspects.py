@@ -199,6 +199,14 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
         from _changes c
         where suspects.suspect_id = c.suspect_id and c.change in ('unchanged', 'redetected')
           and suspects.last_detected_on < $as_of""", {"as_of": as_of})
+    if table_exists(con, "detection_rules"):
+        # a rule's severity edited in its file holds for the suspects it found before, not only
+        # for those found or changed since (they kept the old word on the worklist and in the store)
+        con.execute("""
+            update suspects set severity = r.severity
+            from detection_rules r
+            where suspects.rule_id = r.rule_id and r.ok and r.severity is not null
+              and suspects.severity is distinct from r.severity""")
     con.execute(f"""
         update suspects set last_detected_on = $as_of
         where not {_rechecked(con, "suspects")}

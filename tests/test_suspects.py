@@ -447,3 +447,20 @@ def test_a_reopened_suspects_escalation_days_count_from_the_night_it_reopened(co
     assert con.execute("select escalated from suspects").fetchall() == [(True,)]
     detail = json.loads(con.execute("select detail from suspect_events where event = 'escalated'").fetchall()[0][0])
     assert (detail["first_detected_on"], detail["reopened_on"]) == ("2026-10-21", "2027-01-31")
+
+
+def test_a_rules_severity_edited_in_its_file_holds_for_the_suspects_it_found_before(con, tmp_path):
+    """From a probe of own rules: `severity: high` changed to `medium` between nights changed only
+    suspects found or changed since; those found before kept the old word."""
+    from pipelines.resources import rules_dir
+
+    night(con, NIGHT1)
+    edited = tmp_path / "rules"
+    edited.mkdir()
+    shipped = (rules_dir() / "PAID_AFTER_DEATH.yaml").read_text(encoding="utf-8")
+    assert "\nseverity: high\n" in shipped
+    (edited / "PAID_AFTER_DEATH.yaml").write_text(shipped.replace("\nseverity: high\n", "\nseverity: medium\n"),
+                                                  encoding="utf-8")
+    detect(con, NIGHT2, Config(), rules_dir=edited)
+    assert update_suspects(con, NIGHT2)["PAID_AFTER_DEATH"]["unchanged"] == 1
+    assert suspect(con)["severity"] == "medium"
