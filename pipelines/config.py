@@ -30,6 +30,10 @@ DEFAULTS: dict[str, Any] = {
     "rule_folders": [],
     # Accounts known to be 财政专户 besides those seen with that account_type in the extracts.
     "fiscal_accounts": [],
+    # A rule still running after this many minutes is stopped and named as failed (the others run):
+    # a query that never ends (an own rule joining payments to itself) held the night and its
+    # store until killed. The shipped rules take seconds at a province's scale.
+    "rule_time_limit_minutes": 60,
     "casework": {
         "verify_working_days": 20,      # 核查期限: working days after issue
         "escalate_after_days": 90,      # 挂牌督办: loss not recovered this many days after detection
@@ -154,6 +158,7 @@ def load_config(path: str | Path | None = None) -> Config:
         _check_known_keys("outlier", config["outlier"])
         _check_known_keys("schedule", config["schedule"])
         _check_timezone(config["schedule"]["timezone"])  # served nights only, but said by every command
+        _check_rule_time_limit(config["rule_time_limit_minutes"])
     except ValueError as exc:
         # the problem quotes the value typed: a card or an ID number put where an account list or a
         # date belongs reaches the console, runs.summary and Prefect's state masked, as any message
@@ -284,6 +289,12 @@ def _is_number(value: Any) -> bool:
 
 
 MAX_CASEWORK_DAYS = 3650
+
+
+def _check_rule_time_limit(minutes: Any) -> None:
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes <= 1440 \
+            or not math.isfinite(minutes):
+        raise ValueError(f"rule_time_limit_minutes: expected minutes from above 0 to 1440 (a day), got {minutes!r}")
 
 
 def _check_casework(section: Any) -> None:

@@ -322,6 +322,8 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
                                  "store_settings": store.settings(con),
                                  # what returns and report recompute casework with when given no --config
                                  "casework_settings": casework.recorded_settings(config)}
+        stop_on_signals = store.stopped_by_signals(con)
+        stop_on_signals.__enter__()
         try:
             try:
                 store.claim_out(con, out, db, run_id)
@@ -364,7 +366,10 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
                                                "will read it as interrupted)") from exc
             return summary
         finally:
-            con.close()
+            try:
+                stop_on_signals.__exit__(None, None, None)  # a signal met: KeyboardInterrupt, as Ctrl-C
+            finally:
+                con.close()
 
 
 def _not_before_the_last_night(con, as_of: date, as_of_given: bool) -> None:

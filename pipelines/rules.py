@@ -41,10 +41,12 @@ key such as `fiscal_accounts`), config `rules.<ID>.<param>`, then per region
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,7 +59,7 @@ import duckdb
 import yaml
 
 from . import resources
-from .config import Config, load_yaml, local_text, param_problem, rule_folders, yaml_problem
+from .config import DEFAULTS, Config, load_yaml, local_text, param_problem, rule_folders, yaml_problem
 from .privacy import mask_ids_in_text
 from .store import failure_hint, of_files, scalar, store_catalog, table_exists
 
@@ -684,11 +686,12 @@ def _columns_problem(columns) -> str:
 
 
 def _run_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: Config,
-              scoped: bool = False, store_db: str = "") -> None:
+              scoped: bool = False, store_db: str = "", limit: _TimeLimit | None = None) -> None:
     made: list[tuple[str, str]] = []
     try:
-        _rule_inputs(con, rule, scoped, store_db, made)
-        _run_sets(con, rule, as_of, config, scoped)
+        with limit or contextlib.nullcontext():  # (the clean-up below is not stopped by it)
+            _rule_inputs(con, rule, scoped, store_db, made)
+            _run_sets(con, rule, as_of, config, scoped)
     finally:
         for kind, name in reversed(made):
             con.execute(f"drop {kind} if exists temp.main.{name}")
@@ -924,6 +927,29 @@ def _planning_problem(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[s
     return None if columns == DETECTION_COLUMNS else _columns_problem(columns)
 
 
+class _TimeLimit:
+    """Interrupts what runs on `con` once `minutes` have passed inside the block (`stopped` says so)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, minutes: float):
+        self.con, self.seconds, self.stopped = con, minutes * 60, False
+        self._done = threading.Event()
+
+    def _watch(self) -> None:
+        if not self._done.wait(self.seconds):
+            self.stopped = True
+            while not self._done.wait(0.2):  # each statement the runner goes on to, until the block ends
+                self.con.interrupt()
+
+    def __enter__(self) -> _TimeLimit:
+        self._thread = threading.Thread(target=self._watch, name="fundwatch-rule-time-limit", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = None,
            rules: list[Rule] | None = None, rules_dir: str | Path | None = None,
            incremental: bool = False) -> DetectReport:
@@ -950,7 +976,9 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
     if reading_watch:
         failed.update(build_watch(con, reading_watch, as_of, config, scoped))
     report.watch_seconds = time.perf_counter() - started
+    limit_minutes = config.get("rule_time_limit_minutes") or DEFAULTS["rule_time_limit_minutes"]
     for rule in rules:
+        limit = _TimeLimit(con, limit_minutes)
         if rule.id in disabled:
             report.skipped.append(rule.id)
             continue
@@ -966,9 +994,10 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
             if rule.id in failed:
                 raise ValueError(failed[rule.id])
             if not result.unchanged:  # an unchanged rule's suspects keep their state (update_suspects)
-                _run_rule(con, rule, as_of, config, rule.id in scoped, store_db)
+                _run_rule(con, rule, as_of, config, rule.id in scoped, store_db, limit)
         except Exception as exc:  # noqa: BLE001 — any failure of one rule is reported by name, the others run
-            result.error = _first_line(exc)
+            result.error = (f"stopped after {limit_minutes:g} min (rule_time_limit_minutes in the config): the rule "
+                            "was still running" if limit.stopped else _first_line(exc))
             report.errors.append(RuleError(rule.file_label, result.error))
             con.execute("delete from detections where rule_id = ?", [rule.id])
         result.seconds = time.perf_counter() - started

@@ -638,6 +638,66 @@ def _duckdb_connect(db_path: Path, read_only: bool = False) -> duckdb.DuckDBPyCo
             f"kernel or a DuckDB shell left open? Close it (in Jupyter: shut the kernel down), then run again") from None
 
 
+@contextlib.contextmanager
+def stopped_by_signals(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Ctrl-C or SIGTERM stop what runs on `con`, even inside a statement. Python runs a signal's
+    handler only between bytecodes and DuckDB runs a statement to its end first: a night in a query
+    that never ends (an office's rule joining payments to itself) ignored both, and only `kill -9`
+    stopped it. Python writes each signal's number to its wakeup fd as it arrives; a thread reading
+    it interrupts the statement running — and every one after, as the steps' own handlers of a
+    failed statement go on to the next — until the block ends, which then raises
+    KeyboardInterrupt: the night stops as at a Ctrl-C between statements (DuckDB's client turns the
+    handler's own exception into an error of the statement, which a step would take for a failure).
+    Only in the main thread, where signals are handled; a wakeup fd set before (an event loop's) is
+    passed every byte and restored."""
+    import select
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except ValueError:
+        os.close(read_end)
+        os.close(write_end)
+        yield
+        return
+    stopping: list[int] = []
+
+    def watch() -> None:
+        while True:
+            if stopping:
+                con.interrupt()
+            if not select.select([read_end], [], [], 0.2 if stopping else None)[0]:
+                continue
+            try:
+                got = os.read(read_end, 64)
+            except OSError:
+                return
+            if not got:
+                return  # the block has ended
+            if previous >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(previous, got)
+            stopping.extend(n for n in got if n in (signal.SIGINT, signal.SIGTERM))
+
+    watcher = threading.Thread(target=watch, name="fundwatch-signals", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(write_end)  # the watcher reads the end of the pipe and stops
+        watcher.join(timeout=5)
+        os.close(read_end)
+        if stopping:
+            raise KeyboardInterrupt
+
+
 def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | None = None,
             temp_directory: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     """Open (and on first use create) the store. Personal data: the file is made owner-only (0600).

@@ -5,7 +5,12 @@ stand in for a shipped one. The example rule is the README's, docs/examples/loca
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -564,3 +569,108 @@ def test_several_rows_for_one_subject_fail_the_rule_not_one_kept_without_a_word(
     assert error.message.startswith("the final select must return one row per subject; 1 subject(s) have several "
                                     "(e.g. 360702********"), error.message
     assert rule.exists()
+
+
+NEVER_ENDS = """
+id: NEVER_ENDS
+title: 永不结束
+title_en: A query that never ends
+basis: 测试
+severity: low
+subject: person
+params: {}
+sql: |
+  with n as (select count(*) as c from range(100000000) a, range(100000) b where a.range * b.range = -1)
+  select person_id as subject, person_id, agency_code, period as period_from, period as period_to, amount,
+         to_json(struct_pack(summary := 'x')) as evidence
+  from payments, n where n.c < 0
+"""
+
+
+def test_a_rule_still_running_at_the_time_limit_is_stopped_and_named_and_the_others_run(office_night, tmp_path):
+    """From a probe of own rules: a query that never ends held the night, and the store, until
+    killed; the worklists of the shipped rules never came out."""
+    (tmp_path / "NEVER_ENDS.yaml").write_text(NEVER_ENDS, encoding="utf-8")
+    db, inbox, out = tmp_path / "fw.duckdb", tmp_path / "inbox", tmp_path / "out"
+    shutil.copy(office_night["db"], db)
+    delivery_1(inbox)
+    config = _office(tmp_path, [tmp_path / "NEVER_ENDS.yaml"], extra="rule_time_limit_minutes: 0.05\n")
+    with pytest.raises(StepFailed) as failed:
+        nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=date(2026, 10, 22), config_path=str(config),
+                     progress=False)
+    own = (tmp_path / "conf" / "own_rules").resolve()
+    assert str(failed.value) == (f"task detect failed: rule {own}/NEVER_ENDS.yaml: stopped after 0.05 min "
+                                 "(rule_time_limit_minutes in the config): the rule was still running")
+    con = connect(db, read_only=True)
+    try:
+        summary = json.loads(scalar(con, "select summary::varchar from runs order by started_at desc limit 1"))
+        assert scalar(con, "select count(*) from suspects where rule_id = 'PAID_AFTER_DEATH'") == 1
+    finally:
+        con.close()
+    assert summary["by_rule"]["PAID_AFTER_CREMATION"].get("error") is None
+    assert list(out.glob("疑点核查台账_*.xlsx"))  # the worklists came out
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1441", ".nan", "true"])
+def test_a_time_limit_that_is_no_number_of_minutes_is_refused_by_the_config(tmp_path, limit):
+    config = tmp_path / "fundwatch.yaml"
+    config.write_text(f"rule_time_limit_minutes: {limit}\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="rule_time_limit_minutes: expected minutes from above 0 to 1440"):
+        load_config(config)
+    assert load_config(None)["rule_time_limit_minutes"] == 60
+
+
+# Runs `fundwatch` with rules._run_rule wrapped to touch a file as the rule NEVER_ENDS starts.
+MARK_THE_RULE = r"""
+import sys
+from pipelines import cli, rules
+real = rules._run_rule
+def marked(con, rule, *args, **kwargs):
+    if rule.id == "NEVER_ENDS":
+        open(sys.argv[1], "w").close()
+    return real(con, rule, *args, **kwargs)
+rules._run_rule = marked
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_night_inside_a_query_that_never_ends_stops_at_sigterm_or_ctrl_c(office_night, tmp_path, stop):
+    """A night in a statement ignored SIGTERM and Ctrl-C (Python runs their handlers between
+    bytecodes, DuckDB runs a statement to its end): only kill -9 stopped it. It stops now as at a
+    Ctrl-C between statements; the store opens and the next night runs."""
+    (tmp_path / "NEVER_ENDS.yaml").write_text(NEVER_ENDS, encoding="utf-8")
+    db, inbox, out, mark = tmp_path / "fw.duckdb", tmp_path / "inbox", tmp_path / "out", tmp_path / "rule-started"
+    shutil.copy(office_night["db"], db)
+    delivery_1(inbox)
+    config = _office(tmp_path, [tmp_path / "NEVER_ENDS.yaml"])
+    night = ["nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(out), "--as-of", "2026-10-22",
+             "--config", str(config)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen([sys.executable, "-c", MARK_THE_RULE, str(mark), *night], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # a background job's Ctrl-C is ignored unless restored (as a terminal's is not)
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
+    try:
+        for _ in range(600):
+            if mark.exists() or process.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert mark.exists(), process.communicate(timeout=30)
+        time.sleep(1)  # inside the statement
+        process.send_signal(stop)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130 and err.strip().endswith("fundwatch nightly: interrupted"), err
+    (tmp_path / "conf" / "own_rules" / "NEVER_ENDS.yaml").unlink()
+    ran = subprocess.run([sys.executable, "-m", "pipelines.cli", *night], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert ran.returncode == 0, ran.stderr
+    con = connect(db, read_only=True)
+    try:
+        assert [s for (s,) in con.execute("select status from runs order by started_at").fetchall()][-2:] == \
+               ["failed", "completed"]
+    finally:
+        con.close()
