@@ -120,10 +120,12 @@ def evaluate(g: Group, as_of: date) -> list[dict]:
         for p in ps:
             if p[ITEM] == "基本养老金":
                 streams[p[PERIOD]][(p[ITYPE], p[AGENCY])] += p[AMOUNT]
-        dup = {q: s for q, s in streams.items() if len(s) >= 2}
+        # a stream netting to nothing (reversed) is no stream, nor its agency one of the finding's
+        paying = {q: {k: v for k, v in s.items() if v > 0} for q, s in streams.items()}
+        dup = {q: s for q, s in paying.items() if len(s) >= 2}
         if dup:
             amount = sum(sum(s.values()) - max(s.values()) for s in dup.values())
-            hit = [p for p in ps if p[ITEM] == "基本养老金" and p[PERIOD] in dup]
+            hit = [p for p in ps if p[ITEM] == "基本养老金" and p[PERIOD] in dup and (p[ITYPE], p[AGENCY]) in dup[p[PERIOD]]]
             out.append(_suspect("DUPLICATE_PENSION", person, person, _agency(hit), hit, amount))
 
     # UNEMPLOYMENT_WHILE_WORKING: an employer's contribution record or a 基本养老金 for the period

@@ -341,6 +341,19 @@ def test_duplicate_stream_reversed_to_zero_is_not_paid(con):
     assert found[A]["agency_code"] == "360702"  # the latest, then largest payment's agency
 
 
+def test_a_duplicate_pensions_agency_is_one_of_the_streams_it_is_about(con):
+    """From a probe of the rules: with a third stream paid and reversed in full that month, its
+    agency (the month's largest payment, +5000) got the suspect, whose evidence did not name it."""
+    pay(con, A, "202610", "3000.00", insurance_type="110", agency="360102")
+    pay(con, A, "202610", "5000.00", insurance_type="110", agency="360721")
+    pay(con, A, "202610", "-5000.00", insurance_type="110", agency="360721")
+    pay(con, A, "202610", "2500.00", insurance_type="110", agency="360730")
+    found = run(con, "DUPLICATE_PENSION")
+    assert found[A]["amount"] == Decimal("2500.00")
+    assert [s["agency_code"] for s in found[A]["evidence"]["periods"][0]["streams"]] == ["360102", "360730"]
+    assert found[A]["agency_code"] == "360102"  # the latest, then largest payment of those streams
+
+
 # ---------------------------------------------------------------- UNEMPLOYMENT_WHILE_WORKING
 
 
