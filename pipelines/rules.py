@@ -396,6 +396,11 @@ def parse_rule(path: Path) -> Rule:
     params = raw.get("params") or {}
     if not isinstance(params, dict):
         raise ValueError("params must be a mapping of name: default")
+    given = sorted(set(map(str, params)) & set(BUILTIN_PARAMS))
+    if given:
+        # the night binds its own day there: the file's (or the config's) value was listed by
+        # `fundwatch rules` as the one used, and never was
+        raise ValueError(f"params: {', '.join(given)} is the night's own (always ${given[0]}); declare no such parameter")
     config_params = raw.get("config_params") or {}
     if not isinstance(config_params, dict) or not set(config_params) <= set(params):
         raise ValueError("config_params must map declared params to config keys")

@@ -674,3 +674,14 @@ def test_a_night_inside_a_query_that_never_ends_stops_at_sigterm_or_ctrl_c(offic
                ["failed", "completed"]
     finally:
         con.close()
+
+
+def test_a_rule_cannot_declare_a_parameter_the_night_binds_itself(tmp_path):
+    """`params: {as_of: 2020-01-01}` (and a config override of it) were listed by `fundwatch rules` as
+    the value used; the night always bound its own day."""
+    from pipelines import rules
+
+    _own_rule(tmp_path, "OWN_AS_OF", "params:\n", "params:\n  as_of: '2020-01-01'\n")
+    loaded, errors = rules.load_rules(tmp_path)
+    assert loaded == [] and [e.message for e in errors] == [
+        "params: as_of is the night's own (always $as_of); declare no such parameter"]
