@@ -236,7 +236,7 @@ class _Sheet:
     # a 台账编号 on the cover that is another sheet's (_load): set aside, the rows tell the export
     other_cover: tuple[str, str] | None = None  # (台账编号, the agency it was issued to)
     # (sheet, row, text) of the cells of the workbook's other sheets (no 疑点编号 header): answered
-    # rows a clerk moved there are read nowhere, and said (_moved_elsewhere)
+    # rows a clerk moved there are read nowhere, and said (_not_on_the_sheet)
     elsewhere: list[tuple[str, int, str]] = field(default_factory=list)
 
 
@@ -1017,12 +1017,11 @@ def _not_on_the_sheet(con, sheet: _Sheet, ids: list[str], export_id: str | None,
     open_issued = [sid for (sid,) in con.execute(
         f"select w.suspect_id from worklist_rows w join suspects s using (suspect_id) where w.export_id = ?"
         f" and s.status in ({casework.OPEN_STATUSES_SQL}) order by w.row_number", [export_id]).fetchall()]
-    answered = {sid for (_, values), sid in zip(sheet.rows, ids)
-                if sid and any(v is not None and not (isinstance(v, str) and not v.strip())
-                               for i, v in enumerate(values) if i in {sheet.columns.get(c) for c in EDITABLE})}
     on_sheet = set(ids)
     moved: dict[str, tuple[str, int]] = {}
-    wanted = {sid for sid in open_issued if sid not in answered}
+    # only a row gone from the sheet: one left on it unanswered is pending (a clerk's to-do list on
+    # a sheet of notes names it too)
+    wanted = {sid for sid in open_issued if sid not in on_sheet}
     for title, row, text in sheet.elsewhere:
         sid = canonical("疑点编号", text)
         if sid in wanted and sid not in moved:

@@ -579,16 +579,18 @@ def build_watch(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
     errors: dict[str, str] = {}
     con.execute("create or replace temp table _watch_persons (person_id varchar)")
     for rule in rules:
+        limit = _TimeLimit(con, config)  # a watch query is the rule's too
         try:
-            if rule.id in scoped and rule.subject == "person":
-                con.execute("insert into _watch_persons select subject from detection_subjects where rule_id = ?",
-                            [rule.id])
-            elif rule.watch is not None:
-                for params, _ in parameter_sets(rule, config):
-                    con.execute(f"insert into _watch_persons select person_id from ({rule.watch})",
-                                bind(rule, params, as_of, rule.watch_params))
+            with limit:
+                if rule.id in scoped and rule.subject == "person":
+                    con.execute("insert into _watch_persons select subject from detection_subjects where rule_id = ?",
+                                [rule.id])
+                elif rule.watch is not None:
+                    for params, _ in parameter_sets(rule, config):
+                        con.execute(f"insert into _watch_persons select person_id from ({rule.watch})",
+                                    bind(rule, params, as_of, rule.watch_params))
         except Exception as exc:  # noqa: BLE001 — reported against the rule by detect()
-            errors[rule.id] = "watch: " + _first_line(exc)
+            errors[rule.id] = "watch: " + limit.said(exc)
     # Narrow pass first (only person_id is read for all rows), then the wide columns of the few
     # matching rows by rowid: a wide scan of every payment costs several times a narrow one.
     con.execute("""
@@ -736,20 +738,30 @@ def _run_sets(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: C
 # at risk, an agency). An office's own rule returning other things was taken without a word: a
 # negative or empty 涉及金额 on a worklist, 所属期 "abc", a suspect with no agency that never
 # reached a worklist.
+_BLANK = r"[\s\p{Z}\p{Cc}\p{Cf}]*"  # nothing a clerk could see: spaces (U+3000 too), tabs, invisibles
+_PERIOD = "(19[5-9][0-9]|20[0-9][0-9])(0[1-9]|1[0-2])"  # YYYYMM, 1950 to 2099 (000101 or 999912 is no period)
+
+
+def _blank(column: str) -> str:
+    return f"regexp_full_match(coalesce({column}, ''), '{_BLANK}')"
+
+
 _FINDING_FAULTS = {
-    "an empty subject": "trim(subject) = ''",
-    "no agency_code": "agency_code is null or trim(agency_code) = ''",
+    "an empty subject": _blank("subject"),
+    "a subject with spaces around it (another subject than without)":
+        rf"regexp_matches(subject, '^[\s\p{{Z}}\p{{Cc}}\p{{Cf}}]|[\s\p{{Z}}\p{{Cc}}\p{{Cf}}]$')",
+    "no agency_code": _blank("agency_code"),
     "an amount empty or below 0": "amount is null or amount < 0",
     "a period not written YYYYMM (or period_from after period_to)":
-        "not coalesce(regexp_full_match(period_from, '[0-9]{4}(0[1-9]|1[0-2])')"
-        " and regexp_full_match(period_to, '[0-9]{4}(0[1-9]|1[0-2])') and period_from <= period_to, false)",
+        f"not coalesce(regexp_full_match(period_from, '{_PERIOD}') and regexp_full_match(period_to, '{_PERIOD}')"
+        " and period_from <= period_to, false)",
 }
 
 
 def _check_findings(con: duckdb.DuckDBPyConnection, rule: Rule) -> None:
     faults = dict(_FINDING_FAULTS)
     if rule.subject == "person":
-        faults["no person_id (a person rule)"] = "person_id is null or trim(person_id) = ''"
+        faults["no person_id (a person rule)"] = _blank("person_id")
     found = con.execute("select " + ", ".join(f"count(*) filter (where {test}), any_value(subject) filter (where {test})"
                                               for test in faults.values()) + " from _rule_all").fetchall()[0]
     said = [f"{found[2 * i]} with {what} (e.g. subject {found[2 * i + 1]!r})"
@@ -856,14 +868,16 @@ def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
     for rule in candidates:
         sql, names = (rule.incremental, rule.incremental_params) if rule.incremental else \
             (_touched_persons_sql(rule), rule.watch_params)
+        limit = _TimeLimit(con, config)  # an incremental: query is the rule's too
         try:
             con.execute("create or replace temp view previous_findings as "
                         f"select subject from {store_db}.main.suspects where rule_id = '{rule.id}'")
-            for params, _ in parameter_sets(rule, config):
-                con.execute(f"insert into detection_subjects select '{rule.id}', cast(subject as varchar) "
-                            f"from ({sql}) where subject is not null", bind(rule, params, as_of, names))
+            with limit:
+                for params, _ in parameter_sets(rule, config):
+                    con.execute(f"insert into detection_subjects select '{rule.id}', cast(subject as varchar) "
+                                f"from ({sql}) where subject is not null", bind(rule, params, as_of, names))
         except Exception as exc:  # noqa: BLE001 — reported against the rule by detect()
-            errors[rule.id] = "incremental: " + _first_line(exc)
+            errors[rule.id] = "incremental: " + limit.said(exc)
     con.execute("create or replace temp table detection_subjects as select distinct rule_id, subject from detection_subjects")
     for view in ("previous_findings", *(f"new_{t}" for t in EXTRACT_TABLES)):
         con.execute(f"drop view if exists {view}")
@@ -935,9 +949,17 @@ def _planning_problem(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[s
 class _TimeLimit:
     """Interrupts what runs on `con` once `minutes` have passed inside the block (`stopped` says so)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, minutes: float):
-        self.con, self.seconds, self.stopped = con, minutes * 60, False
+    def __init__(self, con: duckdb.DuckDBPyConnection, config: Config):
+        self.minutes = config.get("rule_time_limit_minutes") or DEFAULTS["rule_time_limit_minutes"]
+        self.con, self.seconds, self.stopped = con, self.minutes * 60, False
         self._done = threading.Event()
+
+    def said(self, exc: BaseException) -> str:
+        """What stopped the rule: the limit, or the error itself."""
+        if self.stopped:
+            return (f"stopped after {self.minutes:g} min (rule_time_limit_minutes in the config): the rule was "
+                    "still running")
+        return _first_line(exc)
 
     def _watch(self) -> None:
         if not self._done.wait(self.seconds):
@@ -981,9 +1003,8 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
     if reading_watch:
         failed.update(build_watch(con, reading_watch, as_of, config, scoped))
     report.watch_seconds = time.perf_counter() - started
-    limit_minutes = config.get("rule_time_limit_minutes") or DEFAULTS["rule_time_limit_minutes"]
     for rule in rules:
-        limit = _TimeLimit(con, limit_minutes)
+        limit = _TimeLimit(con, config)
         if rule.id in disabled:
             report.skipped.append(rule.id)
             continue
@@ -1001,8 +1022,7 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
             if not result.unchanged:  # an unchanged rule's suspects keep their state (update_suspects)
                 _run_rule(con, rule, as_of, config, rule.id in scoped, store_db, limit)
         except Exception as exc:  # noqa: BLE001 — any failure of one rule is reported by name, the others run
-            result.error = (f"stopped after {limit_minutes:g} min (rule_time_limit_minutes in the config): the rule "
-                            "was still running" if limit.stopped else _first_line(exc))
+            result.error = limit.said(exc)
             report.errors.append(RuleError(rule.file_label, result.error))
             con.execute("delete from detections where rule_id = ?", [rule.id])
         result.seconds = time.perf_counter() - started

@@ -887,8 +887,13 @@ def store_catalog(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def last_night(con: duckdb.DuckDBPyConnection):
-    """The as-of of the store's last completed night (a date), or None before its first."""
-    return scalar(con, "select max(as_of) from runs where status = 'completed'") if table_exists(con, "runs") else None
+    """The as-of of the store's last night (a date), or None before its first: its last completed
+    night, or a later one that failed after merging its findings (a rule that failed or ran out of
+    time fails the night, whose suspects, casework and worklists are still that day's — a night
+    before it would step them back as before a completed one)."""
+    days = [scalar(con, "select max(as_of) from runs where status = 'completed'") if table_exists(con, "runs") else None,
+            scalar(con, "select max(last_detected_on) from suspects") if table_exists(con, "suspects") else None]
+    return max((d for d in days if d is not None), default=None)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -533,7 +533,11 @@ def test_an_own_rule_is_found_however_its_file_and_table_names_are_cased_and_its
     ("select person_id as subject,\n         person_id,", "select person_id as subject,\n         null as person_id,",
      "with no person_id (a person rule)"),
     ("select person_id as subject,", "select '' as subject,", "with an empty subject"),
-], ids=["negative", "null-amount", "period-text", "month-13", "from-after-to", "no-agency", "no-person", "empty-subject"])
+    ("select person_id as subject,", "select person_id || ' ' as subject,", "with a subject with spaces around it"),
+    ("as agency_code,", "as agency_code_, chr(9) as agency_code,", "with no agency_code"),
+    ("min(period) as period_from,", "'000101' as period_from,", "with a period not written YYYYMM"),
+], ids=["negative", "null-amount", "period-text", "month-13", "from-after-to", "no-agency", "no-person", "empty-subject",
+        "spaced-subject", "tab-agency", "year-0"])
 def test_findings_that_cannot_be_suspects_fail_the_rule_by_name(office_night, tmp_path, select_from, select_to, said):
     """An own rule's findings were taken whatever they held: a negative or empty 涉及金额 on a
     worklist, 所属期 "abc", a suspect without an agency that never reached a worklist."""
@@ -541,9 +545,10 @@ def test_findings_that_cannot_be_suspects_fail_the_rule_by_name(office_night, tm
 
     rule = _own_rule(tmp_path, "ODD_FINDINGS", select_from, select_to)
     if "agency_code_" in select_to:  # keep the columns in the contract's order
+        given = select_to.split("agency_code_, ")[1].removesuffix(" as agency_code,")
         rule.write_text(rule.read_text(encoding="utf-8").replace(
-            "first(agency_code order by period desc nulls last, amount desc, agency_code) as agency_code_, null as agency_code,",
-            "cast(null as varchar) as agency_code,"), encoding="utf-8")
+            f"first(agency_code order by period desc nulls last, amount desc, agency_code) as agency_code_, {given} as agency_code,",
+            f"cast({given} as varchar) as agency_code,"), encoding="utf-8")
     con = duckdb.connect(":memory:")
     con.execute(f"attach '{office_night['db']}' as night (read_only)")
     con.execute("use night")
@@ -685,3 +690,45 @@ def test_a_rule_cannot_declare_a_parameter_the_night_binds_itself(tmp_path):
     loaded, errors = rules.load_rules(tmp_path)
     assert loaded == [] and [e.message for e in errors] == [
         "params: as_of is the night's own (always $as_of); declare no such parameter"]
+
+
+def test_a_failed_night_that_merged_its_findings_is_the_last_night_a_night_before_it_is_refused(office_night, tmp_path):
+    """From a regression probe: a night that failed (a rule broken, or out of time) after merging
+    had issued its worklists with its 逾期 — yet only completed nights counted as the store's last,
+    so a night for an earlier day ran and lifted them."""
+    from pipelines.flows import NightlyError
+
+    rule = _own_rule(tmp_path, "UNKNOWN_COLUMN", "p.paid_on > c.cremated_on", "p.no_such_column > c.cremated_on")
+    db, inbox, out = tmp_path / "fw.duckdb", tmp_path / "inbox", tmp_path / "out"
+    shutil.copy(office_night["db"], db)
+    delivery_1(inbox)
+    config = str(_office(tmp_path, [rule]))
+    with pytest.raises(StepFailed):
+        nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=date(2026, 10, 30), config_path=config,
+                     progress=False)
+    with pytest.raises(NightlyError, match="^the store's last night was for 2026-10-30; a night for --as-of 2026-10-25 "):
+        nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=date(2026, 10, 25), progress=False)
+
+
+SLOW_WATCH = NEVER_ENDS.replace("NEVER_ENDS", "SLOW_WATCH").replace("params: {}", """params: {}
+watch: |
+  select person_id from payments, (select count(*) as c from range(100000000) a, range(100000) b
+                                   where a.range * b.range = -1) n
+  where n.c < 0""").replace("from payments, n where", "from payments_watch, n where")
+
+
+def test_the_time_limit_holds_for_a_rules_watch_query_too(office_night, tmp_path):
+    """From a regression probe: the limit covered a rule's sql but not its watch: (nor its
+    incremental:) query, which ran on until Ctrl-C."""
+    from pipelines import rules
+
+    (tmp_path / "SLOW_WATCH.yaml").write_text(SLOW_WATCH, encoding="utf-8")
+    (loaded,), errors = rules.load_rules(tmp_path)
+    config = tmp_path / "fundwatch.yaml"
+    config.write_text("rule_time_limit_minutes: 0.02\n", encoding="utf-8")
+    con = duckdb.connect(":memory:")
+    con.execute(f"attach '{office_night['db']}' as night (read_only)")
+    con.execute("use night")
+    found = rules.detect(con, NIGHT, load_config(config), rules=[loaded])
+    assert errors == [] and [e.message for e in found.errors] == [
+        "watch: stopped after 0.02 min (rule_time_limit_minutes in the config): the rule was still running"]

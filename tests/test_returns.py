@@ -1766,6 +1766,8 @@ def test_rows_deleted_from_the_sheet_or_moved_to_another_are_said_not_passed_ove
         moved.append([c.value for c in clerk.ws[row]])
     moved.insert_rows(1)
     moved["A1"] = "已核实的两条"
+    notes = clerk.wb.create_sheet("备忘")  # a clerk's to-do list: S-2 is left on the sheet, unanswered
+    notes.append(["待核实", f"S-{A}-2"])
     clerk.ws.delete_rows(clerk.rows[f"S-{A}-3"], 3)  # S-3 deleted; S-4 and S-5 cut
     report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
     assert [status_of(con, f"S-{A}-{n}")[0] for n in range(1, 6)] == ["已销号", "已下发", "已下发", "已下发", "已下发"]

@@ -447,6 +447,21 @@ def test_never_certified_lapses_a_year_after_the_award(con):
     assert "从未认证" in found[A]["evidence"]["records"][0]["lapse_basis"]
 
 
+def test_reversals_outweighing_the_payments_at_risk_leave_an_overdue_pension_at_0_not_the_rule_failed(con):
+    """From a regression probe: a reversal of a payment not in the store (−200,000) gave one
+    subject an amount below 0, which the runner refuses — and the whole rule failed, every other
+    overdue pension lost for the night."""
+    beneficiary(con, A, last_certified_on=date(2025, 9, 1))  # lapse month 202609
+    pay(con, A, "202610", "2100.00")
+    pay(con, A, "202611", "2100.00")
+    pay(con, A, "202611", "-200000.00", paid_on=date(2026, 11, 12))
+    beneficiary(con, B, last_certified_on=date(2025, 9, 1))
+    pay(con, B, "202611", "2100.00")
+    found = run(con, "CERTIFICATION_OVERDUE")
+    assert (found[A]["amount"], found[B]["amount"]) == (Decimal("0.00"), Decimal("2100.00"))
+    assert found[A]["evidence"]["payments"][-1]["amount"] == -200000.0  # the evidence shows the rows as they are
+
+
 # ---------------------------------------------------------------- SHARED_BANK_ACCOUNT
 
 
@@ -466,6 +481,13 @@ def test_shared_account_counts_only_periods_with_enough_persons(con):
     assert (found["SHARED"]["period_from"], found["SHARED"]["period_to"]) == ("202610", "202610")
     fewer = Config(_merge(DEFAULTS, {"rules": {"SHARED_BANK_ACCOUNT": {"shared_account_min_persons": 2}}}))
     assert set(run(con, "SHARED_BANK_ACCOUNT", fewer)) == {"SHARED", "PAIR"}
+
+
+def test_an_account_whose_payments_net_to_nothing_is_no_shared_account_suspect(con):
+    for person in (A, B, C):
+        pay(con, person, "202610", "1000.00", bank_account="NETTED")
+    pay(con, A, "202610", "-3500.00", bank_account="NETTED")  # a reversal of more than was paid in
+    assert run(con, "SHARED_BANK_ACCOUNT") == {}
 
 
 # ---------------------------------------------------------------- the agency a suspect goes to
