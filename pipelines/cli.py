@@ -100,8 +100,8 @@ def _as_of(text: str | None, any_day: bool | None = None, db: str | None = None)
 
 
 def _last_night(db: Path) -> date | None:
-    """The as-of of the store's last completed night; None without one, or when the store cannot be
-    read now (another program holds it: the command's own opening says so, in its words)."""
+    """The store's last night (store.last_night); None without one, or when the store cannot be read
+    now (another program holds it: the command's own opening says so, in its words)."""
     import duckdb
 
     from .store import last_night

@@ -288,13 +288,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
-MAX_CASEWORK_DAYS = 3650
-
-
 def _check_rule_time_limit(minutes: Any) -> None:
-    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes <= 1440 \
-            or not math.isfinite(minutes):
+    if not _is_number(minutes) or not 0 < minutes <= 1440:  # (a NaN is no number, infinity above a day)
         raise ValueError(f"rule_time_limit_minutes: expected minutes from above 0 to 1440 (a day), got {minutes!r}")
+
+
+MAX_CASEWORK_DAYS = 3650
 
 
 def _check_casework(section: Any) -> None:

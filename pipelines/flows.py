@@ -311,20 +311,15 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
         except (OSError, duckdb.Error) as exc:
             # e.g. another program (a notebook) has the file open, or the spill folder cannot be made
             raise NightlyError(f"store {db} cannot be opened: {_one_line(exc)}") from None
-        if not any_day:
-            try:
+        # closed however the night ends; a signal met on the way ends it as a Ctrl-C does
+        with contextlib.closing(con), store.stopped_by_signals(con):
+            if not any_day:
                 _not_before_the_last_night(con, as_of, as_of_given)
-            except NightlyError:
-                con.close()
-                raise
-        run_id = f"{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
-        parts: dict[str, Any] = {"run_id": run_id, "as_of": as_of, "inbox": inbox, "out": out,
-                                 "store_settings": store.settings(con),
-                                 # what returns and report recompute casework with when given no --config
-                                 "casework_settings": casework.recorded_settings(config)}
-        stop_on_signals = store.stopped_by_signals(con)
-        stop_on_signals.__enter__()
-        try:
+            run_id = f"{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+            parts: dict[str, Any] = {"run_id": run_id, "as_of": as_of, "inbox": inbox, "out": out,
+                                     "store_settings": store.settings(con),
+                                     # what returns and report recompute casework with when given no --config
+                                     "casework_settings": casework.recorded_settings(config)}
             try:
                 store.claim_out(con, out, db, run_id)
             except store.OutOfAnotherStore as exc:
@@ -365,11 +360,6 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
                                                "report are done and kept; only its record in `runs` is not (the next night "
                                                "will read it as interrupted)") from exc
             return summary
-        finally:
-            try:
-                stop_on_signals.__exit__(None, None, None)  # a signal met: KeyboardInterrupt, as Ctrl-C
-            finally:
-                con.close()
 
 
 def _not_before_the_last_night(con, as_of: date, as_of_given: bool) -> None:

@@ -531,9 +531,7 @@ def _names_shown(workbooks: list[Path]) -> dict[str, str]:
     """{file: its name in messages}: the file name, or — where two files of one call share it (two
     clerks' copies, each kept under the name the 说明 asks for) — the path as given, so that which
     copy a line speaks of can be told."""
-    by_name: dict[str, int] = {}
-    for path in workbooks:
-        by_name[Path(path).name] = by_name.get(Path(path).name, 0) + 1
+    by_name = Counter(Path(path).name for path in workbooks)
     return {str(path): str(path) if by_name[Path(path).name] > 1 else Path(path).name for path in workbooks}
 
 

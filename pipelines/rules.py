@@ -443,7 +443,7 @@ def _one_select(key: str, sql: str) -> None:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
         raise ValueError(f"{key}: the SQL cannot be read: {_first_line(exc)}") from None
-    kinds = [str(s.type).rsplit(".", 1)[-1] for s in statements]
+    kinds = [s.type.name for s in statements]
     if kinds != ["SELECT"]:
         said = f"it holds {len(kinds)} statements ({', '.join(kinds)})" if len(kinds) != 1 else f"it is a {kinds[0]}"
         raise ValueError(f"{key} must be one query (named CTEs ending in one select), nothing else: {said}")
@@ -738,18 +738,18 @@ def _run_sets(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: C
 # at risk, an agency). An office's own rule returning other things was taken without a word: a
 # negative or empty 涉及金额 on a worklist, 所属期 "abc", a suspect with no agency that never
 # reached a worklist.
-_BLANK = r"[\s\p{Z}\p{Cc}\p{Cf}]*"  # nothing a clerk could see: spaces (U+3000 too), tabs, invisibles
+_UNSEEN = r"[\s\p{Z}\p{Cc}\p{Cf}]"  # what a clerk cannot see: spaces (U+3000 too), tabs, invisibles
 _PERIOD = "(19[5-9][0-9]|20[0-9][0-9])(0[1-9]|1[0-2])"  # YYYYMM, 1950 to 2099 (000101 or 999912 is no period)
 
 
 def _blank(column: str) -> str:
-    return f"regexp_full_match(coalesce({column}, ''), '{_BLANK}')"
+    return f"regexp_full_match(coalesce({column}, ''), '{_UNSEEN}*')"
 
 
 _FINDING_FAULTS = {
     "an empty subject": _blank("subject"),
     "a subject with spaces around it (another subject than without)":
-        rf"regexp_matches(subject, '^[\s\p{{Z}}\p{{Cc}}\p{{Cf}}]|[\s\p{{Z}}\p{{Cc}}\p{{Cf}}]$')",
+        f"regexp_matches(subject, '^{_UNSEEN}|{_UNSEEN}$')",
     "no agency_code": _blank("agency_code"),
     "an amount empty or below 0": "amount is null or amount < 0",
     "a period not written YYYYMM (or period_from after period_to)":
@@ -1004,10 +1004,10 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
         failed.update(build_watch(con, reading_watch, as_of, config, scoped))
     report.watch_seconds = time.perf_counter() - started
     for rule in rules:
-        limit = _TimeLimit(con, config)
         if rule.id in disabled:
             report.skipped.append(rule.id)
             continue
+        limit = _TimeLimit(con, config)
         result = RuleResult(rule.id, rule.title, unchanged=rule.id in unchanged,
                             subjects=report.subjects_by_rule.get(rule.id))
         try:
