@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                                                             key_node.start_mark)
                 seen.add(key)
         super().flatten_mapping(node)
+
+
+# YAML 1.1 reads plain digits with a leading zero as an octal number: `fiscal_accounts: [01234567]`
+# became 342391 and the listed 财政专户 matched no account. Such a scalar is kept as the text written
+# (an account, a code); a number with a leading zero means nothing else in a config or rule file.
+_LEADING_ZERO_DIGITS = re.compile(r"[-+]?0[0-9_]+")
+
+
+def _int_or_leading_zero_text(loader: yaml.SafeLoader, node: yaml.ScalarNode):
+    if node.style is None and _LEADING_ZERO_DIGITS.fullmatch(node.value):
+        return node.value
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _int_or_leading_zero_text)
 
 
 def load_yaml(text: str):

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from pipelines import store
-from pipelines.config import Config, DEFAULTS, _merge
+from pipelines.config import Config, DEFAULTS, _merge, load_config
 from pipelines.rules import detect, load_rules
 
 AS_OF = date(2026, 11, 21)
@@ -248,6 +248,22 @@ def test_a_fiscal_account_listed_in_groups_is_the_stored_digits(con):
     assert set(run(con, "INCOME_ACCOUNT_OUTFLOW", listed)) == set()
     other = Config(_merge(DEFAULTS, {"fiscal_accounts": ["3607-0000-0000-0000-0002"]}))
     assert set(run(con, "INCOME_ACCOUNT_OUTFLOW", other)) == {"T-to-listed", "T-to-lettered"}
+
+
+def test_a_fiscal_account_with_a_leading_zero_written_unquoted_is_that_account(con, tmp_path):
+    # YAML 1.1 reads 01234567 as the octal number 342391: the listed 财政专户 matched nothing and
+    # every transfer to it became a suspect. Digits with a leading zero are the text written.
+    txn(con, "T-to-zero-led", "1000.00", "2026-11-02 10:00:00", kind="对公", account="INCOME-1",
+        account_type="收入户", counterparty="01234567")
+    txn(con, "T-to-other", "1000.00", "2026-11-02 10:00:00", kind="对公", account="INCOME-1",
+        account_type="收入户", counterparty="342391")
+    path = tmp_path / "fundwatch.yaml"
+    path.write_text("fiscal_accounts: [01234567]\nrules:\n  INCOME_ACCOUNT_OUTFLOW:\n"
+                    "    fiscal_accounts:\n      - 0777\n", encoding="utf-8")
+    config = load_config(path)
+    assert config["fiscal_accounts"] == ["01234567"]
+    assert config["rules"]["INCOME_ACCOUNT_OUTFLOW"]["fiscal_accounts"] == ["0777"]
+    assert set(run(con, "INCOME_ACCOUNT_OUTFLOW", config)) == {"T-to-other"}
 
 
 # ---------------------------------------------------------------- LARGE_PAYMENT_UNREVIEWED
