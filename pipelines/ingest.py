@@ -239,7 +239,7 @@ def _read_csv(data: bytes, utf8_judged: bool = False) -> RawFrame:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]  # marked UTF-8
     elif not utf8_judged and _utf8_reading(data) == "garbled":  # GB18030 bytes that happen to be valid UTF-8
-        data = data.decode("gb18030").encode("utf-8")
+        data = _gb18030(data).encode("utf-8")
     _refuse_other_text_exports(data)
     # The usual file (UTF-8, no NUL, a visible character so not blank) is read by Polars straight
     # from its bytes: Polars refuses bytes that are not UTF-8, and the whole text is never built
@@ -259,7 +259,7 @@ def _read_csv(data: bytes, utf8_judged: bool = False) -> RawFrame:
     except UnicodeDecodeError as not_utf8:
         # No marker and not UTF-8: Chinese government systems export GBK, a subset of GB18030.
         try:
-            text = data.decode("gb18030")
+            text = _gb18030(data)
         except UnicodeDecodeError as exc:
             # the byte where the reading that got further broke: a UTF-8 file with one bad byte
             # late in it is named at that byte, not at its first Chinese character
@@ -292,6 +292,28 @@ def _refuse_tab_separated(headers: list[str]) -> None:
 
 def _neither_encoding(byte: int) -> str:
     return f"text is neither UTF-8 nor GB18030 (byte {byte}): re-export as UTF-8"
+
+
+# GB18030-2022 (mandatory since 2023-08) gives 25 two-byte codes the characters that GB18030-2005
+# — Python's codec — reads as private-use ones: FE59 is 龴 U+9FB4, not U+E81E (a box on the
+# worklist, and another spelling than the same name from an XLSX or Parquet extract). Both
+# editions' files mean these characters by these codes: they are read as the 2022 edition says
+# (the table is glibc's GB18030-2022 iconv against Python's codec, every two-byte code compared).
+_GB18030_2022 = str.maketrans({
+    0xE78D: 0xFE10, 0xE78E: 0xFE12, 0xE78F: 0xFE11, 0xE790: 0xFE13, 0xE791: 0xFE14, 0xE792: 0xFE15,
+    0xE793: 0xFE16, 0xE794: 0xFE17, 0xE795: 0xFE18, 0xE796: 0xFE19, 0xE7C7: 0x1E3F,
+    0xE816: 0x20087, 0xE817: 0x20089, 0xE818: 0x200CC, 0xE81E: 0x9FB4, 0xE826: 0x9FB5, 0xE82B: 0x9FB6,
+    0xE82C: 0x9FB7, 0xE831: 0x215D7, 0xE832: 0x9FB8, 0xE83B: 0x2298F, 0xE843: 0x9FB9, 0xE854: 0x9FBA,
+    0xE855: 0x241FE, 0xE864: 0x9FBB,
+})
+_GB18030_2005_PRIVATE = re.compile("[" + "".join(map(chr, _GB18030_2022)) + "]")
+
+
+def _gb18030(data: bytes) -> str:
+    """GB18030 bytes as text, the codes GB18030-2022 re-mapped read as it says (UnicodeDecodeError
+    as Python's codec raises it)."""
+    text = data.decode("gb18030")
+    return text.translate(_GB18030_2022) if _GB18030_2005_PRIVATE.search(text) else text
 
 
 def _lone_cr(data: bytes) -> bool:
@@ -1286,7 +1308,7 @@ def _in_utf8(piece: bytes, start: int, encoding: str) -> bytes:
     if encoding == "utf-8":
         return piece
     try:
-        return piece.decode(encoding).encode("utf-8")
+        return (_gb18030(piece) if encoding == "gb18030" else piece.decode(encoding)).encode("utf-8")
     except UnicodeDecodeError as exc:
         raise FileProblem(_neither_encoding(start + exc.start)) from exc
 

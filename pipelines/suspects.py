@@ -31,7 +31,7 @@ from datetime import date, datetime
 
 import duckdb
 
-from .store import scalar, table_exists
+from .store import of_files, scalar, table_exists
 
 CHANGES = ("new", "updated", "reopened", "unchanged", "redetected", "no_longer_detected")
 # SQL: the payments, transactions and persons a suspect's evidence lists, by id (DuckDB's to_json
@@ -233,6 +233,43 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
         from _changes
         where change <> 'unchanged'
         order by suspect_id""", {"as_of": as_of, "now": datetime.now(), "run_id": run_id})
+    _correct_names(con, as_of, run_id)
+
+
+def _correct_names(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> None:
+    """A suspect's name follows the register (待遇享受人员): one corrected there — a 生僻字 an older
+    export carried as a private-use character, a typo — reaches the suspect and its next worklist,
+    whose 姓名 is locked (the agency cannot mend it). Only the persons with a register row in a file
+    delivered since the last merge are looked up; the old name is kept in the event."""
+    if not table_exists(con, "beneficiaries"):
+        return
+    new_files = [h for (h,) in con.execute(
+        "select file_hash from ingest_ledger where extract = 'beneficiaries' and rows_accepted > 0"
+        + (" and file_hash not in (select file_hash from detect_seen_files)"
+           if table_exists(con, "detect_seen_files") else "")).fetchall()]
+    if not new_files:
+        return
+    con.execute(f"""
+        create or replace temp table _renamed as
+        with touched as (
+            select distinct person_id from beneficiaries
+            where {of_files(new_files)} and person_id in (select person_id from suspects)
+        ),
+        registered as (
+            select person_id, min(name) as name from beneficiaries
+            where name is not null and person_id in (select person_id from touched)
+            group by person_id
+        )
+        select s.suspect_id, s.name as old_name, r.name as new_name
+        from suspects s join registered r on r.person_id = s.person_id
+        where s.name is distinct from r.name""")
+    con.execute("update suspects set name = r.new_name from _renamed r where suspects.suspect_id = r.suspect_id")
+    con.execute("""
+        insert into suspect_events (suspect_id, happened_at, event, detail, run_id)
+        select suspect_id, $now, 'name_corrected',
+               to_json(struct_pack(as_of := $as_of, old_name := old_name, new_name := new_name)), $run_id
+        from _renamed order by suspect_id""", {"as_of": as_of, "now": datetime.now(), "run_id": run_id})
+    con.execute("drop table _renamed")
 
 
 def _record_state(con: duckdb.DuckDBPyConnection, as_of: date) -> None:

@@ -17,7 +17,7 @@ from openpyxl.utils import get_column_letter
 import polars as pl
 import pytest
 
-from pipelines import returns, rules, store, worklists
+from pipelines import ingest, returns, rules, store, worklists
 from pipelines.casework import OUTCOME_LABELS
 from pipelines.extracts import EXTRACTS
 from pipelines.ingest import IngestError, ingest_inbox
@@ -1277,6 +1277,28 @@ def test_gb18030_text_whose_bytes_are_also_valid_utf8_is_read_as_gb18030(tmp_pat
     assert [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_gbk.csv")] == ["卢露", "陆路", "A卢露"]
     assert [r["amount"] for r in stored(con, "contributions", "2026-11-21/contributions_yen.csv")] == [Decimal("1234.50")]
     assert rejected(con) == []
+
+
+@pytest.mark.parametrize("piece_bytes", [None, 200])
+def test_gb18030_2022_codes_are_read_as_its_characters(tmp_path, monkeypatch, piece_bytes):
+    """From a probe of rare names: GB18030-2022 writes 龴 U+9FB4 as FE 59, which Python's codec (the
+    2005 edition) reads as the private-use U+E81E — a box on the worklist, and another spelling than
+    the same name from an XLSX or Parquet extract. The 2005 edition's own four-byte code for 龴 still
+    reads as 龴; a file read in pieces (a big one) reads as one read whole."""
+    if piece_bytes:
+        monkeypatch.setattr(ingest, "CSV_CHUNK_BYTES", piece_bytes)
+    inbox = tmp_path / "inbox" / "2026-11-21"
+    inbox.mkdir(parents=True)
+    rows = b"".join(b"36070200%d,\xc0\xee\xfe\x59%d,360702,\n" % (i, i) for i in range(20))
+    (inbox / "agencies_gb2022.csv").write_bytes(
+        "agency_code,agency_name,region_code,parent_code\n".encode() + rows
+        + "360702100,李龴𠂇,360702,\n".encode("gb18030") + b"360702101,\xfe\x51\xa6\xd9,360702,\n")
+    assert "李龴".encode("gb18030") != b"\xc0\xee\xfe\x59"  # the 2005 edition's four-byte code
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, tmp_path / "inbox", as_of=dt.date(2026, 11, 21))
+    assert report.rows_accepted == 22 and rejected(con) == []
+    names = [r["agency_name"] for r in stored(con, "agencies", "2026-11-21/agencies_gb2022.csv")]
+    assert names == [f"李龴{i}" for i in range(20)] + ["李龴𠂇", "𠂇\ufe10"]
 
 
 def test_typed_amounts_with_a_third_decimal_are_refused_row_by_row_however_large(tmp_path):

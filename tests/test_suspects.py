@@ -464,3 +464,34 @@ def test_a_rules_severity_edited_in_its_file_holds_for_the_suspects_it_found_bef
     detect(con, NIGHT2, Config(), rules_dir=edited)
     assert update_suspects(con, NIGHT2)["PAID_AFTER_DEATH"]["unchanged"] == 1
     assert suspect(con)["severity"] == "medium"
+
+
+def test_a_name_corrected_in_the_register_reaches_the_suspect_and_its_worklist(con, tmp_path):
+    """From a probe of rare names: a suspect kept the name it was first found with, so a 生僻字 the
+    register corrected later (an older export's private-use character, shown as a box) stayed wrong
+    on every worklist — in the locked 姓名 cell, which the agency cannot mend."""
+    from openpyxl import load_workbook
+
+    from pipelines import ingest
+
+    person = PERSON[:-1] + "2"  # ingest checks the GB 11643 digit the fixture's rows skip
+    for table in ("beneficiaries", "deaths", "payments"):
+        con.execute(f"update {table} set person_id = ?", [person])
+    night(con, NIGHT1)
+    assert suspect(con)["name"] == "刘七"
+    delivery = tmp_path / "inbox" / "2026-11-20"
+    delivery.mkdir(parents=True)
+    (delivery / "beneficiaries_fix.csv").write_text(
+        f"person_id,name,insurance_type,agency_code,status\n{person},刘𠈌,110,360702,正常\n", encoding="utf-8")
+    assert ingest.ingest_inbox(con, tmp_path / "inbox", as_of=NIGHT2).rows_accepted == 1
+    assert night(con, NIGHT2)["unchanged"] == 1
+    assert suspect(con)["name"] == "刘𠈌"
+    assert [d for e, d in events(con) if e == "name_corrected"] == [
+        {"as_of": "2026-11-21", "old_name": "刘七", "new_name": "刘𠈌"}]
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT2)
+    rows = list(load_workbook(sheet)["疑点清单"].iter_rows(values_only=True))
+    header = next(r for r in rows if "姓名" in r)
+    assert [r[header.index("姓名")] for r in rows[rows.index(header) + 1:] if r[0]] == ["刘𠈌"]
+    before = snapshot(con)
+    night(con, NIGHT2)
+    assert snapshot(con)[1] == before[1]  # looked up again, nothing to correct: no second event
