@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from .casework import outcome_number
+from .clock import china_today
 from .config import param_problem
 from .privacy import mask_ids_in_text
 from .report_data import rule_titles
@@ -383,7 +384,7 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     if param not in rule.params:
         raise KeyError(f"{rule_id} has no parameter {param!r} (it has {', '.join(rule.params) or 'none'})")
     run = latest_run(con)
-    as_of = as_of or (run["as_of"] if run and run.get("as_of") else date.today())
+    as_of = as_of or (run["as_of"] if run and run.get("as_of") else china_today())
     if isinstance(as_of, str):  # '2026-11-21', as suspects_frame's detected_on takes it
         as_of = date.fromisoformat(as_of)
     values = [_param_value(rule, param, v) for v in _value_list(values)]  # all checked before any runs

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 import duckdb
 
+from .clock import china_now
 from .store import insert_many, table_exists
 from .workdays import calendar_from
 
@@ -184,7 +185,7 @@ def add_event(
     happened_at: dt.datetime | None = None,
 ) -> None:
     """Append one row to suspect_events (the history is append-only; nothing here updates it)."""
-    add_events(con, [(suspect_id, event, detail or {})], run_id, happened_at or dt.datetime.now())
+    add_events(con, [(suspect_id, event, detail or {})], run_id, happened_at or china_now())
 
 
 def add_events(con: duckdb.DuckDBPyConnection, events: list[tuple[str, str, dict]], run_id: str | None,
@@ -268,7 +269,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
     chosen = "true" if only is None else "list_contains(cast($only as varchar[]), suspect_id)"
     s = settings(config)
     calendar = calendar_from(config)
-    now = dt.datetime.now()
+    now = china_now()
     counts = {"closed_recovered": 0, "overdue": 0, "overdue_cleared": 0, "escalated": 0, "escalation_lifted": 0,
               "major_class": 0}
     with atomic(con):

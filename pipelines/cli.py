@@ -272,9 +272,9 @@ def cmd_serve(args) -> int:
     # Owner-only for all the serving process writes outside a night's run lock too: Prefect's
     # result of a failed run (its message) and its local files under PREFECT_HOME
     os.umask(0o077)
-    from datetime import datetime
+    from .clock import china_now
 
-    started = datetime.now()
+    started = china_now()
     serve(deployment)
     _say_if_a_night_was_stopped(where["db"], started)
     return EXIT_OK
@@ -495,10 +495,9 @@ def _param_text(value) -> str:
 
 
 def _today() -> date:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+    from .clock import china_today
 
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    return china_today()
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -14,6 +14,7 @@ import pandera.polars as pa
 import polars as pl
 
 from .extracts import EXTRACTS, INSURANCE_TYPES, Column
+from .clock import china_today
 from .privacy import mask_ids_in_text
 from .normalise import ID_PATTERN, MAX_YEAR, MIN_PERIOD, MIN_YEAR, id_check_digit_ok, max_period
 
@@ -67,7 +68,7 @@ def _schema(kind: str, today: dt.date) -> pa.DataFrameSchema:
 
 def schema_for(kind: str, today: dt.date | None = None) -> pa.DataFrameSchema:
     """The contract of one extract's normalised frame (canonical columns, stored types)."""
-    return _schema(kind, today or dt.date.today())
+    return _schema(kind, today or china_today())
 
 
 # Rows looked at to tell whether a column repeats its values.
@@ -98,7 +99,7 @@ def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -
     that hardly repeat (and any column missing); and one frame of the repeating columns' distinct
     values side by side, each column cycled through its values to the longest one's length.
     Failure cases are only computed when a check fails."""
-    schema = _schema(kind, today or dt.date.today())
+    schema = _schema(kind, today or china_today())
     repeating = [n for n in schema.columns if n in frame.columns and _repeats(frame.get_column(n))]
     whole = pa.DataFrameSchema({n: c for n, c in schema.columns.items() if n not in repeating},
                                name=kind, unique=schema.unique)

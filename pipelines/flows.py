@@ -24,11 +24,10 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from . import casework, ingest, logs, quality, report, rules, runlock, store, suspects, worklists
+from .clock import CHINA_TZ, china_today
 from .config import Config, load_config
 from .privacy import mask_ids_in_text
 from .runsummary import format_summary, summarise, suspects_by_rule
-
-TIMEZONE = "Asia/Shanghai"
 
 
 class NightlyError(RuntimeError):
@@ -39,10 +38,6 @@ class StepFailed(NightlyError):
     def __init__(self, step: str, reason: str):
         super().__init__(f"task {step} failed: {reason}")
         self.step, self.reason = step, reason
-
-
-def today_in_china() -> date:
-    return datetime.now(ZoneInfo(TIMEZONE)).date()
 
 
 def scrub(text: str) -> str:
@@ -235,7 +230,7 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
     logs.warnings_on_one_line("serve")  # as `nightly`'s: one line, ID numbers masked
     # The night of the day it was scheduled for: Prefect's runner starts a run up to ten seconds
     # early, which at a midnight schedule would be the day before.
-    as_of = as_of or _scheduled_day() or today_in_china()
+    as_of = as_of or _scheduled_day() or china_today()
     try:
         summary = _served_night(inbox, db, out, as_of, config_path, progress, command, any_day)
     except Exception as exc:
@@ -280,14 +275,14 @@ def _scheduled_day() -> date | None:
         return None
     if not isinstance(when, datetime) or when.tzinfo is None:
         return None
-    return when.astimezone(ZoneInfo(TIMEZONE)).date()
+    return when.astimezone(ZoneInfo(CHINA_TZ)).date()
 
 
 def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | None, config_path: str | None,
            progress: bool | None, command: str, any_day: bool = False) -> dict:
     inbox, db, out = Path(inbox), Path(db), Path(out)
     as_of_given = as_of is not None
-    as_of = as_of or today_in_china()
+    as_of = as_of or china_today()
     config = _config(config_path)
     if not inbox.is_dir():
         raise NightlyError(f"inbox {inbox} is not a folder; point --inbox at the folder of deliveries")
@@ -439,5 +434,5 @@ if logs.served() == "quiet":
     # lines from there on ("Beginning flow run …") are off the console like `nightly`'s
     logs.install_filters()
 
-__all__ = ["nightly_flow", "nightly_deployment", "NightlyError", "StepFailed", "today_in_china",
+__all__ = ["nightly_flow", "nightly_deployment", "NightlyError", "StepFailed",
            "suspects_by_rule"]

@@ -20,13 +20,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
 from polars.exceptions import PanicException
 
 from . import contracts
+from .clock import CHINA_TZ, china_now, china_today
 from .privacy import mask_ids_in_text
 from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
 from .normalise import (FORMAT_CHARACTERS, TEXT_MARK, clean_text, clean_value, column_exprs, decode_ooxml_escapes,
@@ -44,7 +44,6 @@ class IngestError(Exception):
 # column_name of a rejected row whose fault is not one column: the row as a whole (a NUL byte, a
 # broken quote) or the file (unreadable, or refused for its header with no column to name)
 WHOLE_ROW, WHOLE_FILE = "(整行)", "(整个文件)"
-CHINA_TZ = "Asia/Shanghai"  # the extracts' dates and times are China's
 
 
 class FileProblem(Exception):
@@ -125,10 +124,6 @@ class IngestReport:
             f"{len(self.with_status('failed'))} failed; rows: {self.rows_accepted} accepted "
             f"({self.rows_replaced} replacing earlier rows), {self.rows_rejected} rejected"
         )
-
-
-def today_shanghai() -> dt.date:
-    return dt.datetime.now(ZoneInfo(CHINA_TZ)).date()
 
 
 def reason_category(reason: str) -> str:
@@ -792,7 +787,7 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
         raise IngestError(f"inbox folder not found: {inbox} (check --inbox)")
     ensure_schema(con)
     report = IngestReport()
-    today = max(today_shanghai(), as_of) if as_of is not None else today_shanghai()
+    today = max(china_today(), as_of) if as_of is not None else china_today()
     for delivery, files in list_deliveries(inbox):
         if _named_for_a_day_after(delivery, today):
             # A folder named for a day that has not come (2027-11-21 for 2026-11-21) would outrank
@@ -1007,7 +1002,7 @@ def _ledger(con, result: FileResult, source: str, run_id: str | None) -> FileRes
     con.execute(
         "insert into ingest_ledger values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [result.file_hash, source, result.delivery, result.kind, result.rows_total, result.rows_accepted,
-         result.rows_rejected, result.rows_replaced, dt.datetime.now(), run_id],
+         result.rows_rejected, result.rows_replaced, china_now(), run_id],
     )
     return result
 
@@ -1529,7 +1524,7 @@ def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None
     else:
         con.execute(
             "insert into rejected_rows values (?, ?, 0, ?, ?, null, ?, ?, ?)",
-            [result.kind, source, column or WHOLE_FILE, problem, result.file_hash, result.delivery, dt.datetime.now()],
+            [result.kind, source, column or WHOLE_FILE, problem, result.file_hash, result.delivery, china_now()],
         )
     return result
 
@@ -1705,7 +1700,7 @@ def _total_rows_said(bad: pl.DataFrame, raw: RawFrame, key_source: str | None) -
 def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(accepted rows in stored types + _row_number, rejected rows: _row_number, column_name, reason, raw)."""
     spec = EXTRACTS[kind]
-    today = today or today_shanghai()
+    today = today or china_today()
     positions = _map_headers(kind, raw.headers)
     # One chunk per column: a Parquet file is read as one chunk per row group, and Polars 1.x
     # panics (`assertion failed: i < self.len()`) evaluating a string function on the filtered
@@ -1952,7 +1947,7 @@ def _write_rejected(con, kind: str, rejected: pl.DataFrame, lineage: dict[str, s
         "raw",
         pl.lit(lineage["_file_hash"]).alias("file_hash"),
         pl.lit(lineage["_delivery"]).alias("delivery"),
-        pl.lit(dt.datetime.now()).alias("rejected_at"),
+        pl.lit(china_now()).alias("rejected_at"),
     )
     _fw_rejected = _scannable(con, staged)  # noqa: F841 — read by name in the SQL below (see _scannable)
     con.execute("insert into rejected_rows by name select * from _fw_rejected").fetchall()

@@ -13,6 +13,7 @@ import re
 
 import polars as pl
 
+from .clock import china_today
 from .extracts import DEATH_SOURCES, INSURANCE_TYPES, Column
 
 # A program writing XLSX (XlsxWriter, Excel itself) stores a control character (a CR of a Windows
@@ -271,7 +272,7 @@ def datetime_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
 
 def max_period(today: dt.date | None = None) -> str:
     """The latest plausible 所属期: one year after this month (advance payments, never decades)."""
-    today = today or dt.date.today()
+    today = today or china_today()
     return f"{today.year + 1:04d}{today.month:02d}"
 
 

@@ -11,6 +11,7 @@ may see the run's statistics.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -18,11 +19,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import duckdb
 
 from . import extracts as X
+from .clock import CHINA_TZ
 from .report_mask import mask_name
 from .store import of_files, scalar, transaction
 
@@ -451,7 +453,8 @@ def check_deliveries(
             con.executemany("insert into quality_checked_files values (?, ?, current_timestamp)",
                             [(h, run_id) for h in seen])
     try:
-        context.build_data_docs()
+        with _zone_tzlocal_knows():
+            context.build_data_docs()
         report.docs = docs_dir / "index.html"
     except Exception as exc:  # Data Docs are a convenience; the results are already stored
         report.warnings.append(f"Data Docs not built: {exc}")
@@ -460,9 +463,39 @@ def check_deliveries(
         unwritten = unwritten_pages(docs_dir)
         if unwritten:
             report.warnings.append(f"Data Docs incomplete: {len(unwritten)} page(s) under {docs_dir} are empty, "
-                                   f"e.g. {unwritten[0].name} (was the disk full?); the results are in quality_results")
+                                   f"e.g. {unwritten[0].name} (a full disk, or an error `--verbose` shows); the "
+                                   "results are in quality_results")
     report.seconds = time.monotonic() - started
     return report
+
+
+@contextlib.contextmanager
+def _zone_tzlocal_knows() -> Iterator[None]:
+    """TZ as a POSIX string (`CST-8`, `UTC0`: common on Chinese servers) is refused by tzlocal,
+    which great-expectations asks for the local zone while it renders each page — every page was
+    left empty. While the pages are built such a TZ is China's zone by name (the same offset for
+    CST-8; the pages' times are China's, as the store's are); any other TZ is left as it is."""
+    zone = os.environ.get("TZ")
+    if not zone or _is_zone_name(zone.removeprefix(":")):
+        yield
+        return
+    os.environ["TZ"] = CHINA_TZ
+    time.tzset()
+    try:
+        yield
+    finally:
+        os.environ["TZ"] = zone
+        time.tzset()
+
+
+def _is_zone_name(zone: str) -> bool:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(zone)
+    except (ValueError, OSError, KeyError):  # (ZoneInfoNotFoundError is a KeyError)
+        return False
+    return True
 
 
 def unwritten_pages(docs_dir: Path) -> list[Path]:

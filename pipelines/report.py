@@ -16,13 +16,14 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, Callable
 
 import duckdb
 
 from . import casework, report_dashboard, report_data, report_summary, runlock
+from .clock import china_now
 from .store import store_catalog
 
 DASHBOARD_NAME = "dashboard.html"
@@ -110,7 +111,7 @@ def _publish(con, target: Path, write: Callable[[Path], None], action: str, acto
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
         con.execute(
             "insert into audit_log (happened_at, actor, action, file, file_hash, detail) values (?, ?, ?, ?, ?, ?)",
-            [datetime.now(), actor, action, str(target.absolute()), digest, json.dumps(detail, ensure_ascii=False)],
+            [china_now(), actor, action, str(target.absolute()), digest, json.dumps(detail, ensure_ascii=False)],
         )
         os.replace(tmp, target)
     except BaseException:

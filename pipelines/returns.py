@@ -33,6 +33,7 @@ from openpyxl.utils import get_column_letter
 from . import casework
 from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, REOPENED, TRANSFER,
                        TRANSFERRED, outcome_number, parse_outcome)
+from .clock import china_now
 from .privacy import mask_ids_in_text
 from .store import LAST_ANSWERED_SHEET, insert_many, scalar
 from .worklists import (COVER, EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text,
@@ -782,7 +783,7 @@ def _earlier_application(con, file_hash: str) -> set[int] | None:
 
 def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: ReturnsReport,
                     conflicts: dict[str, dict[str, str]], sheet: _Sheet | None = None) -> None:
-    now = dt.datetime.now()
+    now = china_now()
     try:
         file_hash = file_sha256(path)
     except OSError as exc:

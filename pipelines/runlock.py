@@ -10,11 +10,11 @@ import contextlib
 import fcntl
 import os
 import re
-from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
 from .store import StoreBusy, owner_only_folder
+from .clock import china_now
 
 
 _HELD: set[Path] = set()  # locks this process holds: a nested hold (CLI, then its flow) is a no-op
@@ -50,7 +50,7 @@ def hold(db: str | Path, command: str = "nightly") -> Iterator[Path]:
                 "wait for it to finish, then run again"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {datetime.now().isoformat(timespec='seconds')} {command}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {china_now().isoformat(timespec='seconds')} {command}\n".encode(), 0)
         _HELD.add(path)
         # Owner-only for everything created while the store is held: DuckDB creates its .wal
         # lazily (and again after each checkpoint), worklists, the 汇总表, Data Docs.

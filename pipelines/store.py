@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 import duckdb
 
+from .clock import CHINA_TZ
 from .extracts import EXTRACTS, SQL_TYPES
 from .normalise import ACCOUNT_GROUPED, ACCOUNT_SEPARATOR, FORMAT_CHARACTERS, TEXT_MARK
 
@@ -801,7 +802,9 @@ def apply_settings(con: duckdb.DuckDBPyConnection, memory_limit: str | None = No
     """DuckDB's memory limit (e.g. "4GB", "80%"; by default DEFAULT_MEMORY_LIMIT, or DuckDB's own
     where smaller) and the folder it spills to beyond it. The spill folder is created owner-only:
     what DuckDB spills are rows of the extracts (ID numbers, names, bank accounts). A value DuckDB
-    does not understand raises ValueError naming it."""
+    does not understand raises ValueError naming it. And China's clock for `current_timestamp` (the
+    runs, quality results, migrations it stamps), as Python's stamps are (clock.china_now)."""
+    con.execute(f"set TimeZone = '{CHINA_TZ}'")
     if memory_limit is None:
         own = size_bytes(str(con.execute("select current_setting('memory_limit')").fetchall()[0][0]))
         if own is not None and own > DEFAULT_MEMORY_LIMIT:

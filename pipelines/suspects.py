@@ -27,10 +27,11 @@ files seen) is recorded for the next night.
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import date
 
 import duckdb
 
+from .clock import china_now
 from .store import of_files, scalar, table_exists
 
 CHANGES = ("new", "updated", "reopened", "unchanged", "redetected", "no_longer_detected")
@@ -232,7 +233,7 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
                $run_id
         from _changes
         where change <> 'unchanged'
-        order by suspect_id""", {"as_of": as_of, "now": datetime.now(), "run_id": run_id})
+        order by suspect_id""", {"as_of": as_of, "now": china_now(), "run_id": run_id})
     _correct_names(con, as_of, run_id)
 
 
@@ -268,7 +269,7 @@ def _correct_names(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | No
         insert into suspect_events (suspect_id, happened_at, event, detail, run_id)
         select suspect_id, $now, 'name_corrected',
                to_json(struct_pack(as_of := $as_of, old_name := old_name, new_name := new_name)), $run_id
-        from _renamed order by suspect_id""", {"as_of": as_of, "now": datetime.now(), "run_id": run_id})
+        from _renamed order by suspect_id""", {"as_of": as_of, "now": china_now(), "run_id": run_id})
     con.execute("drop table _renamed")
 
 

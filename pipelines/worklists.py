@@ -28,6 +28,7 @@ import xlsxwriter
 
 from . import casework, runlock
 from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
+from .clock import china_now
 from .config import rule_folders
 from .extracts import EXTRACTS
 from .normalise import decode_ooxml_escapes
@@ -584,7 +585,7 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     days = int(casework.settings(config)["verify_working_days"])
     calendar = calendar_from(config)
     actor = current_actor(actor)
-    now = dt.datetime.now()
+    now = china_now()
     texts = rule_texts(rule_folders(config), con)
     written: list[Path] = []
     staged: list[tuple[Path, Path]] = []  # (temp file, final name), published after the commit
@@ -628,7 +629,7 @@ def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonig
         else:
             changed.append(path)
     if removable:
-        now, actor = dt.datetime.now(), current_actor(actor)
+        now, actor = china_now(), current_actor(actor)
         with casework.atomic(con):
             con.executemany(
                 "insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, detail)"

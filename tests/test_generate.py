@@ -22,7 +22,8 @@ from pipelines import config as cfg
 from pipelines import generate as gen
 from pipelines.extracts import EXTRACTS
 from pipelines.generate_writers import Delivery
-from pipelines.ingest import ingest_inbox, today_shanghai
+from pipelines.clock import china_today
+from pipelines.ingest import ingest_inbox
 from pipelines.rules import detect, load_rules
 from pipelines.store import connect, ensure_schema, scalar
 
@@ -359,7 +360,7 @@ def test_data_generated_for_a_later_day_is_accepted_on_that_night(tmp_path):
         read = ingest_inbox(today, tmp_path / "g" / "inbox")
         assert read.dated_ahead == [as_of.isoformat()] and read.files == []
         # renamed for today, it is read, and its periods judged against today's date
-        (tmp_path / "g" / "inbox" / as_of.isoformat()).rename(tmp_path / "g" / "inbox" / today_shanghai().isoformat())
+        (tmp_path / "g" / "inbox" / as_of.isoformat()).rename(tmp_path / "g" / "inbox" / china_today().isoformat())
         assert ingest_inbox(today, tmp_path / "g" / "inbox").rows_rejected > 0
     finally:
         today.close()

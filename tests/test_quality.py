@@ -453,3 +453,30 @@ def test_a_big_deliverys_id_check_is_scaled_down_and_decides_as_the_exact_counts
     assert {k: scaled[k] for k in ("element_count", "unexpected_count", "unexpected_percent")} == {
         k: exact[k] for k in ("element_count", "unexpected_count", "unexpected_percent")}
     assert scaled["frame_rows"] == 50 and "frame_rows" not in exact
+
+
+@pytest.mark.parametrize("zone", ["CST-8", "UTC0"])
+def test_data_docs_are_written_where_tz_is_a_posix_zone_string(tmp_path, monkeypatch, zone):
+    """From a probe of clocks: with TZ=CST-8 (a POSIX string, common on Chinese servers) the local
+    zone great-expectations asks tzlocal for is refused, every page was left empty and the night
+    blamed a full disk. The checks are the same; the pages are written; TZ is as it was after."""
+    import time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        delivery_1(tmp_path / "inbox")
+        con = connect(tmp_path / "fw.duckdb")
+        ingest_inbox(con, tmp_path / "inbox")
+        report = check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="night-1")
+        con.close()
+        import os
+
+        assert os.environ["TZ"] == zone
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert report.checked > 0
+    assert not [w for w in report.warnings if "Data Docs" in w], report.warnings
+    assert unwritten_pages(tmp_path / "out" / "data_docs") == []
+    assert (tmp_path / "out" / "data_docs" / "index.html").stat().st_size > 0

@@ -495,3 +495,39 @@ def test_a_name_corrected_in_the_register_reaches_the_suspect_and_its_worklist(c
     before = snapshot(con)
     night(con, NIGHT2)
     assert snapshot(con)[1] == before[1]  # looked up again, nothing to correct: no second event
+
+
+def test_a_sheet_issued_before_a_reopening_is_refused_whatever_zone_each_command_ran_in(con, tmp_path, monkeypatch):
+    """From a probe of clocks: timestamps were the server's local time, so a reopening stamped by a
+    night under TZ=UTC (08:39) came before the export of an older sheet stamped under Asia/Shanghai
+    (16:38) — and an answer on that older sheet closed the reopened suspect again. Every stamp is
+    China's clock now, whatever TZ each command ran in."""
+    import time
+
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    def zone(name: str) -> None:
+        monkeypatch.setenv("TZ", name)
+        time.tzset()
+
+    try:
+        zone("Asia/Shanghai")
+        closed_as_no_problem(con, tmp_path)
+        [issued] = sorted((tmp_path / "out").glob("疑点核查台账_*.xlsx"))
+        zone("Pacific/Honolulu")  # 18 hours behind China
+        pay(con, "202609")
+        assert night(con, NIGHT2)["reopened"] == 1
+        zone("Asia/Shanghai")
+        clerk = Clerk(issued)
+        clerk.fill(suspect(con)["suspect_id"], 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
+        result = returns.apply_returns(con, [clerk.save(tmp_path / "again.xlsx")], date(2026, 11, 23))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert suspect(con)["status"] == "已重开"
+    assert [r.reason for r in result.refusals if "重开" in r.reason], result.refusals
+    stamps = [e for (e,) in con.execute("select event from suspect_events order by happened_at").fetchall()]
+    assert stamps.index("detected") < stamps.index("closed") < stamps.index("reopened")
