@@ -104,10 +104,10 @@ def _last_night(db: Path) -> date | None:
     now (another program holds it: the command's own opening says so, in its words)."""
     import duckdb
 
-    from .store import last_night
+    from .store import last_night, run_holding
 
-    if not db.is_file():
-        return None
+    if not db.is_file() or run_holding(db):
+        return None  # a run holds it: the command's own lock says so
     try:
         con = duckdb.connect(str(db), read_only=True)
     except duckdb.Error:

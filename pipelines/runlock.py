@@ -10,11 +10,12 @@ import contextlib
 import fcntl
 import os
 import re
+import time
 from pathlib import Path
 from typing import Iterator
 
-from .store import StoreBusy, owner_only_folder
 from .clock import china_now
+from .store import StoreBusy, owner_only_folder
 
 
 _HELD: set[Path] = set()  # locks this process holds: a nested hold (CLI, then its flow) is a no-op
@@ -41,13 +42,11 @@ def hold(db: str | Path, command: str = "nightly") -> Iterator[Path]:
     owner_only_folder(path.parent)  # the store's folder, made here before the store is opened
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid, since = _holder(fd)
+        if not _take(fd):
+            pid, since, command = _holder(fd)
             raise StoreBusy(
-                f"another fundwatch run holds {db} since {since or 'an unknown time'} (pid {pid or '?'}); "
-                "wait for it to finish, then run again"
+                f"another fundwatch run{f' ({command})' if command else ''} holds {db} since "
+                f"{since or 'an unknown time'} (pid {pid or '?'}); wait for it to finish, then run again"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {china_now().isoformat(timespec='seconds')} {command}\n".encode(), 0)
@@ -66,10 +65,61 @@ def hold(db: str | Path, command: str = "nightly") -> Iterator[Path]:
         os.close(fd)
 
 
-def _holder(fd: int) -> tuple[str, str]:
-    """(pid, start time as ISO text) the lock's text names, each "" where it names none."""
-    pid, _, rest = os.pread(fd, 400, 0).decode("utf-8", "replace").strip().partition(" ")
-    return pid, rest.split(" ", 1)[0]
+# A reader's look at the lock (running) holds it shared for a moment, and a run that has just
+# taken it writes its text a moment later: tried again for this long before a run is refused or
+# its holder is named as unknown.
+_MOMENT_SECONDS = 0.5
+
+
+def _take(fd: int) -> bool:
+    """Whether the lock was taken (exclusive), trying again for a moment."""
+    deadline = time.monotonic() + _MOMENT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+
+def _holder(fd: int, held: bool = True) -> tuple[str, str, str]:
+    """(pid, start time as ISO text, command) the lock's text names, each "" where it names none
+    (of a held lock read again for a moment: a run that has just taken the lock writes its text next)."""
+    deadline = time.monotonic() + (_MOMENT_SECONDS if held else 0)
+    while True:
+        text = os.pread(fd, 400, 0).decode("utf-8", "replace").strip()
+        if text or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    pid, since, command = (text.split(" ", 2) + ["", ""])[:3]
+    return pid, since, command
+
+
+def running(db: str | Path) -> str | None:
+    """What to tell a reader of the store (a notebook, `rules --db`, a command's checks before its
+    own lock) while a fundwatch run of another process holds it, or None. A reader that opened the
+    store after a night had started held it when the night came to open it, and failed the night.
+    The lock is looked at shared, never taken: two readers do not stop each other."""
+    path = lock_path(db)
+    if path in _HELD:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)  # (an analyst who may read the lock but not write it)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid, since, command = _holder(fd)
+            return (f"a fundwatch {command or 'run'} (pid {pid or '?'}, since {since or 'an unknown time'}) "
+                    f"is running on {db}: wait for it to finish, then open the store again")
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def lock_state(db: str | Path) -> tuple[bool, str]:
@@ -85,7 +135,7 @@ def lock_state(db: str | Path) -> tuple[bool, str]:
         except BlockingIOError:
             return True, ""
         try:
-            return False, _holder(fd)[1]
+            return False, _holder(fd, held=False)[1]
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -509,8 +510,8 @@ def check_not_newer(db_path: Path) -> None:
     """NewerStore, before a command makes anything (`serve` would otherwise serve nights that each
     fail), for an existing store a newer fundwatch converted. A store held by a run or another
     program is left to the command itself to meet."""
-    if not db_path.is_file():
-        return
+    if not db_path.is_file() or run_holding(db_path):
+        return  # a run holds it: the command's own lock says so
     try:
         con = duckdb.connect(str(db_path), read_only=True)
     except duckdb.Error:
@@ -533,6 +534,21 @@ def _refuse_a_newer_store(con: duckdb.DuckDBPyConnection, db_path: Path) -> None
     if unknown:
         raise NewerStore(f"{db_path} was converted by a newer fundwatch ({', '.join(unknown)}); this version "
                          "would write what that one no longer reads right: run the newer fundwatch on it")
+
+
+def run_holding(db_path: Path) -> str | None:
+    """runlock.running: what a reader is told while a fundwatch run of another process holds the store."""
+    from .runlock import running  # runlock imports this module
+
+    return running(db_path)
+
+
+def refuse_while_running(db_path: Path) -> None:
+    """StoreBusy for a reader while a run of another process holds the store: opened after a night
+    had started, the reader held the store when the night came to open it, and failed the night."""
+    told = run_holding(db_path)
+    if told:
+        raise StoreBusy(told)
 
 
 class StoreBusy(RuntimeError):
@@ -626,17 +642,29 @@ def check_store_file(db_path: Path) -> None:
                         "keeps, e.g. fundwatch.duckdb; the extracts go in --inbox)")
 
 
+# Another program holding the store for a moment — a command's check before its own lock, a
+# `rules --db` — is waited for this long before a run is refused (two returns started together:
+# the one that won the lock was failed by the other's check).
+_BRIEF_HOLD_SECONDS = 3.0
+
+
 def _duckdb_connect(db_path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+
     check_store_file(db_path)
-    try:
-        return duckdb.connect(str(db_path), read_only=read_only)
-    except duckdb.IOException as exc:
-        held = _HELD_BY.search(str(exc))
-        if held is None:
-            raise
-        raise StoreBusy(
-            f"{db_path} is open in another program ({Path(held['program']).name}, pid {held['pid']}) — a notebook "
-            f"kernel or a DuckDB shell left open? Close it (in Jupyter: shut the kernel down), then run again") from None
+    deadline = time.monotonic() + _BRIEF_HOLD_SECONDS
+    while True:
+        try:
+            return duckdb.connect(str(db_path), read_only=read_only)
+        except duckdb.IOException as exc:
+            held = _HELD_BY.search(str(exc))
+            if held is None:
+                raise
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+    raise StoreBusy(
+        f"{db_path} is open in another program ({Path(held['program']).name}, pid {held['pid']}) — a notebook "
+        f"kernel or a DuckDB shell left open? Close it (in Jupyter: shut the kernel down), then run again")
 
 
 @contextlib.contextmanager
@@ -710,6 +738,7 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
         # made first: a spill folder that cannot be made stops before the store file is touched
         owner_only_folder(Path(temp_directory))
     if read_only:
+        refuse_while_running(db_path)
         con = _duckdb_connect(db_path, read_only=True)
         apply_settings(con, memory_limit, temp_directory)
         return con

@@ -16,7 +16,7 @@ import pytest
 
 from _nightly_inbox import AGENCY, ALIVE, DEAD, delivery_1, delivery_2
 from conftest import fundwatch_env
-from pipelines import cli, runlock
+from pipelines import analysis, cli, runlock, store
 from pipelines.flows import NightlyError, StepFailed, nightly_deployment, nightly_flow
 from pipelines.runsummary import format_summary
 from pipelines.worklists import worklist_name
@@ -210,7 +210,7 @@ def test_a_second_run_on_a_busy_store_stops_with_the_holder_named(two_nights, ca
         holder.wait()
     err = capsys.readouterr().err.strip()
     assert code == cli.EXIT_BUSY
-    assert f"another fundwatch run holds {db} since" in err and f"(pid {holder.pid})" in err
+    assert f"another fundwatch run (nightly) holds {db} since" in err and f"(pid {holder.pid})" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert _count(db, "select count(*) from ingest_ledger") == ledger
 
@@ -268,6 +268,58 @@ def test_a_store_left_open_in_a_notebook_stops_each_command_with_the_program_nam
         assert f"{db} is open in another program (python" in line and f"pid {kernel.pid})" in line, line
         assert "shut the kernel down" in line and "Traceback" not in line
     assert _count(db, "select count(*) from ingest_ledger") == ledger
+
+
+def test_a_reader_arriving_while_a_run_holds_the_store_is_refused_naming_the_run(two_nights, tmp_path):
+    """From a probe of commands side by side: a night takes the store's lock at once and opens the
+    store seconds later (Prefect starting); a notebook or `rules --db` opened in between held the
+    store when the night came to it, and failed the night, which blamed "a notebook kernel". A
+    reader is refused while a run of another process holds the lock, naming the run; a command's
+    checks before its own lock leave the store alone, and its lock says who holds it."""
+    db = two_nights["db"]
+    holder = _lock_holder(db)
+    try:
+        with pytest.raises(store.StoreBusy) as refused:
+            analysis.open_store(db)
+        rules_db = subprocess.run([sys.executable, "-m", "pipelines.cli", "rules", "--db", str(db)],
+                                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        (tmp_path / "returned.xlsx").write_bytes(b"")
+        busy = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "returns", "--db", str(db), str(tmp_path / "returned.xlsx")],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    finally:
+        holder.kill()
+        holder.wait()
+    said = f"a fundwatch nightly (pid {holder.pid}, since "
+    assert said in str(refused.value) and "wait for it to finish" in str(refused.value)
+    assert rules_db.returncode == cli.EXIT_BUSY and said in rules_db.stderr, rules_db.stderr
+    assert busy.returncode == cli.EXIT_BUSY, busy.stderr
+    assert f"another fundwatch run (nightly) holds {db} since " in busy.stderr and f"(pid {holder.pid})" in busy.stderr
+    analysis.open_store(db).close()  # the run gone, the reader opens
+
+
+def test_a_store_held_for_a_moment_by_another_program_is_waited_for(two_nights):
+    """Two `returns` started together: the one that won the lock was failed by the other's brief
+    look at the store before its own lock. A hold of a moment is waited for (a notebook left open
+    still stops the command, as above)."""
+    db = two_nights["db"]
+    reader = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time, duckdb
+            con = duckdb.connect({str(db)!r}, read_only=True)
+            print("open", flush=True)
+            time.sleep(1.0)
+            con.close()
+        """)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        con = store.connect(db)
+        assert store.scalar(con, "select count(*) from ingest_ledger") > 0
+        con.close()
+    finally:
+        reader.kill()
+        reader.wait()
 
 
 def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_their_worklists(tmp_path,
@@ -489,7 +541,7 @@ def test_a_scheduled_night_that_finds_the_store_held_waits_for_it_then_runs(tmp_
         holder.wait(timeout=30)
     assert summary["status"] == "completed"
     err = capsys.readouterr().err
-    assert "another fundwatch run holds" in err and "waiting for it (up to 60 min)" in err
+    assert "another fundwatch run (returns) holds" in err and "waiting for it (up to 60 min)" in err
     assert _count(db, "select count(*) from runs where status = 'completed'") == 1
 
 
