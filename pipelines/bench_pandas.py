@@ -56,7 +56,7 @@ def paid_during_custody(payments: pd.DataFrame, imprisonments: pd.DataFrame, as_
     return _amounts(total[total > 0])
 
 
-_NAME_FOLD = str.maketrans("ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ•・‧∙⋅･．.", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz········")
+_NAME_FOLD = str.maketrans("ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ•・‧∙⋅･．.⸱ꞏㆍ﹒", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz············")
 
 
 def large_payment_unreviewed(payments: pd.DataFrame, threshold: int = 50000) -> dict[str, Decimal]:
@@ -69,7 +69,9 @@ def large_payment_unreviewed(payments: pd.DataFrame, threshold: int = 50000) -> 
     # one person however the name is typed: spaces, invisible characters, full-width letters, case
     # and the middle dot of a name do not count
     def person(name: pd.Series) -> pd.Series:
-        key = name.str.replace(r"[\s\p{Z}\p{Cf}\p{Cc}]", "", regex=True).str.translate(_NAME_FOLD).str.lower()
+        key = (name.str.normalize("NFC")
+               .str.replace(r"[\s\p{Z}\p{Cf}\p{Cc}\x{FE00}-\x{FE0F}\x{E0100}-\x{E01EF}]", "", regex=True)
+               .str.translate(_NAME_FOLD).str.lower())
         return key.replace("", None)
 
     same = person(handler) == person(reviewer)
