@@ -258,7 +258,7 @@ def _read_csv(data: bytes, utf8_judged: bool = False) -> RawFrame:
         except UnicodeDecodeError as exc:
             # the byte where the reading that got further broke: a UTF-8 file with one bad byte
             # late in it is named at that byte, not at its first Chinese character
-            raise FileProblem(_neither_encoding(max(exc.start, not_utf8.start))) from exc
+            raise NotText(max(exc.start, not_utf8.start)) from exc
         data = text.encode("utf-8")
     if not text.strip():
         raise FileProblem("empty file (not even a header row)")
@@ -285,8 +285,28 @@ def _refuse_tab_separated(headers: list[str]) -> None:
                           "save it as CSV and deliver it again")
 
 
-def _neither_encoding(byte: int) -> str:
-    return f"text is neither UTF-8 nor GB18030 (byte {byte}): re-export as UTF-8"
+class NotText(FileProblem):
+    """A CSV file neither UTF-8 nor GB18030: refused whole (a file in another encoding is not
+    guessed at), naming the byte where the reading that got further broke — and its line, which a
+    clerk can find (told by `where`, which has the file)."""
+
+    def __init__(self, byte: int):
+        super().__init__(f"text is neither UTF-8 nor GB18030 (byte {byte}): re-export as UTF-8")
+        self.byte = byte
+
+    def where(self, path: Path) -> str:
+        lines = 1
+        with path.open("rb") as f:
+            left = self.byte
+            while left > 0 and (block := f.read(min(left, 1 << 24))):
+                lines += block.count(b"\n")
+                left -= len(block)
+        return (f"text is neither UTF-8 nor GB18030 (byte {self.byte}, line {lines} counting the header "
+                "as line 1): re-export as UTF-8")
+
+
+def _problem_in(exc: FileProblem, path: Path) -> str:
+    return exc.where(path) if isinstance(exc, NotText) else str(exc)
 
 
 # GB18030-2022 (mandatory since 2023-08) gives 25 two-byte codes the characters that GB18030-2005
@@ -859,7 +879,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
             else:
                 done = _ingest_csv_pieces(con, path, kind, result, lineage, today)
         except FileProblem as exc:
-            return _fail(con, result, source, str(exc), run_id)
+            return _fail(con, result, source, _problem_in(exc, path), run_id)
         except (IngestError, duckdb.Error):  # the store's error (its memory limit, a full spill
             raise                               # folder) is no damage in the file: its delivery is undone
         except (Exception, PanicException) as exc:  # a reader library's error (a Parquet column it
@@ -895,7 +915,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
                          header_is_data=exc.header_is_data)
         result.notes += unread_columns_note(kind, raw.headers)  # a header known to be one (not a record)
     except FileProblem as exc:
-        return _fail(con, result, source, str(exc), run_id)
+        return _fail(con, result, source, _problem_in(exc, path), run_id)
     except (Exception, PanicException) as exc:  # a reader library's own error on a damaged file (or a
         # library's panic, which is no Exception): report it, keep going — the other files still ingest
         return _fail(con, result, source, _could_not_read(exc), run_id)
@@ -1305,7 +1325,7 @@ def _in_utf8(piece: bytes, start: int, encoding: str) -> bytes:
     try:
         return (_gb18030(piece) if encoding == "gb18030" else piece.decode(encoding)).encode("utf-8")
     except UnicodeDecodeError as exc:
-        raise FileProblem(_neither_encoding(start + exc.start)) from exc
+        raise NotText(start + exc.start) from exc
 
 
 def _csv_piece_frame(piece: bytes, start: int, plan: _CsvPlan) -> RawFrame:

@@ -1533,7 +1533,9 @@ def test_a_utf8_file_with_one_bad_byte_is_refused_naming_that_byte(tmp_path):
     (inbox / "agencies_bad_byte.csv").write_bytes(data + b"360702099,O\x92Brien,360702,\n")
     con = store.connect(tmp_path / "fw.duckdb")
     [result] = ingest_inbox(con, tmp_path / "inbox").files
-    assert result.status == "failed" and f"neither UTF-8 nor GB18030 (byte {at})" in result.message, result.message
+    # ...and its line, which a clerk can find: the header, 50 rows, then this one (from a probe of rare names)
+    assert result.status == "failed", result.message
+    assert f"neither UTF-8 nor GB18030 (byte {at}, line 52 counting the header as line 1)" in result.message
 
 
 def test_a_damaged_sheet_that_is_not_read_does_not_fail_the_first(tmp_path):

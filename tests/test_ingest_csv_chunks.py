@@ -228,7 +228,8 @@ def test_a_big_csv_neither_utf8_nor_gb18030_fails_as_when_read_whole(tmp_path, m
 
     assert _contents(chunked) == _contents(whole) and heights == []
     [(_, row, _, reason, _)] = rejected(chunked)
-    assert row == 0 and f"(byte {at})" in reason and "neither UTF-8 nor GB18030" in reason
+    line = data[:at].count(b"\n") + 1
+    assert row == 0 and f"(byte {at}, line {line} " in reason and "neither UTF-8 nor GB18030" in reason
 
 
 def test_rows_of_a_small_csv_are_unchanged_and_a_bad_row_in_the_first_piece_keeps_its_number(tmp_path, monkeypatch):
