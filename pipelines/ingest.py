@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -1829,7 +1830,26 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
         # a ragged row names the first column it lacks by its header as delivered: canonical here
         bad = [(row, spec.column_for(column) or column, reason, text) for row, column, reason, text in raw.bad_rows]
         rejected = pl.concat([rejected, pl.DataFrame(bad, schema=_REJECT_COLUMNS, orient="row")])
+    if rejected.height and rejected.get_column("reason").str.contains(_UNSEEN_IN_A_REASON).any():
+        rejected = rejected.with_columns(pl.col("reason").map_elements(_shown_in_a_reason, return_dtype=pl.Utf8))
     return accepted, rejected.sort("_row_number")
+
+
+# A character a clerk cannot see: a format or control character, a space other than the plain and
+# the ideographic one, a variation selector. A reason quoting the refused value showed
+# '正常' for 正常 followed by U+E0100, and nothing to correct; the stored raw row keeps the text.
+_UNSEEN_IN_A_REASON = r"[\p{Cf}\p{Cc}\x{00A0}\x{2000}-\x{200A}\x{202F}\x{205F}\x{FE00}-\x{FE0F}\x{E0100}-\x{E01EF}]"
+
+
+def _shown_in_a_reason(reason: str) -> str:
+    """The reason with each character no one sees written as <U+XXXX>."""
+    return "".join(f"<U+{ord(c):04X}>" if _unseen(c) else c for c in reason)
+
+
+def _unseen(c: str) -> bool:
+    code = ord(c)
+    return (unicodedata.category(c) in ("Cf", "Cc") or code == 0xA0 or 0x2000 <= code <= 0x200A
+            or code in (0x202F, 0x205F) or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF)
 
 
 def _map_headers(kind: str, headers: list[str]) -> dict[str, int]:

@@ -1301,6 +1301,21 @@ def test_gb18030_2022_codes_are_read_as_its_characters(tmp_path, monkeypatch, pi
     assert names == [f"李龴{i}" for i in range(20)] + ["李龴𠂇", "𠂇\ufe10"]
 
 
+def test_a_reason_shows_the_characters_no_one_sees(tmp_path):
+    """From a probe of rare names: 正常 followed by a variation selector was refused as
+    `取值无效: '正常'` — the clerk saw nothing to correct. Such a character is written <U+XXXX> in
+    the reason; the raw row keeps the text as delivered."""
+    rows = [row_for("beneficiaries", i)[0] for i in range(2)]
+    rows[0]["status"], rows[1]["status"] = "正常\U000E0100", "正\u00a0常"
+    write_extract(tmp_path / "inbox" / "2026-11-21" / "beneficiaries_unseen.csv", "beneficiaries", rows, "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    ingest_inbox(con, tmp_path / "inbox", as_of=dt.date(2026, 11, 21))
+    refused = {row: (col, reason, json.loads(raw)) for _, row, col, reason, raw in rejected(con)}
+    assert refused[1][0] == "status" and "'正常<U+E0100>'" in refused[1][1], refused
+    assert "'正<U+00A0>常'" in refused[2][1], refused
+    assert "正常\U000E0100" in refused[1][2].values()
+
+
 def test_typed_amounts_with_a_third_decimal_are_refused_row_by_row_however_large(tmp_path):
     """Float noise is read only where a float's last place is far below a fen: a typed
     9000000000000.005 is refused, not rounded; an amount too long for the store is refused alone,
