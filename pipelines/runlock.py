@@ -102,7 +102,7 @@ def running(db: str | Path) -> str | None:
     own lock) while a fundwatch run of another process holds it, or None. A reader that opened the
     store after a night had started held it when the night came to open it, and failed the night.
     The lock is looked at shared, never taken: two readers do not stop each other."""
-    path = lock_path(db)
+    path = lock_path(db).resolve()
     if path in _HELD:
         return None
     try:
