@@ -178,7 +178,10 @@ def load_config(path: str | Path | None = None) -> Config:
     except ValueError as exc:
         # the problem quotes the value typed: a card or an ID number put where an account list or a
         # date belongs reaches the console, runs.summary and Prefect's state masked, as any message
-        raise SystemExit(f"config file {path}: {mask_ids_in_text(exc)}")
+        told = str(exc)
+        if re.search(r"got '[-+]?0[0-9_]+'$", told):  # a number typed with a leading zero (see _LEADING_ZERO_DIGITS)
+            told += " (digits with a leading zero are kept as text, an account or a code: write the number without it)"
+        raise SystemExit(f"config file {path}: {mask_ids_in_text(told)}")
     return config
 
 

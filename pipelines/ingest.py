@@ -232,8 +232,9 @@ def _read_csv(data: bytes, utf8_judged: bool = False) -> RawFrame:
         # lines ended by CR alone: Excel for Mac's "CSV (Macintosh)" (a CR is one byte in UTF-8 and
         # GB18030 alike, never part of a character)
         data = data.replace(b"\r", b"\n")
+    marker = 0
     if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]  # marked UTF-8
+        data, marker = data[3:], 3  # marked UTF-8 (a byte is named as in the file)
     elif not utf8_judged and _utf8_reading(data) == "garbled":  # GB18030 bytes that happen to be valid UTF-8
         data = _gb18030(data).encode("utf-8")
     _refuse_other_text_exports(data)
@@ -259,7 +260,7 @@ def _read_csv(data: bytes, utf8_judged: bool = False) -> RawFrame:
         except UnicodeDecodeError as exc:
             # the byte where the reading that got further broke: a UTF-8 file with one bad byte
             # late in it is named at that byte, not at its first Chinese character
-            raise NotText(max(exc.start, not_utf8.start)) from exc
+            raise NotText(marker + max(exc.start, not_utf8.start)) from exc
         data = text.encode("utf-8")
     if not text.strip():
         raise FileProblem("empty file (not even a header row)")
@@ -296,12 +297,13 @@ class NotText(FileProblem):
         self.byte = byte
 
     def where(self, path: Path) -> str:
-        lines = 1
+        line_ends, crs = 0, 0
         with path.open("rb") as f:
             left = self.byte
             while left > 0 and (block := f.read(min(left, 1 << 24))):
-                lines += block.count(b"\n")
+                line_ends, crs = line_ends + block.count(b"\n"), crs + block.count(b"\r")
                 left -= len(block)
+        lines = 1 + (line_ends or crs)  # (Excel for Mac's CSV ends its lines with CR alone)
         return (f"text is neither UTF-8 nor GB18030 (byte {self.byte}, line {lines} counting the header "
                 "as line 1): re-export as UTF-8")
 

@@ -18,6 +18,11 @@ from .clock import china_now
 from .store import StoreBusy, owner_only_folder
 
 
+# Readable by all: it holds a pid, a time and a command — no personal data — and an analyst of a
+# group the office shares the store with must see it (runlock.running) to be told a night runs;
+# owner-only, it was unreadable to them, and their notebook could fail the night as before.
+LOCK_FILE_MODE = 0o644
+
 _HELD: set[Path] = set()  # locks this process holds: a nested hold (CLI, then its flow) is a no-op
 
 
@@ -40,8 +45,10 @@ def hold(db: str | Path, command: str = "nightly") -> Iterator[Path]:
         yield path
         return
     owner_only_folder(path.parent)  # the store's folder, made here before the store is opened
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, LOCK_FILE_MODE)
     try:
+        with contextlib.suppress(OSError):  # (a lock file another account made stays as it is)
+            os.fchmod(fd, LOCK_FILE_MODE)
         if not _take(fd):
             pid, since, command = _holder(fd)
             raise StoreBusy(

@@ -41,6 +41,12 @@ _EVIDENCE_IDS = """regexp_extract_all(cast({evidence} as varchar), '"(?:payment_
 EVENT_OF = {"new": "detected", "updated": "updated", "reopened": "reopened", "redetected": "redetected",
             "no_longer_detected": "no_longer_detected"}
 
+# SQL: a person's name in the register — the one delivered last (a person has a row per insurance
+# type, each from its own system: a correction delivered for one stream is the name now; the
+# smallest of the spellings kept a stale one). Rows without lineage come first.
+REGISTER_NAME = ("arg_max(name, struct_pack(d := coalesce(_delivery, ''), f := coalesce(_source_file, ''),"
+                 " r := coalesce(_row_number, 0)))")
+
 SUSPECT_ID_SQL = ("array_to_string(list_transform(string_split({rule}, '_'), lambda w: left(w, 1)), '')"
                   " || '-' || left(md5({rule} || '|' || {subject}), 10)")
 
@@ -88,7 +94,7 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         ),
         registered_names as (
             -- 待遇享受人员 is the register of record
-            select person_id, min(name) as name from beneficiaries
+            select person_id, {REGISTER_NAME} as name from beneficiaries
             where name is not null and person_id in (select person_id from detected_persons)
             group by person_id
         ),
@@ -257,7 +263,7 @@ def _correct_names(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | No
             where {of_files(new_files)} and person_id in (select person_id from suspects)
         ),
         registered as (
-            select person_id, min(name) as name from beneficiaries
+            select person_id, {REGISTER_NAME} as name from beneficiaries
             where name is not null and person_id in (select person_id from touched)
             group by person_id
         )

@@ -1551,6 +1551,16 @@ def test_a_utf8_file_with_one_bad_byte_is_refused_naming_that_byte(tmp_path):
     # ...and its line, which a clerk can find: the header, 50 rows, then this one (from a probe of rare names)
     assert result.status == "failed", result.message
     assert f"neither UTF-8 nor GB18030 (byte {at}, line 52 counting the header as line 1)" in result.message
+    # the same with a BOM (the byte named as in the file) and with Excel for Mac's CR line ends
+    con.close()
+    bad = data + b"360702099,O\x92Brien,360702,\n"
+    for name, content, byte in (("agencies_bom.csv", b"\xef\xbb\xbf" + bad, at + 3),
+                                ("agencies_mac.csv", bad.replace(b"\n", b"\r"), at)):
+        other = tmp_path / name.removesuffix(".csv")
+        (other / "inbox" / "2026-11-21").mkdir(parents=True)
+        (other / "inbox" / "2026-11-21" / name).write_bytes(content)
+        [result] = ingest_inbox(store.connect(other / "fw.duckdb"), other / "inbox").files
+        assert f"(byte {byte}, line 52 counting" in result.message, (name, result.message)
 
 
 def test_a_damaged_sheet_that_is_not_read_does_not_fail_the_first(tmp_path):

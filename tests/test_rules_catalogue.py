@@ -264,6 +264,14 @@ def test_a_fiscal_account_with_a_leading_zero_written_unquoted_is_that_account(c
     assert config["fiscal_accounts"] == ["01234567"]
     assert config["rules"]["INCOME_ACCOUNT_OUTFLOW"]["fiscal_accounts"] == ["0777"]
     assert set(run(con, "INCOME_ACCOUNT_OUTFLOW", config)) == {"T-to-other"}
+    # a number typed so (read as octal before: 010 days were 8) is refused saying why
+    for setting in ("casework:\n  verify_working_days: 010\n", "rule_time_limit_minutes: 030\n",
+                    "rules:\n  LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 050000}\n"):
+        path.write_text(setting, encoding="utf-8")
+        with pytest.raises(SystemExit) as refused:
+            load_config(path)
+        assert "leading zero" in str(refused.value) and "write the number without it" in str(refused.value), \
+            str(refused.value)
 
 
 # ---------------------------------------------------------------- LARGE_PAYMENT_UNREVIEWED

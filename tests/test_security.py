@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import stat
 import zipfile
@@ -113,7 +114,17 @@ def test_store_wal_output_folder_and_files_are_owner_only_while_the_store_is_hel
     assert _mode(out) == 0o700
     for path in [*written, paths.dashboard, paths.summary]:
         assert _mode(path) == 0o600, path.name
-    assert _mode(runlock.lock_path(db)) == 0o600
+    # the lock holds a pid, a time and a command: readable, so that an analyst sharing the store is
+    # told a night runs (runlock.running) — made so under the command's umask 077, and an older 0600 one changed
+    assert _mode(runlock.lock_path(db)) == 0o644
+    runlock.lock_path(db).chmod(0o600)
+    old_umask = os.umask(0o077)
+    try:
+        with runlock.hold(db, "test"):
+            pass
+    finally:
+        os.umask(old_umask)
+    assert _mode(runlock.lock_path(db)) == 0o644
 
 
 def test_every_export_and_every_applied_return_is_audited_with_who_when_hash_and_suspects(con, tmp_path):

@@ -495,6 +495,16 @@ def test_a_name_corrected_in_the_register_reaches_the_suspect_and_its_worklist(c
     before = snapshot(con)
     night(con, NIGHT2)
     assert snapshot(con)[1] == before[1]  # looked up again, nothing to correct: no second event
+    # A person has a register row per insurance type, each from its own system: a correction
+    # delivered for one of them is the name now (the smallest spelling of all kept a stale one).
+    later = tmp_path / "inbox" / "2026-11-22"
+    later.mkdir()
+    (later / "beneficiaries_210.csv").write_text(
+        f"person_id,name,insurance_type,agency_code,status\n{person},刘𪚥,210,360702,正常\n", encoding="utf-8")
+    ingest.ingest_inbox(con, tmp_path / "inbox", as_of=NIGHT2)
+    night(con, NIGHT2)
+    assert suspect(con)["name"] == "刘𪚥"  # the latest delivery, though 刘𠈌 (sorting first) stands for 110
+    assert [d["new_name"] for e, d in events(con) if e == "name_corrected"] == ["刘𠈌", "刘𪚥"]
 
 
 def test_a_sheet_issued_before_a_reopening_is_refused_whatever_zone_each_command_ran_in(con, tmp_path, monkeypatch):
