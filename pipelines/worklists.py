@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 import xlsxwriter
+from xlsxwriter.utility import xl_rowcol_to_cell
 
 from . import casework, runlock
 from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
@@ -420,21 +421,31 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     edit_header = wb.add_format({"bold": True, "bg_color": "#FFE699", "border": 1, "text_wrap": True, "valign": "vcenter"})
     # quote_prefix (Excel's leading '): a text cell stays text even after a clerk edits it or the
     # sheet is saved as CSV elsewhere — formula injection is impossible both ways.
+    # (each cell at the top of its row: a row is as tall as its longest wrapped text)
     fmt = {
-        "text": wb.add_format({"num_format": "@", "quote_prefix": True}),
-        "money": wb.add_format({"num_format": "#,##0.00"}),
-        "date": wb.add_format({"num_format": "yyyy-mm-dd"}),
-        "edit_text": wb.add_format({"num_format": "@", "locked": False, "bg_color": "#FFF2CC", "quote_prefix": True}),
-        "edit_money": wb.add_format({"num_format": "#,##0.00", "locked": False, "bg_color": "#FFF2CC"}),
-        "edit_date": wb.add_format({"num_format": "yyyy-mm-dd", "locked": False, "bg_color": "#FFF2CC"}),
+        "text": wb.add_format({"num_format": "@", "quote_prefix": True, "valign": "top"}),
+        "money": wb.add_format({"num_format": "#,##0.00", "valign": "top"}),
+        "date": wb.add_format({"num_format": "yyyy-mm-dd", "valign": "top"}),
+        "edit_text": wb.add_format({"num_format": "@", "locked": False, "bg_color": "#FFF2CC", "quote_prefix": True,
+                                    "valign": "top"}),
+        "edit_money": wb.add_format({"num_format": "#,##0.00", "locked": False, "bg_color": "#FFF2CC", "valign": "top"}),
+        "edit_date": wb.add_format({"num_format": "yyyy-mm-dd", "locked": False, "bg_color": "#FFF2CC", "valign": "top"}),
     }
+    # the long texts wrap in their column (证据摘要 ran unbroken across eight printed pages)
+    fmt["wrapped_text"] = wb.add_format({"num_format": "@", "quote_prefix": True, "text_wrap": True, "valign": "top"})
+    fmt["edit_wrapped_text"] = wb.add_format({"num_format": "@", "locked": False, "bg_color": "#FFF2CC",
+                                              "quote_prefix": True, "text_wrap": True, "valign": "top"})
     ws = wb.add_worksheet(SHEET)
     for c, name in enumerate(COLUMNS):
         ws.write_string(0, c, name, edit_header if name in EDITABLE else header)
         ws.set_column(c, c, WIDTHS.get(name, 12))
     for i, values in enumerate(rows, start=1):
+        # the row as tall as its longest wrapped text (neither Excel nor LibreOffice fits a row
+        # written by a program: the wrapped lines printed over one another)
+        ws.set_row(i, LINE_HEIGHT * max(_lines(values[name], WIDTHS.get(name, 12)) for name in WRAPPED_COLUMNS))
         for c, name in enumerate(COLUMNS):
-            kind = "money" if name in MONEY_COLUMNS else "date" if name in DATE_COLUMNS else "text"
+            kind = ("money" if name in MONEY_COLUMNS else "date" if name in DATE_COLUMNS
+                    else "wrapped_text" if name in WRAPPED_COLUMNS else "text")
             f = fmt[("edit_" if name in EDITABLE else "") + kind]
             v = values[name]
             if v is None or v == "":
@@ -451,15 +462,19 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         "validate": "list", "source": list(OUTCOME_LABELS.values()),
         "input_title": "核实结果", "input_message": "请从下拉列表选择核查结论",
         "error_title": "核实结果", "error_message": "只能选择下拉列表中的七种核实结果之一"})
+    # at most two decimals too: 100.555 showed as 100.56 in the money format, and the return was
+    # refused for a value the clerk never saw (the cell's top-left reference is relative)
+    first = xl_rowcol_to_cell(1, col["追回金额"])
     ws.data_validation(1, col["追回金额"], last, col["追回金额"], {
-        "validate": "decimal", "criteria": ">=", "value": 0,
-        "error_title": "追回金额", "error_message": "请填写不小于 0 的金额（元）"})
+        "validate": "custom", "value": f"=AND(ISNUMBER({first}),{first}>=0,ROUND({first},2)={first})",
+        "error_title": "追回金额", "error_message": "请填写不小于 0、最多两位小数的金额（元）"})
     ws.data_validation(1, col["核实日期"], last, col["核实日期"], {
         "validate": "date", "criteria": "between",
         "minimum": dt.datetime.combine(EARLIEST_VERIFIED_ON, dt.time()), "maximum": dt.datetime(2099, 12, 31),
         "error_title": "核实日期", "error_message": "请填写日期，如 2026-11-20"})
     ws.freeze_panes(1, 1)
     ws.autofilter(0, 0, last, len(COLUMNS) - 1)
+    _print_setup(ws, pages_wide=2)
     ws.protect("", {"autofilter": True, "format_columns": True, "format_rows": True,
                     "select_locked_cells": True, "select_unlocked_cells": True})
 
@@ -512,18 +527,23 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         cover.write_string(r, 1, title_text, fmt["text"])
         cover.write_number(r, 2, n)
         cover.write_number(r, 3, float(amount), money)
-        cover.write_string(r, 4, cell_text(texts[rule_id].basis) if rule_id in texts else "", wrapped)
+        basis = cell_text(texts[rule_id].basis) if rule_id in texts else ""
+        cover.write_string(r, 4, basis, wrapped)
+        cover.set_row(r, LINE_HEIGHT * _lines(basis, 90))
         r += 1
     r += 1
     cover.write_string(r, 0, "填写说明", bold)
     r += 1
-    for line in HOW_TO:
-        cover.write_string(r, 0, line)
-        r += 1
+    notes = list(HOW_TO)
     if estimated_years:
         # item 7 promises the notice's days: say where a deadline could not have them
-        cover.write_string(r, 0, f"   注：{'、'.join(str(y) for y in estimated_years)}年的国务院节假日安排尚未录入，"
-                                 "该年内的核查期限按法定节假日推算（未含调休、补假），可能相差一两天。")
+        notes.append(f"   注：{'、'.join(str(y) for y in estimated_years)}年的国务院节假日安排尚未录入，"
+                     "该年内的核查期限按法定节假日推算（未含调休、补假），可能相差一两天。")
+    for line in notes:
+        # across the cover's five columns, wrapped (a line of item 1 was cut at the printed page's
+        # edge); a merged cell's height is not fitted by Excel, so it is set for the line's length
+        cover.merge_range(r, 0, r, 4, line, wrapped)
+        cover.set_row(r, LINE_HEIGHT * _lines(line, COVER_WIDTH))
         r += 1
     r += 1
     cover.write_string(r, 0, "核实结果（下拉选项）", bold)
@@ -532,7 +552,43 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         cover.write_string(r, 0, label)
         r += 1
     cover.protect("", {"select_locked_cells": True, "select_unlocked_cells": True})
+    _print_setup(cover, pages_wide=1)
     wb.close()
+
+
+# The long texts of 疑点清单, wrapped in their columns.
+WRAPPED_COLUMNS = ("规则名称", "核实结果", "核实说明", "疑点对象", "证据摘要")
+COVER_WIDTH = 22 + 40 + 16 + 16 + 90 - 4  # the cover's five columns, in the width of a Latin letter
+
+
+def _print_setup(ws, pages_wide: int) -> None:
+    """A sheet a clerk can print (a 10-row worklist printed on 19 A4 portrait pages, its answer
+    columns on pages without 疑点编号): A4 landscape, its columns on `pages_wide` pages across —
+    for 疑点清单 (two) with its header row and 疑点编号 on every page, the pages of the same rows
+    printed one after the other."""
+    ws.set_paper(9)  # A4
+    ws.set_landscape()
+    ws.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.5)
+    if pages_wide > 1:
+        ws.repeat_rows(0)
+        ws.repeat_columns(0)
+        ws.print_across()
+    ws.fit_to_pages(pages_wide, 0)
+
+
+LINE_HEIGHT = 15  # points: a line of the default 11-point font
+
+
+def _lines(text: Any, width: float) -> int:
+    """How many lines `text` wraps to in a column `width` Latin letters wide (a Chinese character,
+    East Asian wide or full-width, is two; a little kept for the cell's margins)."""
+    import unicodedata
+
+    if text is None or text == "":
+        return 1
+    return sum(max(1, math.ceil(sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in part)
+                                / max(width - 2, 1)))
+               for part in str(text).split("\n"))
 
 
 def file_sha256(path: Path) -> str:

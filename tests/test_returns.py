@@ -77,6 +77,19 @@ def next_night_with_one_in_progress(con, tmp_path, n: int) -> Path:
     return worklists.write_worklists(con, tmp_path / "out2", RETURN_DAY + dt.timedelta(days=1))[0]
 
 
+def test_a_recovery_lowered_on_a_later_sheet_is_applied_with_a_notice(con, tmp_path):
+    """From a probe of the worklist as a clerk reads it: 追回金额 is the total recovered (说明 item 4);
+    a clerk who typed this month's instalment (100 after 300) lowered the record without a word."""
+    second = next_night_with_one_in_progress(con, tmp_path, n=2)  # S-1: 4 with 300 on record
+    later = Clerk(second)
+    later.fill(f"S-{A}-1", 追回金额=100, 核实日期=RETURN_DAY + dt.timedelta(days=2))
+    report = returns.apply_returns(con, [later.save()], RETURN_DAY + dt.timedelta(days=2))
+    assert report.refusals == []
+    [row] = report.applied
+    assert "追回金额由 300.00 元减为 100.00 元" in row.notice and "累计" in row.notice, row.notice
+    assert status_of(con, f"S-{A}-1")[2] == Decimal("100.00")  # applied: a figure typed too high is corrected so
+
+
 def rows_by_id_of(path):
     ws = openpyxl.load_workbook(path)["疑点清单"]
     header = [c.value for c in ws[1]]

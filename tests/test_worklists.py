@@ -448,3 +448,43 @@ def test_an_agency_with_more_open_suspects_than_a_sheet_has_rows_fails_the_expor
     assert con.execute("select distinct status from suspects").fetchall() == [("待下发",)]
     assert not list((tmp_path / "out").glob("*.xlsx"))
     assert con.execute("select count(*) from worklist_rows").fetchone() == (0,)
+
+
+def test_a_worklist_prints_on_a_few_landscape_pages_with_its_ids_beside_the_answers(con, tmp_path):
+    """From a probe of the worklist as a clerk reads it: a 10-row sheet printed on 19 A4 portrait
+    pages, 证据摘要 unbroken across eight of them, the answer columns on pages without 疑点编号, the
+    cover's instructions cut at the page's edge. A4 landscape, two pages across with the header row
+    and 疑点编号 on each, long texts wrapped in rows tall enough; the cover one page across."""
+    import subprocess
+
+    from test_returns import _soffice
+
+    long = "；".join(f"发放记录{i}：2026-0{i % 9 + 1}-10 基本养老金 3,000.00 元，收款账号尾号 1234" for i in range(12))
+    for i in range(3):
+        add_suspect(con, f"S-A{i}", evidence=json.dumps({"summary": long}, ensure_ascii=False))
+    [path] = worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    wb = openpyxl.load_workbook(path)
+    ws = wb[worklists.SHEET]
+    assert (ws.page_setup.orientation, ws.page_setup.paperSize) == ("landscape", 9)
+    assert (ws.print_title_rows, ws.print_title_cols) == ("$1:$1", "$A:$A")
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and (ws.page_setup.fitToWidth, ws.page_setup.fitToHeight) == (2, 0)
+    assert ws.page_setup.pageOrder == "overThenDown"
+    evidence = [c for c in ws[1] if c.value == "证据摘要"][0].column
+    assert ws.cell(row=2, column=evidence).alignment.wrap_text
+    assert ws.row_dimensions[2].height >= 15 * 6  # the summary's lines, not one
+    cover = wb[worklists.COVER]
+    assert cover.page_setup.orientation == "landscape" and cover.sheet_properties.pageSetUpPr.fitToPage
+    assert cover.page_setup.fitToWidth in (None, 1) and cover.page_setup.fitToHeight == 0  # (1 wide: OOXML's default)
+    how_to = [r for r in cover.merged_cells.ranges if str(cover.cell(r.min_row, 1).value).startswith("1. 只在黄色")]
+    assert how_to and how_to[0].max_col == 5 and cover.cell(how_to[0].min_row, 1).alignment.wrap_text
+    # 追回金额: at most two decimals on the sheet, as on return (100.555 showed as 100.56)
+    [money_rule] = [dv for dv in ws.data_validations.dataValidation if dv.type == "custom"]
+    assert "ROUND(" in money_rule.formula1 and ">=0" in money_rule.formula1
+    if _soffice() is None:
+        return  # (the layout above is what LibreOffice and Excel print from; CI has LibreOffice)
+    done = subprocess.run([_soffice(), f"-env:UserInstallation={(tmp_path / 'lo').as_uri()}", "--headless",
+                           "--convert-to", "pdf", "--outdir", str(tmp_path / "pdf"), str(path)],
+                          capture_output=True, text=True, timeout=180)
+    pdf = (tmp_path / "pdf" / path.with_suffix(".pdf").name).read_bytes()
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert 3 <= pages <= 6, (pages, done.stderr)  # 2 across (× the rows' height) and the cover
