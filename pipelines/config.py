@@ -45,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
         # chinesecalendar package does not know yet: 放假 days and 调休上班 days (see workdays.py).
         "holidays": [],
         "adjusted_workdays": [],
+        # Where an agency sends its answered worklist and whom it asks (the 说明 sheet's last line),
+        # e.g. "市人社局基金监督科 张某 0797-8888888，经省社保基金监管平台报送". Without it the sheet
+        # says only to send it back under its own name.
+        "contact": None,
     },
     "outlier": {"max_share": 0.002, "seed": 20260101, "contamination": 0.001},
     "schedule": {"cron": "0 2 * * *", "timezone": "Asia/Shanghai"},
@@ -329,6 +333,10 @@ def _check_casework(section: Any) -> None:
     for key in ("major_from", "ministry_from"):
         if not _is_number(section[key]) or section[key] <= 0 or section[key] == float("inf"):
             raise ValueError(f"casework.{key}: expected an amount in yuan above 0, got {section[key]!r}")
+    contact = section["contact"]
+    if contact is not None and (not isinstance(contact, str) or not contact.strip() or len(contact) > 200):
+        raise ValueError(f"casework.contact: expected the text of where to send a worklist and whom to ask "
+                         f"(up to 200 characters), got {contact!r}")
     if section["major_from"] > section["ministry_from"]:
         raise ValueError(f"casework: major_from ({section['major_from']}) is above ministry_from "
                          f"({section['ministry_from']}): 重大要情（报部） is the larger class")

@@ -409,8 +409,9 @@ HOW_TO = (
 
 def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, as_of: dt.date,
                     new_deadline: dt.date, rows: list[dict[str, Any]], flags: list[dict],
-                    texts: dict[str, RuleText], estimated_years: list[int] = ()) -> None:
-    """estimated_years: years of the sheet's 核查期限 counted without a holiday notice (the 说明 says so)."""
+                    texts: dict[str, RuleText], estimated_years: list[int] = (), contact: str | None = None) -> None:
+    """estimated_years: years of the sheet's 核查期限 counted without a holiday notice (the 说明 says so);
+    contact: config casework.contact, where to send the sheet and whom to ask."""
     # strings_to_*: False — a name or note like "=1+1" or "-2" stays text, never a formula or number.
     wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_numbers": False,
                                          "strings_to_urls": False})
@@ -535,6 +536,9 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     cover.write_string(r, 0, "填写说明", bold)
     r += 1
     notes = list(HOW_TO)
+    if contact:
+        # the refusals a clerk hears of tell them to ask the supervision office: say whom
+        notes.append(f"9. 报送与联系：{cell_text(contact.strip())}")
     if estimated_years:
         # item 7 promises the notice's days: say where a deadline could not have them
         notes.append(f"   注：{'、'.join(str(y) for y in estimated_years)}年的国务院节假日安排尚未录入，"
@@ -646,7 +650,8 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     written: list[Path] = []
     staged: list[tuple[Path, Path]] = []  # (temp file, final name), published after the commit
     try:
-        _stage_worklists(con, out_dir, as_of, days, calendar, actor, run_id, now, texts, staged)
+        _stage_worklists(con, out_dir, as_of, days, calendar, actor, run_id, now, texts, staged,
+                         contact=casework.settings(config)["contact"])
         # Committed: every export is on record (audit_log, worklist_rows) before its file appears,
         # and each file appears whole. A run killed before this point leaves no new workbook
         # (the next run issues them again); killed in the middle, the rest come with the next run.
@@ -700,7 +705,7 @@ def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonig
 
 def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: WorkCalendar, actor: str,
                      run_id: str | None, now: dt.datetime, texts: dict[str, RuleText],
-                     staged: list[tuple[Path, Path]]) -> None:
+                     staged: list[tuple[Path, Path]], contact: str | None = None) -> None:
     """Issue, write every workbook to a temp file beside its final name, and record the exports."""
     with casework.atomic(con):
         names = dict(con.execute("select agency_code, any_value(agency_name) from agencies group by 1").fetchall())
@@ -727,7 +732,8 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
             new_deadline = calendar.add_working_days(as_of, days)
             # the cover's own 本次新下发疑点核查期限 too: printed though no row was issued tonight
             _write_workbook(tmp, (agency_code, names.get(agency_code)), export_id, as_of, new_deadline, rows, flags,
-                            texts, calendar.unknown_years([new_deadline, *(r["核查期限"] for r in rows)]))
+                            texts, calendar.unknown_years([new_deadline, *(r["核查期限"] for r in rows)]),
+                            contact=contact)
             os.chmod(tmp, 0o600)
             _fsync(tmp)
             file_hash = file_sha256(tmp)

@@ -488,3 +488,21 @@ def test_a_worklist_prints_on_a_few_landscape_pages_with_its_ids_beside_the_answ
     pdf = (tmp_path / "pdf" / path.with_suffix(".pdf").name).read_bytes()
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
     assert 3 <= pages <= 6, (pages, done.stderr)  # 2 across (× the rows' height) and the cover
+
+
+def test_the_cover_says_where_to_send_the_sheet_and_whom_to_ask_when_the_office_sets_it(con, tmp_path):
+    """From a probe of the worklist as a clerk reads it: the cover said only to send the sheet back,
+    and refusals tell the clerk to ask the supervision office — without a name or a route anywhere."""
+    add_suspect(con, "S-A1")
+    config_file = tmp_path / "fundwatch.yaml"
+    config_file.write_text("casework:\n  contact: 市人社局基金监督科 张某 0797-8888888，经省社保基金监管平台报送\n",
+                           encoding="utf-8")
+    [path] = worklists.write_worklists(con, tmp_path / "out", AS_OF, config=load_config(config_file))
+    lines = [r[0] for r in openpyxl.load_workbook(path)[worklists.COVER].iter_rows(values_only=True) if r[0]]
+    assert "9. 报送与联系：市人社局基金监督科 张某 0797-8888888，经省社保基金监管平台报送" in lines
+    [plain] = worklists.write_worklists(con, tmp_path / "plain", AS_OF)
+    assert not [x for x in (r[0] for r in openpyxl.load_workbook(plain)[worklists.COVER].iter_rows(values_only=True))
+                if str(x).startswith("9. ")]
+    config_file.write_text("casework:\n  contact: 12345\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="casework.contact: expected the text"):
+        load_config(config_file)
