@@ -443,7 +443,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     for i, values in enumerate(rows, start=1):
         # the row as tall as its longest wrapped text (neither Excel nor LibreOffice fits a row
         # written by a program: the wrapped lines printed over one another)
-        ws.set_row(i, LINE_HEIGHT * max(_lines(values[name], WIDTHS.get(name, 12)) for name in WRAPPED_COLUMNS))
+        ws.set_row(i, _height(max(_lines(values[name], WIDTHS.get(name, 12)) for name in WRAPPED_COLUMNS)))
         for c, name in enumerate(COLUMNS):
             kind = ("money" if name in MONEY_COLUMNS else "date" if name in DATE_COLUMNS
                     else "wrapped_text" if name in WRAPPED_COLUMNS else "text")
@@ -530,7 +530,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         cover.write_number(r, 3, float(amount), money)
         basis = cell_text(texts[rule_id].basis) if rule_id in texts else ""
         cover.write_string(r, 4, basis, wrapped)
-        cover.set_row(r, LINE_HEIGHT * _lines(basis, 90))
+        cover.set_row(r, _height(_lines(basis, 90)))
         r += 1
     r += 1
     cover.write_string(r, 0, "填写说明", bold)
@@ -547,7 +547,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         # across the cover's five columns, wrapped (a line of item 1 was cut at the printed page's
         # edge); a merged cell's height is not fitted by Excel, so it is set for the line's length
         cover.merge_range(r, 0, r, 4, line, wrapped)
-        cover.set_row(r, LINE_HEIGHT * _lines(line, COVER_WIDTH))
+        cover.set_row(r, _height(_lines(line, COVER_WIDTH)))
         r += 1
     r += 1
     cover.write_string(r, 0, "核实结果（下拉选项）", bold)
@@ -581,6 +581,11 @@ def _print_setup(ws, pages_wide: int) -> None:
 
 
 LINE_HEIGHT = 15  # points: a line of the default 11-point font
+MAX_ROW_HEIGHT = 409  # points: Excel's largest (a longer text is read in the cell, or in the store)
+
+
+def _height(lines: int) -> int:
+    return min(LINE_HEIGHT * lines, MAX_ROW_HEIGHT)
 
 
 def _lines(text: Any, width: float) -> int:
