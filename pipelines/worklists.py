@@ -589,14 +589,12 @@ def _height(lines: int) -> int:
 
 
 def _lines(text: Any, width: float) -> int:
-    """How many lines `text` wraps to in a column `width` Latin letters wide (a Chinese character,
-    East Asian wide or full-width, is two; a little kept for the cell's margins)."""
-    import unicodedata
-
+    """How many lines `text` wraps to in a column `width` Latin letters wide, a little kept for the
+    cell's margins. A Chinese character is two letters wide: its GB18030 bytes count the width (a
+    character at a time was 2 s a night of 2,000 suspects' evidence)."""
     if text is None or text == "":
         return 1
-    return sum(max(1, math.ceil(sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in part)
-                                / max(width - 2, 1)))
+    return sum(max(1, math.ceil(len(part.encode("gb18030", "replace")) / max(width - 2, 1)))
                for part in str(text).split("\n"))
 
 
