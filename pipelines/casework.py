@@ -116,8 +116,8 @@ def settings(config: Any = None) -> dict[str, Any]:
 
 def recorded_settings(config: Any = None) -> dict[str, Any]:
     """settings() as a night records them in runs.summary (dates as YYYY-MM-DD texts, which the
-    config reads back alike)."""
-    return json.loads(json.dumps(settings(config), default=str))
+    config reads back alike) — those `returns` and `report` count with: not the cover's `contact`."""
+    return json.loads(json.dumps({k: v for k, v in settings(config).items() if k != "contact"}, default=str))
 
 
 def settings_of_last_night(con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, Any]] | None:
