@@ -1043,6 +1043,16 @@ def _quote(value: Any) -> str:
     return mask_ids_in_text(text) if _QUOTABLE_TEXT.fullmatch(text) else text[:1] + "…"
 
 
+def _quote_amount(value: Any) -> str:
+    """A refused 追回金额 as quoted: a number's fraction cut after six places (=1000/3 was quoted as
+    333.3333*****3333, its thirteen places masked as an account number)."""
+    if isinstance(value, float):
+        whole, dot, fraction = repr(value).partition(".")
+        if dot and len(fraction) > 6 and "e" not in fraction:
+            return _quote(f"{whole}.{fraction[:6]}") + "…"
+    return _quote(value)
+
+
 # What Excel shows in a cell whose formula failed (a VLOOKUP that found nothing: #N/A): in 核实说明
 # it is no explanation, though a text; the other answer cells refuse it as no outcome, amount or date.
 _EXCEL_ERRORS = {"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA", "#SPILL!",
@@ -1073,7 +1083,9 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
         elif problem := _over_amount(recovered, suspect, shown):
             problems.append(("追回金额", problem))
     except ValueError:
-        problems.append(("追回金额", f"追回金额“{_quote(raw['追回金额'])}”不是金额（元，最多两位小数）"))
+        problems.append(("追回金额", f"追回金额“{_quote_amount(raw['追回金额'])}”不是金额（元，最多两位小数）"
+                                     + ("：单元格显示的是四舍五入后的数，请直接填写最多两位小数的金额"
+                                        if isinstance(raw["追回金额"], float) else "")))
     try:
         verified = parse_date(raw["核实日期"])
         if verified is not None and verified > as_of:

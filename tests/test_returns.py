@@ -497,6 +497,18 @@ def test_a_recovery_typed_with_a_comma_for_the_point_is_refused_not_read_as_more
     assert status_of(con, f"S-{A}-2")[:3] == ("已销号", OUTCOME_LABELS[4], Decimal("1000.00"))
 
 
+def test_a_recovery_of_many_decimals_is_refused_quoting_a_number_not_a_masked_account(con, tmp_path):
+    """From a probe of the worklist as a clerk reads it: =1000/3 shows 333.33 in the money format and
+    was refused as “333.3333*****3333” (thirteen places masked as an account number)."""
+    clerk = Clerk(issue(con, tmp_path, n=2)[A])
+    row = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000 / 3)
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    [refused] = report.refusals
+    assert (refused.row, refused.column) == (row, "追回金额")
+    assert "追回金额“333.333333…”不是金额" in refused.reason and "*" not in refused.reason, refused.reason
+    assert "四舍五入" in refused.reason
+
+
 def test_columns_moved_about_are_read_by_their_header(con, tmp_path):
     path = issue(con, tmp_path, n=1)[A]
     wb, ws = _unprotected(path)
