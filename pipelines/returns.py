@@ -1318,10 +1318,11 @@ def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: d
         shown_from, shown_to = answer["shown_periods"]
         notices.append(f"追回金额已达涉及金额，但疑点的损失现在所属期 {period_from}–{period_to}，不在本台账所列的 "
                        f"{shown_from}–{shown_to} 内（本台账下发后数据有变）：仍为核查中，将随下期台账下发，请核实后报送")
-    if recovered is not None and stored_recovered is not None and _money(recovered) < _money(stored_recovered):
+    typed = answer["recovered"]  # (one above a fallen 涉及金额, recorded as that, lowers nothing)
+    if typed is not None and stored_recovered is not None and _money(typed) < _money(stored_recovered):
         # 追回金额 is the total recovered: a clerk typing this month's instalment lowered the record
         # without a word (applied: a figure typed too high is corrected so)
-        notices.append(f"追回金额由 {_money(stored_recovered)} 元减为 {_money(recovered)} 元：本栏应填累计追回金额"
+        notices.append(f"追回金额由 {_money(stored_recovered)} 元减为 {_money(typed)} 元：本栏应填累计追回金额"
                        "（含以前追回的），如只填了本次追回的，请改填累计数后重新报送")
     return AppliedRow(str(sheet.path), row_number, sid, label, new_status, events, "；".join(notices) or None)
 

@@ -90,6 +90,21 @@ def test_a_recovery_lowered_on_a_later_sheet_is_applied_with_a_notice(con, tmp_p
     assert status_of(con, f"S-{A}-1")[2] == Decimal("100.00")  # applied: a figure typed too high is corrected so
 
 
+def test_a_recovery_above_a_fallen_amount_is_no_lowering(con, tmp_path):
+    """From a probe of today's worklist changes: 300 on record, the amount at risk fell to 250 since,
+    and 400 typed — recorded as 250 (the loss recovered; the rest as interest), which the new notice
+    took for a lowered total and asked the clerk to send the total again."""
+    next_night_with_one_in_progress(con, tmp_path, n=2)  # S-1: 4 with 300 on record
+    con.execute(f"update suspects set amount = 250 where suspect_id = 'S-{A}-1'")
+    [third] = [p for p in worklists.write_worklists(con, tmp_path / "out3", RETURN_DAY + dt.timedelta(days=2))
+               if A in p.name]
+    later = Clerk(third)
+    later.fill(f"S-{A}-1", 追回金额=400, 核实日期=RETURN_DAY + dt.timedelta(days=3))
+    report = returns.apply_returns(con, [later.save()], RETURN_DAY + dt.timedelta(days=3))
+    [row] = report.applied
+    assert "高于涉及金额" in row.notice and "减为" not in row.notice, row.notice
+
+
 def rows_by_id_of(path):
     ws = openpyxl.load_workbook(path)["疑点清单"]
     header = [c.value for c in ws[1]]
