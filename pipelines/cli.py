@@ -101,21 +101,11 @@ def _as_of(text: str | None, any_day: bool | None = None, db: str | None = None)
 
 def _last_night(db: Path) -> date | None:
     """The store's last night (store.last_night); None without one, or when the store cannot be read
-    now (another program holds it: the command's own opening says so, in its words)."""
-    import duckdb
+    now (store.glance)."""
+    from .store import glance, last_night
 
-    from .store import last_night, run_holding
-
-    if not db.is_file() or run_holding(db):
-        return None  # a run holds it: the command's own lock says so
-    try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.Error:
-        return None
-    try:
-        return last_night(con)
-    finally:
-        con.close()
+    with glance(db) as con:
+        return None if con is None else last_night(con)
 
 
 def _check_config(path: str | None):

@@ -10,7 +10,7 @@ settings) went the wrong way. DuckDB's `current_timestamp` is held to the same z
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 CHINA_TZ = "Asia/Shanghai"  # the extracts' dates and times are China's too
 
@@ -22,3 +22,13 @@ def china_now() -> dt.datetime:
 
 def china_today() -> dt.date:
     return dt.datetime.now(ZoneInfo(CHINA_TZ)).date()
+
+
+def is_zone_name(name: str) -> bool:
+    """Whether `name` is an IANA time zone (Asia/Shanghai) — not a POSIX string such as CST-8,
+    which Prefect's schedules and tzlocal refuse."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True

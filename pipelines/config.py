@@ -16,6 +16,7 @@ import duckdb
 import yaml
 
 from . import store
+from .clock import is_zone_name
 from .privacy import mask_ids_in_text
 from .resources import rules_dir
 from .workdays import calendar_from
@@ -183,7 +184,7 @@ def load_config(path: str | Path | None = None) -> Config:
         # the problem quotes the value typed: a card or an ID number put where an account list or a
         # date belongs reaches the console, runs.summary and Prefect's state masked, as any message
         told = str(exc)
-        if re.search(r"got '[-+]?0[0-9_]+'$", told):  # a number typed with a leading zero (see _LEADING_ZERO_DIGITS)
+        if re.search(rf"got '{_LEADING_ZERO_DIGITS.pattern}'$", told):  # a number typed with a leading zero
             told += " (digits with a leading zero are kept as text, an account or a code: write the number without it)"
         raise SystemExit(f"config file {path}: {mask_ids_in_text(told)}")
     return config
@@ -299,12 +300,8 @@ def _check_known_keys(name: str, section: Any) -> None:
 
 
 def _check_timezone(timezone: Any) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(str(timezone))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"schedule.timezone: {timezone!r} is not an IANA time zone name (e.g. Asia/Shanghai)") from None
+    if not is_zone_name(str(timezone)):
+        raise ValueError(f"schedule.timezone: {timezone!r} is not an IANA time zone name (e.g. Asia/Shanghai)")
 
 
 def _is_number(value: Any) -> bool:

@@ -24,7 +24,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from . import casework, ingest, logs, quality, report, rules, runlock, store, suspects, worklists
-from .clock import CHINA_TZ, china_today
+from .clock import CHINA_TZ, china_today, is_zone_name
 from .config import Config, load_config
 from .privacy import mask_ids_in_text
 from .runsummary import format_summary, summarise, suspects_by_rule
@@ -406,19 +406,15 @@ def nightly_deployment(inbox: str, db: str, out: str, config_path: str | None = 
                        cron: str | None = None, timezone: str | None = None, name: str = "nightly"):
     """The served deployment: the same flow on a cron schedule (default config.schedule). A cron
     or time zone that cannot be served raises ValueError saying so."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     from prefect.schedules import Cron
 
     schedule = _config(config_path)["schedule"]
     # (an empty --cron or --timezone is a mistake to say, not the default: `is None` only)
     cron = schedule["cron"] if cron is None else cron
     timezone = schedule["timezone"] if timezone is None else timezone
-    try:
-        ZoneInfo(str(timezone))
-    except (ZoneInfoNotFoundError, ValueError):
+    if not is_zone_name(str(timezone)):
         # Prefect takes any string here and fails only when the server computes the first run
-        raise ValueError(f"time zone {timezone!r} is not an IANA time zone name (e.g. Asia/Shanghai)") from None
+        raise ValueError(f"time zone {timezone!r} is not an IANA time zone name (e.g. Asia/Shanghai)")
     try:
         when = Cron(cron, timezone=timezone)
     except ValueError:

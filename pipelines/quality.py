@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 import duckdb
 
 from . import extracts as X
-from .clock import CHINA_TZ
+from .clock import CHINA_TZ, is_zone_name
 from .report_mask import mask_name
 from .store import of_files, scalar, transaction
 
@@ -476,7 +476,7 @@ def _zone_tzlocal_knows() -> Iterator[None]:
     left empty. While the pages are built such a TZ is China's zone by name (the same offset for
     CST-8; the pages' times are China's, as the store's are); any other TZ is left as it is."""
     zone = os.environ.get("TZ")
-    if not zone or _is_zone_name(zone.removeprefix(":")):
+    if not zone or is_zone_name(zone.removeprefix(":")):
         yield
         return
     os.environ["TZ"] = CHINA_TZ
@@ -486,16 +486,6 @@ def _zone_tzlocal_knows() -> Iterator[None]:
     finally:
         os.environ["TZ"] = zone
         time.tzset()
-
-
-def _is_zone_name(zone: str) -> bool:
-    from zoneinfo import ZoneInfo
-
-    try:
-        ZoneInfo(zone)
-    except (ValueError, OSError, KeyError):  # (ZoneInfoNotFoundError is a KeyError)
-        return False
-    return True
 
 
 def unwritten_pages(docs_dir: Path) -> list[Path]:

@@ -12,7 +12,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from .clock import china_now
 from .store import StoreBusy, owner_only_folder
@@ -76,30 +76,34 @@ def hold(db: str | Path, command: str = "nightly") -> Iterator[Path]:
 # taken it writes its text a moment later: tried again for this long before a run is refused or
 # its holder is named as unknown.
 _MOMENT_SECONDS = 0.5
+T = TypeVar("T")
+
+
+def _for_a_moment(attempt: Callable[[], T], seconds: float = _MOMENT_SECONDS) -> T:
+    """attempt() again until it gives something true or `seconds` have passed; its last result."""
+    deadline = time.monotonic() + seconds
+    while not (got := attempt()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return got
 
 
 def _take(fd: int) -> bool:
     """Whether the lock was taken (exclusive), trying again for a moment."""
-    deadline = time.monotonic() + _MOMENT_SECONDS
-    while True:
+    def attempt() -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
+            return False
+
+    return _for_a_moment(attempt)
 
 
 def _holder(fd: int, held: bool = True) -> tuple[str, str, str]:
     """(pid, start time as ISO text, command) the lock's text names, each "" where it names none
     (of a held lock read again for a moment: a run that has just taken the lock writes its text next)."""
-    deadline = time.monotonic() + (_MOMENT_SECONDS if held else 0)
-    while True:
-        text = os.pread(fd, 400, 0).decode("utf-8", "replace").strip()
-        if text or time.monotonic() >= deadline:
-            break
-        time.sleep(0.02)
+    text = _for_a_moment(lambda: os.pread(fd, 400, 0).decode("utf-8", "replace").strip(),
+                         _MOMENT_SECONDS if held else 0)
     pid, since, command = (text.split(" ", 2) + ["", ""])[:3]
     return pid, since, command
 

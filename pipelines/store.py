@@ -510,14 +510,26 @@ def check_not_newer(db_path: Path) -> None:
     """NewerStore, before a command makes anything (`serve` would otherwise serve nights that each
     fail), for an existing store a newer fundwatch converted. A store held by a run or another
     program is left to the command itself to meet."""
+    with glance(db_path) as con:
+        if con is not None:
+            _refuse_a_newer_store(con, db_path)
+
+
+@contextlib.contextmanager
+def glance(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """The store opened read-only for a look before a command's own lock (its last night, whether a
+    newer fundwatch converted it) — or None where there is none yet, a run holds it, or another
+    program does: the command's own lock or opening says so, in its words."""
     if not db_path.is_file() or run_holding(db_path):
-        return  # a run holds it: the command's own lock says so
+        yield None
+        return
     try:
         con = duckdb.connect(str(db_path), read_only=True)
     except duckdb.Error:
-        return  # held (or unreadable): the command says so when it opens the store
+        yield None
+        return
     try:
-        _refuse_a_newer_store(con, db_path)
+        yield con
     finally:
         con.close()
 
@@ -649,7 +661,6 @@ _BRIEF_HOLD_SECONDS = 3.0
 
 
 def _duckdb_connect(db_path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-
     check_store_file(db_path)
     deadline = time.monotonic() + _BRIEF_HOLD_SECONDS
     while True:

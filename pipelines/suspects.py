@@ -47,6 +47,12 @@ EVENT_OF = {"new": "detected", "updated": "updated", "reopened": "reopened", "re
 REGISTER_NAME = ("arg_max(name, struct_pack(d := coalesce(_delivery, ''), f := coalesce(_source_file, ''),"
                  " r := coalesce(_row_number, 0)))")
 
+
+def _registered_names(persons: str) -> str:
+    """SQL: (person_id, name) in the register of the persons in CTE or table `persons`."""
+    return (f"select person_id, {REGISTER_NAME} as name from beneficiaries "
+            f"where name is not null and person_id in (select person_id from {persons}) group by person_id")
+
 SUSPECT_ID_SQL = ("array_to_string(list_transform(string_split({rule}, '_'), lambda w: left(w, 1)), '')"
                   " || '-' || left(md5({rule} || '|' || {subject}), 10)")
 
@@ -94,9 +100,7 @@ def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
         ),
         registered_names as (
             -- 待遇享受人员 is the register of record
-            select person_id, {REGISTER_NAME} as name from beneficiaries
-            where name is not null and person_id in (select person_id from detected_persons)
-            group by person_id
+            {_registered_names("detected_persons")}
         ),
         names as (
             select * from registered_names
@@ -262,11 +266,7 @@ def _correct_names(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | No
             select distinct person_id from beneficiaries
             where {of_files(new_files)} and person_id in (select person_id from suspects)
         ),
-        registered as (
-            select person_id, {REGISTER_NAME} as name from beneficiaries
-            where name is not null and person_id in (select person_id from touched)
-            group by person_id
-        )
+        registered as ({_registered_names("touched")})
         select s.suspect_id, s.name as old_name, r.name as new_name
         from suspects s join registered r on r.person_id = s.person_id
         where s.name is distinct from r.name""")

@@ -422,20 +422,16 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     edit_header = wb.add_format({"bold": True, "bg_color": "#FFE699", "border": 1, "text_wrap": True, "valign": "vcenter"})
     # quote_prefix (Excel's leading '): a text cell stays text even after a clerk edits it or the
     # sheet is saved as CSV elsewhere — formula injection is impossible both ways.
-    # (each cell at the top of its row: a row is as tall as its longest wrapped text)
-    fmt = {
-        "text": wb.add_format({"num_format": "@", "quote_prefix": True, "valign": "top"}),
-        "money": wb.add_format({"num_format": "#,##0.00", "valign": "top"}),
-        "date": wb.add_format({"num_format": "yyyy-mm-dd", "valign": "top"}),
-        "edit_text": wb.add_format({"num_format": "@", "locked": False, "bg_color": "#FFF2CC", "quote_prefix": True,
-                                    "valign": "top"}),
-        "edit_money": wb.add_format({"num_format": "#,##0.00", "locked": False, "bg_color": "#FFF2CC", "valign": "top"}),
-        "edit_date": wb.add_format({"num_format": "yyyy-mm-dd", "locked": False, "bg_color": "#FFF2CC", "valign": "top"}),
-    }
-    # the long texts wrap in their column (证据摘要 ran unbroken across eight printed pages)
-    fmt["wrapped_text"] = wb.add_format({"num_format": "@", "quote_prefix": True, "text_wrap": True, "valign": "top"})
-    fmt["edit_wrapped_text"] = wb.add_format({"num_format": "@", "locked": False, "bg_color": "#FFF2CC",
-                                              "quote_prefix": True, "text_wrap": True, "valign": "top"})
+    # Each kind of cell, locked and (edit_) as an answer cell; each at the top of its row, as a row
+    # is as tall as its longest wrapped text. The long texts wrap in their column (证据摘要 ran
+    # unbroken across eight printed pages).
+    kinds = {"text": {"num_format": "@", "quote_prefix": True},
+             "wrapped_text": {"num_format": "@", "quote_prefix": True, "text_wrap": True},
+             "money": {"num_format": "#,##0.00"}, "date": {"num_format": "yyyy-mm-dd"}}
+    fmt = {}
+    for kind, look in kinds.items():
+        fmt[kind] = wb.add_format({**look, "valign": "top"})
+        fmt["edit_" + kind] = wb.add_format({**look, "valign": "top", "locked": False, "bg_color": "#FFF2CC"})
     ws = wb.add_worksheet(SHEET)
     for c, name in enumerate(COLUMNS):
         ws.write_string(0, c, name, edit_header if name in EDITABLE else header)
@@ -484,11 +480,8 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     title = wb.add_format({"bold": True, "font_size": 14})
     money = fmt["money"]
     date = fmt["date"]
-    cover.set_column(0, 0, 22)
-    cover.set_column(1, 1, 40)
-    cover.set_column(2, 3, 16)
-    cover.set_column(4, 4, 90)
-    wrapped = wb.add_format({"num_format": "@", "quote_prefix": True, "text_wrap": True, "valign": "top"})
+    for c, width in enumerate(COVER_WIDTHS):
+        cover.set_column(c, c, width)
     cover.write_string(0, 0, "疑点数据核查工作台账", title)
     info = [("经办机构编码", agency[0]), ("经办机构名称", agency[1] or ""), (EXPORT_ID_LABEL, export_id)]
     r = 2
@@ -529,8 +522,8 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         cover.write_number(r, 2, n)
         cover.write_number(r, 3, float(amount), money)
         basis = cell_text(texts[rule_id].basis) if rule_id in texts else ""
-        cover.write_string(r, 4, basis, wrapped)
-        cover.set_row(r, _height(_lines(basis, 90)))
+        cover.write_string(r, 4, basis, fmt["wrapped_text"])
+        cover.set_row(r, _height(_lines(basis, COVER_WIDTHS[4])))
         r += 1
     r += 1
     cover.write_string(r, 0, "填写说明", bold)
@@ -546,8 +539,8 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     for line in notes:
         # across the cover's five columns, wrapped (a line of item 1 was cut at the printed page's
         # edge); a merged cell's height is not fitted by Excel, so it is set for the line's length
-        cover.merge_range(r, 0, r, 4, line, wrapped)
-        cover.set_row(r, _height(_lines(line, COVER_WIDTH)))
+        cover.merge_range(r, 0, r, 4, line, fmt["wrapped_text"])
+        cover.set_row(r, _height(_lines(line, sum(COVER_WIDTHS) - 4)))  # (less each cell's margins)
         r += 1
     r += 1
     cover.write_string(r, 0, "核实结果（下拉选项）", bold)
@@ -562,7 +555,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
 
 # The long texts of 疑点清单, wrapped in their columns.
 WRAPPED_COLUMNS = ("规则名称", "核实结果", "核实说明", "疑点对象", "证据摘要")
-COVER_WIDTH = 22 + 40 + 16 + 16 + 90 - 4  # the cover's five columns, in the width of a Latin letter
+COVER_WIDTHS = (22, 40, 16, 16, 90)  # the 说明 sheet's five columns, in the width of a Latin letter
 
 
 def _print_setup(ws, pages_wide: int) -> None:
