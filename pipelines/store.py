@@ -483,6 +483,16 @@ def _reopened_on(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('reopened_on', current_timestamp)")
 
 
+def _stamps_in_china_time(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: a mark, nothing converted. From this version on every stamp the store keeps
+    is China's wall-clock time (clock.py); the stamps before stay as they were taken (their zone is
+    not known). The mark makes the versions before it refuse the store (_refuse_a_newer_store): run
+    on a server in UTC after this one, such a version stamped a reopening hours before this one's
+    earlier export, and an answer on that older sheet closed the reopened suspects again (found by
+    an upgrade probe)."""
+    con.execute("insert into store_migrations values ('stamps_in_china_time', current_timestamp)")
+
+
 # The one-time conversions an older store needs, in order; each records itself in store_migrations
 # with its last step, so that one cut short is run again.
 _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
@@ -496,7 +506,8 @@ _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("reissued_as_reopened", _reissued_as_reopened),
                ("closed_state", _closed_state),
                ("class_verified_on", _class_verified_on),
-               ("reopened_on", _reopened_on))
+               ("reopened_on", _reopened_on),
+               ("stamps_in_china_time", _stamps_in_china_time))
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

@@ -395,6 +395,23 @@ def test_a_reopened_suspect_issued_again_by_an_older_fundwatch_is_shown_reopened
         con.close()
 
 
+def test_a_version_stamping_in_the_servers_zone_refuses_a_store_stamped_in_china_time(tmp_path, monkeypatch):
+    """Every stamp is China's wall-clock time since 2026-12-06; the versions before, with the
+    newer-store check but the same conversions, ran on such a store without a word — on a server in
+    UTC one stamped a reopening before this version's earlier export, and an answer on that older
+    sheet closed the reopened suspects again (an upgrade probe). The change is marked in
+    store_migrations, so they refuse it."""
+    path = tmp_path / "fw.duckdb"
+    store.connect(path).close()
+    before = path.read_bytes()
+    older = tuple(m for m in store._MIGRATIONS if m[0] != "stamps_in_china_time")
+    assert len(older) == len(store._MIGRATIONS) - 1
+    monkeypatch.setattr(store, "_MIGRATIONS", older)  # the conversions the versions before knew
+    with pytest.raises(store.NewerStore, match=r"converted by a newer fundwatch \(stamps_in_china_time\)"):
+        store.connect(path)
+    assert path.read_bytes() == before
+
+
 def test_a_store_converted_by_a_newer_fundwatch_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
     """An older fundwatch run on a newer store stored codes in a form the newer one had converted
     away, and nothing converted them back (found by a downgrade probe). This one refuses a store
