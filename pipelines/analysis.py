@@ -22,7 +22,7 @@ from .casework import outcome_number
 from .clock import china_today
 from .config import param_problem
 from .privacy import mask_ids_in_text
-from .report_data import rule_titles
+from .report_data import RECOVERED_COUNTED, rule_titles
 from .report_mask import free_text, mask_agency_code, mask_evidence, mask_name, mask_subject, scrub_text, secrets_in
 from .resources import rules_dir
 from .store import connect, scalar, table_exists
@@ -107,6 +107,8 @@ def open_now(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, agency_code: str | None = None,
                    status: str | None = None, detected_on: date | None = None) -> pd.DataFrame:
     """Suspects with masked identifiers and rule titles; evidence is left out (see suspect_detail).
+    `recovered_counted` is the 追回金额 the dashboard and the 汇总表 count for the suspect: up to its
+    涉及金额, and nothing when its loss has moved wholly to months the answered sheet did not show.
 
     detected_on keeps the suspects still found on that night (last_detected_on = it): pass the
     latest run's as_of for "the suspects of the latest run". A later night killed after it updated
@@ -128,7 +130,8 @@ def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, a
     df = con.execute(f"""
         select s.suspect_id, s.rule_id, s.subject, s.person_id, s.name, s.agency_code, a.agency_name,
                s.period_from, s.period_to, s.amount, s.status, s.first_detected_on, s.last_detected_on,
-               s.issued_on, s.deadline, s.verified_on, s.outcome, s.recovered_amount, s.closed_on,
+               s.issued_on, s.deadline, s.verified_on, s.outcome, s.recovered_amount,
+               {RECOVERED_COUNTED} as recovered_counted, s.closed_on,
                coalesce(s.overdue, false) as overdue, coalesce(s.escalated, false) as escalated,
                s.major_class, s.report_due
         from suspects s
@@ -143,7 +146,7 @@ def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, a
     # an ID number delivered as an agency code is masked here as on the dashboard
     df["agency_code"] = df["agency_code"].map(lambda v: mask_agency_code(v) if isinstance(v, str) else v)
     df["suspect_id"] = df["suspect_id"].map(scrub_text)
-    for col in ("amount", "recovered_amount"):
+    for col in ("amount", "recovered_amount", "recovered_counted"):
         df[col] = df[col].map(lambda v: float(v) if v is not None and not pd.isna(v) else None)
     return df
 
