@@ -372,12 +372,16 @@ def find_rule(rule_id: str, con: duckdb.DuckDBPyConnection | None = None, loaded
 
 def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, values: Iterable[Any],
                   as_of: date | None = None) -> pd.DataFrame:
-    """How many findings (and how much money) the rule's own SQL yields at each value of `param`.
+    """How many findings (and how much money) the rule's own SQL yields at each value of `param`:
+    what the night would raise with that value in the config's `rules.<ID>` section.
 
-    Runs the rule file's query read-only against the store's extracts; other parameters keep
-    their defaults. as_of defaults to the latest run's.
+    Runs the rule's query read-only against the store's extracts with the parameter sets the latest
+    night ran it with (its config, per region: a region's own value of `param` stays its own, as a
+    config change would leave it), `param` set to each value; the findings of each set kept in its
+    regions, one a subject, as the night keeps them. Without such a night, the rule file's values.
+    as_of defaults to the latest run's.
     """
-    from .rules import bind
+    from .rules import AGENCY_REGION, bind
 
     loaded = _shipped_and_own_rules()
     rule = find_rule(known_rule_id(con, rule_id, loaded), con, loaded)
@@ -391,6 +395,8 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     if isinstance(as_of, str):  # '2026-11-21', as suspects_frame's detected_on takes it
         as_of = date.fromisoformat(as_of)
     values = [_param_value(rule, param, v) for v in _value_list(values)]  # all checked before any runs
+    sets = _sets_ran(rule, run)
+    overridden = [r for _, regions in sets if regions for r in regions]
     out = []
     if rule.watch:
         # The nightly gives a watching rule only its watched persons' payments, to read less; the
@@ -398,13 +404,46 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
         con.execute("create or replace temp view payments_watch as select * from payments")
     try:
         for v in values:
-            bound = bind(rule, {**rule.params, param: v}, as_of)
-            n, amount = con.execute(f"select count(*), coalesce(sum(amount), 0) from ({rule.sql}) findings",
-                                    bound).fetchall()[0]
-            out.append({param: v, "findings": int(n), "amount": float(amount)})
+            if not overridden:
+                n, amount = con.execute(f"select count(*), coalesce(sum(amount), 0) from ({rule.sql}) r"
+                                        " where r.subject is not null", bind(rule, {**sets[0][0], param: v}, as_of)
+                                        ).fetchall()[0]
+                out.append({param: v, "findings": int(n), "amount": float(amount)})
+                continue
+            found: dict[Any, Decimal] = {}  # subject -> amount: the larger where two sets found one
+            for params, regions in sets:
+                base = params.get(param) == sets[0][0].get(param)  # a region's own value stays its own
+                bound = bind(rule, {**params, param: v} if base else params, as_of)
+                keep = ("coalesce(a.region_code, '') not in (select unnest(cast($fw_regions as varchar[])))"
+                        if regions is None else "a.region_code in (select unnest(cast($fw_regions as varchar[])))")
+                bound["fw_regions"] = overridden if regions is None else regions
+                for subject, amount in con.execute(
+                        f"""select r.subject, r.amount from ({rule.sql}) r
+                            left join {AGENCY_REGION} a on a.agency_code = r.agency_code
+                            where r.subject is not null and {keep}""", bound).fetchall():
+                    amount = Decimal(amount or 0)
+                    if subject not in found or amount > found[subject]:
+                        found[subject] = amount
+            out.append({param: v, "findings": len(found), "amount": float(sum(found.values(), Decimal(0)))})
     finally:
         con.execute("drop view if exists temp.main.payments_watch")
     return pd.DataFrame(out, columns=[param, "findings", "amount"])
+
+
+def _sets_ran(rule, run: dict[str, Any] | None) -> list[tuple[dict[str, Any], list[str] | None]]:
+    """The parameter sets (params, regions; None: every region without its own) the latest night
+    ran `rule` with, over the rule file's values — or the file's alone. An account listed in config
+    (fiscal_accounts) is masked in the night's record: that parameter keeps the file's value."""
+    ran = run_parameters(run, rule.id) or [{"params": {}, "regions": None}]
+
+    def usable(name: str, value: Any) -> bool:
+        if name not in rule.params:
+            return False
+        texts = value if isinstance(value, list) else [value]
+        return not any(isinstance(t, str) and "*" in t for t in texts)
+
+    return [({**rule.params, **{k: v for k, v in (s.get("params") or {}).items() if usable(k, v)}},
+             s.get("regions") or None) for s in ran]
 
 
 def _param_value(rule, param: str, value: Any) -> Any:

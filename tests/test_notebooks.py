@@ -190,6 +190,22 @@ def test_tuning_starts_from_the_value_the_latest_night_ran_with(tmp_path, monkey
 
 
 @pytest.mark.slow
+def test_tuning_recommends_no_threshold_below_the_one_in_force(tmp_path, monkeypatch, kernel_env):
+    """Verdicts exist only for what the nights raised at 50,000: at 20,000 the precision was that of
+    the same suspects, and the notebook recommended 20,000 — the bottom of the range whenever the
+    value in force met the target — with findings below it no agency ever checked (an analyst probe)."""
+    db = build_store(tmp_path / "fundwatch.duckdb")
+    monkeypatch.setenv("FUNDWATCH_DB", str(db))
+    nb = nbformat.read(NOTEBOOKS[[p.stem for p in NOTEBOOKS].index("tune_threshold")], as_version=4)
+    next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source += "\nTARGET_PRECISION = 0.5\n"
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "\n".join(_texts(nb))
+    assert ("not recommended from verdicts: 20,000, 30,000, 40,000 — below the 50,000 the nights ran with, "
+            "the rule's extra findings (see findings) have no verdicts yet") in text
+    assert "lowest threshold with precision ≥ 50%: 50,000 yuan" in text
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom_against_the_demo_store(notebook, demo_run, tmp_path, monkeypatch, kernel_env):
     """As an analyst does after `make demo`: no FUNDWATCH_DB, `jupyter lab notebooks/` (the kernel
@@ -298,6 +314,40 @@ def test_rule_flags_at_reruns_the_rule_query_with_the_new_value(tmp_path):
     flags = analysis.rule_flags_at(con, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [30000, 50000, 300001])
     assert flags["findings"].tolist() == [5, 3, 0]
     assert Decimal(str(flags["amount"][1])) == Decimal("432000")
+
+
+def test_rule_flags_at_the_value_in_force_counts_what_the_night_raised_with_its_config_and_regions(tmp_path):
+    """The night ran LARGE_PAYMENT_UNREVIEWED with the config's 30,000, region 360702's own 80,000 and
+    review_time_required true; rule_flags_at bound every other parameter at the rule file's value and
+    ignored the regions, so "findings" at the value in force was not what the night raised (5 against 3
+    here). Each value now stands for the config's value: a region's own stays its own."""
+    from pipelines.config import load_config
+
+    db = build_store(tmp_path / "fundwatch.duckdb")
+    (tmp_path / "fw.yaml").write_text(
+        "rules:\n  LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 30000, review_time_required: true}\n"
+        "regions:\n  '360702':\n    rules:\n      LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 80000}\n",
+        encoding="utf-8")
+    config = load_config(tmp_path / "fw.yaml")
+    con = connect(db)
+    # 45,000 paid by 南康 (region 360703: the config's 30,000); 30,000 reviewed without a review time
+    con.execute("update payments set agency_code = '360703' where amount = 45000")
+    con.execute("update payments set agency_code = '360703', reviewed_by = '复核乙' where amount = 30000")
+    rule = analysis.find_rule("LARGE_PAYMENT_UNREVIEWED")
+    night = rules.detect(con, AS_OF, config, rules=[rule])
+    raised = {s for (s,) in con.execute("select subject from detections").fetchall()}
+    parameters = night.results[0].parameters
+    con.execute("insert into runs values ('run-4', 'nightly', ?, ?, ?, 'completed', ?)",
+                [datetime(2026, 11, 22, 2), datetime(2026, 11, 22, 3), date(2026, 11, 22),
+                 json.dumps({"by_rule": {"LARGE_PAYMENT_UNREVIEWED": {"parameters": parameters}}})])
+    con.close()
+    assert len(raised) == 4  # 80,000 and 300,000 in 360702; 45,000 and 30,000 (no review time) in 360703
+    ro = connect(db, read_only=True)
+    flags = analysis.rule_flags_at(ro, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [30000, 40000, 50000],
+                                   as_of=AS_OF)
+    ro.close()
+    assert flags["findings"].tolist() == [4, 3, 2]
+    assert [Decimal(str(a)) for a in flags["amount"]] == [Decimal("455000"), Decimal("425000"), Decimal("380000")]
 
 
 def test_masked_frames_and_drill_down_hold_no_full_id_or_account(tmp_path):
