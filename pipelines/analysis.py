@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import duckdb
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -67,13 +68,16 @@ def latest_run(con: duckdb.DuckDBPyConnection, completed: bool = True) -> dict[s
     """The last completed run (as-of, when, what it found), or None before the first night;
     completed=False: the last run whatever became of it (a failed night; one still 'running',
     which a notebook — it cannot open the store while a night holds it — sees only when that
-    night was killed and no night since has marked it failed)."""
+    night was killed and no night since has marked it failed). "Last" is the one started last, as
+    the suspects show it (the dashboard's 数据截至): a night run `--any-day` for an earlier day after
+    a later one was no longer the latest by its as-of, and the header, LATEST_RUN_ONLY and the
+    tuning's value in force were another night's."""
     if not table_exists(con, "runs"):
         return None
     which = "where status = 'completed'" if completed else ""
     cur = con.execute(f"""select run_id, command, started_at, finished_at, as_of, status, summary::varchar as summary_text
                           from runs {which}
-                          order by coalesce(as_of, started_at::date) desc, started_at desc limit 1""")
+                          order by started_at desc limit 1""")
     found = cur.fetchall()
     if not found:
         return None
@@ -242,7 +246,7 @@ def backtest_threshold(con: duckdb.DuckDBPyConnection, rule_id: str, thresholds:
     if param is not None and not is_amount_param(param):
         raise ValueError(f"{param} is not an amount in yuan: the back-test compares suspects' 涉及金额 with each "
                          f"threshold; for {param}, rule_flags_at shows how many findings each value yields")
-    limits = [yuan(t) for t in _value_list(thresholds)]  # every one checked before any is computed
+    limits = [yuan(t) for t in value_list(thresholds)]  # every one checked before any is computed
     df = _verdicts(con, rule_id)
     out = []
     for limit in limits:
@@ -263,7 +267,9 @@ _GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")  # 50,000 or 1,234,5
 def yuan(value: Any) -> Decimal:
     """A threshold in yuan as a number: 50000, 50000.5, '50000', '50,000' or Decimal; refused in
     words otherwise ('5万' was Python's decimal.InvalidOperation, naming neither value nor fix), as
-    is one below 0 or beyond any amount the store can hold."""
+    is one below 0 or beyond any amount the store can hold. A NumPy number is the number it is."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, (int, float, Decimal, str)) and not isinstance(value, bool):  # (True is 1 to Python)
         text = str(value).strip()
         if _GROUPED.fullmatch(text):
@@ -286,12 +292,13 @@ def _number(amount: Decimal) -> int | float:
     return int(amount) if amount == amount.to_integral_value() else float(amount)
 
 
-def _value_list(values: Any) -> list:
+def value_list(values: Any) -> list:
     """The thresholds or values asked for: one given alone (50000, or '50000' — which is not the five
-    values '5', '0', '0', '0', '0') is a list of one."""
-    if isinstance(values, (str, bytes, int, float, Decimal)):
-        return [values]
-    return list(values)
+    values '5', '0', '0', '0', '0') is a list of one; NumPy's numbers (np.arange(40000, 60001, 10000),
+    a pandas column) are the Python numbers they are (np.int64 was "not a number of yuan")."""
+    if isinstance(values, (str, bytes, int, float, Decimal, np.generic)):
+        values = [values]
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
 def known_agency_code(con: duckdb.DuckDBPyConnection, agency_code: str) -> str:
@@ -394,7 +401,7 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     as_of = as_of or (run["as_of"] if run and run.get("as_of") else china_today())
     if isinstance(as_of, str):  # '2026-11-21', as suspects_frame's detected_on takes it
         as_of = date.fromisoformat(as_of)
-    values = [_param_value(rule, param, v) for v in _value_list(values)]  # all checked before any runs
+    values = [_param_value(rule, param, v) for v in value_list(values)]  # all checked before any runs
     sets = _sets_ran(rule, run)
     overridden = [r for _, regions in sets if regions for r in regions]
     out = []

@@ -146,11 +146,14 @@ def test_tuning_a_parameter_that_is_no_amount_shows_findings_and_recommends_noth
      ["lowest threshold", "large_payment_threshold is not an amount in yuan"]),
     # the values at a rule's boundary, one given twice: each once, neither rounded into the other
     ("THRESHOLDS = [50000, 49999.99, 50000]\n", ["[49999.99, 50000]"], []),
+    # NumPy's numbers, as an analyst writes a range: the numbers they are (np.int64 was refused)
+    ("import numpy as np\nTHRESHOLDS = np.arange(40000, 60001, 10000)\n", ["[40000, 50000, 60000]"],
+     ["Traceback", "is not a number of yuan"]),
     # a count of persons: whole numbers, each once (3 × 0.6 and 3 × 0.8 both round to 2), none below
     # the rule's bound (1 person: every account would be "shared")
     ('RULE_ID = "SHARED_BANK_ACCOUNT"\nPARAM = "shared_account_min_persons"\n',
      ["not tried, outside the bounds of shared_account_min_persons (2 to any): [1]", "[2, 3, 4, 5, 6, 9, 12]"], []),
-], ids=["parameter-of-another-rule", "boundary-thresholds", "count-parameter"])
+], ids=["parameter-of-another-rule", "boundary-thresholds", "numpy-range", "count-parameter"])
 def test_tuning_thresholds_are_each_shown_once_and_a_parameter_the_rule_lacks_is_said(
         tmp_path, monkeypatch, kernel_env, params, said, unsaid):
     db = build_store(tmp_path / "fundwatch.duckdb")
@@ -279,6 +282,41 @@ def test_a_night_killed_midway_is_not_the_last_completed_run(tmp_path):
     shown = set(analysis.suspects_frame(con, detected_on=run["as_of"])["suspect_id"])
     assert shown == {*on_run_3, *again}
     con.close()
+
+
+def test_numpy_numbers_are_the_numbers_they_are(tmp_path):
+    """np.arange(40000, 60001, 10000) was "not a number of yuan", one np.int64 alone "not iterable",
+    and np.int64(3) persons "expected a whole number" (an analyst probe)."""
+    import numpy as np
+
+    con = connect(build_store(tmp_path / "fundwatch.duckdb"), read_only=True)
+    bt = analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", np.arange(40000, 60001, 10000))
+    assert bt["threshold"].tolist() == [40000.0, 50000.0, 60000.0]
+    one = analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", np.int64(50000))
+    assert one.to_dict("records") == bt.iloc[[1]].to_dict("records")
+    assert analysis.yuan(np.float32(0.5)) == Decimal("0.5")
+    kw = {"as_of": AS_OF}
+    shared = analysis.rule_flags_at(con, "SHARED_BANK_ACCOUNT", "shared_account_min_persons", [np.int64(3)], **kw)
+    assert shared.to_dict("records") == analysis.rule_flags_at(
+        con, "SHARED_BANK_ACCOUNT", "shared_account_min_persons", [3], **kw).to_dict("records")
+    with pytest.raises(ValueError, match="is not a number of yuan"):
+        analysis.backtest_threshold(con, "LARGE_PAYMENT_UNREVIEWED", [np.bool_(True)])
+    con.close()
+
+
+def test_the_latest_run_is_the_one_started_last_even_for_an_earlier_day(tmp_path):
+    """A night run --any-day for 11-20 after the 11-21 night is what the suspects and the dashboard
+    show: it was not the notebooks' latest run (ordered by as-of), so their header, LATEST_RUN_ONLY
+    and the value in force to tune around were the 11-21 night's (an analyst probe)."""
+    db = build_store(tmp_path / "fundwatch.duckdb")
+    con = connect(db)
+    con.execute("insert into runs values ('run-replay', 'nightly', ?, ?, ?, 'completed', null)",
+                [datetime(2026, 11, 22, 9), datetime(2026, 11, 22, 10), date(2026, 11, 20)])
+    con.close()
+    ro = connect(db, read_only=True)
+    latest = analysis.latest_run(ro)
+    ro.close()
+    assert (latest["run_id"], latest["as_of"]) == ("run-replay", date(2026, 11, 20))
 
 
 def test_precision_counts_outcome_7_as_no_problem_and_is_blank_without_verdicts(tmp_path):
