@@ -26,7 +26,7 @@ from .privacy import mask_ids_in_text
 from .report_data import RECOVERED_COUNTED, rule_titles
 from .report_mask import free_text, mask_agency_code, mask_evidence, mask_name, mask_subject, scrub_text, secrets_in
 from .resources import rules_dir
-from .store import connect, scalar, table_exists
+from .store import NotAStore, connect, scalar, table_exists
 
 DEFAULT_DB = Path("demo-output") / "fundwatch.duckdb"
 ENV_DB = "FUNDWATCH_DB"
@@ -61,7 +61,14 @@ def open_store(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
         raise FileNotFoundError(
             f"no fundwatch store at {looked}: run `fundwatch demo` (or `make demo`) first, "
             f"or set DB_PATH in the notebook's parameters cell or the {ENV_DB} environment variable")
-    return connect(p, read_only=True)
+    con = connect(p, read_only=True)
+    if not table_exists(con, "suspects"):
+        # (the notebook failed two cells on, on DuckDB's "Table with name suspects does not exist",
+        # holding the file)
+        con.close()
+        raise NotAStore(f"{p} is a DuckDB database but no fundwatch store (it has no suspects table): set "
+                        f"DB_PATH or {ENV_DB} to the store a night keeps (--db, e.g. demo-output/fundwatch.duckdb)")
+    return con
 
 
 def latest_run(con: duckdb.DuckDBPyConnection, completed: bool = True) -> dict[str, Any] | None:

@@ -660,7 +660,11 @@ def check_store_file(db_path: Path) -> None:
         # (DuckDB's own words were "Could not read from file …: Is a directory")
         raise NotAStore(f"{db_path} is a folder, not a DuckDB store: name the store's file in it "
                         f"(e.g. {db_path / 'fundwatch.duckdb'})") from None
-    if head and head[_DUCKDB_MAGIC[0]:] != _DUCKDB_MAGIC[1]:
+    if not head:
+        # (DuckDB's own words: "exists, but it is not a valid DuckDB database file!")
+        raise NotAStore(f"{db_path} is an empty file (0 bytes), not a DuckDB store: delete it to have a new "
+                        "store made there, or name the store's file")
+    if head[_DUCKDB_MAGIC[0]:] != _DUCKDB_MAGIC[1]:
         raise NotAStore(f"{db_path} is not a DuckDB store (a data file? --db names the store fundwatch "
                         "keeps, e.g. fundwatch.duckdb; the extracts go in --inbox)")
 

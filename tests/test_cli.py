@@ -186,6 +186,19 @@ def test_a_mistyped_config_entry_is_refused_naming_it(tmp_path, capsys, section,
     assert not (tmp_path / "fw.duckdb").exists()
 
 
+@pytest.mark.parametrize("command", ["nightly", "report"])
+def test_an_empty_file_named_as_the_store_is_said_to_be_one(tmp_path, capsys, command):
+    """A 0-byte file (a touch, a copy cut short) was DuckDB's "exists, but it is not a valid DuckDB
+    database file!" and nothing of what to do."""
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "fw.duckdb").touch()
+    extra = ["--inbox", str(tmp_path / "inbox")] if command == "nightly" else []
+    code, err = _refusal(capsys, [command, *extra, "--db", str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "out")])
+    assert code == cli.EXIT_USAGE and (f"{tmp_path / 'fw.duckdb'} is an empty file (0 bytes), not a DuckDB store: "
+                                       "delete it to have a new store made there") in err, err
+    assert not (tmp_path / "out").exists() and (tmp_path / "fw.duckdb").stat().st_size == 0
+
+
 def test_report_on_a_data_file_named_as_the_store_says_it_is_not_one(tmp_path, capsys):
     (tmp_path / "payments.csv").write_text("payment_id,amount\nP1,100.00\n", encoding="utf-8")
     code, err = _refusal(capsys, ["report", "--db", str(tmp_path / "payments.csv"), "--out", str(tmp_path / "out")])

@@ -582,6 +582,23 @@ def test_open_store_of_a_folder_says_so(tmp_path):
         analysis.open_store(tmp_path)
 
 
+@pytest.mark.parametrize("made", ["duckdb-without-tables", "empty-file"])
+def test_open_store_of_a_file_that_is_no_fundwatch_store_says_so_and_lets_go_of_it(tmp_path, made):
+    """A DuckDB file without fundwatch's tables failed two cells on ("Table with name suspects does
+    not exist") with the file held; a 0-byte one was DuckDB's "not a valid DuckDB database file"."""
+    path = tmp_path / "other.duckdb"
+    if made == "empty-file":
+        path.touch()
+        said = f"{path} is an empty file (0 bytes), not a DuckDB store"
+    else:
+        duckdb.connect(str(path)).close()
+        said = f"{path} is a DuckDB database but no fundwatch store (it has no suspects table): set DB_PATH"
+    with pytest.raises(OSError, match=re.escape(said)):
+        analysis.open_store(path)
+    if made != "empty-file":
+        duckdb.connect(str(path)).close()  # let go of: a writer can open it
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook, params, error", [
     ("explore_suspects", 'SUSPECT_ID = "S99999"\n', "no suspect 'S99999'"),
