@@ -27,12 +27,12 @@ STATUS_COLORS = {"待下发": "#9D9D9D", "已下发": "#4C78A8", "核查中": "#
 # runs.summary keys (pipelines/runsummary.py) charted night by night, by panel. A key missing
 # from a night leaves a gap; unknown top-level numbers go to the first panel so nothing is hidden.
 TREND_PANELS = (
-    ("疑点（件）", {"suspects": "在办疑点（未销号）", "new": "新增疑点", "updated": "更新疑点",
+    ("疑点（件）", {"suspects": "当晚在办疑点（未销号）", "new": "新增疑点", "updated": "更新疑点",
                   "reopened": "重开疑点", "redetected": "重新检出疑点", "no_longer_detected": "不再检出疑点",
                   "worklists": "下发台账（份）", "worklists_retired": "撤下旧台账（份）",
                   "warnings": "质量警告（条）"}),
     ("数据入库（行）", {"rows_accepted": "入库行数", "rows_rejected": "拒收行数", "rows_replaced": "替换行数"}),
-    ("金额（万元）", {"amount": "在办涉及金额"}),
+    ("金额（万元）", {"amount": "当晚在办涉及金额"}),
 )
 
 
@@ -75,6 +75,11 @@ def _base_layout(fig: go.Figure, title: str, height: int) -> go.Figure:
     return fig
 
 
+# Amounts on an axis in their digits with separators: plotly's default wrote 300k on an axis of
+# 万元 (3,000,000,000 yuan read as 300,000 thousand, or as 300 thousand 万元).
+MONEY_TICKS = ",~f"
+
+
 def _whole_numbers(update, top: int) -> None:
     """Counts of suspects are whole: no 0.5 ticks on a short axis."""
     update(tickformat=",d", rangemode="tozero", **({"dtick": 1} if top <= 10 else {}))
@@ -106,6 +111,7 @@ def _count_and_amount(items: list[dict], label_key: str, title: str) -> go.Figur
     _base_layout(fig, title, max(320, 28 * len(items) + 140))
     fig.update_layout(showlegend=False)
     _whole_numbers(lambda **kw: fig.update_xaxes(row=1, col=1, **kw), max((r["suspects"] for r in items), default=0))
+    fig.update_xaxes(row=1, col=2, tickformat=MONEY_TICKS)
     return _empty(fig) if not items else fig
 
 
@@ -134,6 +140,7 @@ def fig_recovery(rule_rows: list[dict]) -> go.Figure:
                          hovertemplate="%{y}<br>追回 %{customdata}<extra></extra>"))
     _base_layout(fig, f"追回金额与涉及金额（按规则，{unit}）", max(320, 40 * len(items) + 140))
     fig.update_layout(barmode="group")
+    fig.update_xaxes(tickformat=MONEY_TICKS)
     return _empty(fig) if not items else fig
 
 
@@ -178,7 +185,8 @@ def fig_trend(history: list[dict]) -> go.Figure:
                                      mode="lines+markers", name=label), row, 1)
             plotted += 1
     fig.update_xaxes(type="category")
-    _base_layout(fig, "每晚运行趋势", 640)
+    fig.update_yaxes(tickformat=MONEY_TICKS)  # (counts of rows in the millions read 2M otherwise)
+    _base_layout(fig, "每晚运行趋势（各晚运行时的记录）", 640)
     if not history:
         return _empty(fig, "暂无运行记录")
     if not plotted:
@@ -216,7 +224,21 @@ table{border-collapse:collapse;background:#fff;font-size:13px;width:100%%}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left} th{background:#eef2f7}
 td.num{text-align:right;font-variant-numeric:tabular-nums} td.none{color:#888;text-align:center}
 tr.late td{background:#fdecea}
+@page{size:A4 landscape;margin:10mm}
+@media print{
+body{max-width:none;padding:0;background:#fff}
+.modebar-container{display:none!important}
+.fig,.card,tr,h2{break-inside:avoid}
+h2{break-after:avoid}
+table{font-size:10px;table-layout:fixed}
+th,td{padding:2px 4px;overflow-wrap:anywhere}
+}
 """ % FONT
+# Printed, each chart is drawn again at the page's width (drawn at the screen's, it was cut at the
+# page's edge) and the charts, cards and table rows are not split across pages; the toolbar, which
+# printed over the charts' titles, is left out.
+PRINT_HOOK = """<script>window.addEventListener('beforeprint',function(){
+document.querySelectorAll('.js-plotly-plot').forEach(function(p){if(window.Plotly){Plotly.Plots.resize(p);}});});</script>"""
 
 # Records every script error on <html data-js-errors>, so a headless browser's dumped DOM shows it.
 ERROR_HOOK = """<script>(function(){var n=0,root=document.documentElement;
@@ -269,7 +291,7 @@ def render(data: dict) -> str:
     agency_tbl = _table(
         ["经办机构编码", "经办机构", "疑点数", "下发", "已核实", "已销号", "逾期", "已移送", "涉及金额", "追回金额", "追回率"],
         [[r["agency_code"], r["agency_name"], r["suspects"], r["issued"], r["verified"], r["closed"], r["overdue"],
-          r["transferred"], fmt_money(r["amount"]), fmt_money(r["recovered"]), fmt_rate(r["rate"])] for r in data["by_agency"]],
+          r["transferred"], fmt_yuan(r["amount"]), fmt_yuan(r["recovered"]), fmt_rate(r["rate"])] for r in data["by_agency"]],
         set(range(2, 11)))
     q = data["quality"]
     if not q["available"]:
@@ -310,9 +332,11 @@ def render(data: dict) -> str:
 {agency_tbl}
 <h2>五、运行趋势</h2>
 {div["trend"]}
+<p class="note">趋势为各晚运行结束时记录的数字，其后报送的核实结果不回溯改动；当前数字见页首。</p>
 <h2>六、最近一批数据的质量警告</h2>
 {quality_html}
 <p class="note">口径：下发 = 已离开待下发状态；已核实 = 已有核实结果或核实日期；逾期、挂牌督办为当前标记；追回率 = 追回金额 ÷ 涉及金额（追回金额每个疑点以其涉及金额为限，超出部分如利息不计入）；定级核实日期 = 报告期限起算的核实日期（其后同级或降级的核实不改变报告期限）。</p>
+{PRINT_HOOK}
 {RENDER_MARK}
 </body></html>
 """

@@ -12,6 +12,7 @@ from pathlib import Path
 import xlsxwriter
 
 from . import report_data as rd
+from .printing import print_setup, row_height, wrapped_lines
 
 COUNT_COLUMNS = (
     ("suspects", "疑点数"), ("issued", "下发"), ("verified", "已核实"), ("in_progress", "核查中"), ("closed", "已销号"),
@@ -57,24 +58,40 @@ def dated(as_of: date, data_as_of: date | None) -> str:
     return f"数据截至 {data_as_of.isoformat()}（逾期、挂牌督办与账龄按 {as_of.isoformat()} 计算）"
 
 
+# Column widths (in Latin letters; a Chinese character is two) chosen so that the widest sheet,
+# 汇总表's 21 columns, prints one A4 landscape page across at about three quarters of its size.
+LEADING_WIDTHS = {"经办机构编码": 11, "经办机构名称": 18, "行政区划代码": 8, "规则编号": 14, "规则名称": 18}
+COUNT_WIDTH, MONEY_WIDTH, RATE_WIDTH, NUMBER_WIDTH = 7, 16, 8, 5
+NOTE_WIDTHS = (14, 90)
+
+
 def _sheet(wb, fmt: dict, name: str, title: str, as_of: date, leading: list[tuple[str, str]], items: list[dict],
            data_as_of: date | None = None) -> None:
     ws = wb.add_worksheet(name)
     headers = _columns(["序号"] + [h for _, h in leading])
+    widths = ([NUMBER_WIDTH] + [LEADING_WIDTHS[h] for _, h in leading] + [COUNT_WIDTH] * len(COUNT_COLUMNS)
+              + [MONEY_WIDTH] * len(MONEY_COLUMNS) + [RATE_WIDTH])
+    for c, w in enumerate(widths):
+        ws.set_column(c, c, w)
     ws.merge_range(0, 0, 0, len(headers) - 1, title, fmt["title"])
     ws.write_string(1, 0, f"{dated(as_of, data_as_of)}    金额单位：元", fmt["meta"])
     for c, h in enumerate(headers):
         ws.write_string(2, c, h, fmt["head"])
+    ws.set_row(2, row_height(max(wrapped_lines(h, w) for h, w in zip(headers, widths))))
     row = 3
     for i, r in enumerate(items, start=1):
-        _write_row(ws, fmt, row, [str(i)] + [str(r.get(k) or "") for k, _ in leading], r, fmt["cell"])
+        texts = [str(i)] + [str(r.get(k) or "") for k, _ in leading]
+        _write_row(ws, fmt, row, texts, r, fmt["cell"])
+        # a long agency name or rule id wraps in its column (it was cut at the column's edge)
+        ws.set_row(row, row_height(max(wrapped_lines(t, w) for t, w in zip(texts, widths))))
         row += 1
     total = rd.total_of(items)
     _write_row(ws, fmt, row, [TOTAL_LABEL] + [""] * len(leading), total, fmt["total"])
-    widths = [6] + [max(12, len(h) * 2 + 2) for _, h in leading] + [9] * len(COUNT_COLUMNS) + [16] * len(MONEY_COLUMNS) + [9]
-    for c, w in enumerate(widths):
-        ws.set_column(c, c, 26 if headers[c].endswith("名称") or headers[c] == "经办机构" else w)
-    ws.freeze_panes(3, 0)
+    # the figures scroll beside their agency and rule; printed, the title, the date and the header
+    # row head every page, all columns across one page (15 pages split the counts and the money
+    # from the agency they were of, the title halved on pages 2 and 3)
+    ws.freeze_panes(3, len(leading) + 1)
+    print_setup(ws, header_rows=2, page_numbers=True)
 
 
 def _write_row(ws, fmt: dict, row: int, texts: list[str], r: dict, text_fmt) -> None:
@@ -101,18 +118,20 @@ def write_summary(path: Path, as_of: date, summary: list[dict], agencies: list[d
                                          "strings_to_numbers": False})
     wb.set_properties({"title": f"社会保险基金疑点核查情况汇总表 {as_of.isoformat()}", "author": "fundwatch",
                        "created": datetime(as_of.year, as_of.month, as_of.day)})
-    base = {"font_name": "宋体", "font_size": 10, "border": 1}
+    base = {"font_name": "宋体", "font_size": 10, "border": 1, "valign": "vcenter"}
     fmt = {
         "title": wb.add_format({"font_name": "黑体", "font_size": 14, "bold": True, "align": "center"}),
         # quote_prefix on every text format: a name like "=HYPERLINK(…)" from an extract stays text.
         "meta": wb.add_format({"font_name": "宋体", "font_size": 10, "quote_prefix": True}),
+        "note": wb.add_format({"font_name": "宋体", "font_size": 10, "quote_prefix": True, "text_wrap": True,
+                               "valign": "top"}),
         "head": wb.add_format({**base, "bold": True, "align": "center", "valign": "vcenter", "bg_color": "#DDEBF7", "text_wrap": True}),
-        "cell": wb.add_format({**base, "quote_prefix": True}),
-        "int": wb.add_format({**base, "num_format": "0"}),
+        "cell": wb.add_format({**base, "quote_prefix": True, "text_wrap": True}),
+        "int": wb.add_format({**base, "num_format": "#,##0"}),
         "money": wb.add_format({**base, "num_format": "#,##0.00"}),
         "rate": wb.add_format({**base, "num_format": "0.0%"}),
         "total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "quote_prefix": True}),
-        "int_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "0"}),
+        "int_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "#,##0"}),
         "money_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "#,##0.00"}),
         "rate_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "0.0%"}),
     }
@@ -125,9 +144,11 @@ def write_summary(path: Path, as_of: date, summary: list[dict], agencies: list[d
     _sheet(wb, fmt, SHEET_RULE, "社会保险基金疑点核查情况汇总表（按规则）", as_of,
            [("rule_id", "规则编号"), ("rule_title", "规则名称")], rules, data_as_of)
     ws = wb.add_worksheet(SHEET_NOTES)
-    ws.set_column(0, 0, 14)
-    ws.set_column(1, 1, 70)
+    for c, w in enumerate(NOTE_WIDTHS):
+        ws.set_column(c, c, w)
     for i, (k, v) in enumerate(NOTES):
-        ws.write_string(i, 0, k, fmt["meta"])
-        ws.write_string(i, 1, v, fmt["meta"])
+        ws.write_string(i, 0, k, fmt["note"])
+        ws.write_string(i, 1, v, fmt["note"])
+        ws.set_row(i, row_height(wrapped_lines(v, NOTE_WIDTHS[1])))  # a term beside its whole definition
+    print_setup(ws, page_numbers=True)
     wb.close()

@@ -33,6 +33,7 @@ from .clock import china_now
 from .config import rule_folders
 from .extracts import EXTRACTS
 from .normalise import decode_ooxml_escapes
+from .printing import print_setup, row_height, wrapped_lines
 from .privacy import mask_id
 from .report_mask import mask_name
 from .rules import RuleText, rule_texts
@@ -439,7 +440,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     for i, values in enumerate(rows, start=1):
         # the row as tall as its longest wrapped text (neither Excel nor LibreOffice fits a row
         # written by a program: the wrapped lines printed over one another)
-        ws.set_row(i, _height(max(_lines(values[name], WIDTHS.get(name, 12)) for name in WRAPPED_COLUMNS)))
+        ws.set_row(i, row_height(max(wrapped_lines(values[name], WIDTHS.get(name, 12)) for name in WRAPPED_COLUMNS)))
         for c, name in enumerate(COLUMNS):
             kind = ("money" if name in MONEY_COLUMNS else "date" if name in DATE_COLUMNS
                     else "wrapped_text" if name in WRAPPED_COLUMNS else "text")
@@ -471,7 +472,8 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         "error_title": "核实日期", "error_message": "请填写日期，如 2026-11-20"})
     ws.freeze_panes(1, 1)
     ws.autofilter(0, 0, last, len(COLUMNS) - 1)
-    _print_setup(ws, pages_wide=2)
+    # two pages across, with the header row and 疑点编号 on each
+    print_setup(ws, pages_wide=2, header_rows=0, key_columns=0)
     ws.protect("", {"autofilter": True, "format_columns": True, "format_rows": True,
                     "select_locked_cells": True, "select_unlocked_cells": True})
 
@@ -523,7 +525,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         cover.write_number(r, 3, float(amount), money)
         basis = cell_text(texts[rule_id].basis) if rule_id in texts else ""
         cover.write_string(r, 4, basis, fmt["wrapped_text"])
-        cover.set_row(r, _height(_lines(basis, COVER_WIDTHS[4])))
+        cover.set_row(r, row_height(wrapped_lines(basis, COVER_WIDTHS[4])))
         r += 1
     r += 1
     cover.write_string(r, 0, "填写说明", bold)
@@ -540,7 +542,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         # across the cover's five columns, wrapped (a line of item 1 was cut at the printed page's
         # edge); a merged cell's height is not fitted by Excel, so it is set for the line's length
         cover.merge_range(r, 0, r, 4, line, fmt["wrapped_text"])
-        cover.set_row(r, _height(_lines(line, sum(COVER_WIDTHS) - 4)))  # (less each cell's margins)
+        cover.set_row(r, row_height(wrapped_lines(line, sum(COVER_WIDTHS) - 4)))  # (less each cell's margins)
         r += 1
     r += 1
     cover.write_string(r, 0, "核实结果（下拉选项）", bold)
@@ -549,46 +551,13 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         cover.write_string(r, 0, label)
         r += 1
     cover.protect("", {"select_locked_cells": True, "select_unlocked_cells": True})
-    _print_setup(cover, pages_wide=1)
+    print_setup(cover)
     wb.close()
 
 
 # The long texts of 疑点清单, wrapped in their columns.
 WRAPPED_COLUMNS = ("规则名称", "核实结果", "核实说明", "疑点对象", "证据摘要")
 COVER_WIDTHS = (22, 40, 16, 16, 90)  # the 说明 sheet's five columns, in the width of a Latin letter
-
-
-def _print_setup(ws, pages_wide: int) -> None:
-    """A sheet a clerk can print (a 10-row worklist printed on 19 A4 portrait pages, its answer
-    columns on pages without 疑点编号): A4 landscape, its columns on `pages_wide` pages across —
-    for 疑点清单 (two) with its header row and 疑点编号 on every page, the pages of the same rows
-    printed one after the other."""
-    ws.set_paper(9)  # A4
-    ws.set_landscape()
-    ws.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.5)
-    if pages_wide > 1:
-        ws.repeat_rows(0)
-        ws.repeat_columns(0)
-        ws.print_across()
-    ws.fit_to_pages(pages_wide, 0)
-
-
-LINE_HEIGHT = 15  # points: a line of the default 11-point font
-MAX_ROW_HEIGHT = 409  # points: Excel's largest (a longer text is read in the cell, or in the store)
-
-
-def _height(lines: int) -> int:
-    return min(LINE_HEIGHT * lines, MAX_ROW_HEIGHT)
-
-
-def _lines(text: Any, width: float) -> int:
-    """How many lines `text` wraps to in a column `width` Latin letters wide, a little kept for the
-    cell's margins. A Chinese character is two letters wide: its GB18030 bytes count the width (3.5 µs
-    a row of 900 characters, where a character at a time took 64 µs: 13 s a night of 200,000 suspects)."""
-    if text is None or text == "":
-        return 1
-    return sum(max(1, math.ceil(len(part.encode("gb18030", "replace")) / max(width - 2, 1)))
-               for part in str(text).split("\n"))
 
 
 def file_sha256(path: Path) -> str:

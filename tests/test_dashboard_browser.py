@@ -93,3 +93,16 @@ def test_the_demo_dashboard_renders_with_identifiers_masked(tmp_path, demo_run):
     finally:
         con.close()
     assert people and not [p for p in people if p in done.stdout]  # the province page masks every ID
+
+
+@needs_chromium
+def test_the_dashboard_prints_on_a4_landscape(tmp_path):
+    """Printed from a browser it was as many portrait pages as the printer's default gave, charts cut
+    at the page's edge and split between pages (a probe of the dashboard as leaders print it)."""
+    con = connect(build_store(tmp_path / "fundwatch.duckdb"))
+    paths = report.write_report(con, tmp_path / "out", AS_OF)
+    pdf = tmp_path / "dashboard.pdf"
+    done = chromium(tmp_path, paths.dashboard, "--no-pdf-header-footer", f"--print-to-pdf={pdf}")
+    assert pdf.exists(), done.stderr[-2000:]
+    sizes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", pdf.read_bytes())
+    assert sizes and all(abs(float(w) - 841.9) < 2 and abs(float(h) - 595.3) < 2 for w, h in sizes), sizes[:3]

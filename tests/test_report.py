@@ -550,7 +550,7 @@ def test_the_nightly_dashboard_has_that_nights_point_in_the_trend(demo_run):
     was stored, one night behind)."""
     assert demo_run.returncode == 0, demo_run.stderr
     page = (demo_run.out / "dashboard.html").read_text(encoding="utf-8")
-    trace = re.search(r'"name":"在办疑点（未销号）","x":\[([^\]]*)\],"y":\[([^\]]*)\]', page)
+    trace = re.search(r'"name":"当晚在办疑点（未销号）","x":\[([^\]]*)\],"y":\[([^\]]*)\]', page)
     assert trace, "the trend has no open-suspects series"
     nights, values = trace.group(1).split(","), trace.group(2).split(",")
     con = connect(demo_run.db, read_only=True)
@@ -577,3 +577,59 @@ def test_the_latest_delivery_is_the_last_to_come_in_not_the_last_by_name(store, 
     page = report.write_report(con, tmp_path / "out", AS_OF).dashboard.read_text(encoding="utf-8")
     q = page[page.index("六、最近一批数据的质量警告"):]
     assert "2026-11-21" in q and "expect_tonight" in q and "unknown extract kind" not in q
+
+
+def test_the_summary_prints_each_sheet_one_a4_landscape_page_across_with_its_header_on_every_page(written, tmp_path):
+    """From a probe of the 汇总表 as the province prints it: no print setup at all — the demo's printed
+    on 15 portrait pages, its counts and money on pages without the agency they were of, the title
+    halved on pages 2 and 3, no page numbers; rule ids and long names cut at their column's edge."""
+    import shutil
+    import subprocess
+
+    con, paths = written
+    con.execute("update agencies set agency_name = ? where agency_code = '360702'",
+                ["赣州市章贡区社会保险事业管理局与机关事业单位养老保险经办中心（合署办公）"])
+    long_name = report.write_report(con, tmp_path / "long", AS_OF, actor="tester").summary
+    wb = openpyxl.load_workbook(long_name)
+    for ws in wb.worksheets:
+        assert ws.page_setup.orientation == "landscape" and ws.page_setup.paperSize == 9, ws.title
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToHeight == 0, ws.title
+        assert ws.page_setup.fitToWidth in (None, 1), ws.title  # (1 wide: OOXML's default)
+        assert "&P" in ws.oddFooter.center.text and "&N" in ws.oddFooter.center.text, ws.title
+    for name in (SHEET_MAIN, SHEET_AGENCY, SHEET_RULE):
+        ws = wb[name]
+        assert ws.print_title_rows == "$1:$3", name  # the title, the date and the header on every page
+        count = [c.column for c in ws[3] if c.value == "疑点数"][0]
+        assert ws.cell(4, count).number_format == "#,##0"  # (no thousands separator before)
+    main = wb[SHEET_MAIN]
+    names = [r for r in range(4, main.max_row) if str(main.cell(r, 3).value).startswith("赣州市章贡区")]
+    assert names and all(main.cell(r, 3).alignment.wrap_text and main.row_dimensions[r].height >= 30 for r in names)
+    assert main.freeze_panes == "G4"  # the figures scroll beside their agency and rule
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if soffice is None:
+        return  # (the layout above is what LibreOffice and Excel print from; CI has LibreOffice)
+    done = subprocess.run([soffice, f"-env:UserInstallation={(tmp_path / 'lo').as_uri()}", "--headless",
+                           "--convert-to", "pdf", "--outdir", str(tmp_path / "pdf"), str(paths.summary)],
+                          capture_output=True, text=True, timeout=180)
+    pdf = (tmp_path / "pdf" / paths.summary.with_suffix(".pdf").name).read_bytes()
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert pages == 4, (pages, done.stderr)  # one page each: three tables and the 说明
+
+
+def test_the_dashboard_says_one_unit_a_money_column_and_writes_no_k_on_an_axis_of_wan(written):
+    """From a probe of the dashboard as leaders read it: the agency table switched each cell between
+    万元 and 元 at 100,000 (12.62 万元 above 89,089.80 元: the larger-looking sum the smaller), and an
+    axis of 涉及金额（万元） read 300k with plotly's default ticks. Printed, it is A4 landscape without
+    the toolbar, each chart drawn again at the page's width; the trend says it is each night's record."""
+    con, paths = written
+    page = paths.dashboard.read_text(encoding="utf-8")
+    agency_table = page[page.index("<h2>四、各经办机构汇总</h2>"):page.index("<h2>五、运行趋势</h2>")]
+    assert "万元" not in agency_table and " 元</td>" in agency_table
+    by_agency = report.collect(con, AS_OF)["by_agency"]
+    assert any(r["amount"] >= 100000 for r in by_agency)  # (a cell that was shown in 万元)
+    for r in by_agency:
+        assert f"<td class=num>{report_dashboard.fmt_yuan(r['amount'])}</td>" in agency_table
+    assert page.count(f'"tickformat":"{report_dashboard.MONEY_TICKS}"') >= 3  # by rule, by agency, recovery
+    assert "@page{size:A4 landscape" in page and ".modebar-container{display:none!important}" in page
+    assert "beforeprint" in page and "Plotly.Plots.resize" in page
+    assert "当晚在办疑点（未销号）" in page and "其后报送的核实结果不回溯改动" in page

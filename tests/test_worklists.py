@@ -14,7 +14,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from pipelines import casework, workdays, worklists
+from pipelines import casework, printing, workdays, worklists
 from pipelines.casework import OUTCOME_LABELS
 from pipelines.config import load_config
 from pipelines.runsummary import format_summary
@@ -472,7 +472,7 @@ def test_a_worklist_prints_on_a_few_landscape_pages_with_its_ids_beside_the_answ
     evidence = [c for c in ws[1] if c.value == "证据摘要"][0].column
     assert ws.cell(row=2, column=evidence).alignment.wrap_text
     assert ws.row_dimensions[2].height >= 15 * 6  # the summary's lines, not one
-    assert worklists._height(worklists._lines("长" * 5000, 60)) == 409  # Excel's largest row
+    assert printing.row_height(printing.wrapped_lines("长" * 5000, 60)) == 409  # Excel's largest row
     cover = wb[worklists.COVER]
     assert cover.page_setup.orientation == "landscape" and cover.sheet_properties.pageSetUpPr.fitToPage
     assert cover.page_setup.fitToWidth in (None, 1) and cover.page_setup.fitToHeight == 0  # (1 wide: OOXML's default)
