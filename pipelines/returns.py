@@ -176,14 +176,25 @@ def _filled_extent(ws) -> tuple[int, int]:
     return last_row, last_column
 
 
+def _rows_with_cells(ws, min_row: int, max_row: int, max_col: int) -> list[tuple[int, tuple]]:
+    """(row number, its values to column max_col) of the rows from min_row to max_row the sheet
+    holds cells in — what ws.iter_rows(values_only=True) gives without its empty rows, which it
+    makes a cell object for, each of each column: one value typed at A1048576 of a returned sheet
+    grew `returns` to 24 GB until the system killed it (a security probe)."""
+    held: dict[int, dict[int, Any]] = {}
+    for (row, column), c in ws._cells.items():  # (openpyxl keeps the cells it loaded here; pinned version)
+        if min_row <= row <= max_row and column <= max_col:
+            held.setdefault(row, {})[column] = c.value
+    return [(row, tuple(held[row].get(column) for column in range(1, max_col + 1))) for row in sorted(held)]
+
+
 def _header_row_of(ws, last_row: int, last_column: int) -> tuple[int, dict[str, int], list[str]]:
     """(row number, {header: column index}, the columns read for answers headed twice, with their
     letters) of the sheet's 疑点编号 header in its first HEADER_ROWS rows, or (0, {}, []);
     `last_row`, `last_column`: the sheet's _filled_extent."""
     if not last_row:
         return 0, {}, []
-    for number, row in enumerate(ws.iter_rows(min_row=1, max_row=min(HEADER_ROWS, last_row), max_col=last_column,
-                                              values_only=True), start=1):
+    for number, row in _rows_with_cells(ws, 1, min(HEADER_ROWS, last_row), last_column):
         names = [_clean_header(v) for v in row]
         if "疑点编号" in names:
             columns: dict[str, int] = {}
@@ -399,9 +410,7 @@ def _read(path: Path) -> list[_Sheet]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 rows = [(n, tuple(_visible(v) if i in read else v for i, v in enumerate(r)))
-                        for n, r in enumerate(ws.iter_rows(min_row=header_row + 1, max_row=last_row,
-                                                           max_col=max(columns.values()) + 1, values_only=True),
-                                              start=header_row + 1)]
+                        for n, r in _rows_with_cells(ws, header_row + 1, last_row, max(columns.values()) + 1)]
             editable = [columns[c] for c in EDITABLE if c in columns]
             if any(i < len(r) and (r[i] is None or r[i] == "#VALUE!") for _, r in rows for i in editable):
                 xml = _answer_cells_xml(path, ws.title, header_row, editable)
@@ -414,7 +423,7 @@ def _read(path: Path) -> list[_Sheet]:
             last_row, last_column = _filled_extent(ws)
             if ws.title in headed or not last_row:  # (openpyxl reads max_row=0 as "to the sheet's end")
                 continue
-            for n, row in enumerate(ws.iter_rows(max_row=last_row, max_col=last_column, values_only=True), start=1):
+            for n, row in _rows_with_cells(ws, 1, last_row, last_column):
                 elsewhere.extend((ws.title, n, v.strip()) for v in row if isinstance(v, str) and 0 < len(v.strip()) <= 40)
         sheets = [replace(sheet, elsewhere=elsewhere) for sheet in sheets]
         if not sheets:

@@ -1655,6 +1655,25 @@ def test_a_cell_formatted_at_the_sheets_last_row_costs_nothing_to_read(con, tmp_
     assert status_of(con, f"S-{A}-1")[0] == "已销号"
 
 
+def test_a_value_typed_in_the_sheets_last_row_costs_nothing_to_read_and_is_refused_by_its_row(con, tmp_path):
+    """One `x` typed at row 1,048,576 (a 14 KB workbook) had openpyxl make a cell object for every
+    column of every row above it: `returns` grew to 24 GB until the system killed it (a security
+    probe). Only the rows holding cells are read; that row is refused for its missing 疑点编号."""
+    path = issue(con, tmp_path, n=2)[A]
+    wb, ws = _unprotected(path)
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("核实结果") + 1, value="7")
+    ws.cell(row=2, column=header.index("核实说明") + 1, value="无问题")
+    ws.cell(row=1_048_576, column=header.index("核实说明") + 1, value="x")
+    out = tmp_path / "far-value.xlsx"
+    wb.save(out)
+    sheet = returns._read(out)[0]
+    assert [n for n, _ in sheet.rows] == [2, 3, 1_048_576] and all(len(r) <= len(header) for _, r in sheet.rows)
+    report = returns.apply_returns(con, [out], RETURN_DAY)
+    assert [(r.row, r.column, r.reason) for r in report.refusals] == [(1_048_576, "疑点编号", "疑点编号为空")]
+    assert status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
 def test_the_header_is_found_below_title_rows_a_clerk_inserted(con, tmp_path):
     path = issue(con, tmp_path, n=1)[A]
     wb, ws = _unprotected(path)
