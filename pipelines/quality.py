@@ -12,10 +12,12 @@ may see the run's statistics.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +118,19 @@ create table if not exists quality_checked_files (
     checked_at timestamp
 )
 """
+
+
+# What a delivery's name may show of itself in Data Docs keys and pages: great-expectations writes
+# a suite's name into its HTML unescaped, so a folder named `2026-10-21<img src=x onerror=…>` ran its
+# script in every page that named it (a security probe); and its keys may not hold '/'.
+_DOCS_KEY_UNSAFE = re.compile(r"[^0-9A-Za-z\u4e00-\u9fff_.-]")
+
+
+def _docs_key(delivery: str) -> str:
+    """The delivery's name with every character outside letters, digits, Chinese characters and
+    `_.-` written `_` — and, where any was, a short hash of the name, so that two never share."""
+    safe = _DOCS_KEY_UNSAFE.sub("_", delivery)
+    return safe if safe == delivery else f"{safe}-{hashlib.sha256(delivery.encode('utf-8')).hexdigest()[:8]}"
 
 
 def ensure_quality_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -425,7 +440,7 @@ def check_deliveries(
                     column="person_id_valid", value_set=[True], mostly=ID_VALID_SHARE))
                 checks.append((f"{kind}_ids", ids, suite))
             for name, data, suite in checks:
-                suite.name = f"{name}.{delivery}"  # GE keys may not hold '/'
+                suite.name = f"{name}.{_docs_key(delivery)}"
                 asset = source.add_dataframe_asset(suite.name)
                 batch = asset.add_batch_definition_whole_dataframe("delivery")
                 suite = context.suites.add(suite)

@@ -480,3 +480,27 @@ def test_data_docs_are_written_where_tz_is_a_posix_zone_string(tmp_path, monkeyp
     assert not [w for w in report.warnings if "Data Docs" in w], report.warnings
     assert unwritten_pages(tmp_path / "out" / "data_docs") == []
     assert (tmp_path / "out" / "data_docs" / "index.html").stat().st_size > 0
+
+
+def test_a_delivery_named_with_markup_is_no_markup_in_the_data_docs(tmp_path):
+    """great-expectations writes a suite's name into its pages unescaped: a delivery folder named
+    `2026-10-21<img src=x onerror=…>` ran its script in every page that named it (a security probe).
+    The name shows there by its safe characters and a hash; the store keeps it as delivered."""
+    import shutil
+
+    hostile = "2026-10-21<img src=x onerror=document.title='XSS'>"
+    inbox = tmp_path / "inbox"
+    shutil.move(str(delivery_1(inbox)), str(inbox / hostile))
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox)
+        report = check_deliveries(con, [hostile], tmp_path / "out", run_id="night-1")
+        stored = {d for (d,) in con.execute("select distinct delivery from quality_results").fetchall()}
+    finally:
+        con.close()
+    assert report.checked > 10 and stored == {hostile}
+    pages = list((tmp_path / "out" / "data_docs").rglob("*.html"))
+    assert len(pages) > 3 and unwritten_pages(tmp_path / "out" / "data_docs") == []
+    text = "".join(p.read_text(encoding="utf-8") for p in pages)
+    assert "onerror=" not in text and "<img src=x" not in text  # (its words stay, as text)
+    assert quality._docs_key(hostile) in text and quality._docs_key("2026-10-21") == "2026-10-21"
