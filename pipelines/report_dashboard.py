@@ -92,16 +92,23 @@ def _empty(fig: go.Figure, text: str = "暂无数据") -> go.Figure:
     return fig
 
 
+def _label(text) -> str:
+    """A name as a chart's label: plotly reads a label as its own HTML (<a href>, <b>), so an agency
+    named `<a href="https://…">…</a>` in an extract drew a link in the chart (a security probe); its
+    `<`, `>` and `&` are written as entities, which plotly shows as the characters."""
+    return html.escape(str(text), quote=False)
+
+
 def _count_and_amount(items: list[dict], label_key: str, title: str) -> go.Figure:
     """Two horizontal bar panels sharing the category axis: how many, and how much money."""
     items = list(reversed(items))  # plotly draws the first category at the bottom
     scale, unit = _money_axis(r["amount"] for r in items)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.03,
                         subplot_titles=("疑点数（件）", f"涉及金额（{unit}）"))
-    labels = [r[label_key] for r in items]
+    labels = [_label(r[label_key]) for r in items]
     # a category axis draws two bars of one label as one: two agencies of the same name (each
     # county's 社会保险事业管理局 named alike) are told apart by their codes
-    labels = [f"{label}（{r.get('agency_code') or r.get('rule_id')}）" if labels.count(label) > 1 else label
+    labels = [f"{label}（{_label(r.get('agency_code') or r.get('rule_id'))}）" if labels.count(label) > 1 else label
               for label, r in zip(labels, items)]
     fig.add_trace(go.Bar(y=labels, x=[r["suspects"] for r in items], orientation="h", name="疑点数",
                          marker_color="#4C78A8", hovertemplate="%{y}<br>%{x} 件<extra></extra>"), 1, 1)
@@ -129,7 +136,7 @@ def fig_status(status_rows: list[dict]) -> go.Figure:
 def fig_recovery(rule_rows: list[dict]) -> go.Figure:
     items = list(reversed(rule_rows))
     scale, unit = _money_axis(r["amount"] for r in items)
-    labels = [r["rule_title"] for r in items]
+    labels = [_label(r["rule_title"]) for r in items]
     fig = go.Figure()
     fig.add_trace(go.Bar(y=labels, x=[float(r["amount"]) / scale for r in items], orientation="h", name="涉及金额",
                          marker_color="#E45756", customdata=[fmt_money(r["amount"]) for r in items],

@@ -106,3 +106,20 @@ def test_the_dashboard_prints_on_a4_landscape(tmp_path):
     assert pdf.exists(), done.stderr[-2000:]
     sizes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", pdf.read_bytes())
     assert sizes and all(abs(float(w) - 841.9) < 2 and abs(float(h) - 595.3) < 2 for w, h in sizes), sizes[:3]
+
+
+@needs_chromium
+def test_an_agency_named_with_markup_draws_no_link_in_the_charts(tmp_path):
+    """plotly reads a label as its own HTML: an agency named `<a href=…>` in the agencies extract
+    drew a clickable link in the by-agency chart, `<b>` bold (a security probe). It shows as text."""
+    con = connect(build_store(tmp_path / "fundwatch.duckdb"))
+    con.execute("update agencies set agency_name = ? where agency_code = '360702'",
+                ['<a href="https://phish.invalid/x">章贡区社保局（点此核对）</a><b>粗</b>'])
+    paths = report.write_report(con, tmp_path / "out", AS_OF)
+    done = chromium(tmp_path, paths.dashboard, "--dump-dom")
+    dom = done.stdout
+    assert _rendered(dom)["errors"] == "0"
+    svgs = "".join(re.findall(r"<svg.*?</svg>", dom, flags=re.S))
+    assert not re.search(r"<a\b[^>]*href", svgs)  # no link drawn
+    assert "章贡区社保局（点此核对）" in svgs and "<b>" not in svgs
+    assert "&lt;a href=" in svgs  # (the name as delivered, shown as text)
