@@ -753,7 +753,7 @@ def list_deliveries(inbox: Path) -> list[tuple[str, list[Path]]]:
     for p in entries:
         _readable(p)
     out = []
-    loose = sorted(p for p in entries if p.is_file())
+    loose = sorted(_within(p, inbox) for p in entries if p.is_file())
     if loose:
         out.append((path_text(inbox.name or str(inbox)), loose))
     for folder in sorted((d for d in entries if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name):
@@ -771,7 +771,7 @@ def list_deliveries(inbox: Path) -> list[tuple[str, list[Path]]]:
             for name in names:
                 p = Path(root) / name
                 if not name.startswith(_IGNORED_PREFIXES) and _readable(p).is_file():
-                    files.append(p)
+                    files.append(_within(p, folder))
         if files:
             out.append((path_text(folder.name), sorted(files, key=lambda p: p.relative_to(folder).as_posix())))
     return out
@@ -782,6 +782,21 @@ def _listed(folder: Path) -> list[Path]:
         return list(folder.iterdir())
     except OSError as exc:
         _unreadable(exc)
+
+
+def _within(file: Path, folder: Path) -> Path:
+    """`file`, a file of the delivery `folder` — or IngestError where it is a link to a file outside
+    that folder: a link `deaths_a.csv -> /etc/shadow` put the file's every line into rejected_rows
+    (a security probe; whoever may drop files in the inbox could have fundwatch read any file the
+    server lets it). A delivery folder may itself be a link (to a disk the deliveries land on)."""
+    if file.is_symlink():
+        target, home = file.resolve(), folder.resolve()
+        if home not in target.parents:
+            raise IngestError(f"inbox entry {mask_ids_in_text(path_text(file))} is a link to "
+                              f"{mask_ids_in_text(path_text(target))}, outside its delivery folder: fundwatch "
+                              "reads no file from outside the inbox through a link — copy the file into the "
+                              "folder (or link the whole delivery folder), then run again")
+    return file
 
 
 def _readable(p: Path) -> Path:

@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -1917,3 +1918,31 @@ def test_a_dangling_link_named_in_gb18030_is_named_in_readable_text(tmp_path):
     said = str(failed.value)
     said.encode("utf-8")  # no surrogate left
     assert said.startswith(f"inbox entry {inbox / '2026-10-21' / '社保'} is a link to {tmp_path / 'gone'}, "), said
+
+
+def test_a_file_linked_from_outside_its_delivery_folder_is_not_read(tmp_path):
+    """A link `deaths_a.csv -> /etc/passwd` in a delivery put the file's every line into rejected_rows
+    (a security probe: whoever may drop files in the inbox could have fundwatch read any file the
+    server lets it). The night stops naming the link before anything is read; a link within the
+    folder, and a delivery folder that is itself a link (deliveries landing on another disk), are read."""
+    secret = tmp_path / "elsewhere" / "secret.csv"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    inbox = tmp_path / "inbox"
+    (inbox / "2026-10-21").mkdir(parents=True)
+    (inbox / "2026-10-21" / "deaths_a.csv").symlink_to(secret)
+    con = store.connect(tmp_path / "fw.duckdb")
+    with pytest.raises(IngestError, match=re.escape(f"inbox entry {inbox / '2026-10-21' / 'deaths_a.csv'} is a link "
+                                                    f"to {secret}, outside its delivery folder")):
+        ingest_inbox(con, inbox)
+    assert store.scalar(con, "select count(*) from rejected_rows") == 0
+    assert store.scalar(con, "select count(*) from ingest_ledger") == 0
+    (inbox / "2026-10-21" / "deaths_a.csv").unlink()
+    landed = tmp_path / "disk2" / "2026-10-21"
+    landed.mkdir(parents=True)
+    write_extract(landed / "deaths_small.csv", "deaths", [row_for("deaths", i)[0] for i in range(3)], "csv-utf8")
+    (landed / "deaths_again.csv").symlink_to(landed / "deaths_small.csv")
+    (inbox / "2026-10-21").rmdir()
+    (inbox / "2026-10-21").symlink_to(landed)
+    report = ingest_inbox(con, inbox)
+    assert sorted(f.status for f in report.files) == ["ingested", "skipped"]  # (the copy by its hash)
