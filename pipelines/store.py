@@ -786,16 +786,22 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
     return con
 
 
+# Characters that end or redraw a line: in a file's name they forged lines of the night's console and
+# log (`deaths_x` + newline + `fundwatch nightly … completed, 0 failed` — a security probe).
+_LINE_CONTROLS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 def path_text(path: Path | str) -> str:
     """A path as text to show and store. A name that is not UTF-8 — GB18030 bytes, as a copy from a
     Windows share or an old archive gives them — is read as GB18030: Python holds its bytes as
-    surrogates, which no UTF-8 text (DuckDB's, JSON's, Prefect's) can carry."""
+    surrogates, which no UTF-8 text (DuckDB's, JSON's, Prefect's) can carry. A control character in
+    it is written as its escape (`\\n`), so that a name never starts a line of its own."""
     text = str(path)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return os.fsencode(text).decode("gb18030", errors="replace")
-    return text
+        text = os.fsencode(text).decode("gb18030", errors="replace")
+    return _LINE_CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def file_in_the_way(path: Path) -> Path:
