@@ -28,6 +28,7 @@ from polars.exceptions import PanicException
 
 from . import contracts
 from .clock import CHINA_TZ, china_now, china_today
+from .packed import parquet_column_too_large, xlsx_part_too_large
 from .privacy import mask_ids_in_text
 from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
 from .normalise import (FORMAT_CHARACTERS, TEXT_MARK, clean_text, clean_value, column_exprs, decode_ooxml_escapes,
@@ -534,6 +535,9 @@ def _read_xlsx(data: bytes, kind: str | None = None) -> RawFrame:
 
     import openpyxl
 
+    if too_large := xlsx_part_too_large(data):
+        raise FileProblem(f"a part of the workbook unpacks to far more than it takes ({too_large}): a damaged or "
+                          "crafted file — export the extract again")
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:
@@ -689,7 +693,14 @@ def _unreadable_parquet(exc: Exception) -> str:
     return f"unreadable Parquet (damaged or truncated file: {type(exc).__name__})"
 
 
+def _parquet_too_large(source) -> None:
+    if too_large := parquet_column_too_large(source):
+        raise FileProblem(f"a column of the file unpacks to far more than it takes ({too_large}): a damaged or "
+                          "crafted file — export the extract again")
+
+
 def _read_parquet(data: bytes) -> RawFrame:
+    _parquet_too_large(data)
     try:
         df = pl.read_parquet(io.BytesIO(data))
     except Exception as exc:
@@ -1074,6 +1085,7 @@ def _ingest_parquet_chunks(con, path: Path, rows: int, names: list[str], kind: s
     space) in different chunks. The later row then replaces the earlier one as a re-delivered row
     would, and is counted in rows_replaced instead of being reported as an in-file repeat; in the
     same chunk it is reported as always."""
+    _parquet_too_large(path)
     headers = [_header(h) for h in names]
     if len(set(names)) != len(names):
         return False  # a column name given twice: the whole-file reader decides

@@ -34,6 +34,7 @@ from . import casework
 from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, REOPENED, TRANSFER,
                        TRANSFERRED, outcome_number, parse_outcome)
 from .clock import china_now
+from .packed import xlsx_part_too_large
 from .privacy import mask_ids_in_text
 from .store import LAST_ANSWERED_SHEET, insert_many, scalar
 from .worklists import (COVER, EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text,
@@ -365,6 +366,10 @@ def _open_workbook(path: Path):
                 raise ValueError("文件是“Strict Open XML 电子表格”格式：请在 Excel 中另存为“Excel 工作簿(*.xlsx)”后报送")
     except zipfile.BadZipFile:
         raise ValueError("文件已损坏（不是完整的 .xlsx 工作簿），请重新保存后报送") from None
+    if too_large := xlsx_part_too_large(data):
+        # (a 1.5 MB sheet padded with 1.5 GB of blanks took 1.7 GB to read: a security probe)
+        raise ValueError(f"工作簿中的部分内容解压后异常庞大（{too_large}），文件已损坏或被改动："
+                         "请在 Excel/WPS 中打开并重新保存后报送")
     try:
         with warnings.catch_warnings():
             # openpyxl warns on stderr about what it skips (a date it cannot read, extensions)

@@ -1963,3 +1963,31 @@ def test_a_file_name_with_a_line_break_starts_no_line_of_its_own_in_what_the_nig
     assert store.path_text(Path(failed.path).name) == f"deaths_x\\n{forged}\\n.csv"  # (as the log names it)
     sources = [s for (s,) in con.execute("select source_file from rejected_rows").fetchall()]
     assert sources and all("\n" not in s and f"deaths_x\\n{forged}\\n.csv" in s for s in sources)
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "parquet"])
+def test_a_file_that_unpacks_to_far_more_than_it_takes_is_refused_before_it_is_read(tmp_path, fmt):
+    """A 311 KB workbook holding one shared string of 300 MB took ingest to 7.4 GB, an 11 KB Parquet
+    file one 300 MB text likewise (a security probe): a part or column both large unpacked (here
+    70 MB) and packed more than 200 times is refused by its sizes, the other files read."""
+    import zipfile
+
+    import polars as pl
+
+    inbox = tmp_path / "inbox" / "2026-10-21"
+    write_extract(inbox / "deaths_good.csv", "deaths", [row_for("deaths", 0)[0]], "csv-utf8")
+    bomb = inbox / f"deaths_bomb.{fmt}"
+    if fmt == "xlsx":
+        write_extract(bomb, "deaths", [row_for("deaths", 1)[0]], "xlsx")
+        with zipfile.ZipFile(bomb, "a", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr("xl/media/padding.bin", b"\0" * (70 * 2**20))
+        said = "a part of the workbook unpacks to far more than it takes (xl/media/padding.bin: 73,400,320 bytes from "
+    else:
+        pl.DataFrame({"person_id": ["x" * (70 * 2**20)]}).write_parquet(bomb, compression="zstd")
+        said = "a column of the file unpacks to far more than it takes (column person_id: "
+    assert bomb.stat().st_size < 2**20
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, tmp_path / "inbox")
+    by_name = {Path(f.path).name: f for f in report.files}
+    assert by_name["deaths_good.csv"].status == "ingested"
+    assert by_name[bomb.name].status == "failed" and said in by_name[bomb.name].message, by_name[bomb.name].message

@@ -1674,6 +1674,24 @@ def test_a_value_typed_in_the_sheets_last_row_costs_nothing_to_read_and_is_refus
     assert status_of(con, f"S-{A}-1")[0] == "已销号"
 
 
+def test_a_returned_workbook_that_unpacks_to_far_more_than_it_takes_is_refused_unread(con, tmp_path):
+    """A 1.5 MB worklist padded with 1.5 GB of blanks took 1.7 GB to read (a security probe): a part
+    both large unpacked and packed more than 200 times refuses the workbook by its sizes."""
+    import zipfile
+
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    out = clerk.save()
+    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/media/padding.bin", b" " * (70 * 2**20))
+    report = returns.apply_returns(con, [out], RETURN_DAY)
+    assert report.files[0].status == "unreadable"
+    [refusal] = report.refusals
+    assert refusal.reason.startswith("不是可读取的核查台账：工作簿中的部分内容解压后异常庞大（xl/media/padding.bin: 73,400,320 bytes")
+    assert status_of(con, f"S-{A}-1")[0] == "已下发"
+
+
 def test_the_header_is_found_below_title_rows_a_clerk_inserted(con, tmp_path):
     path = issue(con, tmp_path, n=1)[A]
     wb, ws = _unprotected(path)
