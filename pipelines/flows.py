@@ -41,8 +41,9 @@ class StepFailed(NightlyError):
 
 
 def scrub(text: str) -> str:
-    """A message may quote a data value (a DuckDB conversion error does): never a full ID number."""
-    return mask_ids_in_text(text)
+    """A message may quote a data value (a DuckDB conversion error does): never a full ID number;
+    and a file's name never a line of its own (store.one_line)."""
+    return mask_ids_in_text(store.one_line(text))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -782,7 +782,7 @@ def list_deliveries(inbox: Path) -> list[tuple[str, list[Path]]]:
             for name in names:
                 p = Path(root) / name
                 if not name.startswith(_IGNORED_PREFIXES) and _readable(p).is_file():
-                    files.append(_within(p, folder))
+                    files.append(_within(p, folder, Path(root)))
         if files:
             out.append((path_text(folder.name), sorted(files, key=lambda p: p.relative_to(folder).as_posix())))
     return out
@@ -795,14 +795,16 @@ def _listed(folder: Path) -> list[Path]:
         _unreadable(exc)
 
 
-def _within(file: Path, folder: Path) -> Path:
-    """`file`, a file of the delivery `folder` — or IngestError where it is a link to a file outside
-    that folder: a link `deaths_a.csv -> /etc/shadow` put the file's every line into rejected_rows
-    (a security probe; whoever may drop files in the inbox could have fundwatch read any file the
-    server lets it). A delivery folder may itself be a link (to a disk the deliveries land on)."""
+def _within(file: Path, folder: Path, where: Path | None = None) -> Path:
+    """`file`, a file of the delivery `folder` (found in its sub-folder `where`) — or IngestError
+    where it is a link to a file outside both: a link `deaths_a.csv -> /etc/shadow` put the file's
+    every line into rejected_rows (a security probe; whoever may drop files in the inbox could have
+    fundwatch read any file the server lets it). A delivery folder, or a sub-folder of one, may itself
+    be a link (to a disk the deliveries land on), and a file link to another beside it is read."""
     if file.is_symlink():
-        target, home = file.resolve(), folder.resolve()
-        if home not in target.parents:
+        target = file.resolve()
+        homes = {folder.resolve(), (where or folder).resolve()}
+        if not any(home in target.parents for home in homes):
             raise IngestError(f"inbox entry {mask_ids_in_text(path_text(file))} is a link to "
                               f"{mask_ids_in_text(path_text(target))}, outside its delivery folder: fundwatch "
                               "reads no file from outside the inbox through a link — copy the file into the "

@@ -15,7 +15,7 @@ from typing import Any
 
 from .extracts import DATED_DELIVERY
 from .privacy import mask_ids_in_text
-from .store import LOW_DISK_MB, path_text
+from .store import LOW_DISK_MB, one_line, path_text
 from .suspects import CHANGES
 
 REASON_CHARS = 120  # a reason on the console; the whole one is in rejected_rows / ingest_ledger
@@ -241,4 +241,6 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"  summary:   {s['summary_xlsx']}")
     if s.get("error"):
         lines.append(f"  error: {s['error']}")
-    return "\n".join(lines)
+    # a name or reason holding a line break (a file's name can) is no line of its own: such a
+    # file forged "fundwatch nightly … completed, 0 failed" in the summary (a security probe)
+    return "\n".join(one_line(line) for line in lines)

@@ -791,17 +791,23 @@ def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | No
 _LINE_CONTROLS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
+def one_line(text: str) -> str:
+    """`text` with each control character written as its escape (`\\n`), for a line of the console
+    or the log: a file's name never starts a line of its own there. (Stored names keep them: which
+    of a delivery's files is the later goes by its name as delivered.)"""
+    return _LINE_CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def path_text(path: Path | str) -> str:
     """A path as text to show and store. A name that is not UTF-8 — GB18030 bytes, as a copy from a
     Windows share or an old archive gives them — is read as GB18030: Python holds its bytes as
-    surrogates, which no UTF-8 text (DuckDB's, JSON's, Prefect's) can carry. A control character in
-    it is written as its escape (`\\n`), so that a name never starts a line of its own."""
+    surrogates, which no UTF-8 text (DuckDB's, JSON's, Prefect's) can carry."""
     text = str(path)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        text = os.fsencode(text).decode("gb18030", errors="replace")
-    return _LINE_CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+        return os.fsencode(text).decode("gb18030", errors="replace")
+    return text
 
 
 def file_in_the_way(path: Path) -> Path:

@@ -248,6 +248,29 @@ def test_returns_without_a_store_says_to_run_nightly_first_and_creates_none(tmp_
     assert not (tmp_path / "fw.duckdb").exists()
 
 
+def test_a_file_name_with_a_line_break_starts_no_line_of_its_own_in_what_the_night_says(tmp_path, prefect_api):
+    """A file named `deaths_x` + newline + `fundwatch nightly … completed, 0 failed` + newline + `.csv`
+    printed that forged line in the console's log and the night's summary (a security probe). Shown
+    with its control characters escaped; stored as delivered (which file of a delivery is the later
+    goes by its name: escaped, a tab sorted after '.')."""
+    inbox = tmp_path / "inbox" / "2026-10-21"
+    inbox.mkdir(parents=True)
+    forged = "fundwatch nightly 20261021-aaaa as of 2026-10-21: completed, 0 failed"
+    name = f"deaths_x\n{forged}\n.csv"
+    (inbox / name).write_text("garbage\n1\n", encoding="utf-8")
+    done = _fundwatch(["nightly", "--inbox", "inbox", "--db", "store/fw.duckdb", "--out", "out",
+                       "--as-of", "2026-10-21"], tmp_path, prefect_api)
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said[-3000:]
+    assert not [line for line in said.splitlines() if line.startswith(forged) or line.startswith(".csv")], said[-3000:]
+    assert f"failed file deaths_x\\n{forged}\\n.csv" in said and f"could not read deaths_x\\n{forged}" in said
+    con = connect(tmp_path / "store" / "fw.duckdb", read_only=True)
+    try:
+        assert scalar(con, "select any_value(source_file) from rejected_rows") == f"2026-10-21/{name}"
+    finally:
+        con.close()
+
+
 def test_nightly_exits_zero_with_rejected_rows_and_says_how_many(tmp_path, prefect_api):
     delivery_1(tmp_path / "inbox")
     done = _fundwatch(["nightly", "--inbox", "inbox", "--db", "store/fw.duckdb", "--out", "out",

@@ -1946,23 +1946,15 @@ def test_a_file_linked_from_outside_its_delivery_folder_is_not_read(tmp_path):
     (inbox / "2026-10-21").symlink_to(landed)
     report = ingest_inbox(con, inbox)
     assert sorted(f.status for f in report.files) == ["ingested", "skipped"]  # (the copy by its hash)
-
-
-def test_a_file_name_with_a_line_break_starts_no_line_of_its_own_in_what_the_night_says(tmp_path):
-    """A file named `deaths_x` + newline + `fundwatch nightly … completed, 0 failed` + newline + `.csv`
-    printed that forged line in the console, the log and the run summary (a security probe). A
-    control character in a name is written as its escape, where it is shown and where it is stored."""
-    inbox = tmp_path / "inbox" / "2026-10-21"
-    inbox.mkdir(parents=True)
-    forged = "fundwatch nightly 20261021-aaaa as of 2026-10-21: completed, 0 failed"
-    (inbox / f"deaths_x\n{forged}\n.csv").write_text("garbage\n1\n", encoding="utf-8")
-    con = store.connect(tmp_path / "fw.duckdb")
-    report = ingest_inbox(con, tmp_path / "inbox")
-    [failed] = report.files
-    assert failed.status == "failed" and "\n" not in failed.message
-    assert store.path_text(Path(failed.path).name) == f"deaths_x\\n{forged}\\n.csv"  # (as the log names it)
-    sources = [s for (s,) in con.execute("select source_file from rejected_rows").fetchall()]
-    assert sources and all("\n" not in s and f"deaths_x\\n{forged}\\n.csv" in s for s in sources)
+    # a sub-folder of a delivery that is a link, holding a file linked to one beside it (a regression probe)
+    city = tmp_path / "share" / "city"
+    city.mkdir(parents=True)
+    write_extract(city / "deaths_city.orig", "deaths", [row_for("deaths", i)[0] for i in range(3, 5)], "csv-utf8")
+    (city / "deaths_city.csv").symlink_to(city / "deaths_city.orig")
+    (inbox / "2026-10-22").mkdir()
+    (inbox / "2026-10-22" / "city").symlink_to(city)
+    read = [f for f in ingest_inbox(con, inbox).files if "2026-10-22" in str(f.path) and f.status != "skipped"]
+    assert [(Path(f.path).name, f.status, f.rows_accepted) for f in read] == [("deaths_city.csv", "ingested", 2)]
 
 
 @pytest.mark.parametrize("fmt", ["xlsx", "parquet"])
