@@ -395,7 +395,7 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     regions, one a subject, as the night keeps them. Without such a night, the rule file's values.
     as_of defaults to the latest run's.
     """
-    from .rules import AGENCY_REGION, bind
+    from .rules import AGENCY_REGION, bind, region_kept
 
     loaded = _shipped_and_own_rules()
     rule = find_rule(known_rule_id(con, rule_id, loaded), con, loaded)
@@ -428,9 +428,8 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
             for params, regions in sets:
                 base = params.get(param) == sets[0][0].get(param)  # a region's own value stays its own
                 bound = bind(rule, {**params, param: v} if base else params, as_of)
-                keep = ("coalesce(a.region_code, '') not in (select unnest(cast($fw_regions as varchar[])))"
-                        if regions is None else "a.region_code in (select unnest(cast($fw_regions as varchar[])))")
-                bound["fw_regions"] = overridden if regions is None else regions
+                # (a name of its own: the rule's query, bound in the same statement, may have a $regions)
+                keep, bound["fw_regions"] = region_kept(regions, overridden, "fw_regions")
                 for subject, amount in con.execute(
                         f"""select r.subject, r.amount from ({rule.sql}) r
                             left join {AGENCY_REGION} a on a.agency_code = r.agency_code

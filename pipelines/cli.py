@@ -657,18 +657,10 @@ def _paths_in_utf8(args) -> None:
     for name in (*PATH_ARGUMENTS, "workbooks"):
         given = getattr(args, name, None)
         for value in given if isinstance(given, list) else [given]:
-            if isinstance(value, str) and not _utf8(value):
+            if isinstance(value, str) and path_text(value) != value:
                 flag = "workbook" if name == "workbooks" else f"--{name}"
                 raise Refused(f"{flag} {path_text(value)!r}: the path's name is not UTF-8 (GB18030 bytes, as a copy "
                               "from a Windows share gives them?): rename it, or mount the share with iocharset=utf8")
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _stdout_closed_by_reader() -> bool:

@@ -704,6 +704,15 @@ def _run_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: C
             con.execute(f"drop {kind} if exists temp.main.{name}")
 
 
+def region_kept(regions: list[str] | None, overridden: list[str], name: str = "regions") -> tuple[str, list[str]]:
+    """(SQL test of `a.region_code` — an AGENCY_REGION joined as `a` — naming the list parameter
+    $`name`, that list) for the findings a parameter set keeps: those of its regions, or — the set
+    for every other region (None) — those of no region that has its own (`overridden`)."""
+    if regions is None:
+        return f"coalesce(a.region_code, '') not in (select unnest(cast(${name} as varchar[])))", overridden
+    return f"a.region_code in (select unnest(cast(${name} as varchar[])))", regions
+
+
 def _run_sets(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: Config, scoped: bool) -> None:
     sets = parameter_sets(rule, config)
     only_subjects = (f"and r.subject in (select subject from detection_subjects where rule_id = '{rule.id}')"
@@ -711,12 +720,7 @@ def _run_sets(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: C
     con.execute("create or replace temp table _rule_all as select * from detections limit 0")
     overridden = [r for _, regions in sets if regions for r in regions]
     for params, regions in sets:
-        if regions is None:
-            keep = "coalesce(a.region_code, '') not in (select unnest(cast($regions as varchar[])))"
-            region_list = overridden
-        else:
-            keep = "a.region_code in (select unnest(cast($regions as varchar[])))"
-            region_list = regions
+        keep, region_list = region_kept(regions, overridden)
         _run_one_set(con, rule, params, as_of, config, (keep, region_list) if overridden else None)
         con.execute(f"""
             insert into _rule_all
