@@ -262,10 +262,11 @@ document.documentElement.setAttribute('data-plots-rendered',String(document.quer
 def render(data: dict) -> str:
     """The whole page from report_data's numbers (already masked)."""
     h, as_of = data["headline"], data["as_of"]
+    with_suspects = [r for r in data["by_agency"] if r["suspects"]]  # the table lists every agency
     figures = {
         "by-rule": _count_and_amount(data["by_rule"], "rule_title", "按规则：疑点数与涉及金额"),
-        "by-agency": _count_and_amount(data["by_agency"][:AGENCY_CHART_LIMIT], "agency_name",
-                                       "按经办机构：疑点数与涉及金额" + ("（涉及金额前30）" if len(data["by_agency"]) > AGENCY_CHART_LIMIT else "")),
+        "by-agency": _count_and_amount(with_suspects[:AGENCY_CHART_LIMIT], "agency_name",
+                                       "按经办机构：疑点数与涉及金额" + ("（涉及金额前30）" if len(with_suspects) > AGENCY_CHART_LIMIT else "")),
         "by-status": fig_status(data["by_status"]),
         "recovery": fig_recovery(data["by_rule"]),
         "aging": fig_aging(data["aging"]),

@@ -108,7 +108,7 @@ _AGENCIES = """(select agency_code, any_value(agency_name) as agency_name, any_v
                from agencies group by agency_code)"""
 
 _COUNTS = f"""
-    count(*) as suspects,
+    count(s.suspect_id) as suspects,
     count(*) filter (where s.issued_on is not null or s.status <> '待下发') as issued,
     count(*) filter (where s.verified_on is not null or s.outcome is not null) as verified,
     count(*) filter (where s.status = '核查中') as in_progress,
@@ -154,10 +154,14 @@ def by_rule(con, titles: dict[str, str]) -> list[dict]:
 
 
 def by_agency(con, titles: dict[str, str]) -> list[dict]:
+    """Every agency of the register, with or without suspects (a 汇总表 lists every unit it covers:
+    an agency left out read as one not covered), and the agencies of suspects the register lacks."""
     return _finish(rows(con, f"""
-        select coalesce(s.agency_code, '') as agency_code, a.agency_name, a.region_code, {_COUNTS}
-        from suspects s left join {_AGENCIES} a using (agency_code)
-        group by all order by amount desc, agency_code"""), titles)
+        with listed as (select agency_code from suspects union select agency_code from {_AGENCIES})
+        select coalesce(l.agency_code, '') as agency_code, a.agency_name, a.region_code, {_COUNTS}
+        from listed l left join suspects s on s.agency_code is not distinct from l.agency_code
+        left join {_AGENCIES} a on a.agency_code = l.agency_code
+        group by all order by amount desc, suspects desc, agency_code"""), titles)
 
 
 def total_of(items: list[dict]) -> dict:

@@ -251,6 +251,31 @@ def test_summary_rows_equal_sums_over_suspects_per_agency_and_rule(written):
         assert other[-1]["疑点数"] == total["疑点数"] and other[-1]["涉及金额"] == pytest.approx(total["涉及金额"])
 
 
+def test_every_agency_of_the_register_is_a_line_of_the_agency_sheet_and_table_with_or_without_suspects(written):
+    """An agency with no suspects is a line of zeros, not left out (left out, it read as one the
+    office does not cover); the chart draws only agencies with suspects."""
+    con, paths = written
+    _, lines = _sheet_rows(paths.summary, SHEET_AGENCY)
+    by_code = {r["经办机构编码"]: r for r in lines[:-1]}
+    registered = {a[0] for a in AGENCIES}
+    with_suspects = {a or "" for (a,) in con.execute("select distinct agency_code from suspects").fetchall()}
+    assert set(by_code) == registered | with_suspects
+    quiet = by_code["360700"]  # the city bureau: in the register, no suspect of its own
+    assert quiet["经办机构名称"] == "赣州市社会保险事业管理局" and quiet["疑点数"] == 0
+    assert quiet["涉及金额"] == 0 and quiet["追回金额"] == 0 and quiet["追回率"] in (None, "", "—")
+    assert sum(r["疑点数"] for r in lines[:-1]) == lines[-1]["疑点数"] == scalar(con, "select count(*) from suspects")
+    data = report.collect(con, AS_OF)
+    page = paths.dashboard.read_text(encoding="utf-8")
+    table = page[page.index("经办机构编码"):]
+    assert "赣州市社会保险事业管理局" in table
+    assert len(with_suspects) < len(data["by_agency"])
+    charts = strip_plotlyjs(page)
+    charts = charts[charts.index("一、疑点分布"):charts.index("二、要情")]
+    drawn = [name for name in ("章贡区社会保险事业管理局", "赣州市社会保险事业管理局")
+             if name in charts or json.dumps(name)[1:-1] in charts]
+    assert drawn == ["章贡区社会保险事业管理局"]
+
+
 def test_two_agencies_of_one_name_are_two_bars_on_the_dashboard(store, tmp_path):
     """Each county's 社会保险事业管理局 may be named alike: the by-agency chart tells them apart by
     code rather than drawing their bars on one category."""
