@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -817,7 +818,21 @@ def _readable(p: Path) -> Path:
         raise IngestError(f"inbox entry {mask_ids_in_text(path_text(p))} is a link to "
                           f"{mask_ids_in_text(path_text(os.readlink(p)))}, "
                           "which is not there (a disk not mounted?): mount it or remove the link, then run again")
+    if not p.is_file() and not p.is_dir():
+        # a named pipe, socket or device: reading one may never end, passing it over lost without
+        # a word what a writer was piping in as an extract
+        raise IngestError(f"inbox entry {mask_ids_in_text(path_text(p))} is {_kind_of_entry(p)}, not a file: "
+                          "fundwatch reads only files — put the extract there as a file (or remove it), then run again")
     return p
+
+
+def _kind_of_entry(p: Path) -> str:
+    mode = p.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "neither a file nor a folder"
 
 
 def _unreadable(exc: OSError) -> None:

@@ -1957,6 +1957,25 @@ def test_a_file_linked_from_outside_its_delivery_folder_is_not_read(tmp_path):
     assert [(Path(f.path).name, f.status, f.rows_accepted) for f in read] == [("deaths_city.csv", "ingested", 2)]
 
 
+@pytest.mark.parametrize("where", ["loose", "delivery", "sub-folder"])
+def test_a_named_pipe_in_the_inbox_stops_the_night_naming_it(tmp_path, where):
+    """A FIFO (an extract a writer pipes in) was passed over without a word, its rows lost from a
+    night that completed; reading one may never end. The night stops naming it before anything is read."""
+    inbox = tmp_path / "inbox"
+    folder = {"loose": inbox, "delivery": inbox / "2026-10-21", "sub-folder": inbox / "2026-10-21" / "city"}[where]
+    folder.mkdir(parents=True)
+    write_extract(inbox / "deaths_small.csv" if where != "loose" else tmp_path / "unused.csv", "deaths",
+                  [row_for("deaths", i)[0] for i in range(3)], "csv-utf8")
+    pipe = folder / "payments_piped.csv"
+    os.mkfifo(pipe)
+    con = store.connect(tmp_path / "fw.duckdb")
+    with pytest.raises(IngestError, match=re.escape(f"inbox entry {pipe} is a named pipe (FIFO), not a file")):
+        ingest_inbox(con, inbox)
+    assert store.scalar(con, "select count(*) from ingest_ledger") == 0
+    pipe.unlink()
+    assert ingest_inbox(con, inbox).rows_total == (3 if where != "loose" else 0)
+
+
 @pytest.mark.parametrize("fmt", ["xlsx", "parquet"])
 def test_a_file_that_unpacks_to_far_more_than_it_takes_is_refused_before_it_is_read(tmp_path, fmt):
     """A 311 KB workbook holding one shared string of 300 MB took ingest to 7.4 GB, an 11 KB Parquet
