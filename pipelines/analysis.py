@@ -17,9 +17,8 @@ from typing import Any, Iterable
 import duckdb
 import numpy as np
 import pandas as pd
-import yaml
 
-from .casework import outcome_number
+from .casework import NO_PROBLEM, outcome_number  # NO_PROBLEM: 7 经核实无问题, a false positive
 from .clock import china_today
 from .config import param_problem
 from .privacy import mask_ids_in_text
@@ -30,7 +29,6 @@ from .store import NotAStore, connect, scalar, table_exists
 
 DEFAULT_DB = Path("demo-output") / "fundwatch.duckdb"
 ENV_DB = "FUNDWATCH_DB"
-NO_PROBLEM = 7  # 核实结果 7 经核实无问题: the agency found nothing wrong (a false positive)
 
 
 def _given(path: str | Path | None) -> str | Path | None:

@@ -9,11 +9,10 @@ marked failed in `runs`); 2 could not start (bad arguments, missing inbox, bad c
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
@@ -314,7 +313,7 @@ def cmd_returns(args) -> int:
     from . import returns, runlock
     from .privacy import mask_ids_in_text
     from .store import connect
-    from .worklists import current_actor
+    from .store import current_actor
 
     folders = [w for w in args.workbooks if Path(w).is_dir()]
     if folders:

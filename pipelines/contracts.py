@@ -16,7 +16,7 @@ import polars as pl
 from .extracts import EXTRACTS, INSURANCE_TYPES, Column
 from .clock import china_today
 from .privacy import mask_ids_in_text
-from .normalise import ID_PATTERN, MAX_YEAR, MIN_PERIOD, MIN_YEAR, id_check_digit_ok, max_period
+from .normalise import ID_PATTERN, MAX_YEAR, MIN_PERIOD, MIN_YEAR, id_check_digit_ok, max_period, repeats
 
 POLARS_TYPES: dict[str, pl.DataType] = {
     "id": pl.Utf8,
@@ -71,21 +71,12 @@ def schema_for(kind: str, today: dt.date | None = None) -> pa.DataFrameSchema:
     return _schema(kind, today or china_today())
 
 
-# Rows looked at to tell whether a column repeats its values.
-_DISTINCT_PROBE = 10_000
-
-
 def _cases(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame | None:
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         return exc.failure_cases.select("index", "column", "check", "failure_case")
     return None
-
-
-def _repeats(values: pl.Series) -> bool:
-    head = values.head(_DISTINCT_PROBE)
-    return head.n_unique() * 2 <= head.len()
 
 
 def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -> dict[int, str]:
@@ -100,7 +91,7 @@ def failing_rows(kind: str, frame: pl.DataFrame, today: dt.date | None = None) -
     values side by side, each column cycled through its values to the longest one's length.
     Failure cases are only computed when a check fails."""
     schema = _schema(kind, today or china_today())
-    repeating = [n for n in schema.columns if n in frame.columns and _repeats(frame.get_column(n))]
+    repeating = [n for n in schema.columns if n in frame.columns and repeats(frame.get_column(n))]
     whole = pa.DataFrameSchema({n: c for n, c in schema.columns.items() if n not in repeating},
                                name=kind, unique=schema.unique)
     found: list[tuple[int | None, object, object, object]] = []

@@ -10,7 +10,6 @@ only that connection sees. Every night leaves a `runs` row, completed or failed.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import sys
 import uuid
@@ -27,7 +26,7 @@ from . import casework, ingest, logs, quality, report, rules, runlock, store, su
 from .clock import CHINA_TZ, china_today, is_zone_name
 from .config import Config, load_config
 from .privacy import mask_ids_in_text
-from .runsummary import format_summary, summarise, suspects_by_rule
+from .runsummary import format_summary, summarise
 
 
 class NightlyError(RuntimeError):
@@ -188,9 +187,9 @@ def issue_worklists(con, out: Path, as_of: date, config: Config,
                     run_id: str) -> tuple[list[Path], list[Path], list[Path]]:
     """Tonight's worklists, then the earlier nights' ones superseded by them removed from OUT:
     (written, removed, earlier ones left because changed since issued)."""
-    written = worklists.write_worklists(con, out, as_of, config, actor=_actor(), run_id=run_id)
+    written = worklists.write_worklists(con, out, as_of, config, actor=store.current_actor(), run_id=run_id)
     get_run_logger().info("%d worklist(s) written under %s", len(written), out)
-    retired, changed = worklists.retire_superseded(con, out, written, actor=_actor(), run_id=run_id)
+    retired, changed = worklists.retire_superseded(con, out, written, actor=store.current_actor(), run_id=run_id)
     return written, retired, changed
 
 
@@ -204,12 +203,6 @@ def finish_run(con, run_id: str, status: str, summary: dict) -> None:
         con.execute("rollback")  # a failed step may have left its transaction open
     con.execute("update runs set finished_at = current_timestamp, status = ?, summary = ? where run_id = ?",
                 [status, json.dumps(summary, ensure_ascii=False, default=str), run_id])
-
-
-def _actor() -> str:
-    with contextlib.suppress(Exception):
-        return getpass.getuser()
-    return "fundwatch"
 
 
 # ---------------------------------------------------------------------------- the night
@@ -431,5 +424,4 @@ if logs.served() == "quiet":
     # lines from there on ("Beginning flow run …") are off the console like `nightly`'s
     logs.install_filters()
 
-__all__ = ["nightly_flow", "nightly_deployment", "NightlyError", "StepFailed",
-           "suspects_by_rule"]
+__all__ = ["nightly_flow", "nightly_deployment", "NightlyError", "StepFailed"]

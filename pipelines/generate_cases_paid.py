@@ -221,20 +221,20 @@ def income_account_to_fiscal(ctx, p):
 
 
 # --- SHARED_BANK_ACCOUNT ----------------------------------------------------------------------
-def _shared_account(ctx, p) -> str:
+def _shared_account(p) -> str:
     return bank_account(p.index, space="99")
 
 
 @case("PPP", expect={"SHARED_BANK_ACCOUNT"})
 def shared_account_three(ctx, p):
-    acc = _shared_account(ctx, p[0])
+    acc = _shared_account(p[0])
     for x in p:
         pensioner(ctx, x, "170", agency=p[0].agency, account=acc)
 
 
 @case("PPP", expect={"SHARED_BANK_ACCOUNT"})
 def shared_account_third_joins(ctx, p):
-    acc = _shared_account(ctx, p[0])
+    acc = _shared_account(p[0])
     pensioner(ctx, p[0], "170", agency=p[0].agency, account=acc)
     pensioner(ctx, p[1], "170", agency=p[0].agency, account=acc)
     pensioner(ctx, p[2], "110", first=ym_add(ctx.E, -5), agency=p[0].agency, account=acc)
@@ -242,14 +242,14 @@ def shared_account_third_joins(ctx, p):
 
 @case("PP", looks=[("SHARED_BANK_ACCOUNT", "two persons (a couple) share an account")])
 def shared_account_couple(ctx, p):
-    acc = _shared_account(ctx, p[0])
+    acc = _shared_account(p[0])
     for x in p:
         pensioner(ctx, x, "170", agency=p[0].agency, account=acc)
 
 
 @case("PPP", looks=[("SHARED_BANK_ACCOUNT", "three persons, one after another (different periods)")])
 def shared_account_in_turn(ctx, p):
-    acc = _shared_account(ctx, p[0])
+    acc = _shared_account(p[0])
     spans = [(ctx.S, ym_add(ctx.E, -8)), (ym_add(ctx.E, -7), ym_add(ctx.E, -4)), (ym_add(ctx.E, -3), ctx.E)]
     for x, (a, b) in zip(p, spans):
         versions = [(day_in(a, 1), "正常", day_in(a, 1), cert_ok(ctx))]

@@ -13,6 +13,8 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from .normalise import check_digit
+
 # 经办机构: province → city centres → county/district agencies (the ones that pay).
 AGENCIES: tuple[tuple[str, str, str, str], ...] = (
     ("360000000", "江西省社会保险事业管理局", "360000", ""),
@@ -66,21 +68,6 @@ def person_name(rng: random.Random, sex: str, birth_year: int) -> str:
     return surname + pool[rng.randrange(len(pool))] + pool[rng.randrange(len(pool))]
 
 
-# GB 11643: weights of the first 17 digits and the check code of (sum mod 11).
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK = "10X98765432"
-
-
-def check_digit(first17: str) -> str:
-    return _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS)) % 11]
-
-
-def valid_id(person_id: str) -> bool:
-    return (
-        len(person_id) == 18
-        and person_id[:17].isdigit()
-        and check_digit(person_id[:17]) == person_id[17]
-    )
 
 
 @dataclass(frozen=True)

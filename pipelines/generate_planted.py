@@ -59,7 +59,7 @@ def long_ago(ctx: Ctx) -> int:
 def pensioner(ctx: Ctx, p: Person, itype: str, first: int | None = None, last: int | None = None, *,
               status: str = "正常", status_date: date | None = None, cert: date | None | str = "ok",
               start: int | None = None, agency: str | None = None, account: str | None = None,
-              amt: int | None = None, item: str = "基本养老金", versions=None, k=None) -> list[tuple]:
+              amt: int | None = None, item: str = "基本养老金", versions=None) -> list[tuple]:
     """A beneficiary row and its monthly payments first..last (default: the whole window)."""
     start = start or first or long_ago(ctx)
     cert = cert_ok(ctx) if cert == "ok" else cert
@@ -67,7 +67,7 @@ def pensioner(ctx: Ctx, p: Person, itype: str, first: int | None = None, last: i
         versions = [(day_in(start, 1), status, status_date or day_in(start, 1), cert)]
     ctx.beneficiary(p, itype, start, versions, agency=agency, account=account)
     return ctx.monthly(p, itype, item, amt or amount(ctx, itype), first or ctx.S,
-                       ctx.E if last is None else last, agency=agency, account=account, k=k)
+                       ctx.E if last is None else last, agency=agency, account=account)
 
 
 def other_agency(agency: str) -> str:

@@ -23,8 +23,8 @@ from pipelines.extracts import EXTRACTS
 
 FLAVOURS = ("csv_gb18030_zh", "csv_bom_zh", "csv_utf8", "xlsx", "parquet")
 DATE_FORMS = ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d")
-XLSX_MAX_ROWS = 1_000_000
-_FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")  # Excel holds 1,048,576 rows; a bigger extract rolls over to _2, _3 …
+XLSX_MAX_ROWS = 1_000_000  # Excel holds 1,048,576 rows; a bigger extract rolls over to _2, _3 …
+_FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
 
 
 def money_text(fen: int, separators: bool = False) -> str:

@@ -33,7 +33,7 @@ from .packed import parquet_column_too_large, xlsx_part_too_large
 from .privacy import mask_ids_in_text
 from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
 from .normalise import (FORMAT_CHARACTERS, TEXT_MARK, clean_text, clean_value, column_exprs, decode_ooxml_escapes,
-                        fast_exprs, label, typed_fast_exprs, typed_source)
+                        fast_exprs, label, repeats, typed_fast_exprs, typed_source)
 from .store import LINEAGE_COLUMNS, ensure_schema, path_text, scalar, transaction
 
 
@@ -925,7 +925,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
             else:
                 done = _ingest_csv_pieces(con, path, kind, result, lineage, today)
         except FileProblem as exc:
-            return _fail(con, result, source, _problem_in(exc, path), run_id)
+            return _fail(con, result, source, _problem_in(exc, path))
         except (IngestError, duckdb.Error):  # the store's error (its memory limit, a full spill
             raise                               # folder) is no damage in the file: its delivery is undone
         except (Exception, PanicException) as exc:  # a reader library's error (a Parquet column it
@@ -933,7 +933,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
             # rows of it are written in the open transaction, its delivery is undone, in one line
             problem = _could_not_read(exc)
             if not result.rows_total:
-                return _fail(con, result, source, problem, run_id)
+                return _fail(con, result, source, problem)
             raise IngestError(f"delivery {delivery} was rolled back: {source} {mask_ids_in_text(problem)}") from exc
         # A big file is read again after it was hashed: changed in between (copied over, re-exported
         # in place), its ledger row would vouch for content never read — and the whole file, sent
@@ -957,14 +957,14 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         except HeaderProblem as exc:
             titled = exc.header_is_data and path.suffix.lower() == ".csv"  # (XLSX: titles are skipped)
             problem = str(exc) + (_title_line_hint(raw, kind) if titled else "")
-            return _fail(con, result, source, problem, run_id, raw=raw, column=exc.column,
+            return _fail(con, result, source, problem, raw=raw, column=exc.column,
                          header_is_data=exc.header_is_data)
         result.notes += unread_columns_note(kind, raw.headers)  # a header known to be one (not a record)
     except FileProblem as exc:
-        return _fail(con, result, source, _problem_in(exc, path), run_id)
+        return _fail(con, result, source, _problem_in(exc, path))
     except (Exception, PanicException) as exc:  # a reader library's own error on a damaged file (or a
         # library's panic, which is no Exception): report it, keep going — the other files still ingest
-        return _fail(con, result, source, _could_not_read(exc), run_id)
+        return _fail(con, result, source, _could_not_read(exc))
     accepted, rejected = _set_aside_older(con, kind, accepted, rejected, lineage, raw)
     del raw
     _write_chunk(con, kind, accepted, rejected, result, lineage)
@@ -1543,7 +1543,7 @@ def _ingest_csv_pieces(con, path: Path, kind: str, result: FileResult, lineage: 
     return True
 
 
-def _fail(con, result: FileResult, source: str, problem: str, run_id: str | None,
+def _fail(con, result: FileResult, source: str, problem: str,
           raw: RawFrame | None = None, column: str | None = None, header_is_data: bool = False) -> FileResult:
     """A file that cannot be ingested: reported in one line, and kept durably in rejected_rows so
     nothing is lost — every data row with the file's problem when the rows could be read, else one
@@ -1689,9 +1689,6 @@ def _evaluate(frame: pl.DataFrame, col, today: dt.date) -> pl.DataFrame:
     return pl.concat([quick, slow.cast(quick.schema)]).sort("_i").drop("_i")
 
 
-_DISTINCT_PROBE = 10_000  # rows looked at to tell whether a column repeats its values
-
-
 def _column_values(data: pl.DataFrame, src: str | None, col, today: dt.date) -> pl.DataFrame:
     """(value, reason) of one column for every row of `data`, in its order. A column repeats few
     distinct texts (periods, dates, amounts, a person's id on each of their payments): each
@@ -1702,7 +1699,7 @@ def _column_values(data: pl.DataFrame, src: str | None, col, today: dt.date) -> 
         s = s.cast(pl.Utf8)  # a typed Parquet column delivered for another kind of column: its text
     if col.type == "text" and not col.allowed and not col.code and not col.term:
         return _evaluate(s.to_frame(), col, today).drop("s")
-    if not _repeats(s):
+    if not repeats(s):
         return _evaluate(s.to_frame(), col, today).drop("s")  # mostly distinct: parse as is
     domain = s.unique()
     parsed = _evaluate(domain.to_frame(), col, today)
@@ -1738,13 +1735,6 @@ def _fast_column(raw: RawFrame, src: str, col, today: dt.date) -> tuple[pl.Expr,
     if not col.required:
         ok = ok | clean.is_null()
     return ok, value
-
-
-def _repeats(s: pl.Series) -> bool:
-    """Whether a column repeats its values (judged on its first rows): then work on its distinct
-    values pays."""
-    head = s.head(_DISTINCT_PROBE)
-    return head.n_unique() * 2 <= head.len()
 
 
 # The words of a total line (合计行) a clerk's export ends with, or a page of it (本页合计)
@@ -1791,7 +1781,7 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
             continue
         ok, value = fast
         fast_values.append(value.alias(col.name))
-        if _repeats(raw.data.get_column(src)):
+        if repeats(raw.data.get_column(src)):
             checks.append(raw.data.lazy().select(src).unique().select(ok.all().alias(col.name)))
         else:
             row_oks.append(ok.alias(f"_ok_{col.name}"))

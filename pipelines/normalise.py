@@ -3,7 +3,7 @@
 Every parser here is a pair of Polars expressions over a column read as text: the value in its
 stored type, and a reason a clerk understands when the text cannot be accepted (null when it can).
 Ingest evaluates them for a whole file at once, so a million rows cost one pass, not a million
-Python calls. `normalise_person_id` is the same rule for one value (tests, returns, notebooks).
+Python calls. `normalise_person_id` is the same rule for one value (for tests and a reader at a prompt).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ _SCIENTIFIC = r"^-?[0-9]+(\.[0-9]+)?E[+]?[0-9]+$"
 _EXCEL_SCIENTIFIC = r"^-?[0-9](\.[0-9]+)?E\+[0-9]{2,3}$"
 
 # Excel counts days from 1899-12-30 (the 1900 leap-year bug folded in); five digits = 1927..2173.
-_EXCEL_EPOCH = dt.date(1899, 12, 30)
+EXCEL_EPOCH = dt.date(1899, 12, 30)
 MIN_YEAR, MAX_YEAR = 1900, 2100
 MIN_PERIOD = "195001"
 
@@ -107,6 +107,17 @@ def clean_value(e: pl.Expr, col: Column) -> pl.Expr:
     visible = (pl.when(e.str.len_bytes() != e.str.len_chars())
                .then(e.str.replace_all(FORMAT_CHARACTERS, "")).otherwise(e))
     return clean_text(visible.str.strip_chars().str.strip_prefix(TEXT_MARK))
+
+
+# Rows looked at to tell whether a column repeats its values
+_DISTINCT_PROBE = 10_000
+
+
+def repeats(values: pl.Series) -> bool:
+    """Whether a column repeats its values (periods, dates, amounts, a person's id on each of their
+    payments; judged on its first rows): then work on its distinct values pays."""
+    head = values.head(_DISTINCT_PROBE)
+    return head.n_unique() * 2 <= head.len()
 
 
 # ---------------------------------------------------------------------------------- person_id
@@ -225,7 +236,7 @@ def date_exprs(s: pl.Expr, col: Column) -> tuple[pl.Expr, pl.Expr]:
                      & pl.concat_str(p.struct[3], p.struct[4], p.struct[5], p.struct[6], ignore_nulls=True)
                      .str.contains(r"^0*$")},
         {"v": pl.when(F("serial").is_not_null())
-              .then(pl.lit(_EXCEL_EPOCH) + pl.duration(days=F("serial").floor().cast(pl.Int64)))
+              .then(pl.lit(EXCEL_EPOCH) + pl.duration(days=F("serial").floor().cast(pl.Int64)))
               .when(F("midnight")).then(F("d"))},
         {"reason": (
             pl.when(F("s").is_null()).then(pl.lit(None, pl.Utf8))

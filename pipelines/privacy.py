@@ -28,9 +28,6 @@ def mask_account(account: str | None) -> str | None:
     return s[:4] + "*" * (len(s) - 8) + s[-4:]
 
 
-MASK_ID_SQL = "case when {col} is null then null else substr({col}, 1, 6) || repeat('*', length({col}) - 10) || right({col}, 4) end"
-
-
 # A run of 12 or more digits anywhere in a message (ASCII or full-width, as clerks' systems export
 # them), not glued to other digits: an 18-character or legacy 15-digit ID number is masked as one,
 # any other — a 16- or 19-digit card number, an account, the digits Excel kept of a number it

@@ -518,8 +518,3 @@ def unvalidated_deliveries(con: duckdb.DuckDBPyConnection) -> list[str]:
         where file_hash not in (select file_hash from quality_checked_files)
         order by delivery""").fetchall()]
 
-
-def check_delivery(con: duckdb.DuckDBPyConnection, delivery: str, out_dir: str | Path,
-                   run_id: str | None = None) -> list[str]:
-    """One delivery; the warnings (docs/design.md's seam)."""
-    return check_deliveries(con, [delivery], out_dir, run_id).warnings

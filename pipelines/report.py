@@ -10,7 +10,6 @@ file), owner-only (0600), and its export is recorded in audit_log with its sha25
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ import duckdb
 
 from . import casework, report_dashboard, report_data, report_summary, runlock
 from .clock import china_now
-from .store import store_catalog
+from .store import current_actor, store_catalog
 
 DASHBOARD_NAME = "dashboard.html"
 
@@ -82,15 +81,6 @@ def _collect(con: duckdb.DuckDBPyConnection, as_of: date, data_as_of: date, conf
     }
 
 
-def _actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 def _publish(con, target: Path, write: Callable[[Path], None], action: str, actor: str, detail: dict) -> Path:
     """Write via a 0600 temp file, record the audit row, then move it into place.
 
@@ -128,7 +118,7 @@ def write_report(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: dat
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     runlock.remove_stale_temps(out_dir)  # a killed run's unpublished files
     data = collect(con, as_of, config)
-    as_of, who = data["as_of"], _actor(actor)
+    as_of, who = data["as_of"], current_actor(actor)
     page = report_dashboard.render(data)
 
     def write_page(path: Path) -> None:

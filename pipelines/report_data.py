@@ -72,7 +72,7 @@ def night_completed(con: duckdb.DuckDBPyConnection, night: date) -> bool:
         scalar(con, "select count(*) from runs where as_of = ? and status = 'completed'", [night]))
 
 
-def rule_titles(con: duckdb.DuckDBPyConnection | None = None, config: Any = None) -> dict[str, str]:
+def rule_titles(con: duckdb.DuckDBPyConnection, config: Any = None) -> dict[str, str]:
     """rule_id -> Chinese title (rules.rule_texts): the shipped rules, the config's rule folders,
     then the store's record of the rules earlier nights ran."""
     return {rule_id: text.title for rule_id, text in rule_texts(rule_folders(config), con).items()}

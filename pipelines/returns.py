@@ -36,9 +36,9 @@ from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, REC
 from .clock import china_now
 from .packed import xlsx_part_too_large
 from .privacy import mask_ids_in_text
-from .store import LAST_ANSWERED_SHEET, insert_many, scalar
+from .store import LAST_ANSWERED_SHEET, current_actor, insert_many, scalar
 from .worklists import (COVER, EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text,
-                        canonical, cell_text, current_actor, ensure_worklist_schema, file_sha256, parse_date,
+                        canonical, cell_text, ensure_worklist_schema, file_sha256, parse_date,
                         parse_money)
 
 RETURNS_DDL = """
@@ -209,7 +209,7 @@ def _header_row_of(ws, last_row: int, last_column: int) -> tuple[int, dict[str, 
 
 def _candidate_sheets(wb) -> list[tuple]:
     """(sheet, header row, columns, last row holding a value) of every sheet with a 疑点编号 header: the worklist sheet, and
-    any copy a clerk made of it (which of them holds the answers is told by _pick_sheet). A column
+    any copy a clerk made of it (which of them holds the answers is told by _load). A column
     read for answers headed twice refuses the workbook: which of the two holds the answer cannot be
     told, and reading the first dropped an answer typed into the other without a word."""
     found = []
@@ -1006,7 +1006,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             continue
         answer["shown_amount"] = shown_amount
         answer["shown_periods"] = (shown.get("所属期起") or None, shown.get("所属期止") or None)
-        outcome = _apply_answer(con, on_sheet, row_number, suspect, answer, answers_before.get(sid, []),
+        outcome = _apply_answer(on_sheet, row_number, suspect, answer, answers_before.get(sid, []),
                                 answered_since.get(sid))
         if outcome is None:
             result.refused += 1
@@ -1218,7 +1218,7 @@ def _write_answers(con, answers: list[list]) -> None:
         [list(column) for column in zip(*answers)])
 
 
-def _apply_answer(con, sheet: _SheetAnswers, row_number: int, suspect, answer: dict,
+def _apply_answer(sheet: _SheetAnswers, row_number: int, suspect, answer: dict,
                   answers_before: list[dict] = (), answered_on_later_sheet: str | None = None):
     """One row's answer applied to its suspect: the AppliedRow, "unchanged", or None when refused.
     Its events are added to `sheet.events` (written together, one statement a sheet);

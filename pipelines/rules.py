@@ -654,7 +654,7 @@ AGENCY_REGION = "(select agency_code, any_value(region_code) as region_code from
 
 
 def _run_one_set(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[str, Any], as_of: date,
-                 config: Config, in_regions: tuple[str, list[str]] | None = None) -> None:
+                 in_regions: tuple[str, list[str]] | None = None) -> None:
     """Leave the rule's rows for one parameter set in temp table _rule_rows. `in_regions` (an SQL
     test of `a.region_code` and its $regions) is where the set's findings will be kept: a model
     then scores only the rows of agencies there — its cap (AMOUNT_OUTLIER's max_share) and its
@@ -721,7 +721,7 @@ def _run_sets(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, config: C
     overridden = [r for _, regions in sets if regions for r in regions]
     for params, regions in sets:
         keep, region_list = region_kept(regions, overridden)
-        _run_one_set(con, rule, params, as_of, config, (keep, region_list) if overridden else None)
+        _run_one_set(con, rule, params, as_of, (keep, region_list) if overridden else None)
         con.execute(f"""
             insert into _rule_all
             select '{rule.id}', cast(r.subject as varchar), cast(r.person_id as varchar), cast(r.agency_code as varchar),

@@ -7,6 +7,7 @@ idempotently on connect, so an old store opened by a newer fundwatch gains any n
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import re
 import shutil
@@ -751,6 +752,17 @@ def stopped_by_signals(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         os.close(read_end)
         if stopping:
             raise KeyboardInterrupt
+
+
+def current_actor(actor: str | None = None) -> str:
+    """Who an audit_log row says did it: the name given, else the login name (else $USER or the uid:
+    some containers have no login name)."""
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except Exception:
+        return os.environ.get("USER") or str(os.getuid())
 
 
 def connect(db_path: str | Path, read_only: bool = False, memory_limit: str | None = None,

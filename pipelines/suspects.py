@@ -38,8 +38,6 @@ CHANGES = ("new", "updated", "reopened", "unchanged", "redetected", "no_longer_d
 # SQL: the payments, transactions and persons a suspect's evidence lists, by id (DuckDB's to_json
 # writes "payment_id":"…", Python's json.dumps "payment_id": "…"; SHARED_BANK_ACCOUNT lists persons)
 _EVIDENCE_IDS = """regexp_extract_all(cast({evidence} as varchar), '"(?:payment_id|txn_id|person_id)": ?"([^"]*)"', 1)"""
-EVENT_OF = {"new": "detected", "updated": "updated", "reopened": "reopened", "redetected": "redetected",
-            "no_longer_detected": "no_longer_detected"}
 
 # SQL: a person's name in the register — the one delivered last (a person has a row per insurance
 # type, each from its own system: a correction delivered for one stream is the name now; the

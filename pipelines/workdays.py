@@ -235,7 +235,7 @@ def calendar_from(config: Any = None) -> WorkCalendar:
     return WorkCalendar(frozenset(holidays), frozenset(adjusted))
 
 
-# The package's calendar alone, for callers without a config.
+# The package's calendar alone, without a config's days (the tests' and docs/design.md's seam).
 _PACKAGE_ONLY = WorkCalendar()
 
 

@@ -10,7 +10,6 @@ workbook to its export even after WPS or LibreOffice re-saved it.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import hashlib
 import json
 import math
@@ -32,12 +31,12 @@ from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
 from .clock import china_now
 from .config import rule_folders
 from .extracts import EXTRACTS
-from .normalise import decode_ooxml_escapes
+from .normalise import EXCEL_EPOCH, decode_ooxml_escapes
 from .printing import print_setup, row_height, wrapped_lines
 from .privacy import mask_id
 from .report_mask import mask_name
 from .rules import RuleText, rule_texts
-from .store import insert_many, scalar
+from .store import current_actor, insert_many, scalar
 from .suspects import reported_gone_sql
 from .workdays import WorkCalendar, calendar_from
 
@@ -83,7 +82,6 @@ def ensure_worklist_schema(con: duckdb.DuckDBPyConnection) -> None:
 # ---------------------------------------------------------------- cell values, both directions
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９．，－／：", "0123456789.,-/:")
-_EXCEL_EPOCH = dt.date(1899, 12, 30)
 _MAX_MONEY = Decimal(10) ** 16  # DECIMAL(18,2) holds less than this
 # An amount as typed: digits, grouped by three with commas (or spaces) or not at all, and a point
 _AMOUNT_TEXT = re.compile(r"[+-]?(?:\d+|\d{1,3}(?:,\d{3})+)?(?:\.\d*)?")
@@ -139,7 +137,7 @@ def parse_date(value: Any) -> dt.date | None:
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"not a date: {value!r}")
         if 20000 < value < 80000 and value == int(value):  # Excel serial: 1954..2119
-            return _EXCEL_EPOCH + dt.timedelta(days=int(value))
+            return EXCEL_EPOCH + dt.timedelta(days=int(value))
         value = str(int(value)) if value == int(value) else str(value)
     text = str(value).strip().translate(_FULL_WIDTH)
     m = (re.fullmatch(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?", text)
@@ -580,15 +578,6 @@ def worklist_name(agency_code: str, as_of: dt.date) -> str:
     if safe != agency_code or len(safe.encode("utf-8")) > 100:
         safe = f"{safe[:40]}-{hashlib.sha256(agency_code.encode('utf-8')).hexdigest()[:8]}"
     return f"{FILE_PREFIX}_{safe}_{as_of:%Y%m%d}.xlsx"
-
-
-def current_actor(actor: str | None = None) -> str:
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return os.environ.get("USER") or str(os.getuid())
 
 
 def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: dt.date, config: Any = None,

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import settings
 
 import pipelines
-from pipelines import resources
+from pipelines import resources, store
 
 # Property tests draw new random examples on every run, so running them locally keeps looking
 # for new failures; CI (.ci/run sets FUNDWATCH_CI) draws the same examples each time, so a
@@ -34,6 +34,15 @@ if os.environ.get("FUNDWATCH_CI"):
 # The folder that holds the `pipelines` this session imports: the source tree during development,
 # site-packages under `make test`. Subprocesses and notebook kernels must import the same one.
 PACKAGE_ROOT = str(Path(pipelines.__file__).resolve().parent.parent)
+
+
+def store_scalar(db: Path, sql: str, params=None):
+    """One value from a store file, opened read-only and closed again (a night may run after)."""
+    con = store.connect(db, read_only=True)
+    try:
+        return store.scalar(con, sql, params)
+    finally:
+        con.close()
 
 
 def fundwatch_env(home: Path, prefect_api: str | None = None) -> dict[str, str]:

@@ -22,15 +22,13 @@ import openpyxl
 import pytest
 
 import pipelines
-from _nightly_inbox import PAY_HEADER, _write, person
+from _nightly_inbox import ALIVE, DEAD, PAY_HEADER, _write, person
 from pipelines.flows import nightly_flow
 from pipelines.store import connect
 
 AS_OF = date(2026, 11, 21)
 A1, A2 = "360702", "360703"
-DEAD = person("36070219500101001")
 HELD = person("36070219510505005")
-ALIVE = person("36070219520202002")
 STOPPED = person("36070319530303003")
 BIG = person("36070319560606006")
 

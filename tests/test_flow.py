@@ -16,6 +16,7 @@ import pytest
 
 from _nightly_inbox import AGENCY, ALIVE, DEAD, delivery_1, delivery_2
 from conftest import fundwatch_env
+from conftest import store_scalar as _count
 from pipelines import analysis, cli, runlock, store
 from pipelines.flows import NightlyError, StepFailed, nightly_deployment, nightly_flow
 from pipelines.runsummary import format_summary
@@ -27,14 +28,6 @@ NIGHT_1, NIGHT_2 = date(2026, 10, 21), date(2026, 11, 21)
 
 # Flows run in this process report to the session's temporary Prefect API (conftest.py).
 pytestmark = pytest.mark.usefixtures("prefect_api")
-
-
-def _count(db: Path, sql: str, params=None):
-    con = connect(db, read_only=True)
-    try:
-        return scalar(con, sql, params)
-    finally:
-        con.close()
 
 
 def _night(inbox: Path, db: Path, out: Path, as_of: date, config: str | None = None) -> dict:

@@ -53,8 +53,6 @@ def write_busy_night(con, night: Path) -> dict[str, str]:
     living = """person_id not in (select person_id from deaths) and person_id not in (select person_id from imprisonments)
                 and person_id not in (select person_id from suspects where person_id is not null)"""
     planted: dict[str, str] = {}
-    payment_cols = ("payment_id, person_id, name, insurance_type, item, period, paid_on, amount, bank_account, "
-                    "agency_code, handled_by, reviewed_by, reviewed_at")
 
     # DUPLICATE_PENSION: a back-paid pension for an old month from a second agency
     dup_id, dup_period, dup_agency = _one(con, f"""

@@ -19,6 +19,7 @@ import openpyxl
 import pytest
 
 from _nightly_inbox import ALIVE, DEAD, delivery_1
+from conftest import store_scalar as _count
 from pipelines import analysis, report, worklists
 from pipelines.config import load_config, rule_folders
 from pipelines.flows import StepFailed, nightly_flow
@@ -493,14 +494,6 @@ def test_a_rule_of_several_statements_or_not_a_query_is_refused_before_any_of_it
     assert not copied.exists()
     after = {t: _count(tmp_path / "fw.duckdb", f"select count(*) from {t}") for t in ("suspect_events", "deaths")}
     assert after["deaths"] == before["deaths"] and after["suspect_events"] >= before["suspect_events"] > 0
-
-
-def _count(db: Path, sql: str) -> int:
-    con = connect(db, read_only=True)
-    try:
-        return scalar(con, sql)
-    finally:
-        con.close()
 
 
 def test_an_own_rule_is_found_however_its_file_and_table_names_are_cased_and_its_file_encoded(tmp_path):

@@ -11,16 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _nightly_inbox import person
 from pipelines import contracts
 from pipelines.extracts import EXTRACTS
 from pipelines.normalise import check_digit, clean_text, column_exprs, max_period, normalise_person_id, person_id_exprs
 
 TODAY = dt.date(2026, 11, 23)
 PAY = EXTRACTS["payments"]
-
-
-def person(first17: str) -> str:
-    return first17 + check_digit(first17)
 
 
 def parse(kind: str, column: str, values: list[str | None]) -> list[tuple]:

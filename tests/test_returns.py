@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 
 from pipelines import casework, cli, returns, worklists
-from pipelines.casework import OUTCOME_LABELS, OUTCOMES
+from pipelines.casework import OUTCOME_LABELS
 from pipelines.config import Config
 from pipelines.store import connect, scalar
 from pipelines.worklists import file_sha256

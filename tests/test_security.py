@@ -20,7 +20,7 @@ import pytest
 from pipelines import flows, report, returns, runlock, worklists
 from pipelines.casework import OUTCOME_LABELS
 from pipelines.normalise import check_digit
-from pipelines.store import connect, scalar
+from pipelines.store import connect
 
 AS_OF = dt.date(2026, 11, 20)
 AGENCY = "360702"

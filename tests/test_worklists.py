@@ -9,7 +9,6 @@ import re
 import stat
 import zipfile
 from decimal import Decimal
-from pathlib import Path
 
 import openpyxl
 import pytest
