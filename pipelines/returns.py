@@ -888,6 +888,14 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
     # the agency and day of this export (worklist_rows.as_of), when it is on record
     export_agency, issued_on = con.execute("select any_value(agency_code), any_value(as_of) from worklist_rows"
                                            " where export_id = ?", [export_id]).fetchall()[0]
+    # Handed over (移交, suspects._hand_over) from this sheet's agency since: {suspect: (day, to)}
+    handed_over = {sid: (on, to) for sid, on, to in con.execute(
+        """select suspect_id, arg_max(json_extract_string(detail, '$.as_of'), happened_at),
+                  arg_max(json_extract_string(detail, '$.to_agency'), happened_at)
+           from suspect_events
+           where event = 'handed_over' and list_contains(?, suspect_id)
+             and json_extract_string(detail, '$.from_agency') = ?
+           group by suspect_id""", [wanted, export_agency]).fetchall()}
     # A suspect reopened (new evidence) after this workbook was issued: the row answers evidence
     # the agency has since been sent again, changed — {suspect: day it reopened}.
     reopened_since: dict[str, str] = {}  # the as-of of the night that reopened it
@@ -964,6 +972,10 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             problems.append(("疑点编号", f"疑点编号“{_quote(sid)}”不存在"))
         elif str(path) in conflicts.get(sid, {}):
             problems.append(("核实结果", conflicts[sid][str(path)]))
+        elif suspect[1] != export_agency and sid in handed_over:
+            on, to = handed_over[sid]
+            problems.append(("疑点编号", f"疑点 {sid} 已于 {on} 移交经办机构 {to}（该人员现由其发放），本行未予采用："
+                                        f"请将已核实和追回的情况告知 {to}，由其在本机构台账中报送"))
         elif suspect[1] != export_agency:
             problems.append(("疑点编号", f"疑点 {sid} 属于其他经办机构（{suspect[1]}），不在本机构台账内"))
         elif sid not in issued:

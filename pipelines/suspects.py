@@ -11,9 +11,11 @@ md5(rule_id|subject): no ID number in it). Every change appends to `suspect_even
                       status: only an agency's verification closes a suspect, and the history
                       must survive. Written once per disappearance.
 - redetected          found again after a no_longer_detected (changed: with old and new amounts)
+- handed_over         (移交) an open suspect whose finding is now another agency's — the person
+                      moved and is paid there, or a corrected row moved the agency's code — goes to
+                      that agency, issued to it afresh (old and new agency in the detail)
 
-Re-running on the same data changes nothing. The agency of a suspect is fixed when it is first
-detected: a worklist already issued to one agency is not silently moved to another.
+Re-running on the same data changes nothing. A suspect 已移送 or 已销号 keeps the agency it had.
 
 An incremental night (rules.detect(incremental=True)) runs some rules only for their subjects in
 temp table detection_subjects (those tonight's new rows can change), and does not re-run rules
@@ -31,6 +33,7 @@ from datetime import date
 
 import duckdb
 
+from .casework import OPEN_STATUSES_SQL
 from .clock import china_now
 from .store import of_files, scalar, table_exists
 
@@ -184,6 +187,7 @@ def _scoped_rules(con: duckdb.DuckDBPyConnection, scope: str | None = None) -> s
 
 
 def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> None:
+    _find_handovers(con)
     con.execute("""
         insert into suspects (suspect_id, rule_id, subject, person_id, agency_code, period_from, period_to, amount,
                               status, first_detected_on, last_detected_on, evidence, name, severity)
@@ -242,7 +246,41 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
         from _changes
         where change <> 'unchanged'
         order by suspect_id""", {"as_of": as_of, "now": china_now(), "run_id": run_id})
+    _hand_over(con, as_of, run_id)
     _correct_names(con, as_of, run_id)
+
+
+def _find_handovers(con: duckdb.DuckDBPyConnection) -> None:
+    """The suspects to hand over (移交) tonight, read before the merge changes their status: open
+    ones, and closed ones reopened tonight, whose finding is now another agency's — the person moved
+    and is paid there now, or a re-delivered row corrected the agency's code. Kept with the agency
+    that first had it, the agency now paying was never told (only it can stop the payment), and a
+    code no data carries any more kept getting worklists. A suspect 已移送 or 已销号 stays where it was."""
+    con.execute(f"""
+        create or replace temp table _handed as
+        select c.suspect_id, s.agency_code as from_agency, c.agency_code as to_agency, s.status as old_status
+        from _changes c join suspects s on s.suspect_id = c.suspect_id
+        where c.change <> 'no_longer_detected' and c.agency_code is not null
+          and c.agency_code is distinct from s.agency_code
+          and (s.status in ({OPEN_STATUSES_SQL}) or c.change = 'reopened')""")
+
+
+def _hand_over(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> None:
+    """Move tonight's handovers (_find_handovers) to their new agency. One already issued is issued
+    to it afresh — tonight's 下发日期 and a fresh 核查期限 on its next worklist (the old agency's
+    deadline was the old agency's) — keeping its status, answers and recoveries so far; 挂牌督办 still
+    counts from its detection (the fund's loss is as old as it was). The old agency's sheet, sent
+    back, has the row refused as another agency's suspect."""
+    con.execute("""
+        update suspects set agency_code = h.to_agency, issued_on = null, deadline = null
+        from _handed h where suspects.suspect_id = h.suspect_id""")
+    con.execute("""
+        insert into suspect_events (suspect_id, happened_at, event, detail, run_id)
+        select suspect_id, $now, 'handed_over',
+               to_json(struct_pack(as_of := $as_of, from_agency := from_agency, to_agency := to_agency,
+                                   status := old_status)), $run_id
+        from _handed order by suspect_id""", {"as_of": as_of, "now": china_now(), "run_id": run_id})
+    con.execute("drop table _handed")
 
 
 def _correct_names(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> None:

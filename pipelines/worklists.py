@@ -316,7 +316,8 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalen
     updates, events = [], []
     deadlines: dict[dt.date, dt.date] = {}  # by 下发日期: most rows share tonight's
     for r in rows:
-        reissuing = r["status"] == REOPENED and r["deadline"] is None
+        # reopened after its closing, or handed over from another agency (suspects._hand_over)
+        reissuing = (r["status"] == REOPENED or r["issued_on"] is None) and r["deadline"] is None
         issuing = r["status"] == NEW or reissuing
         if not issuing and r["issued_on"] is not None and r["deadline"] is not None:
             # 本次新下发 is what tonight's date issued: the same when this night is run again after

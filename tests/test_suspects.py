@@ -558,3 +558,62 @@ def test_a_sheet_issued_before_a_reopening_is_refused_whatever_zone_each_command
     assert [r.reason for r in result.refusals if "重开" in r.reason], result.refusals
     stamps = [e for (e,) in con.execute("select event from suspect_events order by happened_at").fetchall()]
     assert stamps.index("detected") < stamps.index("closed") < stamps.index("reopened")
+
+
+def test_an_open_suspect_goes_to_the_agency_now_paying_issued_to_it_afresh(con, tmp_path):
+    """移交: a person paid after death moved to another agency, which pays them now. Kept with the
+    agency that first had it, the agency now paying was never told (only it can stop the payment)
+    while the first agency's sheets carried the other's payments (a reorganisation probe). The
+    suspect goes over with its answers so far, issued to the new agency with a fresh 核查期限; the
+    first agency's sheet sent back has its row refused, saying where it went; one 已移送 stays."""
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    first = suspect(con)
+    assert (first["agency_code"], first["status"]) == ("360702", "已下发")
+    old_deadline = con.execute("select deadline from suspects").fetchall()[0][0]
+    # the person moved: the new agency pays 202609 and 202610 (after the death, as before)
+    for period in ("202609", "202610"):
+        con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
+                    "values (?, ?, '110', '基本养老金', ?, ?, 3000, '360721')",
+                    [f"B{period}", PERSON, period, date(int(period[:4]), int(period[4:]), 10)])
+    night(con, NIGHT2)
+    moved = suspect(con)
+    assert (moved["agency_code"], moved["status"], moved["amount"]) == ("360721", "已下发", Decimal("12000.00"))
+    [(detail,)] = con.execute("select detail from suspect_events where event = 'handed_over'").fetchall()
+    assert {k: json.loads(detail)[k] for k in ("from_agency", "to_agency", "status", "as_of")} == \
+        {"from_agency": "360702", "to_agency": "360721", "status": "已下发", "as_of": "2026-11-21"}
+    written = worklists.write_worklists(con, tmp_path / "out2", NIGHT2)
+    assert [p.name.split("_")[1] for p in written] == ["360721"]  # the first agency has nothing open
+    issued_on, deadline = con.execute("select issued_on, deadline from suspects").fetchall()[0]
+    assert issued_on == NIGHT2 and deadline > old_deadline
+    assert con.execute("select count(*) from suspect_events where event = 'issued'").fetchall()[0][0] == 2
+    # the first agency answers on its old sheet: refused, saying to whom it went
+    clerk = Clerk(sheet)
+    clerk.fill(first["suspect_id"], 核实结果=OUTCOME_LABELS[4], 追回金额=6000, 核实说明="已追回")
+    result = returns.apply_returns(con, [clerk.save()], date(2026, 11, 24))
+    [refusal] = result.refusals
+    assert "已于 2026-11-21 移交经办机构 360721" in refusal.reason and "告知 360721" in refusal.reason
+    assert suspect(con)["status"] == "已下发"
+    # once 已移送 (to 稽核/公安) it stays where it was, whoever pays next
+    con.execute("update suspects set status = '已移送'")
+    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
+                "values ('C202611', ?, '110', '基本养老金', '202611', date '2026-11-10', 3000, '360781')", [PERSON])
+    con.execute("delete from payments where agency_code = '360721'")
+    night(con, date(2026, 12, 21))
+    assert (suspect(con)["agency_code"], suspect(con)["status"]) == ("360721", "已移送")
+
+
+def test_a_closed_suspect_reopened_by_another_agencys_payment_goes_to_that_agency(con):
+    night(con, NIGHT1)
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-11-01', outcome = '7'")
+    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
+                "values ('B202609', ?, '110', '基本养老金', '202609', date '2026-09-10', 3000, '360721')", [PERSON])
+    assert night(con, NIGHT2)["reopened"] == 1
+    s = suspect(con)
+    assert (s["status"], s["agency_code"]) == ("已重开", "360721")
+    assert [e for e, _ in events(con)][-2:] in (["handed_over", "reopened"], ["reopened", "handed_over"])
