@@ -290,9 +290,19 @@ def _row_count_suite(gx, previous_rows: int):
     return suite
 
 
-def _suite(gx, kind: str, frame):
+def _registered_agencies(con) -> list[str]:
+    """The agency codes of the `agencies` register (none delivered: nothing to check against)."""
+    return [c for (c,) in con.execute("select distinct agency_code from agencies where agency_code is not null "
+                                      "order by agency_code").fetchall()]
+
+
+def _suite(gx, kind: str, frame, registered: list[str] | None = None):
     E = gx.expectations
     out = []
+    if registered and kind != "agencies" and "agency_code" in frame.columns:
+        # a code no register lists: a typo, a full-width code or an agency abolished — its suspects
+        # went to a worklist of an agency without a name, the region's parameters passed over
+        out.append(E.ExpectColumnValuesToBeInSet(column="agency_code", value_set=registered))
     spec = X.EXTRACTS[kind]
     for col in spec.key:
         if col not in PERSONAL:
@@ -362,7 +372,7 @@ def _warning(delivery: str, kind: str, expectation: str, column: str | None, det
     if "unexpected_count" in obs:
         found = f"{obs['unexpected_count']} of {obs.get('element_count')} rows unexpected"
         sample = obs.get("partial_unexpected_list") or []
-        if sample and column in CODE_SETS:
+        if sample and (column in CODE_SETS or column == "agency_code"):
             found += f" (e.g. {', '.join(dict.fromkeys(map(str, sample)))})"
     else:
         found = f"observed {obs.get('observed_value')}"
@@ -404,6 +414,7 @@ def check_deliveries(
     source = context.data_sources.add_pandas("deliveries")
     rows_out = []
     seen: list[str] = []  # the files checked tonight
+    registered = _registered_agencies(con)
     for delivery in deliveries:
         for kind in X.EXTRACTS:
             files = _files(con, kind, delivery, unchecked=True)
@@ -426,7 +437,7 @@ def check_deliveries(
             # Files whose every row was refused are checked too, on no rows: their row count and ID
             # numbers say what went wrong, where silence would say nothing did.
             frame, _ = _delivery_frame(con, kind, delivery, files)
-            checks = [(kind, frame, _suite(gx, kind, frame))]
+            checks = [(kind, frame, _suite(gx, kind, frame, registered))]
             rows_added = _rows_added(con, kind, delivery)
             previous = _previous_rows(con, kind, delivery)
             if previous:

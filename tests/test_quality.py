@@ -504,3 +504,31 @@ def test_a_delivery_named_with_markup_is_no_markup_in_the_data_docs(tmp_path):
     text = "".join(p.read_text(encoding="utf-8") for p in pages)
     assert "onerror=" not in text and "<img src=x" not in text  # (its words stay, as text)
     assert quality._docs_key(hostile) in text and quality._docs_key("2026-10-21") == "2026-10-21"
+
+
+@pytest.mark.parametrize("code", ["360702", "360799", "３６０７０２"])
+def test_an_agency_code_the_register_does_not_list_is_warned_of_by_its_code(tmp_path, code):
+    """A code no register lists — a typo, a full-width code, an agency abolished — was taken without
+    a word: its suspects went to a worklist of an agency without a name, its region's parameters were
+    passed over (a reorganisation probe). The rows are kept; the warning names the code."""
+    from _nightly_inbox import person
+    d = tmp_path / "inbox" / "2026-10-21"
+    d.mkdir(parents=True)
+    a = person("36070219500101001")
+    (d / "agencies_360700_202610.csv").write_text(
+        "agency_code,agency_name,region_code,parent_code\n360700,赣州市社保局,360700,\n360702,章贡区社保局,360702,360700\n",
+        encoding="utf-8")
+    (d / "beneficiaries_360700_202610.csv").write_text(
+        "person_id,name,insurance_type,agency_code,status,status_date,start_period,bank_account,last_certified_on\n"
+        f"{a},甲,110,{code},正常,,201501,6217000000000001,2026-03-01\n", encoding="utf-8")
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingested = ingest_inbox(con, tmp_path / "inbox")
+        report = check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="agencies")
+    finally:
+        con.close()
+    assert ingested.rows_rejected == 0
+    warned = [w for w in report.warnings if "agency_code" in w]
+    assert warned == ([] if code == "360702" else
+                      [f"2026-10-21 beneficiaries.agency_code: expect_column_values_to_be_in_set failed, "
+                       f"1 of 1 rows unexpected (e.g. {code})"])
