@@ -494,6 +494,17 @@ def _stamps_in_china_time(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("insert into store_migrations values ('stamps_in_china_time', current_timestamp)")
 
 
+def _suspects_follow_their_agency(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: the next night detects in full (no incremental start), so that every open
+    suspect whose finding is now another agency's is handed over (suspects._hand_over) — not only
+    those whose subject a later delivery happens to touch. Older versions, which keep a suspect with
+    its first agency, refuse the store from here on."""
+    with transaction(con):
+        if table_exists(con, "detect_state"):
+            con.execute("update detect_state set fingerprint = null")
+        con.execute("insert into store_migrations values ('suspects_follow_their_agency', current_timestamp)")
+
+
 # The one-time conversions an older store needs, in order; each records itself in store_migrations
 # with its last step, so that one cut short is run again.
 _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
@@ -508,7 +519,8 @@ _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("closed_state", _closed_state),
                ("class_verified_on", _class_verified_on),
                ("reopened_on", _reopened_on),
-               ("stamps_in_china_time", _stamps_in_china_time))
+               ("stamps_in_china_time", _stamps_in_china_time),
+               ("suspects_follow_their_agency", _suspects_follow_their_agency))
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

@@ -617,3 +617,21 @@ def test_a_closed_suspect_reopened_by_another_agencys_payment_goes_to_that_agenc
     s = suspect(con)
     assert (s["status"], s["agency_code"]) == ("已重开", "360721")
     assert [e for e, _ in events(con)][-2:] in (["handed_over", "reopened"], ["reopened", "handed_over"])
+
+
+def test_a_store_of_a_version_that_kept_a_suspect_with_its_first_agency_detects_in_full_next(con, tmp_path):
+    """Upgraded from a version that kept a suspect with its first agency, an incremental night would
+    hand over only the suspects whose subjects a delivery touches: the next night runs in full."""
+    night(con, NIGHT1)
+    con.execute("create table if not exists detect_state (id integer primary key, as_of date, fingerprint varchar,"
+                " updated_at timestamp)")
+    con.execute("insert or replace into detect_state values (1, ?, 'abc', current_timestamp)", [NIGHT1])
+    con.execute("delete from store_migrations where name = 'suspects_follow_their_agency'")
+    path = tmp_path / "fw.duckdb"
+    con.close()
+    again = store.connect(path)
+    try:
+        assert again.execute("select fingerprint from detect_state").fetchall() == [(None,)]
+        assert store.scalar(again, "select count(*) from store_migrations where name = 'suspects_follow_their_agency'") == 1
+    finally:
+        again.close()
