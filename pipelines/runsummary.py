@@ -45,7 +45,8 @@ def _failed_reason(f) -> str:
 # found again as it was (the parameter set back).
 CHANGE_KINDS = tuple(k for k in CHANGES if k != "unchanged")
 QUALITY_WARNINGS_SHOWN = 20  # on the console; the rest are said to be left off
-_CHANGE_WORDS = {"redetected": "found again", "no_longer_detected": "no longer detected"}
+_CHANGE_WORDS = {"redetected": "found again", "no_longer_detected": "no longer detected",
+                 "handed_over": "handed over to another agency"}
 
 
 def _changes_text(v: dict[str, Any]) -> str:

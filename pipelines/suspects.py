@@ -37,7 +37,7 @@ from .casework import OPEN_STATUSES_SQL
 from .clock import china_now
 from .store import of_files, scalar, table_exists
 
-CHANGES = ("new", "updated", "reopened", "unchanged", "redetected", "no_longer_detected")
+CHANGES = ("new", "updated", "reopened", "unchanged", "redetected", "no_longer_detected", "handed_over")
 # SQL: the payments, transactions and persons a suspect's evidence lists, by id (DuckDB's to_json
 # writes "payment_id":"…", Python's json.dumps "payment_id": "…"; SHARED_BANK_ACCOUNT lists persons)
 _EVIDENCE_IDS = """regexp_extract_all(cast({evidence} as varchar), '"(?:payment_id|txn_id|person_id)": ?"([^"]*)"', 1)"""
@@ -280,7 +280,6 @@ def _hand_over(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) 
                to_json(struct_pack(as_of := $as_of, from_agency := from_agency, to_agency := to_agency,
                                    status := old_status)), $run_id
         from _handed order by suspect_id""", {"as_of": as_of, "now": china_now(), "run_id": run_id})
-    con.execute("drop table _handed")
 
 
 def _correct_names(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> None:
@@ -343,7 +342,8 @@ _CHANGE_SAID = ("case when change = 'updated' and suspect_id in (select suspect_
 
 
 def update_suspects(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None = None) -> dict[str, dict[str, int]]:
-    """Merge temp table `detections` (from rules.detect) into suspects; {rule_id: {new, updated, reopened, unchanged, …}}."""
+    """Merge temp table `detections` (from rules.detect) into suspects; {rule_id: {new, updated, reopened, unchanged, …}}
+    (a suspect handed over is counted as `handed_over` besides its change)."""
     if not table_exists(con, "detections"):
         raise ValueError("no detections on this connection: run pipelines.rules.detect first")
     own_transaction = True
@@ -355,11 +355,14 @@ def update_suspects(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | N
         _stage(con, as_of)
         _apply(con, as_of, run_id)
         # counted as the events say (_CHANGE_SAID)
-        counts = con.execute(f"select rule_id, {_CHANGE_SAID}, count(*) from _changes group by all").fetchall()
+        counts = con.execute(f"""select rule_id, {_CHANGE_SAID}, count(*) from _changes group by all
+                                 union all
+                                 select s.rule_id, 'handed_over', count(*) from _handed h
+                                 join suspects s on s.suspect_id = h.suspect_id group by all""").fetchall()
         rule_ids = [r[0] for r in con.execute(
             "select rule_id from detection_rules" if table_exists(con, "detection_rules")
             else "select distinct rule_id from detections").fetchall()]
-        for table in ("_incoming", "_changes", "_gone"):
+        for table in ("_incoming", "_changes", "_gone", "_handed"):
             con.execute(f"drop table if exists {table}")
         _record_state(con, as_of)
     except BaseException:

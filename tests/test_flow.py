@@ -163,16 +163,16 @@ def test_a_night_re_run_with_another_config_says_what_it_no_longer_finds_and_whi
     usual.write_text("disabled_rules: [PAID_AFTER_DEATH]\n", encoding="utf-8")
     again = _night(inbox, db, out, NIGHT_1, str(usual))
     lines = format_summary(again).splitlines()
-    assert "  suspects tonight: 0 new, 0 updated, 0 reopened, 0 found again, 3 no longer detected" in lines
+    assert "  suspects tonight: 0 new, 0 updated, 0 reopened, 0 found again, 3 no longer detected, 0 handed over to another agency" in lines
     assert any(line.startswith("    CERTIFICATION_OVERDUE") and line.endswith(
-        "(+0 new, 0 updated, 0 reopened, 0 found again, 3 no longer detected)") for line in lines), lines
+        "(+0 new, 0 updated, 0 reopened, 0 found again, 3 no longer detected, 0 handed over to another agency)") for line in lines), lines
     assert ("  rules disabled by config: PAID_AFTER_DEATH (not run; their open suspects stay as last detected)"
             in lines)
     assert _count(db, "select count(*) from suspect_events where event = 'no_longer_detected'") == 3
     assert again["by_rule"]["CERTIFICATION_OVERDUE"]["parameters"] == [{"params": defaults, "regions": None}]
     # the parameter set back: the same suspects found again as they were, and said so
     back = format_summary(_night(inbox, db, out, NIGHT_1, str(strict))).splitlines()
-    assert "  suspects tonight: 0 new, 0 updated, 0 reopened, 3 found again, 0 no longer detected" in back
+    assert "  suspects tonight: 0 new, 0 updated, 0 reopened, 3 found again, 0 no longer detected, 0 handed over to another agency" in back
     assert not any("rules disabled" in line for line in back)
 
 

@@ -93,7 +93,8 @@ def test_rerun_on_same_data_changes_nothing(con):
     night(con, NIGHT1)
     before = snapshot(con)
     counts = night(con, NIGHT1)
-    assert counts == {"new": 0, "updated": 0, "reopened": 0, "unchanged": 1, "redetected": 0, "no_longer_detected": 0}
+    assert counts == {"new": 0, "updated": 0, "reopened": 0, "unchanged": 1, "redetected": 0, "no_longer_detected": 0,
+                      "handed_over": 0}
     assert snapshot(con) == before
 
 
@@ -581,7 +582,8 @@ def test_an_open_suspect_goes_to_the_agency_now_paying_issued_to_it_afresh(con, 
         con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
                     "values (?, ?, '110', '基本养老金', ?, ?, 3000, '360721')",
                     [f"B{period}", PERSON, period, date(int(period[:4]), int(period[4:]), 10)])
-    night(con, NIGHT2)
+    counts = night(con, NIGHT2)
+    assert (counts["updated"], counts["handed_over"]) == (1, 1)  # the console's night summary says so
     moved = suspect(con)
     assert (moved["agency_code"], moved["status"], moved["amount"]) == ("360721", "已下发", Decimal("12000.00"))
     [(detail,)] = con.execute("select detail from suspect_events where event = 'handed_over'").fetchall()
