@@ -4,6 +4,7 @@ Lifecycle (CONTRACT §4–5):
     待下发 (new) → 已下发 (issued in a worklist) → 核查中 (partly verified) → 已销号 (closed)
                                                                       ↘ 已移送 (transferred)
     已销号 → 已重开 (new evidence; issued again with a fresh 核查期限, it stays 已重开 until answered) → 核查中/已销号/已移送
+    已销号/已移送 → 已重开 by the supervision office (`fundwatch reopen`: an answer to correct)
 
 `refresh()` recomputes, each night and after returns, the flags the supervisor watches:
 逾期 (overdue past the 核查期限), 挂牌督办 (escalated: loss not recovered long after detection),
@@ -193,6 +194,47 @@ def add_events(con: duckdb.DuckDBPyConnection, events: list[tuple[str, str, dict
     insert_many(con, "suspect_events", ["suspect_id", "happened_at", "event", "detail", "run_id"],
                 [[sid, happened_at, event, json.dumps(detail, ensure_ascii=False, default=str), run_id]
                  for sid, event, detail in events])
+
+
+class NotReopenable(ValueError):
+    """A suspect `reopen_by_office` cannot reopen: unknown, or still open (its agency answers it)."""
+
+
+def reopen_by_office(con: duckdb.DuckDBPyConnection, suspect_ids: list[str], reason: str, as_of: dt.date,
+                     actor: str) -> list[str]:
+    """The supervision office sends closed or transferred suspects back to their agency to be
+    verified again (`fundwatch reopen`): an answer 5 or 6 chosen by mistake, a transfer 稽核 cleared,
+    a closing the office does not accept. Each becomes 已重开 as one new evidence reopens — issued
+    again on its agency's next worklist with a fresh 核查期限, its 挂牌督办 days counted from today,
+    an answer on an older sheet refused — its answer on record shown for the agency to correct, the
+    office's reason on the row. Returned ids in order; NotReopenable before anything is changed."""
+    reason = " ".join(str(reason or "").split())
+    if not reason:
+        raise NotReopenable("give the reason (--reason): it is shown to the agency on its worklist row")
+    ids = list(dict.fromkeys(suspect_ids))
+    found = dict(con.execute("select suspect_id, status from suspects where list_contains(?, suspect_id)",
+                             [ids]).fetchall())
+    for sid in ids:
+        if sid not in found:
+            raise NotReopenable(f"suspect {sid} not found in the store")
+        if found[sid] not in (CLOSED, TRANSFERRED):
+            raise NotReopenable(f"suspect {sid} is {found[sid]}, not 已销号 or 已移送: its agency answers it on "
+                                "its worklist")
+    now = china_now()
+    with atomic(con):
+        before = {sid: (status, closed_on) for sid, status, closed_on in con.execute(
+            "select suspect_id, status, closed_on from suspects where list_contains(?, suspect_id)", [ids]).fetchall()}
+        con.execute(f"""update suspects set status = '{REOPENED}', closed_on = null, reopened_on = ?, deadline = null,
+                        overdue = false, escalated = false
+                        where list_contains(?, suspect_id)""", [as_of, ids])
+        add_events(con, [(sid, "reopened", {"as_of": as_of.isoformat(), "by_office": True, "reason": reason,
+                                            "old_status": before[sid][0], "closed_on": before[sid][1]})
+                         for sid in ids], None, now)
+        con.execute("insert into audit_log (happened_at, actor, action, file, file_hash, suspect_ids, detail)"
+                    " values (?, ?, 'reopen_by_office', null, null, ?, ?)",
+                    [now, actor, json.dumps(ids), json.dumps({"as_of": as_of.isoformat(), "reason": reason},
+                                                             ensure_ascii=False)])
+    return ids
 
 
 @contextlib.contextmanager

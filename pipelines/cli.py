@@ -350,6 +350,31 @@ def cmd_returns(args) -> int:
     return EXIT_OK
 
 
+def cmd_reopen(args) -> int:
+    """The supervision office sends closed or transferred suspects back to their agency to be
+    verified again (casework.reopen_by_office): they are on its next worklist with the reason."""
+    from . import casework, runlock
+    from .privacy import mask_ids_in_text
+    from .store import connect, current_actor
+
+    _existing_store(args.db)
+    as_of = _as_of(args.as_of, db=args.db) or _today()
+    try:
+        with runlock.hold(args.db, "reopen"):
+            con = connect(args.db)
+            try:
+                ids = casework.reopen_by_office(con, args.suspect, args.reason, as_of, current_actor())
+            finally:
+                con.close()
+    except runlock.StoreBusy as exc:
+        raise Refused(str(exc), EXIT_BUSY) from None
+    except casework.NotReopenable as exc:
+        raise Refused(mask_ids_in_text(str(exc))) from None
+    print(f"reopened {len(ids)} suspect(s) (已重开): {', '.join(ids)} — on their agencies' worklists from the "
+          "next night, with a fresh 核查期限 and the reason")
+    return EXIT_OK
+
+
 def _casework_as_the_nights_ran(con, config, config_path: str | None):
     """The casework settings returns and report recompute with: --config's, else the last night's
     (casework.as_the_nights_ran); a difference is said on stdout."""
@@ -536,6 +561,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("workbooks", nargs="+")
     r.set_defaults(fn=cmd_returns)
 
+    ro = sub.add_parser("reopen", help="send closed (已销号) or transferred (已移送) suspects back to their agency "
+                                       "to be verified again, with the reason (the supervision office's correction)")
+    ro.add_argument("--db", required=True)
+    ro.add_argument("--suspect", required=True, nargs="+", metavar="ID", help="疑点编号, one or more")
+    ro.add_argument("--reason", required=True, help="why: shown on the agency's worklist row")
+    ro.add_argument("--as-of", help="YYYY-MM-DD: the day it is reopened (default: today in Asia/Shanghai)")
+    ro.set_defaults(fn=cmd_reopen)
+
     rp = sub.add_parser("report", help="dashboard and 汇总表 without re-running detection")
     rp.add_argument("--db", required=True)
     rp.add_argument("--out", required=True)
@@ -556,7 +589,7 @@ def parser() -> argparse.ArgumentParser:
                    add_help=False)
     # every option that takes a value, in every command, refuses a second one (argparse has no
     # setting for it: its store action is swapped for one that counts)
-    for command in (n, d, s, r, rp, ru):
+    for command in (n, d, s, r, ro, rp, ru):
         for action in command._actions:
             if type(action) is argparse._StoreAction and action.option_strings:
                 action.__class__ = _GivenOnce

@@ -297,7 +297,11 @@ def _open_suspects(con: duckdb.DuckDBPyConnection, agency_code: str) -> list[dic
                not {casework.loss_answered_sql("s")} as loss_unanswered,
                case when s.status = '{REOPENED}' then
                    (select json_extract_string(arg_max(e.detail, e.happened_at), '$.closed_on') from suspect_events e
-                    where e.suspect_id = s.suspect_id and e.event = 'reopened') end as reopened_after_closing_on
+                    where e.suspect_id = s.suspect_id and e.event = 'reopened') end as reopened_after_closing_on,
+               -- sent back by the supervision office (casework.reopen_by_office): its day, reason, old status
+               case when s.status = '{REOPENED}' then
+                   (select arg_max(e.detail, e.happened_at) from suspect_events e
+                    where e.suspect_id = s.suspect_id and e.event = 'reopened') end as reopened_detail
         from suspects s
         where s.status in ({OPEN_STATUSES_SQL}) and s.agency_code = ?
         order by s.rule_id, s.suspect_id
@@ -342,7 +346,13 @@ def _issue(con, rows: list[dict], as_of: dt.date, days: int, calendar: WorkCalen
 def _reopened_banner(r: dict) -> str:
     """What a 已重开 row's agency must look at: what is new since it closed the suspect — the
     amount and the periods then and now (recorded at the closing: closed_amount, closed_period_*) —
-    so that a clerk verifies the new part instead of answering the old one again."""
+    so that a clerk verifies the new part instead of answering the old one again; or, sent back by
+    the supervision office, its reason."""
+    detail = json.loads(r["reopened_detail"]) if r.get("reopened_detail") else {}
+    if detail.get("by_office"):
+        was = {casework.TRANSFERRED: "已移送", casework.CLOSED: "已销号"}.get(detail.get("old_status"), "已办结")
+        return (f"【原{was}，监督部门于 {detail.get('as_of')} 退回重新核实：{detail.get('reason')}。"
+                "请核实后重新填报核实结果】")
     changed = []
     if r["closed_amount"] is not None and r["amount"] is not None and r["closed_amount"] != r["amount"]:
         changed.append(f"涉及金额 {r['closed_amount']:,.2f} → {r['amount']:,.2f} 元")

@@ -637,3 +637,52 @@ def test_a_store_of_a_version_that_kept_a_suspect_with_its_first_agency_detects_
         assert store.scalar(again, "select count(*) from store_migrations where name = 'suspects_follow_their_agency'") == 1
     finally:
         again.close()
+
+
+def test_the_office_sends_a_transferred_suspect_back_to_its_agency_to_be_verified_again(con, tmp_path, capsys):
+    """An answer 5 chosen by mistake, or a transfer 稽核 later cleared, stayed 已移送 for good (挂牌督办
+    at day 90, its 要情 loss kept), the agency told to ask the supervision office, which had no
+    command for it. `fundwatch reopen` sends it back: 已重开, on the agency's next sheet with the
+    reason and a fresh 核查期限, its answer on record shown; the agency's new answer closes it, one
+    on the older sheet is refused; an open suspect or an unknown id is refused before anything."""
+    from test_returns import Clerk
+
+    from pipelines import cli, returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    sid = suspect(con)["suspect_id"]
+    clerk = Clerk(sheet)
+    clerk.fill(sid, 核实结果=OUTCOME_LABELS[5], 核实说明="金额较大，转稽核")
+    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
+    assert suspect(con)["status"] == "已移送"
+    db = tmp_path / "fw.duckdb"
+    con.close()
+    assert cli.main(["reopen", "--db", str(db), "--suspect", "PAD-0000000000", "--reason", "误选"]) == cli.EXIT_USAGE
+    assert "suspect PAD-0000000000 not found" in capsys.readouterr().err
+    assert cli.main(["reopen", "--db", str(db), "--suspect", sid, "--reason", "稽核查明系生存认证延迟，非违规领取",
+                     "--as-of", "2026-11-02"]) == cli.EXIT_OK
+    assert f"reopened 1 suspect(s) (已重开): {sid}" in capsys.readouterr().out
+    again = store.connect(db)
+    try:
+        assert cli.main(["reopen", "--db", str(db), "--suspect", sid, "--reason", "x"]) == cli.EXIT_USAGE
+        s = again.execute("select status, reopened_on, deadline, outcome from suspects").fetchall()[0]
+        assert s == ("已重开", date(2026, 11, 2), None, OUTCOME_LABELS[5])
+        [(detail,)] = again.execute("select detail from suspect_events where event = 'reopened'").fetchall()
+        assert json.loads(detail)["by_office"] is True and json.loads(detail)["old_status"] == "已移送"
+        assert again.execute("select count(*) from audit_log where action = 'reopen_by_office'").fetchall() == [(1,)]
+        [new_sheet] = worklists.write_worklists(again, tmp_path / "out2", date(2026, 11, 3))
+        row = Clerk(new_sheet)
+        cells = {h: row.ws.cell(row=row.rows[sid], column=i + 1).value for i, h in enumerate(row.header)}
+        assert cells["证据摘要"].startswith("【原已移送，监督部门于 2026-11-02 退回重新核实：稽核查明系生存认证延迟，非违规领取。")
+        assert cells["核实结果"] == OUTCOME_LABELS[5] and cells["下发日期"] is not None
+        # the older sheet answered again is refused; the new sheet's answer closes it
+        old = Clerk(sheet)
+        old.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+        assert returns.apply_returns(again, [old.save(tmp_path / "old_again.xlsx")], date(2026, 11, 4)).refusals
+        row.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="经稽核，生存认证延迟，无多发")
+        assert returns.apply_returns(again, [row.save()], date(2026, 11, 5)).refusals == []
+        assert again.execute("select status, outcome from suspects").fetchall() == [("已销号", OUTCOME_LABELS[7])]
+    finally:
+        again.close()
