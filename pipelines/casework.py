@@ -224,9 +224,11 @@ def reopen_by_office(con: duckdb.DuckDBPyConnection, suspect_ids: list[str], rea
     with atomic(con):
         before = {sid: (status, closed_on) for sid, status, closed_on in con.execute(
             "select suspect_id, status, closed_on from suspects where list_contains(?, suspect_id)", [ids]).fetchall()}
-        con.execute(f"""update suspects set status = '{REOPENED}', closed_on = null, reopened_on = ?, deadline = null,
-                        overdue = false, escalated = false
+        # its 逾期 and 挂牌督办 are lifted by refresh, each with its event (`fundwatch reopen` runs it;
+        # else the next returns or night), as after an answer
+        con.execute(f"""update suspects set status = '{REOPENED}', closed_on = null, reopened_on = ?, deadline = null
                         where list_contains(?, suspect_id)""", [as_of, ids])
+        con.execute("insert or ignore into casework_pending select unnest(cast(? as varchar[]))", [ids])
         add_events(con, [(sid, "reopened", {"as_of": as_of.isoformat(), "by_office": True, "reason": reason,
                                             "old_status": before[sid][0], "closed_on": before[sid][1]})
                          for sid in ids], None, now)

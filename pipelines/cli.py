@@ -364,6 +364,9 @@ def cmd_reopen(args) -> int:
             con = connect(args.db)
             try:
                 ids = casework.reopen_by_office(con, args.suspect, args.reason, as_of, current_actor())
+                # its 逾期 and 挂牌督办 lifted now, with their events, by the settings the last night ran with
+                config = _casework_as_the_nights_ran(con, _check_config(None), None)
+                casework.refresh(con, as_of, config, only=ids)
             finally:
                 con.close()
     except runlock.StoreBusy as exc:

@@ -657,6 +657,7 @@ def test_the_office_sends_a_transferred_suspect_back_to_its_agency_to_be_verifie
     clerk.fill(sid, 核实结果=OUTCOME_LABELS[5], 核实说明="金额较大，转稽核")
     assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
     assert suspect(con)["status"] == "已移送"
+    con.execute("update suspects set escalated = true")  # as 挂牌督办 at day 90 leaves a transfer
     db = tmp_path / "fw.duckdb"
     con.close()
     assert cli.main(["reopen", "--db", str(db), "--suspect", "PAD-0000000000", "--reason", "误选"]) == cli.EXIT_USAGE
@@ -672,6 +673,9 @@ def test_the_office_sends_a_transferred_suspect_back_to_its_agency_to_be_verifie
         [(detail,)] = again.execute("select detail from suspect_events where event = 'reopened'").fetchall()
         assert json.loads(detail)["by_office"] is True and json.loads(detail)["old_status"] == "已移送"
         assert again.execute("select count(*) from audit_log where action = 'reopen_by_office'").fetchall() == [(1,)]
+        assert again.execute("select count(*) from casework_pending").fetchall() == [(0,)]  # recomputed at once
+        assert again.execute("select escalated from suspects").fetchall() == [(False,)]
+        assert again.execute("select count(*) from suspect_events where event = 'escalation_lifted'").fetchall() == [(1,)]
         [new_sheet] = worklists.write_worklists(again, tmp_path / "out2", date(2026, 11, 3))
         row = Clerk(new_sheet)
         cells = {h: row.ws.cell(row=row.rows[sid], column=i + 1).value for i, h in enumerate(row.header)}
