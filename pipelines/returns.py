@@ -888,14 +888,14 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
     # the agency and day of this export (worklist_rows.as_of), when it is on record
     export_agency, issued_on = con.execute("select any_value(agency_code), any_value(as_of) from worklist_rows"
                                            " where export_id = ?", [export_id]).fetchall()[0]
-    # Handed over (移交, suspects._hand_over) from this sheet's agency since: {suspect: (day, to)}
-    handed_over = {sid: (on, to) for sid, on, to in con.execute(
-        """select suspect_id, arg_max(json_extract_string(detail, '$.as_of'), happened_at),
-                  arg_max(json_extract_string(detail, '$.to_agency'), happened_at)
+    # Handed over (移交, suspects._hand_over) from this sheet's agency since: {suspect: the day it
+    # left it} (where it is now is the suspect's agency: it may have moved on since)
+    handed_over = dict(con.execute(
+        """select suspect_id, arg_max(json_extract_string(detail, '$.as_of'), happened_at)
            from suspect_events
            where event = 'handed_over' and list_contains(?, suspect_id)
              and json_extract_string(detail, '$.from_agency') = ?
-           group by suspect_id""", [wanted, export_agency]).fetchall()}
+           group by suspect_id""", [wanted, export_agency]).fetchall())
     # A suspect reopened (new evidence) after this workbook was issued: the row answers evidence
     # the agency has since been sent again, changed — {suspect: day it reopened}.
     reopened_since: dict[str, str] = {}  # the as-of of the night that reopened it
@@ -972,10 +972,8 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             problems.append(("疑点编号", f"疑点编号“{_quote(sid)}”不存在"))
         elif str(path) in conflicts.get(sid, {}):
             problems.append(("核实结果", conflicts[sid][str(path)]))
-        elif suspect[1] != export_agency and sid in handed_over:
-            on, to = handed_over[sid]
-            problems.append(("疑点编号", f"疑点 {sid} 已于 {on} 移交经办机构 {to}（该人员现由其发放），本行未予采用："
-                                        f"请将已核实和追回的情况告知 {to}，由其在本机构台账中报送"))
+        elif suspect[1] != export_agency and sid in handed_over and sid in issued:
+            pass  # refused below if it carries a new answer: a row left blank, or applied before, is none
         elif suspect[1] != export_agency:
             problems.append(("疑点编号", f"疑点 {sid} 属于其他经办机构（{suspect[1]}），不在本机构台账内"))
         elif sid not in issued:
@@ -999,12 +997,21 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         shown = issued[sid][1]  # what the answered sheet showed: the amount and periods verified
         shown_amount, shown_from = _amount_and_start(issued[sid])
         answer, problems = _read_answer(cell, values, suspect, shown_amount, as_of, shown_from)
+        handed = suspect[1] != export_agency  # (only one handed over from this agency gets here)
         if answer is None and not problems:
-            result.pending += 1
+            if not handed:  # (one handed over is no longer this agency's to verify)
+                result.pending += 1
             continue
         if sid in prefilled and tuple(_comparable(c, cell(values, c)) for c in EDITABLE) == prefilled[sid]:
             result.unchanged += 1  # the answer pre-filled on this export, untouched: no new answer
             continue
+        if handed and answer is not None and any(_says(a, export_id, OUTCOME_LABELS[answer["number"]], answer)
+                                                 for a in answers_before.get(sid, [])):
+            result.unchanged += 1  # applied from this sheet before it was handed over (a re-saved copy)
+            continue
+        if handed:
+            problems = [("疑点编号", f"疑点 {sid} 已于 {handed_over[sid]} 移交，现由经办机构 {suspect[1]} 核查，"
+                                     f"本行未予采用：请将已核实和追回的情况告知 {suspect[1]}，由其在该机构的台账中报送")]
         if sid in reopened_since:
             problems.append(("核实结果", f"疑点 {sid} 已于 {reopened_since[sid]} 因新证据重开，本台账下发在重开之前："
                                           "请按重开后下发的台账（涉及金额、所属期已更新）核查后报送"))

@@ -153,7 +153,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                          # the months (所属期) the last answer's sheet showed: what a recovery is for
                          ("answered_period_from", "varchar"), ("answered_period_to", "varchar"),
                          # the night it last reopened: its 挂牌督办 days count from there
-                         ("reopened_on", "date")):
+                         ("reopened_on", "date"),
+                         # the agency its latest finding names: where it is handed over to (suspects.py)
+                         ("finding_agency", "varchar")):
         con.execute(f"alter table suspects add column if not exists {column} {kind}")
     con.execute("create table if not exists store_migrations (name varchar primary key, applied_at timestamp)")
 

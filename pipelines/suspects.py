@@ -187,13 +187,19 @@ def _scoped_rules(con: duckdb.DuckDBPyConnection, scope: str | None = None) -> s
 
 
 def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> None:
-    _find_handovers(con)
     con.execute("""
         insert into suspects (suspect_id, rule_id, subject, person_id, agency_code, period_from, period_to, amount,
-                              status, first_detected_on, last_detected_on, evidence, name, severity)
+                              status, first_detected_on, last_detected_on, evidence, name, severity, finding_agency)
         select suspect_id, rule_id, subject, person_id, agency_code, period_from, period_to, amount,
-               '待下发', $as_of, $as_of, evidence, name, severity
+               '待下发', $as_of, $as_of, evidence, name, severity, agency_code
         from _changes where change = 'new'""", {"as_of": as_of})
+    # the agency each finding names, kept for every suspect found tonight (also one that stays
+    # where it is, 已移送 say): a night that does not re-run its subject still knows it
+    con.execute("""
+        update suspects set finding_agency = c.agency_code
+        from _changes c
+        where suspects.suspect_id = c.suspect_id and c.change <> 'no_longer_detected' and c.agency_code is not null
+          and suspects.finding_agency is distinct from c.agency_code""")
     con.execute("""
         update suspects set
             period_from = c.period_from, period_to = c.period_to, amount = c.amount, evidence = c.evidence,
@@ -246,23 +252,47 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
         from _changes
         where change <> 'unchanged'
         order by suspect_id""", {"as_of": as_of, "now": china_now(), "run_id": run_id})
+    _find_handovers(con)
     _hand_over(con, as_of, run_id)
     _correct_names(con, as_of, run_id)
 
 
 def _find_handovers(con: duckdb.DuckDBPyConnection) -> None:
-    """The suspects to hand over (移交) tonight, read before the merge changes their status: open
-    ones, and closed ones reopened tonight, whose finding is now another agency's — the person moved
-    and is paid there now, or a re-delivered row corrected the agency's code. Kept with the agency
-    that first had it, the agency now paying was never told (only it can stop the payment), and a
-    code no data carries any more kept getting worklists. A suspect 已移送 or 已销号 stays where it was."""
+    """The suspects to hand over (移交) tonight: open ones (also one reopened tonight, or by the
+    office since) whose finding names another agency than theirs — the person moved and is paid
+    there now, or a re-delivered row corrected the agency's code — where their agency no longer pays
+    the subject (the person, the account, the payment) in its latest paid month. Kept with the
+    agency that first had it, the agency now paying was never told (only it can stop the payment),
+    and a code no data carries kept getting worklists; while both still pay (a duplicate pension, an
+    account two agencies pay into) the suspect stays: the one that paid most could change every
+    month, and each move was a fresh 核查期限 that never ran out. Read from `finding_agency`, kept
+    for every suspect found: an incremental night that does not re-run a subject decides as a full
+    night does. A suspect 已移送 or 已销号 stays where it was."""
     con.execute(f"""
         create or replace temp table _handed as
-        select c.suspect_id, s.agency_code as from_agency, c.agency_code as to_agency, s.status as old_status
-        from _changes c join suspects s on s.suspect_id = c.suspect_id
-        where c.change <> 'no_longer_detected' and c.agency_code is not null
-          and c.agency_code is distinct from s.agency_code
-          and (s.status in ({OPEN_STATUSES_SQL}) or c.change = 'reopened')""")
+        select suspect_id, subject, agency_code as from_agency, finding_agency as to_agency, status as old_status
+        from suspects
+        where status in ({OPEN_STATUSES_SQL}) and finding_agency is not null
+          and finding_agency is distinct from agency_code""")
+    if not scalar(con, "select count(*) from _handed"):
+        return
+    # the subject's payments, by what the subject is (three joins on equality: one on an OR read
+    # the whole payments table once per candidate)
+    con.execute("""
+        create or replace temp table _still_paying as
+        with paid as (
+            select h.suspect_id, p.period, p.agency_code from _handed h join payments p on p.person_id = h.subject
+            union all
+            select h.suspect_id, p.period, p.agency_code from _handed h join payments p on p.bank_account = h.subject
+            union all
+            select h.suspect_id, p.period, p.agency_code from _handed h join payments p on p.payment_id = h.subject
+        ),
+        latest as (select suspect_id, max(period) as period from paid group by suspect_id)
+        select distinct p.suspect_id
+        from paid p join latest l on l.suspect_id = p.suspect_id and l.period = p.period
+        join _handed h on h.suspect_id = p.suspect_id and p.agency_code = h.from_agency""")
+    con.execute("delete from _handed where suspect_id in (select suspect_id from _still_paying)")
+    con.execute("drop table _still_paying")
 
 
 def _hand_over(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> None:

@@ -599,7 +599,7 @@ def test_an_open_suspect_goes_to_the_agency_now_paying_issued_to_it_afresh(con, 
     clerk.fill(first["suspect_id"], 核实结果=OUTCOME_LABELS[4], 追回金额=6000, 核实说明="已追回")
     result = returns.apply_returns(con, [clerk.save()], date(2026, 11, 24))
     [refusal] = result.refusals
-    assert "已于 2026-11-21 移交经办机构 360721" in refusal.reason and "告知 360721" in refusal.reason
+    assert "已于 2026-11-21 移交，现由经办机构 360721 核查" in refusal.reason and "告知 360721" in refusal.reason
     assert suspect(con)["status"] == "已下发"
     # once 已移送 (to 稽核/公安) it stays where it was, whoever pays next
     con.execute("update suspects set status = '已移送'")
@@ -690,3 +690,90 @@ def test_the_office_sends_a_transferred_suspect_back_to_its_agency_to_be_verifie
         assert again.execute("select status, outcome from suspects").fetchall() == [("已销号", OUTCOME_LABELS[7])]
     finally:
         again.close()
+
+
+def pay_from(con, agency, period, amount="3000.00"):
+    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
+                "values (?, ?, '110', '基本养老金', ?, ?, ?, ?)",
+                [f"{agency}{period}", PERSON, period, date(int(period[:4]), int(period[4:]), 10), Decimal(amount), agency])
+
+
+def test_a_suspect_stays_with_its_agency_while_that_agency_still_pays_and_goes_once_it_stopped(con, tmp_path):
+    """Handed over to the agency that paid most each month, a suspect two agencies paid moved every
+    month, a fresh 核查期限 each time that never ran out (a regression probe): it goes only once its
+    agency no longer pays the subject in the latest month paid; an answer on the old sheet is refused
+    naming where it is now, a row left blank is no answer, a row applied before is unchanged."""
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [sheet_a] = worklists.write_worklists(con, tmp_path / "a", NIGHT1)
+    pay_from(con, "360721", "202609", "3500.00")  # both pay 202609, the other agency more
+    pay(con, "202609")
+    night(con, NIGHT2)
+    s = suspect(con)
+    assert (s["agency_code"], con.execute("select finding_agency from suspects").fetchall()[0][0]) == ("360702", "360721")
+    assert con.execute("select count(*) from suspect_events where event = 'handed_over'").fetchall() == [(0,)]
+    pay_from(con, "360721", "202610")  # 202610: only the other agency pays
+    assert night(con, date(2026, 12, 21))["handed_over"] == 1
+    assert suspect(con)["agency_code"] == "360721"
+    # and on, to a third agency, once the second stopped too
+    pay_from(con, "360781", "202611")
+    night(con, date(2027, 1, 21))
+    assert suspect(con)["agency_code"] == "360781"
+    # the first agency's sheet: blank, then answered
+    result = returns.apply_returns(con, [Clerk(sheet_a).save(tmp_path / "blank.xlsx")], date(2027, 1, 22))
+    assert result.refusals == [] and (result.files[0].pending, result.files[0].refused) == (0, 0)
+    clerk = Clerk(sheet_a)
+    clerk.fill(s["suspect_id"], 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    [refusal] = returns.apply_returns(con, [clerk.save()], date(2027, 1, 22)).refusals
+    assert "已于 2026-12-21 移交，现由经办机构 360781 核查" in refusal.reason
+
+
+def test_a_row_applied_before_its_suspect_was_handed_over_is_unchanged_on_a_resaved_copy(con, tmp_path):
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    sid = suspect(con)["suspect_id"]
+    clerk = Clerk(sheet)
+    clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="已追回一个月")
+    first = clerk.save()
+    assert returns.apply_returns(con, [first], date(2026, 10, 23)).refusals == []
+    pay_from(con, "360721", "202609")
+    night(con, NIGHT2)
+    assert (suspect(con)["agency_code"], suspect(con)["status"]) == ("360721", "核查中")
+    import openpyxl
+
+    copy = tmp_path / "copy.xlsx"
+    wb = openpyxl.load_workbook(first)
+    wb.properties.creator = "a clerk's office suite"
+    wb.save(copy)  # re-saved: other bytes, the same answers
+    assert copy.read_bytes() != first.read_bytes()
+    result = returns.apply_returns(con, [copy], date(2026, 11, 24))
+    assert result.refusals == [] and result.files[0].unchanged == 1
+
+
+def test_a_suspect_reopened_by_the_office_goes_to_the_agency_its_finding_names_on_any_next_night(con, tmp_path):
+    """Reopened by the office where it was, while its finding names another agency (it had stayed
+    where it was as 已移送): the next night hands it over, whether or not it re-runs its subject — an
+    incremental night left it where a full one moved it (a regression probe); finding_agency is kept."""
+    from pipelines import casework
+
+    night(con, NIGHT1)
+    con.execute("update suspects set status = '已移送'")
+    pay_from(con, "360721", "202609")
+    night(con, NIGHT2)
+    assert (suspect(con)["agency_code"], suspect(con)["status"]) == ("360702", "已移送")
+    casework.reopen_by_office(con, [suspect(con)["suspect_id"]], "稽核查明无违规", date(2026, 11, 25), "office")
+    # a night that finds nothing new for the suspect: its detections hold no row of it
+    rules = [r for r in load_rules()[0] if r.id == "PAID_AFTER_DEATH"]
+    detect(con, date(2026, 11, 26), Config(), rules=rules)
+    con.execute("delete from detections")
+    update_suspects(con, date(2026, 11, 26), "quiet")
+    assert (suspect(con)["agency_code"], suspect(con)["status"]) == ("360721", "已重开")
