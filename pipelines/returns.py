@@ -1143,7 +1143,9 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
     # told, no problem): money recovered there would count as a recovered loss on a suspect with no
     # verified loss — also a recovery on record (a 核查中 sheet shows it; an empty cell keeps it)
     # unless set to 0. A real overpayment recovered is outcome 4.
-    kept = recovered if recovered is not None else suspect[5]
+    # (not a closed or transferred one's: no answer changes it, and the refusal says so — an older
+    # sheet answered 7 with the cell empty was told to clear a recovery it never typed)
+    kept = recovered if recovered is not None else (suspect[5] if suspect[2] not in (CLOSED, TRANSFERRED) else None)
     if number in CLOSE_WITH_NOTE and kept:
         label = OUTCOME_LABELS[number].split("，")[0].split(". ", 1)[-1]
         problems.append(("追回金额", f"核实结果为 {number}（{label}）时不应有追回金额（现为 {_money(kept)}）；"

@@ -777,3 +777,26 @@ def test_a_suspect_reopened_by_the_office_goes_to_the_agency_its_finding_names_o
     con.execute("delete from detections")
     update_suspects(con, date(2026, 11, 26), "quiet")
     assert (suspect(con)["agency_code"], suspect(con)["status"]) == ("360721", "已重开")
+
+
+def test_an_older_sheet_answered_7_after_a_full_recovery_closed_it_is_refused_as_closed_not_for_its_empty_cell(con, tmp_path):
+    """A longevity probe: closed by a full recovery on the later sheet, the older sheet sent back
+    with 7 and 追回金额 left empty was told to clear a recovery (现为 6000.00) the clerk never typed."""
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [older] = worklists.write_worklists(con, tmp_path / "a", NIGHT1)
+    night(con, NIGHT2)
+    [later] = worklists.write_worklists(con, tmp_path / "b", NIGHT2)
+    sid = suspect(con)["suspect_id"]
+    clerk = Clerk(later)
+    clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=6000, 核实说明="已全部追回")
+    assert returns.apply_returns(con, [clerk.save()], date(2026, 11, 24)).refusals == []
+    assert suspect(con)["status"] == "已销号"
+    late = Clerk(older)
+    late.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
+    [refusal] = returns.apply_returns(con, [late.save()], date(2026, 12, 25)).refusals
+    assert refusal.column == "核实结果" and "追回金额" not in refusal.reason, refusal.reason
