@@ -261,7 +261,8 @@ def _find_handovers(con: duckdb.DuckDBPyConnection) -> None:
     """The suspects to hand over (移交) tonight: open ones (also one reopened tonight, or by the
     office since) whose finding names another agency than theirs — the person moved and is paid
     there now, or a re-delivered row corrected the agency's code — where their agency no longer pays
-    the subject (the person, the account, the payment) in its latest paid month. Kept with the
+    what the suspect is about (the person's streams it lists, the account, the payment) in the
+    latest month paid, net of reversals. Kept with the
     agency that first had it, the agency now paying was never told (only it can stop the payment),
     and a code no data carries kept getting worklists; while both still pay (a duplicate pension, an
     account two agencies pay into) the suspect stays: the one that paid most could change every
@@ -276,21 +277,37 @@ def _find_handovers(con: duckdb.DuckDBPyConnection) -> None:
           and finding_agency is distinct from agency_code""")
     if not scalar(con, "select count(*) from _handed"):
         return
-    # the subject's payments, by what the subject is (three joins on equality: one on an OR read
-    # the whole payments table once per candidate)
-    con.execute("""
+    # What the suspect is about, by what its subject is: a person's payments in the streams its
+    # evidence lists (insurance type and item — not a 伤残津贴 the same agency rightly pays, nor a
+    # one-off 丧葬补助金; a reversal is of its stream, and nets the month to nothing), an account's
+    # payments into it, a payment itself. Three joins on equality (one on an OR read the whole
+    # payments table once per candidate).
+    con.execute(f"""
         create or replace temp table _still_paying as
-        with paid as (
-            select h.suspect_id, p.period, p.agency_code from _handed h join payments p on p.person_id = h.subject
+        with listed as (
+            select h.suspect_id,
+                   unnest(regexp_extract_all(cast(s.evidence as varchar), '"payment_id": ?"([^"]*)"', 1)) as payment_id
+            from _handed h join suspects s on s.suspect_id = h.suspect_id
+            where s.person_id is not null and s.subject = s.person_id
+        ),
+        streams as (
+            select distinct l.suspect_id, p.person_id, p.insurance_type, p.item
+            from listed l join payments p on p.payment_id = l.payment_id
+        ),
+        paid as (
+            select st.suspect_id, p.period, p.agency_code, p.amount
+            from streams st join payments p on p.person_id = st.person_id and p.insurance_type = st.insurance_type
+                                            and p.item = st.item
             union all
-            select h.suspect_id, p.period, p.agency_code from _handed h join payments p on p.bank_account = h.subject
+            select h.suspect_id, p.period, p.agency_code, p.amount from _handed h join payments p on p.bank_account = h.subject
             union all
-            select h.suspect_id, p.period, p.agency_code from _handed h join payments p on p.payment_id = h.subject
+            select h.suspect_id, p.period, p.agency_code, p.amount from _handed h join payments p on p.payment_id = h.subject
         ),
         latest as (select suspect_id, max(period) as period from paid group by suspect_id)
-        select distinct p.suspect_id
+        select p.suspect_id
         from paid p join latest l on l.suspect_id = p.suspect_id and l.period = p.period
-        join _handed h on h.suspect_id = p.suspect_id and p.agency_code = h.from_agency""")
+        join _handed h on h.suspect_id = p.suspect_id and p.agency_code = h.from_agency
+        group by p.suspect_id having sum(p.amount) > 0""")
     con.execute("delete from _handed where suspect_id in (select suspect_id from _still_paying)")
     con.execute("drop table _still_paying")
 

@@ -800,3 +800,27 @@ def test_an_older_sheet_answered_7_after_a_full_recovery_closed_it_is_refused_as
     late.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
     [refusal] = returns.apply_returns(con, [late.save()], date(2026, 12, 25)).refusals
     assert refusal.column == "核实结果" and "追回金额" not in refusal.reason, refusal.reason
+
+
+def test_a_one_off_payment_its_agency_rightly_makes_does_not_hold_a_suspect_back(con):
+    """The agency that first had it pays the 丧葬补助金 (a one-off, no loss): not what the suspect is
+    about, so the pension the other agency now pays hands it over (a regression probe: any payment of
+    the person — a 伤残津贴 of a stream not suspended, a one-off — held it back, the agency paying never
+    told)."""
+    night(con, NIGHT1)
+    for period in ("202609", "202610"):
+        pay_from(con, "360721", period)
+    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
+                "values ('FUN202610', ?, '110', '丧葬补助金', '202610', date '2026-10-12', 5000, '360702')", [PERSON])
+    night(con, NIGHT2)
+    assert suspect(con)["agency_code"] == "360721"
+
+
+def test_a_month_its_agency_paid_and_reversed_is_no_payment_that_holds_a_suspect_back(con):
+    night(con, NIGHT1)
+    pay_from(con, "360721", "202609", "3500.00")
+    pay(con, "202609")
+    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
+                "values ('REV202609', ?, '110', '基本养老金', '202609', date '2026-09-20', -3000, '360702')", [PERSON])
+    night(con, NIGHT2)
+    assert suspect(con)["agency_code"] == "360721"
