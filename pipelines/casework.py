@@ -196,6 +196,9 @@ def add_events(con: duckdb.DuckDBPyConnection, events: list[tuple[str, str, dict
                  for sid, event, detail in events])
 
 
+REOPEN_REASON_MAX = 500  # characters of the office's reason (`fundwatch reopen --reason`)
+
+
 class NotReopenable(ValueError):
     """A suspect `reopen_by_office` cannot reopen: unknown, or still open (its agency answers it)."""
 
@@ -205,36 +208,44 @@ def reopen_by_office(con: duckdb.DuckDBPyConnection, suspect_ids: list[str], rea
     """The supervision office sends closed or transferred suspects back to their agency to be
     verified again (`fundwatch reopen`): an answer 5 or 6 chosen by mistake, a transfer 稽核 cleared,
     a closing the office does not accept. Each becomes 已重开 as one new evidence reopens — issued
-    again on its agency's next worklist with a fresh 核查期限, its 挂牌督办 days counted from today,
-    an answer on an older sheet refused — its answer on record shown for the agency to correct, the
-    office's reason on the row. Returned ids in order; NotReopenable before anything is changed."""
+    again on its agency's next worklist with a fresh 核查期限, an answer on an older sheet refused —
+    its answer on record shown for the agency to correct, the office's reason on the row. Its 挂牌督办
+    days still count from its detection (or its last reopening by new evidence): the loss is the
+    same old one. Returned ids in order; NotReopenable before anything is changed."""
     reason = " ".join(str(reason or "").split())
     if not reason:
         raise NotReopenable("give the reason (--reason): it is shown to the agency on its worklist row")
-    ids = list(dict.fromkeys(suspect_ids))
-    found = dict(con.execute("select suspect_id, status from suspects where list_contains(?, suspect_id)",
-                             [ids]).fetchall())
+    if len(reason) > REOPEN_REASON_MAX:
+        raise NotReopenable(f"the reason is {len(reason)} characters: at most {REOPEN_REASON_MAX} (it opens the "
+                            "row's 证据摘要, whose cell holds 32,767)")
+    ids = list(dict.fromkeys(s.strip() for s in suspect_ids))
+    found = {sid: (status, since) for sid, status, since in con.execute(
+        "select suspect_id, status, coalesce(closed_on, verified_on) from suspects where list_contains(?, suspect_id)",
+        [ids]).fetchall()}
     for sid in ids:
         if sid not in found:
             raise NotReopenable(f"suspect {sid} not found in the store")
-        if found[sid] not in (CLOSED, TRANSFERRED):
-            raise NotReopenable(f"suspect {sid} is {found[sid]}, not 已销号 or 已移送: its agency answers it on "
+        status, since = found[sid]
+        if status not in (CLOSED, TRANSFERRED):
+            raise NotReopenable(f"suspect {sid} is {status}, not 已销号 or 已移送: its agency answers it on "
                                 "its worklist")
+        if since is not None and as_of < since:
+            raise NotReopenable(f"suspect {sid} was {status} on {since}: it cannot be reopened on {as_of}, before that")
     now = china_now()
     with atomic(con):
         before = {sid: (status, closed_on) for sid, status, closed_on in con.execute(
             "select suspect_id, status, closed_on from suspects where list_contains(?, suspect_id)", [ids]).fetchall()}
         # its 逾期 and 挂牌督办 are lifted by refresh, each with its event (`fundwatch reopen` runs it;
         # else the next returns or night), as after an answer
-        con.execute(f"""update suspects set status = '{REOPENED}', closed_on = null, reopened_on = ?, deadline = null
-                        where list_contains(?, suspect_id)""", [as_of, ids])
+        con.execute(f"""update suspects set status = '{REOPENED}', closed_on = null, deadline = null
+                        where list_contains(?, suspect_id)""", [ids])
         con.execute("insert or ignore into casework_pending select unnest(cast(? as varchar[]))", [ids])
-        add_events(con, [(sid, "reopened", {"as_of": as_of.isoformat(), "by_office": True, "reason": reason,
+        add_events(con, [(sid, "reopened", {"as_of": as_of.isoformat(), "by_office": True, "office_reason": reason,
                                             "old_status": before[sid][0], "closed_on": before[sid][1]})
                          for sid in ids], None, now)
         con.execute("insert into audit_log (happened_at, actor, action, file, file_hash, suspect_ids, detail)"
                     " values (?, ?, 'reopen_by_office', null, null, ?, ?)",
-                    [now, actor, json.dumps(ids), json.dumps({"as_of": as_of.isoformat(), "reason": reason},
+                    [now, actor, json.dumps(ids), json.dumps({"as_of": as_of.isoformat(), "office_reason": reason},
                                                              ensure_ascii=False)])
     return ids
 

@@ -24,7 +24,7 @@ _ACCOUNT_KEYS = ("account", "accounts", "account_no", "账号", "账户")
 _NAME_KEYS = ("name", "姓名", "counterparty_name", "对方户名", "handled_by", "reviewed_by", "经办人", "复核人")
 # A clerk's own words (核实说明) may name anyone — the person's son, a witness: no mask can find
 # them, so outside the store only their first character and length are shown.
-_FREE_TEXT_KEYS = ("note", "verification_note", "核实说明")
+_FREE_TEXT_KEYS = ("note", "verification_note", "核实说明", "office_reason")  # the last: fundwatch reopen's
 # Python's \s is every Unicode space (\p{Z} of ingest's RE2 pattern among them)
 _SEPARATORS = re.compile(rf"[\s{ACCOUNT_DASHES}]")
 

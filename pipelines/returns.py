@@ -899,16 +899,20 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
     # A suspect reopened (new evidence) after this workbook was issued: the row answers evidence
     # the agency has since been sent again, changed — {suspect: day it reopened}.
     reopened_since: dict[str, str] = {}  # the as-of of the night that reopened it
+    sent_back: set[str] = set()  # of those, reopened by the supervision office (fundwatch reopen)
     answered_since: dict[str, str] = {}
     if export_id:
-        reopened_since = dict(con.execute(
+        reopenings = con.execute(
             """select e.suspect_id,
                       arg_max(coalesce(json_extract_string(e.detail, '$.as_of'), cast(cast(e.happened_at as date) as varchar)),
-                              e.happened_at)
+                              e.happened_at),
+                      arg_max(coalesce(json_extract_string(e.detail, '$.by_office') = 'true', false), e.happened_at)
                from suspect_events e
                join worklist_rows w on w.suspect_id = e.suspect_id and w.export_id = ?
                where e.event = 'reopened' and e.happened_at > w.exported_at
-               group by e.suspect_id""", [export_id]).fetchall())
+               group by e.suspect_id""", [export_id]).fetchall()
+        reopened_since = {sid: on for sid, on, _ in reopenings}
+        sent_back = {sid for sid, _, by_office in reopenings if by_office}
         # The answer on record came from a sheet issued after this one: this row is older than it
         # (a re-saved copy of an earlier return, say) — {suspect: as-of of that later sheet}.
         answered_since = dict(con.execute(
@@ -1012,7 +1016,10 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         if handed:
             problems = [("疑点编号", f"疑点 {sid} 已于 {handed_over[sid]} 移交，现由经办机构 {suspect[1]} 核查，"
                                      f"本行未予采用：请将已核实和追回的情况告知 {suspect[1]}，由其在该机构的台账中报送")]
-        if sid in reopened_since:
+        if sid in sent_back:
+            problems.append(("核实结果", f"疑点 {sid} 已于 {reopened_since[sid]} 由监督部门退回重新核实，本台账下发在此之前："
+                                          "请按此后下发的台账（证据摘要载明退回原因）核查后报送"))
+        elif sid in reopened_since:
             problems.append(("核实结果", f"疑点 {sid} 已于 {reopened_since[sid]} 因新证据重开，本台账下发在重开之前："
                                           "请按重开后下发的台账（涉及金额、所属期已更新）核查后报送"))
         if problems:
@@ -1143,10 +1150,10 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
     # told, no problem): money recovered there would count as a recovered loss on a suspect with no
     # verified loss — also a recovery on record (a 核查中 sheet shows it; an empty cell keeps it)
     # unless set to 0. A real overpayment recovered is outcome 4.
-    # (not a closed or transferred one's: no answer changes it, and the refusal says so — an older
-    # sheet answered 7 with the cell empty was told to clear a recovery it never typed)
-    kept = recovered if recovered is not None else (suspect[5] if suspect[2] not in (CLOSED, TRANSFERRED) else None)
-    if number in CLOSE_WITH_NOTE and kept:
+    # (not a closed or transferred one: no answer changes it, and the refusal says so — an older
+    # sheet answered 7, the cell empty or as pre-filled, was told to clear a recovery it never typed)
+    kept = recovered if recovered is not None else suspect[5]
+    if number in CLOSE_WITH_NOTE and kept and suspect[2] not in (CLOSED, TRANSFERRED):
         label = OUTCOME_LABELS[number].split("，")[0].split(". ", 1)[-1]
         problems.append(("追回金额", f"核实结果为 {number}（{label}）时不应有追回金额（现为 {_money(kept)}）；"
                                     "如有多发并已追回，请选择核实结果 4，否则请把追回金额改为 0"))

@@ -507,6 +507,17 @@ def _suspects_follow_their_agency(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('suspects_follow_their_agency', current_timestamp)")
 
 
+def _finding_agency(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: a store whose suspects do not all know the agency their finding names (kept
+    since suspects.finding_agency was added; an interim version kept none) detects in full on its
+    next night, which fills it, so that an incremental night hands over as a full one does."""
+    with transaction(con):
+        if (table_exists(con, "detect_state")
+                and scalar(con, "select count(*) from suspects where finding_agency is null")):
+            con.execute("update detect_state set fingerprint = null")
+        con.execute("insert into store_migrations values ('finding_agency', current_timestamp)")
+
+
 # The one-time conversions an older store needs, in order; each records itself in store_migrations
 # with its last step, so that one cut short is run again.
 _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
@@ -522,7 +533,8 @@ _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("class_verified_on", _class_verified_on),
                ("reopened_on", _reopened_on),
                ("stamps_in_china_time", _stamps_in_china_time),
-               ("suspects_follow_their_agency", _suspects_follow_their_agency))
+               ("suspects_follow_their_agency", _suspects_follow_their_agency),
+               ("finding_agency", _finding_agency))
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

@@ -349,16 +349,18 @@ def _reopened_banner(r: dict) -> str:
     so that a clerk verifies the new part instead of answering the old one again; or, sent back by
     the supervision office, its reason."""
     detail = json.loads(r["reopened_detail"]) if r.get("reopened_detail") else {}
-    if detail.get("by_office"):
-        was = {casework.TRANSFERRED: "已移送", casework.CLOSED: "已销号"}.get(detail.get("old_status"), "已办结")
-        return (f"【原{was}，监督部门于 {detail.get('as_of')} 退回重新核实：{detail.get('reason')}。"
-                "请核实后重新填报核实结果】")
     changed = []
     if r["closed_amount"] is not None and r["amount"] is not None and r["closed_amount"] != r["amount"]:
         changed.append(f"涉及金额 {r['closed_amount']:,.2f} → {r['amount']:,.2f} 元")
     then = (r["closed_period_from"], r["closed_period_to"])
     if then[0] is not None and then != (r["period_from"], r["period_to"]):
         changed.append(f"所属期 {then[0]}–{then[1]} → {r['period_from']}–{r['period_to']}")
+    if detail.get("by_office"):
+        # sent back by the office; new evidence since is said too (the closing's amounts against now)
+        was = {casework.TRANSFERRED: "已移送", casework.CLOSED: "已销号"}.get(detail.get("old_status"), "已办结")
+        since = f"此后数据另有新情况：{'，'.join(changed)}；" if changed else ""
+        return (f"【原{was}，监督部门于 {detail.get('as_of')} 退回重新核实：{detail.get('office_reason')}。"
+                f"{since}请核实后重新填报核实结果】")
     closed = f"已于 {r['reopened_after_closing_on']} 销号" if r["reopened_after_closing_on"] else "曾销号"
     what = (f"：{'，'.join(changed)}（新增的发放或交易，或规则参数已调整）" if changed
             else "（新的发放、交易或收款人，或规则参数已调整）")

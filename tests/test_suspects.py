@@ -657,34 +657,44 @@ def test_the_office_sends_a_transferred_suspect_back_to_its_agency_to_be_verifie
     clerk.fill(sid, 核实结果=OUTCOME_LABELS[5], 核实说明="金额较大，转稽核")
     assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
     assert suspect(con)["status"] == "已移送"
-    con.execute("update suspects set escalated = true")  # as 挂牌督办 at day 90 leaves a transfer
+    # found in June, 挂牌督办 since its day 90: the loss sent back is the same old one, still flagged
+    con.execute("update suspects set escalated = true, first_detected_on = date '2026-06-01'")
     db = tmp_path / "fw.duckdb"
     con.close()
     assert cli.main(["reopen", "--db", str(db), "--suspect", "PAD-0000000000", "--reason", "误选"]) == cli.EXIT_USAGE
     assert "suspect PAD-0000000000 not found" in capsys.readouterr().err
-    assert cli.main(["reopen", "--db", str(db), "--suspect", sid, "--reason", "稽核查明系生存认证延迟，非违规领取",
+    assert cli.main(["reopen", "--db", str(db), "--suspect", sid, "--reason", "x" * 501]) == cli.EXIT_USAGE
+    assert "at most 500" in capsys.readouterr().err
+    assert cli.main(["reopen", "--db", str(db), "--suspect", sid, "--reason", "误选", "--as-of", "2026-10-22"]) == cli.EXIT_USAGE
+    assert "before that" in capsys.readouterr().err  # it was transferred on 2026-10-23
+    assert cli.main(["reopen", "--db", str(db), "--suspect", f" {sid} ", "--reason", "稽核查明系生存认证延迟，非违规领取（举报人王小明）",
                      "--as-of", "2026-11-02"]) == cli.EXIT_OK
     assert f"reopened 1 suspect(s) (已重开): {sid}" in capsys.readouterr().out
     again = store.connect(db)
     try:
         assert cli.main(["reopen", "--db", str(db), "--suspect", sid, "--reason", "x"]) == cli.EXIT_USAGE
         s = again.execute("select status, reopened_on, deadline, outcome from suspects").fetchall()[0]
-        assert s == ("已重开", date(2026, 11, 2), None, OUTCOME_LABELS[5])
+        assert s == ("已重开", None, None, OUTCOME_LABELS[5])
         [(detail,)] = again.execute("select detail from suspect_events where event = 'reopened'").fetchall()
         assert json.loads(detail)["by_office"] is True and json.loads(detail)["old_status"] == "已移送"
         assert again.execute("select count(*) from audit_log where action = 'reopen_by_office'").fetchall() == [(1,)]
         assert again.execute("select count(*) from casework_pending").fetchall() == [(0,)]  # recomputed at once
-        assert again.execute("select escalated from suspects").fetchall() == [(False,)]
-        assert again.execute("select count(*) from suspect_events where event = 'escalation_lifted'").fetchall() == [(1,)]
+        assert again.execute("select escalated from suspects").fetchall() == [(True,)]
+        assert again.execute("select count(*) from suspect_events where event = 'escalation_lifted'").fetchall() == [(0,)]
+        # the province's drill-down shows the office's free text as it shows a clerk's note
+        from pipelines import analysis
+        shown = json.dumps(analysis.suspect_detail(again, sid)["events"], ensure_ascii=False, default=str)
+        assert "王小明" not in shown and "稽…" in shown
         [new_sheet] = worklists.write_worklists(again, tmp_path / "out2", date(2026, 11, 3))
         row = Clerk(new_sheet)
         cells = {h: row.ws.cell(row=row.rows[sid], column=i + 1).value for i, h in enumerate(row.header)}
-        assert cells["证据摘要"].startswith("【原已移送，监督部门于 2026-11-02 退回重新核实：稽核查明系生存认证延迟，非违规领取。")
+        assert cells["证据摘要"].startswith("【原已移送，监督部门于 2026-11-02 退回重新核实：稽核查明系生存认证延迟，非违规领取（举报人王小明）。")
         assert cells["核实结果"] == OUTCOME_LABELS[5] and cells["下发日期"] is not None
         # the older sheet answered again is refused; the new sheet's answer closes it
         old = Clerk(sheet)
         old.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
-        assert returns.apply_returns(again, [old.save(tmp_path / "old_again.xlsx")], date(2026, 11, 4)).refusals
+        [refusal] = returns.apply_returns(again, [old.save(tmp_path / "old_again.xlsx")], date(2026, 11, 4)).refusals
+        assert "已于 2026-11-02 由监督部门退回重新核实" in refusal.reason
         row.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="经稽核，生存认证延迟，无多发")
         assert returns.apply_returns(again, [row.save()], date(2026, 11, 5)).refusals == []
         assert again.execute("select status, outcome from suspects").fetchall() == [("已销号", OUTCOME_LABELS[7])]
@@ -824,3 +834,59 @@ def test_a_month_its_agency_paid_and_reversed_is_no_payment_that_holds_a_suspect
                 "values ('REV202609', ?, '110', '基本养老金', '202609', date '2026-09-20', -3000, '360702')", [PERSON])
     night(con, NIGHT2)
     assert suspect(con)["agency_code"] == "360721"
+
+
+def test_an_older_sheet_answered_7_with_its_prefilled_recovery_left_is_refused_as_closed(con, tmp_path):
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [first] = worklists.write_worklists(con, tmp_path / "a", NIGHT1)
+    sid = suspect(con)["suspect_id"]
+    clerk = Clerk(first)
+    clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="追回一个月")
+    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
+    [second] = worklists.write_worklists(con, tmp_path / "b", date(2026, 10, 24))  # 1000 pre-filled
+    [third] = worklists.write_worklists(con, tmp_path / "c", date(2026, 10, 25))
+    clerk = Clerk(third)
+    clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=6000, 核实说明="已全部追回")
+    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 26)).refusals == []
+    late = Clerk(second)
+    late.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")  # 追回金额 left as pre-filled
+    [refusal] = returns.apply_returns(con, [late.save()], date(2026, 10, 27)).refusals
+    assert refusal.column == "核实结果" and "追回金额" not in refusal.reason, refusal.reason
+
+
+def test_a_suspect_the_office_sent_back_then_new_evidence_shows_both_on_its_row(con, tmp_path):
+    from pipelines import casework
+
+    night(con, NIGHT1)
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-10-23', outcome = '7. 经核实无问题',"
+                " closed_amount = amount, closed_period_from = period_from, closed_period_to = period_to")
+    sid = suspect(con)["suspect_id"]
+    casework.reopen_by_office(con, [sid], "核实说明与证据不符", date(2026, 11, 2), "office")
+    pay(con, "202609")
+    night(con, NIGHT2)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT2)
+    from test_returns import Clerk
+    row = Clerk(sheet)
+    text = row.ws.cell(row=row.rows[sid], column=row.header.index("证据摘要") + 1).value
+    assert text.startswith("【原已销号，监督部门于 2026-11-02 退回重新核实：核实说明与证据不符。此后数据另有新情况："
+                           "涉及金额 6,000.00 → 9,000.00 元"), text
+
+
+def test_a_store_whose_suspects_do_not_know_their_findings_agency_detects_in_full_next(con, tmp_path):
+    night(con, NIGHT1)
+    con.execute("create table if not exists detect_state (id integer primary key, as_of date, fingerprint varchar,"
+                " updated_at timestamp)")
+    con.execute("insert or replace into detect_state values (1, ?, 'abc', current_timestamp)", [NIGHT1])
+    con.execute("update suspects set finding_agency = null")  # as a version between two of 2026-12-06 left it
+    con.execute("delete from store_migrations where name = 'finding_agency'")
+    con.close()
+    again = store.connect(tmp_path / "fw.duckdb")
+    try:
+        assert again.execute("select fingerprint from detect_state").fetchall() == [(None,)]
+    finally:
+        again.close()
