@@ -1016,7 +1016,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
         if handed:
             problems = [("疑点编号", f"疑点 {sid} 已于 {handed_over[sid]} 移交，现由经办机构 {suspect[1]} 核查，"
                                      f"本行未予采用：请将已核实和追回的情况告知 {suspect[1]}，由其在该机构的台账中报送")]
-        if sid in sent_back:
+        elif sid in sent_back:  # (one message a row: the handover's says what the agency is to do)
             problems.append(("核实结果", f"疑点 {sid} 已于 {reopened_since[sid]} 由监督部门退回重新核实，本台账下发在此之前："
                                           "请按此后下发的台账（证据摘要载明退回原因）核查后报送"))
         elif sid in reopened_since:

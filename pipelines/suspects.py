@@ -279,14 +279,19 @@ def _find_handovers(con: duckdb.DuckDBPyConnection) -> None:
         return
     # What the suspect is about, by what its subject is: a person's payments in the streams its
     # evidence lists (insurance type and item — not a 伤残津贴 the same agency rightly pays, nor a
-    # one-off 丧葬补助金; a reversal is of its stream, and nets the month to nothing), an account's
-    # payments into it, a payment itself. Three joins on equality (one on an OR read the whole
-    # payments table once per candidate).
-    con.execute(f"""
+    # one-off 丧葬补助金; a reversal is of its stream, and nets its month), each stream by its own
+    # latest month (one agency's stream delivered before another's is no stop of the other); not the
+    # payments listed beside them as context, under a key ending `_payments` (UNEMPLOYMENT_WHILE_
+    # WORKING's pension_payments: the agency paying the pension is not paying the 失业保险金); an
+    # account's payments into it; a payment itself. Three joins on equality (one on an OR read the
+    # whole payments table once per candidate).
+    con.execute("""
         create or replace temp table _still_paying as
         with listed as (
             select h.suspect_id,
-                   unnest(regexp_extract_all(cast(s.evidence as varchar), '"payment_id": ?"([^"]*)"', 1)) as payment_id
+                   unnest(regexp_extract_all(
+                       regexp_replace(cast(s.evidence as varchar), '"[A-Za-z0-9_]+_payments": ?\\[[^\\]]*\\]', '', 'g'),
+                       '"payment_id": ?"([^"]*)"', 1)) as payment_id
             from _handed h join suspects s on s.suspect_id = h.suspect_id
             where s.person_id is not null and s.subject = s.person_id
         ),
@@ -295,19 +300,24 @@ def _find_handovers(con: duckdb.DuckDBPyConnection) -> None:
             from listed l join payments p on p.payment_id = l.payment_id
         ),
         paid as (
-            select st.suspect_id, p.period, p.agency_code, p.amount
+            select st.suspect_id, st.insurance_type as stream_type, st.item as stream_item, p.period, p.agency_code, p.amount
             from streams st join payments p on p.person_id = st.person_id and p.insurance_type = st.insurance_type
                                             and p.item = st.item
             union all
-            select h.suspect_id, p.period, p.agency_code, p.amount from _handed h join payments p on p.bank_account = h.subject
+            select h.suspect_id, '', '', p.period, p.agency_code, p.amount
+            from _handed h join payments p on p.bank_account = h.subject
             union all
-            select h.suspect_id, p.period, p.agency_code, p.amount from _handed h join payments p on p.payment_id = h.subject
+            select h.suspect_id, '', '', p.period, p.agency_code, p.amount
+            from _handed h join payments p on p.payment_id = h.subject
         ),
-        latest as (select suspect_id, max(period) as period from paid group by suspect_id)
-        select p.suspect_id
-        from paid p join latest l on l.suspect_id = p.suspect_id and l.period = p.period
-        join _handed h on h.suspect_id = p.suspect_id and p.agency_code = h.from_agency
-        group by p.suspect_id having sum(p.amount) > 0""")
+        latest as (select suspect_id, stream_type, stream_item, max(period) as period from paid group by all)
+        select distinct suspect_id from (
+            select p.suspect_id
+            from paid p
+            join latest l on l.suspect_id = p.suspect_id and l.stream_type = p.stream_type
+                         and l.stream_item = p.stream_item and l.period = p.period
+            join _handed h on h.suspect_id = p.suspect_id and p.agency_code = h.from_agency
+            group by p.suspect_id, p.stream_type, p.stream_item having sum(p.amount) > 0)""")
     con.execute("delete from _handed where suspect_id in (select suspect_id from _still_paying)")
     con.execute("drop table _still_paying")
 

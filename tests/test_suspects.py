@@ -890,3 +890,67 @@ def test_a_store_whose_suspects_do_not_know_their_findings_agency_detects_in_ful
         assert again.execute("select fingerprint from detect_state").fetchall() == [(None,)]
     finally:
         again.close()
+
+
+def test_a_stream_delivered_before_another_is_no_stop_of_the_other(con):
+    """Two agencies pay the dead person, each its own stream; the second's month came first: by the
+    latest month across streams the first looked stopped, and the suspect went to the second for
+    good (a regression probe). Each stream is judged by its own latest month."""
+    for period in ("202607", "202608", "202609"):
+        con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
+                    "values (?, ?, '410', '伤残津贴', ?, ?, 500, '360730')",
+                    [f"INJ{period}", PERSON, period, date(int(period[:4]), int(period[4:]), 12)])
+    night(con, NIGHT1)  # A pays 110 up to 202608 (the fixture), C 410 up to 202609: the finding names C
+    assert con.execute("select agency_code, finding_agency from suspects").fetchall() in ([("360702", "360730")],
+                                                                                          [("360730", "360730")])
+    con.execute("update suspects set agency_code = '360702'")  # as issued to A before C's month came
+    night(con, NIGHT2)
+    assert suspect(con)["agency_code"] == "360702"  # A's stream's latest month is A's
+
+
+def test_an_unemployment_suspect_is_not_held_back_by_the_pension_its_evidence_lists_beside_it(con):
+    """UNEMPLOYMENT_WHILE_WORKING lists the pension paid in the same months beside each 失业保险金
+    payment: the agency paying the pension held the suspect back, though another agency pays the
+    失业保险金 now and only it can stop it (a regression probe)."""
+    from pipelines.rules import detect
+
+    con.execute("delete from payments")
+    con.execute("delete from deaths")
+
+    def payment(pid, itype, item, period, amount, agency):
+        con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
+                    "values (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [pid, PERSON, itype, item, period, date(int(period[:4]), int(period[4:]), 10), amount, agency])
+
+    def uww_night(as_of):
+        rules = [r for r in load_rules()[0] if r.id == "UNEMPLOYMENT_WHILE_WORKING"]
+        detect(con, as_of, Config(), rules=rules)
+        return update_suspects(con, as_of, "uww")["UNEMPLOYMENT_WHILE_WORKING"]
+
+    payment("U202607", "210", "失业保险金", "202607", 1500, "360702")
+    payment("P202607", "110", "基本养老金", "202607", 1000, "360702")
+    uww_night(NIGHT1)
+    assert suspect(con)["agency_code"] == "360702"
+    payment("U202608", "210", "失业保险金", "202608", 1500, "360721")
+    payment("P202608", "110", "基本养老金", "202608", 1000, "360702")
+    assert uww_night(NIGHT2)["handed_over"] == 1
+    assert suspect(con)["agency_code"] == "360721"
+
+
+def test_an_old_sheets_row_of_a_suspect_handed_over_and_sent_back_since_gets_one_refusal(con, tmp_path):
+    from test_returns import Clerk
+
+    from pipelines import casework, returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    night(con, NIGHT1)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    sid = suspect(con)["suspect_id"]
+    pay_from(con, "360721", "202609")
+    night(con, NIGHT2)
+    con.execute("update suspects set status = '已销号', closed_on = date '2026-11-22', outcome = '7. 经核实无问题'")
+    casework.reopen_by_office(con, [sid], "说明不符", date(2026, 11, 23), "office")
+    clerk = Clerk(sheet)
+    clerk.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    [refusal] = returns.apply_returns(con, [clerk.save()], date(2026, 11, 24)).refusals
+    assert "现由经办机构 360721 核查" in refusal.reason
