@@ -219,13 +219,14 @@ def reopen_by_office(con: duckdb.DuckDBPyConnection, suspect_ids: list[str], rea
         raise NotReopenable(f"the reason is {len(reason)} characters: at most {REOPEN_REASON_MAX} (it opens the "
                             "row's 证据摘要, whose cell holds 32,767)")
     ids = list(dict.fromkeys(s.strip() for s in suspect_ids))
-    found = {sid: (status, since) for sid, status, since in con.execute(
-        "select suspect_id, status, coalesce(closed_on, verified_on) from suspects where list_contains(?, suspect_id)",
+    found = {sid: (status, closed_on, verified_on) for sid, status, closed_on, verified_on in con.execute(
+        "select suspect_id, status, closed_on, verified_on from suspects where list_contains(?, suspect_id)",
         [ids]).fetchall()}
     for sid in ids:
         if sid not in found:
             raise NotReopenable(f"suspect {sid} not found in the store")
-        status, since = found[sid]
+        status, closed_on, verified_on = found[sid]
+        since = closed_on or verified_on
         if status not in (CLOSED, TRANSFERRED):
             raise NotReopenable(f"suspect {sid} is {status}, not 已销号 or 已移送: its agency answers it on "
                                 "its worklist")
@@ -233,15 +234,13 @@ def reopen_by_office(con: duckdb.DuckDBPyConnection, suspect_ids: list[str], rea
             raise NotReopenable(f"suspect {sid} was {status} on {since}: it cannot be reopened on {as_of}, before that")
     now = china_now()
     with atomic(con):
-        before = {sid: (status, closed_on) for sid, status, closed_on in con.execute(
-            "select suspect_id, status, closed_on from suspects where list_contains(?, suspect_id)", [ids]).fetchall()}
         # its 逾期 and 挂牌督办 are lifted by refresh, each with its event (`fundwatch reopen` runs it;
         # else the next returns or night), as after an answer
         con.execute(f"""update suspects set status = '{REOPENED}', closed_on = null, deadline = null
                         where list_contains(?, suspect_id)""", [ids])
         con.execute("insert or ignore into casework_pending select unnest(cast(? as varchar[]))", [ids])
         add_events(con, [(sid, "reopened", {"as_of": as_of.isoformat(), "by_office": True, "office_reason": reason,
-                                            "old_status": before[sid][0], "closed_on": before[sid][1]})
+                                            "old_status": found[sid][0], "closed_on": found[sid][1]})
                          for sid in ids], None, now)
         con.execute("insert into audit_log (happened_at, actor, action, file, file_hash, suspect_ids, detail)"
                     " values (?, ?, 'reopen_by_office', null, null, ?, ?)",

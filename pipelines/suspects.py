@@ -13,7 +13,8 @@ md5(rule_id|subject): no ID number in it). Every change appends to `suspect_even
 - redetected          found again after a no_longer_detected (changed: with old and new amounts)
 - handed_over         (移交) an open suspect whose finding is now another agency's — the person
                       moved and is paid there, or a corrected row moved the agency's code — goes to
-                      that agency, issued to it afresh (old and new agency in the detail)
+                      that agency once its own no longer pays what it is about, issued to it afresh
+                      (old and new agency in the detail; _find_handovers)
 
 Re-running on the same data changes nothing. A suspect 已移送 or 已销号 keeps the agency it had.
 
@@ -261,7 +262,7 @@ def _find_handovers(con: duckdb.DuckDBPyConnection) -> None:
     """The suspects to hand over (移交) tonight: open ones (also one reopened tonight, or by the
     office since) whose finding names another agency than theirs — the person moved and is paid
     there now, or a re-delivered row corrected the agency's code — where their agency no longer pays
-    what the suspect is about (the person's streams it lists, the account, the payment) in the
+    what the suspect is about (the person's streams it lists, the account, the payment) in its
     latest month paid, net of reversals. Kept with the
     agency that first had it, the agency now paying was never told (only it can stop the payment),
     and a code no data carries kept getting worklists; while both still pay (a duplicate pension, an
@@ -327,7 +328,7 @@ def _hand_over(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) 
     to it afresh — tonight's 下发日期 and a fresh 核查期限 on its next worklist (the old agency's
     deadline was the old agency's) — keeping its status, answers and recoveries so far; 挂牌督办 still
     counts from its detection (the fund's loss is as old as it was). The old agency's sheet, sent
-    back, has the row refused as another agency's suspect."""
+    back, has an answered row refused, naming the agency that has it now (returns)."""
     con.execute("""
         update suspects set agency_code = h.to_agency, issued_on = null, deadline = null
         from _handed h where suspects.suspect_id = h.suspect_id""")

@@ -295,10 +295,8 @@ def _open_suspects(con: duckdb.DuckDBPyConnection, agency_code: str) -> list[dic
                s.closed_amount, s.closed_period_from, s.closed_period_to,
                s.answered_period_from, s.answered_period_to,
                not {casework.loss_answered_sql("s")} as loss_unanswered,
-               case when s.status = '{REOPENED}' then
-                   (select json_extract_string(arg_max(e.detail, e.happened_at), '$.closed_on') from suspect_events e
-                    where e.suspect_id = s.suspect_id and e.event = 'reopened') end as reopened_after_closing_on,
-               -- sent back by the supervision office (casework.reopen_by_office): its day, reason, old status
+               -- its last reopening: the closing it undid (closed_on), or, sent back by the supervision
+               -- office (casework.reopen_by_office), its day, reason and old status
                case when s.status = '{REOPENED}' then
                    (select arg_max(e.detail, e.happened_at) from suspect_events e
                     where e.suspect_id = s.suspect_id and e.event = 'reopened') end as reopened_detail
@@ -361,7 +359,7 @@ def _reopened_banner(r: dict) -> str:
         since = f"此后数据另有新情况：{'，'.join(changed)}；" if changed else ""
         return (f"【原{was}，监督部门于 {detail.get('as_of')} 退回重新核实：{detail.get('office_reason')}。"
                 f"{since}请核实后重新填报核实结果】")
-    closed = f"已于 {r['reopened_after_closing_on']} 销号" if r["reopened_after_closing_on"] else "曾销号"
+    closed = f"已于 {detail['closed_on']} 销号" if detail.get("closed_on") else "曾销号"
     what = (f"：{'，'.join(changed)}（新增的发放或交易，或规则参数已调整）" if changed
             else "（新的发放、交易或收款人，或规则参数已调整）")
     return f"【{closed}，此后数据出现新情况{what}，请核实新增部分后重新填报】"
