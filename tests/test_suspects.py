@@ -31,10 +31,20 @@ def con(tmp_path):
     c.close()
 
 
-def pay(con, period, amount="3000.00"):
+def paid(con, payment_id, period, amount, agency, itype="110", item="基本养老金", day=10):
+    """A payment to PERSON for `period`, paid on that month's `day`."""
     con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
-                "values (?, ?, '110', '基本养老金', ?, ?, ?, '360702')",
-                [f"P{period}{amount}", PERSON, period, date(int(period[:4]), int(period[4:]), 10), Decimal(amount)])
+                "values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [payment_id, PERSON, itype, item, period, date(int(period[:4]), int(period[4:]), day),
+                 Decimal(str(amount)), agency])
+
+
+def pay(con, period, amount="3000.00"):
+    paid(con, f"P{period}{amount}", period, amount, "360702")
+
+
+def pay_from(con, agency, period, amount="3000.00"):
+    paid(con, f"{agency}{period}", period, amount, agency)
 
 
 def night(con, as_of, run_id="run"):
@@ -579,9 +589,7 @@ def test_an_open_suspect_goes_to_the_agency_now_paying_issued_to_it_afresh(con, 
     old_deadline = con.execute("select deadline from suspects").fetchall()[0][0]
     # the person moved: the new agency pays 202609 and 202610 (after the death, as before)
     for period in ("202609", "202610"):
-        con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
-                    "values (?, ?, '110', '基本养老金', ?, ?, 3000, '360721')",
-                    [f"B{period}", PERSON, period, date(int(period[:4]), int(period[4:]), 10)])
+        paid(con, f"B{period}", period, 3000, "360721")
     counts = night(con, NIGHT2)
     assert (counts["updated"], counts["handed_over"]) == (1, 1)  # the console's night summary says so
     moved = suspect(con)
@@ -603,8 +611,7 @@ def test_an_open_suspect_goes_to_the_agency_now_paying_issued_to_it_afresh(con, 
     assert suspect(con)["status"] == "已下发"
     # once 已移送 (to 稽核/公安) it stays where it was, whoever pays next
     con.execute("update suspects set status = '已移送'")
-    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
-                "values ('C202611', ?, '110', '基本养老金', '202611', date '2026-11-10', 3000, '360781')", [PERSON])
+    paid(con, "C202611", "202611", 3000, "360781")
     con.execute("delete from payments where agency_code = '360721'")
     night(con, date(2026, 12, 21))
     assert (suspect(con)["agency_code"], suspect(con)["status"]) == ("360721", "已移送")
@@ -613,8 +620,7 @@ def test_an_open_suspect_goes_to_the_agency_now_paying_issued_to_it_afresh(con, 
 def test_a_closed_suspect_reopened_by_another_agencys_payment_goes_to_that_agency(con):
     night(con, NIGHT1)
     con.execute("update suspects set status = '已销号', closed_on = date '2026-11-01', outcome = '7'")
-    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
-                "values ('B202609', ?, '110', '基本养老金', '202609', date '2026-09-10', 3000, '360721')", [PERSON])
+    paid(con, "B202609", "202609", 3000, "360721")
     assert night(con, NIGHT2)["reopened"] == 1
     s = suspect(con)
     assert (s["status"], s["agency_code"]) == ("已重开", "360721")
@@ -700,12 +706,6 @@ def test_the_office_sends_a_transferred_suspect_back_to_its_agency_to_be_verifie
         assert again.execute("select status, outcome from suspects").fetchall() == [("已销号", OUTCOME_LABELS[7])]
     finally:
         again.close()
-
-
-def pay_from(con, agency, period, amount="3000.00"):
-    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
-                "values (?, ?, '110', '基本养老金', ?, ?, ?, ?)",
-                [f"{agency}{period}", PERSON, period, date(int(period[:4]), int(period[4:]), 10), Decimal(amount), agency])
 
 
 def test_a_suspect_stays_with_its_agency_while_that_agency_still_pays_and_goes_once_it_stopped(con, tmp_path):
@@ -820,8 +820,7 @@ def test_a_one_off_payment_its_agency_rightly_makes_does_not_hold_a_suspect_back
     night(con, NIGHT1)
     for period in ("202609", "202610"):
         pay_from(con, "360721", period)
-    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
-                "values ('FUN202610', ?, '110', '丧葬补助金', '202610', date '2026-10-12', 5000, '360702')", [PERSON])
+    paid(con, "FUN202610", "202610", 5000, "360702", item="丧葬补助金", day=12)
     night(con, NIGHT2)
     assert suspect(con)["agency_code"] == "360721"
 
@@ -830,8 +829,7 @@ def test_a_month_its_agency_paid_and_reversed_is_no_payment_that_holds_a_suspect
     night(con, NIGHT1)
     pay_from(con, "360721", "202609", "3500.00")
     pay(con, "202609")
-    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
-                "values ('REV202609', ?, '110', '基本养老金', '202609', date '2026-09-20', -3000, '360702')", [PERSON])
+    paid(con, "REV202609", "202609", -3000, "360702", day=20)
     night(con, NIGHT2)
     assert suspect(con)["agency_code"] == "360721"
 
@@ -897,9 +895,7 @@ def test_a_stream_delivered_before_another_is_no_stop_of_the_other(con):
     latest month across streams the first looked stopped, and the suspect went to the second for
     good (a regression probe). Each stream is judged by its own latest month."""
     for period in ("202607", "202608", "202609"):
-        con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
-                    "values (?, ?, '410', '伤残津贴', ?, ?, 500, '360730')",
-                    [f"INJ{period}", PERSON, period, date(int(period[:4]), int(period[4:]), 12)])
+        paid(con, f"INJ{period}", period, 500, "360730", itype="410", item="伤残津贴", day=12)
     night(con, NIGHT1)  # A pays 110 up to 202608 (the fixture), C 410 up to 202609: the finding names C
     assert con.execute("select agency_code, finding_agency from suspects").fetchall() in ([("360702", "360730")],
                                                                                           [("360730", "360730")])
@@ -917,22 +913,17 @@ def test_an_unemployment_suspect_is_not_held_back_by_the_pension_its_evidence_li
     con.execute("delete from payments")
     con.execute("delete from deaths")
 
-    def payment(pid, itype, item, period, amount, agency):
-        con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code) "
-                    "values (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [pid, PERSON, itype, item, period, date(int(period[:4]), int(period[4:]), 10), amount, agency])
-
     def uww_night(as_of):
         rules = [r for r in load_rules()[0] if r.id == "UNEMPLOYMENT_WHILE_WORKING"]
         detect(con, as_of, Config(), rules=rules)
         return update_suspects(con, as_of, "uww")["UNEMPLOYMENT_WHILE_WORKING"]
 
-    payment("U202607", "210", "失业保险金", "202607", 1500, "360702")
-    payment("P202607", "110", "基本养老金", "202607", 1000, "360702")
+    paid(con, "U202607", "202607", 1500, "360702", itype="210", item="失业保险金")
+    paid(con, "P202607", "202607", 1000, "360702")
     uww_night(NIGHT1)
     assert suspect(con)["agency_code"] == "360702"
-    payment("U202608", "210", "失业保险金", "202608", 1500, "360721")
-    payment("P202608", "110", "基本养老金", "202608", 1000, "360702")
+    paid(con, "U202608", "202608", 1500, "360721", itype="210", item="失业保险金")
+    paid(con, "P202608", "202608", 1000, "360702")
     assert uww_night(NIGHT2)["handed_over"] == 1
     assert suspect(con)["agency_code"] == "360721"
 
