@@ -18,7 +18,7 @@ from openpyxl.utils import get_column_letter
 import polars as pl
 import pytest
 
-from pipelines import ingest, returns, rules, store, worklists
+from pipelines import ingest, readers, returns, rules, store, worklists
 from pipelines.casework import OUTCOME_LABELS
 from pipelines.extracts import EXTRACTS
 from pipelines.ingest import IngestError, ingest_inbox
@@ -1308,7 +1308,7 @@ def test_gb18030_2022_codes_are_read_as_its_characters(tmp_path, monkeypatch, pi
     the same name from an XLSX or Parquet extract. The 2005 edition's own four-byte code for 龴 still
     reads as 龴; a file read in pieces (a big one) reads as one read whole."""
     if piece_bytes:
-        monkeypatch.setattr(ingest, "CSV_CHUNK_BYTES", piece_bytes)
+        monkeypatch.setattr(readers, "CSV_CHUNK_BYTES", piece_bytes)
     inbox = tmp_path / "inbox" / "2026-11-21"
     inbox.mkdir(parents=True)
     rows = b"".join(b"36070200%d,\xc0\xee\xfe\x59%d,360702,\n" % (i, i) for i in range(20))
@@ -1722,12 +1722,11 @@ def test_a_parquet_file_of_many_row_groups_refuses_its_bad_rows_as_one_row_group
 # From a fuzz of ingest (2026-12-06): each fault it found, on the smallest file that shows it.
 
 def _one_file(tmp_path, name: str, write, monkeypatch=None, **constants):
-    """Ingest one file written by `write(path)` into a fresh store (ingest's size constants set as
-    given, e.g. CSV_CHUNK_BYTES to read a small file as a big one); the store and the report."""
-    from pipelines import ingest as ingest_module
-
+    """Ingest one file written by `write(path)` into a fresh store (the size constants set as given:
+    ingest's CHUNK_ROWS, the readers' CSV_CHUNK_BYTES to read a small file as a big one); the store
+    and the report."""
     for constant, value in constants.items():
-        monkeypatch.setattr(ingest_module, constant, value)
+        monkeypatch.setattr(readers if hasattr(readers, constant) else ingest, constant, value)
     path = tmp_path / "inbox" / "2026-11-21" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     write(path)

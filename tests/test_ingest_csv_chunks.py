@@ -9,7 +9,7 @@ import io
 
 import pytest
 
-from pipelines import ingest, store
+from pipelines import ingest, readers, store
 from pipelines.extracts import EXTRACTS
 from pipelines.ingest import ingest_inbox
 from test_ingest import _bad, _contents, _ingest_counting_chunks, header, person, rejected, row_for, stored
@@ -47,7 +47,7 @@ def _ingest(monkeypatch, tmp_path, label: str, data: bytes, piece_bytes: int):
     if not path.exists():
         path.parent.mkdir(parents=True)
         path.write_bytes(data)
-    monkeypatch.setattr(ingest, "CSV_CHUNK_BYTES", piece_bytes)  # (undone by the helper)
+    monkeypatch.setattr(readers, "CSV_CHUNK_BYTES", piece_bytes)  # (undone by the helper)
     con = store.connect(tmp_path / f"{label}.duckdb")
     report, heights = _ingest_counting_chunks(monkeypatch, con, inbox, ingest.CHUNK_ROWS)
     return con, report, heights
@@ -131,9 +131,9 @@ def test_a_big_csv_that_quotes_nothing_is_checked_for_repeats_on_its_keys_alone(
     """The first pass reads a piece that quotes nothing for its keys alone (_piece_keys): a repeat
     in a later piece still sends the file whole, and without one it is still read in pieces."""
     seen = []
-    keys_of_piece = ingest._piece_keys
+    keys_of_piece = readers._piece_keys
     # (not by monkeypatch: the ingest helper undoes it before the ingest reads a piece)
-    ingest._piece_keys = lambda *args: seen.append(keys_of_piece(*args)) or seen[-1]
+    readers._piece_keys = lambda *args: seen.append(keys_of_piece(*args)) or seen[-1]
     try:
         rows = [_ascii_row(i) for i in range(150)]
         repeated = rows + [{**_ascii_row(3), "amount": "5.00"}]
@@ -148,7 +148,7 @@ def test_a_big_csv_that_quotes_nothing_is_checked_for_repeats_on_its_keys_alone(
         assert len(heights) > 1 and sum(heights) == whole_heights[0] == len(rows)  # read in pieces
         assert _contents(chunked) == _contents(whole)
     finally:
-        ingest._piece_keys = keys_of_piece
+        readers._piece_keys = keys_of_piece
 
 
 def test_a_key_with_an_invisible_character_in_another_piece_is_the_same_key(tmp_path, monkeypatch):
@@ -277,7 +277,7 @@ def test_a_big_csv_damaged_after_pieces_were_written_rolls_the_delivery_back(tmp
 
     # The file is overwritten while it is being ingested (after the pass that checks it): a late
     # part of it is now in no encoding.
-    real_plan = ingest._csv_plan
+    real_plan = ingest.csv_plan
 
     def plan_then_damage(*args):
         plan = real_plan(*args)
@@ -286,8 +286,8 @@ def test_a_big_csv_damaged_after_pieces_were_written_rolls_the_delivery_back(tmp
         path.write_bytes(data[:at] + b"\x81\n" + data[at:])
         return plan
 
-    monkeypatch.setattr(ingest, "_csv_plan", plan_then_damage)
-    monkeypatch.setattr(ingest, "CSV_CHUNK_BYTES", PIECE)
+    monkeypatch.setattr(ingest, "csv_plan", plan_then_damage)
+    monkeypatch.setattr(readers, "CSV_CHUNK_BYTES", PIECE)
     with pytest.raises(ingest.IngestError) as err:
         ingest_inbox(con, inbox)
     message = str(err.value)
@@ -381,18 +381,18 @@ def test_a_big_csv_changed_after_it_was_hashed_rolls_its_delivery_back_rather_th
     full = _lines(rows).encode()
     path.write_bytes(full)
     con = store.connect(tmp_path / "fw.duckdb")
-    real_plan = ingest._csv_plan
+    real_plan = ingest.csv_plan
 
     def cut_then_plan(*args):  # after the hash, before the rows are read
         path.write_bytes(_lines(rows[:60]).encode())
         return real_plan(*args)
 
-    monkeypatch.setattr(ingest, "_csv_plan", cut_then_plan)
-    monkeypatch.setattr(ingest, "CSV_CHUNK_BYTES", PIECE)
+    monkeypatch.setattr(ingest, "csv_plan", cut_then_plan)
+    monkeypatch.setattr(readers, "CSV_CHUNK_BYTES", PIECE)
     with pytest.raises(ingest.IngestError, match=f"delivery d1 was rolled back: d1/{NAME} changed while it was being read"):
         ingest_inbox(con, tmp_path / "inbox")
     assert _ledger(con) == [] and con.execute("select count(*) from payments").fetchall() == [(0,)]
-    monkeypatch.setattr(ingest, "_csv_plan", real_plan)
+    monkeypatch.setattr(ingest, "csv_plan", real_plan)
     path.write_bytes(full)  # the file complete again: read in full, not skipped as seen
     ingest_inbox(con, tmp_path / "inbox")
     assert _ledger(con) == [(150, 149 if whole_after else 150, 1 if whole_after else 0, 0)]
