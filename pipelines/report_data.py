@@ -303,13 +303,15 @@ def quality(con) -> dict:
             params = {"d": out["delivery"]} if out["delivery"] is not None else {}
             out["checks"] = scalar(con, f"select count(*) from quality_results {where}", params)
             pick = ", ".join(f"{c}::varchar as {c}" if c in cols else f"null as {c}" for c in ("extract", "expectation", "column_name", "detail"))
-            failed = rows(con, f"select {pick} from quality_results {where} and not coalesce(try_cast(success as boolean), false) order by extract, expectation", params)
+            failed = rows(con, f"select {pick} from quality_results {where} and not coalesce(try_cast(success as boolean), false) order by all", params)
             out["failed"] = [{k: scrub_text(v)[:300] if isinstance(v, str) else v for k, v in r.items()} for r in failed]
         else:
             out["available"] = False
     delivery = out["delivery"]
     if delivery is None and table_exists(con, "rejected_rows"):
-        delivery = scalar(con, "select max(delivery) from rejected_rows")
+        # the latest read (by its name, an inbox's loose files would sort after every dated folder)
+        delivery = scalar(con, "select delivery from rejected_rows where delivery is not null"
+                               " order by rejected_at desc nulls last, delivery desc limit 1")
         out["delivery"] = delivery
     out["rejected"] = []
     if delivery is not None and table_exists(con, "rejected_rows"):
@@ -321,6 +323,8 @@ def quality(con) -> dict:
             for r in rows(con, """select extract, regexp_replace(reason, '''[^'']*''', '…', 'g') as reason,
                                          count(*) as n
                                   from rejected_rows where delivery = $d
-                                  group by all order by n desc, extract limit 50""", {"d": delivery})
+                                  -- every column sorted: tied counts came in the hash table's order, and
+                                  -- the cut at 50 kept other reasons from one run to the next
+                                  group by all order by n desc, extract, reason limit 50""", {"d": delivery})
         ]
     return out

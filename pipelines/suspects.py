@@ -36,6 +36,7 @@ import duckdb
 
 from .casework import OPEN_STATUSES_SQL
 from .clock import china_now
+from .extracts import DATED_DELIVERY
 from .store import of_files, scalar, table_exists
 
 CHANGES = ("new", "updated", "reopened", "unchanged", "redetected", "no_longer_detected", "handed_over")
@@ -43,17 +44,30 @@ CHANGES = ("new", "updated", "reopened", "unchanged", "redetected", "no_longer_d
 # writes "payment_id":"…", Python's json.dumps "payment_id": "…"; SHARED_BANK_ACCOUNT lists persons)
 _EVIDENCE_IDS = """regexp_extract_all(cast({evidence} as varchar), '"(?:payment_id|txn_id|person_id)": ?"([^"]*)"', 1)"""
 
-# SQL: a person's name in the register — the one delivered last (a person has a row per insurance
-# type, each from its own system: a correction delivered for one stream is the name now; the
-# smallest of the spellings kept a stale one). Rows without lineage come first.
-REGISTER_NAME = ("arg_max(name, struct_pack(d := coalesce(_delivery, ''), f := coalesce(_source_file, ''),"
-                 " r := coalesce(_row_number, 0)))")
+# SQL: each ingested file's place in the order its rows were delivered — a delivery folder named by
+# its date at that date (one that arrives late is older data), any other (the inbox's loose files,
+# a folder named otherwise) at the as-of of the night that read it — then in the order files were
+# read. Its delivery's name alone put the loose files of an inbox named `inbox` after every dated
+# folder, and the same files gave another name as the inbox folder was named (a determinism probe).
+FILE_ORDER = f"""(select l.file_hash,
+       case when regexp_matches(l.delivery, '{DATED_DELIVERY}') then left(l.delivery, 10)
+            else coalesce(cast(r.as_of as varchar), '') end as delivered_on,
+       l.ingested_at
+  from ingest_ledger l left join runs r on r.run_id = l.run_id)"""
 
 
 def _registered_names(persons: str) -> str:
-    """SQL: (person_id, name) in the register of the persons in CTE or table `persons`."""
-    return (f"select person_id, {REGISTER_NAME} as name from beneficiaries "
-            f"where name is not null and person_id in (select person_id from {persons}) group by person_id")
+    """SQL: (person_id, name) in the register of the persons in CTE or table `persons` — the name
+    delivered last (a person has a row per insurance type, each from its own system: a correction
+    delivered for one stream is the name now; the smallest of the spellings kept a stale one). Rows
+    without lineage come first."""
+    return f"""select b.person_id,
+                      arg_max(b.name, struct_pack(d := coalesce(o.delivered_on, ''),
+                                                  t := coalesce(o.ingested_at, timestamp '0001-01-01'),
+                                                  f := coalesce(b._source_file, ''), r := coalesce(b._row_number, 0))) as name
+               from beneficiaries b left join {FILE_ORDER} o on o.file_hash = b._file_hash
+               where b.name is not null and b.person_id in (select person_id from {persons})
+               group by b.person_id"""
 
 SUSPECT_ID_SQL = ("array_to_string(list_transform(string_split({rule}, '_'), lambda w: left(w, 1)), '')"
                   " || '-' || left(md5({rule} || '|' || {subject}), 10)")

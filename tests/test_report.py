@@ -658,3 +658,35 @@ def test_the_dashboard_says_one_unit_a_money_column_and_writes_no_k_on_an_axis_o
     assert "@page{size:A4 landscape" in page and ".modebar-container{display:none!important}" in page
     assert "beforeprint" in page and "Plotly.Plots.resize" in page
     assert "当晚在办疑点（未销号）" in page and "其后报送的核实结果不回溯改动" in page
+
+
+def test_the_dashboards_data_quality_lists_are_the_same_whatever_the_threads(tmp_path):
+    """From a determinism probe: the rejected rows counted by reason were ordered by count alone, so
+    tied counts came in the hash table's order — another order, and past the cut at 50 other reasons,
+    from one run to the next; the failed checks of one expectation on several columns likewise. With
+    no quality result, the delivery shown was the largest name (an inbox's loose files, `inbox`,
+    after every dated folder), not the latest read."""
+    from pipelines import report_data
+
+    db = tmp_path / "fw.duckdb"
+    con = connect(db)
+    ensure_quality_schema(con)
+    con.execute("""insert into rejected_rows (extract, reason, delivery, rejected_at)
+                   select 'payments', 'reason ' || (i % 120), '2026-11-21', timestamp '2026-11-21 02:00:00'
+                   from range(360) t(i) order by hash(i)""")
+    con.execute("insert into rejected_rows (extract, reason, delivery, rejected_at) "
+                "values ('deaths', 'old', 'inbox', timestamp '2026-10-21 02:00:00')")
+    shown = set()
+    for threads in (1, 2, 4, 8):
+        con.execute(f"set threads = {threads}")
+        for _ in range(3):
+            q = report_data.quality(con)
+            shown.add(tuple((r["extract"], r["reason"], r["n"]) for r in q["rejected"]))
+    assert q["delivery"] == "2026-11-21"
+    assert shown == {tuple(("payments", r, 3) for r in sorted(f"reason {i}" for i in range(120))[:50])}
+    con.execute("delete from rejected_rows")
+    con.execute("""insert into quality_results (run_id, delivery, extract, expectation, column_name, success, checked_at)
+                   select 'r', '2026-11-21', 'payments', 'expect_column_values_to_be_in_set', c, false, timestamp '2026-11-21 02:00:00'
+                   from (values ('agency_code'), ('item'), ('insurance_type'), ('bank_account')) v(c) order by hash(c)""")
+    assert [r["column_name"] for r in report_data.quality(con)["failed"]] == ["agency_code", "bank_account", "insurance_type", "item"]
+    con.close()

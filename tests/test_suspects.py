@@ -535,6 +535,38 @@ def test_a_name_corrected_in_the_register_reaches_the_suspect_and_its_worklist(c
     assert [d["new_name"] for e, d in events(con) if e == "name_corrected"] == ["刘𠈌", "刘𪚥"]
 
 
+@pytest.mark.parametrize("inbox_name", ["inbox", "0inbox"])
+def test_the_name_delivered_last_is_the_suspects_whatever_the_inbox_folder_is_called(con, tmp_path, inbox_name):
+    """From a determinism probe: the inbox's loose files are a delivery named after the inbox folder,
+    and names were ordered by that name against dated folders' — an inbox called `inbox` sorted after
+    `2026-11-21`, so its older name won; called `0inbox`, the newer one. A dated folder's rows are now
+    of its date, loose files' of the night that read them, then in the order files were read."""
+    from pipelines import ingest
+
+    person = PERSON[:-1] + "2"  # ingest checks the GB 11643 digit the fixture's rows skip
+    for table in ("beneficiaries", "deaths", "payments"):
+        con.execute(f"update {table} set person_id = ?", [person])
+    con.execute("delete from beneficiaries")
+    inbox = tmp_path / inbox_name
+
+    def deliver(where, name: str, insurance_type: str, run_id: str | None = None, as_of=NIGHT1):
+        where.mkdir(parents=True, exist_ok=True)
+        (where / f"beneficiaries_{insurance_type}.csv").write_text(
+            f"person_id,name,insurance_type,agency_code,status\n{person},{name},{insurance_type},360702,正常\n",
+            encoding="utf-8")
+        if run_id:
+            con.execute("insert into runs (run_id, as_of) values (?, ?)", [run_id, as_of])
+        assert ingest.ingest_inbox(con, inbox, run_id=run_id, as_of=as_of).rows_accepted == 1
+
+    deliver(inbox, "杨荣水", "110", "night-1", NIGHT1)  # loose in the inbox, read on 10-21
+    deliver(inbox / "2026-11-20", "杨荣淼", "170", "night-2", NIGHT2)  # the register's correction
+    night(con, NIGHT2)
+    assert suspect(con)["name"] == "杨荣淼"
+    deliver(inbox, "杨荣森", "210", "night-3", date(2026, 11, 25))  # loose again, read on 11-25: the latest
+    night(con, date(2026, 11, 25))
+    assert suspect(con)["name"] == "杨荣森"
+
+
 def test_a_sheet_issued_before_a_reopening_is_refused_whatever_zone_each_command_ran_in(con, tmp_path, monkeypatch):
     """From a probe of clocks: timestamps were the server's local time, so a reopening stamped by a
     night under TZ=UTC (08:39) came before the export of an older sheet stamped under Asia/Shanghai
