@@ -204,7 +204,7 @@ class NotReopenable(ValueError):
 
 
 def reopen_by_office(con: duckdb.DuckDBPyConnection, suspect_ids: list[str], reason: str, as_of: dt.date,
-                     actor: str) -> list[str]:
+                     actor: str, run_id: str | None = None) -> list[str]:
     """The supervision office sends closed or transferred suspects back to their agency to be
     verified again (`fundwatch reopen`): an answer 5 or 6 chosen by mistake, a transfer 稽核 cleared,
     a closing the office does not accept. Each becomes 已重开 as one new evidence reopens — issued
@@ -241,11 +241,11 @@ def reopen_by_office(con: duckdb.DuckDBPyConnection, suspect_ids: list[str], rea
         con.execute("insert or ignore into casework_pending select unnest(cast(? as varchar[]))", [ids])
         add_events(con, [(sid, "reopened", {"as_of": as_of.isoformat(), "by_office": True, "office_reason": reason,
                                             "old_status": found[sid][0], "closed_on": found[sid][1]})
-                         for sid in ids], None, now)
+                         for sid in ids], run_id, now)
         con.execute("insert into audit_log (happened_at, actor, action, file, file_hash, suspect_ids, detail)"
                     " values (?, ?, 'reopen_by_office', null, null, ?, ?)",
-                    [now, actor, json.dumps(ids), json.dumps({"as_of": as_of.isoformat(), "office_reason": reason},
-                                                             ensure_ascii=False)])
+                    [now, actor, json.dumps(ids), json.dumps({"as_of": as_of.isoformat(), "office_reason": reason,
+                                                              "run_id": run_id}, ensure_ascii=False)])
     return ids
 
 

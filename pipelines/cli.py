@@ -355,7 +355,7 @@ def cmd_reopen(args) -> int:
     verified again (casework.reopen_by_office): they are on its next worklist with the reason."""
     from . import casework, runlock
     from .privacy import mask_ids_in_text
-    from .store import connect, current_actor
+    from .store import connect, current_actor, new_run_id
 
     _existing_store(args.db)
     as_of = _as_of(args.as_of, db=args.db) or _today()
@@ -363,10 +363,11 @@ def cmd_reopen(args) -> int:
         with runlock.hold(args.db, "reopen"):
             con = connect(args.db)
             try:
-                ids = casework.reopen_by_office(con, args.suspect, args.reason, as_of, current_actor())
+                run_id = new_run_id(as_of, "reopen")  # its events', the recomputation's, its audit_log row's
+                ids = casework.reopen_by_office(con, args.suspect, args.reason, as_of, current_actor(), run_id)
                 # its 逾期 and 挂牌督办 lifted now, with their events, by the settings the last night ran with
                 config = _casework_as_the_nights_ran(con, _check_config(None), None)
-                casework.refresh(con, as_of, config, only=ids)
+                casework.refresh(con, as_of, config, run_id=run_id, only=ids)
             finally:
                 con.close()
     except runlock.StoreBusy as exc:

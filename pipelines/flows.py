@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import uuid
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +22,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from . import casework, ingest, logs, quality, report, rules, runlock, store, suspects, worklists
-from .clock import CHINA_TZ, china_today, is_zone_name
+from .clock import CHINA_TZ, china_now, china_today, is_zone_name
 from .config import Config, load_config
 from .privacy import mask_ids_in_text
 from .runsummary import format_summary, summarise
@@ -92,7 +91,9 @@ class Progress:
 
 
 @step("start-run")
-def start_run(con, run_id: str, command: str, as_of: date) -> None:
+def start_run(con, run_id: str, command: str, as_of: date, arguments: dict[str, Any] | None = None) -> None:
+    """The night's `runs` row, and its audit_log row: who ran it, with which inbox, store, OUT and
+    config (the file's sha256: what it said that night), every event of the night carrying its run_id."""
     # We hold the store's lock, so a run still 'running' is one that was killed (SIGKILL, power
     # loss): say so. Every committed step of it stands; this run redoes the rest.
     con.execute("""update runs set status = 'failed', finished_at = current_timestamp,
@@ -102,6 +103,10 @@ def start_run(con, run_id: str, command: str, as_of: date) -> None:
                    where status = 'running'""")
     con.execute("insert into runs values (?, ?, current_timestamp, null, ?, 'running', null)",
                 [run_id, command, as_of])
+    con.execute("insert into audit_log (happened_at, actor, action, detail) values (?, ?, 'run_night', ?)",
+                [china_now(), store.current_actor(),
+                 json.dumps({"run_id": run_id, "command": command, "as_of": as_of.isoformat(), **(arguments or {})},
+                            ensure_ascii=False, default=str)])
 
 
 @step("ingest")
@@ -272,6 +277,20 @@ def _scheduled_day() -> date | None:
     return when.astimezone(ZoneInfo(CHINA_TZ)).date()
 
 
+def _arguments(inbox: Path, db: Path, out: Path, config_path: str | None, as_of_given: bool,
+               any_day: bool) -> dict[str, Any]:
+    """What the night was run with, for its audit_log row (absolute paths: a night may be run from
+    any folder)."""
+    config = Path(config_path).absolute() if config_path else None
+    try:
+        config_sha256 = worklists.file_sha256(config) if config else None
+    except OSError:  # read a moment ago; gone now: the night goes on, the record says so
+        config_sha256 = "unreadable"
+    return {"inbox": str(inbox.absolute()), "store": str(db.absolute()), "out": str(out.absolute()),
+            "config": str(config) if config else None, "config_sha256": config_sha256,
+            "as_of_given": as_of_given, "any_day": any_day}
+
+
 def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | None, config_path: str | None,
            progress: bool | None, command: str, any_day: bool = False) -> dict:
     inbox, db, out = Path(inbox), Path(db), Path(out)
@@ -304,7 +323,7 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
         with contextlib.closing(con), store.stopped_by_signals(con):
             if not any_day:
                 _not_before_the_last_night(con, as_of, as_of_given)
-            run_id = f"{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+            run_id = store.new_run_id(as_of)
             parts: dict[str, Any] = {"run_id": run_id, "as_of": as_of, "inbox": inbox, "out": out,
                                      "store_settings": store.settings(con),
                                      # what returns and report recompute casework with when given no --config
@@ -313,7 +332,7 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
                 store.claim_out(con, out, db, run_id)
             except store.OutOfAnotherStore as exc:
                 raise NightlyError(str(exc)) from None
-            start_run(con, run_id, command, as_of)
+            start_run(con, run_id, command, as_of, _arguments(inbox, db, out, config_path, as_of_given, any_day))
             try:
                 parts["ingest"] = ingest_new_deliveries(con, inbox, run_id, show, as_of)
                 parts["quality"] = validate(con, to_validate(con, parts["ingest"]), out, run_id, show)

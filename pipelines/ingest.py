@@ -405,7 +405,7 @@ def _write_chunk(con, kind: str, accepted: pl.DataFrame, rejected: pl.DataFrame,
     """Write one normalised chunk (or the whole file) and add its counts to the file's result.
     replace=False: insert only, the stored rows it replaces are deleted after the file's last
     chunk (_replace_by_file)."""
-    result.rows_replaced += _write_rows(con, kind, accepted, lineage, replace)
+    result.rows_replaced += _write_rows(con, kind, accepted, lineage, replace, result.notes)
     _write_rejected(con, kind, rejected, lineage)
     result.rows_accepted += accepted.height
     result.rows_rejected += rejected.height
@@ -507,10 +507,10 @@ def _write_chunks(con, kind: str, next_chunk: Callable[[], RawFrame | None], res
         del raw
         _write_chunk(con, kind, accepted, rejected, result, lineage, replace=False)
         del accepted, rejected  # freed before the next chunk is read
-    result.rows_replaced += _replace_by_file(con, kind, lineage)
+    result.rows_replaced += _replace_by_file(con, kind, lineage, result.notes)
 
 
-def _replace_by_file(con, kind: str, lineage: dict[str, str]) -> int:
+def _replace_by_file(con, kind: str, lineage: dict[str, str], notes: list[str]) -> int:
     """After a big file's chunks are all inserted, delete the stored rows it replaces: rows of
     other files with one of its natural keys, and a row of its own whose key a later row of it
     gives again in another spelling (e.g. with a trailing space, in another chunk; the later row
@@ -520,12 +520,40 @@ def _replace_by_file(con, kind: str, lineage: dict[str, str]) -> int:
     spec = EXTRACTS[kind]
     keys = ", ".join(spec.key)
     this_file = lineage["_file_hash"]
-    return int(con.execute(
-        f"""delete from {kind} t
-            using (select {keys}, _row_number from {kind} where _file_hash = ?) s
-            where {_same_key(spec)}
-              and (t._file_hash is distinct from ? or t._row_number < s._row_number)""",
-        [this_file, this_file]).fetchall()[0][0] or 0)
+    con.execute(f"""
+        create or replace temp table _fw_replaced as
+        select t.rowid as rid from {kind} t
+        semi join (select {keys}, _row_number from {kind} where _file_hash = $file) s
+          on {_same_key(spec)} and (t._file_hash is distinct from $file or t._row_number < s._row_number)""",
+                {"file": this_file})
+    return _replace(con, kind, lineage, notes)
+
+
+def _replace(con, kind: str, lineage: dict[str, str], notes: list[str]) -> int:
+    """Delete the stored rows of `kind` whose rowids temp table _fw_replaced lists, each kept first,
+    as it was stored, in replaced_rows (a corrected re-delivery left no trace of what a suspect's
+    evidence and its agency's answer rested on: an audit probe). Returns how many. The usual file
+    replaces nothing: one join to find that, as the delete alone made. Rows another file of the
+    same delivery gave are said in `notes` (the night's summary): which of the two stands
+    follows the files' names, and a renamed file changed a suspect's amount without a word (a
+    determinism probe)."""
+    replaced = scalar(con, "select count(*) from _fw_replaced")
+    if replaced:
+        con.execute(f"""insert into replaced_rows
+                        select ?, to_json(t), ?, ? from {kind} t where rowid in (select rid from _fw_replaced)""",
+                    [kind, lineage["_file_hash"], china_now()])
+        for source, n in con.execute(
+                f"""select _source_file, count(*) from {kind}
+                    where rowid in (select rid from _fw_replaced)
+                      and _delivery is not distinct from $delivery and _file_hash is distinct from $file
+                    group by all order by all""",
+                {"delivery": lineage["_delivery"], "file": lineage["_file_hash"]}).fetchall():
+            notes.append(f"{n} row(s) with the key of a row of {Path(source or '').name}, in the same delivery, "
+                         "replaced it: of one delivery's files, read in name order, the last stands — check "
+                         "which is right (the row replaced is kept in replaced_rows)")
+        con.execute(f"delete from {kind} where rowid in (select rid from _fw_replaced)")
+    con.execute("drop table _fw_replaced")
+    return int(replaced)
 
 
 def _damaged(lineage: dict[str, str], rows_before: int, problem: str) -> Exception:
@@ -638,9 +666,10 @@ def _same_key(spec) -> str:
                         for k in spec.key)
 
 
-def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str], replace: bool = True) -> int:
+def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str], replace: bool = True,
+                notes: list[str] | None = None) -> int:
     """Delete-then-insert by natural key (replace=False: insert only); returns how many stored
-    rows the rows replaced."""
+    rows the rows replaced (a replacement within the delivery said in `notes`)."""
     if accepted.height == 0:
         return 0
     spec = EXTRACTS[kind]
@@ -648,7 +677,10 @@ def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
     _fw_staged = _scannable(con, staged)  # noqa: F841 — read by name in the SQL below (see _scannable)
     replaced = 0
     if replace:
-        replaced = con.execute(f"delete from {kind} t using _fw_staged s where {_same_key(spec)}").fetchall()[0][0]
+        # (the staged rows are read by their variable's name: in this frame, where it is)
+        con.execute(f"create or replace temp table _fw_replaced as "
+                    f"select t.rowid as rid from {kind} t semi join _fw_staged s on {_same_key(spec)}")
+        replaced = _replace(con, kind, lineage, [] if notes is None else notes)
     cols = ", ".join([*spec.names, *(n for n, _ in LINEAGE_COLUMNS)])
     # The file's lineage (source, delivery, hash: one value for all its rows) as query parameters,
     # not as columns of the frame: DuckDB then stores a constant, not 200,000 copies of a 64-character

@@ -36,7 +36,7 @@ from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, REC
 from .clock import china_now
 from .packed import xlsx_part_too_large
 from .privacy import mask_ids_in_text
-from .store import LAST_ANSWERED_SHEET, current_actor, insert_many, scalar
+from .store import LAST_ANSWERED_SHEET, current_actor, insert_many, new_run_id, scalar
 from .worklists import (COVER, EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text,
                         canonical, cell_text, ensure_worklist_schema, file_sha256, parse_date,
                         parse_money)
@@ -120,6 +120,8 @@ class ReturnsReport:
     applied: list[AppliedRow] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # file: how it is named in messages (_names_shown)
+    # this command's changes: each event it writes (and the recomputation after) and each audit_log row
+    run_id: str | None = None
 
     def name(self, file: str) -> str:
         return self.names.get(file) or Path(file).name
@@ -478,14 +480,14 @@ def _load(con, path: Path) -> _Sheet:
 # ---------------------------------------------------------------- applying
 
 def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: dt.date, actor: str | None = None,
-                  config: Any = None) -> ReturnsReport:
+                  config: Any = None, run_id: str | None = None) -> ReturnsReport:
     """Apply every returned workbook (each in its own transaction); refused rows are kept in
     return_refusals. With config, casework.refresh runs afterwards for the suspects the returns
     changed, so their 要情 class, report date and flags follow the new statuses at once (the others
     wait for the night: re-applying a workbook, or one that changed nothing, writes no event)."""
     ensure_returns_schema(con)
     actor = current_actor(actor)
-    report = ReturnsReport()
+    report = ReturnsReport(run_id=run_id or new_run_id(as_of, "returns"))
     # A file named twice in one call (a shell glob and its name, say) is one workbook: applied once
     # (the second was counted again as a workbook of its own, its refusals printed and audited twice).
     named: dict[Path, Path] = {}
@@ -510,7 +512,7 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
                      | {sid for (sid,) in con.execute("select suspect_id from casework_pending").fetchall()})
     if config is not None and changed:
         try:
-            casework.refresh(con, as_of, config, only=changed)
+            casework.refresh(con, as_of, config, run_id=report.run_id, only=changed)
         except duckdb.Error as exc:
             raise CaseworkNotRecomputed(report, exc) from exc
     return report
@@ -815,8 +817,8 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
             "insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, suspect_ids, detail)"
             " select ?, ?, 'apply_return', ?, ?, arg_max(agency_code, happened_at), '[]', ? from audit_log"
             " where action = 'apply_return' and file_hash = ?",
-            [now, actor, stored, file_hash, json.dumps({"already_applied": True, "as_of": as_of.isoformat()}),
-             file_hash])
+            [now, actor, stored, file_hash, json.dumps({"already_applied": True, "as_of": as_of.isoformat(),
+                                                        "run_id": report.run_id}), file_hash])
         return
     result = FileResult(str(path), file_hash)
     report.files.append(result)
@@ -848,7 +850,7 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
                  json.dumps([a.suspect_id for a in report.applied if a.file == str(path)], ensure_ascii=False),
                  json.dumps({"export_id": result.export_id, "applied": result.applied, "unchanged": result.unchanged,
                              "pending": result.pending, "refused": result.refused, "as_of": as_of.isoformat(),
-                             "missing": result.missing,
+                             "missing": result.missing, "run_id": report.run_id,
                              # what was printed for the supervisor to look at (AppliedRow.notice)
                              "notices": [a.line(report.name(a.file)) for a in report.applied
                                          if a.file == str(path) and a.notice]},
@@ -952,7 +954,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             " order by suspect_id, happened_at", [wanted]).fetchall():
         answers_before.setdefault(sid, []).append(json.loads(detail))
     events: list[tuple[str, str, dict]] = []
-    on_sheet = _SheetAnswers(path, export_id, issued_on, as_of, refuse, events)
+    on_sheet = _SheetAnswers(path, result.file_hash, export_id, issued_on, as_of, refuse, events)
     rows_of: dict[str, list[int]] = {}
     for (row_number, values), sid in zip(sheet.rows, ids):
         if sid and not blank(values):
@@ -1042,8 +1044,31 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             result.applied += 1
             report.applied.append(outcome)
     _write_answers(con, on_sheet.answers)
-    casework.add_events(con, events, None, now)
+    _recovered_on_another_rule(con, [a for a in report.applied if a.file == str(path) and "recovered" in a.events])
+    casework.add_events(con, events, report.run_id, now)
     _not_on_the_sheet(con, sheet, ids, export_id, result, refuse)
+
+
+def _recovered_on_another_rule(con, applied: list[AppliedRow]) -> None:
+    """A recovery recorded on a suspect whose object (the person, payment, transaction or account)
+    is another rule's suspect's too, with a recovery on record: told for the supervisor to look at
+    (AppliedRow.notice). Each rule counts its suspects, so one transaction both rules found, each
+    row answered 追回 8,800, counted 17,600 recovered in the 汇总表 (an audit probe); the clerk may
+    have recovered it once and answered both rows."""
+    if not applied:
+        return
+    others: dict[str, list[str]] = {}
+    for sid, other, rule_id, recovered in con.execute(
+            """select a.suspect_id, b.suspect_id, b.rule_id, b.recovered_amount
+               from suspects a join suspects b on b.subject = a.subject and b.rule_id <> a.rule_id
+               where list_contains(?, a.suspect_id) and coalesce(b.recovered_amount, 0) > 0
+               order by a.suspect_id, b.suspect_id""", [[a.suspect_id for a in applied]]).fetchall():
+        others.setdefault(sid, []).append(f"{other}（{rule_id}）已填报追回 {_money(recovered)} 元")
+    for row in applied:
+        if row.suspect_id in others:
+            said = (f"疑点对象同时是疑点 {'、'.join(others[row.suspect_id])}：同一笔款项只应追回、填报一次，"
+                    "如两行填报的是同一笔，请更正其中一行后重新报送")
+            row.notice = f"{row.notice}；{said}" if row.notice else said
 
 
 def _not_on_the_sheet(con, sheet: _Sheet, ids: list[str], export_id: str | None, result: FileResult, refuse) -> None:
@@ -1207,6 +1232,7 @@ class _SheetAnswers:
     refusal goes and where the events and the suspects' new values are gathered (written once a
     sheet: a statement a row cost 1–2.5 ms, a 60,000-row return minutes)."""
     path: Path
+    file_hash: str  # the returned file's sha256, in each answer's event (audit_log has it with who sent it)
     export_id: str | None
     issued_on: dt.date | None
     as_of: dt.date
@@ -1335,7 +1361,8 @@ def _apply_answer(sheet: _SheetAnswers, row_number: int, suspect, answer: dict,
                           status == REOPENED, *answer["shown_periods"], new_status == CLOSED])
     events = ["returned"]
     sheet.events.append((sid, "returned", {
-        "file": Path(sheet.path).name, "row": row_number, "export_id": sheet.export_id, "outcome": label,
+        "file": Path(sheet.path).name, "file_hash": sheet.file_hash, "row": row_number, "export_id": sheet.export_id,
+        "outcome": label,
         "recovered_amount": recovered, "verified_on": verified, "note": answer["note"],
         # the cells as given, for telling this row sent again (_says): the date may be re-dated above
         "given_verified_on": answer["verified"].isoformat() if answer["verified"] else None,

@@ -7,17 +7,20 @@ idempotently on connect, so an old store opened by a newer fundwatch gains any n
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import getpass
+import json
 import os
 import re
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
 import duckdb
 
-from .clock import CHINA_TZ
+from .clock import CHINA_TZ, china_now
 from .extracts import EXTRACTS, SQL_TYPES
 from .normalise import ACCOUNT_GROUPED, ACCOUNT_SEPARATOR, FORMAT_CHARACTERS, TEXT_MARK
 
@@ -41,6 +44,15 @@ create table if not exists ingest_ledger (
     rows_replaced  bigint,              -- accepted rows that replaced an earlier delivery's row
     ingested_at    timestamp,
     run_id         varchar
+);
+-- 被替换的记录: a stored extract row a later delivery replaced (same natural key), as it was: what a
+-- suspect's evidence, an agency's answer or a recovery rested on stays on record after a corrected
+-- re-delivery, with the file and row it came from
+create table if not exists replaced_rows (
+    extract      varchar,
+    row          json,                  -- every column as stored, its lineage (_source_file, _row_number, _delivery, _file_hash) too
+    replaced_by  varchar,               -- the sha256 of the file whose row replaced it
+    replaced_at  timestamp
 );
 create table if not exists rejected_rows (
     extract      varchar,
@@ -252,7 +264,8 @@ def _clean_codes(con: duckdb.DuckDBPyConnection, migration: str, holds_one, clea
                   qualify count(*) over (partition by rule_id, {cleaned("subject", False)}) = 1) m
             where suspects.suspect_id = m.suspect_id
               and m.clean not in (select subject from suspects s where s.rule_id = m.rule_id)""")
-        for table in ("suspects", "worklist_rows", "audit_log"):
+        # (not audit_log: what was done is on record as it was done)
+        for table in ("suspects", "worklist_rows"):
             if table_exists(con, table):
                 con.execute(f"update {table} set agency_code = {cleaned('agency_code', False)} "
                             f"where {holds_one('agency_code', False)}")
@@ -541,7 +554,38 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     applied = {name for (name,) in con.execute("select name from store_migrations").fetchall()}
     for name, convert in _MIGRATIONS:
         if name not in applied:
+            before = _suspects_as_held(con)
             convert(con)
+            _record_migration(con, name, before)
+
+
+# What a conversion may change of a suspect, each change an event of its own (`migrated`)
+_MIGRATED_COLUMNS = ("subject", "agency_code", "status", "issued_on", "deadline", "finding_agency")
+
+
+def _suspects_as_held(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
+    columns = ", ".join(f"cast({c} as varchar)" for c in _MIGRATED_COLUMNS)
+    return {sid: rest for sid, *rest in con.execute(f"select suspect_id, {columns} from suspects").fetchall()}
+
+
+def _record_migration(con: duckdb.DuckDBPyConnection, name: str, before: dict[str, tuple]) -> None:
+    """A conversion of a store that held anything is on record: an audit_log row (who ran the
+    fundwatch that converted it), and an event for each suspect it changed, old and new values —
+    it changed suspects without a trace (an audit probe). A new, empty store's conversions find
+    nothing and say nothing."""
+    after = _suspects_as_held(con)
+    changed = {sid: {c: [old, new] for c, old, new in zip(_MIGRATED_COLUMNS, before[sid], now) if old != new}
+               for sid, now in after.items() if sid in before and before[sid] != now}
+    if not before and not scalar(con, "select count(*) from runs"):
+        return
+    when = china_now()
+    with transaction(con):
+        if changed:
+            insert_many(con, "suspect_events", ["suspect_id", "happened_at", "event", "detail", "run_id"],
+                        [[sid, when, "migrated", json.dumps({"migration": name, "changed": c}, ensure_ascii=False),
+                          None] for sid, c in sorted(changed.items())])
+        con.execute("insert into audit_log (happened_at, actor, action, detail) values (?, ?, 'migrate_store', ?)",
+                    [when, current_actor(), json.dumps({"migration": name, "suspects_changed": len(changed)})])
 
 
 def check_not_newer(db_path: Path) -> None:
@@ -778,6 +822,13 @@ def stopped_by_signals(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         os.close(read_end)
         if stopping:
             raise KeyboardInterrupt
+
+
+def new_run_id(as_of: dt.date, command: str | None = None) -> str:
+    """The id of one command's changes to the store: a night's `20261121-1a2b3c4d` (its `runs` row),
+    a `returns` or `reopen` run's `returns-20261124-…`. Each event it writes carries it
+    (suspect_events.run_id), and so does its audit_log row's detail (who ran it, with what)."""
+    return f"{command + '-' if command else ''}{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
 
 
 def current_actor(actor: str | None = None) -> str:

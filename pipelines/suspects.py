@@ -252,8 +252,10 @@ def _apply(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> N
         select suspect_id, $now,
                case when change = 'new' then 'detected' else {_CHANGE_SAID} end,
                case change
+                   -- (its agency too: where it was first sent stays on record if the night stops before its worklists)
                    when 'new' then to_json(struct_pack(as_of := $as_of, amount := amount,
-                                                       period_from := period_from, period_to := period_to))
+                                                       period_from := period_from, period_to := period_to,
+                                                       agency_code := agency_code))
                    when 'no_longer_detected' then to_json(struct_pack(as_of := $as_of, amount := amount,
                                                        last_detected_on := (select last_detected_on from suspects s
                                                                             where s.suspect_id = _changes.suspect_id)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -149,6 +150,15 @@ def test_a_night_re_run_with_another_config_says_what_it_no_longer_finds_and_whi
                       encoding="utf-8")
     first = _night(inbox, db, out, NIGHT_1, str(strict))
     assert first["by_rule"]["CERTIFICATION_OVERDUE"]["new"] == 3 and first["no_longer_detected"] == 0
+    # who ran the night, with which inbox, store, OUT and config — the config's bytes by their sha256
+    # (an audit probe: the night was in no audit_log row; its config nowhere)
+    actor = _count(db, "select any_value(actor) from audit_log where action = 'run_night'")
+    ran = json.loads(_count(db, "select any_value(detail::varchar) from audit_log where action = 'run_night'"))
+    assert _count(db, "select count(*) from audit_log where action = 'run_night'") == 1
+    assert actor and ran["run_id"] == first["run_id"] and ran["as_of"] == NIGHT_1.isoformat()
+    assert (ran["inbox"], ran["store"], ran["out"], ran["config"]) == (
+        str(inbox.absolute()), str(db.absolute()), str(out.absolute()), str(strict.absolute()))
+    assert ran["config_sha256"] == hashlib.sha256(strict.read_bytes()).hexdigest() and ran["any_day"] is False
     # the values the night ran with are on record, with the region that had its own
     defaults = {"certification_max_days": 365, "recent_payment_months": 3, "pension_types": ["110", "120", "170"]}
     stored = json.loads(_count(db, "select summary::varchar from runs order by started_at desc limit 1"))

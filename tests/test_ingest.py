@@ -338,6 +338,49 @@ def test_redelivered_row_replaces_the_earlier_one_later_delivery_wins(tmp_path):
     assert store.scalar(con, "select sum(amount) from payments") == Decimal("1234.56") + Decimal("999.99") \
         - Decimal("300.00") + Decimal("123.45")  # no double counting
     assert store.scalar(con, "select rows_replaced from ingest_ledger where delivery = '2026-11-21'") == 1
+    # the row replaced stays on record as it was stored, with the file and row it came from (an audit
+    # probe: a recovery rested on a row no table held any more)
+    [(kind, row, replaced_by)] = con.execute("select extract, row::varchar, replaced_by from replaced_rows").fetchall()
+    row = json.loads(row)
+    assert kind == "payments" and (row["payment_id"], row["_row_number"]) == ("P000001", 2)
+    assert Decimal(str(row["amount"])) == row_for("payments", 1)[1]["amount"] != Decimal("999.99")
+    assert row["_source_file"].endswith("payments_a.csv") and row["_delivery"] == "2026-10-21"
+    assert replaced_by == report.files[1].file_hash != row["_file_hash"] == report.files[0].file_hash
+
+
+def test_two_files_of_one_delivery_giving_one_key_are_said_in_the_summary(tmp_path):
+    """From a determinism probe: of one delivery's files the last in name order stands, so renaming
+    a file changed a suspect's amount, and only "1 replaced" said anything. The file that replaced
+    a row of another file of its delivery now says so (the night's summary shows a file's notes),
+    and the row replaced is kept."""
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", i)[0] for i in range(2)]
+    write_extract(inbox / "2026-11-21" / "payments_00.csv", "payments", rows, "csv-utf8")
+    write_extract(inbox / "2026-11-21" / "payments_zz.csv", "payments", [{**rows[1], "amount": "99999.00"}], "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert [f.notes for f in report.files] == [[], [
+        "1 row(s) with the key of a row of payments_00.csv, in the same delivery, replaced it: of one delivery's "
+        "files, read in name order, the last stands — check which is right (the row replaced is kept in replaced_rows)"]]
+    assert store.scalar(con, "select row->>'_source_file' from replaced_rows").endswith("payments_00.csv")
+
+
+def test_a_big_files_replaced_rows_stay_on_record_as_a_small_files_do(tmp_path, monkeypatch):
+    """A file read in chunks replaces the stored rows of its keys once all its chunks are in
+    (_replace_by_file): those rows are kept in replaced_rows as the small file's are."""
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", i)[0] for i in range(3)]
+    write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
+    again = [{**rows[0], "amount": "88.00"}, *[row_for("payments", i)[0] for i in range(3, 7)]]
+    write_extract(inbox / "2026-11-21" / "payments_b.parquet", "payments", again, "parquet")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report, heights = _ingest_counting_chunks(monkeypatch, con, inbox, 2)
+    assert heights[1:] == [2, 2, 1] and report.rows_replaced == 1  # the Parquet file in three chunks
+    [(payment_id, file_hash)] = con.execute(
+        "select row->>'payment_id', row->>'_file_hash' from replaced_rows where replaced_by = ?",
+        [report.files[1].file_hash]).fetchall()
+    assert (payment_id, file_hash) == ("P000000", report.files[0].file_hash)
+    assert store.scalar(con, "select amount from payments where payment_id = 'P000000'") == Decimal("88.00")
 
 
 def test_invisible_characters_are_no_part_of_a_code_an_id_number_an_account_or_an_amount(tmp_path):
@@ -428,10 +471,22 @@ def test_a_store_from_before_loses_the_apostrophe_of_its_codes_once(tmp_path):
                 "last_detected_on) values ('SBA-1', 'SHARED_BANK_ACCOUNT', ?, ?, '待下发', 10, date '2026-11-20', "
                 "date '2026-11-20'), ('LPU-1', 'LARGE_PAYMENT_UNREVIEWED', ?, ?, '待下发', 10, date '2026-11-20', "
                 "date '2026-11-20')", [grouped, mark + rows[0]["agency_code"], mark, mark + rows[0]["agency_code"]])
+    con.execute("insert into audit_log (action, agency_code) values ('export_worklist', ?)", [mark + rows[0]["agency_code"]])
+    assert store.scalar(con, "select count(*) from audit_log where action = 'migrate_store'") == 0  # a new store's say nothing
     con.execute("delete from store_migrations where name = 'codes_without_text_mark'")
     con.close()
     con = store.connect(path)
     try:
+        # on record: who converted the store, each suspect changed with its old and new values; the
+        # audit log itself as it was written (an audit probe: the conversion rewrote it, no trace)
+        [(actor, detail)] = con.execute("select actor, detail::varchar from audit_log where action = 'migrate_store'").fetchall()
+        assert actor and json.loads(detail) == {"migration": "codes_without_text_mark", "suspects_changed": 2}
+        migrated = {sid: json.loads(d) for sid, d in con.execute(
+            "select suspect_id, detail::varchar from suspect_events where event = 'migrated'").fetchall()}
+        assert migrated["LPU-1"]["changed"] == {"agency_code": [mark + rows[0]["agency_code"], rows[0]["agency_code"]]}
+        assert migrated["SBA-1"]["changed"]["subject"] == [grouped, rows[0]["bank_account"]]
+        assert store.scalar(con, "select agency_code from audit_log where action = 'export_worklist'") == \
+            mark + rows[0]["agency_code"]
         got = con.execute("select payment_id, agency_code, bank_account, amount, _delivery from payments order by 1").fetchall()
         assert [g[0] for g in got] == ["P000000", "P000001", "P000002"]
         assert got[0][1:3] == (rows[0]["agency_code"], rows[0]["bank_account"])

@@ -572,6 +572,52 @@ def test_confirmed_losses_get_their_major_class_when_config_is_given(con, tmp_pa
         ("重大要情", dt.date(2026, 10, 13))]
 
 
+def test_a_returns_run_ties_its_events_to_the_file_and_who_sent_it(con, tmp_path):
+    """Each event a returns run writes — the answer, the recovery, the 要情 class recomputed after —
+    carries the run's id, which its audit_log row gives with who applied which file; the answer's
+    event names the file by its sha256 too (an audit probe: these events had no run, and the
+    recomputation's matched no audit row)."""
+    import hashlib
+
+    add_suspect(con, "S-BIG", amount="150000.00", person_id="360702195001011234")
+    path = worklists.write_worklists(con, tmp_path / "out", AS_OF)[0]
+    clerk = Clerk(path)
+    clerk.fill("S-BIG", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=dt.date(2026, 9, 30))
+    returned = clerk.save()
+    report = returns.apply_returns(con, [returned], RETURN_DAY, actor="clerk-b", config=Config())
+    events = dict(con.execute("select event, run_id from suspect_events where event in ('returned', 'recovered', "
+                              "'major_class')").fetchall())
+    assert set(events) == {"returned", "recovered", "major_class"}
+    assert set(events.values()) == {report.run_id} and report.run_id.startswith(f"returns-{RETURN_DAY:%Y%m%d}-")
+    [(actor, file_hash, detail)] = con.execute(
+        "select actor, file_hash, detail from audit_log where action = 'apply_return'").fetchall()
+    assert actor == "clerk-b" and json.loads(detail)["run_id"] == report.run_id
+    [(answered,)] = con.execute("select detail from suspect_events where event = 'returned'").fetchall()
+    assert json.loads(answered)["file_hash"] == file_hash == hashlib.sha256(returned.read_bytes()).hexdigest()
+
+
+def test_a_recovery_answered_on_two_rules_suspects_of_one_object_is_told_to_be_checked(con, tmp_path):
+    """From an audit probe: one transaction two rules found (FUND_PRIVATE_TRANSFER and
+    INCOME_ACCOUNT_OUTFLOW) is two suspects, each row answered 追回 8,800 — 17,600 recovered in the
+    汇总表 for one transfer, without a word. Both answers apply (each rule counts its suspects, as the
+    汇总表's 说明 says); each row is told for the supervisor to check, naming the other."""
+    add_suspect(con, "FPT-1", rule_id="FUND_PRIVATE_TRANSFER", person_id=None, subject="JY0001", amount="8800.00")
+    add_suspect(con, "IAO-1", rule_id="INCOME_ACCOUNT_OUTFLOW", person_id=None, subject="JY0001", amount="8800.00")
+    add_suspect(con, "FPT-2", rule_id="FUND_PRIVATE_TRANSFER", person_id=None, subject="JY0002", amount="500.00")
+    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    for sid in ("FPT-1", "IAO-1", "FPT-2"):
+        clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=8800 if sid != "FPT-2" else 500, 核实日期=dt.date(2026, 9, 30))
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == [] and {a.suspect_id: a.status for a in report.applied} == {
+        "FPT-1": "已销号", "IAO-1": "已销号", "FPT-2": "已销号"}
+    notices = {a.suspect_id: a.notice for a in report.applied}
+    assert notices["FPT-2"] is None
+    assert notices["FPT-1"] == ("疑点对象同时是疑点 IAO-1（INCOME_ACCOUNT_OUTFLOW）已填报追回 8800.00 元：同一笔款项只应追回、"
+                                "填报一次，如两行填报的是同一笔，请更正其中一行后重新报送")
+    assert "FPT-1（FUND_PRIVATE_TRANSFER）已填报追回 8800.00 元" in notices["IAO-1"]
+    assert any("IAO-1（INCOME_ACCOUNT_OUTFLOW）" in line for line in report.lines())
+
+
 def major_of(con, sid):
     return con.execute("select major_class, report_due from suspects where suspect_id = ?", [sid]).fetchall()[0]
 
@@ -1271,7 +1317,8 @@ def test_a_clean_workbook_sent_again_is_not_applied_again(con, tmp_path):
     last = con.execute("select action, file, agency_code, suspect_ids, detail from audit_log"
                        " order by happened_at desc limit 1").fetchall()[0]
     assert last[:4] == ("apply_return", str(returned.absolute()), A, "[]")
-    assert json.loads(last[4]) == {"already_applied": True, "as_of": RETURN_DAY.isoformat()}
+    detail = json.loads(last[4])
+    assert detail == {"already_applied": True, "as_of": RETURN_DAY.isoformat(), "run_id": again.run_id}
     # and the bytes sent a third time are still known as applied
     assert returns.apply_returns(con, [returned], RETURN_DAY).files[0].status == "already_applied"
 

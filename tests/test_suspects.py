@@ -94,8 +94,9 @@ def test_new_suspect_is_pending_with_stable_id_name_and_severity(con):
     assert (s["status"], s["amount"], s["period_from"], s["period_to"]) == ("待下发", Decimal("6000.00"), "202607", "202608")
     assert (s["first_detected_on"], s["last_detected_on"]) == (NIGHT1, NIGHT1)
     assert (s["name"], s["severity"], s["agency_code"], s["person_id"]) == ("刘七", "high", "360702", PERSON)
+    # its agency on record from the first (an audit probe: only a worklist row said where it went)
     assert events(con) == [("detected", {"as_of": "2026-10-21", "amount": 6000.0, "period_from": "202607",
-                                         "period_to": "202608"})]
+                                         "period_to": "202608", "agency_code": "360702"})]
     assert con.execute("select run_id from suspect_events").fetchall() == [("r1",)]
 
 
@@ -713,9 +714,11 @@ def test_the_office_sends_a_transferred_suspect_back_to_its_agency_to_be_verifie
         assert cli.main(["reopen", "--db", str(db), "--suspect", sid, "--reason", "x"]) == cli.EXIT_USAGE
         s = again.execute("select status, reopened_on, deadline, outcome from suspects").fetchall()[0]
         assert s == ("已重开", None, None, OUTCOME_LABELS[5])
-        [(detail,)] = again.execute("select detail from suspect_events where event = 'reopened'").fetchall()
+        [(detail, run_id)] = again.execute("select detail, run_id from suspect_events where event = 'reopened'").fetchall()
         assert json.loads(detail)["by_office"] is True and json.loads(detail)["old_status"] == "已移送"
-        assert again.execute("select count(*) from audit_log where action = 'reopen_by_office'").fetchall() == [(1,)]
+        # the command's run id ties its events to its audit_log row: who reopened it (an audit probe)
+        [(actor, audited)] = again.execute("select actor, detail from audit_log where action = 'reopen_by_office'").fetchall()
+        assert run_id.startswith("reopen-20261102-") and json.loads(audited)["run_id"] == run_id and actor
         assert again.execute("select count(*) from casework_pending").fetchall() == [(0,)]  # recomputed at once
         assert again.execute("select escalated from suspects").fetchall() == [(True,)]
         assert again.execute("select count(*) from suspect_events where event = 'escalation_lifted'").fetchall() == [(0,)]
