@@ -117,10 +117,43 @@ def _check_config(path: str | None):
         raise Refused(str(exc)) from None
 
 
+def _quiet_temporary_server() -> None:
+    """With no Prefect server configured (PREFECT_API_URL), Prefect runs the night against a
+    temporary server of its own — a uvicorn process writing to the console it inherits; stopped as
+    the command ends, it could print a shutdown traceback (a database connection cancelled) under
+    the night's one line. Started here, once, its console is PREFECT_HOME/temporary-server.log:
+    Prefect then finds it running and uses it."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    if server.running:
+        return
+    home = Path(PREFECT_HOME.value())
+    home.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(home / "temporary-server.log", "ab") as log:
+        kept = os.dup(1), os.dup(2)
+        try:
+            os.dup2(log.fileno(), 1)  # what the server process inherits as it starts
+            os.dup2(log.fileno(), 2)
+            server.start()
+        finally:
+            os.dup2(kept[0], 1)
+            os.dup2(kept[1], 2)
+            os.close(kept[0])
+            os.close(kept[1])
+
+
 def _run_nightly(inbox: Path, db: Path, out: Path, as_of: date | None, config: str | None, progress: bool | None,
                  any_day: bool = False) -> dict:
     from . import flows, runlock
 
+    _quiet_temporary_server()
     try:
         return flows.nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=as_of,
                                   config_path=config, progress=progress, any_day=any_day)

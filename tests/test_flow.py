@@ -329,14 +329,19 @@ def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_thei
                                                                                            broken_rule_checkout):
     inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
     delivery_1(inbox)
-    # the real command, from a copy of fundwatch whose SHARED_BANK_ACCOUNT.yaml query fails
-    env = {**fundwatch_env(tmp_path / "prefect-home"), "PYTHONPATH": str(broken_rule_checkout)}
+    # the real command, from a copy of fundwatch whose SHARED_BANK_ACCOUNT.yaml query fails, with
+    # Prefect's temporary server (no PREFECT_API_URL) set to speak at length: its console is its log
+    # file, not the night's (stopped as the command ended, it printed a shutdown traceback under the
+    # night's one line once, on a busy machine)
+    env = {**fundwatch_env(tmp_path / "prefect-home"), "PYTHONPATH": str(broken_rule_checkout),
+           "PREFECT_SERVER_LOGGING_LEVEL": "DEBUG"}
     night = subprocess.run([sys.executable, "-m", "pipelines.cli", "nightly", "--inbox", str(inbox), "--db", str(db),
                             "--out", str(out), "--as-of", "2026-10-21"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     err = night.stderr.strip()
     assert night.returncode == cli.EXIT_FAILED
-    assert "task detect failed" in err and "SHARED_BANK_ACCOUNT" in err and len(err.splitlines()) == 1
+    assert "task detect failed" in err and "SHARED_BANK_ACCOUNT" in err and len(err.splitlines()) == 1, err
+    assert "Started server process" in (tmp_path / "prefect-home" / "temporary-server.log").read_text(encoding="utf-8")
     # the console stays at one line; Prefect's UI has the tasks' own log lines (it had none of a
     # night run without --verbose)
     import sqlite3
