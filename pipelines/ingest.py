@@ -218,6 +218,10 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
             continue
         try:
             with transaction(con):
+                # the files this pass over the delivery has written (_ledger adds each): a row one of
+                # them gave that a later one replaces is told (_replace) — not one a night before wrote
+                # under the same delivery name (the inbox's loose files, a folder sent to again)
+                con.execute("create or replace temp table _fw_delivery_files (file_hash varchar)")
                 for path in files:
                     result = _ingest_file(con, inbox, delivery, path, run_id, today)
                     report.files.append(result)
@@ -231,6 +235,7 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
             first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
             raise IngestError(f"delivery {delivery} could not be written and was rolled back: "
                               f"{mask_ids_in_text(first)}") from exc
+        con.execute("drop table if exists _fw_delivery_files")
         report.deliveries.append(delivery)
     return report
 
@@ -424,6 +429,7 @@ def _ledger(con, result: FileResult, source: str, run_id: str | None) -> FileRes
         [result.file_hash, source, result.delivery, result.kind, result.rows_total, result.rows_accepted,
          result.rows_rejected, result.rows_replaced, china_now(), run_id],
     )
+    con.execute("insert into _fw_delivery_files values (?)", [result.file_hash])
     return result
 
 
@@ -518,39 +524,47 @@ def _replace_by_file(con, kind: str, lineage: dict[str, str], notes: list[str]) 
     chunk scanned the whole table each time, which grew with the store (a province's first
     night: 115 chunks of payments, each against up to 57 million rows)."""
     spec = EXTRACTS[kind]
-    keys = ", ".join(spec.key)
     this_file = lineage["_file_hash"]
     con.execute(f"""
         create or replace temp table _fw_replaced as
-        select t.rowid as rid from {kind} t
-        semi join (select {keys}, _row_number from {kind} where _file_hash = $file) s
-          on {_same_key(spec)} and (t._file_hash is distinct from $file or t._row_number < s._row_number)""",
+        select t.rowid as rid, bool_or({_differs(spec)}) as changed from {kind} t
+        join (select * from {kind} where _file_hash = $file) s
+          on {_same_key(spec)} and (t._file_hash is distinct from $file or t._row_number < s._row_number)
+        group by t.rowid""",
                 {"file": this_file})
     return _replace(con, kind, lineage, notes)
 
 
+def _differs(spec) -> str:
+    """SQL: stored row t and the row s replacing it differ in a delivered column (not in lineage)."""
+    return " or ".join(f"t.{c} is distinct from s.{c}" for c in spec.names)
+
+
 def _replace(con, kind: str, lineage: dict[str, str], notes: list[str]) -> int:
-    """Delete the stored rows of `kind` whose rowids temp table _fw_replaced lists, each kept first,
-    as it was stored, in replaced_rows (a corrected re-delivery left no trace of what a suspect's
-    evidence and its agency's answer rested on: an audit probe). Returns how many. The usual file
-    replaces nothing: one join to find that, as the delete alone made. Rows another file of the
-    same delivery gave are said in `notes` (the night's summary): which of the two stands
+    """Delete the stored rows of `kind` whose rowids temp table _fw_replaced lists, each one the
+    new row changes kept first, as it was stored, in replaced_rows (a corrected re-delivery left no
+    trace of what a suspect's evidence and its agency's answer rested on: an audit probe; a row
+    sent again unchanged is not kept — a register re-sent whole each month would copy itself).
+    Returns how many were replaced. The usual file replaces nothing: one join to find that, as the
+    delete alone made. Rows another file of this
+    pass over the delivery gave are said in `notes` (the night's summary): which of the two stands
     follows the files' names, and a renamed file changed a suspect's amount without a word (a
     determinism probe)."""
     replaced = scalar(con, "select count(*) from _fw_replaced")
     if replaced:
         con.execute(f"""insert into replaced_rows
-                        select ?, to_json(t), ?, ? from {kind} t where rowid in (select rid from _fw_replaced)""",
+                        select ?, to_json(t), ?, ? from {kind} t
+                        where rowid in (select rid from _fw_replaced where changed)""",
                     [kind, lineage["_file_hash"], china_now()])
         for source, n in con.execute(
                 f"""select _source_file, count(*) from {kind}
-                    where rowid in (select rid from _fw_replaced)
-                      and _delivery is not distinct from $delivery and _file_hash is distinct from $file
+                    where rowid in (select rid from _fw_replaced where changed)
+                      and _file_hash in (select file_hash from _fw_delivery_files) and _file_hash <> $file
                     group by all order by all""",
-                {"delivery": lineage["_delivery"], "file": lineage["_file_hash"]}).fetchall():
+                {"file": lineage["_file_hash"]}).fetchall():
             notes.append(f"{n} row(s) with the key of a row of {Path(source or '').name}, in the same delivery, "
-                         "replaced it: of one delivery's files, read in name order, the last stands — check "
-                         "which is right (the row replaced is kept in replaced_rows)")
+                         "and other values replaced it: of one delivery's files, read in name order, the last "
+                         "stands — check which is right (the row replaced is kept in replaced_rows)")
         con.execute(f"delete from {kind} where rowid in (select rid from _fw_replaced)")
     con.execute("drop table _fw_replaced")
     return int(replaced)
@@ -678,8 +692,8 @@ def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
     replaced = 0
     if replace:
         # (the staged rows are read by their variable's name: in this frame, where it is)
-        con.execute(f"create or replace temp table _fw_replaced as "
-                    f"select t.rowid as rid from {kind} t semi join _fw_staged s on {_same_key(spec)}")
+        con.execute(f"create or replace temp table _fw_replaced as select t.rowid as rid, bool_or({_differs(spec)}) "
+                    f"as changed from {kind} t join _fw_staged s on {_same_key(spec)} group by t.rowid")
         replaced = _replace(con, kind, lineage, [] if notes is None else notes)
     cols = ", ".join([*spec.names, *(n for n, _ in LINEAGE_COLUMNS)])
     # The file's lineage (source, delivery, hash: one value for all its rows) as query parameters,

@@ -552,11 +552,13 @@ _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     applied = {name for (name,) in con.execute("select name from store_migrations").fetchall()}
+    run_id = None  # one for the conversions of this opening, as a command's run id is
     for name, convert in _MIGRATIONS:
         if name not in applied:
+            run_id = run_id or new_run_id(china_now().date(), "migrate")
             before = _suspects_as_held(con)
             convert(con)
-            _record_migration(con, name, before)
+            _record_migration(con, name, before, run_id)
 
 
 # What a conversion may change of a suspect, each change an event of its own (`migrated`)
@@ -568,7 +570,7 @@ def _suspects_as_held(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
     return {sid: rest for sid, *rest in con.execute(f"select suspect_id, {columns} from suspects").fetchall()}
 
 
-def _record_migration(con: duckdb.DuckDBPyConnection, name: str, before: dict[str, tuple]) -> None:
+def _record_migration(con: duckdb.DuckDBPyConnection, name: str, before: dict[str, tuple], run_id: str) -> None:
     """A conversion of a store that held anything is on record: an audit_log row (who ran the
     fundwatch that converted it), and an event for each suspect it changed, old and new values —
     it changed suspects without a trace (an audit probe). A new, empty store's conversions find
@@ -583,9 +585,10 @@ def _record_migration(con: duckdb.DuckDBPyConnection, name: str, before: dict[st
         if changed:
             insert_many(con, "suspect_events", ["suspect_id", "happened_at", "event", "detail", "run_id"],
                         [[sid, when, "migrated", json.dumps({"migration": name, "changed": c}, ensure_ascii=False),
-                          None] for sid, c in sorted(changed.items())])
+                          run_id] for sid, c in sorted(changed.items())])
         con.execute("insert into audit_log (happened_at, actor, action, detail) values (?, ?, 'migrate_store', ?)",
-                    [when, current_actor(), json.dumps({"migration": name, "suspects_changed": len(changed)})])
+                    [when, current_actor(), json.dumps({"migration": name, "suspects_changed": len(changed),
+                                                        "run_id": run_id})])
 
 
 def check_not_newer(db_path: Path) -> None:

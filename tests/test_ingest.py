@@ -346,6 +346,11 @@ def test_redelivered_row_replaces_the_earlier_one_later_delivery_wins(tmp_path):
     assert Decimal(str(row["amount"])) == row_for("payments", 1)[1]["amount"] != Decimal("999.99")
     assert row["_source_file"].endswith("payments_a.csv") and row["_delivery"] == "2026-10-21"
     assert replaced_by == report.files[1].file_hash != row["_file_hash"] == report.files[0].file_hash
+    # a row sent again unchanged replaces, and is not kept: a register re-sent whole each month
+    # would copy itself into replaced_rows (a regression probe)
+    write_extract(inbox / "2026-11-22" / "payments_c.csv", "payments", [fixed], "csv-utf8")
+    assert ingest_inbox(con, inbox).rows_replaced == 1
+    assert store.scalar(con, "select count(*) from replaced_rows") == 1
 
 
 def test_two_files_of_one_delivery_giving_one_key_are_said_in_the_summary(tmp_path):
@@ -360,9 +365,15 @@ def test_two_files_of_one_delivery_giving_one_key_are_said_in_the_summary(tmp_pa
     con = store.connect(tmp_path / "fw.duckdb")
     report = ingest_inbox(con, inbox)
     assert [f.notes for f in report.files] == [[], [
-        "1 row(s) with the key of a row of payments_00.csv, in the same delivery, replaced it: of one delivery's "
-        "files, read in name order, the last stands — check which is right (the row replaced is kept in replaced_rows)"]]
+        "1 row(s) with the key of a row of payments_00.csv, in the same delivery, and other values replaced it: of "
+        "one delivery's files, read in name order, the last stands — check which is right (the row replaced is kept "
+        "in replaced_rows)"]]
     assert store.scalar(con, "select row->>'_source_file' from replaced_rows").endswith("payments_00.csv")
+    # a file sent to the same folder a night later replaces as any later delivery does: no note (a
+    # regression probe: the inbox's loose files, one delivery by name every night, each got one)
+    write_extract(inbox / "2026-11-21" / "payments_late.csv", "payments", [{**rows[1], "amount": "1.00"}], "csv-utf8")
+    later = ingest_inbox(con, inbox)
+    assert [(f.rows_replaced, f.notes) for f in later.with_status("ingested")] == [(1, [])]
 
 
 def test_a_big_files_replaced_rows_stay_on_record_as_a_small_files_do(tmp_path, monkeypatch):
@@ -480,7 +491,11 @@ def test_a_store_from_before_loses_the_apostrophe_of_its_codes_once(tmp_path):
         # on record: who converted the store, each suspect changed with its old and new values; the
         # audit log itself as it was written (an audit probe: the conversion rewrote it, no trace)
         [(actor, detail)] = con.execute("select actor, detail::varchar from audit_log where action = 'migrate_store'").fetchall()
-        assert actor and json.loads(detail) == {"migration": "codes_without_text_mark", "suspects_changed": 2}
+        detail = json.loads(detail)
+        assert actor and detail == {"migration": "codes_without_text_mark", "suspects_changed": 2,
+                                    "run_id": detail["run_id"]} and detail["run_id"].startswith("migrate-")
+        assert {r for (r,) in con.execute("select run_id from suspect_events where event = 'migrated'").fetchall()} \
+            == {detail["run_id"]}
         migrated = {sid: json.loads(d) for sid, d in con.execute(
             "select suspect_id, detail::varchar from suspect_events where event = 'migrated'").fetchall()}
         assert migrated["LPU-1"]["changed"] == {"agency_code": [mark + rows[0]["agency_code"], rows[0]["agency_code"]]}
