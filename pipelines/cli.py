@@ -133,11 +133,18 @@ def _quiet_temporary_server() -> None:
     if server.running:
         return
     home = Path(PREFECT_HOME.value())
-    home.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    with open(home / "temporary-server.log", "ab") as log:
-        kept = os.dup(1), os.dup(2)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        log = open(home / "temporary-server.log", "ab")
+    except OSError:  # a home not writable: Prefect starts it as ever (and says what it cannot write)
+        return
+    with log:
+        try:
+            kept = os.dup(1), os.dup(2)
+        except OSError:  # no console to keep (closed descriptors): as ever
+            return
         try:
             os.dup2(log.fileno(), 1)  # what the server process inherits as it starts
             os.dup2(log.fileno(), 2)
