@@ -524,14 +524,22 @@ def _replace_by_file(con, kind: str, lineage: dict[str, str], notes: list[str]) 
     chunk scanned the whole table each time, which grew with the store (a province's first
     night: 115 chunks of payments, each against up to 57 million rows)."""
     spec = EXTRACTS[kind]
+    keys = ", ".join(spec.key)
     this_file = lineage["_file_hash"]
+    replacing = "(t._file_hash is distinct from $file or t._row_number < s._row_number)"
+    # the stored rows it replaces, by a join on the keys alone (a wide one held every column of a
+    # 6-million-row file in its hash table: +340 MB at the bench's first night, which replaces nothing)
     con.execute(f"""
         create or replace temp table _fw_replaced as
-        select t.rowid as rid, bool_or({_differs(spec)}) as changed from {kind} t
-        join (select * from {kind} where _file_hash = $file) s
-          on {_same_key(spec)} and (t._file_hash is distinct from $file or t._row_number < s._row_number)
-        group by t.rowid""",
-                {"file": this_file})
+        select t.rowid as rid from {kind} t
+        semi join (select {keys}, _row_number from {kind} where _file_hash = $file) s
+          on {_same_key(spec)} and {replacing}""", {"file": this_file})
+    if scalar(con, "select count(*) from _fw_replaced"):
+        con.execute(f"""
+            create or replace temp table _fw_changed as
+            select distinct t.rowid as rid from {kind} t
+            join (select * from {kind} where _file_hash = $file) s on {_same_key(spec)} and {replacing}
+            where t.rowid in (select rid from _fw_replaced) and ({_differs(spec)})""", {"file": this_file})
     return _replace(con, kind, lineage, notes)
 
 
@@ -541,24 +549,24 @@ def _differs(spec) -> str:
 
 
 def _replace(con, kind: str, lineage: dict[str, str], notes: list[str]) -> int:
-    """Delete the stored rows of `kind` whose rowids temp table _fw_replaced lists, each one the
-    new row changes kept first, as it was stored, in replaced_rows (a corrected re-delivery left no
-    trace of what a suspect's evidence and its agency's answer rested on: an audit probe; a row
-    sent again unchanged is not kept — a register re-sent whole each month would copy itself).
-    Returns how many were replaced. The usual file replaces nothing: one join to find that, as the
-    delete alone made. Rows another file of this
-    pass over the delivery gave are said in `notes` (the night's summary): which of the two stands
-    follows the files' names, and a renamed file changed a suspect's amount without a word (a
-    determinism probe)."""
+    """Delete the stored rows of `kind` whose rowids temp table _fw_replaced lists; those the new
+    row changes (temp table _fw_changed, made by the caller where there are any) kept first, as
+    stored, in replaced_rows (a corrected re-delivery left no trace of what a suspect's evidence and
+    its agency's answer rested on: an audit probe; a row sent again unchanged is not kept — a
+    register re-sent whole each month would copy itself). Returns how many were replaced. The usual
+    file replaces nothing: one join on the keys finds that, as the delete alone made. Rows another
+    file of this pass over the delivery gave are said in `notes` (the night's summary): which of the
+    two stands follows the files' names, and a renamed file changed a suspect's amount without a
+    word (a determinism probe)."""
     replaced = scalar(con, "select count(*) from _fw_replaced")
     if replaced:
         con.execute(f"""insert into replaced_rows
                         select ?, to_json(t), ?, ? from {kind} t
-                        where rowid in (select rid from _fw_replaced where changed)""",
+                        where rowid in (select rid from _fw_changed)""",
                     [kind, lineage["_file_hash"], china_now()])
         for source, n in con.execute(
                 f"""select _source_file, count(*) from {kind}
-                    where rowid in (select rid from _fw_replaced where changed)
+                    where rowid in (select rid from _fw_changed)
                       and _file_hash in (select file_hash from _fw_delivery_files) and _file_hash <> $file
                     group by all order by all""",
                 {"file": lineage["_file_hash"]}).fetchall():
@@ -566,6 +574,7 @@ def _replace(con, kind: str, lineage: dict[str, str], notes: list[str]) -> int:
                          "and other values replaced it: of one delivery's files, read in name order, the last "
                          "stands — check which is right (the row replaced is kept in replaced_rows)")
         con.execute(f"delete from {kind} where rowid in (select rid from _fw_replaced)")
+        con.execute("drop table _fw_changed")
     con.execute("drop table _fw_replaced")
     return int(replaced)
 
@@ -691,9 +700,14 @@ def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
     _fw_staged = _scannable(con, staged)  # noqa: F841 — read by name in the SQL below (see _scannable)
     replaced = 0
     if replace:
-        # (the staged rows are read by their variable's name: in this frame, where it is)
-        con.execute(f"create or replace temp table _fw_replaced as select t.rowid as rid, bool_or({_differs(spec)}) "
-                    f"as changed from {kind} t join _fw_staged s on {_same_key(spec)} group by t.rowid")
+        # (the staged rows are read by their variable's name: in this frame, where it is) — the
+        # stored rows they replace by the keys alone, then, of those few, the ones they change
+        con.execute(f"create or replace temp table _fw_replaced as "
+                    f"select t.rowid as rid from {kind} t semi join _fw_staged s on {_same_key(spec)}")
+        if scalar(con, "select count(*) from _fw_replaced"):
+            con.execute(f"create or replace temp table _fw_changed as select distinct t.rowid as rid "
+                        f"from {kind} t join _fw_staged s on {_same_key(spec)} "
+                        f"where t.rowid in (select rid from _fw_replaced) and ({_differs(spec)})")
         replaced = _replace(con, kind, lineage, [] if notes is None else notes)
     cols = ", ".join([*spec.names, *(n for n, _ in LINEAGE_COLUMNS)])
     # The file's lineage (source, delivery, hash: one value for all its rows) as query parameters,
