@@ -121,8 +121,14 @@ def _quiet_temporary_server() -> None:
     """With no Prefect server configured (PREFECT_API_URL), Prefect runs the night against a
     temporary server of its own — a uvicorn process writing to the console it inherits; stopped as
     the command ends, it could print a shutdown traceback (a database connection cancelled) under
-    the night's one line. Started here, once, its console is PREFECT_HOME/temporary-server.log:
-    Prefect then finds it running and uses it."""
+    the night's one line. Started here, once, that process's console is
+    PREFECT_HOME/temporary-server.log (only while it is spawned: Prefect's own lines, `--verbose`,
+    stay on ours); Prefect then finds it running and uses it. A console descriptor closed (`>&-`)
+    is the log for good: the server died on it and the night waited 90 s for it. SIGTERM while it
+    starts ends the command as Ctrl-C does, so that the server is stopped too (it was left running)."""
+    import signal
+    import threading
+
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_SERVER_EPHEMERAL_ENABLED
 
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
@@ -133,27 +139,47 @@ def _quiet_temporary_server() -> None:
     if server.running:
         return
     home = Path(PREFECT_HOME.value())
-    sys.stdout.flush()
-    sys.stderr.flush()
     try:
         home.mkdir(parents=True, exist_ok=True)
         log = open(home / "temporary-server.log", "ab")
     except OSError:  # a home not writable: Prefect starts it as ever (and says what it cannot write)
         return
+    spawn = getattr(server, "_run_uvicorn_command", None)
+
+    def spawn_quietly():
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        kept = {}
+        for fd in (1, 2):
+            try:
+                kept[fd] = os.dup(fd)
+            except OSError:  # closed: the log stands in for it from now on
+                pass
+            os.dup2(log.fileno(), fd)  # what the server process inherits as it starts
+        try:
+            return spawn()
+        finally:
+            for fd, copy in kept.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    on_term = signal.getsignal(signal.SIGTERM)
     with log:
+        if callable(spawn):
+            server._run_uvicorn_command = spawn_quietly  # (Prefect's own spawn, wrapped for this start)
+        main = threading.current_thread() is threading.main_thread()  # (only there can it be set)
+        if main:
+            signal.signal(signal.SIGTERM, interrupted)
         try:
-            kept = os.dup(1), os.dup(2)
-        except OSError:  # no console to keep (closed descriptors): as ever
-            return
-        try:
-            os.dup2(log.fileno(), 1)  # what the server process inherits as it starts
-            os.dup2(log.fileno(), 2)
             server.start()
         finally:
-            os.dup2(kept[0], 1)
-            os.dup2(kept[1], 2)
-            os.close(kept[0])
-            os.close(kept[1])
+            if main:
+                signal.signal(signal.SIGTERM, on_term)
+            server.__dict__.pop("_run_uvicorn_command", None)
 
 
 def _run_nightly(inbox: Path, db: Path, out: Path, as_of: date | None, config: str | None, progress: bool | None,
