@@ -142,8 +142,12 @@ def _quiet_temporary_server() -> None:
     try:
         home.mkdir(parents=True, exist_ok=True)
         log = open(home / "temporary-server.log", "ab")
-    except OSError:  # a home not writable: Prefect starts it as ever (and says what it cannot write)
-        return
+    except OSError:
+        if home.exists() and not home.is_dir():
+            # Prefect's own start then waited 90 s and printed thousands of lines of its server's traceback
+            raise Refused(f"PREFECT_HOME {home} is a file, not a folder: Prefect keeps its database there — "
+                          "point PREFECT_HOME at a folder (default ~/.prefect)") from None
+        return  # a home not writable: Prefect starts it as ever (and says what it cannot write)
     spawn = getattr(server, "_run_uvicorn_command", None)
 
     def spawn_quietly():

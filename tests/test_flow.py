@@ -325,6 +325,23 @@ def test_a_store_held_for_a_moment_by_another_program_is_waited_for(two_nights):
         reader.wait()
 
 
+def test_a_prefect_home_that_is_a_file_is_refused_in_one_line(tmp_path):
+    """From a probe of the temporary server's start: PREFECT_HOME naming a file made Prefect wait
+    90 s for a server that could not start, then print thousands of lines of its traceback."""
+    inbox = tmp_path / "inbox"
+    delivery_1(inbox)
+    home = tmp_path / "prefect-home"
+    home.write_text("not a folder", encoding="utf-8")
+    env = fundwatch_env(home)
+    night = subprocess.run([sys.executable, "-m", "pipelines.cli", "nightly", "--inbox", str(inbox), "--db",
+                            str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "out"), "--as-of", "2026-10-21"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert night.returncode == cli.EXIT_USAGE
+    assert night.stderr.strip().splitlines()[-1] == (
+        f"fundwatch nightly: PREFECT_HOME {home} is a file, not a folder: Prefect keeps its database there — "
+        "point PREFECT_HOME at a folder (default ~/.prefect)")
+
+
 def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_their_worklists(tmp_path,
                                                                                            broken_rule_checkout):
     inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
