@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import duckdb
 
 from .clock import china_now
-from .store import insert_many, table_exists
+from .store import audit, insert_many, table_exists
 from .workdays import calendar_from
 
 NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED = "待下发", "已下发", "核查中", "已移送", "已销号", "已重开"
@@ -242,10 +242,8 @@ def reopen_by_office(con: duckdb.DuckDBPyConnection, suspect_ids: list[str], rea
         add_events(con, [(sid, "reopened", {"as_of": as_of.isoformat(), "by_office": True, "office_reason": reason,
                                             "old_status": found[sid][0], "closed_on": found[sid][1]})
                          for sid in ids], run_id, now)
-        con.execute("insert into audit_log (happened_at, actor, action, file, file_hash, suspect_ids, detail)"
-                    " values (?, ?, 'reopen_by_office', null, null, ?, ?)",
-                    [now, actor, json.dumps(ids), json.dumps({"as_of": as_of.isoformat(), "office_reason": reason,
-                                                              "run_id": run_id}, ensure_ascii=False)])
+        audit(con, "reopen_by_office", actor, {"as_of": as_of.isoformat(), "office_reason": reason, "run_id": run_id},
+              happened_at=now, suspect_ids=ids)
     return ids
 
 

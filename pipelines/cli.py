@@ -382,8 +382,7 @@ def _sigterm_as_ctrl_c() -> None:
 def cmd_returns(args) -> int:
     from . import returns, runlock
     from .privacy import mask_ids_in_text
-    from .store import connect
-    from .store import current_actor
+    from .store import connect, current_actor
 
     folders = [w for w in args.workbooks if Path(w).is_dir()]
     if folders:

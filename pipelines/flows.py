@@ -22,7 +22,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from . import casework, ingest, logs, quality, report, rules, runlock, store, suspects, worklists
-from .clock import CHINA_TZ, china_now, china_today, is_zone_name
+from .clock import CHINA_TZ, china_today, is_zone_name
 from .config import Config, load_config
 from .privacy import mask_ids_in_text
 from .runsummary import format_summary, summarise
@@ -103,10 +103,8 @@ def start_run(con, run_id: str, command: str, as_of: date, arguments: dict[str, 
                    where status = 'running'""")
     con.execute("insert into runs values (?, ?, current_timestamp, null, ?, 'running', null)",
                 [run_id, command, as_of])
-    con.execute("insert into audit_log (happened_at, actor, action, detail) values (?, ?, 'run_night', ?)",
-                [china_now(), store.current_actor(),
-                 json.dumps({"run_id": run_id, "command": command, "as_of": as_of.isoformat(), **(arguments or {})},
-                            ensure_ascii=False, default=str)])
+    store.audit(con, "run_night", store.current_actor(),
+                {"run_id": run_id, "command": command, "as_of": as_of.isoformat(), **(arguments or {})})
 
 
 @step("ingest")

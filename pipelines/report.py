@@ -11,7 +11,6 @@ file), owner-only (0600), and its export is recorded in audit_log with its sha25
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -22,8 +21,7 @@ from typing import Any, Callable
 import duckdb
 
 from . import casework, report_dashboard, report_data, report_summary, runlock
-from .clock import china_now
-from .store import current_actor, store_catalog
+from .store import audit, current_actor, store_catalog
 
 DASHBOARD_NAME = "dashboard.html"
 
@@ -99,10 +97,7 @@ def _publish(con, target: Path, write: Callable[[Path], None], action: str, acto
         finally:
             os.close(fd)
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        con.execute(
-            "insert into audit_log (happened_at, actor, action, file, file_hash, detail) values (?, ?, ?, ?, ?, ?)",
-            [china_now(), actor, action, str(target.absolute()), digest, json.dumps(detail, ensure_ascii=False)],
-        )
+        audit(con, action, actor, detail, file=str(target.absolute()), file_hash=digest)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -36,7 +36,7 @@ from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, REC
 from .clock import china_now
 from .packed import xlsx_part_too_large
 from .privacy import mask_ids_in_text
-from .store import LAST_ANSWERED_SHEET, current_actor, insert_many, new_run_id, scalar
+from .store import LAST_ANSWERED_SHEET, audit, current_actor, insert_many, new_run_id, scalar
 from .worklists import (COVER, EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text,
                         canonical, cell_text, ensure_worklist_schema, file_sha256, parse_date,
                         parse_money)
@@ -843,19 +843,14 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
                         ["file", "file_hash", "row_number", "column_name", "suspect_id", "reason", "refused_at", "actor"],
                         [[stored, file_hash, r.row, r.column, r.suspect_id, r.reason, now, actor] for r in refusals])
         if sheet is not None:
-            con.execute(
-                "insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, suspect_ids, detail)"
-                " values (?, ?, 'apply_return', ?, ?, ?, ?, ?)",
-                [now, actor, stored, file_hash, result.agency_code,
-                 json.dumps([a.suspect_id for a in report.applied if a.file == str(path)], ensure_ascii=False),
-                 json.dumps({"export_id": result.export_id, "applied": result.applied, "unchanged": result.unchanged,
-                             "pending": result.pending, "refused": result.refused, "as_of": as_of.isoformat(),
-                             "missing": result.missing, "run_id": report.run_id,
-                             # what was printed for the supervisor to look at (AppliedRow.notice)
-                             "notices": [a.line(report.name(a.file)) for a in report.applied
-                                         if a.file == str(path) and a.notice]},
-                            ensure_ascii=False)],
-            )
+            audit(con, "apply_return", actor,
+                  {"export_id": result.export_id, "applied": result.applied, "unchanged": result.unchanged,
+                   "pending": result.pending, "refused": result.refused, "as_of": as_of.isoformat(),
+                   "missing": result.missing, "run_id": report.run_id,
+                   # what was printed for the supervisor to look at (AppliedRow.notice)
+                   "notices": [a.line(report.name(a.file)) for a in report.applied if a.file == str(path) and a.notice]},
+                  happened_at=now, file=stored, file_hash=file_hash, agency_code=result.agency_code,
+                  suspect_ids=[a.suspect_id for a in report.applied if a.file == str(path)])
     report.refusals.extend(refusals)
 
 

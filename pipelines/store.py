@@ -553,12 +553,13 @@ _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     applied = {name for (name,) in con.execute("select name from store_migrations").fetchall()}
     run_id = None  # one for the conversions of this opening, as a command's run id is
+    held = None  # the suspects as the last conversion left them (the next one's "before")
     for name, convert in _MIGRATIONS:
         if name not in applied:
             run_id = run_id or new_run_id(china_now().date(), "migrate")
-            before = _suspects_as_held(con)
+            before = _suspects_as_held(con) if held is None else held
             convert(con)
-            _record_migration(con, name, before, run_id)
+            held = _record_migration(con, name, before, run_id)
 
 
 # What a conversion may change of a suspect, each change an event of its own (`migrated`)
@@ -570,25 +571,26 @@ def _suspects_as_held(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
     return {sid: rest for sid, *rest in con.execute(f"select suspect_id, {columns} from suspects").fetchall()}
 
 
-def _record_migration(con: duckdb.DuckDBPyConnection, name: str, before: dict[str, tuple], run_id: str) -> None:
+def _record_migration(con: duckdb.DuckDBPyConnection, name: str, before: dict[str, tuple],
+                      run_id: str) -> dict[str, tuple]:
     """A conversion of a store that held anything is on record: an audit_log row (who ran the
     fundwatch that converted it), and an event for each suspect it changed, old and new values —
     it changed suspects without a trace (an audit probe). A new, empty store's conversions find
-    nothing and say nothing."""
+    nothing and say nothing. Returns the suspects as the conversion left them."""
     after = _suspects_as_held(con)
+    if not before and not scalar(con, "select count(*) from runs"):
+        return after
     changed = {sid: {c: [old, new] for c, old, new in zip(_MIGRATED_COLUMNS, before[sid], now) if old != new}
                for sid, now in after.items() if sid in before and before[sid] != now}
-    if not before and not scalar(con, "select count(*) from runs"):
-        return
     when = china_now()
     with transaction(con):
         if changed:
             insert_many(con, "suspect_events", ["suspect_id", "happened_at", "event", "detail", "run_id"],
                         [[sid, when, "migrated", json.dumps({"migration": name, "changed": c}, ensure_ascii=False),
                           run_id] for sid, c in sorted(changed.items())])
-        con.execute("insert into audit_log (happened_at, actor, action, detail) values (?, ?, 'migrate_store', ?)",
-                    [when, current_actor(), json.dumps({"migration": name, "suspects_changed": len(changed),
-                                                        "run_id": run_id})])
+        audit(con, "migrate_store", current_actor(), {"migration": name, "suspects_changed": len(changed),
+                                                      "run_id": run_id}, happened_at=when)
+    return after
 
 
 def check_not_newer(db_path: Path) -> None:
@@ -832,6 +834,18 @@ def new_run_id(as_of: dt.date, command: str | None = None) -> str:
     a `returns` or `reopen` run's `returns-20261124-…`. Each event it writes carries it
     (suspect_events.run_id), and so does its audit_log row's detail (who ran it, with what)."""
     return f"{command + '-' if command else ''}{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+
+
+def audit(con: duckdb.DuckDBPyConnection, action: str, actor: str, detail: dict, *,
+          happened_at: dt.datetime | None = None, file: str | None = None, file_hash: str | None = None,
+          agency_code: str | None = None, suspect_ids: list[str] | None = None) -> None:
+    """One audit_log row: who (`actor`, see current_actor) did what, when, to which file (its
+    sha256), agency and suspects; `detail` as JSON."""
+    con.execute("insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, suspect_ids, detail)"
+                " values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [happened_at or china_now(), actor, action, file, file_hash, agency_code,
+                 None if suspect_ids is None else json.dumps(suspect_ids, ensure_ascii=False),
+                 json.dumps(detail, ensure_ascii=False)])
 
 
 def current_actor(actor: str | None = None) -> str:

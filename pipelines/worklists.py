@@ -36,7 +36,7 @@ from .printing import print_setup, row_height, wrapped_lines
 from .privacy import mask_id
 from .report_mask import mask_name
 from .rules import RuleText, rule_texts
-from .store import current_actor, insert_many, scalar
+from .store import audit, current_actor, insert_many, scalar
 from .suspects import reported_gone_sql
 from .workdays import WorkCalendar, calendar_from
 
@@ -355,7 +355,7 @@ def _reopened_banner(r: dict) -> str:
         changed.append(f"所属期 {then[0]}–{then[1]} → {r['period_from']}–{r['period_to']}")
     if detail.get("by_office"):
         # sent back by the office; new evidence since is said too (the closing's amounts against now)
-        was = {casework.TRANSFERRED: "已移送", casework.CLOSED: "已销号"}.get(detail.get("old_status"), "已办结")
+        was = detail.get("old_status") if detail.get("old_status") in (casework.TRANSFERRED, casework.CLOSED) else "已办结"
         since = f"此后数据另有新情况：{'，'.join(changed)}；" if changed else ""
         return (f"【原{was}，监督部门于 {detail.get('as_of')} 退回重新核实：{detail.get('office_reason')}。"
                 f"{since}请核实后重新填报核实结果】")
@@ -657,12 +657,9 @@ def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonig
     if removable:
         now, actor = china_now(), current_actor(actor)
         with casework.atomic(con):
-            con.executemany(
-                "insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, detail)"
-                " values (?, ?, 'retire_worklist', ?, ?, ?, ?)",
-                [[now, actor, str(path), file_hash, agency_code,
-                  json.dumps({"reason": "superseded by tonight's worklists", "run_id": run_id}, ensure_ascii=False)]
-                 for path, file_hash, agency_code in removable])
+            for path, file_hash, agency_code in removable:
+                audit(con, "retire_worklist", actor, {"reason": "superseded by tonight's worklists", "run_id": run_id},
+                      happened_at=now, file=str(path), file_hash=file_hash, agency_code=agency_code)
         for path, _, _ in removable:
             path.unlink(missing_ok=True)
     return [path for path, _, _ in removable], changed
@@ -712,14 +709,10 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
                   if any(v[c] is not None for c in EDITABLE) else None]
                  for i, (s, v) in enumerate(zip(flags, rows), start=2)],
             )
-            con.execute(
-                "insert into audit_log (happened_at, actor, action, file, file_hash, agency_code, suspect_ids, detail)"
-                " values (?, ?, 'export_worklist', ?, ?, ?, ?, ?)",
-                [now, actor, str(path), file_hash, agency_code, json.dumps(ids, ensure_ascii=False),
-                 json.dumps({"export_id": export_id, "as_of": as_of.isoformat(), "rows": len(ids),
-                             "newly_issued": sum(1 for s in flags if s.get("new")), "run_id": run_id},
-                            ensure_ascii=False)],
-            )
+            audit(con, "export_worklist", actor,
+                  {"export_id": export_id, "as_of": as_of.isoformat(), "rows": len(ids),
+                   "newly_issued": sum(1 for s in flags if s.get("new")), "run_id": run_id},
+                  happened_at=now, file=str(path), file_hash=file_hash, agency_code=agency_code, suspect_ids=ids)
 
 
 def _tonights_name(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
