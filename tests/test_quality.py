@@ -215,13 +215,19 @@ def test_missing_certification_dates_count_only_for_pensioners(tmp_path, uncerti
     # 10 pension records without one are a gap in the extract.
     rows = [("110", "2026-03-01")] * 10 + [(uncertified, None)] * 10
     _beneficiaries(tmp_path / "inbox" / "2026-10-21" / "beneficiaries_360700_202610.csv", rows)
+    _, report = _ingested_and_checked(tmp_path, "cert")
+    assert any("beneficiaries.has_last_certified_on" in w for w in report.warnings) is warned
+
+
+def _ingested_and_checked(tmp_path, run_id: str):
+    """The inbox under tmp_path ingested into a fresh store and its delivery 2026-10-21 checked:
+    (ingest report, check report)."""
     con = connect(tmp_path / "fw.duckdb")
     try:
-        ingest_inbox(con, tmp_path / "inbox")
-        report = check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="cert")
+        return ingest_inbox(con, tmp_path / "inbox"), check_deliveries(con, ["2026-10-21"], tmp_path / "out",
+                                                                      run_id=run_id)
     finally:
         con.close()
-    assert any("beneficiaries.has_last_certified_on" in w for w in report.warnings) is warned
 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["consistent", "inconsistent"])
@@ -245,12 +251,7 @@ def test_rows_valid_field_by_field_that_leave_a_rule_blind_are_warned_of(tmp_pat
         "person_id,name,death_date,source,cremated_on\n"
         f"{a},甲,2026-05-03,民政,{'2026-05-01' if broken else '2026-05-05'}\n"
         f"{b},乙,2026-05-03,公安,\n", encoding="utf-8")
-    con = connect(tmp_path / "fw.duckdb")
-    try:
-        ingested = ingest_inbox(con, tmp_path / "inbox")
-        report = check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="consistency")
-    finally:
-        con.close()
+    ingested, report = _ingested_and_checked(tmp_path, "consistency")
     assert ingested.rows_rejected == 0  # warned of, not refused
     flags = ("beneficiaries.has_status_date", "imprisonments.custody_end_not_before_start",
              "deaths.cremated_not_before_death")
@@ -521,12 +522,7 @@ def test_an_agency_code_the_register_does_not_list_is_warned_of_by_its_code(tmp_
     (d / "beneficiaries_360700_202610.csv").write_text(
         "person_id,name,insurance_type,agency_code,status,status_date,start_period,bank_account,last_certified_on\n"
         f"{a},甲,110,{code},正常,,201501,6217000000000001,2026-03-01\n", encoding="utf-8")
-    con = connect(tmp_path / "fw.duckdb")
-    try:
-        ingested = ingest_inbox(con, tmp_path / "inbox")
-        report = check_deliveries(con, ["2026-10-21"], tmp_path / "out", run_id="agencies")
-    finally:
-        con.close()
+    ingested, report = _ingested_and_checked(tmp_path, "agencies")
     assert ingested.rows_rejected == 0
     warned = [w for w in report.warnings if "agency_code" in w]
     assert warned == ([] if code == "360702" else

@@ -777,19 +777,28 @@ def test_a_suspect_stays_with_its_agency_while_that_agency_still_pays_and_goes_o
     assert "已于 2026-12-21 移交，现由经办机构 360781 核查" in refusal.reason
 
 
-def test_a_row_applied_before_its_suspect_was_handed_over_is_unchanged_on_a_resaved_copy(con, tmp_path):
+def _one_month_recovered(con, out, note: str):
+    """Night 1, its worklist written to `out`, its one suspect answered 4 with 1,000 recovered and
+    applied on 2026-10-23: (the suspect's id, the returned workbook)."""
     from test_returns import Clerk
 
     from pipelines import returns
     from pipelines.casework import OUTCOME_LABELS
 
     night(con, NIGHT1)
-    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    [sheet] = worklists.write_worklists(con, out, NIGHT1)
     sid = suspect(con)["suspect_id"]
     clerk = Clerk(sheet)
-    clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="已追回一个月")
-    first = clerk.save()
-    assert returns.apply_returns(con, [first], date(2026, 10, 23)).refusals == []
+    clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明=note)
+    returned = clerk.save()
+    assert returns.apply_returns(con, [returned], date(2026, 10, 23)).refusals == []
+    return sid, returned
+
+
+def test_a_row_applied_before_its_suspect_was_handed_over_is_unchanged_on_a_resaved_copy(con, tmp_path):
+    from pipelines import returns
+
+    sid, first = _one_month_recovered(con, tmp_path / "out", "已追回一个月")
     pay_from(con, "360721", "202609")
     night(con, NIGHT2)
     assert (suspect(con)["agency_code"], suspect(con)["status"]) == ("360721", "核查中")
@@ -875,12 +884,7 @@ def test_an_older_sheet_answered_7_with_its_prefilled_recovery_left_is_refused_a
     from pipelines import returns
     from pipelines.casework import OUTCOME_LABELS
 
-    night(con, NIGHT1)
-    [first] = worklists.write_worklists(con, tmp_path / "a", NIGHT1)
-    sid = suspect(con)["suspect_id"]
-    clerk = Clerk(first)
-    clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实说明="追回一个月")
-    assert returns.apply_returns(con, [clerk.save()], date(2026, 10, 23)).refusals == []
+    sid, _ = _one_month_recovered(con, tmp_path / "a", "追回一个月")
     [second] = worklists.write_worklists(con, tmp_path / "b", date(2026, 10, 24))  # 1000 pre-filled
     [third] = worklists.write_worklists(con, tmp_path / "c", date(2026, 10, 25))
     clerk = Clerk(third)
