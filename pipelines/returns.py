@@ -1,7 +1,7 @@
 """Returns in: worklists filled in by agencies (核查结果回收), applied to suspects.
 
-A returned workbook is read by header names, not positions, so it still reads after Excel, WPS
-or LibreOffice re-saved it or its protection was removed. The export it came from is told by
+A returned workbook is read by returned_workbooks.py (by header names, not positions, so it still
+reads after Excel, WPS or LibreOffice re-saved it or its protection was removed). The export it came from is told by
 the 台账编号 on its cover sheet (or the workbook properties, or its rows). Each row is applied
 by the outcome rules of CONTRACT §5 or refused with file, row, column and reason; the other rows
 still apply. A workbook already applied (same sha256) is not applied again — only the rows refused then are
@@ -13,31 +13,24 @@ re-saved copy is harmless too; a row of a sheet issued before the one whose answ
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import re
-import unicodedata
-import warnings
-import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
-from xml.etree import ElementTree
 
 import duckdb
-import openpyxl
-from openpyxl.utils import get_column_letter
 
 from . import casework
 from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, REOPENED, TRANSFER,
                        TRANSFERRED, outcome_number, parse_outcome)
 from .clock import china_now
-from .packed import xlsx_part_too_large
 from .privacy import mask_ids_in_text
+from .returned_workbooks import Sheet, Uncalculated, missing_column, read_workbook
 from .store import LAST_ANSWERED_SHEET, audit, current_actor, insert_many, new_run_id, scalar
-from .worklists import (COVER, EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_LABEL, HEADER, LOCKED, SHEET, answer_text,
+from .worklists import (EARLIEST_VERIFIED_ON, EDITABLE, HEADER, LOCKED, SHEET, answer_text,
                         canonical, cell_text, ensure_worklist_schema, file_sha256, parse_date,
                         parse_money)
 
@@ -159,290 +152,7 @@ class ReturnsReport:
         return [mask_ids_in_text(line) for line in out]  # a file may be named after a person
 
 
-# ---------------------------------------------------------------- reading a returned workbook
-
-def _clean_header(value: Any) -> str:
-    return "".join(str(value).split()).strip("*") if value is not None else ""
-
-
-HEADER_ROWS = 100  # the header is looked for in the sheet's first rows (title rows a clerk inserted above it)
-
-
-def _filled_extent(ws) -> tuple[int, int]:
-    """(last row, last column) holding a value. A cell formatted far away (Ctrl+End, a row styled to
-    the sheet's end at T1048576) makes the sheet's own dimensions a million rows, whose reading by
-    openpyxl (a cell object each) took minutes and gigabytes: only what holds a value is read."""
-    last_row = last_column = 0
-    for (row, column), c in ws._cells.items():  # (openpyxl keeps the cells it loaded here; pinned version)
-        if c.value is not None and not (isinstance(c.value, str) and not c.value.strip()):
-            last_row, last_column = max(last_row, row), max(last_column, column)
-    return last_row, last_column
-
-
-def _rows_with_cells(ws, min_row: int, max_row: int, max_col: int) -> list[tuple[int, tuple]]:
-    """(row number, its values to column max_col) of the rows from min_row to max_row the sheet
-    holds cells in — what ws.iter_rows(values_only=True) gives without its empty rows, which it
-    makes a cell object for, each of each column: one value typed at A1048576 of a returned sheet
-    grew `returns` to 24 GB until the system killed it (a security probe)."""
-    held: dict[int, dict[int, Any]] = {}
-    for (row, column), c in ws._cells.items():  # (openpyxl keeps the cells it loaded here; pinned version)
-        if min_row <= row <= max_row and column <= max_col:
-            held.setdefault(row, {})[column] = c.value
-    return [(row, tuple(held[row].get(column) for column in range(1, max_col + 1))) for row in sorted(held)]
-
-
-def _header_row_of(ws, last_row: int, last_column: int) -> tuple[int, dict[str, int], list[str]]:
-    """(row number, {header: column index}, the columns read for answers headed twice, with their
-    letters) of the sheet's 疑点编号 header in its first HEADER_ROWS rows, or (0, {}, []);
-    `last_row`, `last_column`: the sheet's _filled_extent."""
-    if not last_row:
-        return 0, {}, []
-    for number, row in _rows_with_cells(ws, 1, min(HEADER_ROWS, last_row), last_column):
-        names = [_clean_header(v) for v in row]
-        if "疑点编号" in names:
-            columns: dict[str, int] = {}
-            for i, name in enumerate(names):
-                columns.setdefault(name, i)
-            twice = [f"“{c}”（第{'、'.join(get_column_letter(i + 1) for i, n in enumerate(names) if n == c)}列）"
-                     for c in ("疑点编号", *EDITABLE) if names.count(c) > 1]
-            return number, columns, twice
-    return 0, {}, []
-
-
-def _candidate_sheets(wb) -> list[tuple]:
-    """(sheet, header row, columns, last row holding a value) of every sheet with a 疑点编号 header: the worklist sheet, and
-    any copy a clerk made of it (which of them holds the answers is told by _load). A column
-    read for answers headed twice refuses the workbook: which of the two holds the answer cannot be
-    told, and reading the first dropped an answer typed into the other without a word."""
-    found = []
-    for ws in wb.worksheets:
-        last_row, last_column = _filled_extent(ws)
-        header_row, columns, twice = _header_row_of(ws, last_row, last_column)
-        if twice:
-            raise ValueError(f"工作表“{ws.title}”中列{'、'.join(twice)}出现了不止一次，无法确定以哪一列为准："
-                             "请删除多余的列后重新报送")
-        if header_row:
-            found.append((ws, header_row, columns, last_row))
-    return found
-
-
-def _export_id_of(wb) -> str | None:
-    if COVER in wb.sheetnames:
-        for row in wb[COVER].iter_rows(min_row=1, max_row=40, max_col=2, values_only=True):
-            if len(row) >= 2 and _clean_header(row[0]) == EXPORT_ID_LABEL and row[1]:
-                return str(row[1]).strip()
-    try:
-        for prop in wb.custom_doc_props.props:
-            if prop.name == "fundwatch_export_id" and prop.value:
-                return str(prop.value).strip()
-    except AttributeError:
-        pass
-    subject = wb.properties.subject or ""
-    return subject.strip() if subject.startswith("WL-") else None
-
-
-@dataclass
-class _Sheet:
-    header_row: int
-    columns: dict[str, int]
-    rows: list[tuple[int, tuple]]
-    export_id: str | None
-    title: str = SHEET
-    # a 台账编号 on the cover that is another sheet's (_load): set aside, the rows tell the export
-    other_cover: tuple[str, str] | None = None  # (台账编号, the agency it was issued to)
-    # (sheet, row, text) of the cells of the workbook's other sheets (no 疑点编号 header): answered
-    # rows a clerk moved there are read nowhere, and said (_not_on_the_sheet)
-    elsewhere: list[tuple[str, int, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Uncalculated:
-    """An editable cell holding a formula saved without its value (written by a tool, not by Excel,
-    WPS or LibreOffice, which save both): read as empty it would lose the answer silently."""
-    formula: str
-
-
-_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-
-
-def _answer_cells_xml(path: Path, sheet_title: str, header_row: int, editable: list[int]) -> dict[tuple[int, int], tuple]:
-    """{(row, column index): (formula, type, saved value)} of the answer cells below the header, as
-    written in the sheet's XML — for what openpyxl cannot tell: a formula saved without its value
-    (read as None, like Excel's saved empty text =IF(…,"",…), which is t="str" with an empty <v>),
-    and a number in a date-formatted cell too large to be a date serial (read as #VALUE!, like a
-    real error value, which is t="e")."""
-    with zipfile.ZipFile(path) as z:
-        book = ElementTree.fromstring(z.read("xl/workbook.xml"))
-        rel_id = next(e.get(f"{_REL_NS}id") for e in book.iter(f"{_MAIN_NS}sheet") if e.get("name") == sheet_title)
-        rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
-        target = next(e.get("Target") for e in rels if e.get("Id") == rel_id)
-        name = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-        out = {}
-        # A cell's reference (r) and a row's are optional in the format: without one, the next
-        # column or row (as openpyxl reads it; a tool other than Excel may write them so).
-        row = index = 0
-        for event, element in ElementTree.iterparse(z.open(name), events=("start", "end")):
-            if event == "start":
-                if element.tag == f"{_MAIN_NS}row":
-                    row, index = int(element.get("r") or row + 1), -1
-                elif element.tag == f"{_MAIN_NS}c":
-                    if ref := element.get("r"):
-                        letters, row = openpyxl.utils.cell.coordinate_from_string(ref)
-                        index = openpyxl.utils.cell.column_index_from_string(letters) - 1
-                    else:
-                        index += 1
-                continue
-            if element.tag == f"{_MAIN_NS}c" and row > header_row and index in editable:
-                formula, value = element.find(f"{_MAIN_NS}f"), element.find(f"{_MAIN_NS}v")
-                out[(row, index)] = ("=" + (formula.text or "") if formula is not None else None, element.get("t"),
-                                     value.text if value is not None else None)
-            if element.tag in (f"{_MAIN_NS}c", f"{_MAIN_NS}row"):
-                element.clear()
-        return out
-
-
-def _from_xml(value: Any, xml: tuple | None) -> Any:
-    """An answer cell as the clerk left it, where openpyxl's reading lost it (see _answer_cells_xml)."""
-    if xml is None:
-        return value
-    formula, kind, saved = xml
-    if value is None and formula is not None and kind != "str" and not saved:
-        return Uncalculated(formula)
-    if value == "#VALUE!" and kind in (None, "n") and saved:
-        try:
-            number = float(saved)
-        except ValueError:
-            return value
-        return int(number) if number.is_integer() else number
-    return value
-
-
-_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_OTHER_FORMAT = "不是下发的 .xlsx 台账：请在下发的 .xlsx 文件中填写后报送（不要另存为其他格式）"
-
-
-def _looks_like_text(head: bytes) -> bool:
-    """Whether a file's first bytes read as text (a CSV saved instead), not as a PDF, image or other
-    binary: UTF-8 or GB18030 (a character cut at the end aside), no control character but tab and line ends."""
-    for encoding in ("utf-8", "gb18030"):
-        for cut in range(4):  # a character of up to four bytes cut by the end of the head
-            try:
-                text = head[:len(head) - cut].decode(encoding)
-            except UnicodeDecodeError:
-                continue
-            return bool(text.strip()) and not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
-    return False
-
-
-def _text_kind(head: bytes) -> str:
-    """What a text file saved instead of the workbook is, as a clerk would name it: a sheet saved as
-    a web page or as flat XML (LibreOffice's .fods) is no CSV."""
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if start.startswith((b"<!doctype html", b"<html")) or b"<html" in start[:300]:
-        return "网页文件（HTML）"
-    if start.startswith(b"<?xml") or start.startswith(b"<"):
-        return "XML 文本文件（如 .fods 或“XML 电子表格”）"
-    return "文本文件（如 CSV）"
-
-
-def _open_workbook(path: Path):
-    """The workbook, told by its content rather than its name (a clerk may rename the file); a file
-    of another kind is refused in words a clerk can act on, not the reader's own message."""
-    data = path.read_bytes()
-    if data.startswith(_OLE2):
-        raise ValueError(f"文件是 Excel 97-2003（.xls）格式或设置了打开密码的工作簿，{_OTHER_FORMAT}，也不要设置打开密码")
-    if not data.startswith(b"PK"):
-        kind = ("PDF 文件" if data.startswith(b"%PDF") else
-                _text_kind(data[:512]) if _looks_like_text(data[:512]) else "无法识别的文件")
-        raise ValueError(f"文件是{kind}，{_OTHER_FORMAT}")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            names = set(z.namelist())
-            if "mimetype" in names and b"opendocument" in z.read("mimetype"):
-                raise ValueError(f"文件是 OpenDocument 表格（.ods），{_OTHER_FORMAT}")
-            if "xl/workbook.xml" not in names:
-                raise ValueError(f"文件是 zip 压缩包而不是 .xlsx 工作簿，{_OTHER_FORMAT}")
-            if b"purl.oclc.org/ooxml/spreadsheetml" in z.read("xl/workbook.xml")[:4096]:
-                # openpyxl finds no sheet in it, which read as a worklist sheet missing
-                raise ValueError("文件是“Strict Open XML 电子表格”格式：请在 Excel 中另存为“Excel 工作簿(*.xlsx)”后报送")
-    except zipfile.BadZipFile:
-        raise ValueError("文件已损坏（不是完整的 .xlsx 工作簿），请重新保存后报送") from None
-    if too_large := xlsx_part_too_large(data):
-        # (a 1.5 MB sheet padded with 1.5 GB of blanks took 1.7 GB to read: a security probe)
-        raise ValueError(f"工作簿中的部分内容解压后异常庞大（{too_large}），文件已损坏或被改动："
-                         "请在 Excel/WPS 中打开并重新保存后报送")
-    try:
-        with warnings.catch_warnings():
-            # openpyxl warns on stderr about what it skips (a date it cannot read, extensions)
-            warnings.simplefilter("ignore", UserWarning)
-            # data_only: a clerk's formula (=300+200) counts by the value Excel/WPS saved with it.
-            return openpyxl.load_workbook(io.BytesIO(data), data_only=True)
-    except Exception as exc:  # noqa: BLE001 — a damaged part of the package
-        raise ValueError(f"工作簿已损坏，无法读取（{type(exc).__name__}），请在 Excel/WPS 中打开并重新保存后报送") from None
-
-
-# Unicode's invisible format characters (zero-width space, BOM, word joiner, direction marks, tag
-# characters): a paste from a chat or a web page leaves them in a cell, where the clerk cannot see
-# what is wrong. The whole class, as ingest removes it (normalise.FORMAT_CHARACTERS, \p{Cf}).
-class _Invisible(dict):
-    """str.translate's table of the class, each character looked up once when first met (listing
-    all 1.1 million code points at import would cost every command 0.14 s)."""
-
-    def __missing__(self, code: int) -> int | None:
-        self[code] = None if unicodedata.category(chr(code)) == "Cf" else code
-        return self[code]
-
-
-_INVISIBLE = _Invisible()
-
-
-def _visible(value: Any) -> Any:
-    """A cell read by its content (疑点编号, the answer cells): a text without invisible characters."""
-    return value.translate(_INVISIBLE) if isinstance(value, str) else value
-
-
-def _missing_column(column: str) -> str:
-    return f"缺少列“{column}”：请使用下发的台账原表填写，不要删除或改名列"
-
-
-def _read(path: Path) -> list[_Sheet]:
-    """Every sheet of the workbook with a 疑点编号 header, its answer cells as the clerk left them."""
-    wb = _open_workbook(path)
-    try:
-        export_id = _export_id_of(wb)
-        sheets = []
-        for ws, header_row, columns, last_row in _candidate_sheets(wb):
-            read = {columns[c] for c in ("疑点编号", *EDITABLE) if c in columns}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                rows = [(n, tuple(_visible(v) if i in read else v for i, v in enumerate(r)))
-                        for n, r in _rows_with_cells(ws, header_row + 1, last_row, max(columns.values()) + 1)]
-            editable = [columns[c] for c in EDITABLE if c in columns]
-            if any(i < len(r) and (r[i] is None or r[i] == "#VALUE!") for _, r in rows for i in editable):
-                xml = _answer_cells_xml(path, ws.title, header_row, editable)
-                rows = [(n, tuple(_from_xml(v, xml.get((n, i))) if i in editable else v for i, v in enumerate(r)))
-                        for n, r in rows]
-            sheets.append(_Sheet(header_row, columns, rows, export_id, ws.title))
-        headed = {sheet.title for sheet in sheets}
-        elsewhere = []
-        for ws in wb.worksheets:
-            last_row, last_column = _filled_extent(ws)
-            if ws.title in headed or not last_row:  # (openpyxl reads max_row=0 as "to the sheet's end")
-                continue
-            for n, row in _rows_with_cells(ws, 1, last_row, last_column):
-                elsewhere.extend((ws.title, n, v.strip()) for v in row if isinstance(v, str) and 0 < len(v.strip()) <= 40)
-        sheets = [replace(sheet, elsewhere=elsewhere) for sheet in sheets]
-        if not sheets:
-            if SHEET in wb.sheetnames:  # the sheet is there: its 疑点编号 column was deleted or renamed
-                raise ValueError(f"工作表“{SHEET}”{_missing_column('疑点编号')}")
-            raise ValueError(f"没有找到工作表“{SHEET}”（或含“疑点编号”表头的工作表）")
-        return sheets
-    finally:
-        wb.close()
-
-
-def _own_cover(con, sheet: _Sheet) -> _Sheet:
+def _own_cover(con, sheet: Sheet) -> Sheet:
     """The sheet, its 台账编号 set aside where that export holds none of its rows' suspects: a
     cover copied from another sheet (a colleague's, another agency's) — read by it, every row of
     the agency's own sheet was refused as another agency's."""
@@ -457,12 +167,12 @@ def _own_cover(con, sheet: _Sheet) -> _Sheet:
     return replace(sheet, export_id=None, other_cover=(sheet.export_id, issued_to))
 
 
-def _load(con, path: Path) -> _Sheet:
+def _load(con, path: Path) -> Sheet:
     """The worklist sheet of a returned workbook: the one sheet with the header, or of several (a
     clerk copied the sheet) the one with answers given — an answer pre-filled on the export and left
     as it was is none. Two or more with answers are refused: which was meant cannot be told, and
     taking the first would drop the others' answers silently."""
-    sheets = [_own_cover(con, sheet) for sheet in _read(path)]
+    sheets = [_own_cover(con, sheet) for sheet in read_workbook(path)]
     if len(sheets) == 1:
         return sheets[0]
     prefilled = _prefilled(con, _export_of(con, sheets[0]))
@@ -495,7 +205,7 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
         named.setdefault(Path(given).resolve(), Path(given))
     workbooks = list(named.values())
     report.names = _names_shown(workbooks)
-    sheets: dict[str, _Sheet] = {}  # each workbook is read once: by the conflict check, then applied
+    sheets: dict[str, Sheet] = {}  # each workbook is read once: by the conflict check, then applied
     conflicts = _conflicting_answers(con, workbooks, sheets, as_of, report.names)
     for path in workbooks:
         path = Path(path)
@@ -552,7 +262,7 @@ def _names_shown(workbooks: list[Path]) -> dict[str, str]:
     return {str(path): str(path) if by_name[Path(path).name] > 1 else Path(path).name for path in workbooks}
 
 
-def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], as_of: dt.date,
+def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, Sheet], as_of: dt.date,
                          names: dict[str, str]) -> dict[str, dict[str, str]]:
     """{suspect: {workbook path: reason}} for the rows refused because another workbook applied
     together answers the suspect differently. Of sheets issued on different nights the latest
@@ -635,7 +345,7 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, _Sheet], 
     return conflicts
 
 
-def _export_of(con, sheet: _Sheet) -> str | None:
+def _export_of(con, sheet: Sheet) -> str | None:
     """The export a returned sheet is a copy of: its 台账编号, else — a sheet copied into a new
     workbook carries neither cover nor properties — the export whose locked cells most of its rows
     equal (of several alike, the one whose pre-filled answers it shows, then the later). Without it, a pre-filled answer left untouched on such a copy
@@ -719,7 +429,7 @@ def _amount_and_start(issued: tuple[str, dict] | None) -> tuple[Decimal | None, 
     return (Decimal(cells["涉及金额"]) if cells.get("涉及金额") else None), cells.get("所属期起") or None
 
 
-def _sheet_ids(sheet: _Sheet) -> list[str]:
+def _sheet_ids(sheet: Sheet) -> list[str]:
     """The distinct 疑点编号 on a sheet's rows."""
     at = sheet.columns.get("疑点编号")
     if at is None:
@@ -728,7 +438,7 @@ def _sheet_ids(sheet: _Sheet) -> list[str]:
     return sorted({sid for v in cells if not (isinstance(v, str) and not v.strip()) and (sid := canonical("疑点编号", v))})
 
 
-def _sheet_agency(con, sheet: _Sheet, suspect_ids: list[str]) -> str | None:
+def _sheet_agency(con, sheet: Sheet, suspect_ids: list[str]) -> str | None:
     """The agency a returned sheet belongs to: the one its export (台账编号) was issued to; for a
     sheet whose export is not on record, the agency most of its suspects were last issued to (or,
     never issued, belong to)."""
@@ -752,7 +462,7 @@ def _comparable(column: str, value: Any) -> str:
     return value.formula if isinstance(value, Uncalculated) else answer_text(column, value)
 
 
-def _sheet_answers(sheet: _Sheet, rows: set[int] | None = None) -> dict[str, tuple]:
+def _sheet_answers(sheet: Sheet, rows: set[int] | None = None) -> dict[str, tuple]:
     """{suspect: its four answer cells in one comparable form} for the rows with an answer (of
     `rows` only, when given)."""
     if "疑点编号" not in sheet.columns:
@@ -798,7 +508,7 @@ def _earlier_application(con, file_hash: str) -> set[int] | None:
 
 
 def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: ReturnsReport,
-                    conflicts: dict[str, dict[str, str]], sheet: _Sheet | None = None) -> None:
+                    conflicts: dict[str, dict[str, str]], sheet: Sheet | None = None) -> None:
     now = china_now()
     try:
         file_hash = file_sha256(path)
@@ -854,12 +564,12 @@ def _apply_workbook(con, path: Path, as_of: dt.date, actor: str, report: Returns
     report.refusals.extend(refusals)
 
 
-def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, report: ReturnsReport, refuse, now,
+def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, report: ReturnsReport, refuse, now,
                  conflicts: dict[str, dict[str, str]], retry_rows: set[int] | None = None) -> None:
     missing = [c for c in HEADER if c not in sheet.columns]
     if missing:
         for c in missing:
-            refuse(sheet.header_row, c, _missing_column(c))
+            refuse(sheet.header_row, c, missing_column(c))
         result.refused = len(sheet.rows)
         # whose sheet it was is still known (its 台账编号, else its rows): the summary and audit_log name it
         result.agency_code, result.export_id = _sheet_agency(con, sheet, _sheet_ids(sheet)), sheet.export_id
@@ -949,7 +659,7 @@ def _apply_sheet(con, path: Path, sheet: _Sheet, as_of, result: FileResult, repo
             " order by suspect_id, happened_at", [wanted]).fetchall():
         answers_before.setdefault(sid, []).append(json.loads(detail))
     events: list[tuple[str, str, dict]] = []
-    on_sheet = _SheetAnswers(path, result.file_hash, export_id, issued_on, as_of, refuse, events)
+    on_sheet = SheetAnswers(path, result.file_hash, export_id, issued_on, as_of, refuse, events)
     rows_of: dict[str, list[int]] = {}
     for (row_number, values), sid in zip(sheet.rows, ids):
         if sid and not blank(values):
@@ -1066,7 +776,7 @@ def _recovered_on_another_rule(con, applied: list[AppliedRow]) -> None:
             row.notice = f"{row.notice}；{said}" if row.notice else said
 
 
-def _not_on_the_sheet(con, sheet: _Sheet, ids: list[str], export_id: str | None, result: FileResult, refuse) -> None:
+def _not_on_the_sheet(con, sheet: Sheet, ids: list[str], export_id: str | None, result: FileResult, refuse) -> None:
     """What the export issued that the returned sheet does not answer: rows deleted (said, in
     `result.missing`: they stay to be verified), and rows a clerk moved to another sheet — their
     answers are read nowhere, so each is refused, naming where it is. Said rather than passed over:
@@ -1221,7 +931,7 @@ def _month_before(period: str | None) -> dt.date | None:
 
 
 @dataclass
-class _SheetAnswers:
+class SheetAnswers:
     """The sheet a row's answer comes on, as applying the answer needs it: where it came from, the
     export it answers (its 台账编号) and the day that was issued, the day of the return, where a
     refusal goes and where the events and the suspects' new values are gathered (written once a
@@ -1267,7 +977,7 @@ def _write_answers(con, answers: list[list]) -> None:
         [list(column) for column in zip(*answers)])
 
 
-def _apply_answer(sheet: _SheetAnswers, row_number: int, suspect, answer: dict,
+def _apply_answer(sheet: SheetAnswers, row_number: int, suspect, answer: dict,
                   answers_before: list[dict] = (), answered_on_later_sheet: str | None = None):
     """One row's answer applied to its suspect: the AppliedRow, "unchanged", or None when refused.
     Its events are added to `sheet.events` (written together, one statement a sheet);

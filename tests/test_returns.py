@@ -13,7 +13,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from pipelines import casework, cli, returns, worklists
+from pipelines import casework, cli, returned_workbooks, returns, worklists
 from pipelines.casework import OUTCOME_LABELS
 from pipelines.config import Config
 from pipelines.store import connect, scalar
@@ -1696,7 +1696,7 @@ def test_a_cell_formatted_at_the_sheets_last_row_costs_nothing_to_read(con, tmp_
     ws.cell(row=1_048_576, column=16_384).number_format = "0.00"  # XFD1048576: styled, empty
     out = tmp_path / "far.xlsx"
     wb.save(out)
-    sheet = returns._read(out)[0]
+    sheet = returned_workbooks.read_workbook(out)[0]
     assert [n for n, _ in sheet.rows] == [2, 3] and len(sheet.rows[0][1]) <= len(header)
     assert returns.apply_returns(con, [out], RETURN_DAY).refusals == []
     assert status_of(con, f"S-{A}-1")[0] == "已销号"
@@ -1714,7 +1714,7 @@ def test_a_value_typed_in_the_sheets_last_row_costs_nothing_to_read_and_is_refus
     ws.cell(row=1_048_576, column=header.index("核实说明") + 1, value="x")
     out = tmp_path / "far-value.xlsx"
     wb.save(out)
-    sheet = returns._read(out)[0]
+    sheet = returned_workbooks.read_workbook(out)[0]
     assert [n for n, _ in sheet.rows] == [2, 3, 1_048_576] and all(len(r) <= len(header) for _, r in sheet.rows)
     report = returns.apply_returns(con, [out], RETURN_DAY)
     assert [(r.row, r.column, r.reason) for r in report.refusals] == [(1_048_576, "疑点编号", "疑点编号为空")]
@@ -1810,7 +1810,7 @@ def test_a_cover_copied_from_another_agencys_sheet_is_set_aside_and_the_rows_app
     every row of the agency's own sheet was refused as another agency's."""
     add_suspect(con, f"S-{B}-1", agency=B, person_id="360702195001021234", amount="500.00")
     sheets = issue(con, tmp_path, n=2)  # both agencies' sheets
-    other = returns._export_id_of(openpyxl.load_workbook(sheets[B]))
+    other = returned_workbooks.export_id_of(openpyxl.load_workbook(sheets[B]))
     clerk = Clerk(sheets[A])
     cover = clerk.wb[worklists.COVER]
     cell = next(r[1] for r in cover.iter_rows() if r[0].value == worklists.EXPORT_ID_LABEL)
