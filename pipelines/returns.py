@@ -410,6 +410,20 @@ def _could_apply_to(answer: tuple, suspect, shown: Decimal | None, period_from: 
                 or _before_its_period(parse_date(cells["核实日期"] or None), suspect, period_from))
 
 
+# A 台账编号 as worklists.py makes it: WL-<agency>-<day issued, YYYYMMDD>-<8 hex digits>
+_EXPORT_ID = re.compile(r"WL-.+-(\d{8})-[0-9a-f]{8}")
+_ISSUED_DAY_SQL = "try_strptime(regexp_extract({}, '^WL-.+-([0-9]{{8}})-[0-9a-f]{{8}}$', 1), '%Y%m%d')::date"
+
+
+def _issued_day(export_id: str) -> dt.date | None:
+    """The day a 台账编号 of ours says its sheet was issued (None: not one of ours, or no such day)."""
+    match = _EXPORT_ID.fullmatch(export_id)
+    try:
+        return dt.datetime.strptime(match.group(1), "%Y%m%d").date() if match else None
+    except ValueError:
+        return None
+
+
 def _as_issued(con, export_id: str | None, suspects: list[str]) -> dict[str, tuple[str, dict]]:
     """{suspect: (agency, locked cells)} as the export issued its row — else as the suspect's latest
     sheet did: what a row answers (its 涉及金额 and 所属期), and whose it is."""
@@ -628,13 +642,33 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
                join worklist_rows w on w.suspect_id = e.suspect_id and w.export_id = ?
                join worklist_rows w2 on w2.suspect_id = e.suspect_id and w2.export_id = e.export_id
                where w2.exported_at > w.exported_at""", [export_id]).fetchall())
+    unrecorded_day = _issued_day(sheet.export_id) if sheet.export_id and issued_on is None else None
+    if unrecorded_day is not None:
+        # A sheet this store has no record of, though it is one of ours by its 台账编号: issued by a
+        # night the store no longer holds (restored from a backup taken before it). What it showed
+        # cannot be checked, but its day can: an answer on record from a sheet issued after that day
+        # is later than this row, which is refused where it differs (as for a recorded sheet above).
+        # An older sheet's untouched pre-filled answer undid a later recovery (an operations probe).
+        answered_since = dict(con.execute(
+            f"""select e.suspect_id, cast(coalesce(w2.as_of, {_ISSUED_DAY_SQL.format("e.export_id")}) as varchar)
+               from ({LAST_ANSWERED_SHEET}) e
+               left join (select export_id, any_value(as_of) as as_of from worklist_rows group by export_id) w2
+                 on w2.export_id = e.export_id
+               where list_contains(?, e.suspect_id)
+                 and coalesce(w2.as_of, {_ISSUED_DAY_SQL.format("e.export_id")}) > ?""",
+            [wanted, unrecorded_day]).fetchall())
     if sheet.other_cover:
         number, issued_to = sheet.other_cover
         refuse(0, "", f"“说明”页的台账编号 {number} 是下发给机构 {issued_to} 的另一份台账的编号，本表各行都不在其中："
                       "已按行内疑点判断台账，请更正“说明”页")
     if export_agency is None:  # export not recorded on the workbook: the agency its rows were issued to
         export_agency = _sheet_agency(con, sheet, wanted)
-        if sheet.export_id:
+        if unrecorded_day is not None:
+            last = scalar(con, "select max(as_of) from worklist_rows")
+            refuse(0, "", f"台账编号 {sheet.export_id}（{unrecorded_day} 下发）不在本库的下发记录中（本库最近一次下发为 {last}）："
+                          "该台账来自本库没有的一次夜间运行，数据库可能已从此前的备份恢复。已按行内疑点判断机构；"
+                          "无法核对其下发内容的行未予采用，请机构在最新下发的台账中填写后报送")
+        elif sheet.export_id:
             refuse(0, "", f"台账编号 {sheet.export_id} 未有下发记录，按行内疑点判断机构")
     result.agency_code, result.export_id = export_agency, sheet.export_id
 
@@ -698,6 +732,11 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
                 # canonical again: a sheet issued before canonical() dropped control characters
                 if now_text != canonical(column, locked[column]):
                     shown = f"：下发为“{locked[column]}”，现为“{_quote(now_text)}”" if column in _QUOTABLE else ""
+                    if unrecorded_day is not None:  # not the clerk's doing: the sheet is not on record
+                        shown = f"：最近下发为“{locked[column]}”，本表为“{_quote(now_text)}”" if column in _QUOTABLE else ""
+                        problems.append((column, f"锁定列“{column}”与本库最近下发的台账不一致{shown}（本台账不在本库的"
+                                                 "下发记录中，无法核对）：请在最新下发的台账中填写本行后报送"))
+                        continue
                     problems.append((column, f"锁定列“{column}”被修改{shown}，请恢复下发时的内容"))
         if problems:
             for column, reason in problems:

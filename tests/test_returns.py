@@ -1480,6 +1480,39 @@ def test_a_workbook_sent_again_takes_part_in_conflicts_with_its_retried_rows_onl
     assert status_of(con, f"S-{A}-1")[2] == Decimal("1000.00")
 
 
+def test_a_sheet_of_a_night_a_restored_store_lost_does_not_undo_a_later_answer(con, tmp_path):
+    """From an operations probe: the store restored from a backup taken before a night, the sheet
+    that night issued (a 台账编号 the store has no record of) came back after a later sheet's answer:
+    its untouched pre-filled answer (4 / 300) undid the later recovery of 800 and told the clerk he
+    had lowered it. Refused where it differs now (its day is in its 台账编号); its other rows apply, and
+    the file is said to be one the store has no record of."""
+    issue(con, tmp_path, n=2)
+    clerk = Clerk(next((tmp_path / "out").glob("*.xlsx")))
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    con.execute("checkpoint")
+    shutil.copy(tmp_path / "fw.duckdb", tmp_path / "backup.duckdb")  # the backup, then a night it lacks
+    [lost] = worklists.write_worklists(con, tmp_path / "lost", RETURN_DAY + dt.timedelta(days=1))
+    restored = connect(tmp_path / "backup.duckdb")
+    try:
+        [catch_up] = worklists.write_worklists(restored, tmp_path / "out3", RETURN_DAY + dt.timedelta(days=3))
+        later = Clerk(catch_up)
+        later.fill(f"S-{A}-1", 追回金额=800)
+        first = returns.apply_returns(restored, [later.save()], RETURN_DAY + dt.timedelta(days=3))
+        assert first.refusals == [], first.refusals
+        late = Clerk(lost)  # S-1 left as pre-filled (4 / 300), S-2 answered
+        late.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
+        report = returns.apply_returns(restored, [late.save()], RETURN_DAY + dt.timedelta(days=4))
+        whole_file = [r.reason for r in report.refusals if r.row == 0]
+        assert len(whole_file) == 1 and "不在本库的下发记录中" in whole_file[0] and "备份" in whole_file[0], whole_file
+        [row] = [r for r in report.refusals if r.row]
+        assert (row.column, row.suspect_id) == ("核实结果", f"S-{A}-1") and "本台账下发在其之前" in row.reason
+        assert status_of(restored, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("800.00"))
+        assert status_of(restored, f"S-{A}-2")[0] == "已销号"
+    finally:
+        restored.close()
+
+
 def test_a_copy_of_a_sheet_with_prefilled_answers_is_read_where_the_new_answers_are(con, tmp_path):
     night = next_night_with_one_in_progress(con, tmp_path, n=2)
     copied = Clerk(night)  # the original keeps S-1's pre-filled answer; the copy answers S-2
