@@ -187,13 +187,12 @@ def refresh_casework(con, as_of: date, config: Config, run_id: str):
 
 @step("issue-worklists")
 def issue_worklists(con, out: Path, as_of: date, config: Config,
-                    run_id: str) -> tuple[list[Path], list[Path], list[Path]]:
+                    run_id: str) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
     """Tonight's worklists, then the earlier nights' ones superseded by them removed from OUT:
-    (written, removed, earlier ones left because changed since issued)."""
+    (written, removed, earlier ones left because changed since issued, ones left because not on record)."""
     written = worklists.write_worklists(con, out, as_of, config, actor=store.current_actor(), run_id=run_id)
     get_run_logger().info("%d worklist(s) written under %s", len(written), out)
-    retired, changed = worklists.retire_superseded(con, out, written, actor=store.current_actor(), run_id=run_id)
-    return written, retired, changed
+    return (written, *worklists.retire_superseded(con, out, written, actor=store.current_actor(), run_id=run_id))
 
 
 @step("report")
@@ -337,7 +336,8 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
                 parts["detect"] = detect(con, as_of, config, show)
                 parts["changes"] = update_suspects(con, as_of, run_id)
                 parts["casework"] = refresh_casework(con, as_of, config, run_id)
-                parts["worklists"], parts["worklists_retired"], parts["worklists_changed"] = \
+                (parts["worklists"], parts["worklists_retired"], parts["worklists_changed"],
+                 parts["worklists_unknown"]) = \
                     issue_worklists(con, out, as_of, config, run_id)
                 parts["calendar_assumed_years"] = casework.years_counted_by_the_week(con, config)
                 # the night's figures so far, so that the dashboard's trend has tonight's point

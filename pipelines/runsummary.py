@@ -142,6 +142,7 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["worklist_files"] = [mask_ids_in_text(str(p)) for p in parts["worklists"]]
         s["worklists_retired"] = len(parts.get("worklists_retired") or [])
         s["worklists_left_changed"] = [str(p) for p in parts.get("worklists_changed") or []]
+        s["worklists_left_unknown"] = [str(p) for p in parts.get("worklists_unknown") or []]
     if parts.get("calendar_assumed_years"):
         s["calendar_assumed_years"] = parts["calendar_assumed_years"]
     if parts.get("report") is not None:
@@ -217,6 +218,10 @@ def format_summary(s: dict[str, Any]) -> str:
         if s.get("worklists_left_changed"):
             lines.append(f"  worklists: {len(s['worklists_left_changed'])} earlier worklist(s) changed since issued, "
                          f"left in place: {', '.join(Path(p).name for p in s['worklists_left_changed'])}")
+        if s.get("worklists_left_unknown"):
+            lines.append(f"  worklists: {len(s['worklists_left_unknown'])} worklist(s) this store has no record of "
+                         "(issued by a night it does not hold: restored from a backup?), left in place: "
+                         f"{', '.join(Path(p).name for p in s['worklists_left_unknown'])}")
     for year in s.get("calendar_assumed_years", []):
         lines.append(f"  working days: no holiday notice for {year} (chinesecalendar or config casework.holidays): "
                      f"its 核查期限 and report dates were counted Monday–Friday less the holidays the law fixes, "

@@ -630,30 +630,38 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
 
 
 def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonight: list[Path],
-                      actor: str | None = None, run_id: str | None = None) -> tuple[list[Path], list[Path]]:
+                      actor: str | None = None, run_id: str | None = None
+                      ) -> tuple[list[Path], list[Path], list[Path]]:
     """Remove from out_dir the worklists of earlier nights, so that OUT holds one workbook per agency
     with open suspects (CONTRACT §5): tonight's sheet of an agency lists every suspect still open,
     and an agency with none left gets no sheet. Each earlier export stays on record (audit_log with
     its sha256, worklist_rows with every locked cell), so a returned copy of it still applies.
 
-    Only a file exactly as fundwatch wrote it (the sha256 of its last export) is removed; one
-    changed since — say a clerk filled it in where it lay — is left, and returned in the second
-    list for the night's summary. Each removal is on record (audit_log 'retire_worklist') before
-    the file goes. Returns (removed, left because changed)."""
+    Only a file exactly as fundwatch wrote it (the sha256 of an export on record, wherever OUT was
+    then: a store and OUT moved to another disk together left every earlier sheet in place) is
+    removed; one changed since — say a clerk filled it in where it lay — is left, and so is one this
+    store has no record of (a night the store no longer holds, restored from a backup taken before
+    it: the sheet may be in a clerk's hands, filled in). Each removal is on record (audit_log
+    'retire_worklist') before the file goes. Returns (removed, left because changed, left because
+    not on record), for the night's summary."""
     out_dir = Path(out_dir).resolve()
     keep = {p.resolve() for p in tonight}
+    exported = dict(con.execute(
+        "select file_hash, arg_max(agency_code, happened_at) from audit_log"
+        " where action = 'export_worklist' and file_hash is not null group by file_hash").fetchall())
+    named = {Path(file).name for (file,) in con.execute(
+        "select distinct file from audit_log where action = 'export_worklist' and file is not null").fetchall()}
     removable: list[tuple[Path, str, str | None]] = []
     changed: list[Path] = []
-    for file, file_hash, agency_code in con.execute(
-            "select file, arg_max(file_hash, happened_at), arg_max(agency_code, happened_at) from audit_log"
-            " where action = 'export_worklist' group by file order by file").fetchall():
-        path = Path(file).resolve()
-        if path in keep or path.parent != out_dir or not path.is_file():
+    unknown: list[Path] = []
+    for path in sorted(out_dir.glob(f"{FILE_PREFIX}_*.xlsx")):
+        if path.resolve() in keep or not path.is_file():
             continue
-        if file_sha256(path) == file_hash:
-            removable.append((path, file_hash, agency_code))
+        digest = file_sha256(path)
+        if digest in exported:
+            removable.append((path, digest, exported[digest]))
         else:
-            changed.append(path)
+            (changed if path.name in named else unknown).append(path)
     if removable:
         now, actor = china_now(), current_actor(actor)
         with casework.atomic(con):
@@ -662,7 +670,7 @@ def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonig
                       happened_at=now, file=str(path), file_hash=file_hash, agency_code=agency_code)
         for path, _, _ in removable:
             path.unlink(missing_ok=True)
-    return [path for path, _, _ in removable], changed
+    return [path for path, _, _ in removable], changed, unknown
 
 
 def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: WorkCalendar, actor: str,
@@ -716,16 +724,17 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
 
 
 def _tonights_name(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
-    """Where tonight's workbook of an agency goes: its usual name — unless the workbook there is one
-    fundwatch wrote and someone changed since (a clerk filled it in where it lay, then the night was
-    run again for the same date): that file is kept as it is (retire_superseded names it in the
-    summary) and tonight's takes the next free name, `…_20261121_2.xlsx`."""
+    """Where tonight's workbook of an agency goes: its usual name — unless the workbook there is not
+    exactly as fundwatch wrote it: changed since (a clerk filled it in where it lay, then the night
+    was run again for the same date), or not on record (the store restored from a backup taken
+    before the night that wrote it: a clerk's answers in it were written over). That file is kept as
+    it is (retire_superseded names it in the summary) and tonight's takes the next free name,
+    `…_20261121_2.xlsx`."""
     candidate, n = path, 1
     while candidate.is_file():
-        exported = scalar(con, "select arg_max(file_hash, happened_at) from audit_log"
-                               " where action = 'export_worklist' and file = ?", [str(candidate)])
-        if exported is None or file_sha256(candidate) == exported:
-            break  # not on record (not fundwatch's to keep), or exactly as written: replaced
+        if scalar(con, "select count(*) from audit_log where action = 'export_worklist' and file_hash = ?",
+                  [file_sha256(candidate)]):
+            break  # exactly as fundwatch wrote it: replaced
         n += 1
         candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
     return candidate

@@ -6,9 +6,11 @@ import datetime as dt
 import hashlib
 import json
 import re
+import shutil
 import stat
 import zipfile
 from decimal import Decimal
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -328,8 +330,8 @@ def test_earlier_nights_worklists_are_removed_so_out_holds_one_per_agency_with_o
     con.execute("update suspects set status = '已销号' where suspect_id = 'S-B1'")  # B answered everything
     next_day = AS_OF + dt.timedelta(days=3)
     night_2 = worklists.write_worklists(con, out, next_day)
-    removed, changed = worklists.retire_superseded(con, out, night_2, actor="clerk01")
-    assert sorted(p.name for p in removed) == sorted(p.name for p in night_1) and changed == []
+    removed, changed, unknown = worklists.retire_superseded(con, out, night_2, actor="clerk01")
+    assert sorted(p.name for p in removed) == sorted(p.name for p in night_1) and changed == unknown == []
     assert [p.name for p in out.glob("*.xlsx")] == [f"疑点核查台账_{A}_20261123.xlsx"]  # B: none
     retired = con.execute("select actor, file, file_hash from audit_log where action = 'retire_worklist' "
                           "order by file").fetchall()
@@ -337,7 +339,7 @@ def test_earlier_nights_worklists_are_removed_so_out_holds_one_per_agency_with_o
                            "and file in (select unnest(?)) order by file", [[str(p) for p in night_1]]).fetchall()
     assert retired == exported  # each removal on record with the hash of what was removed
     # nothing more to do on a second call, and tonight's own file is never touched
-    assert worklists.retire_superseded(con, out, night_2) == ([], [])
+    assert worklists.retire_superseded(con, out, night_2) == ([], [], [])
     assert night_2[0].is_file()
 
 
@@ -349,7 +351,7 @@ def test_an_earlier_worklist_changed_since_it_was_issued_is_left_and_named(con, 
     wb[worklists.SHEET].cell(row=2, column=13, value="已核实")
     wb.save(night_1)
     night_2 = worklists.write_worklists(con, out, AS_OF + dt.timedelta(days=3))
-    assert worklists.retire_superseded(con, out, night_2) == ([], [night_1.resolve()])
+    assert worklists.retire_superseded(con, out, night_2) == ([], [night_1.resolve()], [])
     assert night_1.is_file()
     summary = {"run_id": "r", "status": "completed", "worklists": 1, "worklist_files": [str(night_2[0])],
                "worklists_retired": 0, "worklists_left_changed": [str(night_1)]}
@@ -375,11 +377,59 @@ def test_a_night_run_again_for_the_same_date_keeps_a_worklist_filled_in_where_it
     [third] = worklists.write_worklists(con, out, AS_OF)
     assert third.name == f"疑点核查台账_{A}_20261120_2.xlsx" and first.read_bytes() == filled
     assert rows_by_id(sheet_of(third))["S-A1"]["核实结果"] is None  # tonight's own, not the clerk's
-    assert worklists.retire_superseded(con, out, [third]) == ([], [first.resolve()])
+    assert worklists.retire_superseded(con, out, [third]) == ([], [first.resolve()], [])
     # a fourth run finds its own _2 as written and writes over it, leaving the clerk's file alone
     [fourth] = worklists.write_worklists(con, out, AS_OF)
     assert fourth == third and first.read_bytes() == filled
     assert sorted(p.name for p in out.glob("*.xlsx")) == [first.name, third.name]
+
+
+def test_worklists_moved_with_the_store_to_another_folder_are_still_retired(con, tmp_path):
+    """From an operations probe: the store and OUT moved together (a new disk); the earlier sheets,
+    on record under the old folder, were never removed again — each night left them beside its own.
+    A sheet is known by its bytes (the sha256 on record), wherever OUT was when it was written."""
+    add_suspect(con, "S-A1")
+    [night_1] = worklists.write_worklists(con, tmp_path / "old" / "out", AS_OF)
+    (tmp_path / "new").mkdir()
+    moved = Path(shutil.move(str(tmp_path / "old" / "out"), str(tmp_path / "new" / "out")))
+    night_2 = worklists.write_worklists(con, moved, AS_OF + dt.timedelta(days=3))
+    removed, changed, unknown = worklists.retire_superseded(con, moved, night_2)
+    assert [p.name for p in removed] == [night_1.name] and changed == unknown == []
+    assert [p.name for p in moved.glob("*.xlsx")] == [night_2[0].name]
+    [retired] = con.execute("select file from audit_log where action = 'retire_worklist'").fetchall()
+    assert retired == (str(moved.resolve() / night_1.name),)
+
+
+def test_a_worklist_the_store_has_no_record_of_is_neither_written_over_nor_removed(con, tmp_path):
+    """From an operations probe: the store restored from a backup taken before a night, that night's
+    sheet — filled in by a clerk where it lay in OUT — was written over by the night run again for
+    its date, the answers gone without a word. A sheet not on record is kept byte for byte and named;
+    tonight's goes beside it."""
+    out = tmp_path / "out"
+    add_suspect(con, "S-A1")
+    con.execute("checkpoint")
+    backup = tmp_path / "backup.duckdb"
+    shutil.copy(tmp_path / "fw.duckdb", backup)
+    [lost] = worklists.write_worklists(con, out, AS_OF)  # the night the restored store will not hold
+    wb = openpyxl.load_workbook(lost)
+    ws = wb[worklists.SHEET]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
+    ws.cell(row=2, column=header.index("核实说明") + 1, value="已核实，无问题")
+    wb.save(lost)
+    filled = lost.read_bytes()
+    restored = connect(backup)
+    try:
+        [again] = worklists.write_worklists(restored, out, AS_OF)
+        assert again.name == f"疑点核查台账_{A}_20261120_2.xlsx" and lost.read_bytes() == filled
+        assert worklists.retire_superseded(restored, out, [again]) == ([], [], [lost.resolve()])
+        assert lost.read_bytes() == filled
+        summary = {"run_id": "r", "status": "completed", "worklists": 1, "worklist_files": [str(again)],
+                   "worklists_retired": 0, "worklists_left_unknown": [str(lost)]}
+        assert (f"1 worklist(s) this store has no record of (issued by a night it does not hold: restored from a "
+                f"backup?), left in place: {lost.name}") in format_summary(summary)
+    finally:
+        restored.close()
 
 
 def test_an_open_suspect_no_longer_detected_says_so_on_the_sheet(con, tmp_path):
@@ -402,8 +452,8 @@ def test_a_relative_out_named_otherwise_on_a_later_night_still_retires_the_earli
     assert night_1.is_absolute()
     monkeypatch.chdir("/")
     night_2 = worklists.write_worklists(con, tmp_path / "out", AS_OF + dt.timedelta(days=3))  # absolute
-    removed, changed = worklists.retire_superseded(con, tmp_path / "out", night_2)
-    assert [p.name for p in removed] == [night_1.name] and changed == []
+    removed, changed, unknown = worklists.retire_superseded(con, tmp_path / "out", night_2)
+    assert [p.name for p in removed] == [night_1.name] and changed == unknown == []
     assert [p.name for p in (tmp_path / "out").glob("*.xlsx")] == [night_2[0].name]
 
 
