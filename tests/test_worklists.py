@@ -358,6 +358,17 @@ def test_an_earlier_worklist_changed_since_it_was_issued_is_left_and_named(con, 
     assert f"1 earlier worklist(s) changed since issued, left in place: {night_1.name}" in format_summary(summary)
 
 
+def _filled_in_where_it_lay(path: Path) -> bytes:
+    """A clerk answers the first row (7, no problem) in the worklist where it lies in OUT; its bytes."""
+    wb = openpyxl.load_workbook(path)
+    ws = wb[worklists.SHEET]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
+    ws.cell(row=2, column=header.index("核实说明") + 1, value="已核实，无问题")
+    wb.save(path)
+    return path.read_bytes()
+
+
 def test_a_night_run_again_for_the_same_date_keeps_a_worklist_filled_in_where_it_lay(con, tmp_path):
     """The same date's name is taken by a workbook a clerk filled in since it was written: it is
     kept byte for byte and named in the summary; tonight's goes beside it (…_2.xlsx). A workbook
@@ -367,13 +378,7 @@ def test_a_night_run_again_for_the_same_date_keeps_a_worklist_filled_in_where_it
     [first] = worklists.write_worklists(con, out, AS_OF)
     [again] = worklists.write_worklists(con, out, AS_OF)  # untouched: the same name again
     assert again == first and sorted(p.name for p in out.glob("*.xlsx")) == [first.name]
-    wb = openpyxl.load_workbook(first)
-    ws = wb[worklists.SHEET]
-    header = [c.value for c in ws[1]]
-    ws.cell(row=2, column=header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
-    ws.cell(row=2, column=header.index("核实说明") + 1, value="已核实，无问题")
-    wb.save(first)
-    filled = first.read_bytes()
+    filled = _filled_in_where_it_lay(first)
     [third] = worklists.write_worklists(con, out, AS_OF)
     assert third.name == f"疑点核查台账_{A}_20261120_2.xlsx" and first.read_bytes() == filled
     assert rows_by_id(sheet_of(third))["S-A1"]["核实结果"] is None  # tonight's own, not the clerk's
@@ -411,13 +416,7 @@ def test_a_worklist_the_store_has_no_record_of_is_neither_written_over_nor_remov
     backup = tmp_path / "backup.duckdb"
     shutil.copy(tmp_path / "fw.duckdb", backup)
     [lost] = worklists.write_worklists(con, out, AS_OF)  # the night the restored store will not hold
-    wb = openpyxl.load_workbook(lost)
-    ws = wb[worklists.SHEET]
-    header = [c.value for c in ws[1]]
-    ws.cell(row=2, column=header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
-    ws.cell(row=2, column=header.index("核实说明") + 1, value="已核实，无问题")
-    wb.save(lost)
-    filled = lost.read_bytes()
+    filled = _filled_in_where_it_lay(lost)
     restored = connect(backup)
     try:
         [again] = worklists.write_worklists(restored, out, AS_OF)
