@@ -481,7 +481,7 @@ def _describe_returns(result) -> str:
 
 def cmd_report(args) -> int:
     from . import report, runlock
-    from .store import OutOfAnotherStore, claim_out, connect, free_space_note
+    from .store import OutOfAnotherStore, claim_out, connect, free_space_note, last_night
 
     _existing_store(args.db)
     as_of = _as_of(args.as_of, db=args.db)  # refused before the store's lock is taken
@@ -491,6 +491,15 @@ def cmd_report(args) -> int:
             con = connect(args.db, **config["duckdb"])
             try:
                 config = _casework_as_the_nights_ran(con, config, args.config)
+                night = last_night(con)
+                later = report.outputs_after(Path(args.out), night) if night else []
+                if later:
+                    # (found by an operations probe: a copy taken a month ago replaced the live
+                    # dashboard and that night's 汇总表, and the OUT mark then named the copy)
+                    shown = "、".join(later[:3]) + (f" 等 {len(later)} 个文件" if len(later) > 3 else "")
+                    raise Refused(f"output folder {args.out} holds outputs of a night after this store's last "
+                                  f"({night}): {shown} — is {args.db} an older copy of the store (a backup, an "
+                                  "analyst's copy)? Draw its report into another --out folder")
                 Path(args.out).mkdir(parents=True, exist_ok=True, mode=0o700)
                 claim_out(con, Path(args.out), Path(args.db))
                 paths = report.write_report(con, Path(args.out), as_of, config=config)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import date
@@ -34,6 +35,22 @@ class ReportPaths:
 
 def summary_name(as_of: date) -> str:
     return f"汇总表_{as_of:%Y%m%d}.xlsx"
+
+
+# The day in the name of a night's outputs: 汇总表_20261121.xlsx, 疑点核查台账_360702001_20261121(_2).xlsx
+_DATED_OUTPUT = re.compile(r"(?:汇总表|疑点核查台账_.+)_(\d{8})(?:_\d+)?\.xlsx")
+
+
+def outputs_after(out_dir: Path, night: date) -> list[str]:
+    """The names of the 汇总表 and worklists in out_dir dated after `night`, sorted: outputs of a
+    night the store does not hold — drawn from an older copy of the store (a backup, an analyst's
+    copy), its report would replace the live dashboard and 汇总表 with older figures."""
+    found = []
+    for path in out_dir.glob("*.xlsx") if out_dir.is_dir() else ():
+        match = _DATED_OUTPUT.fullmatch(path.name)
+        if match and match.group(1) > f"{night:%Y%m%d}":
+            found.append(path.name)
+    return sorted(found)
 
 
 def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, config: Any = None) -> dict:

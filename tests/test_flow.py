@@ -737,6 +737,30 @@ def test_a_second_store_given_the_same_out_folder_is_refused_and_the_first_ones_
         _night(inbox, restored, out, NIGHT_1)
 
 
+def test_a_report_from_an_older_copy_of_the_store_does_not_replace_the_live_outputs(tmp_path, capsys):
+    """From an operations probe: an analyst's copy taken a month ago, its report drawn into the live
+    OUT, replaced the dashboard (数据截至 back a month) and rewrote that night's 汇总表, exit 0 — and the
+    OUT mark then named the copy. Refused now, before anything is written; into its own folder it draws."""
+    inbox, out, db = tmp_path / "inbox", tmp_path / "out", tmp_path / "fw.duckdb"
+    delivery_1(inbox)
+    _night(inbox, db, out, NIGHT_1)
+    copy = tmp_path / "analyst" / "fw.duckdb"
+    copy.parent.mkdir()
+    shutil.copy(db, copy)
+    delivery_2(inbox)
+    _night(inbox, db, out, NIGHT_2)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert cli.main(["report", "--db", str(copy), "--out", str(out)]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"after this store's last ({NIGHT_1})" in err, err
+    assert f"汇总表_{NIGHT_2:%Y%m%d}.xlsx" in err and "older copy" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert cli.main(["report", "--db", str(copy), "--out", str(tmp_path / "analyst" / "out")]) == cli.EXIT_OK
+    # the live store's own report for an earlier day still draws into OUT (README: report --as-of)
+    assert cli.main(["report", "--db", str(db), "--out", str(out), "--as-of", NIGHT_1.isoformat()]) == cli.EXIT_OK
+
+
 def test_the_nights_casework_changes_are_said_on_the_console(two_nights):
     """From a probe of nights over time: a night that lifted every 逾期 and 挂牌督办 said nothing of
     it on the console (only runs.summary held the counts)."""
