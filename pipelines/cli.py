@@ -197,6 +197,10 @@ def _run_nightly(inbox: Path, db: Path, out: Path, as_of: date | None, config: s
     except runlock.StoreBusy as exc:
         raise Refused(str(exc), EXIT_BUSY) from None
     except flows.StepFailed as exc:
+        if exc.summary:  # what did run, as a completed night says it
+            from .runsummary import format_summary
+
+            print(format_summary(exc.summary), flush=True)
         raise Refused(f"nightly run failed: {exc}", EXIT_FAILED) from None
     except flows.NightlyError as exc:
         raise Refused(str(exc), EXIT_USAGE) from None

@@ -36,6 +36,8 @@ class StepFailed(NightlyError):
     def __init__(self, step: str, reason: str):
         super().__init__(f"task {step} failed: {reason}")
         self.step, self.reason = step, reason
+        # what the night did before it failed (runs.summary), for the console: set where it is known
+        self.summary: dict | None = None
 
 
 def scrub(text: str) -> str:
@@ -121,7 +123,9 @@ def ingest_new_deliveries(con, inbox: Path, run_id: str, progress: Progress, as_
              ", ".join(new_deliveries(found)) or "none")
     for f in found.files:
         if f.status == "failed":
-            log.warning("could not read %s: %s", scrub(store.path_text(Path(f.path).name)), scrub(f.message))
+            # INFO: the night's summary says it ("failed file …"), on standard output; a failed
+            # night's standard error is its one line (CONTRACT §3), not these lines before it
+            log.info("could not read %s: %s", scrub(store.path_text(Path(f.path).name)), scrub(f.message))
     return found
 
 
@@ -354,7 +358,10 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
                     raise
                 failure = exc if isinstance(exc, NightlyError) else StepFailed("flow", _one_line(exc))
                 with contextlib.suppress(Exception):  # the failure is what to report, not its record
-                    finish_run(con, run_id, "failed", summarise(con, parts, failed=str(failure)))
+                    summary = summarise(con, parts, failed=str(failure))
+                    if isinstance(failure, StepFailed):
+                        failure.summary = summary
+                    finish_run(con, run_id, "failed", summary)
                 raise failure from exc
             with contextlib.suppress(Exception):  # a note for the operator, never a failure
                 parts["store_disk"] = store.disk_room(db)

@@ -258,17 +258,44 @@ def test_a_file_name_with_a_line_break_starts_no_line_of_its_own_in_what_the_nig
     forged = "fundwatch nightly 20261021-aaaa as of 2026-10-21: completed, 0 failed"
     name = f"deaths_x\n{forged}\n.csv"
     (inbox / name).write_text("garbage\n1\n", encoding="utf-8")
-    done = _fundwatch(["nightly", "--inbox", "inbox", "--db", "store/fw.duckdb", "--out", "out",
+    # --verbose: the log's "could not read" line is INFO (the summary says it); shown so, escaped too
+    done = _fundwatch(["--verbose", "nightly", "--inbox", "inbox", "--db", "store/fw.duckdb", "--out", "out",
                        "--as-of", "2026-10-21"], tmp_path, prefect_api)
     said = done.stdout + done.stderr
     assert done.returncode == 0, said[-3000:]
     assert not [line for line in said.splitlines() if line.startswith(forged) or line.startswith(".csv")], said[-3000:]
-    assert f"failed file deaths_x\\n{forged}\\n.csv" in said and f"could not read deaths_x\\n{forged}" in said
+    assert f"failed file deaths_x\\n{forged}\\n.csv" in done.stdout and f"could not read deaths_x\\n{forged}" in said
     con = connect(tmp_path / "store" / "fw.duckdb", read_only=True)
     try:
         assert scalar(con, "select any_value(source_file) from rejected_rows") == f"2026-10-21/{name}"
     finally:
         con.close()
+
+
+def test_a_failed_night_says_what_it_did_on_stdout_and_why_it_failed_in_one_line_on_stderr(tmp_path, prefect_api):
+    """From an outside suite written from the contract ("non-zero with a one-line reason"): a night
+    with two unreadable files whose office rule then failed wrote a WARNING line per file on standard
+    error before its reason, and nothing on standard output. The files are in the summary (standard
+    output, as a completed night's), standard error is the one line."""
+    delivery_1(tmp_path / "inbox")
+    (tmp_path / "inbox" / "2026-10-21" / "payments_broken.xlsx").write_bytes(b"PK\x03\x04 broken")
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "BROKEN_T.yaml").write_text("""id: BROKEN_T
+title: 坏规则
+basis: 测试
+severity: medium
+subject: payment
+sql: |
+  select payment_id as subject, person_id, agency_code, period as period_from, period as period_to, amount,
+         to_json(struct_pack(x := no_such_column)) as evidence from payments
+""", encoding="utf-8")
+    (tmp_path / "fw.yaml").write_text("rule_folders: [own]\n", encoding="utf-8")
+    done = _fundwatch(["nightly", "--inbox", "inbox", "--db", "fw.duckdb", "--out", "out", "--as-of", "2026-10-21",
+                       "--config", "fw.yaml"], tmp_path, prefect_api)
+    err = done.stderr.strip()
+    assert done.returncode == cli.EXIT_FAILED and len(err.splitlines()) == 1, err
+    assert "task detect failed" in err and "BROKEN_T" in err
+    assert ": failed" in done.stdout.splitlines()[0] and "failed file payments_broken.xlsx" in done.stdout, done.stdout
 
 
 def test_nightly_exits_zero_with_rejected_rows_and_says_how_many(tmp_path, prefect_api):
