@@ -234,6 +234,8 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
     try:
         summary = _served_night(inbox, db, out, as_of, config_path, progress, command, any_day)
     except Exception as exc:
+        if isinstance(exc, StepFailed) and exc.summary:  # what it did, as `nightly` prints it
+            print(format_summary(exc.summary), flush=True)
         shown = exc if isinstance(exc, (NightlyError, runlock.StoreBusy)) else _one_line(exc)
         print(f"fundwatch serve: nightly run failed: {shown}", file=sys.stderr, flush=True)
         raise
