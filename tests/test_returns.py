@@ -1485,8 +1485,9 @@ def test_a_sheet_of_a_night_a_restored_store_lost_does_not_undo_a_later_answer(c
     that night issued (a 台账编号 the store has no record of) came back after a later sheet's answer:
     its untouched pre-filled answer (4 / 300) undid the later recovery of 800 and told the clerk he
     had lowered it. Refused where it differs now (its day is in its 台账编号); its other rows apply, and
-    the file is said to be one the store has no record of."""
-    issue(con, tmp_path, n=2)
+    the file is said to be one the store has no record of. A row whose locked cells differ from the
+    latest sheet's is refused as not checkable — it was refused as tampered, blaming the clerk."""
+    issue(con, tmp_path, n=3)
     clerk = Clerk(next((tmp_path / "out").glob("*.xlsx")))
     clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
     returns.apply_returns(con, [clerk.save()], RETURN_DAY)
@@ -1495,6 +1496,7 @@ def test_a_sheet_of_a_night_a_restored_store_lost_does_not_undo_a_later_answer(c
     [lost] = worklists.write_worklists(con, tmp_path / "lost", RETURN_DAY + dt.timedelta(days=1))
     restored = connect(tmp_path / "backup.duckdb")
     try:
+        restored.execute(f"update suspects set amount = 1200 where suspect_id = 'S-{A}-3'")  # grown since
         [catch_up] = worklists.write_worklists(restored, tmp_path / "out3", RETURN_DAY + dt.timedelta(days=3))
         later = Clerk(catch_up)
         later.fill(f"S-{A}-1", 追回金额=800)
@@ -1502,13 +1504,16 @@ def test_a_sheet_of_a_night_a_restored_store_lost_does_not_undo_a_later_answer(c
         assert first.refusals == [], first.refusals
         late = Clerk(lost)  # S-1 left as pre-filled (4 / 300), S-2 answered
         late.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
+        late.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
         report = returns.apply_returns(restored, [late.save()], RETURN_DAY + dt.timedelta(days=4))
         whole_file = [r.reason for r in report.refusals if r.row == 0]
         assert len(whole_file) == 1 and "不在本库的下发记录中" in whole_file[0] and "备份" in whole_file[0], whole_file
-        [row] = [r for r in report.refusals if r.row]
+        row, grown = sorted((r for r in report.refusals if r.row), key=lambda r: r.suspect_id)
         assert (row.column, row.suspect_id) == ("核实结果", f"S-{A}-1") and "本台账下发在其之前" in row.reason
+        assert (grown.column, grown.suspect_id) == ("涉及金额", f"S-{A}-3")
+        assert "无法核对" in grown.reason and "被修改" not in grown.reason, grown.reason
         assert status_of(restored, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("800.00"))
-        assert status_of(restored, f"S-{A}-2")[0] == "已销号"
+        assert status_of(restored, f"S-{A}-2")[0] == "已销号" and status_of(restored, f"S-{A}-3")[0] == "已下发"
     finally:
         restored.close()
 
