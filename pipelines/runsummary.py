@@ -220,7 +220,7 @@ def format_summary(s: dict[str, Any]) -> str:
                          f"left in place: {', '.join(Path(p).name for p in s['worklists_left_changed'])}")
         if s.get("worklists_left_unknown"):
             lines.append(f"  worklists: {len(s['worklists_left_unknown'])} worklist(s) this store has no record of "
-                         "(issued by a night it does not hold: restored from a backup?), left in place: "
+                         "(issued by a night it does not hold — restored from a backup? — or copied here), left in place: "
                          f"{', '.join(Path(p).name for p in s['worklists_left_unknown'])}")
     for year in s.get("calendar_assumed_years", []):
         lines.append(f"  working days: no holiday notice for {year} (chinesecalendar or config casework.holidays): "

@@ -581,6 +581,10 @@ def file_sha256(path: Path) -> str:
 _NOT_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
+# A name worklist_name gives, or _tonights_name's `_2`, `_3`… beside it
+_WORKLIST_NAME = re.compile(rf"{FILE_PREFIX}_.+_[0-9]{{8}}(_[0-9]+)?\.xlsx")
+
+
 def worklist_name(agency_code: str, as_of: dt.date) -> str:
     """Named with the agency code (CONTRACT §5). Codes are stored as delivered: one holding a
     character a file name cannot (`360702/01`) is written with `_` there, and with a short hash of
@@ -655,8 +659,8 @@ def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonig
     changed: list[Path] = []
     unknown: list[Path] = []
     for path in sorted(out_dir.glob(f"{FILE_PREFIX}_*.xlsx")):
-        if path.resolve() in keep or not path.is_file():
-            continue
+        if path.resolve() in keep or not path.is_file() or not _WORKLIST_NAME.fullmatch(path.name):
+            continue  # (a copy a clerk saved here under another name is theirs: not looked at)
         digest = file_sha256(path)
         if digest in exported:
             removable.append((path, digest, exported[digest]))

@@ -425,8 +425,11 @@ def test_a_worklist_the_store_has_no_record_of_is_neither_written_over_nor_remov
         assert lost.read_bytes() == filled
         summary = {"run_id": "r", "status": "completed", "worklists": 1, "worklist_files": [str(again)],
                    "worklists_retired": 0, "worklists_left_unknown": [str(lost)]}
-        assert (f"1 worklist(s) this store has no record of (issued by a night it does not hold: restored from a "
-                f"backup?), left in place: {lost.name}") in format_summary(summary)
+        assert (f"1 worklist(s) this store has no record of (issued by a night it does not hold — restored from a "
+                f"backup? — or copied here), left in place: {lost.name}") in format_summary(summary)
+        # a copy a clerk saved into OUT under a name of their own is theirs: neither removed nor named
+        shutil.copy(lost, out / f"{lost.stem}（已填）.xlsx")
+        assert worklists.retire_superseded(restored, out, [again]) == ([], [], [lost.resolve()])
     finally:
         restored.close()
 
