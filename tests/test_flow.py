@@ -596,6 +596,32 @@ def test_a_scheduled_night_before_the_stores_last_is_refused_as_a_night_by_hand_
     assert _night(inbox, db, out, NIGHT_1 + timedelta(days=30))["status"] == "completed"
 
 
+def test_a_served_night_that_fails_in_a_step_says_what_it_did_and_why_in_one_line(tmp_path, capsys, monkeypatch,
+                                                                                   prefect_api):
+    """As `nightly` does: the summary of what ran (status failed, the file it could not read) on
+    standard output, the one line on standard error — no WARNING line per unreadable file before it."""
+    from pipelines import flows, logs
+
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    delivery_1(inbox)
+    (inbox / "2026-10-21" / "payments_broken.xlsx").write_bytes(b"PK\x03\x04 broken")
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "BROKEN_T.yaml").write_text(
+        "id: BROKEN_T\ntitle: 坏规则\nbasis: 测试\nseverity: medium\nsubject: payment\nsql: |\n"
+        "  select payment_id as subject, person_id, agency_code, period as period_from, period as period_to, amount,\n"
+        "         to_json(struct_pack(x := no_such_column)) as evidence from payments\n", encoding="utf-8")
+    (tmp_path / "fw.yaml").write_text(f"rule_folders: [{tmp_path / 'own'}]\n", encoding="utf-8")
+    monkeypatch.setenv(logs.SERVED, "quiet")
+    capsys.readouterr()
+    with pytest.raises(flows.StepFailed):
+        _night(inbox, db, out, NIGHT_1, str(tmp_path / "fw.yaml"))
+    said = capsys.readouterr()
+    assert said.out.splitlines()[0].endswith(f"as of {NIGHT_1}: failed"), said.out
+    assert "failed file payments_broken.xlsx" in said.out
+    err = [line for line in said.err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("fundwatch serve: nightly run failed: task detect failed"), said.err
+
+
 def test_a_scheduled_night_is_dated_by_the_day_it_was_scheduled_for(monkeypatch):
     """Prefect's runner starts a run up to ten seconds early: at a midnight schedule, today's
     date would be the day before."""
