@@ -496,7 +496,7 @@ def cmd_report(args) -> int:
             try:
                 config = _casework_as_the_nights_ran(con, config, args.config)
                 night = last_night(con)
-                later = report.outputs_after(Path(args.out), night) if night else []
+                later = report.outputs_after(con, Path(args.out), night) if night else []
                 if later:
                     # (found by an operations probe: a copy taken a month ago replaced the live
                     # dashboard and that night's 汇总表, and the OUT mark then named the copy)

@@ -23,6 +23,7 @@ import duckdb
 
 from . import casework, report_dashboard, report_data, report_summary, runlock
 from .store import audit, current_actor, store_catalog
+from .worklists import file_sha256
 
 DASHBOARD_NAME = "dashboard.html"
 
@@ -37,20 +38,23 @@ def summary_name(as_of: date) -> str:
     return f"汇总表_{as_of:%Y%m%d}.xlsx"
 
 
-# The day in the name of a night's outputs: 汇总表_20261121.xlsx, 疑点核查台账_360702001_20261121(_2).xlsx
-_DATED_OUTPUT = re.compile(r"(?:汇总表|疑点核查台账_.+)_(\d{8})(?:_\d+)?\.xlsx")
+# A night's 汇总表 (summary_name): every night writes one, so a later night's outputs include one
+_SUMMARY_FILE = re.compile(r"汇总表_(\d{8})\.xlsx")
 
 
-def outputs_after(out_dir: Path, night: date) -> list[str]:
-    """The names of the 汇总表 and worklists in out_dir dated after `night`, sorted: outputs of a
-    night the store does not hold — drawn from an older copy of the store (a backup, an analyst's
-    copy), its report would replace the live dashboard and 汇总表 with older figures."""
-    found = []
-    for path in out_dir.glob("*.xlsx") if out_dir.is_dir() else ():
-        match = _DATED_OUTPUT.fullmatch(path.name)
-        if match and match.group(1) > f"{night:%Y%m%d}":
-            found.append(path.name)
-    return sorted(found)
+def outputs_after(con: duckdb.DuckDBPyConnection, out_dir: Path, night: date) -> list[str]:
+    """The names of the 汇总表 in out_dir dated after `night` that this store did not write (their
+    sha256 is not on record), sorted: outputs of a night the store does not hold — drawn from an
+    older copy of the store (a backup, an analyst's copy), its report would replace the live
+    dashboard and 汇总表 with older figures. (A report this store drew for a later day, `--as-of`,
+    is its own.)"""
+    found = [path for path in (out_dir.glob("汇总表_*.xlsx") if out_dir.is_dir() else ())
+             if (m := _SUMMARY_FILE.fullmatch(path.name)) and m.group(1) > f"{night:%Y%m%d}" and path.is_file()]
+    if not found:
+        return []
+    own = {h for (h,) in con.execute("select file_hash from audit_log where action = 'export_summary'"
+                                     " and file_hash is not null").fetchall()}
+    return sorted(path.name for path in found if file_sha256(path) not in own)
 
 
 def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, config: Any = None) -> dict:

@@ -410,9 +410,12 @@ def _could_apply_to(answer: tuple, suspect, shown: Decimal | None, period_from: 
                 or _before_its_period(parse_date(cells["核实日期"] or None), suspect, period_from))
 
 
-# A 台账编号 as worklists.py makes it: WL-<agency>-<day issued, YYYYMMDD>-<8 hex digits>
-_EXPORT_ID = re.compile(r"WL-.+-(\d{8})-[0-9a-f]{8}")
-_ISSUED_DAY_SQL = "try_strptime(regexp_extract({}, '^WL-.+-([0-9]{{8}})-[0-9a-f]{{8}}$', 1), '%Y%m%d')::date"
+# A 台账编号 as worklists.py makes it: WL-<agency>-<day issued, YYYYMMDD>-<8 hex digits> (a clerk
+# retyping it may capitalise the digits)
+_EXPORT_ID = re.compile(r"WL-.+-(\d{8})-[0-9a-fA-F]{8}")
+_ISSUED_DAY_SQL = "try_strptime(regexp_extract({}, '^WL-.+-([0-9]{{8}})-[0-9a-fA-F]{{8}}$', 1), '%Y%m%d')::date"
+# The locked cells an answer rests on: what it verified (the rule, the amount, the months)
+_ANSWER_BASIS = ("规则编号", "涉及金额", "所属期起", "所属期止")
 
 
 def _issued_day(export_id: str) -> dt.date | None:
@@ -646,17 +649,19 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
     if unrecorded_day is not None:
         # A sheet this store has no record of, though it is one of ours by its 台账编号: issued by a
         # night the store no longer holds (restored from a backup taken before it). What it showed
-        # cannot be checked, but its day can: an answer on record from a sheet issued after that day
-        # is later than this row, which is refused where it differs (as for a recorded sheet above).
-        # An older sheet's untouched pre-filled answer undid a later recovery (an operations probe).
+        # cannot be checked, but its day can: an answer on record from another sheet issued on that
+        # day or after is later than this row (a sheet the store holds for the same day was issued
+        # after the restore: the night run again), which is refused where it differs (as for a
+        # recorded sheet above). An older sheet's untouched pre-filled answer undid a later recovery
+        # (an operations probe; the same day's catch-up, a regression probe).
         answered_since = dict(con.execute(
             f"""select e.suspect_id, cast(coalesce(w2.as_of, {_ISSUED_DAY_SQL.format("e.export_id")}) as varchar)
                from ({LAST_ANSWERED_SHEET}) e
                left join (select export_id, any_value(as_of) as as_of from worklist_rows group by export_id) w2
                  on w2.export_id = e.export_id
-               where list_contains(?, e.suspect_id)
-                 and coalesce(w2.as_of, {_ISSUED_DAY_SQL.format("e.export_id")}) > ?""",
-            [wanted, unrecorded_day]).fetchall())
+               where list_contains(?, e.suspect_id) and e.export_id is distinct from ?
+                 and coalesce(w2.as_of, {_ISSUED_DAY_SQL.format("e.export_id")}) >= ?""",
+            [wanted, sheet.export_id, unrecorded_day]).fetchall())
     if sheet.other_cover:
         number, issued_to = sheet.other_cover
         refuse(0, "", f"“说明”页的台账编号 {number} 是下发给机构 {issued_to} 的另一份台账的编号，本表各行都不在其中："
@@ -666,8 +671,8 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
         if unrecorded_day is not None:
             last = scalar(con, "select max(as_of) from worklist_rows")
             refuse(0, "", f"台账编号 {sheet.export_id}（{unrecorded_day} 下发）不在本库的下发记录中（本库最近一次下发为 {last}）："
-                          "该台账来自本库没有的一次夜间运行，数据库可能已从此前的备份恢复。已按行内疑点判断机构；"
-                          "无法核对其下发内容的行未予采用，请机构在最新下发的台账中填写后报送")
+                          "编号可能被改动，或该台账来自本库没有的一次夜间运行（数据库从此前的备份恢复）。已按行内疑点判断机构；"
+                          "无法核对其下发内容的已填行未予采用，请机构在最新下发的台账中填写后报送")
         elif sheet.export_id:
             refuse(0, "", f"台账编号 {sheet.export_id} 未有下发记录，按行内疑点判断机构")
     result.agency_code, result.export_id = export_agency, sheet.export_id
@@ -677,12 +682,13 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
     def blank(values: tuple) -> bool:
         return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
 
-    if issued_on is not None and issued_on > as_of:
+    day_issued = issued_on or unrecorded_day
+    if day_issued is not None and day_issued > as_of:
         # The workbook did not exist on the day its answers would be dated: a mistyped --as-of. Each
         # row is refused, so that the same bytes applied again as of a right day are looked at again.
         for row_number, values in sheet.rows:
             if not blank(values):
-                refuse(row_number, "下发日期", f"本台账于 {issued_on} 下发，晚于本次回收日期 {as_of}：请检查回收日期（--as-of）")
+                refuse(row_number, "下发日期", f"本台账于 {day_issued} 下发，晚于本次回收日期 {as_of}：请检查回收日期（--as-of）")
                 result.refused += 1
         return
 
@@ -723,9 +729,13 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
             problems.append(("疑点编号", f"疑点 {sid} 属于其他经办机构（{suspect[1]}），不在本机构台账内"))
         elif sid not in issued:
             problems.append(("疑点编号", f"疑点 {sid} 未曾下发"))
+        elif unrecorded_day is not None and all(cell(values, c) is None for c in EDITABLE):
+            pass  # unanswered: nothing to check it for (its day-bound cells differ from any later sheet's)
         else:
             locked = issued[sid][1]
-            for column in LOCKED:
+            # a sheet not on record is held to what an answer rests on, not to the cells that change
+            # with the day it was issued (下发日期, 逾期, the status, the evidence's wording)
+            for column in LOCKED if unrecorded_day is None else _ANSWER_BASIS:
                 if column == "疑点编号" or column not in sheet.columns or column not in locked:
                     continue
                 now_text = canonical(column, cell(values, column))

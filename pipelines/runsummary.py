@@ -141,8 +141,9 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         # (a worklist is named by its agency code, which may be an ID number delivered in the wrong column)
         s["worklist_files"] = [mask_ids_in_text(str(p)) for p in parts["worklists"]]
         s["worklists_retired"] = len(parts.get("worklists_retired") or [])
-        s["worklists_left_changed"] = [str(p) for p in parts.get("worklists_changed") or []]
-        s["worklists_left_unknown"] = [str(p) for p in parts.get("worklists_unknown") or []]
+        # (names found in OUT, not given by fundwatch: an ID number in one is masked as in failed files')
+        s["worklists_left_changed"] = [mask_ids_in_text(str(p)) for p in parts.get("worklists_changed") or []]
+        s["worklists_left_unknown"] = [mask_ids_in_text(str(p)) for p in parts.get("worklists_unknown") or []]
     if parts.get("calendar_assumed_years"):
         s["calendar_assumed_years"] = parts["calendar_assumed_years"]
     if parts.get("report") is not None:

@@ -581,18 +581,23 @@ def file_sha256(path: Path) -> str:
 _NOT_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
-# A name worklist_name gives, or _tonights_name's `_2`, `_3`… beside it
-_WORKLIST_NAME = re.compile(rf"{FILE_PREFIX}_.+_[0-9]{{8}}(_[0-9]+)?\.xlsx")
+# What follows the agency's part of a name worklist_name gives, or _tonights_name's `_2`, `_3`… beside it
+_WORKLIST_DAY = re.compile(r"_[0-9]{8}(_[1-9][0-9]{0,3})?\.xlsx")
 
 
-def worklist_name(agency_code: str, as_of: dt.date) -> str:
-    """Named with the agency code (CONTRACT §5). Codes are stored as delivered: one holding a
-    character a file name cannot (`360702/01`) is written with `_` there, and with a short hash of
-    the code, so that two codes (`360702/01`, `360702_01`) never share — or overwrite — a file."""
+def _code_in_file_names(agency_code: str) -> str:
+    """Codes are stored as delivered: one holding a character a file name cannot (`360702/01`) is
+    written with `_` there, and with a short hash of the code, so that two codes (`360702/01`,
+    `360702_01`) never share — or overwrite — a file."""
     safe = _NOT_IN_FILE_NAMES.sub("_", agency_code)
     if safe != agency_code or len(safe.encode("utf-8")) > 100:
         safe = f"{safe[:40]}-{hashlib.sha256(agency_code.encode('utf-8')).hexdigest()[:8]}"
-    return f"{FILE_PREFIX}_{safe}_{as_of:%Y%m%d}.xlsx"
+    return safe
+
+
+def worklist_name(agency_code: str, as_of: dt.date) -> str:
+    """Named with the agency code (CONTRACT §5); see _code_in_file_names."""
+    return f"{FILE_PREFIX}_{_code_in_file_names(agency_code)}_{as_of:%Y%m%d}.xlsx"
 
 
 def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: dt.date, config: Any = None,
@@ -655,11 +660,18 @@ def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonig
         " where action = 'export_worklist' and file_hash is not null group by file_hash").fetchall())
     named = {Path(file).name for (file,) in con.execute(
         "select distinct file from audit_log where action = 'export_worklist' and file is not null").fetchall()}
+    # a worklist's name is one worklist_name gives an agency of the register or of an export on
+    # record: `…_20261121_20261125.xlsx` or `… - 副本.xlsx`, a clerk's copy, is theirs
+    agencies = {_code_in_file_names(code) for (code,) in con.execute(
+        "select agency_code from agencies union select agency_code from audit_log"
+        " where action = 'export_worklist'").fetchall() if code}
     removable: list[tuple[Path, str, str | None]] = []
     changed: list[Path] = []
     unknown: list[Path] = []
     for path in sorted(out_dir.glob(f"{FILE_PREFIX}_*.xlsx")):
-        if path.resolve() in keep or not path.is_file() or not _WORKLIST_NAME.fullmatch(path.name):
+        named_so = any(path.name.startswith(f"{FILE_PREFIX}_{code}_")
+                       and _WORKLIST_DAY.fullmatch(path.name[len(FILE_PREFIX) + 1 + len(code):]) for code in agencies)
+        if path.resolve() in keep or not path.is_file() or not named_so:
             continue  # (a copy a clerk saved here under another name is theirs: not looked at)
         digest = file_sha256(path)
         if digest in exported:

@@ -783,8 +783,14 @@ def test_a_report_from_an_older_copy_of_the_store_does_not_replace_the_live_outp
     assert f"汇总表_{NIGHT_2:%Y%m%d}.xlsx" in err and "older copy" in err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert cli.main(["report", "--db", str(copy), "--out", str(tmp_path / "analyst" / "out")]) == cli.EXIT_OK
-    # the live store's own report for an earlier day still draws into OUT (README: report --as-of)
+    # the live store's own report for an earlier day still draws into OUT (README: report --as-of) —
+    # and one for a later day is its own too: the reports after it are not refused (a regression probe)
     assert cli.main(["report", "--db", str(db), "--out", str(out), "--as-of", NIGHT_1.isoformat()]) == cli.EXIT_OK
+    later = (NIGHT_2 + timedelta(days=9)).isoformat()
+    assert cli.main(["report", "--db", str(db), "--out", str(out), "--as-of", later]) == cli.EXIT_OK
+    # a clerk's returned copy kept in OUT with a day of its own in its name is no night's output
+    (out / f"疑点核查台账_{AGENCY}_{NIGHT_2:%Y%m%d}_已填_{NIGHT_2 + timedelta(days=20):%Y%m%d}.xlsx").write_bytes(b"PK")
+    assert cli.main(["report", "--db", str(db), "--out", str(out)]) == cli.EXIT_OK
 
 
 def test_the_nights_casework_changes_are_said_on_the_console(two_nights):

@@ -1491,6 +1491,8 @@ def test_a_sheet_of_a_night_a_restored_store_lost_does_not_undo_a_later_answer(c
     clerk = Clerk(next((tmp_path / "out").glob("*.xlsx")))
     clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
     returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    for i in (4, 5):  # found since, first issued by the lost night (下发日期 differs from the catch-up's)
+        add_suspect(con, f"S-{A}-{i}", agency=A, person_id=f"3607021950010{i:04d}"[:17] + "X", amount="1000.00")
     con.execute("checkpoint")
     shutil.copy(tmp_path / "fw.duckdb", tmp_path / "backup.duckdb")  # the backup, then a night it lacks
     [lost] = worklists.write_worklists(con, tmp_path / "lost", RETURN_DAY + dt.timedelta(days=1))
@@ -1505,6 +1507,7 @@ def test_a_sheet_of_a_night_a_restored_store_lost_does_not_undo_a_later_answer(c
         late = Clerk(lost)  # S-1 left as pre-filled (4 / 300), S-2 answered
         late.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
         late.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
+        late.fill(f"S-{A}-4", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")  # S-5 left unanswered
         report = returns.apply_returns(restored, [late.save()], RETURN_DAY + dt.timedelta(days=4))
         whole_file = [r.reason for r in report.refusals if r.row == 0]
         assert len(whole_file) == 1 and "不在本库的下发记录中" in whole_file[0] and "备份" in whole_file[0], whole_file
@@ -1514,6 +1517,37 @@ def test_a_sheet_of_a_night_a_restored_store_lost_does_not_undo_a_later_answer(c
         assert "无法核对" in grown.reason and "被修改" not in grown.reason, grown.reason
         assert status_of(restored, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("800.00"))
         assert status_of(restored, f"S-{A}-2")[0] == "已销号" and status_of(restored, f"S-{A}-3")[0] == "已下发"
+        # its 下发日期 is the lost night's, what it verified the same: applied; the unanswered row is no refusal
+        assert status_of(restored, f"S-{A}-4")[0] == "已销号" and report.files[0].pending == 1
+    finally:
+        restored.close()
+
+
+def test_a_lost_sheet_does_not_undo_an_answer_on_the_sheet_of_the_same_day_run_again(con, tmp_path):
+    """From a regression probe of the test above: the restored store ran the lost night again for the
+    same day (the usual way back), its sheet answered 4 / 800; the lost sheet of that day, its
+    pre-filled 4 / 300 untouched, undid the 800 — a sheet the store holds for the same day was issued
+    after the restore, so it is the later one."""
+    issue(con, tmp_path, n=2)
+    clerk = Clerk(next((tmp_path / "out").glob("*.xlsx")))
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
+    returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    con.execute("checkpoint")
+    shutil.copy(tmp_path / "fw.duckdb", tmp_path / "backup.duckdb")
+    night = RETURN_DAY + dt.timedelta(days=1)
+    [lost] = worklists.write_worklists(con, tmp_path / "lost", night)
+    restored = connect(tmp_path / "backup.duckdb")
+    try:
+        [again] = worklists.write_worklists(restored, tmp_path / "again", night)
+        later = Clerk(again)
+        later.fill(f"S-{A}-1", 追回金额=800)
+        assert returns.apply_returns(restored, [later.save()], night).refusals == []
+        late = Clerk(lost)
+        late.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
+        report = returns.apply_returns(restored, [late.save()], night + dt.timedelta(days=1))
+        [row] = [r for r in report.refusals if r.row]
+        assert (row.column, row.suspect_id) == ("核实结果", f"S-{A}-1")
+        assert status_of(restored, f"S-{A}-1")[2] == Decimal("800.00") and status_of(restored, f"S-{A}-2")[0] == "已销号"
     finally:
         restored.close()
 

@@ -427,9 +427,13 @@ def test_a_worklist_the_store_has_no_record_of_is_neither_written_over_nor_remov
                    "worklists_retired": 0, "worklists_left_unknown": [str(lost)]}
         assert (f"1 worklist(s) this store has no record of (issued by a night it does not hold — restored from a "
                 f"backup? — or copied here), left in place: {lost.name}") in format_summary(summary)
-        # a copy a clerk saved into OUT under a name of their own is theirs: neither removed nor named
+        # a copy a clerk saved into OUT under a name of their own is theirs: neither removed nor named —
+        # an untouched one was removed as the worklist it copies (a regression probe)
         shutil.copy(lost, out / f"{lost.stem}（已填）.xlsx")
+        shutil.copy(again, out / f"{again.stem} - 副本.xlsx")
+        shutil.copy(again, out / f"{lost.stem}_20261125.xlsx")
         assert worklists.retire_superseded(restored, out, [again]) == ([], [], [lost.resolve()])
+        assert len(list(out.glob("*.xlsx"))) == 5
     finally:
         restored.close()
 
