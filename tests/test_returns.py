@@ -1544,6 +1544,9 @@ def test_a_lost_sheet_does_not_undo_an_answer_on_the_sheet_of_the_same_day_run_a
         assert returns.apply_returns(restored, [later.save()], night).refusals == []
         late = Clerk(lost)
         late.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="经核实无问题")
+        # applied as of a day before it was issued (a mistyped --as-of): refused, as a recorded sheet is
+        early = returns.apply_returns(restored, [late.save()], night - dt.timedelta(days=1))
+        assert {r.column for r in early.refusals if r.row} == {"下发日期"} and status_of(restored, f"S-{A}-2")[0] == "已下发"
         report = returns.apply_returns(restored, [late.save()], night + dt.timedelta(days=1))
         [row] = [r for r in report.refusals if r.row]
         assert (row.column, row.suspect_id) == ("核实结果", f"S-{A}-1")

@@ -434,6 +434,11 @@ def test_a_worklist_the_store_has_no_record_of_is_neither_written_over_nor_remov
         shutil.copy(again, out / f"{lost.stem}_20261125.xlsx")
         assert worklists.retire_superseded(restored, out, [again]) == ([], [], [lost.resolve()])
         assert len(list(out.glob("*.xlsx"))) == 5
+        # a name found in OUT may hold an ID number (an agency code delivered in the wrong column): masked
+        from pipelines.runsummary import summarise
+        found = out / "疑点核查台账_360702195001021234_20261120.xlsx"
+        said = summarise(restored, {"run_id": "r", "as_of": AS_OF, "worklists": [again], "worklists_unknown": [found]})
+        assert said["worklists_left_unknown"] and "360702195001021234" not in json.dumps(said, ensure_ascii=False)
     finally:
         restored.close()
 
