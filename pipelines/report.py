@@ -21,9 +21,8 @@ from typing import Any, Callable
 
 import duckdb
 
-from . import casework, report_dashboard, report_data, report_summary, runlock
+from . import casework, report_dashboard, report_data, report_summary, runlock, worklists
 from .store import audit, current_actor, store_catalog
-from .worklists import file_sha256
 
 DASHBOARD_NAME = "dashboard.html"
 
@@ -38,23 +37,25 @@ def summary_name(as_of: date) -> str:
     return f"汇总表_{as_of:%Y%m%d}.xlsx"
 
 
-# A night's 汇总表 (summary_name): every night writes one, so a later night's outputs include one
+# A night's 汇总表 (summary_name)
 _SUMMARY_FILE = re.compile(r"汇总表_(\d{8})\.xlsx")
 
 
 def outputs_after(con: duckdb.DuckDBPyConnection, out_dir: Path, night: date) -> list[str]:
-    """The names of the 汇总表 in out_dir dated after `night` that this store did not write (their
-    sha256 is not on record), sorted: outputs of a night the store does not hold — drawn from an
-    older copy of the store (a backup, an analyst's copy), its report would replace the live
-    dashboard and 汇总表 with older figures. (A report this store drew for a later day, `--as-of`,
-    is its own.)"""
+    """The names of the 汇总表 and worklists in out_dir dated after `night` that this store did not
+    write (their sha256 is not on record), sorted: outputs of a night the store does not hold —
+    drawn from an older copy of the store (a backup, an analyst's copy), its report would replace
+    the live dashboard and 汇总表 with older figures. (A report this store drew for a later day,
+    `--as-of`, is its own; a 汇总表 filed away, the night's worklists still tell.)"""
+    after = f"{night:%Y%m%d}"
     found = [path for path in (out_dir.glob("汇总表_*.xlsx") if out_dir.is_dir() else ())
-             if (m := _SUMMARY_FILE.fullmatch(path.name)) and m.group(1) > f"{night:%Y%m%d}" and path.is_file()]
+             if (m := _SUMMARY_FILE.fullmatch(path.name)) and m.group(1) > after and path.is_file()]
+    found += [path for path, day in worklists.worklist_files(con, out_dir) if day > after]
     if not found:
         return []
-    own = {h for (h,) in con.execute("select file_hash from audit_log where action = 'export_summary'"
-                                     " and file_hash is not null").fetchall()}
-    return sorted(path.name for path in found if file_sha256(path) not in own)
+    own = {h for (h,) in con.execute("select file_hash from audit_log where action in"
+                                     " ('export_summary', 'export_worklist') and file_hash is not null").fetchall()}
+    return sorted(path.name for path in found if worklists.file_sha256(path) not in own)
 
 
 def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, config: Any = None) -> dict:

@@ -655,13 +655,16 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
         # recorded sheet above). An older sheet's untouched pre-filled answer undid a later recovery
         # (an operations probe; the same day's catch-up, a regression probe).
         answered_since = dict(con.execute(
+            # the same day's sheet was issued later that day (the night run again): said so
             f"""select e.suspect_id, cast(coalesce(w2.as_of, {_ISSUED_DAY_SQL.format("e.export_id")}) as varchar)
+                                     || case when coalesce(w2.as_of, {_ISSUED_DAY_SQL.format("e.export_id")}) = ?
+                                             then '（同日重新下发）' else '' end
                from ({LAST_ANSWERED_SHEET}) e
                left join (select export_id, any_value(as_of) as as_of from worklist_rows group by export_id) w2
                  on w2.export_id = e.export_id
                where list_contains(?, e.suspect_id) and e.export_id is distinct from ?
                  and coalesce(w2.as_of, {_ISSUED_DAY_SQL.format("e.export_id")}) >= ?""",
-            [wanted, sheet.export_id, unrecorded_day]).fetchall())
+            [unrecorded_day, wanted, sheet.export_id, unrecorded_day]).fetchall())
     if sheet.other_cover:
         number, issued_to = sheet.other_cover
         refuse(0, "", f"“说明”页的台账编号 {number} 是下发给机构 {issued_to} 的另一份台账的编号，本表各行都不在其中："
@@ -669,10 +672,7 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
     if export_agency is None:  # export not recorded on the workbook: the agency its rows were issued to
         export_agency = _sheet_agency(con, sheet, wanted)
         if unrecorded_day is not None:
-            last = scalar(con, "select max(as_of) from worklist_rows")
-            refuse(0, "", f"台账编号 {sheet.export_id}（{unrecorded_day} 下发）不在本库的下发记录中（本库最近一次下发为 {last}）："
-                          "编号可能被改动，或该台账来自本库没有的一次夜间运行（数据库从此前的备份恢复）。已按行内疑点判断机构；"
-                          "无法核对其下发内容的已填行未予采用，请机构在最新下发的台账中填写后报送")
+            pass  # said after its rows, where one was refused (below)
         elif sheet.export_id:
             refuse(0, "", f"台账编号 {sheet.export_id} 未有下发记录，按行内疑点判断机构")
     result.agency_code, result.export_id = export_agency, sheet.export_id
@@ -797,6 +797,12 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
         else:
             result.applied += 1
             report.applied.append(outcome)
+    if unrecorded_day is not None and result.refused:
+        # why its rows were refused; a sheet whose every row applied gets no "correct and send again"
+        last = scalar(con, "select max(as_of) from worklist_rows")
+        refuse(0, "", f"台账编号 {sheet.export_id}（{unrecorded_day} 下发）不在本库的下发记录中（本库最近一次下发为 {last}）："
+                      "编号可能被改动，或该台账来自本库没有的一次夜间运行（数据库从此前的备份恢复）。已按行内疑点判断机构；"
+                      "无法核对其下发内容、或本库已有更新核实结果的已填行未予采用，请机构在最新下发的台账中填写后报送")
     _write_answers(con, on_sheet.answers)
     _recovered_on_another_rule(con, [a for a in report.applied if a.file == str(path) and "recovered" in a.events])
     casework.add_events(con, events, report.run_id, now)

@@ -213,7 +213,7 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append("  casework: " + ", ".join(f"{n} {CASEWORK_SAID[k]}" for k, n in changed.items()))
     if "worklists" in s:
         where = str(Path(s["worklist_files"][0]).parent) if s.get("worklist_files") else "-"
-        retired = f"; {s['worklists_retired']} of earlier nights removed, superseded (on record in audit_log)" \
+        retired = f"; {s['worklists_retired']} of other nights removed, superseded (on record in audit_log)" \
             if s.get("worklists_retired") else ""
         lines.append(f"  worklists: {s['worklists']} written ({where}){retired}")
         if s.get("worklists_left_changed"):

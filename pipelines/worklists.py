@@ -638,6 +638,23 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     return written
 
 
+def worklist_files(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[tuple[Path, str]]:
+    """(path, its day YYYYMMDD) of the files in out_dir named as worklist_name names a worklist of an
+    agency of the register or of an export on record (`_2`… included), sorted: `…_20261121_20261125.xlsx`
+    or `… - 副本.xlsx`, a clerk's copy, is theirs."""
+    agencies = {_code_in_file_names(code) for (code,) in con.execute(
+        "select agency_code from agencies union select agency_code from audit_log"
+        " where action = 'export_worklist'").fetchall() if code}
+    found = []
+    for path in sorted(out_dir.glob(f"{FILE_PREFIX}_*.xlsx")) if out_dir.is_dir() else ():
+        for code in agencies:
+            rest = path.name[len(FILE_PREFIX) + 1 + len(code):]
+            if path.name.startswith(f"{FILE_PREFIX}_{code}_") and _WORKLIST_DAY.fullmatch(rest) and path.is_file():
+                found.append((path, rest[1:9]))
+                break
+    return found
+
+
 def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonight: list[Path],
                       actor: str | None = None, run_id: str | None = None
                       ) -> tuple[list[Path], list[Path], list[Path]]:
@@ -660,19 +677,12 @@ def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonig
         " where action = 'export_worklist' and file_hash is not null group by file_hash").fetchall())
     named = {Path(file).name for (file,) in con.execute(
         "select distinct file from audit_log where action = 'export_worklist' and file is not null").fetchall()}
-    # a worklist's name is one worklist_name gives an agency of the register or of an export on
-    # record: `…_20261121_20261125.xlsx` or `… - 副本.xlsx`, a clerk's copy, is theirs
-    agencies = {_code_in_file_names(code) for (code,) in con.execute(
-        "select agency_code from agencies union select agency_code from audit_log"
-        " where action = 'export_worklist'").fetchall() if code}
     removable: list[tuple[Path, str, str | None]] = []
     changed: list[Path] = []
     unknown: list[Path] = []
-    for path in sorted(out_dir.glob(f"{FILE_PREFIX}_*.xlsx")):
-        named_so = any(path.name.startswith(f"{FILE_PREFIX}_{code}_")
-                       and _WORKLIST_DAY.fullmatch(path.name[len(FILE_PREFIX) + 1 + len(code):]) for code in agencies)
-        if path.resolve() in keep or not path.is_file() or not named_so:
-            continue  # (a copy a clerk saved here under another name is theirs: not looked at)
+    for path, _day in worklist_files(con, out_dir):
+        if path.resolve() in keep:
+            continue
         digest = file_sha256(path)
         if digest in exported:
             removable.append((path, digest, exported[digest]))

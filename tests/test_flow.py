@@ -782,6 +782,13 @@ def test_a_report_from_an_older_copy_of_the_store_does_not_replace_the_live_outp
     assert len(err.splitlines()) == 1 and f"after this store's last ({NIGHT_1})" in err, err
     assert f"汇总表_{NIGHT_2:%Y%m%d}.xlsx" in err and "older copy" in err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # the later 汇总表 filed away elsewhere, the later night's worklists still tell (a regression probe)
+    filed = tmp_path / "filed"
+    filed.mkdir()
+    shutil.move(str(out / f"汇总表_{NIGHT_2:%Y%m%d}.xlsx"), filed)
+    assert cli.main(["report", "--db", str(copy), "--out", str(out)]) == cli.EXIT_USAGE
+    assert f"_{NIGHT_2:%Y%m%d}.xlsx" in capsys.readouterr().err
+    shutil.move(str(filed / f"汇总表_{NIGHT_2:%Y%m%d}.xlsx"), out)
     assert cli.main(["report", "--db", str(copy), "--out", str(tmp_path / "analyst" / "out")]) == cli.EXIT_OK
     # the live store's own report for an earlier day still draws into OUT (README: report --as-of) —
     # and one for a later day is its own too: the reports after it are not refused (a regression probe)

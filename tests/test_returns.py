@@ -1549,8 +1549,13 @@ def test_a_lost_sheet_does_not_undo_an_answer_on_the_sheet_of_the_same_day_run_a
         assert {r.column for r in early.refusals if r.row} == {"下发日期"} and status_of(restored, f"S-{A}-2")[0] == "已下发"
         report = returns.apply_returns(restored, [late.save()], night + dt.timedelta(days=1))
         [row] = [r for r in report.refusals if r.row]
-        assert (row.column, row.suspect_id) == ("核实结果", f"S-{A}-1")
+        assert (row.column, row.suspect_id) == ("核实结果", f"S-{A}-1") and "同日重新下发" in row.reason
         assert status_of(restored, f"S-{A}-1")[2] == Decimal("800.00") and status_of(restored, f"S-{A}-2")[0] == "已销号"
+        # a copy of it whose every row applies (or is as on record) is told nothing to correct
+        agreed = Clerk(lost)
+        agreed.fill(f"S-{A}-1", 追回金额=800)
+        assert returns.apply_returns(restored, [agreed.save(tmp_path / "agreed.xlsx")], night + dt.timedelta(days=2)
+                                     ).refusals == []
     finally:
         restored.close()
 
