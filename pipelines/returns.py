@@ -30,7 +30,7 @@ from .clock import china_now
 from .privacy import mask_ids_in_text
 from .returned_workbooks import Sheet, Uncalculated, missing_column, read_workbook
 from .store import LAST_ANSWERED_SHEET, audit, current_actor, insert_many, new_run_id, scalar
-from .worklists import (EARLIEST_VERIFIED_ON, EDITABLE, HEADER, LOCKED, SHEET, answer_text,
+from .worklists import (EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_PATTERN, HEADER, LOCKED, SHEET, answer_text,
                         canonical, cell_text, ensure_worklist_schema, file_sha256, parse_date,
                         parse_money)
 
@@ -410,10 +410,7 @@ def _could_apply_to(answer: tuple, suspect, shown: Decimal | None, period_from: 
                 or _before_its_period(parse_date(cells["核实日期"] or None), suspect, period_from))
 
 
-# A 台账编号 as worklists.py makes it: WL-<agency>-<day issued, YYYYMMDD>-<8 hex digits> (a clerk
-# retyping it may capitalise the digits)
-_EXPORT_ID = re.compile(r"WL-.+-(\d{8})-[0-9a-fA-F]{8}")
-_ISSUED_DAY_SQL = "try_strptime(regexp_extract({}, '^WL-.+-([0-9]{{8}})-[0-9a-fA-F]{{8}}$', 1), '%Y%m%d')::date"
+_EXPORT_ID = re.compile(EXPORT_ID_PATTERN)
 # The locked cells an answer rests on: what it verified (the rule, the amount, the months)
 _ANSWER_BASIS = ("规则编号", "涉及金额", "所属期起", "所属期止")
 
@@ -655,25 +652,25 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
         # recorded sheet above). An older sheet's untouched pre-filled answer undid a later recovery
         # (an operations probe; the same day's catch-up, a regression probe).
         answered_since = dict(con.execute(
-            # the same day's sheet was issued later that day (the night run again): said so
-            f"""select e.suspect_id, cast(coalesce(w2.as_of, {_ISSUED_DAY_SQL.format("e.export_id")}) as varchar)
-                                     || case when coalesce(w2.as_of, {_ISSUED_DAY_SQL.format("e.export_id")}) = ?
-                                             then '（同日重新下发）' else '' end
-               from ({LAST_ANSWERED_SHEET}) e
-               left join (select export_id, any_value(as_of) as as_of from worklist_rows group by export_id) w2
-                 on w2.export_id = e.export_id
-               where list_contains(?, e.suspect_id) and e.export_id is distinct from ?
-                 and coalesce(w2.as_of, {_ISSUED_DAY_SQL.format("e.export_id")}) >= ?""",
-            [unrecorded_day, wanted, sheet.export_id, unrecorded_day]).fetchall())
+            # (the answer's sheet dated as recorded, else by its own 台账编号; the same day's said so:
+            # issued later that day, the night run again)
+            f"""select suspect_id, cast(day as varchar) || case when day = $day then '（同日重新下发）' else '' end
+               from (select e.suspect_id, e.export_id,
+                            coalesce(w2.as_of, try_strptime(regexp_extract(e.export_id, $pattern, 1), '%Y%m%d')::date) as day
+                     from ({LAST_ANSWERED_SHEET}) e
+                     left join (select export_id, any_value(as_of) as as_of from worklist_rows group by export_id) w2
+                       on w2.export_id = e.export_id
+                     where list_contains($wanted, e.suspect_id))
+               where export_id is distinct from $sheet and day >= $day""",
+            {"day": unrecorded_day, "pattern": f"^{EXPORT_ID_PATTERN}$", "wanted": wanted,
+             "sheet": sheet.export_id}).fetchall())
     if sheet.other_cover:
         number, issued_to = sheet.other_cover
         refuse(0, "", f"“说明”页的台账编号 {number} 是下发给机构 {issued_to} 的另一份台账的编号，本表各行都不在其中："
                       "已按行内疑点判断台账，请更正“说明”页")
     if export_agency is None:  # export not recorded on the workbook: the agency its rows were issued to
         export_agency = _sheet_agency(con, sheet, wanted)
-        if unrecorded_day is not None:
-            pass  # said after its rows, where one was refused (below)
-        elif sheet.export_id:
+        if sheet.export_id and unrecorded_day is None:  # (one of ours not on record: said after its rows)
             refuse(0, "", f"台账编号 {sheet.export_id} 未有下发记录，按行内疑点判断机构")
     result.agency_code, result.export_id = export_agency, sheet.export_id
 
@@ -740,14 +737,16 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
                     continue
                 now_text = canonical(column, cell(values, column))
                 # canonical again: a sheet issued before canonical() dropped control characters
-                if now_text != canonical(column, locked[column]):
-                    shown = f"：下发为“{locked[column]}”，现为“{_quote(now_text)}”" if column in _QUOTABLE else ""
-                    if unrecorded_day is not None:  # not the clerk's doing: the sheet is not on record
-                        shown = f"：最近下发为“{locked[column]}”，本表为“{_quote(now_text)}”" if column in _QUOTABLE else ""
-                        problems.append((column, f"锁定列“{column}”与本库最近下发的台账不一致{shown}（本台账不在本库的"
-                                                 "下发记录中，无法核对）：请在最新下发的台账中填写本行后报送"))
-                        continue
+                if now_text == canonical(column, locked[column]):
+                    continue
+                quoted = column in _QUOTABLE
+                if unrecorded_day is None:
+                    shown = f"：下发为“{locked[column]}”，现为“{_quote(now_text)}”" if quoted else ""
                     problems.append((column, f"锁定列“{column}”被修改{shown}，请恢复下发时的内容"))
+                else:  # not the clerk's doing: the sheet is not on record
+                    shown = f"：最近下发为“{locked[column]}”，本表为“{_quote(now_text)}”" if quoted else ""
+                    problems.append((column, f"锁定列“{column}”与本库最近下发的台账不一致{shown}（本台账不在本库的"
+                                             "下发记录中，无法核对）：请在最新下发的台账中填写本行后报送"))
         if problems:
             for column, reason in problems:
                 # an id not on record is kept as quoted in the reason only (a name typed into it)

@@ -581,6 +581,11 @@ def file_sha256(path: Path) -> str:
 _NOT_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
+# A 台账编号 as _stage_worklists makes it, WL-<agency>-<day issued, YYYYMMDD>-<8 hex digits>, the day
+# its group (a clerk retyping it may capitalise the digits); for Python's re and DuckDB's regexp alike
+EXPORT_ID_PATTERN = "WL-.+-([0-9]{8})-[0-9a-fA-F]{8}"
+
+
 # What follows the agency's part of a name worklist_name gives, or _tonights_name's `_2`, `_3`… beside it
 _WORKLIST_DAY = re.compile(r"_[0-9]{8}(_[1-9][0-9]{0,3})?\.xlsx")
 
@@ -713,7 +718,7 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
                 raise ValueError(f"机构 {agency_code} 有 {len(flags):,} 条未办结疑点，超过一张工作表的上限"
                                  f" {MAX_SHEET_ROWS:,} 行，台账无法写出：请检查规则参数或数据后重跑")
             _issue(con, flags, as_of, days, calendar, run_id, now)
-            export_id = f"WL-{agency_code}-{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+            export_id = f"WL-{agency_code}-{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"  # (EXPORT_ID_PATTERN)
             rows = [_row_values(s, texts) for s in flags]
             for s in flags:
                 del s["evidence"]  # in the rows' 证据摘要 now; the biggest part of a suspect
