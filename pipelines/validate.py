@@ -203,7 +203,10 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
                           + [pl.lit(False)]).alias("_long")))
     done = {k: v for result in pl.collect_all(checks) for k, v in result.row(0, named=True).items()}
     any_long = done.pop("_long")
-    frame = raw.data.with_columns([v for v in fast_values if done.get(v.meta.output_name(), True)] + row_oks)
+    # (Lazily: a column's check and its value share their trimmed text and parse, which only the
+    # lazy engine computes once — eager with_columns runs each expression on its own.)
+    frame = raw.data.lazy().with_columns(
+        [v for v in fast_values if done.get(v.meta.output_name(), True)] + row_oks).collect()
     if row_oks:
         ok_names = [o.meta.output_name() for o in row_oks]
         done.update({k.removeprefix("_ok_"): v for k, v in
@@ -245,10 +248,11 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
     # The same key twice in one file: the later row is the correction; the earlier one is recorded.
     key = list(spec.key)
     key_label = " + ".join(label(spec.column(k)) for k in key)
-    # (One hash pass tells whether any key repeats; the window over every key only when one does.)
+    # (A count of distinct keys tells whether any key repeats — half the time of is_duplicated; the
+    # window over every key only when one does.)
     key_expr = pl.col(key[0]) if len(key) == 1 else pl.struct(key)
     dupes = good.clear()
-    if good.select(key_expr.is_duplicated().any()).item():
+    if good.select(key_expr.n_unique()).item() < good.height:
         good = good.with_columns(pl.col("_row_number").max().over(key).alias("_kept_row"))
         dupes = good.filter(pl.col("_row_number") != pl.col("_kept_row")).with_columns(
             pl.lit(key[0]).alias("column_name"),  # the first column at fault, as every rejection names one
