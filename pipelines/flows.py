@@ -24,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from . import casework, ingest, logs, quality, report, rules, runlock, store, suspects, worklists
 from .clock import CHINA_TZ, china_today, is_zone_name
 from .config import Config, load_config
-from .privacy import mask_ids_in_text
+from .privacy import mask_folder_name, mask_ids_in_text
 from .runsummary import format_summary, summarise
 
 
@@ -120,7 +120,7 @@ def ingest_new_deliveries(con, inbox: Path, run_id: str, progress: Progress, as_
     found = ingest.ingest_inbox(con, inbox, run_id=run_id, on_file=on_file, as_of=as_of)
     done = [f for f in found.files if f.status == "ingested"]
     log.info("ingested %d new file(s) of %d; new deliveries: %s", len(done), len(found.files),
-             ", ".join(new_deliveries(found)) or "none")
+             ", ".join(map(mask_folder_name, new_deliveries(found))) or "none")
     for f in found.files:
         if f.status == "failed":
             # INFO: the night's summary says it ("failed file …"), on standard output; a failed

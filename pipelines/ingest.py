@@ -27,7 +27,7 @@ from polars.exceptions import PanicException
 from . import readers
 from .clock import china_now, china_today
 from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
-from .privacy import mask_ids_in_text
+from .privacy import mask_folder_name, mask_ids_in_text
 from .readers import (WHOLE_FILE, CsvPieces, FileProblem, HeaderProblem, RawFrame, ReadWhole, abridge, csv_piece_frame,
                       csv_plan, header_text, in_utf8, is_big_csv, map_headers, parquet_columns, problem_in, read_raw,
                       refuse_parquet_too_large, title_line_hint, unread_columns_note, unreadable_parquet)
@@ -233,7 +233,7 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
             while isinstance(cause, duckdb.TransactionException) and isinstance(cause.__context__, duckdb.Error):
                 cause = cause.__context__
             first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-            raise IngestError(f"delivery {delivery} could not be written and was rolled back: "
+            raise IngestError(f"delivery {mask_folder_name(delivery)} could not be written and was rolled back: "
                               f"{mask_ids_in_text(first)}") from exc
         con.execute("drop table if exists _fw_delivery_files")
         report.deliveries.append(delivery)
@@ -272,7 +272,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     seen = con.execute("select source_file, delivery from ingest_ledger where file_hash = ?", [file_hash]).fetchall()
     if seen:
         result.status = "skipped"
-        result.message = f"{source}: already ingested (same content as {seen[0][0]} in delivery {seen[0][1]})"
+        result.message = f"{source}: already ingested (same content as {seen[0][0]} in delivery {mask_folder_name(seen[0][1])})"
         if seen[0][0] != source:  # a copy sent again (the same file seen every night is not news)
             result.duplicate_of = seen[0][0]
         return result
@@ -293,7 +293,8 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
             problem = _could_not_read(exc)
             if not result.rows_total:
                 return _fail(con, result, source, problem)
-            raise IngestError(f"delivery {delivery} was rolled back: {source} {mask_ids_in_text(problem)}") from exc
+            raise IngestError(f"delivery {mask_folder_name(delivery)} was rolled back: {mask_ids_in_text(source)} "
+                              f"{mask_ids_in_text(problem)}") from exc
         # A big file is read again after it was hashed: changed in between (copied over, re-exported
         # in place), its ledger row would vouch for content never read — and the whole file, sent
         # again, would be skipped as seen.
@@ -348,7 +349,7 @@ def _file_state(path: Path) -> tuple[int, int, int]:
 
 def _changed_while_read(delivery: str, source: str) -> IngestError:
     """The error (its delivery rolled back) for a file that changed after it was hashed."""
-    return IngestError(f"delivery {delivery} was rolled back: {mask_ids_in_text(source)} changed while it was being "
+    return IngestError(f"delivery {mask_folder_name(delivery)} was rolled back: {mask_ids_in_text(source)} changed while it was being "
                       "read (copied over or exported again during the night?): run again once the file is complete")
 
 
@@ -584,7 +585,8 @@ def _damaged(lineage: dict[str, str], rows_before: int, problem: str) -> Excepti
     written; after that, rows of it are in the open transaction, so the delivery is undone."""
     if rows_before == 0:
         return FileProblem(problem)
-    return IngestError(f"delivery {lineage['_delivery']} was rolled back: {lineage['_source_file']} "
+    return IngestError(f"delivery {mask_folder_name(lineage['_delivery'])} was rolled back: "
+                       f"{mask_ids_in_text(lineage['_source_file'])} "
                        f"is damaged after its row {rows_before}: {mask_ids_in_text(problem)}")
 
 
@@ -664,9 +666,9 @@ def _fail(con, result: FileResult, source: str, problem: str,
         # message names the file whose rejected rows hold them
         result.rows_rejected, result.rejected_by_reason = 0, {}
         (first_source, first_delivery), = already
-        result.already_recorded = (f"same content as {first_source} in delivery {first_delivery}: its rejected "
+        result.already_recorded = (f"same content as {first_source} in delivery {mask_folder_name(first_delivery)}: its rejected "
                                    f"rows are recorded under that name" if first_source != source else
-                                   f"rejected rows already recorded in delivery {first_delivery}")
+                                   f"rejected rows already recorded in delivery {mask_folder_name(first_delivery)}")
         result.message += f" ({result.already_recorded})"
         return result
     if rows is not None and rows.height:

@@ -27,7 +27,8 @@ import duckdb
 
 from . import extracts as X
 from .clock import CHINA_TZ, is_zone_name
-from .report_mask import mask_name
+from .privacy import mask_folder_name
+from .report_mask import mask_agency_code, mask_name
 from .store import of_files, scalar, transaction
 
 QUALITY_DDL = """
@@ -127,10 +128,13 @@ _DOCS_KEY_UNSAFE = re.compile(r"[^0-9A-Za-z\u4e00-\u9fff_.-]")
 
 
 def _docs_key(delivery: str) -> str:
-    """The delivery's name with every character outside letters, digits, Chinese characters and
-    `_.-` written `_` — and, where any was, a short hash of the name, so that two never share."""
-    safe = _DOCS_KEY_UNSAFE.sub("_", delivery)
-    return safe if safe == delivery else f"{safe}-{hashlib.sha256(delivery.encode('utf-8')).hexdigest()[:8]}"
+    """The delivery's name as shown (mask_folder_name: one named after a person masked) with every
+    character outside letters, digits, Chinese characters and `_.-` written `_` — and, where any
+    was, a short hash of the name as shown, so that two never share (never of the name itself: a
+    hash of an ID number whose middle is masked gives the number back to anyone who tries them)."""
+    shown = mask_folder_name(delivery)
+    safe = _DOCS_KEY_UNSAFE.sub("_", shown)
+    return safe if safe == delivery else f"{safe}-{hashlib.sha256(shown.encode('utf-8')).hexdigest()[:8]}"
 
 
 def ensure_quality_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -198,6 +202,13 @@ def _delivery_frame(con, kind: str, delivery: str, files: list[str] | None = Non
             outside = frame[col].notna() & ~frame[col].isin(codes)  # the few values to mask, not every row
             if outside.any():
                 frame.loc[outside, col] = frame.loc[outside, col].map(lambda v: mask_name(str(v)))
+    # An ID number delivered as an agency code (registered or not) is shown masked, as on the
+    # province's pages; the register's codes are masked alike (_suite), so the check's verdict holds.
+    if "agency_code" in frame.columns:
+        masked = {c: mask_agency_code(c) for c in frame["agency_code"].dropna().unique()}
+        masked = {c: m for c, m in masked.items() if m != c}
+        if masked:
+            frame["agency_code"] = frame["agency_code"].replace(masked)
     return frame, rows
 
 
@@ -302,7 +313,8 @@ def _suite(gx, kind: str, frame, registered: list[str] | None = None):
     if registered and kind != "agencies" and "agency_code" in frame.columns:
         # a code no register lists: a typo, a full-width code or an agency abolished — its suspects
         # went to a worklist of an agency without a name, the region's parameters passed over
-        out.append(E.ExpectColumnValuesToBeInSet(column="agency_code", value_set=registered))
+        out.append(E.ExpectColumnValuesToBeInSet(column="agency_code",
+                                                 value_set=list(dict.fromkeys(map(mask_agency_code, registered)))))
     spec = X.EXTRACTS[kind]
     for col in spec.key:
         if col not in PERSONAL:
@@ -382,7 +394,7 @@ def _warning(delivery: str, kind: str, expectation: str, column: str | None, det
             if expectation == ROW_COUNT:
                 low, high = ROW_COUNT_BAND
                 found += f" ({low:g}×–{high:g}× the previous delivery's rows)"
-    return f"{delivery} {what}: {expectation} failed, {found}"
+    return f"{mask_folder_name(delivery)} {what}: {expectation} failed, {found}"
 
 
 def check_deliveries(
@@ -427,13 +439,13 @@ def check_deliveries(
                 # files whose rows a later delivery read the same night replaced, every one: said,
                 # not skipped without a word (their rows are no longer there to check)
                 report.checked += 1
-                report.warnings.append(f"{delivery} {kind}: all {added} row(s) it added were replaced by a later "
+                report.warnings.append(f"{mask_folder_name(delivery)} {kind}: all {added} row(s) it added were replaced by a later "
                                        "delivery read the same night; none of its rows is left to check")
                 rows_out.append((run_id, delivery, kind, "rows_left_to_check", None, False,
                                  json.dumps({"rows_accepted": int(added), "rows_left": 0})))
                 continue
             if progress:
-                progress(f"quality {delivery} {kind}")
+                progress(f"quality {mask_folder_name(delivery)} {kind}")
             # Files whose every row was refused are checked too, on no rows: their row count and ID
             # numbers say what went wrong, where silence would say nothing did.
             frame, _ = _delivery_frame(con, kind, delivery, files)

@@ -17,6 +17,7 @@ import duckdb
 
 from .casework import loss_answered_sql, overdue_sql
 from .config import rule_folders
+from .privacy import mask_folder_name
 from .report_mask import mask_agency_code, mask_name, mask_subject, scrub_text
 from .rules import rule_texts
 from .store import scalar, table_exists
@@ -327,4 +328,6 @@ def quality(con) -> dict:
                                   -- the cut at 50 kept other reasons from one run to the next
                                   group by all order by n desc, extract, reason limit 50""", {"d": delivery})
         ]
+    if out["delivery"] is not None:
+        out["delivery"] = mask_folder_name(out["delivery"])  # a folder named after a person, as shown anywhere
     return out

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .extracts import DATED_DELIVERY
-from .privacy import mask_ids_in_text
+from .privacy import mask_folder_name, mask_ids_in_text
 from .store import LOW_DISK_MB, one_line, path_text
 from .suspects import CHANGES
 
@@ -86,13 +86,15 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         # every row tonight added to rejected_rows: those of ingested files and of files refused whole
         s["rows_rejected"] = sum(f.rows_rejected or 0 for f in files if f.status in ("ingested", "failed"))
         s["rows_replaced"] = sum(f.rows_replaced or 0 for f in files if f.status == "ingested")
-        s["deliveries"] = sorted({f.delivery for f in files if f.status == "ingested"})
+        # (the folders' names as shown: one named after a person masked, as everywhere it is said)
+        deliveries = sorted({f.delivery for f in files if f.status == "ingested"})
+        s["deliveries"] = [mask_folder_name(d) for d in deliveries]
         # A night run for an earlier day (catching up) reads every new delivery in the inbox, also
         # those dated after it: said, so that a replay of history is done one delivery a night.
-        s["deliveries_after_as_of"] = [d for d in s["deliveries"]
+        s["deliveries_after_as_of"] = [mask_folder_name(d) for d in deliveries
                                        if re.match(DATED_DELIVERY, d) and d[:10] > str(parts["as_of"])]
         s["rejected_by_reason"] = {_scrub(k): v for k, v in ingested.rejected_by_reason.items()}
-        s["deliveries_dated_ahead"] = list(ingested.dated_ahead)
+        s["deliveries_dated_ahead"] = [mask_folder_name(d) for d in ingested.dated_ahead]
         s["failed_files"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "reason": _failed_reason(f)}
                              for f in files if f.status == "failed"]
         s["copies_skipped"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "same_as": mask_ids_in_text(f.duplicate_of)}

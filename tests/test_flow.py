@@ -809,3 +809,46 @@ def test_the_nights_casework_changes_are_said_on_the_console(two_nights):
     assert "  casework: 2 newly 逾期, 10 挂牌督办 lifted, 1 要情 classed or re-classed" in format_summary(said).splitlines()
     quiet = {**night, "casework": dict.fromkeys(said["casework"], 0)}
     assert not any(line.startswith("  casework:") for line in format_summary(quiet).splitlines())
+
+
+def test_a_delivery_named_after_a_person_and_an_id_number_delivered_as_an_agency_code_are_masked_above_the_agency(
+        tmp_path):
+    """A privacy audit: a supplementary delivery's folder named after one case (2026-10-21_王死_<ID>)
+    was shown in full on the dashboard, in Data Docs' pages and paths, in the night's quality
+    lines and Prefect's log; an ID number delivered as an agency code with more around it
+    (<ID>-01, A<ID>) reached the 汇总表, the dashboard and Data Docs (its unexpected values, the
+    register's value set) in full. Only an agency's own worklist holds its persons."""
+    from _nightly_inbox import OTHER
+    import zipfile
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    folder = delivery_1(inbox).rename(inbox / f"2026-10-21_王死_{DEAD}")
+    shifted, registered = f"{OTHER}-01", f"A{ALIVE}"
+    for f in folder.glob("*.csv"):  # the dead pensioner's agency: an ID number with a suffix
+        lines = f.read_text(encoding="utf-8").splitlines()
+        f.write_text("\n".join(line.replace(f",{AGENCY},", f",{shifted},") if DEAD in line else line
+                               for line in lines) + "\n", encoding="utf-8")
+    with (folder / "agencies_360700_202610.csv").open("a", encoding="utf-8") as f:
+        f.write(f"{registered},某区社保局,360702,360700\n")
+    summary = _night(inbox, db, out, NIGHT_1)
+    assert summary["status"] == "completed" and summary["by_rule"]["PAID_AFTER_DEATH"]["new"] == 1
+    secrets = (DEAD, OTHER, ALIVE, "王死")
+    said = json.dumps(summary, ensure_ascii=False) + format_summary(summary)
+    assert not [s for s in secrets if s in said]
+    assert f"2026-10-21_王*_{DEAD[:6]}********{DEAD[-4:]}" in said  # the folder, as shown
+    assert any("agency_code" in w and f"{OTHER[:6]}********{OTHER[-4:]}-01" in w for w in summary["quality_warnings"])
+    shown = []
+    for path in sorted(out.rglob("*")):
+        if not path.is_file() or path.name.startswith("疑点核查台账_"):
+            continue  # (an agency's own worklist holds its own persons)
+        text = str(path.relative_to(out))
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as book:
+                text += "".join(book.read(n).decode("utf-8") for n in book.namelist())
+        else:
+            text += path.read_bytes().decode("utf-8", errors="replace")
+        assert not [s for s in secrets if s in text], path
+        shown.append(text)
+    pages = "".join(shown)
+    assert f"{OTHER[:6]}********{OTHER[-4:]}-01" in pages  # the 汇总表 and dashboard name the agency masked
+    assert f"A{ALIVE[:6]}********{ALIVE[-4:]}" in pages  # the register's value set in Data Docs
+    assert "2026-10-21_王_" in pages  # the delivery's Data Docs pages, named as shown

@@ -421,3 +421,40 @@ def test_numbers_in_a_bank_memo_are_masked_in_the_analysts_drill_down_in_every_f
         assert "对公账户7559*******8901" in shown
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("sql", [
+    "select cast(v as time)", "select cast(v as date)", "select cast(v as timestamp)", "select cast(v as int[])",
+    "select cast(v as struct(a int))", "select cast(v as map(int, int))", "select v::blob", "select from_base64(v)",
+    "select strptime(v, '%Y')", "select cast(v as decimal(18, 2))", "select json(v)"])
+def test_a_name_a_rules_sql_could_not_convert_is_masked_in_each_of_duckdbs_wordings(sql):
+    """A privacy audit: DuckDB quotes the value it could not convert in more wordings than 'Could not
+    convert string' (time field value out of range: "…", Type VARCHAR with value '…', … conversion of
+    string "…", Could not decode string "…"): a rule's failure put a payee's name on the console, in
+    runs.summary and in Prefect's state. Each, raised by DuckDB itself, says the first character only."""
+    import duckdb
+    from pipelines.privacy import mask_ids_in_text
+    con = duckdb.connect()
+    con.execute("create table payees (v varchar)")
+    con.execute("insert into payees values (?)", [f"欧阳测甲{OTHER}"])  # a row's value, as a rule reads it
+    with pytest.raises(duckdb.Error) as raised:
+        con.execute(f"{sql} from payees").fetchall()
+    message = str(raised.value)
+    assert "欧阳测甲" in message  # what DuckDB says: the row's value
+    said = mask_ids_in_text(message)
+    assert "阳测甲" not in said and OTHER not in said and "欧*" in said
+
+
+def test_an_id_number_inside_an_agency_code_and_a_delivery_named_after_a_person_are_masked():
+    from pipelines.privacy import mask_folder_name
+    from pipelines.report_mask import mask_agency_code
+    masked = f"{OTHER[:6]}********{OTHER[-4:]}"
+    assert mask_agency_code(f"{OTHER}-01") == f"{masked}-01"
+    assert mask_agency_code(f"A{OTHER}") == f"A{masked}"
+    assert mask_agency_code(GROUPED) == masked and mask_agency_code(FULL_WIDTH) == masked
+    for code in ("360702001", "360702000001", "36070200000123", "3607-02"):  # real codes stay readable
+        assert mask_agency_code(code) == code
+    assert mask_folder_name(f"2026-12-21_张三丰_{FULL_WIDTH}") == f"2026-12-21_张**_{masked}"
+    assert mask_folder_name(f"2026-12-21_{OTHER}") == f"2026-12-21_{masked}"
+    for name in ("2026-11-21", "2026-11-21_补充", "20261202093015_张三丰"):  # no number of a person: as it is
+        assert mask_folder_name(name) == name
