@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -18,7 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .casework import NO_PROBLEM, outcome_number  # NO_PROBLEM: 7 经核实无问题, a false positive
+from .casework import NO_PROBLEM, REOPENED, STATUSES, outcome_number  # NO_PROBLEM: 7 经核实无问题, a false positive
 from .clock import china_today
 from .config import param_problem
 from .privacy import mask_ids_in_text
@@ -129,6 +130,9 @@ def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, a
         rule_id = known_rule_id(con, rule_id)
     if agency_code is not None:
         agency_code = known_agency_code(con, agency_code)
+    if status is not None and status not in STATUSES:
+        # an empty frame would read as "none found" ('closed', '已核销' for 已销号)
+        raise KeyError(mask_ids_in_text(f"no status {status!r}: the statuses are {', '.join(STATUSES)}"))
     for column, value in (("rule_id", rule_id), ("agency_code", agency_code), ("status", status)):
         if value is not None:
             where.append(f"s.{column} = ${column}")
@@ -202,9 +206,12 @@ def suspect_detail(con: duckdb.DuckDBPyConnection, suspect_id: str) -> dict[str,
 
 
 def _verdicts(con, rule_id: str | None = None) -> pd.DataFrame:
+    """The rule's suspects (amount, agency) and the agencies' verdicts: none for a suspect 已重开 —
+    the office sent its answer back to be corrected, or new evidence came after it was closed — until
+    the agency answers again (its earlier answer stays on record, not counted as a verdict)."""
     where = "where rule_id = $rule_id" if rule_id else ""
-    df = con.execute(f"select rule_id, amount, outcome, recovered_amount from suspects {where}",
-                     {"rule_id": rule_id} if rule_id else {}).df()
+    df = con.execute(f"select rule_id, agency_code, amount, case when status = '{REOPENED}' then null else outcome end"
+                     f" as outcome, recovered_amount from suspects {where}", {"rule_id": rule_id} if rule_id else {}).df()
     df["amount"] = df["amount"].map(lambda v: Decimal(str(v)) if v is not None and not pd.isna(v) else Decimal(0))
     df["verdict"] = df["outcome"].map(lambda o: outcome_number(o) if isinstance(o, str) else None)
     return df
@@ -253,15 +260,40 @@ def backtest_threshold(con: duckdb.DuckDBPyConnection, rule_id: str, thresholds:
                          f"threshold; for {param}, rule_flags_at shows how many findings each value yields")
     limits = [yuan(t) for t in value_list(thresholds)]  # every one checked before any is computed
     df = _verdicts(con, rule_id)
+    own = _own_region_values(con, rule_id, param, loaded, df)
     out = []
     for limit in limits:
-        kept = df[df["amount"] >= limit]
+        # a suspect of a region with its own value of `param` is measured against that value, which
+        # a change of the config's `rules.<ID>` leaves as it is (as rule_flags_at counts findings)
+        kept = df[pd.Series([a >= (o if o is not None else limit) for a, o in zip(df["amount"], own)],
+                            index=df.index, dtype=bool)]
         verified = int(kept["verdict"].notna().sum())
         no_problem = int((kept["verdict"] == NO_PROBLEM).sum())
         out.append({"threshold": float(limit), "suspects": len(kept), "amount": float(sum(kept["amount"], Decimal(0))),
                     "verified": verified, "no_problem": no_problem, "confirmed": verified - no_problem,
                     "precision": _precision(verified, no_problem)})
     return pd.DataFrame(out, columns=["threshold", "suspects", "amount", "verified", "no_problem", "confirmed", "precision"])
+
+
+def _own_region_values(con, rule_id: str, param: str | None, loaded, df: pd.DataFrame) -> list[Decimal | None]:
+    """For each suspect of `df`, its region's own value of `param` where the latest night ran the
+    rule there with a value of its own (config `regions.<code>.rules`), else None."""
+    if param is None or df.empty:
+        return [None] * len(df)
+    from .rules import AGENCY_REGION
+
+    try:
+        rule = find_rule(rule_id, con, loaded)
+    except KeyError:  # its file gone: the parameter sets cannot be bound, nor a region's value read
+        return [None] * len(df)
+    sets = _sets_ran(rule, latest_run(con))
+    base = sets[0][0].get(param)
+    own = {region: yuan(params[param]) for params, regions in sets if regions and params.get(param) != base
+           for region in regions}
+    if not own:
+        return [None] * len(df)
+    region_of = dict(con.execute(f"select agency_code, region_code from {AGENCY_REGION}").fetchall())
+    return [own.get(region_of.get(code)) for code in df["agency_code"]]
 
 
 # The largest amount the store holds (DECIMAL(18,2)): a threshold beyond it compares with nothing.
@@ -391,7 +423,9 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     night ran it with (its config, per region: a region's own value of `param` stays its own, as a
     config change would leave it), `param` set to each value; the findings of each set kept in its
     regions, one a subject, as the night keeps them. Without such a night, the rule file's values.
-    as_of defaults to the latest run's.
+    as_of defaults to the latest run's. It is the day the rule is run for ($as_of), over the store's
+    extracts as they are now: an earlier day does not take back the deliveries read since (a death
+    reported later, a corrected row) — what that night found is in its runs.summary (warned).
     """
     from .rules import AGENCY_REGION, bind, region_kept
 
@@ -406,6 +440,11 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     as_of = as_of or (run["as_of"] if run and run.get("as_of") else china_today())
     if isinstance(as_of, str):  # '2026-11-21', as suspects_frame's detected_on takes it
         as_of = date.fromisoformat(as_of)
+    if run and run.get("as_of") and as_of < date.fromisoformat(str(run["as_of"])[:10]):
+        warnings.warn(f"rule_flags_at as of {as_of} runs {rule_id} over the store's extracts as they are now, "
+                      f"with the deliveries read since (up to the night of {str(run['as_of'])[:10]}): not what the night "
+                      f"of {as_of} found — that night's figures are in its runs.summary (by_rule.{rule_id})",
+                      stacklevel=2)
     values = [_param_value(rule, param, v) for v in value_list(values)]  # all checked before any runs
     sets = _sets_ran(rule, run)
     overridden = [r for _, regions in sets if regions for r in regions]

@@ -29,6 +29,7 @@ from .store import audit, insert_many, table_exists
 from .workdays import calendar_from
 
 NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED = "待下发", "已下发", "核查中", "已移送", "已销号", "已重开"
+STATUSES = (NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED)  # every status a suspect can have
 OPEN_STATUSES = (NEW, ISSUED, IN_PROGRESS, REOPENED)  # still to be verified: they go in worklists
 # At each closing: what it was closed on, for telling new evidence later (suspects.py reopens on it)
 RECORD_CLOSED_STATE_SQL = ("update suspects set closed_amount = amount, closed_period_from = period_from,"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 from datetime import date, datetime
@@ -420,7 +421,15 @@ def cmd_returns(args) -> int:
         raise Refused(f"the answers above were applied and kept, but their 要情 class and flags were not recomputed "
                       f"({exc}): the next night recomputes them (free disk space first?)", EXIT_FAILED) from None
     print(_describe_returns(result))
+    if any(f.applied for f in result.files):
+        print(REDRAWN_LATER.format(db=shlex.quote(str(args.db))))
     return EXIT_OK
+
+
+# (an analyst probe: after returns or a reopening the night's dashboard and 汇总表 disagreed with the
+# notebooks, under the same 数据截至 date, and nothing said why)
+REDRAWN_LATER = ("the dashboard and 汇总表 in the output folder show the night they were drawn for, without this "
+                 "change: `fundwatch report --db {db} --out <OUT>` redraws them now (the next night does too)")
 
 
 def cmd_reopen(args) -> int:
@@ -449,6 +458,7 @@ def cmd_reopen(args) -> int:
         raise Refused(mask_ids_in_text(str(exc))) from None
     print(f"reopened {len(ids)} suspect(s) (已重开): {', '.join(ids)} — on their agencies' worklists from the "
           "next night, with a fresh 核查期限 and the reason")
+    print(REDRAWN_LATER.format(db=shlex.quote(str(args.db))))
     return EXIT_OK
 
 

@@ -111,7 +111,8 @@ _AGENCIES = """(select agency_code, any_value(agency_name) as agency_name, any_v
 _COUNTS = f"""
     count(s.suspect_id) as suspects,
     count(*) filter (where s.issued_on is not null or s.status <> '待下发') as issued,
-    count(*) filter (where s.verified_on is not null or s.outcome is not null) as verified,
+    -- (not a suspect 已重开: its answer was sent back, or new evidence came; counted again once answered)
+    count(*) filter (where (s.verified_on is not null or s.outcome is not null) and s.status <> '已重开') as verified,
     count(*) filter (where s.status = '核查中') as in_progress,
     count(*) filter (where s.status = '已销号') as closed,
     count(*) filter (where s.status = '已重开') as reopened,

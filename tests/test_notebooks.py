@@ -325,7 +325,9 @@ def test_precision_counts_outcome_7_as_no_problem_and_is_blank_without_verdicts(
     # LARGE_PAYMENT_UNREVIEWED: one 7 (no problem) and one 4 (recovered) -> 1/2
     assert p.loc["LARGE_PAYMENT_UNREVIEWED", ["verified", "no_problem"]].tolist() == [2, 1]
     assert p.loc["LARGE_PAYMENT_UNREVIEWED", "precision"] == 0.5
-    assert p.loc["SHARED_BANK_ACCOUNT", "precision"] == 0.0
+    # SHARED_BANK_ACCOUNT's one suspect answered 7 is 已重开: its answer is no verdict until given again
+    assert p.loc["SHARED_BANK_ACCOUNT", ["suspects", "verified"]].tolist() == [1, 0]
+    assert p["precision"].isna()["SHARED_BANK_ACCOUNT"]
     assert p.loc["PAID_AFTER_DEATH", "precision"] == 1.0
     assert p.loc["DUPLICATE_PENSION", "verified"] == 0 and p["precision"].isna()["DUPLICATE_PENSION"]
 
@@ -386,6 +388,47 @@ def test_rule_flags_at_the_value_in_force_counts_what_the_night_raised_with_its_
     ro.close()
     assert flags["findings"].tolist() == [4, 3, 2]
     assert [Decimal(str(a)) for a in flags["amount"]] == [Decimal("455000"), Decimal("425000"), Decimal("380000")]
+
+
+def test_the_backtest_measures_a_regions_suspects_against_its_own_value_and_a_past_day_is_warned_of(tmp_path):
+    """An analyst probe: with region 360702's own large_payment_threshold (80,000), the back-test's
+    `suspects` dropped that region's suspects as the tested value rose past theirs, while
+    rule_flags_at's `findings` beside it kept them (a region's own value stays its own): the
+    recommendation was judged on suspects the rule would not drop. And rule_flags_at for an earlier
+    day ran over the store's extracts as they are now, said nowhere."""
+    from pipelines.config import load_config
+
+    db = build_store(tmp_path / "fundwatch.duckdb")
+    (tmp_path / "fw.yaml").write_text(
+        "rules:\n  LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 50000}\n"
+        "regions:\n  '360702':\n    rules:\n      LARGE_PAYMENT_UNREVIEWED: {large_payment_threshold: 80000}\n",
+        encoding="utf-8")
+    con = connect(db)
+    night = rules.detect(con, AS_OF, load_config(tmp_path / "fw.yaml"), rules=[analysis.find_rule("LARGE_PAYMENT_UNREVIEWED")])
+    con.execute("insert into runs values ('run-4', 'nightly', ?, ?, ?, 'completed', ?)",
+                [datetime(2026, 11, 22, 2), datetime(2026, 11, 22, 3), AS_OF,
+                 json.dumps({"by_rule": {"LARGE_PAYMENT_UNREVIEWED": {"parameters": night.results[0].parameters}}})])
+    con.close()
+    ro = connect(db, read_only=True)
+    # planted: 52,000 (outcome 7) and 80,000 (outcome 4) paid by 360702, 300,000 (no verdict) by 360703
+    bt = analysis.backtest_threshold(ro, "LARGE_PAYMENT_UNREVIEWED", [30000, 100000, 300001],
+                                     "large_payment_threshold").set_index("threshold")
+    assert bt.loc[30000, ["suspects", "verified", "no_problem"]].tolist() == [2, 1, 0]  # 52,000 < 360702's 80,000
+    assert bt.loc[100000, ["suspects", "verified"]].tolist() == [2, 1]  # 80,000 kept at 360702's own value
+    assert bt.loc[300001, "suspects"] == 1
+    # without a parameter named, every suspect is measured against the value tested
+    assert analysis.backtest_threshold(ro, "LARGE_PAYMENT_UNREVIEWED", [30000]).loc[0, "suspects"] == 3
+    with pytest.warns(UserWarning, match="as they are now"):
+        analysis.rule_flags_at(ro, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000],
+                               as_of=date(2026, 10, 21))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        analysis.rule_flags_at(ro, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000], as_of=AS_OF)
+    with pytest.raises(KeyError, match="no status 'closed'"):
+        analysis.suspects_frame(ro, status="closed")  # an empty frame read as "none closed"
+    assert set(analysis.suspects_frame(ro, status="已销号")["status"]) == {"已销号"}
+    ro.close()
 
 
 def test_masked_frames_and_drill_down_hold_no_full_id_or_account(tmp_path):

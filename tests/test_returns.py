@@ -1680,6 +1680,23 @@ def test_a_name_typed_into_an_answer_cell_is_not_repeated_in_the_refusal(con, tm
         assert "核实日期“2026-13-01”不是日期" in text  # what names no one is quoted whole
         for secret in ("司马", "6222021234567890", "360102199001013455"):
             assert secret not in text
+    assert "redraws them now" not in printed  # nothing applied: the night's pages are still true
+
+
+def test_returns_that_applied_answers_say_the_nights_pages_are_redrawn_by_report(con, tmp_path, capsys):
+    """An analyst probe: after returns the night's dashboard and 汇总表 disagreed with the notebooks
+    under the same 数据截至 date, and nothing said why — the command now says how to redraw them."""
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    returned = clerk.save()
+    con.close()
+    db = tmp_path / "fw.duckdb"
+    assert cli.main(["returns", "--db", str(db), "--as-of", RETURN_DAY.isoformat(), str(returned)]) == cli.EXIT_OK
+    printed = capsys.readouterr().out
+    assert "应用 1 行" in printed
+    assert f"the dashboard and 汇总表 in the output folder show the night they were drawn for, without this change: " \
+           f"`fundwatch report --db {db} --out <OUT>` redraws them now" in printed
 
 
 def test_money_got_back_after_a_transfer_is_reported_as_outcome_4_on_the_sheet_it_went_out_on(con, tmp_path):

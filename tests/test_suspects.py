@@ -708,7 +708,10 @@ def test_the_office_sends_a_transferred_suspect_back_to_its_agency_to_be_verifie
     assert "before that" in capsys.readouterr().err  # it was transferred on 2026-10-23
     assert cli.main(["reopen", "--db", str(db), "--suspect", f" {sid} ", "--reason", "稽核查明系生存认证延迟，非违规领取（举报人王小明）",
                      "--as-of", "2026-11-02"]) == cli.EXIT_OK
-    assert f"reopened 1 suspect(s) (已重开): {sid}" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"reopened 1 suspect(s) (已重开): {sid}" in said
+    # the night's dashboard and 汇总表 are as they were drawn: said, with the command that redraws them
+    assert f"`fundwatch report --db {db} --out <OUT>` redraws them now" in said
     again = store.connect(db)
     try:
         assert cli.main(["reopen", "--db", str(db), "--suspect", sid, "--reason", "x"]) == cli.EXIT_USAGE
