@@ -211,7 +211,8 @@ def _verdicts(con, rule_id: str | None = None) -> pd.DataFrame:
     the agency answers again (its earlier answer stays on record, not counted as a verdict)."""
     where = "where rule_id = $rule_id" if rule_id else ""
     df = con.execute(f"select rule_id, agency_code, amount, case when status = '{REOPENED}' then null else outcome end"
-                     f" as outcome, recovered_amount from suspects {where}", {"rule_id": rule_id} if rule_id else {}).df()
+                     f" as outcome, recovered_amount from suspects {where}",
+                     {"rule_id": rule_id} if rule_id else {}).df()
     df["amount"] = df["amount"].map(lambda v: Decimal(str(v)) if v is not None and not pd.isna(v) else Decimal(0))
     df["verdict"] = df["outcome"].map(lambda o: outcome_number(o) if isinstance(o, str) else None)
     return df
@@ -442,7 +443,8 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
         as_of = date.fromisoformat(as_of)
     if run and run.get("as_of") and as_of < date.fromisoformat(str(run["as_of"])[:10]):
         warnings.warn(f"rule_flags_at as of {as_of} runs {rule_id} over the store's extracts as they are now, "
-                      f"with the deliveries read since (up to the night of {str(run['as_of'])[:10]}): not what the night "
+                      f"with the deliveries read since (up to the night of {str(run['as_of'])[:10]}): "
+                      "not what the night "
                       f"of {as_of} found — that night's figures are in its runs.summary (by_rule.{rule_id})",
                       stacklevel=2)
     values = [_param_value(rule, param, v) for v in value_list(values)]  # all checked before any runs

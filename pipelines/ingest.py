@@ -272,7 +272,8 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     seen = con.execute("select source_file, delivery from ingest_ledger where file_hash = ?", [file_hash]).fetchall()
     if seen:
         result.status = "skipped"
-        result.message = f"{source}: already ingested (same content as {seen[0][0]} in delivery {mask_folder_name(seen[0][1])})"
+        result.message = (f"{source}: already ingested (same content as {seen[0][0]} in delivery "
+                          f"{mask_folder_name(seen[0][1])})")
         if seen[0][0] != source:  # a copy sent again (the same file seen every night is not news)
             result.duplicate_of = seen[0][0]
         return result
@@ -349,7 +350,8 @@ def _file_state(path: Path) -> tuple[int, int, int]:
 
 def _changed_while_read(delivery: str, source: str) -> IngestError:
     """The error (its delivery rolled back) for a file that changed after it was hashed."""
-    return IngestError(f"delivery {mask_folder_name(delivery)} was rolled back: {mask_ids_in_text(source)} changed while it was being "
+    return IngestError(f"delivery {mask_folder_name(delivery)} was rolled back: {mask_ids_in_text(source)} "
+                       "changed while it was being "
                       "read (copied over or exported again during the night?): run again once the file is complete")
 
 
@@ -666,7 +668,8 @@ def _fail(con, result: FileResult, source: str, problem: str,
         # message names the file whose rejected rows hold them
         result.rows_rejected, result.rejected_by_reason = 0, {}
         (first_source, first_delivery), = already
-        result.already_recorded = (f"same content as {first_source} in delivery {mask_folder_name(first_delivery)}: its rejected "
+        result.already_recorded = (f"same content as {first_source} in delivery {mask_folder_name(first_delivery)}: "
+                                   "its rejected "
                                    f"rows are recorded under that name" if first_source != source else
                                    f"rejected rows already recorded in delivery {mask_folder_name(first_delivery)}")
         result.message += f" ({result.already_recorded})"

@@ -439,7 +439,8 @@ def check_deliveries(
                 # files whose rows a later delivery read the same night replaced, every one: said,
                 # not skipped without a word (their rows are no longer there to check)
                 report.checked += 1
-                report.warnings.append(f"{mask_folder_name(delivery)} {kind}: all {added} row(s) it added were replaced by a later "
+                report.warnings.append(f"{mask_folder_name(delivery)} {kind}: all {added} row(s) it added were "
+                                       "replaced by a later "
                                        "delivery read the same night; none of its rows is left to check")
                 rows_out.append((run_id, delivery, kind, "rows_left_to_check", None, False,
                                  json.dumps({"rows_accepted": int(added), "rows_left": 0})))
