@@ -62,8 +62,8 @@ def mask_ids_in_text(text: object) -> str:
     # a card number (the alternative in groups of four) masked as an account, as everywhere else
     quoted = {m.group(3) for m in _CONVERTED_VALUE.finditer(str(text)) if m.group(3)}
     text = _CONVERTED_VALUE.sub(lambda m: m.group(1) + _first_character_only(m.group(3)) + m.group(4), str(text))
-    for value in sorted(quoted, key=len, reverse=True):  # said again (strptime's error shows it on a line of its own)
-        text = text.replace(value, _first_character_only(value))
+    for value in quoted:  # strptime's error says it again on a line of its own (not elsewhere: a date, a number)
+        text = re.sub(f"(?m)^{re.escape(value)}$", lambda _: _first_character_only(value), text)
     text = _FILE_NAME_IN_TEXT.sub(_file_name_masked, text)
     return mask_numbers_in_text(text)
 
@@ -82,9 +82,35 @@ def mask_numbers_in_text(text: str, free_text: bool = False) -> str:
     return _MOBILE_IN_TEXT.sub(lambda m: _mobile_masked(m.group(0).translate(_ASCII), free_text), text)
 
 
-def holds_grouped_number(text: str) -> bool:
-    """Whether `text` holds an ID number or a card number typed in groups (360102 19510103 8028)."""
-    return _GROUPED_IN_TEXT.search(text) is not None
+def holds_id_number(text: str) -> bool:
+    """Whether `text` holds an ID number — 18 characters whose check digit is right and whose birth
+    date is a day, or a legacy 15-digit one whose date is — written plainly, in full-width digits or in
+    groups (360102 19510103 8028). A name or a code holds numbers of its own (a batch 123456789012,
+    an agency 360102-000001-001, a stamp 202612020930150): only one shaped as a person's is masked."""
+    from .normalise import check_digit
+
+    for m in (*_NUMBER_IN_TEXT.finditer(text), *_GROUPED_IN_TEXT.finditer(text)):
+        digits = "".join(c for c in m.group(0).translate(_ASCII) if c.isalnum()).upper()
+        if digits[:2] not in _PROVINCES:
+            continue
+        if len(digits) == 18 and digits[:17].isdigit() and check_digit(digits[:17]) == digits[17] \
+                and _a_day(digits[6:14]):
+            return True
+        if len(digits) == 15 and digits.isdigit() and _a_day("19" + digits[6:12]):
+            return True
+    return False
+
+
+# The provinces' codes an ID number opens with (GB/T 2260): no time stamp opens so (19…, 20…)
+_PROVINCES = {"11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42",
+              "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82"}
+
+
+def _a_day(yyyymmdd: str) -> bool:
+    try:
+        return dt.date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8])).year >= 1900
+    except ValueError:
+        return False
 
 
 def _mobile_masked(digits: str, free_text: bool) -> str:
@@ -99,8 +125,9 @@ def _mobile_masked(digits: str, free_text: bool) -> str:
 # (DuckDB's wordings: "Could not convert/parse/decode string '…'", "… conversion of string "…"",
 # "Type VARCHAR with value '…'", "time field value out of range: "…"", "invalid date field format:
 # "…"", JSON's "Input: "…""; a message cut at its first line may have lost the closing quote)
-_CONVERTED_VALUE = re.compile(r"""((?:\bstring|\bvalue|out of range:|field format:|Input:) (['"]))(.*?)(\2|$)""",
-                              re.DOTALL)
+_CONVERTED_VALUE = re.compile(
+    r"""((?:Could not (?:convert|parse|decode) string|conversion of string|Type VARCHAR with value|"""
+    r"""field value out of range:|field format:|Input:) (['"]))(.*?)(\2|$)""", re.DOTALL)
 
 
 def _first_character_only(value: str) -> str:
@@ -152,6 +179,8 @@ def _named_after_a_person_masked(name: str) -> str:
 
 def mask_folder_name(name: str) -> str:
     """A delivery folder's name as shown anywhere — console, logs, Data Docs, the dashboard: one named
-    after a person (2026-12-21_张三丰_<ID number>, a supplementary delivery about one case) as a file so
-    named is shown (the name's first character, the number masked); a dated one (2026-11-21) as it is."""
-    return mask_numbers_in_text(_named_after_a_person_masked(name))
+    after a person (2026-12-21_张三丰_<ID number>, a supplementary delivery about one case: it holds an
+    ID number, holds_id_number) as a file so named is shown (the name's first character, the numbers
+    masked); any other (2026-11-21, 2026-11-21_批次123456789012) as it is."""
+    return mask_numbers_in_text(_HAN_RUN.sub(lambda h: _first_character_only(h.group(0)), name)) \
+        if holds_id_number(name) else name

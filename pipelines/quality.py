@@ -127,14 +127,20 @@ create table if not exists quality_checked_files (
 _DOCS_KEY_UNSAFE = re.compile(r"[^0-9A-Za-z\u4e00-\u9fff_.-]")
 
 
-def _docs_key(delivery: str) -> str:
+def _docs_key(con, delivery: str) -> str:
     """The delivery's name as shown (mask_folder_name: one named after a person masked) with every
     character outside letters, digits, Chinese characters and `_.-` written `_` — and, where any
-    was, a short hash of the name as shown, so that two never share (never of the name itself: a
-    hash of an ID number whose middle is masked gives the number back to anyone who tries them)."""
+    was, a short hash, so that two never share: of the name, or — where it was masked — of the
+    name as shown and the content hash of the delivery's first file (two names masked alike, 张三 and
+    张四 of one region and last four digits, stopped the night; a hash of the name itself gives the
+    masked digits back to anyone who tries them all)."""
     shown = mask_folder_name(delivery)
     safe = _DOCS_KEY_UNSAFE.sub("_", shown)
-    return safe if safe == delivery else f"{safe}-{hashlib.sha256(shown.encode('utf-8')).hexdigest()[:8]}"
+    if safe == delivery:
+        return safe
+    told = delivery if shown == delivery else shown + "\0" + str(scalar(
+        con, "select min(file_hash) from ingest_ledger where delivery = $d", {"d": delivery}))
+    return f"{safe}-{hashlib.sha256(told.encode('utf-8')).hexdigest()[:8]}"
 
 
 def ensure_quality_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -464,7 +470,7 @@ def check_deliveries(
                     column="person_id_valid", value_set=[True], mostly=ID_VALID_SHARE))
                 checks.append((f"{kind}_ids", ids, suite))
             for name, data, suite in checks:
-                suite.name = f"{name}.{_docs_key(delivery)}"
+                suite.name = f"{name}.{_docs_key(con, delivery)}"
                 asset = source.add_dataframe_asset(suite.name)
                 batch = asset.add_batch_definition_whole_dataframe("delivery")
                 suite = context.suites.add(suite)

@@ -12,7 +12,7 @@ import unicodedata
 from typing import Any
 
 from .normalise import ACCOUNT_DASHES
-from .privacy import holds_grouped_number, mask_account, mask_id, mask_numbers_in_text
+from .privacy import holds_id_number, mask_account, mask_id, mask_numbers_in_text
 
 # An 18-character 公民身份号码 (last character may be X) not glued to other digits.
 _ID_RE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
@@ -40,13 +40,15 @@ def scrub_text(text: Any) -> Any:
 
 # An agency code is shown in full — unless it holds an ID number or an account: a run of 15 digits
 # or more (an 18-digit 公民身份号码 delivered in the 经办机构编码 column, a column shifted by one; also
-# with more around it, 360702…-01 or A360702…, in full-width digits or typed in groups). Real codes
-# are shorter (360702001), and a 12-digit one stays readable on the province's pages.
+# with more around it, 360702…-01 or A360702…, in full-width digits), or an ID number typed in groups
+# (360102 19510103 8028: by its check digit and birth date — codes are written in groups too,
+# 360102-000001-001, and stay readable). Real codes are shorter (360702001), and a 12-digit one
+# stays readable on the province's pages.
 _LONG_NUMBER_IN_CODE = re.compile(r"(?<![0-9０-９])[0-9０-９]{14,}[0-9０-９XxＸｘ]")
 
 
 def mask_agency_code(code: str | None) -> str | None:
-    if code and (_LONG_NUMBER_IN_CODE.search(code) or holds_grouped_number(code)):
+    if code and (_LONG_NUMBER_IN_CODE.search(code) or holds_id_number(code)):
         return scrub_text(code.strip())
     return code
 

@@ -418,13 +418,15 @@ def test_the_backtest_measures_a_regions_suspects_against_its_own_value_and_a_pa
     assert bt.loc[300001, "suspects"] == 1
     # without a parameter named, every suspect is measured against the value tested
     assert analysis.backtest_threshold(ro, "LARGE_PAYMENT_UNREVIEWED", [30000]).loc[0, "suspects"] == 3
-    with pytest.warns(UserWarning, match="as they are now"):
-        analysis.rule_flags_at(ro, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000],
-                               as_of=date(2026, 10, 21))
+    for earlier in (date(2026, 10, 21), datetime(2026, 10, 21), "2026-10-21"):  # (a datetime: its day)
+        with pytest.warns(UserWarning, match="as they are now"):
+            analysis.rule_flags_at(ro, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000], as_of=earlier)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         analysis.rule_flags_at(ro, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000], as_of=AS_OF)
+        analysis.rule_flags_at(ro, "LARGE_PAYMENT_UNREVIEWED", "large_payment_threshold", [50000],
+                               as_of=datetime(AS_OF.year, AS_OF.month, AS_OF.day))
     with pytest.raises(KeyError, match="no status 'closed'"):
         analysis.suspects_frame(ro, status="closed")  # an empty frame read as "none closed"
     assert set(analysis.suspects_frame(ro, status="已销号")["status"]) == {"已销号"}

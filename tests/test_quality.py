@@ -504,7 +504,37 @@ def test_a_delivery_named_with_markup_is_no_markup_in_the_data_docs(tmp_path):
     assert len(pages) > 3 and unwritten_pages(tmp_path / "out" / "data_docs") == []
     text = "".join(p.read_text(encoding="utf-8") for p in pages)
     assert "onerror=" not in text and "<img src=x" not in text  # (its words stay, as text)
-    assert quality._docs_key(hostile) in text and quality._docs_key("2026-10-21") == "2026-10-21"
+    assert quality._docs_key(None, hostile) in text and quality._docs_key(None, "2026-10-21") == "2026-10-21"
+
+
+def test_two_deliveries_named_after_people_masked_alike_each_get_their_own_data_docs_pages(tmp_path):
+    """A regression probe: folders named 2026-10-21_张三_<ID> and 2026-10-21_张四_<ID'> (one region,
+    the same last four characters) are both shown 2026-10-21_张*_360702********1234: their Data Docs key
+    hashed the name as shown, so the second's suite clashed with the first's and every night failed."""
+    from pipelines.normalise import check_digit
+
+    first = "36070219900101123"
+    one = first + check_digit(first)
+    other = next(b + check_digit(b) for b in (f"360702{1950 + y}0101123" for y in range(40))
+                 if check_digit(b) == one[-1] and b != first)
+    inbox = tmp_path / "inbox"
+    named = [inbox / f"2026-10-21_张三_{one}", inbox / f"2026-10-21_张四_{other}"]
+    delivery_1(inbox).rename(named[0])
+    delivery_2(inbox).rename(named[1])
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox)
+        report = check_deliveries(con, [p.name for p in named], tmp_path / "out", run_id="night-1")
+        keys = [quality._docs_key(con, p.name) for p in named]
+    finally:
+        con.close()
+    assert report.checked > 10
+    shown = f"2026-10-21_张__360702________{one[-4:]}"
+    assert keys[0] != keys[1] and all(k.startswith(shown + "-") for k in keys)
+    pages = {p.name for p in (tmp_path / "out" / "data_docs").rglob("*.html")}
+    assert any(keys[0] in p for p in pages) and any(keys[1] in p for p in pages)
+    text = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "out" / "data_docs").rglob("*.html"))
+    assert one not in text and other not in text and "张三" not in text and "张四" not in text
 
 
 @pytest.mark.parametrize("code", ["360702", "360799", "３６０７０２"])

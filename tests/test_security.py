@@ -452,9 +452,27 @@ def test_an_id_number_inside_an_agency_code_and_a_delivery_named_after_a_person_
     assert mask_agency_code(f"{OTHER}-01") == f"{masked}-01"
     assert mask_agency_code(f"A{OTHER}") == f"A{masked}"
     assert mask_agency_code(GROUPED) == masked and mask_agency_code(FULL_WIDTH) == masked
-    for code in ("360702001", "360702000001", "36070200000123", "3607-02"):  # real codes stay readable
+    # real codes stay readable, also written in groups (a regression probe: the grouped forms of an ID or
+    # a card number masked 360102-000001-001 and told two agencies apart by nothing)
+    for code in ("360702001", "360702000001", "36070200000123", "3607-02", "360102-000001-001",
+                 "3604-0200-1000-0001", "360102-0001-0001-0001", "3607 0200 1000 0001"):
         assert mask_agency_code(code) == code
     assert mask_folder_name(f"2026-12-21_张三丰_{FULL_WIDTH}") == f"2026-12-21_张**_{masked}"
     assert mask_folder_name(f"2026-12-21_{OTHER}") == f"2026-12-21_{masked}"
-    for name in ("2026-11-21", "2026-11-21_补充", "20261202093015_张三丰"):  # no number of a person: as it is
+    assert mask_folder_name(f"2026-12-21_张三丰_{GROUPED}") == f"2026-12-21_张**_{masked}"
+    # no number shaped as a person's: as it is (a stamp, a batch, a number in groups, a wrong check digit)
+    for name in ("2026-11-21", "2026-11-21_补充", "20261202093015_张三丰", "202612020930150",
+                 "2026-11-21_批次123456789012", "2026 1121 1430 0001", f"2026-11-21_张三_{OTHER[:-1]}Y"):
         assert mask_folder_name(name) == name
+
+
+def test_fundwatchs_own_messages_quoting_a_value_are_not_cut_by_the_duckdb_mask():
+    """A regression probe: the mask of the value a DuckDB conversion quotes was widened to any
+    `value '…'` or `string '…'`, and then every other place the value appeared was masked too — a
+    refusal quoting a clerk's cell `value '10'`, a config error, a date later in the message."""
+    from pipelines.privacy import mask_ids_in_text
+    for text in ("追回金额“value '10'”不是金额", "rule_time_limit_minutes: expected minutes, got \"value '10'\"",
+                 "发放日期(paid_on) 不是有效日期: 'value '2026''; 复核时间 '2026-11-21 10:00:00'"):
+        assert mask_ids_in_text(text) == text
+    assert mask_ids_in_text("Could not convert string '20' to INT32 at 2026-11-20") == \
+        "Could not convert string '2*' to INT32 at 2026-11-20"
