@@ -653,8 +653,11 @@ def test_open_store_of_a_file_that_is_no_fundwatch_store_says_so_and_lets_go_of_
     # a threshold in words, and one beside numbers (which did not sort): refused by name, in that cell
     ("tune_threshold", 'THRESHOLDS = "5万"\n', "threshold '5万' is not a number of yuan"),
     ("tune_threshold", 'THRESHOLDS = ["5万", 50000]\n', "threshold '5万' is not a number of yuan"),
+    # a count of days given None beside a number: a bare TypeError of the sorting (an analyst probe)
+    ("tune_threshold", 'RULE_ID = "CERTIFICATION_OVERDUE"\nPARAM = "certification_max_days"\nTHRESHOLDS = [None, "30"]\n',
+     "THRESHOLDS for certification_max_days are numbers: None is not"),
 ], ids=["explore-suspect-id", "explore-rule-id", "explore-agency-code", "tune-rule-id", "tune-threshold-in-words",
-        "tune-threshold-in-words-among-numbers"])
+        "tune-threshold-in-words-among-numbers", "tune-a-count-of-none"])
 def test_a_misspelt_id_stops_the_notebook_where_the_store_is_opened_and_let_go_of(
         tmp_path, monkeypatch, kernel_env, notebook, params, error):
     """Not at a later cell, past which "Run All" never reaches the one closing the store: the kernel
