@@ -441,8 +441,9 @@ def rule_flags_at(con: duckdb.DuckDBPyConnection, rule_id: str, param: str, valu
     as_of = as_of or (run["as_of"] if run and run.get("as_of") else china_today())
     if isinstance(as_of, str):  # '2026-11-21', as suspects_frame's detected_on takes it
         as_of = date.fromisoformat(as_of)
-    day = as_of.date() if isinstance(as_of, datetime) else as_of  # (a datetime or pandas Timestamp: its day)
-    if run and run.get("as_of") and day < date.fromisoformat(str(run["as_of"])[:10]):
+    if isinstance(as_of, datetime):  # a datetime or a pandas Timestamp: its day, as a night binds $as_of
+        as_of = as_of.date()
+    if run and run.get("as_of") and as_of < date.fromisoformat(str(run["as_of"])[:10]):
         warnings.warn(f"rule_flags_at as of {as_of} runs {rule_id} over the store's extracts as they are now, "
                       f"with the deliveries read since (up to the night of {str(run['as_of'])[:10]}): "
                       "not what the night "

@@ -83,22 +83,29 @@ def mask_numbers_in_text(text: str, free_text: bool = False) -> str:
 
 
 def holds_id_number(text: str) -> bool:
-    """Whether `text` holds an ID number — 18 characters whose check digit is right and whose birth
-    date is a day, or a legacy 15-digit one whose date is — written plainly, in full-width digits or in
-    groups (360102 19510103 8028). A name or a code holds numbers of its own (a batch 123456789012,
-    an agency 360102-000001-001, a stamp 202612020930150): only one shaped as a person's is masked."""
+    """Whether `text` holds an 18-character ID number whose check digit is right and whose birth date
+    is a day, written plainly, in full-width digits or in groups (360102 19510103 8028). A code is
+    written in groups of its own (360102-000001-001, 360102-261121-001): only one shaped so is a person's."""
     from .normalise import check_digit
 
     for m in (*_NUMBER_IN_TEXT.finditer(text), *_GROUPED_IN_TEXT.finditer(text)):
         digits = "".join(c for c in m.group(0).translate(_ASCII) if c.isalnum()).upper()
-        if digits[:2] not in _PROVINCES:
-            continue
-        if len(digits) == 18 and digits[:17].isdigit() and check_digit(digits[:17]) == digits[17] \
-                and _a_day(digits[6:14]):
-            return True
-        if len(digits) == 15 and digits.isdigit() and _a_day("19" + digits[6:12]):
+        if len(digits) == 17 and text[m.end():m.end() + 1].translate(_ASCII).upper() == "X":
+            digits += "X"  # in groups of four, the card pattern's last group leaves the check character out
+        if digits[:2] in _PROVINCES and len(digits) == 18 and digits[:17].isdigit() \
+                and check_digit(digits[:17]) == digits[17] and _a_day(digits[6:14]):
             return True
     return False
+
+
+def _holds_a_persons_number(name: str, digits: int) -> bool:
+    """Whether a name holds a number that may be a person's: a run of `digits` digits or more (an ID
+    number, also one Excel or a clerk mistyped; a bank card), a mobile number, or an ID or card number
+    in groups — none of them a time stamp (202612020930150, 2026 1121 1430 0001)."""
+    return any(len(n) >= digits and not _stamped(n)
+               for n in (m.group(0).translate(_ASCII) for m in _NUMBER_IN_TEXT.finditer(name))) \
+        or any(not _stamped(m.group(0).translate(_ASCII))
+               for pattern in (_MOBILE_IN_TEXT, _GROUPED_IN_TEXT) for m in pattern.finditer(name))
 
 
 # The provinces' codes an ID number opens with (GB/T 2260): no time stamp opens so (19…, 20…)
@@ -125,9 +132,12 @@ def _mobile_masked(digits: str, free_text: bool) -> str:
 # (DuckDB's wordings: "Could not convert/parse/decode string '…'", "… conversion of string "…"",
 # "Type VARCHAR with value '…'", "time field value out of range: "…"", "invalid date field format:
 # "…"", JSON's "Input: "…""; a message cut at its first line may have lost the closing quote)
+# A value holding its own quote mark (张"三丰) ends at a quote mark followed by what follows a quoted
+# value in a message (a comma, a stop, a space, the line's end).
 _CONVERTED_VALUE = re.compile(
     r"""((?:Could not (?:convert|parse|decode) string|conversion of string|Type VARCHAR with value|"""
-    r"""field value out of range:|field format:|Input:) (['"]))(.*?)(\2|$)""", re.DOTALL)
+    r"""field value out of range:|field format:|Input:|Failed to cast value to numerical:|extract specifier|"""
+    r"""Unknown TimeZone|but got VARCHAR:) (['"]))(.*?)(\2(?=[\s,.!:;)]|$)|$)""", re.DOTALL | re.MULTILINE)
 
 
 def _first_character_only(value: str) -> str:
@@ -170,17 +180,16 @@ def _file_name_masked(m: re.Match) -> str:
     return _named_after_a_person_masked(m.group(0))
 
 
-def _named_after_a_person_masked(name: str) -> str:
-    personal = any(not _stamped(n.group(0).translate(_ASCII))
-                   for pattern in (_NUMBER_IN_TEXT, _MOBILE_IN_TEXT) for n in pattern.finditer(name)) \
-        or _GROUPED_IN_TEXT.search(name)
+def _named_after_a_person_masked(name: str, digits: int = 12) -> str:
+    personal = _holds_a_persons_number(name, digits)
     return _HAN_RUN.sub(lambda h: _first_character_only(h.group(0)), name) if personal else name
 
 
 def mask_folder_name(name: str) -> str:
     """A delivery folder's name as shown anywhere — console, logs, Data Docs, the dashboard: one named
-    after a person (2026-12-21_张三丰_<ID number>, a supplementary delivery about one case: it holds an
-    ID number, holds_id_number) as a file so named is shown (the name's first character, the numbers
-    masked); any other (2026-11-21, 2026-11-21_批次123456789012) as it is."""
-    return mask_numbers_in_text(_HAN_RUN.sub(lambda h: _first_character_only(h.group(0)), name)) \
-        if holds_id_number(name) else name
+    after a person (2026-12-21_张三丰_<ID number>, a supplementary delivery about one case: it holds a
+    number of 15 digits or more, a mobile number, or one in groups) as a file so named is shown (the
+    name's first character, the numbers masked); any other (2026-11-21, 2026-11-21_批次123456789012,
+    a stamp 202612020930150) as it is."""
+    return mask_numbers_in_text(_named_after_a_person_masked(name, 15)) \
+        if _holds_a_persons_number(name, 15) else name

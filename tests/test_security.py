@@ -426,7 +426,10 @@ def test_numbers_in_a_bank_memo_are_masked_in_the_analysts_drill_down_in_every_f
 @pytest.mark.parametrize("sql", [
     "select cast(v as time)", "select cast(v as date)", "select cast(v as timestamp)", "select cast(v as int[])",
     "select cast(v as struct(a int))", "select cast(v as map(int, int))", "select v::blob", "select from_base64(v)",
-    "select strptime(v, '%Y')", "select cast(v as decimal(18, 2))", "select json(v)"])
+    "select strptime(v, '%Y')", "select cast(v as decimal(18, 2))", "select json(v)",
+    # (a second regression probe: more of DuckDB's wordings quote the value)
+    "select to_json(v)::int", "select date_part(v, current_date)", "select timezone(v, now())",
+    "select to_json(v)::struct(a int)"])
 def test_a_name_a_rules_sql_could_not_convert_is_masked_in_each_of_duckdbs_wordings(sql):
     """A privacy audit: DuckDB quotes the value it could not convert in more wordings than 'Could not
     convert string' (time field value out of range: "…", Type VARCHAR with value '…', … conversion of
@@ -460,10 +463,17 @@ def test_an_id_number_inside_an_agency_code_and_a_delivery_named_after_a_person_
     assert mask_folder_name(f"2026-12-21_张三丰_{FULL_WIDTH}") == f"2026-12-21_张**_{masked}"
     assert mask_folder_name(f"2026-12-21_{OTHER}") == f"2026-12-21_{masked}"
     assert mask_folder_name(f"2026-12-21_张三丰_{GROUPED}") == f"2026-12-21_张**_{masked}"
-    # no number shaped as a person's: as it is (a stamp, a batch, a number in groups, a wrong check digit)
+    # a number that may be a person's though no valid ID number: mistyped, a mobile, a card (a second probe)
+    assert mask_folder_name(f"2026-11-21_李雷_{OTHER[:-1]}Y") == f"2026-11-21_李*_{OTHER[:4]}*********{OTHER[13:17]}Y"
+    assert mask_folder_name("2026-11-21_王五_13812345678") == "2026-11-21_王*_138****5678"
+    assert mask_folder_name("2026-11-21_王五_6217001234567890123") == "2026-11-21_王*_6217***********0123"
+    # none that may be a person's: as it is (a stamp, a batch number, a stamp typed in groups)
     for name in ("2026-11-21", "2026-11-21_补充", "20261202093015_张三丰", "202612020930150",
-                 "2026-11-21_批次123456789012", "2026 1121 1430 0001", f"2026-11-21_张三_{OTHER[:-1]}Y"):
+                 "2026-11-21_批次123456789012", "2026 1121 1430 0001"):
         assert mask_folder_name(name) == name
+    assert mask_agency_code(f"{OTHER[:4]} {OTHER[4:8]} {OTHER[8:12]} {OTHER[12:16]} {OTHER[16:]}") != \
+        f"{OTHER[:4]} {OTHER[4:8]} {OTHER[8:12]} {OTHER[12:16]} {OTHER[16:]}"
+    assert mask_agency_code("360102-261121-001") == "360102-261121-001"  # a code, not a legacy ID in groups
 
 
 def test_fundwatchs_own_messages_quoting_a_value_are_not_cut_by_the_duckdb_mask():
@@ -476,3 +486,6 @@ def test_fundwatchs_own_messages_quoting_a_value_are_not_cut_by_the_duckdb_mask(
         assert mask_ids_in_text(text) == text
     assert mask_ids_in_text("Could not convert string '20' to INT32 at 2026-11-20") == \
         "Could not convert string '2*' to INT32 at 2026-11-20"
+    # a value holding its own quote mark is masked whole
+    assert mask_ids_in_text('invalid date field format: "张"三丰", expected format is (YYYY-MM-DD)') == \
+        'invalid date field format: "张***", expected format is (YYYY-MM-DD)'
