@@ -27,7 +27,7 @@ from polars.exceptions import PanicException
 from . import readers
 from .clock import china_now, china_today
 from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
-from .privacy import mask_folder_name, mask_ids_in_text
+from .privacy import mask_folder_name, mask_ids_in_text, mask_path
 from .readers import (WHOLE_FILE, CsvPieces, FileProblem, HeaderProblem, RawFrame, ReadWhole, abridge, csv_piece_frame,
                       csv_plan, header_text, in_utf8, is_big_csv, map_headers, parquet_columns, problem_in, read_raw,
                       refuse_parquet_too_large, title_line_hint, unread_columns_note, unreadable_parquet)
@@ -132,8 +132,8 @@ def list_deliveries(inbox: Path) -> list[tuple[str, list[Path]]]:
                 # too long, then named as a link to a disk not mounted
                 target = (Path(root) / d).resolve()
                 if target == Path(root).resolve() or target in Path(root).resolve().parents:
-                    raise IngestError(f"inbox entry {mask_ids_in_text(path_text(Path(root) / d))} is a link to "
-                                      f"{mask_ids_in_text(path_text(target))}, a folder it is in (a loop): "
+                    raise IngestError(f"inbox entry {mask_path(path_text(Path(root) / d))} is a link to "
+                                      f"{mask_path(path_text(target))}, a folder it is in (a loop): "
                                       "remove the link, then run again")
             for name in names:
                 p = Path(root) / name
@@ -161,8 +161,8 @@ def _within(file: Path, folder: Path, where: Path | None = None) -> Path:
         target = file.resolve()
         homes = {folder.resolve(), (where or folder).resolve()}
         if not any(home in target.parents for home in homes):
-            raise IngestError(f"inbox entry {mask_ids_in_text(path_text(file))} is a link to "
-                              f"{mask_ids_in_text(path_text(target))}, outside its delivery folder: fundwatch "
+            raise IngestError(f"inbox entry {mask_path(path_text(file))} is a link to "
+                              f"{mask_path(path_text(target))}, outside its delivery folder: fundwatch "
                               "reads no file from outside the inbox through a link — copy the file into the "
                               "folder (or link the whole delivery folder), then run again")
     return file
@@ -170,13 +170,13 @@ def _within(file: Path, folder: Path, where: Path | None = None) -> Path:
 
 def _readable(p: Path) -> Path:
     if p.is_symlink() and not p.exists():
-        raise IngestError(f"inbox entry {mask_ids_in_text(path_text(p))} is a link to "
-                          f"{mask_ids_in_text(path_text(os.readlink(p)))}, "
+        raise IngestError(f"inbox entry {mask_path(path_text(p))} is a link to "
+                          f"{mask_path(path_text(os.readlink(p)))}, "
                           "which is not there (a disk not mounted?): mount it or remove the link, then run again")
     if not p.is_file() and not p.is_dir():
         # a named pipe, socket or device: reading one may never end, passing it over lost without
         # a word what a writer was piping in as an extract
-        raise IngestError(f"inbox entry {mask_ids_in_text(path_text(p))} is {_kind_of_entry(p)}, not a file: "
+        raise IngestError(f"inbox entry {mask_path(path_text(p))} is {_kind_of_entry(p)}, not a file: "
                           "fundwatch reads only files — put the extract there as a file (or remove it), then run again")
     return p
 
@@ -191,7 +191,7 @@ def _kind_of_entry(p: Path) -> str:
 
 
 def _unreadable(exc: OSError) -> None:
-    raise IngestError(f"inbox folder {mask_ids_in_text(path_text(exc.filename))} cannot be read ({exc.strerror or exc}): "
+    raise IngestError(f"inbox folder {mask_path(path_text(exc.filename))} cannot be read ({exc.strerror or exc}): "
                       "its files would be passed over — fix its permissions, then run again") from exc
 
 

@@ -60,10 +60,11 @@ def mask_ids_in_text(text: object) -> str:
     conversion error quotes but its first character. The rest of the message is left as it was
     written."""
     # a card number (the alternative in groups of four) masked as an account, as everywhere else
-    quoted = {m.group(3) for m in _CONVERTED_VALUE.finditer(str(text)) if m.group(3)}
-    text = _CONVERTED_VALUE.sub(lambda m: m.group(1) + _first_character_only(m.group(3)) + m.group(4), str(text))
-    for value in quoted:  # strptime's error says it again on a line of its own (not elsewhere: a date, a number)
-        text = re.sub(f"(?m)^{re.escape(value)}$", lambda _: _first_character_only(value), text)
+    text = _CONVERTED_VALUE.sub(lambda m: m.group(1) + _first_character_only(m.group(3) if m.group(4) else m.group(5))
+                                + (m.group(4) or ""), str(text))
+    # strptime's error says the value again on a line of its own, a caret line under it
+    text = _ECHOED_VALUE.sub(lambda m: _first_character_only(m.group(1)) + m.group(2), text)
+    text = _REGEX_PATTERN.sub(lambda m: m.group(1) + _first_character_only(m.group(2)), text)
     text = _FILE_NAME_IN_TEXT.sub(_file_name_masked, text)
     return mask_numbers_in_text(text)
 
@@ -99,13 +100,34 @@ def holds_id_number(text: str) -> bool:
 
 
 def _holds_a_persons_number(name: str, digits: int) -> bool:
-    """Whether a name holds a number that may be a person's: a run of `digits` digits or more (an ID
-    number, also one Excel or a clerk mistyped; a bank card), a mobile number, or an ID or card number
-    in groups — none of them a time stamp (202612020930150, 2026 1121 1430 0001)."""
+    """Whether a name holds a number that may be a person's: a run of `digits` digits or more that is
+    no time stamp (an ID number, also one Excel or a clerk mistyped; a bank card), a mobile number
+    (also +86 and one whose digits read as a date, 19901011234), or in groups an ID number or a card
+    number by its check digit (codes and stamps are grouped too: 360102-000001-001, 2026 1121 1430 0001)."""
+    from .normalise import check_digit
+
+    def a_persons(grouped: str) -> bool:
+        d = grouped.translate(_ASCII).upper()
+        if len(d) == 18:
+            return d[:17].isdigit() and check_digit(d[:17]) == d[17]
+        return 16 <= len(d) <= 19 and d.isdigit() and _luhn(d)
+
     return any(len(n) >= digits and not _stamped(n)
                for n in (m.group(0).translate(_ASCII) for m in _NUMBER_IN_TEXT.finditer(name))) \
-        or any(not _stamped(m.group(0).translate(_ASCII))
-               for pattern in (_MOBILE_IN_TEXT, _GROUPED_IN_TEXT) for m in pattern.finditer(name))
+        or _MOBILE_IN_TEXT.search(name) is not None or _MOBILE_86.search(name) is not None \
+        or any(a_persons(m.group(0)) for m in _GROUPED_IN_TEXT.finditer(name))
+
+
+_MOBILE_86 = re.compile(r"(?<![0-9０-９])\+?86 ?1[3-9][0-9]{9}(?![0-9０-９])")
+
+
+def _luhn(digits: str) -> bool:
+    """A bank card number's check digit (ISO/IEC 7812)."""
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        n = int(c) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
 
 
 # The provinces' codes an ID number opens with (GB/T 2260): no time stamp opens so (19…, 20…)
@@ -132,12 +154,17 @@ def _mobile_masked(digits: str, free_text: bool) -> str:
 # (DuckDB's wordings: "Could not convert/parse/decode string '…'", "… conversion of string "…"",
 # "Type VARCHAR with value '…'", "time field value out of range: "…"", "invalid date field format:
 # "…"", JSON's "Input: "…""; a message cut at its first line may have lost the closing quote)
-# A value holding its own quote mark (张"三丰) ends at a quote mark followed by what follows a quoted
-# value in a message (a comma, a stop, a space, the line's end).
+# A value may hold its own quote marks (张' 三丰): it runs to the line's last such mark that ends a
+# quotation (a space, a stop, the line's end after it; not can't) — past one, in strptime's wording,
+# the format specifier is masked with it (the rule's author has it in the SQL).
 _CONVERTED_VALUE = re.compile(
     r"""((?:Could not (?:convert|parse|decode) string|conversion of string|Type VARCHAR with value|"""
     r"""field value out of range:|field format:|Input:|Failed to cast value to numerical:|extract specifier|"""
-    r"""Unknown TimeZone|but got VARCHAR:) (['"]))(.*?)(\2(?=[\s,.!:;)]|$)|$)""", re.DOTALL | re.MULTILINE)
+    r"""Unknown TimeZone|but got VARCHAR:) (['"]))(?:([^\n]*)(\2)(?=[\s,.!:;)]|$)|([^\n]*)$)""", re.MULTILINE)
+_ECHOED_VALUE = re.compile(r"^([^\n]+)(\n[ \t]*\^[ \t]*)$", re.MULTILINE)
+# A regular expression a rule built from a value (name || '('): RE2's error quotes it unquoted
+_REGEX_PATTERN = re.compile(r"((?:missing|unexpected|invalid|trailing|missing argument to repetition operator:)"
+                            r" [^\n:]{0,40}?\): |(?:missing|unexpected) \): )([^\n]+)$", re.MULTILINE)
 
 
 def _first_character_only(value: str) -> str:
@@ -170,19 +197,28 @@ def _stamped(digits: str) -> bool:
 # At most 255 characters each, as a file system's name, and starting where a name can (after a
 # separator): unbounded, a 9,000-character refused cell was scanned to its end from each of its
 # characters (100 such rows took 25 s to mask; bounded but not anchored 2.4 s; both 0.02 s).
+# A name written before the number with a space (张三丰 360702….csv) is taken with it.
 _NAME_CHAR = r"[^\s/\\'\":：,，;；]"
-_FILE_NAME_IN_TEXT = re.compile(rf"(?<!{_NAME_CHAR})(?:{_NAME_CHAR}{{1,255}}[/\\])?{_NAME_CHAR}{{1,255}}"
-                                r"\.(?:csv|xlsx|xlsm|xls|parquet|txt)\b", re.IGNORECASE)
+_FILE_NAME_IN_TEXT = re.compile(rf"(?<!{_NAME_CHAR})(?:[\u3400-\u9fff]{{2,8}}[ \u3000])?"
+                                rf"(?:{_NAME_CHAR}{{1,255}}[/\\])?{_NAME_CHAR}{{1,255}}"
+                                r"\.(?:csv|xlsx|xlsm|xls|et|ods|parquet|txt|tsv|json|zip|7z|rar)\b", re.IGNORECASE)
 _HAN_RUN = re.compile(r"[\u3400-\u9fff\U00020000-\U0003ffff]{2,}")
 
 
 def _file_name_masked(m: re.Match) -> str:
-    return _named_after_a_person_masked(m.group(0))
+    # its folder judged as a folder (mask_folder_name: 批次123456789012 is no person's), the file as a file
+    folder, sep, name = m.group(0).rpartition("/" if "/" in m.group(0) else "\\")
+    return (_named_after_a_person_masked(folder, 15) if sep else "") + sep + _named_after_a_person_masked(name)
 
 
 def _named_after_a_person_masked(name: str, digits: int = 12) -> str:
     personal = _holds_a_persons_number(name, digits)
     return _HAN_RUN.sub(lambda h: _first_character_only(h.group(0)), name) if personal else name
+
+
+def mask_path(path: str) -> str:
+    """A path in a message (an inbox entry that is a link or a FIFO): each folder of it as a folder."""
+    return mask_ids_in_text("/".join(mask_folder_name(part) for part in str(path).split("/")))
 
 
 def mask_folder_name(name: str) -> str:
@@ -191,5 +227,6 @@ def mask_folder_name(name: str) -> str:
     number of 15 digits or more, a mobile number, or one in groups) as a file so named is shown (the
     name's first character, the numbers masked); any other (2026-11-21, 2026-11-21_批次123456789012,
     a stamp 202612020930150) as it is."""
-    return mask_numbers_in_text(_named_after_a_person_masked(name, 15)) \
+    # (its numbers as free text's: a mobile whose digits read as a date, 19901011234, is no stamp here)
+    return mask_numbers_in_text(_named_after_a_person_masked(name, 15), free_text=True) \
         if _holds_a_persons_number(name, 15) else name

@@ -38,17 +38,16 @@ def scrub_text(text: Any) -> Any:
     return mask_numbers_in_text(text, free_text=True)
 
 
-# An agency code is shown in full — unless it holds an ID number or an account: a run of 15 digits
-# or more (an 18-digit 公民身份号码 delivered in the 经办机构编码 column, a column shifted by one; also
-# with more around it, 360702…-01 or A360702…, in full-width digits), or an ID number typed in groups
-# (360102 19510103 8028: by its check digit and birth date — codes are written in groups too,
-# 360102-000001-001, and stay readable). Real codes are shorter (360702001), and a 12-digit one
-# stays readable on the province's pages.
-_LONG_NUMBER_IN_CODE = re.compile(r"(?<![0-9０-９])[0-9０-９]{14,}[0-9０-９XxＸｘ]")
+# An agency code is shown in full — unless it is an ID number or an account: 15 digits or more (an
+# 18-digit 公民身份号码 delivered in the 经办机构编码 column, a column shifted by one), or it holds an ID
+# number (by its province, birth date and check digit) with more around it (360702…-01, A360702…), in
+# full-width digits or typed in groups. Real codes are shorter (360702001) or codes of their own
+# shape — grouped (360102-000001-001) or a 统一社会信用代码 (12360100491012345K) — and stay readable.
+_CODE_TOO_LONG = re.compile(r"[0-9０-９]{14,}[0-9０-９XxＸｘ]")
 
 
 def mask_agency_code(code: str | None) -> str | None:
-    if code and (_LONG_NUMBER_IN_CODE.search(code) or holds_id_number(code)):
+    if code and (_CODE_TOO_LONG.fullmatch(code.strip()) or holds_id_number(code)):
         return scrub_text(code.strip())
     return code
 

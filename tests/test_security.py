@@ -190,6 +190,10 @@ GROUPED = f"{OTHER[:6]} {OTHER[6:14]} {OTHER[14:]}"
 CARD = "6222 0000 0000 0004 4444"
 
 
+def masked_id(person_id: str) -> str:
+    return f"{person_id[:6]}********{person_id[-4:]}"
+
+
 def _forms_absent(text: str) -> None:
     for form in (OTHER, FULL_WIDTH, GROUPED, OTHER[:6] + "-" + OTHER[6:14] + "-" + OTHER[14:], CARD, "4444 4"):
         assert form not in text, form
@@ -429,7 +433,10 @@ def test_numbers_in_a_bank_memo_are_masked_in_the_analysts_drill_down_in_every_f
     "select strptime(v, '%Y')", "select cast(v as decimal(18, 2))", "select json(v)",
     # (a second regression probe: more of DuckDB's wordings quote the value)
     "select to_json(v)::int", "select date_part(v, current_date)", "select timezone(v, now())",
-    "select to_json(v)::struct(a int)"])
+    "select to_json(v)::struct(a int)",
+    # (a third: a regular expression built from the value, and a value holding its own quote marks)
+    "select regexp_matches('a', v || '(')", "select cast(v || ''', ' || v as int)",
+    "select cast(v || ''' x' as date)"])
 def test_a_name_a_rules_sql_could_not_convert_is_masked_in_each_of_duckdbs_wordings(sql):
     """A privacy audit: DuckDB quotes the value it could not convert in more wordings than 'Could not
     convert string' (time field value out of range: "…", Type VARCHAR with value '…', … conversion of
@@ -467,10 +474,14 @@ def test_an_id_number_inside_an_agency_code_and_a_delivery_named_after_a_person_
     assert mask_folder_name(f"2026-11-21_李雷_{OTHER[:-1]}Y") == f"2026-11-21_李*_{OTHER[:4]}*********{OTHER[13:17]}Y"
     assert mask_folder_name("2026-11-21_王五_13812345678") == "2026-11-21_王*_138****5678"
     assert mask_folder_name("2026-11-21_王五_6217001234567890123") == "2026-11-21_王*_6217***********0123"
-    # none that may be a person's: as it is (a stamp, a batch number, a stamp typed in groups)
+    assert mask_folder_name("2026-11-21_李四光_19901011234") == "2026-11-21_李**_199****1234"  # no stamp here
+    assert mask_folder_name("2026-11-21_赵六_+8613812345678") == "2026-11-21_赵*_+8613*****5678"
+    # none that may be a person's: as it is (a stamp, a batch number, a stamp or an agency's code in groups)
     for name in ("2026-11-21", "2026-11-21_补充", "20261202093015_张三丰", "202612020930150",
-                 "2026-11-21_批次123456789012", "2026 1121 1430 0001"):
+                 "2026-11-21_批次123456789012", "2026 1121 1430 0001", "2026-11-21_360102-000001-001",
+                 "2026-11-21_3604-0200-1000-0001"):
         assert mask_folder_name(name) == name
+    assert mask_agency_code("12360100491012345K") == "12360100491012345K"  # a 统一社会信用代码 is a code
     assert mask_agency_code(f"{OTHER[:4]} {OTHER[4:8]} {OTHER[8:12]} {OTHER[12:16]} {OTHER[16:]}") != \
         f"{OTHER[:4]} {OTHER[4:8]} {OTHER[8:12]} {OTHER[12:16]} {OTHER[16:]}"
     assert mask_agency_code("360102-261121-001") == "360102-261121-001"  # a code, not a legacy ID in groups
@@ -486,6 +497,13 @@ def test_fundwatchs_own_messages_quoting_a_value_are_not_cut_by_the_duckdb_mask(
         assert mask_ids_in_text(text) == text
     assert mask_ids_in_text("Could not convert string '20' to INT32 at 2026-11-20") == \
         "Could not convert string '2*' to INT32 at 2026-11-20"
+    # a folder in a path (an inbox entry that is a FIFO), a name written before the number, other suffixes
+    from pipelines.privacy import mask_path
+    assert mask_path("/data/inbox/2026-11-21_孙八_13912345678/readme") == "/data/inbox/2026-11-21_孙*_139****5678/readme"
+    assert mask_ids_in_text(f"张三丰 {OTHER}.csv 无法读取") == f"张** {masked_id(OTHER)}.csv 无法读取"
+    assert mask_ids_in_text(f"张三丰_{OTHER}.json") == f"张**_{masked_id(OTHER)}.json"
+    # a batch folder beside a file: judged as a folder (its Chinese kept; a long number masked as ever)
+    assert mask_ids_in_text("2026-11-21_批次123456789012/payments_x.csv: no header").startswith("2026-11-21_批次")
     # a value holding its own quote mark is masked whole
     assert mask_ids_in_text('invalid date field format: "张"三丰", expected format is (YYYY-MM-DD)') == \
         'invalid date field format: "张***", expected format is (YYYY-MM-DD)'
