@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from .normalise import ACCOUNT_DASHES
+from .normalise import ACCOUNT_DASHES, check_digit
 
 
 def mask_id(person_id: str | None) -> str | None:
@@ -87,16 +87,18 @@ def holds_id_number(text: str) -> bool:
     """Whether `text` holds an 18-character ID number whose check digit is right and whose birth date
     is a day, written plainly, in full-width digits or in groups (360102 19510103 8028). A code is
     written in groups of its own (360102-000001-001, 360102-261121-001): only one shaped so is a person's."""
-    from .normalise import check_digit
-
     for m in (*_NUMBER_IN_TEXT.finditer(text), *_GROUPED_IN_TEXT.finditer(text)):
         digits = "".join(c for c in m.group(0).translate(_ASCII) if c.isalnum()).upper()
         if len(digits) == 17 and text[m.end():m.end() + 1].translate(_ASCII).upper() == "X":
             digits += "X"  # in groups of four, the card pattern's last group leaves the check character out
-        if digits[:2] in _PROVINCES and len(digits) == 18 and digits[:17].isdigit() \
-                and check_digit(digits[:17]) == digits[17] and _a_day(digits[6:14]):
+        if digits[:2] in _PROVINCES and _check_digit_ok(digits) and _a_day(digits[6:14]):
             return True
     return False
+
+
+def _check_digit_ok(digits: str) -> bool:
+    """An 18-character ID number's last character is its check digit (GB 11643)."""
+    return len(digits) == 18 and digits[:17].isdigit() and check_digit(digits[:17]) == digits[17]
 
 
 def _holds_a_persons_number(name: str, digits: int) -> bool:
@@ -104,13 +106,9 @@ def _holds_a_persons_number(name: str, digits: int) -> bool:
     no time stamp (an ID number, also one Excel or a clerk mistyped; a bank card), a mobile number
     (also +86 and one whose digits read as a date, 19901011234), or in groups an ID number or a card
     number by its check digit (codes and stamps are grouped too: 360102-000001-001, 2026 1121 1430 0001)."""
-    from .normalise import check_digit
-
     def a_persons(grouped: str) -> bool:
         d = grouped.translate(_ASCII).upper()
-        if len(d) == 18:
-            return d[:17].isdigit() and check_digit(d[:17]) == d[17]
-        return 16 <= len(d) <= 19 and d.isdigit() and _luhn(d)
+        return _check_digit_ok(d) if len(d) == 18 else 16 <= len(d) <= 19 and d.isdigit() and _luhn(d)
 
     return any(len(n) >= digits and not _stamped(n)
                for n in (m.group(0).translate(_ASCII) for m in _NUMBER_IN_TEXT.finditer(name))) \
@@ -164,7 +162,7 @@ _CONVERTED_VALUE = re.compile(
 _ECHOED_VALUE = re.compile(r"^([^\n]+)(\n[ \t]*\^[ \t]*)$", re.MULTILINE)
 # A regular expression a rule built from a value (name || '('): RE2's error quotes it unquoted
 _REGEX_PATTERN = re.compile(r"((?:missing|unexpected|invalid|trailing|missing argument to repetition operator:)"
-                            r" [^\n:]{0,40}?\): |(?:missing|unexpected) \): )([^\n]+)$", re.MULTILINE)
+                            r" [^\n:]{0,40}?\): )([^\n]+)$", re.MULTILINE)
 
 
 def _first_character_only(value: str) -> str:
@@ -212,8 +210,11 @@ def _file_name_masked(m: re.Match) -> str:
 
 
 def _named_after_a_person_masked(name: str, digits: int = 12) -> str:
-    personal = _holds_a_persons_number(name, digits)
-    return _HAN_RUN.sub(lambda h: _first_character_only(h.group(0)), name) if personal else name
+    return _chinese_masked(name) if _holds_a_persons_number(name, digits) else name
+
+
+def _chinese_masked(name: str) -> str:
+    return _HAN_RUN.sub(lambda h: _first_character_only(h.group(0)), name)
 
 
 def mask_path(path: str) -> str:
@@ -228,5 +229,4 @@ def mask_folder_name(name: str) -> str:
     name's first character, the numbers masked); any other (2026-11-21, 2026-11-21_批次123456789012,
     a stamp 202612020930150) as it is."""
     # (its numbers as free text's: a mobile whose digits read as a date, 19901011234, is no stamp here)
-    return mask_numbers_in_text(_named_after_a_person_masked(name, 15), free_text=True) \
-        if _holds_a_persons_number(name, 15) else name
+    return mask_numbers_in_text(_chinese_masked(name), free_text=True) if _holds_a_persons_number(name, 15) else name

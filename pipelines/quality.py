@@ -434,6 +434,7 @@ def check_deliveries(
     seen: list[str] = []  # the files checked tonight
     registered = _registered_agencies(con)
     for delivery in deliveries:
+        docs_key = _docs_key(con, delivery)  # (once a delivery: its suites' names, a query for a masked one)
         for kind in X.EXTRACTS:
             files = _files(con, kind, delivery, unchecked=True)
             if not files:
@@ -470,7 +471,7 @@ def check_deliveries(
                     column="person_id_valid", value_set=[True], mostly=ID_VALID_SHARE))
                 checks.append((f"{kind}_ids", ids, suite))
             for name, data, suite in checks:
-                suite.name = f"{name}.{_docs_key(con, delivery)}"
+                suite.name = f"{name}.{docs_key}"
                 asset = source.add_dataframe_asset(suite.name)
                 batch = asset.add_batch_definition_whole_dataframe("delivery")
                 suite = context.suites.add(suite)
