@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ DEFAULTS: dict[str, Any] = {
     "outlier": {"max_share": 0.002, "seed": 20260101, "contamination": 0.001},
     "schedule": {"cron": "0 2 * * *", "timezone": "Asia/Shanghai"},
     "duckdb": {"memory_limit": None, "temp_directory": None},
+    # The supervision office that runs fundwatch (e.g. 江西省人力资源和社会保障厅基金监督处): named as
+    # 填报单位 on the 汇总表, 编制单位 on the dashboard and 下发单位 on each worklist's cover, which
+    # otherwise do not say whose they are once printed or forwarded.
+    "office": None,
 }
 
 
@@ -180,6 +185,7 @@ def load_config(path: str | Path | None = None) -> Config:
         _check_known_keys("schedule", config["schedule"])
         _check_timezone(config["schedule"]["timezone"])  # served nights only, but said by every command
         _check_rule_time_limit(config["rule_time_limit_minutes"])
+        _check_office(config["office"])
     except ValueError as exc:
         # the problem quotes the value typed: a card or an ID number put where an account list or a
         # date belongs reaches the console, runs.summary and Prefect's state masked, as any message
@@ -311,6 +317,26 @@ def _is_number(value: Any) -> bool:
 def _check_rule_time_limit(minutes: Any) -> None:
     if not _is_number(minutes) or not 0 < minutes <= 1440:  # (a NaN is no number, infinity above a day)
         raise ValueError(f"rule_time_limit_minutes: expected minutes from above 0 to 1440 (a day), got {minutes!r}")
+
+
+MAX_OFFICE_CHARACTERS = 60
+
+
+def _check_office(office: Any) -> None:
+    """The office's name heads printed pages: one line of text (a line break or a tab would break
+    the 汇总表's title line), as long as a long official name."""
+    if office is None:
+        return
+    if (not isinstance(office, str) or not office.strip() or len(office.strip()) > MAX_OFFICE_CHARACTERS
+            or any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in office)):
+        raise ValueError(f"office: expected the office's name on one line (up to {MAX_OFFICE_CHARACTERS} "
+                         f"characters), got {office!r}")
+
+
+def office_name(config: Any) -> str | None:
+    """config `office`, as the pages print it (None: not set, or no config)."""
+    office = config.get("office") if config is not None else None
+    return office.strip() if office else None
 
 
 MAX_CASEWORK_DAYS = 3650

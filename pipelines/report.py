@@ -22,6 +22,7 @@ from typing import Any, Callable
 import duckdb
 
 from . import casework, report_dashboard, report_data, report_summary, runlock, worklists
+from .config import office_name
 from .store import audit, current_actor, store_catalog
 
 DASHBOARD_NAME = "dashboard.html"
@@ -98,6 +99,7 @@ def _collect(con: duckdb.DuckDBPyConnection, as_of: date, data_as_of: date, conf
         "major": report_data.major_list(con, as_of, titles),
         "history": report_data.run_history(con),
         "quality": report_data.quality(con),
+        "office": office_name(config),
     }
 
 
@@ -143,7 +145,7 @@ def write_report(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: dat
 
     def write_book(path: Path) -> None:
         report_summary.write_summary(path, as_of, data["summary"], data["by_agency"], data["by_rule"],
-                                     data_as_of=data["data_as_of"])
+                                     data_as_of=data["data_as_of"], office=data["office"])
 
     common = {"as_of": as_of.isoformat(), "suspects": data["headline"]["suspects"]}
     dashboard = _publish(con, out_dir / DASHBOARD_NAME, write_page, "export_dashboard", who, common)

@@ -313,10 +313,13 @@ def render(data: dict) -> str:
         quality_html += ('<p class="note">该批拒收行（按原因）：</p>'
                          + _table(["数据抽取", "原因", "行数"], [[r["extract"], r["reason"], r["n"]] for r in q["rejected"]], {2}))
     generated = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    office = data.get("office")  # config `office`: whose page this is, once printed or forwarded
+    office_title = f" · {html.escape(office)}" if office else ""
+    office_line = f"编制单位：{html.escape(office)} · " if office else ""
     return f"""<!DOCTYPE html>
 <html lang="zh-CN" data-js-errors="0" data-figures="{len(figures)}">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>社会保险基金非现场监督看板 {fmt_date(as_of)}</title>
+<title>社会保险基金非现场监督看板 {fmt_date(as_of)}{office_title}</title>
 <style>{CSS}</style>
 {ERROR_HOOK}
 <script type="text/javascript">window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script>
@@ -324,7 +327,7 @@ def render(data: dict) -> str:
 </head>
 <body data-js-errors="0">
 <h1>社会保险基金非现场监督看板</h1>
-<p class="meta">{html.escape(dated(as_of, data.get("data_as_of")))} · 生成于 {generated} · 省级页面：公民身份号码、银行账号、姓名均已脱敏，完整信息仅见各经办机构核查台账。</p>
+<p class="meta">{office_line}{html.escape(dated(as_of, data.get("data_as_of")))} · 生成于 {generated} · 省级页面：公民身份号码、银行账号、姓名均已脱敏，完整信息仅见各经办机构核查台账。</p>
 <div class="cards">{cards_html}</div>
 <p class="note">当日新发现疑点 {h['new_today']:,} 件；累计下发 {h['issued']:,} 件（状态“已下发”的见上图），已核实 {h['verified']:,} 件，已销号 {h['closed']:,} 件，已移送 {h['transferred']:,} 件。</p>
 <h2>一、疑点分布</h2>

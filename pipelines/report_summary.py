@@ -68,7 +68,7 @@ NOTE_WIDTHS = (14, 90)
 
 
 def _sheet(wb, fmt: dict, name: str, title: str, as_of: date, leading: list[tuple[str, str]], items: list[dict],
-           data_as_of: date | None = None) -> None:
+           data_as_of: date | None = None, office: str | None = None) -> None:
     ws = wb.add_worksheet(name)
     headers = _columns(["序号"] + [h for _, h in leading])
     widths = ([NUMBER_WIDTH] + [LEADING_WIDTHS[h] for _, h in leading] + [COUNT_WIDTH] * len(COUNT_COLUMNS)
@@ -76,7 +76,9 @@ def _sheet(wb, fmt: dict, name: str, title: str, as_of: date, leading: list[tupl
     for c, w in enumerate(widths):
         ws.set_column(c, c, w)
     ws.merge_range(0, 0, 0, len(headers) - 1, title, fmt["title"])
-    ws.write_string(1, 0, f"{dated(as_of, data_as_of)}    金额单位：元", fmt["meta"])
+    # 填报单位 … 金额单位: the line a statistical table sent upward carries under its title
+    ws.write_string(1, 0, (f"填报单位：{office}    " if office else "") + f"{dated(as_of, data_as_of)}    金额单位：元",
+                    fmt["meta"])
     for c, h in enumerate(headers):
         ws.write_string(2, c, h, fmt["head"])
     ws.set_row(2, row_height(max(wrapped_lines(h, w) for h, w in zip(headers, widths))))
@@ -114,12 +116,13 @@ def _write_row(ws, fmt: dict, row: int, texts: list[str], r: dict, text_fmt) -> 
 
 
 def write_summary(path: Path, as_of: date, summary: list[dict], agencies: list[dict], rules: list[dict],
-                  data_as_of: date | None = None) -> None:
-    """Write the workbook to `path` (the caller makes it atomic and records the audit)."""
+                  data_as_of: date | None = None, office: str | None = None) -> None:
+    """Write the workbook to `path` (the caller makes it atomic and records the audit); office:
+    config `office`, the 填报单位 of every sheet."""
     wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
                                          "strings_to_numbers": False})
     wb.set_properties({"title": f"社会保险基金疑点核查情况汇总表 {as_of.isoformat()}", "author": "fundwatch",
-                       "created": datetime(as_of.year, as_of.month, as_of.day)})
+                       "company": office or "", "created": datetime(as_of.year, as_of.month, as_of.day)})
     base = {"font_name": "宋体", "font_size": 10, "border": 1, "valign": "vcenter"}
     fmt = {
         "title": wb.add_format({"font_name": "黑体", "font_size": 14, "bold": True, "align": "center"}),
@@ -139,12 +142,12 @@ def write_summary(path: Path, as_of: date, summary: list[dict], agencies: list[d
     }
     _sheet(wb, fmt, SHEET_MAIN, "社会保险基金疑点核查情况汇总表（经办机构 × 规则）", as_of,
            [("agency_code", "经办机构编码"), ("agency_name", "经办机构名称"), ("region_code", "行政区划代码"),
-            ("rule_id", "规则编号"), ("rule_title", "规则名称")], summary, data_as_of)
+            ("rule_id", "规则编号"), ("rule_title", "规则名称")], summary, data_as_of, office)
     _sheet(wb, fmt, SHEET_AGENCY, "社会保险基金疑点核查情况汇总表（按经办机构）", as_of,
            [("agency_code", "经办机构编码"), ("agency_name", "经办机构名称"), ("region_code", "行政区划代码")], agencies,
-           data_as_of)
+           data_as_of, office)
     _sheet(wb, fmt, SHEET_RULE, "社会保险基金疑点核查情况汇总表（按规则）", as_of,
-           [("rule_id", "规则编号"), ("rule_title", "规则名称")], rules, data_as_of)
+           [("rule_id", "规则编号"), ("rule_title", "规则名称")], rules, data_as_of, office)
     ws = wb.add_worksheet(SHEET_NOTES)
     for c, w in enumerate(NOTE_WIDTHS):
         ws.set_column(c, c, w)

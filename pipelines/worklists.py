@@ -29,7 +29,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from . import casework, runlock
 from .casework import ISSUED, NEW, OPEN_STATUSES_SQL, OUTCOME_LABELS, REOPENED
 from .clock import china_now
-from .config import rule_folders
+from .config import office_name, rule_folders
 from .extracts import EXTRACTS
 from .normalise import EXCEL_EPOCH, decode_ooxml_escapes
 from .printing import print_setup, row_height, wrapped_lines
@@ -419,9 +419,11 @@ HOW_TO = (
 
 def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, as_of: dt.date,
                     new_deadline: dt.date, rows: list[dict[str, Any]], flags: list[dict],
-                    texts: dict[str, RuleText], estimated_years: list[int] = (), contact: str | None = None) -> None:
+                    texts: dict[str, RuleText], estimated_years: list[int] = (), contact: str | None = None,
+                    office: str | None = None) -> None:
     """estimated_years: years of the sheet's 核查期限 counted without a holiday notice (the 说明 says so);
-    contact: config casework.contact, where to send the sheet and whom to ask."""
+    contact: config casework.contact, where to send the sheet and whom to ask; office: config
+    office, the 下发单位 (returns find the sheet by its labels, so the row moves nothing)."""
     # strings_to_*: False — a name or note like "=1+1" or "-2" stays text, never a formula or number.
     wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_numbers": False,
                                          "strings_to_urls": False})
@@ -494,7 +496,8 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     for c, width in enumerate(COVER_WIDTHS):
         cover.set_column(c, c, width)
     cover.write_string(0, 0, "疑点数据核查工作台账", title)
-    info = [("经办机构编码", agency[0]), ("经办机构名称", agency[1] or ""), (EXPORT_ID_LABEL, export_id)]
+    info = ([("下发单位", office)] if office else []) + [
+        ("经办机构编码", agency[0]), ("经办机构名称", agency[1] or ""), (EXPORT_ID_LABEL, export_id)]
     r = 2
     for label, value in info:
         cover.write_string(r, 0, label, bold)
@@ -630,7 +633,7 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     staged: list[tuple[Path, Path]] = []  # (temp file, final name), published after the commit
     try:
         _stage_worklists(con, out_dir, as_of, days, calendar, actor, run_id, now, texts, staged,
-                         contact=casework.settings(config)["contact"])
+                         contact=casework.settings(config)["contact"], office=office_name(config))
         # Committed: every export is on record (audit_log, worklist_rows) before its file appears,
         # and each file appears whole. A run killed before this point leaves no new workbook
         # (the next run issues them again); killed in the middle, the rest come with the next run.
@@ -706,7 +709,7 @@ def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonig
 
 def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: WorkCalendar, actor: str,
                      run_id: str | None, now: dt.datetime, texts: dict[str, RuleText],
-                     staged: list[tuple[Path, Path]], contact: str | None = None) -> None:
+                     staged: list[tuple[Path, Path]], contact: str | None = None, office: str | None = None) -> None:
     """Issue, write every workbook to a temp file beside its final name, and record the exports."""
     with casework.atomic(con):
         names = dict(con.execute("select agency_code, any_value(agency_name) from agencies group by 1").fetchall())
@@ -734,7 +737,7 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
             # the cover's own 本次新下发疑点核查期限 too: printed though no row was issued tonight
             _write_workbook(tmp, (agency_code, names.get(agency_code)), export_id, as_of, new_deadline, rows, flags,
                             texts, calendar.unknown_years([new_deadline, *(r["核查期限"] for r in rows)]),
-                            contact=contact)
+                            contact=contact, office=office)
             os.chmod(tmp, 0o600)
             _fsync(tmp)
             file_hash = file_sha256(tmp)

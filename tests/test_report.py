@@ -697,3 +697,30 @@ def test_the_dashboards_data_quality_lists_are_the_same_whatever_the_threads(tmp
                    from (values ('agency_code'), ('item'), ('insurance_type'), ('bank_account')) v(c) order by hash(c)""")
     assert [r["column_name"] for r in report_data.quality(con)["failed"]] == ["agency_code", "bank_account", "insurance_type", "item"]
     con.close()
+
+
+def test_the_summary_and_the_dashboard_name_the_office_when_the_config_sets_it(store, tmp_path):
+    """config `office`: a 汇总表 sent upward or a dashboard printed said nothing of whose it was; a
+    table sent upward carries 填报单位 under its title."""
+    from pipelines.config import load_config
+
+    config_file = tmp_path / "fundwatch.yaml"
+    config_file.write_text("office: 江西省人力资源和社会保障厅基金监督处<局>&\n", encoding="utf-8")
+    con = connect(store)
+    paths = report.write_report(con, tmp_path / "out", AS_OF, actor="tester", config=load_config(config_file))
+    wb = openpyxl.load_workbook(paths.summary)
+    for sheet in (SHEET_MAIN, SHEET_AGENCY, SHEET_RULE):
+        line = wb[sheet]["A2"].value
+        assert line.startswith("填报单位：江西省人力资源和社会保障厅基金监督处<局>&    数据截至 2026-11-21"), line
+        assert line.endswith("金额单位：元")
+    assert wb.properties.creator == "fundwatch"
+    page = paths.dashboard.read_text(encoding="utf-8")
+    assert "编制单位：江西省人力资源和社会保障厅基金监督处&lt;局&gt;&amp; · 数据截至" in page
+    assert re.search(r"<title>社会保险基金非现场监督看板 [^<]* · 江西省人力资源和社会保障厅基金监督处&lt;局&gt;&amp;</title>", page)
+    _, rows = _sheet_rows(paths.summary, SHEET_MAIN)
+    plain = report.write_report(con, tmp_path / "plain", AS_OF, actor="tester")
+    _, plain_rows = _sheet_rows(plain.summary, SHEET_MAIN)
+    assert rows == plain_rows  # the figures are the same; only the line names the office
+    assert openpyxl.load_workbook(plain.summary)[SHEET_MAIN]["A2"].value.startswith("数据截至 ")
+    assert "编制单位" not in plain.dashboard.read_text(encoding="utf-8")
+    con.close()

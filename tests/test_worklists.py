@@ -567,3 +567,32 @@ def test_the_cover_says_where_to_send_the_sheet_and_whom_to_ask_when_the_office_
     config_file.write_text("casework:\n  contact: 12345\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="casework.contact: expected the text"):
         load_config(config_file)
+
+
+def test_the_cover_names_the_office_that_issued_it_and_a_returned_copy_still_applies(con, tmp_path):
+    """config `office`: a worklist forwarded or printed did not say which supervision office sent it."""
+    from pipelines import returns
+
+    add_suspect(con, "S-A1")
+    config_file = tmp_path / "fundwatch.yaml"
+    config_file.write_text("office: 赣州市人力资源和社会保障局基金监督科\n", encoding="utf-8")
+    [path] = worklists.write_worklists(con, tmp_path / "out", AS_OF, config=load_config(config_file))
+    wb = openpyxl.load_workbook(path)
+    cover = {r[0]: r[1] for r in wb[worklists.COVER].iter_rows(max_col=2, values_only=True) if r[0]}
+    assert cover["下发单位"] == "赣州市人力资源和社会保障局基金监督科" and cover["经办机构编码"] == A
+    ws = wb[worklists.SHEET]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
+    ws.cell(row=2, column=header.index("核实说明") + 1, value="已核实，死亡日期录入错误")
+    ws.cell(row=2, column=header.index("核实日期") + 1, value=dt.datetime(2026, 11, 25))
+    wb.save(tmp_path / "returned.xlsx")
+    report = returns.apply_returns(con, [tmp_path / "returned.xlsx"], dt.date(2026, 11, 26))
+    assert report.refusals == []
+    assert scalar(con, "select status from suspects where suspect_id = 'S-A1'") == "已销号"
+    add_suspect(con, "S-A2", person_id="360702195001011242")
+    [plain] = worklists.write_worklists(con, tmp_path / "plain", AS_OF + dt.timedelta(days=7))  # no office: no row
+    assert "下发单位" not in [r[0] for r in openpyxl.load_workbook(plain)[worklists.COVER].iter_rows(values_only=True)]
+    for bad in ("office: 12345\n", "office: \"基金监督处\\n张某\"\n", f"office: {'长' * 61}\n", "office: '  '\n"):
+        config_file.write_text(bad, encoding="utf-8")
+        with pytest.raises(SystemExit, match="office: expected the office's name on one line"):
+            load_config(config_file)
