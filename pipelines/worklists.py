@@ -20,7 +20,7 @@ import uuid
 from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import duckdb
 import xlsxwriter
@@ -445,9 +445,10 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         fmt[kind] = wb.add_format({**look, "valign": "top"})
         fmt["edit_" + kind] = wb.add_format({**look, "valign": "top", "locked": False, "bg_color": "#FFF2CC"})
     ws = wb.add_worksheet(SHEET)
+    widths = {**WIDTHS, "规则编号": rule_id_width(x["rule_id"] for x in flags)}
     for c, name in enumerate(COLUMNS):
         ws.write_string(0, c, name, edit_header if name in EDITABLE else header)
-        ws.set_column(c, c, WIDTHS.get(name, 12))
+        ws.set_column(c, c, widths.get(name, 12))
     for i, values in enumerate(rows, start=1):
         # the row as tall as its longest wrapped text (neither Excel nor LibreOffice fits a row
         # written by a program: the wrapped lines printed over one another)
@@ -494,7 +495,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     money = fmt["money"]
     date = fmt["date"]
     for c, width in enumerate(COVER_WIDTHS):
-        cover.set_column(c, c, width)
+        cover.set_column(c, c, max(width, rule_id_width(x["rule_id"] for x in flags)) if c == 0 else width)
     cover.write_string(0, 0, "疑点数据核查工作台账", title)
     info = ([("下发单位", office)] if office else []) + [
         ("经办机构编码", agency[0]), ("经办机构名称", agency[1] or ""), (EXPORT_ID_LABEL, export_id)]
@@ -530,10 +531,11 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         entry[0] = values["规则名称"]
         entry[1] += 1
         entry[2] += Decimal(x["amount"] or 0)
+    top = wb.add_format({"valign": "top"})  # each cell of a rule's line beside the start of its 政策依据
     for rule_id, (title_text, n, amount) in sorted(by_rule.items()):
-        cover.write_string(r, 0, rule_id)
+        cover.write_string(r, 0, rule_id, fmt["text"])
         cover.write_string(r, 1, title_text, fmt["text"])
-        cover.write_number(r, 2, n)
+        cover.write_number(r, 2, n, top)
         cover.write_number(r, 3, float(amount), money)
         basis = cell_text(texts[rule_id].basis) if rule_id in texts else ""
         cover.write_string(r, 4, basis, fmt["wrapped_text"])
@@ -570,6 +572,15 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
 # The long texts of 疑点清单, wrapped in their columns.
 WRAPPED_COLUMNS = ("规则名称", "核实结果", "核实说明", "疑点对象", "证据摘要")
 COVER_WIDTHS = (22, 40, 16, 16, 90)  # the 说明 sheet's five columns, in the width of a Latin letter
+
+
+def rule_id_width(rule_ids: Iterable[str]) -> int:
+    """A 规则编号 column as wide as the sheet's longest rule id: capitals are about a quarter wider
+    than the digit a column's width counts in (UNEMPLOYMENT_WHILE_WORKING, 26 of them, ran into
+    the next column on print in a column 26 wide, and was cut on the cover's 22), not below the
+    column's usual width nor above 60 (a longer own rule id is cut, as any locked text would be)."""
+    longest = max((len(str(rule_id)) for rule_id in rule_ids), default=0)
+    return min(60, max(WIDTHS["规则编号"], math.ceil(longest * 1.25) + 2))
 
 
 def file_sha256(path: Path) -> str:

@@ -596,3 +596,22 @@ def test_the_cover_names_the_office_that_issued_it_and_a_returned_copy_still_app
         config_file.write_text(bad, encoding="utf-8")
         with pytest.raises(SystemExit, match="office: expected the office's name on one line"):
             load_config(config_file)
+
+
+def test_the_longest_rule_id_fits_its_column_on_the_sheet_and_on_the_cover_printed(con, tmp_path):
+    """From a look at the printed worklist: UNEMPLOYMENT_WHILE_WORKING ran into 规则名称 on the sheet
+    and was cut to UNEMPLOYMENT_WHILE_WO on the cover, its count at the foot of a tall row."""
+    add_suspect(con, "S-A1", rule_id="UNEMPLOYMENT_WHILE_WORKING")
+    add_suspect(con, "S-A2", person_id="360702195001011242", rule_id="PAID_AFTER_DEATH")
+    [path] = worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    wb = openpyxl.load_workbook(path)
+    ws = wb[worklists.SHEET]
+    column = openpyxl.utils.get_column_letter(worklists.COLUMNS.index("规则编号") + 1)
+    need = 1.25 * len("UNEMPLOYMENT_WHILE_WORKING")  # capitals, a quarter wider than a column's unit
+    assert ws.column_dimensions[column].width >= need
+    cover = wb[worklists.COVER]
+    assert cover.column_dimensions["A"].width >= need
+    [line] = [r for r in cover.iter_rows() if r[0].value == "UNEMPLOYMENT_WHILE_WORKING"]
+    assert all(c.alignment.vertical == "top" for c in line[:5]), [c.alignment.vertical for c in line[:5]]
+    # an own rule's id of 80 characters: the column stops at 60 rather than push the sheet off the page
+    assert worklists.rule_id_width(["X" * 80]) == 60 and worklists.rule_id_width([]) == worklists.WIDTHS["规则编号"]
