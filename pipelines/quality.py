@@ -403,6 +403,78 @@ def _warning(delivery: str, kind: str, expectation: str, column: str | None, det
     return f"{mask_folder_name(delivery)} {what}: {expectation} failed, {found}"
 
 
+# What the dashboard says of a failed check, in words a leader reads (the Data Docs keep the
+# expectation's own terms): the check, the field by its Chinese header, what was found.
+_CONSISTENT_WORDS = {"custody_end_not_before_start": "出监日期不早于入监日期",
+                     "cremated_not_before_death": "火化日期不早于死亡日期"}
+_RANGE_WORDS = {"amount": "金额在合理范围内", "period_gap": "待遇所属期逐月连续"}
+
+
+def _field_words(kind: str, column: str | None) -> str:
+    if not column or column in _CONSISTENT_WORDS:
+        return ""  # (the check names both fields)
+    name = "period" if column == "period_gap" else column.removeprefix("has_")
+    extract = X.EXTRACTS.get(kind)
+    header = next((c.alias for c in extract.columns if c.name == name), None) if extract else None
+    return f"{header}（{name}）" if header else column
+
+
+def extract_words(kind: str) -> str:
+    extract = X.EXTRACTS.get(kind)
+    return f"{extract.title}（{kind}）" if extract else kind
+
+
+def described(kind: str, expectation: str, column: str | None, detail: dict | str | None) -> tuple[str, str, str]:
+    """(检查项, 字段, 说明) of a failed check as the dashboard shows them, in Chinese: a leader read
+    `expect_table_row_count_to_be_between` and `{"kwargs": {"min_value": 5521, …}}` there."""
+    if isinstance(detail, str):
+        try:
+            detail = json.loads(detail)
+        except ValueError:
+            detail = None
+    detail = detail if isinstance(detail, dict) else {}
+    obs = detail.get("observed") or {}
+    kwargs = detail.get("kwargs") or {}
+    if expectation == ROW_COUNT:
+        check = "本批行数"
+    elif expectation == "expect_column_values_to_not_be_null":
+        check = "不为空"
+    elif column in _CONSISTENT_WORDS:
+        check = _CONSISTENT_WORDS[column]
+    elif column and column.startswith("has_"):
+        check = f"填写率不低于 {kwargs['mostly']:.0%}" if isinstance(kwargs.get("mostly"), (int, float)) else "已填写"
+    elif column == "agency_code" and expectation == "expect_column_values_to_be_in_set":
+        check = "经办机构编码在经办机构登记表内"
+    elif expectation == "expect_column_values_to_be_in_set":
+        check = "取值在代码表内"
+    elif column in _RANGE_WORDS:
+        check = _RANGE_WORDS[column]
+    else:
+        check = expectation
+    if "unexpected_count" in obs:
+        n, of = obs.get("unexpected_count"), obs.get("element_count")
+        said = f"{of:,} 行中 {n:,} 行不符" if isinstance(of, int) and isinstance(n, int) else f"{n} 行不符"
+        if isinstance(obs.get("unexpected_percent"), (int, float)):
+            said += f"（{obs['unexpected_percent']:.1f}%）"
+        sample = [str(v) for v in obs.get("partial_unexpected_list") or []]
+        if sample and (column in CODE_SETS or column == "agency_code"):
+            said += "，如 " + "、".join(dict.fromkeys(sample[:5]))
+    else:
+        def number(v) -> str:
+            return "" if v is None else f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+        value = obs.get("observed_value")
+        said = (f"本批 {number(value)} 行" if expectation == ROW_COUNT else
+                f"实际为 {number(value)}" if value is not None else "详见数据质量报告（Data Docs）")
+        if value is not None and ("min_value" in kwargs or "max_value" in kwargs):
+            said += f"，应在 {number(kwargs.get('min_value'))}–{number(kwargs.get('max_value'))}"
+            if expectation == ROW_COUNT:
+                said += f" 行之间（上一批的 {ROW_COUNT_BAND[0]:g}–{ROW_COUNT_BAND[1]:g} 倍）"
+            else:
+                said += " 之间"
+    return check, _field_words(kind, column), said
+
+
 def check_deliveries(
     con: duckdb.DuckDBPyConnection,
     deliveries: list[str],

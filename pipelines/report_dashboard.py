@@ -29,11 +29,18 @@ STATUS_COLORS = {"待下发": "#9D9D9D", "已下发": "#4C78A8", "核查中": "#
 TREND_PANELS = (
     ("疑点（件）", {"suspects": "当晚在办疑点（未销号）", "new": "新增疑点", "updated": "更新疑点",
                   "reopened": "重开疑点", "redetected": "重新检出疑点", "no_longer_detected": "不再检出疑点",
+                  "handed_over": "移交疑点",
                   "worklists": "下发台账（份）", "worklists_retired": "撤下旧台账（份）",
                   "warnings": "质量警告（条）"}),
     ("数据入库（行）", {"rows_accepted": "入库行数", "rows_rejected": "拒收行数", "rows_replaced": "替换行数"}),
     ("金额（万元）", {"amount": "当晚在办涉及金额"}),
 )
+
+
+# plotly's Dark24 less its near-black and greys: two dozen lines told apart
+TREND_COLORS = ("#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#B68100", "#750D86", "#EB663B",
+                "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE", "#862A16",
+                "#A777F1", "#620042", "#1616A7", "#DA60CA", "#0D2A63", "#AF0038")
 
 
 def fmt_money(value) -> str:
@@ -188,11 +195,15 @@ def fig_trend(history: list[dict]) -> go.Figure:
             ys = [r["metrics"].get(key) for r in history]
             if not any(v is not None for v in ys):
                 continue
+            # a colour of its own for every line (plotly's ten repeated: 入库行数 and 当晚在办疑点
+            # were one blue), the legend grouped under each panel's title
             fig.add_trace(go.Scatter(x=labels, y=[None if v is None else v / scale for v in ys],
-                                     mode="lines+markers", name=label), row, 1)
+                                     mode="lines+markers", name=label, legendgroup=title, legendgrouptitle_text=title,
+                                     line_color=TREND_COLORS[plotted % len(TREND_COLORS)]), row, 1)
             plotted += 1
     fig.update_xaxes(type="category")
-    fig.update_yaxes(tickformat=MONEY_TICKS)  # (counts of rows in the millions read 2M otherwise)
+    # from zero: an amount moving 1 % drew as a cliff on an axis from 348 to 352
+    fig.update_yaxes(tickformat=MONEY_TICKS, rangemode="tozero")  # (rows in the millions read 2M otherwise)
     _base_layout(fig, "每晚运行趋势（各晚运行时的记录）", 640)
     if not history:
         return _empty(fig, "暂无运行记录")
@@ -206,11 +217,21 @@ def _table(headers: list[str], body: list[list], numeric: set[int] = frozenset()
     lines = []
     for i, r in enumerate(body):
         cls = f' class="{row_class(i)}"' if row_class and row_class(i) else ""
-        cells = "".join(f'<td{" class=num" if j in numeric else ""}>{html.escape("" if v is None else str(v))}</td>' for j, v in enumerate(r))
+        cells = "".join(f'<td{_cell_class(j in numeric, v)}>{html.escape("" if v is None else str(v))}</td>'
+                        for j, v in enumerate(r))
         lines.append(f"<tr{cls}>{cells}</tr>")
     if not lines:
         lines.append(f'<tr><td colspan="{len(headers)}" class="none">无</td></tr>')
-    return f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
+    # (in a box of its own that scrolls across on a narrow screen, rather than the page)
+    return f'<div class="tw"><table><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table></div>'
+
+
+def _cell_class(numeric: bool, value) -> str:
+    """An amount, a date, an id or a status kept on one line on screen (2,350,000.00 / 元, 2026-10- /
+    21, 已下 / 发 wrapped in a narrow column); longer texts (agency names) wrap."""
+    text = "" if value is None else str(value)
+    short = numeric or (len(text) <= 16 and text.isascii()) or len(text) <= 4
+    return (' class="num nw"' if numeric else ' class="nw"') if short else ""
 
 
 def _more(total: int, shown: int) -> str:
@@ -230,12 +251,19 @@ h1{font-size:24px;margin:8px 0} h2{font-size:19px;margin:28px 0 8px;border-left:
 table{border-collapse:collapse;background:#fff;font-size:13px;width:100%%}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left} th{background:#eef2f7}
 td.num{text-align:right;font-variant-numeric:tabular-nums} td.none{color:#888;text-align:center}
+.tw{overflow-x:auto}
+@media screen{td.nw{white-space:nowrap}}
+@media screen and (max-width:760px){
+body{padding:8px 10px} .cards{grid-template-columns:repeat(2,1fr)} .grid2{grid-template-columns:1fr}
+.card .v{font-size:19px}
+}
 tr.late td{background:#fdecea}
 @page{size:A4 landscape;margin:10mm}
 @media print{
 body{max-width:none;padding:0;background:#fff}
 .modebar-container{display:none!important}
 .fig,.card,tr,h2{break-inside:avoid}
+.tw{overflow:visible}
 h2{break-after:avoid}
 table{font-size:10px;table-layout:fixed}
 th,td{padding:2px 4px;overflow-wrap:anywhere}
@@ -274,10 +302,16 @@ def render(data: dict) -> str:
     }
     div = {k: f'<div class="fig">{f.to_html(full_html=False, include_plotlyjs=False, div_id="fig-" + k, config={"displaylogo": False, "responsive": True})}</div>'
            for k, f in figures.items()}
+    # the three money cards in one unit (追回金额 0.00 元 stood beside 352.46 万元)
+    in_wan = max(abs(Decimal(h[k] or 0)) for k in ("amount", "open_amount", "recovered")) >= 100000
+
+    def money(value) -> str:
+        return f"{Decimal(value or 0) / WAN:,.2f} 万元" if in_wan else f"{Decimal(value or 0):,.2f} 元"
+
     cards = [
         ("疑点总数", f"{h['suspects']:,} 件", False), ("在办疑点（未销号）", f"{h['open']:,} 件", False),
-        ("涉及金额（全部）", fmt_money(h["amount"]), False), ("在办涉及金额", fmt_money(h["open_amount"]), False),
-        ("追回金额", fmt_money(h["recovered"]), False),
+        ("涉及金额（全部）", money(h["amount"]), False), ("在办涉及金额", money(h["open_amount"]), False),
+        ("追回金额", money(h["recovered"]), False),
         ("追回率", fmt_rate(h["rate"]), False), ("逾期", f"{h['overdue']:,} 件", h["overdue"] > 0),
         ("挂牌督办", f"{h['escalated']:,} 件", h["escalated"] > 0),
         ("要情 / 其中重大要情", f"{h['major']:,} / {h['major_serious']:,} 件", h["major_serious"] > 0),
@@ -329,7 +363,7 @@ def render(data: dict) -> str:
 <h1>社会保险基金非现场监督看板</h1>
 <p class="meta">{office_line}{html.escape(dated(as_of, data.get("data_as_of")))} · 生成于 {generated} · 省级页面：公民身份号码、银行账号、姓名均已脱敏，完整信息仅见各经办机构核查台账。</p>
 <div class="cards">{cards_html}</div>
-<p class="note">当日新发现疑点 {h['new_today']:,} 件；累计下发 {h['issued']:,} 件（状态“已下发”的见上图），已核实 {h['verified']:,} 件，已销号 {h['closed']:,} 件，已移送 {h['transferred']:,} 件。</p>
+<p class="note">{html.escape(fmt_date(data.get("data_as_of") or as_of))} 当晚新发现疑点 {h['new_today']:,} 件；累计下发 {h['issued']:,} 件（状态“已下发”的见下图），已核实 {h['verified']:,} 件，已销号 {h['closed']:,} 件，已移送 {h['transferred']:,} 件。</p>
 <h2>一、疑点分布</h2>
 {div["by-rule"]}
 {div["by-agency"]}

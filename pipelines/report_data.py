@@ -18,6 +18,7 @@ import duckdb
 from .casework import loss_answered_sql, overdue_sql
 from .config import rule_folders
 from .privacy import mask_folder_name
+from .quality import described, extract_words
 from .report_mask import mask_agency_code, mask_name, mask_subject, scrub_text
 from .rules import rule_texts
 from .store import scalar, table_exists
@@ -288,6 +289,13 @@ def run_history(con) -> list[dict]:
     return out
 
 
+def _failed_check_words(r: dict) -> dict:
+    """A failed check as the page shows it: in Chinese, masked, each text at most 300 characters."""
+    check, field, said = described(r["extract"] or "", r["expectation"] or "", r["column_name"], r["detail"])
+    words = {"extract": extract_words(r["extract"] or ""), "expectation": check, "column_name": field, "detail": said}
+    return {k: scrub_text(v)[:300] for k, v in words.items()}
+
+
 def quality(con) -> dict:
     """Failed data-quality expectations of the last delivery, and its rejected rows by reason."""
     out: dict = {"available": table_exists(con, "quality_results"), "delivery": None, "checks": 0, "failed": []}
@@ -306,7 +314,7 @@ def quality(con) -> dict:
             out["checks"] = scalar(con, f"select count(*) from quality_results {where}", params)
             pick = ", ".join(f"{c}::varchar as {c}" if c in cols else f"null as {c}" for c in ("extract", "expectation", "column_name", "detail"))
             failed = rows(con, f"select {pick} from quality_results {where} and not coalesce(try_cast(success as boolean), false) order by all", params)
-            out["failed"] = [{k: scrub_text(v)[:300] if isinstance(v, str) else v for k, v in r.items()} for r in failed]
+            out["failed"] = [_failed_check_words(r) for r in failed]
         else:
             out["available"] = False
     delivery = out["delivery"]

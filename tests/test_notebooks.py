@@ -20,7 +20,7 @@ import pytest
 from nbclient import NotebookClient
 
 import pipelines
-from pipelines import analysis, report, rules
+from pipelines import analysis, report, report_dashboard, rules
 from pipelines.config import Config
 from pipelines.report_mask import mask_subject
 from pipelines.store import connect
@@ -88,6 +88,20 @@ def test_notebook_runs_top_to_bottom_against_the_store(notebook, empty, tmp_path
         assert f"({open_n} open), amount at risk of the open ones {amount:,.2f} yuan" in text
     if notebook.stem == "tune_threshold":
         assert ("尚无核实结果" in text) == empty
+    # the charts as an analyst reads them (a visual probe): precision on ticks of its own (on the
+    # counts' ticks a precision of 1.0 sat at the one labelled 0.9); the statuses in the dashboard's
+    # colours (已销号 was red here, green there)
+    figures = [o["data"]["application/vnd.plotly.v1+json"] for cell in nb.cells for o in cell.get("outputs", [])
+               if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    if notebook.stem == "tune_threshold" and not empty:
+        [precision_axis] = [f["layout"]["yaxis2"] for f in figures if "yaxis2" in f["layout"]]
+        assert precision_axis["tickmode"] == "linear" and precision_axis["tickformat"] == ".0%"
+        assert precision_axis["dtick"] == 0.2 and precision_axis["range"] == [0, 1.05]
+    if notebook.stem == "explore_suspects" and not empty:
+        [by_status] = [f for f in figures if "按规则与状态" in str(f["layout"].get("title"))]
+        assert {bar["name"]: bar["marker"]["color"] for bar in by_status["data"]} == {
+            bar["name"]: report_dashboard.STATUS_COLORS[bar["name"]] for bar in by_status["data"]}
+        assert len(by_status["data"]) >= 2
 
 
 @pytest.mark.slow

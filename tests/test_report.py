@@ -397,7 +397,7 @@ def test_the_suspects_new_on_the_night_are_counted_also_in_a_report_for_another_
     for day in (AS_OF, AS_OF + timedelta(days=30), AS_OF - timedelta(days=3)):
         assert report.collect(con, day)["headline"]["new_today"] == new_that_night, day
         page = report.write_report(con, tmp_path / day.isoformat(), day).dashboard.read_text(encoding="utf-8")
-        assert f"当日新发现疑点 {new_that_night:,} 件" in page
+        assert f"当晚新发现疑点 {new_that_night:,} 件" in page
 
 
 def test_summary_strings_cannot_become_formulas(written):
@@ -459,8 +459,9 @@ def test_quality_section_reads_quality_results_when_present(store, tmp_path):
     ])
     page = report.write_report(con, tmp_path / "out", AS_OF).dashboard.read_text(encoding="utf-8")
     q = page[page.index("六、最近一批数据的质量警告"):]
-    assert "2026-11-21" in q and "expect_column_values_to_not_be_null" in q
-    assert "old_failure" not in q and "expect_table_row_count_to_be_between" not in q
+    # in words a leader reads: the check, the field by its Chinese header (not GE's terms, not JSON)
+    assert "2026-11-21" in q and re.search(r">不为空</td><td[^>]*>发放日期（paid_on）</td>", q)
+    assert "old_failure" not in q and "本批行数" not in q and "expect_" not in q and "kwargs" not in q
     assert PEOPLE[0] not in page
 
 
@@ -660,7 +661,7 @@ def test_the_dashboard_says_one_unit_a_money_column_and_writes_no_k_on_an_axis_o
     by_agency = report.collect(con, AS_OF)["by_agency"]
     assert any(r["amount"] >= 100000 for r in by_agency)  # (a cell that was shown in 万元)
     for r in by_agency:
-        assert f"<td class=num>{report_dashboard.fmt_yuan(r['amount'])}</td>" in agency_table
+        assert f'<td class="num nw">{report_dashboard.fmt_yuan(r["amount"])}</td>' in agency_table
     assert page.count(f'"tickformat":"{report_dashboard.MONEY_TICKS}"') >= 3  # by rule, by agency, recovery
     assert "@page{size:A4 landscape" in page and ".modebar-container{display:none!important}" in page
     assert "beforeprint" in page and "Plotly.Plots.resize" in page
@@ -695,7 +696,8 @@ def test_the_dashboards_data_quality_lists_are_the_same_whatever_the_threads(tmp
     con.execute("""insert into quality_results (run_id, delivery, extract, expectation, column_name, success, checked_at)
                    select 'r', '2026-11-21', 'payments', 'expect_column_values_to_be_in_set', c, false, timestamp '2026-11-21 02:00:00'
                    from (values ('agency_code'), ('item'), ('insurance_type'), ('bank_account')) v(c) order by hash(c)""")
-    assert [r["column_name"] for r in report_data.quality(con)["failed"]] == ["agency_code", "bank_account", "insurance_type", "item"]
+    assert [r["column_name"] for r in report_data.quality(con)["failed"]] == [
+        "经办机构编码（agency_code）", "收款账号（bank_account）", "险种类型（insurance_type）", "待遇项目（item）"]
     con.close()
 
 
@@ -723,4 +725,37 @@ def test_the_summary_and_the_dashboard_name_the_office_when_the_config_sets_it(s
     assert rows == plain_rows  # the figures are the same; only the line names the office
     assert openpyxl.load_workbook(plain.summary)[SHEET_MAIN]["A2"].value.startswith("数据截至 ")
     assert "编制单位" not in plain.dashboard.read_text(encoding="utf-8")
+    con.close()
+
+
+def test_the_dashboard_words_a_failed_check_for_a_leader_and_keeps_its_cards_in_one_unit(store, tmp_path):
+    """From a look at the page as a leader reads it: the quality table showed
+    `expect_table_row_count_to_be_between` and `{"kwargs": {"min_value": 5521, …}}`; 追回金额 0.00 元 stood
+    beside 352.46 万元; the trend's 14 lines shared 10 colours and one was the key `handed_over`."""
+    con = connect(store)
+    ensure_quality_schema(con)
+    con.execute("insert into quality_results values ('run-3', '2026-11-21', 'beneficiaries', "
+                "'expect_table_row_count_to_be_between', null, false, ?, current_timestamp)",
+                [json.dumps({"kwargs": {"min_value": 5521, "max_value": 22082}, "observed": {"observed_value": 58}})])
+    con.execute("insert into quality_results values ('run-3', '2026-11-21', 'payments', "
+                "'expect_column_values_to_be_in_set', 'has_bank_account', false, ?, current_timestamp)",
+                [json.dumps({"kwargs": {"value_set": [True], "mostly": 0.95},
+                             "observed": {"element_count": 200, "unexpected_count": 30, "unexpected_percent": 15.0}})])
+    data = report.collect(con, AS_OF)
+    assert data["quality"]["failed"] == [
+        {"extract": "待遇享受人员（beneficiaries）", "expectation": "本批行数", "column_name": "",
+         "detail": "本批 58 行，应在 5,521–22,082 行之间（上一批的 0.5–2 倍）"},
+        {"extract": "待遇发放明细（payments）", "expectation": "填写率不低于 95%", "column_name": "收款账号（bank_account）",
+         "detail": "200 行中 30 行不符（15.0%）"}]
+    data["headline"]["recovered"] = Decimal("950.00")  # (a first recovery beside 万元 amounts)
+    assert data["headline"]["amount"] >= 100000
+    page = report_dashboard.render(data)
+    cards = re.findall(r'<div class="k">(涉及金额（全部）|在办涉及金额|追回金额)</div><div class="v">([^<]*)</div>', page)
+    assert len(cards) == 3 and all(v.endswith(" 万元") for _, v in cards) and ("追回金额", "0.10 万元") in cards, cards
+    con.execute("update runs set summary = json_merge_patch(summary, '{\"handed_over\": 2}')")
+    trend = report_dashboard.fig_trend(report.collect(con, AS_OF)["history"])
+    names = [t.name for t in trend.data]
+    assert "移交疑点" in names and "handed_over" not in names
+    colours = [t.line.color for t in trend.data]
+    assert len(set(colours)) == len(colours) >= 3
     con.close()
