@@ -10,7 +10,10 @@ import math
 from typing import Any
 
 A4 = 9  # xlsxwriter's paper code
-LINE_HEIGHT = 15  # points: a line of the default 11-point font
+# points: a line of the default 11-point font as a Chinese font sets it — the CJK fonts LibreOffice
+# and WPS fall back on (Noto/思源) need about 16 where Calibri takes 15: at 15 the last line of a
+# wrapped 证据摘要 or 政策依据 printed cut in half
+LINE_HEIGHT = 16.5
 MAX_ROW_HEIGHT = 409  # points: Excel's largest (a longer text is read in the cell, or in the store)
 
 
@@ -33,7 +36,7 @@ def print_setup(ws, pages_wide: int = 1, header_rows: int | None = None, key_col
     ws.fit_to_pages(pages_wide, 0)
 
 
-def row_height(lines: int) -> int:
+def row_height(lines: int) -> float:
     return min(LINE_HEIGHT * lines, MAX_ROW_HEIGHT)
 
 

@@ -110,7 +110,7 @@ def _write_row(ws, fmt: dict, row: int, texts: list[str], r: dict, text_fmt) -> 
         ws.write_number(row, c, float(r[key]), fmt["money_total" if text_fmt is fmt["total"] else "money"])
         c += 1
     if r["rate"] is None:
-        ws.write_string(row, c, "—", text_fmt)
+        ws.write_string(row, c, "—", fmt["none_total" if text_fmt is fmt["total"] else "none"])  # (left, it read 0.00—)
     else:
         ws.write_number(row, c, float(rd.rate_shown(r["rate"])), fmt["rate_total" if text_fmt is fmt["total"] else "rate"])
 
@@ -139,6 +139,8 @@ def write_summary(path: Path, as_of: date, summary: list[dict], agencies: list[d
         "int_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "#,##0"}),
         "money_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "#,##0.00"}),
         "rate_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "num_format": "0.0%"}),
+        "none": wb.add_format({**base, "align": "center"}),
+        "none_total": wb.add_format({**base, "bold": True, "bg_color": "#F2F2F2", "align": "center"}),
     }
     _sheet(wb, fmt, SHEET_MAIN, "社会保险基金疑点核查情况汇总表（经办机构 × 规则）", as_of,
            [("agency_code", "经办机构编码"), ("agency_name", "经办机构名称"), ("region_code", "行政区划代码"),

@@ -403,7 +403,7 @@ def _row_values(r: dict, texts: dict[str, RuleText]) -> dict[str, Any]:
 WIDTHS = {"疑点编号": 22, "规则编号": 26, "规则名称": 24, "公民身份号码": 21, "姓名": 10, "涉及金额": 14,
           "所属期起": 9, "所属期止": 9, "下发日期": 11, "核查期限": 11, "核实结果": 40, "追回金额": 14,
           "核实说明": 36, "核实日期": 11, "疑点状态": 9, "逾期": 6, "挂牌督办": 8, "要情类别": 14,
-          "疑点对象": 24, "证据摘要": 60}
+          "疑点对象": 30, "证据摘要": 60}
 
 HOW_TO = (
     "1. 只在黄色的四列填写：核实结果（从下拉列表选择）、追回金额（元，最多两位小数）、核实说明、核实日期（如 2026-11-20）。",
@@ -441,9 +441,11 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
              "wrapped_text": {"num_format": "@", "quote_prefix": True, "text_wrap": True},
              "money": {"num_format": "#,##0.00"}, "date": {"num_format": "yyyy-mm-dd"}}
     fmt = {}
+    # a light rule round every cell: printed, a tall row's lines of 规则名称 read as the next row's
+    ruled = {"border": 1, "border_color": "#BFBFBF"}
     for kind, look in kinds.items():
-        fmt[kind] = wb.add_format({**look, "valign": "top"})
-        fmt["edit_" + kind] = wb.add_format({**look, "valign": "top", "locked": False, "bg_color": "#FFF2CC"})
+        fmt[kind] = wb.add_format({**look, **ruled, "valign": "top"})
+        fmt["edit_" + kind] = wb.add_format({**look, **ruled, "valign": "top", "locked": False, "bg_color": "#FFF2CC"})
     ws = wb.add_worksheet(SHEET)
     widths = {**WIDTHS, "规则编号": rule_id_width(x["rule_id"] for x in flags)}
     for c, name in enumerate(COLUMNS):
@@ -485,7 +487,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     ws.freeze_panes(1, 1)
     ws.autofilter(0, 0, last, len(COLUMNS) - 1)
     # two pages across, with the header row and 疑点编号 on each
-    print_setup(ws, pages_wide=2, header_rows=0, key_columns=0)
+    print_setup(ws, pages_wide=2, header_rows=0, key_columns=0, page_numbers=True)
     ws.protect("", {"autofilter": True, "format_columns": True, "format_rows": True,
                     "select_locked_cells": True, "select_unlocked_cells": True})
 
@@ -493,7 +495,13 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     bold = wb.add_format({"bold": True})
     title = wb.add_format({"bold": True, "font_size": 14})
     money = fmt["money"]
-    date = fmt["date"]
+    # the cover's facts beside their labels, left as its texts are (dates and counts stood at the far
+    # edge of the 40-wide column, read as a second column); no rules round them
+    date = wb.add_format({"num_format": "yyyy-mm-dd", "align": "left"})
+    count = wb.add_format({"align": "left"})
+    total_money = wb.add_format({"num_format": "#,##0.00", "align": "left"})
+    info_text = wb.add_format({"num_format": "@", "quote_prefix": True})
+    note = wb.add_format({"num_format": "@", "quote_prefix": True, "text_wrap": True, "valign": "top"})
     for c, width in enumerate(COVER_WIDTHS):
         cover.set_column(c, c, max(width, rule_id_width(x["rule_id"] for x in flags)) if c == 0 else width)
     cover.write_string(0, 0, "疑点数据核查工作台账", title)
@@ -502,7 +510,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     r = 2
     for label, value in info:
         cover.write_string(r, 0, label, bold)
-        cover.write_string(r, 1, value, fmt["text"])
+        cover.write_string(r, 1, value, info_text)
         r += 1
     for label, value in (("下发日期", as_of), ("本次新下发疑点核查期限", new_deadline)):
         cover.write_string(r, 0, label, bold)
@@ -514,10 +522,10 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
               ("逾期", sum(1 for x in flags if x["overdue"])), ("挂牌督办", sum(1 for x in flags if x["escalated"]))]
     for label, n in counts:
         cover.write_string(r, 0, label, bold)
-        cover.write_number(r, 1, n)
+        cover.write_number(r, 1, n, count)
         r += 1
     cover.write_string(r, 0, "涉及金额合计（元）", bold)
-    cover.write_number(r, 1, float(total), money)
+    cover.write_number(r, 1, float(total), total_money)
     r += 2
     cover.write_string(r, 0, "按规则统计", bold)
     r += 1
@@ -531,15 +539,16 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         entry[0] = values["规则名称"]
         entry[1] += 1
         entry[2] += Decimal(x["amount"] or 0)
-    top = wb.add_format({"valign": "top"})  # each cell of a rule's line beside the start of its 政策依据
+    top = wb.add_format({"valign": "top", **ruled})  # each cell of a rule's line beside the start of its 政策依据
     for rule_id, (title_text, n, amount) in sorted(by_rule.items()):
-        cover.write_string(r, 0, rule_id, fmt["text"])
-        cover.write_string(r, 1, title_text, fmt["text"])
+        cover.write_string(r, 0, rule_id, fmt["wrapped_text"])
+        cover.write_string(r, 1, title_text, fmt["wrapped_text"])  # (an own rule's long title was cut)
         cover.write_number(r, 2, n, top)
         cover.write_number(r, 3, float(amount), money)
         basis = cell_text(texts[rule_id].basis) if rule_id in texts else ""
         cover.write_string(r, 4, basis, fmt["wrapped_text"])
-        cover.set_row(r, row_height(wrapped_lines(basis, COVER_WIDTHS[4])))
+        cover.set_row(r, row_height(max(wrapped_lines(basis, COVER_WIDTHS[4]), wrapped_lines(title_text, COVER_WIDTHS[1]),
+                                        wrapped_lines(rule_id, rule_id_width([rule_id])))))
         r += 1
     r += 1
     cover.write_string(r, 0, "填写说明", bold)
@@ -555,7 +564,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     for line in notes:
         # across the cover's five columns, wrapped (a line of item 1 was cut at the printed page's
         # edge); a merged cell's height is not fitted by Excel, so it is set for the line's length
-        cover.merge_range(r, 0, r, 4, line, fmt["wrapped_text"])
+        cover.merge_range(r, 0, r, 4, line, note)
         cover.set_row(r, row_height(wrapped_lines(line, sum(COVER_WIDTHS) - 4)))  # (less each cell's margins)
         r += 1
     r += 1
@@ -565,7 +574,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         cover.write_string(r, 0, label)
         r += 1
     cover.protect("", {"select_locked_cells": True, "select_unlocked_cells": True})
-    print_setup(cover)
+    print_setup(cover, page_numbers=True)  # (a 140-row sheet printed 14 pages none could put back in order)
     wb.close()
 
 

@@ -317,6 +317,8 @@ def test_recovery_rate_is_recovered_over_amount_and_blank_without_amount(written
     assert death_702["追回率"] == pytest.approx(150000.50 / 162000.50, abs=1e-4)
     outlier = next(r for r in body if r["规则编号"] == "AMOUNT_OUTLIER")
     assert outlier["涉及金额"] == 0 and outlier["追回率"] == "—"
+    dashes = [c for row in openpyxl.load_workbook(paths.summary)[SHEET_MAIN].iter_rows() for c in row if c.value == "—"]
+    assert dashes and all(c.alignment.horizontal == "center" for c in dashes)  # (left, it read 0.00— printed)
     total = body[-1]
     # the cell holds the rate as shown (0.1 %, three places), rounded once, half up
     exact = Decimal(str(total["追回金额"])) / Decimal(str(total["涉及金额"]))

@@ -615,3 +615,34 @@ def test_the_longest_rule_id_fits_its_column_on_the_sheet_and_on_the_cover_print
     assert all(c.alignment.vertical == "top" for c in line[:5]), [c.alignment.vertical for c in line[:5]]
     # an own rule's id of 80 characters: the column stops at 60 rather than push the sheet off the page
     assert worklists.rule_id_width(["X" * 80]) == 60 and worklists.rule_id_width([]) == worklists.WIDTHS["规则编号"]
+
+
+def test_the_printed_worklist_numbers_its_pages_rules_its_cells_and_keeps_the_covers_facts_beside_their_labels(
+        con, tmp_path):
+    """From a look at printed worklists (LibreOffice's PDF of each): 14 pages without a page number;
+    data rows without a rule between them (a tall row's 规则名称 read as the next row's); the last line
+    of a wrapped text cut in half at 15 points a line in a CJK font; the cover's dates and counts at
+    the far edge of its column; an own rule's long 规则名称 cut on the cover."""
+    long_title = "火化后仍按月发放基本养老金、失业保险金及其他各项定期待遇（东湖区本地核查规则，含跨统筹区转移接续人员）"
+    add_suspect(con, "S-A1")
+    [path] = worklists.write_worklists(con, tmp_path / "out", AS_OF)
+    wb = openpyxl.load_workbook(path)
+    ws, cover = wb[worklists.SHEET], wb[worklists.COVER]
+    for sheet in (ws, cover):
+        assert "第 &P 页 共 &N 页" in sheet.oddFooter.center.text, sheet.title
+    assert all(ws.cell(2, c).border.left.style == "thin" for c in range(1, len(worklists.COLUMNS) + 1))
+    facts = {r[0].value: r[1] for r in cover.iter_rows(max_col=2) if r[0].value}
+    for label in ("下发日期", "本次新下发疑点核查期限", "疑点总数", "涉及金额合计（元）"):
+        assert facts[label].alignment.horizontal == "left", label
+    assert printing.row_height(1) >= 16 and printing.row_height(3) >= 48
+    # an own rule's title as long as the one a clerk saw cut: wrapped, its row as tall as its lines
+    texts = {"PAID_AFTER_DEATH": worklists.RuleText(long_title, "赣人社规〔2023〕1号")}
+    small = tmp_path / "small.xlsx"
+    flags = [{"rule_id": "PAID_AFTER_DEATH", "amount": Decimal("10"), "new": True, "overdue": False, "escalated": False}]
+    rows = [dict.fromkeys(worklists.COLUMNS, "") | {"规则名称": long_title}]
+    worklists._write_workbook(small, (A, "章贡区社保局"), "WL-1", AS_OF, AS_OF, rows, flags, texts)
+    cover = openpyxl.load_workbook(small)[worklists.COVER]
+    [line] = [r for r in cover.iter_rows() if r[0].value == "PAID_AFTER_DEATH"]
+    assert line[1].value == long_title and line[1].alignment.wrap_text
+    lines = printing.wrapped_lines(long_title, worklists.COVER_WIDTHS[1])
+    assert lines >= 2 and cover.row_dimensions[line[1].row].height >= printing.row_height(lines)
