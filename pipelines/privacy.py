@@ -160,9 +160,12 @@ _CONVERTED_VALUE = re.compile(
     r"""field value out of range:|field format:|Input:|Failed to cast value to numerical:|extract specifier|"""
     r"""Unknown TimeZone|but got VARCHAR:) (['"]))(?:([^\n]*)(\2)(?=[\s,.!:;)]|$)|([^\n]*)$)""", re.MULTILINE)
 _ECHOED_VALUE = re.compile(r"^([^\n]+)(\n[ \t]*\^[ \t]*)$", re.MULTILINE)
-# A regular expression a rule built from a value (name || '('): RE2's error quotes it unquoted
-_REGEX_PATTERN = re.compile(r"((?:missing|unexpected|invalid|trailing|missing argument to repetition operator:)"
-                            r" [^\n:]{0,40}?\): )([^\n]+)$", re.MULTILINE)
+# A regular expression a rule built from a value (name || '('): RE2's error quotes it, or a piece of
+# it, unquoted — RE2's own wordings only (a loose pattern masked fundwatch's `missing key(s): params`)
+_REGEX_PATTERN = re.compile(
+    r"((?:missing \)|unexpected \)|missing \]|bad repetition operator|invalid escape sequence|invalid named capture group"
+    r"|invalid repetition size|invalid character class range|invalid character class|invalid perl operator"
+    r"|missing argument to repetition operator|invalid nested repetition operator|invalid UTF-8): )([^\n]+)$", re.MULTILINE)
 
 
 def _first_character_only(value: str) -> str:

@@ -436,7 +436,9 @@ def test_numbers_in_a_bank_memo_are_masked_in_the_analysts_drill_down_in_every_f
     "select to_json(v)::struct(a int)",
     # (a third: a regular expression built from the value, and a value holding its own quote marks)
     "select regexp_matches('a', v || '(')", "select cast(v || ''', ' || v as int)",
-    "select cast(v || ''' x' as date)"])
+    "select cast(v || ''' x' as date)",
+    # (RE2's own wordings, since a looser pattern masked fundwatch's own `missing key(s): params`)
+    "select regexp_matches('a', v || ')')"])
 def test_a_name_a_rules_sql_could_not_convert_is_masked_in_each_of_duckdbs_wordings(sql):
     """A privacy audit: DuckDB quotes the value it could not convert in more wordings than 'Could not
     convert string' (time field value out of range: "…", Type VARCHAR with value '…', … conversion of
@@ -453,6 +455,23 @@ def test_a_name_a_rules_sql_could_not_convert_is_masked_in_each_of_duckdbs_wordi
     assert "欧阳测甲" in message  # what DuckDB says: the row's value
     said = mask_ids_in_text(message)
     assert "阳测甲" not in said and OTHER not in said and "欧*" in said
+
+
+def test_fundwatchs_own_words_about_a_rule_file_are_not_taken_for_a_value_to_mask(tmp_path):
+    """A visual probe's side note: an own rule file without `params:` stopped the night with `missing
+    key(s): p*****` — the mask of RE2's `missing ): <pattern>` took fundwatch's own wording for it."""
+    from pipelines import rules
+    from pipelines.privacy import mask_ids_in_text
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "LOCAL_CHECK.yaml").write_text(
+        "id: LOCAL_CHECK\ntitle: 本地核查\ntitle_en: local check\nbasis: 本地\nseverity: low\nsubject: person\n"
+        "sql: select person_id as subject from payments\n", encoding="utf-8")
+    _, errors = rules.load_rules([folder])
+    said = [mask_ids_in_text(str(e)) for e in errors]
+    assert any("missing key(s): params" in s for s in said), said
+    for message in ("missing key(s): params, sql", "unknown key(s) parms (meant params?)"):
+        assert mask_ids_in_text(message) == message
 
 
 def test_an_id_number_inside_an_agency_code_and_a_delivery_named_after_a_person_are_masked():
