@@ -106,22 +106,34 @@ def _label(text) -> str:
     return html.escape(str(text), quote=False)
 
 
+AXIS_LABEL_CHARACTERS = 18  # (the longest shipped rule title is 17)
+
+
+def _axis_label(text) -> str:
+    """A name on a bar chart's axis, cut to AXIS_LABEL_CHARACTERS with …, the whole name in the hover:
+    a 60-character agency name or an own rule's long title left the bars 60 px wide, printed."""
+    text = str(text)
+    return _label(text if len(text) <= AXIS_LABEL_CHARACTERS else text[:AXIS_LABEL_CHARACTERS - 1] + "…")
+
+
 def _count_and_amount(items: list[dict], label_key: str, title: str) -> go.Figure:
     """Two horizontal bar panels sharing the category axis: how many, and how much money."""
     items = list(reversed(items))  # plotly draws the first category at the bottom
     scale, unit = _money_axis(r["amount"] for r in items)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.03,
                         subplot_titles=("疑点数（件）", f"涉及金额（{unit}）"))
-    labels = [_label(r[label_key]) for r in items]
+    labels = [_axis_label(r[label_key]) for r in items]
     # a category axis draws two bars of one label as one: two agencies of the same name (each
-    # county's 社会保险事业管理局 named alike) are told apart by their codes
+    # county's 社会保险事业管理局 named alike, or alike in their first characters) are told apart by their codes
     labels = [f"{label}（{_label(r.get('agency_code') or r.get('rule_id'))}）" if labels.count(label) > 1 else label
               for label, r in zip(labels, items)]
+    names = [_label(r[label_key]) for r in items]
     fig.add_trace(go.Bar(y=labels, x=[r["suspects"] for r in items], orientation="h", name="疑点数",
-                         marker_color="#4C78A8", hovertemplate="%{y}<br>%{x} 件<extra></extra>"), 1, 1)
+                         marker_color="#4C78A8", customdata=names,
+                         hovertemplate="%{customdata}<br>%{x} 件<extra></extra>"), 1, 1)
     fig.add_trace(go.Bar(y=labels, x=[float(r["amount"]) / scale for r in items], orientation="h", name="涉及金额",
-                         marker_color="#E45756", customdata=[fmt_money(r["amount"]) for r in items],
-                         hovertemplate="%{y}<br>%{customdata}<extra></extra>"), 1, 2)
+                         marker_color="#E45756", customdata=[[n, fmt_money(r["amount"])] for n, r in zip(names, items)],
+                         hovertemplate="%{customdata[0]}<br>%{customdata[1]}<extra></extra>"), 1, 2)
     _base_layout(fig, title, max(320, 28 * len(items) + 140))
     fig.update_layout(showlegend=False)
     _whole_numbers(lambda **kw: fig.update_xaxes(row=1, col=1, **kw), max((r["suspects"] for r in items), default=0))
@@ -143,15 +155,17 @@ def fig_status(status_rows: list[dict]) -> go.Figure:
 def fig_recovery(rule_rows: list[dict]) -> go.Figure:
     items = list(reversed(rule_rows))
     scale, unit = _money_axis(r["amount"] for r in items)
-    labels = [_label(r["rule_title"]) for r in items]
+    labels = [_axis_label(r["rule_title"]) for r in items]
+    labels = [f"{label}（{_label(r['rule_id'])}）" if labels.count(label) > 1 else label for label, r in zip(labels, items)]
+    names = [_label(r["rule_title"]) for r in items]
     fig = go.Figure()
     fig.add_trace(go.Bar(y=labels, x=[float(r["amount"]) / scale for r in items], orientation="h", name="涉及金额",
-                         marker_color="#E45756", customdata=[fmt_money(r["amount"]) for r in items],
-                         hovertemplate="%{y}<br>涉及 %{customdata}<extra></extra>"))
+                         marker_color="#E45756", customdata=[[n, fmt_money(r["amount"])] for n, r in zip(names, items)],
+                         hovertemplate="%{customdata[0]}<br>涉及 %{customdata[1]}<extra></extra>"))
     fig.add_trace(go.Bar(y=labels, x=[float(r["recovered"]) / scale for r in items], orientation="h", name="追回金额",
                          marker_color="#54A24B",
-                         customdata=[f"{fmt_money(r['recovered'])}（{fmt_rate(r['rate'])}）" for r in items],
-                         hovertemplate="%{y}<br>追回 %{customdata}<extra></extra>"))
+                         customdata=[[n, f"{fmt_money(r['recovered'])}（{fmt_rate(r['rate'])}）"] for n, r in zip(names, items)],
+                         hovertemplate="%{customdata[0]}<br>追回 %{customdata[1]}<extra></extra>"))
     _base_layout(fig, f"追回金额与涉及金额（按规则，{unit}）", max(320, 40 * len(items) + 140))
     fig.update_layout(barmode="group")
     fig.update_xaxes(tickformat=MONEY_TICKS)

@@ -121,5 +121,7 @@ def test_an_agency_named_with_markup_draws_no_link_in_the_charts(tmp_path):
     assert _rendered(dom)["errors"] == "0"
     svgs = "".join(re.findall(r"<svg.*?</svg>", dom, flags=re.S))
     assert not re.search(r"<a\b[^>]*href", svgs)  # no link drawn
-    assert "章贡区社保局（点此核对）" in svgs and "<b>" not in svgs
-    assert "&lt;a href=" in svgs  # (the name as delivered, shown as text)
+    assert "<b>" not in svgs
+    assert "&lt;a href=" in svgs  # (the name as delivered, shown as text — cut on the axis, whole in the hover)
+    assert '"&lt;a href=\\"https:' in paths.dashboard.read_text(encoding="utf-8")
+    assert "&gt;章贡区社保局（点此核对）&lt;" in paths.dashboard.read_text(encoding="utf-8")

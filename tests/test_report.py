@@ -293,7 +293,27 @@ def test_two_agencies_of_one_name_are_two_bars_on_the_dashboard(store, tmp_path)
     labels = list(figure.data[0].y)
     assert len(labels) == len(set(labels)) == len(data["by_agency"])
     assert {"社会保险事业管理局（360702）", "社会保险事业管理局（360703）"} <= set(labels)
-    assert INJECTION in labels  # a name of its own keeps its plain label
+    assert INJECTION[:17] + "…" in labels and INJECTION in list(figure.data[0].customdata)  # (cut on the axis)
+    con.close()
+
+
+def test_a_long_name_is_cut_on_a_charts_axis_and_whole_in_its_hover(store, tmp_path):
+    """From a look at the printed page: a 60-character agency name left its bars 60 px wide and the
+    axis titles printed over each other; two names alike in their first characters stay two bars."""
+    long = "江西省南昌市东湖区城乡居民社会养老保险暨机关事业单位工作人员养老保险及失业保险工伤保险待遇发放管理服务中心"
+    con = connect(store)
+    con.execute("update agencies set agency_name = ? || agency_code where agency_code in ('360702', '360703')", [long])
+    data = report.collect(con, AS_OF)
+    figure = report_dashboard._count_and_amount(data["by_agency"], "agency_name", "按经办机构")
+    labels, names = list(figure.data[0].y), list(figure.data[0].customdata)
+    assert len(labels) == len(set(labels)) == len(data["by_agency"])
+    cut = long[:report_dashboard.AXIS_LABEL_CHARACTERS - 1] + "…"
+    assert {f"{cut}（360702）", f"{cut}（360703）"} <= set(labels)
+    assert {long + "360702", long + "360703"} <= set(names)
+    assert [c[0] for c in figure.data[1].customdata] == names  # the money panel's hover names it whole too
+    assert all(len(label) <= report_dashboard.AXIS_LABEL_CHARACTERS + 9 for label in labels)
+    recovery = report_dashboard.fig_recovery(data["by_rule"])
+    assert all(len(label) <= report_dashboard.AXIS_LABEL_CHARACTERS + 30 for label in recovery.data[0].y)
     con.close()
 
 
