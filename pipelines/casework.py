@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import duckdb
 
 from .clock import china_now
-from .store import audit, insert_many, table_exists
+from .store import audit, insert_many, scalar, table_exists
 from .workdays import calendar_from
 
 NEW, ISSUED, IN_PROGRESS, TRANSFERRED, CLOSED, REOPENED = "待下发", "已下发", "核查中", "已移送", "已销号", "已重开"
@@ -139,7 +139,13 @@ def as_the_nights_ran(con: duckdb.DuckDBPyConnection, config: Any, config_given:
     Without --config, the casework settings of the last night — not the contract's defaults: an
     office that escalates after 30 days would otherwise have its returns lift 挂牌督办 by the
     90-day default and date reports by another count, until the next night put them back (and
-    the events kept the false lift). With --config, the config's, said when they differ."""
+    the events kept the false lift). With --config, the config's, said when they differ. The office
+    the night named (config `office`) too: a report redrawn after returns lost its 填报单位."""
+    if not config_given and config.get("office") is None and table_exists(con, "runs"):
+        office = scalar(con, "select json_extract_string(summary, '$.office') from runs where status = 'completed'"
+                             " order by as_of desc, started_at desc limit 1")
+        if office:
+            config = dataclasses.replace(config, data={**config.data, "office": office})
     last = settings_of_last_night(con)
     if last is None:
         return config, None

@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from . import casework, ingest, logs, quality, report, rules, runlock, store, suspects, worklists
 from .clock import CHINA_TZ, china_today, is_zone_name
-from .config import Config, load_config
+from .config import Config, load_config, office_name
 from .privacy import mask_folder_name, mask_ids_in_text
 from .runsummary import format_summary, summarise
 
@@ -330,7 +330,8 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
             parts: dict[str, Any] = {"run_id": run_id, "as_of": as_of, "inbox": inbox, "out": out,
                                      "store_settings": store.settings(con),
                                      # what returns and report recompute casework with when given no --config
-                                     "casework_settings": casework.recorded_settings(config)}
+                                     "casework_settings": casework.recorded_settings(config),
+                                     "office": office_name(config)}
             try:
                 store.claim_out(con, out, db, run_id)
             except store.OutOfAnotherStore as exc:

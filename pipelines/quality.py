@@ -369,7 +369,7 @@ def _describe(result, rows_added: int) -> tuple[str, str | None, dict]:
         band = {k: int(kwargs[k]) for k in ("min_value", "max_value")}
         return ROW_COUNT, None, {"kwargs": band, "observed": {"observed_value": rows_added}}
     observed = {k: result.result.get(k) for k in
-                ("observed_value", "element_count", "unexpected_count", "unexpected_percent",
+                ("observed_value", "element_count", "missing_count", "unexpected_count", "unexpected_percent",
                  "partial_unexpected_list") if k in result.result}
     if isinstance(observed.get("unexpected_percent"), float):  # 5.769230769230769 reads like a number to mask
         observed["unexpected_percent"] = round(observed["unexpected_percent"], 3)
@@ -408,15 +408,24 @@ def _warning(delivery: str, kind: str, expectation: str, column: str | None, det
 _CONSISTENT_WORDS = {"custody_end_not_before_start": "出监日期不早于入监日期",
                      "cremated_not_before_death": "火化日期不早于死亡日期"}
 _RANGE_WORDS = {"amount": "金额在合理范围内", "period_gap": "待遇所属期逐月连续"}
+_RANGE_UNITS = {"amount": " 元", "period_gap": " 个月（相邻两期）"}
 
 
 def _field_words(kind: str, column: str | None) -> str:
     if not column or column in _CONSISTENT_WORDS:
         return ""  # (the check names both fields)
-    name = "period" if column == "period_gap" else column.removeprefix("has_")
+    name = {"period_gap": "period", "person_id_valid": "person_id"}.get(column, column.removeprefix("has_"))
     extract = X.EXTRACTS.get(kind)
     header = next((c.alias for c in extract.columns if c.name == name), None) if extract else None
     return f"{header}（{name}）" if header else column
+
+
+def _number(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
 
 def extract_words(kind: str) -> str:
@@ -435,14 +444,21 @@ def described(kind: str, expectation: str, column: str | None, detail: dict | st
     detail = detail if isinstance(detail, dict) else {}
     obs = detail.get("observed") or {}
     kwargs = detail.get("kwargs") or {}
+    mostly = kwargs.get("mostly") if isinstance(kwargs.get("mostly"), (int, float)) else None
     if expectation == ROW_COUNT:
         check = "本批行数"
+    elif expectation == "rows_left_to_check":
+        added = detail.get("rows_accepted")
+        return ("可检查的行", "", f"本批入库的 {added:,} 行已全部被当晚稍后读入的一批替换，无行可查"
+                if isinstance(added, int) else "本批入库的行已全部被当晚稍后读入的一批替换，无行可查")
+    elif column == "person_id_valid":
+        check = f"公民身份号码校验通过率不低于 {mostly:.0%}" if mostly is not None else "公民身份号码校验通过"
     elif expectation == "expect_column_values_to_not_be_null":
         check = "不为空"
     elif column in _CONSISTENT_WORDS:
         check = _CONSISTENT_WORDS[column]
     elif column and column.startswith("has_"):
-        check = f"填写率不低于 {kwargs['mostly']:.0%}" if isinstance(kwargs.get("mostly"), (int, float)) else "已填写"
+        check = f"填写率不低于 {mostly:.0%}" if mostly is not None else "已填写"
     elif column == "agency_code" and expectation == "expect_column_values_to_be_in_set":
         check = "经办机构编码在经办机构登记表内"
     elif expectation == "expect_column_values_to_be_in_set":
@@ -453,21 +469,27 @@ def described(kind: str, expectation: str, column: str | None, detail: dict | st
         check = expectation
     if "unexpected_count" in obs:
         n, of = obs.get("unexpected_count"), obs.get("element_count")
-        said = f"{of:,} 行中 {n:,} 行不符" if isinstance(of, int) and isinstance(n, int) else f"{n} 行不符"
-        if isinstance(obs.get("unexpected_percent"), (int, float)):
-            said += f"（{obs['unexpected_percent']:.1f}%）"
+        if isinstance(of, int) and isinstance(n, int):
+            # GX's share is of the rows with a value (a stream's first period has no gap): the count
+            # it is of said so, and the share worked from the two numbers shown (122 of 1,000 read 12.3 %)
+            missing = obs.get("missing_count") if isinstance(obs.get("missing_count"), int) else 0
+            base = of - missing
+            said = f"{base:,} 行{'（有值的）' if missing else ''}中 {n:,} 行不符"
+            said += f"（{n / base:.1%}）" if base else ""
+        else:
+            said = f"{n} 行不符"
+        if column in _RANGE_WORDS and ("min_value" in kwargs or "max_value" in kwargs):
+            said += (f"；应在 {_number(kwargs.get('min_value'))}–{_number(kwargs.get('max_value'))}{_RANGE_UNITS[column]}"
+                     + (f"，允许至多 {1 - mostly:.1%} 的行在外" if mostly is not None else ""))
         sample = [str(v) for v in obs.get("partial_unexpected_list") or []]
         if sample and (column in CODE_SETS or column == "agency_code"):
-            said += "，如 " + "、".join(dict.fromkeys(sample[:5]))
+            said += "，如 " + "、".join(list(dict.fromkeys(sample))[:5])
     else:
-        def number(v) -> str:
-            return "" if v is None else f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
-
         value = obs.get("observed_value")
-        said = (f"本批 {number(value)} 行" if expectation == ROW_COUNT else
-                f"实际为 {number(value)}" if value is not None else "详见数据质量报告（Data Docs）")
+        said = (f"本批 {_number(value)} 行" if expectation == ROW_COUNT else
+                f"实际为 {_number(value)}" if value is not None else "详见数据质量报告（Data Docs）")
         if value is not None and ("min_value" in kwargs or "max_value" in kwargs):
-            said += f"，应在 {number(kwargs.get('min_value'))}–{number(kwargs.get('max_value'))}"
+            said += f"，应在 {_number(kwargs.get('min_value'))}–{_number(kwargs.get('max_value'))}"
             if expectation == ROW_COUNT:
                 said += f" 行之间（上一批的 {ROW_COUNT_BAND[0]:g}–{ROW_COUNT_BAND[1]:g} 倍）"
             else:

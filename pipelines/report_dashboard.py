@@ -116,18 +116,26 @@ def _axis_label(text) -> str:
     return _label(text if len(text) <= AXIS_LABEL_CHARACTERS else text[:AXIS_LABEL_CHARACTERS - 1] + "…")
 
 
+def _labels_and_names(items: list[dict], label_key: str, code_of) -> tuple[list[str], list[str]]:
+    """Each item's label on the axis (cut) and its name in the hover (whole); where two cut labels
+    are alike, each with its code (cut too: an own rule's id has no bound) in both."""
+    cut = [_axis_label(r[label_key]) for r in items]
+    alike = [cut.count(label) > 1 for label in cut]
+    labels = [f"{label}（{_axis_label(code_of(r))}）" if dup else label for label, r, dup in zip(cut, items, alike)]
+    names = [f"{_label(r[label_key])}（{_label(code_of(r))}）" if dup else _label(r[label_key])
+             for r, dup in zip(items, alike)]
+    return labels, names
+
+
 def _count_and_amount(items: list[dict], label_key: str, title: str) -> go.Figure:
     """Two horizontal bar panels sharing the category axis: how many, and how much money."""
     items = list(reversed(items))  # plotly draws the first category at the bottom
     scale, unit = _money_axis(r["amount"] for r in items)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.03,
                         subplot_titles=("疑点数（件）", f"涉及金额（{unit}）"))
-    labels = [_axis_label(r[label_key]) for r in items]
     # a category axis draws two bars of one label as one: two agencies of the same name (each
     # county's 社会保险事业管理局 named alike, or alike in their first characters) are told apart by their codes
-    labels = [f"{label}（{_label(r.get('agency_code') or r.get('rule_id'))}）" if labels.count(label) > 1 else label
-              for label, r in zip(labels, items)]
-    names = [_label(r[label_key]) for r in items]
+    labels, names = _labels_and_names(items, label_key, lambda r: r.get("agency_code") or r.get("rule_id"))
     fig.add_trace(go.Bar(y=labels, x=[r["suspects"] for r in items], orientation="h", name="疑点数",
                          marker_color="#4C78A8", customdata=names,
                          hovertemplate="%{customdata}<br>%{x} 件<extra></extra>"), 1, 1)
@@ -155,9 +163,7 @@ def fig_status(status_rows: list[dict]) -> go.Figure:
 def fig_recovery(rule_rows: list[dict]) -> go.Figure:
     items = list(reversed(rule_rows))
     scale, unit = _money_axis(r["amount"] for r in items)
-    labels = [_axis_label(r["rule_title"]) for r in items]
-    labels = [f"{label}（{_label(r['rule_id'])}）" if labels.count(label) > 1 else label for label, r in zip(labels, items)]
-    names = [_label(r["rule_title"]) for r in items]
+    labels, names = _labels_and_names(items, "rule_title", lambda r: r["rule_id"])
     fig = go.Figure()
     fig.add_trace(go.Bar(y=labels, x=[float(r["amount"]) / scale for r in items], orientation="h", name="涉及金额",
                          marker_color="#E45756", customdata=[[n, fmt_money(r["amount"])] for n, r in zip(names, items)],

@@ -329,7 +329,7 @@ def quality(con) -> dict:
         # cell — which may be a name or an ID number typed into the wrong column. The quoted value
         # is left out, so the page counts rows by what was wrong, not by value.
         out["rejected"] = [
-            {**r, "reason": scrub_text(r["reason"])}
+            {**r, "extract": extract_words(r["extract"]), "reason": scrub_text(r["reason"])}
             for r in rows(con, """select extract, regexp_replace(reason, '''[^'']*''', '…', 'g') as reason,
                                          count(*) as n
                                   from rejected_rows where delivery = $d

@@ -73,6 +73,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["store_disk"] = parts["store_disk"]
     if parts.get("casework_settings"):
         s["casework_settings"] = parts["casework_settings"]
+    if parts.get("office"):
+        s["office"] = parts["office"]
     ingested = parts.get("ingest")
     if ingested is not None:
         files = list(ingested.files)

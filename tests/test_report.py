@@ -309,11 +309,19 @@ def test_a_long_name_is_cut_on_a_charts_axis_and_whole_in_its_hover(store, tmp_p
     assert len(labels) == len(set(labels)) == len(data["by_agency"])
     cut = long[:report_dashboard.AXIS_LABEL_CHARACTERS - 1] + "…"
     assert {f"{cut}（360702）", f"{cut}（360703）"} <= set(labels)
-    assert {long + "360702", long + "360703"} <= set(names)
+    # whole in the hover, with the code where two read alike (a regression probe: the hover lost it)
+    assert {f"{long}360702（360702）", f"{long}360703（360703）"} <= set(names)
     assert [c[0] for c in figure.data[1].customdata] == names  # the money panel's hover names it whole too
-    assert all(len(label) <= report_dashboard.AXIS_LABEL_CHARACTERS + 9 for label in labels)
-    recovery = report_dashboard.fig_recovery(data["by_rule"])
-    assert all(len(label) <= report_dashboard.AXIS_LABEL_CHARACTERS + 30 for label in recovery.data[0].y)
+    assert all(len(label) <= 2 * report_dashboard.AXIS_LABEL_CHARACTERS + 2 for label in labels)
+    # two own rules alike in their first characters, one with an id of 67: the code is cut too
+    rules_alike = [{"rule_title": long + "甲", "rule_id": "PAYMENTS_TO_PERSONS_WITH_SUSPICIOUSLY_LONG_IDENTIFIERS_AND_MORE_XYZ",
+                    "amount": Decimal("10"), "recovered": Decimal("0"), "rate": None, "suspects": 1},
+                   {"rule_title": long + "乙", "rule_id": "LOCAL_B", "amount": Decimal("20"), "recovered": Decimal("0"),
+                    "rate": None, "suspects": 1}]
+    for figure in (report_dashboard.fig_recovery(rules_alike),
+                   report_dashboard._count_and_amount(rules_alike, "rule_title", "按规则")):
+        assert len(set(figure.data[0].y)) == 2
+        assert all(len(label) <= 2 * report_dashboard.AXIS_LABEL_CHARACTERS + 2 for label in figure.data[0].y)
     con.close()
 
 
@@ -713,7 +721,7 @@ def test_the_dashboards_data_quality_lists_are_the_same_whatever_the_threads(tmp
             q = report_data.quality(con)
             shown.add(tuple((r["extract"], r["reason"], r["n"]) for r in q["rejected"]))
     assert q["delivery"] == "2026-11-21"
-    assert shown == {tuple(("payments", r, 3) for r in sorted(f"reason {i}" for i in range(120))[:50])}
+    assert shown == {tuple(("待遇发放明细（payments）", r, 3) for r in sorted(f"reason {i}" for i in range(120))[:50])}
     con.execute("delete from rejected_rows")
     con.execute("""insert into quality_results (run_id, delivery, extract, expectation, column_name, success, checked_at)
                    select 'r', '2026-11-21', 'payments', 'expect_column_values_to_be_in_set', c, false, timestamp '2026-11-21 02:00:00'
@@ -781,3 +789,48 @@ def test_the_dashboard_words_a_failed_check_for_a_leader_and_keeps_its_cards_in_
     colours = [t.line.color for t in trend.data]
     assert len(set(colours)) == len(colours) >= 3
     con.close()
+
+
+def test_report_without_config_names_the_office_the_last_night_named(store, tmp_path, capsys):
+    """A regression probe: `fundwatch report` without --config (as returns and reopen advise) drew the
+    汇总表 and dashboard again without the 填报单位 the night had printed."""
+    from pipelines import cli
+    con = connect(store)
+    con.execute("update runs set summary = json_merge_patch(summary, '{\"office\": \"江西省社会保险基金监督处\"}')"
+                " where status = 'completed'")
+    con.close()
+    assert cli.main(["report", "--db", str(store), "--out", str(tmp_path / "out")]) == 0
+    summary = next((tmp_path / "out").glob("汇总表_*.xlsx"))
+    assert openpyxl.load_workbook(summary)[SHEET_MAIN]["A2"].value.startswith("填报单位：江西省社会保险基金监督处")
+    assert "编制单位：江西省社会保险基金监督处" in (tmp_path / "out" / "dashboard.html").read_text(encoding="utf-8")
+    given = tmp_path / "fundwatch.yaml"
+    given.write_text("office: 赣州市社会保险基金监督科\n", encoding="utf-8")  # --config given: its own
+    assert cli.main(["report", "--db", str(store), "--out", str(tmp_path / "out2"), "--config", str(given)]) == 0
+    assert "编制单位：赣州市社会保险基金监督科" in (tmp_path / "out2" / "dashboard.html").read_text(encoding="utf-8")
+
+
+def test_each_kind_of_failed_check_is_said_in_its_own_words():
+    """A regression probe of the words: the ID check read as a code list with an English field; the
+    'nothing left to check' row pointed at Data Docs it is not in; five repeats of one code hid the
+    others; 122 of 1,000 read 12.3 % (GX's share is of the rows with a value); ranges unsaid."""
+    from pipelines.quality import described
+    assert described("payments", "expect_column_values_to_be_in_set", "person_id_valid",
+                     {"kwargs": {"mostly": 0.99}, "observed": {"unexpected_count": 25, "element_count": 1025}}) == (
+        "公民身份号码校验通过率不低于 99%", "公民身份号码（person_id）", "1,025 行中 25 行不符（2.4%）")
+    assert described("payments", "rows_left_to_check", None, '{"rows_accepted": 120, "rows_left": 0}') == (
+        "可检查的行", "", "本批入库的 120 行已全部被当晚稍后读入的一批替换，无行可查")
+    said = described("payments", "expect_column_values_to_be_in_set", "agency_code",
+                     {"kwargs": {}, "observed": {"unexpected_count": 6, "element_count": 100,
+                                                 "partial_unexpected_list": ["369999001"] * 5 + ["3601**********"]}})[2]
+    assert said.endswith("如 369999001、3601**********")
+    gap = {"kwargs": {"min_value": 0, "max_value": 1, "mostly": 0.98},
+           "observed": {"unexpected_count": 122, "element_count": 1000, "missing_count": 8, "unexpected_percent": 12.298}}
+    assert described("payments", "expect_column_values_to_be_between", "period_gap", gap)[2] == (
+        "992 行（有值的）中 122 行不符（12.3%）；应在 0–1 个月（相邻两期），允许至多 2.0% 的行在外")
+    del gap["observed"]["missing_count"]  # (a check stored before the count was kept: its own two numbers)
+    assert described("payments", "expect_column_values_to_be_between", "period_gap", gap)[2].startswith(
+        "1,000 行中 122 行不符（12.2%）")
+    amount = {"kwargs": {"min_value": 0.01, "max_value": 100000, "mostly": 0.999},
+              "observed": {"unexpected_count": 10, "element_count": 100}}
+    assert described("payments", "expect_column_values_to_be_between", "amount", amount)[2] == (
+        "100 行中 10 行不符（10.0%）；应在 0.01–100,000 元，允许至多 0.1% 的行在外")
