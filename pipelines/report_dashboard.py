@@ -320,6 +320,8 @@ def render(data: dict) -> str:
         "aging": fig_aging(data["aging"]),
         "trend": fig_trend(data["history"]),
     }
+    # side by side, one as tall as the other (a 360-point chart beside a 580 left a white block)
+    figures["by-status"].update_layout(height=max(figures["by-status"].layout.height, figures["recovery"].layout.height))
     div = {k: f'<div class="fig">{f.to_html(full_html=False, include_plotlyjs=False, div_id="fig-" + k, config={"displaylogo": False, "responsive": True})}</div>'
            for k, f in figures.items()}
     # the three money cards in one unit (追回金额 0.00 元 stood beside 352.46 万元)

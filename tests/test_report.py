@@ -834,3 +834,15 @@ def test_each_kind_of_failed_check_is_said_in_its_own_words():
               "observed": {"unexpected_count": 10, "element_count": 100}}
     assert described("payments", "expect_column_values_to_be_between", "amount", amount)[2] == (
         "100 行中 10 行不符（10.0%）；应在 0.01–100,000 元，允许至多 0.1% 的行在外")
+
+
+def test_the_status_chart_is_as_tall_as_the_recovery_chart_beside_it(written):
+    """A visual probe: the 360-point status chart beside a taller recovery chart left a white block."""
+    _, paths = written
+    page = paths.dashboard.read_text(encoding="utf-8")
+
+    def height(div_id: str) -> int:
+        start = page.index(f'"{div_id}",')  # (Plotly.newPlot("fig-…", data, layout): its layout's height)
+        return int(re.search(r'"height":(\d+)', page[start:]).group(1))
+
+    assert height("fig-recovery") > 360 and height("fig-by-status") == height("fig-recovery")
