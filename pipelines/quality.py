@@ -420,6 +420,12 @@ def _field_words(kind: str, column: str | None) -> str:
     return f"{header}（{name}）" if header else column
 
 
+def _percent(share: float) -> str:
+    """A check's threshold as written (99.5%, not 100%; 0.1%), to two places at most: beside a share
+    shown to two places, a failed check never reads as within what it allows."""
+    return f"{round(share * 100, 2):g}%"
+
+
 def _number(v) -> str:
     if v is None:
         return ""
@@ -452,13 +458,13 @@ def described(kind: str, expectation: str, column: str | None, detail: dict | st
         return ("可检查的行", "", f"本批入库的 {added:,} 行已全部被当晚稍后读入的一批替换，无行可查"
                 if isinstance(added, int) else "本批入库的行已全部被当晚稍后读入的一批替换，无行可查")
     elif column == "person_id_valid":
-        check = f"公民身份号码校验通过率不低于 {mostly:.0%}" if mostly is not None else "公民身份号码校验通过"
+        check = f"公民身份号码校验通过率不低于 {_percent(mostly)}" if mostly is not None else "公民身份号码校验通过"
     elif expectation == "expect_column_values_to_not_be_null":
         check = "不为空"
     elif column in _CONSISTENT_WORDS:
         check = _CONSISTENT_WORDS[column]
     elif column and column.startswith("has_"):
-        check = f"填写率不低于 {mostly:.0%}" if mostly is not None else "已填写"
+        check = f"填写率不低于 {_percent(mostly)}" if mostly is not None else "已填写"
     elif column == "agency_code" and expectation == "expect_column_values_to_be_in_set":
         check = "经办机构编码在经办机构登记表内"
     elif expectation == "expect_column_values_to_be_in_set":
@@ -469,18 +475,24 @@ def described(kind: str, expectation: str, column: str | None, detail: dict | st
         check = expectation
     if "unexpected_count" in obs:
         n, of = obs.get("unexpected_count"), obs.get("element_count")
-        if isinstance(of, int) and isinstance(n, int):
+        # (a not-null check's unexpected rows are the empty ones: its share is of every row)
+        missing = 0 if expectation == "expect_column_values_to_not_be_null" else obs.get("missing_count")
+        share = obs.get("unexpected_percent")
+        if isinstance(of, int) and isinstance(n, int) and isinstance(missing, int) and 0 <= n <= of - missing:
             # GX's share is of the rows with a value (a stream's first period has no gap): the count
             # it is of said so, and the share worked from the two numbers shown (122 of 1,000 read 12.3 %)
-            missing = obs.get("missing_count") if isinstance(obs.get("missing_count"), int) else 0
             base = of - missing
-            said = f"{base:,} 行{'（有值的）' if missing else ''}中 {n:,} 行不符"
-            said += f"（{n / base:.1%}）" if base else ""
+            said = f"{base:,} 行{'（有值的）' if missing else ''}中 {n:,} 行不符" + (f"（{n / base:.2%}）" if base else "")
+        elif isinstance(of, int) and isinstance(n, int) and isinstance(share, (int, float)) and share == share:
+            # stored before the empty rows were counted: GX's own share, of the rows with a value
+            said = f"{of:,} 行中 {n:,} 行不符（占有值的行 {share / 100:.2%}）"
+        elif isinstance(of, int) and isinstance(n, int) and 0 <= n <= of:
+            said = f"{of:,} 行中 {n:,} 行不符" + (f"（{n / of:.2%}）" if of else "")
         else:
             said = f"{n} 行不符"
         if column in _RANGE_WORDS and ("min_value" in kwargs or "max_value" in kwargs):
             said += (f"；应在 {_number(kwargs.get('min_value'))}–{_number(kwargs.get('max_value'))}{_RANGE_UNITS[column]}"
-                     + (f"，允许至多 {1 - mostly:.1%} 的行在外" if mostly is not None else ""))
+                     + (f"，允许至多 {_percent(1 - mostly)} 的行在外" if mostly is not None and 0 <= mostly <= 1 else ""))
         sample = [str(v) for v in obs.get("partial_unexpected_list") or []]
         if sample and (column in CODE_SETS or column == "agency_code"):
             said += "，如 " + "、".join(list(dict.fromkeys(sample))[:5])

@@ -107,6 +107,7 @@ def _label(text) -> str:
 
 
 AXIS_LABEL_CHARACTERS = 18  # (the longest shipped rule title is 17)
+STATUS_CHART_MAX_HEIGHT = 600  # (seven bars; stacked under a 50-rule recovery chart it stood 2,100 px tall)
 
 
 def _axis_label(text) -> str:
@@ -122,6 +123,9 @@ def _labels_and_names(items: list[dict], label_key: str, code_of) -> tuple[list[
     cut = [_axis_label(r[label_key]) for r in items]
     alike = [cut.count(label) > 1 for label in cut]
     labels = [f"{label}（{_axis_label(code_of(r))}）" if dup else label for label, r, dup in zip(cut, items, alike)]
+    # codes alike in their first characters too (CERTIFICATION_OVERDUE, CERTIFICATION_OVERDUE_LOCAL): whole
+    labels = [f"{cut_label}（{_label(code_of(r))}）" if dup and labels.count(label) > 1 else label
+              for label, cut_label, r, dup in zip(labels, cut, items, alike)]
     names = [f"{_label(r[label_key])}（{_label(code_of(r))}）" if dup else _label(r[label_key])
              for r, dup in zip(items, alike)]
     return labels, names
@@ -321,7 +325,8 @@ def render(data: dict) -> str:
         "trend": fig_trend(data["history"]),
     }
     # side by side, one as tall as the other (a 360-point chart beside a 580 left a white block)
-    figures["by-status"].update_layout(height=max(figures["by-status"].layout.height, figures["recovery"].layout.height))
+    figures["by-status"].update_layout(height=min(max(figures["by-status"].layout.height,
+                                                      figures["recovery"].layout.height), STATUS_CHART_MAX_HEIGHT))
     div = {k: f'<div class="fig">{f.to_html(full_html=False, include_plotlyjs=False, div_id="fig-" + k, config={"displaylogo": False, "responsive": True})}</div>'
            for k, f in figures.items()}
     # the three money cards in one unit (追回金额 0.00 元 stood beside 352.46 万元)
