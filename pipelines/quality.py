@@ -416,8 +416,7 @@ def _field_words(kind: str, column: str | None) -> str:
         return ""  # (the check names both fields)
     name = {"period_gap": "period", "person_id_valid": "person_id"}.get(column, column.removeprefix("has_"))
     extract = X.EXTRACTS.get(kind)
-    header = next((c.alias for c in extract.columns if c.name == name), None) if extract else None
-    return f"{header}（{name}）" if header else column
+    return f"{extract.column(name).alias}（{name}）" if extract and name in extract.names else column
 
 
 def _percent(share: float) -> str:

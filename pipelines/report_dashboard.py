@@ -329,11 +329,11 @@ def render(data: dict) -> str:
                                                       figures["recovery"].layout.height), STATUS_CHART_MAX_HEIGHT))
     div = {k: f'<div class="fig">{f.to_html(full_html=False, include_plotlyjs=False, div_id="fig-" + k, config={"displaylogo": False, "responsive": True})}</div>'
            for k, f in figures.items()}
-    # the three money cards in one unit (追回金额 0.00 元 stood beside 352.46 万元)
-    in_wan = max(abs(Decimal(h[k] or 0)) for k in ("amount", "open_amount", "recovered")) >= 100000
+    # the three money cards in one unit, as a chart's axis (追回金额 0.00 元 stood beside 352.46 万元)
+    scale, unit = _money_axis(h[k] for k in ("amount", "open_amount", "recovered"))
 
     def money(value) -> str:
-        return f"{Decimal(value or 0) / WAN:,.2f} 万元" if in_wan else f"{Decimal(value or 0):,.2f} 元"
+        return f"{Decimal(value or 0) / Decimal(str(scale)):,.2f} {unit}"
 
     cards = [
         ("疑点总数", f"{h['suspects']:,} 件", False), ("在办疑点（未销号）", f"{h['open']:,} 件", False),

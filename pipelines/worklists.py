@@ -447,7 +447,8 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         fmt[kind] = wb.add_format({**look, **ruled, "valign": "top"})
         fmt["edit_" + kind] = wb.add_format({**look, **ruled, "valign": "top", "locked": False, "bg_color": "#FFF2CC"})
     ws = wb.add_worksheet(SHEET)
-    widths = {**WIDTHS, "规则编号": rule_id_width(x["rule_id"] for x in flags)}
+    id_width = rule_id_width(x["rule_id"] for x in flags)  # the sheet's and the cover's 规则编号 column
+    widths = {**WIDTHS, "规则编号": id_width}
     for c, name in enumerate(COLUMNS):
         ws.write_string(0, c, name, edit_header if name in EDITABLE else header)
         ws.set_column(c, c, widths.get(name, 12))
@@ -502,8 +503,9 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
     total_money = wb.add_format({"num_format": "#,##0.00", "align": "left"})
     info_text = wb.add_format({"num_format": "@", "quote_prefix": True})
     note = wb.add_format({"num_format": "@", "quote_prefix": True, "text_wrap": True, "valign": "top"})
-    for c, width in enumerate(COVER_WIDTHS):
-        cover.set_column(c, c, max(width, rule_id_width(x["rule_id"] for x in flags)) if c == 0 else width)
+    cover_widths = (max(COVER_WIDTHS[0], id_width), *COVER_WIDTHS[1:])
+    for c, width in enumerate(cover_widths):
+        cover.set_column(c, c, width)
     cover.write_string(0, 0, "疑点数据核查工作台账", title)
     info = ([("下发单位", office)] if office else []) + [
         ("经办机构编码", agency[0]), ("经办机构名称", agency[1] or ""), (EXPORT_ID_LABEL, export_id)]
@@ -548,7 +550,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         basis = cell_text(texts[rule_id].basis) if rule_id in texts else ""
         cover.write_string(r, 4, basis, fmt["wrapped_text"])
         cover.set_row(r, row_height(max(wrapped_lines(basis, COVER_WIDTHS[4]), wrapped_lines(title_text, COVER_WIDTHS[1]),
-                                        wrapped_lines(rule_id, rule_id_width([rule_id])))))
+                                        wrapped_lines(rule_id, cover_widths[0]))))
         r += 1
     r += 1
     cover.write_string(r, 0, "填写说明", bold)
