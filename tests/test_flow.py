@@ -342,6 +342,65 @@ def test_a_prefect_home_that_is_a_file_is_refused_in_one_line(tmp_path):
         "point PREFECT_HOME at a folder (default ~/.prefect)")
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is pid (Linux's /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_night_killed_with_kill_9_leaves_no_temporary_prefect_server_behind(tmp_path):
+    """Prefect stops its temporary API server as the process exits; a night killed with `kill -9`
+    (an out-of-memory kill) left it running for good, ~200 MB each time (a probe of operations).
+    The server now takes SIGTERM when the night's process ends however it ends."""
+    import signal
+    import time
+
+    inbox = tmp_path / "inbox"
+    delivery_1(inbox)
+    night = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "nightly", "--inbox", str(inbox), "--db",
+                              str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "out"), "--as-of", "2026-10-21"],
+                             cwd=tmp_path, env=fundwatch_env(tmp_path / "prefect-home"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = []
+    try:
+        deadline = time.monotonic() + 120
+        while not server and night.poll() is None and time.monotonic() < deadline:
+            server = _children(night.pid)
+            time.sleep(0.05)
+        assert server, "the night started no temporary server"
+        assert "uvicorn" in Path(f"/proc/{server[0]}/cmdline").read_bytes().decode(errors="replace")
+        night.send_signal(signal.SIGKILL)
+        night.wait()
+        deadline = time.monotonic() + 30
+        while _alive(server[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(server[0]), "Prefect's temporary server outlived the night killed with kill -9"
+    finally:
+        if night.poll() is None:
+            night.kill()
+            night.wait()
+        for pid in server:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_a_broken_rule_fails_the_night_by_name_after_the_other_rules_issued_their_worklists(tmp_path,
                                                                                            broken_rule_checkout):
     inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
