@@ -60,7 +60,8 @@ CONFIRMED_LOSS = (4, 5, 6)  # a verified loss: classed 要情 / 重大要情 / �
 
 MINOR, MAJOR, MAJOR_MINISTRY = "要情", "重大要情", "重大要情（报部）"
 
-_NUMBER_PREFIX = re.compile(r"^\s*([1-7])\s*(?:[.、．:：)）]|\s|$)")
+# "4. …", "4、…", "4)…", and in brackets as typed by hand: "(4)…", "（4）…"
+_NUMBER_PREFIX = re.compile(r"^\s*(?:[(（]\s*([1-7])\s*[)）]|([1-7])\s*(?:[.、．:：)）]|\s|$))")
 
 
 def _norm_text(s: str) -> str:
@@ -91,7 +92,7 @@ def parse_outcome(value: Any) -> int | None:
         return None
     m = _NUMBER_PREFIX.match(text)
     if m:
-        number = int(m.group(1))
+        number = int(m.group(1) or m.group(2))
         rest = _norm_text(text[m.end():])
         if not rest or rest == _norm_text(OUTCOMES[number]):
             return number

@@ -24,7 +24,7 @@ import openpyxl
 from openpyxl.utils import get_column_letter
 
 from .packed import xlsx_part_too_large
-from .worklists import COVER, EDITABLE, EXPORT_ID_LABEL, SHEET
+from .worklists import COLUMNS, COVER, EDITABLE, EXPORT_ID_LABEL, SHEET
 
 
 def _clean_header(value: Any) -> str:
@@ -59,13 +59,17 @@ def _rows_with_cells(ws, min_row: int, max_row: int, max_col: int) -> list[tuple
 
 def _header_row_of(ws, last_row: int, last_column: int) -> tuple[int, dict[str, int], list[str]]:
     """(row number, {header: column index}, the columns read for answers headed twice, with their
-    letters) of the sheet's 疑点编号 header in its first HEADER_ROWS rows, or (0, {}, []);
+    letters) of the sheet's 疑点编号 header, looked for in its first HEADER_ROWS rows first, or (0, {}, []);
     `last_row`, `last_column`: the sheet's _filled_extent."""
     if not last_row:
         return 0, {}, []
-    for number, row in _rows_with_cells(ws, 1, min(HEADER_ROWS, last_row), last_column):
-        names = [_clean_header(v) for v in row]
-        if "疑点编号" in names:
+    # (then the rest: a sort that took the header row with the data, "数据包含标题" left unticked,
+    # moves it down among them — or to the end of a sheet of more rows than HEADER_ROWS)
+    for first, last in ((1, min(HEADER_ROWS, last_row)), (HEADER_ROWS + 1, last_row)):
+        for number, row in _rows_with_cells(ws, first, last, last_column) if first <= last else ():
+            names = [_clean_header(v) for v in row]
+            if "疑点编号" not in names:
+                continue
             columns: dict[str, int] = {}
             for i, name in enumerate(names):
                 columns.setdefault(name, i)
@@ -119,6 +123,13 @@ class Sheet:
     # (sheet, row, text) of the cells of the workbook's other sheets (no 疑点编号 header): answered
     # rows a clerk moved there are read nowhere, and said (_not_on_the_sheet)
     elsewhere: list[tuple[str, int, str]] = field(default_factory=list)
+    # the rows above the header that hold a text in its 疑点编号 column: a sort that took the header
+    # row with the data moved answered rows above it (returns._load reads those naming a suspect)
+    above: list[tuple[int, tuple]] = field(default_factory=list)
+    # {row: (its merged range, e.g. "K5:K6", the header of the range's first column)} for the rows a
+    # merged range spans in the template's columns: only the range's first cell holds a value, so
+    # an answer a clerk sees on every row of it reads as blank on the others (returns refuses them)
+    merged: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -212,12 +223,21 @@ def _text_kind(head: bytes) -> str:
     return "文本文件（如 CSV）"
 
 
+# An encrypted .xlsx (a password to open it, Excel's or WPS's) is an OLE2 compound file, as a .xls
+# is, holding a stream of this name (UTF-16 in the file's directory) — a .xls holds "Workbook".
+_ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")
+
+
 def _open_workbook(path: Path):
     """The workbook, told by its content rather than its name (a clerk may rename the file); a file
     of another kind is refused in words a clerk can act on, not the reader's own message."""
     data = path.read_bytes()
+    if not data:
+        raise ValueError("文件是空文件（0 字节），没有内容：请重新保存下发的 .xlsx 台账后报送（或重新发送附件）")
+    if data.startswith(_OLE2) and _ENCRYPTION_INFO in data:
+        raise ValueError("文件设置了打开密码（已加密），无法读取：请在 Excel/WPS 中取消打开密码后保存，再报送")
     if data.startswith(_OLE2):
-        raise ValueError(f"文件是 Excel 97-2003（.xls）格式或设置了打开密码的工作簿，{_OTHER_FORMAT}，也不要设置打开密码")
+        raise ValueError(f"文件是 Excel 97-2003（.xls）格式，{_OTHER_FORMAT}")
     if not data.startswith(b"PK"):
         kind = ("PDF 文件" if data.startswith(b"%PDF") else
                 _text_kind(data[:512]) if _looks_like_text(data[:512]) else "无法识别的文件")
@@ -268,6 +288,21 @@ def _visible(value: Any) -> Any:
     return value.translate(_INVISIBLE) if isinstance(value, str) else value
 
 
+def _merged_rows(ws, header_row: int, columns: dict[str, int]) -> dict[int, tuple[str, str]]:
+    """Sheet.merged: the rows below the header a merged range spans in the template's columns."""
+    template = {i + 1: name for name, i in columns.items() if name in COLUMNS}
+    out: dict[int, tuple[str, str]] = {}
+    for merged in ws.merged_cells.ranges:
+        if merged.max_row <= header_row:
+            continue
+        names = [template[c] for c in range(merged.min_col, merged.max_col + 1) if c in template]
+        if not names:
+            continue
+        for row in range(max(merged.min_row, header_row + 1), merged.max_row + 1):
+            out.setdefault(row, (merged.coord, names[0]))
+    return out
+
+
 def missing_column(column: str) -> str:
     return f"缺少列“{column}”：请使用下发的台账原表填写，不要删除或改名列"
 
@@ -289,7 +324,16 @@ def read_workbook(path: Path) -> list[Sheet]:
                 xml = _answer_cells_xml(path, ws.title, header_row, editable)
                 rows = [(n, tuple(_from_xml(v, xml.get((n, i))) if i in editable else v for i, v in enumerate(r)))
                         for n, r in rows]
-            sheets.append(Sheet(header_row, columns, rows, export_id, ws.title))
+            above = []
+            if header_row > 1:
+                key = columns["疑点编号"]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    above = [(n, tuple(_visible(v) if i in read else v for i, v in enumerate(r)))
+                             for n, r in _rows_with_cells(ws, 1, header_row - 1, max(columns.values()) + 1)
+                             if isinstance(r[key], str) and r[key].strip()]
+            sheets.append(Sheet(header_row, columns, rows, export_id, ws.title, above=above,
+                                merged=_merged_rows(ws, header_row, columns)))
         headed = {sheet.title for sheet in sheets}
         elsewhere = []
         for ws in wb.worksheets:

@@ -27,6 +27,7 @@ from . import casework
 from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, REOPENED, TRANSFER,
                        TRANSFERRED, outcome_number, parse_outcome)
 from .clock import china_now
+from .extracts import TOTAL_ROW_WORDS
 from .privacy import mask_ids_in_text
 from .returned_workbooks import Sheet, Uncalculated, missing_column, read_workbook
 from .store import LAST_ANSWERED_SHEET, audit, current_actor, insert_many, new_run_id, scalar
@@ -95,7 +96,7 @@ class FileResult:
     file_hash: str | None
     agency_code: str | None = None
     export_id: str | None = None
-    status: str = "applied"  # applied / already_applied / unreadable
+    status: str = "applied"  # applied / already_applied / unreadable / lock_file
     applied: int = 0
     unchanged: int = 0
     pending: int = 0  # rows not yet verified (nothing filled in)
@@ -134,6 +135,8 @@ class ReturnsReport:
             name = self.name(f.file)
             if f.status == "already_applied":
                 out.append(f"{name}: 已回收过（相同文件），未重复处理")
+            elif f.status == "lock_file":
+                out.append(f"{name}: Excel/WPS 打开工作簿时生成的临时锁定文件（~$ 开头），不是台账，已跳过")
             elif f.status == "unreadable":
                 out.append(f"{name}: 无法读取")
             else:
@@ -167,12 +170,25 @@ def _own_cover(con, sheet: Sheet) -> Sheet:
     return replace(sheet, export_id=None, other_cover=(sheet.export_id, issued_to))
 
 
+def _with_rows_above(con, sheet: Sheet) -> Sheet:
+    """The sheet with its rows above the header that name a suspect on record read as rows: a sort
+    that took the header row with the data ("数据包含标题" left unticked) put answered rows above it,
+    which were said to be missing from the sheet and their answers lost. A title a clerk typed
+    above the header names none."""
+    at = sheet.columns["疑点编号"]
+    named = {n: canonical("疑点编号", values[at]) for n, values in sheet.above}
+    known = {sid for (sid,) in con.execute("select suspect_id from suspects where list_contains(?, suspect_id)",
+                                           [sorted(set(named.values()))]).fetchall()} if named else set()
+    rows = [(n, values) for n, values in sheet.above if named[n] in known]
+    return replace(sheet, rows=rows + sheet.rows) if rows else sheet
+
+
 def _load(con, path: Path) -> Sheet:
     """The worklist sheet of a returned workbook: the one sheet with the header, or of several (a
     clerk copied the sheet) the one with answers given — an answer pre-filled on the export and left
     as it was is none. Two or more with answers are refused: which was meant cannot be told, and
     taking the first would drop the others' answers silently."""
-    sheets = [_own_cover(con, sheet) for sheet in read_workbook(path)]
+    sheets = [_own_cover(con, _with_rows_above(con, sheet)) for sheet in read_workbook(path)]
     if len(sheets) == 1:
         return sheets[0]
     prefilled = _prefilled(con, _export_of(con, sheets[0]))
@@ -206,9 +222,13 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
     workbooks = list(named.values())
     report.names = _names_shown(workbooks)
     sheets: dict[str, Sheet] = {}  # each workbook is read once: by the conflict check, then applied
-    conflicts = _conflicting_answers(con, workbooks, sheets, as_of, report.names)
+    locks = {path for path in map(Path, workbooks) if _an_office_lock_file(path)}
+    conflicts = _conflicting_answers(con, [p for p in workbooks if Path(p) not in locks], sheets, as_of, report.names)
     for path in workbooks:
         path = Path(path)
+        if path in locks:
+            report.files.append(FileResult(str(path), None, status="lock_file"))
+            continue
         before = (len(report.files), len(report.applied), len(report.refusals))
         try:
             _apply_workbook(con, path, as_of, actor, report, conflicts, sheets.get(str(path)))
@@ -226,6 +246,16 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
         except duckdb.Error as exc:
             raise CaseworkNotRecomputed(report, exc) from exc
     return report
+
+
+def _an_office_lock_file(path: Path) -> bool:
+    """Excel's or WPS's owner file (~$台账.xlsx: who has the workbook open, ~165 bytes), which a glob
+    of a folder a clerk's workbook is open in picks up: no workbook, passed over with a line — it
+    was refused as an unrecognised file and counted among the agency's corrections to make."""
+    try:
+        return path.name.startswith("~$") and path.stat().st_size < 4096 and not path.read_bytes().startswith(b"PK")
+    except OSError:
+        return False
 
 
 class ReturnsStopped(RuntimeError):
@@ -703,8 +733,18 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
             rows_of.setdefault(sid, []).append(row_number)
 
     for (row_number, values), sid in zip(sheet.rows, ids):
+        if row_number in sheet.merged:
+            # what the clerk sees on this row is not what it holds: only a merged range's first cell
+            # has a value (an answer merged down two rows read as blank on the second, said nowhere)
+            span, column = sheet.merged[row_number]
+            refuse(row_number, column, f"单元格 {span} 是合并单元格：合并后只有其第一个单元格有内容，其余行、列读作空白，"
+                                       "本行未读取：请取消合并，逐行逐格填写后重新报送", sid if sid in suspects else None)
+            result.refused += 1
+            continue
         if blank(values):
             continue
+        if _a_total_row(sid, values, cell):
+            continue  # a sum the clerk added (合计行): no suspect's row, nothing to correct
         if not sid:
             refuse(row_number, "疑点编号", "疑点编号为空")
             result.refused += 1
@@ -756,6 +796,10 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
         shown = issued[sid][1]  # what the answered sheet showed: the amount and periods verified
         shown_amount, shown_from = _amount_and_start(issued[sid])
         answer, problems = _read_answer(cell, values, suspect, shown_amount, as_of, shown_from)
+        if problems and sid in answered_since:
+            # answered on a later sheet since: that is what to correct, not this older row's cells
+            # (told to set 追回金额 to 0, a clerk who did was then refused as an older sheet)
+            problems = [("核实结果", _answered_on_a_later_sheet(sid, answered_since[sid]))]
         handed = suspect[1] != export_agency  # (only one handed over from this agency gets here)
         if answer is None and not problems:
             if not handed:  # (one handed over is no longer this agency's to verify)
@@ -1061,8 +1105,7 @@ def _apply_answer(sheet: SheetAnswers, row_number: int, suspect, answer: dict,
     if same or (said_before and said_before[-1] is answers_before[-1]):
         return "unchanged"
     if answered_on_later_sheet:
-        sheet.refuse(row_number, "核实结果", f"疑点 {sid} 已按 {answered_on_later_sheet} 下发的台账报送了核实结果，本台账下发在其之前，"
-                                     "内容与之不同：如需更正，请在最新下发的台账中填写", sid)
+        sheet.refuse(row_number, "核实结果", _answered_on_a_later_sheet(sid, answered_on_later_sheet), sid)
         return None
     if said_before:
         # an earlier version of this very workbook, sent again after a later one was applied: it
@@ -1146,6 +1189,13 @@ def _apply_answer(sheet: SheetAnswers, row_number: int, suspect, answer: dict,
         shown_from, shown_to = answer["shown_periods"]
         notices.append(f"追回金额已达涉及金额，但疑点的损失现在所属期 {period_from}–{period_to}，不在本台账所列的 "
                        f"{shown_from}–{shown_to} 内（本台账下发后数据有变）：仍为核查中，将随下期台账下发，请核实后报送")
+    elif (number == RECOVER and new_status == IN_PROGRESS and answer["shown_amount"] is not None
+          and (recovered or 0) >= answer["shown_amount"] and (amount or 0) > answer["shown_amount"]):
+        # the sheet's whole loss recovered, yet the suspect stays open: its loss grew after the
+        # sheet was issued (another month paid) — "应用" alone left the clerk thinking it closed
+        notices.append(f"追回金额已达本台账所列涉及金额 {_money(answer['shown_amount'])} 元，但本台账下发后疑点的涉及金额"
+                       f"增至 {_money(amount)} 元（所属期 {period_from}–{period_to}）：仍为核查中，将随下期台账下发，"
+                       "请核实新增部分后报送")
     typed = answer["recovered"]  # (one above a fallen 涉及金额, recorded as that, lowers nothing)
     if typed is not None and stored_recovered is not None and _money(typed) < _money(stored_recovered):
         # 追回金额 is the total recovered: a clerk typing this month's instalment lowered the record
@@ -1153,6 +1203,21 @@ def _apply_answer(sheet: SheetAnswers, row_number: int, suspect, answer: dict,
         notices.append(f"追回金额由 {_money(stored_recovered)} 元减为 {_money(typed)} 元：本栏应填累计追回金额"
                        "（含以前追回的），如只填了本次追回的，请改填累计数后重新报送")
     return AppliedRow(str(sheet.path), row_number, sid, label, new_status, events, "；".join(notices) or None)
+
+
+def _answered_on_a_later_sheet(sid: str, day: str) -> str:
+    return (f"疑点 {sid} 已按 {day} 下发的台账报送了核实结果，本台账下发在其之前，"
+            "内容与之不同：如需更正，请在最新下发的台账中填写")
+
+
+def _a_total_row(sid: str | None, values: tuple, cell) -> bool:
+    """A total line a clerk added under the rows (a cell reads 合计, 总计…: extracts.TOTAL_ROW_WORDS;
+    the 疑点编号 that or empty), with no outcome or note: passed over — refused as an unknown or
+    empty 疑点编号, it asked the agency to correct a sum."""
+    def total(v) -> bool:
+        return isinstance(v, str) and re.sub(r"[\s:：\u3000]", "", v) in TOTAL_ROW_WORDS
+    return ((not sid or total(sid)) and any(total(v) for v in values)
+            and cell(values, "核实结果") is None and cell(values, "核实说明") is None)
 
 
 def _covers(recovered: Decimal | None, amount: Decimal | None, answer: dict, period_from: str | None,

@@ -12,7 +12,7 @@ import polars as pl
 
 from . import contracts
 from .clock import china_today
-from .extracts import EXTRACTS
+from .extracts import EXTRACTS, TOTAL_ROW_WORDS
 from .normalise import (FORMAT_CHARACTERS, TEXT_MARK, clean_text, column_exprs, fast_exprs, label, repeats,
                         typed_fast_exprs)
 from .readers import (MAX_FIELD_CHARS, NUL, NUL_IN_ROW, RAW_FIELD_CHARS, UNSEEN_IN_A_REASON, WHOLE_ROW, RawFrame,
@@ -150,8 +150,6 @@ def _fast_column(raw: RawFrame, src: str, col, today: dt.date) -> tuple[pl.Expr,
     return ok, value
 
 
-# The words of a total line (合计行) a clerk's export ends with, or a page of it (本页合计)
-TOTAL_ROW_WORDS = ("合计", "总计", "小计", "本页合计", "累计", "总合计", "合计金额")
 
 
 def _total_rows_said(bad: pl.DataFrame, raw: RawFrame, key_source: str | None) -> pl.DataFrame:

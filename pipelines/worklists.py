@@ -108,7 +108,8 @@ def parse_money(value: Any) -> Decimal | None:
     if isinstance(value, (int, Decimal)):
         amount = Decimal(value)
     else:
-        text = re.sub(r"^[¥￥]|元$", "", str(value).strip().translate(_FULL_WIDTH)).strip()
+        # (元整: as amounts are written on a receipt)
+        text = re.sub(r"^[¥￥]|元整?$", "", str(value).strip().translate(_FULL_WIDTH)).strip()
         # A separator groups thousands or it is no separator: 1,23 or 2,5 (a comma typed for the
         # point) read as 123 or 25 recorded a recovery nobody made; 1e3 is no way to write money.
         if not (_AMOUNT_TEXT.fullmatch(re.sub(r"\s+", ",", re.sub(r"\s*,\s*", ",", text)))
@@ -140,7 +141,7 @@ def parse_date(value: Any) -> dt.date | None:
             return EXCEL_EPOCH + dt.timedelta(days=int(value))
         value = str(int(value)) if value == int(value) else str(value)
     text = str(value).strip().translate(_FULL_WIDTH)
-    m = (re.fullmatch(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?", text)
+    m = (re.fullmatch(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})[日号]?(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?", text)
          or re.fullmatch(r"(\d{4})(\d{2})(\d{2})", text))
     if not m:
         raise ValueError(f"not a date: {value!r}")

@@ -38,7 +38,8 @@ def count_events(con, event):
 @pytest.mark.parametrize("typed, number", [
     ("4. 不符合待遇领取条件，已暂停发放并追回", 4), ("不符合待遇领取条件，已暂停发放并追回", 4),
     ("不符合待遇领取条件,已暂停发放并追回", 4), ("4", 4), (4, 4), (4.0, 4), ("４", 4), ("6、", 6),
-    ("7.经核实无问题", 7), ("8", None), (4.5, None), ("4. 经核实无问题", None), ("已处理", None), ("", None),
+    ("7.经核实无问题", 7), ("（4）不符合待遇领取条件，已暂停发放并追回", 4), ("(4)", 4), ("（7）", 7), ("(4", None),
+    ("4)", 4), ("(8)", None), ("（4）经核实无问题", None), ("8", None), (4.5, None), ("4. 经核实无问题", None), ("已处理", None), ("", None),
     (None, None), (True, None),
 ])
 def test_an_outcome_is_one_of_the_seven_by_text_or_number(typed, number):

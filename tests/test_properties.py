@@ -96,7 +96,7 @@ def test_an_amount_reads_the_same_however_a_clerk_or_excel_wrote_it(amount):
     text = format(amount, "f")
     whole, _, cents = text.partition(".")
     grouped = f"{int(whole):,}.{cents}"
-    forms = [amount, float(amount), text, grouped, f"¥{grouped}", f"{text}元", f" {grouped} ",
+    forms = [amount, float(amount), text, grouped, f"¥{grouped}", f"{text}元", f"{grouped}元整", f" {grouped} ",
              text.translate(str.maketrans("0123456789.", "０１２３４５６７８９．"))]
     for form in forms:
         assert worklists.parse_money(form) == amount, form
@@ -136,7 +136,8 @@ def test_an_amount_with_a_real_third_decimal_is_refused(amount):
 def test_a_date_reads_the_same_in_every_usual_form_and_as_an_excel_serial(d):
     serial = (d - dt.date(1899, 12, 30)).days
     forms = [d, dt.datetime.combine(d, dt.time(9, 30)), d.isoformat(), f"{d:%Y/%m/%d}", f"{d:%Y%m%d}",
-             f"{d.year}年{d.month}月{d.day}日", f"{d.year}.{d.month}.{d.day}", f"{d.isoformat()} 08:00", serial,
+             f"{d.year}年{d.month}月{d.day}日", f"{d.year}年{d.month}月{d.day}号", f"{d.year}.{d.month}.{d.day}",
+             f"{d.isoformat()} 08:00", serial,
              float(serial)]
     for form in forms:
         assert worklists.parse_date(form) == d, form
@@ -147,7 +148,8 @@ def test_a_date_reads_the_same_in_every_usual_form_and_as_an_excel_serial(d):
 def test_every_way_of_writing_an_outcome_reads_as_that_outcome(number, spaces, sep):
     text = OUTCOMES[number]
     for form in (OUTCOME_LABELS[number], f"{spaces}{number}{sep}{text}{spaces}", text, str(number), number,
-                 float(number), text.replace("，", ",")):
+                 float(number), text.replace("，", ","), f"({number})", f"（{number}）{text}",
+                 f"{spaces}({spaces}{number}{spaces}){spaces}{text}"):
         assert parse_outcome(form) == number, form
 
 

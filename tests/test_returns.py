@@ -2043,3 +2043,129 @@ def test_a_sheet_saved_as_text_is_refused_as_what_it_is(con, tmp_path, content, 
     saved.write_text(content, encoding="utf-8")
     (refusal,) = returns.apply_returns(con, [saved], RETURN_DAY).refusals
     assert f"文件是{kind}" in refusal.reason, refusal.reason
+
+
+# ---------------------------------------------------------------- what agencies send back (a probe of real returns)
+
+def _letter(clerk: Clerk, column: str) -> str:
+    return openpyxl.utils.get_column_letter(clerk.header.index(column) + 1)
+
+
+def test_answers_in_merged_cells_are_refused_on_every_row_of_the_merge_not_read_as_unanswered(con, tmp_path):
+    """A clerk merged 核实结果 down two rows (the answer shows on both): only the range's first cell
+    holds a value, so the second row read as unanswered and nothing said so. Every row the merge
+    spans is refused, naming the range; the rows outside it apply."""
+    path = issue(con, tmp_path, n=3)[A]
+    clerk = Clerk(path)
+    clerk.ws.protection.sheet = False
+    first = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[2], 核实说明="已更正")
+    second = clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    clerk.fill(f"S-{A}-3", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    span = f"{_letter(clerk, '核实结果')}{first}:{_letter(clerk, '核实结果')}{second}"
+    clerk.ws.merge_cells(span)
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert {(r.row, r.column) for r in report.refusals} == {(first, "核实结果"), (second, "核实结果")}
+    assert all(f"单元格 {span} 是合并单元格" in r.reason for r in report.refusals)
+    assert {r.suspect_id for r in report.refusals} == {f"S-{A}-1", f"S-{A}-2"}
+    assert status_of(con, f"S-{A}-1")[0] == status_of(con, f"S-{A}-2")[0] == "已下发"
+    assert status_of(con, f"S-{A}-3")[0] == "已销号"
+    assert report.files[0].refused == 2 and report.pending == 0
+
+
+def test_rows_a_sort_moved_above_the_header_are_read_not_said_to_be_missing(con, tmp_path):
+    """Sorted with "数据包含标题" unticked, the header row went to the end of the sheet among the data:
+    every answered row was above it, said to be missing from the sheet, its answer lost. Here a
+    sheet of more rows than the header is first looked for in (100)."""
+    path = issue(con, tmp_path, n=101)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    clerk.fill(f"S-{A}-101", 核实结果=OUTCOME_LABELS[4], 追回金额=1000)
+    ws = clerk.ws
+    ws.protection.sheet = False
+    rows = [[c.value for c in row] for row in ws.iter_rows(min_row=1, max_row=ws.max_row)]
+    rows = rows[1:] + rows[:1] + [[None] * len(rows[0])]  # the header sorted below the data
+    for r, values in enumerate(rows, start=1):
+        for c, value in enumerate(values, start=1):
+            ws.cell(row=r, column=c).value = value  # (value=None to ws.cell keeps what the cell held)
+    ws.insert_rows(1)
+    ws.cell(row=1, column=1, value="章贡区社保局疑点核查结果")  # and a title typed above it all
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == [] and report.files[0].missing == []
+    assert report.files[0].applied == 2 and report.pending == 99
+    assert status_of(con, f"S-{A}-1")[0] == status_of(con, f"S-{A}-101")[0] == "已销号"
+
+
+def test_an_older_sheets_row_answered_since_on_a_later_sheet_is_told_so_before_its_cells(con, tmp_path):
+    """The older sheet's row answered 7 for a suspect a later sheet answered 4 with money recovered:
+    it was told to set 追回金额 to 0 — done, it was then refused as an older sheet's row. The older
+    sheet's reason comes first."""
+    older = Clerk(issue(con, tmp_path, n=2)[A])
+    later = Clerk(worklists.write_worklists(con, tmp_path / "out2", AS_OF + dt.timedelta(days=1))[0])
+    later.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=300)
+    assert returns.apply_returns(con, [later.save()], RETURN_DAY).refusals == []
+    row = older.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    (refusal,) = returns.apply_returns(con, [older.save()], RETURN_DAY).refusals
+    assert (refusal.row, refusal.column) == (row, "核实结果")
+    assert refusal.reason.startswith(f"疑点 S-{A}-1 已按 {AS_OF + dt.timedelta(days=1)} 下发的台账报送了核实结果"), refusal.reason
+    assert status_of(con, f"S-{A}-1")[:3] == ("核查中", OUTCOME_LABELS[4], Decimal("300.00"))
+
+
+def test_an_empty_file_and_a_password_protected_one_are_each_told_as_what_they_are(con, tmp_path):
+    """A 0-byte attachment read as "无法识别的文件"; a workbook with a password to open it (here one
+    encrypted by msoffcrypto-tool, as Excel does: tests/fixtures/password_protected.xlsx, password
+    fundwatch) as ".xls 格式或设置了打开密码" — which of the two it was, not said."""
+    issue(con, tmp_path, n=1)
+    empty = tmp_path / "empty.xlsx"
+    empty.write_bytes(b"")
+    locked = Path(__file__).parent / "fixtures" / "password_protected.xlsx"
+    report = returns.apply_returns(con, [empty, locked], RETURN_DAY)
+    reasons = {Path(r.file).name: r.reason for r in report.refusals}
+    assert "文件是空文件（0 字节）" in reasons["empty.xlsx"]
+    assert "设置了打开密码（已加密）" in reasons["password_protected.xlsx"] and ".xls" not in reasons["password_protected.xlsx"]
+
+
+def test_an_excel_lock_file_picked_up_by_a_glob_is_passed_over_with_a_line(con, tmp_path):
+    """Excel and WPS keep ~$<name>.xlsx beside a workbook that is open (who opened it): a glob of the
+    folder picked it up, and it was refused as an unrecognised file, counted among the corrections
+    the agency had to make."""
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    returned = clerk.save()
+    lock = returned.with_name("~$" + returned.name)
+    lock.write_bytes(b"\x06zhangsan" + b" " * 47 + b"\x06\x00z\x00h\x00a\x00n\x00g\x00" + b"\x20\x00" * 40)
+    report = returns.apply_returns(con, [returned, lock], RETURN_DAY)
+    assert report.refusals == [] and status_of(con, f"S-{A}-1")[0] == "已销号"
+    assert f"{lock.name}: Excel/WPS 打开工作簿时生成的临时锁定文件（~$ 开头），不是台账，已跳过" in report.lines()
+    assert scalar(con, "select count(*) from return_refusals") == 0
+
+
+def test_a_total_line_a_clerk_added_is_passed_over_not_refused_as_an_unknown_suspect(con, tmp_path):
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000)
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=500)
+    last = clerk.ws.max_row
+    clerk.ws.cell(row=last + 1, column=1, value="合计")
+    clerk.ws.cell(row=last + 1, column=clerk.header.index("追回金额") + 1, value=1500)
+    clerk.ws.cell(row=last + 2, column=clerk.header.index("姓名") + 1, value="总 计")  # the id cell left empty
+    clerk.ws.cell(row=last + 2, column=clerk.header.index("涉及金额") + 1, value=2000)
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == [] and report.files[0].applied == 2
+    # a row saying 合计 with an outcome is no sum: refused as ever
+    clerk.ws.cell(row=last + 1, column=clerk.header.index("核实结果") + 1, value=OUTCOME_LABELS[7])
+    (refusal,) = returns.apply_returns(con, [clerk.save(tmp_path / "again.xlsx")], RETURN_DAY).refusals
+    assert (refusal.row, refusal.column) == (last + 1, "疑点编号") and "不存在" in refusal.reason
+
+
+def test_a_whole_recovery_of_an_older_sheets_amount_that_has_grown_since_is_told(con, tmp_path):
+    """The older sheet's 涉及金额 recovered in full, but a month was paid since and the suspect's loss
+    grew: it stays 核查中 — applied with a line saying why, not only counted as applied."""
+    clerk = Clerk(issue(con, tmp_path, n=1)[A])
+    con.execute(f"update suspects set amount = 1200.00, period_to = '202604' where suspect_id = 'S-{A}-1'")
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[4], 追回金额=1000)
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == [] and status_of(con, f"S-{A}-1")[0] == "核查中"
+    (noticed,) = [a for a in report.applied if a.notice]
+    assert noticed.notice.startswith("追回金额已达本台账所列涉及金额 1000.00 元，但本台账下发后疑点的涉及金额增至 1200.00 元"
+                                     "（所属期 202601–202604）：仍为核查中"), noticed.notice
