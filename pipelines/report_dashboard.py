@@ -73,6 +73,12 @@ def _money_axis(values) -> tuple[float, str]:
     return (10000.0, "万元") if top >= 100000 else (1.0, "元")
 
 
+def _in_unit(value, scale: float, unit: str) -> str:
+    """An amount in its chart's (or the cards') unit: a hover in each bar's own (68,449.00 元 beside
+    12.34 万元 in one chart) read as two scales."""
+    return f"{Decimal(value or 0) / Decimal(str(scale)):,.2f} {unit}"
+
+
 def _base_layout(fig: go.Figure, title: str, height: int) -> go.Figure:
     fig.update_layout(
         title={"text": title, "x": 0.01}, height=height, font={"family": FONT, "size": 13},
@@ -144,7 +150,7 @@ def _count_and_amount(items: list[dict], label_key: str, title: str) -> go.Figur
                          marker_color="#4C78A8", customdata=names,
                          hovertemplate="%{customdata}<br>%{x} 件<extra></extra>"), 1, 1)
     fig.add_trace(go.Bar(y=labels, x=[float(r["amount"]) / scale for r in items], orientation="h", name="涉及金额",
-                         marker_color="#E45756", customdata=[[n, fmt_money(r["amount"])] for n, r in zip(names, items)],
+                         marker_color="#E45756", customdata=[[n, _in_unit(r["amount"], scale, unit)] for n, r in zip(names, items)],
                          hovertemplate="%{customdata[0]}<br>%{customdata[1]}<extra></extra>"), 1, 2)
     _base_layout(fig, title, max(320, 28 * len(items) + 140))
     fig.update_layout(showlegend=False)
@@ -170,11 +176,11 @@ def fig_recovery(rule_rows: list[dict]) -> go.Figure:
     labels, names = _labels_and_names(items, "rule_title", lambda r: r["rule_id"])
     fig = go.Figure()
     fig.add_trace(go.Bar(y=labels, x=[float(r["amount"]) / scale for r in items], orientation="h", name="涉及金额",
-                         marker_color="#E45756", customdata=[[n, fmt_money(r["amount"])] for n, r in zip(names, items)],
+                         marker_color="#E45756", customdata=[[n, _in_unit(r["amount"], scale, unit)] for n, r in zip(names, items)],
                          hovertemplate="%{customdata[0]}<br>涉及 %{customdata[1]}<extra></extra>"))
     fig.add_trace(go.Bar(y=labels, x=[float(r["recovered"]) / scale for r in items], orientation="h", name="追回金额",
                          marker_color="#54A24B",
-                         customdata=[[n, f"{fmt_money(r['recovered'])}（{fmt_rate(r['rate'])}）"] for n, r in zip(names, items)],
+                         customdata=[[n, f"{_in_unit(r['recovered'], scale, unit)}（{fmt_rate(r['rate'])}）"] for n, r in zip(names, items)],
                          hovertemplate="%{customdata[0]}<br>追回 %{customdata[1]}<extra></extra>"))
     _base_layout(fig, f"追回金额与涉及金额（按规则，{unit}）", max(320, 40 * len(items) + 140))
     fig.update_layout(barmode="group")
@@ -333,7 +339,7 @@ def render(data: dict) -> str:
     scale, unit = _money_axis(h[k] for k in ("amount", "open_amount", "recovered"))
 
     def money(value) -> str:
-        return f"{Decimal(value or 0) / Decimal(str(scale)):,.2f} {unit}"
+        return _in_unit(value, scale, unit)
 
     cards = [
         ("疑点总数", f"{h['suspects']:,} 件", False), ("在办疑点（未销号）", f"{h['open']:,} 件", False),
@@ -347,10 +353,12 @@ def render(data: dict) -> str:
                          f'<div class="v">{html.escape(v)}</div></div>' for k, v, warn in cards)
     n_major, major = data["major"]
     major_tbl = _table(
-        ["疑点编号", "规则", "经办机构", "对象", "姓名", "涉及金额", "追回金额", "要情类别", "定级核实日期", "报告期限", "状态"],
+        ["疑点编号", "规则", "经办机构", "对象", "姓名", "涉及金额", "追回金额", "要情类别", "定级金额", "定级核实日期", "报告期限",
+         "状态"],
         [[r["suspect_id"], r["rule_title"], r["agency_name"], r["subject"], r["name"], fmt_yuan(r["amount"]),
-          fmt_yuan(r["recovered"]), r["major_class"], fmt_date(r["verified_on"]), fmt_date(r["report_due"]), r["status"]] for r in major],
-        {5, 6}, lambda i: "late" if major[i]["report_late"] else "")
+          fmt_yuan(r["recovered"]), r["major_class"], fmt_yuan(r["class_amount"]), fmt_date(r["verified_on"]),
+          fmt_date(r["report_due"]), r["status"]] for r in major],
+        {5, 6, 8}, lambda i: "late" if major[i]["report_late"] else "")
     n_flag, flagged = data["flagged"]
     flag_tbl = _table(
         ["疑点编号", "规则", "经办机构", "对象", "涉及金额", "追回金额", "下发日期", "核查期限", "逾期天数(自然日)", "已发现天数", "挂牌督办", "状态"],
@@ -407,7 +415,7 @@ def render(data: dict) -> str:
 <p class="note">趋势为各晚运行结束时记录的数字，其后报送的核实结果不回溯改动；当前数字见页首。</p>
 <h2>六、最近一批数据的质量警告</h2>
 {quality_html}
-<p class="note">口径：下发 = 已离开待下发状态；已核实 = 已有核实结果或核实日期（已重开的不计，重新核实后再计）；逾期、挂牌督办为当前标记；追回率 = 追回金额 ÷ 涉及金额（追回金额每个疑点以其涉及金额为限，超出部分如利息不计入）；定级核实日期 = 报告期限起算的核实日期（其后同级或降级的核实不改变报告期限）。</p>
+<p class="note">口径：下发 = 已离开待下发状态；已核实 = 已有核实结果或核实日期（已重开的不计，重新核实后再计）；逾期、挂牌督办为当前标记；追回率 = 追回金额 ÷ 涉及金额（追回金额每个疑点以其涉及金额为限，超出部分如利息不计入）；定级金额 = 要情类别所依据的已核实损失（核实时台账所列涉及金额，或此前已降低的金额；此后涉及金额的增减在再次核实前不改变类别）；定级核实日期 = 报告期限起算的核实日期（其后同级或降级的核实不改变报告期限）。</p>
 {PRINT_HOOK}
 {RENDER_MARK}
 </body></html>

@@ -249,6 +249,9 @@ def major_list(con, as_of: date, titles: dict[str, str]) -> tuple[int, list[dict
                s.amount, {RECOVERED_COUNTED}::decimal(18,2) as recovered, s.status,
                -- the verification the class (and its report date) counts from, not a later one of the same class
                s.major_class, coalesce(s.class_verified_on, s.verified_on) as verified_on, s.report_due,
+               -- the loss the class is by (casework: what the answer verified), beside 涉及金额 as now:
+               -- a case whose amount fell after its answer showed 95,000.00 beside 重大要情
+               coalesce(s.verified_amount, s.amount)::decimal(18,2) as class_amount,
                s.report_due is not null and s.report_due < $as_of::date as report_late
         from suspects s left join {_AGENCIES} a using (agency_code)
         where s.major_class is not null

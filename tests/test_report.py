@@ -862,3 +862,35 @@ def test_the_status_chart_is_as_tall_as_the_recovery_chart_beside_it(written):
         return int(re.search(r'"height":(\d+)', page[start:]).group(1))
 
     assert height("fig-recovery") > 360 and height("fig-by-status") == height("fig-recovery")
+
+
+def test_a_major_case_whose_amount_fell_after_its_answer_shows_the_amount_its_class_is_by(store, tmp_path):
+    """An oracle of the report's figures: a case answered 5 at 123,500.00 whose payment a later
+    delivery corrected to 95,000.00 showed 95,000.00 元 beside 重大要情 and a report date — the class
+    stands as verified until answered again (README), and the list now says by what amount."""
+    con = connect(store)
+    con.execute("update suspects set amount = 95000.00, verified_amount = 123500.00, major_class = '重大要情'"
+                " where suspect_id = 'S00004'")
+    page = report.write_report(con, tmp_path / "out", AS_OF, actor="tester").dashboard.read_text(encoding="utf-8")
+    con.close()
+    major = page[page.index("要情 / 重大要情（按报告期限）"):page.index("三、逾期与挂牌督办")]
+    header = major[:major.index("S00004")]
+    assert header.index("要情类别") < header.index("定级金额") < header.index("定级核实日期")
+    row = major[major.index("S00004"):major.index("</tr>", major.index("S00004"))]
+    assert row.index("95,000.00 元") < row.index("重大要情") < row.index("123,500.00 元")
+    assert "定级金额 = 要情类别所依据的已核实损失" in page
+
+
+def test_a_charts_hovers_are_in_its_axis_unit(store, tmp_path):
+    """The by-rule charts' axis in 万元, and a small rule's hover in 元 beside the others' 万元: one
+    unit a chart, as the cards."""
+    rules_of = [{"rule_title": "大", "rule_id": "BIG", "amount": Decimal("1234567.00"), "recovered": Decimal("100000.00"),
+                 "rate": Decimal("0.081"), "suspects": 3},
+                {"rule_title": "小", "rule_id": "SMALL", "amount": Decimal("68449.00"), "recovered": Decimal("0"),
+                 "rate": Decimal("0"), "suspects": 1}]
+    for figure, amounts in ((report_dashboard._count_and_amount(rules_of, "rule_title", "按规则"), 1),
+                            (report_dashboard.fig_recovery(rules_of), 0)):
+        hovers = [c[1] for c in figure.data[amounts].customdata]
+        assert hovers == ["6.84 万元", "123.46 万元"], hovers
+    recovered = [c[1] for c in report_dashboard.fig_recovery(rules_of).data[1].customdata]
+    assert recovered == ["0.00 万元（0.0%）", "10.00 万元（8.1%）"], recovered
