@@ -59,13 +59,15 @@ def _rows_with_cells(ws, min_row: int, max_row: int, max_col: int) -> list[tuple
 
 def _header_row_of(ws, last_row: int, last_column: int) -> tuple[int, dict[str, int], list[str]]:
     """(row number, {header: column index}, the columns read for answers headed twice, with their
-    letters) of the sheet's 疑点编号 header, looked for in its first HEADER_ROWS rows first, or (0, {}, []);
-    `last_row`, `last_column`: the sheet's _filled_extent."""
+    letters) of the sheet's 疑点编号 header in its first HEADER_ROWS rows — the worklist sheet's
+    anywhere — or (0, {}, []); `last_row`, `last_column`: the sheet's _filled_extent."""
     if not last_row:
         return 0, {}, []
-    # (then the rest: a sort that took the header row with the data, "数据包含标题" left unticked,
-    # moves it down among them — or to the end of a sheet of more rows than HEADER_ROWS)
-    for first, last in ((1, min(HEADER_ROWS, last_row)), (HEADER_ROWS + 1, last_row)):
+    # (the worklist sheet's past them: a sort that took the header row with the data, "数据包含标题"
+    # left unticked, moves it down among them — to the end of a sheet of more rows than HEADER_ROWS;
+    # a clerk's own sheet of notes with such a table far down is no copy of it)
+    deep = (HEADER_ROWS + 1, last_row) if ws.title == SHEET else (1, 0)
+    for first, last in ((1, min(HEADER_ROWS, last_row)), deep):
         for number, row in _rows_with_cells(ws, first, last, last_column) if first <= last else ():
             names = [_clean_header(v) for v in row]
             if "疑点编号" not in names:
@@ -126,10 +128,11 @@ class Sheet:
     # the rows above the header that hold a text in its 疑点编号 column: a sort that took the header
     # row with the data moved answered rows above it (returns._load reads those naming a suspect)
     above: list[tuple[int, tuple]] = field(default_factory=list)
-    # {row: (its merged range, e.g. "K5:K6", the header of the range's first column)} for the rows a
-    # merged range spans in the template's columns: only the range's first cell holds a value, so
-    # an answer a clerk sees on every row of it reads as blank on the others (returns refuses them)
-    merged: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # {row: (its merged range, e.g. "K5:K6", the header of the range's first column, whether the
+    # range covers the row's 疑点编号 cell)} for the rows a merged range holding a value spans in the
+    # template's columns: only the range's first cell holds it, so an answer a clerk sees on every
+    # row of it reads as blank on the others (returns refuses the rows of a suspect)
+    merged: dict[int, tuple[str, str, bool]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -288,18 +291,23 @@ def _visible(value: Any) -> Any:
     return value.translate(_INVISIBLE) if isinstance(value, str) else value
 
 
-def _merged_rows(ws, header_row: int, columns: dict[str, int]) -> dict[int, tuple[str, str]]:
-    """Sheet.merged: the rows below the header a merged range spans in the template's columns."""
+def _merged_rows(ws, header_row: int, columns: dict[str, int]) -> dict[int, tuple[str, str, bool]]:
+    """Sheet.merged: the rows below the header a merged range holding a value spans in the
+    template's columns (an empty one loses nothing)."""
     template = {i + 1: name for name, i in columns.items() if name in COLUMNS}
-    out: dict[int, tuple[str, str]] = {}
+    key = columns["疑点编号"] + 1
+    out: dict[int, tuple[str, str, bool]] = {}
     for merged in ws.merged_cells.ranges:
         if merged.max_row <= header_row:
             continue
         names = [template[c] for c in range(merged.min_col, merged.max_col + 1) if c in template]
-        if not names:
+        first = ws._cells.get((merged.min_row, merged.min_col))  # (openpyxl's loaded cells, as above)
+        value = first.value if first is not None else None
+        if not names or value is None or (isinstance(value, str) and not value.strip()):
             continue
         for row in range(max(merged.min_row, header_row + 1), merged.max_row + 1):
-            out.setdefault(row, (merged.coord, names[0]))
+            covers_id = merged.min_col <= key <= merged.max_col and (row, key) != (merged.min_row, merged.min_col)
+            out.setdefault(row, (merged.coord, names[0], covers_id))
     return out
 
 

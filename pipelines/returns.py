@@ -174,12 +174,15 @@ def _with_rows_above(con, sheet: Sheet) -> Sheet:
     """The sheet with its rows above the header that name a suspect on record read as rows: a sort
     that took the header row with the data ("数据包含标题" left unticked) put answered rows above it,
     which were said to be missing from the sheet and their answers lost. A title a clerk typed
-    above the header names none."""
+    above the header names none; a suspect's row also below the header is the row (one copied
+    above it as an example, or a memo, made the real one a duplicate and lost its answer)."""
     at = sheet.columns["疑点编号"]
-    named = {n: canonical("疑点编号", values[at]) for n, values in sheet.above}
+    below = set(_sheet_ids(sheet))
+    named = {n: sid for n, values in sheet.above
+             if (sid := canonical("疑点编号", values[at])) and sid not in below}
     known = {sid for (sid,) in con.execute("select suspect_id from suspects where list_contains(?, suspect_id)",
                                            [sorted(set(named.values()))]).fetchall()} if named else set()
-    rows = [(n, values) for n, values in sheet.above if named[n] in known]
+    rows = [(n, values) for n, values in sheet.above if named.get(n) in known]
     return replace(sheet, rows=rows + sheet.rows) if rows else sheet
 
 
@@ -253,7 +256,8 @@ def _an_office_lock_file(path: Path) -> bool:
     of a folder a clerk's workbook is open in picks up: no workbook, passed over with a line — it
     was refused as an unrecognised file and counted among the agency's corrections to make."""
     try:
-        return path.name.startswith("~$") and path.stat().st_size < 4096 and not path.read_bytes().startswith(b"PK")
+        return (path.name.startswith("~$") and 0 < path.stat().st_size < 4096
+                and not path.read_bytes().startswith(b"PK"))
     except OSError:
         return False
 
@@ -733,18 +737,19 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
             rows_of.setdefault(sid, []).append(row_number)
 
     for (row_number, values), sid in zip(sheet.rows, ids):
-        if row_number in sheet.merged:
-            # what the clerk sees on this row is not what it holds: only a merged range's first cell
-            # has a value (an answer merged down two rows read as blank on the second, said nowhere)
-            span, column = sheet.merged[row_number]
+        if _a_total_row(sid, values, cell):
+            continue  # a sum the clerk added (合计行, merged across its first cells or not): nothing to correct
+        span, column, covers_id = sheet.merged.get(row_number, (None, None, False))
+        if span and (sid in suspects or covers_id):
+            # what the clerk sees on a suspect's row is not what it holds: only a merged range's
+            # first cell has a value (an answer merged down two rows read as blank on the second,
+            # said nowhere); a title or footer merged across a row is no suspect's, read as before
             refuse(row_number, column, f"单元格 {span} 是合并单元格：合并后只有其第一个单元格有内容，其余行、列读作空白，"
                                        "本行未读取：请取消合并，逐行逐格填写后重新报送", sid if sid in suspects else None)
             result.refused += 1
             continue
         if blank(values):
             continue
-        if _a_total_row(sid, values, cell):
-            continue  # a sum the clerk added (合计行): no suspect's row, nothing to correct
         if not sid:
             refuse(row_number, "疑点编号", "疑点编号为空")
             result.refused += 1

@@ -2169,3 +2169,35 @@ def test_a_whole_recovery_of_an_older_sheets_amount_that_has_grown_since_is_told
     (noticed,) = [a for a in report.applied if a.notice]
     assert noticed.notice.startswith("追回金额已达本台账所列涉及金额 1000.00 元，但本台账下发后疑点的涉及金额增至 1200.00 元"
                                      "（所属期 202601–202604）：仍为核查中"), noticed.notice
+
+
+def test_what_a_regression_probe_of_the_above_found_reads_as_before(con, tmp_path):
+    """A regression probe of the changes above: a filled-in example row of a suspect copied above a
+    header left in place made the real row below a duplicate (its answer lost); a 合计 line merged
+    across its first cells was told to unmerge; empty answer cells merged on unanswered rows refused
+    them; a table far down a clerk's sheet of notes made the workbook two answered copies."""
+    path = issue(con, tmp_path, n=4)[A]
+    clerk = Clerk(path)
+    ws = clerk.ws
+    ws.protection.sheet = False
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[1], 核实说明="已更正")
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[4], 追回金额=1000)
+    ws.insert_rows(1, 2)  # (openpyxl moves no merged range: the merges are made after)
+    ws.cell(row=1, column=1, value="填写示例（请勿修改）")
+    note = _letter(clerk, "核实说明")
+    ws.merge_cells(f"{note}6:{note}7")  # S-3 and S-4: unanswered, their empty notes merged
+    last = ws.max_row
+    ws.cell(row=last + 1, column=1, value="合计")
+    ws.merge_cells(start_row=last + 1, start_column=1, end_row=last + 1, end_column=5)
+    ws.cell(row=last + 1, column=clerk.header.index("追回金额") + 1, value=f"=SUM(L4:L{last})")
+    for c, name in enumerate(clerk.header, start=1):  # the example: a copy of S-1's row, answered otherwise
+        ws.cell(row=2, column=c).value = {"疑点编号": f"S-{A}-1", "核实结果": OUTCOME_LABELS[7], "核实说明": "示例"}.get(name)
+    notes = clerk.wb.create_sheet("工作记录")
+    for r in range(1, 106):
+        notes.cell(row=r, column=1, value=f"第{r}条电话记录")
+    notes.append(["疑点编号", "核实说明"])
+    notes.append([f"S-{A}-1", "电话联系本人，已更正"])
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == [], [r.line() for r in report.refusals]
+    assert (report.files[0].applied, report.pending) == (2, 2)
+    assert status_of(con, f"S-{A}-1")[:2] == ("已销号", OUTCOME_LABELS[1])
