@@ -371,6 +371,7 @@ def cmd_serve(args) -> int:
         raise Refused("no Prefect server to serve against (PREFECT_API_URL is not set): schedules run only from a "
                       "server's scheduler — start one (`prefect server start`), export "
                       "PREFECT_API_URL=http://127.0.0.1:4200/api, then serve again")
+    _not_served_elsewhere(str(PREFECT_API_URL.value()), f"{deployment.flow_name}/{deployment.name}")
     _sigterm_as_ctrl_c()
     # Each night runs in a process of Prefect's own: this tells it to speak as `nightly` does
     from .logs import SERVED
@@ -382,9 +383,67 @@ def cmd_serve(args) -> int:
     from .clock import china_now
 
     started = china_now()
+    print(_serving_line(deployment, where), flush=True)
     serve(deployment)
     _say_if_a_night_was_stopped(where["db"], started)
     return EXIT_OK
+
+
+SERVED_POLL_WINDOW_SECONDS = 60  # Prefect's runner polls its deployment every 10 s; 60 s unpolled: not served
+
+
+def _not_served_elsewhere(api_url: str, name: str) -> None:
+    """Refused in one line: a Prefect server that cannot be reached (Prefect's own start printed an
+    80-line traceback), and a deployment another `serve` polls now — a second serve took over its
+    schedule without a word, and once stopped left the deployment paused: the first went on
+    polling and never ran a night again (a probe of the served deployment)."""
+    from datetime import timezone
+
+    import httpx
+
+    try:
+        httpx.get(f"{api_url.rstrip('/')}/health", timeout=10).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise Refused(f"cannot reach the Prefect server at {api_url} ({type(exc).__name__}): start it "
+                      "(`prefect server start`) or correct PREFECT_API_URL, then serve again") from None
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        return  # served for the first time on this server
+    polled = getattr(deployment, "last_polled", None)
+    if polled is None:
+        return
+    ago = (datetime.now(timezone.utc) - polled).total_seconds()
+    if ago < SERVED_POLL_WINDOW_SECONDS:
+        raise Refused(f"the deployment {name} is being served already — another `fundwatch serve` against {api_url} "
+                      f"polled it {max(ago, 0):.0f} s ago: stop that one first (a second serve takes over its schedule, "
+                      f"and stopped, pauses it for both); one just stopped is free after {SERVED_POLL_WINDOW_SECONDS} s",
+                      EXIT_BUSY) from None
+
+
+def _serving_line(deployment, where: dict) -> str:
+    """What is served and when the next night runs, in China's time (Prefect's own panel said
+    neither: an operator had to ask its API)."""
+    from zoneinfo import ZoneInfo
+
+    from cronsim import CronSim
+
+    from .clock import CHINA_TZ
+
+    schedule = deployment.schedules[0].schedule
+    zone = ZoneInfo(schedule.timezone or CHINA_TZ)
+    try:
+        upcoming = next(CronSim(schedule.cron, datetime.now(zone))).astimezone(ZoneInfo(CHINA_TZ))
+        when = f"next night {upcoming:%Y-%m-%d %H:%M} China time"
+    except Exception:  # noqa: BLE001 — an expression Prefect takes that cronsim does not: the line without it
+        when = "next night as the Prefect UI shows"
+    return (f"fundwatch serve: serving {deployment.flow_name}/{deployment.name} at '{schedule.cron}' "
+            f"({schedule.timezone}), {when}; inbox {where['inbox']}, store {where['db']}, out {where['out']}"
+            + (f", config {where['config']}" if where["config"] else ""))
 
 
 def _say_if_a_night_was_stopped(db: str, since: datetime) -> None:
@@ -683,7 +742,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--config")
     d.set_defaults(fn=cmd_demo)
 
-    s = sub.add_parser("serve", help="serve the nightly deployment on a cron schedule")
+    s = sub.add_parser("serve", help="serve the nightly deployment on a cron schedule, against the Prefect server "
+                                     "PREFECT_API_URL names (`prefect server start`)")
     s.add_argument("--cron", help="default from config schedule.cron (0 2 * * *)")
     s.add_argument("--timezone", help="default from config schedule.timezone (Asia/Shanghai)")
     s.add_argument("--inbox", default="inbox")

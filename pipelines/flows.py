@@ -235,12 +235,21 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: date | None = None, confi
         summary = _served_night(inbox, db, out, as_of, config_path, progress, command, any_day)
     except Exception as exc:
         if isinstance(exc, StepFailed) and exc.summary:  # what it did, as `nightly` prints it
-            print(format_summary(exc.summary), flush=True)
+            _say(format_summary(exc.summary))
         shown = exc if isinstance(exc, (NightlyError, runlock.StoreBusy)) else _one_line(exc)
-        print(f"fundwatch serve: nightly run failed: {shown}", file=sys.stderr, flush=True)
+        _say(f"fundwatch serve: nightly run failed: {shown}", sys.stderr)
         raise
-    print(format_summary(summary), flush=True)
+    _say(format_summary(summary))
     return summary
+
+
+def _say(text: str, stream=None) -> None:
+    """A served night's lines, each with its line end in one write: print writes the two apart,
+    and Prefect's runner, passing the night's standard output and error on to serve's as they
+    come, put the failure line between a summary and its line end in a journal holding both."""
+    stream = stream or sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
 
 
 SERVED_BUSY_WAIT_SECONDS = 3600  # how long a scheduled night waits for a store another run holds
@@ -261,8 +270,8 @@ def _served_night(inbox, db, out, as_of: date, config_path, progress, command, a
             if waited >= SERVED_BUSY_WAIT_SECONDS:
                 raise
             if not waited:
-                print(f"fundwatch serve: {exc} — waiting for it (up to {SERVED_BUSY_WAIT_SECONDS // 60} min)",
-                      file=sys.stderr, flush=True)
+                _say(f"fundwatch serve: {exc} — waiting for it (up to {SERVED_BUSY_WAIT_SECONDS // 60} min)",
+                     sys.stderr)
             time.sleep(SERVED_BUSY_POLL_SECONDS)
             waited += SERVED_BUSY_POLL_SECONDS
 

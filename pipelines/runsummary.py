@@ -99,7 +99,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["deliveries_dated_ahead"] = [mask_folder_name(d) for d in ingested.dated_ahead]
         s["failed_files"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "reason": _failed_reason(f)}
                              for f in files if f.status == "failed"]
-        s["copies_skipped"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "same_as": mask_ids_in_text(f.duplicate_of)}
+        # by its delivery too: two deliveries holding a copy of one file were two lines alike
+        s["copies_skipped"] = [{"file": _in_its_delivery(f), "same_as": mask_ids_in_text(f.duplicate_of)}
                                for f in files if f.status == "skipped" and f.duplicate_of]
         s["file_notes"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "note": mask_ids_in_text(n)}
                            for f in files for n in f.notes]
@@ -164,6 +165,14 @@ def _money(v) -> str:
 CASEWORK_SAID = {"overdue": "newly 逾期", "overdue_cleared": "逾期 lifted", "escalated": "newly 挂牌督办",
                  "escalation_lifted": "挂牌督办 lifted", "closed_recovered": "closed as recovered",
                  "major_class": "要情 classed or re-classed"}
+
+
+def _in_its_delivery(f) -> str:
+    """A file as the inbox holds it: its delivery folder (masked as folders are shown), then its
+    path within it."""
+    parts = Path(f.path).parts
+    within = parts[len(parts) - 1 - parts[::-1].index(f.delivery) + 1:] if f.delivery in parts else parts[-1:]
+    return mask_ids_in_text(f"{mask_folder_name(f.delivery)}/{path_text('/'.join(within))}")
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -117,9 +117,18 @@ def test_a_file_sent_again_under_another_name_is_skipped_and_named(tmp_path):
     resent.write_bytes((first / "payments_360700_202610.csv").read_bytes())
     second = _night(inbox, db, out, NIGHT_2)
     assert second["files_ingested"] == 0 and second["files_skipped"] == 5
-    assert second["copies_skipped"] == [{"file": resent.name, "same_as": "2026-10-21/payments_360700_202610.csv"}]
-    assert (f"    skipped {resent.name}: same content as 2026-10-21/payments_360700_202610.csv, already ingested"
-            in format_summary(second).splitlines())
+    # named by its delivery too: two deliveries' copies of one file read as two lines alike, neither
+    # saying where it was (a probe of the served deployment)
+    nested = inbox / "2026-11-21" / "补报" / "payments_360700_202610.csv"
+    nested.parent.mkdir()
+    nested.write_bytes(resent.read_bytes())
+    second = _night(inbox, db, out, NIGHT_2)
+    assert second["files_ingested"] == 0 and second["files_skipped"] == 6
+    assert second["copies_skipped"] == [
+        {"file": f"2026-11-21/{resent.name}", "same_as": "2026-10-21/payments_360700_202610.csv"},
+        {"file": "2026-11-21/补报/payments_360700_202610.csv", "same_as": "2026-10-21/payments_360700_202610.csv"}]
+    assert (f"    skipped 2026-11-21/{resent.name}: same content as 2026-10-21/payments_360700_202610.csv, "
+            "already ingested" in format_summary(second).splitlines())
 
 
 def test_a_night_run_for_an_earlier_day_says_it_read_deliveries_dated_after_it(tmp_path):

@@ -117,6 +117,21 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
             if time.monotonic() > deadline or serve.poll() is not None:
                 pytest.fail(f"no night could be started by hand: {started.stdout[-1000:]} {started.stderr[-1000:]}")
             time.sleep(2)
+        # A second serve of the same deployment is refused: it took over the first one's schedule
+        # without a word, and once stopped left the deployment paused — the first polled on and
+        # never ran a night again (a probe of the served deployment).
+        second = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "serve", "--cron", "*/2 * * * *",
+             "--inbox", str(tmp_path / "inbox"), "--db", str(db), "--out", str(out)],
+            env={**env, "PREFECT_API_URL": api}, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 3, second.stderr[-2000:]
+        assert second.stderr.strip().startswith(
+            "fundwatch serve: the deployment fundwatch-nightly/nightly is being served already — another "
+            f"`fundwatch serve` against {api} polled it "), second.stderr
+        # and said, as it starts, what it serves and when the next night runs, in China time
+        serving = next(line for line in (tmp_path / "serve.log").read_text().splitlines() if "serving" in line)
+        assert serving.startswith("fundwatch serve: serving fundwatch-nightly/nightly at '* * * * *' (UTC), "
+                                  "next night 20") and " China time; inbox " in serving, serving
         deadline = time.monotonic() + 120
         while "nightly run failed" not in (said := (tmp_path / "serve.log").read_text()):
             if time.monotonic() > deadline or serve.poll() is not None:
@@ -155,3 +170,19 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
         if serve is not None:
             _stop(serve)
         _stop(server)
+
+
+def test_serving_against_a_prefect_server_that_is_not_there_is_refused_in_one_line(tmp_path):
+    """PREFECT_API_URL naming a port nobody listens on: Prefect's own start printed an 80-line
+    traceback of httpx after seven seconds (a probe of the served deployment)."""
+    (tmp_path / "inbox").mkdir()
+    api = f"http://127.0.0.1:{_free_port()}/api"
+    served = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "serve", "--inbox", str(tmp_path / "inbox"), "--db",
+         str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "out")],
+        env={**fundwatch_env(tmp_path / "prefect-home"), "PREFECT_API_URL": api}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=120)
+    assert served.returncode == 2
+    assert served.stderr.strip() == (f"fundwatch serve: cannot reach the Prefect server at {api} (ConnectError): start it "
+                                     "(`prefect server start`) or correct PREFECT_API_URL, then serve again")
+    assert not (tmp_path / "fw.duckdb").exists() and not (tmp_path / "out").exists()
