@@ -396,10 +396,14 @@ def _not_served_elsewhere(api_url: str, name: str) -> None:
     """Refused in one line: a Prefect server that cannot be reached (Prefect's own start printed an
     80-line traceback), and a deployment another `serve` polls now — a second serve took over its
     schedule without a word, and once stopped left the deployment paused: the first went on
-    polling and never ran a night again (a probe of the served deployment)."""
+    polling and never ran a night again (a probe of the served deployment). Polled within the last
+    minute, it is watched for one poll more: a serve just stopped, or restarted by systemd after a
+    crash, polls no more, and this one goes on."""
+    import time
     from datetime import timezone
 
     import httpx
+    from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY
 
     try:
         httpx.get(f"{api_url.rstrip('/')}/health", timeout=10).raise_for_status()
@@ -409,20 +413,23 @@ def _not_served_elsewhere(api_url: str, name: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    try:
-        with get_client(sync_client=True) as client:
-            deployment = client.read_deployment_by_name(name)
-    except ObjectNotFound:
-        return  # served for the first time on this server
-    polled = getattr(deployment, "last_polled", None)
-    if polled is None:
+    def last_polled():
+        try:
+            with get_client(sync_client=True) as client:
+                return getattr(client.read_deployment_by_name(name), "last_polled", None)
+        except ObjectNotFound:
+            return None  # served for the first time on this server
+
+    polled = last_polled()
+    if polled is None or (datetime.now(timezone.utc) - polled).total_seconds() >= SERVED_POLL_WINDOW_SECONDS:
         return
-    ago = (datetime.now(timezone.utc) - polled).total_seconds()
-    if ago < SERVED_POLL_WINDOW_SECONDS:
+    time.sleep(PREFECT_RUNNER_POLL_FREQUENCY.value() + 5)
+    again = last_polled()
+    if again is not None and again > polled:
+        ago = (datetime.now(timezone.utc) - again).total_seconds()
         raise Refused(f"the deployment {name} is being served already — another `fundwatch serve` against {api_url} "
                       f"polled it {max(ago, 0):.0f} s ago: stop that one first (a second serve takes over its schedule, "
-                      f"and stopped, pauses it for both); one just stopped is free after {SERVED_POLL_WINDOW_SECONDS} s",
-                      EXIT_BUSY) from None
+                      "and stopped, pauses it for both)", EXIT_BUSY) from None
 
 
 def _serving_line(deployment, where: dict) -> str:

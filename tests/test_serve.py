@@ -166,6 +166,21 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
         assert "never awaited" not in said and "Traceback" not in said, said[-2000:]
         # the scheduled night that completed printed the summary `nightly` prints
         assert f"dashboard: {out / 'dashboard.html'}" in said, said[-2000:]
+        # serve stopped a moment ago (systemd restarting it): its deployment, polled seconds ago,
+        # polls no more, and a new serve takes it on
+        with (tmp_path / "serve2.log").open("w") as log:
+            again = subprocess.Popen(
+                [sys.executable, "-m", "pipelines.cli", "serve", "--cron", "* * * * *", "--timezone", "UTC",
+                 "--inbox", str(tmp_path / "inbox"), "--db", str(db), "--out", str(out)],
+                env={**env, "PREFECT_API_URL": api}, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 120
+            while "fundwatch serve: serving " not in (said := (tmp_path / "serve2.log").read_text()):
+                if time.monotonic() > deadline or again.poll() is not None:
+                    pytest.fail("serve restarted at once was refused: " + said[-2000:])
+                time.sleep(1)
+        finally:
+            _stop(again)
     finally:
         if serve is not None:
             _stop(serve)
