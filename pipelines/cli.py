@@ -371,6 +371,8 @@ def cmd_serve(args) -> int:
         raise Refused("no Prefect server to serve against (PREFECT_API_URL is not set): schedules run only from a "
                       "server's scheduler — start one (`prefect server start`), export "
                       "PREFECT_API_URL=http://127.0.0.1:4200/api, then serve again")
+    _prefect_api_answers(str(PREFECT_API_URL.value()))
+    held = _one_serve_per_store(where["db"])
     _not_served_elsewhere(str(PREFECT_API_URL.value()), f"{deployment.flow_name}/{deployment.name}")
     _sigterm_as_ctrl_c()
     # Each night runs in a process of Prefect's own: this tells it to speak as `nightly` does
@@ -384,7 +386,10 @@ def cmd_serve(args) -> int:
 
     started = china_now()
     print(_serving_line(deployment, where), flush=True)
-    serve(deployment)
+    try:
+        serve(deployment)
+    finally:
+        held.close()  # (the lock: as long as serve runs)
     _say_if_a_night_was_stopped(where["db"], started)
     return EXIT_OK
 
@@ -392,9 +397,25 @@ def cmd_serve(args) -> int:
 SERVED_POLL_WINDOW_SECONDS = 60  # Prefect's runner polls its deployment every 10 s; 60 s unpolled: not served
 
 
+def _prefect_api_answers(api_url: str) -> None:
+    """Refused in one line: a Prefect server that cannot be reached, or an address that is no
+    Prefect API (Prefect's own start printed a traceback of 50–80 lines)."""
+    import httpx
+
+    for path in ("health", "admin/version"):  # (a wrong path answers /health, or 404s, as the server it is not)
+        try:
+            httpx.get(f"{api_url.rstrip('/')}/{path}", timeout=10).raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            raise Refused(f"the server at {api_url} answered /{path} with {exc.response.status_code}: no Prefect API "
+                          "there — PREFECT_API_URL is the API's address, ending in /api "
+                          "(http://127.0.0.1:4200/api)") from None
+        except httpx.HTTPError as exc:
+            raise Refused(f"cannot reach the Prefect server at {api_url} ({type(exc).__name__}): start it "
+                          "(`prefect server start`) or correct PREFECT_API_URL, then serve again") from None
+
+
 def _not_served_elsewhere(api_url: str, name: str) -> None:
-    """Refused in one line: a Prefect server that cannot be reached (Prefect's own start printed an
-    80-line traceback), and a deployment another `serve` polls now — a second serve took over its
+    """Refused in one line: a deployment another `serve` polls now — a second serve took over its
     schedule without a word, and once stopped left the deployment paused: the first went on
     polling and never ran a night again (a probe of the served deployment). Polled within the last
     minute, it is watched for one poll more: a serve just stopped, or restarted by systemd after a
@@ -402,16 +423,9 @@ def _not_served_elsewhere(api_url: str, name: str) -> None:
     import time
     from datetime import timezone
 
-    import httpx
-    from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY
-
-    try:
-        httpx.get(f"{api_url.rstrip('/')}/health", timeout=10).raise_for_status()
-    except httpx.HTTPError as exc:
-        raise Refused(f"cannot reach the Prefect server at {api_url} ({type(exc).__name__}): start it "
-                      "(`prefect server start`) or correct PREFECT_API_URL, then serve again") from None
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY
 
     def last_polled():
         try:
@@ -419,6 +433,10 @@ def _not_served_elsewhere(api_url: str, name: str) -> None:
                 return getattr(client.read_deployment_by_name(name), "last_polled", None)
         except ObjectNotFound:
             return None  # served for the first time on this server
+        except Exception as exc:  # noqa: BLE001 — a server that answers, but not as Prefect's (auth, a proxy)
+            raise Refused(f"the Prefect server at {api_url} did not answer as one ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}): check PREFECT_API_URL and, for a "
+                          "server with a login, PREFECT_API_AUTH_STRING") from None
 
     polled = last_polled()
     if polled is None or (datetime.now(timezone.utc) - polled).total_seconds() >= SERVED_POLL_WINDOW_SECONDS:
@@ -432,6 +450,30 @@ def _not_served_elsewhere(api_url: str, name: str) -> None:
                       "and stopped, pauses it for both)", EXIT_BUSY) from None
 
 
+# the nicknames Prefect's scheduler takes, which cronsim does not
+_CRON_NICKNAMES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+                   "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+
+
+def _one_serve_per_store(db: str):
+    """An open file locked (flock) beside the store for as long as this serve runs: two serves of
+    one store started together both passed the check of the deployment's polls (neither had polled
+    yet), the second taking over the first's schedule. Held by the process; gone with it, however it
+    ends."""
+    import fcntl
+
+    path = Path(f"{db}.serve.lock")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # (as the first night would make it)
+    handle = open(path, "a")  # noqa: SIM115 — held open, deliberately, until the process ends
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise Refused(f"another `fundwatch serve` serves {db} on this machine (it holds {path}): stop that one first",
+                      EXIT_BUSY) from None
+    return handle
+
+
 def _serving_line(deployment, where: dict) -> str:
     """What is served and when the next night runs, in China's time (Prefect's own panel said
     neither: an operator had to ask its API)."""
@@ -443,8 +485,9 @@ def _serving_line(deployment, where: dict) -> str:
 
     schedule = deployment.schedules[0].schedule
     zone = ZoneInfo(schedule.timezone or CHINA_TZ)
+    cron = _CRON_NICKNAMES.get(schedule.cron.strip().lower(), schedule.cron)
     try:
-        upcoming = next(CronSim(schedule.cron, datetime.now(zone))).astimezone(ZoneInfo(CHINA_TZ))
+        upcoming = next(CronSim(cron, datetime.now(zone))).astimezone(ZoneInfo(CHINA_TZ))
         when = f"next night {upcoming:%Y-%m-%d %H:%M} China time"
     except Exception:  # noqa: BLE001 — an expression Prefect takes that cronsim does not: the line without it
         when = "next night as the Prefect UI shows"

@@ -59,6 +59,7 @@ class FileResult:
     notes: list[str] = field(default_factory=list)  # said in the night's summary (XLSX sheets not read)
     # A failed file's bytes failed before: where their rejected rows are (also the end of message)
     already_recorded: str | None = None
+    source: str | None = None  # its path within the inbox, as ingest_ledger.source_file names it
 
 
 @dataclass
@@ -254,7 +255,7 @@ CHUNK_ROWS = 500_000
 def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None, today: dt.date) -> FileResult:
     source = path_text(path.relative_to(inbox).as_posix())
     kind = kind_of_file(path)
-    result = FileResult(path=path, kind=kind, delivery=delivery, status="failed")
+    result = FileResult(path=path, kind=kind, delivery=delivery, status="failed", source=source)
     if kind is None and path.suffix.lower() not in FILE_SUFFIXES:
         result.status, result.message, result.not_extract = "skipped", f"{source}: not an extract file (ignored)", True
         return result

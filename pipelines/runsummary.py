@@ -99,8 +99,9 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["deliveries_dated_ahead"] = [mask_folder_name(d) for d in ingested.dated_ahead]
         s["failed_files"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "reason": _failed_reason(f)}
                              for f in files if f.status == "failed"]
-        # by its delivery too: two deliveries holding a copy of one file were two lines alike
-        s["copies_skipped"] = [{"file": _in_its_delivery(f), "same_as": mask_ids_in_text(f.duplicate_of)}
+        # by its path within the inbox: two deliveries holding a copy of one file read as two lines alike
+        s["copies_skipped"] = [{"file": _shown_path(f.source or path_text(Path(f.path).name)),
+                                "same_as": _shown_path(f.duplicate_of)}
                                for f in files if f.status == "skipped" and f.duplicate_of]
         s["file_notes"] = [{"file": mask_ids_in_text(path_text(Path(f.path).name)), "note": mask_ids_in_text(n)}
                            for f in files for n in f.notes]
@@ -167,12 +168,10 @@ CASEWORK_SAID = {"overdue": "newly 逾期", "overdue_cleared": "逾期 lifted", 
                  "major_class": "要情 classed or re-classed"}
 
 
-def _in_its_delivery(f) -> str:
-    """A file as the inbox holds it: its delivery folder (masked as folders are shown), then its
-    path within it."""
-    parts = Path(f.path).parts
-    within = parts[len(parts) - 1 - parts[::-1].index(f.delivery) + 1:] if f.delivery in parts else parts[-1:]
-    return mask_ids_in_text(f"{mask_folder_name(f.delivery)}/{path_text('/'.join(within))}")
+def _shown_path(source: str) -> str:
+    """A file's path within the inbox as shown: each folder (and the file) named after a person
+    masked as delivery folders are (privacy.mask_folder_name), ID numbers as in any text."""
+    return mask_ids_in_text("/".join(mask_folder_name(part) for part in source.split("/")))
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -122,9 +122,13 @@ def test_a_file_sent_again_under_another_name_is_skipped_and_named(tmp_path):
     nested = inbox / "2026-11-21" / "补报" / "payments_360700_202610.csv"
     nested.parent.mkdir()
     nested.write_bytes(resent.read_bytes())
+    unpacked = inbox / "2026-11-21" / "2026-11-21" / "p.csv"  # (2026-11-21.zip unpacked into its folder)
+    unpacked.parent.mkdir()
+    unpacked.write_bytes(resent.read_bytes())
     second = _night(inbox, db, out, NIGHT_2)
-    assert second["files_ingested"] == 0 and second["files_skipped"] == 6
-    assert second["copies_skipped"] == [
+    assert second["files_ingested"] == 0 and second["files_skipped"] == 7
+    assert sorted(second["copies_skipped"], key=lambda c: c["file"]) == [
+        {"file": "2026-11-21/2026-11-21/p.csv", "same_as": "2026-10-21/payments_360700_202610.csv"},
         {"file": f"2026-11-21/{resent.name}", "same_as": "2026-10-21/payments_360700_202610.csv"},
         {"file": "2026-11-21/补报/payments_360700_202610.csv", "same_as": "2026-10-21/payments_360700_202610.csv"}]
     assert (f"    skipped 2026-11-21/{resent.name}: same content as 2026-10-21/payments_360700_202610.csv, "
@@ -920,3 +924,13 @@ def test_a_delivery_named_after_a_person_and_an_id_number_delivered_as_an_agency
     assert f"{OTHER[:6]}********{OTHER[-4:]}-01" in pages  # the 汇总表 and dashboard name the agency masked
     assert f"A{ALIVE[:6]}********{ALIVE[-4:]}" in pages  # the register's value set in Data Docs
     assert "2026-10-21_王_" in pages  # the delivery's Data Docs pages, named as shown
+
+
+def test_a_skipped_copys_paths_are_masked_as_delivery_folders_are():
+    """Both paths of a skipped copy's line: a folder named after a person showed its name in full in
+    `same_as` (its ID number masked) where the same folder is shown 王* elsewhere."""
+    from pipelines.runsummary import _shown_path
+
+    assert _shown_path("2026-12-04_王五_360702195001011234/赵六_13812345678/deaths_360700_202610.csv") == (
+        "2026-12-04_王*_360702********1234/赵*_138****5678/deaths_360700_202610.csv")
+    assert _shown_path("2026-11-21/补报/payments_360700_202610.csv") == "2026-11-21/补报/payments_360700_202610.csv"

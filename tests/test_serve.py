@@ -120,9 +120,19 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
         # A second serve of the same deployment is refused: it took over the first one's schedule
         # without a word, and once stopped left the deployment paused — the first polled on and
         # never ran a night again (a probe of the served deployment).
-        second = subprocess.run(
+        # Of the same store on this machine at once (two started together both passed the check of
+        # the deployment's polls, neither had polled yet: a regression probe), by a lock beside it;
+        same_store = subprocess.run(
             [sys.executable, "-m", "pipelines.cli", "serve", "--cron", "*/2 * * * *",
              "--inbox", str(tmp_path / "inbox"), "--db", str(db), "--out", str(out)],
+            env={**env, "PREFECT_API_URL": api}, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert same_store.returncode == 3, same_store.stderr[-2000:]
+        assert same_store.stderr.strip() == (f"fundwatch serve: another `fundwatch serve` serves {db} on this machine "
+                                             f"(it holds {db}.serve.lock): stop that one first")
+        # of another store (another office on the same Prefect server), by the deployment's polls
+        second = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "serve", "--cron", "*/2 * * * *",
+             "--inbox", str(tmp_path / "inbox"), "--db", str(tmp_path / "other.duckdb"), "--out", str(tmp_path / "o2")],
             env={**env, "PREFECT_API_URL": api}, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert second.returncode == 3, second.stderr[-2000:]
         assert second.stderr.strip().startswith(
@@ -185,6 +195,41 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
         if serve is not None:
             _stop(serve)
         _stop(server)
+
+
+def test_serving_against_an_address_that_is_no_prefect_api_is_refused_in_one_line(tmp_path):
+    """PREFECT_API_URL without its /api (the server's address as the browser shows it): a 404 said
+    as "cannot reach", and with /api but a server answering /health only, a traceback after the
+    line saying it serves (a regression probe)."""
+    import http.server
+    import threading
+
+    class HealthOnly(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 — the standard library's name
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"true")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HealthOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / "inbox").mkdir()
+    try:
+        for api, said in ((f"http://127.0.0.1:{server.server_port}", "/health with 404"),
+                          (f"http://127.0.0.1:{server.server_port}/api", "/admin/version with 404")):
+            served = subprocess.run(
+                [sys.executable, "-m", "pipelines.cli", "serve", "--inbox", str(tmp_path / "inbox"), "--db",
+                 str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "out")],
+                env={**fundwatch_env(tmp_path / "prefect-home"), "PREFECT_API_URL": api}, cwd=tmp_path,
+                capture_output=True, text=True, timeout=120)
+            assert served.returncode == 2 and served.stdout == "", served.stdout
+            assert served.stderr.strip() == (f"fundwatch serve: the server at {api} answered {said}: no Prefect API "
+                                             "there — PREFECT_API_URL is the API's address, ending in /api "
+                                             "(http://127.0.0.1:4200/api)"), served.stderr
+    finally:
+        server.shutdown()
 
 
 def test_serving_against_a_prefect_server_that_is_not_there_is_refused_in_one_line(tmp_path):
