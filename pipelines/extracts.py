@@ -15,6 +15,7 @@ from pathlib import Path
 # The words of a total line (合计行) a clerk adds under rows — an export's last row or a page's
 # (本页合计), a returned worklist's sum: a sum, no record (validate, returns)
 TOTAL_ROW_WORDS = ("合计", "总计", "小计", "本页合计", "累计", "总合计", "合计金额")
+TOTAL_ROW_SPACING = r"[\s:：\u3000]"  # what a cell may hold beside them ("合 计", "合计：") and still be one
 
 # Column types. Each has one canonical stored form:
 #   id       -> VARCHAR, an 18-character GB 11643 公民身份号码 (normalised, check digit valid)

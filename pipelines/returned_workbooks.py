@@ -323,23 +323,22 @@ def read_workbook(path: Path) -> list[Sheet]:
         sheets = []
         for ws, header_row, columns, last_row in _candidate_sheets(wb):
             read = {columns[c] for c in ("疑点编号", *EDITABLE) if c in columns}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                rows = [(n, tuple(_visible(v) if i in read else v for i, v in enumerate(r)))
-                        for n, r in _rows_with_cells(ws, header_row + 1, last_row, max(columns.values()) + 1)]
+
+            def cells(first: int, last: int) -> list[tuple[int, tuple]]:
+                """The rows from first to last as read: the 疑点编号 and answer cells without invisible characters."""
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    return [(n, tuple(_visible(v) if i in read else v for i, v in enumerate(r)))
+                            for n, r in _rows_with_cells(ws, first, last, max(columns.values()) + 1)]
+
+            rows = cells(header_row + 1, last_row)
             editable = [columns[c] for c in EDITABLE if c in columns]
             if any(i < len(r) and (r[i] is None or r[i] == "#VALUE!") for _, r in rows for i in editable):
                 xml = _answer_cells_xml(path, ws.title, header_row, editable)
                 rows = [(n, tuple(_from_xml(v, xml.get((n, i))) if i in editable else v for i, v in enumerate(r)))
                         for n, r in rows]
-            above = []
-            if header_row > 1:
-                key = columns["疑点编号"]
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    above = [(n, tuple(_visible(v) if i in read else v for i, v in enumerate(r)))
-                             for n, r in _rows_with_cells(ws, 1, header_row - 1, max(columns.values()) + 1)
-                             if isinstance(r[key], str) and r[key].strip()]
+            key = columns["疑点编号"]
+            above = [(n, r) for n, r in cells(1, header_row - 1) if isinstance(r[key], str) and r[key].strip()]
             sheets.append(Sheet(header_row, columns, rows, export_id, ws.title, above=above,
                                 merged=_merged_rows(ws, header_row, columns)))
         headed = {sheet.title for sheet in sheets}

@@ -27,7 +27,7 @@ from . import casework
 from .casework import (CLOSE_WITH_NOTE, CLOSED, IN_PROGRESS, OUTCOME_LABELS, RECOVER, REOPENED, TRANSFER,
                        TRANSFERRED, outcome_number, parse_outcome)
 from .clock import china_now
-from .extracts import TOTAL_ROW_WORDS
+from .extracts import TOTAL_ROW_SPACING, TOTAL_ROW_WORDS
 from .privacy import mask_ids_in_text
 from .returned_workbooks import Sheet, Uncalculated, missing_column, read_workbook
 from .store import LAST_ANSWERED_SHEET, audit, current_actor, insert_many, new_run_id, scalar
@@ -1220,7 +1220,7 @@ def _a_total_row(sid: str | None, values: tuple, cell) -> bool:
     the 疑点编号 that or empty), with no outcome or note: passed over — refused as an unknown or
     empty 疑点编号, it asked the agency to correct a sum."""
     def total(v) -> bool:
-        return isinstance(v, str) and re.sub(r"[\s:：\u3000]", "", v) in TOTAL_ROW_WORDS
+        return isinstance(v, str) and re.sub(TOTAL_ROW_SPACING, "", v) in TOTAL_ROW_WORDS
     return ((not sid or total(sid)) and any(total(v) for v in values)
             and cell(values, "核实结果") is None and cell(values, "核实说明") is None)
 

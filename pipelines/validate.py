@@ -12,7 +12,7 @@ import polars as pl
 
 from . import contracts
 from .clock import china_today
-from .extracts import EXTRACTS, TOTAL_ROW_WORDS
+from .extracts import EXTRACTS, TOTAL_ROW_SPACING, TOTAL_ROW_WORDS
 from .normalise import (FORMAT_CHARACTERS, TEXT_MARK, clean_text, column_exprs, fast_exprs, label, repeats,
                         typed_fast_exprs)
 from .readers import (MAX_FIELD_CHARS, NUL, NUL_IN_ROW, RAW_FIELD_CHARS, UNSEEN_IN_A_REASON, WHOLE_ROW, RawFrame,
@@ -150,8 +150,6 @@ def _fast_column(raw: RawFrame, src: str, col, today: dt.date) -> tuple[pl.Expr,
     return ok, value
 
 
-
-
 def _total_rows_said(bad: pl.DataFrame, raw: RawFrame, key_source: str | None) -> pl.DataFrame:
     """The refused rows that are a total line (a cell reads 合计, 总计, 小计… and the key's first
     column is empty or reads so too) refused as one — not as a record missing its 发放流水号 — so
@@ -160,7 +158,7 @@ def _total_rows_said(bad: pl.DataFrame, raw: RawFrame, key_source: str | None) -
     if not bad.height:
         return bad
     def word(c: str) -> pl.Expr:
-        return pl.col(c).str.replace_all(r"[\s:：\u3000]", "").is_in(TOTAL_ROW_WORDS)
+        return pl.col(c).str.replace_all(TOTAL_ROW_SPACING, "").is_in(TOTAL_ROW_WORDS)
     total = pl.any_horizontal([word(f"c{i}") for i in _text_columns(raw)] + [pl.lit(False)])
     if key_source is not None and raw.data.schema[key_source] == pl.Utf8:
         total = total & (pl.col(key_source).is_null() | (pl.col(key_source).str.strip_chars() == "") | word(key_source))
