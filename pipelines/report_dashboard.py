@@ -363,7 +363,7 @@ def render(data: dict) -> str:
     flag_tbl = _table(
         ["疑点编号", "规则", "经办机构", "对象", "涉及金额", "追回金额", "下发日期", "核查期限", "逾期天数(自然日)", "已发现天数", "挂牌督办", "状态"],
         [[r["suspect_id"], r["rule_title"], r["agency_name"], r["subject"], fmt_yuan(r["amount"]), fmt_yuan(r["recovered"]),
-          fmt_date(r["issued_on"]), fmt_date(r["deadline"]), r["days_overdue"], r["days_open"], "是" if r["escalated"] else "",
+          fmt_date(r["issued_on"]), fmt_date(r["deadline"]), r["days_overdue"], r["days_open"], "是" if r["escalated"] else "否",
           r["status"]] for r in flagged], {4, 5, 8, 9})
     agency_tbl = _table(
         ["经办机构编码", "经办机构", "疑点数", "下发", "已核实", "已销号", "逾期", "已移送", "涉及金额", "追回金额", "追回率"],

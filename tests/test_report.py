@@ -472,6 +472,12 @@ def test_dashboard_lists_major_cases_by_report_due_and_overdue_items(written):
     flagged = page[page.index("三、逾期与挂牌督办"):page.index("四、各经办机构汇总")]
     assert "S00003" in flagged and "S00008" in flagged and "S00009" in flagged
     assert "S00002" not in flagged  # closed (已销号) items drop off the action list
+    # 挂牌督办 said both ways: a blank cell read as "not known" beside the 是 of an escalated one
+    head = re.findall(r"<th[^>]*>(.*?)</th>", flagged[:flagged.index("</tr>")])
+    for suspect_id, escalated in (("S00003", "是"), ("S00008", "否")):
+        start = flagged.rindex("<tr", 0, flagged.index(suspect_id))
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", flagged[start:flagged.index("</tr>", start)])
+        assert cells[head.index("挂牌督办")] == escalated, (suspect_id, cells)
     assert "暂无数据" not in page[:page.index("五、运行趋势")]
 
 
