@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .extracts import DATED_DELIVERY
+from .casework import OPEN_STATUSES_SQL
 from .privacy import mask_folder_name, mask_ids_in_text
+from .report_mask import mask_agency_code
 from .store import LOW_DISK_MB, one_line, path_text
 from .suspects import CHANGES
 
@@ -59,6 +61,18 @@ def suspects_by_rule(con) -> dict[str, dict[str, Any]]:
         select rule_id, count(*), coalesce(sum(amount), 0)
         from suspects where status <> '已销号' group by rule_id order by rule_id""").fetchall()
     return {r: {"count": int(n), "amount": Decimal(a).quantize(Decimal("0.01"))} for r, n, a in rows}
+
+
+def handovers_waiting(con) -> list[dict[str, Any]]:
+    """Open suspects whose data now name an agency the register (agencies) does not list, by that
+    code: not handed over to it (suspects._find_handovers) until the register lists it."""
+    rows = con.execute(f"""
+        select finding_agency, count(*) from suspects
+        where status in ({OPEN_STATUSES_SQL}) and finding_agency is distinct from agency_code
+          and exists (select 1 from agencies where agency_code is not null)
+          and finding_agency not in (select agency_code from agencies where agency_code is not null)
+        group by all order by 1""").fetchall()
+    return [{"agency_code": mask_agency_code(code), "suspects": int(n)} for code, n in rows]
 
 
 def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str, Any]:
@@ -135,6 +149,9 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         for rule_id, c in (changes or {}).items():
             by_rule.setdefault(rule_id, {}).update({k: int(c.get(k, 0)) for k in CHANGE_KINDS})
         s["by_rule"] = by_rule
+        held = handovers_waiting(con)
+        if held:
+            s["handovers_waiting"] = held
         if detected is not None:
             # e.g. an office's own rule on a night its config (rule_folders) was not given; a file
             # that failed to load is named in the error already (its id is its file name)
@@ -218,6 +235,12 @@ def format_summary(s: dict[str, Any]) -> str:
         for rule_id, v in sorted(s["by_rule"].items()):
             lines.append(f"    {rule_id:<28} {v.get('open', 0):>6} open  {_money(v.get('open_amount')):>18} yuan"
                          f"  (+{_changes_text(v)})")
+    if s.get("handovers_waiting"):
+        waiting = s["handovers_waiting"]
+        lines.append(f"  warning: {sum(w['suspects'] for w in waiting)} open suspect(s) not handed over: the data now "
+                     f"name agency code(s) {', '.join(w['agency_code'] for w in waiting)}, which the register "
+                     "(agencies) does not list — a code changed in form? They stay with their agency; a register "
+                     "listing the code hands them over")
     changed = {k: v for k, v in (s.get("casework") or {}).items() if v and k in CASEWORK_SAID}
     if changed:
         # the night's changes of flags (逾期 and 挂牌督办 raised or lifted, closings by recovery,

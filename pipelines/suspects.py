@@ -292,6 +292,13 @@ def _find_handovers(con: duckdb.DuckDBPyConnection) -> None:
         from suspects
         where status in ({OPEN_STATUSES_SQL}) and finding_agency is not null
           and finding_agency is distinct from agency_code""")
+    # Never to a code the register (agencies) does not list: a source system that changed its codes'
+    # form (9 digits to 12) handed every open suspect to agencies without a name, each issued afresh
+    # with its 逾期 lifted (a data-drift probe). Such a suspect stays where it is and is said in the
+    # night's summary; once the register lists the code it goes over. (No register at all: as before.)
+    if scalar(con, "select count(*) from agencies where agency_code is not null"):
+        con.execute("""delete from _handed
+                       where to_agency not in (select agency_code from agencies where agency_code is not null)""")
     if not scalar(con, "select count(*) from _handed"):
         return
     # What the suspect is about, by what its subject is: a person's payments in the streams its

@@ -798,6 +798,37 @@ def _one_month_recovered(con, out, note: str):
     return sid, returned
 
 
+def test_a_suspect_is_not_handed_over_to_a_code_the_register_does_not_list_until_it_does(con, tmp_path):
+    """A source system changed its agency codes' form (9 digits to 12): every open suspect was handed
+    over to agencies without a name, issued afresh with its 逾期 lifted (a data-drift probe). With a
+    register delivered, a code it does not list takes nothing over; the night says so, and once the
+    register lists the code the suspect goes over."""
+    from pipelines import runsummary
+
+    con.execute("insert into agencies (agency_code, agency_name, region_code) values "
+                "('360702', '章贡区社保局', '360702')")
+    night(con, NIGHT1)
+    worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    issued = con.execute("select issued_on, deadline from suspects").fetchall()
+    for period in ("202609", "202610"):
+        paid(con, f"B{period}", period, 3000, "360702000")
+    counts = night(con, NIGHT2)
+    assert (counts["updated"], counts["handed_over"]) == (1, 0)
+    assert (suspect(con)["agency_code"], con.execute("select issued_on, deadline from suspects").fetchall()) == \
+        ("360702", issued)
+    said = runsummary.summarise(con, {"run_id": "r", "as_of": NIGHT2, "changes": {"PAID_AFTER_DEATH": counts}})
+    assert said["handovers_waiting"] == [{"agency_code": "360702000", "suspects": 1}]
+    assert "1 open suspect(s) not handed over: the data now name agency code(s) 360702000, which the register " \
+        "(agencies) does not list" in runsummary.format_summary(said)
+    # the register lists the code: the suspect goes over, and nothing is said to be waiting
+    con.execute("insert into agencies (agency_code, agency_name, region_code) values "
+                "('360702000', '章贡区社会保险事业管理局', '360702')")
+    assert night(con, date(2026, 12, 21))["handed_over"] == 1
+    assert suspect(con)["agency_code"] == "360702000"
+    assert "handovers_waiting" not in runsummary.summarise(
+        con, {"run_id": "r", "as_of": date(2026, 12, 21), "changes": {}})
+
+
 def test_a_row_applied_before_its_suspect_was_handed_over_is_unchanged_on_a_resaved_copy(con, tmp_path):
     from pipelines import returns
 
