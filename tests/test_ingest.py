@@ -1228,6 +1228,29 @@ def test_a_key_given_twice_in_one_file_names_its_first_column(tmp_path):
     assert (row_number, column) == (1, "person_id") and "重复" in reason
 
 
+def test_a_death_before_the_birth_its_id_number_carries_is_refused(tmp_path):
+    """1900-01-01, a system's placeholder for an unknown date, made three living pensioners dead since
+    1900 and every payment of theirs a suspect (a data-drift probe): each field valid, together
+    impossible. Refused with its reason (kept as delivered); a death on the day of birth and the
+    other rows stay."""
+    inbox = tmp_path / "inbox"
+    rows = [row_for("deaths", i)[0] for i in range(3)]
+    born = dt.date(int(person(1)[6:10]), int(person(1)[10:12]), int(person(1)[12:14]))
+    rows[1] = dict(rows[1], person_id=person(1), death_date="1900-01-01")
+    rows[2] = dict(rows[2], person_id=person(2), death_date=(dt.date(int(person(2)[6:10]), int(person(2)[10:12]),
+                                                                     int(person(2)[12:14]))).isoformat())
+    write_extract(inbox / "2026-11-21" / "deaths_placeholder.csv", "deaths", rows, "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert born > dt.date(1900, 1, 1)
+    [(row_number, column, reason, raw)] = [r[1:] for r in rejected(con, "2026-11-21/deaths_placeholder.csv")]
+    assert (row_number, column) == (2, "death_date")
+    assert reason.startswith("死亡日期(death_date) 早于公民身份号码所载的出生日期") and "1900-01-01" in raw
+    assert [r["person_id"] for r in stored(con, "deaths", "2026-11-21/deaths_placeholder.csv")] == \
+        [person(0), person(2)]
+    assert report.rows_rejected == 1
+
+
 def test_a_file_thousands_of_columns_wide_is_read_with_every_extra_column_kept_in_the_raw_row(tmp_path):
     """A 34 KB CSV of 5,000 columns took 145 s and a stray header cell at XFD1 of an XLSX some
     twenty minutes (the columns' types looked up anew for each column, the raw names by a list):
