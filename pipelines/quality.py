@@ -82,11 +82,24 @@ FILLED_ONLY_WHERE = {
 # Rows each field of which is valid but that say something impossible: the contract accepts them
 # (no field is wrong), a rule then finds nothing in them, so the clerk is told. Each flag must be
 # true on every row of the delivery.
+# A date after the day its delivery is named for (`2026-11-21…`) has not happened yet: a death dated
+# 2026-12-15 in the delivery of 2026-11-21 already made November's payment a suspect, and a
+# payments file paid in December was stored without a word (a data-drift probe).
+_DELIVERY_DAY = f"try_strptime(regexp_extract(_delivery, '{X.DATED_DELIVERY}'), '%Y-%m-%d')::date"
 CONSISTENT = {
     # a spell ending before it began holds no month in custody (PAID_DURING_CUSTODY)
     "imprisonments": {"custody_end_not_before_start": "custody_end is null or custody_end >= custody_start"},
-    "deaths": {"cremated_not_before_death": "cremated_on is null or cremated_on >= death_date"},
+    "deaths": {"cremated_not_before_death": "cremated_on is null or cremated_on >= death_date",
+               "death_not_after_delivery": f"{_DELIVERY_DAY} is null or death_date <= {_DELIVERY_DAY}"},
+    "payments": {"paid_not_after_delivery": f"{_DELIVERY_DAY} is null or paid_on <= {_DELIVERY_DAY}"},
 }
+# Payments set against the same stream's earlier payments (person, insurance type, item), each true
+# on nearly every row of an ordinary delivery. Amounts in 分 for 元 (×100) went onto worklists a
+# hundredfold, and a core system that re-keyed its payment ids delivered every earlier month again
+# under new ids, doubling each person's history — with nothing said but a generic amount range, or
+# nothing at all (a data-drift probe). Said with the agencies whose rows fail.
+AMOUNT_JUMP = 50  # a 补发 of a year's arrears is 12×, of several years ~40×; 分 for 元 is 100×
+STREAM_FLAGS = {"amount_in_line": 0.995, "not_stored_under_another_id": 0.99}
 
 CODE_SETS = {
     "insurance_type": tuple(X.INSURANCE_TYPES),
@@ -175,16 +188,27 @@ def _frame_sql(kind: str, sampled: bool, files: list[str]) -> str:
     # rows so that a new month is compared with last month's payment; for the delivered (or
     # sampled) recurring rows only — a window over the whole payments history took 2 of the 10
     # minutes of a province's first night, and as long again every month.
-    keep.append("period_gap")
+    keep += ["period_gap", f"coalesce(s.amount_in_line, true) as amount_in_line",
+             "coalesce(not s.stored_under_another_id, true) as not_stored_under_another_id"]
     month = "(cast(left({0}, 4) as int) * 12 + cast(right({0}, 2) as int))"
+    earlier = "h.period < d.period"
     return f"""
         with delivered as ({delivered}),
         previous as (
-            select d.payment_id as _pid, {month.format('any_value(d.period)')} - {month.format('max(h.period)')}
-                   as period_gap
+            select d.payment_id as _pid,
+                   {month.format('any_value(d.period)')} - {month.format(f'max(h.period) filter ({earlier})')}
+                   as period_gap,
+                   any_value(d.amount) <= {AMOUNT_JUMP} * max(h.amount) filter ({earlier} and h.amount > 0)
+                   or any_value(d.amount) <= 0 as amount_in_line,
+                   -- the same payment (month, day, amount) stored from an earlier delivery under another id
+                   -- (not a later one: the earlier row is the original, and two of one delivery may be
+                   -- two payments)
+                   bool_or(h.period = d.period and h.paid_on = d.paid_on and h.amount = d.amount
+                           and h.payment_id <> d.payment_id and h._delivery < d._delivery)
+                   as stored_under_another_id
             from delivered d
             join payments h on h.person_id = d.person_id and h.insurance_type = d.insurance_type
-                           and h.item = d.item and h.period < d.period
+                           and h.item = d.item and h.period <= d.period
             where d.item not in ({", ".join(f"'{i}'" for i in X.ONE_OFF_ITEMS)})
             group by d.payment_id
         )
@@ -338,6 +362,8 @@ def _suite(gx, kind: str, frame, registered: list[str] | None = None):
     if kind == "payments":
         out.append(E.ExpectColumnValuesToBeBetween(column="period_gap", min_value=0, max_value=1,
                                                    mostly=PERIOD_CONTINUITY_SHARE))
+        for flag, share in STREAM_FLAGS.items():
+            out.append(E.ExpectColumnValuesToBeInSet(column=flag, value_set=[True], mostly=share))
     suite = gx.ExpectationSuite(name=kind)
     for expectation in out:
         suite.add_expectation(expectation)
@@ -406,9 +432,32 @@ def _warning(delivery: str, kind: str, expectation: str, column: str | None, det
 # What the dashboard says of a failed check, in words a leader reads (the Data Docs keep the
 # expectation's own terms): the check, the field by its Chinese header, what was found.
 _CONSISTENT_WORDS = {"custody_end_not_before_start": "出监日期不早于入监日期",
-                     "cremated_not_before_death": "火化日期不早于死亡日期"}
+                     "cremated_not_before_death": "火化日期不早于死亡日期",
+                     "death_not_after_delivery": "死亡日期不晚于本批交付日期",
+                     "paid_not_after_delivery": "发放日期不晚于本批交付日期",
+                     "amount_in_line": f"金额不超过同一待遇（同一人、险种、项目）此前最高一笔的 {AMOUNT_JUMP} 倍（疑为以分代元）",
+                     "not_stored_under_another_id": "不与已入库的另一发放流水号重复（同一人、险种、项目、所属期、发放日期、金额；疑为流水号重编）"}
+# what the console's line adds to a failed flag's GX terms: what it likely means
+_FLAG_HINTS = {"death_not_after_delivery": "death dates after the day the delivery is named for",
+               "paid_not_after_delivery": "payments dated after the day the delivery is named for",
+               "amount_in_line": f"amounts over {AMOUNT_JUMP}× the most the same stream (person, insurance type, "
+                                 "item) was paid in an earlier month — amounts in 分 (fen) for 元?",
+               "not_stored_under_another_id": "payments already stored from an earlier delivery under another "
+                                              "payment_id (same person, insurance type, item, period, date, amount) "
+                                              "— payment ids re-keyed by a system change?"}
 _RANGE_WORDS = {"amount": "金额在合理范围内", "period_gap": "待遇所属期逐月连续"}
 _RANGE_UNITS = {"amount": " 元", "period_gap": " 个月（相邻两期）"}
+
+
+def _by_agency(frame, flag: str) -> str:
+    """The agencies whose rows fail a flag, most first (codes as the frame shows them: masked where
+    an ID number was delivered as one)."""
+    if "agency_code" not in frame.columns:
+        return ""
+    counts = frame.loc[~frame[flag].astype(bool), "agency_code"].fillna("(none)").value_counts()
+    shown = ", ".join(f"{code} {n:,}" for code, n in counts.head(5).items())
+    more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+    return f" (rows by agency: {shown}{more})" if shown else ""
 
 
 def _field_words(kind: str, column: str | None) -> str:
@@ -593,7 +642,10 @@ def check_deliveries(
                             detail = _exact_id_counts(detail, id_counts)
                         report.checked += 1
                         if not r.success:
-                            report.warnings.append(_warning(delivery, kind, expectation, column, detail))
+                            line = _warning(delivery, kind, expectation, column, detail)
+                            if column in _FLAG_HINTS:
+                                line += f": {_FLAG_HINTS[column]}{_by_agency(data, column)}"
+                            report.warnings.append(line)
                         rows_out.append((run_id, delivery, kind, expectation, column, bool(r.success),
                                          json.dumps(detail, ensure_ascii=False, default=str)))
     with transaction(con):  # results and the files they cover, or neither (a kill between: checked again)
