@@ -1051,12 +1051,20 @@ def map_headers(kind: str, headers: list[str]) -> dict[str, int]:
                             f"name (a file exported without its header line, or its columns named otherwise)",
                             missing[0].name, header_is_data=True)
     if missing:
-        # only the cells that are column names are shown: another cell may be anything
+        # The cells that are column names are shown, and so are the others — the missing column is
+        # most likely among them under another name (实发金额 for 发放金额: it read "and 1 other
+        # column(s)", a data-drift probe) — unless one holds numbers (a record in the header row:
+        # then none of them, as unread_columns_note does)
         known = [headers[i] for i in sorted(positions.values())]
+        unknown = [h for i, h in enumerate(headers) if i not in positions.values() and h]
         others = len(headers) - len(known)
         shown = ", ".join(known) + (f" and {others} other column(s)" if others else "")
+        unread = ""  # first: the console cuts a reason at 120 characters
+        if unknown and not any(_DATA_IN_HEADER.search(h) for h in unknown):
+            unread = "not read: " + ", ".join(h if len(h) <= 40 else h[:39] + "…" for h in unknown[:10]) + (
+                f" and {len(unknown) - 10} more" if len(unknown) > 10 else "") + "; "
         raise HeaderProblem(f"missing required column {', '.join(label(c) for c in missing)} "
-                            f"(header has: {abridge(shown)})", missing[0].name)
+                            f"({unread}header has: {abridge(shown)})", missing[0].name)
     return positions
 
 

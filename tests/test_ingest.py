@@ -1629,6 +1629,11 @@ def test_an_amount_in_another_unit_than_yuan_is_not_read_as_yuan(tmp_path):
     report = ingest_inbox(con, tmp_path / "inbox")
     assert report.files[0].status == "failed" and "missing required column 发放金额(amount)" in report.files[0].message
     assert store.scalar(con, "select count(*) from payments") == 0
+    # the header the amount likely sits under is named first (it read "and 1 other column(s)"), so
+    # that the console's line, cut at 120 characters, still shows it
+    assert report.files[0].message.startswith(
+        "2026-11-21/payments_wan.csv: missing required column 发放金额(amount) (not read: 发放金额（万元）; header has: "), \
+        report.files[0].message
 
 
 def test_an_amount_of_a_trillion_yuan_or_more_is_refused_in_every_format(tmp_path):
