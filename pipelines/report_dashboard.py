@@ -264,8 +264,8 @@ def _cell_class(numeric: bool, value) -> str:
     return (' class="num nw"' if numeric else ' class="nw"') if short else ""
 
 
-def _more(total: int, shown: int) -> str:
-    return f'<p class="note">共 {total} 件，仅显示前 {shown} 件（完整清单见各经办机构核查台账）。</p>' if total > shown else ""
+def _more(total: int, shown: int, where: str) -> str:
+    return f'<p class="note">共 {total:,} 件，仅显示前 {shown:,} 件（{where}）。</p>' if total > shown else ""
 
 
 CSS = """
@@ -404,9 +404,9 @@ def render(data: dict) -> str:
 {div["by-agency"]}
 <div class="grid2">{div["by-status"]}{div["recovery"]}</div>
 <h2>二、要情 / 重大要情（按报告期限）</h2>
-{major_tbl}{_more(n_major, len(major))}
+{major_tbl}{_more(n_major, len(major), "完整清单在 suspects 表：major_class 不为空的疑点")}
 <h2>三、逾期与挂牌督办</h2>
-{flag_tbl}{_more(n_flag, len(flagged))}
+{flag_tbl}{_more(n_flag, len(flagged), "在办的完整清单见各经办机构核查台账；已移送的不再下发，在 suspects 表")}
 {div["aging"]}
 <h2>四、各经办机构汇总</h2>
 {agency_tbl}

@@ -481,6 +481,26 @@ def test_dashboard_lists_major_cases_by_report_due_and_overdue_items(written):
     assert "暂无数据" not in page[:page.index("五、运行趋势")]
 
 
+def test_the_major_list_is_shown_whole_and_a_cut_list_says_where_the_rest_is(store, tmp_path, monkeypatch):
+    """A scale probe: 200 of 882 要情 were shown with "完整清单见各经办机构核查台账" — a verified 要情 is on
+    no worklist (closed or transferred), so 682 were on no output at all. The 要情 list is the
+    office's list to report upward by: shown whole. A cut list says where its rest is, its counts
+    with separators as the cards above it."""
+    from pipelines import report_data
+
+    monkeypatch.setattr(report_data, "LIST_LIMIT", 1)
+    con = connect(store)
+    page = report.write_report(con, tmp_path / "out", AS_OF, actor="tester").dashboard.read_text(encoding="utf-8")
+    n_major = scalar(con, "select count(*) from suspects where major_class is not null")
+    major = page[page.index("要情 / 重大要情（按报告期限）"):page.index("三、逾期与挂牌督办")]
+    assert n_major == 3 and all(s in major for s in ("S00002", "S00004", "S00007")) and "仅显示前" not in major
+    flagged = page[page.index("三、逾期与挂牌督办"):page.index("四、各经办机构汇总")]
+    n_flagged = scalar(con, "select count(*) from suspects where (overdue or escalated) and status <> '已销号'")
+    assert n_flagged == 3
+    assert "共 3 件，仅显示前 1 件（在办的完整清单见各经办机构核查台账；已移送的不再下发，在 suspects 表）" in flagged
+    assert report_dashboard._more(38117, 200, "x") == '<p class="note">共 38,117 件，仅显示前 200 件（x）。</p>'
+
+
 def test_trend_survives_missing_and_partial_run_summaries(written):
     _, paths = written
     page = paths.dashboard.read_text(encoding="utf-8")
