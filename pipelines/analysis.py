@@ -32,6 +32,14 @@ DEFAULT_DB = Path("demo-output") / "fundwatch.duckdb"
 ENV_DB = "FUNDWATCH_DB"
 
 
+def number_text(value: float) -> str:
+    """A float in the notebooks' tables (pandas' display.float_format): yuan to the fen with
+    separators, as the dashboard shows them; a share below 1 to four significant places. pandas'
+    own turned a whole column into 4.742721e+08, the fen lost, once one value reached 1 亿 (a scale
+    probe)."""
+    return f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value:.4g}"
+
+
 def _given(path: str | Path | None) -> str | Path | None:
     """The store named by the notebook's DB_PATH or $FUNDWATCH_DB, if either is set."""
     return path or os.environ.get(ENV_DB) or None

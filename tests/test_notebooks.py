@@ -115,6 +115,8 @@ def test_the_breakdown_by_rule_counts_a_recovery_up_to_an_amount_a_later_night_l
     db = build_store(tmp_path / "fundwatch.duckdb")
     con = duckdb.connect(str(db))
     con.execute("update suspects set amount = 100000.00 where suspect_id = 'S00002'")
+    # a rule whose sum passes 1 亿: pandas showed the whole column as 4.742721e+08 (a scale probe)
+    con.execute("update suspects set amount = 123456789.12 where suspect_id = 'S00010'")
     if moved:
         con.execute("update suspects set answered_period_from = '202601', answered_period_to = '202603'"
                     " where suspect_id = 'S00003'")
@@ -132,7 +134,9 @@ def test_the_breakdown_by_rule_counts_a_recovery_up_to_an_amount_a_later_night_l
     NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     breakdown = next(t for t in _texts(nb) if t.split("\n")[0].split()[-4:] == ["rule_title", "suspects", "amount", "recovered"])
     line = next(l for l in breakdown.splitlines() if "PAID_AFTER_DEATH" in l)
-    assert f"{float(summary['recovered'])}" in line.split() and "151000.5" not in line, line
+    assert f"{summary['recovered']:,.2f}" in line.split() and "151,000.50" not in line, line
+    transfers = next(l for l in breakdown.splitlines() if "FUND_PRIVATE_TRANSFER" in l)
+    assert "123,456,789.12" in transfers.split() and "e+" not in breakdown, breakdown
 
 
 @pytest.mark.slow
