@@ -322,6 +322,11 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
             return _fail(con, result, source, problem, raw=raw, column=exc.column,
                          header_is_data=exc.header_is_data)
         result.notes += unread_columns_note(kind, raw.headers)  # a header known to be one (not a record)
+        if raw.data.height == 0 and not raw.bad_rows:
+            # an export of nothing (a query run for the wrong month or agency) ingested as 0 rows
+            # without a word, where a 0-byte file fails loudly (a data-drift probe)
+            result.notes.append("no rows: the file holds its header only (exported for the wrong month or "
+                                "agency?); the stored rows stay as they were")
     except FileProblem as exc:
         return _fail(con, result, source, problem_in(exc, path))
     except (Exception, PanicException) as exc:  # a reader library's own error on a damaged file (or a

@@ -1251,6 +1251,23 @@ def test_a_death_before_the_birth_its_id_number_carries_is_refused(tmp_path):
     assert report.rows_rejected == 1
 
 
+@pytest.mark.parametrize("fmt", ["csv-utf8", "xlsx", "parquet"])
+def test_a_file_of_its_header_only_is_ingested_with_a_note(tmp_path, fmt):
+    """An export of nothing (a register queried for the wrong month) was taken as 0 rows without a
+    word, where a 0-byte file fails loudly (a data-drift probe): said in a note, in every format."""
+    inbox = tmp_path / "inbox"
+    ext = {"csv-utf8": "csv", "xlsx": "xlsx", "parquet": "parquet"}[fmt]
+    write_extract(inbox / "2026-11-21" / f"beneficiaries_360100_202611.{ext}", "beneficiaries", [], fmt)
+    write_extract(inbox / "2026-11-21" / f"deaths_360100_202611.{ext}", "deaths", [row_for("deaths", 0)[0]], fmt)
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    notes = {f.path.name.split("_")[0]: (f.status, f.rows_total, f.notes) for f in report.files}
+    assert notes["beneficiaries"] == ("ingested", 0, [
+        "no rows: the file holds its header only (exported for the wrong month or agency?); the stored rows "
+        "stay as they were"])
+    assert notes["deaths"] == ("ingested", 1, [])
+
+
 def test_a_file_thousands_of_columns_wide_is_read_with_every_extra_column_kept_in_the_raw_row(tmp_path):
     """A 34 KB CSV of 5,000 columns took 145 s and a stray header cell at XFD1 of an XLSX some
     twenty minutes (the columns' types looked up anew for each column, the raw names by a list):
