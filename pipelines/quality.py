@@ -99,7 +99,7 @@ CONSISTENT = {
 # under new ids, doubling each person's history — with nothing said but a generic amount range, or
 # nothing at all (a data-drift probe). Said with the agencies whose rows fail.
 AMOUNT_JUMP = 50  # a 补发 of a year's arrears is 12×, of several years ~40×; 分 for 元 is 100×
-STREAM_FLAGS = {"amount_in_line": 0.995, "not_stored_under_another_id": 0.99}
+STREAM_FLAGS = {"amount_in_line": 0.995, "not_stored_under_another_id": 0.99, "month_net_not_negative": 0.999}
 
 CODE_SETS = {
     "insurance_type": tuple(X.INSURANCE_TYPES),
@@ -189,7 +189,10 @@ def _frame_sql(kind: str, sampled: bool, files: list[str]) -> str:
     # sampled) recurring rows only — a window over the whole payments history took 2 of the 10
     # minutes of a province's first night, and as long again every month.
     keep += ["period_gap", f"coalesce(s.amount_in_line, true) as amount_in_line",
-             "coalesce(not s.stored_under_another_id, true) as not_stored_under_another_id"]
+             "coalesce(not s.stored_under_another_id, true) as not_stored_under_another_id",
+             # a month reversed beyond what it was paid (a 冲正 given twice) hides the month from every
+             # rule, a real suspect's included (a data-drift probe)
+             "coalesce(s.month_net_not_negative, true) as month_net_not_negative"]
     month = "(cast(left({0}, 4) as int) * 12 + cast(right({0}, 2) as int))"
     earlier = "h.period < d.period"
     return f"""
@@ -205,7 +208,10 @@ def _frame_sql(kind: str, sampled: bool, files: list[str]) -> str:
                    -- two payments)
                    bool_or(h.period = d.period and h.paid_on = d.paid_on and h.amount = d.amount
                            and h.payment_id <> d.payment_id and h._delivery < d._delivery)
-                   as stored_under_another_id
+                   as stored_under_another_id,
+                   -- (as of the delivery: an earlier one checked the same night is not judged by a later)
+                   sum(h.amount) filter (h.period = d.period and h._delivery <= d._delivery) >= 0
+                   as month_net_not_negative
             from delivered d
             join payments h on h.person_id = d.person_id and h.insurance_type = d.insurance_type
                            and h.item = d.item and h.period <= d.period
@@ -436,7 +442,8 @@ _CONSISTENT_WORDS = {"custody_end_not_before_start": "出监日期不早于入�
                      "death_not_after_delivery": "死亡日期不晚于本批交付日期",
                      "paid_not_after_delivery": "发放日期不晚于本批交付日期",
                      "amount_in_line": f"金额不超过同一待遇（同一人、险种、项目）此前最高一笔的 {AMOUNT_JUMP} 倍（疑为以分代元）",
-                     "not_stored_under_another_id": "不与已入库的另一发放流水号重复（同一人、险种、项目、所属期、发放日期、金额；疑为流水号重编）"}
+                     "not_stored_under_another_id": "不与已入库的另一发放流水号重复（同一人、险种、项目、所属期、发放日期、金额；疑为流水号重编）",
+                     "month_net_not_negative": "同一待遇同一所属期的发放净额不为负（冲正不超过原发放）"}
 # what the console's line adds to a failed flag's GX terms: what it likely means
 _FLAG_HINTS = {"death_not_after_delivery": "death dates after the day the delivery is named for",
                "paid_not_after_delivery": "payments dated after the day the delivery is named for",
@@ -444,7 +451,10 @@ _FLAG_HINTS = {"death_not_after_delivery": "death dates after the day the delive
                                  "item) was paid in an earlier month — amounts in 分 (fen) for 元?",
                "not_stored_under_another_id": "payments already stored from an earlier delivery under another "
                                               "payment_id (same person, insurance type, item, period, date, amount) "
-                                              "— payment ids re-keyed by a system change?"}
+                                              "— payment ids re-keyed by a system change?",
+               "month_net_not_negative": "rows of a stream's month (person, insurance type, item, period) whose "
+                                         "payments net below zero — a reversal larger than what was paid, or "
+                                         "given twice?"}
 _RANGE_WORDS = {"amount": "金额在合理范围内", "period_gap": "待遇所属期逐月连续"}
 _RANGE_UNITS = {"amount": " 元", "period_gap": " 个月（相邻两期）"}
 

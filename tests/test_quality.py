@@ -151,7 +151,8 @@ def test_amounts_in_fen_rekeyed_payments_and_dates_after_the_delivery_are_said_w
     hundredfold, a core system that re-keyed its payment ids doubled each person's history, and a
     death or payment dated after the delivery's day was taken — each with a generic amount-range line
     or nothing at all. Each is its own check now, said with what it likely means and by agency; an
-    ordinary month (the first delivery, a 补发 a few times the monthly amount) raises none of them."""
+    ordinary month (the first delivery, a 补发 a few times the monthly amount) raises none of them. So is
+    a month reversed beyond what it was paid (a 冲正 given twice hid a real suspect's month)."""
     inbox, out = tmp_path / "inbox", tmp_path / "out"
 
     def pay(pid, who, name, period, amount, agency, paid_on=None):
@@ -168,7 +169,8 @@ def test_amounts_in_fen_rekeyed_payments_and_dates_after_the_delivery_are_said_w
     _write(inbox / "2026-11-21" / "payments_b.csv", PAY_HEADER, [
         pay("A202611", ALIVE, "李活", "202611", "300000.00", "360702"),           # 3,000.00 元 in 分
         pay("NEW-O202610", OTHER, "陈其他", "202610", "2600.00", "360703"),       # O202610 under a new id
-        pay("O202611", OTHER, "陈其他", "202611", "2600.00", "360703", "2026-11-25")])  # after the delivery
+        pay("O202611", OTHER, "陈其他", "202611", "2600.00", "360703", "2026-11-25"),  # after the delivery
+        *(pay(f"R{k}O202609", OTHER, "陈其他", "202609", "-2600.00", "360703") for k in (1, 2))])  # 冲正 twice
     _write(inbox / "2026-11-21" / "deaths_b.csv", ["person_id", "name", "death_date", "source", "cremated_on"],
            [[DEAD, "张死", "2026-12-15", "公安", ""]])
     con = connect(tmp_path / "fw.duckdb")
@@ -182,19 +184,23 @@ def test_amounts_in_fen_rekeyed_payments_and_dates_after_the_delivery_are_said_w
     said = {w.split(":")[0].split(" ")[1]: w for w in report.warnings
             if w.startswith("2026-11-21") and "row_count" not in w}
     assert set(said) == {"payments.amount_in_line", "payments.not_stored_under_another_id",
-                         "payments.paid_not_after_delivery", "deaths.death_not_after_delivery"}, report.warnings
+                         "payments.paid_not_after_delivery", "deaths.death_not_after_delivery",
+                         "payments.month_net_not_negative", "payments.amount"}, report.warnings
     assert said["payments.amount_in_line"].endswith(
-        "1 of 3 rows unexpected: amounts over 50× the most the same stream (person, insurance type, item) was "
+        "1 of 5 rows unexpected: amounts over 50× the most the same stream (person, insurance type, item) was "
         "paid in an earlier month — amounts in 分 (fen) for 元? (rows by agency: 360702 1)")
     assert said["payments.not_stored_under_another_id"].endswith("— payment ids re-keyed by a system change? "
                                                                  "(rows by agency: 360703 1)")
     assert said["payments.paid_not_after_delivery"].endswith(
         "payments dated after the day the delivery is named for (rows by agency: 360703 1)")
     assert said["deaths.death_not_after_delivery"].endswith("death dates after the day the delivery is named for")
+    assert said["payments.month_net_not_negative"].endswith(
+        "2 of 5 rows unexpected: rows of a stream's month (person, insurance type, item, period) whose payments net "
+        "below zero — a reversal larger than what was paid, or given twice? (rows by agency: 360703 2)")
     assert not [w for w in report.warnings if w.startswith("2026-10-21")], report.warnings
     check, _, words = quality.described("payments", "expect_column_values_to_be_in_set", "amount_in_line",
                                         details["amount_in_line"])
-    assert "疑为以分代元" in check and "3 行中 1 行不符" in words
+    assert "疑为以分代元" in check and "5 行中 1 行不符" in words
 
 
 def test_a_sampled_delivery_measures_its_sampled_rows_against_the_whole_history(checked, monkeypatch):
