@@ -27,6 +27,7 @@ from polars.exceptions import PanicException
 from . import readers
 from .clock import china_now, china_today
 from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
+from .normalise import label
 from .privacy import mask_folder_name, mask_ids_in_text, mask_path
 from .readers import (WHOLE_FILE, CsvPieces, FileProblem, HeaderProblem, RawFrame, ReadWhole, abridge, csv_piece_frame,
                       csv_plan, header_text, in_utf8, is_big_csv, map_headers, parquet_columns, problem_in, read_raw,
@@ -552,6 +553,25 @@ def _replace_by_file(con, kind: str, lineage: dict[str, str], notes: list[str]) 
     return _replace(con, kind, lineage, notes)
 
 
+def _emptied(con, kind: str, staged: pl.DataFrame) -> list[str]:
+    """A note for each optional column the file empties on stored rows it replaces: a re-export whose
+    复核人/复核时间 were headed 审核人/审核时间 (not read) replaced 2,336 reviewed payments with unreviewed
+    ones, and LARGE_PAYMENT_UNREVIEWED raised a payment that had been reviewed, the night it came
+    (a data-drift probe). (Files read in pieces replace after their last piece: not looked at.)"""
+    spec = EXTRACTS[kind]
+    optional = [c for c in spec.columns if not c.required and c.name not in spec.key]
+    if not optional:
+        return []
+    _fw_staged = _scannable(con, staged)  # noqa: F841 — read by name in the SQL below (see _scannable)
+    counts = con.execute(
+        "select " + ", ".join(f"count(*) filter (t.{c.name} is not null and s.{c.name} is null)" for c in optional)
+        + f" from {kind} t join _fw_staged s on {_same_key(spec)} where t.rowid in (select rid from _fw_changed)"
+    ).fetchall()[0]
+    return [f"{n} stored row(s) had {label(c)} and the row(s) replacing them have it empty (a column renamed "
+            "or left out of the export?); the rows replaced are kept in replaced_rows"
+            for c, n in zip(optional, counts) if n]
+
+
 def _differs(spec) -> str:
     """SQL: stored row t and the row s replacing it differ in a delivered column (not in lineage)."""
     return " or ".join(f"t.{c} is distinct from s.{c}" for c in spec.names)
@@ -719,6 +739,8 @@ def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
             con.execute(f"create or replace temp table _fw_changed as select distinct t.rowid as rid "
                         f"from {kind} t join _fw_staged s on {_same_key(spec)} "
                         f"where t.rowid in (select rid from _fw_replaced) and ({_differs(spec)})")
+            if notes is not None:
+                notes += _emptied(con, kind, staged)
         replaced = _replace(con, kind, lineage, [] if notes is None else notes)
     cols = ", ".join([*spec.names, *(n for n, _ in LINEAGE_COLUMNS)])
     # The file's lineage (source, delivery, hash: one value for all its rows) as query parameters,

@@ -612,6 +612,26 @@ def test_a_conversion_cut_short_after_the_extract_tables_still_cleans_the_suspec
         con.close()
 
 
+def test_a_redelivery_that_empties_a_stored_optional_column_is_said(tmp_path):
+    """A re-export whose 复核人/复核时间 were headed 审核人/审核时间 (not read) replaced reviewed payments
+    with unreviewed ones, and LARGE_PAYMENT_UNREVIEWED raised a payment that had been reviewed, with
+    only the unread columns noted (a data-drift probe): the emptying is said, per column."""
+    inbox = tmp_path / "inbox"
+    rows = [row_for("payments", i)[0] for i in (0, 2, 4)]
+    assert all(r["reviewed_by"] and r["reviewed_at"] for r in rows)
+    write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
+    again = [dict(r, reviewed_by="", reviewed_at="") for r in rows[:2]] + [rows[2]]
+    write_extract(inbox / "2026-11-21" / "payments_a.csv", "payments", again, "csv-utf8")
+    con = store.connect(tmp_path / "fw.duckdb")
+    report = ingest_inbox(con, inbox)
+    assert report.files[0].notes == []
+    assert report.files[1].notes == [
+        f"2 stored row(s) had {name} and the row(s) replacing them have it empty (a column renamed or left out "
+        "of the export?); the rows replaced are kept in replaced_rows" for name in ("复核人(reviewed_by)",
+                                                                                 "复核时间(reviewed_at)")]
+    assert store.scalar(con, "select count(*) from payments where reviewed_by is null") == 2
+
+
 def test_redelivered_row_with_a_composite_key_and_an_empty_key_part_replaces(tmp_path):
     inbox = tmp_path / "inbox"
     r = {**row_for("contributions", 0)[0], "employer_id": ""}
