@@ -554,12 +554,16 @@ def _replace_by_file(con, kind: str, lineage: dict[str, str], notes: list[str]) 
 
 
 def _emptied(con, kind: str, staged: pl.DataFrame) -> list[str]:
-    """A note for each optional column the file empties on stored rows it replaces: a re-export whose
+    """A note for each optional column the file leaves empty throughout and so empties on stored rows it
+    replaces: a re-export whose
     复核人/复核时间 were headed 审核人/审核时间 (not read) replaced 2,336 reviewed payments with unreviewed
     ones, and LARGE_PAYMENT_UNREVIEWED raised a payment that had been reviewed, the night it came
     (a data-drift probe). (Files read in pieces replace after their last piece: not looked at.)"""
     spec = EXTRACTS[kind]
-    optional = [c for c in spec.columns if not c.required and c.name not in spec.key]
+    # a column empty in every row of the file: one value cleared (a status date of a 暂停 lifted, in a
+    # register re-sent whole) is a correction, not a column lost (a regression probe)
+    optional = [c for c in spec.columns if not c.required and c.name not in spec.key
+                and staged.get_column(c.name).null_count() == staged.height]
     if not optional:
         return []
     _fw_staged = _scannable(con, staged)  # noqa: F841 — read by name in the SQL below (see _scannable)

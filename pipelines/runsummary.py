@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .extracts import DATED_DELIVERY
-from .casework import OPEN_STATUSES_SQL
 from .privacy import mask_folder_name, mask_ids_in_text
 from .report_mask import mask_agency_code
-from .store import LOW_DISK_MB, one_line, path_text
+from .store import LOW_DISK_MB, one_line, path_text, table_exists
 from .suspects import CHANGES
 
 REASON_CHARS = 120  # a reason on the console; the whole one is in rejected_rows / ingest_ledger
@@ -64,14 +63,13 @@ def suspects_by_rule(con) -> dict[str, dict[str, Any]]:
 
 
 def handovers_waiting(con) -> list[dict[str, Any]]:
-    """Open suspects whose data now name an agency the register (agencies) does not list, by that
-    code: not handed over to it (suspects._find_handovers) until the register lists it."""
-    rows = con.execute(f"""
-        select finding_agency, count(*) from suspects
-        where status in ({OPEN_STATUSES_SQL}) and finding_agency is distinct from agency_code
-          and exists (select 1 from agencies where agency_code is not null)
-          and finding_agency not in (select agency_code from agencies where agency_code is not null)
-        group by all order by 1""").fetchall()
+    """The suspects the night would have handed over (suspects._find_handovers) but for their new
+    agency's code, which the register (agencies) does not list: by that code. (Counted from the state
+    alone, it also counted suspects staying for another reason — the old agency still paying — and
+    said a register would hand them over: a regression probe.)"""
+    if not table_exists(con, "_handover_held"):
+        return []
+    rows = con.execute("select to_agency, count(*) from _handover_held group by all order by 1").fetchall()
     return [{"agency_code": mask_agency_code(code), "suspects": int(n)} for code, n in rows]
 
 

@@ -286,19 +286,15 @@ def _find_handovers(con: duckdb.DuckDBPyConnection) -> None:
     month, and each move was a fresh 核查期限 that never ran out. Read from `finding_agency`, kept
     for every suspect found: an incremental night that does not re-run a subject decides as a full
     night does. A suspect 已移送 or 已销号 stays where it was."""
+    # the handovers held tonight for want of a registered agency (below), which the night's summary
+    # says (runsummary.handovers_waiting): made anew each night, empty where there are none
+    con.execute("create or replace temp table _handover_held (suspect_id varchar, to_agency varchar)")
     con.execute(f"""
         create or replace temp table _handed as
         select suspect_id, subject, agency_code as from_agency, finding_agency as to_agency, status as old_status
         from suspects
         where status in ({OPEN_STATUSES_SQL}) and finding_agency is not null
           and finding_agency is distinct from agency_code""")
-    # Never to a code the register (agencies) does not list: a source system that changed its codes'
-    # form (9 digits to 12) handed every open suspect to agencies without a name, each issued afresh
-    # with its 逾期 lifted (a data-drift probe). Such a suspect stays where it is and is said in the
-    # night's summary; once the register lists the code it goes over. (No register at all: as before.)
-    if scalar(con, "select count(*) from agencies where agency_code is not null"):
-        con.execute("""delete from _handed
-                       where to_agency not in (select agency_code from agencies where agency_code is not null)""")
     if not scalar(con, "select count(*) from _handed"):
         return
     # What the suspect is about, by what its subject is: a person's payments in the streams its
@@ -344,6 +340,14 @@ def _find_handovers(con: duckdb.DuckDBPyConnection) -> None:
             group by p.suspect_id, p.stream_type, p.stream_item having sum(p.amount) > 0)""")
     con.execute("delete from _handed where suspect_id in (select suspect_id from _still_paying)")
     con.execute("drop table _still_paying")
+    # Never to a code the register (agencies) does not list: a source system that changed its codes'
+    # form (9 digits to 12) handed every open suspect to agencies without a name, each issued afresh
+    # with its 逾期 lifted (a data-drift probe). Such a suspect stays where it is and is said in the
+    # night's summary; once the register lists the code it goes over. (No register at all: as before.)
+    if scalar(con, "select count(*) from agencies where agency_code is not null"):
+        con.execute("""insert into _handover_held select suspect_id, to_agency from _handed
+                       where to_agency not in (select agency_code from agencies where agency_code is not null)""")
+        con.execute("delete from _handed where suspect_id in (select suspect_id from _handover_held)")
 
 
 def _hand_over(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | None) -> None:

@@ -241,6 +241,21 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
         bad = _total_rows_said(frame.filter(pl.col("column_name").is_not_null()), raw, key_source)
         good = frame.filter(pl.col("column_name").is_null())
 
+    # A death before the birth its ID number carries: 1900-01-01, a system's placeholder for "not
+    # known", made three living pensioners dead since 1900 and every payment of theirs a suspect
+    # (a data-drift probe). Every field is valid; together they are impossible, so the row is refused —
+    # before the same key's earlier row is set aside for it (a regression probe: the valid 2020 death
+    # was refused as superseded by the 1900 one, itself refused, and the person had none).
+    before_birth = good.clear()
+    if kind == "deaths" and good.height:
+        birth = pl.col("person_id").str.slice(6, 8).str.strptime(pl.Date, "%Y%m%d", strict=False)
+        impossible = pl.col("death_date") < birth
+        before_birth = good.filter(impossible).with_columns(
+            pl.lit("death_date").alias("column_name"),
+            pl.lit(f"{label(spec.column('death_date'))} 早于公民身份号码所载的出生日期: 日期有误(如以1900-01-01等"
+                   "代替未知日期)，请更正后重报").alias("reason"))
+        good = good.filter(impossible.not_() | impossible.is_null())
+
     # The same key twice in one file: the later row is the correction; the earlier one is recorded.
     key = list(spec.key)
     key_label = " + ".join(label(spec.column(k)) for k in key)
@@ -255,19 +270,6 @@ def normalise_frame(kind: str, raw: RawFrame, today: dt.date | None = None) -> t
             pl.format(f"同一文件中{key_label}重复: 以后面的第{{}}行为准，本行未采用", pl.col("_kept_row")).alias("reason"),
         )
         good = good.filter(pl.col("_row_number") == pl.col("_kept_row"))
-
-    # A death before the birth its ID number carries: 1900-01-01, a system's placeholder for "not
-    # known", made three living pensioners dead since 1900 and every payment of theirs a suspect
-    # (a data-drift probe). Every field is valid; together they are impossible, so the row is refused.
-    before_birth = good.clear()
-    if kind == "deaths" and good.height:
-        birth = pl.col("person_id").str.slice(6, 8).str.strptime(pl.Date, "%Y%m%d", strict=False)
-        impossible = pl.col("death_date") < birth
-        before_birth = good.filter(impossible).with_columns(
-            pl.lit("death_date").alias("column_name"),
-            pl.lit(f"{label(spec.column('death_date'))} 早于公民身份号码所载的出生日期: 日期有误(如以1900-01-01等"
-                   "代替未知日期)，请更正后重报").alias("reason"))
-        good = good.filter(impossible.not_() | impossible.is_null())
 
     # The pandera row contract is the last gate: a row the parsers let through but the contract
     # refuses is rejected with the contract's reason, never stored.

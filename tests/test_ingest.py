@@ -620,15 +620,16 @@ def test_a_redelivery_that_empties_a_stored_optional_column_is_said(tmp_path):
     rows = [row_for("payments", i)[0] for i in (0, 2, 4)]
     assert all(r["reviewed_by"] and r["reviewed_at"] for r in rows)
     write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
-    again = [dict(r, reviewed_by="", reviewed_at="") for r in rows[:2]] + [rows[2]]
+    again = [dict(r, reviewed_by="", reviewed_at="") for r in rows[:2]] + [dict(rows[2], reviewed_at="")]
     write_extract(inbox / "2026-11-21" / "payments_a.csv", "payments", again, "csv-utf8")
     con = store.connect(tmp_path / "fw.duckdb")
     report = ingest_inbox(con, inbox)
     assert report.files[0].notes == []
+    # 复核时间 empty throughout: said; 复核人 cleared on two rows of three, kept on one: a correction
+    # (a register re-sent whole clears a 暂停's date as it is lifted — a regression probe), not said
     assert report.files[1].notes == [
-        f"2 stored row(s) had {name} and the row(s) replacing them have it empty (a column renamed or left out "
-        "of the export?); the rows replaced are kept in replaced_rows" for name in ("复核人(reviewed_by)",
-                                                                                 "复核时间(reviewed_at)")]
+        "3 stored row(s) had 复核时间(reviewed_at) and the row(s) replacing them have it empty (a column renamed or "
+        "left out of the export?); the rows replaced are kept in replaced_rows"]
     assert store.scalar(con, "select count(*) from payments where reviewed_by is null") == 2
 
 
@@ -1257,18 +1258,22 @@ def test_a_death_before_the_birth_its_id_number_carries_is_refused(tmp_path):
     rows = [row_for("deaths", i)[0] for i in range(3)]
     born = dt.date(int(person(1)[6:10]), int(person(1)[10:12]), int(person(1)[12:14]))
     rows[1] = dict(rows[1], person_id=person(1), death_date="1900-01-01")
-    rows[2] = dict(rows[2], person_id=person(2), death_date=(dt.date(int(person(2)[6:10]), int(person(2)[10:12]),
-                                                                     int(person(2)[12:14]))).isoformat())
+    born_2 = dt.date(int(person(2)[6:10]), int(person(2)[10:12]), int(person(2)[12:14]))
+    rows[2] = dict(rows[2], person_id=person(2), death_date=born_2.isoformat())
+    # the same person and source again, later in the file, with a real date: a row refused for its
+    # date does not set the other aside (a regression probe: both were refused, the person had no death)
+    rows.append(dict(rows[0], death_date="1900-01-01"))
     write_extract(inbox / "2026-11-21" / "deaths_placeholder.csv", "deaths", rows, "csv-utf8")
     con = store.connect(tmp_path / "fw.duckdb")
     report = ingest_inbox(con, inbox)
     assert born > dt.date(1900, 1, 1)
-    [(row_number, column, reason, raw)] = [r[1:] for r in rejected(con, "2026-11-21/deaths_placeholder.csv")]
-    assert (row_number, column) == (2, "death_date")
-    assert reason.startswith("死亡日期(death_date) 早于公民身份号码所载的出生日期") and "1900-01-01" in raw
-    assert [r["person_id"] for r in stored(con, "deaths", "2026-11-21/deaths_placeholder.csv")] == \
-        [person(0), person(2)]
-    assert report.rows_rejected == 1
+    got = [r[1:] for r in rejected(con, "2026-11-21/deaths_placeholder.csv")]
+    assert [(row_number, column) for row_number, column, _, _ in got] == [(2, "death_date"), (4, "death_date")]
+    for _, _, reason, raw in got:
+        assert reason.startswith("死亡日期(death_date) 早于公民身份号码所载的出生日期") and "1900-01-01" in raw
+    assert [(r["person_id"], r["death_date"]) for r in stored(con, "deaths", "2026-11-21/deaths_placeholder.csv")] == \
+        [(person(0), row_for("deaths", 0)[1]["death_date"]), (person(2), born_2)]
+    assert report.rows_rejected == 2
 
 
 @pytest.mark.parametrize("fmt", ["csv-utf8", "xlsx", "parquet"])

@@ -203,6 +203,27 @@ def test_amounts_in_fen_rekeyed_payments_and_dates_after_the_delivery_are_said_w
     assert "疑为以分代元" in check and "5 行中 1 行不符" in words
 
 
+def test_a_reversal_its_payment_covers_is_no_month_netting_below_zero_whatever_the_folders_are_named(tmp_path):
+    """A regression probe: the month's net was taken over the deliveries named up to the reversal's, and
+    a back-load folder not named by a date (`backload`) sorts after `2026-11-21`: its payment was left
+    out and a reversal it covers warned of. Every stored row counts."""
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    _write(inbox / "backload" / "payments_a.csv", PAY_HEADER,
+           [_pay(f"A{p}", ALIVE, "李活", p, "3000.00", "6217000000000003") for p in ("202609", "202610")])
+    _write(inbox / "2026-11-21" / "payments_b.csv", PAY_HEADER,
+           [_pay("RA202610", ALIVE, "李活", "202610", "-3000.00", "6217000000000003"),
+            _pay("A202611", ALIVE, "李活", "202611", "3000.00", "6217000000000003")])
+    con = connect(tmp_path / "fw.duckdb")
+    try:
+        ingest_inbox(con, inbox / "backload")
+        ingest_inbox(con, inbox)
+        report = check_deliveries(con, ["backload", "2026-11-21"], out, run_id="night")
+        netted = scalar(con, "select bool_and(success) from quality_results where column_name = 'month_net_not_negative'")
+    finally:
+        con.close()
+    assert netted is True and not [w for w in report.warnings if "month_net_not_negative" in w], report.warnings
+
+
 def test_a_sampled_delivery_measures_its_sampled_rows_against_the_whole_history(checked, monkeypatch):
     """A delivery of more than SAMPLE_ROWS rows is checked on a sample; each sampled payment's gap
     is still to its stream's month before, delivered earlier."""

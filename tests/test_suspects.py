@@ -829,6 +829,24 @@ def test_a_suspect_is_not_handed_over_to_a_code_the_register_does_not_list_until
         con, {"run_id": "r", "as_of": date(2026, 12, 21), "changes": {}})
 
 
+def test_a_suspect_its_agency_still_pays_is_not_said_to_wait_for_an_unregistered_code(con):
+    """A regression probe: counted from the state alone, a suspect staying because its own agency still
+    pays (no handover either way) was said to wait for the register, which would never hand it over."""
+    from pipelines import runsummary
+
+    con.execute("insert into agencies (agency_code, agency_name, region_code) values "
+                "('360702', '章贡区社保局', '360702')")
+    night(con, NIGHT1)
+    for period in ("202609", "202610"):
+        paid(con, f"B{period}", period, 3500, "360702000")  # the larger: the finding names it
+    pay(con, "202610")  # and the person's own agency still pays the latest month
+    counts = night(con, NIGHT2)
+    assert counts["handed_over"] == 0 and suspect(con)["agency_code"] == "360702"
+    assert con.execute("select finding_agency from suspects").fetchall() == [("360702000",)]
+    said = runsummary.summarise(con, {"run_id": "r", "as_of": NIGHT2, "changes": {"PAID_AFTER_DEATH": counts}})
+    assert "handovers_waiting" not in said and "not handed over" not in runsummary.format_summary(said)
+
+
 def test_a_row_applied_before_its_suspect_was_handed_over_is_unchanged_on_a_resaved_copy(con, tmp_path):
     from pipelines import returns
 
