@@ -387,7 +387,11 @@ def cmd_serve(args) -> int:
     started = china_now()
     print(_serving_line(deployment, where), flush=True)
     try:
-        serve(deployment)
+        # One night at a time: while a night waits for its store (a notebook holding it; up to an
+        # hour), each later scheduled night started a process of its own (~260 MB) and waited too,
+        # and they ran out of order once it was free (a probe of serve left running). Later runs
+        # wait as scheduled and run one after another.
+        serve(deployment, limit=1)
     finally:
         held.close()  # (the lock: as long as serve runs)
     _say_if_a_night_was_stopped(where["db"], started)

@@ -197,6 +197,62 @@ def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_pat
         _stop(server)
 
 
+def _night_processes(serve: subprocess.Popen) -> int:
+    """The runs the serving process has started and that are still alive (its children)."""
+    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(serve.pid)], capture_output=True, text=True)
+    return len(found.stdout.split())
+
+
+def test_a_served_deployment_runs_one_night_at_a_time_while_the_store_is_held(tmp_path):
+    """A probe of serve left running: with the store held (a notebook open on it), each scheduled
+    night started a process of its own (~260 MB) that waited too — three at once, up to sixty on a
+    short schedule — and they ran out of order once it was free. One runs; the next waits its turn."""
+    env = {**fundwatch_env(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_RUNNER_POLL_FREQUENCY": "3"}
+    server, api = _start_server(tmp_path, env)
+    serve = None
+    db, out = tmp_path / "fw.duckdb", tmp_path / "out"
+    (tmp_path / "inbox").mkdir()
+    duckdb.connect(str(db)).close()
+    try:
+        with (tmp_path / "serve.log").open("w") as log:
+            serve = subprocess.Popen(
+                [sys.executable, "-m", "pipelines.cli", "serve", "--cron", "0 0 1 1 *", "--inbox",
+                 str(tmp_path / "inbox"), "--db", str(db), "--out", str(out)],
+                env={**env, "PREFECT_API_URL": api}, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        holder = duckdb.connect(str(db))  # as a notebook opened read-write holds it
+        try:
+            deadline = time.monotonic() + 120
+            started = 0
+            while started < 2:  # two nights asked for at once, as two scheduled minutes would
+                run = subprocess.run([_prefect(), "deployment", "run", "fundwatch-nightly/nightly"],
+                                     env={**env, "PREFECT_API_URL": api}, cwd=tmp_path, capture_output=True,
+                                     text=True, timeout=120)
+                started += run.returncode == 0
+                if time.monotonic() > deadline or serve.poll() is not None:
+                    pytest.fail(f"no night could be started: {run.stdout[-1000:]} {run.stderr[-1000:]}")
+                if run.returncode:
+                    time.sleep(2)
+            deadline = time.monotonic() + 120
+            while "waiting for it" not in (said := (tmp_path / "serve.log").read_text()):
+                if time.monotonic() > deadline or serve.poll() is not None:
+                    pytest.fail("no night waited for the store: " + said[-2000:])
+                time.sleep(1)
+            time.sleep(12)  # four of the runner's polls: the second night would have started by now
+            assert _night_processes(serve) == 1, (tmp_path / "serve.log").read_text()[-2000:]
+        finally:
+            holder.close()
+        deadline = time.monotonic() + 240
+        while _completed_nights(db) < 2:  # the store free: the first, then the second
+            if time.monotonic() > deadline or serve.poll() is not None:
+                pytest.fail("the two nights did not both complete: " + (tmp_path / "serve.log").read_text()[-3000:])
+            time.sleep(2)
+    finally:
+        if serve is not None:
+            _stop(serve)
+        _stop(server)
+
+
 def test_serving_against_an_address_that_is_no_prefect_api_is_refused_in_one_line(tmp_path):
     """PREFECT_API_URL without its /api (the server's address as the browser shows it): a 404 said
     as "cannot reach", and with /api but a server answering /health only, a traceback after the
