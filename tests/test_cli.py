@@ -527,6 +527,28 @@ def test_a_warning_is_one_line_on_the_console(tmp_path):
                                          "py.warnings | warning: no holiday data for 2028; ID 360702********0012"]
 
 
+def test_a_warning_after_the_quality_checks_is_still_fundwatchs_one_line(tmp_path):
+    """A probe of serve left running: great-expectations' modules route warnings into logging as they
+    are imported, so on a night that read files the holiday warning came out in Prefect's log format
+    (with a UTC time), on a quiet night in fundwatch's. Once the checks are done, warnings are shown
+    as before them."""
+    code = ("import logging, warnings; from pathlib import Path; "
+            "from pipelines import logs, quality, store, ingest; "
+            "from pipelines.workdays import CalendarFallbackWarning; "
+            "logs.warnings_on_one_line('nightly'); logging.basicConfig(format='%(name)s | %(message)s'); "
+            "d = Path('inbox/2026-11-21'); d.mkdir(parents=True); "
+            "(d / 'agencies_1.csv').write_text('agency_code,agency_name,region_code,parent_code\\n"
+            "360702,章贡区社保局,360702,\\n', encoding='utf-8'); "
+            "con = store.connect(Path('fw.duckdb')); ingest.ingest_inbox(con, Path('inbox')); "
+            "quality.check_deliveries(con, ['2026-11-21'], Path('out')); "
+            "warnings.warn('chinese_calendar has no holiday data for 2027', CalendarFallbackWarning)")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    shown = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stderr.splitlines()[-1:] == ["fundwatch nightly: warning: chinese_calendar has no holiday data "
+                                              "for 2027"], shown.stderr[-2000:]
+
+
 def test_great_expectations_tracebacks_stay_off_the_console():
     """A page it cannot write (a full disk) is logged at ERROR with the traceback pasted into the
     message; the night's summary says what became of the Data Docs instead."""
