@@ -204,11 +204,11 @@ def _frame_sql(kind: str, sampled: bool, files: list[str]) -> str:
                    as period_gap,
                    any_value(d.amount) <= {AMOUNT_JUMP} * max(h.amount) filter ({earlier} and h.amount > 0)
                    or any_value(d.amount) <= 0 as amount_in_line,
-                   -- the same payment (month, day, amount) stored from an earlier delivery under another id
-                   -- (not a later one: the earlier row is the original, and two of one delivery may be
-                   -- two payments)
+                   -- the same payment (month, day, amount) stored from another delivery under another id
+                   -- (two of one delivery may be two payments; deliveries read the same night are
+                   -- each told — their names are no order of arrival, a `backload` folder sorts last)
                    bool_or(h.period = d.period and h.paid_on = d.paid_on and h.amount = d.amount
-                           and h.payment_id <> d.payment_id and h._delivery < d._delivery)
+                           and h.payment_id <> d.payment_id and h._delivery <> d._delivery)
                    as stored_under_another_id,
                    -- a reversal (a row below zero) of a month netting below zero over every row stored:
                    -- not by delivery names, which are no order of arrival (a back-load folder `backload`
@@ -453,7 +453,7 @@ _FLAG_HINTS = {"death_not_after_delivery": "death dates after the day the delive
                "paid_not_after_delivery": "payments dated after the day the delivery is named for",
                "amount_in_line": f"amounts over {AMOUNT_JUMP}× the most the same stream (person, insurance type, "
                                  "item) was paid in an earlier month — amounts in 分 (fen) for 元?",
-               "not_stored_under_another_id": "payments already stored from an earlier delivery under another "
+               "not_stored_under_another_id": "payments already stored from another delivery under another "
                                               "payment_id (same person, insurance type, item, period, date, amount) "
                                               "— payment ids re-keyed by a system change?",
                "month_net_not_negative": "rows of a stream's month (person, insurance type, item, period) whose "
