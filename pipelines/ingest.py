@@ -334,8 +334,12 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         # library's panic, which is no Exception): report it, keep going — the other files still ingest
         return _fail(con, result, source, _could_not_read(exc))
     accepted, rejected = _set_aside_older(con, kind, accepted, rejected, lineage, raw)
+    spec = EXTRACTS[kind]
+    # the columns the file has no header for: those it empties on the rows it replaces are noted
+    headed = {spec.column_for(h) for h in raw.headers}
     del raw
-    _write_chunk(con, kind, accepted, rejected, result, lineage)
+    _write_chunk(con, kind, accepted, rejected, result, lineage,
+                 absent=frozenset(c.name for c in spec.columns if c.name not in headed))
     return _ledger(con, result, source, run_id)
 
 
@@ -416,11 +420,11 @@ def _superseded(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
 
 
 def _write_chunk(con, kind: str, accepted: pl.DataFrame, rejected: pl.DataFrame, result: FileResult,
-                 lineage: dict[str, str], replace: bool = True) -> None:
+                 lineage: dict[str, str], replace: bool = True, absent: frozenset[str] = frozenset()) -> None:
     """Write one normalised chunk (or the whole file) and add its counts to the file's result.
     replace=False: insert only, the stored rows it replaces are deleted after the file's last
     chunk (_replace_by_file)."""
-    result.rows_replaced += _write_rows(con, kind, accepted, lineage, replace, result.notes)
+    result.rows_replaced += _write_rows(con, kind, accepted, lineage, replace, result.notes, absent)
     _write_rejected(con, kind, rejected, lineage)
     result.rows_accepted += accepted.height
     result.rows_rejected += rejected.height
@@ -553,17 +557,17 @@ def _replace_by_file(con, kind: str, lineage: dict[str, str], notes: list[str]) 
     return _replace(con, kind, lineage, notes)
 
 
-def _emptied(con, kind: str, staged: pl.DataFrame) -> list[str]:
-    """A note for each optional column the file leaves empty throughout and so empties on stored rows it
+def _emptied(con, kind: str, staged: pl.DataFrame, absent: frozenset[str]) -> list[str]:
+    """A note for each optional column the file has no header for, and so empties on stored rows it
     replaces: a re-export whose
     复核人/复核时间 were headed 审核人/审核时间 (not read) replaced 2,336 reviewed payments with unreviewed
     ones, and LARGE_PAYMENT_UNREVIEWED raised a payment that had been reviewed, the night it came
     (a data-drift probe). (Files read in pieces replace after their last piece: not looked at.)"""
     spec = EXTRACTS[kind]
-    # a column empty in every row of the file: one value cleared (a status date of a 暂停 lifted, in a
-    # register re-sent whole) is a correction, not a column lost (a regression probe)
-    optional = [c for c in spec.columns if not c.required and c.name not in spec.key
-                and staged.get_column(c.name).null_count() == staged.height]
+    # a column the file has no header for: values cleared under their header (a 暂停 lifted and its
+    # status date with it, in a register re-sent whole — even the only one) are corrections, not a
+    # column lost (two regression probes)
+    optional = [c for c in spec.columns if not c.required and c.name not in spec.key and c.name in absent]
     if not optional:
         return []
     _fw_staged = _scannable(con, staged)  # noqa: F841 — read by name in the SQL below (see _scannable)
@@ -725,7 +729,7 @@ def _same_key(spec) -> str:
 
 
 def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str], replace: bool = True,
-                notes: list[str] | None = None) -> int:
+                notes: list[str] | None = None, absent: frozenset[str] = frozenset()) -> int:
     """Delete-then-insert by natural key (replace=False: insert only); returns how many stored
     rows the rows replaced (a replacement within the delivery said in `notes`)."""
     if accepted.height == 0:
@@ -743,8 +747,8 @@ def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
             con.execute(f"create or replace temp table _fw_changed as select distinct t.rowid as rid "
                         f"from {kind} t join _fw_staged s on {_same_key(spec)} "
                         f"where t.rowid in (select rid from _fw_replaced) and ({_differs(spec)})")
-            if notes is not None:
-                notes += _emptied(con, kind, staged)
+            if notes is not None and absent:
+                notes += _emptied(con, kind, staged, absent)
         replaced = _replace(con, kind, lineage, [] if notes is None else notes)
     cols = ", ".join([*spec.names, *(n for n, _ in LINEAGE_COLUMNS)])
     # The file's lineage (source, delivery, hash: one value for all its rows) as query parameters,

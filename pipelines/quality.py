@@ -210,11 +210,15 @@ def _frame_sql(kind: str, sampled: bool, files: list[str]) -> str:
                    bool_or(h.period = d.period and h.paid_on = d.paid_on and h.amount = d.amount
                            and h.payment_id <> d.payment_id and h._delivery <> d._delivery)
                    as stored_under_another_id,
-                   -- a reversal (a row below zero) of a month netting below zero over every row stored:
-                   -- not by delivery names, which are no order of arrival (a back-load folder `backload`
-                   -- sorts after `2026-11-21`: its payment was left out, a regression probe); the
-                   -- payment an excess reversal meets is not the row at fault
-                   any_value(d.amount) >= 0 or sum(h.amount) filter (h.period = d.period) >= 0
+                   -- a reversal (a row below zero) beyond what was paid, over every row stored (not by
+                   -- delivery names, which are no order of arrival: a back-load folder `backload` sorts
+                   -- after `2026-11-21` — its payment was left out, a regression probe): of a month paid,
+                   -- beyond that month; of a month not paid (a reversal booked to the month it was made
+                   -- in), beyond the stream's months up to it. The payment it meets is not at fault.
+                   any_value(d.amount) >= 0 or (
+                       (not bool_or(h.period = d.period and h.amount > 0)
+                        or sum(h.amount) filter (h.period = d.period) >= 0)
+                       and sum(h.amount) >= 0)
                    as month_net_not_negative
             from delivered d
             join payments h on h.person_id = d.person_id and h.insurance_type = d.insurance_type
@@ -585,14 +589,14 @@ def check_deliveries(
     # serve left running). Warnings are shown as before once the checks are done.
     shown = warnings.showwarning
     try:
-        return _check_deliveries(con, deliveries, out_dir, run_id, progress)
+        return _check_deliveries(con, deliveries, out_dir, run_id, progress, shown)
     finally:
         logging.captureWarnings(False)
         warnings.showwarning = shown
 
 
 def _check_deliveries(con, deliveries: list[str], out_dir: str | Path, run_id: str | None,
-                      progress: Callable[[str], None] | None) -> QualityReport:
+                      progress: Callable[[str], None] | None, shown) -> QualityReport:
     started = time.monotonic()
     ensure_quality_schema(con)
     report = QualityReport()
@@ -601,7 +605,13 @@ def _check_deliveries(con, deliveries: list[str], out_dir: str | Path, run_id: s
     # No telemetry from an offline machine; GE would otherwise try to reach its analytics host.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
+    import great_expectations.validator.validator  # noqa: F401 — imported with the modules that capture warnings
     import pandas as pd
+
+    # ...so that they are shown as fundwatch shows them during the checks too (the first night of a
+    # `demo` showed a warning raised in them in Prefect's format, the second in fundwatch's)
+    logging.captureWarnings(False)
+    warnings.showwarning = shown
 
     # GX sets INFO on its own module loggers and announces each temporary docs site; the run
     # summary already says where Data Docs are.

@@ -453,6 +453,8 @@ def update_suspects(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str | N
     except BaseException:
         if own_transaction:
             con.execute("rollback")
+            # the rollback brought back an earlier night's held handovers: nothing is said of tonight's
+            con.execute("drop table if exists _handover_held")
         raise
     if own_transaction:
         con.execute("commit")

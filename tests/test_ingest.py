@@ -615,22 +615,31 @@ def test_a_conversion_cut_short_after_the_extract_tables_still_cleans_the_suspec
 def test_a_redelivery_that_empties_a_stored_optional_column_is_said(tmp_path):
     """A re-export whose 复核人/复核时间 were headed 审核人/审核时间 (not read) replaced reviewed payments
     with unreviewed ones, and LARGE_PAYMENT_UNREVIEWED raised a payment that had been reviewed, with
-    only the unread columns noted (a data-drift probe): the emptying is said, per column."""
+    only the unread columns noted (a data-drift probe): the emptying is said, per column. Values
+    cleared under their own header — even in every row (a register's only 暂停 lifted, its status
+    date with it) — are corrections, not said (two regression probes)."""
     inbox = tmp_path / "inbox"
     rows = [row_for("payments", i)[0] for i in (0, 2, 4)]
     assert all(r["reviewed_by"] and r["reviewed_at"] for r in rows)
     write_extract(inbox / "2026-10-21" / "payments_a.csv", "payments", rows, "csv-utf8")
-    again = [dict(r, reviewed_by="", reviewed_at="") for r in rows[:2]] + [dict(rows[2], reviewed_at="")]
-    write_extract(inbox / "2026-11-21" / "payments_a.csv", "payments", again, "csv-utf8")
+    renamed = {"reviewed_by": "审核人", "reviewed_at": "审核时间"}
+    path = inbox / "2026-11-21" / "payments_a.csv"
+    path.parent.mkdir(parents=True)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        names = EXTRACTS["payments"].names
+        csv.writer(f).writerows([[renamed.get(n, n) for n in names]] + [[r[n] for n in names] for r in rows[:2]])
+    # the third payment re-sent with its reviewer cleared under the column's own header
+    write_extract(inbox / "2026-11-22" / "payments_a.csv", "payments",
+                  [dict(rows[2], reviewed_by="", reviewed_at="")], "csv-utf8")
     con = store.connect(tmp_path / "fw.duckdb")
     report = ingest_inbox(con, inbox)
-    assert report.files[0].notes == []
-    # 复核时间 empty throughout: said; 复核人 cleared on two rows of three, kept on one: a correction
-    # (a register re-sent whole clears a 暂停's date as it is lifted — a regression probe), not said
-    assert report.files[1].notes == [
-        "3 stored row(s) had 复核时间(reviewed_at) and the row(s) replacing them have it empty (a column renamed or "
-        "left out of the export?); the rows replaced are kept in replaced_rows"]
-    assert store.scalar(con, "select count(*) from payments where reviewed_by is null") == 2
+    assert [f.notes for f in report.files] == [[], [
+        "column(s) not read, no payments column of that name: 审核人, 审核时间 (the contract's names and Chinese "
+        "aliases are read; rename a header that holds one of them)",
+        *(f"2 stored row(s) had {name} and the row(s) replacing them have it empty (a column renamed or left out "
+          "of the export?); the rows replaced are kept in replaced_rows" for name in ("复核人(reviewed_by)",
+                                                                                   "复核时间(reviewed_at)"))], []]
+    assert store.scalar(con, "select count(*) from payments where reviewed_by is null") == 3
 
 
 def test_redelivered_row_with_a_composite_key_and_an_empty_key_part_replaces(tmp_path):

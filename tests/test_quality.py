@@ -212,9 +212,14 @@ def test_a_reversal_its_payment_covers_is_no_month_netting_below_zero_whatever_t
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     _write(inbox / "backload" / "payments_a.csv", PAY_HEADER,
            [_pay(f"A{p}", ALIVE, "李活", p, "3000.00", "6217000000000003") for p in ("202609", "202610")])
+    # and a reversal booked to the month it was made in, which paid nothing (a second regression probe):
+    # October's 2,600.00 reversed in November's run under 202611
+    _write(inbox / "backload" / "payments_o.csv", PAY_HEADER,
+           [_pay("O202610", OTHER, "陈其他", "202610", "2600.00", "6217000000000004")])
     _write(inbox / "2026-11-21" / "payments_b.csv", PAY_HEADER,
            [_pay("RA202610", ALIVE, "李活", "202610", "-3000.00", "6217000000000003"),
-            _pay("A202611", ALIVE, "李活", "202611", "3000.00", "6217000000000003")])
+            _pay("A202611", ALIVE, "李活", "202611", "3000.00", "6217000000000003"),
+            _pay("RO202610", OTHER, "陈其他", "202611", "-2600.00", "6217000000000004")])
     con = connect(tmp_path / "fw.duckdb")
     try:
         ingest_inbox(con, inbox / "backload")
