@@ -559,10 +559,10 @@ def _replace_by_file(con, kind: str, lineage: dict[str, str], notes: list[str]) 
 
 def _emptied(con, kind: str, staged: pl.DataFrame, absent: frozenset[str]) -> list[str]:
     """A note for each optional column the file has no header for, and so empties on stored rows it
-    replaces: a re-export whose
-    复核人/复核时间 were headed 审核人/审核时间 (not read) replaced 2,336 reviewed payments with unreviewed
-    ones, and LARGE_PAYMENT_UNREVIEWED raised a payment that had been reviewed, the night it came
-    (a data-drift probe). (Files read in pieces replace after their last piece: not looked at.)"""
+    replaces: a re-export whose 复核人/复核时间 were headed 审核人/审核时间 (not read) replaced 2,336
+    reviewed payments with unreviewed ones, and LARGE_PAYMENT_UNREVIEWED raised a payment that had
+    been reviewed, the night it came (a data-drift probe). `staged`: the rows _write_rows staged (and
+    checked as _scannable). (Files read in pieces replace after their last piece: not looked at.)"""
     spec = EXTRACTS[kind]
     # a column the file has no header for: values cleared under their header (a 暂停 lifted and its
     # status date with it, in a register re-sent whole — even the only one) are corrections, not a
@@ -570,7 +570,7 @@ def _emptied(con, kind: str, staged: pl.DataFrame, absent: frozenset[str]) -> li
     optional = [c for c in spec.columns if not c.required and c.name not in spec.key and c.name in absent]
     if not optional:
         return []
-    _fw_staged = _scannable(con, staged)  # noqa: F841 — read by name in the SQL below (see _scannable)
+    _fw_staged = staged  # noqa: F841 — read by name in the SQL below (see _scannable)
     counts = con.execute(
         "select " + ", ".join(f"count(*) filter (t.{c.name} is not null and s.{c.name} is null)" for c in optional)
         + f" from {kind} t join _fw_staged s on {_same_key(spec)} where t.rowid in (select rid from _fw_changed)"

@@ -511,6 +511,13 @@ def test_a_wrong_argument_is_one_line_not_the_usage_block(capsys):
     assert err == "fundwatch nightly: argument --inbox: expected one argument (see fundwatch nightly --help)"
 
 
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`code` run by this Python in a process of its own (pytest records warnings itself, so how
+    the console shows one is seen only outside it), importing the pipelines under test."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True)
+
+
 def test_a_warning_is_one_line_on_the_console(tmp_path):
     # A warning fundwatch raises (no holiday notice for a year) as the console shows it, in a
     # process of its own: pytest records warnings itself, so the hook is seen only outside it.
@@ -521,8 +528,7 @@ def test_a_warning_is_one_line_on_the_console(tmp_path):
             # once great-expectations is imported, warnings go through logging (captureWarnings)
             "logging.basicConfig(format='%(name)s | %(message)s'); logging.captureWarnings(True); "
             "warnings.warn('no holiday data for 2028; ID 360702195001010012', CalendarFallbackWarning)")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    shown = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    shown = _python(code, tmp_path)
     assert shown.stderr.splitlines() == ["fundwatch returns: warning: chinese_calendar has no holiday data for 2027",
                                          "py.warnings | warning: no holiday data for 2028; ID 360702********0012"]
 
@@ -546,8 +552,7 @@ def test_a_warning_after_the_quality_checks_is_still_fundwatchs_one_line(tmp_pat
             "quality._context = lambda gx, d: (warnings.warn('raised during the checks'), made(gx, d))[1]; "
             "quality.check_deliveries(con, ['2026-11-21'], Path('out')); "
             "warnings.warn('chinese_calendar has no holiday data for 2027', CalendarFallbackWarning)")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    shown = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    shown = _python(code, tmp_path)
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert shown.stderr.splitlines()[-1:] == ["fundwatch nightly: warning: chinese_calendar has no holiday data "
                                               "for 2027"], shown.stderr[-2000:]
