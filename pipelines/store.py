@@ -531,6 +531,94 @@ def _finding_agency(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('finding_agency', current_timestamp)")
 
 
+def _deaths_not_before_birth(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: the deaths rows an older version stored dated before the birth their ID number
+    carries (a 1900-01-01 placeholder for "not known"), which ingest refuses since 2026-12-07, are set
+    aside into rejected_rows with the reason ingest gives (`raw`: the row as stored, the text as
+    delivered is gone) and counted there in the ingest ledger; a valid row of the same person and
+    source that such a row had replaced (replaced_rows) is stored again, as ingest now keeps it. The
+    next night detects in full. Left stored, the placeholder kept a living pensioner's every payment
+    a PAID_AFTER_DEATH suspect that no delivery could lift (the placeholder re-sent is refused) and
+    that every month reopened after its agency answered 本人健在 (an upgrade probe)."""
+    from .validate import death_before_birth  # noqa: PLC0415 — validate's import chain reaches this module
+
+    def born(row: str) -> str:
+        return f"try_strptime(substr({row}.person_id, 7, 8), '%Y%m%d')::date"
+
+    with transaction(con):
+        con.execute(f"create or replace temp table _unborn as select rowid as rid, * from deaths d where d.death_date < {born('d')}")
+        if scalar(con, "select count(*) from _unborn"):
+            columns = ", ".join([*EXTRACTS["deaths"].names, *(n for n, _ in LINEAGE_COLUMNS)])
+            con.execute("""insert into rejected_rows
+                           select 'deaths', _source_file, _row_number, 'death_date', ?,
+                                  to_json(struct_pack(person_id, name, death_date, source, cremated_on)),
+                                  _file_hash, _delivery, ?
+                           from _unborn order by _source_file, _row_number""", [death_before_birth(), china_now()])
+            con.execute("""update ingest_ledger set rows_accepted = rows_accepted - u.n, rows_rejected = rows_rejected + u.n
+                           from (select _file_hash, count(*) as n from _unborn group by all) u
+                           where ingest_ledger.file_hash = u._file_hash""")
+            con.execute("delete from deaths where rowid in (select rid from _unborn)")
+            # the row each had replaced, where it is a possible one (the latest so kept of its key)
+            types = ", ".join(f'"{name}": "{kind}"' for name, kind in con.execute(
+                "select column_name, data_type from duckdb_columns() "
+                "where table_name = 'deaths' and schema_name = 'main' and database_name = current_database() "
+                "order by column_index").fetchall())
+            con.execute(f"""
+                create or replace temp table _restored as
+                select r.* from (
+                    select unnest(from_json(x.row, '{{{types}}}')), x.replaced_by, x.replaced_at from replaced_rows x
+                    where x.extract = 'deaths' and x.replaced_by in (select _file_hash from _unborn)) r
+                join _unborn u on u.person_id = r.person_id and u.source = r.source and u._file_hash = r.replaced_by
+                where not r.death_date < {born('r')}
+                  and not exists (select 1 from deaths d where d.person_id = r.person_id and d.source = r.source)
+                qualify row_number() over (partition by r.person_id, r.source order by r.replaced_at desc) = 1""")
+            con.execute(f"insert into deaths ({columns}) select {columns} from _restored")
+            con.execute("""update ingest_ledger set rows_replaced = greatest(rows_replaced - u.n, 0)
+                           from (select replaced_by, count(*) as n from _restored group by all) u
+                           where ingest_ledger.file_hash = u.replaced_by""")
+            con.execute("drop table _restored")
+            if table_exists(con, "detect_state"):
+                con.execute("update detect_state set fingerprint = null")
+        con.execute("drop table _unborn")
+        con.execute("insert into store_migrations values ('deaths_not_before_birth', current_timestamp)")
+
+
+def _handovers_to_listed_agencies(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: an open suspect an older version handed over (移交) to an agency code the
+    register does not list — a source system that changed its codes' form — goes back to the agency it
+    came from, with the 下发日期 and 核查期限 it had there (its last issue before the handover; none
+    where it was reopened since, so that it is issued afresh), as the current version keeps such a
+    suspect until the register lists the code (suspects._find_handovers). Left where it was, it stayed
+    on a worklist of an agency without a name, its 逾期 lifted, and no night said so (an upgrade probe).
+    Not where no register was delivered, nor where the agency it came from is not listed either."""
+    from .casework import OPEN_STATUSES_SQL  # noqa: PLC0415 — casework imports this module
+
+    listed = "(select agency_code from agencies where agency_code is not null)"
+    with transaction(con):
+        if scalar(con, f"select count(*) from {listed}"):
+            con.execute(f"""
+                create or replace temp table _sent_back as
+                with handed as (
+                    select suspect_id, arg_max(detail, happened_at) as detail, max(happened_at) as handed_at
+                    from suspect_events where event = 'handed_over' group by all
+                )
+                select s.suspect_id, h.detail->>'from_agency' as from_agency,
+                       case when exists (select 1 from suspect_events r where r.suspect_id = s.suspect_id
+                                         and r.event = 'reopened' and r.happened_at > h.handed_at) then null
+                            else (select arg_max(i.detail, i.happened_at) from suspect_events i
+                                  where i.suspect_id = s.suspect_id and i.event = 'issued'
+                                    and i.happened_at < h.handed_at) end as issue
+                from suspects s join handed h on h.suspect_id = s.suspect_id
+                where s.status in ({OPEN_STATUSES_SQL}) and s.agency_code = h.detail->>'to_agency'
+                  and s.agency_code not in {listed} and h.detail->>'from_agency' in {listed}""")
+            con.execute("""update suspects set agency_code = b.from_agency,
+                                               issued_on = cast(b.issue->>'issued_on' as date),
+                                               deadline = cast(b.issue->>'deadline' as date)
+                           from _sent_back b where suspects.suspect_id = b.suspect_id""")
+            con.execute("drop table _sent_back")
+        con.execute("insert into store_migrations values ('handovers_to_listed_agencies', current_timestamp)")
+
+
 # The one-time conversions an older store needs, in order; each records itself in store_migrations
 # with its last step, so that one cut short is run again.
 _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
@@ -547,7 +635,9 @@ _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("reopened_on", _reopened_on),
                ("stamps_in_china_time", _stamps_in_china_time),
                ("suspects_follow_their_agency", _suspects_follow_their_agency),
-               ("finding_agency", _finding_agency))
+               ("finding_agency", _finding_agency),
+               ("deaths_not_before_birth", _deaths_not_before_birth),
+               ("handovers_to_listed_agencies", _handovers_to_listed_agencies))
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -688,21 +778,38 @@ def store_identity(con: duckdb.DuckDBPyConnection, first_run: str | None = None)
     return made
 
 
+def _out_mark(out: Path) -> list[str]:
+    try:
+        return (Path(out) / OUT_MARK).read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _another_stores(out: Path, db: Path, said: list[str]) -> OutOfAnotherStore:
+    other = said[1].strip() if len(said) > 1 else ""
+    which = (f"of an earlier store at this path ({other}: the store was made anew since)"
+             if other == str(Path(db).resolve()) else f"of another store ({other or 'its path not said'})")
+    return OutOfAnotherStore(f"output folder {out} holds the worklists {which}: give each store its own OUT "
+                             f"folder — or, for this store to take it over, delete {Path(out) / OUT_MARK} (the "
+                             "worklists there are then replaced by this store's)")
+
+
+def check_out_before_the_store(out: Path, db: Path) -> None:
+    """OutOfAnotherStore, before anything is made, for a store yet to be made whose OUT another store
+    marked: refused only once inside the night, a mistyped --db was left behind as a new empty store
+    with its lock file (a new office's probe)."""
+    said = _out_mark(out)
+    if not Path(db).exists() and said and said[0].strip():
+        raise _another_stores(out, db, said)
+
+
 def claim_out(con: duckdb.DuckDBPyConnection, out: Path, db: Path, run_id: str | None = None) -> None:
     """Mark OUT as this store's, or raise OutOfAnotherStore when another store's mark is there."""
     mark = Path(out) / OUT_MARK
     me = store_identity(con, run_id)
-    try:
-        said = mark.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        said = []
+    said = _out_mark(out)
     if said and said[0].strip() and said[0].strip() != me:
-        other = said[1].strip() if len(said) > 1 else ""
-        which = (f"of an earlier store at this path ({other}: the store was made anew since)"
-                 if other == str(Path(db).resolve()) else f"of another store ({other or 'its path not said'})")
-        raise OutOfAnotherStore(f"output folder {out} holds the worklists {which}: give each store its own OUT "
-                                f"folder — or, for this store to take it over, delete {mark} (the worklists there "
-                                "are then replaced by this store's)")
+        raise _another_stores(out, db, said)
     wanted = [me, str(Path(db).resolve())]
     if said != wanted:
         fd = os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

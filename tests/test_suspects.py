@@ -706,8 +706,15 @@ def test_the_office_sends_a_transferred_suspect_back_to_its_agency_to_be_verifie
     assert "at most 500" in capsys.readouterr().err
     assert cli.main(["reopen", "--db", str(db), "--suspect", sid, "--reason", "误选", "--as-of", "2026-10-22"]) == cli.EXIT_USAGE
     assert "before that" in capsys.readouterr().err  # it was transferred on 2026-10-23
+    # --config as returns takes it (its note, without a night on record, told to pass one it refused)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("casework:\n  verify_working_days: 0\n", encoding="utf-8")
+    assert cli.main(["reopen", "--db", str(db), "--suspect", sid, "--reason", "误选", "--config", str(bad)]) == cli.EXIT_USAGE
+    assert "bad.yaml" in capsys.readouterr().err
+    config = tmp_path / "fundwatch.yaml"
+    config.write_text("casework:\n  verify_working_days: 15\n", encoding="utf-8")
     assert cli.main(["reopen", "--db", str(db), "--suspect", f" {sid} ", "--reason", "稽核查明系生存认证延迟，非违规领取（举报人王小明）",
-                     "--as-of", "2026-11-02"]) == cli.EXIT_OK
+                     "--as-of", "2026-11-02", "--config", str(config)]) == cli.EXIT_OK
     said = capsys.readouterr().out
     assert f"reopened 1 suspect(s) (已重开): {sid}" in said
     # the night's dashboard and 汇总表 are as they were drawn: said, with the command that redraws them
@@ -845,6 +852,95 @@ def test_a_suspect_its_agency_still_pays_is_not_said_to_wait_for_an_unregistered
     assert con.execute("select finding_agency from suspects").fetchall() == [("360702000",)]
     said = runsummary.summarise(con, {"run_id": "r", "as_of": NIGHT2, "changes": {"PAID_AFTER_DEATH": counts}})
     assert "handovers_waiting" not in said and "not handed over" not in runsummary.format_summary(said)
+
+
+def reopened_as_upgraded(con, tmp_path, migration: str):
+    """The store closed and opened again by this version as if `migration` had never run on it."""
+    con.execute("delete from store_migrations where name = ?", [migration])
+    con.close()
+    return store.connect(tmp_path / "fw.duckdb")
+
+
+def test_a_suspect_an_older_version_handed_to_an_unregistered_code_goes_back_with_its_deadline(con, tmp_path):
+    """Upgraded from a version that handed suspects over to any code the data named (a source system's
+    codes changed from 6 to 9 digits, the register not re-sent): the suspect sat on a worklist of an
+    agency without a name, its 逾期 lifted, and no night said so (an upgrade probe). Opened by this
+    version it goes back to the agency it came from with the 下发日期 and 核查期限 it had there, the
+    change an event of its own; the next night holds it and says so, as on a store never handed over."""
+    from pipelines import runsummary
+
+    con.execute("insert into agencies (agency_code, agency_name, region_code) values "
+                "('360702', '章贡区社保局', '360702')")
+    night(con, NIGHT1)
+    worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    issued = con.execute("select issued_on, deadline from suspects").fetchall()
+    for period in ("202609", "202610"):
+        paid(con, f"B{period}", period, 3000, "360702000")
+    night(con, NIGHT2)
+    # what the older version did that night: handed over, then issued afresh to the new code
+    sid = suspect(con)["suspect_id"]
+    con.execute("update suspects set agency_code = '360702000', issued_on = null, deadline = null")
+    con.execute("""insert into suspect_events values (?, current_timestamp, 'handed_over',
+                   '{"as_of": "2026-11-21", "from_agency": "360702", "to_agency": "360702000", "status": "已下发"}', 'old')""",
+                [sid])
+    worklists.write_worklists(con, tmp_path / "out", NIGHT2)
+    [(moved_to, moved_on, moved_deadline)] = con.execute("select agency_code, issued_on, deadline from suspects").fetchall()
+    assert (moved_to, moved_on) == ("360702000", NIGHT2)
+
+    con = reopened_as_upgraded(con, tmp_path, "handovers_to_listed_agencies")
+    try:
+        assert (suspect(con)["agency_code"], con.execute("select issued_on, deadline from suspects").fetchall()) == \
+            ("360702", issued)
+        [(detail,)] = con.execute("select detail from suspect_events where event = 'migrated'").fetchall()
+        assert json.loads(detail) == {"migration": "handovers_to_listed_agencies", "changed": {
+            "agency_code": ["360702000", "360702"], "issued_on": [str(NIGHT2), str(issued[0][0])],
+            "deadline": [str(moved_deadline), str(issued[0][1])]}}
+        counts = night(con, date(2026, 12, 21))
+        assert (counts["handed_over"], suspect(con)["agency_code"]) == (0, "360702")
+        said = runsummary.summarise(con, {"run_id": "r", "as_of": date(2026, 12, 21), "changes": {}})
+        assert said["handovers_waiting"] == [{"agency_code": "360702000", "suspects": 1}]
+    finally:
+        con.close()
+
+
+def test_a_death_before_birth_an_older_version_stored_is_set_aside_and_the_death_it_replaced_kept(con, tmp_path):
+    """Upgraded from a version that stored a 1900-01-01 death (a placeholder for "not known") over the
+    person's real one: every payment of theirs stayed a PAID_AFTER_DEATH suspect that no delivery could
+    lift — the placeholder re-sent is refused now — and that reopened each month after its agency
+    answered 本人健在 (an upgrade probe). Opened by this version the row is set aside into rejected_rows
+    with ingest's reason, counted so in the ledger; the death it replaced is stored again; the next
+    night detects in full, from the real death."""
+    from pipelines.validate import death_before_birth
+
+    night(con, NIGHT1)
+    real = suspect(con)["amount"]
+    # what the older version stored from a later delivery: the placeholder over the real death
+    con.execute("insert into replaced_rows select 'deaths', to_json(d), 'h2', current_timestamp from deaths d")
+    con.execute("""update deaths set death_date = date '1900-01-01', _source_file = '2026-11-21/deaths.csv',
+                   _row_number = 3, _delivery = '2026-11-21', _file_hash = 'h2'""")
+    con.execute("insert into ingest_ledger values ('h2', '2026-11-21/deaths.csv', '2026-11-21', 'deaths', 1, 1, 0, 1,"
+                " current_timestamp, 'old')")
+    night(con, NIGHT2)
+    assert suspect(con)["amount"] > real  # every payment since 1900
+
+    con = reopened_as_upgraded(con, tmp_path, "deaths_not_before_birth")
+    try:
+        assert con.execute("select death_date, source, _file_hash from deaths").fetchall() == \
+            [(date(2026, 6, 12), "公安", None)]
+        [rejected] = con.execute("select extract, source_file, row_number, column_name, reason, raw::json->>'death_date',"
+                                 " file_hash, delivery from rejected_rows").fetchall()
+        assert rejected == ("deaths", "2026-11-21/deaths.csv", 3, "death_date", death_before_birth(), "1900-01-01",
+                            "h2", "2026-11-21")
+        assert con.execute("select rows_accepted, rows_rejected, rows_replaced from ingest_ledger "
+                           "where file_hash = 'h2'").fetchall() == [(0, 1, 0)]
+        assert night(con, date(2026, 12, 21))["updated"] == 1
+        assert suspect(con)["amount"] == real
+        # once: opened again, nothing more is set aside
+        con.close()
+        con = store.connect(tmp_path / "fw.duckdb")
+        assert store.scalar(con, "select count(*) from rejected_rows") == 1
+    finally:
+        con.close()
 
 
 def test_a_row_applied_before_its_suspect_was_handed_over_is_unchanged_on_a_resaved_copy(con, tmp_path):
