@@ -250,6 +250,17 @@ def _run_nightly(inbox: Path, db: Path, out: Path, as_of: date | None, config: s
         raise Refused(str(exc), EXIT_USAGE) from None
 
 
+def _out_not_another_stores(out: Path, db: Path) -> None:
+    """A store yet to be made given an OUT another store marked, refused before the store and its
+    lock are made (store.check_out_before_the_store) — by `serve` too, whose nights would each fail."""
+    from .store import OutOfAnotherStore, check_out_before_the_store
+
+    try:
+        check_out_before_the_store(out, db)
+    except OutOfAnotherStore as exc:
+        raise Refused(str(exc)) from None
+
+
 def _check_inbox(inbox: Path, hint: str = "") -> None:
     if not inbox.is_dir():
         raise Refused(f"inbox {inbox} not found; point --inbox at the folder of deliveries{hint}")
@@ -273,6 +284,7 @@ def cmd_nightly(args) -> int:
     _check_inbox(inbox)
     _out_outside_the_inbox(inbox, out)
     _check_store(db)
+    _out_not_another_stores(out, db)
     as_of = _as_of(args.as_of, any_day=args.any_day)
     _check_config(args.config)
     from . import runlock
@@ -363,6 +375,7 @@ def cmd_serve(args) -> int:
     _check_inbox(Path(args.inbox), " (make it first if none has come yet)")
     _out_outside_the_inbox(Path(args.inbox), Path(args.out))
     _check_store(Path(args.db))
+    _out_not_another_stores(Path(args.out), Path(args.db))
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
@@ -597,14 +610,16 @@ def cmd_reopen(args) -> int:
 
     _existing_store(args.db)
     as_of = _as_of(args.as_of, db=args.db) or _today()
+    config = _check_config(args.config)  # the defaults without --config
     try:
         with runlock.hold(args.db, "reopen"):
-            con = connect(args.db)
+            con = connect(args.db, **config["duckdb"])
             try:
                 run_id = new_run_id(as_of, "reopen")  # its events', the recomputation's, its audit_log row's
                 ids = casework.reopen_by_office(con, args.suspect, args.reason, as_of, current_actor(), run_id)
-                # its 逾期 and 挂牌督办 lifted now, with their events, by the settings the last night ran with
-                config = _casework_as_the_nights_ran(con, _check_config(None), None)
+                # its 逾期 and 挂牌督办 lifted now, with their events, by --config's casework settings or
+                # the last night's (the note it prints names --config, which it takes as returns does)
+                config = _casework_as_the_nights_ran(con, config, args.config)
                 casework.refresh(con, as_of, config, run_id=run_id, only=ids)
             finally:
                 con.close()
@@ -820,6 +835,8 @@ def parser() -> argparse.ArgumentParser:
     ro.add_argument("--suspect", required=True, nargs="+", metavar="ID", help="疑点编号, one or more")
     ro.add_argument("--reason", required=True, help="why: shown on the agency's worklist row")
     ro.add_argument("--as-of", help="YYYY-MM-DD: the day it is reopened (default: today in Asia/Shanghai)")
+    ro.add_argument("--config", help="the nightly's config: its casework settings (default: the settings the last "
+                                     "night ran with)")
     ro.set_defaults(fn=cmd_reopen)
 
     rp = sub.add_parser("report", help="dashboard and 汇总表 without re-running detection")

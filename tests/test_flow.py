@@ -817,6 +817,12 @@ def test_a_second_store_given_the_same_out_folder_is_refused_and_the_first_ones_
     assert {p.name: p.read_bytes() for p in out.glob("*.xlsx")} == written
     assert cli.main(["report", "--db", str(second), "--out", str(out)]) == cli.EXIT_USAGE
     assert "holds the worklists of another store" in capsys.readouterr().err
+    # a mistyped --db is refused before anything is made there (it was left as a new empty store and its lock)
+    typo = tmp_path / "typo" / "fw.duckbd"
+    assert cli.main(["nightly", "--inbox", str(inbox), "--db", str(typo), "--out", str(out),
+                     "--as-of", NIGHT_1.isoformat()]) == cli.EXIT_USAGE
+    assert "holds the worklists of another store" in capsys.readouterr().err
+    assert not typo.parent.exists()
     restored = tmp_path / "restored" / "fw.duckdb"
     restored.parent.mkdir()
     shutil.copy(first, restored)
