@@ -1033,14 +1033,21 @@ def file_in_the_way(path: Path) -> Path:
 
 
 def free_space_note(exc: BaseException, paths: tuple) -> str:
-    """Where a "no space left" failure names no file (a workbook's writer, the report's), the free
-    space of the folders written to (any Path among `paths`): which disk is full, the store's or OUT's."""
+    """The free space where a "no space left" failure happened: the folder of the file it names
+    (DuckDB's `Could not write file "…/fw.duckdb.wal"`, an OSError's filename) — else, where it names
+    none (a workbook's writer, the report's), of the folders among `paths` (the step's Path
+    arguments): which disk is full, the store's or OUT's. (A failure naming the store's WAL was said
+    with the free space of the inbox the step reads, 56 GB, the store's disk at 0: a hostile-
+    environment probe.)"""
     import errno
 
     if not (getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)):
         return ""
+    named = [Path(f) for f in re.findall(r'"(/[^"]+)"', str(exc))]
+    if isinstance(getattr(exc, "filename", None), str):
+        named.append(Path(exc.filename))
     free = []
-    for folder in dict.fromkeys(a for a in paths if isinstance(a, Path)):
+    for folder in dict.fromkeys(named or [a for a in paths if isinstance(a, Path)]):
         try:
             free.append(f"{folder} {shutil.disk_usage(folder if folder.is_dir() else folder.parent).free / 2**20:,.1f} MB")
         except OSError:

@@ -757,6 +757,31 @@ def test_a_full_disk_the_report_by_hand_meets_is_said_with_the_free_space_of_out
     assert f", {db} " in err and err.endswith(" MB)"), err
 
 
+def test_a_full_disk_duckdb_names_is_said_with_the_free_space_of_that_file_not_the_steps_other_folders(tmp_path):
+    """DuckDB names the file it could not write (the store's WAL): ingest's failure on a full store
+    disk was said with the free space of the inbox it reads (56 GB), the store's disk at 0 (a
+    hostile-environment probe). Its words as DuckDB gives them, its free space as the disk has it."""
+    import shutil
+
+    import duckdb
+
+    from pipelines import store
+
+    inbox, db = tmp_path / "inbox", tmp_path / "disk" / "fw.duckdb"
+    inbox.mkdir()
+    db.parent.mkdir()
+    full = duckdb.IOException(f'IO Error: Could not write file "{db}.wal": No space left on device')
+    note = store.free_space_note(full, (inbox, "2026-10-21"))
+    assert note.startswith(f" (free: {db}.wal ") and str(inbox) not in note, note
+    megabytes = float(note.split()[-2].replace(",", ""))
+    assert abs(megabytes - shutil.disk_usage(db.parent).free / 2**20) < 64
+    # an OSError's own file name likewise; one naming none keeps the step's folders
+    named = OSError(28, "No space left on device", str(db))
+    assert store.free_space_note(named, (inbox,)).startswith(f" (free: {db} ")
+    assert store.free_space_note(OSError(28, "No space left on device"), (inbox,)).startswith(f" (free: {inbox} ")
+    assert store.free_space_note(OSError(13, "Permission denied", str(db)), (inbox,)) == ""
+
+
 def test_a_delivery_named_for_a_day_that_has_not_come_is_left_unread_and_said_until_renamed(tmp_path):
     """From a probe of nights over time: a folder named 2027-11-21 for 2026-11-21 was read as the
     latest delivery of its keys, and every status or death sent for them later was set aside as
