@@ -144,12 +144,18 @@ def _quiet_temporary_server() -> None:
     try:
         home.mkdir(parents=True, exist_ok=True)
         log = open(home / "temporary-server.log", "ab")
-    except OSError:
+    except OSError as exc:
+        # Prefect's own start then waited 90 s and printed thousands of lines of its server's traceback
         if home.exists() and not home.is_dir():
-            # Prefect's own start then waited 90 s and printed thousands of lines of its server's traceback
             raise Refused(f"PREFECT_HOME {home} is a file, not a folder: Prefect keeps its database there — "
                           "point PREFECT_HOME at a folder (default ~/.prefect)") from None
-        return  # a home not writable: Prefect starts it as ever (and says what it cannot write)
+        if not any(os.environ.get(f"PREFECT_{part}_DATABASE_CONNECTION_URL") for part in ("API", "SERVER")):
+            # so also for a home that cannot be written: a service account's read-only or missing HOME
+            # (4,600 lines and exit 1 after 97 s: a hostile-environment probe)
+            raise Refused(f"Prefect's home {home} cannot be written ({exc.strerror or exc}): Prefect keeps its "
+                          "database there — set PREFECT_HOME to a folder this user can write (default "
+                          "~/.prefect)") from None
+        return  # its database elsewhere: Prefect starts it as ever (and says what it cannot write)
     spawn = getattr(server, "_run_uvicorn_command", None)
     main = threading.current_thread() is threading.main_thread()  # (only there can signals be set)
 

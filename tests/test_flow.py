@@ -338,21 +338,31 @@ def test_a_store_held_for_a_moment_by_another_program_is_waited_for(two_nights):
         reader.wait()
 
 
-def test_a_prefect_home_that_is_a_file_is_refused_in_one_line(tmp_path):
+@pytest.mark.parametrize("case", ["a file", "under a HOME that is no folder"])
+def test_a_prefect_home_that_is_a_file_or_cannot_be_written_is_refused_in_one_line(tmp_path, case):
     """From a probe of the temporary server's start: PREFECT_HOME naming a file made Prefect wait
-    90 s for a server that could not start, then print thousands of lines of its traceback."""
+    90 s for a server that could not start, then print thousands of lines of its traceback — and so
+    did a service account's HOME it could not write, with no PREFECT_HOME (a hostile-environment
+    probe: 4,600 lines, exit 1 after 97 s). As root no folder is read-only to this test: a HOME that
+    is a file stands for one."""
     inbox = tmp_path / "inbox"
     delivery_1(inbox)
     home = tmp_path / "prefect-home"
     home.write_text("not a folder", encoding="utf-8")
     env = fundwatch_env(home)
+    if case != "a file":
+        del env["PREFECT_HOME"]
+        env["HOME"] = str(home)
     night = subprocess.run([sys.executable, "-m", "pipelines.cli", "nightly", "--inbox", str(inbox), "--db",
                             str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "out"), "--as-of", "2026-10-21"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert night.returncode == cli.EXIT_USAGE
+    assert night.returncode == cli.EXIT_USAGE, night.stderr[-2000:]
+    assert len(night.stderr.strip().splitlines()) <= 2, night.stderr[-2000:]
     assert night.stderr.strip().splitlines()[-1] == (
         f"fundwatch nightly: PREFECT_HOME {home} is a file, not a folder: Prefect keeps its database there — "
-        "point PREFECT_HOME at a folder (default ~/.prefect)")
+        "point PREFECT_HOME at a folder (default ~/.prefect)" if case == "a file" else
+        f"fundwatch nightly: Prefect's home {home / '.prefect'} cannot be written (Not a directory): Prefect keeps "
+        "its database there — set PREFECT_HOME to a folder this user can write (default ~/.prefect)")
 
 
 def _children(pid: int) -> list[int]:
