@@ -276,13 +276,14 @@ def _check_store(db: Path, not_a_store: str | None = None) -> None:
     """A --db that cannot be the store (a folder, a data file) refused before anything is made —
     by `serve` too, which would otherwise serve nights that each fail. `not_a_store`: the words
     for a path that is no store, where the general ones (which name --db) do not fit."""
-    from .store import NewerStore, NotAStore, check_not_newer, check_store_file
+    from .store import NewerStore, NotAStore, UnusableStorePath, check_not_newer, check_store_file
 
     try:
         check_store_file(db)
         check_not_newer(db)
     except NotAStore as exc:
-        raise Refused(not_a_store if not_a_store and not isinstance(exc, NewerStore) else str(exc)) from None
+        raise Refused(not_a_store if not_a_store and not isinstance(exc, (NewerStore, UnusableStorePath))
+                      else str(exc)) from None
 
 
 def cmd_nightly(args) -> int:

@@ -821,6 +821,14 @@ class NotAStore(OSError):
     """The store path names a file that is not a DuckDB database."""
 
 
+def _quoted(c: str) -> str:
+    return f"'{c}'"
+
+
+class UnusableStorePath(NotAStore):
+    """The store's path holds a character DuckDB reads as something else."""
+
+
 class NewerStore(NotAStore):
     """The store was converted by a later fundwatch than this one (store_migrations)."""
 
@@ -833,7 +841,15 @@ def check_store_file(db_path: Path) -> None:
     """NotAStore for a path that cannot be the store: a folder, or a file that is not a DuckDB
     database. DuckDB opens an existing CSV, Parquet or JSON file named as a database as an in-memory
     database with a view over it: a night would run, say it completed, and keep nothing. A file
-    already there must be a DuckDB database."""
+    already there must be a DuckDB database. A path DuckDB would read otherwise is refused too."""
+    odd = sorted(set("?\\") & set(str(db_path)))
+    if odd:
+        # DuckDB 2.0 takes '?' as the start of a database's options and '\\' as a folder separator:
+        # refused as `Cannot open file ".../night.wal?1/fw.duckdb": No such file or directory` of a
+        # folder that exists, a 12 KB file left behind (a hostile-environment probe)
+        raise UnusableStorePath(f"{db_path}: DuckDB cannot keep a store at a path holding "
+                                f"{' or '.join(map(_quoted, odd))} (it reads '?' as the start of options, "
+                                "'\\' as a folder separator): choose a path without it")
     try:
         with db_path.open("rb") as f:
             head = f.read(_DUCKDB_MAGIC[0] + len(_DUCKDB_MAGIC[1]))

@@ -218,6 +218,25 @@ def test_a_folder_named_as_the_store_is_said_to_be_one(tmp_path, capsys, command
     assert not (tmp_path / "out").exists() and not any((tmp_path / "store").iterdir())
 
 
+@pytest.mark.parametrize("folder, said", [("night.wal?1", "'?'"), ("back\\slash", "'\\'")])
+@pytest.mark.parametrize("command", [["nightly", "--inbox", "INBOX", "--out", "OUT"], ["report", "--out", "OUT"]])
+def test_a_store_path_duckdb_would_read_otherwise_is_refused_naming_the_character(tmp_path, capsys, command,
+                                                                                 folder, said):
+    """DuckDB takes '?' as the start of a database's options and '\\' as a folder separator: a store
+    there was refused as a file not found in a folder that exists, a 12 KB file left behind (a
+    hostile-environment probe)."""
+    (tmp_path / folder).mkdir()
+    (tmp_path / "inbox").mkdir()
+    db = tmp_path / folder / "fw.duckdb"
+    args = [{"OUT": str(tmp_path / "out"), "INBOX": str(tmp_path / "inbox")}.get(a, a) for a in command]
+    code, err = _refusal(capsys, [*args, "--db", str(db)])
+    assert code == cli.EXIT_USAGE
+    assert f"{db}: DuckDB cannot keep a store at a path holding {said} (it reads '?' as the start of options, " \
+           "'\\' as a folder separator): choose a path without it" in err, err
+    assert not any((tmp_path / folder).iterdir()) and not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name not in (folder, "inbox")]
+
+
 def test_demo_with_a_bad_config_is_refused_before_it_makes_anything(tmp_path, capsys):
     code, err = _refusal(capsys, ["demo", "--out", str(tmp_path / "demo"), "--config", str(tmp_path / "none.yaml")])
     assert code == cli.EXIT_USAGE and "none.yaml" in err
