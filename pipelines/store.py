@@ -1134,12 +1134,26 @@ OUT_OF_MEMORY_HINT = ("DuckDB reached its memory limit in work it cannot spill t
                       "in the config")
 
 
+def _address_space_limit() -> int | None:
+    """The process's address-space limit (`ulimit -v`, RLIMIT_AS) in bytes; None when unlimited."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 def failure_hint(exc: BaseException | None) -> str:
     """What to add to a failure's one line: for DuckDB running out of memory (however it was
-    wrapped), which setting to change; else nothing."""
+    wrapped), which setting to change; else nothing. Under an address-space limit (`ulimit -v`) the
+    allocation fails before DuckDB's own limit is reached, where raising that limit makes it worse
+    (a hostile-environment probe was told to raise it)."""
     while exc is not None:
         if isinstance(exc, duckdb.OutOfMemoryException):
             spill_full = "offload" in str(exc) or "max_temp_directory_size" in str(exc)
+            limit = _address_space_limit()
+            if limit is not None and "bad allocation" in str(exc):
+                return (f" (the process may use at most {limit / 2**20:,.0f} MiB of address space (ulimit -v): lift "
+                        "that limit, or set duckdb.memory_limit in the config well below it)")
             return f" ({SPILL_FULL_HINT if spill_full else OUT_OF_MEMORY_HINT})"
         exc = exc.__cause__ or exc.__context__
     return ""

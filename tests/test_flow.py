@@ -536,6 +536,33 @@ def test_a_night_out_of_memory_is_told_whether_its_spill_folder_was_full(tmp_pat
     assert said in hint and hint.count("DuckDB reached its memory limit") == 1, hint
 
 
+def test_out_of_memory_under_an_address_space_limit_is_told_to_lift_it_not_to_raise_duckdbs(tmp_path):
+    """Under `ulimit -v` an allocation fails before DuckDB's own limit is reached ("bad allocation"):
+    the hint said to raise duckdb.memory_limit, which makes it worse (a hostile-environment probe).
+    In a process of its own, its address space limited to 400 MB more than it holds."""
+    script = tmp_path / "limited.py"
+    script.write_text(
+        "import resource, duckdb\n"
+        "from pipelines import store\n"
+        "con = duckdb.connect()\n"
+        "con.execute(\"set threads = 1; set memory_limit = '4GB'\")\n"
+        "held = int([l for l in open('/proc/self/status') if l.startswith('VmSize')][0].split()[1]) * 1024\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (held + 400 * 2**20, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    con.execute('select list(md5(i::varchar)) from range(20000000) r(i)').fetchall()\n"
+        "except duckdb.OutOfMemoryException as exc:\n"
+        "    print(store.failure_hint(RuntimeError('wrapped').with_traceback(None)) or '-', store.failure_hint(exc))\n",
+        encoding="utf-8")
+    ran = subprocess.run([sys.executable, str(script)], env=fundwatch_env(tmp_path / "prefect"), capture_output=True,
+                         text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    nothing, hint = ran.stdout.split(" ", 1)
+    assert nothing == "-"
+    assert hint.startswith(" (the process may use at most ") or hint.startswith("(the process may use at most "), hint
+    assert "MiB of address space (ulimit -v): lift that limit, or set duckdb.memory_limit in the config well below " \
+           "it)" in hint and "raise duckdb.memory_limit" not in hint, hint
+
+
 def test_the_night_runs_under_the_configured_memory_limit_and_spills_to_an_owner_only_folder(tmp_path):
     inbox = tmp_path / "inbox"
     delivery_1(inbox)
