@@ -320,7 +320,8 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
         except OSError as exc:
             why = (f"{store.file_in_the_way(Path(exc.filename))} is a file, not a folder"
                    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename else _one_line(exc))
-            raise NightlyError(f"output folder {out} cannot be made: {why}") from None
+            # (one that is there but on a read-only disk was said "cannot be made": a hostile-environment probe)
+            raise NightlyError(f"output folder {out} cannot be {'written to' if out.is_dir() else 'made'}: {why}") from None
         try:
             # the store's folder takes its log (.wal) and spill files: said now, not at the first commit
             _writable(db.parent)

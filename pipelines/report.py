@@ -23,7 +23,7 @@ import duckdb
 
 from . import casework, report_dashboard, report_data, report_summary, runlock, worklists
 from .config import office_name
-from .store import audit, current_actor, store_catalog
+from .store import audit, current_actor, path_text, store_catalog
 
 DASHBOARD_NAME = "dashboard.html"
 
@@ -49,14 +49,14 @@ def outputs_after(con: duckdb.DuckDBPyConnection, out_dir: Path, night: date) ->
     the live dashboard and 汇总表 with older figures. (A report this store drew for a later day,
     `--as-of`, is its own; a 汇总表 filed away, the night's worklists still tell.)"""
     after = f"{night:%Y%m%d}"
-    found = [path for path in (out_dir.glob("汇总表_*.xlsx") if out_dir.is_dir() else ())
-             if (m := _SUMMARY_FILE.fullmatch(path.name)) and m.group(1) > after and path.is_file()]
+    found = [path for path in (out_dir.iterdir() if out_dir.is_dir() else ())  # (names as worklist_files reads them)
+             if (m := _SUMMARY_FILE.fullmatch(path_text(path.name))) and m.group(1) > after and path.is_file()]
     found += [path for path, day in worklists.worklist_files(con, out_dir) if day > after]
     if not found:
         return []
     own = {h for (h,) in con.execute("select file_hash from audit_log where action in"
                                      " ('export_summary', 'export_worklist') and file_hash is not null").fetchall()}
-    return sorted(path.name for path in found if worklists.file_sha256(path) not in own)
+    return sorted(path_text(path.name) for path in found if worklists.file_sha256(path) not in own)
 
 
 def collect(con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, config: Any = None) -> dict:

@@ -163,8 +163,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["worklist_files"] = [mask_ids_in_text(str(p)) for p in parts["worklists"]]
         s["worklists_retired"] = len(parts.get("worklists_retired") or [])
         # (names found in OUT, not given by fundwatch: an ID number in one is masked as in failed files')
-        s["worklists_left_changed"] = [mask_ids_in_text(str(p)) for p in parts.get("worklists_changed") or []]
-        s["worklists_left_unknown"] = [mask_ids_in_text(str(p)) for p in parts.get("worklists_unknown") or []]
+        s["worklists_left_changed"] = [mask_ids_in_text(path_text(p)) for p in parts.get("worklists_changed") or []]
+        s["worklists_left_unknown"] = [mask_ids_in_text(path_text(p)) for p in parts.get("worklists_unknown") or []]
     if parts.get("calendar_assumed_years"):
         s["calendar_assumed_years"] = parts["calendar_assumed_years"]
     if parts.get("report") is not None:

@@ -1028,15 +1028,17 @@ def one_line(text: str) -> str:
 
 
 def path_text(path: Path | str) -> str:
-    """A path as text to show and store. A name that is not UTF-8 — GB18030 bytes, as a copy from a
-    Windows share or an old archive gives them — is read as GB18030: Python holds its bytes as
-    surrogates, which no UTF-8 text (DuckDB's, JSON's, Prefect's) can carry."""
-    text = str(path)
+    """A path as text to show and store: its bytes on disk read as UTF-8, else as GB18030 — whatever
+    the locale Python decoded them with. A name that is not UTF-8 (GB18030 bytes, as a copy from a
+    Windows share, an old archive, or fundwatch itself run under a GB18030 locale gives them) Python
+    holds as surrogates under a UTF-8 locale, which no UTF-8 text (DuckDB's, JSON's, Prefect's) can
+    carry; under a GB18030 locale a UTF-8 name reads as other characters (the worklists one locale's
+    night wrote were neither removed nor named by the other's: a hostile-environment probe)."""
+    raw = os.fsencode(str(path))
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(text).decode("gb18030", errors="replace")
-    return text
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("gb18030", errors="replace")
 
 
 def file_in_the_way(path: Path) -> Path:

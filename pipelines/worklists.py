@@ -36,7 +36,7 @@ from .printing import print_setup, row_height, wrapped_lines
 from .privacy import mask_id
 from .report_mask import mask_name
 from .rules import RuleText, rule_texts
-from .store import audit, current_actor, insert_many, scalar
+from .store import audit, current_actor, insert_many, path_text, scalar
 from .suspects import reported_gone_sql
 from .workdays import WorkCalendar, calendar_from
 
@@ -677,10 +677,13 @@ def worklist_files(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[tuple[
         "select agency_code from agencies union select agency_code from audit_log"
         " where action = 'export_worklist'").fetchall() if code}
     found = []
-    for path in sorted(out_dir.glob(f"{FILE_PREFIX}_*.xlsx")) if out_dir.is_dir() else ():
+    # names as their bytes read (path_text), not as this process's locale decoded them: a night run
+    # under a GB18030 locale wrote its sheets' names in GB18030, which a UTF-8 night's glob never matched
+    for path in sorted(out_dir.iterdir()) if out_dir.is_dir() else ():
+        name = path_text(path.name)
         for code in agencies:
-            rest = path.name[len(FILE_PREFIX) + 1 + len(code):]
-            if path.name.startswith(f"{FILE_PREFIX}_{code}_") and _WORKLIST_DAY.fullmatch(rest) and path.is_file():
+            rest = name[len(FILE_PREFIX) + 1 + len(code):]
+            if name.startswith(f"{FILE_PREFIX}_{code}_") and _WORKLIST_DAY.fullmatch(rest) and path.is_file():
                 found.append((path, rest[1:9]))
                 break
     return found
@@ -718,13 +721,13 @@ def retire_superseded(con: duckdb.DuckDBPyConnection, out_dir: str | Path, tonig
         if digest in exported:
             removable.append((path, digest, exported[digest]))
         else:
-            (changed if path.name in named else unknown).append(path)
+            (changed if path_text(path.name) in named else unknown).append(path)
     if removable:
         now, actor = china_now(), current_actor(actor)
         with casework.atomic(con):
             for path, file_hash, agency_code in removable:
                 audit(con, "retire_worklist", actor, {"reason": "superseded by tonight's worklists", "run_id": run_id},
-                      happened_at=now, file=str(path), file_hash=file_hash, agency_code=agency_code)
+                      happened_at=now, file=path_text(path), file_hash=file_hash, agency_code=agency_code)
         for path, _, _ in removable:
             path.unlink(missing_ok=True)
     return [path for path, _, _ in removable], changed, unknown

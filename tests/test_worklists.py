@@ -405,6 +405,35 @@ def test_worklists_moved_with_the_store_to_another_folder_are_still_retired(con,
     assert retired == (str(moved.resolve() / night_1.name),)
 
 
+def test_worklists_a_night_under_a_gb18030_locale_named_are_retired_and_named_by_a_utf8_night(con, tmp_path):
+    """From a hostile-environment probe: a night run by hand from a GB18030 shell wrote its sheets'
+    names in GB18030 bytes; the next night, from cron under UTF-8, neither removed those superseded
+    sheets (their old amounts and deadlines stayed in OUT beside the new) nor named the ones it kept.
+    Here the names are given those bytes as such a night writes them (this process's locale is UTF-8)."""
+    import os
+
+    from pipelines.runsummary import summarise
+
+    add_suspect(con, "S-A1")
+    add_suspect(con, "S-B1", agency=B, person_id="36070319600101123X")
+    out = tmp_path / "out"
+    night_1 = worklists.write_worklists(con, out, AS_OF)
+    as_gb18030 = [Path(os.fsdecode(os.fsencode(str(out)) + b"/" + p.name.encode("gb18030"))) for p in night_1]
+    for path, renamed in zip(night_1, as_gb18030):
+        os.rename(path, renamed)
+    changed = as_gb18030[1]
+    with changed.open("ab") as f:  # a clerk's edit where it lay: left, and named
+        f.write(b"\0")
+    night_2 = worklists.write_worklists(con, out, AS_OF + dt.timedelta(days=3))
+    removed, left_changed, unknown = worklists.retire_superseded(con, out, night_2)
+    assert removed == [as_gb18030[0].resolve()] and left_changed == [changed.resolve()] and unknown == []
+    assert not as_gb18030[0].exists()
+    [retired] = con.execute("select file from audit_log where action = 'retire_worklist'").fetchall()
+    assert retired == (str(out.resolve() / night_1[0].name),)
+    said = summarise(con, {"run_id": "r", "as_of": AS_OF, "worklists": night_2, "worklists_changed": left_changed})
+    assert said["worklists_left_changed"] == [str(out.resolve() / night_1[1].name)]
+
+
 def test_a_worklist_the_store_has_no_record_of_is_neither_written_over_nor_removed(con, tmp_path):
     """From an operations probe: the store restored from a backup taken before a night, that night's
     sheet — filled in by a clerk where it lay in OUT — was written over by the night run again for
