@@ -805,13 +805,9 @@ def _one_month_recovered(con, out, note: str):
     return sid, returned
 
 
-def test_a_suspect_is_not_handed_over_to_a_code_the_register_does_not_list_until_it_does(con, tmp_path):
-    """A source system changed its agency codes' form (9 digits to 12): every open suspect was handed
-    over to agencies without a name, issued afresh with its 逾期 lifted (a data-drift probe). With a
-    register delivered, a code it does not list takes nothing over; the night says so, and once the
-    register lists the code the suspect goes over."""
-    from pipelines import runsummary
-
+def issued_then_paid_under_a_code_the_register_lacks(con, tmp_path) -> list[tuple]:
+    """The register lists 360702; the first night's suspect issued; then the person paid under
+    360702000 (a code changed in form). Returns the suspect's (下发日期, 核查期限) as issued."""
     con.execute("insert into agencies (agency_code, agency_name, region_code) values "
                 "('360702', '章贡区社保局', '360702')")
     night(con, NIGHT1)
@@ -819,6 +815,17 @@ def test_a_suspect_is_not_handed_over_to_a_code_the_register_does_not_list_until
     issued = con.execute("select issued_on, deadline from suspects").fetchall()
     for period in ("202609", "202610"):
         paid(con, f"B{period}", period, 3000, "360702000")
+    return issued
+
+
+def test_a_suspect_is_not_handed_over_to_a_code_the_register_does_not_list_until_it_does(con, tmp_path):
+    """A source system changed its agency codes' form (9 digits to 12): every open suspect was handed
+    over to agencies without a name, issued afresh with its 逾期 lifted (a data-drift probe). With a
+    register delivered, a code it does not list takes nothing over; the night says so, and once the
+    register lists the code the suspect goes over."""
+    from pipelines import runsummary
+
+    issued = issued_then_paid_under_a_code_the_register_lacks(con, tmp_path)
     counts = night(con, NIGHT2)
     assert (counts["updated"], counts["handed_over"]) == (1, 0)
     assert (suspect(con)["agency_code"], con.execute("select issued_on, deadline from suspects").fetchall()) == \
@@ -869,13 +876,7 @@ def test_a_suspect_an_older_version_handed_to_an_unregistered_code_goes_back_wit
     change an event of its own; the next night holds it and says so, as on a store never handed over."""
     from pipelines import runsummary
 
-    con.execute("insert into agencies (agency_code, agency_name, region_code) values "
-                "('360702', '章贡区社保局', '360702')")
-    night(con, NIGHT1)
-    worklists.write_worklists(con, tmp_path / "out", NIGHT1)
-    issued = con.execute("select issued_on, deadline from suspects").fetchall()
-    for period in ("202609", "202610"):
-        paid(con, f"B{period}", period, 3000, "360702000")
+    issued = issued_then_paid_under_a_code_the_register_lacks(con, tmp_path)
     night(con, NIGHT2)
     # what the older version did that night: handed over, then issued afresh to the new code
     sid = suspect(con)["suspect_id"]
