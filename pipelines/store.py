@@ -598,9 +598,16 @@ def _handovers_to_listed_agencies(con: duckdb.DuckDBPyConnection) -> None:
         if scalar(con, f"select count(*) from {listed}"):
             con.execute(f"""
                 create or replace temp table _sent_back as
-                with handed as (
+                with handovers as (
+                    select suspect_id, detail, happened_at from suspect_events where event = 'handed_over'
+                ),
+                latest as (  -- where its last handover took it
+                    select suspect_id, arg_max(detail->>'to_agency', happened_at) as to_agency
+                    from handovers group by all
+                ),
+                handed as (  -- its last handover from a listed agency: a nameless one may have handed it on
                     select suspect_id, arg_max(detail, happened_at) as detail, max(happened_at) as handed_at
-                    from suspect_events where event = 'handed_over' group by all
+                    from handovers where detail->>'from_agency' in {listed} group by all
                 )
                 select s.suspect_id, h.detail->>'from_agency' as from_agency,
                        case when exists (select 1 from suspect_events r where r.suspect_id = s.suspect_id
@@ -608,9 +615,9 @@ def _handovers_to_listed_agencies(con: duckdb.DuckDBPyConnection) -> None:
                             else (select arg_max(i.detail, i.happened_at) from suspect_events i
                                   where i.suspect_id = s.suspect_id and i.event = 'issued'
                                     and i.happened_at < h.handed_at) end as issue
-                from suspects s join handed h on h.suspect_id = s.suspect_id
-                where s.status in ({OPEN_STATUSES_SQL}) and s.agency_code = h.detail->>'to_agency'
-                  and s.agency_code not in {listed} and h.detail->>'from_agency' in {listed}""")
+                from suspects s join latest l on l.suspect_id = s.suspect_id join handed h on h.suspect_id = s.suspect_id
+                where s.status in ({OPEN_STATUSES_SQL}) and s.agency_code = l.to_agency
+                  and s.agency_code not in {listed}""")
             con.execute("""update suspects set agency_code = b.from_agency,
                                                issued_on = cast(b.issue->>'issued_on' as date),
                                                deadline = cast(b.issue->>'deadline' as date)

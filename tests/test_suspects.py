@@ -885,8 +885,14 @@ def test_a_suspect_an_older_version_handed_to_an_unregistered_code_goes_back_wit
                    '{"as_of": "2026-11-21", "from_agency": "360702", "to_agency": "360702000", "status": "已下发"}', 'old')""",
                 [sid])
     worklists.write_worklists(con, tmp_path / "out", NIGHT2)
+    # and on again, from one nameless code to another, by a later night of that version
+    con.execute("update suspects set agency_code = '360702000000', issued_on = null, deadline = null")
+    con.execute("""insert into suspect_events values (?, current_timestamp + interval 1 second, 'handed_over',
+                   '{"as_of": "2026-11-22", "from_agency": "360702000", "to_agency": "360702000000", "status": "已下发"}',
+                   'old')""", [sid])
+    worklists.write_worklists(con, tmp_path / "out", NIGHT2)
     [(moved_to, moved_on, moved_deadline)] = con.execute("select agency_code, issued_on, deadline from suspects").fetchall()
-    assert (moved_to, moved_on) == ("360702000", NIGHT2)
+    assert (moved_to, moved_on) == ("360702000000", NIGHT2)
 
     con = reopened_as_upgraded(con, tmp_path, "handovers_to_listed_agencies")
     try:
@@ -894,7 +900,7 @@ def test_a_suspect_an_older_version_handed_to_an_unregistered_code_goes_back_wit
             ("360702", issued)
         [(detail,)] = con.execute("select detail from suspect_events where event = 'migrated'").fetchall()
         assert json.loads(detail) == {"migration": "handovers_to_listed_agencies", "changed": {
-            "agency_code": ["360702000", "360702"], "issued_on": [str(NIGHT2), str(issued[0][0])],
+            "agency_code": ["360702000000", "360702"], "issued_on": [str(NIGHT2), str(issued[0][0])],
             "deadline": [str(moved_deadline), str(issued[0][1])]}}
         counts = night(con, date(2026, 12, 21))
         assert (counts["handed_over"], suspect(con)["agency_code"]) == (0, "360702")
