@@ -61,7 +61,8 @@ CONFIRMED_LOSS = (4, 5, 6)  # a verified loss: classed 要情 / 重大要情 / �
 MINOR, MAJOR, MAJOR_MINISTRY = "要情", "重大要情", "重大要情（报部）"
 
 # "4. …", "4、…", "4)…", and in brackets as typed by hand: "(4)…", "（4）…"
-_NUMBER_PREFIX = re.compile(r"^\s*(?:[(（]\s*([1-7])\s*[)）]|([1-7])\s*(?:[.、．:：)）]|\s|$))")
+# (also "4-…", "4。" and "4—…": typed so by clerks, refused until 2026-12-07 — an agency-side probe)
+_NUMBER_PREFIX = re.compile(r"^\s*(?:[(（]\s*([1-7])\s*[)）]|([1-7])\s*(?:[.、．:：)）。\-－—]|\s|$))")
 
 
 def _norm_text(s: str) -> str:
@@ -248,7 +249,9 @@ def reopen_by_office(con: duckdb.DuckDBPyConnection, suspect_ids: list[str], rea
                         where list_contains(?, suspect_id)""", [ids])
         con.execute("insert or ignore into casework_pending select unnest(cast(? as varchar[]))", [ids])
         add_events(con, [(sid, "reopened", {"as_of": as_of.isoformat(), "by_office": True, "office_reason": reason,
-                                            "old_status": found[sid][0], "closed_on": found[sid][1]})
+                                            "old_status": found[sid][0], "closed_on": found[sid][1],
+                                            # a transfer's day (it has no closing): an answer is later
+                                            "verified_on": found[sid][2]})
                          for sid in ids], run_id, now)
         audit(con, "reopen_by_office", actor, {"as_of": as_of.isoformat(), "office_reason": reason, "run_id": run_id},
               happened_at=now, suspect_ids=ids)

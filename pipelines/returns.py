@@ -634,10 +634,18 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
     wanted = _sheet_ids(sheet)
     suspects = {r[0]: r for r in con.execute(
         f"select {_SUSPECT_FIELDS},"
-        # a reopened suspect: the closing its new evidence undid (an answer to that evidence is later)
-        " (select arg_max(cast(json_extract_string(e.detail, '$.closed_on') as date), e.happened_at)"
+        # a reopened suspect: the closing its new evidence undid (an answer to that evidence is later) —
+        # or the transfer (its 核实日期) the office sent back: it had none, and an answer the clerk left
+        # dated as the transfer closed the case on that day, before the office reopened it (an
+        # agency-side probe); an office's reopening recorded before its date was kept: that day
+        " (select arg_max(cast(coalesce(json_extract_string(e.detail, '$.closed_on'),"
+        "                               json_extract_string(e.detail, '$.verified_on'),"
+        "                               case when json_extract_string(e.detail, '$.by_office') = 'true'"
+        "                                    then json_extract_string(e.detail, '$.as_of') end) as date), e.happened_at)"
         "  from suspect_events e where e.suspect_id = s.suspect_id and e.event = 'reopened'),"
-        " s.period_from, s.period_to"  # the months of the loss now on record (casework.loss_within)
+        " s.period_from, s.period_to,"  # the months of the loss now on record (casework.loss_within)
+        " (select arg_max(json_extract_string(e.detail, '$.old_status'), e.happened_at)"  # what was reopened
+        "  from suspect_events e where e.suspect_id = s.suspect_id and e.event = 'reopened')"
         " from suspects s where list_contains(?, suspect_id)", [wanted]).fetchall()}
     issued = _as_issued(con, export_id, wanted)
     # the agency and day of this export (worklist_rows.as_of), when it is on record
@@ -801,6 +809,16 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
         shown = issued[sid][1]  # what the answered sheet showed: the amount and periods verified
         shown_amount, shown_from = _amount_and_start(issued[sid])
         answer, problems = _read_answer(cell, values, suspect, shown_amount, as_of, shown_from)
+        said = [a for a in answers_before.get(sid, []) if answer is not None and answer["number"] is not None
+                and _says(a, export_id, OUTCOME_LABELS[answer["number"]], answer)]
+        if said and said[-1] is answers_before[sid][-1]:
+            # this sheet's row as applied before, the last answer on record: the workbook sent again —
+            # as it was, or with another row changed (a transfer's recovery added, as its 说明 asks) —
+            # says nothing new; not refused for what happened to the suspect since (reopened, its date
+            # now before the closing it undid: told to correct rows the clerk never touched, an
+            # agency-side probe)
+            result.unchanged += 1
+            continue
         if problems and sid in answered_since:
             # answered on a later sheet since: that is what to correct, not this older row's cells
             # (told to set 追回金额 to 0, a clerk who did was then refused as an older sheet)
@@ -969,8 +987,10 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
             problems.append(("核实日期", problem))
         elif verified is not None and suspect[8] is not None and verified <= suspect[8]:
             # the reopened sheet shows the earlier answer's date, which a clerk may leave as it is
-            problems.append(("核实日期", f"本疑点于 {suspect[8]} 销号后因新证据重开，核实日期 {verified} 不在销号之后："
-                                        "请填写本次核实的日期"))
+            problems.append(("核实日期", f"本疑点于 {suspect[8]} 移送，后由监督部门退回重新核实，核实日期 {verified} 不在移送之后："
+                                        "请填写本次核实的日期" if suspect[11] == TRANSFERRED else
+                             f"本疑点于 {suspect[8]} 销号后因新证据重开，核实日期 {verified} 不在销号之后："
+                             "请填写本次核实的日期"))
     except ValueError:
         problems.append(("核实日期", f"核实日期“{_quote(raw['核实日期'])}”不是日期（如 2026-11-20）"))
     # as a cell holds it: a note pre-filled on a sheet issued before reads back with _x000D_ escapes
@@ -1086,7 +1106,7 @@ def _apply_answer(sheet: SheetAnswers, row_number: int, suspect, answer: dict,
     Its events are added to `sheet.events` (written together, one statement a sheet);
     `answers_before`: the details of the suspect's 'returned' events, oldest first."""
     (sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified, closed_before,
-     period_from, period_to) = suspect
+     period_from, period_to, _reopened_from) = suspect
     number = answer["number"]
     label = OUTCOME_LABELS[number]
     recovered = answer["recovered"] if answer["recovered"] is not None else stored_recovered

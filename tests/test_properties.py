@@ -144,7 +144,7 @@ def test_a_date_reads_the_same_in_every_usual_form_and_as_an_excel_serial(d):
 
 
 @given(number=st.sampled_from(sorted(OUTCOMES)), spaces=st.sampled_from(["", " ", "  "]),
-       sep=st.sampled_from([". ", "、", "．", ":", "）", " "]))
+       sep=st.sampled_from([". ", "、", "．", ":", "）", " ", "-", "－", "—", "。"]))
 def test_every_way_of_writing_an_outcome_reads_as_that_outcome(number, spaces, sep):
     text = OUTCOMES[number]
     for form in (OUTCOME_LABELS[number], f"{spaces}{number}{sep}{text}{spaces}", text, str(number), number,

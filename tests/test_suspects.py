@@ -746,11 +746,55 @@ def test_the_office_sends_a_transferred_suspect_back_to_its_agency_to_be_verifie
         old.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
         [refusal] = returns.apply_returns(again, [old.save(tmp_path / "old_again.xlsx")], date(2026, 11, 4)).refusals
         assert "已于 2026-11-02 由监督部门退回重新核实" in refusal.reason
+        # the transfer's 核实日期 left as the sheet shows it: no date of this verification — it closed the
+        # case on the transfer's day, before the office sent it back (an agency-side probe)
         row.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="经稽核，生存认证延迟，无多发")
-        assert returns.apply_returns(again, [row.save()], date(2026, 11, 5)).refusals == []
-        assert again.execute("select status, outcome from suspects").fetchall() == [("已销号", OUTCOME_LABELS[7])]
+        [refusal] = returns.apply_returns(again, [row.save()], date(2026, 11, 5)).refusals
+        assert (refusal.column, refusal.reason) == ("核实日期", "本疑点于 2026-10-23 移送，后由监督部门退回重新核实，核实日期 "
+                                                    "2026-10-23 不在移送之后：请填写本次核实的日期")
+        row.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="经稽核，生存认证延迟，无多发", 核实日期=date(2026, 11, 4))
+        assert returns.apply_returns(again, [row.save(tmp_path / "dated.xlsx")], date(2026, 11, 5)).refusals == []
+        assert again.execute("select status, outcome, verified_on, closed_on from suspects").fetchall() == \
+            [("已销号", OUTCOME_LABELS[7], date(2026, 11, 4), date(2026, 11, 4))]
     finally:
         again.close()
+
+
+def test_a_returned_sheet_sent_again_after_its_suspect_reopened_is_no_change_not_a_list_to_correct(con, tmp_path):
+    """From an agency-side probe: a sheet applied (a full recovery closed one suspect, another row
+    refused), the first suspect then reopened by a later payment — the same file sent again (its
+    refused rows looked at again), or the sheet saved again with nothing in the row changed (as a
+    clerk adding a transfer's recovery to another row does), came back with the row refused twice
+    over ("核实日期 … 不在销号之后", "本台账下发在重开之前") and "请更正后重新报送", for a row the clerk
+    never touched. It says what it said: no change."""
+    from test_returns import Clerk
+
+    from pipelines import returns
+    from pipelines.casework import OUTCOME_LABELS
+
+    other = "360702196001011232"
+    con.execute("insert into deaths (person_id, death_date, source) values (?, date '2026-05-02', '民政')", [other])
+    con.execute("insert into payments (payment_id, person_id, insurance_type, item, period, paid_on, amount, agency_code)"
+                " values ('O202606', ?, '110', '基本养老金', '202606', date '2026-06-10', 2000, '360702')", [other])
+    night(con, NIGHT1)
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", NIGHT1)
+    [(sid, amount)] = con.execute("select suspect_id, amount from suspects where person_id = ?", [PERSON]).fetchall()
+    [refused_sid] = [s for (s,) in con.execute("select suspect_id from suspects where person_id = ?", [other]).fetchall()]
+    clerk = Clerk(sheet)
+    clerk.fill(sid, 核实结果=OUTCOME_LABELS[4], 追回金额=float(amount), 核实日期=date(2026, 10, 22), 核实说明="已全额追回")
+    clerk.fill(refused_sid, 核实结果=OUTCOME_LABELS[7])  # no 核实说明: refused
+    returned = clerk.save()
+    assert [r.suspect_id for r in returns.apply_returns(con, [returned], date(2026, 10, 23)).refusals] == [refused_sid]
+    pay(con, "202609")
+    assert night(con, NIGHT2)["reopened"] == 1
+    before = snapshot(con)[0]
+    resaved = Clerk(returned).save(tmp_path / "resaved.xlsx")  # other bytes, the same cells
+    for sent in (returned, resaved):
+        result = returns.apply_returns(con, [sent], date(2026, 11, 24))
+        assert [r.suspect_id for r in result.refusals] == [refused_sid], result.refusals
+        assert result.unchanged == 1
+    assert snapshot(con)[0] == before
+    assert con.execute("select status from suspects where suspect_id = ?", [sid]).fetchall() == [("已重开",)]
 
 
 def test_a_suspect_stays_with_its_agency_while_that_agency_still_pays_and_goes_once_it_stopped(con, tmp_path):
