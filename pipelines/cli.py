@@ -329,6 +329,7 @@ def cmd_demo(args) -> int:
     # a file in the store's place, refused before the lock and the staged sample are made (in the
     # demo's words: --db is no option of the demo's)
     _check_store(db, f"{db} is not a DuckDB store, and the demo keeps its store there: choose another --out folder")
+    _out_not_another_stores(out, db)  # before the store, its lock and the staged sample are made
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     print(f"fundwatch demo: {len(deliveries)} night(s) from {sample_inbox} into {out}/")
     try:
@@ -966,10 +967,23 @@ def _paths_in_utf8(args) -> None:
     for name in (*PATH_ARGUMENTS, "workbooks"):
         given = getattr(args, name, None)
         for value in given if isinstance(given, list) else [given]:
-            if isinstance(value, str) and path_text(value) != value:
-                flag = "workbook" if name == "workbooks" else f"--{name}"
+            if not isinstance(value, str):
+                continue
+            flag = "workbook" if name == "workbooks" else f"--{name}"
+            try:
+                as_utf8 = value.encode("utf-8")
+            except UnicodeEncodeError:  # bytes this locale (UTF-8) could not read: held as surrogates
                 raise Refused(f"{flag} {path_text(value)!r}: the path's name is not UTF-8 (GB18030 bytes, as a copy "
-                              "from a Windows share gives them?): rename it, or mount the share with iocharset=utf8")
+                              "from a Windows share gives them?): rename it, or mount the share with iocharset=utf8"
+                              ) from None
+            if name == "db" and as_utf8 != os.fsencode(value):
+                # DuckDB names its file by the UTF-8 of the text, Python (the lock, the checks) by the
+                # locale's bytes: under a GB18030 locale a Chinese --db made the store under another
+                # name than its lock's (a regression probe). (Other paths only Python opens: read as
+                # the locale reads them, whatever bytes name them.)
+                raise Refused(f"--db {path_text(value)!r}: under this locale ({sys.getfilesystemencoding()}) DuckDB "
+                              "would keep the store under another name than the one given: run fundwatch under a "
+                              "UTF-8 locale (LC_ALL=C.UTF-8) or give the store a path in ASCII")
 
 
 def _stdout_closed_by_reader() -> bool:

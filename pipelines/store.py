@@ -558,7 +558,10 @@ def _deaths_not_before_birth(con: duckdb.DuckDBPyConnection) -> None:
                            from (select _file_hash, count(*) as n from _unborn group by all) u
                            where ingest_ledger.file_hash = u._file_hash""")
             con.execute("delete from deaths where rowid in (select rid from _unborn)")
-            # the row each had replaced, where it is a possible one (the latest so kept of its key)
+            # the latest delivered possible death each key had before (replaced_rows): whichever file's
+            # row replaced it — the placeholder delivered twice, the second replacing the first without
+            # a trace (a row sent again unchanged is not kept), the real death was replaced by the first
+            # (a regression probe: it was lost, and a dead pensioner still paid was no suspect)
             types = ", ".join(f'"{name}": "{kind}"' for name, kind in con.execute(
                 "select column_name, data_type from duckdb_columns() "
                 "where table_name = 'deaths' and schema_name = 'main' and database_name = current_database() "
@@ -567,11 +570,13 @@ def _deaths_not_before_birth(con: duckdb.DuckDBPyConnection) -> None:
                 create or replace temp table _restored as
                 select r.* from (
                     select unnest(from_json(x.row, '{{{types}}}')), x.replaced_by, x.replaced_at from replaced_rows x
-                    where x.extract = 'deaths' and x.replaced_by in (select _file_hash from _unborn)) r
-                join _unborn u on u.person_id = r.person_id and u.source = r.source and u._file_hash = r.replaced_by
+                    where x.extract = 'deaths') r
+                semi join _unborn u on u.person_id = r.person_id and u.source = r.source
                 where not r.death_date < {born('r')}
                   and not exists (select 1 from deaths d where d.person_id = r.person_id and d.source = r.source)
-                qualify row_number() over (partition by r.person_id, r.source order by r.replaced_at desc) = 1""")
+                qualify row_number() over (partition by r.person_id, r.source
+                                           order by r._delivery desc nulls last, r._source_file desc nulls last,
+                                                    r._row_number desc nulls last, r.replaced_at desc) = 1""")
             con.execute(f"insert into deaths ({columns}) select {columns} from _restored")
             con.execute("""update ingest_ledger set rows_replaced = greatest(rows_replaced - u.n, 0)
                            from (select replaced_by, count(*) as n from _restored group by all) u
@@ -849,12 +854,13 @@ def check_store_file(db_path: Path) -> None:
     database. DuckDB opens an existing CSV, Parquet or JSON file named as a database as an in-memory
     database with a view over it: a night would run, say it completed, and keep nothing. A file
     already there must be a DuckDB database. A path DuckDB would read otherwise is refused too."""
-    odd = sorted(set("?\\") & set(str(db_path)))
+    # (as DuckDB opens it: a relative path from a folder whose path holds one is refused too)
+    odd = sorted(set("?\\") & set(os.path.abspath(db_path)))
     if odd:
         # DuckDB 2.0 takes '?' as the start of a database's options and '\\' as a folder separator:
         # refused as `Cannot open file ".../night.wal?1/fw.duckdb": No such file or directory` of a
         # folder that exists, a 12 KB file left behind (a hostile-environment probe)
-        raise UnusableStorePath(f"{db_path}: DuckDB cannot keep a store at a path holding "
+        raise UnusableStorePath(f"{os.path.abspath(db_path)}: DuckDB cannot keep a store at a path holding "
                                 f"{' or '.join(map(_quoted, odd))} (it reads '?' as the start of options, "
                                 "'\\' as a folder separator): choose a path without it")
     try:
@@ -1068,15 +1074,21 @@ def free_space_note(exc: BaseException, paths: tuple) -> str:
 
     if not (getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)):
         return ""
-    named = [Path(f) for f in re.findall(r'"(/[^"]+)"', str(exc))]
+    # (a relative name too: DuckDB quotes the store's WAL as it was given, `"fw.duckdb.wal"`)
+    named = [Path(f) for f in re.findall(r'"([^"\n]*[/.][^"\n]*)"', str(exc))]
     if isinstance(getattr(exc, "filename", None), str):
         named.append(Path(exc.filename))
-    free = []
-    for folder in dict.fromkeys(named or [a for a in paths if isinstance(a, Path)]):
-        try:
-            free.append(f"{folder} {shutil.disk_usage(folder if folder.is_dir() else folder.parent).free / 2**20:,.1f} MB")
-        except OSError:
-            continue
+
+    def free_of(folders) -> list[str]:
+        free = []
+        for folder in dict.fromkeys(folders):
+            try:
+                free.append(f"{folder} {shutil.disk_usage(folder if folder.is_dir() else folder.parent).free / 2**20:,.1f} MB")
+            except OSError:  # not a path, or its folder is gone: not the one to tell
+                continue
+        return free
+
+    free = free_of(named) or free_of(a for a in paths if isinstance(a, Path))
     return f" (free: {', '.join(free)})" if free else ""
 
 

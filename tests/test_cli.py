@@ -220,8 +220,8 @@ def test_a_folder_named_as_the_store_is_said_to_be_one(tmp_path, capsys, command
 
 @pytest.mark.parametrize("folder, said", [("night.wal?1", "'?'"), ("back\\slash", "'\\'")])
 @pytest.mark.parametrize("command", [["nightly", "--inbox", "INBOX", "--out", "OUT"], ["report", "--out", "OUT"]])
-def test_a_store_path_duckdb_would_read_otherwise_is_refused_naming_the_character(tmp_path, capsys, command,
-                                                                                 folder, said):
+def test_a_store_path_duckdb_would_read_otherwise_is_refused_naming_the_character(tmp_path, capsys, monkeypatch,
+                                                                                 command, folder, said):
     """DuckDB takes '?' as the start of a database's options and '\\' as a folder separator: a store
     there was refused as a file not found in a folder that exists, a 12 KB file left behind (a
     hostile-environment probe)."""
@@ -235,6 +235,11 @@ def test_a_store_path_duckdb_would_read_otherwise_is_refused_naming_the_characte
            "'\\' as a folder separator): choose a path without it" in err, err
     assert not any((tmp_path / folder).iterdir()) and not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name not in (folder, "inbox")]
+    # a relative --db from a folder whose path holds one: DuckDB opens it there (a regression probe)
+    monkeypatch.chdir(tmp_path / folder)
+    code, err = _refusal(capsys, [*args, "--db", "fw.duckdb"])
+    assert code == cli.EXIT_USAGE and f"{db}: DuckDB cannot keep a store at a path holding {said}" in err, err
+    assert not any((tmp_path / folder).iterdir())
 
 
 def test_demo_with_a_bad_config_is_refused_before_it_makes_anything(tmp_path, capsys):
@@ -736,6 +741,24 @@ def test_a_path_argument_whose_name_is_not_utf8_is_refused_in_one_line(tmp_path,
     assert err == (f"fundwatch report: {flag} '{tmp_path / '社保'}': the path's name is not UTF-8 (GB18030 bytes, as "
                    "a copy from a Windows share gives them?): rename it, or mount the share with iocharset=utf8"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fw.duckdb"]
+
+
+def test_under_a_gb18030_locale_a_utf8_named_workbook_is_taken_and_a_chinese_db_refused(tmp_path, monkeypatch):
+    """From a regression probe: under LC_ALL=zh_CN.GB18030 a returned sheet a UTF-8 night had named
+    (疑点核查台账_….xlsx in UTF-8 bytes) was refused as "not UTF-8" once names were read by their
+    bytes; and a Chinese --db made the store under another name than its lock's (DuckDB names its file
+    by the text's UTF-8, Python by the locale's bytes). Such a locale is stood in for by its file-name
+    encoding (this machine's locale is UTF-8): argv read as GB18030, names written back so."""
+    import argparse
+
+    monkeypatch.setattr(os, "fsencode", lambda name: name if isinstance(name, bytes) else name.encode("gb18030"))
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "gb18030")
+    sheet = str(tmp_path).encode("gb18030").decode("gb18030") + "/" + "疑点核查台账_360702_20261021.xlsx".encode(
+        "utf-8").decode("gb18030")  # as that locale decodes the UTF-8 bytes of the name
+    cli._paths_in_utf8(argparse.Namespace(workbooks=[sheet], db=str(tmp_path / "fw.duckdb")))
+    with pytest.raises(cli.Refused, match=r"^--db .*: under this locale \(gb18030\) DuckDB would keep the store under "
+                                          r"another name than the one given: run fundwatch under a UTF-8 locale"):
+        cli._paths_in_utf8(argparse.Namespace(workbooks=[], db=str(tmp_path / "社保.duckdb")))
 
 
 def test_the_spill_folder_is_read_as_rule_folders_are_from_the_config_files_folder_and_home(tmp_path, monkeypatch):

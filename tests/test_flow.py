@@ -794,7 +794,8 @@ def test_a_full_disk_the_report_by_hand_meets_is_said_with_the_free_space_of_out
     assert f", {db} " in err and err.endswith(" MB)"), err
 
 
-def test_a_full_disk_duckdb_names_is_said_with_the_free_space_of_that_file_not_the_steps_other_folders(tmp_path):
+def test_a_full_disk_duckdb_names_is_said_with_the_free_space_of_that_file_not_the_steps_other_folders(tmp_path,
+                                                                                                    monkeypatch):
     """DuckDB names the file it could not write (the store's WAL): ingest's failure on a full store
     disk was said with the free space of the inbox it reads (56 GB), the store's disk at 0 (a
     hostile-environment probe). Its words as DuckDB gives them, its free space as the disk has it."""
@@ -817,6 +818,13 @@ def test_a_full_disk_duckdb_names_is_said_with_the_free_space_of_that_file_not_t
     assert store.free_space_note(named, (inbox,)).startswith(f" (free: {db} ")
     assert store.free_space_note(OSError(28, "No space left on device"), (inbox,)).startswith(f" (free: {inbox} ")
     assert store.free_space_note(OSError(13, "Permission denied", str(db)), (inbox,)) == ""
+    # a relative name, as DuckDB quotes a relative --db's WAL (a regression probe); one whose folder is
+    # gone tells the step's folders instead of nothing
+    monkeypatch.chdir(db.parent)
+    relative = duckdb.IOException('IO Error: Could not write file "fw.duckdb.wal": No space left on device')
+    assert store.free_space_note(relative, (inbox,)).startswith(" (free: fw.duckdb.wal ")
+    gone = OSError(28, "No space left on device", "nowhere/fw.duckdb")
+    assert store.free_space_note(gone, (inbox,)).startswith(f" (free: {inbox} ")
 
 
 def test_a_delivery_named_for_a_day_that_has_not_come_is_left_unread_and_said_until_renamed(tmp_path):
@@ -885,6 +893,11 @@ def test_a_second_store_given_the_same_out_folder_is_refused_and_the_first_ones_
                      "--as-of", NIGHT_1.isoformat()]) == cli.EXIT_USAGE
     assert "holds the worklists of another store" in capsys.readouterr().err
     assert not typo.parent.exists()
+    # and the demo given that OUT: refused before its store, lock and staged sample are made there
+    before = sorted(p.name for p in out.iterdir())
+    assert cli.main(["demo", "--out", str(out)]) == cli.EXIT_USAGE
+    assert "holds the worklists of another store" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before
     restored = tmp_path / "restored" / "fw.duckdb"
     restored.parent.mkdir()
     shutil.copy(first, restored)

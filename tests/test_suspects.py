@@ -954,13 +954,17 @@ def test_a_suspect_an_older_version_handed_to_an_unregistered_code_goes_back_wit
         con.close()
 
 
-def test_a_death_before_birth_an_older_version_stored_is_set_aside_and_the_death_it_replaced_kept(con, tmp_path):
+@pytest.mark.parametrize("delivered", ["once", "twice"])
+def test_a_death_before_birth_an_older_version_stored_is_set_aside_and_the_death_it_replaced_kept(con, tmp_path,
+                                                                                                 delivered):
     """Upgraded from a version that stored a 1900-01-01 death (a placeholder for "not known") over the
     person's real one: every payment of theirs stayed a PAID_AFTER_DEATH suspect that no delivery could
     lift — the placeholder re-sent is refused now — and that reopened each month after its agency
     answered 本人健在 (an upgrade probe). Opened by this version the row is set aside into rejected_rows
     with ingest's reason, counted so in the ledger; the death it replaced is stored again; the next
-    night detects in full, from the real death."""
+    night detects in full, from the real death. Delivered twice, the second placeholder replaced the
+    first without a trace (a row sent again unchanged is not kept): the real death, replaced by the
+    first, is still found (a regression probe: it was lost)."""
     from pipelines.validate import death_before_birth
 
     night(con, NIGHT1)
@@ -971,6 +975,11 @@ def test_a_death_before_birth_an_older_version_stored_is_set_aside_and_the_death
                    _row_number = 3, _delivery = '2026-11-21', _file_hash = 'h2'""")
     con.execute("insert into ingest_ledger values ('h2', '2026-11-21/deaths.csv', '2026-11-21', 'deaths', 1, 1, 0, 1,"
                 " current_timestamp, 'old')")
+    if delivered == "twice":  # and again next month, the same row
+        con.execute("""update deaths set _source_file = '2026-12-21/deaths.csv', _row_number = 5,
+                       _delivery = '2026-12-21', _file_hash = 'h3'""")
+        con.execute("insert into ingest_ledger values ('h3', '2026-12-21/deaths.csv', '2026-12-21', 'deaths', 1, 1, 0,"
+                    " 1, current_timestamp, 'old')")
     night(con, NIGHT2)
     assert suspect(con)["amount"] > real  # every payment since 1900
 
@@ -980,10 +989,15 @@ def test_a_death_before_birth_an_older_version_stored_is_set_aside_and_the_death
             [(date(2026, 6, 12), "公安", None)]
         [rejected] = con.execute("select extract, source_file, row_number, column_name, reason, raw::json->>'death_date',"
                                  " file_hash, delivery from rejected_rows").fetchall()
-        assert rejected == ("deaths", "2026-11-21/deaths.csv", 3, "death_date", death_before_birth(), "1900-01-01",
-                            "h2", "2026-11-21")
-        assert con.execute("select rows_accepted, rows_rejected, rows_replaced from ingest_ledger "
-                           "where file_hash = 'h2'").fetchall() == [(0, 1, 0)]
+        stored_from = ("2026-11-21/deaths.csv", 3, "h2", "2026-11-21") if delivered == "once" else \
+            ("2026-12-21/deaths.csv", 5, "h3", "2026-12-21")
+        assert rejected == ("deaths", stored_from[0], stored_from[1], "death_date", death_before_birth(), "1900-01-01",
+                            stored_from[2], stored_from[3])
+        # the file whose row was set aside counts it rejected; the one whose row replaced the real
+        # death, none replaced (the placeholder stored under the other, gone without a trace, stays counted)
+        assert dict((h, (a, r, p)) for h, a, r, p in con.execute(
+            "select file_hash, rows_accepted, rows_rejected, rows_replaced from ingest_ledger").fetchall()) == \
+            ({"h2": (0, 1, 0)} if delivered == "once" else {"h2": (1, 0, 0), "h3": (0, 1, 1)})
         assert night(con, date(2026, 12, 21))["updated"] == 1
         assert suspect(con)["amount"] == real
         # once: opened again, nothing more is set aside
