@@ -535,25 +535,25 @@ def _deaths_not_before_birth(con: duckdb.DuckDBPyConnection) -> None:
     """Once per store: the deaths rows an older version stored dated before the birth their ID number
     carries (a 1900-01-01 placeholder for "not known"), which ingest refuses since 2026-12-07, are set
     aside into rejected_rows with the reason ingest gives (`raw`: the row as stored, the text as
-    delivered is gone) and counted there in the ingest ledger; a valid row of the same person and
-    source that such a row had replaced (replaced_rows) is stored again, as ingest now keeps it. The
-    next night detects in full. Left stored, the placeholder kept a living pensioner's every payment
+    delivered is gone) and counted there in the ingest ledger; the latest delivered valid row of the
+    same person and source among the rows replaced before (replaced_rows) is stored again, as ingest
+    now keeps it. The next night detects in full. Left stored, the placeholder kept a living pensioner's every payment
     a PAID_AFTER_DEATH suspect that no delivery could lift (the placeholder re-sent is refused) and
     that every month reopened after its agency answered 本人健在 (an upgrade probe)."""
     from .validate import death_before_birth  # noqa: PLC0415 — validate's import chain reaches this module
 
-    def born(row: str) -> str:
+    def born(row: str) -> str:  # the birth date its ID carries, read as validate.normalise_frame reads it
         return f"try_strptime(substr({row}.person_id, 7, 8), '%Y%m%d')::date"
 
     with transaction(con):
         con.execute(f"create or replace temp table _unborn as select rowid as rid, * from deaths d where d.death_date < {born('d')}")
         if scalar(con, "select count(*) from _unborn"):
-            columns = ", ".join([*EXTRACTS["deaths"].names, *(n for n, _ in LINEAGE_COLUMNS)])
-            con.execute("""insert into rejected_rows
-                           select 'deaths', _source_file, _row_number, 'death_date', ?,
-                                  to_json(struct_pack(person_id, name, death_date, source, cremated_on)),
-                                  _file_hash, _delivery, ?
-                           from _unborn order by _source_file, _row_number""", [death_before_birth(), china_now()])
+            delivered = ", ".join(EXTRACTS["deaths"].names)
+            columns = ", ".join([delivered, *(n for n, _ in LINEAGE_COLUMNS)])
+            con.execute(f"""insert into rejected_rows
+                            select 'deaths', _source_file, _row_number, 'death_date', ?,
+                                   to_json(struct_pack({delivered})), _file_hash, _delivery, ?
+                            from _unborn order by _source_file, _row_number""", [death_before_birth(), china_now()])
             con.execute("""update ingest_ledger set rows_accepted = rows_accepted - u.n, rows_rejected = rows_rejected + u.n
                            from (select _file_hash, count(*) as n from _unborn group by all) u
                            where ingest_ledger.file_hash = u._file_hash""")
@@ -595,7 +595,7 @@ def _handovers_to_listed_agencies(con: duckdb.DuckDBPyConnection) -> None:
     where it was reopened since, so that it is issued afresh), as the current version keeps such a
     suspect until the register lists the code (suspects._find_handovers). Left where it was, it stayed
     on a worklist of an agency without a name, its 逾期 lifted, and no night said so (an upgrade probe).
-    Not where no register was delivered, nor where the agency it came from is not listed either."""
+    Not where no register was delivered, nor where no agency it came from is listed."""
     from .casework import OPEN_STATUSES_SQL  # noqa: PLC0415 — casework imports this module
 
     listed = "(select agency_code from agencies where agency_code is not null)"
@@ -833,10 +833,6 @@ class NotAStore(OSError):
     """The store path names a file that is not a DuckDB database."""
 
 
-def _quoted(c: str) -> str:
-    return f"'{c}'"
-
-
 class UnusableStorePath(NotAStore):
     """The store's path holds a character DuckDB reads as something else."""
 
@@ -860,8 +856,9 @@ def check_store_file(db_path: Path) -> None:
         # DuckDB 2.0 takes '?' as the start of a database's options and '\\' as a folder separator:
         # refused as `Cannot open file ".../night.wal?1/fw.duckdb": No such file or directory` of a
         # folder that exists, a 12 KB file left behind (a hostile-environment probe)
+        held = " or ".join("'" + c + "'" for c in odd)
         raise UnusableStorePath(f"{os.path.abspath(db_path)}: DuckDB cannot keep a store at a path holding "
-                                f"{' or '.join(map(_quoted, odd))} (it reads '?' as the start of options, "
+                                f"{held} (it reads '?' as the start of options, "
                                 "'\\' as a folder separator): choose a path without it")
     try:
         with db_path.open("rb") as f:
