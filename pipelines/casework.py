@@ -62,7 +62,9 @@ MINOR, MAJOR, MAJOR_MINISTRY = "要情", "重大要情", "重大要情（报部�
 
 # "4. …", "4、…", "4)…", and in brackets as typed by hand: "(4)…", "（4）…"
 # (also "4-…", "4。" and "4—…": typed so by clerks, refused until 2026-12-07 — an agency-side probe)
-_NUMBER_PREFIX = re.compile(r"^\s*(?:[(（]\s*([1-7])\s*[)）]|([1-7])\s*(?:[.、．:：)）。\-－—]|\s|$))")
+_NUMBER_PREFIX = re.compile(r"^\s*(?:[(（]\s*([1-7一二三四五六七])\s*[)）]|([1-7一二三四五六七])\s*(?:[.、．:：)）。\-－—]|\s|$))")
+# A clerk numbering the outcome as a document's heading does: "四、不符合…", "（四）".
+_CHINESE_DIGITS = {c: i for i, c in enumerate("一二三四五六七", start=1)}
 
 
 def _norm_text(s: str) -> str:
@@ -78,7 +80,7 @@ def parse_outcome(value: Any) -> int | None:
     """The outcome number for a returned 核实结果 cell, or None if it is not one of the seven.
 
     Accepted: the drop-down text "4. 不符合…", the text without its number, or the number alone
-    (4, 4.0, "4", "4、"). A number with the wrong text ("4. 经核实无问题") is not accepted.
+    (4, 4.0, "4", "4、", "四、…", "（四）"). A number with the wrong text ("4. 经核实无问题") is not accepted.
     """
     if value is None:
         return None
@@ -93,7 +95,8 @@ def parse_outcome(value: Any) -> int | None:
         return None
     m = _NUMBER_PREFIX.match(text)
     if m:
-        number = int(m.group(1) or m.group(2))
+        digit = m.group(1) or m.group(2)
+        number = _CHINESE_DIGITS.get(digit) or int(digit)
         rest = _norm_text(text[m.end():])
         if not rest or rest == _norm_text(OUTCOMES[number]):
             return number

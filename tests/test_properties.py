@@ -146,10 +146,12 @@ def test_a_date_reads_the_same_in_every_usual_form_and_as_an_excel_serial(d):
 @given(number=st.sampled_from(sorted(OUTCOMES)), spaces=st.sampled_from(["", " ", "  "]),
        sep=st.sampled_from([". ", "、", "．", ":", "）", " ", "-", "－", "—", "。"]))
 def test_every_way_of_writing_an_outcome_reads_as_that_outcome(number, spaces, sep):
-    text = OUTCOMES[number]
+    text, chinese = OUTCOMES[number], "一二三四五六七"[number - 1]
     for form in (OUTCOME_LABELS[number], f"{spaces}{number}{sep}{text}{spaces}", text, str(number), number,
                  float(number), text.replace("，", ","), f"({number})", f"（{number}）{text}",
-                 f"{spaces}({spaces}{number}{spaces}){spaces}{text}"):
+                 f"{spaces}({spaces}{number}{spaces}){spaces}{text}",
+                 # numbered as a document's headings are: 四、… （四）… or the numeral alone
+                 f"{chinese}{sep}{text}", f"（{chinese}）{text}", chinese):
         assert parse_outcome(form) == number, form
 
 
