@@ -116,6 +116,11 @@ class ReturnsReport:
     names: dict[str, str] = field(default_factory=dict)  # file: how it is named in messages (_names_shown)
     # this command's changes: each event it writes (and the recomputation after) and each audit_log row
     run_id: str | None = None
+    # what the office acts on next, named (an agency-side probe: the summary counted rows but named
+    # no suspect closed or transferred, nor a 重大要情 raised and the day its report is due)
+    closed: list[str] = field(default_factory=list)  # 已销号 by these returns
+    transferred: list[str] = field(default_factory=list)  # 已移送 by these returns
+    major: list[tuple[str, str, Any]] = field(default_factory=list)  # (suspect, class, report due) newly classed
 
     def name(self, file: str) -> str:
         return self.names.get(file) or Path(file).name
@@ -143,6 +148,13 @@ class ReturnsReport:
                 out.append(f"{name}: 机构 {f.agency_code or '?'}，应用 {f.applied} 行，无变化 {f.unchanged} 行，"
                            f"未核实 {f.pending} 行，退回 {f.refused} 行"
                            + (f"，缺少 {len(f.missing)} 行" if f.missing else ""))
+        if self.closed:
+            out.append(f"本次销号 {len(self.closed)} 个：{_listed(self.closed)}")
+        if self.transferred:
+            out.append(f"本次移送 {len(self.transferred)} 个（稽核/查处，在移送台账上继续报送）：{_listed(self.transferred)}")
+        if self.major:
+            out.append(f"本次定为重大要情 {len(self.major)} 个（按规定时限报告）：")
+            out.extend(f"  疑点 {sid} {cls}，报告期限 {due}" for sid, cls, due in self.major)
         if lacking := [f for f in self.files if f.missing]:
             out.append(f"回收表中缺少下发的行 {sum(len(f.missing) for f in lacking)} 行（仍待核实，将随下一份台账再次下发）：")
             out.extend(f"  {self.name(f.file)}：{_listed(f.missing)}" for f in lacking)
@@ -248,7 +260,26 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
             casework.refresh(con, as_of, config, run_id=report.run_id, only=changed)
         except duckdb.Error as exc:
             raise CaseworkNotRecomputed(report, exc) from exc
+    _outcomes(con, report)
     return report
+
+
+def _outcomes(con, report: ReturnsReport) -> None:
+    """Name what these returns closed and transferred, and the 重大要情 they raised (refresh's
+    `major_class` events of this run that move a suspect into a class reported to the province)."""
+    applied = sorted({row.suspect_id for row in report.applied})
+    if applied:
+        for suspect_id, status in con.execute("select suspect_id, status from suspects where list_contains(?, suspect_id)"
+                                              " order by suspect_id", [applied]).fetchall():
+            if status == casework.CLOSED:
+                report.closed.append(suspect_id)
+            elif status == casework.TRANSFERRED:
+                report.transferred.append(suspect_id)
+    report.major = [tuple(row) for row in con.execute(
+        "select e.suspect_id, s.major_class, s.report_due from suspect_events e join suspects s using (suspect_id)"
+        " where e.run_id = ? and e.event = 'major_class' and s.major_class in (?, ?)"
+        " and e.detail->>'to' = s.major_class order by s.report_due, e.suspect_id",
+        [report.run_id, casework.MAJOR, casework.MAJOR_MINISTRY]).fetchall()]
 
 
 def _an_office_lock_file(path: Path) -> bool:

@@ -2201,3 +2201,26 @@ def test_what_a_regression_probe_of_the_above_found_reads_as_before(con, tmp_pat
     assert report.refusals == [], [r.line() for r in report.refusals]
     assert (report.files[0].applied, report.pending) == (2, 2)
     assert status_of(con, f"S-{A}-1")[:2] == ("已销号", OUTCOME_LABELS[1])
+
+
+def test_the_returns_summary_names_what_it_closed_transferred_and_raised_to_a_major_loss(con, tmp_path, capsys):
+    """From an agency-side probe: the summary counted rows but named no suspect closed or
+    transferred, nor the 重大要情 an answer raised and the day its report is due — what the office
+    acts on next."""
+    for sid, amount in (("S-OK", "800.00"), ("S-BACK", "1000.00"), ("S-PART", "2000.00"), ("S-FRAUD", "150000.00")):
+        add_suspect(con, sid, amount=amount, person_id="360702195001011234")
+    clerk = Clerk(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
+    clerk.fill("S-OK", 核实结果=OUTCOME_LABELS[7], 核实说明="本人健在，系数据错误", 核实日期=dt.date(2026, 9, 29))
+    clerk.fill("S-BACK", 核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=dt.date(2026, 9, 29))
+    clerk.fill("S-PART", 核实结果=OUTCOME_LABELS[4], 追回金额=500, 核实日期=dt.date(2026, 9, 29))
+    clerk.fill("S-FRAUD", 核实结果=OUTCOME_LABELS[6], 核实日期=dt.date(2026, 9, 30))
+    command = ["returns", "--db", str(tmp_path / "fw.duckdb"), "--as-of", RETURN_DAY.isoformat(), str(clerk.save())]
+    assert cli.main(command) == cli.EXIT_OK
+    printed = capsys.readouterr().out.splitlines()
+    assert "本次销号 2 个：S-BACK、S-OK" in printed
+    assert "本次移送 1 个（稽核/查处，在移送台账上继续报送）：S-FRAUD" in printed
+    assert "  疑点 S-FRAUD 重大要情，报告期限 2026-10-13" in printed
+    assert not any("S-PART" in line for line in printed)  # still 核查中: nothing to act on
+    # the same workbook again: applied before, nothing named
+    assert cli.main(command) == cli.EXIT_OK
+    assert not any(line.startswith(("本次", "  疑点")) for line in capsys.readouterr().out.splitlines())
