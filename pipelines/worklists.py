@@ -529,6 +529,13 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         r += 1
     cover.write_string(r, 0, "涉及金额合计（元）", bold)
     cover.write_number(r, 1, float(total), total_money)
+    r += 1
+    # what the partly answered rows below already got back, as their 追回金额 shows it (a clerk's
+    # report upward quotes it beside the amount at risk; it was summed by hand from the rows)
+    recovered = sum((Decimal(str(v["追回金额"])) for v in rows if isinstance(v.get("追回金额"), (int, float, Decimal))),
+                    Decimal(0))
+    cover.write_string(r, 0, "已追回金额合计（元）", bold)
+    cover.write_number(r, 1, float(recovered), total_money)
     r += 2
     cover.write_string(r, 0, "按规则统计", bold)
     r += 1

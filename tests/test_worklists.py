@@ -233,10 +233,13 @@ def test_worklists_are_owner_only_and_no_temporary_file_is_left(con, tmp_path):
 
 def test_cover_sheet_gives_agency_dates_counts_and_amounts_by_rule(con, tmp_path):
     add_suspect(con, "S-A1", amount="100.00")
-    add_suspect(con, "S-A2", person_id="360702195001011242", amount="200.50")
+    # partly recovered (核查中): the cover sums what the rows' 追回金额 show
+    add_suspect(con, "S-A2", person_id="360702195001011242", amount="200.50", status="核查中",
+                outcome=OUTCOME_LABELS[4], recovered_amount=Decimal("50.25"), verified_on=dt.date(2026, 9, 1))
     add_suspect(con, "S-A3", rule_id="LARGE_PAYMENT_UNREVIEWED", person_id=None, amount="60000.00")
     wb = openpyxl.load_workbook(worklists.write_worklists(con, tmp_path / "out", AS_OF)[0])
     cover = {r[0]: r[1:] for r in wb["说明"].iter_rows(values_only=True) if r[0]}
+    assert cover["涉及金额合计（元）"][0] == 60300.5 and cover["已追回金额合计（元）"][0] == 50.25
     assert cover["经办机构编码"][0] == A and cover["经办机构名称"][0] == "章贡区社保局"
     assert cover["下发日期"][0].date() == AS_OF
     assert cover["本次新下发疑点核查期限"][0].date() == add_working_days(AS_OF, 20)
