@@ -733,7 +733,9 @@ def cmd_rules(args) -> int:
     if args.db:
         _existing_store(args.db)
         try:
-            con = connect(args.db, read_only=True, **config["duckdb"])
+            # planning spills nothing: the config's spill folder is not made (a read-only look
+            # created /srv/fundwatch/spill, found by a README audit)
+            con = connect(args.db, read_only=True, memory_limit=config["duckdb"]["memory_limit"])
         except StoreBusy as exc:
             raise Refused(str(exc), EXIT_BUSY) from None
         try:
@@ -868,6 +870,10 @@ def parser() -> argparse.ArgumentParser:
     # every option that takes a value, in every command, refuses a second one (argparse has no
     # setting for it: its store action is swapped for one that counts)
     for command in (n, d, s, r, ro, rp, ru):
+        # also after the command, where a user adds it to a command that failed (`fundwatch nightly
+        # … --verbose` was refused as an unrecognised argument); not given there, the top level's stands
+        command.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
+                             help="show Prefect's own logging (as before the command)")
         for action in command._actions:
             if type(action) is argparse._StoreAction and action.option_strings:
                 action.__class__ = _GivenOnce

@@ -282,9 +282,10 @@ def test_a_file_name_with_a_line_break_starts_no_line_of_its_own_in_what_the_nig
     forged = "fundwatch nightly 20261021-aaaa as of 2026-10-21: completed, 0 failed"
     name = f"deaths_x\n{forged}\n.csv"
     (inbox / name).write_text("garbage\n1\n", encoding="utf-8")
-    # --verbose: the log's "could not read" line is INFO (the summary says it); shown so, escaped too
-    done = _fundwatch(["--verbose", "nightly", "--inbox", "inbox", "--db", "store/fw.duckdb", "--out", "out",
-                       "--as-of", "2026-10-21"], tmp_path, prefect_api)
+    # --verbose: the log's "could not read" line is INFO (the summary says it); shown so, escaped too.
+    # (Given after the command, where a user adds it to a command that failed: it was refused there.)
+    done = _fundwatch(["nightly", "--inbox", "inbox", "--db", "store/fw.duckdb", "--out", "out",
+                       "--as-of", "2026-10-21", "--verbose"], tmp_path, prefect_api)
     said = done.stdout + done.stderr
     assert done.returncode == 0, said[-3000:]
     assert not [line for line in said.splitlines() if line.startswith(forged) or line.startswith(".csv")], said[-3000:]

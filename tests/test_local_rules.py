@@ -725,3 +725,16 @@ def test_the_time_limit_holds_for_a_rules_watch_query_too(office_night, tmp_path
     found = rules.detect(con, NIGHT, load_config(config), rules=[loaded])
     assert errors == [] and [e.message for e in found.errors] == [
         "watch: stopped after 0.02 min (rule_time_limit_minutes in the config): the rule was still running"]
+
+
+def test_fundwatch_rules_with_a_store_makes_no_spill_folder(office_night, tmp_path, capsys):
+    """`rules --db` only plans, read-only: the config's duckdb.temp_directory is not made (a README
+    audit found /srv/fundwatch/spill created by a look at the rules)."""
+    from pipelines import cli
+
+    spill = tmp_path / "srv" / "spill"
+    config = tmp_path / "fundwatch.yaml"
+    config.write_text(f"duckdb:\n  temp_directory: {spill}\n  memory_limit: 2GB\n", encoding="utf-8")
+    assert cli.main(["rules", "--config", str(config), "--db", str(office_night["db"])]) == cli.EXIT_OK, \
+        capsys.readouterr().out
+    assert not spill.exists() and not spill.parent.exists()
