@@ -898,7 +898,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == ["generate"]:  # the generator owns its arguments
         from . import generate
 
-        return int(generate.main(argv[argv.index("generate") + 1:]) or 0)
+        # --verbose means nothing to the generator (no Prefect): taken wherever it stands, as elsewhere
+        return int(generate.main([a for a in argv[argv.index("generate") + 1:] if a not in ("--verbose", "-v")]) or 0)
     args = parser().parse_args(argv)
     from .logs import SERVED, warnings_on_one_line
 

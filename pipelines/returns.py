@@ -236,6 +236,10 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
         named.setdefault(Path(given).resolve(), Path(given))
     workbooks = list(named.values())
     report.names = _names_shown(workbooks)
+    # where each classed loss's report counts from, before: a 重大要情 is named as raised where that
+    # changed (a new report), not where only its due day moved or its class went down (_outcomes)
+    classed_from = dict(con.execute("select suspect_id, class_verified_on from suspects"
+                                    " where class_verified_on is not null").fetchall())
     sheets: dict[str, Sheet] = {}  # each workbook is read once: by the conflict check, then applied
     locks = {path for path in map(Path, workbooks) if _an_office_lock_file(path)}
     conflicts = _conflicting_answers(con, [p for p in workbooks if Path(p) not in locks], sheets, as_of, report.names)
@@ -249,6 +253,7 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
             _apply_workbook(con, path, as_of, actor, report, conflicts, sheets.get(str(path)))
         except (duckdb.Error, OSError) as exc:  # a full disk, say: this workbook is undone, those before stand
             del report.files[before[0]:], report.applied[before[1]:], report.refusals[before[2]:]
+            _outcomes(con, report, classed_from)  # what those before closed and transferred stands too
             raise ReturnsStopped(report, path, exc) from exc
     # Only what these returns changed: re-applying a workbook changes nothing (CONTRACT §5) — not
     # even flags of its suspects that another day would set; those are the night's. Also what an
@@ -259,27 +264,39 @@ def apply_returns(con: duckdb.DuckDBPyConnection, workbooks: list[Path], as_of: 
         try:
             casework.refresh(con, as_of, config, run_id=report.run_id, only=changed)
         except duckdb.Error as exc:
+            _outcomes(con, report, classed_from)  # the answers stand: what they closed and transferred
             raise CaseworkNotRecomputed(report, exc) from exc
-    _outcomes(con, report)
+    _outcomes(con, report, classed_from)
     return report
 
 
-def _outcomes(con, report: ReturnsReport) -> None:
-    """Name what these returns closed and transferred, and the 重大要情 they raised (refresh's
-    `major_class` events of this run that move a suspect into a class reported to the province)."""
-    applied = sorted({row.suspect_id for row in report.applied})
-    if applied:
-        for suspect_id, status in con.execute("select suspect_id, status from suspects where list_contains(?, suspect_id)"
-                                              " order by suspect_id", [applied]).fetchall():
-            if status == casework.CLOSED:
-                report.closed.append(suspect_id)
-            elif status == casework.TRANSFERRED:
-                report.transferred.append(suspect_id)
-    report.major = [tuple(row) for row in con.execute(
-        "select e.suspect_id, s.major_class, s.report_due from suspect_events e join suspects s using (suspect_id)"
-        " where e.run_id = ? and e.event = 'major_class' and s.major_class in (?, ?)"
-        " and e.detail->>'to' = s.major_class order by s.report_due, e.suspect_id",
-        [report.run_id, casework.MAJOR, casework.MAJOR_MINISTRY]).fetchall()]
+def _outcomes(con, report: ReturnsReport, classed_from: dict[str, dt.date]) -> None:
+    """Name what these returns closed and transferred (also where they stopped part way: what was
+    applied stands), and the 重大要情 they raised: a suspect of a class reported to the province
+    whose report now counts from another verification than before — classed for the first time,
+    moved up a class, or a reopened one answered again; not one whose class went down or whose
+    due day only moved with the settings (its report was due already). Never raises: it only
+    says, and a store that just failed a write may fail a read too."""
+    try:
+        applied = sorted({row.suspect_id for row in report.applied})
+        report.closed, report.transferred = [], []
+        if applied:
+            for suspect_id, status in con.execute("select suspect_id, status from suspects"
+                                                  " where list_contains(?, suspect_id) order by suspect_id",
+                                                  [applied]).fetchall():
+                if status == casework.CLOSED:
+                    report.closed.append(suspect_id)
+                elif status == casework.TRANSFERRED:
+                    report.transferred.append(suspect_id)
+        report.major = [(sid, cls, due) for sid, cls, due, since in con.execute(
+            "select suspect_id, major_class, report_due, class_verified_on from suspects"
+            " where major_class in (?, ?) and class_verified_on is not null"
+            " and suspect_id in (select suspect_id from suspect_events where run_id = ? and event = 'major_class')"
+            " order by report_due, suspect_id",
+            [casework.MAJOR, casework.MAJOR_MINISTRY, report.run_id]).fetchall()
+            if classed_from.get(sid) != since]
+    except duckdb.Error:
+        pass
 
 
 def _an_office_lock_file(path: Path) -> bool:

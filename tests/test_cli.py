@@ -838,3 +838,14 @@ def test_a_store_rehearsed_ahead_is_returned_to_and_reported_on_as_of_its_own_da
                    f"store's last night ({ahead}): a mistyped year?"), err
     workbook = next(out.glob("疑点核查台账_*.xlsx"))
     assert cli.main(["returns", "--db", str(db), "--as-of", ahead.isoformat(), str(workbook)]) == cli.EXIT_OK
+
+
+def test_verbose_may_follow_the_command_generate_included(tmp_path):
+    """A user adds --verbose to the command that failed, after its options: it was refused there as
+    an unrecognised argument (by the generator too, which reads its own arguments)."""
+    for argv in (["nightly", "--inbox", "i", "--db", "d", "--out", "o", "--verbose"],
+                 ["report", "--db", "d", "--out", "o", "-v"], ["-v", "returns", "--db", "d", "a.xlsx"]):
+        assert cli.parser().parse_args(argv).verbose is True, argv
+    assert cli.parser().parse_args(["report", "--db", "d", "--out", "o"]).verbose is False
+    assert cli.main(["generate", "--out", str(tmp_path / "g"), "--persons", "30", "-v"]) == cli.EXIT_OK
+    assert list((tmp_path / "g" / "inbox").rglob("payments*"))

@@ -681,9 +681,11 @@ def test_a_reopened_suspect_answered_again_is_reported_from_that_answer(con, tmp
     assert major_of(con, "S-BACK") == ("重大要情", add_working_days(first, 5))
     con.execute("update suspects set status = '已重开', amount = 160000.00, closed_on = null where suspect_id = 'S-BACK'")
     later = AS_OF + dt.timedelta(days=40)
-    assert answer_on_a_sheet(con, tmp_path / "out2", "S-BACK", later, later,
-                             核实结果=OUTCOME_LABELS[4], 追回金额=160000, 核实日期=later).refusals == []
+    again = answer_on_a_sheet(con, tmp_path / "out2", "S-BACK", later, later,
+                              核实结果=OUTCOME_LABELS[4], 追回金额=160000, 核实日期=later)
+    assert again.refusals == []
     assert major_of(con, "S-BACK") == ("重大要情", add_working_days(later, 5))
+    assert again.major == [("S-BACK", "重大要情", add_working_days(later, 5))]  # a report of its own: named
 
 
 def test_a_class_moved_down_keeps_the_report_date_it_had(con, tmp_path):
@@ -691,14 +693,19 @@ def test_a_class_moved_down_keeps_the_report_date_it_had(con, tmp_path):
     its report still due from the first verification (the report was due then)."""
     add_suspect(con, "S-DOWN", amount="600000.00", person_id="360702195001011234")
     first = AS_OF + dt.timedelta(days=1)
-    answer_on_a_sheet(con, tmp_path / "out", "S-DOWN", AS_OF, RETURN_DAY,
-                      核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=first)
+    raised = answer_on_a_sheet(con, tmp_path / "out", "S-DOWN", AS_OF, RETURN_DAY,
+                               核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=first)
     assert major_of(con, "S-DOWN") == ("重大要情（报部）", add_working_days(first, 5))
+    assert raised.major == [("S-DOWN", "重大要情（报部）", add_working_days(first, 5))]  # named as raised
     con.execute("update suspects set amount = 400000.00 where suspect_id = 'S-DOWN'")
     later = AS_OF + dt.timedelta(days=30)
-    assert answer_on_a_sheet(con, tmp_path / "out2", "S-DOWN", later, later,
-                             核实结果=OUTCOME_LABELS[4], 追回金额=2000, 核实日期=later).refusals == []
+    lowered = answer_on_a_sheet(con, tmp_path / "out2", "S-DOWN", later, later,
+                                核实结果=OUTCOME_LABELS[4], 追回金额=2000, 核实日期=later)
+    assert lowered.refusals == []
     assert major_of(con, "S-DOWN") == ("重大要情", add_working_days(first, 5))
+    # a class gone down is no new report: not named as raised (a regression probe: it was, due a
+    # day long past)
+    assert lowered.major == [] and not any("重大要情" in line for line in lowered.lines())
 
 
 def test_a_further_recovery_does_not_move_the_report_date_of_a_major_loss(con, tmp_path):
@@ -1948,6 +1955,8 @@ def test_a_workbook_that_cannot_be_written_stops_the_call_saying_what_was_applie
     assert stopped.value.path == paths[1] and "No space left on device" in str(stopped.value)
     assert [Path(f.file).name for f in stopped.value.report.files] == ["a.xlsx"]
     assert status_of(con, f"S-{A}-1")[0] == "已销号" and status_of(con, f"S-{B}-1")[0] == "已下发"
+    # what the workbook before it closed stands, and is named (it was not, the run having stopped)
+    assert f"本次销号 1 个：S-{A}-1" in stopped.value.report.lines()
     monkeypatch.setattr(returns, "_write_answers", real_write)  # space freed: the same call again
     again = returns.apply_returns(con, paths, RETURN_DAY)
     assert [f.status for f in again.files][0] == "already_applied" and status_of(con, f"S-{B}-1")[0] == "已销号"
