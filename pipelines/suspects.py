@@ -85,14 +85,18 @@ def reported_gone_sql(alias: str) -> str:
     rule that failed are."""
     # ...and not found again since: back changed (redetected) or, closed, with more (reopened — a
     # night run for an earlier date leaves last_detected_on at the later day); a re-run for the
-    # same as-of finds it unchanged on the day it was last found
+    # same as-of finds it unchanged on the day it was last found. The office sending a suspect back
+    # (`fundwatch reopen`, by_office) finds nothing: it stays gone (a differential probe: an
+    # incremental night then dated it found that night and its sheet lost the banner, while a full
+    # night reported it gone a second time)
     return f"""exists (select 1 from suspect_events e
                        where e.suspect_id = {alias}.suspect_id and e.event = 'no_longer_detected'
                          and json_extract_string(e.detail, '$.last_detected_on')
                              = cast({alias}.last_detected_on as varchar)
                          and not exists (select 1 from suspect_events r
                                          where r.suspect_id = e.suspect_id and r.event in ('redetected', 'reopened')
-                                           and r.happened_at > e.happened_at))"""
+                                           and r.happened_at > e.happened_at
+                                           and json_extract_string(r.detail, '$.by_office') is distinct from 'true'))"""
 
 
 def _stage(con: duckdb.DuckDBPyConnection, as_of: date) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines import casework, store, worklists
 from pipelines.config import Config
-from pipelines.rules import detect, load_rules
+from pipelines.rules import PERSON_TABLES, detect, load_rules
 from pipelines.suspects import suspect_id, update_suspects
 from pipelines.workdays import calendar_from
 
@@ -1197,3 +1197,36 @@ def test_an_old_sheets_row_of_a_suspect_handed_over_and_sent_back_since_gets_one
     clerk.fill(sid, 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
     [refusal] = returns.apply_returns(con, [clerk.save()], date(2026, 11, 24)).refusals
     assert "现由经办机构 360721 核查" in refusal.reason
+
+
+def test_a_gone_suspect_the_office_reopens_stays_gone_on_incremental_and_full_nights(con, tmp_path):
+    """From a differential probe (incremental vs full nights): a suspect the data no longer raise,
+    closed, then sent back by the office (`fundwatch reopen`), was dated found by every incremental
+    night after (its row lost the 'no longer triggers' banner, its reversed amount shown as at risk)
+    and reported gone a second time by a full one. The office's reopening finds nothing: it stays
+    gone, the same whichever way the night detects."""
+    rules = [r for r in load_rules()[0] if r.id == "PAID_AFTER_DEATH"]
+    detect(con, NIGHT1, Config(), rules=rules, incremental=True)
+    update_suspects(con, NIGHT1, "n1")
+    con.execute("update suspects set status = '已下发'")
+    pay(con, "202607", "-3000.00")
+    pay(con, "202608", "-3000.00")
+    pay(con, "202606", "-3000.00")  # every payment reversed: gone
+    assert night(con, NIGHT2)["no_longer_detected"] == 1
+    sid = suspect(con)["suspect_id"]
+    con.execute("update suspects set status = '已销号', closed_on = ?, outcome = ? where suspect_id = ?",
+                [NIGHT2, casework.OUTCOME_LABELS[1], sid])
+    casework.reopen_by_office(con, [sid], "请补充核实依据", date(2026, 11, 23), "监督处", "reopen-1")
+    # a night with nothing new (incremental: nothing re-checked), then one detected in full
+    for table in PERSON_TABLES:  # the rows as ingest leaves them, with their file: no full run for want of it
+        con.execute(f"update {table} set _file_hash = 'f1'")
+    quiet = detect(con, date(2026, 11, 24), Config(), rules=rules, incremental=True)
+    assert quiet.scope_note.startswith("incremental: ")
+    update_suspects(con, date(2026, 11, 24), "n3")
+    assert suspect(con)["last_detected_on"] == NIGHT1
+    assert night(con, date(2026, 11, 25))["no_longer_detected"] == 0
+    assert suspect(con)["last_detected_on"] == NIGHT1 and suspect(con)["status"] == "已重开"
+    assert [e for e, _ in events(con)].count("no_longer_detected") == 1
+    [sheet] = worklists.write_worklists(con, tmp_path / "out", date(2026, 11, 25))
+    [row] = worklists_rows(sheet)
+    assert f"【最近一次检出为 {NIGHT1:%Y-%m-%d}，此后的数据已不再触发本规则" in row["证据摘要"]
