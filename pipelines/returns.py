@@ -288,13 +288,15 @@ def _outcomes(con, report: ReturnsReport, classed_from: dict[str, dt.date]) -> N
                     report.closed.append(suspect_id)
                 elif status == casework.TRANSFERRED:
                     report.transferred.append(suspect_id)
-        report.major = [(sid, cls, due) for sid, cls, due, since in con.execute(
-            "select suspect_id, major_class, report_due, class_verified_on from suspects"
-            " where major_class in (?, ?) and class_verified_on is not null"
-            " and suspect_id in (select suspect_id from suspect_events where run_id = ? and event = 'major_class')"
-            " order by report_due, suspect_id",
+        ranks = (None, casework.MINOR, casework.MAJOR, casework.MAJOR_MINISTRY)
+        report.major = [(sid, cls, due) for sid, cls, due, since, was in con.execute(
+            "select s.suspect_id, s.major_class, s.report_due, s.class_verified_on,"
+            "       arg_max(e.detail->>'from', e.happened_at)"
+            " from suspects s join suspect_events e on e.suspect_id = s.suspect_id"
+            " where s.major_class in (?, ?) and e.run_id = ? and e.event = 'major_class'"
+            " group by all order by s.report_due, s.suspect_id",
             [casework.MAJOR, casework.MAJOR_MINISTRY, report.run_id]).fetchall()
-            if classed_from.get(sid) != since]
+            if classed_from.get(sid) != since or ranks.index(was if was in ranks else None) < ranks.index(cls)]
     except duckdb.Error:
         pass
 

@@ -2233,3 +2233,20 @@ def test_the_returns_summary_names_what_it_closed_transferred_and_raised_to_a_ma
     # the same workbook again: applied before, nothing named
     assert cli.main(command) == cli.EXIT_OK
     assert not any(line.startswith(("本次", "  疑点")) for line in capsys.readouterr().out.splitlines())
+
+
+def test_a_loss_moved_up_to_a_major_class_on_the_day_it_was_first_verified_is_named_raised(con, tmp_path):
+    """要情 at 90,000 verified on 10-01; its amount grows and the agency answers again with the same
+    核实日期: 重大要情, its report due from that day — a new report, named though the day it counts
+    from did not change."""
+    add_suspect(con, "S-UP", amount="90000.00", person_id="360702195001011234")
+    day = AS_OF + dt.timedelta(days=1)
+    first = answer_on_a_sheet(con, tmp_path / "out", "S-UP", AS_OF, RETURN_DAY,
+                              核实结果=OUTCOME_LABELS[4], 追回金额=1000, 核实日期=day)
+    assert major_of(con, "S-UP")[0] == "要情" and first.major == []  # 要情: no report to the province
+    con.execute("update suspects set amount = 120000.00 where suspect_id = 'S-UP'")
+    later = AS_OF + dt.timedelta(days=20)
+    up = answer_on_a_sheet(con, tmp_path / "out2", "S-UP", later, later,
+                           核实结果=OUTCOME_LABELS[4], 追回金额=2000, 核实日期=day)
+    assert up.refusals == [] and major_of(con, "S-UP") == ("重大要情", add_working_days(day, 5))
+    assert up.major == [("S-UP", "重大要情", add_working_days(day, 5))]
