@@ -208,13 +208,16 @@ def aging(con, as_of: date) -> list[dict]:
         cond = f"d > {lower}" + (f" and d <= {upper}" if upper is not None else "")
         cases.append(f"when {cond} then '{label}'")
         lower = upper if upper is not None else lower
+    order = "case bucket " + " ".join(f"when '{label}' then {i}" for i, (_, label) in enumerate(AGING_BUCKETS)) + " end"
     return rows(con, f"""
         with open_ as (
             select status, amount, date_diff('day', first_detected_on, $as_of::date) as d
             from suspects where status <> '已销号' and first_detected_on is not null)
-        select case {' '.join(cases)} end as bucket, status, count(*) as suspects,
-               coalesce(sum(amount), 0)::decimal(18,2) as amount
-        from open_ group by all""", {"as_of": as_of})
+        select * from (
+            select case {' '.join(cases)} end as bucket, status, count(*) as suspects,
+                   coalesce(sum(amount), 0)::decimal(18,2) as amount
+            from open_ group by all)
+        order by {order}, status""", {"as_of": as_of})  # one order whatever the night's plan
 
 
 def _display(r: dict, titles: dict[str, str]) -> dict:

@@ -920,3 +920,16 @@ def test_a_charts_hovers_are_in_its_axis_unit(store, tmp_path):
         assert hovers == ["6.84 万元", "123.46 万元"], hovers
     recovered = [c[1] for c in report_dashboard.fig_recovery(rules_of).data[1].customdata]
     assert recovered == ["0.00 万元（0.0%）", "10.00 万元（8.1%）"], recovered
+
+
+def test_the_aging_figures_come_in_one_order_youngest_bucket_first(written):
+    """A differential probe compared an incremental night's dashboard figures with a full night's:
+    the aging rows came in another order (no ORDER BY; the chart re-sorts them)."""
+    from pipelines import report_data
+
+    con, _ = written
+    con.execute("update suspects set first_detected_on = ? where rowid % 2 = 0", [AS_OF - timedelta(days=200)])
+    got = report_data.aging(con, AS_OF)
+    labels = [label for _, label in report_data.AGING_BUCKETS]
+    keys = [(labels.index(r["bucket"]), r["status"]) for r in got]
+    assert len(got) >= 2 and keys == sorted(keys)
