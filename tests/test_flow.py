@@ -665,10 +665,13 @@ def test_a_scheduled_night_that_finds_the_store_held_waits_for_it_then_runs(tmp_
     monkeypatch.setattr(flows, "SERVED_BUSY_POLL_SECONDS", 0.5)
     delivery_1(tmp_path / "inbox")
     db = tmp_path / "fw.duckdb"
-    holder = subprocess.Popen(  # another fundwatch command holding the store's lock for two seconds
+    # another fundwatch command holding the store's lock for ten seconds: long enough that the night
+    # finds it held however long its start takes on a busy machine (two seconds were not, beside an
+    # outside suite: the night started after the hold and had nothing to wait for)
+    holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pipelines import runlock; "
                                "cm = runlock.hold(sys.argv[1], 'returns'); cm.__enter__(); "
-                               "print('held', flush=True); time.sleep(2)", str(db)],
+                               "print('held', flush=True); time.sleep(10)", str(db)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])})
     try:
         assert holder.stdout.readline().strip() == "held"
