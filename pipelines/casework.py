@@ -414,7 +414,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
         ).fetchall():
             want_class = major_class_for(amount, config) if outcome_number(outcome) in CONFIRMED_LOSS else None
             verification = verified_on or closed_on or as_of
-            kept = class_from and _CLASS_RANK.get(want_class, 0) <= _CLASS_RANK.get(have_class, 0)
+            kept = class_from and CLASS_RANK.get(want_class, 0) <= CLASS_RANK.get(have_class, 0)
             want_from = None if want_class is None else class_from if kept else verification
             want_due = None
             if want_class in (MAJOR, MAJOR_MINISTRY):
@@ -445,7 +445,7 @@ def set_suspect_columns(con: duckdb.DuckDBPyConnection, columns: list[str], rows
     add_events(con, events, run_id, now)
 
 
-_CLASS_RANK = {c: rank for rank, c in enumerate((MINOR, MAJOR, MAJOR_MINISTRY), start=1)}
+CLASS_RANK = {c: rank for rank, c in enumerate((MINOR, MAJOR, MAJOR_MINISTRY), start=1)}
 
 
 def _only(only: list[str] | None) -> dict[str, list[str]]:

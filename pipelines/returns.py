@@ -288,7 +288,7 @@ def _outcomes(con, report: ReturnsReport, classed_from: dict[str, dt.date]) -> N
                     report.closed.append(suspect_id)
                 elif status == casework.TRANSFERRED:
                     report.transferred.append(suspect_id)
-        ranks = (None, casework.MINOR, casework.MAJOR, casework.MAJOR_MINISTRY)
+        rank = casework.CLASS_RANK
         report.major = [(sid, cls, due) for sid, cls, due, since, was in con.execute(
             "select s.suspect_id, s.major_class, s.report_due, s.class_verified_on,"
             "       arg_max(e.detail->>'from', e.happened_at)"
@@ -296,7 +296,7 @@ def _outcomes(con, report: ReturnsReport, classed_from: dict[str, dt.date]) -> N
             " where s.major_class in (?, ?) and e.run_id = ? and e.event = 'major_class'"
             " group by all order by s.report_due, s.suspect_id",
             [casework.MAJOR, casework.MAJOR_MINISTRY, report.run_id]).fetchall()
-            if classed_from.get(sid) != since or ranks.index(was if was in ranks else None) < ranks.index(cls)]
+            if classed_from.get(sid) != since or rank.get(was, 0) < rank[cls]]
     except duckdb.Error:
         pass
 
@@ -683,20 +683,24 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
     prefilled = _prefilled(con, export_id)
     wanted = _sheet_ids(sheet)
     suspects = {r[0]: r for r in con.execute(
-        f"select {_SUSPECT_FIELDS},"
+        f"select {_SUSPECT_FIELDS}, r.undone,"
+        " s.period_from, s.period_to,"  # the months of the loss now on record (casework.loss_within)
+        " r.old_status"  # what its last reopening reopened
+        " from suspects s left join ("
         # a reopened suspect: the closing its new evidence undid (an answer to that evidence is later) —
         # or the transfer (its 核实日期) the office sent back: it had none, and an answer the clerk left
         # dated as the transfer closed the case on that day, before the office reopened it (an
         # agency-side probe); an office's reopening recorded before its date was kept: that day
-        " (select arg_max(cast(coalesce(json_extract_string(e.detail, '$.closed_on'),"
-        "                               json_extract_string(e.detail, '$.verified_on'),"
-        "                               case when json_extract_string(e.detail, '$.by_office') = 'true'"
-        "                                    then json_extract_string(e.detail, '$.as_of') end) as date), e.happened_at)"
-        "  from suspect_events e where e.suspect_id = s.suspect_id and e.event = 'reopened'),"
-        " s.period_from, s.period_to,"  # the months of the loss now on record (casework.loss_within)
-        " (select arg_max(json_extract_string(e.detail, '$.old_status'), e.happened_at)"  # what was reopened
-        "  from suspect_events e where e.suspect_id = s.suspect_id and e.event = 'reopened')"
-        " from suspects s where list_contains(?, suspect_id)", [wanted]).fetchall()}
+        "   select e.suspect_id,"
+        "          arg_max(cast(coalesce(json_extract_string(e.detail, '$.closed_on'),"
+        "                                json_extract_string(e.detail, '$.verified_on'),"
+        "                                case when json_extract_string(e.detail, '$.by_office') = 'true'"
+        "                                     then json_extract_string(e.detail, '$.as_of') end) as date),"
+        "                  e.happened_at) as undone,"
+        "          arg_max(json_extract_string(e.detail, '$.old_status'), e.happened_at) as old_status"
+        "   from suspect_events e where e.event = 'reopened' and list_contains(?, e.suspect_id) group by all"
+        " ) r on r.suspect_id = s.suspect_id"
+        " where list_contains(?, s.suspect_id)", [wanted, wanted]).fetchall()}
     issued = _as_issued(con, export_id, wanted)
     # the agency and day of this export (worklist_rows.as_of), when it is on record
     export_agency, issued_on = con.execute("select any_value(agency_code), any_value(as_of) from worklist_rows"
