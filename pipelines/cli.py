@@ -892,6 +892,22 @@ class _GivenOnce(argparse._StoreAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line. `returns` takes its options between its workbooks too (`returns --db s
+    a.xlsx -v b.xlsx`, as a user adds one to the line that failed): argparse's plain parse ends the
+    workbook list at the first option and refused the next workbook as unrecognised."""
+    p = parser()
+    command = [a for a in argv if a not in ("--verbose", "-v")][:1]
+    if command != ["returns"]:
+        return p.parse_args(argv)
+    at = argv.index("returns")
+    top = p.parse_args([*argv[:at], "returns", "--db", "-", "-"])  # the options before the command
+    commands = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    # (intermixed parsing is not offered on a parser with subcommands, so on the command's own)
+    return commands.choices["returns"].parse_intermixed_args(
+        argv[at + 1:], namespace=argparse.Namespace(command="returns", verbose=top.verbose))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = [a for a in argv if a not in ("--verbose", "-v")][:1]
@@ -900,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # --verbose means nothing to the generator (no Prefect): taken wherever it stands, as elsewhere
         return int(generate.main([a for a in argv[argv.index("generate") + 1:] if a not in ("--verbose", "-v")]) or 0)
-    args = parser().parse_args(argv)
+    args = parse_args(argv)
     from .logs import SERVED, warnings_on_one_line
 
     warnings_on_one_line(args.command)

@@ -845,7 +845,11 @@ def test_verbose_may_follow_the_command_generate_included(tmp_path):
     an unrecognised argument (by the generator too, which reads its own arguments)."""
     for argv in (["nightly", "--inbox", "i", "--db", "d", "--out", "o", "--verbose"],
                  ["report", "--db", "d", "--out", "o", "-v"], ["-v", "returns", "--db", "d", "a.xlsx"]):
-        assert cli.parser().parse_args(argv).verbose is True, argv
-    assert cli.parser().parse_args(["report", "--db", "d", "--out", "o"]).verbose is False
+        assert cli.parse_args(argv).verbose is True, argv
+    assert cli.parse_args(["report", "--db", "d", "--out", "o"]).verbose is False
+    # returns' options between its workbooks (the second workbook was refused as unrecognised)
+    between = cli.parse_args(["returns", "--db", "d", "a.xlsx", "-v", "b.xlsx", "--as-of", "2026-12-01", "c.xlsx"])
+    assert (between.workbooks, between.verbose, between.as_of) == (["a.xlsx", "b.xlsx", "c.xlsx"], True, "2026-12-01")
+    assert cli.parse_args(["returns", "--db", "d", "a.xlsx"]).verbose is False
     assert cli.main(["generate", "--out", str(tmp_path / "g"), "--persons", "30", "-v"]) == cli.EXIT_OK
     assert list((tmp_path / "g" / "inbox").rglob("payments*"))
