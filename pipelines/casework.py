@@ -151,6 +151,13 @@ def as_the_nights_ran(con: duckdb.DuckDBPyConnection, config: Any, config_given:
                              " order by as_of desc, started_at desc limit 1")
         if office:
             config = dataclasses.replace(config, data={**config.data, "office": office})
+    if not config_given and table_exists(con, "runs"):
+        # and its late_delivery_days (数据报送), which the dashboard counts by
+        late = con.execute("select json_extract(summary, '$.late_delivery_days')::varchar from runs"
+                           " where status = 'completed' and json_exists(summary, '$.late_delivery_days')"
+                           " order by as_of desc, started_at desc limit 1").fetchall()
+        if late:
+            config = dataclasses.replace(config, data={**config.data, "late_delivery_days": json.loads(late[0][0])})
     last = settings_of_last_night(con)
     if last is None:
         return config, None

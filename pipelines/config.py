@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     # a query that never ends (an own rule joining payments to itself) held the night and its
     # store until killed. The shipped rules take seconds at a province's scale.
     "rule_time_limit_minutes": 60,
+    # 数据报送: a payment stream (险种 × 经办机构) still without the month most others delivered this
+    # many days after the first of them came in is said late (arrivals.py); null: never said.
+    "late_delivery_days": 5,
     "casework": {
         "verify_working_days": 20,      # 核查期限: working days after issue
         "escalate_after_days": 90,      # 挂牌督办: loss not recovered this many days after detection
@@ -185,6 +188,7 @@ def load_config(path: str | Path | None = None) -> Config:
         _check_known_keys("schedule", config["schedule"])
         _check_timezone(config["schedule"]["timezone"])  # served nights only, but said by every command
         _check_rule_time_limit(config["rule_time_limit_minutes"])
+        _check_late_delivery_days(config["late_delivery_days"])
         _check_office(config["office"])
     except ValueError as exc:
         # the problem quotes the value typed: a card or an ID number put where an account list or a
@@ -317,6 +321,11 @@ def _is_number(value: Any) -> bool:
 def _check_rule_time_limit(minutes: Any) -> None:
     if not _is_number(minutes) or not 0 < minutes <= 1440:  # (a NaN is no number, infinity above a day)
         raise ValueError(f"rule_time_limit_minutes: expected minutes from above 0 to 1440 (a day), got {minutes!r}")
+
+
+def _check_late_delivery_days(days: Any) -> None:
+    if days is not None and (not _is_number(days) or days != int(days) or not 0 <= days <= 366):
+        raise ValueError(f"late_delivery_days: expected whole days from 0 to 366, or null (never said), got {days!r}")
 
 
 MAX_OFFICE_CHARACTERS = 60

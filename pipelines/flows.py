@@ -21,7 +21,7 @@ import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from . import casework, ingest, logs, quality, report, rules, runlock, store, suspects, worklists
+from . import arrivals, casework, ingest, logs, quality, report, rules, runlock, store, suspects, worklists
 from .clock import CHINA_TZ, china_today, is_zone_name
 from .config import Config, load_config, office_name
 from .privacy import mask_folder_name, mask_ids_in_text
@@ -144,6 +144,12 @@ def validate(con, deliveries: list[str], out: Path, run_id: str, progress: Progr
     checked = quality.check_deliveries(con, deliveries, out, run_id, progress=progress)
     get_run_logger().info("%d expectation(s) checked, %d failed", checked.checked, len(checked.warnings))
     return checked
+
+
+@step("arrivals")
+def late_deliveries(con, as_of: date, config: Config) -> list[dict]:
+    """数据报送: agencies whose month of payments has not come in when most others' has."""
+    return arrivals.by_agency(arrivals.late_streams(con, as_of, arrivals.grace_days(config)))
 
 
 @step("detect")
@@ -341,7 +347,8 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
                                      "store_settings": store.settings(con),
                                      # what returns and report recompute casework with when given no --config
                                      "casework_settings": casework.recorded_settings(config),
-                                     "office": office_name(config)}
+                                     "office": office_name(config),
+                                     "late_delivery_days": arrivals.grace_days(config)}
             try:
                 store.claim_out(con, out, db, run_id)
             except store.OutOfAnotherStore as exc:
@@ -350,6 +357,7 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
             try:
                 parts["ingest"] = ingest_new_deliveries(con, inbox, run_id, show, as_of)
                 parts["quality"] = validate(con, to_validate(con, parts["ingest"]), out, run_id, show)
+                parts["late_deliveries"] = late_deliveries(con, as_of, config)
                 parts["detect"] = detect(con, as_of, config, show)
                 parts["changes"] = update_suspects(con, as_of, run_id)
                 parts["casework"] = refresh_casework(con, as_of, config, run_id)

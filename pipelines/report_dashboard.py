@@ -381,6 +381,20 @@ def render(data: dict) -> str:
     if q["rejected"]:
         quality_html += ('<p class="note">该批拒收行（按原因）：</p>'
                          + _table(["数据抽取", "原因", "行数"], [[r["extract"], r["reason"], r["n"]] for r in q["rejected"]], {2}))
+    late = data.get("late_deliveries")
+    if late is None:
+        late_html = '<p class="note">未检查（late_delivery_days 为 null）。</p>'
+    elif not late:
+        late_html = '<p class="note">各经办机构最近一个所属期的待遇发放数据均已报送（或尚在报送期内）。</p>'
+    else:
+        # a month an agency did not deliver finds nothing in its rows (arrivals.py)
+        late_html = (f'<p class="note">{html.escape(late[0]["missing_period"])} 所属期的待遇发放数据已有 '
+                     f'{late[0]["others"]} 个险种·经办机构于 {html.escape(late[0]["others_since"])} 起报送；下列机构尚未报送，'
+                     '其上月发放对象仍应发放（该月无任何机构发放、未暂停或终止、无死亡记录），请督促报送：</p>'
+                     + _table(["经办机构编码", "经办机构", "险种（最近所属期）", "应发未见人数"],
+                              [[a["agency_code"], a["agency_name"] or "",
+                                "；".join(f'{t["insurance_name"]}（{t["last_period"]}）' for t in a["streams"]),
+                                a["persons_owed"]] for a in late], {3}))
     generated = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
     office = data.get("office")  # config `office`: whose page this is, once printed or forwarded
     office_title = f" · {html.escape(office)}" if office else ""
@@ -415,6 +429,8 @@ def render(data: dict) -> str:
 <p class="note">趋势为各晚运行结束时记录的数字，其后报送的核实结果不回溯改动；当前数字见页首。</p>
 <h2>六、最近一批数据的质量警告</h2>
 {quality_html}
+<h2>七、数据报送</h2>
+{late_html}
 <p class="note">口径：下发 = 已离开待下发状态；已核实 = 已有核实结果或核实日期（已重开的不计，重新核实后再计）；逾期、挂牌督办为当前标记；追回率 = 追回金额 ÷ 涉及金额（追回金额每个疑点以其涉及金额为限，超出部分如利息不计入）；定级金额 = 要情类别所依据的已核实损失（核实时台账所列涉及金额，或此前已降低的金额；此后涉及金额的增减在再次核实前不改变类别）；定级核实日期 = 报告期限起算的核实日期（其后同级或降级的核实不改变报告期限）。</p>
 {PRINT_HOOK}
 {RENDER_MARK}

@@ -87,6 +87,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["casework_settings"] = parts["casework_settings"]
     if parts.get("office"):
         s["office"] = parts["office"]
+    if "late_delivery_days" in parts:
+        s["late_delivery_days"] = parts["late_delivery_days"]
     ingested = parts.get("ingest")
     if ingested is not None:
         files = list(ingested.files)
@@ -122,6 +124,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["warnings"] = len(checked.warnings)
         s["quality_warnings"] = checked.warnings
         s["data_docs"] = str(checked.docs) if checked.docs else None
+    if parts.get("late_deliveries"):
+        s["late_deliveries"] = parts["late_deliveries"]
     changes = parts.get("changes")
     if changes is not None:
         for kind in CHANGE_KINDS:
@@ -268,6 +272,16 @@ def format_summary(s: dict[str, Any]) -> str:
         if len(s.get("quality_warnings", [])) > len(shown):
             lines.append(f"    … and {len(s['quality_warnings']) - len(shown)} more warning(s) "
                          "(all in quality_results and runs.summary; the Data Docs show the checks great-expectations ran)")
+    late = s.get("late_deliveries") or []
+    if late:
+        first = late[0]
+        lines.append(f"  data arrivals: payments for {first['missing_period']} came in from {first['others']} stream(s) "
+                     f"(险种 × 经办机构) since {first['others_since']}; not yet from {len(late)} agency(ies):")
+        for a in late:
+            streams = ", ".join(f"{t['insurance_type']} (last {t['last_period']})" for t in a["streams"])
+            lines.append(f"    warning: {a['agency_code']} {a['agency_name'] or ''}: 险种 {streams} — {a['persons_owed']:,} "
+                         f"person(s) they paid are owed {a['missing_period']} (paid by no agency for it, not 暂停/终止, "
+                         "no death record): ask the agency for its delivery (late_delivery_days in the config)")
     if s.get("store_settings"):
         # where DuckDB spills rows of the extracts (personal data) when a night outgrows the limit
         lines.append(f"  store: DuckDB memory limit {s['store_settings']['memory_limit']}, "

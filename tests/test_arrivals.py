@@ -1,0 +1,162 @@
+"""数据报送: an agency whose month of payments has not come in while most others' has is said late,
+by the real nightly flow (its summary, runs.summary, the dashboard) — and not when its people
+moved to another agency, stopped or died, nor before late_delivery_days have passed."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines import arrivals
+from pipelines.config import load_config
+from pipelines.flows import nightly_flow
+from pipelines.normalise import check_digit
+from pipelines.runsummary import format_summary
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+AGENCIES = {"360702001": "章贡区社保局", "360703001": "南康区社保局", "360704001": "赣县区社保局"}
+LATE = "360703001"
+
+
+def _id(n: int) -> str:
+    first17 = f"360702195{n:02d}1010{n:02d}1"[:17]
+    return first17 + check_digit(first17)
+
+
+# two pensioners an agency
+PERSONS = {code: [_id(10 * i + k) for k in (1, 2)] for i, code in enumerate(AGENCIES, start=1)}
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _payments(path: Path, periods: list[str], agencies, paid_by: dict[str, str] | None = None) -> None:
+    rows = []
+    for code in agencies:
+        for person in PERSONS[code]:
+            for period in periods:
+                payer = (paid_by or {}).get(code, code)
+                rows.append({"payment_id": f"P{period}{person[-6:]}{payer[-3:]}", "person_id": person, "name": "张某",
+                             "insurance_type": "110", "item": "基本养老金", "period": period,
+                             "paid_on": f"{period[:4]}-{period[4:]}-10", "amount": "2000.00",
+                             "bank_account": f"62170000{person[-8:]}", "agency_code": payer, "handled_by": "甲",
+                             "reviewed_by": "乙", "reviewed_at": f"{period[:4]}-{period[4:]}-10"})
+    _write(path, rows)
+
+
+def _first_delivery(inbox: Path, status: str = "正常") -> None:
+    d = inbox / "2026-10-21"
+    _write(d / "agencies_360700_202610.csv",
+           [{"agency_code": c, "agency_name": n, "region_code": c[:6], "parent_code": "360700"} for c, n in AGENCIES.items()])
+    _write(d / "beneficiaries_360700_202610.csv",
+           [{"person_id": p, "name": "张某", "insurance_type": "110", "agency_code": c,
+             "status": status if c == LATE else "正常", "status_date": "2026-10-15" if c == LATE and status != "正常" else "",
+             "start_period": "201501", "bank_account": f"62170000{p[-8:]}", "last_certified_on": "2026-06-01"}
+            for c in AGENCIES for p in PERSONS[c]])
+    _payments(d / "payments_360700_202610.csv", ["202609", "202610"], AGENCIES)
+
+
+def _night(inbox: Path, tmp: Path, as_of: str, config: Path | None = None) -> dict:
+    return nightly_flow(inbox=str(inbox), db=str(tmp / "fw.duckdb"), out=str(tmp / "out"), as_of=date.fromisoformat(as_of),
+                        config_path=str(config) if config else None, progress=False)
+
+
+def _section_seven(tmp: Path) -> str:
+    page = (tmp / "out" / "dashboard.html").read_text(encoding="utf-8")
+    return page[page.index("七、数据报送"):page.index("口径：")]
+
+
+def test_an_agency_without_the_month_others_delivered_is_said_late_after_the_grace_and_not_once_it_arrives(tmp_path):
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    _night(inbox, tmp_path, "2026-10-21")
+    # November: two of three agencies deliver; a stray row paid for a month to come does not make it "the month"
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
+    _payments(inbox / "2026-11-21" / "payments_360702_stray.csv", ["202703"], ["360702001"])
+    s = _night(inbox, tmp_path, "2026-11-21")
+    assert "late_deliveries" not in s  # the others' came in tonight: within the grace
+    assert "各经办机构最近一个所属期的待遇发放数据均已报送" in _section_seven(tmp_path)
+    assert "late_deliveries" not in _night(inbox, tmp_path, "2026-11-25")  # 4 days < 5
+
+    s = _night(inbox, tmp_path, "2026-11-26")  # 5 days: said
+    assert s["late_deliveries"] == [{
+        "agency_code": LATE, "agency_name": AGENCIES[LATE], "missing_period": "202611", "others_since": "2026-11-21",
+        "others": 2, "persons_owed": 2,
+        "streams": [{"insurance_type": "110", "insurance_name": "企业职工基本养老保险", "last_period": "202610",
+                     "persons_owed": 2}]}]
+    text = format_summary(s)
+    assert "data arrivals: payments for 202611 came in from 2 stream(s)" in text
+    assert f"warning: {LATE} {AGENCIES[LATE]}: 险种 110 (last 202610) — 2 person(s) they paid are owed 202611" in text
+    section = _section_seven(tmp_path)
+    assert AGENCIES[LATE] in section and "企业职工基本养老保险（202610）" in section and "请督促报送" in section
+    stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        recorded = json.loads(stored.execute("select summary from runs where as_of = '2026-11-26'").fetchall()[0][0])
+    finally:
+        stored.close()
+    assert recorded["late_deliveries"][0]["agency_code"] == LATE and recorded["late_delivery_days"] == 5
+
+    _payments(inbox / "2026-11-27" / "payments_360703_202611.csv", ["202611"], [LATE])
+    assert "late_deliveries" not in _night(inbox, tmp_path, "2026-11-27")
+    assert "均已报送" in _section_seven(tmp_path)
+
+
+@pytest.mark.parametrize("case", ["moved", "stopped", "died"])
+def test_an_agency_whose_people_moved_stopped_or_died_is_not_waited_for(tmp_path, case):
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox, status="终止" if case == "stopped" else "正常")
+    if case == "died":
+        _write(inbox / "2026-10-21" / "deaths_360700_202610.csv",
+               [{"person_id": p, "name": "张某", "death_date": "2026-10-20", "source": "民政", "cremated_on": ""}
+                for p in PERSONS[LATE]])
+    _night(inbox, tmp_path, "2026-10-21")
+    # (机构改革: the late agency's people paid by another agency from November)
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], AGENCIES if case == "moved" else
+              [c for c in AGENCIES if c != LATE], paid_by={LATE: "360704001"} if case == "moved" else None)
+    _night(inbox, tmp_path, "2026-11-21")
+    assert "late_deliveries" not in _night(inbox, tmp_path, "2026-11-30")
+    assert "均已报送" in _section_seven(tmp_path)
+
+
+def test_late_delivery_days_null_switches_it_off_and_report_counts_as_the_night_ran(tmp_path):
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    config = tmp_path / "fw.yaml"
+    config.write_text("late_delivery_days: null\n", encoding="utf-8")
+    _night(inbox, tmp_path, "2026-10-21", config)
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
+    _night(inbox, tmp_path, "2026-11-21", config)
+    s = _night(inbox, tmp_path, "2026-11-30", config)
+    assert "late_deliveries" not in s and s["late_delivery_days"] is None
+    assert "未检查" in _section_seven(tmp_path)
+    # `fundwatch report` without --config counts as the last night did (off), not by the default 5 days
+    from pipelines import cli
+
+    assert cli.main(["report", "--db", str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "out")]) == 0
+    assert "未检查" in _section_seven(tmp_path)
+    con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        late = arrivals.late_streams(con, date(2026, 11, 30), 5)  # the store says so when asked
+    finally:
+        con.close()
+    assert [(s.agency_code, s.missing_period, s.persons_owed) for s in late] == [(LATE, "202611", 2)]
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, "five", 367, True])
+def test_late_delivery_days_must_be_whole_days(tmp_path, value):
+    config = tmp_path / "fw.yaml"
+    config.write_text(f"late_delivery_days: {json.dumps(value)}\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="late_delivery_days: expected whole days from 0 to 366, or null"):
+        load_config(config)
+    assert load_config(None)["late_delivery_days"] == 5
