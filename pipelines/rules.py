@@ -10,7 +10,7 @@ findings — AMOUNT_OUTLIER is one.
 Performance (docs/readme/bench.md). A person rule whose findings depend only on the payments of a
 small set of persons (the dead, the imprisoned, stopped or uncertified beneficiaries, …) says so
 with `watch:` — SQL returning those persons' `person_id`s — and reads the temp table
-`payments_watch` (the columns of WATCH_COLUMNS) instead of `payments`. The runner builds `payments_watch` once per detection for
+`payments_watch` (the columns of WATCH_COLUMNS and any other the rules name: watch_columns) instead of `payments`. The runner builds `payments_watch` once per detection for
 the union of every watching rule's persons: one narrow pass over payments.person_id, then the
 wide rows of the few matching payments fetched by rowid. Reading every column of 12 million
 payments once per rule was most of the cost of detection.
@@ -43,8 +43,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import importlib
+import json
 import re
 import threading
 import time
@@ -58,6 +60,7 @@ from typing import Any, NamedTuple
 import duckdb
 import yaml
 
+from . import extracts as X
 from . import resources
 from .config import DEFAULTS, Config, load_yaml, local_text, param_problem, rule_folders, yaml_problem
 from .privacy import mask_ids_in_text
@@ -258,9 +261,32 @@ def _shown_params(params: dict[str, Any]) -> dict[str, Any]:
     return {name: shown(value) for name, value in params.items()}
 
 
-def _first_line(exc: Exception) -> str:
-    """What a rule author is told of a failure: its first line, or its type when it has no text."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0] + failure_hint(exc)
+_QUERY_LINE = re.compile(r"^LINE (\d+): ?(.*)$", re.M)
+
+
+def _first_line(exc: Exception, rule: Rule | None = None) -> str:
+    """What a rule author is told of a failure: its first line (with DuckDB's `Did you mean …`), or
+    its type when it has no text — and, given the rule, the line of its query DuckDB points at
+    (`syntax error at or near "person_id"` alone left a 40-line rule to be searched). Only a line
+    the rule's own text holds is quoted: a statement of the runner's is not the rule's query."""
+    if isinstance(exc, UnicodeDecodeError) and isinstance(exc.object, bytes):
+        # DuckDB cut its message inside a character (the quoted input of `Malformed JSON`, evidence
+        # that is no JSON): its bytes read as far as they go, not "'utf-8' codec can't decode", which
+        # sent the author to re-save a rule file that was fine
+        text = exc.object.decode("utf-8", "replace").replace("\ufffd", "…").strip()
+    else:
+        text = str(exc).strip()
+    lines = text.splitlines() or [type(exc).__name__]
+    first = lines[0]
+    if len(lines) > 1 and lines[1].startswith(("Did you mean", "Candidate bindings")):  # DuckDB's own hint
+        first += " " + lines[1].strip()
+    at = _QUERY_LINE.search(text)
+    if at and rule is not None:
+        quoted = at.group(2).strip().removesuffix("...").strip()
+        own = "\n".join(q for q in (rule.sql, rule.watch, rule.incremental) if q)
+        if quoted and quoted in own:
+            first += f" (at line {at.group(1)} of the query: {quoted[:80]})"
+    return first + failure_hint(exc)
 
 
 def _strip_sql_comments_and_strings(sql: str) -> str:
@@ -559,10 +585,101 @@ def bind(rule: Rule, params: dict[str, Any], as_of: date, names: set[str] | None
 
 WATCH_TABLES = ("_watch_persons", "_watch_rows", "_payments_watch_all")
 # The payments columns payments_watch carries: what the watching rules read. Fewer columns fetch
-# faster (measured: all columns 1.8 s, these 1.0 s for 216k of 6.3M rows); a watching rule that
-# needs another column adds it here. A person rule run for its subjects on an incremental night
+# faster (measured: all columns 1.8 s, these 1.0 s for 216k of 6.3M rows); a rule naming another
+# column gets it too (watch_columns). A person rule run for its subjects on an incremental night
 # reads payments from the same rows: these columns too.
 WATCH_COLUMNS = ("payment_id", "person_id", "insurance_type", "item", "period", "paid_on", "amount", "agency_code")
+
+
+def watch_columns(rules: list[Rule]) -> list[str] | None:
+    """The payments columns _payments_watch_all carries for these rules: WATCH_COLUMNS and every
+    other payments column one of them names; None (every column) where one reads a payment's whole
+    row (`select *`, `to_json(p)`). An office's own rule that reads `handled_by` from payments_watch
+    — or from payments, being a person rule with `incremental:` — failed every such night with
+    `Referenced column not found`, and `rules --db` (which plans against payments) did not see it."""
+    # (a row's lineage too: evidence may name the file a payment came in)
+    from .store import LINEAGE_COLUMNS
+
+    names = [*X.EXTRACTS["payments"].names, *(name for name, _ in LINEAGE_COLUMNS)]
+    wanted = set(WATCH_COLUMNS)
+    for rule in rules:
+        words = _payment_words(rule.sql, rule.watch, rule.incremental)
+        if words is None:
+            return None
+        wanted |= words & set(names)
+    return [*WATCH_COLUMNS, *(c for c in names if c in wanted and c not in WATCH_COLUMNS)]
+
+
+_PARSER = threading.local()
+
+
+@functools.lru_cache(maxsize=256)
+def _payment_words(sql: str, watch: str | None, incremental: str | None) -> frozenset[str] | None:
+    """The words of a rule's queries outside comments and strings; None where one takes a payment's
+    whole row. (Cached by the texts: parsing the shipped rules takes ~30 ms, a night builds its watch once
+    or twice.)"""
+    if _reads_whole_payment_rows(sql, incremental):
+        return None
+    return frozenset(re.findall(r"[a-z_][a-z0-9_]*", _strip_sql_comments_and_strings(
+        f"{sql}\n{watch or ''}\n{incremental or ''}").lower()))
+
+
+def _reads_whole_payment_rows(*queries: str | None) -> bool:
+    """Does a query take a payment's every column — a `*` in a select over payments or
+    payments_watch, or such a table's alias used as a value? (By DuckDB's own parser; SQL it cannot
+    parse is taken to: the night's error is the rule's.)"""
+    if not hasattr(_PARSER, "con"):
+        _PARSER.con = duckdb.connect()
+    for sql in queries:
+        if not sql:
+            continue
+        try:
+            tree = json.loads(_PARSER.con.execute("select json_serialize_sql(?)", [sql.rstrip().rstrip(";")]).fetchall()[0][0])
+        except Exception:  # noqa: BLE001
+            return True
+        if tree.get("error") or _whole_rows(tree):
+            return True
+    return False
+
+
+def _whole_rows(node) -> bool:
+    if isinstance(node, list):
+        return any(_whole_rows(n) for n in node)
+    if not isinstance(node, dict):
+        return False
+    if node.get("type") == "SELECT_NODE":
+        payments = _payment_names(node.get("from_table"))
+        if payments:
+            for expr in _expressions(node.get("select_list")):
+                if expr.get("class") == "STAR" and (expr.get("relation_name") or "").lower() in payments | {""}:
+                    return True
+                if (expr.get("class") == "COLUMN_REF" and len(expr.get("column_names") or []) == 1
+                        and expr["column_names"][0].lower() in payments):
+                    return True  # a row as a value: to_json(p), struct_pack(p := p)
+    return any(_whole_rows(v) for k, v in node.items() if isinstance(v, (dict, list)))
+
+
+def _payment_names(table) -> set[str]:
+    """The names (table and alias) by which a FROM clause's own tables — not its subqueries — read payments."""
+    if not isinstance(table, dict):
+        return set()
+    if table.get("type") == "BASE_TABLE" and (table.get("table_name") or "").lower() in ("payments", "payments_watch"):
+        return {table["table_name"].lower(), (table.get("alias") or "").lower()} - {""}
+    if table.get("type") == "JOIN":
+        return _payment_names(table.get("left")) | _payment_names(table.get("right"))
+    return set()
+
+
+def _expressions(node):
+    """Every expression within a select list, nested ones too (but not into subqueries)."""
+    if isinstance(node, list):
+        for n in node:
+            yield from _expressions(n)
+    elif isinstance(node, dict) and "class" in node:
+        yield node
+        for k, v in node.items():
+            if k != "subquery" and isinstance(v, (dict, list)):
+                yield from _expressions(v)
 # Where each subject kind lives: on an incremental night a rule run for its subjects reads, of
 # these tables, only the rows of those subjects.
 SUBJECT_COLUMNS = {"account": ("payments", "bank_account"), "transaction": ("fund_transactions", "txn_id"),
@@ -579,7 +696,7 @@ def build_watch(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
     errors: dict[str, str] = {}
     con.execute("create or replace temp table _watch_persons (person_id varchar)")
     for rule in rules:
-        limit = _TimeLimit(con, config)  # a watch query is the rule's too
+        limit = _TimeLimit(con, config, rule)  # a watch query is the rule's too
         try:
             with limit:
                 if rule.id in scoped and rule.subject == "person":
@@ -597,9 +714,11 @@ def build_watch(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
         create or replace temp table _watch_rows as
         select rowid as rid from payments
         where person_id in (select person_id from _watch_persons where person_id is not null)""")
+    columns = watch_columns(rules)
     con.execute(f"""
         create or replace temp table _payments_watch_all as
-        select {", ".join(WATCH_COLUMNS)} from payments where rowid in (select rid from _watch_rows)""")
+        select {"*" if columns is None else ", ".join(columns)} from payments
+        where rowid in (select rid from _watch_rows)""")
     return errors
 
 
@@ -872,7 +991,7 @@ def _plan_scope(con: duckdb.DuckDBPyConnection, rules: list[Rule], as_of: date, 
     for rule in candidates:
         sql, names = (rule.incremental, rule.incremental_params) if rule.incremental else \
             (_touched_persons_sql(rule), rule.watch_params)
-        limit = _TimeLimit(con, config)  # an incremental: query is the rule's too
+        limit = _TimeLimit(con, config, rule)  # an incremental: query is the rule's too
         try:
             con.execute("create or replace temp view previous_findings as "
                         f"select subject from {store_db}.main.suspects where rule_id = '{rule.id}'")
@@ -935,7 +1054,18 @@ def _planning_problem(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[s
             try:
                 con.execute(f"explain {sql}", bind(rule, params, as_of, names)).fetchall()
             except Exception as exc:  # noqa: BLE001 — reported against the rule
-                return what + _first_line(exc)
+                return what + _first_line(exc, rule)
+    if rule.incremental:  # the night reads its `subject` column (it named only the SQL's columns before)
+        try:
+            found = con.execute(f"select * from ({rule.incremental.rstrip().rstrip(';')}\n) where false",
+                                bind(rule, params, as_of, rule.incremental_params))
+            columns = [d[0] for d in found.description]
+            found.fetchall()
+        except Exception as exc:  # noqa: BLE001 — reported against the rule
+            return "incremental: " + _first_line(exc, rule)
+        if "subject" not in columns:
+            return (f"incremental: returns {', '.join(columns)}; it must return the subjects as a column named "
+                    "subject (… as subject)")
     if rule.engine != "sql":  # a model's columns are its model's to make
         return None
     # the night runs `create … as <sql>`: a closing `;` or a last line that is a comment is fine
@@ -946,16 +1076,16 @@ def _planning_problem(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[s
         columns = tuple(d[0] for d in found.description)
         found.fetchall()
     except Exception as exc:  # noqa: BLE001 — reported against the rule
-        return _first_line(exc)
+        return _first_line(exc, rule)
     return None if columns == DETECTION_COLUMNS else _columns_problem(columns)
 
 
 class _TimeLimit:
     """Interrupts what runs on `con` once `minutes` have passed inside the block (`stopped` says so)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, config: Config):
+    def __init__(self, con: duckdb.DuckDBPyConnection, config: Config, rule: Rule | None = None):
         self.minutes = config.get("rule_time_limit_minutes") or DEFAULTS["rule_time_limit_minutes"]
-        self.con, self.seconds, self.stopped = con, self.minutes * 60, False
+        self.con, self.seconds, self.stopped, self.rule = con, self.minutes * 60, False, rule
         self._done = threading.Event()
 
     def said(self, exc: BaseException) -> str:
@@ -963,7 +1093,7 @@ class _TimeLimit:
         if self.stopped:
             return (f"stopped after {self.minutes:g} min (rule_time_limit_minutes in the config): the rule was "
                     "still running")
-        return _first_line(exc)
+        return _first_line(exc, self.rule)
 
     def _watch(self) -> None:
         if not self._done.wait(self.seconds):
@@ -1011,7 +1141,7 @@ def detect(con: duckdb.DuckDBPyConnection, as_of: date, config: Config | None = 
         if rule.id in disabled:
             report.skipped.append(rule.id)
             continue
-        limit = _TimeLimit(con, config)
+        limit = _TimeLimit(con, config, rule)
         result = RuleResult(rule.id, rule.title, unchanged=rule.id in unchanged,
                             subjects=report.subjects_by_rule.get(rule.id))
         try:

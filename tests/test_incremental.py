@@ -238,20 +238,36 @@ def test_a_broken_incremental_query_is_reported_against_its_rule_and_the_others_
 
 
 def test_a_rule_failing_on_its_subjects_rows_leaves_no_shadow_table_for_the_rules_after_it(night_one, tmp_path):
-    """A person rule run for its subjects reads payments with the columns of rules.WATCH_COLUMNS
-    only; one that reads another column fails on an incremental night — reported by name — and
+    """A person rule run for its subjects reads a payments table of their rows only; one that fails
+    there (here on purpose: it refuses to run on fewer than 1,000 payments) is reported by name, and
     the rules after it still see the whole payments table."""
-    columns = "select person_id, insurance_type, agency_code, period, payment_id, paid_on, amount"
-    con, full, report = _night_with_duplicate_pension_changed(night_one, tmp_path, columns, columns + ", bank_account")
-    assert not full.errors  # a full run reads every column
+    where = "where item = $pension_item\n        and hash(person_id) in"
+    con, full, report = _night_with_duplicate_pension_changed(
+        night_one, tmp_path, where, "where item = $pension_item and case when (select count(*) from payments) < 1000 "
+                                    "then error('only the subjects'' rows') else true end\n        and hash(person_id) in")
+    assert not full.errors  # a full run reads every row
     assert "DUPLICATE_PENSION" in report.scoped_rules
     assert [e.rule_file for e in report.errors] == ["DUPLICATE_PENSION.yaml"]
-    assert "bank_account" in report.errors[0].message
+    assert "only the subjects' rows" in report.errors[0].message
     by_rule = {r.rule_id: r for r in report.results}
     assert by_rule["SHARED_BANK_ACCOUNT"].error is None and by_rule["SHARED_BANK_ACCOUNT"].subjects
     assert not con.execute("select table_name from duckdb_tables() where temporary and table_name = 'payments'").fetchall()
     assert store.scalar(con, "select count(*) from payments") > 0
     con.close()
+
+
+@pytest.mark.parametrize("column", ["bank_account", "_file_hash"])
+def test_a_person_rule_reading_another_payments_column_runs_on_its_subjects_rows_as_in_full(night_one, tmp_path,
+                                                                                           column):
+    """Its subjects' rows carried only rules.WATCH_COLUMNS: a rule naming another column (or a row's
+    lineage) failed every incremental night by name, and `rules --db`, planning on payments, passed it."""
+    columns = "select person_id, insurance_type, agency_code, period, payment_id, paid_on, amount"
+    con, full, report = _night_with_duplicate_pension_changed(night_one, tmp_path, columns, f"{columns}, {column}")
+    try:
+        assert not full.errors and not report.errors, report.errors
+        assert "DUPLICATE_PENSION" in report.scoped_rules
+    finally:
+        con.close()
 
 
 def test_a_night_whose_rule_failed_is_the_nights_data_and_the_next_night_detects_in_full(night_one, tmp_path):

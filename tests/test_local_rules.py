@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import openpyxl
 import pytest
+import yaml
 
 from _nightly_inbox import ALIVE, DEAD, delivery_1
 from conftest import store_scalar as _count
@@ -318,11 +319,18 @@ def test_fundwatch_rules_finds_a_rule_that_would_fail_tonight_before_the_night(o
     wrong_columns = tmp_path / "WRONG_COLUMNS.yaml"
     wrong_columns.write_text(EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", "WRONG_COLUMNS")
                              .replace(")) as evidence", ")) as evidenz"), encoding="utf-8")
-    config = _office(tmp_path, [bad, unreadable, wrong_columns, EXAMPLE], extra="disabled_rules: [AMOUNT_OUTLIER]\n")
+    no_subject = tmp_path / "NO_SUBJECT.yaml"  # the night reads the incremental query's `subject`
+    no_subject.write_text(EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", "NO_SUBJECT")
+                          + "incremental: |\n  select distinct person_id from new_payments\n", encoding="utf-8")
+    config = _office(tmp_path, [bad, unreadable, wrong_columns, no_subject, EXAMPLE],
+                     extra="disabled_rules: [AMOUNT_OUTLIER]\n")
     own = (tmp_path / "conf" / "own_rules").resolve()
+    (own / "old").mkdir()  # rules filed away: not read, and said (they were passed over in silence)
+    shutil.copy(EXAMPLE, own / "old" / "OLD_RULE.yaml")
     # without a store: what loads
     assert cli.main(["rules", "--config", str(config)]) == cli.EXIT_FAILED
     out = capsys.readouterr().out
+    assert f"  note {own}/old: 1 rule file(s) in this sub-folder are not read" in out, out
     assert f"problem {own}/BROKEN.yaml: not valid YAML" in out and "no_such_column" not in out
     assert "disabled by config" in next(line for line in out.splitlines() if "AMOUNT_OUTLIER" in line)
     # with the store: the query that names a column payments lacks, found before the night
@@ -330,11 +338,18 @@ def test_fundwatch_rules_finds_a_rule_that_would_fail_tonight_before_the_night(o
     out = capsys.readouterr().out
     (problem,) = [line for line in out.splitlines() if "UNKNOWN_COLUMN.yaml" in line and "problem" in line]
     assert problem.startswith(f"  problem {own}/UNKNOWN_COLUMN.yaml: ") and "no_such_column" in problem
+    # where in the query: DuckDB's LINE, the query's own line (not the file's)
+    sql = yaml.safe_load(bad.read_text(encoding="utf-8"))["sql"].splitlines()
+    line = next(i for i, text in enumerate(sql, start=1) if "no_such_column" in text)
+    assert f"(at line {line} of the query: {sql[line - 1].strip()})" in problem, problem
+    (incremental,) = [line for line in out.splitlines() if "NO_SUBJECT.yaml" in line and "problem" in line]
+    assert incremental.endswith("incremental: returns person_id; it must return the subjects as a column named "
+                                "subject (… as subject)"), incremental
     (columns,) = [line for line in out.splitlines() if "WRONG_COLUMNS.yaml" in line and "problem" in line]
     assert columns.endswith("the final select must return exactly subject, person_id, agency_code, period_from, "
                             "period_to, amount, evidence; it returns subject, person_id, agency_code, period_from, "
                             "period_to, amount, evidenz")
-    assert "; 3 problem(s)" in out.splitlines()[0]
+    assert "; 4 problem(s)" in out.splitlines()[0]
 
 
 def _runs(db: Path) -> int:
@@ -738,3 +753,71 @@ def test_fundwatch_rules_with_a_store_makes_no_spill_folder(office_night, tmp_pa
     assert cli.main(["rules", "--config", str(config), "--db", str(office_night["db"])]) == cli.EXIT_OK, \
         capsys.readouterr().out
     assert not spill.exists() and not spill.parent.exists()
+
+
+def _rule_variant(tmp_path: Path, rule_id: str, edits: list[tuple[str, str]], extra: str = "") -> Path:
+    text = EXAMPLE.read_text(encoding="utf-8").replace("PAID_AFTER_CREMATION", rule_id)
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "rules_src" / f"{rule_id}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + extra, encoding="utf-8")
+    return path
+
+
+def test_own_rules_reading_more_payment_columns_run_on_watch_and_incremental_nights_as_in_full(tmp_path, caplog):
+    """A watching rule reading bank_account from payments_watch, a person rule with `incremental:`
+    whose evidence names handled_by, and one taking a payment's whole row: payments_watch (and a
+    scoped night's payments) carried only eight columns, so the first failed every night and the
+    second every incremental one (`Referenced column not found`), while `rules --db` passed both."""
+    evidence = "paid_on := paid_on, amount := amount, agency_code := agency_code)"
+    select = "p.person_id, p.payment_id, p.item, p.period, p.paid_on, p.amount, p.agency_code, c.cremated_on"
+    rules = [
+        _rule_variant(tmp_path, "OWN_INCREMENTAL_HANDLED", [
+            (select, select + ", p.handled_by"),
+            (evidence, evidence.replace(")", ", handled_by := handled_by)"))],
+            extra="incremental: |\n  select distinct person_id as subject from new_payments\n"),
+        _rule_variant(tmp_path, "OWN_WATCH_ACCOUNT", [
+            ("from payments p join cremated", "from payments_watch p join cremated"),
+            (select, select + ", p.bank_account"),
+            (evidence, evidence.replace(")", ", bank_account := bank_account)"))],
+            extra="watch: |\n  select person_id from deaths\n"),
+        _rule_variant(tmp_path, "OWN_WATCH_WHOLE_ROW", [
+            ("from payments p join cremated", "from payments_watch p join cremated"),
+            (select, "p.*, c.cremated_on"),
+            (evidence, evidence.replace(")", ", reviewed_by := reviewed_by)"))],
+            extra="watch: |\n  select person_id from deaths\n"),
+    ]
+    from _nightly_inbox import delivery_2
+
+    own = ("OWN_INCREMENTAL_HANDLED", "OWN_WATCH_ACCOUNT", "OWN_WATCH_WHOLE_ROW")
+    found = {}
+    for how in ("nightly", "at once"):
+        root = tmp_path / how.replace(" ", "_")
+        config = _office(root, rules)
+        inbox, db, out = root / "inbox", root / "fw.duckdb", root / "out"
+        delivery_1(inbox)
+        nights = [NIGHT, date(2026, 11, 21)] if how == "nightly" else [date(2026, 11, 21)]
+        for night in nights:
+            if night.month == 11:
+                delivery_2(inbox)
+            caplog.clear()
+            summary = nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=night, config_path=str(config),
+                                   progress=False)
+            assert not summary.get("rule_errors"), summary.get("rule_errors")
+            assert all(summary["by_rule"][r]["detected"] == 1 for r in own), summary["by_rule"]
+        if how == "nightly":  # the second night scoped the own rules to the subjects of its new rows
+            assert any(r.getMessage().startswith("incremental: ") for r in caplog.records), caplog.text[-3000:]
+        con = connect(db, read_only=True)
+        try:
+            found[how] = con.execute("select rule_id, subject, amount, period_from, period_to, evidence::varchar "
+                                     "from suspects where rule_id like 'OWN_%' order by all").fetchall()
+        finally:
+            con.close()
+    assert found["nightly"] == found["at once"]
+    evidences = {rule_id: json.loads(e) for rule_id, _, _, _, _, e in found["nightly"]}
+    assert [p["handled_by"] for p in evidences["OWN_INCREMENTAL_HANDLED"]["payments"]] == ["张经办"] * 3
+    assert {p["bank_account"] for p in evidences["OWN_WATCH_ACCOUNT"]["payments"]} == {"6217000000000001"}
+    assert {p["reviewed_by"] for p in evidences["OWN_WATCH_WHOLE_ROW"]["payments"]} == {"赵复核"}
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from datetime import date
@@ -182,3 +183,31 @@ def test_the_parameters_a_rule_ran_with_are_kept_with_a_listed_account_masked(co
     ran = {r.rule_id: r.parameters for r in report.results}
     assert ran["INCOME_ACCOUNT_OUTFLOW"] == [{"params": {"fiscal_accounts": ["6222***********2595"]}, "regions": None}]
     assert ran["LARGE_PAYMENT_UNREVIEWED"][0]["params"]["large_payment_threshold"] == 30000
+
+
+def test_a_duckdb_message_cut_inside_a_character_is_read_as_far_as_it_goes_and_names_the_rules_line():
+    """Evidence cast to JSON from a struct's text: DuckDB quoted the input cut inside a Chinese
+    character, and the author was told `'utf-8' codec can't decode byte 0xe6` (as if the rule file
+    were at fault) — for `2 个月`, not for `25 个月`."""
+    import duckdb as _duckdb
+
+    from pipelines.rules import Rule, _first_line
+
+    sql = ("select 1 as a,\n       cast(cast(struct_pack(summary := format('累计领取失业保险金 {} 个月，超过最长期限 {} 个月，"
+           "超期 {} 个月合计 {} 元', 2, 24, 1, '100.00'), a := 1) as varchar) as json) as evidence")
+    con = _duckdb.connect()
+    with pytest.raises(UnicodeDecodeError) as raised:  # DuckDB's own message, as the night meets it
+        con.execute(sql).fetchall()
+    rule = Rule(id="OWN", title="t", title_en="t", basis="b", severity="high", subject="person", description="d",
+                params={}, sql=sql)
+    said = _first_line(raised.value, rule)
+    assert said.startswith("Conversion Error: Malformed JSON at byte 1 of input: unexpected character.  Input: "
+                           "\"{'summary': 累计领取失业保险金 2 个…"), said
+    assert "codec" not in said
+    with pytest.raises(_duckdb.Error) as missing:
+        con.execute("select a,\n  b\nfrom (select 1 as a) t").fetchall()
+    assert _first_line(missing.value, dataclasses.replace(rule, sql="select a,\n  b\nfrom (select 1 as a) t")) == (
+        'Binder Error: Referenced column "b" not found in FROM clause! Candidate bindings: "a" '
+        "(at line 2 of the query: b)")
+    # a statement of the runner's own (the rule's text does not hold its line) is not quoted as the rule's
+    assert "of the query" not in _first_line(missing.value, rule)
