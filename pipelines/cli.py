@@ -775,11 +775,13 @@ def cmd_rules(args) -> int:
     for code in unmatched:
         print(f"  note regions.{code}: no agency in {args.db} has this 行政区划代码 (agencies.region_code); "
               "its values apply to no finding until one has")
+    listed = {Path(f).resolve() for f in folders}
     for folder in folders[1:]:
-        # an office files old rules away in a sub-folder; one put there by mistake was passed over in silence
-        for sub in sorted(p for p in (folder.iterdir() if folder.is_dir() else []) if p.is_dir()):
-            inside = sum(1 for p in sub.rglob("*") if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
-            if inside:
+        # an office files old rules away in a sub-folder; one put there by mistake was passed over in
+        # silence (a sub-folder listed in rule_folders is read, and not noted)
+        for sub in sorted(p for p in (folder.rglob("*") if folder.is_dir() else []) if p.is_dir()):
+            inside = sum(1 for p in sub.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+            if inside and sub.resolve() not in listed:
                 print(f"  note {sub}: {inside} rule file(s) in this sub-folder are not read (only the files of a "
                       "rule_folders folder itself are; list the sub-folder in rule_folders to run them)")
     return EXIT_FAILED if problems else EXIT_OK

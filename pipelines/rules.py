@@ -10,7 +10,7 @@ findings — AMOUNT_OUTLIER is one.
 Performance (docs/readme/bench.md). A person rule whose findings depend only on the payments of a
 small set of persons (the dead, the imprisoned, stopped or uncertified beneficiaries, …) says so
 with `watch:` — SQL returning those persons' `person_id`s — and reads the temp table
-`payments_watch` (the columns of WATCH_COLUMNS and any other the rules name: watch_columns) instead of `payments`. The runner builds `payments_watch` once per detection for
+`payments_watch` (WATCH_COLUMNS for the shipped rules, every column beside an office's own: watch_columns) instead of `payments`. The runner builds `payments_watch` once per detection for
 the union of every watching rule's persons: one narrow pass over payments.person_id, then the
 wide rows of the few matching payments fetched by rowid. Reading every column of 12 million
 payments once per rule was most of the cost of detection.
@@ -43,10 +43,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import importlib
-import json
 import re
 import threading
 import time
@@ -60,7 +58,6 @@ from typing import Any, NamedTuple
 import duckdb
 import yaml
 
-from . import extracts as X
 from . import resources
 from .config import DEFAULTS, Config, load_yaml, local_text, param_problem, rule_folders, yaml_problem
 from .privacy import mask_ids_in_text
@@ -268,7 +265,8 @@ def _first_line(exc: Exception, rule: Rule | None = None) -> str:
     """What a rule author is told of a failure: its first line (with DuckDB's `Did you mean …`), or
     its type when it has no text — and, given the rule, the line of its query DuckDB points at
     (`syntax error at or near "person_id"` alone left a 40-line rule to be searched). Only a line
-    the rule's own text holds is quoted: a statement of the runner's is not the rule's query."""
+    the rule's own text holds is named (a statement of the runner's is not the rule's query), by its
+    number alone: DuckDB cuts a long line anywhere, an ID number typed in the rule among it."""
     if isinstance(exc, UnicodeDecodeError) and isinstance(exc.object, bytes):
         # DuckDB cut its message inside a character (the quoted input of `Malformed JSON`, evidence
         # that is no JSON): its bytes read as far as they go, not "'utf-8' codec can't decode", which
@@ -282,10 +280,13 @@ def _first_line(exc: Exception, rule: Rule | None = None) -> str:
         first += " " + lines[1].strip()
     at = _QUERY_LINE.search(text)
     if at and rule is not None:
-        quoted = at.group(2).strip().removesuffix("...").strip()
-        own = "\n".join(q for q in (rule.sql, rule.watch, rule.incremental) if q)
-        if quoted and quoted in own:
-            first += f" (at line {at.group(1)} of the query: {quoted[:80]})"
+        n, quoted = int(at.group(1)), at.group(2).strip().removeprefix("...").removesuffix("...").strip()
+        for query in (rule.sql, rule.watch, rule.incremental):
+            own = (query or "").splitlines()
+            # line 1 is the runner's statement around the query's first line
+            if quoted and n <= len(own) and (quoted in own[n - 1] if n > 1 else own[0].strip() and own[0].strip() in quoted):
+                first += f" (at line {n} of the query)"
+                break
     return first + failure_hint(exc)
 
 
@@ -585,101 +586,28 @@ def bind(rule: Rule, params: dict[str, Any], as_of: date, names: set[str] | None
 
 WATCH_TABLES = ("_watch_persons", "_watch_rows", "_payments_watch_all")
 # The payments columns payments_watch carries: what the watching rules read. Fewer columns fetch
-# faster (measured: all columns 1.8 s, these 1.0 s for 216k of 6.3M rows); a rule naming another
-# column gets it too (watch_columns). A person rule run for its subjects on an incremental night
-# reads payments from the same rows: these columns too.
+# faster (measured: all columns 1.8 s, these 1.0 s for 216k of 6.3M rows); a shipped rule needing
+# another adds it here (an office's own rules get every column: watch_columns). A person rule run
+# for its subjects on an incremental night reads payments from the same rows: these columns too.
 WATCH_COLUMNS = ("payment_id", "person_id", "insurance_type", "item", "period", "paid_on", "amount", "agency_code")
 
 
 def watch_columns(rules: list[Rule]) -> list[str] | None:
-    """The payments columns _payments_watch_all carries for these rules: WATCH_COLUMNS and every
-    other payments column one of them names; None (every column) where one reads a payment's whole
-    row (`select *`, `to_json(p)`). An office's own rule that reads `handled_by` from payments_watch
-    — or from payments, being a person rule with `incremental:` — failed every such night with
-    `Referenced column not found`, and `rules --db` (which plans against payments) did not see it."""
-    # (a row's lineage too: evidence may name the file a payment came in)
-    from .store import LINEAGE_COLUMNS
-
-    names = [*X.EXTRACTS["payments"].names, *(name for name, _ in LINEAGE_COLUMNS)]
-    wanted = set(WATCH_COLUMNS)
-    for rule in rules:
-        words = _payment_words(rule.sql, rule.watch, rule.incremental)
-        if words is None:
-            return None
-        wanted |= words & set(names)
-    return [*WATCH_COLUMNS, *(c for c in names if c in wanted and c not in WATCH_COLUMNS)]
+    """The payments columns _payments_watch_all carries for these rules: WATCH_COLUMNS where every
+    one of them is shipped (the suite runs each on incremental nights against full ones), every
+    column (None) where one is an office's own. An own rule reading `handled_by` from
+    payments_watch — or from payments, being a person rule with `incremental:` — failed every such
+    night with `Referenced column not found`, while `rules --db` (planning against payments) passed
+    it; one taking a whole row (`to_json(p)`, a NATURAL JOIN) found other things than in full. Which
+    columns a query reads cannot be told safely from its text (a `'--'` string, `struct_extract(p,
+    'bank_account')`, `columns('…')` anywhere), so own rules get them all: a wider fetch of the
+    watched payments (about twice the time of that step), never another answer."""
+    shipped = resources.rules_dir().resolve()
+    if all(rule.path is not None and rule.path.resolve().parent == shipped for rule in rules):
+        return list(WATCH_COLUMNS)
+    return None
 
 
-_PARSER = threading.local()
-
-
-@functools.lru_cache(maxsize=256)
-def _payment_words(sql: str, watch: str | None, incremental: str | None) -> frozenset[str] | None:
-    """The words of a rule's queries outside comments and strings; None where one takes a payment's
-    whole row. (Cached by the texts: parsing the shipped rules takes ~30 ms, a night builds its watch once
-    or twice.)"""
-    if _reads_whole_payment_rows(sql, incremental):
-        return None
-    return frozenset(re.findall(r"[a-z_][a-z0-9_]*", _strip_sql_comments_and_strings(
-        f"{sql}\n{watch or ''}\n{incremental or ''}").lower()))
-
-
-def _reads_whole_payment_rows(*queries: str | None) -> bool:
-    """Does a query take a payment's every column — a `*` in a select over payments or
-    payments_watch, or such a table's alias used as a value? (By DuckDB's own parser; SQL it cannot
-    parse is taken to: the night's error is the rule's.)"""
-    if not hasattr(_PARSER, "con"):
-        _PARSER.con = duckdb.connect()
-    for sql in queries:
-        if not sql:
-            continue
-        try:
-            tree = json.loads(_PARSER.con.execute("select json_serialize_sql(?)", [sql.rstrip().rstrip(";")]).fetchall()[0][0])
-        except Exception:  # noqa: BLE001
-            return True
-        if tree.get("error") or _whole_rows(tree):
-            return True
-    return False
-
-
-def _whole_rows(node) -> bool:
-    if isinstance(node, list):
-        return any(_whole_rows(n) for n in node)
-    if not isinstance(node, dict):
-        return False
-    if node.get("type") == "SELECT_NODE":
-        payments = _payment_names(node.get("from_table"))
-        if payments:
-            for expr in _expressions(node.get("select_list")):
-                if expr.get("class") == "STAR" and (expr.get("relation_name") or "").lower() in payments | {""}:
-                    return True
-                if (expr.get("class") == "COLUMN_REF" and len(expr.get("column_names") or []) == 1
-                        and expr["column_names"][0].lower() in payments):
-                    return True  # a row as a value: to_json(p), struct_pack(p := p)
-    return any(_whole_rows(v) for k, v in node.items() if isinstance(v, (dict, list)))
-
-
-def _payment_names(table) -> set[str]:
-    """The names (table and alias) by which a FROM clause's own tables — not its subqueries — read payments."""
-    if not isinstance(table, dict):
-        return set()
-    if table.get("type") == "BASE_TABLE" and (table.get("table_name") or "").lower() in ("payments", "payments_watch"):
-        return {table["table_name"].lower(), (table.get("alias") or "").lower()} - {""}
-    if table.get("type") == "JOIN":
-        return _payment_names(table.get("left")) | _payment_names(table.get("right"))
-    return set()
-
-
-def _expressions(node):
-    """Every expression within a select list, nested ones too (but not into subqueries)."""
-    if isinstance(node, list):
-        for n in node:
-            yield from _expressions(n)
-    elif isinstance(node, dict) and "class" in node:
-        yield node
-        for k, v in node.items():
-            if k != "subquery" and isinstance(v, (dict, list)):
-                yield from _expressions(v)
 # Where each subject kind lives: on an incremental night a rule run for its subjects reads, of
 # these tables, only the rows of those subjects.
 SUBJECT_COLUMNS = {"account": ("payments", "bank_account"), "transaction": ("fund_transactions", "txn_id"),
@@ -1063,7 +991,7 @@ def _planning_problem(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[s
             found.fetchall()
         except Exception as exc:  # noqa: BLE001 — reported against the rule
             return "incremental: " + _first_line(exc, rule)
-        if "subject" not in columns:
+        if "subject" not in (c.lower() for c in columns):  # (an identifier, whatever its case)
             return (f"incremental: returns {', '.join(columns)}; it must return the subjects as a column named "
                     "subject (… as subject)")
     if rule.engine != "sql":  # a model's columns are its model's to make

@@ -259,8 +259,9 @@ def test_a_rule_failing_on_its_subjects_rows_leaves_no_shadow_table_for_the_rule
 @pytest.mark.parametrize("column", ["bank_account", "_file_hash"])
 def test_a_person_rule_reading_another_payments_column_runs_on_its_subjects_rows_as_in_full(night_one, tmp_path,
                                                                                            column):
-    """Its subjects' rows carried only rules.WATCH_COLUMNS: a rule naming another column (or a row's
-    lineage) failed every incremental night by name, and `rules --db`, planning on payments, passed it."""
+    """Its subjects' rows carried only rules.WATCH_COLUMNS: a rule not shipped (here DUPLICATE_PENSION
+    edited in a folder of its own) naming another column (or a row's lineage) failed every incremental
+    night by name, and `rules --db`, planning on payments, passed it. Such a rule reads every column."""
     columns = "select person_id, insurance_type, agency_code, period, payment_id, paid_on, amount"
     con, full, report = _night_with_duplicate_pension_changed(night_one, tmp_path, columns, f"{columns}, {column}")
     try:

@@ -208,6 +208,6 @@ def test_a_duckdb_message_cut_inside_a_character_is_read_as_far_as_it_goes_and_n
         con.execute("select a,\n  b\nfrom (select 1 as a) t").fetchall()
     assert _first_line(missing.value, dataclasses.replace(rule, sql="select a,\n  b\nfrom (select 1 as a) t")) == (
         'Binder Error: Referenced column "b" not found in FROM clause! Candidate bindings: "a" '
-        "(at line 2 of the query: b)")
-    # a statement of the runner's own (the rule's text does not hold its line) is not quoted as the rule's
+        "(at line 2 of the query)")
+    # a statement of the runner's own (the rule's text does not hold its line) is not named as the rule's
     assert "of the query" not in _first_line(missing.value, rule)
