@@ -131,6 +131,9 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         for kind in CHANGE_KINDS:
             s[kind] = sum(int(c.get(kind, 0)) for c in changes.values())
     detected = parts.get("detect")
+    if detected is not None and detected.scope_note:
+        # how tonight detected: in full (and why) or for the subjects new rows can change
+        s["detect_scope"] = detected.scope_note
     if detected is not None and detected.skipped:
         s["rules_disabled"] = list(detected.skipped)
     if detected is not None and detected.errors:

@@ -778,7 +778,7 @@ def _rule_variant(tmp_path: Path, rule_id: str, edits: list[tuple[str, str]], ex
     return path
 
 
-def test_own_rules_reading_more_payment_columns_run_on_watch_and_incremental_nights_as_in_full(tmp_path, caplog):
+def test_own_rules_reading_more_payment_columns_run_on_watch_and_incremental_nights_as_in_full(tmp_path):
     """A watching rule reading bank_account from payments_watch, a person rule with `incremental:`
     whose evidence names handled_by, and ones taking a payment's whole row: payments_watch (and a
     scoped night's payments) carried only eight columns, so the first failed every night and the
@@ -802,13 +802,13 @@ def test_own_rules_reading_more_payment_columns_run_on_watch_and_incremental_nig
             extra="watch: |\n  select person_id from deaths\n"),
     ]
     own = ("OWN_INCREMENTAL_HANDLED", "OWN_WATCH_ACCOUNT", "OWN_WATCH_WHOLE_ROW")
-    evidences = _nightly_as_at_once(tmp_path, rules, own, caplog)
+    evidences = _nightly_as_at_once(tmp_path, rules, own)
     assert [p["handled_by"] for p in evidences["OWN_INCREMENTAL_HANDLED"]["payments"]] == ["张经办"] * 3
     assert {p["bank_account"] for p in evidences["OWN_WATCH_ACCOUNT"]["payments"]} == {"6217000000000001"}
     assert {p["reviewed_by"] for p in evidences["OWN_WATCH_WHOLE_ROW"]["payments"]} == {"赵复核"}
 
 
-def test_an_own_incremental_rule_giving_a_payments_whole_row_to_a_function_sees_every_column(tmp_path, caplog):
+def test_an_own_incremental_rule_giving_a_payments_whole_row_to_a_function_sees_every_column(tmp_path):
     """`to_json(p)` in an incremental person rule, alone (no other own rule to widen the rows): its
     evidence had eight keys on incremental nights and every column's in full, the suspect written
     `updated` for nothing (a regression probe of the column scan that missed function arguments)."""
@@ -819,12 +819,12 @@ def test_an_own_incremental_rule_giving_a_payments_whole_row_to_a_function_sees_
         ("\n         )) as evidence", ",\n             payment_rows := list(payment_row order by payment_id)"
                                  "\n         )) as evidence")],
         extra="incremental: |\n  select distinct person_id as subject from new_payments\n")
-    evidences = _nightly_as_at_once(tmp_path, [rule], ("OWN_INCREMENTAL_WHOLE_ROW",), caplog)
+    evidences = _nightly_as_at_once(tmp_path, [rule], ("OWN_INCREMENTAL_WHOLE_ROW",))
     rows = [json.loads(r) if isinstance(r, str) else r for r in evidences["OWN_INCREMENTAL_WHOLE_ROW"]["payment_rows"]]
     assert {r["handled_by"] for r in rows} == {"张经办"} and all("_file_hash" in r for r in rows)
 
 
-def _nightly_as_at_once(tmp_path: Path, rules: list[Path], own: tuple[str, ...], caplog) -> dict[str, dict]:
+def _nightly_as_at_once(tmp_path: Path, rules: list[Path], own: tuple[str, ...]) -> dict[str, dict]:
     """Two nights (the second incremental) and one night of both deliveries: the own rules' suspects
     alike in every column; their evidence by rule."""
     from _nightly_inbox import delivery_2
@@ -839,13 +839,12 @@ def _nightly_as_at_once(tmp_path: Path, rules: list[Path], own: tuple[str, ...],
         for night in nights:
             if night.month == 11:
                 delivery_2(inbox)
-            caplog.clear()
             summary = nightly_flow(inbox=str(inbox), db=str(db), out=str(out), as_of=night, config_path=str(config),
                                    progress=False)
             assert not summary.get("rule_errors"), summary.get("rule_errors")
             assert all(summary["by_rule"][r]["detected"] == 1 for r in own), summary["by_rule"]
         if how == "nightly":  # the second night scoped the own rules to the subjects of its new rows
-            assert any(r.getMessage().startswith("incremental: ") for r in caplog.records), caplog.text[-3000:]
+            assert summary["detect_scope"].startswith("incremental: "), summary["detect_scope"]
         con = connect(db, read_only=True)
         try:
             found[how] = con.execute("select rule_id, subject, amount, period_from, period_to, evidence::varchar "
