@@ -147,9 +147,10 @@ def validate(con, deliveries: list[str], out: Path, run_id: str, progress: Progr
 
 
 @step("arrivals")
-def late_deliveries(con, as_of: date, config: Config) -> list[dict]:
-    """数据报送: agencies whose month of payments has not come in when most others' has."""
-    return arrivals.by_agency(arrivals.late_streams(con, as_of, arrivals.grace_days(config)))
+def data_arrivals(con, as_of: date, config: Config) -> dict | None:
+    """数据报送: agencies whose month of payments has not come in when most others' has (None: off)."""
+    grace = arrivals.grace_days(config)
+    return None if grace is None else arrivals.summary(arrivals.check(con, as_of, grace))
 
 
 @step("detect")
@@ -357,7 +358,7 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
             try:
                 parts["ingest"] = ingest_new_deliveries(con, inbox, run_id, show, as_of)
                 parts["quality"] = validate(con, to_validate(con, parts["ingest"]), out, run_id, show)
-                parts["late_deliveries"] = late_deliveries(con, as_of, config)
+                parts["arrivals"] = data_arrivals(con, as_of, config)
                 parts["detect"] = detect(con, as_of, config, show)
                 parts["changes"] = update_suspects(con, as_of, run_id)
                 parts["casework"] = refresh_casework(con, as_of, config, run_id)

@@ -99,15 +99,15 @@ def _collect(con: duckdb.DuckDBPyConnection, as_of: date, data_as_of: date, conf
         "major": report_data.major_list(con, as_of, titles),
         "history": report_data.run_history(con),
         "quality": report_data.quality(con),
-        "late_deliveries": _late_deliveries(con, as_of, config),
+        "arrivals": _arrivals(con, as_of, config),
         "office": office_name(config),
     }
 
 
-def _late_deliveries(con, as_of: date, config: Any) -> list[dict] | None:
-    """数据报送 as of the page's date; None where the config switches it off."""
+def _arrivals(con, as_of: date, config: Any) -> dict | None:
+    """数据报送 as of the page's date, from what had come in by then; None where the config switches it off."""
     days = arrivals.grace_days(config)
-    return None if days is None else arrivals.by_agency(arrivals.late_streams(con, as_of, days))
+    return None if days is None else arrivals.summary(arrivals.check(con, as_of, days))
 
 
 def _publish(con, target: Path, write: Callable[[Path], None], action: str, actor: str, detail: dict) -> Path:

@@ -242,6 +242,34 @@ def fig_trend(history: list[dict]) -> go.Figure:
     return fig
 
 
+def _arrivals_html(arrived: dict | None) -> str:
+    """七、数据报送: a month an agency did not deliver finds nothing in its rows (arrivals.py)."""
+    if arrived is None:
+        return '<p class="note">未检查（late_delivery_days 为 null）。</p>'
+    out = ""
+    if arrived.get("stalled"):
+        out += (f'<p class="note">截至 {html.escape(arrived["as_of"])}，{html.escape(arrived["latest"])} 所属期之后'
+                '尚无多数经办机构报送待遇发放数据，请核实各经办机构数据报送是否中断。</p>' if arrived.get("latest") else
+                '<p class="note">尚无待遇发放数据。</p>')
+    late = arrived.get("late") or []
+    if not late:
+        if not arrived.get("stalled"):
+            out += '<p class="note">各经办机构最近一个所属期的待遇发放数据均已报送（或尚在报送期内）。</p>'
+        return out
+
+    def stream(t: dict) -> str:
+        if t["in_part"]:
+            return f'{t["insurance_name"]}（{arrived["month"]} 仅部分报送，{t["persons_owed"]}/{t["persons_last"]} 人未见）'
+        return f'{t["insurance_name"]}（最近 {t["last_period"]}）'
+
+    return out + (f'<p class="note">{html.escape(arrived["month"])} 所属期的待遇发放数据已有 {arrived["streams"]} 个'
+                  f'险种·经办机构报送（过半于 {html.escape(arrived["since"])}）；下列机构尚未报送或仅部分报送，其最近所属期'
+                  '的发放对象仍应发放（该月无任何机构发放、此前未暂停或终止、未死亡），请督促报送：</p>'
+                  + _table(["经办机构编码", "经办机构", "险种（报送情况）", "应发未见人数"],
+                           [[a["agency_code"], a["agency_name"] or "", "；".join(stream(t) for t in a["streams"]),
+                             a["persons_owed"]] for a in late], {3}))
+
+
 def _table(headers: list[str], body: list[list], numeric: set[int] = frozenset(), row_class=None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     lines = []
@@ -381,20 +409,7 @@ def render(data: dict) -> str:
     if q["rejected"]:
         quality_html += ('<p class="note">该批拒收行（按原因）：</p>'
                          + _table(["数据抽取", "原因", "行数"], [[r["extract"], r["reason"], r["n"]] for r in q["rejected"]], {2}))
-    late = data.get("late_deliveries")
-    if late is None:
-        late_html = '<p class="note">未检查（late_delivery_days 为 null）。</p>'
-    elif not late:
-        late_html = '<p class="note">各经办机构最近一个所属期的待遇发放数据均已报送（或尚在报送期内）。</p>'
-    else:
-        # a month an agency did not deliver finds nothing in its rows (arrivals.py)
-        late_html = (f'<p class="note">{html.escape(late[0]["missing_period"])} 所属期的待遇发放数据已有 '
-                     f'{late[0]["others"]} 个险种·经办机构于 {html.escape(late[0]["others_since"])} 起报送；下列机构尚未报送，'
-                     '其上月发放对象仍应发放（该月无任何机构发放、未暂停或终止、无死亡记录），请督促报送：</p>'
-                     + _table(["经办机构编码", "经办机构", "险种（最近所属期）", "应发未见人数"],
-                              [[a["agency_code"], a["agency_name"] or "",
-                                "；".join(f'{t["insurance_name"]}（{t["last_period"]}）' for t in a["streams"]),
-                                a["persons_owed"]] for a in late], {3}))
+    late_html = _arrivals_html(data.get("arrivals"))
     generated = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
     office = data.get("office")  # config `office`: whose page this is, once printed or forwarded
     office_title = f" · {html.escape(office)}" if office else ""

@@ -124,8 +124,8 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["warnings"] = len(checked.warnings)
         s["quality_warnings"] = checked.warnings
         s["data_docs"] = str(checked.docs) if checked.docs else None
-    if parts.get("late_deliveries"):
-        s["late_deliveries"] = parts["late_deliveries"]
+    if parts.get("arrivals") is not None:
+        s["arrivals"] = parts["arrivals"]
     changes = parts.get("changes")
     if changes is not None:
         for kind in CHANGE_KINDS:
@@ -179,6 +179,9 @@ def summarise(con, parts: dict[str, Any], failed: str | None = None) -> dict[str
         s["summary_xlsx"] = str(parts["report"].summary)
     # Money leaves as exact text ("1234.50"), never as a float: the same form runs.summary stores.
     return json.loads(json.dumps(s, ensure_ascii=False, default=str))
+
+
+ARRIVALS_SHOWN = 20  # late agencies listed on the console (as the quality warnings)
 
 
 def _money(v) -> str:
@@ -275,16 +278,24 @@ def format_summary(s: dict[str, Any]) -> str:
         if len(s.get("quality_warnings", [])) > len(shown):
             lines.append(f"    … and {len(s['quality_warnings']) - len(shown)} more warning(s) "
                          "(all in quality_results and runs.summary; the Data Docs show the checks great-expectations ran)")
-    late = s.get("late_deliveries") or []
+    arrived = s.get("arrivals") or {}
+    if arrived.get("stalled") and arrived.get("latest"):
+        lines.append(f"  warning: data arrivals: no month of payments after {arrived['latest']} has come in from most "
+                     f"agencies (as of {arrived['as_of']}): have the deliveries from the core systems stopped?")
+    late = arrived.get("late") or []
     if late:
-        first = late[0]
-        lines.append(f"  data arrivals: payments for {first['missing_period']} came in from {first['others']} stream(s) "
-                     f"(险种 × 经办机构) since {first['others_since']}; not yet from {len(late)} agency(ies):")
-        for a in late:
-            streams = ", ".join(f"{t['insurance_type']} (last {t['last_period']})" for t in a["streams"])
-            lines.append(f"    warning: {a['agency_code']} {a['agency_name'] or ''}: 险种 {streams} — {a['persons_owed']:,} "
-                         f"person(s) they paid are owed {a['missing_period']} (paid by no agency for it, not 暂停/终止, "
-                         "no death record): ask the agency for its delivery (late_delivery_days in the config)")
+        lines.append(f"  data arrivals: payments for {arrived['month']} came in from {arrived['streams']} stream(s) "
+                     f"(险种 × 经办机构), more than half by {arrived['since']}; not yet from {len(late)} agency(ies):")
+        for a in late[:ARRIVALS_SHOWN]:
+            streams = ", ".join(f"{t['insurance_type']} ({'in part: ' + str(t['persons_owed']) + ' of ' + str(t['persons_last']) if t['in_part'] else 'last ' + t['last_period']})"
+                                for t in a["streams"])
+            name = f" {a['agency_name']}" if a["agency_name"] else ""
+            lines.append(f"    warning: {a['agency_code']}{name}: 险种 {streams} — {a['persons_owed']:,} person(s) they "
+                         f"paid are owed {arrived['month']} (paid by no agency for it, not 暂停/终止 nor dead before it): "
+                         "ask the agency for its delivery (late_delivery_days in the config)")
+        if len(late) > ARRIVALS_SHOWN:
+            lines.append(f"    … and {len(late) - ARRIVALS_SHOWN} more agency(ies) (all in runs.summary arrivals and on "
+                         "the dashboard)")
     if s.get("store_settings"):
         # where DuckDB spills rows of the extracts (personal data) when a night outgrows the limit
         lines.append(f"  store: DuckDB memory limit {s['store_settings']['memory_limit']}, "

@@ -85,31 +85,39 @@ def test_an_agency_without_the_month_others_delivered_is_said_late_after_the_gra
     _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
     _payments(inbox / "2026-11-21" / "payments_360702_stray.csv", ["202703"], ["360702001"])
     s = _night(inbox, tmp_path, "2026-11-21")
-    assert "late_deliveries" not in s  # the others' came in tonight: within the grace
+    assert not s["arrivals"]["late"] and s["arrivals"]["month"] == "202610"  # November came tonight: within the grace
     assert "各经办机构最近一个所属期的待遇发放数据均已报送" in _section_seven(tmp_path)
-    assert "late_deliveries" not in _night(inbox, tmp_path, "2026-11-25")  # 4 days < 5
+    assert not _night(inbox, tmp_path, "2026-11-25")["arrivals"]["late"]  # 4 days < 5
 
     s = _night(inbox, tmp_path, "2026-11-26")  # 5 days: said
-    assert s["late_deliveries"] == [{
-        "agency_code": LATE, "agency_name": AGENCIES[LATE], "missing_period": "202611", "others_since": "2026-11-21",
-        "others": 2, "persons_owed": 2,
-        "streams": [{"insurance_type": "110", "insurance_name": "企业职工基本养老保险", "last_period": "202610",
-                     "persons_owed": 2}]}]
+    assert s["arrivals"] == {
+        "month": "202611", "since": "2026-11-21", "streams": 2, "latest": "202611", "as_of": "2026-11-26",
+        "stalled": False,
+        "late": [{"agency_code": LATE, "agency_name": AGENCIES[LATE], "persons_owed": 2,
+                  "streams": [{"insurance_type": "110", "insurance_name": "企业职工基本养老保险", "last_period": "202610",
+                               "in_part": False, "persons_last": 2, "persons_owed": 2}]}]}
     text = format_summary(s)
-    assert "data arrivals: payments for 202611 came in from 2 stream(s)" in text
+    assert "data arrivals: payments for 202611 came in from 2 stream(s) (险种 × 经办机构), more than half by 2026-11-21" in text
     assert f"warning: {LATE} {AGENCIES[LATE]}: 险种 110 (last 202610) — 2 person(s) they paid are owed 202611" in text
     section = _section_seven(tmp_path)
-    assert AGENCIES[LATE] in section and "企业职工基本养老保险（202610）" in section and "请督促报送" in section
+    assert AGENCIES[LATE] in section and "企业职工基本养老保险（最近 202610）" in section and "请督促报送" in section
     stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
     try:
         recorded = json.loads(stored.execute("select summary from runs where as_of = '2026-11-26'").fetchall()[0][0])
+        # a page drawn for that night, later, says what the night knew (not what came after)
     finally:
         stored.close()
-    assert recorded["late_deliveries"][0]["agency_code"] == LATE and recorded["late_delivery_days"] == 5
+    assert recorded["arrivals"]["late"][0]["agency_code"] == LATE and recorded["late_delivery_days"] == 5
 
     _payments(inbox / "2026-11-27" / "payments_360703_202611.csv", ["202611"], [LATE])
-    assert "late_deliveries" not in _night(inbox, tmp_path, "2026-11-27")
+    assert not _night(inbox, tmp_path, "2026-11-27")["arrivals"]["late"]
     assert "均已报送" in _section_seven(tmp_path)
+    from pipelines import cli
+
+    assert cli.main(["report", "--db", str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "then"),
+                     "--as-of", "2026-11-26"]) == 0
+    then = (tmp_path / "then" / "dashboard.html").read_text(encoding="utf-8")
+    assert "企业职工基本养老保险（最近 202610）" in then[then.index("七、数据报送"):]  # the delivery of 11-27 not counted
 
 
 @pytest.mark.parametrize("case", ["moved", "stopped", "died"])
@@ -125,7 +133,7 @@ def test_an_agency_whose_people_moved_stopped_or_died_is_not_waited_for(tmp_path
     _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], AGENCIES if case == "moved" else
               [c for c in AGENCIES if c != LATE], paid_by={LATE: "360704001"} if case == "moved" else None)
     _night(inbox, tmp_path, "2026-11-21")
-    assert "late_deliveries" not in _night(inbox, tmp_path, "2026-11-30")
+    assert not _night(inbox, tmp_path, "2026-11-30")["arrivals"]["late"]
     assert "均已报送" in _section_seven(tmp_path)
 
 
@@ -138,7 +146,7 @@ def test_late_delivery_days_null_switches_it_off_and_report_counts_as_the_night_
     _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
     _night(inbox, tmp_path, "2026-11-21", config)
     s = _night(inbox, tmp_path, "2026-11-30", config)
-    assert "late_deliveries" not in s and s["late_delivery_days"] is None
+    assert "arrivals" not in s and s["late_delivery_days"] is None
     assert "未检查" in _section_seven(tmp_path)
     # `fundwatch report` without --config counts as the last night did (off), not by the default 5 days
     from pipelines import cli
@@ -160,3 +168,63 @@ def test_late_delivery_days_must_be_whole_days(tmp_path, value):
     with pytest.raises(SystemExit, match="late_delivery_days: expected whole days from 0 to 366, or null"):
         load_config(config)
     assert load_config(None)["late_delivery_days"] == 5
+
+
+def test_the_probes_cases_an_advance_row_a_month_in_part_a_later_death_an_id_in_a_name_a_year_and_a_stall(tmp_path):
+    """From a regression probe: an advance row weeks before started the grace of a month others had not
+    delivered yet; one row of a month hid the rest missing; a death in the missing month (payable) or a
+    suspension after it dropped people from the count; an agency silent for a quarter was forgotten; an
+    ID number in an agency's name was shown; a page drawn months after the last delivery said all was in."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    named = AGENCIES[LATE] + " 360702194001018888"
+    rows = (inbox / "2026-10-21" / "agencies_360700_202610.csv").read_text(encoding="utf-8")
+    (inbox / "2026-10-21" / "agencies_360700_202610.csv").write_text(rows.replace(AGENCIES[LATE], named), encoding="utf-8")
+    _night(inbox, tmp_path, "2026-10-21")
+    on_time = [c for c in AGENCIES if c != LATE]
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], on_time)
+    _payments(inbox / "2026-11-21" / "payments_360702_202612_ahead.csv", ["202612"], ["360702001"])  # paid ahead
+    late_dead, late_kept = PERSONS[LATE]
+    _write(inbox / "2026-11-21" / "deaths_360700_202611.csv",  # died in the missing month: it is still owed
+           [{"person_id": late_dead, "name": "张某", "death_date": "2026-11-15", "source": "民政", "cremated_on": ""}])
+    _night(inbox, tmp_path, "2026-11-21")
+    s = _night(inbox, tmp_path, "2026-12-02")
+    (late,) = s["arrivals"]["late"]
+    assert (late["agency_code"], late["persons_owed"]) == (LATE, 2)
+    assert late["agency_name"] != named and "360702194001018888" not in format_summary(s)
+    assert "360702194001018888" not in _section_seven(tmp_path)
+
+    # December: the advance row of 11-21 does not start its grace; the others' of 12-21 do
+    _payments(inbox / "2026-12-21" / "payments_360700_202612.csv", ["202612"], ["360704001"])
+    s = _night(inbox, tmp_path, "2026-12-21")
+    assert s["arrivals"]["month"] == "202611" and s["arrivals"]["since"] == "2026-11-21", s["arrivals"]
+
+    # one row of a month is not the month: 360704001 pays one of its two pensioners for 202701
+    _payments(inbox / "2027-01-21" / "payments_360700_202701.csv", ["202701"], ["360702001"])
+    _payments(inbox / "2027-01-21" / "payments_360704_202701_part.csv", ["202701"], ["360704001"])
+    part = inbox / "2027-01-21" / "payments_360704_202701_part.csv"
+    part.write_text("\n".join(part.read_text(encoding="utf-8").splitlines()[:2]) + "\n", encoding="utf-8")
+    _night(inbox, tmp_path, "2027-01-21")
+    s = _night(inbox, tmp_path, "2027-01-27")
+    late = {a["agency_code"]: a for a in s["arrivals"]["late"]}
+    assert late["360704001"]["streams"] == [{"insurance_type": "110", "insurance_name": "企业职工基本养老保险",
+                                            "last_period": "202701", "in_part": True, "persons_last": 2,
+                                            "persons_owed": 1}], late
+    assert "in part: 1 of 2" in format_summary(s) and "202701 仅部分报送，1/2 人未见" in _section_seven(tmp_path)
+    assert late[LATE]["streams"][0]["last_period"] == "202610"  # still said, three months on
+
+    for month, day in (("202702", "2027-02-21"), ("202703", "2027-03-21"), ("202704", "2027-04-21")):
+        _payments(inbox / day / f"payments_360700_{month}.csv", [month], on_time)
+        _night(inbox, tmp_path, day)
+    s = _night(inbox, tmp_path, "2027-04-27")
+    assert [a["agency_code"] for a in s["arrivals"]["late"]] == [LATE]  # half a year on, not forgotten
+    assert not s["arrivals"]["stalled"]
+
+    # nothing more comes: a page drawn in July says so, not that all is in
+    from pipelines import cli
+
+    assert cli.main(["report", "--db", str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "july"),
+                     "--as-of", "2027-07-01"]) == 0
+    july = (tmp_path / "july" / "dashboard.html").read_text(encoding="utf-8")
+    july = july[july.index("七、数据报送"):july.index("口径：")]
+    assert "202704 所属期之后尚无多数经办机构报送待遇发放数据" in july and "均已报送" not in july
