@@ -29,8 +29,8 @@ def _id(n: int) -> str:
     return first17 + check_digit(first17)
 
 
-# two pensioners an agency
-PERSONS = {code: [_id(10 * i + k) for k in (1, 2)] for i, code in enumerate(AGENCIES, start=1)}
+# five pensioners an agency
+PERSONS = {code: [_id(10 * i + k) for k in range(1, 6)] for i, code in enumerate(AGENCIES, start=1)}
 
 
 def _write(path: Path, rows: list[dict]) -> None:
@@ -85,22 +85,24 @@ def test_an_agency_without_the_month_others_delivered_is_said_late_after_the_gra
     _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
     _payments(inbox / "2026-11-21" / "payments_360702_stray.csv", ["202703"], ["360702001"])
     s = _night(inbox, tmp_path, "2026-11-21")
-    assert not s["arrivals"]["late"] and s["arrivals"]["month"] == "202610"  # November came tonight: within the grace
+    assert not s["arrivals"]["late"] and s["arrivals"]["months"]["110"]["month"] == "202610"  # November's within the grace
     assert "各经办机构最近一个所属期的待遇发放数据均已报送" in _section_seven(tmp_path)
     assert not _night(inbox, tmp_path, "2026-11-25")["arrivals"]["late"]  # 4 days < 5
 
     s = _night(inbox, tmp_path, "2026-11-26")  # 5 days: said
     assert s["arrivals"] == {
-        "month": "202611", "since": "2026-11-21", "streams": 2, "latest": "202611", "as_of": "2026-11-26",
-        "stalled": False,
-        "late": [{"agency_code": LATE, "agency_name": AGENCIES[LATE], "persons_owed": 2,
-                  "streams": [{"insurance_type": "110", "insurance_name": "企业职工基本养老保险", "last_period": "202610",
-                               "in_part": False, "persons_last": 2, "persons_owed": 2}]}]}
+        "months": {"110": {"month": "202611", "since": "2026-11-21"}}, "as_of": "2026-11-26", "stalled": False,
+        "last_completed": "2026-11-21",
+        "late": [{"agency_code": LATE, "agency_name": AGENCIES[LATE], "persons_owed": 5,
+                  "streams": [{"insurance_type": "110", "insurance_name": "企业职工基本养老保险", "missing_period": "202611",
+                               "others_since": "2026-11-21", "last_period": "202610", "in_part": False,
+                               "persons_last": 5, "persons_owed": 5}]}]}
     text = format_summary(s)
-    assert "data arrivals: payments for 202611 came in from 2 stream(s) (险种 × 经办机构), more than half by 2026-11-21" in text
-    assert f"warning: {LATE} {AGENCIES[LATE]}: 险种 110 (last 202610) — 2 person(s) they paid are owed 202611" in text
+    assert "data arrivals: 1 agency(ies) have not delivered a month of payments most agencies of the same 险种 have" in text
+    assert (f"warning: {LATE} {AGENCIES[LATE]}: 险种 110 202611 missing (last 202610, 5 owed), most others' by "
+            "2026-11-21 — 5 person(s)") in text
     section = _section_seven(tmp_path)
-    assert AGENCIES[LATE] in section and "企业职工基本养老保险（最近 202610）" in section and "请督促报送" in section
+    assert AGENCIES[LATE] in section and "企业职工基本养老保险：202611 未报送，最近 202610" in section and "请督促报送" in section
     stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
     try:
         recorded = json.loads(stored.execute("select summary from runs where as_of = '2026-11-26'").fetchall()[0][0])
@@ -117,7 +119,7 @@ def test_an_agency_without_the_month_others_delivered_is_said_late_after_the_gra
     assert cli.main(["report", "--db", str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "then"),
                      "--as-of", "2026-11-26"]) == 0
     then = (tmp_path / "then" / "dashboard.html").read_text(encoding="utf-8")
-    assert "企业职工基本养老保险（最近 202610）" in then[then.index("七、数据报送"):]  # the delivery of 11-27 not counted
+    assert "202611 未报送，最近 202610" in then[then.index("七、数据报送"):]  # the delivery of 11-27 not counted
 
 
 @pytest.mark.parametrize("case", ["moved", "stopped", "died"])
@@ -158,7 +160,7 @@ def test_late_delivery_days_null_switches_it_off_and_report_counts_as_the_night_
         late = arrivals.late_streams(con, date(2026, 11, 30), 5)  # the store says so when asked
     finally:
         con.close()
-    assert [(s.agency_code, s.missing_period, s.persons_owed) for s in late] == [(LATE, "202611", 2)]
+    assert [(s.agency_code, s.missing_period, s.persons_owed) for s in late] == [(LATE, "202611", 5)]
 
 
 @pytest.mark.parametrize("value", [-1, 2.5, "five", 367, True])
@@ -184,22 +186,22 @@ def test_the_probes_cases_an_advance_row_a_month_in_part_a_later_death_an_id_in_
     on_time = [c for c in AGENCIES if c != LATE]
     _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], on_time)
     _payments(inbox / "2026-11-21" / "payments_360702_202612_ahead.csv", ["202612"], ["360702001"])  # paid ahead
-    late_dead, late_kept = PERSONS[LATE]
+    late_dead = PERSONS[LATE][0]
     _write(inbox / "2026-11-21" / "deaths_360700_202611.csv",  # died in the missing month: it is still owed
            [{"person_id": late_dead, "name": "张某", "death_date": "2026-11-15", "source": "民政", "cremated_on": ""}])
     _night(inbox, tmp_path, "2026-11-21")
     s = _night(inbox, tmp_path, "2026-12-02")
     (late,) = s["arrivals"]["late"]
-    assert (late["agency_code"], late["persons_owed"]) == (LATE, 2)
+    assert (late["agency_code"], late["persons_owed"]) == (LATE, 5)
     assert late["agency_name"] != named and "360702194001018888" not in format_summary(s)
     assert "360702194001018888" not in _section_seven(tmp_path)
 
     # December: the advance row of 11-21 does not start its grace; the others' of 12-21 do
     _payments(inbox / "2026-12-21" / "payments_360700_202612.csv", ["202612"], ["360704001"])
     s = _night(inbox, tmp_path, "2026-12-21")
-    assert s["arrivals"]["month"] == "202611" and s["arrivals"]["since"] == "2026-11-21", s["arrivals"]
+    assert s["arrivals"]["months"] == {"110": {"month": "202611", "since": "2026-11-21"}}, s["arrivals"]
 
-    # one row of a month is not the month: 360704001 pays one of its two pensioners for 202701
+    # one row of a month is not the month: 360704001 pays one of its five pensioners for 202701
     _payments(inbox / "2027-01-21" / "payments_360700_202701.csv", ["202701"], ["360702001"])
     _payments(inbox / "2027-01-21" / "payments_360704_202701_part.csv", ["202701"], ["360704001"])
     part = inbox / "2027-01-21" / "payments_360704_202701_part.csv"
@@ -208,9 +210,11 @@ def test_the_probes_cases_an_advance_row_a_month_in_part_a_later_death_an_id_in_
     s = _night(inbox, tmp_path, "2027-01-27")
     late = {a["agency_code"]: a for a in s["arrivals"]["late"]}
     assert late["360704001"]["streams"] == [{"insurance_type": "110", "insurance_name": "企业职工基本养老保险",
-                                            "last_period": "202701", "in_part": True, "persons_last": 2,
-                                            "persons_owed": 1}], late
-    assert "in part: 1 of 2" in format_summary(s) and "202701 仅部分报送，1/2 人未见" in _section_seven(tmp_path)
+                                            "missing_period": "202701", "others_since": "2027-01-21",
+                                            "last_period": "202701", "in_part": True, "persons_last": 5,
+                                            "persons_owed": 4}], late
+    assert "110 202701 in part (4 of 5 owed)" in format_summary(s)
+    assert "202701 仅部分报送，4/5 人未见" in _section_seven(tmp_path)
     assert late[LATE]["streams"][0]["last_period"] == "202610"  # still said, three months on
 
     for month, day in (("202702", "2027-02-21"), ("202703", "2027-03-21"), ("202704", "2027-04-21")):
@@ -227,4 +231,56 @@ def test_the_probes_cases_an_advance_row_a_month_in_part_a_later_death_an_id_in_
                      "--as-of", "2027-07-01"]) == 0
     july = (tmp_path / "july" / "dashboard.html").read_text(encoding="utf-8")
     july = july[july.index("七、数据报送"):july.index("口径：")]
-    assert "202704 所属期之后尚无多数经办机构报送待遇发放数据" in july and "均已报送" not in july
+    assert "自 2027-04-21 起已逾 45 天没有任何险种的新所属期由多数经办机构报送" in july and "均已报送" not in july
+
+
+def test_a_month_paid_ahead_a_person_short_a_merger_and_a_reversed_month_as_a_second_probe_found_them(tmp_path):
+    """From a second probe: most agencies paying next month ahead (春节) made the month to come the one
+    owed, every other stream late; one person of a small stream missing (a death recorded a month
+    late) was a late delivery; a merger that cut the streams below half hid the month and raised a
+    stall; a month reversed to nothing counted as delivered; the stall came from the calendar month."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    _night(inbox, tmp_path, "2026-10-21")
+    on_time = [c for c in AGENCIES if c != LATE]
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], AGENCIES)
+    _payments(inbox / "2026-11-21" / "payments_360700_202612_ahead.csv", ["202612"], on_time)
+    one_short = inbox / "2026-11-21" / "payments_360700_202611.csv"  # the late agency's last pensioner not paid
+    kept = [line for line in one_short.read_text(encoding="utf-8").splitlines() if PERSONS[LATE][-1] not in line]
+    one_short.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    _night(inbox, tmp_path, "2026-11-21")
+    s = _night(inbox, tmp_path, "2026-11-27")
+    assert s["arrivals"]["months"] == {"110": {"month": "202611", "since": "2026-11-21"}}  # not December, paid ahead
+    assert not s["arrivals"]["late"] and not s["arrivals"]["stalled"]  # one person short of five is no delivery missing
+
+    # the late agency's November reversed whole (冲正), and its December never sent
+    rows = [{"payment_id": f"R{p[-6:]}", "person_id": p, "name": "张某", "insurance_type": "110", "item": "基本养老金",
+             "period": "202611", "paid_on": "2026-12-02", "amount": "-2000.00", "bank_account": f"62170000{p[-8:]}",
+             "agency_code": LATE, "handled_by": "甲", "reviewed_by": "乙", "reviewed_at": "2026-12-02"}
+            for p in PERSONS[LATE][:-1]]
+    _write(inbox / "2026-12-03" / "payments_360703_202611_reversal.csv", rows)
+    _night(inbox, tmp_path, "2026-12-03")
+    s = _night(inbox, tmp_path, "2026-12-28")
+    (late,) = s["arrivals"]["late"]
+    t = late["streams"][0]
+    assert (late["agency_code"], t["missing_period"], t["last_period"], t["in_part"], t["persons_owed"]) == (
+        LATE, "202612", "202610", False, 5), late
+    assert not s["arrivals"]["stalled"]
+    con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:  # a stall is 45 days without a 险种's month more than half in (the last: 2026-11-21), not a calendar month
+        assert not arrivals.check(con, date(2027, 1, 4), 5).stalled
+        assert arrivals.check(con, date(2027, 1, 5), 5).stalled
+    finally:
+        con.close()
+
+
+def test_a_merger_that_leaves_one_stream_of_three_is_the_month_delivered(tmp_path):
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    _night(inbox, tmp_path, "2026-10-21")
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], AGENCIES,
+              paid_by={code: "360702001" for code in AGENCIES})  # 机构改革: one agency pays everyone
+    _night(inbox, tmp_path, "2026-11-21")
+    s = _night(inbox, tmp_path, "2026-12-10")
+    assert s["arrivals"]["months"]["110"]["month"] == "202611"
+    assert not s["arrivals"]["late"] and not s["arrivals"]["stalled"]
