@@ -63,14 +63,15 @@ class Arrivals:
     months: dict[str, tuple[str, dt.date]] = field(default_factory=dict)
     late: list[LateStream] = field(default_factory=list)
     last_completed: dt.date | None = None
-    any_payments: bool = False
+    last_arrived: dt.date | None = None  # the last night any payment came in
     as_of: dt.date | None = None
 
     @property
     def stalled(self) -> bool:
-        """Payments on record, and no 险种 has had a month more than half in for STALLED_DAYS."""
-        return (self.any_payments and self.as_of is not None
-                and (self.last_completed is None or (self.as_of - self.last_completed).days >= STALLED_DAYS))
+        """No 险种 has had a month more than half in for STALLED_DAYS — or, before any month could be
+        (a first delivery of one month has none before it to be half of), no payment has come in."""
+        last = self.last_completed or self.last_arrived
+        return self.as_of is not None and last is not None and (self.as_of - last).days >= STALLED_DAYS
 
 
 def grace_days(config) -> int | None:
@@ -115,7 +116,7 @@ def check(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int) -> Arrival
         select agency_code, insurance_type, period, night, count(*) filter (where amount > 0),
                sum(sum(amount)) over (partition by agency_code, insurance_type, period)
         from arrived group by agency_code, insurance_type, period, night""", params).fetchall()
-    out.any_payments = bool(rows)
+    out.last_arrived = max((night for *_, night, _, _ in rows), default=None)
     # 险种 -> month -> night -> rows; stream -> months it was paid (net)
     counts: dict[str, dict[str, dict[dt.date, int]]] = {}
     paid: dict[tuple[str, str], set[str]] = {}

@@ -284,3 +284,19 @@ def test_a_merger_that_leaves_one_stream_of_three_is_the_month_delivered(tmp_pat
     s = _night(inbox, tmp_path, "2026-12-10")
     assert s["arrivals"]["months"]["110"]["month"] == "202611"
     assert not s["arrivals"]["late"] and not s["arrivals"]["stalled"]
+
+
+def test_a_first_delivery_of_one_month_is_no_stall_until_nothing_comes_for_45_days(tmp_path):
+    """A month with none before it cannot be "more than half" in: an office whose first delivery held
+    one month was told every night that its deliveries had stopped."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    only = inbox / "2026-10-21" / "payments_360700_202610.csv"
+    only.unlink()
+    _payments(only, ["202610"], AGENCIES)
+    _night(inbox, tmp_path, "2026-10-21")
+    s = _night(inbox, tmp_path, "2026-11-20")
+    assert not s["arrivals"]["stalled"] and not s["arrivals"]["months"], s["arrivals"]
+    assert "data arrivals" not in format_summary(s)
+    s = _night(inbox, tmp_path, "2026-12-05")  # 45 days without a payment
+    assert s["arrivals"]["stalled"] and "have the deliveries from the core systems stopped?" in format_summary(s)
