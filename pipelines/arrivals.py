@@ -2,18 +2,19 @@
 
 A month one agency did not deliver is silent otherwise: its rules find nothing in rows that are
 not there, and the continuity check speaks only when the agency's next month arrives. The office
-has no delivery plan to hold the inbox to (deliveries may be split over days, an agency may merge
-into another, 险种 come from different core systems on different days), so the data say what to
-expect, 险种 by 险种. A 险种's month "delivered" is the latest 所属期, not after the as-of month,
-whose payments that had come in are more than half as many as its month before's — once
-`late_delivery_days` have passed since the night that half was reached. A payment stream (险种 ×
-经办机构, recurring items) paid in one of the twelve months before it is late when people it paid in
-its last month are still owed that month: paid for it (net) by no agency under the same 险种, not
-暂停/终止 before it, not dead before it (the month of death is payable) — any of them for a stream
-without the month (net), a fifth and at least three for one whose month came in part (one row of a
-month is not the month; one person of a small stream is churn). A stream whose people all moved to
-another agency (机构改革), stopped or died is not waited for. Payments count as they had come in by
-the as-of day; deaths and the register as they are now.
+has no delivery plan to hold the inbox to, and comparing agencies misleads (险种 come from different
+core systems on different days, a month may come in halves a week apart, a 补发 month doubles the
+rows, a month is paid ahead before 春节, agencies merge), so each payment stream (险种 × 经办机构,
+recurring items) is held to its own schedule: the day of the month its recent months came in (the
+night most of a month's rows were in, counted from the month's first day; the middle of its last
+three months, so one month paid ahead or a year back-loaded does not move it). A stream is late when
+`late_delivery_days` have passed since that day of a month — not after the as-of month — and either
+it has no row of the month (net) while people it paid in its last month are still owed it, or the
+month came in part while a fifth and at least three of the people of its month before are still
+owed it. Owed: paid for it (net) by no agency under the same 险种, not 暂停/终止 before it, not dead
+before it (the month of death is payable). A stream whose people all moved to another agency (机构改
+革), stopped or died is not waited for; one silent for a year is forgotten. Payments count as they
+had come in by the as-of day; deaths and the register as they are now.
 """
 
 from __future__ import annotations
@@ -29,15 +30,19 @@ from .extracts import INSURANCE_TYPES, ONE_OFF_ITEMS
 from .report_mask import mask_agency_code, scrub_text
 from .store import table_exists
 
-# Months before the delivered one in which a stream counts as still paying: an agency that stopped
-# delivering is said every night for a year, not forgotten after a quarter.
+# A stream silent for longer is no longer waited for.
 LOOKBACK_MONTHS = 12
+# The months whose arrival day sets a stream's schedule (their middle one).
+SCHEDULE_MONTHS = 3
+# Days from a month's first day within which a month sent alone comes in on a schedule (paid ahead
+# up to a month before; sent at the end of the month after).
+USUAL_DAYS = (-31, 62)
+# The night a month "came in": when this share of its rows (as of the as-of day) were in.
+MOST_ROWS = 0.8
 # A stream whose month came in part is late when at least this share of its people (and PART_OWED_LEAST
 # of them) are still owed it: a death or a 终止 recorded a month late is one person, not a delivery.
 PART_OWED_SHARE = 0.2
 PART_OWED_LEAST = 3
-# No 险种 has completed a month for this many days: the deliveries stopped (a month comes every ~30).
-STALLED_DAYS = 45
 
 
 @dataclass(frozen=True)
@@ -45,11 +50,11 @@ class LateStream:
     agency_code: str        # masked where a code holds an ID number (as on every province page)
     agency_name: str | None  # masked likewise
     insurance_type: str
-    last_period: str        # the month its owed people were last paid by it
-    missing_period: str     # its 险种's month delivered
-    persons_last: int       # people it paid in last_period
+    last_period: str        # the month its owed people were last paid by it (missing_period when in part)
+    missing_period: str     # the month not come in (or in part)
+    expected_on: dt.date    # the day it was due by the stream's own schedule (late from grace days after)
+    persons_last: int       # people it paid in the month its owed people are counted from
     persons_owed: int       # of them, still owed missing_period
-    others_since: dt.date   # the night more than half its 险种's month had come in
 
     @property
     def in_part(self) -> bool:
@@ -58,20 +63,10 @@ class LateStream:
 
 @dataclass
 class Arrivals:
-    """What the night knows of the payments' months: each 险种's month delivered and since when,
-    the late streams, and the night the last month of any 险种 was more than half in."""
-    months: dict[str, tuple[str, dt.date]] = field(default_factory=dict)
+    """The late streams as of a day, and how many streams were held to their schedules."""
     late: list[LateStream] = field(default_factory=list)
-    last_completed: dt.date | None = None
-    last_arrived: dt.date | None = None  # the last night any payment came in
+    streams: int = 0
     as_of: dt.date | None = None
-
-    @property
-    def stalled(self) -> bool:
-        """No 险种 has had a month more than half in for STALLED_DAYS — or, before any month could be
-        (a first delivery of one month has none before it to be half of), no payment has come in."""
-        last = self.last_completed or self.last_arrived
-        return self.as_of is not None and last is not None and (self.as_of - last).days >= STALLED_DAYS
 
 
 def grace_days(config) -> int | None:
@@ -94,15 +89,48 @@ def _nights_sql(con) -> str:
     return "select file_hash, cast(ingested_at as date) as night from ingest_ledger where extract = 'payments'"
 
 
+def _first_day(period: str) -> dt.date:
+    return dt.date(int(period[:4]), int(period[4:]), 1)
+
+
+def _came_in(nights: dict[dt.date, int]) -> dt.date:
+    """The night most of a month's rows were in (of those come in by the as-of day)."""
+    total, seen = sum(nights.values()), 0
+    for night in sorted(nights):
+        seen += nights[night]
+        if seen >= MOST_ROWS * total:
+            return night
+    return max(nights)
+
+
+def _schedule_offsets(months: dict[str, dict[dt.date, int]], delivered: list[str]) -> list[int]:
+    """Days from each delivered month's first day to the night it came in, in month order — of the
+    months that came in on a schedule. Several months come in one night when a stream back-loads a
+    year (the older ones are no schedule) or pays a month ahead (before 春节: the month ahead is
+    none): of such a night only the months it came in within (0–30 days) count, else its earliest."""
+    nights: dict[dt.date, list[tuple[str, int]]] = {}
+    for p in delivered:
+        if any(months[p].values()):
+            night = _came_in(months[p])
+            nights.setdefault(night, []).append((p, (night - _first_day(p)).days))
+    kept = []
+    for batch in nights.values():
+        if len(batch) == 1:
+            kept += [b for b in batch if USUAL_DAYS[0] <= b[1] <= USUAL_DAYS[1]]
+        else:
+            kept += [b for b in batch if 0 <= b[1] <= 30] or [min(batch, key=lambda b: b[1])]
+    return [days for _, days in sorted(kept)]
+
+
 def check(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int) -> Arrivals:
-    """The payments' months as of `as_of` (see the module's note). Reads only the last months' row
-    groups of `payments` (a filter on 所属期)."""
+    """The late payment streams as of `as_of` (see the module's note). Reads only the last months'
+    row groups of `payments` (a filter on 所属期)."""
     out = Arrivals(as_of=as_of)
     if not table_exists(con, "payments") or not table_exists(con, "ingest_ledger"):
         return out
     this_month = f"{as_of.year:04d}{as_of.month:02d}"
-    back = LOOKBACK_MONTHS + math.ceil(max(grace, STALLED_DAYS) / 28) + 2
-    params = {"low": _month(this_month, -back), "high": this_month, "as_of": as_of, "one_off": list(ONE_OFF_ITEMS)}
+    params = {"low": _month(this_month, -(LOOKBACK_MONTHS + SCHEDULE_MONTHS + 1)), "high": this_month,
+              "as_of": as_of, "one_off": list(ONE_OFF_ITEMS)}
     # per stream and month: the rows come in by each night, and the month's net over all of them
     rows = con.execute(f"""
         with nights as ({_nights_sql(con)}),
@@ -116,51 +144,42 @@ def check(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int) -> Arrival
         select agency_code, insurance_type, period, night, count(*) filter (where amount > 0),
                sum(sum(amount)) over (partition by agency_code, insurance_type, period)
         from arrived group by agency_code, insurance_type, period, night""", params).fetchall()
-    out.last_arrived = max((night for *_, night, _, _ in rows), default=None)
-    # 险种 -> month -> night -> rows; stream -> months it was paid (net)
-    counts: dict[str, dict[str, dict[dt.date, int]]] = {}
-    paid: dict[tuple[str, str], set[str]] = {}
+    months: dict[tuple[str, str], dict[str, dict[dt.date, int]]] = {}
+    paid: dict[tuple[str, str], set[str]] = {}  # the months each stream paid (net)
     for agency, itype, period, night, positive, net in rows:
-        by_night = counts.setdefault(itype, {}).setdefault(period, {})
+        by_night = months.setdefault((agency, itype), {}).setdefault(period, {})
         by_night[night] = by_night.get(night, 0) + positive
         if net > 0:
             paid.setdefault((agency, itype), set()).add(period)
-    due = as_of - dt.timedelta(days=grace)
-    for itype, months in counts.items():
-        for period in sorted(months, reverse=True):
-            before = sum(months.get(_month(period, -1), {}).values())
-            seen = 0
-            since = None
-            for night in sorted(months[period]):  # the night more than half as many rows as the month before's were in
-                seen += months[period][night]
-                if before and 2 * seen > before:
-                    since = night
-                    break
-            if since is None:
-                continue
-            out.last_completed = max(out.last_completed or since, since)
-            if since <= due:
-                out.months[itype] = (period, since)
-                break
-    last_seen: dict[tuple[str, str], tuple[str, str]] = {}  # stream -> (its last month before, the month owed)
-    for (agency, itype), periods in paid.items():
-        if itype not in out.months:
+    owed_from: dict[tuple[str, str], tuple[str, str]] = {}  # stream -> (month counted from, month owed)
+    expected: dict[tuple[str, str], dt.date] = {}
+    for stream, periods in paid.items():
+        delivered = sorted(periods)
+        offsets = _schedule_offsets(months[stream], delivered)[-SCHEDULE_MONTHS:]
+        if not offsets:
             continue
-        month = out.months[itype][0]
-        earlier = [p for p in periods if _month(month, -LOOKBACK_MONTHS) <= p < month]
-        if earlier:
-            last_seen[(agency, itype)] = (max(earlier), month)
-    if not last_seen:
+        out.streams += 1
+        day = sorted(offsets)[(len(offsets) - 1) // 2]  # its usual day of the month (the middle)
+        last = delivered[-1]
+        following = _month(last, 1)
+        if following <= this_month and _first_day(following) + dt.timedelta(days=day + grace) <= as_of \
+                and following >= _month(this_month, -LOOKBACK_MONTHS):
+            owed_from[stream], expected[stream] = (last, following), _first_day(following) + dt.timedelta(days=day)
+        elif (before := _month(last, -1)) in periods \
+                and _first_day(last) + dt.timedelta(days=day + grace) <= as_of:
+            owed_from[stream], expected[stream] = (before, last), _first_day(last) + dt.timedelta(days=day)
+    if not owed_from:
         return out
-    counted = _persons_owed(con, last_seen, params)
+    counted = _persons_owed(con, owed_from, params)
     names = _agency_names(con)
-    for (agency, itype), (last, month) in sorted(last_seen.items()):
+    for (agency, itype), (counted_from, month) in sorted(owed_from.items()):
         persons, owed = counted.get((agency, itype), (0, 0))
-        delivered = month in paid[(agency, itype)]
-        if owed and (not delivered or owed >= max(PART_OWED_LEAST, math.ceil(PART_OWED_SHARE * persons))):
+        in_part = month in paid[(agency, itype)]
+        if owed and (not in_part or owed >= max(PART_OWED_LEAST, math.ceil(PART_OWED_SHARE * persons))):
             name = names.get(agency)
             out.late.append(LateStream(mask_agency_code(agency), scrub_text(name) if name else None, itype,
-                                       month if delivered else last, month, persons, owed, out.months[itype][1]))
+                                       month if in_part else counted_from, month, expected[(agency, itype)],
+                                       persons, owed))
     return out
 
 
@@ -221,20 +240,15 @@ def late_streams(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int | No
 
 
 def summary(arrivals: Arrivals) -> dict:
-    """As the night's summary, runs.summary and the dashboard say it: each 险种's month, the late
-    streams an agency at a time, and a stall."""
+    """As the night's summary, runs.summary and the dashboard say it: the late streams an agency at a time."""
     agencies: dict[str, dict] = {}
     for s in arrivals.late:
         a = agencies.setdefault(s.agency_code, {"agency_code": s.agency_code, "agency_name": s.agency_name,
                                                 "streams": [], "persons_owed": 0})
         a["streams"].append({"insurance_type": s.insurance_type,
                              "insurance_name": INSURANCE_TYPES.get(s.insurance_type, s.insurance_type),
-                             "missing_period": s.missing_period, "others_since": s.others_since.isoformat(),
+                             "missing_period": s.missing_period, "expected_on": s.expected_on.isoformat(),
                              "last_period": s.last_period, "in_part": s.in_part, "persons_last": s.persons_last,
                              "persons_owed": s.persons_owed})
         a["persons_owed"] += s.persons_owed
-    return {"months": {itype: {"month": month, "since": since.isoformat()}
-                       for itype, (month, since) in sorted(arrivals.months.items())},
-            "as_of": arrivals.as_of.isoformat(), "stalled": arrivals.stalled,
-            "last_completed": arrivals.last_completed.isoformat() if arrivals.last_completed else None,
-            "late": list(agencies.values())}
+    return {"as_of": arrivals.as_of.isoformat(), "streams": arrivals.streams, "late": list(agencies.values())}

@@ -37,8 +37,8 @@ DEFAULTS: dict[str, Any] = {
     # a query that never ends (an own rule joining payments to itself) held the night and its
     # store until killed. The shipped rules take seconds at a province's scale.
     "rule_time_limit_minutes": 60,
-    # 数据报送: a payment stream (险种 × 经办机构) still without its 险种's month this many days after
-    # more than half of that month had come in is said late (arrivals.py); null: never said.
+    # 数据报送: a payment stream (险种 × 经办机构) still without a month this many days after the day
+    # its recent months came in is said late (arrivals.py); null: never said.
     "late_delivery_days": 5,
     "casework": {
         "verify_working_days": 20,      # 核查期限: working days after issue

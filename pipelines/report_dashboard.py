@@ -17,7 +17,6 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from . import report_data as rd
-from .arrivals import STALLED_DAYS
 from .report_summary import dated
 
 FONT = "Noto Sans CJK SC, Source Han Sans SC, Microsoft YaHei, PingFang SC, SimHei, sans-serif"
@@ -247,29 +246,22 @@ def _arrivals_html(arrived: dict | None) -> str:
     """七、数据报送: a month an agency did not deliver finds nothing in its rows (arrivals.py)."""
     if arrived is None:
         return '<p class="note">未检查（late_delivery_days 为 null）。</p>'
-    out = ""
-    if arrived.get("stalled"):
-        since = arrived.get("last_completed")
-        out += (f'<p class="note">截至 {html.escape(arrived["as_of"])}，'
-                + (f'自 {html.escape(since)} 起' if since else '')
-                + f'已逾 {STALLED_DAYS} 天没有任何险种的新所属期由多数经办机构报送，请核实数据报送是否中断。</p>')
     late = arrived.get("late") or []
     if not late:
-        if not arrived.get("stalled"):
-            out += '<p class="note">各经办机构最近一个所属期的待遇发放数据均已报送（或尚在报送期内）。</p>'
-        return out
+        return (f'<p class="note">{arrived.get("streams", 0)} 个险种·经办机构的待遇发放数据均按其近月报送日报送'
+                '（或尚在报送期内）。</p>')
 
     def stream(t: dict) -> str:
         if t["in_part"]:
             return (f'{t["insurance_name"]}：{t["missing_period"]} 仅部分报送，{t["persons_owed"]}/{t["persons_last"]} 人未见'
-                    f'（同险种多数机构 {t["others_since"]} 前已报送）')
-        return f'{t["insurance_name"]}：{t["missing_period"]} 未报送，最近 {t["last_period"]}（同险种多数机构 {t["others_since"]} 前已报送）'
+                    f'（应于 {t["expected_on"]} 前报送）')
+        return f'{t["insurance_name"]}：{t["missing_period"]} 未报送（应于 {t["expected_on"]} 前报送），最近 {t["last_period"]}'
 
-    return out + ('<p class="note">下列机构尚未报送（或仅部分报送）同险种多数机构已报送的所属期，其最近所属期的发放对象'
-                  '仍应发放（该月无任何机构发放、此前未暂停或终止、未死亡），请督促报送：</p>'
-                  + _table(["经办机构编码", "经办机构", "险种与所属期", "应发未见人数"],
-                           [[a["agency_code"], a["agency_name"] or "", "；".join(stream(t) for t in a["streams"]),
-                             a["persons_owed"]] for a in late], {3}))
+    return ('<p class="note">下列机构未按其近月报送日报送（或仅部分报送）待遇发放数据，其发放对象仍应发放'
+            '（该月无任何机构发放、此前未暂停或终止、未死亡），请督促报送：</p>'
+            + _table(["经办机构编码", "经办机构", "险种与所属期", "应发未见人数"],
+                     [[a["agency_code"], a["agency_name"] or "", "；".join(stream(t) for t in a["streams"]),
+                       a["persons_owed"]] for a in late], {3}))
 
 
 def _table(headers: list[str], body: list[list], numeric: set[int] = frozenset(), row_class=None) -> str:

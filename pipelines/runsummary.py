@@ -279,20 +279,16 @@ def format_summary(s: dict[str, Any]) -> str:
             lines.append(f"    … and {len(s['quality_warnings']) - len(shown)} more warning(s) "
                          "(all in quality_results and runs.summary; the Data Docs show the checks great-expectations ran)")
     arrived = s.get("arrivals") or {}
-    if arrived.get("stalled"):
-        lines.append(f"  warning: data arrivals: no 险种's month of payments has come in from most agencies since "
-                     f"{arrived.get('last_completed') or 'the store began'} (as of {arrived['as_of']}): have the "
-                     "deliveries from the core systems stopped?")
     late = arrived.get("late") or []
     if late:
-        lines.append(f"  data arrivals: {len(late)} agency(ies) have not delivered a month of payments most agencies "
-                     "of the same 险种 have (late_delivery_days in the config):")
+        lines.append(f"  data arrivals: {len(late)} agency(ies) late with a month of payments, by the day their "
+                     "recent months came in (late_delivery_days in the config):")
         for a in late[:ARRIVALS_SHOWN]:
             streams = "; ".join(
                 f"{t['insurance_type']} {t['missing_period']} "
                 + (f"in part ({t['persons_owed']} of {t['persons_last']} owed)" if t["in_part"]
                    else f"missing (last {t['last_period']}, {t['persons_owed']} owed)")
-                + f", most others' by {t['others_since']}" for t in a["streams"])
+                + f", due {t['expected_on']}" for t in a["streams"])
             name = f" {a['agency_name']}" if a["agency_name"] else ""
             lines.append(f"    warning: {a['agency_code']}{name}: 险种 {streams} — {a['persons_owed']:,} person(s) "
                          "it paid still owed the month (paid by no agency for it, not 暂停/终止 nor dead before it): "

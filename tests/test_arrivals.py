@@ -1,5 +1,5 @@
-"""数据报送: an agency whose month of payments has not come in while most others' has is said late,
-by the real nightly flow (its summary, runs.summary, the dashboard) — and not when its people
+"""数据报送: an agency whose month of payments has not come in by the day its recent months did is said
+late, by the real nightly flow (its summary, runs.summary, the dashboard) — and not when its people
 moved to another agency, stopped or died, nor before late_delivery_days have passed."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _section_seven(tmp: Path) -> str:
     return page[page.index("七、数据报送"):page.index("口径：")]
 
 
-def test_an_agency_without_the_month_others_delivered_is_said_late_after_the_grace_and_not_once_it_arrives(tmp_path):
+def test_an_agency_without_its_month_by_its_usual_day_is_said_late_after_the_grace_and_not_once_it_arrives(tmp_path):
     inbox = tmp_path / "inbox"
     _first_delivery(inbox)
     _night(inbox, tmp_path, "2026-10-21")
@@ -85,24 +85,24 @@ def test_an_agency_without_the_month_others_delivered_is_said_late_after_the_gra
     _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
     _payments(inbox / "2026-11-21" / "payments_360702_stray.csv", ["202703"], ["360702001"])
     s = _night(inbox, tmp_path, "2026-11-21")
-    assert not s["arrivals"]["late"] and s["arrivals"]["months"]["110"]["month"] == "202610"  # November's within the grace
-    assert "各经办机构最近一个所属期的待遇发放数据均已报送" in _section_seven(tmp_path)
+    assert not s["arrivals"]["late"] and s["arrivals"]["streams"] == 3  # November due today (its day: the 21st)
+    assert "3 个险种·经办机构的待遇发放数据均按其近月报送日报送" in _section_seven(tmp_path)
     assert not _night(inbox, tmp_path, "2026-11-25")["arrivals"]["late"]  # 4 days < 5
 
     s = _night(inbox, tmp_path, "2026-11-26")  # 5 days: said
     assert s["arrivals"] == {
-        "months": {"110": {"month": "202611", "since": "2026-11-21"}}, "as_of": "2026-11-26", "stalled": False,
-        "last_completed": "2026-11-21",
+        "as_of": "2026-11-26", "streams": 3,
         "late": [{"agency_code": LATE, "agency_name": AGENCIES[LATE], "persons_owed": 5,
                   "streams": [{"insurance_type": "110", "insurance_name": "企业职工基本养老保险", "missing_period": "202611",
-                               "others_since": "2026-11-21", "last_period": "202610", "in_part": False,
+                               "expected_on": "2026-11-21", "last_period": "202610", "in_part": False,
                                "persons_last": 5, "persons_owed": 5}]}]}
     text = format_summary(s)
-    assert "data arrivals: 1 agency(ies) have not delivered a month of payments most agencies of the same 险种 have" in text
-    assert (f"warning: {LATE} {AGENCIES[LATE]}: 险种 110 202611 missing (last 202610, 5 owed), most others' by "
-            "2026-11-21 — 5 person(s)") in text
+    assert "data arrivals: 1 agency(ies) late with a month of payments, by the day their recent months came in" in text
+    assert (f"warning: {LATE} {AGENCIES[LATE]}: 险种 110 202611 missing (last 202610, 5 owed), due 2026-11-21 — "
+            "5 person(s)") in text
     section = _section_seven(tmp_path)
-    assert AGENCIES[LATE] in section and "企业职工基本养老保险：202611 未报送，最近 202610" in section and "请督促报送" in section
+    assert AGENCIES[LATE] in section and "企业职工基本养老保险：202611 未报送（应于 2026-11-21 前报送），最近 202610" in section
+    assert "请督促报送" in section
     stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
     try:
         recorded = json.loads(stored.execute("select summary from runs where as_of = '2026-11-26'").fetchall()[0][0])
@@ -113,13 +113,13 @@ def test_an_agency_without_the_month_others_delivered_is_said_late_after_the_gra
 
     _payments(inbox / "2026-11-27" / "payments_360703_202611.csv", ["202611"], [LATE])
     assert not _night(inbox, tmp_path, "2026-11-27")["arrivals"]["late"]
-    assert "均已报送" in _section_seven(tmp_path)
+    assert "均按其近月报送日报送" in _section_seven(tmp_path)
     from pipelines import cli
 
     assert cli.main(["report", "--db", str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "then"),
                      "--as-of", "2026-11-26"]) == 0
     then = (tmp_path / "then" / "dashboard.html").read_text(encoding="utf-8")
-    assert "202611 未报送，最近 202610" in then[then.index("七、数据报送"):]  # the delivery of 11-27 not counted
+    assert "202611 未报送" in then[then.index("七、数据报送"):]  # the delivery of 11-27 not counted
 
 
 @pytest.mark.parametrize("case", ["moved", "stopped", "died"])
@@ -136,7 +136,7 @@ def test_an_agency_whose_people_moved_stopped_or_died_is_not_waited_for(tmp_path
               [c for c in AGENCIES if c != LATE], paid_by={LATE: "360704001"} if case == "moved" else None)
     _night(inbox, tmp_path, "2026-11-21")
     assert not _night(inbox, tmp_path, "2026-11-30")["arrivals"]["late"]
-    assert "均已报送" in _section_seven(tmp_path)
+    assert "均按其近月报送日报送" in _section_seven(tmp_path)
 
 
 def test_late_delivery_days_null_switches_it_off_and_report_counts_as_the_night_ran(tmp_path):
@@ -172,11 +172,12 @@ def test_late_delivery_days_must_be_whole_days(tmp_path, value):
     assert load_config(None)["late_delivery_days"] == 5
 
 
-def test_the_probes_cases_an_advance_row_a_month_in_part_a_later_death_an_id_in_a_name_a_year_and_a_stall(tmp_path):
+def test_the_probes_cases_an_advance_row_a_month_in_part_a_later_death_an_id_in_a_name_and_a_year(tmp_path):
     """From a regression probe: an advance row weeks before started the grace of a month others had not
     delivered yet; one row of a month hid the rest missing; a death in the missing month (payable) or a
     suspension after it dropped people from the count; an agency silent for a quarter was forgotten; an
     ID number in an agency's name was shown; a page drawn months after the last delivery said all was in."""
+    # (the advance row: an agency's month paid ahead is its own; the others are held to their own days)
     inbox = tmp_path / "inbox"
     _first_delivery(inbox)
     named = AGENCIES[LATE] + " 360702194001018888"
@@ -196,10 +197,10 @@ def test_the_probes_cases_an_advance_row_a_month_in_part_a_later_death_an_id_in_
     assert late["agency_name"] != named and "360702194001018888" not in format_summary(s)
     assert "360702194001018888" not in _section_seven(tmp_path)
 
-    # December: the advance row of 11-21 does not start its grace; the others' of 12-21 do
+    # December: the agency that paid it ahead is not late for January; the one on its day is not late either
     _payments(inbox / "2026-12-21" / "payments_360700_202612.csv", ["202612"], ["360704001"])
     s = _night(inbox, tmp_path, "2026-12-21")
-    assert s["arrivals"]["months"] == {"110": {"month": "202611", "since": "2026-11-21"}}, s["arrivals"]
+    assert [(a["agency_code"], a["streams"][0]["missing_period"]) for a in s["arrivals"]["late"]] == [(LATE, "202611")]
 
     # one row of a month is not the month: 360704001 pays one of its five pensioners for 202701
     _payments(inbox / "2027-01-21" / "payments_360700_202701.csv", ["202701"], ["360702001"])
@@ -210,7 +211,7 @@ def test_the_probes_cases_an_advance_row_a_month_in_part_a_later_death_an_id_in_
     s = _night(inbox, tmp_path, "2027-01-27")
     late = {a["agency_code"]: a for a in s["arrivals"]["late"]}
     assert late["360704001"]["streams"] == [{"insurance_type": "110", "insurance_name": "企业职工基本养老保险",
-                                            "missing_period": "202701", "others_since": "2027-01-21",
+                                            "missing_period": "202701", "expected_on": "2027-01-21",
                                             "last_period": "202701", "in_part": True, "persons_last": 5,
                                             "persons_owed": 4}], late
     assert "110 202701 in part (4 of 5 owed)" in format_summary(s)
@@ -222,16 +223,16 @@ def test_the_probes_cases_an_advance_row_a_month_in_part_a_later_death_an_id_in_
         _night(inbox, tmp_path, day)
     s = _night(inbox, tmp_path, "2027-04-27")
     assert [a["agency_code"] for a in s["arrivals"]["late"]] == [LATE]  # half a year on, not forgotten
-    assert not s["arrivals"]["stalled"]
 
-    # nothing more comes: a page drawn in July says so, not that all is in
+    # nothing more comes: a page drawn in July says every agency is late, not that all is in
     from pipelines import cli
 
     assert cli.main(["report", "--db", str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "july"),
                      "--as-of", "2027-07-01"]) == 0
     july = (tmp_path / "july" / "dashboard.html").read_text(encoding="utf-8")
     july = july[july.index("七、数据报送"):july.index("口径：")]
-    assert "自 2027-04-21 起已逾 45 天没有任何险种的新所属期由多数经办机构报送" in july and "均已报送" not in july
+    assert "202705 未报送（应于 2027-05-21 前报送）" in july and "均按其近月报送日报送" not in july
+    assert all(code in july for code in AGENCIES)
 
 
 def test_a_month_paid_ahead_a_person_short_a_merger_and_a_reversed_month_as_a_second_probe_found_them(tmp_path):
@@ -250,8 +251,7 @@ def test_a_month_paid_ahead_a_person_short_a_merger_and_a_reversed_month_as_a_se
     one_short.write_text("\n".join(kept) + "\n", encoding="utf-8")
     _night(inbox, tmp_path, "2026-11-21")
     s = _night(inbox, tmp_path, "2026-11-27")
-    assert s["arrivals"]["months"] == {"110": {"month": "202611", "since": "2026-11-21"}}  # not December, paid ahead
-    assert not s["arrivals"]["late"] and not s["arrivals"]["stalled"]  # one person short of five is no delivery missing
+    assert not s["arrivals"]["late"]  # December paid ahead is not owed yet; one person short of five is churn
 
     # the late agency's November reversed whole (冲正), and its December never sent
     rows = [{"payment_id": f"R{p[-6:]}", "person_id": p, "name": "张某", "insurance_type": "110", "item": "基本养老金",
@@ -262,19 +262,12 @@ def test_a_month_paid_ahead_a_person_short_a_merger_and_a_reversed_month_as_a_se
     _night(inbox, tmp_path, "2026-12-03")
     s = _night(inbox, tmp_path, "2026-12-28")
     (late,) = s["arrivals"]["late"]
-    t = late["streams"][0]
+    t = late["streams"][0]  # its November reversed is no November: it still owes it, from October's people
     assert (late["agency_code"], t["missing_period"], t["last_period"], t["in_part"], t["persons_owed"]) == (
-        LATE, "202612", "202610", False, 5), late
-    assert not s["arrivals"]["stalled"]
-    con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
-    try:  # a stall is 45 days without a 险种's month more than half in (the last: 2026-11-21), not a calendar month
-        assert not arrivals.check(con, date(2027, 1, 4), 5).stalled
-        assert arrivals.check(con, date(2027, 1, 5), 5).stalled
-    finally:
-        con.close()
+        LATE, "202611", "202610", False, 5), late
 
 
-def test_a_merger_that_leaves_one_stream_of_three_is_the_month_delivered(tmp_path):
+def test_a_merger_that_leaves_one_agency_paying_everyone_is_no_late_delivery(tmp_path):
     inbox = tmp_path / "inbox"
     _first_delivery(inbox)
     _night(inbox, tmp_path, "2026-10-21")
@@ -282,21 +275,63 @@ def test_a_merger_that_leaves_one_stream_of_three_is_the_month_delivered(tmp_pat
               paid_by={code: "360702001" for code in AGENCIES})  # 机构改革: one agency pays everyone
     _night(inbox, tmp_path, "2026-11-21")
     s = _night(inbox, tmp_path, "2026-12-10")
-    assert s["arrivals"]["months"]["110"]["month"] == "202611"
-    assert not s["arrivals"]["late"] and not s["arrivals"]["stalled"]
+    assert not s["arrivals"]["late"] and s["arrivals"]["streams"] == 3
 
 
-def test_a_first_delivery_of_one_month_is_no_stall_until_nothing_comes_for_45_days(tmp_path):
-    """A month with none before it cannot be "more than half" in: an office whose first delivery held
-    one month was told every night that its deliveries had stopped."""
+def test_a_first_delivery_of_one_month_sets_the_day_the_next_is_due(tmp_path):
+    """One month with no history: it came on the 21st, so the next is due by the 21st (an earlier version
+    told an office starting so, every night, that its deliveries had stopped)."""
     inbox = tmp_path / "inbox"
     _first_delivery(inbox)
     only = inbox / "2026-10-21" / "payments_360700_202610.csv"
     only.unlink()
     _payments(only, ["202610"], AGENCIES)
     _night(inbox, tmp_path, "2026-10-21")
-    s = _night(inbox, tmp_path, "2026-11-20")
-    assert not s["arrivals"]["stalled"] and not s["arrivals"]["months"], s["arrivals"]
-    assert "data arrivals" not in format_summary(s)
-    s = _night(inbox, tmp_path, "2026-12-05")  # 45 days without a payment
-    assert s["arrivals"]["stalled"] and "have the deliveries from the core systems stopped?" in format_summary(s)
+    s = _night(inbox, tmp_path, "2026-11-25")
+    assert not s["arrivals"]["late"] and "data arrivals" not in format_summary(s)
+    s = _night(inbox, tmp_path, "2026-11-26")  # nothing came: each agency late by its own day
+    assert [(a["agency_code"], a["streams"][0]["missing_period"], a["streams"][0]["expected_on"])
+            for a in s["arrivals"]["late"]] == [(code, "202611", "2026-11-21") for code in sorted(AGENCIES)]
+
+
+def _only(path: Path, persons: list[str]) -> None:
+    """Keep the header and the rows of these persons."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0], *(x for x in lines[1:] if any(p in x for p in persons))]) + "\n",
+                    encoding="utf-8")
+
+
+def test_a_month_paid_ahead_before_spring_festival_and_a_month_sent_in_halves_keep_their_own_days(tmp_path):
+    """From a third probe: with three agencies paying February ahead on 21 January, the fourth, on its
+    usual 21 February, was said late all February; an agency sending each month in halves a week apart
+    was said late every month between the halves; a 补发 month or two items a person moved the bar."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    _night(inbox, tmp_path, "2026-10-21")
+    split = "360704001"
+    first_half, second_half = PERSONS[split][:2], PERSONS[split][2:]
+    for month, day in (("202611", 21), ("202612", 21)):
+        y, m = month[:4], month[4:]
+        _payments(inbox / f"{y}-{m}-{day}" / f"payments_360700_{month}.csv", [month], AGENCIES)
+        _only(inbox / f"{y}-{m}-{day}" / f"payments_360700_{month}.csv",
+              [p for code in AGENCIES for p in PERSONS[code] if p not in second_half])
+        _night(inbox, tmp_path, f"{y}-{m}-{day}")
+        _payments(inbox / f"{y}-{m}-28" / f"payments_360704_{month}_rest.csv", [month], [split])
+        _only(inbox / f"{y}-{m}-28" / f"payments_360704_{month}_rest.csv", second_half)
+        _night(inbox, tmp_path, f"{y}-{m}-28")
+    # January: everyone's January, and February ahead from two agencies (春节); the split agency's first half
+    _payments(inbox / "2027-01-21" / "payments_360700_202701.csv", ["202701"], AGENCIES)
+    _only(inbox / "2027-01-21" / "payments_360700_202701.csv",
+          [p for code in AGENCIES for p in PERSONS[code] if p not in second_half])
+    _payments(inbox / "2027-01-21" / "payments_360700_202702_ahead.csv", ["202702"], ["360702001", LATE])
+    _night(inbox, tmp_path, "2027-01-21")
+    s = _night(inbox, tmp_path, "2027-01-26")  # the split agency's January is due by the 28th, its usual day
+    assert not s["arrivals"]["late"], s["arrivals"]
+    _payments(inbox / "2027-01-28" / "payments_360704_202701_rest.csv", ["202701"], [split])
+    _only(inbox / "2027-01-28" / "payments_360704_202701_rest.csv", second_half)
+    _night(inbox, tmp_path, "2027-01-28")
+    s = _night(inbox, tmp_path, "2027-02-10")  # February: the split agency's is due by the 28th, not owed yet
+    assert not s["arrivals"]["late"], s["arrivals"]
+    s = _night(inbox, tmp_path, "2027-03-06")  # its February never came; the others' March not due (21st)
+    assert [(a["agency_code"], a["streams"][0]["missing_period"], a["streams"][0]["expected_on"])
+            for a in s["arrivals"]["late"]] == [(split, "202702", "2027-02-28")], s["arrivals"]
