@@ -185,7 +185,7 @@ def check(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int) -> Arrival
 
 def _persons_owed(con, last_seen: dict[tuple[str, str], tuple[str, str]],
                   params: dict) -> dict[tuple[str, str], tuple[int, int]]:
-    """Per stream, (people it paid, net, in its last month; of them, still owed its 险种's month)."""
+    """Per stream, (people it paid, net, in the month counted from; of them, still owed the month due)."""
     con.execute("create or replace temp table _arrival_streams (agency_code varchar, insurance_type varchar, "
                 "period varchar, owed_period varchar, owed_from date)")
     con.executemany("insert into _arrival_streams values (?, ?, ?, ?, ?)",
