@@ -75,18 +75,32 @@ def grace_days(config) -> int | None:
     return None if days is None else int(days)
 
 
+def said(con: duckdb.DuckDBPyConnection, as_of: dt.date, config) -> dict | None:
+    """数据报送 as the night's summary, runs.summary and the dashboard say it (summary()) as of a day,
+    from what had come in by then; None where the config switches it off."""
+    grace = grace_days(config)
+    return None if grace is None else summary(check(con, as_of, grace))
+
+
 def _month(period: str, k: int) -> str:
     y, m = divmod(int(period[:4]) * 12 + int(period[4:]) - 1 + k, 12)
     return f"{y:04d}{m + 1:02d}"
 
 
-def _nights_sql(con) -> str:
-    """Each payments file by the night that read it (its run's as-of; a file read outside a night by
-    the day it was read)."""
-    if table_exists(con, "runs"):
-        return ("select l.file_hash, coalesce(r.as_of, cast(l.ingested_at as date)) as night "
-                "from ingest_ledger l left join runs r on r.run_id = l.run_id where l.extract = 'payments'")
-    return "select file_hash, cast(ingested_at as date) as night from ingest_ledger where extract = 'payments'"
+def _arrived_sql(con) -> str:
+    """`with … arrived`: the recurring payments of the window ($low–$high) come in by $as_of, each with
+    the night that read its file (its run's as-of; a file read outside a night by the day it was read)."""
+    nights = ("select l.file_hash, coalesce(r.as_of, cast(l.ingested_at as date)) as night "
+              "from ingest_ledger l left join runs r on r.run_id = l.run_id where l.extract = 'payments'"
+              if table_exists(con, "runs") else
+              "select file_hash, cast(ingested_at as date) as night from ingest_ledger where extract = 'payments'")
+    return f"""with nights as ({nights}),
+        arrived as (
+            select p.*, coalesce(n.night, date '0001-01-01') as night
+            from payments p left join nights n on n.file_hash = p._file_hash
+            where p.period between $low and $high and not list_contains($one_off, p.item)
+              and coalesce(n.night, date '0001-01-01') <= $as_of
+        )"""
 
 
 def _first_day(period: str) -> dt.date:
@@ -133,17 +147,11 @@ def check(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int) -> Arrival
               "as_of": as_of, "one_off": list(ONE_OFF_ITEMS)}
     # per stream and month: the rows come in by each night, and the month's net over all of them
     rows = con.execute(f"""
-        with nights as ({_nights_sql(con)}),
-        arrived as (
-            select p.agency_code, p.insurance_type, p.period, p.amount, coalesce(n.night, date '0001-01-01') as night
-            from payments p left join nights n on n.file_hash = p._file_hash
-            where p.period between $low and $high and not list_contains($one_off, p.item)
-              and p.agency_code is not null and p.insurance_type is not null
-              and coalesce(n.night, date '0001-01-01') <= $as_of
-        )
+        {_arrived_sql(con)}
         select agency_code, insurance_type, period, night, count(*) filter (where amount > 0),
                sum(sum(amount)) over (partition by agency_code, insurance_type, period)
-        from arrived group by agency_code, insurance_type, period, night""", params).fetchall()
+        from arrived where agency_code is not null and insurance_type is not null
+        group by agency_code, insurance_type, period, night""", params).fetchall()
     months: dict[tuple[str, str], dict[str, dict[dt.date, int]]] = {}
     paid: dict[tuple[str, str], set[str]] = {}  # the months each stream paid (net)
     for agency, itype, period, night, positive, net in rows:
@@ -189,7 +197,7 @@ def _persons_owed(con, last_seen: dict[tuple[str, str], tuple[str, str]],
     con.execute("create or replace temp table _arrival_streams (agency_code varchar, insurance_type varchar, "
                 "period varchar, owed_period varchar, owed_from date)")
     con.executemany("insert into _arrival_streams values (?, ?, ?, ?, ?)",
-                    [(*k, last, month, dt.date(int(month[:4]), int(month[4:]), 1))
+                    [(*k, last, month, _first_day(month))
                      for k, (last, month) in last_seen.items()])
     stopped = ("or exists (select 1 from beneficiaries b where b.person_id = paid.person_id "
                "and b.insurance_type = paid.insurance_type and b.status in ('暂停', '终止') "
@@ -199,21 +207,17 @@ def _persons_owed(con, last_seen: dict[tuple[str, str], tuple[str, str]],
             if table_exists(con, "deaths") else "")
     try:
         rows = con.execute(f"""
-            with nights as ({_nights_sql(con)}),
-            arrived as (
-                select p.* from payments p left join nights n on n.file_hash = p._file_hash
-                where p.period between $low and $high and coalesce(n.night, date '0001-01-01') <= $as_of
-                  and not list_contains($one_off, p.item) and p.person_id is not null
-            ),
+            {_arrived_sql(con)},
             paid as (
                 select p.agency_code, p.insurance_type, p.person_id, any_value(s.owed_period) as owed_period,
                        any_value(s.owed_from) as owed_from
                 from arrived p join _arrival_streams s using (agency_code, insurance_type, period)
+                where p.person_id is not null
                 group by p.agency_code, p.insurance_type, p.person_id having sum(p.amount) > 0
             ),
             paid_then as (  -- net, by any agency
                 select person_id, insurance_type, period from arrived
-                where period in (select owed_period from _arrival_streams)
+                where person_id is not null and period in (select owed_period from _arrival_streams)
                 group by all having sum(amount) > 0
             )
             select agency_code, insurance_type, count(*) as paid,
@@ -232,11 +236,6 @@ def _agency_names(con) -> dict[str, str]:
     if not table_exists(con, "agencies"):
         return {}
     return dict(con.execute("select agency_code, any_value(agency_name) from agencies group by 1").fetchall())
-
-
-def late_streams(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int | None) -> list[LateStream]:
-    """The late streams alone ([] when switched off: `grace` None)."""
-    return [] if grace is None else check(con, as_of, grace).late
 
 
 def summary(arrivals: Arrivals) -> dict:

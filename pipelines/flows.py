@@ -148,9 +148,8 @@ def validate(con, deliveries: list[str], out: Path, run_id: str, progress: Progr
 
 @step("arrivals")
 def data_arrivals(con, as_of: date, config: Config) -> dict | None:
-    """数据报送: agencies whose month of payments has not come in when most others' has (None: off)."""
-    grace = arrivals.grace_days(config)
-    return None if grace is None else arrivals.summary(arrivals.check(con, as_of, grace))
+    """数据报送: payment streams late with a month by their own usual day (None: off)."""
+    return arrivals.said(con, as_of, config)
 
 
 @step("detect")

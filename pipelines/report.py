@@ -99,15 +99,9 @@ def _collect(con: duckdb.DuckDBPyConnection, as_of: date, data_as_of: date, conf
         "major": report_data.major_list(con, as_of, titles),
         "history": report_data.run_history(con),
         "quality": report_data.quality(con),
-        "arrivals": _arrivals(con, as_of, config),
+        "arrivals": arrivals.said(con, as_of, config),  # as of the page's date
         "office": office_name(config),
     }
-
-
-def _arrivals(con, as_of: date, config: Any) -> dict | None:
-    """数据报送 as of the page's date, from what had come in by then; None where the config switches it off."""
-    days = arrivals.grace_days(config)
-    return None if days is None else arrivals.summary(arrivals.check(con, as_of, days))
 
 
 def _publish(con, target: Path, write: Callable[[Path], None], action: str, actor: str, detail: dict) -> Path:

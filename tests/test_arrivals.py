@@ -157,7 +157,7 @@ def test_late_delivery_days_null_switches_it_off_and_report_counts_as_the_night_
     assert "未检查" in _section_seven(tmp_path)
     con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
     try:
-        late = arrivals.late_streams(con, date(2026, 11, 30), 5)  # the store says so when asked
+        late = arrivals.check(con, date(2026, 11, 30), 5).late  # the store says so when asked
     finally:
         con.close()
     assert [(s.agency_code, s.missing_period, s.persons_owed) for s in late] == [(LATE, "202611", 5)]
