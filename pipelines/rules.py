@@ -976,19 +976,15 @@ def check_rules(con: duckdb.DuckDBPyConnection, rules: list[Rule], config: Confi
 
 def _planning_problem(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[str, Any], as_of: date) -> str | None:
     """Why one parameter set of the rule would fail tonight, as far as planning shows (None: it would not)."""
-    for what, sql, names in (("", rule.sql, None), ("watch: ", rule.watch, rule.watch_params),
-                             ("incremental: ", rule.incremental, rule.incremental_params)):
+    for what, sql, names in (("", rule.sql, None), ("watch: ", rule.watch, rule.watch_params)):
         if sql:
             try:
                 con.execute(f"explain {sql}", bind(rule, params, as_of, names)).fetchall()
             except Exception as exc:  # noqa: BLE001 — reported against the rule
                 return what + _first_line(exc, rule)
-    if rule.incremental:  # the night reads its `subject` column (it named only the SQL's columns before)
+    if rule.incremental:  # the night reads its `subject` column (planning it says what `explain` would)
         try:
-            found = con.execute(f"select * from ({rule.incremental.rstrip().rstrip(';')}\n) where false",
-                                bind(rule, params, as_of, rule.incremental_params))
-            columns = [d[0] for d in found.description]
-            found.fetchall()
+            columns = _columns_of(con, rule.incremental, bind(rule, params, as_of, rule.incremental_params))
         except Exception as exc:  # noqa: BLE001 — reported against the rule
             return "incremental: " + _first_line(exc, rule)
         if "subject" not in (c.lower() for c in columns):  # (an identifier, whatever its case)
@@ -996,16 +992,20 @@ def _planning_problem(con: duckdb.DuckDBPyConnection, rule: Rule, params: dict[s
                     "subject (… as subject)")
     if rule.engine != "sql":  # a model's columns are its model's to make
         return None
-    # the night runs `create … as <sql>`: a closing `;` or a last line that is a comment is fine
-    # there, so here too
-    query = rule.sql.rstrip().rstrip(";")
     try:
-        found = con.execute(f"select * from ({query}\n) where false", bind(rule, params, as_of))
-        columns = tuple(d[0] for d in found.description)
-        found.fetchall()
+        columns = _columns_of(con, rule.sql, bind(rule, params, as_of))
     except Exception as exc:  # noqa: BLE001 — reported against the rule
         return _first_line(exc, rule)
     return None if columns == DETECTION_COLUMNS else _columns_problem(columns)
+
+
+def _columns_of(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any]) -> tuple[str, ...]:
+    """The columns a query returns, planned on no rows. The night runs `create … as <query>` or reads
+    it from a subquery: a closing `;` or a last line that is a comment is fine there, so here too."""
+    found = con.execute(f"select * from ({query.rstrip().rstrip(';')}\n) where false", params)
+    columns = tuple(d[0] for d in found.description)
+    found.fetchall()
+    return columns
 
 
 class _TimeLimit:
