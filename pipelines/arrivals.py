@@ -15,6 +15,17 @@ owed it. Owed: paid for it (net) by no agency under the same 险种, not 暂停/
 before it (the month of death is payable). A stream whose people all moved to another agency (机构改
 革), stopped or died is not waited for; one silent for a year is forgotten. Payments count as they
 had come in by the as-of day; deaths and the register as they are now.
+
+The other extracts have no month to miss: deaths come in from 公安, 民政 and 卫健 as they are
+registered, custody from the prisons, account statements and contributions on their own rhythms, and
+a feed that stops is as silent as a missing month (PAID_AFTER_DEATH finds nothing in deaths that
+never came). So each of them — and the part of it one sender sends (a death's source, the agency
+whose accounts a statement is of, a 险种's contributions) — is held to the intervals between its own
+recent deliveries: it is late when, counted in working days (工作日: 春节 and 国庆 are no silence), it
+has been silent `late_delivery_days` longer than the longest of its last six intervals. A feed needs
+four deliveries before it has a rhythm; one silent for a year is forgotten; an agency that has paid
+nothing for two months is not waited for with its statements. A file that came in counts, rows or
+not (a header alone says "nothing today"); a part counts by the rows of it that came in.
 """
 
 from __future__ import annotations
@@ -26,9 +37,10 @@ from dataclasses import dataclass, field
 import duckdb
 
 from .config import DEFAULTS
-from .extracts import INSURANCE_TYPES, ONE_OFF_ITEMS
+from .extracts import EXTRACTS, INSURANCE_TYPES, ONE_OFF_ITEMS
 from .report_mask import mask_agency_code, scrub_text
 from .store import table_exists
+from .workdays import WorkCalendar, calendar_from
 
 # A stream silent for longer is no longer waited for.
 LOOKBACK_MONTHS = 12
@@ -43,6 +55,17 @@ MOST_ROWS = 0.8
 # of them) are still owed it: a death or a 终止 recorded a month late is one person, not a delivery.
 PART_OWED_SHARE = 0.2
 PART_OWED_LEAST = 3
+
+# The feeds held to their own rhythm, each with the column whose value is a sender of its own (None:
+# the extract as a whole only). The agencies' register changes when an agency does: no rhythm.
+FEEDS = {"beneficiaries": None, "deaths": "source", "imprisonments": None,
+         "fund_transactions": "agency_code", "contributions": "insurance_type"}
+# A feed's rhythm: the longest of its last intervals between deliveries (in working days) ...
+FEED_INTERVALS = 6
+# ... of which it needs this many before it has one (four deliveries).
+FEED_LEAST_INTERVALS = 3
+# An agency's statements are waited for while it pays: a payment of it this recent (days).
+PAYING_WITHIN_DAYS = 62
 
 
 @dataclass(frozen=True)
@@ -61,12 +84,25 @@ class LateStream:
         return self.last_period == self.missing_period
 
 
+@dataclass(frozen=True)
+class LateFeed:
+    extract: str            # deaths / imprisonments / fund_transactions / contributions / beneficiaries
+    part: str | None        # its sender: a death's source, an agency code (masked as on every page), a 险种; None: all of it
+    part_name: str | None   # the agency's or the 险种's name
+    last_on: dt.date        # the last night a file of it (a row of the part) came in
+    longest_days: int       # the longest of its last intervals, in working days
+    silent_days: int        # working days since last_on, to the as-of day
+    due_by: dt.date         # the last day it was not yet late (late_delivery_days working days past longest_days)
+
+
 @dataclass
 class Arrivals:
-    """The late streams as of a day, and how many streams were held to their schedules."""
+    """The late streams and feeds as of a day, and how many were held to their schedules."""
     late: list[LateStream] = field(default_factory=list)
     streams: int = 0
     as_of: dt.date | None = None
+    late_feeds: list[LateFeed] = field(default_factory=list)
+    feeds: int = 0
 
 
 def grace_days(config) -> int | None:
@@ -79,7 +115,11 @@ def said(con: duckdb.DuckDBPyConnection, as_of: dt.date, config) -> dict | None:
     """数据报送 as the night's summary, runs.summary and the dashboard say it (summary()) as of a day,
     from what had come in by then; None where the config switches it off."""
     grace = grace_days(config)
-    return None if grace is None else summary(check(con, as_of, grace))
+    if grace is None:
+        return None
+    found = check(con, as_of, grace)
+    found.late_feeds, found.feeds = check_feeds(con, as_of, grace, calendar_from(config))
+    return summary(found)
 
 
 def _month(period: str, k: int) -> str:
@@ -87,14 +127,19 @@ def _month(period: str, k: int) -> str:
     return f"{y:04d}{m + 1:02d}"
 
 
+def _nights_sql(con, extract: str) -> str:
+    """file_hash -> night: the night that read each file of `extract` (its run's as-of; a file read
+    outside a night, by the day it was read)."""
+    if table_exists(con, "runs"):
+        return ("select l.file_hash, coalesce(r.as_of, cast(l.ingested_at as date)) as night "
+                f"from ingest_ledger l left join runs r on r.run_id = l.run_id where l.extract = '{extract}'")
+    return f"select file_hash, cast(ingested_at as date) as night from ingest_ledger where extract = '{extract}'"
+
+
 def _arrived_sql(con) -> str:
     """`with … arrived`: the recurring payments of the window ($low–$high) come in by $as_of, each with
     the night that read its file (its run's as-of; a file read outside a night by the day it was read)."""
-    nights = ("select l.file_hash, coalesce(r.as_of, cast(l.ingested_at as date)) as night "
-              "from ingest_ledger l left join runs r on r.run_id = l.run_id where l.extract = 'payments'"
-              if table_exists(con, "runs") else
-              "select file_hash, cast(ingested_at as date) as night from ingest_ledger where extract = 'payments'")
-    return f"""with nights as ({nights}),
+    return f"""with nights as ({_nights_sql(con, 'payments')}),
         arrived as (
             select p.*, coalesce(n.night, date '0001-01-01') as night
             from payments p left join nights n on n.file_hash = p._file_hash
@@ -232,6 +277,83 @@ def _persons_owed(con, last_seen: dict[tuple[str, str], tuple[str, str]],
     return {(agency, itype): (int(paid), int(owed)) for agency, itype, paid, owed in rows}
 
 
+def check_feeds(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int,
+                calendar: WorkCalendar) -> tuple[list[LateFeed], int]:
+    """The late feeds as of `as_of` (see the module's note), and how many were held to a rhythm.
+    A feed whose whole extract is late is said once, not again by its senders."""
+    if not table_exists(con, "ingest_ledger"):
+        return [], 0
+    forgotten_before = as_of - dt.timedelta(days=round(LOOKBACK_MONTHS * 365.25 / 12))
+    names = _agency_names(con)
+    paying = _agencies_paying(con, as_of)
+    late: list[LateFeed] = []
+    held = 0
+    for extract, by in FEEDS.items():
+        if not table_exists(con, extract):
+            continue
+        # the whole extract first: a sender of a late extract is not said again
+        for part, nights in sorted(_feed_nights(con, extract, by, as_of).items(),
+                                   key=lambda kv: (kv[0] is not None, kv[0] or "")):
+            recent = nights[-(FEED_INTERVALS + 1):]
+            if len(recent) < FEED_LEAST_INTERVALS + 1 or recent[-1] < forgotten_before:
+                continue
+            if by == "agency_code" and part is not None and part not in paying:
+                continue
+            held += 1
+            longest = max(calendar.working_days_between(a, b) for a, b in zip(recent, recent[1:]))
+            silent = calendar.working_days_between(recent[-1], as_of)
+            if silent <= longest + grace:
+                continue
+            if part is not None and any(f.extract == extract and f.part is None for f in late):
+                continue
+            late.append(LateFeed(extract, _shown_part(by, part), _part_name(by, part, names), recent[-1],
+                                 longest, silent, calendar.add_working_days(recent[-1], longest + grace)))
+    return late, held
+
+
+def _feed_nights(con, extract: str, by: str | None, as_of: dt.date) -> dict[str | None, list[dt.date]]:
+    """The nights (up to as_of) a feed came in: the extract's by its files (None), each sender's by its
+    rows — those stored and those a later delivery replaced (the row's first night stays one)."""
+    nights = _nights_sql(con, extract)
+    found: dict[str | None, set[dt.date]] = {None: {n for (n,) in con.execute(
+        f"select distinct night from ({nights}) where night <= $as_of", {"as_of": as_of}).fetchall()}}
+    if by is not None:
+        replaced = (f"union all select json_extract_string(row, '$._file_hash'), json_extract_string(row, '$.{by}') "
+                    f"from replaced_rows where extract = '{extract}'" if table_exists(con, "replaced_rows") else "")
+        rows = con.execute(f"""
+            with nights as ({nights}),
+            sent as (select _file_hash as file_hash, {by} as part from {extract} {replaced})
+            select distinct part, night from sent join nights using (file_hash)
+            where part is not null and night <= $as_of""", {"as_of": as_of}).fetchall()
+        for part, night in rows:
+            found.setdefault(part, set()).add(night)
+    return {part: sorted(n) for part, n in found.items() if n}
+
+
+def _agencies_paying(con, as_of: dt.date) -> set[str]:
+    """The agencies with a payment paid within PAYING_WITHIN_DAYS of as_of (their statements are waited for)."""
+    if not table_exists(con, "payments"):
+        return set()
+    since = as_of - dt.timedelta(days=PAYING_WITHIN_DAYS)
+    low = _month(f"{since.year:04d}{since.month:02d}", -1)  # 所属期 is close to 发放日期: its row groups only
+    return {a for (a,) in con.execute(
+        "select distinct agency_code from payments where period >= $low and paid_on between $since and $as_of "
+        "and agency_code is not null", {"low": low, "since": since, "as_of": as_of}).fetchall()}
+
+
+def _shown_part(by: str | None, part: str | None) -> str | None:
+    return mask_agency_code(part) if by == "agency_code" else part
+
+
+def _part_name(by: str | None, part: str | None, names: dict[str, str]) -> str | None:
+    if by == "agency_code":
+        name = names.get(part)
+        return scrub_text(name) if name else None
+    if by == "insurance_type":
+        return INSURANCE_TYPES.get(part)
+    return None
+
+
 def _agency_names(con) -> dict[str, str]:
     if not table_exists(con, "agencies"):
         return {}
@@ -250,4 +372,9 @@ def summary(arrivals: Arrivals) -> dict:
                              "last_period": s.last_period, "in_part": s.in_part, "persons_last": s.persons_last,
                              "persons_owed": s.persons_owed})
         a["persons_owed"] += s.persons_owed
-    return {"as_of": arrivals.as_of.isoformat(), "streams": arrivals.streams, "late": list(agencies.values())}
+    return {"as_of": arrivals.as_of.isoformat(), "streams": arrivals.streams, "late": list(agencies.values()),
+            "feeds": arrivals.feeds,
+            "late_feeds": [{"extract": f.extract, "extract_name": EXTRACTS[f.extract].title, "part": f.part,
+                            "part_name": f.part_name, "last_on": f.last_on.isoformat(), "silent_days": f.silent_days,
+                            "longest_days": f.longest_days, "due_by": f.due_by.isoformat()}
+                           for f in arrivals.late_feeds]}

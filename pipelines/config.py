@@ -38,7 +38,8 @@ DEFAULTS: dict[str, Any] = {
     # store until killed. The shipped rules take seconds at a province's scale.
     "rule_time_limit_minutes": 60,
     # 数据报送: a payment stream (险种 × 经办机构) still without a month this many days after the day
-    # its recent months came in is said late (arrivals.py); null: never said.
+    # its recent months came in is said late, and a feed (deaths, statements, …) silent this many
+    # working days past the longest of its recent intervals (arrivals.py); null: never said.
     "late_delivery_days": 5,
     "casework": {
         "verify_working_days": 20,      # 核查期限: working days after issue

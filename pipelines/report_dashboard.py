@@ -243,9 +243,14 @@ def fig_trend(history: list[dict]) -> go.Figure:
 
 
 def _arrivals_html(arrived: dict | None) -> str:
-    """七、数据报送: a month an agency did not deliver finds nothing in its rows (arrivals.py)."""
+    """七、数据报送: a month an agency did not deliver, or a feed that stopped, finds nothing in rows
+    that never came (arrivals.py)."""
     if arrived is None:
         return '<p class="note">未检查（late_delivery_days 为 null）。</p>'
+    return _late_streams_html(arrived) + _late_feeds_html(arrived)
+
+
+def _late_streams_html(arrived: dict) -> str:
     late = arrived.get("late") or []
     if not late:
         return (f'<p class="note">{arrived.get("streams", 0)} 个险种·经办机构的待遇发放数据均按其近月报送日报送'
@@ -262,6 +267,18 @@ def _arrivals_html(arrived: dict | None) -> str:
             + _table(["经办机构编码", "经办机构", "险种与所属期", "应发未见人数"],
                      [[a["agency_code"], a["agency_name"] or "", "；".join(stream(t) for t in a["streams"]),
                        a["persons_owed"]] for a in late], {3}))
+
+
+def _late_feeds_html(arrived: dict) -> str:
+    feeds = arrived.get("late_feeds") or []
+    if not feeds:
+        return (f'<p class="note">死亡火化、在押服刑、基金账户交易流水、参保缴费与待遇享受人员数据：{arrived.get("feeds", 0)} 项'
+                '均在其近六次报送间隔内报送（报送不足四次的不计）。</p>')
+    return ('<p class="note">下列数据停报已超过其近六次报送的最长间隔（另加 late_delivery_days 个工作日），'
+            '依此数据的规则查不出未报送的疑点，请督促报送单位：</p>'
+            + _table(["数据", "报送方", "最近报送", "已停报工作日", "近六次最长间隔（工作日）", "应报送截止"],
+                     [[f["extract_name"], " ".join(x for x in (f["part"], f["part_name"]) if x) or "全部",
+                       f["last_on"], f["silent_days"], f["longest_days"], f["due_by"]] for f in feeds], {3, 4}))
 
 
 def _table(headers: list[str], body: list[list], numeric: set[int] = frozenset(), row_class=None) -> str:

@@ -296,6 +296,18 @@ def format_summary(s: dict[str, Any]) -> str:
         if len(late) > ARRIVALS_SHOWN:
             lines.append(f"    … and {len(late) - ARRIVALS_SHOWN} more agency(ies) (all in runs.summary arrivals and on "
                          "the dashboard)")
+    feeds = arrived.get("late_feeds") or []
+    if feeds:
+        lines.append(f"  data arrivals: {len(feeds)} feed(s) silent longer than their rhythm — late_delivery_days working "
+                     "days past the longest of their last six intervals:")
+        for f in feeds[:ARRIVALS_SHOWN]:
+            part = f" from {f['part']}" + (f" {f['part_name']}" if f["part_name"] else "") if f["part"] else ""
+            lines.append(f"    warning: {f['extract']} {f['extract_name']}{part}: nothing since {f['last_on']}, "
+                         f"{f['silent_days']} working day(s) (its intervals at most {f['longest_days']}; due by "
+                         f"{f['due_by']}) — rules reading it find nothing it did not bring: ask its sender")
+        if len(feeds) > ARRIVALS_SHOWN:
+            lines.append(f"    … and {len(feeds) - ARRIVALS_SHOWN} more feed(s) (all in runs.summary arrivals and on "
+                         "the dashboard)")
     if s.get("store_settings"):
         # where DuckDB spills rows of the extracts (personal data) when a night outgrows the limit
         lines.append(f"  store: DuckDB memory limit {s['store_settings']['memory_limit']}, "

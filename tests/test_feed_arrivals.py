@@ -1,0 +1,170 @@
+"""数据报送 of the feeds without a month (deaths, custody, account statements, contributions, the
+register): a feed — or one sender of it — silent late_delivery_days working days longer than the
+longest of its last six intervals is said late, by the real nightly flow (its summary, runs.summary,
+the dashboard); not over a holiday, not an agency that no longer pays, not a feed without a rhythm."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines import arrivals, cli
+from pipelines.flows import nightly_flow
+from pipelines.normalise import check_digit
+from pipelines.runsummary import format_summary
+from pipelines.workdays import WorkCalendar
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+AGENCIES = {"360702001": "章贡区社保局", "360703001": "南康区社保局"}
+
+
+def _id(n: int) -> str:
+    first17 = f"36070219{n:03d}1010{n:02d}1"[:17]
+    return first17 + check_digit(first17)
+
+
+def _write(path: Path, header: list[str], rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+
+
+DEATHS = ["person_id", "name", "death_date", "source", "cremated_on"]
+STATEMENTS = ["txn_id", "account_no", "account_type", "agency_code", "txn_at", "direction", "amount",
+              "counterparty_account", "counterparty_name", "counterparty_kind", "memo"]
+
+
+def _deaths(inbox: Path, night: str, sources: list[str], first: int, corrected: list[dict] = ()) -> None:
+    """One death a source, people not paid by anyone (nothing to find, only the feed)."""
+    _write(inbox / night / f"deaths_360700_{night}.csv", DEATHS,
+           [{"person_id": _id(first + i), "name": "王某", "death_date": night, "source": s, "cremated_on": ""}
+            for i, s in enumerate(sources)] + list(corrected))
+
+
+def _statements(inbox: Path, night: str, agencies: list[str]) -> None:
+    """A collection into each agency's income account (收入户, 对公: nothing to find)."""
+    _write(inbox / night / f"fund_transactions_360700_{night}.csv", STATEMENTS,
+           [{"txn_id": f"T{night}{a}", "account_no": f"3607{a}", "account_type": "收入户", "agency_code": a,
+             "txn_at": f"{night} 10:00:00", "direction": "收", "amount": "1000.00", "counterparty_account": "",
+             "counterparty_name": "某公司", "counterparty_kind": "对公", "memo": "保费收入"} for a in agencies])
+
+
+def _payments(inbox: Path, night: str, agencies: list[str], period: str) -> None:
+    _write(inbox / night / f"payments_360700_{period}_{night}.csv",
+           ["payment_id", "person_id", "name", "insurance_type", "item", "period", "paid_on", "amount", "bank_account",
+            "agency_code", "handled_by", "reviewed_by", "reviewed_at"],
+           [{"payment_id": f"P{period}{a}", "person_id": _id(900 + i), "name": "张某", "insurance_type": "110",
+             "item": "基本养老金", "period": period, "paid_on": f"{period[:4]}-{period[4:]}-10", "amount": "2000.00",
+             "bank_account": f"621700009{i:05d}", "agency_code": a, "handled_by": "甲", "reviewed_by": "乙",
+             "reviewed_at": f"{period[:4]}-{period[4:]}-10"} for i, a in enumerate(agencies)])
+
+
+def _agencies(inbox: Path, night: str) -> None:
+    _write(inbox / night / "agencies_360700.csv", ["agency_code", "agency_name", "region_code", "parent_code"],
+           [{"agency_code": c, "agency_name": n, "region_code": c[:6], "parent_code": "360700"}
+            for c, n in AGENCIES.items()])
+
+
+def _night(inbox: Path, tmp: Path, as_of: str, grace: int | None = 2) -> dict:
+    config = tmp / "fw.yaml"
+    config.write_text(f"late_delivery_days: {json.dumps(grace)}\n", encoding="utf-8")
+    return nightly_flow(inbox=str(inbox), db=str(tmp / "fw.duckdb"), out=str(tmp / "out"),
+                        as_of=date.fromisoformat(as_of), config_path=str(config), progress=False)
+
+
+def _section_seven(out: Path) -> str:
+    page = (out / "dashboard.html").read_text(encoding="utf-8")
+    return page[page.index("七、数据报送"):page.index("口径：")]
+
+
+def test_a_source_that_stops_then_the_whole_deaths_feed_is_said_late_by_working_days_past_its_rhythm(tmp_path):
+    inbox = tmp_path / "inbox"
+    _agencies(inbox, "2026-11-02")
+    # four weekly deliveries (Mondays) from 公安 and 民政: intervals of 5 working days
+    # (the third corrects the second's 民政 row: its night stays one of 民政's, by the row it replaced)
+    corrected = [{"person_id": _id(11), "name": "王某", "death_date": "2026-11-08", "source": "民政", "cremated_on": ""}]
+    for k, night in enumerate(["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"]):
+        _deaths(inbox, night, ["公安", "民政"], first=10 * k, corrected=corrected if k == 2 else [])
+        s = _night(inbox, tmp_path, night)
+        if k == 2:
+            assert s["arrivals"]["feeds"] == 0  # three deliveries: no rhythm yet
+    assert s["arrivals"]["feeds"] == 3 and s["arrivals"]["late_feeds"] == []  # deaths, from 公安, from 民政
+    # 民政 stops; 公安 goes on
+    _deaths(inbox, "2026-11-30", ["公安"], first=50)
+    _night(inbox, tmp_path, "2026-11-30")
+    # 7 working days after 11-23 (5 + 2): not yet
+    assert _night(inbox, tmp_path, "2026-12-02")["arrivals"]["late_feeds"] == []
+    assert "3 项均在其近六次报送间隔内报送" in _section_seven(tmp_path / "out")
+    _deaths(inbox, "2026-12-07", ["公安"], first=60)
+    s = _night(inbox, tmp_path, "2026-12-07")
+    assert s["arrivals"]["late_feeds"] == [
+        {"extract": "deaths", "extract_name": "死亡火化信息", "part": "民政", "part_name": None,
+         "last_on": "2026-11-23", "silent_days": 10, "longest_days": 5, "due_by": "2026-12-02"}]
+    assert ("warning: deaths 死亡火化信息 from 民政: nothing since 2026-11-23, 10 working day(s) (its intervals at "
+            "most 5; due by 2026-12-02)") in format_summary(s)
+    section = _section_seven(tmp_path / "out")
+    assert "下列数据停报已超过其近六次报送的最长间隔" in section and ">民政</td>" in section
+
+    # a file with its header alone is a delivery ("nothing today") of the feed, not of 民政
+    _write(inbox / "2026-12-08" / "deaths_360700_empty.csv", DEATHS, [])
+    s = _night(inbox, tmp_path, "2026-12-08")
+    assert [(f["part"], f["last_on"]) for f in s["arrivals"]["late_feeds"]] == [("民政", "2026-11-23")]
+    # then nothing at all: the feed is said, once, not again by each source
+    s = _night(inbox, tmp_path, "2026-12-18")
+    assert [(f["extract"], f["part"], f["last_on"], f["silent_days"], f["longest_days"])
+            for f in s["arrivals"]["late_feeds"]] == [("deaths", None, "2026-12-08", 8, 5)]
+    assert "warning: deaths 死亡火化信息: nothing since 2026-12-08, 8 working day(s)" in format_summary(s)
+    assert ">全部</td>" in _section_seven(tmp_path / "out")
+
+    # a page drawn for an earlier night says what that night knew
+    assert cli.main(["report", "--db", str(tmp_path / "fw.duckdb"), "--out", str(tmp_path / "then"),
+                     "--as-of", "2026-12-02"]) == 0
+    assert "3 项均在其近六次报送间隔内报送" in _section_seven(tmp_path / "then")
+    con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        # a year of silence: forgotten
+        assert arrivals.check_feeds(con, date(2027, 12, 20), 2, WorkCalendar()) == ([], 0)
+    finally:
+        con.close()
+
+
+def test_a_weekly_feed_over_the_national_day_holiday_is_not_late_and_off_with_null(tmp_path):
+    inbox = tmp_path / "inbox"
+    for k, night in enumerate(["2026-09-07", "2026-09-14", "2026-09-21", "2026-09-28"]):
+        _deaths(inbox, night, ["公安"], first=10 * k)
+        _night(inbox, tmp_path, night)
+    # 11 calendar days after 09-28, 4 working days (国庆 2026-10-01..07; 10-10 a 调休 Saturday counts)
+    assert _night(inbox, tmp_path, "2026-10-09")["arrivals"]["late_feeds"] == []
+    s = _night(inbox, tmp_path, "2026-10-16", grace=None)
+    assert "arrivals" not in s and "nothing since" not in format_summary(s)
+    s = _night(inbox, tmp_path, "2026-10-19")
+    assert [(f["extract"], f["part"], f["silent_days"]) for f in s["arrivals"]["late_feeds"]] == [("deaths", None, 11)]
+
+
+def test_an_agencys_statements_are_waited_for_while_it_pays_and_its_code_is_masked(tmp_path):
+    inbox = tmp_path / "inbox"
+    _agencies(inbox, "2026-11-02")
+    paying, merged = list(AGENCIES)
+    _payments(inbox, "2026-11-02", [paying, merged], "202609")  # the merged agency's last payments: 2026-09-10
+    _payments(inbox, "2026-11-02", [paying], "202611")
+    for night in ["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"]:
+        _statements(inbox, night, [paying, merged])
+        s = _night(inbox, tmp_path, night)
+    held = s["arrivals"]["feeds"]
+    # the feed and the paying agency's statements (the merged one paid nothing since 09-10: not waited for)
+    assert held == 2
+    _statements(inbox, "2026-11-30", [merged])
+    _statements(inbox, "2026-12-07", [merged])
+    s = _night(inbox, tmp_path, "2026-12-07")
+    assert [(f["extract"], f["part"], f["part_name"], f["last_on"]) for f in s["arrivals"]["late_feeds"]] == [
+        ("fund_transactions", paying, AGENCIES[paying], "2026-11-23")]
+    assert f"warning: fund_transactions 基金账户交易流水 from {paying} {AGENCIES[paying]}: nothing since 2026-11-23" \
+        in format_summary(s)
