@@ -25,7 +25,8 @@ recent deliveries: it is late when, counted in working days (工作日: 春节 a
 has been silent `late_delivery_days` longer than the longest of its last six intervals. A feed needs
 four deliveries before it has a rhythm; one silent for a year is forgotten; an agency that has paid
 nothing for two months is not waited for with its statements. A file that came in counts, rows or
-not (a header alone says "nothing today"); a part counts by the rows of it that came in.
+not (a header alone says "nothing today"), the same file sent again too (`ingest_copies`); a part
+counts by the rows of it that came in.
 """
 
 from __future__ import annotations
@@ -315,8 +316,13 @@ def _feed_nights(con, extract: str, by: str | None, as_of: dt.date) -> dict[str 
     """The nights (up to as_of) a feed came in: the extract's by its files (None), each sender's by its
     rows — those stored and those a later delivery replaced (the row's first night stays one)."""
     nights = _nights_sql(con, extract)
+    # the extract's files, and the same bytes sent again in another delivery (skipped, still sent)
+    copies = (f"""union all select coalesce(r.as_of, cast(c.seen_at as date)) from ingest_copies c
+                  left join runs r on r.run_id = c.run_id where c.extract = '{extract}'"""
+              if table_exists(con, "ingest_copies") and table_exists(con, "runs") else "")
     found: dict[str | None, set[dt.date]] = {None: {n for (n,) in con.execute(
-        f"select distinct night from ({nights}) where night <= $as_of", {"as_of": as_of}).fetchall()}}
+        f"select distinct night from (select night from ({nights}) {copies}) where night <= $as_of",
+        {"as_of": as_of}).fetchall()}}
     if by is not None:
         replaced = (f"union all select json_extract_string(row, '$._file_hash'), json_extract_string(row, '$.{by}') "
                     f"from replaced_rows where extract = '{extract}'" if table_exists(con, "replaced_rows") else "")

@@ -278,6 +278,8 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
                           f"{mask_folder_name(seen[0][1])})")
         if seen[0][0] != source:  # a copy sent again (the same file seen every night is not news)
             result.duplicate_of = seen[0][0]
+            con.execute("insert into ingest_copies values (?, ?, ?, ?, ?, ?) on conflict do nothing",
+                        [file_hash, source, delivery, kind, china_now(), run_id])
         return result
     lineage = {"_source_file": source, "_delivery": delivery, "_file_hash": file_hash}
     if big is not None or big_csv:

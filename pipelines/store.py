@@ -54,6 +54,18 @@ create table if not exists replaced_rows (
     replaced_by  varchar,               -- the sha256 of the file whose row replaced it
     replaced_at  timestamp
 );
+-- 再次报送的同一文件: a file whose bytes came before, sent again under another name or in another
+-- delivery (skipped: its rows are stored) — a sender that sends the same file ("nothing today", a
+-- header alone) is still sending: 数据报送 counts it (arrivals.py)
+create table if not exists ingest_copies (
+    file_hash    varchar not null,       -- the ledger's file of the same bytes
+    source_file  varchar not null,
+    delivery     varchar,
+    extract      varchar,
+    seen_at      timestamp,             -- the first night it was seen
+    run_id       varchar,
+    primary key (source_file, file_hash)
+);
 create table if not exists rejected_rows (
     extract      varchar,
     source_file  varchar,

@@ -168,3 +168,28 @@ def test_an_agencys_statements_are_waited_for_while_it_pays_and_its_code_is_mask
         ("fund_transactions", paying, AGENCIES[paying], "2026-11-23")]
     assert f"warning: fund_transactions 基金账户交易流水 from {paying} {AGENCIES[paying]}: nothing since 2026-11-23" \
         in format_summary(s)
+
+
+CUSTODY = ["person_id", "name", "sentence_type", "custody_start", "custody_end", "facility"]
+
+
+def test_the_same_file_sent_again_each_week_keeps_the_feed_alive_until_it_stops(tmp_path):
+    inbox = tmp_path / "inbox"
+    for k, night in enumerate(["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"]):
+        _write(inbox / night / "imprisonments_360700.csv", CUSTODY,
+               [{"person_id": _id(200 + k), "name": "李某", "sentence_type": "有期徒刑", "custody_start": night,
+                 "custody_end": "", "facility": "某监狱"}])
+        _night(inbox, tmp_path, night)
+    # "nothing this week": the header alone, the same bytes each week (skipped as already ingested)
+    for night in ["2026-11-30", "2026-12-07", "2026-12-14"]:
+        _write(inbox / night / "imprisonments_360700.csv", CUSTODY, [])
+        s = _night(inbox, tmp_path, night)
+    assert _night(inbox, tmp_path, "2026-12-21")["arrivals"]["late_feeds"] == []
+    s = _night(inbox, tmp_path, "2026-12-28")
+    assert [(f["extract"], f["last_on"], f["silent_days"]) for f in s["arrivals"]["late_feeds"]] == [
+        ("imprisonments", "2026-12-14", 10)]
+    con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        assert con.execute("select count(*) from ingest_copies where extract = 'imprisonments'").fetchall() == [(2,)]
+    finally:
+        con.close()
