@@ -19,14 +19,18 @@ had come in by the as-of day; deaths and the register as they are now.
 The other extracts have no month to miss: deaths come in from 公安, 民政 and 卫健 as they are
 registered, custody from the prisons, account statements and contributions on their own rhythms, and
 a feed that stops is as silent as a missing month (PAID_AFTER_DEATH finds nothing in deaths that
-never came). So each of them — and the part of it one sender sends (a death's source, the agency
-whose accounts a statement is of, a 险种's contributions) — is held to the intervals between its own
-recent deliveries: it is late when, counted in working days (工作日: 春节 and 国庆 are no silence), it
-has been silent `late_delivery_days` longer than the longest of its last six intervals. A feed needs
-four deliveries before it has a rhythm; one silent for a year is forgotten; an agency that has paid
-nothing for two months is not waited for with its statements. A file that came in counts, rows or
-not (a header alone says "nothing today"), the same file sent again too (`ingest_copies`); a part
-counts by the rows of it that came in.
+never came). So each of them — and each sender of one several send (extracts.SENDER_COLUMNS: a
+death's source, the agency whose accounts a statement is of, a 险种's contributions) — is held to the
+intervals between its own recent deliveries: it is late when, counted in working days (工作日: 春节
+and 国庆 are no silence), it has been silent `late_delivery_days` longer than the longest of its last
+six intervals. A delivery's day is its folder's date (not the night that read it: a week the office
+ran no nights is no silence of the sender). A file that came in counts, rows or not (a header alone
+says "nothing today"), the same file sent again too (`ingest_copies`); a sender counts by the files
+that brought new or changed rows of it (`ingest_senders`: a cumulative re-export that only repeats a
+sender's rows is no news from it). An extract is late as a whole only when each of its senders held
+is late too, and is then said once. A feed needs four deliveries before it has a rhythm; one silent for
+a year is forgotten; an agency that has paid nothing for two months is not waited for with its
+statements.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from .config import DEFAULTS
-from .extracts import EXTRACTS, INSURANCE_TYPES, ONE_OFF_ITEMS
+from .extracts import EXTRACTS, INSURANCE_TYPES, ONE_OFF_ITEMS, SENDER_COLUMNS
 from .report_mask import mask_agency_code, scrub_text
 from .store import table_exists
 from .workdays import WorkCalendar, calendar_from
@@ -57,10 +61,9 @@ MOST_ROWS = 0.8
 PART_OWED_SHARE = 0.2
 PART_OWED_LEAST = 3
 
-# The feeds held to their own rhythm, each with the column whose value is a sender of its own (None:
-# the extract as a whole only). The agencies' register changes when an agency does: no rhythm.
-FEEDS = {"beneficiaries": None, "deaths": "source", "imprisonments": None,
-         "fund_transactions": "agency_code", "contributions": "insurance_type"}
+# The feeds held to their own rhythm (and their senders: extracts.SENDER_COLUMNS). The agencies'
+# register changes when an agency does: no rhythm.
+FEED_EXTRACTS = ("beneficiaries", "deaths", "imprisonments", "fund_transactions", "contributions")
 # A feed's rhythm: the longest of its last intervals between deliveries (in working days) ...
 FEED_INTERVALS = 6
 # ... of which it needs this many before it has one (four deliveries).
@@ -104,6 +107,8 @@ class Arrivals:
     as_of: dt.date | None = None
     late_feeds: list[LateFeed] = field(default_factory=list)
     feeds: int = 0
+    # the years the feeds' working days were counted Monday–Friday (no holiday notice known)
+    feed_years_assumed: list[int] = field(default_factory=list)
 
 
 def grace_days(config) -> int | None:
@@ -119,7 +124,7 @@ def said(con: duckdb.DuckDBPyConnection, as_of: dt.date, config) -> dict | None:
     if grace is None:
         return None
     found = check(con, as_of, grace)
-    found.late_feeds, found.feeds = check_feeds(con, as_of, grace, calendar_from(config))
+    found.late_feeds, found.feeds, found.feed_years_assumed = check_feeds(con, as_of, grace, calendar_from(config))
     return summary(found)
 
 
@@ -279,61 +284,75 @@ def _persons_owed(con, last_seen: dict[tuple[str, str], tuple[str, str]],
 
 
 def check_feeds(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int,
-                calendar: WorkCalendar) -> tuple[list[LateFeed], int]:
-    """The late feeds as of `as_of` (see the module's note), and how many were held to a rhythm.
-    A feed whose whole extract is late is said once, not again by its senders."""
+                calendar: WorkCalendar) -> tuple[list[LateFeed], int, list[int]]:
+    """The late feeds as of `as_of` (see the module's note), how many were held to a rhythm, and the
+    years whose working days were counted Monday–Friday for want of a holiday notice. An extract
+    several send (extracts.SENDER_COLUMNS) is late as a whole only when each sender held is late too
+    (eight agencies sending their statements on eight days of a month give the whole a rhythm of one
+    day); it is then said once, not again by each sender."""
     if not table_exists(con, "ingest_ledger"):
-        return [], 0
+        return [], 0, []
     forgotten_before = as_of - dt.timedelta(days=round(LOOKBACK_MONTHS * 365.25 / 12))
     names = _agency_names(con)
     paying = _agencies_paying(con, as_of)
     late: list[LateFeed] = []
-    held = 0
-    for extract, by in FEEDS.items():
+    held, counted = 0, set()
+    for extract in FEED_EXTRACTS:
         if not table_exists(con, extract):
             continue
-        # the whole extract first: a sender of a late extract is not said again
-        for part, nights in sorted(_feed_nights(con, extract, by, as_of).items(),
-                                   key=lambda kv: (kv[0] is not None, kv[0] or "")):
-            recent = nights[-(FEED_INTERVALS + 1):]
+        by = SENDER_COLUMNS.get(extract)
+        judged: dict[str | None, LateFeed | None] = {}  # held: its LateFeed, or None on time
+        for part, days in _feed_days(con, extract, as_of).items():
+            recent = days[-(FEED_INTERVALS + 1):]
             if len(recent) < FEED_LEAST_INTERVALS + 1 or recent[-1] < forgotten_before:
                 continue
             if by == "agency_code" and part is not None and part not in paying:
                 continue
-            held += 1
+            counted |= {recent[0].year, as_of.year}
             longest = max(calendar.working_days_between(a, b) for a, b in zip(recent, recent[1:]))
             silent = calendar.working_days_between(recent[-1], as_of)
-            if silent <= longest + grace:
-                continue
-            if part is not None and any(f.extract == extract and f.part is None for f in late):
-                continue
-            late.append(LateFeed(extract, _shown_part(by, part), _part_name(by, part, names), recent[-1],
-                                 longest, silent, calendar.add_working_days(recent[-1], longest + grace)))
-    return late, held
+            judged[part] = None if silent <= longest + grace else LateFeed(
+                extract, _shown_part(by, part), _part_name(by, part, names), recent[-1], longest, silent,
+                calendar.add_working_days(recent[-1], longest + grace))
+        held += len(judged)
+        whole = judged.pop(None, None)
+        if whole is not None and all(judged.values()):
+            late.append(whole)
+        else:
+            late += [f for _, f in sorted(judged.items()) if f is not None]
+    years = sorted(y for y in range(min(counted, default=as_of.year), as_of.year + 1)
+                   if counted and not calendar.knows(y))
+    return late, held, years
 
 
-def _feed_nights(con, extract: str, by: str | None, as_of: dt.date) -> dict[str | None, list[dt.date]]:
-    """The nights (up to as_of) a feed came in: the extract's by its files (None), each sender's by its
-    rows — those stored and those a later delivery replaced (the row's first night stays one)."""
-    nights = _nights_sql(con, extract)
-    # the extract's files, and the same bytes sent again in another delivery (skipped, still sent)
-    copies = (f"""union all select coalesce(r.as_of, cast(c.seen_at as date)) from ingest_copies c
-                  left join runs r on r.run_id = c.run_id where c.extract = '{extract}'"""
-              if table_exists(con, "ingest_copies") and table_exists(con, "runs") else "")
-    found: dict[str | None, set[dt.date]] = {None: {n for (n,) in con.execute(
-        f"select distinct night from (select night from ({nights}) {copies}) where night <= $as_of",
-        {"as_of": as_of}).fetchall()}}
-    if by is not None:
-        replaced = (f"union all select json_extract_string(row, '$._file_hash'), json_extract_string(row, '$.{by}') "
-                    f"from replaced_rows where extract = '{extract}'" if table_exists(con, "replaced_rows") else "")
-        rows = con.execute(f"""
-            with nights as ({nights}),
-            sent as (select _file_hash as file_hash, {by} as part from {extract} {replaced})
-            select distinct part, night from sent join nights using (file_hash)
-            where part is not null and night <= $as_of""", {"as_of": as_of}).fetchall()
-        for part, night in rows:
-            found.setdefault(part, set()).add(night)
-    return {part: sorted(n) for part, n in found.items() if n}
+def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.date]]:
+    """The days a feed came in, of files read by as_of: the extract's by its files and the copies
+    of them sent again (None); each sender's by the files that brought new or changed rows of it
+    (ingest_senders). A file's day is its delivery folder's date where the folder is named by one
+    not after the night that read it (a week the office ran no nights is not the sender's silence),
+    else that night (a file read outside a night: the day it was read)."""
+    copies = ("union all select file_hash, delivery, seen_at, run_id, true from ingest_copies "
+              f"where extract = '{extract}'" if table_exists(con, "ingest_copies") else "")
+    read_on = "coalesce(r.as_of, cast(s.at as date))" if table_exists(con, "runs") else "cast(s.at as date)"
+    runs = "left join runs r on r.run_id = s.run_id" if table_exists(con, "runs") else ""
+    delivered = f"""
+        with sent as (
+            select file_hash, delivery, ingested_at as at, run_id, false as copy from ingest_ledger
+            where extract = '{extract}' {copies}
+        ),
+        delivered as (
+            select s.file_hash, s.copy, least({read_on},
+                   coalesce(cast(try_strptime(left(s.delivery, 10), '%Y-%m-%d') as date), {read_on})) as day
+            from sent s {runs} where {read_on} <= $as_of
+        )"""
+    found: dict[str | None, set[dt.date]] = {
+        None: {d for (d,) in con.execute(f"{delivered} select distinct day from delivered", {"as_of": as_of}).fetchall()}}
+    if extract in SENDER_COLUMNS and table_exists(con, "ingest_senders"):
+        for sender, day in con.execute(f"""{delivered}
+                select distinct s.sender, d.day from ingest_senders s join delivered d on d.file_hash = s.file_hash
+                where not d.copy and s.extract = '{extract}' and s.sender is not null""", {"as_of": as_of}).fetchall():
+            found.setdefault(sender, set()).add(day)
+    return {part: sorted(days) for part, days in found.items() if days}
 
 
 def _agencies_paying(con, as_of: dt.date) -> set[str]:
@@ -383,4 +402,5 @@ def summary(arrivals: Arrivals) -> dict:
             "late_feeds": [{"extract": f.extract, "extract_name": EXTRACTS[f.extract].title, "part": f.part,
                             "part_name": f.part_name, "last_on": f.last_on.isoformat(), "silent_days": f.silent_days,
                             "longest_days": f.longest_days, "due_by": f.due_by.isoformat()}
-                           for f in arrivals.late_feeds]}
+                           for f in arrivals.late_feeds],
+            "calendar_assumed_years": arrivals.feed_years_assumed}

@@ -232,6 +232,12 @@ EXTRACTS: dict[str, Extract] = {
 
 DATED_DELIVERY = "^[0-9]{4}-[0-9]{2}-[0-9]{2}"  # a delivery folder named by its date (Python and SQL)
 
+# The column of an extract whose value names who sent a row, where several send one extract at their
+# own pace: a death's source (公安/民政/卫健/法院), the agency whose accounts a statement is of, the 险种
+# whose contributions come in. Ingest records which of them each file brought new rows of
+# (ingest_senders); 数据报送 holds each to its own rhythm (arrivals.py).
+SENDER_COLUMNS = {"deaths": "source", "fund_transactions": "agency_code", "contributions": "insurance_type"}
+
 # Longest first, so that a future kind that is a prefix of another cannot steal its files.
 _KINDS_BY_LENGTH = sorted(EXTRACTS, key=len, reverse=True)
 FILE_SUFFIXES = (".csv", ".xlsx", ".parquet")

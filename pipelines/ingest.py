@@ -26,7 +26,7 @@ from polars.exceptions import PanicException
 
 from . import readers
 from .clock import china_now, china_today
-from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, kind_of_file
+from .extracts import DATED_DELIVERY, EXTRACTS, FILE_SUFFIXES, SENDER_COLUMNS, kind_of_file
 from .normalise import label
 from .privacy import mask_folder_name, mask_ids_in_text, mask_path
 from .readers import (WHOLE_FILE, CsvPieces, FileProblem, HeaderProblem, RawFrame, ReadWhole, abridge, csv_piece_frame,
@@ -61,6 +61,8 @@ class FileResult:
     # A failed file's bytes failed before: where their rejected rows are (also the end of message)
     already_recorded: str | None = None
     source: str | None = None  # its path within the inbox, as ingest_ledger.source_file names it
+    # per sender (extracts.SENDER_COLUMNS), the rows it brought that were new or changed (ingest_senders)
+    new_by_sender: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -426,7 +428,11 @@ def _write_chunk(con, kind: str, accepted: pl.DataFrame, rejected: pl.DataFrame,
     """Write one normalised chunk (or the whole file) and add its counts to the file's result.
     replace=False: insert only, the stored rows it replaces are deleted after the file's last
     chunk (_replace_by_file)."""
-    result.rows_replaced += _write_rows(con, kind, accepted, lineage, replace, result.notes, absent)
+    result.rows_replaced += _write_rows(con, kind, accepted, lineage, replace, result.notes, absent,
+                                        result.new_by_sender)
+    if kind in SENDER_COLUMNS and accepted.height:
+        for sender, n in accepted.get_column(SENDER_COLUMNS[kind]).drop_nulls().value_counts().iter_rows():
+            result.new_by_sender[sender] = result.new_by_sender.get(sender, 0) + n
     _write_rejected(con, kind, rejected, lineage)
     result.rows_accepted += accepted.height
     result.rows_rejected += rejected.height
@@ -446,6 +452,9 @@ def _ledger(con, result: FileResult, source: str, run_id: str | None) -> FileRes
          result.rows_rejected, result.rows_replaced, china_now(), run_id],
     )
     con.execute("insert into _fw_delivery_files values (?)", [result.file_hash])
+    senders = [(result.file_hash, result.kind, sender, n) for sender, n in sorted(result.new_by_sender.items()) if n > 0]
+    if senders:
+        con.executemany("insert into ingest_senders values (?, ?, ?, ?)", senders)
     return result
 
 
@@ -529,10 +538,11 @@ def _write_chunks(con, kind: str, next_chunk: Callable[[], RawFrame | None], res
         del raw
         _write_chunk(con, kind, accepted, rejected, result, lineage, replace=False)
         del accepted, rejected  # freed before the next chunk is read
-    result.rows_replaced += _replace_by_file(con, kind, lineage, result.notes)
+    result.rows_replaced += _replace_by_file(con, kind, lineage, result.notes, result.new_by_sender)
 
 
-def _replace_by_file(con, kind: str, lineage: dict[str, str], notes: list[str]) -> int:
+def _replace_by_file(con, kind: str, lineage: dict[str, str], notes: list[str],
+                     new_by_sender: dict[str, int] | None = None) -> int:
     """After a big file's chunks are all inserted, delete the stored rows it replaces: rows of
     other files with one of its natural keys, and a row of its own whose key a later row of it
     gives again in another spelling (e.g. with a trailing space, in another chunk; the later row
@@ -556,7 +566,7 @@ def _replace_by_file(con, kind: str, lineage: dict[str, str], notes: list[str]) 
             select distinct t.rowid as rid from {kind} t
             join (select * from {kind} where _file_hash = $file) s on {_same_key(spec)} and {replacing}
             where t.rowid in (select rid from _fw_replaced) and ({_differs(spec)})""", {"file": this_file})
-    return _replace(con, kind, lineage, notes)
+    return _replace(con, kind, lineage, notes, new_by_sender)
 
 
 def _emptied(con, kind: str, staged: pl.DataFrame, absent: frozenset[str]) -> list[str]:
@@ -587,7 +597,8 @@ def _differs(spec) -> str:
     return " or ".join(f"t.{c} is distinct from s.{c}" for c in spec.names)
 
 
-def _replace(con, kind: str, lineage: dict[str, str], notes: list[str]) -> int:
+def _replace(con, kind: str, lineage: dict[str, str], notes: list[str],
+             new_by_sender: dict[str, int] | None = None) -> int:
     """Delete the stored rows of `kind` whose rowids temp table _fw_replaced lists; those the new
     row changes (temp table _fw_changed, made by the caller where there are any) kept first, as
     stored, in replaced_rows (a corrected re-delivery left no trace of what a suspect's evidence and
@@ -596,9 +607,17 @@ def _replace(con, kind: str, lineage: dict[str, str], notes: list[str]) -> int:
     file replaces nothing: one join on the keys finds that, as the delete alone made. Rows another
     file of this pass over the delivery gave are said in `notes` (the night's summary): which of the
     two stands follows the files' names, and a renamed file changed a suspect's amount without a
-    word (a determinism probe)."""
+    word (a determinism probe). The rows sent again unchanged are taken off `new_by_sender` (no news
+    from their sender: a cumulative re-export)."""
     replaced = scalar(con, "select count(*) from _fw_replaced")
     if replaced:
+        if new_by_sender is not None and kind in SENDER_COLUMNS:
+            for sender, n in con.execute(
+                    f"""select {SENDER_COLUMNS[kind]}, count(*) from {kind}
+                        where rowid in (select rid from _fw_replaced) and rowid not in (select rid from _fw_changed)
+                        group by all""").fetchall():
+                if sender is not None:
+                    new_by_sender[sender] = new_by_sender.get(sender, 0) - n
         con.execute(f"""insert into replaced_rows
                         select ?, to_json(t), ?, ? from {kind} t
                         where rowid in (select rid from _fw_changed)""",
@@ -731,7 +750,8 @@ def _same_key(spec) -> str:
 
 
 def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str], replace: bool = True,
-                notes: list[str] | None = None, absent: frozenset[str] = frozenset()) -> int:
+                notes: list[str] | None = None, absent: frozenset[str] = frozenset(),
+                new_by_sender: dict[str, int] | None = None) -> int:
     """Delete-then-insert by natural key (replace=False: insert only); returns how many stored
     rows the rows replaced (a replacement within the delivery said in `notes`)."""
     if accepted.height == 0:
@@ -751,7 +771,7 @@ def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
                         f"where t.rowid in (select rid from _fw_replaced) and ({_differs(spec)})")
             if notes is not None and absent:
                 notes += _emptied(con, kind, staged, absent)
-        replaced = _replace(con, kind, lineage, [] if notes is None else notes)
+        replaced = _replace(con, kind, lineage, [] if notes is None else notes, new_by_sender)
     cols = ", ".join([*spec.names, *(n for n, _ in LINEAGE_COLUMNS)])
     # The file's lineage (source, delivery, hash: one value for all its rows) as query parameters,
     # not as columns of the frame: DuckDB then stores a constant, not 200,000 copies of a 64-character

@@ -271,8 +271,11 @@ def _late_streams_html(arrived: dict) -> str:
 
 def _late_feeds_html(arrived: dict) -> str:
     feeds = arrived.get("late_feeds") or []
+    if not feeds and not arrived.get("feeds"):
+        return ('<p class="note">死亡火化、在押服刑、基金账户交易流水、参保缴费与待遇享受人员数据：尚无报送满四次者，'
+                '未按报送间隔检查。</p>')
     if not feeds:
-        return (f'<p class="note">死亡火化、在押服刑、基金账户交易流水、参保缴费与待遇享受人员数据：{arrived.get("feeds", 0)} 项'
+        return (f'<p class="note">死亡火化、在押服刑、基金账户交易流水、参保缴费与待遇享受人员数据：{arrived["feeds"]} 项'
                 '均在其近六次报送间隔内报送（报送不足四次的不计）。</p>')
     return ('<p class="note">下列数据停报已超过其近六次报送的最长间隔（另加 late_delivery_days 个工作日），'
             '依此数据的规则查不出未报送的疑点，请督促报送单位：</p>'

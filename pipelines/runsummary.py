@@ -308,6 +308,10 @@ def format_summary(s: dict[str, Any]) -> str:
         if len(feeds) > ARRIVALS_SHOWN:
             lines.append(f"    … and {len(feeds) - ARRIVALS_SHOWN} more feed(s) (all in runs.summary arrivals and on "
                          "the dashboard)")
+    for year in arrived.get("calendar_assumed_years") or []:
+        lines.append(f"  data arrivals: no holiday notice for {year} (chinesecalendar or config casework.holidays): "
+                     "the feeds' working days were counted Monday–Friday less the holidays the law fixes, without "
+                     "the notice's 调休 and 补假 — a feed may read late over a holiday")
     if s.get("store_settings"):
         # where DuckDB spills rows of the extracts (personal data) when a night outgrows the limit
         lines.append(f"  store: DuckDB memory limit {s['store_settings']['memory_limit']}, "

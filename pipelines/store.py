@@ -66,6 +66,14 @@ create table if not exists ingest_copies (
     run_id       varchar,
     primary key (source_file, file_hash)
 );
+-- 报送方: per file of an extract several send (extracts.SENDER_COLUMNS), the senders it brought rows
+-- of that were new or changed (a row sent again unchanged, as in a cumulative re-export, is no news)
+create table if not exists ingest_senders (
+    file_hash  varchar not null,
+    extract    varchar,
+    sender     varchar,
+    new_rows   bigint
+);
 create table if not exists rejected_rows (
     extract      varchar,
     source_file  varchar,
@@ -643,6 +651,29 @@ def _handovers_to_listed_agencies(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('handovers_to_listed_agencies', current_timestamp)")
 
 
+def _ingest_senders(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: the senders of the files an older version read (ingest_senders), from their
+    rows stored and those a later delivery changed (replaced_rows) — a row sent again unchanged
+    since is dated by the later file, as the older version left it. Older versions, which record
+    no senders (their files would read as silence), refuse the store from here on."""
+    from .extracts import SENDER_COLUMNS
+
+    with transaction(con):
+        con.execute("delete from ingest_senders")
+        for kind, column in SENDER_COLUMNS.items():
+            con.execute(f"""
+                insert into ingest_senders
+                select file_hash, '{kind}', sender, count(*) from (
+                    select _file_hash as file_hash, {column} as sender from {kind}
+                    union all
+                    select json_extract_string(row, '$._file_hash'), json_extract_string(row, '$.{column}')
+                    from replaced_rows where extract = '{kind}')
+                where file_hash is not null and sender is not null
+                  and file_hash in (select file_hash from ingest_ledger)
+                group by all""")
+        con.execute("insert into store_migrations values ('ingest_senders', current_timestamp)")
+
+
 # The one-time conversions an older store needs, in order; each records itself in store_migrations
 # with its last step, so that one cut short is run again.
 _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
@@ -661,7 +692,8 @@ _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("suspects_follow_their_agency", _suspects_follow_their_agency),
                ("finding_agency", _finding_agency),
                ("deaths_not_before_birth", _deaths_not_before_birth),
-               ("handovers_to_listed_agencies", _handovers_to_listed_agencies))
+               ("handovers_to_listed_agencies", _handovers_to_listed_agencies),
+               ("ingest_senders", _ingest_senders))
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

@@ -96,7 +96,7 @@ def test_an_agency_without_its_month_by_its_usual_day_is_said_late_after_the_gra
                   "streams": [{"insurance_type": "110", "insurance_name": "企业职工基本养老保险", "missing_period": "202611",
                                "expected_on": "2026-11-21", "last_period": "202610", "in_part": False,
                                "persons_last": 5, "persons_owed": 5}]}],
-        "feeds": 0, "late_feeds": []}  # the register came once: no rhythm yet
+        "feeds": 0, "late_feeds": [], "calendar_assumed_years": []}  # the register came once: no rhythm yet
     text = format_summary(s)
     assert "data arrivals: 1 agency(ies) late with a month of payments, by the day their recent months came in" in text
     assert (f"warning: {LATE} {AGENCIES[LATE]}: 险种 110 202611 missing (last 202610, 5 owed), due 2026-11-21 — "

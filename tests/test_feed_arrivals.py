@@ -131,7 +131,7 @@ def test_a_source_that_stops_then_the_whole_deaths_feed_is_said_late_by_working_
     con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
     try:
         # a year of silence: forgotten
-        assert arrivals.check_feeds(con, date(2027, 12, 20), 2, WorkCalendar()) == ([], 0)
+        assert arrivals.check_feeds(con, date(2027, 12, 20), 2, WorkCalendar()) == ([], 0, [])
     finally:
         con.close()
 
@@ -191,5 +191,96 @@ def test_the_same_file_sent_again_each_week_keeps_the_feed_alive_until_it_stops(
     con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
     try:
         assert con.execute("select count(*) from ingest_copies where extract = 'imprisonments'").fetchall() == [(2,)]
+    finally:
+        con.close()
+
+
+SEVEN = [f"36070{k}001" for k in range(2, 9)]
+
+
+def _workdays_from(first: date, n: int) -> list[str]:
+    from pipelines.workdays import add_working_days
+
+    start = add_working_days(first, -1)
+    return [add_working_days(start, k).isoformat() for k in range(1, n + 1)]
+
+
+def test_seven_agencies_sending_on_seven_days_of_each_month_are_each_held_to_their_month(tmp_path):
+    """The probe's 'staggered senders': the extract as a whole comes in on seven working days in a row
+    each month (a rhythm of one day), so the whole is never said for its quiet weeks — only an agency that
+    misses its month. Read in one night: each delivery's day is its folder's date."""
+    inbox = tmp_path / "inbox"
+    _payments(inbox, "2026-11-20", SEVEN, "202611")  # all seven pay (paid 2026-11-10)
+    for month in (date(2026, 8, 3), date(2026, 9, 1), date(2026, 10, 9), date(2026, 11, 2)):
+        for agency, day in zip(SEVEN, _workdays_from(month, 7)):
+            _statements(inbox, day, [agency])
+    s = _night(inbox, tmp_path, "2026-11-20")
+    assert s["arrivals"]["feeds"] == 8 and s["arrivals"]["late_feeds"] == []  # the extract and its seven agencies
+    # December: the last agency does not send its month
+    for agency, day in zip(SEVEN[:6], _workdays_from(date(2026, 12, 1), 6)):
+        _statements(inbox, day, [agency])
+    s = _night(inbox, tmp_path, "2026-12-28")
+    assert [(f["extract"], f["part"], f["last_on"]) for f in s["arrivals"]["late_feeds"]] == [
+        ("fund_transactions", SEVEN[6], _workdays_from(date(2026, 11, 2), 7)[-1])]
+
+
+def test_a_cumulative_re_export_is_no_news_from_a_sender_that_only_repeats_its_rows(tmp_path):
+    """Each week's deaths file holds every earlier row again (unchanged) and the week's new ones; 民政's
+    last new rows came on 10-26. Its earlier weeks stay its own (ingest_senders, recorded as read)."""
+    inbox = tmp_path / "inbox"
+    rows: list[dict] = []
+    for k, day in enumerate(["2026-10-05", "2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02", "2026-11-09",
+                             "2026-11-16", "2026-11-23"]):
+        sources = ["公安", "民政"] if k < 4 else ["公安"]
+        rows += [{"person_id": _id(300 + 10 * k + i), "name": "王某", "death_date": day, "source": src,
+                  "cremated_on": ""} for i, src in enumerate(sources)]
+        _write(inbox / day / "deaths_360700_all.csv", DEATHS, rows)
+    s = _night(inbox, tmp_path, "2026-11-23")
+    assert s["arrivals"]["feeds"] == 3
+    assert [(f["part"], f["last_on"], f["longest_days"]) for f in s["arrivals"]["late_feeds"]] == [
+        ("民政", "2026-10-26", 5)]
+    con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        recorded = con.execute("""select l.delivery, s.sender, s.new_rows from ingest_senders s
+                                  join ingest_ledger l using (file_hash) order by all""").fetchall()
+    finally:
+        con.close()
+    assert recorded[-3:] == [("2026-11-09", "公安", 1), ("2026-11-16", "公安", 1), ("2026-11-23", "公安", 1)]
+    assert ("2026-10-26", "民政", 1) in recorded and len(recorded) == 12
+
+
+def test_a_year_without_a_holiday_notice_is_said_beside_the_feeds(tmp_path):
+    inbox = tmp_path / "inbox"
+    for k, day in enumerate(["2027-01-04", "2027-01-11", "2027-01-18", "2027-01-25"]):
+        _deaths(inbox, day, ["公安"], first=400 + k)
+    s = _night(inbox, tmp_path, "2027-02-01")
+    assert s["arrivals"]["feeds"] == 2
+    unknown = [] if WorkCalendar().knows(2027) else [2027]
+    assert s["arrivals"]["calendar_assumed_years"] == unknown
+    if unknown:
+        assert "data arrivals: no holiday notice for 2027" in format_summary(s)
+
+
+def test_an_older_stores_senders_are_recorded_from_its_rows_once(tmp_path):
+    inbox = tmp_path / "inbox"
+    for k, night in enumerate(["2026-11-02", "2026-11-09"]):
+        _deaths(inbox, night, ["公安", "民政"], first=500 + 10 * k)
+    _night(inbox, tmp_path, "2026-11-09")
+    db = tmp_path / "fw.duckdb"
+    con = duckdb.connect(str(db))
+    try:
+        as_read = con.execute("select * from ingest_senders order by all").fetchall()
+        assert len(as_read) == 4
+        # as an older version left it: no senders recorded, the conversion not yet run
+        con.execute("delete from ingest_senders")
+        con.execute("delete from store_migrations where name = 'ingest_senders'")
+    finally:
+        con.close()
+    from pipelines import store
+
+    con = store.connect(db)
+    try:
+        assert con.execute("select * from ingest_senders order by all").fetchall() == as_read
+        assert con.execute("select count(*) from store_migrations where name = 'ingest_senders'").fetchall() == [(1,)]
     finally:
         con.close()
