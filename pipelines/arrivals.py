@@ -68,6 +68,8 @@ FEED_EXTRACTS = ("beneficiaries", "deaths", "imprisonments", "fund_transactions"
 FEED_INTERVALS = 6
 # ... of which it needs this many before it has one (four deliveries).
 FEED_LEAST_INTERVALS = 3
+# An extract several send is held as a whole to the intervals of its last months as well (days).
+WHOLE_WINDOW_DAYS = 92
 # An agency's statements are waited for while it pays: a payment of it this recent (days).
 PAYING_WITHIN_DAYS = 62
 
@@ -303,7 +305,13 @@ def check_feeds(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int,
         by = SENDER_COLUMNS.get(extract)
         judged: dict[str | None, LateFeed | None] = {}  # held: its LateFeed, or None on time
         for part, days in _feed_days(con, extract, as_of).items():
-            recent = days[-(FEED_INTERVALS + 1):]
+            first = len(days) - (FEED_INTERVALS + 1)
+            if part is None and by is not None:
+                # senders interleaving (seven agencies on seven days of a month) give the whole a rhythm of
+                # a day within its weeks: its rhythm spans its last months too
+                window = as_of - dt.timedelta(days=WHOLE_WINDOW_DAYS)
+                first = min(first, next((i for i, d in enumerate(days) if d >= window), len(days)) - 1)
+            recent = days[max(first, 0):]
             if len(recent) < FEED_LEAST_INTERVALS + 1 or recent[-1] < forgotten_before:
                 continue
             if by == "agency_code" and part is not None and part not in paying:
@@ -327,31 +335,45 @@ def check_feeds(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int,
 
 def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.date]]:
     """The days a feed came in, of files read by as_of: the extract's by its files and the copies
-    of them sent again (None); each sender's by the files that brought new or changed rows of it
-    (ingest_senders). A file's day is its delivery folder's date where the folder is named by one
-    not after the night that read it (a week the office ran no nights is not the sender's silence),
-    else that night (a file read outside a night: the day it was read)."""
+    of them sent again (None); each sender's by the files that brought rows of keys new to the store
+    (ingest_senders). A file's day is its delivery folder's date where the folder is named by one from
+    the latest day earlier nights had up to the night that read it (a week the office ran no nights is
+    no silence of the sender; a year of dated folders back-loaded the first night is its history), else
+    that night: a folder named for a day behind them (a 补报 named for its month, a year typed wrong)
+    came in when it was read (a file read outside a night: the day it was read)."""
     copies = ("union all select file_hash, delivery, seen_at, run_id, true from ingest_copies "
               f"where extract = '{extract}'" if table_exists(con, "ingest_copies") else "")
     read_on = "coalesce(r.as_of, cast(s.at as date))" if table_exists(con, "runs") else "cast(s.at as date)"
     runs = "left join runs r on r.run_id = s.run_id" if table_exists(con, "runs") else ""
-    delivered = f"""
+    files = con.execute(f"""
         with sent as (
             select file_hash, delivery, ingested_at as at, run_id, false as copy from ingest_ledger
             where extract = '{extract}' {copies}
-        ),
-        delivered as (
-            select s.file_hash, s.copy, least({read_on},
-                   coalesce(cast(try_strptime(left(s.delivery, 10), '%Y-%m-%d') as date), {read_on})) as day
-            from sent s {runs} where {read_on} <= $as_of
-        )"""
-    found: dict[str | None, set[dt.date]] = {
-        None: {d for (d,) in con.execute(f"{delivered} select distinct day from delivered", {"as_of": as_of}).fetchall()}}
-    if extract in SENDER_COLUMNS and table_exists(con, "ingest_senders"):
-        for sender, day in con.execute(f"""{delivered}
-                select distinct s.sender, d.day from ingest_senders s join delivered d on d.file_hash = s.file_hash
-                where not d.copy and s.extract = '{extract}' and s.sender is not null""", {"as_of": as_of}).fetchall():
-            found.setdefault(sender, set()).add(day)
+        )
+        select s.file_hash, s.copy, {read_on} as read_on,
+               cast(try_strptime(left(s.delivery, 10), '%Y-%m-%d') as date) as named
+        from sent s {runs} where {read_on} <= $as_of
+        order by read_on, named nulls last""", {"as_of": as_of}).fetchall()
+    day_of: dict[str, dt.date] = {}  # a file of the ledger -> its day
+    whole: set[dt.date] = set()
+    known: dt.date | None = None  # the latest day of the nights before the one being read
+    for night in sorted({f[2] for f in files}):
+        tonight = [(h, copy, named) for h, copy, read, named in files if read == night]
+        days = []
+        for file_hash, copy, named in tonight:
+            day = named if named is not None and named <= night and (known is None or named >= known) else night
+            days.append(day)
+            if not copy:
+                day_of[file_hash] = day
+        whole.update(days)
+        known = max([known, *days] if known else days)
+    found: dict[str | None, set[dt.date]] = {None: whole}
+    if extract in SENDER_COLUMNS and table_exists(con, "ingest_senders") and day_of:
+        for file_hash, sender in con.execute(
+                "select file_hash, sender from ingest_senders where extract = ? and sender is not null and new_rows > 0",
+                [extract]).fetchall():
+            if file_hash in day_of:
+                found.setdefault(sender, set()).add(day_of[file_hash])
     return {part: sorted(days) for part, days in found.items() if days}
 
 

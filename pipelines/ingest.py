@@ -61,7 +61,7 @@ class FileResult:
     # A failed file's bytes failed before: where their rejected rows are (also the end of message)
     already_recorded: str | None = None
     source: str | None = None  # its path within the inbox, as ingest_ledger.source_file names it
-    # per sender (extracts.SENDER_COLUMNS), the rows it brought that were new or changed (ingest_senders)
+    # per sender (extracts.SENDER_COLUMNS), the rows it brought of keys new to the store (ingest_senders)
     new_by_sender: dict[str, int] = field(default_factory=dict)
 
 
@@ -607,15 +607,14 @@ def _replace(con, kind: str, lineage: dict[str, str], notes: list[str],
     file replaces nothing: one join on the keys finds that, as the delete alone made. Rows another
     file of this pass over the delivery gave are said in `notes` (the night's summary): which of the
     two stands follows the files' names, and a renamed file changed a suspect's amount without a
-    word (a determinism probe). The rows sent again unchanged are taken off `new_by_sender` (no news
-    from their sender: a cumulative re-export)."""
+    word (a determinism probe). The rows replaced are taken off `new_by_sender`: a key the store had
+    is no news from its sender (a cumulative re-export; old rows re-sent reformatted)."""
     replaced = scalar(con, "select count(*) from _fw_replaced")
     if replaced:
         if new_by_sender is not None and kind in SENDER_COLUMNS:
             for sender, n in con.execute(
                     f"""select {SENDER_COLUMNS[kind]}, count(*) from {kind}
-                        where rowid in (select rid from _fw_replaced) and rowid not in (select rid from _fw_changed)
-                        group by all""").fetchall():
+                        where rowid in (select rid from _fw_replaced) group by all""").fetchall():
                 if sender is not None:
                     new_by_sender[sender] = new_by_sender.get(sender, 0) - n
         con.execute(f"""insert into replaced_rows

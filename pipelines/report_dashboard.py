@@ -277,11 +277,15 @@ def _late_feeds_html(arrived: dict) -> str:
     if not feeds:
         return (f'<p class="note">死亡火化、在押服刑、基金账户交易流水、参保缴费与待遇享受人员数据：{arrived["feeds"]} 项'
                 '均在其近六次报送间隔内报送（报送不足四次的不计）。</p>')
-    return ('<p class="note">下列数据停报已超过其近六次报送的最长间隔（另加 late_delivery_days 个工作日），'
-            '依此数据的规则查不出未报送的疑点，请督促报送单位：</p>'
+    years = "、".join(str(y) for y in arrived.get("calendar_assumed_years") or [])
+    assumed = (f'<p class="note">{years} 年无国务院节假日安排（chinesecalendar 或配置 casework.holidays），'
+               '工作日按周一至周五（扣除法定节日）计，节假日前后可能误报。</p>') if years else ""
+    return ('<p class="note">下列数据停报已超过其近六次报送的最长间隔（另加 late_delivery_days 个工作日；'
+            '报送方一行指其最近一次报送新记录之日），依此数据的规则查不出未报送的疑点，请督促报送单位：</p>'
             + _table(["数据", "报送方", "最近报送", "已停报工作日", "近六次最长间隔（工作日）", "应报送截止"],
                      [[f["extract_name"], " ".join(x for x in (f["part"], f["part_name"]) if x) or "全部",
-                       f["last_on"], f["silent_days"], f["longest_days"], f["due_by"]] for f in feeds], {3, 4}))
+                       f["last_on"], f["silent_days"], f["longest_days"], f["due_by"]] for f in feeds], {3, 4})
+            + assumed)
 
 
 def _table(headers: list[str], body: list[list], numeric: set[int] = frozenset(), row_class=None) -> str:

@@ -302,7 +302,8 @@ def format_summary(s: dict[str, Any]) -> str:
                      "days past the longest of their last six intervals:")
         for f in feeds[:ARRIVALS_SHOWN]:
             part = f" from {f['part']}" + (f" {f['part_name']}" if f["part_name"] else "") if f["part"] else ""
-            lines.append(f"    warning: {f['extract']} {f['extract_name']}{part}: nothing since {f['last_on']}, "
+            since = "no new rows since" if f["part"] else "nothing since"  # (a sender: of keys new to the store)
+            lines.append(f"    warning: {f['extract']} {f['extract_name']}{part}: {since} {f['last_on']}, "
                          f"{f['silent_days']} working day(s) (its intervals at most {f['longest_days']}; due by "
                          f"{f['due_by']}) — rules reading it find nothing it did not bring: ask its sender")
         if len(feeds) > ARRIVALS_SHOWN:

@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 import duckdb
 
 from .clock import CHINA_TZ, china_now
-from .extracts import EXTRACTS, SQL_TYPES
+from .extracts import EXTRACTS, SENDER_COLUMNS, SQL_TYPES
 from .normalise import ACCOUNT_GROUPED, ACCOUNT_SEPARATOR, FORMAT_CHARACTERS, TEXT_MARK
 
 # Bookkeeping columns every extract table carries: where each row came from.
@@ -652,24 +652,29 @@ def _handovers_to_listed_agencies(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _ingest_senders(con: duckdb.DuckDBPyConnection) -> None:
-    """Once per store: the senders of the files an older version read (ingest_senders), from their
-    rows stored and those a later delivery changed (replaced_rows) — a row sent again unchanged
-    since is dated by the later file, as the older version left it. Older versions, which record
-    no senders (their files would read as silence), refuse the store from here on."""
-    from .extracts import SENDER_COLUMNS
-
+    """Once per store: the senders of the files an older version read (ingest_senders), each key
+    counted for the first file that brought it, of those its stored row and the rows a later delivery
+    changed (replaced_rows) name — a key re-sent unchanged left no trace of its earlier file, so it
+    is counted for the later one. Older versions, which record no senders (their files would read as
+    silence), refuse the store from here on."""
     with transaction(con):
         con.execute("delete from ingest_senders")
         for kind, column in SENDER_COLUMNS.items():
+            keys = EXTRACTS[kind].key
+            stored = ", ".join(f"cast({k} as varchar) as {k}" for k in keys)
+            replaced = ", ".join(f"json_extract_string(row, '$.{k}') as {k}" for k in keys)
             con.execute(f"""
                 insert into ingest_senders
                 select file_hash, '{kind}', sender, count(*) from (
-                    select _file_hash as file_hash, {column} as sender from {kind}
-                    union all
-                    select json_extract_string(row, '$._file_hash'), json_extract_string(row, '$.{column}')
-                    from replaced_rows where extract = '{kind}')
-                where file_hash is not null and sender is not null
-                  and file_hash in (select file_hash from ingest_ledger)
+                    select arg_min(v.file_hash, l.ingested_at) as file_hash, arg_min(v.sender, l.ingested_at) as sender
+                    from (select {stored}, _file_hash as file_hash, {column} as sender from {kind}
+                          union all
+                          select {replaced}, json_extract_string(row, '$._file_hash'),
+                                 json_extract_string(row, '$.{column}')
+                          from replaced_rows where extract = '{kind}') v
+                    join ingest_ledger l on l.file_hash = v.file_hash
+                    group by {", ".join(f"v.{k}" for k in keys)})
+                where sender is not null
                 group by all""")
         con.execute("insert into store_migrations values ('ingest_senders', current_timestamp)")
 

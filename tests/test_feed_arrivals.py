@@ -89,7 +89,7 @@ def test_a_source_that_stops_then_the_whole_deaths_feed_is_said_late_by_working_
     inbox = tmp_path / "inbox"
     _agencies(inbox, "2026-11-02")
     # four weekly deliveries (Mondays) from 公安 and 民政: intervals of 5 working days
-    # (the third corrects the second's 民政 row: its night stays one of 民政's, by the row it replaced)
+    # (the third corrects the second's 民政 row: the second's night stays one of 民政's, as recorded then)
     corrected = [{"person_id": _id(11), "name": "王某", "death_date": "2026-11-08", "source": "民政", "cremated_on": ""}]
     for k, night in enumerate(["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"]):
         _deaths(inbox, night, ["公安", "民政"], first=10 * k, corrected=corrected if k == 2 else [])
@@ -108,7 +108,7 @@ def test_a_source_that_stops_then_the_whole_deaths_feed_is_said_late_by_working_
     assert s["arrivals"]["late_feeds"] == [
         {"extract": "deaths", "extract_name": "死亡火化信息", "part": "民政", "part_name": None,
          "last_on": "2026-11-23", "silent_days": 10, "longest_days": 5, "due_by": "2026-12-02"}]
-    assert ("warning: deaths 死亡火化信息 from 民政: nothing since 2026-11-23, 10 working day(s) (its intervals at "
+    assert ("warning: deaths 死亡火化信息 from 民政: no new rows since 2026-11-23, 10 working day(s) (its intervals at "
             "most 5; due by 2026-12-02)") in format_summary(s)
     section = _section_seven(tmp_path / "out")
     assert "下列数据停报已超过其近六次报送的最长间隔" in section and ">民政</td>" in section
@@ -166,7 +166,7 @@ def test_an_agencys_statements_are_waited_for_while_it_pays_and_its_code_is_mask
     s = _night(inbox, tmp_path, "2026-12-07")
     assert [(f["extract"], f["part"], f["part_name"], f["last_on"]) for f in s["arrivals"]["late_feeds"]] == [
         ("fund_transactions", paying, AGENCIES[paying], "2026-11-23")]
-    assert f"warning: fund_transactions 基金账户交易流水 from {paying} {AGENCIES[paying]}: nothing since 2026-11-23" \
+    assert f"warning: fund_transactions 基金账户交易流水 from {paying} {AGENCIES[paying]}: no new rows since 2026-11-23" \
         in format_summary(s)
 
 
@@ -225,8 +225,9 @@ def test_seven_agencies_sending_on_seven_days_of_each_month_are_each_held_to_the
 
 
 def test_a_cumulative_re_export_is_no_news_from_a_sender_that_only_repeats_its_rows(tmp_path):
-    """Each week's deaths file holds every earlier row again (unchanged) and the week's new ones; 民政's
-    last new rows came on 10-26. Its earlier weeks stay its own (ingest_senders, recorded as read)."""
+    """Each week's deaths file holds every earlier row again and the week's new ones; 民政's last new
+    rows came on 10-26 (its old rows re-sent reformatted from 11-16 are no news: their keys were stored).
+    Its earlier weeks stay its own (ingest_senders, recorded as read)."""
     inbox = tmp_path / "inbox"
     rows: list[dict] = []
     for k, day in enumerate(["2026-10-05", "2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02", "2026-11-09",
@@ -234,6 +235,8 @@ def test_a_cumulative_re_export_is_no_news_from_a_sender_that_only_repeats_its_r
         sources = ["公安", "民政"] if k < 4 else ["公安"]
         rows += [{"person_id": _id(300 + 10 * k + i), "name": "王某", "death_date": day, "source": src,
                   "cremated_on": ""} for i, src in enumerate(sources)]
+        if k == 6:
+            rows = [{**r, "name": "王*"} if r["source"] == "民政" else r for r in rows]
         _write(inbox / day / "deaths_360700_all.csv", DEATHS, rows)
     s = _night(inbox, tmp_path, "2026-11-23")
     assert s["arrivals"]["feeds"] == 3
@@ -262,15 +265,20 @@ def test_a_year_without_a_holiday_notice_is_said_beside_the_feeds(tmp_path):
 
 
 def test_an_older_stores_senders_are_recorded_from_its_rows_once(tmp_path):
+    """Each key counted for the first file that brought it: the second corrects the first's 公安 row
+    (no news from 公安; the first file named by the row it replaced) and brings one new 民政 row."""
     inbox = tmp_path / "inbox"
-    for k, night in enumerate(["2026-11-02", "2026-11-09"]):
-        _deaths(inbox, night, ["公安", "民政"], first=500 + 10 * k)
+    _deaths(inbox, "2026-11-02", ["公安", "民政"], first=500)
+    _write(inbox / "2026-11-09" / "deaths_360700_2026-11-09.csv", DEATHS,
+           [{"person_id": _id(500), "name": "王某", "death_date": "2026-11-01", "source": "公安", "cremated_on": ""},
+            {"person_id": _id(511), "name": "王某", "death_date": "2026-11-09", "source": "民政", "cremated_on": ""}])
     _night(inbox, tmp_path, "2026-11-09")
     db = tmp_path / "fw.duckdb"
     con = duckdb.connect(str(db))
     try:
-        as_read = con.execute("select * from ingest_senders order by all").fetchall()
-        assert len(as_read) == 4
+        as_read = con.execute("select l.delivery, s.sender, s.new_rows from ingest_senders s "
+                              "join ingest_ledger l using (file_hash) order by all").fetchall()
+        assert as_read == [("2026-11-02", "公安", 1), ("2026-11-02", "民政", 1), ("2026-11-09", "民政", 1)]
         # as an older version left it: no senders recorded, the conversion not yet run
         con.execute("delete from ingest_senders")
         con.execute("delete from store_migrations where name = 'ingest_senders'")
@@ -280,7 +288,35 @@ def test_an_older_stores_senders_are_recorded_from_its_rows_once(tmp_path):
 
     con = store.connect(db)
     try:
-        assert con.execute("select * from ingest_senders order by all").fetchall() == as_read
+        assert con.execute("select l.delivery, s.sender, s.new_rows from ingest_senders s "
+                           "join ingest_ledger l using (file_hash) order by all").fetchall() == as_read
         assert con.execute("select count(*) from store_migrations where name = 'ingest_senders'").fetchall() == [(1,)]
     finally:
         con.close()
+
+
+def test_agencies_on_seven_days_of_their_first_two_months_are_no_false_alarm(tmp_path):
+    inbox = tmp_path / "inbox"
+    _payments(inbox, "2026-11-20", SEVEN, "202611")
+    for month in (date(2026, 10, 9), date(2026, 11, 2)):
+        for agency, day in zip(SEVEN, _workdays_from(month, 7)):
+            _statements(inbox, day, [agency])
+    # no agency has four deliveries yet: the whole is held to its last months (a quiet fortnight in them)
+    assert _night(inbox, tmp_path, "2026-11-20")["arrivals"]["late_feeds"] == []
+    assert _night(inbox, tmp_path, "2026-11-27")["arrivals"]["late_feeds"] == []
+
+
+def test_a_folder_named_for_a_day_behind_the_feed_came_in_when_it_was_read(tmp_path):
+    """A year typed wrong (2025-11-30), or a 补报 named for its month: not a day of the feed's history."""
+    inbox = tmp_path / "inbox"
+    for k, day in enumerate(["2026-10-26", "2026-11-02", "2026-11-09", "2026-11-16"]):
+        _deaths(inbox, day, ["公安"], first=600 + k)
+    s = _night(inbox, tmp_path, "2026-11-16")  # back-loaded: the folders' days are its history
+    assert s["arrivals"]["feeds"] == 2
+    _deaths(inbox, "2026-11-23", ["公安"], first=610)
+    _night(inbox, tmp_path, "2026-11-23")
+    _deaths(inbox, "2025-11-30", ["公安"], first=620)
+    _night(inbox, tmp_path, "2026-11-30")
+    s = _night(inbox, tmp_path, "2026-12-15")
+    assert [(f["part"], f["last_on"], f["longest_days"]) for f in s["arrivals"]["late_feeds"]] == [
+        (None, "2026-11-30", 5)]
