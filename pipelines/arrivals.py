@@ -309,7 +309,7 @@ def check_feeds(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int,
             if part is None and by is not None:
                 # senders interleaving (seven agencies on seven days of a month) give the whole a rhythm of
                 # a day within its weeks: its rhythm spans its last months too
-                window = as_of - dt.timedelta(days=WHOLE_WINDOW_DAYS)
+                window = days[-1] - dt.timedelta(days=WHOLE_WINDOW_DAYS)  # (its last months, as they stay)
                 first = min(first, next((i for i, d in enumerate(days) if d >= window), len(days)) - 1)
             recent = days[max(first, 0):]
             if len(recent) < FEED_LEAST_INTERVALS + 1 or recent[-1] < forgotten_before:
@@ -351,17 +351,18 @@ def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.da
             where extract = '{extract}' {copies}
         )
         select s.file_hash, s.copy, {read_on} as read_on,
-               cast(try_strptime(left(s.delivery, 10), '%Y-%m-%d') as date) as named
+               cast(try_strptime(left(s.delivery, 10), '%Y-%m-%d') as date) as named, cast(s.at as date) as read_at
         from sent s {runs} where {read_on} <= $as_of
         order by read_on, named nulls last""", {"as_of": as_of}).fetchall()
     day_of: dict[str, dt.date] = {}  # a file of the ledger -> its day
     whole: set[dt.date] = set()
     known: dt.date | None = None  # the latest day of the nights before the one being read
     for night in sorted({f[2] for f in files}):
-        tonight = [(h, copy, named) for h, copy, read, named in files if read == night]
         days = []
-        for file_hash, copy, named in tonight:
-            day = named if named is not None and named <= night and (known is None or named >= known) else night
+        for file_hash, copy, _, named, read_at in (f for f in files if f[2] == night):
+            # (a night run for an earlier day reads the folders dated up to the day it ran: their own days)
+            on_time = named is not None and named <= max(night, read_at) and (known is None or named >= known)
+            day = named if on_time else night
             days.append(day)
             if not copy:
                 day_of[file_hash] = day
@@ -374,7 +375,8 @@ def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.da
                 [extract]).fetchall():
             if file_hash in day_of:
                 found.setdefault(sender, set()).add(day_of[file_hash])
-    return {part: sorted(days) for part, days in found.items() if days}
+    # a folder read by a night for an earlier day came in by its own day, not before
+    return {part: sorted(d for d in days if d <= as_of) for part, days in found.items() if any(d <= as_of for d in days)}
 
 
 def _agencies_paying(con, as_of: dt.date) -> set[str]:

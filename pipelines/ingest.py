@@ -566,7 +566,10 @@ def _replace_by_file(con, kind: str, lineage: dict[str, str], notes: list[str],
             select distinct t.rowid as rid from {kind} t
             join (select * from {kind} where _file_hash = $file) s on {_same_key(spec)} and {replacing}
             where t.rowid in (select rid from _fw_replaced) and ({_differs(spec)})""", {"file": this_file})
-    return _replace(con, kind, lineage, notes, new_by_sender)
+        # (its rows that stay: one of its own a later row of it replaced is not the new row)
+        _not_news(con, kind, f"(select * from {kind} where _file_hash = $file "
+                             "and rowid not in (select rid from _fw_replaced))", new_by_sender, {"file": this_file})
+    return _replace(con, kind, lineage, notes)
 
 
 def _emptied(con, kind: str, staged: pl.DataFrame, absent: frozenset[str]) -> list[str]:
@@ -597,8 +600,23 @@ def _differs(spec) -> str:
     return " or ".join(f"t.{c} is distinct from s.{c}" for c in spec.names)
 
 
-def _replace(con, kind: str, lineage: dict[str, str], notes: list[str],
-             new_by_sender: dict[str, int] | None = None) -> int:
+def _not_news(con, kind: str, new_rows: str, new_by_sender: dict[str, int] | None,
+              params: dict | None = None, staged: pl.DataFrame | None = None) -> None:
+    """Take off `new_by_sender` the rows of `new_rows` (SQL) whose key the store had (temp table
+    _fw_replaced: the rows they replace) — no news from their sender (a cumulative re-export, old rows
+    re-sent reformatted), counted by the new row's sender (a statement moved to another agency)."""
+    if new_by_sender is None or kind not in SENDER_COLUMNS:
+        return
+    spec = EXTRACTS[kind]
+    _fw_staged = staged  # noqa: F841 — the staged rows, read by name where `new_rows` names them (see _scannable)
+    for sender, n in con.execute(f"""
+            select s.{SENDER_COLUMNS[kind]}, count(*) from {new_rows} s join {kind} t on {_same_key(spec)}
+            where t.rowid in (select rid from _fw_replaced) group by all""", params or {}).fetchall():
+        if sender is not None:
+            new_by_sender[sender] = new_by_sender.get(sender, 0) - n
+
+
+def _replace(con, kind: str, lineage: dict[str, str], notes: list[str]) -> int:
     """Delete the stored rows of `kind` whose rowids temp table _fw_replaced lists; those the new
     row changes (temp table _fw_changed, made by the caller where there are any) kept first, as
     stored, in replaced_rows (a corrected re-delivery left no trace of what a suspect's evidence and
@@ -607,16 +625,9 @@ def _replace(con, kind: str, lineage: dict[str, str], notes: list[str],
     file replaces nothing: one join on the keys finds that, as the delete alone made. Rows another
     file of this pass over the delivery gave are said in `notes` (the night's summary): which of the
     two stands follows the files' names, and a renamed file changed a suspect's amount without a
-    word (a determinism probe). The rows replaced are taken off `new_by_sender`: a key the store had
-    is no news from its sender (a cumulative re-export; old rows re-sent reformatted)."""
+    word (a determinism probe)."""
     replaced = scalar(con, "select count(*) from _fw_replaced")
     if replaced:
-        if new_by_sender is not None and kind in SENDER_COLUMNS:
-            for sender, n in con.execute(
-                    f"""select {SENDER_COLUMNS[kind]}, count(*) from {kind}
-                        where rowid in (select rid from _fw_replaced) group by all""").fetchall():
-                if sender is not None:
-                    new_by_sender[sender] = new_by_sender.get(sender, 0) - n
         con.execute(f"""insert into replaced_rows
                         select ?, to_json(t), ?, ? from {kind} t
                         where rowid in (select rid from _fw_changed)""",
@@ -770,7 +781,8 @@ def _write_rows(con, kind: str, accepted: pl.DataFrame, lineage: dict[str, str],
                         f"where t.rowid in (select rid from _fw_replaced) and ({_differs(spec)})")
             if notes is not None and absent:
                 notes += _emptied(con, kind, staged, absent)
-        replaced = _replace(con, kind, lineage, [] if notes is None else notes, new_by_sender)
+            _not_news(con, kind, "_fw_staged", new_by_sender, staged=_fw_staged)
+        replaced = _replace(con, kind, lineage, [] if notes is None else notes)
     cols = ", ".join([*spec.names, *(n for n, _ in LINEAGE_COLUMNS)])
     # The file's lineage (source, delivery, hash: one value for all its rows) as query parameters,
     # not as columns of the frame: DuckDB then stores a constant, not 200,000 copies of a 64-character

@@ -304,6 +304,14 @@ def test_agencies_on_seven_days_of_their_first_two_months_are_no_false_alarm(tmp
     # no agency has four deliveries yet: the whole is held to its last months (a quiet fortnight in them)
     assert _night(inbox, tmp_path, "2026-11-20")["arrivals"]["late_feeds"] == []
     assert _night(inbox, tmp_path, "2026-11-27")["arrivals"]["late_feeds"] == []
+    # then all stop: the whole is late, by the same rhythm however long after (its months as they stay)
+    con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        said = [arrivals.check_feeds(con, day, 5, WorkCalendar())[0] for day in (date(2026, 12, 21), date(2027, 3, 1))]
+    finally:
+        con.close()
+    assert [[(f.part, f.longest_days, f.due_by) for f in late] for late in said] == \
+        [[(None, 11, date(2026, 12, 2))]] * 2
 
 
 def test_a_folder_named_for_a_day_behind_the_feed_came_in_when_it_was_read(tmp_path):
@@ -320,3 +328,44 @@ def test_a_folder_named_for_a_day_behind_the_feed_came_in_when_it_was_read(tmp_p
     s = _night(inbox, tmp_path, "2026-12-15")
     assert [(f["part"], f["last_on"], f["longest_days"]) for f in s["arrivals"]["late_feeds"]] == [
         (None, "2026-11-30", 5)]
+
+
+def test_a_statement_moved_to_another_agency_is_no_news_of_that_agency_and_leaves_the_first_its_own(tmp_path):
+    inbox = tmp_path / "inbox"
+    a, b = list(AGENCIES)
+    _payments(inbox, "2026-10-26", [a, b], "202610")
+    _payments(inbox, "2026-11-23", [a, b], "202611")
+    for day in ["2026-10-26", "2026-11-02", "2026-11-09", "2026-11-16"]:
+        _statements(inbox, day, [a, b])
+    _night(inbox, tmp_path, "2026-11-16")
+    # A's new statement, B's, and A's first one corrected to B
+    _statements(inbox, "2026-11-23", [a, b])
+    moved = inbox / "2026-11-23" / "fund_transactions_360700_moved.csv"
+    _statements(inbox, "2026-10-26", [a])
+    (inbox / "2026-10-26" / "fund_transactions_360700_2026-10-26.csv").rename(moved)
+    _write(moved, STATEMENTS, [{**row, "agency_code": b} for row in csv.DictReader(moved.open(encoding="utf-8"))])
+    assert _night(inbox, tmp_path, "2026-11-30")["arrivals"]["late_feeds"] == []
+    con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        assert con.execute("""select s.sender, sum(s.new_rows) from ingest_senders s join ingest_ledger l using (file_hash)
+                              where l.delivery = '2026-11-23' group by all order by all""").fetchall() == [(a, 1), (b, 1)]
+    finally:
+        con.close()
+
+
+def test_nights_run_afterwards_for_the_days_missed_date_each_folder_by_its_own_day(tmp_path):
+    """No nights for two weeks, folders still coming; the office then runs the missed nights with --as-of
+    (the first reads every folder dated up to the day it ran)."""
+    from pipelines.workdays import add_working_days
+
+    inbox = tmp_path / "inbox"
+    days = [add_working_days(date(2026, 11, 1), k) for k in range(1, 26)]  # working days 11-02 .. 12-04
+    for k, day in enumerate(days[:15]):
+        _deaths(inbox, day.isoformat(), ["公安"], first=700 + k)
+    _night(inbox, tmp_path, days[14].isoformat())  # 11-20
+    for k, day in enumerate(days[15:], start=15):
+        _deaths(inbox, day.isoformat(), ["公安"], first=700 + k)
+    s = _night(inbox, tmp_path, "2026-11-23")
+    assert s["arrivals"]["late_feeds"] == []
+    s = _night(inbox, tmp_path, "2026-12-04")
+    assert s["arrivals"]["late_feeds"] == [] and s["arrivals"]["feeds"] == 2
