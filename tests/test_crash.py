@@ -308,7 +308,10 @@ def test_returns_killed_before_their_casework_is_recomputed_recompute_it_when_ru
                 answered += 1
         assert answered >= 2
         returned = root / "returned.xlsx"
-        wb.save(returned)
+        if runs:  # the same bytes (a workbook saved a second later differs in its stamp, and so in its sha256)
+            shutil.copyfile(runs["uninterrupted"][1][-1], returned)
+        else:
+            wb.save(returned)
         runs[name] = (root, ["returns", "--db", str(root / "store" / "fw.duckdb"), "--as-of", "2026-11-25",
                              str(returned)])
 
