@@ -138,11 +138,15 @@ def test_a_source_that_stops_then_the_whole_deaths_feed_is_said_late_by_working_
 
 def test_a_weekly_feed_over_the_national_day_holiday_is_not_late_and_off_with_null(tmp_path):
     inbox = tmp_path / "inbox"
-    for k, night in enumerate(["2026-09-07", "2026-09-14", "2026-09-21", "2026-09-28"]):
-        _deaths(inbox, night, ["公安"], first=10 * k)
-        _night(inbox, tmp_path, night)
+    for k, day in enumerate(["2026-09-07", "2026-09-14", "2026-09-21", "2026-09-28"]):
+        _deaths(inbox, day, ["公安"], first=10 * k)
+    _night(inbox, tmp_path, "2026-09-28")  # four weekly folders, read in one night: each by its folder's day
     # 11 calendar days after 09-28, 4 working days (国庆 2026-10-01..07; 10-10 a 调休 Saturday counts)
-    assert _night(inbox, tmp_path, "2026-10-09")["arrivals"]["late_feeds"] == []
+    con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        assert arrivals.check_feeds(con, date(2026, 10, 9), 2, WorkCalendar())[:2] == ([], 2)
+    finally:
+        con.close()
     s = _night(inbox, tmp_path, "2026-10-16", grace=None)
     assert "arrivals" not in s and "nothing since" not in format_summary(s)
     s = _night(inbox, tmp_path, "2026-10-19")
@@ -155,12 +159,11 @@ def test_an_agencys_statements_are_waited_for_while_it_pays_and_its_code_is_mask
     paying, merged = list(AGENCIES)
     _payments(inbox, "2026-11-02", [paying, merged], "202609")  # the merged agency's last payments: 2026-09-10
     _payments(inbox, "2026-11-02", [paying], "202611")
-    for night in ["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"]:
-        _statements(inbox, night, [paying, merged])
-        s = _night(inbox, tmp_path, night)
-    held = s["arrivals"]["feeds"]
+    for day in ["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"]:
+        _statements(inbox, day, [paying, merged])
+    s = _night(inbox, tmp_path, "2026-11-23")
     # the feed and the paying agency's statements (the merged one paid nothing since 09-10: not waited for)
-    assert held == 2
+    assert s["arrivals"]["feeds"] == 2
     _statements(inbox, "2026-11-30", [merged])
     _statements(inbox, "2026-12-07", [merged])
     s = _night(inbox, tmp_path, "2026-12-07")
@@ -175,16 +178,20 @@ CUSTODY = ["person_id", "name", "sentence_type", "custody_start", "custody_end",
 
 def test_the_same_file_sent_again_each_week_keeps_the_feed_alive_until_it_stops(tmp_path):
     inbox = tmp_path / "inbox"
-    for k, night in enumerate(["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"]):
-        _write(inbox / night / "imprisonments_360700.csv", CUSTODY,
-               [{"person_id": _id(200 + k), "name": "李某", "sentence_type": "有期徒刑", "custody_start": night,
+    for k, day in enumerate(["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"]):
+        _write(inbox / day / "imprisonments_360700.csv", CUSTODY,
+               [{"person_id": _id(200 + k), "name": "李某", "sentence_type": "有期徒刑", "custody_start": day,
                  "custody_end": "", "facility": "某监狱"}])
-        _night(inbox, tmp_path, night)
+    _night(inbox, tmp_path, "2026-11-23")
     # "nothing this week": the header alone, the same bytes each week (skipped as already ingested)
     for night in ["2026-11-30", "2026-12-07", "2026-12-14"]:
         _write(inbox / night / "imprisonments_360700.csv", CUSTODY, [])
         s = _night(inbox, tmp_path, night)
-    assert _night(inbox, tmp_path, "2026-12-21")["arrivals"]["late_feeds"] == []
+    con = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        assert arrivals.check_feeds(con, date(2026, 12, 21), 2, WorkCalendar())[:2] == ([], 1)
+    finally:
+        con.close()
     s = _night(inbox, tmp_path, "2026-12-28")
     assert [(f["extract"], f["last_on"], f["silent_days"]) for f in s["arrivals"]["late_feeds"]] == [
         ("imprisonments", "2026-12-14", 10)]
