@@ -36,6 +36,7 @@ statements.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -135,19 +136,22 @@ def _month(period: str, k: int) -> str:
     return f"{y:04d}{m + 1:02d}"
 
 
-def _nights_sql(con, extract: str) -> str:
-    """file_hash -> night: the night that read each file of `extract` (its run's as-of; a file read
-    outside a night, by the day it was read)."""
+def _read_on(con) -> tuple[str, str]:
+    """SQL (the expression, its join) of the night that read a file — a row `s` of ingest_ledger or
+    ingest_copies as (s.run_id, s.at): its run's as-of; a file read outside a night, the day it was read."""
     if table_exists(con, "runs"):
-        return ("select l.file_hash, coalesce(r.as_of, cast(l.ingested_at as date)) as night "
-                f"from ingest_ledger l left join runs r on r.run_id = l.run_id where l.extract = '{extract}'")
-    return f"select file_hash, cast(ingested_at as date) as night from ingest_ledger where extract = '{extract}'"
+        return "coalesce(r.as_of, cast(s.at as date))", "left join runs r on r.run_id = s.run_id"
+    return "cast(s.at as date)", ""
 
 
 def _arrived_sql(con) -> str:
     """`with … arrived`: the recurring payments of the window ($low–$high) come in by $as_of, each with
     the night that read its file (its run's as-of; a file read outside a night by the day it was read)."""
-    return f"""with nights as ({_nights_sql(con, 'payments')}),
+    read_on, runs = _read_on(con)
+    return f"""with nights as (
+            select s.file_hash, {read_on} as night
+            from (select file_hash, ingested_at as at, run_id from ingest_ledger where extract = 'payments') s {runs}
+        ),
         arrived as (
             select p.*, coalesce(n.night, date '0001-01-01') as night
             from payments p left join nights n on n.file_hash = p._file_hash
@@ -343,8 +347,7 @@ def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.da
     came in when it was read (a file read outside a night: the day it was read)."""
     copies = ("union all select file_hash, delivery, seen_at, run_id, true from ingest_copies "
               f"where extract = '{extract}'" if table_exists(con, "ingest_copies") else "")
-    read_on = "coalesce(r.as_of, cast(s.at as date))" if table_exists(con, "runs") else "cast(s.at as date)"
-    runs = "left join runs r on r.run_id = s.run_id" if table_exists(con, "runs") else ""
+    read_on, runs = _read_on(con)
     files = con.execute(f"""
         with sent as (
             select file_hash, delivery, ingested_at as at, run_id, false as copy from ingest_ledger
@@ -357,9 +360,9 @@ def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.da
     day_of: dict[str, dt.date] = {}  # a file of the ledger -> its day
     whole: set[dt.date] = set()
     known: dt.date | None = None  # the latest day of the nights before the one being read
-    for night in sorted({f[2] for f in files}):
+    for night, read_that_night in itertools.groupby(files, key=lambda f: f[2]):  # (ordered by the night)
         days = []
-        for file_hash, copy, _, named, read_at in (f for f in files if f[2] == night):
+        for file_hash, copy, _, named, read_at in read_that_night:
             # (a night run for an earlier day reads the folders dated up to the day it ran: their own days)
             on_time = named is not None and named <= max(night, read_at) and (known is None or named >= known)
             day = named if on_time else night
@@ -376,7 +379,8 @@ def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.da
             if file_hash in day_of:
                 found.setdefault(sender, set()).add(day_of[file_hash])
     # a folder read by a night for an earlier day came in by its own day, not before
-    return {part: sorted(d for d in days if d <= as_of) for part, days in found.items() if any(d <= as_of for d in days)}
+    came = {part: sorted(d for d in days if d <= as_of) for part, days in found.items()}
+    return {part: days for part, days in came.items() if days}
 
 
 def _agencies_paying(con, as_of: dt.date) -> set[str]:

@@ -67,7 +67,7 @@ create table if not exists ingest_copies (
     primary key (source_file, file_hash)
 );
 -- 报送方: per file of an extract several send (extracts.SENDER_COLUMNS), the senders it brought rows
--- of that were new or changed (a row sent again unchanged, as in a cumulative re-export, is no news)
+-- of keys new to the store of (a row sent again, changed or not, as in a cumulative re-export, is no news)
 create table if not exists ingest_senders (
     file_hash  varchar not null,
     extract    varchar,
