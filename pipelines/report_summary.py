@@ -63,16 +63,28 @@ def dated(as_of: date, data_as_of: date | None) -> str:
 # Column widths (in Latin letters; a Chinese character is two) chosen so that the widest sheet,
 # 汇总表's 21 columns, prints one A4 landscape page across at about three quarters of its size.
 LEADING_WIDTHS = {"经办机构编码": 11, "经办机构名称": 18, "行政区划代码": 8, "规则编号": 14, "规则名称": 18}
-COUNT_WIDTH, MONEY_WIDTH, RATE_WIDTH, NUMBER_WIDTH = 7, 16, 8, 5
+COUNT_WIDTH, MONEY_WIDTH, RATE_WIDTH, NUMBER_WIDTH = 7, 14, 8, 5
+# a rule id is one word: wrapped at the column's edge it read CERTIFICATION_OV / ERDUE, so its
+# column takes the longest id on the sheet (an office's own rule may be longer; past this it wraps)
+RULE_ID_MAX_WIDTH = 30
 NOTE_WIDTHS = (14, 90)
+
+
+def _widths(leading: list[tuple[str, str]], items: list[dict]) -> list[float]:
+    widths = [NUMBER_WIDTH]
+    for key, header in leading:
+        width = LEADING_WIDTHS[header]
+        if key == "rule_id":
+            width = max([width] + [min(len(str(r.get(key) or "")) + 2, RULE_ID_MAX_WIDTH) for r in items])
+        widths.append(width)
+    return widths + [COUNT_WIDTH] * len(COUNT_COLUMNS) + [MONEY_WIDTH] * len(MONEY_COLUMNS) + [RATE_WIDTH]
 
 
 def _sheet(wb, fmt: dict, name: str, title: str, as_of: date, leading: list[tuple[str, str]], items: list[dict],
            data_as_of: date | None = None, office: str | None = None) -> None:
     ws = wb.add_worksheet(name)
     headers = _columns(["序号"] + [h for _, h in leading])
-    widths = ([NUMBER_WIDTH] + [LEADING_WIDTHS[h] for _, h in leading] + [COUNT_WIDTH] * len(COUNT_COLUMNS)
-              + [MONEY_WIDTH] * len(MONEY_COLUMNS) + [RATE_WIDTH])
+    widths = _widths(leading, items)
     for c, w in enumerate(widths):
         ws.set_column(c, c, w)
     ws.merge_range(0, 0, 0, len(headers) - 1, title, fmt["title"])

@@ -700,6 +700,12 @@ def test_the_summary_prints_each_sheet_one_a4_landscape_page_across_with_its_hea
     names = [r for r in range(4, main.max_row) if str(main.cell(r, 3).value).startswith("赣州市章贡区")]
     assert names and all(main.cell(r, 3).alignment.wrap_text and main.row_dimensions[r].height >= 30 for r in names)
     assert main.freeze_panes == "G4"  # the figures scroll beside their agency and rule
+    # a rule id is one word: wrapped at its column's edge it printed CERTIFICATION_OV / ERDUE
+    for name in (SHEET_MAIN, SHEET_RULE):
+        ws = wb[name]
+        column = [c.column_letter for c in ws[3] if c.value == "规则编号"][0]
+        ids = [c.value for c in ws[column][3:] if c.value and c.value != "合计"]
+        assert len(ids) > 3 and ws.column_dimensions[column].width >= max(map(len, ids)) + 2, name
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     if soffice is None:
         return  # (the layout above is what LibreOffice and Excel print from; CI has LibreOffice)
