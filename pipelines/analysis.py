@@ -122,6 +122,34 @@ def open_now(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return {"suspects": int(suspects_n), "open": int(open_n), "open_amount": float(open_amount)}
 
 
+# The Chinese term of each column the notebooks show, as the worklist and the 汇总表 name it: the frames
+# keep their English names for code (suspects["amount"]); a table shown to a reader says 涉及金额.
+COLUMN_TERMS = {
+    "suspect_id": "疑点编号", "rule_id": "规则编号", "rule_title": "规则名称", "subject": "疑点对象",
+    "person_id": "公民身份号码", "name": "姓名", "agency_code": "经办机构编码", "agency_name": "经办机构名称",
+    "agency": "经办机构", "period_from": "所属期起", "period_to": "所属期止", "amount": "涉及金额",
+    "status": "疑点状态", "first_detected_on": "首次发现日期", "last_detected_on": "最近发现日期",
+    "issued_on": "下发日期", "deadline": "核查期限", "verified_on": "核实日期", "outcome": "核实结果",
+    "recovered_amount": "追回金额", "recovered_counted": "计入追回金额", "recovered": "计入追回金额",
+    "closed_on": "销号日期", "overdue": "逾期", "escalated": "挂牌督办", "major_class": "要情类别",
+    "report_due": "要情报送期限", "suspects": "疑点数", "verified": "已核实", "no_problem": "经核实无问题",
+    "confirmed": "核实属实", "precision": "查准率", "threshold": "阈值", "findings": "规则命中",
+    "findings_amount": "命中金额", "happened_at": "发生时间", "event": "事件", "detail": "详情",
+    "run_id": "运行编号", "as_of": "数据日期", "rows": "行数", "verification_note": "核实说明",
+}
+
+
+def shown(frame: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
+    """A copy of `frame` as a reader sees it: its columns (a Series: its labels and name) and its axes'
+    names in Chinese where COLUMN_TERMS has them; a column of an office's own is shown as it is."""
+    term = lambda name: COLUMN_TERMS.get(name, name) if isinstance(name, str) else name  # noqa: E731
+    if isinstance(frame, pd.Series):
+        out = frame.rename(index=term)  # (a Series of a suspect's fields: their names are its labels)
+        out.name = term(frame.name)
+        return out.rename_axis(index=term(frame.index.name))
+    return frame.rename(columns=term).rename_axis(index=term(frame.index.name), columns=term(frame.columns.name))
+
+
 def suspects_frame(con: duckdb.DuckDBPyConnection, rule_id: str | None = None, agency_code: str | None = None,
                    status: str | None = None, detected_on: date | None = None) -> pd.DataFrame:
     """Suspects with masked identifiers and rule titles; evidence is left out (see suspect_detail).

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 import nbformat
+import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
@@ -86,8 +87,17 @@ def test_notebook_runs_top_to_bottom_against_the_store(notebook, empty, tmp_path
         # the headline is the store's open suspects, as the dashboard counts them
         assert f"在办疑点（当前）{open_n} " in text and f"在办涉及金额 {amount:,.2f} 元" in text
         assert f"({open_n} open), amount at risk of the open ones {amount:,.2f} yuan" in text
+        heads = [o["data"]["text/plain"].split("\n")[0].split() for cell in nb.cells for o in cell.get("outputs", [])
+                 if o.get("data", {}).get("text/plain")]  # each table's header line
+        assert ["疑点编号", "规则编号", "规则名称", "疑点对象", "公民身份号码", "姓名"] in [h[:6] for h in heads]
+        assert ["发生时间", "事件", "详情", "运行编号"] in heads  # the drilled suspect's history
+        assert not any({"suspect_id", "rule_title", "amount", "happened_at"} & set(h) for h in heads), heads
     if notebook.stem == "tune_threshold":
         assert ("尚无核实结果" in text) == empty
+        heads = [o["data"]["text/plain"].split("\n")[0].split() for cell in nb.cells for o in cell.get("outputs", [])
+                 if o.get("data", {}).get("text/plain")]
+        assert empty or ["规则编号", "规则名称", "疑点数", "已核实", "经核实无问题", "查准率"] in heads
+        assert empty or ["阈值", "疑点数", "涉及金额", "已核实", "经核实无问题", "核实属实", "查准率"] in [h[:7] for h in heads]
     # the charts as an analyst reads them (a visual probe): precision on ticks of its own (on the
     # counts' ticks a precision of 1.0 sat at the one labelled 0.9); the statuses in the dashboard's
     # colours (已销号 was red here, green there)
@@ -132,7 +142,9 @@ def test_the_breakdown_by_rule_counts_a_recovery_up_to_an_amount_a_later_night_l
     monkeypatch.setenv("FUNDWATCH_DB", str(db))
     nb = nbformat.read(next(p for p in NOTEBOOKS if p.stem == "explore_suspects"), as_version=4)
     NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    breakdown = next(t for t in _texts(nb) if t.split("\n")[0].split()[-4:] == ["rule_title", "suspects", "amount", "recovered"])
+    # the tables in the terms of the worklist and the 汇总表 (an analyst probe: suspect_id, rule_title,
+    # recovered_counted… in English), the frames' own names kept for code
+    breakdown = next(t for t in _texts(nb) if t.split("\n")[0].split()[-4:] == ["规则名称", "疑点数", "涉及金额", "计入追回金额"])
     line = next(l for l in breakdown.splitlines() if "PAID_AFTER_DEATH" in l)
     assert f"{summary['recovered']:,.2f}" in line.split() and "151,000.50" not in line, line
     transfers = next(l for l in breakdown.splitlines() if "FUND_PRIVATE_TRANSFER" in l)
@@ -721,3 +733,12 @@ def test_rule_flags_at_refuses_a_value_the_night_would_refuse_before_running_any
                                                    "of values — one value of a list parameter is itself a list: ['丧葬补助金']")):
         analysis.rule_flags_at(con, "PAID_AFTER_DEATH", "one_off_items", ["丧葬补助金"], **kw)
     assert len(analysis.rule_flags_at(con, "PAID_AFTER_DEATH", "one_off_items", [["丧葬补助金"], []], **kw)) == 2
+
+
+def test_a_table_is_shown_in_chinese_and_the_frame_keeps_its_names_for_code():
+    frame = pd.DataFrame({"suspect_id": ["S1"], "amount": [1.5], "own_column": [2]}).set_index("suspect_id")
+    shown = analysis.shown(frame)
+    assert list(shown.columns) == ["涉及金额", "own_column"] and shown.index.name == "疑点编号"
+    assert list(frame.columns) == ["amount", "own_column"] and frame.index.name == "suspect_id"  # a copy
+    fields = pd.Series({"amount": 1.5, "status": "已下发"}, name="S1")
+    assert analysis.shown(fields).index.tolist() == ["涉及金额", "疑点状态"] and fields.index.tolist() == ["amount", "status"]
