@@ -7,7 +7,7 @@ the 汇总表 on 15 pages, its counts and money on pages without the agency they
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable
 
 A4 = 9  # xlsxwriter's paper code
 # points: a line of the default 11-point font as a Chinese font sets it — the CJK fonts LibreOffice
@@ -48,3 +48,13 @@ def wrapped_lines(text: Any, width: float) -> int:
         return 1
     return sum(max(1, math.ceil(len(part.encode("gb18030", "replace")) / max(width - 2, 1)))
                for part in str(text).split("\n"))
+
+
+def rule_id_width(rule_ids: Iterable[str], least: float) -> int:
+    """A 规则编号 column as wide as the sheet's longest rule id, kept on one line: capitals are about a
+    quarter wider than the digit a column's width counts in (UNEMPLOYMENT_WHILE_WORKING, 26 of them,
+    ran into the next column on print in a column 26 wide, was cut on the worklist cover's 22, and
+    wrapped mid-word in the 汇总表's 14), not below `least` nor above 60 (a longer own rule id is cut
+    in a locked cell, wrapped in the 汇总表)."""
+    longest = max((len(str(rule_id)) for rule_id in rule_ids), default=0)
+    return min(60, max(least, math.ceil(longest * 1.25) + 2))

@@ -12,7 +12,7 @@ from pathlib import Path
 import xlsxwriter
 
 from . import report_data as rd
-from .printing import print_setup, row_height, wrapped_lines
+from .printing import print_setup, row_height, rule_id_width, wrapped_lines
 
 COUNT_COLUMNS = (
     ("suspects", "疑点数"), ("issued", "下发"), ("verified", "已核实"), ("in_progress", "核查中"), ("closed", "已销号"),
@@ -64,9 +64,6 @@ def dated(as_of: date, data_as_of: date | None) -> str:
 # 汇总表's 21 columns, prints one A4 landscape page across at about three quarters of its size.
 LEADING_WIDTHS = {"经办机构编码": 11, "经办机构名称": 18, "行政区划代码": 8, "规则编号": 14, "规则名称": 18}
 COUNT_WIDTH, MONEY_WIDTH, RATE_WIDTH, NUMBER_WIDTH = 7, 14, 8, 5
-# a rule id is one word: wrapped at the column's edge it read CERTIFICATION_OV / ERDUE, so its
-# column takes the longest id on the sheet (an office's own rule may be longer; past this it wraps)
-RULE_ID_MAX_WIDTH = 30
 NOTE_WIDTHS = (14, 90)
 
 
@@ -74,8 +71,8 @@ def _widths(leading: list[tuple[str, str]], items: list[dict]) -> list[float]:
     widths = [NUMBER_WIDTH]
     for key, header in leading:
         width = LEADING_WIDTHS[header]
-        if key == "rule_id":
-            width = max([width] + [min(len(str(r.get(key) or "")) + 2, RULE_ID_MAX_WIDTH) for r in items])
+        if key == "rule_id":  # one word: wrapped at the column's edge it printed CERTIFICATION_OV / ERDUE
+            width = rule_id_width((str(r.get(key) or "") for r in items), width)
         widths.append(width)
     return widths + [COUNT_WIDTH] * len(COUNT_COLUMNS) + [MONEY_WIDTH] * len(MONEY_COLUMNS) + [RATE_WIDTH]
 

@@ -20,7 +20,7 @@ import uuid
 from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import duckdb
 import xlsxwriter
@@ -32,7 +32,7 @@ from .clock import china_now
 from .config import office_name, rule_folders
 from .extracts import EXTRACTS
 from .normalise import EXCEL_EPOCH, decode_ooxml_escapes
-from .printing import print_setup, row_height, wrapped_lines
+from .printing import print_setup, row_height, rule_id_width, wrapped_lines
 from .privacy import mask_id
 from .report_mask import mask_name
 from .rules import RuleText, rule_texts
@@ -448,7 +448,7 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
         fmt[kind] = wb.add_format({**look, **ruled, "valign": "top"})
         fmt["edit_" + kind] = wb.add_format({**look, **ruled, "valign": "top", "locked": False, "bg_color": "#FFF2CC"})
     ws = wb.add_worksheet(SHEET)
-    id_width = rule_id_width(x["rule_id"] for x in flags)  # the sheet's and the cover's 规则编号 column
+    id_width = rule_id_width((x["rule_id"] for x in flags), WIDTHS["规则编号"])  # the sheet's and the cover's 规则编号 column
     widths = {**WIDTHS, "规则编号": id_width}
     for c, name in enumerate(COLUMNS):
         ws.write_string(0, c, name, edit_header if name in EDITABLE else header)
@@ -591,15 +591,6 @@ def _write_workbook(path: Path, agency: tuple[str, str | None], export_id: str, 
 # The long texts of 疑点清单, wrapped in their columns.
 WRAPPED_COLUMNS = ("规则名称", "核实结果", "核实说明", "疑点对象", "证据摘要")
 COVER_WIDTHS = (22, 40, 16, 16, 90)  # the 说明 sheet's five columns, in the width of a Latin letter
-
-
-def rule_id_width(rule_ids: Iterable[str]) -> int:
-    """A 规则编号 column as wide as the sheet's longest rule id: capitals are about a quarter wider
-    than the digit a column's width counts in (UNEMPLOYMENT_WHILE_WORKING, 26 of them, ran into
-    the next column on print in a column 26 wide, and was cut on the cover's 22), not below the
-    column's usual width nor above 60 (a longer own rule id is cut, as any locked text would be)."""
-    longest = max((len(str(rule_id)) for rule_id in rule_ids), default=0)
-    return min(60, max(WIDTHS["规则编号"], math.ceil(longest * 1.25) + 2))
 
 
 def file_sha256(path: Path) -> str:

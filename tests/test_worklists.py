@@ -646,7 +646,8 @@ def test_the_longest_rule_id_fits_its_column_on_the_sheet_and_on_the_cover_print
     [line] = [r for r in cover.iter_rows() if r[0].value == "UNEMPLOYMENT_WHILE_WORKING"]
     assert all(c.alignment.vertical == "top" for c in line[:5]), [c.alignment.vertical for c in line[:5]]
     # an own rule's id of 80 characters: the column stops at 60 rather than push the sheet off the page
-    assert worklists.rule_id_width(["X" * 80]) == 60 and worklists.rule_id_width([]) == worklists.WIDTHS["规则编号"]
+    assert printing.rule_id_width(["X" * 80], worklists.WIDTHS["规则编号"]) == 60
+    assert printing.rule_id_width([], worklists.WIDTHS["规则编号"]) == worklists.WIDTHS["规则编号"]
 
 
 def test_the_printed_worklist_numbers_its_pages_rules_its_cells_and_keeps_the_covers_facts_beside_their_labels(
