@@ -6,8 +6,8 @@ has no delivery plan to hold the inbox to, and comparing agencies misleads (险�
 core systems on different days, a month may come in halves a week apart, a 补发 month doubles the
 rows, a month is paid ahead before 春节, agencies merge), so each payment stream (险种 × 经办机构,
 recurring items) is held to its own schedule: the day of the month its recent months came in (the
-night most of a month's rows were in, counted from the month's first day; the middle of its last
-three months, so one month paid ahead or a year back-loaded does not move it). A stream is late when
+day most of a month's rows were in — a file's day as a feed's below —, counted from the month's first
+day; the middle of its last three months, so one month paid ahead or a year back-loaded does not move it). A stream is late when
 `late_delivery_days` have passed since that day of a month — not after the as-of month — and either
 it has no row of the month (net) while people it paid in its last month are still owed it, or the
 month came in part while a fifth and at least three of the people of its month before are still
@@ -55,7 +55,7 @@ SCHEDULE_MONTHS = 3
 # Days from a month's first day within which a month sent alone comes in on a schedule (paid ahead
 # up to a month before; sent at the end of the month after).
 USUAL_DAYS = (-31, 62)
-# The night a month "came in": when this share of its rows (as of the as-of day) were in.
+# The day a month "came in": when this share of its rows (as of the as-of day) were in.
 MOST_ROWS = 0.8
 # A stream whose month came in part is late when at least this share of its people (and PART_OWED_LEAST
 # of them) are still owed it: a death or a 终止 recorded a month late is one person, not a delivery.
@@ -144,19 +144,15 @@ def _read_on(con) -> tuple[str, str]:
     return "cast(s.at as date)", ""
 
 
-def _arrived_sql(con) -> str:
+def _arrived_sql() -> str:
     """`with … arrived`: the recurring payments of the window ($low–$high) come in by $as_of, each with
-    the night that read its file (its run's as-of; a file read outside a night by the day it was read)."""
-    read_on, runs = _read_on(con)
-    return f"""with nights as (
-            select s.file_hash, {read_on} as night
-            from (select file_hash, ingested_at as at, run_id from ingest_ledger where extract = 'payments') s {runs}
-        ),
-        arrived as (
-            select p.*, coalesce(n.night, date '0001-01-01') as night
-            from payments p left join nights n on n.file_hash = p._file_hash
+    the day its file came in (`_arrival_files`, from _file_days: its folder's date, or the night that
+    read it); a row of no file in the ledger counts as long in."""
+    return """with arrived as (
+            select p.*, coalesce(f.day, date '0001-01-01') as day
+            from payments p left join _arrival_files f on f.file_hash = p._file_hash
             where p.period between $low and $high and not list_contains($one_off, p.item)
-              and coalesce(n.night, date '0001-01-01') <= $as_of
+              and (f.file_hash is null or f.day <= $as_of)  -- (a file read after the as-of: day null)
         )"""
 
 
@@ -164,28 +160,28 @@ def _first_day(period: str) -> dt.date:
     return dt.date(int(period[:4]), int(period[4:]), 1)
 
 
-def _came_in(nights: dict[dt.date, int]) -> dt.date:
-    """The night most of a month's rows were in (of those come in by the as-of day)."""
-    total, seen = sum(nights.values()), 0
-    for night in sorted(nights):
-        seen += nights[night]
+def _came_in(days: dict[dt.date, int]) -> dt.date:
+    """The day most of a month's rows were in (of those come in by the as-of day)."""
+    total, seen = sum(days.values()), 0
+    for day in sorted(days):
+        seen += days[day]
         if seen >= MOST_ROWS * total:
-            return night
-    return max(nights)
+            return day
+    return max(days)
 
 
 def _schedule_offsets(months: dict[str, dict[dt.date, int]], delivered: list[str]) -> list[int]:
-    """Days from each delivered month's first day to the night it came in, in month order — of the
-    months that came in on a schedule. Several months come in one night when a stream back-loads a
+    """Days from each delivered month's first day to the day it came in, in month order — of the
+    months that came in on a schedule. Several months come in one day when a stream back-loads a
     year (the older ones are no schedule) or pays a month ahead (before 春节: the month ahead is
-    none): of such a night only the months it came in within (0–30 days) count, else its earliest."""
-    nights: dict[dt.date, list[tuple[str, int]]] = {}
+    none): of such a day only the months it came in within (0–30 days) count, else its earliest."""
+    batches: dict[dt.date, list[tuple[str, int]]] = {}
     for p in delivered:
         if any(months[p].values()):
-            night = _came_in(months[p])
-            nights.setdefault(night, []).append((p, (night - _first_day(p)).days))
+            day = _came_in(months[p])
+            batches.setdefault(day, []).append((p, (day - _first_day(p)).days))
     kept = []
-    for batch in nights.values():
+    for batch in batches.values():
         if len(batch) == 1:
             kept += [b for b in batch if USUAL_DAYS[0] <= b[1] <= USUAL_DAYS[1]]
         else:
@@ -202,18 +198,32 @@ def check(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int) -> Arrival
     this_month = f"{as_of.year:04d}{as_of.month:02d}"
     params = {"low": _month(this_month, -(LOOKBACK_MONTHS + SCHEDULE_MONTHS + 1)), "high": this_month,
               "as_of": as_of, "one_off": list(ONE_OFF_ITEMS)}
-    # per stream and month: the rows come in by each night, and the month's net over all of them
+    # each payments file's day, as a feed's: a year of monthly folders read the first night is that
+    # history (dated by the night, its months came in some 60 days late and 202612 was never due)
+    day_of, _ = _file_days(con, "payments", as_of)
+    con.execute("""create or replace temp table _arrival_files as
+                   select l.file_hash, d.day from (select file_hash from ingest_ledger where extract = 'payments') l
+                   left join (select unnest($files::varchar[]) as file_hash, unnest($days::date[]) as day) d
+                   using (file_hash)""", {"files": list(day_of), "days": list(day_of.values())})
+    try:
+        return _late_streams(con, out, as_of, grace, params, this_month)
+    finally:
+        con.execute("drop table if exists _arrival_files")
+
+
+def _late_streams(con, out: Arrivals, as_of: dt.date, grace: int, params: dict, this_month: str) -> Arrivals:
+    # per stream and month: the rows come in by each day, and the month's net over all of them
     rows = con.execute(f"""
-        {_arrived_sql(con)}
-        select agency_code, insurance_type, period, night, count(*) filter (where amount > 0),
+        {_arrived_sql()}
+        select agency_code, insurance_type, period, day, count(*) filter (where amount > 0),
                sum(sum(amount)) over (partition by agency_code, insurance_type, period)
         from arrived where agency_code is not null and insurance_type is not null
-        group by agency_code, insurance_type, period, night""", params).fetchall()
+        group by agency_code, insurance_type, period, day""", params).fetchall()
     months: dict[tuple[str, str], dict[str, dict[dt.date, int]]] = {}
     paid: dict[tuple[str, str], set[str]] = {}  # the months each stream paid (net)
-    for agency, itype, period, night, positive, net in rows:
-        by_night = months.setdefault((agency, itype), {}).setdefault(period, {})
-        by_night[night] = by_night.get(night, 0) + positive
+    for agency, itype, period, day, positive, net in rows:
+        by_day = months.setdefault((agency, itype), {}).setdefault(period, {})
+        by_day[day] = by_day.get(day, 0) + positive
         if net > 0:
             paid.setdefault((agency, itype), set()).add(period)
     owed_from: dict[tuple[str, str], tuple[str, str]] = {}  # stream -> (month counted from, month owed)
@@ -264,7 +274,7 @@ def _persons_owed(con, last_seen: dict[tuple[str, str], tuple[str, str]],
             if table_exists(con, "deaths") else "")
     try:
         rows = con.execute(f"""
-            {_arrived_sql(con)},
+            {_arrived_sql()},
             paid as (
                 select p.agency_code, p.insurance_type, p.person_id, any_value(s.owed_period) as owed_period,
                        any_value(s.owed_from) as owed_from
@@ -337,14 +347,15 @@ def check_feeds(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int,
     return late, held, years
 
 
-def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.date]]:
-    """The days a feed came in, of files read by as_of: the extract's by its files and the copies
-    of them sent again (None); each sender's by the files that brought rows of keys new to the store
-    (ingest_senders). A file's day is its delivery folder's date where the folder is named by one from
-    the latest day earlier nights had up to the night that read it (a week the office ran no nights is
-    no silence of the sender; a year of dated folders back-loaded the first night is its history), else
-    that night: a folder named for a day behind them (a 补报 named for its month, a year typed wrong)
-    came in when it was read (a file read outside a night: the day it was read)."""
+def _file_days(con, extract: str, as_of: dt.date) -> tuple[dict[str, dt.date], set[dt.date]]:
+    """The day each file of an extract read by as_of came in (the ledger's files), and the days the
+    extract came in (those and the copies of them sent again). A file's day is its delivery folder's
+    date where the folder is named by one from the latest day earlier nights had up to the night that
+    read it (a week the office ran no nights is no silence of the sender; a year of dated folders
+    back-loaded the first night is its history), else that night: a folder named for a day behind them
+    (a 补报 named for its month, a year typed wrong) came in when it was read (a file read outside a
+    night: the day it was read). A folder read by a night for an earlier day came in by its own day,
+    so a day may be after as_of (the callers leave it out)."""
     copies = ("union all select file_hash, delivery, seen_at, run_id, true from ingest_copies "
               f"where extract = '{extract}'" if table_exists(con, "ingest_copies") else "")
     read_on, runs = _read_on(con)
@@ -371,6 +382,14 @@ def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.da
                 day_of[file_hash] = day
         whole.update(days)
         known = max([known, *days] if known else days)
+    return day_of, whole
+
+
+def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.date]]:
+    """The days a feed came in, of files read by as_of (_file_days): the extract's by its files and
+    the copies of them sent again (None); each sender's by the files that brought rows of keys new to
+    the store (ingest_senders)."""
+    day_of, whole = _file_days(con, extract, as_of)
     found: dict[str | None, set[dt.date]] = {None: whole}
     if extract in SENDER_COLUMNS and table_exists(con, "ingest_senders") and day_of:
         for file_hash, sender in con.execute(
@@ -378,7 +397,6 @@ def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.da
                 [extract]).fetchall():
             if file_hash in day_of:
                 found.setdefault(sender, set()).add(day_of[file_hash])
-    # a folder read by a night for an earlier day came in by its own day, not before
     came = {part: sorted(d for d in days if d <= as_of) for part, days in found.items()}
     return {part: days for part, days in came.items() if days}
 

@@ -336,3 +336,30 @@ def test_a_month_paid_ahead_before_spring_festival_and_a_month_sent_in_halves_ke
     s = _night(inbox, tmp_path, "2027-03-06")  # its February never came; the others' March not due (21st)
     assert [(a["agency_code"], a["streams"][0]["missing_period"], a["streams"][0]["expected_on"])
             for a in s["arrivals"]["late"]] == [(split, "202702", "2027-02-28")], s["arrivals"]
+
+
+@pytest.mark.parametrize("layout", ["one-folder", "monthly-folders"])
+def test_a_history_read_the_first_night_is_dated_by_its_folders_not_by_that_night(tmp_path, layout):
+    """From a README audit: a year of payments in a folder dated 2026-11-21, read by a first night of
+    2026-12-31, came in (by that night) some 60 days into its months, so 202612 — not come — was not due
+    until the end of January and no agency was said late. A delivery's day is its folder's date, as a
+    feed's: the months came on the 21st, and 202612 was due by 2026-12-21."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    (inbox / "2026-10-21" / "payments_360700_202610.csv").unlink()
+    months = [f"2025{m:02d}" for m in (12,)] + [f"2026{m:02d}" for m in range(1, 12)]
+    if layout == "one-folder":
+        _payments(inbox / "2026-11-21" / "payments_360700_history.csv", months, AGENCIES)
+    else:
+        for month in months:
+            _payments(inbox / f"{month[:4]}-{month[4:]}-21" / f"payments_360700_{month}.csv", [month], AGENCIES)
+    s = _night(inbox, tmp_path, "2026-12-31")
+    assert [(a["agency_code"], a["streams"][0]["missing_period"], a["streams"][0]["expected_on"])
+            for a in s["arrivals"]["late"]] == [(code, "202612", "2026-12-21") for code in sorted(AGENCIES)]
+    # a page drawn for a day before that night knew none of it (what the office had by then)
+    stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        assert not arrivals.check(stored, date(2026, 12, 30), 5).streams
+        assert arrivals.check(stored, date(2026, 12, 31), 5).streams == 3
+    finally:
+        stored.close()
