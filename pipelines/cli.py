@@ -268,6 +268,8 @@ def _out_not_another_stores(out: Path, db: Path) -> None:
 
 
 def _check_inbox(inbox: Path, hint: str = "") -> None:
+    if inbox.exists() and not inbox.is_dir():  # (a delivery's file given for the inbox was "not found")
+        raise Refused(f"inbox {inbox} is a file, not a folder; point --inbox at the folder of deliveries{hint}")
     if not inbox.is_dir():
         raise Refused(f"inbox {inbox} not found; point --inbox at the folder of deliveries{hint}")
 

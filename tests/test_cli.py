@@ -37,6 +37,13 @@ def test_a_missing_inbox_is_refused_in_one_line(tmp_path, capsys):
                                   "--out", str(tmp_path / "out")])
     assert code == cli.EXIT_USAGE and "inbox" in err and "not found" in err
     assert not (tmp_path / "fw.duckdb").exists()
+    # a delivery's file given for the inbox (an outside suite's probe: it read "not found")
+    delivery = tmp_path / "payments_360700_202611.csv"
+    delivery.write_text("payment_id\n", encoding="utf-8")
+    code, err = _refusal(capsys, ["nightly", "--inbox", str(delivery), "--db", str(tmp_path / "fw.duckdb"),
+                                  "--out", str(tmp_path / "out")])
+    assert code == cli.EXIT_USAGE and f"inbox {delivery} is a file, not a folder; point --inbox at the folder" in err
+    assert not (tmp_path / "fw.duckdb").exists()
 
 
 def test_an_as_of_that_is_not_a_date_is_refused(tmp_path, capsys):
