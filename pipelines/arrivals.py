@@ -7,9 +7,9 @@ core systems on different days, a month may come in halves a week apart, a 补�
 rows, a month is paid ahead before 春节, agencies merge), so each payment stream (险种 × 经办机构,
 recurring items) is held to its own schedule: the day of the month its recent months came in (the
 day most of a month's rows were in — a file's day as a feed's below —, counted from the month's first
-day; the middle of its last three months, so one month paid ahead or a year back-loaded does not move it). A stream is late when
-`late_delivery_days` have passed since that day of a month — not after the as-of month — and either
-it has no row of the month (net) while people it paid in its last month are still owed it, or the
+day; the middle of its last three months, so one month paid ahead or a year back-loaded does not
+move it). A stream is late when `late_delivery_days` have passed since that day of a month — not
+after the as-of month — and either it has no row of the month (net) while people it paid in its last month are still owed it, or the
 month came in part while a fifth and at least three of the people of its month before are still
 owed it. Owed: paid for it (net) by no agency under the same 险种, not 暂停/终止 before it, not dead
 before it (the month of death is payable). A stream whose people all moved to another agency (机构改
