@@ -14,7 +14,7 @@ month came in part while a fifth and at least three of the people of its month b
 owed it. Owed: paid for it (net) by no agency under the same 险种, not 暂停/终止 before it, not dead
 before it (the month of death is payable). A stream whose people all moved to another agency (机构改
 革), stopped or died is not waited for; one silent for a year is forgotten. Payments count as they
-had come in by the as-of day; deaths and the register as they are now.
+had come in by the as-of day (each file by its day, below); deaths and the register as they are now.
 
 The other extracts have no month to miss: deaths come in from 公安, 民政 and 卫健 as they are
 registered, custody from the prisons, account statements and contributions on their own rhythms, and
@@ -200,7 +200,12 @@ def check(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int) -> Arrival
               "as_of": as_of, "one_off": list(ONE_OFF_ITEMS)}
     # each payments file's day, as a feed's: a year of monthly folders read the first night is that
     # history (dated by the night, its months came in some 60 days late and 202612 was never due)
-    day_of, _ = _file_days(con, "payments", as_of)
+    # a file can have come no earlier than a month before the latest month it pays (paid ahead): a
+    # folder dated before that is misnamed (2025-11-21 for 2026-11-21 gave months due a year back)
+    earliest = {h: _first_day(p) + dt.timedelta(days=USUAL_DAYS[0]) for h, p in con.execute(
+        "select _file_hash, max(period) from payments where period between $low and $high and _file_hash is not null "
+        "group by 1", {"low": params["low"], "high": params["high"]}).fetchall()}
+    day_of, _ = _file_days(con, "payments", as_of, earliest)
     con.execute("""create or replace temp table _arrival_files as
                    select l.file_hash, d.day from (select file_hash from ingest_ledger where extract = 'payments') l
                    left join (select unnest($files::varchar[]) as file_hash, unnest($days::date[]) as day) d
@@ -347,15 +352,18 @@ def check_feeds(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int,
     return late, held, years
 
 
-def _file_days(con, extract: str, as_of: dt.date) -> tuple[dict[str, dt.date], set[dt.date]]:
-    """The day each file of an extract read by as_of came in (the ledger's files), and the days the
-    extract came in (those and the copies of them sent again). A file's day is its delivery folder's
-    date where the folder is named by one from the latest day earlier nights had up to the night that
-    read it (a week the office ran no nights is no silence of the sender; a year of dated folders
-    back-loaded the first night is its history), else that night: a folder named for a day behind them
-    (a 补报 named for its month, a year typed wrong) came in when it was read (a file read outside a
-    night: the day it was read). A folder read by a night for an earlier day came in by its own day,
-    so a day may be after as_of (the callers leave it out)."""
+def _file_days(con, extract: str, as_of: dt.date,
+               earliest: dict[str, dt.date] | None = None) -> tuple[dict[str, dt.date], set[dt.date]]:
+    """The day each file of an extract came in (the ledger's files), and the days the extract came in
+    (those and the copies of them sent again), up to as_of. A file's day is its delivery folder's date
+    where the folder is named by one from the latest day earlier nights had (and from the file's
+    `earliest` day, its contents' own bound) up to the night that read it (a week the office ran no
+    nights is no silence of the sender; a year of dated folders back-loaded the first night is its
+    history), else that night: a folder named for a day behind them (a 补报 named for its month, a year
+    typed wrong) came in when it was read (a file read outside a night: the day it was read). So a page
+    drawn later for an earlier day counts a folder of that day read by a later night — one catch-up
+    night after a week without nights made an agency on time read late there. Days after as_of are
+    left out (a folder read by a night for an earlier day came in by its own day)."""
     copies = ("union all select file_hash, delivery, seen_at, run_id, true from ingest_copies "
               f"where extract = '{extract}'" if table_exists(con, "ingest_copies") else "")
     read_on, runs = _read_on(con)
@@ -366,8 +374,8 @@ def _file_days(con, extract: str, as_of: dt.date) -> tuple[dict[str, dt.date], s
         )
         select s.file_hash, s.copy, {read_on} as read_on,
                cast(try_strptime(left(s.delivery, 10), '%Y-%m-%d') as date) as named, cast(s.at as date) as read_at
-        from sent s {runs} where {read_on} <= $as_of
-        order by read_on, named nulls last""", {"as_of": as_of}).fetchall()
+        from sent s {runs}
+        order by read_on, named nulls last""").fetchall()
     day_of: dict[str, dt.date] = {}  # a file of the ledger -> its day
     whole: set[dt.date] = set()
     known: dt.date | None = None  # the latest day of the nights before the one being read
@@ -375,18 +383,19 @@ def _file_days(con, extract: str, as_of: dt.date) -> tuple[dict[str, dt.date], s
         days = []
         for file_hash, copy, _, named, read_at in read_that_night:
             # (a night run for an earlier day reads the folders dated up to the day it ran: their own days)
-            on_time = named is not None and named <= max(night, read_at) and (known is None or named >= known)
+            on_time = named is not None and named <= max(night, read_at) and (known is None or named >= known) \
+                and named >= (earliest or {}).get(file_hash, named)
             day = named if on_time else night
             days.append(day)
-            if not copy:
+            if not copy and day <= as_of:
                 day_of[file_hash] = day
-        whole.update(days)
+        whole.update(d for d in days if d <= as_of)
         known = max([known, *days] if known else days)
     return day_of, whole
 
 
 def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.date]]:
-    """The days a feed came in, of files read by as_of (_file_days): the extract's by its files and
+    """The days a feed came in by as_of (_file_days): the extract's by its files and
     the copies of them sent again (None); each sender's by the files that brought rows of keys new to
     the store (ingest_senders)."""
     day_of, whole = _file_days(con, extract, as_of)
@@ -397,8 +406,7 @@ def _feed_days(con, extract: str, as_of: dt.date) -> dict[str | None, list[dt.da
                 [extract]).fetchall():
             if file_hash in day_of:
                 found.setdefault(sender, set()).add(day_of[file_hash])
-    came = {part: sorted(d for d in days if d <= as_of) for part, days in found.items()}
-    return {part: days for part, days in came.items() if days}
+    return {part: sorted(days) for part, days in found.items() if days}
 
 
 def _agencies_paying(con, as_of: dt.date) -> set[str]:

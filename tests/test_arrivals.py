@@ -356,10 +356,50 @@ def test_a_history_read_the_first_night_is_dated_by_its_folders_not_by_that_nigh
     s = _night(inbox, tmp_path, "2026-12-31")
     assert [(a["agency_code"], a["streams"][0]["missing_period"], a["streams"][0]["expected_on"])
             for a in s["arrivals"]["late"]] == [(code, "202612", "2026-12-21") for code in sorted(AGENCIES)]
-    # a page drawn for a day before that night knew none of it (what the office had by then)
+    # a page drawn for a day before that night counts the folders dated by then, read or not
     stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
     try:
-        assert not arrivals.check(stored, date(2026, 12, 30), 5).streams
-        assert arrivals.check(stored, date(2026, 12, 31), 5).streams == 3
+        assert len(arrivals.check(stored, date(2026, 12, 26), 5).late) == 3
+        assert not arrivals.check(stored, date(2026, 12, 25), 5).late
+        assert not arrivals.check(stored, date(2025, 12, 20), 5).streams  # (nothing dated by then)
+    finally:
+        stored.close()
+
+
+def test_a_history_in_a_folder_dated_a_year_wrong_comes_in_the_night_that_read_it(tmp_path):
+    """From a regression probe: a first night read a year of payments (202512–202611) from a folder dated
+    2025-11-21 for 2026-11-21; taken at its word, the months came in up to 345 days before they began,
+    and every agency was said late with 202612 due 2025-12-21 — for months. A file comes no earlier than
+    a month before the latest month it pays: the folder's date is not its day, the night is."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    (inbox / "2026-10-21" / "payments_360700_202610.csv").unlink()
+    (inbox / "2026-10-21").rename(inbox / "2025-11-21")
+    months = ["202512"] + [f"2026{m:02d}" for m in range(1, 12)]
+    _payments(inbox / "2025-11-21" / "payments_360700_history.csv", months, AGENCIES)
+    assert not _night(inbox, tmp_path, "2026-11-21")["arrivals"]["late"]
+    stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        assert not arrivals.check(stored, date(2026, 12, 1), 5).late
+        late = arrivals.check(stored, date(2026, 12, 26), 5).late
+        assert [(a.missing_period, a.expected_on) for a in late] == [("202612", date(2026, 12, 21))] * 3
+    finally:
+        stored.close()
+
+
+def test_a_page_drawn_after_one_catch_up_night_counts_each_folder_by_its_own_day(tmp_path):
+    """From a regression probe: after a week without nights, one catch-up night read the folder an agency
+    sent on its day; a page drawn later for a day between counted only what nights had read by then, and
+    said that agency late too."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    _night(inbox, tmp_path, "2026-10-21")
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
+    _payments(inbox / "2026-11-27" / "payments_360703_202611.csv", ["202611"], [LATE])
+    assert not _night(inbox, tmp_path, "2026-11-30")["arrivals"]["late"]  # the catch-up night
+    stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        assert [a.agency_code for a in arrivals.check(stored, date(2026, 11, 26), 5).late] == [LATE]
+        assert not arrivals.check(stored, date(2026, 11, 25), 5).late
     finally:
         stored.close()
