@@ -356,14 +356,16 @@ def _file_days(con, extract: str, as_of: dt.date,
                earliest: dict[str, dt.date] | None = None) -> tuple[dict[str, dt.date], set[dt.date]]:
     """The day each file of an extract came in (the ledger's files), and the days the extract came in
     (those and the copies of them sent again), up to as_of. A file's day is its delivery folder's date
-    where the folder is named by one from the latest day earlier nights had (and from the file's
-    `earliest` day, its contents' own bound) up to the night that read it (a week the office ran no
-    nights is no silence of the sender; a year of dated folders back-loaded the first night is its
-    history), else that night: a folder named for a day behind them (a 补报 named for its month, a year
-    typed wrong) came in when it was read (a file read outside a night: the day it was read). So a page
-    drawn later for an earlier day counts a folder of that day read by a later night — one catch-up
-    night after a week without nights made an agency on time read late there. Days after as_of are
-    left out (a folder read by a night for an earlier day came in by its own day)."""
+    where the folder is named by one from the latest day of the nights that ran before it was read
+    (and of the files they read; and from the file's `earliest` day, its contents' own bound) up to the
+    night that read it (a week the office ran no nights is no silence of the sender; a year of dated
+    folders back-loaded the first night is its history), else that night: a folder named for a day
+    behind them (a 补报 named for its month, a year typed wrong, a folder of 11-21 found on 11-28 after
+    nights had run) came in when it was read (a file read outside a night: the day it was read). So a
+    page drawn later for an earlier day counts a folder of that day a later catch-up night read, not one
+    that came after nights of that day had looked. Nights count in the order they ran (a night run
+    later for an earlier day, --any-day, after those before it). Days after as_of are left out (a
+    folder read by a night for an earlier day came in by its own day)."""
     copies = ("union all select file_hash, delivery, seen_at, run_id, true from ingest_copies "
               f"where extract = '{extract}'" if table_exists(con, "ingest_copies") else "")
     read_on, runs = _read_on(con)
@@ -373,15 +375,25 @@ def _file_days(con, extract: str, as_of: dt.date,
             where extract = '{extract}' {copies}
         )
         select s.file_hash, s.copy, {read_on} as read_on,
-               cast(try_strptime(left(s.delivery, 10), '%Y-%m-%d') as date) as named, cast(s.at as date) as read_at
+               cast(try_strptime(left(s.delivery, 10), '%Y-%m-%d') as date) as named, cast(s.at as date) as read_at,
+               coalesce(s.run_id, cast(cast(s.at as date) as varchar)) as reading, s.at
         from sent s {runs}
-        order by read_on, named nulls last""").fetchall()
+        order by s.at, named nulls last""").fetchall()
+    ran = con.execute("select run_id, as_of, started_at from runs where status = 'completed' and as_of is not null "
+                      "order by started_at").fetchall() if table_exists(con, "runs") else []
     day_of: dict[str, dt.date] = {}  # a file of the ledger -> its day
     whole: set[dt.date] = set()
-    known: dt.date | None = None  # the latest day of the nights before the one being read
-    for night, read_that_night in itertools.groupby(files, key=lambda f: f[2]):  # (ordered by the night)
+    known: dt.date | None = None  # the latest day of the nights run before the one reading (and their files)
+    later = 0  # the next night in `ran` not yet counted into `known`
+    for reading, read_then in itertools.groupby(files, key=lambda f: f[5]):  # (one night's files: in the order read)
+        read_then = list(read_then)
+        night, began = read_then[0][2], read_then[0][6]
+        while later < len(ran) and ran[later][2] < began:
+            if ran[later][0] != reading:  # (its own night bounds the files read after it)
+                known = max(known, ran[later][1]) if known else ran[later][1]
+            later += 1
         days = []
-        for file_hash, copy, _, named, read_at in read_that_night:
+        for file_hash, copy, _, named, read_at, _, _ in read_then:
             # (a night run for an earlier day reads the folders dated up to the day it ran: their own days)
             on_time = named is not None and named <= max(night, read_at) and (known is None or named >= known) \
                 and named >= (earliest or {}).get(file_hash, named)
@@ -390,7 +402,7 @@ def _file_days(con, extract: str, as_of: dt.date,
             if not copy and day <= as_of:
                 day_of[file_hash] = day
         whole.update(d for d in days if d <= as_of)
-        known = max([known, *days] if known else days)
+        known = max([known, night, *days] if known else [night, *days])
     return day_of, whole
 
 

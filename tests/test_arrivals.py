@@ -403,3 +403,46 @@ def test_a_page_drawn_after_one_catch_up_night_counts_each_folder_by_its_own_day
         assert not arrivals.check(stored, date(2026, 11, 25), 5).late
     finally:
         stored.close()
+
+
+def test_a_folder_dated_before_nights_that_looked_came_in_when_it_was_read(tmp_path):
+    """From a second regression probe: nights ran every day and said 360703001 late; on 11-28 its month
+    turned up under `2026-11-21补报/`, and pages drawn afterwards for 11-26 and 11-27 said all was in —
+    the folder's date was held only against the days of files read before, not against the nights that
+    had looked and found nothing."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    _night(inbox, tmp_path, "2026-10-21")
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
+    _night(inbox, tmp_path, "2026-11-21")
+    assert [a["agency_code"] for a in _night(inbox, tmp_path, "2026-11-26")["arrivals"]["late"]] == [LATE]
+    _night(inbox, tmp_path, "2026-11-27")
+    _payments(inbox / "2026-11-21补报" / "payments_360703_202611.csv", ["202611"], [LATE])
+    assert not _night(inbox, tmp_path, "2026-11-28")["arrivals"]["late"]
+    stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        for day in (date(2026, 11, 26), date(2026, 11, 27)):  # as the nights of those days said
+            assert [a.agency_code for a in arrivals.check(stored, day, 5).late] == [LATE], day
+        assert not arrivals.check(stored, date(2026, 11, 28), 5).late
+    finally:
+        stored.close()
+
+
+def test_a_night_run_later_for_an_earlier_day_counts_after_the_nights_that_ran_before_it(tmp_path):
+    """From a second regression probe: a night run with --any-day for 11-24 after the night of 11-27 read
+    a folder that came after it; counted by its as-of as the earlier night, it put the day of that folder
+    ahead of the 2026-11-21 folder the night of 11-27 had read, which was then dated 11-27 — pages for
+    11-26 said two agencies late that had sent on their day."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    _night(inbox, tmp_path, "2026-10-21")
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
+    assert [a["agency_code"] for a in _night(inbox, tmp_path, "2026-11-27")["arrivals"]["late"]] == [LATE]
+    _payments(inbox / "2026-11-22" / "payments_360703_202611.csv", ["202611"], [LATE])
+    nightly_flow(inbox=str(inbox), db=str(tmp_path / "fw.duckdb"), out=str(tmp_path / "out"),
+                 as_of=date(2026, 11, 24), progress=False, any_day=True)
+    stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        assert not arrivals.check(stored, date(2026, 11, 26), 5).late  # the two on their day, 360703001 by 11-24
+    finally:
+        stored.close()
