@@ -364,8 +364,9 @@ def _file_days(con, extract: str, as_of: dt.date,
     nights had run) came in when it was read (a file read outside a night: the day it was read). So a
     page drawn later for an earlier day counts a folder of that day a later catch-up night read, not one
     that came after nights of that day had looked. Nights count in the order they ran (a night run
-    later for an earlier day, --any-day, after those before it). Days after as_of are left out (a
-    folder read by a night for an earlier day came in by its own day)."""
+    later for an earlier day, --any-day, after those before it; a file it reads late comes in no earlier
+    than their days). Days after as_of are left out (a folder read by a night for an earlier day came in
+    by its own day)."""
     copies = ("union all select file_hash, delivery, seen_at, run_id, true from ingest_copies "
               f"where extract = '{extract}'" if table_exists(con, "ingest_copies") else "")
     read_on, runs = _read_on(con)
@@ -374,12 +375,16 @@ def _file_days(con, extract: str, as_of: dt.date,
             select file_hash, delivery, ingested_at as at, run_id, false as copy from ingest_ledger
             where extract = '{extract}' {copies}
         )
-        select s.file_hash, s.copy, {read_on} as read_on,
-               cast(try_strptime(left(s.delivery, 10), '%Y-%m-%d') as date) as named, cast(s.at as date) as read_at,
+        select s.file_hash, s.copy, coalesce({read_on}, date '0001-01-01') as read_on,  -- (no time, no night: long in)
+               cast(try_strptime(left(s.delivery, 10), '%Y-%m-%d') as date) as named,
+               coalesce(cast(s.at as date), {read_on}, date '0001-01-01') as read_at,
                coalesce(s.run_id, cast(cast(s.at as date) as varchar)) as reading, s.at
         from sent s {runs}
-        order by s.at, named nulls last""").fetchall()
-    ran = con.execute("select run_id, as_of, started_at from runs where status = 'completed' and as_of is not null "
+        order by s.at nulls first, named nulls last""").fetchall()
+    # the nights that looked at the inbox: completed, or failed after their ingest ran (its summary
+    # counts the files; a night killed before it looked at nothing); a row without its time is passed over
+    ran = con.execute("select run_id, as_of, started_at from runs where as_of is not null and started_at is not null "
+                      "and (status = 'completed' or json_exists(summary, '$.files_ingested')) "
                       "order by started_at").fetchall() if table_exists(con, "runs") else []
     day_of: dict[str, dt.date] = {}  # a file of the ledger -> its day
     whole: set[dt.date] = set()
@@ -388,7 +393,7 @@ def _file_days(con, extract: str, as_of: dt.date,
     for reading, read_then in itertools.groupby(files, key=lambda f: f[5]):  # (one night's files: in the order read)
         read_then = list(read_then)
         night, began = read_then[0][2], read_then[0][6]
-        while later < len(ran) and ran[later][2] < began:
+        while later < len(ran) and began is not None and ran[later][2] < began:
             if ran[later][0] != reading:  # (its own night bounds the files read after it)
                 known = max(known, ran[later][1]) if known else ran[later][1]
             later += 1
@@ -397,7 +402,10 @@ def _file_days(con, extract: str, as_of: dt.date,
             # (a night run for an earlier day reads the folders dated up to the day it ran: their own days)
             on_time = named is not None and named <= max(night, read_at) and (known is None or named >= known) \
                 and named >= (earliest or {}).get(file_hash, named)
-            day = named if on_time else night
+            # else the night that read it — for a night run later for an earlier day (--any-day), the day
+            # after the latest night that had looked before it (a 补报 it read was dated back past their
+            # verdicts, the pages of those days then saying all was in)
+            day = named if on_time else night if known is None or night >= known else known + dt.timedelta(days=1)
             days.append(day)
             if not copy and day <= as_of:
                 day_of[file_hash] = day

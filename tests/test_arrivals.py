@@ -432,7 +432,7 @@ def test_a_night_run_later_for_an_earlier_day_counts_after_the_nights_that_ran_b
     """From a second regression probe: a night run with --any-day for 11-24 after the night of 11-27 read
     a folder that came after it; counted by its as-of as the earlier night, it put the day of that folder
     ahead of the 2026-11-21 folder the night of 11-27 had read, which was then dated 11-27 — pages for
-    11-26 said two agencies late that had sent on their day."""
+    11-26 said two agencies late that had sent on their day (and the late one in)."""
     inbox = tmp_path / "inbox"
     _first_delivery(inbox)
     _night(inbox, tmp_path, "2026-10-21")
@@ -443,6 +443,55 @@ def test_a_night_run_later_for_an_earlier_day_counts_after_the_nights_that_ran_b
                  as_of=date(2026, 11, 24), progress=False, any_day=True)
     stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
     try:
-        assert not arrivals.check(stored, date(2026, 11, 26), 5).late  # the two on their day, 360703001 by 11-24
+        # the two on their day; 360703001's folder came after the night of 11-27 had looked (and said it
+        # late): on the day after, whatever day the replay stood for
+        assert [a.agency_code for a in arrivals.check(stored, date(2026, 11, 26), 5).late] == [LATE]
+        assert not arrivals.check(stored, date(2026, 11, 28), 5).late
     finally:
         stored.close()
+
+
+@pytest.mark.parametrize("found_by", ["replay", "after-a-failed-night"])
+def test_a_late_folder_comes_in_no_earlier_than_the_nights_that_looked_without_it(tmp_path, found_by):
+    """From a third regression probe: a 补报 dated behind them, found after the nights of 11-26 and 11-27
+    had said 360703001 late, was read by a night run later for 11-23 (--any-day) and dated 11-23 — the
+    pages of 11-26 and 11-27 then said all was in; and a night that failed after its ingest (its worklists
+    not written) did not count as having looked."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    _night(inbox, tmp_path, "2026-10-21")
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
+    _night(inbox, tmp_path, "2026-11-26")
+    _night(inbox, tmp_path, "2026-11-27")
+    if found_by == "after-a-failed-night":  # as the night's record reads when a step after ingest failed
+        con = duckdb.connect(str(tmp_path / "fw.duckdb"))
+        con.execute("update runs set status = 'failed' where as_of = '2026-11-27'")
+        con.close()
+    # dated by the last night that completed, behind the one that failed after looking
+    _payments(inbox / "2026-11-26补报" / "payments_360703_202611.csv", ["202611"], [LATE])
+    if found_by == "replay":
+        nightly_flow(inbox=str(inbox), db=str(tmp_path / "fw.duckdb"), out=str(tmp_path / "out"),
+                     as_of=date(2026, 11, 23), progress=False, any_day=True)
+    else:
+        _night(inbox, tmp_path, "2026-11-28")
+    stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
+    try:
+        for day in (date(2026, 11, 26), date(2026, 11, 27)):  # as the nights of those days said
+            assert [a.agency_code for a in arrivals.check(stored, day, 5).late] == [LATE], day
+    finally:
+        stored.close()
+
+
+def test_a_run_or_a_file_without_its_time_is_passed_over_not_a_crash(tmp_path):
+    """From a third regression probe: a runs row without started_at (a store restored or edited by hand)
+    stopped 数据报送 — and with it every night and every page — on comparing None with a time."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    _night(inbox, tmp_path, "2026-10-21")
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
+    _night(inbox, tmp_path, "2026-11-21")
+    con = duckdb.connect(str(tmp_path / "fw.duckdb"))
+    con.execute("update runs set started_at = null where as_of = '2026-10-21'")
+    con.execute("update ingest_ledger set ingested_at = null where delivery = '2026-10-21' and extract = 'agencies'")
+    con.close()
+    assert [a["agency_code"] for a in _night(inbox, tmp_path, "2026-11-26")["arrivals"]["late"]] == [LATE]
