@@ -144,16 +144,15 @@ def _read_on(con) -> tuple[str, str]:
     return "cast(s.at as date)", ""
 
 
-def _arrived_sql() -> str:
-    """`with … arrived`: the recurring payments of the window ($low–$high) come in by $as_of, each with
-    the day its file came in (`_arrival_files`, from _file_days: its folder's date, or the night that
-    read it); a row of no file in the ledger counts as long in."""
-    return """with arrived as (
-            select p.*, coalesce(f.day, date '0001-01-01') as day
-            from payments p left join _arrival_files f on f.file_hash = p._file_hash
-            where p.period between $low and $high and not list_contains($one_off, p.item)
-              and (f.file_hash is null or f.day <= $as_of)  -- (a file read after the as-of: day null)
-        )"""
+# `with … arrived`: the recurring payments of the window ($low–$high) come in by $as_of, each with the
+# day its file came in (temp table _arrival_files, from _file_days: its folder's date, or the night that
+# read it); a row of no file in the ledger counts as long in.
+ARRIVED_SQL = """with arrived as (
+        select p.*, coalesce(f.day, date '0001-01-01') as day
+        from payments p left join _arrival_files f on f.file_hash = p._file_hash
+        where p.period between $low and $high and not list_contains($one_off, p.item)
+          and (f.file_hash is null or f.day <= $as_of)  -- (a file read after the as-of: day null)
+    )"""
 
 
 def _first_day(period: str) -> dt.date:
@@ -219,7 +218,7 @@ def check(con: duckdb.DuckDBPyConnection, as_of: dt.date, grace: int) -> Arrival
 def _late_streams(con, out: Arrivals, as_of: dt.date, grace: int, params: dict, this_month: str) -> Arrivals:
     # per stream and month: the rows come in by each day, and the month's net over all of them
     rows = con.execute(f"""
-        {_arrived_sql()}
+        {ARRIVED_SQL}
         select agency_code, insurance_type, period, day, count(*) filter (where amount > 0),
                sum(sum(amount)) over (partition by agency_code, insurance_type, period)
         from arrived where agency_code is not null and insurance_type is not null
@@ -279,7 +278,7 @@ def _persons_owed(con, last_seen: dict[tuple[str, str], tuple[str, str]],
             if table_exists(con, "deaths") else "")
     try:
         rows = con.execute(f"""
-            {_arrived_sql()},
+            {ARRIVED_SQL},
             paid as (
                 select p.agency_code, p.insurance_type, p.person_id, any_value(s.owed_period) as owed_period,
                        any_value(s.owed_from) as owed_from

@@ -72,6 +72,15 @@ def _night(inbox: Path, tmp: Path, as_of: str, config: Path | None = None) -> di
                         config_path=str(config) if config else None, progress=False)
 
 
+def _late_on(tmp: Path, *days: date) -> list[list[str]]:
+    """The agencies a page drawn now for each day says late (arrivals.check on the store, read-only)."""
+    stored = duckdb.connect(str(tmp / "fw.duckdb"), read_only=True)
+    try:
+        return [[a.agency_code for a in arrivals.check(stored, day, 5).late] for day in days]
+    finally:
+        stored.close()
+
+
 def _section_seven(tmp: Path) -> str:
     page = (tmp / "out" / "dashboard.html").read_text(encoding="utf-8")
     return page[page.index("七、数据报送"):page.index("口径：")]
@@ -397,12 +406,7 @@ def test_a_page_drawn_after_one_catch_up_night_counts_each_folder_by_its_own_day
     _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
     _payments(inbox / "2026-11-27" / "payments_360703_202611.csv", ["202611"], [LATE])
     assert not _night(inbox, tmp_path, "2026-11-30")["arrivals"]["late"]  # the catch-up night
-    stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
-    try:
-        assert [a.agency_code for a in arrivals.check(stored, date(2026, 11, 26), 5).late] == [LATE]
-        assert not arrivals.check(stored, date(2026, 11, 25), 5).late
-    finally:
-        stored.close()
+    assert _late_on(tmp_path, date(2026, 11, 26), date(2026, 11, 25)) == [[LATE], []]
 
 
 def test_a_folder_dated_before_nights_that_looked_came_in_when_it_was_read(tmp_path):
@@ -419,13 +423,8 @@ def test_a_folder_dated_before_nights_that_looked_came_in_when_it_was_read(tmp_p
     _night(inbox, tmp_path, "2026-11-27")
     _payments(inbox / "2026-11-21补报" / "payments_360703_202611.csv", ["202611"], [LATE])
     assert not _night(inbox, tmp_path, "2026-11-28")["arrivals"]["late"]
-    stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
-    try:
-        for day in (date(2026, 11, 26), date(2026, 11, 27)):  # as the nights of those days said
-            assert [a.agency_code for a in arrivals.check(stored, day, 5).late] == [LATE], day
-        assert not arrivals.check(stored, date(2026, 11, 28), 5).late
-    finally:
-        stored.close()
+    # as the nights of those days said
+    assert _late_on(tmp_path, date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 28)) == [[LATE], [LATE], []]
 
 
 def test_a_night_run_later_for_an_earlier_day_counts_after_the_nights_that_ran_before_it(tmp_path):
@@ -441,14 +440,9 @@ def test_a_night_run_later_for_an_earlier_day_counts_after_the_nights_that_ran_b
     _payments(inbox / "2026-11-22" / "payments_360703_202611.csv", ["202611"], [LATE])
     nightly_flow(inbox=str(inbox), db=str(tmp_path / "fw.duckdb"), out=str(tmp_path / "out"),
                  as_of=date(2026, 11, 24), progress=False, any_day=True)
-    stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
-    try:
-        # the two on their day; 360703001's folder came after the night of 11-27 had looked (and said it
-        # late): on the day after, whatever day the replay stood for
-        assert [a.agency_code for a in arrivals.check(stored, date(2026, 11, 26), 5).late] == [LATE]
-        assert not arrivals.check(stored, date(2026, 11, 28), 5).late
-    finally:
-        stored.close()
+    # the two on their day; 360703001's folder came after the night of 11-27 had looked (and said it
+    # late): on the day after, whatever day the replay stood for
+    assert _late_on(tmp_path, date(2026, 11, 26), date(2026, 11, 28)) == [[LATE], []]
 
 
 @pytest.mark.parametrize("found_by", ["replay", "after-a-failed-night"])
@@ -474,12 +468,7 @@ def test_a_late_folder_comes_in_no_earlier_than_the_nights_that_looked_without_i
                      as_of=date(2026, 11, 23), progress=False, any_day=True)
     else:
         _night(inbox, tmp_path, "2026-11-28")
-    stored = duckdb.connect(str(tmp_path / "fw.duckdb"), read_only=True)
-    try:
-        for day in (date(2026, 11, 26), date(2026, 11, 27)):  # as the nights of those days said
-            assert [a.agency_code for a in arrivals.check(stored, day, 5).late] == [LATE], day
-    finally:
-        stored.close()
+    assert _late_on(tmp_path, date(2026, 11, 26), date(2026, 11, 27)) == [[LATE], [LATE]]  # as those nights said
 
 
 def test_a_run_or_a_file_without_its_time_is_passed_over_not_a_crash(tmp_path):
