@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= demo-output
 SCALE  ?= 1000000
-# the suite runs in this many processes (pytest-xdist); CI's machine has 2 cores
-TEST_WORKERS ?= 2
+# the suite runs in this many processes (pytest-xdist); CI's machine has 2 cores, and a third process
+# computes while the tests marked `waits` (a served deployment's schedule) wait
+TEST_WORKERS ?= 3
 
 .PHONY: demo test bench install lock clean
 

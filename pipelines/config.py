@@ -6,6 +6,7 @@ One Config object is passed down explicitly; nothing reads a global.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 import unicodedata
@@ -134,9 +135,18 @@ def _int_or_leading_zero_text(loader: yaml.SafeLoader, node: yaml.ScalarNode):
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _int_or_leading_zero_text)
 
 
-def load_yaml(text: str):
-    """A config or rule file's YAML, a repeated key refused (yaml.YAMLError)."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 — a SafeLoader
+def load_yaml(text: str, *, repeated_keys: bool = False):
+    """A config or rule file's YAML, a repeated key refused (yaml.YAMLError) unless
+    `repeated_keys` (PyYAML's own reading: the last one wins)."""
+    return copy.deepcopy(_parsed_yaml(text, yaml.SafeLoader if repeated_keys else _UniqueKeyLoader))  # callers may change it
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_yaml(text: str, loader: type[yaml.SafeLoader]):
+    # A night reads each rule file several times (to load it, to name its suspects, for the report)
+    # and a test session runs hundreds of nights: parsing, in pure Python, was a sixth of a small
+    # night's time. Keyed by the text itself, so an edited file is parsed again; a refusal is not kept.
+    return yaml.load(text, Loader=loader)  # noqa: S506 — a SafeLoader
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -189,7 +189,7 @@ def _frame_sql(kind: str, sampled: bool, files: list[str]) -> str:
     # rows so that a new month is compared with last month's payment; for the delivered (or
     # sampled) recurring rows only — a window over the whole payments history took 2 of the 10
     # minutes of a province's first night, and as long again every month.
-    keep += ["period_gap", f"coalesce(s.amount_in_line, true) as amount_in_line",
+    keep += ["period_gap", "coalesce(s.amount_in_line, true) as amount_in_line",
              "coalesce(not s.stored_under_another_id, true) as not_stored_under_another_id",
              # a month reversed beyond what it was paid (a 冲正 given twice) hides the month from every
              # rule, a real suspect's included (a data-drift probe)

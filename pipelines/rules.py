@@ -326,7 +326,7 @@ def rule_texts(directory: str | Path | Sequence[str | Path] | None = None,
         files = []
     for path, _shown in files:
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            doc = load_yaml(path.read_text(encoding="utf-8"), repeated_keys=True) or {}
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
             continue
         if isinstance(doc, dict) and doc.get("id") and str(doc["id"]) not in texts:

@@ -31,6 +31,14 @@ settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None
 if os.environ.get("FUNDWATCH_CI"):
     settings.load_profile("ci")
 
+def pytest_collection_modifyitems(items):
+    """Tests that mostly wait (a served deployment's minute, a Prefect server's start) go first: the
+    last to be handed out, they left `make test`'s last minutes to one worker waiting on a schedule
+    while the cores idled. First, they wait while the other workers compute. (pytest-xdist hands out
+    tests in this order; the sort is stable, the rest keep theirs.)"""
+    items.sort(key=lambda item: item.get_closest_marker("waits") is None)
+
+
 # The folder that holds the `pipelines` this session imports: the source tree during development,
 # site-packages under `make test`. Subprocesses and notebook kernels must import the same one.
 PACKAGE_ROOT = str(Path(pipelines.__file__).resolve().parent.parent)
@@ -75,10 +83,14 @@ def prefect_api() -> str:
     without one starts a temporary server of its own and, in a fresh Prefect home, first builds
     its database: about 25 s a night on a 2-core machine. `demo_run` still goes that way, as
     `make demo` does on a fresh machine."""
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    # A flow run's heartbeat thread sleeps in whole seconds and is joined as the run ends: every
+    # night run in this process took up to a second more, hundreds of nights in the suite. Heartbeats
+    # only tell a server's automations that a run is alive (the nights' own state is in the store's
+    # runs table); off here only, for the flows run in this process — nights run as commands keep them.
+    with prefect_test_harness(server_startup_timeout=120), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield PREFECT_API_URL.value()
 
 
@@ -100,9 +112,9 @@ def demo_run(tmp_path_factory) -> DemoRun:
         pytest.skip(f"no sample deliveries under {resources.sample_dir()}")
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return _run_demo(tmp_path_factory.mktemp("demo"))
-    # `make test` runs the suite in two worker processes (pytest-xdist); the first to need the demo
-    # runs it, the other waits for it and reads the same output: their tests only read it.
-    shared = tmp_path_factory.getbasetemp().parent  # the folder both workers' temp folders are in
+    # `make test` runs the suite in worker processes (pytest-xdist); the first to need the demo runs
+    # it, the others wait for it and read the same output: their tests only read it.
+    shared = tmp_path_factory.getbasetemp().parent  # the folder the workers' temp folders are in
     work = shared / "demo-work"
     with open(shared / "demo.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -319,7 +319,7 @@ def test_a_month_paid_ahead_before_spring_festival_and_a_month_sent_in_halves_ke
     _first_delivery(inbox)
     _night(inbox, tmp_path, "2026-10-21")
     split = "360704001"
-    first_half, second_half = PERSONS[split][:2], PERSONS[split][2:]
+    second_half = PERSONS[split][2:]
     for month, day in (("202611", 21), ("202612", 21)):
         y, m = month[:4], month[4:]
         _payments(inbox / f"{y}-{m}-{day}" / f"payments_360700_{month}.csv", [month], AGENCIES)

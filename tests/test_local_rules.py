@@ -5,7 +5,6 @@ stand in for a shipped one. The example rule is the README's, docs/examples/loca
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from _nightly_inbox import ALIVE, DEAD, delivery_1
+from conftest import fundwatch_env
 from conftest import store_scalar as _count
 from pipelines import analysis, report, worklists
 from pipelines.config import load_config, rule_folders
@@ -660,7 +660,7 @@ sys.exit(cli.main(sys.argv[2:]))
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
-def test_a_night_inside_a_query_that_never_ends_stops_at_sigterm_or_ctrl_c(office_night, tmp_path, stop):
+def test_a_night_inside_a_query_that_never_ends_stops_at_sigterm_or_ctrl_c(office_night, tmp_path, stop, prefect_api):
     """A night in a statement ignored SIGTERM and Ctrl-C (Python runs their handlers between
     bytecodes, DuckDB runs a statement to its end): only kill -9 stopped it. It stops now as at a
     Ctrl-C between statements; the store opens and the next night runs."""
@@ -671,7 +671,8 @@ def test_a_night_inside_a_query_that_never_ends_stops_at_sigterm_or_ctrl_c(offic
     config = _office(tmp_path, [tmp_path / "NEVER_ENDS.yaml"])
     night = ["nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(out), "--as-of", "2026-10-22",
              "--config", str(config)]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # the session's Prefect API, as a user's PREFECT_API_URL: no temporary server started for each night
+    env = fundwatch_env(tmp_path / "prefect-home", prefect_api)
     process = subprocess.Popen([sys.executable, "-c", MARK_THE_RULE, str(mark), *night], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                # a background job's Ctrl-C is ignored unless restored (as a terminal's is not)

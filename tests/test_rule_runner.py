@@ -89,6 +89,29 @@ def test_new_rule_file_is_picked_up_without_code_changes(con, rules_copy):
     assert report.by_rule()["BIG_ONE_OFF"]["count"] == 1
 
 
+def test_a_rule_file_read_again_in_one_process_is_what_it_says_then_and_not_what_a_caller_made_of_it(tmp_path):
+    """Rule files' YAML is parsed once per text (a night reads each several times): an edited file
+    is read as edited, a repeated key is refused each time, and what one caller changes in what it
+    was given is not what the next is given."""
+    from pipelines.config import load_yaml
+
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "BIG_ONE_OFF.yaml").write_text(GOOD_RULE, encoding="utf-8")
+    first, _ = load_rules(folder)
+    load_yaml(GOOD_RULE)["params"]["floor"] = 99  # a caller changing its copy
+    assert load_yaml(GOOD_RULE)["params"] == {"floor": 1000}
+    again, _ = load_rules(folder)
+    assert [r.params for r in again] == [r.params for r in first] == [{"floor": 1000}]
+    (folder / "BIG_ONE_OFF.yaml").write_text(GOOD_RULE.replace("floor: 1000", "floor: 2000"), encoding="utf-8")
+    assert [r.params for r in load_rules(folder)[0]] == [{"floor": 2000}]
+    (folder / "BIG_ONE_OFF.yaml").write_text(GOOD_RULE + "title: 又一个标题\n", encoding="utf-8")
+    for _ in range(2):
+        loaded, errors = load_rules(folder)
+        assert loaded == [] and "found the key 'title' twice" in errors[0].message
+    assert rule_texts(folder)["BIG_ONE_OFF"].title == "又一个标题"  # named all the same, by its last title
+
+
 def test_broken_rule_files_are_reported_by_name_and_the_others_still_run(con, rules_copy):
     (rules_copy / "BAD_YAML.yaml").write_text("id: BAD_YAML\nsql: [unclosed\n", encoding="utf-8")
     (rules_copy / "NO_SQL.yaml").write_text(GOOD_RULE.split("sql:")[0].replace("BIG_ONE_OFF", "NO_SQL"), encoding="utf-8")

@@ -86,6 +86,7 @@ def _start_server(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen
     pytest.fail(f"the Prefect server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
 
 
+@pytest.mark.waits
 def test_a_served_deployment_runs_on_its_cron_from_the_servers_scheduler(tmp_path):
     env = {**fundwatch_env(tmp_path / "prefect-home"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -203,6 +204,7 @@ def _night_processes(serve: subprocess.Popen) -> int:
     return len(found.stdout.split())
 
 
+@pytest.mark.waits
 def test_a_served_deployment_runs_one_night_at_a_time_while_the_store_is_held(tmp_path):
     """A probe of serve left running: with the store held (a notebook open on it), each scheduled
     night started a process of its own (~260 MB) that waited too — three at once, up to sixty on a
