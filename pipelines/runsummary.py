@@ -309,6 +309,11 @@ def format_summary(s: dict[str, Any]) -> str:
         if len(feeds) > ARRIVALS_SHOWN:
             lines.append(f"    … and {len(feeds) - ARRIVALS_SHOWN} more feed(s) (all in runs.summary arrivals and on "
                          "the dashboard)")
+    if (late or feeds) and s.get("deliveries_dated_ahead"):
+        # the warning above it says so, but not beside the late ones: a month typed into a folder of
+        # 2027-11-21 read as an agency that never sent, asked for what it had sent
+        lines.append(f"  note: what is late may be in the deliveries named for a day after today, left unread: "
+                     f"{', '.join(s['deliveries_dated_ahead'])} — look there before asking the sender")
     for year in arrived.get("calendar_assumed_years") or []:
         lines.append(f"  data arrivals: no holiday notice for {year} (chinesecalendar or config casework.holidays): "
                      "the feeds' working days were counted Monday–Friday less the holidays the law fixes, without "

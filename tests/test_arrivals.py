@@ -132,6 +132,25 @@ def test_an_agency_without_its_month_by_its_usual_day_is_said_late_after_the_gra
     assert "202611 未报送" in then[then.index("七、数据报送"):]  # the delivery of 11-27 not counted
 
 
+def test_a_month_in_a_folder_named_for_a_day_to_come_is_pointed_to_beside_the_late_agency(tmp_path):
+    """The month came, in a folder whose year was mistyped (2027-11-21): left unread, its agency read
+    late — said beside it now, not only in the warning lines above — and read once renamed."""
+    inbox = tmp_path / "inbox"
+    _first_delivery(inbox)
+    _night(inbox, tmp_path, "2026-10-21")
+    _payments(inbox / "2026-11-21" / "payments_360700_202611.csv", ["202611"], [c for c in AGENCIES if c != LATE])
+    _payments(inbox / "2027-11-21" / "payments_360703_202611.csv", ["202611"], [LATE])
+    s = _night(inbox, tmp_path, "2026-11-26")
+    assert [a["agency_code"] for a in s["arrivals"]["late"]] == [LATE]
+    lines = format_summary(s).splitlines()
+    said = [i for i, line in enumerate(lines) if line.startswith(f"    warning: {LATE} ")]
+    assert said and lines[said[-1] + 1] == ("  note: what is late may be in the deliveries named for a day after today, "
+                                            "left unread: 2027-11-21 — look there before asking the sender")
+    (inbox / "2027-11-21").rename(inbox / "2026-11-26")
+    s = _night(inbox, tmp_path, "2026-11-27")
+    assert not s["arrivals"]["late"] and "named for a day after today" not in format_summary(s)
+
+
 @pytest.mark.parametrize("case", ["moved", "stopped", "died"])
 def test_an_agency_whose_people_moved_stopped_or_died_is_not_waited_for(tmp_path, case):
     inbox = tmp_path / "inbox"
