@@ -31,6 +31,7 @@ settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None
 if os.environ.get("FUNDWATCH_CI"):
     settings.load_profile("ci")
 
+
 def pytest_collection_modifyitems(items):
     """Tests that mostly wait (a served deployment's minute, a Prefect server's start) go first: the
     last to be handed out, they left `make test`'s last minutes to one worker waiting on a schedule
