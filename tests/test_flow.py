@@ -92,6 +92,8 @@ def test_night_writes_worklists_report_and_data_docs_owner_only(two_nights):
     assert second["worklists_retired"] == two_nights["first"]["worklists"]
     assert Path(second["dashboard"]).is_file() and Path(second["summary_xlsx"]).is_file()
     assert (out / "data_docs" / "index.html").is_file()
+    # night 1's validation pages went, and their folders with them (a year left thousands)
+    assert not [d for d in (out / "data_docs").rglob("*") if d.is_dir() and not any(d.iterdir())]
     assert (out.stat().st_mode & 0o777) == 0o700
     assert DEAD not in json.dumps(second, ensure_ascii=False)  # the summary never carries an ID number
 
