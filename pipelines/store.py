@@ -163,6 +163,35 @@ create table if not exists casework_pending (
 );
 """
 
+# 台账行: what each export issued, a row per suspect (worklists.py writes them, returns.py checks a
+# returned sheet against them), read through the view worklist_rows. The text of a row's locked
+# cells is stored once per content, by its md5: a suspect still open is issued again every night
+# with the same cells, and a row a night holding them whole was nearly all of a store that had run a
+# year (1.97 million rows, 0.97 of its 1.25 GB, 86,140 contents among them).
+WORKLIST_DDL = """
+create table if not exists worklist_rows_issued (
+    export_id   varchar not null,  -- 台账编号 printed on the cover sheet
+    suspect_id  varchar not null,
+    agency_code varchar not null,
+    row_number  integer,           -- the Excel row (header is row 1)
+    file        varchar,
+    as_of       date,
+    exported_at timestamp,
+    locked_md5  varchar,           -- its locked cells: worklist_locked_cells
+    prefilled   json               -- column -> answer_text of each answer cell as issued (a 核查中 or
+                                   -- 已重开 row carries the answer on record), null when issued empty
+);
+create table if not exists worklist_locked_cells (
+    locked_md5  varchar not null,  -- md5 of `locked`'s text, one row a content
+    locked      json               -- column -> canonical text of each locked cell as issued
+)"""
+WORKLIST_VIEW = """
+create view worklist_rows as
+select i.export_id, i.suspect_id, i.agency_code, i.row_number, i.file, i.as_of, i.exported_at,
+       c.locked, i.prefilled
+from worklist_rows_issued i left join worklist_locked_cells c on c.locked_md5 = i.locked_md5"""
+
+
 
 def extract_table_ddl(kind: str) -> str:
     spec = EXTRACTS[kind]
@@ -190,6 +219,26 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                          ("finding_agency", "varchar")):
         con.execute(f"alter table suspects add column if not exists {column} {kind}")
     con.execute("create table if not exists store_migrations (name varchar primary key, applied_at timestamp)")
+    ensure_worklist_tables(con)
+
+
+def ensure_worklist_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The tables of the worklists issued and their view worklist_rows — where a store older than
+    them still holds the table worklist_rows, that table until _worklist_cells_once converts it."""
+    for stmt in WORKLIST_DDL.split(";"):
+        con.execute(stmt)
+    if _worklist_rows_kind(con) is None:
+        con.execute(WORKLIST_VIEW)
+
+
+def _worklist_rows_kind(con: duckdb.DuckDBPyConnection) -> str | None:
+    """'view' (this version's), 'table' (an older version's: every row's locked cells in it), None."""
+    if table_exists(con, "worklist_rows"):
+        return "table"
+    if scalar(con, "select count(*) from duckdb_views() where view_name = 'worklist_rows' "
+                   "and database_name = current_database()"):
+        return "view"
+    return None
 
 
 # Until 2026-12-02 ingest stored a bank account as delivered; since then as its digits when it was
@@ -285,8 +334,8 @@ def _clean_codes(con: duckdb.DuckDBPyConnection, migration: str, holds_one, clea
             where suspects.suspect_id = m.suspect_id
               and m.clean not in (select subject from suspects s where s.rule_id = m.rule_id)""")
         # (not audit_log: what was done is on record as it was done)
-        for table in ("suspects", "worklist_rows"):
-            if table_exists(con, table):
+        for table in ("suspects", "worklist_rows", "worklist_rows_issued"):
+            if table_exists(con, table):  # (worklist_rows: an older version's table)
                 con.execute(f"update {table} set agency_code = {cleaned('agency_code', False)} "
                             f"where {holds_one('agency_code', False)}")
         con.execute(f"insert into store_migrations values ('{migration}', current_timestamp)")
@@ -413,7 +462,7 @@ def _verified_amounts(con: duckdb.DuckDBPyConnection) -> None:
     no further answer to mend it). A suspect without such a record keeps being classed by its
     amount at risk, as before."""
     with transaction(con):
-        if table_exists(con, "worklist_rows"):
+        if _worklist_rows_kind(con):
             con.execute(f"""
                 update suspects set verified_amount = least(a.shown, suspects.amount)
                 from (select r.suspect_id, try_cast(json_extract_string(w.locked, '$.涉及金额') as decimal(18,2)) as shown
@@ -433,7 +482,7 @@ def _closed_state(con: duckdb.DuckDBPyConnection) -> None:
     the sheet's (its worklist row says what is new since the closing). One without such a sheet
     stays compared as before."""
     with transaction(con):
-        if table_exists(con, "worklist_rows"):
+        if _worklist_rows_kind(con):
             con.execute(f"""
                 update suspects set
                     closed_amount = if(suspects.status = '已销号', greatest(a.amount, suspects.amount), a.amount),
@@ -463,7 +512,7 @@ def _reissued_as_reopened(con: duckdb.DuckDBPyConnection) -> None:
     and the 汇总表 counted no 已重开 (found by an upgrade probe). Not answered since it reopened, it
     is 已重开 again, with the 下发日期 of the first worklist that carried it after reopening."""
     with transaction(con):
-        if table_exists(con, "worklist_rows"):
+        if _worklist_rows_kind(con):
             con.execute(f"""
                 update suspects set status = '已重开', issued_on = x.reissued_on
                 from (select o.suspect_id, min(w.as_of) as reissued_on
@@ -486,7 +535,7 @@ def _class_verified_on(con: duckdb.DuckDBPyConnection) -> None:
     涉及金额 (so the class cannot have risen between them), it gets the first one's date; the
     casework keeps it while the class does not rise. Others stay dated as before."""
     with transaction(con):
-        if table_exists(con, "worklist_rows"):
+        if _worklist_rows_kind(con):
             con.execute(f"""
                 update suspects set class_verified_on = f.verified_on
                 from (select e.suspect_id,
@@ -679,6 +728,33 @@ def _ingest_senders(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into store_migrations values ('ingest_senders', current_timestamp)")
 
 
+def _worklist_cells_once(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: the worklist rows an older version kept, each with its locked cells whole,
+    become rows pointing to their cells stored once per content (WORKLIST_DDL), read through the view
+    worklist_rows as before. Older versions, which would write into a view, refuse the store from
+    here on. The space freed is reused by the nights after (DuckDB does not shrink the file)."""
+    with transaction(con):
+        if _worklist_rows_kind(con) == "table":
+            columns = {c for (c,) in con.execute(
+                "select column_name from duckdb_columns() where table_name = 'worklist_rows' "
+                "and database_name = current_database()").fetchall()}
+            prefilled = "prefilled" if "prefilled" in columns else "cast(null as json)"
+            con.execute("""
+                insert into worklist_locked_cells
+                select md5(cast(locked as varchar)) as locked_md5, any_value(locked) from worklist_rows
+                where locked is not null
+                  and md5(cast(locked as varchar)) not in (select locked_md5 from worklist_locked_cells)
+                group by locked_md5""")
+            con.execute(f"""
+                insert into worklist_rows_issued
+                select export_id, suspect_id, agency_code, row_number, file, as_of, exported_at,
+                       md5(cast(locked as varchar)), {prefilled}
+                from worklist_rows""")
+            con.execute("drop table worklist_rows")
+            con.execute(WORKLIST_VIEW)
+        con.execute("insert into store_migrations values ('worklist_cells_once', current_timestamp)")
+
+
 # The one-time conversions an older store needs, in order; each records itself in store_migrations
 # with its last step, so that one cut short is run again.
 _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
@@ -698,7 +774,8 @@ _MIGRATIONS = (("accounts_as_digits", _accounts_as_digits),
                ("finding_agency", _finding_agency),
                ("deaths_not_before_birth", _deaths_not_before_birth),
                ("handovers_to_listed_agencies", _handovers_to_listed_agencies),
-               ("ingest_senders", _ingest_senders))
+               ("ingest_senders", _ingest_senders),
+               ("worklist_cells_once", _worklist_cells_once))
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

@@ -36,7 +36,7 @@ from .printing import print_setup, row_height, rule_id_width, wrapped_lines
 from .privacy import mask_id
 from .report_mask import mask_name
 from .rules import RuleText, rule_texts
-from .store import audit, current_actor, insert_many, path_text, scalar
+from .store import audit, current_actor, ensure_worklist_tables, insert_many, path_text, scalar
 from .suspects import reported_gone_sql
 from .workdays import WorkCalendar, calendar_from
 
@@ -56,27 +56,6 @@ MONEY_COLUMNS = ("涉及金额", "追回金额")
 DATE_COLUMNS = ("下发日期", "核查期限", "核实日期")
 FILE_PREFIX = "疑点核查台账"
 MAX_SHEET_ROWS = 1_048_576 - 1  # Excel's rows, less the header
-
-WORKLIST_DDL = """
-create table if not exists worklist_rows (
-    export_id   varchar not null,  -- 台账编号 printed on the cover sheet
-    suspect_id  varchar not null,
-    agency_code varchar not null,
-    row_number  integer,           -- the Excel row (header is row 1)
-    file        varchar,
-    as_of       date,
-    exported_at timestamp,
-    locked      json,              -- column -> canonical text of each locked cell as issued
-    prefilled   json               -- column -> answer_text of each answer cell as issued (a 核查中 or
-                                   -- 已重开 row carries the answer on record); null when issued empty
-)
-"""
-
-
-def ensure_worklist_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(WORKLIST_DDL)
-    # stores made before the column existed: their exports had no pre-filled answers on record
-    con.execute("alter table worklist_rows add column if not exists prefilled json")
 
 
 # ---------------------------------------------------------------- cell values, both directions
@@ -638,7 +617,7 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     issued open ones are carried with their 下发日期 and 核查期限. Each workbook appears whole (temp file + rename) and
     each export is in audit_log ('export_worklist') and worklist_rows.
     """
-    ensure_worklist_schema(con)
+    ensure_worklist_tables(con)  # (store.connect made them; a connection of DuckDB's own may not have)
     # absolute: each export's file is recorded (audit_log) and found again on later nights, which
     # may be run from another folder or name OUT another way (retire_superseded)
     out_dir = Path(os.path.abspath(out_dir))
@@ -766,19 +745,31 @@ def _stage_worklists(con, out_dir: Path, as_of: dt.date, days: int, calendar: Wo
             _fsync(tmp)
             file_hash = file_sha256(tmp)
             ids = [s["suspect_id"] for s in flags]
-            insert_many(
-                con, "worklist_rows",
-                ["export_id", "suspect_id", "agency_code", "row_number", "file", "as_of", "exported_at", "locked", "prefilled"],
-                [[export_id, s["suspect_id"], agency_code, i, str(path), as_of, now,
-                  json.dumps({c: canonical(c, v[c]) for c in LOCKED}, ensure_ascii=False),
-                  json.dumps({c: answer_text(c, v[c]) for c in EDITABLE}, ensure_ascii=False)
-                  if any(v[c] is not None for c in EDITABLE) else None]
-                 for i, (s, v) in enumerate(zip(flags, rows), start=2)],
-            )
+            _record_rows(con, export_id, agency_code, str(path), as_of, now, flags, rows)
             audit(con, "export_worklist", actor,
                   {"export_id": export_id, "as_of": as_of.isoformat(), "rows": len(ids),
                    "newly_issued": sum(1 for s in flags if s.get("new")), "run_id": run_id},
                   happened_at=now, file=str(path), file_hash=file_hash, agency_code=agency_code, suspect_ids=ids)
+
+
+def _record_rows(con: duckdb.DuckDBPyConnection, export_id: str, agency_code: str, file: str, as_of: dt.date,
+                 now: dt.datetime, flags: list[dict], rows: list[dict]) -> None:
+    """What the export issued (worklist_rows): a row per suspect, its locked cells' text stored once
+    per content — the cells of a suspect issued unchanged night after night are there already."""
+    locked = [json.dumps({c: canonical(c, v[c]) for c in LOCKED}, ensure_ascii=False) for v in rows]
+    md5s = [hashlib.md5(text.encode("utf-8")).hexdigest() for text in locked]
+    stored = {m for (m,) in con.execute("select locked_md5 from worklist_locked_cells "
+                                        "where locked_md5 in (select unnest(?))", [md5s]).fetchall()}
+    new = dict(pair for pair in zip(md5s, locked) if pair[0] not in stored)
+    insert_many(con, "worklist_locked_cells", ["locked_md5", "locked"], [[m, text] for m, text in new.items()])
+    insert_many(
+        con, "worklist_rows_issued",
+        ["export_id", "suspect_id", "agency_code", "row_number", "file", "as_of", "exported_at", "locked_md5", "prefilled"],
+        [[export_id, s["suspect_id"], agency_code, i, file, as_of, now, md5,
+          json.dumps({c: answer_text(c, v[c]) for c in EDITABLE}, ensure_ascii=False)
+          if any(v[c] is not None for c in EDITABLE) else None]
+         for i, (s, v, md5) in enumerate(zip(flags, rows, md5s), start=2)],
+    )
 
 
 def _tonights_name(con: duckdb.DuckDBPyConnection, path: Path) -> Path:

@@ -158,7 +158,8 @@ def test_a_control_character_in_a_locked_cell_does_not_make_the_row_impossible_t
     assert row["姓名"] == "张三" and row["证据摘要"].startswith("往来\n借款") and "_x00" not in row["证据摘要"]
     assert rows_by_id_of(path)[f"S-{A}-2"]["姓名"] == "钱芳"
     # a sheet issued before this was mended: its record holds the text as the store has it
-    con.execute("update worklist_rows set locked = json_merge_patch(locked, ?) where suspect_id = ?",
+    con.execute("update worklist_locked_cells set locked = json_merge_patch(locked, ?) where locked_md5 = "
+                "(select locked_md5 from worklist_rows_issued where suspect_id = ?)",
                 [json.dumps({"姓名": "张\x07三"}, ensure_ascii=False), f"S-{A}-1"])
     clerk = Clerk(path)
     clerk.ws.cell(row=clerk.rows[f"S-{A}-1"], column=clerk.header.index("姓名") + 1, value="张_x0007_三")
