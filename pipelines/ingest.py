@@ -16,7 +16,6 @@ import json
 import os
 import re
 import stat
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -64,8 +63,6 @@ class FileResult:
     source: str | None = None  # its path within the inbox, as ingest_ledger.source_file names it
     # per sender (extracts.SENDER_COLUMNS), the rows it brought of keys new to the store (ingest_senders)
     new_by_sender: dict[str, int] = field(default_factory=dict)
-    # False: found as it was when last hashed (ingest_file_states), so not read again
-    read_again: bool = True
 
 
 @dataclass
@@ -216,7 +213,6 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
     ensure_schema(con)
     report = IngestReport()
     today = max(china_today(), as_of) if as_of is not None else china_today()
-    read_before = _states_as_read(con)
     for delivery, files in list_deliveries(inbox):
         if _named_for_a_day_after(delivery, today):
             # A folder named for a day that has not come (2027-11-21 for 2026-11-21) would outrank
@@ -231,7 +227,7 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
                 # under the same delivery name (the inbox's loose files, a folder sent to again)
                 con.execute("create or replace temp table _fw_delivery_files (file_hash varchar)")
                 for path in files:
-                    result = _ingest_file(con, inbox, delivery, path, run_id, today, read_before)
+                    result = _ingest_file(con, inbox, delivery, path, run_id, today)
                     report.files.append(result)
                     if on_file is not None:
                         on_file(result)
@@ -259,25 +255,18 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str | None
 CHUNK_ROWS = 500_000
 
 
-def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None, today: dt.date,
-                 read_before: dict[str, tuple[FileState, str]]) -> FileResult:
+def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None, today: dt.date) -> FileResult:
     source = path_text(path.relative_to(inbox).as_posix())
     kind = kind_of_file(path)
     result = FileResult(path=path, kind=kind, delivery=delivery, status="failed", source=source)
     if kind is None and path.suffix.lower() not in FILE_SUFFIXES:
         result.status, result.message, result.not_extract = "skipped", f"{source}: not an extract file (ignored)", True
         return result
-    stated_at = time.time_ns()
-    as_hashed = _file_state(path)  # before the bytes are read: a write after it moves it
+    big = _big_parquet(path, kind)
+    big_csv = big is None and is_big_csv(path, kind)
     data = None
-    state, file_hash = read_before.get(source, (None, None))
-    if state != as_hashed:  # (nothing about it may have moved since)
-        file_hash = None
-    big = _big_parquet(path, kind) if file_hash is None else None
-    big_csv = file_hash is None and big is None and is_big_csv(path, kind)
-    if file_hash is not None:
-        result.read_again = False
-    elif big is not None or big_csv:
+    if big is not None or big_csv:
+        as_hashed = _file_state(path)
         with path.open("rb") as f:  # the bytes of a big file are never held whole
             file_hash = hashlib.file_digest(f, "sha256").hexdigest()
     else:
@@ -286,8 +275,6 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     result.file_hash = file_hash
     seen = con.execute("select source_file, delivery from ingest_ledger where file_hash = ?", [file_hash]).fetchall()
     if seen:
-        if result.read_again:
-            _remember_state(con, source, as_hashed, stated_at, file_hash)
         result.status = "skipped"
         result.message = (f"{source}: already ingested (same content as {seen[0][0]} in delivery "
                           f"{mask_folder_name(seen[0][1])})")
@@ -321,7 +308,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
         if done:
             if _file_state(path) != as_hashed:
                 raise _changed_while_read(delivery, source)
-            return _ledger(con, result, source, run_id, as_hashed, stated_at)
+            return _ledger(con, result, source, run_id)
         data = path.read_bytes()  # a key repeats in the file, or its header fails it: read it whole
         if hashlib.sha256(data).hexdigest() != file_hash:
             raise _changed_while_read(delivery, source)
@@ -357,7 +344,7 @@ def _ingest_file(con, inbox: Path, delivery: str, path: Path, run_id: str | None
     del raw
     _write_chunk(con, kind, accepted, rejected, result, lineage,
                  absent=frozenset(c.name for c in spec.columns if c.name not in headed))
-    return _ledger(con, result, source, run_id, as_hashed, stated_at)
+    return _ledger(con, result, source, run_id)
 
 
 def _named_for_a_day_after(delivery: str, today: dt.date) -> bool:
@@ -371,31 +358,9 @@ def _named_for_a_day_after(delivery: str, today: dt.date) -> bool:
         return False
 
 
-FileState = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, device: ingest_file_states
-
-
-def _file_state(path: Path) -> FileState:
+def _file_state(path: Path) -> tuple[int, int, int]:
     st = path.stat()
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
-
-
-def _states_as_read(con) -> dict[str, tuple[FileState, str]]:
-    """{inbox file: (its state when last hashed, the hash)} of the files the ledger holds: one found in
-    that state again is that file (one query a night, not one a file: a file's own query cost more
-    than hashing a small file)."""
-    return {source: (tuple(state), file_hash) for source, *state, file_hash in con.execute("""
-        select s.source_file, s.size, s.mtime_ns, s.ctime_ns, s.inode, s.device, s.file_hash
-        from ingest_file_states s where s.file_hash in (select file_hash from ingest_ledger)""").fetchall()}
-
-
-def _remember_state(con, source: str, state: FileState, stated_at: int, file_hash: str) -> None:
-    """Keep the state the file was hashed in — unless it was written within a second before: a file's
-    times move by the clock's tick (milliseconds), so one rewritten to the same size in the same tick
-    as it was read would look unchanged (git's "racily clean" files). Such a file is hashed again the
-    next night, and remembered then."""
-    if max(state[1], state[2]) < stated_at - 1_000_000_000:
-        con.execute("insert or replace into ingest_file_states values (?, ?, ?, ?, ?, ?, ?)",
-                    [source, *state, file_hash])
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _changed_while_read(delivery: str, source: str) -> IngestError:
@@ -476,9 +441,8 @@ def _write_chunk(con, kind: str, accepted: pl.DataFrame, rejected: pl.DataFrame,
         result.rejected_by_reason[reason] = result.rejected_by_reason.get(reason, 0) + n
 
 
-def _ledger(con, result: FileResult, source: str, run_id: str | None, state: FileState,
-            stated_at: int) -> FileResult:
-    """The file's one ledger row, with its counts summed over its chunks; its state as hashed."""
+def _ledger(con, result: FileResult, source: str, run_id: str | None) -> FileResult:
+    """The file's one ledger row, with its counts summed over its chunks."""
     result.status = "ingested"
     result.message = (f"{source}: {result.rows_accepted} rows accepted ({result.rows_replaced} replaced), "
                       f"{result.rows_rejected} rejected")
@@ -488,7 +452,6 @@ def _ledger(con, result: FileResult, source: str, run_id: str | None, state: Fil
          result.rows_rejected, result.rows_replaced, china_now(), run_id],
     )
     con.execute("insert into _fw_delivery_files values (?)", [result.file_hash])
-    _remember_state(con, source, state, stated_at, result.file_hash)
     senders = [(result.file_hash, result.kind, sender, n) for sender, n in sorted(result.new_by_sender.items()) if n > 0]
     if senders:
         con.executemany("insert into ingest_senders values (?, ?, ?, ?)", senders)

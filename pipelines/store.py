@@ -74,18 +74,6 @@ create table if not exists ingest_senders (
     sender     varchar,
     new_rows   bigint
 );
--- 收件箱文件的状态: each inbox file as it was when last hashed (the ledger holds its hash). One found
--- so again — size, modification and change times, inode and device alike — is not read again to be
--- told it was read: a year of deliveries left in the inbox was read whole every night.
-create table if not exists ingest_file_states (
-    source_file  varchar primary key,
-    size         bigint,
-    mtime_ns     bigint,
-    ctime_ns     bigint,               -- no program sets it: any write since moves it
-    inode        bigint,
-    device       bigint,
-    file_hash    varchar
-);
 create table if not exists rejected_rows (
     extract      varchar,
     source_file  varchar,
