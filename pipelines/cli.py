@@ -960,8 +960,12 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(exc, (OSError, duckdb.Error)):
             raise
         from .privacy import mask_ids_in_text
+        from .store import free_space_note
 
-        print(f"fundwatch {args.command}: {mask_ids_in_text(_machine_refusal(exc))}", file=sys.stderr)
+        # a full disk: which one (an older store's one-time conversion writes as it is opened)
+        note = free_space_note(exc, tuple(Path(getattr(args, name)) for name in ("db", "out")
+                                          if isinstance(getattr(args, name, None), str)))
+        print(f"fundwatch {args.command}: {mask_ids_in_text(_machine_refusal(exc))}{note}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -337,7 +337,8 @@ def _night(inbox: str | Path, db: str | Path, out: str | Path, as_of: date | Non
             con = store.connect(db, **config["duckdb"])
         except (OSError, duckdb.Error) as exc:
             # e.g. another program (a notebook) has the file open, or the spill folder cannot be made
-            raise NightlyError(f"store {db} cannot be opened: {_one_line(exc)}") from None
+            # (a full disk too: an older store's one-time conversion writes as it opens)
+            raise NightlyError(f"store {db} cannot be opened: {_one_line(exc)}{store.free_space_note(exc, (db,))}") from None
         # closed however the night ends; a signal met on the way ends it as a Ctrl-C does
         with contextlib.closing(con), store.stopped_by_signals(con):
             if not any_day:

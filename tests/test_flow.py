@@ -799,6 +799,34 @@ def test_a_full_disk_the_report_by_hand_meets_is_said_with_the_free_space_of_out
     assert f", {db} " in err and err.endswith(" MB)"), err
 
 
+@pytest.mark.parametrize("command", ["nightly", "report"])
+def test_a_full_disk_met_as_the_store_opens_is_said_with_the_free_space_of_the_store(tmp_path, capsys, monkeypatch,
+                                                                                    prefect_api, command):
+    """An older store's one-time conversion (the worklists' cells stored once) writes as the store
+    opens: on a full disk the first night failed with DuckDB's words and no free space, the second
+    try with it (a regression probe). (The fault is injected where the conversion runs, in DuckDB's
+    words for it.)"""
+    import duckdb
+
+    from pipelines import store
+
+    inbox, db, out = tmp_path / "inbox", tmp_path / "fw.duckdb", tmp_path / "out"
+    delivery_1(inbox)
+    assert cli.main(["nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(out), "--as-of", "2026-10-21"]) == 0
+    capsys.readouterr()
+
+    def disk_full(con):
+        raise duckdb.FatalException("FATAL Error: Failed to create checkpoint because of error: "
+                                    "IO Error: No space left on device")
+
+    monkeypatch.setattr(store, "_migrate", disk_full)
+    args = (["nightly", "--inbox", str(inbox), "--as-of", "2026-10-22"] if command == "nightly" else ["report"])
+    code = cli.main([*args, "--db", str(db), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "No space left on device (free: " in err, err
+    assert f"(free: {db} " in err and err.endswith(" MB)"), err
+
+
 def test_a_full_disk_duckdb_names_is_said_with_the_free_space_of_that_file_not_the_steps_other_folders(tmp_path,
                                                                                                     monkeypatch):
     """DuckDB names the file it could not write (the store's WAL): ingest's failure on a full store
