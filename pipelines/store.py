@@ -192,7 +192,6 @@ select i.export_id, i.suspect_id, i.agency_code, i.row_number, i.file, i.as_of, 
 from worklist_rows_issued i left join worklist_locked_cells c on c.locked_md5 = i.locked_md5"""
 
 
-
 def extract_table_ddl(kind: str) -> str:
     spec = EXTRACTS[kind]
     cols = [f"{c.name} {SQL_TYPES[c.type]}" for c in spec.columns]
