@@ -30,7 +30,7 @@ from .clock import china_now
 from .extracts import TOTAL_ROW_SPACING, TOTAL_ROW_WORDS
 from .privacy import mask_ids_in_text
 from .returned_workbooks import Sheet, Uncalculated, missing_column, read_workbook
-from .store import LAST_ANSWERED_SHEET, audit, current_actor, ensure_worklist_tables, insert_many, new_run_id, scalar
+from .store import LAST_ANSWERED_SHEET, audit, current_actor, insert_many, new_run_id, scalar
 from .worklists import (EARLIEST_VERIFIED_ON, EDITABLE, EXPORT_ID_PATTERN, HEADER, LOCKED, SHEET, answer_text,
                         canonical, cell_text, file_sha256, parse_date, parse_money)
 
@@ -53,8 +53,7 @@ _QUOTABLE = {"规则编号", "规则名称", "涉及金额", "所属期起", "�
 
 
 def ensure_returns_schema(con: duckdb.DuckDBPyConnection) -> None:
-    ensure_worklist_tables(con)
-    con.execute(RETURNS_DDL)
+    con.execute(RETURNS_DDL)  # (the worklists' tables, which returns reads: store.ensure_schema)
 
 
 @dataclass

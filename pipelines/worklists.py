@@ -36,7 +36,7 @@ from .printing import print_setup, row_height, rule_id_width, wrapped_lines
 from .privacy import mask_id
 from .report_mask import mask_name
 from .rules import RuleText, rule_texts
-from .store import audit, current_actor, ensure_worklist_tables, insert_many, path_text, scalar
+from .store import audit, current_actor, insert_many, path_text, scalar
 from .suspects import reported_gone_sql
 from .workdays import WorkCalendar, calendar_from
 
@@ -617,7 +617,6 @@ def write_worklists(con: duckdb.DuckDBPyConnection, out_dir: str | Path, as_of: 
     issued open ones are carried with their 下发日期 and 核查期限. Each workbook appears whole (temp file + rename) and
     each export is in audit_log ('export_worklist') and worklist_rows.
     """
-    ensure_worklist_tables(con)  # (store.connect made them; a connection of DuckDB's own may not have)
     # absolute: each export's file is recorded (audit_log) and found again on later nights, which
     # may be run from another folder or name OUT another way (retire_superseded)
     out_dir = Path(os.path.abspath(out_dir))
