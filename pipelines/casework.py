@@ -104,6 +104,22 @@ def parse_outcome(value: Any) -> int | None:
     return _BY_TEXT.get(_norm_text(text))
 
 
+def outcome_mismatch(value: Any) -> tuple[int, int] | None:
+    """(the number typed, the number of the text beside it) for a 核实结果 whose number and text are
+    two outcomes ("5. 不符合待遇领取条件…": a drag-fill in Excel or LibreOffice counts the number up
+    and keeps the text), else None. parse_outcome refuses it; the refusal says which two."""
+    if value is None or isinstance(value, (bool, int, float, Decimal)):
+        return None
+    text = str(value).strip().translate(_FULL_WIDTH_DIGITS)
+    m = _NUMBER_PREFIX.match(text)
+    if not m:
+        return None
+    digit = m.group(1) or m.group(2)
+    number = _CHINESE_DIGITS.get(digit) or int(digit)
+    of_text = _BY_TEXT.get(_norm_text(text[m.end():]))
+    return (number, of_text) if of_text is not None and of_text != number else None
+
+
 def outcome_number(stored: str | None) -> int | None:
     """The number of an outcome as stored in suspects.outcome ("4. …" → 4)."""
     return parse_outcome(stored) if stored else None

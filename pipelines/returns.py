@@ -1002,6 +1002,20 @@ _EXCEL_ERRORS = {"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N
                  "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!"}
 
 
+# A formula typed into a cell formatted as text (核实说明 is, so a long note is never read as a
+# number): Excel, WPS and LibreOffice keep "=NA()" or "=B4" as the text typed, no value worked out.
+_FORMULA_TEXT = re.compile(r"=\s*(?:[A-Za-z_][A-Za-z0-9_.]*\s*\(|\$?[A-Za-z]{1,3}\$?[0-9]+\b|'[^']*'!|[A-Za-z0-9_]+!)")
+
+
+def _excel_error(column: str, value: Any) -> str | None:
+    """The refusal of an answer cell showing Excel's error value (a formula that failed), said as
+    such: quoted "#…" alone, a clerk was not told the cell showed #VALUE!."""
+    text = value.strip().upper() if isinstance(value, str) else None
+    if text in _EXCEL_ERRORS:
+        return f"{column}“{text}”是 Excel 的错误值（公式出错）：请改为直接填写{column}"
+    return None
+
+
 def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
                  period_from: str | None = None) -> tuple[dict | None, list[tuple[str, str]]]:
     """The four filled-in cells, checked; (None, []) when nothing is filled in yet. `shown`: the
@@ -1016,6 +1030,11 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
     number = parse_outcome(raw["核实结果"])
     if raw["核实结果"] is None:
         problems.append(("核实结果", "已填写其他核实内容但未选择核实结果"))
+    elif said := _excel_error("核实结果", raw["核实结果"]):
+        problems.append(("核实结果", said))
+    elif pair := casework.outcome_mismatch(raw["核实结果"]):
+        problems.append(("核实结果", f"核实结果的编号 {pair[0]} 与其文字（第 {pair[1]} 种：{casework.OUTCOMES[pair[1]]}）不一致"
+                                    "（下拉填充会把编号递增）：请从下拉列表重新选择"))
     elif number is None:
         problems.append(("核实结果", f"“{_quote(raw['核实结果'])}”不是七种核实结果之一，请从下拉列表选择"))
     recovered = verified = None
@@ -1026,7 +1045,8 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
         elif problem := _over_amount(recovered, suspect, shown):
             problems.append(("追回金额", problem))
     except ValueError:
-        problems.append(("追回金额", f"追回金额“{_quote_amount(raw['追回金额'])}”不是金额（元，最多两位小数）"
+        problems.append(("追回金额", _excel_error("追回金额", raw["追回金额"]) or
+                         f"追回金额“{_quote_amount(raw['追回金额'])}”不是金额（元，最多两位小数）"
                                      + ("：单元格显示的是四舍五入后的数，请直接填写最多两位小数的金额"
                                         if isinstance(raw["追回金额"], float) else "")))
     try:
@@ -1044,11 +1064,15 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
                              f"本疑点于 {suspect[8]} 销号后因新证据重开，核实日期 {verified} 不在销号之后："
                              "请填写本次核实的日期"))
     except ValueError:
-        problems.append(("核实日期", f"核实日期“{_quote(raw['核实日期'])}”不是日期（如 2026-11-20）"))
+        problems.append(("核实日期", _excel_error("核实日期", raw["核实日期"]) or
+                         f"核实日期“{_quote(raw['核实日期'])}”不是日期（如 2026-11-20）"))
     # as a cell holds it: a note pre-filled on a sheet issued before reads back with _x000D_ escapes
     note = cell_text(str(raw["核实说明"])).strip() if raw["核实说明"] is not None else ""
     if note.upper() in _EXCEL_ERRORS:
         problems.append(("核实说明", f"核实说明“{note}”是 Excel 的错误值（公式出错），不是说明：请填写核实情况"))
+    elif _FORMULA_TEXT.match(note):
+        problems.append(("核实说明", f"核实说明“{_quote(note)}”是公式，单元格为文本格式，没有计算，也不是说明："
+                                    "请填写核实情况"))
     if number in CLOSE_WITH_NOTE and not note:
         problems.append(("核实说明", f"核实结果为 {number} 的须填写核实说明"))
     # Outcomes 1, 2, 3 and 7 close a suspect without a loss (a data error corrected, an employer

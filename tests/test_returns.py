@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 
 from pipelines import casework, cli, returned_workbooks, returns, worklists
-from pipelines.casework import OUTCOME_LABELS
+from pipelines.casework import OUTCOME_LABELS, OUTCOMES
 from pipelines.config import Config
 from pipelines.store import connect, scalar
 from pipelines.worklists import file_sha256
@@ -1859,6 +1859,49 @@ def test_an_error_value_or_invisible_text_is_no_explanation_to_close_with(con, t
     row = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明=note)
     report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
     assert [(r.row, r.column) for r in report.refusals] == [(row, "核实说明")]
+    assert status_of(con, f"S-{A}-1")[0] == "已下发"
+
+
+@pytest.mark.parametrize("note", ["=NA()", "=B4", "= $K$2", "=VLOOKUP(A2,核对!A:B,2,0)", "='核对表'!C3"])
+def test_a_formula_typed_into_the_text_cell_is_no_explanation_to_close_with(con, tmp_path, note):
+    """核实说明 is formatted as text, where Excel, WPS and LibreOffice keep a typed formula as its
+    text (a LibreOffice clerk probe): "=NA()" closed the suspect as its explanation."""
+    path = issue(con, tmp_path, n=2)[A]
+    clerk = Clerk(path)
+    row = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明=note)
+    other = clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="=核实无误，待遇正常")  # text after "=": taken
+    for r in (row, other):  # the text typed, as a text cell keeps it (openpyxl would write a formula)
+        clerk.ws.cell(row=r, column=clerk.header.index("核实说明") + 1).data_type = "s"
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert [(r.row, r.column) for r in report.refusals] == [(row, "核实说明")]
+    assert "是公式，单元格为文本格式" in report.refusals[0].reason
+    assert status_of(con, f"S-{A}-1")[0] == "已下发" and status_of(con, f"S-{A}-2")[0] == "已销号"
+
+
+@pytest.mark.parametrize("column", ["核实结果", "追回金额", "核实日期"])
+def test_an_error_value_in_an_answer_cell_is_said_as_one(con, tmp_path, column):
+    """A failed formula's #VALUE! was quoted "#…" (its "!" not among the characters quoted whole)."""
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    answer = {"核实结果": OUTCOME_LABELS[4], "追回金额": 100, "核实说明": "已追回", "核实日期": "2026-10-01"}
+    answer[column] = "#VALUE!"
+    row = clerk.fill(f"S-{A}-1", **answer)
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    [refusal] = report.refusals
+    assert (refusal.row, refusal.column) == (row, column)
+    assert f"{column}“#VALUE!”是 Excel 的错误值（公式出错）" in refusal.reason
+
+
+def test_an_outcome_whose_number_a_fill_counted_up_says_the_two_outcomes(con, tmp_path):
+    """Dragging "4. 不符合…" down one row in Excel or LibreOffice makes "5. 不符合…": refused (which
+    one was meant cannot be told), quoted "5…" until the refusal named the two."""
+    path = issue(con, tmp_path, n=1)[A]
+    clerk = Clerk(path)
+    row = clerk.fill(f"S-{A}-1", 核实结果=f"5. {OUTCOMES[4]}", 追回金额=100, 核实说明="已追回", 核实日期="2026-10-01")
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    [refusal] = report.refusals
+    assert (refusal.row, refusal.column) == (row, "核实结果")
+    assert f"核实结果的编号 5 与其文字（第 4 种：{OUTCOMES[4]}）不一致" in refusal.reason
     assert status_of(con, f"S-{A}-1")[0] == "已下发"
 
 
