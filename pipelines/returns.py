@@ -384,7 +384,7 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, Sheet], a
             " and agency_code is not distinct from ?", [sorted(given), agency]).fetchall()}
         issued = _as_issued(con, export_id, sorted(owned))
         for sid, answer in given.items():
-            if sid in owned and _could_apply_to(answer, owned[sid], *_amount_and_start(issued.get(sid))):
+            if sid in owned and _could_apply_to(answer, owned[sid], *_amount_and_months(issued.get(sid))):
                 answers.setdefault(sid, {})[str(path)] = answer
     # The answer on record, shown pre-filled on a 核查中 or 已重开 suspect's row, is no answer: a
     # sheet that leaves it untouched does not conflict with one that completes it.
@@ -483,13 +483,14 @@ def _could_apply(answer: tuple, as_of: dt.date) -> bool:
             and not (number in CLOSE_WITH_NOTE and (not cells["核实说明"].strip() or recovered)))
 
 
-def _could_apply_to(answer: tuple, suspect, shown: Decimal | None, period_from: str | None) -> bool:
+def _could_apply_to(answer: tuple, suspect, shown: Decimal | None, period_from: str | None,
+                    period_to: str | None) -> bool:
     """Whether an answer that could apply by its cells (_could_apply) could apply to its suspect:
     a 追回金额 not above twice its amount, a 核实日期 not before its 所属期 (the checks _read_answer makes).
     A copy that cannot is refused for that, and vetoes no other copy's answer."""
     cells = dict(zip(EDITABLE, answer))
     return not (_over_amount(parse_money(cells["追回金额"] or None), suspect, shown)
-                or _before_its_period(parse_date(cells["核实日期"] or None), suspect, period_from))
+                or _before_its_period(parse_date(cells["核实日期"] or None), suspect, period_from, period_to))
 
 
 _EXPORT_ID = re.compile(EXPORT_ID_PATTERN)
@@ -519,10 +520,11 @@ def _as_issued(con, export_id: str | None, suspects: list[str]) -> dict[str, tup
     return issued
 
 
-def _amount_and_start(issued: tuple[str, dict] | None) -> tuple[Decimal | None, str | None]:
-    """The 涉及金额 and 所属期起 a row was issued with (None where not on record)."""
+def _amount_and_months(issued: tuple[str, dict] | None) -> tuple[Decimal | None, str | None, str | None]:
+    """The 涉及金额, 所属期起 and 所属期止 a row was issued with (None where not on record)."""
     cells = issued[1] if issued else {}
-    return (Decimal(cells["涉及金额"]) if cells.get("涉及金额") else None), cells.get("所属期起") or None
+    return ((Decimal(cells["涉及金额"]) if cells.get("涉及金额") else None), cells.get("所属期起") or None,
+            cells.get("所属期止") or None)
 
 
 def _sheet_ids(sheet: Sheet) -> list[str]:
@@ -859,8 +861,8 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
             result.refused += 1
             continue
         shown = issued[sid][1]  # what the answered sheet showed: the amount and periods verified
-        shown_amount, shown_from = _amount_and_start(issued[sid])
-        answer, problems = _read_answer(cell, values, suspect, shown_amount, as_of, shown_from)
+        shown_amount, *shown_months = _amount_and_months(issued[sid])
+        answer, problems = _read_answer(cell, values, suspect, shown_amount, as_of, *shown_months)
         said = [a for a in answers_before.get(sid, []) if answer is not None and answer["number"] is not None
                 and _says(a, export_id, OUTCOME_LABELS[answer["number"]], answer)]
         if said and said[-1] is answers_before[sid][-1]:
@@ -1017,9 +1019,10 @@ def _excel_error(column: str, value: Any) -> str | None:
 
 
 def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
-                 period_from: str | None = None) -> tuple[dict | None, list[tuple[str, str]]]:
+                 period_from: str | None = None,
+                 period_to: str | None = None) -> tuple[dict | None, list[tuple[str, str]]]:
     """The four filled-in cells, checked; (None, []) when nothing is filled in yet. `shown`: the
-    涉及金额 the answered sheet showed; `period_from`: its 所属期起 (YYYYMM)."""
+    涉及金额 the answered sheet showed; `period_from`, `period_to`: its 所属期起 and 止 (YYYYMM)."""
     raw = {c: cell(values, c) for c in EDITABLE}
     if all(v is None for v in raw.values()):
         return None, []
@@ -1055,7 +1058,7 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
             problems.append(("核实日期", f"核实日期 {verified} 晚于今天 {as_of}"))
         elif verified is not None and verified < EARLIEST_VERIFIED_ON:
             problems.append(("核实日期", f"核实日期 {verified} 早于 {EARLIEST_VERIFIED_ON}，请检查年份"))
-        elif problem := _before_its_period(verified, suspect, period_from):
+        elif problem := _before_its_period(verified, suspect, period_from, period_to):
             problems.append(("核实日期", problem))
         elif verified is not None and suspect[8] is not None and verified <= suspect[8]:
             # the reopened sheet shows the earlier answer's date, which a clerk may leave as it is
@@ -1111,22 +1114,30 @@ def _amount_recovered_against(suspect, shown: Decimal | None) -> Decimal | None:
     return max((a for a in (suspect[3], shown) if a is not None), default=None)
 
 
-def _before_its_period(verified: dt.date | None, suspect, period_from: str | None) -> str | None:
-    """No one verifies payments months before they were due (a month's grace: some are paid ahead):
-    a mistyped year, 2001 for 2026, would close the suspect back then. The date on record stands
-    (the span may have narrowed since)."""
-    if (verified is not None and verified != suspect[7]
-            and (floor := _month_before(period_from)) and verified < floor):
+def _before_its_period(verified: dt.date | None, suspect, period_from: str | None,
+                       period_to: str | None = None) -> str | None:
+    """No one verifies payments months before they were due: a mistyped year, 2001 for 2026, would
+    close the suspect back then. The row answers the months from 所属期起 to 所属期止 its sheet showed,
+    paid at the earliest a month (所属期起) or two (所属期止: 春节's months are paid in December) ahead.
+    The 止 bound catches the slip of January, last year's number typed (2026-01-05 for 2027-01-05),
+    where a finding running back to early last year left the 起 bound far behind (a year-boundary
+    probe). The date on record stands (the span may have grown or narrowed since)."""
+    if verified is None or verified == suspect[7]:
+        return None
+    if (floor := _months_before(period_from, 1)) and verified < floor:
         return f"核实日期 {verified} 早于疑点所属期 {period_from} 一个多月，请检查年份"
+    if (floor := _months_before(period_to, 2)) and verified < floor:
+        return (f"核实日期 {verified} 早于疑点所属期止 {period_to} 两个多月（台账所列发放在此日期之后），"
+                "请检查年份")
     return None
 
 
-def _month_before(period: str | None) -> dt.date | None:
-    """The first day of the month before a YYYYMM period (None for anything else)."""
+def _months_before(period: str | None, months: int) -> dt.date | None:
+    """The first day of the month `months` before a YYYYMM period (None for anything else)."""
     if not period or not re.fullmatch(r"\d{6}", str(period)) or not 1 <= int(str(period)[4:]) <= 12:
         return None
-    year, month = int(str(period)[:4]), int(str(period)[4:])
-    return dt.date(year - (month == 1), 12 if month == 1 else month - 1, 1)
+    index = int(str(period)[:4]) * 12 + int(str(period)[4:]) - 1 - months
+    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 @dataclass
