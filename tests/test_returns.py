@@ -2244,6 +2244,23 @@ def test_a_whole_recovery_of_an_older_sheets_amount_that_has_grown_since_is_told
                                      "（所属期 202601–202604）：仍为核查中"), noticed.notice
 
 
+def test_a_closing_answer_on_an_older_sheet_whose_suspect_grew_since_says_the_months_it_closed_too(con, tmp_path):
+    """Answered 7 on December's sheet after January was paid: closed on what the suspect is now (the
+    larger of the sheet's and the current evidence, as decided) — said, as outcome 4's is, where it
+    was applied without a word and money no agency saw was closed with it (a year-boundary probe)."""
+    clerk = Clerk(issue(con, tmp_path, n=2)[A])
+    con.execute(f"update suspects set amount = 1200.00, period_to = '202604' where suspect_id = 'S-{A}-1'")
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="已认证，无问题")
+    clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[1], 核实说明="数据已更正")  # as issued: no word
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == [] and [status_of(con, f"S-{A}-{i}")[0] for i in (1, 2)] == ["已销号", "已销号"]
+    (noticed,) = [a for a in report.applied if a.notice]
+    assert noticed.suspect_id == f"S-{A}-1"
+    assert noticed.notice.startswith("本台账下发后疑点的涉及金额增至 1200.00 元（所属期 202601–202604，本台账所列 "
+                                     "1000.00 元、202601–202603），已按本行核实结果一并销号"), noticed.notice
+    assert scalar(con, f"select closed_amount from suspects where suspect_id = 'S-{A}-1'") == Decimal("1200.00")
+
+
 def test_what_a_regression_probe_of_the_above_found_reads_as_before(con, tmp_path):
     """A regression probe of the changes above: a filled-in example row of a suspect copied above a
     header left in place made the real row below a duplicate (its answer lost); a 合计 line merged
