@@ -359,7 +359,7 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
     calendar = calendar_from(config)
     now = china_now()
     counts = {"closed_recovered": 0, "overdue": 0, "overdue_cleared": 0, "escalated": 0, "escalation_lifted": 0,
-              "major_class": 0}
+              "major_class": 0, "report_due_moved": 0}
     with atomic(con):
         con.execute(f"delete from casework_pending where {chosen}", _only(only))  # recomputed below, committed alike
         # Outcome 4 closes a suspect once 追回金额 covers 涉及金额 (CONTRACT §5) — also when the amount
@@ -449,7 +449,8 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
                 continue  # only where it comes from is now on record (a store from before): no change to tell
             events.append((suspect_id, "major_class",
                            {"from": have_class, "to": want_class, "amount": amount, "report_due": want_due}))
-            counts["major_class"] += 1
+            # a class is news; a report day moved by a holiday notice entered since is told apart
+            counts["major_class" if want_class != have_class else "report_due_moved"] += 1
         set_suspect_columns(con, ["major_class", "report_due", "class_verified_on"], updates, events, run_id, now)
     return counts
 

@@ -190,7 +190,7 @@ def _money(v) -> str:
 
 CASEWORK_SAID = {"overdue": "newly 逾期", "overdue_cleared": "逾期 lifted", "escalated": "newly 挂牌督办",
                  "escalation_lifted": "挂牌督办 lifted", "closed_recovered": "closed as recovered",
-                 "major_class": "要情 classed or re-classed"}
+                 "major_class": "要情 classed or re-classed", "report_due_moved": "重大要情 report day moved"}
 
 
 def _shown_path(source: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
 from decimal import Decimal
 
 import openpyxl
@@ -143,6 +144,25 @@ def test_a_verified_major_loss_is_reported_5_working_days_after_verification(con
     assert flags(con, "NOTHING")[2:] == (None, None)
     assert counts["major_class"] == 3 == count_events(con, "major_class")
     assert casework.refresh(con, AS_OF)["major_class"] == 0
+
+
+def test_a_report_day_a_holiday_notice_moves_is_counted_apart_from_a_class(con, tmp_path):
+    """A 重大要情 verified before 春节 2027, its report day counted first without the year's notice,
+    then with it: the class did not change, the day did — the night's console said "1 要情 classed
+    or re-classed" (a year-boundary probe)."""
+    add_suspect(con, "BIG", status="已移送", amount="150000.00", outcome=OUTCOME_LABELS[6],
+                verified_on=dt.date(2027, 2, 3))
+    with warnings.catch_warnings():  # the package knows no 2027: the law's holidays only (warned once a process)
+        warnings.simplefilter("ignore")
+        first = casework.refresh(con, dt.date(2027, 2, 4))
+    assert (first["major_class"], first["report_due_moved"]) == (1, 0)
+    before = flags(con, "BIG")[3]
+    path = tmp_path / "fw.yaml"
+    path.write_text("casework:\n  holidays: ['2027-02-05..2027-02-13']\n  adjusted_workdays: ['2027-02-14']\n",
+                    encoding="utf-8")
+    moved = casework.refresh(con, dt.date(2027, 2, 5), load_config(path))
+    assert (moved["major_class"], moved["report_due_moved"]) == (0, 1)
+    assert flags(con, "BIG")[2] == "重大要情" and flags(con, "BIG")[3] != before
 
 
 def test_a_reopened_suspect_keeps_the_class_of_its_last_verification_until_verified_again(con):
