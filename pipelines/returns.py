@@ -380,7 +380,7 @@ def _conflicting_answers(con, workbooks: list[Path], sheets: dict[str, Sheet], a
         # says: it must not veto the owning agency's own answer sent in the same call.
         agency = _sheet_agency(con, sheet, _sheet_ids(sheet))
         owned = {r[0]: r for r in con.execute(
-            f"select {_SUSPECT_FIELDS} from suspects s where list_contains(?, suspect_id)"
+            f"select {_SUSPECT_FIELDS}, s.first_detected_on from suspects s where list_contains(?, suspect_id)"
             " and agency_code is not distinct from ?", [sorted(given), agency]).fetchall()}
         issued = _as_issued(con, export_id, sorted(owned))
         for sid, answer in given.items():
@@ -685,7 +685,8 @@ def _apply_sheet(con, path: Path, sheet: Sheet, as_of, result: FileResult, repor
     suspects = {r[0]: r for r in con.execute(
         f"select {_SUSPECT_FIELDS}, r.undone,"
         " s.period_from, s.period_to,"  # the months of the loss now on record (casework.loss_within)
-        " r.old_status"  # what its last reopening reopened
+        " r.old_status,"  # what its last reopening reopened
+        " s.first_detected_on"  # (last, as in _could_apply_to's: _before_its_period reads it so)
         " from suspects s left join ("
         # a reopened suspect: the closing its new evidence undid (an answer to that evidence is later) —
         # or the transfer (its 核实日期) the office sent back: it had none, and an answer the clerk left
@@ -1117,18 +1118,24 @@ def _amount_recovered_against(suspect, shown: Decimal | None) -> Decimal | None:
 def _before_its_period(verified: dt.date | None, suspect, period_from: str | None,
                        period_to: str | None = None) -> str | None:
     """No one verifies payments months before they were due: a mistyped year, 2001 for 2026, would
-    close the suspect back then. The row answers the months from 所属期起 to 所属期止 its sheet showed,
-    paid at the earliest a month (所属期起) or two (所属期止: 春节's months are paid in December) ahead.
-    The 止 bound catches the slip of January, last year's number typed (2026-01-05 for 2027-01-05),
-    where a finding running back to early last year left the 起 bound far behind (a year-boundary
-    probe). The date on record stands (the span may have grown or narrowed since)."""
+    close the suspect back then (a month's grace before 所属期起: some are paid ahead). The slip of
+    January — last year's number typed, 2026-01-05 for 2027-01-05 — on a finding running back to
+    early last year passed that bound (a year-boundary probe): a date also more than two months
+    before its 所属期止 (春节's months are paid in December) and half a year before fundwatch first
+    found the suspect is refused too — a verification before the payments it verifies and long
+    before anyone asked. (Either alone is no slip: a year's pension paid ahead in January makes a
+    late 所属期止; a death registered late makes a late detection of money an agency stopped long
+    before.) The date on record stands (the span may have grown or narrowed since). `suspect`: a
+    row of _SUSPECT_FIELDS … first_detected_on (its last field)."""
     if verified is None or verified == suspect[7]:
         return None
     if (floor := _months_before(period_from, 1)) and verified < floor:
         return f"核实日期 {verified} 早于疑点所属期 {period_from} 一个多月，请检查年份"
-    if (floor := _months_before(period_to, 2)) and verified < floor:
-        return (f"核实日期 {verified} 早于疑点所属期止 {period_to} 两个多月（台账所列发放在此日期之后），"
-                "请检查年份")
+    detected = suspect[-1]
+    if ((floor := _months_before(period_to, 2)) and verified < floor
+            and isinstance(detected, dt.date) and verified < detected - dt.timedelta(days=183)):
+        return (f"核实日期 {verified} 早于疑点所属期止 {period_to} 两个多月，也早于疑点发现（{detected}）半年多："
+                "台账所列发放在此日期之后，请检查年份，填写本次核实的日期")
     return None
 
 
@@ -1193,7 +1200,7 @@ def _apply_answer(sheet: SheetAnswers, row_number: int, suspect, answer: dict,
     Its events are added to `sheet.events` (written together, one statement a sheet);
     `answers_before`: the details of the suspect's 'returned' events, oldest first."""
     (sid, _agency, status, amount, stored_outcome, stored_recovered, stored_note, stored_verified, closed_before,
-     period_from, period_to, _reopened_from) = suspect
+     period_from, period_to, _reopened_from, _first_detected_on) = suspect
     number = answer["number"]
     label = OUTCOME_LABELS[number]
     recovered = answer["recovered"] if answer["recovered"] is not None else stored_recovered

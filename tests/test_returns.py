@@ -288,19 +288,24 @@ def test_a_verification_date_with_a_mistyped_year_is_refused(con, tmp_path):
 def test_last_years_number_typed_in_january_is_refused_by_the_months_the_row_answers(con, tmp_path):
     """The slip of January, 2026-01-05 for 2027-01-05 (a year-boundary probe): a finding of 202602–
     202612 answered so was applied, 已移送 on 2026-01-05 with a 重大要情 report due a year before —
-    the bound by 所属期起 alone let it through. 所属期止's months are paid two months ahead at most."""
+    the bound by 所属期起 alone let it through. A date both before 所属期止's payments (two months' grace)
+    and half a year before the detection is refused; either alone is taken (a year paid ahead)."""
     add_suspect(con, "S-long", period_from="202602", period_to="202611", person_id="360702195001010011")
+    # a year's pension paid ahead in January (periods to 202612), the death found in June: verified in July
+    add_suspect(con, "S-ahead", period_from="202606", period_to="202612", person_id="360702195001010041",
+                first_detected_on=dt.date(2026, 6, 20))
     add_suspect(con, "S-month", period_from="202611", period_to="202611", person_id="360702195001010021")
     add_suspect(con, "S-month-2", period_from="202611", period_to="202611", person_id="360702195001010031")
     clerk = Clerk({p.name.split("_")[1]: p for p in worklists.write_worklists(con, tmp_path / "out", AS_OF)}[A])
     slip = clerk.fill("S-long", 核实结果=OUTCOME_LABELS[5], 核实说明="已转稽核", 核实日期="2026-01-05")
     clerk.fill("S-month", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题", 核实日期="2026-10-01")  # a month's grace
     early = clerk.fill("S-month-2", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题", 核实日期="2026-09-30")
+    clerk.fill("S-ahead", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题", 核实日期="2026-07-01")
     report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
     assert [(r.row, r.column) for r in report.refusals] == [(slip, "核实日期"), (early, "核实日期")]
-    assert "核实日期 2026-01-05 早于疑点所属期止 202611 两个多月" in report.refusals[0].reason
+    assert "核实日期 2026-01-05 早于疑点所属期止 202611 两个多月，也早于疑点发现（2026-11-01）半年多" in report.refusals[0].reason
     assert "核实日期 2026-09-30 早于疑点所属期 202611 一个多月" in report.refusals[1].reason
-    assert [status_of(con, s)[0] for s in ("S-long", "S-month", "S-month-2")] == ["已下发", "已销号", "已下发"]
+    assert [status_of(con, s)[0] for s in ("S-long", "S-month", "S-month-2", "S-ahead")] == ["已下发", "已销号", "已下发", "已销号"]
 
 
 def test_reapplying_the_same_workbook_changes_nothing(con, tmp_path):
