@@ -1144,7 +1144,7 @@ def _months_before(period: str | None, months: int) -> dt.date | None:
     if not period or not re.fullmatch(r"\d{6}", str(period)) or not 1 <= int(str(period)[4:]) <= 12:
         return None
     index = int(str(period)[:4]) * 12 + int(str(period)[4:]) - 1 - months
-    return dt.date(index // 12, index % 12 + 1, 1)
+    return dt.date(index // 12, index % 12 + 1, 1) if index >= 12 else None  # (no year 0)
 
 
 @dataclass
