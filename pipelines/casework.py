@@ -449,8 +449,9 @@ def refresh(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Any = None, 
                 continue  # only where it comes from is now on record (a store from before): no change to tell
             events.append((suspect_id, "major_class",
                            {"from": have_class, "to": want_class, "amount": amount, "report_due": want_due}))
-            # a class is news; a report day moved by a holiday notice entered since is told apart
-            counts["major_class" if want_class != have_class else "report_due_moved"] += 1
+            # a class, or a report of a new verification (a reopened one answered again), is news; the
+            # same report's day moved by the settings (a holiday notice entered since) is told apart
+            counts["major_class" if want_class != have_class or want_from != class_from else "report_due_moved"] += 1
         set_suspect_columns(con, ["major_class", "report_due", "class_verified_on"], updates, events, run_id, now)
     return counts
 

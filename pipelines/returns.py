@@ -486,10 +486,12 @@ def _could_apply(answer: tuple, as_of: dt.date) -> bool:
 def _could_apply_to(answer: tuple, suspect, shown: Decimal | None, period_from: str | None,
                     period_to: str | None) -> bool:
     """Whether an answer that could apply by its cells (_could_apply) could apply to its suspect:
-    a 追回金额 not above twice its amount, a 核实日期 not before its 所属期 (the checks _read_answer makes).
-    A copy that cannot is refused for that, and vetoes no other copy's answer."""
+    a 追回金额 not above twice its amount, a 核实日期 not before its 所属期, a 核实说明 that is one
+    (the checks _read_answer makes). A copy that cannot is refused for that, and vetoes no other
+    copy's answer."""
     cells = dict(zip(EDITABLE, answer))
     return not (_over_amount(parse_money(cells["追回金额"] or None), suspect, shown)
+                or _note_problem(cell_text(cells["核实说明"] or "").strip(), suspect[6])
                 or _before_its_period(parse_date(cells["核实日期"] or None), suspect, period_from, period_to))
 
 
@@ -1007,7 +1009,24 @@ _EXCEL_ERRORS = {"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N
 
 # A formula typed into a cell formatted as text (核实说明 is, so a long note is never read as a
 # number): Excel, WPS and LibreOffice keep "=NA()" or "=B4" as the text typed, no value worked out.
-_FORMULA_TEXT = re.compile(r"=\s*(?:[A-Za-z_][A-Za-z0-9_.]*\s*\(|\$?[A-Za-z]{1,3}\$?[0-9]+\b|'[^']*'!|[A-Za-z0-9_]+!)")
+# Told by its start ("=" and something a formula begins with; "+B4", "-B4", "@B4" as Excel takes
+# them) and by having no Chinese outside its quoted strings and sheet names — a note in words that
+# happens to start so (=OK(已电话核实), =A1,已核实, =T1 核查组已核实) is a note.
+_FORMULA_START = re.compile(r"=\s*[+\-(]*\s*[A-Za-z0-9$#\['\"]|[+\-@]\s*(?:\$?[A-Za-z]{1,3}\$?[0-9]+|[A-Za-z_][A-Za-z0-9_.]*\s*\()")
+_FORMULA_NAMES = re.compile(r'"[^"]*"|\'[^\']*\'!|[^\s!(),=+\-*/&<>^:;"\']+!')
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+def _note_problem(note: str, on_record: str | None) -> str | None:
+    """Why a 核实说明 is no explanation: an Excel error value, or a formula typed into its text cell.
+    None for the note on record (pre-filled, as an earlier version took it: the clerk did not type it)."""
+    if note == (on_record or "").strip():
+        return None
+    if note.upper() in _EXCEL_ERRORS:
+        return f"核实说明“{note}”是 Excel 的错误值（公式出错），不是说明：请填写核实情况"
+    if _FORMULA_START.match(note) and not _CJK.search(_FORMULA_NAMES.sub("", note)):
+        return f"核实说明“{_quote(note)}”是公式，单元格为文本格式，没有计算，也不是说明：请填写核实情况"
+    return None
 
 
 def _excel_error(column: str, value: Any) -> str | None:
@@ -1072,11 +1091,8 @@ def _read_answer(cell, values, suspect, shown: Decimal | None, as_of,
                          f"核实日期“{_quote(raw['核实日期'])}”不是日期（如 2026-11-20）"))
     # as a cell holds it: a note pre-filled on a sheet issued before reads back with _x000D_ escapes
     note = cell_text(str(raw["核实说明"])).strip() if raw["核实说明"] is not None else ""
-    if note.upper() in _EXCEL_ERRORS:
-        problems.append(("核实说明", f"核实说明“{note}”是 Excel 的错误值（公式出错），不是说明：请填写核实情况"))
-    elif _FORMULA_TEXT.match(note):
-        problems.append(("核实说明", f"核实说明“{_quote(note)}”是公式，单元格为文本格式，没有计算，也不是说明："
-                                    "请填写核实情况"))
+    if said := _note_problem(note, suspect[6]):
+        problems.append(("核实说明", said))
     if number in CLOSE_WITH_NOTE and not note:
         problems.append(("核实说明", f"核实结果为 {number} 的须填写核实说明"))
     # Outcomes 1, 2, 3 and 7 close a suspect without a loss (a data error corrected, an employer
@@ -1319,7 +1335,8 @@ def _apply_answer(sheet: SheetAnswers, row_number: int, suspect, answer: dict,
         # Closed on what it is now (the larger of the sheet's and the current evidence): a month paid
         # after the sheet went out, which the agency never saw, is closed with it — said, as outcome
         # 4's is, so the office can send it back (fundwatch reopen) where the new month is no like case
-        notices.append(f"本台账下发后疑点的涉及金额增至 {_money(amount)} 元（所属期 {period_from}–{period_to}，本台账所列 "
+        moved = "增至" if answer["shown_amount"] is None or (amount or 0) > answer["shown_amount"] else "变为"
+        notices.append(f"本台账下发后疑点的涉及金额{moved} {_money(amount)} 元（所属期 {period_from}–{period_to}，本台账所列 "
                        f"{_money(answer['shown_amount'])} 元、{answer['shown_periods'][0]}–{answer['shown_periods'][1]}），"
                        "已按本行核实结果一并销号：新增部分如另有问题，请监督部门重开")
     typed = answer["recovered"]  # (one above a fallen 涉及金额, recorded as that, lowers nothing)

@@ -163,6 +163,13 @@ def test_a_report_day_a_holiday_notice_moves_is_counted_apart_from_a_class(con, 
     moved = casework.refresh(con, dt.date(2027, 2, 5), load_config(path))
     assert (moved["major_class"], moved["report_due_moved"]) == (0, 1)
     assert flags(con, "BIG")[2] == "重大要情" and flags(con, "BIG")[3] != before
+    # a reopened 重大要情 answered again at the same class (returns cleared where its report came
+    # from): a report of its own, counted as a class, not as a day moved (a regression probe)
+    add_suspect(con, "AGAIN", status="已移送", amount="150000.00", outcome=OUTCOME_LABELS[6],
+                verified_on=dt.date(2026, 11, 18), person_id="360702195001011242",
+                major_class="重大要情", report_due=dt.date(2026, 6, 8), class_verified_on=None)
+    again = casework.refresh(con, dt.date(2026, 11, 20), load_config(path))
+    assert (again["major_class"], again["report_due_moved"]) == (1, 0)
 
 
 def test_a_reopened_suspect_keeps_the_class_of_its_last_verification_until_verified_again(con):

@@ -1887,20 +1887,70 @@ def test_an_error_value_or_invisible_text_is_no_explanation_to_close_with(con, t
     assert status_of(con, f"S-{A}-1")[0] == "已下发"
 
 
-@pytest.mark.parametrize("note", ["=NA()", "=B4", "= $K$2", "=VLOOKUP(A2,核对!A:B,2,0)", "='核对表'!C3"])
+def _as_typed_text(clerk, row: int, column: str = "核实说明") -> None:
+    """The cell holds the text typed, as a text-formatted cell keeps it (openpyxl would write a formula)."""
+    clerk.ws.cell(row=row, column=clerk.header.index(column) + 1).data_type = "s"
+
+
+@pytest.mark.parametrize("note", ["=NA()", "=B4", "= $K$2", "=VLOOKUP(A2,核对!A:B,2,0)", "='核对表'!C3",
+                                  "=IF(A1>0,\"已核实\",\"\")", "=+B4", "=1/0", "=TRUE", "+B4", "@B4"])
 def test_a_formula_typed_into_the_text_cell_is_no_explanation_to_close_with(con, tmp_path, note):
     """核实说明 is formatted as text, where Excel, WPS and LibreOffice keep a typed formula as its
     text (a LibreOffice clerk probe): "=NA()" closed the suspect as its explanation."""
-    path = issue(con, tmp_path, n=2)[A]
+    path = issue(con, tmp_path, n=1)[A]
     clerk = Clerk(path)
     row = clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明=note)
-    other = clerk.fill(f"S-{A}-2", 核实结果=OUTCOME_LABELS[7], 核实说明="=核实无误，待遇正常")  # text after "=": taken
-    for r in (row, other):  # the text typed, as a text cell keeps it (openpyxl would write a formula)
-        clerk.ws.cell(row=r, column=clerk.header.index("核实说明") + 1).data_type = "s"
+    _as_typed_text(clerk, row)
     report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
     assert [(r.row, r.column) for r in report.refusals] == [(row, "核实说明")]
     assert "是公式，单元格为文本格式" in report.refusals[0].reason
-    assert status_of(con, f"S-{A}-1")[0] == "已下发" and status_of(con, f"S-{A}-2")[0] == "已销号"
+    assert status_of(con, f"S-{A}-1")[0] == "已下发"
+
+
+NOTES_STARTING_LIKE_A_FORMULA = ["=OK(已电话核实)", "=PDF(附件)已核实", "=GB12345 标准核实", "=T1 核查组已核实",
+                                 "=V1.2 系统已更正", "=A1,已核实", "=核实无误，待遇正常", "= 见附件", "-已核实", "＝B4"]
+
+
+def test_a_note_in_words_that_starts_like_a_formula_is_a_note(con, tmp_path):
+    """Notes a regression probe of the check above found refused: a formula has no Chinese outside
+    its quoted strings and sheet names."""
+    path = issue(con, tmp_path, n=len(NOTES_STARTING_LIKE_A_FORMULA))[A]
+    clerk = Clerk(path)
+    for i, note in enumerate(NOTES_STARTING_LIKE_A_FORMULA, start=1):
+        _as_typed_text(clerk, clerk.fill(f"S-{A}-{i}", 核实结果=OUTCOME_LABELS[7], 核实说明=note))
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == []
+    assert {status_of(con, f"S-{A}-{i}")[0] for i in range(1, len(NOTES_STARTING_LIKE_A_FORMULA) + 1)} == {"已销号"}
+
+
+def test_a_note_on_record_that_looks_like_a_formula_does_not_stop_the_recovery_being_completed(con, tmp_path):
+    """A partial recovery answered with the note "=B4" before the check came: the next sheet shows it
+    pre-filled and the clerk raises only 追回金额 — refused for a note the clerk did not type (a
+    regression probe). The note on record stands, as the date on record does."""
+    add_suspect(con, f"S-{A}-1", status="核查中", amount="1000.00", outcome=OUTCOME_LABELS[4],
+                recovered_amount=Decimal("300.00"), verification_note="=B4", verified_on=dt.date(2026, 11, 10))
+    clerk = Clerk({p.name.split("_")[1]: p for p in worklists.write_worklists(con, tmp_path / "out", AS_OF)}[A])
+    row = clerk.rows[f"S-{A}-1"]
+    assert clerk.ws.cell(row=row, column=clerk.header.index("核实说明") + 1).value == "=B4"  # pre-filled
+    clerk.fill(f"S-{A}-1", 追回金额=1000)
+    report = returns.apply_returns(con, [clerk.save()], RETURN_DAY)
+    assert report.refusals == [] and status_of(con, f"S-{A}-1")[0] == "已销号"
+
+
+def test_a_copy_refused_for_a_formula_note_vetoes_no_other_copy(con, tmp_path):
+    """Two clerks' copies in one call, one with the note "=B4": it was no answer, yet both were
+    refused as answered differently, and the clerk was never told the note was the trouble."""
+    path = issue(con, tmp_path, n=1)[A]
+    good = Clerk(path)
+    good.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    formula = Clerk(path)
+    row = formula.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="=B4")
+    _as_typed_text(formula, row)
+    report = returns.apply_returns(con, [good.save(tmp_path / "good.xlsx"), formula.save(tmp_path / "formula.xlsx")],
+                                   RETURN_DAY)
+    assert status_of(con, f"S-{A}-1")[:2] == ("已销号", OUTCOME_LABELS[7])
+    assert [(Path(r.file).name, r.row, r.column) for r in report.refusals] == [("formula.xlsx", row, "核实说明")]
+    assert "是公式" in report.refusals[0].reason
 
 
 @pytest.mark.parametrize("column", ["核实结果", "追回金额", "核实日期"])
@@ -2264,6 +2314,18 @@ def test_a_closing_answer_on_an_older_sheet_whose_suspect_grew_since_says_the_mo
     assert noticed.notice.startswith("本台账下发后疑点的涉及金额增至 1200.00 元（所属期 202601–202604，本台账所列 "
                                      "1000.00 元、202601–202603），已按本行核实结果一并销号"), noticed.notice
     assert scalar(con, f"select closed_amount from suspects where suspect_id = 'S-{A}-1'") == Decimal("1200.00")
+
+
+def test_a_closing_answer_on_an_older_sheet_whose_loss_fell_to_another_month_says_it_changed(con, tmp_path):
+    """The loss fell but moved to a month the sheet did not show: the line said it grew (增至) to the
+    lower amount (a regression probe)."""
+    clerk = Clerk(issue(con, tmp_path, n=1)[A])
+    con.execute(f"update suspects set amount = 500.00, period_from = '202604', period_to = '202604'"
+                f" where suspect_id = 'S-{A}-1'")
+    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    (noticed,) = [a for a in returns.apply_returns(con, [clerk.save()], RETURN_DAY).applied if a.notice]
+    assert noticed.notice.startswith("本台账下发后疑点的涉及金额变为 500.00 元（所属期 202604–202604，本台账所列 "
+                                     "1000.00 元、202601–202603）"), noticed.notice
 
 
 def test_what_a_regression_probe_of_the_above_found_reads_as_before(con, tmp_path):
