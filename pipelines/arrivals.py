@@ -26,8 +26,8 @@ and 国庆 are no silence), it has been silent `late_delivery_days` longer than 
 six intervals. A delivery's day is its folder's date (not the night that read it: a week the office
 ran no nights is no silence of the sender). A file that came in counts, rows or not (a header alone
 says "nothing today"), the same file sent again too (`ingest_copies`); a sender counts by the files
-that brought new or changed rows of it (`ingest_senders`: a cumulative re-export that only repeats a
-sender's rows is no news from it). An extract is late as a whole only when each of its senders held
+that brought rows of keys new to the store (`ingest_senders`: a correction, or a cumulative re-export
+that only repeats a sender's rows, is no news from it). An extract is late as a whole only when each of its senders held
 is late too, and is then said once. A feed needs four deliveries before it has a rhythm; one silent for
 a year is forgotten; an agency that has paid nothing for two months is not waited for with its
 statements.

@@ -1009,12 +1009,41 @@ _EXCEL_ERRORS = {"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N
 
 # A formula typed into a cell formatted as text (核实说明 is, so a long note is never read as a
 # number): Excel, WPS and LibreOffice keep "=NA()" or "=B4" as the text typed, no value worked out.
-# Told by its start ("=" and something a formula begins with; "+B4", "-B4", "@B4" as Excel takes
-# them) and by having no Chinese outside its quoted strings and sheet names — a note in words that
-# happens to start so (=OK(已电话核实), =A1,已核实, =T1 核查组已核实) is a note.
-_FORMULA_START = re.compile(r"=\s*[+\-(]*\s*[A-Za-z0-9$#\['\"]|[+\-@]\s*(?:\$?[A-Za-z]{1,3}\$?[0-9]+|[A-Za-z_][A-Za-z0-9_.]*\s*\()")
-_FORMULA_NAMES = re.compile(r'"[^"]*"|\'[^\']*\'!|[^\s!(),=+\-*/&<>^:;"\']+!')
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+# A note is taken for one only when the whole of it reads as a formula: "=" (or "+", "-", "@" before
+# a reference or a call, as Excel takes them) and then operands — references (with a sheet:
+# 疑点清单!B4, '核对表'!C3, LibreOffice's $说明.A1), names, calls, numbers, quoted strings, error
+# values — joined by operators. Words are no operand, nor are two operands side by side: a note in
+# words starting so (=OK(已电话核实), =A1 已核实!, -B2 查无此人) is a note. (A defined name in Chinese,
+# =单价*B4, is not told from words: taken, as before.)
+_SHEET = r"""(?:'[^']+'|\[[^\]]+\][^\s!'"(),=+\-*/&<>^:;]*|[^\s!'"(),=+\-*/&<>^:;\[\]]+)"""
+_CELL = r"\$?[A-Za-z]{1,3}\$?[1-9][0-9]{0,6}(?![A-Za-z0-9_])"  # (rows to 1,048,576: a serial number is none)
+_FORMULA_REFERENCE = (rf"{_SHEET}!(?:{_CELL}|\$?[A-Za-z]{{1,3}}:\$?[A-Za-z]{{1,3}}|\$?[0-9]+:\$?[0-9]+)"
+                      rf"|\$?{_SHEET}\.{_CELL}"
+                      rf"|[^\s\[\]()'\"!=+\-*/&<>^:;,]+\[[^\]]*\]"  # a table's column: 表1[@说明]
+                      rf"|{_CELL}")
+_FORMULA_TOKEN = re.compile(
+    rf"""\s*(?:(?P<operand>{_FORMULA_REFERENCE}|[A-Za-z_][A-Za-z0-9_.]*|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?%?
+              |"[^"]*"|\#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!|N/A|SPILL!|CALC!))
+            |(?P<operator><>|<=|>=|[-+*/^&=<>%:,;(){{}}]))""", re.VERBOSE)
+_FORMULA_LEAD = re.compile(rf"=|[+\-@](?=\s*(?:{_FORMULA_REFERENCE}|[A-Za-z_][A-Za-z0-9_.]*\s*\())")
+
+
+def _typed_formula(note: str) -> bool:
+    """Whether the whole note reads as a formula (above)."""
+    lead = _FORMULA_LEAD.match(note)
+    if not lead:
+        return False
+    at, operands, last = lead.end(), 0, "operator"
+    while at < len(note):
+        token = _FORMULA_TOKEN.match(note, at)
+        if not token or token.end() == at:
+            return False if note[at:].strip() else operands > 0
+        kind = "operand" if token.group("operand") is not None else "operator"
+        if kind == last == "operand":
+            return False  # two operands side by side: words, not a formula
+        operands += kind == "operand"
+        at, last = token.end(), kind
+    return operands > 0
 
 
 def _note_problem(note: str, on_record: str | None) -> str | None:
@@ -1024,7 +1053,7 @@ def _note_problem(note: str, on_record: str | None) -> str | None:
         return None
     if note.upper() in _EXCEL_ERRORS:
         return f"核实说明“{note}”是 Excel 的错误值（公式出错），不是说明：请填写核实情况"
-    if _FORMULA_START.match(note) and not _CJK.search(_FORMULA_NAMES.sub("", note)):
+    if _typed_formula(note):
         return f"核实说明“{_quote(note)}”是公式，单元格为文本格式，没有计算，也不是说明：请填写核实情况"
     return None
 
@@ -1335,10 +1364,11 @@ def _apply_answer(sheet: SheetAnswers, row_number: int, suspect, answer: dict,
         # Closed on what it is now (the larger of the sheet's and the current evidence): a month paid
         # after the sheet went out, which the agency never saw, is closed with it — said, as outcome
         # 4's is, so the office can send it back (fundwatch reopen) where the new month is no like case
-        moved = "增至" if answer["shown_amount"] is None or (amount or 0) > answer["shown_amount"] else "变为"
+        shown = answer["shown_amount"]
+        moved = ("增至" if shown is None or (amount or 0) > shown else "减为" if (amount or 0) < shown else "仍为")
         notices.append(f"本台账下发后疑点的涉及金额{moved} {_money(amount)} 元（所属期 {period_from}–{period_to}，本台账所列 "
                        f"{_money(answer['shown_amount'])} 元、{answer['shown_periods'][0]}–{answer['shown_periods'][1]}），"
-                       "已按本行核实结果一并销号：新增部分如另有问题，请监督部门重开")
+                       "已按本行核实结果一并销号：本台账未列的部分如另有问题，请监督部门重开")
     typed = answer["recovered"]  # (one above a fallen 涉及金额, recorded as that, lowers nothing)
     if typed is not None and stored_recovered is not None and _money(typed) < _money(stored_recovered):
         # 追回金额 is the total recovered: a clerk typing this month's instalment lowered the record

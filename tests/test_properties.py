@@ -199,13 +199,14 @@ def _seen(text: str) -> str:
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=CELL_TEXT, note=CELL_TEXT.filter(_seen), amount=AMOUNTS.filter(lambda a: a > 0))
-@example(name="=1+1", note="=0", amount=Decimal("0.01"))  # found by a CI run: a note typed as "=0"
+@example(name="=1+1", note="=0", amount=Decimal("0.01"))  # found by a CI run: a note typed as "=0" (a formula)
+@example(name="=1+1", note="=0 已核实", amount=Decimal("0.01"))  # words after it: a note
 @example(name="0", note="0\xad", amount=Decimal("0.01"))  # found by a CI run: a soft hyphen pasted with it
 @example(name="0", note="说明 \u200b", amount=Decimal("0.01"))  # a space before the invisible one
 def test_a_worklist_returned_untouched_or_answered_reads_back_exactly_as_issued(tmp_path_factory, name, note, amount):
     """Whatever a name or note holds (formula-like text, CJK, symbols), the parser reads the locked
     cells back as issued (no refusal) and the typed note as the clerk sees it (invisible format
-    characters are no part of it)."""
+    characters are no part of it) — unless the whole note reads as a formula, which is refused."""
     root = tmp_path_factory.mktemp("roundtrip")
     con = connect(root / "fw.duckdb")
     try:
@@ -233,6 +234,9 @@ def test_a_worklist_returned_untouched_or_answered_reads_back_exactly_as_issued(
         answered = root / "answered.xlsx"
         wb.save(answered)
         result = returns.apply_returns(con, [answered], as_of)
+        if returns._typed_formula(_seen(note)):  # "=0": a formula kept as the text typed is no explanation
+            assert [(r.column, "是公式" in r.reason) for r in result.refusals] == [("核实说明", True)]
+            return
         assert result.refusals == [] and len(result.applied) == 1
         assert con.execute("select status, verification_note from suspects").fetchall() == [("已销号", _seen(note))]
     finally:

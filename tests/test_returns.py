@@ -1893,7 +1893,8 @@ def _as_typed_text(clerk, row: int, column: str = "核实说明") -> None:
 
 
 @pytest.mark.parametrize("note", ["=NA()", "=B4", "= $K$2", "=VLOOKUP(A2,核对!A:B,2,0)", "='核对表'!C3",
-                                  "=IF(A1>0,\"已核实\",\"\")", "=+B4", "=1/0", "=TRUE", "+B4", "@B4"])
+                                  "=IF(A1>0,\"已核实\",\"\")", "=+B4", "=1/0", "=TRUE", "=R1C1", "+B4", "@B4",
+                                  "=疑点清单!B4", "+疑点清单!B4", "=$说明.A1", "=表1[@说明]"])
 def test_a_formula_typed_into_the_text_cell_is_no_explanation_to_close_with(con, tmp_path, note):
     """核实说明 is formatted as text, where Excel, WPS and LibreOffice keep a typed formula as its
     text (a LibreOffice clerk probe): "=NA()" closed the suspect as its explanation."""
@@ -1908,7 +1909,11 @@ def test_a_formula_typed_into_the_text_cell_is_no_explanation_to_close_with(con,
 
 
 NOTES_STARTING_LIKE_A_FORMULA = ["=OK(已电话核实)", "=PDF(附件)已核实", "=GB12345 标准核实", "=T1 核查组已核实",
-                                 "=V1.2 系统已更正", "=A1,已核实", "=核实无误，待遇正常", "= 见附件", "-已核实", "＝B4"]
+                                 "=V1.2 系统已更正", "=A1,已核实", "=核实无误，待遇正常", "= 见附件", "-已核实", "＝B4",
+                                 # (a second probe: a "!" ending the words, a quoted word, a serial number, a
+                                 # character beyond the common Chinese block — each was taken for a formula)
+                                 "=A1 已核实!", "-B2 查无此人!", "=5545.6*12 已追回!", "-B2 \"查无此人\"",
+                                 "-FF202608170000000307001", "-B4 𪨶", "=see attached"]
 
 
 def test_a_note_in_words_that_starts_like_a_formula_is_a_note(con, tmp_path):
@@ -2317,15 +2322,19 @@ def test_a_closing_answer_on_an_older_sheet_whose_suspect_grew_since_says_the_mo
 
 
 def test_a_closing_answer_on_an_older_sheet_whose_loss_fell_to_another_month_says_it_changed(con, tmp_path):
-    """The loss fell but moved to a month the sheet did not show: the line said it grew (增至) to the
-    lower amount (a regression probe)."""
-    clerk = Clerk(issue(con, tmp_path, n=1)[A])
+    """The loss fell, or stayed, but moved to months the sheet did not show: the line said it grew
+    (增至) to the lower amount, or became (变为) the amount it was (two regression probes)."""
+    clerk = Clerk(issue(con, tmp_path, n=2)[A])
     con.execute(f"update suspects set amount = 500.00, period_from = '202604', period_to = '202604'"
                 f" where suspect_id = 'S-{A}-1'")
-    clerk.fill(f"S-{A}-1", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
-    (noticed,) = [a for a in returns.apply_returns(con, [clerk.save()], RETURN_DAY).applied if a.notice]
-    assert noticed.notice.startswith("本台账下发后疑点的涉及金额变为 500.00 元（所属期 202604–202604，本台账所列 "
-                                     "1000.00 元、202601–202603）"), noticed.notice
+    con.execute(f"update suspects set period_from = '202602', period_to = '202604' where suspect_id = 'S-{A}-2'")
+    for i in (1, 2):
+        clerk.fill(f"S-{A}-{i}", 核实结果=OUTCOME_LABELS[7], 核实说明="无问题")
+    fell, stayed = [a.notice for a in returns.apply_returns(con, [clerk.save()], RETURN_DAY).applied]
+    assert fell.startswith("本台账下发后疑点的涉及金额减为 500.00 元（所属期 202604–202604，本台账所列 "
+                           "1000.00 元、202601–202603）"), fell
+    assert stayed.startswith("本台账下发后疑点的涉及金额仍为 1000.00 元（所属期 202602–202604"), stayed
+    assert fell.endswith("本台账未列的部分如另有问题，请监督部门重开")
 
 
 def test_what_a_regression_probe_of_the_above_found_reads_as_before(con, tmp_path):
