@@ -1009,41 +1009,48 @@ _EXCEL_ERRORS = {"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N
 
 # A formula typed into a cell formatted as text (核实说明 is, so a long note is never read as a
 # number): Excel, WPS and LibreOffice keep "=NA()" or "=B4" as the text typed, no value worked out.
-# A note is taken for one only when the whole of it reads as a formula: "=" (or "+", "-", "@" before
-# a reference or a call, as Excel takes them) and then operands — references (with a sheet:
-# 疑点清单!B4, '核对表'!C3, LibreOffice's $说明.A1), names, calls, numbers, quoted strings, error
-# values — joined by operators. Words are no operand, nor are two operands side by side: a note in
-# words starting so (=OK(已电话核实), =A1 已核实!, -B2 查无此人) is a note. (A defined name in Chinese,
-# =单价*B4, is not told from words: taken, as before.)
-_SHEET = r"""(?:'[^']+'|\[[^\]]+\][^\s!'"(),=+\-*/&<>^:;]*|[^\s!'"(),=+\-*/&<>^:;\[\]]+)"""
-_CELL = r"\$?[A-Za-z]{1,3}\$?[1-9][0-9]{0,6}(?![A-Za-z0-9_])"  # (rows to 1,048,576: a serial number is none)
-_FORMULA_REFERENCE = (rf"{_SHEET}!(?:{_CELL}|\$?[A-Za-z]{{1,3}}:\$?[A-Za-z]{{1,3}}|\$?[0-9]+:\$?[0-9]+)"
-                      rf"|\$?{_SHEET}\.{_CELL}"
-                      rf"|[^\s\[\]()'\"!=+\-*/&<>^:;,]+\[[^\]]*\]"  # a table's column: 表1[@说明]
-                      rf"|{_CELL}")
+# Refused only where it is plainly one, since a note in words refused is an answer sent back: the
+# whole note reads as a formula — "=" (or "+", "-", "@" before a reference or a call, as Excel takes
+# them), then references, calls, numbers, quoted strings and error values joined by operators, with
+# Chinese only in quoted strings and sheet names — and it refers to a cell or calls a function.
+# Words are no operand (=OK, =attached, =已核实[附件1], =Tel:138…, =2023/05/01 are notes), nor are
+# two operands side by side (=A1 已核实!, -B2 查无此人). Left taken as notes (not told from words):
+# a name of the workbook's own (=单价*B4, =LET(x,…)), a table's column (=表1[@说明]).
+_SHEET = r"""(?:'(?:[^']|'')+'|\[[^\]]+\][^\s!'"(),=+\-*/&<>^:;%{}\[\]]*|[^\s!'"(),=+\-*/&<>^:;%{}\[\]]+)"""
+_CELL = r"\$?[A-Za-z]{1,3}\$?[1-9][0-9]{0,6}(?![A-Za-z0-9_])#?"  # (rows to 1,048,576: a serial number is none)
+_COLUMNS = r"\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}(?![A-Za-z0-9_])"
+_R1C1 = r"R(?:\[-?[0-9]+\]|[0-9]*)C(?:\[-?[0-9]+\]|[0-9]*)(?![A-Za-z0-9_])"
+_FORMULA_REFERENCE = (rf"{_SHEET}!(?:{_CELL}|{_COLUMNS}|{_R1C1})"
+                      rf"|\${_SHEET}\.{_CELL}"  # LibreOffice's $说明.A1
+                      rf"|{_COLUMNS}|{_R1C1}|{_CELL}")
+_EXCEL_ERROR_LITERAL = ("#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\\?|NUM!|N/A|SPILL!|CALC!|GETTING_DATA|FIELD!|BLOCKED!"
+                        "|CONNECT!|BUSY!|UNKNOWN!)(?![A-Za-z0-9_])")
 _FORMULA_TOKEN = re.compile(
-    rf"""\s*(?:(?P<operand>{_FORMULA_REFERENCE}|[A-Za-z_][A-Za-z0-9_.]*|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?%?
-              |"[^"]*"|\#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!|N/A|SPILL!|CALC!))
-            |(?P<operator><>|<=|>=|[-+*/^&=<>%:,;(){{}}]))""", re.VERBOSE)
+    rf"\s*(?:(?P<reference>{_FORMULA_REFERENCE})"
+    r"|(?P<call>[A-Za-z_][A-Za-z0-9_.]*(?=\s*\())"
+    rf'|(?P<operand>(?:TRUE|FALSE)(?![A-Za-z0-9_])|[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|"(?:[^"]|"")*"|{_EXCEL_ERROR_LITERAL})'
+    r"|(?P<operator><>|<=|>=|[-+*/^&=<>%:,;(){}@]))")
 _FORMULA_LEAD = re.compile(rf"=|[+\-@](?=\s*(?:{_FORMULA_REFERENCE}|[A-Za-z_][A-Za-z0-9_.]*\s*\())")
 
 
 def _typed_formula(note: str) -> bool:
-    """Whether the whole note reads as a formula (above)."""
+    """Whether the whole note plainly is a formula (above)."""
     lead = _FORMULA_LEAD.match(note)
     if not lead:
         return False
-    at, operands, last = lead.end(), 0, "operator"
+    at, last, refers = lead.end(), "operator", False
     while at < len(note):
         token = _FORMULA_TOKEN.match(note, at)
         if not token or token.end() == at:
-            return False if note[at:].strip() else operands > 0
-        kind = "operand" if token.group("operand") is not None else "operator"
-        if kind == last == "operand":
+            if note[at:].strip():
+                return False  # something no formula holds: words
+            break
+        kind = token.lastgroup
+        if kind != "operator" and last != "operator":
             return False  # two operands side by side: words, not a formula
-        operands += kind == "operand"
+        refers = refers or kind in ("reference", "call") or (kind == "operand" and token.group().lstrip().startswith("#"))
         at, last = token.end(), kind
-    return operands > 0
+    return refers
 
 
 def _note_problem(note: str, on_record: str | None) -> str | None:

