@@ -1009,48 +1009,96 @@ _EXCEL_ERRORS = {"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N
 
 # A formula typed into a cell formatted as text (核实说明 is, so a long note is never read as a
 # number): Excel, WPS and LibreOffice keep "=NA()" or "=B4" as the text typed, no value worked out.
-# Refused only where it is plainly one, since a note in words refused is an answer sent back: the
-# whole note reads as a formula — "=" (or "+", "-", "@" before a reference or a call, as Excel takes
-# them), then references, calls, numbers, quoted strings and error values joined by operators, with
-# Chinese only in quoted strings and sheet names — and it refers to a cell or calls a function.
-# Words are no operand (=OK, =attached, =已核实[附件1], =Tel:138…, =2023/05/01 are notes), nor are
-# two operands side by side (=A1 已核实!, -B2 查无此人). Left taken as notes (not told from words):
-# a name of the workbook's own (=单价*B4, =LET(x,…)), a table's column (=表1[@说明]).
-_SHEET = r"""(?:'(?:[^']|'')+'|\[[^\]]+\][^\s!'"(),=+\-*/&<>^:;%{}\[\]]*|[^\s!'"(),=+\-*/&<>^:;%{}\[\]]+)"""
-_CELL = r"\$?[A-Za-z]{1,3}\$?[1-9][0-9]{0,6}(?![A-Za-z0-9_])#?"  # (rows to 1,048,576: a serial number is none)
-_COLUMNS = r"\$?[A-Za-z]{1,3}:\$?[A-Za-z]{1,3}(?![A-Za-z0-9_])"
-_R1C1 = r"R(?:\[-?[0-9]+\]|[0-9]*)C(?:\[-?[0-9]+\]|[0-9]*)(?![A-Za-z0-9_])"
-_FORMULA_REFERENCE = (rf"{_SHEET}!(?:{_CELL}|{_COLUMNS}|{_R1C1})"
-                      rf"|\${_SHEET}\.{_CELL}"  # LibreOffice's $说明.A1
-                      rf"|{_COLUMNS}|{_R1C1}|{_CELL}")
-_EXCEL_ERROR_LITERAL = ("#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\\?|NUM!|N/A|SPILL!|CALC!|GETTING_DATA|FIELD!|BLOCKED!"
-                        "|CONNECT!|BUSY!|UNKNOWN!)(?![A-Za-z0-9_])")
+# Refused only where it plainly is one, since a note in words refused is an answer sent back (three
+# probes found telling them apart by characters wrong both ways): the note, on one line, parses
+# whole as a formula — "=" (or "+", "-", "@" before it), operands (a cell or range on the sheet's
+# grid, with a sheet as 疑点清单!B4, '核对表'!C3 or LibreOffice's $说明.A1; a call of a function Excel
+# has, written NAME( ; numbers, quoted strings, error values) joined by operators, brackets balanced,
+# argument commas inside calls — and refers to a cell or calls a function. So =OK(已电话核实),
+# =A1 已核实!, =A1(2), =V1->V2, =P1,P2, =Tel(138…), =PZ2026001 and a bulleted list are notes. Left
+# taken as notes (not told from words): a workbook's own names, table columns, array constants.
+_EXCEL_FUNCTIONS = frozenset("""
+    ABS ADDRESS AGGREGATE AND AREAS AVERAGE AVERAGEA AVERAGEIF AVERAGEIFS BYCOL BYROW CEILING CELL CHAR
+    CHOOSE CHOOSECOLS CHOOSEROWS CLEAN CODE COLUMN COLUMNS CONCAT CONCATENATE COUNT COUNTA COUNTBLANK
+    COUNTIF COUNTIFS DATE DATEDIF DATEVALUE DAY DAYS DAYS360 DOLLAR DROP EDATE EOMONTH ERROR.TYPE EXACT
+    EXPAND FILTER FIND FIXED FLOOR FORMULATEXT FV HLOOKUP HOUR HSTACK HYPERLINK IF IFERROR IFNA IFS INDEX
+    INDIRECT INT ISBLANK ISERR ISERROR ISEVEN ISFORMULA ISLOGICAL ISNA ISNONTEXT ISNUMBER ISODD ISOWEEKNUM
+    ISREF ISTEXT LAMBDA LARGE LEFT LEN LET LOOKUP LOWER MAX MAXIFS MEDIAN MID MIN MINIFS MINUTE MOD MONTH N
+    NA NETWORKDAYS NOT NOW NUMBERSTRING OFFSET OR PMT POWER PRODUCT PROPER PV RAND RANDBETWEEN RANK RATE
+    REPLACE REPT RIGHT RMB ROUND ROUNDDOWN ROUNDUP ROW ROWS SEARCH SECOND SEQUENCE SHEET SHEETS SIGN SMALL
+    SORT SQRT STDEV SUBSTITUTE SUBTOTAL SUM SUMIF SUMIFS SUMPRODUCT SWITCH T TAKE TEXT TEXTAFTER TEXTBEFORE
+    TEXTJOIN TEXTSPLIT TIME TIMEVALUE TOCOL TODAY TOROW TRANSPOSE TRIM TRUNC UNIQUE UPPER VALUE VAR VLOOKUP
+    VSTACK WEEKDAY WEEKNUM WORKDAY XLOOKUP XMATCH YEAR YEARFRAC""".split())
+_SHEET = r"(?:'(?:[^'\n]|'')+'|(?:\[[^\]\n]+\])?[A-Za-z0-9_.\u3400-\u4dbf\u4e00-\u9fff]+)"
+_CELL = r"\$?[A-Za-z]{1,3}\$?[0-9]{1,7}(?![A-Za-z0-9_])"
+_GRID = (rf"{_CELL}(?::{_CELL})?#?|\$?[A-Za-z]{{1,3}}:\$?[A-Za-z]{{1,3}}(?![A-Za-z0-9_])"
+         r"|R(?:\[-?[0-9]+\]|[0-9]*)C(?:\[-?[0-9]+\]|[0-9]*)(?![A-Za-z0-9_])")
 _FORMULA_TOKEN = re.compile(
-    rf"\s*(?:(?P<reference>{_FORMULA_REFERENCE})"
-    r"|(?P<call>[A-Za-z_][A-Za-z0-9_.]*(?=\s*\())"
-    rf'|(?P<operand>(?:TRUE|FALSE)(?![A-Za-z0-9_])|[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|"(?:[^"]|"")*"|{_EXCEL_ERROR_LITERAL})'
-    r"|(?P<operator><>|<=|>=|[-+*/^&=<>%:,;(){}@]))")
-_FORMULA_LEAD = re.compile(rf"=|[+\-@](?=\s*(?:{_FORMULA_REFERENCE}|[A-Za-z_][A-Za-z0-9_.]*\s*\())")
+    rf"[ \t]*(?:(?P<reference>(?:{_SHEET}!|\${_SHEET}\.)?(?:{_GRID}))"
+    r"|(?P<call>(?:_xlfn\.)?[A-Za-z][A-Za-z0-9.]*)\("
+    r'|(?P<operand>(?:TRUE|FALSE)(?![A-Za-z0-9_])|[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|"(?:[^"\n]|"")*"'
+    r"|#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!|N/A|SPILL!|CALC!|GETTING_DATA)(?![A-Za-z0-9_]))"
+    r"|(?P<operator><>|<=|>=|[-+*/^&=<>%,;()@]))")
+_BINARY = {"+", "-", "*", "/", "^", "&", "=", "<>", "<", ">", "<=", ">="}
+
+
+def _on_the_grid(reference: str) -> bool:
+    """Whether each cell of a reference is on Excel's grid (columns to XFD, rows to 1,048,576): a
+    voucher number (PZ2026001) or an id (FF2026…) is none."""
+    for cell in re.finditer(r"\$?([A-Za-z]{1,3})\$?([0-9]+)(?![A-Za-z0-9_])", reference.rsplit("!", 1)[-1].rsplit(".", 1)[-1]):
+        column = 0
+        for letter in cell.group(1).upper():
+            column = column * 26 + ord(letter) - 64
+        if column > 16384 or not 1 <= int(cell.group(2)) <= 1048576:
+            return False
+    return True
 
 
 def _typed_formula(note: str) -> bool:
-    """Whether the whole note plainly is a formula (above)."""
-    lead = _FORMULA_LEAD.match(note)
-    if not lead:
-        return False
-    at, last, refers = lead.end(), "operator", False
+    """Whether the note plainly is a formula (above)."""
+    if "\n" in note or "\r" in note or not note[:1] in ("=", "+", "-", "@"):
+        return False  # (a list over lines is no formula)
+    at = 1 if note[0] == "=" else 0  # a leading +, - or @ is read as the operator it is
+    expecting, open_, refers, previous = True, [], False, ""
     while at < len(note):
         token = _FORMULA_TOKEN.match(note, at)
-        if not token or token.end() == at:
-            if note[at:].strip():
-                return False  # something no formula holds: words
-            break
-        kind = token.lastgroup
-        if kind != "operator" and last != "operator":
-            return False  # two operands side by side: words, not a formula
-        refers = refers or kind in ("reference", "call") or (kind == "operand" and token.group().lstrip().startswith("#"))
-        at, last = token.end(), kind
-    return refers
+        if not token:
+            return False if note[at:].strip() else not expecting and not open_ and refers
+        text, kind = token.group().strip(), token.lastgroup
+        if kind == "call":
+            if not expecting or token.group("call").upper().removeprefix("_XLFN.") not in _EXCEL_FUNCTIONS:
+                return False
+            open_.append("call")
+            refers = True
+        elif kind in ("reference", "operand"):
+            if not expecting or (kind == "reference" and not _on_the_grid(text)):
+                return False
+            expecting, refers = False, refers or kind == "reference" or text.startswith("#")
+        elif expecting:  # an operator where an operand is due
+            if text == "(":
+                open_.append("(")
+            elif text == ")" and open_ and open_[-1] == "call" and previous in ("call", ",", ";"):
+                open_.pop()  # NA(), or an empty last argument
+                expecting = False
+            elif text in (",", ";") and open_ and open_[-1] == "call":
+                pass  # an empty argument
+            elif text not in ("+", "-", "@"):
+                return False
+        elif text == ")":
+            if not open_:
+                return False
+            open_.pop()
+        elif text in (",", ";"):
+            if not open_ or open_[-1] != "call":
+                return False
+            expecting = True
+        elif text in _BINARY:
+            expecting = True
+        elif text != "%":
+            return False
+        previous = kind if kind == "call" else text
+        at = token.end()
+    return not expecting and not open_ and refers
 
 
 def _note_problem(note: str, on_record: str | None) -> str | None:

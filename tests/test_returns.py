@@ -1916,7 +1916,10 @@ NOTES_STARTING_LIKE_A_FORMULA = ["=OK(已电话核实)", "=PDF(附件)已核实"
                                  "-FF202608170000000307001", "-B4 𪨶", "=see attached",
                                  # (a fuzz of the check: words, bracketed notes, numbers, links are notes)
                                  "=OK", "=attached", "=已核实[附件1]", "-见附件[1]", "=Tel:13800138000", "=2023/05/01",
-                                 "=已联系!10:30", "=见附件.A1", "=www.rsj.gov.cn", "=500+500"]
+                                 "=已联系!10:30", "=见附件.A1", "=www.rsj.gov.cn", "=500+500",
+                                 # (a third: calls of no function, operands in a row, lists, codes off the grid)
+                                 "=OK (P1)", "=Tel(13800138000)", "=A1(2)", "=V1->V2", "=P1,P2", "- A1\n- B2",
+                                 "=PZ2026001", "@Li2 @Tom1", "=已联系本人，确认无误!V2", "-V2+"]
 
 
 def test_a_note_in_words_that_starts_like_a_formula_is_a_note(con, tmp_path):
