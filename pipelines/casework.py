@@ -93,15 +93,20 @@ def parse_outcome(value: Any) -> int | None:
     text = str(value).strip().translate(_FULL_WIDTH_DIGITS)
     if not text:
         return None
-    m = _NUMBER_PREFIX.match(text)
-    if m:
-        digit = m.group(1) or m.group(2)
-        number = _CHINESE_DIGITS.get(digit) or int(digit)
-        rest = _norm_text(text[m.end():])
-        if not rest or rest == _norm_text(OUTCOMES[number]):
-            return number
-        return None
+    numbered = _numbered(text)
+    if numbered:
+        number, rest = numbered
+        return number if not rest or rest == _norm_text(OUTCOMES[number]) else None
     return _BY_TEXT.get(_norm_text(text))
+
+
+def _numbered(text: str) -> tuple[int, str] | None:
+    """(the outcome number a 核实结果 text starts with, the rest as compared), or None."""
+    m = _NUMBER_PREFIX.match(text)
+    if not m:
+        return None
+    digit = m.group(1) or m.group(2)
+    return _CHINESE_DIGITS.get(digit) or int(digit), _norm_text(text[m.end():])
 
 
 def outcome_mismatch(value: Any) -> tuple[int, int] | None:
@@ -110,14 +115,11 @@ def outcome_mismatch(value: Any) -> tuple[int, int] | None:
     and keeps the text), else None. parse_outcome refuses it; the refusal says which two."""
     if value is None or isinstance(value, (bool, int, float, Decimal)):
         return None
-    text = str(value).strip().translate(_FULL_WIDTH_DIGITS)
-    m = _NUMBER_PREFIX.match(text)
-    if not m:
+    numbered = _numbered(str(value).strip().translate(_FULL_WIDTH_DIGITS))
+    if not numbered:
         return None
-    digit = m.group(1) or m.group(2)
-    number = _CHINESE_DIGITS.get(digit) or int(digit)
-    of_text = _BY_TEXT.get(_norm_text(text[m.end():]))
-    return (number, of_text) if of_text is not None and of_text != number else None
+    of_text = _BY_TEXT.get(numbered[1])
+    return (numbered[0], of_text) if of_text is not None and of_text != numbered[0] else None
 
 
 def outcome_number(stored: str | None) -> int | None:

@@ -1415,14 +1415,17 @@ def _apply_answer(sheet: SheetAnswers, row_number: int, suspect, answer: dict,
         notices.append(f"追回金额已达本台账所列涉及金额 {_money(answer['shown_amount'])} 元，但本台账下发后疑点的涉及金额"
                        f"增至 {_money(amount)} 元（所属期 {period_from}–{period_to}）：仍为核查中，将随下期台账下发，"
                        "请核实新增部分后报送")
-    elif number in CLOSE_WITH_NOTE and new_status == CLOSED and _grew_since_sheet(answer, amount, period_from, period_to):
-        # Closed on what it is now (the larger of the sheet's and the current evidence): a month paid
-        # after the sheet went out, which the agency never saw, is closed with it — said, as outcome
-        # 4's is, so the office can send it back (fundwatch reopen) where the new month is no like case
+    elif (number in CLOSE_WITH_NOTE and new_status == CLOSED
+          and ((answer["shown_amount"] is not None and amount is not None and amount > answer["shown_amount"])
+               or not casework.loss_within(answer["shown_periods"], period_from, period_to))):
+        # Closed on what it is now (the larger of the sheet's and the current evidence): a loss grown,
+        # or in months the sheet did not show (a month paid after it went out), which the agency never
+        # saw, is closed with it — said, as outcome 4's is, so the office can send it back (fundwatch
+        # reopen) where the new month is no like case
         shown = answer["shown_amount"]
         moved = ("增至" if shown is None or (amount or 0) > shown else "减为" if (amount or 0) < shown else "仍为")
         notices.append(f"本台账下发后疑点的涉及金额{moved} {_money(amount)} 元（所属期 {period_from}–{period_to}，本台账所列 "
-                       f"{_money(answer['shown_amount'])} 元、{answer['shown_periods'][0]}–{answer['shown_periods'][1]}），"
+                       f"{_money(shown)} 元、{answer['shown_periods'][0]}–{answer['shown_periods'][1]}），"
                        "已按本行核实结果一并销号：本台账未列的部分如另有问题，请监督部门重开")
     typed = answer["recovered"]  # (one above a fallen 涉及金额, recorded as that, lowers nothing)
     if typed is not None and stored_recovered is not None and _money(typed) < _money(stored_recovered):
@@ -1431,14 +1434,6 @@ def _apply_answer(sheet: SheetAnswers, row_number: int, suspect, answer: dict,
         notices.append(f"追回金额由 {_money(stored_recovered)} 元减为 {_money(typed)} 元：本栏应填累计追回金额"
                        "（含以前追回的），如只填了本次追回的，请改填累计数后重新报送")
     return AppliedRow(str(sheet.path), row_number, sid, label, new_status, events, "；".join(notices) or None)
-
-
-def _grew_since_sheet(answer: dict, amount: Decimal | None, period_from: str | None, period_to: str | None) -> bool:
-    """Whether the suspect's loss or months grew after the answered sheet showed them."""
-    shown_from, shown_to = answer["shown_periods"]
-    return (answer["shown_amount"] is not None and amount is not None and amount > answer["shown_amount"]
-            or bool(shown_to and period_to and period_to > shown_to)
-            or bool(shown_from and period_from and period_from < shown_from))
 
 
 def _answered_on_a_later_sheet(sid: str, day: str) -> str:
